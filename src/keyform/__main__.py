@@ -1,0 +1,3 @@
+from keyform.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""Durations (`90d`, `12h`) and RFC 3339 timestamps, the only time formats keyform reads or writes."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_RE = re.compile(r"^([0-9]+)([smhdw])$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90d` → timedelta(days=90). Raises ValueError with a readable message."""
+    m = DURATION_RE.match(text.strip()) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: expected an integer and a unit s, m, h, d or w (e.g. 90d)")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    """A short human form: 5d, 3h, 12m, 40s (largest whole unit, rounded down)."""
+    secs = int(abs(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp; a missing zone is an error."""
+    if not isinstance(text, str):
+        raise ValueError(f"invalid timestamp {text!r}")
+    t = text.strip()
+    if t.endswith(("Z", "z")):
+        t = t[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        raise ValueError(f"invalid timestamp {text!r}: expected RFC 3339, e.g. 2027-06-01T00:00:00Z") from None
+    if dt.tzinfo is None:
+        raise ValueError(f"invalid timestamp {text!r}: it needs a time zone (e.g. a trailing Z)")
+    return dt.astimezone(timezone.utc)
+
+
+def format_time(dt: datetime) -> str:
+    """UTC, second precision, trailing Z: 2027-06-01T00:00:00Z."""
+    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

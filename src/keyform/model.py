@@ -1,0 +1,150 @@
+"""The desired model: what the manifests declare, after loading and validation.
+
+Plain frozen dataclasses. Secrets appear here only as *references* (EnvRef, FileRef, SecretOfRef),
+never as values; resolving a reference is the job of `keyform.resolve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Union
+
+from keyform.durations import format_time
+from keyform.errors import SourceLoc
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """`{env: NAME}`: the value of an environment variable, read when needed."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"env:{self.name}"
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """`{file: PATH}`: the (stripped) contents of a file; `path` is absolute after loading."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"file:{self.path}"
+
+
+@dataclass(frozen=True)
+class SecretOfRef:
+    """`{secret_of: ADDRESS}`: the secret issued for another managed key."""
+
+    address: str
+
+    def __str__(self) -> str:
+        return f"secret_of:{self.address}"
+
+
+SecretRef = Union[EnvRef, FileRef, SecretOfRef]
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str  # "questra" | "textql"
+    base_url: str
+    token: SecretRef
+    org_id: str | EnvRef | None
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    name: str
+    type: str  # "dotenv" | "json" | "file"
+    options: Mapping[str, Any]  # path/dir made absolute by the loader
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class SinkTarget:
+    """Where a key's secret goes: sink instance name and the entry name inside it."""
+
+    sink: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.sink}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    before_expiry: timedelta | None = None
+    max_age: timedelta | None = None
+    grace: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """The expiry *spec* as written: `in` a duration from creation, `at` an instant, or never."""
+
+    kind: str  # "never" | "in" | "at"
+    duration: timedelta | None = None
+    at: datetime | None = None
+    text: str = ""  # as written, for display (`90d`, `2027-06-01T00:00:00Z`)
+
+    @property
+    def spec(self) -> str:
+        """Stable comparable form stored in state: `never`, `in:90d`, `at:2027-06-01T00:00:00Z`."""
+        if self.kind == "in":
+            return f"in:{self.text}"
+        if self.kind == "at" and self.at is not None:
+            return f"at:{format_time(self.at)}"
+        return "never"
+
+    def resolve(self, created: datetime) -> datetime | None:
+        """The absolute expiry for a key created at `created`."""
+        if self.kind == "in" and self.duration is not None:
+            return created + self.duration
+        if self.kind == "at":
+            return self.at
+        return None
+
+
+NEVER = Expiry("never")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One declared key. `attrs` are the provider's non-secret attributes in manifest naming
+    (questra: name; textql: description, hosts, headers, query_params, api_provider, auth_type,
+    is_private). `secret_inputs` are write-only inputs by attribute path (`auth_value`,
+    `auth_value_extra`, `headers.X-Api-Key`)."""
+
+    address: str
+    provider: str
+    provider_type: str
+    attrs: Mapping[str, Any]
+    loc: SourceLoc
+    secret_inputs: Mapping[str, SecretRef] = field(default_factory=dict)
+    expiry: Expiry = NEVER
+    rotation: Rotation = Rotation()
+    sink: SinkTarget | None = None
+    prevent_destroy: bool = False
+
+    def dependencies(self) -> list[str]:
+        """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""
+        return sorted({r.address for r in self.secret_inputs.values() if isinstance(r, SecretOfRef)})
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """All manifest files merged into one desired configuration."""
+
+    files: tuple[str, ...]
+    digest: str  # sha256 over the manifest files' bytes, for saved-plan staleness checks
+    state_path: str
+    providers: Mapping[str, ProviderConfig]
+    sinks: Mapping[str, SinkConfig]
+    keys: Mapping[str, KeySpec]
+    default_sink: str | None = None

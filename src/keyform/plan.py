@@ -1,0 +1,145 @@
+"""The plan as data: produced by the planner, consumed by the applier and by every renderer.
+
+Like Terraform's `internal/plans`: a Plan is a value. It serialises to JSON (saved plans, `--format
+json`) and back, and never holds a secret: sensitive inputs appear only as their reference
+(`secret_of:ci-bot`, `env:NAME`) and secrets only as the sink they will go to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+FORMAT_VERSION = "1"
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "noop"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}[self.value]
+
+
+@dataclass(frozen=True)
+class AttrChange:
+    """One attribute's before → after. `sensitive` values are references, never secrets."""
+
+    name: str
+    before: Any
+    after: Any
+    forces_replacement: bool = False
+    sensitive: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "before": self.before, "after": self.after,
+                "forces_replacement": self.forces_replacement, "sensitive": self.sensitive}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AttrChange:
+        return cls(d["name"], d.get("before"), d.get("after"), bool(d.get("forces_replacement")),
+                   bool(d.get("sensitive")))
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    action: Action
+    provider: str
+    provider_type: str
+    reasons: tuple[str, ...] = ()
+    attrs: tuple[AttrChange, ...] = ()  # changed attributes (create: all; delete: none)
+    remote_id: str | None = None  # the existing key updated / replaced / deleted
+    deposed: bool = False  # remote_id is a deposed key (old half of a rotation)
+    sink: str | None = None  # `sink:ENTRY` where a newly issued secret will go
+    depends_on: tuple[str, ...] = ()  # secret_of sources
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "action": self.action.value,
+            "provider": self.provider,
+            "provider_type": self.provider_type,
+            "remote_id": self.remote_id,
+            "deposed": self.deposed,
+            "reasons": list(self.reasons),
+            "attributes": [a.to_json() for a in self.attrs],
+            "sink": self.sink,
+            "depends_on": list(self.depends_on),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Change:
+        return cls(
+            address=d["address"], action=Action(d["action"]), provider=d["provider"],
+            provider_type=d["provider_type"], reasons=tuple(d.get("reasons") or ()),
+            attrs=tuple(AttrChange.from_json(a) for a in d.get("attributes") or ()),
+            remote_id=d.get("remote_id"), deposed=bool(d.get("deposed")), sink=d.get("sink"),
+            depends_on=tuple(d.get("depends_on") or ()),
+        )
+
+    @property
+    def key(self) -> str:
+        """Unique id of the change within a plan (a deposed key shares its address)."""
+        return f"{self.address} (deposed {self.remote_id})" if self.deposed else self.address
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    notes: tuple[str, ...] = ()  # plan-wide remarks (e.g. "questra-prod: no list endpoint ...")
+    lineage: str | None = None
+    serial: int = 0
+    manifest_digest: str = ""
+    created_at: str = ""
+    destroy: bool = False
+    targets: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def actionable(self) -> list[Change]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actionable)
+
+    def counts(self) -> dict[str, int]:
+        out = {a.value: 0 for a in Action}
+        for c in self.changes:
+            out[c.action.value] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "created_at": self.created_at,
+            "state": {"lineage": self.lineage, "serial": self.serial},
+            "manifest_digest": self.manifest_digest,
+            "destroy": self.destroy,
+            "targets": list(self.targets),
+            "summary": self.counts(),
+            "notes": list(self.notes),
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Plan:
+        if str(d.get("format_version")) != FORMAT_VERSION:
+            raise ValueError(f"unsupported plan format_version {d.get('format_version')!r}")
+        st = d.get("state") or {}
+        return cls(
+            changes=tuple(Change.from_json(c) for c in d.get("changes") or ()),
+            notes=tuple(d.get("notes") or ()), lineage=st.get("lineage"), serial=int(st.get("serial", 0)),
+            manifest_digest=d.get("manifest_digest", ""), created_at=d.get("created_at", ""),
+            destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()),
+        )

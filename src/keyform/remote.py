@@ -1,0 +1,79 @@
+"""What the remote APIs say: plain values crossing the provider seam.
+
+A provider turns wire JSON into RemoteKey (attributes in manifest naming, never a secret) and
+CreateResult (which holds the one-time secret in memory only; its repr hides it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RemoteKey:
+    id: str
+    attrs: Mapping[str, Any]
+    created_at: str | None = None
+    expires_at: str | None = None
+    revoked: bool = False
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    key: RemoteKey
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """Everything a create call needs. `secret_inputs` are resolved values (in memory only)."""
+
+    address: str
+    attrs: Mapping[str, Any]
+    expires_at: str | None
+    secret_inputs: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class InstanceSnapshot:
+    """One provider instance's keys as listed, or why they could not be (`keys` is None)."""
+
+    keys: Mapping[str, RemoteKey] | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteSnapshot:
+    """The result of refresh: one list call per provider instance. An instance missing from
+    `instances` was not refreshed (`--no-refresh`)."""
+
+    instances: Mapping[str, InstanceSnapshot] = field(default_factory=dict)
+
+    def lookup(self, instance: str, remote_id: str) -> tuple[bool, RemoteKey | None]:
+        """(known, key): known is False when that instance could not be listed."""
+        snap = self.instances.get(instance)
+        if snap is None or snap.keys is None:
+            return False, None
+        return True, snap.keys.get(remote_id)
+
+
+class Provider(Protocol):
+    """One remote API instance. Four calls; everything else is built on them."""
+
+    name: str
+
+    def list(self) -> list[RemoteKey] | None:
+        """All keys (no secrets), or None when the API has no list endpoint (404/405)."""
+
+    def create(self, request: CreateRequest) -> CreateResult: ...
+
+    def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
+        """Change updatable attributes in place (providers without updates never get this call)."""
+
+    def delete(self, remote_id: str) -> None:
+        """Revoke (Questra) or delete (TextQL). A key already gone is not an error."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,143 @@
+"""The state model: what keyform created, as plain data, and its JSON form.
+
+State holds remote ids, non-secret attributes (as last applied and as last seen), the resolved
+expiry, where each secret was sunk, and HMAC fingerprints of write-only inputs. Never a secret.
+Reading and writing the file (atomically, under a lock) is `keyform.statestore`'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class KeyState:
+    address: str
+    provider: str  # provider instance name
+    provider_type: str
+    remote_id: str
+    attrs: dict[str, Any]  # non-secret attributes as last applied
+    remote: dict[str, Any]  # non-secret attributes as last seen remotely
+    expiry_spec: str  # `never` | `in:90d` | `at:...` (see model.Expiry.spec)
+    expires_at: str | None
+    created_at: str
+    sink: dict[str, str] | None = None  # {"sink": name, "as": entry}
+    fingerprints: dict[str, str] = field(default_factory=dict)  # write-only input -> HMAC / edge id
+    prevent_destroy: bool = False
+    secret_in_sink: bool = True  # False for imported keys whose secret keyform never saw
+    rotation_requested: bool = False  # set by `keyform import`-style flows to force a rotation
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "provider_type": self.provider_type,
+            "remote_id": self.remote_id,
+            "attributes": self.attrs,
+            "remote_attributes": self.remote,
+            "expiry_spec": self.expiry_spec,
+            "expires_at": self.expires_at,
+            "created_at": self.created_at,
+            "sink": self.sink,
+            "fingerprints": dict(sorted(self.fingerprints.items())),
+            "prevent_destroy": self.prevent_destroy,
+            "secret_in_sink": self.secret_in_sink,
+            "rotation_requested": self.rotation_requested,
+        }
+
+    @classmethod
+    def from_json(cls, address: str, d: dict[str, Any]) -> KeyState:
+        return cls(
+            address=address,
+            provider=d["provider"],
+            provider_type=d["provider_type"],
+            remote_id=d["remote_id"],
+            attrs=dict(d.get("attributes") or {}),
+            remote=dict(d.get("remote_attributes") or {}),
+            expiry_spec=d.get("expiry_spec", "never"),
+            expires_at=d.get("expires_at"),
+            created_at=d["created_at"],
+            sink=d.get("sink"),
+            fingerprints=dict(d.get("fingerprints") or {}),
+            prevent_destroy=bool(d.get("prevent_destroy", False)),
+            secret_in_sink=bool(d.get("secret_in_sink", True)),
+            rotation_requested=bool(d.get("rotation_requested", False)),
+        )
+
+
+@dataclass
+class DeposedKey:
+    """An old key replaced by a rotation, kept alive until `revoke_after`, then revoked."""
+
+    address: str
+    provider: str
+    provider_type: str
+    remote_id: str
+    deposed_at: str
+    revoke_after: str
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "provider": self.provider,
+            "provider_type": self.provider_type,
+            "remote_id": self.remote_id,
+            "deposed_at": self.deposed_at,
+            "revoke_after": self.revoke_after,
+            "last_error": self.last_error,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DeposedKey:
+        return cls(address=d["address"], provider=d["provider"], provider_type=d["provider_type"],
+                   remote_id=d["remote_id"], deposed_at=d["deposed_at"], revoke_after=d["revoke_after"],
+                   last_error=d.get("last_error"))
+
+
+@dataclass
+class State:
+    lineage: str
+    serial: int
+    salt: str  # hex; keys the HMAC fingerprints of write-only inputs
+    keys: dict[str, KeyState] = field(default_factory=dict)
+    deposed: list[DeposedKey] = field(default_factory=list)
+
+    @classmethod
+    def new(cls) -> State:
+        return cls(lineage=str(uuid.uuid4()), serial=0, salt=secrets.token_hex(16))
+
+    def fingerprint(self, value: str) -> str:
+        """HMAC-SHA256 of a write-only input under this state's salt."""
+        mac = hmac.new(bytes.fromhex(self.salt), value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"hmac-sha256:{mac}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "fingerprint_salt": self.salt,
+            "keys": {a: self.keys[a].to_json() for a in sorted(self.keys)},
+            "deposed": [d.to_json() for d in sorted(self.deposed, key=lambda d: (d.address, d.remote_id))],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> State:
+        return cls(
+            lineage=d["lineage"],
+            serial=int(d["serial"]),
+            salt=d["fingerprint_salt"],
+            keys={a: KeyState.from_json(a, v) for a, v in (d.get("keys") or {}).items()},
+            deposed=[DeposedKey.from_json(x) for x in d.get("deposed") or []],
+        )
