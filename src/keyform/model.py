@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Union
+from typing import Any
 
 from keyform.durations import format_time
 from keyform.errors import SourceLoc
@@ -45,7 +45,7 @@ class SecretOfRef:
         return f"secret_of:{self.address}"
 
 
-SecretRef = Union[EnvRef, FileRef, SecretOfRef]
+SecretRef = EnvRef | FileRef | SecretOfRef
 
 
 @dataclass(frozen=True)

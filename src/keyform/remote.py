@@ -47,10 +47,11 @@ class InstanceSnapshot:
 
 @dataclass(frozen=True)
 class RemoteSnapshot:
-    """The result of refresh: one list call per provider instance. An instance missing from
-    `instances` was not refreshed (`--no-refresh`)."""
+    """The result of refresh: one list call per provider instance. `refreshed` is False for
+    `--no-refresh` (then nothing is known remotely)."""
 
     instances: Mapping[str, InstanceSnapshot] = field(default_factory=dict)
+    refreshed: bool = False
 
     def lookup(self, instance: str, remote_id: str) -> tuple[bool, RemoteKey | None]:
         """(known, key): known is False when that instance could not be listed."""

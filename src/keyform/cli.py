@@ -1,0 +1,326 @@
+"""The command line: parse arguments, call `keyform.operations`, render. Nothing else lives here.
+
+Only click is imported at start-up; everything else is imported by the command that needs it, so
+`keyform --version` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from keyform import __version__
+from keyform.errors import Diagnostic, KeyformError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Ctx:
+    def __init__(self, verbose: bool, no_color: bool) -> None:
+        self.verbose = verbose
+        self.no_color = no_color
+
+    def color(self, stream: Any = None) -> bool:
+        stream = stream or sys.stdout
+        if self.no_color or os.environ.get("NO_COLOR"):
+            return False
+        return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
+    """Run a command body: KeyformError → its messages on stderr and exit 1; no traceback unless -v."""
+    try:
+        code = fn()
+    except KeyformError as exc:
+        if ctx.verbose:
+            traceback.print_exc()
+        color = ctx.color(sys.stderr)
+        for d in exc.diagnostics:
+            click.echo(click.style("Error: ", fg="red", bold=True) if color else "Error: ", err=True, nl=False)
+            click.echo(str(d), err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _fail("Interrupted.")
+    except click.exceptions.Exit:
+        raise
+    except Exception as exc:  # a bug: say so plainly, traceback only with -v
+        if ctx.verbose:
+            traceback.print_exc()
+        _fail(f"Error: internal error ({type(exc).__name__}); run with -v for details and report it")
+    sys.exit(code or 0)
+
+
+def files_option(fn: F) -> F:
+    return click.option("-f", "--file", "files", multiple=True, type=click.Path(),
+                        help="Manifest file or directory (repeatable; default keyform.yaml).")(fn)
+
+
+def state_options(fn: F) -> F:
+    fn = click.option("--state", "state_path", type=click.Path(), default=None,
+                      help="State file (default: state.path in the manifests).")(fn)
+    fn = click.option("--lock-timeout", default="0s", show_default=True,
+                      help="How long to wait for the state lock (e.g. 30s).")(fn)
+    return fn
+
+
+def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s") -> Any:
+    from keyform.durations import parse_duration
+    from keyform.operations import Options
+
+    try:
+        timeout = parse_duration(lock_timeout).total_seconds()
+    except ValueError as exc:
+        raise KeyformError(f"--lock-timeout: {exc}") from None
+    return Options(files=list(files), state_path=state_path, lock_timeout=timeout)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="keyform")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debugging detail.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
+@click.pass_context
+def main(cctx: click.Context, verbose: bool, no_color: bool) -> None:
+    """keyform: API keys as code. Plan, then apply."""
+    cctx.obj = Ctx(verbose, no_color)
+
+
+@main.command()
+@files_option
+@click.pass_obj
+def validate(ctx: Ctx, files: tuple[str, ...]) -> None:
+    """Check the manifests (syntax, schema, references) without touching state or remotes."""
+
+    def body() -> int:
+        from keyform.operations import load
+
+        ws = load(_options(files))
+        click.echo(f"The manifests are valid: {len(ws.keys)} keys, {len(ws.providers)} providers, "
+                   f"{len(ws.sinks)} sinks.")
+        return 0
+
+    run_safely(ctx, body)
+
+
+def _render(plan: Any, fmt: str, color: bool) -> str:
+    if fmt == "json":
+        return str(plan.dumps())
+    from keyform.render.text import render_text
+
+    return render_text(plan, color=color)
+
+
+@main.command()
+@files_option
+@state_options
+@click.option("--out", type=click.Path(), help="Save the plan to FILE for `keyform apply FILE`.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 if no changes, 2 if changes, 1 on error.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True, help="List the remote keys first.")
+@click.option("--target", "targets", multiple=True, help="Plan only this address (and what it needs).")
+@click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
+@click.pass_obj
+def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, out: str | None,
+         fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool) -> None:
+    """Show what apply would change, and why."""
+
+    def body() -> int:
+        from keyform import operations
+
+        with operations.session(_options(files, state_path, lock_timeout), "plan") as sess:
+            the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy)
+        click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
+        if out:
+            from keyform.fsio import atomic_write
+
+            atomic_write(out, the_plan.dumps().encode("utf-8"))
+            if fmt == "text":
+                click.echo(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
+                           f"  keyform apply {out}")
+        return 2 if (detailed_exitcode and the_plan.has_changes) else 0
+
+    run_safely(ctx, body)
+
+
+def _confirm(auto_approve: bool, question: str) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise KeyformError("refusing to make changes without confirmation: no terminal to ask on. "
+                           "Review the plan and re-run with --auto-approve, or apply a saved plan file.")
+    click.echo(f"{question}\n  Only 'yes' will be accepted to approve.\n")
+    answer = click.prompt("  Enter a value", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise KeyformError("Apply cancelled.")
+
+
+def _progress(ctx: Ctx) -> Callable[[Any], None]:
+    verbs = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
+             "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
+
+    def show(event: Any) -> None:
+        change = event.change
+        label = change.key
+        start, done = verbs.get(change.action.value, ("Working on", "done"))
+        if change.deposed:
+            start, done = "Revoking", "revoked"
+        if event.kind == "start":
+            click.echo(f"{label}: {start}...")
+        elif event.kind == "done":
+            click.echo(f"{label}: {done} after {event.elapsed:.1f}s")
+        elif event.kind == "failed":
+            click.echo(f"{label}: failed after {event.elapsed:.1f}s: {event.message}", err=True)
+        else:
+            click.echo(f"{label}: {event.message}", err=True)
+
+    return show
+
+
+def _apply_summary(report: Any) -> str:
+    d = report.done
+    failed = len(report.failed) + len(report.skipped)
+    head = "Apply complete" if report.ok else "Apply failed"
+    return (f"{head}: {d.get('create', 0)} created, {d.get('update', 0)} updated, {d.get('replace', 0)} replaced, "
+            f"{d.get('delete', 0)} deleted, {failed} failed.")
+
+
+def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int) -> int:
+    from keyform import operations
+
+    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=_progress(ctx))
+    click.echo("")
+    click.echo(_apply_summary(report))
+    if not report.ok:
+        lines = [f"{c.key}: {msg}" for c, msg in report.failed + report.skipped]
+        raise KeyformError([Diagnostic(line) for line in lines])
+    return 0
+
+
+@main.command()
+@files_option
+@state_options
+@click.argument("plan_file", required=False, type=click.Path())
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256))
+@click.option("--target", "targets", multiple=True, help="Apply only this address (and what it needs).")
+@click.option("--refresh/--no-refresh", default=True, show_default=True)
+@click.pass_obj
+def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
+          auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool) -> None:
+    """Make the remote keys match the manifests (plans first unless given a saved plan)."""
+
+    def body() -> int:
+        from keyform import operations
+
+        opts = _options(files, state_path, lock_timeout)
+        with operations.session(opts, "apply") as sess:
+            if plan_file:
+                the_plan = _read_plan(plan_file)
+                operations.check_saved_plan(sess, the_plan)
+            else:
+                the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh)
+                click.echo(_render(the_plan, "text", ctx.color()), nl=False)
+                if not the_plan.has_changes:
+                    return 0
+                click.echo("")
+                _confirm(auto_approve, "Do you want to perform these actions?")
+            return _run_apply(ctx, sess, the_plan, parallelism)
+
+    run_safely(ctx, body)
+
+
+@main.command()
+@files_option
+@state_options
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256))
+@click.option("--target", "targets", multiple=True, help="Destroy only this address.")
+@click.pass_obj
+def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, auto_approve: bool,
+            parallelism: int, targets: tuple[str, ...]) -> None:
+    """Revoke/delete every managed key (or the targets) and forget it."""
+
+    def body() -> int:
+        from keyform import operations
+
+        with operations.session(_options(files, state_path, lock_timeout), "destroy") as sess:
+            the_plan = operations.plan(sess, targets=targets, destroy=True)
+            click.echo(_render(the_plan, "text", ctx.color()), nl=False)
+            if not the_plan.has_changes:
+                return 0
+            click.echo("")
+            _confirm(auto_approve, "Do you really want to destroy these keys?")
+            return _run_apply(ctx, sess, the_plan, parallelism)
+
+    run_safely(ctx, body)
+
+
+def _read_plan(path: str) -> Any:
+    import json
+
+    from keyform.plan import Plan
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return Plan.from_json(json.load(fh))
+    except OSError as exc:
+        raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
+
+
+@main.command("force-unlock")
+@click.argument("lock_id")
+@files_option
+@click.option("--state", "state_path", type=click.Path(), default=None)
+@click.pass_obj
+def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str | None) -> None:
+    """Break a state lock left by a process that died (give the lock ID from the error message)."""
+
+    def body() -> int:
+        from pathlib import Path
+
+        from keyform.operations import load
+        from keyform.statestore import StateStore
+
+        path = Path(state_path) if state_path else Path(load(_options(files)).state_path)
+        StateStore(path).force_unlock(lock_id)
+        click.echo(f"keyform state has been unlocked (lock ID {lock_id}).")
+        return 0
+
+    run_safely(ctx, body)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--latency-ms", default=0, show_default=True, type=int)
+@click.option("--error-rate", default=0.0, show_default=True, type=float, help="Probability of a 503.")
+@click.option("--rate-limit-rate", default=0.0, show_default=True, type=float, help="Probability of a 429.")
+@click.option("--drop-after-commit-rate", default=0.0, show_default=True, type=float,
+              help="Probability that a create is committed and then the connection dropped.")
+@click.option("--seed", default=None, type=int, help="Seed the fault dice so runs replay.")
+@click.pass_obj
+def emulator(ctx: Ctx, host: str, port: int, latency_ms: int, error_rate: float, rate_limit_rate: float,
+             drop_after_commit_rate: float, seed: int | None) -> None:
+    """Serve the Questra and TextQL APIs in memory on one port, for trying keyform and for tests."""
+
+    def body() -> int:
+        from keyform.emulator import Emulator, EmulatorConfig
+
+        config = EmulatorConfig(host=host, port=port, latency_ms=latency_ms, error_rate=error_rate,
+                                rate_limit_rate=rate_limit_rate, drop_after_commit_rate=drop_after_commit_rate,
+                                seed=seed)
+        Emulator(config).serve_forever()
+        return 0
+
+    run_safely(ctx, body)

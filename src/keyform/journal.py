@@ -1,0 +1,114 @@
+"""The apply journal: a write-ahead log of intent, so a crash between a remote call and the state
+write is recovered, never lost.
+
+Before each remote mutation the applier appends an `intent`; after it, what happened (`created`
+with the remote id, `sunk` once the secret is durable, `done` with the resulting state record).
+Records are small JSON objects and never hold a secret. `replay` folds finished changes into a
+State and returns the changes that were interrupted, for recovery to resolve.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from keyform.state import DeposedKey, KeyState, State
+
+
+class JournalSink(Protocol):
+    def append(self, record: dict[str, Any]) -> None: ...
+
+
+class Journal:
+    """Numbers and appends records; `append` must be durable (fsync) when it returns."""
+
+    def __init__(self, sink: JournalSink | None, run_id: str) -> None:
+        self._sink = sink
+        self._run = run_id
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._sink is not None:
+            self._sink.append(record)
+
+    def intent(self, action: str, address: str, provider: str, **details: Any) -> str:
+        with self._lock:
+            seq = f"{self._run}.{next(self._seq)}"
+        self._write({"op": "intent", "seq": seq, "action": action, "address": address,
+                     "provider": provider, **details})
+        return seq
+
+    def created(self, seq: str, remote_id: str) -> None:
+        self._write({"op": "created", "seq": seq, "remote_id": remote_id})
+
+    def sunk(self, seq: str) -> None:
+        self._write({"op": "sunk", "seq": seq})
+
+    def failed(self, seq: str, message: str) -> None:
+        self._write({"op": "failed", "seq": seq, "message": message})
+
+    def done(self, seq: str, *, key: KeyState | None = None, forget: str | None = None,
+             deposed: DeposedKey | None = None, revoked_deposed: str | None = None) -> None:
+        rec: dict[str, Any] = {"op": "done", "seq": seq}
+        if key is not None:
+            rec["address"] = key.address
+            rec["key"] = key.to_json()
+        if forget is not None:
+            rec["forget"] = forget
+        if deposed is not None:
+            rec["deposed"] = deposed.to_json()
+        if revoked_deposed is not None:
+            rec["revoked_deposed"] = revoked_deposed
+        self._write(rec)
+
+
+@dataclass
+class Interrupted:
+    """A change whose outcome the journal does not record: the crash hit between intent and done."""
+
+    seq: str
+    action: str
+    address: str
+    provider: str
+    details: dict[str, Any] = field(default_factory=dict)
+    remote_id: str | None = None  # known when the create response arrived
+    sunk: bool = False  # the secret reached its sink
+
+
+def replay(state: State, records: Iterable[dict[str, Any]]) -> list[Interrupted]:
+    """Apply every finished change in `records` to `state` (in order); return the unfinished ones."""
+    open_: dict[str, Interrupted] = {}
+    for rec in records:
+        op, seq = rec.get("op"), str(rec.get("seq"))
+        if op == "intent":
+            details = {k: v for k, v in rec.items() if k not in ("op", "seq", "action", "address", "provider")}
+            open_[seq] = Interrupted(seq, str(rec.get("action")), str(rec.get("address")),
+                                     str(rec.get("provider")), details)
+        elif op == "created" and seq in open_:
+            open_[seq].remote_id = rec.get("remote_id")
+        elif op == "sunk" and seq in open_:
+            open_[seq].sunk = True
+        elif op == "failed":
+            open_.pop(seq, None)
+        elif op == "done":
+            open_.pop(seq, None)
+            _fold_done(state, rec)
+    return list(open_.values())
+
+
+def _fold_done(state: State, rec: dict[str, Any]) -> None:
+    if "key" in rec:
+        ks = KeyState.from_json(rec["address"], rec["key"])
+        state.keys[ks.address] = ks
+    if "forget" in rec:
+        state.keys.pop(rec["forget"], None)
+    if "deposed" in rec:
+        dep = DeposedKey.from_json(rec["deposed"])
+        if not any(d.remote_id == dep.remote_id for d in state.deposed):
+            state.deposed.append(dep)
+    if "revoked_deposed" in rec:
+        state.deposed = [d for d in state.deposed if d.remote_id != rec["revoked_deposed"]]

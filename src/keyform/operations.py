@@ -1,0 +1,165 @@
+"""The library's entry points for each command: load, lock, recover, refresh, plan, apply, save.
+
+The CLI only parses arguments, calls these, and renders. Tests call them directly too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
+from keyform.durations import utcnow
+from keyform.errors import KeyformError
+from keyform.journal import Journal
+from keyform.model import Workspace
+from keyform.plan import Plan
+from keyform.planner import PlanInputs
+from keyform.planner import plan as make_plan
+from keyform.recovery import begin_record, recover
+from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
+from keyform.remote import RemoteSnapshot
+from keyform.resolve import input_fingerprints
+from keyform.state import State
+
+
+@dataclass
+class Options:
+    files: Sequence[str] = ()
+    state_path: str | None = None
+    lock_timeout: float = 0.0
+    clock: Callable[[], datetime] = utcnow
+    env: Mapping[str, str] | None = None
+    provider_factory: ProviderFactory | None = None
+    cwd: Path | None = None
+
+
+@dataclass
+class Session:
+    """A loaded workspace with its state, locked for the duration of one command."""
+
+    workspace: Workspace
+    state: State
+    store: object  # keyform.statestore.StateStore (kept untyped here to avoid a cycle of imports)
+    providers: ProviderPool
+    sinks: SinkPool
+    options: Options
+    notes: list[str] = field(default_factory=list)
+    journal_records: list[dict[str, object]] = field(default_factory=list)
+
+
+def load(options: Options) -> Workspace:
+    from keyform.manifest import load_workspace
+
+    return load_workspace(list(options.files), now=options.clock(), cwd=options.cwd)
+
+
+def state_path(workspace: Workspace, options: Options) -> Path:
+    return Path(options.state_path) if options.state_path else Path(workspace.state_path)
+
+
+@contextmanager
+def session(options: Options, operation: str) -> Iterator[Session]:
+    """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end."""
+    from keyform.statestore import StateStore
+
+    workspace = load(options)
+    store = StateStore(state_path(workspace, options))
+    with store.lock(operation, timeout=options.lock_timeout):
+        state = store.load() or State.new()
+        pool = ProviderPool(workspace, options.provider_factory, options.env)
+        sess = Session(workspace, state, store, pool, SinkPool(workspace), options)
+        try:
+            _recover(sess)
+            yield sess
+        finally:
+            pool.close()
+
+
+def _recover(sess: Session) -> None:
+    store = sess.store
+    records = store.read_journal()  # type: ignore[attr-defined]
+    if not records:
+        return
+    rec = recover(sess.state, records, sess.providers)
+    sess.notes.extend(rec.notes)
+    if rec.state_changed:
+        store.save(sess.state)  # type: ignore[attr-defined]
+    _rewrite_journal(sess, rec.records)
+
+
+def _rewrite_journal(sess: Session, keep: list[dict[str, object]]) -> None:
+    store = sess.store
+    store.clear_journal()  # type: ignore[attr-defined]
+    if keep:
+        fh = store.journal_open()  # type: ignore[attr-defined]
+        try:
+            fh.append(begin_record(sess.state))
+            for r in keep:
+                fh.append(r)
+        finally:
+            fh.close()
+
+
+def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = True,
+         destroy: bool = False) -> Plan:
+    ws, state = sess.workspace, sess.state
+    if refresh_remote:
+        snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
+    else:
+        snapshot = RemoteSnapshot()
+    inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), sess.sinks.readable())
+    result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
+                       destroy=destroy)
+    if sess.notes:
+        result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
+    return result
+
+
+def check_saved_plan(sess: Session, saved: Plan) -> None:
+    """Refuse a saved plan made against another state or other manifests (Terraform's stale plan)."""
+    problems = []
+    if saved.lineage != sess.state.lineage:
+        problems.append("it was made for a different state (lineage differs)")
+    elif saved.serial != sess.state.serial:
+        problems.append(f"the state changed since it was made (serial {saved.serial} → {sess.state.serial})")
+    if saved.manifest_digest != sess.workspace.digest:
+        problems.append("the manifests changed since it was made")
+    if problems:
+        raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
+
+
+def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
+          on_event: Callable[[ApplyEvent], None] | None = None) -> ApplyReport:
+    """Execute the plan; the state is written once at the end (and the journal compacted), also when
+    some changes failed."""
+    store = sess.store
+    fh = store.journal_open()  # type: ignore[attr-defined]
+    fh.append(begin_record(sess.state))
+    journal = Journal(fh, uuid.uuid4().hex[:8])
+    ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
+                       journal=journal, clock=sess.options.clock, parallelism=parallelism,
+                       on_event=on_event or (lambda e: None), env=sess.options.env)
+    try:
+        report = apply_plan(the_plan, ctx)
+    finally:
+        fh.close()
+        records = store.read_journal()  # type: ignore[attr-defined]
+        if any(r.get("op") == "done" for r in records):
+            store.save(sess.state)  # type: ignore[attr-defined]
+        _compact(sess, records)
+    return report
+
+
+def _compact(sess: Session, records: list[dict[str, object]]) -> None:
+    """After the state is saved, keep only the journal records of changes still unresolved."""
+    from keyform.journal import replay
+
+    open_ = replay(State.from_json(sess.state.to_json()), records)
+    keep_seqs = {it.seq for it in open_ if it.action == "create"}
+    _rewrite_journal(sess, [r for r in records if str(r.get("seq")) in keep_seqs])

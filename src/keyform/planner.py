@@ -1,0 +1,368 @@
+"""The planner: a pure function of (desired workspace, state, remote snapshot, now) → Plan.
+
+No I/O here: secret inputs arrive as fingerprints computed beforehand (`keyform.resolve`), the
+remote as a snapshot (`keyform.refresh`), the clock as an argument. That makes every decision
+table- and property-testable.
+
+Decisions per managed key, strongest first: replace (create-only attribute changed, revoked or
+expired remotely, rotation due, write-only input changed, a source key re-issued) > update (an
+updatable attribute changed here or outside keyform) > noop. Keys removed from the manifests are
+deleted; deposed keys (old halves of rotations) are revoked once their grace has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from keyform.durations import format_duration, format_time, parse_time
+from keyform.errors import Diagnostic, KeyformError
+from keyform.graph import closure, topological_order
+from keyform.kinds import kind
+from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.plan import Action, AttrChange, Change, Plan
+from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.state import KeyState, State
+
+EXPIRY = "expiry"
+SINK = "sink"
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What the planner cannot compute itself without I/O.
+
+    `fingerprints[address][input]` is the HMAC of an `{env}`/`{file}` secret input under the
+    state's salt, or None when it cannot be resolved now (then it is not compared).
+    `readable_sinks` names the sinks that can give a stored secret back."""
+
+    fingerprints: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    readable_sinks: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Decision:
+    action: Action
+    reasons: list[str] = field(default_factory=list)
+    attrs: dict[str, AttrChange] = field(default_factory=dict)
+
+    def escalate(self, action: Action, reason: str) -> bool:
+        """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
+        rank = {Action.NOOP: 0, Action.UPDATE: 1, Action.REPLACE: 2, Action.CREATE: 3}
+        changed = False
+        if rank[action] > rank[self.action]:
+            self.action, changed = action, True
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+            changed = True
+        return changed
+
+
+def secret_of_fingerprint(source: str, source_remote_id: str) -> str:
+    """The state's record of a `secret_of` input: which issued key fed it (no secret involved)."""
+    return f"secret_of:{source}@{source_remote_id}"
+
+
+def expiry_display(spec: str) -> str:
+    """`in:90d` → `90d after creation`; `at:T` → `T`; `never` → `never`."""
+    if spec.startswith("in:"):
+        return f"{spec[3:]} after creation"
+    if spec.startswith("at:"):
+        return spec[3:]
+    return "never"
+
+
+def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: datetime, *,
+         inputs: PlanInputs | None = None, targets: Iterable[str] = (), destroy: bool = False,
+         created_at: str | None = None) -> Plan:
+    """Compute the Plan. Raises KeyformError for plans that must not be made (prevent_destroy,
+    unknown targets), listing every offending key."""
+    inputs = inputs or PlanInputs()
+    desired = workspace.keys
+    target_set = _target_scope(workspace, state, tuple(targets))
+
+    def in_scope(address: str) -> bool:
+        return target_set is None or address in target_set
+
+    decisions: dict[str, _Decision] = {}
+    deps = {a: s.dependencies() for a, s in desired.items()}
+    order = topological_order(deps)
+    if not destroy:
+        for address in order:
+            if in_scope(address):
+                decisions[address] = _decide(desired[address], state, snapshot, now, inputs)
+        _propagate(decisions, desired, state, deps, order, inputs)
+
+    changes: list[Change] = []
+    for address in order:
+        if address in decisions:
+            changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], state))
+
+    errors: list[Diagnostic] = []
+    for address in sorted(state.keys):
+        ks = state.keys[address]
+        if not in_scope(address) or (address in desired and not destroy):
+            continue
+        spec = desired.get(address)
+        if ks.prevent_destroy or (spec is not None and spec.prevent_destroy):
+            loc = spec.loc if spec is not None else None
+            errors.append(Diagnostic(
+                f"key {address!r} has lifecycle.prevent_destroy set and would be deleted; "
+                "remove prevent_destroy (and apply) first if you really mean to delete it", loc))
+            continue
+        changes.append(_delete_change(ks, snapshot, destroy))
+    if errors:
+        raise KeyformError(errors)
+
+    notes: list[str] = []
+    for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
+        if not in_scope(dep.address):
+            continue
+        due = parse_time(dep.revoke_after)
+        label = f"{dep.address} (deposed {dep.remote_id})"
+        if due <= now:
+            ago = now - due
+            reason = f"grace ended {format_duration(ago)} ago" if ago.total_seconds() >= 1 else "grace ended"
+            changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                                  provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                                  reasons=(reason,) + ((f"last attempt failed: {dep.last_error}",)
+                                                       if dep.last_error else ())))
+        else:
+            notes.append(f"{label} will be revoked after {dep.revoke_after} "
+                         f"(grace ends in {format_duration(due - now)})")
+    notes.extend(_refresh_notes(workspace, state, snapshot, in_scope))
+    return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
+                manifest_digest=workspace.digest, created_at=created_at or format_time(now),
+                destroy=destroy, targets=tuple(sorted(targets)))
+
+
+def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...]) -> set[str] | None:
+    if not targets:
+        return None
+    unknown = [t for t in targets if t not in workspace.keys and t not in state.keys]
+    if unknown:
+        raise KeyformError([Diagnostic(f"--target {t}: no key with that address in the manifests or the state")
+                            for t in unknown])
+    deps = {a: s.dependencies() for a, s in workspace.keys.items()}
+    return closure(targets, deps)
+
+
+def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime,
+            inputs: PlanInputs) -> _Decision:
+    """A key's own decision, before dependency propagation."""
+    ks = state.keys.get(spec.address)
+    k = kind(spec.provider_type)
+    if ks is None:
+        return _Decision(Action.CREATE, ["new key"])
+    d = _Decision(Action.NOOP)
+    if ks.provider != spec.provider or ks.provider_type != spec.provider_type:
+        d.escalate(Action.REPLACE, f"provider changed from {ks.provider} to {spec.provider}")
+        return d
+
+    known, rk = snapshot.lookup(ks.provider, ks.remote_id)
+    if known and rk is None:
+        return _Decision(Action.CREATE, ["deleted outside keyform"])
+    if rk is not None and rk.revoked:
+        d.escalate(Action.REPLACE, "revoked outside keyform")
+    if _is_expired(ks, rk, now):
+        d.escalate(Action.REPLACE, "expired")
+
+    for name in k.attributes:
+        _diff_attr(d, name, spec.attrs.get(name), ks, rk, updatable=name in k.updatable,
+                   remote_reports=name in k.remote_attributes)
+
+    if ks.expiry_spec != spec.expiry.spec:
+        change = AttrChange(EXPIRY, expiry_display(ks.expiry_spec), expiry_display(spec.expiry.spec),
+                            forces_replacement=not k.expiry_updatable)
+        d.attrs[EXPIRY] = change
+        if k.expiry_updatable:
+            d.escalate(Action.UPDATE, "expiry changed")
+        else:
+            d.escalate(Action.REPLACE, "expiry cannot be changed in place")
+    elif k.expiry_updatable and rk is not None and _norm_time(rk.expires_at) != _norm_time(ks.expires_at):
+        d.attrs[EXPIRY] = AttrChange(EXPIRY, rk.expires_at or "never", ks.expires_at or "never")
+        d.escalate(Action.UPDATE, "expiry modified outside keyform")
+
+    _diff_secret_inputs(d, spec, ks, state, inputs)
+    if k.returns_secret and ks.secret_in_sink:
+        _diff_sink(d, spec, ks, inputs)
+    if d.action is not Action.REPLACE:
+        _rotation_due(d, spec, ks, rk, now)
+    return d
+
+
+def _diff_attr(d: _Decision, name: str, want: Any, ks: KeyState, rk: RemoteKey | None, *,
+               updatable: bool, remote_reports: bool) -> None:
+    applied = ks.attrs.get(name)
+    seen = rk.attrs.get(name) if (rk is not None and remote_reports) else applied
+    if want == applied and seen == applied:
+        return
+    if want != applied:
+        reason = f"{name} changed" if updatable else f"{name} cannot be changed in place"
+    elif updatable:
+        reason = f"{name} modified outside keyform"
+    else:
+        reason = f"{name} modified outside keyform and cannot be changed back in place"
+    d.attrs[name] = AttrChange(name, seen, want, forces_replacement=not updatable)
+    d.escalate(Action.UPDATE if updatable else Action.REPLACE, reason)
+
+
+def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State, inputs: PlanInputs) -> None:
+    resolved = inputs.fingerprints.get(spec.address, {})
+    for path in sorted(set(spec.secret_inputs) | set(ks.fingerprints)):
+        ref = spec.secret_inputs.get(path)
+        old = ks.fingerprints.get(path)
+        if ref is None:
+            new: str | None = None
+        elif isinstance(ref, SecretOfRef):
+            src = state.keys.get(ref.address)
+            new = secret_of_fingerprint(ref.address, src.remote_id) if src else None
+            if src is None:
+                continue  # the source is being created: propagation decides
+        else:
+            new = resolved.get(path)
+            if new is None and path in resolved:
+                continue  # cannot be resolved at plan time; apply checks it before any call
+            if path not in resolved:
+                continue
+        if old == new:
+            continue
+        updatable = path.startswith("headers.")
+        shown_after = str(ref) if ref is not None else None
+        d.attrs[path] = AttrChange(path, "(sensitive)" if old else None, shown_after,
+                                   forces_replacement=not updatable, sensitive=True)
+        if old is None:
+            reason = f"{path} added"
+        elif new is None:
+            reason = f"{path} removed"
+        elif isinstance(ref, SecretOfRef):
+            reason = f"{path} changed ({ref.address} was re-issued)"
+        else:
+            reason = f"{path} changed (fingerprint)"
+        d.escalate(Action.UPDATE if updatable else Action.REPLACE, reason)
+
+
+def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) -> None:
+    want = str(spec.sink) if spec.sink else None
+    have = f"{ks.sink['sink']}:{ks.sink['as']}" if ks.sink else None
+    if want == have:
+        return
+    old_sink = ks.sink["sink"] if ks.sink else None
+    movable = old_sink is not None and old_sink in inputs.readable_sinks
+    d.attrs[SINK] = AttrChange(SINK, have, want, forces_replacement=not movable)
+    if movable:
+        d.escalate(Action.UPDATE, f"sink changed: the secret moves from {have} to {want}")
+    else:
+        d.escalate(Action.REPLACE, f"sink changed and {old_sink or 'the old sink'} cannot give the secret back")
+
+
+def _rotation_due(d: _Decision, spec: KeySpec, ks: KeyState, rk: RemoteKey | None, now: datetime) -> None:
+    rot = spec.rotation
+    if ks.rotation_requested:
+        d.escalate(Action.REPLACE, "rotation requested")
+    expires = _norm_time(rk.expires_at if rk is not None and rk.expires_at else ks.expires_at)
+    if rot.before_expiry is not None and expires is not None:
+        left = expires - now
+        if left < rot.before_expiry:
+            d.escalate(Action.REPLACE, f"expires in {format_duration(left)} "
+                                       f"(< before_expiry {format_duration(rot.before_expiry)})")
+    if rot.max_age is not None:
+        age = now - parse_time(ks.created_at)
+        if age >= rot.max_age:
+            d.escalate(Action.REPLACE, f"age {format_duration(age)} (>= max_age {format_duration(rot.max_age)})")
+
+
+def _is_expired(ks: KeyState, rk: RemoteKey | None, now: datetime) -> bool:
+    if rk is not None and rk.expired:
+        return True
+    expires = _norm_time(rk.expires_at if rk is not None else ks.expires_at)
+    return expires is not None and expires <= now
+
+
+def _norm_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], state: State,
+               deps: Mapping[str, list[str]], order: list[str], inputs: PlanInputs) -> None:
+    """Dependency rules, to a fixed point: a re-issued source re-issues its dependants; a dependant
+    that must be (re)created needs its source's secret, so a source whose sink cannot give it
+    back is replaced too."""
+    issued = (Action.CREATE, Action.REPLACE)
+    changed = True
+    while changed:
+        changed = False
+        for address in order:
+            d = decisions.get(address)
+            if d is None:
+                continue
+            for src in deps[address]:
+                sd = decisions.get(src)
+                if sd is not None and sd.action in issued and d.action not in issued:
+                    verb = "replaced" if sd.action is Action.REPLACE else "created"
+                    changed |= d.escalate(Action.REPLACE, f"depends on {src}, which is {verb}")
+            if d.action not in issued:
+                continue
+            for src in deps[address]:
+                sd = decisions.get(src)
+                if sd is None or sd.action in issued:
+                    continue
+                if not _secret_readable(desired[src], state.keys.get(src), inputs):
+                    changed |= sd.escalate(
+                        Action.REPLACE, f"{address} needs its secret and no sink can give it back")
+
+
+def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> bool:
+    if ks is None or not ks.secret_in_sink or ks.sink is None:
+        return False
+    return ks.sink["sink"] in inputs.readable_sinks
+
+
+def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, state: State) -> Change:
+    k = kind(spec.provider_type)
+    attrs: list[AttrChange]
+    if d.action is Action.CREATE:
+        attrs = [AttrChange(n, None, spec.attrs.get(n)) for n in k.attributes]
+        attrs.append(AttrChange(EXPIRY, None, expiry_display(spec.expiry.spec)))
+        attrs.extend(AttrChange(p, None, str(r), sensitive=True) for p, r in sorted(spec.secret_inputs.items()))
+    else:
+        attrs = list(d.attrs.values())
+    issued = d.action in (Action.CREATE, Action.REPLACE)
+    return Change(
+        address=spec.address, action=d.action, provider=spec.provider, provider_type=spec.provider_type,
+        reasons=tuple(d.reasons), attrs=tuple(attrs), remote_id=ks.remote_id if ks else None,
+        sink=str(spec.sink) if (k.returns_secret and spec.sink and (issued or SINK in d.attrs)) else None,
+        depends_on=tuple(spec.dependencies()),
+    )
+
+
+def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool) -> Change:
+    reasons = ["destroy requested" if destroy else "removed from the manifests"]
+    known, rk = snapshot.lookup(ks.provider, ks.remote_id)
+    if known and rk is None:
+        reasons.append("already gone remotely: only forgotten")
+    elif rk is not None and rk.revoked:
+        reasons.append("already revoked remotely")
+    sink = f"{ks.sink['sink']}:{ks.sink['as']}" if ks.sink else None
+    return Change(address=ks.address, action=Action.DELETE, provider=ks.provider,
+                  provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
+
+
+def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot, in_scope: Any) -> list[str]:
+    used = {s.provider for a, s in workspace.keys.items() if in_scope(a)}
+    used |= {k.provider for a, k in state.keys.items() if in_scope(a)}
+    notes: list[str] = []
+    if used and not snapshot.refreshed:
+        return ["refresh disabled: planned from the state alone (remote drift is not detected)"]
+    for name in sorted(used):
+        snap = snapshot.instances.get(name)
+        if snap is not None and snap.keys is None:
+            notes.append(f"{name}: {snap.note or 'keys could not be listed'}; planned from the state alone")
+    return notes

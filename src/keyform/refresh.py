@@ -1,0 +1,107 @@
+"""Reading the remote side: a lazily opened provider per instance, and refresh = one list call
+per provider instance, all instances concurrently."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from keyform.errors import KeyformError
+from keyform.model import ProviderConfig, Workspace
+from keyform.remote import InstanceSnapshot, Provider, RemoteKey, RemoteSnapshot
+from keyform.resolve import provider_credentials
+from keyform.state import State
+
+ProviderFactory = Callable[[ProviderConfig, str, "str | None"], Provider]
+
+
+def _default_factory(config: ProviderConfig, token: str, org_id: str | None) -> Provider:
+    from keyform.providers import open_provider  # lazy: httpx stays off the start-up path
+
+    return open_provider(config, token, org_id)
+
+
+class ProviderPool:
+    """Opens each provider instance once, on first use, from the workspace's configuration."""
+
+    def __init__(self, workspace: Workspace, factory: ProviderFactory | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self._workspace = workspace
+        self._factory = factory or _default_factory
+        self._env = env
+        self._open: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Provider:
+        with self._lock:
+            if name not in self._open:
+                if name not in self._workspace.providers:
+                    raise KeyformError(
+                        f"provider {name!r} is used by keys in the state but is no longer in the manifests; "
+                        "keep its provider block until those keys are deleted")
+                token, org_id = provider_credentials(self._workspace, name, self._env)
+                self._open[name] = self._factory(self._workspace.providers[name], token, org_id)
+            return self._open[name]
+
+    def check_credentials(self, names: Iterable[str]) -> None:
+        """Resolve every named instance's token now (fails before any remote call)."""
+        for name in sorted(set(names)):
+            if name in self._workspace.providers:
+                provider_credentials(self._workspace, name, self._env)
+
+    def close(self) -> None:
+        with self._lock:
+            for p in self._open.values():
+                p.close()
+            self._open.clear()
+
+
+def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | None = None) -> set[str]:
+    """Provider instances that own a desired, recorded or deposed key (within `addresses`)."""
+    def ok(a: str) -> bool:
+        return addresses is None or a in addresses
+
+    used = {s.provider for a, s in workspace.keys.items() if ok(a)}
+    used |= {k.provider for a, k in state.keys.items() if ok(a)}
+    used |= {d.provider for d in state.deposed if ok(d.address)}
+    return used
+
+
+def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str]]:
+    """Per provider instance, the header names that carry secrets (never kept from a listing)."""
+    out: dict[str, set[str]] = {}
+    for spec in workspace.keys.values():
+        out.setdefault(spec.provider, set()).update(
+            p.split(".", 1)[1] for p in spec.secret_inputs if p.startswith("headers."))
+    for ks in state.keys.values():
+        out.setdefault(ks.provider, set()).update(
+            p.split(".", 1)[1] for p in ks.fingerprints if p.startswith("headers."))
+    return out
+
+
+def strip_headers(key: RemoteKey, names: set[str]) -> RemoteKey:
+    headers = key.attrs.get("headers")
+    if not names or not isinstance(headers, dict) or not names & headers.keys():
+        return key
+    attrs = dict(key.attrs)
+    attrs["headers"] = {k: v for k, v in headers.items() if k not in names}
+    return replace(key, attrs=attrs)
+
+
+def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: Iterable[str]) -> RemoteSnapshot:
+    """One list call per instance, concurrently. A provider error fails the refresh."""
+    names = sorted(set(instances))
+    secret_headers = secret_header_names(workspace, state)
+
+    def one(name: str) -> InstanceSnapshot:
+        listed = pool.get(name).list()
+        if listed is None:
+            return InstanceSnapshot(None, "the API has no list endpoint (404/405)")
+        hidden = secret_headers.get(name, set())
+        return InstanceSnapshot({k.id: strip_headers(k, hidden) for k in listed})
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as ex:
+        results = list(ex.map(one, names))
+    return RemoteSnapshot(dict(zip(names, results)), refreshed=True)

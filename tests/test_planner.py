@@ -1,0 +1,258 @@
+"""The planner's promises, one per test: pure inputs in, a Plan out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from keyform.durations import format_time
+from keyform.errors import KeyformError
+from keyform.model import EnvRef, Rotation, SecretOfRef
+from keyform.plan import Action, Plan
+from keyform.planner import PlanInputs, plan, secret_of_fingerprint
+from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
+from keyform.state import DeposedKey, State
+from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
+
+NOW = T0 + timedelta(days=1)
+READABLE = PlanInputs(readable_sinks=frozenset({"env"}))
+
+
+def remote_of(st: State, **overrides: dict[str, object]) -> RemoteSnapshot:
+    """The remote exactly as state last saw it, with per-address overrides (None → deleted)."""
+    by_instance: dict[str, dict[str, RemoteKey]] = {"qp": {}, "tq": {}}
+    for ks in st.keys.values():
+        change = overrides.get(ks.address, {})
+        if change is None:
+            continue
+        key = RemoteKey(ks.remote_id, dict(ks.remote), created_at=ks.created_at, expires_at=ks.expires_at)
+        attrs = dict(key.attrs)
+        attrs.update(change.get("attrs", {}))  # type: ignore[call-overload]
+        key = replace(key, attrs=attrs, revoked=bool(change.get("revoked")), expired=bool(change.get("expired")))
+        by_instance[ks.provider][ks.remote_id] = key
+    return RemoteSnapshot({n: InstanceSnapshot(v) for n, v in by_instance.items()}, refreshed=True)
+
+
+def one(p: Plan, address: str) -> tuple[Action, tuple[str, ...]]:
+    [c] = [c for c in p.changes if c.address == address and not c.deposed]
+    return c.action, c.reasons
+
+
+def test_new_key_is_created_and_its_secret_goes_to_its_sink() -> None:
+    p = plan(workspace(questra_key("ci-bot")), State.new(), RemoteSnapshot(), NOW)
+    [c] = p.changes
+    assert c.action is Action.CREATE and c.reasons == ("new key",)
+    assert c.sink == "env:CI_BOT"
+    assert {a.name: a.after for a in c.attrs}["name"] == "ci-bot"
+
+
+def test_unchanged_key_is_noop_and_plan_has_no_changes() -> None:
+    spec = questra_key("ci-bot")
+    st = state_with(recorded(spec, "ak_1"))
+    p = plan(workspace(spec), st, remote_of(st), NOW)
+    assert one(p, "ci-bot") == (Action.NOOP, ())
+    assert not p.has_changes
+
+
+def test_renamed_key_is_replaced_because_name_is_create_only() -> None:
+    st = state_with(recorded(questra_key("ci-bot", "CI bot"), "ak_1"))
+    p = plan(workspace(questra_key("ci-bot", "CI robot")), st, remote_of(st), NOW)
+    action, reasons = one(p, "ci-bot")
+    assert action is Action.REPLACE and "name cannot be changed in place" in reasons
+    [attr] = [a for a in p.changes[0].attrs if a.name == "name"]
+    assert (attr.before, attr.after, attr.forces_replacement) == ("CI bot", "CI robot", True)
+
+
+def test_key_revoked_outside_keyform_is_replaced() -> None:
+    spec = questra_key("ci-bot")
+    st = state_with(recorded(spec, "ak_1"))
+    p = plan(workspace(spec), st, remote_of(st, **{"ci-bot": {"revoked": True}}), NOW)
+    assert one(p, "ci-bot") == (Action.REPLACE, ("revoked outside keyform",))
+
+
+def test_key_deleted_outside_keyform_is_created_again() -> None:
+    spec = questra_key("ci-bot")
+    st = state_with(recorded(spec, "ak_1"))
+    p = plan(workspace(spec), st, remote_of(st, **{"ci-bot": None}), NOW)
+    assert one(p, "ci-bot") == (Action.CREATE, ("deleted outside keyform",))
+
+
+def test_expired_key_is_replaced() -> None:
+    spec = questra_key("ci-bot", expiry=expires_in(1))
+    st = state_with(recorded(spec, "ak_1"))
+    p = plan(workspace(spec), st, remote_of(st), T0 + timedelta(days=2))
+    assert one(p, "ci-bot") == (Action.REPLACE, ("expired",))
+
+
+def test_changed_expiry_spec_replaces_questra_key_but_updates_textql_key() -> None:
+    q, t = questra_key("q"), textql_key("t", auth=SecretOfRef("q"))
+    st = state_with(recorded(q, "ak_1"), recorded(t, "tq_1", fingerprints={"auth_value": secret_of_fingerprint("q", "ak_1")}))
+    p = plan(workspace(questra_key("q", expiry=expires_in(30)), textql_key("t", auth=SecretOfRef("q"),
+                                                                          expiry=expires_in(30))),
+             st, remote_of(st), NOW)
+    assert one(p, "q")[0] is Action.REPLACE
+    assert "expiry cannot be changed in place" in one(p, "q")[1]
+    # t's source is replaced, so t is replaced too, and says why
+    assert one(p, "t")[0] is Action.REPLACE
+    assert "depends on q, which is replaced" in one(p, "t")[1]
+
+
+def test_expires_in_does_not_cause_a_diff_on_later_plans() -> None:
+    spec = questra_key("ci-bot", expiry=expires_in(90))
+    st = state_with(recorded(spec, "ak_1"))
+    for days in (1, 30, 80):
+        assert not plan(workspace(spec), st, remote_of(st), T0 + timedelta(days=days)).has_changes
+
+
+def test_textql_hosts_change_is_an_in_place_update_with_before_and_after() -> None:
+    old = textql_key("t", hosts=["a.example"])
+    st = state_with(recorded(old, "tq_1"))
+    p = plan(workspace(textql_key("t", hosts=["a.example", "b.example"])), st, remote_of(st), NOW)
+    assert one(p, "t") == (Action.UPDATE, ("hosts changed",))
+    [attr] = p.changes[0].attrs
+    assert (attr.before, attr.after, attr.forces_replacement) == (["a.example"], ["a.example", "b.example"], False)
+
+
+def test_textql_modified_outside_keyform_is_updated_back() -> None:
+    spec = textql_key("t", hosts=["a.example"])
+    st = state_with(recorded(spec, "tq_1"))
+    p = plan(workspace(spec), st, remote_of(st, t={"attrs": {"hosts": ["evil.example"]}}), NOW)
+    assert one(p, "t") == (Action.UPDATE, ("hosts modified outside keyform",))
+    assert p.changes[0].attrs[0].before == ["evil.example"]
+
+
+def test_textql_is_private_change_forces_replacement() -> None:
+    st = state_with(recorded(textql_key("t"), "tq_1"))
+    p = plan(workspace(textql_key("t", is_private=True)), st, remote_of(st), NOW)
+    assert one(p, "t") == (Action.REPLACE, ("is_private cannot be changed in place",))
+
+
+def test_changed_auth_value_env_plans_replace_by_fingerprint() -> None:
+    spec = textql_key("t", auth=EnvRef("TOKEN"))
+    st = state_with(recorded(spec, "tq_1", fingerprints={"auth_value": "hmac-sha256:old"}))
+    same = PlanInputs({"t": {"auth_value": "hmac-sha256:old"}})
+    new = PlanInputs({"t": {"auth_value": "hmac-sha256:new"}})
+    unknown = PlanInputs({"t": {"auth_value": None}})
+    assert not plan(workspace(spec), st, remote_of(st), NOW, inputs=same).has_changes
+    assert one(plan(workspace(spec), st, remote_of(st), NOW, inputs=new), "t") == \
+        (Action.REPLACE, ("auth_value changed (fingerprint)",))
+    assert not plan(workspace(spec), st, remote_of(st), NOW, inputs=unknown).has_changes
+
+
+def test_secret_header_change_is_an_update_in_place() -> None:
+    spec = textql_key("t", secret_headers={"X-Api-Key": EnvRef("K")})
+    st = state_with(recorded(spec, "tq_1", fingerprints={"headers.X-Api-Key": "hmac-sha256:a"}))
+    p = plan(workspace(spec), st, remote_of(st), NOW, inputs=PlanInputs({"t": {"headers.X-Api-Key": "hmac-sha256:b"}}))
+    assert one(p, "t")[0] is Action.UPDATE
+
+
+def test_removed_key_is_deleted_and_its_sink_entry_named() -> None:
+    st = state_with(recorded(questra_key("old"), "ak_9"))
+    p = plan(workspace(), st, remote_of(st), NOW)
+    [c] = p.changes
+    assert (c.action, c.remote_id, c.sink, c.reasons) == (Action.DELETE, "ak_9", "env:OLD", ("removed from the manifests",))
+
+
+def test_removing_a_prevent_destroy_key_fails_the_plan_clearly() -> None:
+    st = state_with(recorded(questra_key("keep", prevent_destroy=True), "ak_1"))
+    with pytest.raises(KeyformError, match="prevent_destroy"):
+        plan(workspace(), st, remote_of(st), NOW)
+
+
+def test_destroy_deletes_everything_but_refuses_prevent_destroy() -> None:
+    a, b = questra_key("a"), questra_key("b", prevent_destroy=True)
+    st = state_with(recorded(a, "ak_1"))
+    p = plan(workspace(a), st, remote_of(st), NOW, destroy=True)
+    assert [(c.address, c.action) for c in p.changes] == [("a", Action.DELETE)]
+    st2 = state_with(recorded(a, "ak_1"), recorded(b, "ak_2"))
+    with pytest.raises(KeyformError, match="'b' has lifecycle.prevent_destroy"):
+        plan(workspace(a, b), st2, remote_of(st2), NOW, destroy=True)
+
+
+def test_replaced_source_cascades_replace_to_dependants_in_order() -> None:
+    src, dep = questra_key("ci-bot", "CI"), textql_key("ana", auth=SecretOfRef("ci-bot"))
+    st = state_with(recorded(src, "ak_1"), recorded(dep, "tq_1", fingerprints={
+        "auth_value": secret_of_fingerprint("ci-bot", "ak_1")}))
+    p = plan(workspace(questra_key("ci-bot", "CI 2"), dep), st, remote_of(st), NOW)
+    assert [c.address for c in p.actionable] == ["ci-bot", "ana"]
+    assert one(p, "ana") == (Action.REPLACE, ("depends on ci-bot, which is replaced",))
+
+
+def test_dependant_recreated_reads_source_back_when_sink_is_readable() -> None:
+    src, dep = questra_key("ci-bot"), textql_key("ana", auth=SecretOfRef("ci-bot"))
+    st = state_with(recorded(src, "ak_1"), recorded(dep, "tq_1", fingerprints={
+        "auth_value": secret_of_fingerprint("ci-bot", "ak_1")}))
+    snap = remote_of(st, ana=None)
+    p = plan(workspace(src, dep), st, snap, NOW, inputs=READABLE)
+    assert one(p, "ana") == (Action.CREATE, ("deleted outside keyform",))
+    assert one(p, "ci-bot")[0] is Action.NOOP
+
+
+def test_dependant_recreated_replaces_source_when_no_sink_can_give_it_back() -> None:
+    src, dep = questra_key("ci-bot"), textql_key("ana", auth=SecretOfRef("ci-bot"))
+    st = state_with(recorded(src, "ak_1"), recorded(dep, "tq_1", fingerprints={
+        "auth_value": secret_of_fingerprint("ci-bot", "ak_1")}))
+    p = plan(workspace(src, dep), st, remote_of(st, ana=None), NOW, inputs=PlanInputs())
+    assert one(p, "ci-bot") == (Action.REPLACE, ("ana needs its secret and no sink can give it back",))
+    assert one(p, "ana")[0] is Action.CREATE
+
+
+def test_rotation_before_expiry_replaces_on_day_24_not_day_22() -> None:
+    spec = questra_key("k", expiry=expires_in(30), rotation=Rotation(before_expiry=timedelta(days=7)))
+    st = state_with(recorded(spec, "ak_1"))
+    assert not plan(workspace(spec), st, remote_of(st), T0 + timedelta(days=22)).has_changes
+    p = plan(workspace(spec), st, remote_of(st), T0 + timedelta(days=24))
+    assert one(p, "k") == (Action.REPLACE, ("expires in 6d (< before_expiry 7d)",))
+
+
+def test_rotation_max_age_replaces_after_60_days() -> None:
+    spec = questra_key("k", rotation=Rotation(max_age=timedelta(days=60)))
+    st = state_with(recorded(spec, "ak_1"))
+    assert not plan(workspace(spec), st, remote_of(st), T0 + timedelta(days=59)).has_changes
+    assert one(plan(workspace(spec), st, remote_of(st), T0 + timedelta(days=61)), "k") == \
+        (Action.REPLACE, ("age 61d (>= max_age 60d)",))
+
+
+def test_deposed_key_waits_for_grace_then_is_revoked() -> None:
+    spec = questra_key("k")
+    st = state_with(recorded(spec, "ak_2"))
+    st.deposed.append(DeposedKey("k", "qp", "questra", "ak_1", format_time(T0), format_time(T0 + timedelta(hours=24))))
+    early = plan(workspace(spec), st, remote_of(st), T0 + timedelta(hours=2))
+    assert not early.has_changes and any("ak_1" in n and "grace ends in 22h" in n for n in early.notes)
+    late = plan(workspace(spec), st, remote_of(st), T0 + timedelta(hours=26))
+    [c] = late.actionable
+    assert (c.action, c.deposed, c.remote_id, c.reasons) == (Action.DELETE, True, "ak_1", ("grace ended 2h ago",))
+
+
+def test_no_refresh_and_unlistable_providers_are_said_in_the_plan() -> None:
+    spec = questra_key("k")
+    st = state_with(recorded(spec, "ak_1"))
+    assert any("refresh disabled" in n for n in plan(workspace(spec), st, RemoteSnapshot(), NOW).notes)
+    snap = RemoteSnapshot({"qp": InstanceSnapshot(None, "the API has no list endpoint (404/405)")}, refreshed=True)
+    p = plan(workspace(spec), st, snap, NOW)
+    assert not p.has_changes
+    assert p.notes == ("qp: the API has no list endpoint (404/405); planned from the state alone",)
+
+
+def test_target_limits_the_plan_to_the_target_and_its_sources() -> None:
+    src, dep, other = questra_key("ci-bot"), textql_key("ana", auth=SecretOfRef("ci-bot")), questra_key("x")
+    p = plan(workspace(src, dep, other), State.new(), RemoteSnapshot(), NOW, targets=["ana"])
+    assert sorted(c.address for c in p.changes) == ["ana", "ci-bot"]
+    with pytest.raises(KeyformError, match="--target nope"):
+        plan(workspace(src), State.new(), RemoteSnapshot(), NOW, targets=["nope"])
+
+
+def test_sink_move_is_an_update_when_the_old_sink_is_readable() -> None:
+    spec = questra_key("k")
+    st = state_with(recorded(spec, "ak_1"))
+    st.keys["k"].sink = {"sink": "env", "as": "OLD_NAME"}
+    assert one(plan(workspace(spec), st, remote_of(st), NOW, inputs=READABLE), "k")[0] is Action.UPDATE
+    assert one(plan(workspace(spec), st, remote_of(st), NOW), "k")[0] is Action.REPLACE
+
+
+def test_plan_round_trips_through_json() -> None:
+    src, dep = questra_key("ci-bot"), textql_key("ana", auth=SecretOfRef("ci-bot"))
+    p = plan(workspace(src, dep), State.new(), RemoteSnapshot(), NOW)
+    assert Plan.from_json(p.to_json()) == p
