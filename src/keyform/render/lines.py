@@ -1,0 +1,99 @@
+"""A change as diff lines `(marker, text)`, shared by the text and Markdown renderers.
+
+Markers: `+` added, `-` removed, `~` changed, ` ` unchanged context, `#` a comment (reason).
+Lists and maps are diffed element by element with deepdiff (imported only when a plan actually
+has a list or map that changed, so a no-change plan never pays for it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from keyform.plan import Action, AttrChange, Change
+
+Line = tuple[str, str]
+
+HEADLINE = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.REPLACE: "must be replaced",
+    Action.DELETE: "will be deleted",
+}
+FORCES = "  # forces replacement"
+
+
+def fmt_value(value: Any) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def verb(change: Change) -> str:
+    """`will be created`, `must be replaced`, ... (`will be revoked` for a deposed key)."""
+    return "will be revoked" if change.deposed else HEADLINE.get(change.action, "is unchanged")
+
+
+def headline(change: Change) -> str:
+    return f"{change.key} {verb(change)}"
+
+
+def change_lines(change: Change) -> list[Line]:
+    """The body of one change: attributes, where the secret goes, and the reasons."""
+    out: list[Line] = []
+    for attr in change.attrs:
+        out.extend(attr_lines(attr, change.action))
+    if change.sink and change.action in (Action.CREATE, Action.REPLACE):
+        out.append(("+", f"secret = (sensitive → sink {change.sink})"))
+    elif change.sink and change.action is Action.UPDATE:
+        out.append(("~", f"secret = (sensitive → moves to sink {change.sink})"))
+    elif change.sink and change.action is Action.DELETE and not change.deposed:
+        out.append(("-", f"secret = (sink entry {change.sink} is removed)"))
+    out.extend(("#", reason) for reason in change.reasons)
+    return out
+
+
+def attr_lines(attr: AttrChange, action: Action) -> list[Line]:
+    forces = FORCES if attr.forces_replacement and action is Action.REPLACE else ""
+    if attr.sensitive:
+        after = f"(sensitive: {attr.after})" if attr.after else "null"
+        if not attr.before:
+            return [("+", f"{attr.name} = {after}{forces}")]
+        return [("~", f"{attr.name} = (sensitive) → {after}{forces}")]
+    if attr.before is None:
+        return [("+", f"{attr.name} = {fmt_value(attr.after)}{forces}")]
+    if attr.after is None:
+        return [("-", f"{attr.name} = {fmt_value(attr.before)}{forces}")]
+    if isinstance(attr.before, dict) and isinstance(attr.after, dict):
+        return [("~", f"{attr.name} = {{{forces}"), *_nested(attr.before, attr.after), (" ", "}")]
+    if isinstance(attr.before, list) and isinstance(attr.after, list):
+        return [("~", f"{attr.name} = [{forces}"), *_nested(attr.before, attr.after), (" ", "]")]
+    return [("~", f"{attr.name} = {fmt_value(attr.before)} → {fmt_value(attr.after)}{forces}")]
+
+
+
+def _nested(before: dict[str, Any] | list[Any], after: dict[str, Any] | list[Any]) -> list[Line]:
+    """Element-wise diff of a map or list, with deepdiff; unchanged elements shown as context."""
+    from deepdiff import DeepDiff
+
+    out: list[Line] = []
+    if isinstance(before, dict) and isinstance(after, dict):
+        touched = set(DeepDiff(before, after).affected_root_keys)
+        for k in sorted(set(before) | set(after)):
+            if k not in touched:
+                out.append((" ", f"  {fmt_value(k)} = {fmt_value(after[k])}"))
+            elif k not in after:
+                out.append(("-", f"  {fmt_value(k)} = {fmt_value(before[k])}"))
+            elif k not in before:
+                out.append(("+", f"  {fmt_value(k)} = {fmt_value(after[k])}"))
+            else:
+                out.append(("~", f"  {fmt_value(k)} = {fmt_value(before[k])} → {fmt_value(after[k])}"))
+        return out
+    diff = DeepDiff(before, after, ignore_order=True, verbose_level=2)
+    removed_items = list(diff.get("iterable_item_removed", {}).values())
+    added_items = list(diff.get("iterable_item_added", {}).values())
+    for item in removed_items:
+        out.append(("-", f"  {fmt_value(item)}"))
+    for item in after:
+        out.append(("+" if item in added_items else " ", f"  {fmt_value(item)}"))
+    if not removed_items and not added_items:
+        out.append(("#", "  (same elements, new order)"))
+    return out

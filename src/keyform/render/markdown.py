@@ -1,0 +1,69 @@
+"""The Markdown plan, for a pull-request comment: a summary line, a table of changes, and a
+collapsible `diff` block per change. Large plans are summarised rather than flooding the page:
+the table and the details are capped, and the rest is counted."""
+
+from __future__ import annotations
+
+from keyform.plan import Action, Change, Plan
+from keyform.render.lines import change_lines, verb
+from keyform.render.text import summary_line
+
+ICONS = {Action.CREATE: "➕", Action.UPDATE: "🔧", Action.REPLACE: "♻️", Action.DELETE: "➖"}
+DIFF_MARK = {"+": "+", "-": "-", "~": "!", " ": " ", "#": "#"}
+MAX_TABLE_ROWS = 100
+MAX_DETAILS = 40
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _action_label(change: Change) -> str:
+    return "revoke (deposed)" if change.deposed else change.action.value
+
+
+def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
+    changes = plan.actionable
+    out = [f"### {title}: {summary_line(plan)}", ""]
+    for note in plan.notes:
+        out.append(f"> **Note:** {note}")
+    if plan.notes:
+        out.append("")
+    if not changes:
+        return "\n".join(out).rstrip() + "\n"
+
+    out += ["| | Address | Action | Why |", "|---|---|---|---|"]
+    for change in changes[:MAX_TABLE_ROWS]:
+        label = change.key
+        out.append(f"| {ICONS.get(change.action, '')} | `{_cell(label)}` | {_action_label(change)} | "
+                   f"{_cell('; '.join(change.reasons))} |")
+    if len(changes) > MAX_TABLE_ROWS:
+        rest = changes[MAX_TABLE_ROWS:]
+        counts = _count(rest)
+        out.append(f"| | *…and {len(rest)} more* | {counts} | |")
+    out.append("")
+
+    for change in changes[:MAX_DETAILS]:
+        out.append(f"<details><summary><code>{_html(change.key)}</code> {verb(change)}</summary>")
+        out += ["", "```diff"]
+        out.append(f"{DIFF_MARK.get(change.action.symbol[-1], ' ')} key \"{change.address}\" "
+                   f"({change.provider}, {change.provider_type})" +
+                   (f" [id={change.remote_id}]" if change.remote_id else ""))
+        for mark, text in change_lines(change):
+            out.append(f"{DIFF_MARK[mark]}   {text}")
+        out += ["```", "", "</details>"]
+    if len(changes) > MAX_DETAILS:
+        out += ["", f"*Details of the other {len(changes) - MAX_DETAILS} changes are omitted here; "
+                    "run `keyform plan` or read the JSON plan for all of them.*"]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _count(changes: list[Change]) -> str:
+    counts: dict[str, int] = {}
+    for c in changes:
+        counts[c.action.value] = counts.get(c.action.value, 0) + 1
+    return ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
