@@ -12,6 +12,7 @@ deleted; deposed keys (old halves of rotations) are revoked once their grace has
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -177,7 +178,11 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         change = AttrChange(EXPIRY, expiry_display(ks.expiry_spec), expiry_display(spec.expiry.spec),
                             forces_replacement=not k.expiry_updatable)
         d.attrs[EXPIRY] = change
-        if k.expiry_updatable:
+        if k.expiry_updatable and spec.expiry.kind == "never":
+            # the update call cannot clear an expiry (expiresAt is a timestamp, never null)
+            d.attrs[EXPIRY] = dataclasses.replace(change, forces_replacement=True)
+            d.escalate(Action.REPLACE, "an expiry cannot be removed in place")
+        elif k.expiry_updatable:
             d.escalate(Action.UPDATE, "expiry changed")
         else:
             d.escalate(Action.REPLACE, "expiry cannot be changed in place")

@@ -1,0 +1,226 @@
+"""The HTTP layer every provider shares: one pooled httpx.Client per provider instance, and `call`
+with the retry policy.
+
+Retry policy (`RetryPolicy`):
+- Idempotent calls (list, revoke/delete, update) retry connection errors, timeouts, dropped
+  connections, 5xx and 429, with exponential backoff and full jitter (`base` 0.2 s doubling, capped at
+  `cap` 10 s), at most `max_retries` times. A `Retry-After` header (seconds or HTTP-date) on a
+  429/503 replaces the backoff; one longer than `max_retry_after` is not waited for.
+- Non-idempotent calls (create) retry only what proves nothing happened: a connection that was never
+  established (connect error/timeout, no free pooled connection) and 429/503 answers, which are given
+  before any work is done. Anything lost after the request may have been sent (read timeout, reset,
+  closed connection) raises `ProviderError(ambiguous=True)` at once: the key may exist remotely.
+  The providers also mark a 500/502/504 answer to a create ambiguous (the server may have committed).
+
+`call` raises ProviderError only for transport failures; it returns every HTTP response (once the
+retries are spent), because each API words its error bodies differently. Messages never carry the
+token, a request body or a secret: `scrub` removes known secret values from server-supplied text.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from keyform.durations import format_time, parse_time
+from keyform.errors import ProviderError
+
+log = logging.getLogger("keyform.providers")
+
+CONNECT_TIMEOUT = 10.0
+LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+
+# Failures that prove the request never left: safe to retry even for create.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Misconfiguration, not flakiness: never retried.
+_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5
+    base: float = 0.2
+    cap: float = 10.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)] for the attempt-th retry (0-based)."""
+        return rng.uniform(0.0, min(self.cap, self.base * (2 ** attempt)))
+
+
+def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = None) -> float | None:
+    """The response's `Retry-After` in seconds (>= 0), or None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = now() if now else datetime.now(timezone.utc)
+    return max(0.0, (when - current).total_seconds())
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every known secret value (4+ characters) replaced by `***`."""
+    for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text
+
+
+def _connect_reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"connection timed out after {CONNECT_TIMEOUT:g}s"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "no free connection in the pool"
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip()
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
+def _lost_reason(exc: httpx.HTTPError, read_timeout: float | None) -> str:
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"timed out after {read_timeout:g}s waiting for the response" if read_timeout else "read timed out"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "timed out while sending the request"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return "connection closed after the request was sent"
+
+
+class HttpClient:
+    """One provider instance's connection pool and retry loop. Holds the token only in its headers."""
+
+    def __init__(self, instance: str, base_url: str, headers: Mapping[str, str], *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 secrets: Iterable[str] = ()) -> None:
+        self.instance = instance
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._read_timeout = timeout
+        self._secrets = tuple(secrets)
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=dict(headers), transport=transport, limits=LIMITS,
+            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT), follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.instance!r}, {self.base_url!r})"
+
+    def scrub(self, text: str, extra: Iterable[str] = ()) -> str:
+        return scrub(text, (*self._secrets, *extra))
+
+    def call(self, method: str, path: str, what: str, *, body: Any = None, idempotent: bool = True,
+             secrets: Iterable[str] = ()) -> httpx.Response:
+        """Send one API call with the retry policy; `what` (e.g. `create "CI bot"`) labels errors.
+
+        Returns the final response whatever its status. Raises ProviderError when no response came:
+        `ambiguous=True` when a non-idempotent request may have been received."""
+        secrets = tuple(secrets)
+        attempts = self.retry.max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._client.request(method, path, json=body)
+            except _FATAL as exc:
+                raise self._error(what, f"request failed ({type(exc).__name__}: {exc})", secrets) from None
+            except _NOT_SENT as exc:
+                if last:
+                    raise self._error(what, f"cannot connect to {self.base_url} ({_connect_reason(exc)})",
+                                      secrets) from None
+                self._wait(what, attempt, None, type(exc).__name__)
+                continue
+            except httpx.HTTPError as exc:
+                reason = _lost_reason(exc, self._read_timeout)
+                if not idempotent:
+                    raise self._error(what, f"no response ({reason}); the key may exist remotely", secrets,
+                                      ambiguous=True) from None
+                if last:
+                    raise self._error(what, f"no response ({reason}) after {attempts} attempts",
+                                      secrets) from None
+                self._wait(what, attempt, None, type(exc).__name__)
+                continue
+            if last or not self._retryable(response.status_code, idempotent):
+                return response
+            delay = retry_after(response) if response.status_code in (429, 503) else None
+            if delay is not None and delay > self.retry.max_retry_after:
+                return response  # the caller reports it, with retry_after set
+            response.close()
+            self._wait(what, attempt, delay, str(response.status_code))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _retryable(status: int, idempotent: bool) -> bool:
+        if idempotent:
+            return status == 429 or status >= 500
+        return status in (429, 503)
+
+    def _wait(self, what: str, attempt: int, retry_after_s: float | None, cause: str) -> None:
+        delay = retry_after_s if retry_after_s is not None else self.retry.backoff(attempt, self._rng)
+        log.debug("%s: %s: %s; retry %d/%d in %.2fs", self.instance, what, cause, attempt + 1,
+                  self.retry.max_retries, delay)
+        self._sleep(delay)
+
+    def _error(self, what: str, detail: str, secrets: Iterable[str], *, ambiguous: bool = False) -> ProviderError:
+        return ProviderError(self.scrub(f"{self.instance}: {what}: {detail}", secrets), ambiguous=ambiguous)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON body, or None when it is empty or not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def status_error(client: HttpClient, what: str, response: httpx.Response, detail: str, *,
+                 code: str | None = None, ambiguous: bool = False, secrets: Iterable[str] = ()) -> ProviderError:
+    """`<instance>: <what>: <detail>` for a non-success answer, carrying status, code and Retry-After."""
+    detail = " ".join(detail.split())[:300]
+    return ProviderError(client.scrub(f"{client.instance}: {what}: {detail}", secrets),
+                         status=response.status_code, code=code, retry_after=retry_after(response),
+                         ambiguous=ambiguous)
+
+
+class ShapeError(ValueError):
+    """A response body that does not have the documented shape (the message says where)."""
+
+
+def wire_time(value: Any, where: str) -> str | None:
+    """An RFC 3339 timestamp from the wire, normalised to `2027-06-01T00:00:00Z`; None stays None."""
+    if value is None or value == "":
+        return None
+    try:
+        return format_time(parse_time(value))
+    except ValueError:
+        raise ShapeError(f"{where} is not an RFC 3339 timestamp: {str(value)[:40]!r}") from None
+
+
+def shape_error(client: HttpClient, what: str, response: httpx.Response, exc: ShapeError, *,
+                ambiguous: bool = False, secrets: Iterable[str] = ()) -> ProviderError:
+    """A success status with a body keyform cannot read. For a create, the key may exist: ambiguous."""
+    note = "; the key may exist remotely" if ambiguous else ""
+    return ProviderError(client.scrub(f"{client.instance}: {what}: unexpected response shape ({exc}){note}", secrets),
+                         status=response.status_code, ambiguous=ambiguous)

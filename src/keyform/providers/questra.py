@@ -1,0 +1,136 @@
+"""The Questra API keys wire format (SPEC §1.1, shared/specs/questra-api-keys.openapi.yaml).
+
+Create returns the secret once; revoke (our `delete`) keeps the key listed as `revoked: true`;
+the list endpoint is assumed and read tolerantly (bare array or `{"data": [...]}`; 404/405 means
+"no list endpoint" → None). There is no update endpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from keyform import __version__
+from keyform.errors import ProviderError
+from keyform.providers.http import (
+    HttpClient,
+    RetryPolicy,
+    ShapeError,
+    json_body,
+    shape_error,
+    status_error,
+    wire_time,
+)
+from keyform.remote import CreateRequest, CreateResult, RemoteKey
+
+
+def error_detail(response: httpx.Response) -> str:
+    """`401 token rejected`: the status and the body's `message` (or `error`) when it has one."""
+    body = json_body(response)
+    text = ""
+    if isinstance(body, dict):
+        for field in ("message", "error", "detail"):
+            value = body.get(field)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value.strip():
+                text = value.strip()
+                break
+    return f"{response.status_code} {text or response.reason_phrase}".strip()
+
+
+def parse_key(item: Any, where: str) -> RemoteKey:
+    """One ApiKey object → RemoteKey (attrs: `name`). Raises ShapeError naming what is wrong."""
+    if not isinstance(item, dict):
+        raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
+    key_id, name = item.get("id"), item.get("name")
+    if not isinstance(key_id, str) or not key_id:
+        raise ShapeError(f"{where} has no string 'id'")
+    if not isinstance(name, str):
+        raise ShapeError(f"{where} ({key_id}) has no string 'name'")
+    flags = {f: item.get(f, False) for f in ("revoked", "expired")}
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise ShapeError(f"{where} ({key_id}): '{flag}' is not a boolean")
+    return RemoteKey(
+        id=key_id, attrs={"name": name},
+        created_at=wire_time(item.get("created_at"), f"{where} ({key_id}) created_at"),
+        expires_at=wire_time(item.get("expires_at"), f"{where} ({key_id}) expires_at"),
+        revoked=flags["revoked"], expired=flags["expired"])
+
+
+def parse_list(body: Any) -> list[RemoteKey]:
+    """A list response: a bare array of ApiKey, or an object whose `data` is that array."""
+    items = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
+        raise ShapeError(f"expected an array or {{\"data\": [...]}}, got {got}")
+    return [parse_key(item, f"item {i}") for i, item in enumerate(items)]
+
+
+class QuestraProvider:
+    """One Questra organisation reached with one token."""
+
+    def __init__(self, name: str, base_url: str, token: str, org_id: str | None, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, max_retries: int = 5,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        self.name = name
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
+                   "User-Agent": f"keyform/{__version__}"}
+        if org_id is not None:
+            headers["X-Org-Id"] = org_id
+        self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,))
+
+    def __repr__(self) -> str:
+        return f"QuestraProvider({self.name!r}, {self._http.base_url!r})"
+
+    def list(self) -> list[RemoteKey] | None:
+        response = self._http.call("GET", "/api-keys", "list")
+        if response.status_code in (404, 405):
+            return None
+        if response.status_code != 200:
+            raise status_error(self._http, "list", response, error_detail(response))
+        try:
+            return parse_list(json_body(response))
+        except ShapeError as exc:
+            raise shape_error(self._http, "list", response, exc) from None
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        name = request.attrs.get("name") or request.address
+        what = f'create "{name}"'
+        body: dict[str, Any] = {"name": name}
+        if request.expires_at is not None:
+            body["expires_at"] = request.expires_at
+        response = self._http.call("POST", "/api-keys", what, body=body, idempotent=False)
+        if response.status_code not in (200, 201):
+            lost = response.status_code >= 500 and response.status_code != 503
+            detail = error_detail(response) + ("; the key may exist remotely" if lost else "")
+            raise status_error(self._http, what, response, detail, ambiguous=lost)
+        payload = json_body(response)
+        try:
+            key = parse_key(payload, "the created key")
+        except ShapeError as exc:
+            raise shape_error(self._http, what, response, exc, ambiguous=True) from None
+        secret = payload.get("secret")
+        return CreateResult(key=key, secret=secret if isinstance(secret, str) and secret else None)
+
+    def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
+        raise ProviderError(f'{self.name}: update "{remote_id}": Questra API keys cannot be changed in place '
+                            "(every change is a replace)")
+
+    def delete(self, remote_id: str) -> None:
+        """Revoke the key (it stays listed as revoked). An unknown key is already gone: no error."""
+        what = f'revoke "{remote_id}"'
+        response = self._http.call("POST", f"/api-keys/{quote(remote_id, safe='')}/revoke", what)
+        if response.status_code == 404 or 200 <= response.status_code < 300:
+            return
+        raise status_error(self._http, what, response, error_detail(response))
+
+    def close(self) -> None:
+        self._http.close()

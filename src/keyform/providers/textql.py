@@ -1,0 +1,224 @@
+"""The TextQL ApiAccessKeyService wire format (SPEC §1.2, shared/specs/textql-api-access-key-v1.openapi.yaml).
+
+Connect protocol over HTTP/1.1 + JSON: every call is a POST with a JSON body; errors are non-2xx
+with `{"code", "message"}`. Manifest naming ↔ wire naming is the table below. Responses follow
+proto3 JSON (default values may be omitted), so an absent field reads as its default.
+
+`RemoteKey.attrs["headers"]` holds every header the API reports, including those whose values are
+secret inputs (`headers.<Name>`): the provider cannot tell them apart; refresh strips them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from keyform import __version__
+from keyform.errors import ProviderError
+from keyform.providers.http import (
+    HttpClient,
+    RetryPolicy,
+    ShapeError,
+    json_body,
+    shape_error,
+    status_error,
+    wire_time,
+)
+from keyform.remote import CreateRequest, CreateResult, RemoteKey
+
+# manifest attribute → wire field, with the proto3 default an absent field stands for
+WIRE: dict[str, tuple[str, Any]] = {
+    "description": ("description", ""),
+    "hosts": ("hosts", []),
+    "headers": ("headers", {}),
+    "query_params": ("queryParams", {}),
+    "api_provider": ("provider", ""),
+    "auth_type": ("authType", ""),
+}
+SECRET_WIRE = {"auth_value": "authValue", "auth_value_extra": "authValueExtra"}
+UPDATABLE = ("description", "hosts", "headers", "query_params", "auth_type")  # UpdateApiAccessKeyRequest
+
+
+def error_detail(response: httpx.Response) -> tuple[str, str | None]:
+    """(`invalid_argument: hosts must not be empty`, code) from a Connect error body."""
+    body = json_body(response)
+    code = body.get("code") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    code = code if isinstance(code, str) and code else None
+    message = message.strip() if isinstance(message, str) and message.strip() else None
+    if code:
+        return f"{code}: {message}" if message else code, code
+    return f"{response.status_code} {message or response.reason_phrase}".strip(), None
+
+
+def _check(value: Any, default: Any, where: str) -> Any:
+    if value is None:
+        return type(default)()
+    if isinstance(default, str) and isinstance(value, str):
+        return value
+    if isinstance(default, list) and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    if isinstance(default, dict) and isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    raise ShapeError(f"{where} is not a {type(default).__name__} of strings")
+
+
+def parse_key(item: Any, where: str) -> RemoteKey:
+    """One ApiAccessKey object → RemoteKey in manifest naming. Raises ShapeError naming what is wrong."""
+    if not isinstance(item, dict):
+        raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
+    key_id = item.get("id")
+    if not isinstance(key_id, str) or not key_id:
+        raise ShapeError(f"{where} has no string 'id'")
+    at = f"{where} ({key_id})"
+    attrs = {attr: _check(item.get(field), default, f"{at} {field}") for attr, (field, default) in WIRE.items()}
+    return RemoteKey(id=key_id, attrs=attrs, created_at=wire_time(item.get("createdAt"), f"{at} createdAt"),
+                     expires_at=wire_time(item.get("expiresAt"), f"{at} expiresAt"))
+
+
+def _one_key(body: Any) -> RemoteKey:
+    """The `apiAccessKey` of a create/update response."""
+    if not isinstance(body, dict):
+        raise ShapeError("expected an object with 'apiAccessKey'")
+    return parse_key(body.get("apiAccessKey"), "apiAccessKey")
+
+
+def parse_list(body: Any) -> list[RemoteKey]:
+    """`{"apiAccessKeys": [...]}` (an empty list may be omitted, proto3 style)."""
+    if not isinstance(body, dict):
+        raise ShapeError(f"expected an object with 'apiAccessKeys', got {type(body).__name__}")
+    items = body.get("apiAccessKeys", [])
+    if not isinstance(items, list):
+        raise ShapeError("'apiAccessKeys' is not an array")
+    return [parse_key(item, f"item {i}") for i, item in enumerate(items)]
+
+
+def create_body(request: CreateRequest) -> dict[str, Any]:
+    """CreateApiAccessKeyRequest from a CreateRequest: attributes, expiry and the secret inputs."""
+    attrs = request.attrs
+    headers = {str(k): str(v) for k, v in (attrs.get("headers") or {}).items()}
+    body: dict[str, Any] = {}
+    for path, value in request.secret_inputs.items():
+        if path in SECRET_WIRE:
+            body[SECRET_WIRE[path]] = value
+        elif path.startswith("headers.") and len(path) > len("headers."):
+            headers[path.split(".", 1)[1]] = value
+        else:
+            raise ValueError(f"unsupported TextQL secret input {path!r}")
+    body.update(hosts=[str(h) for h in attrs.get("hosts") or []], headers=headers,
+                queryParams={str(k): str(v) for k, v in (attrs.get("query_params") or {}).items()},
+                description=str(attrs.get("description") or ""))
+    if attrs.get("auth_type"):
+        body["authType"] = str(attrs["auth_type"])
+    if attrs.get("api_provider"):
+        body["provider"] = str(attrs["api_provider"])
+    if attrs.get("is_private") is not None:
+        body["isPrivate"] = bool(attrs["is_private"])
+    if request.expires_at is not None:
+        body["expiresAt"] = request.expires_at
+    return body
+
+
+def update_body(remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> dict[str, Any]:
+    """UpdateApiAccessKeyRequest: the updatable attributes present in `attrs` (None → the empty value;
+    `auth_type` None → left unchanged) and `expiresAt` when set. The vendor schema allows no `null`,
+    so None leaves the remote expiry as it is: removing an expiry cannot be done in place."""
+    body: dict[str, Any] = {"id": remote_id}
+    for attr in UPDATABLE:
+        if attr not in attrs:
+            continue
+        field, default = WIRE[attr]
+        value = attrs[attr]
+        if attr == "auth_type":
+            if value is not None:
+                body[field] = str(value)
+        elif isinstance(default, list):
+            body[field] = [str(v) for v in value or []]
+        elif isinstance(default, dict):
+            body[field] = {str(k): str(v) for k, v in (value or {}).items()}
+        else:
+            body[field] = str(value or "")
+    if expires_at is not None:
+        body["expiresAt"] = expires_at
+    return body
+
+
+class TextQLProvider:
+    """One TextQL organisation reached with one token."""
+
+    def __init__(self, name: str, base_url: str, token: str, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, max_retries: int = 5,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        self.name = name
+        headers = {"Authorization": f"Bearer {token}", "Connect-Protocol-Version": "1",
+                   "Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": f"keyform/{__version__}"}
+        self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,))
+
+    def __repr__(self) -> str:
+        return f"TextQLProvider({self.name!r}, {self._http.base_url!r})"
+
+    def _error(self, what: str, response: httpx.Response, secrets: tuple[str, ...] = (), *,
+               create: bool = False) -> ProviderError:
+        detail, code = error_detail(response)
+        lost = create and response.status_code >= 500 and response.status_code != 503
+        if lost:
+            detail += "; the key may exist remotely"
+        return status_error(self._http, what, response, detail, code=code, ambiguous=lost, secrets=secrets)
+
+    def list(self) -> list[RemoteKey] | None:
+        response = self._http.call("POST", "/v1/api-keys", "list", body={})
+        if response.status_code != 200:
+            raise self._error("list", response)
+        try:
+            return parse_list(json_body(response))
+        except ShapeError as exc:
+            raise shape_error(self._http, "list", response, exc) from None
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        what = f'create "{request.address}"'
+        secrets = tuple(request.secret_inputs.values())
+        try:
+            body = create_body(request)
+        except ValueError as exc:
+            raise ProviderError(f"{self.name}: {what}: {exc}") from None
+        response = self._http.call("POST", "/v1/api-keys/create", what, body=body, idempotent=False,
+                                   secrets=secrets)
+        if response.status_code != 200:
+            raise self._error(what, response, secrets, create=True)
+        try:
+            return CreateResult(key=_one_key(json_body(response)))
+        except ShapeError as exc:
+            raise shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets) from None
+
+    def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
+        what = f'update "{remote_id}"'
+        secrets = tuple(str(v) for v in (attrs.get("headers") or {}).values())  # may hold secret headers
+        response = self._http.call("POST", "/v1/api-keys/update", what,
+                                   body=update_body(remote_id, attrs, expires_at), secrets=secrets)
+        if response.status_code != 200:
+            raise self._error(what, response, secrets)
+        try:
+            return _one_key(json_body(response))
+        except ShapeError as exc:
+            raise shape_error(self._http, what, response, exc, secrets=secrets) from None
+
+    def delete(self, remote_id: str) -> None:
+        """Delete the key. One that is already gone (`not_found`) is not an error."""
+        what = f'delete "{remote_id}"'
+        response = self._http.call("POST", "/v1/api-keys/delete", what, body={"id": remote_id})
+        if response.status_code == 200:
+            return
+        _, code = error_detail(response)
+        if code == "not_found" or (code is None and response.status_code == 404):
+            return
+        raise self._error(what, response)
+
+    def close(self) -> None:
+        self._http.close()
