@@ -1,0 +1,70 @@
+"""The file sink: a directory holding one file per secret, named by the entry name.
+
+Each file holds exactly the secret (no trailing newline), mode 0600; the directory is created 0700.
+Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from keyform.errors import SinkError
+from keyform.fsio import StrPath, atomic_write, ensure_dir, fsync_dir
+from keyform.sinks.pathlocks import lock_for
+
+
+class FileSink:
+    readable = True
+
+    def __init__(self, directory: StrPath) -> None:
+        self.dir = Path(directory)
+
+    @staticmethod
+    def name_problem(name: str) -> str | None:
+        """Why `name` cannot be a file name in the sink directory, or None if it can."""
+        if name in ("", ".", ".."):
+            return f"{name!r} is not a usable file name"
+        if any(c in name for c in "/\\\0"):
+            return f"{name!r} is not a plain file name (it contains '/', '\\' or NUL)"
+        return None
+
+    def write(self, address: str, name: str, secret: str) -> None:
+        path = self._entry(name, address)
+        with lock_for(path):
+            try:
+                ensure_dir(self.dir)
+                atomic_write(path, secret.encode("utf-8"))
+            except OSError as exc:
+                raise SinkError(f"{path}: cannot write {name!r} for key {address}: {exc.strerror}") from None
+
+    def read(self, name: str) -> str | None:
+        path = self._entry(name, None)
+        with lock_for(path):
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise SinkError(f"{path}: cannot read {name!r}: {exc.strerror}") from None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SinkError(f"{path}: {name!r} is not UTF-8 text") from None
+
+    def remove(self, name: str) -> None:
+        path = self._entry(name, None)
+        with lock_for(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise SinkError(f"{path}: cannot remove {name!r}: {exc.strerror}") from None
+            fsync_dir(self.dir)
+
+    def _entry(self, name: str, address: str | None) -> Path:
+        problem = self.name_problem(name)
+        if problem:
+            raise SinkError(f"{self.dir}: {problem}" + (f" (key {address})" if address else ""))
+        return self.dir / name

@@ -1,0 +1,190 @@
+"""The dotenv sink: one `NAME=value` line per secret in a `.env` file, every other line kept as is.
+
+Writing replaces an existing `NAME=` in place (keeping an `export ` prefix and the line ending;
+later duplicates of NAME are dropped, since most loaders let the last one win) or appends a line.
+Values that are not plain tokens are quoted: single quotes when possible (literal in every dotenv
+dialect and in shells), else double quotes with `\\`, `"`, `$`, newline and CR escaped.
+Reading understands `export NAME=`, single and double quotes, and unquoted values with ` # comments`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from keyform.errors import SinkError
+from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.sinks.pathlocks import lock_for
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*")
+_BARE = re.compile(r"[A-Za-z0-9_.:/+@%,=-]+")  # safe unquoted in dotenv loaders and POSIX shells
+_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
+_BOM = "\ufeff"
+
+
+@dataclass
+class _Entry:
+    """A span of the file: an assignment (`name` set) or any other line, with its exact text."""
+
+    raw: str
+    name: str | None = None
+    value: str | None = None
+    export: bool = False
+
+
+class DotenvSink:
+    readable = True
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = Path(path)
+
+    @staticmethod
+    def name_problem(name: str) -> str | None:
+        """Why `name` cannot be a variable in a dotenv file, or None if it can."""
+        if not _NAME.fullmatch(name):
+            return (f"{name!r} is not a valid environment variable name "
+                    "(letters, digits, '_'; not starting with a digit)")
+        return None
+
+    def write(self, address: str, name: str, secret: str) -> None:
+        self._check(name, address)
+        if "\0" in secret:
+            raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret contains a NUL character")
+        with lock_for(self.path):
+            bom, entries = self._load(name, address)
+            newline = _newline_style(entries)
+            line = f"{name}={format_value(secret)}"
+            found = False
+            kept: list[_Entry] = []
+            for e in entries:
+                if e.name != name:
+                    kept.append(e)
+                elif not found:
+                    ending = e.raw[len(e.raw.rstrip("\r\n")):]
+                    kept.append(_Entry(("export " if e.export else "") + line + ending, name, secret, e.export))
+                    found = True
+            if not found:
+                if kept and not kept[-1].raw.endswith("\n"):
+                    kept[-1] = _Entry(kept[-1].raw + newline, kept[-1].name, kept[-1].value, kept[-1].export)
+                kept.append(_Entry(line + newline, name, secret))
+            self._store(bom, kept, name, address)
+
+    def read(self, name: str) -> str | None:
+        self._check(name, None)
+        with lock_for(self.path):
+            _, entries = self._load(name, None)
+        values = [e.value for e in entries if e.name == name]
+        return values[-1] if values else None
+
+    def remove(self, name: str) -> None:
+        self._check(name, None)
+        with lock_for(self.path):
+            if not self.path.exists():
+                return
+            bom, entries = self._load(name, None)
+            kept = [e for e in entries if e.name != name]
+            if len(kept) != len(entries):
+                self._store(bom, kept, name, None)
+
+    def _check(self, name: str, address: str | None) -> None:
+        problem = self.name_problem(name)
+        if problem:
+            raise SinkError(f"{self.path}: {problem}{_for(address)}")
+
+    def _load(self, name: str, address: str | None) -> tuple[str, list[_Entry]]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return "", []
+        except OSError as exc:
+            raise SinkError(f"{self.path}: cannot read the dotenv file for {name}{_for(address)}: "
+                            f"{exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SinkError(f"{self.path}: not a UTF-8 text file; left untouched ({name}{_for(address)})") from None
+        bom = _BOM if text.startswith(_BOM) else ""
+        return bom, parse(text[len(bom):])
+
+    def _store(self, bom: str, entries: list[_Entry], name: str, address: str | None) -> None:
+        data = (bom + "".join(e.raw for e in entries)).encode("utf-8")
+        try:
+            ensure_dir(self.path.parent)
+            atomic_write(self.path, data)
+        except OSError as exc:
+            raise SinkError(f"{self.path}: cannot write {name}{_for(address)}: {exc.strerror}") from None
+
+
+def format_value(value: str) -> str:
+    """`value` as it should appear after `NAME=`."""
+    if _BARE.fullmatch(value):
+        return value
+    if "'" not in value and "\n" not in value and "\r" not in value:
+        return f"'{value}'"
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+               .replace("\n", "\\n").replace("\r", "\\r"))
+    return f'"{escaped}"'
+
+
+def parse(text: str) -> list[_Entry]:
+    """Split a dotenv file into entries whose `raw` texts concatenate back to `text` exactly."""
+    entries: list[_Entry] = []
+    pos, size = 0, len(text)
+    while pos < size:
+        nl = text.find("\n", pos)
+        line_end = size if nl < 0 else nl + 1
+        m = _ASSIGNMENT.match(text, pos, line_end)
+        if m is None:
+            entries.append(_Entry(text[pos:line_end]))
+            pos = line_end
+            continue
+        start = m.end()
+        quote = text[start:start + 1]
+        if quote not in ("'", '"'):
+            quote = ""
+        close = _closing_quote(text, start + 1, quote) if quote else -1
+        if close >= 0:
+            body = text[start + 1:close]
+            value = body if quote == "'" else _unescape(body)
+            nl = text.find("\n", close)
+            end = size if nl < 0 else nl + 1
+        else:  # unquoted (or an unterminated quote): the rest of the line, minus a ` # comment`
+            content = text[start:line_end].rstrip("\r\n")
+            value = content if quote else re.split(r"[ \t]#", content, maxsplit=1)[0].rstrip(" \t")
+            if not quote and value.startswith("#"):
+                value = ""
+            end = line_end
+        entries.append(_Entry(text[pos:end], m.group(2), value, m.group(1) is not None))
+        pos = end
+    return entries
+
+
+def _closing_quote(text: str, i: int, quote: str) -> int:
+    if quote == "'":
+        return text.find("'", i)
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i
+        i += 1
+    return -1
+
+
+def _unescape(body: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), m.group(0)), body, flags=re.DOTALL)
+
+
+def _newline_style(entries: list[_Entry]) -> str:
+    for e in entries:
+        if e.raw.endswith("\n"):
+            return "\r\n" if e.raw.endswith("\r\n") else "\n"
+    return "\n"
+
+
+def _for(address: str | None) -> str:
+    return f" (key {address})" if address else ""

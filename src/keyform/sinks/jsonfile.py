@@ -1,0 +1,91 @@
+"""The JSON sink: a flat JSON object `{name: secret}`, keys sorted, indent 2; other entries kept.
+
+A file that is not a JSON object is refused (SinkError) and never overwritten. An empty file counts
+as an empty object.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from keyform.errors import SinkError
+from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.sinks.pathlocks import lock_for
+
+
+class JsonSink:
+    readable = True
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = Path(path)
+
+    @staticmethod
+    def name_problem(name: str) -> str | None:
+        """Why `name` cannot be an entry of the JSON object, or None if it can."""
+        return "the entry name is empty" if not name else None
+
+    def write(self, address: str, name: str, secret: str) -> None:
+        self._check(name, address)
+        with lock_for(self.path):
+            doc = self._load(name, address)
+            doc[name] = secret
+            self._store(doc, name, address)
+
+    def read(self, name: str) -> str | None:
+        self._check(name, None)
+        with lock_for(self.path):
+            value = self._load(name, None).get(name)
+        if value is None or isinstance(value, str):
+            return value
+        raise SinkError(f"{self.path}: entry {name!r} is not a string")
+
+    def remove(self, name: str) -> None:
+        self._check(name, None)
+        with lock_for(self.path):
+            if not self.path.exists():
+                return
+            doc = self._load(name, None)
+            if name in doc:
+                del doc[name]
+                self._store(doc, name, None)
+
+    def _check(self, name: str, address: str | None) -> None:
+        problem = self.name_problem(name)
+        if problem:
+            raise SinkError(f"{self.path}: {problem}{_for(address)}")
+
+    def _load(self, name: str, address: str | None) -> dict[str, Any]:
+        untouched = f"it was left untouched ({name!r}{_for(address)})"
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise SinkError(f"{self.path}: cannot read the JSON file for {name!r}{_for(address)}: "
+                            f"{exc.strerror}") from None
+        if not raw.strip():
+            return {}
+        try:
+            doc = json.loads(raw)
+        except json.JSONDecodeError as exc:  # exc.msg never quotes the document
+            raise SinkError(f"{self.path}: not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}); "
+                            f"{untouched}") from None
+        except UnicodeDecodeError:
+            raise SinkError(f"{self.path}: not valid UTF-8; {untouched}") from None
+        if not isinstance(doc, dict):
+            raise SinkError(f"{self.path}: not a JSON object (a flat {{name: secret}} map); {untouched}")
+        return doc
+
+    def _store(self, doc: dict[str, Any], name: str, address: str | None) -> None:
+        data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            ensure_dir(self.path.parent)
+            atomic_write(self.path, data)
+        except OSError as exc:
+            raise SinkError(f"{self.path}: cannot write {name!r}{_for(address)}: {exc.strerror}") from None
+
+
+def _for(address: str | None) -> str:
+    return f" for key {address}" if address else ""

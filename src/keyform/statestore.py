@@ -1,0 +1,302 @@
+"""The local state backend: `keyform.state.json` and its companions, written durably.
+
+Files, all next to the state file and all mode 0600:
+- `<state>`         the State as JSON (`State.dumps()`), replaced atomically on every save;
+- `<state>.backup`  the previous version, kept by every save;
+- `<state>.lock`    held while a command may write (see `keyform.statelock`);
+- `<state>.journal` the apply journal: one JSON record per line, fsynced per record.
+
+The interface a backend offers (a Postgres one will offer the same): `load`, `save`, `lock` /
+`acquire_lock` / `release_lock`, `force_unlock`, `journal_open`, `read_journal`, `clear_journal`.
+A state file that cannot be read, is not valid JSON, is missing required fields or comes from a
+newer keyform is refused with a StateError naming it, and never overwritten.
+
+Journal records are opaque dicts to the store; callers must never put a secret in one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from keyform import statelock
+from keyform.errors import StateError
+from keyform.fsio import append_line_durably, atomic_write, ensure_dir, fsync_dir, open_for_append
+from keyform.state import FORMAT_VERSION, State
+from keyform.statelock import LockInfo
+
+__all__ = ["JournalFile", "LockInfo", "StateStore"]
+
+_FileId = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
+
+# Fields State/KeyState/DeposedKey.from_json cannot do without, and their JSON types.
+_TOP_REQUIRED: Mapping[str, type] = {"format_version": int, "lineage": str, "serial": int, "fingerprint_salt": str}
+_KEY_REQUIRED = {"provider": str, "provider_type": str, "remote_id": str, "created_at": str}
+_DEPOSED_REQUIRED = {"address": str, "provider": str, "provider_type": str, "remote_id": str,
+                     "deposed_at": str, "revoke_after": str}
+
+
+class StateStore:
+    """A state file and its backup, lock and journal. Thread-safe within one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.backup_path = self.path.with_name(self.path.name + ".backup")
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.journal_path = self.path.with_name(self.path.name + ".journal")
+        self._mutex = threading.RLock()
+        self._seen: _FileId | None = None  # the file as this store last read or wrote it (None: absent)
+        self._journal_lock = threading.Lock()
+        self._open_journals = 0
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def load(self) -> State | None:
+        """The stored State, or None when the file does not exist. Refuses (StateError) anything else."""
+        with self._mutex:
+            try:
+                with open(self.path, "rb") as fh:
+                    raw = fh.read()
+                    file_id = _file_id(os.fstat(fh.fileno()))
+            except FileNotFoundError:
+                self._seen = None
+                return None
+            except OSError as exc:
+                self._seen = None
+                raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") from None
+            self._seen = None  # until it parses: a refused file must not be overwritten by save()
+            state = self._parse(raw)
+            self._seen = file_id
+            return state
+
+    def save(self, state: State) -> None:
+        """Bump `state.serial`, keep the current file as the backup, and write the new one atomically.
+
+        Call `load()` first: save refuses to overwrite a file this store has not successfully read, or
+        one that was created, replaced or changed on disk since this store last loaded or saved it
+        (lost-update protection). On failure the serial is restored and the previous file is intact.
+        """
+        with self._mutex:
+            try:
+                current = _stat_id(self.path)
+            except OSError as exc:
+                raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") from None
+            if current != self._seen:
+                why = "was not read first" if self._seen is None else "changed on disk since keyform read it"
+                raise StateError(f"{self.path}: the state file {why}; refusing to overwrite it")
+            state.serial += 1
+            try:
+                data = state.dumps().encode("utf-8")
+                ensure_dir(self.path.parent)
+                if current is not None:
+                    self._keep_backup()
+                atomic_write(self.path, data)
+            except OSError as exc:
+                state.serial -= 1
+                raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}; "
+                                 "the previous version is intact") from None
+            except BaseException:
+                state.serial -= 1
+                raise
+            self._seen = _stat_id(self.path)
+
+    def _keep_backup(self) -> None:
+        """Make `<state>.backup` the current file: a hard link when possible, else a durable copy."""
+        tmp = self.backup_path.with_name(f".{self.backup_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            os.link(self.path, tmp)
+        except OSError:
+            atomic_write(self.backup_path, self.path.read_bytes())
+            return
+        try:
+            os.replace(tmp, self.backup_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(self.path.parent)
+
+    def _parse(self, raw: bytes) -> State:
+        untouched = f"it was left untouched — restore it from {self.backup_path} or fix it"
+        try:
+            doc = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise StateError(f"{self.path}: state file is not valid JSON (truncated?): line {exc.lineno} column "
+                             f"{exc.colno}; {untouched}") from None
+        except UnicodeDecodeError:
+            raise StateError(f"{self.path}: state file is not valid UTF-8; {untouched}") from None
+        if not isinstance(doc, dict):
+            raise StateError(f"{self.path}: state file does not hold a JSON object; {untouched}")
+        version = doc.get("format_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+            raise StateError(f"{self.path}: state file was written by a newer keyform (format {version}; this "
+                             f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
+        problem = _shape_problem(doc)
+        if problem is None and version != FORMAT_VERSION:
+            problem = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+        if problem is None:
+            try:
+                return State.from_json(doc)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                problem = f"malformed content ({type(exc).__name__})"
+        raise StateError(f"{self.path}: state file {problem}; {untouched}")
+
+    # -- lock -------------------------------------------------------------------------------------
+
+    def acquire_lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
+        """Take `<state>.lock`, waiting up to `timeout` seconds; LockError names the holder."""
+        return statelock.acquire(self.lock_path, operation, timeout)
+
+    def release_lock(self, lock: LockInfo) -> None:
+        """Release a lock taken by `acquire_lock` (only if the file still holds its ID)."""
+        statelock.release(self.lock_path, lock)
+
+    @contextmanager
+    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """`with store.lock("apply", timeout=30):` holds the state lock for the block."""
+        info = self.acquire_lock(operation, timeout)
+        try:
+            yield info
+        finally:
+            self.release_lock(info)
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove the lock iff it holds `lock_id` (StateError otherwise); returns the removed holder."""
+        return statelock.force_unlock(self.lock_path, lock_id)
+
+    # -- journal ----------------------------------------------------------------------------------
+
+    def journal_open(self) -> JournalFile:
+        """Open the journal for appending (created 0600). Close it before `clear_journal`."""
+        with self._journal_lock:
+            try:
+                ensure_dir(self.journal_path.parent)
+                fh = open_for_append(self.journal_path)
+            except OSError as exc:
+                raise StateError(f"{self.journal_path}: cannot open the apply journal: {exc.strerror}") from None
+            self._open_journals += 1
+        return JournalFile(self, fh)
+
+    def read_journal(self) -> list[dict[str, Any]]:
+        """Every complete record in order ([] without a journal). A torn final line is ignored."""
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StateError(f"{self.journal_path}: cannot read the apply journal: {exc.strerror}") from None
+        lines = raw.split(b"\n")
+        records: list[dict[str, Any]] = []
+        for number, line in enumerate(lines[:-1], start=1):  # lines[-1]: b"" or an unfinished write
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            if not isinstance(rec, dict):
+                raise StateError(f"{self.journal_path}:{number}: apply journal record is not a JSON object; "
+                                 "fix or delete that line")
+            records.append(rec)
+        return records
+
+    def clear_journal(self) -> None:
+        """Remove the journal durably (after its records were folded into a saved state)."""
+        with self._journal_lock:
+            if self._open_journals:
+                raise RuntimeError("clear_journal() while a JournalFile is open; close it first")
+            try:
+                os.unlink(self.journal_path)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise StateError(f"{self.journal_path}: cannot remove the apply journal: {exc.strerror}") from None
+            fsync_dir(self.journal_path.parent)
+
+
+class JournalFile:
+    """An open journal: `append` writes one JSON line and fsyncs it before returning. Thread-safe."""
+
+    def __init__(self, store: StateStore, fh: BinaryIO) -> None:
+        self._store = store
+        self._fh: BinaryIO | None = fh
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        with self._store._journal_lock:
+            if self._fh is None:
+                raise RuntimeError("append() on a closed JournalFile")
+            try:
+                append_line_durably(self._fh, line)
+            except OSError as exc:
+                raise StateError(f"{self._store.journal_path}: cannot write the apply journal: "
+                                 f"{exc.strerror}") from None
+
+    def close(self) -> None:
+        with self._store._journal_lock:
+            if self._fh is None:
+                return
+            self._fh.close()
+            self._fh = None
+            self._store._open_journals -= 1
+
+    def __enter__(self) -> JournalFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shape_problem(doc: dict[str, Any]) -> str | None:
+    """The first missing or mistyped required field, as `is missing required field "keys.x.remote_id"`."""
+    problem = _fields_problem(doc, _TOP_REQUIRED, "")
+    if problem:
+        return problem
+    try:
+        bytes.fromhex(doc["fingerprint_salt"])
+    except ValueError:
+        return 'field "fingerprint_salt" is not hexadecimal'
+    keys = doc.get("keys", {})
+    if not isinstance(keys, dict):
+        return 'field "keys" is not an object'
+    for address, entry in keys.items():
+        if not isinstance(entry, dict):
+            return f'field "keys.{address}" is not an object'
+        problem = _fields_problem(entry, _KEY_REQUIRED, f"keys.{address}.")
+        if problem:
+            return problem
+    deposed = doc.get("deposed", [])
+    if not isinstance(deposed, list):
+        return 'field "deposed" is not an array'
+    for i, entry in enumerate(deposed):
+        if not isinstance(entry, dict):
+            return f'field "deposed[{i}]" is not an object'
+        problem = _fields_problem(entry, _DEPOSED_REQUIRED, f"deposed[{i}].")
+        if problem:
+            return problem
+    return None
+
+
+def _fields_problem(obj: dict[str, Any], required: Mapping[str, type], prefix: str) -> str | None:
+    for name, kind in required.items():
+        if name not in obj:
+            return f'is missing required field "{prefix}{name}"'
+        value = obj[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f'field "{prefix}{name}" should be {"an integer" if kind is int else "a string"}'
+    return None
+
+
+def _file_id(st: os.stat_result) -> _FileId:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _stat_id(path: Path) -> _FileId | None:
+    try:
+        return _file_id(os.stat(path))
+    except FileNotFoundError:
+        return None

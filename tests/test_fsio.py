@@ -1,0 +1,179 @@
+"""keyform.fsio: atomic replace, private modes, durable appends."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keyform import fsio
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_atomic_write_creates_file_with_exact_bytes_and_mode_0600(tmp_path: Path, loose_umask: None) -> None:
+    target = tmp_path / "out.bin"
+    fsio.atomic_write(target, b"hello\x00world")
+    assert target.read_bytes() == b"hello\x00world"
+    assert mode_of(target) == 0o600
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_atomic_write_forces_mode_on_rewrite_of_a_world_readable_file(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o644)
+    fsio.atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert mode_of(target) == 0o600
+
+
+def test_atomic_write_honours_an_explicit_mode_despite_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        fsio.atomic_write(tmp_path / "f", b"x", mode=0o640)
+    finally:
+        os.umask(old)
+    assert mode_of(tmp_path / "f") == 0o640
+
+
+def test_failed_rename_leaves_old_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "state"
+    target.write_bytes(b"old contents")
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="No space"):
+        fsio.atomic_write(target, b"new contents")
+    assert target.read_bytes() == b"old contents"
+    assert os.listdir(tmp_path) == ["state"]
+
+
+def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "state"
+    target.write_bytes(b"old")
+
+    def boom(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError):
+        fsio.atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["state"]
+
+
+def test_atomic_write_through_a_symlink_replaces_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real.env"
+    real.write_text("A=1\n")
+    link = tmp_path / "link.env"
+    link.symlink_to(real)
+    fsio.atomic_write(link, b"A=2\n")
+    assert link.is_symlink()
+    assert real.read_bytes() == b"A=2\n"
+
+
+def test_atomic_write_fsyncs_file_and_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    fsio.atomic_write(tmp_path / "f", b"x")
+    assert len(synced) == 2  # the temp file's data, then the directory entry
+
+
+def test_ensure_dir_creates_missing_parents_0700(tmp_path: Path, loose_umask: None) -> None:
+    deep = tmp_path / "a" / "b" / "c"
+    fsio.ensure_dir(deep)
+    for d in (tmp_path / "a", tmp_path / "a" / "b", deep):
+        assert d.is_dir()
+        assert mode_of(d) == 0o700
+
+
+def test_ensure_dir_leaves_existing_directories_alone(tmp_path: Path) -> None:
+    existing = tmp_path / "shared"
+    existing.mkdir()
+    os.chmod(existing, 0o755)
+    fsio.ensure_dir(existing / "private")
+    assert mode_of(existing) == 0o755
+    assert mode_of(existing / "private") == 0o700
+
+
+def test_ensure_dir_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        fsio.ensure_dir(tmp_path / "file")
+    with pytest.raises(OSError):
+        fsio.ensure_dir(tmp_path / "file" / "sub")
+
+
+def test_fsync_dir_accepts_a_directory_and_fails_on_a_missing_one(tmp_path: Path) -> None:
+    fsio.fsync_dir(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        fsio.fsync_dir(tmp_path / "missing")
+
+
+def test_append_line_durably_writes_one_line_and_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "log"
+    fh = fsio.open_for_append(path)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    try:
+        fsio.append_line_durably(fh, '{"a":1}')
+        fsio.append_line_durably(fh, '{"b":"é"}')
+    finally:
+        fh.close()
+    assert path.read_bytes() == '{"a":1}\n{"b":"é"}\n'.encode()
+    assert len(synced) == 2
+    assert mode_of(path) == 0o600
+
+
+def test_append_line_durably_rejects_embedded_line_breaks(tmp_path: Path) -> None:
+    with fsio.open_for_append(tmp_path / "log") as fh:
+        with pytest.raises(ValueError):
+            fsio.append_line_durably(fh, "one\ntwo")
+        with pytest.raises(ValueError):
+            fsio.append_line_durably(fh, "one\rtwo")
+    assert (tmp_path / "log").read_bytes() == b""
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (b"", b""),
+    (b"complete\n", b"complete\n"),
+    (b"complete\ntorn", b"complete\n"),
+    (b"torn only", b""),
+    (b"a\n" + b"x" * 200_000, b"a\n"),  # the torn tail spans several read chunks
+])
+def test_open_for_append_cuts_a_torn_last_line(tmp_path: Path, before: bytes, after: bytes) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(before)
+    with fsio.open_for_append(path) as fh:
+        assert path.read_bytes() == after
+        fsio.append_line_durably(fh, "next")
+    assert path.read_bytes() == after + b"next\n"

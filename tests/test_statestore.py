@@ -1,0 +1,427 @@
+"""keyform.statestore: the local state file, its backup, lock and journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from keyform.errors import LockError, StateError
+from keyform.state import FORMAT_VERSION, DeposedKey, KeyState, State
+from keyform.statelock import LockInfo
+from keyform.statestore import StateStore
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "state.schema.json"
+
+
+def sample_state() -> State:
+    state = State.new()
+    state.keys["ci-bot"] = KeyState(
+        address="ci-bot", provider="questra-prod", provider_type="questra", remote_id="key_1",
+        attrs={"name": "CI bot"}, remote={"name": "CI bot", "revoked": False}, expiry_spec="in:90d",
+        expires_at="2027-06-01T00:00:00Z", created_at="2027-03-03T00:00:00Z",
+        sink={"sink": "dev-env", "as": "QUESTRA_CI_BOT"},
+    )
+    state.keys["ana-questra"] = KeyState(
+        address="ana-questra", provider="textql", provider_type="textql", remote_id="tq_9",
+        attrs={"hosts": ["api.questra.ai"], "description": "Questra access for Ana"}, remote={},
+        expiry_spec="never", expires_at=None, created_at="2027-03-03T00:00:01Z", sink=None,
+        fingerprints={"auth_value": state.fingerprint("not-stored")}, prevent_destroy=True,
+    )
+    state.deposed.append(DeposedKey(address="ci-bot", provider="questra-prod", provider_type="questra",
+                                    remote_id="key_0", deposed_at="2027-03-03T00:00:00Z",
+                                    revoke_after="2027-03-04T00:00:00Z", last_error="HTTP 503"))
+    return state
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path / "keyform.state.json")
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# ---------------------------------------------------------------------------------- load / save
+
+
+def test_missing_state_loads_as_none(store: StateStore) -> None:
+    assert store.load() is None
+
+
+def test_saved_state_round_trips(store: StateStore) -> None:
+    state = sample_state()
+    assert store.load() is None
+    store.save(state)
+    loaded = StateStore(store.path).load()
+    assert loaded == state
+    assert store.path.read_text() == state.dumps()
+    assert mode_of(store.path) == 0o600
+
+
+def test_each_save_increments_the_serial_by_one(store: StateStore) -> None:
+    state = State.new()
+    store.save(state)
+    store.save(state)
+    assert state.serial == 2
+    loaded = store.load()
+    assert loaded is not None and loaded.serial == 2
+
+
+def test_backup_holds_the_previous_version(store: StateStore) -> None:
+    state = sample_state()
+    store.save(state)
+    first = store.path.read_bytes()
+    assert not store.backup_path.exists()
+    state.keys.pop("ci-bot")
+    store.save(state)
+    assert store.backup_path.read_bytes() == first
+    state.deposed.clear()
+    second = store.path.read_bytes()
+    store.save(state)
+    assert store.backup_path.read_bytes() == second
+    assert json.loads(store.path.read_bytes())["serial"] == 3
+
+
+def test_backup_falls_back_to_a_copy_where_hard_links_fail(store: StateStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    state = sample_state()
+    store.save(state)
+    first = store.path.read_bytes()
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store.save(state)
+    assert store.backup_path.read_bytes() == first
+    assert mode_of(store.backup_path) == 0o600
+
+
+def test_crash_during_rename_leaves_the_old_state_intact(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = sample_state()
+    store.save(state)
+    before = store.path.read_bytes()
+    real_replace = os.replace
+
+    def crash_on_state(src: str, dst: str) -> None:
+        if os.path.realpath(dst) == os.path.realpath(store.path):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_state)
+    state.keys.clear()
+    with pytest.raises(StateError, match=r"No space left on device.*previous version is intact"):
+        store.save(state)
+    assert store.path.read_bytes() == before
+    assert state.serial == 1  # restored: the failed write did not consume a serial
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["keyform.state.json", "keyform.state.json.backup"]
+
+
+def test_save_creates_missing_state_directory_0700(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "nested" / "dir" / "keyform.state.json")
+    store.save(State.new())
+    assert mode_of(tmp_path / "nested") == 0o700
+    assert store.load() is not None
+
+
+def test_save_refuses_when_the_file_changed_on_disk_since_load(store: StateStore) -> None:
+    store.save(State.new())
+    state = store.load()
+    assert state is not None
+    other = StateStore(store.path)
+    other_state = other.load()
+    assert other_state is not None
+    other.save(other_state)
+    after_other = store.path.read_bytes()
+    with pytest.raises(StateError, match="changed on disk"):
+        store.save(state)
+    assert store.path.read_bytes() == after_other
+
+
+def test_save_refuses_when_a_state_appeared_after_loading_none(store: StateStore) -> None:
+    assert store.load() is None
+    StateStore(store.path).save(State.new())
+    with pytest.raises(StateError, match="was not read first"):
+        store.save(State.new())
+
+
+def test_save_refuses_to_overwrite_a_state_it_has_not_loaded(store: StateStore) -> None:
+    StateStore(store.path).save(sample_state())
+    before = store.path.read_bytes()
+    with pytest.raises(StateError, match="was not read first"):
+        store.save(State.new())
+    assert store.path.read_bytes() == before
+    loaded = store.load()
+    assert loaded is not None
+    store.save(loaded)
+
+
+def test_saved_file_validates_against_the_schema(store: StateStore) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    for state in (State.new(), sample_state()):
+        store.save(state)
+        validator.validate(json.loads(store.path.read_bytes()))
+
+
+def test_schema_rejects_unknown_fields_and_a_newer_format() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    doc = sample_state().to_json()
+    jsonschema.validate(doc, schema)
+    for bad in ({**doc, "secret": "x"}, {**doc, "format_version": 2},
+                {**doc, "keys": {"ci-bot": {**doc["keys"]["ci-bot"], "secret": "x"}}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def test_schema_lists_exactly_the_fields_state_writes() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    doc = sample_state().to_json()
+    assert set(schema["properties"]) == set(doc) == set(schema["required"])
+    key_def, deposed_def = schema["$defs"]["key"], schema["$defs"]["deposed_key"]
+    assert set(key_def["properties"]) == set(key_def["required"]) == set(doc["keys"]["ci-bot"])
+    assert set(deposed_def["properties"]) == set(deposed_def["required"]) == set(doc["deposed"][0])
+
+
+def write_raw(store: StateStore, text: str) -> bytes:
+    store.path.write_text(text)
+    return store.path.read_bytes()
+
+
+def valid_doc() -> dict[str, object]:
+    return sample_state().to_json()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{\n  "format_version": 1,\n', r"not valid JSON \(truncated\?\): line 3 column 1; it was left untouched — "
+                                    r"restore it from .*keyform.state.json.backup or fix it"),
+    ("", r"not valid JSON \(truncated\?\): line 1 column 1"),
+    ("[]", "does not hold a JSON object"),
+    (json.dumps({**valid_doc(), "format_version": 2}),
+     r"was written by a newer keyform \(format 2; this keyform reads 1\)"),
+    (json.dumps({k: v for k, v in valid_doc().items() if k != "lineage"}), 'missing required field "lineage"'),
+    (json.dumps({k: v for k, v in valid_doc().items() if k != "format_version"}),
+     'missing required field "format_version"'),
+    (json.dumps({**valid_doc(), "serial": "7"}), 'field "serial" should be an integer'),
+    (json.dumps({**valid_doc(), "fingerprint_salt": "zz"}), 'field "fingerprint_salt" is not hexadecimal'),
+    (json.dumps({**valid_doc(), "format_version": 0}), "unsupported format_version 0"),
+    (json.dumps({**valid_doc(), "keys": {"ci-bot": {"provider": "p", "provider_type": "questra",
+                                                    "created_at": "2027-01-01T00:00:00Z"}}}),
+     'missing required field "keys.ci-bot.remote_id"'),
+    (json.dumps({**valid_doc(), "deposed": [{"address": "x"}]}), r'missing required field "deposed\[0\].provider"'),
+    (json.dumps({**valid_doc(), "keys": []}), 'field "keys" is not an object'),
+])
+def test_unusable_state_is_refused_and_left_byte_for_byte(store: StateStore, content: str, message: str) -> None:
+    before = write_raw(store, content)
+    with pytest.raises(StateError, match=message) as info:
+        store.load()
+    assert str(info.value).startswith(f"{store.path}: ")
+    with pytest.raises(StateError, match="was not read first; refusing to overwrite it"):
+        store.save(State.new())
+    assert store.path.read_bytes() == before
+    assert not store.backup_path.exists()
+
+
+def test_invalid_utf8_state_is_refused(store: StateStore) -> None:
+    store.path.write_bytes(b'{"lineage": "\xff"}')
+    with pytest.raises(StateError, match="not valid UTF-8"):
+        store.load()
+
+
+def test_unreadable_state_is_refused(store: StateStore) -> None:
+    store.path.mkdir()  # a directory where the file should be: unreadable even for root
+    with pytest.raises(StateError, match=f"{store.path}: cannot read the state file"):
+        store.load()
+
+
+# ----------------------------------------------------------------------------------------- lock
+
+
+def test_lock_file_is_exclusive_private_and_describes_the_holder(store: StateStore) -> None:
+    with store.lock("apply") as info:
+        assert mode_of(store.lock_path) == 0o600
+        held = json.loads(store.lock_path.read_text())
+        assert held == {"id": info.id, "pid": os.getpid(), "host": socket.gethostname(), "operation": "apply",
+                        "created_at": info.created_at, "version": info.version}
+        assert held["created_at"].endswith("Z")
+        with pytest.raises(LockError, match=f"lock ID {info.id}"):
+            store.acquire_lock("plan")
+    assert not store.lock_path.exists()
+
+
+def test_lock_waits_until_a_holder_releases_within_the_timeout(store: StateStore) -> None:
+    first = store.acquire_lock("apply")
+    timer = threading.Timer(0.3, store.release_lock, args=(first,))
+    timer.start()
+    started = time.monotonic()
+    with store.lock("apply", timeout=5) as second:
+        assert time.monotonic() - started >= 0.25
+        assert second.id != first.id
+    timer.join()
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from keyform.statestore import StateStore
+info = StateStore(Path(sys.argv[1])).acquire_lock("apply")
+print(info.id, flush=True)
+time.sleep(60)
+"""
+
+
+def test_lock_held_by_another_process_times_out_naming_pid_and_id(store: StateStore) -> None:
+    child = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        lock_id = child.stdout.readline().strip()
+        started = time.monotonic()
+        with pytest.raises(LockError) as info:
+            store.acquire_lock("plan", timeout=0.5)
+        waited = time.monotonic() - started
+        assert 0.5 <= waited < 3
+        message = str(info.value)
+        assert f"state is locked by pid {child.pid} on {socket.gethostname()} (operation \"apply\", since " in message
+        assert f"lock ID {lock_id}. Wait for it to finish, or if it is dead run: keyform force-unlock {lock_id}" \
+            in message
+        assert "no longer running" not in message
+    finally:
+        child.kill()
+        child.wait()
+    # The holder died without releasing: the lock stays (never broken automatically), and says so.
+    with pytest.raises(LockError, match=r"\(that process is no longer running\)") as info:
+        store.acquire_lock("plan")
+    assert f"keyform force-unlock {lock_id}" in str(info.value)
+    store.force_unlock(lock_id)
+    with store.lock("plan"):
+        pass
+
+
+def test_force_unlock_removes_only_a_matching_lock(store: StateStore) -> None:
+    with pytest.raises(StateError, match="state is not locked"):
+        store.force_unlock("nope")
+    info = store.acquire_lock("apply")
+    with pytest.raises(StateError, match=f"lock ID does not match: the state is locked with ID {info.id}"):
+        store.force_unlock("nope")
+    assert store.lock_path.exists()
+    removed = store.force_unlock(info.id)
+    assert removed == info
+    assert not store.lock_path.exists()
+
+
+def test_release_after_force_unlock_leaves_the_new_holders_lock(store: StateStore) -> None:
+    mine = store.acquire_lock("apply")
+    store.force_unlock(mine.id)
+    theirs = store.acquire_lock("apply")
+    store.release_lock(mine)
+    assert LockInfo.from_json(json.loads(store.lock_path.read_text())) == theirs
+    store.release_lock(theirs)
+    assert not store.lock_path.exists()
+
+
+def test_unreadable_lock_file_is_reported_not_broken(store: StateStore) -> None:
+    store.lock_path.write_text("garbage")
+    with pytest.raises(LockError, match="lock file is not readable"):
+        store.acquire_lock("apply")
+    with pytest.raises(StateError, match="lock file is not readable"):
+        store.force_unlock("x")
+    assert store.lock_path.read_text() == "garbage"
+
+
+# -------------------------------------------------------------------------------------- journal
+
+
+def test_journal_appends_are_read_back_in_order(store: StateStore) -> None:
+    assert store.read_journal() == []
+    records = [{"op": "intent", "seq": "r.1", "address": "ci-bot"}, {"op": "created", "seq": "r.1", "remote_id": "k"},
+               {"op": "done", "seq": "r.1", "note": "multi\nline é"}]
+    with store.journal_open() as journal:
+        for rec in records:
+            journal.append(rec)
+    assert store.read_journal() == records
+    assert mode_of(store.journal_path) == 0o600
+    assert store.journal_path.read_text().count("\n") == 3
+
+
+def test_journal_append_is_durable_when_it_returns(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = store.journal_open()
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    journal.append({"op": "intent"})
+    assert len(synced) == 1
+    assert StateStore(store.path).read_journal() == [{"op": "intent"}]  # visible before close
+    journal.close()
+
+
+def test_journal_ignores_a_torn_last_line(store: StateStore) -> None:
+    with store.journal_open() as journal:
+        journal.append({"op": "intent", "seq": "1"})
+    with open(store.journal_path, "ab") as fh:
+        fh.write(b'{"op": "created", "se')
+    assert store.read_journal() == [{"op": "intent", "seq": "1"}]
+    with store.journal_open() as journal:  # reopening cuts the torn tail so new lines start clean
+        journal.append({"op": "failed", "seq": "1"})
+    assert store.read_journal() == [{"op": "intent", "seq": "1"}, {"op": "failed", "seq": "1"}]
+
+
+def test_journal_refuses_a_corrupt_middle_line(store: StateStore) -> None:
+    store.journal_path.write_text('{"op": "intent"}\nnot json\n{"op": "done"}\n')
+    with pytest.raises(StateError, match=r"keyform.state.json.journal:2: apply journal record is not a JSON object"):
+        store.read_journal()
+
+
+def test_journal_appends_from_many_threads_all_land_whole(store: StateStore) -> None:
+    journal = store.journal_open()
+
+    def worker(t: int) -> None:
+        for i in range(50):
+            journal.append({"thread": t, "i": i, "pad": "x" * 500})
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    journal.close()
+    records = store.read_journal()
+    assert len(records) == 16 * 50
+    for t in range(16):
+        assert [r["i"] for r in records if r["thread"] == t] == list(range(50))
+
+
+def test_clear_journal_removes_it_and_refuses_while_open(store: StateStore) -> None:
+    store.clear_journal()  # nothing to clear: fine
+    journal = store.journal_open()
+    journal.append({"op": "intent"})
+    with pytest.raises(RuntimeError):
+        store.clear_journal()
+    journal.close()
+    journal.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        journal.append({"op": "late"})
+    store.clear_journal()
+    assert not store.journal_path.exists()
+    assert store.read_journal() == []
+
+
+def test_format_version_constant_matches_schema() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["properties"]["format_version"]["const"] == FORMAT_VERSION
