@@ -1,0 +1,57 @@
+"""``python -m keyform.emulator``: serve the emulator in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .config import EmulatorConfig
+from .server import Emulator
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
+    """Build an :class:`EmulatorConfig` from command-line arguments."""
+    parser = argparse.ArgumentParser(prog="python -m keyform.emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--error-rate", type=float, default=0.0, help="probability of a 503")
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a 429")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
+    parser.add_argument("--drop-after-commit-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
+    parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
+    parser.add_argument("--log-requests", action="store_true")
+    args = parser.parse_args(argv)
+    return EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        error_rate=args.error_rate,
+        rate_limit_rate=args.rate_limit_rate,
+        drop_after_commit_rate=args.drop_after_commit_rate,
+        seed=args.seed,
+        questra_list_shape=args.questra_list_shape,
+        tokens=frozenset(args.token) if args.token else None,
+        retry_after=args.retry_after,
+        log_requests=args.log_requests,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the emulator, announce its URL on one line, serve until interrupted."""
+    config = parse_args(argv)
+    try:
+        emulator = Emulator(config)
+    except (OSError, ValueError) as exc:
+        print(f"keyform emulator: {exc}", file=sys.stderr)
+        return 1
+    print(f"keyform emulator listening on {emulator.url}", flush=True)
+    emulator.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The emulator's start-up configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EmulatorConfig:
+    """Where to listen and which faults to inject from the start.
+
+    ``port=0`` picks a free port. The fault knobs (``latency_ms`` … ``retry_after``) can be changed
+    later through ``POST /_emulator/faults``; ``tokens``, when set, is the only set of bearer tokens
+    accepted (others get 401); ``None`` accepts any non-empty token.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    latency_ms: float = 0
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    drop_after_commit_rate: float = 0.0
+    seed: int | None = None
+    questra_list_shape: str = "array"
+    tokens: frozenset[str] | None = None
+    retry_after: float = 1.0
+    log_requests: bool = False
