@@ -26,7 +26,7 @@ from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, Workspace
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, SINK, secret_of_fingerprint
+from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, secret_of_fingerprint
 from keyform.refresh import ProviderPool, strip_headers
 from keyform.remote import CreateRequest, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
@@ -312,7 +312,12 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     expires_at = ks.expires_at
     remote_attrs = dict(ks.remote)
     fps = dict(ks.fingerprints)
-    remote_changes = changed - {SINK}
+    # write-only inputs other than headers cannot change in place: an update naming them only
+    # records their fingerprint (an imported key's first apply)
+    recorded = {n for n in changed if n in spec.secret_inputs and not n.startswith("headers.")}
+    if recorded:
+        fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
+    remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
     if remote_changes:
         header_inputs = {p for p in spec.secret_inputs if p.startswith("headers.")}
         values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)

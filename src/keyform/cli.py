@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -114,6 +115,10 @@ def validate(ctx: Ctx, files: tuple[str, ...]) -> None:
 def _render(plan: Any, fmt: str, color: bool) -> str:
     if fmt == "json":
         return str(plan.dumps())
+    if fmt == "markdown":
+        from keyform.render.markdown import render_markdown
+
+        return render_markdown(plan)
     from keyform.render.text import render_text
 
     return render_text(plan, color=color)
@@ -123,21 +128,24 @@ def _render(plan: Any, fmt: str, color: bool) -> str:
 @files_option
 @state_options
 @click.option("--out", type=click.Path(), help="Save the plan to FILE for `keyform apply FILE`.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 if no changes, 2 if changes, 1 on error.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True, help="List the remote keys first.")
 @click.option("--target", "targets", multiple=True, help="Plan only this address (and what it needs).")
 @click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
+@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
 @click.pass_obj
 def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, out: str | None,
-         fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool) -> None:
+         fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool,
+         replace: tuple[str, ...]) -> None:
     """Show what apply would change, and why."""
 
     def body() -> int:
         from keyform import operations
 
         with operations.session(_options(files, state_path, lock_timeout), "plan") as sess:
-            the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy)
+            the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy,
+                                       replace=replace)
         click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
         if out:
             from keyform.fsio import atomic_write
@@ -213,9 +221,11 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int) -> int:
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256))
 @click.option("--target", "targets", multiple=True, help="Apply only this address (and what it needs).")
 @click.option("--refresh/--no-refresh", default=True, show_default=True)
+@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
 @click.pass_obj
 def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
-          auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool) -> None:
+          auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool,
+          replace: tuple[str, ...]) -> None:
     """Make the remote keys match the manifests (plans first unless given a saved plan)."""
 
     def body() -> int:
@@ -227,7 +237,7 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
                 the_plan = _read_plan(plan_file)
                 operations.check_saved_plan(sess, the_plan)
             else:
-                the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh)
+                the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, replace=replace)
                 click.echo(_render(the_plan, "text", ctx.color()), nl=False)
                 if not the_plan.has_changes:
                     return 0
@@ -324,3 +334,141 @@ def emulator(ctx: Ctx, host: str, port: int, latency_ms: int, error_rate: float,
         return 0
 
     run_safely(ctx, body)
+
+
+@main.command("import")
+@click.argument("address")
+@click.argument("remote_id")
+@files_option
+@state_options
+@click.pass_obj
+def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], state_path: str | None,
+            lock_timeout: str) -> None:
+    """Adopt an existing remote key (REMOTE_ID) as ADDRESS, which the manifests must declare."""
+
+    def body() -> int:
+        from keyform import operations
+        from keyform.statecmds import import_key
+
+        with operations.session(_options(files, state_path, lock_timeout), "import") as sess:
+            _, warnings = import_key(sess, address, remote_id)
+        click.echo(f"Imported {remote_id} as {address}.")
+        for w in warnings:
+            click.echo(f"Warning: {w}", err=True)
+        return 0
+
+    run_safely(ctx, body)
+
+
+@main.group()
+def state() -> None:
+    """Inspect or edit the state: list, show, rm, mv (never touches remote keys)."""
+
+
+@state.command("list")
+@files_option
+@click.option("--state", "state_path", type=click.Path(), default=None)
+@click.pass_obj
+def state_list(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None:
+    """List the managed keys: address, provider instance, remote id."""
+
+    def body() -> int:
+        from keyform.statecmds import state_list as rows
+
+        for row in rows(_read_state(files, state_path)):
+            click.echo(row)
+        return 0
+
+    run_safely(ctx, body)
+
+
+@state.command("show")
+@click.argument("address")
+@files_option
+@click.option("--state", "state_path", type=click.Path(), default=None)
+@click.pass_obj
+def state_show(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | None) -> None:
+    """Show one key's record (the state holds no secrets)."""
+
+    def body() -> int:
+        import json
+
+        from keyform.statecmds import state_show as show
+
+        click.echo(json.dumps(show(_read_state(files, state_path), address), indent=2))
+        return 0
+
+    run_safely(ctx, body)
+
+
+@state.command("rm")
+@click.argument("address")
+@files_option
+@state_options
+@click.pass_obj
+def state_rm(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | None, lock_timeout: str) -> None:
+    """Forget a key without touching it remotely (it stays active; keyform stops managing it)."""
+
+    def body() -> int:
+        from keyform.statecmds import state_rm as rm
+
+        with _locked_state(files, state_path, lock_timeout, "state rm") as (store, st):
+            ks = rm(st, address)
+            store.save(st)
+        click.echo(f"Removed {address} ({ks.remote_id}) from the state; the remote key was not touched.")
+        return 0
+
+    run_safely(ctx, body)
+
+
+@state.command("mv")
+@click.argument("old")
+@click.argument("new")
+@click.option("--sink-name", default=None, help="Also record a new entry name in the sink (default: keep it).")
+@files_option
+@state_options
+@click.pass_obj
+def state_mv(ctx: Ctx, old: str, new: str, sink_name: str | None, files: tuple[str, ...], state_path: str | None,
+             lock_timeout: str) -> None:
+    """Rename a key's address in the state, keeping the remote key (and its sink entry name)."""
+
+    def body() -> int:
+        from keyform.statecmds import state_mv as mv
+
+        with _locked_state(files, state_path, lock_timeout, "state mv") as (store, st):
+            mv(st, old, new, sink_name)
+            store.save(st)
+        click.echo(f"Moved {old} to {new}.")
+        return 0
+
+    run_safely(ctx, body)
+
+
+def _state_store(files: tuple[str, ...], state_path: str | None) -> Any:
+    from pathlib import Path
+
+    from keyform.statestore import StateStore
+
+    if state_path:
+        return StateStore(Path(state_path))
+    from keyform.operations import load
+
+    return StateStore(Path(load(_options(files)).state_path))
+
+
+def _read_state(files: tuple[str, ...], state_path: str | None) -> Any:
+    from keyform.state import State
+
+    return _state_store(files, state_path).load() or State.new()
+
+
+@contextmanager
+def _locked_state(files: tuple[str, ...], state_path: str | None, lock_timeout: str,
+                  operation: str) -> Iterator[tuple[Any, Any]]:
+    """The state store, locked, with its loaded state (which must exist)."""
+    store = _state_store(files, state_path)
+    with store.lock(operation, timeout=_options(files, state_path, lock_timeout).lock_timeout):
+        st = store.load()
+        if st is None:
+            raise KeyformError(f"{store.path}: no state file")
+        yield store, st

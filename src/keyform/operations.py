@@ -26,6 +26,7 @@ from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, ref
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
 from keyform.state import State
+from keyform.statestore import StateStore
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Session:
 
     workspace: Workspace
     state: State
-    store: object  # keyform.statestore.StateStore (kept untyped here to avoid a cycle of imports)
+    store: StateStore
     providers: ProviderPool
     sinks: SinkPool
     options: Options
@@ -66,8 +67,6 @@ def state_path(workspace: Workspace, options: Options) -> Path:
 @contextmanager
 def session(options: Options, operation: str) -> Iterator[Session]:
     """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end."""
-    from keyform.statestore import StateStore
-
     workspace = load(options)
     store = StateStore(state_path(workspace, options))
     with store.lock(operation, timeout=options.lock_timeout):
@@ -83,21 +82,21 @@ def session(options: Options, operation: str) -> Iterator[Session]:
 
 def _recover(sess: Session) -> None:
     store = sess.store
-    records = store.read_journal()  # type: ignore[attr-defined]
+    records = store.read_journal()
     if not records:
         return
     rec = recover(sess.state, records, sess.providers)
     sess.notes.extend(rec.notes)
     if rec.state_changed:
-        store.save(sess.state)  # type: ignore[attr-defined]
+        store.save(sess.state)
     _rewrite_journal(sess, rec.records)
 
 
 def _rewrite_journal(sess: Session, keep: list[dict[str, object]]) -> None:
     store = sess.store
-    store.clear_journal()  # type: ignore[attr-defined]
+    store.clear_journal()
     if keep:
-        fh = store.journal_open()  # type: ignore[attr-defined]
+        fh = store.journal_open()
         try:
             fh.append(begin_record(sess.state))
             for r in keep:
@@ -107,7 +106,7 @@ def _rewrite_journal(sess: Session, keep: list[dict[str, object]]) -> None:
 
 
 def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = True,
-         destroy: bool = False) -> Plan:
+         destroy: bool = False, replace: Sequence[str] = ()) -> Plan:
     ws, state = sess.workspace, sess.state
     if refresh_remote:
         snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
@@ -115,7 +114,7 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
         snapshot = RemoteSnapshot()
     inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), sess.sinks.readable())
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
-                       destroy=destroy)
+                       destroy=destroy, replace=replace)
     if sess.notes:
         result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
     return result
@@ -139,7 +138,7 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     """Execute the plan; the state is written once at the end (and the journal compacted), also when
     some changes failed."""
     store = sess.store
-    fh = store.journal_open()  # type: ignore[attr-defined]
+    fh = store.journal_open()
     fh.append(begin_record(sess.state))
     journal = Journal(fh, uuid.uuid4().hex[:8])
     ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
@@ -149,9 +148,9 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
         report = apply_plan(the_plan, ctx)
     finally:
         fh.close()
-        records = store.read_journal()  # type: ignore[attr-defined]
+        records = store.read_journal()
         if any(r.get("op") == "done" for r in records):
-            store.save(sess.state)  # type: ignore[attr-defined]
+            store.save(sess.state)
         _compact(sess, records)
     return report
 

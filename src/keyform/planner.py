@@ -29,6 +29,8 @@ from keyform.state import KeyState, State
 
 EXPIRY = "expiry"
 SINK = "sink"
+PREVENT_DESTROY = "prevent_destroy"
+UNKNOWN_FINGERPRINT = "unknown"  # an imported key's write-only input keyform has not seen yet
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,17 @@ def expiry_display(spec: str) -> str:
 
 def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: datetime, *,
          inputs: PlanInputs | None = None, targets: Iterable[str] = (), destroy: bool = False,
-         created_at: str | None = None) -> Plan:
+         replace: Iterable[str] = (), created_at: str | None = None) -> Plan:
     """Compute the Plan. Raises KeyformError for plans that must not be made (prevent_destroy,
     unknown targets), listing every offending key."""
     inputs = inputs or PlanInputs()
     desired = workspace.keys
     target_set = _target_scope(workspace, state, tuple(targets))
+    forced = set(replace)
+    unknown = sorted(a for a in forced if a not in state.keys or a not in desired)
+    if unknown:
+        raise KeyformError([Diagnostic(f"--replace {a}: only a key that is both in the manifests and in the state "
+                                       "can be replaced") for a in unknown])
 
     def in_scope(address: str) -> bool:
         return target_set is None or address in target_set
@@ -94,6 +101,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         for address in order:
             if in_scope(address):
                 decisions[address] = _decide(desired[address], state, snapshot, now, inputs)
+                if address in forced:
+                    decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
         _propagate(decisions, desired, state, deps, order, inputs)
 
     changes: list[Change] = []
@@ -107,7 +116,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if not in_scope(address) or (address in desired and not destroy):
             continue
         spec = desired.get(address)
-        if ks.prevent_destroy or (spec is not None and spec.prevent_destroy):
+        if spec.prevent_destroy if spec is not None else ks.prevent_destroy:
             loc = spec.loc if spec is not None else None
             errors.append(Diagnostic(
                 f"key {address!r} has lifecycle.prevent_destroy set and would be deleted; "
@@ -195,6 +204,9 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         _diff_sink(d, spec, ks, inputs)
     if d.action is not Action.REPLACE:
         _rotation_due(d, spec, ks, rk, now)
+    if ks.prevent_destroy != spec.prevent_destroy:
+        d.attrs[PREVENT_DESTROY] = AttrChange(PREVENT_DESTROY, ks.prevent_destroy, spec.prevent_destroy)
+        d.escalate(Action.UPDATE, "lifecycle.prevent_destroy changed (recorded in state; no remote call)")
     return d
 
 
@@ -233,6 +245,10 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
             if path not in resolved:
                 continue
         if old == new:
+            continue
+        if old == UNKNOWN_FINGERPRINT and new is not None:
+            d.attrs[path] = AttrChange(path, "(not yet seen)", str(ref), sensitive=True)
+            d.escalate(Action.UPDATE, f"records the fingerprint of {path} (imported key; no remote call)")
             continue
         updatable = path.startswith("headers.")
         shown_after = str(ref) if ref is not None else None

@@ -1,0 +1,123 @@
+"""State surgery and adoption: `keyform import`, `state list|show|rm|mv`. Each works on a loaded,
+locked Session and never touches a secret (state holds none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyform.durations import format_time
+from keyform.errors import KeyformError
+from keyform.kinds import kind
+from keyform.model import KeySpec, SecretOfRef
+from keyform.planner import UNKNOWN_FINGERPRINT, secret_of_fingerprint
+from keyform.remote import RemoteKey
+from keyform.resolve import read_ref
+from keyform.state import KeyState, State
+
+
+def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[str]]:
+    """Adopt an existing remote key as `address`; returns the record and warnings for the user."""
+    ws, state = sess.workspace, sess.state
+    spec: KeySpec | None = ws.keys.get(address)
+    if spec is None:
+        raise KeyformError(f"import: no key {address!r} in the manifests; declare it first, then import")
+    if address in state.keys:
+        raise KeyformError(f"import: {address} is already managed (remote id {state.keys[address].remote_id}); "
+                           "use `keyform state rm` first to re-import it")
+    taken = {k.remote_id: a for a, k in state.keys.items()}
+    if remote_id in taken:
+        raise KeyformError(f"import: {remote_id} is already managed as {taken[remote_id]}")
+    listed = sess.providers.get(spec.provider).list()
+    if listed is None:
+        raise KeyformError(f"import: {spec.provider} cannot list keys, so {remote_id} cannot be looked up")
+    remote = next((k for k in listed if k.id == remote_id), None)
+    if remote is None:
+        raise KeyformError(f"import: {spec.provider} has no key with id {remote_id}")
+    if remote.revoked:
+        raise KeyformError(f"import: {remote_id} is revoked; there is nothing to manage")
+    record = _record_for(spec, remote, state, sess.options.env, sess.options.clock())
+    warnings = []
+    if kind(spec.provider_type).returns_secret:
+        warnings.append(f"the secret of {address} ({remote_id}) cannot be recovered: Questra shows it only once, "
+                        f"so it is in no sink. Keys that need it will force a rotation; to rotate now run "
+                        f"`keyform apply --replace {address}`.")
+    state.keys[address] = record
+    sess.store.save(state)
+    return record, warnings
+
+
+def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: Any) -> KeyState:
+    k = kind(spec.provider_type)
+    attrs = {n: remote.attrs.get(n, spec.attrs.get(n)) if n in k.remote_attributes else spec.attrs.get(n)
+             for n in k.attributes}
+    if spec.expiry.kind == "at" and remote.expires_at and spec.expiry.at and \
+            format_time(spec.expiry.at) == remote.expires_at:
+        expiry_spec = spec.expiry.spec
+    elif remote.expires_at is None:
+        expiry_spec = "never"
+    elif spec.expiry.kind == "in":
+        expiry_spec = spec.expiry.spec  # a relative expiry cannot be checked after the fact: accept it
+    else:
+        expiry_spec = f"at:{remote.expires_at}"
+    fingerprints: dict[str, str] = {}
+    for path, ref in spec.secret_inputs.items():
+        if isinstance(ref, SecretOfRef):
+            src = state.keys.get(ref.address)
+            fingerprints[path] = secret_of_fingerprint(ref.address, src.remote_id) if src else UNKNOWN_FINGERPRINT
+            continue
+        try:
+            fingerprints[path] = state.fingerprint(read_ref(ref, f"keys.{spec.address}.{path}", env))
+        except KeyformError:
+            fingerprints[path] = UNKNOWN_FINGERPRINT
+    visible = {n: v for n, v in remote.attrs.items()}
+    if isinstance(visible.get("headers"), dict):
+        hidden = {p.split(".", 1)[1] for p in spec.secret_inputs if p.startswith("headers.")}
+        visible["headers"] = {h: v for h, v in visible["headers"].items() if h not in hidden}
+        attrs["headers"] = dict(visible["headers"])
+    return KeyState(
+        address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote.id,
+        attrs=attrs, remote=visible, expiry_spec=expiry_spec, expires_at=remote.expires_at,
+        created_at=remote.created_at or format_time(now),
+        sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
+        fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy, secret_in_sink=not k.returns_secret,
+    )
+
+
+def state_list(state: State) -> list[str]:
+    rows = [f"{a}\t{k.provider}\t{k.remote_id}" for a, k in sorted(state.keys.items())]
+    rows += [f"{d.address} (deposed)\t{d.provider}\t{d.remote_id}" for d in state.deposed]
+    return rows
+
+
+def state_show(state: State, address: str) -> dict[str, Any]:
+    ks = state.keys.get(address)
+    if ks is None:
+        raise KeyformError(f"state show: no key {address!r} in the state")
+    return {"address": address, **ks.to_json()}
+
+
+def state_rm(state: State, address: str) -> KeyState:
+    ks = state.keys.pop(address, None)
+    if ks is None:
+        raise KeyformError(f"state rm: no key {address!r} in the state")
+    return ks
+
+
+def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> KeyState:
+    if old not in state.keys:
+        raise KeyformError(f"state mv: no key {old!r} in the state")
+    if new in state.keys:
+        raise KeyformError(f"state mv: {new!r} is already in the state")
+    ks = state.keys.pop(old)
+    ks.address = new
+    if sink_name is not None and ks.sink is not None:
+        ks.sink = {"sink": ks.sink["sink"], "as": sink_name}
+    state.keys[new] = ks
+    for other in state.keys.values():
+        for path, fp in list(other.fingerprints.items()):
+            if fp.startswith(f"secret_of:{old}@"):
+                other.fingerprints[path] = f"secret_of:{new}@" + fp.split("@", 1)[1]
+    for dep in state.deposed:
+        if dep.address == old:
+            dep.address = new
+    return ks
