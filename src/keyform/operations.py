@@ -17,7 +17,7 @@ from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, app
 from keyform.durations import utcnow
 from keyform.errors import KeyformError
 from keyform.journal import Journal
-from keyform.model import Workspace
+from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
 from keyform.planner import PlanInputs
 from keyform.planner import plan as make_plan
@@ -112,12 +112,33 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
         snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
     else:
         snapshot = RemoteSnapshot()
-    inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), sess.sinks.readable())
+    readable = sess.sinks.readable()
+    inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), readable,
+                        missing_secrets(sess, readable))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
                        destroy=destroy, replace=replace)
     if sess.notes:
         result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
     return result
+
+
+def missing_secrets(sess: Session, readable: frozenset[str]) -> frozenset[str]:
+    """`secret_of` sources whose secret should be in a readable sink but is not there (checked by
+    reading the entry; the value is dropped at once)."""
+    sources = {r.address for spec in sess.workspace.keys.values() for r in spec.secret_inputs.values()
+               if isinstance(r, SecretOfRef)}
+    missing = set()
+    for address in sorted(sources):
+        ks = sess.state.keys.get(address)
+        if ks is None or ks.sink is None or not ks.secret_in_sink or ks.sink["sink"] not in readable:
+            continue
+        try:
+            present = sess.sinks.get(ks.sink["sink"]).read(ks.sink["as"]) is not None
+        except KeyformError:
+            present = False
+        if not present:
+            missing.add(address)
+    return frozenset(missing)
 
 
 def check_saved_plan(sess: Session, saved: Plan) -> None:

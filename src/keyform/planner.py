@@ -39,10 +39,12 @@ class PlanInputs:
 
     `fingerprints[address][input]` is the HMAC of an `{env}`/`{file}` secret input under the
     state's salt, or None when it cannot be resolved now (then it is not compared).
-    `readable_sinks` names the sinks that can give a stored secret back."""
+    `readable_sinks` names the sinks that can give a stored secret back; `missing_secrets` names
+    the keys whose entry in such a sink was found absent (so it cannot be read back after all)."""
 
     fingerprints: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
     readable_sinks: frozenset[str] = frozenset()
+    missing_secrets: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -341,7 +343,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
 
 
 def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> bool:
-    if ks is None or not ks.secret_in_sink or ks.sink is None:
+    if ks is None or not ks.secret_in_sink or ks.sink is None or spec.address in inputs.missing_secrets:
         return False
     return ks.sink["sink"] in inputs.readable_sinks
 

@@ -64,6 +64,9 @@ def render_change(change: Change, style: Styler = _plain) -> list[str]:
         else:
             forces = text.endswith("# forces replacement")
             body = text[: -len("  # forces replacement")] if forces else text
-            line = style(f"      {mark}", fg=MARK_COLOURS.get(mark)) + f" {body}"
+            indent = " " * (10 if body.startswith("  ") else 6)  # list/map elements sit deeper
+            if body in ("]", "}"):
+                indent = " " * 8
+            line = indent + style(mark, fg=MARK_COLOURS.get(mark)) + f" {body.strip()}"
             out.append(line + (style("  # forces replacement", fg="red") if forces else ""))
     return out

@@ -1,0 +1,173 @@
+"""TextQL access keys and the secret_of dependency graph, end to end through the CLI against the
+emulator over real HTTP."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from keyform.emulator import Emulator
+from tests.conftest import EmulatorControl
+from tests.project import Project
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "questra-to-textql" / "keyform.yaml"
+ORG = "org_123"
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    p = Project(tmp_path, emulator.url, env={"ANA_TOKEN": "first-value"})
+    p.write(EXAMPLE.read_text().replace("http://127.0.0.1:8787", emulator.url))
+    return p
+
+
+def edit(project: Project, old: str, new: str) -> None:
+    text = project.manifest.read_text()
+    assert old in text
+    project.manifest.write_text(text.replace(old, new))
+
+
+def questra(control: EmulatorControl) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {k["id"]: k for k in control.questra_keys(ORG)}
+
+
+def textql(control: EmulatorControl) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {k["id"]: k for k in control.textql_keys()}
+
+
+def test_example_applies_and_textql_receives_the_questra_secret_which_state_never_holds(
+        project: Project, emu_control: EmulatorControl) -> None:
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    q = questra(emu_control)[project.remote_id("ci-bot")]
+    t = textql(emu_control)[project.remote_id("ana-questra")]
+    assert t["authValue"] == q["secret"]
+    assert t["hosts"] == ["api.questra.ai"] and t["headers"] == {"X-Org-Id": "org_123"}
+    assert t["provider"] == "questra"
+    state_text = project.state_file.read_text()
+    assert q["secret"] not in state_text
+    assert project.state()["keys"]["ana-questra"]["fingerprints"]["auth_value"] == \
+        f"secret_of:ci-bot@{project.remote_id('ci-bot')}"
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_changing_hosts_is_exactly_one_update_call_and_no_create(project: Project,
+                                                                 emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    edit(project, "hosts: [api.questra.ai]", "hosts: [api.questra.ai, eu.api.questra.ai]")
+    plan = project.run("plan")
+    assert "ana-questra will be updated in place" in plan.stdout
+    assert '          + "eu.api.questra.ai"' in plan.stdout, plan.stdout
+    before = emu_control.requests()
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    after = emu_control.requests()
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert delta.get("textql.update") == 1
+    assert delta.get("textql.create", 0) == 0 and delta.get("questra.create", 0) == 0
+    assert textql(emu_control)[project.remote_id("ana-questra")]["hosts"] == ["api.questra.ai", "eu.api.questra.ai"]
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_changing_the_env_var_behind_auth_value_plans_replace(project: Project, emu_control: EmulatorControl) -> None:
+    edit(project, "auth_value: {secret_of: ci-bot}", "auth_value: {env: ANA_TOKEN}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("ana-questra")
+    same = project.run("plan", "--detailed-exitcode")
+    assert same.exit_code == 0, same.output
+    changed = project.run("plan", "--detailed-exitcode", env={"ANA_TOKEN": "second-value"})
+    assert changed.exit_code == 2
+    assert "auth_value changed (fingerprint)" in changed.stdout and "ana-questra must be replaced" in changed.stdout
+    assert "second-value" not in changed.output and "first-value" not in changed.output
+    assert project.run("apply", "--auto-approve", env={"ANA_TOKEN": "second-value"}).exit_code == 0
+    keys = textql(emu_control)
+    assert old not in keys
+    assert keys[project.remote_id("ana-questra")]["authValue"] == "second-value"
+
+
+def test_renaming_the_source_replaces_both_keys_in_dependency_order(project: Project,
+                                                                    emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old_q, old_t = project.remote_id("ci-bot"), project.remote_id("ana-questra")
+    edit(project, "name: CI bot", "name: CI bot v2")
+    plan = project.run("plan")
+    assert "depends on ci-bot, which is replaced" in plan.stdout
+    assert plan.stdout.index("ci-bot must be replaced") < plan.stdout.index("ana-questra must be replaced")
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.index("ci-bot: replaced") < res.stdout.index("ana-questra: Replacing")
+    new_q, new_t = project.remote_id("ci-bot"), project.remote_id("ana-questra")
+    assert new_q != old_q and new_t != old_t
+    assert textql(emu_control)[new_t]["authValue"] == questra(emu_control)[new_q]["secret"]
+    assert old_t not in textql(emu_control)
+    # the old Questra key stays alive for its 1h grace, as a deposed key
+    assert questra(emu_control)[old_q]["revoked"] is False
+    assert [d["remote_id"] for d in project.state()["deposed"]] == [old_q]
+
+
+def test_textql_key_deleted_out_of_band_is_recreated_with_secret_read_back_from_sink(
+        project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    q_id = project.remote_id("ci-bot")
+    emu_control.delete_textql(project.remote_id("ana-questra"))
+    plan = project.run("plan")
+    assert "ana-questra will be created" in plan.stdout and "deleted outside keyform" in plan.stdout
+    assert "ci-bot" not in plan.stdout.split("will perform")[1].split("ana-questra")[0]
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.remote_id("ci-bot") == q_id  # the source was not rotated
+    assert textql(emu_control)[project.remote_id("ana-questra")]["authValue"] == questra(emu_control)[q_id]["secret"]
+
+
+def test_dependant_recreated_without_a_readable_secret_replaces_the_source_and_says_why(
+        project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old_q = project.remote_id("ci-bot")
+    (project.root / ".secrets" / "prod.env").write_text("")  # the sink lost the source's secret
+    emu_control.delete_textql(project.remote_id("ana-questra"))
+    plan = project.run("plan")
+    assert "ci-bot must be replaced" in plan.stdout
+    assert "ana-questra needs its secret and no sink can give it back" in plan.stdout
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    new_q = project.remote_id("ci-bot")
+    assert new_q != old_q
+    assert textql(emu_control)[project.remote_id("ana-questra")]["authValue"] == questra(emu_control)[new_q]["secret"]
+    assert project.sink(".secrets/prod.env")["QUESTRA_CI_BOT"] == questra(emu_control)[new_q]["secret"]
+
+
+def test_textql_key_modified_out_of_band_is_updated_back(project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.patch_textql(project.remote_id("ana-questra"), hosts=["evil.example"])
+    plan = project.run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2 and "hosts modified outside keyform" in plan.stdout
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert textql(emu_control)[project.remote_id("ana-questra")]["hosts"] == ["api.questra.ai"]
+
+
+@pytest.mark.parametrize(("snippet", "message"), [
+    ("auth_value: {secret_of: ci-bot}", "auth_value: {secret_of: nobody}"),
+])
+def test_secret_of_unknown_address_is_a_validation_error(project: Project, snippet: str, message: str) -> None:
+    edit(project, snippet, message)
+    res = project.run("validate")
+    assert res.exit_code == 1 and "nobody" in res.stderr and "keyform.yaml:" in res.stderr
+
+
+def test_literal_token_is_a_validation_error(project: Project) -> None:
+    edit(project, "token: {env: TEXTQL_TOKEN}", "token: tq_literal_secret")
+    res = project.run("validate")
+    assert res.exit_code == 1 and "literal" in res.stderr and "keyform.yaml:" in res.stderr
+    assert "tq_literal_secret" not in res.output
+
+
+def test_secret_of_cycle_is_a_validation_error_naming_the_cycle(project: Project) -> None:
+    project.write(
+        "version: 1\n"
+        "providers:\n  q: {type: questra, base_url: {url}, token: {env: QUESTRA_TOKEN}, org_id: o}\n"
+        "  t: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
+        "sinks:\n  s: {type: dotenv, path: s.env}\n"
+        "defaults: {sink: s}\n"
+        "keys:\n  a: {provider: t, auth_value: {secret_of: a}}\n")
+    res = project.run("validate")
+    assert res.exit_code == 1, res.output
