@@ -6,6 +6,7 @@ Only click is imported at start-up; everything else is imported by the command t
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -171,45 +172,24 @@ def _confirm(auto_approve: bool, question: str) -> None:
         raise KeyformError("Apply cancelled.")
 
 
-def _progress(ctx: Ctx) -> Callable[[Any], None]:
-    verbs = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
-             "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
-
-    def show(event: Any) -> None:
-        change = event.change
-        label = change.key
-        start, done = verbs.get(change.action.value, ("Working on", "done"))
-        if change.deposed:
-            start, done = "Revoking", "revoked"
-        if event.kind == "start":
-            click.echo(f"{label}: {start}...")
-        elif event.kind == "done":
-            click.echo(f"{label}: {done} after {event.elapsed:.1f}s")
-        elif event.kind == "failed":
-            click.echo(f"{label}: failed after {event.elapsed:.1f}s: {event.message}", err=True)
-        else:
-            click.echo(f"{label}: {event.message}", err=True)
-
-    return show
-
-
-def _apply_summary(report: Any) -> str:
-    d = report.done
-    failed = len(report.failed) + len(report.skipped)
-    head = "Apply complete" if report.ok else "Apply failed"
-    return (f"{head}: {d.get('create', 0)} created, {d.get('update', 0)} updated, {d.get('replace', 0)} replaced, "
-            f"{d.get('delete', 0)} deleted, {failed} failed.")
-
-
-def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int) -> int:
+def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = "text") -> int:
     from keyform import operations
+    from keyform.render import progress
 
-    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=_progress(ctx))
-    click.echo("")
-    click.echo(_apply_summary(report))
+    def on_event(event: Any) -> None:
+        if fmt == "json":
+            click.echo(progress.event_json(event))
+        else:
+            click.echo(progress.event_text(event), err=event.kind in ("failed", "skipped"))
+
+    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+    if fmt == "json":
+        click.echo(progress.summary_json(report))
+    else:
+        click.echo("")
+        click.echo(progress.summary_text(report))
     if not report.ok:
-        lines = [f"{c.key}: {msg}" for c, msg in report.failed + report.skipped]
-        raise KeyformError([Diagnostic(line) for line in lines])
+        raise KeyformError([Diagnostic(f"{c.key}: {msg}") for c, msg in report.failed + report.skipped])
     return 0
 
 
@@ -222,10 +202,12 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int) -> int:
 @click.option("--target", "targets", multiple=True, help="Apply only this address (and what it needs).")
 @click.option("--refresh/--no-refresh", default=True, show_default=True)
 @click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the plan, then one JSON event per line (for pipelines).")
 @click.pass_obj
 def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
           auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool,
-          replace: tuple[str, ...]) -> None:
+          replace: tuple[str, ...], fmt: str) -> None:
     """Make the remote keys match the manifests (plans first unless given a saved plan)."""
 
     def body() -> int:
@@ -238,12 +220,16 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
                 operations.check_saved_plan(sess, the_plan)
             else:
                 the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, replace=replace)
-                click.echo(_render(the_plan, "text", ctx.color()), nl=False)
+                if fmt == "json":
+                    click.echo(json.dumps({"type": "planned", "plan": the_plan.to_json()}))
+                else:
+                    click.echo(_render(the_plan, "text", ctx.color()), nl=False)
                 if not the_plan.has_changes:
                     return 0
-                click.echo("")
+                if fmt == "text":
+                    click.echo("")
                 _confirm(auto_approve, "Do you want to perform these actions?")
-            return _run_apply(ctx, sess, the_plan, parallelism)
+            return _run_apply(ctx, sess, the_plan, parallelism, fmt)
 
     run_safely(ctx, body)
 
@@ -275,8 +261,6 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
 
 
 def _read_plan(path: str) -> Any:
-    import json
-
     from keyform.plan import Plan
 
     try:
@@ -391,8 +375,6 @@ def state_show(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str |
     """Show one key's record (the state holds no secrets)."""
 
     def body() -> int:
-        import json
-
         from keyform.statecmds import state_show as show
 
         click.echo(json.dumps(show(_read_state(files, state_path), address), indent=2))

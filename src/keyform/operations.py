@@ -51,7 +51,7 @@ class Session:
     sinks: SinkPool
     options: Options
     notes: list[str] = field(default_factory=list)
-    journal_records: list[dict[str, object]] = field(default_factory=list)
+    new_state: bool = False  # no state file yet: a plan made now records no lineage
 
 
 def load(options: Options) -> Workspace:
@@ -70,9 +70,10 @@ def session(options: Options, operation: str) -> Iterator[Session]:
     workspace = load(options)
     store = StateStore(state_path(workspace, options))
     with store.lock(operation, timeout=options.lock_timeout):
-        state = store.load() or State.new()
+        loaded = store.load()
+        state = loaded or State.new()
         pool = ProviderPool(workspace, options.provider_factory, options.env)
-        sess = Session(workspace, state, store, pool, SinkPool(workspace), options)
+        sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
         try:
             _recover(sess)
             yield sess
@@ -119,6 +120,8 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
                        destroy=destroy, replace=replace)
     if sess.notes:
         result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
+    if sess.new_state:
+        result = dataclasses.replace(result, lineage=None)
     return result
 
 
@@ -144,7 +147,10 @@ def missing_secrets(sess: Session, readable: frozenset[str]) -> frozenset[str]:
 def check_saved_plan(sess: Session, saved: Plan) -> None:
     """Refuse a saved plan made against another state or other manifests (Terraform's stale plan)."""
     problems = []
-    if saved.lineage != sess.state.lineage:
+    if saved.lineage is None:
+        if not sess.new_state:
+            problems.append("it was made before the state existed, and a state has been written since")
+    elif saved.lineage != sess.state.lineage:
         problems.append("it was made for a different state (lineage differs)")
     elif saved.serial != sess.state.serial:
         problems.append(f"the state changed since it was made (serial {saved.serial} → {sess.state.serial})")

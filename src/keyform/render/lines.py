@@ -90,6 +90,9 @@ def _nested(before: dict[str, Any] | list[Any], after: dict[str, Any] | list[Any
     diff = DeepDiff(before, after, ignore_order=True, verbose_level=2)
     removed_items = list(diff.get("iterable_item_removed", {}).values())
     added_items = list(diff.get("iterable_item_added", {}).values())
+    for change in diff.get("values_changed", {}).values():  # an element replaced by another
+        removed_items.append(change["old_value"])
+        added_items.append(change["new_value"])
     for item in removed_items:
         out.append(("-", f"  {fmt_value(item)}"))
     for item in after:

@@ -10,6 +10,7 @@ from keyform.render.text import summary_line
 
 ICONS = {Action.CREATE: "➕", Action.UPDATE: "🔧", Action.REPLACE: "♻️", Action.DELETE: "➖"}
 DIFF_MARK = {"+": "+", "-": "-", "~": "!", " ": " ", "#": "#"}
+HEADER_MARK = {Action.CREATE: "+", Action.UPDATE: "!", Action.REPLACE: "!", Action.DELETE: "-", Action.NOOP: " "}
 MAX_TABLE_ROWS = 100
 MAX_DETAILS = 40
 
@@ -24,7 +25,7 @@ def _action_label(change: Change) -> str:
 
 def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
     changes = plan.actionable
-    out = [f"### {title}: {summary_line(plan)}", ""]
+    out = [f"### {title}", "", f"**{summary_line(plan)}**", ""]
     for note in plan.notes:
         out.append(f"> **Note:** {note}")
     if plan.notes:
@@ -46,7 +47,7 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
     for change in changes[:MAX_DETAILS]:
         out.append(f"<details><summary><code>{_html(change.key)}</code> {verb(change)}</summary>")
         out += ["", "```diff"]
-        out.append(f"{DIFF_MARK.get(change.action.symbol[-1], ' ')} key \"{change.address}\" "
+        out.append(f"{HEADER_MARK[change.action]} key \"{change.address}\" "
                    f"({change.provider}, {change.provider_type})" +
                    (f" [id={change.remote_id}]" if change.remote_id else ""))
         for mark, text in change_lines(change):

@@ -60,13 +60,15 @@ def render_change(change: Change, style: Styler = _plain) -> list[str]:
            f" key \"{change.address}\" ({change.provider}, {change.provider_type}){ident}"]
     for mark, text in change_lines(change):
         if mark == "#":
-            out.append(style(f"      # {text}", dim=True))
+            indent = " " * (10 if text.startswith("  ") else 6)
+            out.append(style(f"{indent}# {text.strip()}", dim=True))
         else:
             forces = text.endswith("# forces replacement")
             body = text[: -len("  # forces replacement")] if forces else text
-            indent = " " * (10 if body.startswith("  ") else 6)  # list/map elements sit deeper
             if body in ("]", "}"):
-                indent = " " * 8
+                out.append(" " * 8 + body)
+                continue
+            indent = " " * (10 if body.startswith("  ") else 6)  # list/map elements sit deeper
             line = indent + style(mark, fg=MARK_COLOURS.get(mark)) + f" {body.strip()}"
             out.append(line + (style("  # forces replacement", fg="red") if forces else ""))
     return out

@@ -1,0 +1,54 @@
+"""Apply progress, as text lines for people or JSON-lines events for pipelines (Terraform's
+`-json` UI names: apply_start, apply_complete, apply_errored, change_summary)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from keyform.applier import ApplyEvent, ApplyReport
+
+VERBS = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
+         "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
+JSON_TYPES = {"start": "apply_start", "done": "apply_complete", "failed": "apply_errored", "skipped": "apply_skipped"}
+
+
+def event_text(event: ApplyEvent) -> str:
+    change = event.change
+    start, done = ("Revoking", "revoked") if change.deposed else VERBS.get(change.action.value, ("Working on", "done"))
+    if event.kind == "start":
+        return f"{change.key}: {start}..."
+    if event.kind == "done":
+        return f"{change.key}: {done} after {event.elapsed:.1f}s"
+    if event.kind == "failed":
+        return f"{change.key}: failed after {event.elapsed:.1f}s: {event.message}"
+    return f"{change.key}: {event.message}"
+
+
+def event_json(event: ApplyEvent) -> str:
+    change = event.change
+    doc: dict[str, Any] = {"type": JSON_TYPES.get(event.kind, event.kind), "address": change.address,
+                           "action": change.action.value, "deposed": change.deposed, "remote_id": change.remote_id}
+    if event.kind != "start":
+        doc["elapsed_seconds"] = round(event.elapsed, 3)
+    if event.message:
+        doc["message"] = event.message
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def counts(report: ApplyReport) -> dict[str, int]:
+    d = report.done
+    return {"created": d.get("create", 0), "updated": d.get("update", 0), "replaced": d.get("replace", 0),
+            "deleted": d.get("delete", 0), "failed": len(report.failed) + len(report.skipped)}
+
+
+def summary_text(report: ApplyReport) -> str:
+    c = counts(report)
+    head = "Apply complete" if report.ok else "Apply failed"
+    return (f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
+            f"{c['deleted']} deleted, {c['failed']} failed.")
+
+
+def summary_json(report: ApplyReport) -> str:
+    return json.dumps({"type": "change_summary", "ok": report.ok, **counts(report),
+                       "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped]})

@@ -1,0 +1,112 @@
+"""Plans that reviewers and pipelines can trust: formats through the CLI, saved plans and their
+staleness checks, --detailed-exitcode, JSON apply events, and no secret anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from keyform.emulator import Emulator
+from tests.conftest import EmulatorControl
+from tests.project import ORG, TOKENS, Project
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json").read_text())
+KEYS = "ci-bot:\n  provider: qp\n  name: CI bot\nweb:\n  provider: qp\n"
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    p = Project(tmp_path, emulator.url)
+    p.questra(KEYS)
+    return p
+
+
+def test_detailed_exitcode_is_2_for_changes_0_for_none_1_for_errors(project: Project) -> None:
+    assert project.run("plan", "--detailed-exitcode").exit_code == 2
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+    project.questra(KEYS + "broken:\n  provider: nowhere\n")
+    res = project.run("plan", "--detailed-exitcode")
+    assert res.exit_code == 1 and "nowhere" in res.stderr
+
+
+def test_saved_plan_applies_exactly_and_then_is_stale(project: Project, emu_control: EmulatorControl) -> None:
+    out = project.root / "ci.plan"
+    res = project.run("plan", "--out", str(out))
+    assert res.exit_code == 0 and "keyform apply" in res.stdout
+    jsonschema.validate(json.loads(out.read_text()), SCHEMA)
+    applied = project.run("apply", str(out))
+    assert applied.exit_code == 0, applied.output
+    assert len(emu_control.questra_keys(ORG)) == 2
+    again = project.run("apply", str(out))  # the state moved on since the plan was made
+    assert again.exit_code == 1
+    assert "Saved plan is stale: it was made before the state existed" in again.stderr
+    assert len(emu_control.questra_keys(ORG)) == 2
+
+
+def test_saved_plan_is_stale_when_the_state_changed(project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.revoke_questra(ORG, project.remote_id("web"))
+    out = project.root / "ci.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    assert project.run("apply", "--auto-approve").exit_code == 0  # someone else applied first
+    creates = len(emu_control.questra_keys(ORG))
+    res = project.run("apply", str(out))
+    assert res.exit_code == 1
+    assert "Saved plan is stale: the state changed since it was made (serial 1 → 2)" in res.stderr
+    assert len(emu_control.questra_keys(ORG)) == creates
+
+
+def test_saved_plan_is_stale_when_the_manifests_changed(project: Project, emu_control: EmulatorControl) -> None:
+    out = project.root / "ci.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    project.questra(KEYS.replace("CI bot", "CI robot"))
+    res = project.run("apply", str(out))
+    assert res.exit_code == 1 and "the manifests changed since it was made" in res.stderr
+    assert emu_control.questra_keys(ORG) == []
+
+
+def test_markdown_plan_through_the_cli(project: Project) -> None:
+    res = project.run("plan", "--format", "markdown")
+    assert res.exit_code == 0
+    assert res.stdout.startswith("### keyform plan\n\n**Plan: 2 to create")
+    assert "| ➕ | `ci-bot` | create | new key |" in res.stdout and "```diff" in res.stdout
+
+
+def test_json_plan_through_the_cli_validates(project: Project) -> None:
+    res = project.run("plan", "--format", "json")
+    jsonschema.validate(json.loads(res.stdout), SCHEMA)
+
+
+def test_apply_json_is_an_event_stream(project: Project) -> None:
+    res = project.run("apply", "--auto-approve", "--format", "json")
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert events[0]["type"] == "planned" and events[-1]["type"] == "change_summary"
+    assert events[-1]["created"] == 2 and events[-1]["ok"] is True
+    kinds = [(e["type"], e.get("address")) for e in events[1:-1]]
+    assert sorted(kinds) == sorted([("apply_start", "ci-bot"), ("apply_complete", "ci-bot"),
+                                    ("apply_start", "web"), ("apply_complete", "web")])
+    assert all("elapsed_seconds" in e for e in events if e["type"] == "apply_complete")
+
+
+def test_text_apply_reports_each_change_and_a_summary(project: Project) -> None:
+    res = project.run("apply", "--auto-approve")
+    assert "ci-bot: Creating..." in res.stdout and "ci-bot: created after" in res.stdout
+    assert res.stdout.rstrip().endswith("Apply complete: 2 created, 0 updated, 0 replaced, 0 deleted, 0 failed.")
+
+
+def test_no_secret_in_any_plan_format_or_saved_plan(project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.revoke_questra(ORG, project.remote_id("web"))
+    project.questra(KEYS.replace("CI bot", "CI robot"))  # replace + revoked: every path that names secrets
+    out = project.root / "p.plan"
+    texts = [project.run("plan", "--format", f).output for f in ("text", "markdown", "json")]
+    texts.append(project.run("plan", "--out", str(out)).output + out.read_text())
+    secrets = [k["secret"] for k in emu_control.questra_keys(ORG)] + list(TOKENS.values())
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
