@@ -3,7 +3,6 @@ emulator over real HTTP."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest

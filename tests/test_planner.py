@@ -167,7 +167,7 @@ def test_destroy_deletes_everything_but_refuses_prevent_destroy() -> None:
     p = plan(workspace(a), st, remote_of(st), NOW, destroy=True)
     assert [(c.address, c.action) for c in p.changes] == [("a", Action.DELETE)]
     st2 = state_with(recorded(a, "ak_1"), recorded(b, "ak_2"))
-    with pytest.raises(KeyformError, match="'b' has lifecycle.prevent_destroy"):
+    with pytest.raises(KeyformError, match=r"'b' has lifecycle\.prevent_destroy"):
         plan(workspace(a, b), st2, remote_of(st2), NOW, destroy=True)
 
 
