@@ -1,0 +1,163 @@
+"""The semantic pass: merge the files' declarations and build the `Workspace` model.
+
+Runs after the YAML and schema passes on every file that parsed. Entries that failed the schema are
+known by name (so references to them are not reported as unknown) but not built. Each problem is
+reported at its own line and the pass goes on, so one run lists them all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from keyform.manifest.keyspecs import KeyContext, build_key
+from keyform.manifest.references import check_references
+from keyform.manifest.secretrefs import build_ref
+from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
+from keyform.manifest.yamlsource import YamlPath
+from keyform.model import EnvRef, KeySpec, ProviderConfig, SinkConfig, Workspace
+
+DEFAULT_BASE_URLS = {"questra": "https://api.questra.ai", "textql": "https://app.textql.com"}
+DEFAULT_STATE_PATH = "keyform.state.json"
+SECTIONS = ("providers", "sinks", "keys")
+_SINGULAR = {"providers": "provider", "sinks": "sink", "keys": "key"}
+# Sink options holding a filesystem path, made absolute against the declaring manifest.
+SINK_PATH_OPTIONS = ("path", "dir")
+
+
+def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datetime,
+                    file_names: tuple[str, ...], digest: str) -> Workspace | None:
+    """The merged model, or None when anything was reported (the caller raises)."""
+    declared = _declarations(files, report)
+    state_path = _state_path(files, report)
+    default_sink = _default_sink(files, declared["sinks"], report)
+    providers = {name: p for name, d in declared["providers"].items() if (p := _provider(d, report))}
+    sinks = {name: s for name, d in declared["sinks"].items() if (s := _sink(d))}
+    context = KeyContext(declared_providers=declared["providers"], providers=providers,
+                         declared_sinks=declared["sinks"], sinks=sinks, default_sink=default_sink,
+                         now=now, report=report)
+    keys: dict[str, KeySpec] = {}
+    for name, decl in declared["keys"].items():
+        spec = build_key(decl, context)
+        if spec is not None:
+            keys[name] = spec
+    check_references(keys, declared["keys"], report)
+    if report.diagnostics:
+        return None
+    return Workspace(files=file_names, digest=digest, state_path=state_path, providers=providers,
+                     sinks=sinks, keys=keys, default_sink=default_sink)
+
+
+def _declarations(files: Sequence[ManifestFile], report: Report) -> dict[str, dict[str, Declaration]]:
+    """Each section's entries across all files; a second definition is an error naming the first."""
+    declared: dict[str, dict[str, Declaration]] = {s: {} for s in SECTIONS}
+    for source in files:
+        for section in SECTIONS:
+            entries = source.data.get(section)
+            if not isinstance(entries, dict) or not source.valid((section,)):
+                continue
+            for name, value in entries.items():
+                decl = Declaration(section, name, value, source)
+                first = declared[section].get(name)
+                if first is not None:
+                    report.error(source, decl.path,
+                                 f"{_SINGULAR[section]} {name!r} is already defined at {first.loc}")
+                    continue
+                declared[section][name] = decl
+    return declared
+
+
+def _single_setting(files: Sequence[ManifestFile], path: tuple[str, str],
+                    report: Report) -> tuple[ManifestFile, Any] | None:
+    """A workspace-wide setting (`state.path`, `defaults.sink`): set in at most one file."""
+    found: tuple[ManifestFile, Any] | None = None
+    for source in files:
+        section = source.data.get(path[0])
+        if not isinstance(section, dict) or path[1] not in section or not source.valid(path):
+            continue
+        if found is not None:
+            report.error(source, path, f"{dotted(path)} is already set at {found[0].loc(path)}")
+            continue
+        found = (source, section[path[1]])
+    return found
+
+
+def _state_path(files: Sequence[ManifestFile], report: Report) -> str:
+    """`state.path`, relative to the *first* manifest's directory (SPEC §2), made absolute."""
+    setting = _single_setting(files, ("state", "path"), report)
+    text = setting[1] if setting and isinstance(setting[1], str) else DEFAULT_STATE_PATH
+    return files[0].resolve(text) if files else text
+
+
+def _default_sink(files: Sequence[ManifestFile], sinks: dict[str, Declaration],
+                  report: Report) -> str | None:
+    setting = _single_setting(files, ("defaults", "sink"), report)
+    if setting is None or not isinstance(setting[1], str):
+        return None
+    source, name = setting
+    if name not in sinks:
+        report.error(source, ("defaults", "sink"), f"defaults.sink: unknown sink {name!r}{known_names(sinks, 'sinks')}")
+    return name
+
+
+def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
+    if not decl.valid:
+        return None
+    value, source, path = decl.value, decl.source, decl.path
+    ptype: str = value["type"]
+    base_url = _base_url(value.get("base_url", DEFAULT_BASE_URLS[ptype]), source, (*path, "base_url"),
+                         report)
+    token = build_ref(value["token"], source)
+    raw_org = value.get("org_id")
+    org_id: str | EnvRef | None = EnvRef(raw_org["env"]) if isinstance(raw_org, dict) else raw_org
+    if base_url is None:
+        return None
+    return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=token, org_id=org_id,
+                          loc=decl.loc)
+
+
+def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -> str | None:
+    """http(s) only; plain http only for loopback hosts; no credentials, query or fragment."""
+    where = dotted(path)
+    try:
+        url = urlsplit(text)
+        host = url.hostname
+        url.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        report.error(source, path, f"{where}: not a valid URL")
+        return None
+    problem = None
+    if url.scheme.lower() not in ("http", "https") or not host:
+        problem = "must be an http:// or https:// URL with a host"
+    elif url.username is not None or url.password is not None:
+        problem = "must not contain credentials; use the provider's token"
+    elif url.query or url.fragment:
+        problem = "must not have a query or a fragment"
+    elif url.scheme.lower() == "http" and not _is_loopback(host):
+        problem = "http:// is allowed only for loopback hosts (localhost, 127.0.0.0/8, ::1); use https://"
+    if problem:
+        report.error(source, path, f"{where}: {problem}")
+        return None
+    return text.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sink(decl: Declaration) -> SinkConfig | None:
+    if not decl.valid:
+        return None
+    options = {k: v for k, v in decl.value.items() if k != "type"}
+    for option in SINK_PATH_OPTIONS:
+        if isinstance(options.get(option), str):
+            options[option] = decl.source.resolve(options[option])
+    return SinkConfig(name=decl.name, type=decl.value["type"], options=options, loc=decl.loc)

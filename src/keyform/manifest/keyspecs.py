@@ -1,0 +1,197 @@
+"""One `keys.ADDRESS` entry → `KeySpec`: provider, type-specific fields, expiry, rotation, sink.
+
+The schema admits the union of every provider type's fields; which ones apply depends on the
+provider the key names, so that check lives here. Cross-key checks (`secret_of`, cycles, two keys
+writing one sink entry) are in `references`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from keyform.durations import format_duration, format_time, parse_duration, parse_time
+from keyform.kinds import KINDS, ProviderKind
+from keyform.manifest.secretrefs import build_ref
+from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
+from keyform.manifest.yamlsource import YamlPath
+from keyform.model import NEVER, Expiry, KeySpec, ProviderConfig, Rotation, SecretRef, SinkConfig, SinkTarget
+
+COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
+# Attribute defaults when a field is omitted (`name` defaults to the address).
+ATTRIBUTE_DEFAULTS: Mapping[str, Any] = {
+    "description": "", "hosts": (), "headers": {}, "query_params": {}, "api_provider": "",
+    "auth_type": "token", "is_private": False,
+}
+# What an entry name inside a sink (`sink.as`) must look like, per sink type.
+ENTRY_NAME_RULES: Mapping[str, tuple[re.Pattern[str], str]] = {
+    "dotenv": (re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"),
+               "dotenv variable name (letters, digits, '_'; not starting with a digit)"),
+    "file": (re.compile(r"^(?!\.\.?$)[^/\\\x00]+$"), "file name (no '/', '\\', and not '.' or '..')"),
+}
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What building a key needs from the rest of the workspace."""
+
+    declared_providers: Mapping[str, Declaration]
+    providers: Mapping[str, ProviderConfig]
+    declared_sinks: Mapping[str, Declaration]
+    sinks: Mapping[str, SinkConfig]
+    default_sink: str | None
+    now: datetime
+    report: Report
+
+
+# Durations repeat across keys (`90d`, `14d`): parse each text once.
+_duration = lru_cache(maxsize=256)(parse_duration)
+
+
+def upper_snake(address: str) -> str:
+    """The default sink entry name: `ci-bot.v2` → `CI_BOT_V2`."""
+    return re.sub(r"[^A-Za-z0-9]", "_", address).upper()
+
+
+def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
+    """The key's spec, or None when it failed the schema or any check here (all reported)."""
+    if not decl.valid:
+        return None
+    value: dict[str, Any] = decl.value
+    source, path, report = decl.source, decl.path, ctx.report
+    provider_name: str = value["provider"]
+    if provider_name not in ctx.declared_providers:
+        report.error(source, (*path, "provider"), f"{dotted(path)}.provider: unknown provider "
+                     f"{provider_name!r}{known_names(ctx.declared_providers, 'providers')}")
+        return None
+    provider = ctx.providers.get(provider_name)
+    if provider is None:  # the provider itself is invalid and reported
+        return None
+    kind = KINDS[provider.type]
+    errors_before = len(report.diagnostics)
+    _check_fields(value, kind, source, path, report)
+    expiry = _expiry(value, source, path, ctx.now, report)
+    rotation = _rotation(value, expiry, source, path, report)
+    sink = _sink_target(value, kind, decl, ctx)
+    attrs, secret_inputs = _attributes(value, kind, decl.name, source)
+    if len(report.diagnostics) > errors_before:
+        return None
+    return KeySpec(address=decl.name, provider=provider_name, provider_type=provider.type, attrs=attrs,
+                   loc=decl.loc, secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
+                   prevent_destroy=bool(value.get("lifecycle", {}).get("prevent_destroy", False)))
+
+
+def _check_fields(value: Mapping[str, Any], kind: ProviderKind, source: ManifestFile, path: YamlPath,
+                  report: Report) -> None:
+    own = (*kind.attributes, *kind.secret_inputs)
+    for field in value:
+        if field not in COMMON_FIELDS and field not in own:
+            report.error(source, (*path, field), f"{dotted(path)}: field {field!r} does not apply to "
+                         f"{kind.type} keys ({kind.type} fields: {', '.join(own)})")
+
+
+def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now: datetime,
+            report: Report) -> Expiry:
+    if "expires_in" in value and "expires_at" in value:
+        report.error(source, (*path, "expires_at"),
+                     f"{dotted(path)}: set either expires_in or expires_at, not both")
+        return NEVER
+    if "expires_in" in value:
+        text: str = value["expires_in"]
+        duration = _duration(text)
+        if duration <= timedelta(0):
+            report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: must be longer than 0")
+        return Expiry("in", duration=duration, text=text)
+    if "expires_at" in value:
+        text = value["expires_at"]
+        where = (*path, "expires_at")
+        try:
+            at = parse_time(text)
+        except ValueError as exc:
+            report.error(source, where, f"{dotted(where)}: {exc}")
+            return NEVER
+        if at <= now:
+            report.error(source, where, f"{dotted(where)}: {format_time(at)} is in the past")
+        return Expiry("at", at=at, text=text)
+    return NEVER
+
+
+def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, path: YamlPath,
+              report: Report) -> Rotation:
+    raw: Mapping[str, str] | None = value.get("rotation")
+    if not raw:
+        return Rotation()
+    parsed = {field: _duration(text) for field, text in raw.items()}
+    before, max_age = parsed.get("before_expiry"), parsed.get("max_age")
+    where = (*path, "rotation")
+    if before is not None and expiry.kind == "never":
+        report.error(source, (*where, "before_expiry"), f"{dotted(where)}.before_expiry: has no effect "
+                     "because the key never expires (set expires_in or expires_at)")
+    elif before is not None and expiry.duration is not None and before >= expiry.duration:
+        report.error(source, (*where, "before_expiry"), f"{dotted(where)}.before_expiry: "
+                     f"{format_duration(before)} must be shorter than expires_in ({expiry.text}), "
+                     "or every plan would replace the key")
+    if max_age is not None and max_age <= timedelta(0):
+        report.error(source, (*where, "max_age"), f"{dotted(where)}.max_age: must be longer than 0")
+    return Rotation(before_expiry=before, max_age=max_age, grace=parsed.get("grace", timedelta(0)))
+
+
+def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration,
+                 ctx: KeyContext) -> SinkTarget | None:
+    source, path, report = decl.source, decl.path, ctx.report
+    raw = value.get("sink")
+    if not kind.returns_secret:
+        if raw is not None:
+            report.error(source, (*path, "sink"),
+                         f"{dotted(path)}.sink: {kind.type} keys issue no secret; remove sink")
+        return None
+    where: YamlPath = (*path, "sink")
+    entry: str | None = None
+    if raw is None:
+        if ctx.default_sink is None:
+            report.error(source, path, f"no sink for the secret of key {decl.name!r} "
+                         "(set sink: or defaults.sink)")
+            return None
+        sink_name, where = ctx.default_sink, path  # an unknown defaults.sink is reported there
+    else:
+        sink_name = raw if isinstance(raw, str) else raw["use"]
+        entry = None if isinstance(raw, str) else raw.get("as")
+        if sink_name not in ctx.declared_sinks:
+            report.error(source, where, f"{dotted(path)}.sink: unknown sink "
+                         f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
+            return None
+    entry = entry or upper_snake(decl.name)
+    sink = ctx.sinks.get(sink_name)
+    rule = ENTRY_NAME_RULES.get(sink.type) if sink else None
+    if rule and not rule[0].match(entry):
+        report.error(source, where, f"{dotted(path)}: sink entry {entry!r} is not a valid {rule[1]} "
+                     f"for sink {sink_name!r}; set sink.as")
+    return SinkTarget(sink_name, entry)
+
+
+def _attributes(value: Mapping[str, Any], kind: ProviderKind, address: str,
+                source: ManifestFile) -> tuple[dict[str, Any], dict[str, SecretRef]]:
+    """(non-secret attributes with defaults filled in, write-only inputs by attribute path)."""
+    attrs: dict[str, Any] = {}
+    secret_inputs: dict[str, SecretRef] = {}
+    for attr in kind.attributes:
+        raw = value.get(attr, address if attr == "name" else ATTRIBUTE_DEFAULTS.get(attr))
+        if attr == "headers":
+            attrs[attr] = {h: v for h, v in raw.items() if isinstance(v, str)}
+            for header, ref in raw.items():
+                if isinstance(ref, dict):
+                    secret_inputs[f"headers.{header}"] = build_ref(ref, source)
+        elif isinstance(raw, (list, tuple)):
+            attrs[attr] = list(raw)
+        elif isinstance(raw, dict):
+            attrs[attr] = dict(raw)
+        else:
+            attrs[attr] = raw
+    for field in kind.secret_inputs:
+        if field in value:
+            secret_inputs[field] = build_ref(value[field], source)
+    return attrs, secret_inputs

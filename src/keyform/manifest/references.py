@@ -1,0 +1,93 @@
+"""Checks across keys: `secret_of` targets, reference cycles, and sink entries used twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from keyform.kinds import KINDS
+from keyform.manifest.sources import Declaration, Report, dotted
+from keyform.manifest.yamlsource import YamlPath
+from keyform.model import KeySpec, SecretOfRef
+
+
+def check_references(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
+                     report: Report) -> None:
+    """`keys` are the keys that built cleanly; `declared` all keys, built or not."""
+    _check_secret_of(keys, declared, report)
+    _check_cycles(keys, declared, report)
+    _check_sink_entries(keys, declared, report)
+
+
+def _input_path(decl: Declaration, attribute: str) -> YamlPath:
+    """`headers.X-Api-Key` → ("keys", ADDRESS, "headers", "X-Api-Key")."""
+    return (*decl.path, *attribute.split(".", 1))
+
+
+def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
+                     report: Report) -> None:
+    for address, spec in keys.items():
+        decl = declared[address]
+        for attribute, ref in spec.secret_inputs.items():
+            if not isinstance(ref, SecretOfRef):
+                continue
+            path = _input_path(decl, attribute)
+            target = keys.get(ref.address)
+            if ref.address not in declared:
+                report.error(decl.source, (*path, "secret_of"),
+                             f"{dotted(path)}: secret_of names an unknown key {ref.address!r}")
+            elif target is not None and not KINDS[target.provider_type].returns_secret:
+                report.error(decl.source, (*path, "secret_of"),
+                             f"{dotted(path)}: key {ref.address!r} issues no secret ({target.provider_type} "
+                             "keys return none); secret_of needs a key whose provider returns a secret")
+
+
+def _cycles(graph: Mapping[str, list[str]]) -> Iterator[list[str]]:
+    """Each elementary cycle found by an iterative depth-first search, as [a, b, ..., a]."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for start in sorted(graph):
+        if start in state:
+            continue
+        state[start] = 1
+        path = [start]
+        stack = [iter(graph[start])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                state[path.pop()] = 2
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(graph[nxt]))
+            elif state[nxt] == 1:
+                yield [*path[path.index(nxt):], nxt]
+
+
+def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration], report: Report) -> None:
+    graph = {a: [d for d in spec.dependencies() if d in keys] for a, spec in keys.items()}
+    seen: set[tuple[str, ...]] = set()
+    for cycle in _cycles(graph):
+        ring = cycle[:-1]
+        turn = ring.index(min(ring))
+        canonical = (*ring[turn:], *ring[:turn])
+        if canonical in seen:
+            continue
+        seen.add(canonical)
+        first = declared[canonical[0]]
+        report.error(first.source, first.path,
+                     f"reference cycle: {' -> '.join((*canonical, canonical[0]))}")
+
+
+def _check_sink_entries(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
+                        report: Report) -> None:
+    taken: dict[tuple[str, str], str] = {}
+    for address, spec in keys.items():
+        if spec.sink is None:
+            continue
+        entry = (spec.sink.sink, spec.sink.name)
+        other = taken.setdefault(entry, address)
+        if other != address:
+            decl = declared[address]
+            path = (*decl.path, "sink") if "sink" in decl.value else decl.path
+            report.error(decl.source, path, f"{dotted(decl.path)}: sink entry {spec.sink} is already used by "
+                         f"key {other!r} ({declared[other].loc}); set sink.as")

@@ -1,0 +1,170 @@
+"""Validating a parsed manifest against `schemas/manifest.schema.json`, with `file:line` messages.
+
+The schema is the single source of truth. A compiled fast checker (`fastcheck`) answers "valid?"
+for the whole document; only when it says no does jsonschema run, on just the failing entries, and
+each of its errors is rephrased for humans and placed at the line of the offending key. Messages
+never echo a value at a secret position (provider tokens, auth values).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+
+from keyform.errors import Diagnostic
+from keyform.manifest.fastcheck import Check, compile_schema
+from keyform.manifest.sources import dotted
+from keyform.manifest.yamlsource import YamlDocument, YamlPath
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+# Sections that map names to entries; a failing document is re-checked entry by entry.
+ENTRY_SECTIONS = ("providers", "sinks", "keys")
+# (section, field) of the values that must be secret references, never literals.
+SECRET_FIELDS = frozenset({("providers", "token"), ("keys", "auth_value"), ("keys", "auth_value_extra")})
+# Values never echoed in a message: secrets, and URLs (which may embed credentials).
+NO_ECHO_FIELDS = SECRET_FIELDS | {("providers", "base_url")}
+_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+               float: "a number", type(None): "null"}
+_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "boolean": "a boolean",
+               "integer": "an integer", "number": "a number", "null": "null"}
+
+
+@lru_cache(maxsize=1)
+def manifest_schema() -> dict[str, Any]:
+    with SCHEMA_PATH.open(encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validators() -> tuple[Draft202012Validator, Check]:
+    schema = manifest_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema), compile_schema(schema)
+
+
+def schema_problems(doc: YamlDocument) -> list[tuple[YamlPath, Diagnostic]]:
+    """Every schema violation in one document as (path, diagnostic), deduplicated, in line order."""
+    validator, fast = _validators()
+    if fast(doc.value):
+        return []
+    found: dict[tuple[int, str], tuple[YamlPath, Diagnostic]] = {}
+    for error in validator.iter_errors(_failing_part(doc.value, fast)):
+        for path, message in _describe(error):
+            loc = doc.loc(path)
+            found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
+    return [found[k] for k in sorted(found)]
+
+
+def _failing_part(value: Any, fast: Check) -> Any:
+    """The document with only the entries of the big sections that fail on their own."""
+    if not isinstance(value, dict):
+        return value
+    part = dict(value)
+    for section in ENTRY_SECTIONS:
+        entries = value.get(section)
+        if isinstance(entries, dict) and len(entries) > 1:
+            part[section] = {name: entry for name, entry in entries.items()
+                             if not fast({"version": 1, section: {name: entry}})}
+    return part
+
+
+def _field_of(path: YamlPath) -> tuple[Any, Any] | None:
+    """`("keys", "ci-bot", "auth_value")` → ("keys", "auth_value"): an entry's own field."""
+    return (path[0], path[2]) if len(path) == 3 else None
+
+
+def _show(value: Any, path: YamlPath) -> str:
+    """A short rendering of a value for a message; never the value at a secret position (the
+    env name or file path *inside* a reference is fine)."""
+    if _field_of(path) in NO_ECHO_FIELDS:
+        return "the value"
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _prefix(path: YamlPath) -> str:
+    return f"{dotted(path)}: " if path else ""
+
+
+def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
+    """(path to point at, human message) for one jsonschema error."""
+    path: YamlPath = tuple(error.absolute_path)
+    schema: Any = error.schema
+    instance = error.instance
+    kind = error.validator
+    custom = schema.get("errorMessage") if isinstance(schema, dict) else None
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
+        for field in _extra_fields(instance, allowed):
+            yield (*path, field), _unknown_field(path, field, allowed, schema)
+    elif kind == "required":
+        missing = [n for n in error.validator_value if n not in instance]
+        for name in missing:
+            if path:
+                yield path, f"{dotted(path)}: missing required field {name!r}"
+            else:
+                yield path, f"missing required top-level field {name!r}" + (
+                    " (add `version: 1`)" if name == "version" else "")
+    elif kind == "type":
+        yield path, _type_message(path, instance, error.validator_value)
+    elif kind in ("pattern", "const", "minProperties", "maxProperties") and custom:
+        # A bad *name* (propertyNames) is reported at the name's own line.
+        where = (*path, instance) if "propertyNames" in error.absolute_schema_path else path
+        yield where, _prefix(path) + custom.replace("{value}", _show(instance, where))
+    elif kind == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        yield path, f"{_prefix(path)}{_show(instance, path)} is not one of: {options}"
+    elif kind == "minLength":
+        yield path, f"{_prefix(path)}must not be empty"
+    elif kind == "false":
+        yield path, f"{_prefix(path)}this field is not allowed here"
+    else:  # a validator the schema gained later: fall back to jsonschema's own words
+        yield path, f"{_prefix(path)}{_show(instance, path)} is invalid ({kind})"
+
+
+def _extra_fields(instance: Any, allowed: list[str]) -> list[str]:
+    return [k for k in instance if k not in allowed] if isinstance(instance, dict) else []
+
+
+def _unknown_field(path: YamlPath, field: str, allowed: list[str], schema: Mapping[str, Any]) -> str:
+    if not path:
+        message = f"unknown top-level section {field!r}"
+    else:
+        message = f"{dotted(path)}: unknown field {field!r}"
+    close = difflib.get_close_matches(field, allowed, n=1)
+    if close:
+        return f"{message} (did you mean {close[0]!r}?)"
+    title = schema.get("title")
+    names = ", ".join(a for a in allowed if a != "type")
+    if title and names:
+        return f"{message} (a {title} takes: {names})"
+    return message
+
+
+def _type_message(path: YamlPath, instance: Any, expected: Any) -> str:
+    names = [expected] if isinstance(expected, str) else list(expected)
+    # An empty section (null) is allowed but not worth suggesting.
+    want = " or ".join(_TYPE_WORDS.get(n, n) for n in names if n != "null" or len(names) == 1)
+    field = _field_of(path)
+    if field in SECRET_FIELDS and isinstance(instance, (str, int, float)):
+        refs = "{env: NAME} or {file: PATH}" if field == ("providers", "token") else \
+            "{env: NAME}, {file: PATH} or {secret_of: ADDRESS}"
+        return f"{dotted(path)}: a literal secret is not allowed here; use {refs}"
+    if not path:
+        return f"the top level must be a mapping of sections, not {_kind(instance)}"
+    message = f"{dotted(path)}: expected {want}, got {_kind(instance)}"
+    if ("string" in names and isinstance(instance, (int, float)) and not isinstance(instance, bool)
+            and field not in NO_ECHO_FIELDS):
+        message += f" (quote it: '{instance}')"
+    return message

@@ -1,0 +1,94 @@
+"""Shared plumbing of the semantic pass: parsed files, declarations, and the diagnostics sink.
+
+Every later check reports through `Report.error(source, path, message)`, so a message always lands
+on the line of the YAML key it is about.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keyform.errors import Diagnostic, SourceLoc
+from keyform.manifest.yamlsource import YamlDocument, YamlPath
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One parsed, schema-checked manifest. `broken` holds the paths (at most two deep, e.g.
+    `("keys", "ci-bot")`) whose subtree failed the schema: the semantic pass skips those."""
+
+    doc: YamlDocument
+    directory: Path  # absolute; relative paths inside the file are resolved against it
+    broken: frozenset[YamlPath] = frozenset()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value = self.doc.value
+        return value if isinstance(value, dict) else {}
+
+    def valid(self, path: YamlPath) -> bool:
+        """True when neither `path` nor its section failed the schema."""
+        return path[:1] not in self.broken and path[:2] not in self.broken
+
+    def loc(self, path: YamlPath) -> SourceLoc:
+        return self.doc.loc(path)
+
+    def resolve(self, text: str) -> str:
+        """A path written in this file, made absolute (relative to the file's directory; `~` expands)."""
+        return os.path.normpath(self.directory / Path(text).expanduser())
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A named entry of `providers`, `sinks` or `keys`, as written in one file."""
+
+    section: str
+    name: str
+    value: Any
+    source: ManifestFile
+
+    @property
+    def path(self) -> YamlPath:
+        return (self.section, self.name)
+
+    @property
+    def valid(self) -> bool:
+        return self.source.valid(self.path) and isinstance(self.value, dict)
+
+    @property
+    def loc(self) -> SourceLoc:
+        return self.source.loc(self.path)
+
+
+@dataclass
+class Report:
+    """Collects diagnostics; nothing here ever includes a secret value."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, source: ManifestFile, path: YamlPath, message: str) -> None:
+        self.diagnostics.append(Diagnostic(message, source.loc(path)))
+
+    def extend(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics.extend(diagnostics)
+
+
+def dotted(path: YamlPath) -> str:
+    """`("keys", "ci-bot", "hosts", 0)` → `keys.ci-bot.hosts[0]`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def known_names(declared: Mapping[str, Declaration], plural: str) -> str:
+    """A hint listing what *is* declared: ` (declared: a, b)` or ` (no sinks are declared)`."""
+    if not declared:
+        return f" (no {plural} are declared)"
+    names = sorted(declared)
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return f" (declared: {shown})"

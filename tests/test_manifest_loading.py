@@ -1,0 +1,316 @@
+"""Manifest loading, happy paths: what a valid set of manifest files turns into."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from keyform.errors import KeyformError, SourceLoc
+from keyform.manifest import load_workspace
+from keyform.model import EnvRef, FileRef, SecretOfRef, SinkTarget
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+PROVIDERS = """\
+version: 1
+providers:
+  questra-prod:
+    type: questra
+    token: {env: QUESTRA_TOKEN}
+    org_id: org_123
+  textql:
+    type: textql
+    token: {file: secrets/textql.token}
+sinks:
+  dev-env:
+    type: dotenv
+    path: .secrets/prod.env
+defaults:
+  sink: dev-env
+"""
+
+KEYS = """\
+version: 1
+keys:
+  ci-bot:
+    provider: questra-prod
+    name: CI bot
+    expires_in: 90d
+    rotation: {before_expiry: 14d, max_age: 60d, grace: 24h}
+  ana-questra:
+    provider: textql
+    description: Questra access for Ana
+    hosts: [api.questra.ai]
+    headers: {X-Org-Id: org_123, X-Api-Key: {secret_of: ci-bot}}
+    api_provider: questra
+    auth_value: {env: ANA_TOKEN}
+    lifecycle: {prevent_destroy: true}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def big_manifest(path: Path, keys: int) -> Path:
+    """A manifest with `keys` keys, half questra (with rotation), half textql (with secret refs)."""
+    lines = ["version: 1", "providers:", "  q: {type: questra, token: {env: QT}, org_id: org_1}",
+             "  t: {type: textql, token: {env: TT}}", "sinks:", "  s: {type: dotenv, path: out.env}",
+             "defaults: {sink: s}", "keys:"]
+    for i in range(keys // 2):
+        lines += [f"  q-{i}:", "    provider: q", f"    name: Q key {i}", "    expires_in: 90d",
+                  "    rotation: {before_expiry: 14d, grace: 1h}"]
+        lines += [f"  t-{i}:", "    provider: t", "    description: d", "    hosts: [api.questra.ai]",
+                  "    headers: {X-Org: o, X-K: {env: K}}", f"    auth_value: {{secret_of: q-{i}}}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_files_merge_into_one_workspace(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", PROVIDERS)
+    write(tmp_path / "b.yaml", KEYS)
+    ws = load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.files == ("a.yaml", "b.yaml")
+    assert set(ws.providers) == {"questra-prod", "textql"}
+    assert set(ws.keys) == {"ci-bot", "ana-questra"}
+    assert ws.default_sink == "dev-env"
+    assert ws.keys["ci-bot"].loc == SourceLoc("b.yaml", 3)
+    assert ws.providers["textql"].loc == SourceLoc("a.yaml", 7)
+
+
+def test_a_directory_contributes_its_yaml_files_sorted(tmp_path: Path) -> None:
+    write(tmp_path / "conf" / "2-keys.yml", KEYS)
+    write(tmp_path / "conf" / "1-providers.yaml", PROVIDERS)
+    write(tmp_path / "conf" / "notes.txt", "not a manifest")
+    write(tmp_path / "conf" / "nested" / "ignored.yaml", "this: is not read")
+    ws = load_workspace(["conf"], cwd=tmp_path, now=NOW)
+    assert ws.files == ("conf/1-providers.yaml", "conf/2-keys.yml")
+
+
+def test_default_manifest_is_keyform_yaml_in_cwd(tmp_path: Path) -> None:
+    write(tmp_path / "keyform.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    ws = load_workspace(cwd=tmp_path, now=NOW)
+    assert ws.files == ("keyform.yaml",)
+    assert ws.state_path == str(tmp_path / "keyform.state.json")
+
+
+def test_missing_path_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyformError, match=r"nope\.yaml: no such file or directory"):
+        load_workspace(["nope.yaml"], cwd=tmp_path)
+
+
+def test_digest_covers_names_and_bytes(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", PROVIDERS)
+    write(tmp_path / "b.yaml", KEYS)
+    first = load_workspace(["b.yaml", "a.yaml"], cwd=tmp_path, now=NOW).digest
+    assert first == load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW).digest
+    assert len(first) == 64 and int(first, 16) >= 0
+    write(tmp_path / "b.yaml", KEYS.replace("CI bot", "CI robot"))
+    assert load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW).digest != first
+    assert first != hashlib.sha256(b"").hexdigest()
+
+
+def test_relative_paths_resolve_against_their_manifest(tmp_path: Path) -> None:
+    write(tmp_path / "infra" / "providers.yaml", PROVIDERS + "state: {path: ../state/ks.json}\n")
+    write(tmp_path / "teams" / "keys.yaml", KEYS.replace("{env: ANA_TOKEN}", "{file: ana.token}"))
+    ws = load_workspace(["infra/providers.yaml", "teams/keys.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.state_path == str(tmp_path / "state" / "ks.json")
+    assert ws.sinks["dev-env"].options == {"path": str(tmp_path / "infra" / ".secrets" / "prod.env")}
+    assert ws.providers["textql"].token == FileRef(str(tmp_path / "infra" / "secrets" / "textql.token"))
+    assert ws.keys["ana-questra"].secret_inputs["auth_value"] == FileRef(str(tmp_path / "teams" / "ana.token"))
+
+
+def test_file_names_outside_cwd_are_absolute(tmp_path: Path) -> None:
+    manifest = write(tmp_path / "elsewhere" / "keyform.yaml", PROVIDERS)
+    (tmp_path / "here").mkdir()
+    ws = load_workspace([manifest], cwd=tmp_path / "here", now=NOW)
+    assert ws.files == (str(manifest),)
+
+
+def test_questra_key_model(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", PROVIDERS)
+    write(tmp_path / "b.yaml", KEYS)
+    key = load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW).keys["ci-bot"]
+    assert key.provider == "questra-prod" and key.provider_type == "questra"
+    assert key.attrs == {"name": "CI bot"}
+    assert key.expiry.kind == "in" and key.expiry.duration == timedelta(days=90)
+    assert key.expiry.spec == "in:90d"
+    assert key.rotation.before_expiry == timedelta(days=14)
+    assert key.rotation.max_age == timedelta(days=60)
+    assert key.rotation.grace == timedelta(hours=24)
+    assert key.sink == SinkTarget("dev-env", "CI_BOT")  # defaults.sink, UPPER_SNAKE address
+    assert key.secret_inputs == {}
+    assert not key.prevent_destroy
+
+
+def test_textql_key_model_splits_secret_headers_out(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", PROVIDERS)
+    write(tmp_path / "b.yaml", KEYS)
+    key = load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW).keys["ana-questra"]
+    assert key.attrs == {
+        "description": "Questra access for Ana", "hosts": ["api.questra.ai"], "headers": {"X-Org-Id": "org_123"},
+        "query_params": {}, "api_provider": "questra", "auth_type": "token", "is_private": False,
+    }
+    assert key.secret_inputs == {"headers.X-Api-Key": SecretOfRef("ci-bot"), "auth_value": EnvRef("ANA_TOKEN")}
+    assert key.dependencies() == ["ci-bot"]
+    assert key.sink is None
+    assert key.prevent_destroy
+    assert key.expiry.kind == "never"
+
+
+def test_textql_defaults(tmp_path: Path) -> None:
+    write(tmp_path / "k.yaml", PROVIDERS + "keys:\n  bare: {provider: textql}\n")
+    key = load_workspace(["k.yaml"], cwd=tmp_path, now=NOW).keys["bare"]
+    assert key.attrs == {"description": "", "hosts": [], "headers": {}, "query_params": {}, "api_provider": "",
+                         "auth_type": "token", "is_private": False}
+    assert key.secret_inputs == {}
+
+
+def test_providers_default_base_urls(tmp_path: Path) -> None:
+    write(tmp_path / "p.yaml", PROVIDERS)
+    ws = load_workspace(["p.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.providers["questra-prod"].base_url == "https://api.questra.ai"
+    assert ws.providers["questra-prod"].org_id == "org_123"
+    assert ws.providers["questra-prod"].token == EnvRef("QUESTRA_TOKEN")
+    assert ws.providers["textql"].base_url == "https://app.textql.com"
+    assert ws.providers["textql"].org_id is None
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8787", "http://127.0.0.2", "http://[::1]:9000/api/"])
+def test_plain_http_is_allowed_for_loopback_hosts(tmp_path: Path, url: str) -> None:
+    write(tmp_path / "p.yaml", f"""\
+        version: 1
+        providers:
+          emu: {{type: textql, base_url: "{url}", token: {{env: T}}}}
+        """)
+    ws = load_workspace(["p.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.providers["emu"].base_url == url.rstrip("/")
+
+
+def test_sink_shorthand_and_explicit_entry_names(tmp_path: Path) -> None:
+    write(tmp_path / "p.yaml", PROVIDERS)
+    write(tmp_path / "k.yaml", """\
+        version: 1
+        sinks:
+          out: {type: json, path: out.json}
+        keys:
+          api.v2-bot: {provider: questra-prod, sink: dev-env}
+          named: {provider: questra-prod, sink: {use: out, as: custom-name}}
+          by-default: {provider: questra-prod, sink: {use: out}}
+        """)
+    ws = load_workspace(["p.yaml", "k.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.keys["api.v2-bot"].sink == SinkTarget("dev-env", "API_V2_BOT")
+    assert ws.keys["named"].sink == SinkTarget("out", "custom-name")
+    assert ws.keys["by-default"].sink == SinkTarget("out", "BY_DEFAULT")
+    assert ws.keys["named"].attrs == {"name": "named"}  # the remote name defaults to the address
+    assert ws.providers["questra-prod"].org_id == "org_123"
+
+
+def test_org_id_from_the_environment(tmp_path: Path) -> None:
+    write(tmp_path / "p.yaml", """\
+        version: 1
+        providers:
+          q: {type: questra, token: {env: T}, org_id: {env: QUESTRA_ORG}}
+        """)
+    assert load_workspace(["p.yaml"], cwd=tmp_path, now=NOW).providers["q"].org_id == EnvRef("QUESTRA_ORG")
+
+
+def test_expires_at_and_file_sink(tmp_path: Path) -> None:
+    write(tmp_path / "k.yaml", PROVIDERS.replace("type: dotenv\n    path: .secrets/prod.env",
+                                                 "type: file\n    dir: secrets.d") + """\
+keys:
+  pinned:
+    provider: questra-prod
+    expires_at: 2027-06-01T00:00:00Z
+""")
+    ws = load_workspace(["k.yaml"], cwd=tmp_path, now=NOW)
+    key = ws.keys["pinned"]
+    assert key.expiry.kind == "at"
+    assert key.expiry.at == datetime(2027, 6, 1, tzinfo=timezone.utc)
+    assert key.expiry.text == "2027-06-01T00:00:00Z"
+    assert ws.sinks["dev-env"].options == {"dir": str(tmp_path / "secrets.d")}
+    assert ws.sinks["dev-env"].type == "file"
+
+
+def test_anchors_and_aliases_are_accepted(tmp_path: Path) -> None:
+    write(tmp_path / "k.yaml", PROVIDERS + """\
+keys:
+  one: &common {provider: textql, hosts: [a.example]}
+  two: *common
+""")
+    ws = load_workspace(["k.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.keys["two"].attrs["hosts"] == ["a.example"]
+    assert ws.keys["two"].loc == SourceLoc("k.yaml", 18)
+
+
+def test_ten_thousand_keys_load(tmp_path: Path) -> None:
+    """Not a timed assertion (CI machines vary); prints the time for the record (`pytest -s`)."""
+    big_manifest(tmp_path / "keyform.yaml", 10_000)
+    started = time.perf_counter()
+    ws = load_workspace(cwd=tmp_path, now=NOW)
+    elapsed = time.perf_counter() - started
+    print(f"\n10,000 keys loaded in {elapsed:.2f} s")
+    assert len(ws.keys) == 10_000
+    assert ws.keys["t-4999"].dependencies() == ["q-4999"]
+
+
+# ------------------------------------------------------------------------ how problems are reported
+
+
+def test_every_problem_in_every_file_is_reported_in_file_and_line_order(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", PROVIDERS + "keys:\n  one: {provider: nope}\n  two: {provider: textql, nmae: x}\n")
+    write(tmp_path / "b.yaml", "version: 1\nkeys:\n  three: {provider: questra-prod, expires_in: 1y}\n")
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["b.yaml", "a.yaml"], cwd=tmp_path, now=NOW)
+    assert [str(d.loc) for d in caught.value.diagnostics] == ["a.yaml:17", "a.yaml:18", "b.yaml:3"]
+    assert "unknown provider 'nope'" in str(caught.value)
+
+
+def test_the_same_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    write(tmp_path / "conf" / "keyform.yaml", PROVIDERS)
+    ws = load_workspace(["conf", "conf/keyform.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.files == ("conf/keyform.yaml",)
+
+
+def test_a_directory_without_manifests_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KeyformError, match=r"empty: no manifest files \(\*\.yaml, \*\.yml\)"):
+        load_workspace(["empty"], cwd=tmp_path)
+
+
+def test_loading_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    write(tmp_path / "keyform.yaml", "version: 1\nkeys: [\n")
+    assert gc.isenabled()
+    with pytest.raises(KeyformError):
+        load_workspace(cwd=tmp_path)
+    assert gc.isenabled()
+
+
+def test_a_literal_secret_is_never_repeated_in_a_message(tmp_path: Path) -> None:
+    write(tmp_path / "keyform.yaml", """\
+        version: 1
+        providers:
+          q: {type: questra, token: sk-live-abc123, org_id: o, base_url: "ftp://u:pw-xyz@h"}
+        keys:
+          k: {provider: q, auth_value: hunter2}
+        """)
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(cwd=tmp_path, now=NOW)
+    text = str(caught.value)
+    assert "a literal secret is not allowed here" in text
+    for secret in ("sk-live-abc123", "pw-xyz", "hunter2"):
+        assert secret not in text
+
+
+def test_empty_sections_mean_nothing_declared(tmp_path: Path) -> None:
+    write(tmp_path / "keyform.yaml", "version: 1\nstate:\nproviders:\nsinks:\ndefaults:\nkeys:\n")
+    ws = load_workspace(cwd=tmp_path, now=NOW)
+    assert (ws.providers, ws.sinks, ws.keys, ws.default_sink) == ({}, {}, {}, None)
