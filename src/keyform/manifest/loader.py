@@ -72,8 +72,12 @@ def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
     workspace = None
     # A file that did not parse would make the cross-file checks misleading: stop before them.
     if len(parsed) == len(files):
+        # digest names relative to the first manifest's directory: a saved plan stays valid when
+        # applied from another working directory or another checkout of the same repository
+        anchor = files[0].parent
+        stable = {os.path.relpath(path, anchor): contents[display_name(path, base)] for path in files}
         workspace = build_workspace(parsed, report, now=now,
-                                    file_names=tuple(contents), digest=_digest(contents))
+                                    file_names=tuple(contents), digest=_digest(stable))
     if workspace is None or report.diagnostics:
         raise KeyformError(sorted(report.diagnostics, key=_order))
     return workspace
@@ -115,7 +119,7 @@ def display_name(path: Path, cwd: Path) -> str:
 
 
 def _digest(contents: dict[str, bytes]) -> str:
-    """sha256 over the files' names (as displayed) and bytes, in sorted name order."""
+    """sha256 over the files' names and bytes, in sorted name order."""
     digest = hashlib.sha256()
     for name in sorted(contents):
         data = contents[name]
