@@ -165,3 +165,23 @@ def test_refresh_makes_exactly_one_list_call_per_provider_instance(project: Proj
     after = emu_control.requests()
     assert after.get("questra.list", 0) - before.get("questra.list", 0) == 1
     assert sum(after.values()) - sum(before.values()) == 1
+
+
+def test_key_expired_remotely_is_replaced(project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old_id = project.remote_id("web")
+    emu_control.expire_questra(ORG, old_id)
+    plan = project.run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2 and "web must be replaced" in plan.stdout and "# expired" in plan.stdout
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.remote_id("web") != old_id
+    assert project.sink()["WEB_KEY"] == issued_secrets(emu_control)[project.remote_id("web")]
+
+
+def test_key_deleted_outside_keyform_is_created_again(project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.delete_questra(ORG, project.remote_id("web"))
+    plan = project.run("plan")
+    assert "web will be created" in plan.stdout and "deleted outside keyform" in plan.stdout
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
