@@ -294,30 +294,17 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
     run_safely(ctx, body)
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8787, show_default=True, type=int)
-@click.option("--latency-ms", default=0, show_default=True, type=int)
-@click.option("--error-rate", default=0.0, show_default=True, type=float, help="Probability of a 503.")
-@click.option("--rate-limit-rate", default=0.0, show_default=True, type=float, help="Probability of a 429.")
-@click.option("--drop-after-commit-rate", default=0.0, show_default=True, type=float,
-              help="Probability that a create is committed and then the connection dropped.")
-@click.option("--seed", default=None, type=int, help="Seed the fault dice so runs replay.")
-@click.pass_obj
-def emulator(ctx: Ctx, host: str, port: int, latency_ms: int, error_rate: float, rate_limit_rate: float,
-             drop_after_commit_rate: float, seed: int | None) -> None:
-    """Serve the Questra and TextQL APIs in memory on one port, for trying keyform and for tests."""
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def emulator(args: tuple[str, ...]) -> None:
+    """Serve the Questra and TextQL APIs in memory on one port (see `keyform emulator --help`).
 
-    def body() -> int:
-        from keyform.emulator import Emulator, EmulatorConfig
+    Flags: --host, --port, --latency-ms, --error-rate, --rate-limit-rate, --retry-after,
+    --drop-after-commit-rate, --seed, --questra-list-shape, --token, --log-requests."""
+    from keyform.emulator.__main__ import main as emulator_main
 
-        config = EmulatorConfig(host=host, port=port, latency_ms=latency_ms, error_rate=error_rate,
-                                rate_limit_rate=rate_limit_rate, drop_after_commit_rate=drop_after_commit_rate,
-                                seed=seed)
-        Emulator(config).serve_forever()
-        return 0
-
-    run_safely(ctx, body)
+    sys.exit(emulator_main(list(args)))
 
 
 @main.command("import")

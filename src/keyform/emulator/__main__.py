@@ -12,7 +12,8 @@ from .server import Emulator
 
 def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     """Build an :class:`EmulatorConfig` from command-line arguments."""
-    parser = argparse.ArgumentParser(prog="python -m keyform.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="keyform emulator", description=(
+        "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787, help="0 picks a free port")
     parser.add_argument("--latency-ms", type=float, default=0)
