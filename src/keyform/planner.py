@@ -242,10 +242,8 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
                 continue  # the source is being created: propagation decides
         else:
             new = resolved.get(path)
-            if new is None and path in resolved:
+            if new is None:
                 continue  # cannot be resolved at plan time; apply checks it before any call
-            if path not in resolved:
-                continue
         if old == new:
             continue
         if old == UNKNOWN_FINGERPRINT and new is not None:
