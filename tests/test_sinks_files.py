@@ -340,7 +340,7 @@ def test_open_sink_maps_each_type_to_its_class(tmp_path: Path) -> None:
 
 def test_open_sink_refuses_unknown_type_and_missing_option_with_location() -> None:
     with pytest.raises(KeyformError, match=r"keyform.yaml:12: sink dev-env: unknown type 'vault' "
-                                           r"\(expected one of dotenv, file, json\)"):
+                                           r"\(expected one of dotenv, exec, file, json, k8s-secret, sops\)"):
         open_sink(config("vault", path="x"))
     with pytest.raises(KeyformError, match=r"keyform.yaml:12: sink dev-env: type file needs a 'dir' option"):
         open_sink(config("file", path="x"))

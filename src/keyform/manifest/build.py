@@ -8,6 +8,7 @@ reported at its own line and the pass goes on, so one run lists them all.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,8 @@ from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath
-from keyform.model import EnvRef, KeySpec, ProviderConfig, SinkConfig, Workspace
+from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, SinkConfig, StateConfig, Workspace
+from keyform.sinks.registry import option_problems
 
 DEFAULT_BASE_URLS = {"questra": "https://api.questra.ai", "textql": "https://app.textql.com"}
 DEFAULT_STATE_PATH = "keyform.state.json"
@@ -26,6 +28,8 @@ SECTIONS = ("providers", "sinks", "keys")
 _SINGULAR = {"providers": "provider", "sinks": "sink", "keys": "key"}
 # Sink options holding a filesystem path, made absolute against the declaring manifest.
 SINK_PATH_OPTIONS = ("path", "dir")
+# exec sink options holding an argv; a program given as a relative path is resolved like a path.
+EXEC_COMMAND_OPTIONS = ("command", "remove_command", "read_command")
 
 
 def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datetime,
@@ -33,9 +37,10 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     """The merged model, or None when anything was reported (the caller raises)."""
     declared = _declarations(files, report)
     state_path = _state_path(files, report)
+    state_backend = _state_backend(files, report)
     default_sink = _default_sink(files, declared["sinks"], report)
     providers = {name: p for name, d in declared["providers"].items() if (p := _provider(d, report))}
-    sinks = {name: s for name, d in declared["sinks"].items() if (s := _sink(d))}
+    sinks = {name: s for name, d in declared["sinks"].items() if (s := _sink(d, report))}
     context = KeyContext(declared_providers=declared["providers"], providers=providers,
                          declared_sinks=declared["sinks"], sinks=sinks, default_sink=default_sink,
                          now=now, report=report)
@@ -48,7 +53,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     if report.diagnostics:
         return None
     return Workspace(files=file_names, digest=digest, state_path=state_path, providers=providers,
-                     sinks=sinks, keys=keys, default_sink=default_sink)
+                     sinks=sinks, keys=keys, default_sink=default_sink, state_backend=state_backend)
 
 
 def _declarations(files: Sequence[ManifestFile], report: Report) -> dict[str, dict[str, Declaration]]:
@@ -90,6 +95,38 @@ def _state_path(files: Sequence[ManifestFile], report: Report) -> str:
     setting = _single_setting(files, ("state", "path"), report)
     text = setting[1] if setting and isinstance(setting[1], str) else DEFAULT_STATE_PATH
     return files[0].resolve(text) if files else text
+
+
+def _state_backend(files: Sequence[ManifestFile], report: Report) -> StateConfig:
+    """`state.backend` with its options: `dsn` and `workspace` belong to postgres, `path` to local."""
+    settings = {name: _single_setting(files, ("state", name), report) for name in ("backend", "dsn", "workspace")}
+    # state.path is read (and its duplicates reported) by _state_path
+    settings["path"] = next(((f, f.data["state"]["path"]) for f in files
+                             if isinstance(f.data.get("state"), dict) and "path" in f.data["state"]), None)
+    backend_setting = settings["backend"]
+    backend = backend_setting[1] if backend_setting and isinstance(backend_setting[1], str) else "local"
+    for name, wanted in (("path", "local"), ("dsn", "postgres"), ("workspace", "postgres")):
+        found = settings[name]
+        if found is not None and backend != wanted:
+            report.error(found[0], ("state", name),
+                         f"state.{name} applies only to the {wanted} backend (state.backend is {backend})")
+    if backend != "postgres":
+        return StateConfig()
+    dsn_setting = settings["dsn"]
+    if dsn_setting is None:
+        written = any(isinstance(f.data.get("state"), dict) and "dsn" in f.data["state"] for f in files)
+        if backend_setting is not None and not written:  # a dsn that failed the schema is reported already
+            report.error(backend_setting[0], ("state", "backend"),
+                         "state.backend postgres needs state.dsn: {env: NAME} or {file: PATH} holding the "
+                         "connection string")
+        return StateConfig()
+    source, value = dsn_setting
+    ref = build_ref(value, source) if isinstance(value, dict) else None
+    if not isinstance(ref, (EnvRef, FileRef)):
+        return StateConfig()
+    workspace_setting = settings["workspace"]
+    name = workspace_setting[1] if workspace_setting and isinstance(workspace_setting[1], str) else "default"
+    return StateConfig(backend="postgres", dsn=ref, workspace=name, loc=source.loc(("state", "dsn")))
 
 
 def _default_sink(files: Sequence[ManifestFile], sinks: dict[str, Declaration],
@@ -153,11 +190,24 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _sink(decl: Declaration) -> SinkConfig | None:
+def _sink(decl: Declaration, report: Report) -> SinkConfig | None:
     if not decl.valid:
         return None
+    sink_type: str = decl.value["type"]
     options = {k: v for k, v in decl.value.items() if k != "type"}
+    problems = option_problems(sink_type, options)
+    for where, message in problems:
+        report.error(decl.source, (*decl.path, *where), f"{dotted((*decl.path, *where))}: {message}")
+    if problems:
+        return None
     for option in SINK_PATH_OPTIONS:
         if isinstance(options.get(option), str):
             options[option] = decl.source.resolve(options[option])
-    return SinkConfig(name=decl.name, type=decl.value["type"], options=options, loc=decl.loc)
+    if sink_type == "exec":
+        # commands run in the declaring manifest's directory; `./bin/put` is relative to it too
+        options["workdir"] = str(decl.source.directory)
+        for option in EXEC_COMMAND_OPTIONS:
+            argv = options.get(option)
+            if isinstance(argv, list) and argv and "/" in argv[0] and not os.path.isabs(argv[0]):
+                options[option] = [decl.source.resolve(argv[0]), *argv[1:]]
+    return SinkConfig(name=decl.name, type=sink_type, options=options, loc=decl.loc)

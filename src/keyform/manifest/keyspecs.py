@@ -20,6 +20,7 @@ from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath
 from keyform.model import NEVER, Expiry, KeySpec, ProviderConfig, Rotation, SecretRef, SinkConfig, SinkTarget
+from keyform.sinks.registry import entry_name_problem
 
 COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 # Attribute defaults when a field is omitted (`name` defaults to the address).
@@ -170,6 +171,9 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
     if rule and not rule[0].match(entry):
         report.error(source, where, f"{dotted(path)}: sink entry {entry!r} is not a valid {rule[1]} "
                      f"for sink {sink_name!r}; set sink.as")
+    elif sink and not rule and (problem := entry_name_problem(sink, entry)):
+        report.error(source, where, f"{dotted(path)}: sink entry {entry!r} cannot be used in sink "
+                     f"{sink_name!r} ({sink.type}): {problem}; set sink.as")
     return SinkTarget(sink_name, entry)
 
 

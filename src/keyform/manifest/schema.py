@@ -13,20 +13,24 @@ import json
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from keyform.errors import Diagnostic
 from keyform.manifest.fastcheck import Check, compile_schema
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import YamlDocument, YamlPath
 
+if TYPE_CHECKING:  # jsonschema is imported only when a manifest is invalid
+    from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
 # Sections that map names to entries; a failing document is re-checked entry by entry.
 ENTRY_SECTIONS = ("providers", "sinks", "keys")
 # (section, field) of the values that must be secret references, never literals.
-SECRET_FIELDS = frozenset({("providers", "token"), ("keys", "auth_value"), ("keys", "auth_value_extra")})
+SECRET_FIELDS = frozenset({("providers", "token"), ("keys", "auth_value"), ("keys", "auth_value_extra"),
+                           ("state", "dsn")})
+# ...of which these take only {env} or {file} (no secret_of)
+CREDENTIAL_FIELDS = frozenset({("providers", "token"), ("state", "dsn")})
 # Values never echoed in a message: secrets, and URLs (which may embed credentials).
 NO_ECHO_FIELDS = SECRET_FIELDS | {("providers", "base_url")}
 _JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
@@ -43,17 +47,27 @@ def manifest_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validators() -> tuple[Draft202012Validator, Check]:
+def _fast_check() -> Check:
+    return compile_schema(manifest_schema())
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    """jsonschema, for the diagnostics of a document the fast check refused. Imported and built only
+    then: importing it and checking the schema against its metaschema costs ~0.3 s per run."""
+    from jsonschema import Draft202012Validator
+
     schema = manifest_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema), compile_schema(schema)
+    return Draft202012Validator(schema)
 
 
 def schema_problems(doc: YamlDocument) -> list[tuple[YamlPath, Diagnostic]]:
     """Every schema violation in one document as (path, diagnostic), deduplicated, in line order."""
-    validator, fast = _validators()
+    fast = _fast_check()
     if fast(doc.value):
         return []
+    validator = _validator()
     found: dict[tuple[int, str], tuple[YamlPath, Diagnostic]] = {}
     for error in validator.iter_errors(_failing_part(doc.value, fast)):
         for path, message in _describe(error):
@@ -76,7 +90,10 @@ def _failing_part(value: Any, fast: Check) -> Any:
 
 
 def _field_of(path: YamlPath) -> tuple[Any, Any] | None:
-    """`("keys", "ci-bot", "auth_value")` → ("keys", "auth_value"): an entry's own field."""
+    """`("keys", "ci-bot", "auth_value")` → ("keys", "auth_value"): an entry's own field; a
+    workspace-wide setting (`("state", "dsn")`) is its own field."""
+    if len(path) == 2 and path[0] == "state":
+        return (path[0], path[1])
     return (path[0], path[2]) if len(path) == 3 else None
 
 
@@ -158,7 +175,7 @@ def _type_message(path: YamlPath, instance: Any, expected: Any) -> str:
     want = " or ".join(_TYPE_WORDS.get(n, n) for n in names if n != "null" or len(names) == 1)
     field = _field_of(path)
     if field in SECRET_FIELDS and isinstance(instance, (str, int, float)):
-        refs = "{env: NAME} or {file: PATH}" if field == ("providers", "token") else \
+        refs = "{env: NAME} or {file: PATH}" if field in CREDENTIAL_FIELDS else \
             "{env: NAME}, {file: PATH} or {secret_of: ADDRESS}"
         return f"{dotted(path)}: a literal secret is not allowed here; use {refs}"
     if not path:

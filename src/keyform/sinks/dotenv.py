@@ -15,6 +15,7 @@ from pathlib import Path
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.sinks.groupcommit import for_path
 from keyform.sinks.pathlocks import lock_for
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -34,11 +35,26 @@ class _Entry:
     export: bool = False
 
 
+@dataclass
+class _Written:
+    """The file as a DotenvSink wrote it: its bytes, and what they parse to."""
+
+    data: bytes
+    bom: str
+    entries: list[_Entry]
+    names: set[str]  # every assigned NAME
+
+
 class DotenvSink:
     readable = True
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
+        # The file as this sink last wrote it. While the file still holds exactly those bytes,
+        # loading it needs no decode or parse, and new names are appended without a pass over
+        # the entries: with thousands of entries those passes were most of an apply's CPU, and
+        # quadratic in the number of keys. Any change by anyone else makes it parse again.
+        self._written: _Written | None = None
 
     @staticmethod
     def name_problem(name: str) -> str | None:
@@ -52,24 +68,41 @@ class DotenvSink:
         self._check(name, address)
         if "\0" in secret:
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret contains a NUL character")
-        with lock_for(self.path):
-            bom, entries = self._load(name, address)
-            newline = _newline_style(entries)
-            line = f"{name}={format_value(secret)}"
-            found = False
-            kept: list[_Entry] = []
-            for e in entries:
-                if e.name != name:
-                    kept.append(e)
-                elif not found:
-                    ending = e.raw[len(e.raw.rstrip("\r\n")):]
-                    kept.append(_Entry(("export " if e.export else "") + line + ending, name, secret, e.export))
-                    found = True
-            if not found:
-                if kept and not kept[-1].raw.endswith("\n"):
-                    kept[-1] = _Entry(kept[-1].raw + newline, kept[-1].name, kept[-1].value, kept[-1].export)
-                kept.append(_Entry(line + newline, name, secret))
-            self._store(bom, kept, name, address)
+        # concurrent writers share one rewrite of the file (keyform.sinks.groupcommit)
+        for_path(self.path).write(lock_for(self.path), name, secret,
+                                  lambda batch: self._set(batch, name, address),
+                                  lambda: self._set([(name, secret)], name, address))
+
+    def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
+        """Set every (NAME, secret) in one atomic rewrite, in one pass over the file; the caller
+        holds the file lock. `name` and `address` word the errors."""
+        bom, entries = self._load(name, address)
+        newline = _newline_style(entries)
+        want = dict(updates)  # the last value of a name wins; new names are appended in arrival order
+        last = self._written
+        if (last is not None and entries is last.entries and last.names.isdisjoint(want)
+                and (not entries or entries[-1].raw.endswith("\n"))):  # only new names: append
+            added = [_Entry(f"{n}={format_value(v)}{newline}", n, v) for n, v in want.items()]
+            data = last.data + "".join(e.raw for e in added).encode("utf-8")
+            self._commit(_Written(data, bom, entries + added, last.names | want.keys()), name, address)
+            return
+        done: set[str] = set()
+        kept: list[_Entry] = []
+        for e in entries:
+            if e.name is None or e.name not in want:
+                kept.append(e)
+            elif e.name not in done:  # later duplicates of the name are dropped
+                value = want[e.name]
+                ending = e.raw[len(e.raw.rstrip("\r\n")):]
+                line = f"{e.name}={format_value(value)}"
+                kept.append(_Entry(("export " if e.export else "") + line + ending, e.name, value, e.export))
+                done.add(e.name)
+        new = [n for n in want if n not in done]
+        if new:
+            if kept and not kept[-1].raw.endswith("\n"):
+                kept[-1] = _Entry(kept[-1].raw + newline, kept[-1].name, kept[-1].value, kept[-1].export)
+            kept.extend(_Entry(f"{n}={format_value(want[n])}{newline}", n, want[n]) for n in new)
+        self._store(bom, kept, name, address)
 
     def read(self, name: str) -> str | None:
         self._check(name, None)
@@ -101,6 +134,8 @@ class DotenvSink:
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the dotenv file for {name}{_for(address)}: "
                             f"{exc.strerror}") from None
+        if self._written is not None and self._written.data == raw:
+            return self._written.bom, self._written.entries
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -110,9 +145,14 @@ class DotenvSink:
 
     def _store(self, bom: str, entries: list[_Entry], name: str, address: str | None) -> None:
         data = (bom + "".join(e.raw for e in entries)).encode("utf-8")
+        self._commit(_Written(data, bom, entries, {e.name for e in entries if e.name is not None}), name, address)
+
+    def _commit(self, new: _Written, name: str, address: str | None) -> None:
+        self._written = None
         try:
             ensure_dir(self.path.parent)
-            atomic_write(self.path, data)
+            atomic_write(self.path, new.data)
+            self._written = new
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot write {name}{_for(address)}: {exc.strerror}") from None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.sinks.groupcommit import for_path
 from keyform.sinks.pathlocks import lock_for
 
 
@@ -28,10 +29,16 @@ class JsonSink:
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
-        with lock_for(self.path):
-            doc = self._load(name, address)
-            doc[name] = secret
-            self._store(doc, name, address)
+        # concurrent writers share one rewrite of the file (keyform.sinks.groupcommit)
+        for_path(self.path).write(lock_for(self.path), name, secret,
+                                  lambda batch: self._set(batch, name, address),
+                                  lambda: self._set([(name, secret)], name, address))
+
+    def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
+        """Set every (name, secret) in one atomic rewrite; the caller holds the file lock."""
+        doc = self._load(name, address)
+        doc.update(updates)
+        self._store(doc, name, address)
 
     def read(self, name: str) -> str | None:
         self._check(name, None)

@@ -1,0 +1,129 @@
+"""The exec sink: hand the secret to any program — a secret manager's CLI, a deploy script.
+
+`command` (an argv list, never a shell) runs once per secret with the secret on **stdin** (exactly
+the secret, no trailing newline) and never in its argv or environment. The environment is keyform's
+own plus:
+
+- `KEYFORM_ACTION`: `write`, `remove` or `read`;
+- `KEYFORM_SINK_NAME`: the entry name (`sink.as`, by default the key's address in UPPER_SNAKE);
+- `KEYFORM_ADDRESS`: the key's address (on `write`; empty for `read` and `remove`);
+- `KEYFORM_SINK`: the sink's own name in the manifests.
+
+`remove_command` (optional) runs when the key is deleted; without it the entry is left where it is.
+`read_command` (optional) makes the sink readable: its stdout is the secret (one trailing newline
+is dropped); exit 0 with empty output means "no such entry". Every command runs in the directory of
+the manifest that declares the sink, with stdin closed unless it is a write, and is killed (with its
+whole process group) after `timeout` (default 30s). A non-zero exit is a SinkError quoting the end of
+its stderr with the secret redacted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from keyform.durations import parse_duration
+from keyform.errors import SinkError
+from keyform.sinks.procs import ProgramTimeout, describe_output, run
+
+DEFAULT_TIMEOUT = 30.0
+COMMAND_OPTIONS = ("command", "remove_command", "read_command")
+
+
+class ExecSink:
+    def __init__(self, command: Sequence[str], *, remove_command: Sequence[str] | None = None,
+                 read_command: Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 sink_name: str = "", cwd: str | None = None) -> None:
+        if not command or not command[0]:
+            raise SinkError(f"exec sink {sink_name}: command is empty")
+        self.command = list(command)
+        self.remove_command = list(remove_command) if remove_command else None
+        self.read_command = list(read_command) if read_command else None
+        self.timeout = timeout
+        self.sink_name = sink_name
+        self.cwd = cwd
+        self.readable: bool = self.read_command is not None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], sink_name: str = "") -> ExecSink:
+        timeout = options.get("timeout")
+        return cls(options["command"], remove_command=options.get("remove_command"),
+                   read_command=options.get("read_command"),
+                   timeout=parse_duration(timeout).total_seconds() if timeout else DEFAULT_TIMEOUT,
+                   sink_name=sink_name, cwd=options.get("workdir"))
+
+    @staticmethod
+    def name_problem(name: str) -> str | None:
+        """Why `name` cannot be passed as KEYFORM_SINK_NAME, or None if it can."""
+        if not name:
+            return "the entry name is empty"
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            return f"{name!r} contains a control character"
+        return None
+
+    def write(self, address: str, name: str, secret: str) -> None:
+        self._run("write", self.command, name, address, secret)
+
+    def read(self, name: str) -> str | None:
+        if self.read_command is None:
+            raise SinkError(f"exec sink {self.sink_name}: no read_command, so {name} cannot be read back")
+        out = self._run("read", self.read_command, name, "", None)
+        try:
+            text = out.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SinkError(f"exec sink {self.sink_name}: read_command printed something that is not UTF-8 "
+                            f"for {name}") from None
+        if text.endswith("\r\n"):
+            text = text[:-2]
+        elif text.endswith("\n"):
+            text = text[:-1]
+        return text or None
+
+    def remove(self, name: str) -> None:
+        if self.remove_command is not None:
+            self._run("remove", self.remove_command, name, "", None)
+
+    def _run(self, action: str, argv: list[str], name: str, address: str, secret: str | None) -> bytes:
+        problem = self.name_problem(name)
+        if problem:
+            raise SinkError(f"exec sink {self.sink_name}: {problem}")
+        program = os.path.basename(argv[0])
+        what = f"exec sink {self.sink_name}: {program} ({action} {name})"
+        env = {**os.environ, "KEYFORM_ACTION": action, "KEYFORM_SINK_NAME": name, "KEYFORM_ADDRESS": address,
+               "KEYFORM_SINK": self.sink_name}
+        try:
+            result = run(argv, stdin=secret.encode("utf-8") if secret is not None else None,
+                         timeout=self.timeout, env=env, cwd=self.cwd)
+        except ProgramTimeout:
+            raise SinkError(f"{what} did not finish within {self.timeout:g}s and was killed") from None
+        except FileNotFoundError:
+            raise SinkError(f"{what}: {argv[0]}: command not found") from None
+        except OSError as exc:
+            raise SinkError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
+        if result.returncode != 0:
+            secrets = [secret] if secret else []
+            said = describe_output(result.stderr, secrets)
+            if not said and action != "read":  # a read's stdout may be a secret: never quote it
+                said = describe_output(result.stdout, secrets)
+            status = f"exit status {result.returncode}" if result.returncode > 0 else \
+                f"killed by signal {-result.returncode}"
+            raise SinkError(f"{what} failed with {status}" + (f": {said}" if said else ""))
+        return result.stdout
+
+
+def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """Semantic checks of an exec sink's options beyond the schema: (option path, message)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for option in COMMAND_OPTIONS:
+        argv = options.get(option)
+        if isinstance(argv, list) and (not argv or argv[0] == ""):
+            problems.append(((option,), "must name a program: a non-empty list like [gh, secret, set, NAME]"))
+    timeout = options.get("timeout")
+    if isinstance(timeout, str):
+        try:
+            if parse_duration(timeout).total_seconds() <= 0:
+                problems.append((("timeout",), "must be longer than 0s"))
+        except ValueError:
+            pass  # the schema reports a malformed duration
+    return problems

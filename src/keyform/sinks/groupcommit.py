@@ -1,0 +1,78 @@
+"""Group commit for sinks that keep every secret in one file (dotenv, json): writers that arrive
+while the file is being rewritten are merged into the next atomic rewrite.
+
+A sink that rewrites its whole file per secret does O(n) bytes of work and one atomic write (two
+fsyncs) per secret, one writer at a time: an apply of 1,000 keys into one dotenv file spends most
+of its time queued on that file's lock. Here each writer adds its entry to the file's pending list
+and takes the file lock; whoever holds it writes *every* pending entry in one atomic rewrite and
+marks them durable. A writer whose entry a previous holder already wrote returns at once, so each
+`write` still returns only once its own entry is on stable storage.
+
+If a merged rewrite fails, every writer of that batch writes its entry again on its own, so each
+gets the error (or success) it would have had alone, worded for its own entry.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keyform.fsio import StrPath
+
+_PENDING, _DONE, _ALONE = "pending", "done", "alone"
+
+
+@dataclass
+class _Ticket:
+    name: str
+    secret: str
+    state: str = _PENDING
+
+
+class GroupCommit:
+    """The pending entries of one file. Use `for_path` so every sink naming the file shares one."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._pending: list[_Ticket] = []
+
+    def write(self, file_lock: threading.Lock, name: str, secret: str,
+              write_all: Callable[[list[tuple[str, str]]], None], write_one: Callable[[], None]) -> None:
+        """Make (name, secret) durable: `write_all(entries)` rewrites the file once with every
+        pending entry (in arrival order); `write_one()` writes just this one (after a failed batch).
+        Both are called with `file_lock` held, the lock that readers and removers of the file take."""
+        ticket = _Ticket(name, secret)
+        with self._mutex:
+            self._pending.append(ticket)
+        with file_lock:
+            if ticket.state == _DONE:
+                return
+            if ticket.state == _PENDING:  # nobody took it yet: write it and everything queued behind it
+                with self._mutex:
+                    batch, self._pending = self._pending, []
+                try:
+                    write_all([(t.name, t.secret) for t in batch])
+                except Exception:
+                    for t in batch:
+                        t.state = _ALONE
+                else:
+                    for t in batch:
+                        t.state = _DONE
+                    return
+            write_one()
+
+
+_registry_lock = threading.Lock()
+_commits: dict[str, GroupCommit] = {}
+
+
+def for_path(path: StrPath) -> GroupCommit:
+    """The process-wide GroupCommit of the file at `path` (symlinks resolved, like `lock_for`)."""
+    key = os.path.realpath(path)
+    with _registry_lock:
+        commit = _commits.get(key)
+        if commit is None:
+            commit = _commits[key] = GroupCommit()
+        return commit

@@ -1,0 +1,279 @@
+"""The k8s-secret sink: one YAML file holding a Kubernetes Secret (`apiVersion: v1`, `kind: Secret`,
+`type: Opaque`), one key of `stringData` (or base64 `data`) per secret; other keys are kept.
+
+keyform owns the Secret's identity: `metadata.name`, `metadata.namespace` and `metadata.labels` are
+set from the manifest on every write (other metadata, such as annotations, is kept). Keys are sorted,
+so a rotation changes one line. A key moves between `data` and `stringData` when `field` changes.
+
+With `encrypt: sops` the file goes through sops (see `keyform.sinks.sops`) with
+`encrypted_regex: ^(data|stringData)$`: the values are encrypted, the rest stays readable, and the
+file can be committed for Flux or any sops-aware GitOps tool to apply.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keyform.errors import SinkError
+from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
+
+FIELDS = ("stringData", "data")
+ENCRYPTED_REGEX = "^(data|stringData)$"
+_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Multi-line values (PEM keys, JSON credentials) as literal blocks, one line per line."""
+
+
+def _str(dumper: Any, value: str) -> Any:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+_RECIPIENT_OPTIONS = ("age", "pgp", "kms")
+
+
+class K8sSecretSink:
+    def __init__(self, path: StrPath, name: str, namespace: str = "default", labels: Mapping[str, str] | None = None,
+                 field: str = "stringData", sops: Recipients | None = None) -> None:
+        """`sops` None: a plaintext manifest; else encrypted for these recipients (empty: .sops.yaml)."""
+        if field not in FIELDS:
+            raise SinkError(f"{path}: field must be one of {', '.join(FIELDS)}")
+        self.path = Path(path)
+        self.name = name
+        self.namespace = namespace
+        self.labels = dict(labels or {})
+        self.field = field
+        self.sops = SopsFile(self.path, "yaml", sops, ENCRYPTED_REGEX) if sops is not None else None
+        self.readable: bool = self.sops is None or can_decrypt(self.sops.recipients)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> K8sSecretSink:
+        encrypted = options.get("encrypt") == "sops"
+        return cls(options["path"], options["name"], options.get("namespace") or "default",
+                   options.get("labels"), options.get("field") or "stringData",
+                   Recipients.from_options(options) if encrypted else None)
+
+    @staticmethod
+    def name_problem(name: str) -> str | None:
+        """Why `name` cannot be a key of a Secret's data, or None if it can."""
+        if not _KEY.fullmatch(name) or len(name) > 253:
+            return (f"{name!r} is not a valid Kubernetes Secret key "
+                    "(letters, digits, '-', '_', '.'; at most 253 characters)")
+        if name in (".", "..") or name.startswith(".."):
+            return f"{name!r} is not a valid Kubernetes Secret key (it must not be '.' or start with '..')"
+        return None
+
+    def write(self, address: str, name: str, secret: str) -> None:
+        what = f" (writing {name} for key {address})"
+        self._check(name, what)
+        with lock_for(self.path):
+            raw, doc, _ = self._load(name, what)
+            data, string_data = _section(doc, "data", self.path), _section(doc, "stringData", self.path)
+            if self.field == "stringData":
+                stored = string_data[name] = secret
+                data.pop(name, None)
+            else:
+                stored = data[name] = base64.b64encode(secret.encode("utf-8")).decode("ascii")
+                string_data.pop(name, None)
+            self._store(doc, raw, what, written=((self.field, name), stored))
+
+    def read(self, name: str) -> str | None:
+        what = f" (reading {name})"
+        self._check(name, what)
+        with lock_for(self.path):
+            raw = self._raw(what)
+            if raw is None:
+                return None
+            if self.sops is not None:
+                seen = self.sops.visible(raw)
+                if seen is not None and not _holds(seen, name):
+                    return None
+                doc = self.sops.decrypt(raw, what)
+            else:
+                doc = self._parse(raw, what)
+        _check_kind(doc, self.path, what)
+        string_data, data = _section(doc, "stringData", self.path), _section(doc, "data", self.path)
+        if name in string_data:
+            value = string_data[name]
+            if not isinstance(value, str):
+                raise SinkError(f"{self.path}: stringData.{name} is not a string")
+            return value
+        if name not in data:
+            return None
+        try:
+            return base64.b64decode(str(data[name]), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise SinkError(f"{self.path}: data.{name} is not base64-encoded UTF-8 text") from None
+
+    def remove(self, name: str) -> None:
+        what = f" (removing {name})"
+        self._check(name, what)
+        with lock_for(self.path):
+            raw = self._raw(what)
+            if raw is None:
+                return
+            if self.sops is not None:
+                seen = self.sops.visible(raw)
+                if seen is not None and not _holds(seen, name):
+                    return
+            raw, doc, fresh = self._load(name, what, raw=raw)
+            sections = [_section(doc, f, self.path) for f in FIELDS]
+            if not fresh and not any(name in s for s in sections):
+                return
+            for s in sections:
+                s.pop(name, None)
+            self._store(doc, raw, what)
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _check(self, name: str, what: str) -> None:
+        problem = self.name_problem(name)
+        if problem:
+            raise SinkError(f"{self.path}: {problem}{what}")
+
+    def _raw(self, what: str) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SinkError(f"{self.path}: cannot read the Secret manifest{what}: {exc.strerror}") from None
+
+    def _load(self, name: str, what: str, raw: bytes | None = None
+              ) -> tuple[bytes | None, dict[str, Any], bool]:
+        """(the file's bytes, the Secret to edit, whether it replaces an undecryptable file): a new
+        Secret when there is no file or, encrypted, when the file cannot be decrypted but nothing in
+        it except keyform's own fields and this key would be lost by starting afresh."""
+        raw = raw if raw is not None else self._raw(what)
+        if raw is None:
+            return None, {}, False
+        if self.sops is None:
+            doc: dict[str, Any] | None = self._parse(raw, what)
+        else:
+            doc = self.sops.load_for_update(raw, what, lambda p: _disposable(p, name))
+        if doc is None:
+            return raw, {}, True
+        _check_kind(doc, self.path, what)
+        return raw, doc, False
+
+    def _parse(self, raw: bytes, what: str) -> dict[str, Any]:
+        try:
+            doc = yaml.load(raw.decode("utf-8"), Loader=_Loader)
+        except (UnicodeDecodeError, yaml.YAMLError):
+            raise SinkError(f"{self.path}: not a valid YAML file{what}; it was left untouched") from None
+        if doc is None:
+            return {}
+        if not isinstance(doc, dict):
+            raise SinkError(f"{self.path}: not a Kubernetes Secret manifest (a mapping){what}; it was left untouched")
+        return doc
+
+    def _store(self, doc: dict[str, Any], raw: bytes | None, what: str,
+               written: tuple[LeafPath, str] | None = None) -> None:
+        out = self._render(doc)
+        if self.sops is not None:
+            self.sops.store(out, raw, what, written=[written] if written else [])
+            return
+        data = yaml.dump(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                         width=1 << 20).encode("utf-8")
+        try:
+            ensure_dir(self.path.parent)
+            atomic_write(self.path, data)
+        except OSError as exc:
+            raise SinkError(f"{self.path}: cannot write{what}: {exc.strerror}") from None
+
+    def _render(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """The Secret in canonical order, with keyform's metadata and keys sorted; empty sections dropped."""
+        old_meta = doc.get("metadata")
+        if not isinstance(old_meta, dict):
+            old_meta = {}
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if self.labels:
+            meta["labels"] = dict(sorted(self.labels.items()))
+        meta.update({k: v for k, v in old_meta.items() if k not in ("name", "namespace", "labels")})
+        out: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": meta,
+                               "type": doc.get("type") or "Opaque"}
+        out.update({k: v for k, v in doc.items() if k not in (*out, *FIELDS)})
+        for f in ("data", "stringData"):
+            section = doc.get(f)
+            if isinstance(section, dict) and section:
+                out[f] = dict(sorted(section.items()))
+        return out
+
+
+def _section(doc: dict[str, Any], field: str, path: Path) -> dict[str, Any]:
+    section = doc.get(field)
+    if section is None:
+        section = doc[field] = {}
+    if not isinstance(section, dict):
+        raise SinkError(f"{path}: {field} is not a mapping; the Secret was left untouched")
+    return section
+
+
+def _check_kind(doc: Mapping[str, Any], path: Path, what: str) -> None:
+    if not doc:
+        return
+    if doc.get("kind") != "Secret" or doc.get("apiVersion") != "v1":
+        raise SinkError(f"{path}: not a v1 Kubernetes Secret (apiVersion {doc.get('apiVersion')!r}, "
+                        f"kind {doc.get('kind')!r}){what}; it was left untouched")
+
+
+def _holds(visible: Mapping[str, Any], name: str) -> bool:
+    return any(isinstance(visible.get(f), dict) and name in visible[f] for f in FIELDS)
+
+
+def _disposable(path: LeafPath, name: str) -> bool:
+    """Values keyform would write again itself when re-creating the Secret with only `name`."""
+    return (path in (("apiVersion",), ("kind",), ("type",), ("metadata", "name"), ("metadata", "namespace"))
+            or path[:2] == ("metadata", "labels") or path in (("data", name), ("stringData", name)))
+
+
+def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """Semantic checks of a k8s-secret sink's options beyond the schema: (option path, message)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    name = options.get("name")
+    if isinstance(name, str) and (len(name) > 253 or not _SUBDOMAIN.fullmatch(name)):
+        problems.append((("name",), f"{name!r} is not a valid Kubernetes object name (lowercase letters, "
+                                    "digits, '-' and '.', starting and ending with a letter or digit)"))
+    namespace = options.get("namespace")
+    if isinstance(namespace, str) and (len(namespace) > 63 or not _LABEL.fullmatch(namespace)):
+        problems.append((("namespace",), f"{namespace!r} is not a valid Kubernetes namespace (lowercase "
+                                         "letters, digits and '-', at most 63 characters)"))
+    labels = options.get("labels")
+    for key, value in (labels.items() if isinstance(labels, dict) else ()):
+        problem = _label_key_problem(str(key))
+        if problem:
+            problems.append((("labels", key), problem))
+        if isinstance(value, str) and value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
+            problems.append((("labels", key), f"label value {value!r} is not valid (at most 63 letters, digits, "
+                                              "'-', '_' or '.', starting and ending with a letter or digit)"))
+    if options.get("encrypt") == "sops":
+        problems += recipient_problems(options)
+    else:
+        problems += [((option,), f"{option} recipients need encrypt: sops")
+                     for option in _RECIPIENT_OPTIONS if option in options]
+    return problems
+
+
+def _label_key_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if "/" in key and (not prefix or len(prefix) > 253 or not _SUBDOMAIN.fullmatch(prefix)):
+        return f"label key {key!r}: the prefix must be a DNS subdomain (e.g. example.com/)"
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        return (f"label key {key!r} is not valid (a name of at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit, with an optional DNS prefix/)")
+    return None

@@ -1,0 +1,91 @@
+"""Running a sink's helper program (`sops`, an `exec` sink's command): an argv list and no shell,
+input on stdin only, output captured through pipes, bounded by a timeout.
+
+Nothing here writes to disk. On timeout the whole process group is killed (the child runs in its
+own session), so `sh -c '... | ...'` pipelines do not outlive keyform.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+REDACTED = "[redacted]"
+# How much of a failing program's stderr a message quotes (its end: the last lines say why).
+STDERR_LIMIT = 800
+
+
+class ProgramTimeout(Exception):
+    """The program ran longer than its timeout and was killed."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes = field(repr=False)
+    stderr: bytes = field(repr=False)
+
+
+def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mapping[str, str] | None = None,
+        cwd: str | None = None) -> Completed:
+    """Run `argv` with `stdin` (None: /dev/null) and return its exit code and output.
+
+    Raises OSError when it cannot be started (FileNotFoundError: no such program) and
+    ProgramTimeout when it runs longer than `timeout` seconds.
+    """
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env is not None else None,
+        cwd=cwd, close_fds=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(input=stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise ProgramTimeout() from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return Completed(proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a grandchild left its own group holding a pipe
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        proc.wait()
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (and every line of a multi-line secret) replaced by [redacted]."""
+    needles: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        needles.add(secret)
+        needles.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 4)
+    for needle in sorted(needles, key=len, reverse=True):
+        text = text.replace(needle, REDACTED)
+    return text
+
+
+def describe_output(raw: bytes, secrets: Iterable[str] = ()) -> str:
+    """A program's stderr (or stdout) for a one-line message: decoded, redacted, blank lines dropped,
+    lines joined with ' | ', and only its last STDERR_LIMIT characters."""
+    text = redact(raw.decode("utf-8", errors="replace"), secrets)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    joined = " | ".join(lines)
+    if len(joined) > STDERR_LIMIT:
+        joined = "..." + joined[-STDERR_LIMIT:]
+    return joined

@@ -1,0 +1,163 @@
+"""The exec sink with real programs: a recording stand-in and Debian's `pass`. The secret goes to
+stdin only — never argv, the environment, /proc/*/cmdline or `ps` — and failures are clean."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from keyform.errors import SinkError, SourceLoc
+from keyform.model import SinkConfig
+from keyform.sinks.exec import ExecSink, option_problems
+from keyform.sinks.registry import is_readable, open_sink
+from tests.sinkkit import PassStore, need, records, write_recorder
+
+SECRET = "sk-CANARY-exec-71d0c3aa"
+
+
+@pytest.fixture
+def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    record_dir = tmp_path / "records"
+    record_dir.mkdir()
+    monkeypatch.setenv("RECORD_DIR", str(record_dir))
+    monkeypatch.setenv("PARENT_MARKER", "inherited-from-keyform")
+    return write_recorder(tmp_path / "bin")
+
+
+def vault(recorder: Path, **kw: object) -> ExecSink:
+    prog = str(recorder)
+    return ExecSink([prog, "put", "--mount", "kv"], read_command=[prog, "get"], remove_command=[prog, "rm"],
+                    sink_name="vault", **kw)  # type: ignore[arg-type]
+
+
+def test_the_secret_arrives_on_stdin_and_nowhere_else(recorder: Path, tmp_path: Path) -> None:
+    vault(recorder, cwd=str(tmp_path)).write("ci-bot", "CI_BOT", SECRET)
+    [rec] = records(tmp_path / "records")
+    assert rec["stdin"] == SECRET  # exactly the secret: no trailing newline
+    assert rec["argv"][1:] == ["put", "--mount", "kv"]
+    for leak in ("argv", "cmdline", "environ", "ps"):
+        assert SECRET not in str(rec[leak]), leak
+    assert SECRET not in str(rec["env"])
+    assert "put --mount kv" in rec["ps"]  # `ps` did see this very process
+    env = rec["env"]
+    assert (env["KEYFORM_ACTION"], env["KEYFORM_SINK_NAME"], env["KEYFORM_ADDRESS"], env["KEYFORM_SINK"]) == \
+        ("write", "CI_BOT", "ci-bot", "vault")
+    assert env["PARENT_MARKER"] == "inherited-from-keyform"  # the parent environment is passed on
+    assert rec["cwd"] == str(tmp_path)
+
+
+def test_read_command_gives_the_secret_back_and_remove_command_deletes_it(recorder: Path, tmp_path: Path) -> None:
+    sink = vault(recorder)
+    assert sink.readable
+    assert sink.read("CI_BOT") is None  # exit 0, no output: no such entry
+    sink.write("ci-bot", "CI_BOT", SECRET)
+    assert sink.read("CI_BOT") == SECRET  # the one trailing newline is dropped
+    sink.remove("CI_BOT")
+    assert sink.read("CI_BOT") is None
+    actions = [(r["action"], r["address"]) for r in records(tmp_path / "records")]
+    assert actions == [("read", ""), ("write", "ci-bot"), ("read", ""), ("remove", ""), ("read", "")]
+    assert all(r["stdin"] is None for r in records(tmp_path / "records") if r["action"] != "write")
+
+
+def test_without_read_command_the_sink_is_write_only_and_without_remove_command_remove_is_a_no_op(
+        recorder: Path, tmp_path: Path) -> None:
+    sink = ExecSink([str(recorder)], sink_name="gh")
+    assert not sink.readable
+    assert not is_readable(SinkConfig("gh", "exec", {"command": ["gh"]}, SourceLoc("k.yaml", 1)))
+    assert is_readable(SinkConfig("v", "exec", {"command": ["v"], "read_command": ["v"]}, SourceLoc("k.yaml", 1)))
+    with pytest.raises(SinkError, match="no read_command"):
+        sink.read("X")
+    sink.remove("X")
+    assert records(tmp_path / "records") == []
+
+
+def test_a_failing_command_is_a_sink_error_with_its_stderr_and_the_secret_redacted(
+        recorder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECORDER_FAIL", "1")
+    with pytest.raises(SinkError) as info:
+        vault(recorder).write("ci-bot", "CI_BOT", SECRET)
+    message = str(info.value)
+    assert "exec sink vault: fake-vault (write CI_BOT) failed with exit status 1: " in message
+    assert "vault: permission denied writing CI_BOT (value [redacted])" in message
+    assert SECRET not in message
+
+
+def test_a_hanging_command_is_killed_with_its_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    sink = ExecSink(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], timeout=1, sink_name="slow")
+    started = time.monotonic()
+    with pytest.raises(SinkError, match=r"did not finish within 1s and was killed"):
+        sink.write("a", "A", SECRET)
+    assert time.monotonic() - started < 10
+    child = int(pidfile.read_text())
+    for _ in range(50):
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the background child of the timed-out command is still running")
+
+
+def test_a_missing_program_is_a_clear_sink_error(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match=r"exec sink x: no-such-vault-cli \(write A\): no-such-vault-cli: command not found"):
+        ExecSink(["no-such-vault-cli", "put"], sink_name="x").write("a", "A", SECRET)
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(SinkError, match=r"cannot run .*Permission denied"):
+        ExecSink([str(script)], sink_name="x").write("a", "A", SECRET)
+
+
+def test_a_read_command_failure_never_quotes_its_stdout(tmp_path: Path) -> None:
+    sink = ExecSink(["true"], read_command=["sh", "-c", f"echo {SECRET}; exit 3"], sink_name="x")
+    with pytest.raises(SinkError, match=r"exec sink x: sh \(read A\) failed with exit status 3") as info:
+        sink.read("A")
+    assert SECRET not in str(info.value)
+
+
+def test_options_are_checked_and_the_registry_builds_the_sink(tmp_path: Path) -> None:
+    assert option_problems({"command": []}) == [(("command",), "must name a program: a non-empty list like "
+                                                              "[gh, secret, set, NAME]")]
+    assert option_problems({"command": ["x"], "read_command": [""]})[0][0] == ("read_command",)
+    assert option_problems({"command": ["x"], "timeout": "0s"}) == [(("timeout",), "must be longer than 0s")]
+    sink = open_sink(SinkConfig("v", "exec", {"command": ["x"], "timeout": "2m", "workdir": str(tmp_path)},
+                                SourceLoc("k.yaml", 1)))
+    assert isinstance(sink, ExecSink) and sink.timeout == 120 and sink.cwd == str(tmp_path)
+    assert sink.sink_name == "v" and ExecSink.name_problem("a\nb") is not None
+
+
+# ------------------------------------------------------------------------------------- pass(1)
+
+
+def pass_sink() -> ExecSink:
+    # argv holds no secret: the entry name comes from the environment, the secret from stdin
+    return ExecSink(["sh", "-c", 'exec pass insert --multiline --force "keyform/$KEYFORM_SINK_NAME" >/dev/null'],
+                    read_command=["sh", "-c", 'exec pass show "keyform/$KEYFORM_SINK_NAME"'],
+                    remove_command=["sh", "-c", 'exec pass rm --force "keyform/$KEYFORM_SINK_NAME" >/dev/null'],
+                    sink_name="pass")
+
+
+def test_pass_stores_reads_back_and_removes_the_secret(pass_store: PassStore) -> None:
+    need("pass")
+    sink = pass_sink()
+    sink.write("ci-bot", "CI_BOT", SECRET)
+    assert pass_store.show("keyform/CI_BOT") == SECRET  # exactly, as `pass show` prints it
+    encrypted = (pass_store.store / "keyform" / "CI_BOT.gpg").read_bytes()
+    assert SECRET.encode() not in encrypted
+    assert sink.read("CI_BOT") == SECRET
+    sink.write("ci-bot", "CI_BOT", SECRET + "-rotated")
+    assert sink.read("CI_BOT") == SECRET + "-rotated"
+    sink.remove("CI_BOT")
+    assert pass_store.show("keyform/CI_BOT") is None
+    with pytest.raises(SinkError, match=r"exec sink pass: sh \(read CI_BOT\) failed with exit status 1: "
+                                        r"Error: keyform/CI_BOT is not in the password store"):
+        sink.read("CI_BOT")
+
+
+def test_pass_failure_surfaces_its_stderr(pass_store: PassStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PASSWORD_STORE_DIR", os.devnull + "/nonexistent")
+    with pytest.raises(SinkError, match=r"exec sink pass: sh \(write CI_BOT\) failed with exit status") as info:
+        pass_sink().write("ci-bot", "CI_BOT", SECRET)
+    assert SECRET not in str(info.value)
