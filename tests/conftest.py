@@ -138,3 +138,63 @@ def emu_control(emulator: Emulator) -> Iterator[EmulatorControl]:
     """Control-API client for the ``emulator`` fixture."""
     with EmulatorControl(emulator.url) as control:
         yield control
+
+
+# ------------------------------------------------------------------------------- sink tools (real)
+# Helpers in tests/sinkkit.py. A missing tool fails the test with the command that installs it.
+
+
+@pytest.fixture
+def age_key(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh age identity (real ``age-keygen``) as ``sinkkit.AgeKey``; ``SOPS_AGE_KEY_FILE`` points
+    at it, and HOME / XDG_CONFIG_HOME are isolated under tmp_path, so no real user key is seen.
+    ``monkeypatch.delenv("SOPS_AGE_KEY_FILE")`` makes the key unavailable."""
+    from tests.sinkkit import isolate_home, make_age_key, need
+
+    need("sops")
+    isolate_home(monkeypatch, tmp_path / "home")
+    key = make_age_key(tmp_path / "age")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key.identity))
+    return key
+
+
+@pytest.fixture
+def pass_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A throw-away ``pass`` store with a fresh passphrase-less GPG key (``sinkkit.PassStore``);
+    GNUPGHOME and PASSWORD_STORE_DIR are set for the test; gpg-agent is stopped afterwards."""
+    from tests.sinkkit import make_pass_store
+
+    store = make_pass_store()
+    monkeypatch.setenv("GNUPGHOME", str(store.gnupghome))
+    monkeypatch.setenv("PASSWORD_STORE_DIR", str(store.store))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------------------- postgres
+#
+# - ``pg_cluster`` — session-scoped: a PostgreSQL 15 cluster of the tests' own (``tests/pgcluster.py``:
+#                    Debian's postgresql-15 binaries, a temporary directory, a free 127.0.0.1 port,
+#                    password auth). A missing binary fails the tests that use it, naming the package.
+# - ``pg_dsn``     — a ``postgresql://`` DSN (with a password) of a new, empty database in it.
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """The tests' own PostgreSQL cluster (started once per session, removed at the end)."""
+    from tests.pgcluster import ClusterError, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: Any) -> str:
+    """A DSN of a fresh database (no keyform tables yet) in ``pg_cluster``."""
+    return str(pg_cluster.dsn(pg_cluster.create_database()))

@@ -61,7 +61,7 @@ class ProviderConfig:
 @dataclass(frozen=True)
 class SinkConfig:
     name: str
-    type: str  # "dotenv" | "json" | "file"
+    type: str  # one of keyform.sinks.registry.SINK_TYPES
     options: Mapping[str, Any]  # path/dir made absolute by the loader
     loc: SourceLoc
 
@@ -138,6 +138,17 @@ class KeySpec:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """`state:`: which backend holds the state. `local` is the file at `Workspace.state_path`;
+    `postgres` is the row `workspace` in the database the DSN reference (never a literal) names."""
+
+    backend: str = "local"  # "local" | "postgres"
+    dsn: EnvRef | FileRef | None = None
+    workspace: str = "default"
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True)
 class Workspace:
     """All manifest files merged into one desired configuration."""
 
@@ -148,3 +159,4 @@ class Workspace:
     sinks: Mapping[str, SinkConfig]
     keys: Mapping[str, KeySpec]
     default_sink: str | None = None
+    state_backend: StateConfig = StateConfig()

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
+from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import KeyformError
 from keyform.journal import Journal
@@ -26,7 +27,6 @@ from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, ref
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
 from keyform.state import State
-from keyform.statestore import StateStore
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Session:
 
     workspace: Workspace
     state: State
-    store: StateStore
+    store: StateBackend
     providers: ProviderPool
     sinks: SinkPool
     options: Options
@@ -68,17 +68,20 @@ def state_path(workspace: Workspace, options: Options) -> Path:
 def session(options: Options, operation: str) -> Iterator[Session]:
     """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end."""
     workspace = load(options)
-    store = StateStore(state_path(workspace, options))
-    with store.lock(operation, timeout=options.lock_timeout):
-        loaded = store.load()
-        state = loaded or State.new()
-        pool = ProviderPool(workspace, options.provider_factory, options.env)
-        sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
-        try:
-            _recover(sess)
-            yield sess
-        finally:
-            pool.close()
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        with store.lock(operation, timeout=options.lock_timeout):
+            loaded = store.load()
+            state = loaded or State.new()
+            pool = ProviderPool(workspace, options.provider_factory, options.env)
+            sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
+            try:
+                _recover(sess)
+                yield sess
+            finally:
+                pool.close()
+    finally:
+        store.close()
 
 
 def _recover(sess: Session) -> None:

@@ -1,10 +1,11 @@
-"""State surgery and adoption: `keyform import`, `state list|show|rm|mv`. Each works on a loaded,
-locked Session and never touches a secret (state holds none)."""
+"""State surgery and adoption: `keyform import`, `state list|show|rm|mv|push`. Each works on a loaded,
+locked Session (or backend) and never touches a secret (state holds none)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from keyform.backends import StateBackend
 from keyform.durations import format_time
 from keyform.errors import KeyformError
 from keyform.kinds import kind
@@ -121,3 +122,31 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
         if dep.address == old:
             dep.address = new
     return ks
+
+
+def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> list[str]:
+    """Write `pushed` into `store` (which the caller has locked) as its next version: the serial
+    becomes one more than both the pushed and the stored one. Without `force`, refuses a state of
+    another lineage, an older serial, the same serial with other content, or a backend holding an
+    interrupted apply's journal. Returns warnings for what `force` overrode."""
+    where = store.describe()
+    current = store.load()
+    problems: list[str] = []
+    if current is not None:
+        if current.lineage != pushed.lineage:
+            problems.append(f"it holds a state of another lineage ({current.lineage}; the pushed state is "
+                            f"{pushed.lineage}), which pushing would replace")
+        elif current.serial > pushed.serial:
+            problems.append(f"it holds a newer state (serial {current.serial}; the pushed state has serial "
+                            f"{pushed.serial}): pull it first")
+        elif current.serial == pushed.serial and current.dumps() != pushed.dumps():
+            problems.append(f"it holds a different state with the same serial ({current.serial})")
+    if store.read_journal():
+        problems.append("it holds the journal of an interrupted apply; run `keyform plan` against it first so "
+                        "the apply is recovered")
+    if problems and not force:
+        raise KeyformError(f"{where}: refusing to push: " + "; ".join(problems) + ". Use --force to push anyway.")
+    if current is not None:
+        pushed.serial = max(pushed.serial, current.serial)
+    store.save(pushed)
+    return [f"{where}: pushed anyway (--force): {p}" for p in problems]

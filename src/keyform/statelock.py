@@ -112,11 +112,15 @@ def force_unlock(lock_path: Path, lock_id: str) -> LockInfo:
     return holder
 
 
-def describe_holder(holder: LockInfo) -> str:
-    dead = " (that process is no longer running)" if not _alive(holder) else ""
-    advice = "If no other keyform is using this state," if dead else "Wait for it to finish, or if it is dead"
+def describe_holder(holder: LockInfo, advice: str | None = None) -> str:
+    """`state is locked by pid N on HOST (operation "apply", since T); lock ID X. <advice>`; the
+    default advice is the local backend's (the lock outlives a dead holder: force-unlock it)."""
+    dead = " (that process is no longer running)" if advice is None and not _alive(holder) else ""
+    if advice is None:
+        advice = "If no other keyform is using this state," if dead else "Wait for it to finish, or if it is dead"
+        advice = f"{advice} run: keyform force-unlock {holder.id}"
     return (f'state is locked by pid {holder.pid} on {holder.host}{dead} (operation "{holder.operation}", '
-            f"since {holder.created_at}); lock ID {holder.id}. {advice} run: keyform force-unlock {holder.id}")
+            f"since {holder.created_at}); lock ID {holder.id}. {advice}")
 
 
 def _alive(holder: LockInfo) -> bool:

@@ -1,0 +1,528 @@
+"""The `postgres` state backend: the state, its lock and the apply journal in a PostgreSQL database,
+shared by every runner that can reach it (`pip install 'keyform[postgres]'`, psycopg 3).
+
+Tables (created on first use, versioned in `keyform_schema_version`, see MIGRATIONS), one row set
+per keyform *workspace* (`state.workspace`), so one database can hold many states:
+
+- `keyform_states`  the State as JSON text (`State.dumps()`, the same document as the local file) and
+  its `serial`. A save is `UPDATE ... WHERE workspace = $1 AND serial = <the serial this backend
+  read>`: a compare-and-swap, so a lost update is impossible.
+- `keyform_locks`   who holds the lock: lock ID, pid, host, operation, time, and the holder's
+  database session (backend pid). For messages and `force-unlock`; it is not the lock itself.
+- `keyform_journal` the apply journal, one row per record. Each append is its own committed INSERT,
+  so it is durable when `append` returns and any machine can recover an interrupted apply.
+
+The lock itself is a session-level advisory lock (`pg_advisory_lock` on a hash of the workspace)
+held by a connection of its own: it lasts exactly as long as that database session, so it is
+released when keyform releases it, exits, or dies (kill -9 closes the socket; the server ends the
+session). A live session's lock cannot be taken away: `force_unlock` clears a stale lock record, and
+says so when the holder's session is still open.
+
+The DSN is a secret (it may hold a password): it never appears in a message; `describe()` shows the
+workspace, database, host and port only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from keyform import __version__
+from keyform.errors import KeyformError, LockError, StateError
+from keyform.state import State
+from keyform.statelock import LockInfo, describe_holder
+from keyform.statestore import parse_state
+
+INSTALL_HINT = "pip install 'keyform[postgres]'"
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError:  # the optional extra is not installed
+    raise KeyformError(f"the postgres state backend needs psycopg 3, which is not installed: {INSTALL_HINT}") \
+        from None
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresBackend"]
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10  # seconds, unless the DSN sets connect_timeout
+
+# The schema, as migrations: version N is MIGRATIONS[N - 1]. A released migration is never edited;
+# a later keyform appends one (ALTER TABLE ...) and every database is brought up to date on first use.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1
+        """CREATE TABLE keyform_states (
+               workspace  text PRIMARY KEY,
+               serial     bigint NOT NULL,
+               lineage    text NOT NULL,
+               state      text NOT NULL,
+               updated_at timestamptz NOT NULL DEFAULT now())""",
+        """CREATE TABLE keyform_locks (
+               workspace   text PRIMARY KEY,
+               lock_id     text NOT NULL,
+               pid         integer NOT NULL,
+               host        text NOT NULL,
+               operation   text NOT NULL,
+               created_at  text NOT NULL,
+               version     text NOT NULL,
+               backend_pid integer NOT NULL)""",
+        """CREATE TABLE keyform_journal (
+               workspace text NOT NULL,
+               seq       bigint GENERATED ALWAYS AS IDENTITY,
+               record    text NOT NULL,
+               PRIMARY KEY (workspace, seq))""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS keyform_schema_version (
+    version         integer PRIMARY KEY,
+    keyform_version text NOT NULL,
+    applied_at      timestamptz NOT NULL DEFAULT now())"""
+
+_LOCK_COLUMNS = "lock_id, pid, host, operation, created_at, version, backend_pid"
+
+
+def _advisory_key(label: bytes) -> int:
+    """A signed 64-bit advisory lock key."""
+    return int.from_bytes(hashlib.sha256(label).digest()[:8], "big", signed=True)
+
+
+_MIGRATION_KEY = _advisory_key(b"keyform schema migration")
+
+
+@dataclass
+class _Held:
+    info: LockInfo
+    conn: psycopg.Connection[Any]
+    session: int  # the lock connection's backend pid
+
+
+# True while session %s holds the advisory lock (classid %s, objid %s) in this database: every write
+# made under a lock is conditional on it, so a holder whose lock session ended cannot write any more.
+_HOLDS_LOCK = (
+    "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = %s "
+    "AND classid = %s::bigint::oid AND objid = %s::bigint::oid "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
+
+
+class PostgresBackend:
+    """One keyform workspace's state in a PostgreSQL database. Thread-safe within one process."""
+
+    def __init__(self, dsn: str, workspace: str = "default", *, dsn_source: str = "state.dsn") -> None:
+        self.workspace = workspace
+        self._dsn = dsn
+        self._secrets = _secret_strings(dsn)
+        try:
+            params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+        except psycopg.Error:
+            # libpq's message quotes the string, which may hold the password: say only what is wrong
+            raise StateError(f"{dsn_source}: not a valid PostgreSQL connection string (libpq key=value pairs "
+                             "or a postgresql:// URI)") from None
+        self._params = params
+        self._secrets += _secret_strings(params.get("password", ""))
+        self._lock_key = _advisory_key(b"keyform state lock\0" + workspace.encode("utf-8"))
+        self._mutex = threading.RLock()  # guards the data connection and the fields below
+        self._conn: psycopg.Connection[Any] | None = None
+        self._loaded = False  # the last load() succeeded (for messages)
+        self._seen: int | None = None  # the serial load()/save() last saw (None: no state row, or not read)
+        self._held: dict[str, _Held] = {}  # lock ID -> the lock session holding it
+        self._open_journals = 0
+
+    # -- naming -----------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """`postgres workspace "prod" (database keyform on db.example.com:5432)`: never the DSN."""
+        host = self._params.get("host") or self._params.get("hostaddr") or ""
+        port = self._params.get("port") or "5432"
+        if host and not host.startswith("/"):
+            where = f"{host}:{port}"
+        else:
+            where = f"the local socket {host}".rstrip()
+        dbname = self._params.get("dbname") or self._params.get("user") or "(default)"
+        return f'postgres workspace "{self.workspace}" (database {dbname} on {where})'
+
+    def _scrub(self, text: str) -> str:
+        """A driver message made safe to show: no DSN, no password, first line only."""
+        text = text.strip().splitlines()[0] if text.strip() else "unknown error"
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        options: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self._params:
+            options["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in self._params:
+            options["application_name"] = "keyform"
+        try:
+            return psycopg.connect(self._dsn, **options)
+        except psycopg.Error as exc:
+            raise StateError(f"{self.describe()}: cannot connect to the database: {self._scrub(str(exc))}") from None
+
+    @contextmanager
+    def _db(self, what: str) -> Iterator[psycopg.Connection[Any]]:
+        """The data connection (opened and migrated on first use); driver errors become StateErrors."""
+        with self._mutex:
+            if self._conn is None or self._conn.closed:
+                conn = self._connect()
+                try:
+                    self._migrate(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+                self._conn = conn
+            conn = self._conn
+            try:
+                yield conn
+            except psycopg.Error as exc:
+                if conn.broken:  # reconnect next time (a lock, if held, lives on its own connection)
+                    conn.close()
+                    self._conn = None
+                raise StateError(f"{self.describe()}: cannot {what}: {self._scrub(str(exc))}") from None
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Create or upgrade keyform's tables to SCHEMA_VERSION; refuse a newer schema."""
+        try:
+            try:
+                current = _schema_version(conn)
+            except pg_errors.UndefinedTable:
+                current = 0
+            if current == SCHEMA_VERSION:
+                return
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_KEY,))  # one migrator at a time
+                conn.execute(_VERSION_TABLE)
+                current = _schema_version(conn)
+                if current > SCHEMA_VERSION:
+                    raise StateError(f"{self.describe()}: the database holds keyform schema version {current}, "
+                                     f"newer than this keyform's ({SCHEMA_VERSION}); upgrade keyform to use it")
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[version - 1]:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO keyform_schema_version (version, keyform_version) VALUES (%s, %s)",
+                                 (version, __version__))
+        except psycopg.Error as exc:
+            raise StateError(f"{self.describe()}: cannot create or upgrade keyform's tables: "
+                             f"{self._scrub(str(exc))}") from None
+
+    def close(self) -> None:
+        """Release any lock still held and close the connections."""
+        with self._mutex:
+            for held in list(self._held.values()):
+                self.release_lock(held.info)
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def load(self) -> State | None:
+        with self._mutex:
+            self._loaded = False
+            self._seen = None  # until it parses: a refused state must not be overwritten by save()
+            with self._db("read the state") as conn:
+                row = conn.execute("SELECT serial, state FROM keyform_states WHERE workspace = %s",
+                                   (self.workspace,)).fetchone()
+            if row is None:
+                self._seen = None
+                self._loaded = True
+                return None
+            serial, text = row
+            untouched = ("it was left untouched — fix its row in keyform_states, or replace it with "
+                         "`keyform state push --force FILE`")
+            state = parse_state(str(text).encode("utf-8"), self.describe(), untouched, what="state")
+            if state.serial != serial:
+                raise StateError(f"{self.describe()}: state is damaged: the serial column ({serial}) does not "
+                                 f"match the state's serial ({state.serial}); {untouched}")
+            self._seen = serial
+            self._loaded = True
+            return state
+
+    def save(self, state: State) -> None:
+        """Write `state` with serial + 1, iff the row still holds the serial this backend last read or
+        wrote (a compare-and-swap); a backend that has read nothing may only create the first state."""
+        with self._mutex:
+            state.serial += 1
+            try:
+                data = state.dumps()
+                fence = self._fence()
+                with self._db("write the state") as conn:
+                    if self._seen is None:
+                        cur = conn.execute(
+                            "INSERT INTO keyform_states (workspace, serial, lineage, state) SELECT %s, %s, %s, %s "
+                            f"WHERE {fence[0]} ON CONFLICT (workspace) DO NOTHING",
+                            (self.workspace, state.serial, state.lineage, data, *fence[1]))
+                    else:
+                        cur = conn.execute(
+                            "UPDATE keyform_states SET serial = %s, lineage = %s, state = %s, updated_at = now() "
+                            f"WHERE workspace = %s AND serial = %s AND {fence[0]}",
+                            (state.serial, state.lineage, data, self.workspace, self._seen, *fence[1]))
+                    if cur.rowcount != 1:
+                        self._lost_lock(conn, fence, "the state")
+                        row = conn.execute("SELECT serial FROM keyform_states WHERE workspace = %s",
+                                           (self.workspace,)).fetchone()
+                        if not self._loaded:
+                            raise StateError(f"{self.describe()}: the state was not read first; refusing to "
+                                             "overwrite it")
+                        there = f"serial {row[0]} in the database" if row else "no state in the database"
+                        expected = "no state" if self._seen is None else self._seen
+                        raise StateError(f"{self.describe()}: the state changed in the database since keyform read "
+                                         f"it ({there}, expected {expected}); refusing to overwrite it")
+            except BaseException:
+                state.serial -= 1
+                raise
+            self._seen = state.serial
+
+    # -- lock -------------------------------------------------------------------------------------
+
+    def acquire_lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
+        """Take the workspace's advisory lock on a session of its own, waiting up to `timeout`
+        seconds (server-side: the lock is granted the moment the holder's session lets go), then
+        record the holder. LockError names the holder."""
+        with self._db("prepare the state lock"):
+            pass  # the tables exist before the lock session uses them
+        conn = self._connect()
+        try:
+            got = self._try_lock(conn, timeout)
+            if not got and self._advisory_holder(conn) is None:
+                got = self._try_lock(conn, 0)  # released between our wait and the look: once more
+            if not got:
+                raise LockError(f"{self.describe()}: {self._holder_message(conn)}")
+            info = LockInfo.new(operation)
+            stale = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM keyform_locks WHERE workspace = %s",
+                                 (self.workspace,)).fetchone()
+            conn.execute(
+                f"INSERT INTO keyform_locks (workspace, {_LOCK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                "pg_backend_pid()) ON CONFLICT (workspace) DO UPDATE SET lock_id = EXCLUDED.lock_id, "
+                "pid = EXCLUDED.pid, host = EXCLUDED.host, operation = EXCLUDED.operation, "
+                "created_at = EXCLUDED.created_at, version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid",
+                (self.workspace, info.id, info.pid, info.host, info.operation, info.created_at, info.version))
+            if stale is not None:
+                log.info("%s: took over the lock record of %s, whose database session had ended", self.describe(),
+                         _lock_info(stale).id)
+        except psycopg.Error as exc:
+            conn.close()
+            raise StateError(f"{self.describe()}: cannot take the state lock: {self._scrub(str(exc))}") from None
+        except BaseException:
+            conn.close()
+            raise
+        with self._mutex:
+            self._held[info.id] = _Held(info, conn, conn.info.backend_pid)
+        return info
+
+    def _try_lock(self, conn: psycopg.Connection[Any], timeout: float) -> bool:
+        if timeout <= 0:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
+            return bool(row and row[0])
+        conn.execute(f"SET lock_timeout = {max(1, round(timeout * 1000))}")
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,))
+            return True
+        except pg_errors.LockNotAvailable:
+            return False
+        finally:
+            if not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("RESET lock_timeout")
+
+    def _key_parts(self) -> tuple[int, int]:
+        """The lock key as pg_locks shows it: (classid, objid) = its high and low 32 bits."""
+        unsigned = self._lock_key & 0xFFFF_FFFF_FFFF_FFFF
+        return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+    def _advisory_holder(self, conn: psycopg.Connection[Any]) -> int | None:
+        """The backend pid of the session holding this workspace's advisory lock, if any."""
+        row = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid", self._key_parts()).fetchone()
+        return int(row[0]) if row else None
+
+    def _fence(self) -> tuple[str, tuple[Any, ...]]:
+        """A condition for writes: while this backend holds the lock, that its lock session still
+        holds it (`_HOLDS_LOCK`); without a lock, TRUE."""
+        with self._mutex:
+            held = next(iter(self._held.values()), None)
+        if held is None:
+            return "TRUE", ()
+        return _HOLDS_LOCK, (held.session, *self._key_parts())
+
+    def _lost_lock(self, conn: psycopg.Connection[Any], fence: tuple[str, tuple[Any, ...]], what: str) -> None:
+        """StateError if this backend held the lock and its session no longer does."""
+        row = conn.execute(f"SELECT {fence[0]}", fence[1]).fetchone()
+        if not (row and row[0]):
+            raise StateError(f"{self.describe()}: the state lock was lost (its database session ended: the "
+                             f"connection broke, or it was ended on the server); refusing to write {what}")
+
+    def _holder_message(self, conn: psycopg.Connection[Any]) -> str:
+        session = self._advisory_holder(conn)
+        row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM keyform_locks WHERE workspace = %s",
+                           (self.workspace,)).fetchone()
+        if row is not None and (session is None or row[6] == session):
+            holder = _lock_info(row)
+            return describe_holder(holder, advice=(
+                "Wait for it to finish: the lock is released when it ends, and when its database session "
+                f"ends if it dies (keyform force-unlock {holder.id} only clears a stale lock record)."))
+        who = f"database session {session}" if session is not None else "another database session"
+        return (f"state is locked by another keyform ({who}) that has not recorded its details (yet, or they "
+                "were cleared by force-unlock). Wait for it to finish, or use --lock-timeout to wait.")
+
+    def release_lock(self, lock: LockInfo) -> None:
+        """Remove the lock record (if it is still ours) and end the lock's session."""
+        with self._mutex:
+            held = self._held.pop(lock.id, None)
+        if held is None:
+            log.warning("%s: not releasing the state lock: this keyform does not hold lock ID %s",
+                        self.describe(), lock.id)
+            return
+        try:
+            cur = held.conn.execute("DELETE FROM keyform_locks WHERE workspace = %s AND lock_id = %s",
+                                    (self.workspace, lock.id))
+            if cur.rowcount == 0:
+                log.warning("%s: the lock record no longer holds lock ID %s (force-unlocked?)", self.describe(),
+                            lock.id)
+            held.conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
+        except psycopg.Error as exc:  # ending the session below releases the lock anyway
+            log.warning("%s: releasing the state lock: %s", self.describe(), self._scrub(str(exc)))
+        finally:
+            held.conn.close()
+
+    @contextmanager
+    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        info = self.acquire_lock(operation, timeout)
+        try:
+            yield info
+        finally:
+            self.release_lock(info)
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Clear the lock record iff it holds `lock_id`. A holder whose database session has ended
+        held nothing any more: this just tidies up. A holder whose session is still open keeps the
+        lock (PostgreSQL does not let another session take it): LockError says so, with that session."""
+        with self._db("force-unlock the state") as conn:
+            row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM keyform_locks WHERE workspace = %s",
+                               (self.workspace,)).fetchone()
+            session = self._advisory_holder(conn)
+            if row is None:
+                if session is not None:
+                    raise LockError(f"{self.describe()}: database session {session} holds the state lock but has "
+                                    "recorded no lock ID (yet, or it was force-unlocked); wait for it to finish")
+                raise StateError(f"{self.describe()}: state is not locked")
+            holder = _lock_info(row)
+            if holder.id != lock_id:
+                raise StateError(f"{self.describe()}: lock ID does not match: the state is locked with ID {holder.id}")
+            conn.execute("DELETE FROM keyform_locks WHERE workspace = %s AND lock_id = %s", (self.workspace, lock_id))
+        if session is not None and session == row[6]:
+            raise LockError(
+                f"{self.describe()}: cleared the lock record of pid {holder.pid} on {holder.host} "
+                f'(lock ID {holder.id}, operation "{holder.operation}"), but the state is still locked: that '
+                f"keyform's database session ({session}) is still open, and its lock lasts as long as the session. "
+                "Stop that keyform (the lock is released when it exits), or have a database administrator end the "
+                "session: "
+                f"SELECT pg_terminate_backend({session});")
+        return holder
+
+    # -- journal ----------------------------------------------------------------------------------
+
+    def journal_open(self) -> PostgresJournal:
+        with self._db("open the apply journal"):
+            self._open_journals += 1
+        return PostgresJournal(self)
+
+    def read_journal(self) -> list[dict[str, Any]]:
+        with self._db("read the apply journal") as conn:
+            rows = conn.execute("SELECT seq, record FROM keyform_journal WHERE workspace = %s ORDER BY seq",
+                                (self.workspace,)).fetchall()
+        records: list[dict[str, Any]] = []
+        for seq, text in rows:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise StateError(f"{self.describe()}: apply journal record {seq} is not a JSON object; fix or delete "
+                                 f"that row (keyform_journal, workspace {self.workspace!r}, seq {seq})")
+            records.append(record)
+        return records
+
+    def clear_journal(self) -> None:
+        fence = self._fence()
+        with self._db("clear the apply journal") as conn:
+            if self._open_journals:
+                raise RuntimeError("clear_journal() while a journal is open; close it first")
+            cur = conn.execute(f"DELETE FROM keyform_journal WHERE workspace = %s AND {fence[0]}",
+                               (self.workspace, *fence[1]))
+            if cur.rowcount == 0 and fence[1]:
+                self._lost_lock(conn, fence, "the apply journal")
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        fence = self._fence()
+        with self._db("write the apply journal") as conn:
+            cur = conn.execute(f"INSERT INTO keyform_journal (workspace, record) SELECT %s, %s WHERE {fence[0]}",
+                               (self.workspace, line, *fence[1]))
+            if cur.rowcount != 1:
+                self._lost_lock(conn, fence, "the apply journal")
+
+    def _journal_closed(self) -> None:
+        with self._mutex:
+            self._open_journals -= 1
+
+
+class PostgresJournal:
+    """An open journal: each `append` is one committed INSERT (durable when it returns). Thread-safe."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+        self._open = True
+        self._mutex = threading.Lock()
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self._mutex:
+            if not self._open:
+                raise RuntimeError("append() on a closed journal")
+        self._backend._append(record)
+
+    def close(self) -> None:
+        with self._mutex:
+            if not self._open:
+                return
+            self._open = False
+        self._backend._journal_closed()
+
+    def __enter__(self) -> PostgresJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _schema_version(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM keyform_schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _lock_info(row: tuple[Any, ...]) -> LockInfo:
+    return LockInfo(id=str(row[0]), pid=int(row[1]), host=str(row[2]), operation=str(row[3]),
+                    created_at=str(row[4]), version=str(row[5]))
+
+
+def _secret_strings(value: str) -> list[str]:
+    """`value` and its URL-encoded form, longest first (to scrub from messages)."""
+    if not value:
+        return []
+    return sorted({value, quote(value, safe="")}, key=len, reverse=True)

@@ -1,0 +1,302 @@
+"""What only the postgres backend does: its versioned schema, its advisory lock's lifetime (the
+holder's database session), force-unlock of a live holder, secrecy of the DSN, and a missing driver.
+The behaviour it shares with the local backend is in tests/test_backends.py."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from keyform.backends import postgres
+from keyform.backends.postgres import SCHEMA_VERSION, PostgresBackend
+from keyform.errors import KeyformError, LockError, StateError
+from keyform.state import State
+from tests.pgcluster import PASSWORD
+
+TABLES = {"keyform_schema_version", "keyform_states", "keyform_locks", "keyform_journal"}
+
+
+def sql(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return list(cur.fetchall()) if cur.description else []
+
+
+@pytest.fixture
+def backends(pg_dsn: str) -> Iterator[Any]:
+    """backends() -> a new PostgresBackend on one fresh database and workspace; all closed after the test."""
+    opened: list[PostgresBackend] = []
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+
+    def make(ws: str = workspace) -> PostgresBackend:
+        backend = PostgresBackend(pg_dsn, ws)
+        opened.append(backend)
+        return backend
+
+    yield make
+    for backend in opened:
+        backend.close()
+
+
+HOLD_LOCK = """
+import os, sys, time
+from keyform.backends.postgres import PostgresBackend
+backend = PostgresBackend(os.environ["KF_DSN"], os.environ["KF_WORKSPACE"])
+info = backend.acquire_lock("apply")
+print(info.id, flush=True)
+time.sleep(120)
+"""
+
+
+def hold_lock(dsn: str, workspace: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "KF_DSN": dsn, "KF_WORKSPACE": workspace})
+    assert proc.stdout is not None
+    lock_id = proc.stdout.readline().strip()
+    assert lock_id
+    return proc, lock_id
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+# ---------------------------------------------------------------------------------------- schema
+
+
+def test_tables_are_created_on_first_use_and_the_schema_version_recorded(pg_dsn: str, backends: Any) -> None:
+    assert sql(pg_dsn, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'keyform%%'") == []
+    assert backends().load() is None
+    tables = {r[0] for r in sql(pg_dsn, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'keyform%%'")}
+    assert tables == TABLES
+    assert [r[0] for r in sql(pg_dsn, "SELECT version FROM keyform_schema_version")] == [SCHEMA_VERSION] == [1]
+    backends().load()  # a second user migrates nothing
+    assert len(sql(pg_dsn, "SELECT version FROM keyform_schema_version")) == 1
+
+
+def test_many_first_users_at_once_create_the_schema_once(pg_dsn: str, backends: Any) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def first_use(i: int) -> None:
+        try:
+            backend = backends(f"ws-{i}")
+            barrier.wait()
+            backend.save(State.new())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sql(pg_dsn, "SELECT version FROM keyform_schema_version") == [(1,)]
+    assert sql(pg_dsn, "SELECT count(*) FROM keyform_states") == [(8,)]
+
+
+def test_a_later_migration_is_applied_to_an_existing_database(pg_dsn: str, backends: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    old = backends()
+    old.save(State.new())
+    later = (*postgres.MIGRATIONS, ("ALTER TABLE keyform_states ADD COLUMN comment text",))
+    monkeypatch.setattr(postgres, "MIGRATIONS", later)
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", len(later))
+    state = backends().load()
+    assert state is not None and state.serial == 1
+    assert [r[0] for r in sql(pg_dsn, "SELECT version FROM keyform_schema_version ORDER BY version")] == [1, 2]
+    assert sql(pg_dsn, "SELECT comment FROM keyform_states") == [(None,)]
+
+
+def test_a_database_with_a_newer_schema_is_refused(pg_dsn: str, backends: Any) -> None:
+    backends().load()
+    sql(pg_dsn, "INSERT INTO keyform_schema_version (version, keyform_version) VALUES (99, '9.0.0')")
+    backend = backends()
+    with pytest.raises(StateError, match=r"holds keyform schema version 99, newer than this keyform's \(1\); "
+                                         r"upgrade keyform"):
+        backend.load()
+
+
+def test_a_state_whose_serial_column_disagrees_is_refused(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    backend.save(State.new())
+    sql(pg_dsn, "UPDATE keyform_states SET serial = 7")
+    with pytest.raises(StateError, match=r"the serial column \(7\) does not match the state's serial \(1\)"):
+        backends().load()
+
+
+def test_states_of_different_workspaces_are_independent(backends: Any) -> None:
+    prod, dev = backends("prod"), backends("dev")
+    prod.save(State.new())
+    assert dev.load() is None
+    with prod.lock("apply"), dev.lock("apply"):
+        with prod.journal_open() as journal:
+            journal.append({"op": "begin"})
+        assert dev.read_journal() == []
+
+
+# ------------------------------------------------------------------------------------------ lock
+
+
+def test_the_lock_record_names_the_holder_and_its_database_session(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    with backend.lock("apply") as info:
+        [row] = sql(pg_dsn, "SELECT lock_id, pid, host, operation, created_at, backend_pid FROM keyform_locks")
+        assert row[:5] == (info.id, os.getpid(), info.host, "apply", info.created_at)
+        holders = sql(pg_dsn, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        assert holders == [(row[5],)]
+    assert sql(pg_dsn, "SELECT * FROM keyform_locks") == []
+    assert sql(pg_dsn, "SELECT pid FROM pg_locks WHERE locktype = 'advisory'") == []
+
+
+def test_a_killed_holder_releases_the_lock_with_its_session(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    proc, lock_id = hold_lock(pg_dsn, backend.workspace)
+    with pytest.raises(LockError, match=f"lock ID {lock_id}"):
+        backend.acquire_lock("plan")
+    killed = time.monotonic()
+    kill(proc)
+    with backend.lock("plan", timeout=10) as info:  # no force-unlock needed
+        freed = time.monotonic() - killed
+        [row] = sql(pg_dsn, "SELECT lock_id FROM keyform_locks")
+        assert row == (info.id,)  # the dead holder's record was taken over
+    print(f"\n[figure] lock free {freed * 1000:.0f} ms after kill -9 of its holder")
+    assert freed < 5
+
+
+def test_force_unlock_of_a_live_holder_clears_its_record_but_the_lock_stays_held(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    proc, lock_id = hold_lock(pg_dsn, backend.workspace)
+    try:
+        [(session,)] = sql(pg_dsn, "SELECT backend_pid FROM keyform_locks")
+        with pytest.raises(LockError) as info:
+            backend.force_unlock(lock_id)
+        message = str(info.value)
+        assert f"cleared the lock record of pid {proc.pid}" in message
+        assert "but the state is still locked" in message
+        assert f"SELECT pg_terminate_backend({session});" in message
+        assert sql(pg_dsn, "SELECT * FROM keyform_locks") == []
+        with pytest.raises(LockError, match=f"another keyform \\(database session {session}\\) that has not "
+                                            "recorded its details"):
+            backend.acquire_lock("plan")
+        with pytest.raises(LockError, match=f"database session {session} holds the state lock but has recorded no "
+                                            "lock ID"):
+            backend.force_unlock(lock_id)
+        # what the message suggests, done by an administrator: end the holder's session
+        sql(pg_dsn, "SELECT pg_terminate_backend(%s)", session)
+        with backend.lock("plan", timeout=10):
+            pass
+    finally:
+        kill(proc)
+
+
+def test_lock_wait_is_granted_as_soon_as_the_holder_releases(backends: Any) -> None:
+    holder, waiter = backends(), backends()
+    info = holder.acquire_lock("apply")
+    released: list[float] = []
+
+    def release() -> None:
+        time.sleep(0.5)
+        released.append(time.monotonic())
+        holder.release_lock(info)
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    with waiter.lock("apply", timeout=30):
+        granted = time.monotonic()
+    thread.join()
+    delay = granted - released[0]
+    print(f"\n[figure] waiting lock granted {delay * 1000:.1f} ms after the holder began releasing it")
+    assert delay < 0.5
+
+
+def test_release_after_the_lock_session_was_terminated_does_not_fail(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    info = backend.acquire_lock("apply")
+    [(session,)] = sql(pg_dsn, "SELECT backend_pid FROM keyform_locks")
+    sql(pg_dsn, "SELECT pg_terminate_backend(%s)", session)
+    backend.release_lock(info)  # logs a warning; the lock ended with its session
+    with backends().lock("apply"):
+        pass
+
+
+def test_a_holder_whose_lock_session_ended_can_no_longer_write(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    state = State.new()
+    with backend.lock("apply"):
+        assert backend.load() is None
+        backend.save(state)
+        journal = backend.journal_open()
+        journal.append({"op": "begin"})
+        [(session,)] = sql(pg_dsn, "SELECT backend_pid FROM keyform_locks")
+        sql(pg_dsn, "SELECT pg_terminate_backend(%s)", session)  # a broken lock connection, as the server sees it
+        with pytest.raises(StateError, match=r"the state lock was lost .*; refusing to write the apply journal"):
+            journal.append({"op": "intent"})
+        journal.close()
+        with pytest.raises(StateError, match=r"the state lock was lost .*; refusing to write the state"):
+            backend.save(state)
+        with pytest.raises(StateError, match="the state lock was lost"):
+            backend.clear_journal()
+    other = backends()
+    assert other.read_journal() == [{"op": "begin"}]
+    reloaded = other.load()
+    assert reloaded is not None and reloaded.serial == 1
+
+
+# --------------------------------------------------------------------------------------- secrecy
+
+
+def test_describe_names_database_host_and_port_never_the_password(pg_dsn: str, backends: Any) -> None:
+    backend = backends()
+    text = backend.describe()
+    assert text.startswith(f'postgres workspace "{backend.workspace}" (database kf_')
+    assert "127.0.0.1:" in text and PASSWORD not in text and pg_dsn not in text
+
+
+@pytest.mark.parametrize("case", ["wrong-password", "nothing-listening", "bad-database", "malformed", "bad-uri-param"])
+def test_connection_errors_never_show_the_dsn_or_its_password(pg_cluster: Any, case: str) -> None:
+    secret = "pw-canary-" + uuid.uuid4().hex[:6]
+    dsn = {
+        "wrong-password": pg_cluster.dsn("postgres", password=secret),
+        "nothing-listening": f"postgresql://keyform:{secret}@127.0.0.1:1/postgres",
+        "bad-database": pg_cluster.dsn("no_such_db"),
+        "malformed": f"host=127.0.0.1 password={secret} dbname",
+        "bad-uri-param": f"postgresql://keyform:{secret}@127.0.0.1/postgres?bogus={secret}",
+    }[case]
+    with pytest.raises(StateError) as info:
+        PostgresBackend(dsn, "prod").load()
+    message = str(info.value)
+    for hidden in (secret, PASSWORD, dsn):
+        assert hidden not in message, message
+    if case in ("malformed", "bad-uri-param"):
+        assert message == ("state.dsn: not a valid PostgreSQL connection string (libpq key=value pairs or a "
+                           "postgresql:// URI)")
+    else:
+        assert message.startswith('postgres workspace "prod" (database ')
+        assert "cannot connect to the database" in message
+
+
+def test_without_psycopg_the_error_gives_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now raises ImportError
+    monkeypatch.delitem(sys.modules, "keyform.backends.postgres")
+    with pytest.raises(KeyformError, match=r"needs psycopg 3, which is not installed: "
+                                           r"pip install 'keyform\[postgres\]'"):
+        importlib.import_module("keyform.backends.postgres")
+    monkeypatch.undo()
+    assert importlib.import_module("keyform.backends.postgres") is postgres
