@@ -85,6 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         try:
             body = self._read_body()
+        except ConnectionError:  # the client went away mid-request: nothing to handle, nobody to answer
+            self.close_connection = True
+            return
         except ValueError as exc:
             self.close_connection = True
             self._send(json_response(400, {"error": "bad_request", "message": str(exc)}))
@@ -111,7 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(raw)
         if length > MAX_BODY:
             raise ValueError(f"request body larger than {MAX_BODY} bytes")
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:  # a client killed after sending the headers must not create an empty key
+            raise ConnectionAbortedError(f"connection closed after {len(body)} of {length} body bytes")
+        return body
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
