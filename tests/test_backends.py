@@ -386,6 +386,18 @@ def test_clear_journal_refuses_while_open_and_then_empties_it(harness: Harness) 
     assert backend.read_journal() == [{"op": "begin"}]
 
 
+def test_replace_journal_swaps_all_records_at_once(harness: Harness) -> None:
+    backend = harness.make()
+    with backend.journal_open() as journal:
+        for i in range(3):
+            journal.append({"op": "intent", "seq": str(i)})
+    keep: list[dict[str, Any]] = [{"op": "begin", "serial": 4}, {"op": "intent", "seq": "1"}]
+    backend.replace_journal(keep)
+    assert harness.make().read_journal() == keep
+    backend.replace_journal([])
+    assert harness.make().read_journal() == []
+
+
 def test_journal_appends_from_many_threads_all_land_whole(harness: Harness) -> None:
     backend = harness.make()
     journal = backend.journal_open()

@@ -97,16 +97,9 @@ def _recover(sess: Session) -> None:
 
 
 def _rewrite_journal(sess: Session, keep: list[dict[str, object]]) -> None:
-    store = sess.store
-    store.clear_journal()
-    if keep:
-        fh = store.journal_open()
-        try:
-            fh.append(begin_record(sess.state))
-            for r in keep:
-                fh.append(r)
-        finally:
-            fh.close()
+    """Leave only `keep` (unresolved creates) in the journal, in one atomic swap: a crash here
+    must never lose an intent that recovery still has to resolve."""
+    sess.store.replace_journal([begin_record(sess.state), *keep] if keep else [])
 
 
 def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = True,

@@ -203,6 +203,20 @@ class StateStore:
             records.append(rec)
         return records
 
+    def replace_journal(self, records: list[dict[str, Any]]) -> None:
+        """Atomically swap the journal for `records` (empty: remove it); never empty in between."""
+        if not records:
+            self.clear_journal()
+            return
+        with self._journal_lock:
+            if self._open_journals:
+                raise RuntimeError("replace_journal() while a JournalFile is open; close it first")
+            data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+            try:
+                atomic_write(self.journal_path, data.encode("utf-8"))
+            except OSError as exc:
+                raise StateError(f"{self.journal_path}: cannot rewrite the apply journal: {exc.strerror}") from None
+
     def clear_journal(self) -> None:
         """Remove the journal durably (after its records were folded into a saved state)."""
         with self._journal_lock:

@@ -469,6 +469,19 @@ class PostgresBackend:
             if cur.rowcount == 0 and fence[1]:
                 self._lost_lock(conn, fence, "the apply journal")
 
+    def replace_journal(self, records: list[dict[str, Any]]) -> None:
+        """Swap the whole journal for `records` in one transaction (never empty in between)."""
+        fence = self._fence()
+        with self._db("rewrite the apply journal") as conn, conn.transaction():
+            if self._open_journals:
+                raise RuntimeError("replace_journal() while a journal is open; close it first")
+            if fence[1]:
+                self._lost_lock(conn, fence, "the apply journal")  # raises if our lock session is gone
+            conn.execute("DELETE FROM keyform_journal WHERE workspace = %s", (self.workspace,))
+            for record in records:
+                conn.execute("INSERT INTO keyform_journal (workspace, record) VALUES (%s, %s)",
+                             (self.workspace, json.dumps(record, ensure_ascii=False, separators=(",", ":"))))
+
     def _append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         fence = self._fence()
