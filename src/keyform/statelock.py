@@ -137,22 +137,26 @@ def _alive(holder: LockInfo) -> bool:
 
 
 def _try_create(lock_path: Path, info: LockInfo) -> bool:
+    """Write the record to a private temp file, then hard-link it into place: the link is the
+    exclusive create, so the lock file never exists without its content (a kill at any moment
+    leaves either no lock or a complete one)."""
+    tmp = lock_path.with_name(f"{lock_path.name}.{info.id}.tmp")
     try:
-        fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        raise StateError(f"{lock_path}: cannot create the state lock: {exc.strerror}") from None
-    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             os.write(fd, (json.dumps(info.to_json(), indent=2) + "\n").encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.link(tmp, lock_path)
+        except FileExistsError:
+            return False
         fsync_dir(lock_path.parent)
     except OSError as exc:
-        _remove(lock_path)
-        raise StateError(f"{lock_path}: cannot write the state lock: {exc.strerror}") from None
+        raise StateError(f"{lock_path}: cannot create the state lock: {exc.strerror}") from None
+    finally:
+        _remove(tmp)
     return True
 
 
