@@ -93,6 +93,7 @@ def _recover(sess: Session) -> None:
     sess.notes.extend(rec.notes)
     if rec.state_changed:
         store.save(sess.state)
+        sess.new_state = False  # a state exists now: plans made from here on record its lineage
     _rewrite_journal(sess, rec.records)
 
 
