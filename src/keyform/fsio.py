@@ -99,13 +99,18 @@ def open_for_append(path: StrPath, mode: int = 0o600) -> BinaryIO:
     return fh
 
 
-def append_line_durably(fh: BinaryIO, line: str) -> None:
-    """Append `line` plus a newline in one write, then flush and fsync. `line` must hold no newline."""
+def append_line(fh: BinaryIO, line: str) -> None:
+    """Append `line` plus a newline in one write and flush it to the OS (not yet to stable storage:
+    `os.fsync(fh.fileno())` does that). `line` must hold no newline."""
     if "\n" in line or "\r" in line:
         raise ValueError("a journal line must not contain a line break")
-    data = (line + "\n").encode("utf-8")
-    fh.write(data)
+    fh.write((line + "\n").encode("utf-8"))
     fh.flush()
+
+
+def append_line_durably(fh: BinaryIO, line: str) -> None:
+    """Append `line` plus a newline in one write, then flush and fsync. `line` must hold no newline."""
+    append_line(fh, line)
     os.fsync(fh.fileno())
 
 

@@ -130,7 +130,22 @@ class State:
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        """The state file's text: a JSON object with one line per field, per key and per deposed
+        key (addresses sorted, fields in a fixed order). Readable and diff-friendly (a changed key
+        is one changed line), and 5x faster to write than `indent=2`, which makes json fall back
+        to its pure-Python encoder: 0.6 s for 10,000 keys (docs/performance.md)."""
+        lines = []
+        for name, value in self.to_json().items():
+            if isinstance(value, dict) and value:
+                rows = [f"    {_compact(k)}: {_compact(v)}" for k, v in value.items()]
+            elif isinstance(value, list) and value:
+                rows = [f"    {_compact(v)}" for v in value]
+            else:
+                lines.append(f"  {_compact(name)}: {_compact(value)}")
+                continue
+            opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+            lines.append(f"  {_compact(name)}: {opening}\n" + ",\n".join(rows) + f"\n  {closing}")
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> State:
@@ -141,3 +156,8 @@ class State:
             keys={a: KeyState.from_json(a, v) for a, v in (d.get("keys") or {}).items()},
             deposed=[DeposedKey.from_json(x) for x in d.get("deposed") or []],
         )
+
+
+def _compact(value: Any) -> str:
+    """One JSON value on one line (C encoder), `, ` and `: ` separators, non-ASCII kept as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

@@ -1,0 +1,294 @@
+"""keyform benchmark: start-up, no-change plan and apply at scale, against the built-in emulator.
+
+    python bench/run.py                      # full run: 100 → 1,000 → 10,000 keys (a few minutes)
+    python bench/run.py --quick              # 50 keys, one repetition: a smoke test (~10 s)
+    python bench/run.py --keys 1000,10000 --apply-keys 1000 --json results.json
+
+Every keyform command runs as a child process (`keyform` console script) exactly as a user runs it;
+wall time is fork to exit, peak RSS comes from the child's rusage, remote calls from the emulator's
+request counters. The emulator runs in this process on 127.0.0.1 with the latency given per
+scenario (each request sleeps that long, so it is the emulated round-trip time).
+
+Scenarios
+- start-up: `keyform --version`, and `keyform plan` of a 1-key project (emulator at 0 ms);
+- no-change plan of N keys (half Questra over 10 orgs = 10 provider instances, half TextQL = 1):
+  set up by one real `apply --auto-approve --parallelism 32` at 0 ms (timed too), then
+  `plan --detailed-exitcode` at --plan-latency ms (must exit 0: no changes);
+- apply of N Questra creates (10 orgs, all secrets into one dotenv sink, full durability) at
+  --apply-latency ms and --parallelism, against the ideal N × RTT ÷ parallelism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keyform.emulator import Emulator, EmulatorConfig
+from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
+from workload import Workload, bench_env, write_project
+
+TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3}
+
+
+@dataclass
+class PlanFigure:
+    keys: int
+    instances: int
+    setup_wall: float
+    setup_cpu: float
+    setup_rss: float
+    wall: float
+    cpu: float
+    rss: float
+    calls: dict[str, int]
+
+    @property
+    def remote_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass
+class ApplyFigure:
+    creates: int
+    latency_ms: float
+    parallelism: int
+    wall: float
+    cpu: float
+    rss: float
+    calls: dict[str, int]
+
+    @property
+    def ideal(self) -> float:
+        return self.creates * self.latency_ms / 1000 / self.parallelism
+
+    @property
+    def ratio(self) -> float:
+        return self.wall / self.ideal
+
+
+@dataclass
+class Results:
+    machine: dict[str, Any]
+    python_startup: float = 0.0
+    version: float = 0.0
+    version_cpu: float = 0.0
+    version_rss: float = 0.0
+    plan1: float = 0.0
+    plan1_cpu: float = 0.0
+    plan1_rss: float = 0.0
+    plans: list[PlanFigure] = field(default_factory=list)
+    applies: list[ApplyFigure] = field(default_factory=list)
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "ram_gb": round(mem_gb, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+class Bench:
+    def __init__(self, workdir: Path, emu: Emulator, repeat: int) -> None:
+        self.workdir = workdir
+        self.url = emu.url
+        self.control = EmulatorControl(emu.url)
+        self.repeat = repeat
+        self.env = bench_env()
+        self.kf = keyform_command()
+
+    def keyform(self, cwd: Path, *args: str, expect: tuple[int, ...] = (0,)) -> Run:
+        return run([*self.kf, *args], cwd=cwd, env=self.env).check(*expect)
+
+    def project(self, name: str, w: Workload) -> tuple[Path, Path]:
+        root = self.workdir / name
+        root.mkdir(parents=True, exist_ok=True)
+        return root, write_project(root, self.url, w)
+
+    def startup(self, res: Results) -> None:
+        self.control.reset()
+        res.python_startup, _, _ = median_run(
+            lambda: run([sys.executable, "-c", "pass"], cwd=self.workdir, env=self.env), self.repeat)
+        res.version, res.version_cpu, res.version_rss = median_run(
+            lambda: self.keyform(self.workdir, "--version"), self.repeat)
+        root, mdir = self.project("one-key", Workload(questra=1, textql=0, orgs=1))
+        self.keyform(root, "apply", "-f", str(mdir), "--auto-approve")
+        res.plan1, res.plan1_cpu, res.plan1_rss = median_run(
+            lambda: self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode"), self.repeat)
+
+    def no_change_plan(self, keys: int, latency_ms: float, plan_repeat: int) -> PlanFigure:
+        self.control.reset()
+        self.control.latency(0)
+        w = Workload.mixed(keys)
+        root, mdir = self.project(f"plan-{keys}", w)
+        setup = self.keyform(root, "apply", "-f", str(mdir), "--auto-approve", "--parallelism", "32")
+        self.control.latency(latency_ms)
+        before = self.control.requests()
+        first = self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode")
+        calls = calls_between(before, self.control.requests())
+        runs = [first] + [self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode")
+                          for _ in range(plan_repeat - 1)]
+        mid = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+        return PlanFigure(keys, w.instances, setup.wall, setup.cpu, setup.rss_mb, mid.wall, mid.cpu,
+                          max(r.rss_mb for r in runs), calls)
+
+    def apply_creates(self, creates: int, latency_ms: float, parallelism: int) -> ApplyFigure:
+        self.control.reset()
+        w = Workload(questra=creates, textql=0, orgs=10, sink_per_org=False)
+        root, mdir = self.project(f"apply-{creates}", w)
+        self.control.latency(latency_ms)
+        before = self.control.requests()
+        r = self.keyform(root, "apply", "-f", str(mdir), "--auto-approve", "--parallelism", str(parallelism))
+        calls = calls_between(before, self.control.requests())
+        sunk = sum(1 for line in (root / "secrets" / "org00.env").read_text().splitlines() if "=" in line)
+        recorded = len(json.loads((root / "keyform.state.json").read_text())["keys"])
+        if calls.get("questra.create") != creates or sunk != creates or recorded != creates:
+            raise RuntimeError(f"apply of {creates}: {calls} calls, {sunk} sunk, {recorded} in state")
+        return ApplyFigure(creates, latency_ms, parallelism, r.wall, r.cpu, r.rss_mb, calls)
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def _ok(good: bool) -> str:
+    return "ok" if good else "MISSED"
+
+
+def _growth(points: list[tuple[int, float]], unit: str) -> str:
+    """`×t for ×n keys` between consecutive sizes, with the marginal cost per added key."""
+    parts = []
+    for (n1, t1), (n2, t2) in itertools.pairwise(points):
+        marginal = (t2 - t1) / (n2 - n1) * 1000
+        parts.append(f"{n1:,}→{n2:,} keys ×{n2 / n1:g}: ×{t2 / t1:.2f} ({marginal:.3f} {unit}/added key)")
+    return "; ".join(parts) or "-"
+
+
+def _linear(points: list[tuple[int, float]]) -> bool:
+    """Linear or better: the figure never grows faster than the keys (10% allowed for noise)."""
+    return all(t2 / t1 <= 1.1 * n2 / n1 for (n1, t1), (n2, t2) in itertools.pairwise(points))
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for i, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def report(res: Results) -> str:
+    m = res.machine
+    out = [f"keyform benchmark — {m['cpus']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}", ""]
+    rows: list[tuple[str, ...]] = [("figure", "wall", "CPU", "target", "verdict", "peak RSS", "remote calls")]
+    rows.append(("python -c pass (floor)", f"{res.python_startup:.3f} s", "", "", "", "", ""))
+    rows.append(("keyform --version", f"{res.version:.3f} s", f"{res.version_cpu:.3f} s", f"≤ {TARGETS['version']} s",
+                 _ok(res.version <= TARGETS["version"]), f"{res.version_rss:.0f} MB", ""))
+    rows.append(("1-key plan (0 ms RTT)", f"{res.plan1:.3f} s", f"{res.plan1_cpu:.3f} s", f"≤ {TARGETS['plan1']} s",
+                 _ok(res.plan1 <= TARGETS["plan1"]), f"{res.plan1_rss:.0f} MB", "1"))
+    for p in res.plans:
+        big = p.keys >= 10_000
+        calls = f"{p.remote_calls} (= {p.instances} instances: {_ok(p.remote_calls == p.instances)})"
+        rows.append((f"no-change plan, {p.keys:,} keys", f"{p.wall:.2f} s", f"{p.cpu:.2f} s",
+                     f"≤ {TARGETS['plan_wall']:g} s, ≤ {TARGETS['plan_rss']:g} MB" if big else "",
+                     _ok(p.wall <= TARGETS["plan_wall"] and p.rss <= TARGETS["plan_rss"]) if big else "",
+                     f"{p.rss:.0f} MB", calls))
+    for p in res.plans:
+        rows.append((f"set-up apply, {p.keys:,} creates (0 ms, p=32)", f"{p.setup_wall:.2f} s", f"{p.setup_cpu:.2f} s",
+                     "", "", f"{p.setup_rss:.0f} MB", ""))
+    for a in res.applies:
+        big = a.creates >= 1000
+        rows.append((f"apply {a.creates:,} creates ({a.latency_ms:g} ms, p={a.parallelism})", f"{a.wall:.2f} s",
+                     f"{a.cpu:.2f} s", f"ideal {a.ideal:.3f} s" + (f" × {TARGETS['apply_ratio']}" if big else ""),
+                     f"{a.ratio:.2f}× ideal" + (f" {_ok(a.ratio <= TARGETS['apply_ratio'])}" if big else ""),
+                     f"{a.rss:.0f} MB", f"{sum(a.calls.values())}"))
+    out += _table(rows)
+    out.append("")
+    series: list[tuple[str, list[tuple[int, float]], str]] = []
+    if len(res.plans) > 1:
+        series += [("no-change plan wall", [(p.keys, p.wall) for p in res.plans], "ms"),
+                   ("no-change plan CPU", [(p.keys, p.cpu) for p in res.plans], "ms"),
+                   ("no-change plan RSS", [(p.keys, p.rss) for p in res.plans], "kB"),
+                   ("set-up apply wall", [(p.keys, p.setup_wall) for p in res.plans], "ms")]
+    if len(res.applies) > 1:
+        series += [("apply creates wall", [(a.creates, a.wall) for a in res.applies], "ms")]
+    if series:
+        out.append("growth with the number of keys (per key = figure ÷ keys; marginal = extra cost per added key):")
+        grow: list[tuple[str, ...]] = [("figure", "per key", "growth", "")]
+        for name, pts, unit in series:
+            per_key = " → ".join(f"{v / n * 1000:.3g}" for n, v in pts) + f" {unit}"
+            grow.append((name, per_key, _growth(pts, unit), "linear or better" if _linear(pts) else "SUPERLINEAR"))
+        out += _table(grow)
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="50 keys, one repetition: a smoke test")
+    ap.add_argument("--keys", help="no-change plan sizes, comma-separated (default 100,1000,10000)")
+    ap.add_argument("--apply-keys", help="apply create counts, comma-separated (default 100,1000,10000)")
+    ap.add_argument("--plan-latency", type=float, default=20, help="emulated RTT for plans, ms")
+    ap.add_argument("--apply-latency", type=float, default=50, help="emulated RTT for applies, ms")
+    ap.add_argument("--parallelism", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=7, help="runs per start-up figure (median)")
+    ap.add_argument("--plan-repeat", type=int, default=3, help="runs per plan figure (median)")
+    ap.add_argument("--workdir", type=Path, help="keep the projects here (default: a temp dir)")
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = ap.parse_args(argv)
+    full = "50" if args.quick else "100,1000,10000"
+    args.keys, args.apply_keys = args.keys or full, args.apply_keys or full
+    if args.quick:
+        args.repeat, args.plan_repeat = 1, 1
+    sizes = [int(x) for x in args.keys.split(",") if x]
+    apply_sizes = [int(x) for x in args.apply_keys.split(",") if x]
+
+    res = Results(machine())
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="keyform-bench-") as tmp, \
+            Emulator(EmulatorConfig(host="127.0.0.1", port=0)) as emu:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        bench = Bench(workdir, emu, args.repeat)
+        bench.startup(res)
+        for n in sizes:
+            res.plans.append(bench.no_change_plan(n, args.plan_latency, args.plan_repeat))
+            print(f"  plan {n:,}: {res.plans[-1].wall:.2f} s", file=sys.stderr, flush=True)
+        for n in apply_sizes:
+            res.applies.append(bench.apply_creates(n, args.apply_latency, args.parallelism))
+            print(f"  apply {n:,}: {res.applies[-1].wall:.2f} s", file=sys.stderr, flush=True)
+    print(report(res))
+    print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
+    if args.json:
+        doc = asdict(res)
+        doc["plans"] = [{**asdict(p), "remote_calls": p.remote_calls} for p in res.plans]
+        doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio} for a in res.applies]
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The benchmark (`bench/run.py`) keeps working: its `--quick` smoke run (50 keys) completes and
+reports every figure. No timing is asserted here; `docs/performance.md` has the measured figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--workdir", str(tmp_path / "w"),
+                          "--json", str(out)], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for row in ("keyform --version", "1-key plan", "no-change plan, 50 keys", "apply 50 creates"):
+        assert row in res.stdout
+    figures = json.loads(out.read_text())
+    plan = figures["plans"][0]
+    assert plan["remote_calls"] == plan["instances"] == 11  # 10 Questra orgs + TextQL: one list call each
+    assert figures["applies"][0]["calls"]["questra.create"] == 50

@@ -1,0 +1,164 @@
+"""Group commit: concurrent durable writes share one fsync (journal) or one atomic rewrite (file
+sinks), and every writer still returns only once its own record or entry is on stable storage."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from keyform.errors import SinkError
+from keyform.sinks import dotenv, jsonfile
+from keyform.sinks.dotenv import DotenvSink
+from keyform.sinks.groupcommit import GroupCommit
+from keyform.sinks.jsonfile import JsonSink
+from keyform.statestore import StateStore
+
+
+def _wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for the writers to queue up"
+        time.sleep(0.001)
+
+
+def _start(targets: list[Callable[[], None]]) -> tuple[list[threading.Thread], list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in targets]
+    for t in threads:
+        t.start()
+    return threads, errors
+
+
+def test_queued_writers_share_one_rewrite_and_all_return_durable() -> None:
+    commit, file_lock = GroupCommit(), threading.Lock()
+    batches: list[list[tuple[str, str]]] = []
+    alone: list[str] = []
+    file_lock.acquire()  # a rewrite "in flight": the writers below queue up behind it
+    threads, errors = _start([
+        (lambda i=i: commit.write(file_lock, f"K{i}", f"v{i}", batches.append, lambda i=i: alone.append(f"K{i}")))
+        for i in range(8)])
+    _wait_until(lambda: len(commit._pending) == 8)
+    file_lock.release()
+    for t in threads:
+        t.join()
+    assert errors == [] and alone == []
+    assert len(batches) == 1 and sorted(batches[0]) == sorted((f"K{i}", f"v{i}") for i in range(8))
+
+
+def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> None:
+    commit, file_lock = GroupCommit(), threading.Lock()
+    alone: list[str] = []
+
+    def fail(batch: list[tuple[str, str]]) -> None:
+        raise OSError("disk full")
+
+    def one(name: str) -> Callable[[], None]:
+        def write_one() -> None:
+            alone.append(name)
+            raise SinkError(f"cannot write {name}")
+        return write_one
+
+    file_lock.acquire()
+    threads, errors = _start([(lambda i=i: commit.write(file_lock, f"K{i}", "v", fail, one(f"K{i}"))) for i in range(4)])
+    _wait_until(lambda: len(commit._pending) == 4)
+    file_lock.release()
+    for t in threads:
+        t.join()
+    assert sorted(alone) == ["K0", "K1", "K2", "K3"]
+    assert sorted(str(e) for e in errors) == [f"cannot write K{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("make", [DotenvSink, JsonSink], ids=["dotenv", "json"])
+def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: Callable[[Path], object],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / ("s.env" if make is DotenvSink else "s.json")
+    module = dotenv if make is DotenvSink else jsonfile
+    rewrites: list[int] = []
+    real = module.atomic_write
+
+    def counting(p: object, data: bytes, mode: int = 0o600) -> None:
+        rewrites.append(len(data))
+        time.sleep(0.002)  # a slow disk, so writers pile up
+        real(p, data, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "atomic_write", counting)
+    sink = make(path)
+
+    def worker(t: int) -> None:
+        for i in range(25):
+            sink.write(f"k{t}", f"K_{t}_{i}", f"secret-{t}-{i}")  # type: ignore[attr-defined]
+            assert sink.read(f"K_{t}_{i}") == f"secret-{t}-{i}"  # durable (and visible) on return
+
+    threads, errors = _start([(lambda t=t: worker(t)) for t in range(8)])
+    for th in threads:
+        th.join()
+    assert errors == []
+    fresh = make(path)  # a new instance: parses the file itself
+    for t in range(8):
+        for i in range(25):
+            assert fresh.read(f"K_{t}_{i}") == f"secret-{t}-{i}"  # type: ignore[attr-defined]
+    assert len(rewrites) < 200  # merged: fewer rewrites than writes
+
+
+def test_dotenv_sees_a_same_size_edit_made_between_its_writes(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    sink = DotenvSink(path)
+    sink.write("a", "A", "one")
+    path.write_text(path.read_text().replace("one", "two"))  # same size, same inode, maybe same mtime
+    sink.write("b", "B", "three")
+    assert path.read_text() == "A=two\nB=three\n"
+
+
+def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store = StateStore(tmp_path / "keyform.state.json")
+    journal = store.journal_open()
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    journal._sync_lock.acquire()  # an fsync "in flight"
+    threads, errors = _start([(lambda i=i: journal.append({"op": "intent", "seq": str(i)})) for i in range(10)])
+    _wait_until(lambda: journal._written == 10)
+    journal._sync_lock.release()
+    for t in threads:
+        t.join()
+    journal.close()
+    assert errors == []
+    assert len(synced) == 1  # the first to get the lock synced all ten lines
+    assert sorted(int(r["seq"]) for r in store.read_journal()) == list(range(10))
+
+
+def test_dotenv_writes_through_its_cache_match_writes_that_parse_the_file_each_time(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    cached, fresh = tmp_path / "cached.env", tmp_path / "fresh.env"
+    for path in (cached, fresh):
+        path.write_text("# keep me\nexport OLD=1\nOLD=dup\nTAIL='x y'")  # no final newline
+    sink = DotenvSink(cached)
+    for i in range(300):
+        name = rng.choice(["OLD", "TAIL", f"N{rng.randrange(40)}", f"NEW_{i}"])
+        value = rng.choice([f"v{i}", f"with space {i}", f"it's {i}", f"multi\nline {i}"])
+        if rng.random() < 0.1:
+            sink.remove(name)
+            DotenvSink(fresh).remove(name)
+        else:
+            sink.write("k", name, value)
+            DotenvSink(fresh).write("k", name, value)  # a new instance: no cache
+        assert cached.read_bytes() == fresh.read_bytes(), i
