@@ -334,7 +334,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     expires = spec.expiry.resolve(now)
     expires_at = format_time(expires) if expires else None
     if expires is not None and expires <= now:
-        raise KeyformError(f"{spec.loc}: {spec.address}: expires_at {expires_at} is in the past")
+        raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
     match = {n: spec.attrs.get(n) for n in sorted(k.remote_attributes) if n != "headers"}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match)
@@ -384,7 +384,7 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
             outcome = f"the new key {remote_id} was revoked"
         except KeyformError as rexc:
             outcome = f"revoking the new key {remote_id} also failed ({rexc}); the next run will retry"
-        raise SinkError(f"{spec.address}: cannot store the new secret in sink {spec.sink}: {msg}; {outcome}") \
+        raise SinkError(f"cannot store the new secret in sink {spec.sink}: {msg}; {outcome}") \
             from None
     with ctx.lock:
         ctx.issued[spec.address] = secret
@@ -432,7 +432,7 @@ def _update(change: Change, ctx: ApplyContext) -> None:
         if secret is None:  # a move cut off after the old entry was removed: the new one has it
             secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
         if secret is None:
-            raise SinkError(f"{spec.address}: the secret is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
+            raise SinkError(f"the secret is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
         ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
         moved_from = ks  # its entry is removed only once the journal records the new one (below)
         sink = {"sink": spec.sink.sink, "as": spec.sink.name}
