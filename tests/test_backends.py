@@ -8,6 +8,7 @@ with the holder's database session.
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import signal
@@ -41,7 +42,7 @@ def sample_state() -> State:
     return state
 
 
-class Harness:
+class Harness(abc.ABC):
     """Opens backend objects on one storage, and reaches into that storage the way damage would."""
 
     kind: str
@@ -54,21 +55,25 @@ class Harness:
         self.opened.append(backend)
         return backend
 
+    @abc.abstractmethod
     def _new(self) -> StateBackend:
-        raise NotImplementedError
+        """A new backend object on this harness's storage."""
 
+    @abc.abstractmethod
     def child_env(self) -> dict[str, str]:
         """Environment for a child process to open the same backend (see HOLD_LOCK)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def write_raw_state(self, text: str) -> None:
-        raise NotImplementedError
+        """Overwrite the stored state with `text`, bypassing the backend."""
 
+    @abc.abstractmethod
     def raw_state(self) -> str | None:
-        raise NotImplementedError
+        """The stored state text, bypassing the backend (None: nothing stored)."""
 
+    @abc.abstractmethod
     def write_raw_journal_record(self, text: str) -> None:
-        raise NotImplementedError
+        """Append `text` as one journal record, bypassing the backend."""
 
     def close(self) -> None:
         for backend in self.opened:

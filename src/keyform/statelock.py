@@ -12,11 +12,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from keyform import __version__
 from keyform.errors import LockError, StateError
@@ -183,3 +184,19 @@ def _remove(lock_path: Path) -> None:
     except FileNotFoundError:
         return
     fsync_dir(lock_path.parent)
+
+
+class Lockable(Protocol):
+    def acquire_lock(self, operation: str, timeout: float = 0.0) -> LockInfo: ...
+
+    def release_lock(self, lock: LockInfo) -> None: ...
+
+
+@contextmanager
+def hold(backend: Lockable, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+    """Hold a backend's state lock for the block; released even when the block fails."""
+    info = backend.acquire_lock(operation, timeout)
+    try:
+        yield info
+    finally:
+        backend.release_lock(info)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -154,14 +154,9 @@ class StateStore:
         """Release a lock taken by `acquire_lock` (only if the file still holds its ID)."""
         statelock.release(self.lock_path, lock)
 
-    @contextmanager
-    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+    def lock(self, operation: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
         """`with store.lock("apply", timeout=30):` holds the state lock for the block."""
-        info = self.acquire_lock(operation, timeout)
-        try:
-            yield info
-        finally:
-            self.release_lock(info)
+        return statelock.hold(self, operation, timeout)
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Remove the lock iff it holds `lock_id` (StateError otherwise); returns the removed holder."""

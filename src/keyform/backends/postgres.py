@@ -39,7 +39,7 @@ from urllib.parse import quote
 from keyform import __version__
 from keyform.errors import KeyformError, LockError, StateError
 from keyform.state import State
-from keyform.statelock import LockInfo, describe_holder
+from keyform.statelock import LockInfo, describe_holder, hold
 from keyform.statestore import parse_state
 
 INSTALL_HINT = "pip install 'keyform[postgres]'"
@@ -401,13 +401,8 @@ class PostgresBackend:
         finally:
             held.conn.close()
 
-    @contextmanager
-    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
-        info = self.acquire_lock(operation, timeout)
-        try:
-            yield info
-        finally:
-            self.release_lock(info)
+    def lock(self, operation: str, timeout: float = 0.0) -> contextlib.AbstractContextManager[LockInfo]:
+        return hold(self, operation, timeout)
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Clear the lock record iff it holds `lock_id`. A holder whose database session has ended
