@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+
+def cycles(deps: Mapping[str, Sequence[str]]) -> Iterator[list[str]]:
+    """Each cycle an iterative depth-first search meets, as a path `[a, b, ..., a]`. Edges to
+    unknown nodes are ignored."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for start in sorted(deps):
+        if start in state:
+            continue
+        state[start] = 1
+        path = [start]
+        stack = [iter([c for c in deps[start] if c in deps])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                state[path.pop()] = 2
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter([c for c in deps[nxt] if c in deps]))
+            elif state[nxt] == 1:
+                yield [*path[path.index(nxt):], nxt]
 
 
 def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """A cycle as a path `[a, b, a]`, or None. Edges to unknown nodes are ignored."""
-    color: dict[str, int] = {}
-    for root in sorted(deps):
-        if color.get(root):
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        path: list[str] = []
-        while stack:
-            node, i = stack.pop()
-            if i == 0:
-                color[node] = 1
-                path.append(node)
-            children = [c for c in deps.get(node, ()) if c in deps]
-            if i < len(children):
-                stack.append((node, i + 1))
-                child = children[i]
-                if color.get(child) == 1:
-                    return [*path[path.index(child):], child]
-                if not color.get(child):
-                    stack.append((child, 0))
-            else:
-                color[node] = 2
-                path.pop()
-    return None
+    """The first cycle as a path `[a, b, a]`, or None."""
+    return next(cycles(deps), None)
 
 
 def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str]:
@@ -68,12 +69,3 @@ def closure(roots: Iterable[str], deps: Mapping[str, Sequence[str]]) -> set[str]
         seen.add(node)
         todo.extend(deps.get(node, ()))
     return seen
-
-
-def dependants(deps: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """The reverse edges: for each node, the nodes that depend on it."""
-    out: dict[str, list[str]] = {n: [] for n in deps}
-    for node, sources in deps.items():
-        for src in sources:
-            out.setdefault(src, []).append(node)
-    return out

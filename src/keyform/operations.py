@@ -60,10 +60,6 @@ def load(options: Options) -> Workspace:
     return load_workspace(list(options.files), now=options.clock(), cwd=options.cwd)
 
 
-def state_path(workspace: Workspace, options: Options) -> Path:
-    return Path(options.state_path) if options.state_path else Path(workspace.state_path)
-
-
 @contextmanager
 def session(options: Options, operation: str) -> Iterator[Session]:
     """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end."""

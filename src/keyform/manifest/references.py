@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
+from keyform.graph import cycles
 from keyform.kinds import KINDS
 from keyform.manifest.sources import Declaration, Report, dotted
 from keyform.manifest.yamlsource import YamlPath
@@ -41,32 +42,10 @@ def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declara
                              "keys return none); secret_of needs a key whose provider returns a secret")
 
 
-def _cycles(graph: Mapping[str, list[str]]) -> Iterator[list[str]]:
-    """Each elementary cycle found by an iterative depth-first search, as [a, b, ..., a]."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: finished
-    for start in sorted(graph):
-        if start in state:
-            continue
-        state[start] = 1
-        path = [start]
-        stack = [iter(graph[start])]
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                stack.pop()
-                state[path.pop()] = 2
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                stack.append(iter(graph[nxt]))
-            elif state[nxt] == 1:
-                yield [*path[path.index(nxt):], nxt]
-
-
 def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration], report: Report) -> None:
     graph = {a: [d for d in spec.dependencies() if d in keys] for a, spec in keys.items()}
     seen: set[tuple[str, ...]] = set()
-    for cycle in _cycles(graph):
+    for cycle in cycles(graph):
         ring = cycle[:-1]
         turn = ring.index(min(ring))
         canonical = (*ring[turn:], *ring[:turn])
