@@ -195,10 +195,15 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
     from keyform.render import progress
 
     def on_event(event: Any) -> None:
+        # plain writes: click.echo re-checks the terminal on every call, which the scheduler
+        # thread (that reports progress) pays once per change
         if fmt == "json":
-            click.echo(progress.event_json(event))
+            stream, line = sys.stdout, progress.event_json(event)
         else:
-            click.echo(progress.event_text(event), err=event.kind in ("failed", "skipped"))
+            stream = sys.stderr if event.kind in ("failed", "skipped") else sys.stdout
+            line = progress.event_text(event)
+        stream.write(line + "\n")
+        stream.flush()
 
     report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
     if fmt == "json":
