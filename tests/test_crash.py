@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,147 +54,148 @@ def _converge(project: Project) -> None:
     assert planned.returncode == 0, planned.tail()
 
 
+@pytest.fixture
+def emulator() -> Iterator[EmulatorProcess]:
+    """Here the emulator runs as its own process (as in the trials), not in a thread; stopped after."""
+    process = EmulatorProcess()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def control(emulator: EmulatorProcess) -> Iterator[EmulatorControl]:
+    with EmulatorControl(emulator.url) as client:
+        yield client
+
+
 def _store(project: Project) -> StateStore:
     store = StateStore(project.state_path)
     store.load()
     return store
 
 
-def test_first_apply_killed_after_a_finished_create_keeps_that_key(tmp_path: Path) -> None:
+def test_first_apply_killed_after_a_finished_create_keeps_that_key(tmp_path: Path, emulator: EmulatorProcess,
+                                                                   control: EmulatorControl) -> None:
     """The very first apply dies before it ever saves the state: its journal is the only record of
     the keys it finished. The next run must adopt them, not create them a second time."""
-    emulator = EmulatorProcess()
-    try:
-        with EmulatorControl(emulator.url) as control:
-            project = Project(tmp_path, emulator.url)
-            spec = ManifestSpec.initial(2, 1)
-            project.write(spec)
-            _converge(project)
-            finished = _store(project).load()
-            assert finished is not None
-            # what the killed first apply left: no state file, a journal whose creates of q0 and t0 are
-            # done, and whose create of q1 was cut off right after the remote call was sent
-            first = State(lineage=finished.lineage, serial=0, salt=finished.salt)
-            project.state_path.unlink()
-            project.backup_path.unlink(missing_ok=True)
-            store = StateStore(project.state_path)
-            fh = store.journal_open()
-            fh.append(begin_record(first))
-            journal = Journal(fh, "killed")
-            for address in ("q0", "t0"):
-                ks: KeyState = finished.keys[address]
-                seq = journal.intent("create", address, ks.provider, label=address, at=ks.created_at, match={})
-                journal.created(seq, ks.remote_id)
-                if ks.provider_type == "questra":
-                    journal.sunk(seq)
-                journal.done(seq, key=ks)
-            journal.intent("create", "q1", "qp", label="q1", at=finished.keys["q1"].created_at,
-                           match={"name": "q1"})
-            fh.close()
+    project = Project(tmp_path, emulator.url)
+    spec = ManifestSpec.initial(2, 1)
+    project.write(spec)
+    _converge(project)
+    finished = _store(project).load()
+    assert finished is not None
+    # what the killed first apply left: no state file, a journal whose creates of q0 and t0 are
+    # done, and whose create of q1 was cut off right after the remote call was sent
+    first = State(lineage=finished.lineage, serial=0, salt=finished.salt)
+    project.state_path.unlink()
+    project.backup_path.unlink(missing_ok=True)
+    store = StateStore(project.state_path)
+    fh = store.journal_open()
+    fh.append(begin_record(first))
+    journal = Journal(fh, "killed")
+    for address in ("q0", "t0"):
+        ks: KeyState = finished.keys[address]
+        seq = journal.intent("create", address, ks.provider, label=address, at=ks.created_at, match={})
+        journal.created(seq, ks.remote_id)
+        if ks.provider_type == "questra":
+            journal.sunk(seq)
+        journal.done(seq, key=ks)
+    journal.intent("create", "q1", "qp", label="q1", at=finished.keys["q1"].created_at,
+                   match={"name": "q1"})
+    fh.close()
 
-            _converge(project)
-            state = project.state()
-            assert state is not None
-            assert state["keys"]["q0"]["remote_id"] == finished.keys["q0"].remote_id
-            assert state["keys"]["t0"]["remote_id"] == finished.keys["t0"].remote_id
-            assert state["lineage"] == finished.lineage
-            orphan = finished.keys["q1"].remote_id  # found by list-and-match, revoked, created anew
-            assert {k["id"]: k["revoked"] for k in control.questra_keys(ORG)}[orphan] is True
-            assert state["keys"]["q1"]["remote_id"] != orphan
-            assert check_invariants(project, control, spec) == []
-    finally:
-        emulator.stop()
+    _converge(project)
+    state = project.state()
+    assert state is not None
+    assert state["keys"]["q0"]["remote_id"] == finished.keys["q0"].remote_id
+    assert state["keys"]["t0"]["remote_id"] == finished.keys["t0"].remote_id
+    assert state["lineage"] == finished.lineage
+    orphan = finished.keys["q1"].remote_id  # found by list-and-match, revoked, created anew
+    assert {k["id"]: k["revoked"] for k in control.questra_keys(ORG)}[orphan] is True
+    assert state["keys"]["q1"]["remote_id"] != orphan
+    assert check_invariants(project, control, spec) == []
 
 
 @pytest.mark.parametrize("journaled_sunk", [True, False], ids=["sunk-journaled", "sunk-not-yet-journaled"])
-def test_replacement_killed_after_its_secret_was_sunk_rotates_the_key(tmp_path: Path, journaled_sunk: bool) -> None:
+def test_replacement_killed_after_its_secret_was_sunk_rotates_the_key(tmp_path: Path, journaled_sunk: bool,
+                                                                      emulator: EmulatorProcess,
+                                                                      control: EmulatorControl) -> None:
     """`apply --replace q0` dies after writing the new secret over q0's sink entry but before
     recording the new key (before or after journaling `sunk`). Recovery revokes the new key; the key
     still in state has lost its secret from the sink, so it must be rotated (a plain `apply` would
     otherwise find nothing to do)."""
-    emulator = EmulatorProcess()
-    try:
-        with EmulatorControl(emulator.url) as control:
-            project = Project(tmp_path, emulator.url)
-            spec = ManifestSpec.initial(2, 1)
-            project.write(spec)
-            _converge(project)
-            store = StateStore(project.state_path)
-            state = store.load()
-            assert state is not None
-            old = state.keys["q0"].remote_id
-            new = control.bulk_questra(ORG, 1, prefix="q0-new-")[0]  # the key the killed apply created
-            DotenvSink(project.sink_path).write("q0", "Q0", new["secret"])
-            fh = store.journal_open()
-            fh.append(begin_record(state))
-            journal = Journal(fh, "killed")
-            seq = journal.intent("create", "q0", "qp", label="q0", at=new["created_at"], replaces=old,
-                                 match={"name": "q0"})
-            journal.created(seq, new["id"])
-            if journaled_sunk:
-                journal.sunk(seq)
-            fh.close()
+    project = Project(tmp_path, emulator.url)
+    spec = ManifestSpec.initial(2, 1)
+    project.write(spec)
+    _converge(project)
+    store = StateStore(project.state_path)
+    state = store.load()
+    assert state is not None
+    old = state.keys["q0"].remote_id
+    new = control.bulk_questra(ORG, 1, prefix="q0-new-")[0]  # the key the killed apply created
+    DotenvSink(project.sink_path).write("q0", "Q0", new["secret"])
+    fh = store.journal_open()
+    fh.append(begin_record(state))
+    journal = Journal(fh, "killed")
+    seq = journal.intent("create", "q0", "qp", label="q0", at=new["created_at"], replaces=old,
+                         match={"name": "q0"})
+    journal.created(seq, new["id"])
+    if journaled_sunk:
+        journal.sunk(seq)
+    fh.close()
 
-            _converge(project)
-            after = project.state()
-            assert after is not None
-            assert after["keys"]["q0"]["remote_id"] not in (old, new["id"])
-            revoked = {k["id"]: k["revoked"] for k in control.questra_keys(ORG)}
-            assert revoked[old] and revoked[new["id"]]
-            assert check_invariants(project, control, spec) == []
-            assert json.loads(project.state_path.read_text())["keys"]["q0"]["rotation_requested"] is False
-    finally:
-        emulator.stop()
+    _converge(project)
+    after = project.state()
+    assert after is not None
+    assert after["keys"]["q0"]["remote_id"] not in (old, new["id"])
+    revoked = {k["id"]: k["revoked"] for k in control.questra_keys(ORG)}
+    assert revoked[old] and revoked[new["id"]]
+    assert check_invariants(project, control, spec) == []
+    assert json.loads(project.state_path.read_text())["keys"]["q0"]["rotation_requested"] is False
 
 
-def test_sink_move_killed_after_the_old_entry_was_removed_converges(tmp_path: Path) -> None:
+def test_sink_move_killed_after_the_old_entry_was_removed_converges(tmp_path: Path, emulator: EmulatorProcess,
+                                                                   control: EmulatorControl) -> None:
     """The manifest moves q0's secret to another dotenv entry (an in-place update: the secret is read
     back and written again). The apply dies after writing the new entry and removing the old one, but
     before journaling the update: state still names the old entry. The next apply must still find
     the secret (it is in the new entry) instead of failing on every run."""
-    emulator = EmulatorProcess()
-    try:
-        with EmulatorControl(emulator.url) as control:
-            project = Project(tmp_path, emulator.url)
-            spec = ManifestSpec.initial(2, 1)
-            project.write(spec)
-            _converge(project)
-            moved = ManifestSpec((QuestraSpec("q0", "q0", "Q0_MOVED"), *spec.questra[1:]), spec.textql)
-            project.write(moved)
-            store = StateStore(project.state_path)
-            state = store.load()
-            assert state is not None
-            sink = DotenvSink(project.sink_path)
-            sink.write("q0", "Q0_MOVED", sink.read("Q0") or "")
-            sink.remove("Q0")
-            fh = store.journal_open()
-            fh.append(begin_record(state))
-            Journal(fh, "killed").intent("update", "q0", "qp", remote_id=state.keys["q0"].remote_id)
-            fh.close()
+    project = Project(tmp_path, emulator.url)
+    spec = ManifestSpec.initial(2, 1)
+    project.write(spec)
+    _converge(project)
+    moved = ManifestSpec((QuestraSpec("q0", "q0", "Q0_MOVED"), *spec.questra[1:]), spec.textql)
+    project.write(moved)
+    store = StateStore(project.state_path)
+    state = store.load()
+    assert state is not None
+    sink = DotenvSink(project.sink_path)
+    sink.write("q0", "Q0_MOVED", sink.read("Q0") or "")
+    sink.remove("Q0")
+    fh = store.journal_open()
+    fh.append(begin_record(state))
+    Journal(fh, "killed").intent("update", "q0", "qp", remote_id=state.keys["q0"].remote_id)
+    fh.close()
 
-            _converge(project)
-            after = project.state()
-            assert after is not None
-            assert after["keys"]["q0"]["sink"] == {"sink": "env", "as": "Q0_MOVED"}
-            assert check_invariants(project, control, moved) == []
-    finally:
-        emulator.stop()
+    _converge(project)
+    after = project.state()
+    assert after is not None
+    assert after["keys"]["q0"]["sink"] == {"sink": "env", "as": "Q0_MOVED"}
+    assert check_invariants(project, control, moved) == []
 
 
-def test_emulator_ignores_a_request_whose_client_died_before_sending_the_body() -> None:
+def test_emulator_ignores_a_request_whose_client_died_before_sending_the_body(emulator: EmulatorProcess) -> None:
     """A keyform killed between sending a create's headers and its body must not make the emulator
     create a key from an empty body (it did: an empty TextQL key appeared, breaking invariant (a))."""
-    emulator = EmulatorProcess()
-    try:
-        host, port = emulator.url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=COMMAND_TIMEOUT) as conn:
-            conn.sendall(b"POST /v1/api-keys/create HTTP/1.1\r\nHost: emulator\r\nAuthorization: Bearer t\r\n"
-                         b"Connect-Protocol-Version: 1\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 120\r\n\r\n")
-            conn.shutdown(socket.SHUT_WR)  # the body never comes
-            answer = conn.recv(65536)  # returns once the server has handled the request (or dropped it)
-        with EmulatorControl(emulator.url) as control:
-            assert control.textql_keys() == []
-        assert answer == b""
-    finally:
-        emulator.stop()
+    host, port = emulator.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=COMMAND_TIMEOUT) as conn:
+        conn.sendall(b"POST /v1/api-keys/create HTTP/1.1\r\nHost: emulator\r\nAuthorization: Bearer t\r\n"
+                     b"Connect-Protocol-Version: 1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 120\r\n\r\n")
+        conn.shutdown(socket.SHUT_WR)  # the body never comes
+        answer = conn.recv(65536)  # returns once the server has handled the request (or dropped it)
+    with EmulatorControl(emulator.url) as control:
+        assert control.textql_keys() == []
+    assert answer == b""
