@@ -1,0 +1,134 @@
+"""Providers honour the environment's proxy settings (`https_proxy`, `http_proxy`, `all_proxy`,
+`no_proxy`), as curl and httpx.Client do, through a real forward proxy on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+from keyform.emulator import Emulator
+from keyform.errors import ProviderError
+from keyform.providers import QuestraProvider
+from keyform.providers.http import environment_proxy
+from keyform.remote import CreateRequest
+
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+class _Forward(BaseHTTPRequestHandler):
+    """A forward proxy for plain HTTP: the request line holds the absolute target URL."""
+
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def do_GET(self) -> None:
+        target = urlsplit(self.path)
+        self.server.seen.append(f"{self.command} {self.path}")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+        upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=10)
+        upstream.request(self.command, target.path or "/", body=body or None, headers=headers)
+        answer = upstream.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        upstream.close()
+
+    do_POST = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.seen: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def proxy() -> Iterator[_ProxyServer]:
+    server = _ProxyServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def questra(emu: Emulator) -> QuestraProvider:
+    return QuestraProvider("questra-prod", emu.url, "tok_ci", "org_123", sleep=lambda s: None)
+
+
+def test_http_proxy_carries_every_call(emulator: Emulator, proxy: _ProxyServer,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    provider = questra(emulator)
+    created = provider.create(CreateRequest(address="ci-bot", attrs={"name": "CI bot"}, expires_at=None))
+    assert [k.id for k in provider.list()] == [created.key.id]
+    provider.close()
+    assert proxy.seen == [f"POST {emulator.url}/api-keys", f"GET {emulator.url}/api-keys"]
+
+
+def test_no_proxy_bypasses_the_proxy(emulator: Emulator, proxy: _ProxyServer,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.setenv("no_proxy", "localhost,127.0.0.0/8")
+    provider = questra(emulator)
+    assert provider.list() == []
+    provider.close()
+    assert proxy.seen == []
+
+
+def test_an_unusable_proxy_is_one_clear_error_without_its_credentials(
+        emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "gopher://user:hunter2@proxy.example:70")
+    with pytest.raises(ProviderError) as err:
+        questra(emulator)
+    message = str(err.value)
+    assert message.startswith("questra-prod: cannot use the proxy gopher://proxy.example")
+    assert "hunter2" not in message and "user" not in message
+
+
+@pytest.mark.parametrize(("url", "environ", "expected"), [
+    ("https://api.questra.ai", {}, None),
+    ("https://api.questra.ai", {"HTTPS_PROXY": "http://p:3128"}, "http://p:3128"),
+    ("https://api.questra.ai", {"https_proxy": "http://low:1", "HTTPS_PROXY": "http://up:2"}, "http://low:1"),
+    ("https://api.questra.ai", {"HTTP_PROXY": "http://p:3128"}, None),  # scheme-specific
+    ("http://api.questra.ai", {"HTTP_PROXY": "http://p:3128"}, "http://p:3128"),
+    ("https://api.questra.ai", {"ALL_PROXY": "http://all:1"}, "http://all:1"),
+    ("https://api.questra.ai", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "questra.ai"}, None),
+    ("https://api.questra.ai", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".questra.ai"}, None),
+    ("https://api.questra.ai", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, None),
+    ("https://notquestra.ai", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "questra.ai"}, "http://p:1"),
+    ("https://api.questra.ai", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "api.questra.ai:443"}, None),
+    ("http://10.1.2.3:8080", {"HTTP_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"}, None),
+    ("http://11.1.2.3:8080", {"HTTP_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"}, "http://p:1"),
+    ("http://[::1]:8080", {"HTTP_PROXY": "http://p:1", "no_proxy": "::1"}, None),
+])
+def test_environment_proxy_follows_curl(url: str, environ: dict[str, str], expected: str | None) -> None:
+    assert environment_proxy(url, environ) == expected
