@@ -65,6 +65,7 @@ class ApplyFigure:
     cpu: float
     rss: float
     calls: dict[str, int]
+    floor_wall: float  # the same create calls from bench/floor.py (http.client, nothing else)
 
     @property
     def ideal(self) -> float:
@@ -73,6 +74,10 @@ class ApplyFigure:
     @property
     def ratio(self) -> float:
         return self.wall / self.ideal
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.floor_wall / self.ideal
 
 
 @dataclass
@@ -167,7 +172,14 @@ class Bench:
         recorded = len(json.loads((root / "keyform.state.json").read_text())["keys"])
         if calls.get("questra.create") != creates or sunk != creates or recorded != creates:
             raise RuntimeError(f"apply of {creates}: {calls} calls, {sunk} sunk, {recorded} in state")
-        return ApplyFigure(creates, latency_ms, parallelism, r.wall, r.cpu, r.rss_mb, calls)
+        self.control.reset()
+        self.control.latency(latency_ms)
+        floor = run([sys.executable, str(Path(__file__).with_name("floor.py")), self.url, str(creates),
+                     str(w.org_count), str(parallelism)], cwd=root, env=self.env).check(0)
+        floor_calls = calls_between({}, self.control.requests())
+        if floor_calls.get("questra.create") != creates:
+            raise RuntimeError(f"floor of {creates}: {floor_calls} calls")
+        return ApplyFigure(creates, latency_ms, parallelism, r.wall, r.cpu, r.rss_mb, calls, floor.wall)
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -226,6 +238,8 @@ def report(res: Results) -> str:
                      f"{a.cpu:.2f} s", f"ideal {a.ideal:.3f} s" + (f" × {TARGETS['apply_ratio']}" if big else ""),
                      f"{a.ratio:.2f}× ideal" + (f" {_ok(a.ratio <= TARGETS['apply_ratio'])}" if big else ""),
                      f"{a.rss:.0f} MB", f"{sum(a.calls.values())}"))
+        rows.append(("  floor: the same creates, http.client only", f"{a.floor_wall:.2f} s", "", "",
+                     f"{a.floor_ratio:.2f}× ideal; keyform {a.wall / a.floor_wall:.2f}× floor", "", ""))
     out += _table(rows)
     out.append("")
     series: list[tuple[str, list[tuple[int, float]], str]] = []
@@ -285,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = asdict(res)
         doc["plans"] = [{**asdict(p), "remote_calls": p.remote_calls} for p in res.plans]
-        doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio} for a in res.applies]
+        doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio, "floor_ratio": a.floor_ratio}
+                          for a in res.applies]
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 

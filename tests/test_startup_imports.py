@@ -1,0 +1,89 @@
+"""What each command imports (issue #7: lazy imports keep start-up fast), read from
+`python -X importtime -m keyform ...` in a fresh process, exactly as a user runs keyform.
+
+- `--version` imports click and keyform's CLI, nothing heavier (no YAML, HTTP, schema or diff library);
+- `validate` of a valid manifest imports the YAML loader but neither httpx, jsonschema nor deepdiff;
+- a no-change `plan` talks HTTP, but imports neither jsonschema (the manifest is valid) nor deepdiff
+  (no attribute changed, so there is no diff to render);
+- an invalid manifest does import jsonschema, to word the problem: the check sees real imports.
+The YAML loader is libyaml's C loader whenever PyYAML has it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from keyform.emulator import Emulator
+from keyform.manifest import yamlsource
+from tests.project import ORG, TOKENS
+
+HEAVY = ("httpx", "httpcore", "jsonschema", "deepdiff", "yaml")
+
+
+def imported(args: list[str], cwd: Path, expect_code: int = 0) -> set[str]:
+    env = {**os.environ, **TOKENS, "NO_COLOR": "1"}
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "keyform", *args], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == expect_code, res.stderr[-2000:]
+    names = set()
+    for line in res.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    assert "keyform.cli" in names  # the importtime report was read
+    return names
+
+
+def top_level(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+def manifest(tmp_path: Path, url: str, keys: str = "  ci-bot: {provider: qp, name: CI bot}\n") -> Path:
+    path = tmp_path / "keyform.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        f"  qp: {{type: questra, base_url: '{url}', token: {{env: QUESTRA_TOKEN}}, org_id: {ORG}}}\n"
+        "sinks:\n"
+        "  env: {type: dotenv, path: .secrets/keys.env}\n"
+        "defaults: {sink: env}\n"
+        "keys:\n" + keys)
+    return path
+
+
+def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
+    names = top_level(imported(["--version"], tmp_path))
+    assert names.isdisjoint(HEAVY), sorted(names & set(HEAVY))
+    assert "click" in names
+
+
+def test_validate_of_a_valid_manifest_needs_no_http_schema_or_diff_library(tmp_path: Path) -> None:
+    manifest(tmp_path, "http://127.0.0.1:9")
+    names = top_level(imported(["validate"], tmp_path))
+    assert "yaml" in names
+    assert names.isdisjoint({"httpx", "httpcore", "jsonschema", "deepdiff"})
+
+
+def test_an_invalid_manifest_imports_jsonschema_to_word_the_problem(tmp_path: Path) -> None:
+    manifest(tmp_path, "http://127.0.0.1:9", keys="  ci-bot: {provider: qp, nmae: typo}\n")
+    names = top_level(imported(["validate"], tmp_path, expect_code=1))
+    assert "jsonschema" in names
+    assert names.isdisjoint({"httpx", "deepdiff"})
+
+
+def test_a_no_change_plan_imports_no_schema_or_diff_library(tmp_path: Path, emulator: Emulator) -> None:
+    manifest(tmp_path, emulator.url)
+    imported(["apply", "--auto-approve"], tmp_path)
+    names = top_level(imported(["plan", "--detailed-exitcode"], tmp_path))
+    assert "httpx" in names
+    assert names.isdisjoint({"jsonschema", "deepdiff"})
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="this PyYAML was built without libyaml")
+def test_the_manifest_loader_uses_libyaml() -> None:
+    assert issubclass(yamlsource._BASE_LOADER, yaml.CSafeLoader)
