@@ -21,6 +21,7 @@ Scenarios
 from __future__ import annotations
 
 import argparse
+import compileall
 import itertools
 import json
 import platform
@@ -32,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keyform
 from keyform.emulator import Emulator, EmulatorConfig
 from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
 from workload import Workload, bench_env, write_project
@@ -280,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(x) for x in args.keys.split(",") if x]
     apply_sizes = [int(x) for x in args.apply_keys.split(",") if x]
 
+    # A pip-installed keyform has its bytecode compiled at install; an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would recompile every module in every measured process.
+    compileall.compile_dir(str(Path(keyform.__file__).parent), quiet=1)
     res = Results(machine())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="keyform-bench-") as tmp, \

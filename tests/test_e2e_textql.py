@@ -28,11 +28,11 @@ def edit(project: Project, old: str, new: str) -> None:
     project.manifest.write_text(text.replace(old, new))
 
 
-def questra(control: EmulatorControl) -> dict[str, dict]:  # type: ignore[type-arg]
+def questra(control: EmulatorControl) -> dict[str, dict]:
     return {k["id"]: k for k in control.questra_keys(ORG)}
 
 
-def textql(control: EmulatorControl) -> dict[str, dict]:  # type: ignore[type-arg]
+def textql(control: EmulatorControl) -> dict[str, dict]:
     return {k["id"]: k for k in control.textql_keys()}
 
 

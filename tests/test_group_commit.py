@@ -8,11 +8,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from keyform.errors import SinkError
+from keyform.fsio import StrPath
 from keyform.sinks import dotenv, jsonfile
 from keyform.sinks.dotenv import DotenvSink
 from keyform.sinks.groupcommit import GroupCommit
@@ -48,7 +50,7 @@ def test_queued_writers_share_one_rewrite_and_all_return_durable() -> None:
     alone: list[str] = []
     file_lock.acquire()  # a rewrite "in flight": the writers below queue up behind it
     threads, errors = _start([
-        (lambda i=i: commit.write(file_lock, f"K{i}", f"v{i}", batches.append, lambda i=i: alone.append(f"K{i}")))
+        partial(commit.write, file_lock, f"K{i}", f"v{i}", batches.append, partial(alone.append, f"K{i}"))
         for i in range(8)])
     _wait_until(lambda: len(commit._pending) == 8)
     file_lock.release()
@@ -72,7 +74,7 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
         return write_one
 
     file_lock.acquire()
-    threads, errors = _start([(lambda i=i: commit.write(file_lock, f"K{i}", "v", fail, one(f"K{i}"))) for i in range(4)])
+    threads, errors = _start([partial(commit.write, file_lock, f"K{i}", "v", fail, one(f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
     for t in threads:
@@ -82,34 +84,34 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
 
 
 @pytest.mark.parametrize("make", [DotenvSink, JsonSink], ids=["dotenv", "json"])
-def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: Callable[[Path], object],
+def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: Callable[[Path], DotenvSink | JsonSink],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / ("s.env" if make is DotenvSink else "s.json")
     module = dotenv if make is DotenvSink else jsonfile
     rewrites: list[int] = []
     real = module.atomic_write
 
-    def counting(p: object, data: bytes, mode: int = 0o600) -> None:
+    def counting(p: StrPath, data: bytes, mode: int = 0o600) -> None:
         rewrites.append(len(data))
         time.sleep(0.002)  # a slow disk, so writers pile up
-        real(p, data, mode)  # type: ignore[arg-type]
+        real(p, data, mode)
 
     monkeypatch.setattr(module, "atomic_write", counting)
     sink = make(path)
 
     def worker(t: int) -> None:
         for i in range(25):
-            sink.write(f"k{t}", f"K_{t}_{i}", f"secret-{t}-{i}")  # type: ignore[attr-defined]
+            sink.write(f"k{t}", f"K_{t}_{i}", f"secret-{t}-{i}")
             assert sink.read(f"K_{t}_{i}") == f"secret-{t}-{i}"  # durable (and visible) on return
 
-    threads, errors = _start([(lambda t=t: worker(t)) for t in range(8)])
+    threads, errors = _start([partial(worker, t) for t in range(8)])
     for th in threads:
         th.join()
     assert errors == []
     fresh = make(path)  # a new instance: parses the file itself
     for t in range(8):
         for i in range(25):
-            assert fresh.read(f"K_{t}_{i}") == f"secret-{t}-{i}"  # type: ignore[attr-defined]
+            assert fresh.read(f"K_{t}_{i}") == f"secret-{t}-{i}"
     assert len(rewrites) < 200  # merged: fewer rewrites than writes
 
 
@@ -135,7 +137,7 @@ def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path,
 
     monkeypatch.setattr(os, "fsync", counting)
     journal._sync_lock.acquire()  # an fsync "in flight"
-    threads, errors = _start([(lambda i=i: journal.append({"op": "intent", "seq": str(i)})) for i in range(10)])
+    threads, errors = _start([partial(journal.append, {"op": "intent", "seq": str(i)}) for i in range(10)])
     _wait_until(lambda: journal._written == 10)
     journal._sync_lock.release()
     for t in threads:

@@ -49,8 +49,8 @@ class World:
 
     def converge(self, keys: list[KeySpec]) -> Any:
         ws = workspace(*keys)
-        pool = ProviderPool(ws, lambda cfg, token, org: self.providers[cfg.name], ENV)  # type: ignore[arg-type,return-value]
-        sinks = SinkPool(ws, lambda cfg: self.sink)  # type: ignore[arg-type,return-value]
+        pool = ProviderPool(ws, lambda cfg, token, org: self.providers[cfg.name], ENV)
+        sinks = SinkPool(ws, lambda cfg: self.sink)
         snapshot = refresh(ws, self.state, pool, instances_in_use(ws, self.state))
         from keyform.resolve import input_fingerprints
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ NOW = T0 + timedelta(days=1)
 READABLE = PlanInputs(readable_sinks=frozenset({"env"}))
 
 
-def remote_of(st: State, **overrides: dict[str, object]) -> RemoteSnapshot:
+def remote_of(st: State, **overrides: Mapping[str, Any] | None) -> RemoteSnapshot:
     """The remote exactly as state last saw it, with per-address overrides (None → deleted)."""
     by_instance: dict[str, dict[str, RemoteKey]] = {"qp": {}, "tq": {}}
     for ks in st.keys.values():
@@ -29,7 +31,7 @@ def remote_of(st: State, **overrides: dict[str, object]) -> RemoteSnapshot:
             continue
         key = RemoteKey(ks.remote_id, dict(ks.remote), created_at=ks.created_at, expires_at=ks.expires_at)
         attrs = dict(key.attrs)
-        attrs.update(change.get("attrs", {}))  # type: ignore[call-overload]
+        attrs.update(change.get("attrs", {}))
         key = replace(key, attrs=attrs, revoked=bool(change.get("revoked")), expired=bool(change.get("expired")))
         by_instance[ks.provider][ks.remote_id] = key
     return RemoteSnapshot({n: InstanceSnapshot(v) for n, v in by_instance.items()}, refreshed=True)

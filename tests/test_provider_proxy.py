@@ -89,7 +89,8 @@ def test_http_proxy_carries_every_call(emulator: Emulator, proxy: _ProxyServer,
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     provider = questra(emulator)
     created = provider.create(CreateRequest(address="ci-bot", attrs={"name": "CI bot"}, expires_at=None))
-    assert [k.id for k in provider.list()] == [created.key.id]
+    listed = provider.list()
+    assert listed is not None and [k.id for k in listed] == [created.key.id]
     provider.close()
     assert proxy.seen == [f"POST {emulator.url}/api-keys", f"GET {emulator.url}/api-keys"]
 

@@ -1,3 +1,3 @@
-from keyform.cli import main
+from keyform.cli import console
 
-main()
+console()

@@ -104,6 +104,20 @@ def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: 
     return Options(files=list(files), state_path=state_path, lock_timeout=timeout)
 
 
+def console() -> None:
+    """The `keyform` console script and `python -m keyform`: `main`, then a frozen heap for the exit.
+
+    Interpreter teardown ends with a full cyclic collection over everything the command built
+    (manifests, state, plan, listings): ~20-40 ms at 1,000 keys, more at 10,000, after the work
+    is done. `gc.freeze()` first moves all of it out of the collector's reach; nothing is left
+    unflushed or unclosed by that, the objects are simply not traversed again. In-process callers
+    of `main` (tests, click's CliRunner) keep a normal heap."""
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keyform")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debugging detail.")

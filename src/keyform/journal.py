@@ -79,8 +79,9 @@ class Interrupted:
     sunk: bool = False  # the secret reached its sink
 
 
-def replay(state: State, records: Iterable[dict[str, Any]]) -> list[Interrupted]:
-    """Apply every finished change in `records` to `state` (in order); return the unfinished ones."""
+def replay(state: State | None, records: Iterable[dict[str, Any]]) -> list[Interrupted]:
+    """Apply every finished change in `records` to `state` (in order); return the unfinished ones.
+    With `state` None, only find the unfinished ones (no State is built or copied)."""
     open_: dict[str, Interrupted] = {}
     for rec in records:
         op, seq = rec.get("op"), str(rec.get("seq"))
@@ -96,7 +97,8 @@ def replay(state: State, records: Iterable[dict[str, Any]]) -> list[Interrupted]
             open_.pop(seq, None)
         elif op == "done":
             open_.pop(seq, None)
-            _fold_done(state, rec)
+            if state is not None:
+                _fold_done(state, rec)
     return list(open_.values())
 
 

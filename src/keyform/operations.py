@@ -179,6 +179,6 @@ def _compact(sess: Session, records: list[dict[str, object]]) -> None:
     """After the state is saved, keep only the journal records of changes still unresolved."""
     from keyform.journal import replay
 
-    open_ = replay(State.from_json(sess.state.to_json()), records)
+    open_ = replay(None, records)
     keep_seqs = {it.seq for it in open_ if it.action == "create"}
     _rewrite_journal(sess, [r for r in records if str(r.get("seq")) in keep_seqs])

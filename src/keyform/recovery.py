@@ -59,7 +59,7 @@ def recover(state: State, records: list[dict[str, Any]], pool: ProviderPool) -> 
         if out.state_changed:
             out.notes.append("recovered the outcome of an interrupted apply from its journal")
     else:  # the state was saved after these records: only the interrupted changes matter
-        interrupted = replay(State.from_json(state.to_json()), records)
+        interrupted = replay(None, records)
     for it in interrupted:
         if it.action != "create":
             continue

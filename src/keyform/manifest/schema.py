@@ -21,7 +21,7 @@ from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import YamlDocument, YamlPath
 
 if TYPE_CHECKING:  # jsonschema is imported only when a manifest is invalid
-    from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+    from jsonschema import Draft202012Validator, ValidationError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
 # Sections that map names to entries; a failing document is re-checked entry by entry.
@@ -118,15 +118,16 @@ def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
     """(path to point at, human message) for one jsonschema error."""
     path: YamlPath = tuple(error.absolute_path)
     schema: Any = error.schema
-    instance = error.instance
-    kind = error.validator
+    instance: Any = error.instance
+    kind: Any = error.validator
+    expected: Any = error.validator_value
     custom = schema.get("errorMessage") if isinstance(schema, dict) else None
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
         for field in _extra_fields(instance, allowed):
             yield (*path, field), _unknown_field(path, field, allowed, schema)
     elif kind == "required":
-        missing = [n for n in error.validator_value if n not in instance]
+        missing = [n for n in expected if n not in instance]
         for name in missing:
             if path:
                 yield path, f"{dotted(path)}: missing required field {name!r}"
@@ -134,13 +135,13 @@ def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
                 yield path, f"missing required top-level field {name!r}" + (
                     " (add `version: 1`)" if name == "version" else "")
     elif kind == "type":
-        yield path, _type_message(path, instance, error.validator_value)
+        yield path, _type_message(path, instance, expected)
     elif kind in ("pattern", "const", "minProperties", "maxProperties") and custom:
         # A bad *name* (propertyNames) is reported at the name's own line.
         where = (*path, instance) if "propertyNames" in error.absolute_schema_path else path
         yield where, _prefix(path) + custom.replace("{value}", _show(instance, where))
     elif kind == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        options = ", ".join(str(o) for o in expected)
         yield path, f"{_prefix(path)}{_show(instance, path)} is not one of: {options}"
     elif kind == "minLength":
         yield path, f"{_prefix(path)}must not be empty"
