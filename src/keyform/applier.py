@@ -88,6 +88,10 @@ class ApplyContext:
     env: Mapping[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     issued: dict[str, str] = field(default_factory=dict, repr=False)  # secrets issued in this apply
+    # deposed keys by remote id, and those revoked so far: the revocation phase touches each in O(1)
+    # and drops the revoked from `state.deposed` in one pass at its end (not one pass per key)
+    deposed_by_id: dict[str, DeposedKey] = field(default_factory=dict, repr=False)
+    revoked: set[str] = field(default_factory=set, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
 
@@ -196,7 +200,15 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
             second.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
                                  provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
                                  reasons=("replaced in this apply; no grace period",)))
-    _run(second, ctx, report)
+    with ctx.lock:
+        ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
+    try:
+        _run(second, ctx, report)
+    finally:
+        with ctx.lock:
+            if ctx.revoked:
+                ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
+                ctx.revoked.clear()
     return report
 
 
@@ -485,11 +497,11 @@ def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:
         ctx.provider(change.provider).delete(change.remote_id)
     except KeyformError as exc:
         with ctx.lock:
-            for dep in ctx.state.deposed:
-                if dep.remote_id == change.remote_id:
-                    dep.last_error = str(exc)
+            dep = ctx.deposed_by_id.get(change.remote_id)
+            if dep is not None:
+                dep.last_error = str(exc)
         ctx.journal.failed(seq, str(exc))
         raise
     with ctx.lock:
-        ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id != change.remote_id]
+        ctx.revoked.add(change.remote_id)  # dropped from state.deposed when the phase ends
     ctx.journal.done(seq, revoked_deposed=change.remote_id)

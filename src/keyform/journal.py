@@ -83,6 +83,7 @@ def replay(state: State | None, records: Iterable[dict[str, Any]]) -> list[Inter
     """Apply every finished change in `records` to `state` (in order); return the unfinished ones.
     With `state` None, only find the unfinished ones (no State is built or copied)."""
     open_: dict[str, Interrupted] = {}
+    fold = _Fold(state) if state is not None else None
     for rec in records:
         op, seq = rec.get("op"), str(rec.get("seq"))
         if op == "intent":
@@ -97,20 +98,37 @@ def replay(state: State | None, records: Iterable[dict[str, Any]]) -> list[Inter
             open_.pop(seq, None)
         elif op == "done":
             open_.pop(seq, None)
-            if state is not None:
-                _fold_done(state, rec)
+            if fold is not None:
+                fold.done(rec)
+    if fold is not None:
+        fold.finish()
     return list(open_.values())
 
 
-def _fold_done(state: State, rec: dict[str, Any]) -> None:
-    if "key" in rec:
-        ks = KeyState.from_json(rec["address"], rec["key"])
-        state.keys[ks.address] = ks
-    if "forget" in rec:
-        state.keys.pop(rec["forget"], None)
-    if "deposed" in rec:
-        dep = DeposedKey.from_json(rec["deposed"])
-        if not any(d.remote_id == dep.remote_id for d in state.deposed):
-            state.deposed.append(dep)
-    if "revoked_deposed" in rec:
-        state.deposed = [d for d in state.deposed if d.remote_id != rec["revoked_deposed"]]
+class _Fold:
+    """Folds `done` records into a State, O(1) per record: deposed keys are indexed by remote id,
+    and the revoked ones leave `state.deposed` in one pass at the end."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.deposed = {d.remote_id for d in state.deposed}
+        self.revoked: set[str] = set()
+
+    def done(self, rec: dict[str, Any]) -> None:
+        state = self.state
+        if "key" in rec:
+            ks = KeyState.from_json(rec["address"], rec["key"])
+            state.keys[ks.address] = ks
+        if "forget" in rec:
+            state.keys.pop(rec["forget"], None)
+        if "deposed" in rec:
+            dep = DeposedKey.from_json(rec["deposed"])
+            if dep.remote_id not in self.deposed:
+                self.deposed.add(dep.remote_id)
+                state.deposed.append(dep)
+        if "revoked_deposed" in rec:
+            self.revoked.add(rec["revoked_deposed"])
+
+    def finish(self) -> None:
+        if self.revoked:
+            self.state.deposed = [d for d in self.state.deposed if d.remote_id not in self.revoked]
