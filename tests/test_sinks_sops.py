@@ -326,3 +326,49 @@ def test_decryption_failures_are_summed_up_in_a_few_words(tmp_path: Path, age_ke
     assert decrypt_failure(sops_said) == (
         "no master key could decrypt it (arn:aws:kms:eu-west-1:1:key/k: Error decrypting key: AccessDenied for "
         "this role; 85D77543B3D624B6: gpg: decryption failed: No secret key)")
+
+
+@pytest.mark.parametrize("kind", ["sops", "k8s-secret"])
+def test_concurrent_writers_share_encryptions_and_lose_no_entry(tmp_path: Path, age_key: AgeKey, kind: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An apply writes secrets from up to --parallelism threads: they share `sops encrypt` runs
+    (group commit), and every entry is in the file, decrypted by the real sops, when write returns."""
+    import keyform.sinks.sops as sops_module
+    from keyform.sinks import procs
+    from keyform.sinks.k8s import K8sSecretSink
+
+    encryptions: list[int] = []
+    real_run = procs.run
+
+    def counting(argv: list[str], **kw: Any) -> Any:
+        if "encrypt" in argv:
+            encryptions.append(1)
+        return real_run(argv, **kw)
+
+    monkeypatch.setattr(sops_module, "run", counting)
+    recipients = Recipients(age=(age_key.recipient,))
+    sink: SopsSink | K8sSecretSink
+    if kind == "sops":
+        sink = SopsSink(tmp_path / "keys.enc.env", recipients=recipients)
+    else:
+        sink = K8sSecretSink(tmp_path / "keys.secret.enc.yaml", "keys", sops=recipients)
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(6):
+                sink.write(f"k{t}", f"K_{t}_{i}", f"{SECRET}-{t}-{i}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(encryptions) < 48  # 48 writes, merged into fewer encryptions
+    doc = sops_decrypt(sink.path, age_key)
+    values = doc["stringData"] if kind == "k8s-secret" else doc
+    assert {f"K_{t}_{i}": f"{SECRET}-{t}-{i}" for t in range(8) for i in range(6)}.items() <= values.items()
+    assert SECRET not in sink.path.read_text()

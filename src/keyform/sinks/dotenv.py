@@ -69,9 +69,9 @@ class DotenvSink:
         if "\0" in secret:
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret contains a NUL character")
         # concurrent writers share one rewrite of the file (keyform.sinks.groupcommit)
-        for_path(self.path).write(lock_for(self.path), name, secret,
-                                  lambda batch: self._set(batch, name, address),
-                                  lambda: self._set([(name, secret)], name, address))
+        for_path(self.path, "dotenv").write(lock_for(self.path), name, secret,
+                                            lambda batch: self._set(batch, name, address),
+                                            lambda: self._set([(name, secret)], name, address))
 
     def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
         """Set every (NAME, secret) in one atomic rewrite, in one pass over the file; the caller

@@ -1,9 +1,10 @@
-"""Group commit for sinks that keep every secret in one file (dotenv, json): writers that arrive
-while the file is being rewritten are merged into the next atomic rewrite.
+"""Group commit for sinks that keep every secret in one file (dotenv, json, sops, k8s-secret):
+writers that arrive while the file is being rewritten are merged into the next atomic rewrite.
 
 A sink that rewrites its whole file per secret does O(n) bytes of work and one atomic write (two
 fsyncs) per secret, one writer at a time: an apply of 1,000 keys into one dotenv file spends most
-of its time queued on that file's lock. Here each writer adds its entry to the file's pending list
+of its time queued on that file's lock, and into one sops file it runs `sops encrypt` (~50 ms) a
+thousand times in a row. Here each writer adds its entry to the file's pending list
 and takes the file lock; whoever holds it writes *every* pending entry in one atomic rewrite and
 marks them durable. A writer whose entry a previous holder already wrote returns at once, so each
 `write` still returns only once its own entry is on stable storage.
@@ -65,12 +66,14 @@ class GroupCommit:
 
 
 _registry_lock = threading.Lock()
-_commits: dict[str, GroupCommit] = {}
+_commits: dict[tuple[str, str], GroupCommit] = {}
 
 
-def for_path(path: StrPath) -> GroupCommit:
-    """The process-wide GroupCommit of the file at `path` (symlinks resolved, like `lock_for`)."""
-    key = os.path.realpath(path)
+def for_path(path: StrPath, fmt: str) -> GroupCommit:
+    """The process-wide GroupCommit of the file at `path` (symlinks resolved, like `lock_for`) for
+    writers of format `fmt`. Only writers of one format share batches: two sinks of different types
+    misconfigured onto one file each write their own entries, never the other's in its format."""
+    key = (fmt, os.path.realpath(path))
     with _registry_lock:
         commit = _commits.get(key)
         if commit is None:

@@ -30,9 +30,9 @@ class JsonSink:
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
         # concurrent writers share one rewrite of the file (keyform.sinks.groupcommit)
-        for_path(self.path).write(lock_for(self.path), name, secret,
-                                  lambda batch: self._set(batch, name, address),
-                                  lambda: self._set([(name, secret)], name, address))
+        for_path(self.path, "json").write(lock_for(self.path), name, secret,
+                                          lambda batch: self._set(batch, name, address),
+                                          lambda: self._set([(name, secret)], name, address))
 
     def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
         """Set every (name, secret) in one atomic rewrite; the caller holds the file lock."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import yaml
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.sinks.groupcommit import for_path
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
 
@@ -81,16 +82,25 @@ class K8sSecretSink:
     def write(self, address: str, name: str, secret: str) -> None:
         what = f" (writing {name} for key {address})"
         self._check(name, what)
-        with lock_for(self.path):
-            raw, doc, _ = self._load(name, what)
-            data, string_data = _section(doc, "data", self.path), _section(doc, "stringData", self.path)
+        # concurrent writers share one rewrite (and encryption) of the file (keyform.sinks.groupcommit)
+        for_path(self.path, "k8s-secret").write(lock_for(self.path), name, secret,
+                                                lambda batch: self._set(batch, what),
+                                                lambda: self._set([(name, secret)], what))
+
+    def _set(self, entries: list[tuple[str, str]], what: str) -> None:
+        """Set every (name, secret) in one rewrite; the caller holds the file lock."""
+        raw, doc, _ = self._load({n for n, _ in entries}, what)
+        data, string_data = _section(doc, "data", self.path), _section(doc, "stringData", self.path)
+        written: list[tuple[LeafPath, str]] = []
+        for name, secret in entries:
             if self.field == "stringData":
                 stored = string_data[name] = secret
                 data.pop(name, None)
             else:
                 stored = data[name] = base64.b64encode(secret.encode("utf-8")).decode("ascii")
                 string_data.pop(name, None)
-            self._store(doc, raw, what, written=((self.field, name), stored))
+            written.append(((self.field, name), stored))
+        self._store(doc, raw, what, written)
 
     def read(self, name: str) -> str | None:
         what = f" (reading {name})"
@@ -131,7 +141,7 @@ class K8sSecretSink:
                 seen = self.sops.visible(raw)
                 if seen is not None and not _holds(seen, name):
                     return
-            raw, doc, fresh = self._load(name, what, raw=raw)
+            raw, doc, fresh = self._load({name}, what, raw=raw)
             sections = [_section(doc, f, self.path) for f in FIELDS]
             if not fresh and not any(name in s for s in sections):
                 return
@@ -154,18 +164,18 @@ class K8sSecretSink:
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the Secret manifest{what}: {exc.strerror}") from None
 
-    def _load(self, name: str, what: str, raw: bytes | None = None
+    def _load(self, names: set[str], what: str, raw: bytes | None = None
               ) -> tuple[bytes | None, dict[str, Any], bool]:
         """(the file's bytes, the Secret to edit, whether it replaces an undecryptable file): a new
         Secret when there is no file or, encrypted, when the file cannot be decrypted but nothing in
-        it except keyform's own fields and this key would be lost by starting afresh."""
+        it except keyform's own fields and these keys would be lost by starting afresh."""
         raw = raw if raw is not None else self._raw(what)
         if raw is None:
             return None, {}, False
         if self.sops is None:
             doc: dict[str, Any] | None = self._parse(raw, what)
         else:
-            doc = self.sops.load_for_update(raw, what, lambda p: _disposable(p, name))
+            doc = self.sops.load_for_update(raw, what, lambda p: _disposable(p, names))
         if doc is None:
             return raw, {}, True
         _check_kind(doc, self.path, what)
@@ -183,10 +193,10 @@ class K8sSecretSink:
         return doc
 
     def _store(self, doc: dict[str, Any], raw: bytes | None, what: str,
-               written: tuple[LeafPath, str] | None = None) -> None:
+               written: Sequence[tuple[LeafPath, str]] = ()) -> None:
         out = self._render(doc)
         if self.sops is not None:
-            self.sops.store(out, raw, what, written=[written] if written else [])
+            self.sops.store(out, raw, what, written=written)
             return
         data = yaml.dump(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
                          width=1 << 20).encode("utf-8")
@@ -236,10 +246,11 @@ def _holds(visible: Mapping[str, Any], name: str) -> bool:
     return any(isinstance(visible.get(f), dict) and name in visible[f] for f in FIELDS)
 
 
-def _disposable(path: LeafPath, name: str) -> bool:
-    """Values keyform would write again itself when re-creating the Secret with only `name`."""
+def _disposable(path: LeafPath, names: set[str]) -> bool:
+    """Values keyform would write again itself when re-creating the Secret with only `names`."""
     return (path in (("apiVersion",), ("kind",), ("type",), ("metadata", "name"), ("metadata", "namespace"))
-            or path[:2] == ("metadata", "labels") or path in (("data", name), ("stringData", name)))
+            or path[:2] == ("metadata", "labels")
+            or (len(path) == 2 and path[0] in ("data", "stringData") and path[1] in names))
 
 
 def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
