@@ -1,0 +1,80 @@
+"""The shared HTTP layer (`providers/http.py`) over real HTTP on 127.0.0.1: what every request
+carries, compressed answers, and request bodies that are not ASCII."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from keyform import __version__
+from keyform.emulator import Emulator
+from keyform.providers import QuestraProvider
+from keyform.remote import CreateRequest
+from tests.conftest import EmulatorControl
+
+LISTING = [{"id": "ak_1", "name": "CI bot", "created_at": "2026-11-01T10:00:00.123Z", "expires_at": None,
+            "revoked": False}]
+
+
+class _GzipApi(BaseHTTPRequestHandler):
+    """Answers GET /api-keys with a gzip-compressed listing, and remembers the request headers."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.headers.append({k.lower(): v for k, v in self.headers.items()})
+        body = gzip.compress(json.dumps(LISTING).encode())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _GzipApi)
+        self.headers: list[dict[str, str]] = []
+
+
+@pytest.fixture
+def gzip_api() -> Iterator[_Server]:
+    server = _Server()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_gzip_compressed_listing_is_decoded_and_requests_say_who_is_asking(gzip_api: _Server) -> None:
+    provider = QuestraProvider("qp", f"http://127.0.0.1:{gzip_api.server_address[1]}", "tok_ci", "org_1")
+    listed = provider.list()
+    provider.close()
+    assert listed is not None and [(k.id, k.attrs["name"], k.created_at) for k in listed] == [
+        ("ak_1", "CI bot", "2026-11-01T10:00:00Z")]
+    [sent] = gzip_api.headers
+    assert sent["user-agent"] == f"keyform/{__version__}"
+    assert "gzip" in sent["accept-encoding"]
+    assert sent["authorization"] == "Bearer tok_ci" and sent["x-org-id"] == "org_1"
+
+
+def test_a_name_that_is_not_ascii_reaches_the_api_intact(emulator: Emulator, emu_control: EmulatorControl) -> None:
+    provider = QuestraProvider("qp", emulator.url, "tok_ci", "org_1")
+    created = provider.create(CreateRequest(address="ci-bot", attrs={"name": "Clé CI — 東京"}, expires_at=None))
+    provider.close()
+    assert created.key.attrs["name"] == "Clé CI — 東京"
+    assert [k["name"] for k in emu_control.questra_keys("org_1")] == ["Clé CI — 東京"]
