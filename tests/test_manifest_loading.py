@@ -128,6 +128,16 @@ def test_relative_paths_resolve_against_their_manifest(tmp_path: Path) -> None:
     assert ws.keys["ana-questra"].secret_inputs["auth_value"] == FileRef(str(tmp_path / "teams" / "ana.token"))
 
 
+def test_two_sinks_may_name_one_file_as_exact_aliases(tmp_path: Path) -> None:
+    """Same type and options: one file under two names is fine (the file lock serialises them); a
+    sink writing it differently is refused (tests/malformed/100-two-sinks-one-file.yaml)."""
+    write(tmp_path / "infra" / "providers.yaml", PROVIDERS + "state: {path: ../state/ks.json}\n")
+    write(tmp_path / "teams" / "sinks.yaml", "version: 1\nsinks:\n  same-env: {type: dotenv, path: ../infra/.secrets/prod.env}\n")
+    write(tmp_path / "teams" / "keys.yaml", KEYS.replace("{env: ANA_TOKEN}", "{file: ana.token}"))
+    ws = load_workspace(["infra/providers.yaml", "teams/sinks.yaml", "teams/keys.yaml"], cwd=tmp_path, now=NOW)
+    assert ws.sinks["same-env"].options == ws.sinks["dev-env"].options
+
+
 def test_file_names_outside_cwd_are_absolute(tmp_path: Path) -> None:
     manifest = write(tmp_path / "elsewhere" / "keyform.yaml", PROVIDERS)
     (tmp_path / "here").mkdir()

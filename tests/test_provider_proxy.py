@@ -105,14 +105,29 @@ def test_no_proxy_bypasses_the_proxy(emulator: Emulator, proxy: _ProxyServer,
     assert proxy.seen == []
 
 
+def test_a_proxy_without_a_scheme_is_http(emulator: Emulator, proxy: _ProxyServer,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removeprefix("http://"))
+    provider = questra(emulator)
+    assert provider.list() == []
+    provider.close()
+    assert proxy.seen == [f"GET {emulator.url}/api-keys"]
+
+
+@pytest.mark.parametrize(("value", "shown", "why"), [
+    ("gopher://user:hunter2@proxy.example:70", "gopher://proxy.example:70",
+     "unsupported proxy scheme 'gopher' (use http, https or socks5)"),
+    ("http://user:hun/ter2@proxy.example:3128", "http://proxy.example:3128", "not a valid proxy URL"),
+    ("http://user:hunter2@proxy.example:notaport", "http://proxy.example:notaport", "not a valid proxy URL"),
+])
 def test_an_unusable_proxy_is_one_clear_error_without_its_credentials(
-        emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTP_PROXY", "gopher://user:hunter2@proxy.example:70")
+        emulator: Emulator, monkeypatch: pytest.MonkeyPatch, value: str, shown: str, why: str) -> None:
+    monkeypatch.setenv("HTTP_PROXY", value)
     with pytest.raises(ProviderError) as err:
         questra(emulator)
     message = str(err.value)
-    assert message.startswith("questra-prod: cannot use the proxy gopher://proxy.example")
-    assert "hunter2" not in message and "user" not in message
+    assert message == f"questra-prod: cannot use the proxy {shown} named by the environment: {why}"
+    assert "hunter2" not in message and "ter2" not in message and "user" not in message
 
 
 @pytest.mark.parametrize(("url", "environ", "expected"), [
@@ -130,6 +145,10 @@ def test_an_unusable_proxy_is_one_clear_error_without_its_credentials(
     ("http://10.1.2.3:8080", {"HTTP_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"}, None),
     ("http://11.1.2.3:8080", {"HTTP_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"}, "http://p:1"),
     ("http://[::1]:8080", {"HTTP_PROXY": "http://p:1", "no_proxy": "::1"}, None),
+    ("https://api.questra.ai", {"https_proxy": "", "HTTPS_PROXY": "http://up:1"}, None),  # empty lower case wins
+    ("http://api.questra.ai", {"HTTP_PROXY": "http://p:1", "REQUEST_METHOD": "GET"}, None),  # httpoxy
+    ("http://api.questra.ai", {"http_proxy": "http://p:1", "REQUEST_METHOD": "GET"}, "http://p:1"),
+    ("https://api.questra.ai", {"HTTPS_PROXY": "proxy.corp:3128"}, "http://proxy.corp:3128"),
 ])
 def test_environment_proxy_follows_curl(url: str, environ: dict[str, str], expected: str | None) -> None:
     assert environment_proxy(url, environ) == expected

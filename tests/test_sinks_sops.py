@@ -372,3 +372,46 @@ def test_concurrent_writers_share_encryptions_and_lose_no_entry(tmp_path: Path, 
     values = doc["stringData"] if kind == "k8s-secret" else doc
     assert {f"K_{t}_{i}": f"{SECRET}-{t}-{i}" for t in range(8) for i in range(6)}.items() <= values.items()
     assert SECRET not in sink.path.read_text()
+
+
+def test_two_sinks_misconfigured_onto_one_file_never_write_each_others_secrets(tmp_path: Path,
+                                                                               age_key: AgeKey) -> None:
+    """A plaintext and an encrypted k8s-secret sink on one path: writes queued behind one another are
+    batched per sink, never written with the other sink's settings (the encrypted one's secret never
+    lands in plaintext). One of them may fail on the other's file; neither may leak."""
+    import time
+
+    from keyform.sinks.k8s import K8sSecretSink
+    from keyform.sinks.pathlocks import lock_for
+
+    path = tmp_path / "keys.secret.yaml"
+    plain = K8sSecretSink(path, "keys")
+    encrypted = K8sSecretSink(path, "keys", sops=Recipients(age=(age_key.recipient,)))
+    errors: list[BaseException] = []
+    batches: dict[str, list[set[str]]] = {"plain": [], "encrypted": []}
+    for label, sink in (("plain", plain), ("encrypted", encrypted)):
+        def recording(entries: list[tuple[str, str]], what: str, real: Any = sink._set, label: str = label) -> None:
+            batches[label].append({n for n, _ in entries})
+            real(entries, what)
+        sink._set = recording  # type: ignore[method-assign]
+
+    def write(sink: K8sSecretSink, name: str, secret: str) -> None:
+        try:
+            sink.write("k", name, secret)
+        except SinkError as exc:
+            errors.append(exc)
+
+    lock = lock_for(path)
+    lock.acquire()  # a rewrite in flight: both writers queue up behind it
+    threads = [threading.Thread(target=write, args=(encrypted, "ENC_ONE", SECRET)),
+               threading.Thread(target=write, args=(plain, "PLAIN_ONE", "plain-value"))]
+    for th in threads:
+        th.start()
+    time.sleep(0.2)
+    lock.release()
+    for th in threads:
+        th.join()
+    assert all(names <= {"PLAIN_ONE"} for names in batches["plain"])
+    assert all(names <= {"ENC_ONE"} for names in batches["encrypted"])
+    assert len(errors) <= 1
+    assert SECRET not in path.read_text()

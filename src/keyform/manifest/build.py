@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     default_sink = _default_sink(files, declared["sinks"], report)
     providers = {name: p for name, d in declared["providers"].items() if (p := _provider(d, report))}
     sinks = {name: s for name, d in declared["sinks"].items() if (s := _sink(d, report))}
+    _check_shared_files(sinks, declared["sinks"], report)
     context = KeyContext(declared_providers=declared["providers"], providers=providers,
                          declared_sinks=declared["sinks"], sinks=sinks, default_sink=default_sink,
                          now=now, report=report)
@@ -188,6 +189,31 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declaration], report: Report) -> None:
+    """Two sinks may name one file only as exact aliases (same type and options): otherwise each
+    rewrite would put the file in its own format, or under other recipients, and lose the other's entries."""
+    first: dict[str, SinkConfig] = {}
+    for name in sorted(sinks, key=lambda n: (sinks[n].loc.file, sinks[n].loc.line)):
+        cfg = sinks[name]
+        target = cfg.options.get("path") if cfg.type != "file" else cfg.options.get("dir")
+        if not isinstance(target, str):
+            continue
+        option = "dir" if cfg.type == "file" else "path"
+        other = first.setdefault(os.path.realpath(target), cfg)
+        if other is cfg or (other.type, _besides(other.options)) == (cfg.type, _besides(cfg.options)):
+            continue
+        decl = declared[name]
+        how = f"a {other.type} sink" if other.type != cfg.type else "a sink of the same type with other options"
+        report.error(decl.source, (*decl.path, option),
+                     f"{dotted((*decl.path, option))}: the same file as sink {other.name!r} ({other.loc}), {how}; "
+                     "two sinks writing one file differently would overwrite each other's entries")
+
+
+def _besides(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A sink's options other than where it writes."""
+    return {k: v for k, v in options.items() if k not in SINK_PATH_OPTIONS}
 
 
 def _sink(decl: Declaration, report: Report) -> SinkConfig | None:

@@ -124,20 +124,28 @@ def _lost_reason(exc: httpx.HTTPError, read_timeout: float | None) -> str:
 
 
 def environment_proxy(url: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The proxy the environment names for `url`, as curl and httpx.Client pick it: `https_proxy` or
-    `http_proxy` by scheme, else `all_proxy` (lower case first, then upper case); none when `no_proxy`
-    covers the host: `*`, the host itself, a parent domain (`example.com` or `.example.com`), or an
-    IP network (`10.0.0.0/8`)."""
+    """The proxy the environment names for `url`, as curl, urllib and httpx.Client pick it:
+    `https_proxy` or `http_proxy` by scheme, else `all_proxy`; the lower-case variable wins when set,
+    even empty (empty: no proxy); `HTTP_PROXY` is ignored under CGI (`REQUEST_METHOD` set:
+    "httpoxy"); `no_proxy` exempts `*`, the host, a parent domain (`example.com` or
+    `.example.com`) or an IP network (`10.0.0.0/8`). A proxy without a scheme is `http://`."""
     env = os.environ if environ is None else environ
 
     def var(name: str) -> str:
-        return (env.get(name) or env.get(name.upper()) or "").strip()
+        if name in env:
+            return env[name].strip()
+        if name == "http_proxy" and "REQUEST_METHOD" in env:
+            return ""
+        return (env.get(name.upper()) or "").strip()
 
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if host and _bypassed(host, var("no_proxy")):
         return None
-    return var(f"{parts.scheme}_proxy") or var("all_proxy") or None
+    proxy = var(f"{parts.scheme}_proxy") or var("all_proxy")
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
@@ -169,11 +177,27 @@ def _transport_for(instance: str, base_url: str) -> httpx.HTTPTransport:
     try:
         return httpx.HTTPTransport(verify=tls_context(), limits=LIMITS, proxy=proxy)
     except (ValueError, ImportError, httpx.InvalidURL) as exc:
-        def no_userinfo(text: str) -> str:
-            return re.sub(r"//[^/@\s]*@", "//", text)
+        raise ProviderError(f"{instance}: cannot use the proxy {_shown_proxy(proxy)} named by the environment: "
+                            f"{_proxy_problem(proxy, exc)}") from None
 
-        raise ProviderError(f"{instance}: cannot use the proxy {no_userinfo(proxy or '')} named by the "
-                            f"environment: {no_userinfo(str(exc))}") from None
+
+def _shown_proxy(proxy: str | None) -> str:
+    """The proxy URL as it may be printed: scheme, host and port only (never user or password)."""
+    if not proxy:
+        return "(none)"
+    scheme, _, rest = proxy.partition("://")
+    hostport = rest.rpartition("@")[2].split("/", 1)[0]  # a password may hold '/': cut at the last '@' first
+    return f"{scheme}://{hostport}"
+
+
+def _proxy_problem(proxy: str | None, exc: Exception) -> str:
+    """Why httpx refused the proxy, in words that never quote the URL (it may hold credentials)."""
+    scheme = (proxy or "").partition("://")[0].lower()
+    if isinstance(exc, ImportError):
+        return "SOCKS proxies need the socksio package (pip install 'httpx[socks]')"
+    if scheme not in ("http", "https", "socks5", "socks5h"):
+        return f"unsupported proxy scheme {scheme!r} (use http, https or socks5)"
+    return "not a valid proxy URL"
 
 
 class HttpClient:
@@ -250,6 +274,7 @@ class HttpClient:
             request = httpx.Request(method, self.base_url + path, headers=self._json_headers, content=content,
                                     extensions=self._extensions)
         response = self._transport.handle_request(request)
+        response.request = request
         try:
             response.read()
         finally:

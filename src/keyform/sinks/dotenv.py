@@ -15,7 +15,7 @@ from pathlib import Path
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
-from keyform.sinks.groupcommit import for_path
+from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -50,6 +50,7 @@ class DotenvSink:
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
+        self._batches = GroupCommit()  # concurrent writers share one rewrite (keyform.sinks.groupcommit)
         # The file as this sink last wrote it. While the file still holds exactly those bytes,
         # loading it needs no decode or parse, and new names are appended without a pass over
         # the entries: with thousands of entries those passes were most of an apply's CPU, and
@@ -68,10 +69,9 @@ class DotenvSink:
         self._check(name, address)
         if "\0" in secret:
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret contains a NUL character")
-        # concurrent writers share one rewrite of the file (keyform.sinks.groupcommit)
-        for_path(self.path, "dotenv").write(lock_for(self.path), name, secret,
-                                            lambda batch: self._set(batch, name, address),
-                                            lambda: self._set([(name, secret)], name, address))
+        self._batches.write(lock_for(self.path), name, secret,
+                            lambda batch: self._set(batch, name, address),
+                            lambda: self._set([(name, secret)], name, address))
 
     def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
         """Set every (NAME, secret) in one atomic rewrite, in one pass over the file; the caller

@@ -15,12 +15,9 @@ gets the error (or success) it would have had alone, worded for its own entry.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from keyform.fsio import StrPath
 
 _PENDING, _DONE, _ALONE = "pending", "done", "alone"
 
@@ -33,7 +30,10 @@ class _Ticket:
 
 
 class GroupCommit:
-    """The pending entries of one file. Use `for_path` so every sink naming the file shares one."""
+    """The pending entries of one sink's file. Each sink instance owns one (an apply opens each sink
+    once), so a batch is always written with that sink's own format and settings. The file lock
+    (`pathlocks.lock_for`) still serialises every writer of the file: two sink entries misconfigured
+    onto one file stay consistent with each other, they only do not share batches."""
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
@@ -58,24 +58,12 @@ class GroupCommit:
                 except Exception:
                     for t in batch:
                         t.state = _ALONE
+                except BaseException:  # interrupted: the others must not take this batch as written
+                    for t in batch:
+                        t.state = _ALONE
+                    raise
                 else:
                     for t in batch:
                         t.state = _DONE
                     return
             write_one()
-
-
-_registry_lock = threading.Lock()
-_commits: dict[tuple[str, str], GroupCommit] = {}
-
-
-def for_path(path: StrPath, fmt: str) -> GroupCommit:
-    """The process-wide GroupCommit of the file at `path` (symlinks resolved, like `lock_for`) for
-    writers of format `fmt`. Only writers of one format share batches: two sinks of different types
-    misconfigured onto one file each write their own entries, never the other's in its format."""
-    key = (fmt, os.path.realpath(path))
-    with _registry_lock:
-        commit = _commits.get(key)
-        if commit is None:
-            commit = _commits[key] = GroupCommit()
-        return commit

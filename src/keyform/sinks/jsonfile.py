@@ -12,7 +12,7 @@ from typing import Any
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
-from keyform.sinks.groupcommit import for_path
+from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 
 
@@ -21,6 +21,7 @@ class JsonSink:
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
+        self._batches = GroupCommit()  # concurrent writers share one rewrite (keyform.sinks.groupcommit)
 
     @staticmethod
     def name_problem(name: str) -> str | None:
@@ -29,10 +30,9 @@ class JsonSink:
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
-        # concurrent writers share one rewrite of the file (keyform.sinks.groupcommit)
-        for_path(self.path, "json").write(lock_for(self.path), name, secret,
-                                          lambda batch: self._set(batch, name, address),
-                                          lambda: self._set([(name, secret)], name, address))
+        self._batches.write(lock_for(self.path), name, secret,
+                            lambda batch: self._set(batch, name, address),
+                            lambda: self._set([(name, secret)], name, address))
 
     def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
         """Set every (name, secret) in one atomic rewrite; the caller holds the file lock."""

@@ -23,7 +23,7 @@ import yaml
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
-from keyform.sinks.groupcommit import for_path
+from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
 
@@ -59,6 +59,7 @@ class K8sSecretSink:
         self.namespace = namespace
         self.labels = dict(labels or {})
         self.field = field
+        self._batches = GroupCommit()  # concurrent writers share one rewrite and encryption (groupcommit)
         self.sops = SopsFile(self.path, "yaml", sops, ENCRYPTED_REGEX) if sops is not None else None
         self.readable: bool = self.sops is None or can_decrypt(self.sops.recipients)
 
@@ -82,10 +83,9 @@ class K8sSecretSink:
     def write(self, address: str, name: str, secret: str) -> None:
         what = f" (writing {name} for key {address})"
         self._check(name, what)
-        # concurrent writers share one rewrite (and encryption) of the file (keyform.sinks.groupcommit)
-        for_path(self.path, "k8s-secret").write(lock_for(self.path), name, secret,
-                                                lambda batch: self._set(batch, what),
-                                                lambda: self._set([(name, secret)], what))
+        self._batches.write(lock_for(self.path), name, secret,
+                            lambda batch: self._set(batch, what),
+                            lambda: self._set([(name, secret)], what))
 
     def _set(self, entries: list[tuple[str, str]], what: str) -> None:
         """Set every (name, secret) in one rewrite; the caller holds the file lock."""

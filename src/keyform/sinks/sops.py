@@ -34,7 +34,7 @@ import yaml
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, atomic_write, ensure_dir
-from keyform.sinks.groupcommit import for_path
+from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
 
@@ -271,6 +271,7 @@ class SopsSink:
             raise SinkError(f"{self.path}: cannot tell the sops format from the file name; set format "
                             f"({', '.join(FORMATS)})")
         self.format = fmt
+        self._batches = GroupCommit()
         self.file = SopsFile(self.path, fmt, recipients or Recipients(), encrypted_regex)
         self.readable: bool = can_decrypt(self.file.recipients)
 
@@ -290,9 +291,9 @@ class SopsSink:
             raise SinkError(f"{self.path}: cannot write {name} for key {address}: the secret contains a NUL character")
         # concurrent writers share one decrypt-merge-encrypt of the file (keyform.sinks.groupcommit):
         # one `sops encrypt` (~50 ms) per batch of secrets, not one per secret behind the file lock
-        for_path(self.path, "sops").write(lock_for(self.path), name, secret,
-                                          lambda batch: self._set(batch, what),
-                                          lambda: self._set([(name, secret)], what))
+        self._batches.write(lock_for(self.path), name, secret,
+                            lambda batch: self._set(batch, what),
+                            lambda: self._set([(name, secret)], what))
 
     def _set(self, entries: list[tuple[str, str]], what: str) -> None:
         """Set every (name, secret) in one encryption and atomic rewrite; the caller holds the file lock."""
