@@ -83,6 +83,31 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
     assert sorted(str(e) for e in errors) == [f"cannot write K{i}" for i in range(4)]
 
 
+def test_an_interrupted_batch_is_not_taken_as_written() -> None:
+    """If the holder's rewrite is interrupted (KeyboardInterrupt, not an error), the writers whose
+    entries were in its batch must write them themselves, never return as if they were durable."""
+    commit, file_lock = GroupCommit(), threading.Lock()
+    written: list[str] = []
+    calls = 0
+
+    def write_all(batch: list[tuple[str, str]]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyboardInterrupt
+        written.extend(n for n, _ in batch)
+
+    file_lock.acquire()
+    threads, errors = _start([partial(commit.write, file_lock, f"K{i}", "v", write_all,
+                                      partial(written.append, f"K{i}")) for i in range(4)])
+    _wait_until(lambda: len(commit._pending) == 4)
+    file_lock.release()
+    for t in threads:
+        t.join()
+    assert [type(e) for e in errors] == [KeyboardInterrupt]  # the holder's own interruption
+    assert len(written) == 3 and len(set(written)) == 3  # every other writer wrote its entry alone
+
+
 @pytest.mark.parametrize("make", [DotenvSink, JsonSink], ids=["dotenv", "json"])
 def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: Callable[[Path], DotenvSink | JsonSink],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,13 +55,11 @@ class GroupCommit:
                     batch, self._pending = self._pending, []
                 try:
                     write_all([(t.name, t.secret) for t in batch])
-                except Exception:
-                    for t in batch:
+                except BaseException as exc:
+                    for t in batch:  # each writes alone; an interrupted batch must not pass as written
                         t.state = _ALONE
-                except BaseException:  # interrupted: the others must not take this batch as written
-                    for t in batch:
-                        t.state = _ALONE
-                    raise
+                    if not isinstance(exc, Exception):
+                        raise
                 else:
                     for t in batch:
                         t.state = _DONE
