@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,19 +14,19 @@ from keyform.emulator import Emulator
 from keyform.providers import QuestraProvider
 from keyform.remote import CreateRequest
 from tests.conftest import EmulatorControl
+from tests.loopback import LoopbackServer, QuietHandler, serving
 
 LISTING = [{"id": "ak_1", "name": "CI bot", "created_at": "2026-11-01T10:00:00.123Z", "expires_at": None,
             "revoked": False}]
 
 
-class _GzipApi(BaseHTTPRequestHandler):
+class _GzipApi(QuietHandler):
     """Answers GET /api-keys with a gzip-compressed listing, and remembers the request headers."""
 
-    protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LoopbackServer
 
     def do_GET(self) -> None:
-        self.server.headers.append({k.lower(): v for k, v in self.headers.items()})
+        self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
         body = gzip.compress(json.dumps(LISTING).encode())
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -37,36 +35,20 @@ class _GzipApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _GzipApi)
-        self.headers: list[dict[str, str]] = []
-
 
 @pytest.fixture
-def gzip_api() -> Iterator[_Server]:
-    server = _Server()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def gzip_api() -> Iterator[LoopbackServer]:
+    with serving(LoopbackServer(_GzipApi)) as server:
+        yield server
 
 
-def test_a_gzip_compressed_listing_is_decoded_and_requests_say_who_is_asking(gzip_api: _Server) -> None:
-    provider = QuestraProvider("qp", f"http://127.0.0.1:{gzip_api.server_address[1]}", "tok_ci", "org_1")
+def test_a_gzip_compressed_listing_is_decoded_and_requests_say_who_is_asking(gzip_api: LoopbackServer) -> None:
+    provider = QuestraProvider("qp", gzip_api.url, "tok_ci", "org_1")
     listed = provider.list()
     provider.close()
     assert listed is not None and [(k.id, k.attrs["name"], k.created_at) for k in listed] == [
         ("ak_1", "CI bot", "2026-11-01T10:00:00Z")]
-    [sent] = gzip_api.headers
+    [sent] = gzip_api.seen
     assert sent["user-agent"] == f"keyform/{__version__}"
     assert "gzip" in sent["accept-encoding"]
     assert sent["authorization"] == "Bearer tok_ci" and sent["x-org-id"] == "org_1"

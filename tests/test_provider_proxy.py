@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import http.client
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,15 +14,15 @@ from keyform.errors import ProviderError
 from keyform.providers import QuestraProvider
 from keyform.providers.http import environment_proxy
 from keyform.remote import CreateRequest
+from tests.loopback import LoopbackServer, QuietHandler, serving
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
-class _Forward(BaseHTTPRequestHandler):
+class _Forward(QuietHandler):
     """A forward proxy for plain HTTP: the request line holds the absolute target URL."""
 
-    protocol_version = "HTTP/1.1"
-    server: _ProxyServer
+    server: LoopbackServer
 
     def do_GET(self) -> None:
         target = urlsplit(self.path)
@@ -46,31 +44,11 @@ class _Forward(BaseHTTPRequestHandler):
 
     do_POST = do_DELETE = do_GET
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Forward)
-        self.seen: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
 
 @pytest.fixture
-def proxy() -> Iterator[_ProxyServer]:
-    server = _ProxyServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def proxy() -> Iterator[LoopbackServer]:
+    with serving(LoopbackServer(_Forward)) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +62,7 @@ def questra(emu: Emulator) -> QuestraProvider:
     return QuestraProvider("questra-prod", emu.url, "tok_ci", "org_123", sleep=lambda s: None)
 
 
-def test_http_proxy_carries_every_call(emulator: Emulator, proxy: _ProxyServer,
+def test_http_proxy_carries_every_call(emulator: Emulator, proxy: LoopbackServer,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     provider = questra(emulator)
@@ -95,7 +73,7 @@ def test_http_proxy_carries_every_call(emulator: Emulator, proxy: _ProxyServer,
     assert proxy.seen == [f"POST {emulator.url}/api-keys", f"GET {emulator.url}/api-keys"]
 
 
-def test_no_proxy_bypasses_the_proxy(emulator: Emulator, proxy: _ProxyServer,
+def test_no_proxy_bypasses_the_proxy(emulator: Emulator, proxy: LoopbackServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("http_proxy", proxy.url)
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.0/8")
@@ -105,7 +83,7 @@ def test_no_proxy_bypasses_the_proxy(emulator: Emulator, proxy: _ProxyServer,
     assert proxy.seen == []
 
 
-def test_a_proxy_without_a_scheme_is_http(emulator: Emulator, proxy: _ProxyServer,
+def test_a_proxy_without_a_scheme_is_http(emulator: Emulator, proxy: LoopbackServer,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url.removeprefix("http://"))
     provider = questra(emulator)
