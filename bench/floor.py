@@ -18,15 +18,14 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
-from workload import TOKENS, org_name  # bench/ is on sys.path
+from workload import TOKENS, keys_per_org, org_name, questra_key_name  # bench/ is on sys.path
 
 
 def main(argv: list[str]) -> int:
     url, creates, orgs, parallelism = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
     target = urlsplit(url)
     host, port = target.hostname or "127.0.0.1", target.port or 80
-    per_org = [creates // orgs + (1 if o < creates % orgs else 0) for o in range(orgs)]
-    calls = [(o, i) for o, count in enumerate(per_org) for i in range(count)]
+    calls = [(o, i) for o, count in enumerate(keys_per_org(creates, orgs)) for i in range(count)]
     lock = threading.Lock()
     failures: list[str] = []
 
@@ -40,7 +39,7 @@ def main(argv: list[str]) -> int:
             conn = connections.get(o)
             if conn is None:
                 conn = connections[o] = http.client.HTTPConnection(host, port, timeout=30)
-            body = json.dumps({"name": f"service {i:05d} ({org_name(o)})", "expires_at": "2030-01-01T00:00:00Z"})
+            body = json.dumps({"name": questra_key_name(o, i), "expires_at": "2030-01-01T00:00:00Z"})
             conn.request("POST", "/api-keys", body=body, headers={
                 "Authorization": f"Bearer {TOKENS['QUESTRA_TOKEN']}", "Accept": "application/json",
                 "Content-Type": "application/json", "X-Org-Id": org_name(o), "User-Agent": "keyform-bench-floor"})

