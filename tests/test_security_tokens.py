@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
-from keyform.resolve import header_problem
 from tests.project import Project
 
 TOKEN = "qtok-SECRET-1234"
@@ -80,6 +79,8 @@ def test_an_org_id_from_the_environment_is_checked_the_same_way(
 
 
 def test_header_problem_accepts_exactly_what_a_header_can_carry() -> None:
+    from keyform.resolve import header_problem
+
     assert header_problem("a") is None and header_problem("tok en\twith inner blanks") is None
     assert header_problem("".join(chr(c) for c in range(0x21, 0x7F))) is None
     for bad in ("", " a", "a ", "a\x0b", "\u00a0", "a\nb"):
