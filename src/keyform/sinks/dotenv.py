@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.sinkfs import read_file, write_file
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*")
@@ -87,7 +88,7 @@ class DotenvSink:
         if problem:  # refused before the file is touched; the applier revokes the new key
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret holds {problem}; "
                             "no dotenv quoting reads it back the same in POSIX shells, python-dotenv and keyform")
-        self._batches.write(lock_for(self.path), name, secret,
+        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 
@@ -131,7 +132,7 @@ class DotenvSink:
 
     def remove(self, name: str) -> None:
         self._check(name, None)
-        with lock_for(self.path):
+        with lock_for(self.path, across_processes=True):
             if not self.path.exists():
                 return
             bom, entries = self._load(name, None)
@@ -146,12 +147,12 @@ class DotenvSink:
 
     def _load(self, name: str, address: str | None) -> tuple[str, list[_Entry]]:
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return "", []
+            raw = read_file(self.path)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the dotenv file for {name}{_for(address)}: "
                             f"{exc.strerror}") from None
+        if raw is None:
+            return "", []
         if self._written is not None and self._written.data == raw:
             return self._written.bom, self._written.entries
         try:
@@ -168,8 +169,7 @@ class DotenvSink:
     def _commit(self, new: _Written, name: str, address: str | None) -> None:
         self._written = None
         try:
-            ensure_dir(self.path.parent)
-            atomic_write(self.path, new.data)
+            write_file(self.path, new.data)
             self._written = new
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot write {name}{_for(address)}: {exc.strerror}") from None
