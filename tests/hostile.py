@@ -1,16 +1,19 @@
 """A hostile API on 127.0.0.1 for the security tests: Questra and TextQL endpoints that behave by
-default (an empty listing, creates that succeed, revokes recorded) until a test scripts a route to
-answer with anything: a crafted secret, an error body that echoes the request back, a truncated
-body, a dropped connection."""
+default until a test scripts a route to answer with anything: a crafted secret, an error body that
+echoes the request back, a truncated body, a dropped connection. By default it either forwards to an
+`upstream` (the emulator: a hostile proxy in front of a consistent API) or, without one, answers
+itself (an empty listing, creates that succeed, revokes recorded)."""
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.loopback import LoopbackServer, QuietHandler, serving
 
@@ -43,8 +46,9 @@ def echo_of(seen: Seen) -> str:
 
 
 class HostileServer(LoopbackServer):
-    def __init__(self) -> None:
+    def __init__(self, upstream: str | None = None) -> None:
         super().__init__(_Handler)
+        self.upstream = upstream
         self.script: Script = lambda seen: None
         self.secret: Callable[[int], str] = lambda n: f"hostile-secret-{n:04d}-0123456789abcdef"
         self.revoked: list[str] = []
@@ -52,6 +56,8 @@ class HostileServer(LoopbackServer):
         self._ids = itertools.count(1)
 
     def default(self, seen: Seen) -> Reply:
+        if self.upstream:
+            return self._forward(seen)
         if seen.method == "GET" and seen.path == "/api-keys":
             return _json(200, [])
         if seen.method == "POST" and seen.path == "/api-keys":
@@ -75,6 +81,22 @@ class HostileServer(LoopbackServer):
             self.revoked.append(json.loads(seen.body or b"{}").get("id", ""))
             return _json(200, {})
         return _json(404, {"message": "not found"})
+
+
+    def _forward(self, seen: Seen) -> Reply:
+        assert self.upstream is not None
+        parts = urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        try:
+            headers = {k: v for k, v in seen.headers.items() if k.lower() not in ("host", "connection")}
+            conn.request(seen.method, seen.path, body=seen.body or None, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            kept = {k: v for k, v in response.getheaders()
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server")}
+            return Reply(response.status, body, kept)
+        finally:
+            conn.close()
 
 
 def _json(status: int, doc: Any) -> Reply:
@@ -108,6 +130,6 @@ class _Handler(QuietHandler):
 
 
 @contextmanager
-def hostile() -> Iterator[HostileServer]:
-    with serving(HostileServer()) as server:
+def hostile(upstream: str | None = None) -> Iterator[HostileServer]:
+    with serving(HostileServer(upstream)) as server:
         yield server

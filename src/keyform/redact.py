@@ -18,6 +18,7 @@ Its JSON-escaped form is matched too. Secrets shorter than 4 visible characters 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 
 WINDOW = 16
@@ -26,6 +27,18 @@ MASK = "***"
 # the most raw text examined: far beyond any cut applied afterwards (a secret straddling this
 # boundary loses every full window before it, and the part after it is cut away anyway)
 MAX_RAW = 65536
+
+
+_known: set[str] = set()  # every secret this process has seen (see `remember`)
+_known_lock = threading.Lock()
+
+
+def remember(*secrets: str | None) -> None:
+    """Add secrets this process has handled (resolved tokens and inputs, issued secrets, secrets
+    read back from sinks) to the set every `scrub` removes, wherever the text being scrubbed came from:
+    a server may echo a secret from another call than the one that carried it."""
+    with _known_lock:
+        _known.update(s for s in secrets if s and len(s) >= MIN_SECRET)
 
 
 def _visible(text: str) -> tuple[str, list[int]]:
@@ -61,7 +74,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` (at most MAX_RAW characters of it) with every span that matches a known secret
     replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
     text = text[:MAX_RAW]
-    patterns = _patterns(secrets)
+    with _known_lock:
+        known = tuple(_known)
+    patterns = _patterns((*secrets, *known))
     if not patterns or not text:
         return text
     visible, where = _visible(text)

@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from keyform import redact
 from keyform.errors import Diagnostic, KeyformError
 from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace
 from keyform.state import State
@@ -29,6 +30,7 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         value = env.get(ref.name)
         if value is None or value == "":
             raise KeyformError(f"{what}: environment variable {ref.name} is not set")
+        redact.remember(value)
         return value
     if isinstance(ref, FileRef):
         try:
@@ -38,6 +40,7 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
             raise KeyformError(f"{what}: cannot read {ref.path}: {exc.strerror or exc}") from None
         if not value:
             raise KeyformError(f"{what}: {ref.path} is empty")
+        redact.remember(value)
         return value
     raise KeyformError(f"{what}: secret_of:{ref.address} is resolved by apply, not here")
 
