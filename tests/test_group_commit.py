@@ -114,14 +114,14 @@ def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: 
     path = tmp_path / ("s.env" if make is DotenvSink else "s.json")
     module = dotenv if make is DotenvSink else jsonfile
     rewrites: list[int] = []
-    real = module.atomic_write
+    real = module.write_file
 
-    def counting(p: StrPath, data: bytes, mode: int = 0o600) -> None:
+    def counting(p: StrPath, data: bytes) -> None:
         rewrites.append(len(data))
         time.sleep(0.002)  # a slow disk, so writers pile up
-        real(p, data, mode)
+        real(p, data)
 
-    monkeypatch.setattr(module, "atomic_write", counting)
+    monkeypatch.setattr(module, "write_file", counting)
     sink = make(path)
 
     def worker(t: int) -> None:

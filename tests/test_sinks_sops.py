@@ -53,7 +53,7 @@ def test_write_encrypts_with_the_real_sops_and_sops_d_gives_the_secrets_back(
     assert b"ENC[AES256_GCM" in raw and age_key.recipient.encode() in raw
     assert decrypted(sink, age_key) == {"CI_BOT": SECRET, "DEPLOY": OTHER}
     assert stat.S_IMODE(os.stat(sink.path).st_mode) == 0o600
-    assert sorted(p.name for p in sink.path.parent.iterdir()) == [sink.path.name]  # no temp file left
+    assert sorted(p.name for p in sink.path.parent.iterdir()) == [f".{sink.path.name}.lock", sink.path.name]  # no temp file left
 
 
 def test_rotating_one_entry_keeps_the_others_and_reads_back(tmp_path: Path, age_key: AgeKey, fmt: str) -> None:
@@ -117,7 +117,9 @@ def test_the_keyform_process_opens_no_file_for_writing_but_the_atomic_temp_of_th
     finally:
         recording.clear()
     names = {Path(p).name for p, _ in opened}
-    assert names and all(n.startswith(f".{sink.path.name}.") and n.endswith(".tmp") for n in names), opened
+    # the temp files, and the cross-process lock file beside the sink (empty: it is only flock'ed)
+    assert names and all(n.startswith(f".{sink.path.name}.") and n.endswith((".tmp", ".lock")) for n in names), opened
+    assert (sink.path.parent / f".{sink.path.name}.lock").read_bytes() == b""
     assert SECRET.encode() not in sink.path.read_bytes()  # the temp file became this file
 
 

@@ -189,7 +189,12 @@ def test_schema_rejects_unknown_fields_and_a_newer_format() -> None:
 def test_schema_lists_exactly_the_fields_state_writes() -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     doc = sample_state().to_json()
-    assert set(schema["properties"]) == set(doc) == set(schema["required"])
+    # fingerprint_key_check: written only in keyed fingerprint mode (keyform.fingerprintkey)
+    assert set(schema["properties"]) - {"fingerprint_key_check"} == set(doc) == set(schema["required"])
+    keyed = sample_state()
+    keyed.key_check = "0123456789abcdef"
+    assert set(keyed.to_json()) == set(schema["properties"])
+    jsonschema.validate(keyed.to_json(), schema)
     key_def, deposed_def = schema["$defs"]["key"], schema["$defs"]["deposed_key"]
     assert set(key_def["properties"]) == set(key_def["required"]) == set(doc["keys"]["ci-bot"])
     assert set(deposed_def["properties"]) == set(deposed_def["required"]) == set(doc["deposed"][0])

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from keyform import redact
 from keyform.durations import format_time, parse_time
 from keyform.errors import Diagnostic, KeyformError, SinkError
 from keyform.journal import Journal
@@ -141,12 +142,15 @@ class _BoundedSink:
         self._s, self._slots, self.readable = sink, slots, sink.readable
 
     def write(self, address: str, name: str, secret: str) -> None:
+        redact.remember(secret)  # scrubbed from any later error text, whichever call echoes it
         with self._slots:
             self._s.write(address, name, secret)
 
     def read(self, name: str) -> str | None:
         with self._slots:
-            return self._s.read(name)
+            value = self._s.read(name)
+        redact.remember(value)
+        return value
 
     def remove(self, name: str) -> None:
         with self._slots:

@@ -367,7 +367,7 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
 
 @main.group()
 def state() -> None:
-    """Inspect, edit or move the state: list, show, rm, mv, pull, push (never touches remote keys)."""
+    """Inspect, edit or move the state: list, show, rm, mv, rekey, pull, push (never touches remote keys)."""
 
 
 @state.command("list")
@@ -442,6 +442,45 @@ def state_mv(ctx: Ctx, old: str, new: str, sink_name: str | None, files: tuple[s
             mv(st, old, new, sink_name)
             store.save(st)
         click.echo(f"Moved {old} to {new}.")
+        return 0
+
+    run_safely(ctx, body)
+
+
+@state.command("rekey")
+@files_option
+@state_options
+@click.option("--old-key-env", default=None, metavar="NAME",
+              help="The environment variable holding the key a keyed state was made with "
+                   "(default: state.fingerprint_key).")
+@click.option("--old-key-file", default=None, type=click.Path(), metavar="PATH",
+              help="The file holding the key a keyed state was made with.")
+@click.pass_obj
+def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str,
+                old_key_env: str | None, old_key_file: str | None) -> None:
+    """Re-make the input fingerprints in the mode the manifests set (state.fingerprint_key: keyed;
+    none: salted), without a plan diff. Reads every input the state has a fingerprint of."""
+
+    def body() -> int:
+        from keyform.fingerprintkey import rekey
+        from keyform.model import EnvRef, FileRef
+        from keyform.operations import session
+
+        old: EnvRef | FileRef | None = None
+        if old_key_env and old_key_file:
+            raise KeyformError("state rekey: give --old-key-env or --old-key-file, not both")
+        if old_key_env:
+            old = EnvRef(old_key_env)
+        elif old_key_file:
+            old = FileRef(os.path.abspath(old_key_file))
+        with session(_options(files, state_path, lock_timeout), "state rekey", fingerprint_key=False) as sess:
+            if sess.new_state:
+                raise KeyformError(f"{sess.store.describe()}: there is no state yet; nothing to rekey")
+            report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old)
+            sess.store.save(sess.state)
+        click.echo(f"Rekeyed the state: {report.converted} fingerprint(s) now {report.mode}.")
+        for path in report.changed:
+            click.echo(f"  {path} changed since the last apply: the next plan still shows it.")
         return 0
 
     run_safely(ctx, body)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,16 +33,19 @@ def fsync_dir(path: StrPath) -> None:
         os.close(fd)
 
 
-def ensure_dir(path: StrPath, mode: int = 0o700) -> None:
-    """Create `path` and any missing parents with `mode` (umask ignored); existing ones are untouched."""
+def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
+    """Create `path` and any missing parents with `mode` (umask ignored); existing ones are untouched.
+    Returns the directories it created. Each is checked to be a real directory (not a symlink swapped
+    in after the mkdir) before its mode is set through a descriptor, never through a path."""
     target = Path(os.path.abspath(path))
     missing: list[Path] = []
     p = target
-    while not p.exists():
+    while not os.path.lexists(p):
         missing.append(p)
         if p.parent == p:  # pragma: no cover - the root always exists
             break
         p = p.parent
+    created: list[Path] = []
     for d in reversed(missing):
         try:
             os.mkdir(d, mode)
@@ -48,22 +53,67 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> None:
             if not d.is_dir():
                 raise
             continue
-        os.chmod(d, mode)
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        created.append(d)
         fsync_dir(d.parent)
     if not target.is_dir():
         raise NotADirectoryError(f"{path}: not a directory")
+    return created
 
 
-def atomic_write(path: StrPath, data: bytes, mode: int = 0o600) -> None:
+def temp_name_pattern(name: str) -> re.Pattern[str]:
+    """The names `atomic_write` gives its temp files for the file `name`: `.<name>.<12 hex>.tmp`."""
+    return re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}\.tmp")
+
+
+def remove_stale_temps(directory: str, name: str) -> int:
+    """Delete leftover temp files of `atomic_write` for `name` in `directory` (a writer killed
+    between creating and renaming its temp file leaves a full copy behind). Only safe while the
+    caller holds the lock that every writer of the file takes. Returns how many were removed."""
+    pattern = temp_name_pattern(name)
+    removed = 0
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return 0
+    for entry in entries:
+        if pattern.fullmatch(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, entry))
+                removed += 1
+    if removed:
+        fsync_dir(directory)
+    return removed
+
+
+def atomic_write(path: StrPath, data: bytes, mode: int = 0o600, *, follow_symlinks: bool = True,
+                 clean_stale: bool = False) -> None:
     """Replace `path` with `data` atomically and durably; the result has exactly `mode`.
 
-    A symlink at `path` is followed: its target is replaced. The parent directory must exist
-    (see `ensure_dir`). On any failure the old file is left as it was and no temp file remains.
+    A symlink at `path` is followed (its target is replaced) unless `follow_symlinks` is False: then
+    the link itself is refused (`IsSymlinkError`), and even one planted after that check is replaced
+    by the rename, never written through. The temp file is created with O_EXCL and O_NOFOLLOW, so a
+    planted file or link at its name is never opened. With `clean_stale` (the caller holds the
+    file's writer lock), temp files left by killed writers are removed first, so at most the one in
+    flight ever exists. The parent directory must exist (see `ensure_dir`). On any failure the old
+    file is left as it was and no temp file remains.
     """
-    target = os.path.realpath(path)
+    if follow_symlinks:
+        target = os.path.realpath(path)
+    else:
+        target = os.path.abspath(path)
+        if os.path.islink(target):
+            raise IsSymlinkError(target)
     directory, name = os.path.split(target)
+    if clean_stale:
+        remove_stale_temps(directory, name)
     tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, mode)
     try:
         try:
             os.fchmod(fd, mode)  # the umask may have narrowed or the caller may ask for wider
@@ -80,6 +130,36 @@ def atomic_write(path: StrPath, data: bytes, mode: int = 0o600) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+class IsSymlinkError(OSError):
+    """A path keyform will not follow is a symbolic link."""
+
+    def __init__(self, path: StrPath) -> None:
+        super().__init__(f"{path} is a symbolic link")
+        self.strerror = f"{os.fspath(path)} is a symbolic link; keyform does not write or read secrets through links"
+        self.filename = os.fspath(path)
+
+
+def read_nofollow(path: StrPath) -> bytes:
+    """The whole file at `path`, refusing (IsSymlinkError) when its last component is a symlink.
+    FileNotFoundError when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise IsSymlinkError(path) from None
+        raise exc from None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def is_loose_dir(path: StrPath) -> bool:
+    """Whether the directory at `path` is group- or world-writable (another user could replace files in it)."""
+    try:
+        return bool(stat.S_IMODE(os.stat(path).st_mode) & 0o022)
+    except OSError:
+        return False
 
 
 def open_for_append(path: StrPath, mode: int = 0o600) -> BinaryIO:

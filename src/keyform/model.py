@@ -160,3 +160,6 @@ class Workspace:
     keys: Mapping[str, KeySpec]
     default_sink: str | None = None
     state_backend: StateConfig = StateConfig()
+    # `state.fingerprint_key`: keys input fingerprints with a secret never stored (keyform.fingerprintkey)
+    fingerprint_key: EnvRef | FileRef | None = None
+    fingerprint_key_loc: SourceLoc | None = None

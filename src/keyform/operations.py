@@ -61,8 +61,10 @@ def load(options: Options) -> Workspace:
 
 
 @contextmanager
-def session(options: Options, operation: str) -> Iterator[Session]:
-    """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end."""
+def session(options: Options, operation: str, *, fingerprint_key: bool = True) -> Iterator[Session]:
+    """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end.
+    The state then fingerprints inputs as `state.fingerprint_key` says (keyform.fingerprintkey),
+    unless `fingerprint_key` is False (`state rekey`, which changes the mode itself)."""
     workspace = load(options)
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
@@ -73,6 +75,10 @@ def session(options: Options, operation: str) -> Iterator[Session]:
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             try:
                 _recover(sess)
+                if fingerprint_key:
+                    from keyform.fingerprintkey import attach
+
+                    attach(workspace, sess.state, options.env, new_state=sess.new_state)
                 yield sess
             finally:
                 pool.close()

@@ -36,7 +36,10 @@ class Recovery:
 def begin_record(state: State) -> dict[str, Any]:
     # the salt lets recovery rebuild a state that was never saved (a first apply killed mid-way) with
     # the fingerprints its journaled records were computed under; the state file holds it anyway
-    return {"op": "begin", "lineage": state.lineage, "serial": state.serial, "salt": state.salt}
+    begin = {"op": "begin", "lineage": state.lineage, "serial": state.serial, "salt": state.salt}
+    if state.key_check is not None:  # keyed fingerprints: the rebuilt state must stay keyed
+        begin["key_check"] = state.key_check
+    return begin
 
 
 def recover(state: State, records: list[dict[str, Any]], pool: ProviderPool) -> Recovery:
@@ -51,6 +54,10 @@ def recover(state: State, records: list[dict[str, Any]], pool: ProviderPool) -> 
         state.lineage = begin["lineage"]
         if isinstance(begin.get("salt"), str):
             state.salt = begin["salt"]
+        if isinstance(begin.get("key_check"), str) and begin["key_check"] != state.key_check:
+            from keyform.fingerprintkey import adopt_journaled_key_check
+
+            adopt_journaled_key_check(state, begin["key_check"])
     current = begin.get("lineage") == state.lineage and begin.get("serial") == state.serial
     if current:
         before = state.dumps()

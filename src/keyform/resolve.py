@@ -3,13 +3,21 @@
 `{env: NAME}` reads the environment, `{file: PATH}` reads a file (stripped of surrounding
 whitespace), `{secret_of: ADDRESS}` is resolved by the applier (from this apply's issued secrets
 or by reading the source key's sink back). Errors name the reference, never a value.
+
+Provider credentials travel in HTTP headers (`Authorization: Bearer TOKEN`, `X-Org-Id`): one
+trailing newline is stripped from an env reference (a token pasted into a CI secret or mounted
+from a file often ends in one), and a value that still cannot be a header value (a control
+character, a line break, non-ASCII, leading or trailing whitespace) is refused naming the
+reference, never the value: the HTTP library's own error quotes the whole header.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
+from keyform import redact
 from keyform.errors import Diagnostic, KeyformError
 from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace
 from keyform.state import State
@@ -22,6 +30,7 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         value = env.get(ref.name)
         if value is None or value == "":
             raise KeyformError(f"{what}: environment variable {ref.name} is not set")
+        redact.remember(value)
         return value
     if isinstance(ref, FileRef):
         try:
@@ -31,8 +40,40 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
             raise KeyformError(f"{what}: cannot read {ref.path}: {exc.strerror or exc}") from None
         if not value:
             raise KeyformError(f"{what}: {ref.path} is empty")
+        redact.remember(value)
         return value
     raise KeyformError(f"{what}: secret_of:{ref.address} is resolved by apply, not here")
+
+
+# a header value keyform can send exactly: visible ASCII, inner spaces or tabs allowed
+_HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[ \t]*[\x21-\x7e])*")
+
+
+def header_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value unchanged, in words that never quote it."""
+    if _HEADER_VALUE.fullmatch(value):
+        return None
+    if any(c in "\r\n" for c in value):
+        return "a line break"
+    if any(ord(c) > 0x7F for c in value):
+        return "a non-ASCII character"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value if c != "\t"):
+        return "a control character"
+    return "leading or trailing whitespace"
+
+
+def _credential(ref: SecretRef, what: str, env: Mapping[str, str] | None) -> str:
+    """A provider credential: one trailing newline stripped from an env value, then checked as a header value."""
+    value = read_ref(ref, what, env)
+    if isinstance(ref, EnvRef):
+        value = value[:-2] if value.endswith("\r\n") else value[:-1] if value.endswith("\n") else value
+        if not value:
+            raise KeyformError(f"{what}: environment variable {ref.name} holds only a newline")
+    problem = header_problem(value)
+    if problem:
+        source = ref.name if isinstance(ref, EnvRef) else ref.path if isinstance(ref, FileRef) else what
+        raise KeyformError(f"{what}: {source} holds a character a header cannot carry ({problem})")
+    return value
 
 
 def provider_credentials(workspace: Workspace, name: str,
@@ -40,9 +81,12 @@ def provider_credentials(workspace: Workspace, name: str,
     """(token, org_id) for a provider instance; KeyformError at the provider's manifest line."""
     cfg = workspace.providers[name]
     try:
-        token = read_ref(cfg.token, f"providers.{name}.token", env)
+        token = _credential(cfg.token, f"providers.{name}.token", env)
         org = cfg.org_id
-        org_id = read_ref(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
+        org_id = _credential(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
+        if org_id is not None and header_problem(org_id):
+            raise KeyformError(f"providers.{name}.org_id holds a character a header cannot carry "
+                               f"({header_problem(org_id)})")
     except KeyformError as exc:
         raise KeyformError([Diagnostic(d.message, cfg.loc) for d in exc.diagnostics]) from None
     return token, org_id

@@ -109,13 +109,26 @@ class State:
     salt: str  # hex; keys the HMAC fingerprints of write-only inputs
     keys: dict[str, KeyState] = field(default_factory=dict)
     deposed: list[DeposedKey] = field(default_factory=list)
+    # keyed fingerprint mode (keyform.fingerprintkey): the check value of the key; None: salted mode
+    key_check: str | None = None
+    # the HMAC key in keyed mode, derived from the external key and the salt; never stored
+    mac_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def new(cls) -> State:
         return cls(lineage=str(uuid.uuid4()), serial=0, salt=secrets.token_hex(16))
 
     def fingerprint(self, value: str) -> str:
-        """HMAC-SHA256 of a write-only input under this state's salt."""
+        """HMAC-SHA256 of a write-only input: under this state's salt (salted mode), or under a key
+        that is never stored (keyed mode, `hmac-sha256-keyed:`; keyform.fingerprintkey)."""
+        if self.key_check is not None:
+            if self.mac_key is None:
+                from keyform.errors import KeyformError
+
+                raise KeyformError("the state's fingerprints are keyed: state.fingerprint_key is needed "
+                                   "to compute them")
+            mac = hmac.new(self.mac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+            return f"hmac-sha256-keyed:{mac}"
         mac = hmac.new(bytes.fromhex(self.salt), value.encode("utf-8"), hashlib.sha256).hexdigest()
         return f"hmac-sha256:{mac}"
 
@@ -125,6 +138,7 @@ class State:
             "lineage": self.lineage,
             "serial": self.serial,
             "fingerprint_salt": self.salt,
+            **({"fingerprint_key_check": self.key_check} if self.key_check is not None else {}),
             "keys": {a: self.keys[a].to_json() for a in sorted(self.keys)},
             "deposed": [d.to_json() for d in sorted(self.deposed, key=lambda d: (d.address, d.remote_id))],
         }
@@ -155,6 +169,7 @@ class State:
             salt=d["fingerprint_salt"],
             keys={a: KeyState.from_json(a, v) for a, v in (d.get("keys") or {}).items()},
             deposed=[DeposedKey.from_json(x) for x in d.get("deposed") or []],
+            key_check=d.get("fingerprint_key_check"),
         )
 
 

@@ -38,6 +38,9 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     declared = _declarations(files, report)
     state_path = _state_path(files, report)
     state_backend = _state_backend(files, report)
+    fingerprint_key = _single_setting(files, ("state", "fingerprint_key"), report)
+    fp_ref = build_ref(fingerprint_key[1], fingerprint_key[0]) if fingerprint_key and isinstance(
+        fingerprint_key[1], dict) else None
     default_sink = _default_sink(files, declared["sinks"], report)
     providers = {name: p for name, d in declared["providers"].items() if (p := _provider(d, report))}
     sinks = {name: s for name, d in declared["sinks"].items() if (s := _sink(d, report))}
@@ -54,7 +57,10 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     if report.diagnostics:
         return None
     return Workspace(files=file_names, digest=digest, state_path=state_path, providers=providers,
-                     sinks=sinks, keys=keys, default_sink=default_sink, state_backend=state_backend)
+                     sinks=sinks, keys=keys, default_sink=default_sink, state_backend=state_backend,
+                     fingerprint_key=fp_ref if isinstance(fp_ref, (EnvRef, FileRef)) else None,
+                     fingerprint_key_loc=fingerprint_key[0].loc(("state", "fingerprint_key"))
+                     if fingerprint_key else None)
 
 
 def _declarations(files: Sequence[ManifestFile], report: Report) -> dict[str, dict[str, Declaration]]:

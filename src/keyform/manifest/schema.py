@@ -28,9 +28,9 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.sch
 ENTRY_SECTIONS = ("providers", "sinks", "keys")
 # (section, field) of the values that must be secret references, never literals.
 SECRET_FIELDS = frozenset({("providers", "token"), ("keys", "auth_value"), ("keys", "auth_value_extra"),
-                           ("state", "dsn")})
+                           ("state", "dsn"), ("state", "fingerprint_key")})
 # ...of which these take only {env} or {file} (no secret_of)
-CREDENTIAL_FIELDS = frozenset({("providers", "token"), ("state", "dsn")})
+CREDENTIAL_FIELDS = frozenset({("providers", "token"), ("state", "dsn"), ("state", "fingerprint_key")})
 # Values never echoed in a message: secrets, and URLs (which may embed credentials).
 NO_ECHO_FIELDS = SECRET_FIELDS | {("providers", "base_url")}
 _JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",

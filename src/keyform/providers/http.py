@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from keyform import redact
 from keyform.durations import format_time, parse_time
 from keyform.errors import ProviderError
 
@@ -98,10 +99,9 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every known secret value (4+ characters) replaced by `***`."""
-    for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(s, "***")
-    return text
+    """`text` with every known secret value (4+ characters), its whitespace-altered forms and every
+    16-character window of it replaced by `***` (keyform.redact). Scrub before any cut."""
+    return redact.scrub(text, secrets)
 
 
 def _connect_reason(exc: httpx.HTTPError) -> str:
@@ -223,6 +223,11 @@ class HttpClient:
     def __repr__(self) -> str:
         return f"HttpClient({self.instance!r}, {self.base_url!r})"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets this client always scrubs (its token)."""
+        return self._secrets
+
     def scrub(self, text: str, extra: Iterable[str] = ()) -> str:
         return scrub(text, (*self._secrets, *extra))
 
@@ -311,7 +316,7 @@ def json_body(response: httpx.Response) -> Any:
 def status_error(client: HttpClient, what: str, response: httpx.Response, detail: str, *,
                  code: str | None = None, ambiguous: bool = False, secrets: Iterable[str] = ()) -> ProviderError:
     """`<instance>: <what>: <detail>` for a non-success answer, carrying status, code and Retry-After."""
-    detail = " ".join(detail.split())[:300]
+    detail = redact.redact(detail, (*client.secrets, *secrets), 300)  # scrub the raw text, then collapse and cut
     return ProviderError(client.scrub(f"{client.instance}: {what}: {detail}", secrets),
                          status=response.status_code, code=code, retry_after=retry_after(response),
                          ambiguous=ambiguous)

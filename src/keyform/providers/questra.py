@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from keyform import __version__
+from keyform import __version__, redact
 from keyform.errors import ProviderError
 from keyform.providers.http import (
     HttpClient,
@@ -118,6 +118,7 @@ class QuestraProvider:
         except ShapeError as exc:
             raise shape_error(self._http, what, response, exc, ambiguous=True) from None
         secret = payload.get("secret")
+        redact.remember(secret if isinstance(secret, str) else None)
         return CreateResult(key=key, secret=secret if isinstance(secret, str) and secret else None)
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:

@@ -7,11 +7,15 @@ Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, atomic_write, ensure_dir, fsync_dir
+from keyform.fsio import StrPath, fsync_dir
 from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.sinkfs import read_file, write_file
+
+_TEMP_LIKE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # atomic_write's temp names (keyform.fsio.temp_name_pattern)
 
 
 class FileSink:
@@ -27,14 +31,15 @@ class FileSink:
             return f"{name!r} is not a usable file name"
         if any(c in name for c in "/\\\0"):
             return f"{name!r} is not a plain file name (it contains '/', '\\' or NUL)"
+        if _TEMP_LIKE.fullmatch(name):
+            return f"{name!r} looks like one of keyform's temp files (.NAME.<hex>.tmp), which are cleaned up"
         return None
 
     def write(self, address: str, name: str, secret: str) -> None:
         path = self._entry(name, address)
         with lock_for(path):
             try:
-                ensure_dir(self.dir)
-                atomic_write(path, secret.encode("utf-8"))
+                write_file(path, secret.encode("utf-8"))
             except OSError as exc:
                 raise SinkError(f"{path}: cannot write {name!r} for key {address}: {exc.strerror}") from None
 
@@ -42,11 +47,11 @@ class FileSink:
         path = self._entry(name, None)
         with lock_for(path):
             try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                return None
+                raw = read_file(path)
             except OSError as exc:
                 raise SinkError(f"{path}: cannot read {name!r}: {exc.strerror}") from None
+            if raw is None:
+                return None
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:

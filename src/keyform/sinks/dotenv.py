@@ -1,10 +1,26 @@
-"""The dotenv sink: one `NAME=value` line per secret in a `.env` file, every other line kept as is.
+"""The dotenv sink: one `NAME=value` assignment per secret in a `.env` file, every other line kept as is.
 
 Writing replaces an existing `NAME=` in place (keeping an `export ` prefix and the line ending;
 later duplicates of NAME are dropped, since most loaders let the last one win) or appends a line.
-Values that are not plain tokens are quoted: single quotes when possible (literal in every dotenv
-dialect and in shells), else double quotes with `\\`, `"`, `$`, newline and CR escaped.
 Reading understands `export NAME=`, single and double quotes, and unquoted values with ` # comments`.
+
+The encoding is chosen so that every value keyform writes reads back exactly through three readers:
+keyform's own, a POSIX shell (`set -a; . FILE` in bash and dash) and python-dotenv's
+`dotenv_values` with its defaults (tests/test_dotenv_encoding.py checks all three on arbitrary text):
+
+- a plain token (`[A-Za-z0-9_.:/+@%,=-]+`) is written bare;
+- else single quotes, when the value holds no `'`, no `\\\\` and does not end in `\\`: literal in
+  shells; python-dotenv would decode `\\\\` and `\\'` there;
+- else double quotes with only `\\` and `"` escaped (the two escapes shells and python-dotenv share).
+  A backtick, or a `$` the shell would expand (`$NAME`, `$1`, `${`, `$(`...), cannot be carried that
+  way: python-dotenv keeps the backslash of `\\$` and `\\``.
+
+Line breaks are written literally inside the quotes (an escaped `\\n` is a newline to python-dotenv
+but two characters to a shell). What no encoding carries is refused before the file is touched
+(`dotenv_problem` says which characters): NUL and a lone surrogate (no shell or UTF-8 file holds
+them), a carriage return (python-dotenv reads text with universal newlines: it becomes `\\n`),
+`${...}` (python-dotenv expands it, in any quotes, and has no escape for it), and the double-quote
+cases above.
 """
 
 from __future__ import annotations
@@ -14,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.sinkfs import read_file, write_file
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*")
@@ -67,9 +84,11 @@ class DotenvSink:
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
-        if "\0" in secret:
-            raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret contains a NUL character")
-        self._batches.write(lock_for(self.path), name, secret,
+        problem = dotenv_problem(secret)
+        if problem:  # refused before the file is touched; the applier revokes the new key
+            raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret holds {problem}; "
+                            "no dotenv quoting reads it back the same in POSIX shells, python-dotenv and keyform")
+        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 
@@ -113,7 +132,7 @@ class DotenvSink:
 
     def remove(self, name: str) -> None:
         self._check(name, None)
-        with lock_for(self.path):
+        with lock_for(self.path, across_processes=True):
             if not self.path.exists():
                 return
             bom, entries = self._load(name, None)
@@ -128,12 +147,12 @@ class DotenvSink:
 
     def _load(self, name: str, address: str | None) -> tuple[str, list[_Entry]]:
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return "", []
+            raw = read_file(self.path)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the dotenv file for {name}{_for(address)}: "
                             f"{exc.strerror}") from None
+        if raw is None:
+            return "", []
         if self._written is not None and self._written.data == raw:
             return self._written.bom, self._written.entries
         try:
@@ -150,22 +169,61 @@ class DotenvSink:
     def _commit(self, new: _Written, name: str, address: str | None) -> None:
         self._written = None
         try:
-            ensure_dir(self.path.parent)
-            atomic_write(self.path, new.data)
+            write_file(self.path, new.data)
             self._written = new
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot write {name}{_for(address)}: {exc.strerror}") from None
 
 
+# python-dotenv's interpolation pattern (dotenv/variables.py), applied to every value it reads
+_DOTENV_VARIABLE = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
+# after a `$` inside double quotes, what a POSIX shell leaves alone (anything else may expand)
+_LITERAL_AFTER_DOLLAR = frozenset(" \t\n%+,./:=]^~}")
+
+
+def _single_quotable(value: str) -> bool:
+    return "'" not in value and "\\\\" not in value and not value.endswith("\\")
+
+
+def _shell_expands_in_double_quotes(value: str) -> bool:
+    if "`" in value:
+        return True
+    return any(c == "$" and i + 1 < len(value) and value[i + 1] not in _LITERAL_AFTER_DOLLAR
+               for i, c in enumerate(value))
+
+
+def dotenv_problem(value: str) -> str | None:
+    """Which characters of `value` no dotenv encoding carries through keyform, POSIX shells and
+    python-dotenv alike, or None when `format_value` can write it. Never quotes the value."""
+    if "\0" in value:
+        return "a NUL character"
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        return "a lone surrogate (not encodable as UTF-8)"
+    if "\r" in value:
+        return "a carriage return (python-dotenv reads it as a line break)"
+    if _DOTENV_VARIABLE.search(value):
+        return "'${' ... '}', which python-dotenv expands whatever the quoting"
+    if _BARE.fullmatch(value) or _single_quotable(value):
+        return None
+    if _shell_expands_in_double_quotes(value):
+        need = "' (a single quote)" if "'" in value else "a doubled or trailing backslash"
+        what = "a backtick" if "`" in value else "a '$' a shell would expand ($NAME, $1, ${, $(...)"
+        return (f"both {need}, which needs double quotes, and {what}, which python-dotenv and shells "
+                "read differently inside double quotes")
+    return None
+
+
 def format_value(value: str) -> str:
-    """`value` as it should appear after `NAME=`."""
+    """`value` as it should appear after `NAME=` (see the module docstring). Raises ValueError
+    (naming the characters, never the value) when `dotenv_problem` refuses it."""
+    problem = dotenv_problem(value)
+    if problem:
+        raise ValueError(f"the secret holds {problem}")
     if _BARE.fullmatch(value):
         return value
-    if "'" not in value and "\n" not in value and "\r" not in value:
+    if _single_quotable(value):
         return f"'{value}'"
-    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-               .replace("\n", "\\n").replace("\r", "\\r"))
-    return f'"{escaped}"'
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def parse(text: str) -> list[_Entry]:

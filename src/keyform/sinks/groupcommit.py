@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 _PENDING, _DONE, _ALONE = "pending", "done", "alone"
@@ -39,7 +40,7 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._pending: list[_Ticket] = []
 
-    def write(self, file_lock: threading.Lock, name: str, secret: str,
+    def write(self, file_lock: AbstractContextManager[object], name: str, secret: str,
               write_all: Callable[[list[tuple[str, str]]], None], write_one: Callable[[], None]) -> None:
         """Make (name, secret) durable: `write_all(entries)` rewrites the file once with every
         pending entry (in arrival order); `write_one()` writes just this one (after a failed batch).

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.sinkfs import read_file, write_file
 
 
 class JsonSink:
@@ -30,7 +31,7 @@ class JsonSink:
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
-        self._batches.write(lock_for(self.path), name, secret,
+        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 
@@ -50,7 +51,7 @@ class JsonSink:
 
     def remove(self, name: str) -> None:
         self._check(name, None)
-        with lock_for(self.path):
+        with lock_for(self.path, across_processes=True):
             if not self.path.exists():
                 return
             doc = self._load(name, None)
@@ -66,13 +67,11 @@ class JsonSink:
     def _load(self, name: str, address: str | None) -> dict[str, Any]:
         untouched = f"it was left untouched ({name!r}{_for(address)})"
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
+            raw = read_file(self.path)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the JSON file for {name!r}{_for(address)}: "
                             f"{exc.strerror}") from None
-        if not raw.strip():
+        if raw is None or not raw.strip():
             return {}
         try:
             doc = json.loads(raw)
@@ -88,8 +87,7 @@ class JsonSink:
     def _store(self, doc: dict[str, Any], name: str, address: str | None) -> None:
         data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         try:
-            ensure_dir(self.path.parent)
-            atomic_write(self.path, data)
+            write_file(self.path, data)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot write {name!r}{_for(address)}: {exc.strerror}") from None
 

@@ -22,9 +22,10 @@ from typing import Any
 import yaml
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.sinkfs import read_file, write_file
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
 
 FIELDS = ("stringData", "data")
@@ -83,7 +84,7 @@ class K8sSecretSink:
     def write(self, address: str, name: str, secret: str) -> None:
         what = f" (writing {name} for key {address})"
         self._check(name, what)
-        self._batches.write(lock_for(self.path), name, secret,
+        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, what),
                             lambda: self._set([(name, secret)], what))
 
@@ -133,7 +134,7 @@ class K8sSecretSink:
     def remove(self, name: str) -> None:
         what = f" (removing {name})"
         self._check(name, what)
-        with lock_for(self.path):
+        with lock_for(self.path, across_processes=True):
             raw = self._raw(what)
             if raw is None:
                 return
@@ -158,9 +159,7 @@ class K8sSecretSink:
 
     def _raw(self, what: str) -> bytes | None:
         try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+            return read_file(self.path)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the Secret manifest{what}: {exc.strerror}") from None
 
@@ -201,8 +200,7 @@ class K8sSecretSink:
         data = yaml.dump(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
                          width=1 << 20).encode("utf-8")
         try:
-            ensure_dir(self.path.parent)
-            atomic_write(self.path, data)
+            write_file(self.path, data)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot write{what}: {exc.strerror}") from None
 

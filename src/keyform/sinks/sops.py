@@ -33,10 +33,11 @@ from typing import Any
 import yaml
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, atomic_write, ensure_dir
+from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
+from keyform.sinks.sinkfs import read_file, write_file
 
 FORMATS = ("dotenv", "yaml", "json")
 INSTALL_HINT = "pip install 'keyform[sops]'"
@@ -153,9 +154,7 @@ class SopsFile:
     def raw(self, what: str) -> bytes | None:
         """The file's bytes (ciphertext), or None when it does not exist."""
         try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+            return read_file(self.path)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot read the sops file{what}: {exc.strerror}") from None
 
@@ -228,8 +227,7 @@ class SopsFile:
                 required |= {p for p in _encrypted_paths(before) if p in current}
         self._check_encrypted(out, required, [s for _, s in written], what)
         try:
-            ensure_dir(self.path.parent)
-            atomic_write(self.path, out)
+            write_file(self.path, out)
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot write{what}: {exc.strerror}") from None
         self._cache = (out, plaintext)
@@ -291,7 +289,7 @@ class SopsSink:
             raise SinkError(f"{self.path}: cannot write {name} for key {address}: the secret contains a NUL character")
         # concurrent writers share one decrypt-merge-encrypt of the file (keyform.sinks.groupcommit):
         # one `sops encrypt` (~50 ms) per batch of secrets, not one per secret behind the file lock
-        self._batches.write(lock_for(self.path), name, secret,
+        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, what),
                             lambda: self._set([(name, secret)], what))
 
@@ -319,7 +317,7 @@ class SopsSink:
     def remove(self, name: str) -> None:
         what = f" (removing {name})"
         self._check(name, what)
-        with lock_for(self.path):
+        with lock_for(self.path, across_processes=True):
             raw = self.file.raw(what)
             if raw is None or not _may_hold(self.file.visible(raw), name):
                 return

@@ -1,0 +1,110 @@
+"""Removing known secret values from text that came from outside (server error bodies, exception
+messages) before it is printed, logged or journaled.
+
+The order matters: scrub first, on the raw text, then normalise whitespace and cut. Cutting or
+collapsing first lets a secret through: `SUPERSECRET  VALUE123` collapsed to one space no longer
+matches, and a secret straddling the cut keeps its first half.
+
+A secret is matched whitespace-insensitively: the text and the secret are compared with every
+whitespace character removed (a server that re-wraps a PEM, collapses spaces or turns newlines
+into `\\n` escapes still echoes the same visible characters), and the matched span of the original
+text, whitespace included, becomes `***`. A secret longer than `WINDOW` visible characters is
+matched by every `WINDOW`-character window of it, so any 16 consecutive visible characters of a
+secret are removed wherever they appear: a truncated, prefixed or partly escaped echo is caught.
+Its JSON-escaped form is matched too. Secrets shorter than 4 visible characters are not matched
+(they would redact ordinary words); nothing keyform handles is that short.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+
+WINDOW = 16
+MIN_SECRET = 4
+MASK = "***"
+# the most raw text examined: far beyond any cut applied afterwards (a secret straddling this
+# boundary loses every full window before it, and the part after it is cut away anyway)
+MAX_RAW = 65536
+
+
+_known: set[str] = set()  # every secret this process has seen (see `remember`)
+_known_lock = threading.Lock()
+
+
+def remember(*secrets: str | None) -> None:
+    """Add secrets this process has handled (resolved tokens and inputs, issued secrets, secrets
+    read back from sinks) to the set every `scrub` removes, wherever the text being scrubbed came from:
+    a server may echo a secret from another call than the one that carried it."""
+    with _known_lock:
+        _known.update(s for s in secrets if s and len(s) >= MIN_SECRET)
+
+
+def _visible(text: str) -> tuple[str, list[int]]:
+    """`text` without whitespace, and the index in `text` of each remaining character."""
+    chars: list[str] = []
+    where: list[int] = []
+    for i, c in enumerate(text):
+        if not c.isspace():
+            chars.append(c)
+            where.append(i)
+    return "".join(chars), where
+
+
+def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:
+    """Visible-character patterns to remove, grouped by length."""
+    out: dict[int, set[str]] = {}
+    for secret in secrets:
+        if not secret:
+            continue
+        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+        for form in {secret, escaped}:
+            core = "".join(form.split())
+            if len(core) < MIN_SECRET:
+                continue
+            if len(core) <= WINDOW:
+                out.setdefault(len(core), set()).add(core)
+            else:
+                out.setdefault(WINDOW, set()).update(core[i:i + WINDOW] for i in range(len(core) - WINDOW + 1))
+    return out
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` (at most MAX_RAW characters of it) with every span that matches a known secret
+    replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
+    text = text[:MAX_RAW]
+    with _known_lock:
+        known = tuple(_known)
+    patterns = _patterns((*secrets, *known))
+    if not patterns or not text:
+        return text
+    visible, where = _visible(text)
+    hit = bytearray(len(visible))
+    for length, pats in patterns.items():
+        for i in range(len(visible) - length + 1):
+            if visible[i:i + length] in pats:
+                hit[i:i + length] = b"\1" * length
+    if not any(hit):
+        return text
+    out: list[str] = []
+    pos = 0
+    i = 0
+    while i < len(visible):
+        if not hit[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(visible) and hit[j + 1]:
+            j += 1
+        out.append(text[pos:where[i]])
+        out.append(MASK)
+        pos = where[j] + 1
+        i = j + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:
+    """Scrub `text`, then collapse its whitespace to single spaces and cut it to `limit` characters."""
+    return " ".join(scrub(text, secrets).split())[:limit]

@@ -1,0 +1,68 @@
+"""How the file sinks touch the filesystem: never through a symlink planted at the sink path.
+
+- `write_file` replaces a sink file atomically (keyform.fsio.atomic_write) without following a
+  symlink at its path: a link there is refused with an error naming it, and one planted after that
+  check is replaced by the rename, never written through. The temp file is created O_EXCL and
+  O_NOFOLLOW. Stale temp files of killed writers (`.<name>.<hex>.tmp`, full copies of the secrets)
+  are removed first: callers hold the file's cross-process lock (keyform.sinks.pathlocks).
+- `read_file` opens with O_NOFOLLOW: a secret is never read back from wherever a link points.
+- Directories keyform creates for a sink are remembered for the process; a write or read through
+  one of them that has since become a symlink is refused, naming it.
+- An existing sink directory that is group- or world-writable draws one warning per process: anyone
+  who can write to it can replace the files keyform writes there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from keyform.fsio import IsSymlinkError, StrPath, atomic_write, ensure_dir, is_loose_dir, read_nofollow
+
+log = logging.getLogger("keyform.sinks")
+
+_guard = threading.Lock()
+_created: set[str] = set()  # directories this process created for sinks
+_warned: set[str] = set()  # loose directories already warned about
+
+
+def prepare_dir(directory: StrPath) -> None:
+    """Create the sink's directory (0700) and its missing parents; check the ones keyform created."""
+    created = ensure_dir(directory)
+    path = os.path.abspath(directory)
+    with _guard:
+        _created.update(os.fspath(d) for d in created)
+        warn = not created and path not in _warned and path not in _created and is_loose_dir(path)
+        if warn:
+            _warned.add(path)
+    check_created_dirs(path)
+    if warn:
+        log.warning("%s: the sink directory is group- or world-writable; another user could replace the "
+                    "secrets keyform writes there (chmod go-w %s)", path, path)
+
+
+def check_created_dirs(path: StrPath) -> None:
+    """IsSymlinkError when a directory keyform created on the way to `path` is now a symlink."""
+    p = Path(os.path.abspath(path))
+    with _guard:
+        mine = [d for d in (p, *p.parents) if os.fspath(d) in _created]
+    for d in mine:
+        if os.path.islink(d):
+            raise IsSymlinkError(d)
+
+
+def write_file(path: StrPath, data: bytes) -> None:
+    """Replace the sink file at `path` with `data` (0600) without following a symlink (see module)."""
+    prepare_dir(os.path.dirname(os.path.abspath(path)))
+    atomic_write(path, data, follow_symlinks=False, clean_stale=True)
+
+
+def read_file(path: StrPath) -> bytes | None:
+    """The sink file's bytes, or None when it does not exist; IsSymlinkError for a link."""
+    check_created_dirs(os.path.dirname(os.path.abspath(path)))
+    try:
+        return read_nofollow(path)
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,141 @@
+"""Issue 13, defect 3: redaction scrubs the raw text first (every known secret, its whitespace-altered
+forms, every 16-character window of it), then collapses whitespace and cuts. Unit checks of
+`keyform.redact` and of `status_error`, and a hostile server on 127.0.0.1 that echoes a TextQL
+auth value back in its 4xx body: neither the error printed nor the journal's `failed` record holds it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from keyform.providers.http import HttpClient, status_error
+from tests.loopback import LoopbackServer, QuietHandler, serving
+from tests.project import Project
+
+PEM = ("-----BEGIN PRIVATE KEY-----\n" + "\n".join(
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC" + str(i) * 13 for i in range(4))
+       + "\n-----END PRIVATE KEY-----\n")
+SPACED = "SUPERSECRET  VALUE123"
+
+
+def _windows(secret: str, size: int = 16) -> list[str]:
+    core = "".join(secret.split())
+    return [core[i:i + size] for i in range(len(core) - size + 1)]
+
+
+def _leaks(text: str, secret: str) -> list[str]:
+    visible = "".join(text.split())
+    return [w for w in _windows(secret) if w in visible] + ([secret] if secret in text else [])
+
+
+def _error(detail: str, secrets: tuple[str, ...]) -> str:
+    client = HttpClient("tq", "http://127.0.0.1:9", {}, transport=httpx.MockTransport(lambda r: httpx.Response(400)))
+    response = httpx.Response(400, request=httpx.Request("POST", "http://127.0.0.1:9/x"))
+    return str(status_error(client, "create", response, detail, secrets=secrets))
+
+
+@pytest.mark.parametrize("echo", [
+    f"authValue '{SPACED}' is invalid",  # the raw echo
+    "authValue 'SUPERSECRET VALUE123' is invalid",  # the server collapsed the spaces itself
+    "authValue 'SUPERSECRET\n\tVALUE123' is invalid",  # ... or re-wrapped them
+    "SUPERSECRETVALUE123 was rejected",  # ... or dropped them
+])
+def test_a_secret_with_inner_whitespace_is_scrubbed_whatever_the_server_did_to_its_blanks(echo: str) -> None:
+    message = _error(echo, (SPACED,))
+    assert "SUPERSECRET" not in message and "VALUE123" not in message, message
+    assert "***" in message
+
+
+@pytest.mark.parametrize("shape", ["raw", "json-escaped", "one-line"])
+def test_a_multi_line_pem_echoed_back_prints_no_line_of_it(shape: str) -> None:
+    echoed = {"raw": PEM, "json-escaped": json.dumps(PEM)[1:-1], "one-line": " ".join(PEM.split())}[shape]
+    message = _error(f"invalid certificate: {echoed}", (PEM,))
+    assert _leaks(message, PEM) == [], message
+    assert "MIIEvQ" not in message
+
+
+@pytest.mark.parametrize("offset", [250, 270, 284, 290, 299])
+def test_a_secret_straddling_the_cut_leaves_no_16_characters_behind(offset: int) -> None:
+    secret = "sk_live_" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+    message = _error("x" * offset + secret + " trailing words", (secret,))
+    assert _leaks(message, secret) == [], message
+    assert "sk_live_0123456" not in message
+
+
+def test_short_secrets_and_ordinary_text_are_left_alone() -> None:
+    from keyform.redact import redact, scrub
+
+    assert scrub("hosts must not be empty", ("tok1",)) == "hosts must not be empty"
+    assert scrub("the tok1 here", ("tok1",)) == "the *** here"
+    assert redact("a \n\n b", ()) == "a b"
+    assert redact("x" * 500, ()) == "x" * 300
+
+
+class _EchoingTextql(QuietHandler):
+    """A TextQL API that lists nothing and answers every create with a 400 quoting the request body."""
+
+    server: LoopbackServer
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/v1/api-keys":
+            body = b'{"apiKeys": []}'
+            status = 200
+        else:
+            sent = json.loads(raw or b"{}")
+            message = f"authValue '{sent.get('authValue')}' rejected; extra  {sent.get('authValueExtra')}"
+            body = json.dumps({"code": "invalid_argument", "message": message}).encode()
+            status = 400
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def echoing() -> Iterator[LoopbackServer]:
+    with serving(LoopbackServer(_EchoingTextql)) as server:
+        yield server
+
+
+def test_a_server_echoing_the_auth_value_reaches_neither_the_terminal_nor_the_journal(
+        tmp_path: Path, echoing: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyform.journal import Journal
+
+    failed: list[str] = []  # every `failed` record's message, as written (the journal is compacted at the end)
+    original = Journal.failed
+
+    def record(self: Journal, seq: str, message: str) -> None:
+        failed.append(message)
+        original(self, seq, message)
+
+    monkeypatch.setattr(Journal, "failed", record)
+    long_secret = "hunter2-" + "Zq9" * 40  # straddles the 300-character cut
+    project = Project(tmp_path, echoing.url, env={"AV": SPACED, "AX": long_secret})
+    project.write("""\
+        version: 1
+        providers:
+          tq: {type: textql, base_url: "{url}", token: {env: TEXTQL_TOKEN}}
+        sinks:
+          env: {type: dotenv, path: .secrets/keys.env}
+        defaults: {sink: env}
+        keys:
+          t:
+            provider: tq
+            hosts: [api.questra.ai]
+            auth_value: {env: AV}
+            auth_value_extra: {env: AX}
+        """)
+    result = project.run("apply", "--auto-approve")
+    assert result.exit_code == 1 and "invalid_argument" in result.stderr, result.output
+    journal = tmp_path / "keyform.state.json.journal"
+    files = "".join(p.read_text() for p in (journal, project.state_file) if p.exists())
+    assert failed and all("invalid_argument" in m for m in failed)
+    for text in (result.output, files, *failed):
+        assert "SUPERSECRET" not in text and "VALUE123" not in text
+        assert _leaks(text, long_secret) == []
