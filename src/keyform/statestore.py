@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from keyform import statelock
-from keyform.errors import StateError
+from keyform.errors import LockLostError, StateError
 from keyform.fsio import append_line, atomic_write, ensure_dir, fsync_dir, open_for_append
 from keyform.state import FORMAT_VERSION, State
 from keyform.statelock import LockInfo
@@ -55,6 +55,7 @@ class StateStore:
         self._seen_serial: int | None = None  # its serial, for messages
         self._journal_lock = threading.Lock()
         self._open_journals = 0
+        self._lock_ids: list[str] = []  # the state locks this store holds: every write is fenced on them
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -97,9 +98,11 @@ class StateStore:
             try:
                 data = state.dumps().encode("utf-8")
                 ensure_dir(self.path.parent)
+                self.fence("the state")
                 if current is not None:
                     self._keep_backup()
                 atomic_write(self.path, data)
+                self.fence("the state")
             except OSError as exc:
                 state.serial -= 1
                 raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}; "
@@ -148,11 +151,29 @@ class StateStore:
 
     def acquire_lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
         """Take `<state>.lock`, waiting up to `timeout` seconds; LockError names the holder."""
-        return statelock.acquire(self.lock_path, operation, timeout)
+        info = statelock.acquire(self.lock_path, operation, timeout)
+        with self._mutex:
+            self._lock_ids.append(info.id)
+        return info
 
     def release_lock(self, lock: LockInfo) -> None:
-        """Release a lock taken by `acquire_lock` (only if the file still holds its ID)."""
+        """Release a lock taken by `acquire_lock` (the file is removed only if it is still ours)."""
+        with self._mutex:
+            if lock.id in self._lock_ids:
+                self._lock_ids.remove(lock.id)
         statelock.release(self.lock_path, lock)
+
+    def fence(self, what: str) -> None:
+        """LockLostError if this store took the state lock and no longer holds it (see `statelock`).
+        Checked before and after every state and journal write."""
+        with self._mutex:
+            ids = list(self._lock_ids)
+        for lock_id in ids:
+            held = statelock.held(lock_id)
+            if held is None:
+                raise LockLostError(f"{self.lock_path}: the state lock (lock ID {lock_id}) was released; "
+                                    f"refusing to write {what}")
+            held.check(what)
 
     def lock(self, operation: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
         """`with store.lock("apply", timeout=30):` holds the state lock for the block."""
@@ -207,16 +228,19 @@ class StateStore:
             if self._open_journals:
                 raise RuntimeError("replace_journal() while a JournalFile is open; close it first")
             data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+            self.fence("the apply journal")
             try:
                 atomic_write(self.journal_path, data.encode("utf-8"))
             except OSError as exc:
                 raise StateError(f"{self.journal_path}: cannot rewrite the apply journal: {exc.strerror}") from None
+            self.fence("the apply journal")
 
     def clear_journal(self) -> None:
         """Remove the journal durably (after its records were folded into a saved state)."""
         with self._journal_lock:
             if self._open_journals:
                 raise RuntimeError("clear_journal() while a JournalFile is open; close it first")
+            self.fence("the apply journal")
             try:
                 os.unlink(self.journal_path)
             except FileNotFoundError:
@@ -243,6 +267,7 @@ class JournalFile:
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        self._store.fence("the apply journal")
         with self._store._journal_lock:
             if self._fh is None:
                 raise RuntimeError("append() on a closed JournalFile")
@@ -265,6 +290,8 @@ class JournalFile:
             except OSError as exc:
                 raise StateError(f"{self._store.journal_path}: cannot write the apply journal: "
                                  f"{exc.strerror}") from None
+            # still ours after the fsync: the next holder of the lock reads these records
+            self._store.fence("the apply journal")
             self._synced = upto
 
     def close(self) -> None:
