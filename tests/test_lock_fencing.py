@@ -126,16 +126,17 @@ def _force_unlock_on_a_tty(project: Project, lock_id: str, answer: str) -> tuple
 
 def test_force_unlock_asks_on_a_terminal(tmp_path: Path) -> None:
     project = Project(tmp_path, "http://127.0.0.1:9")
-    record = {"id": "0000aaaa-0000-4000-8000-000000000001", "pid": 999_999_999, "host": "another-host",
+    lock_id = "0000aaaa-0000-4000-8000-000000000001"
+    record = {"id": lock_id, "pid": 999_999_999, "host": "another-host",
               "operation": "apply", "created_at": "2026-01-01T00:00:00Z", "version": "0.1.0"}
     project.lock_path.write_text(json.dumps(record))
-    code, text = _force_unlock_on_a_tty(project, record["id"], "no")
+    code, text = _force_unlock_on_a_tty(project, lock_id, "no")
     assert code == 1 and "Do you really want to force-unlock" in text and "force-unlock cancelled" in text, text
     assert project.lock_path.exists()
-    code, text = _force_unlock_on_a_tty(project, record["id"], "yes")
+    code, text = _force_unlock_on_a_tty(project, lock_id, "yes")
     assert code == 0 and "has been unlocked" in text, text
     assert not project.lock_path.exists()
     # --force skips the question
     project.lock_path.write_text(json.dumps(record))
-    forced = project.run("force-unlock", record["id"], "--force", "--state", str(project.state_path))
+    forced = project.run("force-unlock", lock_id, "--force", "--state", str(project.state_path))
     assert forced.returncode == 0 and "Do you really" not in forced.stdout, forced.tail()
