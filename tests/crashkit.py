@@ -576,7 +576,7 @@ class Lane:
             again = self._kill(project, ["apply", "--auto-approve", "--parallelism", str(parallelism)],
                                project.lock_path, rng.uniform(0.0, self.fixed + self.per_unit * units))
             violations += again.problems + state_loads(project)
-            u, d, more = self._clear_lock(project, again.pid, rng.random() < 0.25)
+            u, d, more = self._clear_lock(project, (again.pid, kill.pid), rng.random() < 0.25)
             unlocks, deleted = unlocks + u, deleted + d
             violations += more
 
@@ -653,7 +653,7 @@ class Lane:
                 open_.discard(str(r.get("seq")))
         return "in-flight" if open_ else "settled"
 
-    def _clear_lock(self, project: Project, pid: int, via_error: bool) -> tuple[int, int, list[str]]:
+    def _clear_lock(self, project: Project, pid: int | tuple[int, ...], via_error: bool) -> tuple[int, int, list[str]]:
         """What a user needs to do about the dead process's lock: nothing. Its lock file may stay (the
         OS lock went with the process); check it names the killed apply (or is still empty), and, in
         some trials, that a plan run now takes it over at once. Never runs `force-unlock`: the
@@ -665,8 +665,9 @@ class Lane:
         if text.strip():
             try:
                 info = json.loads(text)
-                if info.get("pid") != pid:
-                    problems.append(f"the lock names pid {info.get('pid')}, the killed apply was {pid}")
+                dead = pid if isinstance(pid, tuple) else (pid,)  # a 2nd kill may land before the take-over
+                if info.get("pid") not in dead:
+                    problems.append(f"the lock names pid {info.get('pid')}, the killed applies were {dead}")
             except ValueError:
                 problems.append(f"the lock file holds no lock record: {text[:200]!r}")
         if via_error:  # a command run now takes the dead holder's lock over, with no message about it

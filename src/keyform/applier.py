@@ -359,6 +359,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     expires_at = format_time(expires) if expires else None
     if expires is not None and expires <= now:
         raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
+    revoke_after = format_time(now + spec.rotation.grace)  # all that can fail, before the remote call
     match = {n: spec.attrs.get(n) for n in sorted(k.remote_attributes) if n != "headers"}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match)
@@ -393,7 +394,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if change.action is Action.REPLACE and old is not None:
             deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
                                  remote_id=old.remote_id, deposed_at=format_time(now),
-                                 revoke_after=format_time(now + spec.rotation.grace))
+                                 revoke_after=revoke_after)
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on
