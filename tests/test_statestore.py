@@ -204,6 +204,22 @@ def valid_doc() -> dict[str, object]:
     return sample_state().to_json()
 
 
+def with_key(**fields: object) -> dict[str, object]:
+    doc = valid_doc()
+    keys = doc["keys"]
+    assert isinstance(keys, dict)
+    keys["ci-bot"] = {**keys["ci-bot"], **fields}
+    return doc
+
+
+def with_deposed(**fields: object) -> dict[str, object]:
+    doc = valid_doc()
+    deposed = doc["deposed"]
+    assert isinstance(deposed, list) and deposed
+    deposed[0] = {**deposed[0], **fields}
+    return doc
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ('{\n  "format_version": 1,\n', r"not valid JSON \(truncated\?\): line 3 column 1; it was left untouched — "
                                     r"restore it from .*keyform.state.json.backup or fix it"),
@@ -214,14 +230,25 @@ def valid_doc() -> dict[str, object]:
     (json.dumps({k: v for k, v in valid_doc().items() if k != "lineage"}), 'missing required field "lineage"'),
     (json.dumps({k: v for k, v in valid_doc().items() if k != "format_version"}),
      'missing required field "format_version"'),
-    (json.dumps({**valid_doc(), "serial": "7"}), 'field "serial" should be an integer'),
-    (json.dumps({**valid_doc(), "fingerprint_salt": "zz"}), 'field "fingerprint_salt" is not hexadecimal'),
+    (json.dumps({**valid_doc(), "serial": "7"}), """field "serial": '7' is not of type 'integer'"""),
+    (json.dumps({**valid_doc(), "fingerprint_salt": "zz"}), """field "fingerprint_salt": 'zz' does not match"""),
     (json.dumps({**valid_doc(), "format_version": 0}), "unsupported format_version 0"),
     (json.dumps({**valid_doc(), "keys": {"ci-bot": {"provider": "p", "provider_type": "questra",
                                                     "created_at": "2027-01-01T00:00:00Z"}}}),
      'missing required field "keys.ci-bot.remote_id"'),
     (json.dumps({**valid_doc(), "deposed": [{"address": "x"}]}), r'missing required field "deposed\[0\].provider"'),
-    (json.dumps({**valid_doc(), "keys": []}), 'field "keys" is not an object'),
+    (json.dumps({**valid_doc(), "keys": []}), """field "keys": \\[\\] is not of type 'object'"""),
+    # issue 14: each of these once loaded, then crashed later (or planned a create of every key)
+    (json.dumps({k: v for k, v in valid_doc().items() if k != "keys"}), 'missing required field "keys"'),
+    (json.dumps({**valid_doc(), "fingerprint_salt": ""}), """field "fingerprint_salt": '' does not match"""),
+    (json.dumps(with_key(sink="x")), """field "keys.ci-bot.sink": 'x' is not valid"""),
+    (json.dumps(with_key(sink={"sink": "env"})), 'missing required field "keys.ci-bot.sink.as"'),
+    (json.dumps(with_key(expiry_spec=5)), """field "keys.ci-bot.expiry_spec": 5 is not of type 'string'"""),
+    (json.dumps(with_key(created_at="2027-13-45T00:00:00Z")),
+     'field "keys.ci-bot.created_at": "2027-13-45T00:00:00Z" is not a timestamp keyform can use'),
+    (json.dumps(with_deposed(revoke_after="garbage")), """field "deposed\\[0\\].revoke_after": 'garbage' does not match"""),
+    (json.dumps(with_deposed(revoke_after="0001-01-01T00:00:00Z")),
+     r'field "deposed\[0\].revoke_after": "0001-01-01T00:00:00Z" is not a timestamp keyform can use'),
 ])
 def test_unusable_state_is_refused_and_left_byte_for_byte(store: StateStore, content: str, message: str) -> None:
     before = write_raw(store, content)
@@ -355,23 +382,23 @@ def test_every_write_is_fenced_on_the_lock(store: StateStore) -> None:
     info = store.acquire_lock("apply")
     store.save(State.new())
     journal = store.journal_open()
-    journal.append({"op": "begin"})
+    journal.append({"op": "sunk", "seq": "r.1"})
     store.lock_path.unlink()  # force-unlocked from elsewhere, or deleted by hand
     other = StateStore(store.path)
     theirs = other.acquire_lock("plan")
     before = store.path.read_bytes()
     with pytest.raises(LockLostError, match=f"lock ID {info.id}\\) was lost: .* now held by pid {os.getpid()}.*"
                                             f"lock ID {theirs.id}.*refusing to write the apply journal"):
-        journal.append({"op": "intent"})
+        journal.append({"op": "sunk", "seq": "r.2"})
     journal.close()
     with pytest.raises(LockLostError, match="refusing to write the state"):
         store.save(State.new())
     with pytest.raises(LockLostError, match="refusing to write the apply journal"):
-        store.replace_journal([{"op": "begin"}])
+        store.replace_journal([{"op": "sunk", "seq": "r.3"}])
     with pytest.raises(LockLostError, match="refusing to write the apply journal"):
         store.clear_journal()
     assert store.path.read_bytes() == before
-    assert [r["op"] for r in store.read_journal()] == ["begin"]
+    assert [r["seq"] for r in store.read_journal()] == ["r.1"]
     store.release_lock(info)
     assert LockInfo.from_json(json.loads(store.lock_path.read_text())) == theirs
     other.release_lock(theirs)
@@ -382,8 +409,9 @@ def test_every_write_is_fenced_on_the_lock(store: StateStore) -> None:
 
 def test_journal_appends_are_read_back_in_order(store: StateStore) -> None:
     assert store.read_journal() == []
-    records = [{"op": "intent", "seq": "r.1", "address": "ci-bot"}, {"op": "created", "seq": "r.1", "remote_id": "k"},
-               {"op": "done", "seq": "r.1", "note": "multi\nline é"}]
+    records = [{"op": "intent", "seq": "r.1", "action": "create", "address": "ci-bot", "provider": "qp"},
+               {"op": "created", "seq": "r.1", "remote_id": "k"},
+               {"op": "failed", "seq": "r.1", "message": "multi\nline é"}]
     with store.journal_open() as journal:
         for rec in records:
             journal.append(rec)
@@ -402,25 +430,41 @@ def test_journal_append_is_durable_when_it_returns(store: StateStore, monkeypatc
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", counting)
-    journal.append({"op": "intent"})
+    journal.append({"op": "sunk", "seq": "r.1"})
     assert len(synced) == 1
-    assert StateStore(store.path).read_journal() == [{"op": "intent"}]  # visible before close
+    assert StateStore(store.path).read_journal() == [{"op": "sunk", "seq": "r.1"}]  # visible before close
     journal.close()
 
 
 def test_journal_ignores_a_torn_last_line(store: StateStore) -> None:
     with store.journal_open() as journal:
-        journal.append({"op": "intent", "seq": "1"})
+        journal.append({"op": "sunk", "seq": "1"})
     with open(store.journal_path, "ab") as fh:
         fh.write(b'{"op": "created", "se')
-    assert store.read_journal() == [{"op": "intent", "seq": "1"}]
+    assert store.read_journal() == [{"op": "sunk", "seq": "1"}]
     with store.journal_open() as journal:  # reopening cuts the torn tail so new lines start clean
         journal.append({"op": "failed", "seq": "1"})
-    assert store.read_journal() == [{"op": "intent", "seq": "1"}, {"op": "failed", "seq": "1"}]
+    assert store.read_journal() == [{"op": "sunk", "seq": "1"}, {"op": "failed", "seq": "1"}]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"op": "done", "seq": "r.1", "key": {}}', 'missing required field "address"'),  # issue 14
+    ('{"op": "done", "seq": "r.1", "address": "a", "key": {"provider": "p"}}', 'missing required field "key.'),
+    ('{"op": "intent", "seq": "r.1", "action": "create", "address": "a", "provider": "p", "at": "0001-01-01T00:00:00Z"}',
+     'field "at": "0001-01-01T00:00:00Z" is not a timestamp keyform can use'),
+    ('{"op": "created", "seq": "r.1", "remote_id": 7}', "field \"remote_id\": 7 is not of type 'string'"),
+    ('{"op": "begin", "lineage": "l", "serial": 0, "salt": ""}', 'field "salt"'),
+    ('{"op": "vanish"}', 'field "op": \'vanish\' is not one of'),
+])
+def test_journal_refuses_a_record_that_does_not_match_its_schema(store: StateStore, line: str, message: str) -> None:
+    store.journal_path.write_text('{"op": "sunk", "seq": "r.0"}\n' + line + "\n")
+    with pytest.raises(StateError, match=r"keyform.state.json.journal:2: apply journal record ") as info:
+        store.read_journal()
+    assert message in str(info.value)
 
 
 def test_journal_refuses_a_corrupt_middle_line(store: StateStore) -> None:
-    store.journal_path.write_text('{"op": "intent"}\nnot json\n{"op": "done"}\n')
+    store.journal_path.write_text('{"op": "sunk", "seq": "1"}\nnot json\n{"op": "done", "seq": "1"}\n')
     with pytest.raises(StateError, match=r"keyform.state.json.journal:2: apply journal record is not a JSON object"):
         store.read_journal()
 
@@ -430,7 +474,7 @@ def test_journal_appends_from_many_threads_all_land_whole(store: StateStore) -> 
 
     def worker(t: int) -> None:
         for i in range(50):
-            journal.append({"thread": t, "i": i, "pad": "x" * 500})
+            journal.append({"op": "failed", "seq": f"{t}.{i}", "message": "x" * 500})
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
     for th in threads:
@@ -441,13 +485,13 @@ def test_journal_appends_from_many_threads_all_land_whole(store: StateStore) -> 
     records = store.read_journal()
     assert len(records) == 16 * 50
     for t in range(16):
-        assert [r["i"] for r in records if r["thread"] == t] == list(range(50))
+        assert [r["seq"] for r in records if r["seq"].startswith(f"{t}.")] == [f"{t}.{i}" for i in range(50)]
 
 
 def test_clear_journal_removes_it_and_refuses_while_open(store: StateStore) -> None:
     store.clear_journal()  # nothing to clear: fine
     journal = store.journal_open()
-    journal.append({"op": "intent"})
+    journal.append({"op": "sunk", "seq": "1"})
     with pytest.raises(RuntimeError):
         store.clear_journal()
     journal.close()

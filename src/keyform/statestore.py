@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,18 +28,12 @@ from keyform import statelock
 from keyform.errors import LockLostError, StateError
 from keyform.fsio import append_line, atomic_write, ensure_dir, fsync_dir, open_for_append
 from keyform.state import FORMAT_VERSION, State
+from keyform.statecheck import journal_problem, state_problem
 from keyform.statelock import LockInfo
 
 __all__ = ["JournalFile", "LockInfo", "StateStore", "parse_state"]
 
 _FileId = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-
-# Fields State/KeyState/DeposedKey.from_json cannot do without, and their JSON types.
-_TOP_REQUIRED: Mapping[str, type] = {"format_version": int, "lineage": str, "serial": int, "fingerprint_salt": str}
-_KEY_REQUIRED = {"provider": str, "provider_type": str, "remote_id": str, "created_at": str}
-_DEPOSED_REQUIRED = {"address": str, "provider": str, "provider_type": str, "remote_id": str,
-                     "deposed_at": str, "revoke_after": str}
-
 
 class StateStore:
     """A state file and its backup, lock and journal. Thread-safe within one process."""
@@ -216,6 +209,10 @@ class StateStore:
             if not isinstance(rec, dict):
                 raise StateError(f"{self.journal_path}:{number}: apply journal record is not a JSON object; "
                                  "fix or delete that line")
+            problem = journal_problem(rec)
+            if problem is not None:
+                raise StateError(f"{self.journal_path}:{number}: apply journal record {problem}; fix or delete "
+                                 "that line")
             records.append(rec)
         return records
 
@@ -325,55 +322,16 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise StateError(f"{name}: {what} was written by a newer keyform (format {version}; this "
                          f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
-    problem = _shape_problem(doc)
-    if problem is None and version != FORMAT_VERSION:
-        problem = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+    if "format_version" in doc and version != FORMAT_VERSION:
+        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+    else:
+        problem = state_problem(doc)
     if problem is None:
         try:
             return State.from_json(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"malformed content ({type(exc).__name__})"
     raise StateError(f"{name}: {what} {problem}; {untouched}")
-
-
-def _shape_problem(doc: dict[str, Any]) -> str | None:
-    """The first missing or mistyped required field, as `is missing required field "keys.x.remote_id"`."""
-    problem = _fields_problem(doc, _TOP_REQUIRED, "")
-    if problem:
-        return problem
-    try:
-        bytes.fromhex(doc["fingerprint_salt"])
-    except ValueError:
-        return 'field "fingerprint_salt" is not hexadecimal'
-    keys = doc.get("keys", {})
-    if not isinstance(keys, dict):
-        return 'field "keys" is not an object'
-    for address, entry in keys.items():
-        if not isinstance(entry, dict):
-            return f'field "keys.{address}" is not an object'
-        problem = _fields_problem(entry, _KEY_REQUIRED, f"keys.{address}.")
-        if problem:
-            return problem
-    deposed = doc.get("deposed", [])
-    if not isinstance(deposed, list):
-        return 'field "deposed" is not an array'
-    for i, entry in enumerate(deposed):
-        if not isinstance(entry, dict):
-            return f'field "deposed[{i}]" is not an object'
-        problem = _fields_problem(entry, _DEPOSED_REQUIRED, f"deposed[{i}].")
-        if problem:
-            return problem
-    return None
-
-
-def _fields_problem(obj: dict[str, Any], required: Mapping[str, type], prefix: str) -> str | None:
-    for name, kind in required.items():
-        if name not in obj:
-            return f'is missing required field "{prefix}{name}"'
-        value = obj[name]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            return f'field "{prefix}{name}" should be {"an integer" if kind is int else "a string"}'
-    return None
 
 
 def _file_id(st: os.stat_result) -> _FileId:
