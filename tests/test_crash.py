@@ -41,6 +41,8 @@ def test_kill9_trials_converge_with_every_invariant_intact(tmp_path: Path) -> No
     print("\n" + summary.report())
     assert summary.violations == []
     assert summary.kills >= 50, summary.report()
+    # no human step: the dead apply's lock frees itself (issue 14)
+    assert sum(r.force_unlocks + r.lock_files_deleted for r in summary.results) == 0
     assert all(r.applies <= 2 for r in summary.results)
 
 

@@ -236,6 +236,13 @@ def test_force_unlock_breaks_only_the_named_lock(project: Project) -> None:
     assert blocked.exit_code == 1 and lock.id in blocked.stderr
     wrong = project.run("force-unlock", "not-the-id", "-f", str(project.manifest))
     assert wrong.exit_code == 1
+    alive = project.run("force-unlock", lock.id, "-f", str(project.manifest))  # its holder runs on this host
+    assert alive.exit_code == 1 and "refusing to force-unlock" in alive.stderr, alive.output
+    from keyform import statelock
+
+    held = statelock.held(lock.id)
+    assert held is not None
+    held.close()  # as if its process died: the OS lock is gone, the record stays
     ok = project.run("force-unlock", lock.id, "-f", str(project.manifest))
     assert ok.exit_code == 0, ok.output
     assert project.run("plan").exit_code == 0

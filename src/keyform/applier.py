@@ -24,7 +24,7 @@ from typing import Any
 
 from keyform import redact
 from keyform.durations import format_time, parse_time
-from keyform.errors import Diagnostic, KeyformError, SinkError
+from keyform.errors import Diagnostic, KeyformError, LockLostError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, Workspace
@@ -162,6 +162,7 @@ class ApplyReport:
     done: dict[str, int] = field(default_factory=dict)  # action → count
     failed: list[tuple[Change, str]] = field(default_factory=list)
     skipped: list[tuple[Change, str]] = field(default_factory=list)
+    lost_lock: str | None = None  # the state lock was lost mid-apply (LockLostError): nothing more started
 
     @property
     def ok(self) -> bool:
@@ -194,6 +195,8 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
     preflight(plan, ctx)
     first = [c for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE)]
     _run(first, ctx, report)
+    if report.lost_lock is not None:
+        return report
     second = [c for c in plan.changes if c.action is Action.DELETE]
     planned = {c.remote_id for c in second if c.deposed}
     now = ctx.clock()
@@ -258,12 +261,19 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
     completed: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
     with ThreadPoolExecutor(max_workers=limit) as pool:
         while ready or running:
+            while ready and report.lost_lock is not None:  # nothing more starts once the lock is lost
+                change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
+                settled.add(change.key)
+                report.skipped.append((change, msg))
+                ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
             while ready and len(running) < limit:
                 change = by_key[heapq.heappop(ready)]
                 ctx.on_event(ApplyEvent("start", change))
                 fut = pool.submit(_execute, change, ctx)
                 running[fut] = (change, time.monotonic())
                 fut.add_done_callback(completed.put)
+            if not running:  # everything left was skipped
+                continue
             finished = [completed.get()]
             while not completed.empty():
                 finished.append(completed.get())
@@ -282,6 +292,8 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
                             heapq.heappush(ready, key)
                 else:
                     msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, LockLostError) and report.lost_lock is None:
+                        report.lost_lock = msg
                     report.failed.append((change, msg))
                     ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
                     skip_dependants(change.key)
@@ -351,6 +363,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     expires_at = format_time(expires) if expires else None
     if expires is not None and expires <= now:
         raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
+    revoke_after = format_time(now + spec.rotation.grace)  # all that can fail, before the remote call
     match = {n: spec.attrs.get(n) for n in sorted(k.remote_attributes) if n != "headers"}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match)
@@ -360,7 +373,15 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if not getattr(exc, "ambiguous", False):
             ctx.journal.failed(seq, str(exc))
         raise
-    ctx.journal.created(seq, result.key.id)
+    try:
+        ctx.journal.created(seq, result.key.id)
+    except KeyformError as exc:  # e.g. the lock was lost: a key no journal may know of must not stay live
+        try:
+            provider.delete(result.key.id)
+            outcome = f"the new key {result.key.id} was revoked"
+        except KeyformError as rexc:
+            outcome = f"revoking the new key {result.key.id} also failed ({rexc})"
+        raise type(exc)(f"{exc}; {outcome}") from None
     if k.returns_secret:
         _sink_new_secret(spec, result.key.id, result.secret, seq, ctx)
     ks = KeyState(
@@ -377,7 +398,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if change.action is Action.REPLACE and old is not None:
             deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
                                  remote_id=old.remote_id, deposed_at=format_time(now),
-                                 revoke_after=format_time(now + spec.rotation.grace))
+                                 revoke_after=revoke_after)
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on

@@ -315,12 +315,23 @@ def _read_plan(path: str) -> Any:
 @click.argument("lock_id")
 @files_option
 @click.option("--state", "state_path", type=click.Path(), default=None)
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str | None) -> None:
-    """Break a state lock left by a process that died (give the lock ID from the error message)."""
+def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str | None, force: bool) -> None:
+    """Break a state lock whose holder cannot release it (give the lock ID from the error message).
+
+    A local lock whose process died needs none: the next command takes it over. A holder that is
+    still running on this host is refused."""
 
     def body() -> int:
         with _backend(files, state_path) as store:
+            if not force and sys.stdin.isatty():
+                click.echo(f"Do you really want to force-unlock the state (lock ID {lock_id})?\n  keyform will "
+                           "remove the lock, and a command still holding it will fail on its next write.\n"
+                           "  Only 'yes' will be accepted to confirm.\n")
+                answer = click.prompt("  Enter a value", default="", show_default=False)
+                if answer.strip() != "yes":
+                    raise KeyformError("force-unlock cancelled.")
             store.force_unlock(lock_id)
         click.echo(f"keyform state has been unlocked (lock ID {lock_id}).")
         return 0

@@ -9,12 +9,22 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_RE = re.compile(r"^([0-9]+)([smhdw])$")
 
 
+# The longest duration keyform accepts: now + it (and the timestamps keyform derives from it) always
+# fits a datetime (year 9999), with room for every date keyform compares it to.
+MAX_DURATION = timedelta(days=36500)
+
+
 def parse_duration(text: str) -> timedelta:
-    """`90d` → timedelta(days=90). Raises ValueError with a readable message."""
+    """`90d` → timedelta(days=90). Raises ValueError with a readable message, also for a duration
+    longer than MAX_DURATION (100 years: later than that no date arithmetic needs to go)."""
     m = DURATION_RE.match(text.strip()) if isinstance(text, str) else None
     if not m:
         raise ValueError(f"invalid duration {text!r}: expected an integer and a unit s, m, h, d or w (e.g. 90d)")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    digits = m.group(1).lstrip("0")
+    seconds = int(digits or "0") * _UNITS[m.group(2)] if len(digits) <= 15 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text.strip()[:40]!r} is too long: at most 36500d (100 years)")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

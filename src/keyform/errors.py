@@ -63,3 +63,7 @@ class ProviderError(KeyformError):
 
 class SinkError(KeyformError):
     """A sink could not store, read or remove a secret."""
+
+
+class LockLostError(StateError):
+    """This command's state lock was taken from it (its lock file removed); it must not write."""

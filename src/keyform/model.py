@@ -56,6 +56,8 @@ class ProviderConfig:
     token: SecretRef
     org_id: str | EnvRef | None
     loc: SourceLoc
+    deadline: float = 60.0  # seconds for one API call, retries included
+    max_response_bytes: int = 32 * 1024 * 1024  # the largest response body read
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.errors import KeyformError
+from keyform.errors import KeyformError, LockLostError
 from keyform.journal import Journal
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
@@ -170,15 +170,31 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
                        journal=journal, clock=sess.options.clock, parallelism=parallelism,
                        on_event=on_event or (lambda e: None), env=sess.options.env)
+    report: ApplyReport | None = None
     try:
         report = apply_plan(the_plan, ctx)
     finally:
         fh.close()
-        records = store.read_journal()
-        if any(r.get("op") == "done" for r in records):
-            store.save(sess.state)
-        _compact(sess, records)
+        try:
+            records = store.read_journal()
+            if any(r.get("op") == "done" for r in records):
+                store.save(sess.state)
+            _compact(sess, records)
+        except LockLostError as exc:
+            raise LockLostError(_lost_lock_message(exc, report)) from None
+    assert report is not None
+    if report.lost_lock is not None:  # a change hit the fence, and the saves above did not
+        raise LockLostError(_lost_lock_message(LockLostError(report.lost_lock), report))
     return report
+
+
+def _lost_lock_message(exc: LockLostError, report: ApplyReport | None) -> str:
+    """What an apply that lost its lock did, and what happens next: never a success."""
+    done = sum(report.done.values()) if report is not None else 0
+    failed = len(report.failed) + len(report.skipped) if report is not None else 0
+    return (f"{exc}. The apply stopped without saving the state: {done} change(s) had finished and "
+            f"{failed} failed or were not started. What finished is in the apply journal: the keyform "
+            "command that holds the lock now, or the next one, recovers it.")
 
 
 def _compact(sess: Session, records: list[dict[str, object]]) -> None:

@@ -30,6 +30,10 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         value = env.get(ref.name)
         if value is None or value == "":
             raise KeyformError(f"{what}: environment variable {ref.name} is not set")
+        try:  # bytes that are not UTF-8 reach os.environ as lone surrogates: refuse them here
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise KeyformError(f"{what}: environment variable {ref.name} is not valid UTF-8") from None
         redact.remember(value)
         return value
     if isinstance(ref, FileRef):
@@ -38,6 +42,8 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
                 value = fh.read().strip()
         except OSError as exc:
             raise KeyformError(f"{what}: cannot read {ref.path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise KeyformError(f"{what}: {ref.path} is not valid UTF-8") from None
         if not value:
             raise KeyformError(f"{what}: {ref.path} is empty")
         redact.remember(value)

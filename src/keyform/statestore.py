@@ -20,27 +20,20 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from keyform import statelock
-from keyform.errors import StateError
+from keyform.errors import LockLostError, StateError
 from keyform.fsio import append_line, atomic_write, ensure_dir, fsync_dir, open_for_append
 from keyform.state import FORMAT_VERSION, State
+from keyform.statecheck import journal_problem, state_problem
 from keyform.statelock import LockInfo
 
 __all__ = ["JournalFile", "LockInfo", "StateStore", "parse_state"]
 
 _FileId = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-
-# Fields State/KeyState/DeposedKey.from_json cannot do without, and their JSON types.
-_TOP_REQUIRED: Mapping[str, type] = {"format_version": int, "lineage": str, "serial": int, "fingerprint_salt": str}
-_KEY_REQUIRED = {"provider": str, "provider_type": str, "remote_id": str, "created_at": str}
-_DEPOSED_REQUIRED = {"address": str, "provider": str, "provider_type": str, "remote_id": str,
-                     "deposed_at": str, "revoke_after": str}
-
 
 class StateStore:
     """A state file and its backup, lock and journal. Thread-safe within one process."""
@@ -55,6 +48,7 @@ class StateStore:
         self._seen_serial: int | None = None  # its serial, for messages
         self._journal_lock = threading.Lock()
         self._open_journals = 0
+        self._lock_ids: list[str] = []  # the state locks this store holds: every write is fenced on them
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -97,9 +91,11 @@ class StateStore:
             try:
                 data = state.dumps().encode("utf-8")
                 ensure_dir(self.path.parent)
+                self.fence("the state")
                 if current is not None:
                     self._keep_backup()
                 atomic_write(self.path, data)
+                self.fence("the state")
             except OSError as exc:
                 state.serial -= 1
                 raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}; "
@@ -148,11 +144,29 @@ class StateStore:
 
     def acquire_lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
         """Take `<state>.lock`, waiting up to `timeout` seconds; LockError names the holder."""
-        return statelock.acquire(self.lock_path, operation, timeout)
+        info = statelock.acquire(self.lock_path, operation, timeout)
+        with self._mutex:
+            self._lock_ids.append(info.id)
+        return info
 
     def release_lock(self, lock: LockInfo) -> None:
-        """Release a lock taken by `acquire_lock` (only if the file still holds its ID)."""
+        """Release a lock taken by `acquire_lock` (the file is removed only if it is still ours)."""
+        with self._mutex:
+            if lock.id in self._lock_ids:
+                self._lock_ids.remove(lock.id)
         statelock.release(self.lock_path, lock)
+
+    def fence(self, what: str) -> None:
+        """LockLostError if this store took the state lock and no longer holds it (see `statelock`).
+        Checked before and after every state and journal write."""
+        with self._mutex:
+            ids = list(self._lock_ids)
+        for lock_id in ids:
+            held = statelock.held(lock_id)
+            if held is None:
+                raise LockLostError(f"{self.lock_path}: the state lock (lock ID {lock_id}) was released; "
+                                    f"refusing to write {what}")
+            held.check(what)
 
     def lock(self, operation: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
         """`with store.lock("apply", timeout=30):` holds the state lock for the block."""
@@ -195,6 +209,10 @@ class StateStore:
             if not isinstance(rec, dict):
                 raise StateError(f"{self.journal_path}:{number}: apply journal record is not a JSON object; "
                                  "fix or delete that line")
+            problem = journal_problem(rec)
+            if problem is not None:
+                raise StateError(f"{self.journal_path}:{number}: apply journal record {problem}; fix or delete "
+                                 "that line")
             records.append(rec)
         return records
 
@@ -207,16 +225,19 @@ class StateStore:
             if self._open_journals:
                 raise RuntimeError("replace_journal() while a JournalFile is open; close it first")
             data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+            self.fence("the apply journal")
             try:
                 atomic_write(self.journal_path, data.encode("utf-8"))
             except OSError as exc:
                 raise StateError(f"{self.journal_path}: cannot rewrite the apply journal: {exc.strerror}") from None
+            self.fence("the apply journal")
 
     def clear_journal(self) -> None:
         """Remove the journal durably (after its records were folded into a saved state)."""
         with self._journal_lock:
             if self._open_journals:
                 raise RuntimeError("clear_journal() while a JournalFile is open; close it first")
+            self.fence("the apply journal")
             try:
                 os.unlink(self.journal_path)
             except FileNotFoundError:
@@ -243,6 +264,7 @@ class JournalFile:
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        self._store.fence("the apply journal")
         with self._store._journal_lock:
             if self._fh is None:
                 raise RuntimeError("append() on a closed JournalFile")
@@ -265,6 +287,8 @@ class JournalFile:
             except OSError as exc:
                 raise StateError(f"{self._store.journal_path}: cannot write the apply journal: "
                                  f"{exc.strerror}") from None
+            # still ours after the fsync: the next holder of the lock reads these records
+            self._store.fence("the apply journal")
             self._synced = upto
 
     def close(self) -> None:
@@ -298,55 +322,16 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise StateError(f"{name}: {what} was written by a newer keyform (format {version}; this "
                          f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
-    problem = _shape_problem(doc)
-    if problem is None and version != FORMAT_VERSION:
-        problem = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+    if "format_version" in doc and version != FORMAT_VERSION:
+        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+    else:
+        problem = state_problem(doc)
     if problem is None:
         try:
             return State.from_json(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"malformed content ({type(exc).__name__})"
     raise StateError(f"{name}: {what} {problem}; {untouched}")
-
-
-def _shape_problem(doc: dict[str, Any]) -> str | None:
-    """The first missing or mistyped required field, as `is missing required field "keys.x.remote_id"`."""
-    problem = _fields_problem(doc, _TOP_REQUIRED, "")
-    if problem:
-        return problem
-    try:
-        bytes.fromhex(doc["fingerprint_salt"])
-    except ValueError:
-        return 'field "fingerprint_salt" is not hexadecimal'
-    keys = doc.get("keys", {})
-    if not isinstance(keys, dict):
-        return 'field "keys" is not an object'
-    for address, entry in keys.items():
-        if not isinstance(entry, dict):
-            return f'field "keys.{address}" is not an object'
-        problem = _fields_problem(entry, _KEY_REQUIRED, f"keys.{address}.")
-        if problem:
-            return problem
-    deposed = doc.get("deposed", [])
-    if not isinstance(deposed, list):
-        return 'field "deposed" is not an array'
-    for i, entry in enumerate(deposed):
-        if not isinstance(entry, dict):
-            return f'field "deposed[{i}]" is not an object'
-        problem = _fields_problem(entry, _DEPOSED_REQUIRED, f"deposed[{i}].")
-        if problem:
-            return problem
-    return None
-
-
-def _fields_problem(obj: dict[str, Any], required: Mapping[str, type], prefix: str) -> str | None:
-    for name, kind in required.items():
-        if name not in obj:
-            return f'is missing required field "{prefix}{name}"'
-        value = obj[name]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            return f'field "{prefix}{name}" should be {"an integer" if kind is int else "a string"}'
-    return None
 
 
 def _file_id(st: os.stat_result) -> _FileId:

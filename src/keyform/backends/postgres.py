@@ -39,6 +39,7 @@ from urllib.parse import quote
 from keyform import __version__
 from keyform.errors import KeyformError, LockError, StateError
 from keyform.state import State
+from keyform.statecheck import journal_problem
 from keyform.statelock import LockInfo, describe_holder, hold
 from keyform.statestore import parse_state
 
@@ -448,8 +449,9 @@ class PostgresBackend:
                 record = json.loads(text)
             except ValueError:
                 record = None
-            if not isinstance(record, dict):
-                raise StateError(f"{self.describe()}: apply journal record {seq} is not a JSON object; fix or delete "
+            problem = journal_problem(record) if isinstance(record, dict) else "is not a JSON object"
+            if problem is not None:
+                raise StateError(f"{self.describe()}: apply journal record {seq} {problem}; fix or delete "
                                  f"that row (keyform_journal, workspace {self.workspace!r}, seq {seq})")
             records.append(record)
         return records

@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from keyform.durations import parse_duration
 from keyform.manifest.keyspecs import KeyContext, build_key
 from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
@@ -157,10 +158,40 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
     token = build_ref(value["token"], source)
     raw_org = value.get("org_id")
     org_id: str | EnvRef | None = EnvRef(raw_org["env"]) if isinstance(raw_org, dict) else raw_org
-    if base_url is None:
+    limits = _provider_limits(value, source, path, report)
+    if base_url is None or limits is None:
         return None
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=token, org_id=org_id,
-                          loc=decl.loc)
+                          loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1])
+
+
+MAX_DEADLINE = timedelta(hours=24)
+
+
+def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlPath,
+                     report: Report) -> tuple[float, int] | None:
+    """(deadline seconds, body cap bytes) from the provider's options (the schema checked their form)."""
+    deadline, cap = 60.0, int(value.get("max_response_bytes", 32 * 1024 * 1024))
+    ok = True
+    if "deadline" in value:
+        where = (*path, "deadline")
+        try:
+            delta = parse_duration(value["deadline"])
+        except ValueError as exc:
+            report.error(source, where, f"{dotted(where)}: {exc}")
+            delta = MAX_DEADLINE
+            ok = False
+        if not timedelta(0) < delta <= MAX_DEADLINE:
+            report.error(source, where, f"{dotted(where)}: {value['deadline']} is not between 1s and 24h")
+            ok = False
+        deadline = delta.total_seconds()
+    if cap < 1024:
+        where = (*path, "max_response_bytes")
+        report.error(source, where, f"{dotted(where)}: {cap} is less than 1024 bytes")
+        ok = False
+    if not ok:
+        return None
+    return deadline, cap
 
 
 def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -> str | None:

@@ -93,6 +93,11 @@ class SchemaCompiler:
             return _each_item(self.node(value))
         if keyword == "allOf":
             return _all_of([self.node(s) for s in value])
+        if keyword == "anyOf":
+            options = [self.node(s) for s in value]
+            return lambda x: any(option(x) for option in options)
+        if keyword == "minimum":
+            return lambda x: type(x) not in (int, float) or x >= value
         if keyword == "if":
             return _if_then_else(self.node(value), self.node(schema.get("then", True)),
                                  self.node(schema.get("else", True)))

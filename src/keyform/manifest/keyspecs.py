@@ -103,7 +103,11 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now:
         return NEVER
     if "expires_in" in value:
         text: str = value["expires_in"]
-        duration = _duration(text)
+        try:
+            duration = _duration(text)
+        except ValueError as exc:
+            report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: {exc}")
+            return NEVER
         if duration <= timedelta(0):
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: must be longer than 0")
         return Expiry("in", duration=duration, text=text)
@@ -126,7 +130,14 @@ def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, pa
     raw: Mapping[str, str] | None = value.get("rotation")
     if not raw:
         return Rotation()
-    parsed = {field: _duration(text) for field, text in raw.items()}
+    parsed = {}
+    for field, text in raw.items():
+        try:
+            parsed[field] = _duration(text)
+        except ValueError as exc:
+            report.error(source, (*path, "rotation", field), f"{dotted(path)}.rotation.{field}: {exc}")
+    if len(parsed) < len(raw):
+        return Rotation()
     before, max_age = parsed.get("before_expiry"), parsed.get("max_age")
     where = (*path, "rotation")
     if before is not None and expiry.kind == "never":

@@ -21,8 +21,10 @@ def open_provider(config: ProviderConfig, token: str, org_id: str | None, *, tim
     """A provider for `config`; `token` and `org_id` are already resolved by the caller."""
     if config.type == "questra":
         return QuestraProvider(config.name, config.base_url, token, org_id, timeout=timeout,
-                               transport=transport, max_retries=max_retries)
+                               transport=transport, max_retries=max_retries, deadline=config.deadline,
+                               max_body=config.max_response_bytes)
     if config.type == "textql":
         return TextQLProvider(config.name, config.base_url, token, timeout=timeout, transport=transport,
-                              max_retries=max_retries)
+                              max_retries=max_retries, deadline=config.deadline,
+                              max_body=config.max_response_bytes)
     raise ProviderError(f"{config.name}: unknown provider type {config.type!r}")

@@ -18,6 +18,12 @@ Retry policy (`RetryPolicy`):
   closed connection) raises `ProviderError(ambiguous=True)` at once: the key may exist remotely.
   The providers also mark a 500/502/504 answer to a create ambiguous (the server may have committed).
 
+Limits: each `call` (all its attempts and waits together) has an overall `deadline` (default 60 s;
+the per-read `timeout` alone let a reply dripping a byte every few seconds run for minutes), and a
+response body may hold at most `max_body` bytes once decoded (default 32 MiB; a declared
+Content-Length over it is refused before reading). Either ends the call with a ProviderError naming
+the provider option to raise; for a create, ambiguous (the key may exist).
+
 `call` raises ProviderError only for transport failures; it returns every HTTP response (once the
 retries are spent), because each API words its error bodies differently. Messages never carry the
 token, a request body or a secret: `scrub` removes known secret values from server-supplied text.
@@ -50,6 +56,8 @@ from keyform.errors import ProviderError
 log = logging.getLogger("keyform.providers")
 
 CONNECT_TIMEOUT = 10.0
+DEFAULT_DEADLINE = 60.0  # seconds for one call, retries included (provider option `deadline`)
+DEFAULT_MAX_BODY = 32 * 1024 * 1024  # decoded response bytes (provider option `max_response_bytes`)
 USER_AGENT = "keyform"
 LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
@@ -206,8 +214,11 @@ class HttpClient:
     def __init__(self, instance: str, base_url: str, headers: Mapping[str, str], *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 secrets: Iterable[str] = ()) -> None:
+                 secrets: Iterable[str] = (), deadline: float = DEFAULT_DEADLINE,
+                 max_body: int = DEFAULT_MAX_BODY) -> None:
         self.instance = instance
+        self.deadline = deadline
+        self.max_body = max_body
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -239,10 +250,15 @@ class HttpClient:
         `ambiguous=True` when a non-idempotent request may have been received."""
         secrets = tuple(secrets)
         attempts = self.retry.max_retries + 1
+        deadline = time.monotonic() + self.deadline
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._send(method, path, body)
+                response = self._send(method, path, body, deadline)
+            except _Limit as exc:
+                ambiguous = exc.sent and not idempotent
+                note = "; the key may exist remotely" if ambiguous else ""
+                raise self._error(what, f"{exc}{note}", secrets, ambiguous=ambiguous) from None
             except _FATAL as exc:
                 raise self._error(what, f"request failed ({type(exc).__name__}: {exc})", secrets) from None
             except _NOT_SENT as exc:
@@ -267,22 +283,51 @@ class HttpClient:
             if delay is not None and delay > self.retry.max_retry_after:
                 return response  # the caller reports it, with retry_after set
             response.close()
-            self._wait(what, attempt, delay, str(response.status_code))
+            wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
+            if time.monotonic() + wait >= deadline:
+                return response  # no time left for another attempt: the caller reports this one
+            self._wait(what, attempt, wait, str(response.status_code))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, method: str, path: str, body: Any) -> httpx.Response:
-        """One request straight through the transport; the body read (and decoded) whole."""
+    def _send(self, method: str, path: str, body: Any, deadline: float) -> httpx.Response:
+        """One request straight through the transport; the body read (and decoded) whole, within the
+        call's deadline and the body cap (`_Limit` otherwise)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Limit(self._over_deadline(), sent=False)
         content = None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"),
                                                        allow_nan=False).encode()
-        request = httpx.Request(method, self.base_url + path, content=content, extensions=self._extensions,
+        extensions = self._extensions
+        if remaining < self._read_timeout:  # no single wait may outlast the deadline either
+            extensions = {"timeout": httpx.Timeout(remaining, connect=min(CONNECT_TIMEOUT, remaining)).as_dict()}
+        request = httpx.Request(method, self.base_url + path, content=content, extensions=extensions,
                                 headers=self._headers if content is None else self._json_headers)
         response = self._transport.handle_request(request)
         response.request = request
         try:
-            response.read()
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise _Limit(self._too_large())
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():  # decoded: a gzip bomb counts at its real size
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _Limit(self._too_large())
+                if time.monotonic() > deadline:
+                    raise _Limit(self._over_deadline())
+                chunks.append(chunk)
+            response._content = b"".join(chunks)  # what Response.read() stores
         finally:
             response.close()
         return response
+
+    def _over_deadline(self) -> str:
+        return (f"no complete response within the call's {self.deadline:g}s deadline (provider option "
+                "`deadline`)")
+
+    def _too_large(self) -> str:
+        return (f"response body larger than {_size(self.max_body)} (provider option `max_response_bytes`); "
+                "not read")
 
     @staticmethod
     def _retryable(status: int, idempotent: bool) -> bool:
@@ -303,13 +348,25 @@ class HttpClient:
         self._transport.close()
 
 
+class _Limit(Exception):
+    """The call's deadline passed, or the response body is over the cap (the message says which)."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent  # the request went out (a create may have happened)
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"
+
+
 def json_body(response: httpx.Response) -> Any:
     """The decoded JSON body, or None when it is empty or not JSON."""
     if not response.content:
         return None
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None
 
 

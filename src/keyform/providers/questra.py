@@ -18,6 +18,8 @@ import httpx
 from keyform import __version__, redact
 from keyform.errors import ProviderError
 from keyform.providers.http import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BODY,
     HttpClient,
     RetryPolicy,
     ShapeError,
@@ -78,14 +80,16 @@ class QuestraProvider:
 
     def __init__(self, name: str, base_url: str, token: str, org_id: str | None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 5,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.name = name
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
                    "User-Agent": f"keyform/{__version__}"}
         if org_id is not None:
             headers["X-Org-Id"] = org_id
         self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
-                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,))
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,),
+                                deadline=deadline, max_body=max_body)
 
     def __repr__(self) -> str:
         return f"QuestraProvider({self.name!r}, {self._http.base_url!r})"

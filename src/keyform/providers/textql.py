@@ -20,6 +20,8 @@ import httpx
 from keyform import __version__
 from keyform.errors import ProviderError
 from keyform.providers.http import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BODY,
     HttpClient,
     RetryPolicy,
     ShapeError,
@@ -153,13 +155,15 @@ class TextQLProvider:
 
     def __init__(self, name: str, base_url: str, token: str, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 5,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.name = name
         headers = {"Authorization": f"Bearer {token}", "Connect-Protocol-Version": "1",
                    "Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": f"keyform/{__version__}"}
         self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
-                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,))
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,),
+                                deadline=deadline, max_body=max_body)
 
     def __repr__(self) -> str:
         return f"TextQLProvider({self.name!r}, {self._http.base_url!r})"

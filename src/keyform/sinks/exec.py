@@ -124,6 +124,7 @@ def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], s
         try:
             if parse_duration(timeout).total_seconds() <= 0:
                 problems.append((("timeout",), "must be longer than 0s"))
-        except ValueError:
-            pass  # the schema reports a malformed duration
+        except ValueError as exc:
+            if "too long" in str(exc):  # the schema reports a malformed one
+                problems.append((("timeout",), str(exc)))
     return problems

@@ -1,0 +1,89 @@
+"""Bad input never becomes an internal error, and never after a secret was written (issue 14, item 5):
+each case here once loaded or validated and then crashed (or, for a state without `keys`, planned
+a create of every key). Now each is one clear message, exit 1, with the state untouched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from keyform.emulator import Emulator
+from keyform.errors import KeyformError
+from keyform.model import EnvRef, FileRef
+from keyform.resolve import read_ref
+from tests.conftest import EmulatorControl
+from tests.project import ORG, Project
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    return Project(tmp_path, emulator.url)
+
+
+def _no_internal_error(text: str) -> None:
+    assert "internal error" not in text and "Traceback" not in text, text
+
+
+def test_an_env_input_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyformError, match=r"keys\.k\.auth_value: environment variable BAD is not valid UTF-8"):
+        read_ref(EnvRef("BAD"), "keys.k.auth_value", {"BAD": "ok\udcff"})  # b"ok\xff" as os.environ holds it
+    path = tmp_path / "token"
+    path.write_bytes(b"\xff\xfe secret")
+    with pytest.raises(KeyformError, match=f"keys.k.auth_value: {path} is not valid UTF-8"):
+        read_ref(FileRef(str(path)), "keys.k.auth_value")
+
+
+def test_plan_with_an_env_input_that_is_not_utf8_exits_1(project: Project, emu_control: EmulatorControl) -> None:
+    project.write(
+        "version: 1\n"
+        "providers:\n"
+        "  tq: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
+        "keys:\n"
+        "  t: {provider: tq, description: d, hosts: [api.questra.ai], api_provider: questra, auth_type: token,\n"
+        "      auth_value: {env: BAD_INPUT}}\n")
+    result = project.run("apply", "--auto-approve", env={"BAD_INPUT": "tok\udcff"})
+    assert result.exit_code == 1, result.output
+    assert "environment variable BAD_INPUT is not valid UTF-8" in result.stderr
+    _no_internal_error(result.output)
+    assert emu_control.requests().get("textql.create", 0) == 0
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda doc: doc.pop("keys"), 'missing required field "keys"'),
+    (lambda doc: doc["keys"]["k"].update(sink="x"), """field "keys.k.sink": 'x' is not valid"""),
+    (lambda doc: doc["keys"]["k"].update(sink={"sink": "env"}), 'missing required field "keys.k.sink.as"'),
+    (lambda doc: doc["keys"]["k"].update(expiry_spec=5), "field \"keys.k.expiry_spec\": 5 is not of type 'string'"),
+    (lambda doc: doc.update(fingerprint_salt=""), "field \"fingerprint_salt\": '' does not match"),
+])
+def test_a_damaged_state_is_refused_before_anything_happens(project: Project, emu_control: EmulatorControl,
+                                                           edit: object, message: str) -> None:
+    project.questra("k:\n  provider: qp\n  name: K\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    doc = project.state()
+    edit(doc)  # type: ignore[operator]
+    project.state_file.write_text(json.dumps(doc))
+    before = project.state_file.read_bytes()
+    creates = emu_control.requests().get("questra.create", 0)
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        result = project.run(*command)
+        assert result.exit_code == 1, result.output
+        assert f"{project.state_file}: state file " in result.stderr and message in result.stderr, result.stderr
+        _no_internal_error(result.output)
+    assert project.state_file.read_bytes() == before
+    assert emu_control.requests().get("questra.create", 0) == creates  # a state without keys created nothing
+    assert len(emu_control.questra_keys(ORG)) == 1
+
+
+def test_a_journal_done_record_without_address_is_refused_naming_its_line(project: Project) -> None:
+    project.questra("k:\n  provider: qp\n  name: K\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    journal = project.root / "keyform.state.json.journal"
+    key = project.state()["keys"]["k"]
+    journal.write_text(json.dumps({"op": "sunk", "seq": "r.1"}) + "\n"
+                       + json.dumps({"op": "done", "seq": "r.1", "key": key}) + "\n")
+    result = project.run("plan")
+    assert result.exit_code == 1
+    assert f'{journal}:2: apply journal record is missing required field "address"' in result.stderr, result.stderr
+    _no_internal_error(result.output)
