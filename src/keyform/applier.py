@@ -92,6 +92,8 @@ class ApplyContext:
     # and drops the revoked from `state.deposed` in one pass at its end (not one pass per key)
     deposed_by_id: dict[str, DeposedKey] = field(default_factory=dict, repr=False)
     revoked: set[str] = field(default_factory=set, repr=False)
+    # orphans of interrupted creates this plan revokes: remote id → the journal intent each resolves
+    orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
 
@@ -288,7 +290,9 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
 
 def _execute(change: Change, ctx: ApplyContext) -> None:
     if change.action is Action.DELETE:
-        if change.deposed:
+        if change.orphan:
+            _revoke_orphan(change, ctx)
+        elif change.deposed:
             _revoke_deposed(change, ctx)
         else:
             _delete(change, ctx)
@@ -355,6 +359,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     except KeyformError as exc:
         if not getattr(exc, "ambiguous", False):
             ctx.journal.failed(seq, str(exc))
+        else:  # the key may exist: recovery resolves it, in the window this record closes
+            salvaged = getattr(exc, "remote_id", None)
+            if isinstance(salvaged, str) and salvaged:
+                ctx.journal.created(seq, salvaged)
+            ctx.journal.abandoned(seq)
         raise
     ctx.journal.created(seq, result.key.id)
     if k.returns_secret:
@@ -488,6 +497,16 @@ def _delete(change: Change, ctx: ApplyContext) -> None:
     with ctx.lock:
         ctx.state.keys.pop(ks.address, None)
     ctx.journal.done(seq, forget=ks.address)
+
+
+def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
+    """Revoke a key an interrupted create left behind; the journal then closes that create's intent."""
+    assert change.remote_id is not None
+    resolves = ctx.orphan_seqs.get(change.remote_id)
+    seq = ctx.journal.intent("revoke-orphan", change.address, change.provider, remote_id=change.remote_id,
+                             resolves=resolves)
+    ctx.provider(change.provider).delete(change.remote_id)
+    ctx.journal.done(seq, resolves=resolves)
 
 
 def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:

@@ -263,10 +263,12 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
                 else:
                     click.echo(_render(the_plan, "text", ctx.color()), nl=False)
                 if not the_plan.has_changes:
+                    _commit_recovery(sess)
                     return 0
                 if fmt == "text":
                     click.echo("")
                 _confirm(auto_approve, "Do you want to perform these actions?")
+            _commit_recovery(sess)
             return _run_apply(ctx, sess, the_plan, parallelism, fmt)
 
     run_safely(ctx, body)
@@ -291,12 +293,23 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
             the_plan = operations.plan(sess, targets=targets, destroy=True)
             click.echo(_render(the_plan, "text", ctx.color()), nl=False)
             if not the_plan.has_changes:
+                _commit_recovery(sess)
                 return 0
             click.echo("")
             _confirm(auto_approve, "Do you really want to destroy these keys?")
+            _commit_recovery(sess)
             return _run_apply(ctx, sess, the_plan, parallelism)
 
     run_safely(ctx, body)
+
+
+def _commit_recovery(sess: Any, resolved: Sequence[str] = ()) -> None:
+    """Write what recovery folded from an interrupted apply's journal (see operations.commit_recovery);
+    repeat the warning about keys it could not attribute."""
+    from keyform import operations
+
+    for warning in operations.commit_recovery(sess, resolved=resolved):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def _read_plan(path: str) -> Any:
@@ -356,6 +369,8 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
         from keyform.statecmds import import_key
 
         with operations.session(_options(files, state_path, lock_timeout), "import") as sess:
+            # adopting a candidate of a create whose reply was lost settles that create
+            _commit_recovery(sess, [u.seq for u in sess.recovery.uncertain if remote_id in u.candidates])
             _, warnings = import_key(sess, address, remote_id)
         click.echo(f"Imported {remote_id} as {address}.")
         for w in warnings:
@@ -415,9 +430,9 @@ def state_rm(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | N
     def body() -> int:
         from keyform.statecmds import state_rm as rm
 
-        with _locked_state(files, state_path, lock_timeout, "state rm") as (store, st):
+        with _locked_state(files, state_path, lock_timeout, "state rm") as (store, st, keep):
             ks = rm(st, address)
-            store.save(st)
+            _save_edited(store, st, keep)
         click.echo(f"Removed {address} ({ks.remote_id}) from the state; the remote key was not touched.")
         return 0
 
@@ -438,9 +453,9 @@ def state_mv(ctx: Ctx, old: str, new: str, sink_name: str | None, files: tuple[s
     def body() -> int:
         from keyform.statecmds import state_mv as mv
 
-        with _locked_state(files, state_path, lock_timeout, "state mv") as (store, st):
+        with _locked_state(files, state_path, lock_timeout, "state mv") as (store, st, keep):
             mv(st, old, new, sink_name)
-            store.save(st)
+            _save_edited(store, st, keep)
         click.echo(f"Moved {old} to {new}.")
         return 0
 
@@ -492,7 +507,7 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
         if pushed is None:
             raise KeyformError(f"{file}: no such state file")
         if source.read_journal() and not force:
-            raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform plan "
+            raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
                                f"--state {file}` to recover it first (or push anyway with --force)")
         timeout = _options(files, state_path, lock_timeout).lock_timeout
         with _backend(files, state_path) as store, store.lock("state push", timeout=timeout):
@@ -532,14 +547,30 @@ def _read_state(files: tuple[str, ...], state_path: str | None) -> Any:
 
 @contextmanager
 def _locked_state(files: tuple[str, ...], state_path: str | None, lock_timeout: str,
-                  operation: str) -> Iterator[tuple[Any, Any]]:
-    """The state store, locked, with its loaded state (which must exist)."""
+                  operation: str) -> Iterator[tuple[Any, Any, Any]]:
+    """The state store, locked, with its loaded state (which must exist), the journal of an
+    interrupted apply folded in first (and what of it must stay journaled: `_save_edited`)."""
+    from keyform.operations import fold_journal
+
     timeout = _options(files, state_path, lock_timeout).lock_timeout
     with _backend(files, state_path) as store, store.lock(operation, timeout=timeout):
         st = store.load()
+        keep = fold_journal(store, st) if st is not None else None
         if st is None:
             from keyform.statestore import StateStore
 
+            if store.read_journal():
+                raise KeyformError(f"{store.describe()}: there is no state yet, but an interrupted apply left "
+                                   "its journal; run `keyform apply` to recover it first")
             what = "no state file" if isinstance(store, StateStore) else "there is no state yet"
             raise KeyformError(f"{store.describe()}: {what}")
-        yield store, st
+        yield store, st, keep
+
+
+def _save_edited(store: Any, st: Any, keep: Any) -> None:
+    """Save an edited state; the journal it was folded from then keeps only the interrupted creates
+    (which the next plan shows and apply resolves)."""
+    from keyform.operations import keep_journal
+
+    store.save(st)
+    keep_journal(store, st, keep)
