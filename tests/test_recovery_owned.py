@@ -277,3 +277,40 @@ def test_two_workspace_trials_with_dropped_replies_revoke_no_key_of_the_other(tm
           f"{revoked_of_other} keys of the other workspace revoked")
     assert revoked_of_other == 0
     assert orphans_revoked > 0  # the trials did lose replies and recover from them
+
+
+# ----------------------------------------------------------- a reply that arrived but cannot be read
+
+
+def test_an_unreadable_create_reply_still_yields_the_remote_id(tmp_path: Path) -> None:
+    """A 201 whose body is cut short: the create is ambiguous, but the id it named is kept, so the
+    applier journals `created` and recovery revokes exactly that key (no matching by time)."""
+    from http.server import BaseHTTPRequestHandler
+
+    from keyform.errors import ProviderError
+    from keyform.providers.questra import QuestraProvider
+    from keyform.remote import CreateRequest
+    from tests.loopback import LoopbackServer, QuietHandler, serving
+
+    class Cut(QuietHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"id": "ak_cut0123456789", "name": "ci-bot", "created_at": "2026-01-0'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    handler: type[BaseHTTPRequestHandler] = Cut
+    with serving(LoopbackServer(handler)) as server:
+        provider = QuestraProvider("qp", server.url, "t0k3n-salvage", "org_1", max_retries=0)
+        try:
+            provider.create(CreateRequest("ci", {"name": "ci-bot"}, None, {}))
+        except ProviderError as exc:
+            assert exc.ambiguous and exc.remote_id == "ak_cut0123456789"
+            assert "t0k3n-salvage" not in str(exc)
+        else:
+            raise AssertionError("a cut-short reply must be an error")
+        finally:
+            provider.close()
