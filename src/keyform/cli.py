@@ -27,6 +27,7 @@ class Ctx:
     def __init__(self, verbose: bool, no_color: bool) -> None:
         self.verbose = verbose
         self.no_color = no_color
+        self.hard_exit = False  # leave without joining worker threads (a second Ctrl-C during apply)
 
     def color(self, stream: Any = None) -> bool:
         stream = stream or sys.stdout
@@ -68,6 +69,10 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
         for d in exc.diagnostics:
             click.echo(click.style("Error: ", fg="red", bold=True) if color else "Error: ", err=True, nl=False)
             click.echo(str(d), err=True)
+        if ctx.hard_exit:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         sys.exit(1)
     except KeyboardInterrupt:
         _fail("Interrupted.")
@@ -219,12 +224,26 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
         stream.write(line + "\n")
         stream.flush()
 
-    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+    from keyform.applier import ApplyAbandoned
+
+    try:
+        report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+    except ApplyAbandoned as exc:
+        for line in progress.abandoned_lines(exc.in_flight):
+            click.echo(line, err=True)
+        ctx.hard_exit = True  # worker threads may still wait on the network: do not wait for them
+        raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
+                           "and the next `keyform apply` recovers it.") from None
     if fmt == "json":
         click.echo(progress.summary_json(report))
     else:
         click.echo("")
         click.echo(progress.summary_text(report))
+    if report.interrupted:
+        for line in progress.interrupted_lines(report):
+            click.echo(line, err=True)
+        raise KeyformError("Apply interrupted: the changes listed above as done were saved; run `keyform apply` "
+                           "again for the rest.")
     if not report.ok:
         raise KeyformError([Diagnostic(f"{c.key}: {msg}") for c, msg in report.failed + report.skipped])
     return 0

@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
+from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import KeyformError
@@ -218,13 +219,25 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
                        orphan_seqs={o.remote_id: o.seq for o in sess.recovery.orphans})
     try:
         report = apply_plan(the_plan, ctx)
-    finally:
-        fh.close()
-        records = store.read_journal()
-        if any(r.get("op") == "done" for r in records):
-            store.save(sess.state)
-        _compact(sess, records)
+    except ApplyAbandoned:
+        # changes may still be running in worker threads: leave the state file alone and the
+        # journal as it is (the next run folds and recovers it, as after a crash)
+        raise
+    except BaseException:
+        _finish(sess, fh)
+        raise
+    _finish(sess, fh)
     return report
+
+
+def _finish(sess: Session, fh: Any) -> None:
+    """Save the state once (when anything finished) and compact the journal."""
+    store = sess.store
+    fh.close()
+    records = store.read_journal()
+    if any(r.get("op") == "done" for r in records):
+        store.save(sess.state)
+    _compact(sess, records)
 
 
 def _compact(sess: Session, records: list[dict[str, object]]) -> None:

@@ -139,7 +139,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             continue
         due = parse_time(dep.revoke_after)
         label = f"{dep.address} (deposed {dep.remote_id})"
-        if due <= now:
+        if destroy:  # destroy leaves nothing live, grace or not
+            changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                                  provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                                  reasons=("destroy requested (revoked before its grace ends)",)
+                                  if due > now else ("destroy requested",)))
+        elif due <= now:
             ago = now - due
             reason = f"grace ended {format_duration(ago)} ago" if ago.total_seconds() >= 1 else "grace ended"
             changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
