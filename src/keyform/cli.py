@@ -367,7 +367,7 @@ def emulator(args: tuple[str, ...]) -> None:
     """Serve the Questra and TextQL APIs in memory on one port (see `keyform emulator --help`).
 
     Flags: --host, --port, --latency-ms, --error-rate, --rate-limit-rate, --retry-after,
-    --drop-after-commit-rate, --seed, --questra-list-shape, --token, --log-requests."""
+    --drop-after-commit-rate, --seed, --questra-list-shape, --token, --read-only-token, --log-requests."""
     from keyform.emulator.__main__ import main as emulator_main
 
     sys.exit(emulator_main(list(args)))
