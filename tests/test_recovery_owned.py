@@ -314,3 +314,15 @@ def test_an_unreadable_create_reply_still_yields_the_remote_id(tmp_path: Path) -
             raise AssertionError("a cut-short reply must be an error")
         finally:
             provider.close()
+
+
+def test_two_workspace_kill_trials_revoke_no_key_of_the_other(tmp_path: Path) -> None:
+    """The kill -9 version (subprocesses, `tests/workspaces_trial.py`; `bench/two_workspaces.py` runs
+    it long): dropped replies and SIGKILLs in two workspaces of one org, same key names."""
+    from tests.workspaces_trial import run_workspace_trials
+
+    summary = run_workspace_trials(7, seed=2026, workdir=tmp_path / "trials", kill_rate=0.6)
+    print("\n" + summary.report())
+    assert summary.violations == []
+    assert summary.other_revoked == 0
+    assert summary.kills >= 2 and summary.lost_replies >= 2, summary.report()
