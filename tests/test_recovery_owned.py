@@ -326,3 +326,11 @@ def test_two_workspace_kill_trials_revoke_no_key_of_the_other(tmp_path: Path) ->
     assert summary.violations == []
     assert summary.other_revoked == 0
     assert summary.kills >= 2 and summary.lost_replies >= 2, summary.report()
+
+
+def test_an_intent_without_a_time_proves_nothing() -> None:
+    st = state_with()
+    records: list[dict[str, Any]] = [begin_record(st), {"op": "intent", "seq": "old.1", "action": "create",
+                                                        "address": "ci", "provider": "qp", "match": {"name": "ci-bot"}}]
+    rec = assess(st, records, _Pool([_key("ak_only", timedelta(0))]), {"qp": "questra"})  # type: ignore[arg-type]
+    assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_only",)]

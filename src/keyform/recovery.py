@@ -156,7 +156,8 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         for it in group:
             out.notes.append(f"{it.address}: an interrupted create left no key behind")
         return
-    if undated or len(candidates) > len(group):
+    if undated or low is None or high is None or len(candidates) > len(group):
+        # an open window (a journal without times) proves nothing either
         for it in group:
             out.uncertain.append(Uncertain(it.address, it.provider, it.seq,
                                            tuple(sorted(k.id for k in candidates)), window))
