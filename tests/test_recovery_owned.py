@@ -13,10 +13,13 @@ created.
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from keyform.durations import format_time
 from keyform.journal import Journal
@@ -75,6 +78,12 @@ def test_plan_with_a_read_only_token_after_a_crash_shows_the_orphans_and_writes_
                  (tmp_path / ".secrets/keys.env").read_bytes())
         assert after == before  # state, journal, remote keys and sink untouched
         assert {r: n for r, n in control.requests().items() if r != "questra.list"} == writes_before
+
+        as_json = project.run("plan", "--format", "json", env={"QUESTRA_TOKEN": READ_ONLY})
+        doc = json.loads(as_json.stdout)
+        jsonschema.validate(doc, json.loads((Path(__file__).resolve().parents[1] / "schemas" /
+                                             "plan.schema.json").read_text()))
+        assert {c["remote_id"] for c in doc["changes"] if c.get("orphan")} == orphans
 
         # the read-only token really refuses writes: an apply with it fails and still revokes nothing
         refused = project.run("apply", "--auto-approve", env={"QUESTRA_TOKEN": READ_ONLY})
