@@ -343,3 +343,12 @@ def test_an_intent_without_a_time_proves_nothing() -> None:
                                                         "address": "ci", "provider": "qp", "match": {"name": "ci-bot"}}]
     rec = assess(st, records, _Pool([_key("ak_only", timedelta(0))]), {"qp": "questra"})  # type: ignore[arg-type]
     assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_only",)]
+
+
+def test_candidate_ids_from_the_provider_cannot_inject_terminal_control_characters() -> None:
+    st = state_with()
+    records = _journal(st, abandoned_after=timedelta(seconds=1))
+    evil = "ak_\x1b[2J\x1b]0;pwned\x07 x"
+    pool = _Pool([_key(evil, timedelta(0)), _key("ak_2", timedelta(0))])
+    advice = assess(st, records, pool, {"qp": "questra"}).uncertain[0].advice()  # type: ignore[arg-type]
+    assert "\x1b" not in advice and "\x07" not in advice and "ak_?[2J?]0;pwned??x" in advice

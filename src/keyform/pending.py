@@ -37,8 +37,13 @@ class Uncertain:
     window: str  # `2026-12-02T19:00:00Z … 2026-12-02T19:10:05Z`
 
     def advice(self) -> str:
-        imports = "; ".join(f"`keyform import {self.address} {c}`" for c in self.candidates)
+        ids = [_printable(c) for c in self.candidates]  # ids come from the provider: no control characters
+        imports = "; ".join(f"`keyform import {self.address} {c}`" for c in ids)
         return (f"{self.address}: a create whose reply was lost may have left one of "
-                f"{', '.join(self.candidates)} (untracked keys with its attributes created {self.window}); "
+                f"{', '.join(ids)} (untracked keys with its attributes created {self.window}); "
                 f"keyform cannot tell which, if any, is its own, so it revokes none. To adopt yours: "
                 f"{imports}. Keys of other workspaces need nothing")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() and not c.isspace() else "?" for c in text)[:200]
