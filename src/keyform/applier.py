@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import heapq
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,6 +95,8 @@ class ApplyContext:
     # and drops the revoked from `state.deposed` in one pass at its end (not one pass per key)
     deposed_by_id: dict[str, DeposedKey] = field(default_factory=dict, repr=False)
     revoked: set[str] = field(default_factory=set, repr=False)
+    # orphans of interrupted creates this plan revokes: remote id → the journal intent each resolves
+    orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
 
@@ -163,10 +167,55 @@ class ApplyReport:
     failed: list[tuple[Change, str]] = field(default_factory=list)
     skipped: list[tuple[Change, str]] = field(default_factory=list)
     lost_lock: str | None = None  # the state lock was lost mid-apply (LockLostError): nothing more started
+    not_started: list[Change] = field(default_factory=list)  # left undone by an interrupt (Ctrl-C)
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped
+        return not self.failed and not self.skipped and not self.interrupted
+
+
+class ApplyAbandoned(KeyformError):
+    """A second Ctrl-C: the apply stopped waiting for the changes in flight. `in_flight` are the
+    changes that were running; their outcome is in the journal only, and the next apply recovers
+    them (a create that made a key is revoked as an orphan)."""
+
+    def __init__(self, in_flight: list[Change]) -> None:
+        super().__init__("apply interrupted twice: stopped without waiting for the changes in flight")
+        self.in_flight = in_flight
+
+
+class _Abandon(BaseException):
+    """Raised in the main thread by the second SIGINT."""
+
+
+@dataclass
+class _Interrupts:
+    """SIGINT while changes run: the first stops starting new ones (those running finish and are
+    reported), the second abandons the ones in flight."""
+
+    count: int = 0
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count >= 2:
+            raise _Abandon
+
+
+@contextmanager
+def _catch_sigint(interrupts: _Interrupts) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.signal(signal.SIGINT, interrupts.handle)
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def preflight(plan: Plan, ctx: ApplyContext) -> None:
@@ -191,13 +240,28 @@ def preflight(plan: Plan, ctx: ApplyContext) -> None:
 
 
 def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
+    """Run the plan. Ctrl-C once: no new change starts, the running ones finish and are reported,
+    the rest is listed in `report.not_started`. Twice: ApplyAbandoned names the changes in flight."""
     report = ApplyReport()
     preflight(plan, ctx)
+    interrupts = _Interrupts()
+    with _catch_sigint(interrupts):
+        try:
+            _apply_phases(plan, ctx, report, interrupts)
+        except _Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
+            raise ApplyAbandoned([]) from None
+    return report
+
+
+def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:
     first = [c for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE)]
-    _run(first, ctx, report)
+    _run(first, ctx, report, interrupts)
     if report.lost_lock is not None:
-        return report
+        return
     second = [c for c in plan.changes if c.action is Action.DELETE]
+    if interrupts.count:
+        report.not_started.extend(second)
+        return
     planned = {c.remote_id for c in second if c.deposed}
     now = ctx.clock()
     replaced_now = {(c.address, c.remote_id) for c in first}
@@ -210,16 +274,16 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
-        _run(second, ctx, report)
+        _run(second, ctx, report, interrupts)
     finally:
         with ctx.lock:
             if ctx.revoked:
                 ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
                 ctx.revoked.clear()
-    return report
 
 
-def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
+def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
+         interrupts: _Interrupts | None = None) -> None:
     """Run changes in dependency order (edges among these changes only), in parallel.
 
     `--parallelism N` bounds the remote calls (and, separately, the sink operations) in flight: N
@@ -259,22 +323,30 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
                 stack.append(key)
 
     completed: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
-    with ThreadPoolExecutor(max_workers=limit) as pool:
+    stop = interrupts or _Interrupts()
+    pool = ThreadPoolExecutor(max_workers=limit)
+    abandoned = False
+    try:
         while ready or running:
             while ready and report.lost_lock is not None:  # nothing more starts once the lock is lost
                 change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
                 settled.add(change.key)
                 report.skipped.append((change, msg))
                 ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
-            while ready and len(running) < limit:
+            while ready and len(running) < limit and not stop.count:
                 change = by_key[heapq.heappop(ready)]
                 ctx.on_event(ApplyEvent("start", change))
                 fut = pool.submit(_execute, change, ctx)
                 running[fut] = (change, time.monotonic())
                 fut.add_done_callback(completed.put)
+            if stop.count and not running:
+                break
             if not running:  # everything left was skipped
                 continue
-            finished = [completed.get()]
+            try:
+                finished = [completed.get(timeout=0.25)]  # wakes up to notice a Ctrl-C
+            except queue.Empty:
+                continue
             while not completed.empty():
                 finished.append(completed.get())
             for fut in sorted(finished, key=lambda f: running[f][0].key):
@@ -297,6 +369,17 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
                     report.failed.append((change, msg))
                     ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
                     skip_dependants(change.key)
+    except _Abandon:
+        abandoned = True
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise ApplyAbandoned(sorted((c for c, _ in running.values()), key=lambda c: c.key)) from None
+    finally:
+        if not abandoned:
+            pool.shutdown(wait=True)
+    if stop.count:
+        report.interrupted = True
+        report.not_started.extend(by_key[k] for k in sorted(set(by_key) - settled))
+        return
     stuck = sorted(set(by_key) - settled)
     if stuck:  # unreachable: the planner orders changes topologically
         raise KeyformError("apply: dependency deadlock: " + ", ".join(stuck))
@@ -304,7 +387,9 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
 
 def _execute(change: Change, ctx: ApplyContext) -> None:
     if change.action is Action.DELETE:
-        if change.deposed:
+        if change.orphan:
+            _revoke_orphan(change, ctx)
+        elif change.deposed:
             _revoke_deposed(change, ctx)
         else:
             _delete(change, ctx)
@@ -372,6 +457,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     except KeyformError as exc:
         if not getattr(exc, "ambiguous", False):
             ctx.journal.failed(seq, str(exc))
+        else:  # the key may exist: recovery resolves it, in the window this record closes
+            salvaged = getattr(exc, "remote_id", None)
+            if isinstance(salvaged, str) and salvaged:
+                ctx.journal.created(seq, salvaged)
+            ctx.journal.abandoned(seq)
         raise
     try:
         ctx.journal.created(seq, result.key.id)
@@ -513,6 +603,16 @@ def _delete(change: Change, ctx: ApplyContext) -> None:
     with ctx.lock:
         ctx.state.keys.pop(ks.address, None)
     ctx.journal.done(seq, forget=ks.address)
+
+
+def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
+    """Revoke a key an interrupted create left behind; the journal then closes that create's intent."""
+    assert change.remote_id is not None
+    resolves = ctx.orphan_seqs.get(change.remote_id)
+    seq = ctx.journal.intent("revoke-orphan", change.address, change.provider, remote_id=change.remote_id,
+                             resolves=resolves)
+    ctx.provider(change.provider).delete(change.remote_id)
+    ctx.journal.done(seq, resolves=resolves)
 
 
 def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:

@@ -27,6 +27,7 @@ class Ctx:
     def __init__(self, verbose: bool, no_color: bool) -> None:
         self.verbose = verbose
         self.no_color = no_color
+        self.hard_exit = False  # leave without joining worker threads (a second Ctrl-C during apply)
 
     def color(self, stream: Any = None) -> bool:
         stream = stream or sys.stdout
@@ -68,6 +69,10 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
         for d in exc.diagnostics:
             click.echo(click.style("Error: ", fg="red", bold=True) if color else "Error: ", err=True, nl=False)
             click.echo(str(d), err=True)
+        if ctx.hard_exit:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         sys.exit(1)
     except KeyboardInterrupt:
         _fail("Interrupted.")
@@ -219,12 +224,26 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
         stream.write(line + "\n")
         stream.flush()
 
-    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+    from keyform.applier import ApplyAbandoned
+
+    try:
+        report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+    except ApplyAbandoned as exc:
+        for line in progress.abandoned_lines(exc.in_flight):
+            click.echo(line, err=True)
+        ctx.hard_exit = True  # worker threads may still wait on the network: do not wait for them
+        raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
+                           "and the next `keyform apply` recovers it.") from None
     if fmt == "json":
         click.echo(progress.summary_json(report))
     else:
         click.echo("")
         click.echo(progress.summary_text(report))
+    if report.interrupted:
+        for line in progress.interrupted_lines(report):
+            click.echo(line, err=True)
+        raise KeyformError("Apply interrupted: the changes listed above as done were saved; run `keyform apply` "
+                           "again for the rest.")
     if not report.ok:
         raise KeyformError([Diagnostic(f"{c.key}: {msg}") for c, msg in report.failed + report.skipped])
     return 0
@@ -263,10 +282,12 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
                 else:
                     click.echo(_render(the_plan, "text", ctx.color()), nl=False)
                 if not the_plan.has_changes:
+                    _commit_recovery(sess)
                     return 0
                 if fmt == "text":
                     click.echo("")
                 _confirm(auto_approve, "Do you want to perform these actions?")
+            _commit_recovery(sess)
             return _run_apply(ctx, sess, the_plan, parallelism, fmt)
 
     run_safely(ctx, body)
@@ -291,12 +312,23 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
             the_plan = operations.plan(sess, targets=targets, destroy=True)
             click.echo(_render(the_plan, "text", ctx.color()), nl=False)
             if not the_plan.has_changes:
+                _commit_recovery(sess)
                 return 0
             click.echo("")
             _confirm(auto_approve, "Do you really want to destroy these keys?")
+            _commit_recovery(sess)
             return _run_apply(ctx, sess, the_plan, parallelism)
 
     run_safely(ctx, body)
+
+
+def _commit_recovery(sess: Any, resolved: Sequence[str] = ()) -> None:
+    """Write what recovery folded from an interrupted apply's journal (see operations.commit_recovery);
+    repeat the warning about keys it could not attribute."""
+    from keyform import operations
+
+    for warning in operations.commit_recovery(sess, resolved=resolved):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def _read_plan(path: str) -> Any:
@@ -346,7 +378,7 @@ def emulator(args: tuple[str, ...]) -> None:
     """Serve the Questra and TextQL APIs in memory on one port (see `keyform emulator --help`).
 
     Flags: --host, --port, --latency-ms, --error-rate, --rate-limit-rate, --retry-after,
-    --drop-after-commit-rate, --seed, --questra-list-shape, --token, --log-requests."""
+    --drop-after-commit-rate, --seed, --questra-list-shape, --token, --read-only-token, --log-requests."""
     from keyform.emulator.__main__ import main as emulator_main
 
     sys.exit(emulator_main(list(args)))
@@ -367,6 +399,8 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
         from keyform.statecmds import import_key
 
         with operations.session(_options(files, state_path, lock_timeout), "import") as sess:
+            # adopting a candidate of a create whose reply was lost settles that create
+            _commit_recovery(sess, [u.seq for u in sess.recovery.uncertain if remote_id in u.candidates])
             _, warnings = import_key(sess, address, remote_id)
         click.echo(f"Imported {remote_id} as {address}.")
         for w in warnings:
@@ -426,9 +460,9 @@ def state_rm(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | N
     def body() -> int:
         from keyform.statecmds import state_rm as rm
 
-        with _locked_state(files, state_path, lock_timeout, "state rm") as (store, st):
+        with _locked_state(files, state_path, lock_timeout, "state rm") as (store, st, keep):
             ks = rm(st, address)
-            store.save(st)
+            _save_edited(store, st, keep)
         click.echo(f"Removed {address} ({ks.remote_id}) from the state; the remote key was not touched.")
         return 0
 
@@ -449,9 +483,9 @@ def state_mv(ctx: Ctx, old: str, new: str, sink_name: str | None, files: tuple[s
     def body() -> int:
         from keyform.statecmds import state_mv as mv
 
-        with _locked_state(files, state_path, lock_timeout, "state mv") as (store, st):
+        with _locked_state(files, state_path, lock_timeout, "state mv") as (store, st, keep):
             mv(st, old, new, sink_name)
-            store.save(st)
+            _save_edited(store, st, keep)
         click.echo(f"Moved {old} to {new}.")
         return 0
 
@@ -542,7 +576,7 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
         if pushed is None:
             raise KeyformError(f"{file}: no such state file")
         if source.read_journal() and not force:
-            raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform plan "
+            raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
                                f"--state {file}` to recover it first (or push anyway with --force)")
         timeout = _options(files, state_path, lock_timeout).lock_timeout
         with _backend(files, state_path) as store, store.lock("state push", timeout=timeout):
@@ -582,14 +616,30 @@ def _read_state(files: tuple[str, ...], state_path: str | None) -> Any:
 
 @contextmanager
 def _locked_state(files: tuple[str, ...], state_path: str | None, lock_timeout: str,
-                  operation: str) -> Iterator[tuple[Any, Any]]:
-    """The state store, locked, with its loaded state (which must exist)."""
+                  operation: str) -> Iterator[tuple[Any, Any, Any]]:
+    """The state store, locked, with its loaded state (which must exist), the journal of an
+    interrupted apply folded in first (and what of it must stay journaled: `_save_edited`)."""
+    from keyform.operations import fold_journal
+
     timeout = _options(files, state_path, lock_timeout).lock_timeout
     with _backend(files, state_path) as store, store.lock(operation, timeout=timeout):
         st = store.load()
+        keep = fold_journal(store, st) if st is not None else None
         if st is None:
             from keyform.statestore import StateStore
 
+            if store.read_journal():
+                raise KeyformError(f"{store.describe()}: there is no state yet, but an interrupted apply left "
+                                   "its journal; run `keyform apply` to recover it first")
             what = "no state file" if isinstance(store, StateStore) else "there is no state yet"
             raise KeyformError(f"{store.describe()}: {what}")
-        yield store, st
+        yield store, st, keep
+
+
+def _save_edited(store: Any, st: Any, keep: Any) -> None:
+    """Save an edited state; the journal it was folded from then keeps only the interrupted creates
+    (which the next plan shows and apply resolves)."""
+    from keyform.operations import keep_journal
+
+    store.save(st)
+    keep_journal(store, st, keep)

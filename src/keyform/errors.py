@@ -59,6 +59,8 @@ class ProviderError(KeyformError):
         self.retry_after = retry_after
         # True when the request may have taken effect remotely (response lost after sending).
         self.ambiguous = ambiguous
+        # the created key's id when an ambiguous create's reply named it (keyform.providers.salvage)
+        self.remote_id: str | None = None
 
 
 class SinkError(KeyformError):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
+from keyform.durations import format_time
 from keyform.state import DeposedKey, KeyState, State
 
 
@@ -25,14 +27,18 @@ class JournalSink(Protocol):
 class Journal:
     """Numbers and appends records; `append` must be durable (fsync) when it returns."""
 
-    def __init__(self, sink: JournalSink | None, run_id: str) -> None:
+    def __init__(self, sink: JournalSink | None, run_id: str, clock: Callable[[], datetime] | None = None) -> None:
         self._sink = sink
         self._run = run_id
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        self._clock = clock  # when set, every record after an intent carries `at`: recovery bounds
+        # the time window of a create whose reply was lost by the last record its run wrote
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._sink is not None:
+            if self._clock is not None and "at" not in record:
+                record["at"] = format_time(self._clock())
             self._sink.append(record)
 
     def intent(self, action: str, address: str, provider: str, **details: Any) -> str:
@@ -51,9 +57,21 @@ class Journal:
     def failed(self, seq: str, message: str) -> None:
         self._write({"op": "failed", "seq": seq, "message": message})
 
+    def abandoned(self, seq: str) -> None:
+        """The create's reply was lost: the key may exist. The intent stays open for recovery, and
+        this record's time bounds the window in which the server may have made the key."""
+        self._write({"op": "abandoned", "seq": seq})
+
+    def resolved(self, seq: str, note: str) -> None:
+        """An interrupted create of an earlier run (its intent `seq`) needs nothing more."""
+        self._write({"op": "resolved", "seq": seq, "message": note})
+
     def done(self, seq: str, *, key: KeyState | None = None, forget: str | None = None,
-             deposed: DeposedKey | None = None, revoked_deposed: str | None = None) -> None:
+             deposed: DeposedKey | None = None, revoked_deposed: str | None = None,
+             resolves: str | None = None) -> None:
         rec: dict[str, Any] = {"op": "done", "seq": seq}
+        if resolves is not None:  # the orphan of that interrupted create was revoked
+            rec["resolves"] = resolves
         if key is not None:
             rec["address"] = key.address
             rec["key"] = key.to_json()
@@ -94,10 +112,12 @@ def replay(state: State | None, records: Iterable[dict[str, Any]]) -> list[Inter
             open_[seq].remote_id = rec.get("remote_id")
         elif op == "sunk" and seq in open_:
             open_[seq].sunk = True
-        elif op == "failed":
+        elif op in ("failed", "resolved"):
             open_.pop(seq, None)
         elif op == "done":
             open_.pop(seq, None)
+            if "resolves" in rec:
+                open_.pop(str(rec["resolves"]), None)
             if fold is not None:
                 fold.done(rec)
     if fold is not None:

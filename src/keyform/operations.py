@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
+from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import KeyformError, LockLostError
@@ -22,7 +23,7 @@ from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
 from keyform.planner import PlanInputs
 from keyform.planner import plan as make_plan
-from keyform.recovery import begin_record, recover
+from keyform.recovery import Recovery, assess, begin_record, fold, pending_records
 from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
@@ -52,6 +53,7 @@ class Session:
     options: Options
     notes: list[str] = field(default_factory=list)
     new_state: bool = False  # no state file yet: a plan made now records no lineage
+    recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
 
 
 def load(options: Options) -> Workspace:
@@ -62,9 +64,11 @@ def load(options: Options) -> Workspace:
 
 @contextmanager
 def session(options: Options, operation: str, *, fingerprint_key: bool = True) -> Iterator[Session]:
-    """Load manifests, lock the state, load it, recover an interrupted apply; unlock at the end.
-    The state then fingerprints inputs as `state.fingerprint_key` says (keyform.fingerprintkey),
-    unless `fingerprint_key` is False (`state rekey`, which changes the mode itself)."""
+    """Load manifests, lock the state, load it, read what an interrupted apply left (folded into the
+    in-memory state only: `commit_recovery` writes it, and only apply and the state-writing
+    commands call that); unlock at the end. The state then fingerprints inputs as
+    `state.fingerprint_key` says (keyform.fingerprintkey), unless `fingerprint_key` is False
+    (`state rekey`, which changes the mode itself)."""
     workspace = load(options)
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
@@ -87,16 +91,49 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
 
 
 def _recover(sess: Session) -> None:
-    store = sess.store
-    records = store.read_journal()
+    """Read the journal and assess it (remote reads only). Nothing is written: `plan` stays read-only."""
+    records = sess.store.read_journal()
     if not records:
         return
-    rec = recover(sess.state, records, sess.providers)
-    sess.notes.extend(rec.notes)
+    types = {name: p.type for name, p in sess.workspace.providers.items()}
+    sess.recovery = assess(sess.state, records, sess.providers, types)
+    sess.notes.extend(sess.recovery.notes)
+
+
+def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]:
+    """Make the recovery durable before a command writes anything else: save the state with the
+    journal's finished changes folded in, and leave in the journal only the interrupted creates
+    still to act on (orphans the plan revokes, creates that could not be checked). Uncertain ones
+    were reported in the plan and are let go (`resolved`: intents settled by this command).
+    Returns warnings to print (the uncertain candidates, once more)."""
+    rec = sess.recovery
+    if not rec.pending:
+        return []
     if rec.state_changed:
-        store.save(sess.state)
-        sess.new_state = False  # a state exists now: plans made from here on record its lineage
-    _rewrite_journal(sess, rec.records)
+        sess.store.save(sess.state)
+        sess.new_state = False
+    _rewrite_journal(sess, pending_records(rec, keep_uncertain=False, resolved=resolved))
+    warnings = [u.advice() for u in rec.uncertain if u.seq not in resolved]
+    sess.recovery = Recovery(orphans=rec.orphans, unresolved=rec.unresolved)  # committed: nothing pending
+    return warnings
+
+
+def fold_journal(store: StateBackend, state: State) -> list[dict[str, object]] | None:
+    """For a command that edits the state without providers (`state rm|mv`): fold the journal's
+    finished changes into `state` (in memory) and return the interrupted creates' records, which
+    must stay journaled once the state is saved (`keep_journal`); None without a journal."""
+    records = store.read_journal()
+    if not records:
+        return None
+    interrupted, _ = fold(state, records)
+    keep = {it.seq for it in interrupted if it.action == "create"}
+    return [r for r in records if str(r.get("seq")) in keep]
+
+
+def keep_journal(store: StateBackend, state: State, keep: list[dict[str, object]] | None) -> None:
+    """After the state was saved: the journal keeps only `keep` (see `fold_journal`)."""
+    if keep is not None:
+        store.replace_journal([begin_record(state), *keep] if keep else [])
 
 
 def _rewrite_journal(sess: Session, keep: list[dict[str, object]]) -> None:
@@ -113,8 +150,9 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
     else:
         snapshot = RemoteSnapshot()
     readable = sess.sinks.readable()
+    rec = sess.recovery
     inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), readable,
-                        missing_secrets(sess, readable))
+                        missing_secrets(sess, readable), orphans=tuple(rec.orphans), uncertain=tuple(rec.uncertain))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
                        destroy=destroy, replace=replace)
     if sess.notes:
@@ -125,14 +163,27 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
 
 
 def missing_secrets(sess: Session, readable: frozenset[str]) -> frozenset[str]:
-    """`secret_of` sources whose secret should be in a readable sink but is not there (checked by
-    reading the entry; the value is dropped at once)."""
+    """Keys whose secret should be in a readable sink but is not there. The plain-file sinks are
+    scanned once each for the entry names they hold (`keyform.sinkscan`); in other readable sinks
+    only `secret_of` sources are checked, by reading the entry (the value is dropped at once)."""
+    from keyform.sinkscan import scan
+
+    recorded = {ks.sink["sink"] for ks in sess.state.keys.values()
+                if ks.sink is not None and ks.secret_in_sink and ks.sink["sink"] in readable}
+    snapshot = scan(sess.workspace.sinks, recorded)
     sources = {r.address for spec in sess.workspace.keys.values() for r in spec.secret_inputs.values()
                if isinstance(r, SecretOfRef)}
     missing = set()
+    for address, held in sess.state.keys.items():
+        if held.sink is None or not held.secret_in_sink or address not in sess.workspace.keys:
+            continue
+        if snapshot.holds(held.sink["sink"], held.sink["as"]) is False:
+            missing.add(address)
     for address in sorted(sources):
         ks = sess.state.keys.get(address)
         if ks is None or ks.sink is None or not ks.secret_in_sink or ks.sink["sink"] not in readable:
+            continue
+        if ks.sink["sink"] in snapshot.entries:
             continue
         try:
             present = sess.sinks.get(ks.sink["sink"]).read(ks.sink["as"]) is not None
@@ -164,28 +215,42 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     """Execute the plan; the state is written once at the end (and the journal compacted), also when
     some changes failed."""
     store = sess.store
+    commit_recovery(sess)
     fh = store.journal_open()
     fh.append(begin_record(sess.state))
-    journal = Journal(fh, uuid.uuid4().hex[:8])
+    journal = Journal(fh, uuid.uuid4().hex[:8], clock=sess.options.clock)
     ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
                        journal=journal, clock=sess.options.clock, parallelism=parallelism,
-                       on_event=on_event or (lambda e: None), env=sess.options.env)
+                       on_event=on_event or (lambda e: None), env=sess.options.env,
+                       orphan_seqs={o.remote_id: o.seq for o in sess.recovery.orphans})
     report: ApplyReport | None = None
     try:
         report = apply_plan(the_plan, ctx)
-    finally:
-        fh.close()
-        try:
-            records = store.read_journal()
-            if any(r.get("op") == "done" for r in records):
-                store.save(sess.state)
-            _compact(sess, records)
-        except LockLostError as exc:
-            raise LockLostError(_lost_lock_message(exc, report)) from None
-    assert report is not None
+    except ApplyAbandoned:
+        # changes may still be running in worker threads: leave the state file alone and the
+        # journal as it is (the next run folds and recovers it, as after a crash)
+        raise
+    except BaseException:
+        _finish(sess, fh, report)
+        raise
+    _finish(sess, fh, report)
     if report.lost_lock is not None:  # a change hit the fence, and the saves above did not
         raise LockLostError(_lost_lock_message(LockLostError(report.lost_lock), report))
     return report
+
+
+def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
+    """Save the state once (when anything finished) and compact the journal; a lost lock is said
+    with what the apply did."""
+    store = sess.store
+    fh.close()
+    try:
+        records = store.read_journal()
+        if any(r.get("op") == "done" for r in records):
+            store.save(sess.state)
+        _compact(sess, records)
+    except LockLostError as exc:
+        raise LockLostError(_lost_lock_message(exc, report)) from None
 
 
 def _lost_lock_message(exc: LockLostError, report: ApplyReport | None) -> str:

@@ -60,9 +60,10 @@ class Change:
     deposed: bool = False  # remote_id is a deposed key (old half of a rotation)
     sink: str | None = None  # `sink:ENTRY` where a newly issued secret will go
     depends_on: tuple[str, ...] = ()  # secret_of sources
+    orphan: bool = False  # remote_id is a key an interrupted create left behind (deposed is set too)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "address": self.address,
             "action": self.action.value,
             "provider": self.provider,
@@ -74,6 +75,9 @@ class Change:
             "sink": self.sink,
             "depends_on": list(self.depends_on),
         }
+        if self.orphan:
+            doc["orphan"] = True
+        return doc
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Change:
@@ -82,12 +86,14 @@ class Change:
             provider_type=d["provider_type"], reasons=tuple(d.get("reasons") or ()),
             attrs=tuple(AttrChange.from_json(a) for a in d.get("attributes") or ()),
             remote_id=d.get("remote_id"), deposed=bool(d.get("deposed")), sink=d.get("sink"),
-            depends_on=tuple(d.get("depends_on") or ()),
+            depends_on=tuple(d.get("depends_on") or ()), orphan=bool(d.get("orphan")),
         )
 
     @property
     def key(self) -> str:
         """Unique id of the change within a plan (a deposed key shares its address)."""
+        if self.orphan:
+            return f"{self.remote_id} (orphan of an interrupted create of {self.address})"
         return f"{self.address} (deposed {self.remote_id})" if self.deposed else self.address
 
 

@@ -23,6 +23,7 @@ from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, topological_order
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import KeyState, State
@@ -40,11 +41,15 @@ class PlanInputs:
     `fingerprints[address][input]` is the HMAC of an `{env}`/`{file}` secret input under the
     state's salt, or None when it cannot be resolved now (then it is not compared).
     `readable_sinks` names the sinks that can give a stored secret back; `missing_secrets` names
-    the keys whose entry in such a sink was found absent (so it cannot be read back after all)."""
+    the keys whose entry in such a sink was found absent (so it cannot be read back after all, and
+    the key is replaced). `orphans` and `uncertain` are what an interrupted apply left
+    (`keyform.recovery.assess`): orphans become revocations in the plan, uncertain ones notes."""
 
     fingerprints: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
     readable_sinks: frozenset[str] = frozenset()
     missing_secrets: frozenset[str] = frozenset()
+    orphans: tuple[Orphan, ...] = ()
+    uncertain: tuple[Uncertain, ...] = ()
 
 
 @dataclass
@@ -134,7 +139,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             continue
         due = parse_time(dep.revoke_after)
         label = f"{dep.address} (deposed {dep.remote_id})"
-        if due <= now:
+        if destroy:  # destroy leaves nothing live, grace or not
+            changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                                  provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                                  reasons=("destroy requested (revoked before its grace ends)",)
+                                  if due > now else ("destroy requested",)))
+        elif due <= now:
             ago = now - due
             reason = f"grace ended {format_duration(ago)} ago" if ago.total_seconds() >= 1 else "grace ended"
             changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
@@ -144,6 +154,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         else:
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
                          f"(grace ends in {format_duration(due - now)})")
+    for orphan in inputs.orphans:
+        if in_scope(orphan.address):
+            changes.append(Change(address=orphan.address, action=Action.DELETE, provider=orphan.provider,
+                                  provider_type=orphan.provider_type, remote_id=orphan.remote_id, deposed=True,
+                                  orphan=True, reasons=(orphan.evidence,)))
+    notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
     notes.extend(_refresh_notes(workspace, state, snapshot, in_scope))
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
@@ -204,6 +220,8 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     _diff_secret_inputs(d, spec, ks, state, inputs)
     if k.returns_secret and ks.secret_in_sink:
         _diff_sink(d, spec, ks, inputs)
+        if ks.sink is not None and spec.address in inputs.missing_secrets:
+            d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink['sink']} ({ks.sink['as']})")
     if d.action is not Action.REPLACE:
         _rotation_due(d, spec, ks, rk, now)
     if ks.prevent_destroy != spec.prevent_destroy:

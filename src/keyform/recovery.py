@@ -1,23 +1,38 @@
-"""Crash recovery: finish what an interrupted apply left in its journal.
+"""Crash recovery: read what an interrupted apply left in its journal, without acting on it.
 
-Finished changes are folded into the state (`journal.replay`). An interrupted *create* is the
-dangerous case: the remote key may exist while its secret never reached a sink and state never
-heard of it. Recovery finds it (by the remote id if the response arrived, otherwise by listing
-and matching the attributes and creation time the intent recorded) and revokes/deletes it, so
-the next plan simply creates the key again. Interrupted updates, deletes and revocations need
-nothing: the key is still in state and the plan repeats them.
+`assess` folds the journal's finished changes into the in-memory State (`journal.replay`; nothing
+is written) and works out what each interrupted *create* left behind. That is the dangerous case:
+the remote key may exist while its secret never reached a sink and state never heard of it.
+Recovery revokes only keys keyform provably created:
+
+- the remote id arrived (journaled `created`): that key, if no state tracks it;
+- the reply was lost: the untracked keys with the create's attributes whose server-side
+  `created_at` lies inside the window `intent time - CLOCK_SKEW ... abandonment + CLOCK_SKEW`
+  (abandonment: the last record that run journaled, or the `abandoned` record written when the
+  reply was lost). Interrupted creates with the same attributes are taken together; when the
+  window holds no more candidates than there are such creates, every candidate is an orphan.
+  Otherwise (another workspace made a key of the same name meanwhile, say) nothing is revoked:
+  the plan names the candidates and the `keyform import` command to adopt each.
+
+The results (`Orphan`, `Uncertain`) go into the plan as changes and notes; `apply` carries them
+out (`commit` rewrites the journal once the plan was approved). `plan` writes nothing.
+Interrupted updates, deletes and revocations need nothing: the key is still in state and the plan
+repeats them.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from keyform.durations import parse_time
+from keyform.durations import format_time, parse_time
 from keyform.errors import KeyformError
 from keyform.journal import Interrupted, replay
 from keyform.kinds import kind
+from keyform.pending import Orphan, Uncertain
 from keyform.refresh import ProviderPool
 from keyform.remote import RemoteKey
 from keyform.state import State
@@ -28,9 +43,16 @@ CLOCK_SKEW = timedelta(minutes=5)
 @dataclass
 class Recovery:
     notes: list[str] = field(default_factory=list)
-    state_changed: bool = False
-    unresolved: list[Interrupted] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)  # what still must stay journaled
+    state_changed: bool = False  # finished changes were folded into the (in-memory) state
+    orphans: list[Orphan] = field(default_factory=list)  # to revoke (by apply)
+    uncertain: list[Uncertain] = field(default_factory=list)  # reported, never revoked
+    unresolved: list[Interrupted] = field(default_factory=list)  # could not be checked now; retried
+    records: list[dict[str, Any]] = field(default_factory=list)  # the journal as read
+
+    @property
+    def pending(self) -> bool:
+        """Whether the journal holds anything `commit` would change."""
+        return bool(self.records)
 
 
 def begin_record(state: State) -> dict[str, Any]:
@@ -42,12 +64,10 @@ def begin_record(state: State) -> dict[str, Any]:
     return begin
 
 
-def recover(state: State, records: list[dict[str, Any]], pool: ProviderPool) -> Recovery:
-    """Fold `records` into `state` where they are newer than it; resolve interrupted creates."""
-    out = Recovery()
-    if not records:
-        return out
-    begin = records[0] if records[0].get("op") == "begin" else {}
+def fold(state: State, records: list[dict[str, Any]]) -> tuple[list[Interrupted], bool]:
+    """Fold `records` into `state` (in memory) where they are newer than it; return the interrupted
+    changes and whether the state changed."""
+    begin = records[0] if records and records[0].get("op") == "begin" else {}
     if _never_saved(state) and begin.get("serial") == 0 and isinstance(begin.get("lineage"), str):
         # the interrupted apply was the first one: its state was never written, and this command made
         # a new one (another lineage). The journal is the only record of what it did: adopt its identity.
@@ -58,33 +78,156 @@ def recover(state: State, records: list[dict[str, Any]], pool: ProviderPool) -> 
             from keyform.fingerprintkey import adopt_journaled_key_check
 
             adopt_journaled_key_check(state, begin["key_check"])
-    current = begin.get("lineage") == state.lineage and begin.get("serial") == state.serial
-    if current:
+    if begin.get("lineage") == state.lineage and begin.get("serial") == state.serial:
         before = state.dumps()
         interrupted = replay(state, records)
-        out.state_changed = state.dumps() != before
-        if out.state_changed:
-            out.notes.append("recovered the outcome of an interrupted apply from its journal")
-    else:  # the state was saved after these records: only the interrupted changes matter
-        interrupted = replay(None, records)
-    for it in interrupted:
-        if it.action != "create":
+        return interrupted, state.dumps() != before
+    return replay(None, records), False  # the state was saved after these records
+
+
+def assess(state: State, records: list[dict[str, Any]], pool: ProviderPool,
+           provider_types: Mapping[str, str]) -> Recovery:
+    """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, and a
+    rotation request for a key whose sink entry an orphan may have overwritten); lists remote keys
+    where a lost reply must be matched; never changes anything remotely or on disk."""
+    out = Recovery(records=list(records))
+    if not records:
+        return out
+    interrupted, out.state_changed = fold(state, records)
+    if out.state_changed:
+        out.notes.append("an interrupted apply finished some changes that the state does not record yet; "
+                         "the next apply records them (from its journal)")
+    tracked = {k.remote_id for k in state.keys.values()} | {d.remote_id for d in state.deposed}
+    creates = [it for it in interrupted if it.action == "create"]
+    bounds = _bounds(records)
+    groups: dict[tuple[str, str], list[Interrupted]] = {}
+    for it in creates:
+        ptype = provider_types.get(it.provider, "")
+        if it.remote_id is not None:
+            if it.remote_id in tracked:
+                continue  # recorded after all (a later run adopted it): nothing to do
+            where = "its secret reached the sink but state never recorded it" if it.sunk else \
+                "its secret never reached a sink"
+            out.orphans.append(Orphan(it.address, it.provider, ptype, it.remote_id, it.seq,
+                                      f"created by an interrupted apply ({where})"))
+            if _rotate_overwritten(state, it):
+                held = "holds" if it.sunk else "may hold"  # the sink write is durable before `sunk`
+                out.notes.append(f"{it.address}: its sink entry {held} the secret of the orphan {it.remote_id}, "
+                                 f"not of {state.keys[it.address].remote_id}; {it.address} will be rotated")
             continue
+        match = it.details.get("match") or {}
+        groups.setdefault((it.provider, json.dumps(match, sort_keys=True, default=str)), []).append(it)
+    listings: dict[str, list[RemoteKey] | None] = {}
+    for (provider, _), group in sorted(groups.items()):
         try:
-            note, revoked = _resolve_create(state, it, pool)
+            if provider not in listings:
+                listings[provider] = pool.get(provider).list()
+            listed = listings[provider]
+            if listed is None:
+                raise KeyformError(f"{provider} cannot list keys, so the interrupted create cannot be checked")
         except KeyformError as exc:
-            out.unresolved.append(it)
-            out.notes.append(f"{it.address}: could not resolve an interrupted create yet ({exc}); will retry")
+            for it in group:
+                out.unresolved.append(it)
+                out.notes.append(f"{it.address}: cannot check what an interrupted create left yet ({exc}); "
+                                 "the next plan tries again")
             continue
-        out.notes.append(note)
-        if revoked and it.remote_id is not None and _rotate_overwritten(state, it):
-            out.state_changed = True
-            held = "holds" if it.sunk else "may hold"  # the sink write is durable before `sunk` is journaled
-            out.notes.append(f"{it.address}: its sink entry {held} the secret of that revoked key, not of "
-                             f"{state.keys[it.address].remote_id}; {it.address} will be rotated")
-    kept = {it.seq for it in out.unresolved}
-    out.records = [r for r in records if str(r.get("seq")) in kept]
+        _match_group(group, listed, tracked, bounds, provider_types.get(provider, ""), out)
     return out
+
+
+def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set[str],
+                 bounds: Mapping[str, tuple[datetime | None, datetime | None]], ptype: str,
+                 out: Recovery) -> None:
+    """Interrupted creates with the same provider and attributes, whose replies were lost: find the
+    untracked keys they may have made, and decide."""
+    windows = [bounds.get(it.seq, (None, None)) for it in group]
+    lows = [lo for lo, _ in windows]
+    highs = [hi for _, hi in windows]
+    low = None if any(lo is None for lo in lows) else min(lo for lo in lows if lo is not None)
+    high = None if any(hi is None for hi in highs) else max(hi for hi in highs if hi is not None)
+    match = group[0].details.get("match") or {}
+    candidates: list[RemoteKey] = []
+    undated = False
+    for key in listed:
+        if key.id in tracked or key.revoked or any(key.attrs.get(n) != v for n, v in match.items()):
+            continue
+        created = _time(key.created_at)
+        if created is None:
+            undated = True  # cannot be placed in the window: the match is uncertain
+            candidates.append(key)
+        elif (low is None or created >= low) and (high is None or created <= high):
+            candidates.append(key)
+    window = f"between {format_time(low) if low else 'any time'} and {format_time(high) if high else 'now'}"
+    addresses = sorted({it.address for it in group})
+    if not candidates:
+        for it in group:
+            out.notes.append(f"{it.address}: an interrupted create left no key behind")
+        return
+    if undated or low is None or high is None or len(candidates) > len(group):
+        # an open window (a journal without times) proves nothing either
+        for it in group:
+            out.uncertain.append(Uncertain(it.address, it.provider, it.seq,
+                                           tuple(sorted(k.id for k in candidates)), window))
+        return
+    # no more candidates than interrupted creates of exactly these attributes, all inside their
+    # window and tracked by no state: keyform made them. Pair them up in time order.
+    ordered = sorted(group, key=lambda it: str(it.details.get("at") or ""))
+    for it, key in zip(ordered, sorted(candidates, key=lambda k: (k.created_at or "", k.id)), strict=False):
+        out.orphans.append(Orphan(it.address, it.provider, ptype, key.id, it.seq,
+                                  f"the reply to its create was lost; the only untracked key with its attributes "
+                                  f"created {window}" if len(group) == 1 else
+                                  f"the replies to {len(group)} creates of {', '.join(addresses)} were lost; "
+                                  f"{len(candidates)} untracked key(s) with their attributes were created {window}"))
+    for it in ordered[len(candidates):]:
+        out.notes.append(f"{it.address}: an interrupted create left no key behind")
+
+
+def _bounds(records: list[dict[str, Any]]) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """Per create intent, the window in which the server may have made its key: from the intent
+    time minus CLOCK_SKEW to the moment the apply abandoned it (an `abandoned` record, else the last
+    record that run wrote) plus CLOCK_SKEW. None where the journal does not say (older journals)."""
+    last: dict[str, datetime] = {}  # run id → its last record's time
+    abandoned: dict[str, datetime] = {}
+    intents: dict[str, datetime | None] = {}
+    for r in records:
+        seq = str(r.get("seq", ""))
+        at = _time(r.get("at"))
+        run = seq.rsplit(".", 1)[0] if "." in seq else None
+        if at is not None and run is not None and (run not in last or at > last[run]):
+            last[run] = at
+        if r.get("op") == "intent" and r.get("action") == "create":
+            intents[seq] = at
+        elif r.get("op") == "abandoned" and at is not None:
+            abandoned[seq] = at
+    out: dict[str, tuple[datetime | None, datetime | None]] = {}
+    one = timedelta(seconds=1)  # journal times have second precision
+    for seq, at in intents.items():
+        run = seq.rsplit(".", 1)[0]
+        end = abandoned.get(seq) or last.get(run)
+        low = at - CLOCK_SKEW - one if at is not None else None
+        high = end + CLOCK_SKEW + one if end is not None else None
+        out[seq] = (low, high)
+    return out
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def pending_records(rec: Recovery, *, keep_uncertain: bool = True, resolved: Collection[str] = ()) -> list[
+        dict[str, Any]]:
+    """The records of `rec`'s journal that must stay journaled: the interrupted creates still to be
+    revoked or checked (and the uncertain ones unless they were reported and let go)."""
+    keep = {o.seq for o in rec.orphans} | {it.seq for it in rec.unresolved}
+    if keep_uncertain:
+        keep |= {u.seq for u in rec.uncertain}
+    keep -= set(resolved)
+    return [r for r in rec.records if str(r.get("seq")) in keep]
 
 
 def _never_saved(state: State) -> bool:
@@ -95,49 +238,13 @@ def _never_saved(state: State) -> bool:
 def _rotate_overwritten(state: State, it: Interrupted) -> bool:
     """An interrupted replacement got its new key (and so may have written the new secret over the
     sink entry of the key still in state: the write is durable before the journal says `sunk`), and
-    that new key was just revoked. The live key's secret may be gone from the sink: rotate it."""
+    that new key is an orphan to revoke. The live key's secret may be gone from the sink: rotate it."""
     ks = state.keys.get(it.address)
-    if ks is None or ks.remote_id == it.remote_id or ks.rotation_requested:
+    if ks is None or ks.remote_id == it.remote_id:
         return False
     if not kind(ks.provider_type).returns_secret:
         return False
+    if ks.rotation_requested:
+        return True
     ks.rotation_requested = True
-    return True
-
-
-def _resolve_create(state: State, it: Interrupted, pool: ProviderPool) -> tuple[str, bool]:
-    """(a note for the plan, whether a key was revoked)."""
-    provider = pool.get(it.provider)
-    tracked = {k.remote_id for k in state.keys.values()} | {d.remote_id for d in state.deposed}
-    if it.remote_id is not None:
-        if it.remote_id in tracked:
-            return f"{it.address}: interrupted create of {it.remote_id} was already recorded", False
-        provider.delete(it.remote_id)
-        where = "its secret reached the sink but state never recorded it" if it.sunk else \
-            "its secret never reached a sink"
-        return f"{it.address}: an interrupted apply left key {it.remote_id} active ({where}); revoked it", True
-    listed = provider.list()
-    if listed is None:
-        raise KeyformError(f"{it.provider} cannot list keys, so the interrupted create cannot be checked")
-    orphans = [k for k in listed if k.id not in tracked and _matches(k, it)]
-    for k in orphans:
-        provider.delete(k.id)
-    if not orphans:
-        return f"{it.address}: an interrupted create left no key behind", False
-    ids = ", ".join(k.id for k in orphans)
-    return f"{it.address}: an interrupted create left {ids} active with no secret in any sink; revoked it", True
-
-
-def _matches(key: RemoteKey, it: Interrupted) -> bool:
-    if key.revoked:
-        return False
-    match = it.details.get("match") or {}
-    if any(key.attrs.get(n) != v for n, v in match.items()):
-        return False
-    at = it.details.get("at")
-    if at and key.created_at:
-        try:
-            return parse_time(key.created_at) >= parse_time(at) - CLOCK_SKEW
-        except ValueError:
-            return True
     return True

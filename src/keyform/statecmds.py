@@ -142,7 +142,7 @@ def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> li
         elif current.serial == pushed.serial and current.dumps() != pushed.dumps():
             problems.append(f"it holds a different state with the same serial ({current.serial})")
     if store.read_journal():
-        problems.append("it holds the journal of an interrupted apply; run `keyform plan` against it first so "
+        problems.append("it holds the journal of an interrupted apply; run `keyform apply` against it first so "
                         "the apply is recovered")
     if problems and not force:
         raise KeyformError(f"{where}: refusing to push: " + "; ".join(problems) + ". Use --force to push anyway.")

@@ -24,6 +24,8 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
     parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
+    parser.add_argument("--read-only-token", action="append",
+                        help="bearer token accepted only for listing; every write answers 403 (repeatable)")
     parser.add_argument("--log-requests", action="store_true")
     args = parser.parse_args(argv)
     return EmulatorConfig(
@@ -36,6 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         seed=args.seed,
         questra_list_shape=args.questra_list_shape,
         tokens=frozenset(args.token) if args.token else None,
+        read_only_tokens=frozenset(args.read_only_token or ()),
         retry_after=args.retry_after,
         log_requests=args.log_requests,
     )

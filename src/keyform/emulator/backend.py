@@ -23,15 +23,16 @@ from .wire import Request, Response, Route, json_response
 class Backend:
     """Stores, fault knobs and request counters; every read or write holds :attr:`lock`."""
 
-    def __init__(self, settings: FaultSettings, tokens: frozenset[str] | None) -> None:
+    def __init__(self, settings: FaultSettings, tokens: frozenset[str] | None,
+                 read_only_tokens: frozenset[str] = frozenset()) -> None:
         self.lock = threading.Lock()
         self.initial_settings = replace(settings)
         self.faults = Faults(settings)
         self.requests: Counter[str] = Counter()
         self.questra_store = QuestraStore()
         self.textql_store = TextqlStore()
-        self.questra = QuestraApi(self.questra_store, self.faults, tokens)
-        self.textql = TextqlApi(self.textql_store, self.faults, tokens)
+        self.questra = QuestraApi(self.questra_store, self.faults, tokens, read_only_tokens)
+        self.textql = TextqlApi(self.textql_store, self.faults, tokens, read_only_tokens)
 
     def serve_api(self, request: Request) -> Response | None:
         """Answer an API request; ``None`` when no API owns its path."""

@@ -11,7 +11,9 @@ class EmulatorConfig:
 
     ``port=0`` picks a free port. The fault knobs (``latency_ms`` … ``retry_after``) can be changed
     later through ``POST /_emulator/faults``; ``tokens``, when set, is the only set of bearer tokens
-    accepted (others get 401); ``None`` accepts any non-empty token.
+    accepted (others get 401); ``None`` accepts any non-empty token. ``read_only_tokens`` are
+    accepted too, but only to list: a create, update, revoke or delete with one answers 403 (a
+    reviewer's token, for read-only plans).
     """
 
     host: str = "127.0.0.1"
@@ -23,5 +25,6 @@ class EmulatorConfig:
     seed: int | None = None
     questra_list_shape: str = "array"
     tokens: frozenset[str] | None = None
+    read_only_tokens: frozenset[str] = frozenset()  # accepted for listing; every write answers 403
     retry_after: float = 1.0
     log_requests: bool = False

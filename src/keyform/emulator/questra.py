@@ -113,10 +113,12 @@ class QuestraStore:
 class QuestraApi:
     """Routes and handlers of the Questra HTTP API over a :class:`QuestraStore`."""
 
-    def __init__(self, store: QuestraStore, faults: Faults, tokens: frozenset[str] | None) -> None:
+    def __init__(self, store: QuestraStore, faults: Faults, tokens: frozenset[str] | None,
+                 read_only_tokens: frozenset[str] = frozenset()) -> None:
         self.store = store
         self.faults = faults
         self.tokens = tokens
+        self.read_only_tokens = read_only_tokens
 
     def match(self, request: Request) -> Route | None:
         """The operation addressed by ``request``, or ``None`` when the path is not Questra's."""
@@ -157,12 +159,15 @@ class QuestraApi:
         refusal = error(405, "method_not_allowed", f"method {method} not allowed; use {allow}", {"Allow": allow})
         return Route("questra.method_not_allowed", lambda _request: refusal)
 
-    def _authorize(self, request: Request) -> str | Response:
-        """The request's organisation, or the 401/400 error that refuses it."""
+    def _authorize(self, request: Request, write: bool = True) -> str | Response:
+        """The request's organisation, or the 401/403/400 error that refuses it."""
         token = bearer_token(request)
         if token is None:
             return error(401, "unauthorized", "missing or empty bearer token (Authorization: Bearer <token>)")
-        if self.tokens is not None and token not in self.tokens:
+        if token in self.read_only_tokens:
+            if write:
+                return error(403, "forbidden", "this token may only list keys")
+        elif self.tokens is not None and token not in self.tokens:
             return error(401, "token rejected", "the bearer token was rejected")
         org = (request.header("X-Org-Id") or "").strip()
         if not org:
@@ -190,7 +195,7 @@ class QuestraApi:
         return json_response(201, key.with_secret(utc_now()))
 
     def _list(self, request: Request) -> Response:
-        org = self._authorize(request)
+        org = self._authorize(request, write=False)
         if isinstance(org, Response):
             return org
         shape = self.faults.settings.questra_list_shape

@@ -155,7 +155,7 @@ class Emulator:
             questra_list_shape=config.questra_list_shape,
             retry_after=config.retry_after,
         )
-        self._backend = Backend(settings, config.tokens)
+        self._backend = Backend(settings, config.tokens, config.read_only_tokens)
         self._server = _Server((config.host, config.port), self._backend, config.log_requests)
         self._thread: threading.Thread | None = None
         host, port = self._server.server_address[:2]

@@ -183,10 +183,12 @@ def _required_id(body: Mapping[str, Any]) -> str:
 class TextqlApi:
     """Routes and handlers of the TextQL Connect API over a :class:`TextqlStore`."""
 
-    def __init__(self, store: TextqlStore, faults: Faults, tokens: frozenset[str] | None) -> None:
+    def __init__(self, store: TextqlStore, faults: Faults, tokens: frozenset[str] | None,
+                 read_only_tokens: frozenset[str] = frozenset()) -> None:
         self.store = store
         self.faults = faults
         self.tokens = tokens
+        self.read_only_tokens = read_only_tokens
         self.procedures: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
             PREFIX: ("textql.list", self._list),
             PREFIX + "/create": ("textql.create", self._create),
@@ -207,7 +209,8 @@ class TextqlApi:
             payload = {"code": "unimplemented", "message": f"{request.method} not allowed; Connect calls use POST"}
             refusal = json_response(405, payload, {"Allow": "POST"})
             return Route(name, lambda _request: refusal)
-        return Route(name, lambda request: self._call(request, procedure), creates=name == "textql.create")
+        write = name != "textql.list"
+        return Route(name, lambda request: self._call(request, procedure, write), creates=name == "textql.create")
 
     def fault_response(self, fault: Fault) -> Response:
         """The error an injected fault produces: ``unavailable``, or ``resource_exhausted`` + Retry-After."""
@@ -216,10 +219,10 @@ class TextqlApi:
         retry = format_retry_after(self.faults.settings.retry_after)
         return error("resource_exhausted", "too many requests (injected)", {"Retry-After": retry})
 
-    def _call(self, request: Request, procedure: Callable[[dict[str, Any]], Any]) -> Response:
+    def _call(self, request: Request, procedure: Callable[[dict[str, Any]], Any], write: bool = True) -> Response:
         """Check headers and body, run ``procedure``, and turn a :class:`ConnectError` into a response."""
         try:
-            self._check_headers(request)
+            self._check_headers(request, write)
             try:
                 body = parse_json_object(request.body, empty_is_object=True)
             except BadJson as exc:
@@ -228,11 +231,14 @@ class TextqlApi:
         except ConnectError as exc:
             return error(exc.code, exc.message)
 
-    def _check_headers(self, request: Request) -> None:
+    def _check_headers(self, request: Request, write: bool = True) -> None:
         token = bearer_token(request)
         if token is None:
             raise ConnectError("unauthenticated", "missing or empty bearer token (Authorization: Bearer)")
-        if self.tokens is not None and token not in self.tokens:
+        if token in self.read_only_tokens:
+            if write:
+                raise ConnectError("permission_denied", "this token may only list API access keys")
+        elif self.tokens is not None and token not in self.tokens:
             raise ConnectError("unauthenticated", "the bearer token was rejected")
         if (request.header("Connect-Protocol-Version") or "").strip() != "1":
             raise ConnectError("invalid_argument", "missing required header: set Connect-Protocol-Version to 1")

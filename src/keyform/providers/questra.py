@@ -28,6 +28,7 @@ from keyform.providers.http import (
     status_error,
     wire_time,
 )
+from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 
@@ -120,7 +121,9 @@ class QuestraProvider:
         try:
             key = parse_key(payload, "the created key")
         except ShapeError as exc:
-            raise shape_error(self._http, what, response, exc, ambiguous=True) from None
+            err = shape_error(self._http, what, response, exc, ambiguous=True)
+            err.remote_id = salvage_id(response.content)
+            raise err from None
         secret = payload.get("secret")
         redact.remember(secret if isinstance(secret, str) else None)
         return CreateResult(key=key, secret=secret if isinstance(secret, str) and secret else None)

@@ -30,6 +30,7 @@ from keyform.providers.http import (
     status_error,
     wire_time,
 )
+from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 # manifest attribute → wire field, with the proto3 default an absent field stands for
@@ -199,7 +200,9 @@ class TextQLProvider:
         try:
             return CreateResult(key=_one_key(json_body(response)))
         except ShapeError as exc:
-            raise shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets) from None
+            err = shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets)
+            err.remote_id = salvage_id(response.content)
+            raise err from None
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
         what = f'update "{remote_id}"'

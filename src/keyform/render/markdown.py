@@ -20,6 +20,8 @@ def _cell(text: str) -> str:
 
 
 def _action_label(change: Change) -> str:
+    if change.orphan:
+        return "revoke (orphan)"
     return "revoke (deposed)" if change.deposed else change.action.value
 
 

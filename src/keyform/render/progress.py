@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from keyform.applier import ApplyEvent, ApplyReport
+from keyform.plan import Action, Change
 
 VERBS = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
          "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
@@ -52,3 +53,32 @@ def summary_text(report: ApplyReport) -> str:
 def summary_json(report: ApplyReport) -> str:
     return json.dumps({"type": "change_summary", "ok": report.ok, **counts(report),
                        "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped]})
+
+
+def interrupted_lines(report: ApplyReport) -> list[str]:
+    """After one Ctrl-C: what was not started (what finished was reported change by change)."""
+    left = report.not_started
+    if not left:
+        return ["Interrupted: every change had started; those that finished are listed above."]
+    counts: dict[str, int] = {}
+    for c in left:
+        verb = "revoke" if c.deposed else c.action.value
+        counts[verb] = counts.get(verb, 0) + 1
+    summary = ", ".join(f"{n} {verb}" for verb, n in sorted(counts.items()))
+    shown = ", ".join(c.key for c in left[:20]) + (f", and {len(left) - 20} more" if len(left) > 20 else "")
+    return [f"Interrupted: {len(left)} change(s) not started ({summary}): {shown}."]
+
+
+def abandoned_lines(in_flight: list[Change]) -> list[str]:
+    """After a second Ctrl-C: the changes left in flight, and what the next apply does about them."""
+    if not in_flight:
+        return ["Interrupted twice: no change was in flight."]
+    out = ["Interrupted twice: stopped waiting for the changes in flight:"]
+    for c in in_flight:
+        if c.action in (Action.CREATE, Action.REPLACE):
+            out.append(f"  {c.key}: {c.action.value} in flight; if it made a key, the next `keyform apply` revokes "
+                       "it (as the orphan of an interrupted create)")
+        else:
+            verb = "revoke" if c.deposed else c.action.value
+            out.append(f"  {c.key}: {verb} in flight; the next `keyform apply` repeats it if it did not finish")
+    return out

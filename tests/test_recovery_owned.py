@@ -1,0 +1,354 @@
+"""Issue 14 items 2 and 3: `plan` changes nothing, and recovery revokes only what keyform provably
+created.
+
+- A plan after a crash, with a provider token the emulator refuses for every write, succeeds,
+  shows the orphans as changes of their own, and leaves state, journal and remote untouched; the
+  next apply revokes them.
+- A create whose reply was lost is matched inside a window bounded on both sides (intent time -
+  skew ... abandonment + skew); with more candidates than interrupted creates nothing is revoked
+  and the plan names each candidate with its `keyform import` command.
+- Two workspaces in one org with the same key names, creates dropping their replies: no key of
+  the other workspace is ever revoked.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from keyform.durations import format_time
+from keyform.journal import Journal
+from keyform.recovery import CLOCK_SKEW, assess, begin_record
+from keyform.remote import RemoteKey
+from keyform.state import State
+from tests.conftest import EmulatorControl
+from tests.factories import T0, questra_key, recorded, state_with
+from tests.project import ORG, Project
+
+READ_ONLY = "ro-reviewer-token-4c1d"
+KEYS = """\
+a: {provider: qp, name: deploy-bot}
+b: {provider: qp, name: ci-bot}
+"""
+
+
+def _keys(control: EmulatorControl) -> dict[str, dict[str, Any]]:
+    return {k["id"]: k for k in control.questra_keys(ORG)}
+
+
+def _crash_with_lost_replies(project: Project, control: EmulatorControl) -> None:
+    """Apply once, then `apply --replace a --replace b` with every create reply dropped: the keys
+    are created remotely, the apply never learns their ids, the journal keeps both intents."""
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    control.faults(drop_after_commit_rate=1.0)
+    res = project.run("apply", "--auto-approve", "--replace", "a", "--replace", "b")
+    assert res.exit_code == 1, res.output
+    control.faults(drop_after_commit_rate=0.0)
+    assert (project.root / "keyform.state.json.journal").exists()
+
+
+def test_plan_with_a_read_only_token_after_a_crash_shows_the_orphans_and_writes_nothing(
+        tmp_path: Path, make_emulator: Any) -> None:
+    emu = make_emulator(read_only_tokens=frozenset({READ_ONLY}))
+    project = Project(tmp_path, emu.url)
+    project.questra(KEYS)
+    with EmulatorControl(emu.url) as control:
+        _crash_with_lost_replies(project, control)
+        in_state = {project.remote_id("a"), project.remote_id("b")}
+        orphans = {k for k, v in _keys(control).items() if k not in in_state and not v["revoked"]}
+        assert len(orphans) == 2
+        journal = tmp_path / "keyform.state.json.journal"
+        before = (project.state_file.read_bytes(), journal.read_bytes(), _keys(control),
+                  (tmp_path / ".secrets/keys.env").read_bytes())
+        writes_before = {r: n for r, n in control.requests().items() if r != "questra.list"}
+
+        res = project.run("plan", "--detailed-exitcode", env={"QUESTRA_TOKEN": READ_ONLY})
+        assert res.exit_code == 2, res.output
+        for orphan in orphans:
+            assert f"{orphan} (orphan of an interrupted create of " in res.stdout
+            assert f"# {orphan} (orphan of an interrupted create of " in res.stdout
+        assert "will be revoked" in res.stdout
+        assert "the reply to its create was lost" in res.stdout
+        after = (project.state_file.read_bytes(), journal.read_bytes(), _keys(control),
+                 (tmp_path / ".secrets/keys.env").read_bytes())
+        assert after == before  # state, journal, remote keys and sink untouched
+        assert {r: n for r, n in control.requests().items() if r != "questra.list"} == writes_before
+
+        as_json = project.run("plan", "--format", "json", env={"QUESTRA_TOKEN": READ_ONLY})
+        doc = json.loads(as_json.stdout)
+        jsonschema.validate(doc, json.loads((Path(__file__).resolve().parents[1] / "schemas" /
+                                             "plan.schema.json").read_text()))
+        assert {c["remote_id"] for c in doc["changes"] if c.get("orphan")} == orphans
+
+        # the read-only token really refuses writes: an apply with it fails and still revokes nothing
+        refused = project.run("apply", "--auto-approve", env={"QUESTRA_TOKEN": READ_ONLY})
+        assert refused.exit_code == 1
+        assert "403" in refused.output
+        assert all(not _keys(control)[o]["revoked"] for o in orphans)
+
+        # a saved plan made after the crash is not stale, and applying it revokes the orphans
+        assert project.run("plan", "--out", str(tmp_path / "p.plan")).exit_code == 0
+        applied = project.run("apply", str(tmp_path / "p.plan"))
+        assert applied.exit_code == 0, applied.output
+        keys = _keys(control)
+        assert all(keys[o]["revoked"] for o in orphans)
+        assert all(not keys[i]["revoked"] for i in {project.remote_id("a"), project.remote_id("b")})
+        assert not journal.exists()
+        final = project.run("plan", "--detailed-exitcode")
+        assert final.exit_code == 0, final.output
+
+
+def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_state(
+        tmp_path: Path, emulator: Any) -> None:
+    """The journal's finished changes are folded into the plan in memory only; apply saves them."""
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    from keyform.statestore import StateStore
+
+    store = StateStore(project.state_file)
+    state = store.load()
+    assert state is not None
+    gone = state.keys.pop("b")  # as if the apply that created b died before saving the state
+    store.save(state)
+    serial = project.state()["serial"]
+    fh = store.journal_open()
+    fh.append(begin_record(state))
+    journal = Journal(fh, "killed")
+    seq = journal.intent("create", "b", "qp", label="ci-bot", at=gone.created_at, match={"name": "ci-bot"})
+    journal.created(seq, gone.remote_id)
+    journal.sunk(seq)
+    journal.done(seq, key=gone)
+    fh.close()
+    raw = project.state_file.read_bytes()
+    res = project.run("plan", "--detailed-exitcode")
+    assert res.exit_code == 0, res.output  # nothing to change: b is known from the journal
+    assert "the next apply records them" in res.stdout
+    assert project.state_file.read_bytes() == raw
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    after = project.state()
+    assert after["keys"]["b"]["remote_id"] == gone.remote_id and after["serial"] == serial + 1
+    assert not (tmp_path / "keyform.state.json.journal").exists()
+
+
+# ----------------------------------------------------------------------- the window, in isolation
+
+
+class _Pool:
+    def __init__(self, keys: list[RemoteKey]) -> None:
+        self.keys = keys
+        self.deleted: list[str] = []
+
+    def get(self, name: str) -> Any:
+        return self
+
+    def list(self) -> list[RemoteKey]:
+        return list(self.keys)
+
+    def delete(self, remote_id: str) -> None:  # recovery must never call it
+        self.deleted.append(remote_id)
+
+
+def _journal(state: State, *, abandoned_after: timedelta | None) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = [begin_record(state)]
+
+    class Sink:
+        def append(self, record: dict[str, Any]) -> None:
+            records.append(record)
+
+    now = [T0]
+    journal = Journal(Sink(), "run1", clock=lambda: now[0])
+    seq = journal.intent("create", "ci", "qp", label="ci-bot", at=format_time(T0), match={"name": "ci-bot"})
+    if abandoned_after is not None:
+        now[0] = T0 + abandoned_after
+        journal.abandoned(seq)
+    return records
+
+
+def _key(key_id: str, created: timedelta, name: str = "ci-bot", revoked: bool = False) -> RemoteKey:
+    return RemoteKey(key_id, {"name": name}, created_at=format_time(T0 + created), revoked=revoked)
+
+
+def test_the_window_is_bounded_on_both_sides() -> None:
+    other = state_with(recorded(questra_key("x"), "ak_tracked"))
+    records = _journal(other, abandoned_after=timedelta(seconds=2))
+    too_early = _key("ak_early", -CLOCK_SKEW - timedelta(seconds=5))
+    too_late = _key("ak_late", timedelta(seconds=2) + CLOCK_SKEW + timedelta(seconds=5))  # another workspace's
+    ours = _key("ak_ours", timedelta(seconds=1))
+    pool = _Pool([too_early, too_late, ours, _key("ak_other_name", timedelta(0), name="deploy-bot"),
+                  _key("ak_revoked", timedelta(0), revoked=True)])
+    rec = assess(other, records, pool, {"qp": "questra"})  # type: ignore[arg-type]
+    assert [o.remote_id for o in rec.orphans] == ["ak_ours"]
+    assert rec.uncertain == [] and pool.deleted == []
+
+
+def test_two_candidates_in_the_window_revoke_nothing_and_name_the_import_commands() -> None:
+    st = state_with(recorded(questra_key("x"), "ak_tracked"))
+    records = _journal(st, abandoned_after=timedelta(seconds=2))
+    pool = _Pool([_key("ak_mine", timedelta(seconds=1)), _key("ak_theirs", timedelta(seconds=30)),
+                  _key("ak_tracked", timedelta(seconds=1))])
+    rec = assess(st, records, pool, {"qp": "questra"})  # type: ignore[arg-type]
+    assert rec.orphans == []
+    assert [u.candidates for u in rec.uncertain] == [("ak_mine", "ak_theirs")]
+    advice = rec.uncertain[0].advice()
+    assert "`keyform import ci ak_mine`" in advice and "`keyform import ci ak_theirs`" in advice
+    assert "revokes none" in advice and pool.deleted == []
+
+
+def test_a_key_without_created_at_makes_the_match_uncertain() -> None:
+    st = state_with()
+    records = _journal(st, abandoned_after=timedelta(seconds=1))
+    pool = _Pool([RemoteKey("ak_undated", {"name": "ci-bot"})])
+    rec = assess(st, records, pool, {"qp": "questra"})  # type: ignore[arg-type]
+    assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_undated",)]
+
+
+# ------------------------------------------------------------------- two workspaces, one org
+
+
+def _two(tmp_path: Path, url: str, keys: str) -> tuple[Project, Project]:
+    a = Project(tmp_path / "A", url)
+    b = Project(tmp_path / "B", url)
+    for p in (a, b):
+        p.root.mkdir()
+        p.questra(keys)
+    return a, b
+
+
+def test_a_lost_reply_in_one_workspace_never_revokes_the_other_workspaces_key(tmp_path: Path,
+                                                                              emulator: Any) -> None:
+    """The issue's case: A's create of deploy-bot loses its reply, B applies deploy-bot normally,
+    A plans and applies. B's key stays live; A names both candidates; `keyform import` adopts A's."""
+    a, b = _two(tmp_path, emulator.url, "deploy: {provider: qp, name: deploy-bot}\n")
+    with EmulatorControl(emulator.url) as control:
+        control.faults(drop_after_commit_rate=1.0)
+        assert a.run("apply", "--auto-approve").exit_code == 1
+        control.faults(drop_after_commit_rate=0.0)
+        (a_orphan,) = list(_keys(control))
+        assert b.run("apply", "--auto-approve").exit_code == 0
+        b_key = b.remote_id("deploy")
+
+        plan = a.run("plan")
+        assert plan.exit_code == 0, plan.output
+        assert "orphan of" not in plan.stdout
+        assert f"`keyform import deploy {a_orphan}`" in plan.stdout
+        assert f"`keyform import deploy {b_key}`" in plan.stdout
+        adopted = a.run("import", "deploy", a_orphan)
+        assert adopted.exit_code == 0, adopted.output
+        assert not (a.root / "keyform.state.json.journal").exists()  # the import settled the create
+        assert a.run("apply", "--auto-approve").exit_code == 0
+        keys = _keys(control)
+        assert not keys[b_key]["revoked"] and not keys[a_orphan]["revoked"]
+        assert b.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_two_workspace_trials_with_dropped_replies_revoke_no_key_of_the_other(tmp_path: Path,
+                                                                             emulator: Any) -> None:
+    """Trials: two workspaces in one org declare the same three key names; each round both apply
+    (in a random order, some with `--replace`) while the emulator drops a random share of create
+    replies. Each key is owned by the workspace whose run made it (it appeared during that run);
+    no run may revoke a key the other workspace made, recorded or not."""
+    keys = "k0: {provider: qp, name: deploy-bot}\nk1: {provider: qp, name: ci-bot}\nk2: {provider: qp, name: web}\n"
+    a, b = _two(tmp_path, emulator.url, keys)
+    rng = random.Random(14)
+    revoked_of_other = 0
+    orphans_revoked = 0
+    runs = 0
+    owner: dict[str, Project] = {}
+    with EmulatorControl(emulator.url) as control:
+        control.faults(seed=14)
+        for _ in range(12):
+            for me in rng.sample([a, b], 2):
+                control.faults(drop_after_commit_rate=rng.choice([0.0, 0.3, 0.6]))
+                args = ["apply", "--auto-approve"]
+                if me.state_file.exists() and rng.random() < 0.5:
+                    args += ["--replace", rng.choice(["k0", "k1", "k2"])]
+                before = _keys(control)
+                res = me.run(*args)
+                runs += 1
+                assert res.exit_code in (0, 1), res.output
+                now = _keys(control)
+                for key_id in set(now) - set(before):
+                    owner[key_id] = me
+                newly = {k for k, v in now.items() if v["revoked"] and not before.get(k, v)["revoked"]}
+                revoked_of_other += sum(1 for k in newly if owner[k] is not me)
+                orphans_revoked += sum(1 for k in newly if owner[k] is me)
+        control.faults(drop_after_commit_rate=0.0)
+        for p in (a, b):
+            assert p.run("apply", "--auto-approve").exit_code == 0
+            assert p.run("plan", "--detailed-exitcode").exit_code == 0
+    print(f"\ntwo-workspace trials: {runs} applies, {orphans_revoked} keys of their own revoked, "
+          f"{revoked_of_other} keys of the other workspace revoked")
+    assert revoked_of_other == 0
+    assert orphans_revoked > 0  # the trials did lose replies and recover from them
+
+
+# ----------------------------------------------------------- a reply that arrived but cannot be read
+
+
+def test_an_unreadable_create_reply_still_yields_the_remote_id(tmp_path: Path) -> None:
+    """A 201 whose body is cut short: the create is ambiguous, but the id it named is kept, so the
+    applier journals `created` and recovery revokes exactly that key (no matching by time)."""
+    from http.server import BaseHTTPRequestHandler
+
+    from keyform.errors import ProviderError
+    from keyform.providers.questra import QuestraProvider
+    from keyform.remote import CreateRequest
+    from tests.loopback import LoopbackServer, QuietHandler, serving
+
+    class Cut(QuietHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"id": "ak_cut0123456789", "name": "ci-bot", "created_at": "2026-01-0'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    handler: type[BaseHTTPRequestHandler] = Cut
+    with serving(LoopbackServer(handler)) as server:
+        provider = QuestraProvider("qp", server.url, "t0k3n-salvage", "org_1", max_retries=0)
+        try:
+            provider.create(CreateRequest("ci", {"name": "ci-bot"}, None, {}))
+        except ProviderError as exc:
+            assert exc.ambiguous and exc.remote_id == "ak_cut0123456789"
+            assert "t0k3n-salvage" not in str(exc)
+        else:
+            raise AssertionError("a cut-short reply must be an error")
+        finally:
+            provider.close()
+
+
+def test_two_workspace_kill_trials_revoke_no_key_of_the_other(tmp_path: Path) -> None:
+    """The kill -9 version (subprocesses, `tests/workspaces_trial.py`; `bench/two_workspaces.py` runs
+    it long): dropped replies and SIGKILLs in two workspaces of one org, same key names."""
+    from tests.workspaces_trial import run_workspace_trials
+
+    summary = run_workspace_trials(7, seed=2026, workdir=tmp_path / "trials", kill_rate=0.6)
+    print("\n" + summary.report())
+    assert summary.violations == []
+    assert summary.other_revoked == 0
+    assert summary.kills >= 2 and summary.lost_replies >= 2, summary.report()
+
+
+def test_an_intent_without_a_time_proves_nothing() -> None:
+    st = state_with()
+    records: list[dict[str, Any]] = [begin_record(st), {"op": "intent", "seq": "old.1", "action": "create",
+                                                        "address": "ci", "provider": "qp", "match": {"name": "ci-bot"}}]
+    rec = assess(st, records, _Pool([_key("ak_only", timedelta(0))]), {"qp": "questra"})  # type: ignore[arg-type]
+    assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_only",)]
+
+
+def test_candidate_ids_from_the_provider_cannot_inject_terminal_control_characters() -> None:
+    st = state_with()
+    records = _journal(st, abandoned_after=timedelta(seconds=1))
+    evil = "ak_\x1b[2J\x1b]0;pwned\x07 x"
+    pool = _Pool([_key(evil, timedelta(0)), _key("ak_2", timedelta(0))])
+    advice = assess(st, records, pool, {"qp": "questra"}).uncertain[0].advice()  # type: ignore[arg-type]
+    assert "\x1b" not in advice and "\x07" not in advice and "ak_?[2J?]0;pwned??x" in advice
