@@ -38,12 +38,14 @@ from keyform.state import DeposedKey, KeyState, State
 
 @dataclass(frozen=True)
 class ApplyEvent:
-    """Progress: `start`, `done`, `failed` or `skipped` for one change."""
+    """Progress: `start`, `done`, `failed` or `skipped` for one change. `remote_id`, on `done` of a
+    create or replace, is the id of the key it issued."""
 
     kind: str
     change: Change
     elapsed: float = 0.0
     message: str = ""
+    remote_id: str | None = None
 
 
 class SinkPool:
@@ -158,6 +160,9 @@ class ApplyReport:
     done: dict[str, int] = field(default_factory=dict)  # action → count
     failed: list[tuple[Change, str]] = field(default_factory=list)
     skipped: list[tuple[Change, str]] = field(default_factory=list)
+    # revocations of keys replaced in this apply with no grace: part of their replace, not deletions
+    # the plan announced (so plan and apply totals agree); counted under done["revoke-replaced"]
+    implicit: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -197,9 +202,11 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
     for dep in list(ctx.state.deposed):
         if (dep.remote_id not in planned and parse_time(dep.revoke_after) <= now
                 and (dep.address, dep.remote_id) in replaced_now):
-            second.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
-                                 provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
-                                 reasons=("replaced in this apply; no grace period",)))
+            revoke = Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                            provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                            reasons=("replaced in this apply; no grace period",))
+            second.append(revoke)
+            report.implicit.add(revoke.key)
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
@@ -269,8 +276,9 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
                 settled.add(change.key)
                 exc = fut.exception()
                 if exc is None:
-                    report.done[change.action.value] = report.done.get(change.action.value, 0) + 1
-                    ctx.on_event(ApplyEvent("done", change, elapsed))
+                    bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
+                    report.done[bucket] = report.done.get(bucket, 0) + 1
+                    ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
                     for key in dependants.get(change.key, ()):
                         deps = blocking[key]
                         deps.discard(change.key)
@@ -284,6 +292,15 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> None:
     stuck = sorted(set(by_key) - settled)
     if stuck:  # unreachable: the planner orders changes topologically
         raise KeyformError("apply: dependency deadlock: " + ", ".join(stuck))
+
+
+def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
+    """The id of the key a finished create or replace issued (None for other changes)."""
+    if change.deposed or change.action not in (Action.CREATE, Action.REPLACE):
+        return None
+    with ctx.lock:
+        ks = ctx.state.keys.get(change.address)
+    return ks.remote_id if ks is not None else None
 
 
 def _execute(change: Change, ctx: ApplyContext) -> None:
