@@ -13,6 +13,7 @@ caller writes the state once at the end (and a crash is recovered from the journ
 from __future__ import annotations
 
 import heapq
+import logging
 import queue
 import threading
 import time
@@ -34,6 +35,8 @@ from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
 from keyform.sinks import Sink
 from keyform.state import DeposedKey, KeyState, State
+
+log = logging.getLogger("keyform.applier")
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class ApplyContext:
 
     def sink(self, name: str) -> Sink:
         """The sink, its calls bounded by --parallelism (see `_run`)."""
-        return _BoundedSink(self.sinks.get(name), self.sink_slots)
+        return _BoundedSink(self.sinks.get(name), self.sink_slots, name)
 
 
 class _BoundedProvider:
@@ -139,20 +142,24 @@ class _BoundedProvider:
 class _BoundedSink:
     """A sink whose calls each hold one of `slots` (at most --parallelism sink operations at once)."""
 
-    def __init__(self, sink: Sink, slots: threading.Semaphore) -> None:
-        self._s, self._slots, self.readable = sink, slots, sink.readable
+    def __init__(self, sink: Sink, slots: threading.Semaphore, label: str = "") -> None:
+        self._s, self._slots, self.readable, self._label = sink, slots, sink.readable, label
 
     def write(self, address: str, name: str, secret: str) -> None:
         with self._slots:
             self._s.write(address, name, secret)
+        log.debug("sink %s: wrote entry %s for %s", self._label, name, address)  # never the secret
 
     def read(self, name: str) -> str | None:
         with self._slots:
-            return self._s.read(name)
+            value = self._s.read(name)
+        log.debug("sink %s: read entry %s (%s)", self._label, name, "present" if value is not None else "absent")
+        return value
 
     def remove(self, name: str) -> None:
         with self._slots:
             self._s.remove(name)
+        log.debug("sink %s: removed entry %s", self._label, name)
 
 
 @dataclass

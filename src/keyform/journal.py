@@ -10,12 +10,16 @@ State and returns the changes that were interrupted, for recovery to resolve.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from keyform.state import DeposedKey, KeyState, State
+
+log = logging.getLogger("keyform.journal")
+_LOGGED = ("seq", "action", "address", "remote_id", "forget", "revoked_deposed")
 
 
 class JournalSink(Protocol):
@@ -34,6 +38,9 @@ class Journal:
     def _write(self, record: dict[str, Any]) -> None:
         if self._sink is not None:
             self._sink.append(record)
+            if log.isEnabledFor(logging.DEBUG):  # `-v`: the record's identifying fields only
+                log.debug("journal: %s %s", record["op"],
+                          " ".join(f"{k}={record[k]}" for k in _LOGGED if record.get(k) is not None))
 
     def intent(self, action: str, address: str, provider: str, **details: Any) -> str:
         with self._lock:

@@ -56,6 +56,8 @@ class ProviderConfig:
     token: SecretRef
     org_id: str | EnvRef | None
     loc: SourceLoc
+    token_loc: SourceLoc | None = None  # the `token:` line (messages about the token point there)
+    org_id_loc: SourceLoc | None = None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     if isinstance(ref, EnvRef):
         value = env.get(ref.name)
-        if value is None or value == "":
+        if value is None:
             raise KeyformError(f"{what}: environment variable {ref.name} is not set")
+        if value == "":
+            raise KeyformError(f"{what}: environment variable {ref.name} is set but empty")
         return value
     if isinstance(ref, FileRef):
         try:
@@ -37,14 +39,18 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
 
 def provider_credentials(workspace: Workspace, name: str,
                          env: Mapping[str, str] | None = None) -> tuple[str, str | None]:
-    """(token, org_id) for a provider instance; KeyformError at the provider's manifest line."""
+    """(token, org_id) for a provider instance; KeyformError at the manifest line of `token:` (or
+    `org_id:`), saying whether the variable is unset or empty."""
     cfg = workspace.providers[name]
     try:
         token = read_ref(cfg.token, f"providers.{name}.token", env)
-        org = cfg.org_id
+    except KeyformError as exc:
+        raise KeyformError([Diagnostic(d.message, cfg.token_loc or cfg.loc) for d in exc.diagnostics]) from None
+    org = cfg.org_id
+    try:
         org_id = read_ref(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
     except KeyformError as exc:
-        raise KeyformError([Diagnostic(d.message, cfg.loc) for d in exc.diagnostics]) from None
+        raise KeyformError([Diagnostic(d.message, cfg.org_id_loc or cfg.loc) for d in exc.diagnostics]) from None
     return token, org_id
 
 

@@ -154,7 +154,8 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
     if base_url is None:
         return None
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=token, org_id=org_id,
-                          loc=decl.loc)
+                          loc=decl.loc, token_loc=source.loc((*path, "token")),
+                          org_id_loc=source.loc((*path, "org_id")) if raw_org is not None else None)
 
 
 def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -> str | None:
