@@ -3,13 +3,15 @@ per provider instance, all instances concurrently."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from keyform.errors import KeyformError, ProviderError
+from keyform.errors import Diagnostic, KeyformError, ProviderError
 from keyform.model import EnvRef, FileRef, ProviderConfig, Workspace
 from keyform.remote import CreateRequest, CreateResult, InstanceSnapshot, Provider, RemoteKey, RemoteSnapshot
 from keyform.resolve import provider_credentials
@@ -43,7 +45,7 @@ class ProviderPool:
                         f"provider {name!r} is used by keys in the state but is no longer in the manifests; "
                         "keep its provider block until those keys are deleted")
                 token, org_id = provider_credentials(self._workspace, name, self._env)
-                config = self._workspace.providers[name]
+                config = resolve_base_url(self._workspace.providers[name], self._env)
                 self._open[name] = _TokenHints(self._factory(config, token, org_id), config)
             return self._open[name]
 
@@ -52,12 +54,34 @@ class ProviderPool:
         for name in sorted(set(names)):
             if name in self._workspace.providers:
                 provider_credentials(self._workspace, name, self._env)
+                resolve_base_url(self._workspace.providers[name], self._env)
 
     def close(self) -> None:
         with self._lock:
             for p in self._open.values():
                 p.close()
             self._open.clear()
+
+
+def resolve_base_url(config: ProviderConfig, env: Mapping[str, str] | None = None) -> ProviderConfig:
+    """`config` with a `base_url: {env: NAME}` read and checked (at the `base_url:` line)."""
+    if not config.base_url_env:
+        return config
+    from keyform.manifest.build import base_url_problem
+
+    name, where = config.base_url_env, f"providers.{config.name}.base_url"
+    text = (os.environ if env is None else env).get(name)
+    problem: str | None
+    if text is None or not text.strip():
+        problem = f"environment variable {name} is {'not set' if text is None else 'set but empty'}"
+    else:
+        text = text.strip()
+        problem = base_url_problem(text)
+        if problem:
+            problem = f"{name}={text!r}: {problem}"
+    if problem or text is None:
+        raise KeyformError([Diagnostic(f"{where}: {problem}", config.base_url_loc or config.loc)])
+    return dataclasses.replace(config, base_url=text.rstrip("/"))
 
 
 def token_hint(config: ProviderConfig) -> str:
