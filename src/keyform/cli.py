@@ -259,16 +259,16 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
 @main.command()
 @files_option
 @state_options
-@click.argument("plan_file", required=False, type=click.Path())
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path())
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256), metavar="N",
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS",
-              help="Apply only this address (and what it needs); repeatable. Not with PLAN_FILE.")
+              help="Apply only this address (and what it needs); repeatable. Not with PLANFILE.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True,
-              help="List the remote keys before planning. Not with PLAN_FILE.")
+              help="List the remote keys before planning. Not with PLANFILE.")
 @click.option("--replace", "replace", multiple=True, metavar="ADDRESS",
-              help="Force a rotation of this key; repeatable. Not with PLAN_FILE.")
+              help="Force a rotation of this key; repeatable. Not with PLANFILE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line (for pipelines).")
 @click.pass_obj
@@ -277,7 +277,7 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
           replace: tuple[str, ...], fmt: str) -> None:
     """Make the remote keys match the manifests (plans first unless given a saved plan).
 
-    PLAN_FILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
+    PLANFILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
 
     def body() -> int:
         from keyform import operations
