@@ -18,20 +18,7 @@ from .server import Emulator
 
 def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     """Build an :class:`EmulatorConfig` from command-line arguments."""
-    parser = argparse.ArgumentParser(prog="keyform emulator", description=(
-        "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=_default_port(), help="0 picks a free port")
-    parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--error-rate", type=float, default=0.0, help="probability of a 503")
-    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a 429")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
-    parser.add_argument("--drop-after-commit-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
-    parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
-    parser.add_argument("--log-requests", action="store_true")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -45,6 +32,24 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         retry_after=args.retry_after,
         log_requests=args.log_requests,
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse twin of `keyform emulator`'s click options."""
+    parser = argparse.ArgumentParser(prog="keyform emulator", description=(
+        "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=_default_port(), help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--error-rate", type=float, default=0.0, help="probability of a 503")
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a 429")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
+    parser.add_argument("--drop-after-commit-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
+    parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
+    parser.add_argument("--log-requests", action="store_true")
+    return parser
 
 
 def _default_port() -> int:
