@@ -108,8 +108,9 @@ class _TokenHints:
         except ProviderError as exc:
             if exc.status not in (401, 403):
                 raise
-            what = "was rejected" if exc.status == 401 else "lacks the permission"
-            raise ProviderError(f"{exc} ({what}: {token_hint(self._config)})", status=exc.status, code=exc.code,
+            hint = token_hint(self._config)
+            hint = f"check {hint}" if exc.status == 401 else f"{hint}, lacks the permission"
+            raise ProviderError(f"{exc}; {hint}", status=exc.status, code=exc.code,
                                 retry_after=exc.retry_after, ambiguous=exc.ambiguous) from None
 
     def list(self) -> list[RemoteKey] | None:
