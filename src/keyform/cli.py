@@ -110,12 +110,12 @@ def console() -> None:
     unflushed or unclosed by that, the objects are simply not traversed again. In-process callers
     of `main` (tests, click's CliRunner) keep a normal heap."""
     try:
-        main()
+        main(prog_name="keyform")
     finally:
         gc.freeze()
 
 
-@click.group(cls=KeyformGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="keyform", cls=KeyformGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keyform")
 @click.pass_context
 def main(cctx: click.Context) -> None:
