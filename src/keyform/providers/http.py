@@ -118,7 +118,7 @@ def _connect_reason(exc: httpx.HTTPError) -> str:
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip()
     text = text[:1].lower() + text[1:] if text else type(exc).__name__
     if "refused" in text.lower():
-        return "connection refused: nothing is listening there"
+        return "connection refused"
     if _DNS_FAILURE.search(text):
         return f"DNS lookup failed: {text}"
     if "wrong_version_number" in text.lower():
