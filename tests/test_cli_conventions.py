@@ -73,6 +73,12 @@ def test_a_typo_in_a_ci_job_with_detailed_exitcode_is_not_read_as_changes(tmp_pa
     assert res.stderr.startswith("Error: No such option '--bogus'")
 
 
+@pytest.mark.parametrize("args", [[], ["state"]])
+def test_a_group_alone_shows_its_help(args: list[str]) -> None:
+    res = run(*args)
+    assert res.exit_code == 0 and res.stdout == run(*args, "--help").stdout and res.stderr == ""
+
+
 def test_terraform_style_single_dash_option_gets_a_hint() -> None:
     res = run("plan", "-out=x.plan")
     assert res.exit_code == 1

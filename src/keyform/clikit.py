@@ -113,6 +113,9 @@ class KeyformCommand(click.Command):
             raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
 
 
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class KeyformGroup(click.Group):
     """A group whose subcommands (and subgroups) follow the same conventions."""
 
@@ -130,6 +133,10 @@ class KeyformGroup(click.Group):
             return super().make_context(info_name, args, parent, **extra)
         except UsageFailure:
             raise
+        except _NO_ARGS as exc:  # `keyform` alone: its help, as `keyform --help` shows it
+            assert exc.ctx is not None
+            click.echo(exc.ctx.get_help())
+            raise click.exceptions.Exit(0) from None
         except click.UsageError as exc:
             raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
 
