@@ -1,32 +1,48 @@
 #!/usr/bin/env bash
 # Run an example end to end against the built-in emulator: start it, plan, apply, plan again
 # (which reports no changes), stop it. Usage: bash examples/run.sh examples/quickstart
+#
+# The emulator listens on KEYFORM_EMULATOR_PORT (default 8787; 0 picks a free port). The examples'
+# manifests read its URL from KEYFORM_EMULATOR_URL, which this script sets from the address the
+# emulator announces, so they never talk to another server that happens to hold the port. If the
+# emulator cannot start, the script stops at once and keeps emulator.log, which says why.
 # Each run starts from a clean slate: the emulator keeps its keys in memory only.
 set -euo pipefail
 dir="$(cd "${1:?usage: examples/run.sh EXAMPLE_DIR}" && pwd)"
 port="${KEYFORM_EMULATOR_PORT:-8787}"
+log="$dir/emulator.log"
 cd "$dir"
 rm -rf keyform.state.json keyform.state.json.backup keyform.state.json.journal keyform.state.json.lock .secrets
 
-keyform emulator --port "$port" >"$dir/emulator.log" 2>&1 &
+keyform emulator --port "$port" >"$log" 2>&1 &
 emulator_pid=$!
-trap 'kill "$emulator_pid" 2>/dev/null || true; wait "$emulator_pid" 2>/dev/null || true; rm -f "$dir/emulator.log"' EXIT
-python3 - "$port" "$emulator_pid" <<'PY'
-import os, socket, sys, time
-port, pid = int(sys.argv[1]), int(sys.argv[2])
-deadline = time.monotonic() + 15
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        sys.exit(0)
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            sys.exit(f"the emulator exited; is port {port} in use? (see emulator.log)")
-        time.sleep(0.05)
-sys.exit(f"the emulator did not start on port {port}")
-PY
+cleanup() {
+  status=$?
+  kill "$emulator_pid" 2>/dev/null || true
+  wait "$emulator_pid" 2>/dev/null || true
+  if [ "$status" -eq 0 ]; then rm -f "$log"; else echo "(the emulator's log is kept in $log)" >&2; fi
+}
+trap cleanup EXIT
+
+# Wait for the emulator's own announcement ("keyform emulator listening on URL"): a port that
+# answers is not enough, since another server may hold it.
+url=""
+for _ in $(seq 1 300); do
+  url="$(sed -n 's/^keyform emulator listening on //p' "$log")"
+  [ -n "$url" ] && break
+  if ! kill -0 "$emulator_pid" 2>/dev/null; then
+    echo "examples/run.sh: the emulator did not start on port $port:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
+if [ -z "$url" ]; then
+  echo "examples/run.sh: the emulator did not announce itself within 15 s on port $port" >&2
+  exit 1
+fi
+export KEYFORM_EMULATOR_URL="$url"
+echo "==> emulator at $KEYFORM_EMULATOR_URL"
 
 export QUESTRA_TOKEN="${QUESTRA_TOKEN:-example-questra-token}"   # the emulator accepts any token
 export TEXTQL_TOKEN="${TEXTQL_TOKEN:-example-textql-token}"

@@ -1,4 +1,4 @@
-"""Validate JSON bodies against the OpenAPI documents in ``shared/specs/``.
+"""Validate JSON bodies against the OpenAPI documents in ``docs/api/`` (the ones the README links).
 
 Each spec file is loaded once and registered as one JSON Schema resource (draft 2020-12, which
 OpenAPI 3.1 uses), so the documents' own ``#/components/schemas/...`` refs resolve unchanged.
@@ -24,7 +24,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs"
+SPEC_DIR = Path(__file__).resolve().parents[1] / "docs" / "api"
 QUESTRA = "questra-api-keys.openapi.yaml"
 TEXTQL = "textql-api-access-key-v1.openapi.yaml"
 
@@ -45,7 +45,7 @@ def _uri(spec_file: str) -> str:
 
 @cache
 def load_spec(spec_file: str) -> dict[str, Any]:
-    """The parsed OpenAPI document ``shared/specs/<spec_file>``."""
+    """The parsed OpenAPI document ``docs/api/<spec_file>``."""
     with (SPEC_DIR / spec_file).open(encoding="utf-8") as handle:
         document: dict[str, Any] = yaml.safe_load(handle)
     return document

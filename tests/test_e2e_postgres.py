@@ -132,7 +132,7 @@ def test_apply_plan_and_state_commands_keep_the_state_in_postgres(project: PgPro
 def test_a_missing_dsn_variable_is_an_error_at_its_manifest_line(project: PgProject) -> None:
     res = project.run("plan", env={DSN_ENV: ""})
     assert res.exit_code == 1
-    assert f"keyform.yaml:16: state.dsn: environment variable {DSN_ENV} is not set" in res.stderr, res.output
+    assert f"keyform.yaml:16: state.dsn: environment variable {DSN_ENV} is set but empty" in res.stderr, res.output
 
 
 def test_an_unreachable_database_is_an_error_without_the_password(project: PgProject) -> None:

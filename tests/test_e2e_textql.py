@@ -17,8 +17,8 @@ ORG = "org_123"
 
 @pytest.fixture
 def project(tmp_path: Path, emulator: Emulator) -> Project:
-    p = Project(tmp_path, emulator.url, env={"ANA_TOKEN": "first-value"})
-    p.write(EXAMPLE.read_text().replace("http://127.0.0.1:8787", emulator.url))
+    p = Project(tmp_path, emulator.url, env={"ANA_TOKEN": "first-value", "KEYFORM_EMULATOR_URL": emulator.url})
+    p.write(EXAMPLE.read_text())  # the example as shipped: its base_url is {env: KEYFORM_EMULATOR_URL}
     return p
 
 

@@ -332,7 +332,7 @@ def test_requests_are_counted_per_procedure(textql: httpx.Client, emu_control: E
 
 
 def test_seed_example_request_is_accepted(textql: httpx.Client) -> None:
-    """The request body of shared/seeds/textql-create-api-access-key.txt, with a future expiry."""
+    """TextQL's documented example create request body, with a future expiry."""
     body = {
         "hosts": ["<string>"],
         "headers": {},

@@ -13,6 +13,7 @@ caller writes the state once at the end (and a crash is recovered from the journ
 from __future__ import annotations
 
 import heapq
+import logging
 import queue
 import signal
 import threading
@@ -38,15 +39,19 @@ from keyform.resolve import read_ref, unresolved_inputs
 from keyform.sinks import Sink
 from keyform.state import DeposedKey, KeyState, State
 
+log = logging.getLogger("keyform.applier")
+
 
 @dataclass(frozen=True)
 class ApplyEvent:
-    """Progress: `start`, `done`, `failed` or `skipped` for one change."""
+    """Progress: `start`, `done`, `failed` or `skipped` for one change. `remote_id`, on `done` of a
+    create or replace, is the id of the key it issued."""
 
     kind: str
     change: Change
     elapsed: float = 0.0
     message: str = ""
+    remote_id: str | None = None
 
 
 class SinkPool:
@@ -110,7 +115,7 @@ class ApplyContext:
 
     def sink(self, name: str) -> Sink:
         """The sink, its calls bounded by --parallelism (see `_run`)."""
-        return _BoundedSink(self.sinks.get(name), self.sink_slots)
+        return _BoundedSink(self.sinks.get(name), self.sink_slots, name)
 
 
 class _BoundedProvider:
@@ -142,23 +147,26 @@ class _BoundedProvider:
 class _BoundedSink:
     """A sink whose calls each hold one of `slots` (at most --parallelism sink operations at once)."""
 
-    def __init__(self, sink: Sink, slots: threading.Semaphore) -> None:
-        self._s, self._slots, self.readable = sink, slots, sink.readable
+    def __init__(self, sink: Sink, slots: threading.Semaphore, label: str = "") -> None:
+        self._s, self._slots, self.readable, self._label = sink, slots, sink.readable, label
 
     def write(self, address: str, name: str, secret: str) -> None:
         redact.remember(secret)  # scrubbed from any later error text, whichever call echoes it
         with self._slots:
             self._s.write(address, name, secret)
+        log.debug("sink %s: wrote entry %s for %s", self._label, name, address)  # never the secret
 
     def read(self, name: str) -> str | None:
         with self._slots:
             value = self._s.read(name)
         redact.remember(value)
+        log.debug("sink %s: read entry %s (%s)", self._label, name, "present" if value is not None else "absent")
         return value
 
     def remove(self, name: str) -> None:
         with self._slots:
             self._s.remove(name)
+        log.debug("sink %s: removed entry %s", self._label, name)
 
 
 @dataclass
@@ -169,6 +177,9 @@ class ApplyReport:
     lost_lock: str | None = None  # the state lock was lost mid-apply (LockLostError): nothing more started
     not_started: list[Change] = field(default_factory=list)  # left undone by an interrupt (Ctrl-C)
     interrupted: bool = False
+    # revocations of keys replaced in this apply with no grace: part of their replace, not deletions
+    # the plan announced (so plan and apply totals agree); counted under done["revoke-replaced"]
+    implicit: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -268,9 +279,11 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
     for dep in list(ctx.state.deposed):
         if (dep.remote_id not in planned and parse_time(dep.revoke_after) <= now
                 and (dep.address, dep.remote_id) in replaced_now):
-            second.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
-                                 provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
-                                 reasons=("replaced in this apply; no grace period",)))
+            revoke = Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                            provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                            reasons=("replaced in this apply; no grace period",))
+            second.append(revoke)
+            report.implicit.add(revoke.key)
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
@@ -355,8 +368,9 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
                 settled.add(change.key)
                 exc = fut.exception()
                 if exc is None:
-                    report.done[change.action.value] = report.done.get(change.action.value, 0) + 1
-                    ctx.on_event(ApplyEvent("done", change, elapsed))
+                    bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
+                    report.done[bucket] = report.done.get(bucket, 0) + 1
+                    ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
                     for key in dependants.get(change.key, ()):
                         deps = blocking[key]
                         deps.discard(change.key)
@@ -383,6 +397,15 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     stuck = sorted(set(by_key) - settled)
     if stuck:  # unreachable: the planner orders changes topologically
         raise KeyformError("apply: dependency deadlock: " + ", ".join(stuck))
+
+
+def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
+    """The id of the key a finished create or replace issued (None for other changes)."""
+    if change.deposed or change.action not in (Action.CREATE, Action.REPLACE):
+        return None
+    with ctx.lock:
+        ks = ctx.state.keys.get(change.address)
+    return ks.remote_id if ks is not None else None
 
 
 def _execute(change: Change, ctx: ApplyContext) -> None:

@@ -18,22 +18,10 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from keyform import __version__
+from keyform.clikit import Ctx, KeyformGroup, disable_debug_log
 from keyform.errors import Diagnostic, KeyformError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Ctx:
-    def __init__(self, verbose: bool, no_color: bool) -> None:
-        self.verbose = verbose
-        self.no_color = no_color
-        self.hard_exit = False  # leave without joining worker threads (a second Ctrl-C during apply)
-
-    def color(self, stream: Any = None) -> bool:
-        stream = stream or sys.stdout
-        if self.no_color or os.environ.get("NO_COLOR"):
-            return False
-        return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def _fail(message: str) -> NoReturn:
@@ -86,15 +74,22 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
 
 
 def files_option(fn: F) -> F:
-    return click.option("-f", "--file", "files", multiple=True, type=click.Path(),
+    return click.option("-f", "--file", "files", multiple=True, type=click.Path(), metavar="PATH",
                         help="Manifest file or directory (repeatable; default keyform.yaml).")(fn)
 
 
+STATE_HELP = "Use this local state file instead of the manifests' state backend."
+
+
+def state_option(fn: F) -> F:
+    return click.option("--state", "state_path", type=click.Path(), default=None, metavar="FILE",
+                        help=STATE_HELP)(fn)
+
+
 def state_options(fn: F) -> F:
-    fn = click.option("--state", "state_path", type=click.Path(), default=None,
-                      help="Use this local state file instead of the manifests' state backend.")(fn)
-    fn = click.option("--lock-timeout", default="0s", show_default=True,
-                      help="How long to wait for the state lock (e.g. 30s).")(fn)
+    fn = state_option(fn)
+    fn = click.option("--lock-timeout", default="0s", show_default=True, metavar="DURATION",
+                      help="How long to wait for the state lock, e.g. 30s or 5m.")(fn)
     return fn
 
 
@@ -104,8 +99,10 @@ def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: 
 
     try:
         timeout = parse_duration(lock_timeout).total_seconds()
-    except ValueError as exc:
-        raise KeyformError(f"--lock-timeout: {exc}") from None
+    except ValueError:
+        hint = f"{lock_timeout.strip()}s" if lock_timeout.strip().isdigit() else "30s"
+        raise KeyformError(f"--lock-timeout: invalid duration {lock_timeout!r}: expected an integer and a unit "
+                           f"s, m, h, d or w (e.g. {hint})") from None
     return Options(files=list(files), state_path=state_path, lock_timeout=timeout)
 
 
@@ -118,19 +115,21 @@ def console() -> None:
     unflushed or unclosed by that, the objects are simply not traversed again. In-process callers
     of `main` (tests, click's CliRunner) keep a normal heap."""
     try:
-        main()
+        main(prog_name="keyform")
     finally:
         gc.freeze()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="keyform", cls=KeyformGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keyform")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debugging detail.")
-@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
 @click.pass_context
-def main(cctx: click.Context, verbose: bool, no_color: bool) -> None:
-    """keyform: API keys as code. Plan, then apply."""
-    cctx.obj = Ctx(verbose, no_color)
+def main(cctx: click.Context) -> None:
+    """keyform: API keys as code. Plan, then apply.
+
+    -v/--verbose and --no-color are accepted before the command and after it."""
+    obj = cctx.ensure_object(Ctx)
+    if not obj.verbose:
+        disable_debug_log()
 
 
 @main.command()
@@ -143,11 +142,16 @@ def validate(ctx: Ctx, files: tuple[str, ...]) -> None:
         from keyform.operations import load
 
         ws = load(_options(files))
-        click.echo(f"The manifests are valid: {len(ws.keys)} keys, {len(ws.providers)} providers, "
-                   f"{len(ws.sinks)} sinks.")
+        click.echo(f"The manifests are valid: {plural(len(ws.keys), 'key')}, "
+                   f"{plural(len(ws.providers), 'provider')}, {plural(len(ws.sinks), 'sink')}.")
         return 0
 
     run_safely(ctx, body)
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 key`, `2 keys`, `0 keys`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _render(plan: Any, fmt: str, color: bool) -> str:
@@ -165,13 +169,16 @@ def _render(plan: Any, fmt: str, color: bool) -> str:
 @main.command()
 @files_option
 @state_options
-@click.option("--out", type=click.Path(), help="Save the plan to FILE for `keyform apply FILE`.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(), metavar="FILE", help="Save the plan to FILE for `keyform apply FILE`.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="text for terminals, markdown for a pull-request comment, json (schemas/plan.schema.json).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 if no changes, 2 if changes, 1 on error.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True, help="List the remote keys first.")
-@click.option("--target", "targets", multiple=True, help="Plan only this address (and what it needs).")
+@click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+              help="Plan only this address (and what it needs); repeatable.")
 @click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
-@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
+@click.option("--replace", "replace", multiple=True, metavar="ADDRESS",
+              help="Force a rotation of this key; repeatable.")
 @click.pass_obj
 def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, out: str | None,
          fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool,
@@ -181,6 +188,8 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
     def body() -> int:
         from keyform import operations
 
+        if out:
+            _check_out_path(out)
         with operations.session(_options(files, state_path, lock_timeout), "plan") as sess:
             the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy,
                                        replace=replace)
@@ -188,13 +197,29 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
         if out:
             from keyform.fsio import atomic_write
 
-            atomic_write(out, the_plan.dumps().encode("utf-8"))
+            try:
+                atomic_write(out, the_plan.dumps().encode("utf-8"))
+            except OSError as exc:
+                raise KeyformError(f"--out {out}: cannot write the plan: {exc.strerror or exc}") from None
             if fmt == "text":
                 click.echo(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
                            f"  keyform apply {out}")
         return 2 if (detailed_exitcode and the_plan.has_changes) else 0
 
     run_safely(ctx, body)
+
+
+def _check_out_path(out: str) -> None:
+    """`plan --out FILE` must name a file in an existing directory: checked before any work."""
+    from pathlib import Path
+
+    path = Path(out)
+    if path.is_dir():
+        raise KeyformError(f"--out {out}: is a directory; name a file, e.g. {path / 'keyform.plan'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise KeyformError(f"--out {out}: the directory {parent} {what}")
 
 
 def _confirm(auto_approve: bool, question: str) -> None:
@@ -209,7 +234,8 @@ def _confirm(auto_approve: bool, question: str) -> None:
         raise KeyformError("Apply cancelled.")
 
 
-def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = "text") -> int:
+def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = "text",
+               destroying: bool = False) -> int:
     from keyform import operations
     from keyform.render import progress
 
@@ -238,7 +264,7 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
         click.echo(progress.summary_json(report))
     else:
         click.echo("")
-        click.echo(progress.summary_text(report))
+        click.echo(progress.summary_text(report, destroy=destroying))
     if report.interrupted:
         for line in progress.interrupted_lines(report):
             click.echo(line, err=True)
@@ -252,24 +278,31 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
 @main.command()
 @files_option
 @state_options
-@click.argument("plan_file", required=False, type=click.Path())
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path())
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256), metavar="N",
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
-@click.option("--target", "targets", multiple=True, help="Apply only this address (and what it needs).")
-@click.option("--refresh/--no-refresh", default=True, show_default=True)
-@click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
+@click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+              help="Apply only this address (and what it needs); repeatable. Not with PLANFILE.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="List the remote keys before planning. Not with PLANFILE.")
+@click.option("--replace", "replace", multiple=True, metavar="ADDRESS",
+              help="Force a rotation of this key; repeatable. Not with PLANFILE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line (for pipelines).")
 @click.pass_obj
 def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
           auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool,
           replace: tuple[str, ...], fmt: str) -> None:
-    """Make the remote keys match the manifests (plans first unless given a saved plan)."""
+    """Make the remote keys match the manifests (plans first unless given a saved plan).
+
+    PLANFILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
 
     def body() -> int:
         from keyform import operations
 
+        if plan_file:
+            _refuse_planning_flags(plan_file, targets=targets, replace=replace)
         opts = _options(files, state_path, lock_timeout)
         with operations.session(opts, "apply") as sess:
             if plan_file:
@@ -293,13 +326,26 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
     run_safely(ctx, body)
 
 
+def _refuse_planning_flags(plan_file: str, **given: tuple[str, ...]) -> None:
+    """A saved plan is applied exactly as made: planning options with it are an error (as in
+    Terraform), never silently ignored."""
+    flags = [f"--{name}" for name, values in given.items() if values]
+    source = click.get_current_context().get_parameter_source("refresh")
+    if source is not None and source is not click.core.ParameterSource.DEFAULT:
+        flags.append("--refresh/--no-refresh")
+    if flags:
+        raise KeyformError(f"{', '.join(flags)} cannot be used with a saved plan ({plan_file}): it is applied "
+                           "exactly as it was planned. Give the option to `keyform plan --out` instead.")
+
+
 @main.command()
 @files_option
 @state_options
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256), metavar="N",
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
-@click.option("--target", "targets", multiple=True, help="Destroy only this address.")
+@click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+              help="Destroy only this address; repeatable.")
 @click.pass_obj
 def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, auto_approve: bool,
             parallelism: int, targets: tuple[str, ...]) -> None:
@@ -317,7 +363,7 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
             click.echo("")
             _confirm(auto_approve, "Do you really want to destroy these keys?")
             _commit_recovery(sess)
-            return _run_apply(ctx, sess, the_plan, parallelism)
+            return _run_apply(ctx, sess, the_plan, parallelism, destroying=True)
 
     run_safely(ctx, body)
 
@@ -343,10 +389,28 @@ def _read_plan(path: str) -> Any:
         raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
 
 
+@main.command()
+@click.argument("plan_file", metavar="PLANFILE", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="text for terminals, markdown for a pull-request comment, json (schemas/plan.schema.json).")
+@click.pass_obj
+def show(ctx: Ctx, plan_file: str, fmt: str) -> None:
+    """Render a plan saved by `keyform plan --out PLANFILE` (reads no manifest, state or API).
+
+    For reviewers: download the plan artifact of a pipeline and read it here."""
+
+    def body() -> int:
+        the_plan = _read_plan(plan_file)
+        click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
+        return 0
+
+    run_safely(ctx, body)
+
+
 @main.command("force-unlock")
 @click.argument("lock_id")
 @files_option
-@click.option("--state", "state_path", type=click.Path(), default=None)
+@state_option
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str | None, force: bool) -> None:
@@ -371,17 +435,43 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
     run_safely(ctx, body)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-              add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def emulator(args: tuple[str, ...]) -> None:
-    """Serve the Questra and TextQL APIs in memory on one port (see `keyform emulator --help`).
+@main.command(context_settings={"show_default": True})
+@click.option("--host", default="127.0.0.1", metavar="HOST", help="Address to listen on.")
+@click.option("--port", default=8787, type=click.IntRange(0, 65535), envvar="KEYFORM_EMULATOR_PORT",
+              show_envvar=True, metavar="PORT", help="Port to listen on; 0 picks a free one (printed at start).")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(0), metavar="MS",
+              help="Delay before every answer.")
+@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
+              help="Probability of a 503 answer.")
+@click.option("--rate-limit-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
+              help="Probability of a 429 answer.")
+@click.option("--retry-after", default=1.0, type=click.FloatRange(0), metavar="SECONDS",
+              help="Retry-After on a 429.")
+@click.option("--drop-after-commit-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
+              help="Probability of dropping the connection after a create was committed.")
+@click.option("--seed", default=None, type=int, metavar="N", help="Seed for the fault knobs, so runs replay.")
+@click.option("--questra-list-shape", default="array", type=click.Choice(["array", "data", "none"]),
+              help="Questra's list answer: a bare array, {\"data\": [...]}, or no list endpoint (404).")
+@click.option("--token", "tokens", multiple=True, metavar="TOKEN",
+              help="Accept only this bearer token (repeatable; default: any non-empty token).")
+@click.option("--read-only-token", "read_only_tokens", multiple=True, metavar="TOKEN",
+              help="Accept this bearer token for listing only; every write answers 403 (repeatable).")
+@click.option("--log-requests", is_flag=True, help="Log every request on stderr.")
+def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_limit_rate: float,
+             retry_after: float, drop_after_commit_rate: float, seed: int | None, questra_list_shape: str,
+             tokens: tuple[str, ...], read_only_tokens: tuple[str, ...], log_requests: bool) -> None:
+    """Serve the Questra and TextQL APIs in memory on one port, until Ctrl-C.
 
-    Flags: --host, --port, --latency-ms, --error-rate, --rate-limit-rate, --retry-after,
-    --drop-after-commit-rate, --seed, --questra-list-shape, --token, --read-only-token, --log-requests."""
-    from keyform.emulator.__main__ import main as emulator_main
+    Its control API under /_emulator/ (state dump, out-of-band revoke, delete, expire and modify,
+    faults, reset) is described in docs/emulator.md."""
+    from keyform.emulator import EmulatorConfig
+    from keyform.emulator.__main__ import serve
 
-    sys.exit(emulator_main(list(args)))
+    sys.exit(serve(EmulatorConfig(
+        host=host, port=port, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rate=rate_limit_rate,
+        drop_after_commit_rate=drop_after_commit_rate, seed=seed, questra_list_shape=questra_list_shape,
+        tokens=frozenset(tokens) if tokens else None, read_only_tokens=frozenset(read_only_tokens),
+        retry_after=retry_after, log_requests=log_requests)))
 
 
 @main.command("import")
@@ -417,7 +507,7 @@ def state() -> None:
 
 @state.command("list")
 @files_option
-@click.option("--state", "state_path", type=click.Path(), default=None)
+@state_option
 @click.pass_obj
 def state_list(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None:
     """List the managed keys: address, provider instance, remote id."""
@@ -435,7 +525,7 @@ def state_list(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None
 @state.command("show")
 @click.argument("address")
 @files_option
-@click.option("--state", "state_path", type=click.Path(), default=None)
+@state_option
 @click.pass_obj
 def state_show(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | None) -> None:
     """Show one key's record (the state holds no secrets)."""
@@ -472,7 +562,8 @@ def state_rm(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | N
 @state.command("mv")
 @click.argument("old")
 @click.argument("new")
-@click.option("--sink-name", default=None, help="Also record a new entry name in the sink (default: keep it).")
+@click.option("--sink-name", default=None, metavar="NAME",
+              help="Also record a new entry name in the sink (default: keep it).")
 @files_option
 @state_options
 @click.pass_obj
@@ -533,8 +624,7 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
 
 @state.command("pull")
 @files_option
-@click.option("--state", "state_path", type=click.Path(), default=None,
-              help="Read this local state file instead of the manifests' state backend.")
+@state_option
 @click.pass_obj
 def state_pull(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None:
     """Print the state as JSON on stdout, to keep or move it (it holds no secret).

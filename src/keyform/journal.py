@@ -10,6 +10,7 @@ State and returns the changes that were interrupted, for recovery to resolve.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from typing import Any, Protocol
 
 from keyform.durations import format_time
 from keyform.state import DeposedKey, KeyState, State
+
+log = logging.getLogger("keyform.journal")
+_LOGGED = ("seq", "action", "address", "remote_id", "forget", "revoked_deposed")
 
 
 class JournalSink(Protocol):
@@ -40,6 +44,9 @@ class Journal:
             if self._clock is not None and "at" not in record:
                 record["at"] = format_time(self._clock())
             self._sink.append(record)
+            if log.isEnabledFor(logging.DEBUG):  # `-v`: the record's identifying fields only
+                log.debug("journal: %s %s", record["op"],
+                          " ".join(f"{k}={record[k]}" for k in _LOGGED if record.get(k) is not None))
 
     def intent(self, action: str, address: str, provider: str, **details: Any) -> str:
         with self._lock:

@@ -58,6 +58,11 @@ class ProviderConfig:
     loc: SourceLoc
     deadline: float = 60.0  # seconds for one API call, retries included
     max_response_bytes: int = 32 * 1024 * 1024  # the largest response body read
+    token_loc: SourceLoc | None = None  # the `token:` line (messages about the token point there)
+    org_id_loc: SourceLoc | None = None
+    # `base_url: {env: NAME}`: read when the provider is first used (base_url is "" until then)
+    base_url_env: str | None = None
+    base_url_loc: SourceLoc | None = None
 
 
 @dataclass(frozen=True)

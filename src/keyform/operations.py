@@ -6,6 +6,8 @@ The CLI only parses arguments, calls these, and renders. Tests call them directl
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +30,8 @@ from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, ref
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
 from keyform.state import State
+
+log = logging.getLogger("keyform.operations")
 
 
 @dataclass
@@ -72,8 +76,12 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
     workspace = load(options)
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
+        log.debug("lock: taking the %s lock on %s (timeout %gs)", operation, store.describe(), options.lock_timeout)
+        started = time.monotonic()
         with store.lock(operation, timeout=options.lock_timeout):
+            log.debug("lock: held after %.0f ms", (time.monotonic() - started) * 1000)
             loaded = store.load()
+            log.debug("state: %s", f"serial {loaded.serial}, {len(loaded.keys)} keys" if loaded else "none yet")
             state = loaded or State.new()
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
@@ -86,6 +94,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
                 yield sess
             finally:
                 pool.close()
+        log.debug("lock: released")
     finally:
         store.close()
 
@@ -95,6 +104,7 @@ def _recover(sess: Session) -> None:
     records = sess.store.read_journal()
     if not records:
         return
+    log.debug("journal: %d records left by an interrupted apply; assessing them", len(records))
     types = {name: p.type for name, p in sess.workspace.providers.items()}
     sess.recovery = assess(sess.state, records, sess.providers, types)
     sess.notes.extend(sess.recovery.notes)
@@ -248,7 +258,9 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
         records = store.read_journal()
         if any(r.get("op") == "done" for r in records):
             store.save(sess.state)
+            log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
         _compact(sess, records)
+        log.debug("journal: compacted (%d records read)", len(records))
     except LockLostError as exc:
         raise LockLostError(_lost_lock_message(exc, report)) from None
 

@@ -25,7 +25,8 @@ class Action(str, Enum):
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}[self.value]
+        # a replace creates the new key before it destroys the old one: Terraform's `+/-`
+        return {"create": "+", "update": "~", "replace": "+/-", "delete": "-", "noop": " "}[self.value]
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,17 @@ per provider instance, all instances concurrently."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
-from keyform.errors import KeyformError
-from keyform.model import ProviderConfig, Workspace
-from keyform.remote import InstanceSnapshot, Provider, RemoteKey, RemoteSnapshot
+from keyform.errors import Diagnostic, KeyformError, ProviderError
+from keyform.model import EnvRef, FileRef, ProviderConfig, Workspace
+from keyform.remote import CreateRequest, CreateResult, InstanceSnapshot, Provider, RemoteKey, RemoteSnapshot
 from keyform.resolve import provider_credentials
 from keyform.state import State
 
@@ -42,7 +45,8 @@ class ProviderPool:
                         f"provider {name!r} is used by keys in the state but is no longer in the manifests; "
                         "keep its provider block until those keys are deleted")
                 token, org_id = provider_credentials(self._workspace, name, self._env)
-                self._open[name] = self._factory(self._workspace.providers[name], token, org_id)
+                config = resolve_base_url(self._workspace.providers[name], self._env)
+                self._open[name] = _TokenHints(self._factory(config, token, org_id), config)
             return self._open[name]
 
     def check_credentials(self, names: Iterable[str]) -> None:
@@ -50,12 +54,79 @@ class ProviderPool:
         for name in sorted(set(names)):
             if name in self._workspace.providers:
                 provider_credentials(self._workspace, name, self._env)
+                resolve_base_url(self._workspace.providers[name], self._env)
 
     def close(self) -> None:
         with self._lock:
             for p in self._open.values():
                 p.close()
             self._open.clear()
+
+
+def resolve_base_url(config: ProviderConfig, env: Mapping[str, str] | None = None) -> ProviderConfig:
+    """`config` with a `base_url: {env: NAME}` read and checked (at the `base_url:` line)."""
+    if not config.base_url_env:
+        return config
+    from keyform.manifest.build import base_url_problem
+
+    name, where = config.base_url_env, f"providers.{config.name}.base_url"
+    text = (os.environ if env is None else env).get(name)
+    problem: str | None
+    if text is None or not text.strip():
+        problem = f"environment variable {name} is {'not set' if text is None else 'set but empty'}"
+    else:
+        text = text.strip()
+        problem = base_url_problem(text)
+        if problem:
+            problem = f"{name}={text!r}: {problem}"
+    if problem or text is None:
+        raise KeyformError([Diagnostic(f"{where}: {problem}", config.base_url_loc or config.loc)])
+    return dataclasses.replace(config, base_url=text.rstrip("/"))
+
+
+def token_hint(config: ProviderConfig) -> str:
+    """Where provider `config`'s token comes from: `the token of provider questra-prod,
+    {env: QUESTRA_TOKEN} at keyform.yaml:6`. Never the value."""
+    ref = config.token
+    written = f"{{env: {ref.name}}}" if isinstance(ref, EnvRef) else \
+        f"{{file: {ref.path}}}" if isinstance(ref, FileRef) else str(ref)
+    return f"the token of provider {config.name}, {written} at {config.token_loc or config.loc}"
+
+
+class _TokenHints:
+    """A provider whose 401/403 errors say which token was used and where it is declared."""
+
+    def __init__(self, inner: Provider, config: ProviderConfig) -> None:
+        self._inner, self._config, self.name = inner, config, inner.name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ProviderError as exc:
+            if exc.status not in (401, 403):
+                raise
+            hint = token_hint(self._config)
+            hint = f"check {hint}" if exc.status == 401 else f"{hint}, lacks the permission"
+            raise ProviderError(f"{exc}; {hint}", status=exc.status, code=exc.code,
+                                retry_after=exc.retry_after, ambiguous=exc.ambiguous) from None
+
+    def list(self) -> list[RemoteKey] | None:
+        return self._call(self._inner.list)
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        return self._call(self._inner.create, request)
+
+    def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
+        return self._call(self._inner.update, remote_id, attrs, expires_at)
+
+    def delete(self, remote_id: str) -> None:
+        self._call(self._inner.delete, remote_id)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | None = None) -> set[str]:

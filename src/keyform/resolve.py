@@ -28,8 +28,10 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     if isinstance(ref, EnvRef):
         value = env.get(ref.name)
-        if value is None or value == "":
+        if value is None:
             raise KeyformError(f"{what}: environment variable {ref.name} is not set")
+        if value == "":
+            raise KeyformError(f"{what}: environment variable {ref.name} is set but empty")
         try:  # bytes that are not UTF-8 reach os.environ as lone surrogates: refuse them here
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -84,17 +86,21 @@ def _credential(ref: SecretRef, what: str, env: Mapping[str, str] | None) -> str
 
 def provider_credentials(workspace: Workspace, name: str,
                          env: Mapping[str, str] | None = None) -> tuple[str, str | None]:
-    """(token, org_id) for a provider instance; KeyformError at the provider's manifest line."""
+    """(token, org_id) for a provider instance; KeyformError at the manifest line of `token:` (or
+    `org_id:`), saying whether the variable is unset or empty."""
     cfg = workspace.providers[name]
     try:
         token = _credential(cfg.token, f"providers.{name}.token", env)
-        org = cfg.org_id
+    except KeyformError as exc:
+        raise KeyformError([Diagnostic(d.message, cfg.token_loc or cfg.loc) for d in exc.diagnostics]) from None
+    org = cfg.org_id
+    try:
         org_id = _credential(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
         if org_id is not None and header_problem(org_id):
             raise KeyformError(f"providers.{name}.org_id holds a character a header cannot carry "
                                f"({header_problem(org_id)})")
     except KeyformError as exc:
-        raise KeyformError([Diagnostic(d.message, cfg.loc) for d in exc.diagnostics]) from None
+        raise KeyformError([Diagnostic(d.message, cfg.org_id_loc or cfg.loc) for d in exc.diagnostics]) from None
     return token, org_id
 
 

@@ -42,9 +42,30 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[
         warnings.append(f"the secret of {address} ({remote_id}) cannot be recovered: Questra shows it only once, "
                         f"so it is in no sink. Keys that need it will force a rotation; to rotate now run "
                         f"`keyform apply --replace {address}`.")
+    warnings.extend(_unrecorded_fingerprints(spec, record, sess.options.env))
     state.keys[address] = record
     sess.store.save(state)
     return record, warnings
+
+
+def _unrecorded_fingerprints(spec: KeySpec, record: KeyState, env: Any) -> list[str]:
+    """A warning per secret input whose fingerprint could not be recorded at import (its variable
+    unset, its file unreadable, its source key not managed yet), saying why."""
+    out = []
+    for path, ref in sorted(spec.secret_inputs.items()):
+        if record.fingerprints.get(path) != UNKNOWN_FINGERPRINT:
+            continue
+        if isinstance(ref, SecretOfRef):
+            reason = f"{ref.address} is not managed yet"
+        else:
+            try:
+                read_ref(ref, path, env)
+                continue
+            except KeyformError as exc:
+                reason = exc.diagnostics[0].message.removeprefix(f"{path}: ")
+        out.append(f"the fingerprint of {spec.address}'s {path} ({ref}) could not be recorded: {reason}. "
+                   "The next apply that can read it records it; until then a change to it is not detected.")
+    return out
 
 
 def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: Any) -> KeyState:

@@ -1,8 +1,14 @@
-"""``python -m keyform.emulator``: serve the emulator in the foreground until SIGINT/SIGTERM."""
+"""``python -m keyform.emulator``: serve the emulator in the foreground until SIGINT/SIGTERM.
+
+The same options as ``keyform emulator`` (a click command in ``keyform.cli``); this argparse twin
+keeps the emulator package standard-library only. tests/test_cli_conventions.py checks that both
+take the same options with the same defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,22 +18,7 @@ from .server import Emulator
 
 def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     """Build an :class:`EmulatorConfig` from command-line arguments."""
-    parser = argparse.ArgumentParser(prog="keyform emulator", description=(
-        "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787, help="0 picks a free port")
-    parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--error-rate", type=float, default=0.0, help="probability of a 503")
-    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a 429")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
-    parser.add_argument("--drop-after-commit-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
-    parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
-    parser.add_argument("--read-only-token", action="append",
-                        help="bearer token accepted only for listing; every write answers 403 (repeatable)")
-    parser.add_argument("--log-requests", action="store_true")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -44,13 +35,47 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     )
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse twin of `keyform emulator`'s click options."""
+    parser = argparse.ArgumentParser(prog="keyform emulator", description=(
+        "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=_default_port(), help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--error-rate", type=float, default=0.0, help="probability of a 503")
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a 429")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
+    parser.add_argument("--drop-after-commit-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
+    parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
+    parser.add_argument("--read-only-token", action="append",
+                        help="bearer token accepted only for listing; every write answers 403 (repeatable)")
+    parser.add_argument("--log-requests", action="store_true")
+    return parser
+
+
+def _default_port() -> int:
+    """`KEYFORM_EMULATOR_PORT`, else 8787 (as `keyform emulator`)."""
+    text = os.environ.get("KEYFORM_EMULATOR_PORT", "")
+    return int(text) if text.strip().isdigit() else 8787
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the emulator, announce its URL on one line, serve until interrupted."""
-    config = parse_args(argv)
+    return serve(parse_args(argv))
+
+
+def serve(config: EmulatorConfig) -> int:
+    """Serve `config` in the foreground; 1 (and the reason on stderr) if it cannot start."""
     try:
         emulator = Emulator(config)
-    except (OSError, ValueError) as exc:
-        print(f"keyform emulator: {exc}", file=sys.stderr)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        print(f"Error: keyform emulator cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"Error: keyform emulator: {exc}", file=sys.stderr)
         return 1
     print(f"keyform emulator listening on {emulator.url}", flush=True)
     emulator.serve_forever()

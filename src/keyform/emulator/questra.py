@@ -1,4 +1,4 @@
-"""The Questra API keys API (SPEC §1.1, ``shared/specs/questra-api-keys.openapi.yaml``).
+"""The Questra API keys API (SPEC §1.1, ``docs/api/questra-api-keys.openapi.yaml``).
 
 What holds: every request needs ``Authorization: Bearer <token>`` (401) and ``X-Org-Id`` (400);
 keys live per organisation; ``secret`` appears only in the create response; revoked and expired

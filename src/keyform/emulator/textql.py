@@ -1,4 +1,4 @@
-"""The TextQL ApiAccessKeyService (SPEC §1.2, ``shared/specs/textql-api-access-key-v1.openapi.yaml``).
+"""The TextQL ApiAccessKeyService (SPEC §1.2, ``docs/api/textql-api-access-key-v1.openapi.yaml``).
 
 What holds: Connect protocol — every call is ``POST`` with a JSON object body, needs
 ``Authorization: Bearer <token>`` (else ``unauthenticated``/401) and ``Connect-Protocol-Version: 1``

@@ -153,8 +153,9 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
         return None
     value, source, path = decl.value, decl.source, decl.path
     ptype: str = value["type"]
-    base_url = _base_url(value.get("base_url", DEFAULT_BASE_URLS[ptype]), source, (*path, "base_url"),
-                         report)
+    raw_url = value.get("base_url", DEFAULT_BASE_URLS[ptype])
+    url_env = raw_url["env"] if isinstance(raw_url, dict) else None  # checked when first used
+    base_url = "" if url_env else _base_url(raw_url, source, (*path, "base_url"), report)
     token = build_ref(value["token"], source)
     raw_org = value.get("org_id")
     org_id: str | EnvRef | None = EnvRef(raw_org["env"]) if isinstance(raw_org, dict) else raw_org
@@ -162,7 +163,10 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
     if base_url is None or limits is None:
         return None
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=token, org_id=org_id,
-                          loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1])
+                          loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1],
+                          token_loc=source.loc((*path, "token")),
+                          org_id_loc=source.loc((*path, "org_id")) if raw_org is not None else None,
+                          base_url_env=url_env, base_url_loc=source.loc((*path, "base_url")) if url_env else None)
 
 
 MAX_DEADLINE = timedelta(hours=24)
@@ -196,14 +200,21 @@ def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlP
 
 def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -> str | None:
     """http(s) only; plain http only for loopback hosts; no credentials, query or fragment."""
-    where = dotted(path)
+    problem = base_url_problem(text)
+    if problem:
+        report.error(source, path, f"{dotted(path)}: {problem}")
+        return None
+    return text.rstrip("/")
+
+
+def base_url_problem(text: str) -> str | None:
+    """What is wrong with `text` as a provider's base URL, or None (also for `{env: NAME}` values)."""
     try:
         url = urlsplit(text)
         host = url.hostname
         url.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        report.error(source, path, f"{where}: not a valid URL")
-        return None
+        return "not a valid URL"
     problem = None
     if url.scheme.lower() not in ("http", "https") or not host:
         problem = "must be an http:// or https:// URL with a host"
@@ -213,10 +224,7 @@ def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -
         problem = "must not have a query or a fragment"
     elif url.scheme.lower() == "http" and not _is_loopback(host):
         problem = "http:// is allowed only for loopback hosts (localhost, 127.0.0.0/8, ::1); use https://"
-    if problem:
-        report.error(source, path, f"{where}: {problem}")
-        return None
-    return text.rstrip("/")
+    return problem
 
 
 def _is_loopback(host: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from keyform.graph import cycles
 from keyform.kinds import KINDS
@@ -24,8 +25,30 @@ def _input_path(decl: Declaration, attribute: str) -> YamlPath:
     return (*decl.path, *attribute.split(".", 1))
 
 
+def raw_secret_of(value: Any, path: YamlPath = ()) -> list[tuple[YamlPath, str]]:
+    """Every `{secret_of: ADDRESS}` written in a key's mapping, with the path of its value: the
+    references of a key that passed the schema but was not built (its provider or sink failed),
+    so reference and cycle checks still cover it in the same run."""
+    if isinstance(value, dict):
+        target = value.get("secret_of")
+        if isinstance(target, str) and len(value) == 1:
+            return [(path, target)]
+        return [found for k, v in value.items() for found in raw_secret_of(v, (*path, str(k)))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in raw_secret_of(v, (*path, str(i)))]
+    return []
+
+
 def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
                      report: Report) -> None:
+    for address, decl in declared.items():  # not built, but written well enough to read its references
+        if address in keys or not decl.valid:
+            continue
+        for where, name in raw_secret_of(decl.value):
+            if name not in declared:
+                path = (*decl.path, *where)
+                report.error(decl.source, (*path, "secret_of"),
+                             f"{dotted(path)}: secret_of names an unknown key {name!r}")
     for address, spec in keys.items():
         decl = declared[address]
         for attribute, ref in spec.secret_inputs.items():
@@ -43,7 +66,11 @@ def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declara
 
 
 def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration], report: Report) -> None:
-    graph = {a: [d for d in spec.dependencies() if d in keys] for a, spec in keys.items()}
+    graph = {a: [d for d in spec.dependencies() if d in declared] for a, spec in keys.items()}
+    for address, decl in declared.items():  # keys that passed the schema but were not built
+        if address not in keys and decl.valid:
+            graph[address] = sorted({t for _, t in raw_secret_of(decl.value) if t in declared})
+    graph = {a: [d for d in deps if d in graph] for a, deps in graph.items()}
     seen: set[tuple[str, ...]] = set()
     for cycle in cycles(graph):
         ring = cycle[:-1]

@@ -112,13 +112,28 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return redact.scrub(text, secrets)
 
 
+_DNS_FAILURE = re.compile(r"name or service not known|nodename nor servname|name resolution|no address associated"
+                          r"|getaddrinfo failed|name does not resolve", re.IGNORECASE)
+_TLS_FAILURE = re.compile(r"ssl|tls|certificate|handshake", re.IGNORECASE)
+
+
 def _connect_reason(exc: httpx.HTTPError) -> str:
+    """Why no connection was made, saying which it was: refused, DNS, TLS, timeout."""
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connection timed out after {CONNECT_TIMEOUT:g}s"
     if isinstance(exc, httpx.PoolTimeout):
         return "no free connection in the pool"
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip()
-    return text[:1].lower() + text[1:] if text else type(exc).__name__
+    text = text[:1].lower() + text[1:] if text else type(exc).__name__
+    if "refused" in text.lower():
+        return "connection refused"
+    if _DNS_FAILURE.search(text):
+        return f"DNS lookup failed: {text}"
+    if "wrong_version_number" in text.lower():
+        return f"TLS failure: the server did not answer in TLS (is it plain http?): {text}"
+    if _TLS_FAILURE.search(text):
+        return f"TLS failure: {text}"
+    return text
 
 
 def _lost_reason(exc: httpx.HTTPError, read_timeout: float | None) -> str:
@@ -302,7 +317,17 @@ class HttpClient:
             extensions = {"timeout": httpx.Timeout(remaining, connect=min(CONNECT_TIMEOUT, remaining)).as_dict()}
         request = httpx.Request(method, self.base_url + path, content=content, extensions=extensions,
                                 headers=self._headers if content is None else self._json_headers)
-        response = self._transport.handle_request(request)
+        started = time.monotonic() if log.isEnabledFor(logging.DEBUG) else None
+        try:
+            response = self._transport.handle_request(request)
+        except httpx.HTTPError as exc:
+            if started is not None:
+                log.debug("%s: %s %s -> no response (%s) %.0f ms", self.instance, method, self._shown(path),
+                          type(exc).__name__, (time.monotonic() - started) * 1000)
+            raise
+        if started is not None:
+            log.debug("%s: %s %s -> %d %.0f ms", self.instance, method, self._shown(path), response.status_code,
+                      (time.monotonic() - started) * 1000)
         response.request = request
         try:
             declared = response.headers.get("Content-Length", "")
@@ -328,6 +353,10 @@ class HttpClient:
     def _too_large(self) -> str:
         return (f"response body larger than {_size(self.max_body)} (provider option `max_response_bytes`); "
                 "not read")
+
+    def _shown(self, path: str) -> str:
+        """The request URL as `-v` prints it: no query string, known secrets scrubbed."""
+        return self.scrub(self.base_url + path.split("?", 1)[0])
 
     @staticmethod
     def _retryable(status: int, idempotent: bool) -> bool:

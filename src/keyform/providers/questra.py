@@ -1,4 +1,4 @@
-"""The Questra API keys wire format (SPEC §1.1, shared/specs/questra-api-keys.openapi.yaml).
+"""The Questra API keys wire format (SPEC §1.1, docs/api/questra-api-keys.openapi.yaml).
 
 Create returns the secret once; revoke (our `delete`) keeps the key listed as `revoked: true`;
 the list endpoint is assumed and read tolerantly (bare array or `{"data": [...]}`; 404/405 means

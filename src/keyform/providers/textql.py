@@ -1,4 +1,4 @@
-"""The TextQL ApiAccessKeyService wire format (SPEC §1.2, shared/specs/textql-api-access-key-v1.openapi.yaml).
+"""The TextQL ApiAccessKeyService wire format (SPEC §1.2, docs/api/textql-api-access-key-v1.openapi.yaml).
 
 Connect protocol over HTTP/1.1 + JSON: every call is a POST with a JSON body; errors are non-2xx
 with `{"code", "message"}`. Manifest naming ↔ wire naming is the table below. Responses follow

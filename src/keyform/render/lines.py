@@ -36,6 +36,15 @@ def headline(change: Change) -> str:
     return f"{change.key} {verb(change)}"
 
 
+def remote_label(change: Change) -> str:
+    """` [id=ak_1]`; for a key recreated because it vanished remotely, ` [was ak_1, deleted outside keyform]`."""
+    if not change.remote_id:
+        return ""
+    if change.action is Action.CREATE:
+        return f" [was {change.remote_id}, deleted outside keyform]"
+    return f" [id={change.remote_id}]"
+
+
 def change_lines(change: Change) -> list[Line]:
     """The body of one change: attributes, where the secret goes, and the reasons."""
     out: list[Line] = []

@@ -5,7 +5,7 @@ the table and the details are capped, and the rest is counted."""
 from __future__ import annotations
 
 from keyform.plan import Action, Change, Plan
-from keyform.render.lines import change_lines, verb
+from keyform.render.lines import change_lines, remote_label, verb
 from keyform.render.text import summary_line
 
 ICONS = {Action.CREATE: "➕", Action.UPDATE: "🔧", Action.REPLACE: "♻️", Action.DELETE: "➖"}
@@ -51,7 +51,7 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
         out += ["", "```diff"]
         out.append(f"{HEADER_MARK[change.action]} key \"{change.address}\" "
                    f"({change.provider}, {change.provider_type})" +
-                   (f" [id={change.remote_id}]" if change.remote_id else ""))
+                   remote_label(change))
         for mark, text in change_lines(change):
             out.append(f"{DIFF_MARK[mark]}   {text}")
         out += ["```", "", "</details>"]

@@ -1,5 +1,6 @@
 """Apply progress, as text lines for people or JSON-lines events for pipelines (Terraform's
-`-json` UI names: apply_start, apply_complete, apply_errored, change_summary)."""
+`-json` UI names: apply_start, apply_complete, apply_errored, change_summary). The JSON events
+follow schemas/apply-events.schema.json."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def event_text(event: ApplyEvent) -> str:
     if event.kind == "start":
         return f"{change.key}: {start}..."
     if event.kind == "done":
-        return f"{change.key}: {done} after {event.elapsed:.1f}s"
+        ident = f" [id={event.remote_id}]" if event.remote_id else ""
+        return f"{change.key}: {done} after {event.elapsed:.1f}s{ident}"
     if event.kind == "failed":
         return f"{change.key}: failed after {event.elapsed:.1f}s: {event.message}"
     return f"{change.key}: {event.message}"
@@ -29,12 +31,23 @@ def event_text(event: ApplyEvent) -> str:
 def event_json(event: ApplyEvent) -> str:
     change = event.change
     doc: dict[str, Any] = {"type": JSON_TYPES.get(event.kind, event.kind), "address": change.address,
-                           "action": change.action.value, "deposed": change.deposed, "remote_id": change.remote_id}
+                           "action": change.action.value, "deposed": change.deposed,
+                           **remote_ids(event)}
     if event.kind != "start":
         doc["elapsed_seconds"] = round(event.elapsed, 3)
     if event.message:
         doc["message"] = event.message
     return json.dumps(doc, ensure_ascii=False)
+
+
+def remote_ids(event: ApplyEvent) -> dict[str, str | None]:
+    """`remote_id`: the key the change acts on, or issued (a create or replace: the new key, known
+    once it completes); `previous_remote_id`: the key a replace supersedes (else null)."""
+    change = event.change
+    if change.action in (Action.CREATE, Action.REPLACE) and not change.deposed:
+        return {"remote_id": event.remote_id,
+                "previous_remote_id": change.remote_id if change.action is Action.REPLACE else None}
+    return {"remote_id": change.remote_id, "previous_remote_id": None}
 
 
 def counts(report: ApplyReport) -> dict[str, int]:
@@ -43,8 +56,13 @@ def counts(report: ApplyReport) -> dict[str, int]:
             "deleted": d.get("delete", 0), "failed": len(report.failed) + len(report.skipped)}
 
 
-def summary_text(report: ApplyReport) -> str:
+def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
+    """The last line: the same four counts as the plan's (a replace's revocation of the old key is
+    part of the replace), or `Destroy complete: ...` for `keyform destroy`."""
     c = counts(report)
+    if destroy:
+        head = "Destroy complete" if report.ok else "Destroy failed"
+        return f"{head}: {c['deleted']} deleted, {c['failed']} failed."
     head = "Apply complete" if report.ok else "Apply failed"
     return (f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
             f"{c['deleted']} deleted, {c['failed']} failed.")

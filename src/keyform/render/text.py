@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyform.plan import Action, Change, Plan
-from keyform.render.lines import change_lines, headline
+from keyform.render.lines import change_lines, headline, remote_label
 
 COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
 MARK_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
@@ -54,7 +54,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
 
 def render_change(change: Change, style: Styler = _plain) -> list[str]:
     symbol = "-" if change.deposed else change.action.symbol
-    ident = f" [id={change.remote_id}]" if change.remote_id else ""
+    ident = remote_label(change)
     out = [style(f"  # {headline(change)}", bold=True),
            style(f"{symbol:>3}", fg=COLOURS.get(change.action)) +
            f" key \"{change.address}\" ({change.provider}, {change.provider_type}){ident}"]

@@ -1,0 +1,193 @@
+"""The click conventions every keyform command shares (used by `keyform.cli`).
+
+- A usage error (unknown option, missing argument, bad value) is one line on stderr,
+  `Error: ...`, like every other error, and exits 1: exit code 2 means "changes present" for
+  `plan --detailed-exitcode`, so a typo in a pipeline must never read as "changes".
+- `-v/--verbose` and `--no-color` are accepted before the subcommand and on every subcommand.
+- A Terraform-style single-dash long option (`-out=x.plan`) gets a hint: `did you mean --out?`.
+- `-v` turns on the `keyform` debug log on stderr: HTTP calls, lock and journal steps, sink writes
+  (never a secret; see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+import click
+
+
+class Ctx:
+    def __init__(self, verbose: bool = False, no_color: bool = False) -> None:
+        self.verbose = verbose
+        self.no_color = no_color
+        self.hard_exit = False  # leave without joining worker threads (a second Ctrl-C during apply)
+
+    def color(self, stream: Any = None) -> bool:
+        stream = stream or sys.stdout
+        if self.no_color or os.environ.get("NO_COLOR"):
+            return False
+        return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class UsageFailure(click.UsageError):
+    """A usage error shown in keyform's one-line style, exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, ctx: click.Context | None = None) -> None:
+        super().__init__(message, ctx)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+_SINGLE_DASH_LONG = re.compile(r"^-([a-z][a-z0-9-]+)(=.*)?$")
+
+
+def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str = "") -> str:
+    """The one-line text of a usage error: click's message, a Terraform-style `-out=x` hint, and
+    where to read the command's usage."""
+    message = error.format_message()
+    cctx = error.ctx
+    command = cctx.command if cctx is not None else None
+    if command is not None:
+        known = {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts + p.secondary_opts}
+        for arg in args:
+            m = _SINGLE_DASH_LONG.match(arg)
+            if m and f"--{m[1]}" in known:
+                message = (f"No such option {arg!r}: did you mean --{m[1]}{m[2] or ''}? "
+                           "(keyform's long options take two dashes)")
+                break
+    message = message.rstrip(".")
+    path = cctx.command_path if cctx is not None else command_path
+    if path:
+        message += f"{'' if message.endswith('?') else '.'} See `{path} --help`."
+    return message
+
+
+def _path(info_name: str | None, parent: click.Context | None) -> str:
+    return " ".join(p for p in (parent.command_path if parent else "", info_name or "") if p)
+
+
+def _set_verbose(cctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        cctx.ensure_object(Ctx).verbose = True
+        enable_debug_log()
+
+
+def _set_no_color(cctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        cctx.ensure_object(Ctx).no_color = True
+
+
+def common_params() -> list[click.Parameter]:
+    """`-v/--verbose` and `--no-color`, as every subcommand accepts them."""
+    return [
+        click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_set_verbose,
+                     help="Show each HTTP call, lock, journal and sink step, and tracebacks (never a secret)."),
+        click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_set_no_color,
+                     help="Never colour the output (NO_COLOR is honoured too)."),
+    ]
+
+
+class KeyformCommand(click.Command):
+    """A subcommand: takes the common options, and reports usage errors in one line, exit 1."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(common_params())
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        original = list(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageFailure:
+            raise
+        except click.UsageError as exc:
+            raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
+
+
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class KeyformGroup(click.Group):
+    """A group whose subcommands (and subgroups) follow the same conventions."""
+
+    command_class = KeyformCommand
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any(p.name == "verbose" for p in self.params):
+            self.params.extend(common_params())
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        original = list(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageFailure:
+            raise
+        except _NO_ARGS as exc:  # `keyform` alone: its help, as `keyform --help` shows it
+            assert exc.ctx is not None
+            click.echo(exc.ctx.get_help())
+            raise click.exceptions.Exit(0) from None
+        except click.UsageError as exc:
+            raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageFailure:
+            raise
+        except click.UsageError as exc:
+            raise UsageFailure(usage_hint(exc, args), exc.ctx) from None
+
+
+KeyformGroup.group_class = KeyformGroup
+
+
+class _StderrHandler(logging.Handler):
+    """Writes `keyform: message` lines to the current sys.stderr (looked up per record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"keyform: {record.getMessage()}\n")
+            sys.stderr.flush()
+        except Exception:  # a closed stream must not break the command
+            self.handleError(record)
+
+
+_handler: logging.Handler | None = None
+
+
+def enable_debug_log() -> None:
+    """Send the `keyform` logger's debug records to stderr."""
+    global _handler
+    logger = logging.getLogger("keyform")
+    if _handler is None:
+        _handler = _StderrHandler()
+        logger.addHandler(_handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+
+def disable_debug_log() -> None:
+    """Undo `enable_debug_log` (in-process callers such as tests run several commands)."""
+    global _handler
+    logger = logging.getLogger("keyform")
+    if _handler is not None:
+        logger.removeHandler(_handler)
+        _handler = None
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+
+
+def elapsed_ms(started: float) -> str:
+    return f"{(time.monotonic() - started) * 1000:.0f} ms"

@@ -1,0 +1,294 @@
+"""CLI conventions a pipeline and a new user rely on (issue 15 items 1-3, 5, 12, 13, 19; issue 21
+item 7): usage errors are one line and exit 1, `-v`/`--no-color` work on every subcommand, a saved
+plan refuses planning flags, `plan --out` names a bad path, every option says what it takes,
+`keyform show` renders a saved plan, the emulator's options are click options (so they complete),
+and shell completion works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from keyform.cli import main
+from keyform.emulator import Emulator
+from keyform.emulator.__main__ import build_parser, parse_args
+from tests.project import Project
+
+KEYS = "ci-bot: {provider: qp, name: CI bot}\n"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def commands(group: click.Group = main, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    """Every (sub)command of keyform, with its path (`("state", "mv")`)."""
+    for name, cmd in sorted(group.commands.items()):
+        if isinstance(cmd, click.Group):
+            yield (*path, name), cmd
+            yield from commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+LEAVES = [p for p, c in commands() if not isinstance(c, click.Group)]
+
+
+# ---------------------------------------------------------------------------- 1. usage errors
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "--detailed-exitcode", "--bogus"],
+    ["plan", "--replace"],
+    ["bogus"],
+    ["--bogus", "plan"],
+    ["state", "mv", "only-one"],
+    ["apply", "--parallelism", "0"],
+    ["plan", "--format", "yaml"],
+    ["emulator", "--port", "notaport"],
+    ["show"],
+])
+def test_a_usage_error_is_one_line_and_exits_1_not_the_changes_code(args: list[str]) -> None:
+    res = run(*args)
+    assert res.exit_code == 1, res.output
+    assert res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+    assert "Usage:" not in res.stderr and "--help" in lines[0]
+
+
+def test_a_typo_in_a_ci_job_with_detailed_exitcode_is_not_read_as_changes(tmp_path: Path) -> None:
+    """The issue's case, as a pipeline runs it: a real process, its exit code."""
+    res = subprocess.run([sys.executable, "-m", "keyform", "plan", "--detailed-exitcode", "--bogus"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.startswith("Error: No such option '--bogus'")
+
+
+@pytest.mark.parametrize("args", [[], ["state"]])
+def test_a_group_alone_shows_its_help(args: list[str]) -> None:
+    res = run(*args)
+    assert res.exit_code == 0 and res.stdout == run(*args, "--help").stdout and res.stderr == ""
+
+
+def test_terraform_style_single_dash_option_gets_a_hint() -> None:
+    res = run("plan", "-out=x.plan")
+    assert res.exit_code == 1
+    assert "did you mean --out=x.plan?" in res.stderr
+
+
+# ------------------------------------------------------------------ 5. -v / --no-color anywhere
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=" ".join)
+def test_verbose_and_no_color_are_accepted_on_every_subcommand(path: tuple[str, ...]) -> None:
+    res = run(*path, "-v", "--no-color", "--help")
+    assert res.exit_code == 0, res.output
+    assert "--no-color" in res.stdout and "-v, --verbose" in res.stdout
+
+
+def test_no_color_after_the_subcommand_turns_colour_off(tmp_path: Path, emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    res = project.run("plan", "--no-color", "-v")
+    assert res.exit_code == 0, res.output
+    assert "\x1b[" not in res.output
+    assert "keyform: qp: GET " in res.stderr  # -v after the subcommand took effect
+
+
+# ------------------------------------------------------------- 2. a saved plan and planning flags
+
+
+@pytest.mark.parametrize("flags", [["--replace", "ci-bot"], ["--target", "ci-bot"], ["--no-refresh"],
+                                   ["--refresh"]])
+def test_apply_of_a_saved_plan_refuses_planning_flags(tmp_path: Path, emulator: Emulator, flags: list[str]) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    saved = tmp_path / "keyform.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    res = project.run("apply", str(saved), *flags)
+    assert res.exit_code == 1
+    assert f"{flags[0] if flags[0] not in ('--refresh', '--no-refresh') else '--refresh/--no-refresh'}" in res.stderr
+    assert "cannot be used with a saved plan" in res.stderr
+    assert not project.state_file.exists()  # nothing was applied
+
+
+# --------------------------------------------------------------------- 3. plan --out bad paths
+
+
+@pytest.mark.parametrize("where,expected", [
+    ("missing/dir/keyform.plan", "the directory missing/dir does not exist"),
+    (".", "is a directory"),
+    ("file.txt/keyform.plan", "the directory file.txt is not a directory"),
+])
+def test_plan_out_to_a_bad_path_names_it(tmp_path: Path, emulator: Emulator, where: str, expected: str) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    (tmp_path / "file.txt").write_text("x")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        res = project.run("plan", "--out", where)
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"Error: --out {where}: {expected}"), res.stderr
+    assert "internal error" not in res.output
+
+
+# ------------------------------------------------------------------ 12. plurals, lock-timeout hint
+
+
+def test_validate_counts_in_singular_and_plural(tmp_path: Path) -> None:
+    project = Project(tmp_path, "http://127.0.0.1:9")
+    project.questra(KEYS)
+    res = project.run("validate")
+    assert res.stdout.strip() == "The manifests are valid: 1 key, 1 provider, 1 sink."
+    project.questra(KEYS + "web: {provider: qp}\n")
+    assert "2 keys, 1 provider, 1 sink." in project.run("validate").stdout
+
+
+def test_a_bare_number_lock_timeout_suggests_seconds(tmp_path: Path) -> None:
+    project = Project(tmp_path, "http://127.0.0.1:9")
+    project.questra(KEYS)
+    res = project.run("plan", "--lock-timeout", "30")
+    assert res.exit_code == 1
+    assert "(e.g. 30s)" in res.stderr and "90d" not in res.stderr
+
+
+# ---------------------------------------------------------------------- 13. help and metavars
+
+
+@pytest.mark.parametrize("path", [p for p, _ in commands()], ids=" ".join)
+def test_every_option_has_a_description_and_a_metavar(path: tuple[str, ...]) -> None:
+    cmd = dict(commands())[path]
+    assert cmd.help, f"keyform {' '.join(path)} has no description"
+    for param in cmd.params:
+        if not isinstance(param, click.Option):
+            continue
+        assert param.help, f"keyform {' '.join(path)} {param.opts[0]} has no help"
+        if not param.is_flag and not isinstance(param.type, click.Choice):
+            assert param.metavar, f"keyform {' '.join(path)} {param.opts[0]} has no metavar"
+        if param.name == "state_path":
+            assert "state file" in param.help
+
+
+def test_emulator_help_is_click_and_shows_defaults_and_the_port_variable() -> None:
+    res = run("emulator", "--help")
+    assert res.exit_code == 0
+    assert "--port PORT" in res.stdout and "default: 8787" in res.stdout
+    assert "KEYFORM_EMULATOR_PORT" in res.stdout
+    assert "--questra-list-shape [array|data|none]" in res.stdout
+
+
+def test_emulator_click_options_match_python_m_keyform_emulator() -> None:
+    """`keyform emulator` (click) and `python -m keyform.emulator` (argparse, stdlib only) take the
+    same options with the same defaults: a knob added to one must be added to the other."""
+    cmd = main.commands["emulator"]
+    click_opts = {p.opts[0]: p.default for p in cmd.params
+                  if isinstance(p, click.Option) and p.name not in ("verbose", "no_color", "help")}
+    parser_defaults = {a.option_strings[0]: a.default for a in build_parser()._actions
+                       if a.option_strings and a.dest != "help"}
+    assert set(click_opts) == set(parser_defaults)
+    for opt, default in click_opts.items():
+        other = parser_defaults[opt]
+        if opt == "--token":
+            assert other is None  # any token
+        elif opt == "--log-requests":
+            assert other is False  # a flag, off by default
+        else:
+            assert default == other, opt
+    assert parse_args(["--port", "0"]).port == 0
+
+
+def test_emulator_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYFORM_EMULATOR_PORT", "18799")
+    assert parse_args([]).port == 18799
+    res = run("emulator", "--help", env={"KEYFORM_EMULATOR_PORT": "18799"})
+    assert "default: 8787" in res.stdout  # help shows the built-in default; the variable overrides it
+
+
+def test_emulator_on_a_taken_port_fails_at_once_with_a_reason(emulator: Emulator) -> None:
+    port = emulator.url.rsplit(":", 1)[1]
+    res = subprocess.run([sys.executable, "-m", "keyform", "emulator", "--port", port],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1
+    assert res.stderr.strip() == f"Error: keyform emulator cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+# -------------------------------------------------------------------------- keyform show PLANFILE
+
+
+def test_show_renders_a_saved_plan_in_every_format_without_manifests_or_state(tmp_path: Path,
+                                                                             emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    saved = tmp_path / "keyform.plan"
+    planned = project.run("plan", "--out", str(saved))
+    assert planned.exit_code == 0
+    project.manifest.unlink()  # a reviewer has only the artifact
+    text = run("show", str(saved))
+    assert text.exit_code == 0, text.output
+    assert text.stdout == planned.stdout.split("\nSaved the plan to")[0]
+    md = run("show", str(saved), "--format", "markdown")
+    assert md.exit_code == 0 and "| `ci-bot` |" in md.stdout
+    js = run("show", str(saved), "--format", "json")
+    assert json.loads(js.stdout) == json.loads(saved.read_text())
+
+
+def test_show_of_a_file_that_is_not_a_plan_says_so(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.plan"
+    bogus.write_text("{}")
+    res = run("show", str(bogus))
+    assert res.exit_code == 1 and res.stderr.startswith(f"Error: {bogus}: not a keyform plan file")
+    res = run("show", str(tmp_path / "missing.plan"))
+    assert res.exit_code == 1 and "cannot read the saved plan" in res.stderr
+
+
+# -------------------------------------------------------------------------- 19. shell completion
+
+
+def complete(words: str, shell: str = "bash") -> subprocess.CompletedProcess[str]:
+    """What the shell's completion function gets from keyform for the command line `words`."""
+    env = {**os.environ, "_KEYFORM_COMPLETE": f"{shell}_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    return subprocess.run([sys.executable, "-c", "from keyform.cli import main; main(prog_name='keyform')"],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_bash_completion_script_is_generated() -> None:
+    env = {**os.environ, "_KEYFORM_COMPLETE": "bash_source"}
+    res = subprocess.run([sys.executable, "-c", "from keyform.cli import main; main(prog_name='keyform')"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0
+    assert "_keyform_completion()" in res.stdout and "complete -o nosort -F _keyform_completion keyform" in res.stdout
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completion_scripts_are_generated(shell: str) -> None:
+    env = {**os.environ, "_KEYFORM_COMPLETE": f"{shell}_source"}
+    res = subprocess.run([sys.executable, "-c", "from keyform.cli import main; main(prog_name='keyform')"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "keyform" in res.stdout and len(res.stdout) > 200
+
+
+def test_completion_offers_commands_and_options() -> None:
+    assert "plan" in complete("keyform pl").stdout
+    out = complete("keyform plan --").stdout
+    assert "--detailed-exitcode" in out and "--no-color" in out
+
+
+def test_emulator_options_complete() -> None:
+    """Issue 21 item 7: `keyform emulator --<TAB>` completed nothing while its options bypassed click."""
+    out = complete("keyform emulator --").stdout
+    for option in ("--port", "--latency-ms", "--error-rate", "--questra-list-shape", "--token"):
+        assert option in out
+    assert "array" in complete("keyform emulator --questra-list-shape ").stdout
