@@ -328,6 +328,42 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
     run_safely(ctx, body)
 
 
+@main.command()
+@files_option
+@click.option("--state", "state_path", type=click.Path(), default=None,
+              help="Read this local state file instead of the manifests' state backend.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "csv"]), default="text",
+              show_default=True)
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="List the remote keys for their live status (--no-refresh: the state alone).")
+@click.option("--due-within", metavar="DURATION",
+              help="Exit 2 when any key expires or is due for rotation within DURATION (e.g. 14d).")
+@click.pass_obj
+def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, refresh: bool,
+           due_within: str | None) -> None:
+    """Every managed key at a glance: expiry, next rotation, sink, live status; most urgent first.
+
+    Read-only: takes no lock and writes nothing. Exit codes: 0, or 2 with --due-within when a key is
+    due within the window; 1 on error."""
+
+    def body() -> int:
+        from keyform.durations import parse_duration
+        from keyform.render.report import RENDERERS
+        from keyform.report import collect
+
+        window = None
+        if due_within is not None:
+            try:
+                window = parse_duration(due_within)
+            except ValueError as exc:
+                raise KeyformError(f"--due-within: {exc}") from None
+        got = collect(_options(files, state_path), refresh_remote=refresh)
+        click.echo(RENDERERS[fmt](got.report, window, got.now), nl=False)
+        return 2 if window is not None and got.report.due_within(window, got.now) else 0
+
+    run_safely(ctx, body)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
               add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
