@@ -93,7 +93,8 @@ def state_options(fn: F) -> F:
     return fn
 
 
-def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s") -> Any:
+def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s",
+             policy_files: Sequence[str] = ()) -> Any:
     from keyform.durations import parse_duration
     from keyform.operations import Options
 
@@ -101,7 +102,13 @@ def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: 
         timeout = parse_duration(lock_timeout).total_seconds()
     except ValueError as exc:
         raise KeyformError(f"--lock-timeout: {exc}") from None
-    return Options(files=list(files), state_path=state_path, lock_timeout=timeout)
+    return Options(files=list(files), state_path=state_path, lock_timeout=timeout, policy_files=list(policy_files))
+
+
+def policy_option(fn: F) -> F:
+    return click.option("--policy", "policy_files", multiple=True, type=click.Path(), metavar="FILE",
+                        help="Also enforce the policies in FILE (repeatable; e.g. org-wide rules kept "
+                             "outside the repository).")(fn)
 
 
 def console() -> None:
@@ -130,14 +137,19 @@ def main(cctx: click.Context, verbose: bool, no_color: bool) -> None:
 
 @main.command()
 @files_option
+@policy_option
 @click.pass_obj
-def validate(ctx: Ctx, files: tuple[str, ...]) -> None:
-    """Check the manifests (syntax, schema, references) without touching state or remotes."""
+def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
+    """Check the manifests (syntax, schema, references, policies) without touching state or remotes."""
 
     def body() -> int:
-        from keyform.operations import load
+        from keyform.operations import check_policies, load
+        from keyform.policy import workspace_policies
 
-        ws = load(_options(files))
+        opts = _options(files, policy_files=policy_files)
+        ws = load(opts)
+        for warning in check_policies(ws, workspace_policies(ws, opts.policy_files), opts):
+            click.echo(f"Warning: {warning}", err=True)
         click.echo(f"The manifests are valid: {len(ws.keys)} keys, {len(ws.providers)} providers, "
                    f"{len(ws.sinks)} sinks.")
         return 0
@@ -167,16 +179,17 @@ def _render(plan: Any, fmt: str, color: bool) -> str:
 @click.option("--target", "targets", multiple=True, help="Plan only this address (and what it needs).")
 @click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
 @click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
+@policy_option
 @click.pass_obj
 def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, out: str | None,
          fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool,
-         replace: tuple[str, ...]) -> None:
+         replace: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
     """Show what apply would change, and why."""
 
     def body() -> int:
         from keyform import operations
 
-        with operations.session(_options(files, state_path, lock_timeout), "plan") as sess:
+        with operations.session(_options(files, state_path, lock_timeout, policy_files), "plan") as sess:
             the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy,
                                        replace=replace)
         click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
@@ -242,16 +255,17 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
 @click.option("--replace", "replace", multiple=True, metavar="ADDRESS", help="Force a rotation of this key.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line (for pipelines).")
+@policy_option
 @click.pass_obj
 def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
           auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool,
-          replace: tuple[str, ...], fmt: str) -> None:
+          replace: tuple[str, ...], fmt: str, policy_files: tuple[str, ...]) -> None:
     """Make the remote keys match the manifests (plans first unless given a saved plan)."""
 
     def body() -> int:
         from keyform import operations
 
-        opts = _options(files, state_path, lock_timeout)
+        opts = _options(files, state_path, lock_timeout, policy_files)
         with operations.session(opts, "apply") as sess:
             if plan_file:
                 the_plan = _read_plan(plan_file)
@@ -279,15 +293,16 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
 @click.option("--target", "targets", multiple=True, help="Destroy only this address.")
+@policy_option
 @click.pass_obj
 def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, auto_approve: bool,
-            parallelism: int, targets: tuple[str, ...]) -> None:
+            parallelism: int, targets: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
     """Revoke/delete every managed key (or the targets) and forget it."""
 
     def body() -> int:
         from keyform import operations
 
-        with operations.session(_options(files, state_path, lock_timeout), "destroy") as sess:
+        with operations.session(_options(files, state_path, lock_timeout, policy_files), "destroy") as sess:
             the_plan = operations.plan(sess, targets=targets, destroy=True)
             click.echo(_render(the_plan, "text", ctx.color()), nl=False)
             if not the_plan.has_changes:
