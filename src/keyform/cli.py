@@ -379,6 +379,29 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
     run_safely(ctx, body)
 
 
+@main.command()
+@files_option
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="mermaid (GitHub renders it in Markdown) or Graphviz DOT (`| dot -Tpng -o graph.png`).")
+@click.option("--plan", "plan_file", type=click.Path(), metavar="FILE",
+              help="Colour the keys by the actions of this saved plan (create, update, replace, delete).")
+@click.pass_obj
+def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> None:
+    """The secret_of dependency graph of the keys (an arrow runs from a source to its consumer)."""
+
+    def body() -> int:
+        from keyform.operations import load
+        from keyform.render import graph as render
+
+        ws = load(_options(files))
+        the_plan = _read_plan(plan_file) if plan_file else None
+        g = render.from_workspace(ws, the_plan)
+        click.echo(render.dot(g) if fmt == "dot" else render.mermaid(g), nl=False)
+        return 0
+
+    run_safely(ctx, body)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
               add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
