@@ -176,13 +176,13 @@ def _actions(value: Any) -> frozenset[Action]:
 
 def _check_expiry(required: bool, f: KeyFacts) -> str | None:
     if required and f.spec is not None and f.spec.expiry.kind == "never":
-        return "no expiry (set expires_in or expires_at)"
+        return "no expiry; set expires_in or expires_at"
     return None
 
 
 def _check_rotation(required: bool, f: KeyFacts) -> str | None:
     if required and f.spec is not None and f.spec.rotation.before_expiry is None and f.spec.rotation.max_age is None:
-        return "no rotation rule (set rotation.before_expiry or rotation.max_age)"
+        return "no rotation rule; set rotation.before_expiry or rotation.max_age"
     return None
 
 
@@ -382,9 +382,9 @@ def check_manifest(policies: Sequence[Policy], workspace: Workspace, now: dateti
             if not policy.matches(spec.address, spec.provider, spec.provider_type):
                 continue
             facts = facts or _facts(spec, workspace, now)
-            details = [d for r in policy.rules if r.word.phase == MANIFEST and (d := r.word.check(r.param, facts))]
-            if details:
-                found.append(Violation(policy, spec.address, "; ".join(details), spec.loc))
+            for rule in policy.rules:
+                if rule.word.phase == MANIFEST and (detail := rule.word.check(rule.param, facts)):
+                    found.append(Violation(policy, spec.address, detail, spec.loc))
     return found
 
 
