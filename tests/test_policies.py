@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -198,7 +198,7 @@ def test_policy_file_outside_the_repository(tmp_path: Path) -> None:
         load_policy_files([str(org / "keys.yaml")], cwd=org)
     assert [str(d) for d in exc.value.diagnostics] == [
         "keys.yaml:2: a --policy file holds only version and policies, not 'providers'"]
-    with pytest.raises(KeyformError, match="--policy nope.yaml: cannot read the file"):
+    with pytest.raises(KeyformError, match=r"--policy nope\.yaml: cannot read the file"):
         load_policy_files(["nope.yaml"], cwd=org)
 
 
