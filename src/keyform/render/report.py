@@ -152,7 +152,14 @@ def render_markdown(report: Report, window: timedelta | None = None, now: dateti
 
 
 def render_json(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
-    return json.dumps(report.to_json(window=window, now=now), indent=2, ensure_ascii=False) + "\n"
+    """Indented at the top, one line per row: `indent=` would make json fall back to its
+    pure-Python encoder for every row (a third of a 1,000-key report's time)."""
+    doc = report.to_json(window=window, now=now)
+    rows = doc.pop("keys")
+    head = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in doc.items()]
+    body = ",\n".join(f"    {json.dumps(r, ensure_ascii=False)}" for r in rows)
+    keys = f'  "keys": [\n{body}\n  ]' if rows else '  "keys": []'
+    return "{\n" + ",\n".join([*head, keys]) + "\n}\n"
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
