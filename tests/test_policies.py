@@ -325,3 +325,14 @@ def test_a_schema_violation_names_the_secret_reference_never_its_value(tmp_path:
     ws = load_workspace([path], now=NOW, cwd=tmp_path)
     [v] = check_manifest(ws.policies, ws, NOW)
     assert "TQ_AUTH" in v.text and canary.strip() not in v.text
+
+
+def test_a_schema_policy_fetches_nothing_and_a_broken_local_ref_is_reported(tmp_path: Path) -> None:
+    errors = load_error(tmp_path, """\
+    remote:
+      schema: {properties: {name: {$ref: "https://127.0.0.1:9/evil.json"}}}
+    """)
+    assert errors == ["keyform.yaml:29: policies.remote.schema: $ref 'https://127.0.0.1:9/evil.json': only references "
+                      "inside the schema (#/...) are allowed; keyform fetches nothing"]
+    found = violations(tmp_path, "dangling:\n  match: {providers: [questra]}\n  schema: {$ref: '#/$defs/nope'}\n")
+    assert found == {"dangling": ["good", "loose", "prod-api"]}

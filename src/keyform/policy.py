@@ -164,7 +164,26 @@ def _json_schema(value: Any) -> Any:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         raise ValueError(f"not a valid JSON Schema{' (at ' + where + ')' if where else ''}: {exc.message}") from None
+    outside = sorted(r for r in _refs(value) if not r.startswith("#"))
+    if outside:
+        raise ValueError(f"$ref {outside[0]!r}: only references inside the schema (#/...) are allowed; "
+                         "keyform fetches nothing")
     return Draft202012Validator(value)
+
+
+def _refs(schema: Any) -> Iterable[str]:
+    """Every `$ref` / `$dynamicRef` string in a schema, at any depth."""
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$ref", "$dynamicRef") and isinstance(v, str):
+                    yield v
+                else:
+                    todo.append(v)
+        elif isinstance(node, list):
+            todo.extend(node)
 
 
 def _actions(value: Any) -> frozenset[Action]:
@@ -233,8 +252,12 @@ def _check_providers(allowed: frozenset[str], f: KeyFacts) -> str | None:
 
 def _check_schema(validator: Any, f: KeyFacts) -> str | None:
     from jsonschema.exceptions import best_match
+    from referencing.exceptions import Unresolvable
 
-    error = best_match(validator.iter_errors(dict(f.entry)))
+    try:
+        error = best_match(validator.iter_errors(dict(f.entry)))
+    except Unresolvable as exc:  # a local $ref to nowhere: the policy's own mistake
+        return f"schema: cannot be evaluated ({type(exc).__name__}: {str(exc)[:120]})"
     if error is None:
         return None
     where = ".".join(str(p) for p in error.absolute_path)
