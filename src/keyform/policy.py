@@ -145,6 +145,8 @@ def _duration(value: Any) -> timedelta:
 def _names(value: Any) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("expected a list of names")
+    if not value:
+        raise ValueError("an empty list would allow nothing; name at least one")
     return frozenset(value)
 
 
@@ -314,9 +316,13 @@ def build_policy(name: str, value: Mapping[str, Any], loc: Callable[[tuple[str |
     if not rules and len(problems) == before:
         problems.append(Diagnostic(f"policies.{name}: the policy checks nothing; give require, schema or "
                                    "forbid_actions", loc(())))
+    match = value.get("match") or {}
+    for key in ("providers", "addresses"):
+        if match.get(key) == []:
+            problems.append(Diagnostic(f"policies.{name}.match.{key}: an empty list would match no key; "
+                                       "remove it to match every key", loc(("match", key))))
     if len(problems) > before:
         return None
-    match = value.get("match") or {}
     return Policy(name=name, loc=loc(()), rules=tuple(rules), severity=value.get("severity", ERROR),
                   message=value.get("message", ""), providers=tuple(match.get("providers") or ()),
                   addresses=tuple(match.get("addresses") or ()))
