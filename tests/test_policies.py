@@ -15,7 +15,7 @@ from keyform.emulator import Emulator
 from keyform.errors import KeyformError
 from keyform.manifest import load_workspace
 from keyform.plan import Action, Change, Plan
-from keyform.policy import RULES, check_manifest, check_plan, load_policy_files
+from keyform.policy import RULES, check_manifest, check_plan, enforce, load_policy_files
 from tests.conftest import EmulatorControl
 from tests.project import Project
 
@@ -336,3 +336,20 @@ def test_a_schema_policy_fetches_nothing_and_a_broken_local_ref_is_reported(tmp_
                       "inside the schema (#/...) are allowed; keyform fetches nothing"]
     found = violations(tmp_path, "dangling:\n  match: {providers: [questra]}\n  schema: {$ref: '#/$defs/nope'}\n")
     assert found == {"dangling": ["good", "loose", "prod-api"]}
+
+
+def test_severity_decides_between_stopping_and_a_plan_note(tmp_path: Path) -> None:
+    path = tmp_path / "keyform.yaml"
+    for severity in ("warning", "error"):
+        path.write_text(MANIFEST + f"policies:\n  p:\n    severity: {severity}\n    forbid_actions: [replace]\n")
+        ws = load_workspace([path], now=NOW, cwd=tmp_path)
+        plan = Plan(changes=(Change(address="good", action=Action.REPLACE, provider="qp", provider_type="questra"),))
+        found = check_plan(ws.policies, ws, plan, NOW)
+        if severity == "warning":
+            assert enforce(found) == ["keyform.yaml:10: policy 'p' (warning): key 'good': the plan would replace it, "
+                                      "and this policy forbids that"]
+        else:
+            with pytest.raises(KeyformError) as exc:
+                enforce(found)
+            assert str(exc.value) == ("keyform.yaml:10: policy 'p': key 'good': the plan would replace it, and this "
+                                      "policy forbids that")
