@@ -14,6 +14,8 @@ Scenarios
 - no-change plan of N keys (half Questra over 10 orgs = 10 provider instances, half TextQL = 1):
   set up by one real `apply --auto-approve --parallelism 32` at 0 ms (timed too), then
   `plan --detailed-exitcode` at --plan-latency ms (must exit 0: no changes);
+- `report --format json` of the same N keys at the same latency, alternating with the plans: its
+  wall time as a ratio to the plan's (target ≤ 1.2×), with the spread over the pairs;
 - apply of N Questra creates (10 orgs, all secrets into one dotenv sink, full durability) at
   --apply-latency ms and --parallelism, against the ideal N × RTT ÷ parallelism, and against the
   physical floor: the same create calls from bench/floor.py (http.client, nothing else);
@@ -44,7 +46,8 @@ from keyform.emulator import Emulator, EmulatorConfig
 from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
 from workload import ONE_FILE_SINKS, Workload, bench_env, write_project, write_sink_project
 
-TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3}
+TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3,
+           "report_ratio": 1.2}
 
 
 @dataclass
@@ -58,10 +61,19 @@ class PlanFigure:
     cpu: float
     rss: float
     calls: dict[str, int]
+    # `keyform report` of the same workspace, run alternately with the plans: median wall, CPU and
+    # the spread of report/plan ratios over the pairs (same run, same emulator latency)
+    report_wall: float = 0.0
+    report_cpu: float = 0.0
+    report_ratios: list[float] = field(default_factory=list)
 
     @property
     def remote_calls(self) -> int:
         return sum(self.calls.values())
+
+    @property
+    def report_ratio(self) -> float:
+        return self.report_wall / self.wall if self.wall else 0.0
 
 
 @dataclass
@@ -170,11 +182,16 @@ class Bench:
         before = self.control.requests()
         first = self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode")
         calls = calls_between(before, self.control.requests())
-        runs = [first] + [self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode")
-                          for _ in range(plan_repeat - 1)]
+        runs, reports = [first], []
+        for i in range(plan_repeat):  # report and plan alternate, so both see the same machine load
+            reports.append(self.keyform(root, "report", "-f", str(mdir), "--format", "json"))
+            if i < plan_repeat - 1:
+                runs.append(self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode"))
         mid = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+        rep = sorted(reports, key=lambda r: r.wall)[len(reports) // 2]
         return PlanFigure(keys, w.instances, setup.wall, setup.cpu, setup.rss_mb, mid.wall, mid.cpu,
-                          max(r.rss_mb for r in runs), calls)
+                          max(r.rss_mb for r in runs), calls, rep.wall, rep.cpu,
+                          [r.wall / p.wall for r, p in zip(reports, runs)])
 
     def apply_creates(self, creates: int, latency_ms: float, parallelism: int) -> ApplyFigure:
         self.control.reset()
@@ -280,6 +297,12 @@ def report(res: Results) -> str:
                      _ok(p.wall <= TARGETS["plan_wall"] and p.rss <= TARGETS["plan_rss"]) if big else "",
                      f"{p.rss:.0f} MB", calls))
     for p in res.plans:
+        spread = f"{min(p.report_ratios):.2f}–{max(p.report_ratios):.2f}" if p.report_ratios else "-"
+        rows.append((f"report, {p.keys:,} keys (vs no-change plan)", f"{p.report_wall:.2f} s", f"{p.report_cpu:.2f} s",
+                     f"≤ {TARGETS['report_ratio']:g} × plan",
+                     f"{p.report_ratio:.2f}× plan (pairs {spread}) {_ok(p.report_ratio <= TARGETS['report_ratio'])}",
+                     "", ""))
+    for p in res.plans:
         rows.append((f"set-up apply, {p.keys:,} creates (0 ms, p=32)", f"{p.setup_wall:.2f} s", f"{p.setup_cpu:.2f} s",
                      "", "", f"{p.setup_rss:.0f} MB", ""))
     for a in res.applies:
@@ -363,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     if args.json:
         doc = asdict(res)
-        doc["plans"] = [{**asdict(p), "remote_calls": p.remote_calls} for p in res.plans]
+        doc["plans"] = [{**asdict(p), "remote_calls": p.remote_calls, "report_ratio": p.report_ratio}
+                        for p in res.plans]
         doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio, "floor_ratio": a.floor_ratio}
                           for a in res.applies]
         args.json.write_text(json.dumps(doc, indent=2) + "\n")

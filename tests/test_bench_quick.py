@@ -16,7 +16,7 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--workdir", str(tmp_path / "w"),
                           "--json", str(out)], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
-    for row in ("keyform --version", "1-key plan", "no-change plan, 50 keys", "apply 50 creates",
+    for row in ("keyform --version", "1-key plan", "no-change plan, 50 keys", "report, 50 keys", "apply 50 creates",
                 "floor: the same creates", "into one dotenv file", "into one k8s-secret file"):
         assert row in res.stdout
     figures = json.loads(out.read_text())

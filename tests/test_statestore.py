@@ -29,7 +29,7 @@ def sample_state() -> State:
         address="ci-bot", provider="questra-prod", provider_type="questra", remote_id="key_1",
         attrs={"name": "CI bot"}, remote={"name": "CI bot", "revoked": False}, expiry_spec="in:90d",
         expires_at="2027-06-01T00:00:00Z", created_at="2027-03-03T00:00:00Z",
-        sink={"sink": "dev-env", "as": "QUESTRA_CI_BOT"},
+        sink={"sink": "dev-env", "as": "QUESTRA_CI_BOT"}, applied_at="2027-03-03T00:00:00Z",
     )
     state.keys["ana-questra"] = KeyState(
         address="ana-questra", provider="textql", provider_type="textql", remote_id="tq_9",
@@ -196,7 +196,8 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     assert set(keyed.to_json()) == set(schema["properties"])
     jsonschema.validate(keyed.to_json(), schema)
     key_def, deposed_def = schema["$defs"]["key"], schema["$defs"]["deposed_key"]
-    assert set(key_def["properties"]) == set(key_def["required"]) == set(doc["keys"]["ci-bot"])
+    # applied_at is optional: records written before keyform kept it lack it (and stay valid)
+    assert set(key_def["properties"]) == set(key_def["required"]) | {"applied_at"} == set(doc["keys"]["ci-bot"])
     assert set(deposed_def["properties"]) == set(deposed_def["required"]) == set(doc["deposed"][0])
 
 

@@ -503,7 +503,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         expiry_spec=spec.expiry.spec, expires_at=result.key.expires_at or expires_at,
         created_at=result.key.created_at or format_time(now),
         sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
-        fingerprints=fps, prevent_destroy=spec.prevent_destroy,
+        fingerprints=fps, prevent_destroy=spec.prevent_destroy, applied_at=format_time(now),
     )
     with ctx.lock:
         old = ctx.state.keys.get(spec.address)
@@ -590,7 +590,7 @@ def _update(change: Change, ctx: ApplyContext) -> None:
         address=ks.address, provider=ks.provider, provider_type=ks.provider_type, remote_id=ks.remote_id,
         attrs=dict(spec.attrs), remote=remote_attrs, expiry_spec=spec.expiry.spec, expires_at=expires_at,
         created_at=ks.created_at, sink=sink, fingerprints=fps, prevent_destroy=spec.prevent_destroy,
-        secret_in_sink=ks.secret_in_sink, rotation_requested=ks.rotation_requested,
+        secret_in_sink=ks.secret_in_sink, rotation_requested=ks.rotation_requested, applied_at=format_time(now),
     )
     with ctx.lock:
         ctx.state.keys[ks.address] = new

@@ -93,7 +93,8 @@ def state_options(fn: F) -> F:
     return fn
 
 
-def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s") -> Any:
+def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s",
+             policy_files: Sequence[str] = ()) -> Any:
     from keyform.durations import parse_duration
     from keyform.operations import Options
 
@@ -103,7 +104,13 @@ def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: 
         hint = f"{lock_timeout.strip()}s" if lock_timeout.strip().isdigit() else "30s"
         raise KeyformError(f"--lock-timeout: invalid duration {lock_timeout!r}: expected an integer and a unit "
                            f"s, m, h, d or w (e.g. {hint})") from None
-    return Options(files=list(files), state_path=state_path, lock_timeout=timeout)
+    return Options(files=list(files), state_path=state_path, lock_timeout=timeout, policy_files=list(policy_files))
+
+
+def policy_option(fn: F) -> F:
+    return click.option("--policy", "policy_files", multiple=True, type=click.Path(), metavar="FILE",
+                        help="Also enforce the policies in FILE (repeatable; e.g. org-wide rules kept "
+                             "outside the repository).")(fn)
 
 
 def console() -> None:
@@ -134,14 +141,19 @@ def main(cctx: click.Context) -> None:
 
 @main.command()
 @files_option
+@policy_option
 @click.pass_obj
-def validate(ctx: Ctx, files: tuple[str, ...]) -> None:
-    """Check the manifests (syntax, schema, references) without touching state or remotes."""
+def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
+    """Check the manifests (syntax, schema, references, policies) without touching state or remotes."""
 
     def body() -> int:
-        from keyform.operations import load
+        from keyform.operations import check_policies, load
+        from keyform.policy import workspace_policies
 
-        ws = load(_options(files))
+        opts = _options(files, policy_files=policy_files)
+        ws = load(opts)
+        for warning in check_policies(ws, workspace_policies(ws, opts.policy_files), opts):
+            click.echo(f"Warning: {warning}", err=True)
         click.echo(f"The manifests are valid: {plural(len(ws.keys), 'key')}, "
                    f"{plural(len(ws.providers), 'provider')}, {plural(len(ws.sinks), 'sink')}.")
         return 0
@@ -179,10 +191,11 @@ def _render(plan: Any, fmt: str, color: bool) -> str:
 @click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
 @click.option("--replace", "replace", multiple=True, metavar="ADDRESS",
               help="Force a rotation of this key; repeatable.")
+@policy_option
 @click.pass_obj
 def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, out: str | None,
          fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool,
-         replace: tuple[str, ...]) -> None:
+         replace: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
     """Show what apply would change, and why."""
 
     def body() -> int:
@@ -190,7 +203,7 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
 
         if out:
             _check_out_path(out)
-        with operations.session(_options(files, state_path, lock_timeout), "plan") as sess:
+        with operations.session(_options(files, state_path, lock_timeout, policy_files), "plan") as sess:
             the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy,
                                        replace=replace)
         click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
@@ -290,10 +303,11 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
               help="Force a rotation of this key; repeatable. Not with PLANFILE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line (for pipelines).")
+@policy_option
 @click.pass_obj
 def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
           auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool,
-          replace: tuple[str, ...], fmt: str) -> None:
+          replace: tuple[str, ...], fmt: str, policy_files: tuple[str, ...]) -> None:
     """Make the remote keys match the manifests (plans first unless given a saved plan).
 
     PLANFILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
@@ -303,7 +317,7 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
 
         if plan_file:
             _refuse_planning_flags(plan_file, targets=targets, replace=replace)
-        opts = _options(files, state_path, lock_timeout)
+        opts = _options(files, state_path, lock_timeout, policy_files)
         with operations.session(opts, "apply") as sess:
             if plan_file:
                 the_plan = _read_plan(plan_file)
@@ -346,15 +360,16 @@ def _refuse_planning_flags(plan_file: str, **given: tuple[str, ...]) -> None:
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS",
               help="Destroy only this address; repeatable.")
+@policy_option
 @click.pass_obj
 def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, auto_approve: bool,
-            parallelism: int, targets: tuple[str, ...]) -> None:
+            parallelism: int, targets: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
     """Revoke/delete every managed key (or the targets) and forget it."""
 
     def body() -> int:
         from keyform import operations
 
-        with operations.session(_options(files, state_path, lock_timeout), "destroy") as sess:
+        with operations.session(_options(files, state_path, lock_timeout, policy_files), "destroy") as sess:
             the_plan = operations.plan(sess, targets=targets, destroy=True)
             click.echo(_render(the_plan, "text", ctx.color()), nl=False)
             if not the_plan.has_changes:
@@ -430,6 +445,65 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
                     raise KeyformError("force-unlock cancelled.")
             store.force_unlock(lock_id)
         click.echo(f"keyform state has been unlocked (lock ID {lock_id}).")
+        return 0
+
+    run_safely(ctx, body)
+
+
+@main.command()
+@files_option
+@state_option
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "csv"]), default="text",
+              show_default=True, help="text for terminals, markdown for a pull-request comment, json "
+              "(schemas/report.schema.json) or csv for spreadsheets.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="List the remote keys for their live status (--no-refresh: the state alone).")
+@click.option("--due-within", metavar="DURATION",
+              help="Exit 2 when any key expires or is due for rotation within DURATION (e.g. 14d).")
+@click.pass_obj
+def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, refresh: bool,
+           due_within: str | None) -> None:
+    """Every managed key at a glance: expiry, next rotation, sink, live status; most urgent first.
+
+    Read-only: takes no lock and writes nothing. Exit codes: 0, or 2 with --due-within when a key is
+    due within the window; 1 on error."""
+
+    def body() -> int:
+        from keyform.durations import parse_duration
+        from keyform.render.report import RENDERERS
+        from keyform.report import collect
+
+        window = None
+        if due_within is not None:
+            try:
+                window = parse_duration(due_within)
+            except ValueError as exc:
+                raise KeyformError(f"--due-within: {exc}") from None
+        got = collect(_options(files, state_path), refresh_remote=refresh)
+        click.echo(RENDERERS[fmt](got.report, window, got.now), nl=False)
+        return 2 if window is not None and got.report.due_within(window, got.now) else 0
+
+    run_safely(ctx, body)
+
+
+@main.command()
+@files_option
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="mermaid (GitHub renders it in Markdown) or Graphviz DOT (`| dot -Tpng -o graph.png`).")
+@click.option("--plan", "plan_file", type=click.Path(), metavar="FILE",
+              help="Colour the keys by the actions of this saved plan (create, update, replace, delete).")
+@click.pass_obj
+def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> None:
+    """The secret_of dependency graph of the keys (an arrow runs from a source to its consumer)."""
+
+    def body() -> int:
+        from keyform.operations import load
+        from keyform.render import graph as render
+
+        ws = load(_options(files))
+        the_plan = _read_plan(plan_file) if plan_file else None
+        g = render.from_workspace(ws, the_plan)
+        click.echo(render.dot(g) if fmt == "dot" else render.mermaid(g), nl=False)
         return 0
 
     run_safely(ctx, body)
@@ -612,6 +686,7 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
         with session(_options(files, state_path, lock_timeout), "state rekey", fingerprint_key=False) as sess:
             if sess.new_state:
                 raise KeyformError(f"{sess.store.describe()}: there is no state yet; nothing to rekey")
+            _commit_recovery(sess)  # what an interrupted apply finished is saved first, in the old mode
             report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old)
             sess.store.save(sess.state)
         click.echo(f"Rekeyed the state: {report.converted} fingerprint(s) now {report.mode}.")

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyform.durations import format_time
 from keyform.errors import SourceLoc
+
+if TYPE_CHECKING:
+    from keyform.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class KeySpec:
     rotation: Rotation = Rotation()
     sink: SinkTarget | None = None
     prevent_destroy: bool = False
+    entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # as written (policies' schema)
 
     def dependencies(self) -> list[str]:
         """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""
@@ -170,3 +174,4 @@ class Workspace:
     # `state.fingerprint_key`: keys input fingerprints with a secret never stored (keyform.fingerprintkey)
     fingerprint_key: EnvRef | FileRef | None = None
     fingerprint_key_loc: SourceLoc | None = None
+    policies: tuple[Policy, ...] = ()

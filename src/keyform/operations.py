@@ -25,6 +25,7 @@ from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
 from keyform.planner import PlanInputs
 from keyform.planner import plan as make_plan
+from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
 from keyform.recovery import Recovery, assess, begin_record, fold, pending_records
 from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
@@ -43,6 +44,7 @@ class Options:
     env: Mapping[str, str] | None = None
     provider_factory: ProviderFactory | None = None
     cwd: Path | None = None
+    policy_files: Sequence[str] = ()  # --policy FILE: org-wide policies from outside the manifests
 
 
 @dataclass
@@ -58,12 +60,21 @@ class Session:
     notes: list[str] = field(default_factory=list)
     new_state: bool = False  # no state file yet: a plan made now records no lineage
     recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
+    policies: tuple[Policy, ...] = ()
 
 
 def load(options: Options) -> Workspace:
     from keyform.manifest import load_workspace
 
     return load_workspace(list(options.files), now=options.clock(), cwd=options.cwd)
+
+
+POLICY_OPERATIONS = ("plan", "apply")  # destroy and import check only what a plan does (forbid_actions)
+
+
+def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Options) -> list[str]:
+    """The manifest-phase policy rules: raise every error (exit 1); return the warnings."""
+    return enforce(check_manifest(policies, workspace, options.clock()))
 
 
 @contextmanager
@@ -74,6 +85,8 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
     `state.fingerprint_key` says (keyform.fingerprintkey), unless `fingerprint_key` is False
     (`state rekey`, which changes the mode itself)."""
     workspace = load(options)
+    policies = workspace_policies(workspace, options.policy_files, options.cwd)
+    policy_notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
         log.debug("lock: taking the %s lock on %s (timeout %gs)", operation, store.describe(), options.lock_timeout)
@@ -85,6 +98,8 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
             state = loaded or State.new()
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
+            sess.policies = policies
+            sess.notes.extend(policy_notes)
             try:
                 _recover(sess)
                 if fingerprint_key:
@@ -165,6 +180,9 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
                         missing_secrets(sess, readable), orphans=tuple(rec.orphans), uncertain=tuple(rec.uncertain))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
                        destroy=destroy, replace=replace)
+    policy_notes = enforce(check_plan(sess.policies, ws, result, sess.options.clock(), state, snapshot))
+    if policy_notes:
+        result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
     if sess.notes:
         result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
     if sess.new_state:
@@ -218,6 +236,7 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         problems.append("the manifests changed since it was made")
     if problems:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
+    enforce(check_plan(sess.policies, sess.workspace, saved, sess.options.clock(), sess.state))
 
 
 def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,

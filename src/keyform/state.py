@@ -34,9 +34,10 @@ class KeyState:
     prevent_destroy: bool = False
     secret_in_sink: bool = True  # False for imported keys whose secret keyform never saw
     rotation_requested: bool = False  # set by `keyform import`-style flows to force a rotation
+    applied_at: str | None = None  # when keyform last created, updated or imported it (None: before 0.1 records)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "provider": self.provider,
             "provider_type": self.provider_type,
             "remote_id": self.remote_id,
@@ -51,6 +52,9 @@ class KeyState:
             "secret_in_sink": self.secret_in_sink,
             "rotation_requested": self.rotation_requested,
         }
+        if self.applied_at is not None:
+            out["applied_at"] = self.applied_at
+        return out
 
     @classmethod
     def from_json(cls, address: str, d: dict[str, Any]) -> KeyState:
@@ -69,6 +73,7 @@ class KeyState:
             prevent_destroy=bool(d.get("prevent_destroy", False)),
             secret_in_sink=bool(d.get("secret_in_sink", True)),
             rotation_requested=bool(d.get("rotation_requested", False)),
+            applied_at=d.get("applied_at"),
         )
 
 

@@ -102,6 +102,7 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
         created_at=remote.created_at or format_time(now),
         sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
         fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy, secret_in_sink=not k.returns_secret,
+        applied_at=format_time(now),
     )
 
 

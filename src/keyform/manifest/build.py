@@ -21,12 +21,13 @@ from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath
 from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, SinkConfig, StateConfig, Workspace
+from keyform.policy import Policy, build_policy, locator
 from keyform.sinks.registry import option_problems
 
 DEFAULT_BASE_URLS = {"questra": "https://api.questra.ai", "textql": "https://app.textql.com"}
 DEFAULT_STATE_PATH = "keyform.state.json"
-SECTIONS = ("providers", "sinks", "keys")
-_SINGULAR = {"providers": "provider", "sinks": "sink", "keys": "key"}
+SECTIONS = ("providers", "sinks", "keys", "policies")
+_SINGULAR = {"providers": "provider", "sinks": "sink", "keys": "key", "policies": "policy"}
 # Sink options holding a filesystem path, made absolute against the declaring manifest.
 SINK_PATH_OPTIONS = ("path", "dir")
 # exec sink options holding an argv; a program given as a relative path is resolved like a path.
@@ -55,13 +56,27 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
         if spec is not None:
             keys[name] = spec
     check_references(keys, declared["keys"], report)
+    policies = _policies(declared["policies"], report)
     if report.diagnostics:
         return None
     return Workspace(files=file_names, digest=digest, state_path=state_path, providers=providers,
                      sinks=sinks, keys=keys, default_sink=default_sink, state_backend=state_backend,
                      fingerprint_key=fp_ref if isinstance(fp_ref, (EnvRef, FileRef)) else None,
                      fingerprint_key_loc=fingerprint_key[0].loc(("state", "fingerprint_key"))
-                     if fingerprint_key else None)
+                     if fingerprint_key else None,
+                     policies=policies)
+
+
+def _policies(declared: dict[str, Declaration], report: Report) -> tuple[Policy, ...]:
+    """`policies:` entries → Policy (their parameters checked here: regexes, JSON Schemas)."""
+    out: list[Policy] = []
+    for name, decl in declared.items():
+        if not decl.valid:
+            continue
+        policy = build_policy(name, decl.value, locator(decl.source, decl.path), report.diagnostics)
+        if policy is not None:
+            out.append(policy)
+    return tuple(out)
 
 
 def _declarations(files: Sequence[ManifestFile], report: Report) -> dict[str, dict[str, Declaration]]:

@@ -83,7 +83,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
         return None
     return KeySpec(address=decl.name, provider=provider_name, provider_type=provider.type, attrs=attrs,
                    loc=decl.loc, secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
-                   prevent_destroy=bool(value.get("lifecycle", {}).get("prevent_destroy", False)))
+                   prevent_destroy=bool(value.get("lifecycle", {}).get("prevent_destroy", False)), entry=value)
 
 
 def _check_fields(value: Mapping[str, Any], kind: ProviderKind, source: ManifestFile, path: YamlPath,

@@ -5,6 +5,7 @@ the table and the details are capped, and the rest is counted."""
 from __future__ import annotations
 
 from keyform.plan import Action, Change, Plan
+from keyform.render.graph import markdown_section
 from keyform.render.lines import change_lines, remote_label, verb
 from keyform.render.text import summary_line
 
@@ -45,6 +46,7 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
         counts = _count(rest)
         out.append(f"| | *…and {len(rest)} more* | {counts} | |")
     out.append("")
+    out += markdown_section(plan)  # a Mermaid graph, only when a change cascades through a dependency
 
     for change in changes[:MAX_DETAILS]:
         out.append(f"<details><summary><code>{_html(change.key)}</code> {verb(change)}</summary>")

@@ -1,0 +1,465 @@
+"""Policies: rules every matching key must follow, checked by `validate`, `plan` and `apply`.
+
+A policy comes from a `policies:` section of the manifests (several files may contribute) or from
+an org-wide `--policy FILE`. It names which keys it applies to (`match`), rule words the keys must
+satisfy (`require`), a JSON Schema over the key's manifest entry (`schema`) and plan actions it
+refuses (`forbid_actions`).
+
+Rule words are a registry, `RULES` (word → `RuleWord`): a word has a phase, a parser for its
+parameter (run when the policy is loaded: a bad parameter is an error at its `file:line`) and a
+checker over `KeyFacts`. Phase `manifest` rules need only the manifests and run before any remote
+call; phase `plan` rules run on the plan, with the state record and the remote key at hand (a
+usage rule such as `max_idle` would read `facts.remote`). To add a word: `register(RuleWord(...))`
+and list it under `$defs.policy.properties.require` in `schemas/manifest.schema.json` (a test
+checks that both agree).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from keyform.durations import format_duration, parse_duration
+from keyform.errors import Diagnostic, KeyformError, SourceLoc
+from keyform.model import KeySpec, Workspace
+from keyform.plan import Action, Change, Plan
+from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.state import KeyState, State
+
+ERROR, WARNING = "error", "warning"
+MANIFEST, PLAN = "manifest", "plan"
+# The key attribute a `name_pattern` is matched against, per provider type.
+NAME_ATTRIBUTE: Mapping[str, str] = {"questra": "name", "textql": "description"}
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What a rule may look at for one key. `spec` and `entry` (the key's manifest entry as written)
+    are None/empty for a key in the state only; `change`, `state` and `remote` only in the plan
+    phase (`remote` only when the plan refreshed)."""
+
+    address: str
+    provider: str
+    provider_type: str
+    now: datetime
+    spec: KeySpec | None = None
+    entry: Mapping[str, Any] = field(default_factory=dict)
+    sink_type: str | None = None
+    change: Change | None = None
+    state: KeyState | None = None
+    remote: RemoteKey | None = None
+
+
+# A checker returns what is wrong (shown after the policy's message), or None when the key complies.
+Checker = Callable[[Any, KeyFacts], "str | None"]
+
+
+@dataclass(frozen=True)
+class RuleWord:
+    word: str
+    phase: str  # MANIFEST | PLAN
+    parse: Callable[[Any], Any]  # the written value → the checker's parameter; ValueError: invalid
+    check: Checker
+    declared_only: bool = True  # skip keys that are not in the manifests (state-only keys being deleted)
+
+
+RULES: dict[str, RuleWord] = {}
+# Words written at the policy's top level rather than under `require`.
+TOP_LEVEL_WORDS = ("schema", "forbid_actions")
+
+
+def register(rule: RuleWord) -> None:
+    RULES[rule.word] = rule
+
+
+@dataclass(frozen=True)
+class Rule:
+    word: RuleWord
+    param: Any
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    loc: SourceLoc
+    rules: tuple[Rule, ...]
+    severity: str = ERROR
+    message: str = ""
+    providers: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+
+    def matches(self, address: str, provider: str, provider_type: str) -> bool:
+        if self.providers and provider not in self.providers and provider_type not in self.providers:
+            return False
+        return not self.addresses or any(fnmatch.fnmatchcase(address, g) for g in self.addresses)
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: Policy
+    address: str
+    detail: str
+    loc: SourceLoc | None
+
+    @property
+    def severity(self) -> str:
+        return self.policy.severity
+
+    @property
+    def text(self) -> str:
+        said = f"{self.policy.message} ({self.detail})" if self.policy.message else self.detail
+        kind = " (warning)" if self.severity == WARNING else ""
+        return f"policy {self.policy.name!r}{kind}: key {self.address!r}: {said}"
+
+    def diagnostic(self) -> Diagnostic:
+        return Diagnostic(self.text, self.loc)
+
+    def note(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        return f"{where}{self.text}"
+
+
+# ------------------------------------------------------------------------------------ the rules
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _duration(value: Any) -> timedelta:
+    delta = parse_duration(value)
+    if delta <= timedelta(0):
+        raise ValueError("must be longer than 0")
+    return delta
+
+
+def _names(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of names")
+    if not value:
+        raise ValueError("an empty list would allow nothing; name at least one")
+    return frozenset(value)
+
+
+def _regex(value: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(value)
+    except (re.error, TypeError) as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+
+
+def _json_schema(value: Any) -> Any:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        raise ValueError(f"not a valid JSON Schema{' (at ' + where + ')' if where else ''}: {exc.message}") from None
+    outside = sorted(r for r in _refs(value) if not r.startswith("#"))
+    if outside:
+        raise ValueError(f"$ref {outside[0]!r}: only references inside the schema (#/...) are allowed; "
+                         "keyform fetches nothing")
+    return Draft202012Validator(value)
+
+
+def _refs(schema: Any) -> Iterable[str]:
+    """Every `$ref` / `$dynamicRef` string in a schema, at any depth."""
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$ref", "$dynamicRef") and isinstance(v, str):
+                    yield v
+                else:
+                    todo.append(v)
+        elif isinstance(node, list):
+            todo.extend(node)
+
+
+def _actions(value: Any) -> frozenset[Action]:
+    try:
+        return frozenset(Action(v) for v in value)
+    except (ValueError, TypeError):
+        raise ValueError("expected a list of: create, update, replace, delete") from None
+
+
+def _check_expiry(required: bool, f: KeyFacts) -> str | None:
+    if required and f.spec is not None and f.spec.expiry.kind == "never":
+        return "no expiry; set expires_in or expires_at"
+    return None
+
+
+def _check_rotation(required: bool, f: KeyFacts) -> str | None:
+    if required and f.spec is not None and f.spec.rotation.before_expiry is None and f.spec.rotation.max_age is None:
+        return "no rotation rule; set rotation.before_expiry or rotation.max_age"
+    return None
+
+
+def _check_max_lifetime(limit: timedelta, f: KeyFacts) -> str | None:
+    if f.spec is None:
+        return None
+    expiry = f.spec.expiry
+    if expiry.kind == "in" and expiry.duration is not None and expiry.duration > limit:
+        return f"expires_in {expiry.text} is longer than {format_duration(limit)}"
+    if expiry.kind == "at" and expiry.at is not None and expiry.at - f.now > limit:
+        return f"expires_at {expiry.text} is more than {format_duration(limit)} away"
+    if expiry.kind == "never":
+        return f"no expiry, so no lifetime limit of {format_duration(limit)}"
+    return None
+
+
+def _check_max_age(limit: timedelta, f: KeyFacts) -> str | None:
+    if f.spec is None:
+        return None
+    age = f.spec.rotation.max_age
+    if age is None:
+        return f"rotation.max_age is not set (at most {format_duration(limit)} required)"
+    if age > limit:
+        return f"rotation.max_age {format_duration(age)} is longer than {format_duration(limit)}"
+    return None
+
+
+def _check_name(pattern: re.Pattern[str], f: KeyFacts) -> str | None:
+    attr = NAME_ATTRIBUTE.get(f.provider_type, "name")
+    name = f.spec.attrs.get(attr) if f.spec is not None else None
+    if not isinstance(name, str) or pattern.fullmatch(name) is None:
+        return f"{attr} {name!r} does not match {pattern.pattern!r}"
+    return None
+
+
+def _check_sinks(allowed: frozenset[str], f: KeyFacts) -> str | None:
+    sink = f.spec.sink if f.spec is not None else None
+    if sink is None or sink.sink in allowed or (f.sink_type is not None and f.sink_type in allowed):
+        return None
+    return f"sink {sink.sink} ({f.sink_type}) is not one of: {', '.join(sorted(allowed))}"
+
+
+def _check_providers(allowed: frozenset[str], f: KeyFacts) -> str | None:
+    if f.provider in allowed or f.provider_type in allowed:
+        return None
+    return f"provider {f.provider} ({f.provider_type}) is not one of: {', '.join(sorted(allowed))}"
+
+
+def _check_schema(validator: Any, f: KeyFacts) -> str | None:
+    from jsonschema.exceptions import best_match
+    from referencing.exceptions import Unresolvable
+
+    try:
+        error = best_match(validator.iter_errors(dict(f.entry)))
+    except Unresolvable as exc:  # a local $ref to nowhere: the policy's own mistake
+        return f"schema: cannot be evaluated ({type(exc).__name__}: {str(exc)[:120]})"
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path)
+    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return f"schema: {where + ': ' if where else ''}{message}"
+
+
+def _check_forbidden(actions: frozenset[Action], f: KeyFacts) -> str | None:
+    change = f.change
+    if change is None or change.deposed or change.action not in actions:
+        return None
+    return f"the plan would {change.action.value} it, and this policy forbids that"
+
+
+for _rule in (
+    RuleWord("expiry", MANIFEST, _flag, _check_expiry),
+    RuleWord("max_lifetime", MANIFEST, _duration, _check_max_lifetime),
+    RuleWord("rotation", MANIFEST, _flag, _check_rotation),
+    RuleWord("max_age", MANIFEST, _duration, _check_max_age),
+    RuleWord("name_pattern", MANIFEST, _regex, _check_name),
+    RuleWord("allowed_sinks", MANIFEST, _names, _check_sinks),
+    RuleWord("allowed_providers", MANIFEST, _names, _check_providers),
+    RuleWord("schema", MANIFEST, _json_schema, _check_schema),
+    RuleWord("forbid_actions", PLAN, _actions, _check_forbidden, declared_only=False),
+):
+    register(_rule)
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def build_policy(name: str, value: Mapping[str, Any], loc: Callable[[tuple[str | int, ...]], SourceLoc],
+                 problems: list[Diagnostic]) -> Policy | None:
+    """One schema-valid `policies.NAME` entry → Policy. `loc(path)` places a path inside the entry;
+    a bad parameter (regex, JSON Schema, unknown word) is added to `problems` at its own line."""
+    rules: list[Rule] = []
+    before = len(problems)
+    written: list[tuple[tuple[str | int, ...], str, Any]] = [
+        (("require", w), w, v) for w, v in (value.get("require") or {}).items()]
+    written += [((w,), w, value[w]) for w in TOP_LEVEL_WORDS if w in value]
+    for path, word, raw in written:
+        rule = RULES.get(word)
+        where = f"policies.{name}.{'.'.join(str(p) for p in path)}"
+        if rule is None:
+            problems.append(Diagnostic(f"{where}: unknown rule word {word!r} (known: {', '.join(sorted(RULES))})",
+                                       loc(path)))
+            continue
+        try:
+            param = rule.parse(raw)
+        except ValueError as exc:
+            problems.append(Diagnostic(f"{where}: {exc}", loc(path)))
+            continue
+        rules.append(Rule(rule, param, loc(path)))
+    if not rules and len(problems) == before:
+        problems.append(Diagnostic(f"policies.{name}: the policy checks nothing; give require, schema or "
+                                   "forbid_actions", loc(())))
+    match = value.get("match") or {}
+    for key in ("providers", "addresses"):
+        if match.get(key) == []:
+            problems.append(Diagnostic(f"policies.{name}.match.{key}: an empty list would match no key; "
+                                       "remove it to match every key", loc(("match", key))))
+    if len(problems) > before:
+        return None
+    return Policy(name=name, loc=loc(()), rules=tuple(rules), severity=value.get("severity", ERROR),
+                  message=value.get("message", ""), providers=tuple(match.get("providers") or ()),
+                  addresses=tuple(match.get("addresses") or ()))
+
+
+def load_policy_files(paths: Sequence[str], cwd: Path | None = None) -> list[Policy]:
+    """`--policy FILE`s: YAML files in the manifest format holding only `version: 1` and `policies:`,
+    checked against the same schema. Every problem at `file:line`."""
+    from keyform.manifest.loader import _parse, display_name
+    from keyform.manifest.sources import Report
+
+    base = Path(os.path.abspath(cwd or Path.cwd()))
+    policies: list[Policy] = []
+    problems: list[Diagnostic] = []
+    for given in paths:
+        path = Path(os.path.normpath(base / Path(given).expanduser()))
+        name = display_name(path, base)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problems.append(Diagnostic(f"--policy {given}: cannot read the file: {exc.strerror}"))
+            continue
+        report = Report()
+        parsed = _parse(data, name, path.parent, report)
+        problems.extend(report.diagnostics)
+        if parsed is None or report.diagnostics:
+            continue
+        for section in parsed.data:
+            if section not in ("version", "policies"):
+                problems.append(Diagnostic(f"a --policy file holds only version and policies, not {section!r}",
+                                           parsed.loc((section,))))
+        entries = parsed.data.get("policies") or {}
+
+        for pname, value in entries.items():
+            policy = build_policy(pname, value, locator(parsed, ("policies", pname)), problems)
+            if policy is not None:
+                policies.append(policy)
+    if problems:
+        raise KeyformError(problems)
+    return policies
+
+
+def locator(source: Any, base: tuple[str | int, ...]) -> Callable[[tuple[str | int, ...]], SourceLoc]:
+    """`loc(path)` for paths inside the entry at `base` of a parsed manifest file."""
+    def loc(path: tuple[str | int, ...]) -> SourceLoc:
+        at: SourceLoc = source.loc((*base, *path))
+        return at
+    return loc
+
+
+def merge(manifest: Iterable[Policy], extra: Iterable[Policy]) -> tuple[Policy, ...]:
+    """The manifests' policies and the --policy files' ones; a name used twice is an error naming both."""
+    out: dict[str, Policy] = {}
+    problems: list[Diagnostic] = []
+    for p in [*manifest, *extra]:
+        first = out.get(p.name)
+        if first is not None:
+            problems.append(Diagnostic(f"policy {p.name!r} is already defined at {first.loc}", p.loc))
+            continue
+        out[p.name] = p
+    if problems:
+        raise KeyformError(problems)
+    return tuple(out.values())
+
+
+# ---------------------------------------------------------------------------------- checking
+
+
+def _facts(spec: KeySpec, workspace: Workspace, now: datetime, change: Change | None = None,
+           state: KeyState | None = None, remote: RemoteKey | None = None) -> KeyFacts:
+    sink = workspace.sinks.get(spec.sink.sink) if spec.sink else None
+    return KeyFacts(address=spec.address, provider=spec.provider, provider_type=spec.provider_type, now=now,
+                    spec=spec, entry=spec.entry, sink_type=sink.type if sink else None, change=change,
+                    state=state, remote=remote)
+
+
+def check_manifest(policies: Sequence[Policy], workspace: Workspace, now: datetime) -> list[Violation]:
+    """Every violation of a `manifest`-phase rule, by key (manifest order) then policy."""
+    found: list[Violation] = []
+    active = [p for p in policies if any(r.word.phase == MANIFEST for r in p.rules)]
+    if not active:
+        return found
+    for spec in workspace.keys.values():
+        facts: KeyFacts | None = None
+        for policy in active:
+            if not policy.matches(spec.address, spec.provider, spec.provider_type):
+                continue
+            facts = facts or _facts(spec, workspace, now)
+            for rule in policy.rules:
+                if rule.word.phase == MANIFEST and (detail := rule.word.check(rule.param, facts)):
+                    found.append(Violation(policy, spec.address, detail, spec.loc))
+    return found
+
+
+def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now: datetime,
+               state: State | None = None, snapshot: RemoteSnapshot | None = None) -> list[Violation]:
+    """Every violation of a `plan`-phase rule by the plan's changes (deposed revocations excluded)."""
+    found: list[Violation] = []
+    active = [p for p in policies if any(r.word.phase == PLAN for r in p.rules)]
+    if not active:
+        return found
+    for change in plan.changes:
+        if change.deposed:
+            continue
+        spec = workspace.keys.get(change.address)
+        ks = state.keys.get(change.address) if state is not None else None
+        remote = None
+        if snapshot is not None and change.remote_id:
+            remote = snapshot.lookup(change.provider, change.remote_id)[1]
+        facts: KeyFacts | None = None
+        for policy in active:
+            if not policy.matches(change.address, change.provider, change.provider_type):
+                continue
+            if facts is None:
+                facts = _facts(spec, workspace, now, change, ks, remote) if spec is not None else KeyFacts(
+                    address=change.address, provider=change.provider, provider_type=change.provider_type,
+                    now=now, change=change, state=ks, remote=remote)
+            for rule in policy.rules:
+                if rule.word.phase != PLAN or (rule.word.declared_only and spec is None):
+                    continue
+                if detail := rule.word.check(rule.param, facts):
+                    where = spec.loc if spec is not None else rule.loc
+                    label = detail if spec is not None else f"{detail} (the key is in the state only)"
+                    found.append(Violation(policy, change.address, label, where))
+    return found
+
+
+def enforce(violations: Sequence[Violation]) -> list[str]:
+    """Raise every error-severity violation (exit 1); return the warnings as plan notes."""
+    errors = [v.diagnostic() for v in violations if v.severity == ERROR]
+    if errors:
+        raise KeyformError(errors)
+    return [v.note() for v in violations if v.severity == WARNING]
+
+
+def workspace_policies(workspace: Workspace, policy_files: Sequence[str],
+                       cwd: Path | None = None) -> tuple[Policy, ...]:
+    """The manifests' policies plus those of the --policy files."""
+    extra = load_policy_files(policy_files, cwd) if policy_files else []
+    return merge(workspace.policies, extra)

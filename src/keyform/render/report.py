@@ -1,0 +1,190 @@
+"""The report's four formats: a terminal table, a Markdown table (PR comments, issues), JSON
+(`schemas/report.schema.json`) and CSV. Pure: Report in, str out.
+
+Names and ids come from remote APIs, so every cell is made harmless for its format: control
+characters (terminal escapes, newlines) are replaced in text and Markdown, `|` and HTML are
+escaped in Markdown, and CSV cells that a spreadsheet would run as a formula are quoted with `'`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from keyform.report import ROW_FIELDS, Report, ReportRow
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    cell: Callable[[ReportRow], str]
+
+
+def _date(text: str | None) -> str:
+    return text[:10] if text else "-"
+
+
+def _days(n: int | None) -> str:
+    if n is None:
+        return ""
+    return f"{n}d" if n >= 0 else f"{-n}d ago"
+
+
+def _address(r: ReportRow) -> str:
+    if r.kind == "deposed":
+        return f"{r.address} (deposed)"
+    return r.address if r.in_manifests else f"{r.address} (not in manifests)"
+
+
+def _expires(r: ReportRow) -> str:
+    if r.expires_at is None:
+        return "never" if r.status != "not created" and r.kind == "key" else "-"
+    n = r.expires_in_days
+    left = "" if n is None else (f" (in {n}d)" if n >= 0 else f" ({-n}d ago)")
+    return _date(r.expires_at) + left
+
+
+def _rotation(r: ReportRow) -> str:
+    if r.rotation_due_at is None:
+        return "-"
+    n = r.rotation_due_in_days
+    when = "" if n is None else (f" (in {n}d)" if n >= 0 else f" ({-n}d overdue)")
+    return f"{_date(r.rotation_due_at)}{when}: {r.rotation_rule}"
+
+
+def _sink(r: ReportRow) -> str:
+    return f"{r.sink}:{r.sink_entry}" if r.sink else "-"
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("ADDRESS", _address),
+    Column("PROVIDER", lambda r: f"{r.provider} ({r.provider_type})"),
+    Column("REMOTE ID", lambda r: r.remote_id or "-"),
+    Column("NAME", lambda r: r.name or "-"),
+    Column("CREATED", lambda r: _date(r.created_at)),
+    Column("AGE", lambda r: _days(r.age_days) or "-"),
+    Column("EXPIRES", _expires),
+    Column("NEXT ROTATION", _rotation),
+    Column("SINK", _sink),
+    Column("LAST APPLIED", lambda r: _date(r.applied_at)),
+    Column("STATUS", lambda r: r.status),
+)
+# Shown only when some row has a value (no provider reports last use yet).
+LAST_USED = Column("LAST USED", lambda r: _date(r.last_used))
+MAX_CELL = 60
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _clean(text: str, limit: int | None = MAX_CELL) -> str:
+    """One printable line: control and bidi characters become `?`, long cells are cut."""
+    text = _CONTROL.sub("?", text)
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _columns(report: Report) -> tuple[Column, ...]:
+    if any(r.last_used for r in report.rows):
+        return (*COLUMNS[:-1], LAST_USED, COLUMNS[-1])
+    return COLUMNS
+
+
+def summary(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
+    keys = [r for r in report.rows if r.kind == "key"]
+    deposed = len(report.rows) - len(keys)
+    text = f"{len(keys)} keys" + (f", {deposed} deposed" if deposed else "")
+    if window is not None and now is not None:
+        due = report.due_within(window, now)
+        text += f"; {len(due)} due within {_window(window)}"
+    return text + "."
+
+
+def _window(window: timedelta) -> str:
+    from keyform.durations import format_duration
+
+    return format_duration(window)
+
+
+def render_text(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
+    cols = _columns(report)
+    table = [[c.title for c in cols]] + [[_clean(c.cell(r)) for c in cols] for r in report.rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    out = [f"Note: {_clean(n, None)}" for n in report.notes]
+    if out:
+        out.append("")
+    for row in table:
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    out += ["", _due_line(report, window, now) or summary(report)]
+    return "\n".join(out) + "\n"
+
+
+def _due_line(report: Report, window: timedelta | None, now: datetime | None) -> str:
+    if window is None or now is None:
+        return ""
+    due = report.due_within(window, now)
+    if not due:
+        return f"{summary(report, window, now)} Nothing is due within {_window(window)}."
+    names = ", ".join(_clean(r.address) for r in due[:20]) + (f" and {len(due) - 20} more" if len(due) > 20 else "")
+    return f"{summary(report, window, now)} Due: {names}."
+
+
+def _md(text: str, limit: int | None = MAX_CELL) -> str:
+    text = _clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def render_markdown(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
+    cols = _columns(report)
+    out = ["### keyform report", "", f"**{_due_line(report, window, now) or summary(report)}**", ""]
+    for note in report.notes:
+        out.append(f"> **Note:** {_md(note, None)}")
+    if report.notes:
+        out.append("")
+    out.append("| " + " | ".join(c.title.capitalize() for c in cols) + " |")
+    out.append("|" + "---|" * len(cols))
+    for r in report.rows:
+        out.append("| " + " | ".join(_md(c.cell(r)) for c in cols) + " |")
+    return "\n".join(out) + "\n"
+
+
+def render_json(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
+    """Indented at the top, one line per row: `indent=` would make json fall back to its
+    pure-Python encoder for every row (a third of a 1,000-key report's time)."""
+    doc = report.to_json(window=window, now=now)
+    rows = doc.pop("keys")
+    head = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in doc.items()]
+    body = ",\n".join(f"    {json.dumps(r, ensure_ascii=False)}" for r in rows)
+    keys = f'  "keys": [\n{body}\n  ]' if rows else '  "keys": []'
+    return "{\n" + ",\n".join([*head, keys]) + "\n}\n"
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA) and not isinstance(value, int) else text
+
+
+def render_csv(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
+    """One header line with the JSON field names, then one line per row (RFC 4180 quoting)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(ROW_FIELDS)
+    for r in report.rows:
+        writer.writerow([_csv_cell(getattr(r, name)) for name in ROW_FIELDS])
+    return buf.getvalue()
+
+
+RENDERERS: dict[str, Callable[[Report, timedelta | None, datetime | None], str]] = {
+    "text": render_text, "markdown": render_markdown, "json": render_json, "csv": render_csv,
+}
+FORMATS: Sequence[str] = tuple(RENDERERS)

@@ -1,0 +1,295 @@
+"""`keyform report`: one typed row per managed key and per deposed key, sorted by urgency.
+
+`build_report` is pure (workspace, state, remote snapshot, now → Report), like the planner; the
+renderers (`keyform.render.report`) only format its rows. `collect` is the command flow: load the
+manifests and the state (read-only, no lock: the state file is always replaced atomically), list
+the remote keys unless `--no-refresh`, build.
+
+Extending it (e.g. a `last used` column, `--idle` or `--unmanaged` modes): add a field to
+`ReportRow` (with a default), fill it in `_row`, add it to `COLUMNS` and to
+`schemas/report.schema.json`. `ReportRow.last_used` is already carried through every format; it
+is filled from the remote snapshot when a provider reports when a key was last used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from keyform.durations import format_duration, format_time, parse_time
+from keyform.model import KeySpec, Workspace
+from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.state import DeposedKey, KeyState, State
+
+FORMAT_VERSION = "1"
+# The attribute shown as a key's name, per provider type (TextQL keys have a description only).
+NAME_ATTRIBUTE: Mapping[str, str] = {"questra": "name", "textql": "description"}
+
+# Live status of a key. Only a refreshed report knows the remote side.
+ACTIVE, REVOKED, EXPIRED, MISSING = "active", "revoked", "expired", "missing"
+NOT_REFRESHED, NOT_LISTED, NOT_CREATED, DEPOSED = "not refreshed", "not listed", "not created", "deposed"
+# A key in one of these states needs a person (or the next apply) now, whatever its dates say.
+NEEDS_ACTION = frozenset({REVOKED, EXPIRED, MISSING})
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One managed key (`kind` "key") or one deposed key awaiting revocation (`kind` "deposed").
+
+    Times are RFC 3339 strings (UTC); day counts are whole days, rounded down (negative: past)."""
+
+    address: str
+    kind: str  # "key" | "deposed"
+    provider: str
+    provider_type: str
+    status: str  # one of the status constants above
+    remote_id: str | None = None
+    name: str | None = None
+    created_at: str | None = None
+    age_days: int | None = None
+    expires_at: str | None = None
+    expires_in_days: int | None = None
+    rotation_due_at: str | None = None  # the next rotation keyform's rules will make
+    rotation_due_in_days: int | None = None
+    rotation_rule: str | None = None  # the rule that causes it: `before_expiry 14d`, `max_age 60d`, `grace 1h`
+    sink: str | None = None
+    sink_entry: str | None = None
+    applied_at: str | None = None  # when keyform last created, updated or imported it
+    in_manifests: bool = True  # False: in the state only (the next plan deletes it)
+    last_used: str | None = None  # when the provider reports it (issue 20's usage data)
+
+    @property
+    def due_at(self) -> str | None:
+        """The earlier of expiry and the next rotation (RFC 3339 strings in UTC sort as times)."""
+        dates = [d for d in (self.expires_at, self.rotation_due_at) if d]
+        return min(dates) if dates else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ROW_FIELDS}
+
+
+ROW_FIELDS: tuple[str, ...] = (
+    "address", "kind", "provider", "provider_type", "remote_id", "name", "created_at", "age_days",
+    "expires_at", "expires_in_days", "rotation_due_at", "rotation_due_in_days", "rotation_rule", "sink",
+    "sink_entry", "applied_at", "status", "in_manifests", "last_used",
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    generated_at: str
+    refreshed: bool
+    rows: tuple[ReportRow, ...]
+    notes: tuple[str, ...] = ()
+
+    def due_within(self, window: timedelta, now: datetime) -> list[ReportRow]:
+        """Managed keys that expire or are due for rotation within `window` of `now` (overdue
+        included), or that are revoked, expired or missing remotely. Deposed keys are revoked by
+        the next apply on their own and do not count."""
+        limit = format_time(now + window)
+        return [r for r in self.rows if r.kind == "key" and r.status != NOT_CREATED and r.in_manifests
+                and (r.status in NEEDS_ACTION or (r.due_at is not None and _utc(r.due_at) <= limit))]
+
+    def to_json(self, *, window: timedelta | None = None, now: datetime | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"format_version": FORMAT_VERSION, "generated_at": self.generated_at,
+                               "refreshed": self.refreshed, "notes": list(self.notes)}
+        if window is not None and now is not None:
+            doc["due_within"] = {"window": format_duration(window),
+                                 "due": [r.address for r in self.due_within(window, now)]}
+        doc["keys"] = [r.to_json() for r in self.rows]
+        return doc
+
+
+def _utc(text: str) -> str:
+    """A stored timestamp in the one form that sorts as time (`...Z`, second precision)."""
+    try:
+        return format_time(parse_time(text))
+    except ValueError:
+        return text
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        return None
+
+
+def _days(delta: timedelta) -> int:
+    return math.floor(delta.total_seconds() / 86400)
+
+
+def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: datetime, *,
+                 notes: Sequence[str] = ()) -> Report:
+    """Every managed key (state), every declared key not created yet, every deposed key; most
+    urgent first. Pure."""
+    rows: list[ReportRow] = []
+    for address, ks in state.keys.items():
+        spec = workspace.keys.get(address)
+        known, rk = snapshot.lookup(ks.provider, ks.remote_id)
+        rows.append(_row(ks, spec, rk, known, snapshot.refreshed, now))
+    for address, spec in workspace.keys.items():
+        if address not in state.keys:
+            rows.append(ReportRow(address=address, kind="key", provider=spec.provider,
+                                  provider_type=spec.provider_type, status=NOT_CREATED,
+                                  name=_name(spec.provider_type, spec.attrs),
+                                  sink=spec.sink.sink if spec.sink else None,
+                                  sink_entry=spec.sink.name if spec.sink else None))
+    rows.extend(_deposed_row(d, snapshot, now) for d in state.deposed)
+    rows.sort(key=urgency)
+    return Report(generated_at=format_time(now), refreshed=snapshot.refreshed, rows=tuple(rows),
+                  notes=tuple(notes))
+
+
+def urgency(row: ReportRow) -> tuple[int, str, str, str]:
+    """Sort key: keys needing action now; then by the earliest due date; then undated keys, keys
+    not created yet and deposed keys; ties by address."""
+    if row.kind == "key" and row.status in NEEDS_ACTION:
+        tier = 0
+    elif row.kind == "key" and row.due_at is not None:
+        tier = 1
+    elif row.kind == "key" and row.status != NOT_CREATED:
+        tier = 2
+    elif row.kind == "key":
+        tier = 3
+    else:
+        tier = 4
+    return (tier, _utc(row.due_at) if row.due_at else "", row.address, row.remote_id or "")
+
+
+def _name(provider_type: str, attrs: Mapping[str, Any]) -> str | None:
+    value = attrs.get(NAME_ATTRIBUTE.get(provider_type, "name"))
+    return value if isinstance(value, str) and value else None
+
+
+def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, refreshed: bool,
+         now: datetime) -> ReportRow:
+    created = _time(ks.created_at)
+    expires_text = rk.expires_at if rk is not None and rk.expires_at else ks.expires_at
+    expires = _time(expires_text)
+    if not refreshed:
+        status = NOT_REFRESHED
+    elif not known:
+        status = NOT_LISTED
+    elif rk is None:
+        status = MISSING
+    elif rk.revoked:
+        status = REVOKED
+    elif rk.expired or (expires is not None and expires <= now):
+        status = EXPIRED
+    else:
+        status = ACTIVE
+    due, rule = next_rotation(spec, ks, expires, created, now)
+    attrs = rk.attrs if rk is not None else (ks.remote or ks.attrs)
+    return ReportRow(
+        address=ks.address, kind="key", provider=ks.provider, provider_type=ks.provider_type, status=status,
+        remote_id=ks.remote_id, name=_name(ks.provider_type, attrs) or _name(ks.provider_type, ks.attrs),
+        created_at=format_time(created) if created else ks.created_at,
+        age_days=_days(now - created) if created else None,
+        expires_at=format_time(expires) if expires else None,
+        expires_in_days=_days(expires - now) if expires else None,
+        rotation_due_at=format_time(due) if due else None,
+        rotation_due_in_days=_days(due - now) if due else None, rotation_rule=rule,
+        sink=ks.sink["sink"] if ks.sink else None, sink_entry=ks.sink["as"] if ks.sink else None,
+        applied_at=ks.applied_at, in_manifests=spec is not None,
+        last_used=_last_used(rk),
+    )
+
+
+def _last_used(rk: RemoteKey | None) -> str | None:
+    """When the provider says the key was last used, if the remote snapshot carries it."""
+    value = getattr(rk, "last_used", None) if rk is not None else None
+    return value if isinstance(value, str) and value else None
+
+
+def next_rotation(spec: KeySpec | None, ks: KeyState, expires: datetime | None, created: datetime | None,
+                  now: datetime) -> tuple[datetime | None, str | None]:
+    """When the manifests' rotation rules will next replace the key, and which rule: the same rules
+    the planner applies (`before_expiry`, `max_age`, a requested rotation), earliest first."""
+    if spec is None:
+        return None, None
+    candidates: list[tuple[datetime, str]] = []
+    if ks.rotation_requested:
+        candidates.append((now, "rotation requested"))
+    rot = spec.rotation
+    if rot.before_expiry is not None and expires is not None:
+        candidates.append((expires - rot.before_expiry, f"before_expiry {format_duration(rot.before_expiry)}"))
+    if rot.max_age is not None and created is not None:
+        candidates.append((created + rot.max_age, f"max_age {format_duration(rot.max_age)}"))
+    if not candidates:
+        return None, None
+    return min(candidates, key=lambda c: c[0])
+
+
+def _deposed_row(d: DeposedKey, snapshot: RemoteSnapshot, now: datetime) -> ReportRow:
+    known, rk = snapshot.lookup(d.provider, d.remote_id)
+    due = _time(d.revoke_after)
+    if not snapshot.refreshed or not known:
+        status = DEPOSED
+    elif rk is None:
+        status = MISSING
+    elif rk.revoked:
+        status = REVOKED
+    else:
+        status = DEPOSED
+    created = _time(rk.created_at) if rk is not None else None
+    expires = _time(rk.expires_at) if rk is not None else None
+    return ReportRow(
+        address=d.address, kind="deposed", provider=d.provider, provider_type=d.provider_type, status=status,
+        remote_id=d.remote_id, name=_name(d.provider_type, rk.attrs) if rk is not None else None,
+        created_at=format_time(created) if created else None, age_days=_days(now - created) if created else None,
+        expires_at=format_time(expires) if expires else None,
+        expires_in_days=_days(expires - now) if expires else None,
+        rotation_due_at=format_time(due) if due else d.revoke_after,
+        rotation_due_in_days=_days(due - now) if due else None, rotation_rule="revoked after grace",
+        applied_at=d.deposed_at, last_used=_last_used(rk),
+    )
+
+
+# ---------------------------------------------------------------------------------- command flow
+
+
+@dataclass
+class Collected:
+    report: Report
+    now: datetime
+
+
+def collect(options: Any, *, refresh_remote: bool = True,
+            clock: Callable[[], datetime] | None = None) -> Collected:
+    """Load the manifests and the state (read-only: no lock, nothing written, no recovery), list the
+    remote keys unless told not to, and build the report."""
+    from keyform.backends import open_backend
+    from keyform.operations import load
+    from keyform.refresh import ProviderPool, instances_in_use, refresh
+
+    workspace = load(options)
+    now = (clock or options.clock)()
+    notes: list[str] = []
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        state = store.load() or State.new()
+        if store.read_journal():
+            notes.append("an interrupted apply left a journal; the next plan or apply recovers it, and this "
+                         "report shows the state before that")
+    finally:
+        store.close()
+    snapshot = RemoteSnapshot()
+    if refresh_remote:
+        pool = ProviderPool(workspace, options.provider_factory, options.env)
+        try:
+            snapshot = refresh(workspace, state, pool, instances_in_use(workspace, state))
+        finally:
+            pool.close()
+        for name in sorted(snapshot.instances):
+            snap = snapshot.instances[name]
+            if snap.keys is None:
+                notes.append(f"{name}: {snap.note or 'keys could not be listed'}; its keys show no live status")
+    else:
+        notes.append("refresh disabled: the report shows the state alone (no live status)")
+    return Collected(build_report(workspace, state, snapshot, now, notes=notes), now)

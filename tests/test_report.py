@@ -1,0 +1,301 @@
+"""`keyform report`: the pure row builder (rotation rules, statuses, deposed keys, urgency order,
+`--due-within`), the four formats (JSON against its schema; hostile names from a remote), and the
+command end to end against the emulator over real HTTP, with a moved clock."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from keyform import cli
+from keyform.durations import format_time
+from keyform.emulator import Emulator
+from keyform.model import Rotation
+from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
+from keyform.render.report import RENDERERS, render_csv, render_json, render_markdown, render_text
+from keyform.report import NOT_CREATED, NOT_REFRESHED, build_report
+from keyform.state import DeposedKey, State
+from tests.conftest import EmulatorControl
+from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
+from tests.project import ORG, Project
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json").read_text())
+NOW = T0 + timedelta(days=40)
+
+
+def validate(doc: Any) -> None:
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
+
+
+def snapshot_of(state: State, **changes: dict[str, Any]) -> RemoteSnapshot:
+    """Every state key listed as it was recorded, with per-address field overrides (`None` drops it)."""
+    listed: dict[str, dict[str, RemoteKey]] = {}
+    for ks in state.keys.values():
+        over = changes.get(ks.address, {})
+        if over.get("gone"):
+            listed.setdefault(ks.provider, {})
+            continue
+        key = RemoteKey(ks.remote_id, dict(ks.remote), ks.created_at, ks.expires_at,
+                        revoked=bool(over.get("revoked")), expired=bool(over.get("expired")))
+        listed.setdefault(ks.provider, {})[ks.remote_id] = key
+    return RemoteSnapshot({p: InstanceSnapshot(keys) for p, keys in listed.items()}, refreshed=True)
+
+
+def mixed() -> tuple[Any, State]:
+    soon = questra_key("soon", "Soon", expiry=expires_in(45), rotation=Rotation(before_expiry=timedelta(days=14)))
+    aged = questra_key("aged", rotation=Rotation(max_age=timedelta(days=60)))
+    forever = questra_key("forever")
+    revoked = questra_key("revoked-key")
+    tq = textql_key("tq", description="TextQL access", expiry=expires_in(90))
+    planned = questra_key("planned")
+    ws = workspace(soon, aged, forever, revoked, tq, planned)
+    st = state_with(recorded(soon, "ak_soon"), recorded(aged, "ak_aged"), recorded(forever, "ak_forever"),
+                    recorded(revoked, "ak_revoked"), recorded(tq, "tq_1"),
+                    recorded(questra_key("orphan"), "ak_orphan"))
+    st.deposed.append(DeposedKey("aged", "qp", "questra", "ak_old", format_time(T0), format_time(NOW + timedelta(hours=5))))
+    return ws, st
+
+
+def test_rows_carry_every_column_and_the_rule_causing_the_next_rotation() -> None:
+    ws, st = mixed()
+    report = build_report(ws, st, snapshot_of(st, **{"revoked-key": {"revoked": True}}), NOW)
+    rows = {(r.address, r.kind): r for r in report.rows}
+    soon = rows[("soon", "key")]
+    assert (soon.remote_id, soon.name, soon.provider, soon.provider_type) == ("ak_soon", "Soon", "qp", "questra")
+    assert soon.created_at == "2026-01-01T00:00:00Z" and soon.age_days == 40
+    assert soon.expires_at == "2026-02-15T00:00:00Z" and soon.expires_in_days == 5
+    assert (soon.rotation_due_at, soon.rotation_rule) == ("2026-02-01T00:00:00Z", "before_expiry 14d")
+    assert soon.rotation_due_in_days == -9  # overdue: the next apply rotates it
+    assert (soon.sink, soon.sink_entry, soon.status) == ("env", "SOON", "active")
+    aged = rows[("aged", "key")]
+    assert (aged.rotation_due_at, aged.rotation_rule, aged.expires_at) == ("2026-03-02T00:00:00Z", "max_age 60d", None)
+    assert rows[("tq", "key")].name == "TextQL access" and rows[("tq", "key")].sink is None
+    assert rows[("revoked-key", "key")].status == "revoked"
+    assert rows[("orphan", "key")].in_manifests is False
+    assert rows[("planned", "key")].status == NOT_CREATED and rows[("planned", "key")].remote_id is None
+    deposed = rows[("aged", "deposed")]
+    # the old key is not in the listing: it is gone already (a listed one shows `deposed`)
+    assert (deposed.remote_id, deposed.status, deposed.rotation_rule) == ("ak_old", "missing", "revoked after grace")
+    assert [r.status for r in build_report(ws, st, RemoteSnapshot(), NOW).rows if r.kind == "deposed"] == ["deposed"]
+    assert deposed.rotation_due_at == format_time(NOW + timedelta(hours=5))
+
+
+def test_rows_are_sorted_by_urgency() -> None:
+    ws, st = mixed()
+    report = build_report(ws, st, snapshot_of(st, **{"revoked-key": {"revoked": True}}), NOW)
+    order = [(r.address, r.kind) for r in report.rows]
+    assert order == [("revoked-key", "key"), ("soon", "key"), ("aged", "key"), ("tq", "key"),
+                     ("forever", "key"), ("orphan", "key"), ("planned", "key"), ("aged", "deposed")]
+
+
+def test_live_status_from_the_listing_and_none_without_refresh() -> None:
+    ws, st = mixed()
+    snap = snapshot_of(st, soon={"expired": True}, aged={"gone": True})
+    rows = {r.address: r.status for r in build_report(ws, st, snap, NOW).rows if r.kind == "key"}
+    assert (rows["soon"], rows["aged"], rows["forever"]) == ("expired", "missing", "active")
+    stale = build_report(ws, st, RemoteSnapshot(), NOW)
+    assert {r.status for r in stale.rows if r.kind == "key" and r.in_manifests and r.remote_id} == {NOT_REFRESHED}
+    unlisted = RemoteSnapshot({"qp": InstanceSnapshot(None, "no list endpoint")}, refreshed=True)
+    assert {r.status for r in build_report(ws, st, unlisted, NOW).rows if r.provider == "qp" and r.kind == "key"
+            and r.remote_id} == {"not listed"}
+
+
+def test_remote_expiry_wins_over_the_recorded_one() -> None:
+    spec = textql_key("tq", expiry=expires_in(90))
+    st = state_with(recorded(spec, "tq_1"))
+    later = RemoteKey("tq_1", {}, format_time(T0), "2026-12-01T00:00:00Z")
+    snap = RemoteSnapshot({"tq": InstanceSnapshot({"tq_1": later})}, refreshed=True)
+    [row] = build_report(workspace(spec), st, snap, NOW).rows
+    assert row.expires_at == "2026-12-01T00:00:00Z"
+
+
+def test_due_within_counts_expiry_rotation_and_broken_keys_but_not_deposed_or_planned() -> None:
+    ws, st = mixed()
+    report = build_report(ws, st, snapshot_of(st), NOW)
+    assert [r.address for r in report.due_within(timedelta(days=0), NOW)] == ["soon"]  # overdue rotation
+    assert [r.address for r in report.due_within(timedelta(days=21), NOW)] == ["soon", "aged"]
+    assert [r.address for r in report.due_within(timedelta(days=90), NOW)] == ["soon", "aged", "tq"]
+    broken = build_report(ws, st, snapshot_of(st, forever={"gone": True}), NOW)
+    assert "forever" in [r.address for r in broken.due_within(timedelta(days=0), NOW)]
+
+
+def test_a_rotation_requested_by_import_is_due_now() -> None:
+    spec = questra_key("imp")
+    ks = recorded(spec, "ak_imp")
+    ks.rotation_requested = True
+    [row] = build_report(workspace(spec), state_with(ks), RemoteSnapshot(), NOW).rows
+    assert (row.rotation_due_at, row.rotation_rule) == (format_time(NOW), "rotation requested")
+
+
+def test_json_follows_its_schema_and_csv_has_the_same_fields() -> None:
+    ws, st = mixed()
+    report = build_report(ws, st, snapshot_of(st), NOW, notes=["a note"])
+    doc = json.loads(render_json(report, timedelta(days=14), NOW))
+    validate(doc)
+    assert doc["due_within"] == {"window": "14d", "due": ["soon"]}
+    assert len(doc["keys"]) == len(report.rows)
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert list(rows[0]) == list(doc["keys"][0]) and len(rows) == len(doc["keys"])
+    assert rows[0]["address"] == doc["keys"][0]["address"]
+
+
+def test_every_format_over_a_thousand_keys() -> None:
+    specs = [questra_key(f"key-{i:04}", expiry=expires_in(30 + i % 90), rotation=Rotation(before_expiry=timedelta(days=7)))
+             for i in range(1000)]
+    st = state_with(*(recorded(s, f"ak_{i}") for i, s in enumerate(specs)))
+    report = build_report(workspace(*specs), st, snapshot_of(st), T0 + timedelta(days=1))
+    assert len(report.rows) == 1000
+    for fmt, render in RENDERERS.items():
+        text = render(report, timedelta(days=14), T0)
+        assert "key-0000" in text and "key-0999" in text, fmt
+    assert render_text(report).count("\n") == 1000 + 3
+    doc = json.loads(render_json(report))
+    validate({**doc, "keys": doc["keys"][:20]})
+    assert len(doc["keys"]) == 1000
+
+
+def test_hostile_remote_names_cannot_break_any_format() -> None:
+    spec = questra_key("k")
+    st = state_with(recorded(spec, "ak_1"))
+    evil = "\x1b[31mred\x1b]0;title\x07 | <img src=x> `x`\nnext=cmd|' /C calc'!A0"
+    snap = RemoteSnapshot({"qp": InstanceSnapshot({"ak_1": RemoteKey("ak_1", {"name": evil}, format_time(T0))})},
+                          refreshed=True)
+    report = build_report(workspace(spec), st, snap, NOW)
+    text, md = render_text(report), render_markdown(report)
+    for out in (text, md):
+        assert "\x1b" not in out and "\x07" not in out
+    assert len(text.splitlines()) == 4  # header, one row, blank, summary: the newline started no row
+    assert len(md.splitlines()) == 7
+    assert "<img" not in md and "\\|" in md
+    assert "next=" in text.splitlines()[1]
+    csv_row = next(iter(csv.DictReader(io.StringIO(render_csv(dataclasses.replace(report, rows=(
+        dataclasses.replace(report.rows[0], name="=HYPERLINK(\"http://evil\")"),)))))))
+    assert csv_row["name"].startswith("'=")
+
+
+# ----------------------------------------------------------------------------------- end to end
+
+KEYS = """\
+ci-bot:
+  provider: qp
+  name: CI bot
+  expires_in: 30d
+  rotation: {before_expiry: 7d}
+web:
+  provider: qp
+  sink: {use: env, as: WEB_KEY}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        from keyform.durations import utcnow
+
+        self.base = utcnow()
+        self.offset = timedelta(0)
+
+    def __call__(self) -> Any:
+        return self.base + self.offset
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    p = Project(tmp_path, emulator.url)
+    p.questra(KEYS)
+    return p
+
+
+def test_report_every_format_end_to_end_no_secret_and_no_refresh_makes_no_call(
+        project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    secrets = [k["secret"] for k in emu_control.questra_keys(ORG)]
+    before = emu_control.requests()
+    for fmt in ("text", "markdown", "json", "csv"):
+        res = project.run("report", "-f", str(project.manifest), "--format", fmt)
+        assert res.exit_code == 0, res.output
+        assert "ci-bot" in res.stdout and project.remote_id("ci-bot") in res.stdout
+        assert not any(s in res.output for s in secrets)
+    doc = json.loads(project.run("report", "-f", str(project.manifest), "--format", "json").stdout)
+    validate(doc)
+    assert {r["address"]: r["status"] for r in doc["keys"]} == {"ci-bot": "active", "web": "active"}
+    assert all(r["applied_at"] for r in doc["keys"])
+    after = emu_control.requests()
+    assert after.get("questra.list", 0) - before.get("questra.list", 0) == 5  # one list call per report
+    quiet = project.run("report", "-f", str(project.manifest), "--no-refresh", "--format", "json")
+    assert emu_control.requests() == after  # --no-refresh: the state alone, no remote call
+    assert {r["status"] for r in json.loads(quiet.stdout)["keys"]} == {"not refreshed"}
+
+
+def test_due_within_exits_0_then_2_as_the_moved_clock_crosses_the_window(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    state_before = project.state_file.read_bytes()
+    clock = Clock()
+    options = cli._options
+    monkeypatch.setattr(cli, "_options", lambda *a, **k: dataclasses.replace(options(*a, **k), clock=clock))
+    # ci-bot's rotation is due at day 23 (30d expiry - 7d before_expiry); the window is 14d
+    clock.offset = timedelta(days=8)
+    first = project.run("report", "-f", str(project.manifest), "--due-within", "14d")
+    assert first.exit_code == 0, first.output
+    assert "Nothing is due within 14d" in first.stdout
+    clock.offset = timedelta(days=10)
+    second = project.run("report", "-f", str(project.manifest), "--due-within", "14d")
+    assert second.exit_code == 2, second.output
+    assert "Due: ci-bot" in second.stdout
+    doc = json.loads(project.run("report", "-f", str(project.manifest), "--due-within", "14d", "--format", "json").stdout)
+    assert doc["due_within"]["due"] == ["ci-bot"]
+    assert project.state_file.read_bytes() == state_before  # read-only
+
+
+def test_report_errors_are_one_line_exit_1(project: Project, emu_control: EmulatorControl) -> None:
+    bad = project.run("report", "-f", str(project.manifest), "--due-within", "two weeks")
+    assert bad.exit_code == 1 and bad.stderr.startswith("Error: --due-within: invalid duration")
+    assert "Traceback" not in bad.output
+    missing = project.run("report", "-f", str(project.root / "nope.yaml"))
+    assert missing.exit_code == 1 and "no such file" in missing.stderr
+    emu_control.faults(error_rate=1.0)
+    down = project.run("report", "-f", str(project.manifest))
+    assert down.exit_code == 1 and "Traceback" not in down.output and "internal error" not in down.output
+
+
+def test_report_with_a_journal_left_by_an_interrupted_apply_says_so(project: Project) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    journal = project.root / "keyform.state.json.journal"
+    journal.write_text('{"op": "begin", "lineage": "x", "serial": 1}\n')
+    res = project.run("report", "-f", str(project.manifest), "--no-refresh")
+    assert res.exit_code == 0 and "interrupted apply" in res.stdout
+    assert journal.read_text().startswith('{"op": "begin"')  # untouched: report never recovers
+
+
+def test_report_of_a_thousand_key_workspace_in_every_format(project: Project, emu_control: EmulatorControl) -> None:
+    """1,000 Questra keys minted in the emulator, declared in the manifests and recorded in a state
+    written directly (an apply of 1,000 would cost seconds): every format lists every key, live."""
+    listed = emu_control.bulk_questra(ORG, 1000, prefix="bulk-")
+    keys = "".join(f"b{i:04}:\n  provider: qp\n  name: {k['name']}\n  rotation: {{max_age: {1 + i % 60}d}}\n"
+                   for i, k in enumerate(listed))
+    project.questra(keys)
+    state = State.new()
+    for i, k in enumerate(listed):
+        spec = questra_key(f"b{i:04}", k["name"], sink="env")
+        rec = recorded(spec, k["id"], created=T0)
+        rec.created_at = k["created_at"]
+        state.keys[spec.address] = rec
+    project.state_file.write_text(state.dumps())
+    secrets = {k["secret"] for k in listed[:50]}
+    for fmt in ("text", "markdown", "json", "csv"):
+        res = project.run("report", "-f", str(project.manifest), "--format", fmt)
+        assert res.exit_code == 0, res.output[-2000:]
+        assert "b0000" in res.stdout and "b0999" in res.stdout and not any(s in res.stdout for s in secrets)
+    doc = json.loads(project.run("report", "-f", str(project.manifest), "--format", "json").stdout)
+    validate({**doc, "keys": doc["keys"][:20]})  # the schema check is slow; the rows share one shape
+    assert len(doc["keys"]) == 1000 and {r["status"] for r in doc["keys"]} == {"active"}
+    days = [r["rotation_due_in_days"] for r in doc["keys"]]
+    assert days == sorted(days)  # most urgent first
