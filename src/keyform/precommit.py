@@ -19,6 +19,7 @@ Exit 1 when any workspace is invalid, with keyform's `file:line: message` for ev
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -28,7 +29,7 @@ def workspaces(filenames: Sequence[str], *, directories: bool = False) -> list[t
     """The `-f` arguments of each workspace the changed files belong to, in first-seen order."""
     found: dict[tuple[str, ...], None] = {}
     for name in filenames:
-        path = PurePosixPath(name.replace("\\", "/"))
+        path = PurePosixPath(name)
         parent = path.parent
         if directories or parent.name == "keys":
             found[(f"{parent}/",)] = None
@@ -44,7 +45,7 @@ def validate(files: Sequence[str]) -> int:
     argv = ["validate"]
     for f in files:
         argv += ["-f", f"./{f}" if f.startswith("-") else f]
-    print("keyform " + " ".join(argv), flush=True)
+    print(shlex.join(["keyform", *argv]), flush=True)
     try:
         cli.main(args=argv, prog_name="keyform", standalone_mode=False)
     except SystemExit as exc:
