@@ -245,3 +245,14 @@ def test_shellcheck_reports_nothing_on_any_run_script() -> None:
         for f in shellcheck(step.script, shell):
             findings.append(f"{step.where}: SC{f['code']} line {f['line'] - 1}: {f['message']}")
     assert not findings, "shellcheck:\n" + "\n".join(findings)
+
+
+def test_shellcheck_reports_nothing_on_the_example_scripts() -> None:
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        pytest.fail("this test needs `shellcheck` on PATH (apt-get install shellcheck; .ci/run does)", pytrace=False)
+    scripts = sorted((ROOT / "examples").rglob("*.sh"))
+    assert scripts
+    done = subprocess.run([exe, "--norc", "-e", "SC1091", *map(str, scripts)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -78,6 +78,23 @@ def test_fixed_workspace_from_args_is_validated_once(tmp_path: Path, capsys: pyt
     assert "infra/keys.yaml:8: keys.deploy-bot.expires_in: 'soon' is not a valid duration" in capsys.readouterr().err
 
 
+def test_a_file_name_that_looks_like_an_option_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """pre-commit appends file names after `args:` with no `--`: a changed `-f/keyform.yaml` (a
+    directory named `-f`) must be validated as that file, not read as `-f /keyform.yaml`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-f").mkdir()
+    (tmp_path / "-f" / "keyform.yaml").write_text(ROOT_MANIFEST.replace("EXPIRY", "soon"))
+    assert hook_main(["-f/keyform.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert "keyform validate -f ./-f/keyform.yaml" in captured.out
+    assert "keyform.yaml:19: keys.deploy-bot.expires_in: 'soon' is not a valid duration" in captured.err
+    assert hook_main(["--bogus", "keyform.yaml"]) == 2
+    assert "unknown option '--bogus'" in capsys.readouterr().err
+    assert hook_main(["-f"]) == 2
+    assert "-f needs a PATH" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ real pre-commit
 
 

@@ -8,6 +8,7 @@ tests/test_gitops_workflows.py.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,20 +49,23 @@ def _is_workflow(doc: Any) -> bool:
         isinstance(j, dict) and ("steps" in j or "uses" in j) for j in jobs.values())
 
 
-def _files(pattern: str) -> Iterator[Path]:
-    for path in sorted(ROOT.rglob(pattern)):
-        if not SKIP_DIRS.intersection(path.relative_to(ROOT).parts):
-            yield path
+def _files(*suffixes: str) -> Iterator[Path]:
+    """The repository's files with these suffixes, sorted, without descending into SKIP_DIRS."""
+    found = []
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        found += [Path(top) / f for f in files if f.endswith(suffixes)]
+    return iter(sorted(found))
 
 
 def shipped_workflows() -> list[Workflow]:
     found: list[Workflow] = []
-    for path in [*_files("*.yml"), *_files("*.yaml")]:
+    for path in _files(".yml", ".yaml"):
         parts = path.relative_to(ROOT).parts
         if len(parts) >= 3 and parts[-3:-1] == (".github", "workflows"):
             text = path.read_text()
             found.append(Workflow(str(path.relative_to(ROOT)), text, yaml.safe_load(text)))
-    for path in _files("*.md"):
+    for path in _files(".md"):
         for n, match in enumerate(FENCE.finditer(path.read_text()), 1):
             try:
                 doc = yaml.safe_load(match[1])

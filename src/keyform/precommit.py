@@ -18,7 +18,8 @@ Exit 1 when any workspace is invalid, with keyform's `file:line: message` for ev
 
 from __future__ import annotations
 
-import argparse
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -28,7 +29,7 @@ def workspaces(filenames: Sequence[str], *, directories: bool = False) -> list[t
     """The `-f` arguments of each workspace the changed files belong to, in first-seen order."""
     found: dict[tuple[str, ...], None] = {}
     for name in filenames:
-        path = PurePosixPath(name.replace("\\", "/"))
+        path = PurePosixPath(name)
         parent = path.parent
         if directories or parent.name == "keys":
             found[(f"{parent}/",)] = None
@@ -43,8 +44,8 @@ def validate(files: Sequence[str]) -> int:
 
     argv = ["validate"]
     for f in files:
-        argv += ["-f", f]
-    print("keyform " + " ".join(argv), flush=True)
+        argv += ["-f", f"./{f}" if f.startswith("-") else f]
+    print(shlex.join(["keyform", *argv]), flush=True)
     try:
         cli.main(args=argv, prog_name="keyform", standalone_mode=False)
     except SystemExit as exc:
@@ -56,20 +57,59 @@ def validate(files: Sequence[str]) -> int:
     return 0
 
 
+USAGE = """usage: keyform-pre-commit [--directories | -f PATH ...] [FILE ...]
+
+Validate the keyform workspaces that the given (changed) manifest files belong to.
+
+  -f PATH, --file PATH  validate this workspace (file or directory; repeatable) instead of the files' own
+  --directories         each changed file's directory is one workspace
+"""
+
+
+def parse(argv: Sequence[str]) -> tuple[list[str], bool, list[str]]:
+    """(fixed workspace, --directories, filenames). Written out rather than argparse: pre-commit
+    appends file names after the hook's `args:` with no `--`, and a file name may start with `-`
+    (`-f/keyform.yaml` is a file in a directory named `-f`, never an option)."""
+    fixed: list[str] = []
+    directories = False
+    filenames: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item == "--":
+            filenames += items[i + 1:]
+            break
+        if item in ("-f", "--file"):
+            if i + 1 == len(items):
+                raise UsageError(f"{item} needs a PATH")
+            fixed.append(items[i + 1])
+            i += 1
+        elif item.startswith("--file="):
+            fixed.append(item.removeprefix("--file="))
+        elif item == "--directories":
+            directories = True
+        elif item in ("-h", "--help"):
+            raise UsageError("")
+        elif item.startswith("-") and not os.path.lexists(item):
+            raise UsageError(f"unknown option {item!r}")
+        else:
+            filenames.append(item)
+        i += 1
+    return fixed, directories, filenames
+
+
+class UsageError(Exception):
+    pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="keyform-pre-commit",
-        description="Validate the keyform workspaces that the given (changed) manifest files belong to.")
-    parser.add_argument("-f", "--file", dest="fixed", action="append", default=[], metavar="PATH",
-                        help="validate this workspace (file or directory; repeatable) instead of the files' own")
-    parser.add_argument("--directories", action="store_true",
-                        help="each changed file's directory is one workspace")
-    parser.add_argument("filenames", nargs="*", help="changed manifest files (passed by pre-commit)")
-    args = parser.parse_args(argv)
-    if args.fixed:
-        groups = [tuple(args.fixed)]
-    else:
-        groups = workspaces(args.filenames, directories=args.directories)
+    try:
+        fixed, directories, filenames = parse(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(USAGE + (f"\nkeyform-pre-commit: error: {exc}" if str(exc) else ""), file=sys.stderr)
+        return 2 if str(exc) else 0
+    groups = [tuple(fixed)] if fixed else workspaces(filenames, directories=directories)
     failed = 0
     for group in groups:
         failed += validate(group) != 0
