@@ -244,6 +244,23 @@ def test_show_renders_a_saved_plan_in_every_format_without_manifests_or_state(tm
     assert json.loads(js.stdout) == json.loads(saved.read_text())
 
 
+def test_show_does_not_pass_terminal_escapes_from_a_plan_file_through(tmp_path: Path, emulator: Emulator) -> None:
+    """A plan artifact is input from a pipeline: its strings must not drive the reviewer's terminal."""
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    saved = tmp_path / "keyform.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    doc["changes"][0]["address"] = "ci-bot\x1b]0;pwned\x07\x1b[2J"
+    doc["changes"][0]["reasons"] = ["new key\x1b[31m"]
+    saved.write_text(json.dumps(doc))
+    for fmt in ("text", "markdown", "json"):
+        res = run("show", str(saved), "--format", fmt)
+        assert res.exit_code == 0, res.output
+        assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert "ci-bot\ufffd]0;pwned" in run("show", str(saved)).stdout
+
+
 def test_show_of_a_file_that_is_not_a_plan_says_so(tmp_path: Path) -> None:
     bogus = tmp_path / "x.plan"
     bogus.write_text("{}")

@@ -265,6 +265,10 @@ def test_base_url_from_the_environment_is_checked_at_its_line(tmp_path: Path, em
     res = project.run("plan")
     assert f"keyform.yaml:{line}: providers.qp.base_url: environment variable EMULATOR_URL is not set" in res.stderr
     res = project.run("plan", env={"EMULATOR_URL": "http://example.com"})
-    assert "http:// is allowed only for loopback hosts" in res.stderr
+    assert "the URL in EMULATOR_URL: http:// is allowed only for loopback hosts" in res.stderr
+    canary = "canary-url-pass-7e2d90"
+    res = project.run("plan", env={"EMULATOR_URL": f"https://ci:{canary}@keys.example.com"})
+    assert "the URL in EMULATOR_URL must not contain credentials" in res.stderr
+    assert canary not in res.output  # a refused URL is never echoed
     res = project.run("apply", "--auto-approve", env={"EMULATOR_URL": emulator.url})
     assert res.exit_code == 0, res.output

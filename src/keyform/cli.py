@@ -393,11 +393,28 @@ def _commit_recovery(sess: Any, resolved: Sequence[str] = ()) -> None:
 
 
 def _read_plan(path: str) -> Any:
+_CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+
+
+def _printable(doc: Any) -> Any:
+    """`doc` with control characters in its strings replaced: a plan file downloaded from a pipeline
+    must not drive the reviewer's terminal (escape sequences in an address or a reason)."""
+    if isinstance(doc, str):
+        return doc.translate(_CONTROL)
+    if isinstance(doc, list):
+        return [_printable(v) for v in doc]
+    if isinstance(doc, dict):
+        return {_printable(k): _printable(v) for k, v in doc.items()}
+    return doc
+
+
+def _read_plan(path: str, printable: bool = False) -> Any:
     from keyform.plan import Plan
 
     try:
         with open(path, encoding="utf-8") as fh:
-            return Plan.from_json(json.load(fh))
+            doc = json.load(fh)
+            return Plan.from_json(_printable(doc) if printable else doc)
     except OSError as exc:
         raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -415,7 +432,7 @@ def show(ctx: Ctx, plan_file: str, fmt: str) -> None:
     For reviewers: download the plan artifact of a pipeline and read it here."""
 
     def body() -> int:
-        the_plan = _read_plan(plan_file)
+        the_plan = _read_plan(plan_file, printable=True)
         click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
         return 0
 

@@ -77,8 +77,9 @@ def resolve_base_url(config: ProviderConfig, env: Mapping[str, str] | None = Non
     else:
         text = text.strip()
         problem = base_url_problem(text)
-        if problem:
-            problem = f"{name}={text!r}: {problem}"
+        if problem:  # never the value: a refused URL may hold credentials
+            problem = f"the URL in {name} {problem}" if problem.startswith("must ") \
+                else f"the URL in {name}: {problem}"
     if problem or text is None:
         raise KeyformError([Diagnostic(f"{where}: {problem}", config.base_url_loc or config.loc)])
     return dataclasses.replace(config, base_url=text.rstrip("/"))
