@@ -392,7 +392,6 @@ def _commit_recovery(sess: Any, resolved: Sequence[str] = ()) -> None:
         click.echo(f"Warning: {warning}", err=True)
 
 
-def _read_plan(path: str) -> Any:
 _CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
 
 
