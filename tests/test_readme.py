@@ -150,7 +150,7 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
                 name.startswith("tests/golden/"):
             continue
         text = path.read_text(errors="replace")
-        if "../shared" in text or "shared/specs" in text or "shared/seeds" in text:
+        if "../shared/" in text or "shared/specs" in text or "shared/seeds" in text:
             offenders.append(name)
     assert offenders == [] or offenders == ["tests/test_readme.py"], offenders
 
