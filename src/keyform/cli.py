@@ -307,7 +307,7 @@ def _read_plan(path: str) -> Any:
             return Plan.from_json(json.load(fh))
     except OSError as exc:
         raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
 
 
