@@ -20,7 +20,7 @@ import pytest
 
 from keyform.backends import postgres
 from keyform.backends.postgres import SCHEMA_VERSION, PostgresBackend
-from keyform.errors import KeyformError, LockError, StateError
+from keyform.errors import KeyformError, LockError, LockLostError, StateError
 from keyform.state import State
 from tests.pgcluster import PASSWORD
 
@@ -243,18 +243,18 @@ def test_a_holder_whose_lock_session_ended_can_no_longer_write(pg_dsn: str, back
         assert backend.load() is None
         backend.save(state)
         journal = backend.journal_open()
-        journal.append({"op": "begin"})
+        journal.append({"op": "sunk", "seq": "r.1"})
         [(session,)] = sql(pg_dsn, "SELECT backend_pid FROM keyform_locks")
         sql(pg_dsn, "SELECT pg_terminate_backend(%s)", session)  # a broken lock connection, as the server sees it
-        with pytest.raises(StateError, match=r"the state lock was lost .*; refusing to write the apply journal"):
-            journal.append({"op": "intent"})
+        with pytest.raises(LockLostError, match=r"the state lock was lost .*; refusing to write the apply journal"):
+            journal.append({"op": "sunk", "seq": "r.2"})
         journal.close()
         with pytest.raises(StateError, match=r"the state lock was lost .*; refusing to write the state"):
             backend.save(state)
         with pytest.raises(StateError, match="the state lock was lost"):
             backend.clear_journal()
     other = backends()
-    assert other.read_journal() == [{"op": "begin"}]
+    assert other.read_journal() == [{"op": "sunk", "seq": "r.1"}]
     reloaded = other.load()
     assert reloaded is not None and reloaded.serial == 1
 

@@ -87,3 +87,20 @@ def test_a_journal_done_record_without_address_is_refused_naming_its_line(projec
     assert result.exit_code == 1
     assert f'{journal}:2: apply journal record is missing required field "address"' in result.stderr, result.stderr
     _no_internal_error(result.output)
+
+
+def test_a_state_journal_or_lock_nested_too_deeply_is_refused_not_a_crash(tmp_path: Path) -> None:
+    from keyform.errors import StateError
+    from keyform.statestore import StateStore
+
+    deep = b"[" * 200_000 + b"]" * 200_000
+    store = StateStore(tmp_path / "keyform.state.json")
+    store.path.write_bytes(deep)
+    with pytest.raises(StateError, match="nested too deeply"):
+        store.load()
+    store.journal_path.write_bytes(deep + b"\n")
+    with pytest.raises(StateError, match=r"keyform\.state\.json\.journal:1: apply journal record is not a JSON object"):
+        store.read_journal()
+    store.lock_path.write_bytes(deep)  # a lock file nobody holds: taken over
+    with store.lock("plan"):
+        pass

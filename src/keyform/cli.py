@@ -416,7 +416,7 @@ def _read_plan(path: str, printable: bool = False) -> Any:
             return Plan.from_json(_printable(doc) if printable else doc)
     except OSError as exc:
         raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
 
 

@@ -274,7 +274,7 @@ def _read_fd(fd: int) -> LockInfo | None:
         raw = os.pread(fd, 64 * 1024, 0)
         doc = json.loads(raw)
         return LockInfo.from_json(doc) if isinstance(doc, dict) else None
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return None
 
 
@@ -290,7 +290,7 @@ def _read(lock_path: Path) -> LockInfo | None:
         if not isinstance(doc, dict):
             raise TypeError("not an object")
         return LockInfo.from_json(doc)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         what = "empty" if not raw else f"not a lock record: {type(exc).__name__}"
         raise _Unreadable(what) from None
 

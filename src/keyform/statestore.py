@@ -116,7 +116,7 @@ class StateStore:
         """`serial 5 in the file, expected 4`, as far as the file can be read now."""
         try:
             serial = json.loads(self.path.read_bytes()).get("serial")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             serial = None
         there = f"serial {serial} in the file" if isinstance(serial, int) else "the file is not readable"
         return f"{there}, expected {self._seen_serial}"
@@ -204,7 +204,7 @@ class StateStore:
                 continue
             try:
                 rec = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 rec = None
             if not isinstance(rec, dict):
                 raise StateError(f"{self.journal_path}:{number}: apply journal record is not a JSON object; "
@@ -316,6 +316,8 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
                          f"{exc.colno}; {untouched}") from None
     except UnicodeDecodeError:
         raise StateError(f"{name}: {what} is not valid UTF-8; {untouched}") from None
+    except RecursionError:
+        raise StateError(f"{name}: {what} is nested too deeply to be a keyform state; {untouched}") from None
     if not isinstance(doc, dict):
         raise StateError(f"{name}: {what} does not hold a JSON object; {untouched}")
     version = doc.get("format_version")

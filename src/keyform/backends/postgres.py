@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from keyform import __version__
-from keyform.errors import KeyformError, LockError, StateError
+from keyform.errors import KeyformError, LockError, LockLostError, StateError
 from keyform.state import State
 from keyform.statecheck import journal_problem
 from keyform.statelock import LockInfo, describe_holder, hold
@@ -366,7 +366,7 @@ class PostgresBackend:
         """StateError if this backend held the lock and its session no longer does."""
         row = conn.execute(f"SELECT {fence[0]}", fence[1]).fetchone()
         if not (row and row[0]):
-            raise StateError(f"{self.describe()}: the state lock was lost (its database session ended: the "
+            raise LockLostError(f"{self.describe()}: the state lock was lost (its database session ended: the "
                              f"connection broke, or it was ended on the server); refusing to write {what}")
 
     def _holder_message(self, conn: psycopg.Connection[Any]) -> str:
@@ -447,7 +447,7 @@ class PostgresBackend:
         for seq, text in rows:
             try:
                 record = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 record = None
             problem = journal_problem(record) if isinstance(record, dict) else "is not a JSON object"
             if problem is not None:

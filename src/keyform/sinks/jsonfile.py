@@ -80,6 +80,8 @@ class JsonSink:
                             f"{untouched}") from None
         except UnicodeDecodeError:
             raise SinkError(f"{self.path}: not valid UTF-8; {untouched}") from None
+        except RecursionError:
+            raise SinkError(f"{self.path}: nested too deeply to be a keyform JSON sink; {untouched}") from None
         if not isinstance(doc, dict):
             raise SinkError(f"{self.path}: not a JSON object (a flat {{name: secret}} map); {untouched}")
         return doc

@@ -177,7 +177,7 @@ class SopsFile:
         try:
             text = result.stdout.decode("utf-8")
             doc = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise SinkError(f"{self.path}: sops decrypted it to something that is not JSON{what}") from None
         if not isinstance(doc, dict):
             raise SinkError(f"{self.path}: the decrypted document is not a mapping{what}; it was left untouched")
@@ -439,7 +439,7 @@ def _visible(raw: bytes, fmt: str) -> dict[str, Any] | None:
         return doc
     try:
         doc = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_YamlLoader)
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, yaml.YAMLError, RecursionError):
         return None
     if not isinstance(doc, dict):
         return None
