@@ -446,7 +446,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                 ctx.journal.created(seq, salvaged)
             ctx.journal.abandoned(seq)
         raise
-    ctx.journal.created(seq, result.key.id)
+    ctx.journal.created(seq, result.key.id, created_at=result.key.created_at)
     if k.returns_secret:
         _sink_new_secret(spec, result.key.id, result.secret, seq, ctx)
     ks = KeyState(
