@@ -3,9 +3,10 @@ of the other workspace that recovery revoked (must be 0).
 
     python bench/two_workspaces.py --rounds 300
 
-Prints runs, kills, dropped replies, keys revoked of each workspace's own and of the other, the
-live keys left unattributed (reported with their `keyform import` command instead of revoked) and
-the force-unlocks run; exits 1 on any violation. See `tests/workspaces_trial.py`.
+Prints runs, kills, dropped replies, keys revoked of each workspace's own and of the other (after
+lost replies: must be 0; after a kill -9 that cut a create off: the residual risk docs/recovery.md
+describes), the live keys left unattributed (reported with their `keyform import` command instead
+of revoked) and the force-unlocks run; exits 1 on any violation. See `tests/workspaces_trial.py`.
 """
 
 from __future__ import annotations

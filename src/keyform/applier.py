@@ -487,7 +487,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
             ctx.journal.abandoned(seq)
         raise
     try:
-        ctx.journal.created(seq, result.key.id)
+        ctx.journal.created(seq, result.key.id, created_at=result.key.created_at)
     except KeyformError as exc:  # e.g. the lock was lost: a key no journal may know of must not stay live
         try:
             provider.delete(result.key.id)

@@ -55,8 +55,11 @@ class Journal:
                      "provider": provider, **details})
         return seq
 
-    def created(self, seq: str, remote_id: str) -> None:
-        self._write({"op": "created", "seq": seq, "remote_id": remote_id})
+    def created(self, seq: str, remote_id: str, created_at: str | None = None) -> None:
+        rec: dict[str, Any] = {"op": "created", "seq": seq, "remote_id": remote_id}
+        if created_at is not None:  # the server's clock: recovery calibrates its time windows with it
+            rec["created_at"] = created_at
+        self._write(rec)
 
     def sunk(self, seq: str) -> None:
         self._write({"op": "sunk", "seq": seq})

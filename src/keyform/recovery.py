@@ -136,17 +136,18 @@ def assess(state: State, records: list[dict[str, Any]], pool: ProviderPool,
 
 
 def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set[str],
-                 bounds: Mapping[str, tuple[datetime | None, datetime | None]], ptype: str,
-                 out: Recovery) -> None:
+                 bounds: Mapping[str, Window], ptype: str, out: Recovery) -> None:
     """Interrupted creates with the same provider and attributes, whose replies were lost: find the
     untracked keys they may have made, and decide."""
-    windows = [bounds.get(it.seq, (None, None)) for it in group]
-    lows = [lo for lo, _ in windows]
-    highs = [hi for _, hi in windows]
+    windows = [bounds.get(it.seq, Window(None, None, False)) for it in group]
+    lows = [w.low for w in windows]
+    highs = [w.high for w in windows]
+    tight = all(w.tight for w in windows)
     low = None if any(lo is None for lo in lows) else min(lo for lo in lows if lo is not None)
     high = None if any(hi is None for hi in highs) else max(hi for hi in highs if hi is not None)
     match = group[0].details.get("match") or {}
     candidates: list[RemoteKey] = []
+    outside = 0  # untracked live keys with these attributes made outside the window
     undated = False
     for key in listed:
         if key.id in tracked or key.revoked or any(key.attrs.get(n) != v for n, v in match.items()):
@@ -157,14 +158,19 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
             candidates.append(key)
         elif (low is None or created >= low) and (high is None or created <= high):
             candidates.append(key)
+        else:
+            outside += 1
     window = f"between {format_time(low) if low else 'any time'} and {format_time(high) if high else 'now'}"
     addresses = sorted({it.address for it in group})
     if not candidates:
         for it in group:
             out.notes.append(f"{it.address}: an interrupted create left no key behind")
         return
-    if undated or low is None or high is None or len(candidates) > len(group):
-        # an open window (a journal without times) proves nothing either
+    if undated or low is None or high is None or len(candidates) > len(group) or (outside and not tight):
+        # an open window (a journal without times) proves nothing either. Nor does a window whose
+        # end is only estimated (the apply was killed, its request may have gone out late) when
+        # someone else evidently makes keys with these attributes: another workspace's key may
+        # be the only one in the window while this create never reached the server
         for it in group:
             out.uncertain.append(Uncertain(it.address, it.provider, it.seq,
                                            tuple(sorted(k.id for k in candidates)), window))
@@ -182,31 +188,79 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         out.notes.append(f"{it.address}: an interrupted create left no key behind")
 
 
-def _bounds(records: list[dict[str, Any]]) -> dict[str, tuple[datetime | None, datetime | None]]:
-    """Per create intent, the window in which the server may have made its key: from the intent
-    time minus CLOCK_SKEW to the moment the apply abandoned it (an `abandoned` record, else the last
-    record that run wrote) plus CLOCK_SKEW. None where the journal does not say (older journals)."""
+@dataclass(frozen=True)
+class Window:
+    """When the server may have made an interrupted create's key (its clock); None: unbounded.
+    `tight`: both ends are measured (calibrated, and the apply lived to record the lost reply)."""
+
+    low: datetime | None
+    high: datetime | None
+    tight: bool
+
+
+def _bounds(records: list[dict[str, Any]]) -> dict[str, Window]:
+    """Per create intent, the window (in the provider's clock) in which the server may have made
+    its key.
+
+    Without calibration: from the intent time minus CLOCK_SKEW to the moment the apply abandoned
+    it (an `abandoned` record, else the last record its run wrote) plus CLOCK_SKEW.
+
+    Calibrated: every create of the same run that got its reply tells, by the server's `created_at`
+    between the local times of its intent and of its `created` record, the offset between the
+    provider's clock and keyform's to about a second. With that offset the lower bound is the
+    intent time itself, and for a reply lost while keyform lived (an `abandoned` record) the upper
+    bound is the abandonment itself. (After a kill the upper bound keeps CLOCK_SKEW: the request
+    may have gone out well after the run's last record.) None where the journal does not say."""
     last: dict[str, datetime] = {}  # run id → its last record's time
     abandoned: dict[str, datetime] = {}
     intents: dict[str, datetime | None] = {}
+    replied: dict[str, tuple[datetime, datetime]] = {}  # seq → (local time of `created`, server created_at)
     for r in records:
         seq = str(r.get("seq", ""))
         at = _time(r.get("at"))
         run = seq.rsplit(".", 1)[0] if "." in seq else None
         if at is not None and run is not None and (run not in last or at > last[run]):
             last[run] = at
-        if r.get("op") == "intent" and r.get("action") == "create":
+        op = r.get("op")
+        if op == "intent" and r.get("action") == "create":
             intents[seq] = at
-        elif r.get("op") == "abandoned" and at is not None:
+        elif op == "abandoned" and at is not None:
             abandoned[seq] = at
-    out: dict[str, tuple[datetime | None, datetime | None]] = {}
-    one = timedelta(seconds=1)  # journal times have second precision
+        elif op == "created" and at is not None:
+            server = _time(r.get("created_at"))
+            if server is not None:
+                replied[seq] = (at, server)
+    one = timedelta(seconds=1)  # journal and server times have second precision
+    offsets: dict[str, tuple[timedelta, timedelta]] = {}  # run → (lowest, highest) server - local offset
+    for seq, (local, server) in replied.items():
+        sent = intents.get(seq)
+        if sent is None:
+            continue
+        run = seq.rsplit(".", 1)[0]
+        lo, hi = server - local - one, server - sent + one
+        if run in offsets:
+            lo, hi = max(lo, offsets[run][0]), min(hi, offsets[run][1])
+        offsets[run] = (lo, hi)
+    out: dict[str, Window] = {}
     for seq, at in intents.items():
         run = seq.rsplit(".", 1)[0]
         end = abandoned.get(seq) or last.get(run)
-        low = at - CLOCK_SKEW - one if at is not None else None
-        high = end + CLOCK_SKEW + one if end is not None else None
-        out[seq] = (low, high)
+        offset = offsets.get(run)
+        if offset is not None and offset[0] > offset[1]:
+            offset = None  # inconsistent (the clock jumped): do not trust it
+        if at is None:
+            low = None
+        elif offset is not None:
+            low = at + offset[0] - one
+        else:
+            low = at - CLOCK_SKEW - one
+        if end is None:
+            high = None
+        elif offset is not None and seq in abandoned:
+            high = end + offset[1] + one
+        else:
+            high = end + CLOCK_SKEW + one
+        out[seq] = Window(low, high, offset is not None and seq in abandoned and at is not None)
     return out
 
 
