@@ -333,9 +333,21 @@ def _shape_problem(doc: dict[str, Any]) -> str | None:
     for i, entry in enumerate(deposed):
         if not isinstance(entry, dict):
             return f'field "deposed[{i}]" is not an object'
-        problem = _fields_problem(entry, _DEPOSED_REQUIRED, f"deposed[{i}].")
+        problem = _fields_problem(entry, _DEPOSED_REQUIRED, f"deposed[{i}].") or _usage_rule_problem(entry, i)
         if problem:
             return problem
+    return None
+
+
+def _usage_rule_problem(entry: dict[str, Any], i: int) -> str | None:
+    """A deposed key's optional usage rule (`unused_for`, `on_grace_end`) must be what keyform writes."""
+    from keyform.durations import DURATION_RE
+
+    unused_for = entry.get("unused_for")
+    if unused_for is not None and not (isinstance(unused_for, str) and DURATION_RE.match(unused_for)):
+        return f'field "deposed[{i}].unused_for" should be a duration such as 1h'
+    if entry.get("on_grace_end", "revoke") not in ("revoke", "keep"):
+        return f'field "deposed[{i}].on_grace_end" should be "revoke" or "keep"'
     return None
 
 
