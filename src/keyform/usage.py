@@ -366,3 +366,56 @@ def tracked_ids(states: Iterable[State]) -> set[tuple[str, str]]:
         out.update((k.provider_type, k.remote_id) for k in st.keys.values())
         out.update((d.provider_type, d.remote_id) for d in st.deposed)
     return out
+
+
+# ------------------------------------------------------------------------------ the report value
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """What `keyform report --idle/--unmanaged` shows: every managed key's usage, the idle ones
+    (when a threshold is given), and the unmanaged keys (when asked)."""
+
+    generated_at: str
+    rows: tuple[UsageRow, ...]
+    idle_threshold: timedelta | None = None
+    idle: tuple[UsageRow, ...] = ()
+    unmanaged: UnmanagedReport | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def not_judged(self) -> tuple[UsageRow, ...]:
+        """Keys whose idleness cannot be known (usage not reported, or unknown)."""
+        return tuple(r for r in self.rows if r.idle is None)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"generated_at": self.generated_at, "notes": list(self.notes),
+                               "keys": [r.to_json() for r in self.rows]}
+        if self.idle_threshold is not None:
+            out["idle"] = {"threshold_seconds": int(self.idle_threshold.total_seconds()),
+                           "keys": [r.to_json() for r in self.idle],
+                           "not_judged": [r.to_json() for r in self.not_judged]}
+        if self.unmanaged is not None:
+            out["unmanaged"] = {"instances": {name: [r.to_json() for r in rows]
+                                              for name, rows in self.unmanaged.rows.items()},
+                                "count": self.unmanaged.count,
+                                "revoked_or_expired_not_shown": self.unmanaged.skipped,
+                                "notes": list(self.unmanaged.notes)}
+        return out
+
+
+def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle: timedelta | None = None,
+                 unmanaged: bool = False, provider_types: Mapping[str, str] | None = None,
+                 other_states: Iterable[State] = (), taken: Iterable[str] = (), files: Iterable[str] = (),
+                 notes: Iterable[str] = ()) -> UsageReport:
+    """The whole report from plain values: this workspace's state, a snapshot of the provider
+    instances (every instance of the manifests, for `unmanaged`), and the other workspaces' states
+    that count as tracking keys."""
+    rows = tuple(usage_rows(state, snapshot, now))
+    idle_keys = tuple(idle_rows(rows, idle)) if idle is not None else ()
+    report_unmanaged = None
+    if unmanaged:
+        tracked = tracked_ids([state, *other_states])
+        report_unmanaged = unmanaged_rows(snapshot, provider_types or {}, tracked, now,
+                                          taken=set(taken) | set(state.keys), files=files)
+    return UsageReport(format_time(now), rows, idle, idle_keys, report_unmanaged, tuple(notes))
