@@ -100,6 +100,11 @@ def test_unmanaged_rows_oldest_activity_first_skip_revoked_and_tracked() -> None
     assert report.skipped == 2 and report.count == 3
     assert report.notes == ("down: the API has no list endpoint (404/405); its unmanaged keys are unknown",)
     never, old, _ = report.rows["qp"]
+    tq = RemoteKey(id="0b7c", attrs={"description": "Ana's Questra access"}, created_at=t(30))
+    textql = unmanaged_rows(RemoteSnapshot({"tq": InstanceSnapshot({tq.id: tq})}, refreshed=True),
+                            {"tq": "textql"}, set(), NOW)
+    [row] = textql.rows["tq"]
+    assert (row.usage, row.last_used, row.address) == ("provider does not report usage", None, "ana-s-questra-access")
     assert never.import_command == "keyform import never-used ak_never -f 'conf dir/keys.yaml'"
     assert old.address == "old-2"  # `old` is taken
 
@@ -116,7 +121,7 @@ def test_hostile_remote_names_cannot_inject_into_the_shell_the_terminal_or_markd
     text = render_text(report)
     assert "\x1b" not in text and "\r" not in text and "\\x1b[31m" in text
     md = render_markdown(report)
-    row_line = next(line for line in md.splitlines() if "ak\\_" in line and line.startswith("|"))
+    row_line = next(line for line in md.splitlines() if "reboot" in line and line.startswith("|"))
     assert row_line.count(" | ") == 5 and "<b>" not in md and "\x1b" not in md
 
 

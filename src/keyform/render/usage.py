@@ -92,9 +92,20 @@ def _cell(text: object) -> str:
     return s
 
 
+class Code(str):
+    """A cell shown as inline code (ids, commands: copied as is)."""
+
+
+def _code(text: str) -> str:
+    """Inline code in a table cell: only `|` needs escaping there; a backtick falls back to text."""
+    s = _safe(text)
+    return _cell(s) if "`" in s else "`" + s.replace("|", "\\|") + "`"
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(_cell(c) for c in r) + " |" for r in rows), ""]
+            *("| " + " | ".join(_code(c) if isinstance(c, Code) else _cell(c) for c in r) + " |" for r in rows),
+            ""]
 
 
 def render_markdown(report: UsageReport) -> str:
@@ -119,8 +130,8 @@ def render_markdown(report: UsageReport) -> str:
         for instance, rows in u.rows.items():
             out += [f"`{_cell(instance)}` ({_cell(rows[0].provider_type)}):", ""]
             out += _md_table(("Remote id", "Name", "Created", "Last used", "Expires", "Adopt with"),
-                             [[r.remote_id, r.name, r.created_at or "-", r.usage, r.expires_at or "never",
-                               r.import_command] for r in rows])
+                             [[Code(r.remote_id), r.name, r.created_at or "-", r.usage, r.expires_at or "never",
+                               Code(r.import_command)] for r in rows])
         if u.skipped:
             out += [f"{u.skipped} revoked or expired key(s) not shown.", ""]
     return "\n".join(out).rstrip() + "\n"
