@@ -212,7 +212,7 @@ class UsageRow:
 def _usage_row(address: str, provider: str, provider_type: str, remote_id: str, created_at: str | None,
                snapshot: RemoteSnapshot, now: datetime, *, deposed: bool = False) -> UsageRow:
     known, rk = snapshot.lookup(provider, remote_id)
-    name = rk.attrs.get("name") if rk is not None and isinstance(rk.attrs.get("name"), str) else None
+    name = _label(rk) if rk is not None else None
     created = (rk.created_at if rk is not None and rk.created_at else None) or created_at
     if not reports_usage(provider_type):
         usage, idle, last = NOT_REPORTED, None, None
