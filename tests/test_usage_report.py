@@ -24,6 +24,14 @@ from tests.conftest import EmulatorControl
 from tests.project import ORG, TOKENS, Project
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "usage-report.schema.json").read_text())
+
+
+def validate_report(doc: Any) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator.validate(doc)
 
 
 def t(days: float) -> str:
@@ -81,6 +89,7 @@ def test_idle_report_lists_the_idle_longest_first_and_says_textql_does_not_repor
     rows = {r.address + ("~" if r.deposed else ""): r for r in report.rows}
     assert rows["busy~"].usage == "last used 1d ago" and rows["busy"].idle == timedelta(minutes=14, seconds=24)
     assert json.loads(json.dumps(report.to_json()))["idle"]["keys"][0]["idle_seconds"] == 120 * 86400
+    validate_report(report.to_json())
 
 
 def test_unmanaged_rows_oldest_activity_first_skip_revoked_and_tracked() -> None:
@@ -115,6 +124,7 @@ def test_hostile_remote_names_cannot_inject_into_the_shell_the_terminal_or_markd
     snap = RemoteSnapshot({"qp": InstanceSnapshot({key.id: key})}, refreshed=True)
     report = build_report(State.new(), snap, NOW, unmanaged=True, provider_types={"qp": "questra"})
     [row] = report.unmanaged.rows["qp"] if report.unmanaged else []
+    validate_report(report.to_json())
     argv = shlex.split(row.import_command)
     assert argv[:2] == ["keyform", "import"] and argv[3] == "ak_$(reboot)" and len(argv) == 4
     assert all(c.isalnum() or c in "-_." for c in argv[2])
@@ -182,13 +192,14 @@ def test_report_idle_cli_exits_2_when_a_key_is_idle_and_0_otherwise(
     assert "Idle keys (unused for 1s or more): 1" in result.stdout and "quiet" in result.stdout
     assert "busy" not in result.stdout.split("Idle keys")[1]
     doc = json.loads(report(project, "--idle", "1s", "--format", "json").stdout)
+    validate_report(doc)
     assert [k["address"] for k in doc["idle"]["keys"]] == ["quiet"]
     assert "| quiet |" in report(project, "--idle", "1s", "--format", "markdown").stdout
     for value in TOKENS.values():
         assert value not in result.output
 
 
-@pytest.mark.parametrize("bad", ["90", "ninety days", "0d", "-1d"])
+@pytest.mark.parametrize("bad", ["90", "ninety days", "0d", "-1d", "99999999999999w"])
 def test_report_idle_refuses_a_bad_duration(project: Project, bad: str) -> None:
     project.questra("k: {provider: qp}\n")
     result = report(project, "--idle", bad)
@@ -221,6 +232,8 @@ def test_report_unmanaged_finds_keys_created_outside_keyform_and_import_adopts_t
     assert adopted.exit_code == 0, adopted.output
     after = report(project, "--unmanaged", "--format", "json")
     assert json.loads(after.stdout)["unmanaged"]["count"] == 0
+    before_doc = json.loads(report(project, "--unmanaged", "--idle", "1d", "--format", "json").stdout)
+    validate_report(before_doc)
 
 
 def test_report_unmanaged_without_refresh_says_it_cannot_tell(project: Project) -> None:

@@ -271,9 +271,12 @@ def test_unused_for_on_a_provider_without_usage_data_is_refused(project: Project
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("unused_for", "soon", 'field "deposed[0].unused_for" should be a duration such as 1h'),
     ("on_grace_end", "never", 'field "deposed[0].on_grace_end" should be "revoke" or "keep"'),
+    ("unused_for", "99999999999999w", 'field "deposed[0].unused_for" should be a duration such as 1h'),
+    ("unused_for", 3600, 'field "deposed[0].unused_for" should be a duration such as 1h'),
+    ("deposed_at", "yesterday", 'field "deposed[0].deposed_at" is not an RFC 3339 timestamp'),
 ])
 def test_a_state_with_a_bad_usage_rule_is_refused_and_left_intact(
-        project: Project, field: str, value: str, message: str) -> None:
+        project: Project, field: str, value: object, message: str) -> None:
     import json
 
     clock = Clock()

@@ -402,6 +402,8 @@ def _positive_duration(flag: str, text: str) -> Any:
         value = parse_duration(text)
     except ValueError as exc:
         raise KeyformError(f"{flag}: {exc}") from None
+    except OverflowError:
+        raise KeyformError(f"{flag}: {text!r} is too long") from None
     if value <= timedelta(0):
         raise KeyformError(f"{flag}: must be longer than 0")
     return value

@@ -344,12 +344,24 @@ def _shape_problem(doc: dict[str, Any]) -> str | None:
 
 
 def _usage_rule_problem(entry: dict[str, Any], i: int) -> str | None:
-    """A deposed key's optional usage rule (`unused_for`, `on_grace_end`) must be what keyform writes."""
-    from keyform.durations import DURATION_RE
+    """A deposed key's optional usage rule (`unused_for`, `on_grace_end`) must be what keyform writes,
+    and the instants it is measured from must be timestamps."""
+    from keyform.durations import DURATION_RE, parse_duration, parse_time
 
     unused_for = entry.get("unused_for")
-    if unused_for is not None and not (isinstance(unused_for, str) and DURATION_RE.match(unused_for)):
-        return f'field "deposed[{i}].unused_for" should be a duration such as 1h'
+    if unused_for is not None:
+        try:
+            ok = (isinstance(unused_for, str) and bool(DURATION_RE.match(unused_for))
+                  and bool(parse_duration(unused_for)))
+        except OverflowError:
+            ok = False
+        if not ok:
+            return f'field "deposed[{i}].unused_for" should be a duration such as 1h'
+        for name in ("deposed_at", "revoke_after"):
+            try:
+                parse_time(entry[name])
+            except ValueError:
+                return f'field "deposed[{i}].{name}" is not an RFC 3339 timestamp'
     if entry.get("on_grace_end", "revoke") not in ("revoke", "keep"):
         return f'field "deposed[{i}].on_grace_end" should be "revoke" or "keep"'
     return None
