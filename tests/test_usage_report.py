@@ -242,6 +242,22 @@ def test_report_unmanaged_without_refresh_says_it_cannot_tell(project: Project) 
     assert result.exit_code == 0 and "unmanaged keys cannot be found without listing" in result.stdout
 
 
+def test_report_takes_no_lock_and_mentions_an_unrecovered_apply(project: Project) -> None:
+    from keyform.statestore import StateStore
+
+    project.questra("k: {provider: qp}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    store = StateStore(project.state_file)
+    with store.lock("apply"):  # an apply in progress elsewhere
+        held = report(project, "--idle", "1d")
+        assert held.exit_code == 0, held.output
+        with store.journal_open() as journal:
+            journal.append({"op": "begin", "lineage": "x", "serial": 1})
+        pending = report(project, "--unmanaged")
+    assert pending.exit_code == 0 and "an interrupted apply has not been recovered yet" in pending.stdout
+    assert store.read_journal()  # left for plan/apply to recover
+
+
 def test_report_never_changes_anything(project: Project, emulator: Emulator, emu_control: EmulatorControl) -> None:
     project.questra("k: {provider: qp}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0

@@ -367,24 +367,26 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
 
 @main.command()
 @files_option
-@state_options
+@click.option("--state", "state_path", type=click.Path(), default=None,
+              help="Use this local state file instead of the manifests' state backend.")
 @click.option("--idle", "idle", metavar="DURATION",
               help="List keys unused for at least DURATION (e.g. 90d); exit 2 if there are any.")
 @click.option("--unmanaged", is_flag=True, help="List remote keys that no state tracks, with how to import them.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--refresh/--no-refresh", default=True, show_default=True, help="List the remote keys first.")
 @click.pass_obj
-def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, idle: str | None,
-           unmanaged: bool, fmt: str, refresh: bool) -> None:
+def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, idle: str | None, unmanaged: bool, fmt: str,
+           refresh: bool) -> None:
     """Key usage: when each key was last used, idle keys (--idle) and unmanaged keys (--unmanaged).
-    Never changes a key. Exit 0; 2 when --idle finds idle keys; 1 on error."""
+    Read-only: takes no lock and never changes a key or the state. Exit 0; 2 when --idle finds
+    idle keys; 1 on error."""
 
     def body() -> int:
         from keyform import operations
         from keyform.render import usage as render
 
         threshold = _positive_duration("--idle", idle) if idle is not None else None
-        with operations.session(_options(files, state_path, lock_timeout), "report") as sess:
+        with operations.report_session(_options(files, state_path)) as sess:
             result = operations.usage_report(sess, idle=threshold, unmanaged=unmanaged, refresh_remote=refresh)
         out = {"json": render.render_json, "markdown": render.render_markdown}.get(fmt, render.render_text)
         click.echo(out(result), nl=False)

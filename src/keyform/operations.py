@@ -185,6 +185,29 @@ def _compact(sess: Session, records: list[dict[str, object]]) -> None:
     _rewrite_journal(sess, [r for r in records if str(r.get("seq")) in keep_seqs])
 
 
+@contextmanager
+def report_session(options: Options) -> Iterator[Session]:
+    """A read-only Session for reports: no lock (a report never waits for, or blocks, an apply),
+    no recovery, nothing written. An interrupted apply is only mentioned: the keys it created are
+    untracked until the next `plan` or `apply` recovers them."""
+    workspace = load(options)
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        loaded = store.load()
+        pool = ProviderPool(workspace, options.provider_factory, options.env)
+        sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
+                       new_state=loaded is None)
+        if store.read_journal():
+            sess.notes.append("an interrupted apply has not been recovered yet (the next plan or apply does it); "
+                              "keys it created may show as unmanaged")
+        try:
+            yield sess
+        finally:
+            pool.close()
+    finally:
+        store.close()
+
+
 def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: bool = False,
                  refresh_remote: bool = True) -> UsageReport:
     """`keyform report --idle/--unmanaged`: refresh (every provider instance of the manifests when
