@@ -319,3 +319,25 @@ def test_an_unreadable_other_workspace_is_an_error_naming_it(
     assert result.exit_code == 1 and 'postgres workspace "team-b"' in result.stderr, result.output
     assert "not valid JSON" in result.stderr and "Traceback" not in result.output and pg_dsn not in result.output
     assert report(team_a, "--idle", "1d").exit_code == 0  # --idle alone does not need the other workspaces
+
+
+def test_backends_other_workspace_states(tmp_path: Path, pg_dsn: str) -> None:
+    from keyform.backends.postgres import PostgresBackend
+    from keyform.statestore import StateStore
+
+    assert StateStore(tmp_path / "keyform.state.json").other_workspace_states() == {}
+    saved = {}
+    for ws in ("a", "b", "c"):
+        backend = PostgresBackend(pg_dsn, ws)
+        state = State.new()
+        state.keys["k"] = kstate("k", f"ak_{ws}")
+        with backend.lock("apply"):
+            backend.load()
+            backend.save(state)
+        backend.close()
+        saved[ws] = state.lineage
+    me = PostgresBackend(pg_dsn, "b")
+    others = me.other_workspace_states()
+    me.close()
+    assert {ws: (s.lineage, s.keys["k"].remote_id) for ws, s in others.items()} == \
+        {"a": (saved["a"], "ak_a"), "c": (saved["c"], "ak_c")}
