@@ -81,6 +81,12 @@ def test_old_key_used_5m_after_the_replacement_survives_30m_and_is_revoked_after
     assert old != new
     deposed = project.state()["deposed"]
     assert deposed == [{**deposed[0], "unused_for": "1h", "on_grace_end": "revoke"}]
+    import json
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "state.schema.json").read_text())
+    jsonschema.validate(project.state(), schema)
     mark_used(emu_control, old, clock.at(5))
 
     clock.offset = timedelta(minutes=30)
