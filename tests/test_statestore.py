@@ -198,7 +198,9 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     key_def, deposed_def = schema["$defs"]["key"], schema["$defs"]["deposed_key"]
     # applied_at is optional: records written before keyform kept it lack it (and stay valid)
     assert set(key_def["properties"]) == set(key_def["required"]) | {"applied_at"} == set(doc["keys"]["ci-bot"])
-    assert set(deposed_def["properties"]) == set(deposed_def["required"]) == set(doc["deposed"][0])
+    assert set(deposed_def["properties"]) == set(doc["deposed"][0])
+    # the usage rule came later: states written before it (without these fields) stay valid
+    assert set(deposed_def["required"]) == set(doc["deposed"][0]) - {"unused_for", "on_grace_end"}
 
 
 def write_raw(store: StateStore, text: str) -> bytes:

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from keyform import redact
-from keyform.durations import format_time, parse_time
+from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import Diagnostic, KeyformError, LockLostError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
@@ -511,7 +511,10 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if change.action is Action.REPLACE and old is not None:
             deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
                                  remote_id=old.remote_id, deposed_at=format_time(now),
-                                 revoke_after=revoke_after)
+                                 revoke_after=revoke_after,
+                                 unused_for=(exact_duration(spec.rotation.unused_for)
+                                             if spec.rotation.unused_for else None),
+                                 on_grace_end=spec.rotation.on_grace_end)
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on

@@ -476,18 +476,26 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
               help="List the remote keys for their live status (--no-refresh: the state alone).")
 @click.option("--due-within", metavar="DURATION",
               help="Exit 2 when any key expires or is due for rotation within DURATION (e.g. 14d).")
+@click.option("--idle", "idle", metavar="DURATION",
+              help="Instead: list keys unused for at least DURATION (e.g. 90d); exit 2 if there are any.")
+@click.option("--unmanaged", is_flag=True,
+              help="Instead: list remote keys that no state tracks, with the import command for each.")
 @click.pass_obj
 def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, refresh: bool,
-           due_within: str | None) -> None:
-    """Every managed key at a glance: expiry, next rotation, sink, live status; most urgent first.
+           due_within: str | None, idle: str | None, unmanaged: bool) -> None:
+    """Every managed key at a glance: expiry, next rotation, last use, sink, live status; most urgent
+    first. --idle and --unmanaged report idle keys and keys no state tracks instead.
 
-    Read-only: takes no lock and writes nothing. Exit codes: 0, or 2 with --due-within when a key is
-    due within the window; 1 on error."""
+    Read-only: takes no lock and writes nothing. Exit codes: 0; 2 with --due-within when a key is due
+    within the window, or with --idle when idle keys are found; 1 on error."""
 
     def body() -> int:
         from keyform.durations import parse_duration
         from keyform.render.report import RENDERERS
         from keyform.report import collect
+
+        if idle is not None or unmanaged:
+            return _usage_report(files, state_path, fmt, refresh, due_within, idle, unmanaged)
 
         window = None
         if due_within is not None:
@@ -588,6 +596,40 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
         return 0
 
     run_safely(ctx, body)
+
+
+def _usage_report(files: tuple[str, ...], state_path: str | None, fmt: str, refresh: bool,
+                  due_within: str | None, idle: str | None, unmanaged: bool) -> int:
+    """`report --idle` / `--unmanaged` (keyform.usage)."""
+    from keyform import operations
+    from keyform.render import usage as render
+
+    if due_within is not None:
+        raise KeyformError("--due-within cannot be combined with --idle or --unmanaged")
+    if fmt == "csv":
+        raise KeyformError("--format csv is for the key report; --idle and --unmanaged print text, markdown or json")
+    threshold = _positive_duration("--idle", idle) if idle is not None else None
+    with operations.report_session(_options(files, state_path)) as sess:
+        result = operations.usage_report(sess, idle=threshold, unmanaged=unmanaged, refresh_remote=refresh)
+    out = {"json": render.render_json, "markdown": render.render_markdown}.get(fmt, render.render_text)
+    click.echo(out(result), nl=False)
+    return 2 if result.idle else 0
+
+
+def _positive_duration(flag: str, text: str) -> Any:
+    from datetime import timedelta
+
+    from keyform.durations import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise KeyformError(f"{flag}: {exc}") from None
+    except OverflowError:
+        raise KeyformError(f"{flag}: {text!r} is too long") from None
+    if value <= timedelta(0):
+        raise KeyformError(f"{flag}: must be longer than 0")
+    return value
 
 
 @main.group()

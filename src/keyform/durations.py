@@ -36,6 +36,15 @@ def format_duration(delta: timedelta) -> str:
     return f"{secs}s"
 
 
+def exact_duration(delta: timedelta) -> str:
+    """The duration as `parse_duration` reads it back exactly: the largest unit dividing it (90m, 1h, 7d)."""
+    secs = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if secs and secs % size == 0:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp; a missing zone is an error."""
     if not isinstance(text, str):

@@ -18,6 +18,7 @@ class ProviderKind:
     expiry_updatable: bool
     secret_inputs: tuple[str, ...] = ()  # write-only inputs (fingerprinted, never stored)
     remote_attributes: frozenset[str] = frozenset()  # attributes a list call reports back
+    reports_usage: bool = False  # a listing says when each key was last used (`last_used_at`)
 
 
 KINDS: dict[str, ProviderKind] = {
@@ -28,6 +29,7 @@ KINDS: dict[str, ProviderKind] = {
         updatable=frozenset(),
         expiry_updatable=False,
         remote_attributes=frozenset({"name"}),
+        reports_usage=True,
     ),
     "textql": ProviderKind(
         type="textql",

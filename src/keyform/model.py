@@ -92,6 +92,8 @@ class Rotation:
     before_expiry: timedelta | None = None
     max_age: timedelta | None = None
     grace: timedelta = timedelta(0)
+    unused_for: timedelta | None = None  # revoke the old key earlier, once unused this long (grace caps it)
+    on_grace_end: str = "revoke"  # "revoke" | "keep": what to do with an old key still in use when grace ends
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, ref
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
 from keyform.state import State
+from keyform.usage import UsageReport
 
 log = logging.getLogger("keyform.operations")
 
@@ -300,3 +301,45 @@ def _compact(sess: Session, records: list[dict[str, object]]) -> None:
     open_ = replay(None, records)
     keep_seqs = {it.seq for it in open_ if it.action == "create"}
     _rewrite_journal(sess, [r for r in records if str(r.get("seq")) in keep_seqs])
+
+
+@contextmanager
+def report_session(options: Options) -> Iterator[Session]:
+    """A read-only Session for reports: no lock (a report never waits for, or blocks, an apply),
+    no recovery, nothing written. An interrupted apply is only mentioned: the keys it created are
+    untracked until the next `plan` or `apply` recovers them."""
+    workspace = load(options)
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        loaded = store.load()
+        pool = ProviderPool(workspace, options.provider_factory, options.env)
+        sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
+                       new_state=loaded is None)
+        if store.read_journal():
+            sess.notes.append("an interrupted apply has not been recovered yet (the next plan or apply does it); "
+                              "keys it created may show as unmanaged")
+        try:
+            yield sess
+        finally:
+            pool.close()
+    finally:
+        store.close()
+
+
+def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: bool = False,
+                 refresh_remote: bool = True) -> UsageReport:
+    """`keyform report --idle/--unmanaged`: refresh (every provider instance of the manifests when
+    looking for unmanaged keys), read the other workspaces' states the backend sees, and build the
+    report (keyform.usage). Changes nothing remotely or in the state."""
+    from keyform.usage import build_report
+
+    ws, state = sess.workspace, sess.state
+    instances = set(ws.providers) if unmanaged else instances_in_use(ws, state)
+    snapshot = refresh(ws, state, sess.providers, instances) if refresh_remote else RemoteSnapshot()
+    others = sess.store.other_workspace_states() if unmanaged else {}
+    notes = list(sess.notes)
+    if unmanaged and not refresh_remote:
+        notes.append("refresh disabled: unmanaged keys cannot be found without listing the providers")
+    return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
+                        provider_types={n: p.type for n, p in ws.providers.items()},
+                        other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes)

@@ -27,6 +27,7 @@ from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import KeyState, State
+from keyform.usage import deposed_verdict, retirement_rule
 
 EXPIRY = "expiry"
 SINK = "sink"
@@ -136,6 +137,16 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes: list[str] = []
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
+            continue
+        rule = retirement_rule(dep, desired.get(dep.address))
+        if rule.unused_for is not None:  # usage-aware: revoke once unused, grace caps it
+            verdict = deposed_verdict(dep, rule, snapshot, now)
+            if verdict.revoke:
+                changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                                      provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                                      reasons=verdict.reasons + ((f"last attempt failed: {dep.last_error}",)
+                                                                 if dep.last_error else ())))
+            notes.extend(verdict.notes)
             continue
         due = parse_time(dep.revoke_after)
         label = f"{dep.address} (deposed {dep.remote_id})"

@@ -19,6 +19,10 @@ class RemoteKey:
     expires_at: str | None = None
     revoked: bool = False
     expired: bool = False
+    # usage, for provider types that report it (kinds.ProviderKind.reports_usage): `usage_reported`
+    # says the listing carried the field at all; then `last_used_at` None means "never used"
+    last_used_at: str | None = None
+    usage_reported: bool = False
 
 
 @dataclass(frozen=True)

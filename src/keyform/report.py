@@ -5,10 +5,10 @@ renderers (`keyform.render.report`) only format its rows. `collect` is the comma
 manifests and the state (read-only, no lock: the state file is always replaced atomically), list
 the remote keys unless `--no-refresh`, build.
 
-Extending it (e.g. a `last used` column, `--idle` or `--unmanaged` modes): add a field to
-`ReportRow` (with a default), fill it in `_row`, add it to `COLUMNS` and to
-`schemas/report.schema.json`. `ReportRow.last_used` is already carried through every format; it
-is filled from the remote snapshot when a provider reports when a key was last used.
+Extending it with a column: add a field to `ReportRow` (with a default), fill it in `_row`, add it
+to `COLUMNS` and to `schemas/report.schema.json`. `last_used` / `usage_reported` come from the
+remote snapshot for provider types that report usage (`kinds.ProviderKind.reports_usage`); the
+`--idle` and `--unmanaged` modes are `keyform.usage`.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ReportRow:
     applied_at: str | None = None  # when keyform last created, updated or imported it
     in_manifests: bool = True  # False: in the state only (the next plan deletes it)
     last_used: str | None = None  # when the provider reports it (issue 20's usage data)
+    usage_reported: bool = False  # the listing carried usage: last_used None then means "never used"
 
     @property
     def due_at(self) -> str | None:
@@ -74,7 +75,7 @@ class ReportRow:
 ROW_FIELDS: tuple[str, ...] = (
     "address", "kind", "provider", "provider_type", "remote_id", "name", "created_at", "age_days",
     "expires_at", "expires_in_days", "rotation_due_at", "rotation_due_in_days", "rotation_rule", "sink",
-    "sink_entry", "applied_at", "status", "in_manifests", "last_used",
+    "sink_entry", "applied_at", "status", "in_manifests", "last_used", "usage_reported",
 )
 
 
@@ -197,13 +198,13 @@ def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, 
         rotation_due_in_days=_days(due - now) if due else None, rotation_rule=rule,
         sink=ks.sink["sink"] if ks.sink else None, sink_entry=ks.sink["as"] if ks.sink else None,
         applied_at=ks.applied_at, in_manifests=spec is not None,
-        last_used=_last_used(rk),
+        last_used=_last_used(rk), usage_reported=rk is not None and rk.usage_reported,
     )
 
 
 def _last_used(rk: RemoteKey | None) -> str | None:
     """When the provider says the key was last used, if the remote snapshot carries it."""
-    value = getattr(rk, "last_used", None) if rk is not None else None
+    value = rk.last_used_at if rk is not None else None
     return value if isinstance(value, str) and value else None
 
 
@@ -247,7 +248,7 @@ def _deposed_row(d: DeposedKey, snapshot: RemoteSnapshot, now: datetime) -> Repo
         expires_in_days=_days(expires - now) if expires else None,
         rotation_due_at=format_time(due) if due else d.revoke_after,
         rotation_due_in_days=_days(due - now) if due else None, rotation_rule="revoked after grace",
-        applied_at=d.deposed_at, last_used=_last_used(rk),
+        applied_at=d.deposed_at, last_used=_last_used(rk), usage_reported=rk is not None and rk.usage_reported,
     )
 
 

@@ -88,6 +88,10 @@ class DeposedKey:
     deposed_at: str
     revoke_after: str
     last_error: str | None = None
+    # the usage rule at deposition (rotation.unused_for as a duration, on_grace_end); the manifest's
+    # current rule for the address wins while it is declared (keyform.usage.retirement_rule)
+    unused_for: str | None = None
+    on_grace_end: str = "revoke"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,13 +102,16 @@ class DeposedKey:
             "deposed_at": self.deposed_at,
             "revoke_after": self.revoke_after,
             "last_error": self.last_error,
+            "unused_for": self.unused_for,
+            "on_grace_end": self.on_grace_end,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DeposedKey:
         return cls(address=d["address"], provider=d["provider"], provider_type=d["provider_type"],
                    remote_id=d["remote_id"], deposed_at=d["deposed_at"], revoke_after=d["revoke_after"],
-                   last_error=d.get("last_error"))
+                   last_error=d.get("last_error"), unused_for=d.get("unused_for"),
+                   on_grace_end=d.get("on_grace_end") or "revoke")
 
 
 @dataclass

@@ -72,7 +72,7 @@ def state_problem(doc: Any) -> str | None:
     """None for a valid state document; else the first problem, e.g. `field "keys.ci-bot.sink": 'x'
     is not valid (expected an object with sink and as, or null)`."""
     if _check("state")(doc):
-        return _time_problem(_state_times(doc))
+        return _time_problem(_state_times(doc)) or _duration_problem(doc)
     return _worded(doc, "state")
 
 
@@ -91,6 +91,23 @@ def _state_times(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     for i, dep in enumerate(doc["deposed"]):
         yield f"deposed[{i}].deposed_at", dep["deposed_at"]
         yield f"deposed[{i}].revoke_after", dep["revoke_after"]
+
+
+def _duration_problem(doc: dict[str, Any]) -> str | None:
+    """A deposed key's usage rule (`unused_for`) must be a duration keyform can compute with."""
+    from keyform.durations import parse_duration
+
+    for i, dep in enumerate(doc["deposed"]):
+        text = dep.get("unused_for")
+        if text is None:
+            continue
+        try:
+            ok = parse_duration(text) > parse_duration("0s")
+        except ValueError:
+            ok = False
+        if not ok:
+            return f'field "deposed[{i}].unused_for": {_shown(text)} is not a duration keyform can use (1s to 36500d)'
+    return None
 
 
 def _record_times(record: dict[str, Any]) -> Iterator[tuple[str, Any]]:

@@ -109,6 +109,10 @@ class StateStore:
     def describe(self) -> str:
         return str(self.path)
 
+    def other_workspace_states(self) -> dict[str, State]:
+        """A local state file sees no other workspace."""
+        return {}
+
     def close(self) -> None:
         """Nothing to free: files are opened per operation."""
 

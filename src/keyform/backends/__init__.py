@@ -20,6 +20,9 @@ Both promise the same behaviour, checked by one parametrised test suite (`tests/
 - `journal_open()` returns a writer whose `append(record)` is durable when it returns;
   `read_journal()` returns the records in order; `clear_journal()` removes them.
 - `describe()` names the backend for messages (never a password); `close()` frees connections.
+- `other_workspace_states()` returns, by workspace name, the states of the *other* workspaces
+  this backend can see (none for a local file; every other workspace in the database for
+  postgres), so that `keyform report --unmanaged` does not call one team's keys another's orphans.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class StateBackend(Protocol):
     def clear_journal(self) -> None: ...
 
     def replace_journal(self, records: list[dict[str, Any]]) -> None: ...
+
+    def other_workspace_states(self) -> dict[str, State]: ...
 
     def close(self) -> None: ...
 

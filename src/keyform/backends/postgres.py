@@ -253,6 +253,20 @@ class PostgresBackend:
             self._loaded = True
             return state
 
+    def other_workspace_states(self) -> dict[str, State]:
+        """Every other workspace's state in this database, by workspace name (read only, no lock:
+        a report's snapshot). A state that cannot be read is an error naming its workspace, never
+        skipped: its keys would otherwise be reported as nobody's."""
+        with self._mutex, self._db("read the other workspaces' states") as conn:
+            rows = conn.execute("SELECT workspace, state FROM keyform_states WHERE workspace <> %s "
+                                "ORDER BY workspace", (self.workspace,)).fetchall()
+        out: dict[str, State] = {}
+        for workspace, text in rows:
+            name = self.describe().replace(f'"{self.workspace}"', json.dumps(str(workspace)), 1)
+            out[str(workspace)] = parse_state(str(text).encode("utf-8"), name, "it was left untouched",
+                                              what="state")
+        return out
+
     def save(self, state: State) -> None:
         """Write `state` with serial + 1, iff the row still holds the serial this backend last read or
         wrote (a compare-and-swap); a backend that has read nothing may only create the first state."""

@@ -12,17 +12,19 @@ Routes::
     POST /_emulator/questra/{org}/{id}/revoke      mark revoked
     POST /_emulator/questra/{org}/{id}/expire      set expires_at to now - 1 s
     POST /_emulator/questra/{org}/{id}/delete      forget the key
+    POST /_emulator/questra/{org}/{id}/use         {"at": RFC 3339, optional; default now} -> set last_used_at
     POST /_emulator/textql/{id}/patch              {ApiAccessKey or internal fields} -> the record
     POST /_emulator/textql/{id}/delete             forget the key
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
 from .backend import Backend
-from .clock import utc_now
+from .clock import parse_timestamp, utc_now
 from .textql import PATCH_FIELDS, ConnectError, check_fields
 from .wire import BadJson, Request, Response, json_response, parse_json_object
 
@@ -70,7 +72,7 @@ class ControlApi:
         if parts[-1] == "bulk" and len(parts) in (2, 3):
             return self._bulk(parts, request)
         if len(parts) == 4 and parts[0] == "questra":
-            return self._questra(parts[1], parts[2], parts[3])
+            return self._questra(parts[1], parts[2], parts[3], request)
         if len(parts) == 3 and parts[0] == "textql":
             return self._textql(parts[1], parts[2], request)
         return _error(404, f"no control route {method} {request.path}")
@@ -92,7 +94,7 @@ class ControlApi:
         keys = [self.backend.questra_store.create(parts[1], f"{prefix}{i}", None) for i in range(count)]
         return json_response(200, [key.with_secret(now) for key in keys])
 
-    def _questra(self, org: str, key_id: str, action: str) -> Response:
+    def _questra(self, org: str, key_id: str, action: str, request: Request) -> Response:
         store = self.backend.questra_store
         key = store.get(org, key_id)
         if key is None:
@@ -104,6 +106,8 @@ class ControlApi:
         elif action == "delete":
             store.delete(org, key_id)
             return json_response(200, {"ok": True})
+        elif action == "use":
+            key.last_used_at = _use_time(parse_json_object(request.body, empty_is_object=True))
         else:
             return _error(404, f"unknown questra control action {action!r}")
         return json_response(200, key.with_secret(utc_now()))
@@ -118,3 +122,14 @@ class ControlApi:
             check_fields(changes, PATCH_FIELDS, "ApiAccessKey")
             return json_response(200, dict(store.update(key_id, changes, future=False)))
         return _error(404, f"unknown textql control action {action!r}")
+
+
+def _use_time(body: dict[str, Any]) -> datetime:
+    """The instant a `use` control call records: the body's `at` (RFC 3339 with a zone), or now."""
+    at = body.get("at")
+    if at is None:
+        return utc_now()
+    moment = parse_timestamp(at) if isinstance(at, str) else None
+    if moment is None:
+        raise ValueError("at must be an RFC 3339 date-time with a zone, e.g. 2025-06-01T09:30:00Z")
+    return moment

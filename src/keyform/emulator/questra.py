@@ -4,6 +4,11 @@ What holds: every request needs ``Authorization: Bearer <token>`` (401) and ``X-
 keys live per organisation; ``secret`` appears only in the create response; revoked and expired
 keys stay listed; errors are JSON objects ``{"error": ..., "message": ...}``. The caller (the
 server) holds the emulator lock while any method here runs.
+
+Usage: a request whose bearer token is a key's own secret (a consumer calling with its key) is
+authenticated as that key, for the key's organisation only, and sets the key's ``last_used_at``;
+a revoked or expired key's secret is refused with 401, as "Revoked keys cannot authenticate
+requests" (seed document) says.
 """
 
 from __future__ import annotations
@@ -45,15 +50,17 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 class QuestraKey:
     """One stored key. ``secret`` is kept for the control API's state dump only."""
 
-    __slots__ = ("created_at", "expires_at", "id", "name", "revoked", "secret")
+    __slots__ = ("created_at", "expires_at", "id", "last_used_at", "name", "org", "revoked", "secret")
 
-    def __init__(self, name: str, expires_at: datetime | None, now: datetime) -> None:
+    def __init__(self, name: str, expires_at: datetime | None, now: datetime, org: str = "") -> None:
         self.id = "ak_" + random_token(16)
         self.name = name
         self.created_at = format_timestamp(now)
         self.expires_at = expires_at
         self.revoked = False
         self.secret = "sk_live_" + random_token(40)
+        self.org = org
+        self.last_used_at: datetime | None = None
 
     def public(self, now: datetime) -> dict[str, Any]:
         """The ``ApiKey`` schema: no secret; ``expired`` computed against ``now``."""
@@ -65,7 +72,7 @@ class QuestraKey:
             "expires_at": None if expires is None else format_timestamp(expires),
             "revoked": self.revoked,
             "expired": expires is not None and expires <= now,
-            "last_used_at": None,
+            "last_used_at": None if self.last_used_at is None else format_timestamp(self.last_used_at),
         }
 
     def with_secret(self, now: datetime) -> dict[str, Any]:
@@ -78,11 +85,13 @@ class QuestraStore:
 
     def __init__(self) -> None:
         self.orgs: dict[str, dict[str, QuestraKey]] = {}
+        self.by_secret: dict[str, QuestraKey] = {}
 
     def create(self, org: str, name: str, expires_at: datetime | None) -> QuestraKey:
         """Mint and store a new key."""
-        key = QuestraKey(name, expires_at, utc_now())
+        key = QuestraKey(name, expires_at, utc_now(), org)
         self.orgs.setdefault(org, {})[key.id] = key
+        self.by_secret[key.secret] = key
         return key
 
     def get(self, org: str, key_id: str) -> QuestraKey | None:
@@ -91,7 +100,10 @@ class QuestraStore:
 
     def delete(self, org: str, key_id: str) -> bool:
         """Forget a key; False when it does not exist."""
-        return self.orgs.get(org, {}).pop(key_id, None) is not None
+        key = self.orgs.get(org, {}).pop(key_id, None)
+        if key is not None:
+            self.by_secret.pop(key.secret, None)
+        return key is not None
 
     def expire(self, org: str, key_id: str) -> bool:
         """Set a key's ``expires_at`` to one second ago; False when it does not exist."""
@@ -103,6 +115,7 @@ class QuestraStore:
     def clear(self) -> None:
         """Forget every key of every organisation."""
         self.orgs.clear()
+        self.by_secret.clear()
 
     def dump(self) -> dict[str, Any]:
         """All keys, secrets included, per organisation (for ``GET /_emulator/state``)."""
@@ -160,18 +173,27 @@ class QuestraApi:
         return Route("questra.method_not_allowed", lambda _request: refusal)
 
     def _authorize(self, request: Request, write: bool = True) -> str | Response:
-        """The request's organisation, or the 401/403/400 error that refuses it."""
+        """The request's organisation, or the 401/403/400 error that refuses it. A key's own secret
+        authenticates as that key (and marks it used) in its own organisation only."""
         token = bearer_token(request)
         if token is None:
             return error(401, "unauthorized", "missing or empty bearer token (Authorization: Bearer <token>)")
+        key = self.store.by_secret.get(token)
         if token in self.read_only_tokens:
             if write:
                 return error(403, "forbidden", "this token may only list keys")
-        elif self.tokens is not None and token not in self.tokens:
+        elif key is None and self.tokens is not None and token not in self.tokens:
             return error(401, "token rejected", "the bearer token was rejected")
         org = (request.header("X-Org-Id") or "").strip()
         if not org:
             return error(400, "missing_org_id", "the X-Org-Id header is required")
+        if key is not None:
+            now = utc_now()
+            why = ("not valid for this organisation" if key.org != org else "revoked" if key.revoked
+                   else "expired" if key.public(now)["expired"] else None)
+            if why is not None:
+                return error(401, "token rejected", f"the API key is {why}")
+            key.last_used_at = now
         return org
 
     def _create(self, request: Request) -> Response:

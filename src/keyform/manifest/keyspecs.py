@@ -76,7 +76,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     errors_before = len(report.diagnostics)
     _check_fields(value, kind, source, path, report)
     expiry = _expiry(value, source, path, ctx.now, report)
-    rotation = _rotation(value, expiry, source, path, report)
+    rotation = _rotation(value, expiry, source, path, report, kind)
     sink = _sink_target(value, kind, decl, ctx)
     attrs, secret_inputs = _attributes(value, kind, decl.name, source)
     if len(report.diagnostics) > errors_before:
@@ -126,17 +126,18 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now:
 
 
 def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, path: YamlPath,
-              report: Report) -> Rotation:
+              report: Report, kind: ProviderKind) -> Rotation:
     raw: Mapping[str, str] | None = value.get("rotation")
     if not raw:
         return Rotation()
     parsed = {}
-    for field, text in raw.items():
+    durations = {field: text for field, text in raw.items() if field != "on_grace_end"}
+    for field, text in durations.items():
         try:
             parsed[field] = _duration(text)
         except ValueError as exc:
             report.error(source, (*path, "rotation", field), f"{dotted(path)}.rotation.{field}: {exc}")
-    if len(parsed) < len(raw):
+    if len(parsed) < len(durations):
         return Rotation()
     before, max_age = parsed.get("before_expiry"), parsed.get("max_age")
     where = (*path, "rotation")
@@ -149,7 +150,32 @@ def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, pa
                      "or every plan would replace the key")
     if max_age is not None and max_age <= timedelta(0):
         report.error(source, (*where, "max_age"), f"{dotted(where)}.max_age: must be longer than 0")
-    return Rotation(before_expiry=before, max_age=max_age, grace=parsed.get("grace", timedelta(0)))
+    grace, unused_for = parsed.get("grace", timedelta(0)), parsed.get("unused_for")
+    on_grace_end = raw.get("on_grace_end", "revoke")
+    _check_unused_for(grace, unused_for, on_grace_end, kind, source, where, report)
+    return Rotation(before_expiry=before, max_age=max_age, grace=grace, unused_for=unused_for,
+                    on_grace_end=on_grace_end)
+
+
+def _check_unused_for(grace: timedelta, unused_for: timedelta | None, on_grace_end: str, kind: ProviderKind,
+                      source: ManifestFile, where: YamlPath, report: Report) -> None:
+    """`unused_for` needs usage data and a longer `grace` (its cap); `on_grace_end: keep` needs
+    `unused_for` (the old key is kept only while it is in use, and "in use" is measured by it)."""
+    if unused_for is None:
+        if on_grace_end == "keep":
+            report.error(source, (*where, "on_grace_end"), f"{dotted(where)}.on_grace_end: keep needs unused_for "
+                         "(the old key is kept only while it is still in use, and unused_for says when it is not)")
+        return
+    at = (*where, "unused_for")
+    if not kind.reports_usage:
+        report.error(source, at, f"{dotted(where)}.unused_for: {kind.type} does not report when a key was last "
+                     "used, so keyform cannot tell when the old key is unused; use grace alone")
+    elif unused_for <= timedelta(0):
+        report.error(source, at, f"{dotted(where)}.unused_for: must be longer than 0")
+    elif grace <= unused_for:
+        report.error(source, at, f"{dotted(where)}.unused_for: {format_duration(unused_for)} must be shorter than "
+                     f"grace ({format_duration(grace) if grace else 'not set'}), the longest the old key may live "
+                     "after a replacement (e.g. grace: 7d, unused_for: 1h)")
 
 
 def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration,

@@ -64,7 +64,9 @@ def parse_key(item: Any, where: str) -> RemoteKey:
         id=key_id, attrs={"name": name},
         created_at=wire_time(item.get("created_at"), f"{where} ({key_id}) created_at"),
         expires_at=wire_time(item.get("expires_at"), f"{where} ({key_id}) expires_at"),
-        revoked=flags["revoked"], expired=flags["expired"])
+        revoked=flags["revoked"], expired=flags["expired"],
+        last_used_at=wire_time(item.get("last_used_at"), f"{where} ({key_id}) last_used_at"),
+        usage_reported="last_used_at" in item)
 
 
 def parse_list(body: Any) -> list[RemoteKey]:

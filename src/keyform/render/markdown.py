@@ -7,7 +7,7 @@ from __future__ import annotations
 from keyform.plan import Action, Change, Plan
 from keyform.render.graph import markdown_section
 from keyform.render.lines import change_lines, remote_label, verb
-from keyform.render.text import summary_line
+from keyform.render.text import WARNING, summary_line
 
 ICONS = {Action.CREATE: "➕", Action.UPDATE: "🔧", Action.REPLACE: "♻️", Action.DELETE: "➖"}
 DIFF_MARK = {"+": "+", "-": "-", "~": "!", " ": " ", "#": "#"}
@@ -30,7 +30,7 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
     changes = plan.actionable
     out = [f"### {title}", "", f"**{summary_line(plan)}**", ""]
     for note in plan.notes:
-        out.append(f"> **Note:** {note}")
+        out.append(f"> **Warning:** {note[len(WARNING):]}" if note.startswith(WARNING) else f"> **Note:** {note}")
     if plan.notes:
         out.append("")
     if not changes:

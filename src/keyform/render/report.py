@@ -74,8 +74,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("LAST APPLIED", lambda r: _date(r.applied_at)),
     Column("STATUS", lambda r: r.status),
 )
-# Shown only when some row has a value (no provider reports last use yet).
-LAST_USED = Column("LAST USED", lambda r: _date(r.last_used))
+def _last_used(r: ReportRow) -> str:
+    if r.last_used:
+        return _date(r.last_used)
+    return "never" if r.usage_reported else "not reported"
+
+
+# Shown only when some listed key's provider reports usage (TextQL does not: its rows say so).
+LAST_USED = Column("LAST USED", _last_used)
 MAX_CELL = 60
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -88,7 +94,7 @@ def _clean(text: str, limit: int | None = MAX_CELL) -> str:
 
 
 def _columns(report: Report) -> tuple[Column, ...]:
-    if any(r.last_used for r in report.rows):
+    if any(r.usage_reported for r in report.rows):
         return (*COLUMNS[:-1], LAST_USED, COLUMNS[-1])
     return COLUMNS
 

@@ -10,6 +10,8 @@ from typing import Any
 from keyform.plan import Action, Change, Plan
 from keyform.render.lines import change_lines, headline, remote_label
 
+WARNING = "WARNING: "  # a plan note with this prefix is a warning (keyform.usage.WARNING)
+
 COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
 MARK_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
 NO_CHANGES = "No changes. Your keys match the manifests."
@@ -39,7 +41,8 @@ def summary_line(plan: Plan) -> str:
 
 def render_text(plan: Plan, *, color: bool = False) -> str:
     style = _styler(color)
-    lines: list[str] = [style("Note: ", bold=True) + note for note in plan.notes]
+    lines: list[str] = [style("Warning: ", fg="yellow", bold=True) + note[len(WARNING):] if note.startswith(WARNING)
+                        else style("Note: ", bold=True) + note for note in plan.notes]
     if plan.notes:
         lines.append("")
     changes = plan.actionable

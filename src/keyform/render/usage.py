@@ -1,0 +1,141 @@
+"""Renderers for `keyform report --idle/--unmanaged` (keyform.usage.UsageReport): text, Markdown,
+JSON. Remote labels are untrusted (anyone with an org token can name a key): control characters
+are escaped in text, and Markdown cells are escaped, so a name cannot rewrite the terminal or the
+PR comment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from keyform.durations import format_duration
+from keyform.usage import UnmanagedReport, UsageReport, UsageRow
+
+
+def _safe(text: object) -> str:
+    """One printable line: control characters (ESC, CR, LF, ...) shown escaped."""
+    s = "" if text is None else str(text)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in s)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return indent + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return [fmt(header), *(fmt(r) for r in rows)]
+
+
+def _idle(row: UsageRow) -> str:
+    return format_duration(row.idle) if row.idle is not None else "-"
+
+
+def _usage_cells(row: UsageRow) -> list[str]:
+    address = f"{row.address} (deposed)" if row.deposed else row.address
+    return [_safe(address), _safe(row.provider), _safe(row.remote_id), _safe(row.usage), _idle(row)]
+
+
+_USAGE_HEADER = ("ADDRESS", "PROVIDER", "REMOTE ID", "LAST USED", "IDLE")
+
+
+def render_text(report: UsageReport) -> str:
+    out: list[str] = [f"Note: {_safe(n)}" for n in report.notes]
+    if report.notes:
+        out.append("")
+    if report.idle_threshold is not None:
+        limit = format_duration(report.idle_threshold)
+        if report.idle:
+            out.append(f"Idle keys (unused for {limit} or more): {len(report.idle)}")
+            out += _table(_USAGE_HEADER, [_usage_cells(r) for r in report.idle])
+        else:
+            out.append(f"No key has been unused for {limit} or more.")
+        if report.not_judged:
+            out += ["", f"Not judged (usage not reported or unknown): {len(report.not_judged)}"]
+            out += _table(_USAGE_HEADER[:4], [_usage_cells(r)[:4] for r in report.not_judged])
+    elif report.unmanaged is None:
+        out.append(f"Last use of {len(report.rows)} managed key{'s' if len(report.rows) != 1 else ''}:")
+        if report.rows:
+            out += _table(_USAGE_HEADER, [_usage_cells(r) for r in report.rows])
+    if report.unmanaged is not None:
+        if out:
+            out.append("")
+        out += _unmanaged_text(report.unmanaged)
+    return "\n".join(out) + "\n"
+
+
+def _unmanaged_text(u: UnmanagedReport) -> list[str]:
+    out = [f"Note: {_safe(n)}" for n in u.notes]
+    if not u.count:
+        out.append("No unmanaged keys: every listed key is tracked by a state.")
+    else:
+        out.append(f"Unmanaged keys (no state tracks them), most likely forgotten first: {u.count}")
+    for instance, rows in u.rows.items():
+        out += ["", f"{_safe(instance)} ({_safe(rows[0].provider_type)}):"]
+        out += _table(("REMOTE ID", "NAME", "CREATED", "LAST USED", "EXPIRES"),
+                      [[_safe(r.remote_id), _safe(r.name), _safe(r.created_at or "-"), _safe(r.usage),
+                        _safe(r.expires_at or "never")] for r in rows])
+        out.append("  adopt one: declare it in the manifests (keys.ADDRESS with this provider), then run")
+        out += [f"    {_safe(r.import_command)}" for r in rows]
+    if u.skipped:
+        out += ["", f"({u.skipped} revoked or expired key{'s' if u.skipped != 1 else ''} not shown: "
+                    "they cannot authenticate)"]
+    return out
+
+
+def _cell(text: object) -> str:
+    """A Markdown table cell: pipes, backticks, angle brackets and line breaks escaped."""
+    s = _safe(text)
+    for a, b in (("\\", "\\\\"), ("|", "\\|"), ("`", "\\`"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"),
+                 ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+        s = s.replace(a, b)
+    return s
+
+
+class Code(str):
+    """A cell shown as inline code (ids, commands: copied as is)."""
+
+
+def _code(text: str) -> str:
+    """Inline code in a table cell: only `|` needs escaping there; a backtick falls back to text."""
+    s = _safe(text)
+    return _cell(s) if "`" in s else "`" + s.replace("|", "\\|") + "`"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(_code(c) if isinstance(c, Code) else _cell(c) for c in r) + " |" for r in rows),
+            ""]
+
+
+def render_markdown(report: UsageReport) -> str:
+    out: list[str] = ["### keyform key usage", ""]
+    out += [f"> **Note:** {_cell(n)}" for n in report.notes]
+    if report.notes:
+        out.append("")
+    if report.idle_threshold is not None:
+        limit = format_duration(report.idle_threshold)
+        out += [f"**Idle keys (unused for {limit} or more): {len(report.idle)}**", ""]
+        if report.idle:
+            out += _md_table(_USAGE_HEADER, [_usage_cells(r) for r in report.idle])
+        if report.not_judged:
+            out += [f"Not judged (usage not reported or unknown): {len(report.not_judged)}", ""]
+            out += _md_table(_USAGE_HEADER[:4], [_usage_cells(r)[:4] for r in report.not_judged])
+    elif report.unmanaged is None:
+        out += _md_table(_USAGE_HEADER, [_usage_cells(r) for r in report.rows])
+    u = report.unmanaged
+    if u is not None:
+        out += [f"**Unmanaged keys (no state tracks them): {u.count}**", ""]
+        out += [f"> **Note:** {_cell(n)}" for n in u.notes]
+        for instance, rows in u.rows.items():
+            out += [f"`{_cell(instance)}` ({_cell(rows[0].provider_type)}):", ""]
+            out += _md_table(("Remote id", "Name", "Created", "Last used", "Expires", "Adopt with"),
+                             [[Code(r.remote_id), r.name, r.created_at or "-", r.usage, r.expires_at or "never",
+                               Code(r.import_command)] for r in rows])
+        if u.skipped:
+            out += [f"{u.skipped} revoked or expired key(s) not shown.", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_json(report: UsageReport) -> str:
+    return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
