@@ -9,7 +9,8 @@ Rule words are a registry, `RULES` (word → `RuleWord`): a word has a phase, a 
 parameter (run when the policy is loaded: a bad parameter is an error at its `file:line`) and a
 checker over `KeyFacts`. Phase `manifest` rules need only the manifests and run before any remote
 call; phase `plan` rules run on the plan, with the state record and the remote key at hand (a
-usage rule such as `max_idle` would read `facts.remote`). To add a word: `register(RuleWord(...))`
+usage rule such as `max_idle` reads `facts.remote`; plan-phase rules see every key of the state,
+changed or not). To add a word: `register(RuleWord(...))`
 and list it under `$defs.policy.properties.require` in `schemas/manifest.schema.json` (a test
 checks that both agree).
 """
@@ -274,6 +275,19 @@ def _check_forbidden(actions: frozenset[Action], f: KeyFacts) -> str | None:
     return f"the plan would {change.action.value} it, and this policy forbids that"
 
 
+def _check_max_idle(limit: timedelta, f: KeyFacts) -> str | None:
+    """Unused for `limit` or longer, by the provider's own usage data (keyform.usage). A key whose
+    provider does not report usage (TextQL), or that the plan did not list, never violates it."""
+    from keyform.usage import key_idle_for
+
+    idle = key_idle_for(f.remote, f.provider_type, f.now, f.state.created_at if f.state is not None else None)
+    if idle is None or idle < limit:
+        return None
+    used = f.remote.last_used_at if f.remote is not None else None
+    since = f"last used {used}" if used else "never used"
+    return f"unused for {format_duration(idle)}, {since}; at most {format_duration(limit)} allowed"
+
+
 for _rule in (
     RuleWord("expiry", MANIFEST, _flag, _check_expiry),
     RuleWord("max_lifetime", MANIFEST, _duration, _check_max_lifetime),
@@ -284,6 +298,7 @@ for _rule in (
     RuleWord("allowed_providers", MANIFEST, _names, _check_providers),
     RuleWord("schema", MANIFEST, _json_schema, _check_schema),
     RuleWord("forbid_actions", PLAN, _actions, _check_forbidden, declared_only=False),
+    RuleWord("max_idle", PLAN, _duration, _check_max_idle),
 ):
     register(_rule)
 
@@ -419,26 +434,29 @@ def check_manifest(policies: Sequence[Policy], workspace: Workspace, now: dateti
 
 def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now: datetime,
                state: State | None = None, snapshot: RemoteSnapshot | None = None) -> list[Violation]:
-    """Every violation of a `plan`-phase rule by the plan's changes (deposed revocations excluded)."""
+    """Every violation of a `plan`-phase rule: by the plan's changes (deposed revocations excluded)
+    and by the state's keys the plan leaves unchanged (`forbid_actions` ignores those)."""
     found: list[Violation] = []
     active = [p for p in policies if any(r.word.phase == PLAN for r in p.rules)]
     if not active:
         return found
-    for change in plan.changes:
-        if change.deposed:
-            continue
-        spec = workspace.keys.get(change.address)
-        ks = state.keys.get(change.address) if state is not None else None
+    changes = {c.address: c for c in plan.changes if not c.deposed}
+    unchanged = [ks for address, ks in (state.keys.items() if state is not None else ()) if address not in changes]
+    for item in (*changes.values(), *unchanged):
+        change = item if isinstance(item, Change) else None
+        address, provider, provider_type, remote_id = item.address, item.provider, item.provider_type, item.remote_id
+        spec = workspace.keys.get(address)
+        ks = state.keys.get(address) if state is not None else None
         remote = None
-        if snapshot is not None and change.remote_id:
-            remote = snapshot.lookup(change.provider, change.remote_id)[1]
+        if snapshot is not None and remote_id:
+            remote = snapshot.lookup(provider, remote_id)[1]
         facts: KeyFacts | None = None
         for policy in active:
-            if not policy.matches(change.address, change.provider, change.provider_type):
+            if not policy.matches(address, provider, provider_type):
                 continue
             if facts is None:
                 facts = _facts(spec, workspace, now, change, ks, remote) if spec is not None else KeyFacts(
-                    address=change.address, provider=change.provider, provider_type=change.provider_type,
+                    address=address, provider=provider, provider_type=provider_type,
                     now=now, change=change, state=ks, remote=remote)
             for rule in policy.rules:
                 if rule.word.phase != PLAN or (rule.word.declared_only and spec is None):
@@ -446,7 +464,7 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
                 if detail := rule.word.check(rule.param, facts):
                     where = spec.loc if spec is not None else rule.loc
                     label = detail if spec is not None else f"{detail} (the key is in the state only)"
-                    found.append(Violation(policy, change.address, label, where))
+                    found.append(Violation(policy, address, label, where))
     return found
 
 
