@@ -442,7 +442,8 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
         return found
     changes = {c.address: c for c in plan.changes if not c.deposed}
     unchanged = [ks for address, ks in (state.keys.items() if state is not None else ()) if address not in changes]
-    for item in (*changes.values(), *unchanged):
+    items: list[Change | KeyState] = [*changes.values(), *unchanged]
+    for item in items:
         change = item if isinstance(item, Change) else None
         address, provider, provider_type, remote_id = item.address, item.provider, item.provider_type, item.remote_id
         spec = workspace.keys.get(address)
