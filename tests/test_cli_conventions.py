@@ -200,8 +200,8 @@ def test_emulator_click_options_match_python_m_keyform_emulator() -> None:
     assert set(click_opts) == set(parser_defaults)
     for opt, default in click_opts.items():
         other = parser_defaults[opt]
-        if opt == "--token":
-            assert other is None  # any token
+        if opt in ("--token", "--read-only-token"):
+            assert other is None  # repeatable, none given: any token / no read-only token
         elif opt == "--log-requests":
             assert other is False  # a flag, off by default
         else:

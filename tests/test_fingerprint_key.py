@@ -130,7 +130,7 @@ def test_rekey_keeps_a_change_made_before_it_and_refuses_an_unreadable_input(tmp
     env = {"KEYFORM_FINGERPRINT_KEY": KEY}
     before = project.state_file.read_bytes()
     unreadable = project.run("state", "rekey", "-f", str(project.manifest), env={**env, "EMAIL": ""})
-    assert unreadable.exit_code == 1 and "EMAIL is not set" in unreadable.stderr and "nothing was changed" in unreadable.stderr
+    assert unreadable.exit_code == 1 and "EMAIL is set but empty" in unreadable.stderr and "nothing was changed" in unreadable.stderr
     assert project.state_file.read_bytes() == before
     changed = project.run("state", "rekey", "-f", str(project.manifest), env={**env, "AV": "hunter3"})
     assert changed.exit_code == 0 and "ana.auth_value changed since the last apply" in changed.stdout

@@ -72,7 +72,7 @@ def test_fixed_workspace_from_args_is_validated_once(tmp_path: Path, capsys: pyt
     (tmp_path / "infra" / "keys.yaml").write_text(KEYS.replace("EXPIRY", "30d"))
     assert hook_main(["-f", "infra/", "infra/keys.yaml", "infra/providers.yaml"]) == 0
     out = capsys.readouterr().out
-    assert out.count("keyform validate -f infra/") == 1 and "2 keys, 1 providers, 1 sinks" in out
+    assert out.count("keyform validate -f infra/") == 1 and "2 keys, 1 provider, 1 sink" in out
     (tmp_path / "infra" / "keys.yaml").write_text(KEYS.replace("EXPIRY", "soon"))
     assert hook_main(["-f", "infra/", "infra/providers.yaml"]) == 1
     assert "infra/keys.yaml:8: keys.deploy-bot.expires_in: 'soon' is not a valid duration" in capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_good_nested_and_keys_layouts_pass_each_as_its_own_workspace(tmp_path: P
     run = try_repo(hook_repo, repo, "--all-files")
     assert run.code == 0, run.output
     for workspace in ("keyform.yaml", "sub/keyform.yaml", "keys/"):
-        assert f"keyform validate -f {workspace}\nThe manifests are valid: 2 keys, 1 providers, 1 sinks." in run.output
+        assert f"keyform validate -f {workspace}\nThe manifests are valid: 2 keys, 1 provider, 1 sink." in run.output
     assert run.output.count("keyform validate -f") == 3, run.output
 
 
