@@ -30,6 +30,7 @@ MAX_RAW = 65536
 
 
 _known: set[str] = set()  # every secret this process has seen (see `remember`)
+_known_patterns: dict[int, set[str]] = {}  # their patterns, built once per secret (an apply may issue thousands)
 _known_lock = threading.Lock()
 
 
@@ -37,8 +38,12 @@ def remember(*secrets: str | None) -> None:
     """Add secrets this process has handled (resolved tokens and inputs, issued secrets, secrets
     read back from sinks) to the set every `scrub` removes, wherever the text being scrubbed came from:
     a server may echo a secret from another call than the one that carried it."""
+    new = [s for s in secrets if s and len(s) >= MIN_SECRET]
     with _known_lock:
-        _known.update(s for s in secrets if s and len(s) >= MIN_SECRET)
+        new = [s for s in new if s not in _known]
+        _known.update(new)
+        for length, pats in _patterns(new).items():
+            _known_patterns.setdefault(length, set()).update(pats)
 
 
 def _visible(text: str) -> tuple[str, list[int]]:
@@ -74,9 +79,10 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` (at most MAX_RAW characters of it) with every span that matches a known secret
     replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
     text = text[:MAX_RAW]
+    patterns = _patterns(secrets)
     with _known_lock:
-        known = tuple(_known)
-    patterns = _patterns((*secrets, *known))
+        for length, pats in _known_patterns.items():
+            patterns[length] = patterns.get(length, set()) | pats
     if not patterns or not text:
         return text
     visible, where = _visible(text)
