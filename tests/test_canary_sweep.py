@@ -212,7 +212,8 @@ def test_no_canary_reaches_any_output_or_file_on_any_error_path(
             result = sweep.run(f"{route.label} / {kind}", *route.command)
             failed += result.exit_code != 0
             api.script = _pass
-            sweep.run(f"heal after {route.label} / {kind}", "apply", "--auto-approve", count=False)
+            if not route.label.endswith("list"):  # a failed plan changed nothing: no need to converge again
+                sweep.run(f"heal after {route.label} / {kind}", "apply", "--auto-approve", count=False)
 
         for shape, token in BAD_TOKENS.items():
             for provider in ("QUESTRA_TOKEN", "TEXTQL_TOKEN"):
