@@ -80,16 +80,18 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
     text = text[:MAX_RAW]
     patterns = _patterns(secrets)
-    with _known_lock:
-        for length, pats in _known_patterns.items():
-            patterns[length] = patterns.get(length, set()) | pats
-    if not patterns or not text:
+    with _known_lock:  # the remembered sets are only ever added to: test membership without copying them
+        known = dict(_known_patterns)
+    if not (patterns or known) or not text:
         return text
     visible, where = _visible(text)
     hit = bytearray(len(visible))
-    for length, pats in patterns.items():
+    empty: set[str] = set()
+    for length in set(patterns) | set(known):
+        mine, theirs = patterns.get(length, empty), known.get(length, empty)
         for i in range(len(visible) - length + 1):
-            if visible[i:i + length] in pats:
+            piece = visible[i:i + length]
+            if piece in mine or piece in theirs:
                 hit[i:i + length] = b"\1" * length
     if not any(hit):
         return text
