@@ -248,3 +248,12 @@ def test_a_symlink_at_the_lock_file_is_refused(tmp_path: Path) -> None:
 def test_the_writer_script_is_plain_python() -> None:
     compile(textwrap.dedent(WRITER), "writer", "exec")
     compile(textwrap.dedent(KILLED), "killed", "exec")
+
+
+def test_a_file_sink_clears_stale_temp_files_at_its_first_write(tmp_path: Path) -> None:
+    d = tmp_path / "keys"
+    d.mkdir()
+    (d / ".A.0123456789ab.tmp").write_text("old-secret")
+    (d / "A").write_text("kept")
+    FileSink(d).write("b", "B", "new")
+    assert sorted(p.name for p in d.iterdir()) == ["A", "B"]

@@ -65,16 +65,19 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
     return created
 
 
+ANY_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # a temp file of `atomic_write`, for any file
+
+
 def temp_name_pattern(name: str) -> re.Pattern[str]:
     """The names `atomic_write` gives its temp files for the file `name`: `.<name>.<12 hex>.tmp`."""
     return re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}\.tmp")
 
 
-def remove_stale_temps(directory: str, name: str) -> int:
-    """Delete leftover temp files of `atomic_write` for `name` in `directory` (a writer killed
-    between creating and renaming its temp file leaves a full copy behind). Only safe while the
-    caller holds the lock that every writer of the file takes. Returns how many were removed."""
-    pattern = temp_name_pattern(name)
+def remove_stale_temps(directory: str, name: str | None) -> int:
+    """Delete leftover temp files of `atomic_write` for `name` (None: for any file) in `directory`
+    (a writer killed between creating and renaming its temp file leaves a full copy behind). Only
+    safe while no other writer of those files is in flight. Returns how many were removed."""
+    pattern = temp_name_pattern(name) if name is not None else ANY_TEMP_NAME
     removed = 0
     try:
         entries = os.listdir(directory)

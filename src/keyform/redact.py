@@ -30,6 +30,7 @@ MAX_RAW = 65536
 
 
 _known: set[str] = set()  # every secret this process has seen (see `remember`)
+_known_patterns: dict[int, set[str]] = {}  # their patterns, built once per secret (an apply may issue thousands)
 _known_lock = threading.Lock()
 
 
@@ -37,8 +38,12 @@ def remember(*secrets: str | None) -> None:
     """Add secrets this process has handled (resolved tokens and inputs, issued secrets, secrets
     read back from sinks) to the set every `scrub` removes, wherever the text being scrubbed came from:
     a server may echo a secret from another call than the one that carried it."""
+    new = [s for s in secrets if s and len(s) >= MIN_SECRET]
     with _known_lock:
-        _known.update(s for s in secrets if s and len(s) >= MIN_SECRET)
+        new = [s for s in new if s not in _known]
+        _known.update(new)
+        for length, pats in _patterns(new).items():
+            _known_patterns.setdefault(length, set()).update(pats)
 
 
 def _visible(text: str) -> tuple[str, list[int]]:
@@ -74,16 +79,19 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` (at most MAX_RAW characters of it) with every span that matches a known secret
     replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
     text = text[:MAX_RAW]
-    with _known_lock:
-        known = tuple(_known)
-    patterns = _patterns((*secrets, *known))
-    if not patterns or not text:
+    patterns = _patterns(secrets)
+    with _known_lock:  # the remembered sets are only ever added to: test membership without copying them
+        known = dict(_known_patterns)
+    if not (patterns or known) or not text:
         return text
     visible, where = _visible(text)
     hit = bytearray(len(visible))
-    for length, pats in patterns.items():
+    empty: set[str] = set()
+    for length in set(patterns) | set(known):
+        mine, theirs = patterns.get(length, empty), known.get(length, empty)
         for i in range(len(visible) - length + 1):
-            if visible[i:i + length] in pats:
+            piece = visible[i:i + length]
+            if piece in mine or piece in theirs:
                 hit[i:i + length] = b"\1" * length
     if not any(hit):
         return text

@@ -7,15 +7,12 @@ Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from keyform.errors import SinkError
-from keyform.fsio import StrPath, fsync_dir
+from keyform.fsio import ANY_TEMP_NAME, StrPath, fsync_dir
 from keyform.sinks.pathlocks import lock_for
-from keyform.sinks.sinkfs import read_file, write_file
-
-_TEMP_LIKE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # atomic_write's temp names (keyform.fsio.temp_name_pattern)
+from keyform.sinks.sinkfs import read_file, write_entry
 
 
 class FileSink:
@@ -31,7 +28,7 @@ class FileSink:
             return f"{name!r} is not a usable file name"
         if any(c in name for c in "/\\\0"):
             return f"{name!r} is not a plain file name (it contains '/', '\\' or NUL)"
-        if _TEMP_LIKE.fullmatch(name):
+        if ANY_TEMP_NAME.fullmatch(name):
             return f"{name!r} looks like one of keyform's temp files (.NAME.<hex>.tmp), which are cleaned up"
         return None
 
@@ -39,7 +36,7 @@ class FileSink:
         path = self._entry(name, address)
         with lock_for(path):
             try:
-                write_file(path, secret.encode("utf-8"))
+                write_entry(path, secret.encode("utf-8"))
             except OSError as exc:
                 raise SinkError(f"{path}: cannot write {name!r} for key {address}: {exc.strerror}") from None
 

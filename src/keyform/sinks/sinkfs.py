@@ -19,13 +19,22 @@ import os
 import threading
 from pathlib import Path
 
-from keyform.fsio import IsSymlinkError, StrPath, atomic_write, ensure_dir, is_loose_dir, read_nofollow
+from keyform.fsio import (
+    IsSymlinkError,
+    StrPath,
+    atomic_write,
+    ensure_dir,
+    is_loose_dir,
+    read_nofollow,
+    remove_stale_temps,
+)
 
 log = logging.getLogger("keyform.sinks")
 
 _guard = threading.Lock()
 _created: set[str] = set()  # directories this process created for sinks
 _warned: set[str] = set()  # loose directories already warned about
+_swept: set[str] = set()  # `file` sink directories already cleared of stale temp files by this process
 
 
 def prepare_dir(directory: StrPath) -> None:
@@ -57,6 +66,21 @@ def write_file(path: StrPath, data: bytes) -> None:
     """Replace the sink file at `path` with `data` (0600) without following a symlink (see module)."""
     prepare_dir(os.path.dirname(os.path.abspath(path)))
     atomic_write(path, data, follow_symlinks=False, clean_stale=True)
+
+
+def write_entry(path: StrPath, data: bytes) -> None:
+    """`write_file` for one entry of a directory sink. Each entry is its own file, written whole, so
+    there is no read-modify-write to lock across processes; the directory is cleared of stale temp
+    files once per process (entry names can never look like one), not on every write: a listing of
+    a directory of 10,000 entries per write would make an apply quadratic."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prepare_dir(directory)
+    with _guard:
+        sweep = directory not in _swept
+        _swept.add(directory)
+    if sweep:
+        remove_stale_temps(directory, None)
+    atomic_write(path, data, follow_symlinks=False)
 
 
 def read_file(path: StrPath) -> bytes | None:
