@@ -175,3 +175,8 @@ def test_a_mutated_journal_loads_and_replays_or_is_refused(tmp_path_factory: Any
 @given(st.one_of(*[mutated(r) for r in journal_sample()], JSON))
 def test_the_fast_journal_check_agrees_with_jsonschema(record: Any) -> None:
     assert _check("journal")(record) == JOURNAL_VALIDATOR.is_valid(record)
+
+
+def test_the_schemas_are_valid_draft_2020_12() -> None:
+    Draft202012Validator.check_schema(STATE_SCHEMA)
+    Draft202012Validator.check_schema(JOURNAL_SCHEMA)
