@@ -180,3 +180,13 @@ def test_the_fast_journal_check_agrees_with_jsonschema(record: Any) -> None:
 def test_the_schemas_are_valid_draft_2020_12() -> None:
     Draft202012Validator.check_schema(STATE_SCHEMA)
     Draft202012Validator.check_schema(JOURNAL_SCHEMA)
+
+
+def test_extra_fields_of_other_ops_are_not_read_as_timestamps(tmp_path: Path) -> None:
+    """Found by the fuzzer: a `begin` record with an extra `deposed` field crashed the time check."""
+    store = StateStore(tmp_path / "keyform.state.json")
+    records = journal_sample()
+    records[0]["deposed"] = {}
+    records[2]["at"] = "not a time"  # `at` means something only in an intent
+    store.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert store.read_journal() == records
