@@ -162,8 +162,7 @@ def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path,
 
     monkeypatch.setattr(os, "fsync", counting)
     journal._sync_lock.acquire()  # an fsync "in flight"
-    threads, errors = _start([partial(journal.append, {"op": "intent", "seq": str(i), "action": "update",
-                                                              "address": "k", "provider": "p"}) for i in range(10)])
+    threads, errors = _start([partial(journal.append, {"op": "sunk", "seq": str(i)}) for i in range(10)])
     _wait_until(lambda: journal._written == 10)
     journal._sync_lock.release()
     for t in threads:

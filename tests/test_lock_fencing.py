@@ -34,7 +34,7 @@ def _done_records(project: Project) -> int:
 
 def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_lock_exits_1(
         tmp_path: Path, make_emulator: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = make_emulator(latency_ms=300)
+    emulator = make_emulator(latency_ms=800)  # ~6 s of apply: room for two commands beside it on a busy machine
     project = Project(tmp_path, emulator.url)
     project.write(SPEC)
     apply = project.spawn("apply", "--auto-approve", "--parallelism", "1")
@@ -52,6 +52,7 @@ def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_
         assert json.loads(project.lock_path.read_text())["id"] == holder["id"]
 
         # from another machine on a shared filesystem, liveness cannot be told: the lock file goes
+        assert apply.poll() is None, "the apply finished before the test could take its lock away"
         with monkeypatch.context() as m:
             m.setattr(socket, "gethostname", lambda: "another-host")
             StateStore(project.state_path).force_unlock(holder["id"])

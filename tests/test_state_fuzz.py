@@ -175,3 +175,18 @@ def test_a_mutated_journal_loads_and_replays_or_is_refused(tmp_path_factory: Any
 @given(st.one_of(*[mutated(r) for r in journal_sample()], JSON))
 def test_the_fast_journal_check_agrees_with_jsonschema(record: Any) -> None:
     assert _check("journal")(record) == JOURNAL_VALIDATOR.is_valid(record)
+
+
+def test_the_schemas_are_valid_draft_2020_12() -> None:
+    Draft202012Validator.check_schema(STATE_SCHEMA)
+    Draft202012Validator.check_schema(JOURNAL_SCHEMA)
+
+
+def test_extra_fields_of_other_ops_are_not_read_as_timestamps(tmp_path: Path) -> None:
+    """Found by the fuzzer: a `begin` record with an extra `deposed` field crashed the time check."""
+    store = StateStore(tmp_path / "keyform.state.json")
+    records = journal_sample()
+    records[0]["deposed"] = {}
+    records[2]["at"] = "not a time"  # `at` means something only in an intent
+    store.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert store.read_journal() == records

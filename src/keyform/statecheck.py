@@ -111,8 +111,11 @@ def _duration_problem(doc: dict[str, Any]) -> str | None:
 
 
 def _record_times(record: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    if "at" in record:
+    """The timestamps the schema checked the form of (other ops' extra fields are not read)."""
+    if record["op"] == "intent" and "at" in record:
         yield "at", record["at"]
+    if record["op"] != "done":
+        return
     key = record.get("key")
     if isinstance(key, dict):
         yield "key.created_at", key["created_at"]
