@@ -408,3 +408,23 @@ def test_the_server_created_at_of_a_replied_create_calibrates_the_window() -> No
     rec = assess(state_with(), uncalibrated, _Pool(listed), {"qp": "questra"})  # type: ignore[arg-type]
     assert [o.remote_id for o in rec.orphans if o.address == "ci"] == []
     assert [u.candidates for u in rec.uncertain if u.address == "ci"] == [("ak_before", "ak_ours", "ak_theirs")]
+
+
+def test_the_emulator_read_only_token_lists_and_refuses_every_write(make_emulator: Any) -> None:
+    from tests.conftest import loopback_client
+
+    emu = make_emulator(tokens=frozenset({"rw"}), read_only_tokens=frozenset({READ_ONLY}))
+    q = {"Authorization": f"Bearer {READ_ONLY}", "X-Org-Id": ORG}
+    t = {"Authorization": f"Bearer {READ_ONLY}", "Connect-Protocol-Version": "1"}
+    with loopback_client(emu.url) as http:
+        assert http.get("/api-keys", headers=q).status_code == 200
+        assert http.post("/api-keys", headers=q, json={"name": "x"}).status_code == 403
+        assert http.post("/api-keys/ak_1/revoke", headers=q).status_code == 403
+        assert http.delete("/api-keys/ak_1", headers=q).status_code == 403
+        assert http.post("/v1/api-keys", headers=t, json={}).status_code == 200
+        for proc, body in (("create", {"description": "x"}), ("update", {"id": "k"}), ("delete", {"id": "k"})):
+            answer = http.post(f"/v1/api-keys/{proc}", headers=t, json=body)
+            assert answer.status_code == 403 and answer.json()["code"] == "permission_denied"
+        assert http.get("/api-keys", headers={**q, "Authorization": "Bearer other"}).status_code == 401
+    with EmulatorControl(emu.url) as control:
+        assert control.questra_keys(ORG) == [] and control.textql_keys() == []
