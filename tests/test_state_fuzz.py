@@ -187,6 +187,6 @@ def test_extra_fields_of_other_ops_are_not_read_as_timestamps(tmp_path: Path) ->
     store = StateStore(tmp_path / "keyform.state.json")
     records = journal_sample()
     records[0]["deposed"] = {}
-    records[2]["at"] = "not a time"  # `at` means something only in an intent
+    records[2]["expires_at"] = "not a time"  # an extra field keyform never reads on that record
     store.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert store.read_journal() == records
