@@ -25,7 +25,22 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
     parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--rate-limit-rps", type=float, default=0.0,
+                        help="requests/s allowed per org (or per token); 429 + Retry-After beyond (0: none)")
+    parser.add_argument("--rate-limit-burst", type=float, default=0.0, help="bucket size (default: 1 s worth)")
+    parser.add_argument("--rate-limit-scope", choices=("org", "token"), default="org")
+    parser.add_argument("--org-rate-limit", action="append", default=[], metavar="ORG=RPS",
+                        help="this org's (or token's) own rate, repeatable")
     args = parser.parse_args(argv)
+    rate_limits: dict[str, float] = {}
+    for item in args.org_rate_limit:
+        name, sep, rps = item.rpartition("=")
+        try:
+            rate_limits[name] = float(rps)
+        except ValueError:
+            name = ""
+        if not sep or not name:
+            parser.error(f"--org-rate-limit {item!r}: expected ORG=RPS, e.g. org_a=10")
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -38,6 +53,10 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         tokens=frozenset(args.token) if args.token else None,
         retry_after=args.retry_after,
         log_requests=args.log_requests,
+        rate_limit_rps=args.rate_limit_rps,
+        rate_limit_burst=args.rate_limit_burst,
+        rate_limit_scope=args.rate_limit_scope,
+        rate_limits=rate_limits,
     )
 
 

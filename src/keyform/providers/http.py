@@ -45,6 +45,7 @@ import httpx
 
 from keyform.durations import format_time, parse_time
 from keyform.errors import ProviderError
+from keyform.providers.ratelimit import Limiter
 
 log = logging.getLogger("keyform.providers")
 
@@ -95,6 +96,16 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
         when = when.replace(tzinfo=timezone.utc)
     current = now() if now else datetime.now(timezone.utc)
     return max(0.0, (when - current).total_seconds())
+
+
+def rate_refusal(response: httpx.Response) -> bool:
+    """The API refused the call for its rate: HTTP 429, or a Connect `resource_exhausted` error."""
+    if response.status_code == 429:
+        return True
+    if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
+        return False
+    body = json_body(response)
+    return isinstance(body, dict) and body.get("code") == "resource_exhausted"
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -206,8 +217,9 @@ class HttpClient:
     def __init__(self, instance: str, base_url: str, headers: Mapping[str, str], *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 secrets: Iterable[str] = ()) -> None:
+                 secrets: Iterable[str] = (), limiter: Limiter | None = None) -> None:
         self.instance = instance
+        self.limiter = limiter or Limiter(instance)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -232,10 +244,16 @@ class HttpClient:
 
         Returns the final response whatever its status. Raises ProviderError when no response came:
         `ambiguous=True` when a non-idempotent request may have been received."""
-        secrets = tuple(secrets)
+        with self.limiter.call():
+            return self._call(method, path, what, body, idempotent, tuple(secrets))
+
+    def _call(self, method: str, path: str, what: str, body: Any, idempotent: bool,
+              secrets: tuple[str, ...]) -> httpx.Response:
         attempts = self.retry.max_retries + 1
+        waited = 0.0  # the instance pause this thread has already slept through (ratelimit.py)
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            ticket = self.limiter.before_attempt(waited)
             try:
                 response = self._send(method, path, body)
             except _FATAL as exc:
@@ -256,9 +274,17 @@ class HttpClient:
                                       secrets) from None
                 self._wait(what, attempt, None, type(exc).__name__)
                 continue
+            delay = retry_after(response) if response.status_code in (429, 503) else None
+            if not rate_refusal(response):
+                if response.status_code < 500:
+                    self.limiter.succeeded(ticket)
+            elif delay is not None and delay > self.retry.max_retry_after:
+                self.limiter.refused()
+            else:  # the whole instance pauses, and slows down (providers/ratelimit.py)
+                backoff = self.retry.backoff(attempt, self._rng) if delay is None else 0.0
+                delay, waited = self.limiter.throttled(ticket, delay, backoff, response.status_code)
             if last or not self._retryable(response.status_code, idempotent):
                 return response
-            delay = retry_after(response) if response.status_code in (429, 503) else None
             if delay is not None and delay > self.retry.max_retry_after:
                 return response  # the caller reports it, with retry_after set
             response.close()

@@ -26,6 +26,7 @@ from keyform.providers.http import (
     status_error,
     wire_time,
 )
+from keyform.providers.ratelimit import Limiter
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 
@@ -78,14 +79,17 @@ class QuestraProvider:
 
     def __init__(self, name: str, base_url: str, token: str, org_id: str | None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 5,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 limiter: Limiter | None = None) -> None:
         self.name = name
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
                    "User-Agent": f"keyform/{__version__}"}
         if org_id is not None:
             headers["X-Org-Id"] = org_id
         self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
-                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,))
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,),
+                                limiter=limiter)
+        self.limiter = self._http.limiter
 
     def __repr__(self) -> str:
         return f"QuestraProvider({self.name!r}, {self._http.base_url!r})"

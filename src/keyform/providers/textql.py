@@ -28,6 +28,7 @@ from keyform.providers.http import (
     status_error,
     wire_time,
 )
+from keyform.providers.ratelimit import Limiter
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 # manifest attribute → wire field, with the proto3 default an absent field stands for
@@ -153,13 +154,16 @@ class TextQLProvider:
 
     def __init__(self, name: str, base_url: str, token: str, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 5,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 limiter: Limiter | None = None) -> None:
         self.name = name
         headers = {"Authorization": f"Bearer {token}", "Connect-Protocol-Version": "1",
                    "Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": f"keyform/{__version__}"}
         self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
-                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,))
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,),
+                                limiter=limiter)
+        self.limiter = self._http.limiter
 
     def __repr__(self) -> str:
         return f"TextQLProvider({self.name!r}, {self._http.base_url!r})"
