@@ -219,7 +219,12 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
         stream.write(line + "\n")
         stream.flush()
 
-    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+    def on_rate(event: Any) -> None:  # from a worker thread: one write per line
+        line = progress.rate_event_json(event) if fmt == "json" else progress.rate_event_text(event)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event, on_rate=on_rate)
     if fmt == "json":
         click.echo(progress.summary_json(report))
     else:

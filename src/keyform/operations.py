@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from keyform.applier import ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
@@ -154,10 +155,14 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
 
 
 def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
-          on_event: Callable[[ApplyEvent], None] | None = None) -> ApplyReport:
+          on_event: Callable[[ApplyEvent], None] | None = None,
+          on_rate: Callable[[Any], None] | None = None) -> ApplyReport:
     """Execute the plan; the state is written once at the end (and the journal compacted), also when
-    some changes failed."""
+    some changes failed. Each provider instance starts at `parallelism` calls at once and adapts
+    to its API's rate limit (`on_rate` gets each `providers.ratelimit.RateEvent`); the report's
+    `rate` holds what each instance's limiter saw."""
     store = sess.store
+    sess.providers.configure_rate(parallelism, on_rate)
     fh = store.journal_open()
     fh.append(begin_record(sess.state))
     journal = Journal(fh, uuid.uuid4().hex[:8])
@@ -166,6 +171,7 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
                        on_event=on_event or (lambda e: None), env=sess.options.env)
     try:
         report = apply_plan(the_plan, ctx)
+        report.rate = [r for r in sess.providers.rate_stats() if r.throttled or r.configured]
     finally:
         fh.close()
         records = store.read_journal()

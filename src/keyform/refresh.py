@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from keyform.errors import KeyformError
 from keyform.model import ProviderConfig, Workspace
@@ -33,6 +34,7 @@ class ProviderPool:
         self._env = env
         self._open: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        self._rate_setup: tuple[int, Callable[[Any], None] | None] | None = None
 
     def get(self, name: str) -> Provider:
         with self._lock:
@@ -43,7 +45,23 @@ class ProviderPool:
                         "keep its provider block until those keys are deleted")
                 token, org_id = provider_credentials(self._workspace, name, self._env)
                 self._open[name] = self._factory(self._workspace.providers[name], token, org_id)
+                if self._rate_setup is not None:
+                    _configure(self._open[name], *self._rate_setup)
             return self._open[name]
+
+    def configure_rate(self, concurrency: int, on_event: Callable[[Any], None] | None = None) -> None:
+        """Start every instance's concurrency window at `concurrency` (--parallelism) and report its
+        rate-limit events to `on_event`; instances opened later get the same."""
+        with self._lock:
+            self._rate_setup = (concurrency, on_event)
+            for provider in self._open.values():
+                _configure(provider, concurrency, on_event)
+
+    def rate_stats(self) -> list[Any]:
+        """`RateStats` of every open instance that has a limiter, by name."""
+        with self._lock:
+            limiters = [getattr(p, "limiter", None) for _, p in sorted(self._open.items())]
+        return [limiter.stats() for limiter in limiters if limiter is not None]
 
     def check_credentials(self, names: Iterable[str]) -> None:
         """Resolve every named instance's token now (fails before any remote call)."""
@@ -56,6 +74,12 @@ class ProviderPool:
             for p in self._open.values():
                 p.close()
             self._open.clear()
+
+
+def _configure(provider: Provider, concurrency: int, on_event: Callable[[Any], None] | None) -> None:
+    limiter = getattr(provider, "limiter", None)  # providers/ratelimit.py; test fakes have none
+    if limiter is not None:
+        limiter.configure(concurrency, on_event)
 
 
 def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | None = None) -> set[str]:

@@ -274,6 +274,8 @@ class HttpClient:
                                       secrets) from None
                 self._wait(what, attempt, None, type(exc).__name__)
                 continue
+            finally:
+                self.limiter.sent()
             delay = retry_after(response) if response.status_code in (429, 503) else None
             if not rate_refusal(response):
                 if response.status_code < 500:

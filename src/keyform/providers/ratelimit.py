@@ -18,9 +18,9 @@ holds three things:
   backoff with full jitter when it gives none), so the calls in flight do not keep hitting a limit
   the API just reported.
 
-A 429 answered to an attempt sent before the last decrease does not decrease again (one decrease
-per congestion episode, as TCP does per window): 16 calls in flight that all get 429 halve the
-window once, not 16 times. Each decrease is reported as a `RateEvent`; `stats()` gives the 429s
+A 429 answered to an attempt sent before the last decrease, or soon after it (while the API's
+bucket refills: `_hold_until`), does not decrease again (one decrease per congestion episode, as
+TCP does per round trip): 16 calls in flight that all get 429 halve the window once, not 16 times. Each decrease is reported as a `RateEvent`; `stats()` gives the 429s
 received and the time spent paused.
 
 Instances never share a limiter, so two orgs with different limits do not slow each other.
@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from keyform.model import RateLimit
 
 BETA = 0.7  # multiplicative decrease of the learned rate (AWS adaptive mode, CUBIC)
-CUBIC_C = 0.4  # the cubic's scale, in requests/s per s^3
+CUBIC_C = 0.15  # the cubic's scale, in requests/s per s^3 (AWS uses 0.4: probes faster, refused more)
 MIN_RATE = 0.5  # requests/s: the learned rate never goes below this
 MEASURE_WINDOW = 1.0  # seconds of attempts over which the sent rate is measured
+HOLD_MIN, HOLD_MAX = 0.1, 5.0  # seconds after a decrease during which a 429 does not decrease again
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,12 @@ class Limiter:
     """One provider instance's concurrency window, send rate and pause. Thread-safe."""
 
     def __init__(self, instance: str, limit: RateLimit | None = None, *, concurrency: int = 10,
-                 clock: Callable[[], float] = time.monotonic, on_event: Callable[[RateEvent], None] | None = None
-                 ) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 on_event: Callable[[RateEvent], None] | None = None) -> None:
         self.instance = instance
         self.limit = limit
         self._clock = clock
+        self._sleep = sleep
         self._on_event = on_event
         self._cond = threading.Condition()
         self._local = threading.local()
@@ -96,6 +98,7 @@ class Limiter:
         self._inflight = 0
         self._pause_until = 0.0
         self._epoch = 0
+        self._hold_until = 0.0
         # send rate: GCRA over `_rate` (None: unlimited) with `_burst` attempts of tolerance
         self._rate: float | None = limit.per_second if limit else None
         self._burst = limit.burst if limit else 1
@@ -134,9 +137,14 @@ class Limiter:
     # -- the concurrency window ------------------------------------------------------------------
 
     @contextmanager
-    def call(self) -> Iterator[None]:
+    def call(self, gate: threading.Semaphore | None = None) -> Iterator[None]:
         """Hold one place in the concurrency window for a whole call (its retries included).
-        Re-entrant per thread: an outer holder (the applier) covers the inner one (the HTTP call)."""
+        Re-entrant per thread: an outer holder (the applier) covers the inner one (the HTTP call).
+
+        `gate` (the applier's --parallelism slots, shared by all instances) is taken for each
+        attempt only once it may be sent (`before_attempt`) and given back when it is answered
+        (`sent`): a call waiting for this instance's pause or turn holds no slot another instance
+        could use."""
         depth = getattr(self._local, "depth", 0)
         if depth:
             self._local.depth = depth + 1
@@ -149,14 +157,20 @@ class Limiter:
             while self._inflight >= int(self._window):
                 self._cond.wait()
             self._inflight += 1
-        self._local.depth = 1
+        self._local.depth, self._local.gate = 1, gate
         try:
             yield
         finally:
-            self._local.depth = 0
+            self._local.depth, self._local.gate = 0, None
             with self._cond:
                 self._inflight -= 1
                 self._cond.notify_all()
+
+    def sent(self) -> None:
+        """The attempt `before_attempt` admitted is over (answered or failed): give back its gate slot."""
+        if getattr(self._local, "holding", False):
+            self._local.holding = False
+            self._local.gate.release()
 
     # -- each attempt ----------------------------------------------------------------------------
 
@@ -177,7 +191,7 @@ class Limiter:
                     self._tat = max(self._tat, send_at) + interval
                 if send_at <= now:
                     return self._admit(now)
-            time.sleep(send_at - now)
+            self._sleep(send_at - now)
             with self._cond:
                 now = self._clock()
                 if now >= self._pause_until or self._pause_until <= waited_until + 1e-6:
@@ -185,7 +199,16 @@ class Limiter:
             # a pause began while this attempt waited for its turn: wait it out, then take a new turn
 
     def _admit(self, now: float) -> Ticket:
-        """(lock held) Count the attempt into the measured send rate."""
+        """(lock held) Count the attempt into the measured send rate, take the gate slot."""
+        gate = getattr(self._local, "gate", None)
+        if gate is not None and not getattr(self._local, "holding", False):
+            self._cond.release()  # never block on the shared gate while holding this instance's lock
+            try:
+                gate.acquire()
+            finally:
+                self._cond.acquire()
+            self._local.holding = True
+            now = self._clock()
         if self._first_send is None:
             self._first_send = now
         self._sends.append(now)
@@ -231,8 +254,8 @@ class Limiter:
             if until > self._pause_until:
                 self._paused += until - max(now, self._pause_until)
                 self._pause_until = until
-            if ticket.epoch != self._epoch:
-                return delay, until  # sent before the last decrease: that one already answered for it
+            if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
+                return delay, until  # sent before the last decrease took hold: it answered for this one
             self._epoch += 1
             before = int(self._window)
             if self.adaptive:
@@ -243,6 +266,11 @@ class Limiter:
                 self._k = (self._w_max * (1 - BETA) / CUBIC_C) ** (1 / 3)
                 self._last_fail = now
                 self._rate = max(MIN_RATE, self._w_max * BETA)
+            # after a decrease the API's own bucket is nearly empty and refills only at the margin
+            # the decrease left ((1 - BETA) x the old rate): until it holds ~3 calls again, a 429 is
+            # the echo of the same episode (e.g. two calls bunched by the scheduler), not a new one
+            margin = (1 - BETA) * (self._w_max if self.adaptive else (self._rate or 1.0))
+            self._hold_until = until + min(HOLD_MAX, max(HOLD_MIN, 3.0 / margin))
             event = RateEvent(self.instance, delay, before, int(self._window), self._rate, status)
             callback = self._on_event
         if callback is not None:
