@@ -18,7 +18,10 @@ Scenarios
   --apply-latency ms and --parallelism, against the ideal N × RTT ÷ parallelism, and against the
   physical floor: the same create calls from bench/floor.py (http.client, nothing else);
 - one-file sinks: an apply of --sink-keys creates at 0 ms whose secrets all go into one file of
-  each type (dotenv, json, sops, k8s-secret, k8s-secret with encrypt: sops; real sops and age).
+  each type (dotenv, json, sops, k8s-secret, k8s-secret with encrypt: sops; real sops and age);
+- rate limits (bench/ratelimit.py): --rate-creates creates against an emulator limit of --rate req/s
+  per org, learned (nothing configured), configured (`rate_limit`), and two orgs at rate/2 and 2 x rate;
+  `--only-rate` runs just these (~3 minutes at 1,000 creates and 20/s).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import keyform
+import ratelimit  # bench/ratelimit.py
 from keyform.emulator import Emulator, EmulatorConfig
 from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
 from workload import ONE_FILE_SINKS, Workload, bench_env, write_project, write_sink_project
@@ -110,6 +114,7 @@ class Results:
     applies: list[ApplyFigure] = field(default_factory=list)
     sinks: list[SinkFigure] = field(default_factory=list)
     sinks_skipped: str = ""
+    rates: list[Any] = field(default_factory=list)  # ratelimit.RateFigure
 
 
 def machine() -> dict[str, Any]:
@@ -293,7 +298,10 @@ def report(res: Results) -> str:
     for f in res.sinks:
         rows.append((f"apply {f.creates:,} creates into one {f.kind} file (0 ms, p=16)", f"{f.wall:.2f} s",
                      f"{f.cpu:.2f} s", "", f"{f.wall / f.creates * 1000:.1f} ms per key", "", ""))
-    out += _table(rows)
+    out += _table(rows) if res.version else []  # --only-rate: no start-up figures
+    if res.rates:
+        out += ["", *_table(ratelimit.rows(res.rates, _ok))]
+        out += [f"  {f.scenario}: " + f.summary.replace("\n", " | ") for f in res.rates]
     if res.sinks_skipped:
         out.append(f"(encrypted sinks skipped: {res.sinks_skipped})")
     out.append("")
@@ -328,7 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, help="keep the projects here (default: a temp dir)")
     ap.add_argument("--sink-keys", type=int, help="keys per one-file sink apply (default 1000; 0: skip)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--rate-creates", type=int,
+                    help="creates per rate-limit scenario (default 1000; quick 60; 0 skips)")
+    ap.add_argument("--rate", type=float, help="the emulator's limit per org, req/s (default 20; quick 40)")
+    ap.add_argument("--only-rate", action="store_true", help="run only the rate-limit scenarios")
     args = ap.parse_args(argv)
+    if args.rate_creates is None:
+        args.rate_creates = 60 if args.quick else 1000
+    if args.rate is None:
+        args.rate = 40.0 if args.quick else 20.0
     full = "50" if args.quick else "100,1000,10000"
     args.keys, args.apply_keys = args.keys or full, args.apply_keys or full
     if args.sink_keys is None:
@@ -348,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         bench = Bench(workdir, emu, args.repeat)
-        bench.startup(res)
+        if args.only_rate:
+            sizes, apply_sizes, args.sink_keys = [], [], 0
+        else:
+            bench.startup(res)
         for n in sizes:
             res.plans.append(bench.no_change_plan(n, args.plan_latency, args.plan_repeat))
             print(f"  plan {n:,}: {res.plans[-1].wall:.2f} s", file=sys.stderr, flush=True)
@@ -359,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.one_file_sinks(args.sink_keys, res)
             print(f"  sinks {args.sink_keys:,}: " + ", ".join(f"{f.kind} {f.wall:.2f} s" for f in res.sinks),
                   file=sys.stderr, flush=True)
+        if args.rate_creates:
+            res.rates = ratelimit.run_all(bench, args.rate_creates, args.rate, args.parallelism)
+            print("  rate limits: " + ", ".join(f"{f.scenario} {f.wall:.2f} s" for f in res.rates),
+                  file=sys.stderr, flush=True)
     print(report(res))
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     if args.json:
@@ -366,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["plans"] = [{**asdict(p), "remote_calls": p.remote_calls} for p in res.plans]
         doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio, "floor_ratio": a.floor_ratio}
                           for a in res.applies]
+        doc["rates"] = ratelimit.as_json(res.rates)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 

@@ -11,7 +11,9 @@ Retry policy (`RetryPolicy`):
 - Idempotent calls (list, revoke/delete, update) retry connection errors, timeouts, dropped
   connections, 5xx and 429, with exponential backoff and full jitter (`base` 0.2 s doubling, capped at
   `cap` 10 s), at most `max_retries` times. A `Retry-After` header (seconds or HTTP-date) on a
-  429/503 replaces the backoff; one longer than `max_retry_after` is not waited for.
+  429/503 replaces the backoff; one longer than `max_retry_after` is not waited for. A rate
+  refusal (429, Connect `resource_exhausted`) pauses the whole provider instance and slows it
+  down (`providers/ratelimit.py`); those retries have their own budget, `max_throttled`.
 - Non-idempotent calls (create) retry only what proves nothing happened: a connection that was never
   established (connect error/timeout, no free pooled connection) and 429/503 answers, which are given
   before any work is done. Anything lost after the request may have been sent (read timeout, reset,
@@ -72,6 +74,7 @@ class RetryPolicy:
     base: float = 0.2
     cap: float = 10.0
     max_retry_after: float = 60.0
+    max_throttled: int = 20  # retries of rate refusals (429 / resource_exhausted), apart from max_retries
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)] for the attempt-th retry (0-based)."""
@@ -251,7 +254,8 @@ class HttpClient:
               secrets: tuple[str, ...]) -> httpx.Response:
         attempts = self.retry.max_retries + 1
         waited = 0.0  # the instance pause this thread has already slept through (ratelimit.py)
-        for attempt in range(attempts):
+        attempt = throttles = 0  # retries spent on failures; on rate refusals (their own budget)
+        while True:
             last = attempt == attempts - 1
             ticket = self.limiter.before_attempt(waited)
             try:
@@ -263,6 +267,7 @@ class HttpClient:
                     raise self._error(what, f"cannot connect to {self.base_url} ({_connect_reason(exc)})",
                                       secrets) from None
                 self._wait(what, attempt, None, type(exc).__name__)
+                attempt += 1
                 continue
             except httpx.HTTPError as exc:
                 reason = _lost_reason(exc, self._read_timeout)
@@ -273,25 +278,31 @@ class HttpClient:
                     raise self._error(what, f"no response ({reason}) after {attempts} attempts",
                                       secrets) from None
                 self._wait(what, attempt, None, type(exc).__name__)
+                attempt += 1
                 continue
             finally:
                 self.limiter.sent()
             delay = retry_after(response) if response.status_code in (429, 503) else None
-            if not rate_refusal(response):
+            refused = rate_refusal(response)
+            if not refused:
                 if response.status_code < 500:
                     self.limiter.succeeded(ticket)
             elif delay is not None and delay > self.retry.max_retry_after:
                 self.limiter.refused()
             else:  # the whole instance pauses, and slows down (providers/ratelimit.py)
-                backoff = self.retry.backoff(attempt, self._rng) if delay is None else 0.0
+                backoff = self.retry.backoff(throttles, self._rng) if delay is None else 0.0
                 delay, waited = self.limiter.throttled(ticket, delay, backoff, response.status_code)
+            if refused:  # paced by the limiter, so they have their own, larger budget
+                throttles += 1
+                last = throttles > self.retry.max_throttled
             if last or not self._retryable(response.status_code, idempotent):
                 return response
             if delay is not None and delay > self.retry.max_retry_after:
                 return response  # the caller reports it, with retry_after set
             response.close()
             self._wait(what, attempt, delay, str(response.status_code))
-        raise AssertionError("unreachable")  # pragma: no cover
+            if not refused:
+                attempt += 1
 
     def _send(self, method: str, path: str, body: Any) -> httpx.Response:
         """One request straight through the transport; the body read (and decoded) whole."""

@@ -20,8 +20,10 @@ holds three things:
 
 A 429 answered to an attempt sent before the last decrease, or soon after it (while the API's
 bucket refills: `_hold_until`), does not decrease again (one decrease per congestion episode, as
-TCP does per round trip): 16 calls in flight that all get 429 halve the window once, not 16 times. Each decrease is reported as a `RateEvent`; `stats()` gives the 429s
-received and the time spent paused.
+TCP does per round trip): 16 calls in flight that all get 429 halve the window once, not 16
+times. A few 429s while the rate is still below the one the last decrease chose are taken as
+calls bunched by the scheduler, not as a lower limit (`ECHOES`). Each decrease is reported as a
+`RateEvent`; `stats()` gives the 429s received and the time spent paused.
 
 Instances never share a limiter, so two orgs with different limits do not slow each other.
 """
@@ -43,6 +45,7 @@ CUBIC_C = 0.15  # the cubic's scale, in requests/s per s^3 (AWS uses 0.4: probes
 MIN_RATE = 0.5  # requests/s: the learned rate never goes below this
 MEASURE_WINDOW = 1.0  # seconds of attempts over which the sent rate is measured
 HOLD_MIN, HOLD_MAX = 0.1, 5.0  # seconds after a decrease during which a 429 does not decrease again
+ECHOES = 3  # 429s tolerated without a decrease while still below the rate the last decrease chose
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Limiter:
         self._pause_until = 0.0
         self._epoch = 0
         self._hold_until = 0.0
+        self._echoes = 0
         # send rate: GCRA over `_rate` (None: unlimited) with `_burst` attempts of tolerance
         self._rate: float | None = limit.per_second if limit else None
         self._burst = limit.burst if limit else 1
@@ -256,6 +260,14 @@ class Limiter:
                 self._pause_until = until
             if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
                 return delay, until  # sent before the last decrease took hold: it answered for this one
+            if (self.adaptive and self._rate is not None and self._rate <= BETA * self._w_max * 1.1
+                    and self._echoes < ECHOES):
+                # still below the rate the last decrease chose: the API's bucket has not refilled
+                # yet (calls bunched by the scheduler), not a lower limit; a few such are tolerated
+                self._echoes += 1
+                self._hold_until = until + HOLD_MIN
+                return delay, until
+            self._echoes = 0
             self._epoch += 1
             before = int(self._window)
             if self.adaptive:
