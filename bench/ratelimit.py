@@ -94,8 +94,8 @@ def scenario(bench: Any, name: str, orgs: list[tuple[str, int, float]], configur
         last = max((_utc(k["created_at"]) for k in keys), default=started)
         figures.append(OrgFigure(org, rate, n, last - started))
     requests = sum(v for k, v in state["requests"].items() if k.startswith("questra."))
-    summary = "\n".join(line for line in r.stdout.splitlines() if line.startswith(("Apply", "Rate", "  ")) and
-                        ("Apply" in line or "429" in line or "Rate" in line))
+    summary = "\n".join(line for line in r.stdout.splitlines()
+                        if line.startswith(("Apply ", "Rate limits:")) or " × 429 received" in line)
     return RateFigure(name, parallelism, r.wall, r.cpu, requests, state["faults"]["injected"].get("throttled", 0),
                       failed, figures, summary)
 

@@ -9,11 +9,11 @@ holds three things:
   overloaded (429, or Connect `resource_exhausted`), raised by one per window of successful calls.
 - **A send rate** (`before_attempt`): a token bucket (GCRA) that spaces the attempts. With
   `rate_limit: 20/s` in the manifest it is that rate and `burst`, fixed. Without one it is off until
-  the first 429; it is then learned as the AWS SDKs' adaptive retry mode does: on a 429 the rate
-  drops to `BETA` x the rate actually sent, and while calls succeed it grows back along a cubic
-  curve (CUBIC, as TCP), slowly near the last rate that was refused, faster beyond it. The
-  concurrency window alone cannot find a limit: on a fast network one call at a time already sends
-  hundreds of requests per second.
+  the first 429; it is then learned much as the AWS SDKs' adaptive retry mode does: on a 429 the
+  rate drops to `BETA` x the rate the API accepted over the last second (what was sent includes
+  the refused calls), and while calls succeed it grows back along a cubic curve (CUBIC, as TCP):
+  slowly near the rate that was refused, faster beyond it. The concurrency window alone cannot
+  find a limit: on a fast network one call at a time already sends hundreds of requests a second.
 - **A pause** (`throttled`): a 429 stops *every* call of the instance until its `Retry-After` (or a
   backoff with full jitter when it gives none), so the calls in flight do not keep hitting a limit
   the API just reported.
@@ -112,6 +112,7 @@ class Limiter:
         self._k = 0.0
         self._last_fail = 0.0
         self._sends: deque[float] = deque()
+        self._accepted: deque[float] = deque()  # when answers that were not refusals came
         self._first_send: float | None = None
         # statistics
         self._throttled = 0
@@ -220,17 +221,20 @@ class Limiter:
             self._sends.popleft()
         return Ticket(now, self._epoch)
 
-    def _measured(self, now: float) -> float:
-        """(lock held) Attempts per second over the last MEASURE_WINDOW (or since the first)."""
-        while self._sends and self._sends[0] < now - MEASURE_WINDOW:
-            self._sends.popleft()
+    def _measured(self, now: float, times: deque[float] | None = None) -> float:
+        """(lock held) Attempts (or `times`: accepted calls) per second over the last
+        MEASURE_WINDOW (or since the first attempt)."""
+        times = self._sends if times is None else times
+        while times and times[0] < now - MEASURE_WINDOW:
+            times.popleft()
         span = min(MEASURE_WINDOW, max(0.05, now - (self._first_send or now)))
-        return len(self._sends) / span
+        return len(times) / span
 
     def succeeded(self, ticket: Ticket) -> None:
         """An answer that was not a rate-limit refusal: grow the window (AIMD) and the learned rate."""
         with self._cond:
             if self.adaptive:
+                self._accepted.append(self._clock())
                 before = int(self._window)
                 self._window = min(float(self._max), self._window + 1.0 / self._window)
                 if self._rate is not None:
@@ -272,8 +276,10 @@ class Limiter:
             before = int(self._window)
             if self.adaptive:
                 self._window = max(1.0, math.floor(self._window / 2))
-                measured = self._measured(now)
-                used = measured if self._rate is None else min(measured, self._rate)
+                # what the API accepted lately is its limit while it refuses (what was sent
+                # includes the refused calls, above the limit): the cubic's plateau
+                accepted = self._measured(now, self._accepted) or self._measured(now) * BETA
+                used = accepted if self._rate is None else min(accepted, self._rate)
                 self._w_max = max(MIN_RATE, used)
                 self._k = (self._w_max * (1 - BETA) / CUBIC_C) ** (1 / 3)
                 self._last_fail = now
