@@ -21,9 +21,8 @@ holds three things:
 A 429 answered to an attempt sent before the last decrease, or soon after it (while the API's
 bucket refills: `_hold_until`), does not decrease again (one decrease per congestion episode, as
 TCP does per round trip): 16 calls in flight that all get 429 halve the window once, not 16
-times. A few 429s while the rate is still below the one the last decrease chose are taken as
-calls bunched by the scheduler, not as a lower limit (`ECHOES`). Each decrease is reported as a
-`RateEvent`; `stats()` gives the 429s received and the time spent paused.
+times. Each decrease is reported as a `RateEvent`; `stats()`
+gives the 429s received and the time spent paused.
 
 Instances never share a limiter, so two orgs with different limits do not slow each other.
 """
@@ -44,8 +43,8 @@ BETA = 0.7  # multiplicative decrease of the learned rate (AWS adaptive mode, CU
 CUBIC_C = 0.15  # the cubic's scale, in requests/s per s^3 (AWS uses 0.4: probes faster, refused more)
 MIN_RATE = 0.5  # requests/s: the learned rate never goes below this
 MEASURE_WINDOW = 1.0  # seconds of attempts over which the sent rate is measured
-HOLD_MIN, HOLD_MAX = 0.1, 5.0  # seconds after a decrease during which a 429 does not decrease again
-ECHOES = 3  # 429s tolerated without a decrease while still below the rate the last decrease chose
+MIN_SPAN = 0.25  # seconds: the shortest span an accepted rate is measured over after a decrease
+HOLD_MIN, HOLD_MAX = 0.25, 5.0  # seconds after a decrease during which a 429 does not decrease again
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,6 @@ class Limiter:
         self._pause_until = 0.0
         self._epoch = 0
         self._hold_until = 0.0
-        self._echoes = 0
         # send rate: GCRA over `_rate` (None: unlimited) with `_burst` attempts of tolerance
         self._rate: float | None = limit.per_second if limit else None
         self._burst = limit.burst if limit else 1
@@ -230,6 +228,17 @@ class Limiter:
         span = min(MEASURE_WINDOW, max(0.05, now - (self._first_send or now)))
         return len(times) / span
 
+    def _accepted_rate(self, now: float) -> float:
+        """(lock held) Calls the API accepted per second: since the last decrease when that is at
+        least MIN_SPAN ago (the API has refused since, so it was saturated: this is its limit,
+        without the burst it allowed at the start), else over the last MEASURE_WINDOW."""
+        start = max(self._last_fail, now - MEASURE_WINDOW)
+        if self._rate is None or now - start < MIN_SPAN:
+            return self._measured(now, self._accepted)
+        while self._accepted and self._accepted[0] < now - MEASURE_WINDOW:
+            self._accepted.popleft()
+        return sum(1 for t in self._accepted if t > start) / (now - start)
+
     def succeeded(self, ticket: Ticket) -> None:
         """An answer that was not a rate-limit refusal: grow the window (AIMD) and the learned rate."""
         with self._cond:
@@ -264,21 +273,13 @@ class Limiter:
                 self._pause_until = until
             if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
                 return delay, until  # sent before the last decrease took hold: it answered for this one
-            if (self.adaptive and self._rate is not None and self._rate <= BETA * self._w_max * 1.1
-                    and self._echoes < ECHOES):
-                # still below the rate the last decrease chose: the API's bucket has not refilled
-                # yet (calls bunched by the scheduler), not a lower limit; a few such are tolerated
-                self._echoes += 1
-                self._hold_until = until + HOLD_MIN
-                return delay, until
-            self._echoes = 0
             self._epoch += 1
             before = int(self._window)
             if self.adaptive:
                 self._window = max(1.0, math.floor(self._window / 2))
                 # what the API accepted lately is its limit while it refuses (what was sent
                 # includes the refused calls, above the limit): the cubic's plateau
-                accepted = self._measured(now, self._accepted) or self._measured(now) * BETA
+                accepted = self._accepted_rate(now) or self._measured(now) * BETA
                 used = accepted if self._rate is None else min(accepted, self._rate)
                 self._w_max = max(MIN_RATE, used)
                 self._k = (self._w_max * (1 - BETA) / CUBIC_C) ** (1 / 3)
