@@ -36,7 +36,7 @@ def test_nothing_configured_learns_the_limit_reports_it_and_fails_nothing(tmp_pa
 
 
 def test_a_configured_rate_limit_is_never_exceeded(tmp_path: Path, make_emulator: MakeEmulator) -> None:
-    emu = make_emulator(rate_limit_rps=40, rate_limit_burst=2)
+    emu = make_emulator(rate_limit_rps=40)  # a bucket of one second's worth, as real APIs have
     project = Project(tmp_path, emu.url)
     project.questra(keys_block(30), extra="")
     text = project.manifest.read_text().replace("    org_id: org_e2e\n", "    org_id: org_e2e\n    rate_limit: 30/s\n")
@@ -69,8 +69,8 @@ def test_json_events_and_summary_carry_the_rate_limiting(tmp_path: Path, make_em
 def test_a_slow_instance_does_not_hold_back_another(tmp_path: Path, make_emulator: MakeEmulator) -> None:
     """org_slow allows 4 calls/s, org_fast is unlimited. The slow org's keys sort first and fill the
     applier's places unless they are shared: the fast org's 12 creates must all be done before the
-    slow org's 6th (which cannot come before ~1.6 s)."""
-    emu = make_emulator(rate_limits={"org_slow": 4.0}, rate_limit_burst=1)
+    slow org's 6th (at 3/s, not before ~1.6 s)."""
+    emu = make_emulator(rate_limits={"org_slow": 4.0})
     project = Project(tmp_path, emu.url)
     providers = "".join(
         f"  {name}:\n    type: questra\n    base_url: {emu.url}\n    token: {{env: QUESTRA_TOKEN}}\n"
