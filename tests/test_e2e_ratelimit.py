@@ -10,7 +10,7 @@ from pathlib import Path
 
 from keyform.emulator import Emulator
 from tests.conftest import EmulatorControl
-from tests.project import Project
+from tests.project import TOKENS, Project
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -33,6 +33,7 @@ def test_nothing_configured_learns_the_limit_reports_it_and_fails_nothing(tmp_pa
     assert throttled > 0 and len(state["questra"]["orgs"]["org_e2e"]) == 40
     assert "qp: rate-limited, waiting " in res.stdout and "(concurrency 8 → 4, " in res.stdout
     assert "Rate limits:" in res.stdout and f"qp: {throttled} × 429 received, " in res.stdout
+    assert TOKENS["QUESTRA_TOKEN"] not in res.output  # the canary token: never in events or summary
 
 
 def test_a_configured_rate_limit_is_never_exceeded(tmp_path: Path, make_emulator: MakeEmulator) -> None:
