@@ -20,7 +20,10 @@ Scenarios
   --apply-latency ms and --parallelism, against the ideal N × RTT ÷ parallelism, and against the
   physical floor: the same create calls from bench/floor.py (http.client, nothing else);
 - one-file sinks: an apply of --sink-keys creates at 0 ms whose secrets all go into one file of
-  each type (dotenv, json, sops, k8s-secret, k8s-secret with encrypt: sops; real sops and age).
+  each type (dotenv, json, sops, k8s-secret, k8s-secret with encrypt: sops; real sops and age);
+- rate limits (bench/ratelimit.py): --rate-creates creates against an emulator limit of --rate req/s
+  per org, learned (nothing configured), configured (`rate_limit`), and two orgs at rate/2 and 2 x rate;
+  `--only-rate` runs just these (~3 minutes at 1,000 creates and 20/s).
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ from pathlib import Path
 from typing import Any
 
 import keyform
+import ratelimit  # bench/ratelimit.py
 from keyform.emulator import Emulator, EmulatorConfig
 from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
 from workload import ONE_FILE_SINKS, Workload, bench_env, write_project, write_sink_project
 
 TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3,
-           "report_ratio": 1.2}
+           "report_ratio": 1.2, "plan_floor": 1.5, "apply_cpu_ms": 2.0}
 
 
 @dataclass
@@ -66,6 +70,8 @@ class PlanFigure:
     report_wall: float = 0.0
     report_cpu: float = 0.0
     report_ratios: list[float] = field(default_factory=list)
+    parse_floor: float = 0.0  # bench/parsefloor.py: the least work any plan of these manifests does (wall)
+    parse_floor_cpu: float = 0.0
 
     @property
     def remote_calls(self) -> int:
@@ -122,6 +128,7 @@ class Results:
     applies: list[ApplyFigure] = field(default_factory=list)
     sinks: list[SinkFigure] = field(default_factory=list)
     sinks_skipped: str = ""
+    rates: list[Any] = field(default_factory=list)  # ratelimit.RateFigure
 
 
 def machine() -> dict[str, Any]:
@@ -189,9 +196,15 @@ class Bench:
                 runs.append(self.keyform(root, "plan", "-f", str(mdir), "--detailed-exitcode"))
         mid = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
         rep = sorted(reports, key=lambda r: r.wall)[len(reports) // 2]
+        floors = sorted((json.loads(run([sys.executable, str(Path(__file__).with_name("parsefloor.py")), str(mdir),
+                                         str(root / "keyform.state.json"), self.url, str(w.org_count)],
+                                        cwd=root, env=self.env).check(0).stdout) for _ in range(plan_repeat)),
+                        key=lambda f: f["wall"])
+        floor = floors[len(floors) // 2]
         return PlanFigure(keys, w.instances, setup.wall, setup.cpu, setup.rss_mb, mid.wall, mid.cpu,
-                          max(r.rss_mb for r in runs), calls, rep.wall, rep.cpu,
-                          [r.wall / p.wall for r, p in zip(reports, runs)])
+                          max(r.rss_mb for r in runs), calls, report_wall=rep.wall, report_cpu=rep.cpu,
+                          report_ratios=[r.wall / p.wall for r, p in zip(reports, runs)],
+                          parse_floor=floor["wall"], parse_floor_cpu=floor["cpu"])
 
     def apply_creates(self, creates: int, latency_ms: float, parallelism: int) -> ApplyFigure:
         self.control.reset()
@@ -285,10 +298,13 @@ def report(res: Results) -> str:
     out = [f"keyform benchmark — {m['cpus']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}", ""]
     rows: list[tuple[str, ...]] = [("figure", "wall", "CPU", "target", "verdict", "peak RSS", "remote calls")]
     rows.append(("python -c pass (floor)", f"{res.python_startup:.3f} s", "", "", "", "", ""))
+    base = res.python_startup or 1.0
     rows.append(("keyform --version", f"{res.version:.3f} s", f"{res.version_cpu:.3f} s", f"≤ {TARGETS['version']} s",
-                 _ok(res.version <= TARGETS["version"]), f"{res.version_rss:.0f} MB", ""))
+                 f"{_ok(res.version <= TARGETS['version'])} {res.version / base:.2f}× python -c pass",
+                 f"{res.version_rss:.0f} MB", ""))
     rows.append(("1-key plan (0 ms RTT)", f"{res.plan1:.3f} s", f"{res.plan1_cpu:.3f} s", f"≤ {TARGETS['plan1']} s",
-                 _ok(res.plan1 <= TARGETS["plan1"]), f"{res.plan1_rss:.0f} MB", "1"))
+                 f"{_ok(res.plan1 <= TARGETS['plan1'])} {res.plan1 / base:.2f}× python -c pass",
+                 f"{res.plan1_rss:.0f} MB", "1"))
     for p in res.plans:
         big = p.keys >= 10_000
         calls = f"{p.remote_calls} (= {p.instances} instances: {_ok(p.remote_calls == p.instances)})"
@@ -302,6 +318,14 @@ def report(res: Results) -> str:
                      f"≤ {TARGETS['report_ratio']:g} × plan",
                      f"{p.report_ratio:.2f}× plan (pairs {spread}) {_ok(p.report_ratio <= TARGETS['report_ratio'])}",
                      "", ""))
+        if p.parse_floor:
+            big = p.keys >= 10_000
+            ratio = p.wall / p.parse_floor
+            cpu_ratio = p.cpu / p.parse_floor_cpu if p.parse_floor_cpu else 0.0
+            rows.append((f"  parse floor, {p.keys:,} keys (libyaml events + json + HMACs)", f"{p.parse_floor:.3f} s",
+                         f"{p.parse_floor_cpu:.3f} s", f"plan ≤ {TARGETS['plan_floor']}× floor" if big else "",
+                         f"plan {ratio:.2f}× floor" + (f" {_ok(ratio <= TARGETS['plan_floor'])}" if big else "")
+                         + f" (CPU {cpu_ratio:.2f}×)", "", ""))
     for p in res.plans:
         rows.append((f"set-up apply, {p.keys:,} creates (0 ms, p=32)", f"{p.setup_wall:.2f} s", f"{p.setup_cpu:.2f} s",
                      "", "", f"{p.setup_rss:.0f} MB", ""))
@@ -311,12 +335,18 @@ def report(res: Results) -> str:
                      f"{a.cpu:.2f} s", f"ideal {a.ideal:.3f} s" + (f" × {TARGETS['apply_ratio']}" if big else ""),
                      f"{a.ratio:.2f}× ideal" + (f" {_ok(a.ratio <= TARGETS['apply_ratio'])}" if big else ""),
                      f"{a.rss:.0f} MB", f"{sum(a.calls.values())}"))
+        per = a.cpu / a.creates * 1000
+        rows.append(("  CPU per create", f"{per:.2f} ms", "", f"≤ {TARGETS['apply_cpu_ms']:g} ms" if big else "",
+                     _ok(per <= TARGETS["apply_cpu_ms"]) if big else "", "", ""))
         rows.append(("  floor: the same creates, http.client only", f"{a.floor_wall:.2f} s", "", "",
                      f"{a.floor_ratio:.2f}× ideal; keyform {a.wall / a.floor_wall:.2f}× floor", "", ""))
     for f in res.sinks:
         rows.append((f"apply {f.creates:,} creates into one {f.kind} file (0 ms, p=16)", f"{f.wall:.2f} s",
                      f"{f.cpu:.2f} s", "", f"{f.wall / f.creates * 1000:.1f} ms per key", "", ""))
-    out += _table(rows)
+    out += _table(rows) if res.version else []  # --only-rate: no start-up figures
+    if res.rates:
+        out += ["", *_table(ratelimit.rows(res.rates, _ok))]
+        out += [f"  {f.scenario}: " + f.summary.replace("\n", " | ") for f in res.rates]
     if res.sinks_skipped:
         out.append(f"(encrypted sinks skipped: {res.sinks_skipped})")
     out.append("")
@@ -351,7 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, help="keep the projects here (default: a temp dir)")
     ap.add_argument("--sink-keys", type=int, help="keys per one-file sink apply (default 1000; 0: skip)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--rate-creates", type=int,
+                    help="creates per rate-limit scenario (default 1000; quick 60; 0 skips)")
+    ap.add_argument("--rate", type=float, help="the emulator's limit per org, req/s (default 20; quick 40)")
+    ap.add_argument("--only-rate", action="store_true", help="run only the rate-limit scenarios")
     args = ap.parse_args(argv)
+    if args.rate_creates is None:
+        args.rate_creates = 60 if args.quick else 1000
+    if args.rate is None:
+        args.rate = 40.0 if args.quick else 20.0
     full = "50" if args.quick else "100,1000,10000"
     args.keys, args.apply_keys = args.keys or full, args.apply_keys or full
     if args.sink_keys is None:
@@ -371,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         bench = Bench(workdir, emu, args.repeat)
-        bench.startup(res)
+        if args.only_rate:
+            sizes, apply_sizes, args.sink_keys = [], [], 0
+        else:
+            bench.startup(res)
         for n in sizes:
             res.plans.append(bench.no_change_plan(n, args.plan_latency, args.plan_repeat))
             print(f"  plan {n:,}: {res.plans[-1].wall:.2f} s", file=sys.stderr, flush=True)
@@ -382,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.one_file_sinks(args.sink_keys, res)
             print(f"  sinks {args.sink_keys:,}: " + ", ".join(f"{f.kind} {f.wall:.2f} s" for f in res.sinks),
                   file=sys.stderr, flush=True)
+        if args.rate_creates:
+            res.rates = ratelimit.run_all(bench, args.rate_creates, args.rate, args.parallelism)
+            print("  rate limits: " + ", ".join(f"{f.scenario} {f.wall:.2f} s" for f in res.rates),
+                  file=sys.stderr, flush=True)
     print(report(res))
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     if args.json:
@@ -390,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                         for p in res.plans]
         doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio, "floor_ratio": a.floor_ratio}
                           for a in res.applies]
+        doc["rates"] = ratelimit.as_json(res.rates)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 

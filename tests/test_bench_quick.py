@@ -17,7 +17,8 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
                           "--json", str(out)], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     for row in ("keyform --version", "1-key plan", "no-change plan, 50 keys", "report, 50 keys", "apply 50 creates",
-                "floor: the same creates", "into one dotenv file", "into one k8s-secret file"):
+                "floor: the same creates", "into one dotenv file", "into one k8s-secret file",
+                "rate-limit scenario", "learned (p=16)", "configured (p=16)", "two_orgs (p=16)"):
         assert row in res.stdout
     figures = json.loads(out.read_text())
     plan = figures["plans"][0]
@@ -25,5 +26,10 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert figures["applies"][0]["calls"]["questra.create"] == 50
     sinks = {f["kind"]: f["creates"] for f in figures["sinks"]}
     assert sinks.items() >= {"dotenv": 20, "json": 20, "k8s-secret": 20}.items()
+    rates = {f["scenario"]: f for f in figures["rates"]}
+    assert sorted(rates) == ["configured", "learned", "two_orgs"]
+    assert all(f["failed"] == 0 for f in rates.values())
+    assert rates["configured"]["throttled"] == 0  # a configured limit below the API's is never exceeded
+    assert [o["creates"] for o in rates["two_orgs"]["orgs"]] == [30, 30]
     if not figures["sinks_skipped"]:  # sops and age-keygen present (as in CI): the encrypted sinks ran too
         assert sinks.items() >= {"sops": 20, "k8s-secret+sops": 20}.items()

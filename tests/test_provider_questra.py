@@ -189,7 +189,7 @@ def test_rate_limit_waits_exactly_retry_after(make_emulator: MakeEmulator) -> No
     provider = provider_for(emu, sleeps=sleeps, max_retries=3)
     with pytest.raises(ProviderError) as info:
         provider.list()
-    assert sleeps == [0.25, 0.25, 0.25]
+    assert sleeps == [0.25] * 20  # rate refusals have their own budget (RetryPolicy.max_throttled), not max_retries
     assert info.value.status == 429 and info.value.retry_after == 0.25
     assert str(info.value) == "questra-prod: list: 429 too many requests (injected)"
     provider.close()

@@ -18,9 +18,10 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -119,25 +120,30 @@ class ApplyContext:
 
 
 class _BoundedProvider:
-    """A provider whose calls each hold one of `slots` (at most --parallelism remote calls at once)."""
+    """A provider whose calls each hold one of `slots` (at most --parallelism remote calls at once).
+    A provider with a `limiter` (providers/ratelimit.py) takes the slot per attempt, once the attempt
+    may be sent: calls waiting on one rate-limited instance hold no slot another instance could use."""
 
     def __init__(self, provider: Provider, slots: threading.Semaphore) -> None:
-        self._p, self._slots, self.name = provider, slots, provider.name
+        self._p, self.name = provider, provider.name
+        limiter = getattr(provider, "limiter", None)
+        self._slot: Callable[[], AbstractContextManager[Any]] = (
+            (lambda: limiter.call(gate=slots)) if limiter is not None else (lambda: slots))
 
     def list(self) -> list[RemoteKey] | None:
-        with self._slots:
+        with self._slot():
             return self._p.list()
 
     def create(self, request: CreateRequest) -> CreateResult:
-        with self._slots:
+        with self._slot():
             return self._p.create(request)
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
-        with self._slots:
+        with self._slot():
             return self._p.update(remote_id, attrs, expires_at)
 
     def delete(self, remote_id: str) -> None:
-        with self._slots:
+        with self._slot():
             self._p.delete(remote_id)
 
     def close(self) -> None:
@@ -180,6 +186,7 @@ class ApplyReport:
     # revocations of keys replaced in this apply with no grace: part of their replace, not deletions
     # the plan announced (so plan and apply totals agree); counted under done["revoke-replaced"]
     implicit: set[str] = field(default_factory=set)
+    rate: list[Any] = field(default_factory=list)  # providers.ratelimit.RateStats per instance
 
     @property
     def ok(self) -> bool:
@@ -308,7 +315,11 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
 
     O(changes + edges) bookkeeping: a change is submitted only when it can start (so at most 2N
     futures are ever waited on), and a finished change touches only its dependants. Among the
-    changes ready at once, the one with the smallest key starts first."""
+    changes ready at once, the one with the smallest key starts first.
+
+    Provider instances share the 2N places fairly: while k instances have changes left, one holds
+    at most ceil(2N / k) of them, so the changes of an instance held back by its API's rate limit
+    do not keep the others' changes from starting."""
     by_key = {c.key: c for c in changes}
     addresses = {c.address for c in changes if not c.deposed}
     blocking = {c.key: {d for d in c.depends_on if d in addresses and d != c.address} for c in changes}
@@ -321,6 +332,16 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     settled: set[str] = set()
     limit = 1 if ctx.parallelism <= 1 else 2 * ctx.parallelism  # 1: strictly one change after another
     running: dict[Future[None], tuple[Change, float]] = {}
+    left = Counter(c.provider for c in changes)  # changes not yet settled, per instance
+    active: Counter[str] = Counter()  # changes running, per instance
+    parked: dict[str, list[str]] = {}  # ready, but their instance has its share running
+
+    def share() -> int:
+        return -(-limit // max(1, sum(1 for n in left.values() if n > 0)))
+
+    def settle(change: Change) -> None:
+        settled.add(change.key)
+        left[change.provider] -= 1
 
     def skip_dependants(failed: str) -> None:
         stack = [failed]
@@ -330,7 +351,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
                 if key in settled:
                     continue
                 change, msg = by_key[key], f"skipped: {blocker} failed"
-                settled.add(key)
+                settle(change)
                 report.skipped.append((change, msg))
                 ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
                 stack.append(key)
@@ -340,14 +361,26 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     pool = ThreadPoolExecutor(max_workers=limit)
     abandoned = False
     try:
-        while ready or running:
-            while ready and report.lost_lock is not None:  # nothing more starts once the lock is lost
-                change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
-                settled.add(change.key)
-                report.skipped.append((change, msg))
-                ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
+        while ready or running or any(parked.values()):
+            if report.lost_lock is not None:  # nothing more starts once the lock is lost
+                for keys in parked.values():
+                    while keys:
+                        heapq.heappush(ready, heapq.heappop(keys))
+                while ready:
+                    change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
+                    settle(change)
+                    report.skipped.append((change, msg))
+                    ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
+            cap = share()
+            for name, keys in parked.items():
+                while keys and active[name] < cap:
+                    heapq.heappush(ready, heapq.heappop(keys))
             while ready and len(running) < limit and not stop.count:
                 change = by_key[heapq.heappop(ready)]
+                if active[change.provider] >= cap:
+                    heapq.heappush(parked.setdefault(change.provider, []), change.key)
+                    continue
+                active[change.provider] += 1
                 ctx.on_event(ApplyEvent("start", change))
                 fut = pool.submit(_execute, change, ctx)
                 running[fut] = (change, time.monotonic())
@@ -365,7 +398,8 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
             for fut in sorted(finished, key=lambda f: running[f][0].key):
                 change, started = running.pop(fut)
                 elapsed = time.monotonic() - started
-                settled.add(change.key)
+                active[change.provider] -= 1
+                settle(change)
                 exc = fut.exception()
                 if exc is None:
                     bucket = "revoke-replaced" if change.key in report.implicit else change.action.value

@@ -265,8 +265,13 @@ def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = 
 
     from keyform.applier import ApplyAbandoned
 
+    def on_rate(event: Any) -> None:  # from a worker thread: one write per line
+        line = progress.rate_event_json(event) if fmt == "json" else progress.rate_event_text(event)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
     try:
-        report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event)
+        report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event, on_rate=on_rate)
     except ApplyAbandoned as exc:
         for line in progress.abandoned_lines(exc.in_flight):
             click.echo(line, err=True)
@@ -555,9 +560,19 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> 
 @click.option("--read-only-token", "read_only_tokens", multiple=True, metavar="TOKEN",
               help="Accept this bearer token for listing only; every write answers 403 (repeatable).")
 @click.option("--log-requests", is_flag=True, help="Log every request on stderr.")
+@click.option("--rate-limit-rps", default=0.0, type=click.FloatRange(0), metavar="RPS",
+              help="Requests/s allowed per org (or per token); beyond it 429 with Retry-After (0: no limit).")
+@click.option("--rate-limit-burst", default=0.0, type=click.FloatRange(0), metavar="N",
+              help="Token bucket size (0: one second's worth).")
+@click.option("--rate-limit-scope", default="org", type=click.Choice(["org", "token"]),
+              help="What one rate-limit bucket counts: an organisation or a bearer token.")
+@click.option("--org-rate-limit", "org_rate_limits", multiple=True, metavar="ORG=RPS",
+              help="This org's (or token's) own rate, e.g. org_a=10 (repeatable).")
 def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_limit_rate: float,
              retry_after: float, drop_after_commit_rate: float, seed: int | None, questra_list_shape: str,
-             tokens: tuple[str, ...], read_only_tokens: tuple[str, ...], log_requests: bool) -> None:
+             tokens: tuple[str, ...], read_only_tokens: tuple[str, ...], log_requests: bool,
+             rate_limit_rps: float, rate_limit_burst: float, rate_limit_scope: str,
+             org_rate_limits: tuple[str, ...]) -> None:
     """Serve the Questra and TextQL APIs in memory on one port, until Ctrl-C.
 
     Its control API under /_emulator/ (state dump, out-of-band revoke, delete, expire and modify,
@@ -569,7 +584,26 @@ def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_li
         host=host, port=port, latency_ms=latency_ms, error_rate=error_rate, rate_limit_rate=rate_limit_rate,
         drop_after_commit_rate=drop_after_commit_rate, seed=seed, questra_list_shape=questra_list_shape,
         tokens=frozenset(tokens) if tokens else None, read_only_tokens=frozenset(read_only_tokens),
-        retry_after=retry_after, log_requests=log_requests)))
+        retry_after=retry_after, log_requests=log_requests, rate_limit_rps=rate_limit_rps,
+        rate_limit_burst=rate_limit_burst, rate_limit_scope=rate_limit_scope,
+        rate_limits=_org_rate_limits(org_rate_limits))))
+
+
+def _org_rate_limits(items: tuple[str, ...]) -> dict[str, float]:
+    """`--org-rate-limit ORG=RPS` values; a malformed one is a usage error (exit 1)."""
+    from keyform.clikit import UsageFailure
+
+    limits: dict[str, float] = {}
+    for item in items:
+        name, sep, rps = item.rpartition("=")
+        try:
+            value = float(rps)
+        except ValueError:
+            name = ""
+        if not sep or not name or not value >= 0:
+            raise UsageFailure(f"--org-rate-limit {item!r}: expected ORG=RPS, e.g. org_a=10")
+        limits[name] = value
+    return limits
 
 
 @main.command("import")

@@ -52,6 +52,18 @@ SecretRef = EnvRef | FileRef | SecretOfRef
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """`rate_limit: 20/s` (or `{rate: 20/s, burst: 5}`) on a provider instance: at most
+    `per_second` calls a second on average, `burst` of them back to back."""
+
+    per_second: float
+    burst: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.per_second:g}/s" + (f" (burst {self.burst})" if self.burst > 1 else "")
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     name: str
     type: str  # "questra" | "textql"
@@ -66,6 +78,7 @@ class ProviderConfig:
     # `base_url: {env: NAME}`: read when the provider is first used (base_url is "" until then)
     base_url_env: str | None = None
     base_url_loc: SourceLoc | None = None
+    rate_limit: RateLimit | None = None  # None: learned from the API's 429s (providers/ratelimit.py)
 
 
 @dataclass(frozen=True)

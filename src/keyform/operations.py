@@ -241,11 +241,15 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
 
 
 def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
-          on_event: Callable[[ApplyEvent], None] | None = None) -> ApplyReport:
+          on_event: Callable[[ApplyEvent], None] | None = None,
+          on_rate: Callable[[Any], None] | None = None) -> ApplyReport:
     """Execute the plan; the state is written once at the end (and the journal compacted), also when
-    some changes failed."""
+    some changes failed. Each provider instance starts at `parallelism` calls at once and adapts
+    to its API's rate limit (`on_rate` gets each `providers.ratelimit.RateEvent`); the report's
+    `rate` holds what each instance's limiter saw."""
     store = sess.store
     commit_recovery(sess)
+    sess.providers.configure_rate(parallelism, on_rate)
     fh = store.journal_open()
     fh.append(begin_record(sess.state))
     journal = Journal(fh, uuid.uuid4().hex[:8], clock=sess.options.clock)
@@ -263,6 +267,7 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     except BaseException:
         _finish(sess, fh, report)
         raise
+    report.rate = [r for r in sess.providers.rate_stats() if r.throttled or r.configured]
     _finish(sess, fh, report)
     if report.lost_lock is not None:  # a change hit the fence, and the saves above did not
         raise LockLostError(_lost_lock_message(LockLostError(report.lost_lock), report))

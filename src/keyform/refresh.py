@@ -36,6 +36,7 @@ class ProviderPool:
         self._env = env
         self._open: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        self._rate_setup: tuple[int, Callable[[Any], None] | None] | None = None
 
     def get(self, name: str) -> Provider:
         with self._lock:
@@ -47,7 +48,23 @@ class ProviderPool:
                 token, org_id = provider_credentials(self._workspace, name, self._env)
                 config = resolve_base_url(self._workspace.providers[name], self._env)
                 self._open[name] = _TokenHints(self._factory(config, token, org_id), config)
+                if self._rate_setup is not None:
+                    _configure(self._open[name], *self._rate_setup)
             return self._open[name]
+
+    def configure_rate(self, concurrency: int, on_event: Callable[[Any], None] | None = None) -> None:
+        """Start every instance's concurrency window at `concurrency` (--parallelism) and report its
+        rate-limit events to `on_event`; instances opened later get the same."""
+        with self._lock:
+            self._rate_setup = (concurrency, on_event)
+            for provider in self._open.values():
+                _configure(provider, concurrency, on_event)
+
+    def rate_stats(self) -> list[Any]:
+        """`RateStats` of every open instance that has a limiter, by name."""
+        with self._lock:
+            limiters = [getattr(p, "limiter", None) for _, p in sorted(self._open.items())]
+        return [limiter.stats() for limiter in limiters if limiter is not None]
 
     def check_credentials(self, names: Iterable[str]) -> None:
         """Resolve every named instance's token now (fails before any remote call)."""
@@ -128,6 +145,10 @@ class _TokenHints:
 
     def close(self) -> None:
         self._inner.close()
+def _configure(provider: Provider, concurrency: int, on_event: Callable[[Any], None] | None) -> None:
+    limiter = getattr(provider, "limiter", None)  # providers/ratelimit.py; test fakes have none
+    if limiter is not None:
+        limiter.configure(concurrency, on_event)
 
 
 def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | None = None) -> set[str]:

@@ -18,7 +18,17 @@ from .server import Emulator
 
 def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     """Build an :class:`EmulatorConfig` from command-line arguments."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    rate_limits: dict[str, float] = {}
+    for item in args.org_rate_limit:
+        name, sep, rps = item.rpartition("=")
+        try:
+            rate_limits[name] = float(rps)
+        except ValueError:
+            name = ""
+        if not sep or not name:
+            parser.error(f"--org-rate-limit {item!r}: expected ORG=RPS, e.g. org_a=10")
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -32,6 +42,10 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         read_only_tokens=frozenset(args.read_only_token or ()),
         retry_after=args.retry_after,
         log_requests=args.log_requests,
+        rate_limit_rps=args.rate_limit_rps,
+        rate_limit_burst=args.rate_limit_burst,
+        rate_limit_scope=args.rate_limit_scope,
+        rate_limits=rate_limits,
     )
 
 
@@ -52,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--read-only-token", action="append",
                         help="bearer token accepted only for listing; every write answers 403 (repeatable)")
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--rate-limit-rps", type=float, default=0.0,
+                        help="requests/s allowed per org (or per token); 429 + Retry-After beyond (0: none)")
+    parser.add_argument("--rate-limit-burst", type=float, default=0.0, help="bucket size (default: 1 s worth)")
+    parser.add_argument("--rate-limit-scope", choices=("org", "token"), default="org")
+    parser.add_argument("--org-rate-limit", action="append", default=[], metavar="ORG=RPS",
+                        help="this org's (or token's) own rate, repeatable")
     return parser
 
 

@@ -1,8 +1,9 @@
 """The emulator's whole in-memory world behind one lock, and the order in which a request meets it.
 
-An API request is counted, delayed (``latency_ms``, slept outside the lock so concurrent requests
-overlap), possibly failed by an injected fault before anything happens, then handled under the
-lock; a successful create may then lose its response (``drop_after_commit_rate``) after its
+An API request is counted, checked against its organisation's (or token's) rate limit (a token
+bucket: 429 / ``resource_exhausted`` with ``Retry-After``), delayed (``latency_ms``, slept outside the
+lock so concurrent requests overlap), possibly failed by an injected fault before anything happens,
+then handled under the lock; a successful create may then lose its response (``drop_after_commit_rate``) after its
 effect is committed. Control requests skip counting and faults.
 """
 
@@ -43,12 +44,16 @@ class Backend:
         return None
 
     def _run(self, api: QuestraApi | TextqlApi, route: Route, request: Request) -> Response:
+        bucket = api.rate_bucket(request)
         with self.lock:
             self.requests[route.name] += 1
             latency_ms = self.faults.settings.latency_ms
-            fault = self.faults.before_request()
+            wait = self.faults.take_token(bucket)
+            fault = self.faults.before_request() if wait is None else None
         if latency_ms > 0:
             time.sleep(latency_ms / 1000)
+        if wait is not None:
+            return api.throttle_response(wait, self.faults.settings.rate_for(bucket))
         if fault is not None:
             return api.fault_response(fault)
         with self.lock:

@@ -1,4 +1,5 @@
-"""Fault knobs (SPEC §8): latency, random 503s, random 429s, dropped responses after a commit.
+"""Fault knobs (SPEC §8): latency, random 503s, random 429s, dropped responses after a commit, and a
+rate limit: a token bucket per organisation or per token that answers 429 with ``Retry-After``.
 
 Every random decision comes from one ``random.Random(seed)``, so the same seed and the same
 sequence of requests replay the same faults. A rate of 0 never consumes a random number, so
@@ -7,12 +8,15 @@ turning one knob on does not shift the decisions of the others. Callers hold the
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 LIST_SHAPES: tuple[str, ...] = ("array", "data", "none")
+RATE_SCOPES: tuple[str, ...] = ("org", "token")
 Fault = Literal["unavailable", "rate_limited"]
 
 
@@ -27,6 +31,12 @@ class FaultSettings:
     seed: int | None = None
     questra_list_shape: str = "array"
     retry_after: float = 1.0
+    # the rate limit: requests/s per bucket (0: none); a bucket per organisation (Questra X-Org-Id,
+    # TextQL's single org) or per bearer token; `rate_limits` overrides the rate per org id / token
+    rate_limit_rps: float = 0.0
+    rate_limit_burst: float = 0.0  # 0: one second's worth (at least 1)
+    rate_limit_scope: str = "org"
+    rate_limits: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first knob that is out of range."""
@@ -39,9 +49,26 @@ class FaultSettings:
             raise ValueError("retry_after must be >= 0")
         if self.questra_list_shape not in LIST_SHAPES:
             raise ValueError(f"questra_list_shape must be one of {', '.join(LIST_SHAPES)}")
+        if not 0 <= self.rate_limit_rps <= 1e6 or not 0 <= self.rate_limit_burst <= 1e6:
+            raise ValueError("rate_limit_rps and rate_limit_burst must be between 0 and 1000000")
+        if self.rate_limit_scope not in RATE_SCOPES:
+            raise ValueError(f"rate_limit_scope must be one of {', '.join(RATE_SCOPES)}")
+        for name, rps in self.rate_limits.items():
+            if not 0 <= rps <= 1e6:
+                raise ValueError(f"rate_limits[{name!r}] must be between 0 and 1000000")
+
+    def rate_for(self, bucket: str) -> float:
+        """Requests/s allowed for ``bucket`` (0: unlimited)."""
+        return self.rate_limits.get(bucket, self.rate_limit_rps)
 
 
-_NUMBER_KNOBS = frozenset({"latency_ms", "error_rate", "rate_limit_rate", "drop_after_commit_rate", "retry_after"})
+_NUMBER_KNOBS = frozenset({"latency_ms", "error_rate", "rate_limit_rate", "drop_after_commit_rate", "retry_after",
+                           "rate_limit_rps", "rate_limit_burst"})
+_RATE_KNOBS = frozenset({"rate_limit_rps", "rate_limit_burst", "rate_limit_scope", "rate_limits"})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_type(name: str, value: Any) -> None:
@@ -53,6 +80,11 @@ def _check_type(name: str, value: Any) -> None:
         raise ValueError("seed must be an integer or null")
     if name == "questra_list_shape" and not isinstance(value, str):
         raise ValueError("questra_list_shape must be a string")
+    if name == "rate_limit_scope" and not isinstance(value, str):
+        raise ValueError("rate_limit_scope must be a string")
+    if name == "rate_limits" and not (isinstance(value, dict) and all(
+            isinstance(k, str) and k and _number(v) for k, v in value.items())):
+        raise ValueError("rate_limits must be an object of org id (or token) → requests/s")
 
 
 class Faults:
@@ -62,6 +94,7 @@ class Faults:
         self.settings = replace(settings)
         self.rng = random.Random(settings.seed)
         self.injected: Counter[str] = Counter()
+        self.buckets: dict[str, tuple[float, float]] = {}  # bucket → (tokens, monotonic time)
         self.reset(settings)
 
     def reset(self, settings: FaultSettings) -> None:
@@ -70,6 +103,7 @@ class Faults:
         self.settings = replace(settings)
         self.rng = random.Random(settings.seed)
         self.injected.clear()
+        self.buckets.clear()
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a subset of knobs (all or nothing); a given ``seed`` re-seeds the random source."""
@@ -84,6 +118,25 @@ class Faults:
         self.settings = candidate
         if "seed" in changes:
             self.rng = random.Random(candidate.seed)
+        if _RATE_KNOBS & changes.keys():
+            self.buckets.clear()  # every bucket starts full under the new limits
+
+    def take_token(self, bucket: str, now: float | None = None) -> float | None:
+        """Spend one request from ``bucket``'s token bucket: ``None`` when allowed, else the seconds
+        until a token is there (the 429's ``Retry-After``). Unlimited buckets keep no state."""
+        rate = self.settings.rate_for(bucket)
+        if rate <= 0:
+            return None
+        now = time.monotonic() if now is None else now
+        capacity = self.settings.rate_limit_burst or max(1.0, rate)
+        tokens, stamp = self.buckets.get(bucket, (capacity, now))
+        tokens = min(capacity, tokens + (now - stamp) * rate)
+        if tokens >= 1.0:
+            self.buckets[bucket] = (tokens - 1.0, now)
+            return None
+        self.buckets[bucket] = (tokens, now)
+        self.injected["throttled"] += 1
+        return (1.0 - tokens) / rate
 
     def _roll(self, rate: float) -> bool:
         """True with probability ``rate``; draws nothing when the rate is 0."""

@@ -13,6 +13,7 @@ requests" (seed document) says.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -155,6 +156,17 @@ class QuestraApi:
             return error(503, "service_unavailable", "the service is temporarily unavailable (injected)")
         retry = format_retry_after(self.faults.settings.retry_after)
         return error(429, "rate_limited", "too many requests (injected)", {"Retry-After": retry})
+
+    def rate_bucket(self, request: Request) -> str:
+        """The rate-limit bucket of ``request``: its organisation (``X-Org-Id``), or its token."""
+        if self.faults.settings.rate_limit_scope == "token":
+            return bearer_token(request) or ""
+        return (request.header("X-Org-Id") or "").strip()
+
+    def throttle_response(self, wait: float, rate: float) -> Response:
+        """429 with ``Retry-After`` (the seconds until the bucket holds a request again)."""
+        retry = format_retry_after(math.ceil(wait * 1000) / 1000)
+        return error(429, "rate_limited", f"rate limit exceeded ({rate:g} requests/s)", {"Retry-After": retry})
 
     @staticmethod
     def _bind(handler: Callable[[Request, str], Response], key_id: str) -> Callable[[Request], Response]:

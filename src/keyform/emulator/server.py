@@ -154,6 +154,10 @@ class Emulator:
             seed=config.seed,
             questra_list_shape=config.questra_list_shape,
             retry_after=config.retry_after,
+            rate_limit_rps=config.rate_limit_rps,
+            rate_limit_burst=config.rate_limit_burst,
+            rate_limit_scope=config.rate_limit_scope,
+            rate_limits=dict(config.rate_limits),
         )
         self._backend = Backend(settings, config.tokens, config.read_only_tokens)
         self._server = _Server((config.host, config.port), self._backend, config.log_requests)

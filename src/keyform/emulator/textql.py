@@ -11,6 +11,7 @@ The caller (the server) holds the emulator lock while any method here runs.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -218,6 +219,17 @@ class TextqlApi:
             return error("unavailable", "the service is temporarily unavailable (injected)")
         retry = format_retry_after(self.faults.settings.retry_after)
         return error("resource_exhausted", "too many requests (injected)", {"Retry-After": retry})
+
+    def rate_bucket(self, request: Request) -> str:
+        """The rate-limit bucket of ``request``: the one organisation (``org_emulator``), or its token."""
+        if self.faults.settings.rate_limit_scope == "token":
+            return bearer_token(request) or ""
+        return ORG_ID
+
+    def throttle_response(self, wait: float, rate: float) -> Response:
+        """``resource_exhausted`` (HTTP 429) with ``Retry-After``: the rate limit is spent for now."""
+        return error("resource_exhausted", f"rate limit exceeded ({rate:g} requests/s)",
+                     {"Retry-After": format_retry_after(math.ceil(wait * 1000) / 1000)})
 
     def _call(self, request: Request, procedure: Callable[[dict[str, Any]], Any], write: bool = True) -> Response:
         """Check headers and body, run ``procedure``, and turn a :class:`ConnectError` into a response."""

@@ -20,7 +20,7 @@ from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath
-from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, SinkConfig, StateConfig, Workspace
+from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, RateLimit, SinkConfig, StateConfig, Workspace
 from keyform.policy import Policy, build_policy, locator
 from keyform.sinks.registry import option_problems
 
@@ -175,10 +175,11 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
     raw_org = value.get("org_id")
     org_id: str | EnvRef | None = EnvRef(raw_org["env"]) if isinstance(raw_org, dict) else raw_org
     limits = _provider_limits(value, source, path, report)
-    if base_url is None or limits is None:
+    ok, rate_limit = _rate_limit(value.get("rate_limit"), source, (*path, "rate_limit"), report)
+    if base_url is None or limits is None or not ok:
         return None
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=token, org_id=org_id,
-                          loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1],
+                          loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1], rate_limit=rate_limit,
                           token_loc=source.loc((*path, "token")),
                           org_id_loc=source.loc((*path, "org_id")) if raw_org is not None else None,
                           base_url_env=url_env, base_url_loc=source.loc((*path, "base_url")) if url_env else None)
@@ -211,6 +212,34 @@ def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlP
     if not ok:
         return None
     return deadline, cap
+
+
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_RATE_PER_SECOND = 100_000.0
+MAX_BURST = 10_000
+
+
+def _rate_limit(raw: Any, source: ManifestFile, path: YamlPath,
+                report: Report) -> tuple[bool, RateLimit | None]:
+    """`20/s` or `{rate: 20/s, burst: 5}` (shape checked by the schema) → (True, RateLimit), or
+    (True, None) when absent; (False, None) when a problem was reported."""
+    if raw is None:
+        return True, None
+    text, burst = (raw["rate"], raw.get("burst", 1)) if isinstance(raw, dict) else (raw, 1)
+    number, _, unit = text.partition("/")
+    per_second = float(number) / _RATE_UNITS[unit]
+    where = dotted(path)
+    if not per_second > 0:
+        report.error(source, path, f"{where}: {text} allows no calls at all; the rate must be above 0")
+        return False, None
+    if per_second > MAX_RATE_PER_SECOND:
+        report.error(source, path, f"{where}: {text} is more than {MAX_RATE_PER_SECOND:,.0f}/s; "
+                                   "remove rate_limit to leave the rate unlimited")
+        return False, None
+    if not 1 <= burst <= MAX_BURST:
+        report.error(source, (*path, "burst"), f"{where}.burst: {burst} is not between 1 and {MAX_BURST:,}")
+        return False, None
+    return True, RateLimit(per_second=per_second, burst=int(burst))
 
 
 def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -> str | None:

@@ -11,7 +11,9 @@ Retry policy (`RetryPolicy`):
 - Idempotent calls (list, revoke/delete, update) retry connection errors, timeouts, dropped
   connections, 5xx and 429, with exponential backoff and full jitter (`base` 0.2 s doubling, capped at
   `cap` 10 s), at most `max_retries` times. A `Retry-After` header (seconds or HTTP-date) on a
-  429/503 replaces the backoff; one longer than `max_retry_after` is not waited for.
+  429/503 replaces the backoff; one longer than `max_retry_after` is not waited for. A rate
+  refusal (429, Connect `resource_exhausted`) pauses the whole provider instance and slows it
+  down (`providers/ratelimit.py`); those retries have their own budget, `max_throttled`.
 - Non-idempotent calls (create) retry only what proves nothing happened: a connection that was never
   established (connect error/timeout, no free pooled connection) and 429/503 answers, which are given
   before any work is done. Anything lost after the request may have been sent (read timeout, reset,
@@ -52,6 +54,7 @@ import httpx
 from keyform import redact
 from keyform.durations import format_time, parse_time
 from keyform.errors import ProviderError
+from keyform.providers.ratelimit import Limiter
 
 log = logging.getLogger("keyform.providers")
 
@@ -80,6 +83,7 @@ class RetryPolicy:
     base: float = 0.2
     cap: float = 10.0
     max_retry_after: float = 60.0
+    max_throttled: int = 20  # retries of rate refusals (429 / resource_exhausted), apart from max_retries
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)] for the attempt-th retry (0-based)."""
@@ -104,6 +108,16 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
         when = when.replace(tzinfo=timezone.utc)
     current = now() if now else datetime.now(timezone.utc)
     return max(0.0, (when - current).total_seconds())
+
+
+def rate_refusal(response: httpx.Response) -> bool:
+    """The API refused the call for its rate: HTTP 429, or a Connect `resource_exhausted` error."""
+    if response.status_code == 429:
+        return True
+    if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
+        return False
+    body = json_body(response)
+    return isinstance(body, dict) and body.get("code") == "resource_exhausted"
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -230,10 +244,11 @@ class HttpClient:
                  transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                  secrets: Iterable[str] = (), deadline: float = DEFAULT_DEADLINE,
-                 max_body: int = DEFAULT_MAX_BODY) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, limiter: Limiter | None = None) -> None:
         self.instance = instance
         self.deadline = deadline
         self.max_body = max_body
+        self.limiter = limiter or Limiter(instance)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -263,11 +278,18 @@ class HttpClient:
 
         Returns the final response whatever its status. Raises ProviderError when no response came:
         `ambiguous=True` when a non-idempotent request may have been received."""
-        secrets = tuple(secrets)
+        with self.limiter.call():
+            return self._call(method, path, what, body, idempotent, tuple(secrets))
+
+    def _call(self, method: str, path: str, what: str, body: Any, idempotent: bool,
+              secrets: tuple[str, ...]) -> httpx.Response:
         attempts = self.retry.max_retries + 1
         deadline = time.monotonic() + self.deadline
-        for attempt in range(attempts):
+        waited = 0.0  # the instance pause this thread has already slept through (ratelimit.py)
+        attempt = throttles = 0  # retries spent on failures; on rate refusals (their own budget)
+        while True:
             last = attempt == attempts - 1
+            ticket = self.limiter.before_attempt(waited)
             try:
                 response = self._send(method, path, body, deadline)
             except _Limit as exc:
@@ -281,6 +303,7 @@ class HttpClient:
                     raise self._error(what, f"cannot connect to {self.base_url} ({_connect_reason(exc)})",
                                       secrets) from None
                 self._wait(what, attempt, None, type(exc).__name__)
+                attempt += 1
                 continue
             except httpx.HTTPError as exc:
                 reason = _lost_reason(exc, self._read_timeout)
@@ -291,10 +314,25 @@ class HttpClient:
                     raise self._error(what, f"no response ({reason}) after {attempts} attempts",
                                       secrets) from None
                 self._wait(what, attempt, None, type(exc).__name__)
+                attempt += 1
                 continue
+            finally:
+                self.limiter.sent()
+            delay = retry_after(response) if response.status_code in (429, 503) else None
+            refused = rate_refusal(response)
+            if not refused:
+                if response.status_code < 500:
+                    self.limiter.succeeded(ticket)
+            elif delay is not None and delay > self.retry.max_retry_after:
+                self.limiter.refused()
+            else:  # the whole instance pauses, and slows down (providers/ratelimit.py)
+                backoff = self.retry.backoff(throttles, self._rng) if delay is None else 0.0
+                delay, waited = self.limiter.throttled(ticket, delay, backoff, response.status_code)
+            if refused:  # paced by the limiter, so they have their own, larger budget
+                throttles += 1
+                last = throttles > self.retry.max_throttled
             if last or not self._retryable(response.status_code, idempotent):
                 return response
-            delay = retry_after(response) if response.status_code in (429, 503) else None
             if delay is not None and delay > self.retry.max_retry_after:
                 return response  # the caller reports it, with retry_after set
             response.close()
@@ -302,7 +340,8 @@ class HttpClient:
             if time.monotonic() + wait >= deadline:
                 return response  # no time left for another attempt: the caller reports this one
             self._wait(what, attempt, wait, str(response.status_code))
-        raise AssertionError("unreachable")  # pragma: no cover
+            if not refused:
+                attempt += 1
 
     def _send(self, method: str, path: str, body: Any, deadline: float) -> httpx.Response:
         """One request straight through the transport; the body read (and decoded) whole, within the

@@ -28,6 +28,7 @@ from keyform.providers.http import (
     status_error,
     wire_time,
 )
+from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
@@ -84,7 +85,8 @@ class QuestraProvider:
     def __init__(self, name: str, base_url: str, token: str, org_id: str | None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 5,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY) -> None:
+                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY,
+                 limiter: Limiter | None = None) -> None:
         self.name = name
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
                    "User-Agent": f"keyform/{__version__}"}
@@ -92,7 +94,8 @@ class QuestraProvider:
             headers["X-Org-Id"] = org_id
         self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
                                 retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,),
-                                deadline=deadline, max_body=max_body)
+                                deadline=deadline, max_body=max_body, limiter=limiter)
+        self.limiter = self._http.limiter
 
     def __repr__(self) -> str:
         return f"QuestraProvider({self.name!r}, {self._http.base_url!r})"

@@ -30,6 +30,7 @@ from keyform.providers.http import (
     status_error,
     wire_time,
 )
+from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
@@ -157,14 +158,16 @@ class TextQLProvider:
     def __init__(self, name: str, base_url: str, token: str, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 5,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY) -> None:
+                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY,
+                 limiter: Limiter | None = None) -> None:
         self.name = name
         headers = {"Authorization": f"Bearer {token}", "Connect-Protocol-Version": "1",
                    "Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": f"keyform/{__version__}"}
         self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
                                 retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng, secrets=(token,),
-                                deadline=deadline, max_body=max_body)
+                                deadline=deadline, max_body=max_body, limiter=limiter)
+        self.limiter = self._http.limiter
 
     def __repr__(self) -> str:
         return f"TextQLProvider({self.name!r}, {self._http.base_url!r})"

@@ -48,6 +48,36 @@ def remote_ids(event: ApplyEvent) -> dict[str, str | None]:
         return {"remote_id": event.remote_id,
                 "previous_remote_id": change.remote_id if change.action is Action.REPLACE else None}
     return {"remote_id": change.remote_id, "previous_remote_id": None}
+def rate_event_text(event: Any) -> str:
+    """`questra-prod: rate-limited, waiting 1.0 s (concurrency 16 → 8)` for a `RateEvent`."""
+    window = (f"concurrency {event.concurrency_before} → {event.concurrency_after}"
+              if event.concurrency_after != event.concurrency_before else f"concurrency {event.concurrency_after}")
+    rate = f", {event.rate:.1f} requests/s" if event.rate is not None else ""
+    wait = f"{event.wait:.1f}" if event.wait >= 1 else f"{event.wait:.2f}"
+    return f"{event.instance}: rate-limited, waiting {wait} s ({window}{rate})"
+
+
+def rate_event_json(event: Any) -> str:
+    return json.dumps({"type": "rate_limited", "provider": event.instance, "status": event.status,
+                       "wait_seconds": round(event.wait, 3), "concurrency_before": event.concurrency_before,
+                       "concurrency_after": event.concurrency_after,
+                       "rate_per_second": None if event.rate is None else round(event.rate, 2)}, ensure_ascii=False)
+
+
+def rate_lines(report: ApplyReport) -> list[str]:
+    """One line per provider instance that was rate-limited (or has a configured limit)."""
+    lines = []
+    for r in report.rate:
+        limit = f"limit {r.configured}, " if r.configured else ""
+        lines.append(f"  {r.instance}: {limit}{r.throttled} × 429 received, {r.paused_seconds:.1f} s paused, "
+                     f"concurrency {r.concurrency} at the end")
+    return ["Rate limits:", *lines] if lines else []
+
+
+def rate_json(report: ApplyReport) -> list[dict[str, Any]]:
+    return [{"provider": r.instance, "throttled": r.throttled, "paused_seconds": r.paused_seconds,
+             "concurrency": r.concurrency, "rate_per_second": r.rate,
+             "rate_limit": None if r.configured is None else str(r.configured)} for r in report.rate]
 
 
 def counts(report: ApplyReport) -> dict[str, int]:
@@ -64,13 +94,14 @@ def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
         head = "Destroy complete" if report.ok else "Destroy failed"
         return f"{head}: {c['deleted']} deleted, {c['failed']} failed."
     head = "Apply complete" if report.ok else "Apply failed"
-    return (f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
-            f"{c['deleted']} deleted, {c['failed']} failed.")
+    return "\n".join([f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
+                      f"{c['deleted']} deleted, {c['failed']} failed.", *rate_lines(report)])
 
 
 def summary_json(report: ApplyReport) -> str:
     return json.dumps({"type": "change_summary", "ok": report.ok, **counts(report),
-                       "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped]})
+                       "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped],
+                       "rate_limits": rate_json(report)})
 
 
 def interrupted_lines(report: ApplyReport) -> list[str]:

@@ -1,0 +1,303 @@
+"""How fast keyform calls one provider instance: a configured rate limit, or one it learns.
+
+Every provider instance (one API account: a Questra org, a TextQL token) has one `Limiter`, shared
+by every call made through it (list pages, creates, updates, revocations, and their retries). It
+holds three things:
+
+- **A concurrency window** (`call`): at most `concurrency` calls at once. It starts at
+  `--parallelism`; while no rate limit is configured it is AIMD: halved when the API says it is
+  overloaded (429, or Connect `resource_exhausted`), raised by one per window of successful calls.
+- **A send rate** (`before_attempt`): a token bucket (GCRA) that spaces the attempts. With
+  `rate_limit: 20/s` in the manifest it is that rate and `burst`, fixed. Without one it is off until
+  the first 429; it is then learned much as the AWS SDKs' adaptive retry mode does: on a 429 the
+  rate drops to `BETA` x the rate the API accepted over the last second (what was sent includes
+  the refused calls), and while calls succeed it grows back along a cubic curve (CUBIC, as TCP):
+  slowly near the rate that was refused, faster beyond it. The concurrency window alone cannot
+  find a limit: on a fast network one call at a time already sends hundreds of requests a second.
+- **A pause** (`throttled`): a 429 stops *every* call of the instance until its `Retry-After` (or a
+  backoff with full jitter when it gives none), so the calls in flight do not keep hitting a limit
+  the API just reported.
+
+A 429 answered to an attempt sent before the last decrease, or soon after it (while the API's
+bucket refills: `_hold_until`), does not decrease again (one decrease per congestion episode, as
+TCP does per round trip): 16 calls in flight that all get 429 halve the window once, not 16
+times. Each decrease is reported as a `RateEvent`; `stats()`
+gives the 429s received and the time spent paused.
+
+Instances never share a limiter, so two orgs with different limits do not slow each other.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from keyform.model import RateLimit
+
+BETA = 0.7  # multiplicative decrease of the learned rate (AWS adaptive mode, CUBIC)
+CUBIC_C = 0.15  # the cubic's scale, in requests/s per s^3 (AWS uses 0.4: probes faster, refused more)
+MIN_RATE = 0.5  # requests/s: the learned rate never goes below this
+MEASURE_WINDOW = 1.0  # seconds of attempts over which the sent rate is measured
+MIN_SPAN = 0.25  # seconds: the shortest span an accepted rate is measured over after a decrease
+HOLD_MIN, HOLD_MAX = 0.25, 5.0  # seconds after a decrease during which a 429 does not decrease again
+
+
+@dataclass(frozen=True)
+class RateEvent:
+    """The API refused a call for its rate: the instance pauses `wait` seconds; the concurrency
+    window went from `concurrency_before` to `concurrency_after`; `rate` is the send rate now used
+    (requests/s), None when the instance is not rate-limited."""
+
+    instance: str
+    wait: float
+    concurrency_before: int
+    concurrency_after: int
+    rate: float | None
+    status: int = 429
+
+
+@dataclass(frozen=True)
+class RateStats:
+    """What one instance's limiter saw: 429s received, seconds paused (overlapping pauses once),
+    the concurrency window and send rate at the end, and the configured limit if any."""
+
+    instance: str
+    throttled: int
+    paused_seconds: float
+    concurrency: int
+    rate: float | None
+    configured: RateLimit | None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One attempt's admission: when it was sent, and in which congestion episode."""
+
+    sent: float
+    epoch: int
+
+
+class Limiter:
+    """One provider instance's concurrency window, send rate and pause. Thread-safe."""
+
+    def __init__(self, instance: str, limit: RateLimit | None = None, *, concurrency: int = 10,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 on_event: Callable[[RateEvent], None] | None = None) -> None:
+        self.instance = instance
+        self.limit = limit
+        self._clock = clock
+        self._sleep = sleep
+        self._on_event = on_event
+        self._cond = threading.Condition()
+        self._local = threading.local()
+        self._max = max(1, concurrency)
+        self._window = float(self._max)
+        self._inflight = 0
+        self._pause_until = 0.0
+        self._epoch = 0
+        self._hold_until = 0.0
+        # send rate: GCRA over `_rate` (None: unlimited) with `_burst` attempts of tolerance
+        self._rate: float | None = limit.per_second if limit else None
+        self._burst = limit.burst if limit else 1
+        self._tat = 0.0  # theoretical arrival time of the next attempt
+        # learned-rate state (CUBIC): the rate last refused, the cubic's zero point, when it was refused
+        self._w_max = 0.0
+        self._k = 0.0
+        self._last_fail = 0.0
+        self._sends: deque[float] = deque()
+        self._accepted: deque[float] = deque()  # when answers that were not refusals came
+        self._first_send: float | None = None
+        # statistics
+        self._throttled = 0
+        self._paused = 0.0
+
+    def __repr__(self) -> str:
+        return f"Limiter({self.instance!r}, {self.limit})"
+
+    @property
+    def adaptive(self) -> bool:
+        return self.limit is None
+
+    def configure(self, concurrency: int, on_event: Callable[[RateEvent], None] | None = None) -> None:
+        """Start the concurrency window at `concurrency` (--parallelism), its ceiling too."""
+        with self._cond:
+            self._max = max(1, concurrency)
+            self._window = float(self._max)
+            if on_event is not None:
+                self._on_event = on_event
+            self._cond.notify_all()
+
+    @property
+    def concurrency(self) -> int:
+        with self._cond:
+            return int(self._window)
+
+    # -- the concurrency window ------------------------------------------------------------------
+
+    @contextmanager
+    def call(self, gate: threading.Semaphore | None = None) -> Iterator[None]:
+        """Hold one place in the concurrency window for a whole call (its retries included).
+        Re-entrant per thread: an outer holder (the applier) covers the inner one (the HTTP call).
+
+        `gate` (the applier's --parallelism slots, shared by all instances) is taken for each
+        attempt only once it may be sent (`before_attempt`) and given back when it is answered
+        (`sent`): a call waiting for this instance's pause or turn holds no slot another instance
+        could use."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
+        with self._cond:
+            while self._inflight >= int(self._window):
+                self._cond.wait()
+            self._inflight += 1
+        self._local.depth, self._local.gate = 1, gate
+        try:
+            yield
+        finally:
+            self._local.depth, self._local.gate = 0, None
+            with self._cond:
+                self._inflight -= 1
+                self._cond.notify_all()
+
+    def sent(self) -> None:
+        """The attempt `before_attempt` admitted is over (answered or failed): give back its gate slot."""
+        if getattr(self._local, "holding", False):
+            self._local.holding = False
+            self._local.gate.release()
+
+    # -- each attempt ----------------------------------------------------------------------------
+
+    def before_attempt(self, waited_until: float = 0.0) -> Ticket:
+        """Wait out the instance's pause (unless this thread already slept through it:
+        `waited_until`) and for the attempt's turn in the send rate; then admit it."""
+        while True:
+            with self._cond:
+                now = self._clock()
+                pause = self._pause_until if self._pause_until > waited_until + 1e-6 else 0.0
+                if now < pause:
+                    self._cond.wait(pause - now)
+                    continue
+                send_at = now
+                if self._rate is not None:
+                    interval = 1.0 / self._rate
+                    send_at = max(now, self._tat - (self._burst - 1) * interval)
+                    self._tat = max(self._tat, send_at) + interval
+                if send_at <= now:
+                    return self._admit(now)
+            self._sleep(send_at - now)
+            with self._cond:
+                now = self._clock()
+                if now >= self._pause_until or self._pause_until <= waited_until + 1e-6:
+                    return self._admit(now)
+            # a pause began while this attempt waited for its turn: wait it out, then take a new turn
+
+    def _admit(self, now: float) -> Ticket:
+        """(lock held) Count the attempt into the measured send rate, take the gate slot."""
+        gate = getattr(self._local, "gate", None)
+        if gate is not None and not getattr(self._local, "holding", False):
+            self._cond.release()  # never block on the shared gate while holding this instance's lock
+            try:
+                gate.acquire()
+            finally:
+                self._cond.acquire()
+            self._local.holding = True
+            now = self._clock()
+        if self._first_send is None:
+            self._first_send = now
+        self._sends.append(now)
+        while self._sends and self._sends[0] < now - MEASURE_WINDOW:
+            self._sends.popleft()
+        return Ticket(now, self._epoch)
+
+    def _measured(self, now: float, times: deque[float] | None = None) -> float:
+        """(lock held) Attempts (or `times`: accepted calls) per second over the last
+        MEASURE_WINDOW (or since the first attempt)."""
+        times = self._sends if times is None else times
+        while times and times[0] < now - MEASURE_WINDOW:
+            times.popleft()
+        span = min(MEASURE_WINDOW, max(0.05, now - (self._first_send or now)))
+        return len(times) / span
+
+    def _accepted_rate(self, now: float) -> float:
+        """(lock held) Calls the API accepted per second: since the last decrease when that is at
+        least MIN_SPAN ago (the API has refused since, so it was saturated: this is its limit,
+        without the burst it allowed at the start), else over the last MEASURE_WINDOW."""
+        start = max(self._last_fail, now - MEASURE_WINDOW)
+        if self._rate is None or now - start < MIN_SPAN:
+            return self._measured(now, self._accepted)
+        while self._accepted and self._accepted[0] < now - MEASURE_WINDOW:
+            self._accepted.popleft()
+        return sum(1 for t in self._accepted if t > start) / (now - start)
+
+    def succeeded(self, ticket: Ticket) -> None:
+        """An answer that was not a rate-limit refusal: grow the window (AIMD) and the learned rate."""
+        with self._cond:
+            if self.adaptive:
+                self._accepted.append(self._clock())
+                before = int(self._window)
+                self._window = min(float(self._max), self._window + 1.0 / self._window)
+                if self._rate is not None:
+                    now = self._clock()
+                    cubic = CUBIC_C * (now - self._last_fail - self._k) ** 3 + self._w_max
+                    self._rate = max(MIN_RATE, min(cubic, 2.0 * max(self._measured(now), self._w_max)))
+                if int(self._window) > before:
+                    self._cond.notify_all()
+
+    def refused(self) -> None:
+        """A rate refusal that is not waited for (its Retry-After is too long): counted only."""
+        with self._cond:
+            self._throttled += 1
+
+    def throttled(self, ticket: Ticket, retry_after: float | None, backoff: float,
+                  status: int = 429) -> tuple[float, float]:
+        """The API refused the attempt for its rate. Pause the instance for `retry_after` (or
+        `backoff`), decrease once per episode, report it. Returns (how long this caller sleeps,
+        the clock reading it sleeps until: pass it to `before_attempt`)."""
+        delay = retry_after if retry_after is not None else backoff
+        with self._cond:
+            now = self._clock()
+            self._throttled += 1
+            until = now + delay
+            if until > self._pause_until:
+                self._paused += until - max(now, self._pause_until)
+                self._pause_until = until
+            if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
+                return delay, until  # sent before the last decrease took hold: it answered for this one
+            self._epoch += 1
+            before = int(self._window)
+            if self.adaptive:
+                self._window = max(1.0, math.floor(self._window / 2))
+                # what the API accepted lately is its limit while it refuses (what was sent
+                # includes the refused calls, above the limit): the cubic's plateau
+                accepted = self._accepted_rate(now) or self._measured(now) * BETA
+                used = accepted if self._rate is None else min(accepted, self._rate)
+                self._w_max = max(MIN_RATE, used)
+                self._k = (self._w_max * (1 - BETA) / CUBIC_C) ** (1 / 3)
+                self._last_fail = now
+                self._rate = max(MIN_RATE, self._w_max * BETA)
+            # after a decrease the API's own bucket is nearly empty and refills only at the margin
+            # the decrease left ((1 - BETA) x the old rate): until it holds ~3 calls again, a 429 is
+            # the echo of the same episode (e.g. two calls bunched by the scheduler), not a new one
+            margin = (1 - BETA) * (self._w_max if self.adaptive else (self._rate or 1.0))
+            self._hold_until = until + min(HOLD_MAX, max(HOLD_MIN, 3.0 / margin))
+            event = RateEvent(self.instance, delay, before, int(self._window), self._rate, status)
+            callback = self._on_event
+        if callback is not None:
+            callback(event)
+        return delay, until
+
+    def stats(self) -> RateStats:
+        with self._cond:
+            return RateStats(self.instance, self._throttled, round(self._paused, 3), int(self._window),
+                             None if self._rate is None else round(self._rate, 2), self.limit)
+
