@@ -14,6 +14,7 @@ log="$dir/emulator.log"
 cd "$dir"
 rm -rf keyform.state.json keyform.state.json.backup keyform.state.json.journal keyform.state.json.lock .secrets
 
+: >"$log"  # exists before the loop below reads it (the background job may open it later)
 keyform emulator --port "$port" >"$log" 2>&1 &
 emulator_pid=$!
 cleanup() {

@@ -202,6 +202,8 @@ def test_emulator_click_options_match_python_m_keyform_emulator() -> None:
         other = parser_defaults[opt]
         if opt in ("--token", "--read-only-token"):
             assert other is None  # repeatable, none given: any token / no read-only token
+        elif opt == "--org-rate-limit":
+            assert other == [] and not isinstance(default, str)  # repeatable, none given
         elif opt == "--log-requests":
             assert other is False  # a flag, off by default
         else:

@@ -58,7 +58,7 @@ def synopsis() -> dict[tuple[str, ...], str]:
     return entries
 
 
-OPTION = re.compile(r"(?<![\w-])(--?[a-z][a-z-]*(?:/--[a-z-]+)?)(?: ([A-Z][A-Z_]*|[a-z]+(?:\|[a-z]+)+))?")
+OPTION = re.compile(r"(?<![\w-])(--?[a-z][a-z-]*(?:/--[a-z-]+)?)(?: ([A-Z][A-Z_]*(?:=[A-Z][A-Z_]*)?|[a-z]+(?:\|[a-z]+)+))?")
 
 
 def documented(text: str) -> tuple[dict[str, str | None], list[str]]:

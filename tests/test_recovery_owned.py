@@ -352,11 +352,16 @@ def test_two_workspace_kill_trials_revoke_no_key_of_the_other(tmp_path: Path) ->
     request was known to be sent, the residual risk documented in docs/recovery.md is counted."""
     from tests.workspaces_trial import run_workspace_trials
 
-    summary = run_workspace_trials(7, seed=2026, workdir=tmp_path / "trials", kill_rate=0.6)
-    print("\n" + summary.report())
-    assert summary.violations == []
-    assert summary.other_revoked == 0
-    assert summary.kills >= 2 and summary.lost_replies >= 2, summary.report()
+    kills = lost = 0
+    for batch in range(3):  # whether a kill lands mid-apply depends on timing: on a loaded machine
+        summary = run_workspace_trials(7, seed=2026 + batch, workdir=tmp_path / f"trials{batch}", kill_rate=0.6)
+        print("\n" + summary.report())
+        assert summary.violations == []
+        assert summary.other_revoked == 0
+        kills, lost = kills + summary.kills, lost + summary.lost_replies
+        if kills >= 2 and lost >= 2:
+            break
+    assert kills >= 2 and lost >= 2, (kills, lost)
 
 
 def test_an_intent_without_a_time_proves_nothing() -> None:
