@@ -61,6 +61,11 @@ def test_json_events_and_summary_carry_the_rate_limiting(tmp_path: Path, make_em
     assert events and events[0]["provider"] == "qp" and events[0]["status"] == 429
     assert (events[0]["concurrency_before"], events[0]["concurrency_after"]) == (8, 4)
     assert events[0]["wait_seconds"] >= 0 and events[0]["rate_per_second"] > 0
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "apply-events.schema.json").read_text())
+    for doc in docs:  # the stream follows the documented event schema, rate events included
+        jsonschema.validate(doc, schema)
     summary = docs[-1]
     assert summary["type"] == "change_summary" and summary["created"] == 30
     [limits] = summary["rate_limits"]
