@@ -66,6 +66,10 @@ class ProviderConfig:
     # `base_url: {env: NAME}`: read when the provider is first used (base_url is "" until then)
     base_url_env: str | None = None
     base_url_loc: SourceLoc | None = None
+    # `type: rest`: the loaded definition (keyform.manifest.restdef.RestDefinition) and the options it
+    # declares, as written (a literal, or an EnvRef/FileRef for a secret or `{env: NAME}` option)
+    definition: Any = field(default=None, compare=False, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
