@@ -5,8 +5,9 @@ calls (`build._provider`, `keyspecs.build_key`); the kind is registered as `rest
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keyform.kinds import register
@@ -29,7 +30,10 @@ def build_rest_provider(decl: Declaration, report: Report) -> ProviderConfig | N
                      "definition file, relative to this manifest)")
         return None
     def_path = source.resolve(value["definition"])
-    shown = os.path.relpath(def_path) if not os.path.relpath(def_path).startswith("../..") else def_path
+    written = os.path.expanduser(value["definition"])
+    # shown like the manifest itself: relative to where keyform runs when the manifest is
+    shown = written if os.path.isabs(written) else os.path.normpath(
+        os.path.join(os.path.dirname(source.doc.file), written))
     definition, problems = load_definition(def_path, shown)
     if definition is None:
         if problems and problems[0].loc is None:
@@ -166,3 +170,36 @@ def resolve_options(config: ProviderConfig, env: Mapping[str, str] | None = None
         except KeyformError as exc:
             raise KeyformError([Diagnostic(d.message, config.loc) for d in exc.diagnostics]) from None
     return out
+
+
+def unknown_key_fields(files: Sequence[ManifestFile], report: Report) -> None:
+    """When a file failed to parse (the semantic pass is skipped), still report key fields no
+    provider type knows, as the schema did before rest definitions could declare their own: a key
+    whose provider is a rest provider (declared in a file that parsed) is left alone."""
+    from keyform.kinds import KINDS
+    from keyform.manifest.keyspecs import COMMON_FIELDS, _schema_key_fields
+
+    types: dict[str, str] = {}
+    for source in files:
+        providers = source.data.get("providers")
+        if isinstance(providers, dict):
+            types.update({n: p.get("type") for n, p in providers.items() if isinstance(p, dict)})
+    known = _schema_key_fields()
+    for source in files:
+        keys = source.data.get("keys")
+        if not isinstance(keys, dict) or not source.valid(("keys",)):
+            continue
+        for address, value in keys.items():
+            if not isinstance(value, dict) or not source.valid(("keys", address)):
+                continue
+            ptype = types.get(value.get("provider"))  # type: ignore[arg-type]
+            if ptype == "rest":
+                continue
+            kind = KINDS.get(ptype) if isinstance(ptype, str) else None
+            allowed = [*COMMON_FIELDS, *(kind.attributes + kind.secret_inputs if kind else sorted(known))]
+            for field in value:
+                if field not in known and field not in COMMON_FIELDS:
+                    close = difflib.get_close_matches(field, allowed, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    path = ("keys", address)
+                    report.error(source, (*path, field), f"{dotted(path)}: unknown field {field!r}{hint}")
