@@ -360,7 +360,7 @@ class _Builder:
             pagination=pagination, create_op=create_op, create_key=pointer(ops["create"].get("key", "")),
             create_secret=pointer(ops["create"]["secret"]) if "secret" in ops["create"] else None,
             update_op=update_op,
-            update_key=pointer(update["key"]) if update and update.get("key", "") is not None else None,
+            update_key=pointer(update.get("key", "")) if update and update.get("key", "") is not None else None,
             delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
             delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
         ), []
