@@ -30,7 +30,7 @@ MAX_BYTES = 1024 * 1024
 ATTRIBUTE_TYPES = ("string", "integer", "boolean", "string_list", "string_map", "headers")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 _NAME = r"[a-z][a-z0-9_]*"
-_VARIABLE = re.compile(rf"^(?:token|expires_at|id|address|(?:options|attrs|secrets)\.{_NAME})$")
+_VARIABLE = re.compile(rf"^(?:token|expires_at|expires_in_seconds|id|address|(?:options|attrs|secrets)\.{_NAME})$")
 
 Context = Mapping[str, Any]
 Render = Callable[[Context], Any]
@@ -183,6 +183,7 @@ class Pagination:
     size_param: str | None = None
     size: int = 100
     start: int = 1
+    total: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,6 @@ class RestDefinition:
     auth: Mapping[str, Any]
     auth_templates: Mapping[str, Template]
     headers: Mapping[str, Template]
-    times: str
     expiry_supported: bool
     expiry_updatable: bool
     key_paths: Mapping[str, tuple[str, ...]]
@@ -330,9 +330,9 @@ class _Builder:
         items = tuple(pointer(p) for p in ([raw_items] if isinstance(raw_items, str) else raw_items))
         pagination = self._pagination(ops["list"].get("pagination") or {"type": "none"})
         create_op = self._operation("create", ops["create"])
-        if self.expiry and "expires_at" not in self.used.get("create", set()):
+        if self.expiry and not {"expires_at", "expires_in_seconds"} & self.used.get("create", set()):
             self.error(("operations", "create"), "expiry.supported is true but the create body never sends "
-                       "${expires_at}")
+                       "${expires_at} or ${expires_in_seconds}")
         update = ops.get("update")
         update_op = self._operation("update", update) if update else None
         wants_update = [a.name for a in attributes if a.updatable] + (["expiry"] if expiry.get("updatable") else [])
@@ -351,7 +351,7 @@ class _Builder:
             return None, self.problems
         return RestDefinition(
             file=self.doc.file, name=v["name"], base_url=v.get("base_url"), options=options, auth=auth,
-            auth_templates=auth_templates, headers=headers, times=v.get("times", "rfc3339"),
+            auth_templates=auth_templates, headers=headers,
             expiry_supported=self.expiry, expiry_updatable=bool(expiry.get("updatable", False)),
             key_paths=key_paths, revoked=self._status(key.get("revoked")), expired=self._status(key.get("expired")),
             attributes=attributes, error_message=messages,
@@ -420,7 +420,7 @@ class _Builder:
         self.used.setdefault(context, set()).add(var)
         if not _VARIABLE.match(var):
             self.error(where, f"${{{var}}} is not a known placeholder (token, options.NAME, attrs.NAME, "
-                       "secrets.NAME, expires_at, id, address)")
+                       "secrets.NAME, expires_at, expires_in_seconds, id, address)")
             return
         scope, _, name = var.partition(".")
         if scope == "options" and name not in self.options:
@@ -436,10 +436,10 @@ class _Builder:
             self.error(where, "${token} may be used only in auth and headers (never in a path or body)")
         elif var == "id" and context not in ("update", "delete"):
             self.error(where, "${id} (the key's id) exists only in update and delete")
-        elif var == "expires_at" and context not in ("create", "update"):
-            self.error(where, "${expires_at} exists only in create and update")
-        elif var == "expires_at" and not self.expiry:
-            self.error(where, "${expires_at} is sent but expiry.supported is not true")
+        elif var in ("expires_at", "expires_in_seconds") and context not in ("create", "update"):
+            self.error(where, f"${{{var}}} exists only in create and update")
+        elif var in ("expires_at", "expires_in_seconds") and not self.expiry:
+            self.error(where, f"${{{var}}} is sent but expiry.supported is not true")
         elif var == "address" and context != "create":
             self.error(where, "${address} exists only in create")
         elif scope == "secrets" and context == "update" and not name.startswith("headers"):
@@ -461,9 +461,9 @@ class _Builder:
     def _pagination(self, raw: Mapping[str, Any]) -> Pagination:
         where: YamlPath = ("operations", "list", "pagination")
         typ = raw["type"]
-        allowed = {"none": set(), "cursor": {"param", "field", "next", "has_more"}, "next_link": {"next"},
-                   "page": {"param", "field", "size_param", "size", "start"},
-                   "offset": {"param", "field", "size_param", "size"}}[typ]
+        allowed = {"none": set(), "cursor": {"param", "field", "next", "has_more", "size_param", "size"},
+                   "next_link": {"next"}, "page": {"param", "field", "size_param", "size", "start", "total"},
+                   "offset": {"param", "field", "size_param", "size", "total"}}[typ]
         for extra in sorted(set(raw) - allowed - {"type"}):
             self.error((*where, extra), f"{extra!r} does not apply to pagination type {typ}")
         if typ in ("cursor", "page", "offset") and ("param" in raw) == ("field" in raw):
@@ -481,7 +481,7 @@ class _Builder:
         return Pagination(type=typ, param=raw.get("param"), field=raw.get("field"), next=nxt,
                           has_more=pointer(raw["has_more"]) if "has_more" in raw else None,
                           size_param=raw.get("size_param"), size=int(raw.get("size", 100)),
-                          start=int(raw.get("start", 1)))
+                          start=int(raw.get("start", 1)), total=pointer(raw["total"]) if "total" in raw else None)
 
 
 def _fits(value: Any, typ: str) -> bool:

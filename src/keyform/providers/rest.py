@@ -224,7 +224,7 @@ class RestProvider:
                 carry[pg.param or pg.field or ""] = page
             elif pg.type == "offset":
                 carry[pg.param or pg.field or ""] = offset
-            if pg.size_param and pg.type in ("page", "offset"):
+            if pg.size_param:
                 carry[pg.size_param] = pg.size
             query = {k: v for k, v in carry.items() if k != pg.field}
             extra = {pg.field: carry[pg.field]} if pg.field and pg.field in carry else None
@@ -258,7 +258,11 @@ class RestProvider:
                         raise ShapeError("the API returned the same next link twice (a loop)")
                     seen.add(next_path)
                 elif pg.type in ("page", "offset"):
-                    if len(items) < pg.size or not items:
+                    total = at(body, pg.total) if pg.total is not None else None
+                    if isinstance(total, int) and not isinstance(total, bool):
+                        if len(out) >= total or not items:
+                            return out
+                    elif len(items) < pg.size or not items:
                         return out
                     page += 1
                     offset += len(items)
@@ -291,6 +295,7 @@ class RestProvider:
         ctx = self._context(request.attrs, request.secret_inputs)
         ctx["address"] = request.address
         ctx["expires_at"] = request.expires_at
+        ctx["expires_in_seconds"] = _seconds_until(request.expires_at)
         response = self._call(self.d.create_op, ctx, what, idempotent=False, secrets=secrets)
         if not 200 <= response.status_code < 300:
             raise self._error(what, response, secrets, create=True)
@@ -330,6 +335,7 @@ class RestProvider:
         ctx = self._context(attrs, {})
         ctx["id"] = remote_id
         ctx["expires_at"] = expires_at
+        ctx["expires_in_seconds"] = _seconds_until(expires_at)
         response = self._call(op, ctx, what, secrets=secrets)
         if not 200 <= response.status_code < 300:
             raise self._error(what, response, secrets)
@@ -357,6 +363,15 @@ class RestProvider:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _seconds_until(expires_at: str | None) -> int | None:
+    """Whole seconds from now to `expires_at` (at least 1), for APIs that take a lifetime."""
+    if expires_at is None:
+        return None
+    from keyform.durations import parse_time
+
+    return max(1, int((parse_time(expires_at) - datetime.now(timezone.utc)).total_seconds()))
 
 
 def _ptr(text: str) -> tuple[str, ...]:
