@@ -277,8 +277,9 @@ class Bench:
         rroot, rdir = self.project(f"rest-decl-{keys}", w)
         for f in rdir.glob("*.yaml"):
             text = f.read_text().replace("org_bench_", "org_rest_")
-            text = text.replace("    type: questra\n", f"    type: rest\n    definition: {DEFINITIONS / 'questra.yaml'}\n")
-            f.write_text(text.replace("    type: textql\n", f"    type: rest\n    definition: {DEFINITIONS / 'textql.yaml'}\n"))
+            for api in ("questra", "textql"):
+                text = text.replace(f"    type: {api}\n", f"    type: rest\n    definition: {DEFINITIONS / api}.yaml\n")
+            f.write_text(text)
         for root, mdir in ((broot, bdir), (rroot, rdir)):
             self.keyform(root, "apply", "-f", str(mdir), "--auto-approve", "--parallelism", "32")
         self.control.latency(latency_ms)
@@ -369,7 +370,8 @@ def report(res: Results) -> str:
         spread = f"{min(r.ratios):.2f}–{max(r.ratios):.2f}" if r.ratios else "-"
         rows.append((f"no-change plan, {r.keys:,} keys via type: rest", f"{r.rest_wall:.2f} s", f"{r.rest_cpu:.2f} s",
                      f"≤ {TARGETS['rest_ratio']:g} × built-in",
-                     f"{r.ratio:.2f}× built-in {r.builtin_wall:.2f} s (pairs {spread}) "
+                     f"{r.ratio:.2f}× built-in {r.builtin_wall:.2f} s (pairs {spread}; CPU "
+                     f"{r.rest_cpu / r.builtin_cpu if r.builtin_cpu else 0:.2f}×) "
                      f"{_ok(r.ratio <= TARGETS['rest_ratio'])}", "", f"{r.calls}"))
     for f in res.sinks:
         rows.append((f"apply {f.creates:,} creates into one {f.kind} file (0 ms, p=16)", f"{f.wall:.2f} s",

@@ -133,11 +133,10 @@ class SendGridKeys(Service):
                 return self._error(400, "missing required argument name")
             if len(self.keys) >= 100:
                 return self._error(403, "Cannot create more than 100 API keys")
-            k = self._new(body["name"], list(body.get("scopes") or ["mail.send"]))
-            return 201, k
+            return 201, self._new(body["name"], list(body.get("scopes") or ["mail.send"]))
         if path.startswith("/v3/api_keys/"):
             key_id = path.rsplit("/", 1)[1]
-            k = self.keys.get(key_id)
+            found = self.keys.get(key_id)
             if method == "DELETE":
                 self.count("delete")
                 if self.keys.pop(key_id, None) is None:
@@ -145,6 +144,7 @@ class SendGridKeys(Service):
                 return 204, None
             if method == "PUT":
                 self.count("update")
+                k = found
                 if k is None:
                     return self._error(404, "unable to find API key")
                 k["name"] = body["name"]

@@ -183,9 +183,8 @@ def test_a_next_link_to_another_host_is_refused_and_the_token_never_goes_there(t
         def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
             return 200, {}, {"items": [item(1)], "links": {"next": f"{elsewhere.url}/steal"}}
 
-        with provider(tmp_path, script, pagination="{type: next_link, next: /links/next}") as (p, _):
-            with pytest.raises(ProviderError) as caught:
-                p.list()
+        with provider(tmp_path, script, pagination="{type: next_link, next: /links/next}") as (p, _), pytest.raises(ProviderError) as caught:
+            p.list()
         assert "points at another host; not followed" in str(caught.value)
         assert elsewhere.seen == []
 
@@ -194,9 +193,8 @@ def test_a_cursor_loop_is_an_error_not_an_endless_listing(tmp_path: Path) -> Non
     def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         return 200, {}, {"items": [item(1)], "next": "same"}
 
-    with provider(tmp_path, script, pagination="{type: cursor, param: after, next: /next}") as (p, server):
-        with pytest.raises(ProviderError, match="twice"):
-            p.list()
+    with provider(tmp_path, script, pagination="{type: cursor, param: after, next: /next}") as (p, server), pytest.raises(ProviderError, match="twice"):
+        p.list()
     assert len(server.seen) == 2
 
 
@@ -238,9 +236,8 @@ def test_query_auth_token_never_appears_in_an_error(tmp_path: Path) -> None:
     def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         return 400, {}, {"message": f"bad request for {path}"}
 
-    with provider(tmp_path, script, auth="{type: query, param: api_key}") as (p, _):
-        with pytest.raises(ProviderError) as caught:
-            p.list()
+    with provider(tmp_path, script, auth="{type: query, param: api_key}") as (p, _), pytest.raises(ProviderError) as caught:
+        p.list()
     assert TOKEN not in str(caught.value) and "t1: list: 400 bad request for /keys?api_key=***" in str(caught.value)
 
 
@@ -249,9 +246,8 @@ def test_secrets_echoed_back_in_error_bodies_are_scrubbed(tmp_path: Path) -> Non
         return 422, {}, {"error": {"code": "invalid", "message": f"rejected {body} with {headers['X-Signing']} "
                                    f"and {headers['Authorization']}"}}
 
-    with provider(tmp_path, script) as (p, _):
-        with pytest.raises(ProviderError) as caught:
-            p.create(CreateRequest("a", {"name": "A", "tags": []}, None, {"password": INPUT_SECRET}))
+    with provider(tmp_path, script) as (p, _), pytest.raises(ProviderError) as caught:
+        p.create(CreateRequest("a", {"name": "A", "tags": []}, None, {"password": INPUT_SECRET}))
     text = str(caught.value) + repr(caught.value)
     assert "t1: create \"a\": invalid: rejected" in text
     for secret in (TOKEN, OPTION_SECRET, INPUT_SECRET):
@@ -276,23 +272,20 @@ def test_create_sends_the_body_template_and_returns_the_secret_only_in_the_resul
                                                                 (503, False, 3), (429, False, 3)])
 def test_create_errors_follow_the_ambiguous_create_contract(tmp_path: Path, status: int, ambiguous: bool,
                                                             attempts: int) -> None:
-    with provider(tmp_path, lambda *a: (status, {}, {"message": "nope"})) as (p, server):
-        with pytest.raises(ProviderError) as caught:
-            p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
+    with provider(tmp_path, lambda *a: (status, {}, {"message": "nope"})) as (p, server), pytest.raises(ProviderError) as caught:
+        p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
     assert caught.value.ambiguous is ambiguous and caught.value.status == status
     assert len(server.seen) == attempts  # only 429/503 (nothing was done) are retried for a create
 
 
 def test_a_dropped_create_and_an_unreadable_create_reply_are_ambiguous(tmp_path: Path) -> None:
-    with provider(tmp_path, lambda *a: (0, {}, None)) as (p, server):
-        with pytest.raises(ProviderError) as caught:
-            p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
+    with provider(tmp_path, lambda *a: (0, {}, None)) as (p, server), pytest.raises(ProviderError) as caught:
+        p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
     assert caught.value.ambiguous and "the key may exist remotely" in str(caught.value) and len(server.seen) == 1
 
-    with provider(tmp_path, lambda *a: (201, {}, b'{"id": "k_salvaged", "name": 5')) as (p, _):
-        with pytest.raises(ProviderError) as caught:
-            p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
-    assert caught.value.ambiguous and caught.value.remote_id == "k_salvaged"  # type: ignore[attr-defined]
+    with provider(tmp_path, lambda *a: (201, {}, b'{"id": "k_salvaged", "name": 5')) as (p, _), pytest.raises(ProviderError) as caught:
+        p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
+    assert caught.value.ambiguous and getattr(caught.value, "remote_id", None) == "k_salvaged"
 
 
 def test_status_mapping_update_without_a_key_and_delete_of_a_gone_key(tmp_path: Path) -> None:
@@ -318,9 +311,8 @@ def test_status_mapping_update_without_a_key_and_delete_of_a_gone_key(tmp_path: 
 
 
 def test_a_wrongly_typed_listing_is_one_shape_error(tmp_path: Path) -> None:
-    with provider(tmp_path, lambda *a: (200, {}, {"items": [item(1, tags="not-a-list")]})) as (p, _):
-        with pytest.raises(ProviderError, match=r"unexpected response shape \(item 0 \(k1\) tags is not a string list"):
-            p.list()
+    with provider(tmp_path, lambda *a: (200, {}, {"items": [item(1, tags="not-a-list")]})) as (p, _), pytest.raises(ProviderError, match=r"unexpected response shape \(item 0 \(k1\) tags is not a string list"):
+        p.list()
 
 
 def test_recovery_finds_the_key_of_a_create_whose_reply_was_lost_through_type_rest(

@@ -404,7 +404,7 @@ class _Builder:
         for extra in sorted(set(auth) - allowed - {"type"}):
             self.error(("auth", extra), f"{extra!r} does not apply to auth type {typ}")
         defaults = {"value": "${token}", "password": "${token}", "username": ""}
-        out = {}
+        out: dict[str, Template] = {}
         for name in ("value", "username", "password"):
             if name in allowed:
                 out[name] = self._template(("auth", name), auth.get(name, defaults[name]), "auth")

@@ -275,15 +275,15 @@ class RestProvider:
         carry the token there)."""
         base = urlsplit(self._http.base_url)
         url = urlsplit(link)
-        if url.scheme or url.netloc:
-            if (url.scheme.lower(), url.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
-                raise ShapeError("the next link points at another host; not followed")
+        same = (url.scheme.lower(), url.netloc.lower()) == (base.scheme.lower(), base.netloc.lower())
+        if (url.scheme or url.netloc) and not same:
+            raise ShapeError("the next link points at another host; not followed")
         path = url.path or "/"
         prefix = base.path.rstrip("/")
         if prefix and path.startswith(prefix + "/"):
-            path = path[len(prefix):]
-        elif prefix and not url.scheme:
-            pass
+            path = path[len(prefix):]  # links usually carry the base URL's own path (/v1/...)
+        elif prefix and url.netloc:
+            raise ShapeError("the next link points outside the base URL; not followed")
         out = path + (f"?{url.query}" if url.query else "")
         if self._query and self._query not in out:
             out += ("&" if "?" in out else "?") + self._query
@@ -354,7 +354,7 @@ class RestProvider:
         response = self._call(self.d.delete_op, ctx, what)
         if 200 <= response.status_code < 300:
             return
-        detail, code = self._detail(response)
+        _, code = self._detail(response)
         if code is not None and code in self.d.delete_gone_codes:
             return
         if code is None and response.status_code in self.d.delete_gone:
