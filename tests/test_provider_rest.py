@@ -291,7 +291,8 @@ def test_a_dropped_create_and_an_unreadable_create_reply_are_ambiguous(tmp_path:
 def test_status_mapping_update_without_a_key_and_delete_of_a_gone_key(tmp_path: Path) -> None:
     def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         if method == "GET":
-            return 200, {}, {"items": [item(1, status="disabled"), item(2, status="active"), item(3)]}
+            return 200, {}, {"items": [item(1, status="disabled"), item(2, status="active"),
+                                       item(3, expires=1798761600)]}
         if method == "PATCH":
             return 204, {}, None
         if path.endswith("/k404"):
@@ -301,7 +302,9 @@ def test_status_mapping_update_without_a_key_and_delete_of_a_gone_key(tmp_path: 
         return 409, {}, {"error": {"code": "conflict", "message": "key in use"}}
 
     with provider(tmp_path, script) as (p, _):
-        assert [k.revoked for k in p.list() or []] == [True, False, False]
+        listed = p.list() or []
+        assert [k.revoked for k in listed] == [True, False, False]
+        assert listed[2].expires_at == "2027-01-01T00:00:00Z"  # Unix seconds read as a time
         updated = p.update("k1", {"name": "B"}, None)
         assert updated.id == "k1" and updated.attrs == {"name": "B"}
         p.delete("k404")
@@ -330,3 +333,23 @@ def test_recovery_finds_the_key_of_a_create_whose_reply_was_lost_through_type_re
     assert f"{orphans[0]} (orphan of an interrupted create of " in plan.stdout, plan.stdout
     assert project.run("apply", "--auto-approve").exit_code == 0
     assert {k["id"]: k["revoked"] for k in emu_control.questra_keys(ORG)}[orphans[0]] is True
+
+
+def test_an_option_that_would_smuggle_a_header_is_refused_without_showing_it(tmp_path: Path) -> None:
+    with pytest.raises(ProviderError) as caught:
+        RestProvider("t1", definition(tmp_path), "http://127.0.0.1:9", TOKEN,
+                     {"workspace": "ws\r\nX-Evil: CANARY-smuggled", "signing": OPTION_SECRET})
+    assert "the X-Workspace header" in str(caught.value) and "a line break" in str(caught.value)
+    assert "CANARY" not in str(caught.value)
+
+
+def test_last_used_is_read_where_the_definition_says(tmp_path: Path) -> None:
+    text = BASE.replace("AUTH", "{type: bearer}").replace("LIST_METHOD", "GET").replace("LIST_EXTRA\n", "")
+    path = tmp_path / "lu.yaml"
+    path.write_text(text.replace("  expires_at: /expires\n", "  expires_at: /expires\n  last_used: /used\n"))
+    d, problems = load_definition(str(path), "lu.yaml")
+    assert d is not None, problems
+    p = RestProvider("t1", d, "http://127.0.0.1:9", TOKEN, {})
+    key = p.parse_key(item(1, used="2026-03-01T10:00:00.5Z"), "item 0")
+    assert getattr(key, "last_used", None) == "2026-03-01T10:00:00Z"
+    p.close()

@@ -37,6 +37,7 @@ from keyform.providers.http import (
 )
 from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
+from keyform.resolve import header_problem
 
 MAX_PAGES = 10_000
 
@@ -88,6 +89,10 @@ class RestProvider:
         for header, template in d.headers.items():
             if all(ctx.get(v) is not None for v in template.variables):
                 headers[header] = str(template.render(ctx))
+                problem = header_problem(headers[header])
+                if problem:  # an option from the environment must not smuggle a header in; never shown
+                    raise ProviderError(f"{name}: the {header} header (from the definition's headers) would "
+                                        f"hold {problem}; check the provider's options")
         auth = d.auth["type"]
         self._query = ""
         if auth == "bearer":
