@@ -84,3 +84,18 @@ def test_a_definition_inherits_the_body_cap(tmp_path: Path, emulator: Emulator, 
                                             r"`max_response_bytes`\)"):
         p.list()
     p.close()
+
+
+def test_plan_json_of_a_rest_provider_follows_the_plan_schema(tmp_path: Path, emulator: Emulator) -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    project = Project(tmp_path, emulator.url, rest=True)
+    project.questra("a: {provider: qp, name: A}\n")
+    res = project.run("plan", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json").read_text())
+    assert not list(Draft202012Validator(schema).iter_errors(doc))
+    assert doc["changes"][0]["provider_type"] == "rest:questra"
