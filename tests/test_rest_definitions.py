@@ -136,3 +136,15 @@ def test_the_shipped_definitions_validate_against_the_definition_schema() -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     bad = check_jsonschema("--schemafile", str(schema), str(CORPUS / "22-bad-pointer.yaml"))
     assert bad.returncode == 1 and "key" in bad.stdout, bad.stdout
+
+
+def test_validate_of_a_valid_rest_manifest_imports_no_http_or_schema_library(tmp_path: Path) -> None:
+    from tests.test_startup_imports import imported, top_level
+
+    install(tmp_path, ROOT / "examples" / "providers" / "sendgrid.yaml")
+    (tmp_path / "keyform.yaml").write_text(
+        "version: 1\nproviders:\n  sg: {type: rest, definition: providers/demo.yaml, token: {env: SG}}\n"
+        "sinks:\n  env: {type: dotenv, path: k.env}\ndefaults: {sink: env}\n"
+        "keys:\n  a: {provider: sg, name: A, scopes: [mail.send]}\n")
+    names = top_level(imported(["validate"], tmp_path))
+    assert names.isdisjoint({"httpx", "httpcore", "jsonschema"}), names & {"httpx", "httpcore", "jsonschema"}
