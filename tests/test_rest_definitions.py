@@ -148,3 +148,15 @@ def test_validate_of_a_valid_rest_manifest_imports_no_http_or_schema_library(tmp
         "keys:\n  a: {provider: sg, name: A, scopes: [mail.send]}\n")
     names = top_level(imported(["validate"], tmp_path))
     assert names.isdisjoint({"httpx", "httpcore", "jsonschema"}), names & {"httpx", "httpcore", "jsonschema"}
+
+
+def test_an_omitted_attribute_without_a_default_is_its_types_empty_value_when_reported(tmp_path: Path) -> None:
+    install(tmp_path, CORPUS / "_base.yaml")
+    text = (tmp_path / "providers" / "demo.yaml").read_text()
+    (tmp_path / "providers" / "demo.yaml").write_text(text.replace(
+        "  scopes: {type: string_list, path: /scopes, default: []}",
+        "  scopes: {type: string_list, path: /scopes}\n  note: {type: string}"))
+    (tmp_path / "keyform.yaml").write_text(MANIFEST)
+    ws = load_workspace(cwd=tmp_path, now=NOW)
+    # scopes is listed back (as [] when absent): desired [] too, so no drift; note is never reported: left out
+    assert ws.keys["k"].attrs == {"name": "K", "scopes": [], "note": None}

@@ -17,6 +17,8 @@ from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted
 from keyform.manifest.yamlsource import YamlPath
 from keyform.model import EnvRef, FileRef, ProviderConfig, SecretRef
 
+_EMPTY: Mapping[str, Any] = {"string": "", "integer": 0, "boolean": False, "string_list": [], "string_map": {},
+                             "headers": {}}
 PROVIDER_FIELDS = ("type", "definition", "base_url", "token", "deadline", "max_response_bytes")
 
 
@@ -129,7 +131,10 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
         if raw == "${address}":
             raw = address
         if raw is None:
-            attrs[a.name] = None
+            # an attribute the API reports reads back as its type's empty value (proto3 style): the
+            # desired value must be that too, or every plan would see drift; an unreported one is
+            # left out of the request
+            attrs[a.name] = None if a.path is None else _EMPTY[a.type]
             continue
         if not fits(raw, a.type):
             report.error(source, where, f"{dotted(where)}: expected a {a.type.replace('_', ' ')} "
