@@ -27,6 +27,8 @@ from keyform.manifest.yamlsource import YamlDocument, YamlPath, parse_yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rest-provider.schema.json"
 MAX_BYTES = 1024 * 1024
+# fields of every provider block: an option may not take one of these names
+RESERVED_OPTIONS = frozenset({"type", "definition", "base_url", "token", "deadline", "max_response_bytes"})
 ATTRIBUTE_TYPES = ("string", "integer", "boolean", "string_list", "string_map", "headers")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 _NAME = r"[a-z][a-z0-9_]*"
@@ -311,6 +313,10 @@ class _Builder:
         options = {n: (bool(o.get("required", False)), bool(o.get("secret", False)))
                    for n, o in (v.get("options") or {}).items()}
         self.options = options
+        for name in options:
+            if name in RESERVED_OPTIONS:
+                self.error(("options", name), f"{name!r} is a provider field every manifest has; name the option "
+                           "otherwise")
         attributes = self._attributes()
         self.attrs = {a.name: a for a in attributes}
         expiry = v.get("expiry") or {}
