@@ -77,6 +77,8 @@ def test_the_base_of_the_corpus_is_itself_valid(tmp_path: Path) -> None:
     (tmp_path / "keyform.yaml").write_text(MANIFEST)
     ws = load_workspace(cwd=tmp_path, now=NOW)
     assert ws.keys["k"].provider_type == "rest:demo" and ws.keys["k"].attrs == {"name": "K", "scopes": []}
+    assert ws.providers["demo"].base_url == "https://api.example.com"  # the definition's default
+    assert ws.providers["demo"].options == {"org_id": "org_1"}
 
 
 def test_through_the_cli_a_bad_definition_is_exit_1_with_file_line_and_no_traceback(tmp_path: Path) -> None:
