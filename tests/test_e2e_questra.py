@@ -24,9 +24,11 @@ web:
 """
 
 
-@pytest.fixture
-def project(tmp_path: Path, emulator: Emulator) -> Project:
-    p = Project(tmp_path, emulator.url)
+@pytest.fixture(params=["builtin", "rest"])
+def project(request: pytest.FixtureRequest, tmp_path: Path, emulator: Emulator) -> Project:
+    """The project, once with the built-in provider and once through `type: rest` over
+    examples/providers/questra.yaml (issue 17: the same assertions pass for both)."""
+    p = Project(tmp_path, emulator.url, rest=request.param == "rest")
     p.questra(KEYS)
     return p
 

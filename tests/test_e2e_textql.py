@@ -15,9 +15,12 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "questra-to-textql"
 ORG = "org_123"
 
 
-@pytest.fixture
-def project(tmp_path: Path, emulator: Emulator) -> Project:
-    p = Project(tmp_path, emulator.url, env={"ANA_TOKEN": "first-value", "KEYFORM_EMULATOR_URL": emulator.url})
+@pytest.fixture(params=["builtin", "rest"])
+def project(request: pytest.FixtureRequest, tmp_path: Path, emulator: Emulator) -> Project:
+    """The example, once with the built-in providers and once through `type: rest` over
+    examples/providers/{questra,textql}.yaml (issue 17: the same assertions pass for both)."""
+    p = Project(tmp_path, emulator.url, env={"ANA_TOKEN": "first-value", "KEYFORM_EMULATOR_URL": emulator.url},
+                rest=request.param == "rest")
     p.write(EXAMPLE.read_text())  # the example as shipped: its base_url is {env: KEYFORM_EMULATOR_URL}
     return p
 

@@ -69,7 +69,7 @@ def test_validate_of_a_valid_manifest_needs_no_http_schema_or_diff_library(tmp_p
 
 
 def test_an_invalid_manifest_imports_jsonschema_to_word_the_problem(tmp_path: Path) -> None:
-    manifest(tmp_path, "http://127.0.0.1:9", keys="  ci-bot: {provider: qp, nmae: typo}\n")
+    manifest(tmp_path, "http://127.0.0.1:9", keys="  ci-bot: {provider: qp, rotation: {bogus: 1d}}\n")
     names = top_level(imported(["validate"], tmp_path, expect_code=1))
     assert "jsonschema" in names
     assert names.isdisjoint({"httpx", "deepdiff"})

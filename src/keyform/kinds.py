@@ -47,3 +47,8 @@ KINDS: dict[str, ProviderKind] = {
 
 def kind(provider_type: str) -> ProviderKind:
     return KINDS[provider_type]
+
+
+def register(k: ProviderKind) -> None:
+    """Add a kind known only at load time (a `rest` definition's, as `rest:NAME`)."""
+    KINDS[k.type] = k

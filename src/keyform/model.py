@@ -79,6 +79,10 @@ class ProviderConfig:
     base_url_env: str | None = None
     base_url_loc: SourceLoc | None = None
     rate_limit: RateLimit | None = None  # None: learned from the API's 429s (providers/ratelimit.py)
+    # `type: rest`: the loaded definition (keyform.manifest.restdef.RestDefinition) and the options it
+    # declares, as written (a literal, or an EnvRef/FileRef for a secret or `{env: NAME}` option)
+    definition: Any = field(default=None, compare=False, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

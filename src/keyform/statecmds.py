@@ -39,9 +39,9 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[
     record = _record_for(spec, remote, state, sess.options.env, sess.options.clock())
     warnings = []
     if kind(spec.provider_type).returns_secret:
-        warnings.append(f"the secret of {address} ({remote_id}) cannot be recovered: Questra shows it only once, "
-                        f"so it is in no sink. Keys that need it will force a rotation; to rotate now run "
-                        f"`keyform apply --replace {address}`.")
+        warnings.append(f"the secret of {address} ({remote_id}) cannot be recovered: the API ({spec.provider_type}) "
+                        "shows it only once, so it is in no sink. Keys that need it will force a rotation; "
+                        f"to rotate now run `keyform apply --replace {address}`.")
     warnings.extend(_unrecorded_fingerprints(spec, record, sess.options.env))
     state.keys[address] = record
     sess.store.save(state)

@@ -46,6 +46,9 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     default_sink = _default_sink(files, declared["sinks"], report)
     providers = {name: p for name, d in declared["providers"].items() if (p := _provider(d, report))}
     sinks = {name: s for name, d in declared["sinks"].items() if (s := _sink(d, report))}
+    if any(p.definition is not None for p in providers.values()):
+        from keyform.manifest.restglue import check_definition_names
+        check_definition_names(providers, declared["providers"], report)
     _check_shared_files(sinks, declared["sinks"], report)
     context = KeyContext(declared_providers=declared["providers"], providers=providers,
                          declared_sinks=declared["sinks"], sinks=sinks, default_sink=default_sink,
@@ -168,6 +171,9 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
         return None
     value, source, path = decl.value, decl.source, decl.path
     ptype: str = value["type"]
+    if ptype == "rest":
+        from keyform.manifest.restglue import build_rest_provider
+        return build_rest_provider(decl, report)
     raw_url = value.get("base_url", DEFAULT_BASE_URLS[ptype])
     url_env = raw_url["env"] if isinstance(raw_url, dict) else None  # checked when first used
     base_url = "" if url_env else _base_url(raw_url, source, (*path, "base_url"), report)

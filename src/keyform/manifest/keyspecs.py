@@ -7,6 +7,7 @@ writing one sink entry) are in `references`.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,7 +79,11 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     expiry = _expiry(value, source, path, ctx.now, report)
     rotation = _rotation(value, expiry, source, path, report, kind)
     sink = _sink_target(value, kind, decl, ctx)
-    attrs, secret_inputs = _attributes(value, kind, decl.name, source)
+    if provider.definition is not None:
+        from keyform.manifest.restglue import rest_attributes
+        attrs, secret_inputs = rest_attributes(value, provider.definition, decl.name, source, path, report)
+    else:
+        attrs, secret_inputs = _attributes(value, kind, decl.name, source)
     if len(report.diagnostics) > errors_before:
         return None
     return KeySpec(address=decl.name, provider=provider_name, provider_type=provider.type, attrs=attrs,
@@ -90,9 +95,23 @@ def _check_fields(value: Mapping[str, Any], kind: ProviderKind, source: Manifest
                   report: Report) -> None:
     own = (*kind.attributes, *kind.secret_inputs)
     for field in value:
-        if field not in COMMON_FIELDS and field not in own:
+        if field not in COMMON_FIELDS and field not in own and field not in _schema_key_fields():
+            # the schema admits any field (rest definitions declare their own): an unknown one is
+            # reported here, as the schema did before
+            allowed = [*COMMON_FIELDS, *own]
+            close = difflib.get_close_matches(field, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (a {kind.type} key takes: {', '.join(allowed)})"
+            report.error(source, (*path, field), f"{dotted(path)}: unknown field {field!r}{hint}")
+        elif field not in COMMON_FIELDS and field not in own:
             report.error(source, (*path, field), f"{dotted(path)}: field {field!r} does not apply to "
                          f"{kind.type} keys ({kind.type} fields: {', '.join(own)})")
+
+
+@lru_cache(maxsize=1)
+def _schema_key_fields() -> frozenset[str]:
+    from keyform.manifest.schema import manifest_schema
+
+    return frozenset(manifest_schema()["$defs"]["key"]["properties"])
 
 
 def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now: datetime,

@@ -78,6 +78,9 @@ def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
         stable = {os.path.relpath(path, anchor): contents[display_name(path, base)] for path in files}
         workspace = build_workspace(parsed, report, now=now,
                                     file_names=tuple(contents), digest=_digest(stable))
+    else:
+        from keyform.manifest.restglue import unknown_key_fields
+        unknown_key_fields(parsed, report)
     if workspace is None or report.diagnostics:
         raise KeyformError(sorted(report.diagnostics, key=_order))
     return workspace

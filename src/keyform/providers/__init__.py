@@ -30,4 +30,10 @@ def open_provider(config: ProviderConfig, token: str, org_id: str | None, *, tim
         return TextQLProvider(config.name, config.base_url, token, timeout=timeout, transport=transport,
                               max_retries=max_retries, deadline=config.deadline,
                               max_body=config.max_response_bytes, limiter=limiter)
+    if config.type.startswith("rest:"):
+        from keyform.manifest.restglue import resolve_options
+        from keyform.providers.rest import RestProvider
+        return RestProvider(config.name, config.definition, config.base_url, token, resolve_options(config),
+                            timeout=timeout, transport=transport, max_retries=max_retries,
+                            deadline=config.deadline, max_body=config.max_response_bytes, limiter=limiter)
     raise ProviderError(f"{config.name}: unknown provider type {config.type!r}")

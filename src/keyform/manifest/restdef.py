@@ -1,0 +1,510 @@
+"""Declarative REST provider definitions: a YAML file describing one key-issuing HTTP API
+(`schemas/rest-provider.schema.json`, docs/providers-rest.md) → a checked `RestDefinition`.
+
+Loaded like a manifest: the YAML-with-lines parser, the schema (fast check, then jsonschema for the
+messages), then semantic checks (every `${...}` names something that exists, auth and pagination
+have what they need), each problem at `file:line`. No I/O beyond reading the file and no httpx:
+`validate` loads definitions too. The HTTP side is `keyform.providers.rest`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from keyform.errors import Diagnostic, SourceLoc
+from keyform.kinds import ProviderKind
+from keyform.manifest.fastcheck import Check, compile_schema
+from keyform.manifest.sources import dotted
+from keyform.manifest.yamlsource import YamlDocument, YamlPath, parse_yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rest-provider.schema.json"
+MAX_BYTES = 1024 * 1024
+# fields of every provider block: an option may not take one of these names
+RESERVED_OPTIONS = frozenset({"type", "definition", "base_url", "token", "deadline", "max_response_bytes"})
+ATTRIBUTE_TYPES = ("string", "integer", "boolean", "string_list", "string_map", "headers")
+_PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
+_NAME = r"[a-z][a-z0-9_]*"
+_VARIABLE = re.compile(rf"^(?:token|expires_at|expires_in_seconds|id|address|(?:options|attrs|secrets)\.{_NAME})$")
+
+Context = Mapping[str, Any]
+Render = Callable[[Context], Any]
+
+
+# ---------------------------------------------------------------- JSON Pointers
+
+
+def pointer(text: str) -> tuple[str, ...]:
+    """RFC 6901 `/a/b~1c/0` → ("a", "b/c", "0"); "" → () (the whole document)."""
+    if not text:
+        return ()
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/"))
+
+
+_MISSING = object()
+
+
+def at(doc: Any, tokens: tuple[str, ...]) -> Any:
+    """The value at `tokens` in `doc`, or None when any step is missing."""
+    for token in tokens:
+        if isinstance(doc, dict):
+            doc = doc.get(token, _MISSING)
+            if doc is _MISSING:
+                return None
+        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
+            doc = doc[int(token)]
+        else:
+            return None
+    return doc
+
+
+# ---------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled string template: `${a.b}` alone keeps the value's type (None → left out);
+    mixed with text, values are formatted into the string."""
+
+    text: str
+    variables: tuple[str, ...]
+    render: Render = field(compare=False, repr=False)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def compile_string(text: str, *, quote_values: bool = False) -> Template:
+    parts = _PLACEHOLDER.split(text)  # [text, var, text, var, ..., text]
+    variables = tuple(parts[1::2])
+    if len(parts) == 3 and parts[0] == "" and parts[2] == "":
+        name = parts[1]
+        if quote_values:
+            return Template(text, variables, lambda ctx: quote(_format(ctx.get(name)), safe=""))
+        return Template(text, variables, lambda ctx: ctx.get(name))
+    if not variables:
+        return Template(text, (), lambda ctx: text)
+    literal, names = parts[0::2], parts[1::2]
+
+    def render(ctx: Context) -> str:
+        out = [literal[0]]
+        for i, name in enumerate(names):
+            value = _format(ctx.get(name))
+            out.append(quote(value, safe="") if quote_values else value)
+            out.append(literal[i + 1])
+        return "".join(out)
+
+    return Template(text, variables, render)
+
+
+def compile_body(value: Any) -> tuple[Render, list[tuple[YamlPath, str]]]:
+    """A body template (any YAML value) → (render, [(relative path, variable)] for checking).
+    A mapping entry whose value renders to None is left out."""
+    found: list[tuple[YamlPath, str]] = []
+
+    def build(node: Any, path: YamlPath) -> Render:
+        if isinstance(node, str):
+            t = compile_string(node)
+            found.extend((path, v) for v in t.variables)
+            return t.render
+        if isinstance(node, dict):
+            items = [(k, build(v, (*path, k))) for k, v in node.items()]
+
+            def obj(ctx: Context) -> Any:
+                out = {}
+                for k, r in items:
+                    v = r(ctx)
+                    if v is not None:
+                        out[k] = v
+                return out
+            return obj
+        if isinstance(node, list):
+            elems = [build(v, (*path, i)) for i, v in enumerate(node)]
+            return lambda ctx: [r(ctx) for r in elems]
+        return lambda ctx: node
+
+    return build(value, ()), found
+
+
+# ---------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    type: str
+    path: tuple[str, ...] | None  # None: never reported back
+    default: Any
+    updatable: bool
+    secret: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """A revoked/expired flag: a boolean at `path`, or `path`'s value being one of `equals`."""
+
+    path: tuple[str, ...]
+    equals: tuple[Any, ...] | None = None
+
+    def of(self, item: Any) -> bool | None:
+        value = at(item, self.path)
+        if self.equals is None:
+            return value if isinstance(value, bool) or value is None else None
+        return value in self.equals
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: Template
+    body: Render | None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pagination:
+    type: str = "none"
+    param: str | None = None
+    field: str | None = None
+    next: str = ""
+    has_more: tuple[str, ...] | None = None
+    size_param: str | None = None
+    size: int = 100
+    start: int = 1
+    total: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RestDefinition:
+    file: str
+    name: str
+    base_url: str | None
+    options: Mapping[str, tuple[bool, bool]]  # name → (required, secret)
+    auth: Mapping[str, Any]
+    auth_templates: Mapping[str, Template]
+    headers: Mapping[str, Template]
+    expiry_supported: bool
+    expiry_updatable: bool
+    key_paths: Mapping[str, tuple[str, ...]]
+    revoked: Status | None
+    expired: Status | None
+    attributes: tuple[Attribute, ...]
+    error_message: tuple[tuple[str, ...], ...]
+    error_code: tuple[str, ...] | None
+    list_op: Operation
+    list_items: tuple[tuple[str, ...], ...]
+    list_absent: frozenset[int]
+    pagination: Pagination
+    create_op: Operation
+    create_key: tuple[str, ...]
+    create_secret: tuple[str, ...] | None
+    update_op: Operation | None
+    update_key: tuple[str, ...] | None
+    delete_op: Operation
+    delete_gone: frozenset[int]
+    delete_gone_codes: frozenset[str]
+
+    def kind(self, provider_type: str) -> ProviderKind:
+        plain = [a for a in self.attributes if not a.secret]
+        return ProviderKind(
+            type=provider_type, returns_secret=self.create_secret is not None,
+            attributes=tuple(a.name for a in plain),
+            updatable=frozenset(a.name for a in plain if a.updatable),
+            expiry_updatable=self.expiry_updatable,
+            secret_inputs=tuple(a.name for a in self.attributes if a.secret),
+            remote_attributes=frozenset(a.name for a in plain if a.path is not None))
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((a for a in self.attributes if a.name == name), None)
+
+
+# ---------------------------------------------------------------- loading
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    with SCHEMA_PATH.open(encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _fast() -> Check:
+    return compile_schema(_schema())
+
+
+def _schema_problems(doc: YamlDocument) -> list[Diagnostic]:
+    if _fast()(doc.value):
+        return []
+    from jsonschema import Draft202012Validator
+
+    from keyform.manifest.schema import _describe
+
+    found: dict[tuple[int, str], Diagnostic] = {}
+    for error in Draft202012Validator(_schema()).iter_errors(doc.value):
+        for path, message in _describe(error):
+            loc = doc.loc(path)
+            found.setdefault((loc.line, message), Diagnostic(message, loc))
+    return [found[k] for k in sorted(found)]
+
+
+def load_definition(path: str, shown: str) -> tuple[RestDefinition | None, list[Diagnostic]]:
+    """The definition at `path` (shown in messages as `shown`), or None and every problem found."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return None, [Diagnostic(f"cannot read the definition {shown}: {exc.strerror or exc}")]
+    return _load_cached(path, shown, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: str, shown: str, mtime: int, size: int) -> tuple[RestDefinition | None, list[Diagnostic]]:
+    if size > MAX_BYTES:
+        return None, [Diagnostic(f"the definition is larger than {MAX_BYTES} bytes", SourceLoc(shown, 1))]
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+        text = data.decode("utf-8-sig")
+    except OSError as exc:
+        return None, [Diagnostic(f"cannot read the definition {shown}: {exc.strerror or exc}")]
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return None, [Diagnostic("the definition is not valid UTF-8", SourceLoc(shown, line))]
+    doc, problems = parse_yaml(text, shown)
+    if doc is None or problems:
+        return None, problems
+    if not isinstance(doc.value, dict):
+        return None, [Diagnostic("a definition is a mapping (version, name, auth, key, attributes, operations)",
+                                 doc.loc(()))]
+    problems = _schema_problems(doc)
+    if problems:
+        return None, problems
+    return _Builder(doc).build()
+
+
+class _Builder:
+    """The semantic pass over a schema-valid definition document."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.v: dict[str, Any] = doc.value
+        self.problems: list[Diagnostic] = []
+        self.used: dict[str, set[str]] = {}
+
+    def error(self, path: YamlPath, message: str) -> None:
+        self.problems.append(Diagnostic(f"{dotted(path)}: {message}" if path else message, self.doc.loc(path)))
+
+    def build(self) -> tuple[RestDefinition | None, list[Diagnostic]]:
+        v = self.v
+        options = {n: (bool(o.get("required", False)), bool(o.get("secret", False)))
+                   for n, o in (v.get("options") or {}).items()}
+        self.options = options
+        for name in options:
+            if name in RESERVED_OPTIONS:
+                self.error(("options", name), f"{name!r} is a provider field every manifest has; name the option "
+                           "otherwise")
+        attributes = self._attributes()
+        self.attrs = {a.name: a for a in attributes}
+        expiry = v.get("expiry") or {}
+        self.expiry = bool(expiry.get("supported", False))
+        if expiry.get("updatable") and not self.expiry:
+            self.error(("expiry", "updatable"), "expiry.supported is false, so nothing can be updated")
+        auth = dict(v["auth"])
+        auth_templates = self._auth(auth)
+        headers = {}
+        for name, text in (v.get("headers") or {}).items():
+            headers[name] = self._template(("headers", name), text, "headers")
+        key = v["key"]
+        key_paths = {n: pointer(key[n]) for n in ("id", "created_at", "expires_at", "last_used") if n in key}
+        ops = v["operations"]
+        list_op = self._operation("list", ops["list"])
+        raw_items = ops["list"].get("items", "")
+        items = tuple(pointer(p) for p in ([raw_items] if isinstance(raw_items, str) else raw_items))
+        pagination = self._pagination(ops["list"].get("pagination") or {"type": "none"})
+        create_op = self._operation("create", ops["create"])
+        if self.expiry and not {"expires_at", "expires_in_seconds"} & self.used.get("create", set()):
+            self.error(("operations", "create"), "expiry.supported is true but the create body never sends "
+                       "${expires_at} or ${expires_in_seconds}")
+        update = ops.get("update")
+        update_op = self._operation("update", update) if update else None
+        wants_update = [a.name for a in attributes if a.updatable] + (["expiry"] if expiry.get("updatable") else [])
+        if update_op is None and wants_update:
+            self.error(("operations",), f"{', '.join(wants_update)} updatable but there is no update operation")
+        if update_op is not None and not wants_update:
+            self.error(("operations", "update"), "no attribute is updatable (set updatable: true on one) and "
+                       "expiry.updatable is not set")
+        delete_op = self._operation("delete", ops["delete"])
+        delete_op = Operation(delete_op.method, delete_op.path, delete_op.body,
+                              {"mode": ops["delete"].get("mode", "delete")})
+        errors = v.get("errors") or {}
+        messages = tuple(pointer(p) for p in errors.get("message", ["/message", "/error/message", "/error",
+                                                                     "/detail"]))
+        if self.problems:
+            return None, self.problems
+        return RestDefinition(
+            file=self.doc.file, name=v["name"], base_url=v.get("base_url"), options=options, auth=auth,
+            auth_templates=auth_templates, headers=headers,
+            expiry_supported=self.expiry, expiry_updatable=bool(expiry.get("updatable", False)),
+            key_paths=key_paths, revoked=self._status(key.get("revoked")), expired=self._status(key.get("expired")),
+            attributes=attributes, error_message=messages,
+            error_code=pointer(errors["code"]) if "code" in errors else None,
+            list_op=list_op, list_items=items, list_absent=frozenset(ops["list"].get("absent", [])),
+            pagination=pagination, create_op=create_op, create_key=pointer(ops["create"].get("key", "")),
+            create_secret=pointer(ops["create"]["secret"]) if "secret" in ops["create"] else None,
+            update_op=update_op,
+            update_key=pointer(update.get("key", "")) if update and update.get("key", "") is not None else None,
+            delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
+            delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
+        ), []
+
+    @staticmethod
+    def _status(raw: Any) -> Status | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            return Status(pointer(raw))
+        return Status(pointer(raw["path"]), tuple(raw["equals"]))
+
+    def _attributes(self) -> tuple[Attribute, ...]:
+        out = []
+        for name, a in self.v["attributes"].items():
+            where: YamlPath = ("attributes", name)
+            typ, secret = a["type"], bool(a.get("secret", False))
+            if secret and typ != "string":
+                self.error((*where, "type"), f"a secret input is a string, not {typ}")
+            if secret and (a.get("updatable") or "path" in a or "default" in a):
+                bad = next(f for f in ("updatable", "path", "default") if f in a and a[f] is not False)
+                self.error((*where, bad), "a secret input is write-only: it has no "
+                           f"{bad} (keyform fingerprints it and never reads it back)")
+            if typ == "headers" and name != "headers":
+                self.error((*where, "type"), "only an attribute named `headers` may have type headers "
+                           "(a map whose values may be secret references)")
+            if "default" in a and not _fits(a["default"], typ):
+                self.error((*where, "default"), f"the default is not a {typ}")
+            out.append(Attribute(name, typ, pointer(a["path"]) if "path" in a else None, a.get("default"),
+                                 bool(a.get("updatable", False)), secret))
+        return tuple(out)
+
+    def _auth(self, auth: dict[str, Any]) -> dict[str, Template]:
+        typ = auth["type"]
+        needs = {"header": ("header",), "query": ("param",)}.get(typ, ())
+        for need in needs:
+            if need not in auth:
+                self.error(("auth",), f"auth type {typ} needs {need!r}")
+        allowed = {"bearer": set(), "header": {"header", "value"}, "basic": {"username", "password"},
+                   "query": {"param"}}[typ]
+        for extra in sorted(set(auth) - allowed - {"type"}):
+            self.error(("auth", extra), f"{extra!r} does not apply to auth type {typ}")
+        defaults = {"value": "${token}", "password": "${token}", "username": ""}
+        out: dict[str, Template] = {}
+        for name in ("value", "username", "password"):
+            if name in allowed:
+                out[name] = self._template(("auth", name), auth.get(name, defaults[name]), "auth")
+        return out
+
+    def _template(self, where: YamlPath, text: str, context: str, *, quote_values: bool = False) -> Template:
+        t = compile_string(text, quote_values=quote_values)
+        for var in t.variables:
+            self._check_variable(where, var, context)
+        return t
+
+    def _check_variable(self, where: YamlPath, var: str, context: str) -> None:
+        self.used.setdefault(context, set()).add(var)
+        if not _VARIABLE.match(var):
+            self.error(where, f"${{{var}}} is not a known placeholder (token, options.NAME, attrs.NAME, "
+                       "secrets.NAME, expires_at, expires_in_seconds, id, address)")
+            return
+        scope, _, name = var.partition(".")
+        if scope == "options" and name not in self.options:
+            self.error(where, f"${{{var}}}: no option {name!r} is declared under options")
+        elif scope in ("attrs", "secrets") and context in ("auth", "headers", "list"):
+            self.error(where, f"${{{var}}}: key attributes are not available in {context}")
+        elif scope == "attrs" and (name not in self.attrs or self.attrs[name].secret):
+            what = "a secret input (use ${secrets." + name + "})" if name in self.attrs else "not a declared attribute"
+            self.error(where, f"${{{var}}}: {name!r} is {what}")
+        elif scope == "secrets" and (name not in self.attrs or not self.attrs[name].secret):
+            self.error(where, f"${{{var}}}: {name!r} is not a declared secret input (secret: true)")
+        elif var == "token" and context not in ("auth", "headers"):
+            self.error(where, "${token} may be used only in auth and headers (never in a path or body)")
+        elif var == "id" and context not in ("update", "delete"):
+            self.error(where, "${id} (the key's id) exists only in update and delete")
+        elif var in ("expires_at", "expires_in_seconds") and context not in ("create", "update"):
+            self.error(where, f"${{{var}}} exists only in create and update")
+        elif var in ("expires_at", "expires_in_seconds") and not self.expiry:
+            self.error(where, f"${{{var}}} is sent but expiry.supported is not true")
+        elif var == "address" and context != "create":
+            self.error(where, "${address} exists only in create")
+        elif scope == "secrets" and context == "update" and not name.startswith("headers"):
+            self.error(where, f"${{{var}}}: a secret input cannot be changed in place")
+
+    def _operation(self, name: str, raw: Mapping[str, Any]) -> Operation:
+        base: YamlPath = ("operations", name)
+        path = self._template((*base, "path"), raw["path"], name, quote_values=True)
+        body = None
+        if "body" in raw:
+            render, variables = compile_body(raw["body"])
+            for rel, var in variables:
+                self._check_variable((*base, "body", *rel), var, name)
+            body = render
+        if raw["method"] == "GET" and "body" in raw:
+            self.error((*base, "body"), "a GET request has no body")
+        return Operation(raw["method"], path, body)
+
+    def _pagination(self, raw: Mapping[str, Any]) -> Pagination:
+        where: YamlPath = ("operations", "list", "pagination")
+        typ = raw["type"]
+        allowed = {"none": set(), "cursor": {"param", "field", "next", "has_more", "size_param", "size"},
+                   "next_link": {"next"}, "page": {"param", "field", "size_param", "size", "start", "total"},
+                   "offset": {"param", "field", "size_param", "size", "total"}}[typ]
+        for extra in sorted(set(raw) - allowed - {"type"}):
+            self.error((*where, extra), f"{extra!r} does not apply to pagination type {typ}")
+        if typ in ("cursor", "page", "offset") and ("param" in raw) == ("field" in raw):
+            self.error(where, f"pagination type {typ} needs exactly one of param (a query parameter) or "
+                       "field (a body field)")
+        if typ in ("cursor", "next_link") and "next" not in raw:
+            self.error(where, f"pagination type {typ} needs next (where the response says what comes next)")
+        nxt = raw.get("next", "")
+        if typ == "cursor" and nxt and not nxt.startswith("/"):
+            self.error((*where, "next"), "not a JSON Pointer (starting with '/')")
+        if typ == "next_link" and nxt != "header:Link" and not nxt.startswith("/"):
+            self.error((*where, "next"), "not a JSON Pointer (starting with '/') or header:Link")
+        if "field" in raw and self.v["operations"]["list"]["method"] == "GET":
+            self.error((*where, "field"), "a GET list has no body to carry it; use param")
+        return Pagination(type=typ, param=raw.get("param"), field=raw.get("field"), next=nxt,
+                          has_more=pointer(raw["has_more"]) if "has_more" in raw else None,
+                          size_param=raw.get("size_param"), size=int(raw.get("size", 100)),
+                          start=int(raw.get("start", 1)), total=pointer(raw["total"]) if "total" in raw else None)
+
+
+def _fits(value: Any, typ: str) -> bool:
+    if value == "${address}":
+        return typ == "string"
+    return {
+        "string": lambda x: isinstance(x, str),
+        "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
+        "boolean": lambda x: isinstance(x, bool),
+        "string_list": lambda x: isinstance(x, list) and all(isinstance(i, str) for i in x),
+        "string_map": lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
+        "headers": lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
+    }[typ](value)
+
+
+def fits(value: Any, typ: str) -> bool:
+    """`value` has attribute type `typ` (manifest values; `headers` values may be references)."""
+    if typ == "headers":
+        return isinstance(value, dict) and all(isinstance(v, (str, dict)) for v in value.values())
+    return _fits(value, typ)

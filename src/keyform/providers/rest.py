@@ -1,0 +1,399 @@
+"""The declarative `rest` provider: one `RestDefinition` (keyform.manifest.restdef) driven over the
+shared `HttpClient`, so retries, the ambiguous-create contract, deadlines, body caps and scrubbing are
+exactly the built-in providers'.
+
+Secrets: the token, every secret option and every secret input are passed to the client as values
+to scrub; a created key's secret is remembered by `keyform.redact` and handed back only in
+`CreateResult.secret`. Nothing from a response is kept except the declared fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from keyform import __version__, redact
+from keyform.durations import format_time
+from keyform.errors import ProviderError
+from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at
+from keyform.providers.http import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BODY,
+    HttpClient,
+    RetryPolicy,
+    ShapeError,
+    json_body,
+    shape_error,
+    status_error,
+    wire_time,
+)
+from keyform.providers.ratelimit import Limiter
+from keyform.providers.salvage import salvage_id
+from keyform.remote import CreateRequest, CreateResult, RemoteKey
+from keyform.resolve import header_problem
+
+MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True)
+class RestKey(RemoteKey):
+    """A RemoteKey that may also say when the key was last used (when the API reports it)."""
+
+    last_used: str | None = None
+
+
+_EMPTY: Mapping[str, Callable[[], Any]] = {
+    "string": str, "integer": int, "boolean": bool, "string_list": list, "string_map": dict, "headers": dict,
+}
+
+
+def _check(value: Any, attr: Attribute, where: str) -> Any:
+    if value is None:
+        return _EMPTY[attr.type]()
+    typ = attr.type
+    if typ == "string" and isinstance(value, str):
+        return value
+    if typ == "integer" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if typ == "boolean" and isinstance(value, bool):
+        return value
+    if typ == "string_list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    if typ in ("string_map", "headers") and isinstance(value, dict) and all(
+            isinstance(v, str) for v in value.values()):
+        return dict(value)
+    raise ShapeError(f"{where} is not a {typ.replace('_', ' ')}")
+
+
+class RestProvider:
+    """One instance of a declared API, reached with one token."""
+
+    def __init__(self, name: str, definition: RestDefinition, base_url: str, token: str,
+                 options: Mapping[str, str], *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, max_retries: int = 5,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 deadline: float = DEFAULT_DEADLINE, max_body: int = DEFAULT_MAX_BODY,
+                 limiter: Limiter | None = None) -> None:
+        self.name = name
+        self.d = definition
+        d = definition
+        secrets = [token, *(v for n, v in options.items() if d.options.get(n, (False, False))[1])]
+        ctx: dict[str, Any] = {"token": token, **{f"options.{n}": v for n, v in options.items()}}
+        headers = {"Accept": "application/json", "User-Agent": f"keyform/{__version__}"}
+        for header, template in d.headers.items():
+            if all(ctx.get(v) is not None for v in template.variables):
+                headers[header] = str(template.render(ctx))
+                problem = header_problem(headers[header])
+                if problem:  # an option from the environment must not smuggle a header in; never shown
+                    raise ProviderError(f"{name}: the {header} header (from the definition's headers) would "
+                                        f"hold {problem}; check the provider's options")
+        auth = d.auth["type"]
+        self._query = ""
+        if auth == "bearer":
+            headers["Authorization"] = f"Bearer {token}"
+        elif auth == "header":
+            headers[d.auth["header"]] = str(d.auth_templates["value"].render(ctx))
+        elif auth == "basic":
+            pair = f"{d.auth_templates['username'].render(ctx)}:{d.auth_templates['password'].render(ctx)}"
+            encoded = base64.b64encode(pair.encode()).decode()
+            secrets.append(encoded)
+            headers["Authorization"] = f"Basic {encoded}"
+        else:
+            self._query = f"{quote(d.auth['param'], safe='')}={quote(token, safe='')}"
+            secrets.append(quote(token, safe=""))
+        self._options = {f"options.{n}": v for n, v in options.items()}
+        self._http = HttpClient(name, base_url, headers, timeout=timeout, transport=transport,
+                                retry=RetryPolicy(max_retries=max_retries), sleep=sleep, rng=rng,
+                                secrets=tuple(s for s in secrets if s), deadline=deadline, max_body=max_body,
+                                limiter=limiter)
+        self.limiter = self._http.limiter
+        self._plain = [a for a in d.attributes if not a.secret and a.path is not None]
+        self._id = d.key_paths["id"]
+        self._created = d.key_paths.get("created_at")
+        self._expires = d.key_paths.get("expires_at")
+        self._last_used = d.key_paths.get("last_used")
+
+    def __repr__(self) -> str:
+        return f"RestProvider({self.name!r}, {self.d.name!r}, {self._http.base_url!r})"
+
+    # ------------------------------------------------------------ wire helpers
+
+    def _path(self, op: Operation, ctx: Mapping[str, Any], query: Mapping[str, Any] | None = None) -> str:
+        path = str(op.path.render(ctx))
+        parts = [f"{quote(k, safe='')}={quote(str(v), safe='')}" for k, v in (query or {}).items() if v is not None]
+        if self._query:
+            parts.append(self._query)
+        if parts:
+            path += ("&" if "?" in path else "?") + "&".join(parts)
+        return path
+
+    def _call(self, op: Operation, ctx: Mapping[str, Any], what: str, *, idempotent: bool = True,
+              secrets: tuple[str, ...] = (), query: Mapping[str, Any] | None = None,
+              body_extra: Mapping[str, Any] | None = None, path: str | None = None) -> httpx.Response:
+        body = op.body(ctx) if op.body is not None else None
+        if body_extra:
+            body = {**(body if isinstance(body, dict) else {}), **body_extra}
+        if body is None and op.method in ("POST", "PUT", "PATCH"):
+            body = {}
+        return self._http.call(op.method, path or self._path(op, ctx, query), what, body=body,
+                               idempotent=idempotent, secrets=secrets)
+
+    def _detail(self, response: httpx.Response) -> tuple[str, str | None]:
+        body = json_body(response)
+        message = None
+        for p in self.d.error_message:
+            value = at(body, p)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, list) and value:
+                value = value[0] if isinstance(value[0], str) else None
+            if isinstance(value, str) and value.strip():
+                message = value.strip()
+                break
+        code = at(body, self.d.error_code) if self.d.error_code is not None else None
+        code = code if isinstance(code, str) and code else None
+        if code:
+            return (f"{code}: {message}" if message else code), code
+        return f"{response.status_code} {message or response.reason_phrase}".strip(), None
+
+    def _error(self, what: str, response: httpx.Response, secrets: tuple[str, ...] = (), *,
+               create: bool = False) -> ProviderError:
+        detail, code = self._detail(response)
+        lost = create and response.status_code >= 500 and response.status_code != 503
+        if lost:
+            detail += "; the key may exist remotely"
+        return status_error(self._http, what, response, detail, code=code, ambiguous=lost, secrets=secrets)
+
+    def _time(self, value: Any, where: str) -> str | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return format_time(datetime.fromtimestamp(value, timezone.utc))
+            except (OverflowError, OSError, ValueError):
+                raise ShapeError(f"{where} is not a time") from None
+        return wire_time(value, where)
+
+    def parse_key(self, item: Any, where: str) -> RestKey:
+        if not isinstance(item, dict):
+            raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
+        key_id = at(item, self._id)
+        if isinstance(key_id, int) and not isinstance(key_id, bool):
+            key_id = str(key_id)
+        if not isinstance(key_id, str) or not key_id:
+            raise ShapeError(f"{where} has no string id")
+        w = f"{where} ({key_id})"
+        attrs = {a.name: _check(at(item, a.path), a, f"{w} {a.name}") for a in self._plain if a.path is not None}
+        flags = []
+        for status, label in ((self.d.revoked, "revoked"), (self.d.expired, "expired")):
+            value = status.of(item) if status is not None else False
+            if value is None and status is not None and status.equals is None and at(item, status.path) is not None:
+                raise ShapeError(f"{w}: {label} is not a boolean")
+            flags.append(bool(value))
+        return RestKey(
+            id=key_id, attrs=attrs,
+            created_at=self._time(at(item, self._created), f"{w} created_at") if self._created is not None else None,
+            expires_at=self._time(at(item, self._expires), f"{w} expires_at") if self._expires is not None else None,
+            revoked=flags[0], expired=flags[1],
+            last_used=self._time(at(item, self._last_used), f"{w} last_used") if self._last_used is not None
+            else None)
+
+    def _items(self, body: Any) -> list[Any]:
+        for p in self.d.list_items:
+            items = at(body, p)
+            if isinstance(items, list):
+                return items
+            if items is None and p and isinstance(body, dict) and len(self.d.list_items) == 1:
+                return []  # an empty list may be omitted (proto3 JSON)
+        got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
+        raise ShapeError(f"no array of keys where the definition says (got {got})")
+
+    # ------------------------------------------------------------ the four calls
+
+    def list(self) -> list[RemoteKey] | None:
+        pg = self.d.pagination
+        op = self.d.list_op
+        ctx = self._options
+        out: list[RemoteKey] = []
+        cursor: Any = None
+        page, offset = pg.start, 0
+        next_path: str | None = None
+        seen: set[str] = set()
+        for n in range(MAX_PAGES):
+            carry: dict[str, Any] = {}
+            if pg.type == "cursor" and cursor is not None:
+                carry[pg.param or pg.field or ""] = cursor
+            elif pg.type == "page":
+                carry[pg.param or pg.field or ""] = page
+            elif pg.type == "offset":
+                carry[pg.param or pg.field or ""] = offset
+            if pg.size_param:
+                carry[pg.size_param] = pg.size
+            query = {k: v for k, v in carry.items() if k != pg.field}
+            extra = {pg.field: carry[pg.field]} if pg.field and pg.field in carry else None
+            response = self._call(op, ctx, "list", query=query, body_extra=extra, path=next_path)
+            if n == 0 and response.status_code in self.d.list_absent:
+                return None
+            if not 200 <= response.status_code < 300:
+                raise self._error("list", response)
+            body = json_body(response)
+            try:
+                items = self._items(body)
+                out.extend(self.parse_key(item, f"item {len(out) + i}") for i, item in enumerate(items))
+                if pg.type == "none":
+                    return out
+                if pg.type == "cursor":
+                    cursor = at(body, _ptr(pg.next))
+                    more = at(body, pg.has_more) if pg.has_more is not None else bool(cursor)
+                    if not more or cursor in (None, ""):
+                        return out
+                    if not isinstance(cursor, (str, int)):
+                        raise ShapeError("the next cursor is not a string")
+                    if str(cursor) in seen:
+                        raise ShapeError(f"the API returned the cursor {str(cursor)[:40]!r} twice (a loop)")
+                    seen.add(str(cursor))
+                elif pg.type == "next_link":
+                    link = _link_next(response) if pg.next == "header:Link" else at(body, _ptr(pg.next))
+                    if not link:
+                        return out
+                    next_path = self._same_origin(str(link))
+                    if next_path in seen:
+                        raise ShapeError("the API returned the same next link twice (a loop)")
+                    seen.add(next_path)
+                elif pg.type in ("page", "offset"):
+                    total = at(body, pg.total) if pg.total is not None else None
+                    if isinstance(total, int) and not isinstance(total, bool):
+                        if len(out) >= total or not items:
+                            return out
+                    elif len(items) < pg.size or not items:
+                        return out
+                    page += 1
+                    offset += len(items)
+            except ShapeError as exc:
+                raise shape_error(self._http, "list", response, exc) from None
+        raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
+
+    def _same_origin(self, link: str) -> str:
+        """A next link as a path below the base URL; a link to another origin is refused (it would
+        carry the token there)."""
+        base = urlsplit(self._http.base_url)
+        url = urlsplit(link)
+        same = (url.scheme.lower(), url.netloc.lower()) == (base.scheme.lower(), base.netloc.lower())
+        if (url.scheme or url.netloc) and not same:
+            raise ShapeError("the next link points at another host; not followed")
+        path = url.path or "/"
+        prefix = base.path.rstrip("/")
+        if prefix and path.startswith(prefix + "/"):
+            path = path[len(prefix):]  # links usually carry the base URL's own path (/v1/...)
+        elif prefix and url.netloc:
+            raise ShapeError("the next link points outside the base URL; not followed")
+        out = path + (f"?{url.query}" if url.query else "")
+        if self._query and self._query not in out:
+            out += ("&" if "?" in out else "?") + self._query
+        return out
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        what = f'create "{request.address}"'
+        secrets = tuple(request.secret_inputs.values())
+        ctx = self._context(request.attrs, request.secret_inputs)
+        ctx["address"] = request.address
+        ctx["expires_at"] = request.expires_at
+        ctx["expires_in_seconds"] = _seconds_until(request.expires_at)
+        response = self._call(self.d.create_op, ctx, what, idempotent=False, secrets=secrets)
+        if not 200 <= response.status_code < 300:
+            raise self._error(what, response, secrets, create=True)
+        payload = json_body(response)
+        try:
+            key = self.parse_key(at(payload, self.d.create_key), "the created key")
+            secret = None
+            if self.d.create_secret is not None:
+                secret = at(payload, self.d.create_secret)
+                if not isinstance(secret, str) or not secret:
+                    raise ShapeError("the response holds no secret where the definition says")
+                redact.remember(secret)
+        except ShapeError as exc:
+            err = shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets)
+            err.remote_id = salvage_id(response.content)
+            raise err from None
+        return CreateResult(key=key, secret=secret)
+
+    def _context(self, attrs: Mapping[str, Any], secret_inputs: Mapping[str, str]) -> dict[str, Any]:
+        ctx: dict[str, Any] = dict(self._options)
+        for a in self.d.attributes:
+            if a.secret:
+                ctx[f"secrets.{a.name}"] = secret_inputs.get(a.name)
+            elif a.name in attrs:
+                ctx[f"attrs.{a.name}"] = attrs[a.name]
+        extra = {p.split(".", 1)[1]: v for p, v in secret_inputs.items() if p.startswith("headers.")}
+        if extra:
+            ctx["attrs.headers"] = {**dict(attrs.get("headers") or {}), **extra}
+        return ctx
+
+    def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
+        what = f'update "{remote_id}"'
+        op = self.d.update_op
+        if op is None:
+            raise ProviderError(f"{self.name}: {what}: {self.d.name} keys cannot be changed in place")
+        secrets = tuple(str(v) for v in (attrs.get("headers") or {}).values()) if "headers" in attrs else ()
+        ctx = self._context(attrs, {})
+        ctx["id"] = remote_id
+        ctx["expires_at"] = expires_at
+        ctx["expires_in_seconds"] = _seconds_until(expires_at)
+        response = self._call(op, ctx, what, secrets=secrets)
+        if not 200 <= response.status_code < 300:
+            raise self._error(what, response, secrets)
+        if self.d.update_key is None:
+            return RestKey(id=remote_id, attrs={a.name: attrs.get(a.name) for a in self._plain if a.name in attrs},
+                           expires_at=expires_at)
+        try:
+            return self.parse_key(at(json_body(response), self.d.update_key), "the updated key")
+        except ShapeError as exc:
+            raise shape_error(self._http, what, response, exc, secrets=secrets) from None
+
+    def delete(self, remote_id: str) -> None:
+        """Delete or revoke the key; one already gone (a `gone` status or code) is not an error."""
+        what = f'{"revoke" if self.d.delete_op.extra.get("mode") == "revoke" else "delete"} "{remote_id}"'
+        ctx = {**self._options, "id": remote_id}
+        response = self._call(self.d.delete_op, ctx, what)
+        if 200 <= response.status_code < 300:
+            return
+        _, code = self._detail(response)
+        if code is not None and code in self.d.delete_gone_codes:
+            return
+        if code is None and response.status_code in self.d.delete_gone:
+            return
+        raise self._error(what, response)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _seconds_until(expires_at: str | None) -> int | None:
+    """Whole seconds from now to `expires_at` (at least 1), for APIs that take a lifetime."""
+    if expires_at is None:
+        return None
+    from keyform.durations import parse_time
+
+    return max(1, int((parse_time(expires_at) - datetime.now(timezone.utc)).total_seconds()))
+
+
+def _ptr(text: str) -> tuple[str, ...]:
+    from keyform.manifest.restdef import pointer
+
+    return pointer(text)
+
+
+def _link_next(response: httpx.Response) -> str | None:
+    """The `rel="next"` URL of an RFC 8288 Link header."""
+    for part in response.headers.get("Link", "").split(","):
+        if 'rel="next"' in part or "rel=next" in part:
+            start, end = part.find("<"), part.find(">")
+            if 0 <= start < end:
+                return part[start + 1:end]
+    return None
