@@ -54,7 +54,7 @@ SecretRef = EnvRef | FileRef | SecretOfRef
 @dataclass(frozen=True)
 class ProviderConfig:
     name: str
-    type: str  # "questra" | "textql"
+    type: str  # a provider type name (keyform.typeregistry)
     base_url: str
     token: SecretRef
     org_id: str | EnvRef | None
@@ -66,12 +66,14 @@ class ProviderConfig:
     # `base_url: {env: NAME}`: read when the provider is first used (base_url is "" until then)
     base_url_env: str | None = None
     base_url_loc: SourceLoc | None = None
+    # the type's own options beyond the common ones (plug-in types; checked by its options schema)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SinkConfig:
     name: str
-    type: str  # one of keyform.sinks.registry.SINK_TYPES
+    type: str  # a sink type name (keyform.typeregistry)
     options: Mapping[str, Any]  # path/dir made absolute by the loader
     loc: SourceLoc
 

@@ -19,6 +19,8 @@ its stderr with the secret redacted.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +28,10 @@ from typing import Any
 from keyform.durations import parse_duration
 from keyform.errors import SinkError
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 DEFAULT_TIMEOUT = 30.0
 COMMAND_OPTIONS = ("command", "remove_command", "read_command")
@@ -128,3 +134,9 @@ def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], s
             if "too long" in str(exc):  # the schema reports a malformed one
                 problems.append((("timeout",), str(exc)))
     return problems
+
+
+TYPE = SinkType(name="exec", required="command",
+                open=lambda config: ExecSink.from_options(config.options, sink_name=config.name),
+                check=option_problems, entry_name_problem=lambda config, name: ExecSink.name_problem(name),
+                description="any program; the secret on its stdin")

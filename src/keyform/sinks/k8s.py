@@ -12,6 +12,8 @@ file can be committed for Flux or any sops-aware GitOps tool to apply.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import base64
 import binascii
 import re
@@ -27,6 +29,10 @@ from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 FIELDS = ("stringData", "data")
 ENCRYPTED_REGEX = "^(data|stringData)$"
@@ -286,3 +292,9 @@ def _label_key_problem(key: str) -> str | None:
         return (f"label key {key!r} is not valid (a name of at most 63 letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit, with an optional DNS prefix/)")
     return None
+
+
+TYPE = SinkType(name="k8s-secret", required="path", open=lambda config: K8sSecretSink.from_options(config.options),
+                check=option_problems,
+                entry_name_problem=lambda config, name: K8sSecretSink.name_problem(name),
+                description="a Kubernetes Secret manifest, optionally sops-encrypted")

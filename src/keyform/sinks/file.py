@@ -6,6 +6,8 @@ Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import re
 from pathlib import Path
@@ -14,6 +16,10 @@ from keyform.errors import SinkError
 from keyform.fsio import StrPath, fsync_dir
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 _TEMP_LIKE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # atomic_write's temp names (keyform.fsio.temp_name_pattern)
 
@@ -73,3 +79,12 @@ class FileSink:
         if problem:
             raise SinkError(f"{self.dir}: {problem}" + (f" (key {address})" if address else ""))
         return self.dir / name
+
+
+def _open(config: SinkConfig) -> FileSink:
+    return FileSink(Path(config.options["dir"]))
+
+
+TYPE = SinkType(name="file", required="dir", open=_open,
+                entry_name_problem=lambda config, name: FileSink.name_problem(name),
+                description="one file per secret in a directory (mode 0600)")
