@@ -14,8 +14,8 @@ import pytest
 from keyform.errors import KeyformError, SinkError, SourceLoc
 from keyform.model import SinkConfig
 from keyform.sinks import Sink
-from keyform.sinks.file import FileSink
 from keyform.sinks.dotenv import DotenvSink, parse
+from keyform.sinks.file import FileSink
 from keyform.sinks.jsonfile import JsonSink
 from keyform.sinks.registry import is_readable, open_sink
 

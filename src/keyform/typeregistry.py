@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from keyform.model import ProviderConfig, SinkConfig
+    from keyform.model import SinkConfig
     from keyform.remote import Provider
     from keyform.sinks import Sink
 
@@ -247,8 +247,8 @@ def _read_plugins() -> None:
     from importlib.metadata import entry_points  # only when a non-built-in name is asked for
 
     with _REG.lock:
-        if _REG.plugins_read:  # type: ignore[unreachable]  # another thread read them meanwhile
-            return
+        if _REG.plugins_read:  # another thread read them meanwhile
+            return  # type: ignore[unreachable]
         groups: tuple[tuple[str, Kind, Mapping[str, str], dict[str, tuple[Any, str]]], ...] = (
             (PROVIDER_GROUP, "provider", BUILTIN_PROVIDERS, _REG.plugin_providers),
             (SINK_GROUP, "sink", BUILTIN_SINKS, _REG.plugin_sinks))

@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 from keyform.durations import format_duration, format_time, parse_duration, parse_time
-from keyform.kinds import ProviderKind, kind as provider_kind
+from keyform.kinds import ProviderKind
+from keyform.kinds import kind as provider_kind
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath

@@ -25,11 +25,10 @@ cases above.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath

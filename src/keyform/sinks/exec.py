@@ -19,11 +19,9 @@ its stderr with the secret redacted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyform.durations import parse_duration
 from keyform.errors import SinkError
@@ -31,7 +29,7 @@ from keyform.sinks.procs import ProgramTimeout, describe_output, run
 from keyform.typeregistry import SinkType
 
 if TYPE_CHECKING:
-    from keyform.model import SinkConfig
+    pass
 
 DEFAULT_TIMEOUT = 30.0
 COMMAND_OPTIONS = ("command", "remove_command", "read_command")

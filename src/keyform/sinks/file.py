@@ -6,11 +6,10 @@ Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath, fsync_dir

@@ -6,11 +6,9 @@ as an empty object.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath

@@ -12,14 +12,12 @@ file can be committed for Flux or any sops-aware GitOps tool to apply.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import base64
 import binascii
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -32,7 +30,7 @@ from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, reci
 from keyform.typeregistry import SinkType
 
 if TYPE_CHECKING:
-    from keyform.model import SinkConfig
+    pass
 
 FIELDS = ("stringData", "data")
 ENCRYPTED_REGEX = "^(data|stringData)$"

@@ -20,8 +20,6 @@ too — except when the file holds nothing but the entry being replaced, which i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import json
 import os
 import re
@@ -30,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
