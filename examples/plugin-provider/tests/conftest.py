@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from keyform_acme.emulator import AcmeEmulator
 
 TOKEN = "acme-tok-kfCANARY9x7q-good"

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TOKEN
-
 from keyform_acme.emulator import AcmeEmulator
+
+from conftest import TOKEN
 
 
 def keyform(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

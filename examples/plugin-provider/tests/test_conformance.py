@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import READ_ONLY, TOKEN
-
-from keyform.testing import ConformanceTarget, ProviderConformance
 from keyform_acme.emulator import AcmeEmulator
+
+from conftest import READ_ONLY, TOKEN
+from keyform.testing import ConformanceTarget, ProviderConformance
 
 
 class AcmeFaults:

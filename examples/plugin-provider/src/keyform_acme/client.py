@@ -59,7 +59,7 @@ class AcmeProvider:
     def list(self) -> list[RemoteKey] | None:
         keys: list[RemoteKey] = []
         cursor: str | None = None
-        for page in range(MAX_PAGES):
+        for _page in range(MAX_PAGES):
             query = {"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
             response = self._http.call("GET", f"{self._prefix}?{urlencode(query)}", "list")
             if response.status_code != 200:

@@ -15,6 +15,7 @@ GET /_control/state, POST /_control/reset.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import threading
@@ -88,10 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.requests += 1
             if st.status is not None:
-                return self._error(st.status, "injected fault", {"Retry-After": "0"} if st.status in (429, 503) else None)
+                retry = {"Retry-After": "0"} if st.status in (429, 503) else None
+                return self._error(st.status, "injected fault", retry)
         token = self.headers.get("Authorization", "").removeprefix("Bearer ")
         if not token or (st.tokens is not None and token not in st.tokens and token not in st.read_only):
-            return self._error(401, f"invalid token {token[:24]!r}")  # echoes the token: the client must scrub
+            return self._error(401, f"invalid token {token[:24]}")  # echoes the token: the client must scrub
         if len(parts) < 4 or parts[:2] != ["v1", "projects"] or parts[3] != "keys" or body is None:
             return self._error(404 if body is not None else 400, "no such route" if body is not None else "bad JSON")
         project, rest = parts[2], parts[4:]
@@ -110,17 +112,18 @@ class _Handler(BaseHTTPRequestHandler):
         with st.lock:
             mine = [k for k in st.keys.values() if k["project"] == project]
             limit = min(int((query.get("limit") or ["100"])[0]), st.page_size)
-            start = int((query.get("cursor") or ["0"])[0])
+            start = int((query.get("cursor") or ["0"])[0])  # an opaque cursor to the client
             page = mine[start:start + limit]
             nxt = str(start + limit) if start + limit < len(mine) else None
         self._send(200, {"items": [_public(k) for k in page], "next_cursor": nxt})
 
     def _create(self, project: str, body: dict[str, Any]) -> None:
         name, scopes = body.get("name"), body.get("scopes", [])
-        if not isinstance(name, str) or not name or not isinstance(scopes, list) or any(s not in SCOPES for s in scopes):
+        if (not isinstance(name, str) or not name or not isinstance(scopes, list)
+                or any(s not in SCOPES for s in scopes)):
             return self._error(422, "name must be a non-empty string and scopes a list of read, write, admin")
         st = self.server.state
-        key = {"id": "acme_" + secrets.token_hex(8), "project": project, "name": name, "scopes": scopes,
+        key: dict[str, Any] = {"id": "acme_" + secrets.token_hex(8), "project": project, "name": name, "scopes": scopes,
                "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "expires_at": body.get("expires_at"), "status": "active",
                "secret": "acme_sk_" + secrets.token_urlsafe(24)}
@@ -188,7 +191,7 @@ class AcmeEmulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> AcmeEmulator:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -223,10 +226,8 @@ def main() -> None:
     args = parser.parse_args()
     emu = AcmeEmulator(args.host, args.port, set(args.token) if args.token else None)
     print(f"acme emulator on {emu.url}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         emu._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
