@@ -170,3 +170,24 @@ def test_an_unknown_type_is_named_with_the_known_ones(tmp_path: Path) -> None:
     path = manifest(tmp_path, "version: 1\nproviders:\n  x: {type: nosuch, token: {env: T}}\n")
     with pytest.raises(KeyformError, match=r"keyform.yaml:3: providers.x.type: 'nosuch' is not one of: questra, textql"):
         load_workspace([path])
+
+
+def test_a_new_builtin_type_is_one_module_and_one_registry_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/architecture.md's recipe, followed literally: a module defining TYPE, one line in
+    BUILTIN_PROVIDERS / BUILTIN_SINKS, and nothing else changed (no schema edit)."""
+    (tmp_path / "newtype_mod.py").write_text(PLUGIN_TYPES.replace("PROVIDER =", "TYPE =").split("SINK =")[0])
+    (tmp_path / "newsink_mod.py").write_text(
+        "from keyform.typeregistry import SinkType\n" + "TYPE =" + PLUGIN_TYPES.split("SINK =")[1])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(typeregistry, "_REG", typeregistry._Registry())
+    monkeypatch.setitem(typeregistry.BUILTIN_PROVIDERS, "fake", "newtype_mod")
+    monkeypatch.setitem(typeregistry.BUILTIN_SINKS, "fake-sink", "newsink_mod")
+    path = manifest(tmp_path, "version: 1\nproviders:\n  f: {type: fake, token: {env: T}, region: us}\n"
+                    "sinks:\n  s: {type: fake-sink, path: p}\nkeys:\n  k: {provider: f, tier: 1, sink: s}\n")
+    ws = load_workspace([path])
+    assert ws.keys["k"].attrs == {"label": None, "tier": 1} and provider_type("fake").origin == "built-in"
+    res = CliRunner().invoke(main, ["providers"])
+    assert any(line.split()[:2] == ["fake", "built-in"] for line in res.output.splitlines() if line.startswith("  "))
+    sys.modules.pop("newtype_mod", None)
+    sys.modules.pop("newsink_mod", None)

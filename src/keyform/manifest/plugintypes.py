@@ -1,5 +1,5 @@
-"""The schema pass for entries whose type is not built in: plug-in providers and sinks, and the keys
-of plug-in providers.
+"""The schema pass for entries whose type the manifest schema does not describe: plug-in providers
+and sinks (or a built-in type that brings its own schemas), and the keys of such providers.
 
 `schemas/manifest.schema.json` knows only the built-in types. A provider or sink entry naming
 another type is looked up in the type registry (which reads the `keyform.providers` /
@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from keyform.manifest.yamlsource import YamlPath
 from keyform.typeregistry import (
-    BUILTIN_PROVIDERS,
-    BUILTIN_SINKS,
     ProviderType,
     SinkType,
     TypeLoadError,
@@ -49,14 +48,26 @@ class PluginEntries:
     jsonschema_problems: list[tuple[YamlPath, Any]] = field(default_factory=list)  # (prefix, ValidationError)
 
 
+@lru_cache(maxsize=1)
+def schema_types() -> tuple[frozenset[str], frozenset[str]]:
+    """(provider types, sink types) that schemas/manifest.schema.json describes itself; every other
+    type (a plug-in, or a built-in that brings its own `options_schema`) is checked here."""
+    from keyform.manifest.schema import manifest_schema  # schema imports this module
+
+    defs = manifest_schema()["$defs"]
+    return (frozenset(defs["provider"]["properties"]["type"]["enum"]),
+            frozenset(defs["sink"]["properties"]["type"]["enum"]))
+
+
 def plugin_provider_names(value: Any) -> dict[str, str]:
-    """{provider name: type} of the providers in a parsed document whose type is not built in."""
+    """{provider name: type} of the providers in a parsed document whose type the manifest schema
+    does not describe."""
     found: dict[str, str] = {}
     providers = value.get("providers") if isinstance(value, dict) else None
     if isinstance(providers, dict):
         for name, entry in providers.items():
             ptype = entry.get("type") if isinstance(entry, dict) else None
-            if isinstance(ptype, str) and ptype not in BUILTIN_PROVIDERS:
+            if isinstance(ptype, str) and ptype not in schema_types()[0]:
                 found[str(name)] = entry["type"]
     return found
 
@@ -69,13 +80,13 @@ def check_plugin_entries(value: Any, manifest_schema: Mapping[str, Any],
     if not isinstance(value, dict):
         return out
     defs = manifest_schema.get("$defs", {})
-    for name, entry, type_name in _typed_entries(value, "providers", BUILTIN_PROVIDERS):
+    for name, entry, type_name in _typed_entries(value, "providers", schema_types()[0]):
         path: YamlPath = ("providers", name)
         ptype = _find(find_provider_type, type_name, (*path, "type"), out)
         if ptype is not None:
             out.checked.add(path)
             _validate(entry, _provider_schema(ptype), defs, path, out)
-    for name, entry, type_name in _typed_entries(value, "sinks", BUILTIN_SINKS):
+    for name, entry, type_name in _typed_entries(value, "sinks", schema_types()[1]):
         path = ("sinks", name)
         stype = _find(find_sink_type, type_name, (*path, "type"), out)
         if stype is not None:
@@ -99,7 +110,7 @@ def check_plugin_entries(value: Any, manifest_schema: Mapping[str, Any],
 
 
 def _typed_entries(value: Mapping[str, Any], section: str,
-                   builtin: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any], str]]:
+                   builtin: frozenset[str]) -> Iterator[tuple[str, dict[str, Any], str]]:
     entries = value.get(section)
     if not isinstance(entries, dict):
         return

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from keyform.errors import Diagnostic
 from keyform.manifest.fastcheck import Check, compile_schema
-from keyform.manifest.plugintypes import check_plugin_entries, plugin_provider_names
+from keyform.manifest.plugintypes import check_plugin_entries, plugin_provider_names, schema_types
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import YamlDocument, YamlPath
-from keyform.typeregistry import BUILTIN_SINKS
 
 if TYPE_CHECKING:  # jsonschema is imported only when a manifest is invalid
     from jsonschema import Draft202012Validator, ValidationError
@@ -95,7 +94,7 @@ def schema_problems(doc: YamlDocument,
 def _foreign_sinks(value: Any) -> bool:
     sinks = value.get("sinks") if isinstance(value, dict) else None
     return isinstance(sinks, dict) and any(isinstance(e, dict) and isinstance(e.get("type"), str)
-                                           and e["type"] not in BUILTIN_SINKS for e in sinks.values())
+                                           and e["type"] not in schema_types()[1] for e in sinks.values())
 
 
 def _without(value: Any, paths: set[YamlPath]) -> Any:
