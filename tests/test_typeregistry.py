@@ -191,3 +191,9 @@ def test_a_new_builtin_type_is_one_module_and_one_registry_line(
     assert any(line.split()[:2] == ["fake", "built-in"] for line in res.output.splitlines() if line.startswith("  "))
     sys.modules.pop("newtype_mod", None)
     sys.modules.pop("newsink_mod", None)
+
+
+def test_a_type_the_state_names_but_no_package_provides_is_a_clean_error() -> None:
+    with pytest.raises(KeyformError, match=r"provider type 'uninstalled' is not available: neither built in nor "
+                                           r"installed \(`keyform providers` lists the types"):
+        kind("uninstalled")

@@ -7,10 +7,19 @@ module (keyform.typeregistry); this module is the planner's short name for it.
 
 from __future__ import annotations
 
-from keyform.typeregistry import ProviderType, provider_type
+from keyform.errors import KeyformError
+from keyform.typeregistry import ProviderType, TypeLoadError, provider_type
 
 ProviderKind = ProviderType
 
 
 def kind(provider_type_name: str) -> ProviderType:
-    return provider_type(provider_type_name)
+    """The type's capabilities. A type the state names but no installed package provides any more
+    (an uninstalled plug-in) is a KeyformError saying so, not a KeyError."""
+    try:
+        return provider_type(provider_type_name)
+    except KeyError:
+        raise KeyformError(f"provider type {provider_type_name!r} is not available: neither built in nor "
+                           "installed (`keyform providers` lists the types; reinstall its plug-in package)") from None
+    except TypeLoadError as exc:
+        raise KeyformError(str(exc)) from None

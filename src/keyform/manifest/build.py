@@ -265,7 +265,8 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
     first: dict[str, SinkConfig] = {}
     for name in sorted(sinks, key=lambda n: (sinks[n].loc.file, sinks[n].loc.line)):
         cfg = sinks[name]
-        option = "dir" if cfg.type == "file" else "path"
+        stype = find_sink_type(cfg.type)
+        option = stype.required if stype is not None else "path"
         target = cfg.options.get(option)
         if not isinstance(target, str):
             continue
