@@ -197,3 +197,11 @@ def test_a_type_the_state_names_but_no_package_provides_is_a_clean_error() -> No
     with pytest.raises(KeyformError, match=r"provider type 'uninstalled' is not available: neither built in nor "
                                            r"installed \(`keyform providers` lists the types"):
         kind("uninstalled")
+
+
+def test_a_plugin_may_build_on_a_builtin_type_while_it_loads(plugins: Callable[..., None]) -> None:
+    plugins("keyform-wrap", "1.0", "[keyform.providers]\nwrapped = wrapplug:PROVIDER\n", "wrapplug",
+            "from dataclasses import replace\nfrom keyform.typeregistry import provider_type\n"
+            "PROVIDER = replace(provider_type('questra'), name='wrapped', description='questra, wrapped')\n")
+    wrapped = provider_type("wrapped")
+    assert wrapped.origin == "keyform-wrap 1.0" and wrapped.attributes == ("name",)

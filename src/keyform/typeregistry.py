@@ -124,7 +124,8 @@ class TypeLoadError(Exception):
 
 @dataclass
 class _Registry:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # re-entrant: a plug-in module may ask for another type (a built-in it wraps) while it loads
+    lock: threading.RLock = field(default_factory=threading.RLock)
     providers: dict[str, ProviderType] = field(default_factory=dict)
     sinks: dict[str, SinkType] = field(default_factory=dict)
     plugins_read: bool = False
