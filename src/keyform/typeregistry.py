@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -315,11 +315,3 @@ def _load_plugin(kind: Kind, name: str, cls: type[Any]) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else ""
-
-
-def loaded_plugin_modules() -> Iterator[str]:
-    """Names of plug-in types loaded so far (for tests)."""
-    types: list[ProviderType | SinkType] = [*_REG.providers.values(), *_REG.sinks.values()]
-    for t in types:
-        if t.origin != "built-in":
-            yield t.name
