@@ -205,3 +205,24 @@ def test_a_plugin_may_build_on_a_builtin_type_while_it_loads(plugins: Callable[.
             "PROVIDER = replace(provider_type('questra'), name='wrapped', description='questra, wrapped')\n")
     wrapped = provider_type("wrapped")
     assert wrapped.origin == "keyform-wrap 1.0" and wrapped.attributes == ("name",)
+
+
+def test_two_packages_claiming_one_name_are_both_refused(plugins: Callable[..., None], tmp_path: Path) -> None:
+    plugins("keyform-fake", "2.0.1", FAKE, "fakeplug", PLUGIN_TYPES)
+    plugins("keyform-copycat", "0.0.1", "[keyform.providers]\nfake = copycat:PROVIDER\n", "copycat",
+            "raise SystemExit('must never be imported')\n")
+    res = CliRunner().invoke(main, ["providers"])
+    assert res.exit_code == 1
+    assert "keyform-copycat 0.0.1 and keyform-fake 2.0.1 all register provider type 'fake'; none is used" in res.output
+    assert "copycat" not in sys.modules and "fake-sink" in res.output  # the uncontested sink is still there
+    path = manifest(tmp_path, "version: 1\nproviders:\n  f: {type: fake, token: {env: T}, region: eu}\n")
+    with pytest.raises(KeyformError, match=r"keyform.yaml:3: providers.f.type: 'fake' is not one of: questra, textql"):
+        load_workspace([path])
+
+
+def test_a_plugin_that_exits_while_loading_is_a_problem_not_an_exit(plugins: Callable[..., None]) -> None:
+    plugins("keyform-quitter", "1.0", "[keyform.sinks]\nquitter = quitplug:SINK\n", "quitplug",
+            "raise SystemExit(3)\n")
+    res = CliRunner().invoke(main, ["providers"])
+    assert res.exit_code == 1 and "sink type 'quitter' from keyform-quitter 1.0 failed to load: SystemExit: 3" in res.output
+    assert "dotenv" in res.output

@@ -254,17 +254,19 @@ def _read_plugins() -> None:
             (PROVIDER_GROUP, "provider", BUILTIN_PROVIDERS, _REG.plugin_providers),
             (SINK_GROUP, "sink", BUILTIN_SINKS, _REG.plugin_sinks))
         for group, kind, builtin, table in groups:
+            claims: dict[str, list[tuple[Any, str]]] = {}
             for ep in entry_points(group=group):
-                origin = _dist_origin(ep)
-                if ep.name in builtin:
-                    _REG.problems[(kind, ep.name)] = (f"{origin} registers {kind} type {ep.name!r}, which is "
-                                                      "built in; the built-in type is used")
-                    continue
-                if ep.name in table:
-                    _REG.problems[(kind, ep.name)] = (f"{origin} registers {kind} type {ep.name!r} again "
-                                                      f"(first: {table[ep.name][1]}); the first is used")
-                    continue
-                table[ep.name] = (ep, origin)
+                claims.setdefault(ep.name, []).append((ep, _dist_origin(ep)))
+            for name, claimants in claims.items():
+                origins = sorted(origin for _, origin in claimants)
+                if name in builtin:
+                    _REG.problems[(kind, name)] = (f"{' and '.join(origins)} registers {kind} type {name!r}, which is "
+                                                   "built in; the built-in type is used")
+                elif len(claimants) > 1:  # neither wins: a package cannot take a name by install order
+                    _REG.problems[(kind, name)] = (f"{' and '.join(origins)} all register {kind} type {name!r}; "
+                                                   "none is used (uninstall all but one)")
+                else:
+                    table[name] = claimants[0]
         _REG.plugins_read = True
 
 
@@ -292,13 +294,13 @@ def _load_plugin(kind: Kind, name: str, cls: type[Any]) -> Any:
     ep, origin = table[name]
     try:
         obj = ep.load()
-    except Exception as exc:  # a plug-in's import failure is its problem, reported in one line
+    except (Exception, SystemExit) as exc:  # a plug-in's import failure is its problem, reported in one line
         raise TypeLoadError(f"{kind} type {name!r} from {origin} failed to load: "
                             f"{type(exc).__name__}: {_first_line(exc)}") from None
     if callable(obj) and not isinstance(obj, cls):
         try:
             obj = obj()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise TypeLoadError(f"{kind} type {name!r} from {origin} failed to load: "
                                 f"{type(exc).__name__}: {_first_line(exc)}") from None
     if not isinstance(obj, cls):
