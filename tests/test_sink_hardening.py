@@ -21,8 +21,8 @@ import pytest
 from keyform.emulator import Emulator
 from keyform.errors import SinkError
 from keyform.sinks import Sink
-from keyform.sinks.directory import FileSink
 from keyform.sinks.dotenv import DotenvSink, parse
+from keyform.sinks.file import FileSink
 from keyform.sinks.jsonfile import JsonSink
 from keyform.sinks.k8s import K8sSecretSink
 from tests.conftest import EmulatorControl

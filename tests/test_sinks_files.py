@@ -14,8 +14,8 @@ import pytest
 from keyform.errors import KeyformError, SinkError, SourceLoc
 from keyform.model import SinkConfig
 from keyform.sinks import Sink
-from keyform.sinks.directory import FileSink
 from keyform.sinks.dotenv import DotenvSink, parse
+from keyform.sinks.file import FileSink
 from keyform.sinks.jsonfile import JsonSink
 from keyform.sinks.registry import is_readable, open_sink
 
@@ -335,7 +335,8 @@ def test_open_sink_maps_each_type_to_its_class(tmp_path: Path) -> None:
     assert isinstance(open_sink(config("json", path=tmp_path / "s.json")), JsonSink)
     files = open_sink(config("file", dir=str(tmp_path / "keys")))
     assert isinstance(files, FileSink) and files.dir == tmp_path / "keys"
-    assert all(is_readable(config(t)) for t in ("dotenv", "json", "file"))
+    assert all(is_readable(config(t, path=str(tmp_path / "p"), dir=str(tmp_path / "d")))
+               for t in ("dotenv", "json", "file"))
     assert not is_readable(config("vault"))
 
 

@@ -85,3 +85,50 @@ def test_a_no_change_plan_imports_no_schema_or_diff_library(tmp_path: Path, emul
 
 def test_the_manifest_loader_uses_libyaml_whenever_pyyaml_has_it() -> None:
     assert yamlsource._BASE_LOADER is (yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
+
+
+def fake_plugin(tmp_path: Path) -> dict[str, str]:
+    """A plug-in distribution on PYTHONPATH (dist-info with entry points in both groups). Its module
+    appends a line to a marker file when imported (entry points are loaded by importlib, which
+    `-X importtime` does not report), so the test sees exactly when keyform loads a plug-in."""
+    site = tmp_path / "site"
+    dist = site / "keyform_fakeplug-1.2.3.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: keyform-fakeplug\nVersion: 1.2.3\n")
+    (dist / "entry_points.txt").write_text("[keyform.providers]\nfake = fakeplug:PROVIDER\n\n"
+                                           "[keyform.sinks]\nfake-sink = fakeplug:SINK\n")
+    (site / "fakeplug.py").write_text(
+        "import os\n"
+        "with open(os.environ['FAKEPLUG_MARK'], 'a') as fh: fh.write('loaded\\n')\n"
+        "from keyform.typeregistry import ProviderType, SinkType\n"
+        "PROVIDER = ProviderType(name='fake', open=lambda *a, **k: None, returns_secret=False,\n"
+        "                        attributes=('label',), default_base_url='https://fake.example')\n"
+        "SINK = SinkType(name='fake-sink', required='path', open=lambda c: None)\n")
+    return {"PYTHONPATH": str(site), "FAKEPLUG_MARK": str(tmp_path / "fakeplug.loaded")}
+
+
+def imported_with(env: dict[str, str], args: list[str], cwd: Path, expect_code: int = 0) -> set[str]:
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return imported(args, cwd, expect_code)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_version_and_a_builtin_validate_load_no_plugin_but_a_plugin_manifest_does(tmp_path: Path) -> None:
+    env = fake_plugin(tmp_path)
+    manifest(tmp_path, "http://127.0.0.1:9")
+    mark = Path(env["FAKEPLUG_MARK"])
+    for args in (["--version"], ["validate"]):
+        imported_with(env, args, tmp_path)
+        assert not mark.exists(), args
+    (tmp_path / "keyform.yaml").write_text(
+        "version: 1\nproviders:\n  f: {type: fake, token: {env: QUESTRA_TOKEN}}\nkeys:\n  k: {provider: f, label: x}\n")
+    names = imported_with(env, ["validate"], tmp_path)
+    assert mark.read_text() == "loaded\n"  # loaded once, when the manifest named its type
+    assert "httpx" not in top_level(names)

@@ -538,6 +538,23 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> 
     run_safely(ctx, body)
 
 
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format.")
+@click.pass_obj
+def providers(ctx: Ctx, fmt: str) -> None:
+    """List every provider and sink type: built-in, from an installed plug-in package, or a definition."""
+
+    def body() -> int:
+        from keyform import providerscmd
+
+        rows = providerscmd.list_types()
+        click.echo(providerscmd.render_json(rows) if fmt == "json" else providerscmd.render_text(rows), nl=False)
+        return 1 if any(r.problem for r in rows) else 0
+
+    run_safely(ctx, body)
+
+
 @main.command(context_settings={"show_default": True})
 @click.option("--host", default="127.0.0.1", metavar="HOST", help="Address to listen on.")
 @click.option("--port", default=8787, type=click.IntRange(0, 65535), envvar="KEYFORM_EMULATOR_PORT",

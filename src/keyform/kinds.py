@@ -1,54 +1,25 @@
-"""What the planner needs to know about each provider type, as plain data (no I/O, no httpx).
+"""What the planner needs to know about each provider type: its `ProviderType` (no I/O, no httpx).
 
 `updatable` attributes can change in place; every other attribute (and, where `expiry_updatable`
-is false, the expiry) is create-only, so a change means replace.
+is false, the expiry) is create-only, so a change means replace. The data lives in each type's
+module (keyform.typeregistry); this module is the planner's short name for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from keyform.errors import KeyformError
+from keyform.typeregistry import ProviderType, TypeLoadError, provider_type
+
+ProviderKind = ProviderType
 
 
-@dataclass(frozen=True)
-class ProviderKind:
-    type: str
-    returns_secret: bool  # the create call hands out a secret (which keyform must sink)
-    attributes: tuple[str, ...]  # non-secret attributes, in display order
-    updatable: frozenset[str]
-    expiry_updatable: bool
-    secret_inputs: tuple[str, ...] = ()  # write-only inputs (fingerprinted, never stored)
-    remote_attributes: frozenset[str] = frozenset()  # attributes a list call reports back
-    reports_usage: bool = False  # a listing says when each key was last used (`last_used_at`)
-
-
-KINDS: dict[str, ProviderKind] = {
-    "questra": ProviderKind(
-        type="questra",
-        returns_secret=True,
-        attributes=("name",),
-        updatable=frozenset(),
-        expiry_updatable=False,
-        remote_attributes=frozenset({"name"}),
-        reports_usage=True,
-    ),
-    "textql": ProviderKind(
-        type="textql",
-        returns_secret=False,
-        attributes=("description", "hosts", "headers", "query_params", "api_provider", "auth_type",
-                    "is_private"),
-        updatable=frozenset({"description", "hosts", "headers", "query_params", "auth_type"}),
-        expiry_updatable=True,
-        secret_inputs=("auth_value", "auth_value_extra"),
-        remote_attributes=frozenset({"description", "hosts", "headers", "query_params", "api_provider",
-                                     "auth_type"}),
-    ),
-}
-
-
-def kind(provider_type: str) -> ProviderKind:
-    return KINDS[provider_type]
-
-
-def register(k: ProviderKind) -> None:
-    """Add a kind known only at load time (a `rest` definition's, as `rest:NAME`)."""
-    KINDS[k.type] = k
+def kind(provider_type_name: str) -> ProviderType:
+    """The type's capabilities. A type the state names but no installed package provides any more
+    (an uninstalled plug-in) is a KeyformError saying so, not a KeyError."""
+    try:
+        return provider_type(provider_type_name)
+    except KeyError:
+        raise KeyformError(f"provider type {provider_type_name!r} is not available: neither built in nor "
+                           "installed (`keyform providers` lists the types; reinstall its plug-in package)") from None
+    except TypeLoadError as exc:
+        raise KeyformError(str(exc)) from None

@@ -66,7 +66,7 @@ class RateLimit:
 @dataclass(frozen=True)
 class ProviderConfig:
     name: str
-    type: str  # "questra" | "textql"
+    type: str  # a provider type name (keyform.typeregistry)
     base_url: str
     token: SecretRef
     org_id: str | EnvRef | None
@@ -79,8 +79,9 @@ class ProviderConfig:
     base_url_env: str | None = None
     base_url_loc: SourceLoc | None = None
     rate_limit: RateLimit | None = None  # None: learned from the API's 429s (providers/ratelimit.py)
-    # `type: rest`: the loaded definition (keyform.manifest.restdef.RestDefinition) and the options it
-    # declares, as written (a literal, or an EnvRef/FileRef for a secret or `{env: NAME}` option)
+    # `type: rest`: the loaded definition (keyform.manifest.restdef.RestDefinition); `options` are the
+    # type's own options beyond the common ones (a rest definition's, as written: a literal, or an
+    # EnvRef/FileRef for a secret or `{env: NAME}` option; a plug-in's, checked by its options schema)
     definition: Any = field(default=None, compare=False, repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -88,7 +89,7 @@ class ProviderConfig:
 @dataclass(frozen=True)
 class SinkConfig:
     name: str
-    type: str  # one of keyform.sinks.registry.SINK_TYPES
+    type: str  # a sink type name (keyform.typeregistry)
     options: Mapping[str, Any]  # path/dir made absolute by the loader
     loc: SourceLoc
 

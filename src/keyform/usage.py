@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keyform.durations import format_duration, format_time, parse_duration, parse_time
-from keyform.kinds import KINDS
 from keyform.model import KeySpec
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, State
+from keyform.typeregistry import TypeLoadError, find_provider_type
 
 WARNING = "WARNING: "  # the prefix of a plan note that renderers show as a warning
 
@@ -37,7 +37,10 @@ WARNING = "WARNING: "  # the prefix of a plan note that renderers show as a warn
 
 def reports_usage(provider_type: str) -> bool:
     """Whether listings of this provider type say when each key was last used."""
-    k = KINDS.get(provider_type)
+    try:
+        k = find_provider_type(provider_type)
+    except TypeLoadError:
+        return False
     return k is not None and k.reports_usage
 
 

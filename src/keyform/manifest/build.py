@@ -23,8 +23,8 @@ from keyform.manifest.yamlsource import YamlPath
 from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, RateLimit, SinkConfig, StateConfig, Workspace
 from keyform.policy import Policy, build_policy, locator
 from keyform.sinks.registry import option_problems
+from keyform.typeregistry import find_sink_type, provider_type
 
-DEFAULT_BASE_URLS = {"questra": "https://api.questra.ai", "textql": "https://app.textql.com"}
 DEFAULT_STATE_PATH = "keyform.state.json"
 SECTIONS = ("providers", "sinks", "keys", "policies")
 _SINGULAR = {"providers": "provider", "sinks": "sink", "keys": "key", "policies": "policy"}
@@ -174,7 +174,12 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
     if ptype == "rest":
         from keyform.manifest.restglue import build_rest_provider
         return build_rest_provider(decl, report)
-    raw_url = value.get("base_url", DEFAULT_BASE_URLS[ptype])
+    default_url = provider_type(ptype).default_base_url  # the schema pass knows the type
+    if "base_url" not in value and default_url is None:
+        report.error(source, path, f"{dotted(path)}: missing required field 'base_url' "
+                     f"(provider type {ptype} has no default)")
+        return None
+    raw_url = value.get("base_url", default_url)
     url_env = raw_url["env"] if isinstance(raw_url, dict) else None  # checked when first used
     base_url = "" if url_env else _base_url(raw_url, source, (*path, "base_url"), report)
     token = build_ref(value["token"], source)
@@ -188,10 +193,13 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
                           loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1], rate_limit=rate_limit,
                           token_loc=source.loc((*path, "token")),
                           org_id_loc=source.loc((*path, "org_id")) if raw_org is not None else None,
-                          base_url_env=url_env, base_url_loc=source.loc((*path, "base_url")) if url_env else None)
+                          base_url_env=url_env, base_url_loc=source.loc((*path, "base_url")) if url_env else None,
+                          options={k: v for k, v in value.items() if k not in PROVIDER_COMMON_OPTIONS})
 
 
 MAX_DEADLINE = timedelta(hours=24)
+# Options every provider takes; the rest are the type's own (ProviderConfig.options).
+PROVIDER_COMMON_OPTIONS = ("type", "base_url", "token", "org_id", "deadline", "max_response_bytes")
 
 
 def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlPath,
@@ -292,7 +300,8 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
     first: dict[str, SinkConfig] = {}
     for name in sorted(sinks, key=lambda n: (sinks[n].loc.file, sinks[n].loc.line)):
         cfg = sinks[name]
-        option = "dir" if cfg.type == "file" else "path"
+        stype = find_sink_type(cfg.type)
+        option = stype.required if stype is not None else "path"
         target = cfg.options.get(option)
         if not isinstance(target, str):
             continue
@@ -321,7 +330,8 @@ def _sink(decl: Declaration, report: Report) -> SinkConfig | None:
         report.error(decl.source, (*decl.path, *where), f"{dotted((*decl.path, *where))}: {message}")
     if problems:
         return None
-    for option in SINK_PATH_OPTIONS:
+    stype = find_sink_type(sink_type)
+    for option in (*SINK_PATH_OPTIONS, *(stype.path_options if stype else ())):
         if isinstance(options.get(option), str):
             options[option] = decl.source.resolve(options[option])
     if sink_type == "exec":

@@ -16,7 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 from keyform.durations import format_duration, format_time, parse_duration, parse_time
-from keyform.kinds import KINDS, ProviderKind
+from keyform.kinds import ProviderKind
+from keyform.kinds import kind as provider_kind
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath
@@ -24,17 +25,6 @@ from keyform.model import NEVER, Expiry, KeySpec, ProviderConfig, Rotation, Secr
 from keyform.sinks.registry import entry_name_problem
 
 COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
-# Attribute defaults when a field is omitted (`name` defaults to the address).
-ATTRIBUTE_DEFAULTS: Mapping[str, Any] = {
-    "description": "", "hosts": (), "headers": {}, "query_params": {}, "api_provider": "",
-    "auth_type": "token", "is_private": False,
-}
-# What an entry name inside a sink (`sink.as`) must look like, per sink type.
-ENTRY_NAME_RULES: Mapping[str, tuple[re.Pattern[str], str]] = {
-    "dotenv": (re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"),
-               "dotenv variable name (letters, digits, '_'; not starting with a digit)"),
-    "file": (re.compile(r"^(?!\.\.?$)[^/\\\x00]+$"), "file name (no '/', '\\', and not '.' or '..')"),
-}
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     provider = ctx.providers.get(provider_name)
     if provider is None:  # the provider itself is invalid and reported
         return None
-    kind = KINDS[provider.type]
+    kind = provider_kind(provider.type)
     errors_before = len(report.diagnostics)
     _check_fields(value, kind, source, path, report)
     expiry = _expiry(value, source, path, ctx.now, report)
@@ -223,11 +213,7 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
             return None
     entry = entry or upper_snake(decl.name)
     sink = ctx.sinks.get(sink_name)
-    rule = ENTRY_NAME_RULES.get(sink.type) if sink else None
-    if rule and not rule[0].match(entry):
-        report.error(source, where, f"{dotted(path)}: sink entry {entry!r} is not a valid {rule[1]} "
-                     f"for sink {sink_name!r}; set sink.as")
-    elif sink and not rule and (problem := entry_name_problem(sink, entry)):
+    if sink and (problem := entry_name_problem(sink, entry)):
         report.error(source, where, f"{dotted(path)}: sink entry {entry!r} cannot be used in sink "
                      f"{sink_name!r} ({sink.type}): {problem}; set sink.as")
     return SinkTarget(sink_name, entry)
@@ -239,7 +225,8 @@ def _attributes(value: Mapping[str, Any], kind: ProviderKind, address: str,
     attrs: dict[str, Any] = {}
     secret_inputs: dict[str, SecretRef] = {}
     for attr in kind.attributes:
-        raw = value.get(attr, address if attr == "name" else ATTRIBUTE_DEFAULTS.get(attr))
+        # `name` defaults to the address, every other omitted attribute to the type's default
+        raw = value.get(attr, address if attr == "name" else kind.attribute_defaults.get(attr))
         if attr == "headers":
             attrs[attr] = {h: v for h, v in raw.items() if isinstance(v, str)}
             for header, ref in raw.items():

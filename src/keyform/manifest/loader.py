@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +18,10 @@ from pathlib import Path
 from keyform.durations import utcnow
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
 from keyform.manifest.build import build_workspace
+from keyform.manifest.plugintypes import plugin_provider_names
 from keyform.manifest.schema import schema_problems
 from keyform.manifest.sources import ManifestFile, Report
-from keyform.manifest.yamlsource import YamlPath, parse_yaml
+from keyform.manifest.yamlsource import YamlDocument, YamlPath, parse_yaml
 from keyform.model import Workspace
 
 DEFAULT_MANIFEST = "keyform.yaml"
@@ -60,15 +61,20 @@ def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
     report = Report()
     parsed: list[ManifestFile] = []
     contents: dict[str, bytes] = {}
+    docs: list[tuple[YamlDocument, Path]] = []
     for path in files:
         name = display_name(path, base)
         data = _read(path, name, report)
         if data is None:
             continue
         contents[name] = data
-        manifest = _parse(data, name, path.parent, report)
-        if manifest is not None:
-            parsed.append(manifest)
+        doc = _parse_yaml(data, name, report)
+        if doc is not None:
+            docs.append((doc, path.parent))
+    # keys may use a plug-in provider declared in another file: the schema pass needs them all
+    plugin_providers = {n: t for doc, _ in docs for n, t in plugin_provider_names(doc.value).items()}
+    for doc, directory in docs:
+        parsed.append(_check_schema(doc, directory, report, plugin_providers))
     workspace = None
     # A file that did not parse would make the cross-file checks misleading: stop before them.
     if len(parsed) == len(files):
@@ -141,6 +147,12 @@ def _read(path: Path, name: str, report: Report) -> bytes | None:
 
 def _parse(data: bytes, name: str, directory: Path, report: Report) -> ManifestFile | None:
     """YAML and schema passes for one file; None when it cannot take part in the semantic pass."""
+    doc = _parse_yaml(data, name, report)
+    return None if doc is None else _check_schema(doc, directory, report, plugin_provider_names(doc.value))
+
+
+def _parse_yaml(data: bytes, name: str, report: Report) -> YamlDocument | None:
+    """The YAML pass for one file; None when it cannot take part in the schema and semantic passes."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -161,10 +173,16 @@ def _parse(data: bytes, name: str, directory: Path, report: Report) -> ManifestF
             f"the top level must be a mapping of sections (version, providers, keys, ...), not {kind}",
             doc.loc(())))
         return None
+    return doc
+
+
+def _check_schema(doc: YamlDocument, directory: Path, report: Report,
+                  plugin_providers: Mapping[str, str]) -> ManifestFile:
+    """The schema pass for one parsed file."""
     # Entries the YAML pass already reported as damaged are skipped later, and schema complaints
     # about them (a follow-on of the same problem) are not repeated.
     broken: set[YamlPath] = {path[:2] for path in doc.damaged}
-    for path, diagnostic in schema_problems(doc):
+    for path, diagnostic in schema_problems(doc, plugin_providers):
         if not any(path[:len(d)] == d for d in doc.damaged):
             report.diagnostics.append(diagnostic)
         broken.add(path[:2])

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keyform.graph import cycles
-from keyform.kinds import KINDS
+from keyform.kinds import kind
 from keyform.manifest.sources import Declaration, Report, dotted
 from keyform.manifest.yamlsource import YamlPath
 from keyform.model import KeySpec, SecretOfRef
@@ -59,7 +59,7 @@ def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declara
             if ref.address not in declared:
                 report.error(decl.source, (*path, "secret_of"),
                              f"{dotted(path)}: secret_of names an unknown key {ref.address!r}")
-            elif target is not None and not KINDS[target.provider_type].returns_secret:
+            elif target is not None and not kind(target.provider_type).returns_secret:
                 report.error(decl.source, (*path, "secret_of"),
                              f"{dotted(path)}: key {ref.address!r} issues no secret ({target.provider_type} "
                              "keys return none); secret_of needs a key whose provider returns a secret")

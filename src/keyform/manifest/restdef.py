@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from keyform.errors import Diagnostic, SourceLoc
-from keyform.kinds import ProviderKind
 from keyform.manifest.fastcheck import Check, compile_schema
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import YamlDocument, YamlPath, parse_yaml
+from keyform.typeregistry import ProviderType
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rest-provider.schema.json"
 MAX_BYTES = 1024 * 1024
@@ -218,15 +218,18 @@ class RestDefinition:
     delete_gone: frozenset[int]
     delete_gone_codes: frozenset[str]
 
-    def kind(self, provider_type: str) -> ProviderKind:
+    def kind(self, provider_type: str) -> ProviderType:
+        """This definition as a provider type (`rest:NAME`) for the type registry."""
         plain = [a for a in self.attributes if not a.secret]
-        return ProviderKind(
-            type=provider_type, returns_secret=self.create_secret is not None,
+        return ProviderType(
+            name=provider_type, open=_open_rest, returns_secret=self.create_secret is not None,
             attributes=tuple(a.name for a in plain),
             updatable=frozenset(a.name for a in plain if a.updatable),
             expiry_updatable=self.expiry_updatable,
             secret_inputs=tuple(a.name for a in self.attributes if a.secret),
-            remote_attributes=frozenset(a.name for a in plain if a.path is not None))
+            remote_attributes=frozenset(a.name for a in plain if a.path is not None),
+            default_base_url=self.base_url, reports_usage="last_used" in self.key_paths,
+            description=f"declarative REST provider ({self.name})")
 
     def attribute(self, name: str) -> Attribute | None:
         return next((a for a in self.attributes if a.name == name), None)
@@ -508,3 +511,15 @@ def fits(value: Any, typ: str) -> bool:
     if typ == "headers":
         return isinstance(value, dict) and all(isinstance(v, (str, dict)) for v in value.values())
     return _fits(value, typ)
+
+
+def _open_rest(config: Any, token: str, org_id: str | None, *, timeout: float = 30.0, transport: Any = None,
+               max_retries: int = 5) -> Any:
+    """The factory of every `rest:NAME` type: the instance's definition and options are on its config."""
+    from keyform.manifest.restglue import resolve_options
+    from keyform.providers.ratelimit import Limiter
+    from keyform.providers.rest import RestProvider
+
+    return RestProvider(config.name, config.definition, config.base_url, token, resolve_options(config),
+                        timeout=timeout, transport=transport, max_retries=max_retries, deadline=config.deadline,
+                        max_body=config.max_response_bytes, limiter=Limiter(config.name, config.rate_limit))

@@ -10,12 +10,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keyform.kinds import register
 from keyform.manifest.restdef import RestDefinition, fits, load_definition
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted
 from keyform.manifest.yamlsource import YamlPath
 from keyform.model import EnvRef, FileRef, ProviderConfig, SecretRef
+from keyform.typeregistry import register_loaded
 
 _EMPTY: Mapping[str, Any] = {"string": "", "integer": 0, "boolean": False, "string_list": [], "string_map": {},
                              "headers": {}}
@@ -85,7 +85,7 @@ def build_rest_provider(decl: Declaration, report: Report) -> ProviderConfig | N
     if base_url is None or limits is None or len(report.diagnostics) > errors_before:
         return None
     ptype = f"rest:{definition.name}"
-    register(definition.kind(ptype))
+    register_loaded(definition.kind(ptype), origin=definition.file)
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=build_ref(value["token"], source),
                           org_id=None, loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1],
                           token_loc=source.loc((*path, "token")), base_url_env=url_env,
@@ -181,8 +181,8 @@ def unknown_key_fields(files: Sequence[ManifestFile], report: Report) -> None:
     """When a file failed to parse (the semantic pass is skipped), still report key fields no
     provider type knows, as the schema did before rest definitions could declare their own: a key
     whose provider is a rest provider (declared in a file that parsed) is left alone."""
-    from keyform.kinds import KINDS
     from keyform.manifest.keyspecs import COMMON_FIELDS, _schema_key_fields
+    from keyform.typeregistry import BUILTIN_PROVIDERS, find_provider_type
 
     types: dict[str, str] = {}
     for source in files:
@@ -200,7 +200,7 @@ def unknown_key_fields(files: Sequence[ManifestFile], report: Report) -> None:
             ptype = types.get(value.get("provider"))  # type: ignore[arg-type]
             if ptype == "rest":
                 continue
-            kind = KINDS.get(ptype) if isinstance(ptype, str) else None
+            kind = find_provider_type(ptype) if isinstance(ptype, str) and ptype in BUILTIN_PROVIDERS else None
             allowed = [*COMMON_FIELDS, *(kind.attributes + kind.secret_inputs if kind else sorted(known))]
             for field in value:
                 if field not in known and field not in COMMON_FIELDS:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyform.errors import Diagnostic
 from keyform.manifest.fastcheck import Check, compile_schema
+from keyform.manifest.plugintypes import check_plugin_entries, plugin_provider_names, schema_types
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import YamlDocument, YamlPath
 
@@ -62,18 +63,49 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def schema_problems(doc: YamlDocument) -> list[tuple[YamlPath, Diagnostic]]:
-    """Every schema violation in one document as (path, diagnostic), deduplicated, in line order."""
-    fast = _fast_check()
-    if fast(doc.value):
-        return []
-    validator = _validator()
+def schema_problems(doc: YamlDocument,
+                    plugin_providers: Mapping[str, str] | None = None) -> list[tuple[YamlPath, Diagnostic]]:
+    """Every schema violation in one document as (path, diagnostic), deduplicated, in line order.
+    Entries of plug-in types (and keys of the workspace's `plugin_providers`) are checked by their
+    type's own schema (`keyform.manifest.plugintypes`)."""
+    value = doc.value
     found: dict[tuple[int, str], tuple[YamlPath, Diagnostic]] = {}
-    for error in validator.iter_errors(_failing_part(doc.value, fast)):
+    if plugin_providers or plugin_provider_names(value) or _foreign_sinks(value):
+        plugins = check_plugin_entries(value, manifest_schema(), {**plugin_provider_names(value),
+                                                                  **(plugin_providers or {})})
+        for path, message in plugins.problems:
+            found.setdefault((doc.loc(path).line, message), (path, Diagnostic(message, doc.loc(path))))
+        for _, error in plugins.jsonschema_problems:
+            for path, message in _describe(error):
+                loc = doc.loc(path)
+                found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
+        value = _without(value, plugins.checked)
+    fast = _fast_check()
+    if fast(value):
+        return [found[k] for k in sorted(found)]
+    validator = _validator()
+    for error in validator.iter_errors(_failing_part(value, fast)):
         for path, message in _describe(error):
             loc = doc.loc(path)
             found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
     return [found[k] for k in sorted(found)]
+
+
+def _foreign_sinks(value: Any) -> bool:
+    sinks = value.get("sinks") if isinstance(value, dict) else None
+    return isinstance(sinks, dict) and any(isinstance(e, dict) and isinstance(e.get("type"), str)
+                                           and e["type"] not in schema_types()[1] for e in sinks.values())
+
+
+def _without(value: Any, paths: set[YamlPath]) -> Any:
+    """The document without the entries at `paths` (section, name) that the plug-in pass checked."""
+    if not paths or not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for section in {p[0] for p in paths}:
+        if isinstance(out.get(section), dict):
+            out[section] = {n: e for n, e in out[section].items() if (section, n) not in paths}
+    return out
 
 
 def _failing_part(value: Any, fast: Check) -> Any:

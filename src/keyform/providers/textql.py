@@ -32,6 +32,7 @@ from keyform.providers.http import (
 )
 from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
+from keyform.providers.textql_type import UPDATABLE  # UpdateApiAccessKeyRequest
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 # manifest attribute → wire field, with the proto3 default an absent field stands for
@@ -44,7 +45,6 @@ WIRE: dict[str, tuple[str, Any]] = {
     "auth_type": ("authType", ""),
 }
 SECRET_WIRE = {"auth_value": "authValue", "auth_value_extra": "authValueExtra"}
-UPDATABLE = ("description", "hosts", "headers", "query_params", "auth_type")  # UpdateApiAccessKeyRequest
 
 
 def error_detail(response: httpx.Response) -> tuple[str, str | None]:

@@ -28,12 +28,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*")
@@ -286,3 +291,12 @@ def _newline_style(entries: list[_Entry]) -> str:
 
 def _for(address: str | None) -> str:
     return f" (key {address})" if address else ""
+
+
+def _open(config: SinkConfig) -> DotenvSink:
+    return DotenvSink(Path(config.options["path"]))
+
+
+TYPE = SinkType(name="dotenv", required="path", open=_open,
+                entry_name_problem=lambda config, name: DotenvSink.name_problem(name),
+                description="a .env file, one VARIABLE=secret line per key")

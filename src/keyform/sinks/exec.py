@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyform.durations import parse_duration
 from keyform.errors import SinkError
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    pass
 
 DEFAULT_TIMEOUT = 30.0
 COMMAND_OPTIONS = ("command", "remove_command", "read_command")
@@ -128,3 +132,9 @@ def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], s
             if "too long" in str(exc):  # the schema reports a malformed one
                 problems.append((("timeout",), str(exc)))
     return problems
+
+
+TYPE = SinkType(name="exec", required="command",
+                open=lambda config: ExecSink.from_options(config.options, sink_name=config.name),
+                check=option_problems, entry_name_problem=lambda config, name: ExecSink.name_problem(name),
+                description="any program; the secret on its stdin")

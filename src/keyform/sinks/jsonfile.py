@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 
 class JsonSink:
@@ -96,3 +100,12 @@ class JsonSink:
 
 def _for(address: str | None) -> str:
     return f" for key {address}" if address else ""
+
+
+def _open(config: SinkConfig) -> JsonSink:
+    return JsonSink(Path(config.options["path"]))
+
+
+TYPE = SinkType(name="json", required="path", open=_open,
+                entry_name_problem=lambda config, name: JsonSink.name_problem(name),
+                description="a JSON object file, {entry: secret}")

@@ -17,7 +17,7 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,6 +27,10 @@ from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    pass
 
 FIELDS = ("stringData", "data")
 ENCRYPTED_REGEX = "^(data|stringData)$"
@@ -286,3 +290,9 @@ def _label_key_problem(key: str) -> str | None:
         return (f"label key {key!r} is not valid (a name of at most 63 letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit, with an optional DNS prefix/)")
     return None
+
+
+TYPE = SinkType(name="k8s-secret", required="path", open=lambda config: K8sSecretSink.from_options(config.options),
+                check=option_problems,
+                entry_name_problem=lambda config, name: K8sSecretSink.name_problem(name),
+                description="a Kubernetes Secret manifest, optionally sops-encrypted")

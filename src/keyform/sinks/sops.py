@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -38,6 +38,10 @@ from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
 from keyform.sinks.sinkfs import read_file, write_file
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 FORMATS = ("dotenv", "yaml", "json")
 INSTALL_HINT = "pip install 'keyform[sops]'"
@@ -464,3 +468,14 @@ def _leaves(value: Any, prefix: LeafPath = ()) -> Iterator[tuple[LeafPath, Any]]
 
 def _encrypted_paths(visible: Mapping[str, Any]) -> set[LeafPath]:
     return {p for p, v in _leaves(visible) if isinstance(v, str) and v.startswith(_ENC_PREFIX)}
+
+
+def _entry_name_problem(config: SinkConfig, name: str) -> str | None:
+    fmt = config.options.get("format") or format_for(str(config.options.get("path", "")))
+    return entry_problem(name, fmt, config.options.get("encrypted_regex")) if fmt else None
+
+
+TYPE = SinkType(name="sops", required="path", open=lambda config: SopsSink.from_options(config.options),
+                check=option_problems,
+                entry_name_problem=_entry_name_problem,
+                description="a sops-encrypted YAML/JSON/dotenv file (plaintext through pipes only)")

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import ANY_TEMP_NAME, StrPath, fsync_dir
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_entry
+from keyform.typeregistry import SinkType
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
 
 
 class FileSink:
@@ -70,3 +75,12 @@ class FileSink:
         if problem:
             raise SinkError(f"{self.dir}: {problem}" + (f" (key {address})" if address else ""))
         return self.dir / name
+
+
+def _open(config: SinkConfig) -> FileSink:
+    return FileSink(Path(config.options["dir"]))
+
+
+TYPE = SinkType(name="file", required="dir", open=_open,
+                entry_name_problem=lambda config, name: FileSink.name_problem(name),
+                description="one file per secret in a directory (mode 0600)")

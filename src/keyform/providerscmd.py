@@ -1,0 +1,43 @@
+"""`keyform providers`: every available provider and sink type with its origin.
+
+Origins: `built-in`, a plug-in's `package version` (entry-point groups `keyform.providers` and
+`keyform.sinks`), or the definition file of a declarative type. A plug-in that fails to load is
+listed with its problem (and makes the command exit 1) rather than hiding the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from keyform.typeregistry import INTERFACE_VERSION, Available, available
+
+
+def _clean(text: str) -> str:
+    """A plug-in's words, safe for a terminal: control characters replaced."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def render_text(rows: Sequence[Available]) -> str:
+    lines = [f"keyform provider interface version {INTERFACE_VERSION}", ""]
+    for kind in ("provider", "sink"):
+        mine = [r for r in rows if r.kind == kind]
+        lines.append(f"{kind.capitalize()} types:")
+        width = max((len(r.name) for r in mine), default=0)
+        origin_width = max((len(_clean(r.origin)) for r in mine), default=0)
+        for r in mine:
+            what = f"error: {_clean(r.problem)}" if r.problem else _clean(r.description)
+            lines.append(f"  {r.name:<{width}}  {_clean(r.origin):<{origin_width}}  {what}".rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_json(rows: Sequence[Available]) -> str:
+    return json.dumps({"interface_version": INTERFACE_VERSION,
+                       "types": [{"kind": r.kind, "name": r.name, "origin": r.origin,
+                                  "description": r.description, "problem": r.problem} for r in rows]},
+                      indent=2) + "\n"
+
+
+def list_types() -> list[Available]:
+    return available()

@@ -1,0 +1,310 @@
+"""The provider conformance suite: what every provider type must do, checked against a live server.
+
+`ProviderConformance` is a mixin of pytest tests. Subclass it as `Test...` and define the fixture
+`conformance_target` returning a `ConformanceTarget` (the type's name, a running server, tokens,
+how to label a key, and a `ServerFaults` to inject faults). The tests:
+
+- create → list finds it with the same attributes → update (if the type has updatable attributes)
+  → list shows the change → delete/revoke → list shows it gone or revoked → delete again is no error;
+- pagination: with the server's page size at 2, seven keys are all listed, none twice;
+- an ambiguous create (the server commits, then drops the connection) fails the apply, and the next
+  `keyform apply` finds the orphan by recovery and revokes it (the real CLI, in process);
+- 401 (rejected token), 403 (a token the server forbids writes to, if the target has one), 404
+  (update of an unknown id; delete of an unknown id is no error), 429 and 5xx map to
+  `ProviderError` with that status (429 and 5xx never marked ambiguous for a list);
+- a canary secret (tokens, write-only inputs, issued secrets) never appears in a repr, a log line
+  (the `keyform` logger at DEBUG, as `-v` shows) or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from keyform.errors import ProviderError, SourceLoc
+from keyform.model import EnvRef, ProviderConfig
+from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
+from keyform.typeregistry import ProviderType, provider_type
+
+# Put this inside every secret value a target hands the kit (tokens, write-only inputs): the kit
+# searches for the whole values, and for this marker, in everything a provider shows.
+CANARY = "kfCANARY9x7q"
+
+
+class ServerFaults(Protocol):
+    """How the kit makes the server misbehave. Each fault lasts until `clear()`."""
+
+    def inject(self, status: int) -> None:
+        """Every API request (not the control API) answers `status` until `clear()`."""
+
+    def drop_after_commit(self) -> None:
+        """Every create commits the key, then closes the connection without an answer."""
+
+    def clear(self) -> None:
+        """No more faults."""
+
+    def set_page_size(self, n: int) -> bool:
+        """List pages hold at most `n` keys (0: the server's default); False if the API has no pages."""
+
+    def injectable(self) -> tuple[int, ...]:
+        """The statuses `inject` can produce; it must include 429 and at least one 5xx."""
+
+
+@dataclass(frozen=True)
+class ConformanceTarget:
+    """One provider type at one running server.
+
+    `key_fields(label)` gives the manifest fields of a key that carries `label` where the API shows
+    it (e.g. `{"name": label}`); `label_of(key)` reads it back from a listed key. `update_fields`
+    gives a change of updatable fields (None: the type has no update). `provider_options` are the
+    provider's manifest options besides type, token and base_url (`org_id`, a plug-in's own)."""
+
+    provider_type: str
+    base_url: str
+    token: str
+    rejected_token: str
+    key_fields: Callable[[str], dict[str, Any]]
+    faults: ServerFaults
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
+    update_fields: Callable[[str], dict[str, Any]] | None = None
+    forbidden_token: str | None = None
+    secret_inputs: Mapping[str, str] = field(default_factory=dict)
+    label_of: Callable[[RemoteKey], Any] = lambda key: key.attrs.get("name", key.attrs.get("description"))
+
+    @property
+    def type(self) -> ProviderType:
+        return provider_type(self.provider_type)
+
+    def config(self) -> ProviderConfig:
+        options = {k: v for k, v in self.provider_options.items() if k != "org_id"}
+        org = self.provider_options.get("org_id")
+        return ProviderConfig(name="kit", type=self.provider_type, base_url=self.base_url.rstrip("/"),
+                              token=EnvRef("KEYFORM_KIT_TOKEN"), org_id=org if isinstance(org, str) else None,
+                              loc=SourceLoc("conformance", 1), deadline=20.0, options=options)
+
+    def open(self, token: str | None = None, max_retries: int = 0) -> Provider:
+        config = self.config()
+        org = config.org_id if isinstance(config.org_id, str) else None
+        return self.type.open(config, self.token if token is None else token, org, timeout=10.0,
+                              max_retries=max_retries)
+
+    def request(self, label: str) -> CreateRequest:
+        """The create request keyform would send for a key with `key_fields(label)`."""
+        fields = self.key_fields(label)
+        t = self.type
+        attrs: dict[str, Any] = {}
+        for attr in t.attributes:
+            value = fields.get(attr, label if attr == "name" else t.attribute_defaults.get(attr))
+            attrs[attr] = list(value) if isinstance(value, tuple) else value
+        inputs = {k: v for k, v in self.secret_inputs.items() if k in t.secret_inputs}
+        return CreateRequest(address=label, attrs=attrs, expires_at=None, secret_inputs=inputs)
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.token, self.rejected_token, self.forbidden_token, *self.secret_inputs.values())
+                     if s)
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+def _label() -> str:
+    return f"kit-{uuid.uuid4().hex[:10]}"
+
+
+class _Seen:
+    """Everything a provider showed during a test: reprs and error messages."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def add(self, *objects: Any) -> None:
+        for obj in objects:
+            self.texts.append(repr(obj))
+            if isinstance(obj, BaseException):
+                self.texts.append(str(obj))
+
+    def check(self, secrets: tuple[str, ...], log: str) -> None:
+        for text in (*self.texts, log):
+            assert CANARY not in text, f"the canary leaked: {text[:300]!r}"
+            for secret in secrets:
+                assert secret not in text, "a secret value leaked into a repr, a log line or an error"
+
+
+class ProviderConformance:
+    """Subclass as `Test...` and provide the `conformance_target` fixture."""
+
+    @pytest.fixture
+    def kit(self, conformance_target: ConformanceTarget) -> Iterator[ConformanceTarget]:
+        conformance_target.faults.clear()
+        yield conformance_target
+        conformance_target.faults.clear()
+        conformance_target.faults.set_page_size(0)
+
+    # -------------------------------------------------------------------------------- lifecycle
+
+    def test_create_list_update_delete(self, kit: ConformanceTarget, keyform_debug_log: Any) -> None:
+        seen = _Seen()
+        provider = kit.open()
+        t = kit.type
+        request = kit.request(_label())
+        created = provider.create(request)
+        seen.add(provider, created, created.key)
+        assert created.key.id, "create returned no id"
+        if t.returns_secret:
+            assert created.secret, f"{t.name} declares returns_secret but the create gave no secret"
+        listed = self._listed(provider)
+        assert created.key.id in listed, "list does not find the key just created"
+        for attr in t.remote_attributes:
+            assert _norm(listed[created.key.id].attrs.get(attr)) == _norm(created.key.attrs.get(attr)), attr
+            assert _norm(created.key.attrs.get(attr)) == _norm(request.attrs.get(attr)), attr
+        assert not listed[created.key.id].revoked
+        if t.updatable and kit.update_fields is not None:
+            change = {k: v for k, v in kit.update_fields(request.address).items() if k in t.updatable}
+            assert change, "update_fields changes no updatable attribute"
+            updated = provider.update(created.key.id, {**request.attrs, **change}, None)
+            seen.add(updated)
+            relisted = self._listed(provider)[created.key.id]
+            for attr, value in change.items():
+                assert _norm(updated.attrs.get(attr)) == _norm(value), attr
+                if attr in t.remote_attributes:
+                    assert _norm(relisted.attrs.get(attr)) == _norm(value), attr
+        provider.delete(created.key.id)
+        after = self._listed(provider)
+        gone = after.get(created.key.id)
+        assert gone is None or gone.revoked or gone.expired, "the key is still live after delete"
+        provider.delete(created.key.id)  # already gone/revoked: no error
+        provider.close()
+        seen.check((*kit.secrets(), *([created.secret] if created.secret else [])), keyform_debug_log.text)
+
+    def test_pagination_lists_every_key_once(self, kit: ConformanceTarget) -> None:
+        if not kit.faults.set_page_size(2):
+            pytest.skip("the API has no list pagination")
+        provider = kit.open()
+        ids = [provider.create(kit.request(_label())).key.id for _ in range(7)]  # 4 pages of 2
+        keys = provider.list()
+        assert keys is not None
+        listed = [k.id for k in keys]
+        assert len(listed) == len(set(listed)), "a key was listed twice across pages"
+        assert set(ids) <= set(listed), "keys on later pages are missing"
+        for key_id in ids:
+            provider.delete(key_id)
+        provider.close()
+
+    # ---------------------------------------------------------------------------------- errors
+
+    def test_status_codes_map_to_provider_errors(self, kit: ConformanceTarget, keyform_debug_log: Any) -> None:
+        seen = _Seen()
+        t = kit.type
+        rejected = kit.open(token=kit.rejected_token)
+        with pytest.raises(ProviderError) as e401:
+            rejected.list()
+        assert e401.value.status == 401, e401.value
+        seen.add(rejected, e401.value)
+        if kit.forbidden_token:
+            forbidden = kit.open(token=kit.forbidden_token)
+            with pytest.raises(ProviderError) as e403:
+                forbidden.create(kit.request(_label()))
+            assert e403.value.status == 403 and not e403.value.ambiguous, e403.value
+            seen.add(e403.value)
+        provider = kit.open()
+        missing = "kit-missing-" + uuid.uuid4().hex[:8]
+        provider.delete(missing)  # an unknown key is already gone: no error
+        if t.updatable:
+            with pytest.raises(ProviderError) as e404:
+                provider.update(missing, kit.request(_label()).attrs, None)
+            assert e404.value.status == 404, e404.value
+            seen.add(e404.value)
+        statuses = kit.faults.injectable()
+        assert 429 in statuses and any(s >= 500 for s in statuses), "inject must support 429 and a 5xx"
+        for status in statuses:
+            kit.faults.inject(status)
+            try:
+                with pytest.raises(ProviderError) as failed:
+                    provider.list()
+                assert failed.value.status == status and not failed.value.ambiguous, failed.value
+                with pytest.raises(ProviderError) as create_failed:
+                    provider.create(kit.request(_label()))
+                assert create_failed.value.status == status, create_failed.value
+                if status == 429 or status == 503:  # refused before doing anything: never ambiguous
+                    assert not create_failed.value.ambiguous, create_failed.value
+                seen.add(failed.value, create_failed.value)
+            finally:
+                kit.faults.clear()
+        provider.close()
+        seen.check(kit.secrets(), keyform_debug_log.text)
+
+    # ------------------------------------------------------------------------- ambiguous create
+
+    def test_ambiguous_create_is_found_by_recovery(self, kit: ConformanceTarget, tmp_path: Path) -> None:
+        from click.testing import CliRunner
+
+        from keyform.cli import main
+
+        label = _label()
+        t = kit.type
+        provider_entry = {"type": kit.provider_type, "base_url": kit.base_url,
+                          "token": {"env": "KEYFORM_KIT_TOKEN"}, **kit.provider_options}
+        key = {"provider": "p", **{k: v for k, v in kit.key_fields(label).items()}}
+        env_inputs: dict[str, str] = {}
+        for i, (field_name, value) in enumerate(kit.secret_inputs.items()):
+            if field_name in t.secret_inputs:
+                key[field_name] = {"env": f"KEYFORM_KIT_INPUT_{i}"}
+                env_inputs[f"KEYFORM_KIT_INPUT_{i}"] = value
+        manifest: dict[str, Any] = {"version": 1, "providers": {"p": provider_entry}, "keys": {"kit-key": key}}
+        if t.returns_secret:
+            manifest["sinks"] = {"out": {"type": "file", "dir": "secrets"}}
+            key["sink"] = {"use": "out", "as": "KIT_KEY"}
+        path = tmp_path / "keyform.yaml"
+        path.write_text(json.dumps(manifest, indent=1))  # JSON is YAML
+        runner = CliRunner()
+        env = {"KEYFORM_KIT_TOKEN": kit.token, "NO_COLOR": "1", **env_inputs}
+        kit.faults.drop_after_commit()
+        try:
+            first = runner.invoke(main, ["apply", "-f", str(path), "--auto-approve"], env=env)
+        finally:
+            kit.faults.clear()
+        assert first.exit_code == 1, first.output
+        provider = kit.open()
+        mine = [k for k in self._listed(provider).values() if kit.label_of(k) == self._shown_label(kit, label)]
+        assert len(mine) == 1 and not mine[0].revoked, "the server should hold the committed key once"
+        orphan = mine[0].id
+        second = runner.invoke(main, ["apply", "-f", str(path), "--auto-approve"], env=env)
+        assert second.exit_code == 0, second.output
+        listed = self._listed(provider)
+        assert orphan not in listed or listed[orphan].revoked, "recovery did not revoke the orphan"
+        live = [k for k in listed.values() if kit.label_of(k) == self._shown_label(kit, label) and not k.revoked]
+        assert len(live) == 1 and live[0].id != orphan
+        state = json.loads((tmp_path / "keyform.state.json").read_text())
+        assert state["keys"]["kit-key"]["remote_id"] == live[0].id
+        for output in (first.output, second.output, (tmp_path / "keyform.state.json").read_text()):
+            assert CANARY not in output and kit.token not in output
+        provider.delete(live[0].id)
+        provider.close()
+
+    # ----------------------------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _listed(provider: Provider) -> dict[str, RemoteKey]:
+        keys = provider.list()
+        assert keys is not None, "the provider has no list call; conformance needs one"
+        return {k.id: k for k in keys}
+
+    @staticmethod
+    def _shown_label(kit: ConformanceTarget, label: str) -> Any:
+        request = kit.request(label)
+        probe = RemoteKey(id="", attrs=request.attrs)
+        return kit.label_of(probe)
+
+
+__all__ = ["CANARY", "ConformanceTarget", "CreateResult", "ProviderConformance", "ServerFaults"]

@@ -1,0 +1,329 @@
+"""Provider and sink types by name: the one registry, lazy, extended by plug-ins.
+
+Each provider type is one `ProviderType` object and each sink type one `SinkType` object, defined in
+its own module as `TYPE`. Built-in types are listed below as *module path strings*: a module is
+imported the first time its type is asked for, so `keyform --version` imports none and `validate`
+imports only the (light) modules of the types a manifest uses. Built-in provider type modules hold
+no HTTP code; their factory imports the client (and httpx) when a provider is opened.
+
+Third-party packages add types through the entry-point groups `keyform.providers` and
+`keyform.sinks` (name = type name, value = `module:OBJECT` of a ProviderType/SinkType). Entry
+points are read only when a name is not built in, or when `keyform providers` lists everything;
+a plug-in never replaces a built-in name. See docs/providers.md (the interface, version 1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from keyform.model import SinkConfig
+    from keyform.remote import Provider
+    from keyform.sinks import Sink
+
+# The provider/sink interface version this keyform implements (docs/providers.md). A type declares
+# the version it was written for; a type written for another version is refused with a message.
+INTERFACE_VERSION = 1
+
+PROVIDER_GROUP = "keyform.providers"
+SINK_GROUP = "keyform.sinks"
+
+# Adding a built-in type: one module defining TYPE, and one line here.
+BUILTIN_PROVIDERS: Mapping[str, str] = {
+    "questra": "keyform.providers.questra_type",
+    "textql": "keyform.providers.textql_type",
+}
+BUILTIN_SINKS: Mapping[str, str] = {
+    "dotenv": "keyform.sinks.dotenv",
+    "json": "keyform.sinks.jsonfile",
+    "file": "keyform.sinks.file",
+    "sops": "keyform.sinks.sops",
+    "exec": "keyform.sinks.exec",
+    "k8s-secret": "keyform.sinks.k8s",
+}
+
+OptionProblems = list[tuple[tuple[str, ...], str]]
+# (config, resolved token, resolved org_id, timeout=, transport=, max_retries=) -> Provider
+ProviderFactory = Callable[..., "Provider"]
+
+
+@dataclass(frozen=True)
+class ProviderType:
+    """Everything keyform knows about one provider type, as data plus one factory.
+
+    `attributes` are the key's non-secret attributes in display order; `updatable` the ones an
+    update call can change in place (every other one forces a replace); `secret_inputs` write-only
+    inputs (fingerprinted, never stored); `remote_attributes` the ones a list call reports back.
+    `options_schema` is a JSON Schema of the provider's own options beyond the ones every provider
+    takes (type, token, base_url, deadline, max_response_bytes) — None for the built-ins, whose
+    options are part of schemas/manifest.schema.json. `key_schema` likewise maps each key attribute
+    to its JSON Schema (None: the built-in manifest schema)."""
+
+    name: str
+    open: ProviderFactory
+    returns_secret: bool  # the create call hands out a secret (which keyform must sink)
+    attributes: tuple[str, ...]
+    updatable: frozenset[str] = frozenset()
+    expiry_updatable: bool = False
+    secret_inputs: tuple[str, ...] = ()
+    remote_attributes: frozenset[str] = frozenset()
+    attribute_defaults: Mapping[str, Any] = field(default_factory=dict)
+    default_base_url: str | None = None
+    options_schema: Mapping[str, Any] | None = None
+    key_schema: Mapping[str, Any] | None = None
+    reports_usage: bool = False  # the list call reports when a key was last used
+    interface: int = INTERFACE_VERSION
+    description: str = ""
+    origin: str = "built-in"  # set by the registry: built-in, "package version", or a definition file
+
+    @property
+    def type(self) -> str:  # the planner's word for it (keyform.kinds)
+        return self.name
+
+
+@dataclass(frozen=True)
+class SinkType:
+    """One sink type: its required option, a factory (constructors do no I/O), the semantic option
+    checks beyond the JSON Schema, and the entry-name rule. Readability is the opened sink's own
+    `readable` (decided once, by the sink). `path_options` hold filesystem paths made absolute
+    against the declaring manifest."""
+
+    name: str
+    required: str
+    open: Callable[[SinkConfig], Sink]
+    check: Callable[[Mapping[str, Any]], OptionProblems] | None = None
+    entry_name_problem: Callable[[SinkConfig, str], str | None] | None = None
+    options_schema: Mapping[str, Any] | None = None  # plug-ins: JSON Schema of the options besides `type`
+    path_options: tuple[str, ...] = ()
+    interface: int = INTERFACE_VERSION
+    description: str = ""
+    origin: str = "built-in"
+
+
+Kind = Literal["provider", "sink"]
+
+
+@dataclass(frozen=True)
+class Available:
+    """One row of `keyform providers`: a type, where it comes from, and why it cannot be used (if so)."""
+
+    kind: Kind
+    name: str
+    origin: str
+    description: str = ""
+    problem: str | None = None
+
+
+class TypeLoadError(Exception):
+    """A plug-in type that cannot be loaded; the message names the package and the entry point."""
+
+
+@dataclass
+class _Registry:
+    # re-entrant: a plug-in module may ask for another type (a built-in it wraps) while it loads
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    providers: dict[str, ProviderType] = field(default_factory=dict)
+    sinks: dict[str, SinkType] = field(default_factory=dict)
+    plugins_read: bool = False
+    plugin_providers: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (entry point, origin)
+    plugin_sinks: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    problems: dict[tuple[Kind, str], str] = field(default_factory=dict)
+
+
+_REG = _Registry()
+
+
+def provider_type(name: str) -> ProviderType:
+    """The provider type called `name`; KeyError if there is none (built in or installed)."""
+    found = _REG.providers.get(name)
+    if found is not None:
+        return found
+    if name not in BUILTIN_PROVIDERS:
+        _read_plugins()
+    with _REG.lock:
+        if name not in _REG.providers:
+            if name in BUILTIN_PROVIDERS:
+                _REG.providers[name] = _load_builtin(BUILTIN_PROVIDERS[name], name, ProviderType)
+            else:
+                _REG.providers[name] = _load_plugin("provider", name, ProviderType)
+        return _REG.providers[name]
+
+
+def sink_type(name: str) -> SinkType:
+    """The sink type called `name`; KeyError if there is none (built in or installed)."""
+    found = _REG.sinks.get(name)
+    if found is not None:
+        return found
+    if name not in BUILTIN_SINKS:
+        _read_plugins()
+    with _REG.lock:
+        if name not in _REG.sinks:
+            if name in BUILTIN_SINKS:
+                _REG.sinks[name] = _load_builtin(BUILTIN_SINKS[name], name, SinkType)
+            else:
+                _REG.sinks[name] = _load_plugin("sink", name, SinkType)
+        return _REG.sinks[name]
+
+
+def find_provider_type(name: str) -> ProviderType | None:
+    """`provider_type`, or None when no such type exists; TypeLoadError when a plug-in is broken."""
+    try:
+        return provider_type(name)
+    except KeyError:
+        return None
+
+
+def find_sink_type(name: str) -> SinkType | None:
+    try:
+        return sink_type(name)
+    except KeyError:
+        return None
+
+
+def provider_names() -> tuple[str, ...]:
+    """Every provider type name (reads the entry points)."""
+    _read_plugins()
+    return tuple(sorted({*BUILTIN_PROVIDERS, *_REG.plugin_providers}))
+
+
+def sink_names() -> tuple[str, ...]:
+    _read_plugins()
+    return tuple(sorted({*BUILTIN_SINKS, *_REG.plugin_sinks}))
+
+
+def available() -> list[Available]:
+    """Every provider and sink type, loaded (a broken plug-in is listed with its problem)."""
+    _read_plugins()
+    rows: list[Available] = []
+    for name in provider_names():
+        try:
+            p = provider_type(name)
+            rows.append(Available("provider", name, p.origin, p.description))
+        except TypeLoadError as exc:
+            rows.append(Available("provider", name, _plugin_origin("provider", name), problem=str(exc)))
+    for name in sink_names():
+        try:
+            s = sink_type(name)
+            rows.append(Available("sink", name, s.origin, s.description))
+        except TypeLoadError as exc:
+            rows.append(Available("sink", name, _plugin_origin("sink", name), problem=str(exc)))
+    for (kind, name), problem in sorted(_REG.problems.items()):
+        rows.append(Available(kind, name, _plugin_origin(kind, name, shadowed=True), problem=problem))
+    return rows
+
+
+def register(t: ProviderType | SinkType, origin: str) -> None:
+    """Add a type at run time (tests, and definitions loaded from files): `origin` says where it
+    came from. A name already taken is refused."""
+    with _REG.lock:
+        table: dict[str, Any] = _REG.providers if isinstance(t, ProviderType) else _REG.sinks
+        builtin = BUILTIN_PROVIDERS if isinstance(t, ProviderType) else BUILTIN_SINKS
+        if t.name in table or t.name in builtin:
+            raise ValueError(f"a type named {t.name!r} already exists")
+        table[t.name] = replace(t, origin=origin)
+
+
+def register_loaded(t: ProviderType, origin: str) -> None:
+    """Add or refresh a provider type made from a file at load time (a `type: rest` definition,
+    named `rest:NAME`): loading the same manifests again in one process replaces it. It may not
+    take a built-in or plug-in name."""
+    if t.name in BUILTIN_PROVIDERS or not t.name.startswith("rest:"):
+        raise ValueError(f"a definition cannot be the type {t.name!r}")
+    with _REG.lock:
+        _REG.providers[t.name] = replace(t, origin=origin)
+
+
+def unregister(t: ProviderType | SinkType) -> None:
+    with _REG.lock:
+        table: dict[str, Any] = _REG.providers if isinstance(t, ProviderType) else _REG.sinks
+        table.pop(t.name, None)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def _load_builtin(module: str, name: str, cls: type[Any]) -> Any:
+    t = importlib.import_module(module).TYPE
+    assert isinstance(t, cls) and t.name == name, f"{module}.TYPE is not the {cls.__name__} {name!r}"
+    return t
+
+
+def _read_plugins() -> None:
+    if _REG.plugins_read:
+        return
+    from importlib.metadata import entry_points  # only when a non-built-in name is asked for
+
+    with _REG.lock:
+        if _REG.plugins_read:  # another thread read them meanwhile
+            return  # type: ignore[unreachable]
+        groups: tuple[tuple[str, Kind, Mapping[str, str], dict[str, tuple[Any, str]]], ...] = (
+            (PROVIDER_GROUP, "provider", BUILTIN_PROVIDERS, _REG.plugin_providers),
+            (SINK_GROUP, "sink", BUILTIN_SINKS, _REG.plugin_sinks))
+        for group, kind, builtin, table in groups:
+            claims: dict[str, list[tuple[Any, str]]] = {}
+            for ep in entry_points(group=group):
+                claims.setdefault(ep.name, []).append((ep, _dist_origin(ep)))
+            for name, claimants in claims.items():
+                origins = sorted(origin for _, origin in claimants)
+                if name in builtin:
+                    _REG.problems[(kind, name)] = (f"{' and '.join(origins)} registers {kind} type {name!r}, which is "
+                                                   "built in; the built-in type is used")
+                elif len(claimants) > 1:  # neither wins: a package cannot take a name by install order
+                    _REG.problems[(kind, name)] = (f"{' and '.join(origins)} all register {kind} type {name!r}; "
+                                                   "none is used (uninstall all but one)")
+                else:
+                    table[name] = claimants[0]
+        _REG.plugins_read = True
+
+
+def _dist_origin(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return f"entry point {ep.value}"
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+def _plugin_origin(kind: Kind, name: str, shadowed: bool = False) -> str:
+    table = _REG.plugin_providers if kind == "provider" else _REG.plugin_sinks
+    if name in table and not shadowed:
+        return table[name][1]
+    if shadowed:
+        return "(refused)"
+    return "built-in"
+
+
+def _load_plugin(kind: Kind, name: str, cls: type[Any]) -> Any:
+    """Load the entry point for `name` (the entry points are read already)."""
+    table = _REG.plugin_providers if kind == "provider" else _REG.plugin_sinks
+    if name not in table:
+        raise KeyError(name)
+    ep, origin = table[name]
+    try:
+        obj = ep.load()
+    except (Exception, SystemExit) as exc:  # a plug-in's import failure is its problem, reported in one line
+        raise TypeLoadError(f"{kind} type {name!r} from {origin} failed to load: "
+                            f"{type(exc).__name__}: {_first_line(exc)}") from None
+    if callable(obj) and not isinstance(obj, cls):
+        try:
+            obj = obj()
+        except (Exception, SystemExit) as exc:
+            raise TypeLoadError(f"{kind} type {name!r} from {origin} failed to load: "
+                                f"{type(exc).__name__}: {_first_line(exc)}") from None
+    if not isinstance(obj, cls):
+        raise TypeLoadError(f"{kind} type {name!r} from {origin}: entry point {ep.value} is not a "
+                            f"keyform.typeregistry.{cls.__name__}")
+    if obj.name != name:
+        raise TypeLoadError(f"{kind} type {name!r} from {origin}: the object is named {obj.name!r}")
+    if obj.interface != INTERFACE_VERSION:
+        raise TypeLoadError(f"{kind} type {name!r} from {origin} implements interface version "
+                            f"{obj.interface}; this keyform implements version {INTERFACE_VERSION}")
+    return replace(obj, origin=origin)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""

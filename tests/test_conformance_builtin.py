@@ -1,0 +1,54 @@
+"""Both built-in provider types pass the conformance kit (`keyform.testing`) against the emulator.
+
+The emulator paginates neither API (neither has pages), so the kit reports pagination as skipped
+for them; the plug-in example (tests/test_plugin_example.py) runs it with pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from keyform.emulator import Emulator
+from keyform.testing import CANARY, ConformanceTarget, ProviderConformance
+from keyform.testing.builtin import EmulatorFaults
+
+TOKEN = f"tok-{CANARY}-accepted"
+REJECTED = f"tok-{CANARY}-rejected"
+READ_ONLY = f"tok-{CANARY}-read-only"
+
+
+@pytest.fixture(scope="module")
+def kit_emulator() -> Iterator[Emulator]:
+    from keyform.emulator import EmulatorConfig
+
+    emulator = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}),
+                                       read_only_tokens=frozenset({READ_ONLY}))).start()
+    yield emulator
+    emulator.stop()
+
+
+def target(emulator: Emulator, provider_type: str, **fields: object) -> ConformanceTarget:
+    return ConformanceTarget(base_url=emulator.url, token=TOKEN, rejected_token=REJECTED, forbidden_token=READ_ONLY,
+                             faults=EmulatorFaults(emulator.url), provider_type=provider_type,
+                             **fields)  # type: ignore[arg-type]
+
+
+class TestQuestraConformance(ProviderConformance):
+    @pytest.fixture
+    def conformance_target(self, kit_emulator: Emulator) -> ConformanceTarget:
+        return target(kit_emulator, "questra", provider_options={"org_id": "org_kit"},
+                      key_fields=lambda label: {"name": label})
+
+
+def _textql_fields(label: str) -> dict[str, object]:
+    return {"description": label, "hosts": ["api.example.com"], "api_provider": "example"}
+
+
+class TestTextQLConformance(ProviderConformance):
+    @pytest.fixture
+    def conformance_target(self, kit_emulator: Emulator) -> ConformanceTarget:
+        fields: Callable[[str], dict[str, object]] = _textql_fields
+        return target(kit_emulator, "textql", key_fields=fields,
+                      update_fields=lambda label: {"hosts": ["api.example.com", "eu.api.example.com"]},
+                      secret_inputs={"auth_value": f"sk-{CANARY}-credential"})

@@ -1,0 +1,101 @@
+"""The plug-in path end to end (issue 17 item 1, must show): examples/plugin-provider is pip-installed
+beside keyform into a fresh virtual environment (both from wheels built from this checkout, offline:
+--no-index, --no-build-isolation), then in that environment `keyform providers` lists it with its
+package and version, and the example's own tests pass there: keyform's conformance kit against its
+emulator, and validate/plan/apply through the keyform CLI.
+
+The fresh environment borrows only keyform's third-party dependencies (httpx, click, pytest, ...)
+from the running interpreter's site-packages through a .pth line; keyform and the plug-in are
+installed into it for real (their dist-info and entry points are the environment's own)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "plugin-provider"
+
+
+def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("plugin")
+    # copies, so building writes no build/ or egg-info into the checkout
+    src = base / "keyform-src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    plugin = shutil.copytree(EXAMPLE, base / "plugin-provider", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.egg-info", "build", ".pytest_cache"))
+    wheels = base / "wheels"
+    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-index", "--no-deps", "--no-build-isolation",
+                "-w", wheels, src, plugin)
+    assert built.returncode == 0, built.stderr[-3000:]
+    env_dir = base / "venv"
+    made = run(getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", env_dir)
+    assert made.returncode == 0, made.stderr
+    python = env_dir / "bin" / "python"
+    installed = run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index", "--no-deps",
+                    *sorted(wheels.glob("*.whl")))
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    site = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    Path(site, "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return env_dir
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def test_keyform_providers_lists_the_installed_plugin(venv: Path, tmp_path: Path) -> None:
+    res = run(venv / "bin" / "keyform", "providers", cwd=tmp_path, env=clean_env())
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line for line in res.stdout.splitlines() if line.startswith("  ")}
+    assert "keyform-acme 0.1.0" in rows["acme"] and "keyform-acme 0.1.0" in rows["acme-vault"]
+    assert "built-in" in rows["questra"] and "built-in" in rows["dotenv"]
+    # keyform is the environment's own install, not this checkout
+    where = run(venv / "bin" / "python", "-c", "import keyform; print(keyform.__file__)", env=clean_env())
+    assert str(venv) in where.stdout
+
+
+# the CLI in process, then whether any module of the plug-in was imported
+PROBE = ("import sys\nfrom keyform.cli import main\ntry:\n    main(sys.argv[1:], prog_name='keyform')\n"
+         "except SystemExit:\n    pass\n"
+         "print('PLUGIN LOADED' if any(m.startswith('keyform_acme') for m in sys.modules) else 'NO PLUGIN')")
+
+
+def test_version_and_a_builtin_validate_load_no_plugin(venv: Path, tmp_path: Path) -> None:
+    (tmp_path / "keyform.yaml").write_text(
+        "version: 1\nproviders:\n  q: {type: questra, token: {env: T}, org_id: o}\n"
+        "sinks:\n  env: {type: dotenv, path: .env}\nkeys:\n  k: {provider: q, sink: env}\n")
+    for args in (["--version"], ["validate"]):
+        res = run(venv / "bin" / "python", "-c", PROBE, *args, cwd=tmp_path, env=clean_env())
+        assert res.stdout.strip().endswith("NO PLUGIN"), (args, res.stdout, res.stderr)
+    (tmp_path / "keyform.yaml").write_text(
+        "version: 1\nproviders:\n  a: {type: acme, base_url: 'http://127.0.0.1:9', token: {env: T}, project: p}\n"
+        "keys:\n  k: {provider: a, sink: {use: v, as: K}}\nsinks:\n  v: {type: acme-vault, dir: v}\n")
+    res = run(venv / "bin" / "python", "-c", PROBE, "validate", cwd=tmp_path, env=clean_env())
+    assert "The manifests are valid" in res.stdout and res.stdout.strip().endswith("PLUGIN LOADED"), res.stdout
+
+
+def test_the_example_passes_its_own_tests_and_the_conformance_kit(venv: Path) -> None:
+    plugin = venv.parent / "plugin-provider"
+    res = run(venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=plugin,
+              env=clean_env())
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "TestAcmeConformance" not in res.stdout or "failed" not in res.stdout
+    summary = res.stdout.strip().splitlines()[-1]
+    assert "passed" in summary and "skipped" not in summary and "failed" not in summary, summary
