@@ -228,8 +228,21 @@ class RestDefinition:
             expiry_updatable=self.expiry_updatable,
             secret_inputs=tuple(a.name for a in self.attributes if a.secret),
             remote_attributes=frozenset(a.name for a in plain if a.path is not None),
+            attribute_defaults=self.attribute_defaults(),
             default_base_url=self.base_url, reports_usage="last_used" in self.key_paths,
             description=f"declarative REST provider ({self.name})")
+
+    def attribute_defaults(self) -> dict[str, Any]:
+        """What a key that omits an attribute means (as `restglue.rest_attributes` fills it in): its
+        default, else, for an attribute the API reports back, its type's empty value."""
+        from keyform.manifest.restglue import empty_value
+
+        out: dict[str, Any] = {}
+        for a in self.attributes:
+            if a.secret or a.default == "${address}":
+                continue
+            out[a.name] = a.default if a.default is not None else None if a.path is None else empty_value(a.type)
+        return out
 
     def attribute(self, name: str) -> Attribute | None:
         return next((a for a in self.attributes if a.name == name), None)

@@ -208,3 +208,9 @@ def unknown_key_fields(files: Sequence[ManifestFile], report: Report) -> None:
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     path = ("keys", address)
                     report.error(source, (*path, field), f"{dotted(path)}: unknown field {field!r}{hint}")
+
+
+def empty_value(attribute_type: str) -> Any:
+    """The value an API reports for an unset attribute of this type (what a key omitting it means)."""
+    value = _EMPTY[attribute_type]
+    return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value

@@ -76,17 +76,23 @@ class ConformanceTarget:
     forbidden_token: str | None = None
     secret_inputs: Mapping[str, str] = field(default_factory=dict)
     label_of: Callable[[RemoteKey], Any] = lambda key: key.attrs.get("name", key.attrs.get("description"))
+    # a type made from a definition file (`type: rest`): the loaded definition, and the provider
+    # entry a manifest names it with (e.g. {"type": "rest", "definition": PATH}); see `rest_target`
+    definition: Any = None
+    manifest_provider: Mapping[str, Any] | None = None
 
     @property
     def type(self) -> ProviderType:
         return provider_type(self.provider_type)
 
     def config(self) -> ProviderConfig:
-        options = {k: v for k, v in self.provider_options.items() if k != "org_id"}
-        org = self.provider_options.get("org_id")
+        rest = self.definition is not None  # a definition declares org_id as one of its own options
+        options = {k: v for k, v in self.provider_options.items() if rest or k != "org_id"}
+        org = None if rest else self.provider_options.get("org_id")
         return ProviderConfig(name="kit", type=self.provider_type, base_url=self.base_url.rstrip("/"),
                               token=EnvRef("KEYFORM_KIT_TOKEN"), org_id=org if isinstance(org, str) else None,
-                              loc=SourceLoc("conformance", 1), deadline=20.0, options=options)
+                              loc=SourceLoc("conformance", 1), deadline=20.0, options=options,
+                              definition=self.definition)
 
     def open(self, token: str | None = None, max_retries: int = 0) -> Provider:
         config = self.config()
@@ -253,7 +259,7 @@ class ProviderConformance:
 
         label = _label()
         t = kit.type
-        provider_entry = {"type": kit.provider_type, "base_url": kit.base_url,
+        provider_entry = {**(kit.manifest_provider or {"type": kit.provider_type}), "base_url": kit.base_url,
                           "token": {"env": "KEYFORM_KIT_TOKEN"}, **kit.provider_options}
         key = {"provider": "p", **{k: v for k, v in kit.key_fields(label).items()}}
         env_inputs: dict[str, str] = {}
