@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from keyform.emulator import Emulator, EmulatorConfig
+from keyform.testing.conformance import CANARY as KIT_CANARY
 
 # --------------------------------------------------------------------------------------- emulator
 
@@ -198,3 +199,19 @@ def pg_cluster() -> Iterator[Any]:
 def pg_dsn(pg_cluster: Any) -> str:
     """A DSN of a fresh database (no keyform tables yet) in ``pg_cluster``."""
     return str(pg_cluster.dsn(pg_cluster.create_database()))
+
+
+# ------------------------------------------------------------------ the conformance kit's emulator
+
+TOKEN = f"tok-{KIT_CANARY}-accepted"
+REJECTED = f"tok-{KIT_CANARY}-rejected"
+READ_ONLY = f"tok-{KIT_CANARY}-read-only"
+
+
+@pytest.fixture(scope="module")
+def kit_emulator() -> Iterator[Emulator]:
+    """An emulator that accepts only the kit's token (and its read-only one, for the 403 test)."""
+    emulator = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}),
+                                       read_only_tokens=frozenset({READ_ONLY}))).start()
+    yield emulator
+    emulator.stop()

@@ -5,27 +5,14 @@ for them; the plug-in example (tests/test_plugin_example.py) runs it with pages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from keyform.emulator import Emulator
 from keyform.testing import CANARY, ConformanceTarget, ProviderConformance
 from keyform.testing.builtin import EmulatorFaults
-
-TOKEN = f"tok-{CANARY}-accepted"
-REJECTED = f"tok-{CANARY}-rejected"
-READ_ONLY = f"tok-{CANARY}-read-only"
-
-
-@pytest.fixture(scope="module")
-def kit_emulator() -> Iterator[Emulator]:
-    from keyform.emulator import EmulatorConfig
-
-    emulator = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}),
-                                       read_only_tokens=frozenset({READ_ONLY}))).start()
-    yield emulator
-    emulator.stop()
+from tests.conftest import READ_ONLY, REJECTED, TOKEN  # the kit's tokens; `kit_emulator` is in conftest
 
 
 def target(emulator: Emulator, provider_type: str, **fields: object) -> ConformanceTarget:

@@ -6,7 +6,6 @@ here; the definitions' pagination styles are tested in tests/test_provider_rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,10 @@ from keyform.emulator import Emulator
 from keyform.testing import ConformanceTarget, ProviderConformance
 from keyform.testing.builtin import EmulatorFaults
 from keyform.testing.rest import load_rest_type, rest_manifest_entry
-from tests.test_conformance_builtin import READ_ONLY, REJECTED, TOKEN, _textql_fields
+from tests.conftest import READ_ONLY, REJECTED, TOKEN
+from tests.test_conformance_builtin import _textql_fields
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "providers"
-
-
-@pytest.fixture(scope="module")
-def kit_emulator() -> Iterator[Emulator]:
-    from keyform.emulator import EmulatorConfig
-
-    emulator = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}),
-                                       read_only_tokens=frozenset({READ_ONLY}))).start()
-    yield emulator
-    emulator.stop()
 
 
 def rest_target(emulator: Emulator, name: str, **fields: object) -> ConformanceTarget:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from keyform import cli
-from keyform.durations import format_time, utcnow
+from keyform.durations import format_time
 from keyform.emulator import Emulator
 from tests.conftest import EmulatorControl
 from tests.project import ORG, Project
+from tests.test_lifecycle import Clock
 
 KEYS = """\
 ci-bot:
@@ -31,15 +32,6 @@ web:
 def policy(severity: str = "error", limit: str = "90d") -> str:
     return (f"policies:\n  no-idle:\n    message: unused keys must go\n    severity: {severity}\n"
             f"    match: {{providers: [questra]}}\n    require: {{max_idle: {limit}}}\n")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.base = utcnow()
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return self.base + self.offset
 
 
 @pytest.fixture

@@ -45,6 +45,16 @@ def exact_duration(delta: timedelta) -> str:
     return f"{secs}s"
 
 
+def maybe_time(text: str | None) -> datetime | None:
+    """`parse_time`, or None for a missing, empty or unreadable value (remote data, old records)."""
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        return None
+
+
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp; a missing zone is an error."""
     if not isinstance(text, str):

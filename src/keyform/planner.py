@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keyform.durations import format_duration, format_time, parse_time
+from keyform.durations import format_duration, format_time, maybe_time, parse_time
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, topological_order
 from keyform.kinds import kind
@@ -331,13 +331,7 @@ def _is_expired(ks: KeyState, rk: RemoteKey | None, now: datetime) -> bool:
     return expires is not None and expires <= now
 
 
-def _norm_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        return None
+_norm_time = maybe_time  # None for a missing or unreadable time
 
 
 def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], state: State,

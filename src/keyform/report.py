@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from keyform.durations import format_duration, format_time, parse_time
+from keyform.durations import format_duration, format_time, maybe_time, parse_time
 from keyform.model import KeySpec, Workspace
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, KeyState, State
@@ -112,13 +112,7 @@ def _utc(text: str) -> str:
         return text
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_time(text)
-    except ValueError:
-        return None
+_time = maybe_time  # None for a missing or unreadable time
 
 
 def _days(delta: timedelta) -> int:

@@ -139,34 +139,29 @@ _REG = _Registry()
 
 def provider_type(name: str) -> ProviderType:
     """The provider type called `name`; KeyError if there is none (built in or installed)."""
-    found = _REG.providers.get(name)
-    if found is not None:
-        return found
-    if name not in BUILTIN_PROVIDERS:
-        _read_plugins()
-    with _REG.lock:
-        if name not in _REG.providers:
-            if name in BUILTIN_PROVIDERS:
-                _REG.providers[name] = _load_builtin(BUILTIN_PROVIDERS[name], name, ProviderType)
-            else:
-                _REG.providers[name] = _load_plugin("provider", name, ProviderType)
-        return _REG.providers[name]
+    found: ProviderType = _get("provider", name, _REG.providers, BUILTIN_PROVIDERS, ProviderType)
+    return found
 
 
 def sink_type(name: str) -> SinkType:
     """The sink type called `name`; KeyError if there is none (built in or installed)."""
-    found = _REG.sinks.get(name)
+    found: SinkType = _get("sink", name, _REG.sinks, BUILTIN_SINKS, SinkType)
+    return found
+
+
+def _get(kind: Kind, name: str, table: dict[str, Any], builtin: Mapping[str, str], cls: type[Any]) -> Any:
+    found = table.get(name)
     if found is not None:
         return found
-    if name not in BUILTIN_SINKS:
+    if name not in builtin:
         _read_plugins()
     with _REG.lock:
-        if name not in _REG.sinks:
-            if name in BUILTIN_SINKS:
-                _REG.sinks[name] = _load_builtin(BUILTIN_SINKS[name], name, SinkType)
+        if name not in table:
+            if name in builtin:
+                table[name] = _load_builtin(builtin[name], name, cls)
             else:
-                _REG.sinks[name] = _load_plugin("sink", name, SinkType)
-        return _REG.sinks[name]
+                table[name] = _load_plugin(kind, name, cls)
+        return table[name]
 
 
 def find_provider_type(name: str) -> ProviderType | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from keyform.durations import format_duration, format_time, parse_duration, parse_time
+from keyform.durations import format_duration, format_time, maybe_time, parse_duration, parse_time
 from keyform.model import KeySpec
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, State
@@ -44,13 +44,7 @@ def reports_usage(provider_type: str) -> bool:
     return k is not None and k.reports_usage
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        return None
+_time = maybe_time  # None for a missing or unreadable time
 
 
 def idle_for(last_used: datetime | None, since: datetime | None, now: datetime) -> timedelta | None:
