@@ -274,7 +274,8 @@ def test_create_sends_the_body_template_and_returns_the_secret_only_in_the_resul
                                                                 # rate refusals have their own, larger budget
                                                                 (429, False, RetryPolicy().max_throttled + 1)])
 def test_create_errors_follow_the_ambiguous_create_contract(tmp_path: Path, status: int, ambiguous: bool,
-                                                            attempts: int) -> None:
+                                                            attempts: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt, rng: 0.0)  # the instance pauses, not waits
     with provider(tmp_path, lambda *a: (status, {}, {"message": "nope"})) as (p, server), pytest.raises(ProviderError) as caught:
         p.create(CreateRequest("a", {"name": "A", "tags": []}, None))
     assert caught.value.ambiguous is ambiguous and caught.value.status == status
