@@ -24,7 +24,12 @@ Limits: each `call` (all its attempts and waits together) has an overall `deadli
 the per-read `timeout` alone let a reply dripping a byte every few seconds run for minutes), and a
 response body may hold at most `max_body` bytes once decoded (default 32 MiB; a declared
 Content-Length over it is refused before reading). Either ends the call with a ProviderError naming
-the provider option to raise; for a create, ambiguous (the key may exist).
+the provider option to raise; for a create, ambiguous (the key may exist). The deadline bounds every
+socket operation, not only the gaps between body chunks: the transport's network backend is wrapped
+(`_DeadlineBackend`) so that each connect, TLS handshake, send and receive waits at most until the
+deadline of the call running on that thread, on a fresh or a reused pooled connection alike; a
+server dripping its status line or headers a byte at a time ends at the deadline too. No watchdog
+thread, no extra thread hop: one clock read per socket operation.
 
 `call` raises ProviderError only for transport failures; it returns every HTTP response (once the
 retries are spent), because each API words its error bodies differently. Messages never carry the
@@ -40,6 +45,7 @@ import os
 import random
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +55,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from keyform import redact
@@ -60,6 +67,7 @@ log = logging.getLogger("keyform.providers")
 
 CONNECT_TIMEOUT = 10.0
 DEFAULT_DEADLINE = 60.0  # seconds for one call, retries included (provider option `deadline`)
+_DEADLINE_SLACK = 0.05  # a socket timeout this close to the deadline is the deadline's
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # decoded response bytes (provider option `max_response_bytes`)
 USER_AGENT = "keyform"
 LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -209,13 +217,77 @@ def _bypassed(host: str, no_proxy: str) -> bool:
 
 
 def _transport_for(instance: str, base_url: str) -> httpx.HTTPTransport:
-    """The pooled transport for one provider instance: TLS verified, through the environment's proxy."""
+    """The pooled transport for one provider instance: TLS verified, through the environment's proxy,
+    every socket operation bounded by the running call's deadline (`_DeadlineBackend`)."""
     proxy = environment_proxy(base_url)
     try:
-        return httpx.HTTPTransport(verify=tls_context(), limits=LIMITS, proxy=proxy)
+        transport = httpx.HTTPTransport(verify=tls_context(), limits=LIMITS, proxy=proxy)
     except (ValueError, ImportError, httpx.InvalidURL) as exc:
         raise ProviderError(f"{instance}: cannot use the proxy {_shown_proxy(proxy)} named by the environment: "
                             f"{_proxy_problem(proxy, exc)}") from None
+    pool = transport._pool  # httpcore's ConnectionPool (or HTTPProxy/SOCKSProxy, its subclasses)
+    pool._network_backend = _DeadlineBackend(pool._network_backend)  # used for every new connection
+    return transport
+
+
+# The deadline (time.monotonic()) of the call this thread is sending, or None: set by HttpClient._send
+# around the transport, read by _DeadlineStream on each socket operation.
+_call_deadline = threading.local()
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """`timeout` cut to what is left of this thread's call deadline; `expired` raised when none is left."""
+    deadline: float | None = getattr(_call_deadline, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the call's deadline passed")
+    return left if timeout is None or left < timeout else timeout
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every wait ends by the running call's deadline (see `_bounded`)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend with its streams wrapped in `_DeadlineStream`."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(path, _bounded(timeout, httpcore.ConnectTimeout),
+                                                                 socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
 
 
 def _shown_proxy(proxy: str | None) -> str:
@@ -357,12 +429,20 @@ class HttpClient:
         request = httpx.Request(method, self.base_url + path, content=content, extensions=extensions,
                                 headers=self._headers if content is None else self._json_headers)
         started = time.monotonic() if log.isEnabledFor(logging.DEBUG) else None
+        _call_deadline.at = deadline  # every socket wait of this request ends by then (_DeadlineStream)
         try:
             response = self._transport.handle_request(request)
         except httpx.HTTPError as exc:
+            _call_deadline.at = None
             if started is not None:
                 log.debug("%s: %s %s -> no response (%s) %.0f ms", self.instance, method, self._shown(path),
                           type(exc).__name__, (time.monotonic() - started) * 1000)
+            if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= deadline - _DEADLINE_SLACK:
+                raise _Limit(self._over_deadline(),
+                             sent=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)) from None
+            raise
+        except BaseException:
+            _call_deadline.at = None
             raise
         if started is not None:
             log.debug("%s: %s %s -> %d %.0f ms", self.instance, method, self._shown(path), response.status_code,
@@ -373,15 +453,21 @@ class HttpClient:
             if declared.isdigit() and int(declared) > self.max_body:
                 raise _Limit(self._too_large())
             chunks, size = [], 0
-            for chunk in response.iter_bytes():  # decoded: a gzip bomb counts at its real size
-                size += len(chunk)
-                if size > self.max_body:
-                    raise _Limit(self._too_large())
-                if time.monotonic() > deadline:
-                    raise _Limit(self._over_deadline())
-                chunks.append(chunk)
+            try:
+                for chunk in response.iter_bytes():  # decoded: a gzip bomb counts at its real size
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise _Limit(self._too_large())
+                    if time.monotonic() > deadline:
+                        raise _Limit(self._over_deadline())
+                    chunks.append(chunk)
+            except httpx.TimeoutException:
+                if time.monotonic() >= deadline - _DEADLINE_SLACK:
+                    raise _Limit(self._over_deadline()) from None
+                raise
             response._content = b"".join(chunks)  # what Response.read() stores
         finally:
+            _call_deadline.at = None
             response.close()
         return response
 
