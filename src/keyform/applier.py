@@ -105,10 +105,15 @@ class ApplyContext:
     orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
+    # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
+    # an entry another key now holds (a key renamed with the same `as:`)
+    entry_owner: dict[tuple[str, str], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
         self.sink_slots = threading.Semaphore(max(1, self.parallelism))
+        self.entry_owner = {(s.sink.sink, s.sink.name): a for a, s in self.workspace.keys.items()
+                            if s.sink is not None and kind(s.provider_type).returns_secret}
 
     def provider(self, name: str) -> Provider:
         """The provider instance, its calls bounded by --parallelism (see `_run`)."""
@@ -645,6 +650,8 @@ def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
 def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     if ks.sink is None:
         return
+    if ctx.entry_owner.get((ks.sink["sink"], ks.sink["as"]), ks.address) != ks.address:
+        return  # another key of the manifests writes this entry now: it is not ours to remove
     try:
         ctx.sink(ks.sink["sink"]).remove(ks.sink["as"])
     except SinkError:
