@@ -279,9 +279,12 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
 def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:
     first = [c for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE)]
     _run(first, ctx, report, interrupts)
-    if report.lost_lock is not None:
-        return
     second = [c for c in plan.changes if c.action is Action.DELETE]
+    if report.lost_lock is not None:  # the revocations are not started either: say so
+        for change in second:
+            report.skipped.append((change, "skipped: the state lock was lost"))
+            ctx.on_event(ApplyEvent("skipped", change, 0.0, "skipped: the state lock was lost"))
+        return
     if interrupts.count:
         report.not_started.extend(second)
         return
@@ -373,9 +376,12 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
                         heapq.heappush(ready, heapq.heappop(keys))
                 while ready:
                     change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
+                    if change.key in settled:
+                        continue
                     settle(change)
                     report.skipped.append((change, msg))
                     ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
+                    skip_dependants(change.key)  # they could never start either
             cap = share()
             for name, keys in parked.items():
                 while keys and active[name] < cap:

@@ -470,6 +470,9 @@ class _Builder:
     def _operation(self, name: str, raw: Mapping[str, Any]) -> Operation:
         base: YamlPath = ("operations", name)
         path = self._template((*base, "path"), raw["path"], name, quote_values=True)
+        if any(v.startswith("secrets.") for v in path.variables):  # URLs are logged (by `-v`, proxies, servers)
+            self.error((*base, "path"), "a secret input (${secrets.NAME}) may go in a body or a header, "
+                       "never in a URL path")
         body = None
         if "body" in raw:
             render, variables = compile_body(raw["body"])

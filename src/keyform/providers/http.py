@@ -371,10 +371,11 @@ class HttpClient:
             except _FATAL as exc:
                 raise self._error(what, f"request failed ({type(exc).__name__}: {exc})", secrets) from None
             except _NOT_SENT as exc:
-                if last:
+                wait = self.retry.backoff(attempt, self._rng)
+                if last or time.monotonic() + wait >= deadline:  # no time left for another attempt
                     raise self._error(what, f"cannot connect to {self.base_url} ({_connect_reason(exc)})",
                                       secrets) from None
-                self._wait(what, attempt, None, type(exc).__name__)
+                self._wait(what, attempt, wait, type(exc).__name__)
                 attempt += 1
                 continue
             except httpx.HTTPError as exc:
@@ -382,10 +383,11 @@ class HttpClient:
                 if not idempotent:
                     raise self._error(what, f"no response ({reason}); the key may exist remotely", secrets,
                                       ambiguous=True) from None
-                if last:
-                    raise self._error(what, f"no response ({reason}) after {attempts} attempts",
+                wait = self.retry.backoff(attempt, self._rng)
+                if last or time.monotonic() + wait >= deadline:
+                    raise self._error(what, f"no response ({reason}) after {attempt + 1} attempt(s)",
                                       secrets) from None
-                self._wait(what, attempt, None, type(exc).__name__)
+                self._wait(what, attempt, wait, type(exc).__name__)
                 attempt += 1
                 continue
             finally:
