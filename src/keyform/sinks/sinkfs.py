@@ -75,11 +75,10 @@ def write_entry(path: StrPath, data: bytes) -> None:
     a directory of 10,000 entries per write would make an apply quadratic."""
     directory = os.path.dirname(os.path.abspath(path))
     prepare_dir(directory)
-    with _guard:
-        sweep = directory not in _swept
-        _swept.add(directory)
-    if sweep:
-        remove_stale_temps(directory, None)
+    with _guard:  # the sweep finishes before any write of this process starts in that directory:
+        if directory not in _swept:  # it would otherwise remove another thread's temp file in flight
+            remove_stale_temps(directory, None)
+            _swept.add(directory)
     atomic_write(path, data, follow_symlinks=False)
 
 
