@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import click
@@ -105,16 +105,27 @@ class KeyformCommand(click.Command):
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
-        original = list(args)
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except UsageFailure:
-            raise
-        except click.UsageError as exc:
-            raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
+        return _one_line_usage(super().make_context, info_name, args, parent, extra)
 
 
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _one_line_usage(make: Callable[..., click.Context], info_name: str | None, args: list[str],
+                    parent: click.Context | None, extra: dict[str, Any]) -> click.Context:
+    """`make(info_name, args, parent, **extra)` with keyform's conventions: a usage error is one
+    `Error:` line, exit 1; a group given nothing shows its help, exit 0."""
+    original = list(args)
+    try:
+        return make(info_name, args, parent, **extra)
+    except UsageFailure:
+        raise
+    except _NO_ARGS as exc:  # `keyform` alone: its help, as `keyform --help` shows it
+        assert exc.ctx is not None
+        click.echo(exc.ctx.get_help())
+        raise click.exceptions.Exit(0) from None
+    except click.UsageError as exc:
+        raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
 
 
 class KeyformGroup(click.Group):
@@ -129,17 +140,7 @@ class KeyformGroup(click.Group):
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
-        original = list(args)
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except UsageFailure:
-            raise
-        except _NO_ARGS as exc:  # `keyform` alone: its help, as `keyform --help` shows it
-            assert exc.ctx is not None
-            click.echo(exc.ctx.get_help())
-            raise click.exceptions.Exit(0) from None
-        except click.UsageError as exc:
-            raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
+        return _one_line_usage(super().make_context, info_name, args, parent, extra)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         try:

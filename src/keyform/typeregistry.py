@@ -194,18 +194,15 @@ def available() -> list[Available]:
     """Every provider and sink type, loaded (a broken plug-in is listed with its problem)."""
     _read_plugins()
     rows: list[Available] = []
-    for name in provider_names():
-        try:
-            p = provider_type(name)
-            rows.append(Available("provider", name, p.origin, p.description))
-        except TypeLoadError as exc:
-            rows.append(Available("provider", name, _plugin_origin("provider", name), problem=str(exc)))
-    for name in sink_names():
-        try:
-            s = sink_type(name)
-            rows.append(Available("sink", name, s.origin, s.description))
-        except TypeLoadError as exc:
-            rows.append(Available("sink", name, _plugin_origin("sink", name), problem=str(exc)))
+    kinds: tuple[tuple[Kind, tuple[str, ...], Callable[[str], ProviderType | SinkType]], ...] = (
+        ("provider", provider_names(), provider_type), ("sink", sink_names(), sink_type))
+    for kind, names, get in kinds:
+        for name in names:
+            try:
+                t = get(name)
+                rows.append(Available(kind, name, t.origin, t.description))
+            except TypeLoadError as exc:
+                rows.append(Available(kind, name, _plugin_origin(kind, name), problem=str(exc)))
     for (kind, name), problem in sorted(_REG.problems.items()):
         rows.append(Available(kind, name, _plugin_origin(kind, name, shadowed=True), problem=problem))
     return rows
