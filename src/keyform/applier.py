@@ -518,8 +518,9 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
     revoke_after = format_time(now + spec.rotation.grace)  # all that can fail, before the remote call
     match = {n: spec.attrs.get(n) for n in sorted(k.remote_attributes) if n != "headers"}
+    entry = {"entry": {"sink": spec.sink.sink, "as": spec.sink.name}} if (k.returns_secret and spec.sink) else {}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
-                             replaces=change.remote_id, match=match)
+                             replaces=change.remote_id, match=match, **entry)
     try:
         result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
     except KeyformError as exc:
@@ -605,6 +606,8 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     if recorded:
         fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
     remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
+    moving = SINK in changed and spec.sink is not None and ks.sink is not None
+    entry = {"entry": {"sink": spec.sink.sink, "as": spec.sink.name}} if (moving and spec.sink) else {}
     if remote_changes:
         header_inputs = {p for p in spec.secret_inputs if p.startswith("headers.")}
         values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)
@@ -618,14 +621,14 @@ def _update(change: Change, ctx: ApplyContext) -> None:
         if EXPIRY in changed:
             exp = spec.expiry.resolve(now)
             expires_at = format_time(exp) if exp else None
-        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
+        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
         remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)
         remote_attrs = _visible(remote, fps)
     else:
-        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
+        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
     sink = ks.sink
     moved_from: KeyState | None = None
-    if SINK in changed and spec.sink is not None and ks.sink is not None:
+    if moving and spec.sink is not None and ks.sink is not None:
         secret = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
         if secret is None:  # a move cut off after the old entry was removed: the new one has it
             secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
@@ -660,6 +663,8 @@ def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
         return  # another key of the manifests writes this entry now: it is not ours to remove
     try:
         ctx.sink(ks.sink["sink"]).remove(ks.sink["as"])
+        with ctx.lock:  # gone from the sink: no longer an entry of keyform's to keep track of
+            ctx.state.written.get(ks.sink["sink"], set()).discard(ks.sink["as"])
     except SinkError:
         if ks.sink["sink"] in ctx.workspace.sinks:
             raise

@@ -23,13 +23,14 @@ from keyform.errors import KeyformError, LockLostError
 from keyform.journal import Journal
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
-from keyform.planner import PlanInputs
+from keyform.planner import PlanInputs, foreign_entries
 from keyform.planner import plan as make_plan
 from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
-from keyform.recovery import Recovery, assess, begin_record, fold, pending_records
+from keyform.recovery import Recovery, assess, begin_record, fold, pending_records, written_entries
 from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
+from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
 from keyform.usage import UsageReport
 
@@ -122,7 +123,8 @@ def _recover(sess: Session) -> None:
         return
     log.debug("journal: %d records left by an interrupted apply; assessing them", len(records))
     types = {name: p.type for name, p in sess.workspace.providers.items()}
-    sess.recovery = assess(sess.state, records, sess.providers, types)
+    targets = {a: (k.sink.sink, k.sink.name) for a, k in sess.workspace.keys.items() if k.sink is not None}
+    sess.recovery = assess(sess.state, records, sess.providers, types, targets)
     sess.notes.extend(sess.recovery.notes)
 
 
@@ -135,7 +137,8 @@ def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]
     rec = sess.recovery
     if not rec.pending:
         return []
-    if rec.state_changed:
+    # the entries interrupted changes wrote stay keyform's own once the journal lets them go
+    if sess.state.note_written(rec.entries) or rec.state_changed:
         sess.store.save(sess.state)
         sess.new_state = False
     _rewrite_journal(sess, pending_records(rec, keep_uncertain=False, resolved=resolved))
@@ -152,6 +155,7 @@ def fold_journal(store: StateBackend, state: State) -> list[dict[str, object]] |
     if not records:
         return None
     interrupted, _ = fold(state, records)
+    state.note_written(written_entries(interrupted))
     keep = {it.seq for it in interrupted if it.action == "create"}
     return [r for r in records if str(r.get("seq")) in keep]
 
@@ -177,8 +181,10 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
         snapshot = RemoteSnapshot()
     readable = sess.sinks.readable()
     rec = sess.recovery
+    sinks = scan_sinks(sess, readable)
     inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), readable,
-                        missing_secrets(sess, readable), orphans=tuple(rec.orphans), uncertain=tuple(rec.uncertain))
+                        missing_secrets(sess, readable, sinks), orphans=tuple(rec.orphans),
+                        uncertain=tuple(rec.uncertain), sinks=sinks, interrupted_entries=frozenset(rec.entries))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
                        destroy=destroy, replace=replace)
     policy_notes = enforce(check_plan(sess.policies, ws, result, sess.options.clock(), state, snapshot))
@@ -191,15 +197,22 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
     return result
 
 
-def missing_secrets(sess: Session, readable: frozenset[str]) -> frozenset[str]:
-    """Keys whose secret should be in a readable sink but is not there. The plain-file sinks are
-    scanned once each for the entry names they hold (`keyform.sinkscan`); in other readable sinks
-    only `secret_of` sources are checked, by reading the entry (the value is dropped at once)."""
+def scan_sinks(sess: Session, readable: frozenset[str]) -> SinkSnapshot:
+    """The plain-file sinks' entries, each file read once (`keyform.sinkscan`): the readable sinks
+    that hold a recorded secret (for `missing_secrets`), and every sink a key of the manifests
+    writes to (for `planner.foreign_entries`)."""
     from keyform.sinkscan import scan
 
-    recorded = {ks.sink["sink"] for ks in sess.state.keys.values()
-                if ks.sink is not None and ks.secret_in_sink and ks.sink["sink"] in readable}
-    snapshot = scan(sess.workspace.sinks, recorded)
+    wanted = {ks.sink["sink"] for ks in sess.state.keys.values()
+              if ks.sink is not None and ks.secret_in_sink and ks.sink["sink"] in readable}
+    wanted.update(spec.sink.sink for spec in sess.workspace.keys.values() if spec.sink is not None)
+    return scan(sess.workspace.sinks, wanted)
+
+
+def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnapshot) -> frozenset[str]:
+    """Keys whose secret should be in a readable sink but is not there. The plain-file sinks were
+    scanned once each for the entry names they hold (`snapshot`); in other readable sinks only
+    `secret_of` sources are checked, by reading the entry (the value is dropped at once)."""
     sources = {r.address for spec in sess.workspace.keys.values() for r in spec.secret_inputs.values()
                if isinstance(r, SecretOfRef)}
     missing = set()
@@ -237,6 +250,12 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         problems.append("the manifests changed since it was made")
     if problems:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
+    # the sink files may have changed since the plan was made: check again, before any remote call
+    sinks = scan_sinks(sess, sess.sinks.readable())
+    foreign = foreign_entries(sess.workspace, sess.state, saved.changes,
+                              PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries)))
+    if foreign:
+        raise KeyformError(foreign)
     enforce(check_plan(sess.policies, sess.workspace, saved, sess.options.clock(), sess.state))
 
 

@@ -26,6 +26,7 @@ from keyform.model import KeySpec, SecretOfRef, Workspace
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.sinkscan import SinkSnapshot
 from keyform.state import KeyState, State
 from keyform.usage import deposed_verdict, retirement_rule
 
@@ -51,6 +52,10 @@ class PlanInputs:
     missing_secrets: frozenset[str] = frozenset()
     orphans: tuple[Orphan, ...] = ()
     uncertain: tuple[Uncertain, ...] = ()
+    # the sinks' entries as found now (`keyform.sinkscan`), and the (sink, entry) pairs an
+    # interrupted apply may have written (`Recovery.entries`): see `foreign_entries`
+    sinks: SinkSnapshot = field(default_factory=SinkSnapshot)
+    interrupted_entries: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -118,7 +123,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if address in decisions:
             changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], state))
 
-    errors: list[Diagnostic] = []
+    errors = foreign_entries(workspace, state, changes, inputs)
     for address in sorted(state.keys):
         ks = state.keys[address]
         if not in_scope(address) or (address in desired and not destroy):
@@ -175,6 +180,32 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
                 destroy=destroy, targets=tuple(sorted(targets)))
+
+
+def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change],
+                    inputs: PlanInputs) -> list[Diagnostic]:
+    """The changes that would write a secret over an entry keyform did not write, in a sink whose
+    file others write too (a .env's `OTHER_VAR=keepme`): one diagnostic each, at the key, naming
+    the entry's `file:line`. keyform's own entries are those a key in the state records, those in
+    `state.written`, and those an interrupted apply may have written."""
+    out: list[Diagnostic] = []
+    owned: set[tuple[str, str]] | None = None
+    for change in changes:
+        spec = workspace.keys.get(change.address)
+        if change.sink is None or change.action is Action.DELETE or spec is None or spec.sink is None:
+            continue
+        target = (spec.sink.sink, spec.sink.name)
+        where = inputs.sinks.where(*target)
+        if where is None:
+            continue
+        if owned is None:
+            owned = state.owned_entries() | inputs.interrupted_entries
+        if target not in owned:
+            out.append(Diagnostic(
+                f"key {change.address!r}: sink {target[0]} already holds {target[1]} ({where}), which keyform "
+                f"did not write; it will not overwrite it. Give the key another `as:`, or remove that line "
+                "from the file if its value may go", spec.loc))
+    return out
 
 
 def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...]) -> set[str] | None:

@@ -2,19 +2,21 @@
 
 `plan` must notice a secret that vanished from a readable sink (someone deleted `.secrets/dev.env`)
 and replace the key; the planner is pure, so the sinks are read *before* planning. For the three
-plain-file sinks (`dotenv`, `json`, `file`) one read of the file (or one directory listing) gives
-every entry name at once, whatever the number of keys; no secret value is kept. Other sinks
+plain-file sinks (`dotenv`, `json`, `file`: each type's `SinkType.scan`) one read of the file (or
+one directory listing) gives every entry name at once, whatever the number of keys; no secret value is kept. Other sinks
 (`sops`, `k8s-secret`, `exec`) report None (not scanned here; a `secret_of` source in them is
 still checked by reading its entry, see `operations.missing_secrets`).
+
+For a sink whose file holds other people's entries too (`SinkType.guards_entries`: a `.env`), the
+snapshot also keeps each entry's line, so the planner can refuse to overwrite a variable keyform
+did not write and name where it is (`planner.foreign_entries`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from keyform.model import SinkConfig
 
@@ -25,65 +27,54 @@ class SinkSnapshot:
     (or could not be read, which apply reports in its own words)."""
 
     entries: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # sink name -> entry name -> its 1-based line, for the sinks that guard their entries
+    lines: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)  # sink name -> its file, as the manifest gave it
 
     def holds(self, sink: str, name: str) -> bool | None:
         """True/False when `sink` was scanned, None when unknown."""
         names = self.entries.get(sink)
         return None if names is None else name in names
 
+    def where(self, sink: str, name: str) -> str | None:
+        """`file:line` of entry `name` in a guarded sink's file; None when it does not hold it."""
+        line = self.lines.get(sink, {}).get(name)
+        return None if line is None else f"{self.files.get(sink, sink)}:{line}"
+
 
 def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
-    """Scan the sinks named in `wanted` (those that hold a recorded secret)."""
+    """Scan the sinks named in `wanted` (those that hold a recorded secret, and the guarded sinks
+    a key writes to) that their type can scan (`SinkType.scan`)."""
+    from keyform.typeregistry import sink_type
+
     out: dict[str, frozenset[str]] = {}
+    lines: dict[str, Mapping[str, int]] = {}
+    files: dict[str, str] = {}
     for name in sorted(wanted):
         config = sinks.get(name)
         if config is None:
             continue
-        names = entry_names(config)
-        if names is not None:
-            out[name] = names
-    return SinkSnapshot(out)
+        try:
+            stype = sink_type(config.type)
+        except KeyError:
+            continue
+        if stype.scan is None:
+            continue
+        try:
+            found = stype.scan(config)
+        except (OSError, ValueError, KeyError):
+            continue  # unreadable: apply reports it in its own words
+        out[name] = frozenset(found)
+        if stype.guards_entries:
+            lines[name] = found
+            files[name] = _shown(str(config.options.get(stype.required, name)))
+    return SinkSnapshot(out, lines, files)
 
 
-def entry_names(config: SinkConfig) -> frozenset[str] | None:
-    """The entry names of a dotenv, json or file sink (empty when its file is missing); None for
-    other types or when the file cannot be read or parsed."""
+def _shown(path: str) -> str:
+    """A path as messages show it: relative to the working directory when inside it."""
     try:
-        if config.type == "dotenv":
-            return _dotenv(Path(config.options["path"]))
-        if config.type == "json":
-            return _json(Path(config.options["path"]))
-        if config.type == "file":
-            return _directory(Path(config.options["dir"]))
-    except (OSError, ValueError, KeyError):
-        return None
-    return None
-
-
-def _dotenv(path: Path) -> frozenset[str]:
-    from keyform.sinks.dotenv import parse
-
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return frozenset()
-    return frozenset(e.name for e in parse(text.removeprefix("\ufeff")) if e.name is not None)
-
-
-def _json(path: Path) -> frozenset[str] | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return frozenset()
-    if not raw.strip():
-        return frozenset()
-    doc = json.loads(raw)
-    return frozenset(doc) if isinstance(doc, dict) else None
-
-
-def _directory(path: Path) -> frozenset[str]:
-    try:
-        with os.scandir(path) as it:
-            return frozenset(e.name for e in it if e.is_file())
-    except FileNotFoundError:
-        return frozenset()
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

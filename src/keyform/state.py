@@ -12,6 +12,7 @@ import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,34 @@ class State:
     key_check: str | None = None
     # the HMAC key in keyed mode, derived from the external key and the salt; never stored
     mac_key: bytes | None = field(default=None, repr=False, compare=False)
+    # sink name -> entries keyform wrote there that no key records (a create or a sink move cut
+    # short by a crash, a key `state rm`-ed): keyform's own, so plan may overwrite them; any other
+    # entry of a guarded sink (a .env variable) it refuses to overwrite (`planner.foreign_entries`)
+    written: dict[str, set[str]] = field(default_factory=dict)
+
+    def owned_entries(self) -> set[tuple[str, str]]:
+        """Every (sink, entry) keyform wrote and has not removed: the keys' and `written`."""
+        owned = {(ks.sink["sink"], ks.sink["as"]) for ks in self.keys.values() if ks.sink is not None}
+        owned.update((sink, name) for sink, names in self.written.items() for name in names)
+        return owned
+
+    def note_written(self, entries: Iterable[tuple[str, str]]) -> bool:
+        """Record entries keyform wrote outside any key's record; True if that added one."""
+        added = False
+        for sink, name in entries:
+            names = self.written.setdefault(sink, set())
+            if name not in names:
+                names.add(name)
+                added = True
+        return added
+
+    def _written_json(self) -> dict[str, list[str]]:
+        """`written`, less what a key records now (that key owns it) and empty sinks."""
+        if not self.written:
+            return {}
+        by_keys = {(ks.sink["sink"], ks.sink["as"]) for ks in self.keys.values() if ks.sink is not None}
+        out = {sink: sorted(n for n in names if (sink, n) not in by_keys) for sink, names in self.written.items()}
+        return {sink: names for sink, names in sorted(out.items()) if names}
 
     @classmethod
     def new(cls) -> State:
@@ -153,6 +182,7 @@ class State:
             **({"fingerprint_key_check": self.key_check} if self.key_check is not None else {}),
             "keys": {a: self.keys[a].to_json() for a in sorted(self.keys)},
             "deposed": [d.to_json() for d in sorted(self.deposed, key=lambda d: (d.address, d.remote_id))],
+            **({"written_entries": written} if (written := self._written_json()) else {}),
         }
 
     def dumps(self) -> str:
@@ -182,6 +212,7 @@ class State:
             keys={a: KeyState.from_json(a, v) for a, v in (d.get("keys") or {}).items()},
             deposed=[DeposedKey.from_json(x) for x in d.get("deposed") or []],
             key_check=d.get("fingerprint_key_check"),
+            written={sink: set(names) for sink, names in (d.get("written_entries") or {}).items()},
         )
 
 

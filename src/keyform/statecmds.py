@@ -123,6 +123,8 @@ def state_rm(state: State, address: str) -> KeyState:
     ks = state.keys.pop(address, None)
     if ks is None:
         raise KeyformError(f"state rm: no key {address!r} in the state")
+    if ks.sink is not None and ks.secret_in_sink:  # its entry stays where keyform wrote it
+        state.note_written([(ks.sink["sink"], ks.sink["as"])])
     return ks
 
 

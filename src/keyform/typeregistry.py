@@ -99,6 +99,13 @@ class SinkType:
     entry_name_problem: Callable[[SinkConfig, str], str | None] | None = None
     options_schema: Mapping[str, Any] | None = None  # plug-ins: JSON Schema of the options besides `type`
     path_options: tuple[str, ...] = ()
+    # every entry the sink holds now, read at once for planning (`keyform.sinkscan`): entry name ->
+    # its 1-based line where the format has lines, else 0; {} when the file is missing; raises
+    # OSError or ValueError when it cannot be read. None: the type is not scanned
+    scan: Callable[[SinkConfig], Mapping[str, int]] | None = None
+    # the sink's file holds entries others wrote too (a .env file): plan refuses to overwrite an
+    # entry keyform did not write (`planner.foreign_entries`); needs `scan`
+    guards_entries: bool = False
     interface: int = INTERFACE_VERSION
     description: str = ""
     origin: str = "built-in"

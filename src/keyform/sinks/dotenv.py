@@ -297,6 +297,21 @@ def _open(config: SinkConfig) -> DotenvSink:
     return DotenvSink(Path(config.options["path"]))
 
 
+def scan(config: SinkConfig) -> dict[str, int]:
+    """Each variable of the file with the line of its first assignment ({} when there is no file)."""
+    try:
+        text = Path(config.options["path"]).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return {}
+    found: dict[str, int] = {}
+    line = 1
+    for entry in parse(text.removeprefix(_BOM)):
+        if entry.name is not None:
+            found.setdefault(entry.name, line)
+        line += entry.raw.count("\n")
+    return found
+
+
 TYPE = SinkType(name="dotenv", required="path", open=_open,
-                entry_name_problem=lambda config, name: DotenvSink.name_problem(name),
+                entry_name_problem=lambda config, name: DotenvSink.name_problem(name), scan=scan, guards_entries=True,
                 description="a .env file, one VARIABLE=secret line per key")

@@ -81,6 +81,15 @@ def _open(config: SinkConfig) -> FileSink:
     return FileSink(Path(config.options["dir"]))
 
 
-TYPE = SinkType(name="file", required="dir", open=_open,
+def scan(config: SinkConfig) -> dict[str, int]:
+    """The directory's file names ({} when there is no directory)."""
+    try:
+        with os.scandir(config.options["dir"]) as it:
+            return dict.fromkeys((e.name for e in it if e.is_file()), 0)
+    except FileNotFoundError:
+        return {}
+
+
+TYPE = SinkType(name="file", required="dir", open=_open, scan=scan,
                 entry_name_problem=lambda config, name: FileSink.name_problem(name),
                 description="one file per secret in a directory (mode 0600)")

@@ -106,6 +106,21 @@ def _open(config: SinkConfig) -> JsonSink:
     return JsonSink(Path(config.options["path"]))
 
 
-TYPE = SinkType(name="json", required="path", open=_open,
+def scan(config: SinkConfig) -> dict[str, int]:
+    """The file's entry names ({} when there is no file or it is empty); ValueError if it is not
+    a JSON object."""
+    try:
+        raw = Path(config.options["path"]).read_bytes()
+    except FileNotFoundError:
+        return {}
+    if not raw.strip():
+        return {}
+    doc = json.loads(raw)
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    return dict.fromkeys(doc, 0)
+
+
+TYPE = SinkType(name="json", required="path", open=_open, scan=scan,
                 entry_name_problem=lambda config, name: JsonSink.name_problem(name),
                 description="a JSON object file, {entry: secret}")

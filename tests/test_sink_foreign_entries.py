@@ -1,0 +1,220 @@
+"""The dotenv sink never overwrites a variable keyform did not write (issue 14, item 7).
+
+A `.env` holds other people's variables too (`OTHER_VAR=keepme`). A key declared `as: OTHER_VAR`
+is refused at plan time, before any remote call, naming the key's `file:line` and the variable's
+`file:line`; a saved plan is checked again at apply. Entries keyform wrote stay its own: those a
+key records, those an interrupted apply may have written (its journal, then `written_entries` in
+the state once recovery lets the journal go), and those of a key removed with `state rm`.
+Through the CLI against the emulator over real HTTP on 127.0.0.1, plus the pure planner check.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from keyform.emulator import Emulator
+from keyform.errors import KeyformError, SourceLoc
+from keyform.model import KeySpec, SinkConfig, SinkTarget, Workspace
+from keyform.planner import PlanInputs, plan
+from keyform.remote import RemoteSnapshot
+from keyform.sinkscan import SinkSnapshot, scan
+from keyform.state import KeyState, State
+from tests.conftest import EmulatorControl
+from tests.project import ORG, Project
+
+ENV = ".secrets/keys.env"
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    return Project(tmp_path, emulator.url)
+
+
+def _write_env(project: Project, text: str) -> Path:
+    path = project.root / ENV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _live(control: EmulatorControl) -> list[dict[str, object]]:
+    return [k for k in control.questra_keys(ORG) if not k.get("revoked")]
+
+
+@pytest.mark.parametrize("command", [("plan",), ("apply", "--auto-approve")])
+def test_a_variable_keyform_did_not_write_is_refused_before_any_remote_call(
+        project: Project, emu_control: EmulatorControl, command: tuple[str, ...]) -> None:
+    env = _write_env(project, "# mine\nOTHER_VAR=keepme\nexport PATH_X=1\n")
+    before = env.read_bytes()
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: OTHER_VAR}\n")
+    res = project.run(*command)
+    assert res.exit_code == 1, res.output
+    manifest_line = project.manifest.read_text().splitlines().index("  ci-bot:") + 1
+    assert f"{project.manifest}:{manifest_line}: key 'ci-bot': sink env already holds OTHER_VAR" in res.stderr
+    assert "keys.env:2), which keyform did not write" in res.stderr
+    assert "Traceback" not in res.output
+    assert env.read_bytes() == before  # the variable is kept, byte for byte
+    assert _live(emu_control) == []  # no key was created
+    assert not project.state_file.exists()
+
+
+def test_an_exported_variable_is_named_at_its_line(project: Project) -> None:
+    _write_env(project, "A=1\n\nB='multi\nline'\nexport TOKEN=x\n")
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: TOKEN}\n")
+    res = project.run("plan")
+    assert res.exit_code == 1
+    assert "keys.env:5), which keyform did not write" in res.stderr
+
+
+def test_every_offending_key_is_listed_at_once(project: Project) -> None:
+    _write_env(project, "ONE=1\nTWO=2\n")
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: ONE}\n"
+                    "b:\n  provider: qp\n  sink: {use: env, as: TWO}\n"
+                    "c:\n  provider: qp\n  sink: {use: env, as: THREE}\n")
+    res = project.run("plan")
+    assert res.exit_code == 1
+    assert "already holds ONE" in res.stderr and "already holds TWO" in res.stderr
+    assert "THREE" not in res.stderr
+
+
+def test_keyforms_own_entries_are_rotated_and_others_kept(project: Project,
+                                                           emu_control: EmulatorControl) -> None:
+    _write_env(project, "OTHER_VAR=keepme\n")
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    first = project.sink()["CI_BOT"]
+    res = project.run("apply", "--auto-approve", "--replace", "ci-bot")
+    assert res.exit_code == 0, res.output
+    assert project.sink()["OTHER_VAR"] == "keepme"
+    assert project.sink()["CI_BOT"] != first
+    assert "written_entries" not in project.state()
+
+
+def test_a_saved_plan_is_checked_again_at_apply(project: Project, emu_control: EmulatorControl) -> None:
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    out = project.root / "p.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    assert out.exists()
+    _write_env(project, "CI_BOT=someone-elses\n")  # appears between plan and apply
+    res = project.run("apply", "--auto-approve", str(out))
+    assert res.exit_code == 1, res.output
+    assert "already holds CI_BOT" in res.stderr
+    assert project.sink() == {"CI_BOT": "someone-elses"}
+    assert _live(emu_control) == []
+
+
+def test_an_entry_written_by_an_interrupted_create_stays_keyforms(project: Project,
+                                                                  emu_control: EmulatorControl) -> None:
+    """The kill -9 case: a create wrote CI_BOT, then died before `done`; recovery revokes the orphan
+    and lets the journal go. The entry is still keyform's, in the plan and after the journal is gone."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    # now a second key, whose create is "interrupted" after its sink write: forge that journal
+    state = project.state()
+    journal = project.root / "keyform.state.json.journal"
+    journal.write_text("\n".join(json.dumps(r) for r in [
+        {"op": "begin", "lineage": state["lineage"], "serial": state["serial"], "salt": state["fingerprint_salt"]},
+        {"op": "intent", "seq": "r1.1", "action": "create", "address": "web", "provider": "qp",
+         "label": "web", "at": "2026-01-01T00:00:00Z", "replaces": None, "match": {"name": "web"},
+         "entry": {"sink": "env", "as": "WEB"}},
+    ]) + "\n")
+    env = project.root / ENV
+    env.write_text(env.read_text() + "WEB=orphaned-secret\n")
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
+                    "web:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    assert project.run("plan").exit_code in (0, 2)  # the journal's entry is keyform's: no refusal
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink()["WEB"] != "orphaned-secret"
+    # and once the journal is gone, the state remembers entries no key records (state rm)
+    assert project.run("state", "rm", "web", "-f", str(project.manifest)).exit_code == 0
+    assert project.state()["written_entries"] == {"env": ["WEB"]}
+    assert project.run("plan").exit_code in (0, 2)
+
+
+def test_apply_keeps_an_interrupted_moves_entry_after_the_journal_goes(project: Project) -> None:
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    state = project.state()
+    journal = project.root / "keyform.state.json.journal"
+    journal.write_text("\n".join(json.dumps(r) for r in [
+        {"op": "begin", "lineage": state["lineage"], "serial": state["serial"], "salt": state["fingerprint_salt"]},
+        {"op": "intent", "seq": "r1.1", "action": "update", "address": "ci-bot", "provider": "qp",
+         "remote_id": state["keys"]["ci-bot"]["remote_id"], "entry": {"sink": "env", "as": "MOVED"}},
+    ]) + "\n")
+    env = project.root / ENV
+    env.write_text(env.read_text() + "MOVED=x\n")
+    # the manifests went back to CI_BOT meanwhile: apply commits the recovery and drops the journal
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.state()["written_entries"] == {"env": ["MOVED"]}
+    assert not journal.exists() or journal.read_text().strip() == ""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: MOVED}\n")
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert "written_entries" not in project.state()  # the key records MOVED now
+
+
+# --- the pure check, and the scan -------------------------------------------------------------
+
+LOC = SourceLoc("keys.yaml", 7)
+
+
+def _workspace(as_: str) -> Workspace:
+    spec = KeySpec(address="ci-bot", provider="qp", provider_type="questra", attrs={"name": "ci-bot"},
+                   sink=SinkTarget("env", as_), loc=LOC)
+    return Workspace(files=("keys.yaml",), digest="d", state_path="s.json", providers={}, keys={"ci-bot": spec},
+                     sinks={"env": SinkConfig("env", "dotenv", {"path": "x.env"}, LOC)})
+
+
+def _snapshot(**lines: int) -> SinkSnapshot:
+    return SinkSnapshot({"env": frozenset(lines)}, {"env": lines}, {"env": "x.env"})
+
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_planner_refuses_a_foreign_entry_with_both_locations() -> None:
+    with pytest.raises(KeyformError) as err:
+        plan(_workspace("OTHER"), State.new(), RemoteSnapshot(), NOW, inputs=PlanInputs(sinks=_snapshot(OTHER=3)))
+    assert str(err.value).startswith("keys.yaml:7: key 'ci-bot': sink env already holds OTHER (x.env:3)")
+
+
+@pytest.mark.parametrize("how", ["key", "written", "interrupted"])
+def test_planner_lets_keyform_overwrite_its_own_entry(how: str) -> None:
+    state = State.new()
+    interrupted: frozenset[tuple[str, str]] = frozenset()
+    if how == "key":
+        state.keys["old"] = KeyState("old", "qp", "questra", "k1", {}, {}, "never", None, "2026-01-01T00:00:00Z",
+                                     sink={"sink": "env", "as": "OTHER"})
+    elif how == "written":
+        state.written = {"env": {"OTHER"}}
+    else:
+        interrupted = frozenset({("env", "OTHER")})
+    result = plan(_workspace("OTHER"), state, RemoteSnapshot(), NOW,
+                  inputs=PlanInputs(sinks=_snapshot(OTHER=1), interrupted_entries=interrupted))
+    assert [c.address for c in result.changes if c.address == "ci-bot"]
+
+
+def test_written_entries_round_trip_and_drop_what_a_key_records() -> None:
+    state = State.new()
+    state.written = {"env": {"B", "A"}, "empty": set()}
+    doc = json.loads(state.dumps())
+    assert doc["written_entries"] == {"env": ["A", "B"]}
+    assert State.from_json(doc).written == {"env": {"A", "B"}}
+    state.keys["k"] = KeyState("k", "qp", "questra", "k1", {}, {}, "never", None, "2026-01-01T00:00:00Z",
+                               sink={"sink": "env", "as": "A"})
+    assert json.loads(state.dumps())["written_entries"] == {"env": ["B"]}
+
+
+def test_scan_gives_each_variable_its_first_line(tmp_path: Path) -> None:
+    env = tmp_path / "x.env"
+    env.write_bytes("\ufeffA=1\r\n# c\r\nB=\"two\nlines\"\nA=again\nexport C=3\n".encode())
+    snap = scan({"env": SinkConfig("env", "dotenv", {"path": str(env)}, LOC)}, {"env"})
+    assert snap.lines["env"] == {"A": 1, "B": 3, "C": 6}
+    assert snap.where("env", "C") == f"{env}:6"
+    assert snap.where("env", "D") is None
