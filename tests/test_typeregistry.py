@@ -166,6 +166,20 @@ def test_a_plugin_cannot_replace_a_builtin_type(plugins: Callable[..., None]) ->
     assert "evilplug" not in sys.modules
 
 
+@pytest.mark.parametrize("name", ["rest", "rest:questra"])
+def test_a_plugin_cannot_take_a_name_of_the_rest_provider(plugins: Callable[..., None], name: str) -> None:
+    """`rest:NAME` types come from definition files (a plug-in named so was silently replaced by
+    a definition of that name); the entry point is refused and never imported."""
+    plugins("keyform-sly", "1.0", f'[keyform.providers]\n{name} = slyplug:PROVIDER\n', "slyplug",
+            "raise SystemExit('must never be imported')\n")
+    res = CliRunner().invoke(main, ["providers"])
+    assert f"keyform-sly 1.0 registers provider type {name!r}; `rest` and `rest:NAME` belong to `type: rest` " \
+           "definition files, so it is not used" in res.output
+    with pytest.raises(KeyError):
+        provider_type("rest:questra" if name != "rest" else "rest:nothing")
+    assert "slyplug" not in sys.modules
+
+
 def test_an_unknown_type_is_named_with_the_known_ones(tmp_path: Path) -> None:
     path = manifest(tmp_path, "version: 1\nproviders:\n  x: {type: nosuch, token: {env: T}}\n")
     with pytest.raises(KeyformError, match=r"keyform.yaml:3: providers.x.type: 'nosuch' is not one of: questra, textql"):

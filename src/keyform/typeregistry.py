@@ -271,6 +271,10 @@ def _read_plugins() -> None:
                 if name in builtin:
                     _REG.problems[(kind, name)] = (f"{' and '.join(origins)} registers {kind} type {name!r}, which is "
                                                    "built in; the built-in type is used")
+                elif kind == "provider" and (name == "rest" or name.startswith("rest:")):
+                    _REG.problems[(kind, name)] = (f"{' and '.join(origins)} registers provider type {name!r}; "
+                                                   "`rest` and `rest:NAME` belong to `type: rest` definition "
+                                                   "files, so it is not used")
                 elif len(claimants) > 1:  # neither wins: a package cannot take a name by install order
                     _REG.problems[(kind, name)] = (f"{' and '.join(origins)} all register {kind} type {name!r}; "
                                                    "none is used (uninstall all but one)")
