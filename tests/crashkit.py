@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.sinks.dotenv import DotenvSink
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 
 ORG = "org_crash"
 TOKENS = {"QUESTRA_TOKEN": "crash-questra-token-5d1e", "TEXTQL_TOKEN": "crash-textql-token-8a3f"}

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.model import EnvRef, FileRef
 from keyform.resolve import read_ref
-from tests.conftest import EmulatorControl
 from tests.project import ORG, Project
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.crashkit import COMMAND_TIMEOUT, Project, Run, wait_for
 
 ORG = "org_canary"

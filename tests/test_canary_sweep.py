@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.providers import http as provider_http
-from tests.conftest import EmulatorControl
 from tests.hostile import HostileServer, Reply, Seen, echo_of, hostile
 from tests.project import Project, Result
 

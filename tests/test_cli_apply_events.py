@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.project import ORG, Project
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"

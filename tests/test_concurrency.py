@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.crashkit import COMMAND_TIMEOUT, ORG, ManifestSpec, Project, check_invariants, wait_for
 
 SPEC = ManifestSpec.initial(4, 2)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from keyform.emulator.client import EmulatorControl
 from keyform.journal import Journal
 from keyform.recovery import begin_record
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import KeyState, State
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 from tests.crashkit import (
     COMMAND_TIMEOUT,
     ORG,

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.project import ORG, TOKENS, Project
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json").read_text())

@@ -23,10 +23,10 @@ import pytest
 
 from keyform.backends.postgres import PostgresBackend
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import State
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 from tests.pgcluster import PASSWORD
 from tests.project import ORG, TOKENS, Project, Result
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.project import TOKENS, Project
 
 MakeEmulator = Callable[..., Emulator]

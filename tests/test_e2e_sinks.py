@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.manifest import load_workspace
-from tests.conftest import EmulatorControl
 from tests.project import ORG, TOKENS, Project
 from tests.sinkkit import AgeKey, PassStore, file_writes, need, records, sops_decrypt, visible, write_recorder
 from tests.test_sinks_k8s import assert_valid_secret

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 from tests.project import ORG, Project
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.project import Project
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "questra-to-textql" / "keyform.yaml"

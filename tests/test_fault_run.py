@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.crashkit import EmulatorProcess, ManifestSpec, Project, check_invariants, duplicates, emulator_keys
 
 MAX_APPLIES = 8

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.crashkit import COMMAND_TIMEOUT, EmulatorProcess, ManifestSpec, Project, check_invariants, wait_for
 
 

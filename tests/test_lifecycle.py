@@ -14,11 +14,11 @@ import pytest
 from keyform import operations
 from keyform.durations import utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.model import ProviderConfig
 from keyform.providers import open_provider
 from keyform.remote import Provider
-from tests.conftest import EmulatorControl
 from tests.project import ORG, TOKENS, Project
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 from tests.crashkit import COMMAND_TIMEOUT, KEYFORM, ManifestSpec, Project, check_invariants, wait_for
 
 SPEC = ManifestSpec.initial(4, 2)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from keyform.emulator.client import EmulatorControl
 from keyform.plan import Action
 from keyform.planner import PlanInputs, plan
 from keyform.remote import RemoteSnapshot
-from tests.conftest import EmulatorControl
 from tests.factories import T0, questra_key, recorded, state_with, workspace
 from tests.project import ORG, Project
 

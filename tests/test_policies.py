@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.manifest import load_workspace
 from keyform.plan import Action, Change, Plan
 from keyform.policy import RULES, check_manifest, check_plan, enforce, load_policy_files
-from tests.conftest import EmulatorControl
 from tests.project import Project
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)

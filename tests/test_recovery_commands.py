@@ -20,11 +20,11 @@ import pytest
 
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.journal import Journal
 from keyform.recovery import begin_record
 from keyform.sinks.dotenv import DotenvSink
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 from tests.project import ORG, Project, Result
 
 FIRST = """\

@@ -22,11 +22,11 @@ from typing import Any
 import jsonschema
 
 from keyform.durations import format_time
+from keyform.emulator.client import EmulatorControl
 from keyform.journal import Journal
 from keyform.recovery import CLOCK_SKEW, assess, begin_record
 from keyform.remote import RemoteKey
 from keyform.state import State
-from tests.conftest import EmulatorControl
 from tests.factories import T0, questra_key, recorded, state_with
 from tests.project import ORG, Project
 

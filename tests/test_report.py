@@ -18,12 +18,12 @@ import pytest
 from keyform import cli
 from keyform.durations import format_time
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.model import Rotation
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.render.report import RENDERERS, render_csv, render_json, render_markdown, render_text
 from keyform.report import NOT_CREATED, NOT_REFRESHED, build_report
 from keyform.state import DeposedKey, State
-from tests.conftest import EmulatorControl
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 from tests.project import ORG, Project
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.manifest.restdef import load_definition
 from keyform.providers.rest import RestProvider
-from tests.conftest import EmulatorControl
 from tests.project import DEFINITIONS, ORG, Project
 
 MANIFEST = """\

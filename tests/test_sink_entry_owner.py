@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.project import ORG, Project
 
 

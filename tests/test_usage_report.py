@@ -15,12 +15,12 @@ import pytest
 from keyform import operations
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.providers import QuestraProvider
 from keyform.remote import CreateRequest, InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.render.usage import render_markdown, render_text
 from keyform.state import DeposedKey, KeyState, State
 from keyform.usage import build_report, idle_for, key_idle_for, suggest_address, unmanaged_rows
-from tests.conftest import EmulatorControl
 from tests.project import ORG, TOKENS, Project
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -159,7 +159,7 @@ def outside_key(emulator: Emulator, name: str, org: str = ORG) -> tuple[str, str
 
 
 def use(control: EmulatorControl, key_id: str, at: datetime) -> None:
-    control._call("POST", f"/questra/{ORG}/{key_id}/use", {"at": format_time(at)})
+    control.use_questra(ORG, key_id, format_time(at))
 
 
 def report(project: Project, *args: str) -> Any:

@@ -14,8 +14,9 @@ import pytest
 from keyform import operations
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.plan import Plan
-from tests.conftest import EmulatorControl, loopback_client
+from tests.conftest import loopback_client
 from tests.project import ORG, Project
 
 
@@ -53,7 +54,7 @@ def revoked(control: EmulatorControl, key_id: str) -> bool:
 
 
 def mark_used(control: EmulatorControl, key_id: str, at: str) -> None:
-    control._call("POST", f"/questra/{ORG}/{key_id}/use", {"at": at})
+    control.use_questra(ORG, key_id, at)
 
 
 def rotated(project: Project, clock: Clock, rotation: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import EmulatorControl
+from keyform.emulator.client import EmulatorControl
 from tests.crashkit import (
     COMMAND_TIMEOUT,
     LOCK_ID,
