@@ -11,6 +11,7 @@ Emulator fixtures (``keyform.emulator``, real HTTP on 127.0.0.1, an ephemeral po
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -64,6 +65,31 @@ def emu_control(emulator: Emulator) -> Iterator[EmulatorControl]:
     """Control-API client for the ``emulator`` fixture."""
     with EmulatorControl(emulator.url) as control:
         yield control
+
+
+# ------------------------------------------------------------------------------------------ fsync
+
+CountFsyncs = Callable[[], list[int]]
+
+
+@pytest.fixture
+def count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> CountFsyncs:
+    """``synced = count_fsyncs()``: from that call on, every ``os.fsync`` (the real one still runs)
+    appends its file descriptor to ``synced``, until the test ends. A call, not a patch at set-up, so
+    a test counts only what happens after the set-up it does itself (e.g. opening a journal)."""
+
+    def start() -> list[int]:
+        synced: list[int] = []
+        real_fsync = os.fsync
+
+        def counting(fd: int) -> None:
+            synced.append(fd)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", counting)
+        return synced
+
+    return start
 
 
 # ------------------------------------------------------------------------------- sink tools (real)
