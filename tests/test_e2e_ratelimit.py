@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.project import TOKENS, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
-from tests.project import TOKENS, Project
 
 MakeEmulator = Callable[..., Emulator]
 

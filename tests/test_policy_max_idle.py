@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform import cli
 from keyform.durations import format_time
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
-from tests.project import ORG, Project
 from tests.test_lifecycle import Clock
 
 KEYS = """\
