@@ -1,17 +1,22 @@
 """keyform.emulator.client.EmulatorControl, the control API's one client, against real servers on
 127.0.0.1: refusals as ControlError, path segments quoted, a dropped keep-alive connection reopened,
-one client shared by threads."""
+one client shared by threads; and the emulator package, client included, imports only the standard
+library."""
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+import keyform.emulator
 from keyform.emulator import Emulator
 from keyform.emulator.client import ControlError, EmulatorControl, format_instant
 
@@ -109,3 +114,16 @@ def test_one_client_shared_by_threads(emulator: Emulator) -> None:
             t.join()
         assert errors == []
         assert len({k["name"] for k in control.questra_keys(ORG)}) == 60
+
+
+def test_the_emulator_package_client_included_imports_only_the_standard_library() -> None:
+    package = Path(keyform.emulator.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, f"{path.name}: imports from outside keyform.emulator"
+                continue
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, f"{path.name} imports {name}"
