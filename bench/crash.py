@@ -7,8 +7,9 @@ secrets), starts `keyform apply --auto-approve` as a subprocess against an emula
 kills it with SIGKILL at a random moment, leaves the dead process's lock alone (it frees itself:
 no `force-unlock` is ever run, and the bench fails if one was needed), re-runs apply until
 `plan --detailed-exitcode` says "no changes" (at most twice), and checks the invariants listed in
-`tests/crashkit.py`. Prints trials, violations, force-unlocks, trials/min and how many applies each
-recovery needed; exits 1 on any violation. See `tests/crashkit.py` for the details.
+`harness/invariants.py`. Prints trials, violations, force-unlocks, trials/min and how many applies each
+recovery needed; exits 1 on any violation. The harness is `harness/crash.py` (shared with
+`tests/test_crash.py`); see it for the details.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: harness/
 
-from tests.crashkit import LaneConfig, Summary, TrialResult, run_trials
+from harness.crash import LaneConfig, Summary, TrialResult, run_trials
 
 FAULTS = ("--error-rate", "0.10", "--rate-limit-rate", "0.05", "--retry-after", "0.05",
           "--drop-after-commit-rate", "0.02")

@@ -1,9 +1,8 @@
 """Measuring a keyform command: wall time and peak RSS of the child process, and the emulator's
-request counters around it."""
+request counters around it (read through `keyform.emulator.client.EmulatorControl`)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -12,7 +11,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,29 +71,6 @@ def median_run(make: Callable[[], Run], repeat: int) -> tuple[float, float, floa
     runs = [make() for _ in range(repeat)]
     return (statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
             max(r.rss_mb for r in runs))
-
-
-class EmulatorControl:
-    """The emulator's control API over plain urllib (the bench imports nothing heavy)."""
-
-    def __init__(self, url: str) -> None:
-        self.base = url.rstrip("/") + "/_emulator"
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return json.loads(resp.read())
-
-    def latency(self, ms: float) -> None:
-        self._call("POST", "/faults", {"latency_ms": ms})
-
-    def reset(self) -> None:
-        self._call("POST", "/reset")
-
-    def requests(self) -> dict[str, int]:
-        return dict(self._call("GET", "/state")["requests"])
 
 
 def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

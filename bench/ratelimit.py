@@ -76,15 +76,14 @@ def scenario(bench: Any, name: str, orgs: list[tuple[str, int, float]], configur
              parallelism: int) -> RateFigure:
     """Apply creates into `orgs` ((org, creates, emulator req/s)) and measure each org's finish."""
     bench.control.reset()
-    bench.control._call("POST", "/faults", {
-        "rate_limits": {org: rate for org, _, rate in orgs}, "rate_limit_burst": 0, "latency_ms": 0})
+    bench.control.faults(rate_limits={org: rate for org, _, rate in orgs}, rate_limit_burst=0, latency_ms=0)
     root = bench.workdir / f"rate-{name}"
     root.mkdir(parents=True, exist_ok=True)
     (root / "keyform.yaml").write_text(_manifest(bench.url, [
         (org, n, f"{rate:g}/s" if configured else None) for org, n, rate in orgs]))
     started = time.time()
     r = run([*bench.kf, "apply", "--auto-approve", "--parallelism", str(parallelism)], cwd=root, env=bench.env)
-    state = bench.control._call("GET", "/state")
+    state = bench.control.state()
     failed = 0 if r.code == 0 else 1
     figures = []
     for org, n, rate in orgs:

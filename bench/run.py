@@ -51,7 +51,8 @@ from typing import Any
 import keyform
 import ratelimit  # bench/ratelimit.py
 from keyform.emulator import Emulator, EmulatorConfig
-from measure import EmulatorControl, Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
+from keyform.emulator.client import EmulatorControl
+from measure import Run, calls_between, keyform_command, median_run, run  # bench/ is on sys.path
 from workload import ONE_FILE_SINKS, Workload, bench_env, write_project, write_sink_project
 
 TARGETS = {"version": 0.3, "plan1": 0.6, "plan_wall": 3.0, "plan_rss": 200.0, "apply_ratio": 1.3,
@@ -178,7 +179,7 @@ class Bench:
     def __init__(self, workdir: Path, emu: Emulator, repeat: int) -> None:
         self.workdir = workdir
         self.url = emu.url
-        self.control = EmulatorControl(emu.url)
+        self.control = EmulatorControl(emu.url, timeout=120)
         self.repeat = repeat
         self.env = bench_env()
         self.kf = keyform_command()

@@ -6,7 +6,7 @@ of the other workspace that recovery revoked (must be 0).
 Prints runs, kills, dropped replies, keys revoked of each workspace's own and of the other (after
 lost replies: must be 0; after a kill -9 that cut a create off: the residual risk docs/recovery.md
 describes), the live keys left unattributed (reported with their `keyform import` command instead
-of revoked) and the force-unlocks run; exits 1 on any violation. See `tests/workspaces_trial.py`.
+of revoked) and the force-unlocks run; exits 1 on any violation. See `harness/workspaces.py`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: harness/
 
-from tests.workspaces_trial import run_workspace_trials
+from harness.workspaces import run_workspace_trials
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,12 +5,13 @@ Emulator fixtures (``keyform.emulator``, real HTTP on 127.0.0.1, an ephemeral po
 - ``emulator``       — a started :class:`Emulator` with the default config; stopped after the test.
 - ``make_emulator``  — factory ``make_emulator(**EmulatorConfig fields) -> Emulator`` (started,
                         stopped after the test) for tests that need faults or tokens from the start.
-- ``emu_control``    — an :class:`EmulatorControl` for ``emulator``'s control API; for another
-                        instance use ``EmulatorControl(emu.url)`` (close it, or use ``with``).
+- ``emu_control``    — a ``keyform.emulator.client.EmulatorControl`` for ``emulator``'s control API;
+                        for another instance use ``EmulatorControl(emu.url)`` (close it, or use ``with``).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from keyform.emulator import Emulator, EmulatorConfig
+from keyform.emulator.client import EmulatorControl
 from keyform.testing.conformance import CANARY as KIT_CANARY
 
 # --------------------------------------------------------------------------------------- emulator
@@ -34,82 +36,6 @@ def loopback_client(base_url: str, headers: dict[str, str] | None = None, timeou
     """An ``httpx.Client`` for the emulator. It reuses one TLS context: a plain ``httpx.Client()``
     loads the CA bundle each time (~50 ms), which adds up over hundreds of tests."""
     return httpx.Client(base_url=base_url, headers=headers, timeout=timeout, verify=_tls_context())
-
-
-class EmulatorControl:
-    """Client for the emulator's control API (``/_emulator/...``): inspect and change it out of band.
-
-    Every method raises ``httpx.HTTPStatusError`` when the emulator refuses (e.g. 404 unknown key).
-    """
-
-    def __init__(self, base_url: str) -> None:
-        self.http = loopback_client(base_url.rstrip("/") + "/_emulator")
-
-    def __enter__(self) -> EmulatorControl:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.http.request(method, path, json=body)
-        response.raise_for_status()
-        return response.json()
-
-    def state(self) -> dict[str, Any]:
-        """Everything: ``questra.orgs[org]`` (with secrets), ``textql.keys`` (with authValue…),
-        ``requests`` (count per route, e.g. ``"questra.create"``), ``faults`` (knobs + injected counts)."""
-        return self._call("GET", "/state")
-
-    def requests(self) -> dict[str, int]:
-        """Requests seen per API route, e.g. ``{"questra.create": 2, "textql.list": 1}``."""
-        return self.state()["requests"]
-
-    def questra_keys(self, org: str) -> list[dict[str, Any]]:
-        """The org's Questra keys as stored, secrets included."""
-        return self.state()["questra"]["orgs"].get(org, [])
-
-    def textql_keys(self) -> list[dict[str, Any]]:
-        """The TextQL keys as stored, ``authValue``/``authValueExtra``/``isPrivate`` included."""
-        return self.state()["textql"]["keys"]
-
-    def faults(self, **knobs: Any) -> dict[str, Any]:
-        """Set any of latency_ms, error_rate, rate_limit_rate, drop_after_commit_rate, seed,
-        questra_list_shape, retry_after; return the resulting knobs."""
-        return self._call("POST", "/faults", knobs)
-
-    def reset(self) -> None:
-        """Forget every key and request count; restore the knobs the emulator started with."""
-        self._call("POST", "/reset")
-
-    def bulk_questra(self, org: str, count: int, prefix: str = "bulk-") -> list[dict[str, Any]]:
-        """Create ``count`` keys named ``prefix0…`` in ``org`` in one call; returns them with secrets."""
-        return self._call("POST", f"/questra/{org}/bulk", {"count": count, "prefix": prefix})
-
-    def bulk_textql(self, count: int, prefix: str = "bulk-") -> list[dict[str, Any]]:
-        """Create ``count`` TextQL keys (descriptions ``prefix0…``) in one call; returns the records."""
-        return self._call("POST", "/textql/bulk", {"count": count, "prefix": prefix})
-
-    def revoke_questra(self, org: str, key_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/questra/{org}/{key_id}/revoke")
-
-    def expire_questra(self, org: str, key_id: str) -> dict[str, Any]:
-        """Set the key's ``expires_at`` to one second ago."""
-        return self._call("POST", f"/questra/{org}/{key_id}/expire")
-
-    def delete_questra(self, org: str, key_id: str) -> None:
-        self._call("POST", f"/questra/{org}/{key_id}/delete")
-
-    def patch_textql(self, key_id: str, **fields: Any) -> dict[str, Any]:
-        """Change ApiAccessKey (or internal) fields out of band, e.g. ``hosts=[...]``; past
-        ``expiresAt`` allowed. Returns the stored record."""
-        return self._call("POST", f"/textql/{key_id}/patch", fields)
-
-    def delete_textql(self, key_id: str) -> None:
-        self._call("POST", f"/textql/{key_id}/delete")
 
 
 @pytest.fixture
@@ -139,6 +65,31 @@ def emu_control(emulator: Emulator) -> Iterator[EmulatorControl]:
     """Control-API client for the ``emulator`` fixture."""
     with EmulatorControl(emulator.url) as control:
         yield control
+
+
+# ------------------------------------------------------------------------------------------ fsync
+
+CountFsyncs = Callable[[], list[int]]
+
+
+@pytest.fixture
+def count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> CountFsyncs:
+    """``synced = count_fsyncs()``: from that call on, every ``os.fsync`` (the real one still runs)
+    appends its file descriptor to ``synced``, until the test ends. A call, not a patch at set-up, so
+    a test counts only what happens after the set-up it does itself (e.g. opening a journal)."""
+
+    def start() -> list[int]:
+        synced: list[int] = []
+        real_fsync = os.fsync
+
+        def counting(fd: int) -> None:
+            synced.append(fd)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", counting)
+        return synced
+
+    return start
 
 
 # ------------------------------------------------------------------------------- sink tools (real)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.model import EnvRef, FileRef
 from keyform.resolve import read_ref
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
 
 
 @pytest.fixture
@@ -63,15 +63,15 @@ def test_a_damaged_state_is_refused_before_anything_happens(project: Project, em
     assert project.run("apply", "--auto-approve").exit_code == 0
     doc = project.state()
     edit(doc)  # type: ignore[operator]
-    project.state_file.write_text(json.dumps(doc))
-    before = project.state_file.read_bytes()
+    project.state_path.write_text(json.dumps(doc))
+    before = project.state_path.read_bytes()
     creates = emu_control.requests().get("questra.create", 0)
     for command in (["plan"], ["apply", "--auto-approve"]):
         result = project.run(*command)
         assert result.exit_code == 1, result.output
-        assert f"{project.state_file}: state file " in result.stderr and message in result.stderr, result.stderr
+        assert f"{project.state_path}: state file " in result.stderr and message in result.stderr, result.stderr
         _no_internal_error(result.output)
-    assert project.state_file.read_bytes() == before
+    assert project.state_path.read_bytes() == before
     assert emu_control.requests().get("questra.create", 0) == creates  # a state without keys created nothing
     assert len(emu_control.questra_keys(ORG)) == 1
 

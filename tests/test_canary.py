@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.project import COMMAND_TIMEOUT, Project, Result, wait_for
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.crashkit import COMMAND_TIMEOUT, Project, Run, wait_for
+from keyform.emulator.client import EmulatorControl
 
 ORG = "org_canary"
 QT = "canary-qtok-7f3a91e2c4"
@@ -102,14 +102,14 @@ class Scanner:
         self.issued: set[str] = set()
         self.commands = 0
 
-    def run(self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None) -> Run:
-        result = self.project.run("-v", *args, env=env)
+    def run(self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None) -> Result:
+        result = self.project.run_process("-v", *args, env=env)
         self.record(" ".join(args), result)
         if expect is not None:
-            assert result.returncode == expect, f"{args}: {result.tail(2000)}"
+            assert result.exit_code == expect, f"{args}: {result.tail(2000)}"
         return result
 
-    def record(self, label: str, result: Run) -> None:
+    def record(self, label: str, result: Result) -> None:
         self.commands += 1
         self.texts += [(f"`{label}` stdout", result.stdout), (f"`{label}` stderr", result.stderr)]
         self.snapshot(label)
@@ -160,6 +160,7 @@ def test_no_secret_reaches_any_output_or_file_keyform_writes(
     env = {"QUESTRA_TOKEN": QT, "TEXTQL_TOKEN": TT, "CANARY_AUTH": AUTH_ENV, "CANARY_EXTRA": EXTRA,
            "CANARY_HEADER": HEADER}
     project = Project(tmp_path / "proj", emulator.url, env=env)
+    project.root.mkdir()
     (project.root / "auth.txt").write_text(AUTH_FILE + "\n")
     project.manifest.write_text(manifest(emulator.url, BASE_KEYS))
     with EmulatorControl(emulator.url) as control:
@@ -212,7 +213,7 @@ def test_no_secret_reaches_any_output_or_file_keyform_writes(
         assert wait_for(lambda: project.journal_path.exists() or proc.poll() is not None, COMMAND_TIMEOUT)
         proc.kill()
         out, err = proc.communicate(timeout=COMMAND_TIMEOUT)
-        s.record("apply (killed)", Run((), proc.returncode, out, err, 0.0))
+        s.record("apply (killed)", Result(proc.returncode, out, err))
         control.faults(latency_ms=0)
         s.run("apply", "--auto-approve")
 
@@ -265,6 +266,6 @@ def test_scanner_finds_a_planted_secret(tmp_path: Path, make_emulator: Callable[
     with EmulatorControl(emulator.url) as control:
         s = Scanner(project, control)
         project.state_path.write_text(json.dumps({"leak": QT}))
-        s.record("planted", Run((), 0, f"token {HEADER}", "", 0.0))
+        s.record("planted", Result(0, f"token {HEADER}", ""))
         hits: list[Any] = s.hits()
         assert len(hits) == 2 and any("keyform.state.json" in h for h in hits)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import Project, Result
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.providers import http as provider_http
-from tests.conftest import EmulatorControl
 from tests.hostile import HostileServer, Reply, Seen, echo_of, hostile
-from tests.project import Project, Result
 
 ORG = "org_sweep"
 QT = "cnry-qtok-5b0e7d3a91f24c68"

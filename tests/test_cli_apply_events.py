@@ -12,9 +12,9 @@ from typing import Any
 
 import jsonschema
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
+from keyform.emulator.client import EmulatorControl
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 KEYS = "ci-bot: {provider: qp, name: CI bot}\nweb: {provider: qp}\n"

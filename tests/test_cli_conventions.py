@@ -17,10 +17,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from harness.project import Project
 from keyform.cli import main
 from keyform.emulator import Emulator
 from keyform.emulator.__main__ import build_parser, parse_args
-from tests.project import Project
 
 KEYS = "ci-bot: {provider: qp, name: CI bot}\n"
 
@@ -118,7 +118,7 @@ def test_apply_of_a_saved_plan_refuses_planning_flags(tmp_path: Path, emulator: 
     assert res.exit_code == 1
     assert f"{flags[0] if flags[0] not in ('--refresh', '--no-refresh') else '--refresh/--no-refresh'}" in res.stderr
     assert "cannot be used with a saved plan" in res.stderr
-    assert not project.state_file.exists()  # nothing was applied
+    assert not project.state_path.exists()  # nothing was applied
 
 
 # --------------------------------------------------------------------- 3. plan --out bad paths

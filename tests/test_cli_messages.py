@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.project import ORG, TOKENS, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.operations import Options, plan, session
 from keyform.providers import open_provider
 from keyform.providers.http import HttpClient
-from tests.conftest import EmulatorControl
-from tests.project import ORG, TOKENS, Project
 
 KEYS = "ci-bot: {provider: qp, name: CI bot}\n"
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.generator import ManifestSpec
+from harness.invariants import check_invariants
+from harness.project import COMMAND_TIMEOUT, ORG, Project, wait_for
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.crashkit import COMMAND_TIMEOUT, ORG, ManifestSpec, Project, check_invariants, wait_for
+from keyform.emulator.client import EmulatorControl
 
 SPEC = ManifestSpec.initial(4, 2)
 N_KEYS = len(SPEC.addresses)
@@ -80,7 +82,7 @@ def test_second_apply_waits_lock_timeout_then_exits_1_naming_the_holder(
         assert _creates(control) == N_KEYS
         assert len(control.questra_keys(ORG)) == len(SPEC.questra)
         assert check_invariants(project, control, SPEC) == []
-    assert project.run("plan", "--detailed-exitcode").returncode == 0
+    assert project.run_process("plan", "--detailed-exitcode").exit_code == 0
 
 
 def test_second_apply_with_a_long_lock_timeout_runs_after_the_first_and_creates_nothing(
@@ -109,9 +111,9 @@ def test_plan_waits_for_a_running_apply_too(tmp_path: Path, make_emulator: Calla
     project.write(SPEC)
     apply = project.spawn(*APPLY)
     holder = _lock_holder(project, [apply])
-    plan = project.run("plan", "--lock-timeout", "0s")
+    plan = project.run_process("plan", "--lock-timeout", "0s")
     apply.communicate(timeout=COMMAND_TIMEOUT)
     assert apply.returncode == 0
-    assert plan.returncode == 1 and f"lock ID {holder['id']}" in plan.stderr, plan.tail()
+    assert plan.exit_code == 1 and f"lock ID {holder['id']}" in plan.stderr, plan.tail()
     with EmulatorControl(emulator.url) as control:
         assert _creates(control) == N_KEYS

@@ -1,5 +1,5 @@
 """Crash safety (issue 6): `kill -9` of `keyform apply` at random moments, then convergence and the
-invariants of `tests/crashkit.py`; and exact replays of the crash points that once broke them.
+invariants of `harness/invariants.py`; and exact replays of the crash points that once broke them.
 
 The random trials are the quick CI version of `bench/crash.py`: small manifests (6 keys: 4 Questra
 keys sunk to a dotenv file, 2 TextQL keys fed by their secrets), 30 ms of emulator latency,
@@ -15,23 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from harness.crash import LaneConfig, run_trials
+from harness.emulator import EmulatorProcess
+from harness.generator import ManifestSpec, QuestraSpec
+from harness.invariants import check_invariants
+from harness.project import COMMAND_TIMEOUT, ORG, Project
+from keyform.emulator.client import EmulatorControl
 from keyform.journal import Journal
 from keyform.recovery import begin_record
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import KeyState, State
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
-from tests.crashkit import (
-    COMMAND_TIMEOUT,
-    ORG,
-    EmulatorProcess,
-    LaneConfig,
-    ManifestSpec,
-    Project,
-    QuestraSpec,
-    check_invariants,
-    run_trials,
-)
 
 
 def test_kill9_trials_converge_with_every_invariant_intact(tmp_path: Path) -> None:
@@ -50,10 +44,10 @@ def test_kill9_trials_converge_with_every_invariant_intact(tmp_path: Path) -> No
 
 
 def _converge(project: Project) -> None:
-    applied = project.run("apply", "--auto-approve")
-    assert applied.returncode == 0, applied.tail()
-    planned = project.run("plan", "--detailed-exitcode")
-    assert planned.returncode == 0, planned.tail()
+    applied = project.run_process("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.tail()
+    planned = project.run_process("plan", "--detailed-exitcode")
+    assert planned.exit_code == 0, planned.tail()
 
 
 @pytest.fixture

@@ -133,8 +133,8 @@ def test_python_dotenvs_old_misreadings_now_round_trip(tmp_path: Path, value: st
 def test_a_hostile_api_issuing_a_shell_payload_gets_its_key_revoked_and_nothing_written(tmp_path: Path) -> None:
     """End to end: the API's secret would run `touch` when the dotenv file is sourced. keyform
     refuses to write it, revokes the new key, says which characters, and the file is untouched."""
+    from harness.project import Project
     from tests.hostile import hostile
-    from tests.project import Project
 
     pwned = tmp_path / "PWN"
     with hostile() as api:
@@ -152,4 +152,4 @@ def test_a_hostile_api_issuing_a_shell_payload_gets_its_key_revoked_and_nothing_
     for shell in SHELLS:
         subprocess.run([shell, "-c", 'set -a; . "$1"', shell, str(tmp_path / ".secrets/keys.env")], check=True)
     assert not pwned.exists()
-    assert not project.state_file.exists() or project.state()["keys"] == {}
+    assert not project.state_path.exists() or project.state()["keys"] == {}

@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness.project import ORG, TOKENS, Project
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import ORG, TOKENS, Project
+from keyform.emulator.client import EmulatorControl
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json").read_text())
 KEYS = "ci-bot:\n  provider: qp\n  name: CI bot\nweb:\n  provider: qp\n"

@@ -21,14 +21,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from harness.project import ORG, TOKENS, Project, Result
 from keyform.backends.postgres import PostgresBackend
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import State
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
 from tests.pgcluster import PASSWORD
-from tests.project import ORG, TOKENS, Project, Result
 
 DSN_ENV = "KEYFORM_PG_DSN"
 KEYS = """\
@@ -100,7 +100,7 @@ def test_apply_plan_and_state_commands_keep_the_state_in_postgres(project: PgPro
     applied = project.run("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert "Apply complete: 2 created" in applied.stdout
-    assert not project.state_file.exists()  # nothing local but the sink
+    assert not project.state_path.exists()  # nothing local but the sink
     assert not list(project.root.glob("keyform.state.json*"))
     state = project.pg_state()
     assert state is not None and set(state.keys) == {"ci-bot", "web"} and state.serial == 1
@@ -147,12 +147,12 @@ def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project:
                                                                         emu_control: EmulatorControl) -> None:
     project.use_local()
     assert project.run("apply", "--auto-approve").exit_code == 0
-    local = json.loads(project.state_file.read_text())
+    local = json.loads(project.state_path.read_text())
     creates = emu_control.requests()["questra.create"]
 
     project.use_postgres()
     assert project.run("plan", "--detailed-exitcode").exit_code == 2  # an empty backend: would create again
-    pushed = project.cmd("state", "push", str(project.state_file))
+    pushed = project.cmd("state", "push", str(project.state_path))
     assert pushed.exit_code == 0, pushed.output
     assert f"(serial {local['serial'] + 1}, lineage {local['lineage']})" in pushed.stdout
     state = project.pg_state()
@@ -161,7 +161,7 @@ def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project:
     assert emu_control.requests()["questra.create"] == creates
 
     # the backend now has a newer serial than the file: pushing the file again would lose it
-    again = project.cmd("state", "push", str(project.state_file))
+    again = project.cmd("state", "push", str(project.state_path))
     assert again.exit_code == 1
     assert f"refusing to push: it holds a newer state (serial {local['serial'] + 1}" in again.stderr
 

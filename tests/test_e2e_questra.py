@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
+from keyform.emulator.client import EmulatorControl
 
 KEYS = """\
 ci-bot:
@@ -52,7 +52,7 @@ def test_plan_apply_plan_creates_keys_sinks_secrets_and_converges(project: Proje
     assert sink == {"CI_BOT": secrets[project.remote_id("ci-bot")], "WEB_KEY": secrets[project.remote_id("web")]}
     assert stat.S_IMODE(os.stat(project.root / ".secrets/keys.env").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(project.root / ".secrets").st_mode) == 0o700
-    state_text = project.state_file.read_text()
+    state_text = project.state_path.read_text()
     for secret in secrets.values():
         assert secret not in state_text
     assert project.state()["keys"]["ci-bot"]["expires_at"]  # expires_in resolved at create time
@@ -117,7 +117,7 @@ def test_apply_without_tty_or_auto_approve_refuses_and_changes_nothing(project: 
     assert res.exit_code == 1
     assert "--auto-approve" in res.stderr
     assert emu_control.questra_keys(ORG) == []
-    assert not project.state_file.exists()
+    assert not project.state_path.exists()
 
 
 def test_rejected_token_is_one_clear_message_naming_instance_call_and_status(tmp_path: Path, make_emulator) -> None:  # type: ignore[no-untyped-def]

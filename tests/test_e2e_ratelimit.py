@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.project import TOKENS, Project
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import TOKENS, Project
+from keyform.emulator.client import EmulatorControl
 
 MakeEmulator = Callable[..., Emulator]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from harness.project import ORG, TOKENS, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.manifest import load_workspace
-from tests.conftest import EmulatorControl
-from tests.project import ORG, TOKENS, Project
 from tests.sinkkit import AgeKey, PassStore, file_writes, need, records, sops_decrypt, visible, write_recorder
 from tests.test_sinks_k8s import assert_valid_secret
 
@@ -102,7 +102,7 @@ def test_apply_writes_a_sops_file_that_sops_d_decrypts_to_the_issued_secrets(
     raw = sops_file(sops_project).read_text()
     assert all(s not in raw for s in secrets.values())
     assert "CI_BOT=ENC[AES256_GCM," in raw and f"sops_age__list_0__map_recipient={age_key.recipient}" in raw
-    assert all(s not in sops_project.state_file.read_text() for s in secrets.values())
+    assert all(s not in sops_project.state_path.read_text() for s in secrets.values())
     assert textql(emu_control)[sops_project.remote_id("ana")]["authValue"] == secrets["CI_BOT"]
     ok(sops_project.run("plan", "--detailed-exitcode"))
 
@@ -279,7 +279,7 @@ defaults:
     keys = questra(emu_control)
     assert len(keys) == 2 and all(k["revoked"] for k in keys.values())  # no live key without its secret
     assert all(k["secret"] not in res.output for k in keys.values())
-    assert not project.state_file.exists() or project.state()["keys"] == {}
+    assert not project.state_path.exists() or project.state()["keys"] == {}
     monkeypatch.delenv("RECORDER_FAIL")
     ok(project.run("apply", "--auto-approve"))
     assert len([k for k in questra(emu_control).values() if not k["revoked"]]) == 2

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
 
 def test_apply_while_locked_waits_lock_timeout_then_fails_naming_the_holder(project: Project,
                                                                             emu_control: EmulatorControl) -> None:
-    lock = StateStore(project.state_file).acquire_lock("apply")
+    lock = StateStore(project.state_path).acquire_lock("apply")
     started = time.monotonic()
     res = project.run("apply", "--auto-approve", "--lock-timeout", "1s")
     waited = time.monotonic() - started
@@ -35,27 +35,27 @@ def test_apply_while_locked_waits_lock_timeout_then_fails_naming_the_holder(proj
 @pytest.mark.parametrize("content", [b"{not json", b'{"format_version": 1, "lineage": "x"', b""])
 def test_corrupt_state_is_refused_and_left_byte_identical(project: Project, content: bytes,
                                                           emu_control: EmulatorControl) -> None:
-    project.state_file.write_bytes(content)
+    project.state_path.write_bytes(content)
     for args in (("plan",), ("apply", "--auto-approve")):
         res = project.run(*args)
         assert res.exit_code == 1, res.output
         assert "keyform.state.json" in res.stderr and "Traceback" not in res.output
-        assert project.state_file.read_bytes() == content
+        assert project.state_path.read_bytes() == content
     assert emu_control.questra_keys(ORG) == []
 
 
 def test_state_from_a_newer_keyform_is_refused(project: Project) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
-    text = project.state_file.read_text().replace('"format_version": 1', '"format_version": 2')
-    project.state_file.write_text(text)
+    text = project.state_path.read_text().replace('"format_version": 1', '"format_version": 2')
+    project.state_path.write_text(text)
     res = project.run("plan")
     assert res.exit_code == 1 and "newer keyform" in res.stderr
-    assert project.state_file.read_text() == text
+    assert project.state_path.read_text() == text
 
 
 def test_every_write_keeps_the_previous_state_as_backup(project: Project) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
-    first = project.state_file.read_text()
+    first = project.state_path.read_text()
     project.questra("k:\n  provider: qp\n  name: renamed\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
     assert (project.root / "keyform.state.json.backup").read_text() == first

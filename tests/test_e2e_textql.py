@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import Project
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import Project
+from keyform.emulator.client import EmulatorControl
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "questra-to-textql" / "keyform.yaml"
 ORG = "org_123"
@@ -48,7 +48,7 @@ def test_example_applies_and_textql_receives_the_questra_secret_which_state_neve
     assert t["authValue"] == q["secret"]
     assert t["hosts"] == ["api.questra.ai"] and t["headers"] == {"X-Org-Id": "org_123"}
     assert t["provider"] == "questra"
-    state_text = project.state_file.read_text()
+    state_text = project.state_path.read_text()
     assert q["secret"] not in state_text
     assert project.state()["keys"]["ana-questra"]["fingerprints"]["auth_value"] == \
         f"secret_of:ci-bot@{project.remote_id('ci-bot')}"

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl, loopback_client
+from keyform.emulator.client import ControlError, EmulatorControl
+from tests.conftest import loopback_client
 from tests.openapi_schemas import QUESTRA, TEXTQL, validate, validate_response
 
 MakeEmulator = Callable[..., Emulator]
@@ -192,10 +193,10 @@ def test_invalid_fault_knobs_are_refused_and_change_nothing(
     emu_control: EmulatorControl, knobs: dict[str, Any]
 ) -> None:
     before = emu_control.state()["faults"]
-    with pytest.raises(httpx.HTTPStatusError) as refused:
+    with pytest.raises(ControlError) as refused:
         emu_control.faults(**{"questra_list_shape": "data", **knobs})  # a valid knob beside the bad one
-    assert refused.value.response.status_code == 400
-    assert refused.value.response.json()["message"]
+    assert refused.value.status == 400
+    assert refused.value.message
     assert emu_control.state()["faults"] == before
 
 
@@ -227,7 +228,7 @@ def test_reset_restores_the_start_knobs(make_emulator: MakeEmulator) -> None:
 
 def test_unknown_control_routes_are_404(emu_control: EmulatorControl) -> None:
     for method, path in (("GET", "/nothing"), ("POST", "/questra/org/ak_x/rotate"), ("DELETE", "/state")):
-        assert emu_control.http.request(method, path).status_code == 404
+        assert emu_control.request(method, path).status == 404
 
 
 # ------------------------------------------------------------------------------------- lifecycle

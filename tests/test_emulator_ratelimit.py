@@ -11,8 +11,9 @@ import pytest
 
 from keyform.emulator import Emulator
 from keyform.emulator.__main__ import parse_args
+from keyform.emulator.client import EmulatorControl
 from keyform.emulator.faults import Faults, FaultSettings
-from tests.conftest import EmulatorControl, loopback_client
+from tests.conftest import loopback_client
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -87,8 +88,8 @@ def test_the_knobs_change_at_run_time_and_refill_every_bucket(emulator: Emulator
 ])
 def test_bad_knobs_are_refused_and_change_nothing(emulator: Emulator, knobs: dict[str, object], message: str) -> None:
     with EmulatorControl(emulator.url) as control:
-        response = control.http.post("/faults", json=knobs)
-        assert response.status_code == 400 and response.json()["message"] == message
+        response = control.request("POST", "/faults", knobs)
+        assert response.status == 400 and response.body["message"] == message
         assert control.faults()["rate_limit_rps"] == 0.0
 
 

@@ -1,6 +1,6 @@
 """A fault run (issue 6): 200 keys against an emulator that fails 10 % of requests with 503, rate-limits
 5 % with 429 + Retry-After, and drops the response of 2 % of committed creates. Repeated applies must
-converge with no duplicate key left active and every invariant of `tests/crashkit.py` intact.
+converge with no duplicate key left active and every invariant of `harness/invariants.py` intact.
 `pytest -s` prints the number of applies needed and the faults injected.
 """
 
@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import EmulatorControl
-from tests.crashkit import EmulatorProcess, ManifestSpec, Project, check_invariants, duplicates, emulator_keys
+from harness.emulator import EmulatorProcess
+from harness.generator import ManifestSpec
+from harness.invariants import check_invariants, duplicates, emulator_keys
+from harness.project import Project
+from keyform.emulator.client import EmulatorControl
 
 MAX_APPLIES = 8
 
@@ -27,14 +30,14 @@ def test_200_keys_under_5xx_429_and_dropped_creates_converge_without_duplicates(
             converged = False
             while applies < MAX_APPLIES and not converged:
                 applies += 1
-                run = project.run("apply", "--auto-approve", "--parallelism", "10")
-                outcomes.append(run.returncode)
-                assert run.returncode in (0, 1), run.tail()
-                if run.returncode == 1:  # only change failures, reported per change, never a crash
+                run = project.run_process("apply", "--auto-approve", "--parallelism", "10")
+                outcomes.append(run.exit_code)
+                assert run.exit_code in (0, 1), run.tail()
+                if run.exit_code == 1:  # only change failures, reported per change, never a crash
                     assert "Apply failed" in run.stdout and "internal error" not in run.stderr, run.tail()
-                plan = project.run("plan", "--detailed-exitcode")
-                assert plan.returncode in (0, 2), plan.tail()
-                converged = plan.returncode == 0
+                plan = project.run_process("plan", "--detailed-exitcode")
+                assert plan.exit_code in (0, 2), plan.tail()
+                converged = plan.exit_code == 0
 
             questra, textql = emulator_keys(control)
             injected = control.state()["faults"]["injected"]

@@ -9,8 +9,8 @@ import hmac
 import json
 from pathlib import Path
 
+from harness.project import Project
 from keyform.emulator import Emulator
-from tests.project import Project
 
 KEY = "6f1c0a9e4b7d2c58a1e3f09b7c6d5e4a"  # what `openssl rand -hex 16` prints
 OTHER_KEY = "0123456789abcdef0123456789abcdef"
@@ -55,7 +55,7 @@ def test_salted_fingerprints_fall_to_a_word_list_keyed_ones_do_not(tmp_path: Pat
     state = keyed.state()
     assert _brute_force(state) == set()
     assert all(fp.startswith("hmac-sha256-keyed:") for fp in state["keys"]["ana"]["fingerprints"].values())
-    assert KEY not in keyed.state_file.read_text() and len(state["fingerprint_key_check"]) == 16
+    assert KEY not in keyed.state_path.read_text() and len(state["fingerprint_key_check"]) == 16
     assert keyed.run("plan", "--detailed-exitcode", env={"KEYFORM_FINGERPRINT_KEY": KEY}).exit_code == 0
     # a changed input is still detected in keyed mode
     changed = keyed.run("plan", "--detailed-exitcode", env={"KEYFORM_FINGERPRINT_KEY": KEY, "AV": "hunter3"})
@@ -65,7 +65,7 @@ def test_salted_fingerprints_fall_to_a_word_list_keyed_ones_do_not(tmp_path: Pat
 def test_a_keyed_state_refuses_a_missing_wrong_or_weak_key(tmp_path: Path, emulator: Emulator) -> None:
     project = _project(tmp_path, emulator.url, keyed=True)
     assert project.run("apply", "--auto-approve", env={"KEYFORM_FINGERPRINT_KEY": KEY}).exit_code == 0
-    before = project.state_file.read_bytes()
+    before = project.state_path.read_bytes()
     missing = project.run("plan")
     assert missing.exit_code == 1 and "environment variable KEYFORM_FINGERPRINT_KEY is not set" in missing.stderr
     wrong = project.run("plan", env={"KEYFORM_FINGERPRINT_KEY": OTHER_KEY})
@@ -74,7 +74,7 @@ def test_a_keyed_state_refuses_a_missing_wrong_or_weak_key(tmp_path: Path, emula
     assert weak.exit_code == 1 and "fewer than 16 characters" in weak.stderr
     for result in (missing, wrong, weak):
         assert KEY not in result.output and OTHER_KEY not in result.output and "internal error" not in result.output
-    assert project.state_file.read_bytes() == before
+    assert project.state_path.read_bytes() == before
     unset = project.manifest.read_text().replace("  fingerprint_key: {env: KEYFORM_FINGERPRINT_KEY}\n", "")
     project.manifest.write_text(unset)
     dropped = project.run("plan")
@@ -128,15 +128,15 @@ def test_rekey_keeps_a_change_made_before_it_and_refuses_an_unreadable_input(tmp
     assert project.run("apply", "--auto-approve").exit_code == 0
     project.manifest.write_text(_project(tmp_path, emulator.url, keyed=True).manifest.read_text())
     env = {"KEYFORM_FINGERPRINT_KEY": KEY}
-    before = project.state_file.read_bytes()
+    before = project.state_path.read_bytes()
     unreadable = project.run("state", "rekey", "-f", str(project.manifest), env={**env, "EMAIL": ""})
     assert unreadable.exit_code == 1 and "EMAIL is set but empty" in unreadable.stderr and "nothing was changed" in unreadable.stderr
-    assert project.state_file.read_bytes() == before
+    assert project.state_path.read_bytes() == before
     changed = project.run("state", "rekey", "-f", str(project.manifest), env={**env, "AV": "hunter3"})
     assert changed.exit_code == 0 and "ana.auth_value changed since the last apply" in changed.stdout
     plan = project.run("plan", "--detailed-exitcode", env={**env, "AV": "hunter3"})
     assert plan.exit_code == 2 and "auth_value" in plan.stdout
-    assert "hunter" not in project.state_file.read_text()
+    assert "hunter" not in project.state_path.read_text()
 
 
 def test_rekey_without_a_state_says_so(tmp_path: Path, emulator: Emulator) -> None:

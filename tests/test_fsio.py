@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyform import fsio
+from tests.conftest import CountFsyncs
 
 
 def mode_of(path: Path) -> int:
@@ -89,15 +90,8 @@ def test_atomic_write_through_a_symlink_replaces_its_target(tmp_path: Path) -> N
     assert real.read_bytes() == b"A=2\n"
 
 
-def test_atomic_write_fsyncs_file_and_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
+def test_atomic_write_fsyncs_file_and_directory(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
+    synced = count_fsyncs()
     fsio.atomic_write(tmp_path / "f", b"x")
     assert len(synced) == 2  # the temp file's data, then the directory entry
 
@@ -133,17 +127,10 @@ def test_fsync_dir_accepts_a_directory_and_fails_on_a_missing_one(tmp_path: Path
         fsio.fsync_dir(tmp_path / "missing")
 
 
-def test_append_line_durably_writes_one_line_and_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_append_line_durably_writes_one_line_and_fsyncs(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
     path = tmp_path / "log"
     fh = fsio.open_for_append(path)
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
+    synced = count_fsyncs()
     try:
         fsio.append_line_durably(fh, '{"a":1}')
         fsio.append_line_durably(fh, '{"b":"é"}')

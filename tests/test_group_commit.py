@@ -3,7 +3,6 @@ sinks), and every writer still returns only once its own record or entry is on s
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -20,6 +19,7 @@ from keyform.sinks.dotenv import DotenvSink
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.jsonfile import JsonSink
 from keyform.statestore import StateStore
+from tests.conftest import CountFsyncs
 
 
 def _wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -149,18 +149,10 @@ def test_dotenv_sees_a_same_size_edit_made_between_its_writes(tmp_path: Path) ->
     assert path.read_text() == "A=two\nB=three\n"
 
 
-def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
     store = StateStore(tmp_path / "keyform.state.json")
     journal = store.journal_open()
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
+    synced = count_fsyncs()
     journal._sync_lock.acquire()  # an fsync "in flight"
     threads, errors = _start([partial(journal.append, {"op": "sunk", "seq": str(i)}) for i in range(10)])
     _wait_until(lambda: journal._written == 10)

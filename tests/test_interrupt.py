@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.crashkit import COMMAND_TIMEOUT, EmulatorProcess, ManifestSpec, Project, check_invariants, wait_for
+from harness.emulator import EmulatorProcess
+from harness.generator import ManifestSpec
+from harness.invariants import check_invariants
+from harness.project import COMMAND_TIMEOUT, ORG, Project, wait_for
+from keyform.emulator.client import EmulatorControl
 
 
 @pytest.fixture
@@ -34,10 +37,10 @@ def _ops(project: Project, op: str) -> list[str]:
 
 
 def _converge(project: Project, control: EmulatorControl, spec: ManifestSpec) -> None:
-    applied = project.run("apply", "--auto-approve")
-    assert applied.returncode == 0, applied.tail()
-    planned = project.run("plan", "--detailed-exitcode")
-    assert planned.returncode == 0, planned.tail()
+    applied = project.run_process("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.tail()
+    planned = project.run_process("plan", "--detailed-exitcode")
+    assert planned.exit_code == 0, planned.tail()
     assert check_invariants(project, control, spec) == []
 
 
@@ -91,5 +94,5 @@ def test_two_ctrl_c_name_the_creates_in_flight_and_the_next_apply_revokes_them(
         control.faults(latency_ms=0)
         time.sleep(1.6)  # let the server finish the abandoned creates, so the next apply finds them
         _converge(project, control, spec)
-        keys = control.questra_keys("org_crash")
+        keys = control.questra_keys(ORG)
         assert len(keys) > 8  # the abandoned creates did make keys, and they were revoked

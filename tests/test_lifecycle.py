@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.project import ORG, TOKENS, Project
 from keyform import operations
 from keyform.durations import utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.model import ProviderConfig
 from keyform.providers import open_provider
 from keyform.remote import Provider
-from tests.conftest import EmulatorControl
-from tests.project import ORG, TOKENS, Project
 
 
 class Clock:
@@ -230,7 +230,7 @@ def test_force_unlock_breaks_only_the_named_lock(project: Project) -> None:
     project.questra("k:\n  provider: qp\n")
     from keyform.statestore import StateStore
 
-    store = StateStore(project.state_file)
+    store = StateStore(project.state_path)
     lock = store.acquire_lock("apply")
     blocked = project.run("plan", "--lock-timeout", "0s")
     assert blocked.exit_code == 1 and lock.id in blocked.stderr

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.generator import ManifestSpec
+from harness.invariants import check_invariants
+from harness.project import COMMAND_TIMEOUT, KEYFORM, Project, wait_for
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
-from tests.crashkit import COMMAND_TIMEOUT, KEYFORM, ManifestSpec, Project, check_invariants, wait_for
 
 SPEC = ManifestSpec.initial(4, 2)
 
@@ -44,8 +46,8 @@ def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_
         holder = json.loads(project.lock_path.read_text())
 
         # on this host, a live holder is refused, named, and keeps its lock
-        refused = project.run("force-unlock", holder["id"], "--force")
-        assert refused.returncode == 1, refused.tail()
+        refused = project.run_process("force-unlock", holder["id"], "--force")
+        assert refused.exit_code == 1, refused.tail()
         assert (f'refusing to force-unlock: pid {apply.pid} on {socket.gethostname()} (operation "apply"'
                 in refused.stderr), refused.stderr
         assert "is still running" in refused.stderr and "Traceback" not in refused.stderr
@@ -58,8 +60,8 @@ def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_
             StateStore(project.state_path).force_unlock(holder["id"])
         assert not project.lock_path.exists()
         # ... and a second command runs beside the apply: it takes the lock and recovers its journal
-        beside = project.run("plan")
-        assert beside.returncode == 0, beside.tail()
+        beside = project.run_process("plan")
+        assert beside.exit_code == 0, beside.tail()
         out, err = apply.communicate(timeout=COMMAND_TIMEOUT)
     finally:
         if apply.poll() is None:
@@ -72,9 +74,9 @@ def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_
     assert "internal error" not in err
 
     # nothing is lost: the next apply converges, and every key is in state exactly once
-    converged = project.run("apply", "--auto-approve")
-    assert converged.returncode == 0, converged.tail()
-    assert project.run("plan", "--detailed-exitcode").returncode == 0
+    converged = project.run_process("apply", "--auto-approve")
+    assert converged.exit_code == 0, converged.tail()
+    assert project.run_process("plan", "--detailed-exitcode").exit_code == 0
     with EmulatorControl(emulator.url) as control:
         assert check_invariants(project, control, SPEC) == []
 
@@ -88,8 +90,8 @@ def test_a_killed_apply_needs_no_force_unlock(tmp_path: Path, make_emulator: Cal
     apply.kill()
     apply.communicate(timeout=COMMAND_TIMEOUT)
     assert json.loads(project.lock_path.read_text())["pid"] == apply.pid  # the file stays...
-    again = project.run("apply", "--auto-approve", "--lock-timeout", "0s")  # ...and is taken over silently
-    assert again.returncode == 0, again.tail()
+    again = project.run_process("apply", "--auto-approve", "--lock-timeout", "0s")  # ...and is taken over silently
+    assert again.exit_code == 0, again.tail()
     assert "locked" not in again.stderr and "force-unlock" not in again.stdout + again.stderr
     assert not project.lock_path.exists()
     with EmulatorControl(emulator.url) as control:
@@ -100,7 +102,7 @@ def _force_unlock_on_a_tty(project: Project, lock_id: str, answer: str) -> tuple
     """Run `keyform force-unlock LOCK_ID --state FILE` with a terminal as stdin, answer its question."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([*KEYFORM, "force-unlock", lock_id, "--state", str(project.state_path)],
-                            cwd=project.root, env=project.env, stdin=slave, stdout=slave, stderr=slave)
+                            cwd=project.root, env=project.process_env(), stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     output = b""
     answered = False
@@ -139,5 +141,5 @@ def test_force_unlock_asks_on_a_terminal(tmp_path: Path) -> None:
     assert not project.lock_path.exists()
     # --force skips the question
     project.lock_path.write_text(json.dumps(record))
-    forced = project.run("force-unlock", lock_id, "--force", "--state", str(project.state_path))
-    assert forced.returncode == 0 and "Do you really" not in forced.stdout, forced.tail()
+    forced = project.run_process("force-unlock", lock_id, "--force", "--state", str(project.state_path))
+    assert forced.exit_code == 0 and "Do you really" not in forced.stdout, forced.tail()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.manifest import load_workspace
 from keyform.plan import Action, Change, Plan
 from keyform.policy import RULES, check_manifest, check_plan, enforce, load_policy_files
-from tests.conftest import EmulatorControl
-from tests.project import Project
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +253,7 @@ def test_error_policy_fails_validate_and_plan_before_any_remote_call(project: Pr
         res = project.run(*cmd)
         assert res.exit_code == 1 and "policy 'keys-expire'" in res.stderr and "Traceback" not in res.output
     assert emu_control.requests() == before  # not even a list call
-    assert not project.state_file.exists()
+    assert not project.state_path.exists()
 
 
 def test_warning_policy_is_shown_in_the_plan_and_does_not_block(project: Project) -> None:

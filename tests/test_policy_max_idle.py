@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform import cli
 from keyform.durations import format_time
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
+from keyform.emulator.client import EmulatorControl
 from tests.test_lifecycle import Clock
 
 KEYS = """\
@@ -49,8 +49,7 @@ def project(tmp_path: Path, emulator: Emulator, clock: Clock) -> Project:
 
 
 def used(control: EmulatorControl, key_id: str, at: datetime) -> None:
-    response = control.http.post(f"/questra/{ORG}/{key_id}/use", json={"at": format_time(at)})
-    assert response.status_code == 200, response.text
+    control.use_questra(ORG, key_id, format_time(at))  # raises ControlError unless the emulator took it
 
 
 def applied(project: Project, extra: str) -> dict[str, str]:

@@ -11,9 +11,9 @@ import pytest
 
 from keyform import __version__
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.providers import QuestraProvider
 from keyform.remote import CreateRequest
-from tests.conftest import EmulatorControl
 from tests.loopback import LoopbackServer, QuietHandler, serving
 
 LISTING = [{"id": "ak_1", "name": "CI bot", "created_at": "2026-11-01T10:00:00.123Z", "expires_at": None,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import KEYFORM
 from keyform.errors import ProviderError
 from keyform.providers.questra import QuestraProvider
 from keyform.providers.textql import TextQLProvider
 from keyform.remote import CreateRequest
-from tests.crashkit import KEYFORM
 from tests.loopback import LoopbackServer, QuietHandler, serving
 
 

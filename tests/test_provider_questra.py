@@ -9,11 +9,11 @@ import pytest
 
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError, SourceLoc
 from keyform.model import EnvRef, ProviderConfig
 from keyform.providers import QuestraProvider, TextQLProvider, open_provider
 from keyform.remote import CreateRequest
-from tests.conftest import EmulatorControl
 from tests.openapi_schemas import QUESTRA, validate
 from tests.recording import RecordingTransport
 

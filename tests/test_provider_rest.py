@@ -16,15 +16,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.manifest.restdef import RestDefinition, load_definition
 from keyform.providers.http import RetryPolicy
 from keyform.providers.rest import RestProvider
 from keyform.remote import CreateRequest
-from tests.conftest import EmulatorControl
 from tests.loopback import LoopbackServer, QuietHandler, serving
-from tests.project import ORG, Project
 
 TOKEN = "CANARY-token-5d1e9f"
 OPTION_SECRET = "CANARY-option-77aa01"

@@ -10,10 +10,10 @@ import pytest
 
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.providers import TextQLProvider
 from keyform.remote import CreateRequest
-from tests.conftest import EmulatorControl
 from tests.openapi_schemas import TEXTQL, validate
 from tests.recording import RecordingTransport
 

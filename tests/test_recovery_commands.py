@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from harness.project import ORG, Project, Result
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.journal import Journal
 from keyform.recovery import begin_record
 from keyform.sinks.dotenv import DotenvSink
 from keyform.statestore import StateStore
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project, Result
 
 FIRST = """\
 a: {provider: qp, name: a0}
@@ -65,7 +65,7 @@ class Setup:
             finally:
                 pg.close()
         else:
-            local = StateStore(self.project.state_file)
+            local = StateStore(self.project.state_path)
             with local.lock("test"):
                 yield local
 

@@ -21,14 +21,14 @@ from typing import Any
 
 import jsonschema
 
+from harness.project import ORG, Project
 from keyform.durations import format_time
+from keyform.emulator.client import EmulatorControl
 from keyform.journal import Journal
 from keyform.recovery import CLOCK_SKEW, assess, begin_record
 from keyform.remote import RemoteKey
 from keyform.state import State
-from tests.conftest import EmulatorControl
 from tests.factories import T0, questra_key, recorded, state_with
-from tests.project import ORG, Project
 
 READ_ONLY = "ro-reviewer-token-4c1d"
 KEYS = """\
@@ -63,7 +63,7 @@ def test_plan_with_a_read_only_token_after_a_crash_shows_the_orphans_and_writes_
         orphans = {k for k, v in _keys(control).items() if k not in in_state and not v["revoked"]}
         assert len(orphans) == 2
         journal = tmp_path / "keyform.state.json.journal"
-        before = (project.state_file.read_bytes(), journal.read_bytes(), _keys(control),
+        before = (project.state_path.read_bytes(), journal.read_bytes(), _keys(control),
                   (tmp_path / ".secrets/keys.env").read_bytes())
         writes_before = {r: n for r, n in control.requests().items() if r != "questra.list"}
 
@@ -74,7 +74,7 @@ def test_plan_with_a_read_only_token_after_a_crash_shows_the_orphans_and_writes_
             assert f"# {orphan} (orphan of an interrupted create of " in res.stdout
         assert "will be revoked" in res.stdout
         assert "the reply to its create was lost" in res.stdout
-        after = (project.state_file.read_bytes(), journal.read_bytes(), _keys(control),
+        after = (project.state_path.read_bytes(), journal.read_bytes(), _keys(control),
                  (tmp_path / ".secrets/keys.env").read_bytes())
         assert after == before  # state, journal, remote keys and sink untouched
         assert {r: n for r, n in control.requests().items() if r != "questra.list"} == writes_before
@@ -111,7 +111,7 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     assert project.run("apply", "--auto-approve").exit_code == 0
     from keyform.statestore import StateStore
 
-    store = StateStore(project.state_file)
+    store = StateStore(project.state_path)
     state = store.load()
     assert state is not None
     gone = state.keys.pop("b")  # as if the apply that created b died before saving the state
@@ -125,11 +125,11 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     journal.sunk(seq)
     journal.done(seq, key=gone)
     fh.close()
-    raw = project.state_file.read_bytes()
+    raw = project.state_path.read_bytes()
     res = project.run("plan", "--detailed-exitcode")
     assert res.exit_code == 0, res.output  # nothing to change: b is known from the journal
     assert "the next apply records them" in res.stdout
-    assert project.state_file.read_bytes() == raw
+    assert project.state_path.read_bytes() == raw
     assert project.run("apply", "--auto-approve").exit_code == 0
     after = project.state()
     assert after["keys"]["b"]["remote_id"] == gone.remote_id and after["serial"] == serial + 1
@@ -286,7 +286,7 @@ def test_two_workspace_trials_with_dropped_replies_revoke_no_key_of_the_other(tm
             for me in rng.sample([a, b], 2):
                 control.faults(drop_after_commit_rate=rng.choice([0.0, 0.3, 0.6]))
                 args = ["apply", "--auto-approve"]
-                if me.state_file.exists() and rng.random() < 0.5:
+                if me.state_path.exists() and rng.random() < 0.5:
                     args += ["--replace", rng.choice(["k0", "k1", "k2"])]
                 before = _keys(control)
                 res = me.run(*args)
@@ -346,11 +346,11 @@ def test_an_unreadable_create_reply_still_yields_the_remote_id(tmp_path: Path) -
 
 
 def test_two_workspace_kill_trials_revoke_no_key_of_the_other(tmp_path: Path) -> None:
-    """The subprocess version (`tests/workspaces_trial.py`; `bench/two_workspaces.py` runs it long):
+    """The subprocess version (`harness/workspaces.py`; `bench/two_workspaces.py` runs it long):
     dropped replies and SIGKILLs in two workspaces of one org, same key names. After lost replies
     no key of the other workspace may be revoked; after a kill that cut a create off before its
     request was known to be sent, the residual risk documented in docs/recovery.md is counted."""
-    from tests.workspaces_trial import run_workspace_trials
+    from harness.workspaces import run_workspace_trials
 
     kills = lost = 0
     for batch in range(3):  # whether a kill lands mid-apply depends on timing: on a loaded machine

@@ -15,17 +15,17 @@ from typing import Any
 import jsonschema
 import pytest
 
+from harness.project import ORG, Project
 from keyform import cli
 from keyform.durations import format_time
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.model import Rotation
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.render.report import RENDERERS, render_csv, render_json, render_markdown, render_text
 from keyform.report import NOT_CREATED, NOT_REFRESHED, build_report
 from keyform.state import DeposedKey, State
-from tests.conftest import EmulatorControl
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
-from tests.project import ORG, Project
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json").read_text())
 NOW = T0 + timedelta(days=40)
@@ -237,7 +237,7 @@ def test_report_every_format_end_to_end_no_secret_and_no_refresh_makes_no_call(
 def test_due_within_exits_0_then_2_as_the_moved_clock_crosses_the_window(
         project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
-    state_before = project.state_file.read_bytes()
+    state_before = project.state_path.read_bytes()
     clock = Clock()
     options = cli._options
     monkeypatch.setattr(cli, "_options", lambda *a, **k: dataclasses.replace(options(*a, **k), clock=clock))
@@ -252,7 +252,7 @@ def test_due_within_exits_0_then_2_as_the_moved_clock_crosses_the_window(
     assert "Due: ci-bot" in second.stdout
     doc = json.loads(project.run("report", "-f", str(project.manifest), "--due-within", "14d", "--format", "json").stdout)
     assert doc["due_within"]["due"] == ["ci-bot"]
-    assert project.state_file.read_bytes() == state_before  # read-only
+    assert project.state_path.read_bytes() == state_before  # read-only
 
 
 def test_report_errors_are_one_line_exit_1(project: Project, emu_control: EmulatorControl) -> None:
@@ -288,7 +288,7 @@ def test_report_of_a_thousand_key_workspace_in_every_format(project: Project, em
         rec = recorded(spec, k["id"], created=T0)
         rec.created_at = k["created_at"]
         state.keys[spec.address] = rec
-    project.state_file.write_text(state.dumps())
+    project.state_path.write_text(state.dumps())
     secrets = {k["secret"] for k in listed[:50]}
     for fmt in ("text", "markdown", "json", "csv"):
         res = project.run("report", "-f", str(project.manifest), "--format", fmt)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import Project
 from keyform.errors import KeyformError
 from keyform.manifest import load_workspace
-from tests.project import Project
 from tests.test_schema_tools import check_jsonschema
 
 ROOT = Path(__file__).resolve().parents[1]

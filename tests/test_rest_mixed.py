@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import DEFINITIONS, ORG, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.manifest.restdef import load_definition
 from keyform.providers.rest import RestProvider
-from tests.conftest import EmulatorControl
-from tests.project import DEFINITIONS, ORG, Project
 
 MANIFEST = """\
 version: 1
@@ -52,7 +52,7 @@ def test_secret_of_crosses_between_a_rest_and_a_built_in_provider(
     assert res.exit_code == 0, res.output
     secret = {k["id"]: k["secret"] for k in emu_control.questra_keys(ORG)}[project.remote_id("source")]
     consumer = {k["id"]: k for k in emu_control.textql_keys()}[project.remote_id("consumer")]
-    assert consumer["authValue"] == secret and secret not in project.state_file.read_text()
+    assert consumer["authValue"] == secret and secret not in project.state_path.read_text()
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
     # rotating the source replaces the consumer with the new secret, whichever side is declarative
     assert project.run("apply", "--auto-approve", "--replace", "source").exit_code == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import Project
+from harness.project import Project
 from tests.rest_services import DatadogApiKeys, OpenAIAdminKeys, SendGridKeys, Service, serve
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "providers"
@@ -89,7 +89,7 @@ def test_lifecycle_create_sink_noop_rename_delete(case: tuple[Case, Project]) ->
     ids = {a: project.remote_id(a) for a in ("ci-bot", "web")}
     assert c.service.keys[ids["ci-bot"]]["name"] == "CI bot" and c.service.keys[ids["web"]]["name"] == "web"
     assert project.sink() == {"CI_BOT": secret_of(c, ids["ci-bot"]), "WEB": secret_of(c, ids["web"])}
-    state_text = project.state_file.read_text()
+    state_text = project.state_path.read_text()
     assert not any(secret_of(c, i) in state_text for i in ids.values())
     assert TOKEN not in state_text + res.output
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.project import Project
 from keyform.providers.http import HttpClient, status_error
 from tests.loopback import LoopbackServer, QuietHandler, serving
-from tests.project import Project
 
 PEM = ("-----BEGIN PRIVATE KEY-----\n" + "\n".join(
     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC" + str(i) * 13 for i in range(4))
@@ -134,7 +134,7 @@ def test_a_server_echoing_the_auth_value_reaches_neither_the_terminal_nor_the_jo
     result = project.run("apply", "--auto-approve")
     assert result.exit_code == 1 and "invalid_argument" in result.stderr, result.output
     journal = tmp_path / "keyform.state.json.journal"
-    files = "".join(p.read_text() for p in (journal, project.state_file) if p.exists())
+    files = "".join(p.read_text() for p in (journal, project.state_path) if p.exists())
     assert failed and all("invalid_argument" in m for m in failed)
     for text in (result.output, files, *failed):
         assert "SUPERSECRET" not in text and "VALUE123" not in text

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import Project
 from keyform.emulator import Emulator
-from tests.project import Project
 
 TOKEN = "qtok-SECRET-1234"
 KEYS = "ci-bot: {provider: qp}\n"
@@ -54,7 +54,7 @@ def test_a_token_that_cannot_be_a_header_is_refused_naming_the_variable_never_th
         assert result.exit_code == 1, result.output
         assert f"providers.qp.token: QUESTRA_TOKEN holds a character a header cannot carry ({why})" in result.stderr
         assert "SECRET" not in result.output and "internal error" not in result.output.lower()
-    assert not project.state_file.exists() or "SECRET" not in project.state_file.read_text()
+    assert not project.state_path.exists() or "SECRET" not in project.state_path.read_text()
 
 
 def test_a_token_file_that_cannot_be_a_header_is_refused_naming_the_file(

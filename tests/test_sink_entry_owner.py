@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
+from keyform.emulator.client import EmulatorControl
 
 
 @pytest.fixture

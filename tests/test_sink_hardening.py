@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import SinkError
 from keyform.sinks import Sink
 from keyform.sinks.dotenv import DotenvSink, parse
 from keyform.sinks.file import FileSink
 from keyform.sinks.jsonfile import JsonSink
 from keyform.sinks.k8s import K8sSecretSink
-from tests.conftest import EmulatorControl
-from tests.project import Project
 
 SECRET = "sk_live_hardening_0123456789"
 BASHRC = "export PATH=$HOME/bin:$PATH\nalias ll='ls -l'\n"

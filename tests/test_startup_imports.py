@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from harness.project import ORG, TOKENS
 from keyform.emulator import Emulator
 from keyform.manifest import yamlsource
-from tests.project import ORG, TOKENS
 
 HEAVY = ("httpx", "httpcore", "jsonschema", "deepdiff", "yaml")
 

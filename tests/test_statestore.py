@@ -19,6 +19,7 @@ from keyform.errors import LockError, LockLostError, StateError
 from keyform.state import FORMAT_VERSION, DeposedKey, KeyState, State
 from keyform.statelock import LockInfo
 from keyform.statestore import StateStore
+from tests.conftest import CountFsyncs
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "state.schema.json"
 
@@ -431,16 +432,9 @@ def test_journal_appends_are_read_back_in_order(store: StateStore) -> None:
     assert store.journal_path.read_text().count("\n") == 3
 
 
-def test_journal_append_is_durable_when_it_returns(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_journal_append_is_durable_when_it_returns(store: StateStore, count_fsyncs: CountFsyncs) -> None:
     journal = store.journal_open()
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting)
+    synced = count_fsyncs()
     journal.append({"op": "sunk", "seq": "r.1"})
     assert len(synced) == 1
     assert StateStore(store.path).read_journal() == [{"op": "sunk", "seq": "r.1"}]  # visible before close

@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.providers import QuestraProvider
 from keyform.remote import CreateRequest
-from tests.conftest import EmulatorControl, loopback_client
+from tests.conftest import loopback_client
 
 ORG = "org_use"
 MakeEmulator = Callable[..., Emulator]
@@ -31,8 +32,7 @@ def mint(provider: QuestraProvider, name: str = "svc") -> tuple[str, str]:
 
 def use(control: EmulatorControl, key_id: str, at: str | None = None, org: str = ORG) -> dict[str, Any]:
     """The control call that marks a key used (now, or at `at`)."""
-    result: dict[str, Any] = control._call("POST", f"/questra/{org}/{key_id}/use", {"at": at} if at else None)
-    return result
+    return control.use_questra(org, key_id, at or None)
 
 
 def consumer_call(emu: Emulator, secret: str, org: str = ORG) -> httpx.Response:
@@ -70,10 +70,10 @@ def test_the_use_control_call_sets_last_used_at_to_a_given_instant_or_now(
 def test_the_use_control_call_refuses_a_bad_instant(emulator: Emulator, emu_control: EmulatorControl,
                                                     at: Any) -> None:
     key_id, _ = mint(provider_for(emulator))
-    response = emu_control.http.post(f"/questra/{ORG}/{key_id}/use", json={"at": at})
-    assert response.status_code == 400 and "RFC 3339" in response.json()["message"]
+    response = emu_control.request("POST", f"/questra/{ORG}/{key_id}/use", {"at": at})
+    assert response.status == 400 and "RFC 3339" in response.body["message"]
     assert emu_control.questra_keys(ORG)[0]["last_used_at"] is None
-    assert emu_control.http.post(f"/questra/{ORG}/ak_nope/use").status_code == 404
+    assert emu_control.request("POST", f"/questra/{ORG}/ak_nope/use").status == 404
 
 
 def test_a_request_with_the_keys_own_secret_marks_it_used(make_emulator: MakeEmulator) -> None:

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
+from harness.project import ORG, TOKENS, Project
 from keyform import operations
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.providers import QuestraProvider
 from keyform.remote import CreateRequest, InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.render.usage import render_markdown, render_text
 from keyform.state import DeposedKey, KeyState, State
 from keyform.usage import build_report, idle_for, key_idle_for, suggest_address, unmanaged_rows
-from tests.conftest import EmulatorControl
-from tests.project import ORG, TOKENS, Project
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "usage-report.schema.json").read_text())
@@ -159,7 +159,7 @@ def outside_key(emulator: Emulator, name: str, org: str = ORG) -> tuple[str, str
 
 
 def use(control: EmulatorControl, key_id: str, at: datetime) -> None:
-    control._call("POST", f"/questra/{ORG}/{key_id}/use", {"at": format_time(at)})
+    control.use_questra(ORG, key_id, format_time(at))
 
 
 def report(project: Project, *args: str) -> Any:
@@ -247,7 +247,7 @@ def test_report_takes_no_lock_and_mentions_an_unrecovered_apply(project: Project
 
     project.questra("k: {provider: qp}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
-    store = StateStore(project.state_file)
+    store = StateStore(project.state_path)
     with store.lock("apply"):  # an apply in progress elsewhere
         held = report(project, "--idle", "1d")
         assert held.exit_code == 0, held.output
@@ -262,10 +262,10 @@ def test_report_never_changes_anything(project: Project, emulator: Emulator, emu
     project.questra("k: {provider: qp}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
     outside_key(emulator, "stray")
-    before_state, before_keys = project.state_file.read_bytes(), emu_control.questra_keys(ORG)
+    before_state, before_keys = project.state_path.read_bytes(), emu_control.questra_keys(ORG)
     requests = emu_control.requests()
     assert report(project, "--unmanaged", "--idle", "1s").exit_code in (0, 2)
-    assert project.state_file.read_bytes() == before_state and emu_control.questra_keys(ORG) == before_keys
+    assert project.state_path.read_bytes() == before_state and emu_control.questra_keys(ORG) == before_keys
     after = emu_control.requests()
     assert {k: v - requests.get(k, 0) for k, v in after.items() if v != requests.get(k, 0)} == {"questra.list": 1}
 

@@ -11,12 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.project import ORG, Project
 from keyform import operations
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.plan import Plan
-from tests.conftest import EmulatorControl, loopback_client
-from tests.project import ORG, Project
+from tests.conftest import loopback_client
 
 
 class Clock:
@@ -53,7 +54,7 @@ def revoked(control: EmulatorControl, key_id: str) -> bool:
 
 
 def mark_used(control: EmulatorControl, key_id: str, at: str) -> None:
-    control._call("POST", f"/questra/{ORG}/{key_id}/use", {"at": at})
+    control.use_questra(ORG, key_id, at)
 
 
 def rotated(project: Project, clock: Clock, rotation: str) -> tuple[str, str]:
@@ -291,7 +292,7 @@ def test_a_state_with_a_bad_usage_rule_is_refused_and_left_intact(
     doc = project.state()
     doc["deposed"][0][field] = value
     text = json.dumps(doc)
-    project.state_file.write_text(text)
+    project.state_path.write_text(text)
     result = project.run("plan")
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
-    assert project.state_file.read_text() == text
+    assert project.state_path.read_text() == text

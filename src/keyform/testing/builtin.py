@@ -6,34 +6,33 @@ API has pagination), so `set_page_size` answers False and the kit reports that t
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from typing import Any
+from keyform.emulator.client import EmulatorControl
 
 
 class EmulatorFaults:
     def __init__(self, base_url: str) -> None:
-        self.control = base_url.rstrip("/") + "/_emulator"
-
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        request = urllib.request.Request(self.control + path, data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
-            return json.loads(response.read() or b"null")
+        self.control = EmulatorControl(base_url, timeout=10)
 
     def inject(self, status: int) -> None:
         if status == 429:
-            self._post("/faults", {"rate_limit_rate": 1.0, "retry_after": 0})
+            self._set(rate_limit_rate=1.0, retry_after=0)
         elif status == 503:
-            self._post("/faults", {"error_rate": 1.0})
+            self._set(error_rate=1.0)
         else:
             raise ValueError(f"the emulator injects only 429 and 503, not {status}")
 
     def drop_after_commit(self) -> None:
-        self._post("/faults", {"drop_after_commit_rate": 1.0})
+        self._set(drop_after_commit_rate=1.0)
 
     def clear(self) -> None:
-        self._post("/faults", {"rate_limit_rate": 0.0, "error_rate": 0.0, "drop_after_commit_rate": 0.0})
+        self._set(rate_limit_rate=0.0, error_rate=0.0, drop_after_commit_rate=0.0)
+
+    def _set(self, **knobs: float) -> None:
+        """One control call on a connection of its own (closed at once: the kit holds no resources)."""
+        try:
+            self.control.faults(**knobs)
+        finally:
+            self.control.close()
 
     def set_page_size(self, n: int) -> bool:
         return False

@@ -20,19 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import EmulatorControl
-from tests.crashkit import (
-    COMMAND_TIMEOUT,
-    LOCK_ID,
-    ORG,
-    STATE_NAME,
-    EmulatorProcess,
-    ManifestSpec,
-    Project,
-    Run,
-    state_loads,
-    wait_for,
-)
+from harness.emulator import EmulatorProcess
+from harness.generator import ManifestSpec
+from harness.invariants import state_loads
+from harness.project import COMMAND_TIMEOUT, LOCK_ID, ORG, STATE_NAME, Project, Result, wait_for
+from keyform.emulator.client import EmulatorControl
 
 
 @dataclass
@@ -74,17 +66,17 @@ def _keys(control: EmulatorControl) -> dict[str, dict[str, Any]]:
 class _Workspace:
     def __init__(self, root: Path, url: str, spec: ManifestSpec, name: str) -> None:
         self.project = Project(root, url)
-        self.project.manifest.write_text(spec.render(url, ORG))
+        self.project.write(spec)
         self.name = name
 
-    def run(self, summary: WorkspaceSummary, *args: str) -> Run:
+    def run(self, summary: WorkspaceSummary, *args: str) -> Result:
         """Run keyform; a lock left by a killed run is broken the way the error message says."""
-        run = self.project.run(*args)
-        found = LOCK_ID.search(run.stderr) if run.returncode == 1 else None
+        run = self.project.run_process(*args)
+        found = LOCK_ID.search(run.stderr) if run.exit_code == 1 else None
         if found and "no longer running" in run.stderr:
             summary.force_unlocks += 1
-            self.project.run("force-unlock", found.group(1))
-            run = self.project.run(*args)
+            self.project.run_process("force-unlock", found.group(1))
+            run = self.project.run_process(*args)
         return run
 
 
@@ -125,8 +117,8 @@ def run_workspace_trials(rounds: int, *, seed: int, workdir: Path, n_keys: int =
                 else:
                     result = me.run(summary, *args)
                     output = result.stdout + result.stderr
-                    if result.returncode not in (0, 1):
-                        summary.violations.append(f"{me.name}: {' '.join(args)} exited {result.returncode}: "
+                    if result.exit_code not in (0, 1):
+                        summary.violations.append(f"{me.name}: {' '.join(args)} exited {result.exit_code}: "
                                                   f"{result.tail()}")
                 summary.runs += 1
                 summary.violations += [f"{me.name}: {p}" for p in state_loads(me.project)]
@@ -141,20 +133,21 @@ def run_workspace_trials(rounds: int, *, seed: int, workdir: Path, n_keys: int =
                 killed = _killed_create(ws.project.journal_records())
                 for _attempt in range(3):
                     ws.run(summary, "apply", "--auto-approve")
-                    if ws.run(summary, "plan", "--detailed-exitcode").returncode == 0:
+                    if ws.run(summary, "plan", "--detailed-exitcode").exit_code == 0:
                         break
                 else:
                     summary.violations.append(f"{ws.name}: not converged after 3 applies")
                 _account(ws.name, before, _keys(control), owner, summary, killed)
             tracked = set()
             for ws in workspaces:
-                st = ws.project.state() or {"keys": {}, "deposed": []}
+                st = ws.project.state() if ws.project.state_path.exists() else {"keys": {}, "deposed": []}
                 tracked |= {k["remote_id"] for k in st["keys"].values()} | {d["remote_id"] for d in st["deposed"]}
                 for address, ks in st["keys"].items():
                     key = _keys(control).get(ks["remote_id"])
                     if (key is None or key["revoked"]) and ks["remote_id"] not in summary.kill_casualties:
                         summary.violations.append(f"{ws.name}: {address}'s key {ks['remote_id']} is gone or revoked")
-            summary.unattributed_live = sum(1 for k, v in _keys(control).items() if not v["revoked"] and k not in tracked)
+            summary.unattributed_live = sum(1 for k, v in _keys(control).items()
+                                            if not v["revoked"] and k not in tracked)
     finally:
         emulator.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -185,7 +178,7 @@ def _clear_stale_lock(ws: _Workspace, summary: WorkspaceSummary) -> None:
         ws.project.lock_path.unlink()
         return
     summary.force_unlocks += 1
-    ws.project.run("force-unlock", str(info.get("id")), "--state", STATE_NAME)
+    ws.project.run_process("force-unlock", str(info.get("id")), "--state", STATE_NAME)
 
 
 def _killed_create(records: list[dict[str, Any]]) -> bool:
