@@ -19,8 +19,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: harness/
-
 from harness.crash import LaneConfig, Summary, TrialResult, run_trials
 
 FAULTS = ("--error-rate", "0.10", "--rate-limit-rate", "0.05", "--retry-after", "0.05",

@@ -16,8 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: harness/
-
 from harness.workspaces import run_workspace_trials
 
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError, SourceLoc
 from keyform.model import KeySpec, SinkConfig, SinkTarget, Workspace
 from keyform.planner import PlanInputs, plan
 from keyform.remote import RemoteSnapshot
 from keyform.sinkscan import SinkSnapshot, scan
 from keyform.state import KeyState, State
-from tests.conftest import EmulatorControl
-from tests.project import ORG, Project
 
 ENV = ".secrets/keys.env"
 
@@ -59,7 +59,7 @@ def test_a_variable_keyform_did_not_write_is_refused_before_any_remote_call(
     assert "Traceback" not in res.output
     assert env.read_bytes() == before  # the variable is kept, byte for byte
     assert _live(emu_control) == []  # no key was created
-    assert not project.state_file.exists()
+    assert not project.state_path.exists()
 
 
 def test_an_exported_variable_is_named_at_its_line(project: Project) -> None:
