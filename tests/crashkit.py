@@ -25,7 +25,7 @@ A trial:
 5. check the invariants against the emulator's stored keys (secrets included):
    (a) every active key in the emulator is in state (all keys in the lane's org are keyform's);
    (b) every live Questra key in state has its current secret in its sink;
-   (c) the state file (and its backup) always loads: JSON and `StateStore.load`;
+   (c) the state file (and its backup) always loads: JSON and `LocalBackend.load`;
    (d) converged within two applies after the crash (`LaneConfig.max_applies`);
    (e) no key is duplicated: at most one active remote key per name/description;
    plus: each TextQL key's authValue is the current secret of its Questra source, the state holds
@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyform.backends.local import LocalBackend
 from keyform.errors import KeyformError
 from keyform.sinks.dotenv import DotenvSink
-from keyform.statestore import StateStore
 from tests.conftest import EmulatorControl
 
 ORG = "org_crash"
@@ -281,7 +281,7 @@ class Project:
         return dict(json.loads(self.state_path.read_text()))
 
     def journal_records(self) -> list[dict[str, Any]]:
-        return StateStore(self.state_path).read_journal()
+        return [r.to_json() for r in LocalBackend(self.state_path).read_journal()]
 
 
 def _text(data: str | bytes | None) -> str:
@@ -305,14 +305,14 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.002) -> bool:
 
 
 def state_loads(project: Project) -> list[str]:
-    """(c): the state file and its backup, where they exist, are JSON and load through StateStore."""
+    """(c): the state file and its backup, where they exist, are JSON and load through LocalBackend."""
     problems = []
     for path in (project.state_path, project.backup_path):
         if not path.exists():
             continue
         try:
             json.loads(path.read_bytes())
-            StateStore(path).load()
+            LocalBackend(path).load()
         except (ValueError, KeyformError) as exc:
             problems.append(f"(c) {path.name} does not load: {exc}")
     return problems

@@ -21,11 +21,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from keyform.backends.local import LocalBackend
 from keyform.backends.postgres import PostgresBackend
 from keyform.emulator import Emulator
+from keyform.journal import Begin
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import State
-from keyform.statestore import StateStore
 from tests.conftest import EmulatorControl
 from tests.pgcluster import PASSWORD
 from tests.project import ORG, TOKENS, Project, Result
@@ -172,14 +173,14 @@ def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project:
     other = project.root / "other.state.json"
     into_local = project.run("state", "push", str(copy), "--state", str(other))
     assert into_local.exit_code == 0, into_local.output
-    moved = StateStore(other).load()
+    moved = LocalBackend(other).load()
     assert moved is not None and moved.lineage == local["lineage"] and set(moved.keys) == {"ci-bot", "web"}
 
 
 def test_push_refuses_another_lineage_unless_forced(project: PgProject) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
     stranger = project.root / "stranger.json"
-    StateStore(stranger).save(State.new())
+    LocalBackend(stranger).save(State.new())
     refused = project.cmd("state", "push", str(stranger))
     assert refused.exit_code == 1
     assert "refusing to push: it holds a state of another lineage" in refused.stderr
@@ -196,10 +197,10 @@ def test_push_refuses_another_lineage_unless_forced(project: PgProject) -> None:
 
 def test_push_refuses_a_local_state_with_an_unrecovered_journal(project: PgProject) -> None:
     source = project.root / "old.state.json"
-    store = StateStore(source)
+    store = LocalBackend(source)
     store.save(State.new())
     with store.journal_open() as journal:
-        journal.append({"op": "begin", "lineage": "x", "serial": 1})
+        journal.append(Begin("x", 1))
     res = project.cmd("state", "push", str(source))
     assert res.exit_code == 1 and "an interrupted apply left" in res.stderr and "--force" in res.stderr
     assert project.pg_state() is None

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from keyform.backends.local import LocalBackend
 from keyform.emulator import Emulator
-from keyform.statestore import StateStore
 from tests.conftest import EmulatorControl
 from tests.project import ORG, Project
 
@@ -22,7 +22,7 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
 
 def test_apply_while_locked_waits_lock_timeout_then_fails_naming_the_holder(project: Project,
                                                                             emu_control: EmulatorControl) -> None:
-    lock = StateStore(project.state_file).acquire_lock("apply")
+    lock = LocalBackend(project.state_file).acquire_lock("apply")
     started = time.monotonic()
     res = project.run("apply", "--auto-approve", "--lock-timeout", "1s")
     waited = time.monotonic() - started

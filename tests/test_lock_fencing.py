@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from keyform.backends.local import LocalBackend
 from keyform.emulator import Emulator
 from keyform.errors import KeyformError
-from keyform.statestore import StateStore
 from tests.conftest import EmulatorControl
 from tests.crashkit import COMMAND_TIMEOUT, KEYFORM, ManifestSpec, Project, check_invariants, wait_for
 
@@ -55,7 +55,7 @@ def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_
         assert apply.poll() is None, "the apply finished before the test could take its lock away"
         with monkeypatch.context() as m:
             m.setattr(socket, "gethostname", lambda: "another-host")
-            StateStore(project.state_path).force_unlock(holder["id"])
+            LocalBackend(project.state_path).force_unlock(holder["id"])
         assert not project.lock_path.exists()
         # ... and a second command runs beside the apply: it takes the lock and recovers its journal
         beside = project.run("plan")
