@@ -7,6 +7,7 @@ from typing import Any
 
 from keyform.durations import format_time
 from keyform.errors import SourceLoc
+from keyform.journal import Record
 from keyform.model import (
     NEVER,
     EnvRef,
@@ -80,3 +81,22 @@ def state_with(*records: KeyState) -> State:
     for r in records:
         st.keys[r.address] = r
     return st
+
+
+class ListWriter:
+    """A `keyform.journal.JournalWriter` that keeps the records in a list."""
+
+    def __init__(self, records: list[Record] | None = None) -> None:
+        self.records: list[Record] = [] if records is None else records
+
+    def append(self, record: Record) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ListWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -21,6 +21,7 @@ import pytest
 from keyform.backends import postgres
 from keyform.backends.postgres import SCHEMA_VERSION, PostgresBackend
 from keyform.errors import KeyformError, LockError, LockLostError, StateError
+from keyform.journal import Begin, Sunk
 from keyform.state import State
 from tests.pgcluster import PASSWORD
 
@@ -147,7 +148,7 @@ def test_states_of_different_workspaces_are_independent(backends: Any) -> None:
     assert dev.load() is None
     with prod.lock("apply"), dev.lock("apply"):
         with prod.journal_open() as journal:
-            journal.append({"op": "begin"})
+            journal.append(Begin("l", 0))
         assert dev.read_journal() == []
 
 
@@ -243,18 +244,18 @@ def test_a_holder_whose_lock_session_ended_can_no_longer_write(pg_dsn: str, back
         assert backend.load() is None
         backend.save(state)
         journal = backend.journal_open()
-        journal.append({"op": "sunk", "seq": "r.1"})
+        journal.append(Sunk("r.1"))
         [(session,)] = sql(pg_dsn, "SELECT backend_pid FROM keyform_locks")
         sql(pg_dsn, "SELECT pg_terminate_backend(%s)", session)  # a broken lock connection, as the server sees it
         with pytest.raises(LockLostError, match=r"the state lock was lost .*; refusing to write the apply journal"):
-            journal.append({"op": "sunk", "seq": "r.2"})
+            journal.append(Sunk("r.2"))
         journal.close()
         with pytest.raises(StateError, match=r"the state lock was lost .*; refusing to write the state"):
             backend.save(state)
         with pytest.raises(StateError, match="the state lock was lost"):
             backend.clear_journal()
     other = backends()
-    assert other.read_journal() == [{"op": "sunk", "seq": "r.1"}]
+    assert other.read_journal() == [Sunk("r.1")]
     reloaded = other.load()
     assert reloaded is not None and reloaded.serial == 1
 

@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 
 from keyform.backends import StateBackend
+from keyform.backends.local import LocalBackend
 from keyform.errors import LockError, StateError
+from keyform.journal import Begin, Done, Failed, Record, Sunk
 from keyform.state import FORMAT_VERSION, KeyState, State
-from keyform.statestore import StateStore
 
 BACKENDS = ["local", "postgres"]
 
@@ -88,7 +89,7 @@ class LocalHarness(Harness):
         self.path = path
 
     def _new(self) -> StateBackend:
-        return StateStore(self.path)
+        return LocalBackend(self.path)
 
     def child_env(self) -> dict[str, str]:
         return {"KF_KIND": "local", "KF_PATH": str(self.path)}
@@ -156,8 +157,8 @@ HOLD_LOCK = """
 import os, sys, time
 from pathlib import Path
 if os.environ["KF_KIND"] == "local":
-    from keyform.statestore import StateStore
-    backend = StateStore(Path(os.environ["KF_PATH"]))
+    from keyform.backends.local import LocalBackend
+    backend = LocalBackend(Path(os.environ["KF_PATH"]))
 else:
     from keyform.backends.postgres import PostgresBackend
     backend = PostgresBackend(os.environ["KF_DSN"], os.environ["KF_WORKSPACE"])
@@ -374,8 +375,7 @@ def test_lock_of_a_killed_holder_is_broken_by_force_unlock_with_its_id(harness: 
 def test_journal_appends_are_read_back_in_order_by_another_backend_object(harness: Harness) -> None:
     backend = harness.make()
     assert backend.read_journal() == []
-    records: list[dict[str, Any]] = [{"op": "begin", "lineage": "l", "serial": 0},
-                                     {"op": "failed", "seq": "1", "message": "ünïcode"}, {"op": "done", "seq": "1"}]
+    records: list[Record] = [Begin("l", 0), Failed("1", "ünïcode"), Done("1")]
     journal = backend.journal_open()
     for r in records[:2]:
         journal.append(r)
@@ -388,26 +388,26 @@ def test_journal_appends_are_read_back_in_order_by_another_backend_object(harnes
 def test_clear_journal_refuses_while_open_and_then_empties_it(harness: Harness) -> None:
     backend = harness.make()
     journal = backend.journal_open()
-    journal.append({"op": "sunk", "seq": "1"})
+    journal.append(Sunk("1"))
     with pytest.raises(RuntimeError, match="close it first"):
         backend.clear_journal()
     journal.close()
     with pytest.raises(RuntimeError):
-        journal.append({"op": "late"})
+        journal.append(Sunk("late"))
     backend.clear_journal()
     assert backend.read_journal() == [] and harness.make().read_journal() == []
     backend.clear_journal()  # clearing an empty journal is fine
     with backend.journal_open() as again:
-        again.append({"op": "sunk", "seq": "2"})
-    assert backend.read_journal() == [{"op": "sunk", "seq": "2"}]
+        again.append(Sunk("2"))
+    assert backend.read_journal() == [Sunk("2")]
 
 
 def test_replace_journal_swaps_all_records_at_once(harness: Harness) -> None:
     backend = harness.make()
     with backend.journal_open() as journal:
         for i in range(3):
-            journal.append({"op": "sunk", "seq": str(i)})
-    keep: list[dict[str, Any]] = [{"op": "begin", "lineage": "l", "serial": 4}, {"op": "sunk", "seq": "1"}]
+            journal.append(Sunk(str(i)))
+    keep: list[Record] = [Begin("l", 4), Sunk("1")]
     backend.replace_journal(keep)
     assert harness.make().read_journal() == keep
     backend.replace_journal([])
@@ -420,7 +420,7 @@ def test_journal_appends_from_many_threads_all_land_whole(harness: Harness) -> N
 
     def write(worker: int) -> None:
         for i in range(25):
-            journal.append({"op": "failed", "seq": f"{worker}.{i}", "message": "x" * 200})
+            journal.append(Failed(f"{worker}.{i}", "x" * 200))
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
     for t in threads:
@@ -431,7 +431,8 @@ def test_journal_appends_from_many_threads_all_land_whole(harness: Harness) -> N
     records = backend.read_journal()
     assert len(records) == 200
     for w in range(8):
-        assert [r["seq"] for r in records if r["seq"].startswith(f"{w}.")] == [f"{w}.{i}" for i in range(25)]
+        assert [r.seq for r in records if isinstance(r, Failed) and r.seq.startswith(f"{w}.")] == \
+            [f"{w}.{i}" for i in range(25)]
 
 
 def test_a_journal_done_record_without_address_is_refused_naming_the_backend(harness: Harness) -> None:
@@ -446,11 +447,11 @@ def test_a_journal_done_record_without_address_is_refused_naming_the_backend(har
 def test_a_corrupt_journal_record_is_refused_naming_the_backend(harness: Harness) -> None:
     backend = harness.make()
     with backend.journal_open() as journal:
-        journal.append({"op": "sunk", "seq": "1"})
+        journal.append(Sunk("1"))
     harness.write_raw_journal_record('{"op": "intent", "se')
     with backend.journal_open() as journal:
-        journal.append({"op": "done", "seq": "1"})
+        journal.append(Done("1"))
     with pytest.raises(StateError, match="is not a JSON object; fix or delete that") as info:
         backend.read_journal()
-    where = str(backend.journal_path) if isinstance(backend, StateStore) else backend.describe()
+    where = str(backend.journal_path) if isinstance(backend, LocalBackend) else backend.describe()
     assert str(info.value).startswith(where + ":")

@@ -90,11 +90,11 @@ def test_a_journal_done_record_without_address_is_refused_naming_its_line(projec
 
 
 def test_a_state_journal_or_lock_nested_too_deeply_is_refused_not_a_crash(tmp_path: Path) -> None:
+    from keyform.backends.local import LocalBackend
     from keyform.errors import StateError
-    from keyform.statestore import StateStore
 
     deep = b"[" * 200_000 + b"]" * 200_000
-    store = StateStore(tmp_path / "keyform.state.json")
+    store = LocalBackend(tmp_path / "keyform.state.json")
     store.path.write_bytes(deep)
     with pytest.raises(StateError, match="nested too deeply"):
         store.load()

@@ -20,12 +20,11 @@ from harness.emulator import EmulatorProcess
 from harness.generator import ManifestSpec, QuestraSpec
 from harness.invariants import check_invariants
 from harness.project import COMMAND_TIMEOUT, ORG, Project
+from keyform.backends.local import LocalBackend
 from keyform.emulator.client import EmulatorControl
-from keyform.journal import Journal
-from keyform.recovery import begin_record
+from keyform.journal import Begin, Journal
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import KeyState, State
-from keyform.statestore import StateStore
 
 
 def test_kill9_trials_converge_with_every_invariant_intact(tmp_path: Path) -> None:
@@ -66,8 +65,8 @@ def control(emulator: EmulatorProcess) -> Iterator[EmulatorControl]:
         yield client
 
 
-def _store(project: Project) -> StateStore:
-    store = StateStore(project.state_path)
+def _store(project: Project) -> LocalBackend:
+    store = LocalBackend(project.state_path)
     store.load()
     return store
 
@@ -87,9 +86,9 @@ def test_first_apply_killed_after_a_finished_create_keeps_that_key(tmp_path: Pat
     first = State(lineage=finished.lineage, serial=0, salt=finished.salt)
     project.state_path.unlink()
     project.backup_path.unlink(missing_ok=True)
-    store = StateStore(project.state_path)
+    store = LocalBackend(project.state_path)
     fh = store.journal_open()
-    fh.append(begin_record(first))
+    fh.append(Begin.of(first))
     journal = Journal(fh, "killed")
     for address in ("q0", "t0"):
         ks: KeyState = finished.keys[address]
@@ -126,14 +125,14 @@ def test_replacement_killed_after_its_secret_was_sunk_rotates_the_key(tmp_path: 
     spec = ManifestSpec.initial(2, 1)
     project.write(spec)
     _converge(project)
-    store = StateStore(project.state_path)
+    store = LocalBackend(project.state_path)
     state = store.load()
     assert state is not None
     old = state.keys["q0"].remote_id
     new = control.bulk_questra(ORG, 1, prefix="q0-new-")[0]  # the key the killed apply created
     DotenvSink(project.sink_path).write("q0", "Q0", new["secret"])
     fh = store.journal_open()
-    fh.append(begin_record(state))
+    fh.append(Begin.of(state))
     journal = Journal(fh, "killed")
     seq = journal.intent("create", "q0", "qp", label="q0", at=new["created_at"], replaces=old,
                          match={"name": "q0"})
@@ -164,14 +163,14 @@ def test_sink_move_killed_after_the_old_entry_was_removed_converges(tmp_path: Pa
     _converge(project)
     moved = ManifestSpec((QuestraSpec("q0", "q0", "Q0_MOVED"), *spec.questra[1:]), spec.textql)
     project.write(moved)
-    store = StateStore(project.state_path)
+    store = LocalBackend(project.state_path)
     state = store.load()
     assert state is not None
     sink = DotenvSink(project.sink_path)
     sink.write("q0", "Q0_MOVED", sink.read("Q0") or "")
     sink.remove("Q0")
     fh = store.journal_open()
-    fh.append(begin_record(state))
+    fh.append(Begin.of(state))
     Journal(fh, "killed").intent("update", "q0", "qp", remote_id=state.keys["q0"].remote_id)
     fh.close()
 

@@ -22,12 +22,13 @@ import psycopg
 import pytest
 
 from harness.project import ORG, TOKENS, Project, Result
+from keyform.backends.local import LocalBackend
 from keyform.backends.postgres import PostgresBackend
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.journal import Begin
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import State
-from keyform.statestore import StateStore
 from tests.pgcluster import PASSWORD
 
 DSN_ENV = "KEYFORM_PG_DSN"
@@ -151,7 +152,9 @@ def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project:
     creates = emu_control.requests()["questra.create"]
 
     project.use_postgres()
-    assert project.run("plan", "--detailed-exitcode").exit_code == 2  # an empty backend: would create again
+    # an empty backend would create every key again, over the .env entries it has no record of: refused
+    empty = project.run("plan", "--detailed-exitcode")
+    assert empty.exit_code == 1 and "already holds CI_BOT" in empty.stderr, empty.output
     pushed = project.cmd("state", "push", str(project.state_path))
     assert pushed.exit_code == 0, pushed.output
     assert f"(serial {local['serial'] + 1}, lineage {local['lineage']})" in pushed.stdout
@@ -172,14 +175,14 @@ def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project:
     other = project.root / "other.state.json"
     into_local = project.run("state", "push", str(copy), "--state", str(other))
     assert into_local.exit_code == 0, into_local.output
-    moved = StateStore(other).load()
+    moved = LocalBackend(other).load()
     assert moved is not None and moved.lineage == local["lineage"] and set(moved.keys) == {"ci-bot", "web"}
 
 
 def test_push_refuses_another_lineage_unless_forced(project: PgProject) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
     stranger = project.root / "stranger.json"
-    StateStore(stranger).save(State.new())
+    LocalBackend(stranger).save(State.new())
     refused = project.cmd("state", "push", str(stranger))
     assert refused.exit_code == 1
     assert "refusing to push: it holds a state of another lineage" in refused.stderr
@@ -196,10 +199,10 @@ def test_push_refuses_another_lineage_unless_forced(project: PgProject) -> None:
 
 def test_push_refuses_a_local_state_with_an_unrecovered_journal(project: PgProject) -> None:
     source = project.root / "old.state.json"
-    store = StateStore(source)
+    store = LocalBackend(source)
     store.save(State.new())
     with store.journal_open() as journal:
-        journal.append({"op": "begin", "lineage": "x", "serial": 1})
+        journal.append(Begin("x", 1))
     res = project.cmd("state", "push", str(source))
     assert res.exit_code == 1 and "an interrupted apply left" in res.stderr and "--force" in res.stderr
     assert project.pg_state() is None

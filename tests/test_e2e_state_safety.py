@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.project import ORG, Project
+from keyform.backends.local import LocalBackend
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
-from keyform.statestore import StateStore
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
 
 def test_apply_while_locked_waits_lock_timeout_then_fails_naming_the_holder(project: Project,
                                                                             emu_control: EmulatorControl) -> None:
-    lock = StateStore(project.state_path).acquire_lock("apply")
+    lock = LocalBackend(project.state_path).acquire_lock("apply")
     started = time.monotonic()
     res = project.run("apply", "--auto-approve", "--lock-timeout", "1s")
     waited = time.monotonic() - started

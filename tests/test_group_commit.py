@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from keyform.backends.local import LocalBackend
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
+from keyform.journal import Sunk
 from keyform.sinks import dotenv, jsonfile
 from keyform.sinks.dotenv import DotenvSink
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.jsonfile import JsonSink
-from keyform.statestore import StateStore
 from tests.conftest import CountFsyncs
 
 
@@ -150,11 +151,11 @@ def test_dotenv_sees_a_same_size_edit_made_between_its_writes(tmp_path: Path) ->
 
 
 def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
-    store = StateStore(tmp_path / "keyform.state.json")
+    store = LocalBackend(tmp_path / "keyform.state.json")
     journal = store.journal_open()
     synced = count_fsyncs()
     journal._sync_lock.acquire()  # an fsync "in flight"
-    threads, errors = _start([partial(journal.append, {"op": "sunk", "seq": str(i)}) for i in range(10)])
+    threads, errors = _start([partial(journal.append, Sunk(str(i))) for i in range(10)])
     _wait_until(lambda: journal._written == 10)
     journal._sync_lock.release()
     for t in threads:
@@ -162,7 +163,8 @@ def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path, 
     journal.close()
     assert errors == []
     assert len(synced) == 1  # the first to get the lock synced all ten lines
-    assert sorted(int(r["seq"]) for r in store.read_journal()) == list(range(10))
+    assert sorted(store.read_journal(), key=lambda r: int(r.seq) if isinstance(r, Sunk) else -1) == \
+        [Sunk(str(i)) for i in range(10)]
 
 
 def test_dotenv_writes_through_its_cache_match_writes_that_parse_the_file_each_time(tmp_path: Path) -> None:

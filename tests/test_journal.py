@@ -1,4 +1,5 @@
-"""journal.replay: folding finished changes into a State and finding the interrupted ones.
+"""keyform.journal: the records' stored format (`encode`/`decode`), and `replay`: folding finished
+changes into a State and finding the interrupted ones.
 
 `replay` is O(1) per record (deposed keys indexed by remote id, the revoked dropped in one pass);
 a property test checks it against the fold stated directly (`expected_after`) on random journals, and that
@@ -7,14 +8,33 @@ a property test checks it against the fold stated directly (`expected_after`) on
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyform.journal import Interrupted, replay
+from keyform.journal import (
+    Begin,
+    Created,
+    Done,
+    Failed,
+    Intent,
+    Interrupted,
+    Journal,
+    JournalRecordError,
+    Record,
+    compacted,
+    decode,
+    encode,
+    from_json,
+    replay,
+    unresolved,
+)
 from keyform.state import DeposedKey, KeyState, State
-from tests.factories import questra_key, recorded, state_with
+from tests.factories import ListWriter, questra_key, recorded, state_with
 
 
 def deposed(remote_id: str, address: str = "ci-bot") -> DeposedKey:
@@ -65,11 +85,11 @@ def test_replay_folds_done_records_and_returns_the_interrupted_ones() -> None:
         {"op": "intent", "seq": "r.5", "action": "create", "address": "api", "provider": "qp"},
         {"op": "failed", "seq": "r.5", "message": "HTTP 400"},
     ]
-    interrupted = replay(state, records)
+    interrupted = replay(state, [from_json(r) for r in records])
     assert sorted(state.keys) == ["ci-bot"] and state.keys["ci-bot"].remote_id == "ak_1"
     assert [d.remote_id for d in state.deposed] == ["ak_5"]
     assert interrupted == [Interrupted("r.4", "create", "web", "qp", {}, remote_id="ak_4", sunk=False)]
-    assert replay(None, records) == interrupted
+    assert replay(None, [from_json(r) for r in records]) == interrupted
 
 
 ids = st.sampled_from([f"ak_{i}" for i in range(6)])
@@ -122,7 +142,81 @@ def test_replay_matches_the_obvious_fold(journal: tuple[list[str], list[dict[str
 
     state = start()
     expected = expected_after(state, records)
-    interrupted = replay(state, records)
+    interrupted = replay(state, [from_json(r) for r in records])
     assert {"keys": {a: k.to_json() for a, k in sorted(state.keys.items())},
             "deposed": [d.to_json() for d in state.deposed]} == expected
-    assert replay(None, records) == interrupted
+    assert replay(None, [from_json(r) for r in records]) == interrupted
+
+
+def test_records_are_stored_in_the_format_earlier_keyforms_wrote_and_read_back_unchanged() -> None:
+    """`encode` writes, byte for byte, the lines keyform wrote before the records were typed (so a
+    journal left by an older keyform, or by this one for an older one, reads the same), and
+    `decode(encode(r)) == r` for every record type."""
+    now = datetime(2027, 3, 3, tzinfo=timezone.utc)
+    writer = ListWriter([Begin("lin-1", 3, "00ff")])
+    journal = Journal(writer, "r", clock=lambda: now)
+    ks, dep = key("ci-bot", "ak_1"), deposed("ak_0")
+    first = journal.intent("create", "ci-bot", "qp", label="CI é", at="2027-03-03T00:00:00Z", replaces=None,
+                           match={"name": "CI"})
+    journal.created(first, "ak_1", created_at="2027-03-03T00:00:01Z")
+    journal.sunk(first)
+    journal.done(first, key=ks, deposed=dep)
+    update = journal.intent("update", "ci-bot", "qp", remote_id="ak_1")
+    journal.failed(update, "HTTP 500\nretry")
+    journal.abandoned(journal.intent("create", "web", "qp", label="web", at="2027-03-03T00:00:00Z"))
+    journal.resolved("old.1", "gone")
+    journal.done(journal.intent("revoke-orphan", "web", "qp", remote_id="ak_9", resolves="old.2"), resolves="old.2")
+    journal.done(journal.intent("revoke-deposed", "ci-bot", "qp", remote_id="ak_0"), revoked_deposed="ak_0")
+    journal.done(journal.intent("delete", "old", "qp", remote_id="ak_7"), forget="old")
+    at = ',"at":"2027-03-03T00:00:00Z"'
+    key_json = json.dumps(ks.to_json(), ensure_ascii=False, separators=(",", ":"))
+    dep_json = json.dumps(dep.to_json(), ensure_ascii=False, separators=(",", ":"))
+    assert [encode(r) for r in writer.records] == [
+        '{"op":"begin","lineage":"lin-1","serial":3,"salt":"00ff"}',
+        '{"op":"intent","seq":"r.1","action":"create","address":"ci-bot","provider":"qp","label":"CI é",'
+        '"at":"2027-03-03T00:00:00Z","replaces":null,"match":{"name":"CI"}}',
+        '{"op":"created","seq":"r.1","remote_id":"ak_1","created_at":"2027-03-03T00:00:01Z"' + at + "}",
+        '{"op":"sunk","seq":"r.1"' + at + "}",
+        '{"op":"done","seq":"r.1","address":"ci-bot","key":' + key_json + ',"deposed":' + dep_json + at + "}",
+        '{"op":"intent","seq":"r.2","action":"update","address":"ci-bot","provider":"qp","remote_id":"ak_1"' + at + "}",
+        '{"op":"failed","seq":"r.2","message":"HTTP 500\\nretry"' + at + "}",
+        '{"op":"intent","seq":"r.3","action":"create","address":"web","provider":"qp","label":"web",'
+        '"at":"2027-03-03T00:00:00Z"}',
+        '{"op":"abandoned","seq":"r.3"' + at + "}",
+        '{"op":"resolved","seq":"old.1","message":"gone"' + at + "}",
+        '{"op":"intent","seq":"r.4","action":"revoke-orphan","address":"web","provider":"qp","remote_id":"ak_9",'
+        '"resolves":"old.2"' + at + "}",
+        '{"op":"done","seq":"r.4","resolves":"old.2"' + at + "}",
+        '{"op":"intent","seq":"r.5","action":"revoke-deposed","address":"ci-bot","provider":"qp",'
+        '"remote_id":"ak_0"' + at + "}",
+        '{"op":"done","seq":"r.5","revoked_deposed":"ak_0"' + at + "}",
+        '{"op":"intent","seq":"r.6","action":"delete","address":"old","provider":"qp","remote_id":"ak_7"' + at + "}",
+        '{"op":"done","seq":"r.6","forget":"old"' + at + "}",
+    ]
+    for record in writer.records:
+        assert decode(encode(record)) == record
+        assert decode(encode(record).encode("utf-8")) == record
+
+
+def test_decode_refuses_what_is_not_a_valid_record_saying_what_is_wrong() -> None:
+    with pytest.raises(JournalRecordError, match=r"^is not a JSON object$"):
+        decode(b"[1, 2]")
+    with pytest.raises(JournalRecordError, match=r"^is not a JSON object$"):
+        decode('{"op": "sunk", "se')
+    with pytest.raises(JournalRecordError, match='missing required field "address"'):
+        decode('{"op": "done", "seq": "r.1", "key": {}}')
+
+
+def test_unresolved_and_compacted_keep_only_the_interrupted_changes() -> None:
+    state = state_with(key("a", "ak_0"))
+    records: list[Record] = [
+        Begin("lin-0", 0), Intent("r.1", "create", "a", "qp", {"match": {"name": "a"}}), Created("r.1", "ak_1"),
+        Intent("r.2", "create", "b", "qp"), Done("r.2", key=key("b", "ak_2")),
+        Intent("r.3", "delete", "c", "qp"), Failed("r.3", "HTTP 500"), Intent("r.4", "update", "a", "qp")]
+    open_ = unresolved(records)
+    assert [(it.seq, it.remote_id) for it in open_] == [("r.1", "ak_1"), ("r.4", None)]
+    assert state.keys["a"].remote_id == "ak_0" and "b" not in state.keys  # nothing was folded
+    kept = compacted(state, records, {"r.1"})
+    assert kept == [Begin(state.lineage, state.serial, state.salt), records[1], records[2]]
+    assert compacted(state, records, {"r.9"}) == []
+    assert compacted(state, records, set()) == []

@@ -194,6 +194,14 @@ def test_state_rm_then_plan_creates_and_leaves_old_key_untouched(project: Projec
     assert questra_status(emu_control) == {old: False}
 
 
+def test_state_rm_without_a_state_path_says_so_naming_it(project: Project) -> None:
+    """The local backend says what it lacks (`no state file`; postgres: `there is no state yet`)."""
+    project.questra("k:\n  provider: qp\n")
+    res = project.run("state", "rm", "k", "-f", str(project.manifest))
+    assert res.exit_code == 1 and f"{project.state_path}: no state file" in res.stderr, res.output
+    assert "Traceback" not in res.output
+
+
 def test_state_mv_then_plan_is_noop(project: Project) -> None:
     project.questra("old-name:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
@@ -228,9 +236,9 @@ def test_destroy_revokes_everything_and_refuses_prevent_destroy(project: Project
 
 def test_force_unlock_breaks_only_the_named_lock(project: Project) -> None:
     project.questra("k:\n  provider: qp\n")
-    from keyform.statestore import StateStore
+    from keyform.backends.local import LocalBackend
 
-    store = StateStore(project.state_path)
+    store = LocalBackend(project.state_path)
     lock = store.acquire_lock("apply")
     blocked = project.run("plan", "--lock-timeout", "0s")
     assert blocked.exit_code == 1 and lock.id in blocked.stderr
@@ -238,9 +246,9 @@ def test_force_unlock_breaks_only_the_named_lock(project: Project) -> None:
     assert wrong.exit_code == 1
     alive = project.run("force-unlock", lock.id, "-f", str(project.manifest))  # its holder runs on this host
     assert alive.exit_code == 1 and "refusing to force-unlock" in alive.stderr, alive.output
-    from keyform import statelock
+    from keyform.backends import local
 
-    held = statelock.held(lock.id)
+    held = local.held(lock.id)
     assert held is not None
     held.close()  # as if its process died: the OS lock is gone, the record stays
     ok = project.run("force-unlock", lock.id, "-f", str(project.manifest))

@@ -19,10 +19,10 @@ import pytest
 from harness.generator import ManifestSpec
 from harness.invariants import check_invariants
 from harness.project import COMMAND_TIMEOUT, KEYFORM, Project, wait_for
+from keyform.backends.local import LocalBackend
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
-from keyform.statestore import StateStore
 
 SPEC = ManifestSpec.initial(4, 2)
 
@@ -57,7 +57,7 @@ def test_force_unlock_of_a_running_apply_is_refused_and_an_apply_that_loses_its_
         assert apply.poll() is None, "the apply finished before the test could take its lock away"
         with monkeypatch.context() as m:
             m.setattr(socket, "gethostname", lambda: "another-host")
-            StateStore(project.state_path).force_unlock(holder["id"])
+            LocalBackend(project.state_path).force_unlock(holder["id"])
         assert not project.lock_path.exists()
         # ... and a second command runs beside the apply: it takes the lock and recovers its journal
         beside = project.run_process("plan")

@@ -19,13 +19,12 @@ from typing import Any
 import pytest
 
 from harness.project import ORG, Project, Result
+from keyform.backends.local import LocalBackend
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
-from keyform.journal import Journal
-from keyform.recovery import begin_record
+from keyform.journal import Begin, Intent, Journal, Record
 from keyform.sinks.dotenv import DotenvSink
-from keyform.statestore import StateStore
 
 FIRST = """\
 a: {provider: qp, name: a0}
@@ -65,7 +64,7 @@ class Setup:
             finally:
                 pg.close()
         else:
-            local = StateStore(self.project.state_path)
+            local = LocalBackend(self.project.state_path)
             with local.lock("test"):
                 yield local
 
@@ -73,7 +72,7 @@ class Setup:
         with self.store() as st:
             return st.load()
 
-    def journal(self) -> list[dict[str, Any]]:
+    def journal(self) -> list[Record]:
         with self.store() as st:
             return list(st.read_journal())
 
@@ -104,7 +103,7 @@ def _interrupt(s: Setup, control: EmulatorControl) -> tuple[str, str]:
         done = dataclasses.replace(a, address="d", remote_id=d["id"], attrs={"name": "d0"}, remote={"name": "d0"},
                                    sink={"sink": "env", "as": "D"}, created_at=d["created_at"])
         fh = store.journal_open()
-        fh.append(begin_record(state))
+        fh.append(Begin.of(state))
         journal = Journal(fh, "killed", clock=utcnow)
         seq = journal.intent("create", "d", "qp", label="d0", at=d["created_at"], match={"name": "d0"})
         journal.created(seq, d["id"])
@@ -140,7 +139,7 @@ def test_state_rm_folds_the_journal_first(setup: Setup, emu_control: EmulatorCon
     assert res.exit_code == 0, res.output
     st = setup.state()
     assert "b" not in st.keys and st.keys["d"].remote_id == d_id
-    assert [r.get("address") for r in setup.journal() if r.get("op") == "intent"] == ["e"]
+    assert [r.address for r in setup.journal() if isinstance(r, Intent)] == ["e"]
     _converge_and_check(setup, emu_control, d_id, e_id)
 
 

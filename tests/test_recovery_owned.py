@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,11 @@ import jsonschema
 from harness.project import ORG, Project
 from keyform.durations import format_time
 from keyform.emulator.client import EmulatorControl
-from keyform.journal import Journal
-from keyform.recovery import CLOCK_SKEW, assess, begin_record
+from keyform.journal import Begin, Created, Intent, Journal, Record
+from keyform.recovery import CLOCK_SKEW, assess
 from keyform.remote import RemoteKey
 from keyform.state import State
-from tests.factories import T0, questra_key, recorded, state_with
+from tests.factories import T0, ListWriter, questra_key, recorded, state_with
 
 READ_ONLY = "ro-reviewer-token-4c1d"
 KEYS = """\
@@ -109,16 +110,16 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     project = Project(tmp_path, emulator.url)
     project.questra(KEYS)
     assert project.run("apply", "--auto-approve").exit_code == 0
-    from keyform.statestore import StateStore
+    from keyform.backends.local import LocalBackend
 
-    store = StateStore(project.state_path)
+    store = LocalBackend(project.state_path)
     state = store.load()
     assert state is not None
     gone = state.keys.pop("b")  # as if the apply that created b died before saving the state
     store.save(state)
     serial = project.state()["serial"]
     fh = store.journal_open()
-    fh.append(begin_record(state))
+    fh.append(Begin.of(state))
     journal = Journal(fh, "killed")
     seq = journal.intent("create", "b", "qp", label="ci-bot", at=gone.created_at, match={"name": "ci-bot"})
     journal.created(seq, gone.remote_id)
@@ -154,17 +155,12 @@ class _Pool:
         self.deleted.append(remote_id)
 
 
-def _journal(state: State, *, abandoned_after: timedelta | None, calibrate: bool = True) -> list[dict[str, Any]]:
+def _journal(state: State, *, abandoned_after: timedelta | None, calibrate: bool = True) -> list[Record]:
     """A run that lost the reply to its create of ci-bot (`abandoned_after` the intent; None: it was
     killed). With `calibrate`, an earlier create of that run got its reply (server clock = ours)."""
-    records: list[dict[str, Any]] = [begin_record(state)]
-
-    class Sink:
-        def append(self, record: dict[str, Any]) -> None:
-            records.append(record)
-
+    records: list[Record] = [Begin.of(state)]
     now = [T0]
-    journal = Journal(Sink(), "run1", clock=lambda: now[0])
+    journal = Journal(ListWriter(records), "run1", clock=lambda: now[0])
     if calibrate:
         web = journal.intent("create", "web", "qp", label="web", at=format_time(T0), match={"name": "web"})
         journal.created(web, "ak_web", created_at=format_time(T0))
@@ -366,8 +362,7 @@ def test_two_workspace_kill_trials_revoke_no_key_of_the_other(tmp_path: Path) ->
 
 def test_an_intent_without_a_time_proves_nothing() -> None:
     st = state_with()
-    records: list[dict[str, Any]] = [begin_record(st), {"op": "intent", "seq": "old.1", "action": "create",
-                                                        "address": "ci", "provider": "qp", "match": {"name": "ci-bot"}}]
+    records: list[Record] = [Begin.of(st), Intent("old.1", "create", "ci", "qp", {"match": {"name": "ci-bot"}})]
     rec = assess(st, records, _Pool([_key("ak_only", timedelta(0))]), {"qp": "questra"})  # type: ignore[arg-type]
     assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_only",)]
 
@@ -386,15 +381,10 @@ def test_the_server_created_at_of_a_replied_create_calibrates_the_window() -> No
     created_at known), the second lost it. Calibrated, the window is seconds wide: the other
     workspace's key made 20 s later is no candidate, and the lost create's key is revoked."""
     st = state_with()
-    records: list[dict[str, Any]] = [begin_record(st)]
-
-    class Sink:
-        def append(self, record: dict[str, Any]) -> None:
-            records.append(record)
-
+    records: list[Record] = [Begin.of(st)]
     ahead = timedelta(minutes=2)
     now = [T0]
-    journal = Journal(Sink(), "run1", clock=lambda: now[0])
+    journal = Journal(ListWriter(records), "run1", clock=lambda: now[0])
     first = journal.intent("create", "web", "qp", label="web", at=format_time(T0), match={"name": "web"})
     now[0] = T0 + timedelta(seconds=1)
     journal.created(first, "ak_web", created_at=format_time(T0 + ahead))
@@ -409,7 +399,7 @@ def test_the_server_created_at_of_a_replied_create_calibrates_the_window() -> No
     assert [o.remote_id for o in rec.orphans if o.address == "ci"] == ["ak_ours"]
     assert rec.uncertain == []
     # without the calibrating reply, the same keys are ambiguous: nothing is revoked
-    uncalibrated = [{k: v for k, v in r.items() if k != "created_at"} for r in records]
+    uncalibrated = [replace(r, created_at=None) if isinstance(r, Created) else r for r in records]
     rec = assess(state_with(), uncalibrated, _Pool(listed), {"qp": "questra"})  # type: ignore[arg-type]
     assert [o.remote_id for o in rec.orphans if o.address == "ci"] == []
     assert [u.candidates for u in rec.uncertain if u.address == "ci"] == [("ak_before", "ak_ours", "ak_theirs")]

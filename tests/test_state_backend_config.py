@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from keyform.backends import open_backend
+from keyform.backends.local import LocalBackend
 from keyform.backends.postgres import PostgresBackend
 from keyform.errors import KeyformError
 from keyform.manifest import load_workspace
 from keyform.model import EnvRef, FileRef, StateConfig, Workspace
-from keyform.statestore import StateStore
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DSN = "postgresql://keyform:s3cret-pw@db.example.com:6543/keyform_state"
@@ -30,13 +30,13 @@ def test_without_a_state_section_the_backend_is_the_local_file(tmp_path: Path) -
     ws = load(tmp_path, "")
     assert ws.state_backend == StateConfig()
     backend = open_backend(ws, None)
-    assert isinstance(backend, StateStore) and backend.path == tmp_path / "keyform.state.json"
+    assert isinstance(backend, LocalBackend) and backend.path == tmp_path / "keyform.state.json"
 
 
 def test_a_local_state_path_is_honoured(tmp_path: Path) -> None:
     ws = load(tmp_path, "state: {backend: local, path: st/x.json}\n")
     backend = open_backend(ws, None)
-    assert isinstance(backend, StateStore) and backend.path == tmp_path / "st" / "x.json"
+    assert isinstance(backend, LocalBackend) and backend.path == tmp_path / "st" / "x.json"
 
 
 def test_a_postgres_state_reads_its_dsn_from_the_environment(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_a_postgres_dsn_file_is_relative_to_its_manifest_and_the_workspace_defau
 def test_the_state_flag_overrides_any_backend_with_a_local_file(tmp_path: Path) -> None:
     ws = load(tmp_path, "state: {backend: postgres, dsn: {env: KEYFORM_PG_DSN}}\n")
     backend = open_backend(ws, tmp_path / "elsewhere.json", env={})
-    assert isinstance(backend, StateStore) and backend.path == tmp_path / "elsewhere.json"
+    assert isinstance(backend, LocalBackend) and backend.path == tmp_path / "elsewhere.json"
 
 
 def test_cli_start_up_and_validate_do_not_import_the_database_driver(tmp_path: Path) -> None:

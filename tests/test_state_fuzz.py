@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from keyform.backends.local import LocalBackend
 from keyform.errors import StateError
-from keyform.journal import replay
+from keyform.journal import from_json, replay
 from keyform.model import Rotation
 from keyform.planner import plan
 from keyform.remote import RemoteSnapshot
-from keyform.state import DeposedKey, KeyState, State
+from keyform.state import DeposedKey, KeyState, State, parse_state
 from keyform.statecheck import SCHEMA_DIR, _check
-from keyform.statestore import StateStore, parse_state
 from tests.factories import expires_in, questra_key, workspace
 
 NOW = datetime(2027, 4, 1, tzinfo=timezone.utc)
@@ -158,7 +158,7 @@ def mutated_journal(draw: st.DrawFn) -> list[Any]:
 @given(st.one_of(mutated_journal(), st.lists(JSON, max_size=4)))
 def test_a_mutated_journal_loads_and_replays_or_is_refused(tmp_path_factory: Any, records: list[Any]) -> None:
     path: Path = tmp_path_factory.mktemp("j") / "keyform.state.json"
-    store = StateStore(path)
+    store = LocalBackend(path)
     store.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
     try:
         loaded = store.read_journal()
@@ -184,9 +184,9 @@ def test_the_schemas_are_valid_draft_2020_12() -> None:
 
 def test_extra_fields_of_other_ops_are_not_read_as_timestamps(tmp_path: Path) -> None:
     """Found by the fuzzer: a `begin` record with an extra `deposed` field crashed the time check."""
-    store = StateStore(tmp_path / "keyform.state.json")
+    store = LocalBackend(tmp_path / "keyform.state.json")
     records = journal_sample()
     records[0]["deposed"] = {}
     records[2]["expires_at"] = "not a time"  # an extra field keyform never reads on that record
     store.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert store.read_journal() == records
+    assert store.read_journal() == [from_json(r) for r in records]

@@ -243,16 +243,17 @@ def test_report_unmanaged_without_refresh_says_it_cannot_tell(project: Project) 
 
 
 def test_report_takes_no_lock_and_mentions_an_unrecovered_apply(project: Project) -> None:
-    from keyform.statestore import StateStore
+    from keyform.backends.local import LocalBackend
+    from keyform.journal import Begin
 
     project.questra("k: {provider: qp}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
-    store = StateStore(project.state_path)
+    store = LocalBackend(project.state_path)
     with store.lock("apply"):  # an apply in progress elsewhere
         held = report(project, "--idle", "1d")
         assert held.exit_code == 0, held.output
         with store.journal_open() as journal:
-            journal.append({"op": "begin", "lineage": "x", "serial": 1})
+            journal.append(Begin("x", 1))
         pending = report(project, "--unmanaged")
     assert pending.exit_code == 0 and "an interrupted apply has not been recovered yet" in pending.stdout
     assert store.read_journal()  # left for plan/apply to recover
@@ -322,10 +323,10 @@ def test_an_unreadable_other_workspace_is_an_error_naming_it(
 
 
 def test_backends_other_workspace_states(tmp_path: Path, pg_dsn: str) -> None:
+    from keyform.backends.local import LocalBackend
     from keyform.backends.postgres import PostgresBackend
-    from keyform.statestore import StateStore
 
-    assert StateStore(tmp_path / "keyform.state.json").other_workspace_states() == {}
+    assert LocalBackend(tmp_path / "keyform.state.json").other_workspace_states() == {}
     saved = {}
     for ws in ("a", "b", "c"):
         backend = PostgresBackend(pg_dsn, ws)

@@ -3,7 +3,7 @@ stored keys, secrets included. Each check returns the violations as text (no sec
 
 (a) every active key in the emulator is in state (all keys in the org are keyform's);
 (b) every live Questra key in state has its current secret in its sink;
-(c) the state file (and its backup) always loads: JSON and `StateStore.load`;
+(c) the state file (and its backup) always loads: JSON and `LocalBackend.load`;
 (e) no key is duplicated: at most one active remote key per name/description;
 plus: each TextQL key's authValue is the current secret of its Questra source, and once converged
 the state holds exactly the manifest's keys and no deposed key, the journal no record, no lock.
@@ -18,21 +18,21 @@ from typing import Any
 
 from harness.generator import ManifestSpec
 from harness.project import ORG, Project
+from keyform.backends.local import LocalBackend
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
 from keyform.sinks.dotenv import DotenvSink
-from keyform.statestore import StateStore
 
 
 def state_loads(project: Project) -> list[str]:
-    """(c): the state file and its backup, where they exist, are JSON and load through StateStore."""
+    """(c): the state file and its backup, where they exist, are JSON and load through LocalBackend."""
     problems = []
     for path in (project.state_path, project.backup_path):
         if not path.exists():
             continue
         try:
             json.loads(path.read_bytes())
-            StateStore(path).load()
+            LocalBackend(path).load()
         except (ValueError, KeyformError) as exc:
             problems.append(f"(c) {path.name} does not load: {exc}")
     return problems

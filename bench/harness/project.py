@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keyform.statestore import StateStore
+from keyform.backends.local import LocalBackend
 
 if TYPE_CHECKING:
     from harness.generator import ManifestSpec
@@ -138,7 +138,7 @@ class Project:
         return dict(json.loads(self.state_path.read_text()))
 
     def journal_records(self) -> list[dict[str, Any]]:
-        return StateStore(self.state_path).read_journal()
+        return [r.to_json() for r in LocalBackend(self.state_path).read_journal()]
 
     def sink(self, rel: str = SINK_REL) -> dict[str, str]:
         """The entries of a dotenv sink file (none: {})."""

@@ -842,10 +842,10 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
     def body() -> int:
         from pathlib import Path
 
+        from keyform.backends.local import LocalBackend
         from keyform.statecmds import push_state
-        from keyform.statestore import StateStore
 
-        source = StateStore(Path(file))
+        source = LocalBackend(Path(file))
         pushed = source.load()
         if pushed is None:
             raise KeyformError(f"{file}: no such state file")
@@ -900,13 +900,10 @@ def _locked_state(files: tuple[str, ...], state_path: str | None, lock_timeout: 
         st = store.load()
         keep = fold_journal(store, st) if st is not None else None
         if st is None:
-            from keyform.statestore import StateStore
-
             if store.read_journal():
                 raise KeyformError(f"{store.describe()}: there is no state yet, but an interrupted apply left "
                                    "its journal; run `keyform apply` to recover it first")
-            what = "no state file" if isinstance(store, StateStore) else "there is no state yet"
-            raise KeyformError(f"{store.describe()}: {what}")
+            raise KeyformError(f"{store.describe()}: {store.no_state}")
         yield store, st, keep
 
 

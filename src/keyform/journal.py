@@ -1,37 +1,280 @@
 """The apply journal: a write-ahead log of intent, so a crash between a remote call and the state
-write is recovered, never lost.
+write is recovered, never lost. This module owns the journal's format.
 
-Before each remote mutation the applier appends an `intent`; after it, what happened (`created`
-with the remote id, `sunk` once the secret is durable, `done` with the resulting state record).
-Records are small JSON objects and never hold a secret. `replay` folds finished changes into a
-State and returns the changes that were interrupted, for recovery to resolve.
+Before each remote mutation the applier appends an `Intent`; after it, what happened (`Created`
+with the remote id, `Sunk` once the secret is durable, `Done` with the resulting state record,
+`Failed`, `Abandoned` when a create's reply was lost, `Resolved` when an earlier run's interrupted
+create needs nothing more). Each apply's journal starts with a `Begin` naming the state it started
+from. Records never hold a secret.
+
+`encode` turns a record into its one-line JSON form (a line of `<state>.journal`, a row of the
+postgres backend's `keyform_journal`); `decode` reads one back, validated against
+`schemas/journal.schema.json` (`keyform.statecheck`). Both backends store and read records only
+through these two, so the format is the same everywhere and older journals stay readable.
+`replay` folds finished changes into a State and returns the changes that were interrupted
+(`unresolved`: only those); `compacted` is the journal that keeps only some of them.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from keyform.durations import format_time
 from keyform.state import DeposedKey, KeyState, State
 
 log = logging.getLogger("keyform.journal")
 _LOGGED = ("seq", "action", "address", "remote_id", "forget", "revoked_deposed")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per json.dumps call
 
 
-class JournalSink(Protocol):
-    def append(self, record: dict[str, Any]) -> None: ...
+@dataclass(slots=True)
+class Begin:
+    """The state an apply started from. The salt (and key check) let recovery rebuild a state that was
+    never saved (a first apply killed mid-way) with the fingerprints its records were computed under."""
+
+    op: ClassVar[str] = "begin"
+    lineage: str
+    serial: int
+    salt: str | None = None
+    key_check: str | None = None  # keyed fingerprints: the rebuilt state must stay keyed
+    at: str | None = None
+
+    @classmethod
+    def of(cls, state: State) -> Begin:
+        return cls(state.lineage, state.serial, state.salt, state.key_check)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": "begin", "lineage": self.lineage, "serial": self.serial}
+        if self.salt is not None:
+            out["salt"] = self.salt
+        if self.key_check is not None:
+            out["key_check"] = self.key_check
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+
+@dataclass(slots=True)
+class Intent:
+    """A remote mutation about to be made. `details` are the action's own fields (`label`, `at`: when
+    a create was sent, `match`, `remote_id`, ...), kept in their order."""
+
+    op: ClassVar[str] = "intent"
+    seq: str
+    action: str
+    address: str
+    provider: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def at(self) -> str | None:
+        at = self.details.get("at")
+        return at if isinstance(at, str) else None
+
+    @at.setter
+    def at(self, value: str | None) -> None:
+        self.details["at"] = value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "intent", "seq": self.seq, "action": self.action, "address": self.address,
+                "provider": self.provider, **self.details}
+
+
+@dataclass(slots=True)
+class Created:
+    op: ClassVar[str] = "created"
+    seq: str
+    remote_id: str
+    created_at: str | None = None  # the server's clock: recovery calibrates its time windows with it
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": "created", "seq": self.seq, "remote_id": self.remote_id}
+        if self.created_at is not None:
+            out["created_at"] = self.created_at
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+
+@dataclass(slots=True)
+class Sunk:
+    op: ClassVar[str] = "sunk"
+    seq: str
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _with_at({"op": "sunk", "seq": self.seq}, self.at)
+
+
+@dataclass(slots=True)
+class Failed:
+    op: ClassVar[str] = "failed"
+    seq: str
+    message: str | None = None
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _with_message({"op": "failed", "seq": self.seq}, self.message, self.at)
+
+
+@dataclass(slots=True)
+class Abandoned:
+    """A create's reply was lost: the key may exist. The intent stays open for recovery, and this
+    record's time bounds the window in which the server may have made the key."""
+
+    op: ClassVar[str] = "abandoned"
+    seq: str
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _with_at({"op": "abandoned", "seq": self.seq}, self.at)
+
+
+@dataclass(slots=True)
+class Resolved:
+    """An interrupted create of an earlier run (its intent `seq`) needs nothing more."""
+
+    op: ClassVar[str] = "resolved"
+    seq: str
+    message: str | None = None
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _with_message({"op": "resolved", "seq": self.seq}, self.message, self.at)
+
+
+@dataclass(slots=True)
+class Done:
+    """A finished change and its effect on the state."""
+
+    op: ClassVar[str] = "done"
+    seq: str
+    key: KeyState | None = None  # the key's new state record
+    forget: str | None = None  # an address the state drops
+    deposed: DeposedKey | None = None  # a key replaced by a rotation
+    revoked_deposed: str | None = None  # the remote id of a deposed key now revoked
+    resolves: str | None = None  # the seq of an interrupted create whose orphan this revoked
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": "done", "seq": self.seq}
+        if self.resolves is not None:
+            out["resolves"] = self.resolves
+        if self.key is not None:
+            out["address"] = self.key.address
+            out["key"] = self.key.to_json()
+        if self.forget is not None:
+            out["forget"] = self.forget
+        if self.deposed is not None:
+            out["deposed"] = self.deposed.to_json()
+        if self.revoked_deposed is not None:
+            out["revoked_deposed"] = self.revoked_deposed
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+
+Record = Begin | Intent | Created | Sunk | Failed | Abandoned | Resolved | Done
+Change = Intent | Created | Sunk | Failed | Abandoned | Resolved | Done  # the records of one change (a seq)
+
+
+def _with_at(out: dict[str, Any], at: str | None) -> dict[str, Any]:
+    if at is not None:
+        out["at"] = at
+    return out
+
+
+def _with_message(out: dict[str, Any], message: str | None, at: str | None) -> dict[str, Any]:
+    if message is not None:
+        out["message"] = message
+    return _with_at(out, at)
+
+
+class JournalRecordError(ValueError):
+    """A journal line or row that is not a valid record; `str()` is the problem, e.g. `is not a JSON
+    object`, for the backend to prefix with where it is."""
+
+
+def encode(record: Record) -> str:
+    """The record's stored form: one line of compact JSON (no newline; non-ASCII kept as is)."""
+    return _ENCODER.encode(record.to_json())
+
+
+def decode(data: str | bytes) -> Record:
+    """The record in one stored line or row, validated against the journal schema; JournalRecordError
+    (`is not a JSON object`, or what is wrong with it) otherwise."""
+    from keyform.statecheck import journal_problem
+
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise JournalRecordError("is not a JSON object")
+    problem = journal_problem(doc)
+    if problem is not None:
+        raise JournalRecordError(problem)
+    try:
+        return from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise JournalRecordError(f"has malformed content ({type(exc).__name__})") from None
+
+
+def from_json(d: dict[str, Any]) -> Record:
+    """The typed record of a journal JSON object that matches the schema (see `decode`)."""
+    op = d["op"]
+    at = d.get("at")
+    if op == "intent":
+        details = {k: v for k, v in d.items() if k not in ("op", "seq", "action", "address", "provider")}
+        return Intent(str(d["seq"]), str(d["action"]), str(d["address"]), str(d["provider"]), details)
+    seq = str(d.get("seq"))
+    if op == "done":
+        key = KeyState.from_json(d["address"], d["key"]) if "key" in d else None
+        deposed = DeposedKey.from_json(d["deposed"]) if "deposed" in d else None
+        return Done(seq, key, d.get("forget"), deposed, d.get("revoked_deposed"),
+                    str(d["resolves"]) if "resolves" in d else None, at)
+    if op == "created":
+        return Created(seq, d["remote_id"], d.get("created_at"), at)
+    if op == "sunk":
+        return Sunk(seq, at)
+    if op == "failed":
+        return Failed(seq, d.get("message"), at)
+    if op == "abandoned":
+        return Abandoned(seq, at)
+    if op == "resolved":
+        return Resolved(seq, d.get("message"), at)
+    if op == "begin":
+        salt, key_check = d.get("salt"), d.get("key_check")
+        return Begin(d["lineage"], d["serial"], salt if isinstance(salt, str) else None,
+                     key_check if isinstance(key_check, str) else None, at)
+    raise JournalRecordError(f'field "op": {op!r} is not a journal record type')
+
+
+class JournalWriter(Protocol):
+    """An open apply journal (a backend's `journal_open()`). `append` is durable when it returns;
+    safe to call from many threads."""
+
+    def append(self, record: Record) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> JournalWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class Journal:
-    """Numbers and appends records; `append` must be durable (fsync) when it returns."""
+    """Numbers and appends an apply's records to a writer (None: numbers them only)."""
 
-    def __init__(self, sink: JournalSink | None, run_id: str, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, sink: JournalWriter | None, run_id: str, clock: Callable[[], datetime] | None = None) -> None:
         self._sink = sink
         self._run = run_id
         self._seq = itertools.count(1)
@@ -39,59 +282,43 @@ class Journal:
         self._clock = clock  # when set, every record after an intent carries `at`: recovery bounds
         # the time window of a create whose reply was lost by the last record its run wrote
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: Change) -> None:
         if self._sink is not None:
-            if self._clock is not None and "at" not in record:
-                record["at"] = format_time(self._clock())
+            if self._clock is not None and record.at is None:
+                record.at = format_time(self._clock())
             self._sink.append(record)
             if log.isEnabledFor(logging.DEBUG):  # `-v`: the record's identifying fields only
-                log.debug("journal: %s %s", record["op"],
-                          " ".join(f"{k}={record[k]}" for k in _LOGGED if record.get(k) is not None))
+                doc = record.to_json()
+                log.debug("journal: %s %s", record.op,
+                          " ".join(f"{k}={doc[k]}" for k in _LOGGED if doc.get(k) is not None))
 
     def intent(self, action: str, address: str, provider: str, **details: Any) -> str:
         with self._lock:
             seq = f"{self._run}.{next(self._seq)}"
-        self._write({"op": "intent", "seq": seq, "action": action, "address": address,
-                     "provider": provider, **details})
+        self._write(Intent(seq, action, address, provider, details))
         return seq
 
     def created(self, seq: str, remote_id: str, created_at: str | None = None) -> None:
-        rec: dict[str, Any] = {"op": "created", "seq": seq, "remote_id": remote_id}
-        if created_at is not None:  # the server's clock: recovery calibrates its time windows with it
-            rec["created_at"] = created_at
-        self._write(rec)
+        self._write(Created(seq, remote_id, created_at))
 
     def sunk(self, seq: str) -> None:
-        self._write({"op": "sunk", "seq": seq})
+        self._write(Sunk(seq))
 
     def failed(self, seq: str, message: str) -> None:
-        self._write({"op": "failed", "seq": seq, "message": message})
+        self._write(Failed(seq, message))
 
     def abandoned(self, seq: str) -> None:
-        """The create's reply was lost: the key may exist. The intent stays open for recovery, and
-        this record's time bounds the window in which the server may have made the key."""
-        self._write({"op": "abandoned", "seq": seq})
+        """The create's reply was lost (see `Abandoned`)."""
+        self._write(Abandoned(seq))
 
     def resolved(self, seq: str, note: str) -> None:
         """An interrupted create of an earlier run (its intent `seq`) needs nothing more."""
-        self._write({"op": "resolved", "seq": seq, "message": note})
+        self._write(Resolved(seq, note))
 
     def done(self, seq: str, *, key: KeyState | None = None, forget: str | None = None,
              deposed: DeposedKey | None = None, revoked_deposed: str | None = None,
              resolves: str | None = None) -> None:
-        rec: dict[str, Any] = {"op": "done", "seq": seq}
-        if resolves is not None:  # the orphan of that interrupted create was revoked
-            rec["resolves"] = resolves
-        if key is not None:
-            rec["address"] = key.address
-            rec["key"] = key.to_json()
-        if forget is not None:
-            rec["forget"] = forget
-        if deposed is not None:
-            rec["deposed"] = deposed.to_json()
-        if revoked_deposed is not None:
-            rec["revoked_deposed"] = revoked_deposed
-        self._write(rec)
+        self._write(Done(seq, key, forget, deposed, revoked_deposed, resolves))
 
 
 @dataclass
@@ -107,27 +334,26 @@ class Interrupted:
     sunk: bool = False  # the secret reached its sink
 
 
-def replay(state: State | None, records: Iterable[dict[str, Any]]) -> list[Interrupted]:
+def replay(state: State | None, records: Iterable[Record]) -> list[Interrupted]:
     """Apply every finished change in `records` to `state` (in order); return the unfinished ones.
-    With `state` None, only find the unfinished ones (no State is built or copied)."""
+    With `state` None, only find the unfinished ones (no State is built or copied): `unresolved`."""
     open_: dict[str, Interrupted] = {}
     fold = _Fold(state) if state is not None else None
     for rec in records:
-        op, seq = rec.get("op"), str(rec.get("seq"))
-        if op == "intent":
-            details = {k: v for k, v in rec.items() if k not in ("op", "seq", "action", "address", "provider")}
-            open_[seq] = Interrupted(seq, str(rec.get("action")), str(rec.get("address")),
-                                     str(rec.get("provider")), details)
-        elif op == "created" and seq in open_:
-            open_[seq].remote_id = rec.get("remote_id")
-        elif op == "sunk" and seq in open_:
-            open_[seq].sunk = True
-        elif op in ("failed", "resolved"):
-            open_.pop(seq, None)
-        elif op == "done":
-            open_.pop(seq, None)
-            if "resolves" in rec:
-                open_.pop(str(rec["resolves"]), None)
+        if isinstance(rec, Intent):
+            open_[rec.seq] = Interrupted(rec.seq, rec.action, rec.address, rec.provider, dict(rec.details))
+        elif isinstance(rec, Created):
+            if rec.seq in open_:
+                open_[rec.seq].remote_id = rec.remote_id
+        elif isinstance(rec, Sunk):
+            if rec.seq in open_:
+                open_[rec.seq].sunk = True
+        elif isinstance(rec, (Failed, Resolved)):
+            open_.pop(rec.seq, None)
+        elif isinstance(rec, Done):
+            open_.pop(rec.seq, None)
+            if rec.resolves is not None:
+                open_.pop(rec.resolves, None)
             if fold is not None:
                 fold.done(rec)
     if fold is not None:
@@ -135,8 +361,20 @@ def replay(state: State | None, records: Iterable[dict[str, Any]]) -> list[Inter
     return list(open_.values())
 
 
+def unresolved(records: Iterable[Record]) -> list[Interrupted]:
+    """The changes `records` started and did not finish (nothing is folded anywhere)."""
+    return replay(None, records)
+
+
+def compacted(state: State, records: Iterable[Record], seqs: Collection[str]) -> list[Record]:
+    """The journal that keeps only the records of the changes `seqs`, after a `Begin` for `state`
+    (the state they are pending against); [] when none is left."""
+    kept: list[Record] = [r for r in records if not isinstance(r, Begin) and r.seq in seqs]
+    return [Begin.of(state), *kept] if kept else []
+
+
 class _Fold:
-    """Folds `done` records into a State, O(1) per record: deposed keys are indexed by remote id,
+    """Folds `Done` records into a State, O(1) per record: deposed keys are indexed by remote id,
     and the revoked ones leave `state.deposed` in one pass at the end."""
 
     def __init__(self, state: State) -> None:
@@ -144,20 +382,21 @@ class _Fold:
         self.deposed = {d.remote_id for d in state.deposed}
         self.revoked: set[str] = set()
 
-    def done(self, rec: dict[str, Any]) -> None:
+    def done(self, rec: Done) -> None:
         state = self.state
-        if "key" in rec:
-            ks = KeyState.from_json(rec["address"], rec["key"])
-            state.keys[ks.address] = ks
-        if "forget" in rec:
-            state.keys.pop(rec["forget"], None)
-        if "deposed" in rec:
-            dep = DeposedKey.from_json(rec["deposed"])
+        if rec.key is not None:  # a copy: the state's record must not be the journal record's
+            ks = rec.key
+            state.keys[ks.address] = replace(ks, attrs=dict(ks.attrs), remote=dict(ks.remote),
+                                             fingerprints=dict(ks.fingerprints))
+        if rec.forget is not None:
+            state.keys.pop(rec.forget, None)
+        if rec.deposed is not None:
+            dep = rec.deposed
             if dep.remote_id not in self.deposed:
                 self.deposed.add(dep.remote_id)
-                state.deposed.append(dep)
-        if "revoked_deposed" in rec:
-            self.revoked.add(rec["revoked_deposed"])
+                state.deposed.append(replace(dep))
+        if rec.revoked_deposed is not None:
+            self.revoked.add(rec.revoked_deposed)
 
     def finish(self) -> None:
         if self.revoked:

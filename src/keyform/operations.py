@@ -20,13 +20,13 @@ from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyRepor
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import KeyformError, LockLostError
-from keyform.journal import Journal
+from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
 from keyform.planner import PlanInputs, foreign_entries
 from keyform.planner import plan as make_plan
 from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
-from keyform.recovery import Recovery, assess, begin_record, fold, pending_records, written_entries
+from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
 from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
@@ -141,35 +141,30 @@ def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]
     if sess.state.note_written(rec.entries) or rec.state_changed:
         sess.store.save(sess.state)
         sess.new_state = False
-    _rewrite_journal(sess, pending_records(rec, keep_uncertain=False, resolved=resolved))
+    sess.store.replace_journal(compacted(sess.state, rec.records,
+                                         pending_seqs(rec, keep_uncertain=False, resolved=resolved)))
     warnings = [u.advice() for u in rec.uncertain if u.seq not in resolved]
     sess.recovery = Recovery(orphans=rec.orphans, unresolved=rec.unresolved)  # committed: nothing pending
     return warnings
 
 
-def fold_journal(store: StateBackend, state: State) -> list[dict[str, object]] | None:
+def fold_journal(store: StateBackend, state: State) -> tuple[list[Record], set[str]] | None:
     """For a command that edits the state without providers (`state rm|mv`): fold the journal's
-    finished changes into `state` (in memory) and return the interrupted creates' records, which
-    must stay journaled once the state is saved (`keep_journal`); None without a journal."""
+    finished changes into `state` (in memory) and return its records with the seqs of the interrupted
+    creates, which must stay journaled once the state is saved (`keep_journal`); None without a journal."""
     records = store.read_journal()
     if not records:
         return None
     interrupted, _ = fold(state, records)
     state.note_written(written_entries(interrupted))
-    keep = {it.seq for it in interrupted if it.action == "create"}
-    return [r for r in records if str(r.get("seq")) in keep]
+    return records, {it.seq for it in interrupted if it.action == "create"}
 
 
-def keep_journal(store: StateBackend, state: State, keep: list[dict[str, object]] | None) -> None:
-    """After the state was saved: the journal keeps only `keep` (see `fold_journal`)."""
+def keep_journal(store: StateBackend, state: State, keep: tuple[list[Record], set[str]] | None) -> None:
+    """After the state was saved: the journal keeps only the interrupted creates (see `fold_journal`),
+    in one atomic swap: a crash here must never lose an intent that recovery still has to resolve."""
     if keep is not None:
-        store.replace_journal([begin_record(state), *keep] if keep else [])
-
-
-def _rewrite_journal(sess: Session, keep: list[dict[str, object]]) -> None:
-    """Leave only `keep` (unresolved creates) in the journal, in one atomic swap: a crash here
-    must never lose an intent that recovery still has to resolve."""
-    sess.store.replace_journal([begin_record(sess.state), *keep] if keep else [])
+        store.replace_journal(compacted(state, *keep))
 
 
 def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = True,
@@ -270,7 +265,7 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     commit_recovery(sess)
     sess.providers.configure_rate(parallelism, on_rate)
     fh = store.journal_open()
-    fh.append(begin_record(sess.state))
+    fh.append(Begin.of(sess.state))
     journal = Journal(fh, uuid.uuid4().hex[:8], clock=sess.options.clock)
     ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
                        journal=journal, clock=sess.options.clock, parallelism=parallelism,
@@ -300,7 +295,7 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
     fh.close()
     try:
         records = store.read_journal()
-        if any(r.get("op") == "done" for r in records):
+        if any(isinstance(r, Done) for r in records):
             store.save(sess.state)
             log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
         _compact(sess, records)
@@ -318,13 +313,10 @@ def _lost_lock_message(exc: LockLostError, report: ApplyReport | None) -> str:
             "command that holds the lock now, or the next one, recovers it.")
 
 
-def _compact(sess: Session, records: list[dict[str, object]]) -> None:
-    """After the state is saved, keep only the journal records of changes still unresolved."""
-    from keyform.journal import replay
-
-    open_ = replay(None, records)
-    keep_seqs = {it.seq for it in open_ if it.action == "create"}
-    _rewrite_journal(sess, [r for r in records if str(r.get("seq")) in keep_seqs])
+def _compact(sess: Session, records: list[Record]) -> None:
+    """After the state is saved, keep only the journal records of creates still unresolved."""
+    keep = {it.seq for it in unresolved(records) if it.action == "create"}
+    sess.store.replace_journal(compacted(sess.state, records, keep))
 
 
 @contextmanager

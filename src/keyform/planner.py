@@ -203,8 +203,9 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
         if target not in owned:
             out.append(Diagnostic(
                 f"key {change.address!r}: sink {target[0]} already holds {target[1]} ({where}), which keyform "
-                f"did not write; it will not overwrite it. Give the key another `as:`, or remove that line "
-                "from the file if its value may go", spec.loc))
+                f"did not write (the state does not record it); it will not overwrite it. Give the key another "
+                "`as:`, or remove that line from the file if its value may go (if it holds the secret of a key "
+                "keyform made, adopt that key with `keyform import`)", spec.loc))
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from keyform.durations import format_time, parse_time
 from keyform.errors import KeyformError
-from keyform.journal import Interrupted, replay
+from keyform.journal import Abandoned, Begin, Created, Intent, Interrupted, Record, replay, unresolved
 from keyform.kinds import kind
 from keyform.pending import Orphan, Uncertain
 from keyform.refresh import ProviderPool
@@ -47,7 +47,7 @@ class Recovery:
     orphans: list[Orphan] = field(default_factory=list)  # to revoke (by apply)
     uncertain: list[Uncertain] = field(default_factory=list)  # reported, never revoked
     unresolved: list[Interrupted] = field(default_factory=list)  # could not be checked now; retried
-    records: list[dict[str, Any]] = field(default_factory=list)  # the journal as read
+    records: list[Record] = field(default_factory=list)  # the journal as read
     # (sink, entry) that interrupted creates and sink moves may have written: keyform's own
     entries: set[tuple[str, str]] = field(default_factory=set)
 
@@ -57,37 +57,30 @@ class Recovery:
         return bool(self.records)
 
 
-def begin_record(state: State) -> dict[str, Any]:
-    # the salt lets recovery rebuild a state that was never saved (a first apply killed mid-way) with
-    # the fingerprints its journaled records were computed under; the state file holds it anyway
-    begin = {"op": "begin", "lineage": state.lineage, "serial": state.serial, "salt": state.salt}
-    if state.key_check is not None:  # keyed fingerprints: the rebuilt state must stay keyed
-        begin["key_check"] = state.key_check
-    return begin
-
-
-def fold(state: State, records: list[dict[str, Any]]) -> tuple[list[Interrupted], bool]:
+def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
     """Fold `records` into `state` (in memory) where they are newer than it; return the interrupted
     changes and whether the state changed."""
-    begin = records[0] if records and records[0].get("op") == "begin" else {}
-    if _never_saved(state) and begin.get("serial") == 0 and isinstance(begin.get("lineage"), str):
+    begin = records[0] if records and isinstance(records[0], Begin) else None
+    if begin is None:
+        return unresolved(records), False
+    if _never_saved(state) and begin.serial == 0:
         # the interrupted apply was the first one: its state was never written, and this command made
         # a new one (another lineage). The journal is the only record of what it did: adopt its identity.
-        state.lineage = begin["lineage"]
-        if isinstance(begin.get("salt"), str):
-            state.salt = begin["salt"]
-        if isinstance(begin.get("key_check"), str) and begin["key_check"] != state.key_check:
+        state.lineage = begin.lineage
+        if begin.salt is not None:
+            state.salt = begin.salt
+        if begin.key_check is not None and begin.key_check != state.key_check:
             from keyform.fingerprintkey import adopt_journaled_key_check
 
-            adopt_journaled_key_check(state, begin["key_check"])
-    if begin.get("lineage") == state.lineage and begin.get("serial") == state.serial:
+            adopt_journaled_key_check(state, begin.key_check)
+    if begin.lineage == state.lineage and begin.serial == state.serial:
         before = state.dumps()
         interrupted = replay(state, records)
         return interrupted, state.dumps() != before
-    return replay(None, records), False  # the state was saved after these records
+    return unresolved(records), False  # the state was saved after these records
 
 
-def assess(state: State, records: list[dict[str, Any]], pool: ProviderPool,
+def assess(state: State, records: list[Record], pool: ProviderPool,
            provider_types: Mapping[str, str], targets: Mapping[str, tuple[str, str]] | None = None) -> Recovery:
     """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, and a
     rotation request for a key whose sink entry an orphan may have overwritten); lists remote keys
@@ -205,7 +198,7 @@ class Window:
     tight: bool
 
 
-def _bounds(records: list[dict[str, Any]]) -> dict[str, Window]:
+def _bounds(records: list[Record]) -> dict[str, Window]:
     """Per create intent, the window (in the provider's clock) in which the server may have made
     its key.
 
@@ -223,18 +216,21 @@ def _bounds(records: list[dict[str, Any]]) -> dict[str, Window]:
     intents: dict[str, datetime | None] = {}
     replied: dict[str, tuple[datetime, datetime]] = {}  # seq → (local time of `created`, server created_at)
     for r in records:
-        seq = str(r.get("seq", ""))
-        at = _time(r.get("at"))
+        if isinstance(r, Begin):
+            continue
+        seq = r.seq
+        at = _time(r.at)
         run = seq.rsplit(".", 1)[0] if "." in seq else None
         if at is not None and run is not None and (run not in last or at > last[run]):
             last[run] = at
-        op = r.get("op")
-        if op == "intent" and r.get("action") == "create":
-            intents[seq] = at
-        elif op == "abandoned" and at is not None:
-            abandoned[seq] = at
-        elif op == "created" and at is not None:
-            server = _time(r.get("created_at"))
+        if isinstance(r, Intent):
+            if r.action == "create":
+                intents[seq] = at
+        elif isinstance(r, Abandoned):
+            if at is not None:
+                abandoned[seq] = at
+        elif isinstance(r, Created) and at is not None:
+            server = _time(r.created_at)
             if server is not None:
                 replied[seq] = (at, server)
     one = timedelta(seconds=1)  # journal and server times have second precision
@@ -296,15 +292,13 @@ def written_entries(interrupted: Collection[Interrupted],
     return out
 
 
-def pending_records(rec: Recovery, *, keep_uncertain: bool = True, resolved: Collection[str] = ()) -> list[
-        dict[str, Any]]:
-    """The records of `rec`'s journal that must stay journaled: the interrupted creates still to be
-    revoked or checked (and the uncertain ones unless they were reported and let go)."""
+def pending_seqs(rec: Recovery, *, keep_uncertain: bool = True, resolved: Collection[str] = ()) -> set[str]:
+    """The changes (intent seqs) of `rec`'s journal that must stay journaled: the interrupted creates
+    still to be revoked or checked (and the uncertain ones unless they were reported and let go)."""
     keep = {o.seq for o in rec.orphans} | {it.seq for it in rec.unresolved}
     if keep_uncertain:
         keep |= {u.seq for u in rec.uncertain}
-    keep -= set(resolved)
-    return [r for r in rec.records if str(r.get("seq")) in keep]
+    return keep - set(resolved)
 
 
 def _never_saved(state: State) -> bool:

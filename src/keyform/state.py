@@ -2,7 +2,8 @@
 
 State holds remote ids, non-secret attributes (as last applied and as last seen), the resolved
 expiry, where each secret was sunk, and HMAC fingerprints of write-only inputs. Never a secret.
-Reading and writing the file (atomically, under a lock) is `keyform.statestore`'s job.
+`parse_state` reads a stored state document, refusing anything malformed; storing it (atomically,
+under a lock) is a backend's job (`keyform.backends`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from keyform.errors import KeyformError, StateError
+from keyform.statecheck import state_problem
 
 FORMAT_VERSION = 1
 
@@ -164,8 +168,6 @@ class State:
         that is never stored (keyed mode, `hmac-sha256-keyed:`; keyform.fingerprintkey)."""
         if self.key_check is not None:
             if self.mac_key is None:
-                from keyform.errors import KeyformError
-
                 raise KeyformError("the state's fingerprints are keyed: state.fingerprint_key is needed "
                                    "to compute them")
             mac = hmac.new(self.mac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -214,6 +216,37 @@ class State:
             key_check=d.get("fingerprint_key_check"),
             written={sink: set(names) for sink, names in (d.get("written_entries") or {}).items()},
         )
+
+
+def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file") -> State:
+    """The State in `raw` (a state document's UTF-8 JSON), or StateError `<name>: <what> <problem>;
+    <untouched>` for anything unreadable, malformed or from a newer keyform. Every backend reads its
+    state with it."""
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{name}: {what} is not valid JSON (truncated?): line {exc.lineno} column "
+                         f"{exc.colno}; {untouched}") from None
+    except UnicodeDecodeError:
+        raise StateError(f"{name}: {what} is not valid UTF-8; {untouched}") from None
+    except RecursionError:
+        raise StateError(f"{name}: {what} is nested too deeply to be a keyform state; {untouched}") from None
+    if not isinstance(doc, dict):
+        raise StateError(f"{name}: {what} does not hold a JSON object; {untouched}")
+    version = doc.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise StateError(f"{name}: {what} was written by a newer keyform (format {version}; this "
+                         f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
+    if "format_version" in doc and version != FORMAT_VERSION:
+        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+    else:
+        problem = state_problem(doc)
+    if problem is None:
+        try:
+            return State.from_json(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"malformed content ({type(exc).__name__})"
+    raise StateError(f"{name}: {what} {problem}; {untouched}")
 
 
 def _compact(value: Any) -> str:

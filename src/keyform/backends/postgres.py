@@ -36,12 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from keyform import __version__
+from keyform import __version__, journal
+from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import KeyformError, LockError, LockLostError, StateError
-from keyform.state import State
-from keyform.statecheck import journal_problem
-from keyform.statelock import LockInfo, describe_holder, hold
-from keyform.statestore import parse_state
+from keyform.state import State, parse_state
 
 INSTALL_HINT = "pip install 'keyform[postgres]'"
 
@@ -120,6 +118,8 @@ _HOLDS_LOCK = (
 
 class PostgresBackend:
     """One keyform workspace's state in a PostgreSQL database. Thread-safe within one process."""
+
+    no_state = "there is no state yet"
 
     def __init__(self, dsn: str, workspace: str = "default", *, dsn_source: str = "state.dsn") -> None:
         self.workspace = workspace
@@ -453,21 +453,17 @@ class PostgresBackend:
             self._open_journals += 1
         return PostgresJournal(self)
 
-    def read_journal(self) -> list[dict[str, Any]]:
+    def read_journal(self) -> list[journal.Record]:
         with self._db("read the apply journal") as conn:
             rows = conn.execute("SELECT seq, record FROM keyform_journal WHERE workspace = %s ORDER BY seq",
                                 (self.workspace,)).fetchall()
-        records: list[dict[str, Any]] = []
+        records: list[journal.Record] = []
         for seq, text in rows:
             try:
-                record = json.loads(text)
-            except (ValueError, RecursionError):
-                record = None
-            problem = journal_problem(record) if isinstance(record, dict) else "is not a JSON object"
-            if problem is not None:
-                raise StateError(f"{self.describe()}: apply journal record {seq} {problem}; fix or delete "
-                                 f"that row (keyform_journal, workspace {self.workspace!r}, seq {seq})")
-            records.append(record)
+                records.append(journal.decode(text))
+            except journal.JournalRecordError as exc:
+                raise StateError(f"{self.describe()}: apply journal record {seq} {exc}; fix or delete "
+                                 f"that row (keyform_journal, workspace {self.workspace!r}, seq {seq})") from None
         return records
 
     def clear_journal(self) -> None:
@@ -480,7 +476,7 @@ class PostgresBackend:
             if cur.rowcount == 0 and fence[1]:
                 self._lost_lock(conn, fence, "the apply journal")
 
-    def replace_journal(self, records: list[dict[str, Any]]) -> None:
+    def replace_journal(self, records: list[journal.Record]) -> None:
         """Swap the whole journal for `records` in one transaction (never empty in between)."""
         fence = self._fence()
         with self._db("rewrite the apply journal") as conn, conn.transaction():
@@ -491,10 +487,10 @@ class PostgresBackend:
             conn.execute("DELETE FROM keyform_journal WHERE workspace = %s", (self.workspace,))
             for record in records:
                 conn.execute("INSERT INTO keyform_journal (workspace, record) VALUES (%s, %s)",
-                             (self.workspace, json.dumps(record, ensure_ascii=False, separators=(",", ":"))))
+                             (self.workspace, journal.encode(record)))
 
-    def _append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    def _append(self, record: journal.Record) -> None:
+        line = journal.encode(record)
         fence = self._fence()
         with self._db("write the apply journal") as conn:
             cur = conn.execute(f"INSERT INTO keyform_journal (workspace, record) SELECT %s, %s WHERE {fence[0]}",
@@ -515,7 +511,7 @@ class PostgresJournal:
         self._open = True
         self._mutex = threading.Lock()
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: journal.Record) -> None:
         with self._mutex:
             if not self._open:
                 raise RuntimeError("append() on a closed journal")

@@ -1,4 +1,4 @@
-"""keyform.statestore: the local state file, its backup, lock and journal."""
+"""keyform.backends.local: the local state file, its backup, lock and journal."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from keyform.backends.base import LockInfo
+from keyform.backends.local import LocalBackend
 from keyform.errors import LockError, LockLostError, StateError
+from keyform.journal import Created, Failed, Intent, Record, Sunk
 from keyform.state import FORMAT_VERSION, DeposedKey, KeyState, State
-from keyform.statelock import LockInfo
-from keyform.statestore import StateStore
 from tests.conftest import CountFsyncs
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "state.schema.json"
@@ -45,8 +46,8 @@ def sample_state() -> State:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(tmp_path / "keyform.state.json")
+def store(tmp_path: Path) -> LocalBackend:
+    return LocalBackend(tmp_path / "keyform.state.json")
 
 
 def mode_of(path: Path) -> int:
@@ -56,21 +57,21 @@ def mode_of(path: Path) -> int:
 # ---------------------------------------------------------------------------------- load / save
 
 
-def test_missing_state_loads_as_none(store: StateStore) -> None:
+def test_missing_state_loads_as_none(store: LocalBackend) -> None:
     assert store.load() is None
 
 
-def test_saved_state_round_trips(store: StateStore) -> None:
+def test_saved_state_round_trips(store: LocalBackend) -> None:
     state = sample_state()
     assert store.load() is None
     store.save(state)
-    loaded = StateStore(store.path).load()
+    loaded = LocalBackend(store.path).load()
     assert loaded == state
     assert store.path.read_text() == state.dumps()
     assert mode_of(store.path) == 0o600
 
 
-def test_each_save_increments_the_serial_by_one(store: StateStore) -> None:
+def test_each_save_increments_the_serial_by_one(store: LocalBackend) -> None:
     state = State.new()
     store.save(state)
     store.save(state)
@@ -79,7 +80,7 @@ def test_each_save_increments_the_serial_by_one(store: StateStore) -> None:
     assert loaded is not None and loaded.serial == 2
 
 
-def test_backup_holds_the_previous_version(store: StateStore) -> None:
+def test_backup_holds_the_previous_version(store: LocalBackend) -> None:
     state = sample_state()
     store.save(state)
     first = store.path.read_bytes()
@@ -94,7 +95,7 @@ def test_backup_holds_the_previous_version(store: StateStore) -> None:
     assert json.loads(store.path.read_bytes())["serial"] == 3
 
 
-def test_backup_falls_back_to_a_copy_where_hard_links_fail(store: StateStore,
+def test_backup_falls_back_to_a_copy_where_hard_links_fail(store: LocalBackend,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     state = sample_state()
     store.save(state)
@@ -109,7 +110,7 @@ def test_backup_falls_back_to_a_copy_where_hard_links_fail(store: StateStore,
     assert mode_of(store.backup_path) == 0o600
 
 
-def test_crash_during_rename_leaves_the_old_state_intact(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_during_rename_leaves_the_old_state_intact(store: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     state = sample_state()
     store.save(state)
     before = store.path.read_bytes()
@@ -130,17 +131,17 @@ def test_crash_during_rename_leaves_the_old_state_intact(store: StateStore, monk
 
 
 def test_save_creates_missing_state_directory_0700(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "nested" / "dir" / "keyform.state.json")
+    store = LocalBackend(tmp_path / "nested" / "dir" / "keyform.state.json")
     store.save(State.new())
     assert mode_of(tmp_path / "nested") == 0o700
     assert store.load() is not None
 
 
-def test_save_refuses_when_the_file_changed_on_disk_since_load(store: StateStore) -> None:
+def test_save_refuses_when_the_file_changed_on_disk_since_load(store: LocalBackend) -> None:
     store.save(State.new())
     state = store.load()
     assert state is not None
-    other = StateStore(store.path)
+    other = LocalBackend(store.path)
     other_state = other.load()
     assert other_state is not None
     other.save(other_state)
@@ -150,15 +151,15 @@ def test_save_refuses_when_the_file_changed_on_disk_since_load(store: StateStore
     assert store.path.read_bytes() == after_other
 
 
-def test_save_refuses_when_a_state_appeared_after_loading_none(store: StateStore) -> None:
+def test_save_refuses_when_a_state_appeared_after_loading_none(store: LocalBackend) -> None:
     assert store.load() is None
-    StateStore(store.path).save(State.new())
+    LocalBackend(store.path).save(State.new())
     with pytest.raises(StateError, match="was not read first"):
         store.save(State.new())
 
 
-def test_save_refuses_to_overwrite_a_state_it_has_not_loaded(store: StateStore) -> None:
-    StateStore(store.path).save(sample_state())
+def test_save_refuses_to_overwrite_a_state_it_has_not_loaded(store: LocalBackend) -> None:
+    LocalBackend(store.path).save(sample_state())
     before = store.path.read_bytes()
     with pytest.raises(StateError, match="was not read first"):
         store.save(State.new())
@@ -168,7 +169,7 @@ def test_save_refuses_to_overwrite_a_state_it_has_not_loaded(store: StateStore) 
     store.save(loaded)
 
 
-def test_saved_file_validates_against_the_schema(store: StateStore) -> None:
+def test_saved_file_validates_against_the_schema(store: LocalBackend) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -207,7 +208,7 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     assert set(deposed_def["required"]) == set(doc["deposed"][0]) - {"unused_for", "on_grace_end"}
 
 
-def write_raw(store: StateStore, text: str) -> bytes:
+def write_raw(store: LocalBackend, text: str) -> bytes:
     store.path.write_text(text)
     return store.path.read_bytes()
 
@@ -262,7 +263,7 @@ def with_deposed(**fields: object) -> dict[str, object]:
     (json.dumps(with_deposed(revoke_after="0001-01-01T00:00:00Z")),
      r'field "deposed\[0\].revoke_after": "0001-01-01T00:00:00Z" is not a timestamp keyform can use'),
 ])
-def test_unusable_state_is_refused_and_left_byte_for_byte(store: StateStore, content: str, message: str) -> None:
+def test_unusable_state_is_refused_and_left_byte_for_byte(store: LocalBackend, content: str, message: str) -> None:
     before = write_raw(store, content)
     with pytest.raises(StateError, match=message) as info:
         store.load()
@@ -273,13 +274,13 @@ def test_unusable_state_is_refused_and_left_byte_for_byte(store: StateStore, con
     assert not store.backup_path.exists()
 
 
-def test_invalid_utf8_state_is_refused(store: StateStore) -> None:
+def test_invalid_utf8_state_is_refused(store: LocalBackend) -> None:
     store.path.write_bytes(b'{"lineage": "\xff"}')
     with pytest.raises(StateError, match="not valid UTF-8"):
         store.load()
 
 
-def test_unreadable_state_is_refused(store: StateStore) -> None:
+def test_unreadable_state_is_refused(store: LocalBackend) -> None:
     store.path.mkdir()  # a directory where the file should be: unreadable even for root
     with pytest.raises(StateError, match=f"{store.path}: cannot read the state file"):
         store.load()
@@ -288,7 +289,7 @@ def test_unreadable_state_is_refused(store: StateStore) -> None:
 # ----------------------------------------------------------------------------------------- lock
 
 
-def test_lock_file_is_exclusive_private_and_describes_the_holder(store: StateStore) -> None:
+def test_lock_file_is_exclusive_private_and_describes_the_holder(store: LocalBackend) -> None:
     with store.lock("apply") as info:
         assert mode_of(store.lock_path) == 0o600
         held = json.loads(store.lock_path.read_text())
@@ -300,7 +301,7 @@ def test_lock_file_is_exclusive_private_and_describes_the_holder(store: StateSto
     assert not store.lock_path.exists()
 
 
-def test_lock_waits_until_a_holder_releases_within_the_timeout(store: StateStore) -> None:
+def test_lock_waits_until_a_holder_releases_within_the_timeout(store: LocalBackend) -> None:
     first = store.acquire_lock("apply")
     timer = threading.Timer(0.3, store.release_lock, args=(first,))
     timer.start()
@@ -314,14 +315,14 @@ def test_lock_waits_until_a_holder_releases_within_the_timeout(store: StateStore
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from keyform.statestore import StateStore
-info = StateStore(Path(sys.argv[1])).acquire_lock("apply")
+from keyform.backends.local import LocalBackend
+info = LocalBackend(Path(sys.argv[1])).acquire_lock("apply")
 print(info.id, flush=True)
 time.sleep(60)
 """
 
 
-def test_lock_held_by_another_process_times_out_naming_pid_and_id(store: StateStore) -> None:
+def test_lock_held_by_another_process_times_out_naming_pid_and_id(store: LocalBackend) -> None:
     child = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store.path)], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
@@ -348,7 +349,7 @@ def test_lock_held_by_another_process_times_out_naming_pid_and_id(store: StateSt
     assert not store.lock_path.exists()
 
 
-def test_force_unlock_removes_only_a_matching_lock_of_a_holder_not_alive(store: StateStore) -> None:
+def test_force_unlock_removes_only_a_matching_lock_of_a_holder_not_alive(store: LocalBackend) -> None:
     with pytest.raises(StateError, match="state is not locked"):
         store.force_unlock("nope")
     info = store.acquire_lock("apply")
@@ -365,13 +366,13 @@ def test_force_unlock_removes_only_a_matching_lock_of_a_holder_not_alive(store: 
 
 
 def test_release_after_force_unlock_from_another_host_leaves_the_new_holders_lock(
-        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        store: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     mine = store.acquire_lock("apply")
     with monkeypatch.context() as m:  # another machine on a shared filesystem cannot tell it is alive
         m.setattr(socket, "gethostname", lambda: "elsewhere")
         store.force_unlock(mine.id)
     assert not store.lock_path.exists()
-    other = StateStore(store.path)
+    other = LocalBackend(store.path)
     theirs = other.acquire_lock("apply")
     store.release_lock(mine)
     assert LockInfo.from_json(json.loads(store.lock_path.read_text())) == theirs
@@ -379,7 +380,7 @@ def test_release_after_force_unlock_from_another_host_leaves_the_new_holders_loc
     assert not store.lock_path.exists()
 
 
-def test_unreadable_lock_file_with_no_holder_is_taken_over(store: StateStore) -> None:
+def test_unreadable_lock_file_with_no_holder_is_taken_over(store: LocalBackend) -> None:
     store.lock_path.write_text("garbage")
     with pytest.raises(StateError, match="lock file is not readable"):
         store.force_unlock("x")
@@ -388,29 +389,29 @@ def test_unreadable_lock_file_with_no_holder_is_taken_over(store: StateStore) ->
     assert not store.lock_path.exists()
 
 
-def test_every_write_is_fenced_on_the_lock(store: StateStore) -> None:
+def test_every_write_is_fenced_on_the_lock(store: LocalBackend) -> None:
     """A store whose lock file was removed (and taken by another) writes nothing more: LockLostError."""
     store.load()
     info = store.acquire_lock("apply")
     store.save(State.new())
     journal = store.journal_open()
-    journal.append({"op": "sunk", "seq": "r.1"})
+    journal.append(Sunk("r.1"))
     store.lock_path.unlink()  # force-unlocked from elsewhere, or deleted by hand
-    other = StateStore(store.path)
+    other = LocalBackend(store.path)
     theirs = other.acquire_lock("plan")
     before = store.path.read_bytes()
     with pytest.raises(LockLostError, match=f"lock ID {info.id}\\) was lost: .* now held by pid {os.getpid()}.*"
                                             f"lock ID {theirs.id}.*refusing to write the apply journal"):
-        journal.append({"op": "sunk", "seq": "r.2"})
+        journal.append(Sunk("r.2"))
     journal.close()
     with pytest.raises(LockLostError, match="refusing to write the state"):
         store.save(State.new())
     with pytest.raises(LockLostError, match="refusing to write the apply journal"):
-        store.replace_journal([{"op": "sunk", "seq": "r.3"}])
+        store.replace_journal([Sunk("r.3")])
     with pytest.raises(LockLostError, match="refusing to write the apply journal"):
         store.clear_journal()
     assert store.path.read_bytes() == before
-    assert [r["seq"] for r in store.read_journal()] == ["r.1"]
+    assert store.read_journal() == [Sunk("r.1")]
     store.release_lock(info)
     assert LockInfo.from_json(json.loads(store.lock_path.read_text())) == theirs
     other.release_lock(theirs)
@@ -419,11 +420,10 @@ def test_every_write_is_fenced_on_the_lock(store: StateStore) -> None:
 # -------------------------------------------------------------------------------------- journal
 
 
-def test_journal_appends_are_read_back_in_order(store: StateStore) -> None:
+def test_journal_appends_are_read_back_in_order(store: LocalBackend) -> None:
     assert store.read_journal() == []
-    records = [{"op": "intent", "seq": "r.1", "action": "create", "address": "ci-bot", "provider": "qp"},
-               {"op": "created", "seq": "r.1", "remote_id": "k"},
-               {"op": "failed", "seq": "r.1", "message": "multi\nline é"}]
+    records: list[Record] = [Intent("r.1", "create", "ci-bot", "qp"), Created("r.1", "k"),
+                             Failed("r.1", "multi\nline é")]
     with store.journal_open() as journal:
         for rec in records:
             journal.append(rec)
@@ -432,24 +432,24 @@ def test_journal_appends_are_read_back_in_order(store: StateStore) -> None:
     assert store.journal_path.read_text().count("\n") == 3
 
 
-def test_journal_append_is_durable_when_it_returns(store: StateStore, count_fsyncs: CountFsyncs) -> None:
+def test_journal_append_is_durable_when_it_returns(store: LocalBackend, count_fsyncs: CountFsyncs) -> None:
     journal = store.journal_open()
     synced = count_fsyncs()
-    journal.append({"op": "sunk", "seq": "r.1"})
+    journal.append(Sunk("r.1"))
     assert len(synced) == 1
-    assert StateStore(store.path).read_journal() == [{"op": "sunk", "seq": "r.1"}]  # visible before close
+    assert LocalBackend(store.path).read_journal() == [Sunk("r.1")]  # visible before close
     journal.close()
 
 
-def test_journal_ignores_a_torn_last_line(store: StateStore) -> None:
+def test_journal_ignores_a_torn_last_line(store: LocalBackend) -> None:
     with store.journal_open() as journal:
-        journal.append({"op": "sunk", "seq": "1"})
+        journal.append(Sunk("1"))
     with open(store.journal_path, "ab") as fh:
         fh.write(b'{"op": "created", "se')
-    assert store.read_journal() == [{"op": "sunk", "seq": "1"}]
+    assert store.read_journal() == [Sunk("1")]
     with store.journal_open() as journal:  # reopening cuts the torn tail so new lines start clean
-        journal.append({"op": "failed", "seq": "1"})
-    assert store.read_journal() == [{"op": "sunk", "seq": "1"}, {"op": "failed", "seq": "1"}]
+        journal.append(Failed("1"))
+    assert store.read_journal() == [Sunk("1"), Failed("1")]
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -461,25 +461,25 @@ def test_journal_ignores_a_torn_last_line(store: StateStore) -> None:
     ('{"op": "begin", "lineage": "l", "serial": 0, "salt": ""}', 'field "salt"'),
     ('{"op": "vanish"}', 'field "op": \'vanish\' is not one of'),
 ])
-def test_journal_refuses_a_record_that_does_not_match_its_schema(store: StateStore, line: str, message: str) -> None:
+def test_journal_refuses_a_record_that_does_not_match_its_schema(store: LocalBackend, line: str, message: str) -> None:
     store.journal_path.write_text('{"op": "sunk", "seq": "r.0"}\n' + line + "\n")
     with pytest.raises(StateError, match=r"keyform.state.json.journal:2: apply journal record ") as info:
         store.read_journal()
     assert message in str(info.value)
 
 
-def test_journal_refuses_a_corrupt_middle_line(store: StateStore) -> None:
+def test_journal_refuses_a_corrupt_middle_line(store: LocalBackend) -> None:
     store.journal_path.write_text('{"op": "sunk", "seq": "1"}\nnot json\n{"op": "done", "seq": "1"}\n')
     with pytest.raises(StateError, match=r"keyform.state.json.journal:2: apply journal record is not a JSON object"):
         store.read_journal()
 
 
-def test_journal_appends_from_many_threads_all_land_whole(store: StateStore) -> None:
+def test_journal_appends_from_many_threads_all_land_whole(store: LocalBackend) -> None:
     journal = store.journal_open()
 
     def worker(t: int) -> None:
         for i in range(50):
-            journal.append({"op": "failed", "seq": f"{t}.{i}", "message": "x" * 500})
+            journal.append(Failed(f"{t}.{i}", "x" * 500))
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
     for th in threads:
@@ -490,19 +490,20 @@ def test_journal_appends_from_many_threads_all_land_whole(store: StateStore) -> 
     records = store.read_journal()
     assert len(records) == 16 * 50
     for t in range(16):
-        assert [r["seq"] for r in records if r["seq"].startswith(f"{t}.")] == [f"{t}.{i}" for i in range(50)]
+        assert [r.seq for r in records if isinstance(r, Failed) and r.seq.startswith(f"{t}.")] == \
+            [f"{t}.{i}" for i in range(50)]
 
 
-def test_clear_journal_removes_it_and_refuses_while_open(store: StateStore) -> None:
+def test_clear_journal_removes_it_and_refuses_while_open(store: LocalBackend) -> None:
     store.clear_journal()  # nothing to clear: fine
     journal = store.journal_open()
-    journal.append({"op": "sunk", "seq": "1"})
+    journal.append(Sunk("1"))
     with pytest.raises(RuntimeError):
         store.clear_journal()
     journal.close()
     journal.close()  # idempotent
     with pytest.raises(RuntimeError):
-        journal.append({"op": "late"})
+        journal.append(Sunk("late"))
     store.clear_journal()
     assert not store.journal_path.exists()
     assert store.read_journal() == []
