@@ -10,11 +10,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyform.applier import ApplyContext, SinkPool, apply_plan
+from keyform.applier import ApplyContext, apply_plan
 from keyform.journal import Journal
 from keyform.model import EnvRef, KeySpec, SecretOfRef
 from keyform.planner import PlanInputs, plan
-from keyform.refresh import ProviderPool, instances_in_use, refresh
+from keyform.providers.pool import ProviderPool
+from keyform.refresh import instances_in_use, refresh
+from keyform.sinks.pool import SinkPool
 from keyform.state import State
 from tests.factories import T0, expires_in, questra_key, textql_key, workspace
 from tests.fakes import FakeProvider, MemorySink

@@ -34,10 +34,12 @@ from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, Workspace
 from keyform.plan import Action, Change, Plan
 from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, secret_of_fingerprint
-from keyform.refresh import ProviderPool, strip_headers
+from keyform.providers.pool import ProviderPool
+from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
 from keyform.sinks import Sink
+from keyform.sinks.pool import SinkPool
 from keyform.state import DeposedKey, KeyState, State
 
 log = logging.getLogger("keyform.applier")
@@ -53,35 +55,6 @@ class ApplyEvent:
     elapsed: float = 0.0
     message: str = ""
     remote_id: str | None = None
-
-
-class SinkPool:
-    """Opens each configured sink once."""
-
-    def __init__(self, workspace: Workspace, opener: Callable[[Any], Sink] | None = None) -> None:
-        self._workspace = workspace
-        self._opener = opener
-        self._open: dict[str, Sink] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> Sink:
-        with self._lock:
-            if name not in self._open:
-                if name not in self._workspace.sinks:
-                    raise SinkError(f"sink {name!r} is no longer in the manifests")
-                opener = self._opener
-                if opener is None:
-                    from keyform.sinks.registry import open_sink
-
-                    opener = open_sink
-                self._open[name] = opener(self._workspace.sinks[name])
-            return self._open[name]
-
-    def readable(self) -> frozenset[str]:
-        """Names of the sinks that can give a secret back (without opening anything remote)."""
-        from keyform.sinks.registry import is_readable
-
-        return frozenset(n for n, cfg in self._workspace.sinks.items() if is_readable(cfg))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
+from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import KeyformError, LockLostError
@@ -26,10 +26,12 @@ from keyform.plan import Plan
 from keyform.planner import PlanInputs
 from keyform.planner import plan as make_plan
 from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
+from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.recovery import Recovery, assess, begin_record, fold, pending_records
-from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
+from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
+from keyform.sinks.pool import SinkPool
 from keyform.state import State
 from keyform.usage import UsageReport
 

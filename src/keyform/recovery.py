@@ -33,7 +33,7 @@ from keyform.errors import KeyformError
 from keyform.journal import Interrupted, replay
 from keyform.kinds import kind
 from keyform.pending import Orphan, Uncertain
-from keyform.refresh import ProviderPool
+from keyform.providers.pool import ProviderPool
 from keyform.remote import RemoteKey
 from keyform.state import State
 

@@ -261,7 +261,8 @@ def collect(options: Any, *, refresh_remote: bool = True,
     remote keys unless told not to, and build the report."""
     from keyform.backends import open_backend
     from keyform.operations import load
-    from keyform.refresh import ProviderPool, instances_in_use, refresh
+    from keyform.providers.pool import ProviderPool
+    from keyform.refresh import instances_in_use, refresh
 
     workspace = load(options)
     now = (clock or options.clock)()
