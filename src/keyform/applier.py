@@ -12,15 +12,10 @@ caller writes the state once at the end (and a crash is recovered from the journ
 
 from __future__ import annotations
 
-import heapq
 import logging
-import queue
 import signal
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +33,7 @@ from keyform.providers.pool import ProviderPool
 from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
+from keyform.scheduler import Abandon, Callbacks, Scheduler
 from keyform.sinks import Sink
 from keyform.sinks.pool import SinkPool
 from keyform.state import DeposedKey, KeyState, State
@@ -181,10 +177,6 @@ class ApplyAbandoned(KeyformError):
         self.in_flight = in_flight
 
 
-class _Abandon(BaseException):
-    """Raised in the main thread by the second SIGINT."""
-
-
 @dataclass
 class _Interrupts:
     """SIGINT while changes run: the first stops starting new ones (those running finish and are
@@ -195,7 +187,7 @@ class _Interrupts:
     def handle(self, signum: int, frame: object) -> None:
         self.count += 1
         if self.count >= 2:
-            raise _Abandon
+            raise Abandon
 
 
 @contextmanager
@@ -244,7 +236,7 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
     with _catch_sigint(interrupts):
         try:
             _apply_phases(plan, ctx, report, interrupts)
-        except _Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
+        except Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
             raise ApplyAbandoned([]) from None
     return report
 
@@ -285,136 +277,47 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
 
 def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
          interrupts: _Interrupts | None = None) -> None:
-    """Run changes in dependency order (edges among these changes only), in parallel.
+    """Run changes in dependency order, in parallel (`scheduler.Scheduler`), and report each outcome.
 
     `--parallelism N` bounds the remote calls (and, separately, the sink operations) in flight: N
     at once each, through `ctx.provider` / `ctx.sink`. Up to 2N changes run at once, so that while
     N of them wait on the network the others do their local, durable bookkeeping (journal fsyncs,
     the sink write): with N changes each holding its slot through that bookkeeping too, an apply
     ran at 1.6x N x RTT instead of near it (docs/performance.md). `--parallelism 1` stays strictly
-    serial: one change after another.
-
-    O(changes + edges) bookkeeping: a change is submitted only when it can start (so at most 2N
-    futures are ever waited on), and a finished change touches only its dependants. Among the
-    changes ready at once, the one with the smallest key starts first.
-
-    Provider instances share the 2N places fairly: while k instances have changes left, one holds
-    at most ceil(2N / k) of them, so the changes of an instance held back by its API's rate limit
-    do not keep the others' changes from starting."""
-    by_key = {c.key: c for c in changes}
-    addresses = {c.address for c in changes if not c.deposed}
-    blocking = {c.key: {d for d in c.depends_on if d in addresses and d != c.address} for c in changes}
-    dependants: dict[str, list[str]] = {}
-    for key in sorted(blocking):
-        for dep in blocking[key]:
-            dependants.setdefault(dep, []).append(key)
-    ready = [key for key, deps in blocking.items() if not deps]
-    heapq.heapify(ready)
-    settled: set[str] = set()
-    limit = 1 if ctx.parallelism <= 1 else 2 * ctx.parallelism  # 1: strictly one change after another
-    running: dict[Future[None], tuple[Change, float]] = {}
-    left = Counter(c.provider for c in changes)  # changes not yet settled, per instance
-    active: Counter[str] = Counter()  # changes running, per instance
-    parked: dict[str, list[str]] = {}  # ready, but their instance has its share running
-
-    def share() -> int:
-        return -(-limit // max(1, sum(1 for n in left.values() if n > 0)))
-
-    def settle(change: Change) -> None:
-        settled.add(change.key)
-        left[change.provider] -= 1
-
-    def skip_dependants(failed: str) -> None:
-        stack = [failed]
-        while stack:
-            blocker = stack.pop()
-            for key in dependants.get(blocker, ()):
-                if key in settled:
-                    continue
-                change, msg = by_key[key], f"skipped: {blocker} failed"
-                settle(change)
-                report.skipped.append((change, msg))
-                ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
-                stack.append(key)
-
-    completed: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
+    serial: one change after another. Once the state lock is lost nothing more starts; after a
+    Ctrl-C nothing more starts and the rest is reported as not started."""
     stop = interrupts or _Interrupts()
-    pool = ThreadPoolExecutor(max_workers=limit)
-    abandoned = False
+
+    def start(change: Change) -> None:
+        ctx.on_event(ApplyEvent("start", change))
+
+    def done(change: Change, elapsed: float) -> None:
+        bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
+        report.done[bucket] = report.done.get(bucket, 0) + 1
+        ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
+
+    def failed(change: Change, exc: BaseException, elapsed: float) -> None:
+        msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, LockLostError) and report.lost_lock is None:
+            report.lost_lock = msg
+        report.failed.append((change, msg))
+        ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
+
+    def skipped(change: Change, msg: str) -> None:
+        report.skipped.append((change, msg))
+        ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
+
+    scheduler = Scheduler(
+        changes, lambda change: _execute(change, ctx), ctx.parallelism, Callbacks(start, done, failed, skipped),
+        halted=lambda: None if report.lost_lock is None else "skipped: the state lock was lost",
+        stopping=lambda: bool(stop.count))
     try:
-        while ready or running or any(parked.values()):
-            if report.lost_lock is not None:  # nothing more starts once the lock is lost
-                for keys in parked.values():
-                    while keys:
-                        heapq.heappush(ready, heapq.heappop(keys))
-                while ready:
-                    change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
-                    if change.key in settled:
-                        continue
-                    settle(change)
-                    report.skipped.append((change, msg))
-                    ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
-                    skip_dependants(change.key)  # they could never start either
-            cap = share()
-            for name, keys in parked.items():
-                while keys and active[name] < cap:
-                    heapq.heappush(ready, heapq.heappop(keys))
-            while ready and len(running) < limit and not stop.count:
-                change = by_key[heapq.heappop(ready)]
-                if active[change.provider] >= cap:
-                    heapq.heappush(parked.setdefault(change.provider, []), change.key)
-                    continue
-                active[change.provider] += 1
-                ctx.on_event(ApplyEvent("start", change))
-                fut = pool.submit(_execute, change, ctx)
-                running[fut] = (change, time.monotonic())
-                fut.add_done_callback(completed.put)
-            if stop.count and not running:
-                break
-            if not running:  # everything left was skipped
-                continue
-            try:
-                finished = [completed.get(timeout=0.25)]  # wakes up to notice a Ctrl-C
-            except queue.Empty:
-                continue
-            while not completed.empty():
-                finished.append(completed.get())
-            for fut in sorted(finished, key=lambda f: running[f][0].key):
-                change, started = running.pop(fut)
-                elapsed = time.monotonic() - started
-                active[change.provider] -= 1
-                settle(change)
-                exc = fut.exception()
-                if exc is None:
-                    bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
-                    report.done[bucket] = report.done.get(bucket, 0) + 1
-                    ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
-                    for key in dependants.get(change.key, ()):
-                        deps = blocking[key]
-                        deps.discard(change.key)
-                        if not deps and key not in settled:
-                            heapq.heappush(ready, key)
-                else:
-                    msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
-                    if isinstance(exc, LockLostError) and report.lost_lock is None:
-                        report.lost_lock = msg
-                    report.failed.append((change, msg))
-                    ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
-                    skip_dependants(change.key)
-    except _Abandon:
-        abandoned = True
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise ApplyAbandoned(sorted((c for c, _ in running.values()), key=lambda c: c.key)) from None
-    finally:
-        if not abandoned:
-            pool.shutdown(wait=True)
+        not_started = scheduler.run()
+    except Abandon as exc:
+        raise ApplyAbandoned(exc.in_flight) from None
     if stop.count:
         report.interrupted = True
-        report.not_started.extend(by_key[k] for k in sorted(set(by_key) - settled))
-        return
-    stuck = sorted(set(by_key) - settled)
-    if stuck:  # unreachable: the planner orders changes topologically
-        raise KeyformError("apply: dependency deadlock: " + ", ".join(stuck))
+        report.not_started.extend(not_started)
 
 
 def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
