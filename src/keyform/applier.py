@@ -466,50 +466,18 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
 
 
 def _update(change: Change, ctx: ApplyContext) -> None:
+    """Update a key in place: its remote attributes (or only the recorded fingerprints), then its
+    secret's sink entry if that moved, then its record; the old entry goes once the journal has it."""
     spec = ctx.workspace.keys[change.address]
-    k = kind(spec.provider_type)
     with ctx.lock:
         ks = ctx.state.keys[change.address]
     changed = {a.name for a in change.attrs}
     now = ctx.clock()
-    expires_at = ks.expires_at
-    remote_attrs = dict(ks.remote)
-    fps = dict(ks.fingerprints)
-    # write-only inputs other than headers cannot change in place: an update naming them only
-    # records their fingerprint (an imported key's first apply)
-    recorded = {n for n in changed if n in spec.secret_inputs and not n.startswith("headers.")}
-    if recorded:
-        fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
-    remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
-    if remote_changes:
-        header_inputs = {p for p in spec.secret_inputs if p.startswith("headers.")}
-        values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)
-        fps.update(new_fps)
-        for gone in [p for p in fps if p.startswith("headers.") and p not in spec.secret_inputs]:
-            del fps[gone]
-        attrs = {n: spec.attrs.get(n) for n in k.updatable}
-        if "headers" in attrs:
-            attrs["headers"] = {**dict(spec.attrs.get("headers") or {}),
-                                **{p.split(".", 1)[1]: v for p, v in values.items()}}
-        if EXPIRY in changed:
-            exp = spec.expiry.resolve(now)
-            expires_at = format_time(exp) if exp else None
-        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
-        remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)
-        remote_attrs = _visible(remote, fps)
-    else:
-        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
+    seq, remote_attrs, fps, expires_at = _update_remote(spec, ks, changed, now, ctx)
     sink = ks.sink
-    moved_from: KeyState | None = None
-    if SINK in changed and spec.sink is not None and ks.sink is not None:
-        secret = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
-        if secret is None:  # a move cut off after the old entry was removed: the new one has it
-            secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
-        if secret is None:
-            raise SinkError(f"the secret is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
-        ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
-        moved_from = ks  # its entry is removed only once the journal records the new one (below)
-        sink = {"sink": spec.sink.sink, "as": spec.sink.name}
+    moved = SINK in changed and spec.sink is not None and ks.sink is not None
+    if moved:
+        sink = _move_secret(spec, ks, ctx)
     new = KeyState(
         address=ks.address, provider=ks.provider, provider_type=ks.provider_type, remote_id=ks.remote_id,
         attrs=dict(spec.attrs), remote=remote_attrs, expiry_spec=spec.expiry.spec, expires_at=expires_at,
@@ -519,8 +487,54 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     with ctx.lock:
         ctx.state.keys[ks.address] = new
     ctx.journal.done(seq, key=new)
-    if moved_from is not None:
-        _remove_entry(moved_from, ctx)
+    if moved:  # the old entry is removed only once the journal records the new one
+        _remove_entry(ks, ctx)
+
+
+def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime, ctx: ApplyContext
+                   ) -> tuple[str, dict[str, Any], dict[str, str], str | None]:
+    """Journal the update's intent and, if an attribute the API holds changed, update the remote
+    key (secret headers resolved and sent with it). Returns (intent seq, remote attributes to
+    record, fingerprints, expires_at)."""
+    k = kind(spec.provider_type)
+    expires_at = ks.expires_at
+    fps = dict(ks.fingerprints)
+    # write-only inputs other than headers cannot change in place: an update naming them only
+    # records their fingerprint (an imported key's first apply)
+    recorded = {n for n in changed if n in spec.secret_inputs and not n.startswith("headers.")}
+    if recorded:
+        fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
+    remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
+    if not remote_changes:
+        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
+        return seq, dict(ks.remote), fps, expires_at
+    header_inputs = {p for p in spec.secret_inputs if p.startswith("headers.")}
+    values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)
+    fps.update(new_fps)
+    for gone in [p for p in fps if p.startswith("headers.") and p not in spec.secret_inputs]:
+        del fps[gone]
+    attrs = {n: spec.attrs.get(n) for n in k.updatable}
+    if "headers" in attrs:
+        attrs["headers"] = {**dict(spec.attrs.get("headers") or {}),
+                            **{p.split(".", 1)[1]: v for p, v in values.items()}}
+    if EXPIRY in changed:
+        exp = spec.expiry.resolve(now)
+        expires_at = format_time(exp) if exp else None
+    seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
+    remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)
+    return seq, _visible(remote, fps), fps, expires_at
+
+
+def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> dict[str, str]:
+    """Copy the secret from the key's recorded sink entry to its new one; the new entry's place."""
+    assert spec.sink is not None and ks.sink is not None
+    secret = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
+    if secret is None:  # a move cut off after the old entry was removed: the new one has it
+        secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
+    if secret is None:
+        raise SinkError(f"the secret is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
+    ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
+    return {"sink": spec.sink.sink, "as": spec.sink.name}
 
 
 def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
