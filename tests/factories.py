@@ -71,7 +71,7 @@ def recorded(spec: KeySpec, remote_id: str, *, created: datetime = T0, state: St
     return KeyState(address=spec.address, provider=spec.provider, provider_type=spec.provider_type,
                     remote_id=remote_id, attrs=attrs, remote=remote, expiry_spec=spec.expiry.spec,
                     expires_at=format_time(exp) if exp else None, created_at=format_time(created),
-                    sink={"sink": spec.sink.sink, "as": spec.sink.name} if spec.sink else None,
+                    sink=spec.sink,
                     fingerprints=fingerprints or {}, prevent_destroy=spec.prevent_destroy)
 
 

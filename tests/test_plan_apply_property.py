@@ -81,7 +81,7 @@ def test_apply_then_plan_again_reports_no_changes(first: list[KeySpec], second: 
         for ks in world.state.keys.values():
             if ks.provider_type == "questra":
                 assert not q.keys[ks.remote_id].revoked
-                assert world.sink.entries[ks.sink["as"]] == f"sk_fake_{ks.remote_id}"  # type: ignore[index]
+                assert ks.sink is not None and world.sink.entries[ks.sink.name] == f"sk_fake_{ks.remote_id}"
         for spec in keys:
             ref = spec.secret_inputs.get("auth_value")
             if isinstance(ref, SecretOfRef):

@@ -21,6 +21,7 @@ import pytest
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
 from keyform.journal import Journal
+from keyform.model import SinkTarget
 from keyform.recovery import begin_record
 from keyform.sinks.dotenv import DotenvSink
 from keyform.statestore import StateStore
@@ -102,7 +103,7 @@ def _interrupt(s: Setup, control: EmulatorControl) -> tuple[str, str]:
         state = store.load()
         a = state.keys["a"]
         done = dataclasses.replace(a, address="d", remote_id=d["id"], attrs={"name": "d0"}, remote={"name": "d0"},
-                                   sink={"sink": "env", "as": "D"}, created_at=d["created_at"])
+                                   sink=SinkTarget("env", "D"), created_at=d["created_at"])
         fh = store.journal_open()
         fh.append(begin_record(state))
         journal = Journal(fh, "killed", clock=utcnow)

@@ -26,7 +26,7 @@ from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import Diagnostic, KeyformError, LockLostError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace
 from keyform.plan import Action, Change, Plan
 from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, secret_of_fingerprint
 from keyform.providers.pool import ProviderPool
@@ -375,9 +375,9 @@ def _secret_of(source: str, ctx: ApplyContext) -> str:
         ks = ctx.state.keys.get(source)
     if ks is None or ks.sink is None or not ks.secret_in_sink:
         raise KeyformError(f"the secret of {source} is not available: it is in no sink keyform can read")
-    value = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
+    value = ctx.sink(ks.sink.sink).read(ks.sink.name)
     if value is None:
-        raise KeyformError(f"the secret of {source} is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
+        raise KeyformError(f"the secret of {source} is missing from sink {ks.sink}")
     return value
 
 
@@ -423,7 +423,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         remote_id=result.key.id, attrs=dict(spec.attrs), remote=_visible(result.key, fps),
         expiry_spec=spec.expiry.spec, expires_at=result.key.expires_at or expires_at,
         created_at=result.key.created_at or format_time(now),
-        sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
+        sink=spec.sink if k.returns_secret else None,
         fingerprints=fps, prevent_destroy=spec.prevent_destroy, applied_at=format_time(now),
     )
     with ctx.lock:
@@ -525,16 +525,16 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
     return seq, _visible(remote, fps), fps, expires_at
 
 
-def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> dict[str, str]:
+def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> SinkTarget:
     """Copy the secret from the key's recorded sink entry to its new one; the new entry's place."""
     assert spec.sink is not None and ks.sink is not None
-    secret = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
+    secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
     if secret is None:  # a move cut off after the old entry was removed: the new one has it
         secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
     if secret is None:
-        raise SinkError(f"the secret is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
+        raise SinkError(f"the secret is missing from sink {ks.sink}")
     ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
-    return {"sink": spec.sink.sink, "as": spec.sink.name}
+    return spec.sink
 
 
 def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
@@ -546,12 +546,12 @@ def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
 def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     if ks.sink is None:
         return
-    if ctx.entry_owner.get((ks.sink["sink"], ks.sink["as"]), ks.address) != ks.address:
+    if ctx.entry_owner.get((ks.sink.sink, ks.sink.name), ks.address) != ks.address:
         return  # another key of the manifests writes this entry now: it is not ours to remove
     try:
-        ctx.sink(ks.sink["sink"]).remove(ks.sink["as"])
+        ctx.sink(ks.sink.sink).remove(ks.sink.name)
     except SinkError:
-        if ks.sink["sink"] in ctx.workspace.sinks:
+        if ks.sink.sink in ctx.workspace.sinks:
             raise
         # the sink itself was removed from the manifests: nothing of ours to clean
 

@@ -199,8 +199,8 @@ def missing_secrets(sess: Session, readable: frozenset[str]) -> frozenset[str]:
     only `secret_of` sources are checked, by reading the entry (the value is dropped at once)."""
     from keyform.sinkscan import scan
 
-    recorded = {ks.sink["sink"] for ks in sess.state.keys.values()
-                if ks.sink is not None and ks.secret_in_sink and ks.sink["sink"] in readable}
+    recorded = {ks.sink.sink for ks in sess.state.keys.values()
+                if ks.sink is not None and ks.secret_in_sink and ks.sink.sink in readable}
     snapshot = scan(sess.workspace.sinks, recorded)
     sources = {r.address for spec in sess.workspace.keys.values() for r in spec.secret_inputs.values()
                if isinstance(r, SecretOfRef)}
@@ -208,16 +208,16 @@ def missing_secrets(sess: Session, readable: frozenset[str]) -> frozenset[str]:
     for address, held in sess.state.keys.items():
         if held.sink is None or not held.secret_in_sink or address not in sess.workspace.keys:
             continue
-        if snapshot.holds(held.sink["sink"], held.sink["as"]) is False:
+        if snapshot.holds(held.sink.sink, held.sink.name) is False:
             missing.add(address)
     for address in sorted(sources):
         ks = sess.state.keys.get(address)
-        if ks is None or ks.sink is None or not ks.secret_in_sink or ks.sink["sink"] not in readable:
+        if ks is None or ks.sink is None or not ks.secret_in_sink or ks.sink.sink not in readable:
             continue
-        if ks.sink["sink"] in snapshot.entries:
+        if ks.sink.sink in snapshot.entries:
             continue
         try:
-            present = sess.sinks.get(ks.sink["sink"]).read(ks.sink["as"]) is not None
+            present = sess.sinks.get(ks.sink.sink).read(ks.sink.name) is not None
         except KeyformError:
             present = False
         if not present:

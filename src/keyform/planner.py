@@ -232,7 +232,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     if k.returns_secret and ks.secret_in_sink:
         _diff_sink(d, spec, ks, inputs)
         if ks.sink is not None and spec.address in inputs.missing_secrets:
-            d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink['sink']} ({ks.sink['as']})")
+            d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink.sink} ({ks.sink.name})")
     if d.action is not Action.REPLACE:
         _rotation_due(d, spec, ks, rk, now)
     if ks.prevent_destroy != spec.prevent_destroy:
@@ -296,10 +296,10 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
 
 def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) -> None:
     want = str(spec.sink) if spec.sink else None
-    have = f"{ks.sink['sink']}:{ks.sink['as']}" if ks.sink else None
+    have = str(ks.sink) if ks.sink else None
     if want == have:
         return
-    old_sink = ks.sink["sink"] if ks.sink else None
+    old_sink = ks.sink.sink if ks.sink else None
     movable = old_sink is not None and old_sink in inputs.readable_sinks
     d.attrs[SINK] = AttrChange(SINK, have, want, forces_replacement=not movable)
     if movable:
@@ -366,7 +366,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
 def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> bool:
     if ks is None or not ks.secret_in_sink or ks.sink is None or spec.address in inputs.missing_secrets:
         return False
-    return ks.sink["sink"] in inputs.readable_sinks
+    return ks.sink.sink in inputs.readable_sinks
 
 
 def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, state: State) -> Change:
@@ -394,7 +394,7 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool) -> Cha
         reasons.append("already gone remotely: only forgotten")
     elif rk is not None and rk.revoked:
         reasons.append("already revoked remotely")
-    sink = f"{ks.sink['sink']}:{ks.sink['as']}" if ks.sink else None
+    sink = str(ks.sink) if ks.sink else None
     return Change(address=ks.address, action=Action.DELETE, provider=ks.provider,
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
 

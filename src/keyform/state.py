@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyform.model import SinkTarget
+
 FORMAT_VERSION = 1
 
 
@@ -29,7 +31,7 @@ class KeyState:
     expiry_spec: str  # `never` | `in:90d` | `at:...` (see model.Expiry.spec)
     expires_at: str | None
     created_at: str
-    sink: dict[str, str] | None = None  # {"sink": name, "as": entry}
+    sink: SinkTarget | None = None  # where the secret was written; its JSON form is {"sink": name, "as": entry}
     fingerprints: dict[str, str] = field(default_factory=dict)  # write-only input -> HMAC / edge id
     prevent_destroy: bool = False
     secret_in_sink: bool = True  # False for imported keys whose secret keyform never saw
@@ -46,7 +48,7 @@ class KeyState:
             "expiry_spec": self.expiry_spec,
             "expires_at": self.expires_at,
             "created_at": self.created_at,
-            "sink": self.sink,
+            "sink": None if self.sink is None else {"sink": self.sink.sink, "as": self.sink.name},
             "fingerprints": dict(sorted(self.fingerprints.items())),
             "prevent_destroy": self.prevent_destroy,
             "secret_in_sink": self.secret_in_sink,
@@ -58,6 +60,7 @@ class KeyState:
 
     @classmethod
     def from_json(cls, address: str, d: dict[str, Any]) -> KeyState:
+        sink = d.get("sink")
         return cls(
             address=address,
             provider=d["provider"],
@@ -68,7 +71,7 @@ class KeyState:
             expiry_spec=d.get("expiry_spec", "never"),
             expires_at=d.get("expires_at"),
             created_at=d["created_at"],
-            sink=d.get("sink"),
+            sink=None if sink is None else SinkTarget(sink["sink"], sink["as"]),
             fingerprints=dict(d.get("fingerprints") or {}),
             prevent_destroy=bool(d.get("prevent_destroy", False)),
             secret_in_sink=bool(d.get("secret_in_sink", True)),

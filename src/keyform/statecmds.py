@@ -9,7 +9,7 @@ from keyform.backends import StateBackend
 from keyform.durations import format_time
 from keyform.errors import KeyformError
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef
+from keyform.model import KeySpec, SecretOfRef, SinkTarget
 from keyform.planner import UNKNOWN_FINGERPRINT, secret_of_fingerprint
 from keyform.remote import RemoteKey
 from keyform.resolve import read_ref
@@ -100,7 +100,7 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
         address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote.id,
         attrs=attrs, remote=visible, expiry_spec=expiry_spec, expires_at=remote.expires_at,
         created_at=remote.created_at or format_time(now),
-        sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
+        sink=spec.sink if k.returns_secret else None,
         fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy, secret_in_sink=not k.returns_secret,
         applied_at=format_time(now),
     )
@@ -134,7 +134,7 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
     ks = state.keys.pop(old)
     ks.address = new
     if sink_name is not None and ks.sink is not None:
-        ks.sink = {"sink": ks.sink["sink"], "as": sink_name}
+        ks.sink = SinkTarget(ks.sink.sink, sink_name)
     state.keys[new] = ks
     for other in state.keys.values():
         for path, fp in list(other.fingerprints.items()):
