@@ -18,6 +18,7 @@ from keyform.model import (
     SinkConfig,
     SinkTarget,
     Workspace,
+    header_input,
 )
 from keyform.state import KeyState, State
 
@@ -44,7 +45,7 @@ def textql_key(address: str, *, hosts: list[str] | None = None, auth: SecretRef 
     if auth is not None:
         inputs["auth_value"] = auth
     for h, ref in (secret_headers or {}).items():
-        inputs[f"headers.{h}"] = ref
+        inputs[header_input(h)] = ref
     attrs: dict[str, Any] = {"description": description, "hosts": hosts or ["api.questra.ai"],
                              "headers": headers or {}, "query_params": {}, "api_provider": "questra",
                              "auth_type": "token", "is_private": is_private}

@@ -8,9 +8,9 @@ from datetime import timedelta
 from keyform.durations import format_time
 from keyform.model import EnvRef, Rotation, SecretOfRef, SinkTarget
 from keyform.plan import Plan
-from keyform.planner import PlanInputs, plan, secret_of_fingerprint
+from keyform.planner import PlanInputs, plan
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
-from keyform.state import DeposedKey
+from keyform.state import DeposedKey, secret_of_fingerprint
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 
 NOW = T0 + timedelta(days=40)

@@ -26,9 +26,9 @@ from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import Diagnostic, KeyformError, LockLostError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, secret_of_fingerprint
+from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK
 from keyform.providers.pool import ProviderPool
 from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
@@ -36,7 +36,7 @@ from keyform.resolve import read_ref, unresolved_inputs
 from keyform.scheduler import Abandon, Callbacks, Scheduler
 from keyform.sinks import Sink
 from keyform.sinks.pool import SinkPool
-from keyform.state import DeposedKey, KeyState, State
+from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
 
 log = logging.getLogger("keyform.applier")
 
@@ -501,22 +501,22 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
     fps = dict(ks.fingerprints)
     # write-only inputs other than headers cannot change in place: an update naming them only
     # records their fingerprint (an imported key's first apply)
-    recorded = {n for n in changed if n in spec.secret_inputs and not n.startswith("headers.")}
+    recorded = {n for n in changed if n in spec.secret_inputs and header_of(n) is None}
     if recorded:
         fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
     remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
     if not remote_changes:
         seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id)
         return seq, dict(ks.remote), fps, expires_at
-    header_inputs = {p for p in spec.secret_inputs if p.startswith("headers.")}
+    header_inputs = {p for p in spec.secret_inputs if header_of(p) is not None}
     values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)
     fps.update(new_fps)
-    for gone in [p for p in fps if p.startswith("headers.") and p not in spec.secret_inputs]:
+    for gone in [p for p in fps if header_of(p) is not None and p not in spec.secret_inputs]:
         del fps[gone]
     attrs = {n: spec.attrs.get(n) for n in k.updatable}
     if "headers" in attrs:
         attrs["headers"] = {**dict(spec.attrs.get("headers") or {}),
-                            **{p.split(".", 1)[1]: v for p, v in values.items()}}
+                            **{h: v for p, v in values.items() if (h := header_of(p)) is not None}}
     if EXPIRY in changed:
         exp = spec.expiry.resolve(now)
         expires_at = format_time(exp) if exp else None
@@ -539,7 +539,7 @@ def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> SinkTarget:
 
 def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
     """The remote attributes worth recording: without the values of secret headers."""
-    hidden = {p.split(".", 1)[1] for p in fingerprints if p.startswith("headers.")}
+    hidden = {h for p in fingerprints if (h := header_of(p)) is not None}
     return dict(strip_headers(key, hidden).attrs)
 
 

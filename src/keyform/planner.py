@@ -22,11 +22,11 @@ from keyform.durations import format_duration, format_time, maybe_time, parse_ti
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, topological_order
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.model import KeySpec, SecretOfRef, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
-from keyform.state import KeyState, State
+from keyform.state import KeyState, State, secret_of_fingerprint
 from keyform.usage import deposed_verdict, retirement_rule
 
 EXPIRY = "expiry"
@@ -69,11 +69,6 @@ class _Decision:
             self.reasons.append(reason)
             changed = True
         return changed
-
-
-def secret_of_fingerprint(source: str, source_remote_id: str) -> str:
-    """The state's record of a `secret_of` input: which issued key fed it (no secret involved)."""
-    return f"secret_of:{source}@{source_remote_id}"
 
 
 def expiry_display(spec: str) -> str:
@@ -279,7 +274,7 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
             d.attrs[path] = AttrChange(path, "(not yet seen)", str(ref), sensitive=True)
             d.escalate(Action.UPDATE, f"records the fingerprint of {path} (imported key; no remote call)")
             continue
-        updatable = path.startswith("headers.")
+        updatable = header_of(path) is not None
         shown_after = str(ref) if ref is not None else None
         d.attrs[path] = AttrChange(path, "(sensitive)" if old else None, shown_after,
                                    forces_replacement=not updatable, sensitive=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from keyform.model import Workspace
+from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.state import State
@@ -29,10 +29,10 @@ def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str
     out: dict[str, set[str]] = {}
     for spec in workspace.keys.values():
         out.setdefault(spec.provider, set()).update(
-            p.split(".", 1)[1] for p in spec.secret_inputs if p.startswith("headers."))
+            h for p in spec.secret_inputs if (h := header_of(p)) is not None)
     for ks in state.keys.values():
         out.setdefault(ks.provider, set()).update(
-            p.split(".", 1)[1] for p in ks.fingerprints if p.startswith("headers."))
+            h for p in ks.fingerprints if (h := header_of(p)) is not None)
     return out
 
 

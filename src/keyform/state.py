@@ -20,6 +20,24 @@ from keyform.model import SinkTarget
 FORMAT_VERSION = 1
 
 
+_SECRET_OF = "secret_of:"
+
+
+def secret_of_fingerprint(source: str, source_remote_id: str) -> str:
+    """The state's record of a `secret_of` input: which issued key fed it, `secret_of:SOURCE@ID`
+    (no secret involved; a new key issued for the source changes it)."""
+    return f"{_SECRET_OF}{source}@{source_remote_id}"
+
+
+def secret_of_edge(fingerprint: str) -> tuple[str, str] | None:
+    """(source address, source remote id) of a fingerprint made by `secret_of_fingerprint`; None
+    for any other fingerprint."""
+    if not fingerprint.startswith(_SECRET_OF):
+        return None
+    source, at, remote_id = fingerprint[len(_SECRET_OF):].partition("@")
+    return (source, remote_id) if at else None
+
+
 @dataclass
 class KeyState:
     address: str

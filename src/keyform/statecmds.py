@@ -9,11 +9,11 @@ from keyform.backends import StateBackend
 from keyform.durations import format_time
 from keyform.errors import KeyformError
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, SinkTarget
-from keyform.planner import UNKNOWN_FINGERPRINT, secret_of_fingerprint
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, header_of
+from keyform.planner import UNKNOWN_FINGERPRINT
 from keyform.remote import RemoteKey
 from keyform.resolve import read_ref
-from keyform.state import KeyState, State
+from keyform.state import KeyState, State, secret_of_edge, secret_of_fingerprint
 
 
 def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[str]]:
@@ -93,7 +93,7 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
             fingerprints[path] = UNKNOWN_FINGERPRINT
     visible = {n: v for n, v in remote.attrs.items()}
     if isinstance(visible.get("headers"), dict):
-        hidden = {p.split(".", 1)[1] for p in spec.secret_inputs if p.startswith("headers.")}
+        hidden = {h for p in spec.secret_inputs if (h := header_of(p)) is not None}
         visible["headers"] = {h: v for h, v in visible["headers"].items() if h not in hidden}
         attrs["headers"] = dict(visible["headers"])
     return KeyState(
@@ -138,8 +138,9 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
     state.keys[new] = ks
     for other in state.keys.values():
         for path, fp in list(other.fingerprints.items()):
-            if fp.startswith(f"secret_of:{old}@"):
-                other.fingerprints[path] = f"secret_of:{new}@" + fp.split("@", 1)[1]
+            edge = secret_of_edge(fp)
+            if edge is not None and edge[0] == old:
+                other.fingerprints[path] = secret_of_fingerprint(new, edge[1])
     for dep in state.deposed:
         if dep.address == old:
             dep.address = new
