@@ -69,11 +69,9 @@ def recorded(spec: KeySpec, remote_id: str, *, created: datetime = T0, state: St
     exp = spec.expiry.resolve(created)
     attrs = dict(spec.attrs)
     remote = {k: v for k, v in attrs.items() if k != "is_private"}
-    return KeyState(address=spec.address, provider=spec.provider, provider_type=spec.provider_type,
-                    remote_id=remote_id, attrs=attrs, remote=remote, expiry_spec=spec.expiry.spec,
-                    expires_at=format_time(exp) if exp else None, created_at=format_time(created),
-                    sink=spec.sink,
-                    fingerprints=fingerprints or {}, prevent_destroy=spec.prevent_destroy)
+    return KeyState.of(spec, remote_id, attrs=attrs, remote=remote, expires_at=format_time(exp) if exp else None,
+                       created_at=format_time(created), sink=spec.sink, fingerprints=fingerprints or {},
+                       applied_at=None)
 
 
 def state_with(*records: KeyState) -> State:

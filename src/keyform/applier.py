@@ -418,14 +418,10 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         raise type(exc)(f"{exc}; {outcome}") from None
     if k.returns_secret:
         _sink_new_secret(spec, result.key.id, result.secret, seq, ctx)
-    ks = KeyState(
-        address=spec.address, provider=spec.provider, provider_type=spec.provider_type,
-        remote_id=result.key.id, attrs=dict(spec.attrs), remote=_visible(result.key, fps),
-        expiry_spec=spec.expiry.spec, expires_at=result.key.expires_at or expires_at,
-        created_at=result.key.created_at or format_time(now),
-        sink=spec.sink if k.returns_secret else None,
-        fingerprints=fps, prevent_destroy=spec.prevent_destroy, applied_at=format_time(now),
-    )
+    ks = KeyState.of(spec, result.key.id, remote=_visible(result.key, fps),
+                     expires_at=result.key.expires_at or expires_at,
+                     created_at=result.key.created_at or format_time(now),
+                     sink=spec.sink if k.returns_secret else None, fingerprints=fps, applied_at=format_time(now))
     with ctx.lock:
         old = ctx.state.keys.get(spec.address)
         deposed = None
@@ -478,12 +474,9 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     moved = SINK in changed and spec.sink is not None and ks.sink is not None
     if moved:
         sink = _move_secret(spec, ks, ctx)
-    new = KeyState(
-        address=ks.address, provider=ks.provider, provider_type=ks.provider_type, remote_id=ks.remote_id,
-        attrs=dict(spec.attrs), remote=remote_attrs, expiry_spec=spec.expiry.spec, expires_at=expires_at,
-        created_at=ks.created_at, sink=sink, fingerprints=fps, prevent_destroy=spec.prevent_destroy,
-        secret_in_sink=ks.secret_in_sink, rotation_requested=ks.rotation_requested, applied_at=format_time(now),
-    )
+    new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,
+                      sink=sink, fingerprints=fps, applied_at=format_time(now), secret_in_sink=ks.secret_in_sink,
+                      rotation_requested=ks.rotation_requested)
     with ctx.lock:
         ctx.state.keys[ks.address] = new
     ctx.journal.done(seq, key=new)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from keyform.model import SinkTarget
+from keyform.model import KeySpec, SinkTarget
 
 FORMAT_VERSION = 1
 
@@ -55,6 +55,21 @@ class KeyState:
     secret_in_sink: bool = True  # False for imported keys whose secret keyform never saw
     rotation_requested: bool = False  # set by `keyform import`-style flows to force a rotation
     applied_at: str | None = None  # when keyform last created, updated or imported it (None: before 0.1 records)
+
+    @classmethod
+    def of(cls, spec: KeySpec, remote_id: str, *, remote: dict[str, Any], expires_at: str | None,
+           created_at: str, sink: SinkTarget | None, fingerprints: dict[str, str], applied_at: str | None,
+           attrs: dict[str, Any] | None = None, expiry_spec: str | None = None, secret_in_sink: bool = True,
+           rotation_requested: bool = False) -> KeyState:
+        """The record of `spec`'s key `remote_id`, as created, updated or imported: address, provider,
+        attributes (unless given), expiry spec (unless given) and prevent_destroy are the spec's."""
+        return cls(
+            address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote_id,
+            attrs=dict(spec.attrs) if attrs is None else attrs, remote=remote,
+            expiry_spec=spec.expiry.spec if expiry_spec is None else expiry_spec, expires_at=expires_at,
+            created_at=created_at, sink=sink, fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy,
+            secret_in_sink=secret_in_sink, rotation_requested=rotation_requested, applied_at=applied_at,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out = {

@@ -96,14 +96,10 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
         hidden = {h for p in spec.secret_inputs if (h := header_of(p)) is not None}
         visible["headers"] = {h: v for h, v in visible["headers"].items() if h not in hidden}
         attrs["headers"] = dict(visible["headers"])
-    return KeyState(
-        address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote.id,
-        attrs=attrs, remote=visible, expiry_spec=expiry_spec, expires_at=remote.expires_at,
-        created_at=remote.created_at or format_time(now),
-        sink=spec.sink if k.returns_secret else None,
-        fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy, secret_in_sink=not k.returns_secret,
-        applied_at=format_time(now),
-    )
+    return KeyState.of(spec, remote.id, attrs=attrs, remote=visible, expiry_spec=expiry_spec,
+                       expires_at=remote.expires_at, created_at=remote.created_at or format_time(now),
+                       sink=spec.sink if k.returns_secret else None, fingerprints=fingerprints,
+                       secret_in_sink=not k.returns_secret, applied_at=format_time(now))
 
 
 def state_list(state: State) -> list[str]:
