@@ -19,6 +19,7 @@ from keyform.model import (
     SinkConfig,
     SinkTarget,
     Workspace,
+    header_input,
 )
 from keyform.state import KeyState, State
 
@@ -45,7 +46,7 @@ def textql_key(address: str, *, hosts: list[str] | None = None, auth: SecretRef 
     if auth is not None:
         inputs["auth_value"] = auth
     for h, ref in (secret_headers or {}).items():
-        inputs[f"headers.{h}"] = ref
+        inputs[header_input(h)] = ref
     attrs: dict[str, Any] = {"description": description, "hosts": hosts or ["api.questra.ai"],
                              "headers": headers or {}, "query_params": {}, "api_provider": "questra",
                              "auth_type": "token", "is_private": is_private}
@@ -69,11 +70,9 @@ def recorded(spec: KeySpec, remote_id: str, *, created: datetime = T0, state: St
     exp = spec.expiry.resolve(created)
     attrs = dict(spec.attrs)
     remote = {k: v for k, v in attrs.items() if k != "is_private"}
-    return KeyState(address=spec.address, provider=spec.provider, provider_type=spec.provider_type,
-                    remote_id=remote_id, attrs=attrs, remote=remote, expiry_spec=spec.expiry.spec,
-                    expires_at=format_time(exp) if exp else None, created_at=format_time(created),
-                    sink={"sink": spec.sink.sink, "as": spec.sink.name} if spec.sink else None,
-                    fingerprints=fingerprints or {}, prevent_destroy=spec.prevent_destroy)
+    return KeyState.of(spec, remote_id, attrs=attrs, remote=remote, expires_at=format_time(exp) if exp else None,
+                       created_at=format_time(created), sink=spec.sink, fingerprints=fingerprints or {},
+                       applied_at=None)
 
 
 def state_with(*records: KeyState) -> State:

@@ -16,6 +16,7 @@ from typing import Any
 from keyform.durations import format_time
 from keyform.errors import ProviderError
 from keyform.kinds import kind
+from keyform.model import header_of
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 
@@ -48,8 +49,8 @@ class FakeProvider:
         attrs = {n: request.attrs.get(n) for n in kind(self.type).remote_attributes}
         if "headers" in attrs:
             attrs["headers"] = {**dict(attrs["headers"] or {}),
-                                **{p.split(".", 1)[1]: v for p, v in request.secret_inputs.items()
-                                   if p.startswith("headers.")}}
+                                **{h: v for p, v in request.secret_inputs.items()
+                                   if (h := header_of(p)) is not None}}
         key = RemoteKey(rid, attrs, created_at=format_time(now), expires_at=request.expires_at)
         self.keys[rid] = key
         self.inputs[rid] = dict(request.secret_inputs)

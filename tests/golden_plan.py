@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from keyform.durations import format_time
-from keyform.model import EnvRef, Rotation, SecretOfRef
+from keyform.model import EnvRef, Rotation, SecretOfRef, SinkTarget
 from keyform.plan import Plan
-from keyform.planner import PlanInputs, plan, secret_of_fingerprint
+from keyform.planner import PlanInputs, plan
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
-from keyform.state import DeposedKey
+from keyform.state import DeposedKey, secret_of_fingerprint
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 
 NOW = T0 + timedelta(days=40)
@@ -29,7 +29,7 @@ def every_kind_plan() -> Plan:
     moved_old = questra_key("moved")
     moved_new = questra_key("moved")
     moved_state = recorded(moved_old, "ak_moved")
-    moved_state.sink = {"sink": "env", "as": "OLD_ENTRY"}
+    moved_state.sink = SinkTarget("env", "OLD_ENTRY")
     hosts_old = textql_key("tq-hosts", hosts=["a.example"], headers={"X-Org-Id": "org_1"})
     hosts_new = textql_key("tq-hosts", hosts=["a.example", "b.example"], headers={"X-Org-Id": "org_2", "X-Env": "prod"})
     drifted = textql_key("tq-drift", hosts=["a.example"])

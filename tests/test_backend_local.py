@@ -19,6 +19,7 @@ from keyform.backends.base import LockInfo
 from keyform.backends.local import LocalBackend
 from keyform.errors import LockError, LockLostError, StateError
 from keyform.journal import Created, Failed, Intent, Record, Sunk
+from keyform.model import SinkTarget
 from keyform.state import FORMAT_VERSION, DeposedKey, KeyState, State
 from tests.conftest import CountFsyncs
 
@@ -31,7 +32,7 @@ def sample_state() -> State:
         address="ci-bot", provider="questra-prod", provider_type="questra", remote_id="key_1",
         attrs={"name": "CI bot"}, remote={"name": "CI bot", "revoked": False}, expiry_spec="in:90d",
         expires_at="2027-06-01T00:00:00Z", created_at="2027-03-03T00:00:00Z",
-        sink={"sink": "dev-env", "as": "QUESTRA_CI_BOT"}, applied_at="2027-03-03T00:00:00Z",
+        sink=SinkTarget("dev-env", "QUESTRA_CI_BOT"), applied_at="2027-03-03T00:00:00Z",
     )
     state.keys["ana-questra"] = KeyState(
         address="ana-questra", provider="textql", provider_type="textql", remote_id="tq_9",
@@ -69,6 +70,17 @@ def test_saved_state_round_trips(store: LocalBackend) -> None:
     assert loaded == state
     assert store.path.read_text() == state.dumps()
     assert mode_of(store.path) == 0o600
+
+
+def test_a_key_s_sink_is_a_sink_target_in_memory_and_sink_as_in_the_file(store: LocalBackend) -> None:
+    store.save(sample_state())
+    text = store.path.read_text()
+    assert '"sink": {"sink": "dev-env", "as": "QUESTRA_CI_BOT"}' in text and '"sink": null' in text
+    loaded = LocalBackend(store.path).load()
+    assert loaded is not None
+    assert loaded.keys["ci-bot"].sink == SinkTarget("dev-env", "QUESTRA_CI_BOT")
+    assert loaded.keys["ana-questra"].sink is None
+    assert loaded.dumps() == text  # a state file loads and saves byte-identically
 
 
 def test_each_save_increments_the_serial_by_one(store: LocalBackend) -> None:

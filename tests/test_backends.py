@@ -28,6 +28,7 @@ from keyform.backends import StateBackend
 from keyform.backends.local import LocalBackend
 from keyform.errors import LockError, StateError
 from keyform.journal import Begin, Done, Failed, Record, Sunk
+from keyform.model import SinkTarget
 from keyform.state import FORMAT_VERSION, KeyState, State
 
 BACKENDS = ["local", "postgres"]
@@ -38,7 +39,7 @@ def sample_state() -> State:
     state.keys["ci-bot"] = KeyState(
         address="ci-bot", provider="qp", provider_type="questra", remote_id="key_1", attrs={"name": "CI bot"},
         remote={"name": "CI bot", "revoked": False}, expiry_spec="in:90d", expires_at="2027-06-01T00:00:00Z",
-        created_at="2027-03-03T00:00:00Z", sink={"sink": "env", "as": "CI_BOT"},
+        created_at="2027-03-03T00:00:00Z", sink=SinkTarget("env", "CI_BOT"),
         fingerprints={"auth_value": state.fingerprint("not-stored")})
     return state
 

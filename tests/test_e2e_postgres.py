@@ -325,7 +325,7 @@ def check_converged(root: Path, dsn: str, workspace: str, control: EmulatorContr
         rk = by_id.get(ks.remote_id)
         if rk is None or rk["revoked"]:
             problems.append(f"{address}: its key {ks.remote_id} is not active")
-        elif ks.sink is None or sink.read(ks.sink["as"]) != rk["secret"]:
+        elif ks.sink is None or sink.read(ks.sink.name) != rk["secret"]:
             problems.append(f"{address}: its sink entry does not hold the current secret")
     if journal:
         problems.append(f"{len(journal)} journal record(s) left")

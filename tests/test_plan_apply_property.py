@@ -10,11 +10,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyform.applier import ApplyContext, SinkPool, apply_plan
+from keyform.applier import ApplyContext, apply_plan
 from keyform.journal import Journal
 from keyform.model import EnvRef, KeySpec, SecretOfRef
 from keyform.planner import PlanInputs, plan
-from keyform.refresh import ProviderPool, instances_in_use, refresh
+from keyform.providers.pool import ProviderPool
+from keyform.refresh import instances_in_use, refresh
+from keyform.sinks.pool import SinkPool
 from keyform.state import State
 from tests.factories import T0, expires_in, questra_key, textql_key, workspace
 from tests.fakes import FakeProvider, MemorySink
@@ -79,7 +81,7 @@ def test_apply_then_plan_again_reports_no_changes(first: list[KeySpec], second: 
         for ks in world.state.keys.values():
             if ks.provider_type == "questra":
                 assert not q.keys[ks.remote_id].revoked
-                assert world.sink.entries[ks.sink["as"]] == f"sk_fake_{ks.remote_id}"  # type: ignore[index]
+                assert ks.sink is not None and world.sink.entries[ks.sink.name] == f"sk_fake_{ks.remote_id}"
         for spec in keys:
             ref = spec.secret_inputs.get("auth_value")
             if isinstance(ref, SecretOfRef):

@@ -11,11 +11,11 @@ import pytest
 
 from keyform.durations import format_time
 from keyform.errors import KeyformError
-from keyform.model import EnvRef, Rotation, SecretOfRef
+from keyform.model import EnvRef, Rotation, SecretOfRef, SinkTarget
 from keyform.plan import Action, Plan
-from keyform.planner import PlanInputs, plan, secret_of_fingerprint
+from keyform.planner import PlanInputs, plan
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
-from keyform.state import DeposedKey, State
+from keyform.state import DeposedKey, State, secret_of_fingerprint
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 
 NOW = T0 + timedelta(days=1)
@@ -249,7 +249,7 @@ def test_target_limits_the_plan_to_the_target_and_its_sources() -> None:
 def test_sink_move_is_an_update_when_the_old_sink_is_readable() -> None:
     spec = questra_key("k")
     st = state_with(recorded(spec, "ak_1"))
-    st.keys["k"].sink = {"sink": "env", "as": "OLD_NAME"}
+    st.keys["k"].sink = SinkTarget("env", "OLD_NAME")
     assert one(plan(workspace(spec), st, remote_of(st), NOW, inputs=READABLE), "k")[0] is Action.UPDATE
     assert one(plan(workspace(spec), st, remote_of(st), NOW), "k")[0] is Action.REPLACE
 

@@ -24,6 +24,7 @@ from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.journal import Begin, Intent, Journal, Record
+from keyform.model import SinkTarget
 from keyform.sinks.dotenv import DotenvSink
 
 FIRST = """\
@@ -101,7 +102,7 @@ def _interrupt(s: Setup, control: EmulatorControl) -> tuple[str, str]:
         state = store.load()
         a = state.keys["a"]
         done = dataclasses.replace(a, address="d", remote_id=d["id"], attrs={"name": "d0"}, remote={"name": "d0"},
-                                   sink={"sink": "env", "as": "D"}, created_at=d["created_at"])
+                                   sink=SinkTarget("env", "D"), created_at=d["created_at"])
         fh = store.journal_open()
         fh.append(Begin.of(state))
         journal = Journal(fh, "killed", clock=utcnow)

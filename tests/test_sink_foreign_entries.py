@@ -190,7 +190,7 @@ def test_planner_lets_keyform_overwrite_its_own_entry(how: str) -> None:
     interrupted: frozenset[tuple[str, str]] = frozenset()
     if how == "key":
         state.keys["old"] = KeyState("old", "qp", "questra", "k1", {}, {}, "never", None, "2026-01-01T00:00:00Z",
-                                     sink={"sink": "env", "as": "OTHER"})
+                                     sink=SinkTarget("env", "OTHER"))
     elif how == "written":
         state.written = {"env": {"OTHER"}}
     else:
@@ -207,7 +207,7 @@ def test_written_entries_round_trip_and_drop_what_a_key_records() -> None:
     assert doc["written_entries"] == {"env": ["A", "B"]}
     assert State.from_json(doc).written == {"env": {"A", "B"}}
     state.keys["k"] = KeyState("k", "qp", "questra", "k1", {}, {}, "never", None, "2026-01-01T00:00:00Z",
-                               sink={"sink": "env", "as": "A"})
+                               sink=SinkTarget("env", "A"))
     assert json.loads(state.dumps())["written_entries"] == {"env": ["B"]}
 
 

@@ -22,7 +22,7 @@ from referencing import Registry, Resource
 from keyform.backends.local import LocalBackend
 from keyform.errors import StateError
 from keyform.journal import from_json, replay
-from keyform.model import Rotation
+from keyform.model import Rotation, SinkTarget
 from keyform.planner import plan
 from keyform.remote import RemoteSnapshot
 from keyform.state import DeposedKey, KeyState, State, parse_state
@@ -45,7 +45,7 @@ def sample() -> dict[str, Any]:
     state.keys["ci-bot"] = KeyState(
         address="ci-bot", provider="qp", provider_type="questra", remote_id="ak_1", attrs={"name": "CI bot"},
         remote={"name": "CI bot"}, expiry_spec="in:90d", expires_at="2027-06-01T00:00:00Z",
-        created_at="2027-03-03T00:00:00Z", sink={"sink": "env", "as": "CI_BOT"})
+        created_at="2027-03-03T00:00:00Z", sink=SinkTarget("env", "CI_BOT"))
     state.deposed.append(DeposedKey(address="ci-bot", provider="qp", provider_type="questra", remote_id="ak_0",
                                     deposed_at="2027-03-03T00:00:00Z", revoke_after="2027-03-04T00:00:00Z"))
     return state.to_json()

@@ -32,7 +32,7 @@ STATE_NAME = "keyform.state.json"
 SINK_REL = ".secrets/keys.env"  # the dotenv sink of `Project.questra` and of generated manifests
 COMMAND_TIMEOUT = 180.0  # seconds; a keyform run that takes longer is a failure, not a hang
 LOCK_ID = re.compile(r"lock ID ([0-9a-fA-F-]{8,})")  # in keyform's "the state is locked" message
-DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "providers"
+DEFINITIONS = Path(__file__).resolve().parents[2] / "examples" / "providers"
 
 BUILT_IN = re.compile(r"^(?P<indent>[ \t]*)type: (?P<type>questra|textql)[ \t]*$", re.MULTILINE)
 BUILT_IN_FLOW = re.compile(r"\{type: (?P<type>questra|textql),")

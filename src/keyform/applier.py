@@ -12,15 +12,10 @@ caller writes the state once at the end (and a crash is recovered from the journ
 
 from __future__ import annotations
 
-import heapq
 import logging
-import queue
 import signal
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,14 +26,17 @@ from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import Diagnostic, KeyformError, LockLostError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, secret_of_fingerprint
-from keyform.refresh import ProviderPool, strip_headers
+from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK
+from keyform.providers.pool import ProviderPool
+from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
+from keyform.scheduler import Abandon, Callbacks, Scheduler
 from keyform.sinks import Sink
-from keyform.state import DeposedKey, KeyState, State
+from keyform.sinks.pool import SinkPool
+from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
 
 log = logging.getLogger("keyform.applier")
 
@@ -53,35 +51,6 @@ class ApplyEvent:
     elapsed: float = 0.0
     message: str = ""
     remote_id: str | None = None
-
-
-class SinkPool:
-    """Opens each configured sink once."""
-
-    def __init__(self, workspace: Workspace, opener: Callable[[Any], Sink] | None = None) -> None:
-        self._workspace = workspace
-        self._opener = opener
-        self._open: dict[str, Sink] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> Sink:
-        with self._lock:
-            if name not in self._open:
-                if name not in self._workspace.sinks:
-                    raise SinkError(f"sink {name!r} is no longer in the manifests")
-                opener = self._opener
-                if opener is None:
-                    from keyform.sinks.registry import open_sink
-
-                    opener = open_sink
-                self._open[name] = opener(self._workspace.sinks[name])
-            return self._open[name]
-
-    def readable(self) -> frozenset[str]:
-        """Names of the sinks that can give a secret back (without opening anything remote)."""
-        from keyform.sinks.registry import is_readable
-
-        return frozenset(n for n, cfg in self._workspace.sinks.items() if is_readable(cfg))
 
 
 @dataclass
@@ -208,10 +177,6 @@ class ApplyAbandoned(KeyformError):
         self.in_flight = in_flight
 
 
-class _Abandon(BaseException):
-    """Raised in the main thread by the second SIGINT."""
-
-
 @dataclass
 class _Interrupts:
     """SIGINT while changes run: the first stops starting new ones (those running finish and are
@@ -222,7 +187,7 @@ class _Interrupts:
     def handle(self, signum: int, frame: object) -> None:
         self.count += 1
         if self.count >= 2:
-            raise _Abandon
+            raise Abandon
 
 
 @contextmanager
@@ -271,7 +236,7 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
     with _catch_sigint(interrupts):
         try:
             _apply_phases(plan, ctx, report, interrupts)
-        except _Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
+        except Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
             raise ApplyAbandoned([]) from None
     return report
 
@@ -312,136 +277,47 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
 
 def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
          interrupts: _Interrupts | None = None) -> None:
-    """Run changes in dependency order (edges among these changes only), in parallel.
+    """Run changes in dependency order, in parallel (`scheduler.Scheduler`), and report each outcome.
 
     `--parallelism N` bounds the remote calls (and, separately, the sink operations) in flight: N
     at once each, through `ctx.provider` / `ctx.sink`. Up to 2N changes run at once, so that while
     N of them wait on the network the others do their local, durable bookkeeping (journal fsyncs,
     the sink write): with N changes each holding its slot through that bookkeeping too, an apply
     ran at 1.6x N x RTT instead of near it (docs/performance.md). `--parallelism 1` stays strictly
-    serial: one change after another.
-
-    O(changes + edges) bookkeeping: a change is submitted only when it can start (so at most 2N
-    futures are ever waited on), and a finished change touches only its dependants. Among the
-    changes ready at once, the one with the smallest key starts first.
-
-    Provider instances share the 2N places fairly: while k instances have changes left, one holds
-    at most ceil(2N / k) of them, so the changes of an instance held back by its API's rate limit
-    do not keep the others' changes from starting."""
-    by_key = {c.key: c for c in changes}
-    addresses = {c.address for c in changes if not c.deposed}
-    blocking = {c.key: {d for d in c.depends_on if d in addresses and d != c.address} for c in changes}
-    dependants: dict[str, list[str]] = {}
-    for key in sorted(blocking):
-        for dep in blocking[key]:
-            dependants.setdefault(dep, []).append(key)
-    ready = [key for key, deps in blocking.items() if not deps]
-    heapq.heapify(ready)
-    settled: set[str] = set()
-    limit = 1 if ctx.parallelism <= 1 else 2 * ctx.parallelism  # 1: strictly one change after another
-    running: dict[Future[None], tuple[Change, float]] = {}
-    left = Counter(c.provider for c in changes)  # changes not yet settled, per instance
-    active: Counter[str] = Counter()  # changes running, per instance
-    parked: dict[str, list[str]] = {}  # ready, but their instance has its share running
-
-    def share() -> int:
-        return -(-limit // max(1, sum(1 for n in left.values() if n > 0)))
-
-    def settle(change: Change) -> None:
-        settled.add(change.key)
-        left[change.provider] -= 1
-
-    def skip_dependants(failed: str) -> None:
-        stack = [failed]
-        while stack:
-            blocker = stack.pop()
-            for key in dependants.get(blocker, ()):
-                if key in settled:
-                    continue
-                change, msg = by_key[key], f"skipped: {blocker} failed"
-                settle(change)
-                report.skipped.append((change, msg))
-                ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
-                stack.append(key)
-
-    completed: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
+    serial: one change after another. Once the state lock is lost nothing more starts; after a
+    Ctrl-C nothing more starts and the rest is reported as not started."""
     stop = interrupts or _Interrupts()
-    pool = ThreadPoolExecutor(max_workers=limit)
-    abandoned = False
+
+    def start(change: Change) -> None:
+        ctx.on_event(ApplyEvent("start", change))
+
+    def done(change: Change, elapsed: float) -> None:
+        bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
+        report.done[bucket] = report.done.get(bucket, 0) + 1
+        ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
+
+    def failed(change: Change, exc: BaseException, elapsed: float) -> None:
+        msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, LockLostError) and report.lost_lock is None:
+            report.lost_lock = msg
+        report.failed.append((change, msg))
+        ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
+
+    def skipped(change: Change, msg: str) -> None:
+        report.skipped.append((change, msg))
+        ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
+
+    scheduler = Scheduler(
+        changes, lambda change: _execute(change, ctx), ctx.parallelism, Callbacks(start, done, failed, skipped),
+        halted=lambda: None if report.lost_lock is None else "skipped: the state lock was lost",
+        stopping=lambda: bool(stop.count))
     try:
-        while ready or running or any(parked.values()):
-            if report.lost_lock is not None:  # nothing more starts once the lock is lost
-                for keys in parked.values():
-                    while keys:
-                        heapq.heappush(ready, heapq.heappop(keys))
-                while ready:
-                    change, msg = by_key[heapq.heappop(ready)], "skipped: the state lock was lost"
-                    if change.key in settled:
-                        continue
-                    settle(change)
-                    report.skipped.append((change, msg))
-                    ctx.on_event(ApplyEvent("skipped", change, 0.0, msg))
-                    skip_dependants(change.key)  # they could never start either
-            cap = share()
-            for name, keys in parked.items():
-                while keys and active[name] < cap:
-                    heapq.heappush(ready, heapq.heappop(keys))
-            while ready and len(running) < limit and not stop.count:
-                change = by_key[heapq.heappop(ready)]
-                if active[change.provider] >= cap:
-                    heapq.heappush(parked.setdefault(change.provider, []), change.key)
-                    continue
-                active[change.provider] += 1
-                ctx.on_event(ApplyEvent("start", change))
-                fut = pool.submit(_execute, change, ctx)
-                running[fut] = (change, time.monotonic())
-                fut.add_done_callback(completed.put)
-            if stop.count and not running:
-                break
-            if not running:  # everything left was skipped
-                continue
-            try:
-                finished = [completed.get(timeout=0.25)]  # wakes up to notice a Ctrl-C
-            except queue.Empty:
-                continue
-            while not completed.empty():
-                finished.append(completed.get())
-            for fut in sorted(finished, key=lambda f: running[f][0].key):
-                change, started = running.pop(fut)
-                elapsed = time.monotonic() - started
-                active[change.provider] -= 1
-                settle(change)
-                exc = fut.exception()
-                if exc is None:
-                    bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
-                    report.done[bucket] = report.done.get(bucket, 0) + 1
-                    ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
-                    for key in dependants.get(change.key, ()):
-                        deps = blocking[key]
-                        deps.discard(change.key)
-                        if not deps and key not in settled:
-                            heapq.heappush(ready, key)
-                else:
-                    msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
-                    if isinstance(exc, LockLostError) and report.lost_lock is None:
-                        report.lost_lock = msg
-                    report.failed.append((change, msg))
-                    ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
-                    skip_dependants(change.key)
-    except _Abandon:
-        abandoned = True
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise ApplyAbandoned(sorted((c for c, _ in running.values()), key=lambda c: c.key)) from None
-    finally:
-        if not abandoned:
-            pool.shutdown(wait=True)
+        not_started = scheduler.run()
+    except Abandon as exc:
+        raise ApplyAbandoned(exc.in_flight) from None
     if stop.count:
         report.interrupted = True
-        report.not_started.extend(by_key[k] for k in sorted(set(by_key) - settled))
-        return
-    stuck = sorted(set(by_key) - settled)
-    if stuck:  # unreachable: the planner orders changes topologically
-        raise KeyformError("apply: dependency deadlock: " + ", ".join(stuck))
+        report.not_started.extend(not_started)
 
 
 def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
@@ -499,9 +375,9 @@ def _secret_of(source: str, ctx: ApplyContext) -> str:
         ks = ctx.state.keys.get(source)
     if ks is None or ks.sink is None or not ks.secret_in_sink:
         raise KeyformError(f"the secret of {source} is not available: it is in no sink keyform can read")
-    value = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
+    value = ctx.sink(ks.sink.sink).read(ks.sink.name)
     if value is None:
-        raise KeyformError(f"the secret of {source} is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
+        raise KeyformError(f"the secret of {source} is missing from sink {ks.sink}")
     return value
 
 
@@ -543,14 +419,10 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         raise type(exc)(f"{exc}; {outcome}") from None
     if k.returns_secret:
         _sink_new_secret(spec, result.key.id, result.secret, seq, ctx)
-    ks = KeyState(
-        address=spec.address, provider=spec.provider, provider_type=spec.provider_type,
-        remote_id=result.key.id, attrs=dict(spec.attrs), remote=_visible(result.key, fps),
-        expiry_spec=spec.expiry.spec, expires_at=result.key.expires_at or expires_at,
-        created_at=result.key.created_at or format_time(now),
-        sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
-        fingerprints=fps, prevent_destroy=spec.prevent_destroy, applied_at=format_time(now),
-    )
+    ks = KeyState.of(spec, result.key.id, remote=_visible(result.key, fps),
+                     expires_at=result.key.expires_at or expires_at,
+                     created_at=result.key.created_at or format_time(now),
+                     sink=spec.sink if k.returns_secret else None, fingerprints=fps, applied_at=format_time(now))
     with ctx.lock:
         old = ctx.state.keys.get(spec.address)
         deposed = None
@@ -591,82 +463,94 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
 
 
 def _update(change: Change, ctx: ApplyContext) -> None:
+    """Update a key in place: its remote attributes (or only the recorded fingerprints), then its
+    secret's sink entry if that moved, then its record; the old entry goes once the journal has it."""
     spec = ctx.workspace.keys[change.address]
-    k = kind(spec.provider_type)
     with ctx.lock:
         ks = ctx.state.keys[change.address]
     changed = {a.name for a in change.attrs}
     now = ctx.clock()
-    expires_at = ks.expires_at
-    remote_attrs = dict(ks.remote)
-    fps = dict(ks.fingerprints)
-    # write-only inputs other than headers cannot change in place: an update naming them only
-    # records their fingerprint (an imported key's first apply)
-    recorded = {n for n in changed if n in spec.secret_inputs and not n.startswith("headers.")}
-    if recorded:
-        fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
-    remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
-    moving = SINK in changed and spec.sink is not None and ks.sink is not None
-    entry = {"entry": {"sink": spec.sink.sink, "as": spec.sink.name}} if (moving and spec.sink) else {}
-    if remote_changes:
-        header_inputs = {p for p in spec.secret_inputs if p.startswith("headers.")}
-        values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)
-        fps.update(new_fps)
-        for gone in [p for p in fps if p.startswith("headers.") and p not in spec.secret_inputs]:
-            del fps[gone]
-        attrs = {n: spec.attrs.get(n) for n in k.updatable}
-        if "headers" in attrs:
-            attrs["headers"] = {**dict(spec.attrs.get("headers") or {}),
-                                **{p.split(".", 1)[1]: v for p, v in values.items()}}
-        if EXPIRY in changed:
-            exp = spec.expiry.resolve(now)
-            expires_at = format_time(exp) if exp else None
-        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
-        remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)
-        remote_attrs = _visible(remote, fps)
-    else:
-        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
+    seq, remote_attrs, fps, expires_at = _update_remote(spec, ks, changed, now, ctx)
     sink = ks.sink
-    moved_from: KeyState | None = None
-    if moving and spec.sink is not None and ks.sink is not None:
-        secret = ctx.sink(ks.sink["sink"]).read(ks.sink["as"])
-        if secret is None:  # a move cut off after the old entry was removed: the new one has it
-            secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
-        if secret is None:
-            raise SinkError(f"the secret is missing from sink {ks.sink['sink']}:{ks.sink['as']}")
-        ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
-        moved_from = ks  # its entry is removed only once the journal records the new one (below)
-        sink = {"sink": spec.sink.sink, "as": spec.sink.name}
-    new = KeyState(
-        address=ks.address, provider=ks.provider, provider_type=ks.provider_type, remote_id=ks.remote_id,
-        attrs=dict(spec.attrs), remote=remote_attrs, expiry_spec=spec.expiry.spec, expires_at=expires_at,
-        created_at=ks.created_at, sink=sink, fingerprints=fps, prevent_destroy=spec.prevent_destroy,
-        secret_in_sink=ks.secret_in_sink, rotation_requested=ks.rotation_requested, applied_at=format_time(now),
-    )
+    moved = SINK in changed and spec.sink is not None and ks.sink is not None
+    if moved:
+        sink = _move_secret(spec, ks, ctx)
+    new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,
+                      sink=sink, fingerprints=fps, applied_at=format_time(now), secret_in_sink=ks.secret_in_sink,
+                      rotation_requested=ks.rotation_requested)
     with ctx.lock:
         ctx.state.keys[ks.address] = new
     ctx.journal.done(seq, key=new)
-    if moved_from is not None:
-        _remove_entry(moved_from, ctx)
+    if moved:  # the old entry is removed only once the journal records the new one
+        _remove_entry(ks, ctx)
+
+
+def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime, ctx: ApplyContext
+                   ) -> tuple[str, dict[str, Any], dict[str, str], str | None]:
+    """Journal the update's intent and, if an attribute the API holds changed, update the remote
+    key (secret headers resolved and sent with it). Returns (intent seq, remote attributes to
+    record, fingerprints, expires_at)."""
+    k = kind(spec.provider_type)
+    expires_at = ks.expires_at
+    fps = dict(ks.fingerprints)
+    # write-only inputs other than headers cannot change in place: an update naming them only
+    # records their fingerprint (an imported key's first apply)
+    recorded = {n for n in changed if n in spec.secret_inputs and header_of(n) is None}
+    if recorded:
+        fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
+    remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
+    # a sink move journals the entry it writes: recovery keeps it as keyform's own (`State.written`)
+    moving = SINK in changed and spec.sink is not None and ks.sink is not None
+    entry = {"entry": {"sink": spec.sink.sink, "as": spec.sink.name}} if (moving and spec.sink) else {}
+    if not remote_changes:
+        seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
+        return seq, dict(ks.remote), fps, expires_at
+    header_inputs = {p for p in spec.secret_inputs if header_of(p) is not None}
+    values, new_fps = _resolve_inputs(spec, ctx, only=header_inputs)
+    fps.update(new_fps)
+    for gone in [p for p in fps if header_of(p) is not None and p not in spec.secret_inputs]:
+        del fps[gone]
+    attrs = {n: spec.attrs.get(n) for n in k.updatable}
+    if "headers" in attrs:
+        attrs["headers"] = {**dict(spec.attrs.get("headers") or {}),
+                            **{h: v for p, v in values.items() if (h := header_of(p)) is not None}}
+    if EXPIRY in changed:
+        exp = spec.expiry.resolve(now)
+        expires_at = format_time(exp) if exp else None
+    seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
+    remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)
+    return seq, _visible(remote, fps), fps, expires_at
+
+
+def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> SinkTarget:
+    """Copy the secret from the key's recorded sink entry to its new one; the new entry's place."""
+    assert spec.sink is not None and ks.sink is not None
+    secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
+    if secret is None:  # a move cut off after the old entry was removed: the new one has it
+        secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
+    if secret is None:
+        raise SinkError(f"the secret is missing from sink {ks.sink}")
+    ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
+    return spec.sink
 
 
 def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
     """The remote attributes worth recording: without the values of secret headers."""
-    hidden = {p.split(".", 1)[1] for p in fingerprints if p.startswith("headers.")}
+    hidden = {h for p in fingerprints if (h := header_of(p)) is not None}
     return dict(strip_headers(key, hidden).attrs)
 
 
 def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     if ks.sink is None:
         return
-    if ctx.entry_owner.get((ks.sink["sink"], ks.sink["as"]), ks.address) != ks.address:
+    if ctx.entry_owner.get((ks.sink.sink, ks.sink.name), ks.address) != ks.address:
         return  # another key of the manifests writes this entry now: it is not ours to remove
     try:
-        ctx.sink(ks.sink["sink"]).remove(ks.sink["as"])
+        ctx.sink(ks.sink.sink).remove(ks.sink.name)
         with ctx.lock:  # gone from the sink: no longer an entry of keyform's to keep track of
-            ctx.state.written.get(ks.sink["sink"], set()).discard(ks.sink["as"])
+            ctx.state.written.get(ks.sink.sink, set()).discard(ks.sink.name)
     except SinkError:
-        if ks.sink["sink"] in ctx.workspace.sinks:
+        if ks.sink.sink in ctx.workspace.sinks:
             raise
         # the sink itself was removed from the manifests: nothing of ours to clean
 

@@ -168,6 +168,21 @@ class KeySpec:
         return sorted({r.address for r in self.secret_inputs.values() if isinstance(r, SecretOfRef)})
 
 
+_HEADERS = "headers."
+
+
+def header_input(name: str) -> str:
+    """The secret-input path of HTTP header `name`: `headers.X-Api-Key`. A secret header is the one
+    write-only input that can change in place, and its value is never kept from a listing."""
+    return _HEADERS + name
+
+
+def header_of(path: str) -> str | None:
+    """The header name in a secret-input path `headers.NAME` (see `header_input`); None for any
+    other input."""
+    return path[len(_HEADERS):] if path.startswith(_HEADERS) else None
+
+
 @dataclass(frozen=True)
 class StateConfig:
     """`state:`: which backend holds the state. `local` is the file at `Workspace.state_path`;

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
+from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import KeyformError, LockLostError
@@ -26,10 +26,12 @@ from keyform.plan import Plan
 from keyform.planner import PlanInputs, foreign_entries
 from keyform.planner import plan as make_plan
 from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
+from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
-from keyform.refresh import ProviderFactory, ProviderPool, instances_in_use, refresh
+from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
+from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
 from keyform.usage import UsageReport
@@ -198,8 +200,8 @@ def scan_sinks(sess: Session, readable: frozenset[str]) -> SinkSnapshot:
     writes to (for `planner.foreign_entries`)."""
     from keyform.sinkscan import scan
 
-    wanted = {ks.sink["sink"] for ks in sess.state.keys.values()
-              if ks.sink is not None and ks.secret_in_sink and ks.sink["sink"] in readable}
+    wanted = {ks.sink.sink for ks in sess.state.keys.values()
+              if ks.sink is not None and ks.secret_in_sink and ks.sink.sink in readable}
     wanted.update(spec.sink.sink for spec in sess.workspace.keys.values() if spec.sink is not None)
     return scan(sess.workspace.sinks, wanted)
 
@@ -214,16 +216,16 @@ def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnaps
     for address, held in sess.state.keys.items():
         if held.sink is None or not held.secret_in_sink or address not in sess.workspace.keys:
             continue
-        if snapshot.holds(held.sink["sink"], held.sink["as"]) is False:
+        if snapshot.holds(held.sink.sink, held.sink.name) is False:
             missing.add(address)
     for address in sorted(sources):
         ks = sess.state.keys.get(address)
-        if ks is None or ks.sink is None or not ks.secret_in_sink or ks.sink["sink"] not in readable:
+        if ks is None or ks.sink is None or not ks.secret_in_sink or ks.sink.sink not in readable:
             continue
-        if ks.sink["sink"] in snapshot.entries:
+        if ks.sink.sink in snapshot.entries:
             continue
         try:
-            present = sess.sinks.get(ks.sink["sink"]).read(ks.sink["as"]) is not None
+            present = sess.sinks.get(ks.sink.sink).read(ks.sink.name) is not None
         except KeyformError:
             present = False
         if not present:

@@ -22,12 +22,12 @@ from keyform.durations import format_duration, format_time, maybe_time, parse_ti
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, topological_order
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.model import KeySpec, SecretOfRef, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.sinkscan import SinkSnapshot
-from keyform.state import KeyState, State
+from keyform.state import KeyState, State, secret_of_fingerprint
 from keyform.usage import deposed_verdict, retirement_rule
 
 EXPIRY = "expiry"
@@ -74,11 +74,6 @@ class _Decision:
             self.reasons.append(reason)
             changed = True
         return changed
-
-
-def secret_of_fingerprint(source: str, source_remote_id: str) -> str:
-    """The state's record of a `secret_of` input: which issued key fed it (no secret involved)."""
-    return f"secret_of:{source}@{source_remote_id}"
 
 
 def expiry_display(spec: str) -> str:
@@ -264,7 +259,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     if k.returns_secret and ks.secret_in_sink:
         _diff_sink(d, spec, ks, inputs)
         if ks.sink is not None and spec.address in inputs.missing_secrets:
-            d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink['sink']} ({ks.sink['as']})")
+            d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink.sink} ({ks.sink.name})")
     if d.action is not Action.REPLACE:
         _rotation_due(d, spec, ks, rk, now)
     if ks.prevent_destroy != spec.prevent_destroy:
@@ -311,7 +306,7 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
             d.attrs[path] = AttrChange(path, "(not yet seen)", str(ref), sensitive=True)
             d.escalate(Action.UPDATE, f"records the fingerprint of {path} (imported key; no remote call)")
             continue
-        updatable = path.startswith("headers.")
+        updatable = header_of(path) is not None
         shown_after = str(ref) if ref is not None else None
         d.attrs[path] = AttrChange(path, "(sensitive)" if old else None, shown_after,
                                    forces_replacement=not updatable, sensitive=True)
@@ -328,10 +323,10 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
 
 def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) -> None:
     want = str(spec.sink) if spec.sink else None
-    have = f"{ks.sink['sink']}:{ks.sink['as']}" if ks.sink else None
+    have = str(ks.sink) if ks.sink else None
     if want == have:
         return
-    old_sink = ks.sink["sink"] if ks.sink else None
+    old_sink = ks.sink.sink if ks.sink else None
     movable = old_sink is not None and old_sink in inputs.readable_sinks
     d.attrs[SINK] = AttrChange(SINK, have, want, forces_replacement=not movable)
     if movable:
@@ -398,7 +393,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
 def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> bool:
     if ks is None or not ks.secret_in_sink or ks.sink is None or spec.address in inputs.missing_secrets:
         return False
-    return ks.sink["sink"] in inputs.readable_sinks
+    return ks.sink.sink in inputs.readable_sinks
 
 
 def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, state: State) -> Change:
@@ -426,7 +421,7 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool) -> Cha
         reasons.append("already gone remotely: only forgotten")
     elif rk is not None and rk.revoked:
         reasons.append("already revoked remotely")
-    sink = f"{ks.sink['sink']}:{ks.sink['as']}" if ks.sink else None
+    sink = str(ks.sink) if ks.sink else None
     return Change(address=ks.address, action=Action.DELETE, provider=ks.provider,
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
 

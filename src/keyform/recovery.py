@@ -33,7 +33,7 @@ from keyform.errors import KeyformError
 from keyform.journal import Abandoned, Begin, Created, Intent, Interrupted, Record, replay, unresolved
 from keyform.kinds import kind
 from keyform.pending import Orphan, Uncertain
-from keyform.refresh import ProviderPool
+from keyform.providers.pool import ProviderPool
 from keyform.remote import RemoteKey
 from keyform.state import State
 
@@ -92,7 +92,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         return out
     interrupted, out.state_changed = fold(state, records)
     moved = {a: t for a, t in (targets or {}).items()  # where the manifests put an entry the state does not record
-             if (ks := state.keys.get(a)) is None or ks.sink is None or (ks.sink["sink"], ks.sink["as"]) != t}
+             if (ks := state.keys.get(a)) is None or ks.sink is None or (ks.sink.sink, ks.sink.name) != t}
     out.entries = written_entries(interrupted, moved)
     if out.state_changed:
         out.notes.append("an interrupted apply finished some changes that the state does not record yet; "

@@ -190,7 +190,7 @@ def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, 
         expires_in_days=_days(expires - now) if expires else None,
         rotation_due_at=format_time(due) if due else None,
         rotation_due_in_days=_days(due - now) if due else None, rotation_rule=rule,
-        sink=ks.sink["sink"] if ks.sink else None, sink_entry=ks.sink["as"] if ks.sink else None,
+        sink=ks.sink.sink if ks.sink else None, sink_entry=ks.sink.name if ks.sink else None,
         applied_at=ks.applied_at, in_manifests=spec is not None,
         last_used=_last_used(rk), usage_reported=rk is not None and rk.usage_reported,
     )
@@ -261,7 +261,8 @@ def collect(options: Any, *, refresh_remote: bool = True,
     remote keys unless told not to, and build the report."""
     from keyform.backends import open_backend
     from keyform.operations import load
-    from keyform.refresh import ProviderPool, instances_in_use, refresh
+    from keyform.providers.pool import ProviderPool
+    from keyform.refresh import instances_in_use, refresh
 
     workspace = load(options)
     now = (clock or options.clock)()

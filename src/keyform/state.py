@@ -18,9 +18,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keyform.errors import KeyformError, StateError
+from keyform.model import KeySpec, SinkTarget
 from keyform.statecheck import state_problem
 
 FORMAT_VERSION = 1
+
+
+_SECRET_OF = "secret_of:"
+
+
+def secret_of_fingerprint(source: str, source_remote_id: str) -> str:
+    """The state's record of a `secret_of` input: which issued key fed it, `secret_of:SOURCE@ID`
+    (no secret involved; a new key issued for the source changes it)."""
+    return f"{_SECRET_OF}{source}@{source_remote_id}"
+
+
+def secret_of_edge(fingerprint: str) -> tuple[str, str] | None:
+    """(source address, source remote id) of a fingerprint made by `secret_of_fingerprint`; None
+    for any other fingerprint."""
+    if not fingerprint.startswith(_SECRET_OF):
+        return None
+    source, at, remote_id = fingerprint[len(_SECRET_OF):].partition("@")
+    return (source, remote_id) if at else None
 
 
 @dataclass
@@ -34,12 +53,27 @@ class KeyState:
     expiry_spec: str  # `never` | `in:90d` | `at:...` (see model.Expiry.spec)
     expires_at: str | None
     created_at: str
-    sink: dict[str, str] | None = None  # {"sink": name, "as": entry}
+    sink: SinkTarget | None = None  # where the secret was written; its JSON form is {"sink": name, "as": entry}
     fingerprints: dict[str, str] = field(default_factory=dict)  # write-only input -> HMAC / edge id
     prevent_destroy: bool = False
     secret_in_sink: bool = True  # False for imported keys whose secret keyform never saw
     rotation_requested: bool = False  # set by `keyform import`-style flows to force a rotation
     applied_at: str | None = None  # when keyform last created, updated or imported it (None: before 0.1 records)
+
+    @classmethod
+    def of(cls, spec: KeySpec, remote_id: str, *, remote: dict[str, Any], expires_at: str | None,
+           created_at: str, sink: SinkTarget | None, fingerprints: dict[str, str], applied_at: str | None,
+           attrs: dict[str, Any] | None = None, expiry_spec: str | None = None, secret_in_sink: bool = True,
+           rotation_requested: bool = False) -> KeyState:
+        """The record of `spec`'s key `remote_id`, as created, updated or imported: address, provider,
+        attributes (unless given), expiry spec (unless given) and prevent_destroy are the spec's."""
+        return cls(
+            address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote_id,
+            attrs=dict(spec.attrs) if attrs is None else attrs, remote=remote,
+            expiry_spec=spec.expiry.spec if expiry_spec is None else expiry_spec, expires_at=expires_at,
+            created_at=created_at, sink=sink, fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy,
+            secret_in_sink=secret_in_sink, rotation_requested=rotation_requested, applied_at=applied_at,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -51,7 +85,7 @@ class KeyState:
             "expiry_spec": self.expiry_spec,
             "expires_at": self.expires_at,
             "created_at": self.created_at,
-            "sink": self.sink,
+            "sink": None if self.sink is None else {"sink": self.sink.sink, "as": self.sink.name},
             "fingerprints": dict(sorted(self.fingerprints.items())),
             "prevent_destroy": self.prevent_destroy,
             "secret_in_sink": self.secret_in_sink,
@@ -63,6 +97,7 @@ class KeyState:
 
     @classmethod
     def from_json(cls, address: str, d: dict[str, Any]) -> KeyState:
+        sink = d.get("sink")
         return cls(
             address=address,
             provider=d["provider"],
@@ -73,7 +108,7 @@ class KeyState:
             expiry_spec=d.get("expiry_spec", "never"),
             expires_at=d.get("expires_at"),
             created_at=d["created_at"],
-            sink=d.get("sink"),
+            sink=None if sink is None else SinkTarget(sink["sink"], sink["as"]),
             fingerprints=dict(d.get("fingerprints") or {}),
             prevent_destroy=bool(d.get("prevent_destroy", False)),
             secret_in_sink=bool(d.get("secret_in_sink", True)),
@@ -137,7 +172,7 @@ class State:
 
     def owned_entries(self) -> set[tuple[str, str]]:
         """Every (sink, entry) keyform wrote and has not removed: the keys' and `written`."""
-        owned = {(ks.sink["sink"], ks.sink["as"]) for ks in self.keys.values() if ks.sink is not None}
+        owned = {(ks.sink.sink, ks.sink.name) for ks in self.keys.values() if ks.sink is not None}
         owned.update((sink, name) for sink, names in self.written.items() for name in names)
         return owned
 
@@ -155,7 +190,7 @@ class State:
         """`written`, less what a key records now (that key owns it) and empty sinks."""
         if not self.written:
             return {}
-        by_keys = {(ks.sink["sink"], ks.sink["as"]) for ks in self.keys.values() if ks.sink is not None}
+        by_keys = {(ks.sink.sink, ks.sink.name) for ks in self.keys.values() if ks.sink is not None}
         out = {sink: sorted(n for n in names if (sink, n) not in by_keys) for sink, names in self.written.items()}
         return {sink: names for sink, names in sorted(out.items()) if names}
 

@@ -9,11 +9,11 @@ from keyform.backends import StateBackend
 from keyform.durations import format_time
 from keyform.errors import KeyformError
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef
-from keyform.planner import UNKNOWN_FINGERPRINT, secret_of_fingerprint
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, header_of
+from keyform.planner import UNKNOWN_FINGERPRINT
 from keyform.remote import RemoteKey
 from keyform.resolve import read_ref
-from keyform.state import KeyState, State
+from keyform.state import KeyState, State, secret_of_edge, secret_of_fingerprint
 
 
 def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[str]]:
@@ -93,17 +93,13 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
             fingerprints[path] = UNKNOWN_FINGERPRINT
     visible = {n: v for n, v in remote.attrs.items()}
     if isinstance(visible.get("headers"), dict):
-        hidden = {p.split(".", 1)[1] for p in spec.secret_inputs if p.startswith("headers.")}
+        hidden = {h for p in spec.secret_inputs if (h := header_of(p)) is not None}
         visible["headers"] = {h: v for h, v in visible["headers"].items() if h not in hidden}
         attrs["headers"] = dict(visible["headers"])
-    return KeyState(
-        address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote.id,
-        attrs=attrs, remote=visible, expiry_spec=expiry_spec, expires_at=remote.expires_at,
-        created_at=remote.created_at or format_time(now),
-        sink={"sink": spec.sink.sink, "as": spec.sink.name} if (k.returns_secret and spec.sink) else None,
-        fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy, secret_in_sink=not k.returns_secret,
-        applied_at=format_time(now),
-    )
+    return KeyState.of(spec, remote.id, attrs=attrs, remote=visible, expiry_spec=expiry_spec,
+                       expires_at=remote.expires_at, created_at=remote.created_at or format_time(now),
+                       sink=spec.sink if k.returns_secret else None, fingerprints=fingerprints,
+                       secret_in_sink=not k.returns_secret, applied_at=format_time(now))
 
 
 def state_list(state: State) -> list[str]:
@@ -124,7 +120,7 @@ def state_rm(state: State, address: str) -> KeyState:
     if ks is None:
         raise KeyformError(f"state rm: no key {address!r} in the state")
     if ks.sink is not None and ks.secret_in_sink:  # its entry stays where keyform wrote it
-        state.note_written([(ks.sink["sink"], ks.sink["as"])])
+        state.note_written([(ks.sink.sink, ks.sink.name)])
     return ks
 
 
@@ -136,12 +132,13 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
     ks = state.keys.pop(old)
     ks.address = new
     if sink_name is not None and ks.sink is not None:
-        ks.sink = {"sink": ks.sink["sink"], "as": sink_name}
+        ks.sink = SinkTarget(ks.sink.sink, sink_name)
     state.keys[new] = ks
     for other in state.keys.values():
         for path, fp in list(other.fingerprints.items()):
-            if fp.startswith(f"secret_of:{old}@"):
-                other.fingerprints[path] = f"secret_of:{new}@" + fp.split("@", 1)[1]
+            edge = secret_of_edge(fp)
+            if edge is not None and edge[0] == old:
+                other.fingerprints[path] = secret_of_fingerprint(new, edge[1])
     for dep in state.deposed:
         if dep.address == old:
             dep.address = new

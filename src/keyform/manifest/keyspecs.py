@@ -21,7 +21,17 @@ from keyform.kinds import kind as provider_kind
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.manifest.yamlsource import YamlPath
-from keyform.model import NEVER, Expiry, KeySpec, ProviderConfig, Rotation, SecretRef, SinkConfig, SinkTarget
+from keyform.model import (
+    NEVER,
+    Expiry,
+    KeySpec,
+    ProviderConfig,
+    Rotation,
+    SecretRef,
+    SinkConfig,
+    SinkTarget,
+    header_input,
+)
 from keyform.sinks.registry import entry_name_problem
 
 COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
@@ -231,7 +241,7 @@ def _attributes(value: Mapping[str, Any], kind: ProviderKind, address: str,
             attrs[attr] = {h: v for h, v in raw.items() if isinstance(v, str)}
             for header, ref in raw.items():
                 if isinstance(ref, dict):
-                    secret_inputs[f"headers.{header}"] = build_ref(ref, source)
+                    secret_inputs[header_input(header)] = build_ref(ref, source)
         elif isinstance(raw, (list, tuple)):
             attrs[attr] = list(raw)
         elif isinstance(raw, dict):

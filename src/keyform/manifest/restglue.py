@@ -14,7 +14,7 @@ from keyform.manifest.restdef import RestDefinition, fits, load_definition
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted
 from keyform.manifest.yamlsource import YamlPath
-from keyform.model import EnvRef, FileRef, ProviderConfig, SecretRef
+from keyform.model import EnvRef, FileRef, ProviderConfig, SecretRef, header_input
 from keyform.typeregistry import register_loaded
 
 _EMPTY: Mapping[str, Any] = {"string": "", "integer": 0, "boolean": False, "string_list": [], "string_map": {},
@@ -145,7 +145,7 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
             for header, ref in raw.items():
                 if isinstance(ref, dict):
                     if len(ref) == 1 and next(iter(ref)) in ("env", "file", "secret_of"):
-                        secret_inputs[f"headers.{header}"] = build_ref(ref, source)
+                        secret_inputs[header_input(header)] = build_ref(ref, source)
                     else:
                         report.error(source, (*where, header), f"{dotted((*where, header))}: a header value is a "
                                      "string or exactly one of: env, file, secret_of")

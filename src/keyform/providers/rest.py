@@ -24,6 +24,7 @@ from keyform import __version__, redact
 from keyform.durations import format_time
 from keyform.errors import ProviderError
 from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at
+from keyform.model import header_of
 from keyform.providers.http import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BODY,
@@ -330,7 +331,7 @@ class RestProvider:
                 ctx[f"secrets.{a.name}"] = secret_inputs.get(a.name)
             elif a.name in attrs:
                 ctx[f"attrs.{a.name}"] = attrs[a.name]
-        extra = {p.split(".", 1)[1]: v for p, v in secret_inputs.items() if p.startswith("headers.")}
+        extra = {h: v for p, v in secret_inputs.items() if (h := header_of(p)) is not None}
         if extra:
             ctx["attrs.headers"] = {**dict(attrs.get("headers") or {}), **extra}
         return ctx

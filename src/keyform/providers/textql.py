@@ -19,6 +19,7 @@ import httpx
 
 from keyform import __version__
 from keyform.errors import ProviderError
+from keyform.model import header_of
 from keyform.providers.http import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BODY,
@@ -110,8 +111,8 @@ def create_body(request: CreateRequest) -> dict[str, Any]:
     for path, value in request.secret_inputs.items():
         if path in SECRET_WIRE:
             body[SECRET_WIRE[path]] = value
-        elif path.startswith("headers.") and len(path) > len("headers."):
-            headers[path.split(".", 1)[1]] = value
+        elif header := header_of(path):
+            headers[header] = value
         else:
             raise ValueError(f"unsupported TextQL secret input {path!r}")
     body.update(hosts=[str(h) for h in attrs.get("hosts") or []], headers=headers,

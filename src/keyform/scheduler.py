@@ -1,0 +1,182 @@
+"""The apply's DAG scheduler: runs a set of changes in dependency order, in parallel.
+
+It knows changes only by their key, address, provider instance and `depends_on`; what running one
+means, and what its outcome is reported as, is the caller's (the applier's `_run`). Every callback
+is called in the scheduling thread, never concurrently, in a deterministic order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from keyform.errors import KeyformError
+from keyform.plan import Change
+
+
+class Abandon(BaseException):
+    """Raised in the scheduling thread (by a second Ctrl-C) to stop waiting for the changes in
+    flight. Leaving `Scheduler.run`, it names them, sorted by key, in `in_flight`."""
+
+    def __init__(self, in_flight: Iterable[Change] = ()) -> None:
+        super().__init__()
+        self.in_flight = list(in_flight)
+
+
+@dataclass
+class Callbacks:
+    """What the scheduler reports. `start` before a change is submitted; `done` and `failed` (with
+    the exception its run raised and the seconds it took) once it finished; `skipped` for a change
+    that will never start (`reason` says why)."""
+
+    start: Callable[[Change], None]
+    done: Callable[[Change, float], None]
+    failed: Callable[[Change, BaseException, float], None]
+    skipped: Callable[[Change, str], None]
+
+
+class Scheduler:
+    """Runs `changes` through `execute` in dependency order (edges among these changes only).
+
+    Up to `2 * parallelism` changes run at once (`parallelism <= 1`: strictly one after another);
+    the caller bounds the remote calls themselves. O(changes + edges) bookkeeping: a change is
+    submitted only when it can start (so at most that many futures are ever waited on), and a
+    finished change touches only its dependants. Among the changes ready at once, the one with the
+    smallest key starts first.
+
+    Provider instances share the places fairly: while k instances have changes left, one holds at
+    most ceil(places / k) of them, so the changes of an instance held back by its API's rate limit
+    do not keep the others' changes from starting.
+
+    A failed change's dependants are skipped (and theirs). Once `halted()` gives a reason, nothing
+    more starts: every change not yet started is skipped with that reason. Once `stopping()` is
+    true, nothing more starts either; `run` waits for the running changes and returns the ones left
+    undone. `Abandon`, raised in the scheduling thread, stops waiting at once."""
+
+    def __init__(self, changes: list[Change], execute: Callable[[Change], None], parallelism: int,
+                 callbacks: Callbacks, *, halted: Callable[[], str | None] = lambda: None,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
+        self._changes = changes
+        self._execute = execute
+        self._limit = 1 if parallelism <= 1 else 2 * parallelism
+        self._cb = callbacks
+        self._halted = halted
+        self._stopping = stopping
+        self._running: dict[Future[None], tuple[Change, float]] = {}
+
+    def in_flight(self) -> list[Change]:
+        """The changes running now, by key."""
+        return sorted((c for c, _ in self._running.values()), key=lambda c: c.key)
+
+    def run(self) -> list[Change]:
+        """Run every change; the changes not started because of `stopping()`, by key. A change that
+        can never start (a dependency cycle: the planner orders changes topologically) is an error."""
+        changes, cb, limit, running = self._changes, self._cb, self._limit, self._running
+        by_key = {c.key: c for c in changes}
+        addresses = {c.address for c in changes if not c.deposed}
+        blocking = {c.key: {d for d in c.depends_on if d in addresses and d != c.address} for c in changes}
+        dependants: dict[str, list[str]] = {}
+        for key in sorted(blocking):
+            for dep in blocking[key]:
+                dependants.setdefault(dep, []).append(key)
+        ready = [key for key, deps in blocking.items() if not deps]
+        heapq.heapify(ready)
+        settled: set[str] = set()
+        left = Counter(c.provider for c in changes)  # changes not yet settled, per instance
+        active: Counter[str] = Counter()  # changes running, per instance
+        parked: dict[str, list[str]] = {}  # ready, but their instance has its share running
+
+        def share() -> int:
+            return -(-limit // max(1, sum(1 for n in left.values() if n > 0)))
+
+        def settle(change: Change) -> None:
+            settled.add(change.key)
+            left[change.provider] -= 1
+
+        def skip_dependants(failed: str) -> None:
+            stack = [failed]
+            while stack:
+                blocker = stack.pop()
+                for key in dependants.get(blocker, ()):
+                    if key in settled:
+                        continue
+                    change = by_key[key]
+                    settle(change)
+                    cb.skipped(change, f"skipped: {blocker} failed")
+                    stack.append(key)
+
+        completed: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
+        pool = ThreadPoolExecutor(max_workers=limit)
+        abandoned = False
+        try:
+            while ready or running or any(parked.values()):
+                halt = self._halted()
+                if halt is not None:  # nothing more starts
+                    for keys in parked.values():
+                        while keys:
+                            heapq.heappush(ready, heapq.heappop(keys))
+                    while ready:
+                        change = by_key[heapq.heappop(ready)]
+                        if change.key in settled:
+                            continue
+                        settle(change)
+                        cb.skipped(change, halt)
+                        skip_dependants(change.key)  # they could never start either
+                cap = share()
+                for name, keys in parked.items():
+                    while keys and active[name] < cap:
+                        heapq.heappush(ready, heapq.heappop(keys))
+                while ready and len(running) < limit and not self._stopping():
+                    change = by_key[heapq.heappop(ready)]
+                    if active[change.provider] >= cap:
+                        heapq.heappush(parked.setdefault(change.provider, []), change.key)
+                        continue
+                    active[change.provider] += 1
+                    cb.start(change)
+                    fut = pool.submit(self._execute, change)
+                    running[fut] = (change, time.monotonic())
+                    fut.add_done_callback(completed.put)
+                if self._stopping() and not running:
+                    break
+                if not running:  # everything left was skipped
+                    continue
+                try:
+                    finished = [completed.get(timeout=0.25)]  # wakes up to notice a Ctrl-C
+                except queue.Empty:
+                    continue
+                while not completed.empty():
+                    finished.append(completed.get())
+                for fut in sorted(finished, key=lambda f: running[f][0].key):
+                    change, started = running.pop(fut)
+                    elapsed = time.monotonic() - started
+                    active[change.provider] -= 1
+                    settle(change)
+                    exc = fut.exception()
+                    if exc is None:
+                        cb.done(change, elapsed)
+                        for key in dependants.get(change.key, ()):
+                            deps = blocking[key]
+                            deps.discard(change.key)
+                            if not deps and key not in settled:
+                                heapq.heappush(ready, key)
+                    else:
+                        cb.failed(change, exc, elapsed)
+                        skip_dependants(change.key)
+        except Abandon:
+            abandoned = True
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise Abandon(self.in_flight()) from None
+        finally:
+            if not abandoned:
+                pool.shutdown(wait=True)
+        if self._stopping():
+            return [by_key[k] for k in sorted(set(by_key) - settled)]
+        stuck = sorted(set(by_key) - settled)
+        if stuck:  # unreachable: the planner orders changes topologically
+            raise KeyformError("apply: dependency deadlock: " + ", ".join(stuck))
+        return []
