@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from keyform import __version__
-from keyform.clikit import Ctx, KeyformGroup, disable_debug_log
+from keyform.clikit import Ctx, KeyformGroup, disable_debug_log, print_diagnostics
 from keyform.errors import Diagnostic, KeyformError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,10 +53,7 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
     except KeyformError as exc:
         if ctx.verbose:
             traceback.print_exc()
-        color = ctx.color(sys.stderr)
-        for d in exc.diagnostics:
-            click.echo(click.style("Error: ", fg="red", bold=True) if color else "Error: ", err=True, nl=False)
-            click.echo(str(d), err=True)
+        print_diagnostics(exc.diagnostics, color=ctx.color(sys.stderr))
         if ctx.hard_exit:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -152,8 +149,7 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
 
         opts = _options(files, policy_files=policy_files)
         ws = load(opts)
-        for warning in check_policies(ws, workspace_policies(ws, opts.policy_files), opts):
-            click.echo(f"Warning: {warning}", err=True)
+        print_diagnostics(check_policies(ws, workspace_policies(ws, opts.policy_files), opts))
         click.echo(f"The manifests are valid: {plural(len(ws.keys), 'key')}, "
                    f"{plural(len(ws.providers), 'provider')}, {plural(len(ws.sinks), 'sink')}.")
         return 0
@@ -393,8 +389,7 @@ def _commit_recovery(sess: Any, resolved: Sequence[str] = ()) -> None:
     repeat the warning about keys it could not attribute."""
     from keyform import operations
 
-    for warning in operations.commit_recovery(sess, resolved=resolved):
-        click.echo(f"Warning: {warning}", err=True)
+    print_diagnostics(operations.commit_recovery(sess, resolved=resolved))
 
 
 _CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
@@ -642,8 +637,7 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
             _commit_recovery(sess, [u.seq for u in sess.recovery.uncertain if remote_id in u.candidates])
             _, warnings = import_key(sess, address, remote_id)
         click.echo(f"Imported {remote_id} as {address}.")
-        for w in warnings:
-            click.echo(f"Warning: {w}", err=True)
+        print_diagnostics(warnings)
         return 0
 
     run_safely(ctx, body)
@@ -854,10 +848,9 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
                                f"--state {file}` to recover it first (or push anyway with --force)")
         timeout = _options(files, state_path, lock_timeout).lock_timeout
         with _backend(files, state_path) as store, store.lock("state push", timeout=timeout):
-            notes = push_state(store, pushed, force=force)
+            warnings = push_state(store, pushed, force=force)
             where = store.describe()
-        for note in notes:
-            click.echo(f"Warning: {note}", err=True)
+        print_diagnostics(warnings)
         click.echo(f"Pushed {file} to {where} (serial {pushed.serial}, lineage {pushed.lineage}).")
         return 0
 

@@ -19,7 +19,7 @@ from typing import Any
 from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.errors import KeyformError, LockLostError
+from keyform.errors import Diagnostics, KeyformError, LockLostError, warning, warnings
 from keyform.journal import Journal
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Plan
@@ -58,7 +58,8 @@ class Session:
     providers: ProviderPool
     sinks: SinkPool
     options: Options
-    notes: list[str] = field(default_factory=list)
+    # warnings for the user, collected on the way (policies, recovery): a plan carries them as notes
+    warnings: Diagnostics = field(default_factory=list)
     new_state: bool = False  # no state file yet: a plan made now records no lineage
     recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
     policies: tuple[Policy, ...] = ()
@@ -73,9 +74,9 @@ def load(options: Options) -> Workspace:
 POLICY_OPERATIONS = ("plan", "apply")  # destroy and import check only what a plan does (forbid_actions)
 
 
-def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Options) -> list[str]:
+def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Options) -> Diagnostics:
     """The manifest-phase policy rules: raise every error (exit 1); return the warnings."""
-    return enforce(check_manifest(policies, workspace, options.clock()))
+    return warnings(enforce(check_manifest(policies, workspace, options.clock())))
 
 
 @contextmanager
@@ -100,7 +101,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             sess.policies = policies
-            sess.notes.extend(policy_notes)
+            sess.warnings.extend(policy_notes)
             try:
                 _recover(sess)
                 if fingerprint_key:
@@ -123,10 +124,10 @@ def _recover(sess: Session) -> None:
     log.debug("journal: %d records left by an interrupted apply; assessing them", len(records))
     types = {name: p.type for name, p in sess.workspace.providers.items()}
     sess.recovery = assess(sess.state, records, sess.providers, types)
-    sess.notes.extend(sess.recovery.notes)
+    sess.warnings.extend(warnings(sess.recovery.notes))
 
 
-def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]:
+def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> Diagnostics:
     """Make the recovery durable before a command writes anything else: save the state with the
     journal's finished changes folded in, and leave in the journal only the interrupted creates
     still to act on (orphans the plan revokes, creates that could not be checked). Uncertain ones
@@ -139,9 +140,9 @@ def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]
         sess.store.save(sess.state)
         sess.new_state = False
     _rewrite_journal(sess, pending_records(rec, keep_uncertain=False, resolved=resolved))
-    warnings = [u.advice() for u in rec.uncertain if u.seq not in resolved]
+    advice = [warning(u.advice()) for u in rec.uncertain if u.seq not in resolved]
     sess.recovery = Recovery(orphans=rec.orphans, unresolved=rec.unresolved)  # committed: nothing pending
-    return warnings
+    return advice
 
 
 def fold_journal(store: StateBackend, state: State) -> list[dict[str, object]] | None:
@@ -184,8 +185,8 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
     policy_notes = enforce(check_plan(sess.policies, ws, result, sess.options.clock(), state, snapshot))
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
-    if sess.notes:
-        result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
+    if sess.warnings:
+        result = dataclasses.replace(result, notes=tuple(str(w) for w in sess.warnings) + result.notes)
     if sess.new_state:
         result = dataclasses.replace(result, lineage=None)
     return result
@@ -321,8 +322,8 @@ def report_session(options: Options) -> Iterator[Session]:
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
                        new_state=loaded is None)
         if store.read_journal():
-            sess.notes.append("an interrupted apply has not been recovered yet (the next plan or apply does it); "
-                              "keys it created may show as unmanaged")
+            sess.warnings.append(warning("an interrupted apply has not been recovered yet (the next plan or apply "
+                                         "does it); keys it created may show as unmanaged"))
         try:
             yield sess
         finally:
@@ -342,7 +343,7 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
     instances = set(ws.providers) if unmanaged else instances_in_use(ws, state)
     snapshot = refresh(ws, state, sess.providers, instances) if refresh_remote else RemoteSnapshot()
     others = sess.store.other_workspace_states() if unmanaged else {}
-    notes = list(sess.notes)
+    notes = [str(w) for w in sess.warnings]
     if unmanaged and not refresh_remote:
         notes.append("refresh disabled: unmanaged keys cannot be found without listing the providers")
     return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
