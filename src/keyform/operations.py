@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
@@ -32,6 +32,12 @@ from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints
 from keyform.state import State
 from keyform.usage import UsageReport
+
+if TYPE_CHECKING:
+    from keyform.fingerprintkey import RekeyReport
+    from keyform.model import EnvRef, FileRef
+    from keyform.report import Collected
+    from keyform.state import KeyState
 
 log = logging.getLogger("keyform.operations")
 
@@ -63,6 +69,7 @@ class Session:
     new_state: bool = False  # no state file yet: a plan made now records no lineage
     recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
     policies: tuple[Policy, ...] = ()
+    unrecovered: bool = False  # a read_session's state has an interrupted apply's journal beside it
 
 
 def load(options: Options) -> Workspace:
@@ -310,26 +317,48 @@ def _compact(sess: Session, records: list[dict[str, object]]) -> None:
 
 
 @contextmanager
-def report_session(options: Options) -> Iterator[Session]:
-    """A read-only Session for reports: no lock (a report never waits for, or blocks, an apply),
-    no recovery, nothing written. An interrupted apply is only mentioned: the keys it created are
-    untracked until the next `plan` or `apply` recovers them."""
+def read_session(options: Options) -> Iterator[Session]:
+    """The one read-only Session (`keyform report` in all its modes): no lock (a report never waits
+    for, or blocks, an apply), no recovery, nothing written. An interrupted apply is only noticed
+    (`Session.unrecovered`): what it did stays out of the state until the next `plan` or `apply`."""
     workspace = load(options)
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
         loaded = store.load()
         pool = ProviderPool(workspace, options.provider_factory, options.env)
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
-                       new_state=loaded is None)
-        if store.read_journal():
-            sess.warnings.append(warning("an interrupted apply has not been recovered yet (the next plan or apply "
-                                         "does it); keys it created may show as unmanaged"))
+                       new_state=loaded is None, unrecovered=bool(store.read_journal()))
         try:
             yield sess
         finally:
             pool.close()
     finally:
         store.close()
+
+
+def key_report(options: Options, *, refresh_remote: bool = True,
+               clock: Callable[[], datetime] | None = None) -> Collected:
+    """`keyform report`: the state read-only (`read_session`), the remote keys listed unless told
+    not to, and the report built (keyform.report)."""
+    from keyform.report import Collected, build_report
+
+    with read_session(options) as sess:
+        ws, state = sess.workspace, sess.state
+        now = (clock or options.clock)()
+        notes: list[str] = []
+        if sess.unrecovered:
+            notes.append("an interrupted apply left a journal; the next plan or apply recovers it, and this "
+                         "report shows the state before that")
+        snapshot = RemoteSnapshot()
+        if refresh_remote:
+            snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
+            for name in sorted(snapshot.instances):
+                snap = snapshot.instances[name]
+                if snap.keys is None:
+                    notes.append(f"{name}: {snap.note or 'keys could not be listed'}; its keys show no live status")
+        else:
+            notes.append("refresh disabled: the report shows the state alone (no live status)")
+        return Collected(build_report(ws, state, snapshot, now, notes=notes), now)
 
 
 def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: bool = False,
@@ -344,8 +373,158 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
     snapshot = refresh(ws, state, sess.providers, instances) if refresh_remote else RemoteSnapshot()
     others = sess.store.other_workspace_states() if unmanaged else {}
     notes = [str(w) for w in sess.warnings]
+    if sess.unrecovered:
+        notes.append("an interrupted apply has not been recovered yet (the next plan or apply does it); "
+                     "keys it created may show as unmanaged")
     if unmanaged and not refresh_remote:
         notes.append("refresh disabled: unmanaged keys cannot be found without listing the providers")
     return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
                         provider_types={n: p.type for n, p in ws.providers.items()},
                         other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes)
+
+
+# ------------------------------------------------------------------ state commands (no providers)
+
+
+@contextmanager
+def backend(options: Options) -> Iterator[StateBackend]:
+    """The state backend (`--state FILE`, or the manifests' `state:`, which are then loaded),
+    closed afterwards. Nothing is locked or read."""
+    workspace = None if options.state_path else load(options)
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def read_state(options: Options) -> State:
+    """`state list|show`: the state as stored (empty when there is none), without a lock."""
+    with backend(options) as store:
+        return store.load() or State.new()
+
+
+def pull_state(options: Options) -> State:
+    """`state pull`: the stored state, which must exist."""
+    with backend(options) as store:
+        st = store.load()
+        if st is None:
+            raise KeyformError(f"{store.describe()}: there is no state yet")
+        return st
+
+
+@dataclass
+class StateEdit:
+    """A locked state being edited by hand (`state rm|mv`): save it with `save_edit`."""
+
+    store: StateBackend
+    state: State
+    keep: list[dict[str, object]] | None  # the journal records to keep once it is saved (fold_journal)
+
+
+@contextmanager
+def edit_state(options: Options, operation: str) -> Iterator[StateEdit]:
+    """The state store, locked, with its loaded state (which must exist), the journal of an
+    interrupted apply folded in first (and what of it must stay journaled: `save_edit`)."""
+    with backend(options) as store, store.lock(operation, timeout=options.lock_timeout):
+        st = store.load()
+        keep = fold_journal(store, st) if st is not None else None
+        if st is None:
+            from keyform.statestore import StateStore
+
+            if store.read_journal():
+                raise KeyformError(f"{store.describe()}: there is no state yet, but an interrupted apply left "
+                                   "its journal; run `keyform apply` to recover it first")
+            what = "no state file" if isinstance(store, StateStore) else "there is no state yet"
+            raise KeyformError(f"{store.describe()}: {what}")
+        yield StateEdit(store, st, keep)
+
+
+def save_edit(edit: StateEdit) -> None:
+    """Save an edited state; the journal it was folded from then keeps only the interrupted creates
+    (which the next plan shows and apply resolves)."""
+    edit.store.save(edit.state)
+    keep_journal(edit.store, edit.state, edit.keep)
+
+
+def state_rm(options: Options, address: str) -> KeyState:
+    """`state rm`: forget a key (the remote key is not touched); returns its record."""
+    from keyform.statecmds import state_rm as rm
+
+    with edit_state(options, "state rm") as edit:
+        ks = rm(edit.state, address)
+        save_edit(edit)
+    return ks
+
+
+def state_mv(options: Options, old: str, new: str, sink_name: str | None = None) -> KeyState:
+    """`state mv`: rename a key's address (and optionally its sink entry name)."""
+    from keyform.statecmds import state_mv as mv
+
+    with edit_state(options, "state mv") as edit:
+        ks = mv(edit.state, old, new, sink_name)
+        save_edit(edit)
+    return ks
+
+
+@dataclass
+class Pushed:
+    state: State  # as pushed (its serial is the new one)
+    where: str  # the backend it went to
+    warnings: Diagnostics  # what --force overrode
+
+
+def push_state(options: Options, file: str, *, force: bool = False) -> Pushed:
+    """`state push FILE`: write a local state file into the backend as its next version, under the
+    lock (keyform.statecmds.push_state says what is refused without `force`)."""
+    from keyform.statecmds import push_state as push
+    from keyform.statestore import StateStore
+
+    source = StateStore(Path(file))
+    pushed = source.load()
+    if pushed is None:
+        raise KeyformError(f"{file}: no such state file")
+    if source.read_journal() and not force:
+        raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
+                           f"--state {file}` to recover it first (or push anyway with --force)")
+    with backend(options) as store, store.lock("state push", timeout=options.lock_timeout):
+        warned = push(store, pushed, force=force)
+        return Pushed(pushed, store.describe(), warned)
+
+
+def force_unlock(options: Options, lock_id: str, confirm: Callable[[], None] = lambda: None) -> None:
+    """`force-unlock`: break the lock `lock_id` once `confirm` returns (it raises to cancel)."""
+    with backend(options) as store:
+        confirm()
+        store.force_unlock(lock_id)
+
+
+# ------------------------------------------------------------ state commands (with a session)
+
+
+def import_key(options: Options, address: str, remote_id: str,
+               warn: Callable[[Diagnostics], None]) -> tuple[KeyState, Diagnostics]:
+    """`import`: adopt the remote key `remote_id` as `address` (keyform.statecmds.import_key), on a
+    locked session whose recovery is committed first; adopting a candidate of a create whose reply
+    was lost settles that create. `warn` gets recovery's warnings as they arise; the import's own
+    are returned with the record."""
+    from keyform.statecmds import import_key as adopt
+
+    with session(options, "import") as sess:
+        warn(commit_recovery(sess, resolved=[u.seq for u in sess.recovery.uncertain if remote_id in u.candidates]))
+        return adopt(sess, address, remote_id)
+
+
+def rekey_state(options: Options, old_key: EnvRef | FileRef | None,
+                warn: Callable[[Diagnostics], None]) -> RekeyReport:
+    """`state rekey`: re-make the input fingerprints in the manifests' mode (keyform.fingerprintkey),
+    after what an interrupted apply finished is saved in the old mode."""
+    from keyform.fingerprintkey import rekey
+
+    with session(options, "state rekey", fingerprint_key=False) as sess:
+        if sess.new_state:
+            raise KeyformError(f"{sess.store.describe()}: there is no state yet; nothing to rekey")
+        warn(commit_recovery(sess))
+        report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old_key)
+        sess.store.save(sess.state)
+    return report
