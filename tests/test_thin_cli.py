@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 import keyform.cli
 from keyform import operations
+from keyform.applier import ApplyEvent
 from keyform.emulator import Emulator
-from keyform.errors import KeyformError, LockError
+from keyform.errors import Diagnostic, KeyformError, LockError
+from keyform.operations import ApplyRequest
 from keyform.plan import Plan
 from keyform.render.views import JSONView, MarkdownView, TextView, view
 from tests.project import Project
@@ -27,6 +30,7 @@ def test_cli_opens_no_backend_takes_no_lock_and_branches_on_no_format() -> None:
     attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not names & {"open_backend", "StateStore", "fold_journal", "keep_journal", "session"}
     assert not attrs & {"lock", "save", "read_journal", "journal_open", "replace_journal"}
+    assert not attrs & {"session", "commit_recovery", "check_saved_plan"}  # one operations entry per command
     json_branches = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)
                      and any(isinstance(c, ast.Constant) and c.value in ("json", "text") for c in n.comparators)]
     assert len(json_branches) == 1, [ast.unparse(n) for n in json_branches]  # `providers --format` only
@@ -102,6 +106,52 @@ def test_both_reports_read_through_one_read_only_session(project: Project) -> No
         assert not sess.unrecovered and sorted(sess.state.keys) == ["ci-bot", "deploy"]
         usage = operations.usage_report(sess, refresh_remote=False)
     assert not usage.idle
+
+
+class _UI:
+    """An ApplyUI that records what run_apply showed."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def planned(self, plan: Plan) -> None:
+        self.seen.append(f"planned {len(plan.actionable)}")
+
+    def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.seen.extend(f"{d.severity.value}: {d}" for d in diagnostics)
+
+    def event(self, event: ApplyEvent) -> None:
+        self.seen.append(f"{event.kind} {event.change.address}")
+
+    def rate(self, event: object) -> None:
+        self.seen.append("rate")
+
+
+def test_apply_and_destroy_are_one_operations_entry(project: Project, tmp_path: Path) -> None:
+    opts = _options(project)
+    ui = _UI()
+    assert operations.run_apply(opts, ApplyRequest(), ui, confirm=lambda: pytest.fail("nothing to confirm")) is None
+    assert ui.seen == ["planned 0"]
+
+    def cancel() -> None:
+        ui.seen.append("asked")
+        raise KeyformError("Apply cancelled.")
+
+    with pytest.raises(KeyformError, match="cancelled"):
+        operations.run_apply(opts, ApplyRequest(destroy=True), ui, confirm=cancel)
+    assert ui.seen[1:] == ["planned 2", "asked"] and len(operations.read_state(opts).keys) == 2
+    ui.seen.clear()
+    report = operations.run_apply(opts, ApplyRequest(destroy=True, targets=("deploy",)), ui)
+    assert report is not None and report.ok and sorted(operations.read_state(opts).keys) == ["ci-bot"]
+    assert ui.seen == ["planned 1", "start deploy", "done deploy"]
+    # a saved plan is applied as it is: not shown again, not asked
+    saved = tmp_path / "destroy.plan"
+    saved.write_text(operations.run_plan(opts, destroy=True).dumps())
+    ui.seen.clear()
+    report = operations.run_apply(opts, ApplyRequest(plan_file=str(saved)), ui,
+                                  confirm=lambda: pytest.fail("a saved plan is not confirmed again"))
+    assert report is not None and report.ok and operations.read_state(opts).keys == {}
+    assert ui.seen == ["start ci-bot", "done ci-bot"]
 
 
 def _plan() -> Plan:

@@ -26,8 +26,7 @@ from keyform.errors import Diagnostic, KeyformError
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from keyform.operations import Options, Session
-    from keyform.plan import Plan
+    from keyform.operations import ApplyRequest, Options
     from keyform.render.views import View
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -198,9 +197,8 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
         if out:
             _check_out_path(out)
         shown = view(fmt, ctx.color())
-        with operations.session(_options(files, state_path, lock_timeout, policy_files), "plan") as sess:
-            the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy,
-                                       replace=replace)
+        the_plan = operations.run_plan(_options(files, state_path, lock_timeout, policy_files), targets=targets,
+                                       refresh_remote=refresh, destroy=destroy, replace=replace)
         shown.plan(the_plan)
         if out:
             from keyform.fsio import atomic_write
@@ -240,19 +238,26 @@ def _confirm(auto_approve: bool, question: str) -> None:
         raise KeyformError("Apply cancelled.")
 
 
-def _run_apply(ctx: Ctx, sess: Session, the_plan: Plan, parallelism: int, shown: View,
-               destroying: bool = False) -> int:
+def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto_approve: bool,
+               question: str) -> int:
+    """Run `operations.run_apply` with the view (and the question on the terminal), then report."""
     from keyform import operations
     from keyform.applier import ApplyAbandoned
 
+    def confirm() -> None:
+        shown.confirming()
+        _confirm(auto_approve, question)
+
     try:  # progress from the scheduler and worker threads: the view writes one line at a time
-        report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=shown.event, on_rate=shown.rate)
+        report = operations.run_apply(opts, request, shown, confirm)
     except ApplyAbandoned as exc:
         shown.abandoned(exc.in_flight)
         ctx.hard_exit = True  # worker threads may still wait on the network: do not wait for them
         raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
                            "and the next `keyform apply` recovers it.") from None
-    shown.summary(report, destroy=destroying)
+    if report is None:  # nothing to change
+        return 0
+    shown.summary(report, destroy=request.destroy)
     if report.interrupted:
         shown.interrupted(report)
         raise KeyformError("Apply interrupted: the changes listed above as done were saved; run `keyform apply` "
@@ -287,27 +292,15 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
     PLANFILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
 
     def body() -> int:
-        from keyform import operations
+        from keyform.operations import ApplyRequest
         from keyform.render.views import view
 
         if plan_file:
             _refuse_planning_flags(plan_file, targets=targets, replace=replace)
-        opts = _options(files, state_path, lock_timeout, policy_files)
-        shown = view(fmt, ctx.color())
-        with operations.session(opts, "apply") as sess:
-            if plan_file:
-                the_plan = _read_plan(plan_file)
-                operations.check_saved_plan(sess, the_plan)
-            else:
-                the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, replace=replace)
-                shown.planned(the_plan)
-                if not the_plan.has_changes:
-                    _commit_recovery(sess)
-                    return 0
-                shown.confirming()
-                _confirm(auto_approve, "Do you want to perform these actions?")
-            _commit_recovery(sess)
-            return _run_apply(ctx, sess, the_plan, parallelism, shown)
+        request = ApplyRequest(plan_file=plan_file, targets=targets, refresh_remote=refresh, replace=replace,
+                               parallelism=parallelism)
+        return _run_apply(ctx, _options(files, state_path, lock_timeout, policy_files), request,
+                          view(fmt, ctx.color()), auto_approve, "Do you want to perform these actions?")
 
     run_safely(ctx, body)
 
@@ -339,58 +332,14 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
     """Revoke/delete every managed key (or the targets) and forget it."""
 
     def body() -> int:
-        from keyform import operations
+        from keyform.operations import ApplyRequest
         from keyform.render.views import TextView
 
-        shown = TextView(ctx.color())
-        with operations.session(_options(files, state_path, lock_timeout, policy_files), "destroy") as sess:
-            the_plan = operations.plan(sess, targets=targets, destroy=True)
-            shown.planned(the_plan)
-            if not the_plan.has_changes:
-                _commit_recovery(sess)
-                return 0
-            shown.confirming()
-            _confirm(auto_approve, "Do you really want to destroy these keys?")
-            _commit_recovery(sess)
-            return _run_apply(ctx, sess, the_plan, parallelism, shown, destroying=True)
+        request = ApplyRequest(targets=targets, destroy=True, parallelism=parallelism)
+        return _run_apply(ctx, _options(files, state_path, lock_timeout, policy_files), request,
+                          TextView(ctx.color()), auto_approve, "Do you really want to destroy these keys?")
 
     run_safely(ctx, body)
-
-
-def _commit_recovery(sess: Session, resolved: Sequence[str] = ()) -> None:
-    """Write what recovery folded from an interrupted apply's journal (see operations.commit_recovery);
-    repeat the warning about keys it could not attribute."""
-    from keyform import operations
-
-    print_diagnostics(operations.commit_recovery(sess, resolved=resolved))
-
-
-_CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
-
-
-def _printable(doc: Any) -> Any:
-    """`doc` with control characters in its strings replaced: a plan file downloaded from a pipeline
-    must not drive the reviewer's terminal (escape sequences in an address or a reason)."""
-    if isinstance(doc, str):
-        return doc.translate(_CONTROL)
-    if isinstance(doc, list):
-        return [_printable(v) for v in doc]
-    if isinstance(doc, dict):
-        return {_printable(k): _printable(v) for k, v in doc.items()}
-    return doc
-
-
-def _read_plan(path: str, printable: bool = False) -> Plan:
-    from keyform.plan import Plan
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-            return Plan.from_json(_printable(doc) if printable else doc)
-    except OSError as exc:
-        raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
 
 
 @main.command()
@@ -404,9 +353,10 @@ def show(ctx: Ctx, plan_file: str, fmt: str) -> None:
     For reviewers: download the plan artifact of a pipeline and read it here."""
 
     def body() -> int:
+        from keyform.planfile import read_plan
         from keyform.render.views import view
 
-        view(fmt, ctx.color()).plan(_read_plan(plan_file, printable=True))
+        view(fmt, ctx.color()).plan(read_plan(plan_file, for_display=True))
         return 0
 
     run_safely(ctx, body)
@@ -499,10 +449,11 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> 
 
     def body() -> int:
         from keyform.operations import load
+        from keyform.planfile import read_plan
         from keyform.render import graph as render
 
         ws = load(_options(files))
-        the_plan = _read_plan(plan_file) if plan_file else None
+        the_plan = read_plan(plan_file) if plan_file else None
         g = render.from_workspace(ws, the_plan)
         click.echo(render.dot(g) if fmt == "dot" else render.mermaid(g), nl=False)
         return 0

@@ -9,12 +9,12 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, SinkPool, apply_plan
 from keyform.backends import StateBackend, open_backend
@@ -34,6 +34,7 @@ from keyform.state import State
 from keyform.usage import UsageReport
 
 if TYPE_CHECKING:
+    from keyform.errors import Diagnostic
     from keyform.fingerprintkey import RekeyReport
     from keyform.model import EnvRef, FileRef
     from keyform.report import Collected
@@ -314,6 +315,66 @@ def _compact(sess: Session, records: list[dict[str, object]]) -> None:
     open_ = replay(None, records)
     keep_seqs = {it.seq for it in open_ if it.action == "create"}
     _rewrite_journal(sess, [r for r in records if str(r.get("seq")) in keep_seqs])
+
+
+# ------------------------------------------------------------------------- plan, apply, destroy
+
+
+def run_plan(options: Options, *, targets: Sequence[str] = (), refresh_remote: bool = True,
+             destroy: bool = False, replace: Sequence[str] = ()) -> Plan:
+    """`keyform plan`: a locked session (recovery read, never written) and its plan."""
+    with session(options, "plan") as sess:
+        return plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace)
+
+
+class ApplyUI(Protocol):
+    """What `run_apply` shows as it goes (keyform.render.views' TextView and JSONView are ones)."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None: ...
+
+    def event(self, event: ApplyEvent) -> None: ...
+
+    def rate(self, event: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """`keyform apply` (a saved `plan_file`, or planning options) or `keyform destroy` (`destroy`)."""
+
+    plan_file: str | None = None
+    targets: Sequence[str] = ()
+    refresh_remote: bool = True
+    replace: Sequence[str] = ()
+    destroy: bool = False
+    parallelism: int = 10
+
+
+def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
+              confirm: Callable[[], None] = lambda: None) -> ApplyReport | None:
+    """`keyform apply` and `keyform destroy`: on a locked session, check the saved plan or make one
+    (shown with `ui.planned`; `confirm` asks, raising to cancel, only when it has changes), commit
+    recovery, apply. None when there was nothing to change (recovery still committed)."""
+    with session(options, "destroy" if request.destroy else "apply") as sess:
+        if request.plan_file is not None:
+            from keyform.planfile import read_plan
+
+            the_plan = read_plan(request.plan_file)
+            check_saved_plan(sess, the_plan)
+        else:
+            the_plan = plan(sess, targets=request.targets, refresh_remote=request.refresh_remote,
+                            destroy=request.destroy, replace=request.replace)
+            ui.planned(the_plan)
+            if not the_plan.has_changes:
+                ui.diagnostics(commit_recovery(sess))
+                return None
+            confirm()
+        ui.diagnostics(commit_recovery(sess))
+        return apply(sess, the_plan, parallelism=request.parallelism, on_event=ui.event, on_rate=ui.rate)
+
+
+# ---------------------------------------------------------------------------------------- report
 
 
 @contextmanager
