@@ -33,7 +33,7 @@ def test_cli_opens_no_backend_takes_no_lock_and_branches_on_no_format() -> None:
     assert not attrs & {"session", "commit_recovery", "check_saved_plan"}  # one operations entry per command
     json_branches = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)
                      and any(isinstance(c, ast.Constant) and c.value in ("json", "text") for c in n.comparators)]
-    assert len(json_branches) == 1, [ast.unparse(n) for n in json_branches]  # `providers --format` only
+    assert json_branches == [], [ast.unparse(n) for n in json_branches]
     state_options = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "--state"]
     assert len(state_options) == 1  # one --state option, shared by every command
 
@@ -98,7 +98,7 @@ def test_import_sends_recovery_warnings_first_and_returns_its_own(project: Proje
 
 def test_both_reports_read_through_one_read_only_session(project: Project) -> None:
     opts = _options(project)
-    got = operations.key_report(opts, refresh_remote=False)
+    got = operations.run_report(opts, refresh_remote=False)
     assert [r.address for r in got.report.rows] == ["ci-bot", "deploy"]
     with operations.read_session(opts) as sess:  # no lock: a report never waits for an apply
         with operations.session(opts, "apply"):

@@ -152,12 +152,10 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
     """Check the manifests (syntax, schema, references, policies) without touching state or remotes."""
 
     def body() -> int:
-        from keyform.operations import check_policies, load
-        from keyform.policy import workspace_policies
+        from keyform.operations import run_validate
 
-        opts = _options(files, policy_files=policy_files)
-        ws = load(opts)
-        print_diagnostics(check_policies(ws, workspace_policies(ws, opts.policy_files), opts))
+        ws, warnings = run_validate(_options(files, policy_files=policy_files))
+        print_diagnostics(warnings)
         click.echo(f"The manifests are valid: {plural(len(ws.keys), 'key')}, "
                    f"{plural(len(ws.providers), 'provider')}, {plural(len(ws.sinks), 'sink')}.")
         return 0
@@ -418,7 +416,7 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
 
     def body() -> int:
         from keyform.durations import parse_duration
-        from keyform.operations import key_report
+        from keyform.operations import run_report
         from keyform.render.report import RENDERERS
 
         if idle is not None or unmanaged:
@@ -430,7 +428,7 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
                 window = parse_duration(due_within)
             except ValueError as exc:
                 raise KeyformError(f"--due-within: {exc}") from None
-        got = key_report(_options(files, state_path), refresh_remote=refresh)
+        got = run_report(_options(files, state_path), refresh_remote=refresh)
         click.echo(RENDERERS[fmt](got.report, window, got.now), nl=False)
         return 2 if window is not None and got.report.due_within(window, got.now) else 0
 
@@ -471,8 +469,9 @@ def providers(ctx: Ctx, fmt: str) -> None:
     def body() -> int:
         from keyform import providerscmd
 
+        render = {"json": providerscmd.render_json, "text": providerscmd.render_text}[fmt]
         rows = providerscmd.list_types()
-        click.echo(providerscmd.render_json(rows) if fmt == "json" else providerscmd.render_text(rows), nl=False)
+        click.echo(render(rows), nl=False)
         return 1 if any(r.problem for r in rows) else 0
 
     run_safely(ctx, body)
@@ -579,8 +578,8 @@ def _usage_report(files: tuple[str, ...], state_path: str | None, fmt: str, refr
     if fmt == "csv":
         raise KeyformError("--format csv is for the key report; --idle and --unmanaged print text, markdown or json")
     threshold = _positive_duration("--idle", idle) if idle is not None else None
-    with operations.read_session(_options(files, state_path)) as sess:
-        result = operations.usage_report(sess, idle=threshold, unmanaged=unmanaged, refresh_remote=refresh)
+    result = operations.run_usage_report(_options(files, state_path), idle=threshold, unmanaged=unmanaged,
+                                         refresh_remote=refresh)
     out = {"json": render.render_json, "markdown": render.render_markdown}.get(fmt, render.render_text)
     click.echo(out(result), nl=False)
     return 2 if result.idle else 0

@@ -87,6 +87,13 @@ def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Op
     return warnings(enforce(check_manifest(policies, workspace, options.clock())))
 
 
+def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
+    """`keyform validate`: the manifests loaded and their policies checked (no state, no remote);
+    raises every error, returns the workspace and the policies' warnings."""
+    workspace = load(options)
+    return workspace, check_policies(workspace, workspace_policies(workspace, options.policy_files), options)
+
+
 @contextmanager
 def session(options: Options, operation: str, *, fingerprint_key: bool = True) -> Iterator[Session]:
     """Load manifests, lock the state, load it, read what an interrupted apply left (folded into the
@@ -397,7 +404,7 @@ def read_session(options: Options) -> Iterator[Session]:
         store.close()
 
 
-def key_report(options: Options, *, refresh_remote: bool = True,
+def run_report(options: Options, *, refresh_remote: bool = True,
                clock: Callable[[], datetime] | None = None) -> Collected:
     """`keyform report`: the state read-only (`read_session`), the remote keys listed unless told
     not to, and the report built (keyform.report)."""
@@ -420,6 +427,13 @@ def key_report(options: Options, *, refresh_remote: bool = True,
         else:
             notes.append("refresh disabled: the report shows the state alone (no live status)")
         return Collected(build_report(ws, state, snapshot, now, notes=notes), now)
+
+
+def run_usage_report(options: Options, *, idle: timedelta | None = None, unmanaged: bool = False,
+                     refresh_remote: bool = True) -> UsageReport:
+    """`keyform report --idle/--unmanaged`: `usage_report` on the read-only session."""
+    with read_session(options) as sess:
+        return usage_report(sess, idle=idle, unmanaged=unmanaged, refresh_remote=refresh_remote)
 
 
 def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: bool = False,

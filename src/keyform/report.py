@@ -1,7 +1,7 @@
 """`keyform report`: one typed row per managed key and per deposed key, sorted by urgency.
 
 `build_report` is pure (workspace, state, remote snapshot, now → Report), like the planner; the
-renderers (`keyform.render.report`) only format its rows. `keyform.operations.key_report` is the
+renderers (`keyform.render.report`) only format its rows. `keyform.operations.run_report` is the
 command flow: the read-only session (no lock: the state file is always replaced atomically), the
 remote keys listed unless `--no-refresh`, build.
 
