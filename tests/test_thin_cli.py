@@ -19,6 +19,7 @@ from keyform.emulator import Emulator
 from keyform.errors import Diagnostic, KeyformError, LockError
 from keyform.operations import ApplyRequest
 from keyform.plan import Plan
+from keyform.providers.ratelimit import RateEvent
 from keyform.render.views import JSONView, MarkdownView, TextView, view
 from tests.project import Project
 
@@ -123,7 +124,7 @@ class _UI:
     def event(self, event: ApplyEvent) -> None:
         self.seen.append(f"{event.kind} {event.change.address}")
 
-    def rate(self, event: object) -> None:
+    def rate(self, event: RateEvent) -> None:
         self.seen.append("rate")
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from keyform.errors import Diagnostic
     from keyform.fingerprintkey import RekeyReport
     from keyform.model import EnvRef, FileRef
+    from keyform.providers.ratelimit import RateEvent
     from keyform.report import Collected
     from keyform.state import KeyState
 
@@ -343,7 +344,7 @@ class ApplyUI(Protocol):
 
     def event(self, event: ApplyEvent) -> None: ...
 
-    def rate(self, event: Any) -> None: ...
+    def rate(self, event: RateEvent) -> None: ...
 
 
 @dataclass(frozen=True)

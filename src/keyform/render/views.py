@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -71,11 +71,11 @@ class View:
             click.echo(line, err=True)
 
 
-def _write(stream: object, line: str) -> None:
+def _write(stream: TextIO, line: str) -> None:
     # plain writes: click.echo re-checks the terminal on every call, which the scheduler thread
     # (that reports progress) pays once per change; one write per line (worker threads)
-    stream.write(line + "\n")  # type: ignore[attr-defined]
-    stream.flush()  # type: ignore[attr-defined]
+    stream.write(line + "\n")
+    stream.flush()
 
 
 class TextView(View):
