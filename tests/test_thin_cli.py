@@ -18,7 +18,7 @@ from keyform.applier import ApplyEvent
 from keyform.emulator import Emulator
 from keyform.errors import Diagnostic, KeyformError, LockError
 from keyform.operations import ApplyRequest
-from keyform.plan import Plan
+from keyform.plan import Change, Plan
 from keyform.providers.ratelimit import RateEvent
 from keyform.render.views import JSONView, MarkdownView, TextView, view
 from tests.project import Project
@@ -126,6 +126,9 @@ class _UI:
 
     def rate(self, event: RateEvent) -> None:
         self.seen.append("rate")
+
+    def abandoned(self, in_flight: list[Change]) -> None:
+        self.seen.append(f"abandoned {len(in_flight)}")
 
 
 def test_apply_and_destroy_are_one_operations_entry(project: Project, tmp_path: Path) -> None:

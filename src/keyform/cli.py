@@ -248,8 +248,7 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
 
     try:  # progress from the scheduler and worker threads: the view writes one line at a time
         report = operations.run_apply(opts, request, shown, confirm)
-    except ApplyAbandoned as exc:
-        shown.abandoned(exc.in_flight)
+    except ApplyAbandoned:  # the view has listed the changes in flight
         ctx.hard_exit = True  # worker threads may still wait on the network: do not wait for them
         raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
                            "and the next `keyform apply` recovers it.") from None

@@ -22,7 +22,7 @@ from keyform.durations import utcnow
 from keyform.errors import Diagnostics, KeyformError, LockLostError, warning, warnings
 from keyform.journal import Journal
 from keyform.model import SecretOfRef, Workspace
-from keyform.plan import Plan
+from keyform.plan import Change, Plan
 from keyform.planner import PlanInputs
 from keyform.planner import plan as make_plan
 from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
@@ -346,6 +346,8 @@ class ApplyUI(Protocol):
 
     def rate(self, event: RateEvent) -> None: ...
 
+    def abandoned(self, in_flight: list[Change]) -> None: ...
+
 
 @dataclass(frozen=True)
 class ApplyRequest:
@@ -363,7 +365,8 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
               confirm: Callable[[], None] = lambda: None) -> ApplyReport | None:
     """`keyform apply` and `keyform destroy`: on a locked session, check the saved plan or make one
     (shown with `ui.planned`; `confirm` asks, raising to cancel, only when it has changes), commit
-    recovery, apply. None when there was nothing to change (recovery still committed)."""
+    recovery, apply. None when there was nothing to change (recovery still committed). A second
+    Ctrl-C (ApplyAbandoned) is shown with `ui.abandoned`, then raised."""
     with session(options, "destroy" if request.destroy else "apply") as sess:
         if request.plan_file is not None:
             from keyform.planfile import read_plan
@@ -379,7 +382,11 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
                 return None
             confirm()
         ui.diagnostics(commit_recovery(sess))
-        return apply(sess, the_plan, parallelism=request.parallelism, on_event=ui.event, on_rate=ui.rate)
+        try:
+            return apply(sess, the_plan, parallelism=request.parallelism, on_event=ui.event, on_rate=ui.rate)
+        except ApplyAbandoned as exc:  # said before the session closes its providers and lets go of the lock
+            ui.abandoned(exc.in_flight)
+            raise
 
 
 # ---------------------------------------------------------------------------------------- report
