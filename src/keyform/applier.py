@@ -23,7 +23,7 @@ from typing import Any
 
 from keyform import redact
 from keyform.durations import exact_duration, format_time, parse_time
-from keyform.errors import Diagnostic, KeyformError, LockLostError, SinkError
+from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
@@ -400,12 +400,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     try:
         result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
     except KeyformError as exc:
-        if not getattr(exc, "ambiguous", False):
+        if not isinstance(exc, AmbiguousProviderError):
             ctx.journal.failed(seq, str(exc))
         else:  # the key may exist: recovery resolves it, in the window this record closes
-            salvaged = getattr(exc, "remote_id", None)
-            if isinstance(salvaged, str) and salvaged:
-                ctx.journal.created(seq, salvaged)
+            if exc.remote_id:
+                ctx.journal.created(seq, exc.remote_id)
             ctx.journal.abandoned(seq)
         raise
     try:

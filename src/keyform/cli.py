@@ -1,7 +1,9 @@
-"""The command line: parse arguments, call `keyform.operations`, render. Nothing else lives here.
+"""The command line: parse arguments, call one `keyform.operations` entry, render through a view
+(`keyform.render.views`, chosen once per command). Nothing else lives here: no backend is opened
+and no lock taken in this module.
 
 Only click is imported at start-up; everything else is imported by the command that needs it, so
-`keyform --version` stays fast.
+`keyform --version` stays fast (the types below are imported for the type checker only).
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from keyform import __version__
-from keyform.clikit import Ctx, KeyformGroup, disable_debug_log
+from keyform.clikit import Ctx, KeyformGroup, disable_debug_log, print_diagnostics
 from keyform.errors import Diagnostic, KeyformError
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from keyform.operations import ApplyRequest, Options
+    from keyform.render.views import View
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,10 +61,7 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
     except KeyformError as exc:
         if ctx.verbose:
             traceback.print_exc()
-        color = ctx.color(sys.stderr)
-        for d in exc.diagnostics:
-            click.echo(click.style("Error: ", fg="red", bold=True) if color else "Error: ", err=True, nl=False)
-            click.echo(str(d), err=True)
+        print_diagnostics(exc.diagnostics, color=ctx.color(sys.stderr))
         if ctx.hard_exit:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -94,7 +99,7 @@ def state_options(fn: F) -> F:
 
 
 def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s",
-             policy_files: Sequence[str] = ()) -> Any:
+             policy_files: Sequence[str] = ()) -> Options:
     from keyform.durations import parse_duration
     from keyform.operations import Options
 
@@ -147,13 +152,10 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
     """Check the manifests (syntax, schema, references, policies) without touching state or remotes."""
 
     def body() -> int:
-        from keyform.operations import check_policies, load
-        from keyform.policy import workspace_policies
+        from keyform.operations import run_validate
 
-        opts = _options(files, policy_files=policy_files)
-        ws = load(opts)
-        for warning in check_policies(ws, workspace_policies(ws, opts.policy_files), opts):
-            click.echo(f"Warning: {warning}", err=True)
+        ws, warnings = run_validate(_options(files, policy_files=policy_files))
+        print_diagnostics(warnings)
         click.echo(f"The manifests are valid: {plural(len(ws.keys), 'key')}, "
                    f"{plural(len(ws.providers), 'provider')}, {plural(len(ws.sinks), 'sink')}.")
         return 0
@@ -164,18 +166,6 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
 def plural(n: int, noun: str) -> str:
     """`1 key`, `2 keys`, `0 keys`."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _render(plan: Any, fmt: str, color: bool) -> str:
-    if fmt == "json":
-        return str(plan.dumps())
-    if fmt == "markdown":
-        from keyform.render.markdown import render_markdown
-
-        return render_markdown(plan)
-    from keyform.render.text import render_text
-
-    return render_text(plan, color=color)
 
 
 @main.command()
@@ -200,13 +190,14 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
 
     def body() -> int:
         from keyform import operations
+        from keyform.render.views import view
 
         if out:
             _check_out_path(out)
-        with operations.session(_options(files, state_path, lock_timeout, policy_files), "plan") as sess:
-            the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, destroy=destroy,
-                                       replace=replace)
-        click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
+        shown = view(fmt, ctx.color())
+        the_plan = operations.run_plan(_options(files, state_path, lock_timeout, policy_files), targets=targets,
+                                       refresh_remote=refresh, destroy=destroy, replace=replace)
+        shown.plan(the_plan)
         if out:
             from keyform.fsio import atomic_write
 
@@ -214,9 +205,7 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
                 atomic_write(out, the_plan.dumps().encode("utf-8"))
             except OSError as exc:
                 raise KeyformError(f"--out {out}: cannot write the plan: {exc.strerror or exc}") from None
-            if fmt == "text":
-                click.echo(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
-                           f"  keyform apply {out}")
+            shown.saved(out)
         return 2 if (detailed_exitcode and the_plan.has_changes) else 0
 
     run_safely(ctx, body)
@@ -247,45 +236,27 @@ def _confirm(auto_approve: bool, question: str) -> None:
         raise KeyformError("Apply cancelled.")
 
 
-def _run_apply(ctx: Ctx, sess: Any, the_plan: Any, parallelism: int, fmt: str = "text",
-               destroying: bool = False) -> int:
+def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto_approve: bool,
+               question: str) -> int:
+    """Run `operations.run_apply` with the view (and the question on the terminal), then report."""
     from keyform import operations
-    from keyform.render import progress
-
-    def on_event(event: Any) -> None:
-        # plain writes: click.echo re-checks the terminal on every call, which the scheduler
-        # thread (that reports progress) pays once per change
-        if fmt == "json":
-            stream, line = sys.stdout, progress.event_json(event)
-        else:
-            stream = sys.stderr if event.kind in ("failed", "skipped") else sys.stdout
-            line = progress.event_text(event)
-        stream.write(line + "\n")
-        stream.flush()
-
     from keyform.applier import ApplyAbandoned
 
-    def on_rate(event: Any) -> None:  # from a worker thread: one write per line
-        line = progress.rate_event_json(event) if fmt == "json" else progress.rate_event_text(event)
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+    def confirm() -> None:
+        shown.confirming()
+        _confirm(auto_approve, question)
 
-    try:
-        report = operations.apply(sess, the_plan, parallelism=parallelism, on_event=on_event, on_rate=on_rate)
-    except ApplyAbandoned as exc:
-        for line in progress.abandoned_lines(exc.in_flight):
-            click.echo(line, err=True)
+    try:  # progress from the scheduler and worker threads: the view writes one line at a time
+        report = operations.run_apply(opts, request, shown, confirm)
+    except ApplyAbandoned:  # the view has listed the changes in flight
         ctx.hard_exit = True  # worker threads may still wait on the network: do not wait for them
         raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
                            "and the next `keyform apply` recovers it.") from None
-    if fmt == "json":
-        click.echo(progress.summary_json(report))
-    else:
-        click.echo("")
-        click.echo(progress.summary_text(report, destroy=destroying))
+    if report is None:  # nothing to change
+        return 0
+    shown.summary(report, destroy=request.destroy)
     if report.interrupted:
-        for line in progress.interrupted_lines(report):
-            click.echo(line, err=True)
+        shown.interrupted(report)
         raise KeyformError("Apply interrupted: the changes listed above as done were saved; run `keyform apply` "
                            "again for the rest.")
     if not report.ok:
@@ -318,29 +289,15 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
     PLANFILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
 
     def body() -> int:
-        from keyform import operations
+        from keyform.operations import ApplyRequest
+        from keyform.render.views import view
 
         if plan_file:
             _refuse_planning_flags(plan_file, targets=targets, replace=replace)
-        opts = _options(files, state_path, lock_timeout, policy_files)
-        with operations.session(opts, "apply") as sess:
-            if plan_file:
-                the_plan = _read_plan(plan_file)
-                operations.check_saved_plan(sess, the_plan)
-            else:
-                the_plan = operations.plan(sess, targets=targets, refresh_remote=refresh, replace=replace)
-                if fmt == "json":
-                    click.echo(json.dumps({"type": "planned", "plan": the_plan.to_json()}))
-                else:
-                    click.echo(_render(the_plan, "text", ctx.color()), nl=False)
-                if not the_plan.has_changes:
-                    _commit_recovery(sess)
-                    return 0
-                if fmt == "text":
-                    click.echo("")
-                _confirm(auto_approve, "Do you want to perform these actions?")
-            _commit_recovery(sess)
-            return _run_apply(ctx, sess, the_plan, parallelism, fmt)
+        request = ApplyRequest(plan_file=plan_file, targets=targets, refresh_remote=refresh, replace=replace,
+                               parallelism=parallelism)
+        return _run_apply(ctx, _options(files, state_path, lock_timeout, policy_files), request,
+                          view(fmt, ctx.color()), auto_approve, "Do you want to perform these actions?")
 
     run_safely(ctx, body)
 
@@ -372,57 +329,14 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
     """Revoke/delete every managed key (or the targets) and forget it."""
 
     def body() -> int:
-        from keyform import operations
+        from keyform.operations import ApplyRequest
+        from keyform.render.views import TextView
 
-        with operations.session(_options(files, state_path, lock_timeout, policy_files), "destroy") as sess:
-            the_plan = operations.plan(sess, targets=targets, destroy=True)
-            click.echo(_render(the_plan, "text", ctx.color()), nl=False)
-            if not the_plan.has_changes:
-                _commit_recovery(sess)
-                return 0
-            click.echo("")
-            _confirm(auto_approve, "Do you really want to destroy these keys?")
-            _commit_recovery(sess)
-            return _run_apply(ctx, sess, the_plan, parallelism, destroying=True)
+        request = ApplyRequest(targets=targets, destroy=True, parallelism=parallelism)
+        return _run_apply(ctx, _options(files, state_path, lock_timeout, policy_files), request,
+                          TextView(ctx.color()), auto_approve, "Do you really want to destroy these keys?")
 
     run_safely(ctx, body)
-
-
-def _commit_recovery(sess: Any, resolved: Sequence[str] = ()) -> None:
-    """Write what recovery folded from an interrupted apply's journal (see operations.commit_recovery);
-    repeat the warning about keys it could not attribute."""
-    from keyform import operations
-
-    for warning in operations.commit_recovery(sess, resolved=resolved):
-        click.echo(f"Warning: {warning}", err=True)
-
-
-_CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
-
-
-def _printable(doc: Any) -> Any:
-    """`doc` with control characters in its strings replaced: a plan file downloaded from a pipeline
-    must not drive the reviewer's terminal (escape sequences in an address or a reason)."""
-    if isinstance(doc, str):
-        return doc.translate(_CONTROL)
-    if isinstance(doc, list):
-        return [_printable(v) for v in doc]
-    if isinstance(doc, dict):
-        return {_printable(k): _printable(v) for k, v in doc.items()}
-    return doc
-
-
-def _read_plan(path: str, printable: bool = False) -> Any:
-    from keyform.plan import Plan
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-            return Plan.from_json(_printable(doc) if printable else doc)
-    except OSError as exc:
-        raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
 
 
 @main.command()
@@ -436,8 +350,10 @@ def show(ctx: Ctx, plan_file: str, fmt: str) -> None:
     For reviewers: download the plan artifact of a pipeline and read it here."""
 
     def body() -> int:
-        the_plan = _read_plan(plan_file, printable=True)
-        click.echo(_render(the_plan, fmt, ctx.color()), nl=False)
+        from keyform.planfile import read_plan
+        from keyform.render.views import view
+
+        view(fmt, ctx.color()).plan(read_plan(plan_file, for_display=True))
         return 0
 
     run_safely(ctx, body)
@@ -455,16 +371,19 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
     A local lock whose process died needs none: the next command takes it over. A holder that is
     still running on this host is refused."""
 
+    def confirm() -> None:
+        if not force and sys.stdin.isatty():
+            click.echo(f"Do you really want to force-unlock the state (lock ID {lock_id})?\n  keyform will "
+                       "remove the lock, and a command still holding it will fail on its next write.\n"
+                       "  Only 'yes' will be accepted to confirm.\n")
+            answer = click.prompt("  Enter a value", default="", show_default=False)
+            if answer.strip() != "yes":
+                raise KeyformError("force-unlock cancelled.")
+
     def body() -> int:
-        with _backend(files, state_path) as store:
-            if not force and sys.stdin.isatty():
-                click.echo(f"Do you really want to force-unlock the state (lock ID {lock_id})?\n  keyform will "
-                           "remove the lock, and a command still holding it will fail on its next write.\n"
-                           "  Only 'yes' will be accepted to confirm.\n")
-                answer = click.prompt("  Enter a value", default="", show_default=False)
-                if answer.strip() != "yes":
-                    raise KeyformError("force-unlock cancelled.")
-            store.force_unlock(lock_id)
+        from keyform import operations
+
+        operations.force_unlock(_options(files, state_path), lock_id, confirm)
         click.echo(f"keyform state has been unlocked (lock ID {lock_id}).")
         return 0
 
@@ -496,8 +415,8 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
 
     def body() -> int:
         from keyform.durations import parse_duration
+        from keyform.operations import run_report
         from keyform.render.report import RENDERERS
-        from keyform.report import collect
 
         if idle is not None or unmanaged:
             return _usage_report(files, state_path, fmt, refresh, due_within, idle, unmanaged)
@@ -508,7 +427,7 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
                 window = parse_duration(due_within)
             except ValueError as exc:
                 raise KeyformError(f"--due-within: {exc}") from None
-        got = collect(_options(files, state_path), refresh_remote=refresh)
+        got = run_report(_options(files, state_path), refresh_remote=refresh)
         click.echo(RENDERERS[fmt](got.report, window, got.now), nl=False)
         return 2 if window is not None and got.report.due_within(window, got.now) else 0
 
@@ -527,10 +446,11 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> 
 
     def body() -> int:
         from keyform.operations import load
+        from keyform.planfile import read_plan
         from keyform.render import graph as render
 
         ws = load(_options(files))
-        the_plan = _read_plan(plan_file) if plan_file else None
+        the_plan = read_plan(plan_file) if plan_file else None
         g = render.from_workspace(ws, the_plan)
         click.echo(render.dot(g) if fmt == "dot" else render.mermaid(g), nl=False)
         return 0
@@ -548,8 +468,9 @@ def providers(ctx: Ctx, fmt: str) -> None:
     def body() -> int:
         from keyform import providerscmd
 
+        render = {"json": providerscmd.render_json, "text": providerscmd.render_text}[fmt]
         rows = providerscmd.list_types()
-        click.echo(providerscmd.render_json(rows) if fmt == "json" else providerscmd.render_text(rows), nl=False)
+        click.echo(render(rows), nl=False)
         return 1 if any(r.problem for r in rows) else 0
 
     run_safely(ctx, body)
@@ -635,15 +556,11 @@ def import_(ctx: Ctx, address: str, remote_id: str, files: tuple[str, ...], stat
 
     def body() -> int:
         from keyform import operations
-        from keyform.statecmds import import_key
 
-        with operations.session(_options(files, state_path, lock_timeout), "import") as sess:
-            # adopting a candidate of a create whose reply was lost settles that create
-            _commit_recovery(sess, [u.seq for u in sess.recovery.uncertain if remote_id in u.candidates])
-            _, warnings = import_key(sess, address, remote_id)
+        _, warnings = operations.import_key(_options(files, state_path, lock_timeout), address, remote_id,
+                                            warn=print_diagnostics)
         click.echo(f"Imported {remote_id} as {address}.")
-        for w in warnings:
-            click.echo(f"Warning: {w}", err=True)
+        print_diagnostics(warnings)
         return 0
 
     run_safely(ctx, body)
@@ -660,14 +577,14 @@ def _usage_report(files: tuple[str, ...], state_path: str | None, fmt: str, refr
     if fmt == "csv":
         raise KeyformError("--format csv is for the key report; --idle and --unmanaged print text, markdown or json")
     threshold = _positive_duration("--idle", idle) if idle is not None else None
-    with operations.report_session(_options(files, state_path)) as sess:
-        result = operations.usage_report(sess, idle=threshold, unmanaged=unmanaged, refresh_remote=refresh)
+    result = operations.run_usage_report(_options(files, state_path), idle=threshold, unmanaged=unmanaged,
+                                         refresh_remote=refresh)
     out = {"json": render.render_json, "markdown": render.render_markdown}.get(fmt, render.render_text)
     click.echo(out(result), nl=False)
     return 2 if result.idle else 0
 
 
-def _positive_duration(flag: str, text: str) -> Any:
+def _positive_duration(flag: str, text: str) -> timedelta:
     from datetime import timedelta
 
     from keyform.durations import parse_duration
@@ -696,9 +613,10 @@ def state_list(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None
     """List the managed keys: address, provider instance, remote id."""
 
     def body() -> int:
+        from keyform.operations import read_state
         from keyform.statecmds import state_list as rows
 
-        for row in rows(_read_state(files, state_path)):
+        for row in rows(read_state(_options(files, state_path))):
             click.echo(row)
         return 0
 
@@ -714,9 +632,10 @@ def state_show(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str |
     """Show one key's record (the state holds no secrets)."""
 
     def body() -> int:
+        from keyform.operations import read_state
         from keyform.statecmds import state_show as show
 
-        click.echo(json.dumps(show(_read_state(files, state_path), address), indent=2))
+        click.echo(json.dumps(show(read_state(_options(files, state_path)), address), indent=2))
         return 0
 
     run_safely(ctx, body)
@@ -731,11 +650,9 @@ def state_rm(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | N
     """Forget a key without touching it remotely (it stays active; keyform stops managing it)."""
 
     def body() -> int:
-        from keyform.statecmds import state_rm as rm
+        from keyform.operations import state_rm as rm
 
-        with _locked_state(files, state_path, lock_timeout, "state rm") as (store, st, keep):
-            ks = rm(st, address)
-            _save_edited(store, st, keep)
+        ks = rm(_options(files, state_path, lock_timeout), address)
         click.echo(f"Removed {address} ({ks.remote_id}) from the state; the remote key was not touched.")
         return 0
 
@@ -755,11 +672,9 @@ def state_mv(ctx: Ctx, old: str, new: str, sink_name: str | None, files: tuple[s
     """Rename a key's address in the state, keeping the remote key (and its sink entry name)."""
 
     def body() -> int:
-        from keyform.statecmds import state_mv as mv
+        from keyform.operations import state_mv as mv
 
-        with _locked_state(files, state_path, lock_timeout, "state mv") as (store, st, keep):
-            mv(st, old, new, sink_name)
-            _save_edited(store, st, keep)
+        mv(_options(files, state_path, lock_timeout), old, new, sink_name)
         click.echo(f"Moved {old} to {new}.")
         return 0
 
@@ -781,9 +696,8 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
     none: salted), without a plan diff. Reads every input the state has a fingerprint of."""
 
     def body() -> int:
-        from keyform.fingerprintkey import rekey
         from keyform.model import EnvRef, FileRef
-        from keyform.operations import session
+        from keyform.operations import rekey_state
 
         old: EnvRef | FileRef | None = None
         if old_key_env and old_key_file:
@@ -792,12 +706,7 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
             old = EnvRef(old_key_env)
         elif old_key_file:
             old = FileRef(os.path.abspath(old_key_file))
-        with session(_options(files, state_path, lock_timeout), "state rekey", fingerprint_key=False) as sess:
-            if sess.new_state:
-                raise KeyformError(f"{sess.store.describe()}: there is no state yet; nothing to rekey")
-            _commit_recovery(sess)  # what an interrupted apply finished is saved first, in the old mode
-            report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old)
-            sess.store.save(sess.state)
+        report = rekey_state(_options(files, state_path, lock_timeout), old, warn=print_diagnostics)
         click.echo(f"Rekeyed the state: {report.converted} fingerprint(s) now {report.mode}.")
         for path in report.changed:
             click.echo(f"  {path} changed since the last apply: the next plan still shows it.")
@@ -816,11 +725,9 @@ def state_pull(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None
     For example `keyform state pull > prod.state.json`."""
 
     def body() -> int:
-        with _backend(files, state_path) as store:
-            st = store.load()
-            if st is None:
-                raise KeyformError(f"{store.describe()}: there is no state yet")
-        click.echo(st.dumps(), nl=False)
+        from keyform.operations import pull_state
+
+        click.echo(pull_state(_options(files, state_path)).dumps(), nl=False)
         return 0
 
     run_safely(ctx, body)
@@ -840,77 +747,11 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
     an older serial, or a backend with an interrupted apply, unless --force."""
 
     def body() -> int:
-        from pathlib import Path
+        from keyform.operations import push_state
 
-        from keyform.backends.local import LocalBackend
-        from keyform.statecmds import push_state
-
-        source = LocalBackend(Path(file))
-        pushed = source.load()
-        if pushed is None:
-            raise KeyformError(f"{file}: no such state file")
-        if source.read_journal() and not force:
-            raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
-                               f"--state {file}` to recover it first (or push anyway with --force)")
-        timeout = _options(files, state_path, lock_timeout).lock_timeout
-        with _backend(files, state_path) as store, store.lock("state push", timeout=timeout):
-            notes = push_state(store, pushed, force=force)
-            where = store.describe()
-        for note in notes:
-            click.echo(f"Warning: {note}", err=True)
-        click.echo(f"Pushed {file} to {where} (serial {pushed.serial}, lineage {pushed.lineage}).")
+        pushed = push_state(_options(files, state_path, lock_timeout), file, force=force)
+        print_diagnostics(pushed.warnings)
+        click.echo(f"Pushed {file} to {pushed.where} (serial {pushed.state.serial}, lineage {pushed.state.lineage}).")
         return 0
 
     run_safely(ctx, body)
-
-
-@contextmanager
-def _backend(files: tuple[str, ...], state_path: str | None) -> Iterator[Any]:
-    """The state backend (`--state FILE`, or the manifests' `state:`), closed afterwards."""
-    from keyform.backends import open_backend
-
-    workspace = None
-    if not state_path:
-        from keyform.operations import load
-
-        workspace = load(_options(files))
-    store = open_backend(workspace, state_path)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _read_state(files: tuple[str, ...], state_path: str | None) -> Any:
-    from keyform.state import State
-
-    with _backend(files, state_path) as store:
-        return store.load() or State.new()
-
-
-@contextmanager
-def _locked_state(files: tuple[str, ...], state_path: str | None, lock_timeout: str,
-                  operation: str) -> Iterator[tuple[Any, Any, Any]]:
-    """The state store, locked, with its loaded state (which must exist), the journal of an
-    interrupted apply folded in first (and what of it must stay journaled: `_save_edited`)."""
-    from keyform.operations import fold_journal
-
-    timeout = _options(files, state_path, lock_timeout).lock_timeout
-    with _backend(files, state_path) as store, store.lock(operation, timeout=timeout):
-        st = store.load()
-        keep = fold_journal(store, st) if st is not None else None
-        if st is None:
-            if store.read_journal():
-                raise KeyformError(f"{store.describe()}: there is no state yet, but an interrupted apply left "
-                                   "its journal; run `keyform apply` to recover it first")
-            raise KeyformError(f"{store.describe()}: {store.no_state}")
-        yield store, st, keep
-
-
-def _save_edited(store: Any, st: Any, keep: Any) -> None:
-    """Save an edited state; the journal it was folded from then keeps only the interrupted creates
-    (which the next plan shows and apply resolves)."""
-    from keyform.operations import keep_journal
-
-    store.save(st)
-    keep_journal(store, st, keep)

@@ -16,10 +16,12 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 import click
+
+from keyform.errors import Diagnostic, Severity
 
 
 class Ctx:
@@ -33,6 +35,17 @@ class Ctx:
         if self.no_color or os.environ.get("NO_COLOR"):
             return False
         return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def print_diagnostics(diagnostics: Iterable[Diagnostic], *, color: bool = False) -> None:
+    """The one place a diagnostic reaches the user: on stderr, `Error: message` (red when
+    `color`) or `Warning: message`, one per line (`file:line: ` first when it has a place)."""
+    for d in diagnostics:
+        label = f"{d.severity.value}: "
+        if color and d.severity is Severity.ERROR:
+            label = click.style(label, fg="red", bold=True)
+        click.echo(label, err=True, nl=False)
+        click.echo(str(d), err=True)
 
 
 class UsageFailure(click.UsageError):

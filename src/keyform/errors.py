@@ -1,11 +1,15 @@
-"""Diagnostics: every user-facing failure is a KeyformError carrying one or more located messages.
+"""Diagnostics: every message for the user is a `Diagnostic` with a severity, an error or a warning.
 
-Modelled on Terraform's tfdiags: validation collects *all* problems (each with `file:line`) and the
-CLI prints them and exits 1. Nothing here may hold a secret value.
+Modelled on Terraform's tfdiags: validation collects *all* problems (each with `file:line`); a
+failure is a KeyformError carrying its error diagnostics (the CLI prints them and exits 1); a
+warning is a Diagnostic of severity WARNING that an operation returns (or a Session collects)
+and the CLI prints through the same place (`keyform.render.views`). Nothing here may hold a
+secret value.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,13 +25,37 @@ class SourceLoc:
         return f"{self.file}:{self.line}"
 
 
+class Severity(enum.Enum):
+    """How bad a diagnostic is; its value is the word the CLI prints before it (`Error: ...`)."""
+
+    ERROR = "Error"
+    WARNING = "Warning"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     message: str
     loc: SourceLoc | None = None
+    severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
         return f"{self.loc}: {self.message}" if self.loc else self.message
+
+
+Diagnostics = list[Diagnostic]
+
+
+def warning(message: str, loc: SourceLoc | None = None) -> Diagnostic:
+    """A warning: printed as `Warning: message`; the command goes on."""
+    return Diagnostic(message, loc, Severity.WARNING)
+
+
+def warnings(messages: Iterable[str]) -> Diagnostics:
+    return [warning(m) for m in messages]
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.severity is Severity.ERROR for d in diagnostics)
 
 
 class KeyformError(Exception):
@@ -49,7 +77,19 @@ class LockError(StateError):
 
 
 class ProviderError(KeyformError):
-    """A remote API refused or failed a call. `status` is the HTTP status (None: no response)."""
+    """A remote API refused or failed a call. `status` is the HTTP status (None: no response).
+
+    The call did not take effect remotely, except for its subclass `AmbiguousProviderError`.
+    `ProviderError(..., ambiguous=True)` (the plug-in contract, docs/providers.md) constructs
+    that subclass; `ambiguous` is then True, a read-only class attribute."""
+
+    ambiguous = False
+
+    def __new__(cls, message: str, *, status: int | None = None, code: str | None = None,
+                retry_after: float | None = None, ambiguous: bool = False) -> ProviderError:
+        if ambiguous and not issubclass(cls, AmbiguousProviderError):
+            cls = AmbiguousProviderError
+        return super().__new__(cls, message)
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  retry_after: float | None = None, ambiguous: bool = False) -> None:
@@ -57,10 +97,16 @@ class ProviderError(KeyformError):
         self.status = status
         self.code = code
         self.retry_after = retry_after
-        # True when the request may have taken effect remotely (response lost after sending).
-        self.ambiguous = ambiguous
         # the created key's id when an ambiguous create's reply named it (keyform.providers.salvage)
         self.remote_id: str | None = None
+
+
+class AmbiguousProviderError(ProviderError):
+    """A call that may have taken effect remotely (sent, then its answer lost, unreadable, or a
+    500/502/504): for a create, the key may exist, so it is never retried, and recovery looks for
+    it (by `remote_id` when the lost answer still named it)."""
+
+    ambiguous = True
 
 
 class SinkError(KeyformError):

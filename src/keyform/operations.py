@@ -9,20 +9,20 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.errors import KeyformError, LockLostError
+from keyform.errors import Diagnostics, KeyformError, LockLostError, warning, warnings
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
-from keyform.plan import Plan
+from keyform.plan import Change, Plan
 from keyform.planner import PlanInputs, foreign_entries
 from keyform.planner import plan as make_plan
 from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
@@ -35,6 +35,14 @@ from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
 from keyform.usage import UsageReport
+
+if TYPE_CHECKING:
+    from keyform.errors import Diagnostic
+    from keyform.fingerprintkey import RekeyReport
+    from keyform.model import EnvRef, FileRef
+    from keyform.providers.ratelimit import RateEvent
+    from keyform.report import Collected
+    from keyform.state import KeyState
 
 log = logging.getLogger("keyform.operations")
 
@@ -61,10 +69,12 @@ class Session:
     providers: ProviderPool
     sinks: SinkPool
     options: Options
-    notes: list[str] = field(default_factory=list)
+    # warnings for the user, collected on the way (policies, recovery): a plan carries them as notes
+    warnings: Diagnostics = field(default_factory=list)
     new_state: bool = False  # no state file yet: a plan made now records no lineage
     recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
     policies: tuple[Policy, ...] = ()
+    unrecovered: bool = False  # a read_session's state has an interrupted apply's journal beside it
 
 
 def load(options: Options) -> Workspace:
@@ -76,9 +86,16 @@ def load(options: Options) -> Workspace:
 POLICY_OPERATIONS = ("plan", "apply")  # destroy and import check only what a plan does (forbid_actions)
 
 
-def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Options) -> list[str]:
+def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Options) -> Diagnostics:
     """The manifest-phase policy rules: raise every error (exit 1); return the warnings."""
-    return enforce(check_manifest(policies, workspace, options.clock()))
+    return warnings(enforce(check_manifest(policies, workspace, options.clock())))
+
+
+def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
+    """`keyform validate`: the manifests loaded and their policies checked (no state, no remote);
+    raises every error, returns the workspace and the policies' warnings."""
+    workspace = load(options)
+    return workspace, check_policies(workspace, workspace_policies(workspace, options.policy_files), options)
 
 
 @contextmanager
@@ -103,7 +120,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             sess.policies = policies
-            sess.notes.extend(policy_notes)
+            sess.warnings.extend(policy_notes)
             try:
                 _recover(sess)
                 if fingerprint_key:
@@ -127,10 +144,10 @@ def _recover(sess: Session) -> None:
     types = {name: p.type for name, p in sess.workspace.providers.items()}
     targets = {a: (k.sink.sink, k.sink.name) for a, k in sess.workspace.keys.items() if k.sink is not None}
     sess.recovery = assess(sess.state, records, sess.providers, types, targets)
-    sess.notes.extend(sess.recovery.notes)
+    sess.warnings.extend(warnings(sess.recovery.notes))
 
 
-def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]:
+def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> Diagnostics:
     """Make the recovery durable before a command writes anything else: save the state with the
     journal's finished changes folded in, and leave in the journal only the interrupted creates
     still to act on (orphans the plan revokes, creates that could not be checked). Uncertain ones
@@ -145,9 +162,9 @@ def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> list[str]
         sess.new_state = False
     sess.store.replace_journal(compacted(sess.state, rec.records,
                                          pending_seqs(rec, keep_uncertain=False, resolved=resolved)))
-    warnings = [u.advice() for u in rec.uncertain if u.seq not in resolved]
+    advice = [warning(u.advice()) for u in rec.uncertain if u.seq not in resolved]
     sess.recovery = Recovery(orphans=rec.orphans, unresolved=rec.unresolved)  # committed: nothing pending
-    return warnings
+    return advice
 
 
 def fold_journal(store: StateBackend, state: State) -> tuple[list[Record], set[str]] | None:
@@ -187,8 +204,8 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
     policy_notes = enforce(check_plan(sess.policies, ws, result, sess.options.clock(), state, snapshot))
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
-    if sess.notes:
-        result = dataclasses.replace(result, notes=tuple(sess.notes) + result.notes)
+    if sess.warnings:
+        result = dataclasses.replace(result, notes=tuple(str(w) for w in sess.warnings) + result.notes)
     if sess.new_state:
         result = dataclasses.replace(result, lineage=None)
     return result
@@ -321,27 +338,123 @@ def _compact(sess: Session, records: list[Record]) -> None:
     sess.store.replace_journal(compacted(sess.state, records, keep))
 
 
+# ------------------------------------------------------------------------- plan, apply, destroy
+
+
+def run_plan(options: Options, *, targets: Sequence[str] = (), refresh_remote: bool = True,
+             destroy: bool = False, replace: Sequence[str] = ()) -> Plan:
+    """`keyform plan`: a locked session (recovery read, never written) and its plan."""
+    with session(options, "plan") as sess:
+        return plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace)
+
+
+class ApplyUI(Protocol):
+    """What `run_apply` shows as it goes (keyform.render.views' TextView and JSONView are ones)."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None: ...
+
+    def event(self, event: ApplyEvent) -> None: ...
+
+    def rate(self, event: RateEvent) -> None: ...
+
+    def abandoned(self, in_flight: list[Change]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """`keyform apply` (a saved `plan_file`, or planning options) or `keyform destroy` (`destroy`)."""
+
+    plan_file: str | None = None
+    targets: Sequence[str] = ()
+    refresh_remote: bool = True
+    replace: Sequence[str] = ()
+    destroy: bool = False
+    parallelism: int = 10
+
+
+def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
+              confirm: Callable[[], None] = lambda: None) -> ApplyReport | None:
+    """`keyform apply` and `keyform destroy`: on a locked session, check the saved plan or make one
+    (shown with `ui.planned`; `confirm` asks, raising to cancel, only when it has changes), commit
+    recovery, apply. None when there was nothing to change (recovery still committed). A second
+    Ctrl-C (ApplyAbandoned) is shown with `ui.abandoned`, then raised."""
+    with session(options, "destroy" if request.destroy else "apply") as sess:
+        if request.plan_file is not None:
+            from keyform.planfile import read_plan
+
+            the_plan = read_plan(request.plan_file)
+            check_saved_plan(sess, the_plan)
+        else:
+            the_plan = plan(sess, targets=request.targets, refresh_remote=request.refresh_remote,
+                            destroy=request.destroy, replace=request.replace)
+            ui.planned(the_plan)
+            if not the_plan.has_changes:
+                ui.diagnostics(commit_recovery(sess))
+                return None
+            confirm()
+        ui.diagnostics(commit_recovery(sess))
+        try:
+            return apply(sess, the_plan, parallelism=request.parallelism, on_event=ui.event, on_rate=ui.rate)
+        except ApplyAbandoned as exc:  # said before the session closes its providers and lets go of the lock
+            ui.abandoned(exc.in_flight)
+            raise
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
 @contextmanager
-def report_session(options: Options) -> Iterator[Session]:
-    """A read-only Session for reports: no lock (a report never waits for, or blocks, an apply),
-    no recovery, nothing written. An interrupted apply is only mentioned: the keys it created are
-    untracked until the next `plan` or `apply` recovers them."""
+def read_session(options: Options) -> Iterator[Session]:
+    """The one read-only Session (`keyform report` in all its modes): no lock (a report never waits
+    for, or blocks, an apply), no recovery, nothing written. An interrupted apply is only noticed
+    (`Session.unrecovered`): what it did stays out of the state until the next `plan` or `apply`."""
     workspace = load(options)
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
         loaded = store.load()
         pool = ProviderPool(workspace, options.provider_factory, options.env)
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
-                       new_state=loaded is None)
-        if store.read_journal():
-            sess.notes.append("an interrupted apply has not been recovered yet (the next plan or apply does it); "
-                              "keys it created may show as unmanaged")
+                       new_state=loaded is None, unrecovered=bool(store.read_journal()))
         try:
             yield sess
         finally:
             pool.close()
     finally:
         store.close()
+
+
+def run_report(options: Options, *, refresh_remote: bool = True,
+               clock: Callable[[], datetime] | None = None) -> Collected:
+    """`keyform report`: the state read-only (`read_session`), the remote keys listed unless told
+    not to, and the report built (keyform.report)."""
+    from keyform.report import Collected, build_report
+
+    with read_session(options) as sess:
+        ws, state = sess.workspace, sess.state
+        now = (clock or options.clock)()
+        notes: list[str] = []
+        if sess.unrecovered:
+            notes.append("an interrupted apply left a journal; the next plan or apply recovers it, and this "
+                         "report shows the state before that")
+        snapshot = RemoteSnapshot()
+        if refresh_remote:
+            snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
+            for name in sorted(snapshot.instances):
+                snap = snapshot.instances[name]
+                if snap.keys is None:
+                    notes.append(f"{name}: {snap.note or 'keys could not be listed'}; its keys show no live status")
+        else:
+            notes.append("refresh disabled: the report shows the state alone (no live status)")
+        return Collected(build_report(ws, state, snapshot, now, notes=notes), now)
+
+
+def run_usage_report(options: Options, *, idle: timedelta | None = None, unmanaged: bool = False,
+                     refresh_remote: bool = True) -> UsageReport:
+    """`keyform report --idle/--unmanaged`: `usage_report` on the read-only session."""
+    with read_session(options) as sess:
+        return usage_report(sess, idle=idle, unmanaged=unmanaged, refresh_remote=refresh_remote)
 
 
 def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: bool = False,
@@ -355,9 +468,156 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
     instances = set(ws.providers) if unmanaged else instances_in_use(ws, state)
     snapshot = refresh(ws, state, sess.providers, instances) if refresh_remote else RemoteSnapshot()
     others = sess.store.other_workspace_states() if unmanaged else {}
-    notes = list(sess.notes)
+    notes = [str(w) for w in sess.warnings]
+    if sess.unrecovered:
+        notes.append("an interrupted apply has not been recovered yet (the next plan or apply does it); "
+                     "keys it created may show as unmanaged")
     if unmanaged and not refresh_remote:
         notes.append("refresh disabled: unmanaged keys cannot be found without listing the providers")
     return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
                         provider_types={n: p.type for n, p in ws.providers.items()},
                         other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes)
+
+
+# ------------------------------------------------------------------ state commands (no providers)
+
+
+@contextmanager
+def backend(options: Options) -> Iterator[StateBackend]:
+    """The state backend (`--state FILE`, or the manifests' `state:`, which are then loaded),
+    closed afterwards. Nothing is locked or read."""
+    workspace = None if options.state_path else load(options)
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def read_state(options: Options) -> State:
+    """`state list|show`: the state as stored (empty when there is none), without a lock."""
+    with backend(options) as store:
+        return store.load() or State.new()
+
+
+def pull_state(options: Options) -> State:
+    """`state pull`: the stored state, which must exist."""
+    with backend(options) as store:
+        st = store.load()
+        if st is None:
+            raise KeyformError(f"{store.describe()}: there is no state yet")
+        return st
+
+
+@dataclass
+class StateEdit:
+    """A locked state being edited by hand (`state rm|mv`): save it with `save_edit`."""
+
+    store: StateBackend
+    state: State
+    keep: tuple[list[Record], set[str]] | None  # the journal to keep once it is saved (fold_journal)
+
+
+@contextmanager
+def edit_state(options: Options, operation: str) -> Iterator[StateEdit]:
+    """The state store, locked, with its loaded state (which must exist), the journal of an
+    interrupted apply folded in first (and what of it must stay journaled: `save_edit`)."""
+    with backend(options) as store, store.lock(operation, timeout=options.lock_timeout):
+        st = store.load()
+        keep = fold_journal(store, st) if st is not None else None
+        if st is None:
+            if store.read_journal():
+                raise KeyformError(f"{store.describe()}: there is no state yet, but an interrupted apply left "
+                                   "its journal; run `keyform apply` to recover it first")
+            raise KeyformError(f"{store.describe()}: {store.no_state}")
+        yield StateEdit(store, st, keep)
+
+
+def save_edit(edit: StateEdit) -> None:
+    """Save an edited state; the journal it was folded from then keeps only the interrupted creates
+    (which the next plan shows and apply resolves)."""
+    edit.store.save(edit.state)
+    keep_journal(edit.store, edit.state, edit.keep)
+
+
+def state_rm(options: Options, address: str) -> KeyState:
+    """`state rm`: forget a key (the remote key is not touched); returns its record."""
+    from keyform.statecmds import state_rm as rm
+
+    with edit_state(options, "state rm") as edit:
+        ks = rm(edit.state, address)
+        save_edit(edit)
+    return ks
+
+
+def state_mv(options: Options, old: str, new: str, sink_name: str | None = None) -> KeyState:
+    """`state mv`: rename a key's address (and optionally its sink entry name)."""
+    from keyform.statecmds import state_mv as mv
+
+    with edit_state(options, "state mv") as edit:
+        ks = mv(edit.state, old, new, sink_name)
+        save_edit(edit)
+    return ks
+
+
+@dataclass
+class Pushed:
+    state: State  # as pushed (its serial is the new one)
+    where: str  # the backend it went to
+    warnings: Diagnostics  # what --force overrode
+
+
+def push_state(options: Options, file: str, *, force: bool = False) -> Pushed:
+    """`state push FILE`: write a local state file into the backend as its next version, under the
+    lock (keyform.statecmds.push_state says what is refused without `force`)."""
+    from keyform.backends.local import LocalBackend
+    from keyform.statecmds import push_state as push
+
+    source = LocalBackend(Path(file))
+    pushed = source.load()
+    if pushed is None:
+        raise KeyformError(f"{file}: no such state file")
+    if source.read_journal() and not force:
+        raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
+                           f"--state {file}` to recover it first (or push anyway with --force)")
+    with backend(options) as store, store.lock("state push", timeout=options.lock_timeout):
+        warned = push(store, pushed, force=force)
+        return Pushed(pushed, store.describe(), warned)
+
+
+def force_unlock(options: Options, lock_id: str, confirm: Callable[[], None] = lambda: None) -> None:
+    """`force-unlock`: break the lock `lock_id` once `confirm` returns (it raises to cancel)."""
+    with backend(options) as store:
+        confirm()
+        store.force_unlock(lock_id)
+
+
+# ------------------------------------------------------------ state commands (with a session)
+
+
+def import_key(options: Options, address: str, remote_id: str,
+               warn: Callable[[Diagnostics], None]) -> tuple[KeyState, Diagnostics]:
+    """`import`: adopt the remote key `remote_id` as `address` (keyform.statecmds.import_key), on a
+    locked session whose recovery is committed first; adopting a candidate of a create whose reply
+    was lost settles that create. `warn` gets recovery's warnings as they arise; the import's own
+    are returned with the record."""
+    from keyform.statecmds import import_key as adopt
+
+    with session(options, "import") as sess:
+        warn(commit_recovery(sess, resolved=[u.seq for u in sess.recovery.uncertain if remote_id in u.candidates]))
+        return adopt(sess, address, remote_id)
+
+
+def rekey_state(options: Options, old_key: EnvRef | FileRef | None,
+                warn: Callable[[Diagnostics], None]) -> RekeyReport:
+    """`state rekey`: re-make the input fingerprints in the manifests' mode (keyform.fingerprintkey),
+    after what an interrupted apply finished is saved in the old mode."""
+    from keyform.fingerprintkey import rekey
+
+    with session(options, "state rekey", fingerprint_key=False) as sess:
+        if sess.new_state:
+            raise KeyformError(f"{sess.store.describe()}: there is no state yet; nothing to rekey")
+        warn(commit_recovery(sess))
+        report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old_key)
+        sess.store.save(sess.state)
+    return report

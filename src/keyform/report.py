@@ -1,9 +1,9 @@
 """`keyform report`: one typed row per managed key and per deposed key, sorted by urgency.
 
 `build_report` is pure (workspace, state, remote snapshot, now → Report), like the planner; the
-renderers (`keyform.render.report`) only format its rows. `collect` is the command flow: load the
-manifests and the state (read-only, no lock: the state file is always replaced atomically), list
-the remote keys unless `--no-refresh`, build.
+renderers (`keyform.render.report`) only format its rows. `keyform.operations.run_report` is the
+command flow: the read-only session (no lock: the state file is always replaced atomically), the
+remote keys listed unless `--no-refresh`, build.
 
 Extending it with a column: add a field to `ReportRow` (with a default), fill it in `_row`, add it
 to `COLUMNS` and to `schemas/report.schema.json`. `last_used` / `usage_reported` come from the
@@ -14,7 +14,7 @@ remote snapshot for provider types that report usage (`kinds.ProviderKind.report
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -253,39 +253,3 @@ def _deposed_row(d: DeposedKey, snapshot: RemoteSnapshot, now: datetime) -> Repo
 class Collected:
     report: Report
     now: datetime
-
-
-def collect(options: Any, *, refresh_remote: bool = True,
-            clock: Callable[[], datetime] | None = None) -> Collected:
-    """Load the manifests and the state (read-only: no lock, nothing written, no recovery), list the
-    remote keys unless told not to, and build the report."""
-    from keyform.backends import open_backend
-    from keyform.operations import load
-    from keyform.providers.pool import ProviderPool
-    from keyform.refresh import instances_in_use, refresh
-
-    workspace = load(options)
-    now = (clock or options.clock)()
-    notes: list[str] = []
-    store = open_backend(workspace, options.state_path, env=options.env)
-    try:
-        state = store.load() or State.new()
-        if store.read_journal():
-            notes.append("an interrupted apply left a journal; the next plan or apply recovers it, and this "
-                         "report shows the state before that")
-    finally:
-        store.close()
-    snapshot = RemoteSnapshot()
-    if refresh_remote:
-        pool = ProviderPool(workspace, options.provider_factory, options.env)
-        try:
-            snapshot = refresh(workspace, state, pool, instances_in_use(workspace, state))
-        finally:
-            pool.close()
-        for name in sorted(snapshot.instances):
-            snap = snapshot.instances[name]
-            if snap.keys is None:
-                notes.append(f"{name}: {snap.note or 'keys could not be listed'}; its keys show no live status")
-    else:
-        notes.append("refresh disabled: the report shows the state alone (no live status)")
-    return Collected(build_report(workspace, state, snapshot, now, notes=notes), now)

@@ -7,7 +7,7 @@ from typing import Any
 
 from keyform.backends import StateBackend
 from keyform.durations import format_time
-from keyform.errors import KeyformError
+from keyform.errors import Diagnostics, KeyformError, warning
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, header_of
 from keyform.planner import UNKNOWN_FINGERPRINT
@@ -16,7 +16,7 @@ from keyform.resolve import read_ref
 from keyform.state import KeyState, State, secret_of_edge, secret_of_fingerprint
 
 
-def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[str]]:
+def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagnostics]:
     """Adopt an existing remote key as `address`; returns the record and warnings for the user."""
     ws, state = sess.workspace, sess.state
     spec: KeySpec | None = ws.keys.get(address)
@@ -37,21 +37,21 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, list[
     if remote.revoked:
         raise KeyformError(f"import: {remote_id} is revoked; there is nothing to manage")
     record = _record_for(spec, remote, state, sess.options.env, sess.options.clock())
-    warnings = []
+    warnings: Diagnostics = []
     if kind(spec.provider_type).returns_secret:
-        warnings.append(f"the secret of {address} ({remote_id}) cannot be recovered: the API ({spec.provider_type}) "
-                        "shows it only once, so it is in no sink. Keys that need it will force a rotation; "
-                        f"to rotate now run `keyform apply --replace {address}`.")
+        warnings.append(warning(f"the secret of {address} ({remote_id}) cannot be recovered: the API "
+                                f"({spec.provider_type}) shows it only once, so it is in no sink. Keys that need "
+                                f"it will force a rotation; to rotate now run `keyform apply --replace {address}`."))
     warnings.extend(_unrecorded_fingerprints(spec, record, sess.options.env))
     state.keys[address] = record
     sess.store.save(state)
     return record, warnings
 
 
-def _unrecorded_fingerprints(spec: KeySpec, record: KeyState, env: Any) -> list[str]:
+def _unrecorded_fingerprints(spec: KeySpec, record: KeyState, env: Any) -> Diagnostics:
     """A warning per secret input whose fingerprint could not be recorded at import (its variable
     unset, its file unreadable, its source key not managed yet), saying why."""
-    out = []
+    out: Diagnostics = []
     for path, ref in sorted(spec.secret_inputs.items()):
         if record.fingerprints.get(path) != UNKNOWN_FINGERPRINT:
             continue
@@ -63,8 +63,8 @@ def _unrecorded_fingerprints(spec: KeySpec, record: KeyState, env: Any) -> list[
                 continue
             except KeyformError as exc:
                 reason = exc.diagnostics[0].message.removeprefix(f"{path}: ")
-        out.append(f"the fingerprint of {spec.address}'s {path} ({ref}) could not be recorded: {reason}. "
-                   "The next apply that can read it records it; until then a change to it is not detected.")
+        out.append(warning(f"the fingerprint of {spec.address}'s {path} ({ref}) could not be recorded: {reason}. "
+                           "The next apply that can read it records it; until then a change to it is not detected."))
     return out
 
 
@@ -145,7 +145,7 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
     return ks
 
 
-def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> list[str]:
+def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> Diagnostics:
     """Write `pushed` into `store` (which the caller has locked) as its next version: the serial
     becomes one more than both the pushed and the stored one. Without `force`, refuses a state of
     another lineage, an older serial, the same serial with other content, or a backend holding an
@@ -170,4 +170,4 @@ def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> li
     if current is not None:
         pushed.serial = max(pushed.serial, current.serial)
     store.save(pushed)
-    return [f"{where}: pushed anyway (--force): {p}" for p in problems]
+    return [warning(f"{where}: pushed anyway (--force): {p}") for p in problems]

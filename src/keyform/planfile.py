@@ -1,0 +1,39 @@
+"""A saved plan file (`keyform plan --out FILE`), read back for `apply FILE`, `show` and `graph --plan`.
+
+Any malformed file is one clear error; `printable` replaces control characters in its strings for
+`show`, since a plan file downloaded from a pipeline must not drive the reviewer's terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from keyform.errors import KeyformError
+from keyform.plan import Plan
+
+_CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+
+
+def printable(doc: Any) -> Any:
+    """`doc` (decoded JSON) with control characters in its strings replaced: a plan file downloaded
+    from a pipeline must not drive the reviewer's terminal (escape sequences in an address or a reason)."""
+    if isinstance(doc, str):
+        return doc.translate(_CONTROL)
+    if isinstance(doc, list):
+        return [printable(v) for v in doc]
+    if isinstance(doc, dict):
+        return {printable(k): printable(v) for k, v in doc.items()}
+    return doc
+
+
+def read_plan(path: str, *, for_display: bool = False) -> Plan:
+    """The plan saved in `path`; `for_display`: its strings made printable (`keyform show`)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+            return Plan.from_json(printable(doc) if for_display else doc)
+    except OSError as exc:
+        raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None

@@ -1,0 +1,158 @@
+"""How a command's results reach the terminal, as Terraform's `command/views`: one view per output
+format, chosen once per command (`plan_view`, `apply_view`), so no command body branches on its
+`--format`. A view only writes; `keyform.operations` decides and the renderers beside this module
+format. Warnings and errors go through `keyform.clikit.print_diagnostics` in every view.
+
+Renderers are imported on first use: `keyform show` reads no state and must not pull in the applier.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from keyform.clikit import print_diagnostics
+from keyform.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from keyform.applier import ApplyEvent, ApplyReport
+    from keyform.plan import Change, Plan
+    from keyform.providers.ratelimit import RateEvent
+
+
+class View:
+    """What every format shares: diagnostics, and the lines of an interrupted apply (stderr)."""
+
+    def __init__(self, color: bool = False) -> None:
+        self.color = color  # stdout is a terminal that takes colour
+
+    def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
+        print_diagnostics(diagnostics)
+
+    def plan(self, plan: Plan) -> None:
+        """The plan as this format shows it (`keyform plan`, `keyform show`)."""
+        raise NotImplementedError
+
+    def saved(self, path: str) -> None:
+        """After `plan --out PATH` wrote the plan (only the text view says so)."""
+
+    # --- apply and destroy
+
+    def planned(self, plan: Plan) -> None:
+        """The plan apply made itself, before asking."""
+        self.plan(plan)
+
+    def confirming(self) -> None:
+        """Just before the confirmation question."""
+
+    def event(self, event: ApplyEvent) -> None:
+        raise NotImplementedError
+
+    def rate(self, event: RateEvent) -> None:
+        raise NotImplementedError
+
+    def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
+        raise NotImplementedError
+
+    def interrupted(self, report: ApplyReport) -> None:
+        from keyform.render.progress import interrupted_lines
+
+        for line in interrupted_lines(report):
+            click.echo(line, err=True)
+
+    def abandoned(self, in_flight: list[Change]) -> None:
+        from keyform.render.progress import abandoned_lines
+
+        for line in abandoned_lines(in_flight):
+            click.echo(line, err=True)
+
+
+def _write(stream: TextIO, line: str) -> None:
+    # plain writes: click.echo re-checks the terminal on every call, which the scheduler thread
+    # (that reports progress) pays once per change; one write per line (worker threads)
+    stream.write(line + "\n")
+    stream.flush()
+
+
+class TextView(View):
+    """For people: the text plan, progress lines (failures on stderr), a summary line."""
+
+    def plan(self, plan: Plan) -> None:
+        from keyform.render.text import render_text
+
+        click.echo(render_text(plan, color=self.color), nl=False)
+
+    def saved(self, path: str) -> None:
+        click.echo(f"\nSaved the plan to {path}. To perform exactly these actions, run:\n  keyform apply {path}")
+
+    def confirming(self) -> None:
+        click.echo("")
+
+    def event(self, event: ApplyEvent) -> None:
+        from keyform.render.progress import event_text
+
+        _write(sys.stderr if event.kind in ("failed", "skipped") else sys.stdout, event_text(event))
+
+    def rate(self, event: RateEvent) -> None:
+        from keyform.render.progress import rate_event_text
+
+        _write(sys.stdout, rate_event_text(event))
+
+    def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
+        from keyform.render.progress import summary_text
+
+        click.echo("")
+        click.echo(summary_text(report, destroy=destroy))
+
+
+class MarkdownView(TextView):
+    """A plan as a pull-request comment (`plan` and `show` only)."""
+
+    def plan(self, plan: Plan) -> None:
+        from keyform.render.markdown import render_markdown
+
+        click.echo(render_markdown(plan), nl=False)
+
+    def saved(self, path: str) -> None:
+        pass
+
+
+class JSONView(View):
+    """For pipelines: the plan document (schemas/plan.schema.json), then one JSON event per line
+    (schemas/apply-events.schema.json)."""
+
+    def plan(self, plan: Plan) -> None:
+        click.echo(plan.dumps(), nl=False)
+
+    def saved(self, path: str) -> None:
+        pass
+
+    def planned(self, plan: Plan) -> None:
+        click.echo(json.dumps({"type": "planned", "plan": plan.to_json()}))
+
+    def event(self, event: ApplyEvent) -> None:
+        from keyform.render.progress import event_json
+
+        _write(sys.stdout, event_json(event))
+
+    def rate(self, event: RateEvent) -> None:
+        from keyform.render.progress import rate_event_json
+
+        _write(sys.stdout, rate_event_json(event))
+
+    def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
+        from keyform.render.progress import summary_json
+
+        click.echo(summary_json(report))
+
+
+VIEWS: dict[str, type[View]] = {"text": TextView, "markdown": MarkdownView, "json": JSONView}
+
+
+def view(fmt: str, color: bool = False) -> View:
+    """The view of a `--format` value (text, markdown or json)."""
+    return VIEWS[fmt](color)
