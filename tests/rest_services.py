@@ -263,10 +263,10 @@ class ServiceFaults:
     """`keyform.testing.ServerFaults` for one of these emulators (the kit's fault injection).
 
     An injected status is answered in the API's own error body. An injected 429 also carries
-    `Retry-After: 0`, which none of the three documents (they send X-RateLimit-* headers, which
-    keyform does not read): without it keyform's client backs off with jitter on each 429, on a
-    budget of its own (not `max_retries`), until the call's deadline, and one kit call would take
-    ~20 s; with it the refusals are retried at once and the call reports the 429.
+    `Retry-After: 0` (SendGrid's and Datadog's references document only X-RateLimit-* headers,
+    which keyform does not read): without it keyform's client backs off with jitter after each 429,
+    on a retry budget of its own (not `max_retries`), until the call's deadline (20 s in the kit);
+    with it the refusals are retried at once and the call reports the 429.
     """
 
     def __init__(self, service: Service) -> None:
