@@ -2,6 +2,10 @@
 their public API references (the URLs are in examples/providers/*.yaml), for the declarative rest
 provider's tests. Real HTTP on 127.0.0.1, an ephemeral port each. Not the vendors' behaviour in
 every corner: only what the documented examples show (shapes, status codes, pagination, errors).
+
+`ServiceFaults` makes one misbehave for the conformance kit (tests/test_conformance_services.py):
+every request answered with one status (in the vendor's error shape), creates that commit and then
+drop the connection, and a smaller server-side page cap.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 Reply = tuple[int, Any]
@@ -25,14 +29,32 @@ Reply = tuple[int, Any]
 class Service:
     """One API's keys and its request counter; `handle` answers one request."""
 
+    paginated: ClassVar[bool] = True  # does the API's list come in pages?
+
     token: str
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     seq: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # faults (ServiceFaults): every request answers `fault`; a create commits, then the connection
+    # closes unanswered; list pages hold at most `page_cap` keys (0: the API's own limits)
+    fault: int | None = None
+    drop_creates: bool = False
+    page_cap: int = 0
 
     def count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
+
+    def capped(self, size: int) -> int:
+        return min(size, self.page_cap) if self.page_cap > 0 else size
+
+    def is_create(self, method: str, path: str) -> bool:
+        """Every one of these APIs creates a key with a POST to its collection."""
+        return method == "POST"
+
+    def failure(self, status: int) -> Reply:
+        """The API's error answer for `status` (429, 500, 503), in its documented error shape."""
+        raise NotImplementedError
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: Any) -> Reply:
         raise NotImplementedError
@@ -53,6 +75,14 @@ class OpenAIAdminKeys(Service):
 
     def _error(self, status: int, message: str, code: str | None = None) -> Reply:
         return status, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+
+    def failure(self, status: int) -> Reply:
+        # https://platform.openai.com/docs/guides/error-codes: 429 rate limit, 500 server error, 503 overloaded
+        message = {429: "Rate limit reached for requests", 503: "The engine is currently overloaded, please try "
+                   "again later."}.get(status, "The server had an error while processing your request. Sorry "
+                                               "about that!")
+        return status, {"error": {"message": message, "type": "requests" if status == 429 else "server_error",
+                                  "param": None, "code": "rate_limit_exceeded" if status == 429 else None}}
 
     def _public(self, k: dict[str, Any]) -> dict[str, Any]:
         return {key: v for key, v in k.items() if key != "value"}
@@ -81,9 +111,8 @@ class OpenAIAdminKeys(Service):
             ids = sorted(self.keys)
             after = query.get("after")
             start = ids.index(after) + 1 if after in self.keys else 0
-            limit = int(query.get("limit", "20"))
-            page = ids[start:start + min(limit, 100)] if limit > 0 else []
-            page = page[:20] if "limit" not in query else page
+            limit = self.capped(min(int(query.get("limit", "20")), 100))
+            page = ids[start:start + limit] if limit > 0 else []
             return 200, {"object": "list", "data": [self._public(self.keys[i]) for i in page],
                          "first_id": page[0] if page else None, "last_id": page[-1] if page else None,
                          "has_more": start + len(page) < len(ids)}
@@ -103,10 +132,17 @@ class OpenAIAdminKeys(Service):
 
 class SendGridKeys(Service):
     """/v3/api_keys: list (result: id and name), create (201, api_key once), PUT name+scopes, DELETE
-    (204). Errors: {"errors": [{"field", "message"}]}."""
+    (204). Errors: {"errors": [{"field", "message"}]}. The list has a `limit` and no pages (an
+    account holds at most 100 keys)."""
+
+    paginated: ClassVar[bool] = False
 
     def _error(self, status: int, message: str) -> Reply:
         return status, {"errors": [{"field": None, "message": message}]}
+
+    def failure(self, status: int) -> Reply:
+        return self._error(status, {429: "too many requests", 503: "service unavailable"}.get(
+            status, "internal server error"))
 
     def _new(self, name: str, scopes: list[str]) -> dict[str, Any]:
         key_id = f"{secrets.token_hex(8)}{next(self.seq):04d}"
@@ -161,6 +197,10 @@ class DatadogApiKeys(Service):
 
     app_key: str = ""
 
+    def failure(self, status: int) -> Reply:
+        return status, {"errors": [{429: "Too many requests", 503: "Service Unavailable"}.get(
+            status, "Internal Server Error")]}
+
     def _resource(self, k: dict[str, Any], with_key: bool = False) -> dict[str, Any]:
         attrs = {"created_at": k["created_at"], "last4": k["key"][-4:], "modified_at": k["modified_at"],
                  "name": k["name"], "remote_config_read_enabled": False, "category": "default"}
@@ -185,7 +225,7 @@ class DatadogApiKeys(Service):
             return 403, {"errors": ["Forbidden"]}
         if path == "/api/v2/api_keys" and method == "GET":
             self.count("list")
-            size = min(int(query.get("page[size]", "10")), 100)
+            size = self.capped(min(int(query.get("page[size]", "10")), 100))
             number = int(query.get("page[number]", "0"))
             ids = sorted(self.keys)
             page = ids[number * size:(number + 1) * size]
@@ -219,6 +259,44 @@ class DatadogApiKeys(Service):
         return 404, {"errors": ["Not found"]}
 
 
+class ServiceFaults:
+    """`keyform.testing.ServerFaults` for one of these emulators (the kit's fault injection).
+
+    An injected status is answered in the API's own error body. An injected 429 also carries
+    `Retry-After: 0` (SendGrid's and Datadog's references document only X-RateLimit-* headers,
+    which keyform does not read): without it keyform's client backs off with jitter after each 429,
+    on a retry budget of its own (not `max_retries`), until the call's deadline (20 s in the kit);
+    with it the refusals are retried at once and the call reports the 429.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def inject(self, status: int) -> None:
+        if status not in self.injectable():
+            raise ValueError(f"these emulators inject only {self.injectable()}, not {status}")
+        with self.service.lock:
+            self.service.fault = status
+
+    def drop_after_commit(self) -> None:
+        with self.service.lock:
+            self.service.drop_creates = True
+
+    def clear(self) -> None:
+        with self.service.lock:
+            self.service.fault, self.service.drop_creates = None, False
+
+    def set_page_size(self, n: int) -> bool:
+        if not self.service.paginated:
+            return False
+        with self.service.lock:
+            self.service.page_cap = n
+        return True
+
+    def injectable(self) -> tuple[int, ...]:
+        return (429, 500, 503)
+
+
 def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -235,13 +313,26 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
+            extra: dict[str, str] = {}
             with service.lock:
-                status, payload = service.handle(self.command, url.path, query, self.headers, body)
+                if service.fault is not None:
+                    status, payload = service.failure(service.fault)
+                    drop = False
+                    if status == 429:  # see ServiceFaults
+                        extra["Retry-After"] = "0"
+                else:
+                    status, payload = service.handle(self.command, url.path, query, self.headers, body)
+                    drop = service.drop_creates and service.is_create(self.command, url.path) and status < 300
+            if drop:  # committed; the answer is lost
+                self.close_connection = True
+                return
             data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
             if payload is not None:
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 

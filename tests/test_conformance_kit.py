@@ -96,3 +96,18 @@ def test_each_defect_fails_the_kit(defective: tuple[str, ConformanceTarget], tmp
     expected = {"repr": "leaked", "retry": "the committed key once", "status": "assert None == 401"}[defect]
     assert expected in str(failed.value)
     target.faults.clear()
+
+
+def test_secret_options_reach_the_provider_as_env_references_and_count_as_secrets(emulator: Emulator) -> None:
+    from keyform.model import EnvRef
+    from keyform.testing.conformance import option_env
+
+    value = f"app-{CANARY}-key"
+    target = ConformanceTarget(provider_type="questra", base_url=emulator.url, token=TOKEN, rejected_token="no",
+                               faults=EmulatorFaults(emulator.url), key_fields=lambda label: {"name": label},
+                               secret_options={"application_key": value})
+    assert target.config().options["application_key"] == EnvRef(option_env("application_key"))
+    assert target.option_environ() == {"KEYFORM_KIT_OPTION_APPLICATION_KEY": value}
+    assert value in target.secrets() and value not in repr(target.config())
+    with pytest.raises(ValueError, match="both plain and secret: application_key"):
+        replace(target, provider_options={"application_key": "plain"})
