@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keyform.errors import Diagnostic, SourceLoc
-from keyform.manifest.yamlsource import YamlDocument, YamlPath
+from keyform.manifest.document import YamlDocument, YamlPath
 
 
 @dataclass(frozen=True)
