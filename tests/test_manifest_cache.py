@@ -146,7 +146,11 @@ def test_a_directory_others_can_write_is_not_used(tmp_path: Path, cache: Path,
     os.chmod(cache, 0o777)
     called: list[str] = []
     real = yamlsource.parse_yaml
-    monkeypatch.setattr(yamlsource, "parse_yaml", lambda text, file: called.append(file) or real(text, file))
+
+    def counting(text: str, file: str) -> Any:
+        called.append(file)
+        return real(text, file)
+    monkeypatch.setattr(yamlsource, "parse_yaml", counting)
     assert outcome(project) == first
     assert called == ["keyform.yaml"]  # parsed: the entry was not read
 
