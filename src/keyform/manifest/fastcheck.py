@@ -47,6 +47,7 @@ class SchemaCompiler:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.refs: dict[str, Check] = {}
+        self.compiling: dict[str, list[Check]] = {}  # definitions being compiled → their slot
 
     def compile(self) -> Check:
         return self.node(self.root)
@@ -54,12 +55,16 @@ class SchemaCompiler:
     def ref(self, pointer: str) -> Check:
         if not pointer.startswith("#/$defs/"):
             raise ValueError(f"unsupported $ref {pointer!r}")
-        if pointer not in self.refs:
-            target = self.root["$defs"][pointer[len("#/$defs/"):]]
-            slot: list[Check] = []
-            self.refs[pointer] = lambda x: slot[0](x)  # allows recursive references
-            slot.append(self.node(target))
-        return self.refs[pointer]
+        if pointer in self.refs:
+            return self.refs[pointer]
+        if pointer in self.compiling:  # a recursive reference: through the slot filled below
+            slot = self.compiling[pointer]
+            return lambda x: slot[0](x)
+        self.compiling[pointer] = []
+        check = self.node(self.root["$defs"][pointer[len("#/$defs/"):]])
+        self.compiling.pop(pointer).append(check)
+        self.refs[pointer] = check  # a plain reference is the definition's own check: no extra call
+        return check
 
     def node(self, schema: Any) -> Check:
         if schema is True or schema == {}:

@@ -114,7 +114,7 @@ def manifest_files(paths: Sequence[str | Path], cwd: Path) -> list[Path]:
     found: list[Path] = []
     problems: list[Diagnostic] = []
     for given in paths:
-        path = Path(os.path.normpath(cwd / Path(given).expanduser()))
+        path = Path(os.path.normpath(cwd / os.path.expanduser(given)))  # `~nosuchuser` stays as written
         if path.is_dir():
             members = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
             if not members:
