@@ -188,6 +188,19 @@ def test_corrupt_foreign_or_hostile_entries_are_ignored_and_replaced(tmp_path: P
     entry.unlink()
     entry.mkdir()  # not even a file
     assert outcome(project) == reference
+    entry.rmdir()
+    os.mkfifo(entry)  # opening a FIFO for reading would wait for a writer forever
+    assert parsecache.load(data, "keyform.yaml") is None
+    assert outcome(project) == reference
+    entry.unlink()
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(good))
+    entry.symlink_to(elsewhere)  # a link is not followed, even to a good entry
+    assert parsecache.load(data, "keyform.yaml") is None
+    entry.unlink()
+    entry.write_bytes(json.dumps(good).encode() + b" " * (8 * len(data) + (1 << 20)))  # too big to read
+    assert parsecache.load(data, "keyform.yaml") is None
+    assert outcome(project) == reference
 
 
 def test_another_keyform_version_never_reads_the_entry(tmp_path: Path, cache: Path,

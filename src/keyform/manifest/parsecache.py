@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -43,6 +44,8 @@ from keyform.manifest.document import YamlDocument, YamlPath
 CACHE_FORMAT = 1
 MAX_ENTRIES = 256
 _SUFFIX = ".json"
+# An entry is JSON of the file's values and lines: a few times the file's size at most.
+_MAX_ENTRY_FACTOR, _MAX_ENTRY_SLACK = 8, 1 << 20
 # The modules (relative to the keyform package) and schema whose code decides an entry's content.
 _PRODUCERS = ("manifest/yamlsource.py", "manifest/document.py", "manifest/parsecache.py",
               "manifest/fastcheck.py", "manifest/schema.py", "schemas/manifest.schema.json")
@@ -156,8 +159,9 @@ def load(data: bytes, file: str) -> YamlDocument | None:
     key = entry_key(data)
     path = directory / (key + _SUFFIX)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = _read_entry(path, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
+        if raw is None:
+            return None
         entry = json.loads(raw)
         doc = _document(entry, key, file, data)
     except (OSError, ValueError, TypeError, KeyError, IndexError, RecursionError):
@@ -166,6 +170,20 @@ def load(data: bytes, file: str) -> YamlDocument | None:
         with contextlib.suppress(OSError):
             os.utime(path)  # least recently used goes first when the cache is full
     return doc
+
+
+def _read_entry(path: Path, limit: int) -> bytes | None:
+    """The entry's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
+    a FIFO that would block, a device, a huge file): never waits, never follows a link."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | None:
