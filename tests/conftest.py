@@ -166,3 +166,22 @@ def kit_emulator() -> Iterator[Emulator]:
                                        read_only_tokens=frozenset({READ_ONLY}))).start()
     yield emulator
     emulator.stop()
+
+
+# ------------------------------------------------------------------------ the parsed-manifest cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def manifest_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The parsed-manifest cache (``keyform.manifest.parsecache``) of this test session: a fresh
+    directory (``KEYFORM_CACHE_DIR``, inherited by child processes), never the user's own cache."""
+    import os
+
+    directory = tmp_path_factory.mktemp("keyform-cache")
+    old = os.environ.get("KEYFORM_CACHE_DIR")
+    os.environ["KEYFORM_CACHE_DIR"] = str(directory / "manifests")
+    yield directory / "manifests"
+    if old is None:
+        os.environ.pop("KEYFORM_CACHE_DIR", None)
+    else:
+        os.environ["KEYFORM_CACHE_DIR"] = old

@@ -324,3 +324,13 @@ def test_empty_sections_mean_nothing_declared(tmp_path: Path) -> None:
     write(tmp_path / "keyform.yaml", "version: 1\nstate:\nproviders:\nsinks:\ndefaults:\nkeys:\n")
     ws = load_workspace(cwd=tmp_path, now=NOW)
     assert (ws.providers, ws.sinks, ws.keys, ws.default_sink) == ({}, {}, {}, None)
+
+
+def test_a_tilde_path_of_an_unknown_user_stays_as_written(tmp_path: Path) -> None:
+    # Path.expanduser raised RuntimeError (a traceback) for `~user` of a user that does not exist
+    user = "~keyform-no-such-user-0"
+    write(tmp_path / "keyform.yaml", PROVIDERS.replace(".secrets/prod.env", f"{user}/prod.env"))
+    ws = load_workspace(cwd=tmp_path, now=NOW)
+    assert ws.sinks["dev-env"].options == {"path": str(tmp_path / user / "prod.env")}
+    with pytest.raises(KeyformError, match=f"{user}/keyform.yaml: no such file"):
+        load_workspace([f"{user}/keyform.yaml"], cwd=tmp_path, now=NOW)

@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from keyform.durations import parse_duration
+from keyform.manifest.document import YamlPath
 from keyform.manifest.keyspecs import KeyContext, build_key
 from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
-from keyform.manifest.yamlsource import YamlPath
 from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, RateLimit, SinkConfig, StateConfig, Workspace
 from keyform.policy import Policy, build_policy, locator
 from keyform.sinks.registry import option_problems

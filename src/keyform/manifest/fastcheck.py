@@ -27,8 +27,27 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _string_leaf(schema: Mapping[str, Any]) -> Check | None:
+    """`{type: string}` with `minLength` and/or `pattern` as one check (the schemas' most common
+    node: names, ids, timestamps), or None for any other schema."""
+    if schema.get("type") != "string" or not all(k in _ANNOTATIONS or k in ("type", "minLength", "pattern")
+                                                   for k in schema):
+        return None
+    least: int = schema.get("minLength", 0)
+    pattern = schema.get("pattern")
+    if pattern is None:
+        return (lambda x: type(x) is str and len(x) >= least) if least else (lambda x: type(x) is str)
+    search = re.compile(pattern).search
+    if least:
+        return lambda x: type(x) is str and len(x) >= least and search(x) is not None
+    return lambda x: type(x) is str and search(x) is not None
+
+
 def _type_check(names: list[str]) -> Check:
     exact = frozenset(t for n in names for t in _TYPES[n])
+    if len(exact) == 1 and "integer" not in names:
+        (only,) = exact
+        return lambda x: type(x) is only
     if "integer" in names and "number" not in names:  # 1.0 is an integer in JSON Schema
         return lambda x: type(x) in exact or (type(x) is float and x.is_integer())
     return lambda x: type(x) in exact
@@ -47,6 +66,7 @@ class SchemaCompiler:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.refs: dict[str, Check] = {}
+        self.compiling: dict[str, list[Check]] = {}  # definitions being compiled → their slot
 
     def compile(self) -> Check:
         return self.node(self.root)
@@ -54,18 +74,25 @@ class SchemaCompiler:
     def ref(self, pointer: str) -> Check:
         if not pointer.startswith("#/$defs/"):
             raise ValueError(f"unsupported $ref {pointer!r}")
-        if pointer not in self.refs:
-            target = self.root["$defs"][pointer[len("#/$defs/"):]]
-            slot: list[Check] = []
-            self.refs[pointer] = lambda x: slot[0](x)  # allows recursive references
-            slot.append(self.node(target))
-        return self.refs[pointer]
+        if pointer in self.refs:
+            return self.refs[pointer]
+        if pointer in self.compiling:  # a recursive reference: through the slot filled below
+            slot = self.compiling[pointer]
+            return lambda x: slot[0](x)
+        self.compiling[pointer] = []
+        check = self.node(self.root["$defs"][pointer[len("#/$defs/"):]])
+        self.compiling.pop(pointer).append(check)
+        self.refs[pointer] = check  # a plain reference is the definition's own check: no extra call
+        return check
 
     def node(self, schema: Any) -> Check:
         if schema is True or schema == {}:
             return _always
         if schema is False:
             return _never
+        string = _string_leaf(schema)
+        if string is not None:
+            return string
         checks = [check for keyword, value in schema.items()
                   if (check := self.keyword(keyword, value, schema)) is not None]
         return _all_of(checks)
@@ -95,6 +122,9 @@ class SchemaCompiler:
             return _all_of([self.node(s) for s in value])
         if keyword == "anyOf":
             options = [self.node(s) for s in value]
+            if len(options) == 2:
+                first, second = options
+                return lambda x: first(x) or second(x)
             return lambda x: any(option(x) for option in options)
         if keyword == "minimum":
             return lambda x: type(x) not in (int, float) or x >= value
@@ -135,6 +165,9 @@ def _never(x: Any) -> bool:
 
 
 def _one_of_values(options: list[Any]) -> Check:
+    if options and all(type(o) is str for o in options):  # the common case: a set lookup
+        strings = frozenset(options)
+        return lambda x: type(x) is str and x in strings
     return lambda x: any(_same(x, o) for o in options)
 
 
@@ -186,7 +219,13 @@ def _all_of(checks: list[Check]) -> Check:
         first, second, third = checks
         return lambda x: first(x) and second(x) and third(x)
 
-    return lambda x: all(check(x) for check in checks)
+    def every(x: Any) -> bool:  # a loop, not all(<generator>): no generator per value (2x faster)
+        for check in checks:  # noqa: SIM110
+            if not check(x):
+                return False
+        return True
+
+    return every
 
 
 def compile_schema(schema: Mapping[str, Any]) -> Check:

@@ -18,9 +18,9 @@ from typing import Any
 from keyform.durations import format_duration, format_time, parse_duration, parse_time
 from keyform.kinds import ProviderKind
 from keyform.kinds import kind as provider_kind
+from keyform.manifest.document import YamlPath
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
-from keyform.manifest.yamlsource import YamlPath
 from keyform.model import (
     NEVER,
     Expiry,

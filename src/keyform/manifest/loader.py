@@ -17,11 +17,12 @@ from pathlib import Path
 
 from keyform.durations import utcnow
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
+from keyform.manifest import parsecache
 from keyform.manifest.build import build_workspace
+from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.plugintypes import plugin_provider_names
-from keyform.manifest.schema import schema_problems
+from keyform.manifest.schema import schema_problems, uses_plugins
 from keyform.manifest.sources import ManifestFile, Report
-from keyform.manifest.yamlsource import YamlDocument, YamlPath, parse_yaml
 from keyform.model import Workspace
 
 DEFAULT_MANIFEST = "keyform.yaml"
@@ -62,19 +63,28 @@ def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
     parsed: list[ManifestFile] = []
     contents: dict[str, bytes] = {}
     docs: list[tuple[YamlDocument, Path]] = []
+    fresh: dict[str, bool] = {}  # file → parsed now without a problem (worth caching)
     for path in files:
         name = display_name(path, base)
         data = _read(path, name, report)
         if data is None:
             continue
         contents[name] = data
-        doc = _parse_yaml(data, name, report)
+        doc = parsecache.load(data, name)
+        if doc is None:
+            before = len(report.diagnostics)
+            doc = _parse_yaml(data, name, report)
+            fresh[name] = len(report.diagnostics) == before
         if doc is not None:
             docs.append((doc, path.parent))
     # keys may use a plug-in provider declared in another file: the schema pass needs them all
     plugin_providers = {n: t for doc, _ in docs for n, t in plugin_provider_names(doc.value).items()}
     for doc, directory in docs:
+        before = len(report.diagnostics)
         parsed.append(_check_schema(doc, directory, report, plugin_providers))
+        if not doc.schema_checked and fresh.get(doc.file) and len(report.diagnostics) == before \
+                and not uses_plugins(doc.value, plugin_providers):
+            parsecache.store(contents[doc.file], doc)  # clean, and valid against the built-in schema
     workspace = None
     # A file that did not parse would make the cross-file checks misleading: stop before them.
     if len(parsed) == len(files):
@@ -104,7 +114,7 @@ def manifest_files(paths: Sequence[str | Path], cwd: Path) -> list[Path]:
     found: list[Path] = []
     problems: list[Diagnostic] = []
     for given in paths:
-        path = Path(os.path.normpath(cwd / Path(given).expanduser()))
+        path = Path(os.path.normpath(cwd / os.path.expanduser(given)))  # `~nosuchuser` stays as written
         if path.is_dir():
             members = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
             if not members:
@@ -159,6 +169,8 @@ def _parse_yaml(data: bytes, name: str, report: Report) -> YamlDocument | None:
         line = data.count(b"\n", 0, exc.start) + 1
         report.diagnostics.append(Diagnostic("the file is not valid UTF-8", SourceLoc(name, line)))
         return None
+    from keyform.manifest.yamlsource import parse_yaml  # PyYAML: only when a file is not cached
+
     doc, problems = parse_yaml(text, name)
     report.extend(problems)
     if doc is None:

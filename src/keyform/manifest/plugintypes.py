@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from keyform.manifest.yamlsource import YamlPath
+from keyform.manifest.document import YamlPath
 from keyform.typeregistry import (
     ProviderType,
     SinkType,

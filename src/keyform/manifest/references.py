@@ -7,8 +7,8 @@ from typing import Any
 
 from keyform.graph import cycles
 from keyform.kinds import kind
+from keyform.manifest.document import YamlPath
 from keyform.manifest.sources import Declaration, Report, dotted
-from keyform.manifest.yamlsource import YamlPath
 from keyform.model import KeySpec, SecretOfRef
 
 

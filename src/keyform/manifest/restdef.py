@@ -20,9 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from keyform.errors import Diagnostic, SourceLoc
+from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import Check, compile_schema
 from keyform.manifest.sources import dotted
-from keyform.manifest.yamlsource import YamlDocument, YamlPath, parse_yaml
+from keyform.manifest.yamlsource import parse_yaml
 from keyform.typeregistry import ProviderType
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rest-provider.schema.json"

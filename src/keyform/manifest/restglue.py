@@ -10,10 +10,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from keyform.manifest.document import YamlPath
 from keyform.manifest.restdef import RestDefinition, fits, load_definition
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted
-from keyform.manifest.yamlsource import YamlPath
 from keyform.model import EnvRef, FileRef, ProviderConfig, SecretRef, header_input
 from keyform.typeregistry import register_loaded
 

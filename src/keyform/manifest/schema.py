@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyform.errors import Diagnostic
+from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import Check, compile_schema
 from keyform.manifest.plugintypes import check_plugin_entries, plugin_provider_names, schema_types
 from keyform.manifest.sources import dotted
-from keyform.manifest.yamlsource import YamlDocument, YamlPath
 
 if TYPE_CHECKING:  # jsonschema is imported only when a manifest is invalid
     from jsonschema import Draft202012Validator, ValidationError
@@ -70,7 +70,7 @@ def schema_problems(doc: YamlDocument,
     type's own schema (`keyform.manifest.plugintypes`)."""
     value = doc.value
     found: dict[tuple[int, str], tuple[YamlPath, Diagnostic]] = {}
-    if plugin_providers or plugin_provider_names(value) or _foreign_sinks(value):
+    if uses_plugins(value, plugin_providers):
         plugins = check_plugin_entries(value, manifest_schema(), {**plugin_provider_names(value),
                                                                   **(plugin_providers or {})})
         for path, message in plugins.problems:
@@ -80,6 +80,8 @@ def schema_problems(doc: YamlDocument,
                 loc = doc.loc(path)
                 found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
         value = _without(value, plugins.checked)
+    elif doc.schema_checked:  # a cached parse: it passed this schema when it was stored
+        return []
     fast = _fast_check()
     if fast(value):
         return [found[k] for k in sorted(found)]
@@ -89,6 +91,11 @@ def schema_problems(doc: YamlDocument,
             loc = doc.loc(path)
             found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
     return [found[k] for k in sorted(found)]
+
+
+def uses_plugins(value: Any, plugin_providers: Mapping[str, str] | None = None) -> bool:
+    """True when part of the document is checked by a plug-in type's schema, not the built-in one."""
+    return bool(plugin_providers or plugin_provider_names(value) or _foreign_sinks(value))
 
 
 def _foreign_sinks(value: Any) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keyform.errors import Diagnostic, SourceLoc
-from keyform.manifest.yamlsource import YamlDocument, YamlPath
+from keyform.manifest.document import YamlDocument, YamlPath
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class ManifestFile:
         return self.doc.loc(path)
 
     def resolve(self, text: str) -> str:
-        """A path written in this file, made absolute (relative to the file's directory; `~` expands)."""
-        return os.path.normpath(self.directory / Path(text).expanduser())
+        """A path written in this file, made absolute (relative to the file's directory; `~` expands;
+        `~user` of an unknown user stays as written, as in a shell: Path.expanduser would raise)."""
+        return os.path.normpath(self.directory / os.path.expanduser(text))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ the node graph by a (depth-bounded) recursive walk, which:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -25,8 +23,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from keyform.errors import Diagnostic, SourceLoc
-
-YamlPath = tuple[str | int, ...]
+from keyform.manifest.document import YamlDocument, YamlPath
 
 _BASE_LOADER: type[Any] = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 _CONSTRUCT = SafeConstructor()
@@ -73,28 +70,6 @@ def _implicit_tag(value: str) -> str:
 # Re-walking more than this many aliased entries is refused ("billion laughs").
 MAX_ALIAS_EXPANSION = 100_000
 MAX_DEPTH = 64  # manifests nest about 6 deep; the walk is recursive
-
-
-@dataclass(frozen=True)
-class YamlDocument:
-    """One parsed manifest file: its values, and the line of every key and item."""
-
-    file: str  # as shown in messages (relative to cwd when possible)
-    value: Any
-    lines: Mapping[YamlPath, int]
-    damaged: frozenset[YamlPath] = frozenset()  # values replaced or cut short by a reported problem
-
-    def line(self, path: YamlPath) -> int:
-        """The line of `path`, or of its nearest recorded ancestor."""
-        while path:
-            found = self.lines.get(path)
-            if found is not None:
-                return found
-            path = path[:-1]
-        return self.lines.get((), 1)
-
-    def loc(self, path: YamlPath) -> SourceLoc:
-        return SourceLoc(self.file, self.line(path))
 
 
 class _TooBig(Exception):

@@ -1,0 +1,256 @@
+"""A cache of parsed manifest files: the values and line numbers of a file whose bytes were seen before.
+
+Parsing a big manifest (libyaml composing, the walk that records every line, the schema check) is
+most of a no-change plan's CPU; the manifests rarely change between two commands. An entry holds
+one file's parsed value, the line of every mapping key and sequence item, and nothing else; it is
+written only for a file that parsed without a problem and passed the built-in schema as a whole
+(so no literal secret: the schema refuses one at every secret position, and such a file is never
+stored), and it is found by a name derived from:
+
+- the sha256 of the file's exact bytes,
+- keyform's version, the Python version, and `CACHE_FORMAT`,
+- the size and modification time of the modules and schema that produce an entry (an editable
+  install that changes the parser or the schema under the same version never reads an old entry).
+
+The directory is `$KEYFORM_CACHE_DIR`, else `$XDG_CACHE_HOME/keyform/manifests`, else
+`~/.cache/keyform/manifests`, created 0700; entries are 0600 and written atomically (a temp file
+renamed into place). `KEYFORM_NO_CACHE=1` turns the cache off. A directory not owned by the user
+or writable by group or others is not used.
+
+The cache is untrusted input: an entry that is unreadable, truncated, of another format or
+version, or whose content does not have the exact expected shape is ignored and the file is parsed
+again (and the entry rewritten). Nothing here raises; the worst a bad entry does is cost a parse.
+At most `MAX_ENTRIES` entries are kept: writing one removes the least recently used beyond that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from keyform import __version__
+from keyform.manifest.document import YamlDocument, YamlPath
+
+CACHE_FORMAT = 1
+MAX_ENTRIES = 256
+_SUFFIX = ".json"
+# An entry is JSON of the file's values and lines: a few times the file's size at most.
+_MAX_ENTRY_FACTOR, _MAX_ENTRY_SLACK = 8, 1 << 20
+# The modules (relative to the keyform package) and schema whose code decides an entry's content.
+_PRODUCERS = ("manifest/yamlsource.py", "manifest/document.py", "manifest/parsecache.py",
+              "manifest/fastcheck.py", "manifest/schema.py", "schemas/manifest.schema.json")
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """Where entries live, or None when the cache is turned off."""
+    env = os.environ if env is None else env
+    if env.get("KEYFORM_NO_CACHE", "") not in ("", "0"):
+        return None
+    given = env.get("KEYFORM_CACHE_DIR")
+    if given:
+        return Path(given)
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "keyform" / "manifests"
+
+
+@cache
+def _code_stamp() -> str:
+    """What the entry's producers are: keyform's and Python's versions, and each producing file's
+    size and mtime (an edited module under the same version is a new stamp)."""
+    root = Path(__file__).resolve().parent.parent
+    parts = [f"format={CACHE_FORMAT}", f"keyform={__version__}", f"python={sys.version}"]
+    for name in _PRODUCERS:
+        try:
+            st = os.stat(root / name)
+            parts.append(f"{name}={st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}=missing")
+    return "\n".join(parts)
+
+
+def entry_key(data: bytes) -> str:
+    """The entry's name for a file of these exact bytes, under this keyform."""
+    digest = hashlib.sha256(_code_stamp().encode())
+    digest.update(b"\0")
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _usable(directory: Path) -> bool:
+    """The directory exists, is the user's, and no one else can write to it."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    getuid = getattr(os, "geteuid", None)
+    owned = getuid is None or st.st_uid == getuid()
+    return owned and (st.st_mode & 0o022) == 0 and os.path.isdir(directory)
+
+
+class CachedLines(Mapping[YamlPath, int]):
+    """`YamlDocument.lines` of a cached file. The entry holds the line of every key and item except
+    those inside a key's entry (`keys.NAME.*`: 90 % of a big manifest's lines, which a valid
+    manifest's model never points at). The first lookup of such a path parses the file's bytes
+    again, as without the cache, and answers from that parse from then on."""
+
+    __slots__ = ("_data", "_full", "_lines")
+
+    def __init__(self, lines: dict[YamlPath, int], data: bytes) -> None:
+        self._lines = lines
+        self._data = data
+        self._full = False
+
+    def _complete(self) -> dict[YamlPath, int]:
+        if not self._full:
+            self._full = True
+            from keyform.manifest.yamlsource import parse_yaml
+
+            try:
+                doc, problems = parse_yaml(self._data.decode("utf-8-sig"), "")
+            except (UnicodeDecodeError, RecursionError):  # pragma: no cover - the bytes parsed before
+                doc = None
+            if doc is not None and not problems:
+                self._lines = dict(doc.lines)
+        return self._lines
+
+    def __getitem__(self, path: YamlPath) -> int:
+        found = self._lines.get(path)
+        if found is not None:
+            return found
+        return self._complete()[path]
+
+    def get(self, path: YamlPath, default: Any = None) -> Any:
+        found = self._lines.get(path)
+        if found is not None:
+            return found
+        if len(path) > 2 and path[0] == "keys":
+            return self._complete().get(path, default)
+        return default
+
+    def __iter__(self) -> Iterator[YamlPath]:
+        return iter(self._complete())
+
+    def __len__(self) -> int:
+        return len(self._complete())
+
+
+def _stored_lines(lines: Mapping[YamlPath, int]) -> list[list[Any]]:
+    """The lines an entry keeps: all but those inside a key's entry."""
+    return [[list(path), line] for path, line in lines.items()
+            if not (len(path) > 2 and path[0] == "keys")]
+
+
+def load(data: bytes, file: str) -> YamlDocument | None:
+    """The cached parse of a file of these bytes (shown as `file`), or None (not cached, cache off,
+    or an entry that is not exactly what this keyform writes)."""
+    directory = cache_dir()
+    if directory is None or not _usable(directory):
+        return None
+    key = entry_key(data)
+    path = directory / (key + _SUFFIX)
+    try:
+        raw = _read_entry(path, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        doc = _document(entry, key, file, data)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+    if doc is not None:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # least recently used goes first when the cache is full
+    return doc
+
+
+def _read_entry(path: Path, limit: int) -> bytes | None:
+    """The entry's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
+    a FIFO that would block, a device, a huge file): never waits, never follows a link."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | None:
+    """The entry as a document, or None when its shape is not exactly what `store` writes."""
+    if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or entry.get("key") != key:
+        return None
+    value, stored = entry.get("value"), entry.get("lines")
+    if not isinstance(value, dict) or not isinstance(stored, list):
+        return None
+    lines: dict[YamlPath, int] = {}
+    for path, line in stored:  # a pair that is not a pair raises ValueError/TypeError: ignored
+        if type(line) is not int or line < 1 or type(path) is not list \
+                or not all(type(p) is str or type(p) is int for p in path):
+            return None
+        lines[tuple(path)] = line
+    if () not in lines:
+        return None
+    return YamlDocument(file, value, CachedLines(lines, data), schema_checked=True)
+
+
+def store(data: bytes, doc: YamlDocument) -> None:
+    """Keep `doc` (the clean parse of `data`: no problems reported, and valid against the built-in
+    schema as a whole) for the next run. Failing to write is not an error."""
+    directory = cache_dir()
+    if directory is None or not isinstance(doc.value, dict) or doc.damaged:
+        return
+    try:
+        text = json.dumps({"format": CACHE_FORMAT, "key": entry_key(data), "value": doc.value,
+                           "lines": _stored_lines(doc.lines)}, separators=(",", ":"))
+    except (KeyError, TypeError, ValueError, RecursionError):
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _usable(directory):
+            return
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=_SUFFIX)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, directory / (entry_key(data) + _SUFFIX))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _prune(directory)
+    except OSError:
+        return
+
+
+def _prune(directory: Path) -> None:
+    """Keep the `MAX_ENTRIES` most recently used entries (and no stale temp file of a crashed write)."""
+    entries: list[tuple[float, str]] = []
+    stale = time.time() - 3600  # a temp file this old is a crashed write's, not one in flight
+    with os.scandir(directory) as it:
+        for item in it:
+            try:
+                mtime = item.stat().st_mtime
+            except OSError:
+                continue
+            if item.name.startswith(".tmp-"):
+                if mtime < stale:
+                    entries.append((0.0, item.name))
+            elif item.name.endswith(_SUFFIX):
+                entries.append((mtime, item.name))
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort()
+    for _, name in entries[:len(entries) - MAX_ENTRIES]:
+        with contextlib.suppress(OSError):
+            os.unlink(directory / name)

@@ -1,0 +1,249 @@
+"""The parsed-manifest cache (`keyform.manifest.parsecache`): a hit gives exactly what parsing gives
+(values, lines, messages); a bad, foreign or hostile entry is ignored (parsed again), never an error;
+nothing but a clean, schema-valid parse is stored; it can be turned off and is private to the user."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+
+from keyform.errors import KeyformError
+from keyform.manifest import load_workspace, parsecache, yamlsource
+from keyform.model import Workspace
+from tests.test_manifest_fuzz import EXAMPLES, VALID, changed_seeds
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+CANARY = "sk-live-canary-5d1c0a"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("KEYFORM_CACHE_DIR", str(directory))
+    monkeypatch.delenv("KEYFORM_NO_CACHE", raising=False)
+    return directory
+
+
+def outcome(project: Path) -> Workspace | list[str]:
+    """The workspace, or the messages (`file:line: text`) of the error."""
+    try:
+        return load_workspace(cwd=project, now=NOW)
+    except KeyformError as exc:
+        return [str(d) for d in exc.diagnostics]
+
+
+def write(project: Path, text: str) -> bytes:
+    project.mkdir(exist_ok=True)
+    (project / "keyform.yaml").write_text(text)
+    return text.encode()
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted(cache.glob("*.json")) if cache.exists() else []
+
+
+def no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: str, file: str) -> Any:
+        raise AssertionError("parsed although cached")
+    monkeypatch.setattr(yamlsource, "parse_yaml", refuse)
+
+
+def test_a_second_load_is_a_hit_with_the_same_workspace(tmp_path: Path, cache: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "p"
+    data = write(project, VALID)
+    first = outcome(project)
+    assert isinstance(first, Workspace)
+    assert [p.name for p in entries(cache)] == [parsecache.entry_key(data) + ".json"]
+    doc = parsecache.load(data, "keyform.yaml")
+    assert doc is not None and doc.schema_checked
+    no_parsing(monkeypatch)
+    assert outcome(project) == first
+
+
+def test_a_hit_gives_every_line_the_parse_gives(tmp_path: Path, cache: Path) -> None:
+    data = write(tmp_path / "p", VALID)
+    parsed, problems = yamlsource.parse_yaml(VALID, "keyform.yaml")
+    assert parsed is not None and not problems
+    parsecache.store(data, parsed)
+    cached = parsecache.load(data, "keyform.yaml")
+    assert cached is not None
+    assert cached.value == parsed.value
+    for path in parsed.lines:  # two deep from the entry, deeper inside keys from a new parse
+        assert cached.line(path) == parsed.line(path), path
+    assert dict(cached.lines) == dict(parsed.lines)
+
+
+def test_a_semantic_error_deep_in_a_cached_key_names_the_same_line(tmp_path: Path, cache: Path) -> None:
+    # valid YAML and schema (so it is cached), but the provider is unknown: reported at keys.x.provider
+    text = VALID + "  late:\n    name: late\n\n    provider: nope\n"
+    project = tmp_path / "p"
+    write(project, text)
+    cold = outcome(project)
+    assert isinstance(cold, list) and any("unknown provider 'nope'" in m for m in cold), cold
+    assert entries(cache), "a schema-valid file is cached even when the semantic pass refuses it"
+    assert outcome(project) == cold
+
+
+def test_nothing_with_a_problem_is_stored_and_no_literal_secret_ever(tmp_path: Path, cache: Path) -> None:
+    project = tmp_path / "p"
+    literal = VALID.replace("token: {file: t.token}", f"token: {CANARY}")
+    write(project, literal)
+    assert isinstance(outcome(project), list)
+    write(project, VALID + "keys:\n  again: {provider: q}\n")  # duplicate section
+    assert isinstance(outcome(project), list)
+    assert entries(cache) == []
+    write(project, VALID)
+    outcome(project)
+    assert all(CANARY not in p.read_text() for p in entries(cache))
+
+
+def test_errors_are_the_same_with_and_without_the_cache(tmp_path: Path, cache: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "p"
+    write(project, VALID.replace("expires_in: 90d", "expires_in: 90x"))
+    monkeypatch.setenv("KEYFORM_NO_CACHE", "1")
+    off = outcome(project)
+    monkeypatch.delenv("KEYFORM_NO_CACHE")
+    assert outcome(project) == outcome(project) == off
+    assert isinstance(off, list) and off
+
+
+def test_the_cache_can_be_turned_off(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYFORM_NO_CACHE", "1")
+    write(tmp_path / "p", VALID)
+    assert isinstance(outcome(tmp_path / "p"), Workspace)
+    assert not cache.exists()
+
+
+def test_the_default_place_is_the_users_cache_dir(tmp_path: Path) -> None:
+    assert parsecache.cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "keyform" / "manifests"
+    assert parsecache.cache_dir({"KEYFORM_CACHE_DIR": "/x/y"}) == Path("/x/y")
+    assert parsecache.cache_dir({"KEYFORM_NO_CACHE": "1", "KEYFORM_CACHE_DIR": "/x/y"}) is None
+    assert parsecache.cache_dir({"HOME": str(tmp_path)}) is not None
+
+
+def test_entries_are_private(tmp_path: Path, cache: Path) -> None:
+    write(tmp_path / "p", VALID)
+    outcome(tmp_path / "p")
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert [stat.S_IMODE(p.stat().st_mode) for p in entries(cache)] == [0o600]
+
+
+def test_a_directory_others_can_write_is_not_used(tmp_path: Path, cache: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "p"
+    write(project, VALID)
+    first = outcome(project)
+    os.chmod(cache, 0o777)
+    called: list[str] = []
+    real = yamlsource.parse_yaml
+
+    def counting(text: str, file: str) -> Any:
+        called.append(file)
+        return real(text, file)
+    monkeypatch.setattr(yamlsource, "parse_yaml", counting)
+    assert outcome(project) == first
+    assert called == ["keyform.yaml"]  # parsed: the entry was not read
+
+
+def hostile_entries(key: str, good: dict[str, Any]) -> list[bytes]:
+    """Entries that are not what `store` writes: each must be ignored."""
+    def variant(**changes: Any) -> bytes:
+        return json.dumps({**good, **changes}).encode()
+    raw = json.dumps(good).encode()
+    return [
+        b"", raw[:len(raw) // 2], b"\xff\xfe garbage", b"[]", b"null", b'"text"', b"1e999999",
+        b"[" * 100_000 + b"]" * 100_000,  # nesting beyond the JSON parser's recursion limit
+        variant(format=parsecache.CACHE_FORMAT + 1), variant(key="0" * 64), variant(key=None),
+        variant(value=[1, 2]), variant(value="version: 1"), variant(value=None),
+        variant(lines="1,2,3"), variant(lines=[[["keys"], "3"]]), variant(lines=[[["keys"], -1]]),
+        variant(lines=[[["keys"], True]]), variant(lines=[[[1.5], 3]]), variant(lines=[[[], 1, 2]]),
+        variant(lines=[[{"keys": 1}, 3]]), variant(lines=[]), variant(lines=[7]),
+        variant(value={"version": 1, "keys": {"x": {"provider": "q"}}}, lines=[[[], 1]],
+                key=key[:-1] + ("1" if key.endswith("0") else "0")),  # another file's key (never this one's)
+    ]
+
+
+def test_corrupt_foreign_or_hostile_entries_are_ignored_and_replaced(tmp_path: Path, cache: Path) -> None:
+    project = tmp_path / "p"
+    data = write(project, VALID)
+    reference = outcome(project)
+    assert isinstance(reference, Workspace)
+    key = parsecache.entry_key(data)
+    entry = cache / (key + ".json")
+    good = json.loads(entry.read_bytes())
+    for bad in hostile_entries(key, good):
+        entry.write_bytes(bad)
+        assert parsecache.load(data, "keyform.yaml") is None, bad[:80]
+        assert outcome(project) == reference  # parsed again, no error
+        assert json.loads(entry.read_bytes()) == good  # and the entry rewritten
+    entry.unlink()
+    entry.mkdir()  # not even a file
+    assert outcome(project) == reference
+    entry.rmdir()
+    os.mkfifo(entry)  # opening a FIFO for reading would wait for a writer forever
+    assert parsecache.load(data, "keyform.yaml") is None
+    assert outcome(project) == reference
+    entry.unlink()
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(good))
+    entry.symlink_to(elsewhere)  # a link is not followed, even to a good entry
+    assert parsecache.load(data, "keyform.yaml") is None
+    entry.unlink()
+    entry.write_bytes(json.dumps(good).encode() + b" " * (8 * len(data) + (1 << 20)))  # too big to read
+    assert parsecache.load(data, "keyform.yaml") is None
+    assert outcome(project) == reference
+
+
+def test_another_keyform_version_never_reads_the_entry(tmp_path: Path, cache: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write(tmp_path / "p", VALID)
+    outcome(tmp_path / "p")
+    key = parsecache.entry_key(data)
+    parsecache._code_stamp.cache_clear()
+    monkeypatch.setattr(parsecache, "__version__", "999.0")
+    try:
+        assert parsecache.entry_key(data) != key
+        assert parsecache.load(data, "keyform.yaml") is None
+    finally:
+        parsecache._code_stamp.cache_clear()
+
+
+def test_the_key_is_the_exact_bytes(tmp_path: Path) -> None:
+    assert parsecache.entry_key(b"version: 1\n") != parsecache.entry_key(b"version: 1\n ")
+    assert parsecache.entry_key(b"a") == parsecache.entry_key(b"a")
+
+
+def test_the_cache_keeps_at_most_max_entries(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsecache, "MAX_ENTRIES", 3)
+    for i in range(5):
+        write(tmp_path / "p", VALID + f"# {i}\n")
+        outcome(tmp_path / "p")
+    assert len(entries(cache)) == 3
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=changed_seeds())
+def test_cached_and_parsed_loads_agree(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                       document: Any) -> None:
+    """Whatever a variant of the seed manifest gives, the cold load, the warm load and a load with
+    the cache off give the same workspace or the same messages."""
+    project = tmp_path / "p"
+    write(project, yaml.safe_dump(document, allow_unicode=True))
+    cold = outcome(project)
+    warm = outcome(project)
+    monkeypatch.setenv("KEYFORM_NO_CACHE", "1")
+    try:
+        off = outcome(project)
+    finally:
+        monkeypatch.delenv("KEYFORM_NO_CACHE")
+    assert cold == warm == off
