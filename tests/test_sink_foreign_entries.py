@@ -11,8 +11,12 @@ Through the CLI against the emulator over real HTTP on 127.0.0.1, plus the pure 
 from __future__ import annotations
 
 import json
+import os
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -218,3 +222,29 @@ def test_scan_gives_each_variable_its_first_line(tmp_path: Path) -> None:
     assert snap.lines["env"] == {"A": 1, "B": 3, "C": 6}
     assert snap.where("env", "C") == f"{env}:6"
     assert snap.where("env", "D") is None
+
+
+def _within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """fn() in a daemon thread; fails the test if it has not returned within `seconds` (a hang)."""
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still blocked after {seconds} s"
+    return box[0]
+
+
+def test_a_fifo_planted_at_the_dotenv_path_never_blocks_plan_or_apply(project: Project,
+                                                                      emu_control: EmulatorControl) -> None:
+    """Reading the .env (the plan's scan, the sink's read-modify-write) opened a FIFO and waited for a
+    writer forever. Now it is refused as not a regular file: apply fails and revokes the new key."""
+    fifo = project.root / ENV
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    planned = _within(30, lambda: project.run("plan"))
+    assert planned.exit_code in (0, 2), planned.output
+    res = _within(30, lambda: project.run("apply", "--auto-approve"))
+    assert res.exit_code == 1
+    assert "is not a regular file" in res.stderr and "Traceback" not in res.output
+    assert _live(emu_control) == []  # the new key was revoked

@@ -144,16 +144,29 @@ class IsSymlinkError(OSError):
         self.filename = os.fspath(path)
 
 
+class NotAFileError(OSError):
+    """A path keyform reads a secret file from is not a regular file (a FIFO, a device, a socket)."""
+
+    def __init__(self, path: StrPath) -> None:
+        super().__init__(f"{path} is not a regular file")
+        self.strerror = f"{os.fspath(path)} is not a regular file (a pipe, device or socket); keyform reads only files"
+        self.filename = os.fspath(path)
+
+
 def read_nofollow(path: StrPath) -> bytes:
-    """The whole file at `path`, refusing (IsSymlinkError) when its last component is a symlink.
-    FileNotFoundError when it does not exist."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    """The whole file at `path`, refusing (IsSymlinkError) when its last component is a symlink, and
+    (NotAFileError) anything but a regular file: a FIFO planted at the path would block the open
+    and the read forever. FileNotFoundError when it does not exist."""
+    try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         if os.path.islink(path):
             raise IsSymlinkError(path) from None
         raise exc from None
     with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAFileError(path)
+        os.set_blocking(fd, True)
         return fh.read()
 
 

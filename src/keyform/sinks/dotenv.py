@@ -299,10 +299,10 @@ def _open(config: SinkConfig) -> DotenvSink:
 
 def scan(config: SinkConfig) -> dict[str, int]:
     """Each variable of the file with the line of its first assignment ({} when there is no file)."""
-    try:
-        text = Path(config.options["path"]).read_bytes().decode("utf-8")
-    except FileNotFoundError:
+    raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
+    if raw is None:
         return {}
+    text = raw.decode("utf-8")
     found: dict[str, int] = {}
     line = 1
     for entry in parse(text.removeprefix(_BOM)):

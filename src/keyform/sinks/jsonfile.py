@@ -109,11 +109,8 @@ def _open(config: SinkConfig) -> JsonSink:
 def scan(config: SinkConfig) -> dict[str, int]:
     """The file's entry names ({} when there is no file or it is empty); ValueError if it is not
     a JSON object."""
-    try:
-        raw = Path(config.options["path"]).read_bytes()
-    except FileNotFoundError:
-        return {}
-    if not raw.strip():
+    raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
+    if raw is None or not raw.strip():
         return {}
     doc = json.loads(raw)
     if not isinstance(doc, dict):
