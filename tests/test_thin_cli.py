@@ -29,7 +29,7 @@ def test_cli_opens_no_backend_takes_no_lock_and_branches_on_no_format() -> None:
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    assert not names & {"open_backend", "StateStore", "LocalBackend", "fold_journal", "keep_journal", "session"}
+    assert not names & {"open_backend", "LocalBackend", "PostgresBackend", "StateBackend", "fold_journal", "keep_journal", "session"}
     assert not attrs & {"lock", "save", "read_journal", "journal_open", "replace_journal"}
     assert not attrs & {"session", "commit_recovery", "check_saved_plan"}  # one operations entry per command
     json_branches = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)

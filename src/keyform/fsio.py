@@ -1,4 +1,4 @@
-"""Durable file primitives shared by the state store and the file sinks (POSIX semantics).
+"""Durable file primitives shared by the local state backend and the file sinks (POSIX semantics).
 
 `atomic_write` is the only way keyform replaces a file: a reader sees either the old bytes or the
 new ones, never a mix, and once it returns the new bytes and the rename are on stable storage.

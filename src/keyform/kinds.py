@@ -8,7 +8,7 @@ module (keyform.typeregistry); this module is the planner's short name for it.
 from __future__ import annotations
 
 from keyform.errors import KeyformError
-from keyform.typeregistry import ProviderType, TypeLoadError, provider_type
+from keyform.typeregistry import ProviderType, TypeLoadError, find_provider_type, provider_type
 
 ProviderKind = ProviderType
 
@@ -23,3 +23,13 @@ def kind(provider_type_name: str) -> ProviderType:
                            "installed (`keyform providers` lists the types; reinstall its plug-in package)") from None
     except TypeLoadError as exc:
         raise KeyformError(str(exc)) from None
+
+
+def name_attribute(provider_type_name: str) -> str:
+    """The attribute that names a key of this type (`ProviderType.name_attribute`); "name" for a
+    type that is not available, so a policy or a report over an old state still reads."""
+    try:
+        found = find_provider_type(provider_type_name)
+    except TypeLoadError:
+        return "name"
+    return found.name_attribute if found is not None else "name"

@@ -520,7 +520,7 @@ class StateEdit:
 
 @contextmanager
 def edit_state(options: Options, operation: str) -> Iterator[StateEdit]:
-    """The state store, locked, with its loaded state (which must exist), the journal of an
+    """The state backend, locked, with its loaded state (which must exist), the journal of an
     interrupted apply folded in first (and what of it must stay journaled: `save_edit`)."""
     with backend(options) as store, store.lock(operation, timeout=options.lock_timeout):
         st = store.load()

@@ -28,6 +28,7 @@ from typing import Any
 
 from keyform.durations import format_duration, parse_duration
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
+from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
 from keyform.plan import Action, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
@@ -35,8 +36,6 @@ from keyform.state import KeyState, State
 
 ERROR, WARNING = "error", "warning"
 MANIFEST, PLAN = "manifest", "plan"
-# The key attribute a `name_pattern` is matched against, per provider type.
-NAME_ATTRIBUTE: Mapping[str, str] = {"questra": "name", "textql": "description"}
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def _check_max_age(limit: timedelta, f: KeyFacts) -> str | None:
 
 
 def _check_name(pattern: re.Pattern[str], f: KeyFacts) -> str | None:
-    attr = NAME_ATTRIBUTE.get(f.provider_type, "name")
+    attr = name_attribute(f.provider_type)
     name = f.spec.attrs.get(attr) if f.spec is not None else None
     if not isinstance(name, str) or pattern.fullmatch(name) is None:
         return f"{attr} {name!r} does not match {pattern.pattern!r}"

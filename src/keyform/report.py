@@ -20,13 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keyform.durations import format_duration, format_time, maybe_time, parse_time
+from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, KeyState, State
 
 FORMAT_VERSION = "1"
-# The attribute shown as a key's name, per provider type (TextQL keys have a description only).
-NAME_ATTRIBUTE: Mapping[str, str] = {"questra": "name", "textql": "description"}
 
 # Live status of a key. Only a refreshed report knows the remote side.
 ACTIVE, REVOKED, EXPIRED, MISSING = "active", "revoked", "expired", "missing"
@@ -158,7 +157,7 @@ def urgency(row: ReportRow) -> tuple[int, str, str, str]:
 
 
 def _name(provider_type: str, attrs: Mapping[str, Any]) -> str | None:
-    value = attrs.get(NAME_ATTRIBUTE.get(provider_type, "name"))
+    value = attrs.get(name_attribute(provider_type))
     return value if isinstance(value, str) and value else None
 
 

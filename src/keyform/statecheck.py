@@ -25,11 +25,10 @@ _STATE_REF = "state.schema.json#"
 _MIN_YEAR, _MAX_YEAR = 1900, 9899  # ± 100 years (keyform's longest duration) still fit a datetime
 
 
-@cache
 def _schema(name: str) -> dict[str, Any]:
-    with open(SCHEMA_DIR / name, encoding="utf-8") as fh:
-        doc: dict[str, Any] = json.load(fh)
-    return doc
+    from keyform.manifest.fastcheck import bundled_schema  # imported on first use, as in `_check`
+
+    return bundled_schema(name)
 
 
 @cache

@@ -76,6 +76,7 @@ class ProviderType:
     options_schema: Mapping[str, Any] | None = None
     key_schema: Mapping[str, Any] | None = None
     reports_usage: bool = False  # the list call reports when a key was last used
+    name_attribute: str = "name"  # the attribute that names a key (policy `name_pattern`, `keyform report`)
     interface: int = INTERFACE_VERSION
     description: str = ""
     origin: str = "built-in"  # set by the registry: built-in, "package version", or a definition file

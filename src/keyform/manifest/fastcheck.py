@@ -9,11 +9,15 @@ raises at compile time (the test suite compiles the real schema and cross-checks
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 Check = Callable[[Any], bool]
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 # Keywords that never affect validity (without a format checker, `format` is an annotation).
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default", "examples",
@@ -231,3 +235,17 @@ def _all_of(checks: list[Check]) -> Check:
 def compile_schema(schema: Mapping[str, Any]) -> Check:
     """A predicate equivalent to `jsonschema.Draft202012Validator(schema).is_valid`."""
     return SchemaCompiler(schema).compile()
+
+
+@cache
+def bundled_schema(name: str) -> dict[str, Any]:
+    """One of keyform's own JSON Schemas (`schemas/NAME`), read once per process."""
+    with open(SCHEMA_DIR / name, encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
+
+
+@cache
+def bundled_check(name: str) -> Check:
+    """The compiled check of `bundled_schema(name)`, compiled once per process."""
+    return compile_schema(bundled_schema(name))

@@ -15,18 +15,17 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from keyform.errors import Diagnostic, SourceLoc
 from keyform.manifest.document import YamlDocument, YamlPath
-from keyform.manifest.fastcheck import Check, compile_schema
+from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import parse_yaml
 from keyform.typeregistry import ProviderType
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rest-provider.schema.json"
+SCHEMA_PATH = SCHEMA_DIR / "rest-provider.schema.json"
 MAX_BYTES = 1024 * 1024
 # fields of every provider block: an option may not take one of these names
 RESERVED_OPTIONS = frozenset({"type", "definition", "base_url", "token", "deadline", "max_response_bytes"})
@@ -252,16 +251,12 @@ class RestDefinition:
 # ---------------------------------------------------------------- loading
 
 
-@lru_cache(maxsize=1)
 def _schema() -> dict[str, Any]:
-    with SCHEMA_PATH.open(encoding="utf-8") as fh:
-        schema: dict[str, Any] = json.load(fh)
-    return schema
+    return bundled_schema(SCHEMA_PATH.name)
 
 
-@lru_cache(maxsize=1)
 def _fast() -> Check:
-    return compile_schema(_schema())
+    return bundled_check(SCHEMA_PATH.name)
 
 
 def _schema_problems(doc: YamlDocument) -> list[Diagnostic]:

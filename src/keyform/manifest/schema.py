@@ -12,19 +12,18 @@ import difflib
 import json
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyform.errors import Diagnostic
 from keyform.manifest.document import YamlDocument, YamlPath
-from keyform.manifest.fastcheck import Check, compile_schema
+from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.plugintypes import check_plugin_entries, plugin_provider_names, schema_types
 from keyform.manifest.sources import dotted
 
 if TYPE_CHECKING:  # jsonschema is imported only when a manifest is invalid
     from jsonschema import Draft202012Validator, ValidationError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+SCHEMA_PATH = SCHEMA_DIR / "manifest.schema.json"
 # Sections that map names to entries; a failing document is re-checked entry by entry.
 ENTRY_SECTIONS = ("providers", "sinks", "keys")
 # (section, field) of the values that must be secret references, never literals.
@@ -40,16 +39,12 @@ _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "
                "integer": "an integer", "number": "a number", "null": "null"}
 
 
-@lru_cache(maxsize=1)
 def manifest_schema() -> dict[str, Any]:
-    with SCHEMA_PATH.open(encoding="utf-8") as fh:
-        schema: dict[str, Any] = json.load(fh)
-    return schema
+    return bundled_schema(SCHEMA_PATH.name)
 
 
-@lru_cache(maxsize=1)
 def _fast_check() -> Check:
-    return compile_schema(manifest_schema())
+    return bundled_check(SCHEMA_PATH.name)
 
 
 @lru_cache(maxsize=1)

@@ -38,5 +38,6 @@ TYPE = ProviderType(
     attribute_defaults={"description": "", "hosts": (), "headers": {}, "query_params": {}, "api_provider": "",
                         "auth_type": "token", "is_private": False},
     default_base_url="https://app.textql.com",
+    name_attribute="description",
     description="TextQL API access keys (Connect protocol; stores a credential, issues no secret)",
 )

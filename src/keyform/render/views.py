@@ -1,5 +1,5 @@
 """How a command's results reach the terminal, as Terraform's `command/views`: one view per output
-format, chosen once per command (`plan_view`, `apply_view`), so no command body branches on its
+format, chosen once per command (`view(fmt)`), so no command body branches on its
 `--format`. A view only writes; `keyform.operations` decides and the renderers beside this module
 format. Warnings and errors go through `keyform.clikit.print_diagnostics` in every view.
 
