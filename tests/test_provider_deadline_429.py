@@ -122,6 +122,18 @@ def test_the_instance_pause_past_the_deadline_is_not_waited_for(server: HostileS
     assert "past the call's 3s deadline (provider option `deadline`)" in str(err), err
 
 
+def test_5xx_to_a_list_until_the_deadline_end_it_with_the_5xx(server: HostileServer) -> None:
+    """The same for a server error retried until the deadline (a budget too large to run out)."""
+    server.script = lambda seen: Reply(503, json.dumps({"error": "overloaded"}).encode())
+    provider = QuestraProvider("qp", server.url, "tok-secret", "org_1", timeout=5.0, deadline=DEADLINE,
+                               rng=random.Random(7), max_retries=100)
+    err, took = _fails(provider, "list")
+    assert took <= DEADLINE + SLACK, took
+    assert err.status == 503 and not err.ambiguous, err
+    assert f"; still 503 after {len(server.seen)} attempts within the call's 3s deadline" in str(err), err
+    assert "rate-limited" not in str(err)
+
+
 def test_a_pause_that_ends_within_the_deadline_is_waited_for(server: HostileServer) -> None:
     """Unchanged: a Retry-After the deadline can hold is waited out, then the call goes on."""
     refused = [False]
