@@ -5,11 +5,12 @@ and the statistics count 429s and paused time once. A fake clock makes the timin
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from keyform.model import RateLimit
-from keyform.providers.ratelimit import BETA, Limiter, RateEvent
+from keyform.providers.ratelimit import BETA, Limiter, NotAdmitted, RateEvent
 
 
 class FakeClock:
@@ -178,4 +179,55 @@ def test_the_shared_gate_is_held_only_while_an_attempt_is_out() -> None:
         lim.sent()
         assert gate.acquire(blocking=False)  # given back between attempts (e.g. during a retry's wait)
         gate.release()
+    assert gate.acquire(blocking=False)
+
+
+def test_a_pause_past_the_calls_deadline_is_not_waited_for() -> None:
+    """`before_attempt(timeout=...)`: the instance's pause ends after the call's deadline, so it
+    raises at once (no time passes), naming the pause's status and what is left of it."""
+    lim, clock, _ = limiter()
+    lim.throttled(lim.before_attempt(), 30.0, 0.0, status=429)
+    with pytest.raises(NotAdmitted) as held:
+        lim.before_attempt(timeout=5.0)
+    assert clock.now == 100.0
+    assert (held.value.cause, held.value.wait, held.value.status) == ("paused", 30.0, 429)
+    assert lim.stats().throttled == 1 and lim.stats().paused_seconds == 30.0  # the pause is unchanged
+    clock.now += 30.0
+    assert lim.before_attempt(timeout=5.0).sent == 130.0  # once it is over, attempts go out again
+
+
+def test_a_send_rate_turn_past_the_deadline_is_not_taken() -> None:
+    """A turn that comes after the call's deadline raises at once, and stays free: the next call
+    that can use it gets it, so the configured rate's spacing is unchanged."""
+    lim, clock, _ = limiter(RateLimit(1.0))
+    assert lim.before_attempt().sent == 100.0
+    with pytest.raises(NotAdmitted) as late:
+        lim.before_attempt(timeout=0.5)
+    assert (late.value.cause, late.value.wait, late.value.rate) == ("rate", 1.0, 1.0)
+    assert clock.now == 100.0
+    assert lim.before_attempt(timeout=2.0).sent == 101.0  # the same turn, not the one after it
+    assert lim.before_attempt().sent == 102.0
+
+
+def test_a_turn_within_the_deadline_is_waited_for_as_before() -> None:
+    lim, clock, _ = limiter(RateLimit(2.0))
+    lim.before_attempt(timeout=1.0)
+    assert lim.before_attempt(timeout=1.0).sent == 100.5
+    assert clock.now == 100.5
+
+
+def test_no_free_gate_slot_by_the_deadline_is_not_admitted() -> None:
+    """The shared --parallelism slot is waited for only until the call's deadline (real time: a
+    semaphore), and nothing is held afterwards."""
+    gate = threading.Semaphore(1)
+    gate.acquire()  # another instance's attempt holds the only slot
+    lim = Limiter("q", concurrency=4)
+    with lim.call(gate=gate):
+        started = time.monotonic()
+        with pytest.raises(NotAdmitted) as late:
+            lim.before_attempt(timeout=0.3)
+        assert 0.25 <= time.monotonic() - started < 2.0
+        assert late.value.cause == "slot"
+        lim.sent()  # what HttpClient does after every attempt: a no-op here
+    gate.release()
     assert gate.acquire(blocking=False)

@@ -31,6 +31,22 @@ deadline of the call running on that thread, on a fresh or a reused pooled conne
 server dripping its status line or headers a byte at a time ends at the deadline too. No watchdog
 thread, no extra thread hop: one clock read per socket operation.
 
+The deadline bounds the rate limiter's waits as well (`Limiter.before_attempt` is given what is left
+of it): the instance's pause after a 429, the attempt's turn in the send rate, a `--parallelism`
+slot. No call outlives its deadline by more than a socket operation's slack (`_DEADLINE_SLACK`),
+whatever the server sends; a retry whose wait (backoff or `Retry-After`) or turn would end after
+the deadline is not waited for: the call ends at once. When the deadline so ends a call that was
+being retried after a 429 or 5xx, `call` returns that last answer, marked, and `status_error` adds
+`rate-limited: still 429 after N attempts within the call's 20s deadline (provider option
+`deadline`)` (`still 503 ...` for a 5xx): the error carries the status and its `retry_after`, and a
+429 or 503 to a create is not ambiguous (refused before acting). Only a reply lost or cut short is
+ambiguous, as before: a create whose last attempt was sent and then cut by the deadline raises
+`ambiguous=True`; a list in the same case returns the last answer it had (`..., the next one
+unanswered, ...`). A call that could send nothing at all within its deadline (held by a pause an
+earlier call's 429 began) raises a ProviderError carrying that 429 and the pause's remaining
+seconds as `retry_after`, never ambiguous. Queueing for a place in the instance's concurrency
+window comes before the call and is not part of its deadline.
+
 `call` raises ProviderError only for transport failures; it returns every HTTP response (once the
 retries are spent), because each API words its error bodies differently. Messages never carry the
 token, a request body or a secret: `scrub` removes known secret values from server-supplied text.
@@ -61,7 +77,7 @@ import httpx
 from keyform import redact
 from keyform.durations import format_time, parse_time
 from keyform.errors import ProviderError
-from keyform.providers.ratelimit import Limiter
+from keyform.providers.ratelimit import Limiter, NotAdmitted
 
 log = logging.getLogger("keyform.providers")
 
@@ -359,12 +375,21 @@ class HttpClient:
         deadline = time.monotonic() + self.deadline
         waited = 0.0  # the instance pause this thread has already slept through (ratelimit.py)
         attempt = throttles = 0  # retries spent on failures; on rate refusals (their own budget)
+        tried = 0  # attempts answered
+        previous: httpx.Response | None = None  # the last answer that was to be retried (429, 5xx)
         while True:
             last = attempt == attempts - 1
-            ticket = self.limiter.before_attempt(waited)
+            try:  # every wait of the limiter ends by the deadline
+                ticket = self.limiter.before_attempt(waited, deadline - time.monotonic())
+            except NotAdmitted as exc:
+                if previous is not None:  # not sent: the last answer stands
+                    return self._gave_up(previous, tried)
+                raise self._not_admitted(what, exc, secrets) from None
             try:
                 response = self._send(method, path, body, deadline)
             except _Limit as exc:
+                if exc.expired and previous is not None and (idempotent or not exc.sent):
+                    return self._gave_up(previous, tried, unanswered=exc.sent)
                 ambiguous = exc.sent and not idempotent
                 note = "; the key may exist remotely" if ambiguous else ""
                 raise self._error(what, f"{exc}{note}", secrets, ambiguous=ambiguous) from None
@@ -392,6 +417,7 @@ class HttpClient:
                 continue
             finally:
                 self.limiter.sent()
+            tried += 1
             delay = retry_after(response) if response.status_code in (429, 503) else None
             refused = rate_refusal(response)
             if not refused:
@@ -412,10 +438,33 @@ class HttpClient:
             response.close()
             wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
             if time.monotonic() + wait >= deadline:
-                return response  # no time left for another attempt: the caller reports this one
+                return self._gave_up(response, tried)  # no time left for another attempt
             self._wait(what, attempt, wait, str(response.status_code))
+            previous = response
             if not refused:
                 attempt += 1
+
+    def _gave_up(self, response: httpx.Response, tried: int, *, unanswered: bool = False) -> httpx.Response:
+        """`response` (a 429 or 5xx the call would have retried), marked as the deadline's cut:
+        `status_error` says so."""
+        response.extensions[_GAVE_UP] = _GaveUp(tried, self.deadline, unanswered)
+        return response
+
+    def _not_admitted(self, what: str, exc: NotAdmitted, secrets: Iterable[str]) -> ProviderError:
+        """The call's first attempt could not be sent within its deadline (`Limiter.before_attempt`):
+        nothing was sent, so never ambiguous. Held by the instance's pause, it carries the status
+        that began the pause, and the pause's remaining seconds as `retry_after`."""
+        limit = f"the call's {self.deadline:g}s deadline (provider option `deadline`)"
+        if exc.cause == "paused":
+            detail = (f"rate-limited: not sent, the instance is paused {exc.wait:.1f}s more after a {exc.status} "
+                      f"answer, past {limit}")
+            return ProviderError(self.scrub(f"{self.instance}: {what}: {detail}", secrets), status=exc.status,
+                                 retry_after=exc.wait)
+        if exc.cause == "rate":
+            rate = f" of {exc.rate:.3g}/s" if exc.rate is not None else ""
+            return self._error(what, f"not sent: its turn at the instance's send rate{rate} comes after {limit}",
+                               secrets)
+        return self._error(what, f"not sent: no free --parallelism slot within {limit}", secrets)
 
     def _send(self, method: str, path: str, body: Any, deadline: float) -> httpx.Response:
         """One request straight through the transport; the body read (and decoded) whole, within the
@@ -453,13 +502,13 @@ class HttpClient:
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self.max_body:
-                raise _Limit(self._too_large())
+                raise _Limit(self._too_large(), expired=False)
             chunks, size = [], 0
             try:
                 for chunk in response.iter_bytes():  # decoded: a gzip bomb counts at its real size
                     size += len(chunk)
                     if size > self.max_body:
-                        raise _Limit(self._too_large())
+                        raise _Limit(self._too_large(), expired=False)
                     if time.monotonic() > deadline:
                         raise _Limit(self._over_deadline())
                     chunks.append(chunk)
@@ -505,11 +554,33 @@ class HttpClient:
 
 
 class _Limit(Exception):
-    """The call's deadline passed, or the response body is over the cap (the message says which)."""
+    """The call's deadline passed (`expired`), or the response body is over the cap (the message
+    says which)."""
 
-    def __init__(self, message: str, *, sent: bool = True) -> None:
+    def __init__(self, message: str, *, sent: bool = True, expired: bool = True) -> None:
         super().__init__(message)
         self.sent = sent  # the request went out (a create may have happened)
+        self.expired = expired
+
+
+_GAVE_UP = "keyform.gave_up"  # the response extension `HttpClient._gave_up` sets
+
+
+@dataclass(frozen=True)
+class _GaveUp:
+    """The call's deadline ended its retries on this answer, after `tried` answered attempts
+    (`unanswered`: one more was sent and cut by the deadline)."""
+
+    tried: int
+    deadline: float
+    unanswered: bool
+
+    def words(self, response: httpx.Response) -> str:
+        """`rate-limited: still 429 after 6 attempts within the call's 20s deadline (...)`."""
+        lead = "rate-limited: " if rate_refusal(response) else ""
+        cut = ", the next one unanswered," if self.unanswered else ""
+        return (f"{lead}still {response.status_code} after {self.tried} attempt{'s' if self.tried != 1 else ''}{cut} "
+                f"within the call's {self.deadline:g}s deadline (provider option `deadline`)")
 
 
 def _size(n: int) -> str:
@@ -530,6 +601,9 @@ def status_error(client: HttpClient, what: str, response: httpx.Response, detail
                  code: str | None = None, ambiguous: bool = False, secrets: Iterable[str] = ()) -> ProviderError:
     """`<instance>: <what>: <detail>` for a non-success answer, carrying status, code and Retry-After."""
     detail = redact.redact(detail, (*client.secrets, *secrets), 300)  # scrub the raw text, then collapse and cut
+    gave_up = response.extensions.get(_GAVE_UP)
+    if isinstance(gave_up, _GaveUp):  # the deadline ended the retries: say so
+        detail = f"{detail}; {gave_up.words(response)}"
     return ProviderError(client.scrub(f"{client.instance}: {what}: {detail}", secrets),
                          status=response.status_code, code=code, retry_after=retry_after(response),
                          ambiguous=ambiguous)

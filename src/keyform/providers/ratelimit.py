@@ -24,6 +24,15 @@ TCP does per round trip): 16 calls in flight that all get 429 halve the window o
 times. Each decrease is reported as a `RateEvent`; `stats()`
 gives the 429s received and the time spent paused.
 
+Every wait here for one attempt (the pause, its turn in the send rate, a `--parallelism` slot)
+ends by the call's deadline (`before_attempt`'s `timeout`, what is left of the provider option
+`deadline`): an attempt that cannot be admitted by then is not waited for. `before_attempt` raises
+`NotAdmitted` at once (a pause or a turn that ends after the deadline: waiting would send nothing),
+or when the deadline passes while it waits for a slot; nothing was sent, and the turn it could not
+use is not taken from the send rate. The window, the rate and the pause are unchanged by it. Queueing
+for a place in the concurrency window (`call`) comes before a call starts, and is not part of its
+deadline.
+
 Instances never share a limiter, so two orgs with different limits do not slow each other.
 """
 
@@ -74,6 +83,20 @@ class RateStats:
     configured: RateLimit | None
 
 
+class NotAdmitted(Exception):
+    """`before_attempt` could not admit the attempt within its `timeout` (the call's deadline), so it
+    was not sent. `cause`: `paused` (the instance's pause, begun by a refusal of status `status`, has
+    `wait` seconds left), `rate` (its turn in the send rate, `rate` requests/s, is `wait` seconds
+    away) or `slot` (no `--parallelism` slot came free in time)."""
+
+    def __init__(self, cause: str, wait: float, *, status: int | None = None, rate: float | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.wait = wait
+        self.status = status
+        self.rate = rate
+
+
 @dataclass(frozen=True)
 class Ticket:
     """One attempt's admission: when it was sent, and in which congestion episode."""
@@ -99,6 +122,7 @@ class Limiter:
         self._window = float(self._max)
         self._inflight = 0
         self._pause_until = 0.0
+        self._pause_status = 429  # the status of the refusal that set `_pause_until`
         self._epoch = 0
         self._hold_until = 0.0
         # send rate: GCRA over `_rate` (None: unlimited) with `_burst` attempts of tolerance
@@ -177,39 +201,49 @@ class Limiter:
 
     # -- each attempt ----------------------------------------------------------------------------
 
-    def before_attempt(self, waited_until: float = 0.0) -> Ticket:
+    def before_attempt(self, waited_until: float = 0.0, timeout: float | None = None) -> Ticket:
         """Wait out the instance's pause (unless this thread already slept through it:
-        `waited_until`) and for the attempt's turn in the send rate; then admit it."""
+        `waited_until`) and for the attempt's turn in the send rate; then admit it. With `timeout`
+        (seconds left of the call's deadline), every wait ends by then: `NotAdmitted` when the
+        pause or the turn ends later (raised at once), or no gate slot came free in time."""
+        end = None if timeout is None else self._clock() + timeout
         while True:
             with self._cond:
                 now = self._clock()
                 pause = self._pause_until if self._pause_until > waited_until + 1e-6 else 0.0
                 if now < pause:
+                    if end is not None and pause > end:  # waiting would send nothing
+                        raise NotAdmitted("paused", pause - now, status=self._pause_status)
                     self._cond.wait(pause - now)
                     continue
                 send_at = now
                 if self._rate is not None:
                     interval = 1.0 / self._rate
                     send_at = max(now, self._tat - (self._burst - 1) * interval)
+                    if end is not None and send_at > end:  # leave the turn to a call that can use it
+                        raise NotAdmitted("rate", send_at - now, rate=self._rate)
                     self._tat = max(self._tat, send_at) + interval
                 if send_at <= now:
-                    return self._admit(now)
+                    return self._admit(now, end)
             self._sleep(send_at - now)
             with self._cond:
                 now = self._clock()
                 if now >= self._pause_until or self._pause_until <= waited_until + 1e-6:
-                    return self._admit(now)
+                    return self._admit(now, end)
             # a pause began while this attempt waited for its turn: wait it out, then take a new turn
 
-    def _admit(self, now: float) -> Ticket:
-        """(lock held) Count the attempt into the measured send rate, take the gate slot."""
+    def _admit(self, now: float, end: float | None = None) -> Ticket:
+        """(lock held) Count the attempt into the measured send rate, take the gate slot (waiting
+        for it until `end` at most: `NotAdmitted` then)."""
         gate = getattr(self._local, "gate", None)
         if gate is not None and not getattr(self._local, "holding", False):
             self._cond.release()  # never block on the shared gate while holding this instance's lock
             try:
-                gate.acquire()
+                got = gate.acquire() if end is None else gate.acquire(timeout=max(0.0, end - self._clock()))
             finally:
                 self._cond.acquire()
+            if not got:
+                raise NotAdmitted("slot", 0.0)
             self._local.holding = True
             now = self._clock()
         if self._first_send is None:
@@ -271,6 +305,7 @@ class Limiter:
             if until > self._pause_until:
                 self._paused += until - max(now, self._pause_until)
                 self._pause_until = until
+                self._pause_status = status
             if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
                 return delay, until  # sent before the last decrease took hold: it answered for this one
             self._epoch += 1
