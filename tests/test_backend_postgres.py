@@ -247,6 +247,10 @@ def test_a_holder_whose_lock_session_ended_can_no_longer_write(pg_dsn: str, back
         journal.append(Sunk("r.1"))
         [(session,)] = sql(pg_dsn, "SELECT backend_pid FROM keyform_locks")
         sql(pg_dsn, "SELECT pg_terminate_backend(%s)", session)  # a broken lock connection, as the server sees it
+        # pg_terminate_backend only signals: wait until the session is really gone (it lingered under load)
+        deadline = time.monotonic() + 20
+        while sql(pg_dsn, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", session) and time.monotonic() < deadline:
+            time.sleep(0.02)
         with pytest.raises(LockLostError, match=r"the state lock was lost .*; refusing to write the apply journal"):
             journal.append(Sunk("r.2"))
         journal.close()
