@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from keyform import __version__
@@ -60,3 +62,25 @@ def test_a_name_that_is_not_ascii_reaches_the_api_intact(emulator: Emulator, emu
     provider.close()
     assert created.key.attrs["name"] == "Clé CI — 東京"
     assert [k["name"] for k in emu_control.questra_keys("org_1")] == ["Clé CI — 東京"]
+
+
+def _ca_certificates(provider: QuestraProvider) -> int:
+    """How many CA certificates the provider's transport trusts for TLS."""
+    transport = provider._http._transport
+    assert isinstance(transport, httpx.HTTPTransport)
+    ssl_context = transport._pool._ssl_context
+    assert ssl_context is not None and ssl_context.verify_mode == ssl.CERT_REQUIRED and ssl_context.check_hostname
+    return int(ssl_context.cert_store_stats()["x509_ca"])
+
+
+def test_a_plain_http_instance_works_without_loading_the_ca_bundle(emulator: Emulator) -> None:
+    # an http:// instance never opens TLS: loading the CA bundle for it cost every plan ~30 ms of
+    # CPU; the context it holds still verifies, and with no CA it could trust no certificate
+    plain = QuestraProvider("qp", emulator.url, "tok_ci", "org_1")
+    assert emulator.url.startswith("http://")
+    assert plain.list() == []
+    plain.close()
+    assert _ca_certificates(plain) == 0
+    secure = QuestraProvider("qs", emulator.url.replace("http://", "https://"), "tok_ci", "org_1")
+    secure.close()
+    assert _ca_certificates(secure) > 0  # an https:// instance verifies against the CA bundle, as before

@@ -12,6 +12,9 @@ def cycles(deps: Mapping[str, Sequence[str]]) -> Iterator[list[str]]:
     for start in sorted(deps):
         if start in state:
             continue
+        if not deps[start]:  # a leaf (most keys): no path, nothing to search
+            state[start] = 2
+            continue
         state[start] = 1
         path = [start]
         stack = [iter([c for c in deps[start] if c in deps])]
@@ -42,6 +45,12 @@ def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str]:
     order: list[str] = []
     done: set[str] = set()
     for root in sorted(deps):
+        if root in done:
+            continue
+        if not deps[root]:  # a leaf (most keys) comes right after what came before it
+            done.add(root)
+            order.append(root)
+            continue
         stack: list[tuple[str, bool]] = [(root, False)]
         while stack:
             node, expanded = stack.pop()

@@ -165,6 +165,8 @@ class KeySpec:
 
     def dependencies(self) -> list[str]:
         """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""
+        if not self.secret_inputs:  # most keys: no set, no sort
+            return []
         return sorted({r.address for r in self.secret_inputs.values() if isinstance(r, SecretOfRef)})
 
 

@@ -116,7 +116,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     changes: list[Change] = []
     for address in order:
         if address in decisions:
-            changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], state))
+            changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], deps[address]))
 
     errors = foreign_entries(workspace, state, changes, inputs)
     for address in sorted(state.keys):
@@ -396,7 +396,8 @@ def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> 
     return ks.sink.sink in inputs.readable_sinks
 
 
-def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, state: State) -> Change:
+def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: list[str]) -> Change:
+    """The key's Change; `depends_on` is its `spec.dependencies()`, computed once by `plan`."""
     k = kind(spec.provider_type)
     attrs: list[AttrChange]
     if d.action is Action.CREATE:
@@ -410,7 +411,7 @@ def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, state: State) 
         address=spec.address, action=d.action, provider=spec.provider, provider_type=spec.provider_type,
         reasons=tuple(d.reasons), attrs=tuple(attrs), remote_id=ks.remote_id if ks else None,
         sink=str(spec.sink) if (k.returns_secret and spec.sink and (issued or SINK in d.attrs)) else None,
-        depends_on=tuple(spec.dependencies()),
+        depends_on=tuple(depends_on),
     )
 
 

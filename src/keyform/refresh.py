@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from itertools import chain
 
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
@@ -27,12 +28,14 @@ def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | N
 def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str]]:
     """Per provider instance, the header names that carry secrets (never kept from a listing)."""
     out: dict[str, set[str]] = {}
-    for spec in workspace.keys.values():
-        out.setdefault(spec.provider, set()).update(
-            h for p in spec.secret_inputs if (h := header_of(p)) is not None)
-    for ks in state.keys.values():
-        out.setdefault(ks.provider, set()).update(
-            h for p in ks.fingerprints if (h := header_of(p)) is not None)
+    for provider, paths in chain(((s.provider, s.secret_inputs) for s in workspace.keys.values()),
+                                 ((k.provider, k.fingerprints) for k in state.keys.values())):
+        names = out.get(provider)
+        if names is None:
+            names = out[provider] = set()
+        for path in paths:  # most keys have none or one: no generator per key
+            if (header := header_of(path)) is not None:
+                names.add(header)
     return out
 
 

@@ -57,17 +57,25 @@ def parse_key(item: Any, where: str) -> RemoteKey:
         raise ShapeError(f"{where} has no string 'id'")
     if not isinstance(name, str):
         raise ShapeError(f"{where} ({key_id}) has no string 'name'")
-    flags = {f: item.get(f, False) for f in ("revoked", "expired")}
-    for flag, value in flags.items():
+    revoked, expired = item.get("revoked", False), item.get("expired", False)
+    for flag, value in (("revoked", revoked), ("expired", expired)):
         if not isinstance(value, bool):
             raise ShapeError(f"{where} ({key_id}): '{flag}' is not a boolean")
     return RemoteKey(
         id=key_id, attrs={"name": name},
-        created_at=wire_time(item.get("created_at"), f"{where} ({key_id}) created_at"),
-        expires_at=wire_time(item.get("expires_at"), f"{where} ({key_id}) expires_at"),
-        revoked=flags["revoked"], expired=flags["expired"],
-        last_used_at=wire_time(item.get("last_used_at"), f"{where} ({key_id}) last_used_at"),
+        created_at=_time(item.get("created_at"), where, key_id, "created_at"),
+        expires_at=_time(item.get("expires_at"), where, key_id, "expires_at"),
+        revoked=revoked, expired=expired,
+        last_used_at=_time(item.get("last_used_at"), where, key_id, "last_used_at"),
         usage_reported="last_used_at" in item)
+
+
+def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
+    """`wire_time`; the `where (key_id) field` of its message is built only for a bad value."""
+    try:
+        return wire_time(value, "")
+    except ShapeError:
+        return wire_time(value, f"{where} ({key_id}) {field}")  # raises again, naming the field
 
 
 def parse_list(body: Any) -> list[RemoteKey]:

@@ -60,7 +60,8 @@ def error_detail(response: httpx.Response) -> tuple[str, str | None]:
     return f"{response.status_code} {message or response.reason_phrase}".strip(), None
 
 
-def _check(value: Any, default: Any, where: str) -> Any:
+def _check(value: Any, default: Any, where: str, key_id: str, field: str) -> Any:
+    """The field's value (a copy), or ShapeError naming `where (key_id) field` (built only then)."""
     if value is None:
         return type(default)()
     if isinstance(default, str) and isinstance(value, str):
@@ -70,7 +71,15 @@ def _check(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, dict) and isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return dict(value)
-    raise ShapeError(f"{where} is not a {type(default).__name__} of strings")
+    raise ShapeError(f"{where} ({key_id}) {field} is not a {type(default).__name__} of strings")
+
+
+def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
+    """`wire_time`; the `where (key_id) field` of its message is built only for a bad value."""
+    try:
+        return wire_time(value, "")
+    except ShapeError:
+        return wire_time(value, f"{where} ({key_id}) {field}")  # raises again, naming the field
 
 
 def parse_key(item: Any, where: str) -> RemoteKey:
@@ -80,10 +89,9 @@ def parse_key(item: Any, where: str) -> RemoteKey:
     key_id = item.get("id")
     if not isinstance(key_id, str) or not key_id:
         raise ShapeError(f"{where} has no string 'id'")
-    at = f"{where} ({key_id})"
-    attrs = {attr: _check(item.get(field), default, f"{at} {field}") for attr, (field, default) in WIRE.items()}
-    return RemoteKey(id=key_id, attrs=attrs, created_at=wire_time(item.get("createdAt"), f"{at} createdAt"),
-                     expires_at=wire_time(item.get("expiresAt"), f"{at} expiresAt"))
+    attrs = {attr: _check(item.get(field), default, where, key_id, field) for attr, (field, default) in WIRE.items()}
+    return RemoteKey(id=key_id, attrs=attrs, created_at=_time(item.get("createdAt"), where, key_id, "createdAt"),
+                     expires_at=_time(item.get("expiresAt"), where, key_id, "expiresAt"))
 
 
 def _one_key(body: Any) -> RemoteKey:
