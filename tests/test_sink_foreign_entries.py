@@ -293,3 +293,23 @@ def test_state_mv_with_a_new_sink_name_keeps_the_old_entry_keyforms(project: Pro
     res = project.run("plan")
     assert res.exit_code in (0, 2), res.output
     assert "already holds" not in res.stderr
+
+
+def test_a_renamed_sink_is_named_in_the_refusal(project: Project, emu_control: EmulatorControl) -> None:
+    """Renaming a sink (same file) made every key's entry read as a variable 'keyform did not
+    write'. keyform cannot know the old sink's file, so it still refuses, but says what happened
+    and how to go on."""
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    secret = project.sink()["A"]
+    text = project.manifest.read_text()
+    project.manifest.write_text(text.replace("  env:\n", "  dev:\n").replace("sink: env", "sink: dev")
+                                .replace("use: env", "use: dev"))
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert "the state records this key's secret as A in sink env, which the manifests no longer declare" in res.stderr
+    assert "If sink dev is sink env renamed, keep its old name (env)" in res.stderr
+    assert "did not write" not in res.stderr and "Traceback" not in res.output
+    project.manifest.write_text(text)  # the advice: the old name back
+    assert project.run("plan").exit_code == 0
+    assert project.sink()["A"] == secret
