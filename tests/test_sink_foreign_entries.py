@@ -248,3 +248,68 @@ def test_a_fifo_planted_at_the_dotenv_path_never_blocks_plan_or_apply(project: P
     assert res.exit_code == 1
     assert "is not a regular file" in res.stderr and "Traceback" not in res.output
     assert _live(emu_control) == []  # the new key was revoked
+
+
+def _two_keys(project: Project, a_as: str, b_as: str) -> None:
+    project.questra(f"a:\n  provider: qp\n  sink: {{use: env, as: {a_as}}}\n"
+                    f"b:\n  provider: qp\n  sink: {{use: env, as: {b_as}}}\n")
+
+
+def test_two_keys_swapping_their_names_each_keep_their_secret(project: Project) -> None:
+    """Both moves ran in parallel: one wrote its new entry (the other's old one) before the other
+    read it, so both entries ended with the same secret and the other key's secret was lost."""
+    _write_env(project, "OTHER_VAR=keepme\n")
+    _two_keys(project, "A", "B")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.sink()
+    _two_keys(project, "B", "A")
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    after = project.sink()
+    assert (after["A"], after["B"], after["OTHER_VAR"]) == (before["B"], before["A"], "keepme")
+    assert project.run("plan").exit_code == 0  # and nothing left to do
+
+
+def test_a_new_key_taking_a_moved_keys_name_does_not_take_its_secret(project: Project) -> None:
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    secret = project.sink()["A"]
+    _two_keys(project, "B", "A")  # a moves to B; the new key b takes A
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink()["B"] == secret and project.sink()["A"] != secret
+
+
+def test_state_mv_with_a_new_sink_name_keeps_the_old_entry_keyforms(project: Project) -> None:
+    """`state mv --sink-name` re-pointed the record and forgot the entry keyform had written: a key
+    taking that name then was refused as overwriting a variable keyform did not write."""
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    res = project.run("state", "mv", "a", "a2", "--sink-name", "A2", "-f", str(project.manifest))
+    assert res.exit_code == 0, res.output
+    assert project.state()["written_entries"] == {"env": ["A"]}
+    _write_env(project, "A2=" + project.sink()["A"] + "\n" + (project.root / ENV).read_text())
+    project.questra("a2:\n  provider: qp\n  sink: {use: env, as: A2}\nb:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    res = project.run("plan")
+    assert res.exit_code in (0, 2), res.output
+    assert "already holds" not in res.stderr
+
+
+def test_a_renamed_sink_is_named_in_the_refusal(project: Project, emu_control: EmulatorControl) -> None:
+    """Renaming a sink (same file) made every key's entry read as a variable 'keyform did not
+    write'. keyform cannot know the old sink's file, so it still refuses, but says what happened
+    and how to go on."""
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    secret = project.sink()["A"]
+    text = project.manifest.read_text()
+    project.manifest.write_text(text.replace("  env:\n", "  dev:\n").replace("sink: env", "sink: dev")
+                                .replace("use: env", "use: dev"))
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert "the state records this key's secret as A in sink env, which the manifests no longer declare" in res.stderr
+    assert "If sink dev is sink env renamed, keep its old name (env)" in res.stderr
+    assert "did not write" not in res.stderr and "Traceback" not in res.output
+    project.manifest.write_text(text)  # the advice: the old name back
+    assert project.run("plan").exit_code == 0
+    assert project.sink()["A"] == secret

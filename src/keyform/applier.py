@@ -77,6 +77,10 @@ class ApplyContext:
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
     # an entry another key now holds (a key renamed with the same `as:`)
     entry_owner: dict[tuple[str, str], str] = field(init=False, repr=False)
+    # address → the secret of a sink move, read before this apply wrote anything: its old entry is
+    # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
+    # may be written before the move reads it (`_hold_moving_secrets`)
+    held: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
@@ -243,6 +247,7 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
 
 def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:
     first = [c for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE)]
+    _hold_moving_secrets(first, ctx)
     _run(first, ctx, report, interrupts)
     second = [c for c in plan.changes if c.action is Action.DELETE]
     if report.lost_lock is not None:  # the revocations are not started either: say so
@@ -273,6 +278,28 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
             if ctx.revoked:
                 ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
                 ctx.revoked.clear()
+
+
+def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
+    """Read, before any change runs, the secret of each sink move whose old entry another change of
+    this apply writes: run in parallel, that change could overwrite the entry before the move read
+    it, and the moved key's secret would be lost (both entries holding the other key's secret)."""
+    written = {(spec.sink.sink, spec.sink.name) for c in changes
+               if (spec := ctx.workspace.keys.get(c.address)) is not None and spec.sink is not None}
+    for c in changes:
+        spec = ctx.workspace.keys.get(c.address)
+        ks = ctx.state.keys.get(c.address)
+        if (c.action is not Action.UPDATE or SINK not in {a.name for a in c.attrs} or spec is None
+                or spec.sink is None or ks is None or ks.sink is None):
+            continue
+        old = (ks.sink.sink, ks.sink.name)
+        if old in written and old != (spec.sink.sink, spec.sink.name):
+            try:
+                secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
+            except SinkError:
+                continue  # the move itself reports it
+            if secret is not None:
+                ctx.held[c.address] = secret
 
 
 def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
@@ -524,7 +551,9 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
 def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> SinkTarget:
     """Copy the secret from the key's recorded sink entry to its new one; the new entry's place."""
     assert spec.sink is not None and ks.sink is not None
-    secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
+    with ctx.lock:
+        held = ctx.held.pop(spec.address, None)
+    secret = held if held is not None else ctx.sink(ks.sink.sink).read(ks.sink.name)
     if secret is None:  # a move cut off after the old entry was removed: the new one has it
         secret = ctx.sink(spec.sink.sink).read(spec.sink.name)
     if secret is None:

@@ -196,6 +196,16 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
         if owned is None:
             owned = state.owned_entries() | inputs.interrupted_entries
         if target not in owned:
+            ks = state.keys.get(change.address)
+            if ks is not None and ks.sink is not None and ks.sink.name == target[1] \
+                    and ks.sink.sink not in workspace.sinks:  # a sink renamed? keyform cannot tell its file
+                out.append(Diagnostic(
+                    f"key {change.address!r}: sink {target[0]} already holds {target[1]} ({where}), and the state "
+                    f"records this key's secret as {target[1]} in sink {ks.sink.sink}, which the manifests no "
+                    f"longer declare; keyform cannot tell whether that was this file, so it will not overwrite "
+                    f"it. If sink {target[0]} is sink {ks.sink.sink} renamed, keep its old name "
+                    f"({ks.sink.sink}); else give the key another `as:`", spec.loc))
+                continue
             out.append(Diagnostic(
                 f"key {change.address!r}: sink {target[0]} already holds {target[1]} ({where}), which keyform "
                 f"did not write (the state does not record it); it will not overwrite it. Give the key another "

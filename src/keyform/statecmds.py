@@ -132,6 +132,8 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
     ks = state.keys.pop(old)
     ks.address = new
     if sink_name is not None and ks.sink is not None:
+        if ks.secret_in_sink and sink_name != ks.sink.name:  # the old entry, if still there, stays keyform's
+            state.note_written([(ks.sink.sink, ks.sink.name)])
         ks.sink = SinkTarget(ks.sink.sink, sink_name)
     state.keys[new] = ks
     for other in state.keys.values():
