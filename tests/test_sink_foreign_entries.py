@@ -49,6 +49,16 @@ def _live(control: EmulatorControl) -> list[dict[str, object]]:
     return [k for k in control.questra_keys(ORG) if not k.get("revoked")]
 
 
+def _interrupted(project: Project, intent: dict[str, Any]) -> Path:
+    """The journal an apply killed after its intent (and its sink write) leaves: begin + `intent`."""
+    state = project.state()
+    journal = project.root / "keyform.state.json.journal"
+    begin = {"op": "begin", "lineage": state["lineage"], "serial": state["serial"], "salt": state["fingerprint_salt"]}
+    records = [begin, {"op": "intent", "seq": "r1.1", "provider": "qp", **intent}]
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return journal
+
+
 @pytest.mark.parametrize("command", [("plan",), ("apply", "--auto-approve")])
 def test_a_variable_keyform_did_not_write_is_refused_before_any_remote_call(
         project: Project, emu_control: EmulatorControl, command: tuple[str, ...]) -> None:
@@ -118,14 +128,8 @@ def test_an_entry_written_by_an_interrupted_create_stays_keyforms(project: Proje
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
     # now a second key, whose create is "interrupted" after its sink write: forge that journal
-    state = project.state()
-    journal = project.root / "keyform.state.json.journal"
-    journal.write_text("\n".join(json.dumps(r) for r in [
-        {"op": "begin", "lineage": state["lineage"], "serial": state["serial"], "salt": state["fingerprint_salt"]},
-        {"op": "intent", "seq": "r1.1", "action": "create", "address": "web", "provider": "qp",
-         "label": "web", "at": "2026-01-01T00:00:00Z", "replaces": None, "match": {"name": "web"},
-         "entry": {"sink": "env", "as": "WEB"}},
-    ]) + "\n")
+    _interrupted(project, {"action": "create", "address": "web", "label": "web", "at": "2026-01-01T00:00:00Z",
+                           "replaces": None, "match": {"name": "web"}, "entry": {"sink": "env", "as": "WEB"}})
     env = project.root / ENV
     env.write_text(env.read_text() + "WEB=orphaned-secret\n")
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
@@ -143,13 +147,8 @@ def test_an_entry_written_by_an_interrupted_create_stays_keyforms(project: Proje
 def test_apply_keeps_an_interrupted_moves_entry_after_the_journal_goes(project: Project) -> None:
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
-    state = project.state()
-    journal = project.root / "keyform.state.json.journal"
-    journal.write_text("\n".join(json.dumps(r) for r in [
-        {"op": "begin", "lineage": state["lineage"], "serial": state["serial"], "salt": state["fingerprint_salt"]},
-        {"op": "intent", "seq": "r1.1", "action": "update", "address": "ci-bot", "provider": "qp",
-         "remote_id": state["keys"]["ci-bot"]["remote_id"], "entry": {"sink": "env", "as": "MOVED"}},
-    ]) + "\n")
+    journal = _interrupted(project, {"action": "update", "address": "ci-bot", "remote_id": project.remote_id("ci-bot"),
+                                     "entry": {"sink": "env", "as": "MOVED"}})
     env = project.root / ENV
     env.write_text(env.read_text() + "MOVED=x\n")
     # the manifests went back to CI_BOT meanwhile: apply commits the recovery and drops the journal
