@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -151,15 +151,19 @@ def test_a_pause_that_ends_within_the_deadline_is_waited_for(server: HostileServ
     assert len(server.seen) == 2
 
 
-def test_a_reply_cut_by_the_deadline_after_429s_keeps_the_429_for_a_list(server: HostileServer) -> None:
-    """A list refused, then left unanswered until the deadline: it reports the 429 it did get."""
+def _refused_then_silent(server: HostileServer) -> Callable[[Seen], Reply | None]:
+    """The first attempt answered 429 (Retry-After 0), the next one left unanswered past the deadline."""
     def script(seen: Seen) -> Reply | None:
         if len(server.seen) == 1:
             return _refuse("0")
         time.sleep(DEADLINE + 1.0)
         return Reply(drop=True)
+    return script
 
-    server.script = script
+
+def test_a_reply_cut_by_the_deadline_after_429s_keeps_the_429_for_a_list(server: HostileServer) -> None:
+    """A list refused, then left unanswered until the deadline: it reports the 429 it did get."""
+    server.script = _refused_then_silent(server)
     err, took = _fails(_provider(server), "list")
     assert took <= DEADLINE + SLACK, took
     assert err.status == 429 and not err.ambiguous, err
@@ -169,13 +173,7 @@ def test_a_reply_cut_by_the_deadline_after_429s_keeps_the_429_for_a_list(server:
 def test_a_create_cut_by_the_deadline_after_a_429_may_have_happened(server: HostileServer) -> None:
     """The ambiguity contract is kept: once a create's attempt was sent and its reply lost, the key
     may exist remotely, whatever an earlier attempt was answered."""
-    def script(seen: Seen) -> Reply | None:
-        if len(server.seen) == 1:
-            return _refuse("0")
-        time.sleep(DEADLINE + 1.0)
-        return Reply(drop=True)
-
-    server.script = script
+    server.script = _refused_then_silent(server)
     err, took = _fails(_provider(server), "create")
     assert took <= DEADLINE + SLACK, took
     assert err.ambiguous and err.status is None, err
