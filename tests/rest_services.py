@@ -14,6 +14,7 @@ import itertools
 import json
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ Reply = tuple[int, Any]
 
 
 @dataclass
-class Service:
-    """One API's keys and its request counter; `handle` answers one request."""
+class Service(ABC):
+    """One API's keys and its request counter; `handle` answers one request. Each API implements
+    `failure`, `handle` and `seed`."""
 
     paginated: ClassVar[bool] = True  # does the API's list come in pages?
 
@@ -52,15 +54,17 @@ class Service:
         """Every one of these APIs creates a key with a POST to its collection."""
         return method == "POST"
 
+    @abstractmethod
     def failure(self, status: int) -> Reply:
         """The API's error answer for `status` (429, 500, 503), in its documented error shape."""
-        raise NotImplementedError
 
+    @abstractmethod
     def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: Any) -> Reply:
-        raise NotImplementedError
+        """Answer one API request (status, JSON body)."""
 
+    @abstractmethod
     def seed(self, count: int) -> None:
-        raise NotImplementedError
+        """Store `count` keys directly, as if created earlier."""
 
 
 def _now() -> datetime:

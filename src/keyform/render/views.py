@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
     from keyform.providers.ratelimit import RateEvent
 
 
-class View:
-    """What every format shares: diagnostics, and the lines of an interrupted apply (stderr)."""
+class View(ABC):
+    """What every format shares: diagnostics, and the lines of an interrupted apply (stderr).
+    Each format implements `plan`, `event`, `rate` and `summary`."""
 
     def __init__(self, color: bool = False) -> None:
         self.color = color  # stdout is a terminal that takes colour
@@ -33,11 +35,11 @@ class View:
     def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
         print_diagnostics(diagnostics)
 
+    @abstractmethod
     def plan(self, plan: Plan) -> None:
         """The plan as this format shows it (`keyform plan`, `keyform show`)."""
-        raise NotImplementedError
 
-    def saved(self, path: str) -> None:
+    def saved(self, path: str) -> None:  # noqa: B027 (an optional hook: most formats say nothing)
         """After `plan --out PATH` wrote the plan (only the text view says so)."""
 
     # --- apply and destroy
@@ -46,17 +48,20 @@ class View:
         """The plan apply made itself, before asking."""
         self.plan(plan)
 
-    def confirming(self) -> None:
+    def confirming(self) -> None:  # noqa: B027 (an optional hook: most formats say nothing)
         """Just before the confirmation question."""
 
+    @abstractmethod
     def event(self, event: ApplyEvent) -> None:
-        raise NotImplementedError
+        """One change's progress (started, done, failed, skipped)."""
 
+    @abstractmethod
     def rate(self, event: RateEvent) -> None:
-        raise NotImplementedError
+        """A provider instance was rate-limited (its pause and concurrency)."""
 
+    @abstractmethod
     def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
-        raise NotImplementedError
+        """The apply's (or destroy's) last word."""
 
     def interrupted(self, report: ApplyReport) -> None:
         from keyform.render.progress import interrupted_lines
@@ -127,9 +132,6 @@ class JSONView(View):
 
     def plan(self, plan: Plan) -> None:
         click.echo(plan.dumps(), nl=False)
-
-    def saved(self, path: str) -> None:
-        pass
 
     def planned(self, plan: Plan) -> None:
         click.echo(json.dumps({"type": "planned", "plan": plan.to_json()}))
