@@ -190,14 +190,14 @@ def test_planner_refuses_a_foreign_entry_with_both_locations() -> None:
 @pytest.mark.parametrize("how", ["key", "written", "interrupted"])
 def test_planner_lets_keyform_overwrite_its_own_entry(how: str) -> None:
     state = State.new()
-    interrupted: frozenset[tuple[str, str]] = frozenset()
+    interrupted: frozenset[SinkTarget] = frozenset()
     if how == "key":
         state.keys["old"] = KeyState("old", "qp", "questra", "k1", {}, {}, "never", None, "2026-01-01T00:00:00Z",
                                      sink=SinkTarget("env", "OTHER"))
     elif how == "written":
         state.written = {"env": {"OTHER"}}
     else:
-        interrupted = frozenset({("env", "OTHER")})
+        interrupted = frozenset({SinkTarget("env", "OTHER")})
     result = plan(_workspace("OTHER"), state, RemoteSnapshot(), NOW,
                   inputs=PlanInputs(sinks=_snapshot(OTHER=1), interrupted_entries=interrupted))
     assert [c.address for c in result.changes if c.address == "ci-bot"]

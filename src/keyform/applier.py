@@ -76,7 +76,7 @@ class ApplyContext:
     sink_slots: threading.Semaphore = field(init=False, repr=False)
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
     # an entry another key now holds (a key renamed with the same `as:`)
-    entry_owner: dict[tuple[str, str], str] = field(init=False, repr=False)
+    entry_owner: dict[SinkTarget, str] = field(init=False, repr=False)
     # address → the secret of a sink move, read before this apply wrote anything: its old entry is
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
@@ -85,7 +85,7 @@ class ApplyContext:
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
         self.sink_slots = threading.Semaphore(max(1, self.parallelism))
-        self.entry_owner = {(s.sink.sink, s.sink.name): a for a, s in self.workspace.keys.items()
+        self.entry_owner = {s.sink: a for a, s in self.workspace.keys.items()
                             if s.sink is not None and kind(s.provider_type).returns_secret}
 
     def provider(self, name: str) -> Provider:
@@ -284,7 +284,7 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
     """Read, before any change runs, the secret of each sink move whose old entry another change of
     this apply writes: run in parallel, that change could overwrite the entry before the move read
     it, and the moved key's secret would be lost (both entries holding the other key's secret)."""
-    written = {(spec.sink.sink, spec.sink.name) for c in changes
+    written = {spec.sink for c in changes
                if (spec := ctx.workspace.keys.get(c.address)) is not None and spec.sink is not None}
     for c in changes:
         spec = ctx.workspace.keys.get(c.address)
@@ -292,8 +292,7 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
         if (c.action is not Action.UPDATE or SINK not in {a.name for a in c.attrs} or spec is None
                 or spec.sink is None or ks is None or ks.sink is None):
             continue
-        old = (ks.sink.sink, ks.sink.name)
-        if old in written and old != (spec.sink.sink, spec.sink.name):
+        if ks.sink in written and ks.sink != spec.sink:
             try:
                 secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
             except SinkError:
@@ -421,7 +420,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
     revoke_after = format_time(now + spec.rotation.grace)  # all that can fail, before the remote call
     match = {n: spec.attrs.get(n) for n in sorted(k.remote_attributes) if n != "headers"}
-    entry = {"entry": {"sink": spec.sink.sink, "as": spec.sink.name}} if (k.returns_secret and spec.sink) else {}
+    entry = {"entry": spec.sink.to_json()} if (k.returns_secret and spec.sink) else {}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match, **entry)
     try:
@@ -527,7 +526,7 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
     remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
     # a sink move journals the entry it writes: recovery keeps it as keyform's own (`State.written`)
     moving = SINK in changed and spec.sink is not None and ks.sink is not None
-    entry = {"entry": {"sink": spec.sink.sink, "as": spec.sink.name}} if (moving and spec.sink) else {}
+    entry = {"entry": spec.sink.to_json()} if (moving and spec.sink) else {}
     if not remote_changes:
         seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
         return seq, dict(ks.remote), fps, expires_at
@@ -571,7 +570,7 @@ def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
 def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     if ks.sink is None:
         return
-    if ctx.entry_owner.get((ks.sink.sink, ks.sink.name), ks.address) != ks.address:
+    if ctx.entry_owner.get(ks.sink, ks.address) != ks.address:
         return  # another key of the manifests writes this entry now: it is not ours to remove
     try:
         ctx.sink(ks.sink.sink).remove(ks.sink.name)

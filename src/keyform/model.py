@@ -104,6 +104,17 @@ class SinkTarget:
     def __str__(self) -> str:
         return f"{self.sink}:{self.name}"
 
+    def to_json(self) -> dict[str, str]:
+        """The JSON form, in the state (`keys.*.sink`) and the journal (an intent's `entry`)."""
+        return {"sink": self.sink, "as": self.name}
+
+    @classmethod
+    def from_json(cls, value: Any) -> SinkTarget | None:
+        """`to_json`'s form read back; None for anything else (the schemas check what is stored)."""
+        if isinstance(value, dict) and isinstance(value.get("sink"), str) and isinstance(value.get("as"), str):
+            return cls(value["sink"], value["as"])
+        return None
+
 
 @dataclass(frozen=True)
 class Rotation:

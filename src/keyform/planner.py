@@ -22,7 +22,7 @@ from keyform.durations import format_duration, format_time, maybe_time, parse_ti
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, topological_order
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, Workspace, header_of
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
@@ -55,7 +55,7 @@ class PlanInputs:
     # the sinks' entries as found now (`keyform.sinkscan`), and the (sink, entry) pairs an
     # interrupted apply may have written (`Recovery.entries`): see `foreign_entries`
     sinks: SinkSnapshot = field(default_factory=SinkSnapshot)
-    interrupted_entries: frozenset[tuple[str, str]] = frozenset()
+    interrupted_entries: frozenset[SinkTarget] = frozenset()
 
 
 @dataclass
@@ -184,30 +184,30 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
     the entry's `file:line`. keyform's own entries are those a key in the state records, those in
     `state.written`, and those an interrupted apply may have written."""
     out: list[Diagnostic] = []
-    owned: set[tuple[str, str]] | None = None
+    owned: set[SinkTarget] | None = None
     for change in changes:
         spec = workspace.keys.get(change.address)
         if change.sink is None or change.action is Action.DELETE or spec is None or spec.sink is None:
             continue
-        target = (spec.sink.sink, spec.sink.name)
-        where = inputs.sinks.where(*target)
+        target = spec.sink
+        where = inputs.sinks.where(target.sink, target.name)
         if where is None:
             continue
         if owned is None:
             owned = state.owned_entries() | inputs.interrupted_entries
         if target not in owned:
             ks = state.keys.get(change.address)
-            if ks is not None and ks.sink is not None and ks.sink.name == target[1] \
+            if ks is not None and ks.sink is not None and ks.sink.name == target.name \
                     and ks.sink.sink not in workspace.sinks:  # a sink renamed? keyform cannot tell its file
                 out.append(Diagnostic(
-                    f"key {change.address!r}: sink {target[0]} already holds {target[1]} ({where}), and the state "
-                    f"records this key's secret as {target[1]} in sink {ks.sink.sink}, which the manifests no "
+                    f"key {change.address!r}: sink {target.sink} already holds {target.name} ({where}), and the state "
+                    f"records this key's secret as {target.name} in sink {ks.sink.sink}, which the manifests no "
                     f"longer declare; keyform cannot tell whether that was this file, so it will not overwrite "
-                    f"it. If sink {target[0]} is sink {ks.sink.sink} renamed, keep its old name "
+                    f"it. If sink {target.sink} is sink {ks.sink.sink} renamed, keep its old name "
                     f"({ks.sink.sink}); else give the key another `as:`", spec.loc))
                 continue
             out.append(Diagnostic(
-                f"key {change.address!r}: sink {target[0]} already holds {target[1]} ({where}), which keyform "
+                f"key {change.address!r}: sink {target.sink} already holds {target.name} ({where}), which keyform "
                 f"did not write (the state does not record it); it will not overwrite it. Give the key another "
                 "`as:`, or remove that line from the file if its value may go (if it holds the secret of a key "
                 "keyform made, adopt that key with `keyform import`)", spec.loc))

@@ -32,6 +32,7 @@ from keyform.durations import format_time, parse_time
 from keyform.errors import KeyformError
 from keyform.journal import Abandoned, Begin, Created, Intent, Interrupted, Record, replay, unresolved
 from keyform.kinds import kind
+from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
 from keyform.providers.pool import ProviderPool
 from keyform.remote import RemoteKey
@@ -49,7 +50,7 @@ class Recovery:
     unresolved: list[Interrupted] = field(default_factory=list)  # could not be checked now; retried
     records: list[Record] = field(default_factory=list)  # the journal as read
     # (sink, entry) that interrupted creates and sink moves may have written: keyform's own
-    entries: set[tuple[str, str]] = field(default_factory=set)
+    entries: set[SinkTarget] = field(default_factory=set)
 
     @property
     def pending(self) -> bool:
@@ -81,18 +82,18 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
 
 
 def assess(state: State, records: list[Record], pool: ProviderPool,
-           provider_types: Mapping[str, str], targets: Mapping[str, tuple[str, str]] | None = None) -> Recovery:
+           provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None) -> Recovery:
     """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, and a
     rotation request for a key whose sink entry an orphan may have overwritten); lists remote keys
     where a lost reply must be matched; never changes anything remotely or on disk. `targets`
-    (address -> (sink, entry) in the manifests) stands in for the entry of a create journaled
+    (address -> its sink entry in the manifests) stands in for the entry of a create journaled
     before intents recorded it."""
     out = Recovery(records=list(records))
     if not records:
         return out
     interrupted, out.state_changed = fold(state, records)
     moved = {a: t for a, t in (targets or {}).items()  # where the manifests put an entry the state does not record
-             if (ks := state.keys.get(a)) is None or ks.sink is None or (ks.sink.sink, ks.sink.name) != t}
+             if (ks := state.keys.get(a)) is None or ks.sink != t}
     out.entries = written_entries(interrupted, moved)
     if out.state_changed:
         out.notes.append("an interrupted apply finished some changes that the state does not record yet; "
@@ -277,17 +278,17 @@ def _time(value: Any) -> datetime | None:
 
 
 def written_entries(interrupted: Collection[Interrupted],
-                    targets: Mapping[str, tuple[str, str]] | None = None) -> set[tuple[str, str]]:
+                    targets: Mapping[str, SinkTarget] | None = None) -> set[SinkTarget]:
     """The sink entries interrupted changes may have written (a sink write is durable before the
     journal says so): keyform's own, to be kept in `State.written` once the journal lets them go.
     An intent journaled by an older keyform names no entry: `targets` (where the manifests put an
     entry the state does not record) stands in."""
     out = set()
     for it in interrupted:
-        entry = it.details.get("entry")
-        if isinstance(entry, dict) and isinstance(entry.get("sink"), str) and isinstance(entry.get("as"), str):
-            out.add((entry["sink"], entry["as"]))
-        elif entry is None and it.action in ("create", "update") and targets and it.address in targets:
+        entry = SinkTarget.from_json(it.details.get("entry"))
+        if entry is not None:
+            out.add(entry)
+        elif "entry" not in it.details and it.action in ("create", "update") and targets and it.address in targets:
             out.add(targets[it.address])
     return out
 

@@ -85,7 +85,7 @@ class KeyState:
             "expiry_spec": self.expiry_spec,
             "expires_at": self.expires_at,
             "created_at": self.created_at,
-            "sink": None if self.sink is None else {"sink": self.sink.sink, "as": self.sink.name},
+            "sink": None if self.sink is None else self.sink.to_json(),
             "fingerprints": dict(sorted(self.fingerprints.items())),
             "prevent_destroy": self.prevent_destroy,
             "secret_in_sink": self.secret_in_sink,
@@ -97,7 +97,6 @@ class KeyState:
 
     @classmethod
     def from_json(cls, address: str, d: dict[str, Any]) -> KeyState:
-        sink = d.get("sink")
         return cls(
             address=address,
             provider=d["provider"],
@@ -108,7 +107,7 @@ class KeyState:
             expiry_spec=d.get("expiry_spec", "never"),
             expires_at=d.get("expires_at"),
             created_at=d["created_at"],
-            sink=None if sink is None else SinkTarget(sink["sink"], sink["as"]),
+            sink=SinkTarget.from_json(d.get("sink")),
             fingerprints=dict(d.get("fingerprints") or {}),
             prevent_destroy=bool(d.get("prevent_destroy", False)),
             secret_in_sink=bool(d.get("secret_in_sink", True)),
@@ -170,19 +169,21 @@ class State:
     # entry of a guarded sink (a .env variable) it refuses to overwrite (`planner.foreign_entries`)
     written: dict[str, set[str]] = field(default_factory=dict)
 
-    def owned_entries(self) -> set[tuple[str, str]]:
-        """Every (sink, entry) keyform wrote and has not removed: the keys' and `written`."""
-        owned = {(ks.sink.sink, ks.sink.name) for ks in self.keys.values() if ks.sink is not None}
-        owned.update((sink, name) for sink, names in self.written.items() for name in names)
-        return owned
+    def _recorded_entries(self) -> set[SinkTarget]:
+        return {ks.sink for ks in self.keys.values() if ks.sink is not None}
 
-    def note_written(self, entries: Iterable[tuple[str, str]]) -> bool:
+    def owned_entries(self) -> set[SinkTarget]:
+        """Every entry keyform wrote and has not removed: the keys' and `written`."""
+        return self._recorded_entries() | {SinkTarget(sink, name) for sink, names in self.written.items()
+                                           for name in names}
+
+    def note_written(self, entries: Iterable[SinkTarget]) -> bool:
         """Record entries keyform wrote outside any key's record; True if that added one."""
         added = False
-        for sink, name in entries:
-            names = self.written.setdefault(sink, set())
-            if name not in names:
-                names.add(name)
+        for entry in entries:
+            names = self.written.setdefault(entry.sink, set())
+            if entry.name not in names:
+                names.add(entry.name)
                 added = True
         return added
 
@@ -190,8 +191,9 @@ class State:
         """`written`, less what a key records now (that key owns it) and empty sinks."""
         if not self.written:
             return {}
-        by_keys = {(ks.sink.sink, ks.sink.name) for ks in self.keys.values() if ks.sink is not None}
-        out = {sink: sorted(n for n in names if (sink, n) not in by_keys) for sink, names in self.written.items()}
+        by_keys = self._recorded_entries()
+        out = {sink: sorted(n for n in names if SinkTarget(sink, n) not in by_keys)
+               for sink, names in self.written.items()}
         return {sink: names for sink, names in sorted(out.items()) if names}
 
     @classmethod

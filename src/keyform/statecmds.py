@@ -120,7 +120,7 @@ def state_rm(state: State, address: str) -> KeyState:
     if ks is None:
         raise KeyformError(f"state rm: no key {address!r} in the state")
     if ks.sink is not None and ks.secret_in_sink:  # its entry stays where keyform wrote it
-        state.note_written([(ks.sink.sink, ks.sink.name)])
+        state.note_written([ks.sink])
     return ks
 
 
@@ -133,7 +133,7 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
     ks.address = new
     if sink_name is not None and ks.sink is not None:
         if ks.secret_in_sink and sink_name != ks.sink.name:  # the old entry, if still there, stays keyform's
-            state.note_written([(ks.sink.sink, ks.sink.name)])
+            state.note_written([ks.sink])
         ks.sink = SinkTarget(ks.sink.sink, sink_name)
     state.keys[new] = ks
     for other in state.keys.values():
