@@ -23,12 +23,13 @@ import pytest
 from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
-from keyform.errors import KeyformError, SourceLoc
+from keyform.errors import KeyformError, SourceLoc, StateError
+from keyform.journal import JournalRecordError, decode
 from keyform.model import KeySpec, SinkConfig, SinkTarget, Workspace
 from keyform.planner import PlanInputs, plan
 from keyform.remote import RemoteSnapshot
 from keyform.sinkscan import SinkSnapshot, scan
-from keyform.state import KeyState, State
+from keyform.state import KeyState, State, parse_state
 
 ENV = ".secrets/keys.env"
 
@@ -312,3 +313,31 @@ def test_a_renamed_sink_is_named_in_the_refusal(project: Project, emu_control: E
     project.manifest.write_text(text)  # the advice: the old name back
     assert project.run("plan").exit_code == 0
     assert project.sink()["A"] == secret
+
+
+@pytest.mark.parametrize(("written", "field"), [
+    ({"env": [5]}, "written_entries.env[0]"), ({"env": "WEB"}, "written_entries.env"),
+    ({"env": [""]}, "written_entries.env[0]"), (["env"], "written_entries"),
+])
+def test_a_hand_edited_written_entries_is_refused_naming_the_field(written: object, field: str) -> None:
+    doc = json.loads(State.new().dumps())
+    doc["written_entries"] = written
+    with pytest.raises(StateError) as err:
+        parse_state(json.dumps(doc).encode(), "keyform.state.json", "it was not changed")
+    assert f'field "{field}"' in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_odd_but_well_formed_written_entries_load_and_stay_inert() -> None:
+    """Names keyform could never write (a newline, 10,000 of them) only widen what plan lets it overwrite."""
+    doc = json.loads(State.new().dumps())
+    doc["written_entries"] = {"env": ["A\nB", *(f"V{i}" for i in range(10_000))]}
+    state = parse_state(json.dumps(doc).encode(), "keyform.state.json", "it was not changed")
+    assert SinkTarget("env", "A\nB") in state.owned_entries() and len(state.written["env"]) == 10_001
+
+
+@pytest.mark.parametrize("entry", [{"sink": 5, "as": "X"}, {"sink": "env"}, "env:X", {"sink": "env", "as": ""}])
+def test_a_journal_intent_with_a_malformed_entry_is_refused(entry: object) -> None:
+    record = {"op": "intent", "seq": "r.1", "action": "create", "address": "k", "provider": "qp", "entry": entry}
+    with pytest.raises(JournalRecordError) as err:  # the backend names the journal's file and line
+        decode(json.dumps(record))
+    assert "entry" in str(err.value)
