@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
+from keyform import cachedir
 from keyform.errors import KeyformError
 from keyform.manifest import load_workspace, parsecache, yamlsource
 from keyform.model import Workspace
@@ -210,7 +211,7 @@ def test_another_keyform_version_never_reads_the_entry(tmp_path: Path, cache: Pa
     outcome(tmp_path / "p")
     key = parsecache.entry_key(data)
     parsecache._code_stamp.cache_clear()
-    monkeypatch.setattr(parsecache, "__version__", "999.0")
+    monkeypatch.setattr(cachedir, "__version__", "999.0")
     try:
         assert parsecache.entry_key(data) != key
         assert parsecache.load(data, "keyform.yaml") is None
@@ -224,7 +225,7 @@ def test_the_key_is_the_exact_bytes(tmp_path: Path) -> None:
 
 
 def test_the_cache_keeps_at_most_max_entries(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parsecache, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(cachedir, "MAX_ENTRIES", 3)
     for i in range(5):
         write(tmp_path / "p", VALID + f"# {i}\n")
         outcome(tmp_path / "p")

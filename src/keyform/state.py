@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyform import checkcache
 from keyform.errors import KeyformError, StateError
 from keyform.model import KeySpec, SinkTarget
 from keyform.statecheck import state_problem
@@ -274,15 +275,22 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise StateError(f"{name}: {what} was written by a newer keyform (format {version}; this "
                          f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
+    checked = False
     if "format_version" in doc and version != FORMAT_VERSION:
         problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+    elif checkcache.passed("state", raw):  # these exact bytes passed the check before (checkcache)
+        problem = None
     else:
-        problem = state_problem(doc)
+        problem, checked = state_problem(doc), True
     if problem is None:
         try:
-            return State.from_json(doc)
+            state = State.from_json(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"malformed content ({type(exc).__name__})"
+        else:
+            if checked:
+                checkcache.remember("state", raw)
+            return state
     raise StateError(f"{name}: {what} {problem}; {untouched}")
 
 

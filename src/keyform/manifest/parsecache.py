@@ -29,21 +29,16 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
-import sys
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from keyform import __version__
+from keyform.cachedir import cache_dir, code_stamp, entry_path, read_entry, usable, write_entry
 from keyform.manifest.document import YamlDocument, YamlPath
 
+__all__ = ["CACHE_FORMAT", "CachedLines", "cache_dir", "entry_key", "load", "store"]
+
 CACHE_FORMAT = 1
-MAX_ENTRIES = 256
-_SUFFIX = ".json"
 # An entry is JSON of the file's values and lines: a few times the file's size at most.
 _MAX_ENTRY_FACTOR, _MAX_ENTRY_SLACK = 8, 1 << 20
 # The modules (relative to the keyform package) and schema whose code decides an entry's content.
@@ -51,31 +46,9 @@ _PRODUCERS = ("manifest/yamlsource.py", "manifest/document.py", "manifest/parsec
               "manifest/fastcheck.py", "manifest/schema.py", "schemas/manifest.schema.json")
 
 
-def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
-    """Where entries live, or None when the cache is turned off."""
-    env = os.environ if env is None else env
-    if env.get("KEYFORM_NO_CACHE", "") not in ("", "0"):
-        return None
-    given = env.get("KEYFORM_CACHE_DIR")
-    if given:
-        return Path(given)
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "keyform" / "manifests"
-
-
 @cache
 def _code_stamp() -> str:
-    """What the entry's producers are: keyform's and Python's versions, and each producing file's
-    size and mtime (an edited module under the same version is a new stamp)."""
-    root = Path(__file__).resolve().parent.parent
-    parts = [f"format={CACHE_FORMAT}", f"keyform={__version__}", f"python={sys.version}"]
-    for name in _PRODUCERS:
-        try:
-            st = os.stat(root / name)
-            parts.append(f"{name}={st.st_size}:{st.st_mtime_ns}")
-        except OSError:
-            parts.append(f"{name}=missing")
-    return "\n".join(parts)
+    return code_stamp(_PRODUCERS, CACHE_FORMAT)
 
 
 def entry_key(data: bytes) -> str:
@@ -84,17 +57,6 @@ def entry_key(data: bytes) -> str:
     digest.update(b"\0")
     digest.update(data)
     return digest.hexdigest()
-
-
-def _usable(directory: Path) -> bool:
-    """The directory exists, is the user's, and no one else can write to it."""
-    try:
-        st = os.stat(directory)
-    except OSError:
-        return False
-    getuid = getattr(os, "geteuid", None)
-    owned = getuid is None or st.st_uid == getuid()
-    return owned and (st.st_mode & 0o022) == 0 and os.path.isdir(directory)
 
 
 class CachedLines(Mapping[YamlPath, int]):
@@ -154,12 +116,12 @@ def load(data: bytes, file: str) -> YamlDocument | None:
     """The cached parse of a file of these bytes (shown as `file`), or None (not cached, cache off,
     or an entry that is not exactly what this keyform writes)."""
     directory = cache_dir()
-    if directory is None or not _usable(directory):
+    if directory is None or not usable(directory):
         return None
     key = entry_key(data)
-    path = directory / (key + _SUFFIX)
+    path = entry_path(directory, key)
     try:
-        raw = _read_entry(path, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
+        raw = read_entry(path, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
         if raw is None:
             return None
         entry = json.loads(raw)
@@ -170,20 +132,6 @@ def load(data: bytes, file: str) -> YamlDocument | None:
         with contextlib.suppress(OSError):
             os.utime(path)  # least recently used goes first when the cache is full
     return doc
-
-
-def _read_entry(path: Path, limit: int) -> bytes | None:
-    """The entry's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
-    a FIFO that would block, a device, a huge file): never waits, never follows a link."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(limit + 1)
-    finally:
-        os.close(fd)
 
 
 def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | None:
@@ -215,42 +163,4 @@ def store(data: bytes, doc: YamlDocument) -> None:
                            "lines": _stored_lines(doc.lines)}, separators=(",", ":"))
     except (KeyError, TypeError, ValueError, RecursionError):
         return
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not _usable(directory):
-            return
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=_SUFFIX)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, directory / (entry_key(data) + _SUFFIX))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _prune(directory)
-    except OSError:
-        return
-
-
-def _prune(directory: Path) -> None:
-    """Keep the `MAX_ENTRIES` most recently used entries (and no stale temp file of a crashed write)."""
-    entries: list[tuple[float, str]] = []
-    stale = time.time() - 3600  # a temp file this old is a crashed write's, not one in flight
-    with os.scandir(directory) as it:
-        for item in it:
-            try:
-                mtime = item.stat().st_mtime
-            except OSError:
-                continue
-            if item.name.startswith(".tmp-"):
-                if mtime < stale:
-                    entries.append((0.0, item.name))
-            elif item.name.endswith(_SUFFIX):
-                entries.append((mtime, item.name))
-    if len(entries) <= MAX_ENTRIES:
-        return
-    entries.sort()
-    for _, name in entries[:len(entries) - MAX_ENTRIES]:
-        with contextlib.suppress(OSError):
-            os.unlink(directory / name)
+    write_entry(directory, entry_key(data), text)

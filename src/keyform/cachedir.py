@@ -1,0 +1,127 @@
+"""The directory of keyform's caches, and its entries: one JSON file each, named by a digest.
+
+`manifest/parsecache` (parsed manifest files) and `checkcache` (verdicts of the state check) keep
+their entries here. The directory is `$KEYFORM_CACHE_DIR`, else `$XDG_CACHE_HOME/keyform/manifests`,
+else `~/.cache/keyform/manifests`, created 0700; a directory not owned by the user or writable by
+group or others is not used; `KEYFORM_NO_CACHE=1` turns every cache off. Entries are 0600, written
+to a temp file and renamed into place; at most `MAX_ENTRIES` are kept (the least recently used go
+first). An entry's name is a digest of what it is about and of `code_stamp`: keyform's and
+Python's versions, the entry format, and the size and mtime of the modules that produce it.
+Reading never follows a link, never blocks on a FIFO, never reads more than asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from keyform import __version__
+
+MAX_ENTRIES = 256
+_SUFFIX = ".json"
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """Where entries live, or None when the cache is turned off."""
+    env = os.environ if env is None else env
+    if env.get("KEYFORM_NO_CACHE", "") not in ("", "0"):
+        return None
+    given = env.get("KEYFORM_CACHE_DIR")
+    if given:
+        return Path(given)
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "keyform" / "manifests"
+
+
+def code_stamp(producers: tuple[str, ...], entry_format: int) -> str:
+    """What an entry's producers are: keyform's and Python's versions, the entry's format, and each
+    producing file's size and mtime, relative to the keyform package (an edited module under the
+    same version is a new stamp)."""
+    root = Path(__file__).resolve().parent
+    parts = [f"format={entry_format}", f"keyform={__version__}", f"python={sys.version}"]
+    for name in producers:
+        try:
+            st = os.stat(root / name)
+            parts.append(f"{name}={st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}=missing")
+    return "\n".join(parts)
+
+
+def usable(directory: Path) -> bool:
+    """The directory exists, is the user's, and no one else can write to it."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    getuid = getattr(os, "geteuid", None)
+    owned = getuid is None or st.st_uid == getuid()
+    return owned and (st.st_mode & 0o022) == 0 and os.path.isdir(directory)
+
+
+def read_entry(path: Path, limit: int) -> bytes | None:
+    """The entry's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
+    a FIFO that would block, a device, a huge file): never waits, never follows a link."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def write_entry(directory: Path, key: str, text: str) -> None:
+    """Write entry `key` (a temp file renamed into place, 0600, in a 0700 directory created if
+    needed) and drop the least recently used beyond `MAX_ENTRIES`. Failing to write is not an error."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not usable(directory):
+            return
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=_SUFFIX)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, directory / (key + _SUFFIX))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _prune(directory)
+    except OSError:
+        return
+
+
+def entry_path(directory: Path, key: str) -> Path:
+    return directory / (key + _SUFFIX)
+
+
+def _prune(directory: Path) -> None:
+    """Keep the `MAX_ENTRIES` most recently used entries (and no stale temp file of a crashed write)."""
+    entries: list[tuple[float, str]] = []
+    stale = time.time() - 3600  # a temp file this old is a crashed write's, not one in flight
+    with os.scandir(directory) as it:
+        for item in it:
+            try:
+                mtime = item.stat().st_mtime
+            except OSError:
+                continue
+            if item.name.startswith(".tmp-"):
+                if mtime < stale:
+                    entries.append((0.0, item.name))
+            elif item.name.endswith(_SUFFIX):
+                entries.append((mtime, item.name))
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort()
+    for _, name in entries[:len(entries) - MAX_ENTRIES]:
+        with contextlib.suppress(OSError):
+            os.unlink(directory / name)
