@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from keyform.applier import ApplyAbandoned, ApplyContext, ApplyEvent, ApplyReport, apply_plan
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import Diagnostics, KeyformError, LockLostError, warning, warnings
@@ -34,15 +33,16 @@ from keyform.resolve import input_fingerprints
 from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
-from keyform.usage import UsageReport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the applier and usage modules are imported by the commands that use them
+    from keyform.applier import ApplyEvent, ApplyReport
     from keyform.errors import Diagnostic
     from keyform.fingerprintkey import RekeyReport
     from keyform.model import EnvRef, FileRef
     from keyform.providers.ratelimit import RateEvent
     from keyform.report import Collected
     from keyform.state import KeyState
+    from keyform.usage import UsageReport
 
 log = logging.getLogger("keyform.operations")
 
@@ -280,6 +280,8 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     some changes failed. Each provider instance starts at `parallelism` calls at once and adapts
     to its API's rate limit (`on_rate` gets each `providers.ratelimit.RateEvent`); the report's
     `rate` holds what each instance's limiter saw."""
+    from keyform.applier import ApplyAbandoned, ApplyContext, apply_plan
+
     store = sess.store
     commit_recovery(sess)
     sess.providers.configure_rate(parallelism, on_rate)
@@ -380,6 +382,8 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
     (shown with `ui.planned`; `confirm` asks, raising to cancel, only when it has changes), commit
     recovery, apply. None when there was nothing to change (recovery still committed). A second
     Ctrl-C (ApplyAbandoned) is shown with `ui.abandoned`, then raised."""
+    from keyform.applier import ApplyAbandoned
+
     with session(options, "destroy" if request.destroy else "apply") as sess:
         if request.plan_file is not None:
             from keyform.planfile import read_plan
