@@ -242,12 +242,19 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         return _Decision(Action.CREATE, ["deleted outside keyform"])
     if rk is not None and rk.revoked:
         d.escalate(Action.REPLACE, "revoked outside keyform")
-    if _is_expired(ks, rk, now):
+    # the expiry in force: what the API reports, else what the state recorded (parsed once)
+    expires = _norm_time(rk.expires_at if rk is not None else ks.expires_at)
+    if (rk is not None and rk.expired) or (expires is not None and expires <= now):
         d.escalate(Action.REPLACE, "expired")
 
+    want_attrs, applied_attrs = spec.attrs, ks.attrs
+    seen_attrs = rk.attrs if rk is not None else applied_attrs
     for name in k.attributes:
-        _diff_attr(d, name, spec.attrs.get(name), ks, rk, updatable=name in k.updatable,
-                   remote_reports=name in k.remote_attributes)
+        want, applied = want_attrs.get(name), applied_attrs.get(name)
+        remote_reports = name in k.remote_attributes
+        if want == applied and (not remote_reports or seen_attrs.get(name) == applied):
+            continue  # the same as applied and as seen: most attributes of most keys
+        _diff_attr(d, name, want, ks, rk, updatable=name in k.updatable, remote_reports=remote_reports)
 
     if ks.expiry_spec != spec.expiry.spec:
         change = AttrChange(EXPIRY, expiry_display(ks.expiry_spec), expiry_display(spec.expiry.spec),
@@ -271,7 +278,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         if ks.sink is not None and spec.address in inputs.missing_secrets:
             d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink.sink} ({ks.sink.name})")
     if d.action is not Action.REPLACE:
-        _rotation_due(d, spec, ks, rk, now)
+        _rotation_due(d, spec, ks, rk, now, expires if rk is None or rk.expires_at else _norm_time(ks.expires_at))
     if ks.prevent_destroy != spec.prevent_destroy:
         d.attrs[PREVENT_DESTROY] = AttrChange(PREVENT_DESTROY, ks.prevent_destroy, spec.prevent_destroy)
         d.escalate(Action.UPDATE, "lifecycle.prevent_destroy changed (recorded in state; no remote call)")
@@ -295,6 +302,8 @@ def _diff_attr(d: _Decision, name: str, want: Any, ks: KeyState, rk: RemoteKey |
 
 
 def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State, inputs: PlanInputs) -> None:
+    if not spec.secret_inputs and not ks.fingerprints:
+        return
     resolved = inputs.fingerprints.get(spec.address, {})
     for path in sorted(set(spec.secret_inputs) | set(ks.fingerprints)):
         ref = spec.secret_inputs.get(path)
@@ -345,11 +354,12 @@ def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) ->
         d.escalate(Action.REPLACE, f"sink changed and {old_sink or 'the old sink'} cannot give the secret back")
 
 
-def _rotation_due(d: _Decision, spec: KeySpec, ks: KeyState, rk: RemoteKey | None, now: datetime) -> None:
+def _rotation_due(d: _Decision, spec: KeySpec, ks: KeyState, rk: RemoteKey | None, now: datetime,
+                  expires: datetime | None) -> None:
+    """`expires`: the remote expiry when the API reports one, else the state's (parsed)."""
     rot = spec.rotation
     if ks.rotation_requested:
         d.escalate(Action.REPLACE, "rotation requested")
-    expires = _norm_time(rk.expires_at if rk is not None and rk.expires_at else ks.expires_at)
     if rot.before_expiry is not None and expires is not None:
         left = expires - now
         if left < rot.before_expiry:
@@ -359,13 +369,6 @@ def _rotation_due(d: _Decision, spec: KeySpec, ks: KeyState, rk: RemoteKey | Non
         age = now - parse_time(ks.created_at)
         if age >= rot.max_age:
             d.escalate(Action.REPLACE, f"age {format_duration(age)} (>= max_age {format_duration(rot.max_age)})")
-
-
-def _is_expired(ks: KeyState, rk: RemoteKey | None, now: datetime) -> bool:
-    if rk is not None and rk.expired:
-        return True
-    expires = _norm_time(rk.expires_at if rk is not None else ks.expires_at)
-    return expires is not None and expires <= now
 
 
 _norm_time = maybe_time  # None for a missing or unreadable time
