@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
@@ -219,3 +221,38 @@ def test_update_and_list_ride_out_injected_faults(make_emulator: MakeEmulator) -
     assert sum(injected.values()) == len(sleeps) > 0
     assert sleeps.count(0.1) == injected.get("rate_limited", 0)
     provider.close()
+
+
+# -- parse_key's fast path agrees with the field-by-field check --------------------------------------
+
+_WIRE_VALUES = st.one_of(st.none(), st.text(max_size=3), st.integers(), st.booleans(),
+                         st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=3),
+                         st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers(),
+                                                                         st.none()), max_size=3))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["description", "hosts", "headers", "queryParams", "provider",
+                                        "authType", "isPrivate"]), _WIRE_VALUES))
+def test_parse_key_fast_path_gives_what_the_general_check_gives(fields: dict[str, Any]) -> None:
+    """An item the fast path takes gives the same attributes as `_check` field by field; any other
+    item goes to `_check` (same attributes, or the same ShapeError)."""
+    from keyform.providers import textql
+    from keyform.providers.http import ShapeError
+
+    item = {"id": "k1", **fields}
+
+    def general() -> Any:
+        try:
+            return {attr: textql._check(item.get(field), default, "item 0", "k1", field)
+                    for attr, (field, default) in textql.WIRE.items()}
+        except ShapeError as exc:
+            return str(exc)
+    fast = textql._fast_attrs(item)
+    if fast is not None:
+        assert fast == general()
+    try:
+        parsed: Any = textql.parse_key(item, "item 0").attrs
+    except ShapeError as exc:
+        parsed = str(exc)
+    assert parsed == general()

@@ -82,6 +82,21 @@ def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
         return wire_time(value, f"{where} ({key_id}) {field}")  # raises again, naming the field
 
 
+def _fast_attrs(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The attributes of an item whose every field is present with its usual type (what `_check`
+    gives for it), or None: then `_check` decides, field by field."""
+    hosts, headers, params = item.get("hosts"), item.get("headers"), item.get("queryParams")
+    description, provider, auth_type = item.get("description"), item.get("provider"), item.get("authType")
+    if not (type(description) is str and type(provider) is str and type(auth_type) is str
+            and type(hosts) is list and type(headers) is dict and type(params) is dict):
+        return None
+    for value in (*hosts, *headers, *headers.values(), *params, *params.values()):
+        if type(value) is not str:
+            return None
+    return {"description": description, "hosts": list(hosts), "headers": dict(headers),
+            "query_params": dict(params), "api_provider": provider, "auth_type": auth_type}
+
+
 def parse_key(item: Any, where: str) -> RemoteKey:
     """One ApiAccessKey object → RemoteKey in manifest naming. Raises ShapeError naming what is wrong."""
     if not isinstance(item, dict):
@@ -89,7 +104,10 @@ def parse_key(item: Any, where: str) -> RemoteKey:
     key_id = item.get("id")
     if not isinstance(key_id, str) or not key_id:
         raise ShapeError(f"{where} has no string 'id'")
-    attrs = {attr: _check(item.get(field), default, where, key_id, field) for attr, (field, default) in WIRE.items()}
+    attrs = _fast_attrs(item)
+    if attrs is None:  # a missing or unusual field: the general check, which names what is wrong
+        attrs = {attr: _check(item.get(field), default, where, key_id, field)
+                 for attr, (field, default) in WIRE.items()}
     return RemoteKey(id=key_id, attrs=attrs, created_at=_time(item.get("createdAt"), where, key_id, "createdAt"),
                      expires_at=_time(item.get("expiresAt"), where, key_id, "expiresAt"))
 
