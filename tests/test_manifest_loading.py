@@ -334,3 +334,32 @@ def test_a_tilde_path_of_an_unknown_user_stays_as_written(tmp_path: Path) -> Non
     assert ws.sinks["dev-env"].options == {"path": str(tmp_path / user / "prod.env")}
     with pytest.raises(KeyformError, match=f"{user}/keyform.yaml: no such file"):
         load_workspace([f"{user}/keyform.yaml"], cwd=tmp_path, now=NOW)
+
+
+def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> None:
+    """Rotation rules repeated across keys share one value once checked clean, but a rule is judged
+    with each key's own expiry: the same rule is fine on one key and reported on another, every time."""
+    rule = "rotation: {before_expiry: 14d, grace: 1h}"
+    write(tmp_path / "keyform.yaml", PROVIDERS)
+    write(tmp_path / "keys.yaml", "\n".join([
+        "version: 1", "keys:",
+        "  a: {provider: questra-prod, expires_in: 90d, " + rule + "}",
+        "  b: {provider: questra-prod, expires_in: 90d, " + rule + "}",
+        "  c: {provider: questra-prod, " + rule + "}",
+        "  d: {provider: questra-prod, expires_in: 7d, " + rule + "}",
+        "  e: {provider: questra-prod, " + rule + "}"]) + "\n")
+    with pytest.raises(KeyformError) as err:
+        load_workspace([str(tmp_path)], cwd=tmp_path, now=NOW)
+    text = [str(d) for d in err.value.diagnostics]
+    assert [t.split(":")[1] for t in text] == ["5", "6", "7"], text
+    assert "keys.c.rotation.before_expiry: has no effect" in text[0]
+    assert "keys.d.rotation.before_expiry: 14d must be shorter than expires_in (7d)" in text[1]
+    assert "keys.e.rotation.before_expiry: has no effect" in text[2]
+    write(tmp_path / "keys.yaml", "\n".join([
+        "version: 1", "keys:",
+        "  a: {provider: questra-prod, expires_in: 90d, " + rule + "}",
+        "  b: {provider: questra-prod, expires_in: 90d, " + rule + "}"]) + "\n")
+    ws = load_workspace([str(tmp_path)], cwd=tmp_path, now=NOW)
+    assert ws.keys["a"].rotation == ws.keys["b"].rotation
+    assert ws.keys["a"].rotation.before_expiry == timedelta(days=14)
+    assert ws.keys["a"].expiry == ws.keys["b"].expiry

@@ -50,8 +50,14 @@ class KeyContext:
     report: Report
 
 
-# Durations repeat across keys (`90d`, `14d`): parse each text once.
+# Durations repeat across keys (`90d`, `14d`): parse each text once, and share the (frozen) values.
 _duration = lru_cache(maxsize=256)(parse_duration)
+
+
+@lru_cache(maxsize=256)
+def _expires_in(text: str) -> Expiry:
+    """`expires_in: TEXT` as an Expiry (ValueError for a text that is not a duration)."""
+    return Expiry("in", duration=_duration(text), text=text)
 
 
 def upper_snake(address: str) -> str:
@@ -91,8 +97,16 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
                    prevent_destroy=bool(value.get("lifecycle", {}).get("prevent_destroy", False)), entry=value)
 
 
+@lru_cache(maxsize=64)
+def _fields_of(attributes: tuple[str, ...], secret_inputs: tuple[str, ...]) -> frozenset[str]:
+    """Every field a key of a type with these attributes and secret inputs takes."""
+    return frozenset((*COMMON_FIELDS, *attributes, *secret_inputs))
+
+
 def _check_fields(value: Mapping[str, Any], kind: ProviderKind, source: ManifestFile, path: YamlPath,
                   report: Report) -> None:
+    if _fields_of(kind.attributes, kind.secret_inputs).issuperset(value):  # every field applies: most keys
+        return
     own = (*kind.attributes, *kind.secret_inputs)
     for field in value:
         if field not in COMMON_FIELDS and field not in own and field not in _schema_key_fields():
@@ -123,13 +137,13 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now:
     if "expires_in" in value:
         text: str = value["expires_in"]
         try:
-            duration = _duration(text)
+            expiry = _expires_in(text)
         except ValueError as exc:
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: {exc}")
             return NEVER
-        if duration <= timedelta(0):
+        if expiry.duration is not None and expiry.duration <= timedelta(0):
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: must be longer than 0")
-        return Expiry("in", duration=duration, text=text)
+        return expiry
     if "expires_at" in value:
         text = value["expires_at"]
         where = (*path, "expires_at")
@@ -148,7 +162,29 @@ def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, pa
               report: Report, kind: ProviderKind) -> Rotation:
     raw: Mapping[str, str] | None = value.get("rotation")
     if not raw:
-        return Rotation()
+        return _NO_ROTATION
+    try:
+        memo = (tuple(raw.items()), expiry, kind.type, kind.reports_usage)
+        hash(memo)
+    except TypeError:  # a value the schema let through that is not hashable: no memo
+        memo = None
+    if memo is not None and (done := _rotations.get(memo)) is not None:
+        return done  # the same rule, checked clean before (no message to repeat)
+    errors_before = len(report.diagnostics)
+    rotation = _checked_rotation(raw, expiry, source, path, report, kind)
+    if memo is not None and len(report.diagnostics) == errors_before and len(_rotations) < 256:
+        _rotations[memo] = rotation
+    return rotation
+
+
+_NO_ROTATION = Rotation()
+# Rotation rules repeat across keys (one team policy for hundreds of keys): a rule checked clean
+# for the same expiry and provider type is the same (frozen) value. Per process, at most 256.
+_rotations: dict[tuple[Any, ...], Rotation] = {}
+
+
+def _checked_rotation(raw: Mapping[str, str], expiry: Expiry, source: ManifestFile, path: YamlPath,
+                      report: Report, kind: ProviderKind) -> Rotation:
     parsed = {}
     durations = {field: text for field, text in raw.items() if field != "on_grace_end"}
     for field, text in durations.items():
