@@ -24,7 +24,6 @@ from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Change, Plan
 from keyform.planner import PlanInputs, foreign_entries
 from keyform.planner import plan as make_plan
-from keyform.policy import Policy, check_manifest, check_plan, enforce, workspace_policies
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
 from keyform.refresh import instances_in_use, refresh
@@ -34,11 +33,12 @@ from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
 
-if TYPE_CHECKING:  # the applier and usage modules are imported by the commands that use them
+if TYPE_CHECKING:  # applier, policy and usage: imported where used (a plan needs little of them)
     from keyform.applier import ApplyEvent, ApplyReport
     from keyform.errors import Diagnostic
     from keyform.fingerprintkey import RekeyReport
     from keyform.model import EnvRef, FileRef
+    from keyform.policy import Policy
     from keyform.providers.ratelimit import RateEvent
     from keyform.report import Collected
     from keyform.state import KeyState
@@ -88,14 +88,37 @@ POLICY_OPERATIONS = ("plan", "apply")  # destroy and import check only what a pl
 
 def check_policies(workspace: Workspace, policies: Sequence[Policy], options: Options) -> Diagnostics:
     """The manifest-phase policy rules: raise every error (exit 1); return the warnings."""
+    if not policies:
+        return []
+    from keyform.policy import check_manifest, enforce
+
     return warnings(enforce(check_manifest(policies, workspace, options.clock())))
+
+
+def policies_of(workspace: Workspace, options: Options) -> tuple[Policy, ...]:
+    """The manifests' policies and those of `--policy` files (keyform.policy is imported only when
+    there are any)."""
+    if not workspace.policies and not options.policy_files:
+        return ()
+    from keyform.policy import workspace_policies
+
+    return workspace_policies(workspace, options.policy_files, options.cwd)
+
+
+def check_plan_policies(sess: Session, the_plan: Plan, snapshot: RemoteSnapshot | None = None) -> list[str]:
+    """The plan-phase policy rules over `the_plan`: raise every error; return the warnings as notes."""
+    if not sess.policies:
+        return []
+    from keyform.policy import check_plan, enforce
+
+    return enforce(check_plan(sess.policies, sess.workspace, the_plan, sess.options.clock(), sess.state, snapshot))
 
 
 def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
     """`keyform validate`: the manifests loaded and their policies checked (no state, no remote);
     raises every error, returns the workspace and the policies' warnings."""
     workspace = load(options)
-    return workspace, check_policies(workspace, workspace_policies(workspace, options.policy_files), options)
+    return workspace, check_policies(workspace, policies_of(workspace, options), options)
 
 
 @contextmanager
@@ -106,7 +129,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
     `state.fingerprint_key` says (keyform.fingerprintkey), unless `fingerprint_key` is False
     (`state rekey`, which changes the mode itself)."""
     workspace = load(options)
-    policies = workspace_policies(workspace, options.policy_files, options.cwd)
+    policies = policies_of(workspace, options)
     policy_notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
@@ -201,7 +224,7 @@ def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = T
                         uncertain=tuple(rec.uncertain), sinks=sinks, interrupted_entries=frozenset(rec.entries))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
                        destroy=destroy, replace=replace)
-    policy_notes = enforce(check_plan(sess.policies, ws, result, sess.options.clock(), state, snapshot))
+    policy_notes = check_plan_policies(sess, result, snapshot)
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
     if sess.warnings:
@@ -270,7 +293,7 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
                               PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries)))
     if foreign:
         raise KeyformError(foreign)
-    enforce(check_plan(sess.policies, sess.workspace, saved, sess.options.clock(), sess.state))
+    check_plan_policies(sess, saved)
 
 
 def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,

@@ -28,7 +28,6 @@ from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import KeyState, State, secret_of_fingerprint
-from keyform.usage import deposed_verdict, retirement_rule
 
 EXPIRY = "expiry"
 SINK = "sink"
@@ -135,6 +134,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         raise KeyformError(errors)
 
     notes: list[str] = []
+    if state.deposed:
+        from keyform.usage import deposed_verdict, retirement_rule  # only a state with deposed keys needs it
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
             continue

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from keyform.durations import parse_duration
@@ -21,9 +21,11 @@ from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, RateLimit, SinkConfig, StateConfig, Workspace
-from keyform.policy import Policy, build_policy, locator
 from keyform.sinks.registry import option_problems
 from keyform.typeregistry import find_sink_type, provider_type
+
+if TYPE_CHECKING:
+    from keyform.policy import Policy
 
 DEFAULT_STATE_PATH = "keyform.state.json"
 SECTIONS = ("providers", "sinks", "keys", "policies")
@@ -71,8 +73,13 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
 
 
 def _policies(declared: dict[str, Declaration], report: Report) -> tuple[Policy, ...]:
-    """`policies:` entries → Policy (their parameters checked here: regexes, JSON Schemas)."""
+    """`policies:` entries → Policy (their parameters checked here: regexes, JSON Schemas). The
+    policy module is imported only by manifests that declare policies."""
     out: list[Policy] = []
+    if not declared:
+        return ()
+    from keyform.policy import build_policy, locator
+
     for name, decl in declared.items():
         if not decl.valid:
             continue
