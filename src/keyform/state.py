@@ -98,18 +98,21 @@ class KeyState:
 
     @classmethod
     def from_json(cls, address: str, d: dict[str, Any]) -> KeyState:
+        """The record of `d`, a checked state document's `keys.ADDRESS`. The record takes `d`'s
+        attribute and fingerprint objects as they are (no copy: `parse_state` hands over a document
+        it has just decoded and then drops)."""
         return cls(
             address=address,
             provider=d["provider"],
             provider_type=d["provider_type"],
             remote_id=d["remote_id"],
-            attrs=dict(d.get("attributes") or {}),
-            remote=dict(d.get("remote_attributes") or {}),
+            attrs=d.get("attributes") or {},
+            remote=d.get("remote_attributes") or {},
             expiry_spec=d.get("expiry_spec", "never"),
             expires_at=d.get("expires_at"),
             created_at=d["created_at"],
             sink=SinkTarget.from_json(d.get("sink")),
-            fingerprints=dict(d.get("fingerprints") or {}),
+            fingerprints=d.get("fingerprints") or {},
             prevent_destroy=bool(d.get("prevent_destroy", False)),
             secret_in_sink=bool(d.get("secret_in_sink", True)),
             rotation_requested=bool(d.get("rotation_requested", False)),
