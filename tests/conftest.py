@@ -174,14 +174,17 @@ def kit_emulator() -> Iterator[Emulator]:
 @pytest.fixture(scope="session", autouse=True)
 def manifest_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The parsed-manifest cache (``keyform.manifest.parsecache``) of this test session: a fresh
-    directory (``KEYFORM_CACHE_DIR``, inherited by child processes), never the user's own cache."""
+    directory (``KEYFORM_CACHE_DIR``, inherited by child processes) and cache key (under
+    ``XDG_STATE_HOME``), never the user's own."""
     import os
 
     directory = tmp_path_factory.mktemp("keyform-cache")
-    old = os.environ.get("KEYFORM_CACHE_DIR")
+    old = {name: os.environ.get(name) for name in ("KEYFORM_CACHE_DIR", "XDG_STATE_HOME")}
     os.environ["KEYFORM_CACHE_DIR"] = str(directory / "manifests")
+    os.environ["XDG_STATE_HOME"] = str(directory / "state")  # the cache key (keyform.cachedir)
     yield directory / "manifests"
-    if old is None:
-        os.environ.pop("KEYFORM_CACHE_DIR", None)
-    else:
-        os.environ["KEYFORM_CACHE_DIR"] = old
+    for name, value in old.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -4,6 +4,7 @@ keyform) is checked as without the cache."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -48,6 +49,12 @@ def a_state(keys: int = 3) -> bytes:
     return s.dumps().encode()
 
 
+def vname(raw: bytes) -> str:
+    name = checkcache.verdict_key("state", raw)
+    assert name is not None
+    return name
+
+
 def load(raw: bytes) -> State:
     return parse_state(raw, "keyform.state.json", "it was left untouched")
 
@@ -59,7 +66,7 @@ def test_the_second_load_of_the_same_bytes_skips_the_check(cache: Path, checks: 
     second = load(raw)
     assert len(checks) == 1
     assert second.keys == first.keys
-    assert [p.name for p in cache.iterdir()] == [checkcache.verdict_key("state", raw) + ".json"]
+    assert [p.name for p in cache.iterdir()] == [vname(raw) + ".json"]
 
 
 def test_other_bytes_are_checked(cache: Path, checks: list[int]) -> None:
@@ -87,8 +94,8 @@ def test_a_verdict_for_one_file_does_not_pass_another(cache: Path, checks: list[
     doc = json.loads(good)
     doc["keys"]["k0"]["created_at"] = "yesterday"
     bad = json.dumps(doc).encode()
-    os.rename(cache / (checkcache.verdict_key("state", good) + ".json"),
-              cache / (checkcache.verdict_key("state", bad) + ".json"))
+    os.rename(cache / (vname(good) + ".json"),
+              cache / (vname(bad) + ".json"))
     with pytest.raises(StateError, match=r"keys\.k0\.created_at"):
         load(bad)
 
@@ -98,7 +105,7 @@ def test_a_verdict_for_one_file_does_not_pass_another(cache: Path, checks: list[
 def test_a_bad_verdict_entry_is_no_verdict(cache: Path, checks: list[int], content: bytes) -> None:
     raw = a_state()
     cache.mkdir(mode=0o700)
-    (cache / (checkcache.verdict_key("state", raw) + ".json")).write_bytes(content)
+    (cache / (vname(raw) + ".json")).write_bytes(content)
     load(raw)
     assert len(checks) == 1
 
@@ -106,7 +113,7 @@ def test_a_bad_verdict_entry_is_no_verdict(cache: Path, checks: list[int], conte
 def test_a_verdict_that_is_a_link_or_a_fifo_is_no_verdict(cache: Path, checks: list[int], tmp_path: Path) -> None:
     raw = a_state()
     load(raw)
-    entry = cache / (checkcache.verdict_key("state", raw) + ".json")
+    entry = cache / (vname(raw) + ".json")
     target = tmp_path / "elsewhere"
     os.rename(entry, target)
     entry.symlink_to(target)
@@ -169,3 +176,22 @@ def test_an_unwritable_cache_is_not_an_error(cache: Path, checks: list[int], tmp
     load(raw)
     load(raw)
     assert len(checks) == 2
+
+
+def test_a_verdict_written_under_another_users_key_is_never_read(cache: Path, checks: list[int], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache directory restored from elsewhere holds verdicts named under another key: none is
+    found, and one planted under the name an unkeyed digest would give is not read either."""
+    raw = a_state()
+    load(raw)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-home"))
+    load(raw)
+    assert len(checks) == 2
+    doc = json.loads(raw)
+    doc["keys"]["k0"]["created_at"] = "yesterday"
+    bad = json.dumps(doc).encode()
+    unkeyed = "check-" + hashlib.sha256(checkcache._stamp().encode() + b"\0state\0" + bad).hexdigest()
+    (cache / (unkeyed + ".json")).write_text(
+        json.dumps({"format": 1, "key": unkeyed, "check": "state", "verdict": "passed"}, separators=(",", ":")))
+    with pytest.raises(StateError, match=r"keys\.k0\.created_at"):
+        load(bad)

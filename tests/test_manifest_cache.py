@@ -4,6 +4,7 @@ nothing but a clean, schema-valid parse is stored; it can be turned off and is p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -47,6 +48,13 @@ def write(project: Path, text: str) -> bytes:
     return text.encode()
 
 
+def name_of(data: bytes) -> str:
+    """The entry name of a file of these bytes (there is a usable cache key in tests)."""
+    name = parsecache.entry_key(data)
+    assert name is not None
+    return name
+
+
 def entries(cache: Path) -> list[Path]:
     return sorted(cache.glob("*.json")) if cache.exists() else []
 
@@ -63,7 +71,7 @@ def test_a_second_load_is_a_hit_with_the_same_workspace(tmp_path: Path, cache: P
     data = write(project, VALID)
     first = outcome(project)
     assert isinstance(first, Workspace)
-    assert [p.name for p in entries(cache)] == [parsecache.entry_key(data) + ".json"]
+    assert [p.name for p in entries(cache)] == [name_of(data) + ".json"]
     doc = parsecache.load(data, "keyform.yaml")
     assert doc is not None and doc.schema_checked
     no_parsing(monkeypatch)
@@ -179,7 +187,7 @@ def test_corrupt_foreign_or_hostile_entries_are_ignored_and_replaced(tmp_path: P
     data = write(project, VALID)
     reference = outcome(project)
     assert isinstance(reference, Workspace)
-    key = parsecache.entry_key(data)
+    key = name_of(data)
     entry = cache / (key + ".json")
     good = json.loads(entry.read_bytes())
     for bad in hostile_entries(key, good):
@@ -248,3 +256,87 @@ def test_cached_and_parsed_loads_agree(tmp_path: Path, cache: Path, monkeypatch:
     finally:
         monkeypatch.delenv("KEYFORM_NO_CACHE")
     assert cold == warm == off
+
+
+# -- the cache key: an entry keyform reads can only be named by this user ------------------------------
+
+
+@pytest.fixture
+def key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh XDG_STATE_HOME: the cache key is made there on first use."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the YAML parses (a cache miss parses the file)."""
+    made: list[int] = []
+    real = yamlsource.parse_yaml
+
+    def counting(text: str, file: str) -> Any:
+        made.append(1)
+        return real(text, file)
+    monkeypatch.setattr(yamlsource, "parse_yaml", counting)
+    return made
+
+
+def test_the_key_is_made_private_on_first_use(tmp_path: Path, cache: Path, key_home: Path) -> None:
+    write(tmp_path / "p", VALID)
+    outcome(tmp_path / "p")
+    key = cachedir.key_path()
+    assert key == key_home / "keyform" / "cache-key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert len(bytes.fromhex(key.read_text())) == 32
+    assert entries(cache)
+
+
+def test_a_cache_copied_from_elsewhere_is_never_read(tmp_path: Path, cache: Path, key_home: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache restored without its key (another machine, a CI cache an untrusted job wrote): its
+    entries, however well formed, are never found; a planted entry with hostile values neither."""
+    project = tmp_path / "p"
+    data = write(project, VALID)
+    reference = outcome(project)
+    theirs = entries(cache)[0]
+    hostile = json.loads(theirs.read_bytes())
+    hostile["value"]["providers"]["q"]["base_url"] = "https://attacker.example"
+    theirs.write_text(json.dumps(hostile))  # an entry as the other side wrote it, under their key
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-home"))  # this side: its own key
+    made = parses(monkeypatch)
+    assert outcome(project) == reference
+    assert made == [1]
+    assert name_of(data) + ".json" != theirs.name
+    (cache / (name_of(data) + ".json")).unlink()
+    old_scheme = hashlib.sha256(parsecache._code_stamp().encode() + b"\0" + data).hexdigest()
+    (cache / (old_scheme + ".json")).write_text(json.dumps({**hostile, "key": old_scheme}))
+    assert outcome(project) == reference
+    assert made == [1, 1]
+
+
+@pytest.mark.parametrize("bad", ["loose", "link", "short", "not-hex", "directory"])
+def test_a_key_that_is_not_this_users_private_key_turns_the_cache_off(
+        tmp_path: Path, cache: Path, key_home: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    key = key_home / "keyform" / "cache-key"
+    key.parent.mkdir(parents=True, mode=0o700)
+    if bad == "loose":
+        key.write_text("ab" * 32)
+        key.chmod(0o644)
+    elif bad == "link":
+        (tmp_path / "elsewhere").write_text("ab" * 32)
+        (tmp_path / "elsewhere").chmod(0o600)
+        key.symlink_to(tmp_path / "elsewhere")
+    elif bad == "directory":
+        key.mkdir()
+    else:
+        key.write_text("ab" * 31 if bad == "short" else "zz" * 32)
+        key.chmod(0o600)
+    project = tmp_path / "p"
+    write(project, VALID)
+    made = parses(monkeypatch)
+    first = outcome(project)
+    assert isinstance(first, Workspace) and outcome(project) == first
+    assert made == [1, 1], "with no usable key every load parses"
+    assert entries(cache) == []
+    assert parsecache.entry_key(b"version: 1\n") is None
+    assert key.is_symlink() or key.is_dir() or key.read_text() in ("ab" * 32, "ab" * 31, "zz" * 32), "never replaced"

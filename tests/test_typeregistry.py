@@ -240,3 +240,14 @@ def test_a_plugin_that_exits_while_loading_is_a_problem_not_an_exit(plugins: Cal
     res = CliRunner().invoke(main, ["providers"])
     assert res.exit_code == 1 and "sink type 'quitter' from keyform-quitter 1.0 failed to load: SystemExit: 3" in res.output
     assert "dotenv" in res.output
+
+
+def test_a_plugin_type_may_list_its_attributes_in_a_list(plugins: Callable[..., None], tmp_path: Path) -> None:
+    """`attributes` and `secret_inputs` are documented as tuples; a plug-in that gives lists still loads."""
+    plugins("keyform-fake", "2.0.1", FAKE, "fakeplug",
+            PLUGIN_TYPES.replace('attributes=("label", "tier")', 'attributes=["label", "tier"]'))
+    good = manifest(tmp_path, "version: 1\n"
+                    "providers:\n  f: {type: fake, token: {env: T}, region: eu}\n"
+                    "sinks:\n  s: {type: fake-sink, path: out/x}\n"
+                    "keys:\n  k: {provider: f, label: hello, tier: 2, sink: s}\n")
+    assert load_workspace([good]).keys["k"].attrs == {"label": "hello", "tier": 2}

@@ -1,30 +1,42 @@
-"""The directory of keyform's caches, and its entries: one JSON file each, named by a digest.
+"""The directory of keyform's caches, and its entries: one JSON file each, named by a keyed digest.
 
 `manifest/parsecache` (parsed manifest files) and `checkcache` (verdicts of the state check) keep
 their entries here. The directory is `$KEYFORM_CACHE_DIR`, else `$XDG_CACHE_HOME/keyform/manifests`,
 else `~/.cache/keyform/manifests`, created 0700; a directory not owned by the user or writable by
 group or others is not used; `KEYFORM_NO_CACHE=1` turns every cache off. Entries are 0600, written
 to a temp file and renamed into place; at most `MAX_ENTRIES` are kept (the least recently used go
-first). An entry's name is a digest of what it is about and of `code_stamp`: keyform's and
-Python's versions, the entry format, and the size and mtime of the modules that produce it.
-Reading never follows a link, never blocks on a FIFO, never reads more than asked.
+first). Reading never follows a link, never blocks on a FIFO, never reads more than asked.
+
+An entry's name is an HMAC-SHA256, under this user's **cache key**, of what the entry is about and
+of `code_stamp` (keyform's and Python's versions, the entry format, and the size and mtime of the
+modules that produce it). The key is 32 random bytes kept apart from the cache, in
+`$XDG_STATE_HOME/keyform/cache-key`, else `~/.local/state/keyform/cache-key` (0600 in a 0700
+directory, made on first use). Without the key no one can name an entry keyform would read: a
+cache directory restored from elsewhere (another machine, a CI cache an untrusted job could write)
+or written by someone else is never trusted, and a planted entry is never found. A key file that
+is not a plain 0600 file of this user, or not a key, turns the caches off (nothing is read or
+written) rather than trusting it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
+import secrets
 import stat
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 from keyform import __version__
 
 MAX_ENTRIES = 256
 _SUFFIX = ".json"
+_KEY_HEX = 64  # the cache key file: 32 random bytes in hex, nothing else
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
@@ -52,6 +64,70 @@ def code_stamp(producers: tuple[str, ...], entry_format: int) -> str:
         except OSError:
             parts.append(f"{name}=missing")
     return "\n".join(parts)
+
+
+def key_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where this user's cache key lives (apart from the cache, so a copied cache is not trusted)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "keyform" / "cache-key"
+
+
+def entry_name(stamp: str, *parts: bytes) -> str | None:
+    """The name of the entry about `parts` (each one length-prefixed) under `stamp`: the HMAC of
+    both under the cache key; None when there is no usable key (the caches are then off)."""
+    key = _cache_key(key_path())
+    if key is None:
+        return None
+    mac = hmac.new(key, stamp.encode(), "sha256")
+    for part in parts:
+        mac.update(b"\0%d\0" % len(part))
+        mac.update(part)
+    return mac.hexdigest()
+
+
+@cache
+def _cache_key(path: Path) -> bytes | None:
+    """This user's cache key, made on first use; None when the file is not one (see the module)."""
+    found = _read_key(path)
+    if found is not None or path.exists() or path.is_symlink():
+        return found
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-key-")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(_KEY_HEX // 2))
+            with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    except OSError:
+        return None
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        getuid = getattr(os, "geteuid", None)
+        if not stat.S_ISREG(st.st_mode) or (st.st_mode & 0o077) or st.st_size != _KEY_HEX \
+                or (getuid is not None and st.st_uid != getuid()):
+            return None
+        text = os.read(fd, _KEY_HEX + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return key if len(key) == _KEY_HEX // 2 else None
 
 
 def usable(directory: Path) -> bool:

@@ -5,7 +5,8 @@ checked again.
 At 10,000 keys that check is a tenth of a no-change plan's CPU, and a state file's bytes change
 only when keyform saves it. A verdict is one small entry in the manifest cache's directory
 (`manifest/parsecache`: `$KEYFORM_CACHE_DIR`, else `~/.cache/keyform/manifests`; 0700, owned by
-the user; `KEYFORM_NO_CACHE=1` turns it off), named by the sha256 of:
+the user; `KEYFORM_NO_CACHE=1` turns it off), named by the HMAC, under the user's cache key
+(`cachedir`: no one without it can plant a verdict keyform would read), of:
 
 - the checked document's exact bytes and what it was checked as (`state`),
 - keyform's and Python's versions, the cache format, and the size and modification time of the
@@ -19,8 +20,9 @@ secret was ever in a state; the name is a digest).
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
+import os
 from functools import cache
 
 from keyform import cachedir
@@ -38,12 +40,11 @@ def _stamp() -> str:
     return cachedir.code_stamp(_PRODUCERS, _FORMAT)
 
 
-def verdict_key(what: str, data: bytes) -> str:
-    """The verdict's name for a document of these exact bytes, checked as `what`, by this keyform."""
-    digest = hashlib.sha256(_stamp().encode())
-    digest.update(b"\0" + what.encode() + b"\0")
-    digest.update(data)
-    return "check-" + digest.hexdigest()
+def verdict_key(what: str, data: bytes) -> str | None:
+    """The verdict's name for a document of these exact bytes, checked as `what`, by this keyform,
+    under this user's cache key (`cachedir.entry_name`); None when there is no usable key."""
+    name = cachedir.entry_name(_stamp(), what.encode(), data)
+    return None if name is None else "check-" + name
 
 
 def _entry(what: str, key: str) -> str:
@@ -57,16 +58,23 @@ def passed(what: str, data: bytes) -> bool:
     if directory is None or not cachedir.usable(directory):
         return False
     key = verdict_key(what, data)
+    if key is None:
+        return False
+    path = cachedir.entry_path(directory, key)
     try:
-        raw = cachedir.read_entry(cachedir.entry_path(directory, key), limit=_MAX_ENTRY)
+        raw = cachedir.read_entry(path, limit=_MAX_ENTRY)
     except OSError:
         return False
-    return raw is not None and raw.decode("utf-8", "replace") == _entry(what, key)
+    if raw is None or raw.decode("utf-8", "replace") != _entry(what, key):
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(path)  # in use: the least recently used entries go first when the cache is full
+    return True
 
 
 def remember(what: str, data: bytes) -> None:
     """Keep the verdict that these bytes passed the `what` check. Failing to write is not an error."""
     directory = cachedir.cache_dir()
-    if directory is not None:
-        key = verdict_key(what, data)
+    key = verdict_key(what, data)
+    if directory is not None and key is not None:
         cachedir.write_entry(directory, key, _entry(what, key))

@@ -105,7 +105,7 @@ def _fields_of(attributes: tuple[str, ...], secret_inputs: tuple[str, ...]) -> f
 
 def _check_fields(value: Mapping[str, Any], kind: ProviderKind, source: ManifestFile, path: YamlPath,
                   report: Report) -> None:
-    if _fields_of(kind.attributes, kind.secret_inputs).issuperset(value):  # every field applies: most keys
+    if _fields_of(tuple(kind.attributes), tuple(kind.secret_inputs)).issuperset(value):  # most keys
         return
     own = (*kind.attributes, *kind.secret_inputs)
     for field in value:

@@ -26,14 +26,13 @@ At most `MAX_ENTRIES` entries are kept: writing one removes the least recently u
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from keyform.cachedir import cache_dir, code_stamp, entry_path, read_entry, usable, write_entry
+from keyform.cachedir import cache_dir, code_stamp, entry_name, entry_path, read_entry, usable, write_entry
 from keyform.manifest.document import YamlDocument, YamlPath
 
 __all__ = ["CACHE_FORMAT", "CachedLines", "cache_dir", "entry_key", "load", "store"]
@@ -51,12 +50,10 @@ def _code_stamp() -> str:
     return code_stamp(_PRODUCERS, CACHE_FORMAT)
 
 
-def entry_key(data: bytes) -> str:
-    """The entry's name for a file of these exact bytes, under this keyform."""
-    digest = hashlib.sha256(_code_stamp().encode())
-    digest.update(b"\0")
-    digest.update(data)
-    return digest.hexdigest()
+def entry_key(data: bytes) -> str | None:
+    """The entry's name for a file of these exact bytes, under this keyform and this user's cache
+    key (`cachedir.entry_name`); None when there is no usable key (the cache is then off)."""
+    return entry_name(_code_stamp(), data)
 
 
 class CachedLines(Mapping[YamlPath, int]):
@@ -119,6 +116,8 @@ def load(data: bytes, file: str) -> YamlDocument | None:
     if directory is None or not usable(directory):
         return None
     key = entry_key(data)
+    if key is None:
+        return None
     path = entry_path(directory, key)
     try:
         raw = read_entry(path, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
@@ -156,11 +155,12 @@ def store(data: bytes, doc: YamlDocument) -> None:
     """Keep `doc` (the clean parse of `data`: no problems reported, and valid against the built-in
     schema as a whole) for the next run. Failing to write is not an error."""
     directory = cache_dir()
-    if directory is None or not isinstance(doc.value, dict) or doc.damaged:
+    key = entry_key(data)
+    if directory is None or key is None or not isinstance(doc.value, dict) or doc.damaged:
         return
     try:
-        text = json.dumps({"format": CACHE_FORMAT, "key": entry_key(data), "value": doc.value,
+        text = json.dumps({"format": CACHE_FORMAT, "key": key, "value": doc.value,
                            "lines": _stored_lines(doc.lines)}, separators=(",", ":"))
     except (KeyError, TypeError, ValueError, RecursionError):
         return
-    write_entry(directory, entry_key(data), text)
+    write_entry(directory, key, text)
