@@ -128,9 +128,11 @@ def test_errors_are_the_same_with_and_without_the_cache(tmp_path: Path, cache: P
 
 def test_the_cache_can_be_turned_off(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEYFORM_NO_CACHE", "1")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     write(tmp_path / "p", VALID)
     assert isinstance(outcome(tmp_path / "p"), Workspace)
     assert not cache.exists()
+    assert not (tmp_path / "state").exists(), "no cache key is made while the cache is off"
 
 
 def test_the_default_place_is_the_users_cache_dir(tmp_path: Path) -> None:

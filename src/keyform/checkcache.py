@@ -75,6 +75,6 @@ def passed(what: str, data: bytes) -> bool:
 def remember(what: str, data: bytes) -> None:
     """Keep the verdict that these bytes passed the `what` check. Failing to write is not an error."""
     directory = cachedir.cache_dir()
-    key = verdict_key(what, data)
+    key = verdict_key(what, data) if directory is not None else None
     if directory is not None and key is not None:
         cachedir.write_entry(directory, key, _entry(what, key))

@@ -155,8 +155,10 @@ def store(data: bytes, doc: YamlDocument) -> None:
     """Keep `doc` (the clean parse of `data`: no problems reported, and valid against the built-in
     schema as a whole) for the next run. Failing to write is not an error."""
     directory = cache_dir()
+    if directory is None or not isinstance(doc.value, dict) or doc.damaged:
+        return
     key = entry_key(data)
-    if directory is None or key is None or not isinstance(doc.value, dict) or doc.damaged:
+    if key is None:
         return
     try:
         text = json.dumps({"format": CACHE_FORMAT, "key": key, "value": doc.value,
