@@ -51,7 +51,7 @@ def test_queued_writers_share_one_rewrite_and_all_return_durable() -> None:
     alone: list[str] = []
     file_lock.acquire()  # a rewrite "in flight": the writers below queue up behind it
     threads, errors = _start([
-        partial(commit.write, file_lock, f"K{i}", f"v{i}", batches.append, partial(alone.append, f"K{i}"))
+        partial(commit.write, lambda: file_lock, f"K{i}", f"v{i}", batches.append, partial(alone.append, f"K{i}"))
         for i in range(8)])
     _wait_until(lambda: len(commit._pending) == 8)
     file_lock.release()
@@ -75,7 +75,7 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
         return write_one
 
     file_lock.acquire()
-    threads, errors = _start([partial(commit.write, file_lock, f"K{i}", "v", fail, one(f"K{i}")) for i in range(4)])
+    threads, errors = _start([partial(commit.write, lambda: file_lock, f"K{i}", "v", fail, one(f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
     for t in threads:
@@ -99,7 +99,7 @@ def test_an_interrupted_batch_is_not_taken_as_written() -> None:
         written.extend(n for n, _ in batch)
 
     file_lock.acquire()
-    threads, errors = _start([partial(commit.write, file_lock, f"K{i}", "v", write_all,
+    threads, errors = _start([partial(commit.write, lambda: file_lock, f"K{i}", "v", write_all,
                                       partial(written.append, f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
