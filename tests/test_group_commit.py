@@ -109,6 +109,43 @@ def test_an_interrupted_batch_is_not_taken_as_written() -> None:
     assert len(written) == 3 and len(set(written)) == 3  # every other writer wrote its entry alone
 
 
+def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_it_lingers() -> None:
+    """The first writer leads at once; one that waited behind a batch in flight lingers before
+    taking the pending entries, so the writers arriving meanwhile share its rewrite. No writer
+    touches the file lock unless it writes."""
+    commit, file_lock = GroupCommit(linger=1.0), threading.Lock()
+    batches: list[list[str]] = []
+    first_writing, first_may_finish = threading.Event(), threading.Event()
+    locks_taken = 0
+
+    def lock() -> threading.Lock:
+        nonlocal locks_taken
+        locks_taken += 1
+        return file_lock
+
+    def write_all(batch: list[tuple[str, str]]) -> None:
+        batches.append([n for n, _ in batch])
+        if len(batches) == 1:
+            first_writing.set()
+            assert first_may_finish.wait(10)
+
+    def writer(name: str) -> Callable[[], None]:
+        return partial(commit.write, lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
+
+    threads, errors = _start([writer("A")])
+    assert first_writing.wait(10)
+    more, more_errors = _start([writer("B")])
+    _wait_until(lambda: len(commit._pending) == 1)  # B waits behind A's batch
+    first_may_finish.set()
+    _wait_until(lambda: bool(commit._pending) and commit._pending[0].state == "lead")  # B leads, lingering
+    last, last_errors = _start([writer("C")])
+    for t in [*threads, *more, *last]:
+        t.join()
+    assert errors == more_errors == last_errors == []
+    assert batches == [["A"], ["B", "C"]]
+    assert locks_taken == 2  # one per batch: C never took the file lock
+
+
 @pytest.mark.parametrize("make", [DotenvSink, JsonSink], ids=["dotenv", "json"])
 def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: Callable[[Path], DotenvSink | JsonSink],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

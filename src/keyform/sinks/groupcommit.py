@@ -16,11 +16,21 @@ gets the error (or success) it would have had alone, worded for its own entry.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 _PENDING, _DONE, _ALONE, _LEAD = "pending", "done", "alone", "lead"
+
+# How long a writer handed the lead waits before taking the pending entries (commit_delay, as in
+# PostgreSQL): it queued behind a batch in flight, so other writers are active. A rewrite of a
+# one-file sink costs ~0.5 ms of CPU and two fsyncs whatever its batch size; at 50 ms per create
+# and --parallelism 16 the entries arrive ~3 ms apart, so without it nearly every entry had its own
+# rewrite (1,000 creates: ~550-900 rewrites; ~330 with it). It delays only writes made while others
+# are in flight, by at most this; a lone writer (--parallelism 1, the first of a burst) never waits.
+# Measured: apply CPU per create -0.2 ms at 50 ms RTT, the same wall time; at 0 ms RTT less wall.
+LINGER = 0.010
 
 
 @dataclass
@@ -51,9 +61,10 @@ class GroupCommit:
     wait on their ticket alone (one wake-up each), without touching the file lock: taking it
     (a lock file opened, flocked and closed, the path resolved) only to find their entry written
     was most of a one-file sink's cost per secret. When the leader is done, the first writer still
-    pending leads the next batch."""
+    pending leads the next batch, after `linger` seconds (see LINGER)."""
 
-    def __init__(self) -> None:
+    def __init__(self, linger: float = LINGER) -> None:
+        self._linger = linger
         self._mutex = threading.Lock()
         self._pending: list[_Ticket] = []
         self._leading = False  # a writer is writing a batch, or about to
@@ -76,6 +87,8 @@ class GroupCommit:
         if ticket.state == _DONE:
             return
         if ticket.state == _LEAD:
+            if not lead and self._linger > 0:  # handed the lead: others are writing, gather them
+                time.sleep(self._linger)
             try:
                 if self._lead(ticket, file_lock, write_all):
                     return
