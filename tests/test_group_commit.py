@@ -146,6 +146,48 @@ def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_
     assert locks_taken == 2  # one per batch: C never took the file lock
 
 
+def test_a_writer_interrupted_while_it_lingers_passes_the_lead_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a writer waits: its entry is not written for it, and the writers queued behind
+    it still get theirs written (the lead it was handed goes to the next one)."""
+    linger = 0.0123  # told apart from the test's own sleeps
+    commit, file_lock = GroupCommit(linger=linger), threading.Lock()
+    batches: list[list[str]] = []
+    first_writing, first_may_finish = threading.Event(), threading.Event()
+    interrupted: list[str] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if seconds == linger and not interrupted:
+            interrupted.append("B")
+            raise KeyboardInterrupt
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)  # groupcommit lingers through time.sleep
+
+    def write_all(batch: list[tuple[str, str]]) -> None:
+        batches.append([n for n, _ in batch])
+        if len(batches) == 1:
+            first_writing.set()
+            assert first_may_finish.wait(10)
+
+    def writer(name: str) -> Callable[[], None]:
+        return partial(commit.write, lambda: file_lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
+
+    first, first_errors = _start([writer("A")])
+    assert first_writing.wait(10)
+    second, second_errors = _start([writer("B")])
+    _wait_until(lambda: len(commit._pending) == 1)
+    third, third_errors = _start([writer("C")])
+    _wait_until(lambda: len(commit._pending) == 2)
+    first_may_finish.set()  # B is handed the lead and interrupted while it lingers; C leads
+    for t in [*first, *second, *third]:
+        t.join()
+    assert first_errors == third_errors == []
+    assert [type(e) for e in second_errors] == [KeyboardInterrupt]
+    assert batches == [["A"], ["C"]]
+    assert commit._pending == [] and not commit._leading
+
+
 @pytest.mark.parametrize("make", [DotenvSink, JsonSink], ids=["dotenv", "json"])
 def test_many_threads_writing_one_sink_file_lose_no_entry(tmp_path: Path, make: Callable[[Path], DotenvSink | JsonSink],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

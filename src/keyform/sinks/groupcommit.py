@@ -33,7 +33,7 @@ _PENDING, _DONE, _ALONE, _LEAD = "pending", "done", "alone", "lead"
 LINGER = 0.010
 
 
-@dataclass
+@dataclass(eq=False)  # tickets are found in the pending list by identity
 class _Ticket:
     name: str
     secret: str
@@ -82,13 +82,17 @@ class GroupCommit:
             if lead:
                 self._leading = True
                 ticket.state = _LEAD
-        if not lead:
-            ticket.woken.acquire()  # the leader wrote it, or failed to, or handed this writer the lead
+        try:
+            if not lead:
+                ticket.woken.acquire()  # the leader wrote it, or failed to, or handed this writer the lead
+            if ticket.state == _LEAD and not lead and self._linger > 0:
+                time.sleep(self._linger)  # handed the lead: others are writing, gather them
+        except BaseException:  # interrupted while waiting (Ctrl-C in the main thread)
+            self._abandon(ticket)
+            raise
         if ticket.state == _DONE:
             return
         if ticket.state == _LEAD:
-            if not lead and self._linger > 0:  # handed the lead: others are writing, gather them
-                time.sleep(self._linger)
             try:
                 if self._lead(ticket, file_lock, write_all):
                     return
@@ -128,6 +132,20 @@ class GroupCommit:
                 t.state = state
             else:
                 t.wake(state)
+
+    def _abandon(self, ticket: _Ticket) -> None:
+        """A writer interrupted before its entry was taken leaves the queue (its entry is not
+        written for it), passing on the lead if it had been handed it; one already taken into a
+        batch is written as usual."""
+        with self._mutex:
+            if ticket not in self._pending:
+                return
+            self._pending.remove(ticket)
+            if ticket.state == _LEAD:
+                if self._pending:
+                    self._pending[0].wake(_LEAD)
+                else:
+                    self._leading = False
 
     def _hand_over(self) -> None:
         """The lead goes to the first writer still pending, if any."""
