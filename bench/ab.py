@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=int, default=10_000, help="no-change plan size")
     ap.add_argument("--creates", type=int, default=1_000, help="apply size")
     args = ap.parse_args(argv)
+    # both trees byte-compiled: with PYTHONDONTWRITEBYTECODE set, an uncompiled tree pays its
+    # modules' compilation in every run (~0.08 s for an apply: 0.08 ms per create at 1,000)
     compileall.compile_dir(str(args.base_src / "keyform"), quiet=1)
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "src" / "keyform"), quiet=1)
     kf = keyform_command()
     with tempfile.TemporaryDirectory(prefix="keyform-ab-") as tmp, \
             Emulator(EmulatorConfig(host="127.0.0.1", port=0)) as emu:

@@ -51,7 +51,7 @@ def test_queued_writers_share_one_rewrite_and_all_return_durable() -> None:
     alone: list[str] = []
     file_lock.acquire()  # a rewrite "in flight": the writers below queue up behind it
     threads, errors = _start([
-        partial(commit.write, file_lock, f"K{i}", f"v{i}", batches.append, partial(alone.append, f"K{i}"))
+        partial(commit.write, lambda: file_lock, f"K{i}", f"v{i}", batches.append, partial(alone.append, f"K{i}"))
         for i in range(8)])
     _wait_until(lambda: len(commit._pending) == 8)
     file_lock.release()
@@ -75,7 +75,7 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
         return write_one
 
     file_lock.acquire()
-    threads, errors = _start([partial(commit.write, file_lock, f"K{i}", "v", fail, one(f"K{i}")) for i in range(4)])
+    threads, errors = _start([partial(commit.write, lambda: file_lock, f"K{i}", "v", fail, one(f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
     for t in threads:
@@ -99,7 +99,7 @@ def test_an_interrupted_batch_is_not_taken_as_written() -> None:
         written.extend(n for n, _ in batch)
 
     file_lock.acquire()
-    threads, errors = _start([partial(commit.write, file_lock, f"K{i}", "v", write_all,
+    threads, errors = _start([partial(commit.write, lambda: file_lock, f"K{i}", "v", write_all,
                                       partial(written.append, f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
@@ -107,6 +107,85 @@ def test_an_interrupted_batch_is_not_taken_as_written() -> None:
         t.join()
     assert [type(e) for e in errors] == [KeyboardInterrupt]  # the holder's own interruption
     assert len(written) == 3 and len(set(written)) == 3  # every other writer wrote its entry alone
+
+
+def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_it_lingers() -> None:
+    """The first writer leads at once; one that waited behind a batch in flight lingers before
+    taking the pending entries, so the writers arriving meanwhile share its rewrite. No writer
+    touches the file lock unless it writes."""
+    commit, file_lock = GroupCommit(linger=1.0), threading.Lock()
+    batches: list[list[str]] = []
+    first_writing, first_may_finish = threading.Event(), threading.Event()
+    locks_taken = 0
+
+    def lock() -> threading.Lock:
+        nonlocal locks_taken
+        locks_taken += 1
+        return file_lock
+
+    def write_all(batch: list[tuple[str, str]]) -> None:
+        batches.append([n for n, _ in batch])
+        if len(batches) == 1:
+            first_writing.set()
+            assert first_may_finish.wait(10)
+
+    def writer(name: str) -> Callable[[], None]:
+        return partial(commit.write, lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
+
+    threads, errors = _start([writer("A")])
+    assert first_writing.wait(10)
+    more, more_errors = _start([writer("B")])
+    _wait_until(lambda: len(commit._pending) == 1)  # B waits behind A's batch
+    first_may_finish.set()
+    _wait_until(lambda: bool(commit._pending) and commit._pending[0].state == "lead")  # B leads, lingering
+    last, last_errors = _start([writer("C")])
+    for t in [*threads, *more, *last]:
+        t.join()
+    assert errors == more_errors == last_errors == []
+    assert batches == [["A"], ["B", "C"]]
+    assert locks_taken == 2  # one per batch: C never took the file lock
+
+
+def test_a_writer_interrupted_while_it_lingers_passes_the_lead_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a writer waits: its entry is not written for it, and the writers queued behind
+    it still get theirs written (the lead it was handed goes to the next one)."""
+    linger = 0.0123  # told apart from the test's own sleeps
+    commit, file_lock = GroupCommit(linger=linger), threading.Lock()
+    batches: list[list[str]] = []
+    first_writing, first_may_finish = threading.Event(), threading.Event()
+    interrupted: list[str] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if seconds == linger and not interrupted:
+            interrupted.append("B")
+            raise KeyboardInterrupt
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)  # groupcommit lingers through time.sleep
+
+    def write_all(batch: list[tuple[str, str]]) -> None:
+        batches.append([n for n, _ in batch])
+        if len(batches) == 1:
+            first_writing.set()
+            assert first_may_finish.wait(10)
+
+    def writer(name: str) -> Callable[[], None]:
+        return partial(commit.write, lambda: file_lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
+
+    first, first_errors = _start([writer("A")])
+    assert first_writing.wait(10)
+    second, second_errors = _start([writer("B")])
+    _wait_until(lambda: len(commit._pending) == 1)
+    third, third_errors = _start([writer("C")])
+    _wait_until(lambda: len(commit._pending) == 2)
+    first_may_finish.set()  # B is handed the lead and interrupted while it lingers; C leads
+    for t in [*first, *second, *third]:
+        t.join()
+    assert first_errors == third_errors == []
+    assert [type(e) for e in second_errors] == [KeyboardInterrupt]
+    assert batches == [["A"], ["C"]]
+    assert commit._pending == [] and not commit._leading
 
 
 @pytest.mark.parametrize("make", [DotenvSink, JsonSink], ids=["dotenv", "json"])

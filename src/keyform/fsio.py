@@ -37,7 +37,10 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
     """Create `path` and any missing parents with `mode` (umask ignored); existing ones are untouched.
     Returns the directories it created. Each is checked to be a real directory (not a symlink swapped
     in after the mkdir) before its mode is set through a descriptor, never through a path."""
-    target = Path(os.path.abspath(path))
+    here = os.path.abspath(path)
+    if os.path.isdir(here):  # the common case (every sink rewrite): one stat, no pathlib objects
+        return []
+    target = Path(here)
     missing: list[Path] = []
     p = target
     while not os.path.lexists(p):

@@ -257,7 +257,8 @@ def _transport_for(instance: str, base_url: str) -> httpx.HTTPTransport:
 
 
 # The deadline (time.monotonic()) of the call this thread is sending, or None: set by HttpClient._send
-# around the transport, read by _DeadlineStream on each socket operation.
+# around the transport, read by _DeadlineStream on each socket operation. `head_then_body`: the
+# request being sent has a body, so its head (the first write) is held and sent with the body.
 _call_deadline = threading.local()
 
 
@@ -273,22 +274,42 @@ def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every wait ends by the running call's deadline (see `_bounded`)."""
+    """A network stream whose every wait ends by the running call's deadline (see `_bounded`).
+
+    The head of a request with a body (a create's POST) is held and sent together with the body:
+    httpcore writes them separately, and each socket send (with its readiness poll) costs a kernel
+    round through the loopback or TLS stack and a GIL hand-off. Anything else written, read or a
+    TLS start sends what is held first, so nothing is ever reordered or left unsent."""
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        self._held = b""  # a request head waiting for its body
+
+    def _flush(self, timeout: float | None) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            self._stream.write(held, _bounded(timeout, httpcore.WriteTimeout))
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush(timeout)
         return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self._held:
+            buffer, self._held = self._held + buffer, b""
+        elif buffer and getattr(_call_deadline, "head_then_body", False):
+            _call_deadline.head_then_body = False
+            self._held = bytes(buffer)
+            return
         self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
+        self._held = b""
         self._stream.close()
 
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
+        self._flush(timeout)
         return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
                                                       _bounded(timeout, httpcore.ConnectTimeout)))
 
@@ -491,10 +512,11 @@ class HttpClient:
                                 headers=self._headers if content is None else self._json_headers)
         started = time.monotonic() if log.isEnabledFor(logging.DEBUG) else None
         _call_deadline.at = deadline  # every socket wait of this request ends by then (_DeadlineStream)
+        _call_deadline.head_then_body = bool(content)  # one send for head and body (_DeadlineStream)
         try:
             response = self._transport.handle_request(request)
         except httpx.HTTPError as exc:
-            _call_deadline.at = None
+            _call_deadline.at = _call_deadline.head_then_body = None
             if started is not None:
                 log.debug("%s: %s %s -> no response (%s) %.0f ms", self.instance, method, self._shown(path),
                           type(exc).__name__, (time.monotonic() - started) * 1000)
@@ -503,7 +525,7 @@ class HttpClient:
                              sent=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)) from None
             raise
         except BaseException:
-            _call_deadline.at = None
+            _call_deadline.at = _call_deadline.head_then_body = None
             raise
         if started is not None:
             log.debug("%s: %s %s -> %d %.0f ms", self.instance, method, self._shown(path), response.status_code,
@@ -528,7 +550,7 @@ class HttpClient:
                 raise
             response._content = b"".join(chunks)  # what Response.read() stores
         finally:
-            _call_deadline.at = None
+            _call_deadline.at = _call_deadline.head_then_body = None
             response.close()
         return response
 

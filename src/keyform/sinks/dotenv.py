@@ -93,7 +93,7 @@ class DotenvSink:
         if problem:  # refused before the file is touched; the applier revokes the new key
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret holds {problem}; "
                             "no dotenv quoting reads it back the same in POSIX shells, python-dotenv and keyform")
-        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 

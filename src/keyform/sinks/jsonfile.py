@@ -35,7 +35,7 @@ class JsonSink:
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
-        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 

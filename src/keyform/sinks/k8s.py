@@ -88,7 +88,7 @@ class K8sSecretSink:
     def write(self, address: str, name: str, secret: str) -> None:
         what = f" (writing {name} for key {address})"
         self._check(name, what)
-        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, what),
                             lambda: self._set([(name, secret)], what))
 

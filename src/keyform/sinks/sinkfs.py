@@ -53,13 +53,24 @@ def prepare_dir(directory: StrPath) -> None:
 
 
 def check_created_dirs(path: StrPath) -> None:
-    """IsSymlinkError when a directory keyform created on the way to `path` is now a symlink."""
-    p = Path(os.path.abspath(path))
+    """IsSymlinkError when a directory keyform created on the way to `path` is now a symlink.
+
+    Runs on every read and rewrite of a sink file (three times per rewrite): the way up is walked
+    on strings (`os.path.dirname`), not pathlib objects, which were most of its cost."""
+    d = os.path.abspath(path)
+    mine: list[str] = []
     with _guard:
-        mine = [d for d in (p, *p.parents) if os.fspath(d) in _created]
-    for d in mine:
-        if os.path.islink(d):
-            raise IsSymlinkError(d)
+        if _created:
+            while True:
+                if d in _created:
+                    mine.append(d)
+                parent = os.path.dirname(d)
+                if parent == d:
+                    break
+                d = parent
+    for created in mine:
+        if os.path.islink(created):
+            raise IsSymlinkError(Path(created))
 
 
 def write_file(path: StrPath, data: bytes) -> None:

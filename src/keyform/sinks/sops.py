@@ -293,7 +293,7 @@ class SopsSink:
             raise SinkError(f"{self.path}: cannot write {name} for key {address}: the secret contains a NUL character")
         # concurrent writers share one decrypt-merge-encrypt of the file (keyform.sinks.groupcommit):
         # one `sops encrypt` (~50 ms) per batch of secrets, not one per secret behind the file lock
-        self._batches.write(lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
                             lambda batch: self._set(batch, what),
                             lambda: self._set([(name, secret)], what))
 
