@@ -109,25 +109,33 @@ def test_an_interrupted_batch_is_not_taken_as_written() -> None:
     assert len(written) == 3 and len(set(written)) == 3  # every other writer wrote its entry alone
 
 
-def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_it_lingers() -> None:
-    """The first writer leads at once; one that waited behind a batch in flight lingers before
-    taking the pending entries, so the writers arriving meanwhile share its rewrite. No writer
-    touches the file lock unless it writes."""
-    commit, file_lock = GroupCommit(linger=1.0), threading.Lock()
+def _first_batch_held() -> tuple[list[list[str]], threading.Event, threading.Event,
+                                 Callable[[list[tuple[str, str]]], None]]:
+    """(batches written, set while the first batch is being written, set to let it finish,
+    write_all): the first batch's write waits until allowed, so writers queue behind it."""
     batches: list[list[str]] = []
     first_writing, first_may_finish = threading.Event(), threading.Event()
-    locks_taken = 0
-
-    def lock() -> threading.Lock:
-        nonlocal locks_taken
-        locks_taken += 1
-        return file_lock
 
     def write_all(batch: list[tuple[str, str]]) -> None:
         batches.append([n for n, _ in batch])
         if len(batches) == 1:
             first_writing.set()
             assert first_may_finish.wait(10)
+    return batches, first_writing, first_may_finish, write_all
+
+
+def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_it_lingers() -> None:
+    """The first writer leads at once; one that waited behind a batch in flight lingers before
+    taking the pending entries, so the writers arriving meanwhile share its rewrite. No writer
+    touches the file lock unless it writes."""
+    commit, file_lock = GroupCommit(linger=1.0), threading.Lock()
+    batches, first_writing, first_may_finish, write_all = _first_batch_held()
+    locks_taken = 0
+
+    def lock() -> threading.Lock:
+        nonlocal locks_taken
+        locks_taken += 1
+        return file_lock
 
     def writer(name: str) -> Callable[[], None]:
         return partial(commit.write, lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
@@ -151,8 +159,7 @@ def test_a_writer_interrupted_while_it_lingers_passes_the_lead_on(monkeypatch: p
     it still get theirs written (the lead it was handed goes to the next one)."""
     linger = 0.0123  # told apart from the test's own sleeps
     commit, file_lock = GroupCommit(linger=linger), threading.Lock()
-    batches: list[list[str]] = []
-    first_writing, first_may_finish = threading.Event(), threading.Event()
+    batches, first_writing, first_may_finish, write_all = _first_batch_held()
     interrupted: list[str] = []
     real_sleep = time.sleep
 
@@ -163,12 +170,6 @@ def test_a_writer_interrupted_while_it_lingers_passes_the_lead_on(monkeypatch: p
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", sleep)  # groupcommit lingers through time.sleep
-
-    def write_all(batch: list[tuple[str, str]]) -> None:
-        batches.append([n for n, _ in batch])
-        if len(batches) == 1:
-            first_writing.set()
-            assert first_may_finish.wait(10)
 
     def writer(name: str) -> Callable[[], None]:
         return partial(commit.write, lambda: file_lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
