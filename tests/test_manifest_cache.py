@@ -524,3 +524,12 @@ def test_a_verdict_written_under_another_users_key_is_never_read(cache: Path, ch
         json.dumps({"format": 1, "key": unkeyed, "check": "state", "verdict": "passed"}, separators=(",", ":")))
     with pytest.raises(StateError, match=r"keys\.k0\.created_at"):
         load_state(bad)
+
+
+def test_the_key_lives_apart_from_the_cache_and_a_relative_state_home_is_ignored(tmp_path: Path) -> None:
+    """A relative (or empty) XDG_STATE_HOME would put the key in whatever directory keyform runs
+    in, a checkout for instance: it is ignored, as the XDG spec says."""
+    default = Path(os.path.expanduser("~")) / ".local" / "state" / "keyform" / "cache-key"
+    assert cachedir.key_path({"XDG_STATE_HOME": str(tmp_path / "s")}) == tmp_path / "s" / "keyform" / "cache-key"
+    for relative in ("", "state", "./state", "../x"):
+        assert cachedir.key_path({"XDG_STATE_HOME": relative}) == default

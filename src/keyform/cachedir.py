@@ -69,13 +69,18 @@ def code_stamp(producers: tuple[str, ...], entry_format: int) -> str:
 def key_path(env: Mapping[str, str] | None = None) -> Path:
     """Where this user's cache key lives (apart from the cache, so a copied cache is not trusted)."""
     env = os.environ if env is None else env
-    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = env.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: ignored, as the XDG spec says
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "keyform" / "cache-key"
 
 
 def entry_name(stamp: str, *parts: bytes) -> str | None:
     """The name of the entry about `parts` (each one length-prefixed) under `stamp`: the HMAC of
-    both under the cache key; None when there is no usable key (the caches are then off)."""
+    both under the cache key; None when the caches are off or there is no usable key (no key is
+    made while they are off)."""
+    if cache_dir() is None:
+        return None
     key = _cache_key(key_path())
     if key is None:
         return None
@@ -109,25 +114,15 @@ def _cache_key(path: Path) -> bytes | None:
 
 def _read_key(path: Path) -> bytes | None:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+        text = _read_plain(path, _KEY_HEX, private=True)
     except OSError:
         return None
-    try:
-        st = os.fstat(fd)
-        getuid = getattr(os, "geteuid", None)
-        if not stat.S_ISREG(st.st_mode) or (st.st_mode & 0o077) or st.st_size != _KEY_HEX \
-                or (getuid is not None and st.st_uid != getuid()):
-            return None
-        text = os.read(fd, _KEY_HEX + 1)
-    except OSError:
+    if text is None or len(text) != _KEY_HEX:
         return None
-    finally:
-        os.close(fd)
     try:
-        key = bytes.fromhex(text.decode("ascii"))
+        return bytes.fromhex(text.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         return None
-    return key if len(key) == _KEY_HEX // 2 else None
 
 
 def usable(directory: Path) -> bool:
@@ -141,13 +136,17 @@ def usable(directory: Path) -> bool:
     return owned and (st.st_mode & 0o022) == 0 and os.path.isdir(directory)
 
 
-def read_entry(path: Path, limit: int) -> bytes | None:
-    """The entry's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
-    a FIFO that would block, a device, a huge file): never waits, never follows a link."""
+def _read_plain(path: Path, limit: int, *, private: bool = False) -> bytes | None:
+    """The file's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
+    a FIFO that would block, a device, a huge file) or, when `private`, not this user's alone:
+    never waits, never follows a link."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        getuid = getattr(os, "geteuid", None)
+        if private and ((st.st_mode & 0o077) or (getuid is not None and st.st_uid != getuid())):
             return None
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(limit + 1)
@@ -155,7 +154,35 @@ def read_entry(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def write_entry(directory: Path, key: str, text: str) -> None:
+def read(name: str | None, limit: int) -> bytes | None:
+    """Entry `name`'s bytes from the cache directory in use, or None: the caches off, no name (no
+    key), a directory others could write, no such entry, or not a plain file of at most `limit`."""
+    directory = cache_dir()
+    if name is None or directory is None or not usable(directory):
+        return None
+    try:
+        return _read_plain(directory / (name + _SUFFIX), limit)
+    except OSError:
+        return None
+
+
+def touch(name: str) -> None:
+    """Entry `name` was just used (the least recently used go first when the cache is full)."""
+    directory = cache_dir()
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            os.utime(directory / (name + _SUFFIX))
+
+
+def write(name: str | None, text: str) -> None:
+    """Write entry `name` (when the caches are on and there is a name) and drop the least recently
+    used beyond `MAX_ENTRIES`. Failing to write is not an error."""
+    directory = cache_dir()
+    if name is not None and directory is not None:
+        _write_entry(directory, name, text)
+
+
+def _write_entry(directory: Path, key: str, text: str) -> None:
     """Write entry `key` (a temp file renamed into place, 0600, in a 0700 directory created if
     needed) and drop the least recently used beyond `MAX_ENTRIES`. Failing to write is not an error."""
     try:
@@ -174,10 +201,6 @@ def write_entry(directory: Path, key: str, text: str) -> None:
         _prune(directory)
     except OSError:
         return
-
-
-def entry_path(directory: Path, key: str) -> Path:
-    return directory / (key + _SUFFIX)
 
 
 def _prune(directory: Path) -> None:

@@ -20,9 +20,7 @@ secret was ever in a state; the name is a digest).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from functools import cache
 
 from keyform import cachedir
@@ -54,27 +52,16 @@ def _entry(what: str, key: str) -> str:
 
 def passed(what: str, data: bytes) -> bool:
     """True when a document of these exact bytes passed the `what` check before, under this keyform."""
-    directory = cachedir.cache_dir()
-    if directory is None or not cachedir.usable(directory):
-        return False
     key = verdict_key(what, data)
-    if key is None:
+    raw = cachedir.read(key, limit=_MAX_ENTRY)
+    if key is None or raw is None or raw.decode("utf-8", "replace") != _entry(what, key):
         return False
-    path = cachedir.entry_path(directory, key)
-    try:
-        raw = cachedir.read_entry(path, limit=_MAX_ENTRY)
-    except OSError:
-        return False
-    if raw is None or raw.decode("utf-8", "replace") != _entry(what, key):
-        return False
-    with contextlib.suppress(OSError):
-        os.utime(path)  # in use: the least recently used entries go first when the cache is full
+    cachedir.touch(key)
     return True
 
 
 def remember(what: str, data: bytes) -> None:
     """Keep the verdict that these bytes passed the `what` check. Failing to write is not an error."""
-    directory = cachedir.cache_dir()
-    key = verdict_key(what, data) if directory is not None else None
-    if directory is not None and key is not None:
-        cachedir.write_entry(directory, key, _entry(what, key))
+    key = verdict_key(what, data)
+    if key is not None:
+        cachedir.write(key, _entry(what, key))

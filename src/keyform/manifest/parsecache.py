@@ -25,14 +25,13 @@ At most `MAX_ENTRIES` entries are kept: writing one removes the least recently u
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from keyform.cachedir import cache_dir, code_stamp, entry_name, entry_path, read_entry, usable, write_entry
+from keyform import cachedir
+from keyform.cachedir import cache_dir  # part of this module's face (tests, docs)
 from keyform.manifest.document import YamlDocument, YamlPath
 
 __all__ = ["CACHE_FORMAT", "CachedLines", "cache_dir", "entry_key", "load", "store"]
@@ -47,13 +46,13 @@ _PRODUCERS = ("manifest/yamlsource.py", "manifest/document.py", "manifest/parsec
 
 @cache
 def _code_stamp() -> str:
-    return code_stamp(_PRODUCERS, CACHE_FORMAT)
+    return cachedir.code_stamp(_PRODUCERS, CACHE_FORMAT)
 
 
 def entry_key(data: bytes) -> str | None:
     """The entry's name for a file of these exact bytes, under this keyform and this user's cache
     key (`cachedir.entry_name`); None when there is no usable key (the cache is then off)."""
-    return entry_name(_code_stamp(), data)
+    return cachedir.entry_name(_code_stamp(), data)
 
 
 class CachedLines(Mapping[YamlPath, int]):
@@ -112,24 +111,16 @@ def _stored_lines(lines: Mapping[YamlPath, int]) -> list[list[Any]]:
 def load(data: bytes, file: str) -> YamlDocument | None:
     """The cached parse of a file of these bytes (shown as `file`), or None (not cached, cache off,
     or an entry that is not exactly what this keyform writes)."""
-    directory = cache_dir()
-    if directory is None or not usable(directory):
-        return None
     key = entry_key(data)
-    if key is None:
+    raw = cachedir.read(key, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
+    if key is None or raw is None:
         return None
-    path = entry_path(directory, key)
     try:
-        raw = read_entry(path, limit=_MAX_ENTRY_FACTOR * len(data) + _MAX_ENTRY_SLACK)
-        if raw is None:
-            return None
-        entry = json.loads(raw)
-        doc = _document(entry, key, file, data)
-    except (OSError, ValueError, TypeError, KeyError, IndexError, RecursionError):
+        doc = _document(json.loads(raw), key, file, data)
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
         return None
     if doc is not None:
-        with contextlib.suppress(OSError):
-            os.utime(path)  # least recently used goes first when the cache is full
+        cachedir.touch(key)
     return doc
 
 
@@ -154,10 +145,7 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
 def store(data: bytes, doc: YamlDocument) -> None:
     """Keep `doc` (the clean parse of `data`: no problems reported, and valid against the built-in
     schema as a whole) for the next run. Failing to write is not an error."""
-    directory = cache_dir()
-    if directory is None or not isinstance(doc.value, dict) or doc.damaged:
-        return
-    key = entry_key(data)
+    key = entry_key(data) if isinstance(doc.value, dict) and not doc.damaged else None
     if key is None:
         return
     try:
@@ -165,4 +153,4 @@ def store(data: bytes, doc: YamlDocument) -> None:
                            "lines": _stored_lines(doc.lines)}, separators=(",", ":"))
     except (KeyError, TypeError, ValueError, RecursionError):
         return
-    write_entry(directory, key, text)
+    cachedir.write(key, text)
