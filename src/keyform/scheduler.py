@@ -128,8 +128,8 @@ class Scheduler:
                         cb.skipped(change, halt)
                         skip_dependants(change.key)  # they could never start either
                 cap = share()
-                for name, keys in parked.items():
-                    while keys and active[name] < cap:
+                for name, keys in parked.items():  # as many as may start: the rest would park again
+                    for _ in range(min(len(keys), cap - active[name])):
                         heapq.heappush(ready, heapq.heappop(keys))
                 while ready and len(running) < limit and not self._stopping():
                     change = by_key[heapq.heappop(ready)]
