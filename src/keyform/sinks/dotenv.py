@@ -180,6 +180,7 @@ class DotenvSink:
             raise SinkError(f"{self.path}: cannot write {name}{_for(address)}: {exc.strerror}") from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # python-dotenv's interpolation pattern (dotenv/variables.py), applied to every value it reads
 _DOTENV_VARIABLE = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
 # after a `$` inside double quotes, what a POSIX shell leaves alone (anything else may expand)
@@ -202,7 +203,7 @@ def dotenv_problem(value: str) -> str | None:
     python-dotenv alike, or None when `format_value` can write it. Never quotes the value."""
     if "\0" in value:
         return "a NUL character"
-    if any("\ud800" <= c <= "\udfff" for c in value):
+    if _SURROGATE.search(value):
         return "a lone surrogate (not encodable as UTF-8)"
     if "\r" in value:
         return "a carriage return (python-dotenv reads it as a line break)"
