@@ -2,7 +2,8 @@
 write is recovered, never lost. This module owns the journal's format.
 
 Before each remote mutation the applier appends an `Intent`; after it, what happened (`Created`
-with the remote id, `Sunk` once the secret is durable, `Done` with the resulting state record,
+with the remote id, `Done` with the resulting state record (a create's secret is durable in its
+sink before it; journals of earlier keyform versions also hold a `Sunk` there, still read),
 `Failed`, `Abandoned` when a create's reply was lost, `Resolved` when an earlier run's interrupted
 create needs nothing more). Each apply's journal starts with a `Begin` naming the state it started
 from. Records never hold a secret.
@@ -310,6 +311,8 @@ class Journal:
         self._write(Created(seq, remote_id, created_at))
 
     def sunk(self, seq: str) -> None:
+        """The record earlier keyform versions wrote between a create's `created` and `done` (the
+        applier no longer does: `done` follows the sink write at once); for journals in that form."""
         self._write(Sunk(seq))
 
     def failed(self, seq: str, message: str) -> None:

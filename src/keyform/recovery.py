@@ -108,11 +108,11 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
             if it.remote_id in tracked:
                 continue  # recorded after all (a later run adopted it): nothing to do
             where = "its secret reached the sink but state never recorded it" if it.sunk else \
-                "its secret never reached a sink"
+                "its secret may not have reached a sink"
             out.orphans.append(Orphan(it.address, it.provider, ptype, it.remote_id, it.seq,
                                       f"created by an interrupted apply ({where})"))
             if _rotate_overwritten(state, it):
-                held = "holds" if it.sunk else "may hold"  # the sink write is durable before `sunk`
+                held = "holds" if it.sunk else "may hold"  # `sunk`: an earlier keyform's record of the write
                 out.notes.append(f"{it.address}: its sink entry {held} the secret of the orphan {it.remote_id}, "
                                  f"not of {state.keys[it.address].remote_id}; {it.address} will be rotated")
             continue
@@ -309,7 +309,7 @@ def _never_saved(state: State) -> bool:
 
 def _rotate_overwritten(state: State, it: Interrupted) -> bool:
     """An interrupted replacement got its new key (and so may have written the new secret over the
-    sink entry of the key still in state: the write is durable before the journal says `sunk`), and
+    sink entry of the key still in state: the write is durable before the journal says `done`), and
     that new key is an orphan to revoke. The live key's secret may be gone from the sink: rotate it."""
     ks = state.keys.get(it.address)
     if ks is None or ks.remote_id == it.remote_id:
