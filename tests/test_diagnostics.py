@@ -102,3 +102,30 @@ def test_the_applier_journals_an_ambiguous_create_as_abandoned_by_its_type(tmp_p
 def test_the_applier_journals_a_plain_provider_error_as_failed(tmp_path: Path) -> None:
     records = _apply_with(tmp_path, ProviderError("qp: create: 400 bad request", status=400))
     assert "abandoned" not in [r["op"] for r in records]  # failed: resolved, nothing left for recovery
+
+
+def test_a_create_journals_intent_created_done_and_nothing_between(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three fsynced appends per create: `done` follows the sink write directly (no `sunk` record,
+    which cost every create one more fenced append and group-commit round)."""
+    from keyform.backends.local import LocalJournal
+
+    appended: list[str] = []
+    real = LocalJournal.append
+
+    def append(self: LocalJournal, record: Any) -> None:
+        appended.append(record.op)
+        real(self, record)
+
+    monkeypatch.setattr(LocalJournal, "append", append)
+    project = Project(tmp_path, "http://127.0.0.1:9")
+    project.questra("  ci-bot: {provider: qp, name: CI bot}\n")
+
+    def factory(config: ProviderConfig, token: str, org_id: str | None) -> Any:
+        return FakeProvider(config.name, config.type, utcnow)
+
+    opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=factory)
+    with operations.session(opts, "apply") as sess:
+        assert operations.apply(sess, operations.plan(sess)).ok
+    assert appended == ["begin", "intent", "created", "done"]
+    assert project.sink_path.read_text().count("=") == 1  # the secret is in its sink all the same
