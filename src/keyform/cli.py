@@ -124,8 +124,12 @@ def console() -> None:
     Interpreter teardown ends with a full cyclic collection over everything the command built
     (manifests, state, plan, listings): ~20-40 ms at 1,000 keys, more at 10,000, after the work
     is done. `gc.freeze()` first moves all of it out of the collector's reach; nothing is left
-    unflushed or unclosed by that, the objects are simply not traversed again. In-process callers
-    of `main` (tests, click's CliRunner) keep a normal heap."""
+    unflushed or unclosed by that, the objects are simply not traversed again. The same happens
+    after each phase that builds bulk data (`keyform.gcpause`). In-process callers of `main`
+    (tests, click's CliRunner) keep a normal heap."""
+    from keyform.gcpause import freeze_after_pauses
+
+    freeze_after_pauses()
     try:
         main(prog_name="keyform")
     finally:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import Diagnostics, KeyformError, LockLostError, warning, warnings
+from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Change, Plan
@@ -137,7 +138,8 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
         started = time.monotonic()
         with store.lock(operation, timeout=options.lock_timeout):
             log.debug("lock: held after %.0f ms", (time.monotonic() - started) * 1000)
-            loaded = store.load()
+            with paused():  # bulk, acyclic data (keyform.gcpause)
+                loaded = store.load()
             log.debug("state: %s", f"serial {loaded.serial}, {len(loaded.keys)} keys" if loaded else "none yet")
             state = loaded or State.new()
             pool = ProviderPool(workspace, options.provider_factory, options.env)
@@ -145,11 +147,12 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
             sess.policies = policies
             sess.warnings.extend(policy_notes)
             try:
-                _recover(sess)
-                if fingerprint_key:
-                    from keyform.fingerprintkey import attach
+                with paused():
+                    _recover(sess)
+                    if fingerprint_key:
+                        from keyform.fingerprintkey import attach
 
-                    attach(workspace, sess.state, options.env, new_state=sess.new_state)
+                        attach(workspace, sess.state, options.env, new_state=sess.new_state)
                 yield sess
             finally:
                 pool.close()
@@ -211,6 +214,14 @@ def keep_journal(store: StateBackend, state: State, keep: tuple[list[Record], se
 
 def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = True,
          destroy: bool = False, replace: Sequence[str] = ()) -> Plan:
+    """The plan of the session's workspace against its state and (unless `refresh_remote` is
+    False) the remote listings; the cyclic collector is paused meanwhile (keyform.gcpause)."""
+    with paused():
+        return _plan(sess, targets, refresh_remote, destroy, replace)
+
+
+def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: bool,
+          replace: Sequence[str]) -> Plan:
     ws, state = sess.workspace, sess.state
     if refresh_remote:
         snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
@@ -338,11 +349,12 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
     store = sess.store
     fh.close()
     try:
-        records = store.read_journal()
-        if any(isinstance(r, Done) for r in records):
-            store.save(sess.state)
-            log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
-        _compact(sess, records)
+        with paused():  # the state's and journal's records, as JSON: bulk and acyclic (keyform.gcpause)
+            records = store.read_journal()
+            if any(isinstance(r, Done) for r in records):
+                store.save(sess.state)
+                log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
+            _compact(sess, records)
         log.debug("journal: compacted (%d records read)", len(records))
     except LockLostError as exc:
         raise LockLostError(_lost_lock_message(exc, report)) from None

@@ -7,16 +7,15 @@ files (`build`). A file that fails to parse is left out of the later passes.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from keyform.durations import utcnow
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
+from keyform.gcpause import paused
 from keyform.manifest import parsecache
 from keyform.manifest.build import build_workspace
 from keyform.manifest.document import YamlDocument, YamlPath
@@ -41,21 +40,8 @@ def load_workspace(paths: Sequence[str | Path] = (), *, now: datetime | None = N
     """
     base = Path(os.path.abspath(cwd or Path.cwd()))
     files = manifest_files(paths, base)
-    with _gc_paused():
+    with paused():  # ~10 objects per manifest line, none in cycles (keyform.gcpause)
         return _load(files, base, now or utcnow())
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Composing a big manifest allocates ~10 objects per line, none in reference cycles; the
-    cyclic collector would run hundreds of times for nothing (5x the load time on 10k keys)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
