@@ -401,7 +401,7 @@ def journal_ops(dsn: str, workspace: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("kill_at", "count"), [("intent", 1), ("created", 1), ("done", 2), ("intent", 4)],
-                         ids=["first-create-in-flight", "created-not-sunk", "two-done", "fourth-create-in-flight"])
+                         ids=["first-create-in-flight", "created-not-done", "two-done", "fourth-create-in-flight"])
 def test_kill_9_of_the_lock_holder_releases_the_lock_and_the_next_apply_recovers(
         tmp_path: Path, make_emulator: Callable[..., Emulator], pg_dsn: str, kill_at: str, count: int) -> None:
     emulator = make_emulator(latency_ms=250)

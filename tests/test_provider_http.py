@@ -84,3 +84,30 @@ def test_a_plain_http_instance_works_without_loading_the_ca_bundle(emulator: Emu
     secure = QuestraProvider("qs", emulator.url.replace("http://", "https://"), "tok_ci", "org_1")
     secure.close()
     assert _ca_certificates(secure) > 0  # an https:// instance verifies against the CA bundle, as before
+
+
+def test_each_path_s_parsed_url_is_kept_but_pages_do_not_crowd_out_the_create_path() -> None:
+    """Parsing a URL is ~2/3 of building a request, so a client keeps each path's (up to 64). A
+    paginated listing's paths (each page its own query) and revokes (each its own ID) never repeat:
+    pages are not kept, so after 100 of them the create path is still kept; every request goes to
+    exactly its own URL whatever is kept."""
+    from keyform.providers.http import HttpClient
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    client = HttpClient("qp", "http://127.0.0.1:9/base/", {}, transport=httpx.MockTransport(answer))
+    for page in range(100):
+        client.call("GET", f"/api-keys?page={page}", "list")
+    client.call("POST", "/api-keys", "create", body={"name": "x"}, idempotent=False)
+    client.call("POST", "/api-keys", "create", body={"name": "y"}, idempotent=False)
+    for i in range(70):
+        client.call("DELETE", f"/api-keys/ak_{i}", "revoke")
+    assert seen[:2] == ["http://127.0.0.1:9/base/api-keys?page=0", "http://127.0.0.1:9/base/api-keys?page=1"]
+    assert seen[100:103] == ["http://127.0.0.1:9/base/api-keys"] * 2 + ["http://127.0.0.1:9/base/api-keys/ak_0"]
+    assert seen[-1] == "http://127.0.0.1:9/base/api-keys/ak_69" and len(seen) == 172
+    kept = client._urls
+    assert "/api-keys" in kept and len(kept) <= 64 and not any("?" in p for p in kept)

@@ -513,7 +513,9 @@ class HttpClient:
         url = self._urls.get(path)
         if url is None:
             url = httpx.URL(self.base_url + path)
-            if len(self._urls) < _URLS_KEPT:  # a create's path repeats; a revoke's (with its ID) does not
+            # a create's path repeats; a page's (its query) or a revoke's (its ID) does not, and
+            # must not fill the cache before the apply's creates come
+            if "?" not in path and len(self._urls) < _URLS_KEPT:
                 self._urls[path] = url
         request = httpx.Request(method, url, content=content, extensions=extensions,
                                 headers=self._headers if content is None else self._json_headers)
