@@ -24,6 +24,9 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     plan = figures["plans"][0]
     assert plan["remote_calls"] == plan["instances"] == 11  # 10 Questra orgs + TextQL: one list call each
+    # each plan paired with a parse floor run right after it; the figure is the pairs' median
+    assert len(plan["floor_ratios"]) >= 1 and min(plan["floor_ratios"]) <= plan["floor_ratio"] <= max(plan["floor_ratios"])
+    assert "parse floor, 50 keys" in res.stdout and "pairs " in res.stdout
     assert figures["applies"][0]["calls"]["questra.create"] == 50
     assert figures["rest"][0]["calls"] == 11 and len(figures["rest"][0]["ratios"]) == 3  # same calls via type: rest
     sinks = {f["kind"]: f["creates"] for f in figures["sinks"]}
