@@ -1,16 +1,18 @@
-"""Measuring a keyform command: wall time and peak RSS of the child process, and the emulator's
+"""Measuring a keyform command: its wall time, CPU and peak RSS (started through a small wrapper
+process, so the benchmark's own memory is not counted as the command's), and the emulator's
 request counters around it (read through `keyform.emulator.client.EmulatorControl`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,25 +45,59 @@ class Run:
         return self
 
 
+# The measured command is started by this small process, not by the benchmark itself: a child
+# started straight from the benchmark (vfork and exec, as subprocess does) reports as its peak RSS
+# the benchmark's own peak (Linux keeps the larger of the exec'd-over memory's high-water mark and
+# the program's), ~120 MB once the in-process emulator holds 10,000 keys, whatever the command used.
+# The wrapper (python -I -S: a few MB) forks the command, reaps it, and writes its wall time (fork
+# to reap) and rusage to the pipe whose fd it is given; its own exit code is the command's.
+_SPAWNER = """
+import json, os, sys, time
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, f"{argv[0]}: {exc.strerror}\\n".encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+os.write(fd, json.dumps([wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime]).encode())
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float = 900) -> Run:
-    """Run `argv` as a child process; wall time from fork to reap, peak RSS and CPU from wait4's
-    rusage. The reaping thread blocks in wait4 (no polling: the emulator shares this process)."""
+    """Run `argv` as a grandchild (see `_SPAWNER`): its wall time from fork to reap, its peak RSS and
+    CPU (with its own children's) from wait4's rusage. The reaping thread blocks in wait4 (no
+    polling: the emulator shares this process)."""
+    read_end, write_end = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         reaped: list[tuple[int, int, Any]] = []
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SPAWNER, str(write_end), *argv], cwd=cwd,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    pass_fds=(write_end,), start_new_session=True)
+        finally:
+            os.close(write_end)
         reaper = threading.Thread(target=lambda: reaped.append(os.wait4(proc.pid, 0)), daemon=True)
         reaper.start()
         reaper.join(timeout)
         if reaper.is_alive():
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the wrapper and the command: one session
             reaper.join()
-        wall = time.perf_counter() - start
-        _, status, usage = reaped[0]
+        with os.fdopen(read_end, "rb") as fh:
+            report = fh.read()
+        _, status, _ = reaped[0]
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        wall, maxrss_kb, cpu = json.loads(report) if report else (float("nan"), 0, float("nan"))
         out.seek(0)
         err.seek(0)
-        return Run(list(argv), proc.returncode, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+        return Run(list(argv), proc.returncode, wall, maxrss_kb / 1024, cpu,
                    out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 

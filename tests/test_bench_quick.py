@@ -38,3 +38,24 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert [o["creates"] for o in rates["two_orgs"]["orgs"]] == [30, 30]
     if not figures["sinks_skipped"]:  # sops and age-keygen present (as in CI): the encrypted sinks ran too
         assert sinks.items() >= {"sops": 20, "k8s-secret+sops": 20}.items()
+
+
+def test_a_measured_command_s_peak_rss_is_its_own_not_the_benchmark_s(tmp_path: Path) -> None:
+    """A child started straight from a process reports that process's peak RSS as its own (Linux
+    keeps the larger high-water mark across exec): the benchmark, holding an in-process emulator,
+    made every plan look ~120 MB. `measure.run` starts commands through a small wrapper instead."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from measure import run
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    ballast = bytearray(256 * 1024 * 1024)
+    ballast[::4096] = b"\1" * len(range(0, len(ballast), 4096))  # resident, in this process
+    small = run([sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    big = run([sys.executable, "-c", "b = bytearray(96 * 1024 * 1024); b[::4096] = b'1' * len(b[::4096])"],
+              cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    del ballast
+    assert small.code == 3 and small.stdout == "out\n"
+    assert small.rss_mb < 64, small.rss_mb  # a bare interpreter: ~10 MB, not this process's 256+ MB
+    assert 96 < big.rss_mb < 200, big.rss_mb  # what the command itself held
+    assert 0 < small.wall < 30 and small.cpu >= 0
