@@ -452,7 +452,8 @@ def read_session(options: Options) -> Iterator[Session]:
     workspace = load(options)
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
-        loaded = store.load()
+        with paused():  # bulk, acyclic data (keyform.gcpause)
+            loaded = store.load()
         pool = ProviderPool(workspace, options.provider_factory, options.env)
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
                        new_state=loaded is None, unrecovered=bool(store.read_journal()))
@@ -470,7 +471,7 @@ def run_report(options: Options, *, refresh_remote: bool = True,
     not to, and the report built (keyform.report)."""
     from keyform.report import Collected, build_report
 
-    with read_session(options) as sess:
+    with read_session(options) as sess, paused():  # the listings and the report: bulk, acyclic
         ws, state = sess.workspace, sess.state
         now = (clock or options.clock)()
         notes: list[str] = []
@@ -492,7 +493,7 @@ def run_report(options: Options, *, refresh_remote: bool = True,
 def run_usage_report(options: Options, *, idle: timedelta | None = None, unmanaged: bool = False,
                      refresh_remote: bool = True) -> UsageReport:
     """`keyform report --idle/--unmanaged`: `usage_report` on the read-only session."""
-    with read_session(options) as sess:
+    with read_session(options) as sess, paused():
         return usage_report(sess, idle=idle, unmanaged=unmanaged, refresh_remote=refresh_remote)
 
 
