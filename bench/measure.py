@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,9 +49,11 @@ class Run:
 # the benchmark's own peak (Linux keeps the larger of the exec'd-over memory's high-water mark and
 # the program's), ~120 MB once the in-process emulator holds 10,000 keys, whatever the command used.
 # The wrapper (python -I -S: a few MB) forks the command, reaps it, and writes its wall time (fork
-# to reap) and rusage to the pipe whose fd it is given; its own exit code is the command's.
+# to reap) and rusage to the pipe whose fd it is given; its own exit code is the command's. Both
+# stay in the benchmark's process group, so a Ctrl-C reaches the command (the wrapper ignores it
+# and reaps the command); SIGTERM to the wrapper (the timeout) kills the command with it.
 _SPAWNER = """
-import json, os, sys, time
+import json, os, signal, sys, time
 fd, argv = int(sys.argv[1]), sys.argv[2:]
 start = time.perf_counter()
 pid = os.fork()
@@ -63,6 +64,8 @@ if pid == 0:
     except OSError as exc:
         os.write(2, f"{argv[0]}: {exc.strerror}\\n".encode())
     os._exit(127)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, lambda *_: (os.kill(pid, signal.SIGKILL), os._exit(137)))
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
 os.write(fd, json.dumps([wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime]).encode())
@@ -81,14 +84,14 @@ def run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float =
         try:
             proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SPAWNER, str(write_end), *argv], cwd=cwd,
                                     env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    pass_fds=(write_end,), start_new_session=True)
+                                    pass_fds=(write_end,))
         finally:
             os.close(write_end)
         reaper = threading.Thread(target=lambda: reaped.append(os.wait4(proc.pid, 0)), daemon=True)
         reaper.start()
         reaper.join(timeout)
         if reaper.is_alive():
-            os.killpg(proc.pid, signal.SIGKILL)  # the wrapper and the command: one session
+            proc.terminate()  # the wrapper kills the command, then exits
             reaper.join()
         with os.fdopen(read_end, "rb") as fh:
             report = fh.read()
