@@ -48,24 +48,30 @@ class Run:
 # started straight from the benchmark (vfork and exec, as subprocess does) reports as its peak RSS
 # the benchmark's own peak (Linux keeps the larger of the exec'd-over memory's high-water mark and
 # the program's), ~120 MB once the in-process emulator holds 10,000 keys, whatever the command used.
-# The wrapper (python -I -S: a few MB) forks the command, reaps it, and writes its wall time (fork
-# to reap) and rusage to the pipe whose fd it is given; its own exit code is the command's. Both
+# The wrapper (python -I -S: a few MB) starts the command with posix_spawn (vfork-like: ~1 ms, and
+# SIGPIPE and SIGXFSZ back to their defaults, which Python ignores), reaps it, and writes its wall
+# time (spawn to reap) and rusage to the pipe whose fd it is given (closed in the command). Both
 # stay in the benchmark's process group, so a Ctrl-C reaches the command (the wrapper ignores it
-# and reaps the command); SIGTERM to the wrapper (the timeout) kills the command with it.
+# and reaps the command); SIGTERM to the wrapper (the timeout) kills the command, whose figures are
+# still reported. The wrapper exits with the command's code, 128 + N for a signal N, 127 when the
+# command cannot be started (its reason on stderr).
 _SPAWNER = """
-import json, os, signal, sys, time
+import contextlib, json, os, signal, sys, time
 fd, argv = int(sys.argv[1]), sys.argv[2:]
 start = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.close(fd)
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        os.write(2, f"{argv[0]}: {exc.strerror}\\n".encode())
+try:
+    pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_CLOSE, fd)],
+                          setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+except OSError as exc:
+    os.write(2, f"{argv[0]}: {exc.strerror}\\n".encode())
     os._exit(127)
+
+def stop(*_):
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, lambda *_: (os.kill(pid, signal.SIGKILL), os._exit(137)))
+signal.signal(signal.SIGTERM, stop)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
 os.write(fd, json.dumps([wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime]).encode())
@@ -75,33 +81,38 @@ os._exit(code if code >= 0 else 128 - code)
 
 
 def run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float = 900) -> Run:
-    """Run `argv` as a grandchild (see `_SPAWNER`): its wall time from fork to reap, its peak RSS and
-    CPU (with its own children's) from wait4's rusage. The reaping thread blocks in wait4 (no
-    polling: the emulator shares this process)."""
+    """Run `argv` through the wrapper (see `_SPAWNER`): its wall time from spawn to reap, its peak
+    RSS and CPU (with its own children's) from wait4's rusage, its exit code (128 + N if a signal N
+    ended it, as on a timeout; 127 if it could not be started). The reaping thread blocks in wait4
+    (no polling: the emulator shares this process)."""
     read_end, write_end = os.pipe()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        reaped: list[tuple[int, int, Any]] = []
-        try:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SPAWNER, str(write_end), *argv], cwd=cwd,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    pass_fds=(write_end,))
-        finally:
-            os.close(write_end)
-        reaper = threading.Thread(target=lambda: reaped.append(os.wait4(proc.pid, 0)), daemon=True)
-        reaper.start()
-        reaper.join(timeout)
-        if reaper.is_alive():
-            proc.terminate()  # the wrapper kills the command, then exits
-            reaper.join()
-        with os.fdopen(read_end, "rb") as fh:
-            report = fh.read()
-        _, status, _ = reaped[0]
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-        wall, maxrss_kb, cpu = json.loads(report) if report else (float("nan"), 0, float("nan"))
-        out.seek(0)
-        err.seek(0)
-        return Run(list(argv), proc.returncode, wall, maxrss_kb / 1024, cpu,
-                   out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+    try:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            reaped: list[tuple[int, int, Any]] = []
+            try:
+                proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SPAWNER, str(write_end), *argv],
+                                        cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                        pass_fds=(write_end,))
+            finally:
+                os.close(write_end)
+            reaper = threading.Thread(target=lambda: reaped.append(os.wait4(proc.pid, 0)), daemon=True)
+            reaper.start()
+            reaper.join(timeout)
+            if reaper.is_alive():
+                proc.terminate()  # the wrapper kills the command, reaps it and reports
+                reaper.join()
+            report = b""
+            while chunk := os.read(read_end, 4096):
+                report += chunk
+            _, status, _ = reaped[0]
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+            wall, maxrss_kb, cpu = json.loads(report) if report else (float("nan"), 0, float("nan"))
+            out.seek(0)
+            err.seek(0)
+            return Run(list(argv), proc.returncode, wall, maxrss_kb / 1024, cpu,
+                       out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+    finally:
+        os.close(read_end)
 
 
 def median_run(make: Callable[[], Run], repeat: int) -> tuple[float, float, float]:
