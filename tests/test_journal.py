@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keyform.durations import format_time
 from keyform.journal import (
     Begin,
     Created,
@@ -26,6 +27,7 @@ from keyform.journal import (
     Journal,
     JournalRecordError,
     Record,
+    Sunk,
     compacted,
     decode,
     encode,
@@ -159,7 +161,7 @@ def test_records_are_stored_in_the_format_earlier_keyforms_wrote_and_read_back_u
     first = journal.intent("create", "ci-bot", "qp", label="CI é", at="2027-03-03T00:00:00Z", replaces=None,
                            match={"name": "CI"})
     journal.created(first, "ak_1", created_at="2027-03-03T00:00:01Z")
-    journal.sunk(first)
+    writer.append(Sunk(first, at=format_time(now)))  # as earlier keyform versions journaled it
     journal.done(first, key=ks, deposed=dep)
     update = journal.intent("update", "ci-bot", "qp", remote_id="ak_1")
     journal.failed(update, "HTTP 500\nretry")

@@ -23,7 +23,7 @@ from keyform.backends.local import LocalBackend
 from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
-from keyform.journal import Begin, Intent, Journal, Record
+from keyform.journal import Begin, Intent, Journal, Record, Sunk
 from keyform.model import SinkTarget
 from keyform.sinks.dotenv import DotenvSink
 
@@ -108,7 +108,7 @@ def _interrupt(s: Setup, control: EmulatorControl) -> tuple[str, str]:
         journal = Journal(fh, "killed", clock=utcnow)
         seq = journal.intent("create", "d", "qp", label="d0", at=d["created_at"], match={"name": "d0"})
         journal.created(seq, d["id"])
-        journal.sunk(seq)
+        fh.append(Sunk(seq, at=format_time(utcnow())))  # a journal written by an earlier keyform
         journal.done(seq, key=done)
         journal.intent("create", "e", "qp", label="e0", at=format_time(utcnow()), match={"name": "e0"})
         fh.close()

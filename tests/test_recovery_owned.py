@@ -25,7 +25,7 @@ import jsonschema
 from harness.project import ORG, Project
 from keyform.durations import format_time
 from keyform.emulator.client import EmulatorControl
-from keyform.journal import Begin, Created, Intent, Journal, Record
+from keyform.journal import Begin, Created, Intent, Journal, Record, Sunk
 from keyform.recovery import CLOCK_SKEW, assess
 from keyform.remote import RemoteKey
 from keyform.state import State
@@ -123,7 +123,7 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     journal = Journal(fh, "killed")
     seq = journal.intent("create", "b", "qp", label="ci-bot", at=gone.created_at, match={"name": "ci-bot"})
     journal.created(seq, gone.remote_id)
-    journal.sunk(seq)
+    fh.append(Sunk(seq))  # a journal written by an earlier keyform
     journal.done(seq, key=gone)
     fh.close()
     raw = project.state_path.read_bytes()

@@ -310,11 +310,6 @@ class Journal:
     def created(self, seq: str, remote_id: str, created_at: str | None = None) -> None:
         self._write(Created(seq, remote_id, created_at))
 
-    def sunk(self, seq: str) -> None:
-        """The record earlier keyform versions wrote between a create's `created` and `done` (the
-        applier no longer does: `done` follows the sink write at once); for journals in that form."""
-        self._write(Sunk(seq))
-
     def failed(self, seq: str, message: str) -> None:
         self._write(Failed(seq, message))
 
