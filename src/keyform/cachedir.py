@@ -175,16 +175,12 @@ def touch(name: str) -> None:
 
 
 def write(name: str | None, text: str) -> None:
-    """Write entry `name` (when the caches are on and there is a name) and drop the least recently
-    used beyond `MAX_ENTRIES`. Failing to write is not an error."""
+    """Write entry `name` (when the caches are on and there is a name: a temp file renamed into
+    place, 0600, in a 0700 directory created if needed) and drop the least recently used beyond
+    `MAX_ENTRIES`. Failing to write is not an error."""
     directory = cache_dir()
-    if name is not None and directory is not None:
-        _write_entry(directory, name, text)
-
-
-def _write_entry(directory: Path, key: str, text: str) -> None:
-    """Write entry `key` (a temp file renamed into place, 0600, in a 0700 directory created if
-    needed) and drop the least recently used beyond `MAX_ENTRIES`. Failing to write is not an error."""
+    if name is None or directory is None:
+        return
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not usable(directory):
@@ -193,7 +189,7 @@ def _write_entry(directory: Path, key: str, text: str) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-            os.replace(tmp, directory / (key + _SUFFIX))
+            os.replace(tmp, directory / (name + _SUFFIX))
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

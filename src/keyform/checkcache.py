@@ -3,10 +3,10 @@ the full check before (`statecheck.state_problem`: its schema, every timestamp a
 checked again.
 
 At 10,000 keys that check is a tenth of a no-change plan's CPU, and a state file's bytes change
-only when keyform saves it. A verdict is one small entry in the manifest cache's directory
-(`manifest/parsecache`: `$KEYFORM_CACHE_DIR`, else `~/.cache/keyform/manifests`; 0700, owned by
-the user; `KEYFORM_NO_CACHE=1` turns it off), named by the HMAC, under the user's cache key
-(`cachedir`: no one without it can plant a verdict keyform would read), of:
+only when keyform saves it. A verdict is one small entry in keyform's cache directory, beside the
+parsed manifests (`cachedir`: `$KEYFORM_CACHE_DIR`, else `~/.cache/keyform/manifests`; 0700, owned
+by the user; `KEYFORM_NO_CACHE=1` turns it off), named by the HMAC, under the user's cache key (no
+one without it can plant a verdict keyform would read), of:
 
 - the checked document's exact bytes and what it was checked as (`state`),
 - keyform's and Python's versions, the cache format, and the size and modification time of the
