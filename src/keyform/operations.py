@@ -23,7 +23,7 @@ from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Change, Plan
-from keyform.planner import PlanInputs, foreign_entries
+from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
@@ -300,10 +300,11 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
     # the sink files may have changed since the plan was made: check again, before any remote call
     sinks = scan_sinks(sess, sess.sinks.readable())
-    foreign = foreign_entries(sess.workspace, sess.state, saved.changes,
-                              PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries)))
-    if foreign:
-        raise KeyformError(foreign)
+    inputs = PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries))
+    refused = foreign_entries(sess.workspace, sess.state, saved.changes, inputs) \
+        + unreadable_sinks(sess.workspace, saved.changes, inputs)
+    if refused:
+        raise KeyformError(refused)
     check_plan_policies(sess, saved)
 
 

@@ -13,7 +13,7 @@ deleted; deposed keys (old halves of rotations) are revoked once their grace has
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,7 +117,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if address in decisions:
             changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], deps[address]))
 
-    errors = foreign_entries(workspace, state, changes, inputs)
+    errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, changes, inputs)
     for address in sorted(state.keys):
         ks = state.keys[address]
         if not in_scope(address) or (address in desired and not destroy):
@@ -173,6 +173,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                   orphan=True, reasons=(orphan.evidence,)))
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
     notes.extend(_refresh_notes(workspace, state, snapshot, in_scope))
+    notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
                 destroy=destroy, targets=tuple(sorted(targets)))
@@ -213,6 +214,37 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
                 "`as:`, or remove that line from the file if its value may go (if it holds the secret of a key "
                 "keyform made, adopt that key with `keyform import`)", spec.loc))
     return out
+
+
+def unreadable_sinks(workspace: Workspace, changes: Iterable[Change], inputs: PlanInputs) -> list[Diagnostic]:
+    """The changes that would write a secret into a sink whose file cannot be read now (not UTF-8,
+    not JSON, a symlink, ...: `SinkSnapshot.problems`): one diagnostic each, at the key. Applying
+    them would create (or rotate) the key and only then fail to store its secret."""
+    out: list[Diagnostic] = []
+    if not inputs.sinks.problems:
+        return out
+    for change in changes:
+        spec = workspace.keys.get(change.address)
+        if change.sink is None or change.action is Action.DELETE or spec is None or spec.sink is None:
+            continue
+        problem = inputs.sinks.problems.get(spec.sink.sink)
+        if problem is not None:
+            out.append(Diagnostic(
+                f"key {change.address!r}: sink {spec.sink.sink} cannot take its secret: {problem}. Applying would "
+                f"{change.action.value} the key and then fail to store the secret, so nothing is planned: fix or "
+                "move that file, or point the sink at another path", spec.loc))
+    return out
+
+
+def _unreadable_sink_notes(state: State, inputs: PlanInputs, in_scope: Callable[[str], bool]) -> list[str]:
+    """A note per unreadable sink that the state says holds secrets: whether they are still there
+    is unknown (plan cannot tell a lost secret from an unreadable file)."""
+    holding: dict[str, int] = {}
+    for address, ks in state.keys.items():
+        if ks.sink is not None and ks.secret_in_sink and ks.sink.sink in inputs.sinks.problems and in_scope(address):
+            holding[ks.sink.sink] = holding.get(ks.sink.sink, 0) + 1
+    return [f"sink {name}: {inputs.sinks.problems[name]}; whether it still holds the secret of "
+            f"{n} key{'s' if n != 1 else ''} is unknown" for name, n in sorted(holding.items())]
 
 
 def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...]) -> set[str] | None:

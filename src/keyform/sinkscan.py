@@ -10,14 +10,21 @@ still checked by reading its entry, see `operations.missing_secrets`).
 For a sink whose file holds other people's entries too (`SinkType.guards_entries`: a `.env`), the
 snapshot also keeps each entry's line, so the planner can refuse to overwrite a variable keyform
 did not write and name where it is (`planner.foreign_entries`).
+
+A sink whose file cannot be read (not UTF-8, not JSON, a symlink, a FIFO, no permission) is kept
+with the reason, worded `file:line: what is wrong` where there is a line: the planner refuses a
+key that would write its secret there (`planner.unreadable_sinks`) before apply creates the key
+and then fails to store its secret, and notes the sinks that hold recorded secrets.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from keyform.errors import KeyformError
 from keyform.model import SinkConfig
 
 
@@ -30,6 +37,7 @@ class SinkSnapshot:
     # sink name -> entry name -> its 1-based line, for the sinks that guard their entries
     lines: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     files: Mapping[str, str] = field(default_factory=dict)  # sink name -> its file, as the manifest gave it
+    problems: Mapping[str, str] = field(default_factory=dict)  # sink name -> why its file cannot be read
 
     def holds(self, sink: str, name: str) -> bool | None:
         """True/False when `sink` was scanned, None when unknown."""
@@ -50,6 +58,7 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
     out: dict[str, frozenset[str]] = {}
     lines: dict[str, Mapping[str, int]] = {}
     files: dict[str, str] = {}
+    problems: dict[str, str] = {}
     for name in sorted(wanted):
         config = sinks.get(name)
         if config is None:
@@ -60,15 +69,36 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             continue
         if stype.scan is None:
             continue
+        shown = _shown(str(config.options.get(stype.required, name)))
         try:
             found = stype.scan(config)
-        except (OSError, ValueError, KeyError):
-            continue  # unreadable: apply reports it in its own words
+        except (OSError, ValueError, KeyError, KeyformError) as exc:
+            problems[name] = _problem(shown, exc)
+            continue
         out[name] = frozenset(found)
         if stype.guards_entries:
             lines[name] = found
-            files[name] = _shown(str(config.options.get(stype.required, name)))
-    return SinkSnapshot(out, lines, files)
+            files[name] = shown
+    return SinkSnapshot(out, lines, files, problems)
+
+
+def _problem(shown: str, exc: Exception) -> str:
+    """Why the sink file `shown` could not be read, in one line (no content of the file: a line
+    of a .env is a secret)."""
+    if isinstance(exc, UnicodeDecodeError):
+        data = exc.object if isinstance(exc.object, bytes) else b""  # no byte of it is shown: it may be a secret's
+        line = data[:exc.start].count(b"\n") + 1
+        return f"{shown}:{line}: not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):  # its msg never quotes the document
+        return f"{shown}:{exc.lineno}: not valid JSON ({exc.msg})"
+    if isinstance(exc, OSError):
+        strerror = exc.strerror or type(exc).__name__
+        if exc.filename and os.fspath(exc.filename) in strerror:  # a link, a FIFO: the message names the path
+            return strerror
+        return f"{shown}: cannot read it: {strerror}"
+    if isinstance(exc, KeyformError):
+        return str(exc)
+    return f"{shown}: {exc}"
 
 
 def _shown(path: str) -> str:

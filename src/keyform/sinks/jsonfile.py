@@ -112,9 +112,12 @@ def scan(config: SinkConfig) -> dict[str, int]:
     raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
     if raw is None or not raw.strip():
         return {}
-    doc = json.loads(raw)
+    try:
+        doc = json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a keyform JSON sink") from None
     if not isinstance(doc, dict):
-        raise ValueError("not a JSON object")
+        raise ValueError("not a JSON object (a flat {name: secret} map)")
     return dict.fromkeys(doc, 0)
 
 

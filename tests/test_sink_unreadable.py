@@ -1,0 +1,173 @@
+"""A sink file that cannot be read is refused at plan time, before any remote call.
+
+A `.env` that is not UTF-8, a JSON sink that is not JSON, a symlink or a FIFO at a sink path: the
+sink refuses to write there (and says so), but plan used to skip the file it could not scan, so
+`plan` showed a clean create and `apply` created the key, failed to store its secret and revoked
+it again. Now plan names the key (`file:line`), the sink file (`file:line` where there is a line)
+and what is wrong, exits 1 and calls nothing; a saved plan is checked again at apply; a sink that
+holds recorded secrets and cannot be read gets a note. No byte of the file is ever shown.
+Through the CLI against the emulator over real HTTP on 127.0.0.1, plus the scan itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.project import ORG, Project
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+from keyform.errors import SourceLoc
+from keyform.model import SinkConfig
+from keyform.sinkscan import scan
+
+ENV = ".secrets/keys.env"
+CANARY = "sk_live_CANARY_\u00e9t\u00e9_0123456789"
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    return Project(tmp_path, emulator.url)
+
+
+def _live(control: EmulatorControl) -> list[dict[str, object]]:
+    return [k for k in control.questra_keys(ORG) if not k.get("revoked")]
+
+
+def _key_line(project: Project, key: str = "ci-bot") -> int:
+    return project.manifest.read_text().splitlines().index(f"  {key}:") + 1
+
+
+def _latin1_env(project: Project) -> Path:
+    """A .env whose second line holds a secret in Latin-1: not UTF-8."""
+    path = project.root / ENV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"# team secrets\nOLD_KEY=" + CANARY.encode("latin-1") + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("command", [("plan",), ("apply", "--auto-approve")])
+def test_a_dotenv_file_that_is_not_utf8_is_refused_before_any_key_is_created(
+        project: Project, emu_control: EmulatorControl, command: tuple[str, ...]) -> None:
+    env = _latin1_env(project)
+    before = env.read_bytes()
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    res = project.run(*command)
+    assert res.exit_code == 1, res.output
+    assert f"{project.manifest}:{_key_line(project)}: key 'ci-bot': sink env cannot take its secret: " in res.stderr
+    assert f"{ENV}:2: not UTF-8 text. Applying would create the key and then fail to store the secret" in res.stderr
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    assert CANARY not in res.output and CANARY.encode("latin-1").decode("latin-1") not in res.output
+    assert env.read_bytes() == before  # untouched
+    assert _live(emu_control) == [] and emu_control.questra_keys(ORG) == []  # nothing created, nothing revoked
+    assert not project.state_path.exists()
+
+
+def test_a_symlink_at_the_sink_path_is_refused_at_plan_time_and_its_target_untouched(
+        project: Project, tmp_path: Path, emu_control: EmulatorControl) -> None:
+    target = tmp_path / "elsewhere" / "profile"
+    target.parent.mkdir()
+    target.write_text("export PATH=$HOME/bin:$PATH\n")
+    (project.root / ".secrets").mkdir(mode=0o700)
+    (project.root / ENV).symlink_to(target)
+    project.questra("ci-bot: {provider: qp}\n")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert "key 'ci-bot': sink env cannot take its secret:" in res.stderr
+        assert "is a symbolic link; keyform does not write or read secrets through links" in res.stderr
+    assert target.read_text() == "export PATH=$HOME/bin:$PATH\n"
+    assert emu_control.questra_keys(ORG) == []
+
+
+def test_a_fifo_at_the_sink_path_is_refused_without_waiting_for_a_writer(
+        project: Project, emu_control: EmulatorControl) -> None:
+    (project.root / ".secrets").mkdir(mode=0o700)
+    os.mkfifo(project.root / ENV)
+    project.questra("ci-bot: {provider: qp}\n")
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert "is not a regular file (a pipe, device or socket)" in res.stderr
+    assert emu_control.questra_keys(ORG) == []
+
+
+def test_a_json_sink_that_is_not_json_is_named_at_its_line(project: Project, emu_control: EmulatorControl) -> None:
+    path = project.root / "secrets.json"
+    path.write_text('{\n  "A": "' + CANARY + '",\n  oops\n}\n')
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: js, as: CI_BOT}\n")
+    project.manifest.write_text(project.manifest.read_text().replace(
+        "sinks:\n", "sinks:\n  js:\n    type: json\n    path: secrets.json\n"))
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert "key 'ci-bot': sink js cannot take its secret: " in res.stderr
+    assert "secrets.json:3: not valid JSON (" in res.stderr
+    assert CANARY not in res.output
+    assert emu_control.questra_keys(ORG) == []
+
+
+def test_a_saved_plan_is_refused_when_its_sink_file_became_unreadable(
+        project: Project, emu_control: EmulatorControl) -> None:
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    out = project.root / "p.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    _latin1_env(project)  # between plan and apply
+    res = project.run("apply", "--auto-approve", str(out))
+    assert res.exit_code == 1, res.output
+    assert "sink env cannot take its secret: " in res.stderr and f"{ENV}:2: not UTF-8 text" in res.stderr
+    assert emu_control.questra_keys(ORG) == []
+
+
+def test_a_sink_holding_recorded_secrets_that_cannot_be_read_gets_a_note_not_a_change(
+        project: Project, emu_control: EmulatorControl) -> None:
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
+                    "web:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    env = project.root / ENV
+    env.write_bytes(env.read_bytes() + b"BROKEN=\xff\n")
+    res = project.run("plan", "--detailed-exitcode")
+    assert res.exit_code == 0, res.output  # no change: plan cannot tell a lost secret from an unreadable file
+    assert f"{ENV}:3: not UTF-8 text; whether it still holds the secret of 2 keys is unknown" in res.stdout
+    assert "sink env: " in res.stdout
+    assert len(_live(emu_control)) == 2
+
+
+def test_only_the_keys_writing_to_the_unreadable_sink_are_refused(project: Project) -> None:
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
+                    "web:\n  provider: qp\n  sink: {use: other, as: WEB}\n")
+    project.manifest.write_text(project.manifest.read_text().replace(
+        "sinks:\n", "sinks:\n  other:\n    type: dotenv\n    path: other.env\n"))
+    _latin1_env(project)
+    res = project.run("plan")
+    assert res.exit_code == 1
+    assert "key 'ci-bot': sink env cannot take its secret" in res.stderr
+    assert "key 'web'" not in res.stderr
+
+
+@pytest.mark.parametrize(("kind", "data", "problem"), [
+    ("dotenv", b"A=1\nB=\xe9\n", "x:2: not UTF-8 text"),
+    ("json", b"\xff\xfe{", "x:1: not UTF-8 text"),
+    ("json", b'{"a": [1, 2', "x:1: not valid JSON (Expecting"),
+    ("json", b"[1, 2]", "x: not a JSON object (a flat {name: secret} map)"),
+    ("json", b"[" * 100_000, "x: nested too deeply to be a keyform JSON sink"),
+])
+def test_scan_keeps_why_a_sink_file_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  kind: str, data: bytes, problem: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").write_bytes(data)
+    snap = scan({"s": SinkConfig("s", kind, {"path": "x"}, SourceLoc("m.yaml", 1))}, {"s"})
+    assert snap.holds("s", "A") is None  # not scanned: unknown
+    assert snap.problems["s"].startswith(problem), snap.problems
+
+
+def test_scan_of_a_fifo_returns_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "x")
+    result: list[object] = []
+    t = threading.Thread(target=lambda: result.append(scan({"s": SinkConfig("s", "dotenv", {"path": "x"}, SourceLoc("m.yaml", 1))}, {"s"})),
+                         daemon=True)
+    t.start()
+    t.join(10)
+    assert result, "scan blocked on a FIFO"
