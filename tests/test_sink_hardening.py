@@ -256,4 +256,50 @@ def test_a_file_sink_clears_stale_temp_files_at_its_first_write(tmp_path: Path) 
     (d / ".A.0123456789ab.tmp").write_text("old-secret")
     (d / "A").write_text("kept")
     FileSink(d).write("b", "B", "new")
-    assert sorted(p.name for p in d.iterdir()) == ["A", "B"]
+    assert sorted(p.name for p in d.iterdir()) == [".keyform-writers.lock", "A", "B"]
+
+
+SLOW_ENTRY = """
+import os, sys, time
+real = os.fsync
+os.fsync = lambda fd: (time.sleep(1.0), real(fd))  # a slow disk: the temp file stays a while
+from keyform.sinks.file import FileSink
+FileSink(sys.argv[1]).write("other", "OTHER", "other-secret")
+"""
+
+
+def test_a_file_sink_s_first_write_never_sweeps_another_process_s_temp_file_in_flight(tmp_path: Path) -> None:
+    """Two workspaces writing one `file` sink directory: the first write of a process swept every
+    temp file there, including one another process was still writing, whose rename then failed
+    (its key revoked). The sweep now waits for writes in flight (a shared/exclusive flock)."""
+    d = tmp_path / "keys"
+    d.mkdir(mode=0o700)
+    other = subprocess.Popen([sys.executable, "-c", SLOW_ENTRY, str(d)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".OTHER.") for p in d.iterdir()):  # its temp file exists: mid-write
+        assert other.poll() is None and time.monotonic() < deadline, other.stderr.read() if other.stderr else ""
+        time.sleep(0.005)
+    FileSink(d).write("mine", "MINE", "my-secret")  # this process's first write there: sweeps first
+    assert other.wait(timeout=60) == 0, other.stderr.read() if other.stderr else ""
+    assert (d / "OTHER").read_text() == "other-secret" and (d / "MINE").read_text() == "my-secret"
+    assert _temps(d) == []
+    assert FileSink.name_problem(".keyform-writers.lock") is not None
+
+
+def test_the_file_sink_s_lock_file_is_not_an_entry(tmp_path: Path) -> None:
+    from keyform.errors import SourceLoc
+    from keyform.model import SinkConfig
+    from keyform.sinks.file import scan
+
+    FileSink(tmp_path / "keys").write("a", "A", "x")
+    assert (tmp_path / "keys" / ".keyform-writers.lock").exists()
+    assert scan(SinkConfig("s", "file", {"dir": str(tmp_path / "keys")}, SourceLoc("m.yaml", 1))) == {"A": 0}
+
+
+def test_a_symlink_at_the_file_sink_s_lock_file_is_refused(tmp_path: Path) -> None:
+    bashrc = _home(tmp_path)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / ".keyform-writers.lock").symlink_to(bashrc)
+    with pytest.raises(SinkError, match="cannot take the sink directory's lock: it is a symbolic link"):
+        FileSink(tmp_path / "keys").write("k", "A", SECRET)
+    assert bashrc.read_text() == BASHRC and not (tmp_path / "keys" / "A").exists()

@@ -1,7 +1,9 @@
 """The file sink: a directory holding one file per secret, named by the entry name.
 
 Each file holds exactly the secret (no trailing newline), mode 0600; the directory is created 0700.
-Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`.
+Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`, not a temp file's
+name and not `.keyform-writers.lock`, the lock keyform keeps in the directory so that one process's
+sweep of stale temp files never removes another's temp file in flight (`pathlocks.dir_lock`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import ANY_TEMP_NAME, StrPath, fsync_dir
-from keyform.sinks.pathlocks import lock_for
+from keyform.sinks.pathlocks import DIR_LOCK_NAME, lock_for
 from keyform.sinks.sinkfs import read_file, write_entry
 from keyform.typeregistry import SinkType
 
@@ -35,6 +37,8 @@ class FileSink:
             return f"{name!r} is not a plain file name (it contains '/', '\\' or NUL)"
         if ANY_TEMP_NAME.fullmatch(name):
             return f"{name!r} looks like one of keyform's temp files (.NAME.<hex>.tmp), which are cleaned up"
+        if name == DIR_LOCK_NAME:
+            return f"{name!r} is the lock file keyform keeps in the sink directory"
         return None
 
     def write(self, address: str, name: str, secret: str) -> None:
@@ -85,7 +89,7 @@ def scan(config: SinkConfig) -> dict[str, int]:
     """The directory's file names ({} when there is no directory)."""
     try:
         with os.scandir(config.options["dir"]) as it:
-            return dict.fromkeys((e.name for e in it if e.is_file()), 0)
+            return dict.fromkeys((e.name for e in it if e.is_file() and e.name != DIR_LOCK_NAME), 0)
     except FileNotFoundError:
         return {}
 

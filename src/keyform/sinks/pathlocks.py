@@ -17,6 +17,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from keyform.errors import SinkError
@@ -24,6 +26,7 @@ from keyform.fsio import StrPath
 
 _registry_lock = threading.Lock()
 _locks: dict[str, threading.Lock] = {}
+DIR_LOCK_NAME = ".keyform-writers.lock"  # in a `file` sink's directory (never an entry name)
 
 
 def lock_path_for(path: StrPath) -> str:
@@ -71,22 +74,44 @@ class SinkLock:
         from keyform.sinks.sinkfs import prepare_dir
 
         lock_path = lock_path_for(self.path)
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             if self._create_dir:
                 prepare_dir(os.path.dirname(lock_path))
-            fd = os.open(lock_path, flags, 0o600)
+            return _flock(lock_path, fcntl.LOCK_EX, "the sink file's")
         except (FileNotFoundError, NotADirectoryError):
             return None  # no directory: nothing to read or remove; a write then fails with its own message
-        except OSError as exc:
-            why = "it is a symbolic link" if os.path.islink(lock_path) else exc.strerror
-            raise SinkError(f"{lock_path}: cannot take the sink file's lock: {why}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        except OSError as exc:  # prepare_dir: a directory keyform created is now a link, or cannot be made
+            raise SinkError(f"{lock_path}: cannot take the sink file's lock: {exc.strerror}") from None
+
+
+def _flock(lock_path: str, operation: int, whose: str) -> int:
+    """Open the lock file at `lock_path` (0600, created if needed, never through a link) and flock it."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(lock_path, flags, 0o600)
+    except (FileNotFoundError, NotADirectoryError):
+        raise  # no directory: the caller decides what that means
+    except OSError as exc:
+        why = "it is a symbolic link" if os.path.islink(lock_path) else exc.strerror
+        raise SinkError(f"{lock_path}: cannot take {whose} lock: {why}") from None
+    try:
+        fcntl.flock(fd, operation)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def dir_lock(directory: StrPath, *, exclusive: bool) -> Iterator[None]:
+    """Hold `directory`'s writers' lock, shared by each entry write, exclusive for the sweep of
+    stale temp files (see the module). The directory must exist."""
+    fd = _flock(os.path.join(os.fspath(directory), DIR_LOCK_NAME), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH,
+                "the sink directory's")
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def lock_for(path: StrPath, *, across_processes: bool = False, create_dir: bool = False) -> SinkLock:

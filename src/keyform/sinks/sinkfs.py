@@ -81,16 +81,22 @@ def write_file(path: StrPath, data: bytes) -> None:
 
 def write_entry(path: StrPath, data: bytes) -> None:
     """`write_file` for one entry of a directory sink. Each entry is its own file, written whole, so
-    there is no read-modify-write to lock across processes; the directory is cleared of stale temp
-    files once per process (entry names can never look like one), not on every write: a listing of
-    a directory of 10,000 entries per write would make an apply quadratic."""
+    there is no read-modify-write to lock; the directory is cleared of stale temp files once per
+    process (entry names can never look like one), not on every write: a listing of a directory of
+    10,000 entries per write would make an apply quadratic. Each write holds the directory's
+    writers' lock shared and the sweep holds it exclusively (`pathlocks.dir_lock`): the sweep never
+    removes a temp file another process (another workspace's apply) has in flight."""
+    from keyform.sinks.pathlocks import dir_lock
+
     directory = os.path.dirname(os.path.abspath(path))
     prepare_dir(directory)
     with _guard:  # the sweep finishes before any write of this process starts in that directory:
         if directory not in _swept:  # it would otherwise remove another thread's temp file in flight
-            remove_stale_temps(directory, None)
+            with dir_lock(directory, exclusive=True):
+                remove_stale_temps(directory, None)
             _swept.add(directory)
-    atomic_write(path, data, follow_symlinks=False)
+    with dir_lock(directory, exclusive=False):
+        atomic_write(path, data, follow_symlinks=False)
 
 
 def read_file(path: StrPath) -> bytes | None:
