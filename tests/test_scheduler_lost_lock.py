@@ -38,3 +38,36 @@ def test_a_lost_lock_skips_the_ready_changes_and_their_dependants(monkeypatch: p
     assert [c.address for c, _ in report.failed] == ["a"]
     assert sorted(c.address for c, _ in report.skipped) == ["b", "c", "d", "e"]
     assert not [e for e in events if e.kind == "start" and e.change.address != "a"]
+
+
+class _Store:
+    """A store whose lock was taken away while the apply ran: saving the state hits the fence."""
+
+    def __init__(self, records: list[Any]) -> None:
+        self.records = records
+
+    def read_journal(self) -> list[Any]:
+        return self.records
+
+    def save(self, state: State) -> None:
+        raise LockLostError("the state lock was lost")
+
+    def describe(self) -> str:
+        return "keyform.state.json"
+
+
+def test_an_apply_that_raised_and_lost_its_lock_counts_what_finished_from_its_journal() -> None:
+    """An apply that ended with an exception has no report: the lost-lock message said "0 change(s)
+    had finished" whatever the journal held. It now counts the `done` records of this apply (after
+    its `begin`), not those of an earlier one."""
+    from keyform.journal import Begin, Done, Intent
+    from keyform.operations import _finish
+
+    state = State.new()
+    records = [Begin.of(state), Done("r0.1"),  # an earlier apply's leftovers, before this one's begin
+               Begin.of(state), Intent("r1.1", "create", "a", "qp"), Done("r1.1"), Done("r1.2"), Intent("r1.3", "create", "c", "qp")]
+    sess = SimpleNamespace(store=_Store(records), state=state)
+    with pytest.raises(LockLostError) as info:
+        _finish(sess, SimpleNamespace(close=lambda: None), None)  # type: ignore[arg-type]
+    assert "2 change(s) had finished and the others failed or were not started" in str(info.value)
+    assert "recovers it" in str(info.value)

@@ -346,9 +346,10 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
 
 def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
     """Save the state once (when anything finished) and compact the journal; a lost lock is said
-    with what the apply did."""
+    with what the apply did (from the report, else from the journal: an apply that raised has none)."""
     store = sess.store
     fh.close()
+    records: list[Record] | None = None
     try:
         with paused():  # the state's and journal's records, as JSON: bulk and acyclic (keyform.gcpause)
             records = store.read_journal()
@@ -358,16 +359,23 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
             _compact(sess, records)
         log.debug("journal: compacted (%d records read)", len(records))
     except LockLostError as exc:
-        raise LockLostError(_lost_lock_message(exc, report)) from None
+        raise LockLostError(_lost_lock_message(exc, report, records)) from None
 
 
-def _lost_lock_message(exc: LockLostError, report: ApplyReport | None) -> str:
+def _lost_lock_message(exc: LockLostError, report: ApplyReport | None, records: list[Record] | None = None) -> str:
     """What an apply that lost its lock did, and what happens next: never a success."""
-    done = sum(report.done.values()) if report is not None else 0
-    failed = len(report.failed) + len(report.skipped) if report is not None else 0
-    return (f"{exc}. The apply stopped without saving the state: {done} change(s) had finished and "
-            f"{failed} failed or were not started. What finished is in the apply journal: the keyform "
-            "command that holds the lock now, or the next one, recovers it.")
+    if report is not None:
+        done = sum(report.done.values())
+        failed = len(report.failed) + len(report.skipped)
+        did = f"{done} change(s) had finished and {failed} failed or were not started"
+    elif records is not None:  # the apply itself raised: its journal (since its `begin`) says what finished
+        start = max((i for i, r in enumerate(records) if isinstance(r, Begin)), default=-1)
+        done = sum(1 for r in records[start + 1:] if isinstance(r, Done))
+        did = f"{done} change(s) had finished and the others failed or were not started"
+    else:
+        did = "what had finished could not be read back"
+    return (f"{exc}. The apply stopped without saving the state: {did}. What finished is in the apply "
+            "journal: the keyform command that holds the lock now, or the next one, recovers it.")
 
 
 def _compact(sess: Session, records: list[Record]) -> None:
