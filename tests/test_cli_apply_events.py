@@ -97,7 +97,9 @@ def test_replace_shows_plus_minus_and_plan_and_apply_totals_agree(tmp_path: Path
 def test_a_failed_create_event_has_no_remote_id(tmp_path: Path, emulator: Emulator) -> None:
     project = Project(tmp_path, emulator.url)
     project.questra("ci-bot: {provider: qp}\n")
-    (tmp_path / ".secrets" / "keys.env").mkdir(parents=True)  # the sink write fails: the new key is revoked
+    # the sink write fails at apply (a sink file plan cannot read is refused before any create): the new key is revoked
+    project.manifest.write_text(project.manifest.read_text().replace(
+        "    type: dotenv\n    path: .secrets/keys.env\n", "    type: exec\n    command: [sh, -c, 'exit 3']\n"))
     res = project.run("apply", "--auto-approve", "--format", "json")
     assert res.exit_code == 1
     evs = events(res.stdout)

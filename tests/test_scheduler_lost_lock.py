@@ -41,33 +41,54 @@ def test_a_lost_lock_skips_the_ready_changes_and_their_dependants(monkeypatch: p
 
 
 class _Store:
-    """A store whose lock was taken away while the apply ran: saving the state hits the fence."""
+    """A store whose lock was taken away while the apply ran: saving the state (or, with
+    `save_ok`, compacting the journal) hits the fence."""
 
-    def __init__(self, records: list[Any]) -> None:
+    def __init__(self, records: list[Any], save_ok: bool = False) -> None:
         self.records = records
+        self.save_ok = save_ok
 
     def read_journal(self) -> list[Any]:
         return self.records
 
     def save(self, state: State) -> None:
+        if not self.save_ok:
+            raise LockLostError("the state lock was lost")
+
+    def replace_journal(self, records: list[Any]) -> None:
         raise LockLostError("the state lock was lost")
 
     def describe(self) -> str:
         return "keyform.state.json"
 
 
-def test_an_apply_that_raised_and_lost_its_lock_counts_what_finished_from_its_journal() -> None:
+def test_an_apply_that_raised_and_lost_its_lock_says_how_many_changes_finished() -> None:
     """An apply that ended with an exception has no report: the lost-lock message said "0 change(s)
-    had finished" whatever the journal held. It now counts the `done` records of this apply (after
-    its `begin`), not those of an earlier one."""
-    from keyform.journal import Begin, Done, Intent
+    had finished" whatever had finished. It now says what the run's journal appended (counted as
+    it went: the journal file may already be another command's, which may have recovered it)."""
+    from keyform.journal import Begin, Done
     from keyform.operations import _finish
 
     state = State.new()
-    records = [Begin.of(state), Done("r0.1"),  # an earlier apply's leftovers, before this one's begin
-               Begin.of(state), Intent("r1.1", "create", "a", "qp"), Done("r1.1"), Done("r1.2"), Intent("r1.3", "create", "c", "qp")]
-    sess = SimpleNamespace(store=_Store(records), state=state)
+    sess = SimpleNamespace(store=_Store([Begin.of(state), Done("r1.1")]), state=state)
     with pytest.raises(LockLostError) as info:
-        _finish(sess, SimpleNamespace(close=lambda: None), None)  # type: ignore[arg-type]
-    assert "2 change(s) had finished and the others failed or were not started" in str(info.value)
-    assert "recovers it" in str(info.value)
+        _finish(sess, SimpleNamespace(close=lambda: None), None, 2)  # type: ignore[arg-type]
+    assert "stopped without saving the state: 2 change(s) had finished and the others failed" in str(info.value)
+    # the state saved, then the lock lost while compacting the journal: not "without saving"
+    sess = SimpleNamespace(store=_Store([Begin.of(state), Done("r1.1")], save_ok=True), state=state)
+    with pytest.raises(LockLostError) as info:
+        _finish(sess, SimpleNamespace(close=lambda: None), None, 1)  # type: ignore[arg-type]
+    assert "The state was saved (1 change(s) had finished); the apply journal was not compacted" in str(info.value)
+    assert "without saving" not in str(info.value)
+
+
+def test_the_journal_counts_the_done_records_it_appends() -> None:
+    from keyform.journal import Journal
+
+    appended: list[Any] = []
+    journal = Journal(SimpleNamespace(append=appended.append), "r1")
+    seq = journal.intent("create", "a", "qp")
+    journal.created(seq, "ak_1")
+    journal.done(seq)
+    journal.done(journal.intent("create", "b", "qp"))
+    assert journal.finished == 2 and [r.op for r in appended].count("done") == 2

@@ -94,6 +94,20 @@ def test_a_fifo_at_the_sink_path_is_refused_without_waiting_for_a_writer(
     assert emu_control.questra_keys(ORG) == []
 
 
+@pytest.mark.parametrize("kind", ["dotenv", "json"])
+def test_a_directory_at_a_sink_file_path_is_refused_in_one_line(project: Project, emu_control: EmulatorControl,
+                                                                kind: str) -> None:
+    """A directory at the path: its error carries a descriptor number, not a path, and the message
+    code once took it for one (`internal error (TypeError)`)."""
+    (project.root / ENV).mkdir(parents=True)
+    project.questra("ci-bot: {provider: qp}\n")
+    project.manifest.write_text(project.manifest.read_text().replace("type: dotenv", f"type: {kind}"))
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert f"{ENV}: cannot read it: Is a directory" in res.stderr and "internal error" not in res.output
+    assert emu_control.questra_keys(ORG) == []
+
+
 def test_a_json_sink_that_is_not_json_is_named_at_its_line(project: Project, emu_control: EmulatorControl) -> None:
     path = project.root / "secrets.json"
     path.write_text('{\n  "A": "' + CANARY + '",\n  oops\n}\n')

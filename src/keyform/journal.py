@@ -290,6 +290,7 @@ class Journal:
         self._lock = threading.Lock()
         self._clock = clock  # when set, every record after an intent carries `at`: recovery bounds
         # the time window of a create whose reply was lost by the last record its run wrote
+        self.finished = 0  # `done` records appended by this run (what a lost-lock message counts)
 
     def _write(self, record: Change) -> None:
         if self._sink is not None:
@@ -325,6 +326,8 @@ class Journal:
              deposed: DeposedKey | None = None, revoked_deposed: str | None = None,
              resolves: str | None = None) -> None:
         self._write(Done(seq, key, forget, deposed, revoked_deposed, resolves))
+        with self._lock:
+            self.finished += 1
 
 
 @dataclass

@@ -335,45 +335,46 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
         # journal as it is (the next run folds and recovers it, as after a crash)
         raise
     except BaseException:
-        _finish(sess, fh, report)
+        _finish(sess, fh, report, journal.finished)
         raise
     report.rate = [r for r in sess.providers.rate_stats() if r.throttled or r.configured]
-    _finish(sess, fh, report)
+    _finish(sess, fh, report, journal.finished)
     if report.lost_lock is not None:  # a change hit the fence, and the saves above did not
-        raise LockLostError(_lost_lock_message(LockLostError(report.lost_lock), report))
+        raise LockLostError(_lost_lock_message(LockLostError(report.lost_lock), report, journal.finished))
     return report
 
 
-def _finish(sess: Session, fh: Any, report: ApplyReport | None) -> None:
+def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -> None:
     """Save the state once (when anything finished) and compact the journal; a lost lock is said
-    with what the apply did (from the report, else from the journal: an apply that raised has none)."""
+    with what the apply did (`finished`: the `done` records this apply appended, which is all an
+    apply that raised can say: it has no report)."""
     store = sess.store
     fh.close()
-    records: list[Record] | None = None
+    saved = False
     try:
         with paused():  # the state's and journal's records, as JSON: bulk and acyclic (keyform.gcpause)
             records = store.read_journal()
             if any(isinstance(r, Done) for r in records):
                 store.save(sess.state)
+                saved = True
                 log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
             _compact(sess, records)
         log.debug("journal: compacted (%d records read)", len(records))
     except LockLostError as exc:
-        raise LockLostError(_lost_lock_message(exc, report, records)) from None
+        if saved:
+            raise LockLostError(f"{exc}. The state was saved ({finished} change(s) had finished); the apply journal "
+                                "was not compacted: the keyform command that holds the lock now, or the next one, "
+                                "reads it again.") from None
+        raise LockLostError(_lost_lock_message(exc, report, finished)) from None
 
 
-def _lost_lock_message(exc: LockLostError, report: ApplyReport | None, records: list[Record] | None = None) -> str:
+def _lost_lock_message(exc: LockLostError, report: ApplyReport | None, finished: int) -> str:
     """What an apply that lost its lock did, and what happens next: never a success."""
     if report is not None:
-        done = sum(report.done.values())
         failed = len(report.failed) + len(report.skipped)
-        did = f"{done} change(s) had finished and {failed} failed or were not started"
-    elif records is not None:  # the apply itself raised: its journal (since its `begin`) says what finished
-        start = max((i for i, r in enumerate(records) if isinstance(r, Begin)), default=-1)
-        done = sum(1 for r in records[start + 1:] if isinstance(r, Done))
-        did = f"{done} change(s) had finished and the others failed or were not started"
-    else:
-        did = "what had finished could not be read back"
+        did = f"{sum(report.done.values())} change(s) had finished and {failed} failed or were not started"
+    else:  # the apply itself raised
+        did = f"{finished} change(s) had finished and the others failed or were not started"
     return (f"{exc}. The apply stopped without saving the state: {did}. What finished is in the apply "
             "journal: the keyform command that holds the lock now, or the next one, recovers it.")
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from keyform.errors import KeyformError
+from keyform.fsio import IsSymlinkError, NotAFileError
 from keyform.model import SinkConfig
 
 
@@ -91,11 +92,10 @@ def _problem(shown: str, exc: Exception) -> str:
         return f"{shown}:{line}: not UTF-8 text"
     if isinstance(exc, json.JSONDecodeError):  # its msg never quotes the document
         return f"{shown}:{exc.lineno}: not valid JSON ({exc.msg})"
-    if isinstance(exc, OSError):
-        strerror = exc.strerror or type(exc).__name__
-        if exc.filename and os.fspath(exc.filename) in strerror:  # a link, a FIFO: the message names the path
-            return strerror
-        return f"{shown}: cannot read it: {strerror}"
+    if isinstance(exc, (IsSymlinkError, NotAFileError)):  # their message names the path
+        return exc.strerror or str(exc)
+    if isinstance(exc, OSError):  # a directory, no permission, ...
+        return f"{shown}: cannot read it: {exc.strerror or type(exc).__name__}"
     if isinstance(exc, KeyformError):
         return str(exc)
     return f"{shown}: {exc}"

@@ -103,13 +103,27 @@ def _flock(lock_path: str, operation: int, whose: str) -> int:
 
 
 @contextmanager
-def dir_lock(directory: StrPath, *, exclusive: bool) -> Iterator[None]:
-    """Hold `directory`'s writers' lock, shared by each entry write, exclusive for the sweep of
-    stale temp files (see the module). The directory must exist."""
-    fd = _flock(os.path.join(os.fspath(directory), DIR_LOCK_NAME), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH,
-                "the sink directory's")
+def dir_lock(directory: StrPath, *, exclusive: bool) -> Iterator[bool]:
+    """Hold `directory`'s writers' lock (see the module): shared, waiting for a sweep in progress;
+    or exclusive, only if no write is in flight anywhere right now (never waits). Yields whether it
+    is held. Best effort: a lock file that cannot be opened or locked (another user's, a read-only
+    or lock-less filesystem, a link planted there, never followed) yields False and blocks nothing;
+    the sweep then does not run."""
+    path = os.path.join(os.fspath(directory), DIR_LOCK_NAME)
+    flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        yield
+        fd = os.open(path, flags, 0o644)  # read-only is enough for flock: a lock file another user made works
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+        except OSError:  # a write in flight (exclusive), or no flock on this filesystem
+            held = False
+        else:
+            held = True
+        yield held
     finally:
         os.close(fd)
 

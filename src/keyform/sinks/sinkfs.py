@@ -35,6 +35,7 @@ _guard = threading.Lock()
 _created: set[str] = set()  # directories this process created for sinks
 _warned: set[str] = set()  # loose directories already warned about
 _swept: set[str] = set()  # `file` sink directories already cleared of stale temp files by this process
+_sweeping: dict[str, threading.Lock] = {}  # per `file` sink directory: held by its one sweep of this process
 
 
 def prepare_dir(directory: StrPath) -> None:
@@ -84,16 +85,20 @@ def write_entry(path: StrPath, data: bytes) -> None:
     there is no read-modify-write to lock; the directory is cleared of stale temp files once per
     process (entry names can never look like one), not on every write: a listing of a directory of
     10,000 entries per write would make an apply quadratic. Each write holds the directory's
-    writers' lock shared and the sweep holds it exclusively (`pathlocks.dir_lock`): the sweep never
-    removes a temp file another process (another workspace's apply) has in flight."""
+    writers' lock shared, and the sweep runs only if it gets it exclusively at once
+    (`pathlocks.dir_lock`): it never removes a temp file another process (another workspace's
+    apply) has in flight; when one is, this process leaves the sweep to a later run."""
     from keyform.sinks.pathlocks import dir_lock
 
     directory = os.path.dirname(os.path.abspath(path))
     prepare_dir(directory)
-    with _guard:  # the sweep finishes before any write of this process starts in that directory:
+    with _guard:
+        sweeping = _sweeping.setdefault(directory, threading.Lock())
+    with sweeping:  # the sweep finishes before any write of this process starts in that directory:
         if directory not in _swept:  # it would otherwise remove another thread's temp file in flight
-            with dir_lock(directory, exclusive=True):
-                remove_stale_temps(directory, None)
+            with dir_lock(directory, exclusive=True) as alone:
+                if alone:
+                    remove_stale_temps(directory, None)
             _swept.add(directory)
     with dir_lock(directory, exclusive=False):
         atomic_write(path, data, follow_symlinks=False)
