@@ -181,6 +181,44 @@ def test_sink_move_killed_after_the_old_entry_was_removed_converges(tmp_path: Pa
     assert check_invariants(project, control, moved) == []
 
 
+def test_swap_killed_after_one_move_rotates_the_key_whose_entry_it_overwrote(
+        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
+    """Two keys swap their `as:` (q0: Q0 → Q1, q1: Q1 → Q0). The apply dies after q0's move wrote its
+    secret over Q1 and before anything was journaled done: q1's secret is gone from the sink, and
+    the state still says Q1 holds it. The retried swap read Q1 as q1's secret and left both entries
+    holding q0's, with no error. Recovery now sees that the interrupted move may have written over
+    another key's entry and rotates that key."""
+    project = Project(tmp_path, emulator.url)
+    spec = ManifestSpec.initial(2, 1)
+    project.write(spec)
+    _converge(project)
+    q0, q1 = spec.questra[0], spec.questra[1]
+    e0, e1 = q0.entry or q0.address.upper(), q1.entry or q1.address.upper()
+    swapped = ManifestSpec((QuestraSpec(q0.address, q0.name, e1), QuestraSpec(q1.address, q1.name, e0),
+                            *spec.questra[2:]), spec.textql)
+    project.write(swapped)
+    store = LocalBackend(project.state_path)
+    state = store.load()
+    assert state is not None
+    sink = DotenvSink(project.sink_path)
+    old_q1 = state.keys[q1.address].remote_id
+    sink.write(q0.address, e1, sink.read(e0) or "")  # q0's move, cut off here
+    fh = store.journal_open()
+    fh.append(Begin.of(state))
+    Journal(fh, "killed").intent("update", q0.address, "qp", remote_id=state.keys[q0.address].remote_id,
+                                 entry={"sink": "env", "as": e1})
+    fh.close()
+
+    planned = project.run_process("plan")
+    assert f"{q1.address}: its sink entry {e1} may hold the secret of {q0.address}" in planned.stdout, \
+        planned.tail()
+    _converge(project)
+    after = project.state()
+    assert after["keys"][q1.address]["remote_id"] != old_q1  # rotated: its old secret was lost
+    assert after["keys"][q0.address]["sink"] == {"sink": "env", "as": e1}
+    assert check_invariants(project, control, swapped) == []  # each entry holds its own key's secret
+
+
 def test_emulator_ignores_a_request_whose_client_died_before_sending_the_body(emulator: EmulatorProcess) -> None:
     """A keyform killed between sending a create's headers and its body must not make the emulator
     create a key from an empty body (it did: an empty TextQL key appeared, breaking invariant (a))."""

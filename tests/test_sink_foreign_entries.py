@@ -145,6 +145,33 @@ def test_an_entry_written_by_an_interrupted_create_stays_keyforms(project: Proje
     assert project.run("plan").exit_code in (0, 2)
 
 
+def test_revoking_an_orphan_removes_the_entry_its_create_wrote_when_no_key_holds_it(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """A create killed after its sink write left WEB=<the orphan's secret>; then `web` left the
+    manifests. Recovery revoked the orphan but the line stayed for good: a revoked secret in the
+    .env that nothing would ever remove (the state kept it as keyform's own). Revoking the orphan
+    now removes that entry too, and the plan says so."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    orphan = emu_control.bulk_questra(ORG, 1, prefix="web-")[0]  # the key the killed create made
+    journal = _interrupted(project, {"action": "create", "address": "web", "label": "web", "at": orphan["created_at"],
+                                     "replaces": None, "match": {"name": "web"}, "entry": {"sink": "env", "as": "WEB"}})
+    with journal.open("a") as fh:
+        fh.write(json.dumps({"op": "created", "seq": "r1.1", "remote_id": orphan["id"]}) + "\n")
+    env = project.root / ENV
+    env.write_text(env.read_text() + f"WEB={orphan['secret']}\n")
+    kept = project.sink()["CI_BOT"]
+    planned = project.run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.output
+    assert "secret = (sink entry env:WEB is removed)" in planned.stdout
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"CI_BOT": kept}  # the revoked secret's line is gone, the rest kept
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys(ORG)}[orphan["id"]] is True
+    assert "written_entries" not in project.state()
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_apply_keeps_an_interrupted_moves_entry_after_the_journal_goes(project: Project) -> None:
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0

@@ -317,7 +317,7 @@ def test_a_file_sink_s_first_write_does_not_wait_for_another_process_s_writes(tm
     d.mkdir(mode=0o700)
     stale = d / ".OLD.0123456789ab.tmp"
     stale.write_text("maybe another process's write in flight")
-    fd = os.open(d / ".keyform-writers.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    fd = os.open(d / ".keyform-writers.lock", os.O_RDONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # "another process" writing
         started = time.monotonic()

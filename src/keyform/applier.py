@@ -72,6 +72,8 @@ class ApplyContext:
     revoked: set[str] = field(default_factory=set, repr=False)
     # orphans of interrupted creates this plan revokes: remote id → the journal intent each resolves
     orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
+    # remote id of an orphan -> the sink entry its interrupted create may have written (`Orphan.entry`)
+    orphan_entries: dict[str, SinkTarget] = field(default_factory=dict, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
@@ -604,6 +606,20 @@ def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
                              resolves=resolves)
     ctx.provider(change.provider).delete(change.remote_id)
     ctx.journal.done(seq, resolves=resolves)
+    entry = ctx.orphan_entries.get(change.remote_id)
+    if change.sink is None or entry is None or str(entry) != change.sink:
+        return  # the plan keeps the entry: a key of the manifests writes it, or the state records it
+    with ctx.lock:
+        held = entry in ctx.entry_owner or any(k.sink == entry for k in ctx.state.keys.values())
+    if held:
+        return
+    try:
+        ctx.sink(entry.sink).remove(entry.name)
+    except SinkError as exc:
+        raise SinkError(f"revoked {change.remote_id}, but its sink entry {entry} (the revoked key's secret) could "
+                        f"not be removed: {exc}") from None
+    with ctx.lock:
+        ctx.state.written.get(entry.sink, set()).discard(entry.name)
 
 
 def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:

@@ -326,7 +326,8 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
                        journal=journal, clock=sess.options.clock, parallelism=parallelism,
                        on_event=on_event or (lambda e: None), env=sess.options.env,
-                       orphan_seqs={o.remote_id: o.seq for o in sess.recovery.orphans})
+                       orphan_seqs={o.remote_id: o.seq for o in sess.recovery.orphans},
+                       orphan_entries={o.remote_id: o.entry for o in sess.recovery.orphans if o.entry is not None})
     report: ApplyReport | None = None
     try:
         report = apply_plan(the_plan, ctx)

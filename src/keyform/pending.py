@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keyform.model import SinkTarget
+
 
 @dataclass(frozen=True)
 class Orphan:
@@ -23,6 +25,7 @@ class Orphan:
     remote_id: str
     seq: str  # the journal intent it resolves
     evidence: str  # how it was identified, for the plan
+    entry: SinkTarget | None = None  # the sink entry the interrupted create may have written its secret to
 
 
 @dataclass(frozen=True)

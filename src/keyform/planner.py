@@ -166,11 +166,19 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         else:
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
                          f"(grace ends in {format_duration(due - now)})")
+    held_entries: set[SinkTarget] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
+            gone = None
+            if orphan.entry is not None and orphan.entry.sink in workspace.sinks:
+                if held_entries is None:  # entries a key of the manifests writes or the state records
+                    held_entries = {t for s in desired.values() if (t := s.sink) is not None}
+                    held_entries |= {t for k in state.keys.values() if (t := k.sink) is not None}
+                if orphan.entry not in held_entries:  # else that key's own write (or rotation) replaces it
+                    gone = str(orphan.entry)
             changes.append(Change(address=orphan.address, action=Action.DELETE, provider=orphan.provider,
                                   provider_type=orphan.provider_type, remote_id=orphan.remote_id, deposed=True,
-                                  orphan=True, reasons=(orphan.evidence,)))
+                                  orphan=True, sink=gone, reasons=(orphan.evidence,)))
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
     notes.extend(_refresh_notes(workspace, state, snapshot, in_scope))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,6 +95,9 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     moved = {a: t for a, t in (targets or {}).items()  # where the manifests put an entry the state does not record
              if (ks := state.keys.get(a)) is None or ks.sink != t}
     out.entries = written_entries(interrupted, moved)
+    for it in interrupted:
+        if it.action == "update":
+            out.notes.extend(_rotate_moved_over(state, it, _entry_of(it, moved)))
     if out.state_changed:
         out.notes.append("an interrupted apply finished some changes that the state does not record yet; "
                          "the next apply records them (from its journal)")
@@ -133,6 +136,8 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
                                  "the next plan tries again")
             continue
         _match_group(group, listed, tracked, bounds, provider_types.get(provider, ""), out)
+    entries = {it.seq: _entry_of(it, moved) for it in creates}
+    out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
 
 
@@ -277,20 +282,41 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
+def _entry_of(it: Interrupted, targets: Mapping[str, SinkTarget] | None) -> SinkTarget | None:
+    """The sink entry an interrupted create or update may have written (see `written_entries`)."""
+    entry = SinkTarget.from_json(it.details.get("entry"))
+    if entry is None and "entry" not in it.details and it.action in ("create", "update") and targets:
+        entry = targets.get(it.address)
+    return entry
+
+
+def _rotate_moved_over(state: State, it: Interrupted, entry: SinkTarget | None) -> list[str]:
+    """An interrupted sink move may have written its key's secret over `entry` (the write is durable
+    before the journal says `done`). A key the state records at that entry (two keys swapping
+    `as:`, the moved key first) may so have lost its secret from the sink, and a retried move would
+    read the other key's secret as its own: rotate it, saying why (a key whose secret keyform does
+    not mint is left, as in `_rotate_overwritten`)."""
+    if entry is None:
+        return []
+    notes = []
+    for ks in state.keys.values():
+        if ks.address == it.address or ks.sink != entry or not ks.secret_in_sink:
+            continue
+        if not kind(ks.provider_type).returns_secret:
+            continue
+        ks.rotation_requested = True
+        notes.append(f"{ks.address}: its sink entry {entry.name} may hold the secret of {it.address} (an interrupted "
+                     f"sink move wrote it there), not its own; {ks.address} will be rotated")
+    return notes
+
+
 def written_entries(interrupted: Collection[Interrupted],
                     targets: Mapping[str, SinkTarget] | None = None) -> set[SinkTarget]:
     """The sink entries interrupted changes may have written (a sink write is durable before the
     journal says so): keyform's own, to be kept in `State.written` once the journal lets them go.
     An intent journaled by an older keyform names no entry: `targets` (where the manifests put an
     entry the state does not record) stands in."""
-    out = set()
-    for it in interrupted:
-        entry = SinkTarget.from_json(it.details.get("entry"))
-        if entry is not None:
-            out.add(entry)
-        elif "entry" not in it.details and it.action in ("create", "update") and targets and it.address in targets:
-            out.add(targets[it.address])
-    return out
+    return {entry for it in interrupted if (entry := _entry_of(it, targets)) is not None}
 
 
 def pending_seqs(rec: Recovery, *, keep_uncertain: bool = True, resolved: Collection[str] = ()) -> set[str]:

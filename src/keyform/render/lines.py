@@ -54,7 +54,7 @@ def change_lines(change: Change) -> list[Line]:
         out.append(("+", f"secret = (sensitive → sink {change.sink})"))
     elif change.sink and change.action is Action.UPDATE:
         out.append(("~", f"secret = (sensitive → moves to sink {change.sink})"))
-    elif change.sink and change.action is Action.DELETE and not change.deposed:
+    elif change.sink and change.action is Action.DELETE and (not change.deposed or change.orphan):
         out.append(("-", f"secret = (sink entry {change.sink} is removed)"))
     out.extend(("#", reason) for reason in change.reasons)
     return out

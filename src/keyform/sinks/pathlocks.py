@@ -112,7 +112,7 @@ def dir_lock(directory: StrPath, *, exclusive: bool) -> Iterator[bool]:
     path = os.path.join(os.fspath(directory), DIR_LOCK_NAME)
     flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags, 0o644)  # read-only is enough for flock: a lock file another user made works
+        fd = os.open(path, flags, 0o600)  # read-only is enough for flock; 0600 like every file keyform writes
     except OSError:
         yield False
         return
