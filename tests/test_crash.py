@@ -210,8 +210,8 @@ def test_swap_killed_after_one_move_rotates_the_key_whose_entry_it_overwrote(
     fh.close()
 
     planned = project.run_process("plan")
-    assert f"{q1.address}: its sink entry {e1} may hold the secret of {q0.address}" in planned.stdout, \
-        planned.tail()
+    assert (f"{q1.address}: its sink entry env:{e1} may hold the secret of {q0.address} (an interrupted apply wrote "
+            f"it there), not its own; {q1.address} will be rotated") in planned.stdout, planned.tail()
     _converge(project)
     after = project.state()
     assert after["keys"][q1.address]["remote_id"] != old_q1  # rotated: its old secret was lost

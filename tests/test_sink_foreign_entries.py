@@ -172,6 +172,65 @@ def test_revoking_an_orphan_removes_the_entry_its_create_wrote_when_no_key_holds
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
 
 
+def _secrets(control: EmulatorControl) -> dict[str, str]:
+    return {str(k["id"]): str(k["secret"]) for k in control.questra_keys(ORG) if not k.get("revoked")}
+
+
+def test_a_swap_cut_off_after_one_move_was_journaled_done_rotates_the_other_key(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """a: A → B finished (journaled done: the fold records a at B); b: B → A cut off before its
+    write. B held b's secret before a's move wrote over it: b's is gone, and a retried move read
+    a's secret back as b's. Recovery checks the entries of finished moves too."""
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: A}\nb:\n  provider: qp\n  sink: {use: env, as: B}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    st = project.state()
+    ida, idb = st["keys"]["a"]["remote_id"], st["keys"]["b"]["remote_id"]
+    project.questra("a:\n  provider: qp\n  sink: {use: env, as: B}\nb:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    ka = {**st["keys"]["a"], "sink": {"sink": "env", "as": "B"}}
+    journal = _interrupted(project, {"action": "update", "address": "a", "remote_id": ida,
+                                     "entry": {"sink": "env", "as": "B"}})
+    with journal.open("a") as fh:
+        for rec in ({"op": "done", "seq": "r1.1", "address": "a", "key": ka},
+                    {"op": "intent", "seq": "r1.2", "provider": "qp", "action": "update", "address": "b",
+                     "remote_id": idb, "entry": {"sink": "env", "as": "A"}}):
+            fh.write(json.dumps(rec) + "\n")
+    env = project.root / ENV
+    secrets = _secrets(emu_control)
+    env.write_text(env.read_text().replace(secrets[idb], secrets[ida]))  # a's move wrote B
+    planned = project.run("plan")
+    assert "b: its sink entry env:B may hold the secret of a" in planned.stdout, planned.output
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    st, secrets = project.state(), _secrets(emu_control)
+    assert st["keys"]["b"]["remote_id"] != idb  # rotated
+    assert project.sink() == {"A": secrets[st["keys"]["b"]["remote_id"]], "B": secrets[st["keys"]["a"]["remote_id"]]}
+
+
+@pytest.mark.parametrize("parallelism", ["1", "10"])
+def test_an_orphan_s_entry_is_kept_when_a_key_writes_it_through_another_name_of_the_file(
+        project: Project, emu_control: EmulatorControl, parallelism: str) -> None:
+    """Sinks `env` and `env2` name one file (exact aliases). An orphan's create journaled entry
+    env:WEB; `web` now writes WEB through env2. The orphan's revoke must not remove web's secret."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    alias = "sinks:\n  env2:\n    type: dotenv\n    path: " + ENV + "\n"
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", alias))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    orphan = emu_control.bulk_questra(ORG, 1, prefix="web-")[0]
+    journal = _interrupted(project, {"action": "create", "address": "web", "label": "web", "at": orphan["created_at"],
+                                     "replaces": None, "match": {"name": "web"}, "entry": {"sink": "env", "as": "WEB"}})
+    with journal.open("a") as fh:
+        fh.write(json.dumps({"op": "created", "seq": "r1.1", "remote_id": orphan["id"]}) + "\n")
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
+                    "web:\n  provider: qp\n  sink: {use: env2, as: WEB}\n")
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", alias))
+    planned = project.run("plan")
+    assert "sink entry env:WEB is removed" not in planned.stdout, planned.output
+    res = project.run("apply", "--auto-approve", "--parallelism", parallelism)
+    assert res.exit_code == 0, res.output
+    st = project.state()
+    assert project.sink()["WEB"] == _secrets(emu_control)[st["keys"]["web"]["remote_id"]]
+
+
 def test_apply_keeps_an_interrupted_moves_entry_after_the_journal_goes(project: Project) -> None:
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0

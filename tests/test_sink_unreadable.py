@@ -160,6 +160,24 @@ def test_only_the_keys_writing_to_the_unreadable_sink_are_refused(project: Proje
     assert "key 'web'" not in res.stderr
 
 
+def test_moving_a_secret_out_of_an_unreadable_sink_file_is_refused(project: Project,
+                                                                   emu_control: EmulatorControl) -> None:
+    """A sink move reads the secret back from the old entry: from a file that cannot be read, the
+    update would run and the move then fail. Refused at plan time instead."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    env = project.root / ENV
+    env.write_bytes(env.read_bytes() + b"BROKEN=\xff\n")
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: other, as: CI_BOT}\n")
+    project.manifest.write_text(project.manifest.read_text().replace(
+        "sinks:\n", "sinks:\n  other:\n    type: dotenv\n    path: other.env\n"))
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert "key 'ci-bot': its secret cannot be moved out of sink env: " in res.stderr
+    assert f"{ENV}:2: not UTF-8 text" in res.stderr
+    assert not (project.root / "other.env").exists()
+
+
 @pytest.mark.parametrize(("kind", "data", "problem"), [
     ("dotenv", b"A=1\nB=\xe9\n", "x:2: not UTF-8 text"),
     ("json", b"\xff\xfe{", "x:1: not UTF-8 text"),

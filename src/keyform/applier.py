@@ -28,7 +28,7 @@ from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK
+from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids
 from keyform.providers.pool import ProviderPool
 from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
@@ -605,19 +605,24 @@ def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
     seq = ctx.journal.intent("revoke-orphan", change.address, change.provider, remote_id=change.remote_id,
                              resolves=resolves)
     ctx.provider(change.provider).delete(change.remote_id)
-    ctx.journal.done(seq, resolves=resolves)
     entry = ctx.orphan_entries.get(change.remote_id)
-    if change.sink is None or entry is None or str(entry) != change.sink:
-        return  # the plan keeps the entry: a key of the manifests writes it, or the state records it
+    if change.sink is not None and entry is not None and str(entry) == change.sink:
+        _remove_orphan_entry(change, entry, ctx)  # before `done`: a kill in between revokes and removes again
+    ctx.journal.done(seq, resolves=resolves)
+
+
+def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -> None:
+    """Remove the entry an orphan's create may have written (the plan said it goes: no key of the
+    manifests writes it, the state records none there), checked again now, aliases included."""
     with ctx.lock:
-        held = entry in ctx.entry_owner or any(k.sink == entry for k in ctx.state.keys.values())
+        held = ctx.workspace.entry_id(entry) in held_entry_ids(ctx.workspace, ctx.state)
     if held:
         return
     try:
         ctx.sink(entry.sink).remove(entry.name)
     except SinkError as exc:
         raise SinkError(f"revoked {change.remote_id}, but its sink entry {entry} (the revoked key's secret) could "
-                        f"not be removed: {exc}") from None
+                        f"not be removed: {exc}; the next apply tries again") from None
     with ctx.lock:
         ctx.state.written.get(entry.sink, set()).discard(entry.name)
 

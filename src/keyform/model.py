@@ -92,6 +92,9 @@ class SinkConfig:
     type: str  # a sink type name (keyform.typeregistry)
     options: Mapping[str, Any]  # path/dir made absolute by the loader
     loc: SourceLoc
+    # the file (or directory) it writes, links resolved: two sinks the manifests allow to name one
+    # file (exact aliases) have one; "" for a sink that writes no local file
+    file_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,3 +226,9 @@ class Workspace:
     fingerprint_key: EnvRef | FileRef | None = None
     fingerprint_key_loc: SourceLoc | None = None
     policies: tuple[Policy, ...] = ()
+
+    def entry_id(self, target: SinkTarget) -> tuple[str, str]:
+        """Which stored entry `target` is: one id for the same entry through two sink names that
+        alias one file; a sink the manifests no longer declare is known by its name alone."""
+        config = self.sinks.get(target.sink)
+        return (config.file_id if config is not None and config.file_id else f"sink:{target.sink}", target.name)

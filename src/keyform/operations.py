@@ -302,7 +302,7 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
     sinks = scan_sinks(sess, sess.sinks.readable())
     inputs = PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries))
     refused = foreign_entries(sess.workspace, sess.state, saved.changes, inputs) \
-        + unreadable_sinks(sess.workspace, saved.changes, inputs)
+        + unreadable_sinks(sess.workspace, sess.state, saved.changes, inputs)
     if refused:
         raise KeyformError(refused)
     check_plan_policies(sess, saved)

@@ -117,7 +117,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if address in decisions:
             changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], deps[address]))
 
-    errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, changes, inputs)
+    errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     for address in sorted(state.keys):
         ks = state.keys[address]
         if not in_scope(address) or (address in desired and not destroy):
@@ -166,15 +166,14 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         else:
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
                          f"(grace ends in {format_duration(due - now)})")
-    held_entries: set[SinkTarget] | None = None
+    held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
             gone = None
             if orphan.entry is not None and orphan.entry.sink in workspace.sinks:
                 if held_entries is None:  # entries a key of the manifests writes or the state records
-                    held_entries = {t for s in desired.values() if (t := s.sink) is not None}
-                    held_entries |= {t for k in state.keys.values() if (t := k.sink) is not None}
-                if orphan.entry not in held_entries:  # else that key's own write (or rotation) replaces it
+                    held_entries = held_entry_ids(workspace, state)
+                if workspace.entry_id(orphan.entry) not in held_entries:  # else that key's write replaces it
                     gone = str(orphan.entry)
             changes.append(Change(address=orphan.address, action=Action.DELETE, provider=orphan.provider,
                                   provider_type=orphan.provider_type, remote_id=orphan.remote_id, deposed=True,
@@ -224,23 +223,42 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
     return out
 
 
-def unreadable_sinks(workspace: Workspace, changes: Iterable[Change], inputs: PlanInputs) -> list[Diagnostic]:
+def held_entry_ids(workspace: Workspace, state: State) -> set[tuple[str, str]]:
+    """The stored entries (`Workspace.entry_id`: aliases of one file are one) that a key of the
+    manifests writes or the state records at: none of them is an orphan's to remove."""
+    targets = [t for s in workspace.keys.values() if (t := s.sink) is not None]
+    targets += [t for k in state.keys.values() if (t := k.sink) is not None]
+    return {workspace.entry_id(t) for t in targets}
+
+
+def unreadable_sinks(workspace: Workspace, state: State, changes: Iterable[Change],
+                     inputs: PlanInputs) -> list[Diagnostic]:
     """The changes that would write a secret into a sink whose file cannot be read now (not UTF-8,
-    not JSON, a symlink, ...: `SinkSnapshot.problems`): one diagnostic each, at the key. Applying
-    them would create (or rotate) the key and only then fail to store its secret."""
+    not JSON, a symlink, ...: `SinkSnapshot.problems`), or move one out of such a file: one
+    diagnostic each, at the key. Applying them would create (or rotate, or update) the key and only
+    then fail to store, or to read back, its secret."""
     out: list[Diagnostic] = []
-    if not inputs.sinks.problems:
+    problems = inputs.sinks.problems
+    if not problems:
         return out
     for change in changes:
         spec = workspace.keys.get(change.address)
         if change.sink is None or change.action is Action.DELETE or spec is None or spec.sink is None:
             continue
-        problem = inputs.sinks.problems.get(spec.sink.sink)
+        problem = problems.get(spec.sink.sink)
         if problem is not None:
             out.append(Diagnostic(
                 f"key {change.address!r}: sink {spec.sink.sink} cannot take its secret: {problem}. Applying would "
                 f"{change.action.value} the key and then fail to store the secret, so nothing is planned: fix or "
                 "move that file, or point the sink at another path", spec.loc))
+            continue
+        ks = state.keys.get(change.address)
+        old = ks.sink if ks is not None and ks.secret_in_sink else None
+        if change.action is Action.UPDATE and old is not None and old != spec.sink and old.sink in problems:
+            out.append(Diagnostic(
+                f"key {change.address!r}: its secret cannot be moved out of sink {old.sink}: {problems[old.sink]}. "
+                "Applying would update the key and then fail to read the secret back, so nothing is planned: "
+                "fix that file first", spec.loc))
     return out
 
 

@@ -36,7 +36,7 @@ from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
 from keyform.providers.pool import ProviderPool
 from keyform.remote import RemoteKey
-from keyform.state import State
+from keyform.state import KeyState, State
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -95,9 +95,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     moved = {a: t for a, t in (targets or {}).items()  # where the manifests put an entry the state does not record
              if (ks := state.keys.get(a)) is None or ks.sink != t}
     out.entries = written_entries(interrupted, moved)
-    for it in interrupted:
-        if it.action == "update":
-            out.notes.extend(_rotate_moved_over(state, it, _entry_of(it, moved)))
+    out.notes.extend(_rotate_written_over(state, records, interrupted, moved))
     if out.state_changed:
         out.notes.append("an interrupted apply finished some changes that the state does not record yet; "
                          "the next apply records them (from its journal)")
@@ -290,23 +288,33 @@ def _entry_of(it: Interrupted, targets: Mapping[str, SinkTarget] | None) -> Sink
     return entry
 
 
-def _rotate_moved_over(state: State, it: Interrupted, entry: SinkTarget | None) -> list[str]:
-    """An interrupted sink move may have written its key's secret over `entry` (the write is durable
-    before the journal says `done`). A key the state records at that entry (two keys swapping
-    `as:`, the moved key first) may so have lost its secret from the sink, and a retried move would
-    read the other key's secret as its own: rotate it, saying why (a key whose secret keyform does
-    not mint is left, as in `_rotate_overwritten`)."""
-    if entry is None:
-        return []
-    notes = []
+def _rotate_written_over(state: State, records: list[Record], interrupted: Collection[Interrupted],
+                         moved: Mapping[str, SinkTarget]) -> list[str]:
+    """This apply's creates and sink moves (finished or not) each wrote, or may have written, their
+    key's secret to an entry. A key the state still records at such an entry, after the fold (two
+    keys swapping `as:` with one move done and the other cut off, or neither done; a new key taking
+    a moved key's name), may so have lost its secret from the sink: the other key's secret had been
+    read into the killed process only, and a retried move would read the wrong one back without an
+    error. Rotate it, saying why (`_rotate_overwritten` handles a key's own replacement)."""
+    writes = {(r.address, entry) for r in records if isinstance(r, Intent) and r.action in ("create", "update")
+              and (entry := SinkTarget.from_json(r.details.get("entry"))) is not None}
+    writes |= {(it.address, entry) for it in interrupted if (entry := _entry_of(it, moved)) is not None}
+    at: dict[SinkTarget, list[KeyState]] = {}
     for ks in state.keys.values():
-        if ks.address == it.address or ks.sink != entry or not ks.secret_in_sink:
-            continue
-        if not kind(ks.provider_type).returns_secret:
-            continue
-        ks.rotation_requested = True
-        notes.append(f"{ks.address}: its sink entry {entry.name} may hold the secret of {it.address} (an interrupted "
-                     f"sink move wrote it there), not its own; {ks.address} will be rotated")
+        if ks.sink is not None and ks.secret_in_sink:
+            at.setdefault(ks.sink, []).append(ks)
+    notes = []
+    for writer, entry in sorted(writes, key=lambda w: (w[0], str(w[1]))):
+        for ks in at.get(entry, ()):
+            if ks.address == writer:
+                continue
+            why = (f"{ks.address}: its sink entry {entry} may hold the secret of {writer} (an interrupted apply "
+                   "wrote it there)")
+            if not kind(ks.provider_type).returns_secret:
+                notes.append(f"{why}; keyform cannot issue {ks.address} a new secret: check that entry")
+                continue
+            ks.rotation_requested = True
+            notes.append(f"{why}, not its own; {ks.address} will be rotated")
     return notes
 
 

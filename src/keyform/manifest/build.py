@@ -307,12 +307,11 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
     first: dict[str, SinkConfig] = {}
     for name in sorted(sinks, key=lambda n: (sinks[n].loc.file, sinks[n].loc.line)):
         cfg = sinks[name]
+        if not cfg.file_id:  # writes no local file
+            continue
         stype = find_sink_type(cfg.type)
         option = stype.required if stype is not None else "path"
-        target = cfg.options.get(option)
-        if not isinstance(target, str):
-            continue
-        other = first.setdefault(os.path.realpath(target), cfg)
+        other = first.setdefault(cfg.file_id, cfg)
         if other is cfg or (other.type, _besides(other.options)) == (cfg.type, _besides(cfg.options)):
             continue
         decl = declared[name]
@@ -348,4 +347,6 @@ def _sink(decl: Declaration, report: Report) -> SinkConfig | None:
             argv = options.get(option)
             if isinstance(argv, list) and argv and "/" in argv[0] and not os.path.isabs(argv[0]):
                 options[option] = [decl.source.resolve(argv[0]), *argv[1:]]
-    return SinkConfig(name=decl.name, type=sink_type, options=options, loc=decl.loc)
+    written = options.get(stype.required if stype is not None else "path")
+    return SinkConfig(name=decl.name, type=sink_type, options=options, loc=decl.loc,
+                      file_id=os.path.realpath(written) if isinstance(written, str) else "")
