@@ -231,6 +231,58 @@ def test_an_orphan_s_entry_is_kept_when_a_key_writes_it_through_another_name_of_
     assert project.sink()["WEB"] == _secrets(emu_control)[st["keys"]["web"]["remote_id"]]
 
 
+def test_a_key_that_took_over_an_old_orphan_s_entry_later_is_not_rotated_again_and_again(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """An old create of `web` stays journaled until its orphan is resolved (here: out of --target).
+    `api` took its entry WEB in a later apply. That create's write came before api was placed
+    there: api's secret is its own, and rotating it on every apply would be wrong."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    orphan = emu_control.bulk_questra(ORG, 1, prefix="web-")[0]
+    journal = _interrupted(project, {"action": "create", "address": "web", "label": "web",
+                                     "at": "2026-01-01T00:00:00Z", "replaces": None, "match": {"name": "web"},
+                                     "entry": {"sink": "env", "as": "WEB"}})
+    with journal.open("a") as fh:
+        fh.write(json.dumps({"op": "created", "seq": "r1.1", "remote_id": orphan["id"]}) + "\n")
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
+                    "api:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    ids = []
+    for _ in range(3):
+        res = project.run("apply", "--auto-approve", "--target", "api")
+        assert res.exit_code == 0, res.output
+        assert "will be rotated" not in res.output
+        ids.append(project.state()["keys"]["api"]["remote_id"])
+    assert len(set(ids)) == 1, ids
+    assert project.sink()["WEB"] == _secrets(emu_control)[ids[0]]
+
+
+def test_a_lost_reply_orphan_s_entry_is_removed_before_it_is_revoked(project: Project,
+                                                                     emu_control: EmulatorControl) -> None:
+    """An orphan found by listing (its create's reply was lost) is not listed once revoked. Its
+    entry used to be removed after the revoke: when that removal failed (or a kill came between),
+    the next apply no longer found the orphan and the revoked secret stayed in the file for good.
+    The entry goes first now; the revoke waits until it is gone."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    orphan = emu_control.bulk_questra(ORG, 1, prefix="web")[0]  # named like the create's `match`
+    _interrupted(project, {"action": "create", "address": "web", "label": "web0", "at": orphan["created_at"],
+                           "replaces": None, "match": {"name": "web0"}, "entry": {"sink": "env", "as": "WEB"}})
+    env = project.root / ENV
+    good = env.read_bytes() + f"WEB={orphan['secret']}\n".encode()
+    env.write_bytes(good + b"BROKEN=\xff\n")  # the removal fails: not UTF-8
+    planned = project.run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 2 and "sink entry env:WEB is removed" in planned.stdout, planned.output
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 1 and "could not be removed, so the orphan was not revoked yet" in res.stderr, res.output
+    assert orphan["secret"] not in res.output
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys(ORG)}[orphan["id"]] is False
+    env.write_bytes(good)  # fixed: the next apply finds the orphan again, removes its entry, revokes it
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert "WEB" not in project.sink()
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys(ORG)}[orphan["id"]] is True
+
+
 def test_apply_keeps_an_interrupted_moves_entry_after_the_journal_goes(project: Project) -> None:
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
@@ -427,3 +479,28 @@ def test_a_journal_intent_with_a_malformed_entry_is_refused(entry: object) -> No
     with pytest.raises(JournalRecordError) as err:  # the backend names the journal's file and line
         decode(json.dumps(record))
     assert "entry" in str(err.value)
+
+
+def _recorded(address: str, sink: SinkTarget, applied_at: str = "2026-01-01T00:00:00Z") -> KeyState:
+    return KeyState(address=address, provider="qp", provider_type="questra", remote_id=f"ak_{address}", attrs={},
+                    remote={}, expiry_spec="never", expires_at=None, created_at=applied_at, sink=sink,
+                    applied_at=applied_at)
+
+
+def test_an_interrupted_move_through_one_name_of_a_file_rotates_a_key_recorded_through_the_other() -> None:
+    """Entries compare by file (`Workspace.entry_id`): a move that wrote env:B over a key recorded
+    at env2:B, the same file under another sink name, lost that key's secret just the same."""
+    from keyform.journal import Intent
+    from keyform.recovery import _rotate_written_over
+
+    state = State.new()
+    state.keys["q1"] = _recorded("q1", SinkTarget("env2", "B"))
+    state.keys["q2"] = _recorded("q2", SinkTarget("other", "B"))  # another file: untouched
+    state.keys["q3"] = _recorded("q3", SinkTarget("env", "B"), applied_at="2026-06-01T00:00:00Z")  # placed later
+    move = Intent("r1.1", "update", "q0", "qp", {"remote_id": "ak_q0", "entry": {"sink": "env", "as": "B"},
+                                                "at": "2026-03-01T00:00:00Z"})
+    same_file = {"env": "f", "env2": "f"}
+    notes = _rotate_written_over(state, [move], [], {}, lambda t: (same_file.get(t.sink, t.sink), t.name))
+    assert [k for k, ks in state.keys.items() if ks.rotation_requested] == ["q1"]
+    assert notes == ["q1: its sink entry env2:B may hold the secret of q0 (an interrupted apply wrote it there), "
+                     "not its own; q1 will be rotated"]

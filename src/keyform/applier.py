@@ -604,10 +604,12 @@ def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
     resolves = ctx.orphan_seqs.get(change.remote_id)
     seq = ctx.journal.intent("revoke-orphan", change.address, change.provider, remote_id=change.remote_id,
                              resolves=resolves)
-    ctx.provider(change.provider).delete(change.remote_id)
     entry = ctx.orphan_entries.get(change.remote_id)
     if change.sink is not None and entry is not None and str(entry) == change.sink:
-        _remove_orphan_entry(change, entry, ctx)  # before `done`: a kill in between revokes and removes again
+        # before the revoke: a revoked orphan may no longer be listed, so a kill or a failed removal
+        # after it would leave the entry for good; this way the next apply finds the orphan again
+        _remove_orphan_entry(change, entry, ctx)
+    ctx.provider(change.provider).delete(change.remote_id)
     ctx.journal.done(seq, resolves=resolves)
 
 
@@ -621,8 +623,8 @@ def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -
     try:
         ctx.sink(entry.sink).remove(entry.name)
     except SinkError as exc:
-        raise SinkError(f"revoked {change.remote_id}, but its sink entry {entry} (the revoked key's secret) could "
-                        f"not be removed: {exc}; the next apply tries again") from None
+        raise SinkError(f"the sink entry {entry} of the orphan {change.remote_id} (its secret) could not be "
+                        f"removed, so the orphan was not revoked yet: {exc}; the next apply tries again") from None
     with ctx.lock:
         ctx.state.written.get(entry.sink, set()).discard(entry.name)
 

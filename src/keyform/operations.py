@@ -169,7 +169,7 @@ def _recover(sess: Session) -> None:
     log.debug("journal: %d records left by an interrupted apply; assessing them", len(records))
     types = {name: p.type for name, p in sess.workspace.providers.items()}
     targets = {a: k.sink for a, k in sess.workspace.keys.items() if k.sink is not None}
-    sess.recovery = assess(sess.state, records, sess.providers, types, targets)
+    sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id)
     sess.warnings.extend(warnings(sess.recovery.notes))
 
 

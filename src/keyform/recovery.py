@@ -23,12 +23,12 @@ repeats them.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from keyform.durations import format_time, parse_time
+from keyform.durations import format_time, maybe_time, parse_time
 from keyform.errors import KeyformError
 from keyform.journal import Abandoned, Begin, Created, Intent, Interrupted, Record, replay, unresolved
 from keyform.kinds import kind
@@ -82,12 +82,13 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
 
 
 def assess(state: State, records: list[Record], pool: ProviderPool,
-           provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None) -> Recovery:
+           provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None,
+           entry_id: Callable[[SinkTarget], Hashable] | None = None) -> Recovery:
     """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, and a
     rotation request for a key whose sink entry an orphan may have overwritten); lists remote keys
     where a lost reply must be matched; never changes anything remotely or on disk. `targets`
     (address -> its sink entry in the manifests) stands in for the entry of a create journaled
-    before intents recorded it."""
+    before intents recorded it; `entry_id` says which entries are one (`Workspace.entry_id`)."""
     out = Recovery(records=list(records))
     if not records:
         return out
@@ -95,7 +96,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     moved = {a: t for a, t in (targets or {}).items()  # where the manifests put an entry the state does not record
              if (ks := state.keys.get(a)) is None or ks.sink != t}
     out.entries = written_entries(interrupted, moved)
-    out.notes.extend(_rotate_written_over(state, records, interrupted, moved))
+    out.notes.extend(_rotate_written_over(state, records, interrupted, moved, entry_id or (lambda t: t)))
     if out.state_changed:
         out.notes.append("an interrupted apply finished some changes that the state does not record yet; "
                          "the next apply records them (from its journal)")
@@ -289,26 +290,33 @@ def _entry_of(it: Interrupted, targets: Mapping[str, SinkTarget] | None) -> Sink
 
 
 def _rotate_written_over(state: State, records: list[Record], interrupted: Collection[Interrupted],
-                         moved: Mapping[str, SinkTarget]) -> list[str]:
-    """This apply's creates and sink moves (finished or not) each wrote, or may have written, their
-    key's secret to an entry. A key the state still records at such an entry, after the fold (two
-    keys swapping `as:` with one move done and the other cut off, or neither done; a new key taking
-    a moved key's name), may so have lost its secret from the sink: the other key's secret had been
-    read into the killed process only, and a retried move would read the wrong one back without an
-    error. Rotate it, saying why (`_rotate_overwritten` handles a key's own replacement)."""
-    writes = {(r.address, entry) for r in records if isinstance(r, Intent) and r.action in ("create", "update")
+                         moved: Mapping[str, SinkTarget], entry_id: Callable[[SinkTarget], Hashable]) -> list[str]:
+    """The journal's creates and sink moves (finished or not) each wrote, or may have written, their
+    key's secret to an entry. A key the state still records at such an entry, after the fold, and
+    placed there before that write (two keys swapping `as:` with one move done and the other cut
+    off, or neither done; a new key taking a moved key's name) may so have lost its secret from the
+    sink: the other key's secret had been read into the killed process only, and a retried move
+    would read the wrong one back without an error. Rotate it, saying why. A key placed there after
+    the write (its `applied_at` later than the intent's `at`: an entry taken over by a later apply,
+    while an old create stays journaled until its orphan is resolved) is its own. Entries compare
+    by `entry_id` (two sink names for one file are one entry); `_rotate_overwritten` handles a key's
+    own replacement."""
+    writes = {(r.address, entry, r.at) for r in records if isinstance(r, Intent) and r.action in ("create", "update")
               and (entry := SinkTarget.from_json(r.details.get("entry"))) is not None}
-    writes |= {(it.address, entry) for it in interrupted if (entry := _entry_of(it, moved)) is not None}
-    at: dict[SinkTarget, list[KeyState]] = {}
+    writes |= {(it.address, entry, it.details.get("at")) for it in interrupted
+               if (entry := _entry_of(it, moved)) is not None and "entry" not in it.details}
+    at: dict[Hashable, list[KeyState]] = {}
     for ks in state.keys.values():
         if ks.sink is not None and ks.secret_in_sink:
-            at.setdefault(ks.sink, []).append(ks)
+            at.setdefault(entry_id(ks.sink), []).append(ks)
     notes = []
-    for writer, entry in sorted(writes, key=lambda w: (w[0], str(w[1]))):
-        for ks in at.get(entry, ()):
-            if ks.address == writer:
+    for writer, entry, written in sorted(writes, key=lambda w: (w[0], str(w[1]), str(w[2]))):
+        when = maybe_time(written) if isinstance(written, str) else None
+        for ks in at.get(entry_id(entry), ()):
+            placed = maybe_time(ks.applied_at)
+            if ks.address == writer or (when is not None and placed is not None and placed > when):
                 continue
-            why = (f"{ks.address}: its sink entry {entry} may hold the secret of {writer} (an interrupted apply "
+            why = (f"{ks.address}: its sink entry {ks.sink} may hold the secret of {writer} (an interrupted apply "
                    "wrote it there)")
             if not kind(ks.provider_type).returns_secret:
                 notes.append(f"{why}; keyform cannot issue {ks.address} a new secret: check that entry")
