@@ -78,17 +78,14 @@ class JsonSink:
         if raw is None or not raw.strip():
             return {}
         try:
-            doc = json.loads(raw)
+            return _object(raw)
         except json.JSONDecodeError as exc:  # exc.msg never quotes the document
             raise SinkError(f"{self.path}: not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}); "
                             f"{untouched}") from None
         except UnicodeDecodeError:
             raise SinkError(f"{self.path}: not valid UTF-8; {untouched}") from None
-        except RecursionError:
-            raise SinkError(f"{self.path}: nested too deeply to be a keyform JSON sink; {untouched}") from None
-        if not isinstance(doc, dict):
-            raise SinkError(f"{self.path}: not a JSON object (a flat {{name: secret}} map); {untouched}")
-        return doc
+        except ValueError as exc:
+            raise SinkError(f"{self.path}: {exc}; {untouched}") from None
 
     def _store(self, doc: dict[str, Any], name: str, address: str | None) -> None:
         data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
@@ -112,13 +109,19 @@ def scan(config: SinkConfig) -> dict[str, int]:
     raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
     if raw is None or not raw.strip():
         return {}
+    return dict.fromkeys(_object(raw), 0)
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    """The sink file's JSON object. JSONDecodeError or UnicodeDecodeError as json raises them (the
+    scan words their line); ValueError naming what else is wrong: too deep, or not an object."""
     try:
         doc = json.loads(raw)
     except RecursionError:
         raise ValueError("nested too deeply to be a keyform JSON sink") from None
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object (a flat {name: secret} map)")
-    return dict.fromkeys(doc, 0)
+    return doc
 
 
 TYPE = SinkType(name="json", required="path", open=_open, scan=scan,

@@ -74,32 +74,22 @@ class SinkLock:
         from keyform.sinks.sinkfs import prepare_dir
 
         lock_path = lock_path_for(self.path)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             if self._create_dir:
                 prepare_dir(os.path.dirname(lock_path))
-            return _flock(lock_path, fcntl.LOCK_EX, "the sink file's")
+            fd = os.open(lock_path, flags, 0o600)
         except (FileNotFoundError, NotADirectoryError):
             return None  # no directory: nothing to read or remove; a write then fails with its own message
-        except OSError as exc:  # prepare_dir: a directory keyform created is now a link, or cannot be made
-            raise SinkError(f"{lock_path}: cannot take the sink file's lock: {exc.strerror}") from None
-
-
-def _flock(lock_path: str, operation: int, whose: str) -> int:
-    """Open the lock file at `lock_path` (0600, created if needed, never through a link) and flock it."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(lock_path, flags, 0o600)
-    except (FileNotFoundError, NotADirectoryError):
-        raise  # no directory: the caller decides what that means
-    except OSError as exc:
-        why = "it is a symbolic link" if os.path.islink(lock_path) else exc.strerror
-        raise SinkError(f"{lock_path}: cannot take {whose} lock: {why}") from None
-    try:
-        fcntl.flock(fd, operation)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        except OSError as exc:
+            why = "it is a symbolic link" if os.path.islink(lock_path) else exc.strerror
+            raise SinkError(f"{lock_path}: cannot take the sink file's lock: {why}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
 
 @contextmanager

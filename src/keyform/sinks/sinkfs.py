@@ -28,6 +28,7 @@ from keyform.fsio import (
     read_nofollow,
     remove_stale_temps,
 )
+from keyform.sinks.pathlocks import dir_lock
 
 log = logging.getLogger("keyform.sinks")
 
@@ -88,8 +89,6 @@ def write_entry(path: StrPath, data: bytes) -> None:
     writers' lock shared, and the sweep runs only if it gets it exclusively at once
     (`pathlocks.dir_lock`): it never removes a temp file another process (another workspace's
     apply) has in flight; when one is, this process leaves the sweep to a later run."""
-    from keyform.sinks.pathlocks import dir_lock
-
     directory = os.path.dirname(os.path.abspath(path))
     prepare_dir(directory)
     with _guard:
