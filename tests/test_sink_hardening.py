@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -327,3 +328,27 @@ def test_a_file_sink_s_first_write_does_not_wait_for_another_process_s_writes(tm
     finally:
         os.close(fd)
     assert (d / "MINE").read_text() == "my-secret"
+
+
+@pytest.mark.parametrize("planted", ["fifo", "directory"])
+def test_a_fifo_or_directory_at_the_file_sink_s_lock_never_hangs_or_blocks_a_write(tmp_path: Path,
+                                                                                   planted: str) -> None:
+    """Opening the lock file read-only waited forever on a FIFO planted at its name."""
+    d = tmp_path / "keys"
+    d.mkdir()
+    lock = d / ".keyform-writers.lock"
+    if planted == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.mkdir()
+    done: list[bool] = []
+
+    def write() -> None:
+        FileSink(d).write("k", "A", SECRET)
+        done.append(True)
+
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    t.join(20)
+    assert done, "the write hung on the planted lock file"
+    assert (d / "A").read_text() == SECRET

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,22 +98,26 @@ def dir_lock(directory: StrPath, *, exclusive: bool) -> Iterator[bool]:
     """Hold `directory`'s writers' lock (see the module): shared, waiting for a sweep in progress;
     or exclusive, only if no write is in flight anywhere right now (never waits). Yields whether it
     is held. Best effort: a lock file that cannot be opened or locked (another user's, a read-only
-    or lock-less filesystem, a link planted there, never followed) yields False and blocks nothing;
+    or lock-less filesystem, a link planted there, never followed; a FIFO, device or directory
+    there, never waited on) yields False and blocks nothing;
     the sweep then does not run."""
     path = os.path.join(os.fspath(directory), DIR_LOCK_NAME)
-    flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    # read-only is enough for flock; 0600 like every file keyform writes; O_NONBLOCK: opening a FIFO
+    # planted there would otherwise wait for a writer forever
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags, 0o600)  # read-only is enough for flock; 0600 like every file keyform writes
+        fd = os.open(path, flags, 0o600)
     except OSError:
         yield False
         return
     try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
-        except OSError:  # a write in flight (exclusive), or no flock on this filesystem
-            held = False
-        else:
-            held = True
+        held = False
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # not a FIFO, device or directory planted there
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+                held = True
+            except OSError:  # a write in flight (exclusive), or no flock on this filesystem
+                pass
         yield held
     finally:
         os.close(fd)
