@@ -15,6 +15,7 @@ from keyform import __version__
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.providers import QuestraProvider
+from keyform.providers.wire import DirectTransport
 from keyform.remote import CreateRequest
 from tests.loopback import LoopbackServer, QuietHandler, serving
 
@@ -67,8 +68,8 @@ def test_a_name_that_is_not_ascii_reaches_the_api_intact(emulator: Emulator, emu
 def _ca_certificates(provider: QuestraProvider) -> int:
     """How many CA certificates the provider's transport trusts for TLS."""
     transport = provider._http._transport
-    assert isinstance(transport, httpx.HTTPTransport)
-    ssl_context = transport._pool._ssl_context
+    assert isinstance(transport, DirectTransport)
+    ssl_context = transport.ssl_context
     assert ssl_context is not None and ssl_context.verify_mode == ssl.CERT_REQUIRED and ssl_context.check_hostname
     return int(ssl_context.cert_store_stats()["x509_ca"])
 

@@ -1,11 +1,14 @@
-"""The HTTP layer every provider shares: one pooled httpx transport per provider instance, and `call`
-with the retry policy.
+"""The HTTP layer every provider shares: one pooled transport per provider instance, and `call` with
+the retry policy.
 
-Requests are built here and handed straight to the transport (`httpx.HTTPTransport`, or any
-`httpx.BaseTransport` a test passes): httpx.Client's layers (base-URL merging, cookies, auth flows,
-redirects, event hooks) are unused by keyform and were ~40% of a request's CPU. What the Client
-did that keyform needs is kept: TLS verified (SSL_CERT_FILE / SSL_CERT_DIR honoured), the
-environment's proxy (`environment_proxy`, as curl picks it), gzip/deflate responses decoded.
+Requests are built here as httpx Requests and handed straight to the transport (any
+`httpx.BaseTransport`; a test may pass its own): httpx.Client's layers (base-URL merging, cookies,
+auth flows, redirects, event hooks) are unused by keyform and were ~40% of a request's CPU. The
+transport is `wire.DirectTransport` (HTTP/1.1 on `http.client`'s parser, ~0.3 ms less CPU per
+request than httpcore's) unless the environment names a proxy for the base URL; then it is httpx's
+own (`proxied.py`). What the Client did that keyform needs is kept: TLS verified (SSL_CERT_FILE /
+SSL_CERT_DIR honoured), the environment's proxy (`environment_proxy`, as curl picks it),
+gzip/deflate responses decoded.
 
 Retry policy (`RetryPolicy`):
 - Idempotent calls (list, revoke/delete, update) retry connection errors, timeouts, dropped
@@ -25,9 +28,9 @@ the per-read `timeout` alone let a reply dripping a byte every few seconds run f
 response body may hold at most `max_body` bytes once decoded (default 32 MiB; a declared
 Content-Length over it is refused before reading). Either ends the call with a ProviderError naming
 the provider option to raise; for a create, ambiguous (the key may exist). The deadline bounds every
-socket operation, not only the gaps between body chunks: the transport's network backend is wrapped
-(`_DeadlineBackend`) so that each connect, TLS handshake, send and receive waits at most until the
-deadline of the call running on that thread, on a fresh or a reused pooled connection alike; a
+socket operation, not only the gaps between body chunks: on either transport (`wire.bounded`) each
+connect, TLS handshake, send and receive waits at most until the deadline of the call running on
+that thread, on a fresh or a reused pooled connection alike; a
 server dripping its status line or headers a byte at a time ends at the deadline too. No watchdog
 thread, no extra thread hop: one clock read per socket operation.
 
@@ -61,7 +64,6 @@ import os
 import random
 import re
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -71,13 +73,13 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
 from keyform import redact
 from keyform.durations import format_time, parse_time
 from keyform.errors import ProviderError
 from keyform.providers.ratelimit import Limiter, NotAdmitted
+from keyform.providers.wire import DirectTransport, call_deadline
 
 log = logging.getLogger("keyform.providers")
 
@@ -241,120 +243,21 @@ def _bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
-def _transport_for(instance: str, base_url: str) -> httpx.HTTPTransport:
-    """The pooled transport for one provider instance: TLS verified, through the environment's proxy,
-    every socket operation bounded by the running call's deadline (`_DeadlineBackend`)."""
+def _transport_for(instance: str, base_url: str) -> httpx.BaseTransport:
+    """The pooled transport for one provider instance: TLS verified, every socket operation bounded by
+    the running call's deadline. Direct (`wire.DirectTransport`) unless the environment names a proxy;
+    through one, httpx's own transport (`proxied.py`, which alone imports httpcore)."""
     proxy = environment_proxy(base_url)
+    context = _no_tls_context() if base_url[:7].lower() == "http://" else tls_context()
+    if proxy is not None:
+        from keyform.providers.proxied import proxied_transport
+
+        return proxied_transport(instance, proxy, context, LIMITS)
     try:
-        plain = base_url[:7].lower() == "http://"
-        transport = httpx.HTTPTransport(verify=_no_tls_context() if plain else tls_context(), limits=LIMITS,
-                                        proxy=proxy)
-    except (ValueError, ImportError, httpx.InvalidURL) as exc:
-        raise ProviderError(f"{instance}: cannot use the proxy {_shown_proxy(proxy)} named by the environment: "
-                            f"{_proxy_problem(proxy, exc)}") from None
-    pool = transport._pool  # httpcore's ConnectionPool (or HTTPProxy/SOCKSProxy, its subclasses)
-    pool._network_backend = _DeadlineBackend(pool._network_backend)  # used for every new connection
-    return transport
-
-
-# The deadline (time.monotonic()) of the call this thread is sending, or None: set by HttpClient._send
-# around the transport, read by _DeadlineStream on each socket operation. `head_then_body`: the
-# request being sent has a body, so its head (the first write) is held and sent with the body.
-_call_deadline = threading.local()
-
-
-def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
-    """`timeout` cut to what is left of this thread's call deadline; `expired` raised when none is left."""
-    deadline: float | None = getattr(_call_deadline, "at", None)
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise expired("the call's deadline passed")
-    return left if timeout is None or left < timeout else timeout
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every wait ends by the running call's deadline (see `_bounded`).
-
-    The head of a request with a body (a create's POST) is held and sent together with the body:
-    httpcore writes them separately, and each socket send (with its readiness poll) costs a kernel
-    round through the loopback or TLS stack and a GIL hand-off. Anything else written, read or a
-    TLS start sends what is held first, so nothing is ever reordered or left unsent."""
-
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-        self._held = b""  # a request head waiting for its body
-
-    def _flush(self, timeout: float | None) -> None:
-        if self._held:
-            held, self._held = self._held, b""
-            self._stream.write(held, _bounded(timeout, httpcore.WriteTimeout))
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        self._flush(timeout)
-        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if self._held:
-            buffer, self._held = self._held + buffer, b""
-        elif buffer and getattr(_call_deadline, "head_then_body", False):
-            _call_deadline.head_then_body = False
-            self._held = bytes(buffer)
-            return
-        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._held = b""
-        self._stream.close()
-
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        self._flush(timeout)
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
-                                                      _bounded(timeout, httpcore.ConnectTimeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's network backend with its streams wrapped in `_DeadlineStream`."""
-
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        self._backend = backend
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._backend.connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout),
-                                                         local_address, socket_options))
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._backend.connect_unix_socket(path, _bounded(timeout, httpcore.ConnectTimeout),
-                                                                 socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-def _shown_proxy(proxy: str | None) -> str:
-    """The proxy URL as it may be printed: scheme, host and port only (never user or password)."""
-    if not proxy:
-        return "(none)"
-    scheme, _, rest = proxy.partition("://")
-    hostport = rest.rpartition("@")[2].split("/", 1)[0]  # a password may hold '/': cut at the last '@' first
-    return f"{scheme}://{hostport}"
-
-
-def _proxy_problem(proxy: str | None, exc: Exception) -> str:
-    """Why httpx refused the proxy, in words that never quote the URL (it may hold credentials)."""
-    scheme = (proxy or "").partition("://")[0].lower()
-    if isinstance(exc, ImportError):
-        return "SOCKS proxies need the socksio package (pip install 'httpx[socks]')"
-    if scheme not in ("http", "https", "socks5", "socks5h"):
-        return f"unsupported proxy scheme {scheme!r} (use http, https or socks5)"
-    return "not a valid proxy URL"
+        return DirectTransport(base_url, context, max_connections=LIMITS.max_connections or 64,
+                               max_idle=LIMITS.max_keepalive_connections or 32)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise ProviderError(f"{instance}: base_url {base_url} cannot be used ({exc})") from None
 
 
 class HttpClient:
@@ -520,12 +423,12 @@ class HttpClient:
         request = httpx.Request(method, url, content=content, extensions=extensions,
                                 headers=self._headers if content is None else self._json_headers)
         started = time.monotonic() if log.isEnabledFor(logging.DEBUG) else None
-        _call_deadline.at = deadline  # every socket wait of this request ends by then (_DeadlineStream)
-        _call_deadline.head_then_body = bool(content)  # one send for head and body (_DeadlineStream)
+        call_deadline.at = deadline  # every socket wait of this request ends by then (wire.bounded)
+        call_deadline.head_then_body = bool(content)  # one send for head and body (proxied._DeadlineStream)
         try:
             response = self._transport.handle_request(request)
         except httpx.HTTPError as exc:
-            _call_deadline.at = _call_deadline.head_then_body = None
+            call_deadline.at = call_deadline.head_then_body = None
             if started is not None:
                 log.debug("%s: %s %s -> no response (%s) %.0f ms", self.instance, method, self._shown(path),
                           type(exc).__name__, (time.monotonic() - started) * 1000)
@@ -534,7 +437,7 @@ class HttpClient:
                              sent=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)) from None
             raise
         except BaseException:
-            _call_deadline.at = _call_deadline.head_then_body = None
+            call_deadline.at = call_deadline.head_then_body = None
             raise
         if started is not None:
             log.debug("%s: %s %s -> %d %.0f ms", self.instance, method, self._shown(path), response.status_code,
@@ -559,7 +462,7 @@ class HttpClient:
                 raise
             response._content = b"".join(chunks)  # what Response.read() stores
         finally:
-            _call_deadline.at = _call_deadline.head_then_body = None
+            call_deadline.at = call_deadline.head_then_body = None
             response.close()
         return response
 

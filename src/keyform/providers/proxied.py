@@ -1,0 +1,116 @@
+"""The transport of a provider instance behind a proxy: httpx's own (httpcore), which speaks to HTTP,
+HTTPS and SOCKS proxies, with every socket operation bounded by the running call's deadline.
+
+Only an instance whose base URL the environment routes through a proxy (`http.environment_proxy`)
+comes here; every other one uses `wire.DirectTransport`, and a run that uses no proxy never imports
+httpcore. The deadline contract is the same on both paths (`wire.bounded`): each connect, TLS
+handshake, send and receive waits at most until the deadline of the call running on that thread.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+from keyform.errors import ProviderError
+from keyform.providers.wire import bounded, call_deadline
+
+
+def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's pooled transport through `proxy`, its network backend wrapped (`_DeadlineBackend`)."""
+    try:
+        transport = httpx.HTTPTransport(verify=context, limits=limits, proxy=proxy)
+    except (ValueError, ImportError, httpx.InvalidURL) as exc:
+        raise ProviderError(f"{instance}: cannot use the proxy {_shown_proxy(proxy)} named by the environment: "
+                            f"{_proxy_problem(proxy, exc)}") from None
+    pool = transport._pool  # httpcore's HTTPProxy or SOCKSProxy (ConnectionPool subclasses)
+    pool._network_backend = _DeadlineBackend(pool._network_backend)  # used for every new connection
+    return transport
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every wait ends by the running call's deadline (see `wire.bounded`).
+
+    The head of a request with a body (a create's POST) is held and sent together with the body:
+    httpcore writes them separately, and each socket send (with its readiness poll) costs a kernel
+    round through the loopback or TLS stack and a GIL hand-off. Anything else written, read or a
+    TLS start sends what is held first, so nothing is ever reordered or left unsent."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+        self._held = b""  # a request head waiting for its body
+
+    def _flush(self, timeout: float | None) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            self._stream.write(held, bounded(timeout, httpcore.WriteTimeout))
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush(timeout)
+        return self._stream.read(max_bytes, bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self._held:
+            buffer, self._held = self._held + buffer, b""
+        elif buffer and getattr(call_deadline, "head_then_body", False):
+            call_deadline.head_then_body = False
+            self._held = bytes(buffer)
+            return
+        self._stream.write(buffer, bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._held = b""
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        self._flush(timeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend with its streams wrapped in `_DeadlineStream`."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(host, port, bounded(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(path, bounded(timeout, httpcore.ConnectTimeout),
+                                                                 socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+
+def _shown_proxy(proxy: str | None) -> str:
+    """The proxy URL as it may be printed: scheme, host and port only (never user or password)."""
+    if not proxy:
+        return "(none)"
+    scheme, _, rest = proxy.partition("://")
+    hostport = rest.rpartition("@")[2].split("/", 1)[0]  # a password may hold '/': cut at the last '@' first
+    return f"{scheme}://{hostport}"
+
+
+def _proxy_problem(proxy: str | None, exc: Exception) -> str:
+    """Why httpx refused the proxy, in words that never quote the URL (it may hold credentials)."""
+    scheme = (proxy or "").partition("://")[0].lower()
+    if isinstance(exc, ImportError):
+        return "SOCKS proxies need the socksio package (pip install 'httpx[socks]')"
+    if scheme not in ("http", "https", "socks5", "socks5h"):
+        return f"unsupported proxy scheme {scheme!r} (use http, https or socks5)"
+    return "not a valid proxy URL"

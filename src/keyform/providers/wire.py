@@ -1,0 +1,341 @@
+"""A pooled HTTP/1.1 transport for one origin, on the standard library's `http.client` parser.
+
+httpx's default transport (httpcore and h11) cost ~0.4 ms of CPU per request on the benchmark
+machine, more than the rest of a create together: a sans-I/O state machine stepped per event, a
+readability poll of every idle pooled connection before each request, trace hooks and context
+managers per step. `http.client` parses a response in ~0.1 ms. This transport is what a provider
+instance with no proxy uses (`http._transport_for`); behind a proxy, httpx's own transport is used.
+
+What it keeps of httpcore's contract, because `HttpClient` relies on each:
+- Failures are httpx's exception types: `ConnectError`/`ConnectTimeout` only when no connection was
+  made (a create may be retried), `PoolTimeout` when no pooled connection came free,
+  `WriteError`/`WriteTimeout`/`ReadError`/`ReadTimeout`/`RemoteProtocolError` once the request may
+  have been sent, `LocalProtocolError` for a request that cannot be written (its header value is
+  never quoted: it may be a token), `UnsupportedProtocol` for another origin or scheme.
+- Every socket operation (connect, TLS handshake, send, each receive) waits at most until the
+  deadline of the call running on this thread (`bounded`), so a reply dripped a byte at a time
+  ends at the deadline, on a fresh or a reused connection alike.
+- A pooled connection is reused only when it has nothing to read (one `poll` of that socket): a
+  connection the server closed, or one carrying stray bytes, is closed instead of being written to.
+- TLS uses the context it is given (verified, hostname checked); the head and body of a request go
+  out in one send.
+- Response bytes are handed to httpx still encoded (httpx decodes gzip/deflate, and the caller
+  counts the decoded size against its cap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import re
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+# The deadline (time.monotonic()) of the call this thread is sending, or None: set by HttpClient._send
+# around the transport, read on each socket operation (`bounded`). `head_then_body`: the request
+# being sent has a body, so its head is held and sent with the body (httpcore's path, `http.py`).
+call_deadline = threading.local()
+
+_CHUNK = 65536
+_MAX_INTERIM = 16  # 1xx answers passed over before the final one
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
+
+
+def bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """`timeout` cut to what is left of this thread's call deadline; `expired` raised when none is left."""
+    deadline: float | None = getattr(call_deadline, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the call's deadline passed")
+    return left if timeout is None or left < timeout else timeout
+
+
+class _Reader(io.RawIOBase):
+    """The socket's receiving side for `http.client`'s parser: each receive bounded by the deadline."""
+
+    def __init__(self, sock: socket.socket, timeout: float | None) -> None:
+        self._sock = sock
+        self._timeout = timeout
+        self.done = False  # the response is read: never wait on the socket again
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.done:
+            return None  # "nothing without waiting"
+        self._sock.settimeout(bounded(self._timeout, httpx.ReadTimeout))
+        return self._sock.recv_into(buffer)
+
+
+class _File(io.BufferedReader):
+    """The buffered reader `http.client` parses from. When the response is done with it (closed), it
+    notes whether bytes beyond the response were already received: a server that sent more than one
+    reply; the connection is then not reused."""
+
+    stray = False
+
+    def close(self) -> None:
+        if not self.closed:
+            raw = self.raw
+            if isinstance(raw, _Reader):
+                raw.done = True
+                self.stray = bool(self.peek(1))  # what is buffered, without a receive
+        super().close()
+
+
+class _Wire:
+    """What `http.client.HTTPResponse` reads from: `makefile` gives it the bounded reader."""
+
+    def __init__(self, sock: socket.socket, timeout: float | None) -> None:
+        self.file = _File(_Reader(sock, timeout), _CHUNK)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return self.file
+
+
+class _Connection:
+    """One open socket to the origin."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def idle_and_open(self) -> bool:
+        """Nothing to read: neither closed by the server nor carrying stray bytes."""
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return False  # decrypted bytes nobody asked for
+        try:
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body read from its connection; the connection goes back to the pool once the body
+    is read whole (and the server keeps it open), and is closed otherwise."""
+
+    def __init__(self, transport: DirectTransport, conn: _Connection, wire: _Wire,
+                 response: http.client.HTTPResponse) -> None:
+        self._transport = transport
+        self._conn: _Connection | None = conn
+        self._wire = wire
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self._response
+        try:
+            while True:
+                left = response.length
+                chunk = response.read(left if left is not None and 0 < left < _CHUNK else _CHUNK)
+                if not chunk:
+                    if response.length:  # http.client ends a cut Content-Length body quietly
+                        raise httpx.RemoteProtocolError("the connection closed before the whole body arrived")
+                    break
+                yield chunk
+        except BaseException as exc:
+            self._finish(False)
+            mapped = _read_failure(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+        self._finish(response.isclosed() and not response.will_close)
+
+    def close(self) -> None:
+        self._finish(False)
+
+    def _finish(self, reusable: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._response.close()
+            self._transport._release(conn, reusable and not self._wire.file.stray)
+
+
+def _final_response(wire: _Wire, method: str) -> http.client.HTTPResponse:
+    """The response to the request just sent, its head read: interim 1xx answers (103 Early Hints;
+    `http.client` skips only 100) are passed over, as httpcore did, so that a create's real answer
+    is never taken for a 1xx."""
+    for _ in range(_MAX_INTERIM + 1):
+        response = http.client.HTTPResponse(wire, method=method)  # type: ignore[arg-type]
+        try:
+            response.begin()
+        except BaseException as exc:
+            response.close()
+            mapped = _read_failure(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+        if not 100 <= response.status < 200 or response.status == 101:
+            return response
+        response.fp = None  # type: ignore[assignment]  # its reader is the next response's: closing this one must not close it
+    wire.file.close()
+    raise httpx.RemoteProtocolError(f"more than {_MAX_INTERIM} interim (1xx) responses")
+
+
+def _read_failure(exc: BaseException) -> httpx.HTTPError | None:
+    """The httpx error for a failure while reading a response (None: not a network failure)."""
+    if isinstance(exc, httpx.HTTPError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return httpx.ReadTimeout("timed out")
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    if isinstance(exc, http.client.HTTPException):
+        return httpx.RemoteProtocolError(f"malformed response: {type(exc).__name__}")
+    if isinstance(exc, OSError):
+        return httpx.ReadError(str(exc) or type(exc).__name__)
+    return None
+
+
+class DirectTransport(httpx.BaseTransport):
+    """HTTP/1.1 to one origin (`base_url`'s scheme, host and port), pooled: at most
+    `max_connections` open, at most `max_idle` kept between requests."""
+
+    def __init__(self, base_url: str, ssl_context: ssl.SSLContext, *, max_connections: int = 64,
+                 max_idle: int = 32) -> None:
+        url = httpx.URL(base_url)
+        self.scheme = url.scheme
+        if self.scheme not in ("http", "https") or not url.raw_host:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {self.scheme!r}" if url.raw_host
+                                            else "no host")
+        self.host = url.raw_host.decode("ascii")  # IDNA-encoded, as httpcore connects
+        self.port = url.port or (443 if self.scheme == "https" else 80)
+        self.ssl_context = ssl_context
+        self._max_connections = max_connections
+        self._max_idle = max_idle
+        self._lock = threading.Condition(threading.Lock())
+        self._idle: list[_Connection] = []
+        self._open = 0  # connections open or being opened, idle ones included
+        self._closed = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme != self.scheme or url.raw_host != self.host.encode() or (url.port or self.port) != self.port:
+            raise httpx.UnsupportedProtocol("this transport sends only to its instance's base URL")
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        head = _head(request)
+        body = request.content
+        conn = self._acquire(timeouts.get("pool"))
+        try:
+            if conn is None:
+                conn = self._connect(timeouts.get("connect"))
+            sock = conn.sock
+            try:
+                sock.settimeout(bounded(timeouts.get("write"), httpx.WriteTimeout))
+                sock.sendall(head + body if body else head)
+            except TimeoutError:
+                raise httpx.WriteTimeout("timed out") from None
+            except OSError as exc:
+                raise httpx.WriteError(str(exc) or type(exc).__name__) from None
+            wire = _Wire(sock, timeouts.get("read"))
+            response = _final_response(wire, request.method)
+        except BaseException:
+            if conn is not None:
+                self._release(conn, False)
+            else:
+                self._release(None, False)
+            raise
+        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.getheaders()]
+        return httpx.Response(response.status, headers=headers, stream=_Body(self, conn, wire, response),
+                              extensions={"http_version": b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0",
+                                          "reason_phrase": response.reason.encode("latin-1", "replace")})
+
+    def _acquire(self, timeout: float | None) -> _Connection | None:
+        """An idle connection still open, or None with a slot taken for a new one."""
+        until = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise httpx.ConnectError("the transport is closed")
+                while self._idle:
+                    conn = self._idle.pop()
+                    if conn.idle_and_open():
+                        return conn
+                    conn.close()
+                    self._open -= 1
+                if self._open < self._max_connections:
+                    self._open += 1
+                    return None
+                left = None if until is None else until - time.monotonic()
+                if left is not None and left <= 0:
+                    raise httpx.PoolTimeout("no free connection in the pool")
+                self._lock.wait(left)
+
+    def _release(self, conn: _Connection | None, reusable: bool) -> None:
+        with self._lock:
+            if conn is not None and reusable and not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+            else:
+                self._open -= 1
+                if conn is not None:
+                    conn.close()
+            self._lock.notify()
+
+    def _connect(self, timeout: float | None) -> _Connection:
+        try:
+            sock = socket.create_connection((self.host, self.port), bounded(timeout, httpx.ConnectTimeout))
+        except TimeoutError:
+            raise httpx.ConnectTimeout("timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.scheme == "https":
+                sock.settimeout(bounded(timeout, httpx.ConnectTimeout))
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        except TimeoutError:
+            sock.close()
+            raise httpx.ConnectTimeout("timed out") from None
+        except OSError as exc:
+            sock.close()
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._lock.notify_all()
+        for conn in idle:
+            conn.close()
+
+
+def _head(request: httpx.Request) -> bytes:
+    """The request line and headers, checked: no control character anywhere, header names tokens."""
+    target = request.url.raw_path
+    method = request.method.encode("ascii")
+    if not _TOKEN.fullmatch(method) or not target or _BAD_TARGET.search(target):
+        raise httpx.LocalProtocolError("the request line cannot be written (a control character or space)")
+    lines = [method + b" " + target + b" HTTP/1.1"]
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name):
+            raise httpx.LocalProtocolError("a request header name is not a token")
+        if _BAD_VALUE.search(value):
+            raise httpx.LocalProtocolError(f"the request header {name.decode('ascii')} has a control character "
+                                           "or leading/trailing whitespace in its value")
+        lines.append(name + b": " + value)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)

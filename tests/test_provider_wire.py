@@ -1,0 +1,241 @@
+"""The direct transport (`keyform.providers.wire`) against a raw socket server on 127.0.0.1 that
+answers each request with scripted bytes: what a server that closes pooled connections, cuts a body
+short, sends stray bytes or malformed heads does to a call, and that no header value is ever quoted."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from keyform.errors import ProviderError
+from keyform.providers import QuestraProvider
+from keyform.providers.http import HttpClient, _no_tls_context
+from keyform.providers.wire import DirectTransport
+from keyform.remote import CreateRequest
+
+Answer = Callable[[int, bytes], "bytes | None"]  # (request number, request bytes) -> reply (None: close)
+
+
+def ok(body: bytes = b"{}", extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
+
+
+class RawServer:
+    """Accepts connections; reads each request (head and Content-Length body) and writes what
+    `answer` returns for it, then keeps the connection unless told to close it."""
+
+    def __init__(self, answer: Answer, *, close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                request, buffer = head + b"\r\n\r\n" + buffer[:length], buffer[length:]
+                with self._lock:
+                    self.requests.append(request)
+                    number = len(self.requests)
+                reply = self.answer(number, request)
+                if reply is None:
+                    return
+                conn.sendall(reply)
+                if self.close_after:
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(answer: Answer, **kw: bool) -> RawServer:
+        servers.append(RawServer(answer, **kw))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def client(url: str, deadline: float = 60.0) -> HttpClient:
+    return HttpClient("qp", url, {"Authorization": "Bearer tok_canary_1234"}, sleep=lambda s: None, deadline=deadline)
+
+
+def test_a_pooled_connection_the_server_closed_is_not_written_to(serve: Callable[..., RawServer]) -> None:
+    # the server keeps nothing: it answers (keep-alive, no `Connection: close`) and hangs up. A
+    # create sent on that dead connection could be lost after sending: it must go on a new one
+    server = serve(lambda n, req: ok(b'{"n": %d}' % n), close_after=True)
+    http = client(server.url)
+    assert http.call("GET", "/a", "list").json() == {"n": 1}
+    time.sleep(0.1)  # the server's close has reached us
+    created = http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
+    assert created.json() == {"n": 2} and server.connections == 2
+    http.close()
+
+
+def test_stray_bytes_after_a_reply_are_never_read_as_the_next_reply(serve: Callable[..., RawServer]) -> None:
+    forged = ok(b'{"forged": true}')
+    server = serve(lambda n, req: ok(b'{"n": %d}' % n) + (forged if n == 1 else b""))
+    http = client(server.url)
+    assert http.call("GET", "/a", "list").json() == {"n": 1}
+    time.sleep(0.1)
+    assert http.call("GET", "/b", "list").json() == {"n": 2}  # on a new connection, not the forged reply
+    assert server.connections == 2
+    http.close()
+
+
+def test_a_body_cut_short_is_an_error_and_for_a_create_ambiguous(serve: Callable[..., RawServer]) -> None:
+    cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\": \"ak_1\""
+    server = serve(lambda n, req: cut, close_after=True)
+    http = client(server.url, deadline=5.0)
+    with pytest.raises(ProviderError) as listed:
+        http.call("GET", "/keys", "list keys")
+    assert "no response (connection closed after the request was sent)" in str(listed.value)
+    with pytest.raises(ProviderError) as created:
+        http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
+    assert created.value.ambiguous and "the key may exist remotely" in str(created.value)
+    http.close()
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"Content-Length: 2\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 2\r\n\r\n{}",
+    b"SPDY/9 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    b"",
+], ids=["too-many-headers", "header-too-long", "not-http", "closed-without-reply"])
+def test_a_malformed_or_missing_reply_is_one_clear_error(serve: Callable[..., RawServer], reply: bytes) -> None:
+    server = serve(lambda n, req: reply or None, close_after=True)
+    http = client(server.url)
+    with pytest.raises(ProviderError) as created:
+        http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
+    message = str(created.value)
+    assert created.value.ambiguous and message.startswith("qp: create: no response ("), message
+    assert "tok_canary" not in message
+    http.close()
+
+
+def test_chunked_and_latin1_headers_are_read(serve: Callable[..., RawServer]) -> None:
+    reply = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Note: caf\xe9\r\n"
+             b"Content-Type: application/json\r\n\r\n3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n")
+    server = serve(lambda n, req: reply)
+    http = client(server.url)
+    for _ in range(2):  # the connection is reused after a chunked body read whole
+        response = http.call("GET", "/a", "list")
+        assert response.json() == {"a": 1} and response.headers["X-Note"] == "café"
+    assert server.connections == 1
+    http.close()
+
+
+def test_a_header_value_that_cannot_be_sent_is_refused_without_quoting_it(serve: Callable[..., RawServer]) -> None:
+    server = serve(lambda n, req: ok())
+    http = HttpClient("qp", server.url, {"Authorization": "Bearer tok_canary_1234\r\nX-Injected: 1"},
+                      sleep=lambda s: None)
+    with pytest.raises(ProviderError) as info:
+        http.call("GET", "/a", "list")
+    assert "tok_canary" not in str(info.value) and "Authorization" in str(info.value)
+    assert server.requests == []
+    http.close()
+
+
+def test_no_free_pooled_connection_within_the_pool_timeout(serve: Callable[..., RawServer]) -> None:
+    release = threading.Event()
+
+    def slow(n: int, req: bytes) -> bytes:
+        release.wait(5)
+        return ok()
+
+    server = serve(slow)
+    transport = DirectTransport(server.url, _no_tls_context(), max_connections=1, max_idle=1)
+    timeouts = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 0.2}}
+    first = threading.Thread(target=lambda: transport.handle_request(
+        httpx.Request("GET", server.url + "/slow", extensions=timeouts)).read())
+    first.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(httpx.PoolTimeout):
+        transport.handle_request(httpx.Request("POST", server.url + "/keys", content=b"{}", extensions=timeouts))
+    assert 0.15 < time.monotonic() - started < 2
+    release.set()
+    first.join()
+    assert len(server.requests) == 1  # the create never went out
+    # the slot came free: the next request gets the (reused) connection
+    reply = transport.handle_request(httpx.Request("GET", server.url + "/again", extensions=timeouts))
+    assert reply.read() == b"{}" and server.connections == 1
+    transport.close()
+
+
+def test_a_request_to_another_origin_is_refused() -> None:
+    transport = DirectTransport("http://127.0.0.1:9", _no_tls_context())
+    with pytest.raises(httpx.UnsupportedProtocol):
+        transport.handle_request(httpx.Request("GET", "http://127.0.0.2:9/"))
+    with pytest.raises(httpx.UnsupportedProtocol):
+        DirectTransport("ftp://127.0.0.1:9", _no_tls_context())
+
+
+def test_a_provider_over_the_direct_transport_creates_and_lists(serve: Callable[..., RawServer]) -> None:
+    # the whole path a Questra create takes, against bytes on the wire
+    body = (b'{"id": "ak_1", "name": "CI bot", "secret": "qk_live_secret", "created_at": "2026-11-01T10:00:00Z",'
+            b' "expires_at": null}')
+    server = serve(lambda n, req: ok(body))
+    provider = QuestraProvider("qp", server.url, "tok_ci", "org_1")
+    created = provider.create(CreateRequest(address="ci", attrs={"name": "CI bot"}, expires_at=None))
+    provider.close()
+    assert created.key.id == "ak_1" and created.secret == "qk_live_secret"
+    [request] = server.requests
+    assert request.startswith(b"POST /api-keys HTTP/1.1\r\n") and b"\r\nAuthorization: Bearer tok_ci\r\n" in request
+
+
+def test_interim_1xx_answers_are_passed_over_to_the_real_reply(serve: Callable[..., RawServer]) -> None:
+    # a 103 Early Hints before a create's 201 must not be taken for the answer (the key exists)
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n"
+    server = serve(lambda n, req: early + early + ok(b'{"n": %d}' % n))
+    http = client(server.url)
+    for n in (1, 2):
+        assert http.call("POST", "/keys", "create", body={}, idempotent=False).json() == {"n": n}
+    assert server.connections == 1
+    endless = serve(lambda n, req: early * 40, close_after=True)
+    with pytest.raises(ProviderError) as info:
+        client(endless.url).call("POST", "/keys", "create", body={}, idempotent=False)
+    assert info.value.ambiguous and "no response (" in str(info.value)
+    http.close()
