@@ -239,3 +239,28 @@ def test_interim_1xx_answers_are_passed_over_to_the_real_reply(serve: Callable[.
         client(endless.url).call("POST", "/keys", "create", body={}, idempotent=False)
     assert info.value.ambiguous and "no response (" in str(info.value)
     http.close()
+
+
+def test_the_header_block_is_read_strictly_and_folded_lines_joined(serve: Callable[..., RawServer]) -> None:
+    folded = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Folded: one\r\n  two\r\n"
+              b"content-length:   2  \r\nX-Dup: a\r\nX-Dup: b\r\n\r\n{}")
+    server = serve(lambda n, req: folded)
+    http = client(server.url)
+    response = http.call("GET", "/a", "list")
+    assert response.json() == {} and response.headers["X-Folded"] == "one two"
+    assert response.headers.get_list("x-dup") == ["a", "b"]
+    http.close()
+    for bad in (b"Content-Length : 2", b"no colon here", b": empty name"):
+        broken = serve(lambda n, req, bad=bad: b"HTTP/1.1 200 OK\r\n" + bad + b"\r\n\r\n{}", close_after=True)
+        with pytest.raises(ProviderError) as info:
+            client(broken.url).call("GET", "/a", "list")
+        assert "no response (connection closed after the request was sent)" in str(info.value), bad
+
+
+def test_a_reply_without_a_length_is_read_to_its_close_and_not_reused(serve: Callable[..., RawServer]) -> None:
+    server = serve(lambda n, req: b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + b'{"n": %d}' % n,
+                   close_after=True)
+    http = client(server.url)
+    assert [http.call("GET", "/a", "list").json() for _ in range(2)] == [{"n": 1}, {"n": 2}]
+    assert server.connections == 2
+    http.close()
