@@ -4,6 +4,7 @@ short, sends stray bytes or malformed heads does to a call, and that no header v
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -264,3 +265,107 @@ def test_a_reply_without_a_length_is_read_to_its_close_and_not_reused(serve: Cal
     assert [http.call("GET", "/a", "list").json() for _ in range(2)] == [{"n": 1}, {"n": 2}]
     assert server.connections == 2
     http.close()
+
+
+# found by an adversarial review of the transport, each failing on its first version
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"+2", b"2, 3", b"-1", b"0x2"])
+def test_a_content_length_that_is_not_one_number_is_a_malformed_reply(serve: Callable[..., RawServer],
+                                                                       length: bytes) -> None:
+    # "\xb2" (superscript two) passed str.isdigit() and crashed int(): an internal error
+    server = serve(lambda n, req: b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\n{}", close_after=True)
+    with pytest.raises(ProviderError) as info:
+        client(server.url).call("POST", "/keys", "create", body={}, idempotent=False)
+    assert info.value.ambiguous and "no response (" in str(info.value)
+
+
+def test_a_create_whose_deadline_passed_before_its_send_was_not_sent(serve: Callable[..., RawServer]) -> None:
+    # the thread stalls (load, the GIL, a pool wait ending at the deadline) between getting its
+    # connection and sending: the deadline check before the send said "WriteTimeout", which made
+    # the create "ambiguous" though nothing was sent
+    server = serve(lambda n, req: ok())
+    transport = DirectTransport(server.url, _no_tls_context())
+    assert transport.handle_request(httpx.Request("GET", server.url + "/warm")).read() == b"{}"  # one pooled
+    got = transport._acquire
+
+    def stalled(timeout: float | None) -> object:
+        conn = got(timeout)
+        time.sleep(0.4)
+        return conn
+
+    transport._acquire = stalled  # type: ignore[method-assign, assignment]
+    creator = HttpClient("qp", server.url, {}, transport=transport, sleep=lambda s: None, deadline=0.3)
+    with pytest.raises(ProviderError) as info:
+        creator.call("POST", "/keys", "create", body={}, idempotent=False)
+    assert not info.value.ambiguous, str(info.value)
+    assert "deadline" in str(info.value) and len(server.requests) == 1  # the warm-up only
+    transport._acquire = got  # type: ignore[method-assign]
+    assert transport.handle_request(httpx.Request("GET", server.url + "/next")).read() == b"{}"
+    assert server.connections == 1  # the connection was put back, not thrown away
+    transport.close()
+
+
+def test_each_address_of_a_name_is_tried_within_the_one_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # socket.create_connection gave each of a name's addresses the whole timeout: three silent
+    # addresses held a call with a 2 s deadline for 6 s
+    backlog = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = backlog.getsockname()[1]
+    fillers = []
+    for _ in range(8):  # fill the accept queue: later SYNs are dropped, connects hang
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    real = socket.getaddrinfo
+
+    def three_addresses(host: object, *args: object, **kw: object) -> object:
+        if host in (b"api.example.test", "api.example.test"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] * 3
+        return real(host, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", three_addresses)
+    http = HttpClient("qp", f"http://api.example.test:{port}", {}, sleep=lambda s: None, deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        http.call("GET", "/keys", "list")
+    assert time.monotonic() - started < 1.6, str(info.value)
+    http.close()
+    for filler in fillers:
+        filler.close()
+    backlog.close()
+
+
+def test_a_204_or_304_has_no_body_whatever_its_framing_headers_say(serve: Callable[..., RawServer]) -> None:
+    # a 204 with `Transfer-Encoding: chunked` waited for a chunk until the deadline
+    server = serve(lambda n, req: (b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n" if n == 1 else
+                                   b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"))
+    http = client(server.url, deadline=2.0)
+    started = time.monotonic()
+    assert [http.call("DELETE", "/keys/ak_1", "revoke").status_code for _ in range(2)] == [204, 304]
+    assert time.monotonic() - started < 1.0 and server.connections == 1
+    http.close()
+
+
+@pytest.mark.parametrize("codings", [b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: chunked, gzip",
+                                     b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip"])
+def test_a_transfer_coding_other_than_chunked_is_refused_at_once(serve: Callable[..., RawServer],
+                                                                   codings: bytes) -> None:
+    # its end could not be found: it was read until the connection closed, or the deadline
+    server = serve(lambda n, req: b"HTTP/1.1 200 OK\r\n" + codings + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        client(server.url, deadline=2.0).call("POST", "/keys", "create", body={}, idempotent=False)
+    assert time.monotonic() - started < 1.0 and info.value.ambiguous
+
+
+@pytest.mark.parametrize("cut", [b"HTTP/1.1 200", b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"])
+def test_a_head_cut_short_by_the_close_is_never_a_reply(serve: Callable[..., RawServer], cut: bytes) -> None:
+    # it was taken for a whole reply with an empty body: a 404 made a Questra listing "unsupported"
+    server = serve(lambda n, req: cut, close_after=True)
+    provider = QuestraProvider("qp", server.url, "tok_ci", "org_1", sleep=lambda s: None)
+    with pytest.raises(ProviderError) as info:
+        provider.list()
+    assert "no response (connection closed after the request was sent)" in str(info.value)
+    provider.close()

@@ -4,7 +4,7 @@
 - `--version` imports click and keyform's CLI, nothing heavier (no YAML, HTTP, schema or diff library);
 - `validate` of a valid manifest imports the YAML loader but neither httpx, jsonschema nor deepdiff;
 - a no-change `plan` talks HTTP, but imports neither jsonschema (the manifest is valid) nor deepdiff
-  (no attribute changed, so there is no diff to render);
+  (no attribute changed, so there is no diff to render), nor httpcore (no proxy: the direct transport);
 - an invalid manifest does import jsonschema, to word the problem: the check sees real imports.
 The YAML loader is libyaml's C loader whenever PyYAML has it.
 """
@@ -81,6 +81,8 @@ def test_a_no_change_plan_imports_no_schema_or_diff_library(tmp_path: Path, emul
     names = top_level(imported(["plan", "--detailed-exitcode"], tmp_path))
     assert "httpx" in names
     assert names.isdisjoint({"jsonschema", "deepdiff"})
+    # with no proxy the direct transport talks HTTP: httpcore and h11 (~20 ms) stay unloaded
+    assert names.isdisjoint({"httpcore", "h11"}), sorted(names & {"httpcore", "h11"})
 
 
 def test_the_manifest_loader_uses_libyaml_whenever_pyyaml_has_it() -> None:

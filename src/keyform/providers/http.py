@@ -445,7 +445,7 @@ class HttpClient:
         response.request = request
         try:
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self.max_body:
+            if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
                 raise _Limit(self._too_large(), expired=False)
             chunks, size = [], 0
             try:

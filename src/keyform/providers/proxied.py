@@ -9,15 +9,17 @@ handshake, send and receive waits at most until the deadline of the call running
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore
 import httpx
+from httpcore._backends.sync import SyncStream
 
 from keyform.errors import ProviderError
-from keyform.providers.wire import bounded, call_deadline
+from keyform.providers.wire import bounded, call_deadline, open_socket
 
 
 def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits: httpx.Limits) -> httpx.HTTPTransport:
@@ -84,8 +86,16 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._backend.connect_tcp(host, port, bounded(timeout, httpcore.ConnectTimeout),
-                                                         local_address, socket_options))
+        # each of the host's addresses tried within what is left of the deadline (`wire.open_socket`)
+        sock = open_socket(host, port, timeout, httpcore.ConnectTimeout, httpcore.ConnectError, local_address)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            sock.close()
+            raise httpcore.ConnectError(str(exc)) from None
+        return _DeadlineStream(SyncStream(sock))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:

@@ -49,6 +49,8 @@ _MAX_INTERIM = 16  # 1xx answers passed over before the final one
 _MAX_HEADERS = 100  # header lines in one response head (as http.client)
 _MAX_LINE = 65536  # bytes in its status line or one header line (as http.client)
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?: (.*))?", re.DOTALL)
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 
@@ -176,19 +178,47 @@ class _Headers:
     """A response's header block, as `http.client.HTTPResponse` uses it (`get`, `items`): parsed
     without the email package, which was ~0.1 ms of a create's CPU."""
 
-    __slots__ = ("_first", "_items")
+    __slots__ = ("_all", "_items")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._items = items
-        self._first: dict[str, str] = {}
+        self._all: dict[str, list[str]] = {}
         for name, value in items:
-            self._first.setdefault(name.lower(), value)
+            self._all.setdefault(name.lower(), []).append(value)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._first.get(name.lower(), default)
+        values = self._all.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        return self._all.get(name.lower(), [])
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
+
+
+def _line(fp: io.BufferedReader, what: str) -> bytes:
+    """One line of the head, ended by LF: the connection closing first, or a line over
+    `_MAX_LINE` bytes, is a reply cut short or malformed."""
+    line = fp.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong(what)
+    if not line.endswith(b"\n"):
+        raise http.client.IncompleteRead(line)  # the connection closed in the middle of the head
+    return line
+
+
+def _read_status_line(fp: io.BufferedReader) -> tuple[int, int, str]:
+    """(HTTP version as 10 or 11, status, reason) from `HTTP/1.x NNN reason`."""
+    line = fp.readline(_MAX_LINE + 1)
+    if not line:
+        raise http.client.RemoteDisconnected("the server closed the connection without a response")
+    if len(line) > _MAX_LINE or not line.endswith(b"\n"):
+        raise http.client.BadStatusLine("the status line is cut short or too long")
+    match = _STATUS_LINE.fullmatch(line.rstrip(b"\r\n"))
+    if match is None:
+        raise http.client.BadStatusLine("not an HTTP/1.x status line")
+    return (10 if match[1] == b"0" else 11), int(match[2]), (match[3] or b"").decode("iso-8859-1").strip()
 
 
 def _read_header_block(fp: io.BufferedReader) -> _Headers:
@@ -197,10 +227,8 @@ def _read_header_block(fp: io.BufferedReader) -> _Headers:
     obsolete folded line continues the previous value, joined by a space (RFC 9112 §5.2)."""
     items: list[tuple[str, str]] = []
     for _ in range(_MAX_HEADERS + 1):
-        line = fp.readline(_MAX_LINE + 1)
-        if len(line) > _MAX_LINE:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
+        line = _line(fp, "header line")
+        if line in (b"\r\n", b"\n"):
             return _Headers(items)
         text = line.decode("iso-8859-1").rstrip("\r\n")
         if text[:1] in (" ", "\t") and items:
@@ -214,41 +242,50 @@ def _read_header_block(fp: io.BufferedReader) -> _Headers:
     raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
 
 
+def _framing(status: int, method: str, version: int, headers: _Headers) -> tuple[bool, int | None, bool]:
+    """(chunked, length, will_close) of a final response, as RFC 9112 §6.3 decides them: no body
+    for HEAD, 204 and 304 (whatever their headers say); else `Transfer-Encoding` must be exactly
+    `chunked` (any other coding, or a second one, is refused: its end could not be found); else
+    every `Content-Length` value must be the same ASCII number; else the body runs to the close.
+    An HTTP/1.0 connection, or one the server says it closes, is never reused."""
+    connection = ",".join(headers.get_all("connection")).lower()
+    will_close = version == 10 or "close" in (t.strip() for t in connection.split(","))
+    if status in (204, 304) or method == "HEAD":
+        return False, 0, will_close
+    codings = [c.strip().lower() for v in headers.get_all("transfer-encoding") for c in v.split(",") if c.strip()]
+    if codings:
+        if codings != ["chunked"]:
+            raise http.client.HTTPException("a Transfer-Encoding other than chunked")
+        return True, None, will_close
+    lengths = {v.strip() for value in headers.get_all("content-length") for v in value.split(",")}
+    if not lengths:
+        return False, None, True
+    if len(lengths) != 1 or not _DIGITS.fullmatch(next(iter(lengths))):
+        raise http.client.HTTPException("a Content-Length that is not one number")
+    return False, int(lengths.pop()), will_close
+
+
 class _Response(http.client.HTTPResponse):
-    """`http.client`'s response, with `begin` reading the head its own way: interim 1xx answers
-    (103 Early Hints; `http.client` skips only 100) are passed over, as httpcore did, so that a
-    create's real answer is never taken for a 1xx; the header block is parsed by
-    `_read_header_block`. Framing (chunked, Content-Length, close) is decided as `http.client` does."""
+    """`http.client`'s response (its body reading: chunked, by length, to the close), with the head
+    read by keyform (`begin`): the status line and header block strictly (a head cut short is an
+    error, never a reply), interim 1xx answers passed over (103 Early Hints; `http.client` skips
+    only 100) so that a create's real answer is never taken for a 1xx, the framing by `_framing`."""
 
     def begin(self) -> None:
         for _ in range(_MAX_INTERIM + 1):
-            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            version, status, reason = _read_status_line(self.fp)
             headers = _read_header_block(self.fp)
             if not 100 <= status < 200 or status == 101:
                 break
         else:
             raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim (1xx) responses")
         self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
+        self.reason = reason
+        self.version = version
         self.headers = self.msg = headers  # type: ignore[assignment]
-        coding = headers.get("transfer-encoding")
-        self.chunked = bool(coding and coding.lower() == "chunked")
+        self.chunked, self.length, self.will_close = _framing(status, self._method, version,  # type: ignore[attr-defined]
+                                                              headers)
         self.chunk_left = None
-        self.will_close = self._check_close()  # type: ignore[attr-defined]
-        self.length = None
-        length = headers.get("content-length")
-        if length and not self.chunked and length.strip().isdigit():
-            self.length = int(length)
-        if status in (204, 304) or self._method == "HEAD":  # type: ignore[attr-defined]
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
 
 
 def _final_response(wire: _Wire, method: str) -> http.client.HTTPResponse:
@@ -273,7 +310,7 @@ def _read_failure(exc: BaseException) -> httpx.HTTPError | None:
         return httpx.ReadTimeout("timed out")
     if isinstance(exc, http.client.RemoteDisconnected):
         return httpx.RemoteProtocolError("Server disconnected without sending a response.")
-    if isinstance(exc, http.client.HTTPException):
+    if isinstance(exc, http.client.HTTPException | ValueError):  # ValueError: http.client's chunk-size parse
         return httpx.RemoteProtocolError(f"malformed response: {type(exc).__name__}")
     if isinstance(exc, OSError):
         return httpx.ReadError(str(exc) or type(exc).__name__)
@@ -309,12 +346,21 @@ class DirectTransport(httpx.BaseTransport):
         head = _head(request)
         body = request.content
         conn = self._acquire(timeouts.get("pool"))
-        try:
-            if conn is None:
+        if conn is None:
+            try:
                 conn = self._connect(timeouts.get("connect"))
+            except BaseException:
+                self._release(None, False)
+                raise
+        try:  # nothing is sent yet: a deadline already passed is not ambiguous, even for a create
+            send_timeout = bounded(timeouts.get("write"), httpx.PoolTimeout)
+        except httpx.PoolTimeout:
+            self._release(conn, True)
+            raise httpx.PoolTimeout("the call's deadline passed before the request was sent") from None
+        try:
             sock = conn.sock
             try:
-                sock.settimeout(bounded(timeouts.get("write"), httpx.WriteTimeout))
+                sock.settimeout(send_timeout)
                 sock.sendall(head + body if body else head)
             except TimeoutError:
                 raise httpx.WriteTimeout("timed out") from None
@@ -323,10 +369,7 @@ class DirectTransport(httpx.BaseTransport):
             wire = _Wire(sock, timeouts.get("read"))
             response = _final_response(wire, request.method)
         except BaseException:
-            if conn is not None:
-                self._release(conn, False)
-            else:
-                self._release(None, False)
+            self._release(conn, False)
             raise
         headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.getheaders()]
         return httpx.Response(response.status, headers=headers, stream=_Body(self, conn, wire, response),
@@ -334,7 +377,9 @@ class DirectTransport(httpx.BaseTransport):
                                           "reason_phrase": response.reason.encode("latin-1", "replace")})
 
     def _acquire(self, timeout: float | None) -> _Connection | None:
-        """An idle connection still open, or None with a slot taken for a new one."""
+        """An idle connection still open, or None with a slot taken for a new one; waiting at most
+        `timeout`, and never past the call's deadline."""
+        timeout = bounded(timeout, httpx.PoolTimeout)
         until = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
@@ -365,14 +410,7 @@ class DirectTransport(httpx.BaseTransport):
             self._lock.notify()
 
     def _connect(self, timeout: float | None) -> _Connection:
-        try:
-            # the host as bytes: already IDNA-encoded, and a str would import the idna codec (~5 ms)
-            sock = socket.create_connection((self.host.encode("ascii"), self.port),  # type: ignore[arg-type]
-                                            bounded(timeout, httpx.ConnectTimeout))
-        except TimeoutError:
-            raise httpx.ConnectTimeout("timed out") from None
-        except OSError as exc:
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        sock = open_socket(self.host, self.port, timeout, httpx.ConnectTimeout, httpx.ConnectError)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.scheme == "https":
@@ -397,6 +435,40 @@ class DirectTransport(httpx.BaseTransport):
             self._lock.notify_all()
         for conn in idle:
             conn.close()
+
+
+def open_socket(host: str, port: int, timeout: float | None, timed_out: type[Exception], failed: type[Exception],
+                local_address: str | None = None) -> socket.socket:
+    """A TCP connection to the first of `host`'s addresses that answers, each attempt waiting at most
+    `timeout` and never past the call's deadline (`socket.create_connection` gives every address
+    the whole timeout: a name with N silent addresses held a call N times its deadline). Raises
+    `timed_out` or `failed` (the last attempt's reason); the name lookup itself is the resolver's."""
+    try:  # the host as bytes where it is ASCII (IDNA-encoded): a str would import the idna codec (~5 ms)
+        name: str | bytes = host.encode("ascii")
+    except UnicodeEncodeError:
+        name = host
+    try:
+        addresses = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise failed(str(exc) or type(exc).__name__) from None
+    last: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(bounded(timeout, timed_out))
+            if local_address:
+                sock.bind((local_address, 0))
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+        except BaseException:
+            sock.close()
+            raise
+    if isinstance(last, TimeoutError):
+        raise timed_out("timed out")
+    raise failed(str(last) if last is not None else "no address to connect to")
 
 
 def _head(request: httpx.Request) -> bytes:
