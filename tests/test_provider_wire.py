@@ -18,80 +18,15 @@ from keyform.providers import QuestraProvider
 from keyform.providers.http import HttpClient, _no_tls_context
 from keyform.providers.wire import DirectTransport
 from keyform.remote import CreateRequest
-
-Answer = Callable[[int, bytes], "bytes | None"]  # (request number, request bytes) -> reply (None: close)
-
-
-def ok(body: bytes = b"{}", extra: bytes = b"") -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
-
-
-class RawServer:
-    """Accepts connections; reads each request (head and Content-Length body) and writes what
-    `answer` returns for it, then keeps the connection unless told to close it."""
-
-    def __init__(self, answer: Answer, *, close_after: bool = False) -> None:
-        self.answer = answer
-        self.close_after = close_after
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        buffer = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                request, buffer = head + b"\r\n\r\n" + buffer[:length], buffer[length:]
-                with self._lock:
-                    self.requests.append(request)
-                    number = len(self.requests)
-                reply = self.answer(number, request)
-                if reply is None:
-                    return
-                conn.sendall(reply)
-                if self.close_after:
-                    return
-
-    def close(self) -> None:
-        self.listener.close()
+from tests.rawserver import Answer, RawServer, ok
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., RawServer]]:
     servers: list[RawServer] = []
 
-    def start(answer: Answer, **kw: bool) -> RawServer:
-        servers.append(RawServer(answer, **kw))
+    def start(answer: Answer, close_after: bool = False) -> RawServer:
+        servers.append(RawServer(answer, close_after=close_after))
         return servers[-1]
 
     yield start
@@ -101,6 +36,16 @@ def serve() -> Iterator[Callable[..., RawServer]]:
 
 def client(url: str, deadline: float = 60.0) -> HttpClient:
     return HttpClient("qp", url, {"Authorization": "Bearer tok_canary_1234"}, sleep=lambda s: None, deadline=deadline)
+
+
+def failed_create(url: str, deadline: float = 60.0) -> ProviderError:
+    """The error a create to `url` ends with (it must end with one, never with a reply)."""
+    http = client(url, deadline)
+    with pytest.raises(ProviderError) as info:
+        http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
+    http.close()
+    assert "tok_canary" not in str(info.value)
+    return info.value
 
 
 def test_a_pooled_connection_the_server_closed_is_not_written_to(serve: Callable[..., RawServer]) -> None:
@@ -146,14 +91,8 @@ def test_a_body_cut_short_is_an_error_and_for_a_create_ambiguous(serve: Callable
     b"",
 ], ids=["too-many-headers", "header-too-long", "not-http", "closed-without-reply"])
 def test_a_malformed_or_missing_reply_is_one_clear_error(serve: Callable[..., RawServer], reply: bytes) -> None:
-    server = serve(lambda n, req: reply or None, close_after=True)
-    http = client(server.url)
-    with pytest.raises(ProviderError) as created:
-        http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
-    message = str(created.value)
-    assert created.value.ambiguous and message.startswith("qp: create: no response ("), message
-    assert "tok_canary" not in message
-    http.close()
+    error = failed_create(serve(lambda n, req: reply or None, close_after=True).url)
+    assert error.ambiguous and str(error).startswith("qp: create: no response ("), str(error)
 
 
 def test_chunked_and_latin1_headers_are_read(serve: Callable[..., RawServer]) -> None:
@@ -235,11 +174,9 @@ def test_interim_1xx_answers_are_passed_over_to_the_real_reply(serve: Callable[.
     for n in (1, 2):
         assert http.call("POST", "/keys", "create", body={}, idempotent=False).json() == {"n": n}
     assert server.connections == 1
-    endless = serve(lambda n, req: early * 40, close_after=True)
-    with pytest.raises(ProviderError) as info:
-        client(endless.url).call("POST", "/keys", "create", body={}, idempotent=False)
-    assert info.value.ambiguous and "no response (" in str(info.value)
     http.close()
+    error = failed_create(serve(lambda n, req: early * 40, close_after=True).url)
+    assert error.ambiguous and "no response (" in str(error)
 
 
 def test_the_header_block_is_read_strictly_and_folded_lines_joined(serve: Callable[..., RawServer]) -> None:
@@ -275,9 +212,8 @@ def test_a_content_length_that_is_not_one_number_is_a_malformed_reply(serve: Cal
                                                                        length: bytes) -> None:
     # "\xb2" (superscript two) passed str.isdigit() and crashed int(): an internal error
     server = serve(lambda n, req: b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\n{}", close_after=True)
-    with pytest.raises(ProviderError) as info:
-        client(server.url).call("POST", "/keys", "create", body={}, idempotent=False)
-    assert info.value.ambiguous and "no response (" in str(info.value)
+    error = failed_create(server.url)
+    assert error.ambiguous and "no response (" in str(error)
 
 
 def test_a_create_whose_deadline_passed_before_its_send_was_not_sent(serve: Callable[..., RawServer]) -> None:
@@ -355,9 +291,8 @@ def test_a_transfer_coding_other_than_chunked_is_refused_at_once(serve: Callable
     # its end could not be found: it was read until the connection closed, or the deadline
     server = serve(lambda n, req: b"HTTP/1.1 200 OK\r\n" + codings + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
     started = time.monotonic()
-    with pytest.raises(ProviderError) as info:
-        client(server.url, deadline=2.0).call("POST", "/keys", "create", body={}, idempotent=False)
-    assert time.monotonic() - started < 1.0 and info.value.ambiguous
+    error = failed_create(server.url, deadline=2.0)
+    assert time.monotonic() - started < 1.0 and error.ambiguous
 
 
 @pytest.mark.parametrize("cut", [b"HTTP/1.1 200", b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"])

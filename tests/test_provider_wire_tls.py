@@ -4,9 +4,7 @@ name matches the base URL's host; the verified connection is pooled and reused."
 
 from __future__ import annotations
 
-import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from keyform.errors import ProviderError
 from keyform.providers.http import HttpClient
 from keyform.providers.wire import DirectTransport
+from tests.rawserver import RawServer, ok
 from tests.sinkkit import need, run
 
 
@@ -26,53 +25,19 @@ def certificate(tmp: Path, names: str) -> tuple[Path, Path]:
     return key, cert
 
 
-class TlsServer:
-    """Answers every request on a connection with `{}` (keep-alive); counts connections."""
-
-    def __init__(self, key: Path, cert: Path) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self.listener = context.wrap_socket(socket.create_server(("127.0.0.1", 0)), server_side=True)
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.listener.getsockname()[1])
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except ssl.SSLError:
-                continue  # a client that refused our certificate
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: ssl.SSLSocket) -> None:
-        buffer = b""
-        with conn:
-            while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                buffer += data
-                while b"\r\n\r\n" in buffer:
-                    _, _, buffer = buffer.partition(b"\r\n\r\n")
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+def tls_server(key: Path, cert: Path) -> RawServer:
+    """Answers every request with `{}`, keeping the connection."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return RawServer(lambda n, req: ok(), tls=context)
 
 
 @pytest.fixture
-def tls(tmp_path: Path) -> Iterator[tuple[TlsServer, Path]]:
+def tls(tmp_path: Path) -> Iterator[tuple[RawServer, Path]]:
     key, cert = certificate(tmp_path, "DNS:localhost,IP:127.0.0.1")
-    server = TlsServer(key, cert)
+    server = tls_server(key, cert)
     yield server, cert
-    server.listener.close()
+    server.close()
 
 
 def client(url: str, context: ssl.SSLContext) -> HttpClient:
@@ -80,7 +45,7 @@ def client(url: str, context: ssl.SSLContext) -> HttpClient:
                       transport=DirectTransport(url, context))
 
 
-def test_a_trusted_certificate_for_the_host_is_used_and_its_connection_reused(tls: tuple[TlsServer, Path]) -> None:
+def test_a_trusted_certificate_for_the_host_is_used_and_its_connection_reused(tls: tuple[RawServer, Path]) -> None:
     server, cert = tls
     for host in ("127.0.0.1", "localhost"):
         url = f"https://{host}:{server.port}"
@@ -90,7 +55,7 @@ def test_a_trusted_certificate_for_the_host_is_used_and_its_connection_reused(tl
     assert server.connections == 2  # one per client: each reused its verified connection
 
 
-def test_an_untrusted_certificate_is_a_tls_failure_and_nothing_is_sent(tls: tuple[TlsServer, Path]) -> None:
+def test_an_untrusted_certificate_is_a_tls_failure_and_nothing_is_sent(tls: tuple[RawServer, Path]) -> None:
     server, _ = tls
     http = client(f"https://127.0.0.1:{server.port}", ssl.create_default_context())  # the system CAs only
     with pytest.raises(ProviderError) as info:
@@ -102,9 +67,9 @@ def test_an_untrusted_certificate_is_a_tls_failure_and_nothing_is_sent(tls: tupl
 
 def test_a_certificate_for_another_name_is_refused(tmp_path: Path) -> None:
     key, cert = certificate(tmp_path, "DNS:api.example.test")
-    server = TlsServer(key, cert)
+    server = tls_server(key, cert)
     http = client(f"https://127.0.0.1:{server.port}", ssl.create_default_context(cafile=str(cert)))
     with pytest.raises(ProviderError) as info:
         http.call("GET", "/keys", "list")
     assert "TLS failure" in str(info.value) and "mismatch" in str(info.value).lower(), str(info.value)
-    server.listener.close()
+    server.close()
