@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+import keyform.providers.proxied as proxied
 from keyform.emulator import Emulator
 from keyform.errors import ProviderError
 from keyform.providers import QuestraProvider
-from keyform.providers.http import environment_proxy
+from keyform.providers.http import HttpClient, environment_proxy
 from keyform.remote import CreateRequest
 from tests.loopback import LoopbackServer, QuietHandler, serving
 
@@ -130,3 +136,45 @@ def test_an_unusable_proxy_is_one_clear_error_without_its_credentials(
 ])
 def test_environment_proxy_follows_curl(url: str, environ: dict[str, str], expected: str | None) -> None:
     assert environment_proxy(url, environ) == expected
+
+
+def test_a_create_whose_deadline_passed_before_its_first_byte_went_to_the_proxy_was_not_sent(
+        emulator: Emulator, proxy: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the deadline check before the first write said WriteTimeout: "the key may exist remotely"
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    connect = proxied._DeadlineBackend.connect_tcp
+
+    def stalled(self: proxied._DeadlineBackend, *args: Any, **kw: Any) -> Any:
+        stream = connect(self, *args, **kw)
+        time.sleep(0.4)  # load, the GIL: the thread resumes after its call's deadline
+        return stream
+
+    monkeypatch.setattr(proxied._DeadlineBackend, "connect_tcp", stalled)
+    http = HttpClient("qp", emulator.url, {"Authorization": "Bearer tok_ci"}, sleep=lambda s: None, deadline=0.3)
+    with pytest.raises(ProviderError) as info:
+        http.call("POST", "/api-keys", "create", body={"name": "x"}, idempotent=False)
+    http.close()
+    assert not info.value.ambiguous, str(info.value)
+    assert proxy.seen == []
+
+
+def test_a_connect_the_proxy_never_answers_sent_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a read timeout on the CONNECT's answer was taken for a create that may have been received
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed by the test's end
+            held.append(silent.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    http = HttpClient("qp", "https://api.example.test", {}, sleep=lambda s: None, deadline=1.0)
+    with pytest.raises(ProviderError) as info:
+        http.call("POST", "/api-keys", "create", body={"name": "x"}, idempotent=False)
+    http.close()
+    assert not info.value.ambiguous, str(info.value)
+    assert "may exist" not in str(info.value)
+    silent.close()
+    for conn in held:
+        conn.close()

@@ -304,3 +304,45 @@ def test_a_head_cut_short_by_the_close_is_never_a_reply(serve: Callable[..., Raw
         provider.list()
     assert "no response (connection closed after the request was sent)" in str(info.value)
     provider.close()
+
+
+# found by a second review, of the fixes above
+
+
+@pytest.mark.parametrize("size", [b"-1", b"0x2", b"+2", b"2 2", b""])
+def test_a_chunk_size_that_is_not_hex_digits_is_a_malformed_reply(serve: Callable[..., RawServer],
+                                                                   size: bytes) -> None:
+    # http.client took int(size, 16): `-1` read the connection to its end into memory, past the cap
+    flood = b"x" * 1_000_000  # and the connection kept open: the old reader waited for its end
+    server = serve(lambda n, req: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\n" + flood)
+    http = HttpClient("qp", server.url, {}, sleep=lambda s: None, max_body=1000, deadline=2.0)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        http.call("POST", "/keys", "create", body={}, idempotent=False)
+    assert time.monotonic() - started < 1.0
+    assert info.value.ambiguous and "no response (connection closed after the request was sent)" in str(info.value)
+    http.close()
+
+
+def test_chunk_data_must_end_in_crlf_and_extensions_and_trailers_are_passed_over(
+        serve: Callable[..., RawServer]) -> None:
+    good = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2;name=value\r\n{}\r\n0\r\nX-Trailer: t\r\n\r\n")
+    bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n"
+    server = serve(lambda n, req: good if n < 3 else bad)
+    http = client(server.url)
+    assert [http.call("GET", "/a", "list").json() for _ in range(2)] == [{}, {}]
+    assert server.connections == 1
+    with pytest.raises(ProviderError):
+        http.call("GET", "/a", "list")
+    http.close()
+
+
+def test_a_reply_with_both_chunked_and_a_length_is_read_chunked_and_its_connection_dropped(
+        serve: Callable[..., RawServer]) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    server = serve(lambda n, req: reply)
+    http = client(server.url)
+    assert [http.call("GET", "/a", "list").json() for _ in range(2)] == [{}, {}]
+    assert server.connections == 2  # a possible response-splitting attempt: never reused
+    http.close()

@@ -37,6 +37,11 @@ def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits
 class _DeadlineStream(httpcore.NetworkStream):
     """A network stream whose every wait ends by the running call's deadline (see `wire.bounded`).
 
+    What a failure means for a create is kept exact: a deadline passed before the first byte of a
+    request is written is a `PoolTimeout` (nothing was sent), and so is a failure while the proxy
+    has not yet answered a `CONNECT` (the API has seen nothing): a `ConnectTimeout` or
+    `ConnectError`. Only after that may a request have been received.
+
     The head of a request with a body (a create's POST) is held and sent together with the body:
     httpcore writes them separately, and each socket send (with its readiness poll) costs a kernel
     round through the loopback or TLS stack and a GIL hand-off. Anything else written, read or a
@@ -45,15 +50,32 @@ class _DeadlineStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
         self._held = b""  # a request head waiting for its body
+        self._fresh = True  # nothing of the request being sent is written yet
+        self._tunnelling = False  # a CONNECT is written, the proxy's answer not read through
+
+    def _send(self, data: bytes, timeout: float | None) -> None:
+        wait = bounded(timeout, httpcore.PoolTimeout if self._fresh else httpcore.WriteTimeout)
+        if self._fresh and data.startswith(b"CONNECT "):
+            self._tunnelling = True
+        self._fresh = False
+        self._stream.write(data, wait)
 
     def _flush(self, timeout: float | None) -> None:
         if self._held:
             held, self._held = self._held, b""
-            self._stream.write(held, bounded(timeout, httpcore.WriteTimeout))
+            self._send(held, timeout)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._flush(timeout)
-        return self._stream.read(max_bytes, bounded(timeout, httpcore.ReadTimeout))
+        self._fresh = True  # the request is written whole: the next write begins the next one
+        if not self._tunnelling:
+            return self._stream.read(max_bytes, bounded(timeout, httpcore.ReadTimeout))
+        try:
+            return self._stream.read(max_bytes, bounded(timeout, httpcore.ConnectTimeout))
+        except httpcore.ReadTimeout:
+            raise httpcore.ConnectTimeout("the proxy did not answer CONNECT in time") from None
+        except httpcore.ReadError as exc:
+            raise httpcore.ConnectError(f"the proxy's answer to CONNECT was cut: {exc}") from None
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if self._held:
@@ -62,7 +84,7 @@ class _DeadlineStream(httpcore.NetworkStream):
             call_deadline.head_then_body = False
             self._held = bytes(buffer)
             return
-        self._stream.write(buffer, bounded(timeout, httpcore.WriteTimeout))
+        self._send(buffer, timeout)
 
     def close(self) -> None:
         self._held = b""
@@ -71,6 +93,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
         self._flush(timeout)
+        self._tunnelling = False
         return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
                                                       bounded(timeout, httpcore.ConnectTimeout)))
 

@@ -50,6 +50,7 @@ _MAX_HEADERS = 100  # header lines in one response head (as http.client)
 _MAX_LINE = 65536  # bytes in its status line or one header line (as http.client)
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?: (.*))?", re.DOTALL)
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
@@ -148,21 +149,26 @@ class _Body(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
         try:
-            while True:
-                left = response.length
-                chunk = response.read(left if left is not None and 0 < left < _CHUNK else _CHUNK)
-                if not chunk:
-                    if response.length:  # http.client ends a cut Content-Length body quietly
-                        raise httpx.RemoteProtocolError("the connection closed before the whole body arrived")
-                    break
-                yield chunk
+            if response.chunked:
+                yield from _chunks(self._wire.file)
+                whole = True
+            else:
+                while True:
+                    left = response.length
+                    chunk = response.read(left if left is not None and 0 < left < _CHUNK else _CHUNK)
+                    if not chunk:
+                        if response.length:  # http.client ends a cut Content-Length body quietly
+                            raise httpx.RemoteProtocolError("the connection closed before the whole body arrived")
+                        break
+                    yield chunk
+                whole = response.isclosed()
         except BaseException as exc:
             self._finish(False)
             mapped = _read_failure(exc)
             if mapped is None:
                 raise
             raise mapped from None
-        self._finish(response.isclosed() and not response.will_close)
+        self._finish(whole and not response.will_close)
 
     def close(self) -> None:
         self._finish(False)
@@ -172,6 +178,32 @@ class _Body(httpx.SyncByteStream):
         if conn is not None:
             self._response.close()
             self._transport._release(conn, reusable and not self._wire.file.stray)
+
+
+def _chunks(fp: io.BufferedReader) -> Iterator[bytes]:
+    """A chunked body's data, read strictly (RFC 9112 §7.1): each size 1-16 hex digits (an optional
+    extension after `;`), each chunk's data followed by CRLF, the trailer lines (at most
+    `_MAX_HEADERS`) skipped. `http.client`'s reader takes any `int(size, 16)`: `-1` read the
+    connection to its end into memory, past the body cap; `0x2` and `+2` passed too."""
+    while True:
+        match = _CHUNK_SIZE.fullmatch(_line(fp, "chunk size"))
+        if match is None:
+            raise http.client.HTTPException("malformed chunk size")
+        left = int(match[1], 16)
+        if left == 0:
+            break
+        while left:
+            data = fp.read(min(left, _CHUNK))
+            if not data:
+                raise http.client.IncompleteRead(b"")
+            left -= len(data)
+            yield data
+        if _line(fp, "chunk end") not in (b"\r\n", b"\n"):
+            raise http.client.HTTPException("chunk data not followed by CRLF")
+    for _ in range(_MAX_HEADERS + 1):
+        if _line(fp, "trailer line") in (b"\r\n", b"\n"):
+            return
+    raise http.client.HTTPException(f"more than {_MAX_HEADERS} trailer lines")
 
 
 class _Headers:
@@ -256,7 +288,9 @@ def _framing(status: int, method: str, version: int, headers: _Headers) -> tuple
     if codings:
         if codings != ["chunked"]:
             raise http.client.HTTPException("a Transfer-Encoding other than chunked")
-        return True, None, will_close
+        # with a Content-Length too, the reply may be an attempt at response splitting: chunked
+        # wins and the connection is not reused (RFC 9112 §6.3)
+        return True, None, will_close or bool(headers.get_all("content-length"))
     lengths = {v.strip() for value in headers.get_all("content-length") for v in value.split(",")}
     if not lengths:
         return False, None, True
