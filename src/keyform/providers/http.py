@@ -4,8 +4,8 @@ the retry policy.
 Requests are built here as httpx Requests and handed straight to the transport (any
 `httpx.BaseTransport`; a test may pass its own): httpx.Client's layers (base-URL merging, cookies,
 auth flows, redirects, event hooks) are unused by keyform and were ~40% of a request's CPU. The
-transport is `wire.DirectTransport` (HTTP/1.1 on `http.client`'s parser, ~0.3 ms less CPU per
-request than httpcore's) unless the environment names a proxy for the base URL; then it is httpx's
+transport is `wire.DirectTransport` (keyform's HTTP/1.1 transport, ~0.3 ms less CPU per request
+than httpcore's) unless the environment names a proxy for the base URL; then it is httpx's
 own (`proxied.py`). What the Client did that keyform needs is kept: TLS verified (SSL_CERT_FILE /
 SSL_CERT_DIR honoured), the environment's proxy (`environment_proxy`, as curl picks it),
 gzip/deflate responses decoded.
@@ -30,9 +30,9 @@ Content-Length over it is refused before reading). Either ends the call with a P
 the provider option to raise; for a create, ambiguous (the key may exist). The deadline bounds every
 socket operation, not only the gaps between body chunks: on either transport (`wire.bounded`) each
 connect, TLS handshake, send and receive waits at most until the deadline of the call running on
-that thread, on a fresh or a reused pooled connection alike; a
-server dripping its status line or headers a byte at a time ends at the deadline too. No watchdog
-thread, no extra thread hop: one clock read per socket operation.
+that thread, on a fresh or a reused pooled connection alike; a server dripping its status line or
+headers a byte at a time ends at the deadline too. No watchdog thread, no extra thread hop: one
+clock read per socket operation.
 
 The deadline bounds the rate limiter's waits as well (`Limiter.before_attempt` is given what is left
 of it): the instance's pause after a 429, the attempt's turn in the send rate, a `--parallelism`
