@@ -137,6 +137,15 @@ class ApplyFigure:
     # every run's CPU per create (ms), apply and floor alternating: `cpu` and `wall` are the median
     # run's, so one figure under a shared machine's drifting speed is not taken for the truth
     cpu_per_create_runs: list[float] = field(default_factory=list)
+    # each run's CPU per create divided by its floor's (bench/floor.py, run right after it): a figure
+    # that moves far less with the machine's speed than the CPU itself
+    floor_cpu_ratios: list[float] = field(default_factory=list)
+
+    @property
+    def floor_cpu_ratio(self) -> float:
+        """The median run's keyform CPU ÷ floor CPU (the upper middle one of an even count)."""
+        ordered = sorted(self.floor_cpu_ratios)
+        return ordered[len(ordered) // 2] if ordered else 0.0
 
     @property
     def cpu_per_create(self) -> float:
@@ -293,7 +302,8 @@ class Bench:
             runs.append((r, calls, floor))
         r, calls, floor = sorted(runs, key=lambda x: x[0].cpu)[len(runs) // 2]
         return ApplyFigure(creates, latency_ms, parallelism, r.wall, r.cpu, r.rss_mb, calls, floor.wall,
-                           cpu_per_create_runs=[x[0].cpu / creates * 1000 for x in runs])
+                           cpu_per_create_runs=[x[0].cpu / creates * 1000 for x in runs],
+                           floor_cpu_ratios=[x[0].cpu / x[2].cpu for x in runs if x[2].cpu > 0])
 
     def one_file_sinks(self, creates: int, res: Results) -> None:
         """An apply of `creates` keys (0 ms RTT, p16) whose secrets all go into one file, per sink type:
@@ -444,8 +454,11 @@ def report(res: Results) -> str:
         rows.append(("  CPU per create", f"{per:.2f} ms", "", f"≤ {TARGETS['apply_cpu_ms']:g} ms" if big else "",
                      " ".join(x for x in (_ok(per <= TARGETS["apply_cpu_ms"]) if big else "", spread) if x),
                      "", ""))
+        ratios = a.floor_cpu_ratios
+        cpu_vs_floor = (f"; keyform CPU {a.floor_cpu_ratio:.2f}× floor's (runs {min(ratios):.2f}–{max(ratios):.2f})"
+                        if ratios else "")
         rows.append(("  floor: the same creates, http.client only", f"{a.floor_wall:.2f} s", "", "",
-                     f"{a.floor_ratio:.2f}× ideal; keyform {a.wall / a.floor_wall:.2f}× floor", "", ""))
+                     f"{a.floor_ratio:.2f}× ideal; keyform {a.wall / a.floor_wall:.2f}× floor{cpu_vs_floor}", "", ""))
     for r in res.rest:
         spread = f"{min(r.ratios):.2f}–{max(r.ratios):.2f}" if r.ratios else "-"
         rows.append((f"no-change plan, {r.keys:,} keys via type: rest", f"{r.rest_wall:.2f} s", f"{r.rest_cpu:.2f} s",
@@ -557,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                           "floor_ratio": p.floor_ratio}
                         for p in res.plans]
         doc["applies"] = [{**asdict(a), "ideal": a.ideal, "ratio": a.ratio, "floor_ratio": a.floor_ratio,
-                           "cpu_per_create": a.cpu_per_create}
+                           "cpu_per_create": a.cpu_per_create, "floor_cpu_ratio": a.floor_cpu_ratio}
                           for a in res.applies]
         doc["rates"] = ratelimit.as_json(res.rates)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")

@@ -35,6 +35,10 @@ def test_benchmark_quick_run_reports_every_figure(tmp_path: Path) -> None:
     each = apply["cpu_per_create_runs"]
     assert len(each) == 2 and min(each) <= apply["cpu_per_create"] <= max(each)
     assert f"runs {min(each):.2f}–{max(each):.2f} ms" in res.stdout
+    # and each run's CPU against its own floor's, which drifts less with the machine's speed
+    against = apply["floor_cpu_ratios"]
+    assert len(against) == 2 and all(r > 0 for r in against) and apply["floor_cpu_ratio"] in against
+    assert f"keyform CPU {apply['floor_cpu_ratio']:.2f}× floor's (runs {min(against):.2f}–{max(against):.2f})" in res.stdout
     assert figures["rest"][0]["calls"] == 11 and len(figures["rest"][0]["ratios"]) == 3  # same calls via type: rest
     sinks = {f["kind"]: f["creates"] for f in figures["sinks"]}
     assert sinks.items() >= {"dotenv": 20, "json": 20, "k8s-secret": 20}.items()
