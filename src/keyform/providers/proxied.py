@@ -129,7 +129,6 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-
 def _shown_proxy(proxy: str | None) -> str:
     """The proxy URL as it may be printed: scheme, host and port only (never user or password)."""
     if not proxy:
