@@ -89,7 +89,8 @@ _DEADLINE_SLACK = 0.05  # a socket timeout this close to the deadline is the dea
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # decoded response bytes (provider option `max_response_bytes`)
 USER_AGENT = "keyform"
 _URLS_KEPT = 64
-LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+MAX_CONNECTIONS, MAX_IDLE = 64, 32  # per provider instance: open at once, kept between calls
+LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IDLE)  # proxied
 
 # Failures that prove the request never left: safe to retry even for create.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -254,8 +255,7 @@ def _transport_for(instance: str, base_url: str) -> httpx.BaseTransport:
 
         return proxied_transport(instance, proxy, context, LIMITS)
     try:
-        return DirectTransport(base_url, context, max_connections=LIMITS.max_connections or 64,
-                               max_idle=LIMITS.max_keepalive_connections or 32)
+        return DirectTransport(base_url, context, max_connections=MAX_CONNECTIONS, max_idle=MAX_IDLE)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise ProviderError(f"{instance}: base_url {base_url} cannot be used ({exc})") from None
 

@@ -170,10 +170,7 @@ class _Body(httpx.SyncByteStream):
                 whole = response.isclosed()
         except BaseException as exc:
             self._finish(False)
-            mapped = _read_failure(exc)
-            if mapped is None:
-                raise
-            raise mapped from None
+            raise _read_failure(exc) from None
         self._finish(whole and not response.will_close)
 
     def close(self) -> None:
@@ -248,12 +245,7 @@ def _line(fp: io.BufferedReader, what: str) -> bytes:
 
 def _read_status_line(fp: io.BufferedReader) -> tuple[int, int, str]:
     """(HTTP version as 10 or 11, status, reason) from `HTTP/1.x NNN reason`."""
-    line = fp.readline(_MAX_LINE + 1)
-    if not line:
-        raise http.client.RemoteDisconnected("the server closed the connection without a response")
-    if len(line) > _MAX_LINE or not line.endswith(b"\n"):
-        raise http.client.BadStatusLine("the status line is cut short or too long")
-    match = _STATUS_LINE.fullmatch(line.rstrip(b"\r\n"))
+    match = _STATUS_LINE.fullmatch(_line(fp, "status line").rstrip(b"\r\n"))
     if match is None:
         raise http.client.BadStatusLine("not an HTTP/1.x status line")
     return (10 if match[1] == b"0" else 11), int(match[2]), (match[3] or b"").decode("iso-8859-1").strip()
@@ -326,7 +318,6 @@ class _Response(http.client.HTTPResponse):
         self.headers = self.msg = headers  # type: ignore[assignment]
         self.chunked, self.length, self.will_close = _framing(status, self._method, version,  # type: ignore[attr-defined]
                                                               headers)
-        self.chunk_left = None
 
 
 def _final_response(wire: _Wire, method: str) -> http.client.HTTPResponse:
@@ -336,26 +327,22 @@ def _final_response(wire: _Wire, method: str) -> http.client.HTTPResponse:
         response.begin()
     except BaseException as exc:
         response.close()
-        mapped = _read_failure(exc)
-        if mapped is None:
-            raise
-        raise mapped from None
+        raise _read_failure(exc) from None
     return response
 
 
-def _read_failure(exc: BaseException) -> httpx.HTTPError | None:
-    """The httpx error for a failure while reading a response (None: not a network failure)."""
+def _read_failure(exc: BaseException) -> BaseException:
+    """What a failure while reading a response is raised as: the httpx error for a network or
+    protocol failure, anything else (an interrupt) itself."""
     if isinstance(exc, httpx.HTTPError):
         return exc
     if isinstance(exc, TimeoutError):
         return httpx.ReadTimeout("timed out")
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return httpx.RemoteProtocolError("Server disconnected without sending a response.")
-    if isinstance(exc, http.client.HTTPException | ValueError):  # ValueError: http.client's chunk-size parse
+    if isinstance(exc, http.client.HTTPException | ValueError):  # ValueError: a number http.client could not read
         return httpx.RemoteProtocolError(f"malformed response: {type(exc).__name__}")
     if isinstance(exc, OSError):
         return httpx.ReadError(str(exc) or type(exc).__name__)
-    return None
+    return exc
 
 
 class DirectTransport(httpx.BaseTransport):
