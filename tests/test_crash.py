@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from harness.project import COMMAND_TIMEOUT, ORG, Project
 from keyform.backends.local import LocalBackend
 from keyform.emulator.client import EmulatorControl
 from keyform.journal import Begin, Journal, Sunk
+from keyform.model import SinkTarget
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import KeyState, State
 
@@ -179,6 +181,41 @@ def test_sink_move_killed_after_the_old_entry_was_removed_converges(tmp_path: Pa
     assert after is not None
     assert after["keys"]["q0"]["sink"] == {"sink": "env", "as": "Q0_MOVED"}
     assert check_invariants(project, control, moved) == []
+
+
+def test_sink_move_killed_before_the_old_entry_was_removed_leaves_it_as_keyforms_own(
+        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
+    """q0's secret moves from Q0 to Q0_MOVED. The apply dies after journaling the move done and
+    before removing Q0 (the old entry goes only once the journal has the new one). Recovery folded
+    the move, and nothing recorded Q0 any more: when the manifests later put a key at Q0 again,
+    every apply refused it as a variable keyform did not write (found by the kill -9 trials). The
+    entry a finished move left is now keyform's own (`State.written`)."""
+    project = Project(tmp_path, emulator.url)
+    spec = ManifestSpec.initial(2, 1)
+    project.write(spec)
+    _converge(project)
+    q0 = spec.questra[0]
+    old = q0.entry or q0.address.upper()
+    moved = ManifestSpec((QuestraSpec(q0.address, q0.name, "Q0_MOVED"), *spec.questra[1:]), spec.textql)
+    store = LocalBackend(project.state_path)
+    state = store.load()
+    assert state is not None
+    sink = DotenvSink(project.sink_path)
+    sink.write(q0.address, "Q0_MOVED", sink.read(old) or "")
+    ks = state.keys[q0.address]
+    fh = store.journal_open()
+    fh.append(Begin.of(state))
+    journal = Journal(fh, "killed")
+    seq = journal.intent("update", q0.address, "qp", remote_id=ks.remote_id, entry={"sink": "env", "as": "Q0_MOVED"})
+    journal.done(seq, key=replace(ks, sink=SinkTarget("env", "Q0_MOVED")))  # killed here: Q0 not removed
+    fh.close()
+    project.write(moved)
+    _converge(project)
+    assert project.state()["keys"][q0.address]["sink"] == {"sink": "env", "as": "Q0_MOVED"}
+    project.write(spec)  # and back: Q0 is keyform's own, not a variable it must leave alone
+    _converge(project)
+    assert project.state()["keys"][q0.address]["sink"] == {"sink": "env", "as": old}
+    assert check_invariants(project, control, spec) == []
 
 
 def test_swap_killed_after_one_move_rotates_the_key_whose_entry_it_overwrote(

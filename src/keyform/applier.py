@@ -509,6 +509,8 @@ def _update(change: Change, ctx: ApplyContext) -> None:
                       rotation_requested=ks.rotation_requested)
     with ctx.lock:
         ctx.state.keys[ks.address] = new
+        if moved and ks.sink is not None:  # keyform's own until removed (a failed removal leaves it, as a crash)
+            ctx.state.note_written([ks.sink])
     ctx.journal.done(seq, key=new)
     if moved:  # the old entry is removed only once the journal records the new one
         _remove_entry(ks, ctx)

@@ -395,6 +395,11 @@ class _Fold:
         state = self.state
         if rec.key is not None:  # a copy: the state's record must not be the journal record's
             ks = rec.key
+            before = state.keys.get(ks.address)
+            if before is not None and before.sink is not None and before.sink != ks.sink:
+                # a finished sink move removes its old entry only after this record: a crash in
+                # between leaves it, still keyform's own (`State.written`), never a stranger's
+                state.note_written([before.sink])
             state.keys[ks.address] = replace(ks, attrs=dict(ks.attrs), remote=dict(ks.remote),
                                              fingerprints=dict(ks.fingerprints))
         if rec.forget is not None:
