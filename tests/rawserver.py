@@ -3,6 +3,7 @@ for the transport tests: what no well-behaved HTTP server would send."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -29,7 +30,9 @@ class RawServer:
         self.connections = 0
         self.requests: list[bytes] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._open: list[socket.socket] = []  # accepted connections still being served
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
 
     @property
     def url(self) -> str:
@@ -40,47 +43,74 @@ class RawServer:
         return int(self.listener.getsockname()[1])
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except ssl.SSLError:
-                continue  # a client that refused the certificate
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        with self.listener:  # each thread closes only its own socket (see `close`)
+            while True:
+                try:
+                    conn, _ = self.listener.accept()
+                except ssl.SSLError:
+                    continue  # a client that refused the certificate
+                except OSError:
+                    return
+                serving = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+                with self._lock:
+                    self.connections += 1
+                    self._open.append(conn)
+                    self._threads.append(serving)
+                serving.start()
 
     def _serve(self, conn: socket.socket) -> None:
+        try:
+            self._exchange(conn)
+        finally:
+            with self._lock:
+                self._open.remove(conn)
+            conn.close()
+
+    def _exchange(self, conn: socket.socket) -> None:
         buffer = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    try:
-                        data = conn.recv(65536)
-                    except OSError:
-                        return
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                request, buffer = head + b"\r\n\r\n" + buffer[:length], buffer[length:]
-                with self._lock:
-                    self.requests.append(request)
-                    number = len(self.requests)
-                reply = self.answer(number, request)
-                if reply is None:
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
                     return
-                conn.sendall(reply)
-                if self.close_after:
+                if not data:
                     return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(buffer) < length:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            request, buffer = head + b"\r\n\r\n" + buffer[:length], buffer[length:]
+            with self._lock:
+                self.requests.append(request)
+                number = len(self.requests)
+            reply = self.answer(number, request)
+            if reply is None:
+                return
+            conn.sendall(reply)
+            if self.close_after:
+                return
 
     def close(self) -> None:
-        self.listener.close()
+        """Stop: wake the accepting and serving threads with `shutdown` and wait for them to close
+        their own sockets. Closing a socket here instead left the thread blocked in `accept` on it
+        serving its port after the test, and a thread about to use a closed descriptor's number
+        could use whatever socket (an emulator's, say) was given that number next."""
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # a blocked accept returns (EINVAL)
+        self._threads[0].join(5)
+        with self._lock:
+            conns, threads = list(self._open), list(self._threads[1:])
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(5)
