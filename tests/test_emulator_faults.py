@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -260,3 +262,20 @@ def test_module_entry_point_announces_its_url_and_exits_cleanly_on_sigterm() -> 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_client_that_hangs_up_before_its_reply_leaves_no_traceback(make_emulator: MakeEmulator,
+                                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    # a keyform whose deadline passed, or that was interrupted, resets its connection: the emulator
+    # printed "Exception occurred during processing of request" and a traceback for each
+    emulator = make_emulator(latency_ms=100)
+    for _ in range(2):
+        conn = socket.create_connection((emulator.host, emulator.port))
+        conn.sendall(b"GET /api-keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nX-Org-Id: org_a\r\n\r\n")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # a reset, not a FIN: the emulator's write of the reply fails
+    time.sleep(0.4)
+    assert statuses(emulator, 1) == [200]  # still serving
+    emulator.stop()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err

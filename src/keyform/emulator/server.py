@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +56,17 @@ class _Server(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its reply (its deadline passed, it was interrupted) is no
+        fault of the emulator's: one line when requests are logged, never a traceback. Anything
+        else is a bug here and keeps `socketserver`'s report."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            if self.log_requests:
+                sys.stderr.write(f"{client_address[0]}:{client_address[1]} hung up before its reply ({error})\n")
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Shut down every open client connection (idle keep-alive ones included)."""
