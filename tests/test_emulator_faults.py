@@ -236,6 +236,40 @@ def test_unknown_control_routes_are_404(emu_control: EmulatorControl) -> None:
 # ------------------------------------------------------------------------------------- lifecycle
 
 
+def test_stop_returns_when_a_waiting_connection_is_gone_before_the_emulator_accepts_it(
+        make_emulator: MakeEmulator) -> None:
+    # serve_forever polls, then accepts: a connection gone in between (here another holder of the
+    # socket takes it first) left a blocking accept waiting for the next one, and stop() with it
+    emulator = make_emulator()
+    server = emulator._server
+    real = server.get_request
+    taken: list[socket.socket] = []
+
+    def taken_first() -> Any:
+        conn, _ = socket.socket.accept(server.socket)  # the waiting connection goes elsewhere...
+        taken.append(conn)
+        server.get_request = real  # type: ignore[method-assign]
+        return real()  # ...then the emulator's own accept
+
+    server.get_request = taken_first  # type: ignore[method-assign]
+    with socket.create_connection((emulator.host, emulator.port), timeout=5):
+        deadline = time.monotonic() + 5
+        while not taken and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert taken
+        stopper = threading.Thread(target=emulator.stop, daemon=True)
+        stopper.start()
+        stopper.join(5)
+        hung = stopper.is_alive()
+        if hung:  # one more connection wakes the blocked accept: the failure is reported, not a hang
+            socket.create_connection((emulator.host, emulator.port), timeout=5).close()
+            stopper.join(5)
+        assert not hung, "stop() hung in accept"
+    taken[0].close()
+    with pytest.raises(OSError):
+        socket.create_connection((emulator.host, emulator.port), timeout=1)
+
+
 def test_stop_closes_idle_keep_alive_connections(make_emulator: MakeEmulator) -> None:
     emulator = make_emulator()
     with questra(emulator) as http:

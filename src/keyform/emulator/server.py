@@ -46,6 +46,11 @@ class _Server(ThreadingHTTPServer):
         TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+        # `serve_forever` accepts only after its poll saw a connection waiting; one that is gone by
+        # then (reset, or taken by another holder of the socket) made a blocking accept wait for the
+        # next, and `stop` with it. Non-blocking, that accept fails and the loop polls again.
+        # (An accepted connection is blocking: Linux does not pass the flag on.)
+        self.socket.setblocking(False)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
