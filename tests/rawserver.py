@@ -95,7 +95,10 @@ class RawServer:
             reply = self.answer(number, request)
             if reply is None:
                 return
-            conn.sendall(reply)
+            try:
+                conn.sendall(reply)
+            except OSError:
+                return  # the client left, or `close` shut the connection during a slow answer
             if self.close_after:
                 return
 
