@@ -273,6 +273,55 @@ def test_each_address_of_a_name_is_tried_within_the_one_deadline(monkeypatch: py
     backlog.close()
 
 
+def test_a_name_lookup_that_does_not_answer_ends_at_the_deadline_and_nothing_was_sent(
+        monkeypatch: pytest.MonkeyPatch, serve: Callable[..., RawServer]) -> None:
+    # getaddrinfo takes no timeout: a resolver that did not answer held the call for its own retries
+    # (5 s per try and name server), whatever the call's deadline said
+    server = serve(lambda n, req: ok())
+    real = socket.getaddrinfo
+    answer = threading.Event()
+    asked: list[object] = []
+
+    def silent_resolver(host: object, *args: object, **kw: object) -> object:
+        if host in (b"api.example.test", "api.example.test"):
+            flags = kw.get("flags", 0)
+            if isinstance(flags, int) and flags & socket.AI_NUMERICHOST:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            asked.append(host)
+            answer.wait(10)  # the resolver answers only once the test is over
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]
+        return real(host, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent_resolver)
+    http = HttpClient("qp", f"http://api.example.test:{server.port}", {}, sleep=lambda s: None, deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
+    took = time.monotonic() - started
+    answer.set()
+    assert took < 1.6, took
+    assert asked and not info.value.ambiguous and server.requests == [], str(info.value)  # a create may be retried
+    assert "deadline" in str(info.value)
+    http.close()
+
+
+def test_an_address_is_not_looked_up_in_a_thread(monkeypatch: pytest.MonkeyPatch,
+                                                  serve: Callable[..., RawServer]) -> None:
+    server = serve(lambda n, req: ok())
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    http = client(server.url)
+    assert http.call("GET", "/keys", "list").status_code == 200
+    http.close()
+    assert "keyform-lookup" not in started
+
+
 def test_a_204_or_304_has_no_body_whatever_its_framing_headers_say(serve: Callable[..., RawServer]) -> None:
     # a 204 with `Transfer-Encoding: chunked` waited for a chunk until the deadline
     server = serve(lambda n, req: (b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n" if n == 1 else

@@ -14,9 +14,9 @@ What it keeps of httpcore's contract, because `HttpClient` relies on each:
   `WriteError`/`WriteTimeout`/`ReadError`/`ReadTimeout`/`RemoteProtocolError` once the request may
   have been sent, `LocalProtocolError` for a request that cannot be written (its header value is
   never quoted: it may be a token), `UnsupportedProtocol` for another origin or scheme.
-- Every socket operation (connect, TLS handshake, send, each receive) waits at most until the
-  deadline of the call running on this thread (`bounded`), so a reply dripped a byte at a time
-  ends at the deadline, on a fresh or a reused connection alike.
+- Every socket operation (the name lookup, connect, TLS handshake, send, each receive) waits at
+  most until the deadline of the call running on this thread (`bounded`), so a reply dripped a
+  byte at a time ends at the deadline, on a fresh or a reused connection alike.
 - A pooled connection is reused only when it has nothing to read (one `poll` of that socket): a
   connection the server closed, or one carrying stray bytes, is closed instead of being written to.
 - TLS uses the context it is given (verified, hostname checked); the head and body of a request go
@@ -40,7 +40,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -469,16 +469,10 @@ def open_socket(host: str, port: int, timeout: float | None, timed_out: type[Exc
                 local_address: str | None = None) -> socket.socket:
     """A TCP connection to the first of `host`'s addresses that answers, each attempt waiting at most
     `timeout` and never past the call's deadline (`socket.create_connection` gives every address
-    the whole timeout: a name with N silent addresses held a call N times its deadline). Raises
-    `timed_out` or `failed` (the last attempt's reason); the name lookup itself is the resolver's."""
-    try:  # the host as bytes where it is ASCII (IDNA-encoded): a str would import the idna codec (~5 ms)
-        name: str | bytes = host.encode("ascii")
-    except UnicodeEncodeError:
-        name = host
-    try:
-        addresses = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise failed(str(exc) or type(exc).__name__) from None
+    the whole timeout: a name with N silent addresses held a call N times its deadline). The name
+    lookup waits no longer either (`_lookup`). Raises `timed_out` or `failed` (the last attempt's
+    reason)."""
+    addresses = _lookup(host, port, timeout, timed_out, failed)
     last: OSError | None = None
     for family, kind, proto, _, address in addresses:
         sock = socket.socket(family, kind, proto)
@@ -515,3 +509,42 @@ def _head(request: httpx.Request) -> bytes:
         lines.append(name + b": " + value)
     lines.append(b"\r\n")
     return b"\r\n".join(lines)
+
+
+_Addresses = Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]]
+
+
+def _lookup(host: str, port: int, timeout: float | None, timed_out: type[Exception],
+            failed: type[Exception]) -> _Addresses:
+    """`host`'s addresses. An IP address is read at once. A name is looked up in a thread of its
+    own, waited for at most `timeout` and never past the call's deadline: `getaddrinfo` takes no
+    timeout, and a resolver that does not answer held a call for its own retries (5 s per try and
+    name server by default) whatever the call's deadline said. The abandoned lookup ends in the
+    background; nothing waits for it."""
+    try:  # the host as bytes where it is ASCII (IDNA-encoded): a str would import the idna codec (~5 ms)
+        name: str | bytes = host.encode("ascii")
+    except UnicodeEncodeError:
+        name = host
+    try:
+        return socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        pass  # a name, not an address
+    wait = bounded(timeout, timed_out)
+    found: list[_Addresses] = []
+    error: list[OSError | UnicodeError] = []
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            found.append(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=resolve, name="keyform-lookup", daemon=True).start()
+    if not done.wait(wait):
+        raise timed_out(f"the lookup of {host} did not finish within the call's time")
+    if error:
+        raise failed(str(error[0]) or type(error[0]).__name__)
+    return found[0]
