@@ -120,6 +120,13 @@ def test_retry_after_as_http_date() -> None:
     response = httpx.Response(429, headers={"Retry-After": format_datetime(now + timedelta(seconds=30), usegmt=True)})
     assert retry_after(response, now=lambda: now) == 30.0
     assert retry_after(httpx.Response(429, headers={"Retry-After": "soon"})) is None
+
+
+@pytest.mark.parametrize("value", ["Mon, 99999999999999999999 Jan 2020 00:00:00 GMT",  # OverflowError escaped
+                                   "Mon, 01 Jan 9999999999 00:00:00 GMT", "Mon, 01 Jan 2020 99999999999:00:00 GMT",
+                                   "Mon, 01 Jan 2020 00:00:00 +99999999999", "inf", "nan", "1e999", "-inf"])
+def test_a_hostile_retry_after_is_no_retry_after(value: str) -> None:
+    assert retry_after(httpx.Response(429, headers={"Retry-After": value})) is None
     assert retry_after(httpx.Response(429)) is None
 
 

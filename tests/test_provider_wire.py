@@ -322,6 +322,24 @@ def test_an_address_is_not_looked_up_in_a_thread(monkeypatch: pytest.MonkeyPatch
     assert "keyform-lookup" not in started
 
 
+@pytest.mark.parametrize("status", [b"429 Too Many Requests", b"503 Service Unavailable"])
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_hostile_retry_after_date_ends_the_call_as_a_provider_error(serve: Callable[..., RawServer],
+                                                                      status: bytes, idempotent: bool) -> None:
+    # the date's day overflowed `parsedate_to_datetime`: OverflowError escaped the call (a traceback)
+    hostile = b"Retry-After: Mon, 99999999999999999999 Jan 2020 00:00:00 GMT\r\n"
+    server = serve(lambda n, req: b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n" + hostile + b"\r\n{}")
+    provider = QuestraProvider("qp", server.url, "tok_ci", "org_1", sleep=lambda s: None)
+    with pytest.raises(ProviderError) as info:
+        if idempotent:
+            provider.list()
+        else:
+            provider.create(CreateRequest(address="ci", attrs={"name": "CI bot"}, expires_at=None))
+    provider.close()
+    assert info.value.status == int(status[:3]) and info.value.retry_after is None, str(info.value)
+    assert not info.value.ambiguous  # a 429 or 503 answer: the create did not happen
+
+
 def test_a_204_or_304_has_no_body_whatever_its_framing_headers_say(serve: Callable[..., RawServer]) -> None:
     # a 204 with `Transfer-Encoding: chunked` waited for a chunk until the deadline
     server = serve(lambda n, req: (b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n" if n == 1 else

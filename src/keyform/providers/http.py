@@ -60,6 +60,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -133,17 +134,19 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
-    try:
+    else:  # `inf`, `nan`, `1e999` are no number of seconds
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:  # a hostile date (`Mon, 99999999999999999999 Jan 2020 ...`) overflows the parser or the subtraction
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        current = now() if now else datetime.now(timezone.utc)
+        return max(0.0, (when - current).total_seconds())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = now() if now else datetime.now(timezone.utc)
-    return max(0.0, (when - current).total_seconds())
 
 
 def rate_refusal(response: httpx.Response) -> bool:
