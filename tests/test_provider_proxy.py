@@ -158,6 +158,48 @@ def test_a_create_whose_deadline_passed_before_its_first_byte_went_to_the_proxy_
     assert proxy.seen == []
 
 
+@pytest.mark.parametrize("reply", [None, b"garbage\r\n\r\n",
+                                   b"HTTP/1.1 200 Connection established\r\nContent-Length: x\r\n\r\n"],
+                         ids=["closed", "not-http", "malformed-head"])
+def test_a_connect_the_proxy_drops_or_garbles_sent_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                           reply: bytes | None) -> None:
+    # httpcore reads the CONNECT's answer with its HTTP parser: a proxy that hung up, or answered
+    # something else than HTTP, was a RemoteProtocolError, and a create was reported ambiguous
+    # ("the key may exist remotely") though only the CONNECT had left (found by a review)
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                    data += chunk
+                seen.append(data)
+                if reply:
+                    conn.sendall(reply)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    http = HttpClient("qp", "https://api.example.test", {"Authorization": "Bearer tok_canary_1234"},
+                      sleep=lambda s: None, deadline=3.0)
+    with pytest.raises(ProviderError) as info:
+        http.call("POST", "/api-keys", "create", body={"name": "x"}, idempotent=False)
+    http.close()
+    with contextlib.suppress(OSError):  # wakes the accept (tests/rawserver.py: why not close it under it)
+        listener.shutdown(socket.SHUT_RDWR)
+    server.join(5)
+    listener.close()
+    assert seen and all(s.startswith(b"CONNECT api.example.test:443 ") for s in seen)  # only CONNECTs left
+    assert not info.value.ambiguous and "may exist" not in str(info.value), str(info.value)
+    assert "tok_canary" not in str(info.value)
+
+
 def test_a_connect_the_proxy_never_answers_sent_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     # a read timeout on the CONNECT's answer was taken for a create that may have been received
     silent = socket.create_server(("127.0.0.1", 0))

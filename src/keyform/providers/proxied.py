@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,8 +22,13 @@ from httpcore._backends.sync import SyncStream
 from keyform.errors import ProviderError
 from keyform.providers.wire import bounded, call_deadline, open_socket
 
+# Whether the request this thread is sending waits on a proxy's answer to its CONNECT: set when
+# the CONNECT is written, cleared once a TLS start follows it (`_DeadlineStream`), read by
+# `_Tunnelled` when the request fails.
+_tunnel = threading.local()
 
-def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits: httpx.Limits) -> httpx.HTTPTransport:
+
+def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits: httpx.Limits) -> httpx.BaseTransport:
     """httpx's pooled transport through `proxy`, its network backend wrapped (`_DeadlineBackend`)."""
     try:
         transport = httpx.HTTPTransport(verify=context, limits=limits, proxy=proxy)
@@ -31,7 +37,31 @@ def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits
                             f"{_proxy_problem(proxy, exc)}") from None
     pool = transport._pool  # httpcore's HTTPProxy or SOCKSProxy (ConnectionPool subclasses)
     pool._network_backend = _DeadlineBackend(pool._network_backend)  # used for every new connection
-    return transport
+    return _Tunnelled(transport)
+
+
+class _Tunnelled(httpx.BaseTransport):
+    """The proxied transport, with a request that failed before its proxy answered `CONNECT` (the
+    proxy closed, or answered something that is not HTTP) reported as a `ConnectError`: the API has
+    seen nothing, so a create is not ambiguous. httpcore reads that answer with its HTTP/1.1 parser
+    and raises `RemoteProtocolError`, the error of a request that may have been received."""
+
+    def __init__(self, transport: httpx.HTTPTransport) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        _tunnel.pending = False
+        try:
+            return self._transport.handle_request(request)
+        except httpx.RemoteProtocolError as exc:
+            if getattr(_tunnel, "pending", False):
+                raise httpx.ConnectError(f"the proxy's answer to CONNECT was not HTTP: {exc}") from None
+            raise
+        finally:
+            _tunnel.pending = False
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -56,7 +86,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def _send(self, data: bytes, timeout: float | None) -> None:
         wait = bounded(timeout, httpcore.PoolTimeout if self._fresh else httpcore.WriteTimeout)
         if self._fresh and data.startswith(b"CONNECT "):
-            self._tunnelling = True
+            self._tunnelling = _tunnel.pending = True
         self._fresh = False
         self._stream.write(data, wait)
 
@@ -71,11 +101,14 @@ class _DeadlineStream(httpcore.NetworkStream):
         if not self._tunnelling:
             return self._stream.read(max_bytes, bounded(timeout, httpcore.ReadTimeout))
         try:
-            return self._stream.read(max_bytes, bounded(timeout, httpcore.ConnectTimeout))
+            data = self._stream.read(max_bytes, bounded(timeout, httpcore.ConnectTimeout))
         except httpcore.ReadTimeout:
             raise httpcore.ConnectTimeout("the proxy did not answer CONNECT in time") from None
         except httpcore.ReadError as exc:
             raise httpcore.ConnectError(f"the proxy's answer to CONNECT was cut: {exc}") from None
+        if not data:
+            raise httpcore.ConnectError("the proxy closed the connection before it answered CONNECT")
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if self._held:
@@ -93,7 +126,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
         self._flush(timeout)
-        self._tunnelling = False
+        self._tunnelling = _tunnel.pending = False
         return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
                                                       bounded(timeout, httpcore.ConnectTimeout)))
 
