@@ -5,9 +5,12 @@ short, sends stray bytes or malformed heads does to a call, and that no header v
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -338,6 +341,61 @@ def test_a_hostile_retry_after_date_ends_the_call_as_a_provider_error(serve: Cal
     provider.close()
     assert info.value.status == int(status[:3]) and info.value.retry_after is None, str(info.value)
     assert not info.value.ambiguous  # a 429 or 503 answer: the create did not happen
+
+
+def _gzip_zeros(mib: int, coding: int = 31) -> bytes:
+    """`mib` MiB of zeros, compressed (wbits 31: gzip; 15: zlib; -15: raw deflate): ~1 KiB per MiB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, coding)
+    zeros = bytes(1 << 20)
+    return b"".join([packer.compress(zeros) for _ in range(mib)] + [packer.flush()])
+
+
+@pytest.mark.parametrize("coding, wbits", [("gzip", 31), ("deflate", 15), ("deflate", -15)])
+def test_a_compression_bomb_is_stopped_at_the_cap_before_it_is_held_in_memory(
+        serve: Callable[..., RawServer], coding: str, wbits: int) -> None:
+    # httpx decoded each received chunk whole: 64 KB of compressed zeros became 64 MB in memory
+    # before the body cap was looked at (a review measured 558 MiB held for a 1 MiB cap)
+    body = _gzip_zeros(256, wbits)
+    server = serve(lambda n, req: ok(body, b"Content-Encoding: " + coding.encode() + b"\r\n"))
+    http = HttpClient("qp", server.url, {}, sleep=lambda s: None, deadline=30.0, max_body=1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProviderError) as info:
+            http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        http.close()
+    assert "larger than 1 MiB" in str(info.value) and info.value.ambiguous, str(info.value)
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB held for a 1 MiB cap"
+
+
+@pytest.mark.parametrize("coding, wbits", [("gzip", 31), ("x-gzip", 31), ("deflate", 15), ("deflate", -15),
+                                           ("identity", 0), ("", 0)])
+def test_a_compressed_reply_is_decoded_whole(serve: Callable[..., RawServer], coding: str, wbits: int) -> None:
+    payload = json.dumps({"data": [{"id": f"ak_{i}", "name": "x" * 100} for i in range(2000)]}).encode()
+    if wbits:
+        packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        payload_on_wire = packer.compress(payload) + packer.flush()
+    else:
+        payload_on_wire = payload
+    header = b"Content-Encoding: " + coding.encode() + b"\r\n" if coding else b""
+    server = serve(lambda n, req: ok(payload_on_wire, header))
+    http = client(server.url)
+    assert http.call("GET", "/keys", "list").content == payload
+    http.close()
+
+
+@pytest.mark.parametrize("header, why", [(b"gzip, gzip", "unsupported Content-Encoding 'gzip, gzip'"),
+                                         (b"br", "unsupported Content-Encoding 'br'"),
+                                         (b"gzip", "the gzip body is corrupt")])
+def test_a_body_keyform_cannot_decode_is_no_reply(serve: Callable[..., RawServer], header: bytes, why: str) -> None:
+    # codings stacked made 590 bytes 256 MiB in one step; a coding keyform did not ask for was
+    # passed through undecoded; neither is a reply
+    body = b"not compressed at all" if header == b"gzip" else _gzip_zeros(1)
+    server = serve(lambda n, req: ok(body, b"Content-Encoding: " + header + b"\r\n"))
+    error = failed_create(server.url)
+    assert why in str(error) and error.ambiguous, str(error)  # it answered: the create may have happened
 
 
 def test_a_204_or_304_has_no_body_whatever_its_framing_headers_say(serve: Callable[..., RawServer]) -> None:

@@ -66,7 +66,8 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -189,7 +190,56 @@ def _connect_reason(exc: httpx.HTTPError) -> str:
     return text
 
 
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_STEP = 65536  # the most one decoding step yields
+
+
+class _BodyDecoder:
+    """A response body decoded by its `Content-Encoding` (none, `gzip` or `deflate`: what keyform's
+    `Accept-Encoding` asks for), each step yielding at most what the cap (`limit`) leaves, plus one
+    byte: the caller sees the body go over the cap before more is decoded.
+    httpx's decoders decode each received chunk whole: 64 KB of compressed zeros are 64 MB, and
+    codings stacked (`gzip, gzip`) made 590 bytes 256 MiB, all in memory before the body cap was
+    looked at. Stacked codings and any other coding are refused (`httpx.DecodingError`), as is a
+    stream zlib cannot read."""
+
+    def __init__(self, header: str, limit: int) -> None:
+        codings = [c for c in (part.strip().lower() for part in header.split(",")) if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in _WBITS):
+            raise httpx.DecodingError(f"unsupported Content-Encoding {header[:60]!r}")
+        self._coding = codings[0] if codings else None
+        self._zlib = zlib.decompressobj(_WBITS[self._coding]) if self._coding else None
+        self._started = False
+        self._left = limit + 1  # decoded bytes that may still be yielded
+
+    def decode(self, data: bytes, final: bool = False) -> Iterator[bytes]:
+        """`data`'s decoded bytes in pieces, never more in all than the cap and one byte; at `final`
+        what the decoder still holds."""
+        if self._zlib is None:
+            if data:
+                yield data
+            return
+        while data or final:
+            step = max(1, min(self._left, _STEP))
+            try:
+                out = self._zlib.decompress(data, step)
+            except zlib.error as exc:
+                if self._coding == "deflate" and not self._started:  # a raw deflate stream (as httpx)
+                    self._zlib, self._started = zlib.decompressobj(-zlib.MAX_WBITS), True
+                    continue
+                raise httpx.DecodingError(f"the {self._coding} body is corrupt: {exc}") from None
+            self._started = True
+            data = self._zlib.unconsumed_tail
+            if out:
+                self._left -= len(out)
+                yield out
+            if not data and len(out) < step:  # all input taken and no output held back
+                return
+
+
 def _lost_reason(exc: httpx.HTTPError, read_timeout: float | None) -> str:
+    if isinstance(exc, httpx.DecodingError):
+        return f"its body could not be decoded: {exc}"
     if isinstance(exc, httpx.ReadTimeout):
         return f"timed out after {read_timeout:g}s waiting for the response" if read_timeout else "read timed out"
     if isinstance(exc, httpx.WriteTimeout):
@@ -451,13 +501,25 @@ class HttpClient:
             if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
                 raise _Limit(self._too_large(), expired=False)
             chunks, size = [], 0
+            # a transport that built its reply whole (a test's httpx.MockTransport) has read and
+            # decoded it already; a network transport's reply is read and decoded here, a step at a
+            # time, each step at most what the cap leaves: a gzip bomb counts at its real size
+            # before it is held in memory
+            whole = response.is_stream_consumed
+            decoder = _BodyDecoder("" if whole else response.headers.get("Content-Encoding", ""), self.max_body)
+
+            def decoded() -> Iterator[bytes]:
+                for raw in (response.content,) if whole else response.iter_raw():
+                    yield from decoder.decode(raw)
+                    if time.monotonic() > deadline:
+                        raise _Limit(self._over_deadline())
+                yield from decoder.decode(b"", final=True)
+
             try:
-                for chunk in response.iter_bytes():  # decoded: a gzip bomb counts at its real size
+                for chunk in decoded():
                     size += len(chunk)
                     if size > self.max_body:
                         raise _Limit(self._too_large(), expired=False)
-                    if time.monotonic() > deadline:
-                        raise _Limit(self._over_deadline())
                     chunks.append(chunk)
             except httpx.TimeoutException:
                 if time.monotonic() >= deadline - _DEADLINE_SLACK:
