@@ -102,6 +102,15 @@ class RawServer:
             if self.close_after:
                 return
 
+    def idle(self) -> bool:
+        """No connection open on the server's side (each one it accepted has been closed)."""
+        with self._lock:
+            return not self._open
+
+    def threads_alive(self) -> int:
+        with self._lock:
+            return sum(t.is_alive() for t in self._threads)
+
     def close(self) -> None:
         """Stop: wake the accepting and serving threads with `shutdown` and wait for them to close
         their own sockets. Closing a socket here instead left the thread blocked in `accept` on it

@@ -316,8 +316,8 @@ def test_lock_file_is_exclusive_private_and_describes_the_holder(store: LocalBac
 def test_lock_waits_until_a_holder_releases_within_the_timeout(store: LocalBackend) -> None:
     first = store.acquire_lock("apply")
     timer = threading.Timer(0.3, store.release_lock, args=(first,))
+    started = time.monotonic()  # before the timer starts: a stall in between cannot shorten the wait seen
     timer.start()
-    started = time.monotonic()
     with store.lock("apply", timeout=5) as second:
         assert time.monotonic() - started >= 0.25
         assert second.id != first.id

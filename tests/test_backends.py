@@ -327,8 +327,8 @@ def test_lock_waits_until_the_holder_releases_within_the_timeout(harness: Harnes
     a, b = harness.make(), harness.make()
     first = a.acquire_lock("apply")
     timer = threading.Timer(0.3, a.release_lock, args=(first,))
+    started = time.monotonic()  # before the timer starts: a stall in between cannot shorten the wait seen
     timer.start()
-    started = time.monotonic()
     with b.lock("apply", timeout=10) as second:
         waited = time.monotonic() - started
         assert 0.25 <= waited < 5, waited

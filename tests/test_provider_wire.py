@@ -37,6 +37,15 @@ def serve() -> Iterator[Callable[..., RawServer]]:
         s.close()
 
 
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
+    until = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def client(url: str, deadline: float = 60.0) -> HttpClient:
     return HttpClient("qp", url, {"Authorization": "Bearer tok_canary_1234"}, sleep=lambda s: None, deadline=deadline)
 
@@ -57,7 +66,8 @@ def test_a_pooled_connection_the_server_closed_is_not_written_to(serve: Callable
     server = serve(lambda n, req: ok(b'{"n": %d}' % n), close_after=True)
     http = client(server.url)
     assert http.call("GET", "/a", "list").json() == {"n": 1}
-    time.sleep(0.1)  # the server's close has reached us
+    assert wait_until(server.idle)  # the server closed its side
+    time.sleep(0.05)  # and the close has reached us (loopback: at once)
     created = http.call("POST", "/keys", "create", body={"name": "x"}, idempotent=False)
     assert created.json() == {"n": 2} and server.connections == 2
     http.close()
@@ -134,7 +144,7 @@ def test_no_free_pooled_connection_within_the_pool_timeout(serve: Callable[..., 
     first = threading.Thread(target=lambda: transport.handle_request(
         httpx.Request("GET", server.url + "/slow", extensions=timeouts)).read())
     first.start()
-    time.sleep(0.1)
+    assert wait_until(lambda: server.requests)  # the first request holds the one connection
     started = time.monotonic()
     with pytest.raises(httpx.PoolTimeout):
         transport.handle_request(httpx.Request("POST", server.url + "/keys", content=b"{}", extensions=timeouts))

@@ -129,16 +129,17 @@ def test_a_configured_limit_keeps_its_rate_and_window_on_a_429() -> None:
 
 
 def test_a_pause_holds_back_every_other_thread_of_the_instance() -> None:
+    import time
+
     lim = Limiter("q", concurrency=4)
+    t0 = time.monotonic()  # before the pause is set: a stall in between cannot shorten the wait seen
     lim.throttled(lim.before_attempt(), 0.3, 0.0)
     started: list[float] = []
-    import time
 
     def other() -> None:
         lim.before_attempt()
         started.append(time.monotonic())
 
-    t0 = time.monotonic()
     threads = [threading.Thread(target=other) for _ in range(3)]
     for t in threads:
         t.start()

@@ -186,7 +186,9 @@ def test_report_idle_cli_exits_2_when_a_key_is_idle_and_0_otherwise(
     assert project.run("apply", "--auto-approve").exit_code == 0
     assert report(project, "--idle", "1d").exit_code == 0
     time.sleep(1.1)
-    use(emu_control, project.remote_id("busy"), utcnow())
+    # used "now" as the API records it: whole seconds, so a report a moment later (across a second
+    # boundary) found it unused for 1 s; a use a little ahead of the clock is unused for 0 s
+    use(emu_control, project.remote_id("busy"), utcnow() + timedelta(seconds=30))
     result = report(project, "--idle", "1s")
     assert result.exit_code == 2, result.output
     assert "Idle keys (unused for 1s or more): 1" in result.stdout and "quiet" in result.stdout
