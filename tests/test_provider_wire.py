@@ -342,7 +342,8 @@ def test_a_hostile_retry_after_date_ends_the_call_as_a_provider_error(serve: Cal
     # the date's day overflowed `parsedate_to_datetime`: OverflowError escaped the call (a traceback)
     hostile = b"Retry-After: Mon, 99999999999999999999 Jan 2020 00:00:00 GMT\r\n"
     server = serve(lambda n, req: b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n" + hostile + b"\r\n{}")
-    provider = QuestraProvider("qp", server.url, "tok_ci", "org_1", sleep=lambda s: None)
+    # a 429 without a usable Retry-After pauses the instance with backoff until the call's deadline
+    provider = QuestraProvider("qp", server.url, "tok_ci", "org_1", sleep=lambda s: None, deadline=2.0)
     with pytest.raises(ProviderError) as info:
         if idempotent:
             provider.list()
