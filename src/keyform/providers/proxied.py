@@ -23,7 +23,7 @@ from keyform.errors import ProviderError
 from keyform.providers.wire import bounded, call_deadline, open_socket
 
 # Whether the request this thread is sending waits on a proxy's answer to its CONNECT: set when
-# the CONNECT is written, cleared once a TLS start follows it (`_DeadlineStream`), read by
+# the CONNECT is written, cleared by the TLS start that follows it (`_DeadlineStream`), read by
 # `_Tunnelled` when the request fails.
 _tunnel = threading.local()
 
@@ -41,10 +41,11 @@ def proxied_transport(instance: str, proxy: str, context: ssl.SSLContext, limits
 
 
 class _Tunnelled(httpx.BaseTransport):
-    """The proxied transport, with a request that failed before its proxy answered `CONNECT` (the
-    proxy closed, or answered something that is not HTTP) reported as a `ConnectError`: the API has
-    seen nothing, so a create is not ambiguous. httpcore reads that answer with its HTTP/1.1 parser
-    and raises `RemoteProtocolError`, the error of a request that may have been received."""
+    """The proxied transport, with a request that failed before its proxy answered `CONNECT`
+    reported as not sent: the API has seen nothing, so a create is not ambiguous. A timeout is a
+    `ConnectTimeout`; a connection cut or closed, or an answer that is not HTTP (which httpcore's
+    HTTP/1.1 parser raises as `RemoteProtocolError`, the error of a request that may have been
+    received), a `ConnectError`."""
 
     def __init__(self, transport: httpx.HTTPTransport) -> None:
         self._transport = transport
@@ -53,10 +54,12 @@ class _Tunnelled(httpx.BaseTransport):
         _tunnel.pending = False
         try:
             return self._transport.handle_request(request)
-        except httpx.RemoteProtocolError as exc:
-            if getattr(_tunnel, "pending", False):
-                raise httpx.ConnectError(f"the proxy's answer to CONNECT was not HTTP: {exc}") from None
-            raise
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if not getattr(_tunnel, "pending", False):
+                raise
+            if isinstance(exc, httpx.TimeoutException):
+                raise httpx.ConnectTimeout("the proxy did not answer CONNECT in time") from None
+            raise httpx.ConnectError(f"the proxy did not answer CONNECT: {exc}") from None
         finally:
             _tunnel.pending = False
 
@@ -68,9 +71,9 @@ class _DeadlineStream(httpcore.NetworkStream):
     """A network stream whose every wait ends by the running call's deadline (see `wire.bounded`).
 
     What a failure means for a create is kept exact: a deadline passed before the first byte of a
-    request is written is a `PoolTimeout` (nothing was sent), and so is a failure while the proxy
-    has not yet answered a `CONNECT` (the API has seen nothing): a `ConnectTimeout` or
-    `ConnectError`. Only after that may a request have been received.
+    request is written is a `PoolTimeout` (nothing was sent). A `CONNECT` written marks the
+    thread's request as waiting on the proxy's answer (`_tunnel`) until the TLS start that follows
+    it; `_Tunnelled` reports a failure in between as not sent.
 
     The head of a request with a body (a create's POST) is held and sent together with the body:
     httpcore writes them separately, and each socket send (with its readiness poll) costs a kernel
@@ -81,12 +84,11 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._stream = stream
         self._held = b""  # a request head waiting for its body
         self._fresh = True  # nothing of the request being sent is written yet
-        self._tunnelling = False  # a CONNECT is written, the proxy's answer not read through
 
     def _send(self, data: bytes, timeout: float | None) -> None:
         wait = bounded(timeout, httpcore.PoolTimeout if self._fresh else httpcore.WriteTimeout)
         if self._fresh and data.startswith(b"CONNECT "):
-            self._tunnelling = _tunnel.pending = True
+            _tunnel.pending = True
         self._fresh = False
         self._stream.write(data, wait)
 
@@ -98,17 +100,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._flush(timeout)
         self._fresh = True  # the request is written whole: the next write begins the next one
-        if not self._tunnelling:
-            return self._stream.read(max_bytes, bounded(timeout, httpcore.ReadTimeout))
-        try:
-            data = self._stream.read(max_bytes, bounded(timeout, httpcore.ConnectTimeout))
-        except httpcore.ReadTimeout:
-            raise httpcore.ConnectTimeout("the proxy did not answer CONNECT in time") from None
-        except httpcore.ReadError as exc:
-            raise httpcore.ConnectError(f"the proxy's answer to CONNECT was cut: {exc}") from None
-        if not data:
-            raise httpcore.ConnectError("the proxy closed the connection before it answered CONNECT")
-        return data
+        return self._stream.read(max_bytes, bounded(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if self._held:
@@ -126,7 +118,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
         self._flush(timeout)
-        self._tunnelling = _tunnel.pending = False
+        _tunnel.pending = False
         return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
                                                       bounded(timeout, httpcore.ConnectTimeout)))
 
