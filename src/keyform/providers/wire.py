@@ -263,7 +263,7 @@ def _read_header_block(fp: io.BufferedReader) -> _Headers:
         text = line.decode("iso-8859-1").rstrip("\r\n")
         if text[:1] in (" ", "\t") and items:
             name, value = items[-1]
-            items[-1] = (name, f"{value} {text.strip(' ').strip(chr(9))}".rstrip())
+            items[-1] = (name, (value + " " + text.strip(" \t")).rstrip())
             continue
         name, colon, value = text.partition(":")
         if not colon or not _TOKEN.fullmatch(name.encode("iso-8859-1")):
