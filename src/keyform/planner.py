@@ -16,12 +16,12 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from keyform.durations import format_duration, format_time, maybe_time, parse_time
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, topological_order
-from keyform.kinds import kind
+from keyform.kinds import ProviderKind, kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
@@ -104,10 +104,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     decisions: dict[str, _Decision] = {}
     deps = {a: s.dependencies() for a, s in desired.items()}
     order = topological_order(deps)
+    kinds = _Kinds()
     if not destroy:
         for address in order:
             if in_scope(address):
-                decisions[address] = _decide(desired[address], state, snapshot, now, inputs)
+                wanted = desired[address]
+                decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type])
                 if address in forced:
                     decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
         _propagate(decisions, desired, state, deps, order, inputs)
@@ -115,7 +117,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     changes: list[Change] = []
     for address in order:
         if address in decisions:
-            changes.append(_change_for(desired[address], state.keys.get(address), decisions[address], deps[address]))
+            wanted = desired[address]
+            changes.append(_change_for(wanted, state.keys.get(address), decisions[address], deps[address],
+                                       kinds[wanted.provider_type]))
 
     errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     for address in sorted(state.keys):
@@ -284,11 +288,27 @@ def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...]) 
     return closure(targets, deps)
 
 
+class _Kind(NamedTuple):
+    """A provider type's capabilities, with what `_decide` asks of every key worked out once."""
+
+    type: ProviderKind
+    remote_reported: frozenset[str]  # its attributes a list call reports back
+
+
+class _Kinds(dict[str, _Kind]):
+    """Each provider type's `_Kind`, looked up once per plan (not twice per key)."""
+
+    def __missing__(self, name: str) -> _Kind:
+        k = kind(name)
+        found = self[name] = _Kind(k, k.remote_attributes.intersection(k.attributes))
+        return found
+
+
 def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime,
-            inputs: PlanInputs) -> _Decision:
-    """A key's own decision, before dependency propagation."""
+            inputs: PlanInputs, kd: _Kind) -> _Decision:
+    """A key's own decision, before dependency propagation (`kd`: its provider type's `_Kind`)."""
     ks = state.keys.get(spec.address)
-    k = kind(spec.provider_type)
+    k = kd.type
     if ks is None:
         return _Decision(Action.CREATE, ["new key"])
     d = _Decision(Action.NOOP)
@@ -308,12 +328,10 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
 
     want_attrs, applied_attrs = spec.attrs, ks.attrs
     seen_attrs = rk.attrs if rk is not None else applied_attrs
-    for name in k.attributes:
-        want, applied = want_attrs.get(name), applied_attrs.get(name)
-        remote_reports = name in k.remote_attributes
-        if want == applied and (not remote_reports or seen_attrs.get(name) == applied):
-            continue  # the same as applied and as seen: most attributes of most keys
-        _diff_attr(d, name, want, ks, rk, updatable=name in k.updatable, remote_reports=remote_reports)
+    if want_attrs == applied_attrs and _seen_as_applied(seen_attrs, applied_attrs, kd.remote_reported):
+        pass  # every attribute as applied and as seen (most keys): the loop below would find nothing
+    else:
+        _diff_attrs(d, k, want_attrs, applied_attrs, seen_attrs, ks, rk)
 
     if ks.expiry_spec != spec.expiry.spec:
         change = AttrChange(EXPIRY, expiry_display(ks.expiry_spec), expiry_display(spec.expiry.spec),
@@ -344,6 +362,23 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     return d
 
 
+def _seen_as_applied(seen: Mapping[str, Any], applied: Mapping[str, Any], names: frozenset[str]) -> bool:
+    """Whether the list call reports each of `names` as applied: trivially so without a remote key
+    (`seen` is `applied`); else when `seen` has every one of them and nothing that differs from
+    `applied` (two C-level view comparisons; False sends the caller to the per-attribute loop)."""
+    return seen is applied or (seen.keys() >= names and seen.items() <= applied.items())
+
+
+def _diff_attrs(d: _Decision, k: ProviderKind, want_attrs: Mapping[str, Any], applied_attrs: Mapping[str, Any],
+                seen_attrs: Mapping[str, Any], ks: KeyState, rk: RemoteKey | None) -> None:
+    for name in k.attributes:
+        want, applied = want_attrs.get(name), applied_attrs.get(name)
+        remote_reports = name in k.remote_attributes
+        if want == applied and (not remote_reports or seen_attrs.get(name) == applied):
+            continue  # the same as applied and as seen: most attributes of most keys
+        _diff_attr(d, name, want, ks, rk, updatable=name in k.updatable, remote_reports=remote_reports)
+
+
 def _diff_attr(d: _Decision, name: str, want: Any, ks: KeyState, rk: RemoteKey | None, *,
                updatable: bool, remote_reports: bool) -> None:
     applied = ks.attrs.get(name)
@@ -364,6 +399,8 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
     if not spec.secret_inputs and not ks.fingerprints:
         return
     resolved = inputs.fingerprints.get(spec.address, {})
+    if resolved == ks.fingerprints and len(resolved) == len(spec.secret_inputs):
+        return  # every input is an env/file input whose fingerprint is the recorded one (most keys)
     for path in sorted(set(spec.secret_inputs) | set(ks.fingerprints)):
         ref = spec.secret_inputs.get(path)
         old = ks.fingerprints.get(path)
@@ -400,6 +437,8 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
 
 
 def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) -> None:
+    if spec.sink == ks.sink:
+        return  # the same target (most keys): no strings to build
     want = str(spec.sink) if spec.sink else None
     have = str(ks.sink) if ks.sink else None
     if want == have:
@@ -468,9 +507,13 @@ def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> 
     return ks.sink.sink in inputs.readable_sinks
 
 
-def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: list[str]) -> Change:
+def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: list[str], kd: _Kind) -> Change:
     """The key's Change; `depends_on` is its `spec.dependencies()`, computed once by `plan`."""
-    k = kind(spec.provider_type)
+    if d.action is Action.NOOP and not d.attrs and not d.reasons and not depends_on:
+        # most keys of most plans: every other field keeps its default (fewer arguments to pass)
+        return Change(spec.address, Action.NOOP, spec.provider, spec.provider_type,
+                      remote_id=ks.remote_id if ks else None)
+    k = kd.type
     attrs: list[AttrChange]
     if d.action is Action.CREATE:
         attrs = [AttrChange(n, None, spec.attrs.get(n)) for n in k.attributes]
