@@ -73,6 +73,15 @@ def bounded(timeout: float | None, expired: type[Exception]) -> float | None:
     return left if timeout is None or left < timeout else timeout
 
 
+def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
+    """`sock.settimeout(timeout)`, skipped when the socket has that timeout already: each call is
+    an ioctl that releases the GIL (a hand-off among an apply's ~33 threads, ~2.4 per create), and
+    until a call's deadline is nearer than the read timeout every send and receive of it, on a
+    pooled connection every request's too, sets the same value."""
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
+
+
 class _Reader(io.RawIOBase):
     """The socket's receiving side for `http.client`'s parser: each receive bounded by the deadline."""
 
@@ -87,7 +96,7 @@ class _Reader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int | None:
         if self.done:
             return None  # "nothing without waiting"
-        self._sock.settimeout(bounded(self._timeout, httpx.ReadTimeout))
+        _set_timeout(self._sock, bounded(self._timeout, httpx.ReadTimeout))
         return self._sock.recv_into(buffer)
 
 
@@ -388,7 +397,7 @@ class DirectTransport(httpx.BaseTransport):
         try:
             sock = conn.sock
             try:
-                sock.settimeout(send_timeout)
+                _set_timeout(sock, send_timeout)
                 sock.sendall(head + body if body else head)
             except TimeoutError:
                 raise httpx.WriteTimeout("timed out") from None
