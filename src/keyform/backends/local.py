@@ -65,6 +65,7 @@ class HeldLock:
         self.path = path
         self.info = info
         self._fd: int | None = fd
+        self._where = os.fspath(path)  # what `check` stats, several times per create: no pathlib per call
         st = os.fstat(fd)
         self._ident = (st.st_dev, st.st_ino)
         self._mutex = threading.Lock()
@@ -72,7 +73,7 @@ class HeldLock:
     def check(self, what: str) -> None:
         """The fence: LockLostError unless the file at the path is still the one we hold locked."""
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._where)
             here = (st.st_dev, st.st_ino)
         except OSError:
             here = None
