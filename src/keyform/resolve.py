@@ -109,6 +109,7 @@ def input_fingerprints(workspace: Workspace, state: State, addresses: list[str] 
     """HMAC fingerprints of every env/file secret input (None where it cannot be read now).
     `secret_of` inputs are fingerprinted by the planner from state (which key fed them)."""
     out: dict[str, dict[str, str | None]] = {}
+    fingerprint = state.fingerprinter()  # keyed once for every input
     for address in addresses if addresses is not None else list(workspace.keys):
         spec = workspace.keys[address]
         fps: dict[str, str | None] = {}
@@ -116,7 +117,7 @@ def input_fingerprints(workspace: Workspace, state: State, addresses: list[str] 
             if isinstance(ref, SecretOfRef):
                 continue
             try:
-                fps[path] = state.fingerprint(read_ref(ref, f"keys.{address}.{path}", env))
+                fps[path] = fingerprint(read_ref(ref, f"keys.{address}.{path}", env))
             except KeyformError:
                 fps[path] = None
         if fps:
