@@ -104,22 +104,39 @@ def provider_credentials(workspace: Workspace, name: str,
     return token, org_id
 
 
+_UNREAD = "unread"  # `input_fingerprints`: no fingerprint made yet (None is one: cannot be read)
+
+
 def input_fingerprints(workspace: Workspace, state: State, addresses: list[str] | None = None,
                        env: Mapping[str, str] | None = None) -> dict[str, dict[str, str | None]]:
     """HMAC fingerprints of every env/file secret input (None where it cannot be read now).
-    `secret_of` inputs are fingerprinted by the planner from state (which key fed them)."""
+    `secret_of` inputs are fingerprinted by the planner from state (which key fed them).
+
+    Each distinct reference is read and fingerprinted once per call, not once per key that uses
+    it (thousands of keys often share one variable): the same values, the same None for what
+    cannot be read (its message is dropped), the same values remembered for redaction."""
     out: dict[str, dict[str, str | None]] = {}
     fingerprint = state.fingerprinter()  # keyed once for every input
-    for address in addresses if addresses is not None else list(workspace.keys):
-        spec = workspace.keys[address]
+    done: dict[EnvRef | FileRef, str | None] = {}  # reference -> its fingerprint in this call
+    fp: str | None
+    keys = workspace.keys
+    for address in addresses if addresses is not None else list(keys):
+        inputs = keys[address].secret_inputs
+        if not inputs:  # most keys
+            continue
         fps: dict[str, str | None] = {}
-        for path, ref in spec.secret_inputs.items():
+        for path, ref in inputs.items():
             if isinstance(ref, SecretOfRef):
                 continue
+            fp = done.get(ref, _UNREAD)
+            if fp is not _UNREAD:
+                fps[path] = fp
+                continue
             try:
-                fps[path] = fingerprint(read_ref(ref, f"keys.{address}.{path}", env))
+                fp = fingerprint(read_ref(ref, f"keys.{address}.{path}", env))
             except KeyformError:
-                fps[path] = None
+                fp = None
+            fps[path] = done[ref] = fp
         if fps:
             out[address] = fps
     return out
