@@ -26,6 +26,7 @@ cases above.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -235,13 +236,37 @@ def format_value(value: str) -> str:
 def parse(text: str) -> list[_Entry]:
     """Split a dotenv file into entries whose `raw` texts concatenate back to `text` exactly."""
     entries: list[_Entry] = []
+    for pos, end, m, quote, close in _spans(text):
+        if m is None:
+            entries.append(_Entry(text[pos:end]))
+            continue
+        start = m.end()
+        if close >= 0:
+            body = text[start + 1:close]
+            value = body if quote == "'" else _unescape(body)
+        else:  # unquoted (or an unterminated quote): the rest of the line, minus a ` # comment`
+            content = text[start:end].rstrip("\r\n")
+            value = content if quote else _COMMENT.split(content, maxsplit=1)[0].rstrip(" \t")
+            if not quote and value.startswith("#"):
+                value = ""
+        entries.append(_Entry(text[pos:end], m.group(2), value, m.group(1) is not None))
+    return entries
+
+
+_COMMENT = re.compile(r"[ \t]#")  # where an unquoted value's ` # comment` starts
+
+
+def _spans(text: str) -> Iterator[tuple[int, int, re.Match[str] | None, str, int]]:
+    """The spans `parse` splits `text` into, in order: (start, end, the assignment's match or None
+    for any other line, its opening quote or "" when unquoted, the closing quote's index or -1).
+    `scan` walks them without making the values (secrets it would drop at once)."""
     pos, size = 0, len(text)
     while pos < size:
         nl = text.find("\n", pos)
         line_end = size if nl < 0 else nl + 1
         m = _ASSIGNMENT.match(text, pos, line_end)
         if m is None:
-            entries.append(_Entry(text[pos:line_end]))
+            yield pos, line_end, None, "", -1
             pos = line_end
             continue
         start = m.end()
@@ -249,20 +274,13 @@ def parse(text: str) -> list[_Entry]:
         if quote not in ("'", '"'):
             quote = ""
         close = _closing_quote(text, start + 1, quote) if quote else -1
-        if close >= 0:
-            body = text[start + 1:close]
-            value = body if quote == "'" else _unescape(body)
+        if close >= 0:  # a quoted value may span lines: the entry ends with the closing quote's line
             nl = text.find("\n", close)
             end = size if nl < 0 else nl + 1
-        else:  # unquoted (or an unterminated quote): the rest of the line, minus a ` # comment`
-            content = text[start:line_end].rstrip("\r\n")
-            value = content if quote else re.split(r"[ \t]#", content, maxsplit=1)[0].rstrip(" \t")
-            if not quote and value.startswith("#"):
-                value = ""
+        else:
             end = line_end
-        entries.append(_Entry(text[pos:end], m.group(2), value, m.group(1) is not None))
+        yield pos, end, m, quote, close
         pos = end
-    return entries
 
 
 def _closing_quote(text: str, i: int, quote: str) -> int:
@@ -303,13 +321,13 @@ def scan(config: SinkConfig) -> dict[str, int]:
     raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
     if raw is None:
         return {}
-    text = raw.decode("utf-8")
+    text = raw.decode("utf-8").removeprefix(_BOM)
     found: dict[str, int] = {}
     line = 1
-    for entry in parse(text.removeprefix(_BOM)):
-        if entry.name is not None:
-            found.setdefault(entry.name, line)
-        line += entry.raw.count("\n")
+    for pos, end, m, _, _ in _spans(text):  # `parse`'s entries, without their values
+        if m is not None:
+            found.setdefault(m.group(2), line)
+        line += text.count("\n", pos, end)
     return found
 
 
