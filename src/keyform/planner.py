@@ -199,8 +199,10 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
     out: list[Diagnostic] = []
     owned: set[SinkTarget] | None = None
     for change in changes:
+        if change.sink is None or change.action is Action.DELETE:  # most changes: nothing to look up
+            continue
         spec = workspace.keys.get(change.address)
-        if change.sink is None or change.action is Action.DELETE or spec is None or spec.sink is None:
+        if spec is None or spec.sink is None:
             continue
         target = spec.sink
         where = inputs.sinks.where(target.sink, target.name)
@@ -246,8 +248,10 @@ def unreadable_sinks(workspace: Workspace, state: State, changes: Iterable[Chang
     if not problems:
         return out
     for change in changes:
+        if change.sink is None or change.action is Action.DELETE:  # most changes: nothing to look up
+            continue
         spec = workspace.keys.get(change.address)
-        if change.sink is None or change.action is Action.DELETE or spec is None or spec.sink is None:
+        if spec is None or spec.sink is None:
             continue
         problem = problems.get(spec.sink.sink)
         if problem is not None:
