@@ -7,9 +7,10 @@ writing one sink entry) are in `references`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -32,7 +33,7 @@ from keyform.model import (
     SinkTarget,
     header_input,
 )
-from keyform.sinks.registry import entry_name_problem
+from keyform.typeregistry import TypeLoadError, find_sink_type
 
 COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 
@@ -48,10 +49,29 @@ class KeyContext:
     default_sink: str | None
     now: datetime
     report: Report
+    # per provider name: what every key of it shares, worked out for its first key (see `_facts`)
+    provider_facts: dict[str, _ProviderFacts] = dataclasses.field(default_factory=dict, compare=False,
+                                                                   repr=False)
+    # per sink name: its type's entry-name rule (see `_entry_rule`)
+    entry_rules: dict[str, Callable[[SinkConfig, str], str | None]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _ProviderFacts:
+    """What building a key needs from its provider, the same for each of its keys: looked up once
+    per provider name instead of once per key (10,000 keys name a dozen providers)."""
+
+    provider: ProviderConfig
+    kind: ProviderKind
+    fields: frozenset[str]  # every field a key of the type takes
+    # (attribute, default) in the type's order; `name`'s default (the address) is filled in per key
+    defaults: tuple[tuple[str, Any], ...]
 
 
 # Durations repeat across keys (`90d`, `14d`): parse each text once, and share the (frozen) values.
 _duration = lru_cache(maxsize=256)(parse_duration)
+_ZERO = timedelta(0)
 
 
 @lru_cache(maxsize=256)
@@ -67,34 +87,47 @@ def upper_snake(address: str) -> str:
 
 def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     """The key's spec, or None when it failed the schema or any check here (all reported)."""
-    if not decl.valid:
+    value = decl.value
+    source, name, path = decl.source, decl.name, decl.path
+    if not (source.valid(path) and isinstance(value, dict)):  # decl.valid, without a second `path`
         return None
-    value: dict[str, Any] = decl.value
-    source, path, report = decl.source, decl.path, ctx.report
+    report = ctx.report
     provider_name: str = value["provider"]
-    if provider_name not in ctx.declared_providers:
-        report.error(source, (*path, "provider"), f"{dotted(path)}.provider: unknown provider "
-                     f"{provider_name!r}{known_names(ctx.declared_providers, 'providers')}")
-        return None
-    provider = ctx.providers.get(provider_name)
-    if provider is None:  # the provider itself is invalid and reported
-        return None
-    kind = provider_kind(provider.type)
+    facts = ctx.provider_facts.get(provider_name)
+    if facts is None:
+        if provider_name not in ctx.declared_providers:
+            report.error(source, (*path, "provider"), f"{dotted(path)}.provider: unknown provider "
+                         f"{provider_name!r}{known_names(ctx.declared_providers, 'providers')}")
+            return None
+        provider = ctx.providers.get(provider_name)
+        if provider is None:  # the provider itself is invalid and reported
+            return None
+        facts = ctx.provider_facts[provider_name] = _facts(provider)
+    provider, kind = facts.provider, facts.kind
     errors_before = len(report.diagnostics)
-    _check_fields(value, kind, source, path, report)
+    if not facts.fields.issuperset(value):  # most keys take no other field
+        _check_fields(value, kind, source, path, report)
     expiry = _expiry(value, source, path, ctx.now, report)
     rotation = _rotation(value, expiry, source, path, report, kind)
-    sink = _sink_target(value, kind, decl, ctx)
+    sink = _sink_target(value, kind, decl, path, ctx)
     if provider.definition is not None:
         from keyform.manifest.restglue import rest_attributes
-        attrs, secret_inputs = rest_attributes(value, provider.definition, decl.name, source, path, report)
+        attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, path, report)
     else:
-        attrs, secret_inputs = _attributes(value, kind, decl.name, source)
+        attrs, secret_inputs = _attributes(value, facts, name, source)
     if len(report.diagnostics) > errors_before:
         return None
-    return KeySpec(address=decl.name, provider=provider_name, provider_type=provider.type, attrs=attrs,
-                   loc=decl.loc, secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
-                   prevent_destroy=bool(value.get("lifecycle", {}).get("prevent_destroy", False)), entry=value)
+    prevent_destroy = bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value else False
+    return KeySpec(address=name, provider=provider_name, provider_type=provider.type, attrs=attrs,
+                   loc=source.loc(path), secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
+                   prevent_destroy=prevent_destroy, entry=value)
+
+
+def _facts(provider: ProviderConfig) -> _ProviderFacts:
+    kind = provider_kind(provider.type)
+    defaults = tuple((attr, None if attr == "name" else kind.attribute_defaults.get(attr))
+                     for attr in kind.attributes)
+    return _ProviderFacts(provider, kind, _fields_of(tuple(kind.attributes), tuple(kind.secret_inputs)), defaults)
 
 
 @lru_cache(maxsize=64)
@@ -105,8 +138,6 @@ def _fields_of(attributes: tuple[str, ...], secret_inputs: tuple[str, ...]) -> f
 
 def _check_fields(value: Mapping[str, Any], kind: ProviderKind, source: ManifestFile, path: YamlPath,
                   report: Report) -> None:
-    if _fields_of(tuple(kind.attributes), tuple(kind.secret_inputs)).issuperset(value):  # most keys
-        return
     own = (*kind.attributes, *kind.secret_inputs)
     for field in value:
         if field not in COMMON_FIELDS and field not in own and field not in _schema_key_fields():
@@ -141,7 +172,7 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now:
         except ValueError as exc:
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: {exc}")
             return NEVER
-        if expiry.duration is not None and expiry.duration <= timedelta(0):
+        if expiry.duration is not None and expiry.duration <= _ZERO:
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: must be longer than 0")
         return expiry
     if "expires_at" in value:
@@ -163,12 +194,15 @@ def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, pa
     raw: Mapping[str, str] | None = value.get("rotation")
     if not raw:
         return _NO_ROTATION
+    # the rule's check reads these of the expiry: hashing them is cheaper than hashing an Expiry
+    memo: tuple[Any, ...] | None = None
     try:
-        memo = (tuple(raw.items()), expiry, kind.type, kind.reports_usage)
-        hash(memo)
+        done = _rotations.get(key := (tuple(raw.items()), expiry.kind, expiry.duration, expiry.text,
+                                      kind.name, kind.reports_usage))
+        memo = key
     except TypeError:  # a value the schema let through that is not hashable: no memo
-        memo = None
-    if memo is not None and (done := _rotations.get(memo)) is not None:
+        done = None
+    if done is not None:
         return done  # the same rule, checked clean before (no message to repeat)
     errors_before = len(report.diagnostics)
     rotation = _checked_rotation(raw, expiry, source, path, report, kind)
@@ -233,24 +267,25 @@ def _check_unused_for(grace: timedelta, unused_for: timedelta | None, on_grace_e
                      "after a replacement (e.g. grace: 7d, unused_for: 1h)")
 
 
-def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration,
+def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration, path: YamlPath,
                  ctx: KeyContext) -> SinkTarget | None:
-    source, path, report = decl.source, decl.path, ctx.report
+    source, report = decl.source, ctx.report
     raw = value.get("sink")
     if not kind.returns_secret:
         if raw is not None:
             report.error(source, (*path, "sink"),
                          f"{dotted(path)}.sink: {kind.type} keys issue no secret; remove sink")
         return None
-    where: YamlPath = (*path, "sink")
+    where: YamlPath = path
     entry: str | None = None
     if raw is None:
         if ctx.default_sink is None:
             report.error(source, path, f"no sink for the secret of key {decl.name!r} "
                          "(set sink: or defaults.sink)")
             return None
-        sink_name, where = ctx.default_sink, path  # an unknown defaults.sink is reported there
+        sink_name = ctx.default_sink  # an unknown defaults.sink is reported there
     else:
+        where = (*path, "sink")
         sink_name = raw if isinstance(raw, str) else raw["use"]
         entry = None if isinstance(raw, str) else raw.get("as")
         if sink_name not in ctx.declared_sinks:
@@ -259,32 +294,52 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
             return None
     entry = entry or upper_snake(decl.name)
     sink = ctx.sinks.get(sink_name)
-    if sink and (problem := entry_name_problem(sink, entry)):
+    if sink and (problem := _entry_rule(sink_name, sink, ctx)(sink, entry)):
         report.error(source, where, f"{dotted(path)}: sink entry {entry!r} cannot be used in sink "
                      f"{sink_name!r} ({sink.type}): {problem}; set sink.as")
     return SinkTarget(sink_name, entry)
 
 
-def _attributes(value: Mapping[str, Any], kind: ProviderKind, address: str,
+def _entry_rule(sink_name: str, sink: SinkConfig, ctx: KeyContext) -> Callable[[SinkConfig, str], str | None]:
+    """`sinks.registry.entry_name_problem` for this sink, its type looked up once per sink name (not
+    once per key)."""
+    rule = ctx.entry_rules.get(sink_name)
+    if rule is None:
+        try:
+            stype = find_sink_type(sink.type)
+        except TypeLoadError:
+            stype = None
+        rule = ctx.entry_rules[sink_name] = (stype.entry_name_problem if stype is not None and
+                                             stype.entry_name_problem else _no_entry_problem)
+    return rule
+
+
+def _no_entry_problem(config: SinkConfig, name: str) -> str | None:
+    return None
+
+
+def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,
                 source: ManifestFile) -> tuple[dict[str, Any], dict[str, SecretRef]]:
     """(non-secret attributes with defaults filled in, write-only inputs by attribute path)."""
     attrs: dict[str, Any] = {}
     secret_inputs: dict[str, SecretRef] = {}
-    for attr in kind.attributes:
+    for attr, default in facts.defaults:
         # `name` defaults to the address, every other omitted attribute to the type's default
-        raw = value.get(attr, address if attr == "name" else kind.attribute_defaults.get(attr))
+        raw = value.get(attr, address if attr == "name" else default)
         if attr == "headers":
             attrs[attr] = {h: v for h, v in raw.items() if isinstance(v, str)}
             for header, ref in raw.items():
                 if isinstance(ref, dict):
                     secret_inputs[header_input(header)] = build_ref(ref, source)
+        elif type(raw) is str:  # most attributes: as the last branch, without two isinstance tests
+            attrs[attr] = raw
         elif isinstance(raw, (list, tuple)):
             attrs[attr] = list(raw)
         elif isinstance(raw, dict):
             attrs[attr] = dict(raw)
         else:
             attrs[attr] = raw
-    for field in kind.secret_inputs:
+    for field in facts.kind.secret_inputs:
         if field in value:
             secret_inputs[field] = build_ref(value[field], source)
     return attrs, secret_inputs
