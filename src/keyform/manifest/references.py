@@ -41,19 +41,17 @@ def raw_secret_of(value: Any, path: YamlPath = ()) -> list[tuple[YamlPath, str]]
 
 def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
                      report: Report) -> None:
-    for address, decl in declared.items():  # not built, but written well enough to read its references
-        if address in keys or not decl.valid:
-            continue
+    for _, decl in _unbuilt(keys, declared):  # written well enough to read its references
         for where, name in raw_secret_of(decl.value):
             if name not in declared:
                 path = (*decl.path, *where)
                 report.error(decl.source, (*path, "secret_of"),
                              f"{dotted(path)}: secret_of names an unknown key {name!r}")
     for address, spec in keys.items():
-        decl = declared[address]
         for attribute, ref in spec.secret_inputs.items():
             if not isinstance(ref, SecretOfRef):
                 continue
+            decl = declared[address]
             path = _input_path(decl, attribute)
             target = keys.get(ref.address)
             if ref.address not in declared:
@@ -65,12 +63,27 @@ def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declara
                              "keys return none); secret_of needs a key whose provider returns a secret")
 
 
+def _unbuilt(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration]) -> list[tuple[str, Declaration]]:
+    """The keys that passed the schema but were not built (their provider or sink failed), in
+    declaration order: none when every declared key was built (no need to look at each)."""
+    if len(keys) == len(declared):  # `keys` is a subset of `declared`
+        return []
+    return [(a, decl) for a, decl in declared.items() if a not in keys and decl.valid]
+
+
 def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration], report: Report) -> None:
-    graph = {a: [d for d in spec.dependencies() if d in declared] for a, spec in keys.items()}
-    for address, decl in declared.items():  # keys that passed the schema but were not built
-        if address not in keys and decl.valid:
-            graph[address] = sorted({t for _, t in raw_secret_of(decl.value) if t in declared})
-    graph = {a: [d for d in deps if d in graph] for a, deps in graph.items()}
+    # Only a key with a `secret_of` edge can be on a cycle, so the graph holds just those (most
+    # keys have none). The cycles found, and their order, are those of the graph of all keys:
+    # `cycles` ignores an edge to a node it does not hold, and a key without edges ends no cycle.
+    unbuilt = _unbuilt(keys, declared)
+    others = {a for a, _ in unbuilt}
+    graph: dict[str, list[str]] = {}
+    for address, spec in keys.items():
+        if spec.secret_inputs and (deps := [d for d in spec.dependencies() if d in keys or d in others]):
+            graph[address] = deps
+    for address, decl in unbuilt:
+        if deps := sorted({t for _, t in raw_secret_of(decl.value) if t in keys or t in others}):
+            graph[address] = deps
     seen: set[tuple[str, ...]] = set()
     for cycle in cycles(graph):
         ring = cycle[:-1]
