@@ -80,9 +80,12 @@ def _expires_in(text: str) -> Expiry:
     return Expiry("in", duration=_duration(text), text=text)
 
 
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")  # compiled once: re.sub's cache lookup was half of each call
+
+
 def upper_snake(address: str) -> str:
     """The default sink entry name: `ci-bot.v2` → `CI_BOT_V2`."""
-    return re.sub(r"[^A-Za-z0-9]", "_", address).upper()
+    return _NOT_ALNUM.sub("_", address).upper()
 
 
 def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
