@@ -182,6 +182,8 @@ def hostile_entries(key: str, good: dict[str, Any]) -> list[bytes]:
         variant(lines="1,2,3"), variant(lines=[[["keys"], "3"]]), variant(lines=[[["keys"], -1]]),
         variant(lines=[[["keys"], True]]), variant(lines=[[[1.5], 3]]), variant(lines=[[[], 1, 2]]),
         variant(lines=[[{"keys": 1}, 3]]), variant(lines=[]), variant(lines=[7]),
+        variant(lines=[[[], 1], [["keys", True], 3]]), variant(lines=[[[], 1], [[None], 3]]),
+        variant(lines=[[[], 1], [[["keys"]], 3]]),  # a part that is a bool, a null, a list
         variant(value={"version": 1, "keys": {"x": {"provider": "q"}}}, lines=[[[], 1]],
                 key=key[:-1] + ("1" if key.endswith("0") else "0")),  # another file's key (never this one's)
     ]
