@@ -279,7 +279,6 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
             report.error(source, (*path, "sink"),
                          f"{dotted(path)}.sink: {kind.type} keys issue no secret; remove sink")
         return None
-    where: YamlPath = path
     entry: str | None = None
     if raw is None:
         if ctx.default_sink is None:
@@ -287,17 +286,18 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
                          "(set sink: or defaults.sink)")
             return None
         sink_name = ctx.default_sink  # an unknown defaults.sink is reported there
+    elif isinstance(raw, str):
+        sink_name = raw
     else:
-        where = (*path, "sink")
-        sink_name = raw if isinstance(raw, str) else raw["use"]
-        entry = None if isinstance(raw, str) else raw.get("as")
-        if sink_name not in ctx.declared_sinks:
-            report.error(source, where, f"{dotted(path)}.sink: unknown sink "
-                         f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
-            return None
+        sink_name, entry = raw["use"], raw.get("as")
+    if raw is not None and sink_name not in ctx.declared_sinks:
+        report.error(source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
+                     f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
+        return None
     entry = entry or upper_snake(decl.name)
     sink = ctx.sinks.get(sink_name)
-    if sink and (problem := _entry_rule(sink_name, sink, ctx)(sink, entry)):
+    if sink and (problem := (ctx.entry_rules.get(sink_name) or _entry_rule(sink_name, sink, ctx))(sink, entry)):
+        where = path if raw is None else (*path, "sink")
         report.error(source, where, f"{dotted(path)}: sink entry {entry!r} cannot be used in sink "
                      f"{sink_name!r} ({sink.type}): {problem}; set sink.as")
     return SinkTarget(sink_name, entry)
@@ -305,15 +305,13 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
 
 def _entry_rule(sink_name: str, sink: SinkConfig, ctx: KeyContext) -> Callable[[SinkConfig, str], str | None]:
     """`sinks.registry.entry_name_problem` for this sink, its type looked up once per sink name (not
-    once per key)."""
-    rule = ctx.entry_rules.get(sink_name)
-    if rule is None:
-        try:
-            stype = find_sink_type(sink.type)
-        except TypeLoadError:
-            stype = None
-        rule = ctx.entry_rules[sink_name] = (stype.entry_name_problem if stype is not None and
-                                             stype.entry_name_problem else _no_entry_problem)
+    once per key): kept in `ctx.entry_rules`."""
+    try:
+        stype = find_sink_type(sink.type)
+    except TypeLoadError:
+        stype = None
+    rule = ctx.entry_rules[sink_name] = (stype.entry_name_problem if stype is not None and
+                                         stype.entry_name_problem else _no_entry_problem)
     return rule
 
 

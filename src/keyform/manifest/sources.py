@@ -32,7 +32,8 @@ class ManifestFile:
 
     def valid(self, path: YamlPath) -> bool:
         """True when neither `path` nor its section failed the schema."""
-        return path[:1] not in self.broken and path[:2] not in self.broken
+        broken = self.broken
+        return not broken or (path[:1] not in broken and path[:2] not in broken)  # most files: none broken
 
     def loc(self, path: YamlPath) -> SourceLoc:
         doc = self.doc  # doc.loc(path), one call fewer: every key's spec asks for its line
