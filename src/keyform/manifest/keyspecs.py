@@ -33,7 +33,7 @@ from keyform.model import (
     SinkTarget,
     header_input,
 )
-from keyform.typeregistry import TypeLoadError, find_sink_type
+from keyform.sinks.registry import entry_name_rule
 
 COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 
@@ -296,7 +296,7 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
         return None
     entry = entry or upper_snake(decl.name)
     sink = ctx.sinks.get(sink_name)
-    if sink and (problem := (ctx.entry_rules.get(sink_name) or _entry_rule(sink_name, sink, ctx))(sink, entry)):
+    if sink and (problem := _entry_rule(sink_name, sink, ctx)(sink, entry)):
         where = path if raw is None else (*path, "sink")
         report.error(source, where, f"{dotted(path)}: sink entry {entry!r} cannot be used in sink "
                      f"{sink_name!r} ({sink.type}): {problem}; set sink.as")
@@ -304,19 +304,11 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
 
 
 def _entry_rule(sink_name: str, sink: SinkConfig, ctx: KeyContext) -> Callable[[SinkConfig, str], str | None]:
-    """`sinks.registry.entry_name_problem` for this sink, its type looked up once per sink name (not
-    once per key): kept in `ctx.entry_rules`."""
-    try:
-        stype = find_sink_type(sink.type)
-    except TypeLoadError:
-        stype = None
-    rule = ctx.entry_rules[sink_name] = (stype.entry_name_problem if stype is not None and
-                                         stype.entry_name_problem else _no_entry_problem)
+    """The sink's entry-name rule, looked up once per sink name (not once per key)."""
+    rule = ctx.entry_rules.get(sink_name)
+    if rule is None:
+        rule = ctx.entry_rules[sink_name] = entry_name_rule(sink)
     return rule
-
-
-def _no_entry_problem(config: SinkConfig, name: str) -> str | None:
-    return None
 
 
 def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,

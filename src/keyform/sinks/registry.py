@@ -7,7 +7,7 @@ manifest loader's view of it. Constructors do no I/O: opening a sink is cheap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,19 @@ def option_problems(type_: str, options: Mapping[str, Any]) -> OptionProblems:
 
 def entry_name_problem(config: SinkConfig, name: str) -> str | None:
     """Why `name` cannot be an entry of this sink, or None. Needs no I/O: the manifest loader asks
-    it for every key."""
+    it for every key (through `entry_name_rule`, looked up once per sink)."""
+    return entry_name_rule(config)(config, name)
+
+
+def entry_name_rule(config: SinkConfig) -> Callable[[SinkConfig, str], str | None]:
+    """This sink's type's entry-name check (`SinkType.entry_name_problem`); one that finds no
+    problem for a type without one, or one that cannot be loaded (the schema pass reports it)."""
     try:
         entry = find_sink_type(config.type)
     except TypeLoadError:
-        return None
-    return entry.entry_name_problem(config, name) if entry is not None and entry.entry_name_problem else None
+        return _any_name
+    return entry.entry_name_problem if entry is not None and entry.entry_name_problem else _any_name
+
+
+def _any_name(config: SinkConfig, name: str) -> str | None:
+    return None
