@@ -641,6 +641,20 @@ def wire_time(value: Any, where: str) -> str | None:
         raise ShapeError(f"{where} is not an RFC 3339 timestamp: {str(value)[:40]!r}") from None
 
 
+def utc_time(value: Any) -> str | None:
+    """What `wire_time` gives for a string in the usual UTC form (`2027-06-01T00:00:00.123Z`, a real
+    date and time), or None for any other value: then `wire_time` decides (and names what is wrong).
+    The providers' list fast paths read a listing's timestamps with it, with no call per field."""
+    utc = _UTC_WIRE_TIME.fullmatch(value) if type(value) is str else None
+    if utc is None:
+        return None
+    try:
+        datetime.fromisoformat(utc[1])
+    except ValueError:
+        return None
+    return utc[1] + "Z"
+
+
 def shape_error(client: HttpClient, what: str, response: httpx.Response, exc: ShapeError, *,
                 ambiguous: bool = False, secrets: Iterable[str] = ()) -> ProviderError:
     """A success status with a body keyform cannot read. For a create, the key may exist: ambiguous."""
