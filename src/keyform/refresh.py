@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from itertools import chain
 
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
@@ -16,8 +15,13 @@ from keyform.state import State
 
 def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | None = None) -> set[str]:
     """Provider instances that own a desired, recorded or deposed key (within `addresses`)."""
+    if addresses is None:  # the whole workspace (plan, apply): no test per key
+        used = {s.provider for s in workspace.keys.values()}
+        used |= {k.provider for k in state.keys.values()}
+        return used | {d.provider for d in state.deposed}
+
     def ok(a: str) -> bool:
-        return addresses is None or a in addresses
+        return a in addresses
 
     used = {s.provider for a, s in workspace.keys.items() if ok(a)}
     used |= {k.provider for a, k in state.keys.items() if ok(a)}
@@ -26,16 +30,26 @@ def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | N
 
 
 def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str]]:
-    """Per provider instance, the header names that carry secrets (never kept from a listing)."""
+    """Per provider instance, the header names that carry secrets (never kept from a listing); an
+    instance with none is absent."""
+    paths: dict[str, set[str]] = {}  # per instance, every secret input path (a handful in all)
+
+    def add(provider: str, inputs: Iterable[str]) -> None:
+        found = paths.get(provider)
+        if found is None:
+            found = paths[provider] = set()
+        found.update(inputs)
+
+    for spec in workspace.keys.values():  # plain loops: most keys have no secret input
+        if spec.secret_inputs:
+            add(spec.provider, spec.secret_inputs)
+    for key in state.keys.values():
+        if key.fingerprints:
+            add(key.provider, key.fingerprints)
     out: dict[str, set[str]] = {}
-    for provider, paths in chain(((s.provider, s.secret_inputs) for s in workspace.keys.values()),
-                                 ((k.provider, k.fingerprints) for k in state.keys.values())):
-        names = out.get(provider)
-        if names is None:
-            names = out[provider] = set()
-        for path in paths:  # most keys have none or one: no generator per key
-            if (header := header_of(path)) is not None:
-                names.add(header)
+    for provider, found in paths.items():
+        if names := {header for path in found if (header := header_of(path)) is not None}:
+            out[provider] = names
     return out
 
 
@@ -57,7 +71,9 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
         listed = pool.get(name).list()
         if listed is None:
             return InstanceSnapshot(None, "the API has no list endpoint (404/405)")
-        hidden = secret_headers.get(name, set())
+        hidden = secret_headers.get(name)
+        if not hidden:  # most instances: no secret header, nothing to strip
+            return InstanceSnapshot({k.id: k for k in listed})
         return InstanceSnapshot({k.id: strip_headers(k, hidden) for k in listed})
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as ex:
