@@ -83,9 +83,10 @@ def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
         return wire_time(value, f"{where} ({key_id}) {field}")  # raises again, naming the field
 
 
-def _fast_attrs(item: dict[str, Any]) -> dict[str, Any] | None:
+def _fast_attrs(item: dict[str, Any], copy: bool = True) -> dict[str, Any] | None:
     """The attributes of an item whose every field is present with its usual type (what `_check`
-    gives for it), or None: then `_check` decides, field by field."""
+    gives for it), or None: then `_check` decides, field by field. `copy=False` takes the item's
+    own `hosts`, `headers` and `queryParams` instead of copies (`parse_list`)."""
     hosts, headers, params = item.get("hosts"), item.get("headers"), item.get("queryParams")
     description, provider, auth_type = item.get("description"), item.get("provider"), item.get("authType")
     if not (type(description) is str and type(provider) is str and type(auth_type) is str
@@ -94,8 +95,10 @@ def _fast_attrs(item: dict[str, Any]) -> dict[str, Any] | None:
     for value in (*hosts, *headers, *headers.values(), *params, *params.values()):
         if type(value) is not str:
             return None
-    return {"description": description, "hosts": list(hosts), "headers": dict(headers),
-            "query_params": dict(params), "api_provider": provider, "auth_type": auth_type}
+    if copy:
+        hosts, headers, params = list(hosts), dict(headers), dict(params)
+    return {"description": description, "hosts": hosts, "headers": headers,
+            "query_params": params, "api_provider": provider, "auth_type": auth_type}
 
 
 def parse_key(item: Any, where: str) -> RemoteKey:
@@ -116,9 +119,10 @@ def parse_key(item: Any, where: str) -> RemoteKey:
 def _fast_key(item: dict[str, Any]) -> RemoteKey | None:
     """`parse_key`'s answer for the usual item: a string `id`, every attribute as `_fast_attrs` takes
     it, each timestamp absent, null or UTC (`utc_time`); None for any other item, which `parse_key`
-    then reads (and names what is wrong). No call per timestamp: a listing holds thousands of items."""
+    then reads (and names what is wrong). No call per timestamp: a listing holds thousands of items.
+    The item's lists and dicts are taken, not copied (`parse_list`)."""
     key_id = item.get("id")
-    if type(key_id) is not str or not key_id or (attrs := _fast_attrs(item)) is None:
+    if type(key_id) is not str or not key_id or (attrs := _fast_attrs(item, copy=False)) is None:
         return None
     created, expires = item.get("createdAt"), item.get("expiresAt")
     if created is not None and (created := utc_time(created)) is None:
@@ -136,7 +140,9 @@ def _one_key(body: Any) -> RemoteKey:
 
 
 def parse_list(body: Any) -> list[RemoteKey]:
-    """`{"apiAccessKeys": [...]}` (an empty list may be omitted, proto3 style)."""
+    """`{"apiAccessKeys": [...]}` (an empty list may be omitted, proto3 style). The keys hold the
+    items' own `hosts`, `headers` and `queryParams`, not copies: `body` is a reply's decoded JSON,
+    read once (copying 5,000 of each, then freeing the originals, was ~1 µs a key)."""
     if not isinstance(body, dict):
         raise ShapeError(f"expected an object with 'apiAccessKeys', got {type(body).__name__}")
     items = body.get("apiAccessKeys", [])
