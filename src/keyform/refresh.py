@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from operator import attrgetter
 
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
@@ -32,6 +33,10 @@ def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | N
 def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str]]:
     """Per provider instance, the header names that carry secrets (never kept from a listing); an
     instance with none is absent."""
+    every = set().union(*map(attrgetter("secret_inputs"), workspace.keys.values()),
+                        *map(attrgetter("fingerprints"), state.keys.values()))
+    if all(header_of(path) is None for path in every):  # most workspaces: no secret header at all
+        return {}
     paths: dict[str, set[str]] = {}  # per instance, every secret input path (a handful in all)
 
     def add(provider: str, inputs: Iterable[str]) -> None:
