@@ -631,11 +631,9 @@ def wire_time(value: Any, where: str) -> str | None:
     """An RFC 3339 timestamp from the wire, normalised to `2027-06-01T00:00:00Z`; None stays None."""
     if value is None or value == "":
         return None
+    if (utc := utc_time(value)) is not None:  # the usual form
+        return utc
     try:
-        utc = _UTC_WIRE_TIME.fullmatch(value) if isinstance(value, str) else None
-        if utc is not None:
-            datetime.fromisoformat(utc[1])  # a real date and time (raises ValueError otherwise)
-            return utc[1] + "Z"
         return format_time(parse_time(value))
     except ValueError:
         raise ShapeError(f"{where} is not an RFC 3339 timestamp: {str(value)[:40]!r}") from None
