@@ -106,12 +106,11 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     order = topological_order(deps)
     kinds = _Kinds()
     if not destroy:
-        for address in order:
-            if in_scope(address):
-                wanted = desired[address]
-                decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type])
-                if address in forced:
-                    decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
+        for address in order if target_set is None else [a for a in order if a in target_set]:
+            wanted = desired[address]
+            decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type])
+            if address in forced:
+                decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
         _propagate(decisions, desired, state, deps, order, inputs)
 
     changes: list[Change] = []
@@ -122,9 +121,10 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                        kinds[wanted.provider_type]))
 
     errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
-    for address in sorted(state.keys):
+    # deleted: the state's keys the manifests no longer declare (all of them for destroy)
+    for address in sorted(state.keys if destroy else state.keys.keys() - desired.keys()):
         ks = state.keys[address]
-        if not in_scope(address) or (address in desired and not destroy):
+        if not in_scope(address):
             continue
         spec = desired.get(address)
         if spec.prevent_destroy if spec is not None else ks.prevent_destroy:
@@ -183,7 +183,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                   provider_type=orphan.provider_type, remote_id=orphan.remote_id, deposed=True,
                                   orphan=True, sink=gone, reasons=(orphan.evidence,)))
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
-    notes.extend(_refresh_notes(workspace, state, snapshot, in_scope))
+    notes.extend(_refresh_notes(workspace, state, snapshot, target_set))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
@@ -274,6 +274,8 @@ def _unreadable_sink_notes(state: State, inputs: PlanInputs, in_scope: Callable[
     """A note per unreadable sink that the state says holds secrets: whether they are still there
     is unknown (plan cannot tell a lost secret from an unreadable file)."""
     holding: dict[str, int] = {}
+    if not inputs.sinks.problems:  # every sink read (most plans)
+        return []
     for address, ks in state.keys.items():
         if ks.sink is not None and ks.secret_in_sink and ks.sink.sink in inputs.sinks.problems and in_scope(address):
             holding[ks.sink.sink] = holding.get(ks.sink.sink, 0) + 1
@@ -546,9 +548,12 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool) -> Cha
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
 
 
-def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot, in_scope: Any) -> list[str]:
-    used = {s.provider for a, s in workspace.keys.items() if in_scope(a)}
-    used |= {k.provider for a, k in state.keys.items() if in_scope(a)}
+def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot, scope: set[str] | None) -> list[str]:
+    if scope is None:  # every key counts (most plans): no test per key
+        used = {s.provider for s in workspace.keys.values()} | {k.provider for k in state.keys.values()}
+    else:
+        used = {s.provider for a, s in workspace.keys.items() if a in scope}
+        used |= {k.provider for a, k in state.keys.items() if a in scope}
     notes: list[str] = []
     if used and not snapshot.refreshed:
         return ["refresh disabled: planned from the state alone (remote drift is not detected)"]
