@@ -4,6 +4,7 @@ distinct reference read once per call) give exactly what `State.fingerprint` per
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,11 @@ def test_fingerprinter_raises_where_fingerprint_raises() -> None:
     fingerprint = bad_salt.fingerprinter()
     with pytest.raises(ValueError):
         fingerprint("x")
+    for salt in (None, 123):  # not a string (a state built by hand): raised when called, not when made
+        odd: Any = salt
+        fingerprint = State(lineage="l", serial=0, salt=odd).fingerprinter()
+        with pytest.raises(TypeError):
+            fingerprint("x")
 
 
 def _per_key(ws_keys: dict[str, dict[str, SecretRef]], state: State, env: dict[str, str]) -> dict[str, dict[str, str | None]]:

@@ -258,3 +258,18 @@ def test_plan_round_trips_through_json() -> None:
     src, dep = questra_key("ci-bot"), textql_key("ana", auth=SecretOfRef("ci-bot"))
     p = plan(workspace(src, dep), State.new(), RemoteSnapshot(), NOW)
     assert Plan.from_json(p.to_json()) == p
+
+
+def test_a_plugin_type_whose_remote_attributes_is_a_tuple_plans_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ProviderType.remote_attributes` is typed a frozenset, but nothing checks what a plug-in
+    gives: a tuple is read as the same set of names (the planner once called `.intersection` on it)."""
+    from keyform import typeregistry
+
+    builtin = typeregistry.provider_type("textql")
+    names: Any = tuple(builtin.remote_attributes)
+    monkeypatch.setitem(typeregistry._REG.providers, "textql", replace(builtin, remote_attributes=names))
+    spec = textql_key("tq-bot", hosts=["a.example.com"])
+    st = state_with(recorded(spec, "k1"))
+    assert one(plan(workspace(spec), st, remote_of(st), NOW), "tq-bot") == (Action.NOOP, ())
+    drifted = remote_of(st, **{"tq-bot": {"attrs": {"hosts": ["evil.example.com"]}}})
+    assert one(plan(workspace(spec), st, drifted, NOW), "tq-bot") == (Action.UPDATE, ("hosts modified outside keyform",))

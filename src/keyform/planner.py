@@ -300,13 +300,17 @@ class _Kind(NamedTuple):
     type: ProviderKind
     remote_reported: frozenset[str]  # its attributes a list call reports back
 
+    @classmethod
+    def of(cls, k: ProviderKind) -> _Kind:
+        # any iterable of names (a plug-in's `remote_attributes` may be a tuple or a list)
+        return cls(k, frozenset(k.remote_attributes).intersection(k.attributes))
+
 
 class _Kinds(dict[str, _Kind]):
     """Each provider type's `_Kind`, looked up once per plan (not twice per key)."""
 
     def __missing__(self, name: str) -> _Kind:
-        k = kind(name)
-        found = self[name] = _Kind(k, k.remote_attributes.intersection(k.attributes))
+        found = self[name] = _Kind.of(kind(name))
         return found
 
 
@@ -381,7 +385,7 @@ def _diff_attrs(d: _Decision, k: ProviderKind, want_attrs: Mapping[str, Any], ap
         want, applied = want_attrs.get(name), applied_attrs.get(name)
         remote_reports = name in k.remote_attributes
         if want == applied and (not remote_reports or seen_attrs.get(name) == applied):
-            continue  # the same as applied and as seen: most attributes of most keys
+            continue  # the same as applied and as seen
         _diff_attr(d, name, want, ks, rk, updatable=name in k.updatable, remote_reports=remote_reports)
 
 
@@ -405,8 +409,10 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
     if not spec.secret_inputs and not ks.fingerprints:
         return
     resolved = inputs.fingerprints.get(spec.address, {})
-    if resolved == ks.fingerprints and len(resolved) == len(spec.secret_inputs):
-        return  # every input is an env/file input whose fingerprint is the recorded one (most keys)
+    if resolved == ks.fingerprints and resolved.keys() == spec.secret_inputs.keys():
+        # every input has its recorded fingerprint (most keys); `fingerprints` holds env/file inputs
+        # only (`resolve.input_fingerprints`), so none of these is a `secret_of` input
+        return
     for path in sorted(set(spec.secret_inputs) | set(ks.fingerprints)):
         ref = spec.secret_inputs.get(path)
         old = ks.fingerprints.get(path)

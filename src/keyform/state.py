@@ -222,7 +222,7 @@ class State:
         else:
             try:
                 salt = bytes.fromhex(self.salt)
-            except ValueError:
+            except (ValueError, TypeError):  # not hex, or not a string
                 return self.fingerprint
             keyed, prefix = hmac.new(salt, digestmod=hashlib.sha256), "hmac-sha256:"
 

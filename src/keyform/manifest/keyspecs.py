@@ -92,7 +92,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     """The key's spec, or None when it failed the schema or any check here (all reported)."""
     value = decl.value
     source, name, path = decl.source, decl.name, decl.path
-    if not (source.valid(path) and isinstance(value, dict)):  # decl.valid, without a second `path`
+    if not decl.valid:
         return None
     report = ctx.report
     provider_name: str = value["provider"]

@@ -36,8 +36,7 @@ class ManifestFile:
         return not broken or (path[:1] not in broken and path[:2] not in broken)  # most files: none broken
 
     def loc(self, path: YamlPath) -> SourceLoc:
-        doc = self.doc  # doc.loc(path), one call fewer: every key's spec asks for its line
-        return SourceLoc(doc.file, doc.line(path))
+        return self.doc.loc(path)
 
     def resolve(self, text: str) -> str:
         """A path written in this file, made absolute (relative to the file's directory; `~` expands;
