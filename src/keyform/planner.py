@@ -338,9 +338,8 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
 
     want_attrs, applied_attrs = spec.attrs, ks.attrs
     seen_attrs = rk.attrs if rk is not None else applied_attrs
-    if want_attrs == applied_attrs and _seen_as_applied(seen_attrs, applied_attrs, kd.remote_reported):
-        pass  # every attribute as applied and as seen (most keys): the loop below would find nothing
-    else:
+    # most keys have every attribute as applied and as seen: two dict comparisons tell, no loop
+    if not (want_attrs == applied_attrs and _seen_as_applied(seen_attrs, applied_attrs, kd.remote_reported)):
         _diff_attrs(d, k, want_attrs, applied_attrs, seen_attrs, ks, rk)
 
     if ks.expiry_spec != spec.expiry.spec:
