@@ -201,30 +201,19 @@ class State:
     def fingerprint(self, value: str) -> str:
         """HMAC-SHA256 of a write-only input: under this state's salt (salted mode), or under a key
         that is never stored (keyed mode, `hmac-sha256-keyed:`; keyform.fingerprintkey)."""
-        if self.key_check is not None:
-            if self.mac_key is None:
-                raise KeyformError("the state's fingerprints are keyed: state.fingerprint_key is needed "
-                                   "to compute them")
-            mac = hmac.new(self.mac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-            return f"hmac-sha256-keyed:{mac}"
-        mac = hmac.new(bytes.fromhex(self.salt), value.encode("utf-8"), hashlib.sha256).hexdigest()
-        return f"hmac-sha256:{mac}"
+        mac, prefix = self._keyed_mac()
+        mac.update(value.encode("utf-8"))
+        return prefix + mac.hexdigest()
 
     def fingerprinter(self) -> Callable[[str], str]:
         """`fingerprint`, for many values: the HMAC is keyed once here and copied per value (a copy
         of a keyed HMAC costs a third of keying a new one). Under the state's mode and key as
         they are now; where `fingerprint` would raise, the function returned is `fingerprint`
         itself, so it raises the same error when called."""
-        if self.key_check is not None:
-            if self.mac_key is None:
-                return self.fingerprint
-            keyed, prefix = hmac.new(self.mac_key, digestmod=hashlib.sha256), "hmac-sha256-keyed:"
-        else:
-            try:
-                salt = bytes.fromhex(self.salt)
-            except (ValueError, TypeError):  # not hex, or not a string
-                return self.fingerprint
-            keyed, prefix = hmac.new(salt, digestmod=hashlib.sha256), "hmac-sha256:"
+        try:
+            keyed, prefix = self._keyed_mac()
+        except (KeyformError, ValueError, TypeError):  # no key, or a salt that is not hex (or not a string)
+            return self.fingerprint
 
         def fingerprint(value: str) -> str:
             mac = keyed.copy()
@@ -232,6 +221,15 @@ class State:
             return prefix + mac.hexdigest()
 
         return fingerprint
+
+    def _keyed_mac(self) -> tuple[hmac.HMAC, str]:
+        """The HMAC keyed for this state's mode, and the prefix its fingerprints carry."""
+        if self.key_check is not None:
+            if self.mac_key is None:
+                raise KeyformError("the state's fingerprints are keyed: state.fingerprint_key is needed "
+                                   "to compute them")
+            return hmac.new(self.mac_key, digestmod=hashlib.sha256), "hmac-sha256-keyed:"
+        return hmac.new(bytes.fromhex(self.salt), digestmod=hashlib.sha256), "hmac-sha256:"
 
     def to_json(self) -> dict[str, Any]:
         return {
