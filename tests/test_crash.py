@@ -246,9 +246,19 @@ def test_swap_killed_after_one_move_rotates_the_key_whose_entry_it_overwrote(
                                  entry={"sink": "env", "as": e1})
     fh.close()
 
+    note = (f"{q1.address}: its sink entry env:{e1} may hold the secret of {q0.address} (an interrupted apply "
+            f"wrote it there), not its own; {q1.address} is marked for rotation")
     planned = project.run_process("plan")
-    assert (f"{q1.address}: its sink entry env:{e1} may hold the secret of {q0.address} (an interrupted apply wrote "
-            f"it there), not its own; {q1.address} will be rotated") in planned.stdout, planned.tail()
+    assert note in planned.stdout, planned.tail()
+    # the note states what recovery did, never what the plan does not: a destroy plan deletes q1, a
+    # plan for q0 alone leaves it marked (the next apply that includes it rotates it)
+    for scope in (["--destroy"], ["--target", q0.address]):
+        scoped = project.run_process("plan", "--format", "json", *scope)
+        assert scoped.exit_code == 0, scoped.tail()
+        shown = json.loads(scoped.stdout)
+        assert note in shown["notes"] and not any("will be rotated" in n for n in shown["notes"]), shown["notes"]
+        actions = {c["address"]: c["action"] for c in shown["changes"]}
+        assert actions.get(q1.address) == ("delete" if scope == ["--destroy"] else None), actions
     _converge(project)
     after = project.state()
     assert after["keys"][q1.address]["remote_id"] != old_q1  # rotated: its old secret was lost

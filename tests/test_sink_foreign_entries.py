@@ -250,7 +250,7 @@ def test_a_key_that_took_over_an_old_orphan_s_entry_later_is_not_rotated_again_a
     for _ in range(3):
         res = project.run("apply", "--auto-approve", "--target", "api")
         assert res.exit_code == 0, res.output
-        assert "will be rotated" not in res.output
+        assert "marked for rotation" not in res.output
         ids.append(project.state()["keys"]["api"]["remote_id"])
     assert len(set(ids)) == 1, ids
     assert project.sink()["WEB"] == _secrets(emu_control)[ids[0]]
@@ -503,4 +503,4 @@ def test_an_interrupted_move_through_one_name_of_a_file_rotates_a_key_recorded_t
     notes = _rotate_written_over(state, [move], [], {}, lambda t: (same_file.get(t.sink, t.sink), t.name))
     assert [k for k, ks in state.keys.items() if ks.rotation_requested] == ["q1"]
     assert notes == ["q1: its sink entry env2:B may hold the secret of q0 (an interrupted apply wrote it there), "
-                     "not its own; q1 will be rotated"]
+                     "not its own; q1 is marked for rotation"]

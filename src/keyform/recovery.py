@@ -116,7 +116,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
             if _rotate_overwritten(state, it):
                 held = "holds" if it.sunk else "may hold"  # `sunk`: an earlier keyform's record of the write
                 out.notes.append(f"{it.address}: its sink entry {held} the secret of the orphan {it.remote_id}, "
-                                 f"not of {state.keys[it.address].remote_id}; {it.address} will be rotated")
+                                 f"not of {state.keys[it.address].remote_id}; {it.address} is marked for rotation")
             continue
         match = it.details.get("match") or {}
         groups.setdefault((it.provider, json.dumps(match, sort_keys=True, default=str)), []).append(it)
@@ -322,7 +322,7 @@ def _rotate_written_over(state: State, records: list[Record], interrupted: Colle
                 notes.append(f"{why}; keyform cannot issue {ks.address} a new secret: check that entry")
                 continue
             ks.rotation_requested = True
-            notes.append(f"{why}, not its own; {ks.address} will be rotated")
+            notes.append(f"{why}, not its own; {ks.address} is marked for rotation")
     return notes
 
 
