@@ -14,16 +14,18 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.project import ORG, Project
 from keyform import cli
-from keyform.durations import format_time
+from keyform.durations import format_time, maybe_time, parse_time
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.model import Rotation
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.render.report import RENDERERS, render_csv, render_json, render_markdown, render_text
-from keyform.report import NOT_CREATED, NOT_REFRESHED, build_report
+from keyform.report import NOT_CREATED, NOT_REFRESHED, Report, ReportRow, build_report
 from keyform.state import DeposedKey, State
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 
@@ -299,3 +301,46 @@ def test_report_of_a_thousand_key_workspace_in_every_format(project: Project, em
     assert len(doc["keys"]) == 1000 and {r["status"] for r in doc["keys"]} == {"active"}
     days = [r["rotation_due_in_days"] for r in doc["keys"]]
     assert days == sorted(days)  # most urgent first
+
+
+# The report's shortcuts (a string already in `format_time`'s form is reused, not parsed and
+# formatted again) against the round trip they skip, on well-formed, ill-formed and near-miss text.
+_TIME_SHAPED = st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", fullmatch=True)
+_NEAR_MISSES = st.sampled_from(["2027-06-01T00:00:00z", " 2027-06-01T00:00:00Z", "2027-06-01T00:00:00.5Z",
+                                "2027-06-01T00:00:00+00:00", "2027-06-01T02:00:00+02:00", "2027-02-30T00:00:00Z",
+                                "2027-06-01T24:00:00Z", "0000-01-01T00:00:00Z", "2027-06-01T00:00:60Z", ""])
+
+
+def _round_trip(text: str) -> str:
+    try:
+        return format_time(parse_time(text))
+    except ValueError:
+        return text
+
+
+@given(st.one_of(_TIME_SHAPED, _NEAR_MISSES, st.text(max_size=30)))
+def test_a_stored_time_sorts_as_its_round_trip_would(text: str) -> None:
+    from keyform.report import _utc
+
+    assert _utc(text) == _round_trip(text)
+
+
+@given(st.one_of(_TIME_SHAPED, _NEAR_MISSES))
+def test_a_shown_time_is_the_formatted_time_it_was_parsed_from(text: str) -> None:
+    from keyform.report import _shown
+
+    when = maybe_time(text)
+    assert _shown(text, when) == (format_time(when) if when is not None else None)
+
+
+def test_json_rows_are_what_json_dumps_makes_of_each() -> None:
+    """render_json's one encoder writes each row (non-ASCII, quotes, control characters) as
+    json.dumps(row, ensure_ascii=False) did, one row per line."""
+    rows = (ReportRow(address="a", kind="key", provider="qp", provider_type="questra", status="active",
+                      name="ключ \"ü\"\n\t\u2028", created_at="2026-01-01T00:00:00Z", age_days=3),
+            ReportRow(address="b", kind="deposed", provider="qp", provider_type="questra", status="deposed"))
+    text = render_json(Report(generated_at="2026-01-05T00:00:00Z", refreshed=True, rows=rows, notes=("nöte",)))
+    lines = text.split("\n")  # not splitlines: a name may hold U+2028
+    assert [f"    {json.dumps(r.to_json(), ensure_ascii=False)}" for r in rows] == \
+        [line.removesuffix(",") for line in lines if line.startswith("    {")]
+    assert json.loads(text)["keys"] == [r.to_json() for r in rows] and json.loads(text)["notes"] == ["nöte"]

@@ -80,5 +80,14 @@ def format_time(dt: datetime) -> str:
         dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
 
 
+_FORMATTED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def formatted(text: str) -> bool:
+    """Whether `text` has `format_time`'s exact shape; one that also parses is its own
+    `format_time(parse_time(text))` (a report reuses such a string rather than format it again)."""
+    return _FORMATTED.fullmatch(text) is not None
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

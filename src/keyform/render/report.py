@@ -162,8 +162,9 @@ def render_json(report: Report, window: timedelta | None = None, now: datetime |
     pure-Python encoder for every row (a third of a 1,000-key report's time)."""
     doc = report.to_json(window=window, now=now)
     rows = doc.pop("keys")
-    head = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in doc.items()]
-    body = ",\n".join(f"    {json.dumps(r, ensure_ascii=False)}" for r in rows)
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # what json.dumps(v, ensure_ascii=False) builds per call
+    head = [f"  {json.dumps(k)}: {encode(v)}" for k, v in doc.items()]
+    body = ",\n".join(f"    {encode(r)}" for r in rows)
     keys = f'  "keys": [\n{body}\n  ]' if rows else '  "keys": []'
     return "{\n" + ",\n".join([*head, keys]) + "\n}\n"
 
