@@ -204,12 +204,14 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     doc = sample_state().to_json()
     # fingerprint_key_check: written only in keyed fingerprint mode (keyform.fingerprintkey);
-    # written_entries: only when keyform wrote sink entries no key records (issue 14)
-    optional = {"fingerprint_key_check", "written_entries"}
+    # written_entries: only when keyform wrote sink entries no key records (issue 14);
+    # stale_entries: only when a sink move's old entry could not be removed yet
+    optional = {"fingerprint_key_check", "written_entries", "stale_entries"}
     assert set(schema["properties"]) - optional == set(doc) == set(schema["required"])
     keyed = sample_state()
     keyed.key_check = "0123456789abcdef"
     keyed.written = {"env": {"LEFT_BY_A_CRASH"}}
+    keyed.note_stale(SinkTarget("env", "OLD_NAME"), "ci-bot")
     assert set(keyed.to_json()) == set(schema["properties"])
     jsonschema.validate(keyed.to_json(), schema)
     key_def, deposed_def = schema["$defs"]["key"], schema["$defs"]["deposed_key"]

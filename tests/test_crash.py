@@ -218,6 +218,58 @@ def test_sink_move_killed_before_the_old_entry_was_removed_leaves_it_as_keyforms
     assert check_invariants(project, control, spec) == []
 
 
+def test_sink_move_killed_before_the_old_entry_was_removed_plans_the_stale_copy_away(
+        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
+    """The same kill as above, with the manifests left as they are: Q0 still held q0's live
+    secret after recovery, recorded only as keyform's own, and no later plan or apply removed it
+    (a copy of a live secret where the manifests no longer put it). The fold now records it as a
+    stale copy (`State.stale`); the plan shows its removal, the apply removes it, and the next plan
+    has nothing to do. No output carries the secret."""
+    project = Project(tmp_path, emulator.url)
+    spec = ManifestSpec.initial(2, 1)
+    project.write(spec)
+    _converge(project)
+    q0 = spec.questra[0]
+    old = q0.entry or q0.address.upper()
+    moved = ManifestSpec((QuestraSpec(q0.address, q0.name, "Q0_MOVED"), *spec.questra[1:]), spec.textql)
+    store = LocalBackend(project.state_path)
+    state = store.load()
+    assert state is not None
+    sink = DotenvSink(project.sink_path)
+    secret = sink.read(old)
+    assert secret
+    sink.write(q0.address, "Q0_MOVED", secret)
+    ks = state.keys[q0.address]
+    fh = store.journal_open()
+    fh.append(Begin.of(state))
+    journal = Journal(fh, "killed")
+    seq = journal.intent("update", q0.address, "qp", remote_id=ks.remote_id, entry={"sink": "env", "as": "Q0_MOVED"})
+    journal.done(seq, key=replace(ks, sink=SinkTarget("env", "Q0_MOVED")))  # killed here: Q0 not removed
+    fh.close()
+    project.write(moved)
+
+    planned = project.run_process("plan", "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.tail()  # a change: the stale copy goes
+    assert f"{q0.address} (stale copy at env:{old}) will be removed" in planned.stdout, planned.tail()
+    assert f"secret = (sink entry env:{old} is removed)" in planned.stdout, planned.tail()
+    shown = json.loads(project.run_process("plan", "--format", "json").stdout)
+    stale = [c for c in shown["changes"] if c.get("stale")]
+    assert [(c["address"], c["action"], c["sink"], c["remote_id"]) for c in stale] == \
+        [(q0.address, "delete", f"env:{old}", ks.remote_id)], shown["changes"]
+    applied = project.run_process("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.tail()
+    assert f"{q0.address} (stale copy at env:{old}): removed" in applied.stdout, applied.tail()
+    assert "0 created, 0 updated, 0 replaced, 1 deleted, 0 failed" in applied.stdout, applied.tail()
+    assert sink.read(old) is None and sink.read("Q0_MOVED") == secret
+    after = project.state()
+    assert "stale_entries" not in after and after["keys"][q0.address]["remote_id"] == ks.remote_id
+    again = project.run_process("plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.tail()
+    for out in (planned, applied, again):
+        assert secret not in out.stdout + out.stderr
+    assert check_invariants(project, control, moved) == []
+
+
 def test_swap_killed_after_one_move_rotates_the_key_whose_entry_it_overwrote(
         tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
     """Two keys swap their `as:` (q0: Q0 → Q1, q1: Q1 → Q0). The apply dies after q0's move wrote its

@@ -222,6 +222,21 @@ def test_forbid_actions_sees_the_plan_but_not_deposed_revocations(tmp_path: Path
     assert check_manifest(ws.policies, ws, NOW) == []  # a plan-phase rule does not run on the manifests alone
 
 
+def test_forbid_actions_judges_a_key_by_its_own_change_not_by_the_removal_of_a_stale_copy(tmp_path: Path) -> None:
+    """Removing a stale copy of a key's secret (`Change.stale`, a delete of a sink entry only) is
+    not the key's deletion: a policy forbidding deletes lets it through, and still judges the key's
+    own change. (Planned after the key's own change, the stale removal used to take its place.)"""
+    path = tmp_path / "keyform.yaml"
+    path.write_text(MANIFEST + "policies:\n  keep-prod:\n    match: {addresses: ['prod-*']}\n"
+                    "    forbid_actions: [delete, replace]\n")
+    ws = load_workspace([path], now=NOW, cwd=tmp_path)
+    own = Change(address="prod-api", action=Action.REPLACE, provider="qp", provider_type="questra", remote_id="ak_1")
+    stale = Change(address="prod-api", action=Action.DELETE, provider="qp", provider_type="questra",
+                   remote_id="ak_1", stale=True, sink="env:OLD")
+    assert [v.address for v in check_plan(ws.policies, ws, Plan(changes=(own, stale)), NOW)] == ["prod-api"]
+    assert check_plan(ws.policies, ws, Plan(changes=(stale,)), NOW) == []
+
+
 # --------------------------------------------------------------------------------- end to end
 
 KEYS = """\

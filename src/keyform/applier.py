@@ -167,6 +167,8 @@ class ApplyReport:
     # the plan announced (so plan and apply totals agree); counted under done["revoke-replaced"]
     implicit: set[str] = field(default_factory=set)
     rate: list[Any] = field(default_factory=list)  # providers.ratelimit.RateStats per instance
+    # stale copies removed (`Change.stale`): the state changed with no journal record (`operations._finish`)
+    entries_removed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -216,7 +218,8 @@ def preflight(plan: Plan, ctx: ApplyContext) -> None:
     """Everything apply needs that can be checked before the first remote call: provider tokens
     and every env/file input of the keys it will create, replace or update."""
     problems: list[Diagnostic] = []
-    instances = {c.provider for c in plan.changes if c.action is not Action.NOOP}
+    # the instances the plan calls (removing a stale copy of a secret calls none)
+    instances = {c.provider for c in plan.changes if c.action is not Action.NOOP and not c.stale}
     for name in sorted(instances):
         try:
             ctx.providers.check_credentials([name])
@@ -322,6 +325,8 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     def done(change: Change, elapsed: float) -> None:
         bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
         report.done[bucket] = report.done.get(bucket, 0) + 1
+        if change.stale and change.sink is not None:
+            report.entries_removed.append(change.sink)
         ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
 
     def failed(change: Change, exc: BaseException, elapsed: float) -> None:
@@ -359,7 +364,9 @@ def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
 
 def _execute(change: Change, ctx: ApplyContext) -> None:
     if change.action is Action.DELETE:
-        if change.orphan:
+        if change.stale:
+            _remove_stale_copy(change, ctx)
+        elif change.orphan:
             _revoke_orphan(change, ctx)
         elif change.deposed:
             _revoke_deposed(change, ctx)
@@ -462,8 +469,14 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                                  on_grace_end=spec.rotation.on_grace_end)
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
+        # the old secret's entry, where the manifests no longer put it: a copy until removed (a
+        # crash or a failed removal leaves it for the next plan, `State.stale`)
+        left = old.sink if (old is not None and old.sink is not None and ks.sink is not None
+                            and old.sink != ks.sink and old.secret_in_sink) else None
+        if old is not None and left is not None:
+            ctx.state.note_stale(left, old.address)
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on
-    if old is not None and old.sink and ks.sink and old.sink != ks.sink and old.secret_in_sink:
+    if old is not None and left is not None:
         _remove_entry(old, ctx)
 
 
@@ -509,8 +522,8 @@ def _update(change: Change, ctx: ApplyContext) -> None:
                       rotation_requested=ks.rotation_requested)
     with ctx.lock:
         ctx.state.keys[ks.address] = new
-        if moved and ks.sink is not None:  # keyform's own until removed (a failed removal leaves it, as a crash)
-            ctx.state.note_written([ks.sink])
+        if moved and ks.sink is not None:  # a copy of the secret until removed (a failed removal leaves it, as a crash)
+            ctx.state.note_stale(ks.sink, ks.address)
     ctx.journal.done(seq, key=new)
     if moved:  # the old entry is removed only once the journal records the new one
         _remove_entry(ks, ctx)
@@ -581,7 +594,7 @@ def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     try:
         ctx.sink(ks.sink.sink).remove(ks.sink.name)
         with ctx.lock:  # gone from the sink: no longer an entry of keyform's to keep track of
-            ctx.state.written.get(ks.sink.sink, set()).discard(ks.sink.name)
+            ctx.state.forget_entry(ks.sink)
     except SinkError:
         if ks.sink.sink in ctx.workspace.sinks:
             raise
@@ -629,6 +642,24 @@ def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -
                         f"removed, so the orphan was not revoked yet: {exc}; the next apply tries again") from None
     with ctx.lock:
         ctx.state.written.get(entry.sink, set()).discard(entry.name)
+
+
+def _remove_stale_copy(change: Change, ctx: ApplyContext) -> None:
+    """Remove the copy of a key's secret its sink move left behind (`State.stale`; the plan said it
+    goes), checked again now: an entry a key writes or records (aliases included) is that key's.
+    No journal record: a removal is idempotent, and one cut off is planned again from the state."""
+    with ctx.lock:
+        entry = next((e for e, a in ctx.state.stale_copies() if str(e) == change.sink and a == change.address), None)
+        held = entry is not None and ctx.workspace.entry_id(entry) in held_entry_ids(ctx.workspace, ctx.state)
+    if entry is None or held:
+        return
+    try:
+        ctx.sink(entry.sink).remove(entry.name)
+    except SinkError as exc:
+        raise SinkError(f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be "
+                        f"removed: {exc}; the next apply tries again") from None
+    with ctx.lock:
+        ctx.state.forget_entry(entry)
 
 
 def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:

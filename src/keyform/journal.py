@@ -398,8 +398,9 @@ class _Fold:
             before = state.keys.get(ks.address)
             if before is not None and before.sink is not None and before.sink != ks.sink:
                 # a finished sink move removes its old entry only after this record: a crash in
-                # between leaves it, still keyform's own (`State.written`), never a stranger's
-                state.note_written([before.sink])
+                # between leaves it, still keyform's own (`State.written`), never a stranger's,
+                # and a copy of the key's secret the next plan removes (`State.stale`)
+                state.note_stale(before.sink, ks.address)
             state.keys[ks.address] = replace(ks, attrs=dict(ks.attrs), remote=dict(ks.remote),
                                              fingerprints=dict(ks.fingerprints))
         if rec.forget is not None:

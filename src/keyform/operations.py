@@ -355,7 +355,7 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -
     try:
         with paused():  # the state's and journal's records, as JSON: bulk and acyclic (keyform.gcpause)
             records = store.read_journal()
-            if any(isinstance(r, Done) for r in records):
+            if any(isinstance(r, Done) for r in records) or (report is not None and report.entries_removed):
                 store.save(sess.state)
                 saved = True
                 log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())

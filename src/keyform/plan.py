@@ -62,6 +62,7 @@ class Change:
     sink: str | None = None  # `sink:ENTRY` where a newly issued secret will go
     depends_on: tuple[str, ...] = ()  # secret_of sources
     orphan: bool = False  # remote_id is a key an interrupted create left behind (deposed is set too)
+    stale: bool = False  # a DELETE of `sink` only: a copy of the key's secret its sink move left behind
 
     def to_json(self) -> dict[str, Any]:
         doc = {
@@ -78,6 +79,8 @@ class Change:
         }
         if self.orphan:
             doc["orphan"] = True
+        if self.stale:
+            doc["stale"] = True
         return doc
 
     @classmethod
@@ -87,14 +90,22 @@ class Change:
             provider_type=d["provider_type"], reasons=tuple(d.get("reasons") or ()),
             attrs=tuple(AttrChange.from_json(a) for a in d.get("attributes") or ()),
             remote_id=d.get("remote_id"), deposed=bool(d.get("deposed")), sink=d.get("sink"),
-            depends_on=tuple(d.get("depends_on") or ()), orphan=bool(d.get("orphan")),
+            depends_on=tuple(d.get("depends_on") or ()), orphan=bool(d.get("orphan")), stale=bool(d.get("stale")),
         )
+
+    @property
+    def primary(self) -> bool:
+        """The key's own change: not the revocation of a deposed key or an orphan, nor the removal
+        of a stale copy of its secret (each of those shares the key's address)."""
+        return not self.deposed and not self.stale
 
     @property
     def key(self) -> str:
         """Unique id of the change within a plan (a deposed key shares its address)."""
         if self.orphan:
             return f"{self.remote_id} (orphan of an interrupted create of {self.address})"
+        if self.stale:
+            return f"{self.address} (stale copy at {self.sink})"
         return f"{self.address} (deposed {self.remote_id})" if self.deposed else self.address
 
 

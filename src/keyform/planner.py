@@ -182,12 +182,40 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             changes.append(Change(address=orphan.address, action=Action.DELETE, provider=orphan.provider,
                                   provider_type=orphan.provider_type, remote_id=orphan.remote_id, deposed=True,
                                   orphan=True, sink=gone, reasons=(orphan.evidence,)))
+    for entry, address in state.stale_copies():
+        if not in_scope(address):
+            continue
+        if held_entries is None:
+            held_entries = held_entry_ids(workspace, state)
+        if workspace.entry_id(entry) in held_entries:
+            continue  # a key writes or records it: that key's write replaces the copy
+        change, note = _stale_copy(entry, address, workspace, state)
+        if change is not None:
+            changes.append(change)
+        if note is not None:
+            notes.append(note)
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
     notes.extend(_refresh_notes(workspace, state, snapshot, target_set))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
                 destroy=destroy, targets=tuple(sorted(targets)))
+
+
+def _stale_copy(entry: SinkTarget, address: str, workspace: Workspace,
+                state: State) -> tuple[Change | None, str | None]:
+    """The removal of a copy of `address`'s secret that its sink move left at `entry` (`State.stale`),
+    or the note saying why keyform cannot remove it."""
+    owner = state.keys.get(address)
+    if owner is None or entry.sink not in workspace.sinks:
+        why = f"keyform no longer manages {address}" if owner is None else \
+            f"sink {entry.sink} is no longer in the manifests"
+        return None, (f"the sink entry {entry} may still hold a copy of the secret of {address} (a sink move left it "
+                      f"there) and {why}: remove that entry by hand")
+    return Change(address=address, action=Action.DELETE, provider=owner.provider, provider_type=owner.provider_type,
+                  remote_id=owner.remote_id, stale=True, sink=str(entry),
+                  reasons=("a copy of its secret that a sink move left here: its removal was cut off (a crash "
+                           "or a sink error)",)), None
 
 
 def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change],

@@ -439,7 +439,7 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
     active = [p for p in policies if any(r.word.phase == PLAN for r in p.rules)]
     if not active:
         return found
-    changes = {c.address: c for c in plan.changes if not c.deposed}
+    changes = {c.address: c for c in plan.changes if c.primary}
     unchanged = [ks for address, ks in (state.keys.items() if state is not None else ()) if address not in changes]
     items: list[Change | KeyState] = [*changes.values(), *unchanged]
     for item in items:

@@ -78,7 +78,7 @@ class Scheduler:
         can never start (a dependency cycle: the planner orders changes topologically) is an error."""
         changes, cb, limit, running = self._changes, self._cb, self._limit, self._running
         by_key = {c.key: c for c in changes}
-        addresses = {c.address for c in changes if not c.deposed}
+        addresses = {c.address for c in changes if c.primary}
         blocking = {c.key: {d for d in c.depends_on if d in addresses and d != c.address} for c in changes}
         dependants: dict[str, list[str]] = {}
         for key in sorted(blocking):

@@ -166,6 +166,11 @@ class State:
     # short by a crash, a key `state rm`-ed): keyform's own, so plan may overwrite them; any other
     # entry of a guarded sink (a .env variable) it refuses to overwrite (`planner.foreign_entries`)
     written: dict[str, set[str]] = field(default_factory=dict)
+    # sink name -> entry -> the key whose secret it may still hold: the old entry of a sink move
+    # whose removal a crash or a sink error cut off (a copy of a live secret where the manifests no
+    # longer put it). Also in `written`. The next plan removes each that no key writes or records
+    # (`planner.stale_copies`); never those of a key `state rm`-ed, which keyform only forgets.
+    stale: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def _recorded_entries(self) -> set[SinkTarget]:
         return {ks.sink for ks in self.keys.values() if ks.sink is not None}
@@ -184,6 +189,36 @@ class State:
                 names.add(entry.name)
                 added = True
         return added
+
+    def note_stale(self, entry: SinkTarget, address: str) -> None:
+        """Record `entry` as a copy of `address`'s secret left behind by its sink move (and as
+        keyform's own, `note_written`)."""
+        self.note_written([entry])
+        self.stale.setdefault(entry.sink, {})[entry.name] = address
+
+    def forget_entry(self, entry: SinkTarget) -> None:
+        """`entry` is gone from its sink: neither keyform's to track nor a stale copy any more."""
+        self.written.get(entry.sink, set()).discard(entry.name)
+        self.stale.get(entry.sink, {}).pop(entry.name, None)
+
+    def readdress_stale(self, old: str, new: str | None) -> None:
+        """The stale copies of `old`'s secret now belong to `new` (`state mv`), or to no key (`state
+        rm`: keyform forgets the key and leaves its entries as they are, still its own in `written`)."""
+        for names in self.stale.values():
+            for name, address in list(names.items()):
+                if address == old:
+                    if new is None:
+                        del names[name]
+                    else:
+                        names[name] = new
+
+    def stale_copies(self) -> list[tuple[SinkTarget, str]]:
+        """(entry, address) of each stale copy (`stale`) that no key records now, sorted."""
+        if not any(self.stale.values()):  # most states: no pass over the keys
+            return []
+        recorded = self._recorded_entries()
+        return sorted(((t, a) for sink, names in self.stale.items() for name, a in names.items()
+                       if (t := SinkTarget(sink, name)) not in recorded), key=lambda x: (str(x[0]), x[1]))
 
     def _written_json(self) -> dict[str, list[str]]:
         """`written`, less what a key records now (that key owns it) and empty sinks."""
@@ -241,7 +276,15 @@ class State:
             "keys": {a: self.keys[a].to_json() for a in sorted(self.keys)},
             "deposed": [d.to_json() for d in sorted(self.deposed, key=lambda d: (d.address, d.remote_id))],
             **({"written_entries": written} if (written := self._written_json()) else {}),
+            **({"stale_entries": stale} if (stale := self._stale_json()) else {}),
         }
+
+    def _stale_json(self) -> dict[str, dict[str, str]]:
+        """`stale`, less what a key records now and empty sinks (sorted)."""
+        out: dict[str, dict[str, str]] = {}
+        for entry, address in self.stale_copies():
+            out.setdefault(entry.sink, {})[entry.name] = address
+        return out
 
     def dumps(self) -> str:
         """The state file's text: a JSON object with one line per field, per key and per deposed
@@ -272,6 +315,7 @@ class State:
             deposed=[DeposedKey.from_json(x) for x in d.get("deposed") or []],
             key_check=d.get("fingerprint_key_check"),
             written={sink: set(names) for sink, names in (d.get("written_entries") or {}).items()},
+            stale={sink: dict(names) for sink, names in (d.get("stale_entries") or {}).items()},
         )
 
 

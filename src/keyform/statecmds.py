@@ -121,6 +121,7 @@ def state_rm(state: State, address: str) -> KeyState:
         raise KeyformError(f"state rm: no key {address!r} in the state")
     if ks.sink is not None and ks.secret_in_sink:  # its entry stays where keyform wrote it
         state.note_written([ks.sink])
+    state.readdress_stale(address, None)  # and so do any copies a sink move left: forgotten, not removed
     return ks
 
 
@@ -136,6 +137,7 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> 
             state.note_written([ks.sink])
         ks.sink = SinkTarget(ks.sink.sink, sink_name)
     state.keys[new] = ks
+    state.readdress_stale(old, new)
     for other in state.keys.values():
         for path, fp in list(other.fingerprints.items()):
             edge = secret_of_edge(fp)

@@ -57,21 +57,21 @@ def from_workspace(workspace: Workspace, plan: Plan | None = None) -> Graph:
     nodes = [Node(a, workspace.keys[a].provider, workspace.keys[a].provider_type, actions.get(a)) for a in order]
     if plan is not None:
         nodes += [Node(c.address, c.provider, c.provider_type, c.action.value) for c in plan.changes
-                  if not c.deposed and c.address not in workspace.keys and c.action is not Action.NOOP]
+                  if c.primary and c.address not in workspace.keys and c.action is not Action.NOOP]
     edges = [Edge(ref.address, a, path) for a, s in sorted(workspace.keys.items())
              for path, ref in sorted(s.secret_inputs.items()) if isinstance(ref, SecretOfRef)]
     return Graph(tuple(nodes), tuple(edges))
 
 
 def _actions(changes: Iterable[Change]) -> dict[str, str]:
-    return {c.address: c.action.value for c in changes if not c.deposed and c.action is not Action.NOOP}
+    return {c.address: c.action.value for c in changes if c.primary and c.action is not Action.NOOP}
 
 
 def cascades(plan: Plan) -> list[Edge]:
     """The dependency edges a change cascades through, as the planner explains them: a consumer
     re-issued because its source is (`depends on X, which is replaced`), or a source replaced
     because a consumer needs its secret (`Y needs its secret ...`)."""
-    changes = {c.address: c for c in plan.actionable if not c.deposed}
+    changes = {c.address: c for c in plan.actionable if c.primary}
     out: list[Edge] = []
     for c in changes.values():
         for src in c.depends_on:
@@ -90,7 +90,7 @@ def cascade_graph(plan: Plan, cap: int = MAX_MARKDOWN_NODES) -> Graph | None:
     through = cascades(plan)
     if not through:
         return None
-    by_address = {c.address: c for c in plan.changes if not c.deposed}
+    by_address = {c.address: c for c in plan.changes if c.primary}
     consumers: dict[str, list[str]] = {}
     for c in by_address.values():
         for src in c.depends_on:

@@ -28,7 +28,10 @@ def fmt_value(value: Any) -> str:
 
 
 def verb(change: Change) -> str:
-    """`will be created`, `must be replaced`, ... (`will be revoked` for a deposed key)."""
+    """`will be created`, `must be replaced`, ... (`will be revoked` for a deposed key, `will be
+    removed` for a stale copy of a secret)."""
+    if change.stale:
+        return "will be removed"
     return "will be revoked" if change.deposed else HEADLINE.get(change.action, "is unchanged")
 
 

@@ -23,6 +23,8 @@ def _cell(text: str) -> str:
 def _action_label(change: Change) -> str:
     if change.orphan:
         return "revoke (orphan)"
+    if change.stale:
+        return "remove (stale copy)"
     return "revoke (deposed)" if change.deposed else change.action.value
 
 

@@ -17,7 +17,8 @@ JSON_TYPES = {"start": "apply_start", "done": "apply_complete", "failed": "apply
 
 def event_text(event: ApplyEvent) -> str:
     change = event.change
-    start, done = ("Revoking", "revoked") if change.deposed else VERBS.get(change.action.value, ("Working on", "done"))
+    start, done = ("Revoking", "revoked") if change.deposed else ("Removing", "removed") if change.stale else \
+        VERBS.get(change.action.value, ("Working on", "done"))
     if event.kind == "start":
         return f"{change.key}: {start}..."
     if event.kind == "done":
@@ -33,6 +34,8 @@ def event_json(event: ApplyEvent) -> str:
     doc: dict[str, Any] = {"type": JSON_TYPES.get(event.kind, event.kind), "address": change.address,
                            "action": change.action.value, "deposed": change.deposed,
                            **remote_ids(event)}
+    if change.stale:  # the change removes a copy of the key's secret from `sink`; the key stays
+        doc["stale"], doc["sink"] = True, change.sink
     if event.kind != "start":
         doc["elapsed_seconds"] = round(event.elapsed, 3)
     if event.message:
@@ -111,7 +114,7 @@ def interrupted_lines(report: ApplyReport) -> list[str]:
         return ["Interrupted: every change had started; those that finished are listed above."]
     counts: dict[str, int] = {}
     for c in left:
-        verb = "revoke" if c.deposed else c.action.value
+        verb = "revoke" if c.deposed else "remove" if c.stale else c.action.value
         counts[verb] = counts.get(verb, 0) + 1
     summary = ", ".join(f"{n} {verb}" for verb, n in sorted(counts.items()))
     shown = ", ".join(c.key for c in left[:20]) + (f", and {len(left) - 20} more" if len(left) > 20 else "")
@@ -128,6 +131,6 @@ def abandoned_lines(in_flight: list[Change]) -> list[str]:
             out.append(f"  {c.key}: {c.action.value} in flight; if it made a key, the next `keyform apply` revokes "
                        "it (as the orphan of an interrupted create)")
         else:
-            verb = "revoke" if c.deposed else c.action.value
+            verb = "revoke" if c.deposed else "remove" if c.stale else c.action.value
             out.append(f"  {c.key}: {verb} in flight; the next `keyform apply` repeats it if it did not finish")
     return out

@@ -1,0 +1,256 @@
+"""Copies of a live secret that a sink move left behind (`State.stale`).
+
+A key's secret moves from one sink entry to another (its `as:` or `sink:` changed). The old entry is
+removed only once the journal records the new one; a crash in between, or a removal the sink
+refuses, left the old entry holding the key's live secret, recorded only as keyform's own entry
+(`written_entries`): no plan or apply ever removed it. Now such an entry is a stale copy
+(`stale_entries`): the next plan shows its removal, the apply removes it, and an entry a key of the
+manifests writes or the state records is never removed (that key's write replaces it).
+(tests/test_crash.py has the crash; here the sink refuses the removal.)
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.project import Project
+from keyform.emulator import Emulator
+from keyform.errors import StateError
+from keyform.model import SinkTarget
+from keyform.plan import Action
+from keyform.state import State, parse_state
+from keyform.statecmds import state_mv, state_rm
+
+# An exec sink keeping each entry as a file in $STORE; its remove fails while $STORE/SEALED exists.
+VAULT = """\
+#!/bin/sh
+store="$STORE"
+mkdir -p "$store"
+case "$1" in
+  put) cat > "$store/$KEYFORM_SINK_NAME" ;;
+  get) if [ -f "$store/$KEYFORM_SINK_NAME" ]; then cat "$store/$KEYFORM_SINK_NAME"; fi ;;
+  rm) if [ -f "$store/SEALED" ]; then echo "the vault is sealed" >&2; exit 3; fi
+      rm -f "$store/$KEYFORM_SINK_NAME" ;;
+esac
+"""
+
+
+def _manifest(entry: str, other: str = "") -> str:
+    return (
+        "version: 1\n"
+        "providers:\n"
+        "  qp: {type: questra, base_url: '{url}', token: {env: QUESTRA_TOKEN}, org_id: {org}}\n"
+        "sinks:\n"
+        "  vault:\n"
+        "    type: exec\n"
+        "    command: [./vault, put]\n"
+        "    read_command: [./vault, get]\n"
+        "    remove_command: [./vault, rm]\n"
+        "keys:\n"
+        f"  ci-bot: {{provider: qp, name: CI bot, sink: {{use: vault, as: {entry}}}}}\n" + other)
+
+
+@pytest.fixture
+def vault(tmp_path: Path, emulator: Emulator) -> tuple[Project, Path]:
+    project = Project(tmp_path / "repo", emulator.url)
+    project.root.mkdir(parents=True)
+    script = project.root / "vault"
+    script.write_text(VAULT)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    store = tmp_path / "store"
+    project.env["STORE"] = str(store)
+    return project, store
+
+
+def test_a_move_whose_old_entry_the_sink_would_not_remove_is_cleaned_up_by_the_next_apply(
+        vault: tuple[Project, Path]) -> None:
+    project, store = vault
+    project.write(_manifest("CI_BOT"))
+    first = project.run("apply", "--auto-approve")
+    assert first.exit_code == 0, first.output
+    secret = (store / "CI_BOT").read_text()
+    assert secret
+
+    (store / "SEALED").touch()
+    project.write(_manifest("CI_BOT_V2"))
+    moved = project.run("apply", "--auto-approve")
+    assert moved.exit_code == 1, moved.output  # the move is done and recorded; the old entry could not go
+    assert "the vault is sealed" in moved.output
+    assert (store / "CI_BOT").read_text() == secret and (store / "CI_BOT_V2").read_text() == secret
+    doc = project.state()
+    assert doc["keys"]["ci-bot"]["sink"] == {"sink": "vault", "as": "CI_BOT_V2"}
+    assert doc["stale_entries"] == {"vault": {"CI_BOT": "ci-bot"}}
+
+    sealed = project.run("plan", "--detailed-exitcode")
+    assert sealed.exit_code == 2, sealed.output
+    assert "ci-bot (stale copy at vault:CI_BOT) will be removed" in sealed.output
+    assert "secret = (sink entry vault:CI_BOT is removed)" in sealed.output
+    failed = project.run("apply", "--auto-approve")  # still sealed: the copy stays recorded
+    assert failed.exit_code == 1 and "could not be removed" in failed.output, failed.output
+    assert project.state()["stale_entries"] == {"vault": {"CI_BOT": "ci-bot"}}
+
+    (store / "SEALED").unlink()
+    cleaned = project.run("apply", "--auto-approve")
+    assert cleaned.exit_code == 0, cleaned.output
+    assert "ci-bot (stale copy at vault:CI_BOT): removed" in cleaned.output
+    assert not (store / "CI_BOT").exists() and (store / "CI_BOT_V2").read_text() == secret
+    assert "stale_entries" not in project.state() and "written_entries" not in project.state()
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+    for res in (first, moved, sealed, failed, cleaned):
+        assert secret not in res.output
+
+
+def test_a_stale_copy_a_key_writes_again_is_left_to_that_key(vault: tuple[Project, Path]) -> None:
+    """The manifests put another key at the old entry: its create writes there, so the plan does
+    not remove it (nor does the apply, checking again), and the record goes once that key holds it."""
+    project, store = vault
+    project.write(_manifest("CI_BOT"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (store / "SEALED").touch()
+    project.write(_manifest("CI_BOT_V2"))
+    assert project.run("apply", "--auto-approve").exit_code == 1
+    (store / "SEALED").unlink()
+    project.write(_manifest("CI_BOT_V2", "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: CI_BOT}}\n"))
+    planned = project.run("plan", "--format", "json")
+    assert planned.exit_code == 0, planned.output
+    assert [c["address"] for c in json.loads(planned.stdout)["changes"] if c["action"] != "noop"] == ["deploy-bot"]
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert (store / "CI_BOT").read_text() != (store / "CI_BOT_V2").read_text()  # deploy-bot's own secret now
+    assert "stale_entries" not in project.state()
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_plan_for_other_keys_leaves_the_stale_copy_for_later(vault: tuple[Project, Path]) -> None:
+    project, store = vault
+    project.write(_manifest("CI_BOT", "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: DEPLOY}}\n"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (store / "SEALED").touch()
+    project.write(_manifest("CI_BOT_V2", "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: DEPLOY}}\n"))
+    assert project.run("apply", "--auto-approve").exit_code == 1
+    (store / "SEALED").unlink()
+    other = project.run("plan", "--target", "deploy-bot", "--detailed-exitcode")
+    assert other.exit_code == 0 and "stale copy" not in other.output, other.output
+    mine = project.run("plan", "--target", "ci-bot", "--detailed-exitcode")
+    assert mine.exit_code == 2 and "ci-bot (stale copy at vault:CI_BOT) will be removed" in mine.output
+    markdown = project.run("plan", "--format", "markdown")
+    assert "| `ci-bot (stale copy at vault:CI_BOT)` | remove (stale copy) |" in markdown.output, markdown.output
+    # the JSON events of its removal, each valid against schemas/apply-events.schema.json
+    applied = project.run("apply", "--auto-approve", "--format", "json", "--target", "ci-bot")
+    assert applied.exit_code == 0, applied.output
+    events = [json.loads(line) for line in applied.stdout.splitlines()]
+    for event in events:
+        _validator("apply-events.schema.json").validate(event)
+        if event["type"] == "planned":
+            _validator("plan.schema.json").validate(event["plan"])
+    done = [e for e in events if e["type"] == "apply_complete"]
+    assert [(e["address"], e["action"], e.get("stale"), e.get("sink")) for e in done] == \
+        [("ci-bot", "delete", True, "vault:CI_BOT")]
+    assert not (store / "CI_BOT").exists()
+
+
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / name).read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _state_with(stale: object) -> bytes:
+    doc = json.loads(State.new().dumps())
+    doc["stale_entries"] = stale
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("stale", [[], {"env": ["A"]}, {"env": {"A": 5}}, {"env": {"A": "not an address!"}},
+                                   {"env": {"": "k"}}, "env:A", {"env": {"A": None}}])
+def test_a_malformed_stale_entries_record_is_refused(stale: object) -> None:
+    with pytest.raises(StateError) as err:
+        parse_state(_state_with(stale), "keyform.state.json", "it was not changed")
+    assert "keyform.state.json" in str(err.value) and "it was not changed" in str(err.value)
+
+
+def test_stale_entries_round_trip_and_drop_what_a_key_records() -> None:
+    state = parse_state(_state_with({"env": {"A\nB": "k1", "C": "k2"}}), "s", "u")
+    assert state.stale_copies() == [(SinkTarget("env", "A\nB"), "k1"), (SinkTarget("env", "C"), "k2")]
+    again = parse_state(state.dumps().encode(), "s", "u")
+    assert again.stale == state.stale
+    state.note_stale(SinkTarget("other", "D"), "k3")
+    assert SinkTarget("other", "D") in state.owned_entries()  # keyform's own as well
+    state.forget_entry(SinkTarget("env", "C"))
+    assert [a for _, a in state.stale_copies()] == ["k1", "k3"]
+    assert "C" not in state.written.get("env", set())
+
+
+def test_state_rm_forgets_a_keys_stale_copies_and_state_mv_carries_them(tmp_path: Path) -> None:
+    """`state rm` forgets a key and leaves its entries as they are (still keyform's own, never
+    removed); `state mv` renames whose copy each is."""
+    from keyform.state import KeyState
+
+    state = State.new()
+    for address in ("a", "b"):
+        state.keys[address] = KeyState(address=address, provider="qp", provider_type="questra",
+                                       remote_id=f"ak_{address}", attrs={}, remote={}, expiry_spec="never",
+                                       expires_at=None, created_at="2026-01-01T00:00:00Z",
+                                       sink=SinkTarget("env", address.upper()))
+    state.note_stale(SinkTarget("env", "A_OLD"), "a")
+    state.note_stale(SinkTarget("env", "B_OLD"), "b")
+    state_rm(state, "a")
+    assert state.stale_copies() == [(SinkTarget("env", "B_OLD"), "b")]
+    assert SinkTarget("env", "A_OLD") in state.owned_entries()
+    state_mv(state, "b", "c")
+    assert state.stale_copies() == [(SinkTarget("env", "B_OLD"), "c")]
+
+
+PLAN_MANIFEST = """\
+version: 1
+providers:
+  qp: {type: questra, base_url: "http://127.0.0.1:1", token: {env: QT}, org_id: org_1}
+sinks:
+  env: {type: dotenv, path: .secrets/keys.env}
+defaults: {sink: env}
+keys:
+  a: {provider: qp, name: a}
+  b: {provider: qp, name: b, sink: {use: env, as: TAKEN}}
+"""
+
+
+def test_the_planner_removes_only_what_it_can_and_says_why_for_the_rest(tmp_path: Path) -> None:
+    """Pure planner: a copy of a known key's secret in a declared sink is removed (in scope); one
+    another key writes is left to it; one of a key the state no longer has, or in a sink the
+    manifests dropped, gets a note naming the entry instead of a change keyform cannot carry out."""
+    from datetime import UTC, datetime
+
+    from keyform.manifest import load_workspace
+    from keyform.planner import plan
+    from keyform.remote import RemoteSnapshot
+    from keyform.state import KeyState
+
+    (tmp_path / "keyform.yaml").write_text(PLAN_MANIFEST)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    ws = load_workspace([tmp_path / "keyform.yaml"], now=now, cwd=tmp_path)
+    state = State.new()
+    for address, entry in (("a", "A"), ("b", "TAKEN")):
+        state.keys[address] = KeyState(address=address, provider="qp", provider_type="questra",
+                                       remote_id=f"ak_{address}", attrs={"name": address}, remote={},
+                                       expiry_spec="never", expires_at=None, created_at="2026-05-01T00:00:00Z",
+                                       sink=SinkTarget("env", entry))
+    state.note_stale(SinkTarget("env", "A_OLD"), "a")      # removed
+    state.note_stale(SinkTarget("env", "TAKEN"), "a")      # b writes it: left alone (and not even listed)
+    state.note_stale(SinkTarget("env", "GONE_OLD"), "gone")  # its key is no longer in the state
+    state.note_stale(SinkTarget("old-sink", "X"), "a")     # its sink left the manifests
+    result = plan(ws, state, RemoteSnapshot(), now)
+    stale = [(c.key, c.action, c.remote_id, c.sink) for c in result.changes if c.stale]
+    assert stale == [("a (stale copy at env:A_OLD)", Action.DELETE, "ak_a", "env:A_OLD")]
+    assert [n for n in result.notes if "by hand" in n] == [
+        "the sink entry env:GONE_OLD may still hold a copy of the secret of gone (a sink move left it there) and "
+        "keyform no longer manages gone: remove that entry by hand",
+        "the sink entry old-sink:X may still hold a copy of the secret of a (a sink move left it there) and "
+        "sink old-sink is no longer in the manifests: remove that entry by hand"]
+    assert [c.key for c in plan(ws, state, RemoteSnapshot(), now, targets=["b"]).changes if c.stale] == []
+    destroyed = plan(ws, state, RemoteSnapshot(), now, destroy=True)
+    assert [c.key for c in destroyed.changes if c.stale] == ["a (stale copy at env:A_OLD)"]
