@@ -15,12 +15,15 @@ import json
 import stat
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 
-from harness.project import Project
+from harness.project import ORG, Project
+from keyform.backends.local import LocalBackend
 from keyform.emulator import Emulator
 from keyform.errors import StateError
+from keyform.journal import Begin, Journal
 from keyform.model import SinkTarget
 from keyform.plan import Action
 from keyform.state import State, parse_state
@@ -248,9 +251,147 @@ def test_the_planner_removes_only_what_it_can_and_says_why_for_the_rest(tmp_path
     assert stale == [("a (stale copy at env:A_OLD)", Action.DELETE, "ak_a", "env:A_OLD")]
     assert [n for n in result.notes if "by hand" in n] == [
         "the sink entry env:GONE_OLD may still hold a copy of the secret of gone (a sink move left it there) and "
-        "keyform no longer manages gone: remove that entry by hand",
+        "keyform no longer manages gone: remove that entry by hand (the next apply stops tracking it)",
         "the sink entry old-sink:X may still hold a copy of the secret of a (a sink move left it there) and "
-        "sink old-sink is no longer in the manifests: remove that entry by hand"]
+        "sink old-sink is no longer in the manifests: remove that entry by hand (the next apply stops tracking it)"]
     assert [c.key for c in plan(ws, state, RemoteSnapshot(), now, targets=["b"]).changes if c.stale] == []
     destroyed = plan(ws, state, RemoteSnapshot(), now, destroy=True)
     assert [c.key for c in destroyed.changes if c.stale] == ["a (stale copy at env:A_OLD)"]
+
+
+# ------------------------------------------------- found by an adversarial review of the change
+
+
+def _remote_key(url: str, name: str) -> tuple[str, str]:
+    r = httpx.post(f"{url}/api-keys", json={"name": name}, headers={"Authorization": "Bearer x", "X-Org-Id": ORG})
+    r.raise_for_status()
+    d = r.json()
+    return str(d["id"]), str(d.get("secret") or d.get("key") or "")
+
+
+def test_an_imported_keys_entry_is_never_a_stale_copy(tmp_path: Path, emulator: Emulator) -> None:
+    """An imported key (`secret_in_sink: false`) whose variable the user keeps by hand is rotated
+    into another entry and the apply is killed after its `done`: the fold marked the user's own
+    entry a stale copy and the next apply deleted it (adversarial review). Only an entry that held
+    the key's own secret is one now."""
+    project = Project(tmp_path / "repo", emulator.url)
+    rid, secret = _remote_key(emulator.url, "Legacy key")
+    project.questra("legacy: {provider: qp, name: Legacy key}\n")
+    project.sink_path.parent.mkdir(parents=True, exist_ok=True)
+    # the user's own .env: the imported key's secret, by hand
+    project.sink_path.write_text(f"LEGACY=user-managed-{secret[:4]}\nOTHER=x\n")
+    assert project.run("import", "legacy", rid).exit_code == 0
+    assert project.state()["keys"]["legacy"]["secret_in_sink"] is False
+    project.questra("legacy: {provider: qp, name: Legacy key, sink: {use: env, as: LEGACY_V2}}\n")
+    before_text = project.state_path.read_text()
+    # a normal (uninterrupted) replace leaves the user's LEGACY entry alone
+    ok = project.run("apply", "--auto-approve", "--replace", "legacy")
+    assert ok.exit_code == 0, ok.output
+    assert "LEGACY" in project.sink(), project.sink()
+    after = parse_state(project.state_path.read_bytes(), "s", "u")
+    # now re-create what a kill -9 after the create's `done` (before the state save) leaves
+    pre = parse_state(before_text.encode(), "s", "u")
+    store = LocalBackend(project.state_path)
+    project.state_path.write_text(before_text)
+    fh = store.journal_open()
+    fh.append(Begin.of(pre))
+    j = Journal(fh, "killed")
+    seq = j.intent("create", "legacy", "qp", label="Legacy key", replaces=rid, match={}, entry={"sink": "env", "as": "LEGACY_V2"})
+    j.created(seq, after.keys["legacy"].remote_id)
+    from keyform.state import DeposedKey
+    dep = DeposedKey(address="legacy", provider="qp", provider_type="questra", remote_id=rid,
+                     deposed_at="2026-01-01T00:00:00Z", revoke_after="2099-01-01T00:00:00Z")
+    j.done(seq, key=after.keys["legacy"], deposed=dep)
+    fh.close()
+    planned = project.run("plan")
+    assert planned.exit_code == 0 and "stale copy at env:LEGACY" not in planned.output, planned.output
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert project.sink()["LEGACY"] == f"user-managed-{secret[:4]}" and "stale_entries" not in project.state()
+
+
+def test_a_swap_killed_after_both_moves_then_state_rm_never_removes_the_forgotten_keys_entry(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Two keys swap entries and the apply dies after both `done`s: the fold marked each old entry
+    a stale copy, though the other key records it. `state rm a` then left B (holding a's live
+    secret) unrecorded but still marked, and the next apply removed it (adversarial review). A
+    mark at an entry a key records is now dropped by the fold itself."""
+    project = Project(tmp_path / "repo", emulator.url)
+    project.questra("a: {provider: qp, name: a, sink: {use: env, as: A}}\n"
+                    "b: {provider: qp, name: b, sink: {use: env, as: B}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    pre_text = project.state_path.read_text()
+    pre = parse_state(pre_text.encode(), "s", "u")
+    sec = project.sink()
+    # the swap: a -> B, b -> A; run it for real, then replay it as killed after both `done`s
+    project.questra("a: {provider: qp, name: a, sink: {use: env, as: B}}\n"
+                    "b: {provider: qp, name: b, sink: {use: env, as: A}}\n")
+    ok = project.run("apply", "--auto-approve")
+    assert ok.exit_code == 0, ok.output
+    assert project.sink() == {"A": sec["B"], "B": sec["A"]}
+    post = parse_state(project.state_path.read_bytes(), "s", "u")
+    project.state_path.write_text(pre_text)
+    store = LocalBackend(project.state_path)
+    fh = store.journal_open()
+    fh.append(Begin.of(pre))
+    j = Journal(fh, "killed")
+    for addr, new in (("a", "B"), ("b", "A")):
+        seq = j.intent("update", addr, "qp", remote_id=pre.keys[addr].remote_id, entry={"sink": "env", "as": new})
+        j.done(seq, key=post.keys[addr])
+    fh.close()
+    # the user stops managing a (keeps it live, in B, by hand): state rm, and drops it from the manifests
+    rm = project.run("state", "rm", "a", "-f", str(project.manifest))
+    assert rm.exit_code == 0, rm.output
+    project.questra("b: {provider: qp, name: b, sink: {use: env, as: A}}\n")
+    assert "stale_entries" not in project.state()  # each mark's entry is the other key's
+    planned = project.run("plan")
+    assert planned.exit_code == 0 and "stale copy" not in planned.output, planned.output
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert project.sink().get("B") == sec["A"], "a's live secret (a was state rm-ed) was removed from B"
+
+
+def test_a_move_out_of_a_dropped_sink_leaves_no_mark_and_no_note(tmp_path: Path, emulator: Emulator) -> None:
+    """A key moves from sink `old` to `new` while `old` leaves the manifests: keyform cannot touch
+    `old` any more, so it keeps no mark there (a note about it used to repeat in every plan, even
+    after the file was gone)."""
+    project = Project(tmp_path / "repo", emulator.url)
+    head = ("version: 1\nproviders:\n  qp: {type: questra, base_url: '{url}', token: {env: QUESTRA_TOKEN}, org_id: {org}}\n"
+            "sinks:\n")
+    project.write(head + "  old: {type: dotenv, path: old.env}\n  new: {type: dotenv, path: new.env}\n"
+                  "keys:\n  k: {provider: qp, name: k, sink: {use: old, as: K}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.write(head + "  new: {type: dotenv, path: new.env}\n"
+                  "keys:\n  k: {provider: qp, name: k, sink: {use: new, as: K}}\n")
+    moved = project.run("apply", "--auto-approve")
+    assert moved.exit_code == 0, moved.output
+    assert "stale_entries" not in project.state()
+    (project.root / "old.env").unlink()  # the user removes it by hand, as told
+    for _ in range(2):
+        planned = project.run("plan", "--detailed-exitcode")
+        assert planned.exit_code == 0 and "by hand" not in planned.output, planned.output
+    assert "stale_entries" not in project.state()
+
+
+
+
+def test_a_copy_keyform_cannot_remove_is_named_once_and_then_no_longer_tracked(vault: tuple[Project, Path]) -> None:
+    """A stale mark of a key the state no longer has: the plan names the entry (remove it by hand),
+    the next apply stops tracking it, and later plans are quiet (a --target plan that leaves the key
+    out keeps it)."""
+    project, _store = vault
+    project.write(_manifest("CI_BOT"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    doc = project.state()
+    doc["stale_entries"] = {"vault": {"OLD_GONE": "gone"}}
+    project.state_path.write_text(json.dumps(doc))
+    planned = project.run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 0, planned.output  # a note, not a change
+    assert "the sink entry vault:OLD_GONE may still hold a copy of the secret of gone" in planned.output
+    targeted = project.run("apply", "--auto-approve", "--target", "ci-bot")
+    assert targeted.exit_code == 0 and project.state()["stale_entries"] == {"vault": {"OLD_GONE": "gone"}}
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "stale_entries" not in project.state()
+    quiet = project.run("plan", "--detailed-exitcode")
+    assert quiet.exit_code == 0 and "OLD_GONE" not in quiet.output, quiet.output

@@ -28,7 +28,7 @@ from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids
+from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, unremovable_stale
 from keyform.providers.pool import ProviderPool
 from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
@@ -167,8 +167,10 @@ class ApplyReport:
     # the plan announced (so plan and apply totals agree); counted under done["revoke-replaced"]
     implicit: set[str] = field(default_factory=set)
     rate: list[Any] = field(default_factory=list)  # providers.ratelimit.RateStats per instance
-    # stale copies removed (`Change.stale`): the state changed with no journal record (`operations._finish`)
+    # stale copies removed (`Change.stale`), and those keyform stopped tracking because it cannot
+    # remove them (the plan's note said so): the state changed with no journal record (`operations._finish`)
     entries_removed: list[str] = field(default_factory=list)
+    stale_forgotten: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -247,7 +249,16 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
             _apply_phases(plan, ctx, report, interrupts)
         except Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
             raise ApplyAbandoned([]) from None
+    _forget_unremovable(plan, ctx, report)
     return report
+
+
+def _forget_unremovable(plan: Plan, ctx: ApplyContext, report: ApplyReport) -> None:
+    """Stop tracking the stale copies keyform cannot remove (`planner.unremovable_stale`)."""
+    with ctx.lock:
+        for entry in unremovable_stale(ctx.workspace, ctx.state, plan):
+            ctx.state.unmark_stale(entry)
+            report.stale_forgotten.append(str(entry))
 
 
 def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:
@@ -598,7 +609,9 @@ def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     except SinkError:
         if ks.sink.sink in ctx.workspace.sinks:
             raise
-        # the sink itself was removed from the manifests: nothing of ours to clean
+        # the sink itself was removed from the manifests: nothing of ours to clean, nor to track
+        with ctx.lock:
+            ctx.state.unmark_stale(ks.sink)
 
 
 def _delete(change: Change, ctx: ApplyContext) -> None:

@@ -399,8 +399,11 @@ class _Fold:
             if before is not None and before.sink is not None and before.sink != ks.sink:
                 # a finished sink move removes its old entry only after this record: a crash in
                 # between leaves it, still keyform's own (`State.written`), never a stranger's,
-                # and a copy of the key's secret the next plan removes (`State.stale`)
-                state.note_stale(before.sink, ks.address)
+                # and, if it held the key's secret, a copy the next plan removes (`State.stale`)
+                if before.secret_in_sink:
+                    state.note_stale(before.sink, ks.address)
+                else:  # an imported key's entry: whatever is there is not keyform's to remove
+                    state.note_written([before.sink])
             state.keys[ks.address] = replace(ks, attrs=dict(ks.attrs), remote=dict(ks.remote),
                                              fingerprints=dict(ks.fingerprints))
         if rec.forget is not None:
@@ -414,5 +417,8 @@ class _Fold:
             self.revoked.add(rec.revoked_deposed)
 
     def finish(self) -> None:
+        # a mark at an entry a key now records (a swap of two entries) is that key's: dropped
+        # before anything saves the state (`state rm` of that key must not make it a copy to remove)
+        self.state.prune_stale()
         if self.revoked:
             self.state.deposed = [d for d in self.state.deposed if d.remote_id not in self.revoked]

@@ -23,7 +23,7 @@ from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Change, Plan
-from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
+from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks, unremovable_stale
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
@@ -355,7 +355,9 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -
     try:
         with paused():  # the state's and journal's records, as JSON: bulk and acyclic (keyform.gcpause)
             records = store.read_journal()
-            if any(isinstance(r, Done) for r in records) or (report is not None and report.entries_removed):
+            sess.state.prune_stale(sess.workspace.entry_id)  # aliases of one file too (State.prune_stale)
+            if any(isinstance(r, Done) for r in records) or (report is not None and (
+                    report.entries_removed or report.stale_forgotten)):
                 store.save(sess.state)
                 saved = True
                 log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
@@ -367,6 +369,16 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -
                                 "was not compacted: the keyform command that holds the lock now, or the next one, "
                                 "reads it again.") from None
         raise LockLostError(_lost_lock_message(exc, report, finished)) from None
+
+
+def _forget_unremovable_stale(sess: Session, the_plan: Plan) -> None:
+    """An apply with nothing to change still stops tracking the stale copies its plan's notes said
+    keyform cannot remove (`planner.unremovable_stale`; the applier does it after any other apply)."""
+    gone = unremovable_stale(sess.workspace, sess.state, the_plan)
+    if gone:
+        for entry in gone:
+            sess.state.unmark_stale(entry)
+        sess.store.save(sess.state)
 
 
 def _lost_lock_message(exc: LockLostError, report: ApplyReport | None, finished: int) -> str:
@@ -442,6 +454,7 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
             ui.planned(the_plan)
             if not the_plan.has_changes:
                 ui.diagnostics(commit_recovery(sess))
+                _forget_unremovable_stale(sess, the_plan)
                 return None
             confirm()
         ui.diagnostics(commit_recovery(sess))

@@ -211,11 +211,22 @@ def _stale_copy(entry: SinkTarget, address: str, workspace: Workspace,
         why = f"keyform no longer manages {address}" if owner is None else \
             f"sink {entry.sink} is no longer in the manifests"
         return None, (f"the sink entry {entry} may still hold a copy of the secret of {address} (a sink move left it "
-                      f"there) and {why}: remove that entry by hand")
+                      f"there) and {why}: remove that entry by hand (the next apply stops tracking it)")
     return Change(address=address, action=Action.DELETE, provider=owner.provider, provider_type=owner.provider_type,
                   remote_id=owner.remote_id, stale=True, sink=str(entry),
-                  reasons=("a copy of its secret that a sink move left here: its removal was cut off (a crash "
-                           "or a sink error)",)), None
+                  reasons=("a copy of its secret, or of the key it replaced, that a sink move left here: its "
+                           "removal was cut off (a crash or a sink error)",)), None
+
+
+def unremovable_stale(workspace: Workspace, state: State, plan: Plan) -> list[SinkTarget]:
+    """The stale copies in `plan`'s scope that keyform cannot remove (their key is no longer in the
+    state, or their sink in the manifests) and the plan does not remove: its notes named each, and
+    the apply stops tracking them (kept, every plan would repeat the note)."""
+    planned = {c.sink for c in plan.changes if c.stale}
+    scope = set(plan.targets)
+    return [entry for entry, address in state.stale_copies()
+            if str(entry) not in planned and (not scope or address in scope)
+            and (address not in state.keys or entry.sink not in workspace.sinks)]
 
 
 def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change],

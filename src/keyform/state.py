@@ -13,7 +13,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,7 +199,23 @@ class State:
     def forget_entry(self, entry: SinkTarget) -> None:
         """`entry` is gone from its sink: neither keyform's to track nor a stale copy any more."""
         self.written.get(entry.sink, set()).discard(entry.name)
+        self.unmark_stale(entry)
+
+    def unmark_stale(self, entry: SinkTarget) -> None:
+        """`entry` is no longer a stale copy to remove (it stays keyform's own, `written`)."""
         self.stale.get(entry.sink, {}).pop(entry.name, None)
+
+    def prune_stale(self, same: Callable[[SinkTarget], Hashable] | None = None) -> None:
+        """Drop the stale marks of entries a key records now (`same`: which entries are one, e.g.
+        `Workspace.entry_id` for aliases of one file; exact by default). That key owns the entry:
+        were it forgotten later (`state rm`), its entry must not come back as a copy to remove."""
+        if not any(self.stale.values()):
+            return
+        ident = same or (lambda t: t)
+        recorded = {ident(t) for t in self._recorded_entries()}
+        for sink, names in self.stale.items():
+            for name in [n for n in names if ident(SinkTarget(sink, n)) in recorded]:
+                del names[name]
 
     def readdress_stale(self, old: str, new: str | None) -> None:
         """The stale copies of `old`'s secret now belong to `new` (`state mv`), or to no key (`state
