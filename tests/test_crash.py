@@ -183,49 +183,10 @@ def test_sink_move_killed_after_the_old_entry_was_removed_converges(tmp_path: Pa
     assert check_invariants(project, control, moved) == []
 
 
-def test_sink_move_killed_before_the_old_entry_was_removed_leaves_it_as_keyforms_own(
-        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
-    """q0's secret moves from Q0 to Q0_MOVED. The apply dies after journaling the move done and
-    before removing Q0 (the old entry goes only once the journal has the new one). Recovery folded
-    the move, and nothing recorded Q0 any more: when the manifests later put a key at Q0 again,
-    every apply refused it as a variable keyform did not write (found by the kill -9 trials). The
-    entry a finished move left is now keyform's own (`State.written`)."""
-    project = Project(tmp_path, emulator.url)
-    spec = ManifestSpec.initial(2, 1)
-    project.write(spec)
-    _converge(project)
-    q0 = spec.questra[0]
-    old = q0.entry or q0.address.upper()
-    moved = ManifestSpec((QuestraSpec(q0.address, q0.name, "Q0_MOVED"), *spec.questra[1:]), spec.textql)
-    store = LocalBackend(project.state_path)
-    state = store.load()
-    assert state is not None
-    sink = DotenvSink(project.sink_path)
-    sink.write(q0.address, "Q0_MOVED", sink.read(old) or "")
-    ks = state.keys[q0.address]
-    fh = store.journal_open()
-    fh.append(Begin.of(state))
-    journal = Journal(fh, "killed")
-    seq = journal.intent("update", q0.address, "qp", remote_id=ks.remote_id, entry={"sink": "env", "as": "Q0_MOVED"})
-    journal.done(seq, key=replace(ks, sink=SinkTarget("env", "Q0_MOVED")))  # killed here: Q0 not removed
-    fh.close()
-    project.write(moved)
-    _converge(project)
-    assert project.state()["keys"][q0.address]["sink"] == {"sink": "env", "as": "Q0_MOVED"}
-    project.write(spec)  # and back: Q0 is keyform's own, not a variable it must leave alone
-    _converge(project)
-    assert project.state()["keys"][q0.address]["sink"] == {"sink": "env", "as": old}
-    assert check_invariants(project, control, spec) == []
-
-
-def test_sink_move_killed_before_the_old_entry_was_removed_plans_the_stale_copy_away(
-        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
-    """The same kill as above, with the manifests left as they are: Q0 still held q0's live
-    secret after recovery, recorded only as keyform's own, and no later plan or apply removed it
-    (a copy of a live secret where the manifests no longer put it). The fold now records it as a
-    stale copy (`State.stale`); the plan shows its removal, the apply removes it, and the next plan
-    has nothing to do. No output carries the secret."""
-    project = Project(tmp_path, emulator.url)
+def _move_killed_before_the_old_entry_went(project: Project) -> tuple[ManifestSpec, ManifestSpec, str, KeyState, str]:
+    """Converge a project, then leave what an apply moving q0's secret from its entry to Q0_MOVED
+    leaves when killed after journaling the move done and before removing the old entry; the moved
+    manifests are written. Returns (spec, moved, old entry, q0's state before, its secret)."""
     spec = ManifestSpec.initial(2, 1)
     project.write(spec)
     _converge(project)
@@ -244,9 +205,41 @@ def test_sink_move_killed_before_the_old_entry_was_removed_plans_the_stale_copy_
     fh.append(Begin.of(state))
     journal = Journal(fh, "killed")
     seq = journal.intent("update", q0.address, "qp", remote_id=ks.remote_id, entry={"sink": "env", "as": "Q0_MOVED"})
-    journal.done(seq, key=replace(ks, sink=SinkTarget("env", "Q0_MOVED")))  # killed here: Q0 not removed
+    journal.done(seq, key=replace(ks, sink=SinkTarget("env", "Q0_MOVED")))  # killed here: the old entry stays
     fh.close()
     project.write(moved)
+    return spec, moved, old, ks, secret
+
+
+def test_sink_move_killed_before_the_old_entry_was_removed_leaves_it_as_keyforms_own(
+        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
+    """q0's secret moves from Q0 to Q0_MOVED. The apply dies after journaling the move done and
+    before removing Q0 (the old entry goes only once the journal has the new one). Recovery folded
+    the move, and nothing recorded Q0 any more: when the manifests later put a key at Q0 again,
+    every apply refused it as a variable keyform did not write (found by the kill -9 trials). The
+    entry a finished move left is now keyform's own (`State.written`)."""
+    project = Project(tmp_path, emulator.url)
+    spec, _, old, _, _ = _move_killed_before_the_old_entry_went(project)
+    q0 = spec.questra[0]
+    _converge(project)
+    assert project.state()["keys"][q0.address]["sink"] == {"sink": "env", "as": "Q0_MOVED"}
+    project.write(spec)  # and back: Q0 is keyform's own, not a variable it must leave alone
+    _converge(project)
+    assert project.state()["keys"][q0.address]["sink"] == {"sink": "env", "as": old}
+    assert check_invariants(project, control, spec) == []
+
+
+def test_sink_move_killed_before_the_old_entry_was_removed_plans_the_stale_copy_away(
+        tmp_path: Path, emulator: EmulatorProcess, control: EmulatorControl) -> None:
+    """The same kill as above, with the manifests left as they are: Q0 still held q0's live
+    secret after recovery, recorded only as keyform's own, and no later plan or apply removed it
+    (a copy of a live secret where the manifests no longer put it). The fold now records it as a
+    stale copy (`State.stale`); the plan shows its removal, the apply removes it, and the next plan
+    has nothing to do. No output carries the secret."""
+    project = Project(tmp_path, emulator.url)
+    spec, moved, old, ks, secret = _move_killed_before_the_old_entry_went(project)
+    q0 = spec.questra[0]
+    sink = DotenvSink(project.sink_path)
 
     planned = project.run_process("plan", "--detailed-exitcode")
     assert planned.exit_code == 2, planned.tail()  # a change: the stale copy goes

@@ -644,6 +644,26 @@ def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
 def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -> None:
     """Remove the entry an orphan's create may have written (the plan said it goes: no key of the
     manifests writes it, the state records none there), checked again now, aliases included."""
+    _remove_unheld(entry, ctx, lambda why: (
+        f"the sink entry {entry} of the orphan {change.remote_id} (its secret) could not be removed, so the "
+        f"orphan was not revoked yet: {why}; the next apply tries again"))
+
+
+def _remove_stale_copy(change: Change, ctx: ApplyContext) -> None:
+    """Remove the copy of a key's secret its sink move left behind (`State.stale`; the plan said it
+    goes), checked again now. No journal record: a removal is idempotent, and one cut off is
+    planned again from the state."""
+    with ctx.lock:
+        entry = next((e for e, a in ctx.state.stale_copies() if str(e) == change.sink and a == change.address), None)
+    if entry is not None:
+        _remove_unheld(entry, ctx, lambda why: (
+            f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be removed: "
+            f"{why}; the next apply tries again"))
+
+
+def _remove_unheld(entry: SinkTarget, ctx: ApplyContext, refused: Callable[[str], str]) -> None:
+    """Remove `entry` unless a key of the manifests writes it or the state records a key there now
+    (aliases of one file included: that key's write replaces it); `refused` words a failed removal."""
     with ctx.lock:
         held = ctx.workspace.entry_id(entry) in held_entry_ids(ctx.workspace, ctx.state)
     if held:
@@ -651,27 +671,8 @@ def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -
     try:
         ctx.sink(entry.sink).remove(entry.name)
     except SinkError as exc:
-        raise SinkError(f"the sink entry {entry} of the orphan {change.remote_id} (its secret) could not be "
-                        f"removed, so the orphan was not revoked yet: {exc}; the next apply tries again") from None
-    with ctx.lock:
-        ctx.state.written.get(entry.sink, set()).discard(entry.name)
-
-
-def _remove_stale_copy(change: Change, ctx: ApplyContext) -> None:
-    """Remove the copy of a key's secret its sink move left behind (`State.stale`; the plan said it
-    goes), checked again now: an entry a key writes or records (aliases included) is that key's.
-    No journal record: a removal is idempotent, and one cut off is planned again from the state."""
-    with ctx.lock:
-        entry = next((e for e, a in ctx.state.stale_copies() if str(e) == change.sink and a == change.address), None)
-        held = entry is not None and ctx.workspace.entry_id(entry) in held_entry_ids(ctx.workspace, ctx.state)
-    if entry is None or held:
-        return
-    try:
-        ctx.sink(entry.sink).remove(entry.name)
-    except SinkError as exc:
-        raise SinkError(f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be "
-                        f"removed: {exc}; the next apply tries again") from None
-    with ctx.lock:
+        raise SinkError(refused(str(exc))) from None
+    with ctx.lock:  # gone from the sink: neither keyform's to track nor a stale copy
         ctx.state.forget_entry(entry)
 
 
