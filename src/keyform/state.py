@@ -169,7 +169,7 @@ class State:
     # sink name -> entry -> the key whose secret it may still hold: the old entry of a sink move
     # whose removal a crash or a sink error cut off (a copy of a live secret where the manifests no
     # longer put it). Also in `written`. The next plan removes each that no key writes or records
-    # (`planner.stale_copies`); never those of a key `state rm`-ed, which keyform only forgets.
+    # (`State.stale_copies`, `planner.plan`); never those of a key `state rm`-ed, which keyform only forgets.
     stale: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def _recorded_entries(self) -> set[SinkTarget]:
