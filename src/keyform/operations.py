@@ -355,7 +355,8 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -
     try:
         with paused():  # the state's and journal's records, as JSON: bulk and acyclic (keyform.gcpause)
             records = store.read_journal()
-            sess.state.prune_stale(sess.workspace.entry_id)  # aliases of one file too (State.prune_stale)
+            if sess.state.stale:  # aliases of one file too (State.prune_stale)
+                sess.state.prune_stale(sess.workspace.entry_id)
             if any(isinstance(r, Done) for r in records) or (report is not None and (
                     report.entries_removed or report.stale_forgotten)):
                 store.save(sess.state)
