@@ -395,3 +395,42 @@ def test_a_copy_keyform_cannot_remove_is_named_once_and_then_no_longer_tracked(v
     assert "stale_entries" not in project.state()
     quiet = project.run("plan", "--detailed-exitcode")
     assert quiet.exit_code == 0 and "OLD_GONE" not in quiet.output, quiet.output
+
+
+def test_a_hostile_entry_name_in_stale_entries_removes_nothing_outside_the_sink(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """A hand-edited `stale_entries` naming `../outside` in a `file` sink: the sink's own name check
+    refuses it, the apply says so and fails that change alone, and the file outside stays."""
+    project = Project(tmp_path / "repo", emulator.url)
+    project.write("version: 1\nproviders:\n  qp: {type: questra, base_url: '{url}', token: {env: QUESTRA_TOKEN}, "
+                  "org_id: {org}}\nsinks:\n  files: {type: file, dir: secrets.d}\n"
+                  "keys:\n  k: {provider: qp, name: k, sink: {use: files, as: K}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    outside = project.root / "outside"
+    outside.write_text("keep me")
+    doc = project.state()
+    doc["stale_entries"] = {"files": {"../outside": "k"}}
+    project.state_path.write_text(json.dumps(doc))
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 1 and "could not be removed" in applied.output, applied.output
+    assert outside.read_text() == "keep me" and (project.root / "secrets.d" / "K").exists()
+
+
+def test_a_saved_plan_forging_a_stale_removal_removes_nothing_keyform_did_not_mark(
+        vault: tuple[Project, Path]) -> None:
+    """A plan file edited to remove `vault:OTHER` as a stale copy: apply removes only entries the
+    state marks as stale copies, so the forged change does nothing."""
+    project, store = vault
+    project.write(_manifest("CI_BOT"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (store / "OTHER").write_text("someone else's")
+    saved = project.root / "plan.json"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    doc["changes"].append({"address": "ci-bot", "action": "delete", "provider": "qp", "provider_type": "questra",
+                           "remote_id": project.state()["keys"]["ci-bot"]["remote_id"], "deposed": False,
+                           "reasons": [], "attributes": [], "sink": "vault:OTHER", "depends_on": [], "stale": True})
+    saved.write_text(json.dumps(doc))
+    applied = project.run("apply", str(saved))
+    assert applied.exit_code == 0, applied.output
+    assert (store / "OTHER").read_text() == "someone else's" and (store / "CI_BOT").exists()
