@@ -17,8 +17,12 @@ JSON_TYPES = {"start": "apply_start", "done": "apply_complete", "failed": "apply
 
 def event_text(event: ApplyEvent) -> str:
     change = event.change
-    start, done = ("Revoking", "revoked") if change.deposed else ("Removing", "removed") if change.stale else \
-        VERBS.get(change.action.value, ("Working on", "done"))
+    if change.deposed:
+        start, done = "Revoking", "revoked"
+    elif change.stale:
+        start, done = "Removing", "removed"
+    else:
+        start, done = VERBS.get(change.action.value, ("Working on", "done"))
     if event.kind == "start":
         return f"{change.key}: {start}..."
     if event.kind == "done":
