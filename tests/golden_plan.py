@@ -50,6 +50,7 @@ def every_kind_plan() -> Plan:
         DeposedKey("steady", "qp", "questra", "ak_old_steady", format_time(T0), format_time(NOW - timedelta(hours=2))),
         DeposedKey("aged", "qp", "questra", "ak_old_aged", format_time(T0), format_time(NOW + timedelta(hours=5))),
     ]
+    st.note_stale(SinkTarget("env", "STEADY_BEFORE_ITS_MOVE"), "steady")  # a sink move cut short left it
     remote: dict[str, dict[str, RemoteKey]] = {"qp": {}, "tq": {}}
     for ks in st.keys.values():
         if ks.address == "gone-remotely":

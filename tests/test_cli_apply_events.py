@@ -57,7 +57,7 @@ def test_apply_json_create_emits_the_new_remote_id(tmp_path: Path, emulator: Emu
     assert done["remote_id"] == project.remote_id("ci-bot")  # was null before (issue 21 item 6)
     assert done["previous_remote_id"] is None
     assert evs[-1] == {"type": "change_summary", "ok": True, "created": 2, "updated": 0, "replaced": 0,
-                       "deleted": 0, "failed": 0, "errors": [], "rate_limits": []}
+                       "deleted": 0, "stale_copies_removed": 0, "failed": 0, "errors": [], "rate_limits": []}
 
 
 def test_apply_json_replace_emits_new_and_previous_remote_id(tmp_path: Path, emulator: Emulator) -> None:

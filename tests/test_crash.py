@@ -252,7 +252,7 @@ def test_sink_move_killed_before_the_old_entry_was_removed_plans_the_stale_copy_
     applied = project.run_process("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.tail()
     assert f"{q0.address} (stale copy at env:{old}): removed" in applied.stdout, applied.tail()
-    assert "0 created, 0 updated, 0 replaced, 1 deleted, 0 failed" in applied.stdout, applied.tail()
+    assert "0 created, 0 updated, 0 replaced, 0 deleted, 1 stale secret copy removed, 0 failed" in applied.stdout, applied.tail()
     assert sink.read(old) is None and sink.read("Q0_MOVED") == secret
     after = project.state()
     assert "stale_entries" not in after and after["keys"][q0.address]["remote_id"] == ks.remote_id

@@ -39,6 +39,7 @@ def test_golden_plan_has_every_action_kind() -> None:
     plan = every_kind_plan()
     assert {c.action for c in plan.changes} == set(Action)
     assert any(c.deposed for c in plan.changes)
+    assert any(c.stale for c in plan.changes)
 
 
 def test_json_plan_validates_against_the_schema_and_round_trips() -> None:

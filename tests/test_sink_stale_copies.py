@@ -101,6 +101,7 @@ def test_a_move_whose_old_entry_the_sink_would_not_remove_is_cleaned_up_by_the_n
     cleaned = project.run("apply", "--auto-approve")
     assert cleaned.exit_code == 0, cleaned.output
     assert "ci-bot (stale copy at vault:CI_BOT): removed" in cleaned.output
+    assert "0 deleted, 1 stale secret copy removed, 0 failed." in cleaned.output
     assert not (store / "CI_BOT").exists() and (store / "CI_BOT_V2").read_text() == secret
     assert "stale_entries" not in project.state() and "written_entries" not in project.state()
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
@@ -434,3 +435,37 @@ def test_a_saved_plan_forging_a_stale_removal_removes_nothing_keyform_did_not_ma
     applied = project.run("apply", str(saved))
     assert applied.exit_code == 0, applied.output
     assert (store / "OTHER").read_text() == "someone else's" and (store / "CI_BOT").exists()
+    # and it says so: nothing was removed, so nothing is counted or printed as removed
+    assert "ci-bot (stale copy at vault:OTHER): left in place: the state no longer marks vault:OTHER" in applied.output
+    assert "removed" not in applied.output and "0 deleted, 0 failed." in applied.output, applied.output
+
+
+def test_a_stale_copy_is_counted_apart_from_key_deletions(vault: tuple[Project, Path]) -> None:
+    """A stale copy's removal deletes no key: the plan, its JSON summary, the apply's last line and
+    its change_summary event count it on its own, never under delete."""
+    project, store = vault
+    project.write(_manifest("CI_BOT"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (store / "SEALED").touch()
+    project.write(_manifest("CI_BOT_V2"))
+    assert project.run("apply", "--auto-approve").exit_code == 1
+    (store / "SEALED").unlink()
+
+    text = project.run("plan")
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 stale secret copy to remove." in text.output
+    saved = project.root / "plan.json"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    summary = json.loads(saved.read_text())["summary"]
+    assert summary == {"create": 0, "update": 0, "replace": 0, "delete": 0, "noop": 1, "stale_copies": 1}
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+    jsonschema.validate(json.loads(saved.read_text()), schema)
+
+    applied = project.run("apply", "--auto-approve", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    events = [json.loads(line) for line in applied.output.splitlines() if line.startswith("{")]
+    assert events[-1]["type"] == "change_summary", events
+    events_schema = json.loads((Path(__file__).parents[1] / "schemas" / "apply-events.schema.json").read_text())
+    for event in events:
+        jsonschema.validate(event, events_schema)
+    assert (events[-1]["deleted"], events[-1]["stale_copies_removed"]) == (0, 1)
+    assert not (store / "CI_BOT").exists()

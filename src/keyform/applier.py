@@ -83,6 +83,8 @@ class ApplyContext:
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
     held: dict[str, str] = field(default_factory=dict, repr=False)
+    # change key → why a planned stale-copy removal left the entry in place (`_remove_stale_copy`)
+    stale_kept: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
@@ -334,11 +336,17 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         ctx.on_event(ApplyEvent("start", change))
 
     def done(change: Change, elapsed: float) -> None:
-        bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
+        kept = None
+        if change.stale:  # a copy of a secret, not a key: counted apart from the key deletions
+            with ctx.lock:
+                kept = ctx.stale_kept.pop(change.key, None)
+            bucket = "stale-kept" if kept is not None else "stale"
+            if kept is None and change.sink is not None:
+                report.entries_removed.append(change.sink)
+        else:
+            bucket = "revoke-replaced" if change.key in report.implicit else change.action.value
         report.done[bucket] = report.done.get(bucket, 0) + 1
-        if change.stale and change.sink is not None:
-            report.entries_removed.append(change.sink)
-        ctx.on_event(ApplyEvent("done", change, elapsed, remote_id=_issued_id(change, ctx)))
+        ctx.on_event(ApplyEvent("done", change, elapsed, message=kept or "", remote_id=_issued_id(change, ctx)))
 
     def failed(change: Change, exc: BaseException, elapsed: float) -> None:
         msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
@@ -376,7 +384,10 @@ def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
 def _execute(change: Change, ctx: ApplyContext) -> None:
     if change.action is Action.DELETE:
         if change.stale:
-            _remove_stale_copy(change, ctx)
+            kept = _remove_stale_copy(change, ctx)
+            if kept is not None:
+                with ctx.lock:
+                    ctx.stale_kept[change.key] = kept
         elif change.orphan:
             _revoke_orphan(change, ctx)
         elif change.deposed:
@@ -649,31 +660,34 @@ def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -
         f"orphan was not revoked yet: {why}; the next apply tries again"))
 
 
-def _remove_stale_copy(change: Change, ctx: ApplyContext) -> None:
+def _remove_stale_copy(change: Change, ctx: ApplyContext) -> str | None:
     """Remove the copy of a key's secret its sink move left behind (`State.stale`; the plan said it
-    goes), checked again now. No journal record: a removal is idempotent, and one cut off is
-    planned again from the state."""
+    goes), checked again now: None once removed, else why the entry was left in place. No journal
+    record: a removal is idempotent, and one cut off is planned again from the state."""
     with ctx.lock:
         entry = next((e for e, a in ctx.state.stale_copies() if str(e) == change.sink and a == change.address), None)
-    if entry is not None:
-        _remove_unheld(entry, ctx, lambda why: (
-            f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be removed: "
-            f"{why}; the next apply tries again"))
+    if entry is None:
+        return f"left in place: the state no longer marks {change.sink} as a stale copy"
+    return _remove_unheld(entry, ctx, lambda why: (
+        f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be removed: "
+        f"{why}; the next apply tries again"))
 
 
-def _remove_unheld(entry: SinkTarget, ctx: ApplyContext, refused: Callable[[str], str]) -> None:
+def _remove_unheld(entry: SinkTarget, ctx: ApplyContext, refused: Callable[[str], str]) -> str | None:
     """Remove `entry` unless a key of the manifests writes it or the state records a key there now
-    (aliases of one file included: that key's write replaces it); `refused` words a failed removal."""
+    (aliases of one file included: that key's write replaces it): None once removed, else why it
+    was left. `refused` words a failed removal."""
     with ctx.lock:
         held = ctx.workspace.entry_id(entry) in held_entry_ids(ctx.workspace, ctx.state)
     if held:
-        return
+        return f"left in place: a key's secret is written to {entry} now"
     try:
         ctx.sink(entry.sink).remove(entry.name)
     except SinkError as exc:
         raise SinkError(refused(str(exc))) from None
     with ctx.lock:  # gone from the sink: neither keyform's to track nor a stale copy
         ctx.state.forget_entry(entry)
+    return None
 
 
 def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:

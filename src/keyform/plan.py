@@ -129,9 +129,12 @@ class Plan:
         return bool(self.actionable)
 
     def counts(self) -> dict[str, int]:
+        """Changes per action; a stale copy's removal (`Change.stale`) deletes no key, so it is
+        counted apart, under `stale_copies`."""
         out = {a.value: 0 for a in Action}
+        out["stale_copies"] = 0
         for c in self.changes:
-            out[c.action.value] += 1
+            out["stale_copies" if c.stale else c.action.value] += 1
         return out
 
     def to_json(self) -> dict[str, Any]:

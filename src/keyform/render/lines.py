@@ -112,3 +112,9 @@ def _nested(before: dict[str, Any] | list[Any], after: dict[str, Any] | list[Any
     if not removed_items and not added_items:
         out.append(("#", "  (same elements, new order)"))
     return out
+
+
+def stale_clause(n: int, verb: str) -> str:
+    """`, 1 stale secret copy removed` (nothing when there is none): a copy of a live secret left
+    in a sink entry is not a key, so it is never counted as one."""
+    return f", {n} stale secret {'copy' if n == 1 else 'copies'} {verb}" if n else ""

@@ -68,7 +68,8 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
 def _count(changes: list[Change]) -> str:
     counts: dict[str, int] = {}
     for c in changes:
-        counts[c.action.value] = counts.get(c.action.value, 0) + 1
+        label = "remove (stale copy)" if c.stale else c.action.value
+        counts[label] = counts.get(label, 0) + 1
     return ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
 
 

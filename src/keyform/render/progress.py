@@ -9,6 +9,7 @@ from typing import Any
 
 from keyform.applier import ApplyEvent, ApplyReport
 from keyform.plan import Action, Change
+from keyform.render.lines import stale_clause
 
 VERBS = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
          "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
@@ -25,6 +26,8 @@ def event_text(event: ApplyEvent) -> str:
         start, done = VERBS.get(change.action.value, ("Working on", "done"))
     if event.kind == "start":
         return f"{change.key}: {start}..."
+    if event.kind == "done" and change.stale and event.message:  # the entry was left in place after all
+        return f"{change.key}: {event.message}"
     if event.kind == "done":
         ident = f" [id={event.remote_id}]" if event.remote_id else ""
         return f"{change.key}: {done} after {event.elapsed:.1f}s{ident}"
@@ -90,19 +93,21 @@ def rate_json(report: ApplyReport) -> list[dict[str, Any]]:
 def counts(report: ApplyReport) -> dict[str, int]:
     d = report.done
     return {"created": d.get("create", 0), "updated": d.get("update", 0), "replaced": d.get("replace", 0),
-            "deleted": d.get("delete", 0), "failed": len(report.failed) + len(report.skipped)}
+            "deleted": d.get("delete", 0), "stale_copies_removed": d.get("stale", 0),
+            "failed": len(report.failed) + len(report.skipped)}
 
 
 def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
-    """The last line: the same four counts as the plan's (a replace's revocation of the old key is
+    """The last line: the same counts as the plan's (a replace's revocation of the old key is
     part of the replace), or `Destroy complete: ...` for `keyform destroy`."""
     c = counts(report)
+    stale = stale_clause(c["stale_copies_removed"], "removed")
     if destroy:
         head = "Destroy complete" if report.ok else "Destroy failed"
-        return f"{head}: {c['deleted']} deleted, {c['failed']} failed."
+        return f"{head}: {c['deleted']} deleted{stale}, {c['failed']} failed."
     head = "Apply complete" if report.ok else "Apply failed"
     return "\n".join([f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
-                      f"{c['deleted']} deleted, {c['failed']} failed.", *rate_lines(report)])
+                      f"{c['deleted']} deleted{stale}, {c['failed']} failed.", *rate_lines(report)])
 
 
 def summary_json(report: ApplyReport) -> str:

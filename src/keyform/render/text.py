@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyform.plan import Action, Change, Plan
-from keyform.render.lines import change_lines, headline, remote_label
+from keyform.render.lines import change_lines, headline, remote_label, stale_clause
 
 WARNING = "WARNING: "  # a plan note with this prefix is a warning (keyform.usage.WARNING)
 
@@ -36,7 +36,7 @@ def summary_line(plan: Plan) -> str:
         return NO_CHANGES
     c = plan.counts()
     return (f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
-            f"{c['delete']} to delete.")
+            f"{c['delete']} to delete{stale_clause(c['stale_copies'], 'to remove')}.")
 
 
 def render_text(plan: Plan, *, color: bool = False) -> str:
