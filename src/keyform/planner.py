@@ -393,7 +393,8 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
             d.escalate(Action.UPDATE, "expiry changed")
         else:
             d.escalate(Action.REPLACE, "expiry cannot be changed in place")
-    elif k.expiry_updatable and rk is not None and _norm_time(rk.expires_at) != _norm_time(ks.expires_at):
+    elif (k.expiry_updatable and rk is not None and rk.expires_at != ks.expires_at  # the same text: the same time
+          and _norm_time(rk.expires_at) != _norm_time(ks.expires_at)):
         d.attrs[EXPIRY] = AttrChange(EXPIRY, rk.expires_at or "never", ks.expires_at or "never")
         d.escalate(Action.UPDATE, "expiry modified outside keyform")
 
