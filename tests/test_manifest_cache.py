@@ -58,6 +58,20 @@ def name_of(data: bytes) -> str:
     return name
 
 
+def body(entry: Path) -> bytes:
+    """An entry's content: the file after its first line (the seal, `cachedir.seal`)."""
+    raw = entry.read_bytes()
+    assert raw[64:65] == b"\n" and len(raw[:64]) == 64, raw[:80]
+    return raw[65:]
+
+
+def sealed(entry: Path, content: bytes) -> bytes:
+    """`content` as this user's keyform would write it at `entry` (its seal under this user's key)."""
+    mac = cachedir.seal(entry.stem, content)
+    assert mac is not None
+    return mac + b"\n" + content
+
+
 def entries(cache: Path) -> list[Path]:
     return sorted(cache.glob("*.json")) if cache.exists() else []
 
@@ -196,12 +210,14 @@ def test_corrupt_foreign_or_hostile_entries_are_ignored_and_replaced(tmp_path: P
     assert isinstance(reference, Workspace)
     key = name_of(data)
     entry = cache / (key + ".json")
-    good = json.loads(entry.read_bytes())
+    good = json.loads(body(entry))
     for bad in hostile_entries(key, good):
-        entry.write_bytes(bad)
-        assert parsecache.load(data, "keyform.yaml") is None, bad[:80]
-        assert outcome(project) == reference  # parsed again, no error
-        assert json.loads(entry.read_bytes()) == good  # and the entry rewritten
+        # sealed with this user's key: the shape checks behind the seal still refuse each one
+        for written in (sealed(entry, bad), bad):
+            entry.write_bytes(written)
+            assert parsecache.load(data, "keyform.yaml") is None, written[:80]
+            assert outcome(project) == reference  # parsed again, no error
+            assert json.loads(body(entry)) == good  # and the entry rewritten
     entry.unlink()
     entry.mkdir()  # not even a file
     assert outcome(project) == reference
@@ -211,11 +227,11 @@ def test_corrupt_foreign_or_hostile_entries_are_ignored_and_replaced(tmp_path: P
     assert outcome(project) == reference
     entry.unlink()
     elsewhere = tmp_path / "elsewhere.json"
-    elsewhere.write_text(json.dumps(good))
+    elsewhere.write_bytes(sealed(entry, json.dumps(good).encode()))
     entry.symlink_to(elsewhere)  # a link is not followed, even to a good entry
     assert parsecache.load(data, "keyform.yaml") is None
     entry.unlink()
-    entry.write_bytes(json.dumps(good).encode() + b" " * (8 * len(data) + (1 << 20)))  # too big to read
+    entry.write_bytes(sealed(entry, json.dumps(good).encode() + b" " * (8 * len(data) + (1 << 20))))  # too big
     assert parsecache.load(data, "keyform.yaml") is None
     assert outcome(project) == reference
 
@@ -306,9 +322,9 @@ def test_a_cache_copied_from_elsewhere_is_never_read(tmp_path: Path, cache: Path
     data = write(project, VALID)
     reference = outcome(project)
     theirs = entries(cache)[0]
-    hostile = json.loads(theirs.read_bytes())
+    hostile = json.loads(body(theirs))
     hostile["value"]["providers"]["q"]["base_url"] = "https://attacker.example"
-    theirs.write_text(json.dumps(hostile))  # an entry as the other side wrote it, under their key
+    theirs.write_bytes(sealed(theirs, json.dumps(hostile).encode()))  # as the other side wrote it, under their key
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-home"))  # this side: its own key
     made = parses(monkeypatch)
     assert outcome(project) == reference
@@ -316,9 +332,34 @@ def test_a_cache_copied_from_elsewhere_is_never_read(tmp_path: Path, cache: Path
     assert name_of(data) + ".json" != theirs.name
     (cache / (name_of(data) + ".json")).unlink()
     old_scheme = hashlib.sha256(parsecache._code_stamp().encode() + b"\0" + data).hexdigest()
-    (cache / (old_scheme + ".json")).write_text(json.dumps({**hostile, "key": old_scheme}))
+    planted = cache / (old_scheme + ".json")
+    planted.write_bytes(sealed(planted, json.dumps({**hostile, "key": old_scheme}).encode()))  # their key
     assert outcome(project) == reference
     assert made == [1, 1]
+
+
+def test_an_entry_changed_under_its_name_is_never_read(tmp_path: Path, cache: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone who can write the cache directory (a shared volume, a CI cache restored from a job
+    that could change it) but not read the key sees the names of this user's entries: a content
+    changed under such a name, however well formed, fails its seal and is never read."""
+    project = tmp_path / "p"
+    data = write(project, VALID)
+    reference = outcome(project)
+    entry = cache / (name_of(data) + ".json")
+    raw = entry.read_bytes()
+    head, _, content = raw.partition(b"\n") if raw[64:65] == b"\n" else (b"", b"", raw)
+    hostile = json.loads(content)
+    hostile["value"]["providers"]["q"]["base_url"] = "https://attacker.example"
+    forged = json.dumps(hostile).encode()
+    made = parses(monkeypatch)
+    for written in (head + b"\n" + forged if head else forged,  # the old seal kept
+                    forged,  # no seal at all
+                    b"0" * 64 + b"\n" + forged):  # a seal made up
+        entry.write_bytes(written)
+        assert outcome(project) == reference, written[:80]
+    assert made == [1, 1, 1]  # each time parsed again
+    assert b"attacker.example" not in entry.read_bytes()  # and the entry rewritten
 
 
 @pytest.mark.parametrize("bad", ["loose", "link", "short", "not-hex", "directory"])

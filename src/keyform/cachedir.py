@@ -1,4 +1,5 @@
-"""The directory of keyform's caches, and its entries: one JSON file each, named by a keyed digest.
+"""The directory of keyform's caches, and its entries: one JSON file each (after a line sealing it),
+named by a keyed digest.
 
 `manifest/parsecache` (parsed manifest files) and `checkcache` (verdicts of the state check) keep
 their entries here. The directory is `$KEYFORM_CACHE_DIR`, else `$XDG_CACHE_HOME/keyform/manifests`,
@@ -16,6 +17,11 @@ cache directory restored from elsewhere (another machine, a CI cache an untruste
 or written by someone else is never trusted, and a planted entry is never found. A key file that
 is not a plain 0600 file of this user, or not a key, turns the caches off (nothing is read or
 written) rather than trusting it.
+
+An entry's content is sealed too: its first line is the HMAC-SHA256, under the same key, of its
+name and of the rest of the file (`seal`). An entry whose content was changed under its name (by
+someone who can write the directory, or restore it from a CI cache, but cannot read the key: a
+manifest whose `base_url` sends the token elsewhere) fails that check and is never read.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from keyform import __version__
 MAX_ENTRIES = 256
 _SUFFIX = ".json"
 _KEY_HEX = 64  # the cache key file: 32 random bytes in hex, nothing else
+_SEAL_HEX = 64  # an entry's first line: `seal` of its name and content, in hex
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
@@ -89,6 +96,15 @@ def entry_name(stamp: str, *parts: bytes) -> str | None:
         mac.update(b"\0%d\0" % len(part))
         mac.update(part)
     return mac.hexdigest()
+
+
+def seal(name: str, body: bytes) -> bytes | None:
+    """The hex HMAC, under the cache key, of entry `name` holding `body` (None without a usable key):
+    an entry's first line, checked before its content is read."""
+    key = _cache_key(key_path())
+    if key is None:
+        return None
+    return hmac.new(key, b"keyform cache entry\0%s\0%s" % (name.encode(), body), "sha256").hexdigest().encode()
 
 
 @cache
@@ -155,15 +171,23 @@ def _read_plain(path: Path, limit: int, *, private: bool = False) -> bytes | Non
 
 
 def read(name: str | None, limit: int) -> bytes | None:
-    """Entry `name`'s bytes from the cache directory in use, or None: the caches off, no name (no
-    key), a directory others could write, no such entry, or not a plain file of at most `limit`."""
+    """Entry `name`'s content (at most `limit` bytes) from the cache directory in use, or None: the
+    caches off, no name (no key), a directory others could write, no such entry, not a plain file,
+    too big, or a content its seal does not match (written under another key, or changed since)."""
     directory = cache_dir()
     if name is None or directory is None or not usable(directory):
         return None
     try:
-        return _read_plain(directory / (name + _SUFFIX), limit)
+        raw = _read_plain(directory / (name + _SUFFIX), _SEAL_HEX + 1 + limit)
     except OSError:
         return None
+    if raw is None or raw[_SEAL_HEX:_SEAL_HEX + 1] != b"\n":
+        return None
+    body = raw[_SEAL_HEX + 1:]
+    expected = seal(name, body)
+    if expected is None or len(body) > limit or not hmac.compare_digest(expected, raw[:_SEAL_HEX]):
+        return None
+    return body
 
 
 def touch(name: str) -> None:
@@ -181,14 +205,18 @@ def write(name: str | None, text: str) -> None:
     directory = cache_dir()
     if name is None or directory is None:
         return
+    body = text.encode("utf-8")
+    mac = seal(name, body)
+    if mac is None:
+        return
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not usable(directory):
             return
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=_SUFFIX)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(mac + b"\n" + body)
             os.replace(tmp, directory / (name + _SUFFIX))
         except BaseException:
             with contextlib.suppress(OSError):
