@@ -436,7 +436,8 @@ def test_a_saved_plan_forging_a_stale_removal_removes_nothing_keyform_did_not_ma
     assert applied.exit_code == 0, applied.output
     assert (store / "OTHER").read_text() == "someone else's" and (store / "CI_BOT").exists()
     # and it says so: nothing was removed, so nothing is counted or printed as removed
-    assert "ci-bot (stale copy at vault:OTHER): left in place: the state no longer marks vault:OTHER" in applied.output
+    assert ("ci-bot (stale copy at vault:OTHER): left in place: vault:OTHER is no longer a stale copy of the "
+            "secret of ci-bot") in applied.output
     assert "removed" not in applied.output and "0 deleted, 0 failed." in applied.output, applied.output
 
 
@@ -469,3 +470,29 @@ def test_a_stale_copy_is_counted_apart_from_key_deletions(vault: tuple[Project, 
         jsonschema.validate(event, events_schema)
     assert (events[-1]["deleted"], events[-1]["stale_copies_removed"]) == (0, 1)
     assert not (store / "CI_BOT").exists()
+
+
+def test_a_saved_plan_marking_a_key_change_stale_is_refused(vault: tuple[Project, Path]) -> None:
+    """`stale` on anything but the removal of a sink entry makes the file no plan: on a replace it
+    read "1 stale secret copy to remove" in `show` and "removed" in the apply's totals (and passed a
+    `forbid_actions` policy) while the apply rotated the key."""
+    project, _ = vault
+    project.write(_manifest("CI_BOT"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.state()
+    saved = project.root / "plan.json"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    doc["changes"] = [{"address": "ci-bot", "action": "replace", "provider": "qp", "provider_type": "questra",
+                       "remote_id": before["keys"]["ci-bot"]["remote_id"], "deposed": False,
+                       "reasons": ["rotation requested"], "attributes": [], "sink": "vault:CI_BOT",
+                       "depends_on": [], "stale": True}]
+    saved.write_text(json.dumps(doc))
+    for args in (("show", str(saved)), ("apply", str(saved))):
+        res = project.run(*args)
+        assert res.exit_code == 1, res.output
+        assert "not a keyform plan file" in res.output and "is marked stale" in res.output, res.output
+    assert project.state() == before
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)

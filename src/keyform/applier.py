@@ -666,8 +666,8 @@ def _remove_stale_copy(change: Change, ctx: ApplyContext) -> str | None:
     record: a removal is idempotent, and one cut off is planned again from the state."""
     with ctx.lock:
         entry = next((e for e, a in ctx.state.stale_copies() if str(e) == change.sink and a == change.address), None)
-    if entry is None:
-        return f"left in place: the state no longer marks {change.sink} as a stale copy"
+    if entry is None:  # a key records it now, or the mark went: either way not a copy to remove
+        return f"left in place: {change.sink} is no longer a stale copy of the secret of {change.address}"
     return _remove_unheld(entry, ctx, lambda why: (
         f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be removed: "
         f"{why}; the next apply tries again"))

@@ -182,7 +182,7 @@ class KeySpec:
     # Written by hand, as RemoteKey's (dataclass keeps an `__init__` the class defines): the generated
     # one of a frozen dataclass sets each field through `object.__setattr__`, ~1.4 µs of a key's
     # build (a plan builds 10,000). Same parameters, defaults and resulting fields; an omitted
-    # `secret_inputs` or `entry` is a new dict, as `default_factory` makes it
+    # `secret_inputs` or `entry` is a new dict, as `default_factory` makes it (so is a None given)
     # (tests/test_records_init.py checks it against the generated one).
     def __init__(self, address: str, provider: str, provider_type: str, attrs: Mapping[str, Any], loc: SourceLoc,
                  secret_inputs: Mapping[str, SecretRef] | None = None, expiry: Expiry = NEVER,

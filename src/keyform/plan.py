@@ -107,13 +107,20 @@ class Change:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Change:
-        return cls(
+        """The change as a saved plan holds it; ValueError for a `stale` flag on anything but the
+        removal of a sink entry (on a replace it hid a real rotation from every total and policy)."""
+        change = cls(
             address=d["address"], action=Action(d["action"]), provider=d["provider"],
             provider_type=d["provider_type"], reasons=tuple(d.get("reasons") or ()),
             attrs=tuple(AttrChange.from_json(a) for a in d.get("attributes") or ()),
             remote_id=d.get("remote_id"), deposed=bool(d.get("deposed")), sink=d.get("sink"),
             depends_on=tuple(d.get("depends_on") or ()), orphan=bool(d.get("orphan")), stale=bool(d.get("stale")),
         )
+        if change.stale and (change.action is not Action.DELETE or change.deposed or change.orphan
+                             or not isinstance(change.sink, str) or not change.sink):
+            raise ValueError(f"the change of {change.address!r} is marked stale but is not the removal of a sink "
+                             "entry (stale is only valid on a delete with a sink)")
+        return change
 
     @property
     def primary(self) -> bool:
@@ -156,7 +163,7 @@ class Plan:
         out = {a.value: 0 for a in Action}
         out["stale_copies"] = 0
         for c in self.changes:
-            out["stale_copies" if c.stale else c.action.value] += 1
+            out["stale_copies" if c.stale and c.action is Action.DELETE else c.action.value] += 1
         return out
 
     def to_json(self) -> dict[str, Any]:
