@@ -1,7 +1,7 @@
-"""The hot records whose `__init__` is written by hand (a frozen dataclass's generated one sets each
-field through `object.__setattr__`): each takes the parameters, defaults and gives the fields the
-generated one would, and stays frozen. The reference is the generated `__init__` of a dataclass
-made from the very same fields."""
+"""The hot records whose `__init__` is `records.direct_init`'s (a frozen dataclass's generated one
+sets each field through `object.__setattr__`): each takes the parameters, defaults and gives the
+fields the generated one would, and stays frozen. The reference is the generated `__init__` of a
+dataclass made from the very same fields. `direct_init` refuses what it does not reproduce."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from keyform.errors import SourceLoc
-from keyform.model import KeySpec
+from keyform.manifest.sources import Declaration
+from keyform.model import KeySpec, SinkTarget
 from keyform.plan import Action, Change
+from keyform.records import direct_init
 from keyform.remote import RemoteKey
 
-RECORDS = [RemoteKey, KeySpec, Change]
+RECORDS = [RemoteKey, KeySpec, Change, Declaration, SinkTarget]
 
 
 def _generated(cls: type) -> type:
@@ -66,3 +68,40 @@ def test_equality_and_repr_are_still_the_generated_ones() -> None:
     assert c == Change(address="k", action=Action.NOOP, provider="qp", provider_type="questra", remote_id="ak_1")
     assert hash(c) == hash(Change("k", Action.NOOP, "qp", "questra", remote_id="ak_1"))
     assert repr(c).startswith("Change(address='k', action=<Action.NOOP: 'noop'>")
+
+
+def test_a_factory_default_is_called_per_record_and_an_explicit_value_kept() -> None:
+    loc = SourceLoc("keys.yaml", 3)
+    a, b = KeySpec("a", "qp", "questra", {}, loc), KeySpec("b", "qp", "questra", {}, loc)
+    assert a.secret_inputs == {} and a.secret_inputs is not b.secret_inputs and a.entry is not b.entry
+    given: dict[str, Any] = {}
+    assert KeySpec("a", "qp", "questra", {}, loc, secret_inputs=given).secret_inputs is given
+
+
+def test_what_direct_init_would_not_reproduce_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class WithPostInit:
+        x: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    @dataclasses.dataclass(frozen=True)
+    class NotInInit:
+        x: int
+        y: int = dataclasses.field(default=0, init=False)
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class KeywordOnly:
+        x: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted:
+        x: int
+
+    class NotADataclass:
+        pass
+
+    for cls in (WithPostInit, NotInInit, KeywordOnly, Slotted, NotADataclass):
+        with pytest.raises(TypeError, match="direct_init"):
+            direct_init(cls)

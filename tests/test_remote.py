@@ -1,4 +1,4 @@
-"""RemoteKey's hand-written `__init__` (remote.py) is the one dataclass would generate."""
+"""RemoteKey's `__init__` (`records.direct_init`) takes what the one dataclass would generate takes."""
 
 from __future__ import annotations
 

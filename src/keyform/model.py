@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyform.durations import format_time
 from keyform.errors import SourceLoc
+from keyform.records import direct_init
 
 if TYPE_CHECKING:
     from keyform.policy import Policy
@@ -98,6 +99,7 @@ class SinkConfig:
     file_id: str = ""
 
 
+@direct_init  # one per key with a sink
 @dataclass(frozen=True)
 class SinkTarget:
     """Where a key's secret goes: sink instance name and the entry name inside it."""
@@ -160,6 +162,7 @@ NEVER = Expiry("never")
 _NO_ROTATION = Rotation()
 
 
+@direct_init  # a plan builds one per key
 @dataclass(frozen=True)
 class KeySpec:
     """One declared key. `attrs` are the provider's non-secret attributes in manifest naming
@@ -178,28 +181,6 @@ class KeySpec:
     sink: SinkTarget | None = None
     prevent_destroy: bool = False
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # as written (policies' schema)
-
-    # Written by hand, as RemoteKey's (dataclass keeps an `__init__` the class defines): the generated
-    # one of a frozen dataclass sets each field through `object.__setattr__`, ~1.4 µs of a key's
-    # build (a plan builds 10,000). Same parameters, defaults and resulting fields; an omitted
-    # `secret_inputs` or `entry` is a new dict, as `default_factory` makes it (so is a None given)
-    # (tests/test_records_init.py checks it against the generated one).
-    def __init__(self, address: str, provider: str, provider_type: str, attrs: Mapping[str, Any], loc: SourceLoc,
-                 secret_inputs: Mapping[str, SecretRef] | None = None, expiry: Expiry = NEVER,
-                 rotation: Rotation = _NO_ROTATION, sink: SinkTarget | None = None, prevent_destroy: bool = False,
-                 entry: Mapping[str, Any] | None = None) -> None:
-        d = self.__dict__
-        d["address"] = address
-        d["provider"] = provider
-        d["provider_type"] = provider_type
-        d["attrs"] = attrs
-        d["loc"] = loc
-        d["secret_inputs"] = {} if secret_inputs is None else secret_inputs
-        d["expiry"] = expiry
-        d["rotation"] = rotation
-        d["sink"] = sink
-        d["prevent_destroy"] = prevent_destroy
-        d["entry"] = {} if entry is None else entry
 
     def dependencies(self) -> list[str]:
         """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""

@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from keyform.records import direct_init
 
+
+@direct_init  # a refresh builds one per listed key
 @dataclass(frozen=True)
 class RemoteKey:
     id: str
@@ -23,23 +26,6 @@ class RemoteKey:
     # says the listing carried the field at all; then `last_used_at` None means "never used"
     last_used_at: str | None = None
     usage_reported: bool = False
-
-    # Written by hand (dataclass keeps an `__init__` the class defines): the generated one of a
-    # frozen dataclass sets each field through `object.__setattr__`, ~1 µs of the ~5 µs a listed key
-    # costs to parse (a refresh builds 10,000). Same parameters, defaults and resulting fields
-    # (tests/test_remote.py checks them against `fields(RemoteKey)`).
-    def __init__(self, id: str, attrs: Mapping[str, Any], created_at: str | None = None,
-                 expires_at: str | None = None, revoked: bool = False, expired: bool = False,
-                 last_used_at: str | None = None, usage_reported: bool = False) -> None:
-        d = self.__dict__
-        d["id"] = id
-        d["attrs"] = attrs
-        d["created_at"] = created_at
-        d["expires_at"] = expires_at
-        d["revoked"] = revoked
-        d["expired"] = expired
-        d["last_used_at"] = last_used_at
-        d["usage_reported"] = usage_reported
 
 
 @dataclass(frozen=True)

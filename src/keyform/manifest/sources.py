@@ -14,6 +14,7 @@ from typing import Any
 
 from keyform.errors import Diagnostic, SourceLoc
 from keyform.manifest.document import YamlDocument, YamlPath
+from keyform.records import direct_init
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ManifestFile:
         return os.path.normpath(self.directory / os.path.expanduser(text))
 
 
+@direct_init  # one per entry of every manifest
 @dataclass(frozen=True)
 class Declaration:
     """A named entry of `providers`, `sinks` or `keys`, as written in one file."""
