@@ -436,7 +436,7 @@ def test_a_saved_plan_forging_a_stale_removal_removes_nothing_keyform_did_not_ma
     assert applied.exit_code == 0, applied.output
     assert (store / "OTHER").read_text() == "someone else's" and (store / "CI_BOT").exists()
     # and it says so: nothing was removed, so nothing is counted or printed as removed
-    assert ("ci-bot (stale copy at vault:OTHER): left in place: vault:OTHER is no longer a stale copy of the "
+    assert ("ci-bot (stale copy at vault:OTHER): nothing to remove: vault:OTHER is no longer a stale copy of the "
             "secret of ci-bot") in applied.output
     assert "removed" not in applied.output and "0 deleted, 0 failed." in applied.output, applied.output
 

@@ -83,7 +83,7 @@ class ApplyContext:
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
     held: dict[str, str] = field(default_factory=dict, repr=False)
-    # change key → why a planned stale-copy removal left the entry in place (`_remove_stale_copy`)
+    # change key → why a planned stale-copy removal removed nothing (`_remove_stale_copy`)
     stale_kept: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -662,12 +662,12 @@ def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -
 
 def _remove_stale_copy(change: Change, ctx: ApplyContext) -> str | None:
     """Remove the copy of a key's secret its sink move left behind (`State.stale`; the plan said it
-    goes), checked again now: None once removed, else why the entry was left in place. No journal
+    goes), checked again now: None once removed, else why nothing was removed. No journal
     record: a removal is idempotent, and one cut off is planned again from the state."""
     with ctx.lock:
         entry = next((e for e, a in ctx.state.stale_copies() if str(e) == change.sink and a == change.address), None)
-    if entry is None:  # a key records it now, or the mark went: either way not a copy to remove
-        return f"left in place: {change.sink} is no longer a stale copy of the secret of {change.address}"
+    if entry is None:  # a key records it now, or another change removed it: either way not a copy to remove
+        return f"nothing to remove: {change.sink} is no longer a stale copy of the secret of {change.address}"
     return _remove_unheld(entry, ctx, lambda why: (
         f"the sink entry {entry}, a stale copy of the secret of {change.address}, could not be removed: "
         f"{why}; the next apply tries again"))

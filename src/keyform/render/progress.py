@@ -26,7 +26,7 @@ def event_text(event: ApplyEvent) -> str:
         start, done = VERBS.get(change.action.value, ("Working on", "done"))
     if event.kind == "start":
         return f"{change.key}: {start}..."
-    if event.kind == "done" and change.stale and event.message:  # the entry was left in place after all
+    if event.kind == "done" and change.stale and event.message:  # nothing was removed after all: why
         return f"{change.key}: {event.message}"
     if event.kind == "done":
         ident = f" [id={event.remote_id}]" if event.remote_id else ""
