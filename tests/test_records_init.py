@@ -17,8 +17,9 @@ from keyform.model import KeySpec, SinkTarget
 from keyform.plan import Action, Change
 from keyform.records import direct_init
 from keyform.remote import RemoteKey
+from keyform.report import ReportRow
 
-RECORDS = [RemoteKey, KeySpec, Change, Declaration, SinkTarget]
+RECORDS = [RemoteKey, KeySpec, Change, Declaration, SinkTarget, ReportRow]
 
 
 def _generated(cls: type) -> type:

@@ -17,13 +17,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from operator import attrgetter
 from typing import Any
 
 from keyform.durations import format_duration, format_time, formatted, maybe_time, parse_time
 from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
+from keyform.records import direct_init
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, KeyState, State
 
@@ -36,6 +37,7 @@ NOT_REFRESHED, NOT_LISTED, NOT_CREATED, DEPOSED = "not refreshed", "not listed",
 NEEDS_ACTION = frozenset({REVOKED, EXPIRED, MISSING})
 
 
+@direct_init  # one per key: the generated __init__ set 20 fields through object.__setattr__
 @dataclass(frozen=True)
 class ReportRow:
     """One managed key (`kind` "key") or one deposed key awaiting revocation (`kind` "deposed").
@@ -63,7 +65,7 @@ class ReportRow:
     last_used: str | None = None  # when the provider reports it (issue 20's usage data)
     usage_reported: bool = False  # the listing carried usage: last_used None then means "never used"
 
-    @property
+    @cached_property  # read by the sort key and the due-within filter; a row does not change
     def due_at(self) -> str | None:
         """The earlier of expiry and the next rotation (RFC 3339 strings in UTC sort as times)."""
         dates = [d for d in (self.expires_at, self.rotation_due_at) if d]
