@@ -70,6 +70,17 @@ def vault(tmp_path: Path, emulator: Emulator) -> tuple[Project, Path]:
     return project, store
 
 
+def _move_while_sealed(project: Project, store: Path, other: str = "") -> None:
+    """ci-bot applied at CI_BOT, then moved to CI_BOT_V2 while the vault refuses removals: the old
+    entry stays behind, marked as a stale copy (the apply fails on that removal alone)."""
+    project.write(_manifest("CI_BOT", other))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (store / "SEALED").touch()
+    project.write(_manifest("CI_BOT_V2", other))
+    assert project.run("apply", "--auto-approve").exit_code == 1
+    (store / "SEALED").unlink()
+
+
 def test_a_move_whose_old_entry_the_sink_would_not_remove_is_cleaned_up_by_the_next_apply(
         vault: tuple[Project, Path]) -> None:
     project, store = vault
@@ -113,12 +124,7 @@ def test_a_stale_copy_a_key_writes_again_is_left_to_that_key(vault: tuple[Projec
     """The manifests put another key at the old entry: its create writes there, so the plan does
     not remove it (nor does the apply, checking again), and the record goes once that key holds it."""
     project, store = vault
-    project.write(_manifest("CI_BOT"))
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    (store / "SEALED").touch()
-    project.write(_manifest("CI_BOT_V2"))
-    assert project.run("apply", "--auto-approve").exit_code == 1
-    (store / "SEALED").unlink()
+    _move_while_sealed(project, store)
     project.write(_manifest("CI_BOT_V2", "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: CI_BOT}}\n"))
     planned = project.run("plan", "--format", "json")
     assert planned.exit_code == 0, planned.output
@@ -131,12 +137,7 @@ def test_a_stale_copy_a_key_writes_again_is_left_to_that_key(vault: tuple[Projec
 
 def test_a_plan_for_other_keys_leaves_the_stale_copy_for_later(vault: tuple[Project, Path]) -> None:
     project, store = vault
-    project.write(_manifest("CI_BOT", "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: DEPLOY}}\n"))
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    (store / "SEALED").touch()
-    project.write(_manifest("CI_BOT_V2", "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: DEPLOY}}\n"))
-    assert project.run("apply", "--auto-approve").exit_code == 1
-    (store / "SEALED").unlink()
+    _move_while_sealed(project, store, "  deploy-bot: {provider: qp, name: deploy, sink: {use: vault, as: DEPLOY}}\n")
     other = project.run("plan", "--target", "deploy-bot", "--detailed-exitcode")
     assert other.exit_code == 0 and "stale copy" not in other.output, other.output
     mine = project.run("plan", "--target", "ci-bot", "--detailed-exitcode")
@@ -445,12 +446,7 @@ def test_a_stale_copy_is_counted_apart_from_key_deletions(vault: tuple[Project, 
     """A stale copy's removal deletes no key: the plan, its JSON summary, the apply's last line and
     its change_summary event count it on its own, never under delete."""
     project, store = vault
-    project.write(_manifest("CI_BOT"))
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    (store / "SEALED").touch()
-    project.write(_manifest("CI_BOT_V2"))
-    assert project.run("apply", "--auto-approve").exit_code == 1
-    (store / "SEALED").unlink()
+    _move_while_sealed(project, store)
 
     text = project.run("plan")
     assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 stale secret copy to remove." in text.output
