@@ -25,7 +25,7 @@ class Log:
 
     def callbacks(self) -> Callbacks:
         return Callbacks(start=lambda c: self.events.append(("start", c.address, "")),
-                         done=lambda c, elapsed: self.events.append(("done", c.address, "")),
+                         done=lambda c, elapsed, note: self.events.append(("done", c.address, "")),
                          failed=lambda c, exc, elapsed: self.events.append(("failed", c.address, str(exc))),
                          skipped=lambda c, reason: self.events.append(("skipped", c.address, reason)))
 
@@ -176,7 +176,7 @@ def test_abandon_stops_waiting_and_names_the_changes_in_flight() -> None:
             assert started.wait(10)
             raise Abandon
 
-    cb = Callbacks(start=start, done=lambda c, e: None, failed=lambda c, x, e: None, skipped=lambda c, r: None)
+    cb = Callbacks(start=start, done=lambda c, e, n: None, failed=lambda c, x, e: None, skipped=lambda c, r: None)
     try:
         with pytest.raises(Abandon) as caught:
             Scheduler([change("a"), change("b"), change("c")], execute, 2, cb).run()

@@ -83,8 +83,6 @@ class ApplyContext:
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
     held: dict[str, str] = field(default_factory=dict, repr=False)
-    # change key → why a planned stale-copy removal removed nothing (`_remove_stale_copy`)
-    stale_kept: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
@@ -335,11 +333,9 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     def start(change: Change) -> None:
         ctx.on_event(ApplyEvent("start", change))
 
-    def done(change: Change, elapsed: float) -> None:
-        kept = None
+    def done(change: Change, elapsed: float, kept: str | None) -> None:
+        # `kept`: why the change did less than planned (`_execute`), only ever a stale removal's
         if change.stale:  # a copy of a secret, not a key: counted apart from the key deletions
-            with ctx.lock:
-                kept = ctx.stale_kept.pop(change.key, None)
             bucket = "stale-kept" if kept is not None else "stale"
             if kept is None and change.sink is not None:
                 report.entries_removed.append(change.sink)
@@ -381,14 +377,12 @@ def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
     return ks.remote_id if ks is not None else None
 
 
-def _execute(change: Change, ctx: ApplyContext) -> None:
+def _execute(change: Change, ctx: ApplyContext) -> str | None:
+    """Run one change; None, or why it did less than planned (a stale copy found held or gone)."""
     if change.action is Action.DELETE:
         if change.stale:
-            kept = _remove_stale_copy(change, ctx)
-            if kept is not None:
-                with ctx.lock:
-                    ctx.stale_kept[change.key] = kept
-        elif change.orphan:
+            return _remove_stale_copy(change, ctx)
+        if change.orphan:
             _revoke_orphan(change, ctx)
         elif change.deposed:
             _revoke_deposed(change, ctx)
@@ -398,6 +392,7 @@ def _execute(change: Change, ctx: ApplyContext) -> None:
         _update(change, ctx)
     else:
         _issue(change, ctx)
+    return None
 
 
 def _label(spec: KeySpec) -> str:

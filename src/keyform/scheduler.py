@@ -30,12 +30,13 @@ class Abandon(BaseException):
 
 @dataclass
 class Callbacks:
-    """What the scheduler reports. `start` before a change is submitted; `done` and `failed` (with
-    the exception its run raised and the seconds it took) once it finished; `skipped` for a change
-    that will never start (`reason` says why)."""
+    """What the scheduler reports. `start` before a change is submitted; `done` (with the seconds it
+    took and what its run returned: None, or a note saying why it did less than planned) and `failed`
+    (with the exception its run raised) once it finished; `skipped` for a change that will never
+    start (`reason` says why)."""
 
     start: Callable[[Change], None]
-    done: Callable[[Change, float], None]
+    done: Callable[[Change, float, str | None], None]
     failed: Callable[[Change, BaseException, float], None]
     skipped: Callable[[Change, str], None]
 
@@ -58,7 +59,7 @@ class Scheduler:
     true, nothing more starts either; `run` waits for the running changes and returns the ones left
     undone. `Abandon`, raised in the scheduling thread, stops waiting at once."""
 
-    def __init__(self, changes: list[Change], execute: Callable[[Change], None], parallelism: int,
+    def __init__(self, changes: list[Change], execute: Callable[[Change], str | None], parallelism: int,
                  callbacks: Callbacks, *, halted: Callable[[], str | None] = lambda: None,
                  stopping: Callable[[], bool] = lambda: False) -> None:
         self._changes = changes
@@ -67,7 +68,7 @@ class Scheduler:
         self._cb = callbacks
         self._halted = halted
         self._stopping = stopping
-        self._running: dict[Future[None], tuple[Change, float]] = {}
+        self._running: dict[Future[str | None], tuple[Change, float]] = {}
 
     def in_flight(self) -> list[Change]:
         """The changes running now, by key."""
@@ -110,7 +111,7 @@ class Scheduler:
                     cb.skipped(change, f"skipped: {blocker} failed")
                     stack.append(key)
 
-        completed: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
+        completed: queue.SimpleQueue[Future[str | None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
         pool = ThreadPoolExecutor(max_workers=limit)
         abandoned = False
         try:
@@ -158,7 +159,7 @@ class Scheduler:
                     settle(change)
                     exc = fut.exception()
                     if exc is None:
-                        cb.done(change, elapsed)
+                        cb.done(change, elapsed, fut.result())
                         for key in dependants.get(change.key, ()):
                             deps = blocking[key]
                             deps.discard(change.key)
