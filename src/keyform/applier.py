@@ -254,11 +254,17 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
 
 
 def _forget_unremovable(plan: Plan, ctx: ApplyContext, report: ApplyReport) -> None:
-    """Stop tracking the stale copies keyform cannot remove (`planner.unremovable_stale`)."""
     with ctx.lock:
-        for entry in unremovable_stale(ctx.workspace, ctx.state, plan):
-            ctx.state.unmark_stale(entry)
-            report.stale_forgotten.append(str(entry))
+        report.stale_forgotten.extend(forget_unremovable_stale(ctx.workspace, ctx.state, plan))
+
+
+def forget_unremovable_stale(workspace: Workspace, state: State, plan: Plan) -> list[str]:
+    """Stop tracking the stale copies keyform cannot remove (`planner.unremovable_stale`: the plan's
+    notes named each), after any apply of `plan`; the entries no longer tracked."""
+    gone = unremovable_stale(workspace, state, plan)
+    for entry in gone:
+        state.unmark_stale(entry)
+    return [str(entry) for entry in gone]
 
 
 def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:

@@ -23,7 +23,7 @@ from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Change, Plan
-from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks, unremovable_stale
+from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
@@ -375,10 +375,9 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -
 def _forget_unremovable_stale(sess: Session, the_plan: Plan) -> None:
     """An apply with nothing to change still stops tracking the stale copies its plan's notes said
     keyform cannot remove (`planner.unremovable_stale`; the applier does it after any other apply)."""
-    gone = unremovable_stale(sess.workspace, sess.state, the_plan)
-    if gone:
-        for entry in gone:
-            sess.state.unmark_stale(entry)
+    from keyform.applier import forget_unremovable_stale
+
+    if forget_unremovable_stale(sess.workspace, sess.state, the_plan):
         sess.store.save(sess.state)
 
 
