@@ -492,3 +492,28 @@ def test_a_saved_plan_marking_a_key_change_stale_is_refused(vault: tuple[Project
     schema = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
+
+
+def test_a_forged_stale_removal_with_control_characters_never_reaches_the_terminal_raw(
+        vault: tuple[Project, Path]) -> None:
+    """Progress lines echo a change's address and sink from the plan file: an escape sequence planted
+    there made it to the terminal of whoever applied the file (`show` already replaced them). Such a
+    file, and a `stale` change without a string sink, is no plan."""
+    project, store = vault
+    project.write(_manifest("CI_BOT"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    saved = project.root / "plan.json"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    rid = project.state()["keys"]["ci-bot"]["remote_id"]
+    forged = {"address": "ci-bot", "action": "delete", "provider": "qp", "provider_type": "questra",
+              "remote_id": rid, "deposed": False, "reasons": [], "attributes": [], "depends_on": [], "stale": True}
+    saved.write_text(json.dumps({**doc, "changes": [*doc["changes"], {**forged, "sink": "vault:\x1b]0;owned\x07X"}]}))
+    applied = project.run("apply", str(saved))
+    assert applied.exit_code == 1 and "not a keyform plan file" in applied.output, applied.output
+    assert "\x1b" not in applied.output and "\x07" not in applied.output, repr(applied.output)
+    assert (store / "CI_BOT").exists()
+    for sink in (None, 5, ""):
+        saved.write_text(json.dumps({**doc, "changes": [{**forged, "sink": sink}]}))
+        res = project.run("apply", str(saved))
+        assert res.exit_code == 1 and "not a keyform plan file" in res.output, res.output

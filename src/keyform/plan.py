@@ -8,6 +8,7 @@ json`) and back, and never holds a secret: sensitive inputs appear only as their
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,6 +17,7 @@ from typing import Any
 from keyform.records import direct_init
 
 FORMAT_VERSION = "1"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters (ESC, BEL, CR, ...)
 
 
 class Action(str, Enum):
@@ -101,6 +103,11 @@ class Change:
                              or not isinstance(change.sink, str) or not change.sink):
             raise ValueError(f"the change of {change.address!r} is marked stale but is not the removal of a sink "
                              "entry (stale is only valid on a delete with a sink)")
+        for what, text in (("address", change.address), ("sink", change.sink)):
+            # keyform writes neither with a control character (addresses and entry names refuse
+            # them); a plan file that has one would drive the terminal of whoever applies it
+            if isinstance(text, str) and _CONTROL.search(text):
+                raise ValueError(f"the {what} {text!r} of a change holds a control character")
         return change
 
     @property
