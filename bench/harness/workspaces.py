@@ -1,8 +1,8 @@
 """Two-workspace crash trials (issue 14 item 3): two keyform projects in one Questra org, declaring
 the same key names, run one after another against one emulator that drops a share of create
-replies; some applies are killed with SIGKILL at a random moment. Every key is owned by the
-workspace whose run made it (it appeared during that run: runs never overlap), so a run that
-revokes a key of the other workspace is caught exactly.
+replies; some applies are killed with SIGKILL mid-apply (0-0.15 s after its first create reaches
+the emulator). Every key is owned by the workspace whose run made it (it appeared during that run:
+runs never overlap), so a run that revokes a key of the other workspace is caught exactly.
 
 Used by `tests/test_recovery_owned.py` (quick) and `bench/two_workspaces.py` (long). Figures:
 runs, kills, lost replies, keys of their own revoked, keys of the other workspace revoked (must be
@@ -103,11 +103,16 @@ def run_workspace_trials(rounds: int, *, seed: int, workdir: Path, n_keys: int =
                 dropped = control.state()["faults"]["injected"].get("dropped", 0)
                 if rng.random() < kill_rate:
                     _clear_stale_lock(me, summary)
+                    sent = _creates(control)
                     proc = me.project.spawn(*args)
                     lock, running = me.project.lock_path, proc
                     wait_for(lambda: lock.exists() or running.poll() is not None, COMMAND_TIMEOUT)  # noqa: B023
-                    if proc.poll() is None:  # the run holds the lock: refresh, plan, apply are ahead
-                        time.sleep(rng.uniform(0.1, 0.8))
+                    # the kill lands mid-apply: once the emulator saw this run's first create (a fixed
+                    # 0.1-0.8 s after the lock missed most runs once a small apply took less than that)
+                    wait_for(lambda: _creates(control) > sent or running.poll() is not None,  # noqa: B023
+                             COMMAND_TIMEOUT)
+                    if proc.poll() is None:
+                        time.sleep(rng.uniform(0.0, 0.15))
                     if proc.poll() is None:
                         proc.kill()
                         summary.kills += 1
@@ -179,6 +184,11 @@ def _clear_stale_lock(ws: _Workspace, summary: WorkspaceSummary) -> None:
         return
     summary.force_unlocks += 1
     ws.project.run_process("force-unlock", str(info.get("id")), "--state", STATE_NAME)
+
+
+def _creates(control: EmulatorControl) -> int:
+    """Create requests the emulator has seen so far, every API."""
+    return sum(n for op, n in control.requests().items() if op.endswith(".create"))
 
 
 def _killed_create(records: list[dict[str, Any]]) -> bool:
