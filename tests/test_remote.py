@@ -1,4 +1,4 @@
-"""RemoteKey's `__init__` (`records.direct_init`) takes what the one dataclass would generate takes."""
+"""RemoteKey's `__init__` (`records.record`'s) takes what the one dataclass would generate takes."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
 from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, unremovable_stale
 from keyform.providers.pool import ProviderPool
+from keyform.records import record
 from keyform.refresh import strip_headers
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
@@ -41,7 +42,7 @@ from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
 log = logging.getLogger("keyform.applier")
 
 
-@dataclass(frozen=True)
+@record
 class ApplyEvent:
     """Progress: `start`, `done`, `failed` or `skipped` for one change. `remote_id`, on `done` of a
     create or replace, is the id of the key it issued."""
@@ -155,7 +156,7 @@ class _BoundedSink:
         log.debug("sink %s: removed entry %s", self._label, name)
 
 
-@dataclass
+@record(frozen=False)
 class ApplyReport:
     done: dict[str, int] = field(default_factory=dict)  # action → count
     failed: list[tuple[Change, str]] = field(default_factory=list)
@@ -187,7 +188,7 @@ class ApplyAbandoned(KeyformError):
         self.in_flight = in_flight
 
 
-@dataclass
+@record(frozen=False)
 class _Interrupts:
     """SIGINT while changes run: the first stops starting new ones (those running finish and are
     reported), the second abandons the ones in flight."""

@@ -13,6 +13,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from keyform.records import record
+
 
 @dataclass(frozen=True, order=True)
 class SourceLoc:
@@ -32,7 +34,7 @@ class Severity(enum.Enum):
     WARNING = "Warning"
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     message: str
     loc: SourceLoc | None = None

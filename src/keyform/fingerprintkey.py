@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
 from keyform.model import EnvRef, FileRef, SecretOfRef, Workspace
+from keyform.records import record
 from keyform.state import State
 
 MIN_KEY_LENGTH = 16
@@ -106,7 +107,7 @@ def _source(ref: EnvRef | FileRef) -> str:
     return ref.name if isinstance(ref, EnvRef) else ref.path
 
 
-@dataclass
+@record(frozen=False)
 class RekeyReport:
     mode: str  # "keyed" | "salted"
     converted: int = 0  # fingerprints re-made under the new mode

@@ -23,11 +23,12 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from keyform.durations import format_time
+from keyform.records import record
 from keyform.state import DeposedKey, KeyState, State
 
 log = logging.getLogger("keyform.journal")
@@ -35,7 +36,7 @@ _LOGGED = ("seq", "action", "address", "remote_id", "forget", "revoked_deposed")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per json.dumps call
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Begin:
     """The state an apply started from. The salt (and key check) let recovery rebuild a state that was
     never saved (a first apply killed mid-way) with the fingerprints its records were computed under."""
@@ -62,7 +63,7 @@ class Begin:
         return out
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Intent:
     """A remote mutation about to be made. `details` are the action's own fields (`label`, `at`: when
     a create was sent, `match`, `remote_id`, ...), kept in their order."""
@@ -88,7 +89,7 @@ class Intent:
                 "provider": self.provider, **self.details}
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Created:
     op: ClassVar[str] = "created"
     seq: str
@@ -105,7 +106,7 @@ class Created:
         return out
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Sunk:
     op: ClassVar[str] = "sunk"
     seq: str
@@ -115,7 +116,7 @@ class Sunk:
         return _with_at({"op": "sunk", "seq": self.seq}, self.at)
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Failed:
     op: ClassVar[str] = "failed"
     seq: str
@@ -126,7 +127,7 @@ class Failed:
         return _with_message({"op": "failed", "seq": self.seq}, self.message, self.at)
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Abandoned:
     """A create's reply was lost: the key may exist. The intent stays open for recovery, and this
     record's time bounds the window in which the server may have made the key."""
@@ -139,7 +140,7 @@ class Abandoned:
         return _with_at({"op": "abandoned", "seq": self.seq}, self.at)
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Resolved:
     """An interrupted create of an earlier run (its intent `seq`) needs nothing more."""
 
@@ -152,7 +153,7 @@ class Resolved:
         return _with_message({"op": "resolved", "seq": self.seq}, self.message, self.at)
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Done:
     """A finished change and its effect on the state."""
 
@@ -330,7 +331,7 @@ class Journal:
             self.finished += 1
 
 
-@dataclass
+@record(frozen=False)
 class Interrupted:
     """A change whose outcome the journal does not record: the crash hit between intent and done."""
 

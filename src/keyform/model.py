@@ -7,20 +7,20 @@ never as values; resolving a reference is the job of `keyform.resolve`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from keyform.durations import format_time
 from keyform.errors import SourceLoc
-from keyform.records import direct_init
+from keyform.records import record
 
 if TYPE_CHECKING:
     from keyform.policy import Policy
 
 
-@dataclass(frozen=True)
+@record
 class EnvRef:
     """`{env: NAME}`: the value of an environment variable, read when needed."""
 
@@ -30,7 +30,7 @@ class EnvRef:
         return f"env:{self.name}"
 
 
-@dataclass(frozen=True)
+@record
 class FileRef:
     """`{file: PATH}`: the (stripped) contents of a file; `path` is absolute after loading."""
 
@@ -40,7 +40,7 @@ class FileRef:
         return f"file:{self.path}"
 
 
-@dataclass(frozen=True)
+@record
 class SecretOfRef:
     """`{secret_of: ADDRESS}`: the secret issued for another managed key."""
 
@@ -53,7 +53,7 @@ class SecretOfRef:
 SecretRef = EnvRef | FileRef | SecretOfRef
 
 
-@dataclass(frozen=True)
+@record
 class RateLimit:
     """`rate_limit: 20/s` (or `{rate: 20/s, burst: 5}`) on a provider instance: at most
     `per_second` calls a second on average, `burst` of them back to back."""
@@ -65,7 +65,7 @@ class RateLimit:
         return f"{self.per_second:g}/s" + (f" (burst {self.burst})" if self.burst > 1 else "")
 
 
-@dataclass(frozen=True)
+@record
 class ProviderConfig:
     name: str
     type: str  # a provider type name (keyform.typeregistry)
@@ -88,7 +88,7 @@ class ProviderConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class SinkConfig:
     name: str
     type: str  # a sink type name (keyform.typeregistry)
@@ -99,8 +99,7 @@ class SinkConfig:
     file_id: str = ""
 
 
-@direct_init  # one per key with a sink
-@dataclass(frozen=True)
+@record
 class SinkTarget:
     """Where a key's secret goes: sink instance name and the entry name inside it."""
 
@@ -122,7 +121,7 @@ class SinkTarget:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class Rotation:
     before_expiry: timedelta | None = None
     max_age: timedelta | None = None
@@ -131,7 +130,7 @@ class Rotation:
     on_grace_end: str = "revoke"  # "revoke" | "keep": what to do with an old key still in use when grace ends
 
 
-@dataclass(frozen=True)
+@record
 class Expiry:
     """The expiry *spec* as written: `in` a duration from creation, `at` an instant, or never."""
 
@@ -162,8 +161,7 @@ NEVER = Expiry("never")
 _NO_ROTATION = Rotation()
 
 
-@direct_init  # a plan builds one per key
-@dataclass(frozen=True)
+@record
 class KeySpec:
     """One declared key. `attrs` are the provider's non-secret attributes in manifest naming
     (questra: name; textql: description, hosts, headers, query_params, api_provider, auth_type,
@@ -204,7 +202,7 @@ def header_of(path: str) -> str | None:
     return path[len(_HEADERS):] if path.startswith(_HEADERS) else None
 
 
-@dataclass(frozen=True)
+@record
 class StateConfig:
     """`state:`: which backend holds the state. `local` is the file at `Workspace.state_path`;
     `postgres` is the row `workspace` in the database the DSN reference (never a literal) names."""
@@ -215,7 +213,7 @@ class StateConfig:
     loc: SourceLoc | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Workspace:
     """All manifest files merged into one desired configuration."""
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +26,7 @@ from keyform.plan import Change, Plan
 from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
+from keyform.records import record
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
 from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # applier, policy and usage: imported where used (a plan need
 log = logging.getLogger("keyform.operations")
 
 
-@dataclass
+@record(frozen=False)
 class Options:
     files: Sequence[str] = ()
     state_path: str | None = None
@@ -60,7 +61,7 @@ class Options:
     policy_files: Sequence[str] = ()  # --policy FILE: org-wide policies from outside the manifests
 
 
-@dataclass
+@record(frozen=False)
 class Session:
     """A loaded workspace with its state, locked for the duration of one command."""
 
@@ -422,7 +423,7 @@ class ApplyUI(Protocol):
     def abandoned(self, in_flight: list[Change]) -> None: ...
 
 
-@dataclass(frozen=True)
+@record
 class ApplyRequest:
     """`keyform apply` (a saved `plan_file`, or planning options) or `keyform destroy` (`destroy`)."""
 
@@ -573,7 +574,7 @@ def pull_state(options: Options) -> State:
         return st
 
 
-@dataclass
+@record(frozen=False)
 class StateEdit:
     """A locked state being edited by hand (`state rm|mv`): save it with `save_edit`."""
 
@@ -624,7 +625,7 @@ def state_mv(options: Options, old: str, new: str, sink_name: str | None = None)
     return ks
 
 
-@dataclass
+@record(frozen=False)
 class Pushed:
     state: State  # as pushed (its serial is the new one)
     where: str  # the backend it went to

@@ -7,12 +7,11 @@ be revoked`) and notes, and `apply` carries them out. `plan` never acts on them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from keyform.model import SinkTarget
+from keyform.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Orphan:
     """A remote key that keyform provably created and never recorded: `apply` revokes it.
 
@@ -28,7 +27,7 @@ class Orphan:
     entry: SinkTarget | None = None  # the sink entry the interrupted create may have written its secret to
 
 
-@dataclass(frozen=True)
+@record
 class Uncertain:
     """An interrupted create whose reply was lost and whose window holds several matching keys
     (or none it can tell apart): keyform revokes nothing and names the candidates."""

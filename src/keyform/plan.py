@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import Any
 
-from keyform.records import direct_init
+from keyform.records import record
 
 FORMAT_VERSION = "1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters (ESC, BEL, CR, ...)
@@ -33,7 +33,7 @@ class Action(str, Enum):
         return {"create": "+", "update": "~", "replace": "+/-", "delete": "-", "noop": " "}[self.value]
 
 
-@dataclass(frozen=True)
+@record
 class AttrChange:
     """One attribute's before → after. `sensitive` values are references, never secrets."""
 
@@ -53,8 +53,7 @@ class AttrChange:
                    bool(d.get("sensitive")))
 
 
-@direct_init  # a plan makes one per key, no-ops included
-@dataclass(frozen=True)
+@record
 class Change:
     address: str
     action: Action
@@ -126,7 +125,7 @@ class Change:
         return f"{self.address} (deposed {self.remote_id})" if self.deposed else self.address
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     changes: tuple[Change, ...]
     notes: tuple[str, ...] = ()  # plan-wide remarks (e.g. "questra-prod: no list endpoint ...")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -25,6 +25,7 @@ from keyform.kinds import ProviderKind, kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
+from keyform.records import record
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import KeyState, State, secret_of_fingerprint
@@ -35,7 +36,7 @@ PREVENT_DESTROY = "prevent_destroy"
 UNKNOWN_FINGERPRINT = "unknown"  # an imported key's write-only input keyform has not seen yet
 
 
-@dataclass(frozen=True)
+@record
 class PlanInputs:
     """What the planner cannot compute itself without I/O.
 
@@ -57,7 +58,7 @@ class PlanInputs:
     interrupted_entries: frozenset[SinkTarget] = frozenset()
 
 
-@dataclass
+@record(frozen=False)
 class _Decision:
     action: Action
     reasons: list[str] = field(default_factory=list)

@@ -21,7 +21,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from keyform.errors import Diagnostic, KeyformError, SourceLoc
 from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
 from keyform.plan import Action, Change, Plan
+from keyform.records import record
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import KeyState, State
 
@@ -38,7 +39,7 @@ ERROR, WARNING = "error", "warning"
 MANIFEST, PLAN = "manifest", "plan"
 
 
-@dataclass(frozen=True)
+@record
 class KeyFacts:
     """What a rule may look at for one key. `spec` and `entry` (the key's manifest entry as written)
     are None/empty for a key in the state only; `change`, `state` and `remote` only in the plan
@@ -60,7 +61,7 @@ class KeyFacts:
 Checker = Callable[[Any, KeyFacts], "str | None"]
 
 
-@dataclass(frozen=True)
+@record
 class RuleWord:
     word: str
     phase: str  # MANIFEST | PLAN
@@ -78,14 +79,14 @@ def register(rule: RuleWord) -> None:
     RULES[rule.word] = rule
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     word: RuleWord
     param: Any
     loc: SourceLoc
 
 
-@dataclass(frozen=True)
+@record
 class Policy:
     name: str
     loc: SourceLoc
@@ -101,7 +102,7 @@ class Policy:
         return not self.addresses or any(fnmatch.fnmatchcase(address, g) for g in self.addresses)
 
 
-@dataclass(frozen=True)
+@record
 class Violation:
     policy: Policy
     address: str

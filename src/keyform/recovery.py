@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,13 +35,14 @@ from keyform.kinds import kind
 from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
 from keyform.providers.pool import ProviderPool
+from keyform.records import record
 from keyform.remote import RemoteKey
 from keyform.state import KeyState, State
 
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-@dataclass
+@record(frozen=False)
 class Recovery:
     notes: list[str] = field(default_factory=list)
     state_changed: bool = False  # finished changes were folded into the (in-memory) state
@@ -193,7 +194,7 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         out.notes.append(f"{it.address}: an interrupted create left no key behind")
 
 
-@dataclass(frozen=True)
+@record
 class Window:
     """When the server may have made an interrupted create's key (its clock); None: unbounded.
     `tight`: both ends are measured (calibrated, and the apply lived to record the lost reply)."""

@@ -7,14 +7,13 @@ CreateResult (which holds the one-time secret in memory only; its repr hides it)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
-from keyform.records import direct_init
+from keyform.records import record
 
 
-@direct_init  # a refresh builds one per listed key
-@dataclass(frozen=True)
+@record
 class RemoteKey:
     id: str
     attrs: Mapping[str, Any]
@@ -28,13 +27,13 @@ class RemoteKey:
     usage_reported: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class CreateResult:
     key: RemoteKey
     secret: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
+@record
 class CreateRequest:
     """Everything a create call needs. `secret_inputs` are resolved values (in memory only)."""
 
@@ -44,7 +43,7 @@ class CreateRequest:
     secret_inputs: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
+@record
 class InstanceSnapshot:
     """One provider instance's keys as listed, or why they could not be (`keys` is None)."""
 
@@ -52,7 +51,7 @@ class InstanceSnapshot:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RemoteSnapshot:
     """The result of refresh: one list call per provider instance. `refreshed` is False for
     `--no-refresh` (then nothing is known remotely)."""

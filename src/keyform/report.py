@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, cached_property
 from operator import attrgetter
@@ -24,7 +23,7 @@ from typing import Any
 from keyform.durations import format_duration, format_time, formatted, maybe_time, parse_time
 from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
-from keyform.records import direct_init
+from keyform.records import record
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, KeyState, State
 
@@ -37,8 +36,7 @@ NOT_REFRESHED, NOT_LISTED, NOT_CREATED, DEPOSED = "not refreshed", "not listed",
 NEEDS_ACTION = frozenset({REVOKED, EXPIRED, MISSING})
 
 
-@direct_init  # one per key: the generated __init__ set 20 fields through object.__setattr__
-@dataclass(frozen=True)
+@record
 class ReportRow:
     """One managed key (`kind` "key") or one deposed key awaiting revocation (`kind` "deposed").
 
@@ -83,7 +81,7 @@ ROW_FIELDS: tuple[str, ...] = (
 _row_values = attrgetter(*ROW_FIELDS)  # a row's values in ROW_FIELDS order, in one C call
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     generated_at: str
     refreshed: bool
@@ -269,7 +267,7 @@ def _deposed_row(d: DeposedKey, snapshot: RemoteSnapshot, now: datetime) -> Repo
 # ---------------------------------------------------------------------------------- command flow
 
 
-@dataclass
+@record(frozen=False)
 class Collected:
     report: Report
     now: datetime

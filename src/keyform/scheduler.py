@@ -13,10 +13,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 from keyform.errors import KeyformError
 from keyform.plan import Change
+from keyform.records import record
 
 
 class Abandon(BaseException):
@@ -28,7 +28,7 @@ class Abandon(BaseException):
         self.in_flight = list(in_flight)
 
 
-@dataclass
+@record(frozen=False)
 class Callbacks:
     """What the scheduler reports. `start` before a change is submitted; `done` (with the seconds it
     took and what its run returned: None, or a note saying why it did less than planned) and `failed`

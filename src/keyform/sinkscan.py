@@ -22,14 +22,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from keyform.errors import KeyformError
 from keyform.fsio import IsSymlinkError, NotAFileError
 from keyform.model import SinkConfig
+from keyform.records import record
 
 
-@dataclass(frozen=True)
+@record
 class SinkSnapshot:
     """Per sink name, the entry names it holds now; a sink absent from `entries` was not scanned
     (or could not be read, which apply reports in its own words)."""

@@ -14,12 +14,13 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from keyform import checkcache
 from keyform.errors import KeyformError, StateError
 from keyform.model import KeySpec, SinkTarget
+from keyform.records import record
 from keyform.statecheck import state_problem
 
 FORMAT_VERSION = 1
@@ -43,7 +44,7 @@ def secret_of_edge(fingerprint: str) -> tuple[str, str] | None:
     return (source, remote_id) if at else None
 
 
-@dataclass
+@record(frozen=False)
 class KeyState:
     address: str
     provider: str  # provider instance name
@@ -114,7 +115,7 @@ class KeyState:
                    bool(get("rotation_requested", False)), get("applied_at"))
 
 
-@dataclass
+@record(frozen=False)
 class DeposedKey:
     """An old key replaced by a rotation, kept alive until `revoke_after`, then revoked."""
 
@@ -151,7 +152,7 @@ class DeposedKey:
                    on_grace_end=d.get("on_grace_end") or "revoke")
 
 
-@dataclass
+@record(frozen=False)
 class State:
     lineage: str
     serial: int

@@ -17,8 +17,10 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Literal
+
+from keyform.records import record
 
 if TYPE_CHECKING:
     from keyform.model import SinkConfig
@@ -51,7 +53,7 @@ OptionProblems = list[tuple[tuple[str, ...], str]]
 ProviderFactory = Callable[..., "Provider"]
 
 
-@dataclass(frozen=True)
+@record
 class ProviderType:
     """Everything keyform knows about one provider type, as data plus one factory.
 
@@ -86,7 +88,7 @@ class ProviderType:
         return self.name
 
 
-@dataclass(frozen=True)
+@record
 class SinkType:
     """One sink type: its required option, a factory (constructors do no I/O), the semantic option
     checks beyond the JSON Schema, and the entry-name rule. Readability is the opened sink's own
@@ -115,7 +117,7 @@ class SinkType:
 Kind = Literal["provider", "sink"]
 
 
-@dataclass(frozen=True)
+@record
 class Available:
     """One row of `keyform providers`: a type, where it comes from, and why it cannot be used (if so)."""
 
@@ -130,7 +132,7 @@ class TypeLoadError(Exception):
     """A plug-in type that cannot be loaded; the message names the package and the entry point."""
 
 
-@dataclass
+@record(frozen=False)
 class _Registry:
     # re-entrant: a plug-in module may ask for another type (a built-in it wraps) while it loads
     lock: threading.RLock = field(default_factory=threading.RLock)

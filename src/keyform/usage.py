@@ -20,12 +20,13 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
 from keyform.durations import format_duration, format_time, maybe_time, parse_duration, parse_time
 from keyform.model import KeySpec
+from keyform.records import record
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, State
 from keyform.typeregistry import TypeLoadError, find_provider_type
@@ -73,7 +74,7 @@ def _ago(delta: timedelta) -> str:
 # ------------------------------------------------------------------------- retiring deposed keys
 
 
-@dataclass(frozen=True)
+@record
 class RetirementRule:
     """When a deposed key may be revoked: at `grace_end` at the latest (unless `keep` and still in
     use), earlier once unused for `unused_for` (None: fixed grace, the rule before usage data)."""
@@ -83,7 +84,7 @@ class RetirementRule:
     keep: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class DeposedVerdict:
     """Revoke now (with `reasons`), or wait; `notes` explain the wait or warn (prefix WARNING)."""
 
@@ -181,7 +182,7 @@ def _unknown_usage(dep: DeposedKey, rk: RemoteKey | None, snapshot: RemoteSnapsh
 NOT_REPORTED = "provider does not report usage"
 
 
-@dataclass(frozen=True)
+@record
 class UsageRow:
     """One managed (or deposed) key and its last use. `last_used` is the instant, None when never
     used or unknown; `usage` says which in words: `last used 3d ago`, `never used`,
@@ -248,7 +249,7 @@ def idle_rows(rows: Iterable[UsageRow], threshold: timedelta) -> list[UsageRow]:
 # ----------------------------------------------------------------------------- unmanaged keys
 
 
-@dataclass(frozen=True)
+@record
 class UnmanagedRow:
     """A remote key no state tracks: where it is, what it is, and how to adopt it."""
 
@@ -270,7 +271,7 @@ class UnmanagedRow:
                 "import_command": self.import_command}
 
 
-@dataclass(frozen=True)
+@record
 class UnmanagedReport:
     """Per provider instance (sorted), its unmanaged keys, most likely forgotten first. `skipped`
     counts the revoked or expired keys left out (they cannot authenticate); `notes` name the
@@ -368,7 +369,7 @@ def tracked_ids(states: Iterable[State]) -> set[tuple[str, str]]:
 # ------------------------------------------------------------------------------ the report value
 
 
-@dataclass(frozen=True)
+@record
 class UsageReport:
     """What `keyform report --idle/--unmanaged` shows: every managed key's usage, the idle ones
     (when a threshold is given), and the unmanaged keys (when asked)."""

@@ -34,18 +34,19 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from keyform import __version__
 from keyform.journal import JournalWriter, Record
+from keyform.records import record
 from keyform.state import State
 
 __all__ = ["JournalWriter", "LockInfo", "Locker", "StateBackend", "describe_holder", "hold"]
 
 
-@dataclass(frozen=True)
+@record
 class LockInfo:
     """Who holds the state lock. Serialised as the lock file's JSON content."""
 

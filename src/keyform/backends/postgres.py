@@ -32,13 +32,13 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from keyform import __version__, journal
 from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import KeyformError, LockError, LockLostError, StateError
+from keyform.records import record
 from keyform.state import State, parse_state
 
 INSTALL_HINT = "pip install 'keyform[postgres]'"
@@ -101,7 +101,7 @@ def _advisory_key(label: bytes) -> int:
 _MIGRATION_KEY = _advisory_key(b"keyform schema migration")
 
 
-@dataclass
+@record(frozen=False)
 class _Held:
     info: LockInfo
     conn: psycopg.Connection[Any]

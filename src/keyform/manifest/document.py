@@ -7,15 +7,16 @@ of an earlier parse of the same bytes); this module imports neither, nor PyYAML.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from keyform.errors import SourceLoc
+from keyform.records import record
 
 YamlPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class YamlDocument:
     """One parsed manifest file: its values, and the line of every key and item."""
 

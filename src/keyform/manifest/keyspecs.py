@@ -11,7 +11,6 @@ import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -33,12 +32,13 @@ from keyform.model import (
     SinkTarget,
     header_input,
 )
+from keyform.records import record
 from keyform.sinks.registry import entry_name_rule
 
 COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 
 
-@dataclass(frozen=True)
+@record
 class KeyContext:
     """What building a key needs from the rest of the workspace."""
 
@@ -57,7 +57,7 @@ class KeyContext:
         default_factory=dict, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@record
 class _ProviderFacts:
     """What building a key needs from its provider, the same for each of its keys: looked up once
     per provider name instead of once per key (10,000 keys name a dozen providers)."""

@@ -14,11 +14,12 @@ place at `file:line`; a type that is unknown is left to the manifest schema (its
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from typing import Any
 
 from keyform.manifest.document import YamlPath
+from keyform.records import record
 from keyform.typeregistry import (
     ProviderType,
     SinkType,
@@ -38,7 +39,7 @@ COMMON_PROVIDER_OPTIONS: Mapping[str, Any] = {
 COMMON_KEY_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 
 
-@dataclass
+@record(frozen=False)
 class PluginEntries:
     """What the plug-in pass found in one document: the paths it checked (the manifest schema skips
     them) and the problems, as (path, message) to place at a line."""

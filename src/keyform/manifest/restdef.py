@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +23,7 @@ from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import parse_yaml
+from keyform.records import record
 from keyform.typeregistry import ProviderType
 
 SCHEMA_PATH = SCHEMA_DIR / "rest-provider.schema.json"
@@ -68,7 +69,7 @@ def at(doc: Any, tokens: tuple[str, ...]) -> Any:
 # ---------------------------------------------------------------- templates
 
 
-@dataclass(frozen=True)
+@record
 class Template:
     """A compiled string template: `${a.b}` alone keeps the value's type (None → left out);
     mixed with text, values are formatted into the string."""
@@ -143,7 +144,7 @@ def compile_body(value: Any) -> tuple[Render, list[tuple[YamlPath, str]]]:
 # ---------------------------------------------------------------- the model
 
 
-@dataclass(frozen=True)
+@record
 class Attribute:
     name: str
     type: str
@@ -153,7 +154,7 @@ class Attribute:
     secret: bool
 
 
-@dataclass(frozen=True)
+@record
 class Status:
     """A revoked/expired flag: a boolean at `path`, or `path`'s value being one of `equals`."""
 
@@ -167,7 +168,7 @@ class Status:
         return value in self.equals
 
 
-@dataclass(frozen=True)
+@record
 class Operation:
     method: str
     path: Template
@@ -175,7 +176,7 @@ class Operation:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class Pagination:
     type: str = "none"
     param: str | None = None
@@ -188,7 +189,7 @@ class Pagination:
     total: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RestDefinition:
     file: str
     name: str

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from keyform.errors import Diagnostic, SourceLoc
 from keyform.manifest.document import YamlDocument, YamlPath
-from keyform.records import direct_init
+from keyform.records import record
 
 
-@dataclass(frozen=True)
+@record
 class ManifestFile:
     """One parsed, schema-checked manifest. `broken` holds the paths (at most two deep, e.g.
     `("keys", "ci-bot")`) whose subtree failed the schema: the semantic pass skips those."""
@@ -45,8 +45,7 @@ class ManifestFile:
         return os.path.normpath(self.directory / os.path.expanduser(text))
 
 
-@direct_init  # one per entry of every manifest
-@dataclass(frozen=True)
+@record
 class Declaration:
     """A named entry of `providers`, `sinks` or `keys`, as written in one file."""
 
@@ -68,7 +67,7 @@ class Declaration:
         return self.source.loc(self.path)
 
 
-@dataclass
+@record(frozen=False)
 class Report:
     """Collects diagnostics; nothing here ever includes a secret value."""
 

@@ -68,7 +68,6 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -82,6 +81,7 @@ from keyform.durations import format_time, parse_time
 from keyform.errors import ProviderError
 from keyform.providers.ratelimit import Limiter, NotAdmitted
 from keyform.providers.wire import DirectTransport, call_deadline
+from keyform.records import record
 
 log = logging.getLogger("keyform.providers")
 
@@ -115,7 +115,7 @@ def _no_tls_context() -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-@dataclass(frozen=True)
+@record
 class RetryPolicy:
     max_retries: int = 5
     base: float = 0.2
@@ -575,7 +575,7 @@ class _Limit(Exception):
 _GAVE_UP = "keyform.gave_up"  # the response extension `HttpClient._gave_up` sets
 
 
-@dataclass(frozen=True)
+@record
 class _GaveUp:
     """The call's deadline ended its retries on this answer, after `tried` answered attempts
     (`unanswered`: one more was sent and cut by the deadline)."""

@@ -44,9 +44,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from keyform.model import RateLimit
+from keyform.records import record
 
 BETA = 0.7  # multiplicative decrease of the learned rate (AWS adaptive mode, CUBIC)
 CUBIC_C = 0.15  # the cubic's scale, in requests/s per s^3 (AWS uses 0.4: probes faster, refused more)
@@ -56,7 +56,7 @@ MIN_SPAN = 0.25  # seconds: the shortest span an accepted rate is measured over 
 HOLD_MIN, HOLD_MAX = 0.25, 5.0  # seconds after a decrease during which a 429 does not decrease again
 
 
-@dataclass(frozen=True)
+@record
 class RateEvent:
     """The API refused a call for its rate: the instance pauses `wait` seconds; the concurrency
     window went from `concurrency_before` to `concurrency_after`; `rate` is the send rate now used
@@ -70,7 +70,7 @@ class RateEvent:
     status: int = 429
 
 
-@dataclass(frozen=True)
+@record
 class RateStats:
     """What one instance's limiter saw: 429s received, seconds paused (overlapping pauses once),
     the concurrency window and send rate at the end, and the configured limit if any."""
@@ -97,7 +97,7 @@ class NotAdmitted(Exception):
         self.rate = rate
 
 
-@dataclass(frozen=True)
+@record
 class Ticket:
     """One attempt's admission: when it was sent, and in which congestion episode."""
 

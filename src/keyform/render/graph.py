@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from keyform.graph import topological_order
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Action, Change, Plan
+from keyform.records import record
 
 # Node colours by action: (fill, stroke), the same in Mermaid and DOT.
 COLOURS: Mapping[str, tuple[str, str]] = {
@@ -27,7 +27,7 @@ COLOURS: Mapping[str, tuple[str, str]] = {
 MAX_MARKDOWN_NODES = 40  # the plan comment's graph; the rest is counted
 
 
-@dataclass(frozen=True)
+@record
 class Node:
     address: str
     provider: str
@@ -35,14 +35,14 @@ class Node:
     action: str | None = None  # create | update | replace | delete; None: no change (or no plan)
 
 
-@dataclass(frozen=True)
+@record
 class Edge:
     source: str
     consumer: str
     via: str = ""  # the consumer's input fed by the source, e.g. auth_value
 
 
-@dataclass(frozen=True)
+@record
 class Graph:
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]

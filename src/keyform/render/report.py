@@ -13,13 +13,13 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from keyform.records import record
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     title: str
     cell: Callable[[ReportRow], str]

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
+from keyform.records import record
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
@@ -48,7 +48,7 @@ _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 _BOM = "\ufeff"
 
 
-@dataclass
+@record(frozen=False)
 class _Entry:
     """A span of the file: an assignment (`name` set) or any other line, with its exact text."""
 
@@ -58,7 +58,7 @@ class _Entry:
     export: bool = False
 
 
-@dataclass
+@record(frozen=False)
 class _Written:
     """The file as a DotenvSink wrote it: its bytes, and what they parse to."""
 

@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from keyform.records import record
 
 REDACTED = "[redacted]"
 # How much of a failing program's stderr a message quotes (its end: the last lines say why).
@@ -23,7 +25,7 @@ class ProgramTimeout(Exception):
     """The program ran longer than its timeout and was killed."""
 
 
-@dataclass(frozen=True)
+@record
 class Completed:
     returncode: int
     stdout: bytes = field(repr=False)

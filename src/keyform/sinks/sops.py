@@ -26,7 +26,6 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ import yaml
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
+from keyform.records import record
 from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
@@ -78,7 +78,7 @@ def format_for(path: StrPath) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class Recipients:
     """The master keys a new document is encrypted for (empty: `.sops.yaml` decides)."""
 

@@ -1,0 +1,327 @@
+"""`records.record` against `dataclasses.dataclass`: every record class in keyform, and the same class
+bodies decorated both ways, take the same `__init__` parameters, keep the same fields, compare,
+hash, print, freeze, replace, pickle and copy alike, and say the same in `__dataclass_params__`.
+What `record` would not reproduce it refuses, naming the class."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import inspect
+import io
+import pickle
+import pkgutil
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from typing import Any, ClassVar
+
+import pytest
+
+import keyform
+from keyform import records
+from keyform.errors import SourceLoc
+from keyform.model import KeySpec
+from keyform.plan import Action, Change
+from keyform.records import record
+
+
+def _record_classes() -> list[type]:
+    """Every class in keyform (the emulator imports nothing of keyform) whose __init__ is record's."""
+    found: dict[str, type] = {}
+    for info in pkgutil.walk_packages(keyform.__path__, "keyform."):
+        if ".emulator" in info.name or info.name.endswith("__main__"):
+            continue
+        with redirect_stdout(io.StringIO()):
+            module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            init = getattr(value, "__init__", None) if isinstance(value, type) else None
+            code = getattr(init, "__code__", None)
+            if code is not None and code.co_filename.startswith("<record ") and value.__module__ == module.__name__:
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return [found[name] for name in sorted(found)]
+
+
+RECORDS = _record_classes()
+
+
+def test_the_records_are_found() -> None:
+    names = {cls.__name__ for cls in RECORDS}
+    assert {"KeySpec", "Change", "RemoteKey", "Declaration", "SinkTarget", "ReportRow", "KeyState", "Plan",
+            "Workspace", "ProviderConfig"} <= names
+    assert len(RECORDS) >= 80
+
+
+def _reference(cls: type) -> type:
+    """The dataclass the same fields, flags and class body make."""
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    specs = [(f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory,
+                                                 compare=f.compare, repr=f.repr, hash=f.hash))
+             for f in dataclasses.fields(cls)]
+    body = {name: vars(cls)[name] for name in ("__eq__", "__hash__", "__repr__") if _own(cls, name)}
+    return dataclasses.make_dataclass(cls.__name__, specs, namespace=body, frozen=params.frozen, eq=params.eq,
+                                      slots="__slots__" in vars(cls))
+
+
+def _own(cls: type, name: str) -> bool:
+    """Whether the class body itself defines `name` (not record, not the `None` that `__eq__` implies)."""
+    value = vars(cls).get(name)
+    if value is None:
+        return False
+    code = inspect.unwrap(value).__code__
+    return not (code.co_filename.startswith("<record ") or code.co_filename == records.__file__)
+
+
+def _state(obj: Any) -> dict[str, Any]:
+    """The instance's attributes in order: its `__dict__`, or its slots."""
+    if hasattr(obj, "__dict__"):
+        return dict(vars(obj))
+    return {name: getattr(obj, name) for name in type(obj).__slots__ if hasattr(obj, name)}
+
+
+def _hash_of(cls: type) -> Any:
+    """The class's `__hash__` as looked up on it (`None` when unhashable)."""
+    return getattr(cls, "__hash__", None)
+
+
+def _values(cls: type, offset: int = 0) -> dict[str, Any]:
+    return {f.name: 1000 + i + offset for i, f in enumerate(dataclasses.fields(cls))}
+
+
+def _assert_like_the_dataclass(cls: type, reference: type) -> None:
+    fields = dataclasses.fields(cls)
+    assert [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in fields] == [
+        (f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(reference)]
+    mine_params, ref_params = cls.__dataclass_params__, reference.__dataclass_params__  # type: ignore[attr-defined]
+    for flag in ("init", "repr", "eq", "order", "unsafe_hash", "frozen"):
+        assert getattr(mine_params, flag) == getattr(ref_params, flag), flag
+    assert cls.__match_args__ == reference.__match_args__  # type: ignore[attr-defined]
+    # __init__: the same parameters, in order, with the same plain defaults
+    params = list(inspect.signature(cls).parameters.values())
+    ref = list(inspect.signature(reference).parameters.values())
+    assert [p.name for p in params] == [p.name for p in ref]
+    assert [p.default is inspect.Parameter.empty for p in params] == [p.default is inspect.Parameter.empty for p in ref]
+    for f, p in zip(fields, params):
+        if f.default is not dataclasses.MISSING:
+            assert p.default is f.default
+    # every field given: kept as given, in field order
+    given = _values(cls)
+    mine, theirs = cls(**given), reference(**given)
+    assert _state(mine) == _state(theirs) == given and list(_state(mine)) == list(given)
+    # only the required ones given: the same defaults, a new value from each factory
+    required = {f.name: given[f.name] for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    a, b, r = cls(**required), cls(**required), reference(**required)
+    assert list(_state(a)) == list(_state(r))
+    for f in fields:
+        if f.default_factory is dataclasses.MISSING:
+            assert getattr(a, f.name) == getattr(r, f.name), f.name
+        else:  # a new value from the factory each time
+            assert type(getattr(a, f.name)) is type(getattr(r, f.name)), f.name
+            assert getattr(a, f.name) is not getattr(b, f.name) or isinstance(getattr(a, f.name), (int, str, tuple,
+                                                                                                  frozenset))
+    # repr, eq, hash
+    if not _own(cls, "__repr__"):
+        assert repr(mine) == repr(theirs).replace(reference.__qualname__, cls.__qualname__, 1)
+    assert (mine == cls(**given)) == (theirs == reference(**given))
+    assert (mine == object()) is False and mine != theirs
+    for f in fields:
+        other = {**given, f.name: -1}
+        assert (mine == cls(**other)) == (theirs == reference(**other)), f.name
+    mine_hash, ref_hash = _hash_of(cls), _hash_of(reference)
+    assert (mine_hash is None) == (ref_hash is None)
+    assert (mine_hash is object.__hash__) == (ref_hash is object.__hash__)
+    if mine_hash is not None and mine_hash is not object.__hash__:  # by value: equal records hash alike, and as the dataclass's
+        assert hash(mine) == hash(cls(**given)) == hash(theirs)
+    # frozen or not, alike; replace, pickle and copy
+    first = fields[0].name
+    outcomes = []
+    for obj in (mine, theirs):
+        try:
+            setattr(obj, first, -5)
+            outcomes.append("set")
+        except dataclasses.FrozenInstanceError:
+            outcomes.append("frozen")
+    assert outcomes[0] == outcomes[1]
+    mine = cls(**given)
+    assert getattr(dataclasses.replace(mine, **{first: -7}), first) == -7
+    assert _state(copy.copy(mine)) == _state(mine) == _state(copy.deepcopy(mine))
+    if "<locals>" not in cls.__qualname__:
+        assert _state(pickle.loads(pickle.dumps(mine))) == _state(mine)
+    assert dataclasses.asdict(mine) == dataclasses.asdict(reference(**given))
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: f"{c.__module__}.{c.__qualname__}")
+def test_every_record_in_keyform_behaves_as_its_dataclass(cls: type) -> None:
+    _assert_like_the_dataclass(cls, _reference(cls))
+
+
+def _both(body: Callable[[Callable[[type], type]], type], **flags: bool) -> tuple[type, type]:
+    """The class `body` makes, decorated by record and by dataclass with the same flags."""
+    return body(record(**flags)), body(dataclasses.dataclass(**flags))
+
+
+def _plain(deco: Callable[[type], type]) -> type:
+    @deco
+    class Plain:
+        """A record."""
+
+        a: str
+        b: int = 0
+        c: dict[str, str] = dataclasses.field(default_factory=dict)
+        d: str = dataclasses.field(default="x", compare=False)
+        e: str = dataclasses.field(default="y", repr=False)
+        f: str = dataclasses.field(default="z", hash=False)
+        kind: ClassVar[str] = "plain"
+
+    return Plain
+
+
+def _one_field(deco: Callable[[type], type]) -> type:
+    @deco
+    class One:
+        a: str
+
+    return One
+
+
+def _own_eq(deco: Callable[[type], type]) -> type:
+    @deco
+    class OwnEq:
+        a: int
+        b: int = 0
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, OwnEq) and self.a == other.a
+
+    return OwnEq
+
+
+def _own_hash_and_repr(deco: Callable[[type], type]) -> type:
+    @deco
+    class OwnHash:
+        a: int
+
+        def __hash__(self) -> int:
+            return 7
+
+        def __repr__(self) -> str:
+            return "own"
+
+    return OwnHash
+
+
+@pytest.mark.parametrize("flags", [{"frozen": True}, {"frozen": False}, {"frozen": False, "eq": False},
+                                   {"frozen": True, "eq": False}], ids=str)
+@pytest.mark.parametrize("body", [_plain, _one_field, _own_eq, _own_hash_and_repr], ids=lambda b: b.__name__)
+def test_the_same_class_body_behaves_alike_either_way(body: Callable[[Callable[[type], type]], type],
+                                                       flags: dict[str, bool]) -> None:
+    mine, reference = _both(body, **flags)
+    _assert_like_the_dataclass(mine, reference)
+    assert ("__hash__" in vars(mine)) == ("__hash__" in vars(reference))
+    if body is _own_eq:
+        assert mine(1, 2) == mine(1, 3)  # the class's own __eq__ is kept
+    if body is _own_hash_and_repr:
+        assert hash(mine(1)) == 7 and repr(mine(1)) == "own"
+    if body is _plain:
+        assert vars(mine)["kind"] == "plain" and "kind" not in {f.name for f in dataclasses.fields(mine)}
+        assert mine.__doc__ == "A record."
+    if body is _one_field:  # no docstring: the dataclass's, from the signature
+        assert mine.__doc__ == reference.__doc__ and str(mine.__doc__).startswith("One(a: ")
+
+
+def test_frozen_refuses_new_attributes_and_deletes_as_the_dataclass_does() -> None:
+    mine, reference = _both(_plain, frozen=True)
+    for cls in (mine, reference):
+        obj = cls("a")
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'other'"):
+            obj.other = 1
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'a'"):
+            del obj.a
+
+
+def test_a_mutable_record_with_slots_has_no_dict_and_assigns() -> None:
+    @record(frozen=False, slots=True)
+    class Slotted:
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+
+    s = Slotted(1)
+    assert not hasattr(s, "__dict__") and Slotted.__slots__ == ("a", "b")
+    s.a = 2
+    assert s == Slotted(2, []) and _hash_of(Slotted) is None
+
+
+def test_a_record_that_holds_itself_prints_without_recursing() -> None:
+    @record(frozen=False)
+    class Node:
+        value: Any
+
+    node = Node(None)
+    node.value = node
+    assert repr(node).endswith("Node(value=...)")
+
+
+def test_the_hot_records_still_compare_and_hash_as_before() -> None:
+    loc = SourceLoc("keys.yaml", 3)
+    a = KeySpec("k", "qp", "questra", {"name": "k"}, loc, entry={"provider": "qp"})
+    b = KeySpec("k", "qp", "questra", {"name": "k"}, loc, entry={"other": 1})
+    assert a == b  # `entry` is not compared
+    assert a != dataclasses.replace(a, attrs={"name": "other"})
+    assert "entry" not in repr(a) and repr(a).startswith("KeySpec(address='k', provider='qp'")
+    c = Change("k", Action.NOOP, "qp", "questra", remote_id="ak_1")
+    assert c == Change(address="k", action=Action.NOOP, provider="qp", provider_type="questra", remote_id="ak_1")
+    assert hash(c) == hash(Change("k", Action.NOOP, "qp", "questra", remote_id="ak_1"))
+    assert repr(c).startswith("Change(address='k', action=<Action.NOOP: 'noop'>")
+    given: dict[str, Any] = {}
+    assert KeySpec("a", "qp", "questra", {}, loc, secret_inputs=given).secret_inputs is given
+    assert KeySpec("a", "qp", "questra", {}, loc).secret_inputs is not KeySpec("b", "qp", "questra", {}, loc).secret_inputs
+
+
+def test_what_record_would_not_reproduce_is_refused_by_name() -> None:
+    class WithPostInit:
+        x: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    class WithInitVar:
+        x: int
+        y: dataclasses.InitVar[int]
+
+    class NotInInit:
+        x: int
+        y: int = dataclasses.field(default=0, init=False)
+
+    class KeywordOnly:
+        x: int = dataclasses.field(kw_only=True)
+
+    class OwnSlots:
+        __slots__ = ("x",)
+        x: int
+
+    class OwnSetattr:
+        x: int
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            pass
+
+    class Clashing:
+        self: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Base:
+        x: int
+
+    class Derived(Base):
+        y: int = 0
+
+    for cls in (WithPostInit, WithInitVar, NotInInit, KeywordOnly, OwnSlots, OwnSetattr, Clashing, Derived):
+        with pytest.raises(TypeError, match=rf"record: .*{cls.__name__}"):
+            record(cls)
+
+    class Plain:
+        x: int
+
+    with pytest.raises(TypeError, match="frozen with slots"):
+        record(frozen=True, slots=True)(Plain)
