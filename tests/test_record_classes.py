@@ -325,3 +325,25 @@ def test_what_record_would_not_reproduce_is_refused_by_name() -> None:
 
     with pytest.raises(TypeError, match="frozen with slots"):
         record(frozen=True, slots=True)(Plain)
+
+
+def test_dict_init_is_for_frozen_records_and_builds_the_same_record() -> None:
+    @record(dict_init=True)
+    class Hot:
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+
+    @record
+    class Plain:
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+
+    assert vars(Hot(1)) == vars(Plain(1)) == {"a": 1, "b": []}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Hot(1).a = 2  # type: ignore[misc]
+
+    class Mutable:
+        a: int
+
+    with pytest.raises(TypeError, match=r"record: .*Mutable is mutable: dict_init is for frozen records"):
+        record(frozen=False, dict_init=True)(Mutable)

@@ -99,7 +99,7 @@ class SinkConfig:
     file_id: str = ""
 
 
-@record
+@record(dict_init=True)  # one per key with a sink
 class SinkTarget:
     """Where a key's secret goes: sink instance name and the entry name inside it."""
 
@@ -161,7 +161,7 @@ NEVER = Expiry("never")
 _NO_ROTATION = Rotation()
 
 
-@record
+@record(dict_init=True)  # a plan builds one per key
 class KeySpec:
     """One declared key. `attrs` are the provider's non-secret attributes in manifest naming
     (questra: name; textql: description, hosts, headers, query_params, api_provider, auth_type,

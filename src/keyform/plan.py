@@ -53,7 +53,7 @@ class AttrChange:
                    bool(d.get("sensitive")))
 
 
-@record
+@record(dict_init=True)  # a plan makes one per key, no-ops included
 class Change:
     address: str
     action: Action

@@ -9,10 +9,13 @@ fields, defaults, `ClassVar`s, `__match_args__`, `__dataclass_fields__`) with no
 compiles only `__init__`, and gives the class plain closures for the rest:
 
 - `__init__` has the fields as parameters, in order, with the same defaults and default factories
-  (an omitted factory field gets a new value; an explicit value is kept as given). A frozen
-  record's writes the instance's `__dict__` directly, where the dataclass's sets each field through
-  `object.__setattr__` (~1 µs of the ~2.3 µs a 12-field `Change` cost): a plan builds tens of
-  thousands of these. A mutable record's assigns each field, as the dataclass's does.
+  (an omitted factory field gets a new value; an explicit value is kept as given). It sets each
+  field as the dataclass's does: a frozen record's through `object.__setattr__`, a mutable one's
+  by assignment. `@record(dict_init=True)` makes a frozen record's write the instance's `__dict__`
+  instead, ~1 µs less for a 12-field `Change` (of ~2.3 µs): for the records a plan builds tens of
+  thousands of. Only for those: CPython (3.11+) keeps an instance's attributes inline, and reads
+  them fastest, until its `__dict__` is asked for, so every later read of such a record costs a
+  little more (made the default, it cost a 10,000-key plan 4 % more instructions than it saved).
 - `__eq__` compares the `compare` fields as one tuple when both sides are of the same class, as
   the dataclass's does; `__hash__` hashes the `hash` (else `compare`) fields' tuple, or is `None`
   for a mutable record with `eq`, following the dataclass's own rules, including a `__hash__` or
@@ -47,16 +50,18 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(*, frozen: bool = True, eq: bool = True, slots: bool = False) -> Callable[[type[T]], type[T]]: ...
+def record(*, frozen: bool = True, eq: bool = True, slots: bool = False,
+           dict_init: bool = False) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
 def record(cls: type[T] | None = None, /, *, frozen: bool = True, eq: bool = True,
-           slots: bool = False) -> type[T] | Callable[[type[T]], type[T]]:
-    """`@record` (frozen) or `@record(frozen=False, eq=..., slots=...)`: see the module docstring."""
+           slots: bool = False, dict_init: bool = False) -> type[T] | Callable[[type[T]], type[T]]:
+    """`@record` (frozen) or `@record(frozen=..., eq=..., slots=..., dict_init=...)`: see the module
+    docstring."""
 
     def wrap(c: type[T]) -> type[T]:
-        return _build(c, frozen=frozen, eq=eq, slots=slots)
+        return _build(c, frozen=frozen, eq=eq, slots=slots, dict_init=dict_init)
 
     return wrap if cls is None else wrap(cls)
 
@@ -65,7 +70,7 @@ def _refuse(cls: type, why: str) -> TypeError:
     return TypeError(f"record: {cls.__qualname__} {why}; use dataclasses.dataclass")
 
 
-def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool) -> type[T]:
+def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool, dict_init: bool) -> type[T]:
     body = dict(cls.__dict__)
     if any(dataclasses.is_dataclass(base) for base in cls.__mro__[1:]):
         raise _refuse(cls, "has a dataclass base class")
@@ -77,6 +82,8 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool) -> type[T]:
         raise _refuse(cls, "is frozen but defines __setattr__ or __delattr__")
     if frozen and slots:
         raise _refuse(cls, "is frozen with slots")
+    if dict_init and not frozen:
+        raise _refuse(cls, "is mutable: dict_init is for frozen records")
     # the dataclass's rule: an explicit __hash__ is kept, but not the None that defining __eq__ sets
     explicit_hash = "__hash__" in body and not (body["__hash__"] is None and "__eq__" in body)
     had_doc = bool(body.get("__doc__"))
@@ -91,7 +98,8 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool) -> type[T]:
             raise _refuse(cls, f"field {f.name!r} is not a positional __init__ parameter")
         if f.name.startswith(_PREFIX) or f.name == "self":
             raise _refuse(cls, f"field {f.name!r} clashes with a name of the generated __init__")
-    methods: dict[str, Callable[..., Any]] = {"__init__": _init(cls, fields, direct=frozen),
+    methods: dict[str, Callable[..., Any]] = {"__init__": _init(cls, fields, style="dict" if dict_init else
+                                                                            "setattr" if frozen else "assign"),
                                                "__repr__": _repr(tuple(f.name for f in fields if f.repr))}
     if eq:
         methods["__eq__"] = _eq(_fields_tuple([f.name for f in fields if f.compare]))
@@ -118,11 +126,14 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool) -> type[T]:
     return cls
 
 
-def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], *, direct: bool) -> Callable[..., None]:
-    """The one compiled method: parameters need a real signature (and it is the hot one)."""
-    namespace: dict[str, Any] = {f"{_PREFIX}MISSING": dataclasses.MISSING}
+def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], *, style: str) -> Callable[..., None]:
+    """The one compiled method: parameters need a real signature (and it is the hot one). `style`:
+    "setattr" (frozen: `object.__setattr__`), "dict" (frozen: the `__dict__`) or "assign" (mutable)."""
+    namespace: dict[str, Any] = {f"{_PREFIX}MISSING": dataclasses.MISSING, f"{_PREFIX}set": object.__setattr__}
     params: list[str] = []
-    lines: list[str] = [f"  {_PREFIX}d = self.__dict__"] if direct else []
+    lines: list[str] = [f"  {_PREFIX}d = self.__dict__"] if style == "dict" else []
+    store = {"dict": f"  {_PREFIX}d[{{name!r}}] = {{value}}", "setattr": f"  {_PREFIX}set(self, {{name!r}}, {{value}})",
+             "assign": "  self.{name} = {value}"}[style]
     for f in fields:
         value = f.name
         if f.default is not dataclasses.MISSING:
@@ -134,7 +145,7 @@ def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], *, direct: bool
             value = f"{_PREFIX}factory_{f.name}() if {f.name} is {_PREFIX}MISSING else {f.name}"
         else:
             params.append(f.name)
-        lines.append(f"  {_PREFIX}d[{f.name!r}] = {value}" if direct else f"  self.{f.name} = {value}")
+        lines.append(store.format(name=f.name, value=value))
     source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "  pass") + "\n"
     exec(compile(source, f"<record {cls.__qualname__}>", "exec"), namespace)
     init: Callable[..., None] = namespace["__init__"]

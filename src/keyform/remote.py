@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from keyform.records import record
 
 
-@record
+@record(dict_init=True)  # a refresh builds one per listed key
 class RemoteKey:
     id: str
     attrs: Mapping[str, Any]

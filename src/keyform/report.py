@@ -36,7 +36,7 @@ NOT_REFRESHED, NOT_LISTED, NOT_CREATED, DEPOSED = "not refreshed", "not listed",
 NEEDS_ACTION = frozenset({REVOKED, EXPIRED, MISSING})
 
 
-@record
+@record(dict_init=True)  # one per key
 class ReportRow:
     """One managed key (`kind` "key") or one deposed key awaiting revocation (`kind` "deposed").
 

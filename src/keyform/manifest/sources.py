@@ -45,7 +45,7 @@ class ManifestFile:
         return os.path.normpath(self.directory / os.path.expanduser(text))
 
 
-@record
+@record(dict_init=True)  # one per entry of every manifest
 class Declaration:
     """A named entry of `providers`, `sinks` or `keys`, as written in one file."""
 
