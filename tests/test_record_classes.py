@@ -60,6 +60,7 @@ def _reference(cls: type) -> type:
              for f in dataclasses.fields(cls)]
     body = {name: vars(cls)[name] for name in ("__eq__", "__hash__", "__repr__") if _own(cls, name)}
     return dataclasses.make_dataclass(cls.__name__, specs, namespace=body, frozen=params.frozen, eq=params.eq,
+                                      order=params.order,
                                       slots="__slots__" in vars(cls))
 
 
@@ -212,7 +213,8 @@ def _own_hash_and_repr(deco: Callable[[type], type]) -> type:
 
 
 @pytest.mark.parametrize("flags", [{"frozen": True}, {"frozen": False}, {"frozen": False, "eq": False},
-                                   {"frozen": True, "eq": False}], ids=str)
+                                   {"frozen": True, "eq": False}, {"frozen": True, "order": True},
+                                   {"frozen": False, "order": True}], ids=str)
 @pytest.mark.parametrize("body", [_plain, _one_field, _own_eq, _own_hash_and_repr], ids=lambda b: b.__name__)
 def test_the_same_class_body_behaves_alike_either_way(body: Callable[[Callable[[type], type]], type],
                                                        flags: dict[str, bool]) -> None:
@@ -347,3 +349,28 @@ def test_dict_init_is_for_frozen_records_and_builds_the_same_record() -> None:
 
     with pytest.raises(TypeError, match=r"record: .*Mutable is mutable: dict_init is for frozen records"):
         record(frozen=False, dict_init=True)(Mutable)
+
+
+def test_order_compares_the_compared_fields_as_the_dataclass_does() -> None:
+    mine, reference = _both(_plain, frozen=True, order=True)
+    pairs = [("a", 1, "a", 2), ("b", 0, "a", 9), ("a", 1, "a", 1)]
+    for a1, b1, a2, b2 in pairs:
+        for op in ("__lt__", "__le__", "__gt__", "__ge__"):
+            assert getattr(mine(a1, b1), op)(mine(a2, b2)) == getattr(reference(a1, b1), op)(reference(a2, b2))
+    # `d` is not compared, `f` only left out of the hash: they order as the dataclass orders them
+    assert (mine("a", d="1") < mine("a", d="2")) == (reference("a", d="1") < reference("a", d="2"))
+    assert (mine("a", f="1") < mine("a", f="2")) == (reference("a", f="1") < reference("a", f="2"))
+    assert mine("a").__lt__(reference("a")) is NotImplemented
+    assert sorted([SourceLoc("b.yaml", 1), SourceLoc("a.yaml", 9), SourceLoc("a.yaml", 2)]) == [
+        SourceLoc("a.yaml", 2), SourceLoc("a.yaml", 9), SourceLoc("b.yaml", 1)]
+
+    class OwnLt:
+        a: int
+
+        def __lt__(self, other: object) -> bool:
+            return True
+
+    with pytest.raises(TypeError, match=r"record: .*OwnLt defines __lt__ itself"):
+        record(order=True)(OwnLt)
+    with pytest.raises(ValueError, match="eq must be true if order is true"):
+        record(eq=False, order=True)(OwnLt)

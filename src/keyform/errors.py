@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from keyform.records import record
 
 
-@dataclass(frozen=True, order=True)
+@record(order=True, dict_init=True)  # one per key (KeySpec.loc)
 class SourceLoc:
     """Where something was declared: a manifest file and a 1-based line."""
 

@@ -8,6 +8,8 @@ state and planner together. `record` lets `dataclasses.dataclass` do what it doe
 fields, defaults, `ClassVar`s, `__match_args__`, `__dataclass_fields__`) with no methods, then
 compiles only `__init__`, and gives the class plain closures for the rest:
 
+- `order=True` adds `__lt__`, `__le__`, `__gt__` and `__ge__` over the same tuple, as the
+  dataclass's (a class that defines one of them itself is refused, as the dataclass refuses it).
 - `__init__` has the fields as parameters, in order, with the same defaults and default factories
   (an omitted factory field gets a new value; an explicit value is kept as given). It sets each
   field as the dataclass's does: a frozen record's through `object.__setattr__`, a mutable one's
@@ -35,9 +37,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 import reprlib
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
@@ -50,18 +52,18 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(*, frozen: bool = True, eq: bool = True, slots: bool = False,
+def record(*, frozen: bool = True, eq: bool = True, order: bool = False, slots: bool = False,
            dict_init: bool = False) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
-def record(cls: type[T] | None = None, /, *, frozen: bool = True, eq: bool = True,
+def record(cls: type[T] | None = None, /, *, frozen: bool = True, eq: bool = True, order: bool = False,
            slots: bool = False, dict_init: bool = False) -> type[T] | Callable[[type[T]], type[T]]:
-    """`@record` (frozen) or `@record(frozen=..., eq=..., slots=..., dict_init=...)`: see the module
-    docstring."""
+    """`@record` (frozen) or `@record(frozen=..., eq=..., order=..., slots=..., dict_init=...)`: see
+    the module docstring."""
 
     def wrap(c: type[T]) -> type[T]:
-        return _build(c, frozen=frozen, eq=eq, slots=slots, dict_init=dict_init)
+        return _build(c, frozen=frozen, eq=eq, order=order, slots=slots, dict_init=dict_init)
 
     return wrap if cls is None else wrap(cls)
 
@@ -70,7 +72,7 @@ def _refuse(cls: type, why: str) -> TypeError:
     return TypeError(f"record: {cls.__qualname__} {why}; use dataclasses.dataclass")
 
 
-def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool, dict_init: bool) -> type[T]:
+def _build(cls: type[T], *, frozen: bool, eq: bool, order: bool, slots: bool, dict_init: bool) -> type[T]:
     body = dict(cls.__dict__)
     if any(dataclasses.is_dataclass(base) for base in cls.__mro__[1:]):
         raise _refuse(cls, "has a dataclass base class")
@@ -82,6 +84,10 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool, dict_init: bool
         raise _refuse(cls, "is frozen but defines __setattr__ or __delattr__")
     if frozen and slots:
         raise _refuse(cls, "is frozen with slots")
+    if order and not eq:
+        raise ValueError("eq must be true if order is true")  # the dataclass's own check and words
+    if order and (own := [name for name in _ORDER if name in body]):
+        raise _refuse(cls, f"defines {own[0]} itself (order=True would replace it)")
     if dict_init and not frozen:
         raise _refuse(cls, "is mutable: dict_init is for frozen records")
     # the dataclass's rule: an explicit __hash__ is kept, but not the None that defining __eq__ sets
@@ -102,7 +108,10 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool, dict_init: bool
                                                                             "setattr" if frozen else "assign"),
                                                "__repr__": _repr(tuple(f.name for f in fields if f.repr))}
     if eq:
-        methods["__eq__"] = _eq(_fields_tuple([f.name for f in fields if f.compare]))
+        compared = _fields_tuple([f.name for f in fields if f.compare])
+        methods["__eq__"] = _eq(compared)
+        if order:
+            methods.update((name, _compare(compared, op)) for name, op in _ORDER.items())
     if frozen:
         methods["__setattr__"], methods["__delattr__"] = _frozen(cls, frozenset(names))
         if eq and not explicit_hash:
@@ -117,7 +126,7 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, slots: bool, dict_init: bool
         cls.__hash__ = None  # type: ignore[assignment]  # mutable and compared by value: unhashable
     params = copy.copy(cls.__dataclass_params__)  # type: ignore[attr-defined]
     params.init = params.repr = True
-    params.eq, params.frozen = eq, frozen
+    params.eq, params.frozen, params.order = eq, frozen, order
     cls.__dataclass_params__ = params  # type: ignore[attr-defined]
     if not had_doc:  # the dataclass's: the class's name and __init__'s signature
         import inspect
@@ -156,11 +165,11 @@ def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], *, style: str) 
 def _fields_tuple(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     """The named attributes as one tuple (attrgetter returns a bare value for one name)."""
     if len(names) == 1:
-        one = attrgetter(names[0])
+        one = operator.attrgetter(names[0])
         return lambda obj: (one(obj),)
     if not names:
         return lambda obj: ()
-    return attrgetter(*names)
+    return operator.attrgetter(*names)
 
 
 def _eq(values: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any, Any], Any]:
@@ -170,6 +179,18 @@ def _eq(values: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any, Any], Any]:
         return NotImplemented
 
     return __eq__
+
+
+_ORDER = {"__lt__": operator.lt, "__le__": operator.le, "__gt__": operator.gt, "__ge__": operator.ge}
+
+
+def _compare(values: Callable[[Any], tuple[Any, ...]], op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def method(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return op(values(self), values(other))
+        return NotImplemented
+
+    return method
 
 
 def _hash(values: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any], int]:
