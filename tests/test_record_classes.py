@@ -12,6 +12,7 @@ import inspect
 import io
 import pickle
 import pkgutil
+import typing
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from typing import Any, ClassVar
@@ -105,6 +106,14 @@ def _assert_like_the_dataclass(cls: type, reference: type) -> None:
     for f, p in zip(fields, params):
         if f.default is not dataclasses.MISSING:
             assert p.default is f.default
+    # as help() and pydoc show it: `<factory>` for a factory default, the same annotations
+    assert str(inspect.signature(cls)) == str(inspect.signature(reference))
+    if str(cls.__doc__).startswith(cls.__name__ + "("):  # no docstring of its own: the dataclass's
+        assert cls.__doc__ == reference.__doc__
+    for name in ("__eq__", "__hash__", "__repr__", "__setattr__", "__delattr__", "__lt__"):
+        method = vars(cls).get(name)
+        if method is not None and not _own(cls, name):
+            assert typing.get_type_hints(method) == {}, name  # the dataclass's have no annotations
     # every field given: kept as given, in field order
     given = _values(cls)
     mine, theirs = cls(**given), reference(**given)
@@ -155,6 +164,14 @@ def _assert_like_the_dataclass(cls: type, reference: type) -> None:
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda c: f"{c.__module__}.{c.__qualname__}")
 def test_every_record_in_keyform_behaves_as_its_dataclass(cls: type) -> None:
     _assert_like_the_dataclass(cls, _reference(cls))
+    # its __init__'s annotations resolve in its module, as the dataclass's do (tools read them),
+    # wherever the class's own do (a name imported only for type checkers resolves in neither)
+    try:
+        class_hints = typing.get_type_hints(cls)
+    except NameError:
+        return
+    hints = typing.get_type_hints(vars(cls)["__init__"])
+    assert hints == {**{f.name: class_hints[f.name] for f in dataclasses.fields(cls)}, "return": type(None)}
 
 
 def _both(body: Callable[[Callable[[type], type]], type], **flags: bool) -> tuple[type, type]:
@@ -228,6 +245,11 @@ def test_the_same_class_body_behaves_alike_either_way(body: Callable[[Callable[[
     if body is _plain:
         assert vars(mine)["kind"] == "plain" and "kind" not in {f.name for f in dataclasses.fields(mine)}
         assert mine.__doc__ == "A record."
+    if flags.get("eq", True):  # this Python's dataclass semantics: a shared NaN, the same object
+        nan = float("nan")
+        assert (mine(nan) == mine(nan)) == (reference(nan) == reference(nan))
+        same, ref_same = mine(nan), reference(nan)
+        assert (same == same) == (ref_same == ref_same)
     if body is _one_field:  # no docstring: the dataclass's, from the signature
         assert mine.__doc__ == reference.__doc__ and str(mine.__doc__).startswith("One(a: ")
 

@@ -18,10 +18,11 @@ compiles only `__init__`, and gives the class plain closures for the rest:
   thousands of. Only for those: CPython (3.11+) keeps an instance's attributes inline, and reads
   them fastest, until its `__dict__` is asked for, so every later read of such a record costs a
   little more (made the default, it cost a 10,000-key plan 4 % more instructions than it saved).
-- `__eq__` compares the `compare` fields as one tuple when both sides are of the same class, as
-  the dataclass's does; `__hash__` hashes the `hash` (else `compare`) fields' tuple, or is `None`
-  for a mutable record with `eq`, following the dataclass's own rules, including a `__hash__` or
-  `__eq__` the class body defines itself. `__repr__` is the dataclass's text, recursion-safe.
+- `__eq__` compares the `compare` fields when both sides are of the same class, as this Python's
+  dataclass does (one tuple up to 3.12, field by field from 3.13: `_eq`); `__hash__` hashes the
+  `hash` (else `compare`) fields' tuple, or is `None` for a mutable record with `eq`, following the
+  dataclass's own rules, including a `__hash__` or `__eq__` the class body defines itself.
+  `__repr__` is the dataclass's text, recursion-safe.
 - A frozen record refuses `setattr`/`delattr` of any attribute with `FrozenInstanceError`, as the
   dataclass does; `dataclasses.fields`, `replace`, `asdict`, `is_dataclass`, pickle and copy work
   unchanged, and `__dataclass_params__` says what the class is.
@@ -29,7 +30,7 @@ compiles only `__init__`, and gives the class plain closures for the rest:
 It refuses, with `TypeError`, what it would not reproduce: `__post_init__`, `InitVar`s, fields
 left out of `__init__` or keyword-only, a dataclass base class, `__slots__` in the class body, a
 frozen record that defines `__setattr__`/`__delattr__`, a frozen record with `slots`. Those stay
-plain dataclasses. tests/test_records.py checks every record in keyform against the dataclass
+plain dataclasses. tests/test_record_classes.py checks every record in keyform against the dataclass
 the same fields would make. Imports nothing of keyform.
 """
 
@@ -39,6 +40,7 @@ import copy
 import dataclasses
 import operator
 import reprlib
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
 
@@ -108,8 +110,9 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, order: bool, slots: bool, di
                                                                             "setattr" if frozen else "assign"),
                                                "__repr__": _repr(tuple(f.name for f in fields if f.repr))}
     if eq:
-        compared = _fields_tuple([f.name for f in fields if f.compare])
-        methods["__eq__"] = _eq(compared)
+        names_compared = [f.name for f in fields if f.compare]
+        compared = _fields_tuple(names_compared)
+        methods["__eq__"] = _eq(compared, names_compared)
         if order:
             methods.update((name, _compare(compared, op)) for name, op in _ORDER.items())
     if frozen:
@@ -121,6 +124,8 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, order: bool, slots: bool, di
         if name in body and (name != "__hash__" or explicit_hash):  # the class's own, as the dataclass keeps it
             continue
         fn.__name__, fn.__qualname__, fn.__module__ = name, f"{cls.__qualname__}.{name}", cls.__module__
+        if name != "__init__":
+            fn.__annotations__ = {}  # as the dataclass's: none (these closures' own are records.py's)
         setattr(cls, name, fn)
     if eq and not frozen and not explicit_hash:
         cls.__hash__ = None  # type: ignore[assignment]  # mutable and compared by value: unhashable
@@ -135,29 +140,46 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, order: bool, slots: bool, di
     return cls
 
 
+class _Factory:
+    """The default an `__init__` shows for a field with a default factory (the dataclass's is alike)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], *, style: str) -> Callable[..., None]:
     """The one compiled method: parameters need a real signature (and it is the hot one). `style`:
-    "setattr" (frozen: `object.__setattr__`), "dict" (frozen: the `__dict__`) or "assign" (mutable)."""
-    namespace: dict[str, Any] = {f"{_PREFIX}MISSING": dataclasses.MISSING, f"{_PREFIX}set": object.__setattr__}
+    "setattr" (frozen: `object.__setattr__`), "dict" (frozen: the `__dict__`) or "assign" (mutable).
+    As the dataclass's, it is made in the class's module (its string annotations resolve there:
+    `typing.get_type_hints(cls.__init__)`), its defaults and factories passed in by a maker function."""
+    given: dict[str, Any] = {f"{_PREFIX}FACTORY": _FACTORY, f"{_PREFIX}set": object.__setattr__}
     params: list[str] = []
-    lines: list[str] = [f"  {_PREFIX}d = self.__dict__"] if style == "dict" else []
-    store = {"dict": f"  {_PREFIX}d[{{name!r}}] = {{value}}", "setattr": f"  {_PREFIX}set(self, {{name!r}}, {{value}})",
-             "assign": "  self.{name} = {value}"}[style]
+    lines: list[str] = [f"    {_PREFIX}d = self.__dict__"] if style == "dict" else []
+    store = {"dict": f"    {_PREFIX}d[{{name!r}}] = {{value}}",
+             "setattr": f"    {_PREFIX}set(self, {{name!r}}, {{value}})",
+             "assign": "    self.{name} = {value}"}[style]
     for f in fields:
         value = f.name
         if f.default is not dataclasses.MISSING:
-            namespace[f"{_PREFIX}default_{f.name}"] = f.default
+            given[f"{_PREFIX}default_{f.name}"] = f.default
             params.append(f"{f.name}={_PREFIX}default_{f.name}")
         elif f.default_factory is not dataclasses.MISSING:  # a new value per instance, as dataclass does
-            namespace[f"{_PREFIX}factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}={_PREFIX}MISSING")
-            value = f"{_PREFIX}factory_{f.name}() if {f.name} is {_PREFIX}MISSING else {f.name}"
+            given[f"{_PREFIX}factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}={_PREFIX}FACTORY")
+            value = f"{_PREFIX}factory_{f.name}() if {f.name} is {_PREFIX}FACTORY else {f.name}"
         else:
             params.append(f.name)
         lines.append(store.format(name=f.name, value=value))
-    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "  pass") + "\n"
-    exec(compile(source, f"<record {cls.__qualname__}>", "exec"), namespace)
-    init: Callable[..., None] = namespace["__init__"]
+    source = (f"def {_PREFIX}make({', '.join(given)}):\n"
+              f"  def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "    pass") + "\n"
+              "  return __init__\n")
+    module = sys.modules.get(cls.__module__)
+    made: dict[str, Any] = {}
+    exec(compile(source, f"<record {cls.__qualname__}>", "exec"), vars(module) if module else {}, made)
+    init: Callable[..., None] = made[f"{_PREFIX}make"](**given)
     init.__annotations__ = {**{f.name: f.type for f in fields}, "return": None}
     return init
 
@@ -172,8 +194,28 @@ def _fields_tuple(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     return operator.attrgetter(*names)
 
 
-def _eq(values: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any, Any], Any]:
+def _eq(values: Callable[[Any], tuple[Any, ...]], names: list[str]) -> Callable[[Any, Any], Any]:
+    """The dataclass's `__eq__` of this Python: the compared fields as one tuple up to 3.12; from
+    3.13, `self is other`, else each field in turn (`a == a2 and b == b2 ...`: a NaN is unequal to
+    itself, and a non-bool result is returned as it is)."""
+    if sys.version_info >= (3, 13):
+        def __eq__(self: Any, other: Any) -> Any:
+            if self is other:
+                return True
+            if other.__class__ is self.__class__:
+                result: Any = True
+                for name in names:
+                    result = getattr(self, name) == getattr(other, name)
+                    if not result:
+                        return result
+                return result
+            return NotImplemented
+
+        return __eq__
+
     def __eq__(self: Any, other: Any) -> Any:
+        if self is other:  # the tuples would compare equal item by item (identity first)
+            return True
         if other.__class__ is self.__class__:
             return values(self) == values(other)
         return NotImplemented
