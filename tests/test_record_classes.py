@@ -86,8 +86,8 @@ def _hash_of(cls: type) -> Any:
     return getattr(cls, "__hash__", None)
 
 
-def _values(cls: type, offset: int = 0) -> dict[str, Any]:
-    return {f.name: 1000 + i + offset for i, f in enumerate(dataclasses.fields(cls))}
+def _values(cls: type) -> dict[str, Any]:
+    return {f.name: 1000 + i for i, f in enumerate(dataclasses.fields(cls))}
 
 
 def _assert_like_the_dataclass(cls: type, reference: type) -> None:
