@@ -396,3 +396,10 @@ def test_order_compares_the_compared_fields_as_the_dataclass_does() -> None:
         record(order=True)(OwnLt)
     with pytest.raises(ValueError, match="eq must be true if order is true"):
         record(eq=False, order=True)(OwnLt)
+
+
+def test_a_field_name_that_is_not_an_identifier_never_reaches_the_compiled_source() -> None:
+    for name in ("a=0):\n  import os\n  def f(b", "class", "two words"):
+        odd = type("Odd", (), {"__annotations__": {name: "int"}})
+        with pytest.raises(TypeError, match=r"record: Odd field .* is not an identifier"):
+            record(odd)

@@ -28,7 +28,8 @@ compiles only `__init__`, and gives the class plain closures for the rest:
   unchanged, and `__dataclass_params__` says what the class is.
 
 It refuses, with `TypeError`, what it would not reproduce: `__post_init__`, `InitVar`s, fields
-left out of `__init__` or keyword-only, a dataclass base class, `__slots__` in the class body, a
+left out of `__init__` or keyword-only, a field name that is not an identifier (names are written
+into `__init__`'s source), a dataclass base class, `__slots__` in the class body, a
 frozen record that defines `__setattr__`/`__delattr__`, a frozen record with `slots`. Those stay
 plain dataclasses. tests/test_record_classes.py checks every record in keyform against the dataclass
 the same fields would make. Imports nothing of keyform.
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import keyword
 import operator
 import reprlib
 import sys
@@ -104,6 +106,8 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, order: bool, slots: bool, di
     for f in fields:
         if not f.init or f.kw_only is True:
             raise _refuse(cls, f"field {f.name!r} is not a positional __init__ parameter")
+        if not f.name.isidentifier() or keyword.iskeyword(f.name):  # it is written into __init__'s source
+            raise _refuse(cls, f"field {f.name!r} is not an identifier")
         if f.name.startswith(_PREFIX) or f.name == "self":
             raise _refuse(cls, f"field {f.name!r} clashes with a name of the generated __init__")
     methods: dict[str, Callable[..., Any]] = {"__init__": _init(cls, fields, style="dict" if dict_init else
