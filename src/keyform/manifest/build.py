@@ -60,7 +60,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
         spec = build_key(decl, context)
         if spec is not None:
             keys[name] = spec
-    check_references(keys, declared["keys"], report)
+    check_references(keys, declared["keys"], sinks, report)
     policies = _policies(declared["policies"], report)
     if report.diagnostics:
         return None

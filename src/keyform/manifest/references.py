@@ -9,15 +9,16 @@ from keyform.graph import cycles
 from keyform.kinds import kind
 from keyform.manifest.document import YamlPath
 from keyform.manifest.sources import Declaration, Report, dotted
-from keyform.model import KeySpec, SecretOfRef
+from keyform.model import KeySpec, SecretOfRef, SinkConfig
 
 
 def check_references(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
-                     report: Report) -> None:
-    """`keys` are the keys that built cleanly; `declared` all keys, built or not."""
+                     sinks: Mapping[str, SinkConfig], report: Report) -> None:
+    """`keys` are the keys that built cleanly; `declared` all keys, built or not; `sinks` the
+    sinks that built cleanly."""
     _check_secret_of(keys, declared, report)
     _check_cycles(keys, declared, report)
-    _check_sink_entries(keys, declared, report)
+    _check_sink_entries(keys, declared, sinks, report)
 
 
 def _input_path(decl: Declaration, attribute: str) -> YamlPath:
@@ -98,15 +99,22 @@ def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaratio
 
 
 def _check_sink_entries(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
-                        report: Report) -> None:
+                        sinks: Mapping[str, SinkConfig], report: Report) -> None:
+    """No two keys write one entry: by sink name, and through two sink names of one file (exact
+    aliases, `Workspace.entry_id`), where each write would put one key's secret over the other's."""
+    # a sink's stored place: the file it writes when there is one (aliases share it), else its name
+    place = {name: cfg.file_id or f"sink:{name}" for name, cfg in sinks.items()}
     taken: dict[tuple[str, str], str] = {}
     for address, spec in keys.items():
-        if spec.sink is None:
+        target = spec.sink
+        if target is None:
             continue
-        entry = (spec.sink.sink, spec.sink.name)
-        other = taken.setdefault(entry, address)
+        other = taken.setdefault((place.get(target.sink, target.sink), target.name), address)
         if other != address:
             decl = declared[address]
             path = (*decl.path, "sink") if "sink" in decl.value else decl.path
-            report.error(decl.source, path, f"{dotted(decl.path)}: sink entry {spec.sink} is already used by "
+            theirs = keys[other].sink
+            how = "already used by" if theirs is None or theirs.sink == target.sink else \
+                f"the entry {theirs} (sinks {theirs.sink} and {target.sink} name one file) of"
+            report.error(decl.source, path, f"{dotted(decl.path)}: sink entry {target} is {how} "
                          f"key {other!r} ({declared[other].loc}); set sink.as")
