@@ -77,10 +77,9 @@ class ApplyContext:
     orphan_entries: dict[str, SinkTarget] = field(default_factory=dict, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
-    # stored entry (`Workspace.entry_id`: through any name of its file) → the key of the manifests
-    # that writes it: a deleted or moved key never removes an entry another key now holds (a key
-    # renamed with the same `as:`, in the same sink or in another name of its file)
-    entry_owner: dict[tuple[str, str], str] = field(init=False, repr=False)
+    # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
+    # an entry another key now holds (a key renamed with the same `as:`)
+    entry_owner: dict[SinkTarget, str] = field(init=False, repr=False)
     # address → the secret of a sink move, read before this apply wrote anything: its old entry is
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
@@ -89,7 +88,7 @@ class ApplyContext:
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
         self.sink_slots = threading.Semaphore(max(1, self.parallelism))
-        self.entry_owner = {self.workspace.entry_id(s.sink): a for a, s in self.workspace.keys.items()
+        self.entry_owner = {s.sink: a for a, s in self.workspace.keys.items()
                             if s.sink is not None and kind(s.provider_type).returns_secret}
 
     def provider(self, name: str) -> Provider:
@@ -308,8 +307,7 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
     """Read, before any change runs, the secret of each sink move whose old entry another change of
     this apply writes: run in parallel, that change could overwrite the entry before the move read
     it, and the moved key's secret would be lost (both entries holding the other key's secret)."""
-    entry_id = ctx.workspace.entry_id  # aliases of one file are one entry
-    written = {entry_id(spec.sink) for c in changes
+    written = {spec.sink for c in changes
                if (spec := ctx.workspace.keys.get(c.address)) is not None and spec.sink is not None}
     for c in changes:
         spec = ctx.workspace.keys.get(c.address)
@@ -317,7 +315,7 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
         if (c.action is not Action.UPDATE or SINK not in {a.name for a in c.attrs} or spec is None
                 or spec.sink is None or ks is None or ks.sink is None):
             continue
-        if entry_id(ks.sink) in written and entry_id(ks.sink) != entry_id(spec.sink):
+        if ks.sink in written and ks.sink != spec.sink:
             try:
                 secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
             except SinkError:
@@ -497,8 +495,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         ctx.state.keys[spec.address] = ks
         # the old secret's entry, where the manifests no longer put it: a copy until removed (a
         # crash or a failed removal leaves it for the next plan, `State.stale`)
+        # (by stored entry: a sink renamed to another name of its file has just had the new secret
+        # written over the old one, in the same place)
         left = old.sink if (old is not None and old.sink is not None and ks.sink is not None
-                            and old.sink != ks.sink and old.secret_in_sink) else None
+                            and ctx.workspace.entry_id(old.sink) != ctx.workspace.entry_id(ks.sink)
+                            and old.secret_in_sink) else None
         if old is not None and left is not None:
             ctx.state.note_stale(left, old.address)
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on
@@ -540,11 +541,9 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     now = ctx.clock()
     seq, remote_attrs, fps, expires_at = _update_remote(spec, ks, changed, now, ctx)
     sink = ks.sink
-    moved = _moves(spec, ks, changed, ctx)
+    moved = SINK in changed and spec.sink is not None and ks.sink is not None
     if moved:
         sink = _move_secret(spec, ks, ctx)
-    elif SINK in changed and spec.sink is not None:  # another name of the entry's file: nothing to move
-        sink = spec.sink
     new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,
                       sink=sink, fingerprints=fps, applied_at=format_time(now), secret_in_sink=ks.secret_in_sink,
                       rotation_requested=ks.rotation_requested)
@@ -572,7 +571,8 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
         fps.update(_resolve_inputs(spec, ctx, only=recorded)[1])
     remote_changes = changed - {SINK, PREVENT_DESTROY} - recorded
     # a sink move journals the entry it writes: recovery keeps it as keyform's own (`State.written`)
-    entry = {"entry": spec.sink.to_json()} if (_moves(spec, ks, changed, ctx) and spec.sink) else {}
+    moving = SINK in changed and spec.sink is not None and ks.sink is not None
+    entry = {"entry": spec.sink.to_json()} if (moving and spec.sink) else {}
     if not remote_changes:
         seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
         return seq, dict(ks.remote), fps, expires_at
@@ -591,13 +591,6 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
     seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
     remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)
     return seq, _visible(remote, fps), fps, expires_at
-
-
-def _moves(spec: KeySpec, ks: KeyState, changed: set[str], ctx: ApplyContext) -> bool:
-    """Whether the update moves the key's secret to another stored entry: its sink changed, and
-    not only to another name of the same file (exact aliases: the secret is already there)."""
-    return (SINK in changed and spec.sink is not None and ks.sink is not None
-            and ctx.workspace.entry_id(spec.sink) != ctx.workspace.entry_id(ks.sink))
 
 
 def _move_secret(spec: KeySpec, ks: KeyState, ctx: ApplyContext) -> SinkTarget:
@@ -623,7 +616,7 @@ def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
 def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     if ks.sink is None:
         return
-    if ctx.entry_owner.get(ctx.workspace.entry_id(ks.sink), ks.address) != ks.address:
+    if ctx.entry_owner.get(ks.sink, ks.address) != ks.address:
         return  # another key of the manifests writes this entry now: it is not ours to remove
     try:
         ctx.sink(ks.sink.sink).remove(ks.sink.name)

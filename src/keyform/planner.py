@@ -63,7 +63,6 @@ class _Decision:
     action: Action
     reasons: list[str] = field(default_factory=list)
     attrs: dict[str, AttrChange] = field(default_factory=dict)
-    sink_renamed: bool = False  # the sink change names the same entry through another name of its file
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -110,8 +109,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if not destroy:
         for address in order if target_set is None else [a for a in order if a in target_set]:
             wanted = desired[address]
-            decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type],
-                                         workspace.entry_id)
+            decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type])
             if address in forced:
                 decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
         _propagate(decisions, desired, state, deps, order, inputs)
@@ -125,7 +123,6 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
 
     errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
-    writers: dict[tuple[str, str], str] | None = None  # entry → the key of the manifests that writes it
     for address in sorted(state.keys if destroy else state.keys.keys() - desired.keys()):
         ks = state.keys[address]
         if not in_scope(address):
@@ -137,13 +134,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                 f"key {address!r} has lifecycle.prevent_destroy set and would be deleted; "
                 "remove prevent_destroy (and apply) first if you really mean to delete it", loc))
             continue
-        writer = None
-        if ks.sink is not None and not destroy:
-            if writers is None:  # the applier keeps such an entry (`applier._remove_entry`), aliases included
-                writers = {workspace.entry_id(s.sink): a for a, s in desired.items()
-                           if s.sink is not None and kind(s.provider_type).returns_secret}
-            writer = writers.get(workspace.entry_id(ks.sink))
-        changes.append(_delete_change(ks, snapshot, destroy, writer))
+        changes.append(_delete_change(ks, snapshot, destroy))
     if errors:
         raise KeyformError(errors)
 
@@ -246,7 +237,7 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
     the entry's `file:line`. keyform's own entries are those a key in the state records, those in
     `state.written`, and those an interrupted apply may have written."""
     out: list[Diagnostic] = []
-    owned: set[tuple[str, str]] | None = None  # `Workspace.entry_id`s: an entry written through an alias is owned
+    owned: set[SinkTarget] | None = None
     for change in changes:
         if change.sink is None or change.action is Action.DELETE:  # most changes: nothing to look up
             continue
@@ -258,8 +249,8 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
         if where is None:
             continue
         if owned is None:
-            owned = {workspace.entry_id(t) for t in state.owned_entries() | inputs.interrupted_entries}
-        if workspace.entry_id(target) not in owned:
+            owned = state.owned_entries() | inputs.interrupted_entries
+        if target not in owned:
             ks = state.keys.get(change.address)
             if ks is not None and ks.sink is not None and ks.sink.name == target.name \
                     and ks.sink.sink not in workspace.sinks:  # a sink renamed? keyform cannot tell its file
@@ -364,9 +355,8 @@ class _Kinds(dict[str, _Kind]):
 
 
 def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime,
-            inputs: PlanInputs, kd: _Kind, entry_id: Callable[[SinkTarget], tuple[str, str]]) -> _Decision:
-    """A key's own decision, before dependency propagation (`kd`: its provider type's `_Kind`;
-    `entry_id`: `Workspace.entry_id`, which stored entry a sink target is)."""
+            inputs: PlanInputs, kd: _Kind) -> _Decision:
+    """A key's own decision, before dependency propagation (`kd`: its provider type's `_Kind`)."""
     ks = state.keys.get(spec.address)
     k = kd.type
     if ks is None:
@@ -411,7 +401,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
 
     _diff_secret_inputs(d, spec, ks, state, inputs)
     if k.returns_secret and ks.secret_in_sink:
-        _diff_sink(d, spec, ks, inputs, entry_id)
+        _diff_sink(d, spec, ks, inputs)
         if ks.sink is not None and spec.address in inputs.missing_secrets:
             d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink.sink} ({ks.sink.name})")
     if d.action is not Action.REPLACE:
@@ -498,20 +488,12 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
         d.escalate(Action.UPDATE if updatable else Action.REPLACE, reason)
 
 
-def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs,
-               entry_id: Callable[[SinkTarget], tuple[str, str]]) -> None:
+def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) -> None:
     if spec.sink == ks.sink:
         return  # the same target (most keys): no strings to build
     want = str(spec.sink) if spec.sink else None
     have = str(ks.sink) if ks.sink else None
     if want == have:
-        return
-    if spec.sink is not None and ks.sink is not None and entry_id(spec.sink) == entry_id(ks.sink):
-        # two names of one file (exact aliases): the secret is already in the entry it names
-        d.attrs[SINK] = AttrChange(SINK, have, want)
-        d.sink_renamed = True
-        d.escalate(Action.UPDATE, f"sink {spec.sink.sink} names the file of sink {ks.sink.sink}: the secret stays "
-                                  "where it is (recorded in state; nothing is written)")
         return
     old_sink = ks.sink.sink if ks.sink else None
     movable = old_sink is not None and old_sink in inputs.readable_sinks
@@ -595,24 +577,19 @@ def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: li
     return Change(
         address=spec.address, action=d.action, provider=spec.provider, provider_type=spec.provider_type,
         reasons=tuple(d.reasons), attrs=tuple(attrs), remote_id=ks.remote_id if ks else None,
-        sink=str(spec.sink) if (k.returns_secret and spec.sink
-                                and (issued or (SINK in d.attrs and not d.sink_renamed))) else None,
+        sink=str(spec.sink) if (k.returns_secret and spec.sink and (issued or SINK in d.attrs)) else None,
         depends_on=tuple(depends_on),
     )
 
 
-def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool, writer: str | None = None) -> Change:
-    """`writer`: the key of the manifests that writes the deleted key's sink entry now (through
-    its sink, or another name of its file), which keeps it."""
+def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool) -> Change:
     reasons = ["destroy requested" if destroy else "removed from the manifests"]
     known, rk = snapshot.lookup(ks.provider, ks.remote_id)
     if known and rk is None:
         reasons.append("already gone remotely: only forgotten")
     elif rk is not None and rk.revoked:
         reasons.append("already revoked remotely")
-    if writer is not None:
-        reasons.append(f"its sink entry {ks.sink} stays: key {writer!r} writes it now")
-    sink = str(ks.sink) if ks.sink and writer is None else None
+    sink = str(ks.sink) if ks.sink else None
     return Change(address=ks.address, action=Action.DELETE, provider=ks.provider,
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
 
