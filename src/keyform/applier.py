@@ -494,9 +494,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
         # the old secret's entry, where the manifests no longer put it: a copy until removed (a
-        # crash or a failed removal leaves it for the next plan, `State.stale`)
-        # (by stored entry: a sink renamed to another name of its file has just had the new secret
-        # written over the old one, in the same place)
+        # crash or a failed removal leaves it for the next plan, `State.stale`). Compared by stored
+        # entry: under another name of the same file, the new secret was just written over it
         left = old.sink if (old is not None and old.sink is not None and ks.sink is not None
                             and ctx.workspace.entry_id(old.sink) != ctx.workspace.entry_id(ks.sink)
                             and old.secret_in_sink) else None

@@ -213,6 +213,12 @@ class StateConfig:
     loc: SourceLoc | None = None
 
 
+def sink_place(config: SinkConfig | None, name: str) -> str:
+    """Where sink `name` keeps its entries: the file it writes, which exact aliases share, else
+    (a sink that writes no local file, or one the manifests no longer declare) its own name."""
+    return config.file_id if config is not None and config.file_id else f"sink:{name}"
+
+
 @record
 class Workspace:
     """All manifest files merged into one desired configuration."""
@@ -233,5 +239,4 @@ class Workspace:
     def entry_id(self, target: SinkTarget) -> tuple[str, str]:
         """Which stored entry `target` is: one id for the same entry through two sink names that
         alias one file; a sink the manifests no longer declare is known by its name alone."""
-        config = self.sinks.get(target.sink)
-        return (config.file_id if config is not None and config.file_id else f"sink:{target.sink}", target.name)
+        return (sink_place(self.sinks.get(target.sink), target.sink), target.name)

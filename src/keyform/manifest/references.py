@@ -9,7 +9,7 @@ from keyform.graph import cycles
 from keyform.kinds import kind
 from keyform.manifest.document import YamlPath
 from keyform.manifest.sources import Declaration, Report, dotted
-from keyform.model import KeySpec, SecretOfRef, SinkConfig
+from keyform.model import KeySpec, SecretOfRef, SinkConfig, sink_place
 
 
 def check_references(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
@@ -102,19 +102,19 @@ def _check_sink_entries(keys: Mapping[str, KeySpec], declared: Mapping[str, Decl
                         sinks: Mapping[str, SinkConfig], report: Report) -> None:
     """No two keys write one entry: by sink name, and through two sink names of one file (exact
     aliases, `Workspace.entry_id`), where each write would put one key's secret over the other's."""
-    # a sink's stored place: the file it writes when there is one (aliases share it), else its name
-    place = {name: cfg.file_id or f"sink:{name}" for name, cfg in sinks.items()}
+    place = {name: sink_place(cfg, name) for name, cfg in sinks.items()}  # once per sink, not per key
     taken: dict[tuple[str, str], str] = {}
     for address, spec in keys.items():
         target = spec.sink
         if target is None:
             continue
-        other = taken.setdefault((place.get(target.sink, target.sink), target.name), address)
+        other = taken.setdefault((place.get(target.sink) or sink_place(None, target.sink), target.name), address)
         if other != address:
             decl = declared[address]
             path = (*decl.path, "sink") if "sink" in decl.value else decl.path
             theirs = keys[other].sink
-            how = "already used by" if theirs is None or theirs.sink == target.sink else \
+            assert theirs is not None  # only a key with a sink is taken
+            how = "already used by" if theirs.sink == target.sink else \
                 f"the entry {theirs} (sinks {theirs.sink} and {target.sink} name one file) of"
             report.error(decl.source, path, f"{dotted(decl.path)}: sink entry {target} is {how} "
                          f"key {other!r} ({declared[other].loc}); set sink.as")
