@@ -157,6 +157,28 @@ def test_removed_key_is_deleted_and_its_sink_entry_named() -> None:
     assert (c.action, c.remote_id, c.sink, c.reasons) == (Action.DELETE, "ak_9", "env:OLD", ("removed from the manifests",))
 
 
+def test_a_deleted_key_names_a_sink_entry_only_where_its_apply_removes_one() -> None:
+    """An imported key's entry was never keyform's: the apply leaves it, so the plan does not say
+    it is removed. An entry another key records (left by an earlier rename) stays, and says why;
+    one that only a key this plan does not apply would write (`--target`) goes."""
+    imported = replace(recorded(questra_key("imp"), "ak_1"), secret_in_sink=False)
+    shared = SinkTarget("env", "SHARED")
+    old = replace(recorded(questra_key("old"), "ak_2"), sink=shared)
+    keeper = replace(recorded(questra_key("keeper"), "ak_3"), sink=shared)
+    st = state_with(imported, old, keeper)
+    p = plan(workspace(replace(questra_key("keeper"), sink=shared)), st, remote_of(st), NOW, inputs=READABLE)
+    by = {c.address: c for c in p.changes}
+    assert by["imp"].sink is None and by["imp"].reasons == ("removed from the manifests",)
+    assert by["old"].sink is None
+    assert by["old"].reasons == ("removed from the manifests", "its sink entry env:SHARED stays: key 'keeper' records it")
+    st = state_with(recorded(questra_key("old"), "ak_2"))
+    new = replace(questra_key("new"), sink=SinkTarget("env", "OLD"))
+    assert one(plan(workspace(new), st, remote_of(st), NOW, inputs=READABLE), "old")[1] == (
+        "removed from the manifests", "its sink entry env:OLD stays: key 'new' writes it in this apply")
+    [c] = plan(workspace(new), st, remote_of(st), NOW, inputs=READABLE, targets=["old"]).changes
+    assert (c.sink, c.reasons) == ("env:OLD", ("removed from the manifests",))
+
+
 def test_removing_a_prevent_destroy_key_fails_the_plan_clearly() -> None:
     st = state_with(recorded(questra_key("keep", prevent_destroy=True), "ak_1"))
     with pytest.raises(KeyformError, match="prevent_destroy"):

@@ -2,18 +2,32 @@
 renaming a key while keeping its `as:` (old goes, new takes the same variable) leaves the new key's
 secret in the sink. Two sinks that name one file (exact aliases) share its entries: two keys may not
 write one entry through the two names, and a key replaced into the other name of its file does not
-remove the entry its new secret was just written to. Through the CLI against the emulator over real
-HTTP on 127.0.0.1."""
+remove the entry its new secret was just written to. A delete removes its key's entry unless a key
+takes it over in the same apply (`--target` and `destroy` apply no other key; a failed create takes
+nothing over), and the plan says which. Through the CLI against the emulator over real HTTP on
+127.0.0.1, and one case with fake providers in-process."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.project import ORG, Project
+from keyform.applier import ApplyContext, ApplyReport, apply_plan
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.journal import Journal
+from keyform.model import KeySpec, SinkTarget
+from keyform.planner import PlanInputs, plan
+from keyform.providers.pool import ProviderPool
+from keyform.refresh import instances_in_use, refresh
+from keyform.sinks.pool import SinkPool
+from keyform.sinkscan import SinkSnapshot
+from keyform.state import State
+from tests.factories import T0, questra_key, workspace
+from tests.fakes import FakeProvider, MemorySink
 
 ALIAS = "sinks:\n  env2:\n    type: dotenv\n    path: ./sub/../.secrets/keys.env\n"
 
@@ -44,6 +58,53 @@ def test_renaming_a_key_that_keeps_its_variable_leaves_the_new_secret(project: P
     assert project.sink() == {"SHARED": live[project.remote_id("new")]}
 
 
+def test_a_rename_plans_the_variable_as_kept_not_removed(project: Project) -> None:
+    """The plan a reviewer reads says what the apply does: `old`'s entry is taken over by `new`."""
+    project.questra("old:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.questra("new:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    res = project.run("plan")
+    assert res.exit_code == 0, res.output
+    assert "is removed" not in res.stdout, res.stdout
+    assert "its sink entry env:SHARED stays: key 'new' writes it in this apply" in res.stdout, res.stdout
+
+
+def test_a_targeted_delete_of_a_renamed_key_removes_its_variable(project: Project,
+                                                                 emu_control: EmulatorControl) -> None:
+    """`old` renamed to `new` with the same `as:`, then `apply --target old`: only `old` is deleted,
+    `new` is not created. The plan said the entry is removed, and it is: it held only the revoked
+    key's secret. (It was kept, untracked: the next apply refused to write `new` there, saying
+    keyform did not write that line.)"""
+    project.questra("old:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.questra("new:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    planned = project.run("plan", "--target", "old")
+    assert "secret = (sink entry env:SHARED is removed)" in planned.stdout, planned.output
+    res = project.run("apply", "--auto-approve", "--target", "old")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {}
+    assert _live(emu_control) == {}
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"SHARED": _live(emu_control)[project.remote_id("new")]}
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_destroy_after_a_rename_removes_the_variable(project: Project, emu_control: EmulatorControl) -> None:
+    """`destroy` while the manifests already name the key `new`: the plan said the entry is removed,
+    and it is (it was left holding the revoked secret, and the state forgot it)."""
+    project.questra("old:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.questra("new:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    planned = project.run("plan", "--destroy")
+    assert "secret = (sink entry env:SHARED is removed)" in planned.stdout, planned.output
+    res = project.run("destroy", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {}
+    assert _live(emu_control) == {}
+    assert project.state()["keys"] == {}
+
+
 def test_a_key_replaced_into_another_name_of_its_file_keeps_its_new_secret(project: Project,
                                                                           emu_control: EmulatorControl) -> None:
     """`a`'s secret went missing from env:A and its sink is now env2:A, the same entry: the replace
@@ -72,3 +133,41 @@ def test_two_keys_cannot_write_one_entry_through_two_names_of_its_file(project: 
             in res.stderr), res.output
     assert "Traceback" not in res.output
     assert _live(emu_control) == {}
+
+
+def test_a_rename_whose_create_fails_leaves_no_revoked_secret_in_the_variable() -> None:
+    """`old` renamed to `new` with the same `as:`, and `new`'s create fails: the deletes run after
+    the creates, and `old`'s entry is removed, since no key holds it now (it held the revoked
+    secret, and was kept untracked: the next apply refused to write `new` over it). The next
+    apply creates `new` into it. With fake providers, in-process."""
+    world = _World()
+    old = replace(questra_key("old"), sink=SinkTarget("env", "SHARED"))
+    new = replace(questra_key("new"), sink=SinkTarget("env", "SHARED"))
+    assert world.apply(old).ok
+    first = world.provider.keys[world.state.keys["old"].remote_id]
+    world.provider.fail_on.add("create")
+    report = world.apply(new)
+    assert [c.address for c, _ in report.failed] == ["new"]
+    assert world.provider.keys[first.id].revoked and world.sink.entries == {}
+    assert world.state.keys == {}
+    world.provider.fail_on.clear()
+    assert world.apply(new).ok
+    assert world.sink.entries == {"SHARED": f"sk_fake_{world.state.keys['new'].remote_id}"}
+
+
+class _World:
+    def __init__(self) -> None:
+        self.provider = FakeProvider("qp", "questra", lambda: T0)
+        self.sink = MemorySink()
+        self.state = State.new()
+
+    def apply(self, *keys: KeySpec) -> ApplyReport:
+        ws = workspace(*keys)
+        pool = ProviderPool(ws, lambda cfg, token, org: self.provider, {"QT": "t"})
+        sinks = SinkPool(ws, lambda cfg: self.sink)
+        snapshot = refresh(ws, self.state, pool, instances_in_use(ws, self.state))
+        held = list(self.sink.entries)  # as a scan of the sink's file finds them: the foreign-entry guard sees them
+        scan = SinkSnapshot(entries={"env": frozenset(held)}, lines={"env": {n: i + 1 for i, n in enumerate(held)}},
+                            files={"env": "keys.env"})
+        p = plan(ws, self.state, snapshot, T0, inputs=PlanInputs(readable_sinks=frozenset({"env"}), sinks=scan))
+        return apply_plan(p, ApplyContext(ws, self.state, pool, sinks, Journal(None, "t"), lambda: T0))

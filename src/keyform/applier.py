@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -80,6 +81,10 @@ class ApplyContext:
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
     # an entry another key now holds (a key renamed with the same `as:`)
     entry_owner: dict[SinkTarget, str] = field(init=False, repr=False)
+    # stored entry (`Workspace.entry_id`) → how many keys the state records there, counted when the
+    # first delete runs (every create and move has finished by then, `_apply_phases`) and lowered
+    # by each delete: a deleted key's entry goes unless another key still records it (`_delete`)
+    recorded_entries: Counter[tuple[str, str]] | None = field(default=None, init=False, repr=False)
     # address → the secret of a sink move, read before this apply wrote anything: its old entry is
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
@@ -613,20 +618,41 @@ def _visible(key: RemoteKey, fingerprints: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
+    """Remove the entry a replace or a sink move left behind, unless another key of the manifests
+    writes it now (two keys swapping `as:`, run in parallel)."""
     if ks.sink is None:
         return
     if ctx.entry_owner.get(ks.sink, ks.address) != ks.address:
         return  # another key of the manifests writes this entry now: it is not ours to remove
+    _drop_entry(ks.sink, ctx)
+
+
+def _drop_entry(entry: SinkTarget, ctx: ApplyContext) -> None:
     try:
-        ctx.sink(ks.sink.sink).remove(ks.sink.name)
+        ctx.sink(entry.sink).remove(entry.name)
         with ctx.lock:  # gone from the sink: no longer an entry of keyform's to keep track of
-            ctx.state.forget_entry(ks.sink)
+            ctx.state.forget_entry(entry)
     except SinkError:
-        if ks.sink.sink in ctx.workspace.sinks:
+        if entry.sink in ctx.workspace.sinks:
             raise
         # the sink itself was removed from the manifests: nothing of ours to clean, nor to track
         with ctx.lock:
-            ctx.state.unmark_stale(ks.sink)
+            ctx.state.unmark_stale(entry)
+
+
+def _recorded_by_another(entry: SinkTarget, ctx: ApplyContext) -> bool:
+    """Whether a key other than the one being deleted records `entry` (aliases of one file
+    included). Deletes run after every create and move (`_apply_phases`), so a key that took the
+    entry over in this apply (a key renamed with the same `as:`) records it by now; a key of the
+    manifests that this apply did not write (`--target`, `destroy`, a failed create) does not,
+    and the entry, holding only the deleted key's secret, goes (as the plan said)."""
+    with ctx.lock:
+        if ctx.recorded_entries is None:
+            ctx.recorded_entries = Counter(ctx.workspace.entry_id(k.sink) for k in ctx.state.keys.values()
+                                           if k.sink is not None)
+        here = ctx.workspace.entry_id(entry)
+        ctx.recorded_entries[here] -= 1  # the deleted key, revoked by now, no longer holds it
+        return ctx.recorded_entries[here] > 0
 
 
 def _delete(change: Change, ctx: ApplyContext) -> None:
@@ -634,8 +660,8 @@ def _delete(change: Change, ctx: ApplyContext) -> None:
         ks = ctx.state.keys[change.address]
     seq = ctx.journal.intent("delete", ks.address, ks.provider, remote_id=ks.remote_id)
     ctx.provider(ks.provider).delete(ks.remote_id)
-    if ks.secret_in_sink:
-        _remove_entry(ks, ctx)
+    if ks.secret_in_sink and ks.sink is not None and not _recorded_by_another(ks.sink, ctx):
+        _drop_entry(ks.sink, ctx)
     with ctx.lock:
         ctx.state.keys.pop(ks.address, None)
     ctx.journal.done(seq, forget=ks.address)

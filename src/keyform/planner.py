@@ -13,7 +13,7 @@ deleted; deposed keys (old halves of rotations) are revoked once their grace has
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -123,10 +123,10 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
 
     errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
-    for address in sorted(state.keys if destroy else state.keys.keys() - desired.keys()):
+    deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
+    keepers = _entry_keepers(workspace, state, changes, deleted)
+    for address in deleted:
         ks = state.keys[address]
-        if not in_scope(address):
-            continue
         spec = desired.get(address)
         if spec.prevent_destroy if spec is not None else ks.prevent_destroy:
             loc = spec.loc if spec is not None else None
@@ -134,7 +134,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                 f"key {address!r} has lifecycle.prevent_destroy set and would be deleted; "
                 "remove prevent_destroy (and apply) first if you really mean to delete it", loc))
             continue
-        changes.append(_delete_change(ks, snapshot, destroy))
+        changes.append(_delete_change(ks, snapshot, destroy, workspace, keepers))
     if errors:
         raise KeyformError(errors)
 
@@ -582,14 +582,40 @@ def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: li
     )
 
 
-def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool) -> Change:
+def _entry_keepers(workspace: Workspace, state: State, changes: Iterable[Change],
+                   gone: Collection[str]) -> dict[tuple[str, str], str]:
+    """Stored entry (`Workspace.entry_id`) -> which key holds it once this plan's creates,
+    replacements and moves have run (`changes`; the apply runs every delete after them): a key
+    they write a secret to it, or a key the state records there that this plan does not delete
+    (`gone`). A deleted key's entry that one of them holds stays; any other goes with its key
+    (under `--target` or `destroy`, a key of the manifests this plan does not apply holds nothing)."""
+    if not any(ks.sink is not None and ks.secret_in_sink for a in gone if (ks := state.keys[a])):
+        return {}  # most plans: no deleted key has an entry to keep or remove
+    deleted = set(gone)
+    out = {workspace.entry_id(ks.sink): f"key {a!r} records it" for a, ks in state.keys.items()
+           if ks.sink is not None and a not in deleted}
+    for change in changes:
+        spec = workspace.keys.get(change.address)
+        if change.sink is not None and spec is not None and spec.sink is not None:
+            out[workspace.entry_id(spec.sink)] = f"key {change.address!r} writes it in this apply"
+    return out
+
+
+def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool, workspace: Workspace,
+                   keepers: Mapping[tuple[str, str], str]) -> Change:
     reasons = ["destroy requested" if destroy else "removed from the manifests"]
     known, rk = snapshot.lookup(ks.provider, ks.remote_id)
     if known and rk is None:
         reasons.append("already gone remotely: only forgotten")
     elif rk is not None and rk.revoked:
         reasons.append("already revoked remotely")
-    sink = str(ks.sink) if ks.sink else None
+    sink = None
+    if ks.sink is not None and ks.secret_in_sink:  # an imported key's entry was never keyform's to remove
+        keeper = keepers.get(workspace.entry_id(ks.sink))
+        if keeper is None:
+            sink = str(ks.sink)
+        else:
+            reasons.append(f"its sink entry {ks.sink} stays: {keeper}")
     return Change(address=ks.address, action=Action.DELETE, provider=ks.provider,
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
 
