@@ -408,6 +408,30 @@ def test_two_keys_swapping_their_names_each_keep_their_secret(project: Project) 
     assert project.run("plan").exit_code == 0  # and nothing left to do
 
 
+def test_half_a_swap_under_target_is_refused_before_it_overwrites_the_other_keys_secret(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`--target a` of a swap (a: A → B, b: B → A) ran a's move alone: it wrote a's secret over B,
+    which held b's only copy (Questra shows a secret once), and the next apply moved "b's" secret,
+    a's, to A: both variables a's, b's consumers on a's key. The plan now refuses, naming b; with
+    both keys targeted the swap runs."""
+    _two_keys(project, "A", "B")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.sink()
+    _two_keys(project, "B", "A")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command, "--target", "a")
+        assert res.exit_code == 1, res.output
+        assert ("key 'a': its secret would go to sink entry env:B, which holds the secret of key 'b' (the state "
+                "records it there), and this plan leaves 'b' out (--target)") in res.stderr, res.output
+        assert "Traceback" not in res.output
+    assert project.sink() == before and len(_secrets(emu_control)) == 2
+    res = project.run("apply", "--auto-approve", "--target", "a", "--target", "b")
+    assert res.exit_code == 0, res.output
+    after = project.sink()
+    assert (after["A"], after["B"]) == (before["B"], before["A"])
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_a_new_key_taking_a_moved_keys_name_does_not_take_its_secret(project: Project) -> None:
     project.questra("a:\n  provider: qp\n  sink: {use: env, as: A}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0

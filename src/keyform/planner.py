@@ -125,6 +125,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
     keepers = _entry_keepers(workspace, state, changes, deleted)
+    errors += entries_held_by_others(workspace, state, changes, deleted)
     for address in deleted:
         ks = state.keys[address]
         spec = desired.get(address)
@@ -592,12 +593,48 @@ def _entry_keepers(workspace: Workspace, state: State, changes: Iterable[Change]
     if not any(ks.sink is not None and ks.secret_in_sink for a in gone if (ks := state.keys[a])):
         return {}  # most plans: no deleted key has an entry to keep or remove
     deleted = set(gone)
-    out = {workspace.entry_id(ks.sink): f"key {a!r} records it" for a, ks in state.keys.items()
-           if ks.sink is not None and a not in deleted}
+    out = {here: f"key {a!r} records it" for here, holders in _recorded_at(workspace, state).items()
+           for a in holders if a not in deleted}
     for change in changes:
         spec = workspace.keys.get(change.address)
         if change.sink is not None and spec is not None and spec.sink is not None:
             out[workspace.entry_id(spec.sink)] = f"key {change.address!r} writes it in this apply"
+    return out
+
+
+def _recorded_at(workspace: Workspace, state: State) -> dict[tuple[str, str], list[str]]:
+    """Stored entry (`Workspace.entry_id`: aliases of one file are one) -> the keys the state
+    records there."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for address, ks in state.keys.items():
+        if ks.sink is not None:
+            out.setdefault(workspace.entry_id(ks.sink), []).append(address)
+    return out
+
+
+def entries_held_by_others(workspace: Workspace, state: State, changes: Iterable[Change],
+                           deleted: Collection[str]) -> list[Diagnostic]:
+    """The changes that would write a secret over the entry another key's secret is in (the state
+    records it there) while this plan neither moves that key away nor deletes it: one diagnostic
+    each. Only `--target` can leave such a key out (two keys of the manifests writing one entry
+    are refused at load): half of a swap would overwrite the other key's only copy of its secret."""
+    holders: dict[tuple[str, str], list[str]] | None = None
+    out: list[Diagnostic] = []
+    writes = {c.address: workspace.entry_id(spec.sink) for c in changes
+              if c.sink is not None and c.action is not Action.DELETE
+              and (spec := workspace.keys.get(c.address)) is not None and spec.sink is not None}
+    for address, here in writes.items():
+        if holders is None:  # only a plan that writes an entry looks at the state's
+            holders = _recorded_at(workspace, state)
+        for holder in holders.get(here, ()):
+            if holder == address or holder in deleted or writes.get(holder, here) != here:
+                continue  # its own entry, or one its key leaves in this plan
+            spec = workspace.keys[address]
+            out.append(Diagnostic(
+                f"key {address!r}: its secret would go to sink entry {spec.sink}, which holds the secret of key "
+                f"{holder!r} (the state records it there), and this plan leaves {holder!r} out (--target); it "
+                f"will not overwrite it. Target {holder!r} too (its secret moves or goes in the same apply), or "
+                f"give {address!r} another `as:`", spec.loc))
     return out
 
 
