@@ -160,7 +160,8 @@ def test_removed_key_is_deleted_and_its_sink_entry_named() -> None:
 def test_a_deleted_key_names_a_sink_entry_only_where_its_apply_removes_one() -> None:
     """An imported key's entry was never keyform's: the apply leaves it, so the plan does not say
     it is removed. An entry another key records (left by an earlier rename) stays, and says why;
-    one that only a key this plan does not apply would write (`--target`) goes."""
+    one that only a key this plan does not apply would write (`--target`) goes; one in a sink the
+    manifests no longer declare cannot be reached, and the plan says so."""
     imported = replace(recorded(questra_key("imp"), "ak_1"), secret_in_sink=False)
     shared = SinkTarget("env", "SHARED")
     old = replace(recorded(questra_key("old"), "ak_2"), sink=shared)
@@ -177,6 +178,10 @@ def test_a_deleted_key_names_a_sink_entry_only_where_its_apply_removes_one() -> 
         "removed from the manifests", "its sink entry env:OLD stays: key 'new' writes it in this apply")
     [c] = plan(workspace(new), st, remote_of(st), NOW, inputs=READABLE, targets=["old"]).changes
     assert (c.sink, c.reasons) == ("env:OLD", ("removed from the manifests",))
+    st = state_with(replace(recorded(questra_key("old"), "ak_2"), sink=SinkTarget("gone", "OLD")))
+    [c] = plan(workspace(), st, remote_of(st), NOW, inputs=READABLE).changes
+    assert (c.sink, c.reasons[-1]) == (None, "its sink entry gone:OLD is left as it is: sink gone is no longer in "
+                                             "the manifests")
 
 
 def test_removing_a_prevent_destroy_key_fails_the_plan_clearly() -> None:

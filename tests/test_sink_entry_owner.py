@@ -28,6 +28,7 @@ from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
 from tests.factories import T0, questra_key, workspace
 from tests.fakes import FakeProvider, MemorySink
+from tests.test_lifecycle import make_remote_questra_key
 
 ALIAS = "sinks:\n  env2:\n    type: dotenv\n    path: ./sub/../.secrets/keys.env\n"
 
@@ -171,3 +172,53 @@ class _World:
                             files={"env": "keys.env"})
         p = plan(ws, self.state, snapshot, T0, inputs=PlanInputs(readable_sinks=frozenset({"env"}), sinks=scan))
         return apply_plan(p, ApplyContext(ws, self.state, pool, sinks, Journal(None, "t"), lambda: T0))
+
+
+def _imported(project: Project, emulator: Emulator, address: str, name: str, entry: str) -> None:
+    """`address`: a key made outside keyform and imported, its entry `entry` (its secret not there)."""
+    rid = make_remote_questra_key(emulator.url, name)
+    project.questra(f"{address}:\n  provider: qp\n  name: {name}\n  sink: {{use: env, as: {entry}}}\n")
+    res = project.run("import", address, rid)
+    assert res.exit_code == 0, res.output
+
+
+def test_destroy_removes_an_entry_an_imported_key_also_names(project: Project, emulator: Emulator,
+                                                            emu_control: EmulatorControl) -> None:
+    """k1's secret is in WEB; k2 was imported with `as: WEB` (its secret is not there). Destroy: the
+    plan said WEB is removed, and the apply kept it (k2 was counted as holding it until its own
+    delete, run after k1's), leaving the revoked secret untracked."""
+    project.questra("k1:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    _imported(project, emulator, "k2", "K2", "WEB")
+    planned = project.run("plan", "--destroy")
+    assert "secret = (sink entry env:WEB is removed)" in planned.stdout, planned.output
+    res = project.run("destroy", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {} and _live(emu_control) == {}
+
+
+def test_a_key_that_moves_away_in_the_apply_does_not_keep_a_deleted_keys_entry(
+        project: Project, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    """k1 is removed; k2, recorded at the same entry, is replaced into another one in the same
+    apply. The plan said WEB "stays: key 'k2' records it"; the apply removed it (rightly)."""
+    project.questra("k1:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    _imported(project, emulator, "k2", "K2", "WEB")
+    project.questra("k2:\n  provider: qp\n  name: K2\n  sink: {use: env, as: OTHER}\n")
+    planned = project.run("plan", "--replace", "k2")
+    assert "secret = (sink entry env:WEB is removed)" in planned.stdout, planned.output
+    res = project.run("apply", "--auto-approve", "--replace", "k2")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"OTHER": _live(emu_control)[project.remote_id("k2")]}
+
+
+def test_an_imported_key_does_not_hold_the_entry_it_names(project: Project, emulator: Emulator,
+                                                          emu_control: EmulatorControl) -> None:
+    """An imported key's secret was never in its entry: a new key may take that name (no --target,
+    nothing to protect), as before the refusal of half a swap."""
+    _imported(project, emulator, "legacy", "Legacy key", "WEB")
+    project.questra("legacy:\n  provider: qp\n  name: Legacy key\n  sink: {use: env, as: OTHER}\n"
+                    "web:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"WEB": _live(emu_control)[project.remote_id("web")]}

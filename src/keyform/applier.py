@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -81,10 +80,11 @@ class ApplyContext:
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
     # an entry another key now holds (a key renamed with the same `as:`)
     entry_owner: dict[SinkTarget, str] = field(init=False, repr=False)
-    # stored entry (`Workspace.entry_id`) → how many keys the state records there, counted when the
-    # first delete runs (every create and move has finished by then, `_apply_phases`) and lowered
-    # by each delete: a deleted key's entry goes unless another key still records it (`_delete`)
-    recorded_entries: Counter[tuple[str, str]] | None = field(default=None, init=False, repr=False)
+    # the keys this apply deletes (`_apply_phases`), and the stored entries (`Workspace.entry_id`)
+    # where the state keeps the secret of a key it does not delete, taken when the first delete runs
+    # (every create and move has finished by then): a deleted key's entry goes unless it is one (`_delete`)
+    deleting: frozenset[str] = field(default=frozenset(), init=False, repr=False)
+    kept_entries: set[tuple[str, str]] | None = field(default=None, init=False, repr=False)
     # address → the secret of a sink move, read before this apply wrote anything: its old entry is
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
@@ -278,6 +278,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
     _hold_moving_secrets(first, ctx)
     _run(first, ctx, report, interrupts)
     second = [c for c in plan.changes if c.action is Action.DELETE]
+    ctx.deleting = frozenset(c.address for c in second if not (c.deposed or c.orphan or c.stale))
     if report.lost_lock is not None:  # the revocations are not started either: say so
         for change in second:
             report.skipped.append((change, "skipped: the state lock was lost"))
@@ -640,19 +641,18 @@ def _drop_entry(entry: SinkTarget, ctx: ApplyContext) -> None:
             ctx.state.unmark_stale(entry)
 
 
-def _recorded_by_another(entry: SinkTarget, ctx: ApplyContext) -> bool:
-    """Whether a key other than the one being deleted records `entry` (aliases of one file
-    included). Deletes run after every create and move (`_apply_phases`), so a key that took the
-    entry over in this apply (a key renamed with the same `as:`) records it by now; a key of the
-    manifests that this apply did not write (`--target`, `destroy`, a failed create) does not,
-    and the entry, holding only the deleted key's secret, goes (as the plan said)."""
+def _kept_by_another(entry: SinkTarget, ctx: ApplyContext) -> bool:
+    """Whether the state keeps the secret of a key this apply does not delete at `entry` (aliases
+    of one file included). Deletes run after every create and move (`_apply_phases`), so a key
+    that took the entry over in this apply (a key renamed with the same `as:`) records it by now,
+    and one that moved away does not; a key of the manifests that this apply did not write
+    (`--target`, `destroy`, a failed create) does not either, and the entry, holding only the
+    deleted key's secret, goes. The plan decides the same way (`planner._entry_keepers`)."""
     with ctx.lock:
-        if ctx.recorded_entries is None:
-            ctx.recorded_entries = Counter(ctx.workspace.entry_id(k.sink) for k in ctx.state.keys.values()
-                                           if k.sink is not None)
-        here = ctx.workspace.entry_id(entry)
-        ctx.recorded_entries[here] -= 1  # the deleted key, revoked by now, no longer holds it
-        return ctx.recorded_entries[here] > 0
+        if ctx.kept_entries is None:
+            ctx.kept_entries = {ctx.workspace.entry_id(k.sink) for a, k in ctx.state.keys.items()
+                                if k.sink is not None and k.secret_in_sink and a not in ctx.deleting}
+        return ctx.workspace.entry_id(entry) in ctx.kept_entries
 
 
 def _delete(change: Change, ctx: ApplyContext) -> None:
@@ -660,7 +660,7 @@ def _delete(change: Change, ctx: ApplyContext) -> None:
         ks = ctx.state.keys[change.address]
     seq = ctx.journal.intent("delete", ks.address, ks.provider, remote_id=ks.remote_id)
     ctx.provider(ks.provider).delete(ks.remote_id)
-    if ks.secret_in_sink and ks.sink is not None and not _recorded_by_another(ks.sink, ctx):
+    if ks.secret_in_sink and ks.sink is not None and not _kept_by_another(ks.sink, ctx):
         _drop_entry(ks.sink, ctx)
     with ctx.lock:
         ctx.state.keys.pop(ks.address, None)

@@ -124,8 +124,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
-    keepers = _entry_keepers(workspace, state, changes, deleted)
-    errors += entries_held_by_others(workspace, state, changes, deleted)
+    writes, leaving = _writes(workspace, changes), set(deleted)
+    keepers = _entry_keepers(workspace, state, writes, leaving)
+    errors += entries_held_by_others(workspace, state, writes, leaving)
     for address in deleted:
         ks = state.keys[address]
         spec = desired.get(address)
@@ -583,52 +584,59 @@ def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: li
     )
 
 
-def _entry_keepers(workspace: Workspace, state: State, changes: Iterable[Change],
-                   gone: Collection[str]) -> dict[tuple[str, str], str]:
-    """Stored entry (`Workspace.entry_id`) -> which key holds it once this plan's creates,
-    replacements and moves have run (`changes`; the apply runs every delete after them): a key
-    they write a secret to it, or a key the state records there that this plan does not delete
-    (`gone`). A deleted key's entry that one of them holds stays; any other goes with its key
-    (under `--target` or `destroy`, a key of the manifests this plan does not apply holds nothing)."""
-    if not any(ks.sink is not None and ks.secret_in_sink for a in gone if (ks := state.keys[a])):
-        return {}  # most plans: no deleted key has an entry to keep or remove
-    deleted = set(gone)
-    out = {here: f"key {a!r} records it" for here, holders in _recorded_at(workspace, state).items()
-           for a in holders if a not in deleted}
-    for change in changes:
-        spec = workspace.keys.get(change.address)
-        if change.sink is not None and spec is not None and spec.sink is not None:
-            out[workspace.entry_id(spec.sink)] = f"key {change.address!r} writes it in this apply"
-    return out
+def _writes(workspace: Workspace, changes: Iterable[Change]) -> dict[str, tuple[str, str]]:
+    """Address -> the stored entry (`Workspace.entry_id`) each change of `changes` writes its key's
+    secret to (a create, a replacement, a sink move)."""
+    return {c.address: workspace.entry_id(spec.sink) for c in changes
+            if c.sink is not None and c.action is not Action.DELETE
+            and (spec := workspace.keys.get(c.address)) is not None and spec.sink is not None}
 
 
-def _recorded_at(workspace: Workspace, state: State) -> dict[tuple[str, str], list[str]]:
-    """Stored entry (`Workspace.entry_id`: aliases of one file are one) -> the keys the state
-    records there."""
+def _secrets_at(workspace: Workspace, state: State, deleted: Collection[str],
+                writes: Mapping[str, tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """Stored entry (aliases of one file are one) -> the keys whose secret the state records there
+    and that keep it through this plan: not deleted (`deleted`, a set), not moved or replaced into
+    another entry (`writes`). An imported key's entry never held its secret (`secret_in_sink`)."""
     out: dict[tuple[str, str], list[str]] = {}
     for address, ks in state.keys.items():
-        if ks.sink is not None:
-            out.setdefault(workspace.entry_id(ks.sink), []).append(address)
+        if ks.sink is not None and ks.secret_in_sink and address not in deleted:
+            here = workspace.entry_id(ks.sink)
+            if writes.get(address, here) == here:
+                out.setdefault(here, []).append(address)
     return out
 
 
-def entries_held_by_others(workspace: Workspace, state: State, changes: Iterable[Change],
-                           deleted: Collection[str]) -> list[Diagnostic]:
-    """The changes that would write a secret over the entry another key's secret is in (the state
-    records it there) while this plan neither moves that key away nor deletes it: one diagnostic
-    each. Only `--target` can leave such a key out (two keys of the manifests writing one entry
-    are refused at load): half of a swap would overwrite the other key's only copy of its secret."""
-    holders: dict[tuple[str, str], list[str]] | None = None
-    out: list[Diagnostic] = []
-    writes = {c.address: workspace.entry_id(spec.sink) for c in changes
-              if c.sink is not None and c.action is not Action.DELETE
-              and (spec := workspace.keys.get(c.address)) is not None and spec.sink is not None}
+def _entry_keepers(workspace: Workspace, state: State, writes: Mapping[str, tuple[str, str]],
+                   deleted: Collection[str]) -> dict[tuple[str, str], str]:
+    """Stored entry -> why a deleted key's entry there stays: once this plan's creates,
+    replacements and moves have run (the apply runs every delete after them), a key holds it,
+    written there now (`writes`) or kept there (`_secrets_at`). Any other entry of a deleted key
+    goes with it: under `--target` or `destroy`, a key of the manifests this plan does not apply
+    holds nothing. The apply decides the same way from the state as it is by then (`applier._delete`)."""
+    if not any(ks.sink is not None and ks.secret_in_sink for a in deleted if (ks := state.keys[a])):
+        return {}  # most plans: no deleted key has an entry to keep or remove
+    out = {here: f"key {keys[0]!r} records it" for here, keys in _secrets_at(workspace, state, deleted, writes).items()}
     for address, here in writes.items():
-        if holders is None:  # only a plan that writes an entry looks at the state's
-            holders = _recorded_at(workspace, state)
-        for holder in holders.get(here, ()):
-            if holder == address or holder in deleted or writes.get(holder, here) != here:
-                continue  # its own entry, or one its key leaves in this plan
+        out[here] = f"key {address!r} writes it in this apply"
+    return out
+
+
+def entries_held_by_others(workspace: Workspace, state: State, writes: Mapping[str, tuple[str, str]],
+                           deleted: Collection[str]) -> list[Diagnostic]:
+    """The changes that would write a secret over the entry another key's secret is kept in
+    (`_secrets_at`: the state records it there, and this plan neither moves that key away nor
+    deletes it): one diagnostic each. Only `--target` can leave such a key out (two keys of the
+    manifests writing one entry are refused at load): half of a swap would overwrite the other
+    key's only copy of its secret. A key marked for rotation is not counted: recovery found that
+    its entry may already hold another key's secret, and it gets a new one."""
+    if not writes:
+        return []  # most plans: nothing is written
+    out: list[Diagnostic] = []
+    kept = _secrets_at(workspace, state, deleted, writes)
+    for address, here in writes.items():
+        for holder in kept.get(here, ()):
+            if holder == address or state.keys[holder].rotation_requested:
+                continue
             spec = workspace.keys[address]
             out.append(Diagnostic(
                 f"key {address!r}: its secret would go to sink entry {spec.sink}, which holds the secret of key "
@@ -649,7 +657,10 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool, worksp
     sink = None
     if ks.sink is not None and ks.secret_in_sink:  # an imported key's entry was never keyform's to remove
         keeper = keepers.get(workspace.entry_id(ks.sink))
-        if keeper is None:
+        if ks.sink.sink not in workspace.sinks:  # the apply cannot reach it (`applier._drop_entry`)
+            reasons.append(f"its sink entry {ks.sink} is left as it is: sink {ks.sink.sink} is no longer in the "
+                           "manifests")
+        elif keeper is None:
             sink = str(ks.sink)
         else:
             reasons.append(f"its sink entry {ks.sink} stays: {keeper}")
