@@ -3,22 +3,26 @@ sinks), and every writer still returns only once its own record or entry is on s
 
 from __future__ import annotations
 
+import errno
 import random
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
+from keyform.backends import local
 from keyform.backends.local import LocalBackend
-from keyform.errors import SinkError
+from keyform.errors import LockLostError, SinkError
 from keyform.fsio import StrPath
+from keyform.fsio import append_lines as fsio_append_lines
+from keyform.groupcommit import GroupCommit
 from keyform.journal import Sunk
 from keyform.sinks import dotenv, jsonfile
 from keyform.sinks.dotenv import DotenvSink
-from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.jsonfile import JsonSink
 from tests.conftest import CountFsyncs
 
@@ -46,12 +50,12 @@ def _start(targets: list[Callable[[], None]]) -> tuple[list[threading.Thread], l
 
 
 def test_queued_writers_share_one_rewrite_and_all_return_durable() -> None:
-    commit, file_lock = GroupCommit(), threading.Lock()
+    commit, file_lock = GroupCommit[tuple[str, str]](), threading.Lock()
     batches: list[list[tuple[str, str]]] = []
     alone: list[str] = []
     file_lock.acquire()  # a rewrite "in flight": the writers below queue up behind it
     threads, errors = _start([
-        partial(commit.write, lambda: file_lock, f"K{i}", f"v{i}", batches.append, partial(alone.append, f"K{i}"))
+        partial(commit.write, lambda: file_lock, (f"K{i}", f"v{i}"), batches.append, partial(alone.append, f"K{i}"))
         for i in range(8)])
     _wait_until(lambda: len(commit._pending) == 8)
     file_lock.release()
@@ -62,7 +66,7 @@ def test_queued_writers_share_one_rewrite_and_all_return_durable() -> None:
 
 
 def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> None:
-    commit, file_lock = GroupCommit(), threading.Lock()
+    commit, file_lock = GroupCommit[tuple[str, str]](), threading.Lock()
     alone: list[str] = []
 
     def fail(batch: list[tuple[str, str]]) -> None:
@@ -75,7 +79,7 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
         return write_one
 
     file_lock.acquire()
-    threads, errors = _start([partial(commit.write, lambda: file_lock, f"K{i}", "v", fail, one(f"K{i}")) for i in range(4)])
+    threads, errors = _start([partial(commit.write, lambda: file_lock, (f"K{i}", "v"), fail, one(f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
     for t in threads:
@@ -87,7 +91,7 @@ def test_a_failed_rewrite_makes_each_writer_write_alone_with_its_own_error() -> 
 def test_an_interrupted_batch_is_not_taken_as_written() -> None:
     """If the holder's rewrite is interrupted (KeyboardInterrupt, not an error), the writers whose
     entries were in its batch must write them themselves, never return as if they were durable."""
-    commit, file_lock = GroupCommit(), threading.Lock()
+    commit, file_lock = GroupCommit[tuple[str, str]](), threading.Lock()
     written: list[str] = []
     calls = 0
 
@@ -99,7 +103,7 @@ def test_an_interrupted_batch_is_not_taken_as_written() -> None:
         written.extend(n for n, _ in batch)
 
     file_lock.acquire()
-    threads, errors = _start([partial(commit.write, lambda: file_lock, f"K{i}", "v", write_all,
+    threads, errors = _start([partial(commit.write, lambda: file_lock, (f"K{i}", "v"), write_all,
                                       partial(written.append, f"K{i}")) for i in range(4)])
     _wait_until(lambda: len(commit._pending) == 4)
     file_lock.release()
@@ -128,7 +132,7 @@ def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_
     """The first writer leads at once; one that waited behind a batch in flight lingers before
     taking the pending entries, so the writers arriving meanwhile share its rewrite. No writer
     touches the file lock unless it writes."""
-    commit, file_lock = GroupCommit(linger=1.0), threading.Lock()
+    commit, file_lock = GroupCommit[tuple[str, str]](linger=1.0), threading.Lock()
     batches, first_writing, first_may_finish, write_all = _first_batch_held()
     locks_taken = 0
 
@@ -138,7 +142,7 @@ def test_a_writer_that_queued_behind_a_batch_gathers_the_writers_arriving_while_
         return file_lock
 
     def writer(name: str) -> Callable[[], None]:
-        return partial(commit.write, lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
+        return partial(commit.write, lock, (name, "v"), write_all, partial(pytest.fail, "no batch failed"))
 
     threads, errors = _start([writer("A")])
     assert first_writing.wait(10)
@@ -158,7 +162,7 @@ def test_a_writer_interrupted_while_it_lingers_passes_the_lead_on(monkeypatch: p
     """Ctrl-C while a writer waits: its entry is not written for it, and the writers queued behind
     it still get theirs written (the lead it was handed goes to the next one)."""
     linger = 0.0123  # told apart from the test's own sleeps
-    commit, file_lock = GroupCommit(linger=linger), threading.Lock()
+    commit, file_lock = GroupCommit[tuple[str, str]](linger=linger), threading.Lock()
     batches, first_writing, first_may_finish, write_all = _first_batch_held()
     interrupted: list[str] = []
     real_sleep = time.sleep
@@ -172,7 +176,7 @@ def test_a_writer_interrupted_while_it_lingers_passes_the_lead_on(monkeypatch: p
     monkeypatch.setattr(time, "sleep", sleep)  # groupcommit lingers through time.sleep
 
     def writer(name: str) -> Callable[[], None]:
-        return partial(commit.write, lambda: file_lock, name, "v", write_all, partial(pytest.fail, "no batch failed"))
+        return partial(commit.write, lambda: file_lock, (name, "v"), write_all, partial(pytest.fail, "no batch failed"))
 
     first, first_errors = _start([writer("A")])
     assert first_writing.wait(10)
@@ -230,21 +234,74 @@ def test_dotenv_sees_a_same_size_edit_made_between_its_writes(tmp_path: Path) ->
     assert path.read_text() == "A=two\nB=three\n"
 
 
-def test_journal_appends_waiting_on_an_fsync_share_the_next_one(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
+def test_journal_appends_waiting_on_a_write_share_the_next_one(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
     store = LocalBackend(tmp_path / "keyform.state.json")
     journal = store.journal_open()
     synced = count_fsyncs()
-    journal._sync_lock.acquire()  # an fsync "in flight"
+    store._journal_lock.acquire()  # a batch "in flight": the appenders below queue up behind it
     threads, errors = _start([partial(journal.append, Sunk(str(i))) for i in range(10)])
-    _wait_until(lambda: journal._written == 10)
-    journal._sync_lock.release()
+    _wait_until(lambda: len(journal._batches._pending) == 10)
+    store._journal_lock.release()
     for t in threads:
         t.join()
     journal.close()
     assert errors == []
-    assert len(synced) == 1  # the first to get the lock synced all ten lines
+    assert len(synced) == 1  # the first to get the lock wrote and synced all ten lines
     assert sorted(store.read_journal(), key=lambda r: int(r.seq) if isinstance(r, Sunk) else -1) == \
         [Sunk(str(i)) for i in range(10)]
+
+
+def test_a_lost_lock_fails_every_append_of_a_batch_and_writes_none(tmp_path: Path) -> None:
+    """The batch is fenced once; when that fails, each appender is fenced again on its own and
+    gets its own LockLostError. No line reaches the journal of the lock's new holder."""
+    store = LocalBackend(tmp_path / "keyform.state.json")
+    store.load()
+    info = store.acquire_lock("apply")
+    journal = store.journal_open()
+    journal.append(Sunk("r.0"))
+    store._journal_lock.acquire()
+    threads, errors = _start([partial(journal.append, Sunk(f"r.{i}")) for i in range(1, 6)])
+    _wait_until(lambda: len(journal._batches._pending) == 5)
+    store.lock_path.unlink()  # force-unlocked from elsewhere
+    other = LocalBackend(store.path)
+    theirs = other.acquire_lock("plan")
+    store._journal_lock.release()
+    for t in threads:
+        t.join()
+    journal.close()
+    assert [type(e) for e in errors] == [LockLostError] * 5
+    assert all("refusing to write the apply journal" in str(e) for e in errors)
+    assert store.read_journal() == [Sunk("r.0")]
+    store.release_lock(info)
+    other.release_lock(theirs)
+
+
+def test_a_failed_batch_write_gives_each_appender_its_own_outcome(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk refuses the batch (ENOSPC) and then has room again: each line is written alone,
+    once, and every appender returns with its record durable."""
+    store = LocalBackend(tmp_path / "keyform.state.json")
+    journal = store.journal_open()
+    real = fsio_append_lines
+    calls: list[int] = []
+
+    def flaky(fh: BinaryIO, lines: list[str]) -> None:
+        calls.append(len(lines))
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fh, lines)
+
+    monkeypatch.setattr(local, "append_lines", flaky)
+    store._journal_lock.acquire()
+    threads, errors = _start([partial(journal.append, Sunk(str(i))) for i in range(4)])
+    _wait_until(lambda: len(journal._batches._pending) == 4)
+    store._journal_lock.release()
+    for t in threads:
+        t.join()
+    journal.close()
+    assert errors == []
+    assert calls[0] == 4 and calls[1:] == [1, 1, 1, 1]
+    assert sorted(r.seq for r in store.read_journal() if isinstance(r, Sunk)) == ["0", "1", "2", "3"]
 
 
 def test_dotenv_writes_through_its_cache_match_writes_that_parse_the_file_each_time(tmp_path: Path) -> None:

@@ -201,9 +201,15 @@ def open_for_append(path: StrPath, mode: int = 0o600) -> BinaryIO:
 def append_line(fh: BinaryIO, line: str) -> None:
     """Append `line` plus a newline in one write and flush it to the OS (not yet to stable storage:
     `os.fsync(fh.fileno())` does that). `line` must hold no newline."""
-    if "\n" in line or "\r" in line:
+    append_lines(fh, [line])
+
+
+def append_lines(fh: BinaryIO, lines: list[str]) -> None:
+    """Append each of `lines` plus a newline, all in one write, and flush them to the OS (not yet
+    to stable storage). No line may hold a line break: nothing is written if one does."""
+    if any("\n" in line or "\r" in line for line in lines):
         raise ValueError("a journal line must not contain a line break")
-    fh.write((line + "\n").encode("utf-8"))
+    fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
     fh.flush()
 
 

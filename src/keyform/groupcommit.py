@@ -1,5 +1,9 @@
-"""Group commit for sinks that keep every secret in one file (dotenv, json, sops, k8s-secret):
-writers that arrive while the file is being rewritten are merged into the next atomic rewrite.
+"""Group commit: writers that arrive while a file is being written are merged into its next write.
+
+Used by the sinks that keep every secret in one file (dotenv, json, sops, k8s-secret), and by the
+local state backend's apply journal (`backends/local.py`: one write and one fsync per batch of
+records). The item each writer brings is the caller's (a sink's `(name, secret)`, a journal line);
+it is never shown in a repr.
 
 A sink that rewrites its whole file per secret does O(n) bytes of work and one atomic write (two
 fsyncs) per secret, one writer at a time: an apply of 1,000 keys into one dotenv file spends most
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 _PENDING, _DONE, _ALONE, _LEAD = "pending", "done", "alone", "lead"
 
@@ -32,11 +37,12 @@ _PENDING, _DONE, _ALONE, _LEAD = "pending", "done", "alone", "lead"
 # Measured: apply CPU per create -0.2 ms at 50 ms RTT, the same wall time; at 0 ms RTT less wall.
 LINGER = 0.010
 
+T = TypeVar("T")
+
 
 @dataclass(eq=False)  # tickets are found in the pending list by identity
-class _Ticket:
-    name: str
-    secret: str
+class _Ticket(Generic[T]):
+    item: T = field(repr=False)  # a sink's entry holds its secret
     state: str = _PENDING
     # held until `state` moves on (released once, by whoever moves it): the writer waits on it
     # alone, a lock rather than an Event (no Condition, no waiter list: one futex each way)
@@ -51,11 +57,12 @@ class _Ticket:
         self.woken.release()
 
 
-class GroupCommit:
-    """The pending entries of one sink's file. Each sink instance owns one (an apply opens each sink
-    once), so a batch is always written with that sink's own format and settings. The file lock
-    (`pathlocks.lock_for`) still serialises every writer of the file: two sink entries misconfigured
-    onto one file stay consistent with each other, they only do not share batches.
+class GroupCommit(Generic[T]):
+    """The pending items of one file. Each sink instance owns one (an apply opens each sink once),
+    so a batch is always written with that sink's own format and settings; so does each open
+    journal. The file lock (a sink's `pathlocks.lock_for`, the journal's lock) still serialises
+    every writer of the file: two sink entries misconfigured onto one file stay consistent with
+    each other, they only do not share batches.
 
     One writer at a time leads: it takes the file lock and writes every pending entry. The others
     wait on their ticket alone (one wake-up each), without touching the file lock: taking it
@@ -66,16 +73,16 @@ class GroupCommit:
     def __init__(self, linger: float = LINGER) -> None:
         self._linger = linger
         self._mutex = threading.Lock()
-        self._pending: list[_Ticket] = []
+        self._pending: list[_Ticket[T]] = []
         self._leading = False  # a writer is writing a batch, or about to
 
-    def write(self, file_lock: Callable[[], AbstractContextManager[object]], name: str, secret: str,
-              write_all: Callable[[list[tuple[str, str]]], None], write_one: Callable[[], None]) -> None:
-        """Make (name, secret) durable: `write_all(entries)` rewrites the file once with every
+    def write(self, file_lock: Callable[[], AbstractContextManager[object]], item: T,
+              write_all: Callable[[list[T]], None], write_one: Callable[[], None]) -> None:
+        """Make `item` durable: `write_all(items)` writes the file once with every
         pending entry (in arrival order); `write_one()` writes just this one (after a failed batch).
         Both are called holding `file_lock()` (a new context manager per use), the lock that readers
         and removers of the file take."""
-        ticket = _Ticket(name, secret)
+        ticket: _Ticket[T] = _Ticket(item)
         with self._mutex:
             self._pending.append(ticket)
             lead = not self._leading
@@ -101,17 +108,17 @@ class GroupCommit:
         with file_lock():
             write_one()
 
-    def _lead(self, ticket: _Ticket, file_lock: Callable[[], AbstractContextManager[object]],
-              write_all: Callable[[list[tuple[str, str]]], None]) -> bool:
+    def _lead(self, ticket: _Ticket[T], file_lock: Callable[[], AbstractContextManager[object]],
+              write_all: Callable[[list[T]], None]) -> bool:
         """Write every pending entry (`ticket`, the leader's own, among them) in one rewrite; True
         once they are durable. A failed batch: each of its writers writes its entry alone (False
         here). The file lock itself failing is the leader's error only: the next writer leads."""
-        batch: list[_Ticket] = []
+        batch: list[_Ticket[T]] = []
         try:
             with file_lock():
                 with self._mutex:
                     batch, self._pending = self._pending, []
-                write_all([(t.name, t.secret) for t in batch])
+                write_all([t.item for t in batch])
         except BaseException as exc:
             self._settle(ticket, batch, _ALONE)  # each writes alone: an interrupted batch must not pass as written
             if not batch:  # the file lock failed: this writer is out of the queue, with its error
@@ -125,7 +132,7 @@ class GroupCommit:
         return True
 
     @staticmethod
-    def _settle(ticket: _Ticket, batch: list[_Ticket], state: str) -> None:
+    def _settle(ticket: _Ticket[T], batch: list[_Ticket[T]], state: str) -> None:
         """Every writer of the batch learns `state`; the leader's own `ticket` is not waiting."""
         for t in batch:
             if t is ticket:
@@ -133,7 +140,7 @@ class GroupCommit:
             else:
                 t.wake(state)
 
-    def _abandon(self, ticket: _Ticket) -> None:
+    def _abandon(self, ticket: _Ticket[T]) -> None:
         """A writer interrupted before its entry was taken leaves the queue (its entry is not
         written for it), passing on the lead if it had been handed it; one already taken into a
         batch is written as usual."""

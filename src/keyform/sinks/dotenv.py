@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
+from keyform.groupcommit import GroupCommit
 from keyform.records import record
-from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.typeregistry import SinkType
@@ -73,7 +73,8 @@ class DotenvSink:
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
-        self._batches = GroupCommit()  # concurrent writers share one rewrite (keyform.sinks.groupcommit)
+        # concurrent writers share one rewrite (keyform.groupcommit)
+        self._batches: GroupCommit[tuple[str, str]] = GroupCommit()
         # The file as this sink last wrote it. While the file still holds exactly those bytes,
         # loading it needs no decode or parse, and new names are appended without a pass over
         # the entries: with thousands of entries those passes were most of an apply's CPU, and
@@ -94,7 +95,7 @@ class DotenvSink:
         if problem:  # refused before the file is touched; the applier revokes the new key
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret holds {problem}; "
                             "no dotenv quoting reads it back the same in POSIX shells, python-dotenv and keyform")
-        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), (name, secret),
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
-from keyform.sinks.groupcommit import GroupCommit
+from keyform.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.typeregistry import SinkType
@@ -26,7 +26,8 @@ class JsonSink:
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
-        self._batches = GroupCommit()  # concurrent writers share one rewrite (keyform.sinks.groupcommit)
+        # concurrent writers share one rewrite (keyform.groupcommit)
+        self._batches: GroupCommit[tuple[str, str]] = GroupCommit()
 
     @staticmethod
     def name_problem(name: str) -> str | None:
@@ -35,7 +36,7 @@ class JsonSink:
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
-        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), (name, secret),
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
 

@@ -23,7 +23,7 @@ import yaml
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
-from keyform.sinks.groupcommit import GroupCommit
+from keyform.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
@@ -64,7 +64,8 @@ class K8sSecretSink:
         self.namespace = namespace
         self.labels = dict(labels or {})
         self.field = field
-        self._batches = GroupCommit()  # concurrent writers share one rewrite and encryption (groupcommit)
+        # concurrent writers share one rewrite and encryption (groupcommit)
+        self._batches: GroupCommit[tuple[str, str]] = GroupCommit()
         self.sops = SopsFile(self.path, "yaml", sops, ENCRYPTED_REGEX) if sops is not None else None
         self.readable: bool = self.sops is None or can_decrypt(self.sops.recipients)
 
@@ -88,7 +89,7 @@ class K8sSecretSink:
     def write(self, address: str, name: str, secret: str) -> None:
         what = f" (writing {name} for key {address})"
         self._check(name, what)
-        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), (name, secret),
                             lambda batch: self._set(batch, what),
                             lambda: self._set([(name, secret)], what))
 

@@ -33,8 +33,8 @@ import yaml
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
+from keyform.groupcommit import GroupCommit
 from keyform.records import record
-from keyform.sinks.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.procs import ProgramTimeout, describe_output, run
 from keyform.sinks.sinkfs import read_file, write_file
@@ -273,7 +273,7 @@ class SopsSink:
             raise SinkError(f"{self.path}: cannot tell the sops format from the file name; set format "
                             f"({', '.join(FORMATS)})")
         self.format = fmt
-        self._batches = GroupCommit()
+        self._batches: GroupCommit[tuple[str, str]] = GroupCommit()
         self.file = SopsFile(self.path, fmt, recipients or Recipients(), encrypted_regex)
         self.readable: bool = can_decrypt(self.file.recipients)
 
@@ -291,9 +291,9 @@ class SopsSink:
         self._check(name, what)
         if "\0" in secret:
             raise SinkError(f"{self.path}: cannot write {name} for key {address}: the secret contains a NUL character")
-        # concurrent writers share one decrypt-merge-encrypt of the file (keyform.sinks.groupcommit):
+        # concurrent writers share one decrypt-merge-encrypt of the file (keyform.groupcommit):
         # one `sops encrypt` (~50 ms) per batch of secrets, not one per secret behind the file lock
-        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), name, secret,
+        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), (name, secret),
                             lambda batch: self._set(batch, what),
                             lambda: self._set([(name, secret)], what))
 
