@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from harness.project import Project
+from keyform import redact
 from keyform.providers.http import HttpClient, status_error
 from tests.loopback import LoopbackServer, QuietHandler, serving
 
@@ -64,6 +65,16 @@ def test_a_secret_straddling_the_cut_leaves_no_16_characters_behind(offset: int)
     message = _error("x" * offset + secret + " trailing words", (secret,))
     assert _leaks(message, secret) == [], message
     assert "sk_live_0123456" not in message
+
+
+def test_a_remembered_secret_is_scrubbed_from_any_later_text() -> None:
+    """`remember` only records a secret (an apply remembers every one it issues); the next scrub
+    builds its patterns, and a secret remembered after that scrub is caught by the one after."""
+    first, second = "rmbr_" + "Qx7" * 12 + "_first", "rmbr_" + "Zk9" * 12 + "_second"
+    redact.remember(first)
+    assert redact.scrub(f"echo {first} end", []) == "echo *** end"
+    redact.remember(second)
+    assert redact.scrub(f"{second[3:30]} and {first[8:]}", []) == "*** and ***"
 
 
 def test_short_secrets_and_ordinary_text_are_left_alone() -> None:

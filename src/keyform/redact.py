@@ -31,6 +31,7 @@ MAX_RAW = 65536
 
 _known: set[str] = set()  # every secret this process has seen (see `remember`)
 _known_patterns: dict[int, set[str]] = {}  # their patterns, built once per secret (an apply may issue thousands)
+_unpatterned: list[str] = []  # remembered, patterns not built yet: built by the next `scrub`, not per secret
 _known_lock = threading.Lock()
 
 
@@ -42,8 +43,18 @@ def remember(*secrets: str | None) -> None:
     with _known_lock:
         new = [s for s in new if s not in _known]
         _known.update(new)
-        for length, pats in _patterns(new).items():
-            _known_patterns.setdefault(length, set()).update(pats)
+        _unpatterned.extend(new)  # most applies scrub nothing: an issued secret costs a set insert
+
+
+def _known_now() -> dict[int, set[str]]:
+    """The patterns of every remembered secret, by length (a copy of the index, the sets shared:
+    they are only ever added to)."""
+    with _known_lock:
+        if _unpatterned:
+            for length, pats in _patterns(_unpatterned).items():
+                _known_patterns.setdefault(length, set()).update(pats)
+            _unpatterned.clear()
+        return dict(_known_patterns)
 
 
 def _visible(text: str) -> tuple[str, list[int]]:
@@ -80,8 +91,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
     text = text[:MAX_RAW]
     patterns = _patterns(secrets)
-    with _known_lock:  # the remembered sets are only ever added to: test membership without copying them
-        known = dict(_known_patterns)
+    known = _known_now()
     if not (patterns or known) or not text:
         return text
     visible, where = _visible(text)
