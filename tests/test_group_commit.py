@@ -15,7 +15,8 @@ from typing import BinaryIO
 import pytest
 
 from keyform.backends import local
-from keyform.backends.local import LocalBackend
+from keyform.backends.base import LockInfo
+from keyform.backends.local import LocalBackend, LocalJournal
 from keyform.errors import LockLostError, SinkError
 from keyform.fsio import StrPath
 from keyform.fsio import append_lines as fsio_append_lines
@@ -234,18 +235,26 @@ def test_dotenv_sees_a_same_size_edit_made_between_its_writes(tmp_path: Path) ->
     assert path.read_text() == "A=two\nB=three\n"
 
 
-def test_journal_appends_waiting_on_a_write_share_the_next_one(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
-    store = LocalBackend(tmp_path / "keyform.state.json")
-    journal = store.journal_open()
-    synced = count_fsyncs()
-    store._journal_lock.acquire()  # a batch "in flight": the appenders below queue up behind it
-    threads, errors = _start([partial(journal.append, Sunk(str(i))) for i in range(10)])
-    _wait_until(lambda: len(journal._batches._pending) == 10)
+def _queued_appends(store: LocalBackend, journal: LocalJournal, seqs: list[str],
+                    meanwhile: Callable[[], object] = lambda: None) -> list[BaseException]:
+    """Append a `Sunk` for each of `seqs` from its own thread, all queued behind a batch "in
+    flight" (the journal lock held) while `meanwhile` runs; the errors they raised."""
+    store._journal_lock.acquire()
+    threads, errors = _start([partial(journal.append, Sunk(seq)) for seq in seqs])
+    _wait_until(lambda: len(journal._batches._pending) == len(seqs))
+    meanwhile()
     store._journal_lock.release()
     for t in threads:
         t.join()
     journal.close()
-    assert errors == []
+    return errors
+
+
+def test_journal_appends_waiting_on_a_write_share_the_next_one(tmp_path: Path, count_fsyncs: CountFsyncs) -> None:
+    store = LocalBackend(tmp_path / "keyform.state.json")
+    journal = store.journal_open()
+    synced = count_fsyncs()
+    assert _queued_appends(store, journal, [str(i) for i in range(10)]) == []
     assert len(synced) == 1  # the first to get the lock wrote and synced all ten lines
     assert sorted(store.read_journal(), key=lambda r: int(r.seq) if isinstance(r, Sunk) else -1) == \
         [Sunk(str(i)) for i in range(10)]
@@ -257,23 +266,21 @@ def test_a_lost_lock_fails_every_append_of_a_batch_and_writes_none(tmp_path: Pat
     store = LocalBackend(tmp_path / "keyform.state.json")
     store.load()
     info = store.acquire_lock("apply")
-    journal = store.journal_open()
-    journal.append(Sunk("r.0"))
-    store._journal_lock.acquire()
-    threads, errors = _start([partial(journal.append, Sunk(f"r.{i}")) for i in range(1, 6)])
-    _wait_until(lambda: len(journal._batches._pending) == 5)
-    store.lock_path.unlink()  # force-unlocked from elsewhere
+    with store.journal_open() as journal:
+        journal.append(Sunk("r.0"))
     other = LocalBackend(store.path)
-    theirs = other.acquire_lock("plan")
-    store._journal_lock.release()
-    for t in threads:
-        t.join()
-    journal.close()
+    taken: list[LockInfo] = []
+
+    def force_unlocked() -> None:  # from elsewhere, while the batch waits for the journal lock
+        store.lock_path.unlink()
+        taken.append(other.acquire_lock("plan"))
+
+    errors = _queued_appends(store, store.journal_open(), [f"r.{i}" for i in range(1, 6)], force_unlocked)
     assert [type(e) for e in errors] == [LockLostError] * 5
     assert all("refusing to write the apply journal" in str(e) for e in errors)
     assert store.read_journal() == [Sunk("r.0")]
     store.release_lock(info)
-    other.release_lock(theirs)
+    other.release_lock(taken[0])
 
 
 def test_a_failed_batch_write_gives_each_appender_its_own_outcome(tmp_path: Path,
@@ -281,7 +288,6 @@ def test_a_failed_batch_write_gives_each_appender_its_own_outcome(tmp_path: Path
     """The disk refuses the batch (ENOSPC) and then has room again: each line is written alone,
     once, and every appender returns with its record durable."""
     store = LocalBackend(tmp_path / "keyform.state.json")
-    journal = store.journal_open()
     real = fsio_append_lines
     calls: list[int] = []
 
@@ -292,14 +298,7 @@ def test_a_failed_batch_write_gives_each_appender_its_own_outcome(tmp_path: Path
         real(fh, lines)
 
     monkeypatch.setattr(local, "append_lines", flaky)
-    store._journal_lock.acquire()
-    threads, errors = _start([partial(journal.append, Sunk(str(i))) for i in range(4)])
-    _wait_until(lambda: len(journal._batches._pending) == 4)
-    store._journal_lock.release()
-    for t in threads:
-        t.join()
-    journal.close()
-    assert errors == []
+    assert _queued_appends(store, store.journal_open(), [str(i) for i in range(4)]) == []
     assert calls[0] == 4 and calls[1:] == [1, 1, 1, 1]
     assert sorted(r.seq for r in store.read_journal() if isinstance(r, Sunk)) == ["0", "1", "2", "3"]
 
