@@ -164,3 +164,29 @@ def test_open_for_append_cuts_a_torn_last_line(tmp_path: Path, before: bytes, af
         assert path.read_bytes() == after
         fsio.append_line_durably(fh, "next")
     assert path.read_bytes() == after + b"next\n"
+
+
+class _Trickle:
+    """A file that takes at most `per_write` bytes a call, then none once `room` is used up."""
+
+    def __init__(self, per_write: int, room: int) -> None:
+        self.per_write, self.room, self.data = per_write, room, b""
+
+    def write(self, b: memoryview) -> int:
+        n = min(len(b), self.per_write, self.room - len(self.data))
+        self.data += bytes(b[:n])
+        return n
+
+    def flush(self) -> None:
+        pass
+
+
+def test_append_lines_writes_everything_a_short_writing_file_takes(tmp_path: Path) -> None:
+    """An unbuffered file may take part of a write: the rest is written, not dropped (a batch of
+    journal lines that the kernel cut short was reported durable)."""
+    fh = _Trickle(per_write=5, room=1000)
+    fsio.append_lines(fh, ["one", "two", "three"])  # type: ignore[arg-type]
+    assert fh.data == b"one\ntwo\nthree\n"
+    full = _Trickle(per_write=5, room=7)
+    with pytest.raises(OSError, match="took none of the bytes"):
+        fsio.append_lines(full, ["one", "two"])  # type: ignore[arg-type]

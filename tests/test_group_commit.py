@@ -4,16 +4,24 @@ sinks), and every writer still returns only once its own record or entry is on s
 from __future__ import annotations
 
 import errno
+import inspect
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from types import FrameType
+from typing import Any, BinaryIO
 
 import pytest
 
+from keyform import groupcommit
 from keyform.backends import local
 from keyform.backends.base import LockInfo
 from keyform.backends.local import LocalBackend, LocalJournal
@@ -319,3 +327,144 @@ def test_dotenv_writes_through_its_cache_match_writes_that_parse_the_file_each_t
             sink.write("k", name, value)
             DotenvSink(fresh).write("k", name, value)  # a new instance: no cache
         assert cached.read_bytes() == fresh.read_bytes(), i
+
+
+def test_a_batch_whose_fsync_fails_is_cut_off_and_each_line_written_once(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """EIO on the batch's fsync, after its lines reached the file: they are cut off again, and each
+    appender writes its own line alone, once (they were all in the journal twice)."""
+    store = LocalBackend(tmp_path / "keyform.state.json")
+    journal = store.journal_open()
+    real, calls = os.fsync, []
+
+    def flaky(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", flaky)
+    assert _queued_appends(store, journal, [str(i) for i in range(4)]) == []
+    assert sorted(r.seq for r in store.read_journal() if isinstance(r, Sunk)) == ["0", "1", "2", "3"]
+
+
+_FILLS_UP = """
+import json, resource, signal, sys, threading, time
+from pathlib import Path
+from keyform.backends.local import LocalBackend
+from keyform.journal import Sunk
+store = LocalBackend(Path(sys.argv[1]) / "keyform.state.json")
+journal = store.journal_open()
+journal.append(Sunk("0"))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (store.journal_path.stat().st_size + 40, resource.RLIM_INFINITY))
+durable, failed = [], []
+def append(seq):
+    try:
+        journal.append(Sunk(seq))
+        durable.append(seq)
+    except Exception as exc:
+        failed.append(type(exc).__name__)
+store._journal_lock.acquire()
+threads = [threading.Thread(target=append, args=(str(i),)) for i in range(1, 5)]
+for t in threads:
+    t.start()
+while len(journal._batches._pending) < 4:
+    time.sleep(0.001)
+store._journal_lock.release()
+for t in threads:
+    t.join()
+journal.close()
+print(json.dumps({"durable": sorted(durable), "failed": failed, "kept": sorted(r.seq for r in store.read_journal()),
+                  "whole": store.journal_path.read_bytes().endswith(b"\\n")}))
+"""
+
+
+def test_a_journal_that_fills_up_mid_batch_reports_exactly_the_lines_it_kept(tmp_path: Path) -> None:
+    """The file has room for one more line and a half (a file size limit; a disk filling up acts
+    alike), so the kernel takes part of the batch. Every append that returned is in the journal,
+    every other one raised, and no torn line is left (all four returned "durable" though three
+    were lost). In a child process: the limit is the whole process's."""
+    out = subprocess.run([sys.executable, "-c", _FILLS_UP, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    got = json.loads(out)
+    assert got["kept"] == ["0", *got["durable"]] and len(got["durable"]) == 1, got
+    assert got["failed"] == ["StateError"] * 3 and got["whole"], got
+
+
+def _leading_a_batch_of_four(store: LocalBackend, journal: LocalJournal) -> list[threading.Thread]:
+    """Set up the main thread to lead a batch: it holds the journal lock, three workers queue up
+    once it is pending, and a helper releases the lock when all four are. The workers' threads."""
+    store._journal_lock.acquire()
+    workers: list[threading.Thread] = []
+
+    def start_workers() -> None:
+        _wait_until(lambda: len(journal._batches._pending) == 1)
+        workers.extend(_start([partial(journal.append, Sunk(s)) for s in ("1", "2", "3")])[0])
+        _wait_until(lambda: len(journal._batches._pending) == 4)
+        store._journal_lock.release()
+
+    threading.Thread(target=start_workers, daemon=True).start()
+    return workers
+
+
+def test_a_ctrl_c_while_the_leader_wakes_its_batch_wakes_every_writer_first(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGINT handled in the main thread as it woke the first of its batch: the other writers
+    were never woken and waited forever, their records durable. Now each is woken, then the
+    Ctrl-C is raised."""
+    store = LocalBackend(tmp_path / "keyform.state.json")
+    journal = store.journal_open()
+    real, wakes = groupcommit._Ticket.wake, []
+
+    def wake(self: groupcommit._Ticket[str], state: str) -> None:
+        wakes.append(state)
+        if len(wakes) == 1:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C, handled at the next call in this thread
+        real(self, state)
+
+    monkeypatch.setattr(groupcommit._Ticket, "wake", wake)
+    workers = _leading_a_batch_of_four(store, journal)
+    with pytest.raises(KeyboardInterrupt):
+        journal.append(Sunk("0"))
+    _wait_until(lambda: len(workers) == 3)
+    for t in workers:
+        t.join(5)
+    assert not any(t.is_alive() for t in workers)
+    journal.close()
+    assert sorted(r.seq for r in store.read_journal() if isinstance(r, Sunk)) == ["0", "1", "2", "3"]
+
+
+def test_a_ctrl_c_just_after_a_writer_took_the_lead_passes_it_on(tmp_path: Path) -> None:
+    """Interrupted right after it made itself the leader (before it reached the code that hands
+    the lead on), a writer left the queue "led" by nobody: every later write waited forever."""
+    commit = GroupCommit[str](linger=0.0)
+    code = GroupCommit.write.__code__
+    source, first = inspect.getsourcelines(GroupCommit.write)
+    target = first + next(i for i, line in enumerate(source) if "if ticket.state != _LEAD:" in line)
+    fired: list[int] = []
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is not code:
+            return None
+
+        def line(frame: FrameType, event: str, arg: Any) -> Any:
+            if event == "line" and frame.f_lineno == target and not fired:
+                fired.append(target)
+                raise KeyboardInterrupt  # as a SIGINT handled there would
+            return line
+        return line
+
+    written: list[str] = []
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            commit.write(threading.Lock, "a", written.extend, partial(written.append, "a"))
+    finally:
+        sys.settrace(None)
+    assert fired == [target]
+    later = threading.Thread(target=commit.write, args=(threading.Lock, "b", written.extend,
+                                                        partial(written.append, "b")), daemon=True)
+    later.start()
+    later.join(5)
+    assert not later.is_alive() and written == ["b"]

@@ -8,6 +8,7 @@ Files are created 0600 and directories 0700 regardless of the umask.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -209,7 +210,12 @@ def append_lines(fh: BinaryIO, lines: list[str]) -> None:
     to stable storage). No line may hold a line break: nothing is written if one does."""
     if any("\n" in line or "\r" in line for line in lines):
         raise ValueError("a journal line must not contain a line break")
-    fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    data = memoryview("".join(line + "\n" for line in lines).encode("utf-8"))
+    while data:  # an unbuffered file may take part of it (a disk filling up, a file size limit)
+        written = fh.write(data)
+        if not written:
+            raise OSError(errno.EIO, "the file took none of the bytes written to it")
+        data = data[written:]
     fh.flush()
 
 

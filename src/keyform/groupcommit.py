@@ -19,6 +19,7 @@ gets the error (or success) it would have had alone, worded for its own entry.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -44,17 +45,27 @@ T = TypeVar("T")
 class _Ticket(Generic[T]):
     item: T = field(repr=False)  # a sink's entry holds its secret
     state: str = _PENDING
-    # held until `state` moves on (released once, by whoever moves it): the writer waits on it
-    # alone, a lock rather than an Event (no Condition, no waiter list: one futex each way)
-    woken: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.woken.acquire()
+    # the writer waits on it alone for `state` to move on (no Condition, no waiter list: one futex
+    # each way); one C call wakes it, so a Ctrl-C handled between two bytecodes cannot leave it
+    # half woken, and a wake repeated after one (see `_wake`) is harmless: a writer waits once
+    box: queue.SimpleQueue[str] = field(default_factory=queue.SimpleQueue, repr=False)
 
     def wake(self, state: str) -> None:
-        """Tell the waiting writer its entry's `state` (once per wait)."""
+        """Tell the waiting writer its entry's `state`."""
         self.state = state
-        self.woken.release()
+        self.box.put(state)
+
+
+def _wake(ticket: _Ticket[T], state: str) -> BaseException | None:
+    """Wake `ticket` whatever happens meanwhile: a Ctrl-C handled in this thread (the main one) is
+    returned for the caller to raise once it has woken everyone it must, not raised half way."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            ticket.wake(state)
+            return interrupted
+        except BaseException as exc:
+            interrupted = interrupted or exc
 
 
 class GroupCommit(Generic[T]):
@@ -83,18 +94,17 @@ class GroupCommit(Generic[T]):
         Both are called holding `file_lock()` (a new context manager per use), the lock that readers
         and removers of the file take."""
         ticket: _Ticket[T] = _Ticket(item)
-        with self._mutex:
-            self._pending.append(ticket)
-            lead = not self._leading
-            if lead:
-                self._leading = True
-                ticket.state = _LEAD
         try:
-            if not lead:
-                ticket.woken.acquire()  # the leader wrote it, or failed to, or handed this writer the lead
-            if ticket.state == _LEAD and not lead and self._linger > 0:
-                time.sleep(self._linger)  # handed the lead: others are writing, gather them
-        except BaseException:  # interrupted while waiting (Ctrl-C in the main thread)
+            with self._mutex:
+                self._pending.append(ticket)
+                if not self._leading:
+                    ticket.state = _LEAD  # before `_leading`: `_abandon` undoes either
+                    self._leading = True
+            if ticket.state != _LEAD:
+                ticket.box.get()  # the leader wrote it, or failed to, or handed this writer the lead
+                if ticket.state == _LEAD and self._linger > 0:
+                    time.sleep(self._linger)  # handed the lead: others are writing, gather them
+        except BaseException:  # interrupted on the way (Ctrl-C in the main thread)
             self._abandon(ticket)
             raise
         if ticket.state == _DONE:
@@ -114,13 +124,14 @@ class GroupCommit(Generic[T]):
         once they are durable. A failed batch: each of its writers writes its entry alone (False
         here). The file lock itself failing is the leader's error only: the next writer leads."""
         batch: list[_Ticket[T]] = []
+        outcome = _ALONE  # until the batch is durable: an interrupted batch must not pass as written
         try:
             with file_lock():
                 with self._mutex:
                     batch, self._pending = self._pending, []
                 write_all([t.item for t in batch])
+            outcome = _DONE
         except BaseException as exc:
-            self._settle(ticket, batch, _ALONE)  # each writes alone: an interrupted batch must not pass as written
             if not batch:  # the file lock failed: this writer is out of the queue, with its error
                 with self._mutex:
                     self._pending.remove(ticket)
@@ -128,36 +139,45 @@ class GroupCommit(Generic[T]):
             if not isinstance(exc, Exception):
                 raise
             return False
-        self._settle(ticket, batch, _DONE)
+        finally:  # however the batch ended, each of its writers learns how
+            self._settle(ticket, batch, outcome)
         return True
 
     @staticmethod
     def _settle(ticket: _Ticket[T], batch: list[_Ticket[T]], state: str) -> None:
-        """Every writer of the batch learns `state`; the leader's own `ticket` is not waiting."""
+        """Every writer of the batch learns `state`; the leader's own `ticket` is not waiting. A
+        Ctrl-C handled meanwhile is raised once all of them are woken."""
+        interrupted: BaseException | None = None
         for t in batch:
             if t is ticket:
                 t.state = state
             else:
-                t.wake(state)
+                woke = _wake(t, state)
+                interrupted = interrupted or woke
+        if interrupted is not None:
+            raise interrupted
 
     def _abandon(self, ticket: _Ticket[T]) -> None:
         """A writer interrupted before its entry was taken leaves the queue (its entry is not
-        written for it), passing on the lead if it had been handed it; one already taken into a
-        batch is written as usual."""
+        written for it), passing on the lead if it had it; one already taken into a batch is
+        written as usual."""
         with self._mutex:
             if ticket not in self._pending:
                 return
             self._pending.remove(ticket)
             if ticket.state == _LEAD:
-                if self._pending:
-                    self._pending[0].wake(_LEAD)
-                else:
-                    self._leading = False
+                self._pass_lead()
 
     def _hand_over(self) -> None:
         """The lead goes to the first writer still pending, if any."""
         with self._mutex:
-            if self._pending:
-                self._pending[0].wake(_LEAD)
-            else:
-                self._leading = False
+            self._pass_lead()
+
+    def _pass_lead(self) -> None:
+        """Hand the lead to the first writer pending, or let it go; the caller holds the mutex."""
+        if not self._pending:
+            self._leading = False
+            return
+        interrupted = _wake(self._pending[0], _LEAD)
+        if interrupted is not None:
+            raise interrupted

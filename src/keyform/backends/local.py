@@ -28,6 +28,7 @@ writing over the other's work.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -526,17 +527,29 @@ class LocalJournal:
         self._batches.write(lambda: self._store._journal_lock, line, self._write, lambda: self._write([line]))
 
     def _write(self, lines: list[str]) -> None:
-        """Write `lines` and make them durable; called holding the journal lock."""
-        if self._fh is None:
+        """Write `lines` and make them durable; called holding the journal lock. If that fails,
+        whatever part of them reached the file is cut off again: each line of a failed batch is
+        then written once more on its own (`GroupCommit`), so it must not be there twice."""
+        fh = self._fh
+        if fh is None:
             raise RuntimeError("append() on a closed LocalJournal")
         self._store.fence("the apply journal")
         try:
-            append_lines(self._fh, lines)
-            self._store._own_lines.update(line.encode("utf-8") for line in lines)
-            os.fsync(self._fh.fileno())
+            start = os.fstat(fh.fileno()).st_size
         except OSError as exc:
             raise StateError(f"{self._store.journal_path}: cannot write the apply journal: "
                              f"{exc.strerror}") from None
+        try:
+            append_lines(fh, lines)
+            self._store._own_lines.update(line.encode("utf-8") for line in lines)
+            os.fsync(fh.fileno())
+        except BaseException as exc:  # a full disk, an I/O error, a Ctrl-C in between
+            with contextlib.suppress(OSError):  # if even that fails, a line may be read twice: replay is idempotent
+                os.ftruncate(fh.fileno(), start)
+            if isinstance(exc, OSError):
+                raise StateError(f"{self._store.journal_path}: cannot write the apply journal: "
+                                 f"{exc.strerror}") from None
+            raise
         # still ours after the fsync: the next holder of the lock reads these records
         self._store.fence("the apply journal")
 
