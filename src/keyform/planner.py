@@ -613,7 +613,7 @@ def _entry_keepers(workspace: Workspace, state: State, writes: Mapping[str, tupl
     written there now (`writes`) or kept there (`_secrets_at`). Any other entry of a deleted key
     goes with it: under `--target` or `destroy`, a key of the manifests this plan does not apply
     holds nothing. The apply decides the same way from the state as it is by then (`applier._delete`)."""
-    if not any(ks.sink is not None and ks.secret_in_sink for a in deleted if (ks := state.keys[a])):
+    if not any((ks := state.keys[a]).sink is not None and ks.secret_in_sink for a in deleted):
         return {}  # most plans: no deleted key has an entry to keep or remove
     out = {here: f"key {keys[0]!r} records it" for here, keys in _secrets_at(workspace, state, deleted, writes).items()}
     for address, here in writes.items():

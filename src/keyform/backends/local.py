@@ -513,8 +513,9 @@ class LocalJournal:
     together, one write and one fsync per batch, each batch fenced on the state lock before the
     write and after the fsync. Lines never interleave. With 16 parallel changes (three appends
     each) that is about one write and one fsync per four records, and each waiting appender is
-    woken once (docs/performance.md). A failed batch is written again line by line, so each
-    appender gets its own error (a lost lock, a full disk)."""
+    woken once (docs/performance.md). A failed batch is cut off the file again, then written line
+    by line, so each appender gets its own error (a lost lock, a full disk) and no line is there
+    twice."""
 
     def __init__(self, store: LocalBackend, fh: BinaryIO) -> None:
         self._store = store
