@@ -424,9 +424,14 @@ def test_a_ctrl_c_while_the_leader_wakes_its_batch_wakes_every_writer_first(tmp_
         real(self, state)
 
     monkeypatch.setattr(groupcommit._Ticket, "wake", wake)
+    # Python's Ctrl-C handler, even where SIGINT was ignored at start (a background job in CI)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     workers = _leading_a_batch_of_four(store, journal)
-    with pytest.raises(KeyboardInterrupt):
-        journal.append(Sunk("0"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            journal.append(Sunk("0"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _wait_until(lambda: len(workers) == 3)
     for t in workers:
         t.join(5)
