@@ -18,10 +18,12 @@ from harness.project import ORG, Project
 from keyform.applier import ApplyContext, ApplyReport, apply_plan
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.errors import ProviderError
 from keyform.journal import Journal
 from keyform.model import KeySpec, SinkTarget
 from keyform.planner import PlanInputs, plan
 from keyform.providers.pool import ProviderPool
+from keyform.providers.questra import QuestraProvider
 from keyform.refresh import instances_in_use, refresh
 from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
@@ -222,3 +224,58 @@ def test_an_imported_key_does_not_hold_the_entry_it_names(project: Project, emul
     res = project.run("apply", "--auto-approve")
     assert res.exit_code == 0, res.output
     assert project.sink() == {"WEB": _live(emu_control)[project.remote_id("web")]}
+
+
+def _revokes_fail(monkeypatch: pytest.MonkeyPatch, ids: set[str]) -> None:
+    """Revoking a key whose id is in `ids` (as it is at the time) fails, as an API error would."""
+    real = QuestraProvider.delete
+
+    def delete(self: QuestraProvider, remote_id: str) -> None:
+        if remote_id in ids:
+            raise ProviderError(f"{self.name}: revoke {remote_id}: 503 unavailable", status=503)
+        real(self, remote_id)
+
+    monkeypatch.setattr(QuestraProvider, "delete", delete)
+
+
+def _renamed_while_old_could_not_be_revoked(project: Project, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """`old` renamed to `new` with the same `as:`, and old's revoke failing: SHARED holds new's
+    secret, and the state records both keys there. The ids whose revoke fails (now none)."""
+    failing: set[str] = set()
+    _revokes_fail(monkeypatch, failing)
+    project.questra("old:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    failing.add(project.remote_id("old"))
+    project.questra("new:\n  provider: qp\n  sink: {use: env, as: SHARED}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 1
+    assert set(project.state()["keys"]) == {"old", "new"}
+    failing.clear()
+    return failing
+
+
+def test_a_key_may_rewrite_its_own_entry_that_a_key_it_replaced_is_still_recorded_at(
+        project: Project, emu_control: EmulatorControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--target new --replace new` was refused: "SHARED holds the secret of key 'old'", which it
+    does not (new's create wrote over it)."""
+    _renamed_while_old_could_not_be_revoked(project, monkeypatch)
+    res = project.run("apply", "--auto-approve", "--target", "new", "--replace", "new")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"SHARED": _live(emu_control)[project.remote_id("new")]}
+
+
+def test_destroy_keeps_the_entry_of_a_key_whose_revoke_fails(project: Project, emu_control: EmulatorControl,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both keys recorded at SHARED are destroyed and new's revoke fails: old's delete removed the
+    entry, so new, still live, lost its secret. The entry goes once every key recorded there is
+    revoked."""
+    failing = _renamed_while_old_could_not_be_revoked(project, monkeypatch)
+    new = project.remote_id("new")
+    failing.add(new)
+    res = project.run("destroy", "--auto-approve")
+    assert res.exit_code == 1 and "503 unavailable" in res.output, res.output
+    assert set(project.state()["keys"]) == {"new"}
+    assert project.sink() == {"SHARED": _live(emu_control)[new]}
+    failing.clear()
+    res = project.run("destroy", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {} and _live(emu_control) == {}

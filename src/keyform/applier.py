@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ class ApplyContext:
     # (every create and move has finished by then): a deleted key's entry goes unless it is one (`_delete`)
     deleting: frozenset[str] = field(default=frozenset(), init=False, repr=False)
     kept_entries: set[tuple[str, str]] | None = field(default=None, init=False, repr=False)
+    # of the keys this apply deletes, how many record their secret at each entry and are not revoked yet
+    doomed_entries: Counter[tuple[str, str]] = field(default_factory=Counter, init=False, repr=False)
     # address → the secret of a sink move, read before this apply wrote anything: its old entry is
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
@@ -642,17 +645,27 @@ def _drop_entry(entry: SinkTarget, ctx: ApplyContext) -> None:
 
 
 def _kept_by_another(entry: SinkTarget, ctx: ApplyContext) -> bool:
-    """Whether the state keeps the secret of a key this apply does not delete at `entry` (aliases
-    of one file included). Deletes run after every create and move (`_apply_phases`), so a key
-    that took the entry over in this apply (a key renamed with the same `as:`) records it by now,
-    and one that moved away does not; a key of the manifests that this apply did not write
-    (`--target`, `destroy`, a failed create) does not either, and the entry, holding only the
-    deleted key's secret, goes. The plan decides the same way (`planner._entry_keepers`)."""
+    """Whether `entry` (aliases of one file included) stays after the delete that just revoked
+    its key: the state keeps the secret of a key this apply does not delete there, or of a key it
+    deletes that is not revoked yet (a key renamed with the same `as:` whose old one's revoke
+    failed records one entry twice; its revoke may fail too). Deletes run after every create and
+    move (`_apply_phases`), so a key that took the entry over in this apply records it by now, and
+    one that moved away does not; a key of the manifests that this apply did not write
+    (`--target`, `destroy`, a failed create) does not either, and the entry, holding only revoked
+    secrets, goes. The plan decides the same way (`planner._entry_keepers`)."""
     with ctx.lock:
         if ctx.kept_entries is None:
-            ctx.kept_entries = {ctx.workspace.entry_id(k.sink) for a, k in ctx.state.keys.items()
-                                if k.sink is not None and k.secret_in_sink and a not in ctx.deleting}
-        return ctx.workspace.entry_id(entry) in ctx.kept_entries
+            ctx.kept_entries = set()
+            for a, k in ctx.state.keys.items():
+                if k.sink is not None and k.secret_in_sink:
+                    here = ctx.workspace.entry_id(k.sink)
+                    if a in ctx.deleting:
+                        ctx.doomed_entries[here] += 1
+                    else:
+                        ctx.kept_entries.add(here)
+        here = ctx.workspace.entry_id(entry)
+        ctx.doomed_entries[here] -= 1  # this key's, revoked now
+        return here in ctx.kept_entries or ctx.doomed_entries[here] > 0
 
 
 def _delete(change: Change, ctx: ApplyContext) -> None:

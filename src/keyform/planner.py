@@ -628,14 +628,19 @@ def entries_held_by_others(workspace: Workspace, state: State, writes: Mapping[s
     deletes it): one diagnostic each. Only `--target` can leave such a key out (two keys of the
     manifests writing one entry are refused at load): half of a swap would overwrite the other
     key's only copy of its secret. A key marked for rotation is not counted: recovery found that
-    its entry may already hold another key's secret, and it gets a new one."""
+    its entry may already hold another key's secret, and it gets a new one. Nor is any key when
+    the writer's own secret is recorded there too: it rewrites its own entry, which it wrote over
+    the other's (a key renamed with the same `as:`, the old one's revoke failed)."""
     if not writes:
         return []  # most plans: nothing is written
     out: list[Diagnostic] = []
     kept = _secrets_at(workspace, state, deleted, writes)
     for address, here in writes.items():
-        for holder in kept.get(here, ()):
-            if holder == address or state.keys[holder].rotation_requested:
+        holders = kept.get(here, ())
+        if address in holders:
+            continue
+        for holder in holders:
+            if state.keys[holder].rotation_requested:
                 continue
             spec = workspace.keys[address]
             out.append(Diagnostic(
