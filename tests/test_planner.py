@@ -184,6 +184,18 @@ def test_a_deleted_key_names_a_sink_entry_only_where_its_apply_removes_one() -> 
                                              "the manifests")
 
 
+def test_destroy_of_a_target_takes_what_depends_on_it_not_what_it_depends_on() -> None:
+    """As Terraform's `destroy -target`: the TextQL key that holds q's secret goes with q, and
+    destroying that TextQL key alone leaves q (it deleted q too, a key other keys may read)."""
+    q, t = questra_key("q"), textql_key("t", auth=SecretOfRef("q"))
+    st = state_with(recorded(q, "ak_1"), recorded(t, "tq_1"))
+    ws = workspace(q, t)
+    only_t = plan(ws, st, remote_of(st), NOW, destroy=True, targets=["t"])
+    assert [(c.address, c.action) for c in only_t.changes] == [("t", Action.DELETE)]
+    both = plan(ws, st, remote_of(st), NOW, destroy=True, targets=["q"])
+    assert sorted((c.address, c.action) for c in both.changes) == [("q", Action.DELETE), ("t", Action.DELETE)]
+
+
 def test_removing_a_prevent_destroy_key_fails_the_plan_clearly() -> None:
     st = state_with(recorded(questra_key("keep", prevent_destroy=True), "ak_1"))
     with pytest.raises(KeyformError, match="prevent_destroy"):

@@ -92,7 +92,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     unknown targets), listing every offending key."""
     inputs = inputs or PlanInputs()
     desired = workspace.keys
-    target_set = _target_scope(workspace, state, tuple(targets))
+    target_set = _target_scope(workspace, state, tuple(targets), destroy)
     forced = set(replace)
     unknown = sorted(a for a in forced if a not in state.keys or a not in desired)
     if unknown:
@@ -325,7 +325,11 @@ def _unreadable_sink_notes(state: State, inputs: PlanInputs, in_scope: Callable[
             f"{n} key{'s' if n != 1 else ''} is unknown" for name, n in sorted(holding.items())]
 
 
-def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...]) -> set[str] | None:
+def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...],
+                  destroy: bool = False) -> set[str] | None:
+    """The keys `--target` puts in scope: the targets and what they depend on (a `secret_of`: it is
+    applied first); for `destroy`, as Terraform's `destroy -target`, the targets and what depends
+    on them (a key reading a revoked key's secret cannot stay), never what they depend on."""
     if not targets:
         return None
     unknown = [t for t in targets if t not in workspace.keys and t not in state.keys]
@@ -333,7 +337,13 @@ def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...]) 
         raise KeyformError([Diagnostic(f"--target {t}: no key with that address in the manifests or the state")
                             for t in unknown])
     deps = {a: s.dependencies() for a, s in workspace.keys.items()}
-    return closure(targets, deps)
+    if not destroy:
+        return closure(targets, deps)
+    dependents: dict[str, list[str]] = {}
+    for address, needs in deps.items():
+        for need in needs:
+            dependents.setdefault(need, []).append(address)
+    return closure(targets, dependents)
 
 
 class _Kind(NamedTuple):
