@@ -78,3 +78,12 @@ def closure(roots: Iterable[str], deps: Mapping[str, Sequence[str]]) -> set[str]
         seen.add(node)
         todo.extend(deps.get(node, ()))
     return seen
+
+
+def dependents(deps: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """The graph reversed: node -> the nodes that depend on it, each list in name order."""
+    out: dict[str, list[str]] = {}
+    for node in sorted(deps):
+        for dep in deps[node]:
+            out.setdefault(dep, []).append(node)
+    return out

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from keyform.durations import format_duration, format_time, maybe_time, parse_time
 from keyform.errors import Diagnostic, KeyformError
-from keyform.graph import closure, topological_order
+from keyform.graph import closure, dependents, topological_order
 from keyform.kinds import ProviderKind, kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
@@ -125,8 +125,11 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
     writes, leaving = _writes(workspace, changes), set(deleted)
-    keepers = _entry_keepers(workspace, state, writes, leaving)
-    errors += entries_held_by_others(workspace, state, writes, leaving)
+    # most plans write no entry and delete no key with one: no pass over the state's entries
+    kept = _secrets_at(workspace, state, leaving, writes) if writes or any(
+        (ks := state.keys[a]).sink is not None and ks.secret_in_sink for a in deleted) else {}
+    keepers = _entry_keepers(writes, kept)
+    errors += entries_held_by_others(workspace, state, writes, kept)
     for address in deleted:
         ks = state.keys[address]
         spec = desired.get(address)
@@ -337,13 +340,7 @@ def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...],
         raise KeyformError([Diagnostic(f"--target {t}: no key with that address in the manifests or the state")
                             for t in unknown])
     deps = {a: s.dependencies() for a, s in workspace.keys.items()}
-    if not destroy:
-        return closure(targets, deps)
-    dependents: dict[str, list[str]] = {}
-    for address, needs in deps.items():
-        for need in needs:
-            dependents.setdefault(need, []).append(address)
-    return closure(targets, dependents)
+    return closure(targets, dependents(deps) if destroy else deps)
 
 
 class _Kind(NamedTuple):
@@ -616,23 +613,22 @@ def _secrets_at(workspace: Workspace, state: State, deleted: Collection[str],
     return out
 
 
-def _entry_keepers(workspace: Workspace, state: State, writes: Mapping[str, tuple[str, str]],
-                   deleted: Collection[str]) -> dict[tuple[str, str], str]:
+def _entry_keepers(writes: Mapping[str, tuple[str, str]],
+                   kept: Mapping[tuple[str, str], list[str]]) -> dict[tuple[str, str], str]:
     """Stored entry -> why a deleted key's entry there stays: once this plan's creates,
     replacements and moves have run (the apply runs every delete after them), a key holds it,
-    written there now (`writes`) or kept there (`_secrets_at`). Any other entry of a deleted key
-    goes with it: under `--target` or `destroy`, a key of the manifests this plan does not apply
-    holds nothing. The apply decides the same way from the state as it is by then (`applier._delete`)."""
-    if not any((ks := state.keys[a]).sink is not None and ks.secret_in_sink for a in deleted):
-        return {}  # most plans: no deleted key has an entry to keep or remove
-    out = {here: f"key {keys[0]!r} records it" for here, keys in _secrets_at(workspace, state, deleted, writes).items()}
+    written there now (`writes`) or kept there (`kept`, `_secrets_at`). Any other entry of a
+    deleted key goes with it: under `--target` or `destroy`, a key of the manifests this plan does
+    not apply holds nothing. The apply decides the same way from the state as it is by then
+    (`applier._delete`)."""
+    out = {here: f"key {keys[0]!r} records it" for here, keys in kept.items()}
     for address, here in writes.items():
         out[here] = f"key {address!r} writes it in this apply"
     return out
 
 
 def entries_held_by_others(workspace: Workspace, state: State, writes: Mapping[str, tuple[str, str]],
-                           deleted: Collection[str]) -> list[Diagnostic]:
+                           kept: Mapping[tuple[str, str], list[str]]) -> list[Diagnostic]:
     """The changes that would write a secret over the entry another key's secret is kept in
     (`_secrets_at`: the state records it there, and this plan neither moves that key away nor
     deletes it): one diagnostic each. Only `--target` can leave such a key out (two keys of the
@@ -641,10 +637,7 @@ def entries_held_by_others(workspace: Workspace, state: State, writes: Mapping[s
     its entry may already hold another key's secret, and it gets a new one. Nor is any key when
     the writer's own secret is recorded there too: it rewrites its own entry, which it wrote over
     the other's (a key renamed with the same `as:`, the old one's revoke failed)."""
-    if not writes:
-        return []  # most plans: nothing is written
     out: list[Diagnostic] = []
-    kept = _secrets_at(workspace, state, deleted, writes)
     for address, here in writes.items():
         holders = kept.get(here, ())
         if address in holders:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from keyform.errors import KeyformError
+from keyform.graph import dependents
 from keyform.plan import Change
 from keyform.records import record
 
@@ -81,10 +82,7 @@ class Scheduler:
         by_key = {c.key: c for c in changes}
         addresses = {c.address for c in changes if c.primary}
         blocking = {c.key: {d for d in c.depends_on if d in addresses and d != c.address} for c in changes}
-        dependants: dict[str, list[str]] = {}
-        for key in sorted(blocking):
-            for dep in blocking[key]:
-                dependants.setdefault(dep, []).append(key)
+        dependants = dependents(blocking)
         ready = [key for key, deps in blocking.items() if not deps]
         heapq.heapify(ready)
         settled: set[str] = set()
