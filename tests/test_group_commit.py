@@ -473,3 +473,10 @@ def test_a_ctrl_c_just_after_a_writer_took_the_lead_passes_it_on(tmp_path: Path)
     later.start()
     later.join(5)
     assert not later.is_alive() and written == ["b"]
+
+
+def test_a_pending_write_never_shows_its_secret() -> None:
+    """A sink's pending entry carries its secret: a ticket's repr (in a traceback with locals, a
+    debugger, a log of the queue) shows its state only."""
+    ticket = groupcommit._Ticket(("API_KEY", "sk_live_CANARY_in_a_ticket\n"))
+    assert "CANARY" not in repr(ticket) and "pending" in repr(ticket)
