@@ -85,6 +85,26 @@ def test_a_no_change_plan_imports_no_schema_or_diff_library(tmp_path: Path, emul
     assert names.isdisjoint({"httpcore", "h11"}), sorted(names & {"httpcore", "h11"})
 
 
+def test_a_plan_does_not_import_httpx_s_own_command_line(tmp_path: Path, emulator: Emulator) -> None:
+    """httpx's `__init__` imports its CLI (click, pygments, rich) whenever they are installed: ~40 ms
+    of every HTTP command's start-up with rich. A fake `rich` on the path marks whether it was
+    imported; pygments is there (pytest needs it)."""
+    site = tmp_path / "site"
+    (site / "rich").mkdir(parents=True)
+    (site / "rich" / "__init__.py").write_text(
+        "import os\nwith open(os.environ['RICH_MARK'], 'a') as fh: fh.write('imported\\n')\n")
+    for sub in ("console", "markup", "progress", "syntax", "table"):
+        (site / "rich" / f"{sub}.py").write_text("")
+    mark = tmp_path / "rich.imported"
+    manifest(tmp_path, emulator.url)
+    imported(["apply", "--auto-approve"], tmp_path)
+    names = imported_with({"PYTHONPATH": str(site), "RICH_MARK": str(mark)}, ["plan", "--detailed-exitcode"],
+                          tmp_path)
+    assert "httpx" in top_level(names)
+    assert not mark.exists()
+    assert "pygments" not in top_level(names)  # (-X importtime lists the refused `httpx._main` itself)
+
+
 def test_the_manifest_loader_uses_libyaml_whenever_pyyaml_has_it() -> None:
     assert yamlsource._BASE_LOADER is (yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
 

@@ -129,11 +129,26 @@ def console() -> None:
     (tests, click's CliRunner) keep a normal heap."""
     from keyform.gcpause import freeze_after_pauses
 
+    _without_httpx_cli()
     freeze_after_pauses()
     try:
         main(prog_name="keyform")
     finally:
         gc.freeze()
+
+
+def _without_httpx_cli() -> None:
+    """Keep httpx's own command line out of keyform's process.
+
+    `import httpx` also tries `from ._main import main`, httpx's CLI, which imports click, pygments
+    and rich, and falls back to a stub `main` when one is missing (`except ImportError` in httpx's
+    `__init__`, there since httpx 0.18). Where those happen to be installed (rich and pygments are
+    common in developer environments) that import cost every command that talks HTTP ~40 ms, for
+    a function keyform never calls. A `None` in `sys.modules` makes that one import fail at once,
+    so httpx takes its stub. Only in keyform's own process (the console script and
+    `python -m keyform`), and only before httpx is loaded; nothing else of httpx is affected."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 @click.group(name="keyform", cls=KeyformGroup, context_settings={"help_option_names": ["-h", "--help"]})
