@@ -231,6 +231,30 @@ def test_an_orphan_s_entry_is_kept_when_a_key_writes_it_through_another_name_of_
     assert project.sink()["WEB"] == _secrets(emu_control)[st["keys"]["web"]["remote_id"]]
 
 
+def test_a_rename_keeping_its_entry_through_another_name_of_the_file_is_not_refused(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """Sinks `env` and `env2` name one file. Renaming `old` (env:WEB) to `new` (env2:WEB) was refused:
+    keyform's own entries compared by sink name, so WEB read as a variable keyform did not write.
+    They compare by file now (`Workspace.entry_id`): new's secret replaces old's, old is revoked."""
+    alias = "sinks:\n  env2:\n    type: dotenv\n    path: " + ENV + "\n"
+    project.questra("old:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", alias))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old_id = project.state()["keys"]["old"]["remote_id"]
+    project.questra("new:\n  provider: qp\n  sink: {use: env2, as: WEB}\n")
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", alias))
+    planned = project.run("plan")
+    assert planned.exit_code == 0, planned.output
+    assert "its sink entry env:WEB stays: key 'new' writes it in this apply" in planned.stdout
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    st = project.state()
+    assert list(st["keys"]) == ["new"]
+    assert project.sink()["WEB"] == _secrets(emu_control)[st["keys"]["new"]["remote_id"]]
+    assert old_id not in {k["id"] for k in _live(emu_control)}
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_a_key_that_took_over_an_old_orphan_s_entry_later_is_not_rotated_again_and_again(
         project: Project, emu_control: EmulatorControl) -> None:
     """An old create of `web` stays journaled until its orphan is resolved (here: out of --target).

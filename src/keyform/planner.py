@@ -242,7 +242,7 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
     the entry's `file:line`. keyform's own entries are those a key in the state records, those in
     `state.written`, and those an interrupted apply may have written."""
     out: list[Diagnostic] = []
-    owned: set[SinkTarget] | None = None
+    owned: set[tuple[str, str]] | None = None  # as stored entries: a sink's alias owns what it wrote
     for change in changes:
         if change.sink is None or change.action is Action.DELETE:  # most changes: nothing to look up
             continue
@@ -254,8 +254,8 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
         if where is None:
             continue
         if owned is None:
-            owned = state.owned_entries() | inputs.interrupted_entries
-        if target not in owned:
+            owned = {workspace.entry_id(t) for t in state.owned_entries() | inputs.interrupted_entries}
+        if workspace.entry_id(target) not in owned:
             ks = state.keys.get(change.address)
             if ks is not None and ks.sink is not None and ks.sink.name == target.name \
                     and ks.sink.sink not in workspace.sinks:  # a sink renamed? keyform cannot tell its file
