@@ -270,3 +270,30 @@ def test_hostile_server_is_a_proxy_by_default(make_emulator: Callable[..., Emula
     with hostile(upstream=emulator.url) as api:
         server: HostileServer = api
         assert server.upstream == emulator.url
+
+
+@pytest.mark.parametrize("field", ["created_at", "id"])
+def test_a_create_reply_echoing_its_own_secret_in_a_bad_field_shows_none_of_it(tmp_path: Path, field: str) -> None:
+    """The secret was remembered only after the rest of the reply was parsed: a create reply whose
+    `created_at` (or `id`) is its own secret failed with a message quoting 40 characters of it."""
+    secret = "sk_live_PD7x8v61HvJju36aIR10Bw81MjjC9UwJ"
+
+    def reply(seen: Seen) -> Reply | None:
+        if seen.method == "POST" and seen.path == "/api-keys":
+            key = {"id": "ak_1", "name": "q1", "created_at": "2026-11-01T10:00:00Z", "expires_at": None,
+                   "revoked": False, "secret": secret}
+            return _json(201, {**key, field: secret if field == "created_at" else {"x": secret}})
+        return None
+
+    with hostile() as api:
+        api.script = reply
+        project = Project(tmp_path, api.url, env={"QUESTRA_TOKEN": QT})
+        project.manifest.write_text(
+            f"version: 1\nproviders:\n  qp: {{type: questra, base_url: '{api.url}', token: {{env: QUESTRA_TOKEN}}, "
+            f"org_id: {ORG}}}\nsinks:\n  env: {{type: dotenv, path: .secrets/keys.env}}\ndefaults: {{sink: env}}\n"
+            "keys:\n  q1: {provider: qp}\n")
+        for verbose in ((), ("-v",)):
+            result = project.run(*verbose, "apply", "-f", str(project.manifest), "--auto-approve")
+            assert result.exit_code == 1, result.output
+            assert "unexpected response shape" in result.stderr
+            assert hits_in(result.output, {secret}) == [], result.output

@@ -228,6 +228,37 @@ defaults:
     assert [r["name"] for r in records(tmp_path / "records") if r["action"] == "remove"] == ["DEPLOY_BOT"]
 
 
+def test_a_read_command_that_fails_at_plan_time_fails_the_plan_instead_of_replacing_the_key(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `secret_of` source's secret is checked by reading it back. A read that failed (a sealed
+    vault, a network error) counted as "missing from the sink", and the plan replaced the key:
+    an apply would revoke a working key over a passing outage. Now the plan fails, naming both."""
+    root = tmp_path / "repo"
+    project = exec_project(root, emulator.url, """\
+sinks:
+  vault:
+    type: exec
+    command: [sh, -c, 'mkdir -p kv && cat > "kv/$KEYFORM_SINK_NAME"']
+    read_command: [sh, -c, 'if [ -n "$VAULT_SEALED" ]; then echo "vault is sealed" >&2; exit 2; fi; cat "kv/$KEYFORM_SINK_NAME" 2>/dev/null || true']
+defaults:
+  sink: vault
+""")
+    ok(project.run("apply", "--auto-approve"))
+    state = project.state_path.read_bytes()
+    monkeypatch.setenv("VAULT_SEALED", "1")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert ("key 'ci-bot': cannot check that its secret is still in sink vault (CI_BOT), which 'ana' reads "
+                "with secret_of: exec sink vault: sh (read CI_BOT) failed with exit status 2: vault is sealed; "
+                "nothing was planned") in res.stderr, res.output
+        assert "replace" not in res.stdout and "Traceback" not in res.output
+    assert project.state_path.read_bytes() == state
+    assert all(not k["revoked"] for k in questra(emu_control).values())
+    monkeypatch.delenv("VAULT_SEALED")
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 PASS_SINK = """\
 sinks:
   pass:

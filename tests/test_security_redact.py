@@ -67,6 +67,24 @@ def test_a_secret_straddling_the_cut_leaves_no_16_characters_behind(offset: int)
     assert "sk_live_0123456" not in message
 
 
+NON_ASCII = "cnry-ünï-ä1ö2ü3ß4é5è6à7ç8ñ9-end"
+B64ISH = "cnry+qtok/AAAA+1111/BBBB+2222/CCCC+3333/DDDD"
+
+
+@pytest.mark.parametrize(("secret", "echo"), [
+    (NON_ASCII, json.dumps({"authValue": NON_ASCII})),  # Python's default: \u00fc escapes
+    (NON_ASCII, json.dumps({"authValue": NON_ASCII}, ensure_ascii=False)),
+    (B64ISH, "token not accepted: Bearer%20" + B64ISH.replace("+", "%2B")),  # quoted, `/` kept
+    (B64ISH, "see https://x.example/?t=" + B64ISH.replace("+", "%2B").replace("/", "%2F")),
+])
+def test_an_escaped_or_percent_encoded_echo_prints_no_part_of_the_secret(secret: str, echo: str) -> None:
+    """A server's error may carry the secret JSON-escaped to ASCII or percent-encoded; both used to
+    print whole (every 16-character window of the raw secret broken by the escapes)."""
+    message = _error(echo, (secret,))
+    assert "cnry" not in message and "AAAA" not in message and "\\u00" not in message, message
+    assert "***" in message
+
+
 def test_a_remembered_secret_is_scrubbed_from_any_later_text() -> None:
     """`remember` only records a secret (an apply remembers every one it issues); the next scrub
     builds its patterns, and a secret remembered after that scrub is caught by the one after."""

@@ -117,6 +117,36 @@ def test_a_read_command_failure_never_quotes_its_stdout(tmp_path: Path) -> None:
     assert SECRET not in str(info.value)
 
 
+def test_a_failing_write_quoting_part_of_its_stdin_shows_none_of_the_secret() -> None:
+    """A helper that quotes 20 characters of the secret, or the secret with its blanks changed, got
+    through: only exact copies were redacted."""
+    secret = "sk_live_19vu7ryGnR0PczJpQx84LmZ2"
+    for echo in ('head -c 20', "sed 's/_/ _ /g'"):
+        sink = ExecSink(["sh", "-c", f"echo \"refusing $({echo})\" >&2; exit 3"], sink_name="ex")
+        with pytest.raises(SinkError, match=r"exec sink ex: sh \(write A\) failed with exit status 3: refusing") as info:
+            sink.write("a", "A", secret)
+        assert "19vu7ry" not in str(info.value) and "***" in str(info.value), str(info.value)
+
+
+def test_a_failing_read_or_remove_shows_no_secret_it_printed_or_keyform_knows() -> None:
+    """A read or remove has no stdin to redact: its stderr was quoted as it was. A failing read's
+    stderr is scrubbed of what it printed, and either of every secret this process has seen."""
+    from keyform import redact
+
+    printed = "sk_live_qt8z2xqRRMB6h3RkfveUuwUmNsujprLUB4Fwy5cn"
+    sink = ExecSink(["true"], read_command=["sh", "-c", f"echo {printed}; echo 'vault: value {printed} is sealed' >&2; "
+                                                        "exit 2"], sink_name="st")
+    with pytest.raises(SinkError, match=r"read A\) failed with exit status 2: vault: value \[redacted\] is sealed"):
+        sink.read("A")
+    known = "sk_live_kn0wnkn0wnKN0WNkn0wnZZZZ9999"
+    redact.remember(known)
+    for sink in (ExecSink(["true"], read_command=["sh", "-c", f"echo 'sealed: {known[:20]}' >&2; exit 2"]),
+                 ExecSink(["true"], remove_command=["sh", "-c", f"echo 'cannot delete {known}' >&2; exit 2"])):
+        with pytest.raises(SinkError) as info:
+            sink.read("A") if sink.readable else sink.remove("A")
+        assert "kn0wn" not in str(info.value) and "***" in str(info.value), str(info.value)
+
+
 def test_options_are_checked_and_the_registry_builds_the_sink(tmp_path: Path) -> None:
     assert option_problems({"command": []}) == [(("command",), "must name a program: a non-empty list like "
                                                               "[gh, secret, set, NAME]")]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.errors import Diagnostics, KeyformError, LockLostError, warning, warnings
+from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError, warning, warnings
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
@@ -37,7 +37,6 @@ from keyform.state import State
 
 if TYPE_CHECKING:  # applier, policy and usage: imported where used (a plan needs little of them)
     from keyform.applier import ApplyEvent, ApplyReport
-    from keyform.errors import Diagnostic
     from keyform.fingerprintkey import RekeyReport
     from keyform.model import EnvRef, FileRef
     from keyform.policy import Policy
@@ -265,6 +264,7 @@ def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnaps
     sources = {r.address for spec in sess.workspace.keys.values() for r in spec.secret_inputs.values()
                if isinstance(r, SecretOfRef)}
     missing = set()
+    unreadable: list[Diagnostic] = []
     for address, held in sess.state.keys.items():
         if held.sink is None or not held.secret_in_sink or address not in sess.workspace.keys:
             continue
@@ -278,10 +278,19 @@ def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnaps
             continue
         try:
             present = sess.sinks.get(ks.sink.sink).read(ks.sink.name) is not None
-        except KeyformError:
-            present = False
+        except KeyformError as exc:
+            # not "missing": a sealed vault or a network error must not plan a replacement
+            readers = sorted(a for a, spec in sess.workspace.keys.items() for r in spec.secret_inputs.values()
+                             if isinstance(r, SecretOfRef) and r.address == address)
+            unreadable.append(Diagnostic(
+                f"key {address!r}: cannot check that its secret is still in sink {ks.sink.sink} ({ks.sink.name}), "
+                f"which {', '.join(map(repr, readers))} read{'s' if len(readers) == 1 else ''} with secret_of: "
+                f"{exc}; nothing was planned"))
+            continue
         if not present:
             missing.add(address)
+    if unreadable:
+        raise KeyformError(unreadable)
     return frozenset(missing)
 
 

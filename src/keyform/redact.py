@@ -11,8 +11,10 @@ into `\\n` escapes still echoes the same visible characters), and the matched sp
 text, whitespace included, becomes `***`. A secret longer than `WINDOW` visible characters is
 matched by every `WINDOW`-character window of it, so any 16 consecutive visible characters of a
 secret are removed wherever they appear: a truncated, prefixed or partly escaped echo is caught.
-Its JSON-escaped form is matched too. Secrets shorter than 4 visible characters are not matched
-(they would redact ordinary words); nothing keyform handles is that short.
+Its JSON-escaped forms (non-ASCII kept or `\\u`-escaped) and percent-encoded forms are matched
+too. Secrets shorter than 4 visible characters are not matched (they would redact ordinary
+words); nothing keyform handles is that short. Nor is an echo of fewer than `WINDOW` consecutive
+characters of a longer secret: a server that quotes a token's first 15 characters shows them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
+from urllib.parse import quote
 
 WINDOW = 16
 MIN_SECRET = 4
@@ -68,14 +71,21 @@ def _visible(text: str) -> tuple[str, list[int]]:
     return "".join(chars), where
 
 
+def _forms(secret: str) -> set[str]:
+    """The ways a server's text may carry `secret`: as it is, JSON-escaped (non-ASCII kept, or as
+    `\\u00fc` escapes, Python's and many servers' default) and percent-encoded (an echoed URL or
+    header; `/` kept or encoded). For most secrets (letters, digits, `_-.~`) these are one form."""
+    return {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1],
+            quote(secret, safe="/"), quote(secret, safe="")}
+
+
 def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:
     """Visible-character patterns to remove, grouped by length."""
     out: dict[int, set[str]] = {}
     for secret in secrets:
         if not secret:
             continue
-        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
-        for form in {secret, escaped}:
+        for form in _forms(secret):
             core = "".join(form.split())
             if len(core) < MIN_SECRET:
                 continue

@@ -156,14 +156,16 @@ class QuestraProvider:
             detail = error_detail(response) + ("; the key may exist remotely" if lost else "")
             raise status_error(self._http, what, response, detail, ambiguous=lost)
         payload = json_body(response)
+        secret = payload.get("secret") if isinstance(payload, dict) else None
+        # before anything else of the reply is read: a field that echoes it is then scrubbed from
+        # the message that quotes that field
+        redact.remember(secret if isinstance(secret, str) else None)
         try:
             key = parse_key(payload, "the created key")
         except ShapeError as exc:
             err = shape_error(self._http, what, response, exc, ambiguous=True)
             err.remote_id = salvage_id(response.content)
             raise err from None
-        secret = payload.get("secret")
-        redact.remember(secret if isinstance(secret, str) else None)
         return CreateResult(key=key, secret=secret if isinstance(secret, str) and secret else None)
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:

@@ -310,14 +310,13 @@ class RestProvider:
         if not 200 <= response.status_code < 300:
             raise self._error(what, response, secrets, create=True)
         payload = json_body(response)
+        secret = at(payload, self.d.create_secret) if self.d.create_secret is not None else None
+        # before the rest of the reply is read: a field that echoes it is scrubbed from the message
+        redact.remember(secret if isinstance(secret, str) else None)
         try:
             key = self.parse_key(at(payload, self.d.create_key), "the created key")
-            secret = None
-            if self.d.create_secret is not None:
-                secret = at(payload, self.d.create_secret)
-                if not isinstance(secret, str) or not secret:
-                    raise ShapeError("the response holds no secret where the definition says")
-                redact.remember(secret)
+            if self.d.create_secret is not None and (not isinstance(secret, str) or not secret):
+                raise ShapeError("the response holds no secret where the definition says")
         except ShapeError as exc:
             err = shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets)
             err.remote_id = salvage_id(response.content)

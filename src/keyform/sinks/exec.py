@@ -106,7 +106,8 @@ class ExecSink:
         except OSError as exc:
             raise SinkError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
         if result.returncode != 0:
-            secrets = [secret] if secret else []
+            # a write's stdin, or what a failing read printed before it failed (its secret, maybe)
+            secrets = [secret] if secret else _printed(result.stdout) if action == "read" else []
             said = describe_output(result.stderr, secrets)
             if not said and action != "read":  # a read's stdout may be a secret: never quote it
                 said = describe_output(result.stdout, secrets)
@@ -114,6 +115,12 @@ class ExecSink:
                 f"killed by signal {-result.returncode}"
             raise SinkError(f"{what} failed with {status}" + (f": {said}" if said else ""))
         return result.stdout
+
+
+def _printed(out: bytes) -> list[str]:
+    """What a read command printed, as `read` would take it (and each line), to scrub from its stderr."""
+    text = out.decode("utf-8", errors="replace")
+    return [t for t in {text, text.strip(), *text.splitlines()} if t.strip()]
 
 
 def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:

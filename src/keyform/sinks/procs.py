@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field
 
 from keyform.records import record
+from keyform.redact import MAX_RAW, scrub
 
 REDACTED = "[redacted]"
 # How much of a failing program's stderr a message quotes (its end: the last lines say why).
@@ -70,16 +71,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and every line of a multi-line secret) replaced by [redacted]."""
+    """`text` with every secret (and every line of a multi-line secret) replaced by [redacted], then
+    scrubbed as a server's text is (`keyform.redact.scrub`): any 16 consecutive characters of one of
+    `secrets` or of a secret this process remembered, in any of its escaped forms, become `***`. A
+    program may quote part of its stdin, or a secret keyform read earlier, re-wrapped or escaped."""
+    secrets = [s for s in secrets if s]
     needles: set[str] = set()
     for secret in secrets:
-        if not secret:
-            continue
         needles.add(secret)
         needles.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 4)
     for needle in sorted(needles, key=len, reverse=True):
         text = text.replace(needle, REDACTED)
-    return text
+    return scrub(text[-MAX_RAW:], secrets)  # its tail is what a message shows (`describe_output`)
 
 
 def describe_output(raw: bytes, secrets: Iterable[str] = ()) -> str:
