@@ -297,3 +297,47 @@ def test_a_create_reply_echoing_its_own_secret_in_a_bad_field_shows_none_of_it(t
             assert result.exit_code == 1, result.output
             assert "unexpected response shape" in result.stderr
             assert hits_in(result.output, {secret}) == [], result.output
+
+
+def test_a_listing_that_echoes_a_known_secret_into_a_description_shows_it_nowhere(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """A TextQL listing whose description holds the key's own auth_value (a hostile or careless
+    API) was shown by plan (text, Markdown, JSON), saved in plan files, shown by `show` and
+    `report`, and recorded in the state by `import`: remote values were never scrubbed."""
+    emulator = make_emulator(tokens=frozenset({QT, TT}))
+    with hostile(upstream=emulator.url) as api:
+        env = {"QUESTRA_TOKEN": QT, "TEXTQL_TOKEN": TT, "CNRY_AV": AV}
+        project = Project(tmp_path, api.url, env=env)
+        project.manifest.write_text(
+            f"version: 1\nproviders:\n  tq: {{type: textql, base_url: '{api.url}', token: {{env: TEXTQL_TOKEN}}}}\n"
+            "keys:\n  t1: {provider: tq, description: t one, hosts: [api.questra.ai], "
+            "auth_value: {env: CNRY_AV}}\n")
+        manifest = ("-f", str(project.manifest))
+        assert project.run("apply", *manifest, "--auto-approve").exit_code == 0
+        remote_id = project.state()["keys"]["t1"]["remote_id"]
+
+        def echoing(seen: Seen) -> Reply | None:
+            if seen.path != "/v1/api-keys":
+                return None
+            reply = api._forward(seen)
+            doc = json.loads(reply.body)
+            for key in doc["apiAccessKeys"]:
+                key["description"] = f"auth {AV} (do not share)"
+            return Reply(reply.status, json.dumps(doc).encode(), reply.headers)
+
+        api.script = echoing
+        outputs = []
+        for args in (("plan", *manifest), ("plan", *manifest, "--format", "json"),
+                     ("plan", *manifest, "--format", "markdown"),
+                     ("plan", *manifest, "--out", str(tmp_path / "p.plan")), ("show", str(tmp_path / "p.plan")),
+                     ("report", *manifest), ("report", *manifest, "--format", "json"),
+                     ("report", *manifest, "--unmanaged"), ("state", "rm", *manifest, "t1"),
+                     ("import", *manifest, "t1", remote_id), ("plan", *manifest)):
+            result = project.run(*args)
+            assert result.exit_code in (0, 2), (args, result.output)
+            outputs.append(result.output)
+        assert "description" in outputs[0] and "***" in outputs[0], outputs[0]  # the drift is shown, masked
+        assert hits_in("\n".join(outputs), {AV}) == []
+        for name in ("p.plan", "keyform.state.json", "keyform.state.json.backup"):
+            if (tmp_path / name).exists():
+                assert hits_in((tmp_path / name).read_text(), {AV}) == [], name

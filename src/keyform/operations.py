@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from keyform import redact
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError, warning, warnings
@@ -30,7 +31,7 @@ from keyform.records import record
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
 from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
-from keyform.resolve import input_fingerprints
+from keyform.resolve import input_fingerprints, remember_inputs
 from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
@@ -238,11 +239,33 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     policy_notes = check_plan_policies(sess, result, snapshot)
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
+    result = _masked(result)
     if sess.warnings:
         result = dataclasses.replace(result, notes=tuple(str(w) for w in sess.warnings) + result.notes)
     if sess.new_state:
         result = dataclasses.replace(result, lineage=None)
     return result
+
+
+def _masked(plan: Plan) -> Plan:
+    """`plan` without any secret this process remembered (resolved tokens and inputs, secrets read
+    back) in the values it shows: an attribute's before/after may be what an API reported, and a
+    hostile or careless API may echo a credential it was given into a description or a name. The
+    plan is shown, saved and posted on pull requests; the applier never reads these values. A
+    no-change plan has no attribute to look at."""
+    changes = list(plan.changes)
+    for i, change in enumerate(changes):
+        if not change.attrs:
+            continue
+        attrs = tuple(a if a.sensitive or (redact.mask(a.before) is a.before and redact.mask(a.after) is a.after)
+                      else dataclasses.replace(a, before=redact.mask(a.before), after=redact.mask(a.after))
+                      for a in change.attrs)
+        if any(a is not b for a, b in zip(attrs, change.attrs)):
+            changes[i] = dataclasses.replace(change, attrs=attrs)
+    notes = tuple(redact.mask(n) for n in plan.notes)
+    if all(a is b for a, b in zip(changes, plan.changes)) and all(a is b for a, b in zip(notes, plan.notes)):
+        return plan
+    return dataclasses.replace(plan, changes=tuple(changes), notes=notes)
 
 
 def scan_sinks(sess: Session, readable: frozenset[str]) -> SinkSnapshot:
@@ -514,6 +537,7 @@ def run_report(options: Options, *, refresh_remote: bool = True,
                          "report shows the state before that")
         snapshot = RemoteSnapshot()
         if refresh_remote:
+            remember_inputs(ws, sess.options.env)  # a listed name or description may echo one (`_name`)
             snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
             for name in sorted(snapshot.instances):
                 snap = snapshot.instances[name]
@@ -540,6 +564,8 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
 
     ws, state = sess.workspace, sess.state
     instances = set(ws.providers) if unmanaged else instances_in_use(ws, state)
+    if refresh_remote:
+        remember_inputs(ws, sess.options.env)  # a listed name or description may echo one (`_label`)
     snapshot = refresh(ws, state, sess.providers, instances) if refresh_remote else RemoteSnapshot()
     others = sess.store.other_workspace_states() if unmanaged else {}
     notes = [str(w) for w in sess.warnings]

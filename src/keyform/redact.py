@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 WINDOW = 16
@@ -136,3 +137,33 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:
     """Scrub `text`, then collapse its whitespace to single spaces and cut it to `limit` characters."""
     return " ".join(scrub(text, secrets).split())[:limit]
+
+
+def holds_known(text: str) -> bool:
+    """Whether `text` holds a secret this process remembered (as `scrub` matches one): a cheap test
+    for the many short values (names, descriptions) that hold none."""
+    known = _known_now()
+    if not known:
+        return False
+    visible = "".join(text.split())
+    for length, patterns in known.items():
+        for i in range(len(visible) - length + 1):
+            if visible[i:i + length] in patterns:
+                return True
+    return False
+
+
+def mask(value: Any) -> Any:
+    """`value` (a remote attribute: text, or lists and objects of them) with every string that
+    holds a remembered secret scrubbed; `value` itself when none does. For values an API sent that
+    keyform shows or records (plans, the state, reports): a hostile or careless API may put a
+    secret it was given, or issued, into a name or a description."""
+    if isinstance(value, str):
+        return scrub(value, ()) if holds_known(value) else value
+    if isinstance(value, list):
+        masked = [mask(v) for v in value]
+        return value if all(a is b for a, b in zip(masked, value)) else masked
+    if isinstance(value, dict):
+        out = {k: mask(v) for k, v in value.items()}
+        return value if all(out[k] is v for k, v in value.items()) else out
+    return value

@@ -20,6 +20,7 @@ from functools import cache, cached_property
 from operator import attrgetter
 from typing import Any
 
+from keyform import redact
 from keyform.durations import format_duration, format_time, formatted, maybe_time, parse_time
 from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
@@ -169,8 +170,10 @@ def urgency(row: ReportRow) -> tuple[int, str, str, str]:
 
 
 def _name(provider_type: str, attrs: Mapping[str, Any]) -> str | None:
+    """The key's name as the API lists it (else as recorded), without a secret keyform knows
+    (`redact.mask`: an API may echo one into a name)."""
     value = attrs.get(name_attribute(provider_type))
-    return value if isinstance(value, str) and value else None
+    return redact.mask(value) if isinstance(value, str) and value else None
 
 
 def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, refreshed: bool,

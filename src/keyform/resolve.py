@@ -13,6 +13,7 @@ reference, never the value: the HTTP library's own error quotes the whole header
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -105,6 +106,19 @@ def provider_credentials(workspace: Workspace, name: str,
 
 
 _UNREAD = "unread"  # `input_fingerprints`: no fingerprint made yet (None is one: cannot be read)
+
+
+def remember_inputs(workspace: Workspace, env: Mapping[str, str] | None = None) -> None:
+    """Read each env and file secret input of the manifests once, for `redact` to know it: for a
+    command that shows what APIs report but resolves no input itself (`report`). One that cannot
+    be read now is passed over."""
+    seen: set[EnvRef | FileRef] = set()
+    for spec in workspace.keys.values():
+        for ref in spec.secret_inputs.values():
+            if isinstance(ref, (EnvRef, FileRef)) and ref not in seen:
+                seen.add(ref)
+                with contextlib.suppress(KeyformError):
+                    read_ref(ref, "", env)
 
 
 def input_fingerprints(workspace: Workspace, state: State, addresses: list[str] | None = None,

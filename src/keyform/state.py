@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import field
 from typing import Any
 
-from keyform import checkcache
+from keyform import checkcache, redact
 from keyform.errors import KeyformError, StateError
 from keyform.model import KeySpec, SinkTarget
 from keyform.records import record
@@ -68,10 +68,12 @@ class KeyState:
            attrs: dict[str, Any] | None = None, expiry_spec: str | None = None, secret_in_sink: bool = True,
            rotation_requested: bool = False) -> KeyState:
         """The record of `spec`'s key `remote_id`, as created, updated or imported: address, provider,
-        attributes (unless given), expiry spec (unless given) and prevent_destroy are the spec's."""
+        attributes (unless given), expiry spec (unless given) and prevent_destroy are the spec's.
+        What the API reported (`remote`, and `attrs` when given: an import's) is recorded without
+        any secret this process remembered (`redact.mask`): the state may be committed."""
         return cls(
             address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote_id,
-            attrs=dict(spec.attrs) if attrs is None else attrs, remote=remote,
+            attrs=dict(spec.attrs) if attrs is None else redact.mask(attrs), remote=redact.mask(remote),
             expiry_spec=spec.expiry.spec if expiry_spec is None else expiry_spec, expires_at=expires_at,
             created_at=created_at, sink=sink, fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy,
             secret_in_sink=secret_in_sink, rotation_requested=rotation_requested, applied_at=applied_at,

@@ -24,6 +24,7 @@ from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
+from keyform import redact
 from keyform.durations import format_duration, format_time, maybe_time, parse_duration, parse_time
 from keyform.model import KeySpec
 from keyform.records import record
@@ -350,10 +351,11 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
 
 
 def _label(rk: RemoteKey) -> str:
+    """A listed key's name or description (without a secret keyform knows: `redact.mask`), else its id."""
     for attr in ("name", "description"):
         value = rk.attrs.get(attr)
         if isinstance(value, str) and value.strip():
-            return value
+            return str(redact.mask(value))
     return rk.id
 
 
