@@ -53,12 +53,17 @@ def remember(*secrets: str | None) -> None:
 def _known_now() -> dict[int, set[str]]:
     """The patterns of every remembered secret, by length (a copy of the index, the sets shared:
     they are only ever added to)."""
+    global _known_items
     with _known_lock:
         if _unpatterned:
             for length, pats in _patterns(_unpatterned).items():
                 _known_patterns.setdefault(length, set()).update(pats)
             _unpatterned.clear()
+            _known_items = tuple(_known_patterns.items())
         return dict(_known_patterns)
+
+
+_known_items: tuple[tuple[int, set[str]], ...] = ()  # `_known_patterns` as `_known_now` last left it
 
 
 def _visible(text: str) -> tuple[str, list[int]]:
@@ -142,11 +147,13 @@ def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:
 def holds_known(text: str) -> bool:
     """Whether `text` holds a secret this process remembered (as `scrub` matches one): a cheap test
     for the many short values (names, descriptions) that hold none."""
-    known = _known_now()
+    if _unpatterned:
+        _known_now()
+    known = _known_items  # one read of a tuple: no lock, no copy (called for every listed name)
     if not known:
         return False
     visible = "".join(text.split())
-    for length, patterns in known.items():
+    for length, patterns in known:
         for i in range(len(visible) - length + 1):
             if visible[i:i + length] in patterns:
                 return True
