@@ -148,6 +148,27 @@ def test_textql_key_modified_out_of_band_is_updated_back(project: Project, emu_c
     assert textql(emu_control)[project.remote_id("ana-questra")]["hosts"] == ["api.questra.ai"]
 
 
+def test_a_listed_time_past_the_years_keyform_records_never_reaches_the_state(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """An API that lists `expiresAt: 9999-12-31T23:59:59Z` (some write "never" so) was recorded as
+    it came, and the state refuses years past 9899: every later command failed on the state, with
+    the keys live. Such an expiry reads as never; a creation time out of range is a shape error."""
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    key = project.remote_id("ana-questra")
+    emu_control.patch_textql(key, expiresAt="9999-12-31T23:59:59Z")
+    for _ in range(2):
+        res = project.run("apply", "--auto-approve")
+        assert res.exit_code == 0, res.output
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+    assert project.run("state", "list", "-f", str(project.manifest)).exit_code == 0
+    assert project.state()["keys"]["ana-questra"]["expires_at"] is None
+    emu_control.patch_textql(key, createdAt="9999-12-31T23:59:59Z")
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert "is outside the years keyform can record (1900-9899): '9999-12-31T23:59:59Z'" in res.stderr, res.output
+    assert "Traceback" not in res.output
+
+
 @pytest.mark.parametrize(("snippet", "message"), [
     ("auth_value: {secret_of: ci-bot}", "auth_value: {secret_of: nobody}"),
 ])

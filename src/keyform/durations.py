@@ -55,6 +55,12 @@ def maybe_time(text: str | None) -> datetime | None:
         return None
 
 
+# The years keyform records and computes with: ± 100 years (its longest duration) of any of them
+# still fit a datetime. The state refuses a time outside them (`statecheck`); the manifests and the
+# providers' replies are held to them before one can be recorded.
+MIN_YEAR, MAX_YEAR = 1900, 9899
+
+
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp; a missing zone is an error."""
     if not isinstance(text, str):
@@ -68,7 +74,10 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"invalid timestamp {text!r}: expected RFC 3339, e.g. 2027-06-01T00:00:00Z") from None
     if dt.tzinfo is None:
         raise ValueError(f"invalid timestamp {text!r}: it needs a time zone (e.g. a trailing Z)")
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last datetime in UTC
+        raise ValueError(f"invalid timestamp {text!r}: out of range") from None
 
 
 def format_time(dt: datetime) -> str:

@@ -22,7 +22,6 @@ from typing import Any
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 _STATE_REF = "state.schema.json#"
-_MIN_YEAR, _MAX_YEAR = 1900, 9899  # ± 100 years (keyform's longest duration) still fit a datetime
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -127,14 +126,14 @@ def _record_times(record: dict[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def _time_problem(times: Iterator[tuple[str, Any]]) -> str | None:
-    from keyform.durations import parse_time
+    from keyform.durations import MAX_YEAR, MIN_YEAR, parse_time
 
     for where, value in times:
         try:
             at: datetime | None = parse_time(value)
         except (ValueError, OverflowError):
             at = None
-        if at is None or not _MIN_YEAR <= at.year <= _MAX_YEAR:
+        if at is None or not MIN_YEAR <= at.year <= MAX_YEAR:
             return f'field "{where}": {_shown(value)} is not a timestamp keyform can use'
     return None
 

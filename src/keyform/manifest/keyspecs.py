@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from keyform.durations import format_duration, format_time, parse_duration, parse_time
+from keyform.durations import MAX_YEAR, format_duration, format_time, parse_duration, parse_time
 from keyform.kinds import ProviderKind
 from keyform.kinds import kind as provider_kind
 from keyform.manifest.document import YamlPath
@@ -111,14 +111,14 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     if not facts.fields.issuperset(value):  # most keys take no other field
         _check_fields(value, kind, source, path, report)
     expiry = _expiry(value, source, path, ctx.now, report)
-    rotation = _rotation(value, expiry, source, path, report, kind)
+    rotation = _NO_ROTATION if expiry is None else _rotation(value, expiry, source, path, report, kind)
     sink = _sink_target(value, kind, decl, path, ctx)
     if provider.definition is not None:
         from keyform.manifest.restglue import rest_attributes
         attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, path, report)
     else:
         attrs, secret_inputs = _attributes(value, facts, name, source)
-    if len(report.diagnostics) > errors_before:
+    if expiry is None or len(report.diagnostics) > errors_before:
         return None
     prevent_destroy = bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value else False
     return KeySpec(address=name, provider=provider_name, provider_type=provider.type, attrs=attrs,
@@ -163,18 +163,20 @@ def _schema_key_fields() -> frozenset[str]:
 
 
 def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now: datetime,
-            report: Report) -> Expiry:
+            report: Report) -> Expiry | None:
+    """The key's expiry, or None when it is wrong (reported here; the rotation is then not checked
+    against it, which would only add a message about an expiry the key does not have)."""
     if "expires_in" in value and "expires_at" in value:
         report.error(source, (*path, "expires_at"),
                      f"{dotted(path)}: set either expires_in or expires_at, not both")
-        return NEVER
+        return None
     if "expires_in" in value:
         text: str = value["expires_in"]
         try:
             expiry = _expires_in(text)
         except ValueError as exc:
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: {exc}")
-            return NEVER
+            return None
         if expiry.duration is not None and expiry.duration <= _ZERO:
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: must be longer than 0")
         return expiry
@@ -185,9 +187,13 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now:
             at = parse_time(text)
         except ValueError as exc:
             report.error(source, where, f"{dotted(where)}: {exc}")
-            return NEVER
+            return None
         if at <= now:
             report.error(source, where, f"{dotted(where)}: {format_time(at)} is in the past")
+        elif at.year > MAX_YEAR:  # the state could not hold it: every later command would refuse the state
+            report.error(source, where, f"{dotted(where)}: {format_time(at)} is after {MAX_YEAR}, the last year "
+                         "keyform can record; for a key that never expires, leave out expires_at")
+            return None
         return Expiry("at", at=at, text=text)
     return NEVER
 

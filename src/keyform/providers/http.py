@@ -77,7 +77,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from keyform import redact
-from keyform.durations import format_time, parse_time
+from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
 from keyform.errors import ProviderError
 from keyform.providers.ratelimit import Limiter, NotAdmitted
 from keyform.providers.wire import DirectTransport, call_deadline
@@ -627,24 +627,36 @@ class ShapeError(ValueError):
 _UTC_WIRE_TIME = re.compile(r"([1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.[0-9]+)?Z")
 
 
-def wire_time(value: Any, where: str) -> str | None:
-    """An RFC 3339 timestamp from the wire, normalised to `2027-06-01T00:00:00Z`; None stays None."""
+def wire_time(value: Any, where: str, *, expiry: bool = False) -> str | None:
+    """An RFC 3339 timestamp from the wire, normalised to `2027-06-01T00:00:00Z`; None stays None.
+
+    Only years keyform can record and compute with (`durations.MIN_YEAR`..`MAX_YEAR`: the state
+    refuses any other, so one recorded would lock every later command out). An `expiry` past
+    them is "never" (some APIs write no expiry as 9999-12-31); any other time outside them is a
+    ShapeError, as an unreadable one is."""
     if value is None or value == "":
         return None
     if (utc := utc_time(value)) is not None:  # the usual form
         return utc
     try:
-        return format_time(parse_time(value))
+        at = parse_time(value)
     except ValueError:
         raise ShapeError(f"{where} is not an RFC 3339 timestamp: {str(value)[:40]!r}") from None
+    if at.year > MAX_YEAR and expiry:
+        return None
+    if not MIN_YEAR <= at.year <= MAX_YEAR:
+        raise ShapeError(f"{where} is outside the years keyform can record ({MIN_YEAR}-{MAX_YEAR}): "
+                         f"{str(value)[:40]!r}")
+    return format_time(at)
 
 
 def utc_time(value: Any) -> str | None:
     """What `wire_time` gives for a string in the usual UTC form (`2027-06-01T00:00:00.123Z`, a real
-    date and time), or None for any other value: then `wire_time` decides (and names what is wrong).
-    The providers' list fast paths read a listing's timestamps with it, with no call per field."""
+    date and time in the years keyform records), or None for any other value: then `wire_time`
+    decides (and names what is wrong). The providers' list fast paths read a listing's timestamps
+    with it, with no call per field."""
     utc = _UTC_WIRE_TIME.fullmatch(value) if type(value) is str else None
-    if utc is None:
+    if utc is None or not MIN_YEAR <= int(utc[1][:4]) <= MAX_YEAR:
         return None
     try:
         datetime.fromisoformat(utc[1])

@@ -173,13 +173,13 @@ class RestProvider:
             detail += "; the key may exist remotely"
         return status_error(self._http, what, response, detail, code=code, ambiguous=lost, secrets=secrets)
 
-    def _time(self, value: Any, where: str) -> str | None:
+    def _time(self, value: Any, where: str, *, expiry: bool = False) -> str | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
-                return format_time(datetime.fromtimestamp(value, timezone.utc))
+                value = format_time(datetime.fromtimestamp(value, timezone.utc))
             except (OverflowError, OSError, ValueError):
                 raise ShapeError(f"{where} is not a time") from None
-        return wire_time(value, where)
+        return wire_time(value, where, expiry=expiry)  # the years keyform records, as any time
 
     def parse_key(self, item: Any, where: str) -> RestKey:
         if not isinstance(item, dict):
@@ -200,7 +200,8 @@ class RestProvider:
         return RestKey(
             id=key_id, attrs=attrs,
             created_at=self._time(at(item, self._created), f"{w} created_at") if self._created is not None else None,
-            expires_at=self._time(at(item, self._expires), f"{w} expires_at") if self._expires is not None else None,
+            expires_at=self._time(at(item, self._expires), f"{w} expires_at", expiry=True)
+            if self._expires is not None else None,
             revoked=flags[0], expired=flags[1],
             last_used=self._time(at(item, self._last_used), f"{w} last_used") if self._last_used is not None
             else None)

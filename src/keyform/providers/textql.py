@@ -77,10 +77,11 @@ def _check(value: Any, default: Any, where: str, key_id: str, field: str) -> Any
 
 def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
     """`wire_time`; the `where (key_id) field` of its message is built only for a bad value."""
+    expiry = field == "expiresAt"
     try:
-        return wire_time(value, "")
+        return wire_time(value, "", expiry=expiry)
     except ShapeError:
-        return wire_time(value, f"{where} ({key_id}) {field}")  # raises again, naming the field
+        return wire_time(value, f"{where} ({key_id}) {field}", expiry=expiry)  # raises again, naming the field
 
 
 def _fast_attrs(item: dict[str, Any], copy: bool = True) -> dict[str, Any] | None:
