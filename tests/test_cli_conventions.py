@@ -144,6 +144,31 @@ def test_plan_out_to_a_bad_path_names_it(tmp_path: Path, emulator: Emulator, whe
     assert "internal error" not in res.output
 
 
+def test_plan_out_never_replaces_a_file_that_is_not_an_earlier_plan(tmp_path: Path, emulator: Emulator) -> None:
+    """`plan --out keyform.state.json` (or a sink file, a manifest, /dev/null as root) put the plan
+    in place of the file: the state or the secrets were lost. Only an earlier plan is replaced."""
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    fifo, link = tmp_path / "pipe", tmp_path / "link.plan"
+    os.mkfifo(fifo)
+    sink = next((tmp_path / ".secrets").iterdir())
+    files = {p: p.read_bytes() for p in (project.state_path, sink, project.manifest)}
+    for where in (*files, fifo):
+        res = project.run("plan", "--out", str(where))
+        assert res.exit_code == 1, res.output
+        assert res.stderr.startswith(f"Error: --out {where}: "), res.stderr
+        assert "Traceback" not in res.output and "Saved" not in res.output
+    assert {p: p.read_bytes() for p in files} == files and fifo.is_fifo()
+    saved = tmp_path / "k.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    assert project.run("plan", "--out", str(saved)).exit_code == 0  # an earlier plan is replaced
+    link.symlink_to(saved)
+    res = project.run("plan", "--out", str(link))
+    assert res.exit_code == 1 and "is a symbolic link" in res.stderr, res.output
+    assert project.run("apply", str(saved)).exit_code == 0
+
+
 # ------------------------------------------------------------------ 12. plurals, lock-timeout hint
 
 

@@ -231,8 +231,13 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
 
 
 def _check_out_path(out: str) -> None:
-    """`plan --out FILE` must name a file in an existing directory: checked before any work."""
+    """`plan --out FILE` must name a file in an existing directory, and what is there already may
+    only be an earlier plan: checked before any work. The plan is written by an atomic rename, which
+    would put it in place of whatever the path names: the state, a sink's secrets, a manifest, or
+    (as root) a device such as /dev/null."""
     from pathlib import Path
+
+    from keyform.fsio import IsSymlinkError, NotAFileError, read_nofollow
 
     path = Path(out)
     if path.is_dir():
@@ -241,6 +246,30 @@ def _check_out_path(out: str) -> None:
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
         raise KeyformError(f"--out {out}: the directory {parent} {what}")
+    try:
+        there = read_nofollow(path)
+    except FileNotFoundError:
+        return
+    except IsSymlinkError:
+        raise KeyformError(f"--out {out}: is a symbolic link; name the plan file itself") from None
+    except NotAFileError:
+        raise KeyformError(f"--out {out}: is not a regular file (a device, a FIFO or a socket); name a plan file") \
+            from None
+    except OSError as exc:
+        raise KeyformError(f"--out {out}: cannot read what is there: {exc.strerror or exc}") from None
+    if not _is_saved_plan(there):
+        raise KeyformError(f"--out {out}: the file exists and is not a keyform plan; keyform replaces only an "
+                           "earlier plan there. Name another file, or remove this one first if it may go")
+
+
+def _is_saved_plan(raw: bytes) -> bool:
+    """Whether `raw` is a plan `plan --out` wrote (of any format version): a JSON object with the
+    plan's own fields, which neither a state nor a journal has."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc
 
 
 def _confirm(auto_approve: bool, question: str) -> None:
