@@ -423,3 +423,25 @@ def test_the_emulator_read_only_token_lists_and_refuses_every_write(make_emulato
         assert http.get("/api-keys", headers={**q, "Authorization": "Bearer other"}).status_code == 401
     with EmulatorControl(emu.url) as control:
         assert control.questra_keys(ORG) == [] and control.textql_keys() == []
+
+
+def test_a_journal_of_another_state_is_refused_and_revokes_nothing(tmp_path: Path, emulator: Any) -> None:
+    """A journal beside a state it was not written for (another workspace's, or one left when the
+    state was restored or pushed): its creates were folded as this state's orphans, and `apply`
+    revoked keys this workspace never made. It is refused now, and nothing is changed."""
+    a, b = Project(tmp_path / "a", emulator.url), Project(tmp_path / "b", emulator.url)
+    for p in (a, b):
+        p.root.mkdir()
+        p.questra(KEYS)
+    with EmulatorControl(emulator.url) as control:
+        assert b.run("apply", "--auto-approve").exit_code == 0
+        _crash_with_lost_replies(a, control)
+        b.journal_path.write_bytes(a.journal_path.read_bytes())
+        before = (b.state_path.read_bytes(), b.journal_path.read_bytes(), _keys(control))
+        for command in (("plan",), ("apply", "--auto-approve"), ("state", "rm", "-f", str(b.manifest), "a")):
+            res = b.run(*command)
+            assert res.exit_code == 1, (command, res.output)
+            assert f"Error: {b.state_path}: the apply journal left by an interrupted apply belongs to another " \
+                   "state (lineage " in res.stderr, res.output
+            assert "keyform will not act on it" in res.stderr and "Traceback" not in res.output
+        assert (b.state_path.read_bytes(), b.journal_path.read_bytes(), _keys(control)) == before

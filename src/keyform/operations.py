@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from keyform import redact
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError, warning, warnings
+from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError, StateError, warning, warnings
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
@@ -170,7 +170,10 @@ def _recover(sess: Session) -> None:
     log.debug("journal: %d records left by an interrupted apply; assessing them", len(records))
     types = {name: p.type for name, p in sess.workspace.providers.items()}
     targets = {a: k.sink for a, k in sess.workspace.keys.items() if k.sink is not None}
-    sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id)
+    try:
+        sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id)
+    except StateError as exc:  # a journal of another state (`recovery.fold`): named with this state's place
+        raise StateError(f"{sess.store.describe()}: {exc}") from None
     sess.warnings.extend(warnings(sess.recovery.notes))
 
 
@@ -201,7 +204,10 @@ def fold_journal(store: StateBackend, state: State) -> tuple[list[Record], set[s
     records = store.read_journal()
     if not records:
         return None
-    interrupted, _ = fold(state, records)
+    try:
+        interrupted, _ = fold(state, records)
+    except StateError as exc:
+        raise StateError(f"{store.describe()}: {exc}") from None
     state.note_written(written_entries(interrupted))
     return records, {it.seq for it in interrupted if it.action == "create"}
 

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keyform.durations import format_time, maybe_time, parse_time
-from keyform.errors import KeyformError
+from keyform.errors import KeyformError, StateError
 from keyform.journal import Abandoned, Begin, Created, Intent, Interrupted, Record, replay, unresolved
 from keyform.kinds import kind
 from keyform.model import SinkTarget
@@ -75,7 +75,15 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
             from keyform.fingerprintkey import adopt_journaled_key_check
 
             adopt_journaled_key_check(state, begin.key_check)
-    if begin.lineage == state.lineage and begin.serial == state.serial:
+    if begin.lineage != state.lineage:
+        # another state's journal (a state restored or pushed over the one that apply ran against):
+        # its creates are no orphans of this state's keys, and its changes are not this state's
+        raise StateError(
+            f"the apply journal left by an interrupted apply belongs to another state (lineage {begin.lineage}; "
+            f"this state's is {state.lineage}), so keyform will not act on it: revoking its keys as orphans could "
+            "revoke keys this workspace never made. If this state replaced the one that apply ran against, "
+            "restore that one and run plan; else move the journal aside once you have checked the keys it records")
+    if begin.serial == state.serial:
         before = state.dumps()
         interrupted = replay(state, records)
         return interrupted, state.dumps() != before
