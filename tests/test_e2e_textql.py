@@ -88,6 +88,28 @@ def test_changing_the_env_var_behind_auth_value_plans_replace(project: Project, 
     assert keys[project.remote_id("ana-questra")]["authValue"] == "second-value"
 
 
+def test_an_input_that_cannot_be_read_is_said_by_plan_and_stops_apply(project: Project,
+                                                                      emu_control: EmulatorControl) -> None:
+    """auth_value moved to a variable that is not set: the plan passed the input over and said "No
+    changes", and apply succeeded with the key still on the old value. The plan now says it cannot
+    tell; apply refuses, naming the variable at its line, and changes nothing."""
+    edit(project, "auth_value: {secret_of: ci-bot}", "auth_value: {env: ANA_TOKEN}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    edit(project, "auth_value: {env: ANA_TOKEN}", "auth_value: {env: ANA_TOKEN_V2}")
+    state = project.state_path.read_bytes()
+    plan = project.run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert ("keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set: this plan cannot tell "
+            "whether it changed, and apply stops until it can be read") in plan.output, plan.output
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set" in res.stderr
+    assert "Apply complete" not in res.output and project.state_path.read_bytes() == state
+    res = project.run("apply", "--auto-approve", env={"ANA_TOKEN_V2": "second-value"})
+    assert res.exit_code == 0 and "auth_value changed (fingerprint)" in res.stdout, res.output
+    assert textql(emu_control)[project.remote_id("ana-questra")]["authValue"] == "second-value"
+
+
 def test_renaming_the_source_replaces_both_keys_in_dependency_order(project: Project,
                                                                     emu_control: EmulatorControl) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0

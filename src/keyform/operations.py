@@ -23,7 +23,7 @@ from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError,
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
-from keyform.plan import Change, Plan
+from keyform.plan import Action, Change, Plan
 from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
@@ -31,7 +31,7 @@ from keyform.records import record
 from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
 from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
-from keyform.resolve import input_fingerprints, remember_inputs
+from keyform.resolve import input_fingerprints, remember_inputs, unresolved_inputs
 from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import State
@@ -77,6 +77,9 @@ class Session:
     recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
     policies: tuple[Policy, ...] = ()
     unrecovered: bool = False  # a read_session's state has an interrupted apply's journal beside it
+    # the env/file inputs of keys the last plan covered that could not be read: that plan could not
+    # tell whether they changed, so apply stops on them (`_unreadable_inputs`)
+    unreadable_inputs: Diagnostics = field(default_factory=list)
 
 
 def load(options: Options) -> Workspace:
@@ -237,11 +240,17 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     readable = sess.sinks.readable()
     rec = sess.recovery
     sinks = scan_sinks(sess, readable)
-    inputs = PlanInputs(input_fingerprints(ws, state, env=sess.options.env), readable,
+    fingerprints = input_fingerprints(ws, state, env=sess.options.env)
+    inputs = PlanInputs(fingerprints, readable,
                         missing_secrets(sess, readable, sinks), orphans=tuple(rec.orphans),
                         uncertain=tuple(rec.uncertain), sinks=sinks, interrupted_entries=frozenset(rec.entries))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
                        destroy=destroy, replace=replace)
+    sess.unreadable_inputs = [] if destroy else _unreadable_inputs(sess, result, fingerprints)
+    if sess.unreadable_inputs:
+        result = dataclasses.replace(result, notes=result.notes + tuple(
+            f"{d}: this plan cannot tell whether it changed, and apply stops until it can be read"
+            for d in sess.unreadable_inputs))
     policy_notes = check_plan_policies(sess, result, snapshot)
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
@@ -251,6 +260,19 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     if sess.new_state:
         result = dataclasses.replace(result, lineage=None)
     return result
+
+
+def _unreadable_inputs(sess: Session, plan: Plan, fingerprints: Mapping[str, Mapping[str, str | None]]) -> Diagnostics:
+    """The env/file inputs of the plan's keys that cannot be read now (`input_fingerprints` gave
+    None), each with its located reason. The planner passes them over (a plan may be made where a
+    secret is not at hand), so for a key that stays it cannot see a changed input: the plan says
+    so, and apply refuses to go on (`run_apply`, `applier.preflight`)."""
+    planned = {c.address for c in plan.changes if not c.deposed and c.action is not Action.DELETE}
+    out: Diagnostics = []
+    for address, fps in fingerprints.items():
+        if address in planned and None in fps.values():
+            out.extend(unresolved_inputs(sess.workspace.keys[address], sess.options.env))
+    return out
 
 
 def _masked(plan: Plan) -> Plan:
@@ -491,6 +513,8 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
             the_plan = plan(sess, targets=request.targets, refresh_remote=request.refresh_remote,
                             destroy=request.destroy, replace=request.replace)
             ui.planned(the_plan)
+            if sess.unreadable_inputs:  # the plan could not check them: no change made on a guess
+                raise KeyformError(sess.unreadable_inputs)
             if not the_plan.has_changes:
                 ui.diagnostics(commit_recovery(sess))
                 _forget_unremovable_stale(sess, the_plan)
