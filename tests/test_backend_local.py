@@ -249,7 +249,7 @@ def with_deposed(**fields: object) -> dict[str, object]:
 
 @pytest.mark.parametrize(("content", "message"), [
     ('{\n  "format_version": 1,\n', r"not valid JSON \(truncated\?\): line 3 column 1; it was left untouched — "
-                                    r"restore it from .*keyform.state.json.backup or fix it"),
+                                    r"fix it, or restore it from a copy$"),  # no backup to name
     ("", r"not valid JSON \(truncated\?\): line 1 column 1"),
     ("[]", "does not hold a JSON object"),
     (json.dumps({**valid_doc(), "format_version": 2}),
@@ -286,6 +286,41 @@ def test_unusable_state_is_refused_and_left_byte_for_byte(store: LocalBackend, c
         store.save(State.new())
     assert store.path.read_bytes() == before
     assert not store.backup_path.exists()
+
+
+def test_a_refused_state_names_its_backup_only_when_there_is_one(store: LocalBackend) -> None:
+    """The advice 'restore it from keyform.state.json.backup' was given after a single save (no
+    backup yet), and for the file `state push` was given (no backup of that file at all)."""
+    store.load()
+    store.save(State.new())
+    write_raw(store, "{")
+    with pytest.raises(StateError, match=r"fix it, or restore it from a copy$"):
+        store.load()
+    store.backup_path.write_text("{}")
+    with pytest.raises(StateError, match=r"restore it from .*keyform.state.json.backup or fix it$"):
+        store.load()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_state_path_that_is_a_link_or_a_fifo_is_refused_without_blocking(store: LocalBackend, kind: str) -> None:
+    """A symlinked state was read and saved: the save renamed a new file over the link, and the
+    backup was a hard link to the link itself, so the last version was lost. A FIFO blocked the
+    read forever, with the state lock held."""
+    if kind == "symlink":
+        real = store.path.with_name("real.json")
+        real.write_text(json.dumps(valid_doc()))
+        store.path.symlink_to(real)
+        expected = "the state file is a symbolic link"
+    else:
+        os.mkfifo(store.path)
+        expected = "the state path is not a regular file"
+    with pytest.raises(StateError, match=expected):
+        store.load()
+    journal = store.journal_path
+    store.path.unlink()
+    os.mkfifo(journal)
+    with pytest.raises(StateError, match="the apply journal is not a regular file"):
+        store.read_journal()
 
 
 def test_invalid_utf8_state_is_refused(store: LocalBackend) -> None:

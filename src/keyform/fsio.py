@@ -161,6 +161,11 @@ def read_nofollow(path: StrPath) -> bytes:
     """The whole file at `path`, refusing (IsSymlinkError) when its last component is a symlink, and
     (NotAFileError) anything but a regular file: a FIFO planted at the path would block the open
     and the read forever. FileNotFoundError when it does not exist."""
+    return read_nofollow_stat(path)[0]
+
+
+def read_nofollow_stat(path: StrPath) -> tuple[bytes, os.stat_result]:
+    """`read_nofollow`, and the file's `fstat` as it was opened."""
     try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
@@ -168,10 +173,11 @@ def read_nofollow(path: StrPath) -> bytes:
             raise IsSymlinkError(path) from None
         raise exc from None
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise NotAFileError(path)
         os.set_blocking(fd, True)
-        return fh.read()
+        return fh.read(), st
 
 
 def is_loose_dir(path: StrPath) -> bool:

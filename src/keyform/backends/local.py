@@ -45,7 +45,16 @@ from typing import BinaryIO
 from keyform import journal
 from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import LockError, LockLostError, StateError
-from keyform.fsio import append_lines, atomic_write, ensure_dir, fsync_dir, open_for_append
+from keyform.fsio import (
+    IsSymlinkError,
+    NotAFileError,
+    append_lines,
+    atomic_write,
+    ensure_dir,
+    fsync_dir,
+    open_for_append,
+    read_nofollow_stat,
+)
 from keyform.groupcommit import GroupCommit
 from keyform.state import State, parse_state
 
@@ -313,12 +322,20 @@ class LocalBackend:
         """The stored State, or None when the file does not exist. Refuses (StateError) anything else."""
         with self._mutex:
             try:
-                with open(self.path, "rb") as fh:
-                    raw = fh.read()
-                    file_id = _file_id(os.fstat(fh.fileno()))
+                raw, st = read_nofollow_stat(self.path)
+                file_id = _file_id(st)
             except FileNotFoundError:
                 self._seen = None
                 return None
+            except IsSymlinkError:  # a save renames over the path: the link, not its file, would change
+                self._seen = None
+                raise StateError(f"{self.path}: the state file is a symbolic link; keyform replaces the state "
+                                 "by renaming a new file over it, which would replace the link and leave the file "
+                                 "it points to behind: name the real file (state.path or --state)") from None
+            except NotAFileError:  # a FIFO would block the read, with the lock held
+                self._seen = None
+                raise StateError(f"{self.path}: the state path is not a regular file (a FIFO, a device or a "
+                                 "socket); name a state file") from None
             except OSError as exc:
                 self._seen = None
                 raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") from None
@@ -398,7 +415,8 @@ class LocalBackend:
         fsync_dir(self.path.parent)
 
     def _parse(self, raw: bytes) -> State:
-        untouched = f"it was left untouched — restore it from {self.backup_path} or fix it"
+        untouched = (f"it was left untouched — restore it from {self.backup_path} or fix it"
+                     if self.backup_path.exists() else "it was left untouched — fix it, or restore it from a copy")
         return parse_state(raw, str(self.path), untouched)
 
     # -- lock -------------------------------------------------------------------------------------
@@ -453,9 +471,12 @@ class LocalBackend:
     def read_journal(self) -> list[journal.Record]:
         """Every complete record in order ([] without a journal). A torn final line is ignored."""
         try:
-            raw = self.journal_path.read_bytes()
+            raw = read_nofollow_stat(self.journal_path)[0]  # never blocking on a FIFO, with the lock held
         except FileNotFoundError:
             return []
+        except (NotAFileError, IsSymlinkError):  # appended to and replaced by rename, as the state is
+            raise StateError(f"{self.journal_path}: the apply journal is not a regular file (a symbolic link, a "
+                             "FIFO, a device or a socket); keyform will not read it") from None
         except OSError as exc:
             raise StateError(f"{self.journal_path}: cannot read the apply journal: {exc.strerror}") from None
         lines = raw.split(b"\n")
