@@ -144,6 +144,19 @@ def test_plan_out_to_a_bad_path_names_it(tmp_path: Path, emulator: Emulator, whe
     assert "internal error" not in res.output
 
 
+def test_a_state_path_where_no_directory_can_be_made_is_a_message(tmp_path: Path, emulator: Emulator) -> None:
+    """`--state keyform.yaml/keyform.state.json` (a path through a file) and a path under /proc
+    were 'internal error (NotADirectoryError)' and '(FileNotFoundError)'."""
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    for state, said in ((f"{project.manifest}/keyform.state.json", "not a directory"),
+                        ("/proc/sys/keyform-none/state.json", "/proc/sys/keyform-none: No such file or directory")):
+        res = project.run("plan", "--state", state)
+        assert res.exit_code == 1, res.output
+        assert res.stderr.startswith(f"Error: {state}.lock: cannot make the directory of the state: "), res.stderr
+        assert said in res.stderr and "internal error" not in res.output
+
+
 def test_plan_out_never_replaces_a_file_that_is_not_an_earlier_plan(tmp_path: Path, emulator: Emulator) -> None:
     """`plan --out keyform.state.json` (or a sink file, a manifest, /dev/null as root) put the plan
     in place of the file: the state or the secrets were lost. Only an earlier plan is replaced."""

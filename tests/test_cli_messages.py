@@ -270,5 +270,9 @@ def test_base_url_from_the_environment_is_checked_at_its_line(tmp_path: Path, em
     res = project.run("plan", env={"EMULATOR_URL": f"https://ci:{canary}@keys.example.com"})
     assert "the URL in EMULATOR_URL must not contain credentials" in res.stderr
     assert canary not in res.output  # a refused URL is never echoed
+    for odd in (f"{emulator.url}/\udcff", f"{emulator.url}/ x", f"{emulator.url}/a\nb"):  # \udcff: a byte not UTF-8
+        res = project.run("plan", env={"EMULATOR_URL": odd})
+        assert res.exit_code == 1 and "internal error" not in res.output, res.output
+        assert "the URL in EMULATOR_URL must be one URL with no blank, line break or control character" in res.stderr
     res = project.run("apply", "--auto-approve", env={"EMULATOR_URL": emulator.url})
     assert res.exit_code == 0, res.output

@@ -132,7 +132,14 @@ def _acquire(lock_path: Path, operation: str, timeout: float = 0.0,
             *, sleep: Callable[[float], None] = time.sleep) -> LockInfo:
     """Take the OS lock on the lock file, waiting up to `timeout` seconds for a holder to release it.
     A lock file left by a dead holder (its OS lock free) is taken over."""
-    ensure_dir(lock_path.parent)
+    try:
+        ensure_dir(lock_path.parent)
+    except OSError as exc:  # a path through a file, or where nothing may be made (/proc): no internal error
+        where = str(exc.strerror or exc)
+        where = where if str(lock_path.parent) in where else f"{lock_path.parent}: {where}"
+        raise StateError(f"{lock_path}: cannot make the directory of the state: {where}") from None
+    except ValueError as exc:  # a NUL in a --state path
+        raise StateError(f"{lock_path}: not a usable path ({exc})") from None
     deadline = time.monotonic() + max(0.0, timeout)
     info = LockInfo.new(operation)
     while True:

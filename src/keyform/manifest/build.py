@@ -127,6 +127,9 @@ def _state_path(files: Sequence[ManifestFile], report: Report) -> str:
     """`state.path`, relative to the *first* manifest's directory (SPEC §2), made absolute."""
     setting = _single_setting(files, ("state", "path"), report)
     text = setting[1] if setting and isinstance(setting[1], str) else DEFAULT_STATE_PATH
+    if setting and "\0" in text:  # no file can be named so (it was an "internal error" at the lock)
+        report.error(setting[0], ("state", "path"), "state.path: holds a NUL character, which no file name can")
+        text = DEFAULT_STATE_PATH
     return files[0].resolve(text) if files else text
 
 
@@ -274,6 +277,8 @@ def _base_url(text: str, source: ManifestFile, path: YamlPath, report: Report) -
 
 def base_url_problem(text: str) -> str | None:
     """What is wrong with `text` as a provider's base URL, or None (also for `{env: NAME}` values)."""
+    if any(c.isspace() or not c.isprintable() for c in text):  # a lone surrogate (bytes not UTF-8 in the
+        return "must be one URL with no blank, line break or control character, in UTF-8"  # environment) too
     try:
         url = urlsplit(text)
         host = url.hostname
