@@ -276,6 +276,10 @@ def with_deposed(**fields: object) -> dict[str, object]:
     (json.dumps(with_deposed(revoke_after="garbage")), """field "deposed\\[0\\].revoke_after": 'garbage' does not match"""),
     (json.dumps(with_deposed(revoke_after="0001-01-01T00:00:00Z")),
      r'field "deposed\[0\].revoke_after": "0001-01-01T00:00:00Z" is not a timestamp keyform can use'),
+    # a second record of one address was kept silently, the first key (live) untracked
+    (json.dumps(with_key()).replace('"keys": {', '"keys": {"ci-bot": {}, ', 1),
+     "has the key 'ci-bot' twice in one object \\(a hand edit or a merge\\?\\): keyform would keep only the last"),
+    ('{"serial": 1, "serial": 2}', "has the key 'serial' twice in one object"),
 ])
 def test_unusable_state_is_refused_and_left_byte_for_byte(store: LocalBackend, content: str, message: str) -> None:
     before = write_raw(store, content)
