@@ -55,6 +55,9 @@ LEAVES = [p for p, c in commands() if not isinstance(c, click.Group)]
     ["plan", "--format", "yaml"],
     ["emulator", "--port", "notaport"],
     ["show"],
+    ["-v"],  # options and no command: click's "Missing command." exited 2, the changes code
+    ["--no-color"],
+    ["state", "-v"],
 ])
 def test_a_usage_error_is_one_line_and_exits_1_not_the_changes_code(args: list[str]) -> None:
     res = run(*args)
@@ -308,6 +311,14 @@ def test_show_of_a_file_that_is_not_a_plan_says_so(tmp_path: Path) -> None:
     assert res.exit_code == 1 and res.stderr.startswith(f"Error: {bogus}: not a keyform plan file")
     res = run("show", str(tmp_path / "missing.plan"))
     assert res.exit_code == 1 and "cannot read the saved plan" in res.stderr
+    # a state file (its format_version is the plan's too) was read as an empty plan, and `apply`
+    # of it said the "plan" was stale
+    state = tmp_path / "state-copy.json"
+    state.write_text(json.dumps({"format_version": 1, "serial": 1, "lineage": "x", "keys": {}}))
+    (tmp_path / "keyform.yaml").write_text("version: 1\n")
+    for args in (("show", str(state)), ("apply", "-f", str(tmp_path / "keyform.yaml"), str(state))):
+        res = run(*args)
+        assert res.exit_code == 1 and res.stderr.startswith(f"Error: {state}: not a keyform plan file"), res.output
 
 
 # -------------------------------------------------------------------------- 19. shell completion

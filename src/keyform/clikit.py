@@ -163,6 +163,18 @@ class KeyformGroup(click.Group):
         except click.UsageError as exc:
             raise UsageFailure(usage_hint(exc, args), exc.ctx) from None
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """`keyform -v` (options, no command) is click's 'Missing command.' (exit 2, which keyform
+        keeps for "changes present"): keyform's one-line usage error, exit 1."""
+        try:
+            return super().invoke(ctx)
+        except UsageFailure:
+            raise
+        except click.UsageError as exc:
+            if exc.ctx is not ctx:  # a subcommand's own usage error: already keyform's
+                raise
+            raise UsageFailure(usage_hint(exc, ctx.args), exc.ctx) from None
+
 
 KeyformGroup.group_class = KeyformGroup
 

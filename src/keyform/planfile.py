@@ -32,7 +32,10 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-            return Plan.from_json(printable(doc) if for_display else doc)
+        if not (isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc):
+            # a state, a journal line or another JSON file (a state's format_version is a plan's too)
+            raise ValueError("it has no plan's changes and manifest digest")
+        return Plan.from_json(printable(doc) if for_display else doc)
     except OSError as exc:
         raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
