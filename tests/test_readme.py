@@ -205,7 +205,20 @@ def test_the_readme_has_runnable_blocks() -> None:
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[b.splitlines()[0][:40] for b in RUNNABLE])
 def test_readme_runnable_block_runs_as_written(block: str, tmp_path: Path, emulator: Emulator) -> None:
+    run_block(block, fresh_copy(tmp_path / "clone"), emulator)
+
+
+def test_the_readme_blocks_run_one_after_another_in_one_clone(tmp_path: Path, emulator: Emulator) -> None:
+    """As a reader runs them: the walk-through copied the quickstart's directory, state and secrets
+    included, so its first plan said both keys were "deleted outside keyform"."""
     clone = fresh_copy(tmp_path / "clone")
+    outputs = [run_block(block, clone, emulator) for block in RUNNABLE]
+    walk = next(out for block, out in zip(RUNNABLE, outputs) if "keyform apply keyform.plan" in block)
+    assert "# new key" in walk and "deleted outside keyform" not in walk, walk
+
+
+def run_block(block: str, clone: Path, emulator: Emulator) -> str:
+    """Run one README shell block in `clone` as written (bash -euo pipefail); its stdout."""
     bindir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QUESTRA_", "TEXTQL_", "KEYFORM_"))}
     env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1",
@@ -218,3 +231,4 @@ def test_readme_runnable_block_runs_as_written(block: str, tmp_path: Path, emula
                          text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, f"{block}\n--- stdout\n{res.stdout[-3000:]}\n--- stderr\n{res.stderr[-3000:]}"
     assert "Traceback" not in res.stderr
+    return res.stdout

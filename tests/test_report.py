@@ -344,3 +344,13 @@ def test_json_rows_are_what_json_dumps_makes_of_each() -> None:
     assert [f"    {json.dumps(r.to_json(), ensure_ascii=False)}" for r in rows] == \
         [line.removesuffix(",") for line in lines if line.startswith("    {")]
     assert json.loads(text)["keys"] == [r.to_json() for r in rows] and json.loads(text)["notes"] == ["nöte"]
+
+
+def test_the_summary_counts_one_key_in_the_singular() -> None:
+    """`keyform report` of one key said "1 keys."."""
+    from keyform.render.report import summary
+    from keyform.report import Report, ReportRow
+
+    row = ReportRow(address="a", kind="key", provider="p", provider_type="questra", status="active")
+    assert summary(Report("2027-01-01T00:00:00Z", False, (row,))) == "1 key."
+    assert summary(Report("2027-01-01T00:00:00Z", False, (row, row))) == "2 keys."

@@ -172,6 +172,7 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
 
     def body() -> int:
         from keyform.operations import run_validate
+        from keyform.render import plural
 
         ws, warnings = run_validate(_options(files, policy_files=policy_files))
         print_diagnostics(warnings)
@@ -180,11 +181,6 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
         return 0
 
     run_safely(ctx, body)
-
-
-def plural(n: int, noun: str) -> str:
-    """`1 key`, `2 keys`, `0 keys`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @main.command()

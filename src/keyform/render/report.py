@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from keyform.records import record
+from keyform.render import plural
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
 
@@ -102,7 +103,7 @@ def _columns(report: Report) -> tuple[Column, ...]:
 def summary(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
     keys = [r for r in report.rows if r.kind == "key"]
     deposed = len(report.rows) - len(keys)
-    text = f"{len(keys)} keys" + (f", {deposed} deposed" if deposed else "")
+    text = plural(len(keys), "key") + (f", {deposed} deposed" if deposed else "")
     if window is not None and now is not None:
         due = report.due_within(window, now)
         text += f"; {len(due)} due within {_window(window)}"
