@@ -111,6 +111,30 @@ def test_a_key_of_a_plugin_provider_declared_in_another_file_is_checked_by_its_t
         load_workspace([tmp_path])
 
 
+def test_providers_with_manifests_lists_the_rest_definitions_they_use(tmp_path: Path) -> None:
+    """The help and docs said `keyform providers` lists definitions; it had no way to: it read no
+    manifest. With -f it lists each REST definition the manifests' instances use, by file."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "examples" / "providers" / "questra.yaml", tmp_path / "questra.yaml")
+    manifest = tmp_path / "keyform.yaml"
+    manifest.write_text(
+        "version: 1\nproviders:\n"
+        "  qa: {type: rest, definition: questra.yaml, base_url: 'http://127.0.0.1:1', token: {env: QT}, org_id: a}\n"
+        "  qb: {type: rest, definition: questra.yaml, base_url: 'http://127.0.0.1:1', token: {env: QT}, org_id: b}\n")
+    res = CliRunner().invoke(main, ["providers", "-f", str(manifest)])
+    assert res.exit_code == 0, res.output
+    assert f"  questra  {tmp_path / 'questra.yaml'}  REST definition (type: rest), used by qa, qb" in res.output \
+        or "questra.yaml  REST definition (type: rest), used by qa, qb" in res.output, res.output
+    listed = json.loads(CliRunner().invoke(main, ["providers", "-f", str(manifest), "--format", "json"]).output)
+    assert [t["origin"].endswith("questra.yaml") for t in listed["types"] if t["description"].startswith("REST")] \
+        == [True]
+    manifest.write_text("version: 1\nproviders:\n  qa: {type: rest}\n")
+    res = CliRunner().invoke(main, ["providers", "-f", str(manifest)])
+    assert res.exit_code == 1 and "keyform.yaml:3" in res.output, res.output
+
+
 def test_providers_lists_every_type_with_its_origin(plugins: Callable[..., None]) -> None:
     plugins("keyform-fake", "2.0.1", FAKE, "fakeplug", PLUGIN_TYPES)
     res = CliRunner().invoke(main, ["providers"])

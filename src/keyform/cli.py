@@ -503,17 +503,24 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> 
 
 
 @main.command()
+@click.option("-f", "--file", "files", multiple=True, type=click.Path(), metavar="PATH",
+              help="Manifest file or directory whose REST definitions (type: rest) to list too (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")
 @click.pass_obj
-def providers(ctx: Ctx, fmt: str) -> None:
-    """List every provider and sink type: built-in, from an installed plug-in package, or a definition."""
+def providers(ctx: Ctx, files: tuple[str, ...], fmt: str) -> None:
+    """List every provider and sink type: built-in, from an installed plug-in package, or (with -f)
+    a REST definition the manifests use."""
 
     def body() -> int:
         from keyform import providerscmd
 
         render = {"json": providerscmd.render_json, "text": providerscmd.render_text}[fmt]
         rows = providerscmd.list_types()
+        if files:
+            from keyform.operations import run_validate
+
+            rows += providerscmd.definitions(run_validate(_options(files))[0])
         click.echo(render(rows), nl=False)
         return 1 if any(r.problem for r in rows) else 0
 

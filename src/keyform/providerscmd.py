@@ -8,9 +8,14 @@ listed with its problem (and makes the command exit 1) rather than hiding the ot
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from keyform.typeregistry import INTERFACE_VERSION, Available, available
+
+if TYPE_CHECKING:
+    from keyform.model import Workspace
 
 
 def _clean(text: str) -> str:
@@ -41,3 +46,19 @@ def render_json(rows: Sequence[Available]) -> str:
 
 def list_types() -> list[Available]:
     return available()
+
+
+def definitions(workspace: Workspace) -> list[Available]:
+    """The REST definitions (`type: rest`) `workspace`'s provider instances use: one row each, its
+    origin the definition file (relative to the working directory when under it)."""
+    used: dict[tuple[str, str], list[str]] = {}
+    for name, provider in sorted(workspace.providers.items()):
+        d = provider.definition
+        if d is not None:
+            used.setdefault((d.name, d.file), []).append(name)
+    rows = []
+    for (type_name, file), instances in sorted(used.items()):
+        where = os.path.relpath(file) if not os.path.relpath(file).startswith("..") else file
+        rows.append(Available("provider", type_name, where, f"REST definition (type: rest), used by "
+                              f"{', '.join(instances)}"))
+    return rows
