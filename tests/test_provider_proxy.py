@@ -79,6 +79,23 @@ def test_http_proxy_carries_every_call(emulator: Emulator, proxy: LoopbackServer
     assert proxy.seen == [f"POST {emulator.url}/api-keys", f"GET {emulator.url}/api-keys"]
 
 
+def test_a_proxy_that_refuses_is_named_in_the_error_without_its_credentials(
+        emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the API up and the proxy refusing, the error said 'cannot connect to <the API>
+    (connection refused)': the reader looked at the wrong server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("http_proxy", f"http://ops:hunter2-proxy-pass@127.0.0.1:{port}")
+    provider = QuestraProvider("questra-prod", emulator.url, "tok_ci", "org_123", sleep=lambda s: None,
+                               max_retries=0)
+    with pytest.raises(ProviderError) as info:
+        provider.list()
+    provider.close()
+    assert str(info.value) == (f"questra-prod: list: cannot connect to {emulator.url} through the proxy "
+                               f"http://127.0.0.1:{port} (connection refused)")
+
+
 def test_no_proxy_bypasses_the_proxy(emulator: Emulator, proxy: LoopbackServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("http_proxy", proxy.url)

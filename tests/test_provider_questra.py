@@ -204,6 +204,25 @@ def test_connection_refused(emulator: Emulator) -> None:
     assert str(info.value) == f"questra-prod: list: cannot connect to {url} (connection refused)"
 
 
+@pytest.mark.parametrize(("body", "content_type", "said"), [
+    (b"<html><body>maintenance</body></html>", "text/html; charset=utf-8",
+     "the body is not JSON (Content-Type: text/html; charset=utf-8, 37 bytes)"),
+    (b'[{"id": "ak_1", "na', "application/json", "the body is not JSON (Content-Type: application/json, 19 bytes)"),
+    (b"", "application/json", "the body is empty"),
+])
+def test_a_success_whose_body_is_not_json_says_so(body: bytes, content_type: str, said: str) -> None:
+    """A 200 with an HTML page or a cut-off JSON body was 'expected an array or {"data": [...]},
+    got NoneType': the reader could not tell the body was not JSON at all."""
+    from tests.hostile import Reply, hostile
+
+    with hostile() as api:
+        api.script = lambda seen: Reply(200, body, {"Content-Type": content_type})
+        provider = QuestraProvider("questra-prod", api.url, "tok", ORG, max_retries=0, sleep=lambda s: None)
+        with pytest.raises(ProviderError) as info:
+            provider.list()
+    assert str(info.value) == f"questra-prod: list: unexpected response shape ({said})"
+
+
 def test_update_is_refused() -> None:
     provider = QuestraProvider("questra-prod", "http://127.0.0.1:1", "tok", ORG)
     with pytest.raises(ProviderError, match="cannot be changed in place"):

@@ -274,6 +274,16 @@ def environment_proxy(url: str, environ: Mapping[str, str] | None = None) -> str
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
+def _proxy_shown(proxy: str) -> str:
+    """`proxy` as a message may show it: scheme, host and port, never a user or password."""
+    try:
+        parts = urlsplit(proxy)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "named by the environment"
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+
+
 def _bypassed(host: str, no_proxy: str) -> bool:
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
         if entry == "*":
@@ -297,11 +307,11 @@ def _bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
-def _transport_for(instance: str, base_url: str) -> httpx.BaseTransport:
+def _transport_for(instance: str, base_url: str, proxy: str | None) -> httpx.BaseTransport:
     """The pooled transport for one provider instance: TLS verified, every socket operation bounded by
-    the running call's deadline. Direct (`wire.DirectTransport`) unless the environment names a proxy;
-    through one, httpx's own transport (`proxied.py`, which alone imports httpcore)."""
-    proxy = environment_proxy(base_url)
+    the running call's deadline. Direct (`wire.DirectTransport`) unless the environment names a proxy
+    (`proxy`, `environment_proxy`); through one, httpx's own transport (`proxied.py`, which alone
+    imports httpcore)."""
     context = _no_tls_context() if base_url[:7].lower() == "http://" else tls_context()
     if proxy is not None:
         from keyform.providers.proxied import proxied_transport
@@ -335,7 +345,10 @@ class HttpClient:
         self._json_headers = self._headers.copy()
         self._json_headers.setdefault("Content-Type", "application/json")
         self._extensions = {"timeout": httpx.Timeout(timeout, connect=CONNECT_TIMEOUT).as_dict()}
-        self._transport = transport or _transport_for(instance, self.base_url)
+        proxy = None if transport is not None else environment_proxy(self.base_url)
+        self._transport = transport or _transport_for(instance, self.base_url, proxy)
+        # said when no connection is made: a refusing proxy is not the API refusing (never its credentials)
+        self._via = f" through the proxy {_proxy_shown(proxy)}" if proxy else ""
         self._urls: dict[str, httpx.URL] = {}  # path -> parsed URL: parsing one is ~2/3 of building a request
 
     def __repr__(self) -> str:
@@ -387,8 +400,8 @@ class HttpClient:
             except _NOT_SENT as exc:
                 wait = self.retry.backoff(attempt, self._rng)
                 if last or time.monotonic() + wait >= deadline:  # no time left for another attempt
-                    raise self._error(what, f"cannot connect to {self.base_url} ({_connect_reason(exc)})",
-                                      secrets) from None
+                    raise self._error(what, f"cannot connect to {self.base_url}{self._via} "
+                                            f"({_connect_reason(exc)})", secrets) from None
                 self._wait(what, attempt, wait, type(exc).__name__)
                 attempt += 1
                 continue
@@ -667,7 +680,14 @@ def utc_time(value: Any) -> str | None:
 
 def shape_error(client: HttpClient, what: str, response: httpx.Response, exc: ShapeError, *,
                 ambiguous: bool = False, secrets: Iterable[str] = ()) -> ProviderError:
-    """A success status with a body keyform cannot read. For a create, the key may exist: ambiguous."""
+    """A success status with a body keyform cannot read. For a create, the key may exist: ambiguous.
+    A body that is not JSON at all is said so, with its content type (not "got NoneType")."""
     note = "; the key may exist remotely" if ambiguous else ""
-    return ProviderError(client.scrub(f"{client.instance}: {what}: unexpected response shape ({exc}){note}", secrets),
+    why = str(exc)
+    if not response.content:
+        why = "the body is empty"
+    elif json_body(response) is None:
+        kind = "".join(c for c in response.headers.get("content-type", "none")[:60] if c.isprintable())
+        why = f"the body is not JSON (Content-Type: {kind}, {len(response.content)} bytes)"
+    return ProviderError(client.scrub(f"{client.instance}: {what}: unexpected response shape ({why}){note}", secrets),
                          status=response.status_code, ambiguous=ambiguous)
