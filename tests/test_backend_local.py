@@ -260,6 +260,8 @@ def with_deposed(**fields: object) -> dict[str, object]:
     (json.dumps({**valid_doc(), "serial": "7"}), """field "serial": '7' is not of type 'integer'"""),
     (json.dumps({**valid_doc(), "fingerprint_salt": "zz"}), """field "fingerprint_salt": 'zz' does not match"""),
     (json.dumps({**valid_doc(), "format_version": 0}), "unsupported format_version 0"),
+    # '1' (this keyform reads 1) read as a contradiction: it is the type that is wrong
+    (json.dumps({**valid_doc(), "format_version": "1"}), r"unsupported format_version '1' \(this keyform reads 1, a number\)"),
     (json.dumps({**valid_doc(), "keys": {"ci-bot": {"provider": "p", "provider_type": "questra",
                                                     "created_at": "2027-01-01T00:00:00Z"}}}),
      'missing required field "keys.ci-bot.remote_id"'),

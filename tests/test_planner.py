@@ -58,6 +58,17 @@ def test_unchanged_key_is_noop_and_plan_has_no_changes() -> None:
     assert not p.has_changes
 
 
+def test_a_recorded_provider_type_that_differs_is_named_as_the_type() -> None:
+    """A state recording another type under the same instance name said 'provider changed from
+    questra-dev to questra-dev'."""
+    from dataclasses import replace
+
+    spec = questra_key("ci-bot")
+    st = state_with(replace(recorded(spec, "ak_1"), provider_type="nope"))
+    action, reasons = one(plan(workspace(spec), st, remote_of(st), NOW), "ci-bot")
+    assert action is Action.REPLACE and reasons == ("provider type changed from nope to questra",)
+
+
 def test_renamed_key_is_replaced_because_name_is_create_only() -> None:
     st = state_with(recorded(questra_key("ci-bot", "CI bot"), "ak_1"))
     p = plan(workspace(questra_key("ci-bot", "CI robot")), st, remote_of(st), NOW)

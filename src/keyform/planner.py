@@ -372,7 +372,8 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         return _Decision(Action.CREATE, ["new key"])
     d = _Decision(Action.NOOP)
     if ks.provider != spec.provider or ks.provider_type != spec.provider_type:
-        d.escalate(Action.REPLACE, f"provider changed from {ks.provider} to {spec.provider}")
+        d.escalate(Action.REPLACE, f"provider changed from {ks.provider} to {spec.provider}" if ks.provider !=
+                   spec.provider else f"provider type changed from {ks.provider_type} to {spec.provider_type}")
         return d
 
     known, rk = snapshot.lookup(ks.provider, ks.remote_id)

@@ -366,7 +366,8 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
                          f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
     checked = False
     if "format_version" in doc and version != FORMAT_VERSION:
-        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION})"
+        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION}" + (
+            ", a number)" if not isinstance(version, int) or isinstance(version, bool) else ")")
     elif known:  # these exact bytes passed the check before (checkcache)
         problem = None
     else:
