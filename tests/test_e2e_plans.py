@@ -47,6 +47,34 @@ def test_saved_plan_applies_exactly_and_then_is_stale(project: Project, emu_cont
     assert len(emu_control.questra_keys(ORG)) == 2
 
 
+@pytest.mark.parametrize("edit", ["delete a declared key", "another remote id", "another key's id"])
+def test_an_edited_saved_plan_is_refused_before_any_call(project: Project, emu_control: EmulatorControl,
+                                                         edit: str) -> None:
+    """A plan file is JSON: a replace edited into a delete was applied ('ci-bot: deleted') though
+    ci-bot is in the manifests, and an edited remote id would revoke another key. Each is now
+    refused, naming what no plan of these manifests and this state could hold."""
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    out = project.root / "ci.plan"
+    first = sorted(project.state()["keys"])[0]
+    assert project.run("plan", "--replace", first, "--out", str(out)).exit_code == 0
+    doc = json.loads(out.read_text())
+    [change] = [c for c in doc["changes"] if c["action"] == "replace"]
+    other = next(k["id"] for k in emu_control.questra_keys(ORG) if k["id"] != change["remote_id"])
+    if edit == "delete a declared key":
+        change["action"] = "delete"
+    elif edit == "another remote id":
+        change["remote_id"] = "ak_someone_elses"
+    else:
+        change["remote_id"] = other
+    out.write_text(json.dumps(doc))
+    before = (project.state_path.read_bytes(), emu_control.questra_keys(ORG))
+    res = project.run("apply", str(out))
+    assert res.exit_code == 1, res.output
+    assert res.stderr.startswith(f"Error: Saved plan: {first}: it "), res.stderr
+    assert "(was the file edited?)" in res.stderr
+    assert (project.state_path.read_bytes(), emu_control.questra_keys(ORG)) == before
+
+
 def test_saved_plan_is_stale_when_the_state_changed(project: Project, emu_control: EmulatorControl) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
     emu_control.revoke_questra(ORG, project.remote_id("web"))

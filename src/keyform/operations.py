@@ -359,6 +359,10 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         problems.append("the manifests changed since it was made")
     if problems:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
+    edited = _unplannable(sess, saved)
+    if edited:
+        raise KeyformError([Diagnostic(f"Saved plan: {e}; no plan of these manifests and this state says so "
+                                       "(was the file edited?). Run `keyform plan` again.") for e in edited])
     # the sink files may have changed since the plan was made: check again, before any remote call
     sinks = scan_sinks(sess, sess.sinks.readable())
     inputs = PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries))
@@ -367,6 +371,38 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
     if refused:
         raise KeyformError(refused)
     check_plan_policies(sess, saved)
+
+
+def _unplannable(sess: Session, saved: Plan) -> list[str]:
+    """What in `saved` no plan of the session's manifests and state could hold (its digest and
+    serial match, so a plan keyform wrote passes): a plan file is JSON, and whoever can change it
+    between review and apply could otherwise revoke any key the state records, or another key."""
+    ws, state = sess.workspace, sess.state
+    deposed = {d.remote_id for d in state.deposed}
+    orphans = {o.remote_id for o in sess.recovery.orphans}
+    out: list[str] = []
+    for c in saved.changes:
+        if c.stale or c.action is Action.NOOP:
+            continue
+        ks, spec = state.keys.get(c.address), ws.keys.get(c.address)
+        if c.orphan:
+            if c.remote_id not in orphans:
+                out.append(f"{c.address}: it revokes {c.remote_id} as an orphan, which recovery did not find")
+        elif c.deposed:
+            if c.remote_id not in deposed:
+                out.append(f"{c.address}: it revokes {c.remote_id} as a deposed key, which the state does not hold")
+        elif c.action is Action.DELETE and spec is not None and not saved.destroy:
+            out.append(f"{c.address}: it deletes a key the manifests declare")
+        elif c.action is not Action.CREATE and ks is None:
+            out.append(f"{c.address}: it changes a key the state does not record")
+        elif c.action is not Action.CREATE and ks is not None and (
+                c.remote_id != ks.remote_id or c.provider not in (ks.provider, spec.provider if spec else None)):
+            # (a replacement moving the key to another instance names the manifests' one)
+            out.append(f"{c.address}: it names {c.provider} {c.remote_id}; the state records {ks.provider} "
+                       f"{ks.remote_id}")
+        elif c.action is Action.CREATE and spec is not None and c.provider != spec.provider:
+            out.append(f"{c.address}: it creates the key at {c.provider}; the manifests say {spec.provider}")
+    return out
 
 
 def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
