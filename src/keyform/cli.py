@@ -131,8 +131,10 @@ def console() -> None:
 
     _without_httpx_cli()
     freeze_after_pauses()
+    gc.freeze()  # what the imports built is never scanned again (O(1))
     try:
-        main(prog_name="keyform")
+        with _fewer_gc_passes():  # from the first argument parsed (run_safely raises it again, nested)
+            main(prog_name="keyform")
     finally:
         gc.freeze()
 
