@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,31 @@ def test_writes_a_valid_kubernetes_secret_with_string_data(tmp_path: Path) -> No
                    "type": "Opaque", "stringData": {"CI_BOT": SECRET, "deploy.token": OTHER}}
     assert stat.S_IMODE(os.stat(sink.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(sink.path.parent).st_mode) == 0o700
+
+
+# YAML 1.2's core schema (what go-yaml v3 and other YAML 1.2 readers use) and YAML 1.1's extras
+# (go-yaml v2, kubectl's sigs.k8s.io/yaml): a plain scalar matching any of these is not a string
+_NOT_A_STRING = re.compile(
+    r"[-+]?(0|[1-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+|0b[01]+|[0-9][0-9_]*(:[0-5]?[0-9])+)"
+    r"|[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+    r"|y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|")
+
+
+def test_every_value_reads_back_as_a_string_in_any_yaml_reader(tmp_path: Path) -> None:
+    """PyYAML left `0o17`, `1e3` and `y` plain, strings to its YAML 1.1 rules: kubectl and YAML 1.2
+    readers took 15, 1000 and true, in the new secret and in entries already in the file."""
+    path = tmp_path / "s.yaml"
+    path.write_text('apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {OTHER: "0o17", FLAG: "y"}\n')
+    sink = K8sSecretSink(path, "s", labels={"on": "true"})
+    odd = ["1e3", "0x1F", "12345e678", "-.5", ".inf", "~", "yes", "Off", "NULL", "1:30", "0b101", "007", "+1"]
+    for i, value in enumerate(odd):
+        sink.write(f"k{i}", f"K{i}", value)
+    text = path.read_text()
+    doc = yaml.safe_load(text)
+    assert doc["stringData"] == {"OTHER": "0o17", "FLAG": "y", **{f"K{i}": v for i, v in enumerate(odd)}}
+    assert doc["metadata"]["labels"] == {"on": "true"}
+    plain = [m for line in text.splitlines() for m in re.findall(r"(?:^\s*|:\s+)([^\s\"'|:][^:]*?)\s*$", line)]
+    assert [p for p in plain if _NOT_A_STRING.fullmatch(p)] == [], text
 
 
 def test_data_field_is_base64_and_reads_back(tmp_path: Path) -> None:

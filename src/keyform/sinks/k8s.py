@@ -42,11 +42,23 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Multi-line values (PEM keys, JSON credentials) as literal blocks, one line per line."""
+    """Multi-line values (PEM keys, JSON credentials) as literal blocks, one line per line; every
+    other string double-quoted."""
 
 
 def _str(dumper: Any, value: str) -> Any:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+    """A string as no YAML reader can take for anything else. PyYAML leaves a plain scalar plain
+    when *its* YAML 1.1 rules read it as a string, but kubectl (go-yaml) and YAML 1.2 readers
+    do not share them: `0o17` became 15, `1e3` 1000 and `y` true, in the secret and in the other
+    entries of the file, and the API server refuses a Secret whose value is not a string."""
+    style = "|" if "\n" in value else None if _PLAIN_WORD.fullmatch(value) and value.lower() not in _YAML_WORDS \
+        else '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+# a word every YAML reader takes as a string (names such as apiVersion, Secret, v1, default stay plain)
+_PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 
 
 _Dumper.add_representer(str, _str)
