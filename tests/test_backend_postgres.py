@@ -142,6 +142,25 @@ def test_a_state_whose_serial_column_disagrees_is_refused(pg_dsn: str, backends:
         backends().load()
 
 
+def test_another_workspace_s_state_in_a_row_is_refused(pg_dsn: str, backends: Any) -> None:
+    """A row whose state was copied from another workspace (by hand, or a pull and push between
+    workspaces) was accepted: an apply there planned the other workspace's keys as removed and
+    revoked them. The lineage column must match the state's, and no two workspaces share one."""
+    prod, dev = backends("prod"), backends("dev")
+    prod.save(State.new())
+    dev.save(State.new())
+    sql(pg_dsn, "UPDATE keyform_states d SET state = p.state, serial = p.serial FROM keyform_states p "
+                "WHERE d.workspace = 'dev' AND p.workspace = 'prod'")
+    with pytest.raises(StateError, match=r"the lineage column \(.*\) does not match the state's lineage \(.*\): it "
+                                         r"may be another workspace's state"):
+        backends("dev").load()
+    sql(pg_dsn, "UPDATE keyform_states d SET lineage = p.lineage FROM keyform_states p "
+                "WHERE d.workspace = 'dev' AND p.workspace = 'prod'")
+    for name, other in (("dev", "prod"), ("prod", "dev")):
+        with pytest.raises(StateError, match=f'workspace "{other}" holds a state of the same lineage'):
+            backends(name).load()
+
+
 def test_states_of_different_workspaces_are_independent(backends: Any) -> None:
     prod, dev = backends("prod"), backends("dev")
     prod.save(State.new())
@@ -274,10 +293,15 @@ def test_describe_names_database_host_and_port_never_the_password(pg_dsn: str, b
     assert "127.0.0.1:" in text and PASSWORD not in text and pg_dsn not in text
 
 
-@pytest.mark.parametrize("case", ["wrong-password", "nothing-listening", "bad-database", "malformed", "bad-uri-param"])
+@pytest.mark.parametrize("case", ["wrong-password", "nothing-listening", "bad-database", "malformed", "bad-uri-param",
+                                  "slash-in-password", "at-in-password"])
 def test_connection_errors_never_show_the_dsn_or_its_password(pg_cluster: Any, case: str) -> None:
+    """The last two: a / or @ left unencoded in a URI's password makes libpq split the URI there,
+    and parts of the password became the host or database the message (and `describe`) named."""
     secret = "pw-canary-" + uuid.uuid4().hex[:6]
     dsn = {
+        "slash-in-password": f"postgresql://keyform:Sup3r/{secret}@127.0.0.1:1/postgres",
+        "at-in-password": f"postgresql://keyform:Sup3r@{secret}@127.0.0.1:1/postgres",
         "wrong-password": pg_cluster.dsn("postgres", password=secret),
         "nothing-listening": f"postgresql://keyform:{secret}@127.0.0.1:1/postgres",
         "bad-database": pg_cluster.dsn("no_such_db"),
@@ -287,7 +311,7 @@ def test_connection_errors_never_show_the_dsn_or_its_password(pg_cluster: Any, c
     with pytest.raises(StateError) as info:
         PostgresBackend(dsn, "prod").load()
     message = str(info.value)
-    for hidden in (secret, PASSWORD, dsn):
+    for hidden in (secret, PASSWORD, dsn, "Sup3r"):
         assert hidden not in message, message
     if case in ("malformed", "bad-uri-param"):
         assert message == ("state.dsn: not a valid PostgreSQL connection string (libpq key=value pairs or a "

@@ -132,7 +132,7 @@ class PostgresBackend:
             raise StateError(f"{dsn_source}: not a valid PostgreSQL connection string (libpq key=value pairs "
                              "or a postgresql:// URI)") from None
         self._params = params
-        self._secrets += _secret_strings(params.get("password", ""))
+        self._secrets += _secret_strings(params.get("password", "")) + _userinfo_fragments(dsn)
         self._lock_key = _advisory_key(b"keyform state lock\0" + workspace.encode("utf-8"))
         self._mutex = threading.RLock()  # guards the data connection and the fields below
         self._conn: psycopg.Connection[Any] | None = None
@@ -152,7 +152,10 @@ class PostgresBackend:
         else:
             where = f"the local socket {host}".rstrip()
         dbname = self._params.get("dbname") or self._params.get("user") or "(default)"
-        return f'postgres workspace "{self.workspace}" (database {dbname} on {where})'
+        shown = f'postgres workspace "{self.workspace}" (database {dbname} on {where})'
+        for secret in self._secrets:  # a password with a bare / or @ is split by libpq into these fields
+            shown = shown.replace(secret, "***")
+        return shown
 
     def _scrub(self, text: str) -> str:
         """A driver message made safe to show: no DSN, no password, first line only."""
@@ -172,7 +175,10 @@ class PostgresBackend:
         try:
             return psycopg.connect(self._dsn, **options)
         except psycopg.Error as exc:
-            raise StateError(f"{self.describe()}: cannot connect to the database: {self._scrub(str(exc))}") from None
+            hint = ("; a / @ # or ? in the URI's password must be percent-encoded (%2F %40 %23 %3F)"
+                    if any(len(f) >= 4 for f in _userinfo_fragments(self._dsn)[1:]) else "")
+            raise StateError(f"{self.describe()}: cannot connect to the database: {self._scrub(str(exc))}{hint}") \
+                from None
 
     @contextmanager
     def _db(self, what: str) -> Iterator[psycopg.Connection[Any]]:
@@ -236,19 +242,33 @@ class PostgresBackend:
             self._loaded = False
             self._seen = None  # until it parses: a refused state must not be overwritten by save()
             with self._db("read the state") as conn:
-                row = conn.execute("SELECT serial, state FROM keyform_states WHERE workspace = %s",
+                row = conn.execute("SELECT serial, state, lineage FROM keyform_states WHERE workspace = %s",
                                    (self.workspace,)).fetchone()
+            twin = None if row is None else conn.execute(
+                "SELECT workspace FROM keyform_states WHERE lineage = %s AND workspace <> %s "
+                "ORDER BY workspace LIMIT 1", (row[2], self.workspace)).fetchone()
             if row is None:
                 self._seen = None
                 self._loaded = True
                 return None
-            serial, text = row
+            serial, text, lineage = row
             untouched = ("it was left untouched — fix its row in keyform_states, or replace it with "
                          "`keyform state push --force FILE`")
             state = parse_state(str(text).encode("utf-8"), self.describe(), untouched, what="state")
             if state.serial != serial:
                 raise StateError(f"{self.describe()}: state is damaged: the serial column ({serial}) does not "
                                  f"match the state's serial ({state.serial}); {untouched}")
+            # another workspace's state copied into this row: applying it would revoke that workspace's keys
+            if state.lineage != lineage:
+                raise StateError(f"{self.describe()}: state is damaged: the lineage column ({lineage}) does not "
+                                 f"match the state's lineage ({state.lineage}): it may be another workspace's "
+                                 f"state; {untouched}")
+            if twin is not None:
+                raise StateError(f"{self.describe()}: workspace \"{twin[0]}\" holds a state of the same lineage "
+                                 f"({lineage}): one was copied from the other (a pull and push between "
+                                 "workspaces?), and applying either could revoke keys the other manages. Keep "
+                                 "the one in use and delete the other's row (DELETE FROM keyform_states WHERE "
+                                 "workspace = '...'), or push a fresh state into it")
             self._seen = serial
             self._loaded = True
             return state
@@ -539,6 +559,21 @@ def _schema_version(conn: psycopg.Connection[Any]) -> int:
 def _lock_info(row: tuple[Any, ...]) -> LockInfo:
     return LockInfo(id=str(row[0]), pid=int(row[1]), host=str(row[2]), operation=str(row[3]),
                     created_at=str(row[4]), version=str(row[5]))
+
+
+def _userinfo_fragments(dsn: str) -> list[str]:
+    """The parts of a `postgresql://user:password@host` URI's user information, to scrub: with a
+    `/` or `@` in the password left unencoded, libpq splits the URI there, and parts of the
+    password become the host, port or database it reports (and `describe` names). Everything up to
+    the *last* `@` is taken, cut at `:`, `/` and `@`; pieces shorter than 4 characters are left
+    (they would scrub ordinary words)."""
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^?#]*)@", dsn)
+    if m is None:
+        return []
+    user_info = m[1]
+    password = user_info.split(":", 1)[1] if ":" in user_info else ""
+    pieces = {p for p in re.split(r"[:/@]", password) if len(p) >= 4}
+    return sorted({password, *pieces} - {""}, key=len, reverse=True)
 
 
 def _secret_strings(value: str) -> list[str]:
