@@ -143,12 +143,14 @@ def _worded(doc: Any, which: str) -> str:
     import jsonschema
     from referencing import Registry, Resource
 
+    from keyform.manifest.fastcheck import ecma_validator_class
+
     state = _schema("state.schema.json")
     if which == "state":
-        validator = jsonschema.Draft202012Validator(state)
+        validator = ecma_validator_class()(state)
     else:
         registry: Registry[Any] = Registry().with_resource(state["$id"], Resource.from_contents(state))
-        validator = jsonschema.Draft202012Validator(_schema("journal.schema.json"), registry=registry)
+        validator = ecma_validator_class()(_schema("journal.schema.json"), registry=registry)
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:  # the fast check and jsonschema disagree: a bug in one of them; refuse anyway
         return "does not match its schema"

@@ -41,7 +41,7 @@ def _string_leaf(schema: Mapping[str, Any]) -> Check | None:
     pattern = schema.get("pattern")
     if pattern is None:
         return (lambda x: type(x) is str and len(x) >= least) if least else (lambda x: type(x) is str)
-    search = re.compile(pattern).search
+    search = ecma_regex(pattern).search
     if least:
         return lambda x: type(x) is str and len(x) >= least and search(x) is not None
     return lambda x: type(x) is str and search(x) is not None
@@ -112,7 +112,7 @@ class SchemaCompiler:
         if keyword in _SIZE_CHECKS:
             return _SIZE_CHECKS[keyword](value)
         if keyword == "pattern":
-            return _pattern(re.compile(value))
+            return _pattern(ecma_regex(value))
         if keyword == "required":
             return _required(frozenset(value))
         if keyword in ("properties", "additionalProperties"):
@@ -173,6 +173,47 @@ def _one_of_values(options: list[Any]) -> Check:
         strings = frozenset(options)
         return lambda x: type(x) is str and x in strings
     return lambda x: any(_same(x, o) for o in options)
+
+
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema `pattern` compiled as JSON Schema reads it (ECMA-262, no flags): `$` matches at the
+    very end of the string only. Python's `$` also matches before a final newline, so
+    `^[a-z]+$` took `"prodA\n"`, and a workspace or key named so passed as another one. Each `$`
+    outside a character class becomes `\\Z`."""
+    out: list[str] = []
+    in_class = escaped = False
+    class_start = -1  # where the class's members begin: a `]` there (or after `^`) is a member
+    for i, c in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif in_class:
+            if c == "^" and i == class_start:
+                class_start += 1
+            elif c == "]" and i != class_start:
+                in_class = False
+        elif c == "[":
+            in_class, class_start = True, i + 1
+        elif c == "$":
+            out.append("\\Z")
+            continue
+        out.append(c)
+    return re.compile("".join(out))
+
+
+@cache
+def ecma_validator_class() -> Any:
+    """jsonschema's Draft 2020-12 validator with `pattern` read as `ecma_regex` does: jsonschema
+    searches with Python's `re`, whose `$` passes a final newline. It words the problems the fast
+    check found (a refusal it could not word would be a message with no problem in it)."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not ecma_regex(patrn).search(instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    return validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
 
 
 def _pattern(regex: re.Pattern[str]) -> Check:

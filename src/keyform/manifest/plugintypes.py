@@ -156,13 +156,15 @@ def _validate(entry: Any, schema: dict[str, Any], defs: Mapping[str, Any], path:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
+    from keyform.manifest.fastcheck import ecma_validator_class
+
     # wrap the entry in the document's shape so error paths (and secret-field rules) read as usual
     section, name = path
     wrapped = {"$defs": dict(defs), "type": "object",
                "properties": {section: {"type": "object", "additionalProperties": schema}}}
     try:
         Draft202012Validator.check_schema(wrapped)
-        errors = list(Draft202012Validator(wrapped).iter_errors({section: {name: entry}}))
+        errors = list(ecma_validator_class()(wrapped).iter_errors({section: {name: entry}}))
     except SchemaError as exc:
         out.problems.append((path, f"{section}.{name}: the {entry.get('type')} type's own schema is invalid: "
                                    f"{exc.message}"))

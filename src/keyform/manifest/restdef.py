@@ -263,12 +263,11 @@ def _fast() -> Check:
 def _schema_problems(doc: YamlDocument) -> list[Diagnostic]:
     if _fast()(doc.value):
         return []
-    from jsonschema import Draft202012Validator
-
+    from keyform.manifest.fastcheck import ecma_validator_class
     from keyform.manifest.schema import _describe
 
     found: dict[tuple[int, str], Diagnostic] = {}
-    for error in Draft202012Validator(_schema()).iter_errors(doc.value):
+    for error in ecma_validator_class()(_schema()).iter_errors(doc.value):
         for path, message in _describe(error):
             loc = doc.loc(path)
             found.setdefault((loc.line, message), Diagnostic(message, loc))

@@ -53,9 +53,11 @@ def _validator() -> Draft202012Validator:
     then: importing it and checking the schema against its metaschema costs ~0.3 s per run."""
     from jsonschema import Draft202012Validator
 
+    from keyform.manifest.fastcheck import ecma_validator_class
+
     schema = manifest_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return ecma_validator_class()(schema)
 
 
 def schema_problems(doc: YamlDocument,
