@@ -39,13 +39,16 @@ class Ctx:
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic], *, color: bool = False) -> None:
     """The one place a diagnostic reaches the user: on stderr, `Error: message` (red when
-    `color`) or `Warning: message`, one per line (`file:line: ` first when it has a place)."""
+    `color`) or `Warning: message`, one per line (`file:line: ` first when it has a place). A
+    message may quote a server or a manifest: what would drive the terminal is shown escaped."""
+    from keyform.render.safe import escaped
+
     for d in diagnostics:
         label = f"{d.severity.value}: "
         if color and d.severity is Severity.ERROR:
             label = click.style(label, fg="red", bold=True)
         click.echo(label, err=True, nl=False)
-        click.echo(str(d), err=True)
+        click.echo(escaped(str(d)), err=True)
 
 
 class UsageFailure(click.UsageError):

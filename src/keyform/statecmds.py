@@ -103,8 +103,12 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
 
 
 def state_list(state: State) -> list[str]:
-    rows = [f"{a}\t{k.provider}\t{k.remote_id}" for a, k in sorted(state.keys.items())]
-    rows += [f"{d.address} (deposed)\t{d.provider}\t{d.remote_id}" for d in state.deposed]
+    """Address, provider instance, remote id: one tab-separated line each (an id as the API chose
+    it, shown with nothing that would drive a terminal)."""
+    from keyform.render.safe import one_line
+
+    rows = [f"{a}\t{k.provider}\t{one_line(k.remote_id)}" for a, k in sorted(state.keys.items())]
+    rows += [f"{d.address} (deposed)\t{d.provider}\t{one_line(d.remote_id)}" for d in state.deposed]
     return rows
 
 

@@ -71,7 +71,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import httpx
@@ -640,6 +640,25 @@ class ShapeError(ValueError):
 # a year of 1900-9899 (durations.MIN_YEAR/MAX_YEAR, checked by the pattern: no call per timestamp)
 _UTC_WIRE_TIME = re.compile(
     r"((?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.[0-9]+)?Z")
+
+
+MAX_ID = 256
+
+
+def usable_id(value: Any) -> TypeGuard[str]:
+    """Whether `value` can be a remote key's id as keyform records and shows it: a string of 1 to
+    MAX_ID printable characters, no blank. An id is stored in the state and printed in every plan,
+    progress line and `state list`: one with a control character, a newline or a bidi override
+    drove the terminal and broke the Markdown plan of a pull request."""
+    return type(value) is str and 0 < len(value) <= MAX_ID and value.isprintable() and " " not in value
+
+
+def id_problem(value: Any) -> str:
+    """What is wrong with an id `usable_id` refused, for a shape error (never the id itself)."""
+    if not isinstance(value, str) or not value:
+        return "has no string 'id'"
+    return (f"has an id of {len(value)} characters (at most {MAX_ID})" if len(value) > MAX_ID
+            else "has an id with a blank, a control or an invisible character")
 
 
 def wire_time(value: Any, where: str, *, expiry: bool = False) -> str | None:

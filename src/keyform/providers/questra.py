@@ -23,9 +23,11 @@ from keyform.providers.http import (
     HttpClient,
     RetryPolicy,
     ShapeError,
+    id_problem,
     json_body,
     shape_error,
     status_error,
+    usable_id,
     utc_time,
     wire_time,
 )
@@ -54,8 +56,8 @@ def parse_key(item: Any, where: str) -> RemoteKey:
     if not isinstance(item, dict):
         raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
     key_id, name = item.get("id"), item.get("name")
-    if not isinstance(key_id, str) or not key_id:
-        raise ShapeError(f"{where} has no string 'id'")
+    if not usable_id(key_id):
+        raise ShapeError(f"{where} {id_problem(key_id)}")
     if not isinstance(name, str):
         raise ShapeError(f"{where} ({key_id}) has no string 'name'")
     revoked, expired = item.get("revoked", False), item.get("expired", False)
@@ -87,7 +89,7 @@ def _fast_key(item: dict[str, Any]) -> RemoteKey | None:
     listing holds thousands of items."""
     key_id, name = item.get("id"), item.get("name")
     revoked, expired = item.get("revoked", False), item.get("expired", False)
-    if not (type(key_id) is str and key_id and type(name) is str and type(revoked) is bool
+    if not (usable_id(key_id) and type(name) is str and type(revoked) is bool
             and type(expired) is bool):
         return None
     created, expires, used = item.get("created_at"), item.get("expires_at"), item.get("last_used_at")

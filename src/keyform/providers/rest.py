@@ -31,9 +31,11 @@ from keyform.providers.http import (
     HttpClient,
     RetryPolicy,
     ShapeError,
+    id_problem,
     json_body,
     shape_error,
     status_error,
+    usable_id,
     wire_time,
 )
 from keyform.providers.ratelimit import Limiter
@@ -189,6 +191,8 @@ class RestProvider:
             key_id = str(key_id)
         if not isinstance(key_id, str) or not key_id:
             raise ShapeError(f"{where} has no string id")
+        if not usable_id(key_id):
+            raise ShapeError(f"{where} {id_problem(key_id)}")
         w = f"{where} ({key_id})"
         attrs = {a.name: _check(at(item, a.path), a, f"{w} {a.name}") for a in self._plain if a.path is not None}
         flags = []

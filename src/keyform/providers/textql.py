@@ -26,9 +26,11 @@ from keyform.providers.http import (
     HttpClient,
     RetryPolicy,
     ShapeError,
+    id_problem,
     json_body,
     shape_error,
     status_error,
+    usable_id,
     utc_time,
     wire_time,
 )
@@ -107,8 +109,8 @@ def parse_key(item: Any, where: str) -> RemoteKey:
     if not isinstance(item, dict):
         raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
     key_id = item.get("id")
-    if not isinstance(key_id, str) or not key_id:
-        raise ShapeError(f"{where} has no string 'id'")
+    if not usable_id(key_id):
+        raise ShapeError(f"{where} {id_problem(key_id)}")
     attrs = _fast_attrs(item)
     if attrs is None:  # a missing or unusual field: the general check, which names what is wrong
         attrs = {attr: _check(item.get(field), default, where, key_id, field)
@@ -123,7 +125,7 @@ def _fast_key(item: dict[str, Any]) -> RemoteKey | None:
     then reads (and names what is wrong). No call per timestamp: a listing holds thousands of items.
     The item's lists and dicts are taken, not copied (`parse_list`)."""
     key_id = item.get("id")
-    if type(key_id) is not str or not key_id or (attrs := _fast_attrs(item, copy=False)) is None:
+    if not usable_id(key_id) or (attrs := _fast_attrs(item, copy=False)) is None:
         return None
     created, expires = item.get("createdAt"), item.get("expiresAt")
     if created is not None and (created := utc_time(created)) is None:

@@ -123,7 +123,7 @@ def _plain(text: str) -> str:
 def _mermaid_text(text: str) -> str:
     """Safe inside a quoted Mermaid label: entity codes for what Mermaid or HTML would parse."""
     out = _plain(text)
-    for ch, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("`", "#96;")):
+    for ch, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("`", "#96;"), ("|", "#124;")):
         out = out.replace(ch, code)
     return out
 
@@ -141,7 +141,7 @@ def mermaid(graph: Graph) -> str:
         out.append(f'  {ids[n.address]}["{_mermaid_text(title)}<br/><small>{_mermaid_text(sub)}</small>"]')
     for e in graph.edges:
         if e.source in ids and e.consumer in ids:
-            arrow = f"-->|{_mermaid_text(e.via)}|" if e.via else "-->"
+            arrow = f'-->|"{_mermaid_text(e.via)}"|' if e.via else "-->"  # quoted: a | or ; ends nothing
             out.append(f"  {ids[e.source]} {arrow} {ids[e.consumer]}")
     if graph.omitted:
         out.append(f'  more["…and {graph.omitted} more keys"]')

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from keyform.plan import Action, AttrChange, Change
+from keyform.render.safe import escaped, one_line
 
 Line = tuple[str, str]
 
@@ -24,7 +25,16 @@ FORCES = "  # forces replacement"
 
 
 def fmt_value(value: Any) -> str:
-    return "null" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    """A value as JSON (a string's quotes, newlines and controls escaped), with the bidi, zero-width
+    and C1 characters JSON leaves raw escaped too, and cut at MAX_VALUE characters (a 70,000-character
+    description made a pull-request comment too long to post)."""
+    if value is None:
+        return "null"
+    text = escaped(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    return text if len(text) <= MAX_VALUE else f"{text[:MAX_VALUE]}… ({len(text):,} characters)"
+
+
+MAX_VALUE = 500
 
 
 def verb(change: Change) -> str:
@@ -36,7 +46,7 @@ def verb(change: Change) -> str:
 
 
 def headline(change: Change) -> str:
-    return f"{change.key} {verb(change)}"
+    return f"{one_line(change.key)} {verb(change)}"
 
 
 def remote_label(change: Change) -> str:
@@ -44,8 +54,8 @@ def remote_label(change: Change) -> str:
     if not change.remote_id:
         return ""
     if change.action is Action.CREATE:
-        return f" [was {change.remote_id}, deleted outside keyform]"
-    return f" [id={change.remote_id}]"
+        return f" [was {one_line(change.remote_id)}, deleted outside keyform]"
+    return f" [id={one_line(change.remote_id)}]"
 
 
 def change_lines(change: Change) -> list[Line]:
@@ -60,7 +70,9 @@ def change_lines(change: Change) -> list[Line]:
     elif change.sink and change.action is Action.DELETE and (not change.deposed or change.orphan):
         out.append(("-", f"secret = (sink entry {change.sink} is removed)"))
     out.extend(("#", reason) for reason in change.reasons)
-    return out
+    # each line on its own line, nothing that drives a terminal: an attribute name or a reason may
+    # come from a plan file, a reason from a server (a deposed key's last_error)
+    return [(mark, one_line(text)) for mark, text in out]
 
 
 def attr_lines(attr: AttrChange, action: Action) -> list[Line]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from keyform.plan import Action, Change, Plan
 from keyform.render.graph import markdown_section
 from keyform.render.lines import change_lines, remote_label, verb
+from keyform.render.safe import md_text, one_line
 from keyform.render.text import WARNING, summary_line
 
 ICONS = {Action.CREATE: "➕", Action.UPDATE: "🔧", Action.REPLACE: "♻️", Action.DELETE: "➖"}
@@ -17,7 +18,8 @@ MAX_DETAILS = 40
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Outside text as one literal table cell (`safe.md_text`)."""
+    return md_text(text)
 
 
 def _action_label(change: Change) -> str:
@@ -32,7 +34,8 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
     changes = plan.actionable
     out = [f"### {title}", "", f"**{summary_line(plan)}**", ""]
     for note in plan.notes:
-        out.append(f"> **Warning:** {note[len(WARNING):]}" if note.startswith(WARNING) else f"> **Note:** {note}")
+        out.append(f"> **Warning:** {md_text(note[len(WARNING):])}" if note.startswith(WARNING)
+                   else f"> **Note:** {md_text(note)}")
     if plan.notes:
         out.append("")
     if not changes:
@@ -40,8 +43,8 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
 
     out += ["| | Address | Action | Why |", "|---|---|---|---|"]
     for change in changes[:MAX_TABLE_ROWS]:
-        label = change.key
-        out.append(f"| {ICONS.get(change.action, '')} | `{_cell(label)}` | {_action_label(change)} | "
+        label = one_line(change.key).replace("`", "?").replace("|", "\\|")  # inside its code span
+        out.append(f"| {ICONS.get(change.action, '')} | `{label}` | {_action_label(change)} | "
                    f"{_cell('; '.join(change.reasons))} |")
     if len(changes) > MAX_TABLE_ROWS:
         rest = changes[MAX_TABLE_ROWS:]
@@ -51,7 +54,7 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
     out += markdown_section(plan)  # a Mermaid graph, only when a change cascades through a dependency
 
     for change in changes[:MAX_DETAILS]:
-        out.append(f"<details><summary><code>{_html(change.key)}</code> {verb(change)}</summary>")
+        out.append(f"<details><summary><code>{_html(one_line(change.key))}</code> {verb(change)}</summary>")
         out += ["", "```diff"]
         out.append(f"{HEADER_MARK[change.action]} key \"{change.address}\" "
                    f"({change.provider}, {change.provider_type})" +

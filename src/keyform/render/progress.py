@@ -10,6 +10,7 @@ from typing import Any
 from keyform.applier import ApplyEvent, ApplyReport
 from keyform.plan import Action, Change
 from keyform.render.lines import stale_clause
+from keyform.render.safe import one_line
 
 VERBS = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
          "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
@@ -29,7 +30,7 @@ def event_text(event: ApplyEvent) -> str:
     if event.kind == "done" and change.stale and event.message:  # nothing was removed after all: why
         return f"{change.key}: {event.message}"
     if event.kind == "done":
-        ident = f" [id={event.remote_id}]" if event.remote_id else ""
+        ident = f" [id={one_line(event.remote_id)}]" if event.remote_id else ""  # an API chose it
         return f"{change.key}: {done} after {event.elapsed:.1f}s{ident}"
     if event.kind == "failed":
         return f"{change.key}: failed after {event.elapsed:.1f}s: {event.message}"

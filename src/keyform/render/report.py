@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from keyform.records import record
 from keyform.render import plural
+from keyform.render.safe import md_text
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
 
@@ -140,8 +141,8 @@ def _due_line(report: Report, window: timedelta | None, now: datetime | None) ->
 
 
 def _md(text: str, limit: int | None = MAX_CELL) -> str:
-    text = _clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    """A literal Markdown cell (`safe.md_text`: no image, link, heading or @mention), cut first."""
+    return md_text(_clean(text, limit))
 
 
 def render_markdown(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:

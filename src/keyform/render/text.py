@@ -9,6 +9,7 @@ from typing import Any
 
 from keyform.plan import Action, Change, Plan
 from keyform.render.lines import change_lines, headline, remote_label, stale_clause
+from keyform.render.safe import one_line
 
 WARNING = "WARNING: "  # a plan note with this prefix is a warning (keyform.usage.WARNING)
 
@@ -41,8 +42,9 @@ def summary_line(plan: Plan) -> str:
 
 def render_text(plan: Plan, *, color: bool = False) -> str:
     style = _styler(color)
-    lines: list[str] = [style("Warning: ", fg="yellow", bold=True) + note[len(WARNING):] if note.startswith(WARNING)
-                        else style("Note: ", bold=True) + note for note in plan.notes]
+    lines: list[str] = [style("Warning: ", fg="yellow", bold=True) + one_line(note[len(WARNING):])
+                        if note.startswith(WARNING) else style("Note: ", bold=True) + one_line(note)
+                        for note in plan.notes]
     if plan.notes:
         lines.append("")
     changes = plan.actionable

@@ -35,6 +35,8 @@ class FileSink:
             return f"{name!r} is not a usable file name"
         if any(c in name for c in "/\\\0"):
             return f"{name!r} is not a plain file name (it contains '/', '\\' or NUL)"
+        if not name.isprintable():  # printed in every plan: it must not drive a terminal or break a Markdown plan
+            return f"{name!r} holds a control or an invisible character"
         if ANY_TEMP_NAME.fullmatch(name):
             return f"{name!r} looks like one of keyform's temp files (.NAME.<hex>.tmp), which are cleaned up"
         if name == DIR_LOCK_NAME:

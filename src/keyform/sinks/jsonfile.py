@@ -31,8 +31,12 @@ class JsonSink:
 
     @staticmethod
     def name_problem(name: str) -> str | None:
-        """Why `name` cannot be an entry of the JSON object, or None if it can."""
-        return "the entry name is empty" if not name else None
+        """Why `name` cannot be an entry of the JSON object, or None if it can. Any string could be
+        a JSON key, but a name is printed in every plan: a control, newline or invisible character
+        would drive a terminal or break a Markdown plan."""
+        if not name:
+            return "the entry name is empty"
+        return None if name.isprintable() else f"{name!r} holds a control or an invisible character"
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)

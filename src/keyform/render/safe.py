@@ -1,0 +1,45 @@
+"""Text from outside keyform made safe to show: on a terminal, inside a code block, in Markdown.
+
+Outside text reaches every output: attribute values, names and ids an API returned, server error
+messages, sink entry names and policy messages from manifests a contributor wrote. A control
+character drives a terminal (ESC clears the screen, OSC 8 makes a hidden link, a title is set); a
+bidi override or a zero-width character makes a reviewer read something else than what changes
+(Trojan Source); a newline closes a Markdown code fence or a table row; Markdown and HTML in a
+pull-request comment add headings, images fetched from anywhere, and @mentions that notify people.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but tab and newline, DEL, C1 (0x9b is an 8-bit CSI), the bidi controls, zero-width
+# characters, the line and paragraph separators and the byte-order mark
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# what makes structure inside one line of text (the text never starts a line: a prefix comes
+# first): code spans, emphasis, images and links, tables, strike-through, raw HTML
+_MARKDOWN = {c: "\\" + c for c in "\\`*[]!|~"}
+_MARKDOWN.update({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_MARKDOWN_TABLE = str.maketrans(_MARKDOWN)
+
+
+def _code(m: re.Match[str]) -> str:
+    return f"\\u{ord(m[0]):04x}"
+
+
+def escaped(text: str) -> str:
+    """`text` with each unsafe character shown as its `\\uXXXX` escape (tab and newline kept)."""
+    return UNSAFE.sub(_code, text) if UNSAFE.search(text) else text
+
+
+def one_line(text: str) -> str:
+    """`escaped`, on one line: a newline shown as `\\n`, a tab as a space."""
+    text = escaped(text)
+    return text.replace("\n", "\\n").replace("\t", " ") if "\n" in text or "\t" in text else text
+
+
+def md_text(text: str) -> str:
+    """`one_line` as literal Markdown text (a table cell, a note): HTML and Markdown syntax
+    escaped, and an `@` or `#` kept from becoming a mention or an issue link (a word joiner after
+    it, which shows nothing)."""
+    out = one_line(text).translate(_MARKDOWN_TABLE)
+    return re.sub(r"([@#])(?=\w)", "\\1\u2060", out)

@@ -1,0 +1,146 @@
+"""Outside text never drives a terminal, a Markdown pull-request comment or a Mermaid graph.
+
+Text in every output can come from a contributor's manifest (a policy message, an entry name, a
+header name) or from an API (an id, a description, an error message). An adversarial pass found
+each of these reaching the reviewer raw: a policy message that closed the plan's blockquote with
+a fake "No changes" heading, an image fetched from anywhere and an @mention; ESC sequences that
+cleared the terminal or hid a link; ids and entry names that broke the diff fence; a bidi
+override (Trojan Source); a Mermaid edge label that added nodes; a 70,000-character value that made
+the comment too long to post. Through the CLI, against the emulator and a hostile API on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.project import ORG, Project
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+from tests.hostile import Reply, Seen, hostile
+
+HOSTILE = ("cc @acme/security-team, see #1\n\n## No changes\n<img src=\"https://evil.example/px.gif\">\n"
+           "![t](https://evil.example/t.png) \x1b[2J\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\ "
+           "\u202eevil\u202c\u200b\x9b2J ``` <!--")
+
+
+def _no_control(text: str) -> None:
+    """Nothing that drives a terminal or hides what the text says."""
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200b]", text), repr(text[-500:])
+
+
+def _no_markdown(text: str) -> None:
+    """`_no_control`, and no Markdown structure an outsider added: no HTML, image or link, no
+    @mention or issue link, no heading."""
+    _no_control(text)
+    text = re.sub(r"^```diff$.*?^```$", "", text, flags=re.M | re.S)  # a code block shows its text as text
+    assert "<img" not in text and "<!--" not in text, text
+    assert not re.search(r"(?<!\\)!(?<!\\)\[|(?<!\\)\]\(", text), text  # an image or a link left unescaped
+    assert "@acme" not in text and "#1" not in text  # the word joiner after @ and # stops the links
+    assert not re.search(r"^#+ No changes", text, re.M), text
+
+
+def _no_raw(text: str, fmt: str = "markdown") -> None:
+    (_no_markdown if fmt == "markdown" else _no_control)(text)
+
+
+def test_a_policy_message_is_shown_as_text_in_every_plan_format(tmp_path: Path, emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra("ci-bot: {provider: qp, name: CI bot}\n")
+    project.manifest.write_text(project.manifest.read_text() + "policies:\n  naming:\n    severity: warning\n"
+                                f"    message: {json.dumps(HOSTILE)}\n    match: {{providers: [questra]}}\n"
+                                "    require: {expiry: true}\n")
+    for fmt in ("text", "markdown"):
+        res = project.run("plan", "--format", fmt)
+        assert res.exit_code == 0, res.output
+        assert "evil.example" in res.output  # said, as text
+        _no_raw(res.output, fmt)
+    md = project.run("plan", "--format", "markdown").stdout
+    assert md.count("\n| ") >= 2  # the table of changes is still there
+    res = project.run("validate")
+    assert res.exit_code == 0 and "\x1b" not in res.output
+
+
+def test_a_hostile_listing_id_description_and_error_are_escaped(tmp_path: Path, emulator: Emulator,
+                                                                emu_control: EmulatorControl) -> None:
+    with hostile(upstream=emulator.url) as api:
+        project = Project(tmp_path, api.url, env={"AV": "an-auth-value-0123"})
+        project.manifest.write_text(
+            f"version: 1\nproviders:\n  tq: {{type: textql, base_url: '{api.url}', token: {{env: TEXTQL_TOKEN}}}}\n"
+            "keys:\n  t1: {provider: tq, description: t one, hosts: [a.example], auth_value: {env: AV}}\n")
+        assert project.run("apply", "--auto-approve").exit_code == 0
+        key = project.state()["keys"]["t1"]["remote_id"]
+        emu_control.patch_textql(key, description=HOSTILE + "x" * 70_000)
+        for fmt in ("text", "markdown"):
+            res = project.run("plan", "--format", fmt)
+            assert res.exit_code == 0 and "description" in res.stdout, res.output
+            _no_raw(res.stdout, fmt)
+            assert len(res.stdout) < 20_000 and "characters)" in res.stdout  # the value cut, its length said
+        assert "\\u202e" in project.run("plan").stdout  # the override shown as what it is
+
+        def bad_id(seen: Seen) -> Reply | None:
+            if seen.path != "/v1/api-keys":
+                return None
+            reply = api._forward(seen)
+            doc = json.loads(reply.body)
+            doc["apiAccessKeys"][0]["id"] = "tk_1\n```\n## No changes\x1b[2J"
+            return Reply(reply.status, json.dumps(doc).encode(), reply.headers)
+
+        api.script = bad_id
+        res = project.run("plan")
+        assert res.exit_code == 1 and "has an id with a blank, a control or an invisible character" in res.stderr
+        _no_control(res.output)
+
+        def error(seen: Seen) -> Reply | None:
+            return Reply(500, json.dumps({"message": HOSTILE}).encode()) if seen.path == "/v1/api-keys" else None
+
+        api.script = error
+        res = project.run("plan")
+        assert res.exit_code == 1, res.output
+        assert "\x1b" not in res.output and "\\u001b" in res.output
+
+
+def test_entry_and_header_names_that_would_break_a_plan_are_refused(tmp_path: Path, emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    base = (f"version: 1\nproviders:\n  qp: {{type: questra, base_url: '{emulator.url}', token: {{env: QUESTRA_TOKEN}}, "
+            f"org_id: {ORG}}}\n  tq: {{type: textql, base_url: '{emulator.url}', token: {{env: TEXTQL_TOKEN}}}}\n"
+            "sinks:\n  js: {type: json, path: out.json}\n  fs: {type: file, dir: out}\n")
+    for keys, said in (
+            ('keys:\n  a: {provider: qp, sink: {use: js, as: "A\\e[8m\\n```"}}\n', "holds a control or an invisible"),
+            ('keys:\n  a: {provider: qp, sink: {use: fs, as: "A\\u202eB"}}\n', "holds a control or an invisible"),
+            ('keys:\n  t: {provider: tq, hosts: [a.example], auth_value: {env: AV}, '
+             'headers: {"X|k1; k9[APPROVED] --- k0": {env: H}}}\n', "is not an HTTP header name")):
+        project.manifest.write_text(base + keys)
+        res = project.run("validate")
+        assert res.exit_code == 1 and said in res.stderr, res.output
+        assert "\x1b" not in res.output
+
+
+def test_a_saved_plan_s_reasons_cannot_close_the_diff_fence(tmp_path: Path, emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra("ci-bot: {provider: qp}\n")
+    saved = tmp_path / "p.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    doc: dict[str, Any] = json.loads(saved.read_text())
+    doc["changes"][0]["reasons"] = ["new key\n```\n\n### keyform plan\n\n**No changes.**\n\n<!--"]
+    saved.write_text(json.dumps(doc))
+    res = project.run("show", str(saved), "--format", "markdown")
+    assert res.exit_code == 0, res.output
+    fences = [line for line in res.stdout.splitlines() if line.startswith("```")]
+    assert fences == ["```diff", "```"], res.stdout
+    assert [line for line in res.stdout.splitlines() if line.startswith("##")] == ["### keyform plan"]
+
+
+def test_report_names_are_text_in_markdown(tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    project = Project(tmp_path, emulator.url, env={"AV": "an-auth-value-0123"})
+    project.manifest.write_text(
+        f"version: 1\nproviders:\n  tq: {{type: textql, base_url: '{emulator.url}', token: {{env: TEXTQL_TOKEN}}}}\n"
+        "keys:\n  t1: {provider: tq, description: t one, hosts: [a.example], auth_value: {env: AV}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.patch_textql(project.state()["keys"]["t1"]["remote_id"],
+                             description="![ok](https://evil.example/px.png) @acme/security-team #1")
+    res = project.run("report", "-f", str(project.manifest), "--format", "markdown")
+    assert res.exit_code == 0, res.output
+    _no_raw(res.stdout)
