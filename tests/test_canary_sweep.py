@@ -341,3 +341,21 @@ def test_a_listing_that_echoes_a_known_secret_into_a_description_shows_it_nowher
         for name in ("p.plan", "keyform.state.json", "keyform.state.json.backup"):
             if (tmp_path / name).exists():
                 assert hits_in((tmp_path / name).read_text(), {AV}) == [], name
+
+
+@pytest.mark.parametrize("sink", ["{type: json, path: out.json}", "{type: file, dir: out}"])
+def test_an_issued_secret_that_is_not_valid_unicode_is_said_so_and_its_key_revoked(tmp_path: Path, sink: str) -> None:
+    """A create reply whose secret holds a lone surrogate (a \\ud800 escape) failed every sink but
+    dotenv with the bare 'UnicodeEncodeError'."""
+    with hostile() as api:
+        api.secret = lambda n: f"sk_live_{n:04d}\ud800tail"
+        project = Project(tmp_path, api.url, env={"QUESTRA_TOKEN": QT})
+        project.manifest.write_text(
+            f"version: 1\nproviders:\n  qp: {{type: questra, base_url: '{api.url}', token: {{env: QUESTRA_TOKEN}}, "
+            f"org_id: {ORG}}}\nsinks:\n  js: {sink}\ndefaults: {{sink: js}}\n"
+            "keys:\n  q1: {provider: qp}\n")
+        res = project.run("apply", "-f", str(project.manifest), "--auto-approve")
+        assert res.exit_code == 1, res.output
+        assert "not valid Unicode (a lone surrogate" in res.stderr, res.output
+        assert "was revoked" in res.stderr and api.revoked == api.created
+        assert "sk_live_" not in res.output

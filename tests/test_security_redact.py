@@ -168,3 +168,12 @@ def test_a_server_echoing_the_auth_value_reaches_neither_the_terminal_nor_the_jo
     for text in (result.output, files, *failed):
         assert "SUPERSECRET" not in text and "VALUE123" not in text
         assert _leaks(text, long_secret) == []
+
+
+def test_a_remembered_secret_with_a_lone_surrogate_is_scrubbed_without_an_error() -> None:
+    """An API may issue a secret holding a \\ud800 escape: its percent-encoded forms raised
+    UnicodeEncodeError in every later scrub of the process ('internal error')."""
+    secret = "sk_live_0001\ud800tail_abcdefghijkl"
+    redact.remember(secret)
+    assert redact.scrub(f"x {secret} y", []) == "x *** y"
+    assert redact.scrub("nothing here", []) == "nothing here"

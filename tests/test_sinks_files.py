@@ -15,6 +15,7 @@ from keyform.errors import KeyformError, SinkError, SourceLoc
 from keyform.model import SinkConfig
 from keyform.sinks import Sink
 from keyform.sinks.dotenv import DotenvSink, parse
+from keyform.sinks.dotenv import scan as dotenv_scan
 from keyform.sinks.file import FileSink
 from keyform.sinks.jsonfile import JsonSink
 from keyform.sinks.registry import is_readable, open_sink
@@ -186,12 +187,47 @@ def test_dotenv_preserves_comments_blank_lines_order_and_replaces_in_place(tmp_p
 @pytest.mark.parametrize(("line", "value"), [
     ("K=abc", "abc"), ("export K=abc", "abc"), ("  export   K = abc  ", "abc"), ("K='a \"b\" $c'", 'a "b" $c'),
     ('K="a\\"b\\\\c\\$d\\ne"', 'a"b\\c$d\ne'), ("K=abc # comment", "abc"), ("K=abc#not-comment", "abc#not-comment"),
-    ("K='abc' # comment", "abc"), ("K=", ""), ("K=# only comment", ""), ('K="unterminated', '"unterminated'),
+    ("K='abc' # comment", "abc"), ("K=", ""), ("K=# only comment", ""),
     ("K=crlf\r", "crlf"),
 ])
 def test_dotenv_reads_common_dialects(tmp_path: Path, line: str, value: str) -> None:
     (tmp_path / ".env").write_text(line + "\n", newline="")
     assert DotenvSink(tmp_path / ".env").read("K") == value
+
+
+@pytest.mark.parametrize("line", ['NOTE="unterminated', "NOTE='unterminated"])
+def test_a_dotenv_file_with_a_quote_never_closed_is_left_untouched(tmp_path: Path, line: str) -> None:
+    """keyform read `NOTE="unterminated` as one line and appended the secret after it: sh, bash and
+    python-dotenv stop at the open quote, so the secret was lost to every consumer."""
+    path = tmp_path / ".env"
+    path.write_text(f"A=1\n{line}\n")
+    before = path.read_bytes()
+    sink = DotenvSink(path)
+    acts: list[Callable[[], object]] = [lambda: sink.write("k", "S_HEX", "0x1"), lambda: sink.read("A")]
+    for act in acts:
+        with pytest.raises(SinkError, match=r"line 2: the . quote that opens the value of NOTE is never closed, so a "
+                                            r"shell cannot read the file; left untouched"):
+            act()
+    assert path.read_bytes() == before
+    config = SinkConfig("env", "dotenv", {"path": str(path)}, SourceLoc("k.yaml", 1))
+    with pytest.raises(ValueError, match="line 2: "):
+        dotenv_scan(config)
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    ('{"their_limit": 1e400}', "holds the number 1e400, too large to be written back as JSON"),
+    ('{"their_ratio": NaN}', "holds NaN, which is not JSON"),
+    ('{"dup": "first", "dup": "second"}', "holds the name 'dup' twice in one object"),
+])
+def test_a_json_sink_keeps_other_entries_valid_json_or_leaves_the_file(tmp_path: Path, content: str,
+                                                                     said: str) -> None:
+    """1e400 was read as inf and written back as Infinity, which is not JSON; NaN likewise; a name
+    twice kept the last silently. Each file is now refused and left as it is."""
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    with pytest.raises(SinkError, match=said):
+        JsonSink(path).write("k", "S", "0x1")
+    assert path.read_text() == content
 
 
 def test_dotenv_duplicate_names_collapse_to_the_written_value(tmp_path: Path) -> None:

@@ -515,6 +515,14 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         _remove_entry(old, ctx)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str, ctx: ApplyContext) -> None:
     """Make the new secret durable; if that fails, revoke the new key (no live key without its secret)."""
     assert spec.sink is not None  # the loader guarantees a sink for secret-issuing keys
@@ -523,7 +531,10 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
             raise SinkError(f"{spec.provider}: create {_label(spec)!r} returned no secret")
         ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
     except Exception as exc:
-        msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}"
+        msg = str(exc) if isinstance(exc, KeyformError) else (
+            "it holds text that is not valid Unicode (a lone surrogate: an API sent a \\ud800 escape), which no "
+            "file or program can be given" if isinstance(exc, UnicodeError) and secret and not _encodable(secret)
+            else f"{type(exc).__name__}")
         try:
             ctx.provider(spec.provider).delete(remote_id)
             ctx.journal.failed(seq, f"sink failed; new key {remote_id} revoked")

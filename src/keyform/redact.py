@@ -19,6 +19,7 @@ characters of a longer secret: a server that quotes a token's first 15 character
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterable
@@ -81,8 +82,10 @@ def _forms(secret: str) -> set[str]:
     """The ways a server's text may carry `secret`: as it is, JSON-escaped (non-ASCII kept, or as
     `\\u00fc` escapes, Python's and many servers' default) and percent-encoded (an echoed URL or
     header; `/` kept or encoded). For most secrets (letters, digits, `_-.~`) these are one form."""
-    return {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1],
-            quote(secret, safe="/"), quote(secret, safe="")}
+    forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate (an API's \ud800 escape): no URL carries it
+        forms.update((quote(secret, safe="/"), quote(secret, safe="")))
+    return forms
 
 
 def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:

@@ -167,7 +167,10 @@ class DotenvSink:
         except UnicodeDecodeError:
             raise SinkError(f"{self.path}: not a UTF-8 text file; left untouched ({name}{_for(address)})") from None
         bom = _BOM if text.startswith(_BOM) else ""
-        return bom, parse(text[len(bom):])
+        try:
+            return bom, parse(text[len(bom):])
+        except ValueError as exc:  # the line and the variable, never a value
+            raise SinkError(f"{self.path}: {exc}; left untouched ({name}{_for(address)})") from None
 
     def _store(self, bom: str, entries: list[_Entry], name: str, address: str | None) -> None:
         data = (bom + "".join(e.raw for e in entries)).encode("utf-8")
@@ -245,10 +248,10 @@ def parse(text: str) -> list[_Entry]:
         if close >= 0:
             body = text[start + 1:close]
             value = body if quote == "'" else _unescape(body)
-        else:  # unquoted (or an unterminated quote): the rest of the line, minus a ` # comment`
+        else:  # unquoted: the rest of the line, minus a ` # comment` (an unterminated quote: `_spans` refused)
             content = text[start:end].rstrip("\r\n")
-            value = content if quote else _COMMENT.split(content, maxsplit=1)[0].rstrip(" \t")
-            if not quote and value.startswith("#"):
+            value = _COMMENT.split(content, maxsplit=1)[0].rstrip(" \t")
+            if value.startswith("#"):
                 value = ""
         entries.append(_Entry(text[pos:end], m.group(2), value, m.group(1) is not None))
     return entries
@@ -275,6 +278,9 @@ def _spans(text: str) -> Iterator[tuple[int, int, re.Match[str] | None, str, int
         if quote not in ("'", '"'):
             quote = ""
         close = _closing_quote(text, start + 1, quote) if quote else -1
+        if quote and close < 0:  # sh, bash and python-dotenv refuse it: a value written after it is lost to them
+            raise ValueError(f"line {text.count(chr(10), 0, pos) + 1}: the {quote} quote that opens the value of "
+                             f"{m.group(2)} is never closed, so a shell cannot read the file")
         if close >= 0:  # a quoted value may span lines: the entry ends with the closing quote's line
             nl = text.find("\n", close)
             end = size if nl < 0 else nl + 1

@@ -7,6 +7,7 @@ as an empty object.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,14 @@ class JsonSink:
             raise SinkError(f"{self.path}: {exc}; {untouched}") from None
 
     def _store(self, doc: dict[str, Any], name: str, address: str | None) -> None:
-        data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        try:  # allow_nan=False: never NaN/Infinity (1e400 read as inf: refused when read, see _not_json)
+            data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+                    ).encode("utf-8")
+        except (ValueError, UnicodeEncodeError) as exc:  # a lone surrogate (a \ud800 escape) in an entry
+            what = "text that is not valid Unicode (a lone surrogate)" if isinstance(exc, UnicodeEncodeError) \
+                else "a number JSON cannot hold"
+            raise SinkError(f"{self.path}: cannot write {name!r}{_for(address)}: the file would hold {what}; "
+                            "it was left untouched") from None
         try:
             write_file(self.path, data)
         except OSError as exc:
@@ -117,11 +125,38 @@ def scan(config: SinkConfig) -> dict[str, int]:
     return dict.fromkeys(_object(raw), 0)
 
 
+def _not_json(word: str) -> Any:
+    """Python's json reads NaN and Infinity (and 1e400 becomes inf) and would write them back:
+    the file would no longer be JSON for any other reader."""
+    raise ValueError(f"holds {word}, which is not JSON (RFC 8259)")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; ValueError for one too large for a float (1e400 became inf, which
+    json.dumps writes as Infinity)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"holds the number {text[:20]}, too large to be written back as JSON")
+    return value
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object, or ValueError for a name it holds twice (json would keep the last silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"holds the name {name!r} twice in one object")
+            seen.add(name)
+    return out
+
+
 def _object(raw: bytes) -> dict[str, Any]:
     """The sink file's JSON object. JSONDecodeError or UnicodeDecodeError as json raises them (the
     scan words their line); ValueError naming what else is wrong: too deep, or not an object."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_unique)
     except RecursionError:
         raise ValueError("nested too deeply to be a keyform JSON sink") from None
     if not isinstance(doc, dict):
