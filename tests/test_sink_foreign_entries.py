@@ -552,3 +552,34 @@ def test_an_interrupted_move_through_one_name_of_a_file_rotates_a_key_recorded_t
     assert [k for k, ks in state.keys.items() if ks.rotation_requested] == ["q1"]
     assert notes == ["q1: its sink entry env2:B may hold the secret of q0 (an interrupted apply wrote it there), "
                      "not its own; q1 is marked for rotation"]
+
+
+def test_a_variable_that_appears_while_the_apply_runs_is_not_overwritten(project: Project,
+                                                                         emu_control: EmulatorControl) -> None:
+    """The plan found WEB absent; while the create was in flight someone (another workspace
+    sharing the file, a person) wrote WEB=theirs; the write replaced it. The sink now refuses a
+    variable keyform did not write, the new key is revoked, theirs stays."""
+    from tests.hostile import Seen, hostile
+
+    with hostile(upstream=project.url) as api:
+        proxied = Project(project.root, api.url)
+        proxied.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
+        assert proxied.run("apply", "--auto-approve").exit_code == 0
+        proxied.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
+                        "web:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+        env = project.root / ENV
+
+        def meanwhile(seen: Seen) -> None:
+            if seen.method == "POST" and seen.path == "/api-keys":
+                with env.open("a") as fh:
+                    fh.write("WEB=theirs\n")
+            return None
+
+        api.script = meanwhile
+        res = proxied.run("apply", "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert f"{env}: WEB appeared in the file after the plan, and keyform did not write it; not overwritten" \
+        in res.stderr, res.output
+    assert "was revoked" in res.stderr
+    assert env.read_text().count("WEB=theirs\n") == 1 and "CI_BOT=" in env.read_text()
+    assert len(_live(emu_control)) == 1  # ci-bot; web's new key revoked

@@ -247,11 +247,32 @@ def preflight(plan: Plan, ctx: ApplyContext) -> None:
         raise KeyformError(problems)
 
 
+def _guard_entries(ctx: ApplyContext) -> None:
+    """Tell each sink that keeps other people's entries (`SinkType.guards_entries`: a .env) which
+    of its entries are keyform's, as the state records them (through any name of the file): it
+    then refuses to overwrite any other that appears while the apply runs (`DotenvSink.guard`).
+    The plan refused the ones there when it was made (`planner.foreign_entries`)."""
+    from keyform.typeregistry import sink_type
+
+    owned = {ctx.workspace.entry_id(t) for t in ctx.state.owned_entries()}
+    for name, config in ctx.workspace.sinks.items():
+        try:
+            if not sink_type(config.type).guards_entries:
+                continue
+        except KeyError:
+            continue
+        guard = getattr(ctx.sinks.get(name), "guard", None)
+        if guard is not None:
+            place = ctx.workspace.entry_id(SinkTarget(name, ""))[0]
+            guard(entry for where, entry in owned if where == place)
+
+
 def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
     """Run the plan. Ctrl-C once: no new change starts, the running ones finish and are reported,
     the rest is listed in `report.not_started`. Twice: ApplyAbandoned names the changes in flight."""
     report = ApplyReport()
     preflight(plan, ctx)
+    _guard_entries(ctx)
     interrupts = _Interrupts()
     with _catch_sigint(interrupts):
         try:

@@ -26,7 +26,7 @@ cases above.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +80,15 @@ class DotenvSink:
         # the entries: with thousands of entries those passes were most of an apply's CPU, and
         # quadratic in the number of keys. Any change by anyone else makes it parse again.
         self._written: _Written | None = None
+        # `guard`: the variables keyform may replace in this file (None: any, as a plain sink)
+        self._owned: set[str] | None = None
+
+    def guard(self, owned: Iterable[str]) -> None:
+        """From now on replace only a variable in `owned` (keyform's own entries, as its state
+        records them) or one this sink wrote itself: another that appears in the file after the
+        plan (a person, another workspace sharing the file) is refused, not overwritten. The plan
+        checks the same (`planner.foreign_entries`), but an apply's create takes seconds."""
+        self._owned = set(owned)
 
     @staticmethod
     def name_problem(name: str) -> str | None:
@@ -111,7 +120,15 @@ class DotenvSink:
             added = [_Entry(f"{n}={format_value(v)}{newline}", n, v) for n, v in want.items()]
             data = last.data + "".join(e.raw for e in added).encode("utf-8")
             self._commit(_Written(data, bom, entries + added, last.names | want.keys()), name, address)
+            self._own(want)
             return
+        owned = self._owned
+        if owned is not None:
+            foreign = sorted({e.name for e in entries if e.name in want and e.name not in owned})
+            if foreign:  # the batch fails; each write is then tried alone, so only these fail
+                raise SinkError(f"{self.path}: {', '.join(foreign)} appeared in the file after the plan, and keyform "
+                                f"did not write {'it' if len(foreign) == 1 else 'them'}; not overwritten"
+                                f"{_for(address) if len(updates) == 1 else ''}")
         done: set[str] = set()
         kept: list[_Entry] = []
         for e in entries:
@@ -129,6 +146,12 @@ class DotenvSink:
                 kept[-1] = _Entry(kept[-1].raw + newline, kept[-1].name, kept[-1].value, kept[-1].export)
             kept.extend(_Entry(f"{n}={format_value(want[n])}{newline}", n, want[n]) for n in new)
         self._store(bom, kept, name, address)
+        self._own(want)
+
+    def _own(self, written: Iterable[str]) -> None:
+        """The variables this sink just wrote are keyform's (under `guard`)."""
+        if self._owned is not None:
+            self._owned.update(written)
 
     def read(self, name: str) -> str | None:
         self._check(name, None)
