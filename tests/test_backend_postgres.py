@@ -161,6 +161,21 @@ def test_another_workspace_s_state_in_a_row_is_refused(pg_dsn: str, backends: An
             backends(name).load()
 
 
+def test_state_push_refuses_to_make_a_second_workspace_of_one_state(backends: Any) -> None:
+    """`state pull` from prod and `state push` into prod-new was accepted, and then both
+    workspaces were refused on every load (two workspaces of one lineage)."""
+    from keyform.statecmds import push_state
+
+    prod = backends("prod")
+    prod.save(State.new())
+    copy = prod.load()
+    assert copy is not None
+    target = backends("prod-new")
+    with pytest.raises(KeyformError, match='refusing to push: workspace "prod" already holds a state of this lineage'):
+        push_state(target, copy, force=True)
+    assert target.load() is None and backends("prod").load() is not None
+
+
 def test_states_of_different_workspaces_are_independent(backends: Any) -> None:
     prod, dev = backends("prod"), backends("dev")
     prod.save(State.new())

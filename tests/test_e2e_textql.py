@@ -105,6 +105,12 @@ def test_an_input_that_cannot_be_read_is_said_by_plan_and_stops_apply(project: P
     assert res.exit_code == 1, res.output
     assert "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set" in res.stderr
     assert "Apply complete" not in res.output and project.state_path.read_bytes() == state
+    saved = project.root / "p.plan"  # a saved plan, made where the variable is not set, stops too
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    res = project.run("apply", str(saved))
+    assert res.exit_code == 1 and "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set" in \
+        res.stderr, res.output
+    assert project.state_path.read_bytes() == state
     res = project.run("apply", "--auto-approve", env={"ANA_TOKEN_V2": "second-value"})
     assert res.exit_code == 0 and "auth_value changed (fingerprint)" in res.stdout, res.output
     assert textql(emu_control)[project.remote_id("ana-questra")]["authValue"] == "second-value"

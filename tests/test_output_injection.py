@@ -144,3 +144,14 @@ def test_report_names_are_text_in_markdown(tmp_path: Path, emulator: Emulator, e
     res = project.run("report", "-f", str(project.manifest), "--format", "markdown")
     assert res.exit_code == 0, res.output
     _no_raw(res.stdout)
+
+
+def test_joiners_in_names_are_shown_as_they_are() -> None:
+    """Emoji sequences and Persian or Indic words use U+200D and U+200C: shown, not escaped."""
+    from keyform.render.lines import fmt_value
+    from keyform.render.safe import md_text, one_line
+
+    for name in ("👩\u200d💻 Dev laptop", "کلید می\u200cخواهم"):
+        assert one_line(name) == name and md_text(name) == name and fmt_value(name) == json.dumps(name,
+                                                                                                ensure_ascii=False)
+    assert one_line("a\u202eb\u200bc") == "a\\u202eb\\u200bc"

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +70,16 @@ def test_questra_list_gives_what_parse_key_gives(items: list[Any]) -> None:
     _VALUES), max_size=4))
 def test_textql_list_gives_what_parse_key_gives(items: list[Any]) -> None:
     _agree(textql, {"apiAccessKeys": items}, items)
+
+
+def test_an_expiry_past_the_years_keyform_records_is_never_and_other_times_are_refused() -> None:
+    """The state refuses years past 9899: an API's 9999-12-31 (some write no expiry so), also with
+    a negative offset that puts it past the last datetime in UTC, reads as never; a creation or
+    use time there is a shape error, as is one before 1900."""
+    for value in ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00", "9900-01-01T00:00:00+00:00"):
+        assert wire_time(value, "x", expiry=True) is None
+    for value, where in (("9999-12-31T23:59:59Z", "outside the years keyform can record (1900-9899)"),
+                         ("1899-12-31T00:00:00Z", "outside the years keyform can record (1900-9899)")):
+        with pytest.raises(ShapeError, match=re.escape(where)):
+            wire_time(value, "x")
+    assert wire_time("9899-12-31T23:59:59Z", "x") == "9899-12-31T23:59:59Z"

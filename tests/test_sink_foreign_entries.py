@@ -583,3 +583,22 @@ def test_a_variable_that_appears_while_the_apply_runs_is_not_overwritten(project
     assert "was revoked" in res.stderr
     assert env.read_text().count("WEB=theirs\n") == 1 and "CI_BOT=" in env.read_text()
     assert len(_live(emu_control)) == 1  # ci-bot; web's new key revoked
+
+
+@pytest.mark.parametrize("parallelism", ["1", "8"])
+def test_a_swap_through_two_names_of_one_file_keeps_both_secrets(project: Project, emu_control: EmulatorControl,
+                                                                  parallelism: str) -> None:
+    """Sinks env and env2 name one file; x (WEB) and b (B) swap entries, x through env2. Once
+    entries compared by file at plan time, the apply still compared them by sink name: b's move
+    removed B, which x had just written through env2, and its own move could read x's secret."""
+    sinks = "sinks:\n  env2:\n    type: dotenv\n    path: " + ENV + "\n"
+    project.questra("x:\n  provider: qp\n  sink: {use: env, as: WEB}\nb:\n  provider: qp\n  sink: {use: env, as: B}\n")
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", sinks))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.questra("x:\n  provider: qp\n  sink: {use: env2, as: B}\nb:\n  provider: qp\n  sink: {use: env, as: WEB}\n")
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", sinks))
+    res = project.run("apply", "--auto-approve", "--parallelism", parallelism)
+    assert res.exit_code == 0, res.output
+    secrets, st = _secrets(emu_control), project.state()
+    assert project.sink() == {"B": secrets[st["keys"]["x"]["remote_id"]], "WEB": secrets[st["keys"]["b"]["remote_id"]]}
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0

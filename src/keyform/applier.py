@@ -80,7 +80,8 @@ class ApplyContext:
     sink_slots: threading.Semaphore = field(init=False, repr=False)
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
     # an entry another key now holds (a key renamed with the same `as:`)
-    entry_owner: dict[SinkTarget, str] = field(init=False, repr=False)
+    # stored entry (`Workspace.entry_id`: the names of one file are one) -> the key that writes it
+    entry_owner: dict[tuple[str, str], str] = field(init=False, repr=False)
     # the keys this apply deletes (`_apply_phases`), and the stored entries (`Workspace.entry_id`)
     # where the state keeps the secret of a key it does not delete, taken when the first delete runs
     # (every create and move has finished by then): a deleted key's entry goes unless it is one (`_delete`)
@@ -96,7 +97,7 @@ class ApplyContext:
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
         self.sink_slots = threading.Semaphore(max(1, self.parallelism))
-        self.entry_owner = {s.sink: a for a, s in self.workspace.keys.items()
+        self.entry_owner = {self.workspace.entry_id(s.sink): a for a, s in self.workspace.keys.items()
                             if s.sink is not None and kind(s.provider_type).returns_secret}
 
     def provider(self, name: str) -> Provider:
@@ -337,7 +338,8 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
     """Read, before any change runs, the secret of each sink move whose old entry another change of
     this apply writes: run in parallel, that change could overwrite the entry before the move read
     it, and the moved key's secret would be lost (both entries holding the other key's secret)."""
-    written = {spec.sink for c in changes
+    entry_id = ctx.workspace.entry_id  # the names of one file are one entry
+    written = {entry_id(spec.sink) for c in changes
                if (spec := ctx.workspace.keys.get(c.address)) is not None and spec.sink is not None}
     for c in changes:
         spec = ctx.workspace.keys.get(c.address)
@@ -345,7 +347,7 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
         if (c.action is not Action.UPDATE or SINK not in {a.name for a in c.attrs} or spec is None
                 or spec.sink is None or ks is None or ks.sink is None):
             continue
-        if ks.sink in written and ks.sink != spec.sink:
+        if entry_id(ks.sink) in written and entry_id(ks.sink) != entry_id(spec.sink):
             try:
                 secret = ctx.sink(ks.sink.sink).read(ks.sink.name)
             except SinkError:
@@ -658,8 +660,8 @@ def _remove_entry(ks: KeyState, ctx: ApplyContext) -> None:
     writes it now (two keys swapping `as:`, run in parallel)."""
     if ks.sink is None:
         return
-    if ctx.entry_owner.get(ks.sink, ks.address) != ks.address:
-        return  # another key of the manifests writes this entry now: it is not ours to remove
+    if ctx.entry_owner.get(ctx.workspace.entry_id(ks.sink), ks.address) != ks.address:
+        return  # another key of the manifests writes this entry now, by any name of its file: not ours to remove
     _drop_entry(ks.sink, ctx)
 
 

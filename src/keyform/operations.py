@@ -363,6 +363,13 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
     if edited:
         raise KeyformError([Diagnostic(f"Saved plan: {e}; no plan of these manifests and this state says so "
                                        "(was the file edited?). Run `keyform plan` again.") for e in edited])
+    # an input that cannot be read now: as for a plan made now (`run_apply`), no change on a guess
+    keys = sess.workspace.keys
+    planned = [c.address for c in saved.changes if c.address in keys and not c.deposed]
+    unreadable = _unreadable_inputs(sess, saved, input_fingerprints(sess.workspace, sess.state, planned,
+                                                                    env=sess.options.env))
+    if unreadable:
+        raise KeyformError(unreadable)
     # the sink files may have changed since the plan was made: check again, before any remote call
     sinks = scan_sinks(sess, sess.sinks.readable())
     inputs = PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries))

@@ -173,6 +173,14 @@ def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> Di
     if store.read_journal():
         problems.append("it holds the journal of an interrupted apply; run `keyform apply` against it first so "
                         "the apply is recovered")
+    elsewhere = getattr(store, "lineage_elsewhere", None)  # a database of several workspaces
+    twin = elsewhere(pushed.lineage) if elsewhere is not None else None
+    if twin is not None:  # never, not even with --force: both workspaces would manage (and revoke) one set of keys
+        raise KeyformError(f"{where}: refusing to push: workspace \"{twin}\" already holds a state of this lineage "
+                           f"({pushed.lineage}); two workspaces with one state would each revoke keys the other "
+                           f"manages, and keyform would refuse both. To move the state to this workspace, keep a "
+                           f"pulled copy, delete the old one's row (DELETE FROM keyform_states WHERE workspace = "
+                           f"'{twin}'), then push")
     if problems and not force:
         raise KeyformError(f"{where}: refusing to push: " + "; ".join(problems) + ". Use --force to push anyway.")
     if current is not None:

@@ -244,9 +244,7 @@ class PostgresBackend:
             with self._db("read the state") as conn:
                 row = conn.execute("SELECT serial, state, lineage FROM keyform_states WHERE workspace = %s",
                                    (self.workspace,)).fetchone()
-            twin = None if row is None else conn.execute(
-                "SELECT workspace FROM keyform_states WHERE lineage = %s AND workspace <> %s "
-                "ORDER BY workspace LIMIT 1", (row[2], self.workspace)).fetchone()
+                twin = None if row is None else self._lineage_elsewhere(conn, row[2])
             if row is None:
                 self._seen = None
                 self._loaded = True
@@ -264,7 +262,7 @@ class PostgresBackend:
                                  f"match the state's lineage ({state.lineage}): it may be another workspace's "
                                  f"state; {untouched}")
             if twin is not None:
-                raise StateError(f"{self.describe()}: workspace \"{twin[0]}\" holds a state of the same lineage "
+                raise StateError(f"{self.describe()}: workspace \"{twin}\" holds a state of the same lineage "
                                  f"({lineage}): one was copied from the other (a pull and push between "
                                  "workspaces?), and applying either could revoke keys the other manages. Keep "
                                  "the one in use and delete the other's row (DELETE FROM keyform_states WHERE "
@@ -272,6 +270,17 @@ class PostgresBackend:
             self._seen = serial
             self._loaded = True
             return state
+
+    def lineage_elsewhere(self, lineage: str) -> str | None:
+        """Another workspace of this database whose state has `lineage`, or None (`state push`
+        refuses to make a second one: both would be refused on load)."""
+        with self._mutex, self._db("read the other workspaces' lineages") as conn:
+            return self._lineage_elsewhere(conn, lineage)
+
+    def _lineage_elsewhere(self, conn: Any, lineage: str) -> str | None:
+        row = conn.execute("SELECT workspace FROM keyform_states WHERE lineage = %s AND workspace <> %s "
+                           "ORDER BY workspace LIMIT 1", (lineage, self.workspace)).fetchone()
+        return None if row is None else str(row[0])
 
     def other_workspace_states(self) -> dict[str, State]:
         """Every other workspace's state in this database, by workspace name (read only, no lock:

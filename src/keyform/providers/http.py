@@ -672,6 +672,8 @@ def wire_time(value: Any, where: str, *, expiry: bool = False) -> str | None:
         return None
     if (utc := utc_time(value)) is not None:  # the usual form
         return utc
+    if expiry and isinstance(value, str) and value[:4].isdigit() and int(value[:4]) > MAX_YEAR:
+        return None  # never, also where the offset puts it past the last datetime (9999-12-31T23:59:59-01:00)
     try:
         at = parse_time(value)
     except ValueError:
