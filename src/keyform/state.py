@@ -22,6 +22,7 @@ from keyform.errors import KeyformError, StateError
 from keyform.model import KeySpec, SinkTarget
 from keyform.records import record
 from keyform.statecheck import state_problem
+from keyform.strictjson import DuplicateKey, unique_keys
 
 FORMAT_VERSION = 1
 
@@ -347,8 +348,8 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
     # (a second record of one address: the first key, live, untracked): ~1.4x the parse, once
     known = checkcache.passed("state", raw)
     try:
-        doc = json.loads(raw) if known else json.loads(raw, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
+        doc = json.loads(raw) if known else json.loads(raw, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
         raise StateError(f"{name}: {what} has the key {exc.key!r} twice in one object (a hand edit or a merge?): "
                          f"keyform would keep only the last; {untouched}") from None
     except json.JSONDecodeError as exc:
@@ -382,24 +383,6 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
                 checkcache.remember("state", raw)
             return state
     raise StateError(f"{name}: {what} {problem}; {untouched}")
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`json.loads`' object hook: the object, or _DuplicateKey for a key it holds twice."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return out
 
 
 def _compact(value: Any) -> str:

@@ -16,6 +16,7 @@ from keyform.fsio import StrPath
 from keyform.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
+from keyform.strictjson import unique_keys
 from keyform.typeregistry import SinkType
 
 if TYPE_CHECKING:
@@ -140,23 +141,11 @@ def _finite(text: str) -> float:
     return value
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object, or ValueError for a name it holds twice (json would keep the last silently)."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise ValueError(f"holds the name {name!r} twice in one object")
-            seen.add(name)
-    return out
-
-
 def _object(raw: bytes) -> dict[str, Any]:
     """The sink file's JSON object. JSONDecodeError or UnicodeDecodeError as json raises them (the
     scan words their line); ValueError naming what else is wrong: too deep, or not an object."""
     try:
-        doc = json.loads(raw, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_unique)
+        doc = json.loads(raw, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=unique_keys)
     except RecursionError:
         raise ValueError("nested too deeply to be a keyform JSON sink") from None
     if not isinstance(doc, dict):
