@@ -13,7 +13,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import field
 from typing import Any
 
@@ -74,7 +74,10 @@ class KeyState:
         any secret this process remembered (`redact.mask`): the state may be committed."""
         return cls(
             address=spec.address, provider=spec.provider, provider_type=spec.provider_type, remote_id=remote_id,
-            attrs=dict(spec.attrs) if attrs is None else redact.mask(attrs), remote=redact.mask(remote),
+            attrs=dict(spec.attrs) if attrs is None else redact.mask(attrs),
+            # most replies echo what the manifests asked for: nothing of the API's own to mask (and
+            # no scrub patterns built for the secret a create just issued, a lock every worker shares)
+            remote=remote if _asked_for(remote, spec.attrs) else redact.mask(remote),
             expiry_spec=spec.expiry.spec if expiry_spec is None else expiry_spec, expires_at=expires_at,
             created_at=created_at, sink=sink, fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy,
             secret_in_sink=secret_in_sink, rotation_requested=rotation_requested, applied_at=applied_at,
@@ -116,6 +119,14 @@ class KeyState:
                    SinkTarget.from_json(get("sink")), get("fingerprints") or {},
                    bool(get("prevent_destroy", False)), bool(get("secret_in_sink", True)),
                    bool(get("rotation_requested", False)), get("applied_at"))
+
+
+def _asked_for(remote: Mapping[str, Any], asked: Mapping[str, Any]) -> bool:
+    """Whether every attribute the API reported is the value the manifests asked for."""
+    return all(asked.get(name, _ABSENT) == value for name, value in remote.items())
+
+
+_ABSENT = object()
 
 
 @record(frozen=False)
