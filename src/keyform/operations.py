@@ -23,7 +23,7 @@ from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError,
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
-from keyform.plan import Action, Change, Plan
+from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
@@ -285,15 +285,23 @@ def _masked(plan: Plan) -> Plan:
     for i, change in enumerate(changes):
         if not change.attrs:
             continue
-        attrs = tuple(a if a.sensitive or (redact.mask(a.before) is a.before and redact.mask(a.after) is a.after)
-                      else dataclasses.replace(a, before=redact.mask(a.before), after=redact.mask(a.after))
-                      for a in change.attrs)
+        attrs = tuple(_masked_attr(a) for a in change.attrs)
         if any(a is not b for a, b in zip(attrs, change.attrs)):
             changes[i] = dataclasses.replace(change, attrs=attrs)
     notes = tuple(redact.mask(n) for n in plan.notes)
     if all(a is b for a, b in zip(changes, plan.changes)) and all(a is b for a, b in zip(notes, plan.notes)):
         return plan
     return dataclasses.replace(plan, changes=tuple(changes), notes=notes)
+
+
+def _masked_attr(attr: AttrChange) -> AttrChange:
+    """`attr` with its values masked (`redact.mask`), itself when nothing changed or it is a
+    reference (`sensitive`: never a value)."""
+    if attr.sensitive:
+        return attr
+    before, after = redact.mask(attr.before), redact.mask(attr.after)
+    return attr if before is attr.before and after is attr.after else dataclasses.replace(attr, before=before,
+                                                                                            after=after)
 
 
 def scan_sinks(sess: Session, readable: frozenset[str]) -> SinkSnapshot:

@@ -29,7 +29,8 @@ def _code(m: re.Match[str]) -> str:
 
 
 def escaped(text: str) -> str:
-    """`text` with each unsafe character shown as its `\\uXXXX` escape (tab and newline kept)."""
+    """`text` with each unsafe character shown as its `\\u` escape, four hex digits (`\\u202e`);
+    tab and newline kept."""
     return UNSAFE.sub(_code, text) if UNSAFE.search(text) else text
 
 
