@@ -114,6 +114,14 @@ def test_hostile_addresses_from_a_plan_file_are_escaped() -> None:
     assert '\\"]; click' in d and "p\\\"\\\\" in d and "\n<b>" not in d
 
 
+def test_zero_width_and_bidi_characters_in_a_plan_file_are_shown() -> None:
+    """A label cannot hide text: the plan's unsafe characters (`render.safe.UNSAFE`) show as `?`."""
+    from keyform.render.graph import Graph, Node
+    g = Graph((Node("ci\u200bbot\ufeffx", "p\u2060q\u061c", "questra", None),), ())
+    for out in (mermaid(g), dot(g)):
+        assert "ci?bot?x" in out and "p?q?" in out, out
+
+
 def test_graph_of_a_workspace_without_dependencies_lists_every_key() -> None:
     from tests.factories import questra_key, workspace
     g = from_workspace(workspace(questra_key("a"), questra_key("b")))

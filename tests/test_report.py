@@ -183,6 +183,19 @@ def test_hostile_remote_names_cannot_break_any_format() -> None:
     assert csv_row["name"].startswith("'=")
 
 
+def test_zero_width_and_bidi_marks_in_remote_names_are_shown_in_every_format() -> None:
+    """The inventory blanks the characters the plan escapes (`render.safe.UNSAFE`): a zero-width
+    space, word joiner, byte-order mark or Arabic letter mark hid text before."""
+    spec = questra_key("k")
+    st = state_with(recorded(spec, "ak_1"))
+    hidden = "ci\u200bbot\u2060prod\ufeffkey\u061cx\u202e"
+    snap = RemoteSnapshot({"qp": InstanceSnapshot({"ak_1": RemoteKey("ak_1", {"name": hidden}, format_time(T0))})},
+                          refreshed=True)
+    report = build_report(workspace(spec), st, snap, NOW)
+    for out in (render_text(report), render_markdown(report)):
+        assert "ci?bot?prod?key?x?" in out, out
+
+
 # ----------------------------------------------------------------------------------- end to end
 
 KEYS = """\

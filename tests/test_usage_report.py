@@ -129,10 +129,26 @@ def test_hostile_remote_names_cannot_inject_into_the_shell_the_terminal_or_markd
     assert argv[:2] == ["keyform", "import"] and argv[3] == "ak_$(reboot)" and len(argv) == 4
     assert all(c.isalnum() or c in "-_." for c in argv[2])
     text = render_text(report)
-    assert "\x1b" not in text and "\r" not in text and "\\x1b[31m" in text
+    assert "\x1b" not in text and "\r" not in text and "\\u001b[31m" in text
     md = render_markdown(report)
     row_line = next(line for line in md.splitlines() if "reboot" in line and line.startswith("|"))
     assert row_line.count(" | ") == 5 and "<b>" not in md and "\x1b" not in md
+
+
+def test_remote_names_cannot_mention_link_or_hide_text_in_the_usage_report() -> None:
+    """A listing's name in `report --unmanaged`/`--idle`: no @mention or issue link in the PR
+    comment, no zero-width or bidi character left to hide text (the plan's and the inventory's
+    rules, `render.safe`)."""
+    name = "@octo-org/admins see #12 \u200bhidden\u2060 \u202egnp.exe _legacy_ [x](https://evil.example)"
+    key = RemoteKey(id="ak_1", attrs={"name": name}, created_at=t(3), usage_reported=True)
+    snap = RemoteSnapshot({"qp": InstanceSnapshot({key.id: key})}, refreshed=True)
+    report = build_report(State.new(), snap, NOW, unmanaged=True, provider_types={"qp": "questra"})
+    md, text = render_markdown(report), render_text(report)
+    assert "@octo" not in md and "#12" not in md and "@\u2060octo-org" in md and "#\u206012" in md
+    assert "[x](" not in md and "\\[x\\](https" in md and "\\_legacy\\_" in md
+    for out in (md, text):
+        assert not any(c in out for c in "\u200b\u202e"), out
+    assert "\\u200bhidden\\u2060" in text and "\\u202egnp.exe" in text
 
 
 def test_suggested_addresses_are_valid_and_unique() -> None:

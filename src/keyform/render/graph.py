@@ -9,13 +9,13 @@ format, and control characters never reach the output.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from keyform.graph import topological_order
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Action, Change, Plan
 from keyform.records import record
+from keyform.render.safe import blanked
 
 # Node colours by action: (fill, stroke), the same in Mermaid and DOT.
 COLOURS: Mapping[str, tuple[str, str]] = {
@@ -113,11 +113,7 @@ def cascade_graph(plan: Plan, cap: int = MAX_MARKDOWN_NODES) -> Graph | None:
     return Graph(nodes, edges, omitted=len(keep) - len(shown))
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def _plain(text: str) -> str:
-    return _CONTROL.sub("?", text)
+_plain = blanked  # control, bidi and zero-width characters shown as `?`
 
 
 def _mermaid_text(text: str) -> str:

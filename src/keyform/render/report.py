@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from keyform.records import record
 from keyform.render import plural
-from keyform.render.safe import md_text
+from keyform.render.safe import blanked, md_text
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
 
@@ -86,12 +85,10 @@ def _last_used(r: ReportRow) -> str:
 LAST_USED = Column("LAST USED", _last_used)
 MAX_CELL = 60
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _clean(text: str, limit: int | None = MAX_CELL) -> str:
-    """One printable line: control and bidi characters become `?`, long cells are cut."""
-    text = _CONTROL.sub("?", text)
+    """One printable line: control, bidi and zero-width characters become `?` (`safe.blanked`), long
+    cells are cut."""
+    text = blanked(text)
     return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
 
 

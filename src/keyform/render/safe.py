@@ -22,6 +22,8 @@ UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-
 _MARKDOWN = {c: "\\" + c for c in "\\`*[]!|~"}
 _MARKDOWN.update({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _MARKDOWN_TABLE = str.maketrans(_MARKDOWN)
+# UNSAFE, and the tab and newline that would break a one-line cell or label
+_UNSAFE_OR_BREAK = re.compile(UNSAFE.pattern[:-1] + "\t\n]")
 
 
 def _code(m: re.Match[str]) -> str:
@@ -38,6 +40,12 @@ def one_line(text: str) -> str:
     """`escaped`, on one line: a newline shown as `\\n`, a tab as a space."""
     text = escaped(text)
     return text.replace("\n", "\\n").replace("\t", " ") if "\n" in text or "\t" in text else text
+
+
+def blanked(text: str) -> str:
+    """`text` on one line with each unsafe character, tab and newline shown as `?`: for fixed-width
+    cells and graph labels, where an escape's length would matter more than which character it was."""
+    return _UNSAFE_OR_BREAK.sub("?", text)
 
 
 def md_text(text: str) -> str:

@@ -9,13 +9,13 @@ import json
 from collections.abc import Sequence
 
 from keyform.durations import format_duration
+from keyform.render.safe import md_text, one_line
 from keyform.usage import UnmanagedReport, UsageReport, UsageRow
 
 
 def _safe(text: object) -> str:
-    """One printable line: control characters (ESC, CR, LF, ...) shown escaped."""
-    s = "" if text is None else str(text)
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in s)
+    """One printable line (`safe.one_line`): control, bidi and zero-width characters shown escaped."""
+    return "" if text is None else one_line(str(text))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
@@ -84,12 +84,9 @@ def _unmanaged_text(u: UnmanagedReport) -> list[str]:
 
 
 def _cell(text: object) -> str:
-    """A Markdown table cell: pipes, backticks, angle brackets and line breaks escaped."""
-    s = _safe(text)
-    for a, b in (("\\", "\\\\"), ("|", "\\|"), ("`", "\\`"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"),
-                 ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
-        s = s.replace(a, b)
-    return s
+    """A literal Markdown table cell (`safe.md_text`: no link, image, HTML or @mention), with `_`
+    escaped too (a name like `_legacy_` is not emphasis)."""
+    return md_text("" if text is None else str(text)).replace("_", "\\_")
 
 
 class Code(str):
