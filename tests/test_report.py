@@ -164,13 +164,16 @@ def test_every_format_over_a_thousand_keys() -> None:
     assert len(doc["keys"]) == 1000
 
 
-def test_hostile_remote_names_cannot_break_any_format() -> None:
+def _report_of_remote_name(name: str) -> Report:
+    """The report of one recorded key whose listing names it `name`."""
     spec = questra_key("k")
-    st = state_with(recorded(spec, "ak_1"))
-    evil = "\x1b[31mred\x1b]0;title\x07 | <img src=x> `x`\nnext=cmd|' /C calc'!A0"
-    snap = RemoteSnapshot({"qp": InstanceSnapshot({"ak_1": RemoteKey("ak_1", {"name": evil}, format_time(T0))})},
+    snap = RemoteSnapshot({"qp": InstanceSnapshot({"ak_1": RemoteKey("ak_1", {"name": name}, format_time(T0))})},
                           refreshed=True)
-    report = build_report(workspace(spec), st, snap, NOW)
+    return build_report(workspace(spec), state_with(recorded(spec, "ak_1")), snap, NOW)
+
+
+def test_hostile_remote_names_cannot_break_any_format() -> None:
+    report = _report_of_remote_name("\x1b[31mred\x1b]0;title\x07 | <img src=x> `x`\nnext=cmd|' /C calc'!A0")
     text, md = render_text(report), render_markdown(report)
     for out in (text, md):
         assert "\x1b" not in out and "\x07" not in out
@@ -186,12 +189,7 @@ def test_hostile_remote_names_cannot_break_any_format() -> None:
 def test_zero_width_and_bidi_marks_in_remote_names_are_shown_in_every_format() -> None:
     """The inventory blanks the characters the plan escapes (`render.safe.UNSAFE`): a zero-width
     space, word joiner, byte-order mark or Arabic letter mark hid text before."""
-    spec = questra_key("k")
-    st = state_with(recorded(spec, "ak_1"))
-    hidden = "ci\u200bbot\u2060prod\ufeffkey\u061cx\u202e"
-    snap = RemoteSnapshot({"qp": InstanceSnapshot({"ak_1": RemoteKey("ak_1", {"name": hidden}, format_time(T0))})},
-                          refreshed=True)
-    report = build_report(workspace(spec), st, snap, NOW)
+    report = _report_of_remote_name("ci\u200bbot\u2060prod\ufeffkey\u061cx\u202e")
     for out in (render_text(report), render_markdown(report)):
         assert "ci?bot?prod?key?x?" in out, out
 
