@@ -368,6 +368,10 @@ class HttpClient:
 
         Returns the final response whatever its status. Raises ProviderError when no response came:
         `ambiguous=True` when a non-idempotent request may have been received."""
+        if _DOT_SEGMENT.search(path.partition("?")[0]):  # HTTP clients resolve them: another URL
+            raise self._error(what, f"not sent: the path {self._shown(path)} has a '.' or '..' segment, which "
+                                    "would send the call to another URL (an id '.' or '..' from a state or a "
+                                    "definition)", secrets)
         with self.limiter.call():
             return self._call(method, path, what, body, idempotent, tuple(secrets))
 
@@ -643,20 +647,26 @@ _UTC_WIRE_TIME = re.compile(
 
 
 MAX_ID = 256
+_DOT_SEGMENTS = frozenset((".", ".."))
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
 
 
 def usable_id(value: Any) -> TypeGuard[str]:
     """Whether `value` can be a remote key's id as keyform records and shows it: a string of 1 to
     MAX_ID printable characters, no blank. An id is stored in the state and printed in every plan,
     progress line and `state list`: one with a control character, a newline or a bidi override
-    drove the terminal and broke the Markdown plan of a pull request."""
-    return type(value) is str and 0 < len(value) <= MAX_ID and value.isprintable() and " " not in value
+    drove the terminal and broke the Markdown plan of a pull request. Not `.` or `..`: in a call's
+    path (`/api-keys/{id}/revoke`) an HTTP client resolves them, and the revoke goes to another URL."""
+    return (type(value) is str and 0 < len(value) <= MAX_ID and value.isprintable() and " " not in value
+            and value not in _DOT_SEGMENTS)
 
 
 def id_problem(value: Any) -> str:
     """What is wrong with an id `usable_id` refused, for a shape error (never the id itself)."""
     if not isinstance(value, str) or not value:
         return "has no string 'id'"
+    if value in _DOT_SEGMENTS:
+        return f"has the id {value!r}, which a URL path resolves to another URL"
     return (f"has an id of {len(value)} characters (at most {MAX_ID})" if len(value) > MAX_ID
             else "has an id with a blank, a control or an invisible character")
 
