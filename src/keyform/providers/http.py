@@ -368,6 +368,9 @@ class HttpClient:
 
         Returns the final response whatever its status. Raises ProviderError when no response came:
         `ambiguous=True` when a non-idempotent request may have been received."""
+        if not path.startswith("/"):  # glued to the base URL, `@evil.example/x` would name another host
+            raise self._error(what, f"not sent: the path {self.scrub(path.split('?', 1)[0])!r} does not start "
+                                    "with '/'", secrets)
         if _DOT_SEGMENT.search(path.partition("?")[0]):  # HTTP clients resolve them: another URL
             raise self._error(what, f"not sent: the path {self._shown(path)} has a '.' or '..' segment, which "
                                     "would send the call to another URL (an id '.' or '..' from a state or a "

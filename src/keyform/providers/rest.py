@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
@@ -243,7 +243,8 @@ class RestProvider:
                 carry[pg.size_param] = pg.size
             query = {k: v for k, v in carry.items() if k != pg.field}
             extra = {pg.field: carry[pg.field]} if pg.field and pg.field in carry else None
-            response = self._call(op, ctx, "list", query=query, body_extra=extra, path=next_path)
+            path = next_path or self._path(op, ctx, query)
+            response = self._call(op, ctx, "list", query=query, body_extra=extra, path=path)
             if n == 0 and response.status_code in self.d.list_absent:
                 return None
             if not 200 <= response.status_code < 300:
@@ -268,7 +269,7 @@ class RestProvider:
                     link = _link_next(response) if pg.next == "header:Link" else at(body, _ptr(pg.next))
                     if not link:
                         return out
-                    next_path = self._same_origin(str(link))
+                    next_path = self._same_origin(str(link), self._http.base_url + path)
                     if next_path in seen:
                         raise ShapeError("the API returned the same next link twice (a loop)")
                     seen.add(next_path)
@@ -285,11 +286,19 @@ class RestProvider:
                 raise shape_error(self._http, "list", response, exc) from None
         raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
 
-    def _same_origin(self, link: str) -> str:
+    def _same_origin(self, link: str, current: str) -> str:
         """A next link as a path below the base URL; a link to another origin is refused (it would
-        carry the token there)."""
+        carry the token there). A relative link (`keys?page=2`, no leading `/`) is resolved against
+        the `current` page's URL, as RFC 3986 says: glued to the base URL, `@evil.example/keys` made
+        `http://api.example@evil.example/keys`, whose host is evil.example."""
+        if not link.isprintable() or " " in link:
+            raise ShapeError("the next link has a blank, a control or an invisible character; not followed")
         base = urlsplit(self._http.base_url)
-        url = urlsplit(link)
+        try:
+            url = urlsplit(urljoin(current, link) if not link.startswith("/") else link)
+            url.port  # noqa: B018  # a port that is no number raises here, not when the link is sent
+        except ValueError as exc:
+            raise ShapeError(f"the next link is not a URL ({exc})") from None
         same = (url.scheme.lower(), url.netloc.lower()) == (base.scheme.lower(), base.netloc.lower())
         if (url.scheme or url.netloc) and not same:
             raise ShapeError("the next link points at another host; not followed")
