@@ -25,9 +25,15 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
     if address in state.keys:
         raise KeyformError(f"import: {address} is already managed (remote id {state.keys[address].remote_id}); "
                            "use `keyform state rm` first to re-import it")
-    taken = {k.remote_id: a for a, k in state.keys.items()}
+    # ids are an instance's own: another org may have a key with the same id
+    taken = {k.remote_id: a for a, k in state.keys.items() if k.provider == spec.provider}
     if remote_id in taken:
         raise KeyformError(f"import: {remote_id} is already managed as {taken[remote_id]}")
+    deposed = next((d for d in state.deposed if d.provider == spec.provider and d.remote_id == remote_id), None)
+    if deposed is not None:  # its revoke is due: the next apply would revoke the key just imported
+        raise KeyformError(f"import: {remote_id} is the old key of a rotation of {deposed.address} (deposed, "
+                           f"revoked after {deposed.revoke_after}): the next apply would revoke it. Import a key "
+                           "that is not being retired")
     listed = sess.providers.get(spec.provider).list()
     if listed is None:
         raise KeyformError(f"import: {spec.provider} cannot list keys, so {remote_id} cannot be looked up")
