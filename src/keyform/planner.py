@@ -150,7 +150,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if not in_scope(dep.address):
             continue
         rule = retirement_rule(dep, desired.get(dep.address))
-        if rule.unused_for is not None:  # usage-aware: revoke once unused, grace caps it
+        if rule.unused_for is not None and not destroy:  # usage-aware: revoke once unused, grace caps it
             verdict = deposed_verdict(dep, rule, snapshot, now)
             if verdict.revoke:
                 changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
