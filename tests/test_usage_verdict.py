@@ -42,7 +42,11 @@ KEEP = RetirementRule(T0 + 2 * H, H, keep=True)
     (used(30), RULE, 90, True, "unused for 1h (unused_for 1h): last used 1h ago"),
     (used(500), RULE, 60, False, "last used just now"),  # a last use ahead of our clock: in use now
     (used(110, revoked=True), RULE, 111, True, "already revoked remotely"),
-    (None, RULE, 1, True, "already gone remotely: only forgotten"),
+    # not listed (gone, or a capped listing): the fixed grace, not a revoke at once (found by an
+    # adversarial pass: the plan said "only forgotten" and apply revoked a live key days early)
+    (None, RULE, 1, False, "usage unknown (qp did not list it); will be revoked after 2027-01-01T02:00:00Z"),
+    (None, RULE, 120, True, "usage unknown (qp did not list it)"),
+    (None, KEEP, 120, True, "usage unknown (qp did not list it)"),
     (used(None, reported=False), RULE, 119, False, "usage unknown (qp did not report last_used_at)"),
     (used(None, reported=False), RULE, 120, True, "usage unknown (qp did not report last_used_at)"),
     (used(None, reported=False), KEEP, 120, False, "kept (on_grace_end: keep) until keyform can see it unused"),

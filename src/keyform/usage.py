@@ -117,9 +117,10 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
     assert rule.unused_for is not None
     unused_for = rule.unused_for
     label = f"{dep.address} (deposed {dep.remote_id})"
-    known, rk = snapshot.lookup(dep.provider, dep.remote_id)
-    if known and rk is None:
-        return DeposedVerdict(True, ("already gone remotely: only forgotten",))
+    # a key the listing leaves out (gone, or a capped or paginated listing) is judged like one whose
+    # usage is unknown: the fixed grace, as without unused_for; its revoke at the grace's end finds
+    # it gone or revokes it
+    _, rk = snapshot.lookup(dep.provider, dep.remote_id)
     if rk is not None and (rk.revoked or rk.expired):
         return DeposedVerdict(True, ("already revoked remotely" if rk.revoked else "already expired",))
     grace_over = now >= rule.grace_end
@@ -132,7 +133,8 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
             return DeposedVerdict(False, notes=(
                 f"{label}: usage unknown ({why}); will be revoked after {dep.revoke_after} "
                 f"(grace ends in {format_duration(rule.grace_end - now)})",))
-        if rule.keep:
+        if rule.keep and (rk is not None or not snapshot.lookup(dep.provider, dep.remote_id)[0]):
+            # (a key its instance's listing leaves out is not kept: it may be gone for good)
             return DeposedVerdict(False, notes=(
                 f"{WARNING}{label}: {grace_text} and its usage is unknown ({why}); "
                 "kept (on_grace_end: keep) until keyform can see it unused",))
@@ -174,7 +176,8 @@ def _unknown_usage(dep: DeposedKey, rk: RemoteKey | None, snapshot: RemoteSnapsh
     if not reports_usage(dep.provider_type):
         return f"{dep.provider_type} does not report usage"
     if rk is None:
-        return f"{dep.provider} could not be listed"
+        known, _ = snapshot.lookup(dep.provider, dep.remote_id)
+        return f"{dep.provider} did not list it" if known else f"{dep.provider} could not be listed"
     return f"{dep.provider} did not report last_used_at"
 
 
