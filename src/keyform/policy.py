@@ -171,7 +171,14 @@ def _json_schema(value: Any) -> Any:
     if outside:
         raise ValueError(f"$ref {outside[0]!r}: only references inside the schema (#/...) are allowed; "
                          "keyform fetches nothing")
-    return Draft202012Validator(value)
+    validator = Draft202012Validator(value)
+    try:  # a loop every key would hit (`$ref: "#"`): said at the policy's line, once
+        next(validator.iter_errors({}), None)
+    except RecursionError:
+        raise ValueError("a $ref leads back to itself without end") from None
+    except Exception:  # anything else shows per key (`_check_schema`)
+        pass
+    return validator
 
 
 def _refs(schema: Any) -> Iterable[str]:
@@ -261,6 +268,8 @@ def _check_schema(validator: Any, f: KeyFacts) -> str | None:
         error = best_match(validator.iter_errors(dict(f.entry)))
     except Unresolvable as exc:  # a local $ref to nowhere: the policy's own mistake
         return f"schema: cannot be evaluated ({type(exc).__name__}: {str(exc)[:120]})"
+    except RecursionError:  # `$ref: "#"` reached again and again (for this key's fields)
+        return "schema: cannot be evaluated: a $ref leads back to itself without end"
     if error is None:
         return None
     where = ".".join(str(p) for p in error.absolute_path)
@@ -277,9 +286,12 @@ def _check_forbidden(actions: frozenset[Action], f: KeyFacts) -> str | None:
 
 def _check_max_idle(limit: timedelta, f: KeyFacts) -> str | None:
     """Unused for `limit` or longer, by the provider's own usage data (keyform.usage). A key whose
-    provider does not report usage (TextQL), or that the plan did not list, never violates it."""
+    provider does not report usage (TextQL), or that the plan did not list, never violates it; nor
+    does a key the plan deletes or replaces (that is the fix: the idle key does not stay)."""
     from keyform.usage import key_idle_for
 
+    if f.change is not None and f.change.action in (Action.DELETE, Action.REPLACE, Action.CREATE):
+        return None
     idle = key_idle_for(f.remote, f.provider_type, f.now, f.state.created_at if f.state is not None else None)
     if idle is None or idle < limit:
         return None
