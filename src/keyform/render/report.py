@@ -176,7 +176,7 @@ def _csv_cell(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
+    text = blanked(str(value))  # a terminal or a spreadsheet shows the file: no control, bidi or line break
     return "'" + text if text.startswith(_FORMULA) and not isinstance(value, int) else text
 
 
