@@ -355,5 +355,9 @@ def test_last_used_is_read_where_the_definition_says(tmp_path: Path) -> None:
     assert d is not None, problems
     p = RestProvider("t1", d, "http://127.0.0.1:9", TOKEN, {})
     key = p.parse_key(item(1, used="2026-03-01T10:00:00.5Z"), "item 0")
-    assert getattr(key, "last_used", None) == "2026-03-01T10:00:00Z"
+    assert (key.last_used_at, key.usage_reported) == ("2026-03-01T10:00:00Z", True)
+    never = p.parse_key(item(2, used=None), "item 1")  # null: reported, never used
+    assert (never.last_used_at, never.usage_reported) == (None, True)
+    silent = p.parse_key(item(3), "item 2")  # no field: usage not reported
+    assert (silent.last_used_at, silent.usage_reported) == (None, False)
     p.close()

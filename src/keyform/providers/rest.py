@@ -13,7 +13,6 @@ import base64
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -44,13 +43,6 @@ from keyform.remote import CreateRequest, CreateResult, RemoteKey
 from keyform.resolve import header_problem
 
 MAX_PAGES = 10_000
-
-
-@dataclass(frozen=True)
-class RestKey(RemoteKey):
-    """A RemoteKey that may also say when the key was last used (when the API reports it)."""
-
-    last_used: str | None = None
 
 
 _EMPTY: Mapping[str, Callable[[], Any]] = {
@@ -183,7 +175,7 @@ class RestProvider:
                 raise ShapeError(f"{where} is not a time") from None
         return wire_time(value, where, expiry=expiry)  # the years keyform records, as any time
 
-    def parse_key(self, item: Any, where: str) -> RestKey:
+    def parse_key(self, item: Any, where: str) -> RemoteKey:
         if not isinstance(item, dict):
             raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
         key_id = at(item, self._id)
@@ -201,14 +193,18 @@ class RestProvider:
             if value is None and status is not None and status.equals is None and at(item, status.path) is not None:
                 raise ShapeError(f"{w}: {label} is not a boolean")
             flags.append(bool(value))
-        return RestKey(
+        # usage: reported when the item has the field at all (null: never used), as for Questra;
+        # it was kept in a field nothing read, so `unused_for`, `max_idle` and `report --idle` saw none
+        last_used = self._last_used
+        reported = last_used is not None and _present(item, last_used)
+        return RemoteKey(
             id=key_id, attrs=attrs,
             created_at=self._time(at(item, self._created), f"{w} created_at") if self._created is not None else None,
             expires_at=self._time(at(item, self._expires), f"{w} expires_at", expiry=True)
             if self._expires is not None else None,
             revoked=flags[0], expired=flags[1],
-            last_used=self._time(at(item, self._last_used), f"{w} last_used") if self._last_used is not None
-            else None)
+            last_used_at=self._time(at(item, last_used), f"{w} last_used") if last_used and reported else None,
+            usage_reported=reported)
 
     def _items(self, body: Any) -> list[Any]:
         for p in self.d.list_items:
@@ -363,7 +359,7 @@ class RestProvider:
         if not 200 <= response.status_code < 300:
             raise self._error(what, response, secrets)
         if self.d.update_key is None:
-            return RestKey(id=remote_id, attrs={a.name: attrs.get(a.name) for a in self._plain if a.name in attrs},
+            return RemoteKey(id=remote_id, attrs={a.name: attrs.get(a.name) for a in self._plain if a.name in attrs},
                            expires_at=expires_at)
         try:
             return self.parse_key(at(json_body(response), self.d.update_key), "the updated key")
@@ -401,6 +397,12 @@ def _ptr(text: str) -> tuple[str, ...]:
     from keyform.manifest.restdef import pointer
 
     return pointer(text)
+
+
+def _present(doc: Any, tokens: tuple[str, ...]) -> bool:
+    """Whether `doc` has a member at `tokens` (null included)."""
+    parent = at(doc, tokens[:-1]) if tokens else None
+    return isinstance(parent, dict) and tokens[-1] in parent
 
 
 def _link_next(response: httpx.Response) -> str | None:
