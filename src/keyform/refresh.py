@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from operator import attrgetter
 
+from keyform.errors import ProviderError
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
+from keyform.render.safe import one_line
 from keyform.state import State
 
 
@@ -76,11 +78,24 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
         listed = pool.get(name).list()
         if listed is None:
             return InstanceSnapshot(None, "the API has no list endpoint (404/405)")
+        keys = {k.id: k for k in listed}
+        if len(keys) != len(listed):
+            _refuse_contradictions(name, listed, keys)
         hidden = secret_headers.get(name)
         if not hidden:  # most instances: no secret header, nothing to strip
-            return InstanceSnapshot({k.id: k for k in listed})
-        return InstanceSnapshot({k.id: strip_headers(k, hidden) for k in listed})
+            return InstanceSnapshot(keys)
+        return InstanceSnapshot({i: strip_headers(k, hidden) for i, k in keys.items()})
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as ex:
         results = list(ex.map(one, names))
     return RemoteSnapshot(dict(zip(names, results)), refreshed=True)
+
+
+def _refuse_contradictions(instance: str, listed: list[RemoteKey], keys: dict[str, RemoteKey]) -> None:
+    """A listing that names one id twice: the same key twice (a page boundary that moved) is
+    harmless; two different copies (active and revoked, two names) leave no way to tell which is
+    current, and taking the last one planned a replacement of a live key."""
+    for key in listed:
+        if keys[key.id] != key:
+            raise ProviderError(f"{instance}: list: the API listed key {one_line(key.id)} twice, and the two "
+                                "copies differ; keyform cannot tell which is current")
