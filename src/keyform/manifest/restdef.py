@@ -362,6 +362,9 @@ class _Builder:
         delete_op = self._operation("delete", ops["delete"])
         delete_op = Operation(delete_op.method, delete_op.path, delete_op.body,
                               {"mode": ops["delete"].get("mode", "delete")})
+        if "secret" in ops["create"]:
+            self._check_secret_unread(pointer(ops["create"]["secret"]), pointer(ops["create"].get("key", "")),
+                                      key_paths, attributes)
         errors = v.get("errors") or {}
         messages = tuple(pointer(p) for p in errors.get("message", ["/message", "/error/message", "/error",
                                                                      "/detail"]))
@@ -382,6 +385,28 @@ class _Builder:
             delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
             delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
         ), []
+
+    def _check_secret_unread(self, secret: tuple[str, ...], key_at: tuple[str, ...],
+                             key_paths: Mapping[str, tuple[str, ...]], attributes: tuple[Attribute, ...]) -> None:
+        """No attribute or key field may read where create puts the secret: its value would be
+        shown in plans and recorded in the state (an API that lists keys in full echoes it too)."""
+        if secret[:len(key_at)] != key_at:
+            return  # outside the key object that attributes are read from
+        inside = secret[len(key_at):]
+
+        def overlaps(path: tuple[str, ...]) -> bool:
+            n = min(len(path), len(inside))
+            return path[:n] == inside[:n]
+
+        shown = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in inside)
+        for name, path in key_paths.items():
+            if overlaps(path):
+                self.error(("key", name), f"reads {shown}, where create returns the secret: the secret would "
+                           "be recorded in the state and shown in plans")
+        for a in attributes:
+            if a.path is not None and overlaps(a.path):
+                self.error(("attributes", a.name, "path"), f"reads {shown}, where create returns the secret: "
+                           "the secret would be recorded in the state and shown in plans")
 
     @staticmethod
     def _status(raw: Any) -> Status | None:
