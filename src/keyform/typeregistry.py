@@ -257,18 +257,18 @@ def _load_builtin(module: str, name: str, cls: type[Any]) -> Any:
 def _read_plugins() -> None:
     if _REG.plugins_read:
         return
-    from importlib.metadata import entry_points  # only when a non-built-in name is asked for
-
     with _REG.lock:
         if _REG.plugins_read:  # another thread read them meanwhile
             return  # type: ignore[unreachable]
         groups: tuple[tuple[str, Kind, Mapping[str, str], dict[str, tuple[Any, str]]], ...] = (
             (PROVIDER_GROUP, "provider", BUILTIN_PROVIDERS, _REG.plugin_providers),
             (SINK_GROUP, "sink", BUILTIN_SINKS, _REG.plugin_sinks))
+        every = _entry_points()
         for group, kind, builtin, table in groups:
             claims: dict[str, list[tuple[Any, str]]] = {}
-            for ep in entry_points(group=group):
-                claims.setdefault(ep.name, []).append((ep, _dist_origin(ep)))
+            for ep in every:
+                if ep.group == group:
+                    claims.setdefault(ep.name, []).append((ep, _dist_origin(ep)))
             for name, claimants in claims.items():
                 origins = sorted(origin for _, origin in claimants)
                 if name in builtin:
@@ -284,6 +284,27 @@ def _read_plugins() -> None:
                 else:
                     table[name] = claimants[0]
         _REG.plugins_read = True
+
+
+def _entry_points() -> list[Any]:
+    """Every installed distribution's entry points, read one distribution at a time: one package's
+    malformed `entry_points.txt` (any package, any group) made `importlib.metadata.entry_points()`
+    raise, and every command that looked for a plug-in ended in an internal error. Such a package is
+    skipped, and `keyform providers` names it."""
+    from importlib.metadata import distributions  # only when a non-built-in name is asked for
+
+    found: list[Any] = []
+    for dist in distributions():
+        try:
+            found.extend(dist.entry_points)
+        except Exception as exc:  # a broken package is its problem, said in one line
+            try:
+                name = f"{dist.metadata['Name']} {dist.version}"
+            except Exception:
+                name = "an installed package"
+            _REG.problems[("provider", f"({name})")] = (f"{name} has an entry_points.txt keyform cannot read "
+                                                       f"({type(exc).__name__}); its plug-ins are not used")
+    return found
 
 
 def _dist_origin(ep: Any) -> str:
