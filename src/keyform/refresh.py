@@ -61,11 +61,17 @@ def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str
 
 
 def strip_headers(key: RemoteKey, names: set[str]) -> RemoteKey:
+    """`key` without the headers `names` (secret ones) in what it reports. Header names are
+    case-insensitive (RFC 9110): an API that reports `x-api-key` for `X-Api-Key` kept the value in
+    every plan, and printed it once the manifest no longer said which input it was."""
     headers = key.attrs.get("headers")
-    if not names or not isinstance(headers, dict) or not names & headers.keys():
+    if not names or not isinstance(headers, dict):
+        return key
+    folded = {n.lower() for n in names}
+    if not any(isinstance(k, str) and k.lower() in folded for k in headers):
         return key
     attrs = dict(key.attrs)
-    attrs["headers"] = {k: v for k, v in headers.items() if k not in names}
+    attrs["headers"] = {k: v for k, v in headers.items() if not (isinstance(k, str) and k.lower() in folded)}
     return replace(key, attrs=attrs)
 
 
