@@ -27,14 +27,15 @@ def event_text(event: ApplyEvent) -> str:
         start, done = VERBS.get(change.action.value, ("Working on", "done"))
     if event.kind == "start":
         return f"{change.key}: {start}..."
+    # a message may quote a server or a sink helper: shown escaped (`safe.one_line`), as errors are
     if event.kind == "done" and change.stale and event.message:  # nothing was removed after all: why
-        return f"{change.key}: {event.message}"
+        return f"{change.key}: {one_line(event.message)}"
     if event.kind == "done":
         ident = f" [id={one_line(event.remote_id)}]" if event.remote_id else ""  # an API chose it
         return f"{change.key}: {done} after {event.elapsed:.1f}s{ident}"
     if event.kind == "failed":
-        return f"{change.key}: failed after {event.elapsed:.1f}s: {event.message}"
-    return f"{change.key}: {event.message}"
+        return f"{change.key}: failed after {event.elapsed:.1f}s: {one_line(event.message or '')}"
+    return f"{change.key}: {one_line(event.message or '')}"
 
 
 def event_json(event: ApplyEvent) -> str:
@@ -105,7 +106,7 @@ def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
     stale = stale_clause(c["stale_copies_removed"], "removed")
     if destroy:
         head = "Destroy complete" if report.ok else "Destroy failed"
-        return f"{head}: {c['deleted']} deleted{stale}, {c['failed']} failed."
+        return "\n".join([f"{head}: {c['deleted']} deleted{stale}, {c['failed']} failed.", *rate_lines(report)])
     head = "Apply complete" if report.ok else "Apply failed"
     return "\n".join([f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
                       f"{c['deleted']} deleted{stale}, {c['failed']} failed.", *rate_lines(report)])
