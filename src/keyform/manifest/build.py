@@ -209,7 +209,7 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
 
 MAX_DEADLINE = timedelta(hours=24)
 # Options every provider takes; the rest are the type's own (ProviderConfig.options).
-PROVIDER_COMMON_OPTIONS = ("type", "base_url", "token", "org_id", "deadline", "max_response_bytes")
+PROVIDER_COMMON_OPTIONS = ("type", "base_url", "token", "org_id", "deadline", "max_response_bytes", "rate_limit")
 
 
 def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlPath,

@@ -35,6 +35,7 @@ COMMON_PROVIDER_OPTIONS: Mapping[str, Any] = {
     "base_url": {"$ref": "#/$defs/baseUrlSetting"},
     "deadline": {"$ref": "#/$defs/duration"},
     "max_response_bytes": {"type": "integer"},
+    "rate_limit": {"$ref": "#/$defs/rateLimit"},
 }
 COMMON_KEY_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 

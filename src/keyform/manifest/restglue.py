@@ -19,11 +19,11 @@ from keyform.typeregistry import register_loaded
 
 _EMPTY: Mapping[str, Any] = {"string": "", "integer": 0, "boolean": False, "string_list": [], "string_map": {},
                              "headers": {}}
-PROVIDER_FIELDS = ("type", "definition", "base_url", "token", "deadline", "max_response_bytes")
+PROVIDER_FIELDS = ("type", "definition", "base_url", "token", "deadline", "max_response_bytes", "rate_limit")
 
 
 def build_rest_provider(decl: Declaration, report: Report) -> ProviderConfig | None:
-    from keyform.manifest.build import _base_url, _provider_limits
+    from keyform.manifest.build import _base_url, _provider_limits, _rate_limit
 
     value, source, path = decl.value, decl.source, decl.path
     where: YamlPath = (*path, "definition")
@@ -82,12 +82,14 @@ def build_rest_provider(decl: Declaration, report: Report) -> ProviderConfig | N
     url_env = raw_url["env"] if isinstance(raw_url, dict) else None
     base_url = "" if url_env else _base_url(raw_url, source, (*path, "base_url"), report)
     limits = _provider_limits(value, source, path, report)
-    if base_url is None or limits is None or len(report.diagnostics) > errors_before:
+    ok, rate_limit = _rate_limit(value.get("rate_limit"), source, (*path, "rate_limit"), report)
+    if base_url is None or limits is None or not ok or len(report.diagnostics) > errors_before:
         return None
     ptype = f"rest:{definition.name}"
     register_loaded(definition.kind(ptype), origin=definition.file)
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=build_ref(value["token"], source),
                           org_id=None, loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1],
+                          rate_limit=rate_limit,
                           token_loc=source.loc((*path, "token")), base_url_env=url_env,
                           base_url_loc=source.loc((*path, "base_url")) if url_env else None,
                           definition=definition, options=options)
