@@ -28,7 +28,7 @@ from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.records import record
-from keyform.recovery import Recovery, assess, fold, pending_seqs, written_entries
+from keyform.recovery import Recovery, assess, fold, journal_digest, pending_seqs, written_entries
 from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.resolve import input_fingerprints, remember_inputs, unresolved_inputs
@@ -259,6 +259,8 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
         result = dataclasses.replace(result, notes=tuple(str(w) for w in sess.warnings) + result.notes)
     if sess.new_state:
         result = dataclasses.replace(result, lineage=None)
+    if rec.records:
+        result = dataclasses.replace(result, journal=journal_digest(rec.records))
     return result
 
 
@@ -365,6 +367,11 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         problems.append(f"the state changed since it was made (serial {saved.serial} → {sess.state.serial})")
     if saved.manifest_digest != sess.workspace.digest:
         problems.append("the manifests changed since it was made")
+    if saved.journal != journal_digest(sess.recovery.records):
+        # an apply of it (or another) was interrupted since, or its journal recovered: what it did is
+        # not in the plan (its creates would be made twice, the first keys left live and untracked)
+        problems.append("an interrupted apply changed what the state records since it was made"
+                        if sess.recovery.records else "the interrupted apply it was made after has been recovered")
     if problems:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
     edited = _unplannable(sess, saved)

@@ -135,6 +135,9 @@ class Plan:
     created_at: str = ""
     destroy: bool = False
     targets: tuple[str, ...] = field(default_factory=tuple)
+    # the digest of the interrupted apply's journal the plan was made with ("" without one,
+    # `recovery.journal_digest`): applying the plan after that journal changed is refused
+    journal: str = ""
 
     @property
     def actionable(self) -> list[Change]:
@@ -157,7 +160,8 @@ class Plan:
         return {
             "format_version": FORMAT_VERSION,
             "created_at": self.created_at,
-            "state": {"lineage": self.lineage, "serial": self.serial},
+            "state": {"lineage": self.lineage, "serial": self.serial,
+                      **({"journal": self.journal} if self.journal else {})},
             "manifest_digest": self.manifest_digest,
             "destroy": self.destroy,
             "targets": list(self.targets),
@@ -178,5 +182,5 @@ class Plan:
             changes=tuple(Change.from_json(c) for c in d.get("changes") or ()),
             notes=tuple(d.get("notes") or ()), lineage=st.get("lineage"), serial=int(st.get("serial", 0)),
             manifest_digest=d.get("manifest_digest", ""), created_at=d.get("created_at", ""),
-            destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()),
+            destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()), journal=str(st.get("journal") or ""),
         )

@@ -22,8 +22,9 @@ repeats them.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +58,14 @@ class Recovery:
     def pending(self) -> bool:
         """Whether the journal holds anything `commit` would change."""
         return bool(self.records)
+
+
+def journal_digest(records: Sequence[Record]) -> str:
+    """A digest of the journal as read ("" for none): a saved plan records the one it was made with."""
+    if not records:
+        return ""
+    text = json.dumps([r.to_json() for r in records], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
