@@ -152,7 +152,11 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
                 out.notes.append(f"{it.address}: cannot check what an interrupted create left yet ({exc}); "
                                  "the next plan tries again")
             continue
-        _match_group(group, listed, tracked, bounds, provider_types.get(provider, ""), out)
+        # a key the journal names (another create's, already an orphan) is no candidate for a lost
+        # reply: after a crash during recovery it was taken for one, and revoked twice or left two
+        # candidates where one was the answer
+        known = tracked | {o.remote_id for o in out.orphans}
+        _match_group(group, listed, known, bounds, provider_types.get(provider, ""), out)
     entries = {it.seq: _entry_of(it, moved) for it in creates}
     out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
