@@ -66,6 +66,9 @@ def at(doc: Any, tokens: tuple[str, ...]) -> Any:
     return doc
 
 
+_FAILURES = frozenset((401, 403, 407, 429))  # and every 5xx: never `gone` or `absent`
+
+
 # ---------------------------------------------------------------- templates
 
 
@@ -362,6 +365,8 @@ class _Builder:
         delete_op = self._operation("delete", ops["delete"])
         delete_op = Operation(delete_op.method, delete_op.path, delete_op.body,
                               {"mode": ops["delete"].get("mode", "delete")})
+        self._check_not_failures(("operations", "delete", "gone"), ops["delete"].get("gone", []), allowed=())
+        self._check_not_failures(("operations", "list", "absent"), ops["list"].get("absent", []), allowed=(501,))
         if "secret" in ops["create"]:
             self._check_secret_unread(pointer(ops["create"]["secret"]), pointer(ops["create"].get("key", "")),
                                       key_paths, attributes)
@@ -385,6 +390,15 @@ class _Builder:
             delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
             delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
         ), []
+
+    def _check_not_failures(self, where: YamlPath, statuses: list[int], allowed: tuple[int, ...]) -> None:
+        """`gone` and `absent` say "nothing there": never a refused token (401, 407), a missing
+        permission (403), a rate refusal (429) or a server failure (5xx). `gone: [403]` made a token
+        without delete rights report the revoke done and forget a live key."""
+        for i, status in enumerate(statuses):
+            if status in _FAILURES or (status >= 500 and status not in allowed):
+                self.error((*where, i), f"{status} is a failure, not a sign that nothing is there: keyform "
+                           "would forget a live key or plan without the listing")
 
     def _check_secret_unread(self, secret: tuple[str, ...], key_at: tuple[str, ...],
                              key_paths: Mapping[str, tuple[str, ...]], attributes: tuple[Attribute, ...]) -> None:

@@ -374,7 +374,9 @@ class RestProvider:
         if 200 <= response.status_code < 300:
             return
         _, code = self._detail(response)
-        if code is not None and code in self.d.delete_gone_codes:
+        status = response.status_code
+        failed = status in (401, 403, 407, 429) or status >= 500  # a code in such a body says nothing is gone
+        if code is not None and code in self.d.delete_gone_codes and not failed:
             return
         if code is None and response.status_code in self.d.delete_gone:
             return
