@@ -93,6 +93,8 @@ class ApplyContext:
     # another key's new one (two keys swapping `as:`, a new key taking a moved key's name), which
     # may be written before the move reads it (`_hold_moving_secrets`)
     held: dict[str, str] = field(default_factory=dict, repr=False)
+    # (provider type, remote id) -> the key that holds it, built at the first create (`_holder_of`)
+    held_ids: dict[tuple[str, str], str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
@@ -498,6 +500,13 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                 ctx.journal.created(seq, exc.remote_id)
             ctx.journal.abandoned(seq)
         raise
+    holder = _holder_of(result.key.id, spec, ctx)
+    if holder is not None:  # an id another key holds: recording it would make two keys one (a revoke of
+        # either revokes both); never revoked here, for the same reason
+        message = (f"{spec.provider}: create {_label(spec)!r}: the API answered with the id "
+                   f"{result.key.id}, which {holder} already holds; not recorded, and nothing revoked")
+        ctx.journal.failed(seq, message)
+        raise KeyformError(message)
     try:
         ctx.journal.created(seq, result.key.id, created_at=result.key.created_at)
     except KeyformError as exc:  # e.g. the lock was lost: a key no journal may know of must not stay live
@@ -525,6 +534,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                                  on_grace_end=spec.rotation.on_grace_end)
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
+        if ctx.held_ids is not None:
+            ctx.held_ids[(ks.provider_type, ks.remote_id)] = spec.address
         # the old secret's entry, where the manifests no longer put it: a copy until removed (a
         # crash or a failed removal leaves it for the next plan, `State.stale`). Compared by stored
         # entry: under another name of the same file, the new secret was just written over it
@@ -536,6 +547,16 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on
     if old is not None and left is not None:
         _remove_entry(old, ctx)
+
+
+def _holder_of(remote_id: str, spec: KeySpec, ctx: ApplyContext) -> str | None:
+    """Which key of the state (or deposed key) of `spec`'s provider type holds `remote_id` (the
+    address's own current key included: a replacement answered with it would depose itself)."""
+    with ctx.lock:
+        if ctx.held_ids is None:
+            ctx.held_ids = {(d.provider_type, d.remote_id): f"{d.address} (deposed)" for d in ctx.state.deposed}
+            ctx.held_ids.update(((k.provider_type, k.remote_id), a) for a, k in ctx.state.keys.items())
+        return ctx.held_ids.get((spec.provider_type, remote_id))
 
 
 def _encodable(text: str) -> bool:
