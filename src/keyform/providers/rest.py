@@ -227,6 +227,7 @@ class RestProvider:
         page, offset = pg.start, 0
         next_path: str | None = None
         seen: set[str] = set()
+        listed_ids: set[str] = set()
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -248,6 +249,7 @@ class RestProvider:
             body = json_body(response)
             try:
                 items = self._items(body)
+                first = len(out)
                 out.extend(self.parse_key(item, f"item {len(out) + i}") for i, item in enumerate(items))
                 if pg.type == "none":
                     return out
@@ -270,6 +272,11 @@ class RestProvider:
                         raise ShapeError("the API returned the same next link twice (a loop)")
                     seen.add(next_path)
                 elif pg.type in ("page", "offset"):
+                    fresh = {k.id for k in out[first:]}
+                    if fresh and fresh <= listed_ids:  # an API that ignores the parameter: every page the same
+                        raise ShapeError(f"the API returned the same page again (does it take the "
+                                         f"{pg.param or pg.field!r} parameter?)")
+                    listed_ids |= fresh
                     total = at(body, pg.total) if pg.total is not None else None
                     if isinstance(total, int) and not isinstance(total, bool):
                         if len(out) >= total or not items:
