@@ -674,13 +674,14 @@ def id_problem(value: Any) -> str:
             else "has an id with a blank, a control or an invisible character")
 
 
-def wire_time(value: Any, where: str, *, expiry: bool = False) -> str | None:
+def wire_time(value: Any, where: str, *, expiry: bool = False, unset_before: bool = False) -> str | None:
     """An RFC 3339 timestamp from the wire, normalised to `2027-06-01T00:00:00Z`; None stays None.
 
     Only years keyform can record and compute with (`durations.MIN_YEAR`..`MAX_YEAR`: the state
     refuses any other, so one recorded would lock every later command out). An `expiry` past
     them is "never" (some APIs write no expiry as 9999-12-31); any other time outside them is a
-    ShapeError, as an unreadable one is."""
+    ShapeError, as an unreadable one is. With `unset_before` (an expiry, a last use) a time before
+    them is "not set": Go writes its zero time (0001-01-01T00:00:00Z) for a field it never set."""
     if value is None or value == "":
         return None
     if (utc := utc_time(value)) is not None:  # the usual form
@@ -691,7 +692,7 @@ def wire_time(value: Any, where: str, *, expiry: bool = False) -> str | None:
         at = parse_time(value)
     except ValueError:
         raise ShapeError(f"{where} is not an RFC 3339 timestamp: {str(value)[:40]!r}") from None
-    if at.year > MAX_YEAR and expiry:
+    if (at.year > MAX_YEAR and expiry) or (at.year < MIN_YEAR and unset_before):
         return None
     if not MIN_YEAR <= at.year <= MAX_YEAR:
         raise ShapeError(f"{where} is outside the years keyform can record ({MIN_YEAR}-{MAX_YEAR}): "

@@ -75,11 +75,11 @@ def parse_key(item: Any, where: str) -> RemoteKey:
 
 def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
     """`wire_time`; the `where (key_id) field` of its message is built only for a bad value."""
-    expiry = field == "expires_at"
+    expiry, unset = field == "expires_at", field in ("expires_at", "last_used_at")
     try:
-        return wire_time(value, "", expiry=expiry)
-    except ShapeError:
-        return wire_time(value, f"{where} ({key_id}) {field}", expiry=expiry)  # raises again, naming the field
+        return wire_time(value, "", expiry=expiry, unset_before=unset)
+    except ShapeError:  # raises again, naming the field
+        return wire_time(value, f"{where} ({key_id}) {field}", expiry=expiry, unset_before=unset)
 
 
 def _fast_key(item: dict[str, Any]) -> RemoteKey | None:

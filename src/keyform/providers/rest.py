@@ -167,13 +167,13 @@ class RestProvider:
             detail += "; the key may exist remotely"
         return status_error(self._http, what, response, detail, code=code, ambiguous=lost, secrets=secrets)
 
-    def _time(self, value: Any, where: str, *, expiry: bool = False) -> str | None:
+    def _time(self, value: Any, where: str, *, expiry: bool = False, unset: bool = False) -> str | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
                 value = format_time(datetime.fromtimestamp(value, timezone.utc))
             except (OverflowError, OSError, ValueError):
                 raise ShapeError(f"{where} is not a time") from None
-        return wire_time(value, where, expiry=expiry)  # the years keyform records, as any time
+        return wire_time(value, where, expiry=expiry, unset_before=unset or expiry)  # the years keyform records
 
     def parse_key(self, item: Any, where: str) -> RemoteKey:
         if not isinstance(item, dict):
@@ -203,7 +203,8 @@ class RestProvider:
             expires_at=self._time(at(item, self._expires), f"{w} expires_at", expiry=True)
             if self._expires is not None else None,
             revoked=flags[0], expired=flags[1],
-            last_used_at=self._time(at(item, last_used), f"{w} last_used") if last_used and reported else None,
+            last_used_at=self._time(at(item, last_used), f"{w} last_used", unset=True) if last_used and reported
+            else None,
             usage_reported=reported)
 
     def _items(self, body: Any) -> list[Any]:

@@ -81,9 +81,9 @@ def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
     """`wire_time`; the `where (key_id) field` of its message is built only for a bad value."""
     expiry = field == "expiresAt"
     try:
-        return wire_time(value, "", expiry=expiry)
-    except ShapeError:
-        return wire_time(value, f"{where} ({key_id}) {field}", expiry=expiry)  # raises again, naming the field
+        return wire_time(value, "", expiry=expiry, unset_before=expiry)
+    except ShapeError:  # raises again, naming the field
+        return wire_time(value, f"{where} ({key_id}) {field}", expiry=expiry, unset_before=expiry)
 
 
 def _fast_attrs(item: dict[str, Any], copy: bool = True) -> dict[str, Any] | None:
