@@ -28,11 +28,12 @@ def render_text(rows: Sequence[Available]) -> str:
     for kind in ("provider", "sink"):
         mine = [r for r in rows if r.kind == kind]
         lines.append(f"{kind.capitalize()} types:")
-        width = max((len(r.name) for r in mine), default=0)
+        width = max((len(_clean(r.name)) for r in mine), default=0)
         origin_width = max((len(_clean(r.origin)) for r in mine), default=0)
         for r in mine:
             what = f"error: {_clean(r.problem)}" if r.problem else _clean(r.description)
-            lines.append(f"  {r.name:<{width}}  {_clean(r.origin):<{origin_width}}  {what}".rstrip())
+            # an entry point's name is a package's words too (never imported: no code of it ran)
+            lines.append(f"  {_clean(r.name):<{width}}  {_clean(r.origin):<{origin_width}}  {what}".rstrip())
         lines.append("")
     return "\n".join(lines)
 
