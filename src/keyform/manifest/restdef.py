@@ -508,6 +508,11 @@ class _Builder:
         if any(v.startswith("secrets.") for v in path.variables):  # URLs are logged (by `-v`, proxies, servers)
             self.error((*base, "path"), "a secret input (${secrets.NAME}) may go in a body or a header, "
                        "never in a URL path")
+        secret_options = [v for v in path.variables
+                          if v.startswith("options.") and self.options.get(v[len("options."):], (False, False))[1]]
+        if secret_options:  # the same for an option the definition marks secret
+            self.error((*base, "path"), f"${{{secret_options[0]}}} is a secret option: it may go in a body or a "
+                       "header, never in a URL path")
         body = None
         if "body" in raw:
             render, variables = compile_body(raw["body"])
