@@ -210,6 +210,17 @@ def test_a_send_rate_turn_past_the_deadline_is_not_taken() -> None:
     assert lim.before_attempt().sent == 102.0
 
 
+def test_a_first_attempt_s_turn_past_the_deadline_is_waited_for_and_not_charged_to_it() -> None:
+    """A call that has sent nothing waits for its turn however far it is, and says how long
+    (`Ticket.paced`): its deadline starts when it may be sent (an adversarial pass found a
+    configured `100/h` failed 8 of 10 creates 'not sent'); the spacing is unchanged."""
+    lim, clock, _ = limiter(RateLimit(1.0))
+    assert lim.before_attempt().sent == 100.0
+    late = lim.before_attempt(timeout=0.5, first=True)
+    assert (late.sent, late.paced) == (101.0, 1.0) and clock.now == 101.0
+    assert lim.before_attempt().sent == 102.0
+
+
 def test_a_turn_within_the_deadline_is_waited_for_as_before() -> None:
     lim, clock, _ = limiter(RateLimit(2.0))
     lim.before_attempt(timeout=1.0)

@@ -48,7 +48,8 @@ ambiguous, as before: a create whose last attempt was sent and then cut by the d
 unanswered, ...`). A call that could send nothing at all within its deadline (held by a pause an
 earlier call's 429 began) raises a ProviderError carrying that 429 and the pause's remaining
 seconds as `retry_after`, never ambiguous. Queueing for a place in the instance's concurrency
-window comes before the call and is not part of its deadline.
+window comes before the call and is not part of its deadline, nor is the first attempt's wait for
+its turn in the send rate (the rate paces calls; a configured `100/h` must not fail them).
 
 `call` raises ProviderError only for transport failures; it returns every HTTP response (once the
 retries are spent), because each API words its error bodies differently. Messages never carry the
@@ -388,8 +389,9 @@ class HttpClient:
         previous: httpx.Response | None = None  # the last answer that was to be retried (429, 5xx)
         while True:
             last = attempt == attempts - 1
-            try:  # every wait of the limiter ends by the deadline
-                ticket = self.limiter.before_attempt(waited, deadline - time.monotonic())
+            try:  # every wait of the limiter ends by the deadline, but a first attempt's turn in the rate
+                ticket = self.limiter.before_attempt(waited, deadline - time.monotonic(), first=tried == 0)
+                deadline += ticket.paced  # queued, not slow: the deadline starts when the call may be sent
             except NotAdmitted as exc:
                 if previous is not None:  # not sent: the last answer stands
                     return self._gave_up(previous, tried)

@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from keyform.model import RateLimit
 from keyform.records import record
@@ -103,6 +104,7 @@ class Ticket:
 
     sent: float
     epoch: int
+    paced: float = 0.0  # seconds a first attempt waited for its turn in the send rate (not its deadline's)
 
 
 class Limiter:
@@ -201,12 +203,20 @@ class Limiter:
 
     # -- each attempt ----------------------------------------------------------------------------
 
-    def before_attempt(self, waited_until: float = 0.0, timeout: float | None = None) -> Ticket:
+    def before_attempt(self, waited_until: float = 0.0, timeout: float | None = None, *,
+                       first: bool = False) -> Ticket:
         """Wait out the instance's pause (unless this thread already slept through it:
         `waited_until`) and for the attempt's turn in the send rate; then admit it. With `timeout`
         (seconds left of the call's deadline), every wait ends by then: `NotAdmitted` when the
-        pause or the turn ends later (raised at once), or no gate slot came free in time."""
+        pause or the turn ends later (raised at once), or no gate slot came free in time.
+
+        A call's `first` attempt (nothing sent yet) waits for its turn however far it is, and that
+        wait is not counted against `timeout` (`Ticket.paced` says how long it was, for the caller's
+        deadline): the send rate queues calls, as the concurrency window does, and never fails one
+        that has sent nothing (a configured `100/h` failed 8 of 10 creates 'not sent'). A retry's
+        turn stays within the deadline: an API that keeps refusing ends the call by then."""
         end = None if timeout is None else self._clock() + timeout
+        paced = 0.0
         while True:
             with self._cond:
                 now = self._clock()
@@ -220,16 +230,21 @@ class Limiter:
                 if self._rate is not None:
                     interval = 1.0 / self._rate
                     send_at = max(now, self._tat - (self._burst - 1) * interval)
-                    if end is not None and send_at > end:  # leave the turn to a call that can use it
+                    if end is not None and send_at > end and not first:  # leave the turn to one that can use it
                         raise NotAdmitted("rate", send_at - now, rate=self._rate)
                     self._tat = max(self._tat, send_at) + interval
                 if send_at <= now:
-                    return self._admit(now, end)
+                    ticket = self._admit(now, end)
+                    return replace(ticket, paced=paced) if paced else ticket
             self._sleep(send_at - now)
+            if first:
+                paced += send_at - now
+                end = None if end is None else end + (send_at - now)
             with self._cond:
                 now = self._clock()
                 if now >= self._pause_until or self._pause_until <= waited_until + 1e-6:
-                    return self._admit(now, end)
+                    ticket = self._admit(now, end)
+                    return replace(ticket, paced=paced) if paced else ticket
             # a pause began while this attempt waited for its turn: wait it out, then take a new turn
 
     def _admit(self, now: float, end: float | None = None) -> Ticket:
