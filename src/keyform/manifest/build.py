@@ -239,6 +239,7 @@ def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlP
 
 
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+MIN_RATE_PER_SECOND = 1 / 86400  # one call a day
 MAX_RATE_PER_SECOND = 100_000.0
 MAX_BURST = 10_000
 
@@ -255,6 +256,9 @@ def _rate_limit(raw: Any, source: ManifestFile, path: YamlPath,
     where = dotted(path)
     if not per_second > 0:
         report.error(source, path, f"{where}: {text} allows no calls at all; the rate must be above 0")
+        return False, None
+    if per_second < MIN_RATE_PER_SECOND:  # 1e-320/s: its interval is infinite, and the limiter's arithmetic NaN
+        report.error(source, path, f"{where}: {text} is less than one call a day (0.042/h), the least keyform paces")
         return False, None
     if per_second > MAX_RATE_PER_SECOND:
         report.error(source, path, f"{where}: {text} is more than {MAX_RATE_PER_SECOND:,.0f}/s; "
