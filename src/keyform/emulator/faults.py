@@ -40,6 +40,9 @@ class FaultSettings:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first knob that is out of range."""
+        for name in sorted(_NUMBER_KNOBS):  # NaN passes every comparison below; Infinity breaks the server
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number")
         if self.latency_ms < 0:
             raise ValueError("latency_ms must be >= 0")
         for name in ("error_rate", "rate_limit_rate", "drop_after_commit_rate"):
@@ -51,6 +54,8 @@ class FaultSettings:
             raise ValueError(f"questra_list_shape must be one of {', '.join(LIST_SHAPES)}")
         if not 0 <= self.rate_limit_rps <= 1e6 or not 0 <= self.rate_limit_burst <= 1e6:
             raise ValueError("rate_limit_rps and rate_limit_burst must be between 0 and 1000000")
+        if 0 < self.rate_limit_burst < 1:  # a bucket that never holds one request refuses every call
+            raise ValueError("rate_limit_burst must be 0 (the rate's own) or at least 1")
         if self.rate_limit_scope not in RATE_SCOPES:
             raise ValueError(f"rate_limit_scope must be one of {', '.join(RATE_SCOPES)}")
         for name, rps in self.rate_limits.items():
