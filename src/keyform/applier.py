@@ -18,7 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -303,7 +303,10 @@ def forget_unremovable_stale(workspace: Workspace, state: State, plan: Plan) -> 
 def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:
     first = [c for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE)]
     _hold_moving_secrets(first, ctx)
-    _run(first, ctx, report, interrupts)
+    try:
+        _run(first, ctx, report, interrupts)
+    finally:
+        _rotate_unmoved(report, ctx)
     second = [c for c in plan.changes if c.action is Action.DELETE]
     ctx.deleting = frozenset(c.address for c in second if not (c.deposed or c.orphan or c.stale))
     if report.lost_lock is not None:  # the revocations are not started either: say so
@@ -356,6 +359,31 @@ def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:
                 continue  # the move itself reports it
             if secret is not None:
                 ctx.held[c.address] = secret
+
+
+def _rotate_unmoved(report: ApplyReport, ctx: ApplyContext) -> None:
+    """A sink move whose secret was held (`_hold_moving_secrets`) and that did not finish (Ctrl-C,
+    a failure) while another change wrote over its old entry: its secret was only in this process.
+    The key is marked for rotation, or the next apply would move the other key's secret (both
+    entries holding one secret, the plan 'No changes'). A crash leaves the journal to say the same."""
+    if not ctx.held:
+        return
+    unfinished = {c.address for c in report.not_started}
+    unfinished |= {c.address for c, _ in report.failed} | {c.address for c, _ in report.skipped}
+    for address in sorted(unfinished & ctx.held.keys()):
+        with ctx.lock:
+            ks = ctx.state.keys.get(address)
+        if ks is None or ks.sink is None:
+            continue
+        try:
+            intact = ctx.sinks.get(ks.sink.sink).read(ks.sink.name) == ctx.held[address]
+        except SinkError:
+            intact = False
+        if not intact:
+            with ctx.lock:
+                ctx.state.keys[address] = replace(ks, rotation_requested=True)
+            log.warning("%s: its sink entry %s now holds another key's secret and its move did not run; "
+                        "the next apply rotates it", address, ks.sink)
 
 
 def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
