@@ -201,8 +201,8 @@ class ApplyAbandoned(KeyformError):
 
 @record(frozen=False)
 class _Interrupts:
-    """SIGINT while changes run: the first stops starting new ones (those running finish and are
-    reported), the second abandons the ones in flight."""
+    """SIGINT (or SIGTERM) while changes run: the first stops starting new ones (those running
+    finish and are reported), the second abandons the ones in flight."""
 
     count: int = 0
 
@@ -217,15 +217,17 @@ def _catch_sigint(interrupts: _Interrupts) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    try:
-        previous = signal.signal(signal.SIGINT, interrupts.handle)
+    try:  # SIGTERM (a CI job cancelled, `kill`) as Ctrl-C, as Terraform does: the running changes
+        # finish (a sink helper's write included) rather than dying mid-change with no report
+        previous = {sig: signal.signal(sig, interrupts.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main interpreter
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def preflight(plan: Plan, ctx: ApplyContext) -> None:
