@@ -110,6 +110,8 @@ def test_overlapping_pauses_count_once() -> None:
     lim.throttled(second, 0.5, 0.0)  # inside the first pause
     clock.now += 0.7
     lim.throttled(third, 1.0, 0.0)  # 0.1 s of it overlaps
+    assert lim.stats().paused_seconds == pytest.approx(0.9)  # what has passed of the pauses so far
+    clock.now += 1.0
     assert lim.stats().paused_seconds == pytest.approx(1.9)
     assert lim.stats().throttled == 3
 
@@ -192,8 +194,9 @@ def test_a_pause_past_the_calls_deadline_is_not_waited_for() -> None:
         lim.before_attempt(timeout=5.0)
     assert clock.now == 100.0
     assert (held.value.cause, held.value.wait, held.value.status) == ("paused", 30.0, 429)
-    assert lim.stats().throttled == 1 and lim.stats().paused_seconds == 30.0  # the pause is unchanged
+    assert lim.stats().throttled == 1 and lim.stats().paused_seconds == 0.0  # none of the pause has passed
     clock.now += 30.0
+    assert lim.stats().paused_seconds == 30.0
     assert lim.before_attempt(timeout=5.0).sent == 130.0  # once it is over, attempts go out again
 
 

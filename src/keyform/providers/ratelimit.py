@@ -347,7 +347,10 @@ class Limiter:
         return delay, until
 
     def stats(self) -> RateStats:
+        """The figures so far; the time paused counts only what has passed of a pause still running
+        (an apply that ends inside a 50 s pause, its calls given up, was not paused 50 s)."""
         with self._cond:
-            return RateStats(self.instance, self._throttled, round(self._paused, 3), int(self._window),
+            paused = self._paused - max(0.0, self._pause_until - self._clock())
+            return RateStats(self.instance, self._throttled, round(max(0.0, paused), 3), int(self._window),
                              None if self._rate is None else round(self._rate, 2), self.limit)
 
