@@ -137,7 +137,8 @@ def test_retry_after_too_long_is_reported_not_waited_for() -> None:
         questra(transport, sleeps).list()
     assert sleeps == [] and len(seen) == 1
     assert info.value.retry_after == 3600.0 and info.value.status == 429
-    assert str(info.value) == "questra-prod: list: 429 slow down"
+    assert str(info.value) == ("questra-prod: list: 429 slow down; the API asks to retry in 3600 s, longer than a "
+                               "call waits (60 s: the provider option `deadline`, at least 60 s)")
 
 
 @pytest.mark.parametrize(("exc", "reason"), [

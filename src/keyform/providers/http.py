@@ -14,7 +14,8 @@ Retry policy (`RetryPolicy`):
 - Idempotent calls (list, revoke/delete, update) retry connection errors, timeouts, dropped
   connections, 5xx and 429, with exponential backoff and full jitter (`base` 0.2 s doubling, capped at
   `cap` 10 s), at most `max_retries` times. A `Retry-After` header (seconds or HTTP-date) on a
-  429/503 replaces the backoff; one longer than `max_retry_after` is not waited for. A rate
+  429/503 replaces the backoff; one longer than `max_retry_after` and the call's deadline is not
+  waited for (the call ends, saying what the API asked; the instance is paused all the same). A rate
   refusal (429, Connect `resource_exhausted`) pauses the whole provider instance and slows it
   down (`providers/ratelimit.py`); those retries have their own budget, `max_throttled`.
 - Non-idempotent calls (create) retry only what proves nothing happened: a connection that was never
@@ -434,9 +435,8 @@ class HttpClient:
             if not refused:
                 if response.status_code < 500:
                     self.limiter.succeeded(ticket)
-            elif delay is not None and delay > self.retry.max_retry_after:
-                self.limiter.refused()
-            else:  # the whole instance pauses, and slows down (providers/ratelimit.py)
+            else:  # the whole instance pauses, and slows down (providers/ratelimit.py); a pause too long
+                # to wait for still holds the other calls, which then end unsent rather than be refused too
                 backoff = self.retry.backoff(throttles, self._rng) if delay is None else 0.0
                 delay, waited = self.limiter.throttled(ticket, delay, backoff, response.status_code)
             if refused:  # paced by the limiter, so they have their own, larger budget
@@ -444,7 +444,8 @@ class HttpClient:
                 last = throttles > self.retry.max_throttled
             if last or not self._retryable(response.status_code, idempotent):
                 return response
-            if delay is not None and delay > self.retry.max_retry_after:
+            if delay is not None and delay > self._longest_wait:
+                response.extensions[_TOO_LONG] = self._longest_wait
                 return response  # the caller reports it, with retry_after set
             response.close()
             wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
@@ -454,6 +455,12 @@ class HttpClient:
             previous = response
             if not refused:
                 attempt += 1
+
+    @property
+    def _longest_wait(self) -> float:
+        """The longest Retry-After a call waits for: `max_retry_after`, or the deadline if longer
+        (a call may wait for what its deadline allows)."""
+        return max(self.retry.max_retry_after, self.deadline)
 
     def _gave_up(self, response: httpx.Response, tried: int, *, unanswered: bool = False) -> httpx.Response:
         """`response` (a 429 or 5xx the call would have retried), marked as the deadline's cut:
@@ -595,6 +602,7 @@ class _Limit(Exception):
 
 
 _GAVE_UP = "keyform.gave_up"  # the response extension `HttpClient._gave_up` sets
+_TOO_LONG = "keyform.retry_after_too_long"  # response extension: the longest wait, when Retry-After exceeds it
 
 
 @record
@@ -635,6 +643,10 @@ def status_error(client: HttpClient, what: str, response: httpx.Response, detail
     gave_up = response.extensions.get(_GAVE_UP)
     if isinstance(gave_up, _GaveUp):  # the deadline ended the retries: say so
         detail = f"{detail}; {gave_up.words(response)}"
+    longest = response.extensions.get(_TOO_LONG)
+    if isinstance(longest, float) and (asked := retry_after(response)) is not None:
+        detail = (f"{detail}; the API asks to retry in {asked:.0f} s, longer than a call waits ({longest:g} s: "
+                  "the provider option `deadline`, at least 60 s)")
     return ProviderError(client.scrub(f"{client.instance}: {what}: {detail}", secrets),
                          status=response.status_code, code=code, retry_after=retry_after(response),
                          ambiguous=ambiguous)

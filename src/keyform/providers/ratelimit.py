@@ -302,11 +302,6 @@ class Limiter:
                 if int(self._window) > before:
                     self._cond.notify_all()
 
-    def refused(self) -> None:
-        """A rate refusal that is not waited for (its Retry-After is too long): counted only."""
-        with self._cond:
-            self._throttled += 1
-
     def throttled(self, ticket: Ticket, retry_after: float | None, backoff: float,
                   status: int = 429) -> tuple[float, float]:
         """The API refused the attempt for its rate. Pause the instance for `retry_after` (or
