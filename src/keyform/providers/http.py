@@ -84,6 +84,7 @@ from keyform.errors import ProviderError
 from keyform.providers.ratelimit import Limiter, NotAdmitted
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
+from keyform.strictjson import DuplicateKey, unique_keys
 
 log = logging.getLogger("keyform.providers")
 
@@ -634,6 +635,18 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None
+
+
+def check_unique_names(response: httpx.Response) -> None:
+    """ShapeError when the body's JSON holds a name twice in one object: `json.loads` keeps the last,
+    and a create reply `{"secret": "A", "secret": "B"}` put B in the sink while the API may have
+    registered A. For create replies (small): a listing is not parsed twice."""
+    try:
+        json.loads(response.content, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        raise ShapeError(f"the reply holds the name {exc.key!r} twice in one object") from None
+    except (ValueError, RecursionError):
+        return  # not JSON: the caller's own parse says so
 
 
 def status_error(client: HttpClient, what: str, response: httpx.Response, detail: str, *,

@@ -23,6 +23,7 @@ from keyform.providers.http import (
     HttpClient,
     RetryPolicy,
     ShapeError,
+    check_unique_names,
     id_problem,
     json_body,
     shape_error,
@@ -164,6 +165,7 @@ class QuestraProvider:
         # the message that quotes that field
         redact.remember(secret if isinstance(secret, str) else None)
         try:
+            check_unique_names(response)
             key = parse_key(payload, "the created key")
         except ShapeError as exc:
             err = shape_error(self._http, what, response, exc, ambiguous=True)

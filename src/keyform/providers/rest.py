@@ -30,6 +30,7 @@ from keyform.providers.http import (
     HttpClient,
     RetryPolicy,
     ShapeError,
+    check_unique_names,
     id_problem,
     json_body,
     shape_error,
@@ -332,6 +333,7 @@ class RestProvider:
         # before the rest of the reply is read: a field that echoes it is scrubbed from the message
         redact.remember(secret if isinstance(secret, str) else None)
         try:
+            check_unique_names(response)
             key = self.parse_key(at(payload, self.d.create_key), "the created key")
             if self.d.create_secret is not None and (not isinstance(secret, str) or not secret):
                 raise ShapeError("the response holds no secret where the definition says")
