@@ -202,6 +202,7 @@ class ProviderConformance:
         if t.returns_secret:
             assert created.secret, f"{t.name} declares returns_secret but the create gave no secret"
         listed = self._listed(provider)
+        seen.add(*listed.values())  # a listing that reports the secret or the token is a leak too
         assert created.key.id in listed, "list does not find the key just created"
         for attr in t.remote_attributes:
             assert _norm(listed[created.key.id].attrs.get(attr)) == _norm(created.key.attrs.get(attr)), attr
@@ -213,6 +214,7 @@ class ProviderConformance:
             updated = provider.update(created.key.id, {**request.attrs, **change}, None)
             seen.add(updated)
             relisted = self._listed(provider)[created.key.id]
+            seen.add(relisted)
             for attr, value in change.items():
                 if attr in t.remote_attributes:  # as for create: only what the API reports back is checked
                     assert _norm(updated.attrs.get(attr)) == _norm(value), attr
@@ -249,6 +251,10 @@ class ProviderConformance:
             rejected.list()
         assert e401.value.status == kit.rejected_status, e401.value
         seen.add(rejected, e401.value)
+        with pytest.raises(ProviderError) as d401:  # a refused token never reads as "already gone"
+            rejected.delete("kit-missing-" + uuid.uuid4().hex[:8])
+        assert d401.value.status == kit.rejected_status, d401.value
+        seen.add(d401.value)
         if kit.forbidden_token:
             forbidden = kit.open(token=kit.forbidden_token)
             with pytest.raises(ProviderError) as e403:
@@ -271,6 +277,10 @@ class ProviderConformance:
                 with pytest.raises(ProviderError) as failed:
                     provider.list()
                 assert failed.value.status == status and not failed.value.ambiguous, failed.value
+                with pytest.raises(ProviderError) as delete_failed:  # not "already gone": the key may be live
+                    provider.delete("kit-missing-" + uuid.uuid4().hex[:8])
+                assert delete_failed.value.status == status, delete_failed.value
+                seen.add(delete_failed.value)
                 with pytest.raises(ProviderError) as create_failed:
                     provider.create(kit.request(_label()))
                 assert create_failed.value.status == status, create_failed.value
