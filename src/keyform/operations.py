@@ -599,6 +599,7 @@ def read_session(options: Options) -> Iterator[Session]:
     try:
         with paused():  # bulk, acyclic data (keyform.gcpause)
             loaded = store.load()
+        _refuse_missing_named_state(options, loaded, store)
         pool = ProviderPool(workspace, options.provider_factory, options.env)
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
                        new_state=loaded is None, unrecovered=bool(store.read_journal()))
@@ -685,7 +686,18 @@ def backend(options: Options) -> Iterator[StateBackend]:
 def read_state(options: Options) -> State:
     """`state list|show`: the state as stored (empty when there is none), without a lock."""
     with backend(options) as store:
-        return store.load() or State.new()
+        loaded = store.load()
+        _refuse_missing_named_state(options, loaded, store)
+        return loaded or State.new()
+
+
+def _refuse_missing_named_state(options: Options, loaded: State | None, store: StateBackend) -> None:
+    """A read-only command given `--state FILE` that does not exist: a mistyped or moved path read as
+    'no keys' made a nightly `report --due-within` pass for ever. (Without `--state`, no state yet
+    is a new workspace; plan and apply with one create it, as Terraform's `-state` does.)"""
+    if loaded is None and options.state_path:
+        raise KeyformError(f"--state {options.state_path}: {store.describe()} does not exist (check the path; a "
+                           "read-only command does not treat a missing state as an empty one)")
 
 
 def pull_state(options: Options) -> State:
