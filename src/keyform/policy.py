@@ -20,7 +20,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -432,16 +433,58 @@ def check_manifest(policies: Sequence[Policy], workspace: Workspace, now: dateti
     active = [p for p in policies if any(r.word.phase == MANIFEST for r in p.rules)]
     if not active:
         return found
-    for spec in workspace.keys.values():
-        facts: KeyFacts | None = None
-        for policy in active:
-            if not policy.matches(spec.address, spec.provider, spec.provider_type):
-                continue
-            facts = facts or _facts(spec, workspace, now)
-            for rule in policy.rules:
-                if rule.word.phase == MANIFEST and (detail := rule.word.check(rule.param, facts)):
-                    found.append(Violation(policy, spec.address, detail, spec.loc))
+    at: tuple[Policy, Rule, str] | None = None  # the check running, for a budget that runs out
+    try:
+        with _time_budget(MANIFEST_CHECK_BUDGET):
+            for spec in workspace.keys.values():
+                facts: KeyFacts | None = None
+                for policy in active:
+                    if not policy.matches(spec.address, spec.provider, spec.provider_type):
+                        continue
+                    facts = facts or _facts(spec, workspace, now)
+                    for rule in policy.rules:
+                        at = (policy, rule, spec.address)
+                        if rule.word.phase == MANIFEST and (detail := rule.word.check(rule.param, facts)):
+                            found.append(Violation(policy, spec.address, detail, spec.loc))
+    except _OutOfTime:
+        policy, rule, address = at if at is not None else (active[0], active[0].rules[0], "?")
+        raise KeyformError([Diagnostic(
+            f"policy {policy.name}: {rule.word.word} took more than {MANIFEST_CHECK_BUDGET:g} s (on key {address}): "
+            "a pattern that backtracks exponentially, such as ([a-z0-9]+-?)+; write it so that each character "
+            "can match one way only, e.g. [a-z0-9]+(-[a-z0-9]+)*", rule.loc)]) from None
     return found
+
+
+# The manifest-phase checks of one command (10,000 keys take well under a second): a regular
+# expression that backtracks exponentially (`([a-z0-9]+-?)+` against a 34-character name ran for
+# minutes) is stopped by then, in the main thread (`re` checks for signals while it matches).
+MANIFEST_CHECK_BUDGET = 10.0
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+@contextmanager
+def _time_budget(seconds: float) -> Iterator[None]:
+    """SIGALRM after `seconds` raises _OutOfTime where the main thread is (elsewhere: no budget)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now: datetime,
