@@ -665,7 +665,8 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
         notes.append("refresh disabled: unmanaged keys cannot be found without listing the providers")
     return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
                         provider_types={n: p.type for n, p in ws.providers.items()},
-                        other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes)
+                        other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes,
+                        state_path=sess.options.state_path)
 
 
 # ------------------------------------------------------------------ state commands (no providers)

@@ -313,7 +313,7 @@ def suggest_address(name: str, taken: set[str], suffixes: dict[str, int] | None 
 
 def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
                    tracked: Iterable[tuple[str, str]], now: datetime, *, taken: Iterable[str] = (),
-                   files: Iterable[str] = ()) -> UnmanagedReport:
+                   files: Iterable[str] = (), state_path: str | None = None) -> UnmanagedReport:
     """The listed keys that no state tracks. `provider_types` maps each provider instance to its
     type; `tracked` holds (provider_type, remote_id) pairs from every state that counts (with the
     postgres backend: every workspace in the database); `taken` are addresses already in use (for
@@ -324,6 +324,8 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
     taken_set = set(taken)
     suffixes: dict[str, int] = {}
     file_args = "".join(f" -f {shlex.quote(f)}" for f in files)
+    if state_path:  # the state it was judged against, or the import goes elsewhere
+        file_args += f" --state {shlex.quote(state_path)}"
     out: dict[str, tuple[UnmanagedRow, ...]] = {}
     skipped = 0
     notes: list[str] = []
@@ -417,7 +419,7 @@ class UsageReport:
 def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle: timedelta | None = None,
                  unmanaged: bool = False, provider_types: Mapping[str, str] | None = None,
                  other_states: Iterable[State] = (), taken: Iterable[str] = (), files: Iterable[str] = (),
-                 notes: Iterable[str] = ()) -> UsageReport:
+                 notes: Iterable[str] = (), state_path: str | None = None) -> UsageReport:
     """The whole report from plain values: this workspace's state, a snapshot of the provider
     instances (every instance of the manifests, for `unmanaged`), and the other workspaces' states
     that count as tracking keys."""
@@ -427,5 +429,5 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
     if unmanaged:
         tracked = tracked_ids([state, *other_states])
         report_unmanaged = unmanaged_rows(snapshot, provider_types or {}, tracked, now,
-                                          taken=set(taken) | set(state.keys), files=files)
+                                          taken=set(taken) | set(state.keys), files=files, state_path=state_path)
     return UsageReport(format_time(now), rows, idle, idle_keys, report_unmanaged, tuple(notes))
