@@ -22,6 +22,7 @@ case entry A holds q1's live secret.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,8 @@ def test_one_ctrl_c_after_a_new_key_took_a_moved_keys_entry_keeps_the_moved_keys
     proc = project.spawn("apply", "--auto-approve", "--parallelism", "1")
     assert wait_for(lambda: (project.journal_path.exists() and b"a9" in project.journal_path.read_bytes())
                     or proc.poll() is not None, COMMAND_TIMEOUT)
-    proc.send_signal(signal.SIGINT)  # a9's create (300 ms) is in flight; it finishes, q0's move does not start
+    time.sleep(0.1)  # the intent is journaled just before the call is sent: let it go out (300 ms of latency)
+    proc.send_signal(signal.SIGINT)  # a9's create is in flight; it finishes, q0's move does not start
     out, err = proc.communicate(timeout=COMMAND_TIMEOUT)
     assert "Interrupted: 1 change(s) not started (1 update): q0" in err, (out + err)[-800:]
 

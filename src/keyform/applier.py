@@ -95,6 +95,8 @@ class ApplyContext:
     held: dict[str, str] = field(default_factory=dict, repr=False)
     # (provider type, remote id) -> the key that holds it, built at the first create (`_holder_of`)
     held_ids: dict[tuple[str, str], str] | None = field(default=None, init=False, repr=False)
+    # whether a Ctrl-C (or SIGTERM) came: a remote call still queued then is not sent (`_run` sets it)
+    stopping: Callable[[], bool] = field(default=lambda: False, repr=False)
 
     def __post_init__(self) -> None:
         self.remote_slots = threading.Semaphore(max(1, self.parallelism))
@@ -104,7 +106,7 @@ class ApplyContext:
 
     def provider(self, name: str) -> Provider:
         """The provider instance, its calls bounded by --parallelism (see `_run`)."""
-        return _BoundedProvider(self.providers.get(name), self.remote_slots)
+        return _BoundedProvider(self.providers.get(name), self.remote_slots, self.stopping)
 
     def sink(self, name: str) -> Sink:
         """The sink, its calls bounded by --parallelism (see `_run`)."""
@@ -116,11 +118,19 @@ class _BoundedProvider:
     A provider with a `limiter` (providers/ratelimit.py) takes the slot per attempt, once the attempt
     may be sent: calls waiting on one rate-limited instance hold no slot another instance could use."""
 
-    def __init__(self, provider: Provider, slots: threading.Semaphore) -> None:
+    def __init__(self, provider: Provider, slots: threading.Semaphore,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self._p, self.name = provider, provider.name
         limiter = getattr(provider, "limiter", None)
         self._slot: Callable[[], AbstractContextManager[Any]] = (
             (lambda: limiter.call(gate=slots)) if limiter is not None else (lambda: slots))
+        self._stopping = stopping
+
+    def _unless_stopping(self, what: str) -> None:
+        """A call that waited in the instance's concurrency window while Ctrl-C came is not sent:
+        nothing of it reached the API (20 queued changes kept sending for 24 s after the Ctrl-C)."""
+        if self._stopping():
+            raise _NotSent(f"{self.name}: {what}: not sent: the apply was interrupted while it waited")
 
     def list(self) -> list[RemoteKey] | None:
         with self._slot():
@@ -128,18 +138,25 @@ class _BoundedProvider:
 
     def create(self, request: CreateRequest) -> CreateResult:
         with self._slot():
+            self._unless_stopping(f'create "{request.address}"')
             return self._p.create(request)
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
         with self._slot():
+            self._unless_stopping(f'update "{remote_id}"')
             return self._p.update(remote_id, attrs, expires_at)
 
     def delete(self, remote_id: str) -> None:
         with self._slot():
+            self._unless_stopping(f'revoke "{remote_id}"')
             self._p.delete(remote_id)
 
     def close(self) -> None:
         self._p.close()
+
+
+class _NotSent(KeyformError):
+    """A remote call given up, unsent, after an interrupt: its change is reported as not started."""
 
 
 class _BoundedSink:
@@ -400,6 +417,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     serial: one change after another. Once the state lock is lost nothing more starts; after a
     Ctrl-C nothing more starts and the rest is reported as not started."""
     stop = interrupts or _Interrupts()
+    ctx.stopping = lambda: bool(stop.count)
 
     def start(change: Change) -> None:
         ctx.on_event(ApplyEvent("start", change))
@@ -416,6 +434,9 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         ctx.on_event(ApplyEvent("done", change, elapsed, message=kept or "", remote_id=_issued_id(change, ctx)))
 
     def failed(change: Change, exc: BaseException, elapsed: float) -> None:
+        if isinstance(exc, _NotSent):  # queued when the Ctrl-C came: nothing of it was sent
+            report.not_started.append(change)
+            return
         msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, LockLostError) and report.lost_lock is None:
             report.lost_lock = msg
