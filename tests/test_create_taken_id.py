@@ -41,19 +41,8 @@ def test_two_creates_answered_with_one_id_are_not_both_recorded(tmp_path: Path) 
         return 200, {}, {}
 
     with serving(ScriptServer(script)) as server:
-        project = Project(tmp_path, server.url, env={"S_TOKEN": "tok-CANARY-s"})
-        (tmp_path / "same.yaml").write_text(DEFINITION)
-        project.write("""\
-            version: 1
-            providers:
-              s: {type: rest, definition: same.yaml, base_url: "{url}", token: {env: S_TOKEN}}
-            sinks:
-              env: {type: dotenv, path: out.env}
-            defaults: {sink: env}
-            keys:
-              a: {provider: s, name: Alpha}
-              b: {provider: s, name: Beta}
-            """)
+        project = Project(tmp_path, server.url)
+        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha}\nb: {provider: rp, name: Beta}\n")
         result = project.run_process("apply", "--auto-approve")
         state = json.loads(project.state_path.read_text()) if project.state_path.exists() else {"keys": {}}
         ids = [k["remote_id"] for k in state["keys"].values()]

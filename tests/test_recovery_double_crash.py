@@ -56,8 +56,10 @@ def _create(url: str, name: str) -> dict[str, Any]:
         return dict(json.loads(resp.read()))
 
 
-def test_second_crash_during_recovery_leaves_no_untracked_live_key(tmp_path: Path, emulator: Any) -> None:
-    project = Project(tmp_path, emulator.url)
+def _two_crashes(project: Project, url: str, *, second_sent: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Apply #1 (`--replace a`) killed after its create's reply was journaled (K1), then apply #2 (the
+    recovery) killed right after sending its create (K2, when `second_sent`) or before: the journal
+    the two leave, forged. Returns (K1, K2)."""
     project.questra(KEYS)
     first = project.run_process("apply", "--auto-approve")
     assert first.exit_code == 0, first.tail()
@@ -66,20 +68,24 @@ def test_second_crash_during_recovery_leaves_no_untracked_live_key(tmp_path: Pat
     state = store.load()
     assert state is not None
     fh = store.journal_open()
-    # apply #1: `--replace a`, killed after the create's reply was journaled
     fh.append(Begin.of(state))
     run1 = Journal(fh, "crash1")
     seq1 = run1.intent("create", "a", "qp", label="deploy-bot", at=format_time(datetime.now(UTC)), replaces=old,
                        match={"name": "deploy-bot"})
-    k1 = _create(emulator.url, "deploy-bot")
+    k1 = _create(url, "deploy-bot")
     run1.created(seq1, k1["id"], k1.get("created_at"))
-    # apply #2 (recovery): starts the replacement again, killed right after sending the create
     fh.append(Begin.of(state))
-    run2 = Journal(fh, "crash2")
-    run2.intent("create", "a", "qp", label="deploy-bot", at=format_time(datetime.now(UTC)), replaces=old,
-                match={"name": "deploy-bot"})
-    k2 = _create(emulator.url, "deploy-bot")
+    Journal(fh, "crash2").intent("create", "a", "qp", label="deploy-bot", at=format_time(datetime.now(UTC)),
+                                 replaces=old, match={"name": "deploy-bot"})
+    k2 = _create(url, "deploy-bot") if second_sent else None
     fh.close()
+    return k1, k2
+
+
+def test_second_crash_during_recovery_leaves_no_untracked_live_key(tmp_path: Path, emulator: Any) -> None:
+    project = Project(tmp_path, emulator.url)
+    k1, k2 = _two_crashes(project, emulator.url, second_sent=True)
+    assert k2 is not None
 
     third = project.run_process("apply", "--auto-approve")
     print(third.tail(3000))
@@ -104,23 +110,7 @@ def test_second_crash_before_its_create_was_sent_converges_in_one_apply(tmp_path
     of the campaign) revokes the already revoked K1 again and rotates the fresh key `a` once more
     ("its sink entry may hold the secret of the orphan ...")."""
     project = Project(tmp_path, emulator.url)
-    project.questra(KEYS)
-    assert project.run_process("apply", "--auto-approve").exit_code == 0
-    old = project.remote_id("a")
-    store = LocalBackend(project.state_path)
-    state = store.load()
-    assert state is not None
-    fh = store.journal_open()
-    fh.append(Begin.of(state))
-    run1 = Journal(fh, "crash1")
-    seq1 = run1.intent("create", "a", "qp", label="deploy-bot", at=format_time(datetime.now(UTC)), replaces=old,
-                       match={"name": "deploy-bot"})
-    k1 = _create(emulator.url, "deploy-bot")
-    run1.created(seq1, k1["id"], k1.get("created_at"))
-    fh.append(Begin.of(state))
-    Journal(fh, "crash2").intent("create", "a", "qp", label="deploy-bot", at=format_time(datetime.now(UTC)),
-                                 replaces=old, match={"name": "deploy-bot"})
-    fh.close()
+    _two_crashes(project, emulator.url, second_sent=False)
 
     third = project.run_process("apply", "--auto-approve")
     assert third.exit_code == 0, third.tail()

@@ -37,18 +37,8 @@ def test_a_list_naming_one_id_twice_is_an_error_not_a_replace(tmp_path: Path) ->
         return 200, {}, {}
 
     with serving(ScriptServer(script)) as server:
-        project = Project(tmp_path, server.url, env={"DUPES_TOKEN": "tok-dupes"})
-        (tmp_path / "dupes.yaml").write_text(DEFINITION)
-        project.write("""\
-            version: 1
-            providers:
-              dp: {type: rest, definition: dupes.yaml, base_url: "{url}", token: {env: DUPES_TOKEN}}
-            sinks:
-              env: {type: dotenv, path: out.env}
-            defaults: {sink: env}
-            keys:
-              a: {provider: dp, name: Alpha}
-            """)
+        project = Project(tmp_path, server.url)
+        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha}\n")
         assert project.run("apply", "--auto-approve").exit_code == 0
         plan = project.run("plan")
         assert "replaced" not in plan.output, plan.output

@@ -58,24 +58,13 @@ def test_a_gone_code_in_a_forbidden_answer_does_not_forget_a_live_key(tmp_path: 
         return 403, {}, {"message": "this token may not delete keys", "code": "not_found"}  # the key stays
 
     with serving(ScriptServer(script)) as server:
-        project = Project(tmp_path, server.url, env={"G_TOKEN": "tok-CANARY-g"})
-        (tmp_path / "gone.yaml").write_text(DEFINITION.replace("gone: [403, 404]", "gone_codes: [not_found]")
-                                            .replace("auth: {type: bearer}", "auth: {type: bearer}\nerrors: {code: /code}"))
-        manifest = """\
-            version: 1
-            providers:
-              g: {type: rest, definition: gone.yaml, base_url: "{url}", token: {env: G_TOKEN}}
-            sinks:
-              env: {type: dotenv, path: out.env}
-            defaults: {sink: env}
-            keys:
-              a: {provider: g, name: Alpha}
-            """
-        project.write(manifest)
+        project = Project(tmp_path, server.url)
+        definition = (DEFINITION.replace("gone: [403, 404]", "gone_codes: [not_found]")
+                      .replace("auth: {type: bearer}", "auth: {type: bearer}\nerrors: {code: /code}"))
+        project.rest_api(definition, "a: {provider: rp, name: Alpha}\n")
         applied = project.run_process("apply", "--auto-approve")
         assert applied.exit_code == 0, applied.output
-        project.write(manifest.replace("              a: {provider: g, name: Alpha}\n", "  {}\n").replace(
-            "keys:\n  {}", "keys: {}"))
+        project.rest_api(definition, "")
         removed = project.run_process("apply", "--auto-approve")
         assert "k1" in keys  # the server still holds the live key
         assert removed.exit_code == 1 and '"k1"' in project.state_path.read_text(), removed.output

@@ -40,23 +40,13 @@ def test_an_attribute_or_id_mapped_onto_the_secret_is_refused(tmp_path: Path) ->
         return 200, {}, {}
 
     with serving(ScriptServer(script)) as server:
-        project = Project(tmp_path, server.url, env={"LEAKY_TOKEN": "tok-CANARY-h3"})
-        (tmp_path / "leaky.yaml").write_text(DEFINITION)
-        project.write("""\
-            version: 1
-            providers:
-              lp: {type: rest, definition: leaky.yaml, base_url: "{url}", token: {env: LEAKY_TOKEN}}
-            sinks:
-              env: {type: dotenv, path: out.env}
-            defaults: {sink: env}
-            keys:
-              a: {provider: lp, name: Alpha}
-            """)
+        project = Project(tmp_path, server.url)
+        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha}\n", name="leaky")
         res = project.run_process("apply", "--auto-approve")
         assert res.exit_code == 1 and not keys, res.output  # refused before any call
         assert "leaky.yaml:7: attributes.note.path: reads /secret, where create returns the secret" in res.stderr, \
             res.stderr
         id_too = DEFINITION.replace("key: {id: /id,", "key: {id: /secret,")
-        (tmp_path / "leaky.yaml").write_text(id_too)
+        project.rest_api(id_too, "a: {provider: rp, name: Alpha}\n", name="leaky")
         res = project.run_process("validate")
         assert res.exit_code == 1 and "leaky.yaml:4: key.id: reads /secret" in res.stderr, res.stderr

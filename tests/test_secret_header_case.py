@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.project import Project
 from tests.loopback import serving
-from tests.test_provider_rest import ScriptServer
+from tests.test_provider_rest import Script, ScriptServer
 
 HEADER_SECRET = "hv-CANARY-h3-header-0123456789"
 
@@ -32,9 +32,8 @@ operations:
 """
 
 
-def test_a_secret_header_reported_in_lower_case_is_still_hidden(tmp_path: Path) -> None:
-    keys: dict[str, dict[str, Any]] = {}
-
+def _lowercasing_api(keys: dict[str, dict[str, Any]]) -> Script:
+    """An API that keeps the headers it is sent, with their names in lower case (as Node and Go do)."""
     def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         if method == "POST":
             keys["k1"] = {"id": "k1", "name": body["name"], "created": "2026-01-01T00:00:00Z",
@@ -48,19 +47,16 @@ def test_a_secret_header_reported_in_lower_case_is_still_hidden(tmp_path: Path) 
         keys.pop(path.rsplit("/", 1)[-1], None)
         return 200, {}, {}
 
+    return script
+
+
+def test_a_secret_header_reported_in_lower_case_is_still_hidden(tmp_path: Path) -> None:
+    keys: dict[str, dict[str, Any]] = {}
+    script = _lowercasing_api(keys)
+
     with serving(ScriptServer(script)) as server:
-        project = Project(tmp_path, server.url, env={"H_TOKEN": "tok-CANARY-h", "HK": HEADER_SECRET})
-        (tmp_path / "hdr.yaml").write_text(DEFINITION)
-        project.write("""\
-            version: 1
-            providers:
-              h: {type: rest, definition: hdr.yaml, base_url: "{url}", token: {env: H_TOKEN}}
-            sinks:
-              env: {type: dotenv, path: out.env}
-            defaults: {sink: env}
-            keys:
-              a: {provider: h, name: Alpha, headers: {X-Api-Key: {env: HK}}}
-            """)
+        project = Project(tmp_path, server.url, env={"HK": HEADER_SECRET})
+        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha, headers: {X-Api-Key: {env: HK}}}\n")
         applied = project.run_process("apply", "--auto-approve")
         assert keys["k1"]["headers"] == {"x-api-key": HEADER_SECRET}, applied.output  # the header went in
         plan = project.run_process("plan")
@@ -75,35 +71,12 @@ def test_a_secret_header_dropped_from_the_manifest_is_not_printed(tmp_path: Path
     """The same API; the user then removes the secret header from the key. The plan no longer
     resolves HK, so nothing masks the value the API reports under `x-api-key`: it is printed."""
     keys: dict[str, dict[str, Any]] = {}
-
-    def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
-        if method == "POST":
-            keys["k1"] = {"id": "k1", "name": body["name"], "created": "2026-01-01T00:00:00Z",
-                          "headers": {k.lower(): v for k, v in (body.get("headers") or {}).items()}}
-            return 200, {}, {**keys["k1"], "secret": "sk-CANARY-h3-hdr-issued-000000"}
-        if method == "GET":
-            return 200, {}, {"items": list(keys.values())}
-        if method == "PATCH":
-            keys["k1"]["headers"] = {k.lower(): v for k, v in (body.get("headers") or {}).items()}
-            return 200, {}, keys["k1"]
-        keys.pop(path.rsplit("/", 1)[-1], None)
-        return 200, {}, {}
+    script = _lowercasing_api(keys)
 
     with serving(ScriptServer(script)) as server:
-        project = Project(tmp_path, server.url, env={"H_TOKEN": "tok-CANARY-h", "HK": HEADER_SECRET})
-        (tmp_path / "hdr.yaml").write_text(DEFINITION)
-        manifest = """\
-            version: 1
-            providers:
-              h: {type: rest, definition: hdr.yaml, base_url: "{url}", token: {env: H_TOKEN}}
-            sinks:
-              env: {type: dotenv, path: out.env}
-            defaults: {sink: env}
-            keys:
-              a: {provider: h, name: Alpha, headers: {X-Api-Key: {env: HK}}}
-            """
-        project.write(manifest)
+        project = Project(tmp_path, server.url, env={"HK": HEADER_SECRET})
+        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha, headers: {X-Api-Key: {env: HK}}}\n")
         assert project.run_process("apply", "--auto-approve").exit_code == 0
-        project.write(manifest.replace(", headers: {X-Api-Key: {env: HK}}", ""))
+        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha}\n")
         plan = project.run_process("plan")
         assert HEADER_SECRET not in plan.output, plan.output

@@ -114,16 +114,29 @@ class Project:
         path.write_text(as_rest(text) if self.rest else text)
         return path
 
+    def rest_api(self, definition: str, keys: str, name: str = "api") -> Path:
+        """A manifest with one `type: rest` provider `rp` (its definition written to `NAME.yaml`
+        beside it), a dotenv sink `env` and the given keys block: for a scripted API in a test."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / f"{name}.yaml").write_text(textwrap.dedent(definition))
+        return self._one_provider(
+            f"  rp: {{type: rest, definition: {name}.yaml, base_url: \"{{url}}\", token: {{env: QUESTRA_TOKEN}}}}\n",
+            keys)
+
     def questra(self, keys: str, extra: str = "") -> Path:
         """A manifest with one Questra provider `qp`, a dotenv sink `env` and the given keys block."""
-        return self.write(
-            "version: 1\n"
-            "providers:\n"
+        return self._one_provider(
             "  qp:\n"
             "    type: questra\n"
             "    base_url: {url}\n"
             "    token: {env: QUESTRA_TOKEN}\n"
-            "    org_id: {org}\n"
+            "    org_id: {org}\n", keys, extra)
+
+    def _one_provider(self, provider: str, keys: str, extra: str = "") -> Path:
+        """A manifest with the `providers:` entry `provider`, a dotenv sink `env` and `keys`."""
+        return self.write(
+            "version: 1\n"
+            "providers:\n" + provider +
             "sinks:\n"
             "  env:\n"
             "    type: dotenv\n"
@@ -131,7 +144,7 @@ class Project:
             "defaults:\n"
             "  sink: env\n"
             + textwrap.dedent(extra) +
-            "keys:\n" + textwrap.indent(textwrap.dedent(keys), "  "))
+            "keys:" + (" {}\n" if not keys.strip() else "\n" + textwrap.indent(textwrap.dedent(keys), "  ")))
 
     def state(self) -> dict[str, Any]:
         """The state file as JSON (FileNotFoundError when there is none yet)."""
