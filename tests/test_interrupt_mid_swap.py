@@ -25,11 +25,12 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.emulator import EmulatorProcess
-from harness.project import COMMAND_TIMEOUT, ORG, Project, wait_for
+from harness.project import COMMAND_TIMEOUT, ORG, Project, Result, wait_for
 from keyform.emulator.client import EmulatorControl
 from keyform.sinks.dotenv import DotenvSink
 
@@ -41,6 +42,18 @@ def emulator() -> Iterator[EmulatorProcess]:
         yield process
     finally:
         process.stop()
+
+
+def _converged(project: Project, emulator: EmulatorProcess) -> tuple[Result, dict[str, str], dict[str, Any],
+                                                                     DotenvSink]:
+    """The apply after the interrupt (it must succeed), then a plan: (the plan, live id -> secret at
+    the emulator, the state, the sink)."""
+    again = project.run_process("apply", "--auto-approve")
+    assert again.exit_code == 0, again.tail()
+    planned = project.run_process("plan", "--detailed-exitcode")
+    with EmulatorControl(emulator.url) as control:
+        secrets = {k["id"]: k["secret"] for k in control.questra_keys(ORG) if not k["revoked"]}
+    return planned, secrets, project.state(), DotenvSink(project.sink_path)
 
 
 BEFORE = """
@@ -70,14 +83,7 @@ def test_one_ctrl_c_after_the_first_move_of_a_swap_keeps_each_key_its_own_secret
     out, err = proc.communicate(timeout=COMMAND_TIMEOUT)
     assert "Interrupted" in err, "precondition: the apply was interrupted part way: " + (out + err)[-800:]
 
-    again = project.run_process("apply", "--auto-approve")
-    assert again.exit_code == 0, again.tail()
-    planned = project.run_process("plan", "--detailed-exitcode")
-
-    with EmulatorControl(emulator.url) as control:
-        secrets = {k["id"]: k["secret"] for k in control.questra_keys(ORG) if not k["revoked"]}
-    state = project.state()
-    sink = DotenvSink(project.sink_path)
+    planned, secrets, state, sink = _converged(project, emulator)
     q0, q1 = (secrets[state["keys"][a]["remote_id"]] for a in ("q0", "q1"))
     assert sink.read("B") == q0
     assert sink.read("A") == q1, (
@@ -113,13 +119,7 @@ def test_one_ctrl_c_after_a_new_key_took_a_moved_keys_entry_keeps_the_moved_keys
     out, err = proc.communicate(timeout=COMMAND_TIMEOUT)
     assert "Interrupted: 1 change(s) not started (1 update): q0" in err, (out + err)[-800:]
 
-    again = project.run_process("apply", "--auto-approve")
-    assert again.exit_code == 0, again.tail()
-    planned = project.run_process("plan", "--detailed-exitcode")
-    with EmulatorControl(emulator.url) as control:
-        secrets = {k["id"]: k["secret"] for k in control.questra_keys(ORG) if not k["revoked"]}
-    state = project.state()
-    sink = DotenvSink(project.sink_path)
+    planned, secrets, state, sink = _converged(project, emulator)
     live_q0 = secrets[state["keys"]["q0"]["remote_id"]]
     assert sink.read("B") == live_q0, (
         f"env:B (q0's entry) holds {'a9' if sink.read('B') == sink.read('A') else 'another key'}'s secret, "
