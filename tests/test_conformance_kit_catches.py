@@ -1,0 +1,108 @@
+"""Found by an adversarial pass (stop 36): the conformance kit passed two broken providers.
+
+- One whose list() puts the issued secret (or its token) into a listed key's attributes: those are
+  what refresh keeps (the state) and shows (plans), yet the kit's canary check looked only at the
+  reprs of the provider, the create and update results and errors, never at what list() returns.
+- One whose delete() swallows every ProviderError (a 401/403/429/5xx taken for "already gone"):
+  keyform then drops a key from the state while it stays live. The kit injected faults for list and
+  create only; a delete under an injected failure (or with the rejected token) must raise.
+
+Each is questra with one method broken, run through the kit against the emulator."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from keyform.emulator import Emulator, EmulatorConfig
+from keyform.errors import ProviderError
+from keyform.remote import CreateRequest, CreateResult, Provider
+from keyform.testing import CANARY, ConformanceTarget, ProviderConformance
+from keyform.testing.builtin import EmulatorFaults
+from keyform.typeregistry import provider_type, register, unregister
+
+TOKEN = f"tok-{CANARY}-ok"
+
+
+class _Wrapped:
+    """questra, all but what a subclass breaks."""
+
+    def __init__(self, inner: Provider, token: str) -> None:
+        self.inner, self.token, self.name = inner, token, inner.name
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class LeaksInList(_Wrapped):
+    """list() reports the issued secret and the token as attributes."""
+
+    secrets: dict[str, str | None]
+
+    def list(self) -> Any:
+        found = getattr(self, "secrets", {})
+        return [replace(k, attrs={**k.attrs, "hint": found.get(k.id, ""), "auth": self.token})
+                for k in self.inner.list() or []]
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        created = self.inner.create(request)
+        self.secrets = {**getattr(self, "secrets", {}), created.key.id: created.secret}
+        return created
+
+
+class SwallowsDelete(_Wrapped):
+    def delete(self, remote_id: str) -> None:
+        with contextlib.suppress(ProviderError):  # the bug: every failure taken for "already gone"
+            self.inner.delete(remote_id)
+
+
+@contextlib.contextmanager
+def _target(name: str, wrap: Callable[[Provider, str], _Wrapped]) -> Iterator[ConformanceTarget]:
+    emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}))).start()
+    questra = provider_type("questra")
+    t = replace(questra, name=name, open=lambda config, token, org, **kw: wrap(questra.open(config, token, org, **kw),
+                                                                            token))
+    register(t, origin="test")
+    try:
+        yield ConformanceTarget(provider_type=t.name, base_url=emu.url, token=TOKEN,
+                                rejected_token=f"tok-{CANARY}-no", faults=EmulatorFaults(emu.url),
+                                provider_options={"org_id": "org_kit"}, key_fields=lambda label: {"name": label})
+    finally:
+        unregister(t)
+        emu.stop()
+
+
+class Log:
+    text = ""
+
+
+def test_the_kit_fails_a_provider_that_lists_the_secret_as_an_attribute() -> None:
+    with _target("leaks-in-list", LeaksInList) as target:
+        p = target.open()
+        created = p.create(target.request("probe"))
+        leaked = [k for k in p.list() or [] if k.id == created.key.id]
+        assert created.secret and created.secret in repr(leaked) and TOKEN in repr(leaked)  # the defect is real
+        p.delete(created.key.id)
+        p.close()
+        with pytest.raises(AssertionError, match="leak"):
+            ProviderConformance().test_create_list_update_delete(target, Log())
+
+
+def test_the_kit_fails_a_provider_whose_delete_swallows_errors() -> None:
+    kit, failures = ProviderConformance(), 0
+    with _target("swallows-delete", SwallowsDelete) as target:
+        for test in (kit.test_create_list_update_delete, kit.test_status_codes_map_to_provider_errors):
+            try:
+                test(target, Log())
+            except (AssertionError, pytest.fail.Exception):
+                failures += 1
+            finally:
+                target.faults.clear()
+    assert failures, "no kit test noticed that delete() never reports a failure"
