@@ -396,7 +396,7 @@ def _rotate_unmoved(report: ApplyReport, ctx: ApplyContext) -> None:
             continue
         try:
             intact = ctx.sinks.get(ks.sink.sink).read(ks.sink.name) == ctx.held[address]
-        except SinkError:
+        except Exception:  # unreadable now: rotate (this runs in a `finally`, so never raises)
             intact = False
         if not intact:
             with ctx.lock:
