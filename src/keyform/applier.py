@@ -605,8 +605,7 @@ def _holder_of(remote_id: str, spec: KeySpec, ctx: ApplyContext) -> str | None:
     address's own current key included: a replacement answered with it would depose itself)."""
     with ctx.lock:
         if ctx.held_ids is None:
-            ctx.held_ids = {(d.provider_type, d.remote_id): f"{d.address} (deposed)" for d in ctx.state.deposed}
-            ctx.held_ids.update(((k.provider_type, k.remote_id), a) for a, k in ctx.state.keys.items())
+            ctx.held_ids = ctx.state.holders()
         return ctx.held_ids.get((spec.provider_type, remote_id))
 
 

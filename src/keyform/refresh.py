@@ -12,7 +12,6 @@ from keyform.errors import ProviderError
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
-from keyform.render.safe import one_line
 from keyform.state import State
 
 
@@ -103,5 +102,5 @@ def _refuse_contradictions(instance: str, listed: list[RemoteKey], keys: dict[st
     current, and taking the last one planned a replacement of a live key."""
     for key in listed:
         if keys[key.id] != key:
-            raise ProviderError(f"{instance}: list: the API listed key {one_line(key.id)} twice, and the two "
+            raise ProviderError(f"{instance}: list: the API listed key {key.id} twice, and the two "
                                 "copies differ; keyform cannot tell which is current")

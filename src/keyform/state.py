@@ -297,6 +297,13 @@ class State:
             return hmac.new(self.mac_key, digestmod=hashlib.sha256), "hmac-sha256-keyed:"
         return hmac.new(bytes.fromhex(self.salt), digestmod=hashlib.sha256), "hmac-sha256:"
 
+    def holders(self) -> dict[tuple[str, str], str]:
+        """(provider type, remote id) -> the address that holds it (`ADDRESS (deposed)` for the old
+        key of a rotation): one remote key is managed by one address."""
+        out = {(d.provider_type, d.remote_id): f"{d.address} (deposed)" for d in self.deposed}
+        out.update(((k.provider_type, k.remote_id), a) for a, k in self.keys.items())
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,

@@ -38,10 +38,7 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
                            "that is not being retired")
     for workspace, other in sorted(sess.store.other_workspace_states().items()):
         # another team's key: two workspaces managing one key revoke it under each other's users
-        held = next((a for a, k in other.keys.items()
-                     if k.provider_type == spec.provider_type and k.remote_id == remote_id), None)
-        held = held or next((f"{d.address} (deposed)" for d in other.deposed
-                             if d.provider_type == spec.provider_type and d.remote_id == remote_id), None)
+        held = other.holders().get((spec.provider_type, remote_id))
         if held is not None:
             raise KeyformError(f"import: {remote_id} is already managed as {held} by the workspace {workspace!r} "
                                "of this state backend; a key is managed by one workspace only")

@@ -66,7 +66,10 @@ def at(doc: Any, tokens: tuple[str, ...]) -> Any:
     return doc
 
 
-_FAILURES = frozenset((401, 403, 407, 429))  # and every 5xx: never `gone` or `absent`
+def is_failure(status: int) -> bool:
+    """A refused token (401, 407), a missing permission (403), a rate refusal (429) or a server
+    failure (5xx): never a sign that nothing is there (`gone`, `absent`, a `gone_codes` answer)."""
+    return status in (401, 403, 407, 429) or status >= 500
 
 
 # ---------------------------------------------------------------- templates
@@ -396,7 +399,7 @@ class _Builder:
         permission (403), a rate refusal (429) or a server failure (5xx). `gone: [403]` made a token
         without delete rights report the revoke done and forget a live key."""
         for i, status in enumerate(statuses):
-            if status in _FAILURES or (status >= 500 and status not in allowed):
+            if is_failure(status) and status not in allowed:
                 self.error((*where, i), f"{status} is a failure, not a sign that nothing is there: keyform "
                            "would forget a live key or plan without the listing")
 

@@ -658,7 +658,7 @@ def status_error(client: HttpClient, what: str, response: httpx.Response, detail
         detail = f"{detail}; {gave_up.words(response)}"
     longest = response.extensions.get(_TOO_LONG)
     if isinstance(longest, float) and (asked := retry_after(response)) is not None:
-        detail = (f"{detail}; the API asks to retry in {asked:.0f} s, longer than a call waits ({longest:g} s: "
+        detail = (f"{detail}; the API asks to retry in {asked:.6g} s, longer than a call waits ({longest:g} s: "
                   "the provider option `deadline`, at least 60 s)")
     return ProviderError(client.scrub(f"{client.instance}: {what}: {detail}", secrets),
                          status=response.status_code, code=code, retry_after=retry_after(response),

@@ -22,7 +22,7 @@ import httpx
 from keyform import __version__, redact
 from keyform.durations import format_time
 from keyform.errors import ProviderError
-from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at
+from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at, is_failure
 from keyform.model import header_of
 from keyform.providers.http import (
     DEFAULT_DEADLINE,
@@ -385,8 +385,7 @@ class RestProvider:
             return
         _, code = self._detail(response)
         status = response.status_code
-        failed = status in (401, 403, 407, 429) or status >= 500  # a code in such a body says nothing is gone
-        if code is not None and code in self.d.delete_gone_codes and not failed:
+        if code is not None and code in self.d.delete_gone_codes and not is_failure(status):  # (nothing is gone)
             return
         if code is None and response.status_code in self.d.delete_gone:
             return
