@@ -24,7 +24,7 @@ from typing import Any
 
 from keyform import redact
 from keyform.durations import exact_duration, format_time, parse_time
-from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, SinkError
+from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, NotSentError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
@@ -130,7 +130,7 @@ class _BoundedProvider:
         """A call that waited in the instance's concurrency window while Ctrl-C came is not sent:
         nothing of it reached the API (20 queued changes kept sending for 24 s after the Ctrl-C)."""
         if self._stopping():
-            raise _NotSent(f"{self.name}: {what}: not sent: the apply was interrupted while it waited")
+            raise NotSentError(f"{self.name}: {what}: not sent: the apply was interrupted while it waited")
 
     def list(self) -> list[RemoteKey] | None:
         with self._slot():
@@ -153,10 +153,6 @@ class _BoundedProvider:
 
     def close(self) -> None:
         self._p.close()
-
-
-class _NotSent(KeyformError):
-    """A remote call given up, unsent, after an interrupt: its change is reported as not started."""
 
 
 class _BoundedSink:
@@ -434,7 +430,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         ctx.on_event(ApplyEvent("done", change, elapsed, message=kept or "", remote_id=_issued_id(change, ctx)))
 
     def failed(change: Change, exc: BaseException, elapsed: float) -> None:
-        if isinstance(exc, _NotSent):  # queued when the Ctrl-C came: nothing of it was sent
+        if isinstance(exc, NotSentError):  # waiting when the Ctrl-C came: nothing of it was sent
             report.not_started.append(change)
             return
         msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"

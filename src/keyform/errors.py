@@ -102,6 +102,11 @@ class ProviderError(KeyformError):
         self.remote_id: str | None = None
 
 
+class NotSentError(ProviderError):
+    """A remote call given up before anything of it was sent: the apply was interrupted (one
+    Ctrl-C or SIGTERM) while it waited for its turn. The applier reports its change as not started."""
+
+
 class AmbiguousProviderError(ProviderError):
     """A call that may have taken effect remotely (sent, then its answer lost, unreadable, or a
     500/502/504): for a create, the key may exist, so it is never retried, and recovery looks for

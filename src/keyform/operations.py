@@ -438,7 +438,6 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
 
     store = sess.store
     commit_recovery(sess)
-    sess.providers.configure_rate(parallelism, on_rate)
     fh = store.journal_open()
     fh.append(Begin.of(sess.state))
     journal = Journal(fh, uuid.uuid4().hex[:8], clock=sess.options.clock)
@@ -447,6 +446,8 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
                        on_event=on_event or (lambda e: None), env=sess.options.env,
                        orphan_seqs={o.remote_id: o.seq for o in sess.recovery.orphans},
                        orphan_entries={o.remote_id: o.entry for o in sess.recovery.orphans if o.entry is not None})
+    # after one Ctrl-C a call waiting in an instance's limiter (a pause, its turn) sends nothing
+    sess.providers.configure_rate(parallelism, on_rate, stopping=lambda: ctx.stopping())
     report: ApplyReport | None = None
     try:
         report = apply_plan(the_plan, ctx)

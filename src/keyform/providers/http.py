@@ -80,8 +80,8 @@ import httpx
 
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
-from keyform.errors import ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted
+from keyform.errors import NotSentError, ProviderError
+from keyform.providers.ratelimit import Limiter, NotAdmitted, nap
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
 from keyform.strictjson import DuplicateKey, unique_keys
@@ -395,6 +395,8 @@ class HttpClient:
                 ticket = self.limiter.before_attempt(waited, deadline - time.monotonic(), first=tried == 0)
                 deadline += ticket.paced  # queued, not slow: the deadline starts when the call may be sent
             except NotAdmitted as exc:
+                if exc.cause == "stopped":  # a Ctrl-C while it waited: no further attempt is sent
+                    raise self._stopped(what, previous, secrets) from None
                 if previous is not None:  # not sent: the last answer stands
                     return self._gave_up(previous, tried)
                 raise self._not_admitted(what, exc, secrets) from None
@@ -468,6 +470,16 @@ class HttpClient:
         `status_error` says so."""
         response.extensions[_GAVE_UP] = _GaveUp(tried, self.deadline, unanswered)
         return response
+
+    def _stopped(self, what: str, previous: httpx.Response | None, secrets: Iterable[str]) -> ProviderError:
+        """The apply was interrupted while the call waited for its first attempt (`NotSentError`:
+        nothing reached the API) or for a retry after a 429 or 5xx answer, which then stands."""
+        if previous is None:
+            return NotSentError(self.scrub(f"{self.instance}: {what}: not sent: the apply was interrupted "
+                                           "while it waited", secrets))
+        status = previous.status_code
+        return ProviderError(self.scrub(f"{self.instance}: {what}: {status} answered, and the apply was "
+                                        f"interrupted before the retry", secrets), status=status)
 
     def _not_admitted(self, what: str, exc: NotAdmitted, secrets: Iterable[str]) -> ProviderError:
         """The call's first attempt could not be sent within its deadline (`Limiter.before_attempt`):
@@ -580,10 +592,12 @@ class HttpClient:
         return status in (429, 503)
 
     def _wait(self, what: str, attempt: int, retry_after_s: float | None, cause: str) -> None:
+        """Sleep before a retry, in steps of at most `ratelimit.STOP_POLL`: after a Ctrl-C (the limiter's
+        `stopping`) it ends early, and the next `before_attempt` sends nothing."""
         delay = retry_after_s if retry_after_s is not None else self.retry.backoff(attempt, self._rng)
         log.debug("%s: %s: %s; retry %d/%d in %.2fs", self.instance, what, cause, attempt + 1,
                   self.retry.max_retries, delay)
-        self._sleep(delay)
+        nap(delay, self._sleep, self.limiter.stopping)
 
     def _error(self, what: str, detail: str, secrets: Iterable[str], *, ambiguous: bool = False) -> ProviderError:
         return ProviderError(self.scrub(f"{self.instance}: {what}: {detail}", secrets), ambiguous=ambiguous)

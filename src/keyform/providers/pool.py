@@ -34,7 +34,7 @@ class ProviderPool:
         self._env = env
         self._open: dict[str, Provider] = {}
         self._lock = threading.Lock()
-        self._rate_setup: tuple[int, Callable[[Any], None] | None] | None = None
+        self._rate_setup: tuple[int, Callable[[Any], None] | None, Callable[[], bool] | None] | None = None
 
     def get(self, name: str) -> Provider:
         with self._lock:
@@ -50,13 +50,15 @@ class ProviderPool:
                     _configure(self._open[name], *self._rate_setup)
             return self._open[name]
 
-    def configure_rate(self, concurrency: int, on_event: Callable[[Any], None] | None = None) -> None:
-        """Start every instance's concurrency window at `concurrency` (--parallelism) and report its
-        rate-limit events to `on_event`; instances opened later get the same."""
+    def configure_rate(self, concurrency: int, on_event: Callable[[Any], None] | None = None,
+                       stopping: Callable[[], bool] | None = None) -> None:
+        """Start every instance's concurrency window at `concurrency` (--parallelism), report its
+        rate-limit events to `on_event`, and once `stopping()` (a Ctrl-C) send no attempt still
+        waiting (`Limiter.configure`); instances opened later get the same."""
         with self._lock:
-            self._rate_setup = (concurrency, on_event)
+            self._rate_setup = (concurrency, on_event, stopping)
             for provider in self._open.values():
-                _configure(provider, concurrency, on_event)
+                _configure(provider, concurrency, on_event, stopping)
 
     def rate_stats(self) -> list[Any]:
         """`RateStats` of every open instance that has a limiter, by name."""
@@ -145,7 +147,8 @@ class _TokenHints:
         self._inner.close()
 
 
-def _configure(provider: Provider, concurrency: int, on_event: Callable[[Any], None] | None) -> None:
+def _configure(provider: Provider, concurrency: int, on_event: Callable[[Any], None] | None,
+               stopping: Callable[[], bool] | None) -> None:
     limiter = getattr(provider, "limiter", None)  # providers/ratelimit.py; test fakes have none
     if limiter is not None:
-        limiter.configure(concurrency, on_event)
+        limiter.configure(concurrency, on_event, stopping)

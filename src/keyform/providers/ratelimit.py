@@ -33,6 +33,10 @@ use is not taken from the send rate. The window, the rate and the pause are unch
 for a place in the concurrency window (`call`) comes before a call starts, and is not part of its
 deadline.
 
+After a Ctrl-C (`configure`'s `stopping`), no wait here runs on: a call waiting for the pause or
+for its turn ends at once with `NotAdmitted("stopped")`, unsent, and a caller sleeping before a
+retry (`nap`) wakes. Waits are cut into steps of at most `STOP_POLL` seconds to look.
+
 Instances never share a limiter, so two orgs with different limits do not slow each other.
 """
 
@@ -55,6 +59,27 @@ MIN_RATE = 0.5  # requests/s: the learned rate never goes below this
 MEASURE_WINDOW = 1.0  # seconds of attempts over which the sent rate is measured
 MIN_SPAN = 0.25  # seconds: the shortest span an accepted rate is measured over after a decrease
 HOLD_MIN, HOLD_MAX = 0.25, 5.0  # seconds after a decrease during which a 429 does not decrease again
+STOP_POLL = 0.1  # seconds: the longest step of any wait, between looks at `stopping`
+
+
+def _never() -> bool:
+    return False
+
+
+def nap(seconds: float, sleep: Callable[[float], None], stopping: Callable[[], bool]) -> bool:
+    """`sleep` `seconds` in steps of at most STOP_POLL; False when it ended early because
+    `stopping()` came true (a Ctrl-C). Without a `stopping` (`_never`: no apply) in one sleep."""
+    if stopping is _never:
+        sleep(seconds)
+        return True
+    left = seconds
+    while left > 0:
+        if stopping():
+            return False
+        step = min(left, STOP_POLL)
+        sleep(step)
+        left -= step
+    return not stopping()
 
 
 @record
@@ -88,7 +113,8 @@ class NotAdmitted(Exception):
     """`before_attempt` could not admit the attempt within its `timeout` (the call's deadline), so it
     was not sent. `cause`: `paused` (the instance's pause, begun by a refusal of status `status`, has
     `wait` seconds left), `rate` (its turn in the send rate, `rate` requests/s, is `wait` seconds
-    away) or `slot` (no `--parallelism` slot came free in time)."""
+    away), `slot` (no `--parallelism` slot came free in time) or `stopped` (the apply was interrupted
+    while the attempt waited: `configure`'s `stopping`)."""
 
     def __init__(self, cause: str, wait: float, *, status: int | None = None, rate: float | None = None) -> None:
         super().__init__(cause)
@@ -118,6 +144,7 @@ class Limiter:
         self._clock = clock
         self._sleep = sleep
         self._on_event = on_event
+        self._stopping: Callable[[], bool] = _never
         self._cond = threading.Condition()
         self._local = threading.local()
         self._max = max(1, concurrency)
@@ -149,14 +176,25 @@ class Limiter:
     def adaptive(self) -> bool:
         return self.limit is None
 
-    def configure(self, concurrency: int, on_event: Callable[[RateEvent], None] | None = None) -> None:
-        """Start the concurrency window at `concurrency` (--parallelism), its ceiling too."""
+    def configure(self, concurrency: int, on_event: Callable[[RateEvent], None] | None = None,
+                  stopping: Callable[[], bool] | None = None) -> None:
+        """Start the concurrency window at `concurrency` (--parallelism), its ceiling too. Once
+        `stopping()` is true (a Ctrl-C), no attempt waiting here is sent (`NotAdmitted("stopped")`).
+        It is called often, from any thread, under this limiter's lock: it must only read a flag."""
         with self._cond:
             self._max = max(1, concurrency)
             self._window = float(self._max)
             if on_event is not None:
                 self._on_event = on_event
+            if stopping is not None:
+                self._stopping = stopping
             self._cond.notify_all()
+
+    @property
+    def stopping(self) -> Callable[[], bool]:
+        """Whether the apply was interrupted (`configure`): a call should not send another attempt."""
+        return self._stopping
+
 
     @property
     def concurrency(self) -> int:
@@ -219,12 +257,14 @@ class Limiter:
         paced = 0.0
         while True:
             with self._cond:
+                if self._stopping():
+                    raise NotAdmitted("stopped", 0.0)
                 now = self._clock()
                 pause = self._pause_until if self._pause_until > waited_until + 1e-6 else 0.0
                 if now < pause:
                     if end is not None and pause > end:  # waiting would send nothing
                         raise NotAdmitted("paused", pause - now, status=self._pause_status)
-                    self._cond.wait(pause - now)
+                    self._cond.wait(pause - now if self._stopping is _never else min(pause - now, STOP_POLL))
                     continue
                 send_at = now
                 if self._rate is not None:
@@ -236,7 +276,8 @@ class Limiter:
                 if send_at <= now:
                     ticket = self._admit(now, end)
                     return replace(ticket, paced=paced) if paced else ticket
-            self._sleep(send_at - now)
+            if not nap(send_at - now, self._sleep, self._stopping):  # its turn is left taken: nothing else is sent now
+                raise NotAdmitted("stopped", 0.0)
             if first:
                 paced += send_at - now
                 end = None if end is None else end + (send_at - now)
