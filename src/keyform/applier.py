@@ -433,7 +433,8 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         if isinstance(exc, NotSentError):  # waiting when the Ctrl-C came: nothing of it was sent
             report.not_started.append(change)
             return
-        msg = str(exc) if isinstance(exc, KeyformError) else f"{type(exc).__name__}: {exc}"
+        # a bug's text may quote what it was handling (a token, a secret): scrubbed as an API's error is
+        msg = str(exc) if isinstance(exc, KeyformError) else redact.scrub(f"{type(exc).__name__}: {exc}", ())
         if isinstance(exc, LockLostError) and report.lost_lock is None:
             report.lost_lock = msg
         report.failed.append((change, msg))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from keyform.errors import ProviderError
+from keyform.errors import KeyformError, ProviderError
 from keyform.model import ProviderConfig
 from keyform.remote import Provider
 from keyform.typeregistry import TypeLoadError, find_provider_type
@@ -43,4 +43,22 @@ def open_provider(config: ProviderConfig, token: str, org_id: str | None, *, tim
         raise ProviderError(f"{config.name}: {exc}") from None
     if ptype is None:
         raise ProviderError(f"{config.name}: unknown provider type {config.type!r}")
-    return ptype.open(config, token, org_id, timeout=timeout, transport=transport, max_retries=max_retries)
+    if ptype.origin == "built-in":
+        return ptype.open(config, token, org_id, timeout=timeout, transport=transport, max_retries=max_retries)
+    # a plug-in or a definition: paced by its instance's limiter, its exceptions said in one line
+    from keyform.providers.foreign import ForeignProvider, failure
+    from keyform.providers.ratelimit import Limiter, offering
+
+    limiter = Limiter(config.name, config.rate_limit)
+    with offering(limiter) as offer:
+        try:
+            provider = ptype.open(config, token, org_id, timeout=timeout, transport=transport,
+                                  max_retries=max_retries)
+        except KeyformError:
+            raise
+        except Exception as exc:
+            raise failure(config.name, "open", ptype, exc) from None
+    own = getattr(provider, "limiter", None)
+    if isinstance(own, Limiter):  # its HttpClient's, made by the type (a definition's: from `rate_limit`)
+        return ForeignProvider(provider, ptype, own, per_call=False)
+    return ForeignProvider(provider, ptype, limiter, per_call=not offer.taken)

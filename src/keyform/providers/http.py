@@ -81,7 +81,7 @@ import httpx
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
 from keyform.errors import NotSentError, ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted, nap
+from keyform.providers.ratelimit import Limiter, NotAdmitted, nap, offered
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
 from keyform.strictjson import DuplicateKey, unique_keys
@@ -337,7 +337,7 @@ class HttpClient:
         self.instance = instance
         self.deadline = deadline
         self.max_body = max_body
-        self.limiter = limiter or Limiter(instance)
+        self.limiter = limiter or offered(instance)  # a plug-in's: its instance's (`ratelimit.offering`)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._sleep = sleep

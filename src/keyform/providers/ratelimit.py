@@ -48,6 +48,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 
 from keyform.model import RateLimit
@@ -390,3 +391,39 @@ class Limiter:
             return RateStats(self.instance, self._throttled, round(max(0.0, paused), 3), int(self._window),
                              None if self._rate is None else round(self._rate, 2), self.limit)
 
+
+
+
+class Offer:
+    """The limiter keyform made for the instance a provider type's factory is opening (`offering`):
+    an `HttpClient` made there without a limiter of its own takes it (`offered`), so a plug-in
+    built on `HttpClient` is paced by its instance's `rate_limit` and --parallelism without
+    passing anything. `taken` says whether one did."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+        self.taken = False
+
+
+_OFFER: ContextVar[Offer | None] = ContextVar("keyform_limiter_offer", default=None)
+
+
+@contextmanager
+def offering(limiter: Limiter) -> Iterator[Offer]:
+    """While a factory runs, `offered(limiter.instance)` hands out `limiter`, once."""
+    offer = Offer(limiter)
+    token = _OFFER.set(offer)
+    try:
+        yield offer
+    finally:
+        _OFFER.reset(token)
+
+
+def offered(instance: str) -> Limiter:
+    """The limiter `offering` holds for `instance`, the first time it is asked for; else a new one
+    (adaptive, no configured rate)."""
+    offer = _OFFER.get()
+    if offer is not None and not offer.taken and offer.limiter.instance == instance:
+        offer.taken = True
+        return offer.limiter
+    return Limiter(instance)

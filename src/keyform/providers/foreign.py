@@ -1,0 +1,107 @@
+"""A provider whose code is not keyform's (a plug-in type, or a `type: rest` definition), as keyform
+runs it: paced by its instance's rate limit, and its failures said in one line.
+
+- **Rate limit.** Every provider instance has one `Limiter` (`providers/ratelimit.py`), made from
+  its `rate_limit` by `open_provider`. A type built on keyform's `HttpClient` uses it for each
+  attempt: given to its client, or taken by a client made while the factory runs
+  (`ratelimit.offering`). A provider that paces itself otherwise (its own HTTP stack) is paced here,
+  a whole call at a time: each call takes its place in the concurrency window and its turn in the
+  send rate, and a `ProviderError` with status 429 pauses the instance and lowers the window, as a
+  429 does to an `HttpClient` call. Either way the instance's `limiter` is what `--parallelism`, the
+  rate events, the summary's figures and a Ctrl-C reach (`ProviderPool.configure_rate`). Before,
+  `rate_limit` on such an instance was accepted and did nothing.
+- **Failures.** Anything but a `KeyformError` raised by the type's code (a bug in a plug-in, a
+  library's exception it let through) becomes a `ProviderError` naming the instance, the call, the
+  type and where it comes from, with the exception's class and first line, scrubbed of every
+  remembered secret: not keyform's "internal error". Raised by a create, it is ambiguous (the key
+  may exist: recovery looks for it). `-v` logs the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from keyform import redact
+from keyform.errors import KeyformError, NotSentError, ProviderError
+from keyform.providers.ratelimit import Limiter, NotAdmitted
+from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
+from keyform.typeregistry import ProviderType
+
+log = logging.getLogger("keyform.providers")
+
+T = TypeVar("T")
+THROTTLE_BACKOFF = 1.0  # seconds an instance pauses after a 429 that gave no Retry-After
+MAX_SHOWN = 300  # characters of a foreign exception's text in a message
+
+
+def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *,
+            ambiguous: bool = False) -> ProviderError:
+    """`exc`, raised by a foreign type's code during `what`, as one scrubbed line."""
+    log.debug("%s: %s: the provider type %r raised", instance, what, ptype.name, exc_info=exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    shown = redact.scrub(text, ())[:MAX_SHOWN]
+    origin = "" if ptype.origin == "built-in" else f" ({ptype.origin})"
+    note = "; the key may exist remotely" if ambiguous else ""
+    return ProviderError(f"{instance}: {what}: the provider type {ptype.name!r}{origin} failed: "
+                         f"{type(exc).__name__}{': ' + shown if shown else ''}{note}", ambiguous=ambiguous)
+
+
+class ForeignProvider:
+    """`inner`, a provider of the foreign type `ptype`, behind its instance's `limiter` (paced a call
+    at a time when `per_call`), its non-keyform exceptions turned into `ProviderError`s."""
+
+    def __init__(self, inner: Provider, ptype: ProviderType, limiter: Limiter, *, per_call: bool) -> None:
+        self._inner, self._type, self.limiter, self._per_call = inner, ptype, limiter, per_call
+        self.name = inner.name
+
+    def __repr__(self) -> str:
+        return f"ForeignProvider({self._inner!r})"
+
+    def _run(self, what: str, fn: Callable[[], T], *, create: bool = False) -> T:
+        if not self._per_call:
+            return self._guarded(what, fn, create)
+        with self.limiter.call():
+            try:
+                ticket = self.limiter.before_attempt(first=True)
+            except NotAdmitted:  # only a Ctrl-C ends a wait without a deadline: nothing was sent
+                raise NotSentError(f"{self.name}: {what}: not sent: the apply was interrupted while it waited") \
+                    from None
+            try:
+                result = self._guarded(what, fn, create)
+            except ProviderError as exc:
+                if exc.status == 429:
+                    wait = exc.retry_after if exc.retry_after is not None and exc.retry_after >= 0 \
+                        else THROTTLE_BACKOFF
+                    self.limiter.throttled(ticket, wait, 0.0)
+                elif exc.status is None or exc.status < 500:
+                    self.limiter.succeeded(ticket)
+                raise
+            finally:
+                self.limiter.sent()
+            self.limiter.succeeded(ticket)
+            return result
+
+    def _guarded(self, what: str, fn: Callable[[], T], create: bool) -> T:
+        try:
+            return fn()
+        except KeyformError:
+            raise
+        except Exception as exc:  # the type's own bug: said in one line, traceback with -v
+            raise failure(self.name, what, self._type, exc, ambiguous=create) from None
+
+    def list(self) -> list[RemoteKey] | None:
+        return self._run("list", self._inner.list)
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        return self._run(f"create {request.address!r}", lambda: self._inner.create(request), create=True)
+
+    def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
+        return self._run(f"update {remote_id!r}", lambda: self._inner.update(remote_id, attrs, expires_at))
+
+    def delete(self, remote_id: str) -> None:
+        self._run(f"revoke {remote_id!r}", lambda: self._inner.delete(remote_id))
+
+    def close(self) -> None:
+        self._guarded("close", self._inner.close, False)
