@@ -163,6 +163,13 @@ def rate_refusal(response: httpx.Response) -> bool:
     return isinstance(body, dict) and body.get("code") == "resource_exhausted"
 
 
+def may_have_landed(response: httpx.Response) -> bool:
+    """Whether a create answered with this (final) error may still have made the key: a 5xx other
+    than 503 may come after the server committed. A 503, a 4xx and any rate refusal (a Connect
+    `resource_exhausted` sent with a 500 included) refuse before acting."""
+    return response.status_code >= 500 and response.status_code != 503 and not rate_refusal(response)
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` with every known secret value (4+ characters), its whitespace-altered forms and every
     16-character window of it replaced by `***` (keyform.redact). Scrub before any cut."""
@@ -445,8 +452,8 @@ class HttpClient:
             if refused:  # paced by the limiter, so they have their own, larger budget
                 throttles += 1
                 last = throttles > self.retry.max_throttled
-            if last or not self._retryable(response.status_code, idempotent):
-                return response
+            if last or not (refused or self._retryable(response.status_code, idempotent)):
+                return response  # a rate refusal of any status proves nothing was done: retried
             if delay is not None and delay > self._longest_wait:
                 response.extensions[_TOO_LONG] = self._longest_wait
                 return response  # the caller reports it, with retry_after set

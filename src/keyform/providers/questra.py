@@ -26,6 +26,7 @@ from keyform.providers.http import (
     check_unique_names,
     id_problem,
     json_body,
+    may_have_landed,
     shape_error,
     status_error,
     usable_id,
@@ -156,7 +157,7 @@ class QuestraProvider:
             body["expires_at"] = request.expires_at
         response = self._http.call("POST", "/api-keys", what, body=body, idempotent=False)
         if response.status_code not in (200, 201):
-            lost = response.status_code >= 500 and response.status_code != 503
+            lost = may_have_landed(response)
             detail = error_detail(response) + ("; the key may exist remotely" if lost else "")
             raise status_error(self._http, what, response, detail, ambiguous=lost)
         payload = json_body(response)

@@ -28,6 +28,7 @@ from keyform.providers.http import (
     ShapeError,
     id_problem,
     json_body,
+    may_have_landed,
     shape_error,
     status_error,
     usable_id,
@@ -231,7 +232,7 @@ class TextQLProvider:
     def _error(self, what: str, response: httpx.Response, secrets: tuple[str, ...] = (), *,
                create: bool = False) -> ProviderError:
         detail, code = error_detail(response)
-        lost = create and response.status_code >= 500 and response.status_code != 503
+        lost = create and may_have_landed(response)
         if lost:
             detail += "; the key may exist remotely"
         return status_error(self._http, what, response, detail, code=code, ambiguous=lost, secrets=secrets)
