@@ -65,7 +65,10 @@ class ForeignProvider:
         with self.limiter.call():
             try:
                 ticket = self.limiter.before_attempt(first=True)
-            except NotAdmitted:  # only a Ctrl-C ends a wait without a deadline: nothing was sent
+            except NotAdmitted as exc:  # without a deadline: a Ctrl-C, or the breaker; nothing was sent
+                if exc.cause == "broken":
+                    raise ProviderError(f"{self.name}: {what}: {Limiter.broken_detail(exc.status)}",
+                                        status=exc.status) from None
                 raise NotSentError(f"{self.name}: {what}: not sent: the apply was interrupted while it waited") \
                     from None
             try:
@@ -77,10 +80,12 @@ class ForeignProvider:
                     self.limiter.throttled(ticket, wait, 0.0)
                 elif exc.status is None or exc.status < 500:
                     self.limiter.succeeded(ticket)
+                self.limiter.ended(exc.status == 429)
                 raise
             finally:
                 self.limiter.sent()
             self.limiter.succeeded(ticket)
+            self.limiter.ended(False)
             return result
 
     def _guarded(self, what: str, fn: Callable[[], T], create: bool) -> T:

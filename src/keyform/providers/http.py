@@ -386,7 +386,9 @@ class HttpClient:
                                     "would send the call to another URL (an id '.' or '..' from a state or a "
                                     "definition)", secrets)
         with self.limiter.call():
-            return self._call(method, path, what, body, idempotent, tuple(secrets))
+            response = self._call(method, path, what, body, idempotent, tuple(secrets))
+        self.limiter.ended(rate_refusal(response))  # the breaker: refused to the end, or answered
+        return response
 
     def _call(self, method: str, path: str, what: str, body: Any, idempotent: bool,
               secrets: tuple[str, ...]) -> httpx.Response:
@@ -404,6 +406,8 @@ class HttpClient:
             except NotAdmitted as exc:
                 if exc.cause == "stopped":  # a Ctrl-C while it waited: no further attempt is sent
                     raise self._stopped(what, previous, secrets) from None
+                if exc.cause == "broken" and previous is not None:  # the breaker: its last refusal stands
+                    return previous
                 if previous is not None:  # not sent: the last answer stands
                     return self._gave_up(previous, tried)
                 raise self._not_admitted(what, exc, secrets) from None
@@ -498,6 +502,9 @@ class HttpClient:
                       f"answer, past {limit}")
             return ProviderError(self.scrub(f"{self.instance}: {what}: {detail}", secrets), status=exc.status,
                                  retry_after=exc.wait)
+        if exc.cause == "broken":
+            return ProviderError(self.scrub(f"{self.instance}: {what}: {Limiter.broken_detail(exc.status)}", secrets),
+                                 status=exc.status)
         if exc.cause == "rate":
             rate = f" of {exc.rate:.3g}/s" if exc.rate is not None else ""
             return self._error(what, f"not sent: its turn at the instance's send rate{rate} comes after {limit}",

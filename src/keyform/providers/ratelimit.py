@@ -33,6 +33,13 @@ use is not taken from the send rate. The window, the rate and the pause are unch
 for a place in the concurrency window (`call`) comes before a call starts, and is not part of its
 deadline.
 
+**A breaker** (`ended`): once `BREAK_AFTER` calls in a row ended refused for their rate (each one
+retried for its whole budget or deadline, or told to wait longer than it may), the API is taken to
+refuse everything for now. No further attempt is sent to the instance in this run
+(`NotAdmitted("broken")`): an apply of 1,000 changes against an API that refuses every call ends in
+seconds instead of spending each call's deadline in turn (hours), and keyform stops knocking on a
+door the API keeps shut. An answer that is not a refusal resets the count.
+
 After a Ctrl-C (`configure`'s `stopping`), no wait here runs on: a call waiting for the pause or
 for its turn ends at once with `NotAdmitted("stopped")`, unsent, and a caller sleeping before a
 retry (`nap`) wakes. Waits are cut into steps of at most `STOP_POLL` seconds to look.
@@ -61,6 +68,7 @@ MEASURE_WINDOW = 1.0  # seconds of attempts over which the sent rate is measured
 MIN_SPAN = 0.25  # seconds: the shortest span an accepted rate is measured over after a decrease
 HOLD_MIN, HOLD_MAX = 0.25, 5.0  # seconds after a decrease during which a 429 does not decrease again
 STOP_POLL = 0.1  # seconds: the longest step of any wait, between looks at `stopping`
+BREAK_AFTER = 3  # calls in a row refused to their end after which nothing more is sent (`ended`)
 
 
 def _never() -> bool:
@@ -100,7 +108,8 @@ class RateEvent:
 @record
 class RateStats:
     """What one instance's limiter saw: 429s received, seconds paused (overlapping pauses once),
-    the concurrency window and send rate at the end, and the configured limit if any."""
+    the concurrency window and send rate at the end, the configured limit if any, and whether it
+    stopped sending (`broken`: BREAK_AFTER calls in a row refused to their end)."""
 
     instance: str
     throttled: int
@@ -108,14 +117,17 @@ class RateStats:
     concurrency: int
     rate: float | None
     configured: RateLimit | None
+    broken: bool = False
 
 
 class NotAdmitted(Exception):
     """`before_attempt` could not admit the attempt within its `timeout` (the call's deadline), so it
     was not sent. `cause`: `paused` (the instance's pause, begun by a refusal of status `status`, has
     `wait` seconds left), `rate` (its turn in the send rate, `rate` requests/s, is `wait` seconds
-    away), `slot` (no `--parallelism` slot came free in time) or `stopped` (the apply was interrupted
-    while the attempt waited: `configure`'s `stopping`)."""
+    away), `slot` (no `--parallelism` slot came free in time), `stopped` (the apply was interrupted
+    while the attempt waited: `configure`'s `stopping`) or `broken` (the instance stopped sending
+    after `BREAK_AFTER` calls in a row were refused to their end: `ended`; `status` is the last
+    refusal's)."""
 
     def __init__(self, cause: str, wait: float, *, status: int | None = None, rate: float | None = None) -> None:
         super().__init__(cause)
@@ -166,6 +178,9 @@ class Limiter:
         self._sends: deque[float] = deque()
         self._accepted: deque[float] = deque()  # when answers that were not refusals came
         self._first_send: float | None = None
+        # the breaker: calls in a row that ended refused for their rate (`ended`)
+        self._refused_calls = 0
+        self._broken = False
         # statistics
         self._throttled = 0
         self._paused = 0.0
@@ -260,6 +275,8 @@ class Limiter:
             with self._cond:
                 if self._stopping():
                     raise NotAdmitted("stopped", 0.0)
+                if self._broken:
+                    raise NotAdmitted("broken", 0.0, status=self._pause_status)
                 now = self._clock()
                 pause = self._pause_until if self._pause_until > waited_until + 1e-6 else 0.0
                 if now < pause:
@@ -383,13 +400,33 @@ class Limiter:
             callback(event)
         return delay, until
 
+    @staticmethod
+    def broken_detail(status: int | None) -> str:
+        """What a call the breaker kept back says (after `instance: what: `)."""
+        return (f"not sent: the API refused the last {BREAK_AFTER} calls for their rate to the end (last: "
+                f"{status}), so keyform sends it nothing more in this run; try again later, or set a lower "
+                "`rate_limit`")
+
+    def ended(self, refused: bool) -> None:
+        """A call is over: its final answer was a refusal for the rate (`refused`: it was retried
+        for all it may be) or anything else. BREAK_AFTER refused ones in a row break the instance:
+        no attempt is admitted after that (`NotAdmitted("broken")`)."""
+        with self._cond:
+            if not refused:
+                self._refused_calls = 0
+                return
+            self._refused_calls += 1
+            if self._refused_calls >= BREAK_AFTER and not self._broken:
+                self._broken = True
+                self._cond.notify_all()  # the calls waiting for the pause or a turn end now
+
     def stats(self) -> RateStats:
         """The figures so far; the time paused counts only what has passed of a pause still running
         (an apply that ends inside a 50 s pause, its calls given up, was not paused 50 s)."""
         with self._cond:
             paused = self._paused - max(0.0, self._pause_until - self._clock())
             return RateStats(self.instance, self._throttled, round(max(0.0, paused), 3), int(self._window),
-                             None if self._rate is None else round(self._rate, 2), self.limit)
+                             None if self._rate is None else round(self._rate, 2), self.limit, self._broken)
 
 
 

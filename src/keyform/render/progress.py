@@ -81,15 +81,17 @@ def rate_lines(report: ApplyReport) -> list[str]:
     lines = []
     for r in report.rate:
         limit = f"limit {r.configured}, " if r.configured else ""
+        broken = "; stopped sending: it refused calls to their end, several in a row" if r.broken else ""
         lines.append(f"  {r.instance}: {limit}{r.throttled} × 429 received, {r.paused_seconds:.1f} s paused, "
-                     f"concurrency {r.concurrency} at the end")
+                     f"concurrency {r.concurrency} at the end{broken}")
     return ["Rate limits:", *lines] if lines else []
 
 
 def rate_json(report: ApplyReport) -> list[dict[str, Any]]:
     return [{"provider": r.instance, "throttled": r.throttled, "paused_seconds": r.paused_seconds,
              "concurrency": r.concurrency, "rate_per_second": r.rate,
-             "rate_limit": None if r.configured is None else str(r.configured)} for r in report.rate]
+             "rate_limit": None if r.configured is None else str(r.configured), "stopped_sending": r.broken}
+            for r in report.rate]
 
 
 def counts(report: ApplyReport) -> dict[str, int]:
