@@ -42,7 +42,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from keyform import journal
+from keyform import inherited, journal
 from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import LockError, LockLostError, StateError
 from keyform.fsio import (
@@ -80,6 +80,7 @@ class HeldLock:
         st = os.fstat(fd)
         self._ident = (st.st_dev, st.st_ino)
         self._mutex = threading.Lock()
+        inherited.keep(fd)  # a sink helper holds the lock too: one outliving a killed keyform keeps it
 
     def check(self, what: str) -> None:
         """The fence: LockLostError unless the file at the path is still the one we hold locked."""
@@ -107,7 +108,8 @@ class HeldLock:
         with self._mutex:
             fd, self._fd = self._fd, None
         if fd is not None:
-            os.close(fd)  # releases the OS lock
+            inherited.drop(fd)
+            os.close(fd)  # releases the OS lock (once no helper holds it either)
 
 
 _held: dict[str, HeldLock] = {}  # lock ID → held lock, for this process
@@ -159,6 +161,12 @@ def _acquire(lock_path: Path, operation: str, timeout: float = 0.0,
                             "yet; wait for it to finish, or use --lock-timeout to wait") from None
         if holder is None:  # released between our attempt and the read: try again at once
             continue
+        if not _alive(holder):  # its OS lock is held, by a helper program it started (`keyform.inherited`)
+            raise LockError(
+                f'{lock_path}: state is locked: pid {holder.pid} (operation "{holder.operation}", since '
+                f"{holder.created_at}; lock ID {holder.id}) has exited, but a program it started, such as an "
+                "`exec` sink's command still finishing a write, holds its lock. Wait for that program to end "
+                "(use --lock-timeout to wait), or stop it; then the lock is free.")
         raise LockError(f"{lock_path}: {describe_holder(holder)}")
 
 

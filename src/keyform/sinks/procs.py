@@ -2,7 +2,8 @@
 input on stdin only, output captured through pipes, bounded by a timeout.
 
 Nothing here writes to disk. On timeout the whole process group is killed (the child runs in its
-own session), so `sh -c '... | ...'` pipelines do not outlive keyform.
+own session), so `sh -c '... | ...'` pipelines do not outlive keyform. The child holds the state
+lock's open file (`keyform.inherited`): one that outlives a killed keyform keeps the state locked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field
 
+from keyform import inherited
 from keyform.records import record
 from keyform.redact import MAX_RAW, scrub
 
@@ -43,7 +45,7 @@ def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mappin
     proc = subprocess.Popen(
         list(argv), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env is not None else None,
-        cwd=cwd, close_fds=True, start_new_session=True)
+        cwd=cwd, close_fds=True, start_new_session=True, pass_fds=inherited.fds())
     try:
         out, err = proc.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
