@@ -25,6 +25,7 @@ from keyform.emulator.client import EmulatorControl
 from keyform.model import Rotation
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.render.report import RENDERERS, render_csv, render_json, render_markdown, render_text
+from keyform.render.safe import escaped
 from keyform.report import NOT_CREATED, NOT_REFRESHED, Report, ReportRow, build_report
 from keyform.state import DeposedKey, State
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
@@ -346,14 +347,16 @@ def test_a_shown_time_is_the_formatted_time_it_was_parsed_from(text: str) -> Non
 
 def test_json_rows_are_what_json_dumps_makes_of_each() -> None:
     """render_json's one encoder writes each row (non-ASCII, quotes, control characters) as
-    json.dumps(row, ensure_ascii=False) did, one row per line."""
+    json.dumps(row, ensure_ascii=False) did, one row per line, with the characters that would
+    reorder or hide text in a terminal (U+2028 here; `safe.escaped`) as JSON \\u escapes."""
     rows = (ReportRow(address="a", kind="key", provider="qp", provider_type="questra", status="active",
                       name="ключ \"ü\"\n\t\u2028", created_at="2026-01-01T00:00:00Z", age_days=3),
             ReportRow(address="b", kind="deposed", provider="qp", provider_type="questra", status="deposed"))
     text = render_json(Report(generated_at="2026-01-05T00:00:00Z", refreshed=True, rows=rows, notes=("nöte",)))
     lines = text.split("\n")  # not splitlines: a name may hold U+2028
-    assert [f"    {json.dumps(r.to_json(), ensure_ascii=False)}" for r in rows] == \
+    assert [f"    {escaped(json.dumps(r.to_json(), ensure_ascii=False))}" for r in rows] == \
         [line.removesuffix(",") for line in lines if line.startswith("    {")]
+    assert "\u2028" not in text and "\\u2028" in text
     assert json.loads(text)["keys"] == [r.to_json() for r in rows] and json.loads(text)["notes"] == ["nöte"]
 
 

@@ -4,13 +4,12 @@ follow schemas/apply-events.schema.json."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from keyform.applier import ApplyEvent, ApplyReport
 from keyform.plan import Action, Change
 from keyform.render.lines import stale_clause
-from keyform.render.safe import one_line
+from keyform.render.safe import json_doc, one_line
 
 VERBS = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
          "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
@@ -49,7 +48,7 @@ def event_json(event: ApplyEvent) -> str:
         doc["elapsed_seconds"] = round(event.elapsed, 3)
     if event.message:
         doc["message"] = event.message
-    return json.dumps(doc, ensure_ascii=False)
+    return json_doc(doc)
 
 
 def remote_ids(event: ApplyEvent) -> dict[str, str | None]:
@@ -70,10 +69,10 @@ def rate_event_text(event: Any) -> str:
 
 
 def rate_event_json(event: Any) -> str:
-    return json.dumps({"type": "rate_limited", "provider": event.instance, "status": event.status,
-                       "wait_seconds": round(event.wait, 3), "concurrency_before": event.concurrency_before,
-                       "concurrency_after": event.concurrency_after,
-                       "rate_per_second": None if event.rate is None else round(event.rate, 2)}, ensure_ascii=False)
+    return json_doc({"type": "rate_limited", "provider": event.instance, "status": event.status,
+                     "wait_seconds": round(event.wait, 3), "concurrency_before": event.concurrency_before,
+                     "concurrency_after": event.concurrency_after,
+                     "rate_per_second": None if event.rate is None else round(event.rate, 2)})
 
 
 def rate_lines(report: ApplyReport) -> list[str]:
@@ -115,7 +114,7 @@ def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
 
 
 def summary_json(report: ApplyReport) -> str:
-    return json.dumps({"type": "change_summary", "ok": report.ok, **counts(report),
+    return json_doc({"type": "change_summary", "ok": report.ok, **counts(report),
                        "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped],
                        "rate_limits": rate_json(report)})
 

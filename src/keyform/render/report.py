@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from keyform.records import record
 from keyform.render import plural
-from keyform.render.safe import blanked, md_text
+from keyform.render.safe import blanked, escaped, md_text
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
 
@@ -165,7 +165,7 @@ def render_json(report: Report, window: timedelta | None = None, now: datetime |
     head = [f"  {json.dumps(k)}: {encode(v)}" for k, v in doc.items()]
     body = ",\n".join(f"    {encode(r)}" for r in rows)
     keys = f'  "keys": [\n{body}\n  ]' if rows else '  "keys": []'
-    return "{\n" + ",\n".join([*head, keys]) + "\n}\n"
+    return escaped("{\n" + ",\n".join([*head, keys]) + "\n}\n")  # bidi and zero-width as \\u escapes
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

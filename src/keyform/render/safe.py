@@ -10,6 +10,7 @@ pull-request comment add headings, images fetched from anywhere, and @mentions t
 
 from __future__ import annotations
 
+import json
 import re
 
 # C0 controls but tab and newline, DEL, C1 (0x9b is an 8-bit CSI), the bidi controls and marks,
@@ -34,6 +35,13 @@ def escaped(text: str) -> str:
     """`text` with each unsafe character shown as its `\\u` escape, four hex digits (`\\u202e`);
     tab and newline kept."""
     return UNSAFE.sub(_code, text) if UNSAFE.search(text) else text
+
+
+def json_doc(doc: object, *, indent: int | None = None) -> str:
+    """`doc` as JSON with non-ASCII kept, except what `escaped` escapes (bidi controls, zero-width
+    characters, C1, the line separators), written as JSON `\\u` escapes: the same document to a
+    parser, but a terminal or a log viewer showing the line shows no reordered or hidden text."""
+    return escaped(json.dumps(doc, ensure_ascii=False, indent=indent))
 
 
 def one_line(text: str) -> str:

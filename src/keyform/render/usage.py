@@ -5,11 +5,10 @@ PR comment."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from keyform.durations import format_duration
-from keyform.render.safe import md_text, one_line
+from keyform.render.safe import json_doc, md_text, one_line
 from keyform.usage import UnmanagedReport, UsageReport, UsageRow
 
 
@@ -135,4 +134,4 @@ def render_markdown(report: UsageReport) -> str:
 
 
 def render_json(report: UsageReport) -> str:
-    return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    return json_doc(report.to_json(), indent=2) + "\n"
