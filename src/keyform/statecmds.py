@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyform.backends import StateBackend
-from keyform.durations import format_time
+from keyform.durations import format_time, parse_time
 from keyform.errors import Diagnostics, KeyformError, warning
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, header_of
@@ -50,6 +50,11 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
         raise KeyformError(f"import: {spec.provider} has no key with id {remote_id}")
     if remote.revoked:
         raise KeyformError(f"import: {remote_id} is revoked; there is nothing to manage")
+    expires = parse_time(remote.expires_at) if remote.expires_at else None
+    if remote.expired or (expires is not None and expires <= sess.options.clock()):
+        when = f" at {remote.expires_at}" if remote.expires_at else ""
+        raise KeyformError(f"import: {remote_id} expired{when}; there is nothing to manage (the next apply would "
+                           f"only replace it): leave it out, and apply to create {address}")
     record = _record_for(spec, remote, state, sess.options.env, sess.options.clock())
     warnings: Diagnostics = []
     if kind(spec.provider_type).returns_secret:
