@@ -154,10 +154,15 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
 
 
 def rate_refusal(response: httpx.Response) -> bool:
-    """The API refused the call for its rate: HTTP 429, or a Connect `resource_exhausted` error."""
+    """The API refused the call for its rate: HTTP 429 (Connect sends `resource_exhausted` with
+    it), or a 503 whose body is a Connect `resource_exhausted` error. Either refuses before acting.
+
+    A `resource_exhausted` with any other status is taken by its status: gRPC uses the code for
+    quotas too ("too many keys": a 400 or 403, not to be retried or to pause the instance), and a
+    server may fail with it after it committed (a 500 to a create stays ambiguous)."""
     if response.status_code == 429:
         return True
-    if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
+    if response.status_code != 503 or "json" not in response.headers.get("Content-Type", ""):
         return False
     body = json_body(response)
     return isinstance(body, dict) and body.get("code") == "resource_exhausted"
@@ -165,9 +170,9 @@ def rate_refusal(response: httpx.Response) -> bool:
 
 def may_have_landed(response: httpx.Response) -> bool:
     """Whether a create answered with this (final) error may still have made the key: a 5xx other
-    than 503 may come after the server committed. A 503, a 4xx and any rate refusal (a Connect
-    `resource_exhausted` sent with a 500 included) refuse before acting."""
-    return response.status_code >= 500 and response.status_code != 503 and not rate_refusal(response)
+    than 503 may come after the server committed, whatever its body says. A 503, a 429 and any
+    other 4xx refuse before acting."""
+    return response.status_code >= 500 and response.status_code != 503
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -456,8 +461,8 @@ class HttpClient:
             if refused:  # paced by the limiter, so they have their own, larger budget
                 throttles += 1
                 last = throttles > self.retry.max_throttled
-            if last or not (refused or self._retryable(response.status_code, idempotent)):
-                return response  # a rate refusal of any status proves nothing was done: retried
+            if last or not self._retryable(response.status_code, idempotent):
+                return response
             if delay is not None and delay > self._longest_wait:
                 response.extensions[_TOO_LONG] = self._longest_wait
                 return response  # the caller reports it, with retry_after set
