@@ -60,5 +60,5 @@ def open_provider(config: ProviderConfig, token: str, org_id: str | None, *, tim
             raise failure(config.name, "open", ptype, exc) from None
     own = getattr(provider, "limiter", None)
     if isinstance(own, Limiter):  # its HttpClient's, made by the type (a definition's: from `rate_limit`)
-        return ForeignProvider(provider, ptype, own, per_call=False)
-    return ForeignProvider(provider, ptype, limiter, per_call=not offer.taken)
+        return ForeignProvider(provider, ptype, own, per_call=False, deadline=config.deadline)
+    return ForeignProvider(provider, ptype, limiter, per_call=not offer.taken, deadline=config.deadline)

@@ -6,26 +6,33 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
   attempt: given to its client, or taken by a client made while the factory runs
   (`ratelimit.offering`). A provider that paces itself otherwise (its own HTTP stack) is paced here,
   a whole call at a time: each call takes its place in the concurrency window and its turn in the
-  send rate, and a `ProviderError` with status 429 pauses the instance and lowers the window, as a
-  429 does to an `HttpClient` call. Either way the instance's `limiter` is what `--parallelism`, the
-  rate events, the summary's figures and a Ctrl-C reach (`ProviderPool.configure_rate`). Before,
-  `rate_limit` on such an instance was accepted and did nothing.
+  send rate, within the instance's `deadline` (a pause longer than that ends the call unsent, as
+  for the built-ins), and a `ProviderError` with status 429 pauses the instance and lowers the
+  window, as a 429 does to an `HttpClient` call. Such a 429 may be the API's first answer (the
+  plug-in's own retries are unknown here), so it never counts toward the breaker. Either way the
+  instance's `limiter` is what `--parallelism`, the rate events, the summary's figures and a Ctrl-C
+  reach (`ProviderPool.configure_rate`). Before, `rate_limit` on such an instance did nothing.
+- **A Ctrl-C inside a call.** A plug-in may make several HTTP calls for one of its own (a create,
+  then a read of the secret). When one of them ends unsent after a Ctrl-C (`NotSentError`) but an
+  earlier one was sent, the call is no "not started": a create is ambiguous (the key may exist:
+  recovery looks for it), any other call a plain failure.
 - **Failures.** Anything but a `KeyformError` raised by the type's code (a bug in a plug-in, a
   library's exception it let through) becomes a `ProviderError` naming the instance, the call, the
-  type and where it comes from, with the exception's class and first line, scrubbed of every
-  remembered secret: not keyform's "internal error". Raised by a create, it is ambiguous (the key
-  may exist: recovery looks for it). `-v` logs the traceback.
+  type and where it comes from, with the exception's class and the first line of its text, scrubbed
+  (whole, before it is cut) of every remembered secret: not keyform's "internal error". Raised by a
+  create, it is ambiguous. `-v` logs the traceback, scrubbed the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from keyform import redact
-from keyform.errors import KeyformError, NotSentError, ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted
+from keyform.errors import AmbiguousProviderError, KeyformError, NotSentError, ProviderError
+from keyform.providers.ratelimit import Limiter, NotAdmitted, not_admitted_error
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.typeregistry import ProviderType
 
@@ -39,9 +46,11 @@ MAX_SHOWN = 300  # characters of a foreign exception's text in a message
 def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *,
             ambiguous: bool = False) -> ProviderError:
     """`exc`, raised by a foreign type's code during `what`, as one scrubbed line."""
-    log.debug("%s: %s: the provider type %r raised", instance, what, ptype.name, exc_info=exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    shown = redact.scrub(text, ())[:MAX_SHOWN]
+    if log.isEnabledFor(logging.DEBUG):  # -v: where in the type's code, never a secret it quoted
+        trace = redact.scrub("".join(traceback.format_exception(exc)), ())
+        log.debug("%s: %s: the provider type %r raised:\n%s", instance, what, ptype.name, trace.rstrip())
+    text = redact.scrub(str(exc), ()).strip()  # the whole text first: a secret may straddle a line break
+    shown = text.splitlines()[0][:MAX_SHOWN] if text else ""
     origin = "" if ptype.origin == "built-in" else f" ({ptype.origin})"
     note = "; the key may exist remotely" if ambiguous else ""
     return ProviderError(f"{instance}: {what}: the provider type {ptype.name!r}{origin} failed: "
@@ -50,10 +59,13 @@ def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *
 
 class ForeignProvider:
     """`inner`, a provider of the foreign type `ptype`, behind its instance's `limiter` (paced a call
-    at a time when `per_call`), its non-keyform exceptions turned into `ProviderError`s."""
+    at a time, within `deadline`, when `per_call`), its non-keyform exceptions turned into
+    `ProviderError`s."""
 
-    def __init__(self, inner: Provider, ptype: ProviderType, limiter: Limiter, *, per_call: bool) -> None:
+    def __init__(self, inner: Provider, ptype: ProviderType, limiter: Limiter, *, per_call: bool,
+                 deadline: float) -> None:
         self._inner, self._type, self.limiter, self._per_call = inner, ptype, limiter, per_call
+        self._deadline = deadline
         self.name = inner.name
 
     def __repr__(self) -> str:
@@ -64,13 +76,9 @@ class ForeignProvider:
             return self._guarded(what, fn, create)
         with self.limiter.call():
             try:
-                ticket = self.limiter.before_attempt(first=True)
-            except NotAdmitted as exc:  # without a deadline: a Ctrl-C, or the breaker; nothing was sent
-                if exc.cause == "broken":
-                    raise ProviderError(f"{self.name}: {what}: {Limiter.broken_detail(exc.status)}",
-                                        status=exc.status) from None
-                raise NotSentError(f"{self.name}: {what}: not sent: the apply was interrupted while it waited") \
-                    from None
+                ticket = self.limiter.before_attempt(timeout=self._deadline, first=True)
+            except NotAdmitted as exc:  # nothing was sent
+                raise not_admitted_error(self.name, what, exc, self._deadline) from None
             try:
                 result = self._guarded(what, fn, create)
             except ProviderError as exc:
@@ -80,17 +88,23 @@ class ForeignProvider:
                     self.limiter.throttled(ticket, wait, 0.0)
                 elif exc.status is None or exc.status < 500:
                     self.limiter.succeeded(ticket)
-                self.limiter.ended(exc.status == 429)
                 raise
             finally:
                 self.limiter.sent()
             self.limiter.succeeded(ticket)
-            self.limiter.ended(False)
             return result
 
     def _guarded(self, what: str, fn: Callable[[], T], create: bool) -> T:
+        admitted = self.limiter.admitted()
         try:
             return fn()
+        except NotSentError:
+            if self.limiter.admitted() == admitted:  # nothing of this call was sent
+                raise
+            if create:
+                raise AmbiguousProviderError(f"{self.name}: {what}: interrupted after part of it was sent; the key "
+                                             "may exist remotely") from None
+            raise ProviderError(f"{self.name}: {what}: interrupted after part of it was sent") from None
         except KeyformError:
             raise
         except Exception as exc:  # the type's own bug: said in one line, traceback with -v

@@ -81,7 +81,7 @@ import httpx
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
 from keyform.errors import NotSentError, ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted, nap, offered
+from keyform.providers.ratelimit import Limiter, NotAdmitted, nap, not_admitted_error, offered
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
 from keyform.strictjson import DuplicateKey, unique_keys
@@ -403,6 +403,7 @@ class HttpClient:
         attempt = throttles = 0  # retries spent on failures; on rate refusals (their own budget)
         tried = 0  # attempts answered
         previous: httpx.Response | None = None  # the last answer that was to be retried (429, 5xx)
+        sent = False  # whether any attempt may have reached the API
         while True:
             last = attempt == attempts - 1
             try:  # every wait of the limiter ends by the deadline, but a first attempt's turn in the rate
@@ -410,7 +411,7 @@ class HttpClient:
                 deadline += ticket.paced  # queued, not slow: the deadline starts when the call may be sent
             except NotAdmitted as exc:
                 if exc.cause == "stopped":  # a Ctrl-C while it waited: no further attempt is sent
-                    raise self._stopped(what, previous, secrets) from None
+                    raise self._stopped(what, previous, sent, secrets) from None
                 if exc.cause == "broken" and previous is not None:  # the breaker: its last refusal stands
                     return previous
                 if previous is not None:  # not sent: the last answer stands
@@ -439,6 +440,7 @@ class HttpClient:
                 if not idempotent:
                     raise self._error(what, f"no response ({reason}); the key may exist remotely", secrets,
                                       ambiguous=True) from None
+                sent = True  # it may have been done: a Ctrl-C before the retry is no "not sent"
                 wait = self.retry.backoff(attempt, self._rng)
                 if last or time.monotonic() + wait >= deadline:
                     raise self._error(what, f"no response ({reason}) after {attempt + 1} attempt(s)",
@@ -487,34 +489,24 @@ class HttpClient:
         response.extensions[_GAVE_UP] = _GaveUp(tried, self.deadline, unanswered)
         return response
 
-    def _stopped(self, what: str, previous: httpx.Response | None, secrets: Iterable[str]) -> ProviderError:
-        """The apply was interrupted while the call waited for its first attempt (`NotSentError`:
-        nothing reached the API) or for a retry after a 429 or 5xx answer, which then stands."""
-        if previous is None:
+    def _stopped(self, what: str, previous: httpx.Response | None, sent: bool,
+                 secrets: Iterable[str]) -> ProviderError:
+        """The apply was interrupted while the call waited: for its first attempt (`NotSentError`:
+        nothing reached the API), for a retry after an attempt sent and lost (idempotent: it may
+        have been done), or for a retry after a 429 or 5xx answer, which then stands."""
+        if previous is None and not sent:
             return NotSentError(self.scrub(f"{self.instance}: {what}: not sent: the apply was interrupted "
                                            "while it waited", secrets))
+        if previous is None:
+            return ProviderError(self.scrub(f"{self.instance}: {what}: no answer, and the apply was interrupted "
+                                            "before the retry", secrets))
         status = previous.status_code
         return ProviderError(self.scrub(f"{self.instance}: {what}: {status} answered, and the apply was "
                                         f"interrupted before the retry", secrets), status=status)
 
     def _not_admitted(self, what: str, exc: NotAdmitted, secrets: Iterable[str]) -> ProviderError:
-        """The call's first attempt could not be sent within its deadline (`Limiter.before_attempt`):
-        nothing was sent, so never ambiguous. Held by the instance's pause, it carries the status
-        that began the pause, and the pause's remaining seconds as `retry_after`."""
-        limit = f"the call's {self.deadline:g}s deadline (provider option `deadline`)"
-        if exc.cause == "paused":
-            detail = (f"rate-limited: not sent, the instance is paused {exc.wait:.1f}s more after a {exc.status} "
-                      f"answer, past {limit}")
-            return ProviderError(self.scrub(f"{self.instance}: {what}: {detail}", secrets), status=exc.status,
-                                 retry_after=exc.wait)
-        if exc.cause == "broken":
-            return ProviderError(self.scrub(f"{self.instance}: {what}: {Limiter.broken_detail(exc.status)}", secrets),
-                                 status=exc.status)
-        if exc.cause == "rate":
-            rate = f" of {exc.rate:.3g}/s" if exc.rate is not None else ""
-            return self._error(what, f"not sent: its turn at the instance's send rate{rate} comes after {limit}",
-                               secrets)
-        return self._error(what, f"not sent: no free --parallelism slot within {limit}", secrets)
+        """The call's first attempt was not admitted (`ratelimit.not_admitted_error`), scrubbed."""
+        return not_admitted_error(self.instance, what, exc, self.deadline, lambda text: self.scrub(text, secrets))
 
     def _send(self, method: str, path: str, body: Any, deadline: float) -> httpx.Response:
         """One request straight through the transport; the body read (and decoded) whole, within the

@@ -58,6 +58,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 
+from keyform.errors import NotSentError, ProviderError
 from keyform.model import RateLimit
 from keyform.records import record
 
@@ -135,6 +136,30 @@ class NotAdmitted(Exception):
         self.wait = wait
         self.status = status
         self.rate = rate
+
+
+def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: float,
+                       scrub: Callable[[str], str] = str) -> ProviderError:
+    """The error of a call whose attempt `before_attempt` did not admit (nothing was sent, so never
+    ambiguous), its message passed through `scrub`: held by the instance's pause it carries the
+    status that began the pause and the pause's remaining seconds as `retry_after`; after a Ctrl-C
+    it is a `NotSentError`."""
+    head, limit = f"{instance}: {what}: ", f"the call's {deadline:g}s deadline (provider option `deadline`)"
+    if exc.cause == "stopped":
+        return NotSentError(scrub(head + "not sent: the apply was interrupted while it waited"))
+    if exc.cause == "paused":
+        return ProviderError(scrub(head + f"rate-limited: not sent, the instance is paused {exc.wait:.1f}s more "
+                                          f"after a {exc.status} answer, past {limit}"),
+                             status=exc.status, retry_after=exc.wait)
+    if exc.cause == "broken":
+        return ProviderError(scrub(head + f"not sent: the API refused the last {BREAK_AFTER} calls for their rate "
+                                          f"to the end (last: {exc.status}), so keyform sends it nothing more in "
+                                          "this run; try again later, or set a lower `rate_limit`"),
+                             status=exc.status)
+    if exc.cause == "rate":
+        rate = f" of {exc.rate:.3g}/s" if exc.rate is not None else ""
+        return ProviderError(scrub(head + f"not sent: its turn at the instance's send rate{rate} comes after {limit}"))
+    return ProviderError(scrub(head + f"not sent: no free --parallelism slot within {limit}"))
 
 
 @record
@@ -320,6 +345,7 @@ class Limiter:
                 raise NotAdmitted("slot", 0.0)
             self._local.holding = True
             now = self._clock()
+        self._local.admitted = getattr(self._local, "admitted", 0) + 1
         if self._first_send is None:
             self._first_send = now
         self._sends.append(now)
@@ -400,12 +426,9 @@ class Limiter:
             callback(event)
         return delay, until
 
-    @staticmethod
-    def broken_detail(status: int | None) -> str:
-        """What a call the breaker kept back says (after `instance: what: `)."""
-        return (f"not sent: the API refused the last {BREAK_AFTER} calls for their rate to the end (last: "
-                f"{status}), so keyform sends it nothing more in this run; try again later, or set a lower "
-                "`rate_limit`")
+    def admitted(self) -> int:
+        """Attempts this thread has been admitted so far (compare two readings: did a call send?)."""
+        return int(getattr(self._local, "admitted", 0))
 
     def ended(self, refused: bool) -> None:
         """A call is over: its final answer was a refusal for the rate (`refused`: it was retried
