@@ -94,3 +94,30 @@ def test_the_limiter_ends_a_pause_and_a_turn_once_stopping() -> None:
     assert outcomes == ["stopped", "stopped"]
     with pytest.raises(NotAdmitted, match="stopped"):
         paused.before_attempt()
+
+
+def test_a_call_whose_lost_attempt_may_have_been_done_is_not_called_unsent() -> None:
+    """A revoke sent and its answer lost, then a Ctrl-C during the wait before its retry: it may
+    have been done, so it is a failure, not "not sent" (which reports the change not started)."""
+    from keyform.errors import NotSentError, ProviderError
+    from keyform.providers.questra import QuestraProvider
+
+    stop = threading.Event()
+
+    def script(seen: Seen) -> Reply | None:
+        if seen.path.endswith("/revoke"):
+            stop.set()  # the Ctrl-C comes while the lost attempt waits for its retry
+            return Reply(drop=True)
+        return None
+
+    with hostile() as server:
+        server.script = script
+        provider = QuestraProvider("qp", server.url, "qk_token_for_test", "org_e2e", max_retries=3)
+        provider.limiter.configure(4, stopping=stop.is_set)
+        try:
+            with pytest.raises(ProviderError) as err:
+                provider.delete("ak_1")
+        finally:
+            provider.close()
+    assert not isinstance(err.value, NotSentError), str(err.value)
+    assert "interrupted before the retry" in str(err.value)
