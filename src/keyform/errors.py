@@ -77,6 +77,11 @@ class LockError(StateError):
     """Another keyform process holds the state lock."""
 
 
+class LockUnwritableError(StateError):
+    """The state lock cannot be made where the state is: the directory is read-only to this user (a
+    pull request's checkout, a read-only mount). `plan` goes on without it (`operations.session`)."""
+
+
 class ProviderError(KeyformError):
     """A remote API refused or failed a call. `status` is the HTTP status (None: no response).
 

@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from keyform import redact
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.errors import Diagnostic, Diagnostics, KeyformError, LockLostError, StateError, warning, warnings
+from keyform.errors import (
+    Diagnostic,
+    Diagnostics,
+    KeyformError,
+    LockLostError,
+    LockUnwritableError,
+    StateError,
+    warning,
+    warnings,
+)
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
@@ -135,12 +144,20 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
     (`state rekey`, which changes the mode itself)."""
     workspace = load(options)
     policies = policies_of(workspace, options)
-    policy_notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
+    notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
         log.debug("lock: taking the %s lock on %s (timeout %gs)", operation, store.describe(), options.lock_timeout)
         started = time.monotonic()
-        with store.lock(operation, timeout=options.lock_timeout):
+        with ExitStack() as held:
+            try:
+                held.enter_context(store.lock(operation, timeout=options.lock_timeout))
+            except LockUnwritableError as exc:
+                if operation != "plan":  # only a plan, which writes nothing, goes on without the lock
+                    raise
+                notes.append(warning(
+                    f"{exc}: planning without the state lock (the directory is read-only here); an apply "
+                    "running meanwhile from elsewhere would not be waited for"))
             log.debug("lock: held after %.0f ms", (time.monotonic() - started) * 1000)
             with paused():  # bulk, acyclic data (keyform.gcpause)
                 loaded = store.load()
@@ -149,7 +166,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             sess.policies = policies
-            sess.warnings.extend(policy_notes)
+            sess.warnings.extend(notes)
             try:
                 with paused():
                     _recover(sess)

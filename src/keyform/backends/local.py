@@ -44,7 +44,7 @@ from typing import BinaryIO
 
 from keyform import inherited, journal
 from keyform.backends.base import LockInfo, describe_holder, hold
-from keyform.errors import LockError, LockLostError, StateError
+from keyform.errors import LockError, LockLostError, LockUnwritableError, StateError
 from keyform.fsio import (
     IsSymlinkError,
     NotAFileError,
@@ -236,7 +236,8 @@ def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLoc
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError as exc:
-            raise StateError(f"{lock_path}: cannot open the state lock: {exc.strerror}") from None
+            error = LockUnwritableError if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else StateError
+            raise error(f"{lock_path}: cannot open the state lock: {exc.strerror}") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
