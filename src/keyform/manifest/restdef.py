@@ -33,6 +33,8 @@ RESERVED_OPTIONS = frozenset({"type", "definition", "base_url", "token", "deadli
 ATTRIBUTE_TYPES = ("string", "integer", "boolean", "string_list", "string_map", "headers")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 _NAME = r"[a-z][a-z0-9_]*"
+_TRANSPORT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+                                "trailer", "upgrade", "expect"})
 _VARIABLE = re.compile(rf"^(?:token|expires_at|expires_in_seconds|id|address|(?:options|attrs|secrets)\.{_NAME})$")
 
 Context = Mapping[str, Any]
@@ -345,6 +347,7 @@ class _Builder:
         auth_templates = self._auth(auth)
         headers = {}
         for name, text in (v.get("headers") or {}).items():
+            self._check_header_name(("headers", name), name)
             headers[name] = self._template(("headers", name), text, "headers")
         key = v["key"]
         key_paths = {n: pointer(key[n]) for n in ("id", "created_at", "expires_at", "last_used") if n in key}
@@ -463,12 +466,30 @@ class _Builder:
                    "query": {"param"}}[typ]
         for extra in sorted(set(auth) - allowed - {"type"}):
             self.error(("auth", extra), f"{extra!r} does not apply to auth type {typ}")
+        if typ == "header" and isinstance(auth.get("header"), str):
+            self._check_header_name(("auth", "header"), auth["header"])
         defaults = {"value": "${token}", "password": "${token}", "username": ""}
         out: dict[str, Template] = {}
         for name in ("value", "username", "password"):
             if name in allowed:
                 out[name] = self._template(("auth", name), auth.get(name, defaults[name]), "auth")
+        for name in ("value", "password"):  # the credential: the token or a secret option, never a literal
+            if name in out and not any(var == "token" or (var.startswith("options.") and
+                                                          self.options.get(var[8:], (False, False))[1])
+                                       for var in out[name].variables):
+                self.error(("auth", name), "holds no secret: use ${token}, or an option marked secret: true "
+                           "(a literal or a plain option would be a credential written in a manifest, and "
+                           "shown in messages)")
         return out
+
+    def _check_header_name(self, where: YamlPath, name: str) -> None:
+        """Headers that say how a request travels, not who sends it: set by keyform's HTTP client,
+        and read by every proxy and load balancer on the way (a token in `Host` or `Proxy-*` would
+        be logged, or sent to the proxy itself)."""
+        low = name.lower()
+        if low in _TRANSPORT_HEADERS or low.startswith("proxy-"):
+            self.error(where, f"{name!r} is a header of the HTTP transport, not one a request may set: "
+                       "name the API's own header (Authorization, X-Api-Key, ...)")
 
     def _template(self, where: YamlPath, text: str, context: str, *, quote_values: bool = False) -> Template:
         t = compile_string(text, quote_values=quote_values)
