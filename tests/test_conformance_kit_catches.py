@@ -11,10 +11,13 @@ Each is questra with one method broken, run through the kit against the emulator
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -106,3 +109,32 @@ def test_the_kit_fails_a_provider_whose_delete_swallows_errors() -> None:
             finally:
                 target.faults.clear()
     assert failures, "no kit test noticed that delete() never reports a failure"
+
+
+
+class LogsBasicAuth(_Wrapped):
+    """A provider that debug-logs its Authorization header as HTTP Basic: base64 of `api:<token>`,
+    which a plain search for the token never finds (left open in stop 36)."""
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        basic = base64.b64encode(f"api:{self.token}".encode()).decode()
+        logging.getLogger("keyform.providers").debug("POST /api-keys Authorization: Basic %s", basic)
+        return self.inner.create(request)
+
+
+def test_the_kit_finds_a_token_logged_as_basic_auth(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="keyform")
+    with _target("logs-basic-auth", LogsBasicAuth) as target, \
+            pytest.raises(AssertionError, match="leaked base64-encoded"):
+        ProviderConformance().test_create_list_update_delete(target, caplog)
+
+
+def test_the_encoded_forms_the_kit_looks_for() -> None:
+    from keyform.testing.conformance import _encoded
+
+    token = "tok+/=é-0123456789abcdef"
+    forms = dict(_encoded(token))
+    assert forms[token] == "" and forms[quote(token, safe="")] == " percent-encoded"
+    for user in ("", "a", "ab", "api", "user@example.com"):  # every alignment of `user:token` in base64
+        basic = base64.b64encode(f"{user}:{token}".encode()).decode()
+        assert any(form in basic for form, how in forms.items() if how == " base64-encoded"), user
