@@ -215,8 +215,15 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     assert set(keyed.to_json()) == set(schema["properties"])
     jsonschema.validate(keyed.to_json(), schema)
     key_def, deposed_def = schema["$defs"]["key"], schema["$defs"]["deposed_key"]
-    # applied_at is optional: records written before keyform kept it lack it (and stay valid)
-    assert set(key_def["properties"]) == set(key_def["required"]) | {"applied_at"} == set(doc["keys"]["ci-bot"])
+    # applied_at is optional: records written before keyform kept it lack it (and stay valid);
+    # secret_fingerprint: only for a key whose create issued a secret (stop 37)
+    assert set(key_def["properties"]) - {"secret_fingerprint"} == set(key_def["required"]) | {"applied_at"} \
+        == set(doc["keys"]["ci-bot"])
+    with_fp = {**doc["keys"]["ci-bot"], "secret_fingerprint": "48:hmac-sha256:" + "0" * 64}
+    jsonschema.validate({**doc, "keys": {"ci-bot": with_fp}}, schema)
+    for bad in ("sk_live_0123456789", "48:" + "0" * 64, "0:hmac-sha256:" + "0" * 64):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**doc, "keys": {"ci-bot": {**with_fp, "secret_fingerprint": bad}}}, schema)
     assert set(deposed_def["properties"]) == set(doc["deposed"][0])
     # the usage rule came later: states written before it (without these fields) stay valid
     assert set(deposed_def["required"]) == set(doc["deposed"][0]) - {"unused_for", "on_grace_end"}

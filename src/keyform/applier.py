@@ -569,7 +569,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     ks = KeyState.of(spec, result.key.id, remote=_visible(result.key, fps),
                      expires_at=result.key.expires_at or expires_at,
                      created_at=result.key.created_at or format_time(now),
-                     sink=spec.sink if k.returns_secret else None, fingerprints=fps, applied_at=format_time(now))
+                     sink=spec.sink if k.returns_secret else None, fingerprints=fps, applied_at=format_time(now),
+                     secret_fingerprint=ctx.state.secret_fingerprint(result.secret) if k.returns_secret else None)
     with ctx.lock:
         old = ctx.state.keys.get(spec.address)
         deposed = None
@@ -656,7 +657,7 @@ def _update(change: Change, ctx: ApplyContext) -> None:
         sink = _move_secret(spec, ks, ctx)
     new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,
                       sink=sink, fingerprints=fps, applied_at=format_time(now), secret_in_sink=ks.secret_in_sink,
-                      rotation_requested=ks.rotation_requested)
+                      rotation_requested=ks.rotation_requested, secret_fingerprint=ks.secret_fingerprint)
     with ctx.lock:
         ctx.state.keys[ks.address] = new
         if moved and ks.sink is not None:  # a copy of the secret until removed (a failed removal leaves it, as a crash)

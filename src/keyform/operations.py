@@ -163,6 +163,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
                 loaded = store.load()
             log.debug("state: %s", f"serial {loaded.serial}, {len(loaded.keys)} keys" if loaded else "none yet")
             state = loaded or State.new()
+            watch_secrets(state)
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             sess.policies = policies
@@ -180,6 +181,15 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
         log.debug("lock: released")
     finally:
         store.close()
+
+
+def watch_secrets(state: State) -> None:
+    """Let every mask of what an API sent (plans, reports, the state) recognise the secrets this
+    state's keys were issued (`KeyState.secret_fingerprint`, `redact.watch`): a process that never
+    held them can still keep one an API echoes into a name out of a plan posted on a pull request."""
+    recorded = [ks.secret_fingerprint for ks in state.keys.values() if ks.secret_fingerprint]
+    if recorded:
+        redact.watch(state.fingerprinter(), recorded)
 
 
 def _recover(sess: Session) -> None:
@@ -618,6 +628,8 @@ def read_session(options: Options) -> Iterator[Session]:
         with paused():  # bulk, acyclic data (keyform.gcpause)
             loaded = store.load()
         _refuse_missing_named_state(options, loaded, store)
+        if loaded is not None:
+            watch_secrets(loaded)
         pool = ProviderPool(workspace, options.provider_factory, options.env)
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
                        new_state=loaded is None, unrecovered=bool(store.read_journal()))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -148,18 +148,58 @@ def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:
 
 
 def holds_known(text: str) -> bool:
-    """Whether `text` holds a secret this process remembered (as `scrub` matches one): a cheap test
+    """Whether `text` holds a secret this process remembered (as `scrub` matches one), or one the
+    state knows by fingerprint (`watch`: then it is remembered, so `scrub` removes it): a cheap test
     for the many short values (names, descriptions) that hold none."""
     if _unpatterned:
         _known_now()
     known = _known_items  # one read of a tuple: no lock, no copy (called for every listed name)
-    if not known:
+    watched = _watched
+    if not known and not watched:
         return False
     visible = "".join(text.split())
     for length, patterns in known:
         for i in range(len(visible) - length + 1):
             if visible[i:i + length] in patterns:
                 return True
+    return bool(watched) and _recognised(visible, watched)
+
+
+# Issued secrets the state records by fingerprint (`watch`): (visible length, fingerprints) and the
+# function that fingerprints a candidate. A later process holds no such secret, but can recognise
+# one an API echoes into an attribute: every window of that length in a value is fingerprinted.
+_watched: tuple[tuple[int, frozenset[str]], ...] = ()
+_watch_fingerprint: Callable[[str], str] | None = None
+
+
+def watch(fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
+    """Recognise the secrets `recorded` (`<visible length>:<fingerprint>`, `State.secret_fingerprint`)
+    wherever `mask`/`holds_known` look, fingerprinting candidates with `fingerprint`. Each call
+    replaces the last (one state per process). A malformed entry is skipped."""
+    global _watched, _watch_fingerprint
+    by_length: dict[int, set[str]] = {}
+    for entry in recorded:
+        length, _, fp = entry.partition(":")
+        if length.isdigit() and fp and int(length) >= MIN_SECRET:
+            by_length.setdefault(int(length), set()).add(fp)
+    _watch_fingerprint = fingerprint
+    _watched = tuple((n, frozenset(fps)) for n, fps in sorted(by_length.items()))
+
+
+def _recognised(visible: str, watched: tuple[tuple[int, frozenset[str]], ...]) -> bool:
+    """Whether a window of `visible` is a watched secret; the first found is remembered."""
+    fingerprint = _watch_fingerprint
+    if fingerprint is None:
+        return False
+    for length, fps in watched:
+        for i in range(len(visible) - length + 1):
+            window = visible[i:i + length]
+            try:
+                if fingerprint(window) in fps:
+                    remember(window)
+                    return True
+            except Exception:  # a keyed state without its key: nothing can be recognised
+                return False
     return False
 
 

@@ -25,6 +25,7 @@ from keyform.statecheck import state_problem
 from keyform.strictjson import DuplicateKey, unique_keys
 
 FORMAT_VERSION = 1
+MIN_WATCHED = 8  # the shortest issued secret recorded by fingerprint (shorter ones match too much)
 
 
 _SECRET_OF = "secret_of:"
@@ -62,12 +63,15 @@ class KeyState:
     secret_in_sink: bool = True  # False for imported keys whose secret keyform never saw
     rotation_requested: bool = False  # set by `keyform import`-style flows to force a rotation
     applied_at: str | None = None  # when keyform last created, updated or imported it (None: before 0.1 records)
+    # `<visible length>:<fingerprint>` of the secret the create issued (`State.secret_fingerprint`):
+    # lets any later plan recognise that secret echoed in an attribute (`redact.watch`); never the secret
+    secret_fingerprint: str | None = None
 
     @classmethod
     def of(cls, spec: KeySpec, remote_id: str, *, remote: dict[str, Any], expires_at: str | None,
            created_at: str, sink: SinkTarget | None, fingerprints: dict[str, str], applied_at: str | None,
            attrs: dict[str, Any] | None = None, expiry_spec: str | None = None, secret_in_sink: bool = True,
-           rotation_requested: bool = False) -> KeyState:
+           rotation_requested: bool = False, secret_fingerprint: str | None = None) -> KeyState:
         """The record of `spec`'s key `remote_id`, as created, updated or imported: address, provider,
         attributes (unless given), expiry spec (unless given) and prevent_destroy are the spec's.
         What the API reported (`remote`, and `attrs` when given: an import's) is recorded without
@@ -81,6 +85,7 @@ class KeyState:
             expiry_spec=spec.expiry.spec if expiry_spec is None else expiry_spec, expires_at=expires_at,
             created_at=created_at, sink=sink, fingerprints=fingerprints, prevent_destroy=spec.prevent_destroy,
             secret_in_sink=secret_in_sink, rotation_requested=rotation_requested, applied_at=applied_at,
+            secret_fingerprint=secret_fingerprint,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +106,8 @@ class KeyState:
         }
         if self.applied_at is not None:
             out["applied_at"] = self.applied_at
+        if self.secret_fingerprint is not None:
+            out["secret_fingerprint"] = self.secret_fingerprint
         return out
 
     @classmethod
@@ -118,7 +125,7 @@ class KeyState:
                    get("remote_attributes") or {}, get("expiry_spec", "never"), get("expires_at"), d["created_at"],
                    SinkTarget.from_json(get("sink")), get("fingerprints") or {},
                    bool(get("prevent_destroy", False)), bool(get("secret_in_sink", True)),
-                   bool(get("rotation_requested", False)), get("applied_at"))
+                   bool(get("rotation_requested", False)), get("applied_at"), get("secret_fingerprint"))
 
 
 def _asked_for(remote: Mapping[str, Any], asked: Mapping[str, Any]) -> bool:
@@ -270,6 +277,22 @@ class State:
         mac, prefix = self._keyed_mac()
         mac.update(value.encode("utf-8"))
         return prefix + mac.hexdigest()
+
+    def secret_fingerprint(self, secret: str | None) -> str | None:
+        """`<n>:<fingerprint>` of an issued secret's visible characters (whitespace removed, as
+        `redact` compares): recorded in the key's state so that any later process can recognise the
+        secret where an API echoes it (`redact.watch`). None for no secret, one under
+        `MIN_WATCHED` visible characters, or when this state cannot fingerprint now (a keyed state
+        without its key)."""
+        if not secret:
+            return None
+        visible = "".join(secret.split())
+        if len(visible) < MIN_WATCHED:
+            return None
+        try:
+            return f"{len(visible)}:{self.fingerprint(visible)}"
+        except (KeyformError, ValueError, TypeError):
+            return None
 
     def fingerprinter(self) -> Callable[[str], str]:
         """`fingerprint`, for many values: the HMAC is keyed once here and copied per value (a copy
