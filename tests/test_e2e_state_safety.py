@@ -46,7 +46,7 @@ def test_corrupt_state_is_refused_and_left_byte_identical(project: Project, cont
 
 def test_state_from_a_newer_keyform_is_refused(project: Project) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
-    text = project.state_path.read_text().replace('"format_version": 1', '"format_version": 2')
+    text = project.state_path.read_text().replace('"format_version": 2', '"format_version": 3')
     project.state_path.write_text(text)
     res = project.run("plan")
     assert res.exit_code == 1 and "newer keyform" in res.stderr

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from harness.project import Project
+from keyform import redact
 from keyform.emulator import Emulator
 from keyform.errors import ProviderError, SourceLoc
 from keyform.model import EnvRef, ProviderConfig, RateLimit
@@ -180,23 +181,29 @@ def test_a_sink_plugins_exception_quoting_the_new_secret_never_prints_it(tmp_pat
 
 
 class _OwnStack:
-    """A plug-in provider with an HTTP stack of its own (here: none), no limiter: paced a call at a time."""
+    """A plug-in provider with an HTTP stack of its own (here: none), no limiter: paced a call at a
+    time. `refuse` creates answer 429 with `retry_after`; `fail` is raised by every create."""
 
     name = "own"
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: int = 0, retry_after: float = 0.5, fail: Exception | None = None) -> None:
         self.sent: list[float] = []
-        self.refuse = 0
+        self.refuse, self.retry_after, self.fail = refuse, retry_after, fail
+        self.lock = threading.Lock()
 
     def list(self) -> list[Any]:
         return []
 
     def create(self, request: CreateRequest) -> CreateResult:
-        self.sent.append(time.monotonic())
-        if self.refuse:
-            self.refuse -= 1
-            raise ProviderError("own: create: 429 slow down", status=429, retry_after=0.5)
-        return CreateResult(RemoteKey(id=f"id{len(self.sent)}", attrs={"name": request.address}), "s3cret")
+        with self.lock:
+            self.sent.append(time.monotonic())
+            n, refused = len(self.sent), self.refuse > 0
+            self.refuse -= refused
+        if self.fail is not None:
+            raise self.fail
+        if refused:
+            raise ProviderError("own: create: 429 slow down", status=429, retry_after=self.retry_after)
+        return CreateResult(RemoteKey(id=f"id{n}", attrs={"name": request.address}), "s3cret")
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
         raise NotImplementedError
@@ -208,18 +215,26 @@ class _OwnStack:
         pass
 
 
-def test_a_plugin_with_its_own_http_stack_is_paced_a_call_at_a_time() -> None:
-    inner = _OwnStack()
+def _open_own(inner: _OwnStack, token: str = "tok", **config: Any) -> Any:
+    """`inner` opened as keyform opens a plug-in's provider (`open_provider`: ForeignProvider)."""
     ptype = replace(provider_type("questra"), name="own-stack", open=lambda *a, **k: inner)
     register(ptype, origin="test-plugin 1.0")
     try:
-        config = ProviderConfig("own", "own-stack", "http://127.0.0.1:9", EnvRef("T"), None, SourceLoc("k.yaml", 1),
-                                rate_limit=RateLimit(10.0))
-        provider = open_provider(config, "tok", None)
+        return open_provider(ProviderConfig("own", "own-stack", "http://127.0.0.1:9", EnvRef("T"), None,
+                                            SourceLoc("k.yaml", 1), **config), token, None)
     finally:
         unregister(ptype)
-    assert isinstance(provider.limiter, Limiter) and provider.limiter.limit == RateLimit(10.0)  # type: ignore[attr-defined]
-    threads = [threading.Thread(target=provider.create, args=(CreateRequest(f"k{i}", {}, None, {}),)) for i in range(5)]
+
+
+def _request(address: str) -> CreateRequest:
+    return CreateRequest(address, {}, None, {})
+
+
+def test_a_plugin_with_its_own_http_stack_is_paced_a_call_at_a_time() -> None:
+    inner = _OwnStack()
+    provider = _open_own(inner, rate_limit=RateLimit(10.0))
+    assert isinstance(provider.limiter, Limiter) and provider.limiter.limit == RateLimit(10.0)
+    threads = [threading.Thread(target=provider.create, args=(_request(f"k{i}"),)) for i in range(5)]
     for t in threads:
         t.start()
     for t in threads:
@@ -229,8 +244,47 @@ def test_a_plugin_with_its_own_http_stack_is_paced_a_call_at_a_time() -> None:
     # a 429 it raises pauses the instance for its Retry-After
     inner.refuse = 1
     with pytest.raises(ProviderError):
-        provider.create(CreateRequest("r", {}, None, {}))
+        provider.create(_request("r"))
     started = time.monotonic()
-    provider.create(CreateRequest("after", {}, None, {}))
+    provider.create(_request("after"))
     assert time.monotonic() - started >= 0.45
-    assert provider.limiter.stats().throttled == 1  # type: ignore[attr-defined]
+    assert provider.limiter.stats().throttled == 1
+
+
+def test_a_plugins_long_retry_after_does_not_hold_other_calls_past_their_deadline() -> None:
+    """Found by an adversarial review (stop 37): a 429 with `Retry-After: 3600` from a plug-in with
+    its own HTTP stack paused the instance, and the next call waited the whole pause (the per-call
+    admission had no deadline). It ends within the instance's deadline, unsent, as a built-in's does."""
+    provider = _open_own(_OwnStack(refuse=1, retry_after=3600), deadline=2.0)
+    with pytest.raises(ProviderError):
+        provider.create(_request("first"))
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="not sent, the instance is paused") as err:
+        provider.create(_request("second"))
+    assert time.monotonic() - started < 3 and err.value.status == 429
+
+
+def test_single_429s_of_a_plugin_do_not_stop_the_instance_for_the_run() -> None:
+    """Found by an adversarial review (stop 37): keyform never retries a 429 a plug-in raises, so
+    each one counted as a call "refused to its end": a burst of three stopped the instance for the
+    run (the breaker), although the API answered again 0.1 s later."""
+    inner = _OwnStack(refuse=3, retry_after=0.1)
+    provider = _open_own(inner)
+    for i in range(3):
+        with pytest.raises(ProviderError):
+            provider.create(_request(f"k{i}"))
+    time.sleep(0.3)  # the API's Retry-After is over: it accepts calls again
+    assert provider.create(_request("later")).key.id and len(inner.sent) == 4
+
+
+def test_a_secret_wrapped_across_the_first_line_is_scrubbed() -> None:
+    """Found by an adversarial review (stop 37): a plug-in's exception text was cut to its first
+    line and only then scrubbed, so a remembered token wrapped across a line break showed its
+    first 15 characters (redact: scrub the raw text first, then cut)."""
+    token = "adv37-canary-tok-Q7x9"
+    redact.remember(token)  # as resolve.provider_credentials does for every resolved token
+    inner = _OwnStack(fail=RuntimeError(f"401 from upstream: credential {token[:15]}\n{token[15:]} was rejected"))
+    provider = _open_own(inner, token)
+    with pytest.raises(ProviderError) as err:
+        provider.create(_request("k"))
+    assert token[:15] not in str(err.value) and "RuntimeError: 401 from upstream" in str(err.value), str(err.value)

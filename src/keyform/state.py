@@ -24,7 +24,12 @@ from keyform.records import record
 from keyform.statecheck import state_problem
 from keyform.strictjson import DuplicateKey, unique_keys
 
-FORMAT_VERSION = 1
+# The state file format this keyform writes. 2 (stop 37) added `secret_fingerprint` to a key; a
+# keyform that reads only 1 refuses such a state as "written by a newer keyform" (upgrade), never
+# as a damaged file. Every format in READS is read.
+FORMAT_VERSION = 2
+READS = (1, 2)
+_READ_WORDS = " and ".join(map(str, READS))
 MIN_WATCHED = 8  # the shortest issued secret recorded by fingerprint (shorter ones match too much)
 
 
@@ -405,10 +410,10 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
     version = doc.get("format_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise StateError(f"{name}: {what} was written by a newer keyform (format {version}; this "
-                         f"keyform reads {FORMAT_VERSION}); upgrade keyform to use it")
+                         f"keyform reads {_READ_WORDS}); upgrade keyform to use it")
     checked = False
-    if "format_version" in doc and version != FORMAT_VERSION:
-        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {FORMAT_VERSION}" + (
+    if "format_version" in doc and (version not in READS or isinstance(version, bool)):
+        problem: str | None = f"unsupported format_version {version!r} (this keyform reads {_READ_WORDS}" + (
             ", a number)" if not isinstance(version, int) or isinstance(version, bool) else ")")
     elif known:  # these exact bytes passed the check before (checkcache)
         problem = None
