@@ -5,9 +5,6 @@ unsent: a change that sent nothing is not started, one refused before the Ctrl-C
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -34,27 +31,10 @@ def test_one_ctrl_c_during_a_long_pause_ends_the_waits_at_once(tmp_path: Path) -
         server.script = script
         project = Project(tmp_path, server.url)
         project.questra("".join(f"k{i:02d}:\n  provider: qp\n" for i in range(6)))
-        proc = project.spawn("apply", "--auto-approve", "--parallelism", "2")
-        try:
-            assert proc.stdout is not None
-            out = proc.stdout
-            os.set_blocking(out.fileno(), False)
-            seen, started = "", time.monotonic()
-            while "rate-limited" not in seen and time.monotonic() - started < 30:
-                with contextlib.suppress(TypeError):  # nothing to read yet
-                    seen += out.read() or ""
-                time.sleep(0.02)
-            assert "rate-limited" in seen
-            time.sleep(0.5)
-            proc.send_signal(signal.SIGINT)
-            signalled = time.monotonic()
-            rest, err = proc.communicate(timeout=120)
-            after = time.monotonic() - signalled
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    output = seen + rest + err
-    assert proc.returncode == 1, output
+        code, output, after = project.interrupt_when("rate-limited", "apply", "--auto-approve",
+                                                     "--parallelism", "2", settle=0.5)
+        signalled = time.monotonic() - after
+    assert code == 1, output
     assert after < 5, f"keyform waited {after:.1f}s after one Ctrl-C for a pause to end"
     assert not [t for t in posts if t > signalled], "a create was sent after the Ctrl-C"
     assert "interrupted before the retry" in output  # the one refused before the Ctrl-C

@@ -8,9 +8,11 @@ command line of keyform, the state file's name, the timeout of one keyform run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -208,6 +210,30 @@ class Project:
         """`keyform ARGS` started as a subprocess (stdout and stderr piped), not waited for."""
         return subprocess.Popen(self.argv(*args), cwd=self.root, env=self.process_env(env),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def interrupt_when(self, marker: str, *args: str, settle: float = 0.3,
+                       timeout: float = 120) -> tuple[int, str, float]:
+        """`keyform ARGS` started, and sent one SIGINT `settle` seconds after `marker` appears in its
+        stdout. Returns its exit code, all its output, and how long it ran after the SIGINT."""
+        proc = self.spawn(*args)
+        try:
+            assert proc.stdout is not None
+            os.set_blocking(proc.stdout.fileno(), False)
+            seen, started = "", time.monotonic()
+            while marker not in seen and time.monotonic() - started < 30 and proc.poll() is None:
+                with contextlib.suppress(TypeError):  # nothing to read yet
+                    seen += proc.stdout.read() or ""
+                time.sleep(0.02)
+            assert marker in seen, seen[-2000:]
+            time.sleep(settle)
+            proc.send_signal(signal.SIGINT)
+            signalled = time.monotonic()
+            os.set_blocking(proc.stdout.fileno(), True)
+            rest, err = proc.communicate(timeout=timeout)
+            return proc.returncode, seen + rest + err, time.monotonic() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def _text(data: str | bytes | None) -> str:

@@ -1,0 +1,118 @@
+"""Found by an adversarial crash campaign (stop 36): an `exec` sink's program outlived a `keyform
+apply` killed by SIGTERM (a CI job cancelled): keyform starts it in its own session (`sinks/procs.py: run`, `start_new_session=True`) and
+nothing ties its life to keyform's. The next apply revokes the killed apply's orphan and writes the
+new key's secret; then the old program finishes and writes the REVOKED secret over it. keyform's
+state and its next plan ("No changes") say the store holds the live key's secret; it holds a revoked
+one, so every consumer fails.
+
+SIGTERM is now handled as one Ctrl-C (as Terraform does): the running change, its write included,
+finishes and is recorded.
+
+SIGKILL (stop 37) cannot be handled: the program holds the state lock's open file
+(`keyform.inherited`), so the next command waits for it (`--lock-timeout`), or says that a program
+the dead keyform started still holds the lock, instead of racing its late write.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.emulator import EmulatorProcess
+from harness.project import ORG, Project
+from keyform.emulator.client import EmulatorControl
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorProcess]:
+    process = EmulatorProcess(latency_ms=50)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _slow_vault(tmp_path: Path, url: str) -> tuple[Project, Path]:
+    """A project whose exec sink's first write is slow (a vault call stuck in a network retry)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    command = (f'n=$(ls {store}/.calls* 2>/dev/null | wc -l); touch {store}/.calls$n; '
+               f'if [ "$n" = 0 ]; then sleep 3; fi; cat > "{store}/$KEYFORM_SINK_NAME"')
+    project = Project(tmp_path / "proj", url)
+    project.write(f"""
+        version: 1
+        providers:
+          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
+        sinks:
+          vault:
+            type: exec
+            command: [sh, -c, '{command}']
+            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME"']
+            remove_command: [sh, -c, 'rm -f "{store}/$KEYFORM_SINK_NAME"']
+        defaults: {{sink: vault}}
+        keys:
+          q0: {{provider: qp, name: q0}}
+        """)
+    return project, store
+
+
+def _signal_during_the_write(project: Project, store: Path, sig: signal.Signals) -> tuple[str, str]:
+    proc = project.spawn("apply", "--auto-approve")
+    deadline = time.monotonic() + 30
+    while not (store / ".calls0").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    assert (store / ".calls0").exists(), proc.communicate()
+    time.sleep(0.2)
+    os.kill(proc.pid, sig)  # the sink's program is running
+    return proc.communicate(timeout=30)
+
+
+def _holds_the_live_secret(project: Project, store: Path, url: str) -> None:
+    live = project.remote_id("q0")
+    with EmulatorControl(url) as control:
+        keys = {k["id"]: k for k in control.questra_keys(ORG)}
+    assert not keys[live]["revoked"]
+    held = (store / "Q0").read_text().strip()
+    revoked = {k["secret"] for k in keys.values() if k["revoked"]}
+    plan = project.run_process("plan", "--detailed-exitcode")
+    assert held == keys[live]["secret"], (
+        f"the store holds {'a revoked key' if held in revoked else 'another'}'s secret, not the live q0's; "
+        f"the next plan says: {plan.tail(200)!r} (exit {plan.exit_code})")
+
+
+def test_exec_sink_write_of_a_terminated_apply_does_not_land_after_recovery(tmp_path: Path,
+                                                                          emulator: EmulatorProcess) -> None:
+    project, store = _slow_vault(tmp_path, emulator.url)
+    out, err = _signal_during_the_write(project, store, signal.SIGTERM)  # keyform stops as after one Ctrl-C
+    assert "Interrupted" in err and "q0: created" in out + err, out + err
+    recovered = project.run_process("apply", "--auto-approve")
+    assert recovered.exit_code == 0, recovered.tail()
+    time.sleep(4)  # the killed apply's program has finished by now
+    _holds_the_live_secret(project, store, emulator.url)
+
+
+def test_a_sink_program_of_a_killed_apply_cannot_write_after_the_next_apply(tmp_path: Path,
+                                                                            emulator: EmulatorProcess) -> None:
+    """An `exec` sink's program outliving a `kill -9`ed apply (left open in stop 36; SIGTERM was fixed
+then): keyform runs it in its own session, so it goes on after keyform dies. The next apply revoked
+the killed apply's orphan and wrote the new key's secret; then the old program finished and wrote
+the REVOKED secret over it, while the state and the next plan ("No changes") said the store holds
+the live one.
+
+The program now holds the state lock's open file (`keyform.inherited`): the next apply waits for it
+(`--lock-timeout`), or says that a program the dead keyform started still holds the lock."""
+    project, store = _slow_vault(tmp_path, emulator.url)
+    _signal_during_the_write(project, store, signal.SIGKILL)  # the sink's program goes on
+    # without waiting: one line saying what holds the lock, nothing changed
+    locked = project.run_process("plan")
+    assert locked.exit_code == 1 and "has exited, but a program it started" in locked.output, locked.tail()
+    recovered = project.run_process("apply", "--auto-approve", "--lock-timeout", "30s")
+    assert recovered.exit_code == 0, recovered.tail()
+    time.sleep(1)
+    _holds_the_live_secret(project, store, emulator.url)
+    assert project.run_process("plan", "--detailed-exitcode").exit_code == 0
