@@ -154,7 +154,7 @@ def holds_known(text: str) -> bool:
     if _unpatterned:
         _known_now()
     known = _known_items  # one read of a tuple: no lock, no copy (called for every listed name)
-    watched = _watched
+    watched = _watched if _watch_pending is None else _watched_now()
     if not known and not watched:
         return False
     visible = "".join(text.split())
@@ -170,20 +170,31 @@ def holds_known(text: str) -> bool:
 # one an API echoes into an attribute: every window of that length in a value is fingerprinted.
 _watched: tuple[tuple[int, frozenset[str]], ...] = ()
 _watch_fingerprint: Callable[[str], str] | None = None
+_watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
 
 
 def watch(fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
     """Recognise the secrets `recorded` (`<visible length>:<fingerprint>`, `State.secret_fingerprint`)
     wherever `mask`/`holds_known` look, fingerprinting candidates with `fingerprint`. Each call
     replaces the last (one state per process). A malformed entry is skipped."""
-    global _watched, _watch_fingerprint
-    by_length: dict[int, set[str]] = {}
-    for entry in recorded:
-        length, _, fp = entry.partition(":")
-        if length.isdigit() and fp and int(length) >= MIN_SECRET:
-            by_length.setdefault(int(length), set()).add(fp)
-    _watch_fingerprint = fingerprint
-    _watched = tuple((n, frozenset(fps)) for n, fps in sorted(by_length.items()))
+    global _watch_fingerprint, _watch_pending
+    with _known_lock:
+        _watch_fingerprint, _watch_pending = fingerprint, list(recorded)
+
+
+def _watched_now() -> tuple[tuple[int, frozenset[str]], ...]:
+    """`_watched`, indexed from what `watch` was given, once."""
+    global _watched, _watch_pending
+    with _known_lock:
+        if _watch_pending is not None:
+            by_length: dict[int, set[str]] = {}
+            for entry in _watch_pending:
+                length, _, fp = entry.partition(":")
+                if length.isdigit() and fp and int(length) >= MIN_SECRET:
+                    by_length.setdefault(int(length), set()).add(fp)
+            _watched = tuple((n, frozenset(fps)) for n, fps in sorted(by_length.items()))
+            _watch_pending = None
+        return _watched
 
 
 def _recognised(visible: str, watched: tuple[tuple[int, frozenset[str]], ...]) -> bool:
