@@ -80,7 +80,7 @@ import httpx
 
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
-from keyform.errors import NotSentError, ProviderError
+from keyform.errors import ProviderError
 from keyform.providers.ratelimit import Limiter, NotAdmitted, nap, not_admitted_error, offered
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
@@ -495,8 +495,7 @@ class HttpClient:
         nothing reached the API), for a retry after an attempt sent and lost (idempotent: it may
         have been done), or for a retry after a 429 or 5xx answer, which then stands."""
         if previous is None and not sent:
-            return NotSentError(self.scrub(f"{self.instance}: {what}: not sent: the apply was interrupted "
-                                           "while it waited", secrets))
+            return self._not_admitted(what, NotAdmitted("stopped", 0.0), secrets)
         if previous is None:
             return ProviderError(self.scrub(f"{self.instance}: {what}: no answer, and the apply was interrupted "
                                             "before the retry", secrets))

@@ -236,7 +236,6 @@ class Limiter:
         """Whether the apply was interrupted (`configure`): a call should not send another attempt."""
         return self._stopping
 
-
     @property
     def concurrency(self) -> int:
         with self._cond:
@@ -450,8 +449,6 @@ class Limiter:
             paused = self._paused - max(0.0, self._pause_until - self._clock())
             return RateStats(self.instance, self._throttled, round(max(0.0, paused), 3), int(self._window),
                              None if self._rate is None else round(self._rate, 2), self.limit, self._broken)
-
-
 
 
 class Offer:
