@@ -74,3 +74,27 @@ def test_watch_recognises_a_recorded_secret_however_wrapped_and_only_it() -> Non
         assert redact.holds_known(f"name {unseen}")
     finally:
         redact.watch(state.fingerprinter(), [])
+
+
+def test_a_hand_edited_state_with_many_secret_lengths_cannot_make_masking_slow() -> None:
+    """Each recorded length costs one fingerprint per window of every value masked: a state with
+    hundreds of lengths would cost ~50,000 HMACs per name. Only the 8 most used lengths count."""
+    from keyform import redact
+    from keyform.state import State
+
+    state = State.new()
+    fingerprint = state.fingerprinter()
+    calls = 0
+
+    def counted(value: str) -> str:
+        nonlocal calls
+        calls += 1
+        return fingerprint(value)
+
+    text = "a name of three hundred characters " * 9
+    try:
+        redact.watch(counted, [f"{n}:hmac-sha256:{'0' * 64}" for n in range(8, 600)])  # 592 lengths
+        assert not redact.holds_known(text)
+    finally:
+        redact.watch(fingerprint, [])
+    assert 0 < calls <= 8 * len(text), calls

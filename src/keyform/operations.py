@@ -163,7 +163,6 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
                 loaded = store.load()
             log.debug("state: %s", f"serial {loaded.serial}, {len(loaded.keys)} keys" if loaded else "none yet")
             state = loaded or State.new()
-            watch_secrets(state)
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             sess.policies = policies
@@ -175,6 +174,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
                         from keyform.fingerprintkey import attach
 
                         attach(workspace, sess.state, options.env, new_state=sess.new_state)
+                    watch_secrets(sess.state)  # after recovery folded the journal in, under the state's key
                 yield sess
             finally:
                 pool.close()

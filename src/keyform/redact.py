@@ -171,6 +171,7 @@ def holds_known(text: str) -> bool:
 _watched: tuple[tuple[int, frozenset[str]], ...] = ()
 _watch_fingerprint: Callable[[str], str] | None = None
 _watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
+MAX_WATCHED_LENGTHS = 8  # distinct secret lengths recognised (an API issues secrets of one or two lengths)
 
 
 def watch(fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
@@ -190,9 +191,12 @@ def _watched_now() -> tuple[tuple[int, frozenset[str]], ...]:
             by_length: dict[int, set[str]] = {}
             for entry in _watch_pending:
                 length, _, fp = entry.partition(":")
-                if length.isdigit() and fp and int(length) >= MIN_SECRET:
+                if length.isdigit() and fp and MIN_SECRET <= int(length) <= MAX_RAW:
                     by_length.setdefault(int(length), set()).add(fp)
-            _watched = tuple((n, frozenset(fps)) for n, fps in sorted(by_length.items()))
+            # each length costs a fingerprint per window of every value looked at: a state with many
+            # lengths (hand-edited, hostile) would make every mask slow, so only the most used count
+            kept = sorted(by_length, key=lambda n: -len(by_length[n]))[:MAX_WATCHED_LENGTHS]
+            _watched = tuple((n, frozenset(by_length[n])) for n in sorted(kept))
             _watch_pending = None
         return _watched
 
@@ -202,6 +206,7 @@ def _recognised(visible: str, watched: tuple[tuple[int, frozenset[str]], ...]) -
     fingerprint = _watch_fingerprint
     if fingerprint is None:
         return False
+    visible = visible[:MAX_RAW]  # as `scrub` examines at most that much
     for length, fps in watched:
         for i in range(len(visible) - length + 1):
             window = visible[i:i + length]
