@@ -161,7 +161,14 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             continue
         due = parse_time(dep.revoke_after)
         label = f"{dep.address} (deposed {dep.remote_id})"
-        if destroy:  # destroy leaves nothing live, grace or not
+        _, listed = snapshot.lookup(dep.provider, dep.remote_id)
+        if not destroy and due > now and listed is not None and (listed.revoked or listed.expired):
+            # revoked or expired outside keyform before its grace ended: nothing to wait for (the
+            # revoke is a no-op that drops the record, as under unused_for)
+            changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                                  provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                                  reasons=("already revoked remotely" if listed.revoked else "already expired",)))
+        elif destroy:  # destroy leaves nothing live, grace or not
             changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
                                   provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
                                   reasons=("destroy requested (revoked before its grace ends)",)
