@@ -580,7 +580,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                                  revoke_after=revoke_after,
                                  unused_for=(exact_duration(spec.rotation.unused_for)
                                              if spec.rotation.unused_for else None),
-                                 on_grace_end=spec.rotation.on_grace_end)
+                                 on_grace_end=spec.rotation.on_grace_end,
+                                 secret_fingerprint=old.secret_fingerprint)
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
         if ctx.held_ids is not None:

@@ -167,5 +167,12 @@ def rekey(workspace: Workspace, state: State, env: Mapping[str, str] | None, *,
                                                   "nothing was changed")])
     for address, fps in updates.items():
         state.keys[address].fingerprints = fps
+    # issued secrets' fingerprints cannot be re-made (keyform never keeps the secret): dropped, so no
+    # fingerprint under the old mode (a salted one beside its salt) stays in a state meant to be keyed;
+    # those keys' echoes are recognised again once they are rotated
+    for ks in state.keys.values():
+        ks.secret_fingerprint = None
+    for dep in state.deposed:
+        dep.secret_fingerprint = None
     state.key_check, state.mac_key = new.key_check, new.mac_key
     return report

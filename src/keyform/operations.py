@@ -188,6 +188,7 @@ def watch_secrets(state: State) -> None:
     state's keys were issued (`KeyState.secret_fingerprint`, `redact.watch`): a process that never
     held them can still keep one an API echoes into a name out of a plan posted on a pull request."""
     recorded = [ks.secret_fingerprint for ks in state.keys.values() if ks.secret_fingerprint]
+    recorded += [d.secret_fingerprint for d in state.deposed if d.secret_fingerprint]  # alive through the grace
     if recorded:
         redact.watch(state.fingerprinter(), recorded)
 
@@ -628,11 +629,19 @@ def read_session(options: Options) -> Iterator[Session]:
         with paused():  # bulk, acyclic data (keyform.gcpause)
             loaded = store.load()
         _refuse_missing_named_state(options, loaded, store)
-        if loaded is not None:
-            watch_secrets(loaded)
         pool = ProviderPool(workspace, options.provider_factory, options.env)
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
                        new_state=loaded is None, unrecovered=bool(store.read_journal()))
+        if loaded is not None and (any(ks.secret_fingerprint for ks in loaded.keys.values())
+                                   or any(d.secret_fingerprint for d in loaded.deposed)):
+            try:  # keyed fingerprints need the key (a report needs it for nothing else)
+                from keyform.fingerprintkey import attach
+
+                attach(workspace, loaded, options.env, new_state=False)
+            except KeyformError as exc:
+                sess.warnings.append(warning(f"{exc}; without it, a secret an API echoes into a name cannot "
+                                             "be recognised, and this report may show one"))
+            watch_secrets(loaded)
         try:
             yield sess
         finally:
@@ -650,7 +659,7 @@ def run_report(options: Options, *, refresh_remote: bool = True,
     with read_session(options) as sess, paused():  # the listings and the report: bulk, acyclic
         ws, state = sess.workspace, sess.state
         now = (clock or options.clock)()
-        notes: list[str] = []
+        notes: list[str] = [str(w) for w in sess.warnings]
         if sess.unrecovered:
             notes.append("an interrupted apply left a journal; the next plan or apply recovers it, and this "
                          "report shows the state before that")

@@ -109,6 +109,8 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` (at most MAX_RAW characters of it) with every span that matches a known secret
     replaced by `***` (see the module docstring). Whitespace is kept as it was elsewhere."""
     text = text[:MAX_RAW]
+    if _watch_pending is not None or _watched:  # a secret the state knows by fingerprint: remembered now
+        _recognise(text)
     patterns = _patterns(secrets)
     known = _known_now()
     if not (patterns or known) or not text:
@@ -151,33 +153,40 @@ def holds_known(text: str) -> bool:
     """Whether `text` holds a secret this process remembered (as `scrub` matches one), or one the
     state knows by fingerprint (`watch`: then it is remembered, so `scrub` removes it): a cheap test
     for the many short values (names, descriptions) that hold none."""
+    watched = _watched if _watch_pending is None else _watched_now()
+    if not _known_items and not _unpatterned and not watched:
+        return False
+    if watched:
+        _recognise(text)  # every watched secret in it is remembered, so the checks below see it
+    visible = "".join(text.split())
     if _unpatterned:
         _known_now()
     known = _known_items  # one read of a tuple: no lock, no copy (called for every listed name)
-    watched = _watched if _watch_pending is None else _watched_now()
-    if not known and not watched:
-        return False
-    visible = "".join(text.split())
     for length, patterns in known:
         for i in range(len(visible) - length + 1):
             if visible[i:i + length] in patterns:
                 return True
-    return bool(watched) and _recognised(visible, watched)
+    return False
 
 
 # Issued secrets the state records by fingerprint (`watch`): (visible length, fingerprints) and the
 # function that fingerprints a candidate. A later process holds no such secret, but can recognise
-# one an API echoes into an attribute: every window of that length in a value is fingerprinted.
+# one an API echoes: a window of that length is fingerprinted wherever a secret could start (the
+# text's start, or after a character that is not a letter or digit), in the first MAX_WATCH_SCAN
+# visible characters of a value. What it finds is remembered, so `scrub` removes it as any other.
+# Not found: an echo glued to letters or digits before it, a truncated or an encoded echo (only the
+# process that holds a secret matches those: `remember`).
 _watched: tuple[tuple[int, frozenset[str]], ...] = ()
 _watch_fingerprint: Callable[[str], str] | None = None
 _watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
 MAX_WATCHED_LENGTHS = 8  # distinct secret lengths recognised (an API issues secrets of one or two lengths)
+MAX_WATCH_SCAN = 4096  # visible characters of a value examined (a name or a message, not a document)
 
 
 def watch(fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
     """Recognise the secrets `recorded` (`<visible length>:<fingerprint>`, `State.secret_fingerprint`)
-    wherever `mask`/`holds_known` look, fingerprinting candidates with `fingerprint`. Each call
-    replaces the last (one state per process). A malformed entry is skipped."""
+    wherever `mask`/`holds_known`/`scrub` look, fingerprinting candidates with `fingerprint`. Each
+    call replaces the last (one state per process). A malformed entry is skipped."""
     global _watch_fingerprint, _watch_pending
     with _known_lock:
         _watch_fingerprint, _watch_pending = fingerprint, list(recorded)
@@ -191,32 +200,49 @@ def _watched_now() -> tuple[tuple[int, frozenset[str]], ...]:
             by_length: dict[int, set[str]] = {}
             for entry in _watch_pending:
                 length, _, fp = entry.partition(":")
-                if length.isdigit() and fp and MIN_SECRET <= int(length) <= MAX_RAW:
+                if length.isdigit() and fp and MIN_SECRET <= int(length) <= MAX_WATCH_SCAN:
                     by_length.setdefault(int(length), set()).add(fp)
-            # each length costs a fingerprint per window of every value looked at: a state with many
-            # lengths (hand-edited, hostile) would make every mask slow, so only the most used count
+            # each length costs a fingerprint per candidate window of every value looked at: a state
+            # with many lengths (hand-edited, hostile) would make every mask slow; the most used count
             kept = sorted(by_length, key=lambda n: -len(by_length[n]))[:MAX_WATCHED_LENGTHS]
             _watched = tuple((n, frozenset(by_length[n])) for n in sorted(kept))
             _watch_pending = None
         return _watched
 
 
-def _recognised(visible: str, watched: tuple[tuple[int, frozenset[str]], ...]) -> bool:
-    """Whether a window of `visible` is a watched secret; the first found is remembered."""
+def _recognise(text: str) -> None:
+    """Remember every watched secret in `text` (compared without whitespace, as `scrub` does)."""
+    watched = _watched if _watch_pending is None else _watched_now()
     fingerprint = _watch_fingerprint
-    if fingerprint is None:
-        return False
-    visible = visible[:MAX_RAW]  # as `scrub` examines at most that much
+    if not watched or fingerprint is None:
+        return
+    chars: list[str] = []
+    starts: list[int] = []
+    before = ""
+    for c in text:
+        if len(chars) >= MAX_WATCH_SCAN:
+            break
+        if c.isspace():
+            before = c
+            continue
+        if not before.isalnum():  # the text's start, or after a space or punctuation
+            starts.append(len(chars))
+        chars.append(c)
+        before = c
+    visible = "".join(chars)
+    found = []
     for length, fps in watched:
-        for i in range(len(visible) - length + 1):
+        for i in starts:
+            if i + length > len(visible):
+                break
             window = visible[i:i + length]
             try:
                 if fingerprint(window) in fps:
-                    remember(window)
-                    return True
-            except Exception:  # a keyed state without its key: nothing can be recognised
-                return False
-    return False
+                    found.append(window)
+            except Exception:  # a keyed state whose key is not attached: nothing can be recognised
+                return
+    if found:
+        remember(*found)
 
 
 def mask(value: Any) -> Any:

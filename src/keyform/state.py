@@ -30,7 +30,9 @@ from keyform.strictjson import DuplicateKey, unique_keys
 FORMAT_VERSION = 2
 READS = (1, 2)
 _READ_WORDS = " and ".join(map(str, READS))
-MIN_WATCHED = 8  # the shortest issued secret recorded by fingerprint (shorter ones match too much)
+# the shortest issued secret recorded by fingerprint: under it, a secret could be guessed from its
+# fingerprint by whoever reads the state (an 8-digit code: 10^8 HMACs), and short windows match too much
+MIN_WATCHED = 20
 
 
 _SECRET_OF = "secret_of:"
@@ -156,9 +158,11 @@ class DeposedKey:
     # current rule for the address wins while it is declared (keyform.usage.retirement_rule)
     unused_for: str | None = None
     on_grace_end: str = "revoke"
+    # the old key's issued secret, as `KeyState.secret_fingerprint`: it still works through the grace
+    secret_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "address": self.address,
             "provider": self.provider,
             "provider_type": self.provider_type,
@@ -169,13 +173,16 @@ class DeposedKey:
             "unused_for": self.unused_for,
             "on_grace_end": self.on_grace_end,
         }
+        if self.secret_fingerprint is not None:
+            out["secret_fingerprint"] = self.secret_fingerprint
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DeposedKey:
         return cls(address=d["address"], provider=d["provider"], provider_type=d["provider_type"],
                    remote_id=d["remote_id"], deposed_at=d["deposed_at"], revoke_after=d["revoke_after"],
                    last_error=d.get("last_error"), unused_for=d.get("unused_for"),
-                   on_grace_end=d.get("on_grace_end") or "revoke")
+                   on_grace_end=d.get("on_grace_end") or "revoke", secret_fingerprint=d.get("secret_fingerprint"))
 
 
 @record(frozen=False)
