@@ -7,7 +7,6 @@ json`) and back, and never holds a secret: sensitive inputs appear only as their
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import field
@@ -171,7 +170,11 @@ class Plan:
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        """The plan as JSON (`plan --format json`, `plan --out`): a server's bidi controls, zero-width
+        characters and lone surrogates as `\\u` escapes (`render.safe.json_doc`)."""
+        from keyform.render.safe import json_doc
+
+        return json_doc(self.to_json(), indent=2) + "\n"
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Plan:

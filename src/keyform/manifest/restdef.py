@@ -473,13 +473,15 @@ class _Builder:
         for name in ("value", "username", "password"):
             if name in allowed:
                 out[name] = self._template(("auth", name), auth.get(name, defaults[name]), "auth")
-        for name in ("value", "password"):  # the credential: the token or a secret option, never a literal
-            if name in out and not any(var == "token" or (var.startswith("options.") and
-                                                          self.options.get(var[8:], (False, False))[1])
-                                       for var in out[name].variables):
-                self.error(("auth", name), "holds no secret: use ${token}, or an option marked secret: true "
-                           "(a literal or a plain option would be a credential written in a manifest, and "
-                           "shown in messages)")
+        # the credential: the token or a secret option, never only literals (for basic auth, in the
+        # user name or the password: `-u sk_live_...:` is a common style)
+        fields = ("username", "password") if typ == "basic" else ("value",) if "value" in out else ()
+        if fields and not any(var == "token" or (var.startswith("options.") and
+                                                 self.options.get(var[8:], (False, False))[1])
+                              for name in fields for var in out[name].variables):
+            self.error(("auth", fields[-1]), "holds no secret: use ${token}, or an option marked secret: true "
+                       "(a literal or a plain option would be a credential written in a manifest, and "
+                       "shown in messages)")
         return out
 
     def _check_header_name(self, where: YamlPath, name: str) -> None:

@@ -16,8 +16,10 @@ import re
 # C0 controls but tab and newline, DEL, C1 (0x9b is an 8-bit CSI), the bidi controls and marks,
 # the zero-width space and word joiner, the line and paragraph separators and the byte-order mark.
 # Not the zero-width (non-)joiner U+200C/U+200D: emoji sequences (👩‍💻) and Persian or Indic
-# words are written with them.
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# words are written with them. And a lone surrogate (an API's `\ud800` escape decodes to one): no
+# terminal, file or pipe can encode it, so it is shown as its escape.
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+                    "\ud800-\udfff]")
 # what makes structure inside one line of text (the text never starts a line: a prefix comes
 # first): code spans, emphasis, images and links, tables, strike-through, raw HTML
 _MARKDOWN = {c: "\\" + c for c in "\\`*[]!|~"}
