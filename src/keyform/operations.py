@@ -156,8 +156,9 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
                 if operation != "plan":  # only a plan, which writes nothing, goes on without the lock
                     raise
                 notes.append(warning(
-                    f"{exc}: planning without the state lock (the directory is read-only here); an apply "
-                    "running meanwhile from elsewhere would not be waited for"))
+                    f"{exc}: planning without the state lock (its file cannot be made or opened here: a "
+                    "read-only directory, or another user's lock file); an apply running meanwhile from "
+                    "elsewhere would not be waited for"))
             log.debug("lock: held after %.0f ms", (time.monotonic() - started) * 1000)
             with paused():  # bulk, acyclic data (keyform.gcpause)
                 loaded = store.load()
