@@ -1,6 +1,13 @@
-"""Found by an adversarial review (stop 37) of the issued-secret fingerprints: an API echoing an
-issued secret, seen by a later process, still reached the output in these cases (a keyed state's
-report; two secrets in one value; the old key of a rotation during its grace; an error message).
+"""An API echoing the secret it issued, seen by a LATER process (left open in stop 36). A careless or
+hostile API puts the secret into the key's name in its listing. The apply that received the secret
+masks it (it remembers it); a later `keyform plan`, which never held the secret, showed the drift
+`name: "k1" -> "sk_live_..."`: the secret in a plan posted on a pull request. The state now records a
+fingerprint of each issued secret (`KeyState.secret_fingerprint`: its visible length and HMAC
+under the state's fingerprint mode, never the secret), and every later mask recognises it.
+
+An adversarial review of that change (stop 37) found it still reached the output in these cases: a
+keyed state's report; two secrets in one value; the old key of a rotation during its grace; an
+error message.
 Real HTTP on 127.0.0.1: a hostile proxy in front of the emulator, keyform as a subprocess (a later
 process that never held the secret). Not covered, by design (docs/security.md): an echo cut short,
 encoded, or glued to letters before it; only the process that received the secret masks those."""
@@ -19,16 +26,24 @@ from tests.hostile import Reply, Seen, hostile
 KEY = "6f1c0a9e4b7d2c58a1e3f09b7c6d5e4a"
 
 
+def _captured(server: Any, seen: Seen, issued: dict[str, str]) -> Reply | None:
+    """A create forwarded to the emulator, its secret noted in `issued` (id -> secret); else None."""
+    if seen.method == "POST" and seen.path == "/api-keys":
+        reply = server.default(seen)
+        doc = json.loads(reply.body)
+        issued[doc["id"]] = doc["secret"]
+        return reply
+    return None
+
+
 def _echoing(server: Any, issued: dict[str, str],
              name_of: Callable[[dict[str, Any], dict[str, str]], str | None]) -> Callable[[Seen], Reply | None]:
     """A script recording each create's secret, and rewriting each listed key's name with `name_of`."""
 
     def script(seen: Seen) -> Reply | None:
-        if seen.method == "POST" and seen.path == "/api-keys":
-            reply = server.default(seen)
-            doc = json.loads(reply.body)
-            issued[doc["id"]] = doc["secret"]
-            return reply
+        created = _captured(server, seen, issued)
+        if created is not None:
+            return created
         if seen.method == "GET" and seen.path.startswith("/api-keys") and issued:
             reply = server.default(seen)
             keys = json.loads(reply.body)
@@ -44,6 +59,37 @@ def _echoing(server: Any, issued: dict[str, str],
 
 def _own_secret(k: dict[str, Any], issued: dict[str, str]) -> str | None:
     return issued.get(str(k.get("id")))
+
+
+def _run_echo(tmp_path: Path, emulator: Emulator, keys: str,
+              name_of: Callable[[dict[str, Any], dict[str, str]], str | None], *,
+              rotate: str | None = None) -> tuple[dict[str, str], list[Any], Project]:
+    issued: dict[str, str] = {}
+    with hostile(upstream=emulator.url) as server:
+        echo_now = {"on": False}
+        script = _echoing(server, issued, lambda k, i: name_of(k, i) if echo_now["on"] else None)
+        server.script = script
+        project = Project(tmp_path, server.url)
+        project.questra(keys)
+        applied = project.run_process("apply", "--auto-approve")
+        assert applied.exit_code == 0, applied.tail()
+        if rotate:
+            rotated = project.run_process("apply", "--auto-approve", "--replace", rotate)
+            assert rotated.exit_code == 0, rotated.tail()
+        echo_now["on"] = True
+        outs = [project.run_process("plan"), project.run_process("plan", "--format", "json"),
+                project.run_process("report"), project.run_process("report", "--format", "json")]
+    return issued, outs, project
+
+
+def test_a_later_plan_does_not_show_an_issued_secret_the_api_echoes(tmp_path: Path, emulator: Emulator) -> None:
+    issued, outs, project = _run_echo(tmp_path, emulator, "k1:\n  provider: qp\n", _own_secret)
+    [secret] = issued.values()
+    state = project.state_path.read_text()
+    assert secret not in state and '"secret_fingerprint"' in state
+    for res in outs:
+        assert secret not in res.output and secret[8:24] not in res.output, res.output[-1500:]
+    assert "***" in outs[0].output, outs[0].output[-1500:]  # the drift is shown, masked
 
 
 def test_keyed_state_report_shows_the_echoed_secret(tmp_path: Path, emulator: Emulator) -> None:
@@ -67,27 +113,6 @@ def test_keyed_state_report_shows_the_echoed_secret(tmp_path: Path, emulator: Em
     assert secret not in plan.output, plan.output[-1500:]  # the plan masks it
     for res in (report, report_json):
         assert secret not in res.output, res.output[-1500:]
-
-
-def _run_echo(tmp_path: Path, emulator: Emulator, keys: str,
-              name_of: Callable[[dict[str, Any], dict[str, str]], str | None], *,
-              rotate: str | None = None) -> tuple[dict[str, str], list[Any], Project]:
-    issued: dict[str, str] = {}
-    with hostile(upstream=emulator.url) as server:
-        echo_now = {"on": False}
-        script = _echoing(server, issued, lambda k, i: name_of(k, i) if echo_now["on"] else None)
-        server.script = script
-        project = Project(tmp_path, server.url)
-        project.questra(keys)
-        applied = project.run_process("apply", "--auto-approve")
-        assert applied.exit_code == 0, applied.tail()
-        if rotate:
-            rotated = project.run_process("apply", "--auto-approve", "--replace", rotate)
-            assert rotated.exit_code == 0, rotated.tail()
-        echo_now["on"] = True
-        outs = [project.run_process("plan"), project.run_process("plan", "--format", "json"),
-                project.run_process("report"), project.run_process("report", "--format", "json")]
-    return issued, outs, project
 
 
 def test_two_echoed_secrets_in_one_value_only_one_masked(tmp_path: Path, emulator: Emulator) -> None:
@@ -122,11 +147,9 @@ def test_later_error_message_echoing_the_issued_secret(tmp_path: Path, emulator:
     issued: dict[str, str] = {}
 
     def script(seen: Seen) -> Reply | None:
-        if seen.method == "POST" and seen.path == "/api-keys":
-            reply = server.default(seen)
-            doc = json.loads(reply.body)
-            issued[doc["id"]] = doc["secret"]
-            return reply
+        created = _captured(server, seen, issued)
+        if created is not None:
+            return created
         if seen.method == "POST" and seen.path.endswith("/revoke"):
             kid = seen.path.split("/")[2]
             body = {"error": {"code": "conflict", "message": f"key {issued.get(kid)} is still in use"}}

@@ -1,6 +1,7 @@
-"""Found by an adversarial review (stop 37) of the issued-secret fingerprints (`redact.watch`,
-`State.secret_fingerprint`): the cost of recognising them in a huge value, a short secret's
-fingerprint as a guessing aid, and `state rekey` leaving salted fingerprints in a keyed state."""
+"""The issued-secret fingerprints (`State.secret_fingerprint`, `redact.watch`) as units: what is
+recognised and what is not, and, found by an adversarial review (stop 37), the cost of recognising
+them in a huge value or with a hand-edited state's many lengths, a short secret's fingerprint as a
+guessing aid, and `state rekey` leaving salted fingerprints in a keyed state."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ from keyform.state import State
 KEY = "6f1c0a9e4b7d2c58a1e3f09b7c6d5e4a"
 
 
+class _Counted:
+    """`state`'s fingerprint function, counting its calls (what a watch costs)."""
+
+    def __init__(self, state: State) -> None:
+        self.fingerprint, self.calls = state.fingerprinter(), 0
+
+    def __call__(self, value: str) -> str:
+        self.calls += 1
+        return self.fingerprint(value)
+
+
 @pytest.fixture
 def state() -> Iterator[State]:
     st = State.new()
@@ -30,23 +42,16 @@ def test_watch_costs_an_hmac_per_character_of_any_length(state: State) -> None:
     """`holds_known` fingerprinted every window of a value up to 64 KiB: an API's 1 MB name cost
     ~65,000 HMACs per value shown, per plan. Now only windows where a secret could start (after a
     space or punctuation) in the first 4,096 characters: one here, and at most 4,096 for any value."""
-    fingerprint = state.fingerprinter()
-    calls = 0
-
-    def counted(value: str) -> str:
-        nonlocal calls
-        calls += 1
-        return fingerprint(value)
-
+    counted = _Counted(state)
     recorded = str(state.secret_fingerprint("sk_live_" + "Zq81Kp02Lm93Xv47" * 2 + "abcdefgh"))
     redact.watch(counted, [recorded])
     value = "n" * 1_000_000
     assert redact.mask(value) is value
-    assert calls <= 1, calls
+    assert counted.calls <= 1, counted.calls
     redact.watch(counted, [recorded])
-    calls = 0
+    counted.calls = 0
     assert redact.mask("n " * 500_000) is not None
-    assert calls <= redact.MAX_WATCH_SCAN, calls
+    assert counted.calls <= redact.MAX_WATCH_SCAN, counted.calls
 
 
 def test_salted_fingerprint_of_a_low_entropy_secret_is_an_oracle(state: State) -> None:
@@ -82,3 +87,30 @@ def test_rekey_to_keyed_keeps_a_salted_secret_oracle(tmp_path: Path, emulator: E
     assert "fingerprint_key_check" in doc
     recorded = doc["keys"]["k1"].get("secret_fingerprint")
     assert recorded is None or ":hmac-sha256-keyed:" in recorded, recorded
+
+
+def test_watch_recognises_a_recorded_secret_however_wrapped_and_only_it(state: State) -> None:
+    secret = "sk_live_" + "Zq81" * 10
+    recorded = state.secret_fingerprint(secret)
+    assert recorded is not None and secret not in recorded and recorded.startswith(f"{len(secret)}:hmac-sha256:")
+    assert state.secret_fingerprint("short") is None and state.secret_fingerprint(None) is None
+    redact.watch(state.fingerprinter(), [recorded, "garbage", "x:y"])
+    wrapped = f"key for {secret[:20]}\n  {secret[20:]} (echoed)"
+    assert redact.mask(wrapped) == "key for *** (echoed)"
+    assert redact.mask("an ordinary name") == "an ordinary name"
+    unseen = "sk_live_" + "Yy77" * 10  # never remembered by this process
+    other = State.new()  # under another salt, its fingerprint does not match
+    redact.watch(other.fingerprinter(), [str(state.secret_fingerprint(unseen))])
+    assert not redact.holds_known(f"name {unseen}")
+    redact.watch(state.fingerprinter(), [str(state.secret_fingerprint(unseen))])
+    assert redact.holds_known(f"name {unseen}")
+
+
+def test_a_hand_edited_state_with_many_secret_lengths_cannot_make_masking_slow(state: State) -> None:
+    """Each recorded length costs one fingerprint per window of every value masked: a state with
+    hundreds of lengths would cost ~50,000 HMACs per name. Only the 8 most used lengths count."""
+    counted = _Counted(state)
+    text = "a name of three hundred characters " * 9
+    redact.watch(counted, [f"{n}:hmac-sha256:{'0' * 64}" for n in range(8, 600)])  # 592 lengths
+    assert not redact.holds_known(text)
+    assert 0 < counted.calls <= 8 * len(text), counted.calls
