@@ -432,6 +432,8 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     def failed(change: Change, exc: BaseException, elapsed: float) -> None:
         if isinstance(exc, NotSentError):  # waiting when the Ctrl-C came: nothing of it was sent
             report.not_started.append(change)
+            # its start was shown (`Creating...`, `apply_start`): every started change ends with an event
+            ctx.on_event(ApplyEvent("skipped", change, elapsed, "not sent: the apply was interrupted while it waited"))
             return
         # a bug's text may quote what it was handling (a token, a secret): scrubbed as an API's error is
         msg = str(exc) if isinstance(exc, KeyformError) else redact.scrub(f"{type(exc).__name__}: {exc}", ())

@@ -1,0 +1,44 @@
+"""Found by an adversarial review (stop 37): `apply --format json` and one Ctrl-C while calls wait out a rate-limit pause (cb3b25a:
+the waits end at once, unsent). schemas/apply-events.schema.json and the README promise "per change
+`apply_start` and one of `apply_complete`, `apply_errored`, `apply_skipped`". The changes whose call
+was waiting get `apply_start` and then nothing: the applier files them under `report.not_started`
+(NotSentError) and only the text lines on stderr name them; `change_summary` neither counts nor
+lists them. A JSON consumer sees changes that started and never ended. Real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.project import Project
+from keyform.emulator import Emulator
+from tests.hostile import Reply, Seen, hostile
+
+
+def test_every_started_change_ends_in_the_json_stream_after_a_ctrl_c_in_a_pause(tmp_path: Path,
+                                                                                 emulator: Emulator) -> None:
+    posts = {"n": 0}
+
+    def script(seen: Seen) -> Reply | None:
+        if seen.method == "POST" and seen.path == "/api-keys":
+            posts["n"] += 1
+            if posts["n"] > 2:
+                return Reply(429, b'{"error":{"code":"rate_limited","message":"slow down"}}',
+                             {"Content-Type": "application/json", "Retry-After": "20"})
+        return None
+
+    with hostile(upstream=emulator.url) as server:
+        project = Project(tmp_path, server.url)
+        project.questra("".join(f"k{i}: {{provider: qp}}\n" for i in range(6)))
+        server.script = script
+        code, out, _ = project.interrupt_when("rate_limited", "apply", "--auto-approve", "--parallelism", "2",
+                                              "--format", "json")
+    assert code == 1 and "Interrupted" in out, out[-2000:]
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    started = {e["address"] for e in events if e["type"] == "apply_start"}
+    ended = {e["address"] for e in events if e["type"] in ("apply_complete", "apply_errored", "apply_skipped")}
+    summary = next(e for e in events if e["type"] == "change_summary")
+    assert started <= ended, (f"started and never ended in the JSON stream: {sorted(started - ended)}; "
+                              f"change_summary: failed={summary['failed']} errors={summary['errors']}")
+    unsent = {e["address"] for e in events if e["type"] == "apply_skipped" and "not sent" in e["message"]}
+    assert unsent and unsent <= set(summary["not_started"]), (unsent, summary)
