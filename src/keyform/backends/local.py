@@ -165,8 +165,9 @@ def _acquire(lock_path: Path, operation: str, timeout: float = 0.0,
             raise LockError(
                 f'{lock_path}: state is locked: pid {holder.pid} (operation "{holder.operation}", since '
                 f"{holder.created_at}; lock ID {holder.id}) has exited, but a program it started, such as an "
-                "`exec` sink's command still finishing a write, holds its lock. Wait for that program to end "
-                "(use --lock-timeout to wait), or stop it; then the lock is free.")
+                f"`exec` sink's command still finishing a write, holds its lock{_named(lock_path)}. Wait for it "
+                "to end (use --lock-timeout to wait), or stop it; if it is a background agent that is not "
+                f"writing anything, run: keyform force-unlock {holder.id}")
         raise LockError(f"{lock_path}: {describe_holder(holder)}")
 
 
@@ -206,13 +207,48 @@ def _force_unlock(lock_path: Path, lock_id: str) -> LockInfo:
         finally:
             got.close()
         return holder
-    if holder.host == socket.gethostname():
-        alive = "is still running" if _alive(holder) else "is gone, but another process on this host holds its lock"
+    if holder.host == socket.gethostname() and _alive(holder):
         raise LockError(f'{lock_path}: refusing to force-unlock: pid {holder.pid} on {holder.host} (operation '
-                        f'"{holder.operation}", since {holder.created_at}; lock ID {holder.id}) {alive} and holds '
-                        "the state lock. Wait for it to finish, or stop it: its lock is released when it exits.")
+                        f'"{holder.operation}", since {holder.created_at}; lock ID {holder.id}) is still running and '
+                        "holds the state lock. Wait for it to finish, or stop it: its lock is released when it exits.")
+    if holder.host == socket.gethostname():  # the keyform is gone; a program it started holds its lock
+        log.warning("%s: pid %s has exited; a program it started still holds its lock%s. If that is an exec "
+                    "sink's command still writing a secret, check that entry after the next apply", lock_path,
+                    holder.pid, _named(lock_path))
     _remove(lock_path)
     return holder
+
+
+def _named(lock_path: Path) -> str:
+    """` (pid 4321: sleep, ...)`: the processes that hold `lock_path` open, as /proc shows them
+    (Linux; elsewhere, or when none can be seen, nothing)."""
+    try:
+        st = os.stat(lock_path)
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return ""
+    found: list[str] = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                fst = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if (fst.st_dev, fst.st_ino) == (st.st_dev, st.st_ino):
+                try:
+                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+                        name = fh.read().strip()
+                except OSError:
+                    name = "?"
+                found.append(f"pid {pid}: {''.join(c if c.isprintable() else '?' for c in name)}")
+                break
+        if len(found) >= 5:
+            break
+    return f" ({', '.join(found)})" if found else ""
 
 
 def _alive(holder: LockInfo) -> bool:
