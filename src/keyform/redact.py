@@ -214,7 +214,7 @@ def _recognise(text: str) -> None:
     """Remember every watched secret in `text` (compared without whitespace, as `scrub` does)."""
     watched = _watched if _watch_pending is None else _watched_now()
     fingerprint = _watch_fingerprint
-    if not watched or fingerprint is None:
+    if not watched or fingerprint is None or len(text) < watched[0][0]:  # most names: shorter than any secret
         return
     chars: list[str] = []
     starts: list[int] = []
