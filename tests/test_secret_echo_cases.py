@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.project import Project
 from keyform.emulator import Emulator
 from tests.hostile import Reply, Seen, hostile
@@ -171,3 +173,14 @@ def test_later_error_message_echoing_the_issued_secret(tmp_path: Path, emulator:
     for name in (project.journal_path, project.state_path):
         if name.exists():
             assert secret not in name.read_text(), name
+
+
+@pytest.mark.parametrize("before", ["https://x/cb?next=%2Fok%3Ftoken%3D", "detail: line one\\n"])
+def test_echo_behind_an_escape_is_recognised(tmp_path: Path, emulator: Emulator, before: str) -> None:
+    """Found by a later review: a window starts only after a character that is not a letter or
+    digit, so an echo behind `%3D` (an echoed redirect URL) or a JSON `\\n` was not recognised."""
+    issued, outs, _ = _run_echo(tmp_path, emulator, "k1:\n  provider: qp\n",
+                                lambda k, i: before + i[k["id"]] if k.get("id") in i else None)
+    [secret] = issued.values()
+    for res in outs:
+        assert secret not in res.output, res.output[-1500:]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -181,6 +182,7 @@ _watch_fingerprint: Callable[[str], str] | None = None
 _watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
 MAX_WATCHED_LENGTHS = 8  # distinct secret lengths recognised (an API issues secrets of one or two lengths)
 MAX_WATCH_SCAN = 4096  # visible characters of a value examined (a name or a message, not a document)
+_ESCAPE_BEFORE = re.compile(r"(?:%[0-9A-Fa-f]{2}|\\[nrtbf]|\\u[0-9A-Fa-f]{4})$")
 
 
 def watch(fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
@@ -219,13 +221,15 @@ def _recognise(text: str) -> None:
     chars: list[str] = []
     starts: list[int] = []
     before = ""
-    for c in text:
+    for j, c in enumerate(text):
         if len(chars) >= MAX_WATCH_SCAN:
             break
         if c.isspace():
             before = c
             continue
-        if not before.isalnum():  # the text's start, or after a space or punctuation
+        # the text's start, after a space or punctuation, or after an escape that ends in a letter or
+        # digit: `%3D` (a percent-encoded separator), `\n` or `\u0022` (a JSON body quoted raw)
+        if not before.isalnum() or _ESCAPE_BEFORE.search(text, max(0, j - 6), j):
             starts.append(len(chars))
         chars.append(c)
         before = c

@@ -29,6 +29,7 @@ writing over the other's work.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -161,11 +162,12 @@ def _acquire(lock_path: Path, operation: str, timeout: float = 0.0,
                             "yet; wait for it to finish, or use --lock-timeout to wait") from None
         if holder is None:  # released between our attempt and the read: try again at once
             continue
-        if not _alive(holder):  # its OS lock is held, by a helper program it started (`keyform.inherited`)
+        gone, named = _gone(holder, lock_path)
+        if gone:  # its OS lock is held by a program it started (`keyform.inherited`)
             raise LockError(
                 f'{lock_path}: state is locked: pid {holder.pid} (operation "{holder.operation}", since '
                 f"{holder.created_at}; lock ID {holder.id}) has exited, but a program it started, such as an "
-                f"`exec` sink's command still finishing a write, holds its lock{_named(lock_path)}. Wait for it "
+                f"`exec` sink's command still finishing a write, holds its lock{named}. Wait for it "
                 "to end (use --lock-timeout to wait), or stop it; if it is a background agent that is not "
                 f"writing anything, run: keyform force-unlock {holder.id}")
         raise LockError(f"{lock_path}: {describe_holder(holder)}")
@@ -207,48 +209,75 @@ def _force_unlock(lock_path: Path, lock_id: str) -> LockInfo:
         finally:
             got.close()
         return holder
-    if holder.host == socket.gethostname() and _alive(holder):
-        raise LockError(f'{lock_path}: refusing to force-unlock: pid {holder.pid} on {holder.host} (operation '
-                        f'"{holder.operation}", since {holder.created_at}; lock ID {holder.id}) is still running and '
-                        "holds the state lock. Wait for it to finish, or stop it: its lock is released when it exits.")
-    if holder.host == socket.gethostname():  # the keyform is gone; a program it started holds its lock
+    if holder.host == socket.gethostname():
+        gone, named = _gone(holder, lock_path)
+        if not gone:
+            raise LockError(f'{lock_path}: refusing to force-unlock: pid {holder.pid} on {holder.host} (operation '
+                            f'"{holder.operation}", since {holder.created_at}; lock ID {holder.id}) is still running '
+                            "and holds the state lock. Wait for it to finish, or stop it: its lock is released when "
+                            "it exits.")
+        # the keyform is gone; a program it started (a sink helper's background agent) holds its lock
         log.warning("%s: pid %s has exited; a program it started still holds its lock%s. If that is an exec "
                     "sink's command still writing a secret, check that entry after the next apply", lock_path,
-                    holder.pid, _named(lock_path))
+                    holder.pid, named)
     _remove(lock_path)
     return holder
 
 
-def _named(lock_path: Path) -> str:
-    """` (pid 4321: sleep, ...)`: the processes that hold `lock_path` open, as /proc shows them
-    (Linux; elsewhere, or when none can be seen, nothing)."""
+@dataclasses.dataclass(frozen=True)
+class _Holder:
+    """A process that has the lock file open (`_holders`): its pid here, its name, and its pid in
+    each pid namespace it is in (`NSpid`: the last is what a process in a container sees itself as)."""
+
+    pid: int
+    name: str
+    nspids: tuple[int, ...]
+
+
+def _holders(lock_path: Path, limit: int = 16) -> list[_Holder] | None:
+    """The processes that hold `lock_path` open, as /proc shows them; None where that cannot be
+    seen (not Linux, no /proc). Compares each descriptor's link text with the path (`readlink`,
+    never `stat`, which would follow a descriptor into a hung network mount)."""
+    target = os.path.realpath(lock_path)
     try:
-        st = os.stat(lock_path)
         pids = [d for d in os.listdir("/proc") if d.isdigit()]
     except OSError:
-        return ""
-    found: list[str] = []
+        return None
+    found: list[_Holder] = []
     for pid in pids:
         try:
-            fds = os.listdir(f"/proc/{pid}/fd")
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
             continue
-        for fd in fds:
-            try:
-                fst = os.stat(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if (fst.st_dev, fst.st_ino) == (st.st_dev, st.st_ino):
-                try:
-                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
-                        name = fh.read().strip()
-                except OSError:
-                    name = "?"
-                found.append(f"pid {pid}: {''.join(c if c.isprintable() else '?' for c in name)}")
-                break
-        if len(found) >= 5:
+        if target not in links:
+            continue
+        name = "?"
+        nspids: tuple[int, ...] = (int(pid),)
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+                name = "".join(c if c.isprintable() else "?" for c in fh.read().strip())
+            with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("NSpid:"):
+                        nspids = tuple(int(n) for n in line.split()[1:])
+        found.append(_Holder(int(pid), name, nspids))
+        if len(found) >= limit:
             break
-    return f" ({', '.join(found)})" if found else ""
+    return found
+
+
+def _gone(holder: LockInfo, lock_path: Path) -> tuple[bool, str]:
+    """Whether the keyform that recorded `holder` is known to be gone while its OS lock is held
+    (by a program it started), and the holders named (` (pid 4321: sleep)`). Gone only when we can
+    tell: it ran on this host, its pid is not alive here, and the processes holding the lock are
+    visible and none of them is that pid in its own pid namespace (a keyform in a container on
+    this host records its pid as the container sees it)."""
+    if _alive(holder):
+        return False, ""
+    holders = _holders(lock_path)
+    if not holders or any(h.nspids and h.nspids[-1] == holder.pid for h in holders):
+        return False, ""
+    return True, " (" + ", ".join(f"pid {h.pid}: {h.name}" for h in holders[:5]) + ")"
 
 
 def _alive(holder: LockInfo) -> bool:

@@ -117,7 +117,7 @@ def summary_json(report: ApplyReport) -> str:
     return json_doc({"type": "change_summary", "ok": report.ok, **counts(report),
                      "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped],
                      "rate_limits": rate_json(report),
-                     **({"not_started": [c.key for c in report.not_started]} if report.not_started else {})})
+                     **({"not_started": [c.address for c in report.not_started]} if report.not_started else {})})
 
 
 def interrupted_lines(report: ApplyReport) -> list[str]:

@@ -1,0 +1,77 @@
+"""Found by an adversarial review (stop 37): `force-unlock` breaks the lock of a LIVE keyform whose recorded pid is not this pid
+namespace's (a container in the same pod: shared hostname and state volume, own pid namespace).
+Before bd28b9b it refused ('is gone, but another process on this host holds its lock'); now it
+deletes the lock file under a running apply, and a second keyform can take the state at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.emulator import EmulatorProcess
+from harness.project import Project
+
+
+def _absent_pid() -> int:
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    live = {int(d) for d in os.listdir("/proc") if d.isdigit()}
+    while True:
+        p = random.randint(max(300, pid_max // 2), pid_max - 10)
+        if not any(q in live for q in range(p - 5, p + 5)):
+            return p
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+def test_force_unlock_refuses_a_live_keyform_in_another_pid_namespace(tmp_path: Path) -> None:
+    emulator = EmulatorProcess()
+    store, release = tmp_path / "store", tmp_path / "release"
+    store.mkdir()
+    script = tmp_path / "sink.sh"  # the apply's sink write blocks until the test lets it go
+    script.write_text(f'cat > "{store}/$KEYFORM_SINK_NAME"; touch "{store}/.writing"\n'
+                      f'while [ ! -e "{release}" ]; do sleep 0.1; done\n')
+    project = Project(tmp_path / "proj", emulator.url)
+    project.write(f"""
+        version: 1
+        providers:
+          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
+        sinks:
+          vault:
+            type: exec
+            command: [sh, "{script}"]
+            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME"']
+        defaults: {{sink: vault}}
+        keys:
+          q0: {{provider: qp, name: q0}}
+        """)
+    target = _absent_pid()
+    inner = (f"echo {target - 1} > /proc/sys/kernel/ns_last_pid; "
+             f"{shlex.join(project.argv('apply', '--auto-approve'))}; :")
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", inner],
+                            cwd=project.root, env=project.process_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (store / ".writing").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert (store / ".writing").exists(), proc.communicate(timeout=10)
+        record = json.loads(project.lock_path.read_text())
+        assert record["pid"] == target  # its pid in its own namespace: no process of ours has it
+        forced = project.run_process("force-unlock", record["id"], "--force")
+        assert forced.exit_code != 0 and "refusing" in forced.output, (
+            f"force-unlock broke the lock of a running apply: exit {forced.exit_code}; "
+            f"lock file exists: {project.lock_path.exists()}; {forced.output[-600:]}")
+    finally:
+        release.touch()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        emulator.stop()
