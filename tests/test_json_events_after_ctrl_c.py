@@ -85,3 +85,25 @@ def test_a_deposed_revocation_ended_unsent_is_named_alike_in_its_event_and_the_s
     unsent = {e["address"] for e in evs if e["type"] == "apply_skipped" and "not sent" in e.get("message", "")}
     assert unsent, out[-3000:]
     assert unsent <= set(summary.get("not_started", [])), (unsent, summary.get("not_started"))
+
+
+def test_an_interrupted_destroy_says_to_run_destroy_again(tmp_path: Path, emulator: Emulator) -> None:
+    """Found by the same review: an interrupted destroy ended with "run `keyform apply` again"."""
+    with hostile(upstream=emulator.url) as server:
+        project = Project(tmp_path, server.url)
+        project.questra("".join(f"k{i}: {{provider: qp}}\n" for i in range(6)))
+        assert project.run("apply", "--auto-approve").exit_code == 0
+        revokes = {"n": 0}
+
+        def script(seen: Seen) -> Reply | None:
+            if seen.method == "POST" and seen.path.endswith("/revoke"):
+                revokes["n"] += 1
+                if revokes["n"] > 2:
+                    return RL
+            return None
+
+        server.script = script
+        code, out, _ = project.interrupt_when("rate-limited", "destroy", "--auto-approve", "--parallelism", "2")
+    assert code == 1 and "not sent" in out, out[-2000:]
+    assert "Destroy interrupted" in out and "run `keyform destroy` again" in out, out[-2000:]
+

@@ -303,8 +303,9 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
     shown.summary(report, destroy=request.destroy)
     if report.interrupted:
         shown.interrupted(report)
-        raise KeyformError("Apply interrupted: the changes listed above as done were saved; run `keyform apply` "
-                           "again for the rest.")
+        command, what = ("destroy", "Destroy") if request.destroy else ("apply", "Apply")
+        raise KeyformError(f"{what} interrupted: the changes listed above as done were saved; run `keyform "
+                           f"{command}` again for the rest.")
     if not report.ok:
         raise KeyformError([Diagnostic(f"{c.key}: {msg}") for c, msg in report.failed + report.skipped])
     return 0
