@@ -61,6 +61,19 @@ def emulator(make_emulator: Callable[..., Emulator]) -> Emulator:
 
 
 @pytest.fixture
+def emulator_process() -> Iterator[Any]:
+    """The emulator as a process of its own (`harness.emulator.EmulatorProcess`): a keyform a test
+    kills, or a helper that outlives it, never takes the emulator along. Stopped after the test."""
+    from harness.emulator import EmulatorProcess
+
+    process = EmulatorProcess()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
 def emu_control(emulator: Emulator) -> Iterator[EmulatorControl]:
     """Control-API client for the ``emulator`` fixture."""
     with EmulatorControl(emulator.url) as control:

@@ -18,23 +18,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.emulator import EmulatorProcess
 from harness.project import ORG, Project
 from keyform.emulator.client import EmulatorControl
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess(latency_ms=50)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _slow_vault(tmp_path: Path, url: str) -> tuple[Project, Path]:
@@ -44,20 +32,7 @@ def _slow_vault(tmp_path: Path, url: str) -> tuple[Project, Path]:
     command = (f'n=$(ls {store}/.calls* 2>/dev/null | wc -l); touch {store}/.calls$n; '
                f'if [ "$n" = 0 ]; then sleep 3; fi; cat > "{store}/$KEYFORM_SINK_NAME"')
     project = Project(tmp_path / "proj", url)
-    project.write(f"""
-        version: 1
-        providers:
-          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
-        sinks:
-          vault:
-            type: exec
-            command: [sh, -c, '{command}']
-            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME"']
-            remove_command: [sh, -c, 'rm -f "{store}/$KEYFORM_SINK_NAME"']
-        defaults: {{sink: vault}}
-        keys:
-          q0: {{provider: qp, name: q0}}
-        """)
+    project.exec_vault(f"sh, -c, '{command}'", store)
     return project, store
 
 
@@ -86,18 +61,18 @@ def _holds_the_live_secret(project: Project, store: Path, url: str) -> None:
 
 
 def test_exec_sink_write_of_a_terminated_apply_does_not_land_after_recovery(tmp_path: Path,
-                                                                          emulator: EmulatorProcess) -> None:
-    project, store = _slow_vault(tmp_path, emulator.url)
+                                                                          emulator_process: EmulatorProcess) -> None:
+    project, store = _slow_vault(tmp_path, emulator_process.url)
     out, err = _signal_during_the_write(project, store, signal.SIGTERM)  # keyform stops as after one Ctrl-C
     assert "Interrupted" in err and "q0: created" in out + err, out + err
     recovered = project.run_process("apply", "--auto-approve")
     assert recovered.exit_code == 0, recovered.tail()
     time.sleep(4)  # the killed apply's program has finished by now
-    _holds_the_live_secret(project, store, emulator.url)
+    _holds_the_live_secret(project, store, emulator_process.url)
 
 
 def test_a_sink_program_of_a_killed_apply_cannot_write_after_the_next_apply(tmp_path: Path,
-                                                                            emulator: EmulatorProcess) -> None:
+                                                                            emulator_process: EmulatorProcess) -> None:
     """An `exec` sink's program outliving a `kill -9`ed apply (left open in stop 36; SIGTERM was fixed
 then): keyform runs it in its own session, so it goes on after keyform dies. The next apply revoked
 the killed apply's orphan and wrote the new key's secret; then the old program finished and wrote
@@ -106,7 +81,7 @@ the live one.
 
 The program now holds the state lock's open file (`keyform.inherited`): the next apply waits for it
 (`--lock-timeout`), or says that a program the dead keyform started still holds the lock."""
-    project, store = _slow_vault(tmp_path, emulator.url)
+    project, store = _slow_vault(tmp_path, emulator_process.url)
     _signal_during_the_write(project, store, signal.SIGKILL)  # the sink's program goes on
     # without waiting: one line saying what holds the lock, nothing changed
     locked = project.run_process("plan")
@@ -114,5 +89,5 @@ The program now holds the state lock's open file (`keyform.inherited`): the next
     recovered = project.run_process("apply", "--auto-approve", "--lock-timeout", "30s")
     assert recovered.exit_code == 0, recovered.tail()
     time.sleep(1)
-    _holds_the_live_secret(project, store, emulator.url)
+    _holds_the_live_secret(project, store, emulator_process.url)
     assert project.run_process("plan", "--detailed-exitcode").exit_code == 0

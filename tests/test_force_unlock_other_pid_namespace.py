@@ -38,19 +38,7 @@ def test_force_unlock_refuses_a_live_keyform_in_another_pid_namespace(tmp_path: 
     script.write_text(f'cat > "{store}/$KEYFORM_SINK_NAME"; touch "{store}/.writing"\n'
                       f'while [ ! -e "{release}" ]; do sleep 0.1; done\n')
     project = Project(tmp_path / "proj", emulator.url)
-    project.write(f"""
-        version: 1
-        providers:
-          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
-        sinks:
-          vault:
-            type: exec
-            command: [sh, "{script}"]
-            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME"']
-        defaults: {{sink: vault}}
-        keys:
-          q0: {{provider: qp, name: q0}}
-        """)
+    project.exec_vault(f'sh, "{script}"', store)
     target = _absent_pid()
     inner = (f"echo {target - 1} > /proc/sys/kernel/ns_last_pid; "
              f"{shlex.join(project.argv('apply', '--auto-approve'))}; :")

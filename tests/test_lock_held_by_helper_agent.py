@@ -14,26 +14,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.emulator import EmulatorProcess
 from harness.project import Project
 
 
-@pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
 def test_an_agent_started_by_a_sink_program_does_not_lock_the_state_for_good(tmp_path: Path,
-                                                                            emulator: EmulatorProcess) -> None:
+                                                                            emulator_process: EmulatorProcess) -> None:
     store = tmp_path / "store"
     store.mkdir()
     pidfile = tmp_path / "agent.pid"
@@ -42,20 +30,8 @@ def test_an_agent_started_by_a_sink_program_does_not_lock_the_state_for_good(tmp
     script.write_text(f'cat > "{store}/$KEYFORM_SINK_NAME"; touch "{store}/.written"\n'
                       f'setsid sh -c \'echo $$ > "{pidfile}"; exec sleep 60\' </dev/null >/dev/null 2>&1 &\n'
                       'sleep 2\n')
-    project = Project(tmp_path / "proj", emulator.url)
-    project.write(f"""
-        version: 1
-        providers:
-          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
-        sinks:
-          vault:
-            type: exec
-            command: [sh, "{script}"]
-            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME"']
-        defaults: {{sink: vault}}
-        keys:
-          q0: {{provider: qp, name: q0}}
-        """)
+    project = Project(tmp_path / "proj", emulator_process.url)
+    project.exec_vault(f'sh, "{script}"', store)
     proc = project.spawn("apply", "--auto-approve")
     agent = None
     try:

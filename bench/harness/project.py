@@ -148,6 +148,25 @@ class Project:
             + textwrap.dedent(extra) +
             "keys:" + (" {}\n" if not keys.strip() else "\n" + textwrap.indent(textwrap.dedent(keys), "  ")))
 
+    def exec_vault(self, command: str, store: Path) -> Path:
+        """A manifest with one Questra provider `qp`, one key `q0`, and an `exec` sink `vault` whose
+        write runs `command` (argv items, YAML flow syntax: `sh, "script.sh"`) and whose read and
+        remove use the files in `store`."""
+        return self.write(f"""
+            version: 1
+            providers:
+              qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
+            sinks:
+              vault:
+                type: exec
+                command: [{command}]
+                read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME"']
+                remove_command: [sh, -c, 'rm -f "{store}/$KEYFORM_SINK_NAME"']
+            defaults: {{sink: vault}}
+            keys:
+              q0: {{provider: qp, name: q0}}
+            """)
+
     def state(self) -> dict[str, Any]:
         """The state file as JSON (FileNotFoundError when there is none yet)."""
         return dict(json.loads(self.state_path.read_text()))
