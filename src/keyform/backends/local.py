@@ -194,8 +194,10 @@ def _force_unlock(lock_path: Path, lock_id: str) -> LockInfo:
     """Remove the lock iff it records `lock_id` and its holder is not known to be alive; returns it.
 
     A holder whose OS lock is free is dead (the next command would take the lock over anyway). One
-    whose OS lock is held on this host is alive: LockError names it. On another host (a shared
-    filesystem) liveness cannot be told: the file is removed, and that holder's next write fails."""
+    whose OS lock is held on this host is alive (LockError names it), unless its keyform is known to
+    be gone and only a program it started holds the lock (`_gone`: a sink helper's background
+    agent); that lock is removed, with a warning. On another host (a shared filesystem) liveness
+    cannot be told: the file is removed, and that holder's next write fails."""
     holder = read_lock(lock_path)
     if holder is None:
         raise StateError(f"{lock_path}: state is not locked")
