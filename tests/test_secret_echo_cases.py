@@ -10,7 +10,7 @@ keyed state's report; two secrets in one value; the old key of a rotation during
 error message.
 Real HTTP on 127.0.0.1: a hostile proxy in front of the emulator, keyform as a subprocess (a later
 process that never held the secret). Not covered, by design (docs/security.md): an echo cut short,
-encoded, or glued to letters before it; only the process that received the secret masks those."""
+or glued to letters before it; only the process that received the secret masks those."""
 
 from __future__ import annotations
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -114,3 +116,19 @@ def test_a_hand_edited_state_with_many_secret_lengths_cannot_make_masking_slow(s
     redact.watch(counted, [f"{n}:hmac-sha256:{'0' * 64}" for n in range(8, 600)])  # 592 lengths
     assert not redact.holds_known(text)
     assert 0 < counted.calls <= 8 * len(text), counted.calls
+
+
+@pytest.mark.parametrize("encode", [lambda s: quote(s, safe=""), lambda s: json.dumps(s)[1:-1]],
+                         ids=["percent-encoded", "json-escaped"])
+def test_watch_recognises_the_encoded_forms_scrub_catches(state: State, encode: Callable[[str], str]) -> None:
+    """Found by an adversarial review (stop 37): a REST provider's secret with `/ + =` (base64) or a
+    quote echoed percent-encoded (a callback URL) or JSON-escaped (a raw body) was not recognised by
+    a later process, though `scrub` of a known secret matches those forms. The value is now also
+    scanned decoded; what is found there is remembered, and `scrub` removes its encoded forms."""
+    import secrets as rnd
+
+    secret = f'sk/live+"{rnd.token_hex(16)}/=='  # never remembered by this process (redact._known is global)
+    redact.watch(state.fingerprinter(), [str(state.secret_fingerprint(secret))])
+    echoed = f"callback {encode(secret)}"
+    assert secret not in echoed
+    assert redact.mask(echoed) == "callback ***", redact.mask(echoed)

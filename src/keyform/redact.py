@@ -25,7 +25,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 WINDOW = 16
 MIN_SECRET = 4
@@ -175,8 +175,8 @@ def holds_known(text: str) -> bool:
 # one an API echoes: a window of that length is fingerprinted wherever a secret could start (the
 # text's start, or after a character that is not a letter or digit), in the first MAX_WATCH_SCAN
 # visible characters of a value. What it finds is remembered, so `scrub` removes it as any other.
-# Not found: an echo glued to letters or digits before it, a truncated or an encoded echo (only the
-# process that holds a secret matches those: `remember`).
+# A value with escapes is also scanned percent- and JSON-decoded. Not found: an echo glued to letters
+# or digits before it, or cut short (only the process that holds a secret matches those: `remember`).
 _watched: tuple[tuple[int, frozenset[str]], ...] = ()
 _watch_fingerprint: Callable[[str], str] | None = None
 _watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
@@ -213,11 +213,35 @@ def _watched_now() -> tuple[tuple[int, frozenset[str]], ...]:
 
 
 def _recognise(text: str) -> None:
-    """Remember every watched secret in `text` (compared without whitespace, as `scrub` does)."""
+    """Remember every watched secret in `text` (compared without whitespace, as `scrub` does), as it
+    is and, when it holds escapes, percent- and JSON-decoded: an API that echoes a secret in a URL
+    or a raw JSON body encodes it, and `scrub` removes the encoded forms of a remembered secret."""
     watched = _watched if _watch_pending is None else _watched_now()
     fingerprint = _watch_fingerprint
     if not watched or fingerprint is None or len(text) < watched[0][0]:  # most names: shorter than any secret
         return
+    found = _scan(text, watched, fingerprint)
+    if "%" in text or "\\" in text:
+        decoded = _JSON_ESCAPE.sub(_unescape, unquote(text))
+        if decoded != text:
+            found += _scan(decoded, watched, fingerprint)
+    if found:
+        remember(*found)
+
+
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/bfnrt]))")
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    if m[1]:
+        return chr(int(m[1], 16))
+    return _SIMPLE_ESCAPES.get(m[2], m[2])
+
+
+def _scan(text: str, watched: tuple[tuple[int, frozenset[str]], ...], fingerprint: Callable[[str], str]) -> list[str]:
+    """The watched secrets in `text`: a window of each recorded length fingerprinted wherever a
+    secret could start."""
     chars: list[str] = []
     starts: list[int] = []
     before = ""
@@ -244,9 +268,8 @@ def _recognise(text: str) -> None:
                 if fingerprint(window) in fps:
                     found.append(window)
             except Exception:  # a keyed state whose key is not attached: nothing can be recognised
-                return
-    if found:
-        remember(*found)
+                return []
+    return found
 
 
 def mask(value: Any) -> Any:
