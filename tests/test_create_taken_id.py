@@ -8,22 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.project import Project
+from harness.project import SCRIPTED_REST, Project
 from tests.loopback import serving
 from tests.test_provider_rest import ScriptServer
-
-DEFINITION = """\
-version: 1
-name: same
-auth: {type: bearer}
-key: {id: /id, created_at: /created}
-attributes:
-  name: {type: string, path: /name, default: "${address}"}
-operations:
-  list: {method: GET, path: /keys, items: /items}
-  create: {method: POST, path: /keys, body: {name: "${attrs.name}"}, secret: /secret}
-  delete: {method: DELETE, path: "/keys/${id}"}
-"""
 
 
 def test_two_creates_answered_with_one_id_are_not_both_recorded(tmp_path: Path) -> None:
@@ -42,7 +29,7 @@ def test_two_creates_answered_with_one_id_are_not_both_recorded(tmp_path: Path) 
 
     with serving(ScriptServer(script)) as server:
         project = Project(tmp_path, server.url)
-        project.rest_api(DEFINITION, "a: {provider: rp, name: Alpha}\nb: {provider: rp, name: Beta}\n")
+        project.rest_api(SCRIPTED_REST, "a: {provider: rp, name: Alpha}\nb: {provider: rp, name: Beta}\n")
         result = project.run_process("apply", "--auto-approve")
         state = json.loads(project.state_path.read_text()) if project.state_path.exists() else {"keys": {}}
         ids = [k["remote_id"] for k in state["keys"].values()]

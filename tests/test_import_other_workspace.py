@@ -7,17 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.project import Project
 from keyform.emulator import Emulator
-
-DSN_ENV = "KEYFORM_PG_DSN"
-
-
-def pg_project(root: Path, url: str, dsn: str, workspace: str, keys: str) -> Project:
-    root.mkdir()
-    p = Project(root, url, env={DSN_ENV: dsn})
-    p.questra(keys, extra=f"state:\n  backend: postgres\n  dsn: {{env: {DSN_ENV}}}\n  workspace: {workspace}\n")
-    return p
+from tests.test_usage_report import pg_project
 
 
 def test_import_refuses_a_key_another_workspace_manages(tmp_path: Path, emulator: Emulator, pg_dsn: str) -> None:

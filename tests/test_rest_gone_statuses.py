@@ -12,23 +12,12 @@ from typing import Any
 
 import pytest
 
-from harness.project import Project
+from harness.project import SCRIPTED_REST, Project
 from keyform.manifest.restdef import load_definition
 from tests.loopback import serving
 from tests.test_provider_rest import ScriptServer
 
-DEFINITION = """\
-version: 1
-name: gone
-auth: {type: bearer}
-key: {id: /id, created_at: /created}
-attributes:
-  name: {type: string, path: /name, default: "${address}"}
-operations:
-  list: {method: GET, path: /keys, items: /items}
-  create: {method: POST, path: /keys, body: {name: "${attrs.name}"}, secret: /secret}
-  delete: {method: DELETE, path: "/keys/${id}", gone: [403, 404]}
-"""
+DEFINITION = SCRIPTED_REST.replace('path: "/keys/${id}"}', 'path: "/keys/${id}", gone: [403, 404]}')
 
 
 @pytest.mark.parametrize(("field", "value", "line"), [

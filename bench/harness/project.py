@@ -68,6 +68,22 @@ class Result:
         return text[-n:]
 
 
+# A REST definition with just list, create (the secret at /secret) and delete, for a test that
+# scripts the API's answers (`Project.rest_api`).
+SCRIPTED_REST = """\
+version: 1
+name: scripted
+auth: {type: bearer}
+key: {id: /id, created_at: /created}
+attributes:
+  name: {type: string, path: /name, default: "${address}"}
+operations:
+  list: {method: GET, path: /keys, items: /items}
+  create: {method: POST, path: /keys, body: {name: "${attrs.name}"}, secret: /secret}
+  delete: {method: DELETE, path: "/keys/${id}"}
+"""
+
+
 class Project:
     """A keyform project directory (`write` creates it if missing) whose manifests point at the
     emulator `url`.
