@@ -195,7 +195,9 @@ real = os.fsync
 os.fsync = lambda fd: (time.sleep(0.05), real(fd))  # a slow disk: a kill lands mid-write
 from keyform.sinks.dotenv import DotenvSink
 sink = DotenvSink(sys.argv[1])
-i = 0
+sink.write("k", "A", "secret-1")
+print("writing", flush=True)  # started: the parent's kill now lands in this loop, not in the imports
+i = 1
 while True:
     i += 1
     sink.write("k", "A", f"secret-{i}")
@@ -212,10 +214,13 @@ def test_writers_killed_mid_write_leave_at_most_the_one_in_flight_and_the_next_w
     rng = random.Random(13)
     seen = []
     for _ in range(8):
-        proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path)])
-        time.sleep(0.25 + rng.uniform(0.0, 0.1))
+        # the kill waits for the writer's first write, however slow a loaded machine makes its start
+        proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "writing\n"
+        time.sleep(rng.uniform(0.02, 0.12))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         seen.append(len(_temps(path.parent)))
     assert max(seen) <= 1 and sum(seen) >= 1, seen  # some kills did land mid-write; never two copies
     DotenvSink(path).write("k", "B", "after")
