@@ -10,11 +10,13 @@ finishes and is recorded.
 
 SIGKILL (stop 37) cannot be handled: the program holds the state lock's open file
 (`keyform.inherited`), so the next command waits for it (`--lock-timeout`), or says that a program
-the dead keyform started still holds the lock, instead of racing its late write.
+the dead keyform started still holds the lock, instead of racing its late write. With the postgres
+backend (stop 38) the program holds the lock's database session's socket, to the same effect.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -25,14 +27,16 @@ from harness.project import ORG, Project
 from keyform.emulator.client import EmulatorControl
 
 
-def _slow_vault(tmp_path: Path, url: str) -> tuple[Project, Path]:
-    """A project whose exec sink's first write is slow (a vault call stuck in a network retry)."""
+def _slow_vault(tmp_path: Path, url: str, pg_dsn: str | None = None) -> tuple[Project, Path]:
+    """A project whose exec sink's first write is slow (a vault call stuck in a network retry);
+    its state in a fresh postgres database with `pg_dsn`."""
     store = tmp_path / "store"
     store.mkdir()
     command = (f'n=$(ls {store}/.calls* 2>/dev/null | wc -l); touch {store}/.calls$n; '
                f'if [ "$n" = 0 ]; then sleep 3; fi; cat > "{store}/$KEYFORM_SINK_NAME"')
-    project = Project(tmp_path / "proj", url)
-    project.exec_vault(f"sh, -c, '{command}'", store)
+    project = Project(tmp_path / "proj", url, env={"KF_TEST_DSN": pg_dsn} if pg_dsn else None)
+    state = "state: {backend: postgres, dsn: {env: KF_TEST_DSN}}" if pg_dsn else ""
+    project.exec_vault(f"sh, -c, '{command}'", store, extra=state)
     return project, store
 
 
@@ -48,10 +52,10 @@ def _signal_during_the_write(project: Project, store: Path, sig: signal.Signals)
 
 
 def _holds_the_live_secret(project: Project, store: Path, url: str) -> None:
-    live = project.remote_id("q0")
     with EmulatorControl(url) as control:
         keys = {k["id"]: k for k in control.questra_keys(ORG)}
-    assert not keys[live]["revoked"]
+    live, = (i for i, k in keys.items() if not k["revoked"])  # the one key the state records (local or postgres)
+    assert json.loads(project.run_process("state", "pull").stdout)["keys"]["q0"]["remote_id"] == live
     held = (store / "Q0").read_text().strip()
     revoked = {k["secret"] for k in keys.values() if k["revoked"]}
     plan = project.run_process("plan", "--detailed-exitcode")
@@ -86,8 +90,25 @@ The program now holds the state lock's open file (`keyform.inherited`): the next
     # without waiting: one line saying what holds the lock, nothing changed
     locked = project.run_process("plan")
     assert locked.exit_code == 1 and "has exited, but a program it started" in locked.output, locked.tail()
+    _recovers_after_the_program(project, store, emulator_process.url)
+
+
+def test_with_the_postgres_backend_too(tmp_path: Path, emulator_process: EmulatorProcess, pg_dsn: str) -> None:
+    """The postgres backend's lock is a database session's advisory lock (stop 37 left this open):
+the session ended when the killed keyform's socket closed, though its program was still running, so
+the next apply raced the program's late write. The program now holds that socket too."""
+    project, store = _slow_vault(tmp_path, emulator_process.url, pg_dsn)
+    _signal_during_the_write(project, store, signal.SIGKILL)
+    locked = project.run_process("plan")
+    assert locked.exit_code == 1, locked.tail()
+    assert "is not running on this host any more, but its database session" in locked.output, locked.tail()
+    assert pg_dsn not in locked.output and "Traceback" not in locked.output
+    _recovers_after_the_program(project, store, emulator_process.url)
+
+
+def _recovers_after_the_program(project: Project, store: Path, url: str) -> None:
     recovered = project.run_process("apply", "--auto-approve", "--lock-timeout", "30s")
     assert recovered.exit_code == 0, recovered.tail()
     time.sleep(1)
-    _holds_the_live_secret(project, store, emulator_process.url)
+    _holds_the_live_secret(project, store, url)
     assert project.run_process("plan", "--detailed-exitcode").exit_code == 0

@@ -164,12 +164,13 @@ class Project:
             + textwrap.dedent(extra) +
             "keys:" + (" {}\n" if not keys.strip() else "\n" + textwrap.indent(textwrap.dedent(keys), "  ")))
 
-    def exec_vault(self, command: str, store: Path) -> Path:
+    def exec_vault(self, command: str, store: Path, extra: str = "") -> Path:
         """A manifest with one Questra provider `qp`, one key `q0`, and an `exec` sink `vault` whose
         write runs `command` (argv items, YAML flow syntax: `sh, "script.sh"`) and whose read and
-        remove use the files in `store`."""
+        remove use the files in `store`; `extra`: more top-level lines (a `state:` block)."""
         return self.write(f"""
             version: 1
+            {extra}
             providers:
               qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
             sinks:

@@ -1,4 +1,4 @@
-"""Open files every helper program keyform starts must hold too: the local state lock.
+"""Open files every helper program keyform starts must hold too: the state lock.
 
 keyform runs sink helpers (an `exec` sink's command, `sops`) in their own session, so a Ctrl-C at
 the terminal does not kill them mid-write. If keyform itself is killed (`kill -9`, the OOM killer)
@@ -7,6 +7,10 @@ that key and written its successor's: the store then holds a revoked secret. So 
 open file is passed to every helper (`sinks/procs.py`: `pass_fds`). Its `flock` lives as long as
 any holder of that open file: a helper that outlives keyform keeps the state locked, and the next
 command waits for it (`--lock-timeout`) or says who holds the lock, instead of racing it.
+
+The postgres backend registers its lock session's socket the same way: a socket is closed only when
+its last holder closes it, so the session, and its advisory lock, outlive keyform for as long as
+the helper runs.
 
 Only descriptors registered here are passed; every other one is closed in the child as before.
 """

@@ -85,6 +85,18 @@ def describe_holder(holder: LockInfo, advice: str | None = None) -> str:
             f"since {holder.created_at}); lock ID {holder.id}. {advice}")
 
 
+def holder_alive(holder: LockInfo) -> bool:
+    """False only when we can tell: the holder ran on this host and its pid is gone."""
+    if holder.host != socket.gethostname() or holder.pid <= 0:
+        return True
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: exists, owned by someone else
+        return True
+    return True
+
 
 class Locker(Protocol):
     """What can hold the state lock (Terraform's `statemgr.Locker`)."""

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from keyform import inherited, journal
-from keyform.backends.base import LockInfo, describe_holder, hold
+from keyform.backends.base import LockInfo, describe_holder, hold, holder_alive
 from keyform.errors import LockError, LockLostError, LockUnwritableError, StateError
 from keyform.fsio import (
     IsSymlinkError,
@@ -274,25 +274,12 @@ def _gone(holder: LockInfo, lock_path: Path) -> tuple[bool, str]:
     tell: it ran on this host, its pid is not alive here, and the processes holding the lock are
     visible and none of them is that pid in its own pid namespace (a keyform in a container on
     this host records its pid as the container sees it)."""
-    if _alive(holder):
+    if holder_alive(holder):
         return False, ""
     holders = _holders(lock_path)
     if not holders or any(h.nspids and h.nspids[-1] == holder.pid for h in holders):
         return False, ""
     return True, " (" + ", ".join(f"pid {h.pid}: {h.name}" for h in holders[:5]) + ")"
-
-
-def _alive(holder: LockInfo) -> bool:
-    """False only when we can tell: the holder ran on this host and its pid is gone."""
-    if holder.host != socket.gethostname() or holder.pid <= 0:
-        return True
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: exists, owned by someone else
-        return True
-    return True
 
 
 def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLock | None:

@@ -18,6 +18,13 @@ released when keyform releases it, exits, or dies (kill -9 closes the socket; th
 session). A live session's lock cannot be taken away: `force_unlock` clears a stale lock record, and
 says so when the holder's session is still open.
 
+Every sink helper keyform starts while it holds the lock (an `exec` sink's command, `sops`) holds
+that session's socket too (`keyform.inherited`), as it holds the local backend's lock file: a socket
+is closed only when its last holder closes it, so a helper that outlives a `kill -9`ed keyform keeps
+the session, and the lock, until it ends. The next command waits for it (`--lock-timeout`) instead of
+racing its late write. The helper never reads or writes the socket; a program trusted with the
+secrets it stores is trusted with that.
+
 The DSN is a secret (it may hold a password): it never appears in a message; `describe()` shows the
 workspace, database, host and port only.
 """
@@ -28,6 +35,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -35,8 +43,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from keyform import __version__, journal
-from keyform.backends.base import LockInfo, describe_holder, hold
+from keyform import __version__, inherited, journal
+from keyform.backends.base import LockInfo, describe_holder, hold, holder_alive
 from keyform.errors import KeyformError, LockError, LockLostError, StateError
 from keyform.records import record
 from keyform.state import State, parse_state
@@ -106,6 +114,7 @@ class _Held:
     info: LockInfo
     conn: psycopg.Connection[Any]
     session: int  # the lock connection's backend pid
+    fd: int  # its socket, held by every sink helper started meanwhile (`keyform.inherited`)
 
 
 # True while session %s holds the advisory lock (classid %s, objid %s) in this database: every write
@@ -364,8 +373,16 @@ class PostgresBackend:
         except BaseException:
             conn.close()
             raise
+        try:
+            # a copy of the socket's descriptor, ours until release_lock: libpq closes its own when a
+            # connection breaks, and that number could then be reused for another file
+            fd = os.dup(conn.fileno())
+        except OSError as exc:
+            conn.close()
+            raise StateError(f"{self.describe()}: cannot take the state lock: {exc.strerror}") from None
         with self._mutex:
-            self._held[info.id] = _Held(info, conn, conn.info.backend_pid)
+            self._held[info.id] = _Held(info, conn, conn.info.backend_pid, fd)
+        inherited.keep(fd)
         return info
 
     def _try_lock(self, conn: psycopg.Connection[Any], timeout: float) -> bool:
@@ -418,6 +435,13 @@ class PostgresBackend:
                            (self.workspace,)).fetchone()
         if row is not None and (session is None or row[6] == session):
             holder = _lock_info(row)
+            if session is not None and not holder_alive(holder):  # a program it started holds the session
+                return (f'state is locked: pid {holder.pid} (operation "{holder.operation}", since '
+                        f"{holder.created_at}; lock ID {holder.id}) is not running on this host any more, but its "
+                        f"database session ({session}) is still open: a program it started, such as an `exec` sink's "
+                        "command still finishing a write, holds it. Wait for that program to end (use --lock-timeout "
+                        "to wait), or stop it. If nothing it started is running any more, have a database "
+                        f"administrator end the session: SELECT pg_terminate_backend({session});")
             return describe_holder(holder, advice=(
                 "Wait for it to finish: the lock is released when it ends, and when its database session "
                 f"ends if it dies (keyform force-unlock {holder.id} only clears a stale lock record)."))
@@ -443,7 +467,9 @@ class PostgresBackend:
         except psycopg.Error as exc:  # ending the session below releases the lock anyway
             log.warning("%s: releasing the state lock: %s", self.describe(), self._scrub(str(exc)))
         finally:
-            held.conn.close()
+            inherited.drop(held.fd)
+            held.conn.close()  # ends the session (a Terminate message), whoever else holds the socket
+            os.close(held.fd)
 
     def lock(self, operation: str, timeout: float = 0.0) -> contextlib.AbstractContextManager[LockInfo]:
         return hold(self, operation, timeout)
@@ -470,8 +496,10 @@ class PostgresBackend:
                 f"{self.describe()}: cleared the lock record of pid {holder.pid} on {holder.host} "
                 f'(lock ID {holder.id}, operation "{holder.operation}"), but the state is still locked: that '
                 f"keyform's database session ({session}) is still open, and its lock lasts as long as the session. "
-                "Stop that keyform (the lock is released when it exits), or have a database administrator end the "
-                "session: "
+                + ("That keyform is not running on this host any more: a program it started (such as an `exec` "
+                   "sink's command) holds the session; stop that program"
+                   if not holder_alive(holder) else "Stop that keyform (the lock is released when it exits)")
+                + ", or have a database administrator end the session: "
                 f"SELECT pg_terminate_backend({session});")
         return holder
 
