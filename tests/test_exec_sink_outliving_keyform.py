@@ -22,9 +22,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from harness.emulator import EmulatorProcess
 from harness.project import ORG, Project
 from keyform.emulator.client import EmulatorControl
+from tests.pgcluster import PASSWORD
 
 
 def _slow_vault(tmp_path: Path, url: str, pg_dsn: str | None = None) -> tuple[Project, Path]:
@@ -101,8 +104,9 @@ the next apply raced the program's late write. The program now holds that socket
     _signal_during_the_write(project, store, signal.SIGKILL)
     locked = project.run_process("plan")
     assert locked.exit_code == 1, locked.tail()
-    assert "is not running on this host any more, but its database session" in locked.output, locked.tail()
-    assert pg_dsn not in locked.output and "Traceback" not in locked.output
+    assert "has exited, but its database session" in locked.output, locked.tail()
+    assert ": sh" in locked.output, locked.tail()  # the program holding the session, named
+    assert pg_dsn not in locked.output and PASSWORD not in locked.output and "Traceback" not in locked.output
     _recovers_after_the_program(project, store, emulator_process.url)
 
 
@@ -112,3 +116,30 @@ def _recovers_after_the_program(project: Project, store: Path, url: str) -> None
     time.sleep(1)
     _holds_the_live_secret(project, store, url)
     assert project.run_process("plan", "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("backend", ["local", "postgres"])
+def test_an_apply_abandoned_at_a_second_sigterm_leaves_the_lock_to_its_sink_program(
+        tmp_path: Path, emulator_process: EmulatorProcess, request: pytest.FixtureRequest, backend: str) -> None:
+    """Found by an adversarial review (stop 38): a second Ctrl-C or SIGTERM abandons the apply
+without waiting for its sink writes, and leaving the lock's block released the lock (the local
+lock file removed; the postgres lock unlocked and its session ended) while the `exec` sink's
+program still ran. The next apply then raced that program, which wrote a revoked secret over the
+live one. Now the lock stays with the program, as after a `kill -9`."""
+    dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
+    project, store = _slow_vault(tmp_path, emulator_process.url, dsn)
+    proc = project.spawn("apply", "--auto-approve")
+    deadline = time.monotonic() + 30
+    while not (store / ".calls0").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    assert (store / ".calls0").exists(), proc.communicate()
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)  # a CI job cancelled, then killed "gracefully" once more
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "interrupted twice" in err, out + err
+    assert "1 sink program(s) it started still run and keep the state locked" in err, err
+    locked = project.run_process("plan")
+    assert locked.exit_code == 1 and "has exited, but" in locked.output, locked.tail()
+    _recovers_after_the_program(project, store, emulator_process.url)

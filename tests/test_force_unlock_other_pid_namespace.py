@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,16 +32,22 @@ def _absent_pid() -> int:
             return p
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
-def test_force_unlock_refuses_a_live_keyform_in_another_pid_namespace(tmp_path: Path) -> None:
+NEEDS_UNSHARE = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+
+
+@contextmanager
+def _apply_in_another_pid_namespace(tmp_path: Path, pg_dsn: str | None = None) -> Iterator[tuple[Project, int]]:
+    """A live `keyform apply` in a pid namespace of its own, its sink write blocked until the block
+    ends: (its project, the pid it records, which no process of ours has). State in `pg_dsn` if given."""
     emulator = EmulatorProcess()
     store, release = tmp_path / "store", tmp_path / "release"
     store.mkdir()
     script = tmp_path / "sink.sh"  # the apply's sink write blocks until the test lets it go
     script.write_text(f'cat > "{store}/$KEYFORM_SINK_NAME"; touch "{store}/.writing"\n'
                       f'while [ ! -e "{release}" ]; do sleep 0.1; done\n')
-    project = Project(tmp_path / "proj", emulator.url)
-    project.exec_vault(f'sh, "{script}"', store)
+    project = Project(tmp_path / "proj", emulator.url, env={"KF_TEST_DSN": pg_dsn} if pg_dsn else None)
+    project.exec_vault(f'sh, "{script}"', store,
+                       extra="state: {backend: postgres, dsn: {env: KF_TEST_DSN}}" if pg_dsn else "")
     target = _absent_pid()
     inner = (f"echo {target - 1} > /proc/sys/kernel/ns_last_pid; "
              f"{shlex.join(project.argv('apply', '--auto-approve'))}; :")
@@ -50,12 +59,7 @@ def test_force_unlock_refuses_a_live_keyform_in_another_pid_namespace(tmp_path: 
         while not (store / ".writing").exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert (store / ".writing").exists(), proc.communicate(timeout=10)
-        record = json.loads(project.lock_path.read_text())
-        assert record["pid"] == target  # its pid in its own namespace: no process of ours has it
-        forced = project.run_process("force-unlock", record["id"], "--force")
-        assert forced.exit_code != 0 and "refusing" in forced.output, (
-            f"force-unlock broke the lock of a running apply: exit {forced.exit_code}; "
-            f"lock file exists: {project.lock_path.exists()}; {forced.output[-600:]}")
+        yield project, target
     finally:
         release.touch()
         try:
@@ -63,3 +67,31 @@ def test_force_unlock_refuses_a_live_keyform_in_another_pid_namespace(tmp_path: 
         except subprocess.TimeoutExpired:
             proc.kill()
         emulator.stop()
+
+
+@NEEDS_UNSHARE
+def test_force_unlock_refuses_a_live_keyform_in_another_pid_namespace(tmp_path: Path) -> None:
+    with _apply_in_another_pid_namespace(tmp_path) as (project, target):
+        record = json.loads(project.lock_path.read_text())
+        assert record["pid"] == target  # its pid in its own namespace: no process of ours has it
+        forced = project.run_process("force-unlock", record["id"], "--force")
+        assert forced.exit_code != 0 and "refusing" in forced.output, (
+            f"force-unlock broke the lock of a running apply: exit {forced.exit_code}; "
+            f"lock file exists: {project.lock_path.exists()}; {forced.output[-600:]}")
+
+
+@NEEDS_UNSHARE
+def test_postgres_does_not_call_a_live_keyform_in_another_pid_namespace_gone(tmp_path: Path, pg_dsn: str) -> None:
+    """Found by an adversarial review (stop 38) of the postgres lock's inheritance: the first
+version said such a keyform "is not running on this host any more" and advised ending its session
+(`pg_terminate_backend`), which would cut a running apply's lock from under it. Now "gone" needs
+the processes holding the lock session's socket to be visible, and none of them that pid."""
+    with _apply_in_another_pid_namespace(tmp_path, pg_dsn) as (project, target):
+        locked = project.run_process("plan")
+        assert locked.exit_code == 1 and f"locked by pid {target} " in locked.output, locked.tail()
+        assert "has exited" not in locked.output and "pg_terminate_backend" not in locked.output, locked.tail()
+        lock_id = re.search(r"lock ID ([0-9a-f-]{36})", locked.output)
+        assert lock_id is not None, locked.tail()
+        forced = project.run_process("force-unlock", lock_id[1], "--force")
+        assert forced.exit_code == 1 and "still open" in forced.output, forced.tail()
+        assert "has exited" not in forced.output, forced.tail()

@@ -13,14 +13,24 @@ its last holder closes it, so the session, and its advisory lock, outlive keyfor
 the helper runs.
 
 Only descriptors registered here are passed; every other one is closed in the child as before.
+
+The lock is therefore not keyform's alone to release while such a program runs: `running()` counts
+them, and `backends.base.hold` leaves the lock to them when its block ends with one still running
+(an apply abandoned at a second Ctrl-C stops waiting for its sink writes). The lock then ends when
+keyform and those programs have all exited, as after a `kill -9`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _fds: set[int] = set()
-_mutex = threading.Lock()
+_running = 0  # helpers started through `start` that have not `ended`
+_mutex = threading.Lock()  # also held while a helper is started: `drop` waits for that to finish
 
 
 def keep(fd: int) -> None:
@@ -30,6 +40,8 @@ def keep(fd: int) -> None:
 
 
 def drop(fd: int) -> None:
+    """Pass `fd` to no helper started from now on; returns once no start that may pass it is under
+    way, so the caller may close it (its number cannot reach a later helper as another file)."""
     with _mutex:
         _fds.discard(fd)
 
@@ -38,3 +50,26 @@ def fds() -> tuple[int, ...]:
     """The descriptors a helper started now must hold."""
     with _mutex:
         return tuple(sorted(_fds))
+
+
+def start(spawn: Callable[[tuple[int, ...]], T]) -> T:
+    """Start a helper: `spawn(fds)` with the descriptors it must hold, none of them dropped (and
+    closed) meanwhile. It counts as running until `ended()`; not at all if `spawn` raises."""
+    global _running
+    with _mutex:
+        child = spawn(tuple(sorted(_fds)))
+        _running += 1
+    return child
+
+
+def ended() -> None:
+    """A helper `start` started has exited (and been waited for)."""
+    global _running
+    with _mutex:
+        _running -= 1
+
+
+def running() -> int:
+    """How many helpers holding these descriptors may still run."""
+    with _mutex:
+        return _running

@@ -29,6 +29,7 @@ parametrised test suite (`tests/test_backends.py`):
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -38,12 +39,15 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from keyform import __version__
+from keyform import __version__, inherited
 from keyform.journal import JournalWriter, Record
 from keyform.records import record
 from keyform.state import State
 
 __all__ = ["JournalWriter", "LockInfo", "Locker", "StateBackend", "describe_holder", "hold"]
+
+
+log = logging.getLogger(__name__)
 
 
 @record
@@ -108,12 +112,21 @@ class Locker(Protocol):
 
 @contextmanager
 def hold(backend: Locker, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
-    """Hold a backend's state lock for the block; released even when the block fails."""
+    """Hold a backend's state lock for the block; released even when the block fails, unless a
+    sink helper started under it still runs (`keyform.inherited.running`: an apply abandoned at a
+    second Ctrl-C). That helper holds the lock too, and releasing it would let the next command race
+    its write; the lock then ends when this process and the helpers have exited."""
     info = backend.acquire_lock(operation, timeout)
     try:
         yield info
-    finally:
+    except BaseException:
+        if inherited.running():
+            log.warning("not releasing the state lock: %d sink program(s) started under it still run",
+                        inherited.running())
+            raise
         backend.release_lock(info)
+        raise
+    backend.release_lock(info)
 
 
 class StateBackend(Locker, Protocol):

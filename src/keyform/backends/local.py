@@ -29,7 +29,6 @@ writing over the other's work.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import json
@@ -44,7 +43,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from keyform import inherited, journal
-from keyform.backends.base import LockInfo, describe_holder, hold, holder_alive
+from keyform.backends import holders
+from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import LockError, LockLostError, LockUnwritableError, StateError
 from keyform.fsio import (
     IsSymlinkError,
@@ -226,60 +226,10 @@ def _force_unlock(lock_path: Path, lock_id: str) -> LockInfo:
     return holder
 
 
-@dataclasses.dataclass(frozen=True)
-class _Holder:
-    """A process that has the lock file open (`_holders`): its pid here, its name, and its pid in
-    each pid namespace it is in (`NSpid`: the last is what a process in a container sees itself as)."""
-
-    pid: int
-    name: str
-    nspids: tuple[int, ...]
-
-
-def _holders(lock_path: Path, limit: int = 16) -> list[_Holder] | None:
-    """The processes that hold `lock_path` open, as /proc shows them; None where that cannot be
-    seen (not Linux, no /proc). Compares each descriptor's link text with the path (`readlink`,
-    never `stat`, which would follow a descriptor into a hung network mount)."""
-    target = os.path.realpath(lock_path)
-    try:
-        pids = [d for d in os.listdir("/proc") if d.isdigit()]
-    except OSError:
-        return None
-    found: list[_Holder] = []
-    for pid in pids:
-        try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
-            continue
-        if target not in links:
-            continue
-        name = "?"
-        nspids: tuple[int, ...] = (int(pid),)
-        with contextlib.suppress(OSError, ValueError):
-            with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
-                name = "".join(c if c.isprintable() else "?" for c in fh.read().strip())
-            with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    if line.startswith("NSpid:"):
-                        nspids = tuple(int(n) for n in line.split()[1:])
-        found.append(_Holder(int(pid), name, nspids))
-        if len(found) >= limit:
-            break
-    return found
-
-
 def _gone(holder: LockInfo, lock_path: Path) -> tuple[bool, str]:
-    """Whether the keyform that recorded `holder` is known to be gone while its OS lock is held
-    (by a program it started), and the holders named (` (pid 4321: sleep)`). Gone only when we can
-    tell: it ran on this host, its pid is not alive here, and the processes holding the lock are
-    visible and none of them is that pid in its own pid namespace (a keyform in a container on
-    this host records its pid as the container sees it)."""
-    if holder_alive(holder):
-        return False, ""
-    holders = _holders(lock_path)
-    if not holders or any(h.nspids and h.nspids[-1] == holder.pid for h in holders):
-        return False, ""
-    return True, " (" + ", ".join(f"pid {h.pid}: {h.name}" for h in holders[:5]) + ")"
+    """Whether the keyform that recorded `holder` is known to be gone while its OS lock is held (by
+    a program it started), and the holders named (`keyform.backends.holders`)."""
+    return holders.gone(holder, holders.holding(os.path.realpath(lock_path)))
 
 
 def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLock | None:

@@ -15,15 +15,17 @@ per keyform *workspace* (`state.workspace`), so one database can hold many state
 The lock itself is a session-level advisory lock (`pg_advisory_lock` on a hash of the workspace)
 held by a connection of its own: it lasts exactly as long as that database session, so it is
 released when keyform releases it, exits, or dies (kill -9 closes the socket; the server ends the
-session). A live session's lock cannot be taken away: `force_unlock` clears a stale lock record, and
-says so when the holder's session is still open.
+session), unless a sink helper holds the socket too (below). A live session's lock cannot be taken
+away: `force_unlock` clears a stale lock record, and says so when the holder's session is still open.
 
 Every sink helper keyform starts while it holds the lock (an `exec` sink's command, `sops`) holds
 that session's socket too (`keyform.inherited`), as it holds the local backend's lock file: a socket
 is closed only when its last holder closes it, so a helper that outlives a `kill -9`ed keyform keeps
-the session, and the lock, until it ends. The next command waits for it (`--lock-timeout`) instead of
-racing its late write. The helper never reads or writes the socket; a program trusted with the
-secrets it stores is trusted with that.
+the session, and the lock, until it ends (so does an apply abandoned at a second Ctrl-C:
+`backends.base.hold`). The next command waits for it (`--lock-timeout`) instead of racing its late
+write, and names it when it can tell (`_gone`). The socket is an authenticated session a helper
+could send SQL on; that grants nothing new, as sink helpers get keyform's environment, the DSN's
+variable included.
 
 The DSN is a secret (it may hold a password): it never appears in a message; `describe()` shows the
 workspace, database, host and port only.
@@ -44,6 +46,7 @@ from typing import Any
 from urllib.parse import quote
 
 from keyform import __version__, inherited, journal
+from keyform.backends import holders
 from keyform.backends.base import LockInfo, describe_holder, hold, holder_alive
 from keyform.errors import KeyformError, LockError, LockLostError, StateError
 from keyform.records import record
@@ -236,9 +239,10 @@ class PostgresBackend:
                              f"{self._scrub(str(exc))}") from None
 
     def close(self) -> None:
-        """Release any lock still held and close the connections."""
+        """Release any lock still held, unless a sink helper started under it still runs (it holds
+        the lock's session too: `backends.base.hold`), and close the connections."""
         with self._mutex:
-            for held in list(self._held.values()):
+            for held in list(self._held.values()) if not inherited.running() else []:
                 self.release_lock(held.info)
             if self._conn is not None:
                 self._conn.close()
@@ -413,6 +417,21 @@ class PostgresBackend:
             "AND classid = %s::bigint::oid AND objid = %s::bigint::oid", self._key_parts()).fetchone()
         return int(row[0]) if row else None
 
+    def _gone(self, conn: psycopg.Connection[Any], holder: LockInfo, session: int | None) -> tuple[bool, str]:
+        """Whether the keyform that recorded `holder` is known to be gone while its lock session is
+        held open by a program it started, and those programs named (`keyform.backends.holders`): the
+        session's client end is found among this host's TCP connections (`pg_stat_activity`'s client
+        address and port, to the server's port), then the processes holding it. A session over a
+        unix-domain socket, or from another network namespace, cannot be traced: not known."""
+        if session is None or holder_alive(holder):
+            return False, ""
+        row = conn.execute("SELECT host(a.client_addr), a.client_port, current_setting('port')::int "
+                           "FROM pg_stat_activity a WHERE a.pid = %s", (session,)).fetchone()
+        if row is None or row[0] is None or row[1] is None or row[1] < 0:
+            return False, ""
+        link = holders.tcp_socket(str(row[0]), int(row[1]), int(row[2]))
+        return holders.gone(holder, holders.holding(link)) if link is not None else (False, "")
+
     def _fence(self) -> tuple[str, tuple[Any, ...]]:
         """A condition for writes: while this backend holds the lock, that its lock session still
         holds it (`_HOLDS_LOCK`); without a lock, TRUE."""
@@ -435,16 +454,19 @@ class PostgresBackend:
                            (self.workspace,)).fetchone()
         if row is not None and (session is None or row[6] == session):
             holder = _lock_info(row)
-            if session is not None and not holder_alive(holder):  # a program it started holds the session
+            gone, named = self._gone(conn, holder, session)
+            if gone:  # a program it started holds the session (`keyform.inherited`)
                 return (f'state is locked: pid {holder.pid} (operation "{holder.operation}", since '
-                        f"{holder.created_at}; lock ID {holder.id}) is not running on this host any more, but its "
-                        f"database session ({session}) is still open: a program it started, such as an `exec` sink's "
-                        "command still finishing a write, holds it. Wait for that program to end (use --lock-timeout "
-                        "to wait), or stop it. If nothing it started is running any more, have a database "
-                        f"administrator end the session: SELECT pg_terminate_backend({session});")
+                        f"{holder.created_at}; lock ID {holder.id}) has exited, but its database session ({session}) "
+                        f"is still open: a program it started, such as an `exec` sink's command still finishing a "
+                        f"write, holds it{named}. Wait for it to end (use --lock-timeout to wait), or stop it; if it "
+                        "is a background agent that is not writing anything, have a database administrator end the "
+                        f"session: SELECT pg_terminate_backend({session});")
             return describe_holder(holder, advice=(
-                "Wait for it to finish: the lock is released when it ends, and when its database session "
-                f"ends if it dies (keyform force-unlock {holder.id} only clears a stale lock record)."))
+                "Wait for it to finish: the lock is released when it ends. If it died, the lock is released when "
+                "its database session ends, which a program it started (such as an `exec` sink's command still "
+                "finishing a write) keeps open until that program ends "
+                f"(keyform force-unlock {holder.id} only clears a stale lock record)."))
         who = f"database session {session}" if session is not None else "another database session"
         return (f"state is locked by another keyform ({who}) that has not recorded its details (yet, or they "
                 "were cleared by force-unlock). Wait for it to finish, or use --lock-timeout to wait.")
@@ -492,13 +514,15 @@ class PostgresBackend:
                 raise StateError(f"{self.describe()}: lock ID does not match: the state is locked with ID {holder.id}")
             conn.execute("DELETE FROM keyform_locks WHERE workspace = %s AND lock_id = %s", (self.workspace, lock_id))
         if session is not None and session == row[6]:
+            with self._db("force-unlock the state") as conn:
+                gone, named = self._gone(conn, holder, session)
             raise LockError(
                 f"{self.describe()}: cleared the lock record of pid {holder.pid} on {holder.host} "
                 f'(lock ID {holder.id}, operation "{holder.operation}"), but the state is still locked: that '
                 f"keyform's database session ({session}) is still open, and its lock lasts as long as the session. "
-                + ("That keyform is not running on this host any more: a program it started (such as an `exec` "
-                   "sink's command) holds the session; stop that program"
-                   if not holder_alive(holder) else "Stop that keyform (the lock is released when it exits)")
+                + (f"That keyform has exited, but a program it started holds the session{named}: stop that program"
+                   if gone else "Stop that keyform, or the program it started that still runs (such as an `exec` "
+                   "sink's command: it holds the session too; the lock is released when both have ended)")
                 + ", or have a database administrator end the session: "
                 f"SELECT pg_terminate_backend({session});")
         return holder

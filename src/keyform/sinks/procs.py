@@ -3,7 +3,8 @@ input on stdin only, output captured through pipes, bounded by a timeout.
 
 Nothing here writes to disk. On timeout the whole process group is killed (the child runs in its
 own session), so `sh -c '... | ...'` pipelines do not outlive keyform. The child holds the state
-lock's open file (`keyform.inherited`): one that outlives a killed keyform keeps the state locked.
+lock (the local lock file, or the postgres lock session's socket: `keyform.inherited`): one that
+outlives a killed keyform keeps the state locked.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mappin
     Raises OSError when it cannot be started (FileNotFoundError: no such program) and
     ProgramTimeout when it runs longer than `timeout` seconds.
     """
-    proc = subprocess.Popen(
+    proc = inherited.start(lambda fds: subprocess.Popen(
         list(argv), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env is not None else None,
-        cwd=cwd, close_fds=True, start_new_session=True, pass_fds=inherited.fds())
+        cwd=cwd, close_fds=True, start_new_session=True, pass_fds=fds))
     try:
         out, err = proc.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -54,6 +55,8 @@ def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mappin
     except BaseException:
         _kill_group(proc)
         raise
+    finally:
+        inherited.ended()
     return Completed(proc.returncode, out, err)
 
 

@@ -1,0 +1,50 @@
+"""`keyform.backends.holders`: finding who holds a lock's file or TCP socket on this host (stop 38).
+A real socket pair on the loopback, not a canned /proc table: the kernel's own hex format is read."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from keyform.backends.base import LockInfo
+from keyform.backends.holders import Holder, gone, holding, tcp_socket
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_a_tcp_connection_is_found_by_its_client_end_and_its_holders_named(family: int, host: str) -> None:
+    try:
+        server = socket.socket(family)
+        server.bind((host, 0))
+    except OSError:
+        pytest.skip(f"no {host} here")
+    with server:
+        server.listen(1)
+        client = socket.create_connection((host, server.getsockname()[1]))
+        with client, server.accept()[0]:
+            local_addr, local_port = client.getsockname()[:2]
+            link = tcp_socket(local_addr, local_port, server.getsockname()[1])
+            assert link == os.readlink(f"/proc/self/fd/{client.fileno()}")
+            assert [h.pid for h in holding(link) or []] == [os.getpid()]
+            # another port, or the server's end asked as a client's: not this connection
+            assert tcp_socket(local_addr, local_port, server.getsockname()[1] + 1) is None
+            assert tcp_socket("not an address", local_port, 1) is None
+
+
+def test_a_file_is_found_by_its_real_path(tmp_path: Path) -> None:
+    path = tmp_path / "held"
+    with open(path, "w"):
+        assert os.getpid() in [h.pid for h in holding(os.path.realpath(path)) or []]
+    assert holding(os.path.realpath(path)) == []
+
+
+def test_gone_only_when_no_holder_is_that_pid_in_its_own_namespace() -> None:
+    dead = LockInfo.new("apply")
+    dead = LockInfo(**{**dead.__dict__, "pid": 2**22 + 7})  # above pid_max: never alive here
+    helper = Holder(4321, "sh", (4321,))
+    assert gone(dead, [helper]) == (True, " (pid 4321: sh)")
+    assert gone(dead, [helper, Holder(9999, "keyform", (9999, dead.pid))]) == (False, "")  # a container's keyform
+    assert gone(dead, None) == (False, "") and gone(dead, []) == (False, "")  # cannot see: not known
+    assert gone(LockInfo.new("apply"), [helper]) == (False, "")  # this process: alive
