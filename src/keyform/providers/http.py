@@ -50,7 +50,10 @@ unanswered, ...`). A call that could send nothing at all within its deadline (he
 earlier call's 429 began) raises a ProviderError carrying that 429 and the pause's remaining
 seconds as `retry_after`, never ambiguous. Queueing for a place in the instance's concurrency
 window comes before the call and is not part of its deadline, nor is the first attempt's wait for
-its turn in the send rate (the rate paces calls; a configured `100/h` must not fail them).
+its turn in the send rate (the rate paces calls; a configured `100/h` must not fail them), nor the
+part of a retry's wait for its turn beyond one interval of the rate (the turns other calls took
+ahead of it: keyform's queue, not the API's answer); the deadline is moved on by what was not
+counted (`Ticket.paced`).
 
 `call` raises ProviderError only for transport failures; it returns every HTTP response (once the
 retries are spent), because each API words its error bodies differently. Messages never carry the

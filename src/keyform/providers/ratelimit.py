@@ -31,7 +31,8 @@ ends by the call's deadline (`before_attempt`'s `timeout`, what is left of the p
 or when the deadline passes while it waits for a slot; nothing was sent, and the turn it could not
 use is not taken from the send rate. The window, the rate and the pause are unchanged by it. Queueing
 for a place in the concurrency window (`call`) comes before a call starts, and is not part of its
-deadline.
+deadline; nor is queueing for a turn in the send rate behind other calls' turns: a first attempt's
+whole wait for its turn, a retry's beyond one interval of the rate (`Ticket.paced`).
 
 **A breaker** (`ended`): once `BREAK_AFTER` calls in a row ended refused for their rate (each one
 retried for its whole budget or deadline, or told to wait longer than it may), the API is taken to
@@ -168,7 +169,7 @@ class Ticket:
 
     sent: float
     epoch: int
-    paced: float = 0.0  # seconds a first attempt waited for its turn in the send rate (not its deadline's)
+    paced: float = 0.0  # seconds it waited in the send rate's queue (not its deadline's: `before_attempt`)
 
 
 class Limiter:
@@ -291,10 +292,14 @@ class Limiter:
         A call's `first` attempt (nothing sent yet) waits for its turn however far it is, and that
         wait is not counted against `timeout` (`Ticket.paced` says how long it was, for the caller's
         deadline): the send rate queues calls, as the concurrency window does, and never fails one
-        that has sent nothing (a configured `100/h` failed 8 of 10 creates 'not sent'). A retry's
-        turn stays within the deadline: an API that keeps refusing ends the call by then."""
+        that has sent nothing (a configured `100/h` failed 8 of 10 creates 'not sent'). A retry is
+        charged one interval of the rate at most (its own spacing: an API that keeps refusing still
+        ends the call by its deadline); the rest of its wait is the turns other calls took ahead of
+        it, a queue keyform keeps, and is not counted either (`paced`): under a learned rate, 32
+        calls queued for their turns made every retry's turn 10 s away, and creates the API would
+        have accepted failed `still 429 after 1 attempt` within a 5 s deadline."""
         end = None if timeout is None else self._clock() + timeout
-        paced = 0.0
+        paced = queued = 0.0
         while True:
             with self._cond:
                 if self._stopping():
@@ -312,7 +317,10 @@ class Limiter:
                 if self._rate is not None:
                     interval = 1.0 / self._rate
                     send_at = max(now, self._tat - (self._burst - 1) * interval)
-                    if end is not None and send_at > end and not first:  # leave the turn to one that can use it
+                    # other calls' turns ahead of this one: a queue, not charged to the deadline
+                    queued = send_at - now if first else max(0.0, send_at - now - interval)
+                    # its own interval past the deadline: leave the turn to one that can use it
+                    if end is not None and not first and send_at - queued > end:
                         raise NotAdmitted("rate", send_at - now, rate=self._rate)
                     self._tat = max(self._tat, send_at) + interval
                 if send_at <= now:
@@ -320,9 +328,8 @@ class Limiter:
                     return replace(ticket, paced=paced) if paced else ticket
             if not nap(send_at - now, self._sleep, self._stopping):  # its turn is left taken: nothing else is sent now
                 raise NotAdmitted("stopped", 0.0)
-            if first:
-                paced += send_at - now
-                end = None if end is None else end + (send_at - now)
+            paced += queued
+            end = None if end is None else end + queued
             with self._cond:
                 now = self._clock()
                 if now >= self._pause_until or self._pause_until <= waited_until + 1e-6:
