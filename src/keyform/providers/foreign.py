@@ -9,9 +9,15 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
   send rate, within the instance's `deadline` (a pause longer than that ends the call unsent, as
   for the built-ins), and a `ProviderError` with status 429 pauses the instance and lowers the
   window, as a 429 does to an `HttpClient` call. Such a 429 may be the API's first answer (the
-  plug-in's own retries are unknown here), so it never counts toward the breaker. Either way the
-  instance's `limiter` is what `--parallelism`, the rate events, the summary's figures and a Ctrl-C
-  reach (`ProviderPool.configure_rate`). Before, `rate_limit` on such an instance did nothing.
+  plug-in's own retries are unknown here), so one alone is no call "refused to its end": it counts
+  toward the breaker (`Limiter.ended`) only once the instance has answered nothing but 429s for
+  its `deadline`, counted from the sending of the first of them, as a built-in call retried against
+  refusals to its deadline ends refused. A burst of 429s (30 calls refused at once) or single ones
+  between accepted calls never trips it; any other answer (a success, another status) resets it.
+  Before, none of these 429s ever counted: against an API that refused everything, every change
+  was sent and refused in turn. Either way the instance's `limiter` is what `--parallelism`, the
+  rate events, the summary's figures and a Ctrl-C reach (`ProviderPool.configure_rate`). Before,
+  `rate_limit` on such an instance did nothing.
 - **A Ctrl-C inside a call.** A plug-in may make several HTTP calls for one of its own (a create,
   then a read of the secret). When one of them ends unsent after a Ctrl-C (`NotSentError`) but an
   earlier one was sent, the call is no "not started": a create is ambiguous (the key may exist:
@@ -26,6 +32,8 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -67,6 +75,22 @@ class ForeignProvider:
         self._inner, self._type, self.limiter, self._per_call = inner, ptype, limiter, per_call
         self._deadline = deadline
         self.name = inner.name
+        self._lock = threading.Lock()
+        self._refusing_since: float | None = None  # when the first of the 429s in a row was sent
+
+    def _refused(self, sent: float) -> bool:
+        """A call sent at `sent` ended with a 429: whether it ended refused for good (`Limiter.ended`):
+        every call answered since the first 429 in a row was sent, `deadline` ago or more, was refused."""
+        with self._lock:
+            since = sent if self._refusing_since is None else min(self._refusing_since, sent)
+            self._refusing_since = since
+            return time.monotonic() - since >= self._deadline
+
+    def _answered(self) -> None:
+        """A call ended with an answer that was not a refusal: the 429s in a row, and the breaker's count, end."""
+        with self._lock:
+            self._refusing_since = None
+        self.limiter.ended(False)
 
     def __repr__(self) -> str:
         return f"ForeignProvider({self._inner!r})"
@@ -79,6 +103,7 @@ class ForeignProvider:
                 ticket = self.limiter.before_attempt(timeout=self._deadline, first=True)
             except NotAdmitted as exc:  # nothing was sent
                 raise not_admitted_error(self.name, what, exc, self._deadline) from None
+            sent = time.monotonic()
             try:
                 result = self._guarded(what, fn, create)
             except ProviderError as exc:
@@ -86,12 +111,17 @@ class ForeignProvider:
                     wait = exc.retry_after if exc.retry_after is not None and exc.retry_after >= 0 \
                         else THROTTLE_BACKOFF
                     self.limiter.throttled(ticket, wait, 0.0)
+                    if self._refused(sent):
+                        self.limiter.ended(True)
                 elif exc.status is None or exc.status < 500:
                     self.limiter.succeeded(ticket)
+                if exc.status not in (None, 429):  # answered; no status: no answer, or the type's own bug
+                    self._answered()
                 raise
             finally:
                 self.limiter.sent()
             self.limiter.succeeded(ticket)
+            self._answered()
             return result
 
     def _guarded(self, what: str, fn: Callable[[], T], create: bool) -> T:
