@@ -27,6 +27,7 @@ from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.providers.ratelimit import BREAK_AFTER
+from keyform.remote import CreateRequest, CreateResult
 from tests.hostile import Reply, Seen, hostile
 from tests.test_plugin_rate_and_failures import _open_own, _OwnStack, _request
 
@@ -195,3 +196,26 @@ def test_an_accepted_call_ends_a_plugins_429s_in_a_row() -> None:
             provider.create(_request(f"again{i}"))
     assert not provider.limiter.stats().broken
     assert provider.create(_request("later")).key.id
+
+
+class _ConnectStack(_OwnStack):
+    """Refuses as a Connect API does behind a proxy that maps the code to 503."""
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        with self.lock:
+            self.sent.append(time.monotonic())
+        raise ProviderError("own: create: resource_exhausted", status=503, code="resource_exhausted", retry_after=0.0)
+
+
+def test_a_plugins_resource_exhausted_503_is_a_rate_refusal_as_for_the_built_ins() -> None:
+    """Found by the stop-38 helper: the built-ins take a 503 with Connect's `resource_exhausted`
+    code for a rate refusal (`http.rate_refusal`); a plug-in's was taken for a server error (no
+    pause, never toward the breaker)."""
+    inner = _ConnectStack()
+    provider = _open_own(inner, deadline=0.3)
+    started = time.monotonic()
+    while not provider.limiter.stats().broken:
+        with pytest.raises(ProviderError, match="resource_exhausted"):
+            provider.create(_request("k"))
+        assert time.monotonic() - started < 5, f"{len(inner.sent)} calls refused, the instance still sent"
+    assert provider.limiter.stats().throttled == len(inner.sent)

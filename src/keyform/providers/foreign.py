@@ -107,7 +107,9 @@ class ForeignProvider:
             try:
                 result = self._guarded(what, fn, create)
             except ProviderError as exc:
-                if exc.status == 429:
+                # the built-ins' rate refusal (`http.rate_refusal`): 429, or Connect's resource_exhausted as a 503
+                refusal = exc.status == 429 or (exc.status == 503 and exc.code == "resource_exhausted")
+                if refusal:
                     wait = exc.retry_after if exc.retry_after is not None and exc.retry_after >= 0 \
                         else THROTTLE_BACKOFF
                     self.limiter.throttled(ticket, wait, 0.0)
@@ -115,7 +117,7 @@ class ForeignProvider:
                         self.limiter.ended(True)
                 elif exc.status is None or exc.status < 500:
                     self.limiter.succeeded(ticket)
-                if exc.status not in (None, 429):  # answered; no status: no answer, or the type's own bug
+                if exc.status is not None and not refusal:  # answered; no status: no answer, or the type's own bug
                     self._answered()
                 raise
             finally:
