@@ -5,13 +5,16 @@ deletes the lock file under a running apply, and a second keyform can take the s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shlex
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,3 +98,49 @@ the processes holding the lock session's socket to be visible, and none of them 
         forced = project.run_process("force-unlock", lock_id[1], "--force")
         assert forced.exit_code == 1 and "still open" in forced.output, forced.tail()
         assert "has exited" not in forced.output, forced.tail()
+
+
+@contextmanager
+def _tcp_forwarder(port: int) -> Iterator[int]:
+    """A plain TCP proxy on 127.0.0.1 (a pooler's or docker-proxy's place) to `port`: its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pump(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", port))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+@NEEDS_UNSHARE
+def test_postgres_through_a_proxy_on_this_host_does_not_call_a_live_keyform_gone(tmp_path: Path,
+                                                                                 pg_dsn: str) -> None:
+    """Found by the second review (stop 38): through a proxy on this host, the server sees the
+proxy's connection; its client end was traced to the proxy's process, which is "none of them that
+pid", so a live keyform in another pid namespace was called gone again. The lock session now names
+its own client end (`application_name`), and only that end is traced."""
+    m = re.fullmatch(r"(postgresql://[^@]+@127\.0\.0\.1:)(\d+)(/.*)", pg_dsn)
+    assert m is not None, pg_dsn
+    with _tcp_forwarder(int(m[2])) as port, \
+            _apply_in_another_pid_namespace(tmp_path, f"{m[1]}{port}{m[3]}") as (project, target):
+        locked = project.run_process("plan")
+        assert locked.exit_code == 1 and f"locked by pid {target} " in locked.output, locked.tail()
+        assert "has exited" not in locked.output and "pg_terminate_backend" not in locked.output, locked.tail()

@@ -48,3 +48,29 @@ def test_gone_only_when_no_holder_is_that_pid_in_its_own_namespace() -> None:
     assert gone(dead, [helper, Holder(9999, "keyform", (9999, dead.pid))]) == (False, "")  # a container's keyform
     assert gone(dead, None) == (False, "") and gone(dead, []) == (False, "")  # cannot see: not known
     assert gone(LockInfo.new("apply"), [helper]) == (False, "")  # this process: alive
+
+
+def test_one_local_end_to_one_port_at_two_addresses_is_not_known() -> None:
+    """Found by the second review (stop 38): Linux may give one local port to connections to two
+    servers on the same port; the first row found was taken, another process's socket."""
+    first = socket.create_server(("127.0.0.1", 0))
+    port = first.getsockname()[1]
+    try:
+        second = socket.create_server(("127.0.0.2", port))
+    except OSError:
+        pytest.skip("127.0.0.2 not usable here")
+    clients: list[socket.socket] = []
+    with first, second:
+        for server in (first, second):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.bind(("127.0.0.1", clients[0].getsockname()[1] if clients else 0))
+            c.connect((server.getsockname()[0], port))
+            clients.append(c)
+        try:
+            local_port = clients[0].getsockname()[1]
+            assert clients[1].getsockname()[1] == local_port
+            assert tcp_socket("127.0.0.1", local_port, port) is None
+        finally:
+            for c in clients:
+                c.close()

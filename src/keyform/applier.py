@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from keyform import redact
+from keyform import inherited, redact
 from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, NotSentError, SinkError
 from keyform.journal import Journal
@@ -205,11 +205,15 @@ class ApplyReport:
 class ApplyAbandoned(KeyformError):
     """A second Ctrl-C: the apply stopped waiting for the changes in flight. `in_flight` are the
     changes that were running; their outcome is in the journal only, and the next apply recovers
-    them (a create that made a key is revoked as an orphan)."""
+    them (a create that made a key is revoked as an orphan). Made only as the process gives up: it
+    seals `keyform.inherited` (no sink program starts any more), and `helpers` is how many were
+    still running, which keep the state lock until they end."""
 
     def __init__(self, in_flight: list[Change]) -> None:
         super().__init__("apply interrupted twice: stopped without waiting for the changes in flight")
         self.in_flight = in_flight
+        # no sink program starts from now on; those running keep the state lock (`inherited.seal`)
+        self.helpers = inherited.seal()
 
 
 @record(frozen=False)

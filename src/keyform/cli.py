@@ -294,13 +294,10 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
 
     try:  # progress from the scheduler and worker threads: the view writes one line at a time
         report = operations.run_apply(opts, request, shown, confirm)
-    except ApplyAbandoned:  # the view has listed the changes in flight
-        from keyform import inherited
-
+    except ApplyAbandoned as exc:  # the view has listed the changes in flight
         ctx.hard_exit = True  # worker threads may still wait on the network: do not wait for them
-        helpers = inherited.running()
-        still = (f" {helpers} sink program(s) it started still run and keep the state locked until they end: "
-                 "the next command waits for them with --lock-timeout." if helpers else "")
+        still = (f" {exc.helpers} sink program(s) it started still run and keep the state locked until they end: "
+                 "the next command waits for them with --lock-timeout." if exc.helpers else "")
         raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
                            f"and the next `keyform apply` recovers it.{still}") from None
     if report is None:  # nothing to change

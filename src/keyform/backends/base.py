@@ -112,17 +112,16 @@ class Locker(Protocol):
 
 @contextmanager
 def hold(backend: Locker, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
-    """Hold a backend's state lock for the block; released even when the block fails, unless a
-    sink helper started under it still runs (`keyform.inherited.running`: an apply abandoned at a
-    second Ctrl-C). That helper holds the lock too, and releasing it would let the next command race
-    its write; the lock then ends when this process and the helpers have exited."""
+    """Hold a backend's state lock for the block; released even when the block fails, unless the
+    block was abandoned (a second Ctrl-C: `keyform.inherited.seal`) while sink programs started
+    under it still ran. Those hold the lock too, and releasing it would let the next command race
+    their writes; the lock then ends when this process and they have exited."""
     info = backend.acquire_lock(operation, timeout)
     try:
         yield info
     except BaseException:
-        if inherited.running():
-            log.warning("not releasing the state lock: %d sink program(s) started under it still run",
-                        inherited.running())
+        if left := inherited.left_running():
+            log.warning("not releasing the state lock: %d sink program(s) started under it still ran", left)
             raise
         backend.release_lock(info)
         raise

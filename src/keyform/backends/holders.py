@@ -87,14 +87,25 @@ def gone(holder: LockInfo, holders: list[Holder] | None) -> tuple[bool, str]:
     return True, " (" + ", ".join(f"pid {h.pid}: {h.name}" for h in holders[:5]) + ")"
 
 
+def same_endpoint(named: str, addr: str, port: int) -> bool:
+    """Whether `named` (`ADDR PORT`, as a lock session names its own client end) is `addr`:`port`."""
+    try:
+        named_addr, named_port = named.rsplit(" ", 1)
+        return int(named_port) == port and _same(ipaddress.ip_address(named_addr), ipaddress.ip_address(addr))
+    except ValueError:
+        return False
+
+
 def tcp_socket(local_addr: str, local_port: int, remote_port: int) -> str | None:
     """`socket:[INODE]` of the TCP connection in this network namespace from `local_addr`:
     `local_port` to port `remote_port`, as `/proc/self/net/tcp` and `tcp6` list it; None when there
-    is no such connection here (another network namespace, a NAT between, no /proc)."""
+    is no such connection here (another network namespace, a NAT between, no /proc), or more than
+    one (the same local end to that port at two addresses: which one is not known)."""
     try:
         wanted = ipaddress.ip_address(local_addr)
     except ValueError:
         return None
+    found: set[str] = set()
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
             with open(table, encoding="ascii", errors="replace") as fh:
@@ -112,8 +123,8 @@ def tcp_socket(local_addr: str, local_port: int, remote_port: int) -> str | None
             except ValueError:
                 continue
             if port == local_port and rport == remote_port and inode != "0" and _same(addr, wanted):
-                return f"socket:[{inode}]"
-    return None
+                found.add(f"socket:[{inode}]")
+    return found.pop() if len(found) == 1 else None
 
 
 def _endpoint(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:

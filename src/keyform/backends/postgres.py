@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -242,7 +243,7 @@ class PostgresBackend:
         """Release any lock still held, unless a sink helper started under it still runs (it holds
         the lock's session too: `backends.base.hold`), and close the connections."""
         with self._mutex:
-            for held in list(self._held.values()) if not inherited.running() else []:
+            for held in list(self._held.values()) if not inherited.left_running() else []:
                 self.release_lock(held.info)
             if self._conn is not None:
                 self._conn.close()
@@ -381,6 +382,8 @@ class PostgresBackend:
             # a copy of the socket's descriptor, ours until release_lock: libpq closes its own when a
             # connection breaks, and that number could then be reused for another file
             fd = os.dup(conn.fileno())
+            with contextlib.suppress(psycopg.Error):
+                _name_endpoint(conn, fd)
         except OSError as exc:
             conn.close()
             raise StateError(f"{self.describe()}: cannot take the state lock: {exc.strerror}") from None
@@ -421,15 +424,21 @@ class PostgresBackend:
         """Whether the keyform that recorded `holder` is known to be gone while its lock session is
         held open by a program it started, and those programs named (`keyform.backends.holders`): the
         session's client end is found among this host's TCP connections (`pg_stat_activity`'s client
-        address and port, to the server's port), then the processes holding it. A session over a
+        address and port, to the server's port), then the processes holding it. Only when that end
+        is the one the holder itself named (`_name_endpoint`): through a proxy or a pooler the server
+        sees the proxy's connection, whose holders say nothing of the keyform's. A session over a
         unix-domain socket, or from another network namespace, cannot be traced: not known."""
         if session is None or holder_alive(holder):
             return False, ""
-        row = conn.execute("SELECT host(a.client_addr), a.client_port, current_setting('port')::int "
-                           "FROM pg_stat_activity a WHERE a.pid = %s", (session,)).fetchone()
+        row = conn.execute("SELECT host(a.client_addr), a.client_port, current_setting('port')::int, "
+                           "a.application_name FROM pg_stat_activity a WHERE a.pid = %s", (session,)).fetchone()
         if row is None or row[0] is None or row[1] is None or row[1] < 0:
             return False, ""
-        link = holders.tcp_socket(str(row[0]), int(row[1]), int(row[2]))
+        addr, port, server_port, named = str(row[0]), int(row[1]), int(row[2]), str(row[3] or "")
+        if not named.startswith(_ENDPOINT_PREFIX) \
+                or not holders.same_endpoint(named.removeprefix(_ENDPOINT_PREFIX), addr, port):
+            return False, ""  # a proxy's connection, or a keyform that did not name its end
+        link = holders.tcp_socket(addr, port, server_port)
         return holders.gone(holder, holders.holding(link)) if link is not None else (False, "")
 
     def _fence(self) -> tuple[str, tuple[Any, ...]]:
@@ -620,6 +629,24 @@ def _schema_version(conn: psycopg.Connection[Any]) -> int:
 def _lock_info(row: tuple[Any, ...]) -> LockInfo:
     return LockInfo(id=str(row[0]), pid=int(row[1]), host=str(row[2]), operation=str(row[3]),
                     created_at=str(row[4]), version=str(row[5]))
+
+
+_ENDPOINT_PREFIX = "keyform-lock "
+
+
+def _name_endpoint(conn: psycopg.Connection[Any], fd: int) -> None:
+    """Name the lock session after its own client end (`application_name` = `keyform-lock ADDR
+    PORT`, what `getsockname` says here): another keyform traces the session's holders only when
+    the server sees that same end (`PostgresBackend._gone`), not a proxy's. Nothing over a
+    unix-domain socket (nothing to trace)."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        addr, port = sock.getsockname()[:2]
+    finally:
+        sock.close()
+    conn.execute("SELECT set_config('application_name', %s, false)", (f"{_ENDPOINT_PREFIX}{addr} {port}",))
 
 
 def _userinfo_fragments(dsn: str) -> list[str]:
