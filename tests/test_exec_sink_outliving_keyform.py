@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -142,4 +143,30 @@ live one. Now the lock stays with the program, as after a `kill -9`."""
     assert "1 sink program(s) it started still run and keep the state locked" in err, err
     locked = project.run_process("plan")
     assert locked.exit_code == 1 and "has exited, but" in locked.output, locked.tail()
+    _recovers_after_the_program(project, store, emulator_process.url)
+
+
+def test_a_second_ctrl_c_with_the_output_pipe_gone_still_exits_at_once(tmp_path: Path,
+                                                                      emulator_process: EmulatorProcess) -> None:
+    """Found by the third review (stop 38): `keyform apply 2>&1 | tee log`, and the Ctrl-C kills the
+    tee too. Saying "interrupted twice" then failed on the broken pipe; that error replaced the
+    abandon, so keyform took the path of an internal error and waited for every change and sink
+    program in flight: the second Ctrl-C no longer stopped waiting."""
+    project, store = _slow_vault(tmp_path, emulator_process.url)
+    proc = subprocess.Popen(project.argv("apply", "--auto-approve"), cwd=project.root, env=project.process_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not (store / ".calls0").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    assert (store / ".calls0").exists() and proc.stdout is not None
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.stdout.close()  # the tee is gone
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    proc.wait(timeout=30)
+    assert proc.returncode == 1 and time.monotonic() - started < 1.5, (proc.returncode, time.monotonic() - started)
+    locked = project.run_process("plan")  # the program's `sleep 3` still holds the lock
+    assert locked.exit_code == 1 and "has exited, but a program it started" in locked.output, locked.tail()
     _recovers_after_the_program(project, store, emulator_process.url)

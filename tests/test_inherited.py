@@ -75,7 +75,7 @@ def test_an_ordinary_failure_releases_the_lock_while_another_program_runs(tmp_pa
 ABANDONED = """
 import os, sys, threading, time
 from pathlib import Path
-from keyform.applier import ApplyAbandoned
+from keyform.applier import ApplyAbandoned, _abandon
 from keyform.backends.local import LocalBackend
 from keyform.sinks import procs
 
@@ -85,7 +85,7 @@ try:
     with store.lock("apply"):
         writing.start()
         time.sleep(0.3)
-        raise ApplyAbandoned([])
+        raise _abandon([])  # the second Ctrl-C: seals, then unwinds the lock
 except ApplyAbandoned as exc:
     print("helpers", exc.helpers, flush=True)
 try:

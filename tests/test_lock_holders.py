@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyform.backends.base import LockInfo
-from keyform.backends.holders import Holder, gone, holding, tcp_socket
+from keyform.backends.holders import Holder, connection_name, gone, holding, tcp_socket
 
 
 @pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
@@ -71,6 +71,34 @@ def test_one_local_end_to_one_port_at_two_addresses_is_not_known() -> None:
             local_port = clients[0].getsockname()[1]
             assert clients[1].getsockname()[1] == local_port
             assert tcp_socket("127.0.0.1", local_port, port) is None
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_a_named_connection_is_told_from_a_proxys_sharing_its_local_end() -> None:
+    """Found by the third review (stop 38): keyform → proxy and proxy → server may share one local
+    address and port; naming only that end let the proxy's connection pass for keyform's, and the
+    proxy was named as the program holding the lock. The name covers both ends now."""
+    proxy, server = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+    clients: list[socket.socket] = []
+    with proxy, server:
+        for listener in (proxy, server):  # the same local end to both
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.bind(("127.0.0.1", clients[0].getsockname()[1] if clients else 0))
+            c.connect(listener.getsockname())
+            clients.append(c)
+        try:
+            mine, proxys = clients
+            port = mine.getsockname()[1]
+            assert proxys.getsockname()[1] == port
+            name = connection_name("127.0.0.1", port, "127.0.0.1", proxy.getsockname()[1], "lock-1")
+            # the server sees the proxy's connection (to its port): not the named one
+            assert tcp_socket("127.0.0.1", port, server.getsockname()[1], name=name, lock_id="lock-1") is None
+            assert tcp_socket("127.0.0.1", port, proxy.getsockname()[1], name=name, lock_id="lock-1") == \
+                os.readlink(f"/proc/self/fd/{mine.fileno()}")
+            assert tcp_socket("127.0.0.1", port, proxy.getsockname()[1], name=name, lock_id="lock-2") is None
         finally:
             for c in clients:
                 c.close()

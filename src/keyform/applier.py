@@ -205,15 +205,20 @@ class ApplyReport:
 class ApplyAbandoned(KeyformError):
     """A second Ctrl-C: the apply stopped waiting for the changes in flight. `in_flight` are the
     changes that were running; their outcome is in the journal only, and the next apply recovers
-    them (a create that made a key is revoked as an orphan). Made only as the process gives up: it
-    seals `keyform.inherited` (no sink program starts any more), and `helpers` is how many were
-    still running, which keep the state lock until they end."""
+    them (a create that made a key is revoked as an orphan). Raised as the process gives up
+    (`_abandon`): `helpers` is how many sink programs were still running when `keyform.inherited`
+    was sealed (no program starts after that); those keep the state lock until they end."""
 
-    def __init__(self, in_flight: list[Change]) -> None:
+    def __init__(self, in_flight: list[Change], helpers: int = 0) -> None:
         super().__init__("apply interrupted twice: stopped without waiting for the changes in flight")
         self.in_flight = in_flight
-        # no sink program starts from now on; those running keep the state lock (`inherited.seal`)
-        self.helpers = inherited.seal()
+        self.helpers = helpers
+
+
+def _abandon(in_flight: list[Change]) -> ApplyAbandoned:
+    """The second Ctrl-C's exception, after sealing `keyform.inherited`: from now on no sink program
+    starts in this process, and those running keep the state lock (`backends.base.hold`)."""
+    return ApplyAbandoned(in_flight, inherited.seal())
 
 
 @record(frozen=False)
@@ -300,7 +305,7 @@ def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyReport:
         try:
             _apply_phases(plan, ctx, report, interrupts)
         except Abandon:  # the second Ctrl-C came between the phases: nothing was in flight
-            raise ApplyAbandoned([]) from None
+            raise _abandon([]) from None
     _forget_unremovable(plan, ctx, report)
     return report
 
@@ -457,7 +462,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     try:
         not_started = scheduler.run()
     except Abandon as exc:
-        raise ApplyAbandoned(exc.in_flight) from None
+        raise _abandon(exc.in_flight) from None
     if stop.count:
         report.interrupted = True
         report.not_started.extend(not_started)

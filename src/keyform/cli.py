@@ -8,6 +8,7 @@ Only click is imported at start-up; everything else is imported by the command t
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -61,21 +62,38 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
     except KeyformError as exc:
         if ctx.verbose:
             traceback.print_exc()
-        print_diagnostics(exc.diagnostics, color=ctx.color(sys.stderr))
-        if ctx.hard_exit:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+        with contextlib.suppress(OSError):  # stderr gone (a closed pipe): exit 1 all the same
+            print_diagnostics(exc.diagnostics, color=ctx.color(sys.stderr))
+        _exit_hard_if(ctx)
         sys.exit(1)
     except KeyboardInterrupt:
+        _exit_hard_if(ctx, "Interrupted.")
         _fail("Interrupted.")
     except click.exceptions.Exit:
         raise
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if ctx.verbose:
             traceback.print_exc()
-        _fail(f"Error: internal error ({type(exc).__name__}); run with -v for details and report it")
+        message = f"Error: internal error ({type(exc).__name__}); run with -v for details and report it"
+        _exit_hard_if(ctx, message)
+        _fail(message)
     sys.exit(code or 0)
+
+
+def _exit_hard_if(ctx: Ctx, message: str | None = None) -> None:
+    """Exit 1 at once, not waiting for worker threads, when the command asked for it or the
+    process gave up an apply (`keyform.inherited.sealed`: a second Ctrl-C, even if saying so then
+    failed, as on a pipe to a `tee` the same Ctrl-C killed)."""
+    from keyform import inherited
+
+    if not (ctx.hard_exit or inherited.sealed()):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        if message:
+            click.echo(message, err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(1)
 
 
 def files_option(fn: F) -> F:

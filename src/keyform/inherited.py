@@ -108,6 +108,12 @@ def seal() -> int:
         return _sealed
 
 
+def sealed() -> bool:
+    """Whether this process gave up (an abandoned apply): it must exit at once, whatever else fails."""
+    with _mutex:
+        return _sealed is not None
+
+
 def left_running() -> int:
     """How many programs were running when this process was sealed (0 when it is not): those hold
     the state lock now, and it must not be released under them (`backends.base.hold`)."""

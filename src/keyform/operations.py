@@ -5,6 +5,7 @@ The CLI only parses arguments, calls these, and renders. Tests call them directl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -612,7 +613,8 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
         try:
             return apply(sess, the_plan, parallelism=request.parallelism, on_event=ui.event, on_rate=ui.rate)
         except ApplyAbandoned as exc:  # said before the session closes its providers and lets go of the lock
-            ui.abandoned(exc.in_flight)
+            with contextlib.suppress(OSError):  # `keyform apply | tee log`, the tee killed by the same Ctrl-C
+                ui.abandoned(exc.in_flight)
             raise
 
 

@@ -13,6 +13,7 @@ socket), the answer is "not known to be gone".
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import os
 import sys
@@ -87,20 +88,22 @@ def gone(holder: LockInfo, holders: list[Holder] | None) -> tuple[bool, str]:
     return True, " (" + ", ".join(f"pid {h.pid}: {h.name}" for h in holders[:5]) + ")"
 
 
-def same_endpoint(named: str, addr: str, port: int) -> bool:
-    """Whether `named` (`ADDR PORT`, as a lock session names its own client end) is `addr`:`port`."""
-    try:
-        named_addr, named_port = named.rsplit(" ", 1)
-        return int(named_port) == port and _same(ipaddress.ip_address(named_addr), ipaddress.ip_address(addr))
-    except ValueError:
-        return False
+def connection_name(local_addr: str, local_port: int, remote_addr: str, remote_port: int, lock_id: str) -> str:
+    """What a lock session calls itself (postgres `application_name`): a digest of its TCP
+    connection as its own keyform sees it, both ends, and of the lock ID. Another process can tell
+    that connection from a proxy's that happens to share its local end, and the name shows no
+    address to roles the server hides client addresses from."""
+    text = f"{_canon(local_addr)} {local_port} {_canon(remote_addr)} {remote_port} {lock_id}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def tcp_socket(local_addr: str, local_port: int, remote_port: int) -> str | None:
+def tcp_socket(local_addr: str, local_port: int, remote_port: int, *, name: str | None = None,
+               lock_id: str = "") -> str | None:
     """`socket:[INODE]` of the TCP connection in this network namespace from `local_addr`:
-    `local_port` to port `remote_port`, as `/proc/self/net/tcp` and `tcp6` list it; None when there
-    is no such connection here (another network namespace, a NAT between, no /proc), or more than
-    one (the same local end to that port at two addresses: which one is not known)."""
+    `local_port` to port `remote_port`, as `/proc/self/net/tcp` and `tcp6` list it, and, given
+    `name`, whose `connection_name` with `lock_id` is `name`. None when there is no such connection
+    here (another network namespace, a NAT between, no /proc), or more than one (the same local
+    end to that port at two addresses: which one is not known)."""
     try:
         wanted = ipaddress.ip_address(local_addr)
     except ValueError:
@@ -119,10 +122,12 @@ def tcp_socket(local_addr: str, local_port: int, remote_port: int) -> str | None
             local, remote, inode = fields[1], fields[2], fields[9]
             try:
                 addr, port = _endpoint(local)
-                _, rport = _endpoint(remote)
+                raddr, rport = _endpoint(remote)
             except ValueError:
                 continue
-            if port == local_port and rport == remote_port and inode != "0" and _same(addr, wanted):
+            if port != local_port or rport != remote_port or inode == "0" or not _same(addr, wanted):
+                continue
+            if name is None or connection_name(str(addr), port, str(raddr), rport, lock_id) == name:
                 found.add(f"socket:[{inode}]")
     return found.pop() if len(found) == 1 else None
 
@@ -136,6 +141,16 @@ def _endpoint(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
     ordered = b"".join(int.from_bytes(raw[i:i + 4], "big").to_bytes(4, sys.byteorder)
                        for i in range(0, len(raw), 4))
     return ipaddress.ip_address(ordered), int(hex_port, 16)
+
+
+def _canon(addr: str) -> str:
+    """An address as text, an IPv4-mapped IPv6 one as its IPv4 address (`::ffff:127.0.0.1`:
+    `127.0.0.1`); text that is no address, as it is."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip)
 
 
 def _same(a: ipaddress.IPv4Address | ipaddress.IPv6Address,

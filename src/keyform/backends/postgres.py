@@ -372,6 +372,8 @@ class PostgresBackend:
             if stale is not None:
                 log.info("%s: took over the lock record of %s, whose database session had ended", self.describe(),
                          _lock_info(stale).id)
+            with contextlib.suppress(psycopg.Error, OSError):
+                _name_connection(conn, info.id)
         except psycopg.Error as exc:
             conn.close()
             raise StateError(f"{self.describe()}: cannot take the state lock: {self._scrub(str(exc))}") from None
@@ -382,8 +384,6 @@ class PostgresBackend:
             # a copy of the socket's descriptor, ours until release_lock: libpq closes its own when a
             # connection breaks, and that number could then be reused for another file
             fd = os.dup(conn.fileno())
-            with contextlib.suppress(psycopg.Error):
-                _name_endpoint(conn, fd)
         except OSError as exc:
             conn.close()
             raise StateError(f"{self.describe()}: cannot take the state lock: {exc.strerror}") from None
@@ -425,7 +425,7 @@ class PostgresBackend:
         held open by a program it started, and those programs named (`keyform.backends.holders`): the
         session's client end is found among this host's TCP connections (`pg_stat_activity`'s client
         address and port, to the server's port), then the processes holding it. Only when that end
-        is the one the holder itself named (`_name_endpoint`): through a proxy or a pooler the server
+        is the one the holder itself named (`_name_connection`): through a proxy or a pooler the server
         sees the proxy's connection, whose holders say nothing of the keyform's. A session over a
         unix-domain socket, or from another network namespace, cannot be traced: not known."""
         if session is None or holder_alive(holder):
@@ -435,10 +435,10 @@ class PostgresBackend:
         if row is None or row[0] is None or row[1] is None or row[1] < 0:
             return False, ""
         addr, port, server_port, named = str(row[0]), int(row[1]), int(row[2]), str(row[3] or "")
-        if not named.startswith(_ENDPOINT_PREFIX) \
-                or not holders.same_endpoint(named.removeprefix(_ENDPOINT_PREFIX), addr, port):
-            return False, ""  # a proxy's connection, or a keyform that did not name its end
-        link = holders.tcp_socket(addr, port, server_port)
+        if not named.startswith(_NAME_PREFIX):
+            return False, ""  # a keyform that did not name its connection
+        # found only if the server's client is the very connection the holder named (not a proxy's)
+        link = holders.tcp_socket(addr, port, server_port, name=named.removeprefix(_NAME_PREFIX), lock_id=holder.id)
         return holders.gone(holder, holders.holding(link)) if link is not None else (False, "")
 
     def _fence(self) -> tuple[str, tuple[Any, ...]]:
@@ -631,22 +631,23 @@ def _lock_info(row: tuple[Any, ...]) -> LockInfo:
                     created_at=str(row[4]), version=str(row[5]))
 
 
-_ENDPOINT_PREFIX = "keyform-lock "
+_NAME_PREFIX = "keyform-lock "
 
 
-def _name_endpoint(conn: psycopg.Connection[Any], fd: int) -> None:
-    """Name the lock session after its own client end (`application_name` = `keyform-lock ADDR
-    PORT`, what `getsockname` says here): another keyform traces the session's holders only when
-    the server sees that same end (`PostgresBackend._gone`), not a proxy's. Nothing over a
-    unix-domain socket (nothing to trace)."""
-    sock = socket.socket(fileno=os.dup(fd))
+def _name_connection(conn: psycopg.Connection[Any], lock_id: str) -> None:
+    """Name the lock session after its own TCP connection (`application_name` = `keyform-lock
+    <holders.connection_name>`): another keyform traces the session's holders only to the socket of
+    that very connection (`PostgresBackend._gone`), never to a proxy's or a pooler's, whose
+    connection the server would see. Nothing over a unix-domain socket (nothing to trace)."""
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
     try:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return
-        addr, port = sock.getsockname()[:2]
+        local, remote = sock.getsockname()[:2], sock.getpeername()[:2]
     finally:
         sock.close()
-    conn.execute("SELECT set_config('application_name', %s, false)", (f"{_ENDPOINT_PREFIX}{addr} {port}",))
+    name = holders.connection_name(local[0], local[1], remote[0], remote[1], lock_id)
+    conn.execute("SELECT set_config('application_name', %s, false)", (_NAME_PREFIX + name,))
 
 
 def _userinfo_fragments(dsn: str) -> list[str]:
