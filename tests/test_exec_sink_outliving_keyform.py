@@ -22,6 +22,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,13 +45,19 @@ def _slow_vault(tmp_path: Path, url: str, pg_dsn: str | None = None) -> tuple[Pr
     return project, store
 
 
-def _signal_during_the_write(project: Project, store: Path, sig: signal.Signals) -> tuple[str, str]:
-    proc = project.spawn("apply", "--auto-approve")
+def _writing(project: Project, store: Path, proc: subprocess.Popen[Any] | None = None) -> subprocess.Popen[Any]:
+    """`keyform apply` (or `proc`, started by the caller) once its sink's slow first write runs."""
+    proc = proc or project.spawn("apply", "--auto-approve")
     deadline = time.monotonic() + 30
     while not (store / ".calls0").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.005)
     assert (store / ".calls0").exists(), proc.communicate()
     time.sleep(0.2)
+    return proc
+
+
+def _signal_during_the_write(project: Project, store: Path, sig: signal.Signals) -> tuple[str, str]:
+    proc = _writing(project, store)
     os.kill(proc.pid, sig)  # the sink's program is running
     return proc.communicate(timeout=30)
 
@@ -129,12 +136,7 @@ program still ran. The next apply then raced that program, which wrote a revoked
 live one. Now the lock stays with the program, as after a `kill -9`."""
     dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
     project, store = _slow_vault(tmp_path, emulator_process.url, dsn)
-    proc = project.spawn("apply", "--auto-approve")
-    deadline = time.monotonic() + 30
-    while not (store / ".calls0").exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    assert (store / ".calls0").exists(), proc.communicate()
-    time.sleep(0.2)
+    proc = _writing(project, store)
     os.kill(proc.pid, signal.SIGTERM)  # a CI job cancelled, then killed "gracefully" once more
     time.sleep(0.2)
     os.kill(proc.pid, signal.SIGTERM)
@@ -153,13 +155,10 @@ def test_a_second_ctrl_c_with_the_output_pipe_gone_still_exits_at_once(tmp_path:
     abandon, so keyform took the path of an internal error and waited for every change and sink
     program in flight: the second Ctrl-C no longer stopped waiting."""
     project, store = _slow_vault(tmp_path, emulator_process.url)
-    proc = subprocess.Popen(project.argv("apply", "--auto-approve"), cwd=project.root, env=project.process_env(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not (store / ".calls0").exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    assert (store / ".calls0").exists() and proc.stdout is not None
-    time.sleep(0.2)
+    proc = _writing(project, store, subprocess.Popen(
+        project.argv("apply", "--auto-approve"), cwd=project.root, env=project.process_env(),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    assert proc.stdout is not None
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     proc.stdout.close()  # the tee is gone

@@ -22,16 +22,11 @@ from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.model import RateLimit
 from keyform.providers.ratelimit import Limiter, NotAdmitted
+from tests.test_ratelimit import FakeClock
 
 
-class _Frozen:
+class _Frozen(FakeClock):
     """A clock that a sleep does not move: turns taken one after another stay queued."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
