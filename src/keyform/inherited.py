@@ -53,12 +53,6 @@ def drop(fd: int) -> None:
         _fds.discard(fd)
 
 
-def fds() -> tuple[int, ...]:
-    """The descriptors a helper started now must hold."""
-    with _mutex:
-        return tuple(sorted(_fds))
-
-
 def start(spawn: Callable[[tuple[int, ...]], T]) -> T:
     """Start a helper: `spawn(fds)` with copies of the descriptors it must hold (closed here once
     `spawn` returns: the child has its own). It counts as running until `ended()`; not at all if

@@ -24,8 +24,8 @@ is closed only when its last holder closes it, so a helper that outlives a `kill
 the session, and the lock, until it ends (so does an apply abandoned at a second Ctrl-C:
 `backends.base.hold`). The next command waits for it (`--lock-timeout`) instead of racing its late
 write, and names it when it can tell (`_gone`). The socket is an authenticated session a helper
-could send SQL on; that grants nothing new, as sink helpers get keyform's environment, the DSN's
-variable included.
+could send SQL on; that grants nothing new, as sink helpers run as keyform's user with its
+environment, and can read the DSN wherever it comes from (a variable or a file).
 
 The DSN is a secret (it may hold a password): it never appears in a message; `describe()` shows the
 workspace, database, host and port only.
