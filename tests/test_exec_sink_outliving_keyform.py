@@ -148,15 +148,17 @@ live one. Now the lock stays with the program, as after a `kill -9`."""
     _recovers_after_the_program(project, store, emulator_process.url)
 
 
-def test_a_second_ctrl_c_with_the_output_pipe_gone_still_exits_at_once(tmp_path: Path,
-                                                                      emulator_process: EmulatorProcess) -> None:
+@pytest.mark.parametrize("verbose", [(), ("-v",)], ids=["plain", "verbose"])
+def test_a_second_ctrl_c_with_the_output_pipe_gone_still_exits_at_once(
+        tmp_path: Path, emulator_process: EmulatorProcess, verbose: tuple[str, ...]) -> None:
     """Found by the third review (stop 38): `keyform apply 2>&1 | tee log`, and the Ctrl-C kills the
     tee too. Saying "interrupted twice" then failed on the broken pipe; that error replaced the
     abandon, so keyform took the path of an internal error and waited for every change and sink
-    program in flight: the second Ctrl-C no longer stopped waiting."""
+    program in flight: the second Ctrl-C no longer stopped waiting. With `-v` (the fourth review),
+printing the traceback failed the same way, before the exit."""
     project, store = _slow_vault(tmp_path, emulator_process.url)
     proc = _writing(project, store, subprocess.Popen(
-        project.argv("apply", "--auto-approve"), cwd=project.root, env=project.process_env(),
+        project.argv(*verbose, "apply", "--auto-approve"), cwd=project.root, env=project.process_env(),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     assert proc.stdout is not None
     proc.send_signal(signal.SIGINT)

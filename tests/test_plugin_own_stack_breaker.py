@@ -219,3 +219,6 @@ def test_a_plugins_resource_exhausted_503_is_a_rate_refusal_as_for_the_built_ins
             provider.create(_request("k"))
         assert time.monotonic() - started < 5, f"{len(inner.sent)} calls refused, the instance still sent"
     assert provider.limiter.stats().throttled == len(inner.sent)
+    with pytest.raises(ProviderError, match=r"last: 503") as caught:  # the answer it was, not "a 429"
+        provider.create(_request("after"))
+    assert caught.value.status == 503 and "429" not in str(caught.value), str(caught.value)

@@ -60,9 +60,9 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
         with _fewer_gc_passes():
             code = fn()
     except KeyformError as exc:
-        if ctx.verbose:
-            traceback.print_exc()
         with contextlib.suppress(OSError):  # stderr gone (a closed pipe): exit 1 all the same
+            if ctx.verbose:
+                traceback.print_exc()
             print_diagnostics(exc.diagnostics, color=ctx.color(sys.stderr))
         _exit_hard_if(ctx)
         sys.exit(1)
@@ -73,7 +73,8 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
         raise
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if ctx.verbose:
-            traceback.print_exc()
+            with contextlib.suppress(OSError):
+                traceback.print_exc()
         message = f"Error: internal error ({type(exc).__name__}); run with -v for details and report it"
         _exit_hard_if(ctx, message)
         _fail(message)

@@ -112,7 +112,7 @@ class ForeignProvider:
                 if refusal:
                     wait = exc.retry_after if exc.retry_after is not None and exc.retry_after >= 0 \
                         else THROTTLE_BACKOFF
-                    self.limiter.throttled(ticket, wait, 0.0)
+                    self.limiter.throttled(ticket, wait, 0.0, exc.status or 429)
                     if self._refused(sent):
                         self.limiter.ended(True)
                 elif exc.status is None or exc.status < 500:
