@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,9 @@ from harness.project import Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
+from keyform.model import RateLimit
 from keyform.providers.ratelimit import BREAK_AFTER
-from keyform.remote import CreateRequest, CreateResult
+from keyform.remote import CreateRequest, CreateResult, RemoteKey
 from tests.hostile import Reply, Seen, hostile
 from tests.test_plugin_rate_and_failures import _open_own, _OwnStack, _request
 
@@ -222,3 +224,35 @@ def test_a_plugins_resource_exhausted_503_is_a_rate_refusal_as_for_the_built_ins
     with pytest.raises(ProviderError, match=r"last: 503") as caught:  # the answer it was, not "a 429"
         provider.create(_request("after"))
     assert caught.value.status == 503 and "429" not in str(caught.value), str(caught.value)
+
+
+class _Scripted(_OwnStack):
+    """`slow` is refused after 0.6 s (the plug-in's own retries), `fast…` at once; others succeed."""
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        if request.address == "slow":
+            time.sleep(0.6)
+        if request.address == "slow" or request.address.startswith("fast"):
+            raise ProviderError("own: create: 429 slow down", status=429, retry_after=0.0)
+        return CreateResult(RemoteKey(id=request.address, attrs={}), "s3cret")
+
+
+def test_a_run_of_429s_starts_after_the_last_accepted_call() -> None:
+    """Found by the fifth review (stop 38): a call sent before a success but refused after it put
+    the start of the "429s in a row" back before that success, so two 429s answered at once right
+    after it tripped the breaker 0.3 s after the API had accepted a call (deadline 0.5 s)."""
+    provider = _open_own(_Scripted(), deadline=0.5, rate_limit=RateLimit(1000.0))
+    def refused_slowly() -> None:
+        with pytest.raises(ProviderError, match="429 slow down"):
+            provider.create(_request("slow"))
+
+    slow = threading.Thread(target=refused_slowly)
+    slow.start()
+    time.sleep(0.3)
+    provider.create(_request("ok"))  # the API answers
+    slow.join()
+    for i in range(BREAK_AFTER):
+        with pytest.raises(ProviderError, match="429 slow down"):
+            provider.create(_request(f"fast{i}"))
+    assert not provider.limiter.stats().broken
+    assert provider.create(_request("later")).key.id == "later"

@@ -77,20 +77,27 @@ class ForeignProvider:
         self.name = inner.name
         self._lock = threading.Lock()
         self._refusing_since: float | None = None  # when the first of the 429s in a row was sent
+        self._answered_at = float("-inf")  # when the last answer that was not a refusal came
 
     def _refused(self, sent: float) -> bool:
-        """A call sent at `sent` ended with a 429: whether it ended refused for good (`Limiter.ended`):
-        every call answered since the first 429 in a row was sent, `deadline` ago or more, was refused."""
+        """A call sent at `sent` ended with a 429: whether it ended refused for good (`Limiter.ended`,
+        told here): every call answered since the first 429 in a row was sent, `deadline` ago or
+        more, was refused. The run starts no earlier than the last other answer: a call sent before
+        it but refused after it does not carry the run back past it (that tripped the breaker 0.3 s
+        after an accepted call). Under the lock, with `_answered`, so the two cannot cross."""
         with self._lock:
             since = sent if self._refusing_since is None else min(self._refusing_since, sent)
-            self._refusing_since = since
-            return time.monotonic() - since >= self._deadline
+            self._refusing_since = since = max(since, self._answered_at)
+            refused = time.monotonic() - since >= self._deadline
+            if refused:
+                self.limiter.ended(True)
+            return refused
 
     def _answered(self) -> None:
         """A call ended with an answer that was not a refusal: the 429s in a row, and the breaker's count, end."""
         with self._lock:
-            self._refusing_since = None
-        self.limiter.ended(False)
+            self._refusing_since, self._answered_at = None, time.monotonic()
+            self.limiter.ended(False)
 
     def __repr__(self) -> str:
         return f"ForeignProvider({self._inner!r})"
@@ -113,8 +120,7 @@ class ForeignProvider:
                     wait = exc.retry_after if exc.retry_after is not None and exc.retry_after >= 0 \
                         else THROTTLE_BACKOFF
                     self.limiter.throttled(ticket, wait, 0.0, exc.status or 429)
-                    if self._refused(sent):
-                        self.limiter.ended(True)
+                    self._refused(sent)
                 elif exc.status is None or exc.status < 500:
                     self.limiter.succeeded(ticket)
                 if exc.status is not None and not refusal:  # answered; no status: no answer, or the type's own bug
