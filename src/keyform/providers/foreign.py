@@ -11,9 +11,10 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
   window, as a 429 does to an `HttpClient` call. Such a 429 may be the API's first answer (the
   plug-in's own retries are unknown here), so one alone is no call "refused to its end": it counts
   toward the breaker (`Limiter.ended`) only once the instance has answered nothing but 429s for
-  its `deadline`, counted from the sending of the first of them, as a built-in call retried against
-  refusals to its deadline ends refused. A burst of 429s (30 calls refused at once) or single ones
-  between accepted calls never trips it; any other answer (a success, another status) resets it.
+  its `deadline`, counted from the sending of the first of them (never from before the last other
+  answer), as a built-in call retried against refusals to its deadline ends refused. A burst of
+  429s (30 calls refused at once) or single ones between accepted calls never trips it; any other
+  answer (a success, another status) resets it.
   Before, none of these 429s ever counted: against an API that refused everything, every change
   was sent and refused in turn. Either way the instance's `limiter` is what `--parallelism`, the
   rate events, the summary's figures and a Ctrl-C reach (`ProviderPool.configure_rate`). Before,
@@ -79,19 +80,17 @@ class ForeignProvider:
         self._refusing_since: float | None = None  # when the first of the 429s in a row was sent
         self._answered_at = float("-inf")  # when the last answer that was not a refusal came
 
-    def _refused(self, sent: float) -> bool:
-        """A call sent at `sent` ended with a 429: whether it ended refused for good (`Limiter.ended`,
-        told here): every call answered since the first 429 in a row was sent, `deadline` ago or
-        more, was refused. The run starts no earlier than the last other answer: a call sent before
+    def _refused(self, sent: float) -> None:
+        """A call sent at `sent` ended with a 429: tell the breaker (`Limiter.ended`) when it ended
+        refused for good: every call answered since the first 429 in a row was sent, `deadline` ago
+        or more, was refused. The run starts no earlier than the last other answer: a call sent before
         it but refused after it does not carry the run back past it (that tripped the breaker 0.3 s
         after an accepted call). Under the lock, with `_answered`, so the two cannot cross."""
         with self._lock:
             since = sent if self._refusing_since is None else min(self._refusing_since, sent)
             self._refusing_since = since = max(since, self._answered_at)
-            refused = time.monotonic() - since >= self._deadline
-            if refused:
+            if time.monotonic() - since >= self._deadline:
                 self.limiter.ended(True)
-            return refused
 
     def _answered(self) -> None:
         """A call ended with an answer that was not a refusal: the 429s in a row, and the breaker's count, end."""
