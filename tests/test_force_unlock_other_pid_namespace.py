@@ -102,9 +102,13 @@ the processes holding the lock session's socket to be visible, and none of them 
 
 @contextmanager
 def _tcp_forwarder(port: int) -> Iterator[int]:
-    """A plain TCP proxy on 127.0.0.1 (a pooler's or docker-proxy's place) to `port`: its port."""
+    """A plain TCP proxy on 127.0.0.1 (a pooler's or docker-proxy's place) to `port`: its port.
+    Stopped as `tests/rawserver.py` stops: `shutdown` wakes the accepting thread, which closes its
+    own socket; closed from here instead, the thread stays blocked in `accept` on a descriptor
+    number the next socket of this process may get (a signal restarts the call on that socket)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+    conns: list[socket.socket] = []
+    threads: list[threading.Thread] = []
 
     def pump(a: socket.socket, b: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -115,19 +119,34 @@ def _tcp_forwarder(port: int) -> Iterator[int]:
                 s.shutdown(socket.SHUT_RDWR)
 
     def serve() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                client, _ = listener.accept()
+        with listener:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return
                 upstream = socket.create_connection(("127.0.0.1", port))
+                conns.extend((client, upstream))
                 for a, b in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+                    threads.append(threading.Thread(target=pump, args=(a, b), daemon=True))
+                    threads[-1].start()
 
-    threading.Thread(target=serve, daemon=True).start()
+    accepting = threading.Thread(target=serve, daemon=True)
+    accepting.start()
     try:
         yield listener.getsockname()[1]
     finally:
-        stop.set()
-        listener.close()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # the blocked accept returns
+        accepting.join(5)
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(5)
+        for c in conns:
+            c.close()
+        assert not accepting.is_alive() and not any(t.is_alive() for t in threads)
 
 
 @NEEDS_UNSHARE
