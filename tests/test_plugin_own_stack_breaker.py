@@ -14,7 +14,6 @@ PYTHONPATH, sending with urllib (not keyform's HttpClient), run by the keyform C
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 import threading
 import time
@@ -30,6 +29,7 @@ from keyform.errors import ProviderError
 from keyform.model import RateLimit
 from keyform.providers.ratelimit import BREAK_AFTER
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
+from tests import fakedist
 from tests.hostile import Reply, Seen, hostile
 from tests.test_plugin_rate_and_failures import _open_own, _OwnStack, _request
 
@@ -85,14 +85,8 @@ OWN_HTTP = ProviderType(
 
 @pytest.fixture
 def plugin_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    (site / "kf_own_http").mkdir(parents=True)
-    (site / "kf_own_http" / "__init__.py").write_text(PLUGIN)
-    info = site / "kf_own_http-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kf-own-http\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[keyform.providers]\nown-http = kf_own_http:OWN_HTTP\n")
-    return {"PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(site)) if p)}
+    return fakedist.install(tmp_path / "site", "kf-own-http", "1.0", "[keyform.providers]\nown-http = kf_own_http:OWN_HTTP\n",
+                            "kf_own_http", PLUGIN)
 
 
 def _project(tmp_path: Path, url: str, keys: int, org: str, deadline: str = "60s") -> Project:

@@ -11,7 +11,6 @@ against the emulator on 127.0.0.1."""
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
 import threading
@@ -32,6 +31,7 @@ from keyform.providers import open_provider
 from keyform.providers.ratelimit import Limiter
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 from keyform.typeregistry import provider_type, register, unregister
+from tests import fakedist
 
 CANARY = "plugin-canary-token-Zq81"
 
@@ -110,17 +110,9 @@ LEAKY = SinkType(name="leaky", required="where", open=lambda config: Leaky(),
 
 @pytest.fixture
 def plugin_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    (site / "kf_test_plugins").mkdir(parents=True)
-    (site / "kf_test_plugins" / "__init__.py").write_text(PLUGIN)
-    info = site / "kf_test_plugins-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kf-test-plugins\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[keyform.providers]\npaced = kf_test_plugins:PACED\nfaulty = kf_test_plugins:FAULTY\n"
-        "[keyform.sinks]\nleaky = kf_test_plugins:LEAKY\n")
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(site)) if p)
-    return {"PYTHONPATH": path}
+    return fakedist.install(tmp_path / "site", "kf-test-plugins", "1.0",
+                            "[keyform.providers]\npaced = kf_test_plugins:PACED\nfaulty = kf_test_plugins:FAULTY\n"
+                            "[keyform.sinks]\nleaky = kf_test_plugins:LEAKY\n", "kf_test_plugins", PLUGIN)
 
 
 def _project(tmp_path: Path, url: str, ptype: str, keys: int, extra: str = "") -> Project:

@@ -21,6 +21,7 @@ import yaml
 from harness.project import ORG, TOKENS
 from keyform.emulator import Emulator
 from keyform.manifest import yamlsource
+from tests import fakedist
 
 HEAVY = ("httpx", "httpcore", "jsonschema", "deepdiff", "yaml")
 
@@ -113,20 +114,16 @@ def fake_plugin(tmp_path: Path) -> dict[str, str]:
     """A plug-in distribution on PYTHONPATH (dist-info with entry points in both groups). Its module
     appends a line to a marker file when imported (entry points are loaded by importlib, which
     `-X importtime` does not report), so the test sees exactly when keyform loads a plug-in."""
-    site = tmp_path / "site"
-    dist = site / "keyform_fakeplug-1.2.3.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: keyform-fakeplug\nVersion: 1.2.3\n")
-    (dist / "entry_points.txt").write_text("[keyform.providers]\nfake = fakeplug:PROVIDER\n\n"
-                                           "[keyform.sinks]\nfake-sink = fakeplug:SINK\n")
-    (site / "fakeplug.py").write_text(
+    env = fakedist.install(
+        tmp_path / "site", "keyform-fakeplug", "1.2.3",
+        "[keyform.providers]\nfake = fakeplug:PROVIDER\n\n[keyform.sinks]\nfake-sink = fakeplug:SINK\n", "fakeplug",
         "import os\n"
         "with open(os.environ['FAKEPLUG_MARK'], 'a') as fh: fh.write('loaded\\n')\n"
         "from keyform.typeregistry import ProviderType, SinkType\n"
         "PROVIDER = ProviderType(name='fake', open=lambda *a, **k: None, returns_secret=False,\n"
         "                        attributes=('label',), default_base_url='https://fake.example')\n"
         "SINK = SinkType(name='fake-sink', required='path', open=lambda c: None)\n")
-    return {"PYTHONPATH": str(site), "FAKEPLUG_MARK": str(tmp_path / "fakeplug.loaded")}
+    return {**env, "FAKEPLUG_MARK": str(tmp_path / "fakeplug.loaded")}
 
 
 def imported_with(env: dict[str, str], args: list[str], cwd: Path, expect_code: int = 0) -> set[str]:
