@@ -147,15 +147,16 @@ def _canon(addr: str) -> str:
     """An address as text, an IPv4-mapped IPv6 one as its IPv4 address (`::ffff:127.0.0.1`:
     `127.0.0.1`); text that is no address, as it is."""
     try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+        return str(_plain(ipaddress.ip_address(addr.split("%", 1)[0])))
     except ValueError:
         return addr
-    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip)
 
 
 def _same(a: ipaddress.IPv4Address | ipaddress.IPv6Address,
           b: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Equal, counting an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as its IPv4 address."""
-    def plain(x: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return x.ipv4_mapped if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped else x
-    return plain(a) == plain(b)
+    return _plain(a) == _plain(b)
+
+
+def _plain(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip

@@ -521,10 +521,10 @@ class PostgresBackend:
             holder = _lock_info(row)
             if holder.id != lock_id:
                 raise StateError(f"{self.describe()}: lock ID does not match: the state is locked with ID {holder.id}")
+            held = session is not None and session == row[6]  # its session is open: it still holds the lock
+            gone, named = self._gone(conn, holder, session) if held else (False, "")
             conn.execute("DELETE FROM keyform_locks WHERE workspace = %s AND lock_id = %s", (self.workspace, lock_id))
-        if session is not None and session == row[6]:
-            with self._db("force-unlock the state") as conn:
-                gone, named = self._gone(conn, holder, session)
+        if held:
             raise LockError(
                 f"{self.describe()}: cleared the lock record of pid {holder.pid} on {holder.host} "
                 f'(lock ID {holder.id}, operation "{holder.operation}"), but the state is still locked: that '
