@@ -581,11 +581,14 @@ def providers(ctx: Ctx, files: tuple[str, ...], fmt: str) -> None:
               help="What one rate-limit bucket counts: an organisation or a bearer token.")
 @click.option("--org-rate-limit", "org_rate_limits", multiple=True, metavar="ORG=RPS",
               help="This org's (or token's) own rate, e.g. org_a=10 (repeatable).")
+@click.option("--clock-offset", default=0.0, type=click.FloatRange(-3153600000, 3153600000), metavar="SECONDS",
+              help="The APIs' clock is this far off the real time (negative: behind): their timestamps "
+                   "and Date headers.")
 def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_limit_rate: float,
              retry_after: float, drop_after_commit_rate: float, seed: int | None, questra_list_shape: str,
              tokens: tuple[str, ...], read_only_tokens: tuple[str, ...], log_requests: bool,
              rate_limit_rps: float, rate_limit_burst: float, rate_limit_scope: str,
-             org_rate_limits: tuple[str, ...]) -> None:
+             org_rate_limits: tuple[str, ...], clock_offset: float) -> None:
     """Serve the Questra and TextQL APIs in memory on one port, until Ctrl-C.
 
     Its control API under /_emulator/ (state dump, out-of-band revoke, delete, expire and modify,
@@ -599,7 +602,7 @@ def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_li
         tokens=frozenset(tokens) if tokens else None, read_only_tokens=frozenset(read_only_tokens),
         retry_after=retry_after, log_requests=log_requests, rate_limit_rps=rate_limit_rps,
         rate_limit_burst=rate_limit_burst, rate_limit_scope=rate_limit_scope,
-        rate_limits=_org_rate_limits(org_rate_limits))))
+        rate_limits=_org_rate_limits(org_rate_limits), clock_offset=clock_offset)))
 
 
 def _org_rate_limits(items: tuple[str, ...]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.records import record
-from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.remote import SKEW_NOTED, RemoteKey, RemoteSnapshot
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import KeyState, State, secret_of_fingerprint
 
@@ -697,4 +697,16 @@ def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot,
         snap = snapshot.instances.get(name)
         if snap is not None and snap.keys is None:
             notes.append(f"{name}: {snap.note or 'keys could not be listed'}; planned from the state alone")
+        elif snap is not None and (note := _skew_note(workspace, name, snap.clock_offset)):
+            notes.append(note)
     return notes
+
+
+def _skew_note(workspace: Workspace, instance: str, offset: float | None) -> str | None:
+    """Said when an instance whose type reports usage keeps a clock a minute or more off ours."""
+    if offset is None or abs(offset) < SKEW_NOTED:
+        return None
+    from keyform.usage import reports_usage, skew_note
+
+    config = workspace.providers.get(instance)
+    return skew_note(instance, offset) if config is not None and reports_usage(config.type) else None

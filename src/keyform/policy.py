@@ -56,6 +56,7 @@ class KeyFacts:
     change: Change | None = None
     state: KeyState | None = None
     remote: RemoteKey | None = None
+    clock_offset: float | None = None  # the remote's API clock minus keyform's (RemoteSnapshot.clock_offset)
 
 
 # A checker returns what is wrong (shown after the policy's message), or None when the key complies.
@@ -293,7 +294,8 @@ def _check_max_idle(limit: timedelta, f: KeyFacts) -> str | None:
 
     if f.change is not None and f.change.action in (Action.DELETE, Action.REPLACE, Action.CREATE):
         return None
-    idle = key_idle_for(f.remote, f.provider_type, f.now, f.state.created_at if f.state is not None else None)
+    idle = key_idle_for(f.remote, f.provider_type, f.now, f.state.created_at if f.state is not None else None,
+                        f.clock_offset)
     if idle is None or idle < limit:
         return None
     used = f.remote.last_used_at if f.remote is not None else None
@@ -420,11 +422,12 @@ def merge(manifest: Iterable[Policy], extra: Iterable[Policy]) -> tuple[Policy, 
 
 
 def _facts(spec: KeySpec, workspace: Workspace, now: datetime, change: Change | None = None,
-           state: KeyState | None = None, remote: RemoteKey | None = None) -> KeyFacts:
+           state: KeyState | None = None, remote: RemoteKey | None = None,
+           clock_offset: float | None = None) -> KeyFacts:
     sink = workspace.sinks.get(spec.sink.sink) if spec.sink else None
     return KeyFacts(address=spec.address, provider=spec.provider, provider_type=spec.provider_type, now=now,
                     spec=spec, entry=spec.entry, sink_type=sink.type if sink else None, change=change,
-                    state=state, remote=remote)
+                    state=state, remote=remote, clock_offset=clock_offset)
 
 
 def check_manifest(policies: Sequence[Policy], workspace: Workspace, now: datetime) -> list[Violation]:
@@ -503,17 +506,17 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
         address, provider, provider_type, remote_id = item.address, item.provider, item.provider_type, item.remote_id
         spec = workspace.keys.get(address)
         ks = state.keys.get(address) if state is not None else None
-        remote = None
+        remote, offset = None, None
         if snapshot is not None and remote_id:
-            remote = snapshot.lookup(provider, remote_id)[1]
+            remote, offset = snapshot.lookup(provider, remote_id)[1], snapshot.clock_offset(provider)
         facts: KeyFacts | None = None
         for policy in active:
             if not policy.matches(address, provider, provider_type):
                 continue
             if facts is None:
-                facts = _facts(spec, workspace, now, change, ks, remote) if spec is not None else KeyFacts(
+                facts = _facts(spec, workspace, now, change, ks, remote, offset) if spec is not None else KeyFacts(
                     address=address, provider=provider, provider_type=provider_type,
-                    now=now, change=change, state=ks, remote=remote)
+                    now=now, change=change, state=ks, remote=remote, clock_offset=offset)
             for rule in policy.rules:
                 if rule.word.phase != PLAN or (rule.word.declared_only and spec is None):
                     continue

@@ -11,7 +11,7 @@ from operator import attrgetter
 from keyform.errors import ProviderError
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
-from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
+from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot, clock_offset
 from keyform.state import State
 
 
@@ -80,16 +80,17 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
     secret_headers = secret_header_names(workspace, state)
 
     def one(name: str) -> InstanceSnapshot:
-        listed = pool.get(name).list()
+        provider = pool.get(name)
+        listed = provider.list()
         if listed is None:
             return InstanceSnapshot(None, "the API has no list endpoint (404/405)")
         keys = {k.id: k for k in listed}
         if len(keys) != len(listed):
             _refuse_contradictions(name, listed, keys)
         hidden = secret_headers.get(name)
-        if not hidden:  # most instances: no secret header, nothing to strip
-            return InstanceSnapshot(keys)
-        return InstanceSnapshot({i: strip_headers(k, hidden) for i, k in keys.items()})
+        if hidden:  # most instances: no secret header, nothing to strip
+            keys = {i: strip_headers(k, hidden) for i, k in keys.items()}
+        return InstanceSnapshot(keys, clock_offset=clock_offset(provider))
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as ex:
         results = list(ex.map(one, names))

@@ -45,10 +45,13 @@ class CreateRequest:
 
 @record
 class InstanceSnapshot:
-    """One provider instance's keys as listed, or why they could not be (`keys` is None)."""
+    """One provider instance's keys as listed, or why they could not be (`keys` is None).
+    `clock_offset`: the API's clock minus keyform's, in seconds, from the `Date` header of its
+    listing (None: not known). Its times (`last_used_at`, `created_at`) are on that clock."""
 
     keys: Mapping[str, RemoteKey] | None
     note: str | None = None
+    clock_offset: float | None = None
 
 
 @record
@@ -65,6 +68,11 @@ class RemoteSnapshot:
         if snap is None or snap.keys is None:
             return False, None
         return True, snap.keys.get(remote_id)
+
+    def clock_offset(self, instance: str) -> float | None:
+        """The API's clock minus keyform's (seconds), as its listing's `Date` said; None if unknown."""
+        snap = self.instances.get(instance)
+        return snap.clock_offset if snap is not None else None
 
 
 class Provider(Protocol):
@@ -84,3 +92,22 @@ class Provider(Protocol):
         """Revoke (Questra) or delete (TextQL). A key already gone is not an error."""
 
     def close(self) -> None: ...
+
+
+def clock_offset(provider: object) -> float | None:
+    """What `provider.clock_offset()` says, when it has one (optional: the built-in providers'
+    `HttpClient` keeps it; a plug-in may offer it too); None when it does not, or says no number."""
+    fn = getattr(provider, "clock_offset", None)
+    if not callable(fn):
+        return None
+    try:
+        value = fn()
+    except Exception:  # an optional figure: a plug-in that fails to give it gives none
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(max(-_MAX_OFFSET, min(_MAX_OFFSET, value)))
+
+
+SKEW_NOTED = 60.0  # seconds: a plan says so when an API's clock is at least this far from keyform's
+_MAX_OFFSET = 10 * 366 * 86400.0  # a Date ten years off is as good as any: it only ever delays a verdict

@@ -21,14 +21,14 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from keyform import redact
 from keyform.durations import format_duration, format_time, maybe_time, parse_duration, parse_time
 from keyform.model import KeySpec
 from keyform.records import record
-from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.remote import SKEW_NOTED, RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, State
 from keyform.typeregistry import TypeLoadError, find_provider_type
 
@@ -48,6 +48,34 @@ def reports_usage(provider_type: str) -> bool:
 
 _time = maybe_time  # None for a missing or unreadable time
 
+SKEW_NOISE = 5.0  # seconds: a Date header is in whole seconds, sent before its reply arrived (and a busy
+# client may read it seconds later): a lag under this is not corrected
+
+
+def on_our_clock(when: datetime | None, offset: float | None) -> datetime | None:
+    """An API's time on keyform's clock, when that API's clock is behind ours (`offset`, the API's
+    clock minus ours, from `RemoteSnapshot.clock_offset`, below `-SKEW_NOISE`): later by the lag.
+    Otherwise as it is: a clock ahead of ours makes a key look used more recently, never unused
+    longer than it is. So no clock can make keyform revoke a key earlier than both clocks agree."""
+    if when is None or offset is None or offset > -SKEW_NOISE:
+        return when
+    try:
+        return when - timedelta(seconds=offset)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=timezone.utc)
+
+
+def skew_note(instance: str, offset: float | None) -> str | None:
+    """A plan note for an instance whose clock is `SKEW_NOTED` or more away from keyform's."""
+    if offset is None or abs(offset) < SKEW_NOTED:
+        return None
+    lag = format_duration(timedelta(minutes=round(offset / 60)))  # (a Date reads ~1 s behind: 3h, not 2h)
+    if offset < 0:
+        return (f"{instance}: its clock is {lag} behind keyform's (the Date of its listing): keyform reads "
+                f"its last-use times {lag} later, so no key looks unused longer than it is")
+    return (f"{instance}: its clock is {lag} ahead of keyform's (the Date of its listing): its keys may "
+            "look used more recently than they were, and an old key waits longer for `unused_for`")
+
 
 def idle_for(last_used: datetime | None, since: datetime | None, now: datetime) -> timedelta | None:
     """How long a key has gone unused at `now`: since its last use, or, never used, since `since`
@@ -59,13 +87,14 @@ def idle_for(last_used: datetime | None, since: datetime | None, now: datetime) 
 
 
 def key_idle_for(remote: RemoteKey | None, provider_type: str, now: datetime,
-                 created_at: str | None = None) -> timedelta | None:
+                 created_at: str | None = None, offset: float | None = None) -> timedelta | None:
     """`idle_for` of a listed key, or None when its provider does not report usage, the listing did
     not carry the field, or the key was not listed. The rule word `max_idle: 90d` is
-    `idle is not None and idle >= 90d`."""
+    `idle is not None and idle >= 90d`. `offset`: its API's clock (`on_our_clock`)."""
     if remote is None or not remote.usage_reported or not reports_usage(provider_type):
         return None
-    return idle_for(_time(remote.last_used_at), _time(remote.created_at or created_at), now)
+    return idle_for(on_our_clock(_time(remote.last_used_at), offset),
+                    on_our_clock(_time(remote.created_at or created_at), offset), now)
 
 
 def _ago(delta: timedelta) -> str:
@@ -121,6 +150,7 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
     # usage is unknown: the fixed grace, as without unused_for; its revoke at the grace's end finds
     # it gone or revokes it
     _, rk = snapshot.lookup(dep.provider, dep.remote_id)
+    offset = snapshot.clock_offset(dep.provider)
     if rk is not None and (rk.revoked or rk.expired):
         return DeposedVerdict(True, ("already revoked remotely" if rk.revoked else "already expired",))
     grace_over = now >= rule.grace_end
@@ -140,7 +170,7 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
                 "kept (on_grace_end: keep) until keyform can see it unused",))
         return DeposedVerdict(True, (grace_text, f"usage unknown ({why})"))
 
-    last_used = _time(rk.last_used_at)
+    last_used = on_our_clock(_time(rk.last_used_at), offset)  # deposed_at is on keyform's clock
     idle_since = max(deposed_at, last_used) if last_used is not None else deposed_at
     idle = max(now - idle_since, timedelta(0))
     if last_used is None:
@@ -227,9 +257,9 @@ def _usage_row(address: str, provider: str, provider_type: str, remote_id: str, 
     elif not rk.usage_reported:
         usage, idle, last = f"unknown ({provider} did not report last_used_at)", None, None
     else:
-        last = rk.last_used_at
-        idle = key_idle_for(rk, provider_type, now, created_at)
-        last_time = _time(last)
+        last, offset = rk.last_used_at, snapshot.clock_offset(provider)
+        idle = key_idle_for(rk, provider_type, now, created_at, offset)
+        last_time = on_our_clock(_time(last), offset)
         usage = f"last used {_ago(max(now - last_time, timedelta(0)))}" if last_time is not None else "never used"
     return UsageRow(address, provider, provider_type, remote_id, name, created, last, usage, idle, deposed)
 
@@ -430,4 +460,7 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
         tracked = tracked_ids([state, *other_states])
         report_unmanaged = unmanaged_rows(snapshot, provider_types or {}, tracked, now,
                                           taken=set(taken) | set(state.keys), files=files, state_path=state_path)
-    return UsageReport(format_time(now), rows, idle, idle_keys, report_unmanaged, tuple(notes))
+    types = {r.provider: r.provider_type for r in rows} | dict(provider_types or {})
+    skews = [note for name in sorted(types)
+             if reports_usage(types[name]) and (note := skew_note(name, snapshot.clock_offset(name)))]
+    return UsageReport(format_time(now), rows, idle, idle_keys, report_unmanaged, (*notes, *skews))

@@ -46,6 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         rate_limit_burst=args.rate_limit_burst,
         rate_limit_scope=args.rate_limit_scope,
         rate_limits=rate_limits,
+        clock_offset=args.clock_offset,
     )
 
 
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit-scope", choices=("org", "token"), default="org")
     parser.add_argument("--org-rate-limit", action="append", default=[], metavar="ORG=RPS",
                         help="this org's (or token's) own rate, repeatable")
+    parser.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
+                        help="the APIs' clock is this far off the real time (negative: behind)")
     return parser
 
 

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+from .clock import Clock
 from .faults import Faults, FaultSettings
 from .questra import QuestraApi, QuestraStore
 from .textql import TextqlApi, TextqlStore
@@ -30,8 +31,9 @@ class Backend:
         self.initial_settings = replace(settings)
         self.faults = Faults(settings)
         self.requests: Counter[str] = Counter()
-        self.questra_store = QuestraStore()
-        self.textql_store = TextqlStore()
+        self.clock = Clock(lambda: self.faults.settings.clock_offset)
+        self.questra_store = QuestraStore(self.clock)
+        self.textql_store = TextqlStore(self.clock)
         self.questra = QuestraApi(self.questra_store, self.faults, tokens, read_only_tokens)
         self.textql = TextqlApi(self.textql_store, self.faults, tokens, read_only_tokens)
 

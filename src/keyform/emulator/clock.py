@@ -8,6 +8,7 @@ fraction only when it is non-zero (``2025-01-15T12:00:00Z``, ``2025-01-15T12:00:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 _RFC3339 = re.compile(
@@ -18,6 +19,19 @@ _RFC3339 = re.compile(
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+class Clock:
+    """The emulated APIs' clock: the real time plus ``offset`` seconds (negative: behind). Every
+    timestamp the APIs write or compare, and the ``Date`` header of every reply, is on it: an API
+    whose clock is off, as keyform's usage rules must survive (``--clock-offset``,
+    ``POST /_emulator/clock``)."""
+
+    def __init__(self, offset: Callable[[], float] = lambda: 0.0) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return utc_now() + timedelta(seconds=self.offset())
 
 
 def parse_timestamp(text: str) -> datetime | None:
@@ -45,11 +59,11 @@ def format_timestamp(moment: datetime) -> str:
     return text + "Z"
 
 
-def future_timestamp(value: object) -> datetime | None:
-    """``value`` as an aware UTC datetime if it is an RFC 3339 string in the future, else ``None``."""
+def future_timestamp(value: object, now: datetime) -> datetime | None:
+    """``value`` as an aware UTC datetime if it is an RFC 3339 string after ``now``, else ``None``."""
     if not isinstance(value, str):
         return None
     moment = parse_timestamp(value)
-    if moment is None or moment <= utc_now():
+    if moment is None or moment <= now:
         return None
     return moment

@@ -33,3 +33,4 @@ class EmulatorConfig:
     rate_limit_burst: float = 0.0
     rate_limit_scope: str = "org"
     rate_limits: dict[str, float] = field(default_factory=dict)
+    clock_offset: float = 0.0  # seconds the APIs' clock is off the real time (negative: behind)

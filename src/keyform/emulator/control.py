@@ -13,6 +13,10 @@ Routes::
     POST /_emulator/questra/{org}/{id}/expire      set expires_at to now - 1 s
     POST /_emulator/questra/{org}/{id}/delete      forget the key
     POST /_emulator/questra/{org}/{id}/use         {"at": RFC 3339, optional; default now} -> set last_used_at
+
+Every time the APIs write or compare, and the ``Date`` header of every reply, is on their clock:
+the real time plus the ``clock_offset`` knob (seconds; negative: behind), as an API whose clock is
+off.
     POST /_emulator/textql/{id}/patch              {ApiAccessKey or internal fields} -> the record
     POST /_emulator/textql/{id}/delete             forget the key
 """
@@ -24,7 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .backend import Backend
-from .clock import parse_timestamp, utc_now
+from .clock import parse_timestamp
 from .textql import PATCH_FIELDS, ConnectError, check_fields
 from .wire import BadJson, Request, Response, json_response, parse_json_object
 
@@ -90,7 +94,7 @@ class ControlApi:
             return json_response(200, [dict(record) for record in records])
         if parts[0] != "questra" or len(parts) != 3:
             return _error(404, f"no control route POST {request.path}")
-        now = utc_now()
+        now = self.backend.clock.now()
         keys = [self.backend.questra_store.create(parts[1], f"{prefix}{i}", None) for i in range(count)]
         return json_response(200, [key.with_secret(now) for key in keys])
 
@@ -107,10 +111,10 @@ class ControlApi:
             store.delete(org, key_id)
             return json_response(200, {"ok": True})
         elif action == "use":
-            key.last_used_at = _use_time(parse_json_object(request.body, empty_is_object=True))
+            key.last_used_at = _use_time(parse_json_object(request.body, empty_is_object=True), store.clock.now())
         else:
             return _error(404, f"unknown questra control action {action!r}")
-        return json_response(200, key.with_secret(utc_now()))
+        return json_response(200, key.with_secret(store.clock.now()))
 
     def _textql(self, key_id: str, action: str, request: Request) -> Response:
         store = self.backend.textql_store
@@ -124,11 +128,12 @@ class ControlApi:
         return _error(404, f"unknown textql control action {action!r}")
 
 
-def _use_time(body: dict[str, Any]) -> datetime:
-    """The instant a `use` control call records: the body's `at` (RFC 3339 with a zone), or now."""
+def _use_time(body: dict[str, Any], now: datetime) -> datetime:
+    """The instant a `use` control call records: the body's `at` (RFC 3339 with a zone), or now
+    (the APIs' clock)."""
     at = body.get("at")
     if at is None:
-        return utc_now()
+        return now
     moment = parse_timestamp(at) if isinstance(at, str) else None
     if moment is None:
         raise ValueError("at must be an RFC 3339 date-time with a zone, e.g. 2025-06-01T09:30:00Z")

@@ -37,6 +37,9 @@ class FaultSettings:
     rate_limit_burst: float = 0.0  # 0: one second's worth (at least 1)
     rate_limit_scope: str = "org"
     rate_limits: dict[str, float] = field(default_factory=dict)
+    # the APIs' clock minus the real time, in seconds (negative: behind): their timestamps and the
+    # Date header of every reply, as from an API whose clock is off; no fault either
+    clock_offset: float = 0.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first knob that is out of range."""
@@ -58,6 +61,8 @@ class FaultSettings:
             raise ValueError("rate_limit_burst must be 0 (the rate's own) or at least 1")
         if self.rate_limit_scope not in RATE_SCOPES:
             raise ValueError(f"rate_limit_scope must be one of {', '.join(RATE_SCOPES)}")
+        if not -MAX_CLOCK_OFFSET <= self.clock_offset <= MAX_CLOCK_OFFSET:
+            raise ValueError(f"clock_offset must be between -{MAX_CLOCK_OFFSET:g} and {MAX_CLOCK_OFFSET:g} seconds")
         for name, rps in self.rate_limits.items():
             if not 0 <= rps <= 1e6:
                 raise ValueError(f"rate_limits[{name!r}] must be between 0 and 1000000")
@@ -68,7 +73,8 @@ class FaultSettings:
 
 
 _NUMBER_KNOBS = frozenset({"latency_ms", "error_rate", "rate_limit_rate", "drop_after_commit_rate", "retry_after",
-                           "rate_limit_rps", "rate_limit_burst"})
+                           "rate_limit_rps", "rate_limit_burst", "clock_offset"})
+MAX_CLOCK_OFFSET = 100 * 365 * 86400.0  # a century either way: far enough, and no datetime overflows
 _RATE_KNOBS = frozenset({"rate_limit_rps", "rate_limit_burst", "rate_limit_scope", "rate_limits"})
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from .clock import format_timestamp, future_timestamp, utc_now
+from .clock import Clock, format_timestamp, future_timestamp
 from .faults import Fault, Faults
 from .wire import (
     BadJson,
@@ -84,13 +84,14 @@ class QuestraKey:
 class QuestraStore:
     """Keys per organisation, in creation order."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.orgs: dict[str, dict[str, QuestraKey]] = {}
         self.by_secret: dict[str, QuestraKey] = {}
 
     def create(self, org: str, name: str, expires_at: datetime | None) -> QuestraKey:
         """Mint and store a new key."""
-        key = QuestraKey(name, expires_at, utc_now(), org)
+        key = QuestraKey(name, expires_at, self.clock.now(), org)
         self.orgs.setdefault(org, {})[key.id] = key
         self.by_secret[key.secret] = key
         return key
@@ -110,7 +111,7 @@ class QuestraStore:
         """Set a key's ``expires_at`` to one second ago; False when it does not exist."""
         key = self.get(org, key_id)
         if key is not None:
-            key.expires_at = utc_now() - timedelta(seconds=1)
+            key.expires_at = self.clock.now() - timedelta(seconds=1)
         return key is not None
 
     def clear(self) -> None:
@@ -120,7 +121,7 @@ class QuestraStore:
 
     def dump(self) -> dict[str, Any]:
         """All keys, secrets included, per organisation (for ``GET /_emulator/state``)."""
-        now = utc_now()
+        now = self.clock.now()
         return {org: [k.with_secret(now) for k in keys.values()] for org, keys in self.orgs.items()}
 
 
@@ -200,7 +201,7 @@ class QuestraApi:
         if not org:
             return error(400, "missing_org_id", "the X-Org-Id header is required")
         if key is not None:
-            now = utc_now()
+            now = self.store.clock.now()
             why = ("not valid for this organisation" if key.org != org else "revoked" if key.revoked
                    else "expired" if key.public(now)["expired"] else None)
             if why is not None:
@@ -221,12 +222,12 @@ class QuestraApi:
             return error(400, "invalid_request", "name is required and must be a non-empty string")
         expires_at = None
         if "expires_at" in body:
-            expires_at = future_timestamp(body["expires_at"])
+            expires_at = future_timestamp(body["expires_at"], self.store.clock.now())
             if expires_at is None:
                 message = "expires_at must be an RFC 3339 date-time with a zone, in the future"
                 return error(400, "invalid_request", message)
         key = self.store.create(org, name, expires_at)
-        return json_response(201, key.with_secret(utc_now()))
+        return json_response(201, key.with_secret(self.store.clock.now()))
 
     def _list(self, request: Request) -> Response:
         org = self._authorize(request, write=False)
@@ -235,7 +236,7 @@ class QuestraApi:
         shape = self.faults.settings.questra_list_shape
         if shape == "none":
             return error(404, "not_found", "no such endpoint: GET /api-keys")
-        now = utc_now()
+        now = self.store.clock.now()
         keys = [key.public(now) for key in self.store.orgs.get(org, {}).values()]
         return json_response(200, keys if shape == "array" else {"data": keys})
 

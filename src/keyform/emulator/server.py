@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from types import FrameType, TracebackType
@@ -99,6 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Every reply's ``Date`` header, on the APIs' clock (the ``clock_offset`` knob)."""
+        if timestamp is None:
+            timestamp = self.server.backend.clock.now().timestamp()
+        return formatdate(timestamp, usegmt=True)
+
     def _serve(self) -> None:
         try:
             body = self._read_body()
@@ -175,6 +182,7 @@ class Emulator:
             rate_limit_burst=config.rate_limit_burst,
             rate_limit_scope=config.rate_limit_scope,
             rate_limits=dict(config.rate_limits),
+            clock_offset=config.clock_offset,
         )
         self._backend = Backend(settings, config.tokens, config.read_only_tokens)
         self._server = _Server((config.host, config.port), self._backend, config.log_requests)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
-from .clock import format_timestamp, future_timestamp, parse_timestamp, utc_now
+from .clock import Clock, format_timestamp, future_timestamp, parse_timestamp
 from .faults import Fault, Faults
 from .wire import BadJson, Request, Response, Route, bearer_token, format_retry_after, json_response, parse_json_object
 
@@ -101,22 +102,22 @@ def check_fields(body: Mapping[str, Any], allowed: Mapping[str, str], message_na
             raise ConnectError("invalid_argument", f"invalid value for {message_name}.{name}")
 
 
-def _set_expiry(record: dict[str, Any], value: Any, *, future: bool) -> None:
+def _set_expiry(record: dict[str, Any], value: Any, now: datetime, *, future: bool) -> None:
     """Set (string) or clear (null) ``expiresAt``; with ``future`` a past time is refused."""
     if value is None:
         record.pop("expiresAt", None)
         return
-    moment = future_timestamp(value) if future else parse_timestamp(value)
+    moment = future_timestamp(value, now) if future else parse_timestamp(value)
     if moment is None:
         raise ConnectError("invalid_argument", "expiresAt must be an RFC 3339 timestamp in the future")
     record["expiresAt"] = format_timestamp(moment)
 
 
-def _apply(record: dict[str, Any], changes: Mapping[str, Any], *, future: bool = True) -> None:
+def _apply(record: dict[str, Any], changes: Mapping[str, Any], now: datetime, *, future: bool = True) -> None:
     """Copy ``changes`` into ``record`` (``id`` excepted); an empty ``authType`` means ``token``."""
     for name, value in changes.items():
         if name == "expiresAt":
-            _set_expiry(record, value, future=future)
+            _set_expiry(record, value, now, future=future)
         elif name == "authType":
             record[name] = value or "token"
         elif name != "id":
@@ -126,19 +127,21 @@ def _apply(record: dict[str, Any], changes: Mapping[str, Any], *, future: bool =
 class TextqlStore:
     """Access keys by id, in creation order; each record holds public and internal fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.keys: dict[str, dict[str, Any]] = {}
 
     def create(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Store a new key from validated create fields; return its record."""
-        now = format_timestamp(utc_now())
+        moment = self.clock.now()
+        now = format_timestamp(moment)
         record: dict[str, Any] = {
             "id": str(uuid.uuid4()), "orgId": ORG_ID, "memberId": MEMBER_ID, "hosts": [], "headers": {},
             "queryParams": {}, "description": "", "createdAt": now, "updatedAt": now, "provider": "",
             "authType": "token", "memberOauthAuthenticated": False,
             "authValue": "", "authValueExtra": "", "isPrivate": False,
         }  # fmt: skip
-        _apply(record, fields)
+        _apply(record, fields, moment)
         self.keys[record["id"]] = record
         return record
 
@@ -148,9 +151,10 @@ class TextqlStore:
         if record is None:
             raise ConnectError("not_found", f"api access key {key_id!r} not found")
         staged = dict(record)
-        _apply(staged, changes, future=future)
+        now = self.clock.now()
+        _apply(staged, changes, now, future=future)
         if "updatedAt" not in changes:
-            staged["updatedAt"] = format_timestamp(utc_now())
+            staged["updatedAt"] = format_timestamp(now)
         record.clear()
         record.update(staged)
         return record

@@ -146,13 +146,21 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
         pass
     else:  # `inf`, `nan`, `1e999` are no number of seconds
         return max(0.0, seconds) if math.isfinite(seconds) else None
+    when = http_date(value)
+    if when is None:
+        return None
+    current = now() if now else datetime.now(timezone.utc)
+    return max(0.0, (when - current).total_seconds())
+
+
+def http_date(value: str) -> datetime | None:
+    """An HTTP-date (RFC 9110 §5.6.7) as an aware datetime, or None when it does not parse."""
     try:  # a hostile date (`Mon, 99999999999999999999 Jan 2020 ...`) overflows the parser or the subtraction
         when = parsedate_to_datetime(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        current = now() if now else datetime.now(timezone.utc)
-        return max(0.0, (when - current).total_seconds())
-    except (TypeError, ValueError, IndexError, OverflowError):
+        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+        when.timestamp()  # (a date the platform's clock cannot hold raises here, not in a caller)
+        return when
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
 
 
@@ -368,6 +376,7 @@ class HttpClient:
         # said when no connection is made: a refusing proxy is not the API refusing (never its credentials)
         self._via = f" through the proxy {_proxy_shown(proxy)}" if proxy else ""
         self._urls: dict[str, httpx.URL] = {}  # path -> parsed URL: parsing one is ~2/3 of building a request
+        self._date: tuple[str, float] | None = None  # the last reply's Date header, and when it came
 
     def __repr__(self) -> str:
         return f"HttpClient({self.instance!r}, {self.base_url!r})"
@@ -396,7 +405,19 @@ class HttpClient:
         with self.limiter.call():
             response = self._call(method, path, what, body, idempotent, tuple(secrets))
         self.limiter.ended(rate_refusal(response))  # the breaker: refused to the end, or answered
+        if date := response.headers.get("Date"):
+            self._date = (date, time.time())
         return response
+
+    def clock_offset(self) -> float | None:
+        """The API's clock minus keyform's, in seconds, by the `Date` header of its last reply
+        (whole seconds, sent before the reply arrived: a clock in step reads up to ~1 s behind);
+        None when no reply carried a Date that parses. `usage` reads last-use times with it."""
+        if self._date is None:
+            return None
+        text, received = self._date
+        when = http_date(text)
+        return None if when is None else when.timestamp() - received
 
     def _call(self, method: str, path: str, what: str, body: Any, idempotent: bool,
               secrets: tuple[str, ...]) -> httpx.Response:

@@ -186,5 +186,8 @@ class QuestraProvider:
             return
         raise status_error(self._http, what, response, error_detail(response))
 
+    def clock_offset(self) -> float | None:
+        return self._http.clock_offset()
+
     def close(self) -> None:
         self._http.close()

@@ -287,5 +287,8 @@ class TextQLProvider:
             return
         raise self._error(what, response)
 
+    def clock_offset(self) -> float | None:
+        return self._http.clock_offset()
+
     def close(self) -> None:
         self._http.close()
