@@ -126,6 +126,27 @@ def test_a_key_replaced_into_another_name_of_its_file_keeps_its_new_secret(proje
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_a_key_moved_to_another_name_of_its_file_keeps_its_only_secret(project: Project,
+                                                                        emu_control: EmulatorControl) -> None:
+    """The key's secret is in env:A; its sink becomes env2:A, the same line of the same file. The
+    update "moved" the secret (wrote it to env2:A), then removed the old entry env:A by its sink
+    name: that very line. The live key's only copy of its secret was gone (an emptied file), and
+    the next plan replaced the key."""
+    _keys(project, "a:\n  provider: qp\n  sink: {use: env, as: A}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    secret = project.sink()["A"]
+    _keys(project, "a:\n  provider: qp\n  sink: {use: env2, as: A}\n")
+    planned = project.run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.output
+    assert "sink renamed: env:A and env2:A are one entry of one file; the secret stays where it is" in planned.stdout
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"A": secret} and _live(emu_control) == {project.remote_id("a"): secret}
+    assert project.state()["keys"]["a"]["sink"] == {"sink": "env2", "as": "A"}
+    assert "stale_entries" not in project.state()
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_two_keys_cannot_write_one_entry_through_two_names_of_its_file(project: Project,
                                                                         emu_control: EmulatorControl) -> None:
     """Each apply would put one key's secret over the other's: refused at load, before any call."""

@@ -27,7 +27,7 @@ from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, NotSentError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of, same_entry
 from keyform.plan import Action, Change, Plan
 from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, unremovable_stale
 from keyform.providers.pool import ProviderPool
@@ -665,6 +665,10 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     seq, remote_attrs, fps, expires_at = _update_remote(spec, ks, changed, now, ctx)
     sink = ks.sink
     moved = SINK in changed and spec.sink is not None and ks.sink is not None
+    if moved and spec.sink is not None and ks.sink is not None and same_entry(ctx.workspace.sinks, spec.sink, ks.sink):
+        # another name of the same file and variable: the secret is there already, and removing
+        # the old name's entry would remove it (the planner says "sink renamed")
+        moved, sink = False, spec.sink
     if moved:
         sink = _move_secret(spec, ks, ctx)
     new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,

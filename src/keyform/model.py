@@ -219,6 +219,12 @@ def sink_place(config: SinkConfig | None, name: str) -> str:
     return config.file_id if config is not None and config.file_id else f"sink:{name}"
 
 
+def same_entry(sinks: Mapping[str, SinkConfig], a: SinkTarget, b: SinkTarget) -> bool:
+    """Whether two sink targets are one stored entry (`Workspace.entry_id`): the same variable of
+    the same file, through one sink name or two that alias it."""
+    return a.name == b.name and sink_place(sinks.get(a.sink), a.sink) == sink_place(sinks.get(b.sink), b.sink)
+
+
 @record
 class Workspace:
     """All manifest files merged into one desired configuration."""

@@ -22,7 +22,7 @@ from keyform.durations import format_duration, format_time, maybe_time, parse_ti
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, dependents, topological_order
 from keyform.kinds import ProviderKind, kind
-from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
+from keyform.model import KeySpec, SecretOfRef, SinkConfig, SinkTarget, Workspace, header_of, same_entry
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.records import record
@@ -109,7 +109,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if not destroy:
         for address in order if target_set is None else [a for a in order if a in target_set]:
             wanted = desired[address]
-            decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type])
+            decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type],
+                                          workspace.sinks)
             if address in forced:
                 decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
         _propagate(decisions, desired, state, deps, order, inputs)
@@ -371,7 +372,7 @@ class _Kinds(dict[str, _Kind]):
 
 
 def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime,
-            inputs: PlanInputs, kd: _Kind) -> _Decision:
+            inputs: PlanInputs, kd: _Kind, sinks: Mapping[str, SinkConfig]) -> _Decision:
     """A key's own decision, before dependency propagation (`kd`: its provider type's `_Kind`)."""
     ks = state.keys.get(spec.address)
     k = kd.type
@@ -418,7 +419,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
 
     _diff_secret_inputs(d, spec, ks, state, inputs)
     if k.returns_secret and ks.secret_in_sink:
-        _diff_sink(d, spec, ks, inputs)
+        _diff_sink(d, spec, ks, inputs, sinks)
         if ks.sink is not None and spec.address in inputs.missing_secrets:
             d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink.sink} ({ks.sink.name})")
     if d.action is not Action.REPLACE:
@@ -505,12 +506,20 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
         d.escalate(Action.UPDATE if updatable else Action.REPLACE, reason)
 
 
-def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs) -> None:
+def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs,
+               sinks: Mapping[str, SinkConfig]) -> None:
     if spec.sink == ks.sink:
         return  # the same target (most keys): no strings to build
     want = str(spec.sink) if spec.sink else None
     have = str(ks.sink) if ks.sink else None
     if want == have:
+        return
+    if spec.sink is not None and ks.sink is not None and same_entry(sinks, spec.sink, ks.sink):
+        # another name of the same file, the same variable: the secret is already there (moving it
+        # wrote it, then removed the old name's line, which was the same line: the only copy)
+        d.attrs[SINK] = AttrChange(SINK, have, want)
+        d.escalate(Action.UPDATE, f"sink renamed: {have} and {want} are one entry of one file; the secret stays "
+                                  "where it is")
         return
     old_sink = ks.sink.sink if ks.sink else None
     movable = old_sink is not None and old_sink in inputs.readable_sinks
