@@ -9,6 +9,7 @@ nothing over), and the plan says which. Through the CLI against the emulator ove
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -300,3 +301,56 @@ def test_destroy_keeps_the_entry_of_a_key_whose_revoke_fails(project: Project, e
     res = project.run("destroy", "--auto-approve")
     assert res.exit_code == 0, res.output
     assert project.sink() == {} and _live(emu_control) == {}
+
+
+def _web(project: Project, web: str, more: str = "") -> None:
+    project.write(
+        "version: 1\n"
+        "providers:\n  qp: {type: questra, base_url: {url}, token: {env: QUESTRA_TOKEN}, org_id: {org}}\n"
+        "  tq: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
+        "sinks:\n  env: {type: dotenv, path: .secrets/keys.env}\n"
+        "defaults: {sink: env}\n"
+        f"keys:\n  web: {web}\n{more}")
+
+
+TQ_WEB = "{provider: tq, description: Web, hosts: [], api_provider: questra, auth_type: token, auth_value: {env: TOK}}"
+
+
+def test_a_key_replaced_by_one_that_issues_no_secret_removes_its_entry(project: Project,
+                                                                        emu_control: EmulatorControl) -> None:
+    """`web` moves from Questra (a secret in env:WEB) to TextQL (no secret). The old key was
+    revoked, its secret stayed in the file, tracked by nothing, and a later key at WEB was
+    refused as "keyform did not write" it."""
+    _web(project, "{provider: qp, name: Web}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old_secret = project.sink()["WEB"]
+    _web(project, TQ_WEB)
+    env = {"TOK": "tq-input-value"}
+    planned = project.run("plan", "--detailed-exitcode", env=env)
+    assert planned.exit_code == 2, planned.output
+    assert "its sink entry env:WEB is removed: textql issues no secret to store" in planned.stdout
+    res = project.run("apply", "--auto-approve", env=env)
+    assert res.exit_code == 0, res.output
+    assert "WEB" not in project.sink() and old_secret not in project.sink_path.read_text()
+    state = project.state()
+    assert "stale_entries" not in state and "WEB" not in json.dumps(state.get("written_entries", []))
+    assert project.run("plan", "--detailed-exitcode", env=env).exit_code == 0
+    # the entry is free again: a new key may take it
+    _web(project, TQ_WEB, "  c: {provider: qp, name: C, sink: {use: env, as: WEB}}\n")
+    res = project.run("apply", "--auto-approve", env=env)
+    assert res.exit_code == 0, res.output
+    assert project.sink()["WEB"] == _live(emu_control)[project.remote_id("c")]
+
+
+def test_a_key_replaced_by_one_that_issues_no_secret_frees_its_entry_for_a_key_in_the_same_apply(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """The new key `c` takes WEB in the same change: not refused (no `--target` was given, yet the
+    message said "this plan leaves 'web' out (--target)"), and its secret is what stays."""
+    _web(project, "{provider: qp, name: Web}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    _web(project, TQ_WEB, "  c: {provider: qp, name: C, sink: {use: env, as: WEB}}\n")
+    env = {"TOK": "tq-input-value"}
+    res = project.run("apply", "--auto-approve", env=env)
+    assert res.exit_code == 0, res.output
+    assert project.sink() == {"WEB": _live(emu_control)[project.remote_id("c")]}
+    assert project.run("plan", "--detailed-exitcode", env=env).exit_code == 0

@@ -600,9 +600,9 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         # the old secret's entry, where the manifests no longer put it: a copy until removed (a
         # crash or a failed removal leaves it for the next plan, `State.stale`). Compared by stored
         # entry: under another name of the same file, the new secret was just written over it
-        left = old.sink if (old is not None and old.sink is not None and ks.sink is not None
-                            and ctx.workspace.entry_id(old.sink) != ctx.workspace.entry_id(ks.sink)
-                            and old.secret_in_sink) else None
+        left = old.sink if (old is not None and old.sink is not None and old.secret_in_sink
+                            and (ks.sink is None or ctx.workspace.entry_id(old.sink) != ctx.workspace.entry_id(ks.sink))
+                            ) else None
         if old is not None and left is not None:
             ctx.state.note_stale(left, old.address)
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on

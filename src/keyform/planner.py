@@ -126,8 +126,11 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
     writes, leaving = _writes(workspace, changes), set(deleted)
+    # replaced by a key that writes no secret there (another provider type): its entry goes too
+    dropping = {c.address for c in changes if c.action is Action.REPLACE and c.address not in writes
+                and any(a.name == SINK for a in c.attrs)}
     # most plans write no entry and delete no key with one: no pass over the state's entries
-    kept = _secrets_at(workspace, state, leaving, writes) if writes or any(
+    kept = _secrets_at(workspace, state, leaving | dropping, writes) if writes or dropping or any(
         (ks := state.keys[a]).sink is not None and ks.secret_in_sink for a in deleted) else {}
     keepers = _entry_keepers(writes, kept)
     errors += entries_held_by_others(workspace, state, writes, kept)
@@ -382,6 +385,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     if ks.provider != spec.provider or ks.provider_type != spec.provider_type:
         d.escalate(Action.REPLACE, f"provider changed from {ks.provider} to {spec.provider}" if ks.provider !=
                    spec.provider else f"provider type changed from {ks.provider_type} to {spec.provider_type}")
+        _entry_left(d, spec, ks, kd, sinks)
         return d
 
     known, rk = snapshot.lookup(ks.provider, ks.remote_id)
@@ -504,6 +508,19 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
         else:
             reason = f"{path} changed (fingerprint)"
         d.escalate(Action.UPDATE if updatable else Action.REPLACE, reason)
+
+
+def _entry_left(d: _Decision, spec: KeySpec, ks: KeyState, kd: _Kind, sinks: Mapping[str, SinkConfig]) -> None:
+    """A key replaced by one of another provider: its old secret's entry, unless the new key's
+    secret is written to that same entry, goes once the new key is made (as on a sink move)."""
+    if ks.sink is None or not ks.secret_in_sink:
+        return
+    new = spec.sink if kd.type.returns_secret else None
+    if new is not None and same_entry(sinks, new, ks.sink):
+        return
+    d.attrs[SINK] = AttrChange(SINK, str(ks.sink), str(new) if new is not None else None, forces_replacement=True)
+    d.reasons.append(f"its sink entry {ks.sink} is removed" + (
+        f": the secret moves to {new}" if new is not None else f": {spec.provider_type} issues no secret to store"))
 
 
 def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs,
