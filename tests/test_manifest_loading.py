@@ -336,6 +336,22 @@ def test_a_tilde_path_of_an_unknown_user_stays_as_written(tmp_path: Path) -> Non
         load_workspace([f"{user}/keyform.yaml"], cwd=tmp_path, now=NOW)
 
 
+def test_before_expiry_with_a_fixed_expires_at_is_refused_at_its_line(tmp_path: Path) -> None:
+    """Every replacement got the same fixed expiry: once within before_expiry of it, each apply made
+    a new key and revoked the old one, forever. The relative form was refused; this one passed."""
+    write(tmp_path / "keyform.yaml", PROVIDERS)
+    write(tmp_path / "keys.yaml", "\n".join([
+        "version: 1", "keys:",
+        "  a: {provider: questra-prod, expires_at: '2027-06-01T00:00:00Z', rotation: {before_expiry: 14d}}",
+        "  b: {provider: questra-prod, expires_at: '2027-06-01T00:00:00Z', rotation: {max_age: 30d}}"]) + "\n")
+    with pytest.raises(KeyformError) as err:
+        load_workspace([str(tmp_path)], cwd=tmp_path, now=NOW)
+    [text] = [str(d) for d in err.value.diagnostics]
+    assert text.split(":")[1] == "3", text
+    assert ("keys.a.rotation.before_expiry: cannot work with a fixed expires_at: each replacement would expire "
+            "at the same 2027-06-01T00:00:00Z, so every plan within 14d of it would replace the key again") in text
+
+
 def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> None:
     """Rotation rules repeated across keys share one value once checked clean, but a rule is judged
     with each key's own expiry: the same rule is fine on one key and reported on another, every time."""

@@ -242,6 +242,11 @@ def _checked_rotation(raw: Mapping[str, str], expiry: Expiry, source: ManifestFi
     if before is not None and expiry.kind == "never":
         report.error(source, (*where, "before_expiry"), f"{dotted(where)}.before_expiry: has no effect "
                      "because the key never expires (set expires_in or expires_at)")
+    elif before is not None and expiry.kind == "at":
+        report.error(source, (*where, "before_expiry"), f"{dotted(where)}.before_expiry: cannot work with a fixed "
+                     f"expires_at: each replacement would expire at the same {expiry.text}, so every plan within "
+                     f"{format_duration(before)} of it would replace the key again; use expires_in (each new key "
+                     "expires that long after it is made), or move expires_at yourself when the key is due")
     elif before is not None and expiry.duration is not None and before >= expiry.duration:
         report.error(source, (*where, "before_expiry"), f"{dotted(where)}.before_expiry: "
                      f"{format_duration(before)} must be shorter than expires_in ({expiry.text}), "
