@@ -6,11 +6,15 @@ apply drops the record. Real HTTP on 127.0.0.1 (the emulator)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.plan import Change
 
 
 def test_a_deposed_key_revoked_outside_keyform_is_dropped_at_once(tmp_path: Path, emulator: Emulator,
@@ -29,3 +33,44 @@ def test_a_deposed_key_revoked_outside_keyform_is_dropped_at_once(tmp_path: Path
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
     live = [k for k in emu_control.questra_keys(ORG) if not k["revoked"]]
     assert [k["id"] for k in live] == [project.remote_id("k")]
+
+
+@pytest.mark.parametrize("how", ["revoke", "expire"])
+def test_a_key_revoked_or_expired_outside_keyform_is_replaced_without_deposing_it(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, how: str) -> None:
+    """The replacement of a dead key kept that key as deposed through its grace (24 h here): the
+    plan right after the apply was not empty (`already revoked remotely`, exit 2 under
+    --detailed-exitcode), and the next apply sent a revoke to a key that could not be used."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n  rotation: {max_age: 30d, grace: 24h}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("k")
+    (emu_control.revoke_questra if how == "revoke" else emu_control.expire_questra)(ORG, old)
+    planned = project.run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.output
+    assert f"the old key {old} is dropped, not kept for a grace" in planned.stdout
+    revokes = emu_control.state()["requests"].get("questra.revoke", 0)
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.state().get("deposed", []) == [] and project.remote_id("k") != old
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+    assert emu_control.state()["requests"].get("questra.revoke", 0) == revokes  # no call to the dead key
+    assert project.sink()["K"] == {k["id"]: k["secret"] for k in emu_control.questra_keys(ORG)}[project.remote_id("k")]
+
+
+def test_a_saved_plan_marks_a_dead_replacement_and_refuses_the_mark_elsewhere(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n  rotation: {grace: 24h}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.revoke_questra(ORG, project.remote_id("k"))
+    saved = tmp_path / "p.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    [change] = [c for c in doc["changes"] if c["action"] == "replace"]
+    assert change["dead"] is True
+    with pytest.raises(ValueError, match="marked dead but is not a replacement"):
+        Change.from_json({**change, "action": "update"})
+    res = project.run("apply", str(saved))
+    assert res.exit_code == 0, res.output
+    assert project.state().get("deposed", []) == []

@@ -585,7 +585,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     with ctx.lock:
         old = ctx.state.keys.get(spec.address)
         deposed = None
-        if change.action is Action.REPLACE and old is not None:
+        if change.action is Action.REPLACE and old is not None and not change.dead:  # a dead key is dropped
             deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
                                  remote_id=old.remote_id, deposed_at=format_time(now),
                                  revoke_after=revoke_after,

@@ -66,6 +66,7 @@ class Change:
     depends_on: tuple[str, ...] = ()  # secret_of sources
     orphan: bool = False  # remote_id is a key an interrupted create left behind (deposed is set too)
     stale: bool = False  # a DELETE of `sink` only: a copy of the key's secret its sink move left behind
+    dead: bool = False  # a REPLACE whose old key (remote_id) is revoked or expired already: dropped, not deposed
 
     def to_json(self) -> dict[str, Any]:
         doc = {
@@ -84,6 +85,8 @@ class Change:
             doc["orphan"] = True
         if self.stale:
             doc["stale"] = True
+        if self.dead:
+            doc["dead"] = True
         return doc
 
     @classmethod
@@ -96,7 +99,11 @@ class Change:
             attrs=tuple(AttrChange.from_json(a) for a in d.get("attributes") or ()),
             remote_id=d.get("remote_id"), deposed=bool(d.get("deposed")), sink=d.get("sink"),
             depends_on=tuple(d.get("depends_on") or ()), orphan=bool(d.get("orphan")), stale=bool(d.get("stale")),
+            dead=bool(d.get("dead")),
         )
+        if change.dead and (change.action is not Action.REPLACE or change.deposed):
+            raise ValueError(f"the change of {change.address!r} is marked dead but is not a replacement (dead is "
+                             "only valid on a replace, whose old key is dropped)")
         if change.stale and (change.action is not Action.DELETE or change.deposed or change.orphan
                              or not isinstance(change.sink, str) or not change.sink):
             raise ValueError(f"the change of {change.address!r} is marked stale but is not the removal of a sink "

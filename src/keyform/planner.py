@@ -63,6 +63,7 @@ class _Decision:
     action: Action
     reasons: list[str] = field(default_factory=list)
     attrs: dict[str, AttrChange] = field(default_factory=dict)
+    dead: bool = False  # the API lists the key as revoked or expired: a replacement drops it (Change.dead)
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -393,10 +394,12 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         return _Decision(Action.CREATE, ["deleted outside keyform"])
     if rk is not None and rk.revoked:
         d.escalate(Action.REPLACE, "revoked outside keyform")
+        d.dead = True
     # the expiry in force: what the API reports, else what the state recorded (parsed once)
     expires = _norm_time(rk.expires_at if rk is not None else ks.expires_at)
     if (rk is not None and rk.expired) or (expires is not None and expires <= now):
         d.escalate(Action.REPLACE, "expired")
+        d.dead = d.dead or rk is not None  # (by the state's record alone it may have been extended since)
 
     want_attrs, applied_attrs = spec.attrs, ks.attrs
     seen_attrs = rk.attrs if rk is not None else applied_attrs
@@ -617,11 +620,15 @@ def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: li
     else:
         attrs = list(d.attrs.values())
     issued = d.action in (Action.CREATE, Action.REPLACE)
+    dead = d.dead and d.action is Action.REPLACE and ks is not None
+    reasons = tuple(d.reasons) if not dead else (
+        *d.reasons, f"the old key {ks.remote_id if ks else ''} is dropped, not kept for a grace: it cannot be used "
+                    "any more, and there is nothing to revoke")
     return Change(
         address=spec.address, action=d.action, provider=spec.provider, provider_type=spec.provider_type,
-        reasons=tuple(d.reasons), attrs=tuple(attrs), remote_id=ks.remote_id if ks else None,
+        reasons=reasons, attrs=tuple(attrs), remote_id=ks.remote_id if ks else None,
         sink=str(spec.sink) if (k.returns_secret and spec.sink and (issued or SINK in d.attrs)) else None,
-        depends_on=tuple(depends_on),
+        depends_on=tuple(depends_on), dead=dead,
     )
 
 
