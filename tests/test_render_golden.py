@@ -48,7 +48,7 @@ def test_json_plan_validates_against_the_schema_and_round_trips() -> None:
     jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
     assert Plan.from_json(doc) == plan
     assert list(doc) == ["format_version", "created_at", "state", "manifest_digest", "destroy", "targets",
-                         "summary", "notes", "changes"]
+                         "summary", "notes", "changes", "inputs"]
 
 
 def test_colour_only_when_asked() -> None:

@@ -34,7 +34,7 @@ from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Action, AttrChange, Change, Plan
-from keyform.planner import PlanInputs, foreign_entries, unreadable_sinks
+from keyform.planner import PlanInputs, foreign_entries, inputs_digest, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.records import record
@@ -287,8 +287,8 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     result = _masked(result)
     if sess.warnings:
         result = dataclasses.replace(result, notes=tuple(str(w) for w in sess.warnings) + result.notes)
-    if sess.new_state:
-        result = dataclasses.replace(result, lineage=None)
+    if sess.new_state:  # (its salt is made by the apply that writes it: no input digest can be compared)
+        result = dataclasses.replace(result, lineage=None, inputs={})
     if rec.records:
         result = dataclasses.replace(result, journal=journal_digest(rec.records))
     return result
@@ -411,10 +411,14 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
     # an input that cannot be read now: as for a plan made now (`run_apply`), no change on a guess
     keys = sess.workspace.keys
     planned = [c.address for c in saved.changes if c.address in keys and not c.deposed]
-    unreadable = _unreadable_inputs(sess, saved, input_fingerprints(sess.workspace, sess.state, planned,
-                                                                    env=sess.options.env))
+    fps = input_fingerprints(sess.workspace, sess.state, planned, env=sess.options.env)
+    unreadable = _unreadable_inputs(sess, saved, fps)
     if unreadable:
         raise KeyformError(unreadable)
+    changed = sorted(a for a, digest in saved.inputs.items() if inputs_digest(fps.get(a) or {}) != digest)
+    if changed:  # the plan would send (or record) values nobody reviewed; Terraform keeps planned values
+        raise KeyformError("Saved plan is stale: the value of an env or file input of " + ", ".join(
+            f"key {a!r}" for a in changed) + " changed since it was made. Run `keyform plan` again.")
     # the sink files may have changed since the plan was made: check again, before any remote call
     sinks = scan_sinks(sess, sess.sinks.readable())
     inputs = PlanInputs(sinks=sinks, interrupted_entries=frozenset(sess.recovery.entries))

@@ -144,6 +144,9 @@ class Plan:
     # the digest of the interrupted apply's journal the plan was made with ("" without one,
     # `recovery.journal_digest`): applying the plan after that journal changed is refused
     journal: str = ""
+    # address -> `inputs_digest` of the fingerprints of its env/file write-only inputs, for each key
+    # the plan changes: applying the plan after one of those values changed is refused
+    inputs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def actionable(self) -> list[Change]:
@@ -174,6 +177,7 @@ class Plan:
             "summary": self.counts(),
             "notes": list(self.notes),
             "changes": [c.to_json() for c in self.changes],
+            **({"inputs": dict(sorted(self.inputs.items()))} if self.inputs else {}),
         }
 
     def dumps(self) -> str:
@@ -188,9 +192,14 @@ class Plan:
         if str(d.get("format_version")) != FORMAT_VERSION:
             raise ValueError(f"unsupported plan format_version {d.get('format_version')!r}")
         st = d.get("state") or {}
+        inputs = d.get("inputs") or {}
+        if not isinstance(inputs, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in inputs.items()):
+            raise ValueError("inputs must map key addresses to digests")
         return cls(
             changes=tuple(Change.from_json(c) for c in d.get("changes") or ()),
             notes=tuple(d.get("notes") or ()), lineage=st.get("lineage"), serial=int(st.get("serial", 0)),
             manifest_digest=d.get("manifest_digest", ""), created_at=d.get("created_at", ""),
             destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()), journal=str(st.get("journal") or ""),
+            inputs=inputs,
         )

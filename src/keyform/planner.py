@@ -13,6 +13,8 @@ deleted; deposed keys (old halves of rotations) are revoked once their grace has
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import field
 from datetime import datetime
@@ -215,9 +217,18 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
     notes.extend(_refresh_notes(workspace, state, snapshot, target_set))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
+    fps = inputs.fingerprints
+    planned_inputs = {c.address: inputs_digest(f) for c in changes if c.action is not Action.NOOP and c.primary
+                      and (f := fps.get(c.address))}
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
-                destroy=destroy, targets=tuple(sorted(targets)))
+                destroy=destroy, targets=tuple(sorted(targets)), inputs=planned_inputs)
+
+
+def inputs_digest(fingerprints: Mapping[str, str | None]) -> str:
+    """One digest of a key's input fingerprints (HMACs already: nothing of a value can be read from
+    it), for `Plan.inputs`: a saved plan is applied only with the values it was made with."""
+    return hashlib.sha256(json.dumps(sorted(fingerprints.items())).encode()).hexdigest()
 
 
 def _stale_copy(entry: SinkTarget, address: str, workspace: Workspace,
