@@ -168,7 +168,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             continue
         due = parse_time(dep.revoke_after)
         label = f"{dep.address} (deposed {dep.remote_id})"
-        _, listed = snapshot.lookup(dep.provider, dep.remote_id)
+        known, listed = snapshot.lookup(dep.provider, dep.remote_id)
         if not destroy and due > now and listed is not None and (listed.revoked or listed.expired):
             # revoked or expired outside keyform before its grace ended: nothing to wait for (the
             # revoke is a no-op that drops the record, as under unused_for)
@@ -188,8 +188,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                   reasons=(reason,) + ((f"last attempt failed: {dep.last_error}",)
                                                        if dep.last_error else ())))
         else:
+            # (a key its listing leaves out may be gone, or left out by a capped listing: it is not
+            # dropped on that alone, and its revoke at the grace's end finds it gone or revokes it)
+            unlisted = (f"; {dep.provider} did not list it (deleted outside keyform?)"
+                        if known and listed is None else "")
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
-                         f"(grace ends in {format_duration(due - now)})")
+                         f"(grace ends in {format_duration(due - now)}){unlisted}")
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
