@@ -24,6 +24,7 @@ from keyform.emulator.client import EmulatorControl
 from keyform.providers.http import HttpClient
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot, clock_offset
 from keyform.usage import SKEW_NOISE, key_idle_for, on_our_clock
+from tests.rawserver import RawServer, ok
 from tests.test_usage_rotation import Clock, converge, deposed_deletes, plan_only, revoked, rotated
 
 BEHIND = -2 * 3600.0  # the API's clock, two hours behind keyform's
@@ -159,6 +160,28 @@ def test_an_absurd_date_header_is_a_bounded_offset_that_only_delays_a_verdict(da
     assert offset is not None and abs(offset) <= 10 * 366 * 86400.0
     used = parse_time("9999-12-31T00:00:00Z")  # an API's time at the edge, read later still: no overflow
     assert on_our_clock(used, offset) >= used  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("date", [b"Mon, 99999999999999999999 Jan 2020 00:00:00 GMT", b"\xff\xfe not a date",
+                                  b"Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_listing_with_a_hostile_date_over_a_real_socket_plans_as_usual(tmp_path: Path, date: bytes) -> None:
+    """A server on 127.0.0.1 that answers its listing with an unreadable or absurd Date: the plan
+    is made as usual, with no traceback; an absurd but readable Date is at most ten years off."""
+    listing = json.dumps([{"id": "ak_1", "name": "k", "created_at": "2026-01-01T00:00:00Z",
+                           "expires_at": None, "revoked": False, "last_used_at": None}]).encode()
+    server = RawServer(lambda n, request: ok(listing, b"Date: " + date + b"\r\n"))
+    try:
+        project = Project(tmp_path, server.url)
+        project.questra("k:\n  provider: qp\n  rotation: {grace: 7d, unused_for: 1h}\n")
+        res = project.run("plan")
+        assert res.exit_code == 0, res.output
+        assert "Traceback" not in res.output and "internal error" not in res.output
+        if date.startswith(b"Fri, 31 Dec 9999"):
+            assert "qp: its clock is 3660d ahead of keyform's" in res.stdout  # (clamped: ten years)
+        else:
+            assert "its clock is" not in res.stdout
+    finally:
+        server.close()
 
 
 def test_a_date_header_gives_the_api_clock_minus_ours() -> None:
