@@ -352,6 +352,22 @@ def test_before_expiry_with_a_fixed_expires_at_is_refused_at_its_line(tmp_path: 
             "at the same 2027-06-01T00:00:00Z, so every plan within 14d of it would replace the key again") in text
 
 
+@pytest.mark.parametrize(("entry", "message"), [
+    ("expire_in: 90d", "keys.a: unknown field 'expire_in'"),
+    ("expires_in: 0d", "keys.a.expires_in: must be longer than 0"),
+])
+def test_one_mistake_is_one_message_not_a_second_about_the_rotation(tmp_path: Path, entry: str, message: str) -> None:
+    """A misspelt or bad expiry also gave `rotation.before_expiry: has no effect because the key never
+    expires` (or `... must be shorter than expires_in (0d)`): two messages for one mistake."""
+    write(tmp_path / "keyform.yaml", PROVIDERS)
+    write(tmp_path / "keys.yaml", "version: 1\nkeys:\n  a: {provider: questra-prod, " + entry
+          + ", rotation: {before_expiry: 14d}}\n")
+    with pytest.raises(KeyformError) as err:
+        load_workspace([str(tmp_path)], cwd=tmp_path, now=NOW)
+    [text] = [str(d) for d in err.value.diagnostics]
+    assert message in text, text
+
+
 def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> None:
     """Rotation rules repeated across keys share one value once checked clean, but a rule is judged
     with each key's own expiry: the same rule is fine on one key and reported on another, every time."""

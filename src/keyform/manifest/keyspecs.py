@@ -111,7 +111,10 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     if not facts.fields.issuperset(value):  # most keys take no other field
         _check_fields(value, kind, source, path, report)
     expiry = _expiry(value, source, path, ctx.now, report)
-    rotation = _NO_ROTATION if expiry is None else _rotation(value, expiry, source, path, report, kind)
+    # after a misspelt field (`expire_in`) or a bad expiry, the rotation's checks against the expiry
+    # would only add a second message for the same mistake ("the key never expires")
+    clean = len(report.diagnostics) == errors_before
+    rotation = _rotation(value, expiry, source, path, report, kind) if expiry is not None and clean else _NO_ROTATION
     sink = _sink_target(value, kind, decl, path, ctx)
     if provider.definition is not None:
         from keyform.manifest.restglue import rest_attributes
