@@ -104,3 +104,29 @@ def test_a_state_journal_or_lock_nested_too_deeply_is_refused_not_a_crash(tmp_pa
     store.lock_path.write_bytes(deep)  # a lock file nobody holds: taken over
     with store.lock("plan"):
         pass
+
+
+def test_a_broken_symlink_in_a_manifest_directory_fails_the_plan_instead_of_deleting_its_keys(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`-f keys/` whose `team.yaml` links to `../common/team.yaml`: with `common/` moved away, the link
+    was passed over and plan deleted b and c. Now: one message naming the link, exit 1, nothing deleted."""
+    keys, common = project.root / "keys", project.root / "common"
+    project.questra("a: {provider: qp, name: A}\n")
+    keys.mkdir()
+    common.mkdir()
+    (keys / "main.yaml").write_text(project.manifest.read_text().replace("path: ", "path: ../"))
+    project.manifest.unlink()
+    (common / "team.yaml").write_text("version: 1\nkeys:\n  b: {provider: qp, name: B}\n  c: {provider: qp, name: C}\n")
+    (keys / "team.yaml").symlink_to("../common/team.yaml")
+    assert project.run("apply", "--auto-approve", "-f", str(keys)).exit_code == 0
+    state_path = keys / project.state_path.name  # beside the first manifest
+    state = state_path.read_bytes()
+    common.rename(project.root / "moved")
+    for command in (("plan",), ("apply", "--auto-approve"), ("validate",)):
+        result = project.run(*command, "-f", str(keys))
+        assert result.exit_code == 1, result.output
+        assert "team.yaml: broken symlink (-> ../common/team.yaml)" in result.stderr
+        assert "delete" not in result.output
+        _no_internal_error(result.output)
+    assert state_path.read_bytes() == state
+    assert emu_control.requests().get("questra.delete", 0) == 0

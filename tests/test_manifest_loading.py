@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import textwrap
 import time
 from datetime import datetime, timedelta, timezone
@@ -395,3 +396,57 @@ def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> Non
     assert ws.keys["a"].rotation == ws.keys["b"].rotation
     assert ws.keys["a"].rotation.before_expiry == timedelta(days=14)
     assert ws.keys["a"].expiry == ws.keys["b"].expiry
+
+
+# -------------------------------------------- what a directory holds besides manifest files (issue: broken symlink)
+
+def test_a_broken_symlink_in_a_directory_is_an_error_not_a_file_whose_keys_are_gone(tmp_path: Path) -> None:
+    """A `-f` directory's `team.yaml` symlink whose target moved away was passed over, so its keys
+    were planned for deletion."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS)
+    write(tmp_path / "common" / "team.yaml", KEYS)
+    (tmp_path / "keys" / "team.yaml").symlink_to("../common/team.yaml")
+    assert "ci-bot" in load_workspace(["keys"], cwd=tmp_path, now=NOW).keys
+    (tmp_path / "common").rename(tmp_path / "moved")
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys/team.yaml: broken symlink (-> ../common/team.yaml): the file it points to does not exist"]
+
+
+def test_a_broken_symlink_named_on_the_command_line_says_so(tmp_path: Path) -> None:
+    (tmp_path / "keyform.yaml").symlink_to("gone.yaml")
+    with pytest.raises(KeyformError, match=r"^keyform\.yaml: broken symlink \(-> gone\.yaml\)"):
+        load_workspace(["keyform.yaml"], cwd=tmp_path, now=NOW)
+
+
+def test_entries_named_like_manifests_that_are_not_regular_files_are_errors(tmp_path: Path) -> None:
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS)
+    (tmp_path / "keys" / "sub.yaml").mkdir()
+    os.mkfifo(tmp_path / "keys" / "pipe.yml")  # read, it would block the command forever
+    (tmp_path / "keys" / "loop.yaml").symlink_to("loop.yaml")
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys/loop.yaml: a symlink loop",
+        "keys/pipe.yml: a FIFO, not a regular file",
+        "keys/sub.yaml: a directory, not a manifest file (directories are not searched recursively)"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_manifest_in_a_directory_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS)
+    write(tmp_path / "keys" / "team.yaml", KEYS)
+    (tmp_path / "keys" / "team.yaml").chmod(0)
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == ["keys/team.yaml:1: cannot read the file: Permission denied"]
+
+
+def test_emacs_lock_files_and_other_names_in_a_directory_are_passed_over(tmp_path: Path) -> None:
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    (tmp_path / "keys" / ".#main.yaml").symlink_to("me@host.4242:1700000000")  # Emacs, while editing
+    (tmp_path / "keys" / "notes.txt").symlink_to("gone.txt")
+    (tmp_path / "keys" / "old.yaml~").write_text("version: [\n")
+    ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert ws.files == ("keys/main.yaml",)

@@ -7,8 +7,10 @@ files (`build`). A file that fails to parse is left out of the later passes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +35,9 @@ def load_workspace(paths: Sequence[str | Path] = (), *, now: datetime | None = N
     """Load and validate the manifests at `paths` (files or directories) into one Workspace.
 
     A directory contributes its `*.yaml` and `*.yml` files, sorted by name; it is not searched
-    recursively. With no paths, `keyform.yaml` in `cwd` (default: the current directory) is read.
+    recursively, and an entry of that name that is not a regular file (a broken symlink, a
+    directory, a FIFO) is an error, not passed over (`_directory_members`). With no paths,
+    `keyform.yaml` in `cwd` (default: the current directory) is read.
     Relative paths inside a manifest are relative to that manifest's directory; the state path is
     relative to the first manifest's. Raises KeyformError with every problem found, each at
     `file:line` (file names relative to `cwd` where possible).
@@ -102,17 +106,71 @@ def manifest_files(paths: Sequence[str | Path], cwd: Path) -> list[Path]:
     for given in paths:
         path = Path(os.path.normpath(cwd / os.path.expanduser(given)))  # `~nosuchuser` stays as written
         if path.is_dir():
-            members = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
-            if not members:
+            members, refused = _directory_members(path, cwd)
+            if not members and not refused:
                 problems.append(Diagnostic(f"{given}: no manifest files (*.yaml, *.yml) in this directory"))
             found.extend(members)
+            problems.extend(refused)
         elif path.exists():
             found.append(path)
+        elif path.is_symlink():
+            problems.append(Diagnostic(f"{given}: broken symlink (-> {_link_target(path)}): "
+                                       "the file it points to does not exist"))
         else:
             problems.append(Diagnostic(f"{given}: no such file or directory"))
     if problems:
         raise KeyformError(problems)
     return list(dict.fromkeys(found))
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory, not a manifest file (directories are not searched recursively)"),
+                (stat.S_ISFIFO, "a FIFO, not a regular file"), (stat.S_ISSOCK, "a socket, not a regular file"),
+                (stat.S_ISCHR, "a character device, not a regular file"),
+                (stat.S_ISBLK, "a block device, not a regular file"))
+
+
+def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Diagnostic]]:
+    """(the manifest files directly in `directory`, sorted by name; a problem for every entry named
+    like one that cannot be read as one). Each `*.yaml` / `*.yml` entry must be a regular file or
+    a symlink to one: a broken symlink, a directory, a FIFO, a socket or a device is an error, never
+    passed over (the keys a file declares would be planned for deletion). Only Emacs lock files,
+    symlinks named `.#NAME.yaml`, are skipped. A file that cannot be read is reported by `_read`."""
+    members: list[Path] = []
+    problems: list[Diagnostic] = []
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as exc:
+        return [], [Diagnostic(f"{display_name(directory, cwd)}: cannot list the directory: {exc.strerror or exc}")]
+    for path in entries:
+        if path.suffix not in MANIFEST_SUFFIXES:
+            continue
+        if path.name.startswith(".#") and path.is_symlink():
+            continue  # an Emacs lock file: a symlink to user@host.pid, never a manifest
+        shown = display_name(path, cwd)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            if path.is_symlink():
+                problems.append(Diagnostic(f"{shown}: broken symlink (-> {_link_target(path)}): "
+                                           "the file it points to does not exist"))
+            continue  # removed since the listing: not a manifest any more
+        except OSError as exc:
+            what = "a symlink loop" if exc.errno == errno.ELOOP else f"cannot read the file: {exc.strerror or exc}"
+            problems.append(Diagnostic(f"{shown}: {what}"))
+            continue
+        if stat.S_ISREG(mode):
+            members.append(path)
+            continue
+        words = next((words for test, words in _NOT_REGULAR if test(mode)), "not a regular file")
+        problems.append(Diagnostic(f"{shown}: {words}"))
+    return members, problems
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # pragma: no cover - replaced since it was seen as a symlink
+        return "?"
 
 
 def display_name(path: Path, cwd: Path) -> str:
