@@ -108,6 +108,19 @@ def test_a_hit_gives_every_line_the_parse_gives(tmp_path: Path, cache: Path) -> 
     assert dict(cached.lines) == dict(parsed.lines)
 
 
+def test_a_hit_gives_the_text_of_every_number_written_otherwise(tmp_path: Path, cache: Path) -> None:
+    # a message about a number shows its text (`0x100000`, not 1048576) with the cache as without it
+    text = VALID.replace("org_id: {env: ORG}}", "org_id: {env: ORG}, max_response_bytes: 0x100000}")
+    data = write(tmp_path / "p", text)
+    parsed, problems = yamlsource.parse_yaml(text, "keyform.yaml")
+    assert parsed is not None and not problems
+    assert parsed.texts == {("providers", "q", "max_response_bytes"): "0x100000"}
+    parsecache.store(data, parsed)
+    cached = parsecache.load(data, "keyform.yaml")
+    assert cached is not None and cached.texts == parsed.texts
+    assert cached.written(("providers", "q", "max_response_bytes"), 1048576) == "0x100000"
+
+
 def test_a_semantic_error_deep_in_a_cached_key_names_the_same_line(tmp_path: Path, cache: Path) -> None:
     # valid YAML and schema (so it is cached), but the provider is unknown: reported at keys.x.provider
     text = VALID + "  late:\n    name: late\n\n    provider: nope\n"
@@ -198,6 +211,8 @@ def hostile_entries(key: str, good: dict[str, Any]) -> list[bytes]:
         variant(lines=[[{"keys": 1}, 3]]), variant(lines=[]), variant(lines=[7]),
         variant(lines=[[[], 1], [["keys", True], 3]]), variant(lines=[[[], 1], [[None], 3]]),
         variant(lines=[[[], 1], [[["keys"]], 3]]),  # a part that is a bool, a null, a list
+        variant(texts=None), variant(texts="0x1F"), variant(texts=[[["keys"], 31]]), variant(texts=[[[True], "1"]]),
+        variant(texts=[["keys", "0x1F"]]), variant(texts=[[["keys"], "0x1F", 1]]),
         variant(value={"version": 1, "keys": {"x": {"provider": "q"}}}, lines=[[[], 1]],
                 key=key[:-1] + ("1" if key.endswith("0") else "0")),  # another file's key (never this one's)
     ]

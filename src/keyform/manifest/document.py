@@ -18,7 +18,9 @@ YamlPath = tuple[str | int, ...]
 
 @record
 class YamlDocument:
-    """One parsed manifest file: its values, and the line of every key and item."""
+    """One parsed manifest file: its values, the line of every key and item, and the text as written
+    of every number whose value reads differently (`0123` is 83, `12:30` is 750, `1.50` is 1.5): a
+    message that shows a number shows what the file says."""
 
     file: str  # as shown in messages (relative to cwd when possible)
     value: Any
@@ -26,6 +28,8 @@ class YamlDocument:
     damaged: frozenset[YamlPath] = frozenset()  # values replaced or cut short by a reported problem
     # True when the value is known to pass the built-in manifest schema as a whole (a cached parse)
     schema_checked: bool = field(default=False, compare=False)
+    # path → the text of a number whose `str()` is not that text (`texts[("keys", "a", "name")] = "0123"`)
+    texts: Mapping[YamlPath, str] = field(default_factory=dict)
 
     def line(self, path: YamlPath) -> int:
         """The line of `path`, or of its nearest recorded ancestor."""
@@ -38,3 +42,7 @@ class YamlDocument:
 
     def loc(self, path: YamlPath) -> SourceLoc:
         return SourceLoc(self.file, self.line(path))
+
+    def written(self, path: YamlPath, value: Any) -> str:
+        """`value`, found at `path`, as the file writes it: a number as its text (`0x1F`, not 31)."""
+        return self.texts.get(path) or str(value)

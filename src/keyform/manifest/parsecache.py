@@ -2,7 +2,8 @@
 
 Parsing a big manifest (libyaml composing, the walk that records every line, the schema check) is
 most of a no-change plan's CPU; the manifests rarely change between two commands. An entry holds
-one file's parsed value, the line of every mapping key and sequence item, and nothing else; it is
+one file's parsed value, the line of every mapping key and sequence item, the text of every number
+written otherwise than Python prints it (`0123`: a message shows it as written), and nothing else; it is
 written only for a file that parsed without a problem and passed the built-in schema as a whole
 (so no literal secret: the schema refuses one at every secret position, and such a file is never
 stored), and it is found by a name derived from:
@@ -36,7 +37,7 @@ from keyform.manifest.document import YamlDocument, YamlPath
 
 __all__ = ["CACHE_FORMAT", "CachedLines", "cache_dir", "entry_key", "load", "store"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: `texts`, the numbers written otherwise than printed (YamlDocument.texts)
 # An entry is JSON of the file's values and lines: a few times the file's size at most.
 _MAX_ENTRY_FACTOR, _MAX_ENTRY_SLACK = 8, 1 << 20
 # The modules (relative to the keyform package) and schema whose code decides an entry's content.
@@ -131,8 +132,8 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
     """The entry as a document, or None when its shape is not exactly what `store` writes."""
     if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or entry.get("key") != key:
         return None
-    value, stored = entry.get("value"), entry.get("lines")
-    if not isinstance(value, dict) or not isinstance(stored, list):
+    value, stored, written = entry.get("value"), entry.get("lines"), entry.get("texts")
+    if not isinstance(value, dict) or not isinstance(stored, list) or not isinstance(written, list):
         return None
     lines: dict[YamlPath, int] = {}
     for path, line in stored:  # a pair that is not a pair raises ValueError/TypeError: ignored
@@ -143,7 +144,12 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
         lines[tuple(path)] = line
     if () not in lines:
         return None
-    return YamlDocument(file, value, CachedLines(lines, data), schema_checked=True)
+    texts: dict[YamlPath, str] = {}
+    for path, text in written:  # almost always none
+        if type(text) is not str or type(path) is not list or not _PART_TYPES.issuperset(map(type, path)):
+            return None
+        texts[tuple(path)] = text
+    return YamlDocument(file, value, CachedLines(lines, data), schema_checked=True, texts=texts)
 
 
 def store(data: bytes, doc: YamlDocument) -> None:
@@ -154,7 +160,9 @@ def store(data: bytes, doc: YamlDocument) -> None:
         return
     try:
         text = json.dumps({"format": CACHE_FORMAT, "key": key, "value": doc.value,
-                           "lines": _stored_lines(doc.lines)}, separators=(",", ":"))
+                           "lines": _stored_lines(doc.lines),
+                           "texts": [[list(path), text] for path, text in doc.texts.items()]},
+                          separators=(",", ":"))
     except (KeyError, TypeError, ValueError, RecursionError):
         return
     cachedir.write(key, text)

@@ -276,7 +276,7 @@ def _schema_problems(doc: YamlDocument) -> list[Diagnostic]:
 
     found: dict[tuple[int, str], Diagnostic] = {}
     for error in ecma_validator_class()(_schema()).iter_errors(doc.value):
-        for path, message in _describe(error):
+        for path, message in _describe(error, doc):
             loc = doc.loc(path)
             found.setdefault((loc.line, message), Diagnostic(message, loc))
     return [found[k] for k in sorted(found)]

@@ -73,7 +73,7 @@ def schema_problems(doc: YamlDocument,
         for path, message in plugins.problems:
             found.setdefault((doc.loc(path).line, message), (path, Diagnostic(message, doc.loc(path))))
         for _, error in plugins.jsonschema_problems:
-            for path, message in _describe(error):
+            for path, message in _describe(error, doc):
                 loc = doc.loc(path)
                 found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
         value = _without(value, plugins.checked)
@@ -84,7 +84,7 @@ def schema_problems(doc: YamlDocument,
         return [found[k] for k in sorted(found)]
     validator = _validator()
     for error in validator.iter_errors(_failing_part(value, fast)):
-        for path, message in _describe(error):
+        for path, message in _describe(error, doc):
             loc = doc.loc(path)
             found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
     return [found[k] for k in sorted(found)]
@@ -133,12 +133,17 @@ def _field_of(path: YamlPath) -> tuple[Any, Any] | None:
     return (path[0], path[2]) if len(path) == 3 else None
 
 
-def _show(value: Any, path: YamlPath) -> str:
-    """A short rendering of a value for a message; never the value at a secret position (the
-    env name or file path *inside* a reference is fine)."""
+def _show(value: Any, path: YamlPath, doc: YamlDocument | None = None) -> str:
+    """A short rendering of a value for a message, a number as `doc` writes it (`0x1F`, not 31);
+    never the value at a secret position (the env name or file path *inside* a reference is fine)."""
     if _field_of(path) in NO_ECHO_FIELDS:
         return "the value"
-    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and doc is not None:
+        text = doc.written(path, value)
+    else:
+        text = json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -150,8 +155,9 @@ def _prefix(path: YamlPath) -> str:
     return f"{dotted(path)}: " if path else ""
 
 
-def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
-    """(path to point at, human message) for one jsonschema error."""
+def _describe(error: ValidationError, doc: YamlDocument | None = None) -> Iterator[tuple[YamlPath, str]]:
+    """(path to point at, human message) for one jsonschema error in `doc` (numbers are shown as it
+    writes them)."""
     path: YamlPath = tuple(error.absolute_path)
     schema: Any = error.schema
     instance: Any = error.instance
@@ -171,20 +177,20 @@ def _describe(error: ValidationError) -> Iterator[tuple[YamlPath, str]]:
                 yield path, f"missing required top-level field {name!r}" + (
                     " (add `version: 1`)" if name == "version" else "")
     elif kind == "type":
-        yield path, _type_message(path, instance, expected)
+        yield path, _type_message(path, instance, expected, doc)
     elif kind in ("pattern", "const", "minProperties", "maxProperties") and custom:
         # A bad *name* (propertyNames) is reported at the name's own line.
         where = (*path, instance) if "propertyNames" in error.absolute_schema_path else path
-        yield where, _prefix(path) + _custom_message(custom, kind, _show(instance, where))
+        yield where, _prefix(path) + _custom_message(custom, kind, _show(instance, where, doc))
     elif kind == "enum":
         options = ", ".join(str(o) for o in expected)
-        yield path, f"{_prefix(path)}{_show(instance, path)} is not one of: {options}"
+        yield path, f"{_prefix(path)}{_show(instance, path, doc)} is not one of: {options}"
     elif kind == "minLength":
         yield path, f"{_prefix(path)}must not be empty"
     elif kind == "false":
         yield path, f"{_prefix(path)}this field is not allowed here"
     else:  # a validator the schema gained later: fall back to jsonschema's own words
-        yield path, f"{_prefix(path)}{_show(instance, path)} is invalid ({kind})"
+        yield path, f"{_prefix(path)}{_show(instance, path, doc)} is invalid ({kind})"
 
 
 def _custom_message(custom: str, kind: str, shown: str) -> str:
@@ -216,7 +222,7 @@ def _unknown_field(path: YamlPath, field: str, allowed: list[str], schema: Mappi
     return message
 
 
-def _type_message(path: YamlPath, instance: Any, expected: Any) -> str:
+def _type_message(path: YamlPath, instance: Any, expected: Any, doc: YamlDocument | None = None) -> str:
     names = [expected] if isinstance(expected, str) else list(expected)
     # An empty section (null) is allowed but not worth suggesting.
     want = " or ".join(_TYPE_WORDS.get(n, n) for n in names if n != "null" or len(names) == 1)
@@ -230,5 +236,6 @@ def _type_message(path: YamlPath, instance: Any, expected: Any) -> str:
     message = f"{dotted(path)}: expected {want}, got {_kind(instance)}"
     if ("string" in names and isinstance(instance, (int, float)) and not isinstance(instance, bool)
             and field not in NO_ECHO_FIELDS):
-        message += f" (quote it: '{instance}')"
+        # the text as written: `0123` is the integer 83, and quoting `83` would change the value
+        message += f" (quote it: '{doc.written(path, instance)}')" if doc is not None else " (quote it as written)"
     return message

@@ -6,7 +6,9 @@ the node graph by a (depth-bounded) recursive walk, which:
 
 - reports duplicate keys (`duplicate key 'name' (first defined at line 4)`), keeping the first;
 - records `lines[path] = line` for every mapping key and sequence item (`path` is a tuple of keys
-  and indexes, `()` the document root), so later passes can point at `file:line`;
+  and indexes, `()` the document root), so later passes can point at `file:line`, and
+  `texts[path] = text` for every number written otherwise than Python prints it (`0123`, `0x1F`,
+  `12:30`, `1.50`), so a message can show it as written;
 - accepts only plain data: strings, integers, floats, booleans, null; timestamps stay as the text
   written (the schema and `durations.parse_time` judge them); other tags, non-string mapping keys
   and merge keys (`<<`) are errors;
@@ -122,6 +124,7 @@ class _Builder:
         self.lines: dict[YamlPath, int] = {}
         self.diagnostics: list[Diagnostic] = []
         self.damaged: set[YamlPath] = set()
+        self.texts: dict[YamlPath, str] = {}  # numbers not written as str() prints them
         self.active: set[int] = set()  # collections on the current walk path (recursive aliases)
         self.seen: set[int] = set()
         self.expanded = 0
@@ -138,7 +141,7 @@ class _Builder:
             value = self.value(root, (), 0)
         except _TooBig:
             return None, self.diagnostics
-        return YamlDocument(self.file, value, self.lines, frozenset(self.damaged)), self.diagnostics
+        return YamlDocument(self.file, value, self.lines, frozenset(self.damaged), texts=self.texts), self.diagnostics
 
     def value(self, node: Node, path: YamlPath, depth: int) -> Any:
         if type(node) is ScalarNode:
@@ -223,14 +226,15 @@ class _Builder:
         if tag in (_STR, _TIMESTAMP):
             return node.value
         try:
-            if tag == _INT:
-                return _CONSTRUCT.construct_yaml_int(node)
+            if tag in (_INT, _FLOAT):
+                number = (_CONSTRUCT.construct_yaml_int if tag == _INT else _CONSTRUCT.construct_yaml_float)(node)
+                if str(number) != node.value:  # `0123` is 83: a message shows the text, not the number
+                    self.texts[path] = node.value
+                return number
             if tag == _BOOL:
                 return _CONSTRUCT.construct_yaml_bool(node)
             if tag == _NULL:
                 return None
-            if tag == _FLOAT:
-                return _CONSTRUCT.construct_yaml_float(node)
         except (ValueError, yaml.YAMLError):  # pragma: no cover - the resolver matched the form
             pass
         self.error(node, f"unsupported YAML tag {tag!r}", path)
