@@ -79,9 +79,30 @@ def test_an_org_id_from_the_environment_is_checked_the_same_way(
 
 
 def test_header_problem_accepts_exactly_what_a_header_can_carry() -> None:
-    from keyform.resolve import header_problem
+    from keyform.model import header_problem
 
     assert header_problem("a") is None and header_problem("tok en\twith inner blanks") is None
     assert header_problem("".join(chr(c) for c in range(0x21, 0x7F))) is None
     for bad in ("", " a", "a ", "a\x0b", "\u00a0", "a\nb"):
         assert header_problem(bad) is not None
+
+
+@pytest.mark.parametrize(("literal", "why"), [
+    ('"org x\\n"', "a line break"), ('"org\\x01"', "a control character"), ("orgé", "a non-ASCII character"),
+    ('"org "', "leading or trailing whitespace"),
+])
+def test_a_literal_org_id_that_cannot_be_a_header_is_refused_by_validate_as_plan_would(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], literal: str, why: str) -> None:
+    """validate passed `org_id: "org x\\n"` and plan then refused it: a literal is the manifest's own
+    content, so validate refuses it, with plan's message at the org_id line."""
+    emulator = make_emulator()
+    project = _project(tmp_path, emulator.url)
+    text = project.manifest.read_text()
+    project.manifest.write_text(text.replace("org_id: org_e2e", f"org_id: {literal}"))
+    line = text.splitlines().index("    org_id: org_e2e") + 1
+    expected = f"{project.manifest}:{line}: providers.qp.org_id holds a character a header cannot carry ({why})"
+    for command in (("validate",), ("plan",)):
+        result = project.run(*command)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == f"Error: {expected}", result.stderr
+    assert not project.state_path.exists()

@@ -6,6 +6,7 @@ never as values; resolving a reference is the job of `keyform.resolve`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import field
 from datetime import datetime, timedelta
@@ -200,6 +201,31 @@ def header_of(path: str) -> str | None:
     """The header name in a secret-input path `headers.NAME` (see `header_input`); None for any
     other input."""
     return path[len(_HEADERS):] if path.startswith(_HEADERS) else None
+
+
+# a header value keyform can send exactly: visible ASCII, inner spaces or tabs allowed
+_HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[ \t]*[\x21-\x7e])*")
+
+
+def header_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value unchanged, in words that never quote it
+    (`keyform.resolve` checks credentials with it, the loader a literal `org_id`)."""
+    if _HEADER_VALUE.fullmatch(value):
+        return None
+    if any(c in "\r\n" for c in value):
+        return "a line break"
+    if any(ord(c) > 0x7F for c in value):
+        return "a non-ASCII character"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value if c != "\t"):
+        return "a control character"
+    return "leading or trailing whitespace"
+
+
+def org_id_problem(provider: str, org_id: str) -> str | None:
+    """The message for an `org_id` (sent as the `X-Org-Id` header) that cannot be a header value:
+    the same from `validate` (a literal) and from `plan` (a literal, or the variable it names)."""
+    problem = header_problem(org_id)
+    return f"providers.{provider}.org_id holds a character a header cannot carry ({problem})" if problem else None
 
 
 @record

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Mapping
 
 from keyform import redact
 from keyform.errors import Diagnostic, KeyformError
-from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace
+from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace, header_problem, org_id_problem
 from keyform.state import State
 
 
@@ -54,23 +53,6 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
     raise KeyformError(f"{what}: secret_of:{ref.address} is resolved by apply, not here")
 
 
-# a header value keyform can send exactly: visible ASCII, inner spaces or tabs allowed
-_HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[ \t]*[\x21-\x7e])*")
-
-
-def header_problem(value: str) -> str | None:
-    """Why `value` cannot be sent as an HTTP header value unchanged, in words that never quote it."""
-    if _HEADER_VALUE.fullmatch(value):
-        return None
-    if any(c in "\r\n" for c in value):
-        return "a line break"
-    if any(ord(c) > 0x7F for c in value):
-        return "a non-ASCII character"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value if c != "\t"):
-        return "a control character"
-    return "leading or trailing whitespace"
-
-
 def _credential(ref: SecretRef, what: str, env: Mapping[str, str] | None) -> str:
     """A provider credential: one trailing newline stripped from an env value, then checked as a header value."""
     value = read_ref(ref, what, env)
@@ -97,9 +79,9 @@ def provider_credentials(workspace: Workspace, name: str,
     org = cfg.org_id
     try:
         org_id = _credential(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
-        if org_id is not None and header_problem(org_id):
-            raise KeyformError(f"providers.{name}.org_id holds a character a header cannot carry "
-                               f"({header_problem(org_id)})")
+        problem = org_id_problem(name, org_id) if org_id is not None else None
+        if problem:  # a literal: the loader refuses it already (a workspace not built by it)
+            raise KeyformError(problem)
     except KeyformError as exc:
         raise KeyformError([Diagnostic(d.message, cfg.org_id_loc or cfg.loc) for d in exc.diagnostics]) from None
     return token, org_id

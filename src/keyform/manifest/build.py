@@ -20,7 +20,17 @@ from keyform.manifest.keyspecs import KeyContext, build_key
 from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
-from keyform.model import EnvRef, FileRef, KeySpec, ProviderConfig, RateLimit, SinkConfig, StateConfig, Workspace
+from keyform.model import (
+    EnvRef,
+    FileRef,
+    KeySpec,
+    ProviderConfig,
+    RateLimit,
+    SinkConfig,
+    StateConfig,
+    Workspace,
+    org_id_problem,
+)
 from keyform.sinks.registry import option_problems
 from keyform.typeregistry import find_sink_type, provider_type
 
@@ -195,9 +205,12 @@ def _provider(decl: Declaration, report: Report) -> ProviderConfig | None:
     token = build_ref(value["token"], source)
     raw_org = value.get("org_id")
     org_id: str | EnvRef | None = EnvRef(raw_org["env"]) if isinstance(raw_org, dict) else raw_org
+    org_problem = org_id_problem(decl.name, raw_org) if isinstance(raw_org, str) else None
+    if org_problem:  # sent as a header: refused here as `plan` would (`resolve.provider_credentials`)
+        report.error(source, (*path, "org_id"), org_problem)
     limits = _provider_limits(value, source, path, report)
     ok, rate_limit = _rate_limit(value.get("rate_limit"), source, (*path, "rate_limit"), report)
-    if base_url is None or limits is None or not ok:
+    if base_url is None or limits is None or not ok or org_problem:
         return None
     return ProviderConfig(name=decl.name, type=ptype, base_url=base_url, token=token, org_id=org_id,
                           loc=decl.loc, deadline=limits[0], max_response_bytes=limits[1], rate_limit=rate_limit,

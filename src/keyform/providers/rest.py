@@ -23,7 +23,7 @@ from keyform import __version__, redact
 from keyform.durations import format_time
 from keyform.errors import ProviderError
 from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at, is_failure
-from keyform.model import header_of
+from keyform.model import header_of, header_problem
 from keyform.providers.http import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BODY,
@@ -42,7 +42,6 @@ from keyform.providers.http import (
 from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
-from keyform.resolve import header_problem
 
 MAX_PAGES = 10_000
 
