@@ -96,14 +96,18 @@ def test_an_input_that_cannot_be_read_is_said_by_plan_and_stops_apply(project: P
     edit(project, "auth_value: {secret_of: ci-bot}", "auth_value: {env: ANA_TOKEN}")
     assert project.run("apply", "--auto-approve").exit_code == 0
     edit(project, "auth_value: {env: ANA_TOKEN}", "auth_value: {env: ANA_TOKEN_V2}")
+    # at the line of auth_value, not of `ana-questra:` (as schema errors are); the plan parses the
+    # edited file, the apply reads it from the manifest cache
+    line = project.manifest.read_text().splitlines().index("    auth_value: {env: ANA_TOKEN_V2}") + 1
+    where = f"{project.manifest}:{line}: "
     state = project.state_path.read_bytes()
     plan = project.run("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
-    assert ("keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set: this plan cannot tell "
-            "whether it changed, and apply stops until it can be read") in plan.output, plan.output
+    assert (where + "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set: this plan cannot "
+            "tell whether it changed, and apply stops until it can be read") in plan.output, plan.output
     res = project.run("apply", "--auto-approve")
     assert res.exit_code == 1, res.output
-    assert "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set" in res.stderr
+    assert where + "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set" in res.stderr
     assert "Apply complete" not in res.output and project.state_path.read_bytes() == state
     saved = project.root / "p.plan"  # a saved plan, made where the variable is not set, stops too
     assert project.run("plan", "--out", str(saved)).exit_code == 0

@@ -450,3 +450,21 @@ def test_emacs_lock_files_and_other_names_in_a_directory_are_passed_over(tmp_pat
     (tmp_path / "keys" / "old.yaml~").write_text("version: [\n")
     ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
     assert ws.files == ("keys/main.yaml",)
+
+
+def test_a_write_only_input_is_located_at_its_own_field(tmp_path: Path) -> None:
+    """A message about a TextQL key's input (plan's note, apply's refusal: `unresolved_inputs`) named
+    the key's line; it names the field's, as schema errors do, from a fresh parse and a cached one."""
+    from keyform.resolve import unresolved_inputs
+
+    keys = KEYS.replace("X-Api-Key: {secret_of: ci-bot}", "X-Api-Key: {file: missing.key}")
+    write(tmp_path / "k.yaml", PROVIDERS + keys.replace("version: 1\n", ""))
+    lines = (tmp_path / "k.yaml").read_text().splitlines()
+    line = {field: next(i for i, text in enumerate(lines, 1) if text.startswith(f"    {field}:"))
+            for field in ("headers", "auth_value")}
+    for _ in range(2):  # the second load may come from the manifest cache
+        spec = load_workspace(["k.yaml"], cwd=tmp_path, now=NOW).keys["ana-questra"]
+        assert spec.input_loc("auth_value") == SourceLoc("k.yaml", line["auth_value"])
+        assert spec.input_loc("headers.X-Api-Key") == SourceLoc("k.yaml", line["headers"])
+        assert [str(d.loc) for d in unresolved_inputs(spec, {})] == [
+            f"k.yaml:{line['auth_value']}", f"k.yaml:{line['headers']}"]

@@ -153,7 +153,7 @@ def rekey(workspace: Workspace, state: State, env: Mapping[str, str] | None, *,
             try:
                 value = read_ref(input_ref, f"keys.{address}.{path}", env)
             except KeyformError as exc:
-                problems.extend(Diagnostic(d.message, spec.loc if spec else None) for d in exc.diagnostics)
+                problems.extend(Diagnostic(d.message, spec.input_loc(path) if spec else None) for d in exc.diagnostics)
                 continue
             if hmac.compare_digest(old.fingerprint(value), fp):
                 fps[path] = new.fingerprint(value)

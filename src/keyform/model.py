@@ -7,7 +7,7 @@ never as values; resolving a reference is the job of `keyform.resolve`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -180,6 +180,17 @@ class KeySpec:
     sink: SinkTarget | None = None
     prevent_destroy: bool = False
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # as written (policies' schema)
+    # Where a field of the key's entry is written: `("headers", "X-Key")` → its file:line. Set by
+    # the loader for a key with secret inputs; it looks the line up only when a message asks.
+    field_loc: Callable[[tuple[str, ...]], SourceLoc] | None = field(default=None, compare=False, repr=False)
+
+    def input_loc(self, path: str) -> SourceLoc:
+        """Where write-only input `path` (`auth_value`, `headers.X-Api-Key`) is written: the line of
+        its field (or the key's own line when that is not known)."""
+        if self.field_loc is None:
+            return self.loc
+        header = header_of(path)
+        return self.field_loc(("headers", header) if header is not None else (path,))
 
     def dependencies(self) -> list[str]:
         """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""

@@ -147,5 +147,5 @@ def unresolved_inputs(spec: KeySpec, env: Mapping[str, str] | None = None) -> li
         try:
             read_ref(ref, f"keys.{spec.address}.{path}", env)
         except KeyformError as exc:
-            problems.extend(Diagnostic(d.message, spec.loc) for d in exc.diagnostics)
+            problems.extend(Diagnostic(d.message, spec.input_loc(path)) for d in exc.diagnostics)
     return problems

@@ -12,10 +12,11 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from keyform.durations import MAX_YEAR, format_duration, format_time, parse_duration, parse_time
+from keyform.errors import SourceLoc
 from keyform.kinds import ProviderKind
 from keyform.kinds import kind as provider_kind
 from keyform.manifest.document import YamlPath
@@ -126,7 +127,14 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     prevent_destroy = bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value else False
     return KeySpec(address=name, provider=provider_name, provider_type=provider.type, attrs=attrs,
                    loc=source.loc(path), secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
-                   prevent_destroy=prevent_destroy, entry=value)
+                   prevent_destroy=prevent_destroy, entry=value,
+                   field_loc=partial(_field_loc, source, path) if secret_inputs else None)
+
+
+def _field_loc(source: ManifestFile, key: YamlPath, field: tuple[str, ...]) -> SourceLoc:
+    """`KeySpec.field_loc`: the line of a field of the key at `key`, looked up when a message needs
+    it (in a cached file, a line inside a key's entry costs a parse: `parsecache.CachedLines`)."""
+    return source.loc((*key, *field))
 
 
 def _facts(provider: ProviderConfig) -> _ProviderFacts:
