@@ -848,8 +848,10 @@ def import_key(options: Options, address: str, remote_id: str,
     locked session whose recovery is committed first; adopting a candidate of a create whose reply
     was lost settles that create. `warn` gets recovery's warnings as they arise; the import's own
     are returned with the record."""
+    from keyform.statecmds import check_address
     from keyform.statecmds import import_key as adopt
 
+    check_address("import", address)  # before the session: committing its recovery writes the state
     with session(options, "import") as sess:
         warn(commit_recovery(sess, resolved=[u.seq for u in sess.recovery.uncertain if remote_id in u.candidates]))
         return adopt(sess, address, remote_id)

@@ -3,6 +3,9 @@ locked Session (or backend) and never touches a secret (state holds none)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from keyform.backends import StateBackend
@@ -14,6 +17,37 @@ from keyform.planner import UNKNOWN_FINGERPRINT
 from keyform.remote import RemoteKey
 from keyform.resolve import read_ref
 from keyform.state import KeyState, State, secret_of_edge, secret_of_fingerprint
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters
+
+
+@cache
+def _address_rule() -> tuple[Callable[[Any], bool], str]:
+    """The manifests' rule for a key address (`$defs/address` of schemas/manifest.schema.json, the
+    one the state's schema holds too): its compiled check and its message."""
+    from keyform.manifest.fastcheck import bundled_schema, compile_schema
+
+    rule = bundled_schema("manifest.schema.json")["$defs"]["address"]
+    return compile_schema(rule), str(rule["errorMessage"])
+
+
+def check_address(command: str, address: str) -> None:
+    """Refuse an address a command would write into the state that the manifests (and so the
+    state's own check, which every later command runs) would refuse, in the manifest validator's
+    words: `state mv: 'bad name' is not a valid address (letters, digits, ...)`."""
+    valid, message = _address_rule()
+    if not valid(address):
+        shown = repr(address)
+        raise KeyformError(f"{command}: {shown if len(shown) <= 60 else shown[:57] + '...'} is {message}")
+
+
+def check_entry_name(command: str, name: str) -> None:
+    """Refuse a sink entry name (`state mv --sink-name`) the state cannot hold (empty), or that
+    keyform never writes (a control character, which plans and messages would echo to a terminal)."""
+    if not name:
+        raise KeyformError(f"{command}: --sink-name must not be empty")
+    if _CONTROL.search(name):
+        raise KeyformError(f"{command}: --sink-name {name!r} holds a control character")
 
 
 def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagnostics]:
@@ -149,6 +183,9 @@ def state_rm(state: State, address: str) -> KeyState:
 
 
 def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> KeyState:
+    check_address("state mv", new)
+    if sink_name is not None:
+        check_entry_name("state mv", sink_name)
     if old not in state.keys:
         raise KeyformError(f"state mv: no key {old!r} in the state")
     if new in state.keys:
