@@ -289,6 +289,17 @@ def _is_saved_plan(raw: bytes) -> bool:
     return isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc
 
 
+def _answer() -> str:
+    """The answer typed at a confirmation prompt, stripped. Ctrl-C or Ctrl-D (end of input) there
+    is no answer: the same as any answer but 'yes' (click raises Abort for both)."""
+    try:
+        answer: str = click.prompt("  Enter a value", default="", show_default=False)
+    except click.exceptions.Abort:
+        click.echo()  # the cursor is still after the prompt: the message that follows starts a line
+        return ""
+    return answer.strip()
+
+
 def _confirm(auto_approve: bool, question: str) -> None:
     if auto_approve:
         return
@@ -296,8 +307,7 @@ def _confirm(auto_approve: bool, question: str) -> None:
         raise KeyformError("refusing to make changes without confirmation: no terminal to ask on. "
                            "Review the plan and re-run with --auto-approve, or apply a saved plan file.")
     click.echo(f"{question}\n  Only 'yes' will be accepted to approve.\n")
-    answer = click.prompt("  Enter a value", default="", show_default=False)
-    if answer.strip() != "yes":
+    if _answer() != "yes":
         raise KeyformError("Apply cancelled.")
 
 
@@ -444,8 +454,7 @@ def force_unlock(ctx: Ctx, lock_id: str, files: tuple[str, ...], state_path: str
             click.echo(f"Do you really want to force-unlock the state (lock ID {lock_id})?\n  keyform will "
                        "remove the lock, and a command still holding it will fail on its next write.\n"
                        "  Only 'yes' will be accepted to confirm.\n")
-            answer = click.prompt("  Enter a value", default="", show_default=False)
-            if answer.strip() != "yes":
+            if _answer() != "yes":
                 raise KeyformError("force-unlock cancelled.")
 
     def body() -> int:
