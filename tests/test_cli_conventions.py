@@ -149,15 +149,19 @@ def test_plan_out_to_a_bad_path_names_it(tmp_path: Path, emulator: Emulator, whe
 
 def test_a_state_path_where_no_directory_can_be_made_is_a_message(tmp_path: Path, emulator: Emulator) -> None:
     """`--state keyform.yaml/keyform.state.json` (a path through a file) and a path under /proc
-    were 'internal error (NotADirectoryError)' and '(FileNotFoundError)'."""
+    were 'internal error (NotADirectoryError)' and '(FileNotFoundError)'. (apply: it starts a state
+    at a new `--state` path; plan refuses a path that does not exist before taking any lock.)"""
     project = Project(tmp_path, emulator.url)
     project.questra(KEYS)
     for state, said in ((f"{project.manifest}/keyform.state.json", "not a directory"),
                         ("/proc/sys/keyform-none/state.json", "/proc/sys/keyform-none: No such file or directory")):
-        res = project.run("plan", "--state", state)
+        res = project.run("apply", "--auto-approve", "--state", state)
         assert res.exit_code == 1, res.output
         assert res.stderr.startswith(f"Error: {state}.lock: cannot make the directory of the state: "), res.stderr
         assert said in res.stderr and "internal error" not in res.output
+        res = project.run("plan", "--state", state)
+        assert res.exit_code == 1 and res.stderr.startswith(f"Error: --state {state}: {state} does not exist"), \
+            res.output
 
 
 def test_plan_out_never_replaces_a_file_that_is_not_an_earlier_plan(tmp_path: Path, emulator: Emulator) -> None:

@@ -21,3 +21,41 @@ def test_report_with_a_missing_state_file_is_an_error(tmp_path: Path, emulator: 
                       "--state", str(tmp_path / "typo.state.json"))
     assert res.exit_code == 1, res.output
     assert "typo.state.json" in res.stderr, res.output
+
+
+def test_plan_and_destroy_with_a_missing_state_file_are_errors(tmp_path: Path, emulator: Emulator) -> None:
+    """`plan --state typo.json` planned from an empty state: every key to be created, exit 0 (and
+    its lock made the directories of the path). It never creates the file, so it is refused as the
+    read-only commands are; so is `destroy`, which has nothing to destroy in a missing state."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    typo = tmp_path / "typo.state.json"
+    res = project.run("plan", "--state", str(typo))
+    assert res.exit_code == 1, res.output
+    assert res.stderr == (f"Error: --state {typo}: {typo} does not exist (check the path; a read-only command "
+                          "does not treat a missing state as an empty one)\n")
+    assert res.stdout == ""
+    nested = tmp_path / "no-such-dir" / "keyform.state.json"
+    assert project.run("plan", "--state", str(nested)).exit_code == 1
+    res = project.run("destroy", "--auto-approve", "--state", str(typo))
+    assert res.exit_code == 1, res.output
+    assert res.stderr == (f"Error: --state {typo}: {typo} does not exist (check the path; destroy does not "
+                          "treat a missing state as an empty one)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no lock file, no directory made
+
+
+def test_apply_with_a_new_state_file_starts_one_and_says_so(tmp_path: Path, emulator: Emulator) -> None:
+    """As Terraform's `-state`: apply given a path that does not exist starts a state there, and its
+    plan (shown before the question) says so, so a mistyped path is seen before anything is made."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n")
+    fresh = tmp_path / "fresh.state.json"
+    res = project.run("apply", "--auto-approve", "--state", str(fresh))
+    assert res.exit_code == 0, res.output
+    assert f"--state {fresh}: {fresh} does not exist yet; this apply starts a new state there" in res.stdout
+    assert fresh.exists() and not project.state_path.exists()
+    again = project.run("plan", "--detailed-exitcode", "--state", str(fresh))
+    assert again.exit_code == 0, again.output
+    assert "does not exist" not in again.output

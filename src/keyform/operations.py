@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -148,6 +149,8 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
     notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
+        if operation in NEEDS_NAMED_STATE and _named_state_missing(options):  # before the lock makes its file
+            _refuse_missing_named_state(options, None, store, NEEDS_NAMED_STATE[operation])
         log.debug("lock: taking the %s lock on %s (timeout %gs)", operation, store.describe(), options.lock_timeout)
         started = time.monotonic()
         with ExitStack() as held:
@@ -164,6 +167,12 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
             with paused():  # bulk, acyclic data (keyform.gcpause)
                 loaded = store.load()
             log.debug("state: %s", f"serial {loaded.serial}, {len(loaded.keys)} keys" if loaded else "none yet")
+            if loaded is None and options.state_path and _named_state_missing(options):  # gone since
+                if operation in NEEDS_NAMED_STATE:
+                    _refuse_missing_named_state(options, None, store, NEEDS_NAMED_STATE[operation])
+                notes.append(warning(f"--state {options.state_path}: {store.describe()} does not exist yet; this "
+                                     f"{operation} starts a new state there (check the path if you meant an "
+                                     "existing one)"))
             state = loaded or State.new()
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
@@ -183,6 +192,20 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
         log.debug("lock: released")
     finally:
         store.close()
+
+
+# Session operations that never create a state, so a missing `--state FILE` can only be a mistake
+# (operation → who says so); apply and import start a new state there (Terraform's `-state`).
+NEEDS_NAMED_STATE = {"plan": "a read-only command", "destroy": "destroy"}
+
+
+def _named_state_missing(options: Options) -> bool:
+    """`--state FILE` names neither a state file nor the journal of an apply interrupted before its
+    first save (which `plan` shows and `apply` recovers)."""
+    if not options.state_path:
+        return False
+    path = Path(options.state_path)
+    return not (os.path.lexists(path) or os.path.lexists(path.with_name(path.name + ".journal")))
 
 
 def watch_secrets(state: State) -> None:
@@ -738,13 +761,16 @@ def read_state(options: Options) -> State:
         return loaded or State.new()
 
 
-def _refuse_missing_named_state(options: Options, loaded: State | None, store: StateBackend) -> None:
-    """A read-only command given `--state FILE` that does not exist: a mistyped or moved path read as
-    'no keys' made a nightly `report --due-within` pass for ever. (Without `--state`, no state yet
-    is a new workspace; plan and apply with one create it, as Terraform's `-state` does.)"""
+def _refuse_missing_named_state(options: Options, loaded: State | None, store: StateBackend,
+                                who: str = "a read-only command") -> None:
+    """A command that never creates a state (the read-only ones, `plan`, `destroy`) given
+    `--state FILE` that does not exist: a mistyped or moved path read as 'no keys' made a nightly
+    `report --due-within` pass for ever, and `plan` show every key as to be created. (Without
+    `--state`, no state yet is a new workspace; `apply` and `import` given a new `--state FILE` start
+    a state there, as Terraform's `-state` does, the plan saying so: `_new_named_state`.)"""
     if loaded is None and options.state_path:
-        raise KeyformError(f"--state {options.state_path}: {store.describe()} does not exist (check the path; a "
-                           "read-only command does not treat a missing state as an empty one)")
+        raise KeyformError(f"--state {options.state_path}: {store.describe()} does not exist (check the path; "
+                           f"{who} does not treat a missing state as an empty one)")
 
 
 def pull_state(options: Options) -> State:
