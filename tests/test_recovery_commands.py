@@ -134,6 +134,29 @@ def _converge_and_check(s: Setup, control: EmulatorControl, d_id: str, e_id: str
     assert s.state().keys["d"].remote_id == d_id
 
 
+def test_state_list_and_show_note_an_unrecovered_journal(setup: Setup, emu_control: EmulatorControl) -> None:
+    """They read the state as stored (no lock, no recovery), so `d`, which only the journal records
+    yet, is missing: they say why on stderr, as `report` does, and exit as before."""
+    _interrupt(setup, emu_control)
+    note = ("Warning: an interrupted apply left a journal; the next plan or apply recovers it, and this command "
+            "shows the state before that\n")
+    listed = setup.run("state", "list")
+    assert listed.exit_code == 0 and listed.stderr == note, listed.output
+    assert [row.split("\t")[0] for row in listed.stdout.splitlines()] == ["a", "b"]
+    shown = setup.run("state", "show", "d")
+    assert shown.exit_code == 1
+    assert shown.stderr == note + "Error: state show: no key 'd' in the state\n", shown.output
+    shown = setup.run("state", "show", "a")
+    assert shown.exit_code == 0 and shown.stderr == note and '"remote_id"' in shown.stdout, shown.output
+    report = setup.project.run("report", "--no-refresh", "-f", str(setup.project.manifest))
+    assert "an interrupted apply left a journal; the next plan or apply recovers it, and this report shows " \
+           "the state before that" in report.stdout, report.output
+    converged = setup.project.run("apply", "--auto-approve")
+    assert converged.exit_code == 0, converged.output
+    again = setup.run("state", "list")
+    assert again.exit_code == 0 and again.stderr == "", again.output
+
+
 def test_state_rm_folds_the_journal_first(setup: Setup, emu_control: EmulatorControl) -> None:
     d_id, e_id = _interrupt(setup, emu_control)
     res = setup.run("state", "rm", "b")

@@ -703,7 +703,7 @@ def state_list(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None
         from keyform.operations import read_state
         from keyform.statecmds import state_list as rows
 
-        for row in rows(read_state(_options(files, state_path))):
+        for row in rows(read_state(_options(files, state_path), warn=print_diagnostics)):
             click.echo(row)
         return 0
 
@@ -722,7 +722,8 @@ def state_show(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str |
         from keyform.operations import read_state
         from keyform.statecmds import state_show as show
 
-        click.echo(json.dumps(show(read_state(_options(files, state_path)), address), indent=2))
+        click.echo(json.dumps(show(read_state(_options(files, state_path), warn=print_diagnostics), address),
+                              indent=2))
         return 0
 
     run_safely(ctx, body)

@@ -680,6 +680,13 @@ def read_session(options: Options) -> Iterator[Session]:
         store.close()
 
 
+def unrecovered_note(shown: str = "this command") -> str:
+    """What a command that reads the state without recovering the journal beside it (`report`,
+    `state list|show`: `Session.unrecovered`) says: what it shows lacks what that apply did."""
+    return (f"an interrupted apply left a journal; the next plan or apply recovers it, and {shown} shows the "
+            "state before that")
+
+
 def run_report(options: Options, *, refresh_remote: bool = True,
                clock: Callable[[], datetime] | None = None) -> Collected:
     """`keyform report`: the state read-only (`read_session`), the remote keys listed unless told
@@ -691,8 +698,7 @@ def run_report(options: Options, *, refresh_remote: bool = True,
         now = (clock or options.clock)()
         notes: list[str] = [str(w) for w in sess.warnings]
         if sess.unrecovered:
-            notes.append("an interrupted apply left a journal; the next plan or apply recovers it, and this "
-                         "report shows the state before that")
+            notes.append(unrecovered_note("this report"))
         snapshot = RemoteSnapshot()
         if refresh_remote:
             remember_inputs(ws, sess.options.env)  # a listed name or description may echo one (`_name`)
@@ -753,11 +759,14 @@ def backend(options: Options) -> Iterator[StateBackend]:
         store.close()
 
 
-def read_state(options: Options) -> State:
-    """`state list|show`: the state as stored (empty when there is none), without a lock."""
+def read_state(options: Options, warn: Callable[[Diagnostics], None] = lambda _: None) -> State:
+    """`state list|show`: the state as stored (empty when there is none), without a lock or recovery;
+    `warn` gets the `unrecovered_note` when an interrupted apply left its journal beside it."""
     with backend(options) as store:
         loaded = store.load()
         _refuse_missing_named_state(options, loaded, store)
+        if store.read_journal():
+            warn([warning(unrecovered_note())])
         return loaded or State.new()
 
 
