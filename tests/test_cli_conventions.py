@@ -119,9 +119,21 @@ def test_apply_of_a_saved_plan_refuses_planning_flags(tmp_path: Path, emulator: 
     assert project.run("plan", "--out", str(saved)).exit_code == 0
     res = project.run("apply", str(saved), *flags)
     assert res.exit_code == 1
-    assert f"{flags[0] if flags[0] not in ('--refresh', '--no-refresh') else '--refresh/--no-refresh'}" in res.stderr
-    assert "cannot be used with a saved plan" in res.stderr
+    flag = flags[0] if flags[0] not in ("--refresh", "--no-refresh") else "--refresh/--no-refresh"
+    # the option as typed: it said `--targets` for --target
+    assert res.stderr.startswith(f"Error: {flag} cannot be used with a saved plan ({saved}): "), res.stderr
     assert not project.state_path.exists()  # nothing was applied
+
+
+def test_apply_of_a_saved_plan_names_every_planning_flag_given(tmp_path: Path, emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    saved = tmp_path / "keyform.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    res = project.run("apply", str(saved), "--target", "ci-bot", "--replace", "ci-bot", "--no-refresh")
+    assert res.exit_code == 1
+    assert res.stderr.startswith("Error: --target, --replace, --refresh/--no-refresh cannot be used with a saved "
+                                 f"plan ({saved}): "), res.stderr
 
 
 # --------------------------------------------------------------------- 3. plan --out bad paths

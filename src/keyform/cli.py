@@ -371,7 +371,7 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
         from keyform.render.views import view
 
         if plan_file:
-            _refuse_planning_flags(plan_file, targets=targets, replace=replace)
+            _refuse_planning_flags(plan_file, {"--target": targets, "--replace": replace})
         request = ApplyRequest(plan_file=plan_file, targets=targets, refresh_remote=refresh, replace=replace,
                                parallelism=parallelism)
         return _run_apply(ctx, _options(files, state_path, lock_timeout, policy_files), request,
@@ -380,10 +380,10 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
     run_safely(ctx, body)
 
 
-def _refuse_planning_flags(plan_file: str, **given: tuple[str, ...]) -> None:
-    """A saved plan is applied exactly as made: planning options with it are an error (as in
-    Terraform), never silently ignored."""
-    flags = [f"--{name}" for name, values in given.items() if values]
+def _refuse_planning_flags(plan_file: str, given: dict[str, tuple[str, ...]]) -> None:
+    """A saved plan is applied exactly as made: planning options with it (`given`: each option as
+    typed → its values) are an error (as in Terraform), never silently ignored."""
+    flags = [flag for flag, values in given.items() if values]
     source = click.get_current_context().get_parameter_source("refresh")
     if source is not None and source is not click.core.ParameterSource.DEFAULT:
         flags.append("--refresh/--no-refresh")
