@@ -221,6 +221,16 @@ def test_a_bare_number_lock_timeout_suggests_seconds(tmp_path: Path) -> None:
     assert "(e.g. 30s)" in res.stderr and "90d" not in res.stderr
 
 
+@pytest.mark.parametrize("value", ["999999999999999d", "36501d", "9999999999999999999999w"])
+def test_a_too_long_lock_timeout_says_the_maximum(tmp_path: Path, value: str) -> None:
+    """It said `expected an integer and a unit`, which the value is: the problem is its length."""
+    project = Project(tmp_path, "http://127.0.0.1:9")
+    project.questra(KEYS)
+    res = project.run("plan", "--lock-timeout", value)
+    assert res.exit_code == 1
+    assert res.stderr == f"Error: --lock-timeout: duration {value[:40]!r} is too long: at most 36500d (100 years)\n"
+
+
 # ---------------------------------------------------------------------- 13. help and metavars
 
 

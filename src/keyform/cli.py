@@ -119,12 +119,14 @@ def state_options(fn: F) -> F:
 
 def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: str = "0s",
              policy_files: Sequence[str] = ()) -> Options:
-    from keyform.durations import parse_duration
+    from keyform.durations import DURATION_RE, parse_duration
     from keyform.operations import Options
 
     try:
         timeout = parse_duration(lock_timeout).total_seconds()
-    except ValueError:
+    except ValueError as exc:
+        if DURATION_RE.match(lock_timeout.strip()):  # well formed, and too long: parse_duration says the maximum
+            raise KeyformError(f"--lock-timeout: {exc}") from None
         hint = f"{lock_timeout.strip()}s" if lock_timeout.strip().isdigit() else "30s"
         raise KeyformError(f"--lock-timeout: invalid duration {lock_timeout!r}: expected an integer and a unit "
                            f"s, m, h, d or w (e.g. {hint})") from None
