@@ -53,6 +53,26 @@ def test_state_from_a_newer_keyform_is_refused(project: Project) -> None:
     assert project.state_path.read_text() == text
 
 
+def test_a_saved_plan_given_as_the_state_is_named_a_plan_file(project: Project, emu_control: EmulatorControl) -> None:
+    """`plan --state some.plan` said `unsupported format_version '1' (this keyform reads 1 and 2, a
+    number)`: true, and no help. It is a plan file, and the message says so (every command)."""
+    saved = project.root / "some.plan"
+    assert project.run("plan", "--out", str(saved)).exit_code == 0
+    content = saved.read_bytes()
+    said = (f"Error: {saved}: this looks like a keyform plan file (written by `keyform plan --out`), not a state "
+            "file: a saved plan is applied with `keyform apply PLANFILE` or shown with `keyform show PLANFILE`; "
+            "it was left untouched\n")
+    for args in (("plan",), ("apply", "--auto-approve"), ("state", "list"), ("report", "--no-refresh"),
+                 ("state", "push", str(saved))):
+        flags = ("-f", str(project.manifest)) if args[0] in ("state", "report") else ()
+        state = () if args[:2] == ("state", "push") else ("--state", str(saved))
+        res = project.run(*args, *flags, *state)
+        assert res.exit_code == 1, res.output
+        assert res.stderr == said, (args, res.stderr)
+        assert saved.read_bytes() == content
+    assert emu_control.questra_keys(ORG) == []
+
+
 def test_every_write_keeps_the_previous_state_as_backup(project: Project) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
     first = project.state_path.read_text()

@@ -282,13 +282,14 @@ def _check_out_path(out: str) -> None:
 
 
 def _is_saved_plan(raw: bytes) -> bool:
-    """Whether `raw` is a plan `plan --out` wrote (of any format version): a JSON object with the
-    plan's own fields, which neither a state nor a journal has."""
+    """Whether `raw` is a plan `plan --out` wrote (`plan.looks_like_saved_plan`)."""
+    from keyform.plan import looks_like_saved_plan
+
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
         return False
-    return isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc
+    return looks_like_saved_plan(doc)
 
 
 def _answer() -> str:

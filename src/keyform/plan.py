@@ -131,6 +131,12 @@ class Change:
         return f"{self.address} (deposed {self.remote_id})" if self.deposed else self.address
 
 
+def looks_like_saved_plan(doc: object) -> bool:
+    """Whether decoded JSON is a plan `plan --out` wrote (of any format version): an object with the
+    plan's own fields, which neither a state nor a journal has."""
+    return isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc
+
+
 @record
 class Plan:
     changes: tuple[Change, ...]

@@ -435,6 +435,12 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
             if checked:
                 checkcache.remember("state", raw)
             return state
+    from keyform.plan import looks_like_saved_plan
+
+    if looks_like_saved_plan(doc):  # `plan --state some.plan`: its format_version is no state's
+        raise StateError(f"{name}: this looks like a keyform plan file (written by `keyform plan --out`), not a "
+                         f"{what}: a saved plan is applied with `keyform apply PLANFILE` or shown with `keyform "
+                         "show PLANFILE`; it was left untouched")
     raise StateError(f"{name}: {what} {problem}; {untouched}")
 
 
