@@ -36,11 +36,11 @@ def test_a_deposed_key_revoked_outside_keyform_is_dropped_at_once(tmp_path: Path
 
 
 @pytest.mark.parametrize("how", ["revoke", "expire"])
-def test_a_key_revoked_or_expired_outside_keyform_is_replaced_without_deposing_it(
+def test_a_key_revoked_or_expired_outside_keyform_is_replaced_and_revoked_in_the_same_apply(
         tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, how: str) -> None:
     """The replacement of a dead key kept that key as deposed through its grace (24 h here): the
     plan right after the apply was not empty (`already revoked remotely`, exit 2 under
-    --detailed-exitcode), and the next apply sent a revoke to a key that could not be used."""
+    --detailed-exitcode), and only the apply after that revoked it."""
     project = Project(tmp_path, emulator.url)
     project.questra("k:\n  provider: qp\n  rotation: {max_age: 30d, grace: 24h}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
@@ -48,13 +48,13 @@ def test_a_key_revoked_or_expired_outside_keyform_is_replaced_without_deposing_i
     (emu_control.revoke_questra if how == "revoke" else emu_control.expire_questra)(ORG, old)
     planned = project.run("plan", "--detailed-exitcode")
     assert planned.exit_code == 2, planned.output
-    assert f"the old key {old} is dropped, not kept for a grace" in planned.stdout
+    assert f"the old key {old} is revoked in this apply, not kept for a grace" in planned.stdout
     revokes = emu_control.state()["requests"].get("questra.revoke", 0)
     res = project.run("apply", "--auto-approve")
     assert res.exit_code == 0, res.output
     assert project.state().get("deposed", []) == [] and project.remote_id("k") != old
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
-    assert emu_control.state()["requests"].get("questra.revoke", 0) == revokes  # no call to the dead key
+    assert emu_control.state()["requests"].get("questra.revoke", 0) == revokes + 1  # in the same apply
     assert project.sink()["K"] == {k["id"]: k["secret"] for k in emu_control.questra_keys(ORG)}[project.remote_id("k")]
 
 
@@ -73,4 +73,26 @@ def test_a_saved_plan_marks_a_dead_replacement_and_refuses_the_mark_elsewhere(
         Change.from_json({**change, "action": "update"})
     res = project.run("apply", str(saved))
     assert res.exit_code == 0, res.output
+    assert project.state().get("deposed", []) == []
+
+
+def test_a_saved_plan_edited_to_mark_a_live_key_dead_leaves_no_live_key_untracked(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    """`"dead": true` set by hand on a `--replace`: the old, live key was dropped from the state
+    with no revoke, live and untracked. Now a dead mark revokes the old key in the same apply."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n  rotation: {grace: 24h}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("k")
+    saved = tmp_path / "p.plan"
+    assert project.run("plan", "--replace", "k", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    for change in doc["changes"]:
+        if change["action"] == "replace":
+            change["dead"] = True
+    saved.write_text(json.dumps(doc))
+    res = project.run("apply", str(saved))
+    assert res.exit_code == 0, res.output
+    live = {k["id"] for k in emu_control.questra_keys(ORG) if not k["revoked"]}
+    assert live == {project.remote_id("k")} and old not in live
     assert project.state().get("deposed", []) == []

@@ -61,6 +61,24 @@ def test_a_saved_plan_applies_with_the_values_it_was_made_with(project: Project,
     assert _auth_values(emu_control)["ext"] == "value-c"
 
 
+def test_a_destroy_plan_applies_whatever_its_keys_inputs_hold_now(project: Project, tmp_path: Path) -> None:
+    """A delete sends no input: a teardown after the variable was rotated or unset was refused."""
+    saved = tmp_path / "d.plan"
+    assert project.run("plan", "--destroy", "--out", str(saved), env={"TOK": "value-a", "OTHER": "o"}).exit_code == 0
+    assert "inputs" not in json.loads(saved.read_text())
+    res = project.run("apply", str(saved), env={"TOK": "value-b", "OTHER": "o"})
+    assert res.exit_code == 0, res.output
+
+
+def test_the_input_digests_are_kept_out_of_printed_plans(project: Project, tmp_path: Path) -> None:
+    """Only `apply FILE` reads them: `plan --format json` (CI logs) and `show` leave them out."""
+    saved = tmp_path / "p.plan"
+    env = {"TOK": "value-c", "OTHER": "o"}
+    assert "inputs" in json.loads(project.run("plan", "--out", str(saved), env=env).stdout and saved.read_text())
+    assert "inputs" not in json.loads(project.run("plan", "--format", "json", env=env).stdout)
+    assert "inputs" not in json.loads(project.run("show", "--format", "json", str(saved)).stdout)
+
+
 def test_a_plan_made_before_any_state_carries_no_input_digests(tmp_path: Path, emulator: Emulator) -> None:
     """The salt its fingerprints would be made under is made by the apply that writes the state."""
     project = Project(tmp_path, emulator.url)

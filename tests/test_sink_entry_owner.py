@@ -140,6 +140,7 @@ def test_a_key_moved_to_another_name_of_its_file_keeps_its_only_secret(project: 
     planned = project.run("plan", "--detailed-exitcode")
     assert planned.exit_code == 2, planned.output
     assert "sink renamed: env:A and env2:A are one entry of one file; the secret stays where it is" in planned.stdout
+    assert "moves to sink" not in planned.stdout
     res = project.run("apply", "--auto-approve")
     assert res.exit_code == 0, res.output
     assert project.sink() == {"A": secret} and _live(emu_control) == {project.remote_id("a"): secret}

@@ -585,10 +585,12 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     with ctx.lock:
         old = ctx.state.keys.get(spec.address)
         deposed = None
-        if change.action is Action.REPLACE and old is not None and not change.dead:  # a dead key is dropped
+        if change.action is Action.REPLACE and old is not None:
+            # a key the API lists as revoked or expired (`dead`) is revoked in this apply, with no
+            # grace: a no-op remotely, or a TextQL record deleted (an edited plan's mark: the same)
             deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
                                  remote_id=old.remote_id, deposed_at=format_time(now),
-                                 revoke_after=revoke_after,
+                                 revoke_after=format_time(now) if change.dead else revoke_after,
                                  unused_for=(exact_duration(spec.rotation.unused_for)
                                              if spec.rotation.unused_for else None),
                                  on_grace_end=spec.rotation.on_grace_end,

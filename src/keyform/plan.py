@@ -171,7 +171,9 @@ class Plan:
             out["stale_copies" if c.stale and c.action is Action.DELETE else c.action.value] += 1
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, inputs: bool = True) -> dict[str, Any]:
+        """The plan document; `inputs=False` leaves out the input digests, which only `apply FILE`
+        reads (not printed where CI logs keep them: `plan --format json`, `show`)."""
         return {
             "format_version": FORMAT_VERSION,
             "created_at": self.created_at,
@@ -183,15 +185,15 @@ class Plan:
             "summary": self.counts(),
             "notes": list(self.notes),
             "changes": [c.to_json() for c in self.changes],
-            **({"inputs": dict(sorted(self.inputs.items()))} if self.inputs else {}),
+            **({"inputs": dict(sorted(self.inputs.items()))} if self.inputs and inputs else {}),
         }
 
-    def dumps(self) -> str:
+    def dumps(self, *, inputs: bool = True) -> str:
         """The plan as JSON (`plan --format json`, `plan --out`): a server's bidi controls, zero-width
         characters and lone surrogates as `\\u` escapes (`render.safe.json_doc`)."""
         from keyform.render.safe import json_doc
 
-        return json_doc(self.to_json(), indent=2) + "\n"
+        return json_doc(self.to_json(inputs=inputs), indent=2) + "\n"
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Plan:

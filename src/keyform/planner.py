@@ -65,7 +65,8 @@ class _Decision:
     action: Action
     reasons: list[str] = field(default_factory=list)
     attrs: dict[str, AttrChange] = field(default_factory=dict)
-    dead: bool = False  # the API lists the key as revoked or expired: a replacement drops it (Change.dead)
+    dead: bool = False  # the API lists the key as revoked or expired: a replacement revokes it at once (Change.dead)
+    sink_stays: bool = False  # its sink is renamed to another name of the same entry: no secret moves
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -222,7 +223,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes.extend(_refresh_notes(workspace, state, snapshot, target_set))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
     fps = inputs.fingerprints
-    planned_inputs = {c.address: inputs_digest(f) for c in changes if c.action is not Action.NOOP and c.primary
+    planned_inputs = {c.address: inputs_digest(f) for c in changes  # (a delete sends no input)
+                      if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE) and c.primary
                       and (f := fps.get(c.address))}
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
@@ -414,7 +416,9 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     expires = _norm_time(rk.expires_at if rk is not None else ks.expires_at)
     if (rk is not None and rk.expired) or (expires is not None and expires <= now):
         d.escalate(Action.REPLACE, "expired")
-        d.dead = d.dead or rk is not None  # (by the state's record alone it may have been extended since)
+        # dead only by the API's own word: an expiry read off keyform's clock may be wrong (an API
+        # clock behind ours, a record extended since), and a TextQL record has no expired flag
+        d.dead = d.dead or (rk is not None and rk.expired)
 
     want_attrs, applied_attrs = spec.attrs, ks.attrs
     seen_attrs = rk.attrs if rk is not None else applied_attrs
@@ -553,6 +557,7 @@ def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs,
         # another name of the same file, the same variable: the secret is already there (moving it
         # wrote it, then removed the old name's line, which was the same line: the only copy)
         d.attrs[SINK] = AttrChange(SINK, have, want)
+        d.sink_stays = True
         d.escalate(Action.UPDATE, f"sink renamed: {have} and {want} are one entry of one file; the secret stays "
                                   "where it is")
         return
@@ -637,13 +642,13 @@ def _change_for(spec: KeySpec, ks: KeyState | None, d: _Decision, depends_on: li
     issued = d.action in (Action.CREATE, Action.REPLACE)
     dead = d.dead and d.action is Action.REPLACE and ks is not None
     reasons = tuple(d.reasons) if not dead else (
-        *d.reasons, f"the old key {ks.remote_id if ks else ''} is dropped, not kept for a grace: it cannot be used "
-                    "any more, and there is nothing to revoke")
+        *d.reasons, f"the old key {ks.remote_id if ks else ''} is revoked in this apply, not kept for a grace: "
+                    "the API says it cannot be used any more")
     return Change(
         address=spec.address, action=d.action, provider=spec.provider, provider_type=spec.provider_type,
         reasons=reasons, attrs=tuple(attrs), remote_id=ks.remote_id if ks else None,
-        sink=str(spec.sink) if (k.returns_secret and spec.sink and (issued or SINK in d.attrs)) else None,
-        depends_on=tuple(depends_on), dead=dead,
+        sink=str(spec.sink) if (k.returns_secret and spec.sink and (issued or (SINK in d.attrs and not d.sink_stays)))
+        else None, depends_on=tuple(depends_on), dead=dead,
     )
 
 

@@ -6,6 +6,7 @@ CreateResult (which holds the one-time secret in memory only; its repr hides it)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, Protocol
@@ -104,7 +105,7 @@ def clock_offset(provider: object) -> float | None:
         value = fn()
     except Exception:  # an optional figure: a plug-in that fails to give it gives none
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(max(-_MAX_OFFSET, min(_MAX_OFFSET, value)))
 

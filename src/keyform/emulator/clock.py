@@ -24,8 +24,8 @@ def utc_now() -> datetime:
 class Clock:
     """The emulated APIs' clock: the real time plus ``offset`` seconds (negative: behind). Every
     timestamp the APIs write or compare, and the ``Date`` header of every reply, is on it: an API
-    whose clock is off, as keyform's usage rules must survive (``--clock-offset``,
-    ``POST /_emulator/clock``)."""
+    whose clock is off, as keyform's usage rules must survive (``--clock-offset``, the
+    ``clock_offset`` knob of ``POST /_emulator/faults``)."""
 
     def __init__(self, offset: Callable[[], float] = lambda: 0.0) -> None:
         self.offset = offset

@@ -13,12 +13,12 @@ Routes::
     POST /_emulator/questra/{org}/{id}/expire      set expires_at to now - 1 s
     POST /_emulator/questra/{org}/{id}/delete      forget the key
     POST /_emulator/questra/{org}/{id}/use         {"at": RFC 3339, optional; default now} -> set last_used_at
+    POST /_emulator/textql/{id}/patch              {ApiAccessKey or internal fields} -> the record
+    POST /_emulator/textql/{id}/delete             forget the key
 
 Every time the APIs write or compare, and the ``Date`` header of every reply, is on their clock:
 the real time plus the ``clock_offset`` knob (seconds; negative: behind), as an API whose clock is
 off.
-    POST /_emulator/textql/{id}/patch              {ApiAccessKey or internal fields} -> the record
-    POST /_emulator/textql/{id}/delete             forget the key
 """
 
 from __future__ import annotations

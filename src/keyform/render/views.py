@@ -131,10 +131,10 @@ class JSONView(View):
     (schemas/apply-events.schema.json)."""
 
     def plan(self, plan: Plan) -> None:
-        click.echo(plan.dumps(), nl=False)
+        click.echo(plan.dumps(inputs=False), nl=False)
 
     def planned(self, plan: Plan) -> None:
-        click.echo(json.dumps({"type": "planned", "plan": plan.to_json()}))
+        click.echo(json.dumps({"type": "planned", "plan": plan.to_json(inputs=False)}))
 
     def event(self, event: ApplyEvent) -> None:
         from keyform.render.progress import event_json
