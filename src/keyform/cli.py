@@ -256,7 +256,8 @@ def _check_out_path(out: str) -> None:
     (as root) a device such as /dev/null."""
     from pathlib import Path
 
-    from keyform.fsio import IsSymlinkError, NotAFileError, read_nofollow
+    from keyform.fsio import IsSymlinkError, NotAFileError, TooLargeError, read_nofollow
+    from keyform.planfile import MAX_BYTES
 
     path = Path(out)
     if path.is_dir():
@@ -266,9 +267,13 @@ def _check_out_path(out: str) -> None:
         what = "is not a directory" if parent.exists() else "does not exist"
         raise KeyformError(f"--out {out}: the directory {parent} {what}")
     try:
-        there = read_nofollow(path)
+        there = read_nofollow(path, limit=MAX_BYTES)
     except FileNotFoundError:
         return
+    except TooLargeError:
+        raise KeyformError(f"--out {out}: the file exists and is larger than any keyform plan; keyform replaces "
+                           "only an earlier plan there. Name another file, or remove this one first if it may go") \
+            from None
     except IsSymlinkError:
         raise KeyformError(f"--out {out}: is a symbolic link; name the plan file itself") from None
     except NotAFileError:

@@ -148,36 +148,94 @@ class IsSymlinkError(OSError):
         self.filename = os.fspath(path)
 
 
-class NotAFileError(OSError):
-    """A path keyform reads a secret file from is not a regular file (a FIFO, a device, a socket)."""
+MiB = 1024 * 1024
 
-    def __init__(self, path: StrPath) -> None:
+
+def size_text(n: int) -> str:
+    """`n` bytes as messages show a cap: `64 MiB`, or `1000 bytes`."""
+    return f"{n // MiB} MiB" if n >= MiB and n % MiB == 0 else f"{n} bytes"
+
+
+class NotAFileError(OSError):
+    """A path keyform reads is not a regular file (a FIFO, a device, a socket): one would block
+    the open or the read forever, or (/dev/zero) never end. `fifo_ok`: the reader takes a FIFO too."""
+
+    def __init__(self, path: StrPath, *, fifo_ok: bool = False) -> None:
         super().__init__(f"{path} is not a regular file")
-        self.strerror = f"{os.fspath(path)} is not a regular file (a pipe, device or socket); keyform reads only files"
+        what = "a regular file or a FIFO (it is a device or a socket)" if fifo_ok else \
+            "a regular file (a pipe, device or socket)"
+        self.strerror = f"{os.fspath(path)} is not {what}; keyform reads only files"
         self.filename = os.fspath(path)
 
 
-def read_nofollow(path: StrPath) -> bytes:
-    """The whole file at `path`, refusing (IsSymlinkError) when its last component is a symlink, and
-    (NotAFileError) anything but a regular file: a FIFO planted at the path would block the open
-    and the read forever. FileNotFoundError when it does not exist."""
-    return read_nofollow_stat(path)[0]
+class TooLargeError(OSError):
+    """A file keyform reads is larger than keyform reads of such a file (`read_capped`'s `limit`).
+    Its `strerror` does not name the path: `f"{path}: {exc.strerror}"`."""
+
+    def __init__(self, path: StrPath, limit: int) -> None:
+        super().__init__(f"{path} is larger than {size_text(limit)}")
+        self.limit = limit
+        self.strerror = f"larger than {size_text(limit)}"
+        self.filename = os.fspath(path)
 
 
-def read_nofollow_stat(path: StrPath) -> tuple[bytes, os.stat_result]:
-    """`read_nofollow`, and the file's `fstat` as it was opened."""
-    try:  # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
+                fifo: bool = False) -> tuple[bytes, os.stat_result]:
+    """The bytes of the file at `path` and its `fstat` as it was opened; every read of a file a user
+    or a document names goes through here, so none reads without a bound.
+
+    At most `limit` bytes are kept: a larger file (its size, or what it yields: /proc, a FIFO) is
+    `TooLargeError`, having read at most `limit + 1` bytes. Anything but a regular file is
+    `NotAFileError` (a directory `IsADirectoryError`), checked on the open descriptor, never by
+    path first; `fifo=True` takes a FIFO too (a secret piped in on /dev/stdin), read to its end
+    within the same bound. The open never waits (O_NONBLOCK): a FIFO nothing writes to reads as
+    empty. `follow_symlinks=False`: a symlink as the last component is `IsSymlinkError`.
+    FileNotFoundError when it does not exist."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError as exc:
-        if os.path.islink(path):
+        if not follow_symlinks and os.path.islink(path):
             raise IsSymlinkError(path) from None
         raise exc from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotAFileError(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not (stat.S_ISREG(st.st_mode) or (fifo and stat.S_ISFIFO(st.st_mode))):
+            raise NotAFileError(path, fifo_ok=fifo)
+        if st.st_size > limit:
+            raise TooLargeError(path, limit)
         os.set_blocking(fd, True)
-        return fh.read(), st
+        chunks: list[bytes] = []
+        left = limit + 1
+        step = max(st.st_size + 1, 64 * 1024)  # a regular file: all of it in one read
+        while left > 0:
+            chunk = os.read(fd, min(left, step))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:  # it grew, or a FIFO or /proc file said nothing of its size
+            raise TooLargeError(path, limit)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), st
+    finally:
+        os.close(fd)
+
+
+def read_nofollow(path: StrPath, *, limit: int) -> bytes:
+    """The whole file at `path` (at most `limit` bytes, else TooLargeError), refusing
+    (IsSymlinkError) when its last component is a symlink, and (NotAFileError) anything but a
+    regular file: a FIFO planted at the path would block the open and the read forever.
+    FileNotFoundError when it does not exist."""
+    return read_capped(path, limit, follow_symlinks=False)[0]
+
+
+def read_nofollow_stat(path: StrPath, *, limit: int) -> tuple[bytes, os.stat_result]:
+    """`read_nofollow`, and the file's `fstat` as it was opened."""
+    return read_capped(path, limit, follow_symlinks=False)
 
 
 def is_loose_dir(path: StrPath) -> bool:

@@ -10,7 +10,12 @@ import json
 from typing import Any
 
 from keyform.errors import KeyformError
+from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
 from keyform.plan import Plan
+
+# The most of a saved plan keyform reads (a plan of 10,000 keys is ~10 MB): a path naming
+# /dev/zero or a huge file is refused instead of read until memory runs out.
+MAX_BYTES = 256 * MiB
 
 _CONTROL = {c: "\ufffd" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
 
@@ -30,12 +35,16 @@ def printable(doc: Any) -> Any:
 def read_plan(path: str, *, for_display: bool = False) -> Plan:
     """The plan saved in `path`; `for_display`: its strings made printable (`keyform show`)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = json.loads(read_capped(path, MAX_BYTES)[0].decode("utf-8"))
         if not (isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc):
             # a state, a journal line or another JSON file (a state's format_version is a plan's too)
             raise ValueError("it has no plan's changes and manifest digest")
         return Plan.from_json(printable(doc) if for_display else doc)
+    except NotAFileError:
+        raise KeyformError(f"{path}: not a regular file (a FIFO, a device or a socket); name a saved plan "
+                           "file") from None
+    except TooLargeError as exc:
+        raise KeyformError(f"{path}: {exc.strerror}; not a plan keyform saved") from None
     except OSError as exc:
         raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:

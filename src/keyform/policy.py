@@ -29,6 +29,7 @@ from typing import Any
 
 from keyform.durations import format_duration, parse_duration
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
+from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
 from keyform.kinds import name_attribute
 from keyform.model import KeySpec, Workspace
 from keyform.plan import Action, Change, Plan
@@ -358,6 +359,11 @@ def build_policy(name: str, value: Mapping[str, Any], loc: Callable[[tuple[str |
                   addresses=tuple(match.get("addresses") or ()))
 
 
+# The most of a --policy file keyform reads: /dev/zero or a huge file is refused, not read until
+# memory runs out.
+MAX_POLICY_FILE_BYTES = 16 * MiB
+
+
 def load_policy_files(paths: Sequence[str], cwd: Path | None = None) -> list[Policy]:
     """`--policy FILE`s: YAML files in the manifest format holding only `version: 1` and `policies:`,
     checked against the same schema. Every problem at `file:line`."""
@@ -371,7 +377,14 @@ def load_policy_files(paths: Sequence[str], cwd: Path | None = None) -> list[Pol
         path = Path(os.path.normpath(base / Path(given).expanduser()))
         name = display_name(path, base)
         try:
-            data = path.read_bytes()
+            data = read_capped(path, MAX_POLICY_FILE_BYTES)[0]
+        except NotAFileError:
+            problems.append(Diagnostic(f"--policy {given}: not a regular file (a FIFO, a device or a socket); "
+                                       "name a policy file"))
+            continue
+        except TooLargeError as exc:
+            problems.append(Diagnostic(f"--policy {given}: {exc.strerror}; a policy file holds only policies"))
+            continue
         except OSError as exc:
             problems.append(Diagnostic(f"--policy {given}: cannot read the file: {exc.strerror}"))
             continue

@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Mapping
 
 from keyform import redact
 from keyform.errors import Diagnostic, KeyformError
+from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
 from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace, header_problem, org_id_problem
 from keyform.state import State
+
+# The most of a `{file: PATH}` input keyform reads (a secret, a PEM, a DSN): /dev/zero, a FIFO that
+# never ends or a huge file is refused, not read until memory runs out.
+MAX_INPUT_FILE_BYTES = 1 * MiB
 
 
 def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) -> str:
@@ -39,15 +45,23 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         redact.remember(value)
         return value
     if isinstance(ref, FileRef):
-        try:
-            with open(ref.path, encoding="utf-8") as fh:
-                value = fh.read().strip()
+        try:  # a link is followed (a Kubernetes secret volume's files are links); a FIFO is read too
+            raw, st = read_capped(ref.path, MAX_INPUT_FILE_BYTES, fifo=True)
+            # as a text-mode open() read it: CRLF and a lone CR are newlines (fingerprints depend on it)
+            value = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n").strip()
+        except NotAFileError:
+            raise KeyformError(f"{what}: {ref.path}: not a regular file or a FIFO (a device or a socket); "
+                               "name the file holding the secret") from None
+        except TooLargeError as exc:
+            raise KeyformError(f"{what}: {ref.path}: {exc.strerror}; a secret input file holds one secret") \
+                from None
         except OSError as exc:
             raise KeyformError(f"{what}: cannot read {ref.path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise KeyformError(f"{what}: {ref.path} is not valid UTF-8") from None
         if not value:
-            raise KeyformError(f"{what}: {ref.path} is empty")
+            nothing = " (a FIFO nothing was writing to)" if stat.S_ISFIFO(st.st_mode) and not raw else ""
+            raise KeyformError(f"{what}: {ref.path} is empty{nothing}")
         redact.remember(value)
         return value
     raise KeyformError(f"{what}: secret_of:{ref.address} is resolved by apply, not here")

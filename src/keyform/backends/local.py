@@ -48,12 +48,15 @@ from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import LockError, LockLostError, LockUnwritableError, StateError
 from keyform.fsio import (
     IsSymlinkError,
+    MiB,
     NotAFileError,
+    TooLargeError,
     append_lines,
     atomic_write,
     ensure_dir,
     fsync_dir,
     open_for_append,
+    read_capped,
     read_nofollow_stat,
 )
 from keyform.groupcommit import GroupCommit
@@ -64,6 +67,10 @@ __all__ = ["HeldLock", "LocalBackend", "LocalJournal", "held"]
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.1  # seconds between attempts while waiting for a held lock
+# The most keyform reads of a state file or its apply journal (a state of 10,000 keys is ~7 MB): a
+# --state naming a huge file is refused, not read until memory runs out. A lock record is ~300 bytes.
+MAX_STATE_BYTES = 256 * MiB
+MAX_LOCK_BYTES = 64 * 1024
 
 
 class _Unreadable(Exception):
@@ -288,9 +295,11 @@ def _read_fd(fd: int) -> LockInfo | None:
 
 def _read(lock_path: Path) -> LockInfo | None:
     try:
-        raw = lock_path.read_bytes()
+        raw = read_capped(lock_path, MAX_LOCK_BYTES)[0]
     except FileNotFoundError:
         return None
+    except (NotAFileError, TooLargeError) as exc:
+        raise _Unreadable(str(exc)) from None
     except OSError as exc:
         raise _Unreadable(exc.strerror) from None
     try:
@@ -342,7 +351,7 @@ class LocalBackend:
         """The stored State, or None when the file does not exist. Refuses (StateError) anything else."""
         with self._mutex:
             try:
-                raw, st = read_nofollow_stat(self.path)
+                raw, st = read_nofollow_stat(self.path, limit=MAX_STATE_BYTES)
                 file_id = _file_id(st)
             except FileNotFoundError:
                 self._seen = None
@@ -356,6 +365,10 @@ class LocalBackend:
                 self._seen = None
                 raise StateError(f"{self.path}: the state path is not a regular file (a FIFO, a device or a "
                                  "socket); name a state file") from None
+            except TooLargeError as exc:
+                self._seen = None
+                raise StateError(f"{self.path}: {exc.strerror}, more than any keyform state; name a state "
+                                 "file") from None
             except OSError as exc:
                 self._seen = None
                 raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") from None
@@ -413,7 +426,7 @@ class LocalBackend:
     def _serials_now(self) -> str:
         """`serial 5 in the file, expected 4`, as far as the file can be read now."""
         try:
-            serial = json.loads(self.path.read_bytes()).get("serial")
+            serial = json.loads(read_nofollow_stat(self.path, limit=MAX_STATE_BYTES)[0]).get("serial")
         except (OSError, ValueError, AttributeError, RecursionError):
             serial = None
         there = f"serial {serial} in the file" if isinstance(serial, int) else "the file is not readable"
@@ -425,7 +438,7 @@ class LocalBackend:
         try:
             os.link(self.path, tmp)
         except OSError:
-            atomic_write(self.backup_path, self.path.read_bytes())
+            atomic_write(self.backup_path, read_nofollow_stat(self.path, limit=MAX_STATE_BYTES)[0])
             return
         try:
             os.replace(tmp, self.backup_path)
@@ -491,12 +504,15 @@ class LocalBackend:
     def read_journal(self) -> list[journal.Record]:
         """Every complete record in order ([] without a journal). A torn final line is ignored."""
         try:
-            raw = read_nofollow_stat(self.journal_path)[0]  # never blocking on a FIFO, with the lock held
+            raw = read_nofollow_stat(self.journal_path, limit=MAX_STATE_BYTES)[0]  # never blocking on a FIFO
         except FileNotFoundError:
             return []
         except (NotAFileError, IsSymlinkError):  # appended to and replaced by rename, as the state is
             raise StateError(f"{self.journal_path}: the apply journal is not a regular file (a symbolic link, a "
                              "FIFO, a device or a socket); keyform will not read it") from None
+        except TooLargeError as exc:
+            raise StateError(f"{self.journal_path}: {exc.strerror}, more than any apply's journal; keyform "
+                             "will not read it") from None
         except OSError as exc:
             raise StateError(f"{self.journal_path}: cannot read the apply journal: {exc.strerror}") from None
         lines = raw.split(b"\n")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from keyform.errors import Diagnostic, SourceLoc
+from keyform.fsio import NotAFileError, TooLargeError, read_capped
 from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.sources import dotted
@@ -295,10 +296,13 @@ def load_definition(path: str, shown: str) -> tuple[RestDefinition | None, list[
 def _load_cached(path: str, shown: str, mtime: int, size: int) -> tuple[RestDefinition | None, list[Diagnostic]]:
     if size > MAX_BYTES:
         return None, [Diagnostic(f"the definition is larger than {MAX_BYTES} bytes", SourceLoc(shown, 1))]
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+    try:  # never blocking on a FIFO (its size reads as 0), never more than the cap
+        data = read_capped(path, MAX_BYTES)[0]
         text = data.decode("utf-8-sig")
+    except NotAFileError:
+        return None, [Diagnostic(f"the definition {shown} is not a regular file (a FIFO, a device or a socket)")]
+    except TooLargeError:  # it grew since the stat
+        return None, [Diagnostic(f"the definition is larger than {MAX_BYTES} bytes", SourceLoc(shown, 1))]
     except OSError as exc:
         return None, [Diagnostic(f"cannot read the definition {shown}: {exc.strerror or exc}")]
     except UnicodeDecodeError as exc:

@@ -5,7 +5,8 @@
   check is replaced by the rename, never written through. The temp file is created O_EXCL and
   O_NOFOLLOW. Stale temp files of killed writers (`.<name>.<hex>.tmp`, full copies of the secrets)
   are removed first: callers hold the file's cross-process lock (keyform.sinks.pathlocks).
-- `read_file` opens with O_NOFOLLOW: a secret is never read back from wherever a link points.
+- `read_file` opens with O_NOFOLLOW: a secret is never read back from wherever a link points. It
+  reads only a regular file, and at most `MAX_BYTES` of it (`fsio.TooLargeError` beyond).
 - Directories keyform creates for a sink are remembered for the process; a write or read through
   one of them that has since become a symlink is refused, naming it.
 - An existing sink directory that is group- or world-writable draws one warning per process: anyone
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from keyform.fsio import (
     IsSymlinkError,
+    MiB,
     StrPath,
     atomic_write,
     ensure_dir,
@@ -31,6 +33,10 @@ from keyform.fsio import (
 from keyform.sinks.pathlocks import dir_lock
 
 log = logging.getLogger("keyform.sinks")
+
+# The most of a sink file keyform reads back (a .env of 10,000 secrets is ~1 MB): a huge file at a
+# sink path is refused, not read until memory runs out.
+MAX_BYTES = 64 * MiB
 
 _guard = threading.Lock()
 _created: set[str] = set()  # directories this process created for sinks
@@ -104,9 +110,10 @@ def write_entry(path: StrPath, data: bytes) -> None:
 
 
 def read_file(path: StrPath) -> bytes | None:
-    """The sink file's bytes, or None when it does not exist; IsSymlinkError for a link."""
+    """The sink file's bytes, or None when it does not exist; IsSymlinkError for a link,
+    NotAFileError for a FIFO or a device, TooLargeError for one larger than `MAX_BYTES`."""
     check_created_dirs(os.path.dirname(os.path.abspath(path)))
     try:
-        return read_nofollow(path)
+        return read_nofollow(path, limit=MAX_BYTES)
     except FileNotFoundError:
         return None
