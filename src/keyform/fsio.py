@@ -70,6 +70,9 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
 
 
 ANY_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # a temp file of `atomic_write`, for any file
+NAME_MAX = 255  # the bytes of one file name (a path component): Linux's and macOS's file systems
+# the longest file name `atomic_write` can replace: its temp file beside it is `.<name>.<12 hex>.tmp`
+MAX_FILE_NAME = NAME_MAX - len("..") - 12 - len(".tmp")
 
 
 def temp_name_pattern(name: str) -> re.Pattern[str]:

@@ -5,7 +5,8 @@ the secret, no trailing newline) and never in its argv or environment. The envir
 own plus:
 
 - `KEYFORM_ACTION`: `write`, `remove` or `read`;
-- `KEYFORM_SINK_NAME`: the entry name (`sink.as`, by default the key's address in UPPER_SNAKE);
+- `KEYFORM_SINK_NAME`: the entry name (`sink.as`, by default the key's address in UPPER_SNAKE; no
+  control character, at most `MAX_NAME_BYTES`: one environment variable holds at most 128 KiB);
 - `KEYFORM_ADDRESS`: the key's address (on `write`; empty for `read` and `remove`);
 - `KEYFORM_SINK`: the sink's own name in the manifests.
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     pass
 
 DEFAULT_TIMEOUT = 30.0
+# the longest entry name: `KEYFORM_SINK_NAME=NAME` and its NUL are one environment string, which
+# Linux's execve takes only up to MAX_ARG_STRLEN (32 pages: 128 KiB)
+MAX_NAME_BYTES = 32 * 4096 - len("KEYFORM_SINK_NAME=") - 1
 COMMAND_OPTIONS = ("command", "remove_command", "read_command")
 
 
@@ -64,6 +68,9 @@ class ExecSink:
             return "the entry name is empty"
         if any(ord(c) < 32 or ord(c) == 127 for c in name):
             return f"{name!r} contains a control character"
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES:  # every run would fail: Argument list too long
+            return (f"the entry name is longer than {MAX_NAME_BYTES} bytes: it is passed as KEYFORM_SINK_NAME, "
+                    "and one environment variable is at most 128 KiB")
         return None
 
     def write(self, address: str, name: str, secret: str) -> None:
