@@ -113,6 +113,26 @@ def test_a_fifo_named_as_a_plan_policy_or_definition_file_never_blocks(tmp_path:
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
+@pytest.mark.parametrize("what", ["/dev/zero", "fifo"])
+def test_a_device_or_fifo_given_as_a_manifest_is_refused_not_read(tmp_path: Path, what: str) -> None:
+    """`validate -f /dev/zero` ran out of memory (an internal error); `-f` a FIFO waited forever."""
+    target = what
+    if what == "fifo":
+        os.mkfifo(tmp_path / "pipe.yaml")
+        target = "pipe.yaml"
+    code, stderr = _run_limited(tmp_path, "validate", "-f", target, timeout=30)
+    _one_clear_error(code, stderr, f"{target}:1: ", "not a regular file (a pipe, a device or a socket)")
+
+
+def test_a_manifest_larger_than_its_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyform.manifest import loader
+
+    monkeypatch.setattr(loader, "MAX_MANIFEST_BYTES", 1024)
+    big = _sparse(tmp_path / "big.yaml", 4096)
+    with pytest.raises(KeyformError, match=r"big.yaml:1: larger than 1024 bytes: too large for a manifest"):
+        loader.load_workspace([str(big)], cwd=tmp_path)
+
+
 # ------------------------------------------------------------------ larger than the cap (sparse files)
 
 
