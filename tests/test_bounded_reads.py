@@ -96,8 +96,10 @@ def test_dev_zero_as_a_file_input_is_refused_before_any_call(tmp_path: Path) -> 
 # ------------------------------------------------------------------ a FIFO nothing writes to
 
 
-@pytest.mark.parametrize("where", ["plan", "policy", "definition"])
-def test_a_fifo_named_as_a_plan_policy_or_definition_file_never_blocks(tmp_path: Path, where: str) -> None:
+@pytest.mark.parametrize("where", ["plan", "policy", "definition", "manifest"])
+def test_a_fifo_nothing_writes_to_never_blocks(tmp_path: Path, where: str) -> None:
+    """A saved plan, a policy or a manifest may come through a pipe (`<(sops -d p.plan)`): one nothing
+    writes to reads as empty, one clear error. A REST definition must be a file."""
     fifo = tmp_path / "pipe.yaml"
     if where == "definition":
         _manifest(tmp_path, provider="  rp: {type: rest, definition: pipe.yaml, base_url: 'http://127.0.0.1:46999',"
@@ -106,22 +108,35 @@ def test_a_fifo_named_as_a_plan_policy_or_definition_file_never_blocks(tmp_path:
         _manifest(tmp_path)
     os.mkfifo(fifo)
     args = {"plan": ("show", str(fifo)), "policy": ("validate", "--policy", str(fifo)),
-            "definition": ("validate",)}[where]
+            "definition": ("validate",), "manifest": ("validate", "-f", "pipe.yaml")}[where]
     code, stderr = _run_limited(tmp_path, *args, timeout=30)
     assert code == 1, (code, stderr)
-    assert "is not a regular file" in stderr or "not a regular file" in stderr, stderr
+    expected = {"plan": "not a keyform plan file", "policy": "the file is empty", "manifest": "the file is empty",
+                "definition": "not a regular file"}[where]
+    assert expected in stderr, stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
-@pytest.mark.parametrize("what", ["/dev/zero", "fifo"])
-def test_a_device_or_fifo_given_as_a_manifest_is_refused_not_read(tmp_path: Path, what: str) -> None:
-    """`validate -f /dev/zero` ran out of memory (an internal error); `-f` a FIFO waited forever."""
-    target = what
-    if what == "fifo":
-        os.mkfifo(tmp_path / "pipe.yaml")
-        target = "pipe.yaml"
-    code, stderr = _run_limited(tmp_path, "validate", "-f", target, timeout=30)
-    _one_clear_error(code, stderr, f"{target}:1: ", "not a regular file (a pipe, a device or a socket)")
+def test_a_manifest_plan_and_policy_read_through_a_pipe(tmp_path: Path, emulator: Emulator) -> None:
+    """`validate -f <(render)`, `show <(sops -d p.plan)`, `apply <(...)`, `--policy <(curl ...)`: all
+    refused as "not a regular file" once reads were bounded; a pipe is read, within the same cap."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n")
+    (tmp_path / "pol.yaml").write_text("version: 1\npolicies:\n  names:\n    require: {name_pattern: '^[a-z]+$'}\n")
+    assert project.run("plan", "--out", str(tmp_path / "p.plan")).exit_code == 0
+    env = {**os.environ, **project.env, "NO_COLOR": "1"}
+
+    def bash(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", f"{sys.executable} -m keyform {command}"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    for command in ("validate -f <(cat keyform.yaml)", "validate --policy <(cat pol.yaml)",
+                    "show <(cat p.plan)", "apply <(cat p.plan)"):
+        res = bash(command)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (command, res.stdout, res.stderr)
+    assert project.state()["keys"]["k"]["remote_id"]
+    res = bash("validate -f /dev/zero")
+    assert res.returncode == 1 and "not a regular file or a pipe (a device or a socket)" in res.stderr, res.stderr
 
 
 def test_a_manifest_larger_than_its_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,3 +324,40 @@ def test_a_fifo_at_the_state_lock_path_is_not_waited_on(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="lock file is not readable"):
         _within(lock, 10, lambda: read_lock(lock))
 
+
+
+@pytest.mark.parametrize("what", ["fifo", "too large"])
+def test_an_unreadable_lock_record_is_one_plain_reason(tmp_path: Path, what: str) -> None:
+    """The reason read `[Errno None] larger than 65536 bytes: '/tmp/.../keyform.state.json.lock'`."""
+    from keyform.backends.local import read_lock
+
+    lock = tmp_path / "keyform.state.json.lock"
+    if what == "fifo":
+        os.mkfifo(lock)
+    else:
+        _sparse(lock, 100_000)
+    with pytest.raises(StateError) as err:
+        _within(lock, 10, lambda: read_lock(lock))
+    reason = {"fifo": "(not a regular file)", "too large": "(larger than 65536 bytes)"}[what]
+    assert reason in str(err.value) and "Errno" not in str(err.value), str(err.value)
+
+
+def test_a_secret_piped_on_stdin_is_read_once_for_plan_and_apply(tmp_path: Path, emulator: Emulator) -> None:
+    """`echo $TOKEN | keyform apply` with `{file: /dev/stdin}`: apply read the input for its plan,
+    then again for the create, and found the pipe drained ("is empty (a FIFO nothing was writing
+    to)"). A pipe's value is read once per process."""
+    project = Project(tmp_path, emulator.url)
+    project.write("version: 1\n"
+                  "providers:\n  tq: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
+                  "keys:\n  ext: {provider: tq, description: ext, hosts: [api.example.com], api_provider: openai,\n"
+                  "        auth_type: token, auth_value: {file: /dev/stdin}}\n")
+    env = {**os.environ, **project.env, "NO_COLOR": "1"}
+    res = subprocess.run(["bash", "-c", f"printf 'piped-secret-value\\n' | {sys.executable} -m keyform apply "
+                                        "--auto-approve"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "piped-secret-value" not in res.stdout + res.stderr
+    from keyform.emulator.client import EmulatorControl
+
+    with EmulatorControl(emulator.url) as control:
+        assert [k["authValue"] for k in control.state()["textql"]["keys"]] == ["piped-secret-value"]

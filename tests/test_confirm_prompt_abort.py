@@ -88,7 +88,7 @@ def test_apply_prompt(project: Project, how: str) -> None:
 def test_destroy_prompt(project: Project, how: str) -> None:
     before = project.state_path.read_bytes()
     code, text = _on_a_tty(project, ["destroy", "-f", str(project.manifest)], how)
-    _check_cancelled(code, text, "Apply cancelled.")
+    _check_cancelled(code, text, "Destroy cancelled.")
     assert project.state_path.read_bytes() == before
 
 

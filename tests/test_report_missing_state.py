@@ -59,3 +59,42 @@ def test_apply_with_a_new_state_file_starts_one_and_says_so(tmp_path: Path, emul
     again = project.run("plan", "--detailed-exitcode", "--state", str(fresh))
     assert again.exit_code == 0, again.output
     assert "does not exist" not in again.output
+
+
+def test_a_saved_plan_for_a_new_state_file_is_made_and_applied(tmp_path: Path, emulator: Emulator) -> None:
+    """A pipeline that always passes `--state` reviews its first plan, then applies it: `plan --out`
+    for a path that does not exist yet was refused as a typo (no plan file to apply)."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n")
+    fresh, saved = tmp_path / "ci.state.json", tmp_path / "p.plan"
+    res = project.run("plan", "--state", str(fresh), "--out", str(saved))
+    assert res.exit_code == 0, res.output
+    assert f"--state {fresh}: {fresh} does not exist yet; this saved plan's apply starts a new state there" \
+        in res.stdout
+    assert saved.exists() and not fresh.exists()
+    res = project.run("apply", str(saved), "--state", str(fresh))
+    assert res.exit_code == 0, res.output
+    assert fresh.exists() and project.run("plan", "--state", str(fresh), "--detailed-exitcode").exit_code == 0
+
+
+def test_a_state_path_with_only_an_interrupted_first_applys_journal_is_not_missing(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """A first `apply --state s.json` killed before its first save leaves only `s.json.journal`:
+    `plan` shows it and `apply` recovers it; `state list` and `report` said "s.json does not exist
+    (check the path ...)" for a path that was right, and never gave the journal's note."""
+    from keyform.backends.local import LocalBackend
+    from keyform.journal import Begin
+    from keyform.state import State
+
+    project = Project(tmp_path, emulator.url)
+    project.questra("k:\n  provider: qp\n")
+    fresh = tmp_path / "s.json"
+    store = LocalBackend(fresh)
+    fh = store.journal_open()
+    fh.append(Begin.of(State.new()))
+    fh.close()
+    assert not fresh.exists() and fresh.with_name("s.json.journal").exists()
+    listed = project.run("state", "list", "--state", str(fresh))
+    assert listed.exit_code == 0 and "an interrupted apply left a journal" in listed.stderr, listed.output
+    report = project.run("report", "--no-refresh", "--state", str(fresh), "-f", str(project.manifest))
+    assert report.exit_code == 0 and "an interrupted apply left a journal" in report.stdout, report.output

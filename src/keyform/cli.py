@@ -234,7 +234,8 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
             _check_out_path(out)
         shown = view(fmt, ctx.color())
         the_plan = operations.run_plan(_options(files, state_path, lock_timeout, policy_files), targets=targets,
-                                       refresh_remote=refresh, destroy=destroy, replace=replace)
+                                       refresh_remote=refresh, destroy=destroy, replace=replace,
+                                       saving=out is not None)
         shown.plan(the_plan)
         if out:
             from keyform.fsio import atomic_write
@@ -308,7 +309,7 @@ def _answer() -> str:
     return answer.strip()
 
 
-def _confirm(auto_approve: bool, question: str) -> None:
+def _confirm(auto_approve: bool, question: str, what: str = "Apply") -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
@@ -316,7 +317,7 @@ def _confirm(auto_approve: bool, question: str) -> None:
                            "Review the plan and re-run with --auto-approve, or apply a saved plan file.")
     click.echo(f"{question}\n  Only 'yes' will be accepted to approve.\n")
     if _answer() != "yes":
-        raise KeyformError("Apply cancelled.")
+        raise KeyformError(f"{what} cancelled.")
 
 
 def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto_approve: bool,
@@ -327,7 +328,7 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
 
     def confirm() -> None:
         shown.confirming()
-        _confirm(auto_approve, question)
+        _confirm(auto_approve, question, "Destroy" if request.destroy else "Apply")
 
     try:  # progress from the scheduler and worker threads: the view writes one line at a time
         report = operations.run_apply(opts, request, shown, confirm)

@@ -138,19 +138,22 @@ def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
 
 
 @contextmanager
-def session(options: Options, operation: str, *, fingerprint_key: bool = True) -> Iterator[Session]:
+def session(options: Options, operation: str, *, fingerprint_key: bool = True,
+            for_new_state: bool = False) -> Iterator[Session]:
     """Load manifests, lock the state, load it, read what an interrupted apply left (folded into the
     in-memory state only: `commit_recovery` writes it, and only apply and the state-writing
     commands call that); unlock at the end. The state then fingerprints inputs as
     `state.fingerprint_key` says (keyform.fingerprintkey), unless `fingerprint_key` is False
-    (`state rekey`, which changes the mode itself)."""
+    (`state rekey`, which changes the mode itself). `for_new_state`: a `plan --out` for a
+    `--state FILE` that does not exist yet (its apply starts the state there), said in a note."""
     workspace = load(options)
+    refuse_missing = NEEDS_NAMED_STATE.get(operation) if not for_new_state else None
     policies = policies_of(workspace, options)
     notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
     store = open_backend(workspace, options.state_path, env=options.env)
     try:
-        if operation in NEEDS_NAMED_STATE and _named_state_missing(options):  # before the lock makes its file
-            _refuse_missing_named_state(options, None, store, NEEDS_NAMED_STATE[operation])
+        if refuse_missing and _named_state_missing(options):  # before the lock makes its file
+            _refuse_missing_named_state(options, None, store, refuse_missing)
         log.debug("lock: taking the %s lock on %s (timeout %gs)", operation, store.describe(), options.lock_timeout)
         started = time.monotonic()
         with ExitStack() as held:
@@ -168,11 +171,11 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True) -
                 loaded = store.load()
             log.debug("state: %s", f"serial {loaded.serial}, {len(loaded.keys)} keys" if loaded else "none yet")
             if loaded is None and options.state_path and _named_state_missing(options):  # gone since
-                if operation in NEEDS_NAMED_STATE:
-                    _refuse_missing_named_state(options, None, store, NEEDS_NAMED_STATE[operation])
+                if refuse_missing:
+                    _refuse_missing_named_state(options, None, store, refuse_missing)
+                starts = "saved plan's apply starts" if operation == "plan" else f"{operation} starts"
                 notes.append(warning(f"--state {options.state_path}: {store.describe()} does not exist yet; this "
-                                     f"{operation} starts a new state there (check the path if you meant an "
-                                     "existing one)"))
+                                     f"{starts} a new state there (check the path if you meant an existing one)"))
             state = loaded or State.new()
             pool = ProviderPool(workspace, options.provider_factory, options.env)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
@@ -579,9 +582,10 @@ def _compact(sess: Session, records: list[Record]) -> None:
 
 
 def run_plan(options: Options, *, targets: Sequence[str] = (), refresh_remote: bool = True,
-             destroy: bool = False, replace: Sequence[str] = ()) -> Plan:
-    """`keyform plan`: a locked session (recovery read, never written) and its plan."""
-    with session(options, "plan") as sess:
+             destroy: bool = False, replace: Sequence[str] = (), saving: bool = False) -> Plan:
+    """`keyform plan`: a locked session (recovery read, never written) and its plan. `saving`
+    (`--out`): a `--state FILE` that does not exist yet is the new state the plan's apply starts."""
+    with session(options, "plan", for_new_state=saving) as sess:
         return plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace)
 
 
@@ -777,7 +781,7 @@ def _refuse_missing_named_state(options: Options, loaded: State | None, store: S
     `report --due-within` pass for ever, and `plan` show every key as to be created. (Without
     `--state`, no state yet is a new workspace; `apply` and `import` given a new `--state FILE` start
     a state there, as Terraform's `-state` does, the plan saying so: `_new_named_state`.)"""
-    if loaded is None and options.state_path:
+    if loaded is None and options.state_path and _named_state_missing(options):  # (a journal alone: not missing)
         raise KeyformError(f"--state {options.state_path}: {store.describe()} does not exist (check the path; "
                            f"{who} does not treat a missing state as an empty one)")
 

@@ -35,13 +35,13 @@ def printable(doc: Any) -> Any:
 def read_plan(path: str, *, for_display: bool = False) -> Plan:
     """The plan saved in `path`; `for_display`: its strings made printable (`keyform show`)."""
     try:
-        doc = json.loads(read_capped(path, MAX_BYTES)[0].decode("utf-8"))
+        doc = json.loads(read_capped(path, MAX_BYTES, fifo=True)[0].decode("utf-8"))  # (a pipe: `<(sops -d ...)`)
         if not (isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc):
             # a state, a journal line or another JSON file (a state's format_version is a plan's too)
             raise ValueError("it has no plan's changes and manifest digest")
         return Plan.from_json(printable(doc) if for_display else doc)
     except NotAFileError:
-        raise KeyformError(f"{path}: not a regular file (a FIFO, a device or a socket); name a saved plan "
+        raise KeyformError(f"{path}: not a regular file or a pipe (a device or a socket); name a saved plan "
                            "file") from None
     except TooLargeError as exc:
         raise KeyformError(f"{path}: {exc.strerror}; not a plan keyform saved") from None

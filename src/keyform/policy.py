@@ -377,9 +377,9 @@ def load_policy_files(paths: Sequence[str], cwd: Path | None = None) -> list[Pol
         path = Path(os.path.normpath(base / Path(given).expanduser()))
         name = display_name(path, base)
         try:
-            data = read_capped(path, MAX_POLICY_FILE_BYTES)[0]
+            data = read_capped(path, MAX_POLICY_FILE_BYTES, fifo=True)[0]  # (a pipe: `--policy <(curl ...)`)
         except NotAFileError:
-            problems.append(Diagnostic(f"--policy {given}: not a regular file (a FIFO, a device or a socket); "
+            problems.append(Diagnostic(f"--policy {given}: not a regular file or a pipe (a device or a socket); "
                                        "name a policy file"))
             continue
         except TooLargeError as exc:

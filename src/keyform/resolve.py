@@ -29,6 +29,9 @@ from keyform.state import State
 MAX_INPUT_FILE_BYTES = 1 * MiB
 
 
+_piped: dict[str, str] = {}  # a `{file:}` pipe's value, by path: read once per process (in memory only)
+
+
 def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) -> str:
     """The value behind an env or file reference. `what` says where it is used, for messages."""
     env = os.environ if env is None else env
@@ -45,6 +48,8 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         redact.remember(value)
         return value
     if isinstance(ref, FileRef):
+        if (piped := _piped.get(ref.path)) is not None:
+            return piped  # a pipe gives its value once: every later reader in this process gets that
         try:  # a link is followed (a Kubernetes secret volume's files are links); a FIFO is read too
             raw, st = read_capped(ref.path, MAX_INPUT_FILE_BYTES, fifo=True)
             # as a text-mode open() read it: CRLF and a lone CR are newlines (fingerprints depend on it)
@@ -63,6 +68,8 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
             nothing = " (a FIFO nothing was writing to)" if stat.S_ISFIFO(st.st_mode) and not raw else ""
             raise KeyformError(f"{what}: {ref.path} is empty{nothing}")
         redact.remember(value)
+        if stat.S_ISFIFO(st.st_mode):  # (`echo $TOKEN | keyform apply` with {file: /dev/stdin}: plan
+            _piped[ref.path] = value   # and apply each read it; the second read found the pipe drained)
         return value
     raise KeyformError(f"{what}: secret_of:{ref.address} is resolved by apply, not here")
 

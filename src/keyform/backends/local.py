@@ -298,8 +298,10 @@ def _read(lock_path: Path) -> LockInfo | None:
         raw = read_capped(lock_path, MAX_LOCK_BYTES)[0]
     except FileNotFoundError:
         return None
-    except (NotAFileError, TooLargeError) as exc:
-        raise _Unreadable(str(exc)) from None
+    except NotAFileError:
+        raise _Unreadable("not a regular file") from None
+    except TooLargeError as exc:
+        raise _Unreadable(exc.strerror) from None
     except OSError as exc:
         raise _Unreadable(exc.strerror) from None
     try:

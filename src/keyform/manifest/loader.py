@@ -196,12 +196,13 @@ MAX_MANIFEST_BYTES = 64 * MiB  # ~30 times the benchmark's 10,000 keys; /dev/zer
 
 
 def _read(path: Path, name: str, report: Report) -> bytes | None:
-    """The file's bytes, within `MAX_MANIFEST_BYTES`, and only from a regular file (`-f /dev/zero`
-    ran out of memory; `-f` a FIFO waited forever)."""
+    """The file's bytes, within `MAX_MANIFEST_BYTES`, from a regular file or a pipe named with `-f`
+    (`-f <(render-manifests)`; a directory's pipes are refused before this, `_directory_members`),
+    never a device (`-f /dev/zero` ran out of memory)."""
     try:
-        return read_capped(path, MAX_MANIFEST_BYTES)[0]
+        return read_capped(path, MAX_MANIFEST_BYTES, fifo=True)[0]
     except NotAFileError:
-        problem = "not a regular file (a pipe, a device or a socket): manifests are read from files only"
+        problem = "not a regular file or a pipe (a device or a socket): manifests are read from files"
     except TooLargeError as exc:
         problem = f"{exc.strerror}: too large for a manifest"
     except OSError as exc:
