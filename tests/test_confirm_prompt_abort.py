@@ -23,12 +23,19 @@ CTRL_C = "Ctrl-C"  # SIGINT while the prompt waits
 HOW = [EOF, CTRL_C]
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT as a shell in a terminal leaves it: a test run started in the background (`cmd &` in
+    a script, as CI runners may) passes SIGINT on ignored, and a keyform started so never gets the
+    Ctrl-C (Python installs no KeyboardInterrupt for an ignored SIGINT): the prompt waited forever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _on_a_tty(project: Project, args: list[str], how: str) -> tuple[int, str]:
     """Run `keyform ARGS` with a terminal as stdin/stdout/stderr; at its prompt, end the input or
     interrupt it. Returns the exit code and everything it wrote."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([*KEYFORM, *args], cwd=project.root, env=project.process_env(),
-                            stdin=slave, stdout=slave, stderr=slave)
+                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=_as_in_a_terminal)
     os.close(slave)
     output = b""
     answered = False
