@@ -78,3 +78,24 @@ def test_an_exec_entry_name_longer_than_one_environment_variable_is_refused(proj
     assert res.exit_code == 1, res.output
     assert "keyform.yaml:8: keys.k: sink entry" in res.stderr
     assert "the entry name is longer than 131053 bytes: it is passed as KEYFORM_SINK_NAME" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(("sink", "message"), [
+    ("{type: dotenv, path: 'out/" + "a" * 245 + ".env'}", "sinks.s.path: the file name is longer than 237 bytes (249)"),
+    ("{type: json, path: 'out/" + "b" * 260 + "/keys.json'}", "sinks.s.path: the path has a name longer than 255 bytes"),
+    ("{type: file, dir: 'out/" + "c" * 256 + "'}", "sinks.s.dir: the path has a name longer than 255 bytes"),
+])
+def test_a_sink_path_no_file_can_be_written_at_is_refused_at_its_line(
+        project: Project, emu_control: EmulatorControl, sink: str, message: str) -> None:
+    """A dotenv `path` of a 249-byte file name passed validate; every apply made the key, failed to
+    write its temp file beside it (`File name too long`) and revoked it."""
+    project.write("version: 1\n"
+                  "providers:\n  qp: {type: questra, base_url: {url}, token: {env: QUESTRA_TOKEN}, org_id: {org}}\n"
+                  f"sinks:\n  s: {sink}\n"
+                  "defaults: {sink: s}\n"
+                  "keys:\n  k: {provider: qp, name: K, sink: {use: s, as: K}}\n")
+    for command in (("validate",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert "keyform.yaml:5: " + message in res.stderr and "Traceback" not in res.output, res.stderr
+    assert emu_control.requests().get("questra.create", 0) == 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from keyform.durations import parse_duration
+from keyform.fsio import MAX_FILE_NAME, NAME_MAX
 from keyform.manifest.document import YamlPath
 from keyform.manifest.keyspecs import KeyContext, build_key
 from keyform.manifest.references import check_references
@@ -343,6 +344,20 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
                      "two sinks writing one file differently would overwrite each other's entries")
 
 
+def _unwritable_path(path: str, *, file: bool) -> str | None:
+    """Why no file can be written at `path` (a sink's `path`, or the `dir` its entries go in): a
+    component over NAME_MAX bytes; a file's own name over `fsio.MAX_FILE_NAME` (its temp file,
+    `.NAME.<12 hex>.tmp`, is written beside it first)."""
+    parts = [p for p in path.split(os.sep) if p]
+    for part in parts:
+        if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            return f"the path has a name longer than {NAME_MAX} bytes ({part[:40]}...), which no file system takes"
+    if file and parts and len(name := parts[-1].encode("utf-8", "surrogateescape")) > MAX_FILE_NAME:
+        return (f"the file name is longer than {MAX_FILE_NAME} bytes ({len(name)}): keyform writes it through a "
+                f"temp file beside it, `.NAME.<12 hex>.tmp`, and a file name is at most {NAME_MAX} bytes")
+    return None
+
+
 def _besides(options: Mapping[str, Any]) -> dict[str, Any]:
     """A sink's options other than where it writes."""
     return {k: v for k, v in options.items() if k not in SINK_PATH_OPTIONS}
@@ -369,6 +384,11 @@ def _sink(decl: Declaration, report: Report) -> SinkConfig | None:
             argv = options.get(option)
             if isinstance(argv, list) and argv and "/" in argv[0] and not os.path.isabs(argv[0]):
                 options[option] = [decl.source.resolve(argv[0]), *argv[1:]]
-    written = options.get(stype.required if stype is not None else "path")
+    at = stype.required if stype is not None else "path"
+    written = options.get(at)
+    if isinstance(written, str) and (problem := _unwritable_path(written, file=at == "path")):
+        # every write would fail (File name too long) after the key was made: that key revoked, each apply
+        report.error(decl.source, (*decl.path, at), f"{dotted((*decl.path, at))}: {problem}")
+        return None
     return SinkConfig(name=decl.name, type=sink_type, options=options, loc=decl.loc,
                       file_id=os.path.realpath(written) if isinstance(written, str) else "")
