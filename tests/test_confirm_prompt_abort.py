@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import time
@@ -14,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.project import COMMAND_TIMEOUT, KEYFORM, Project
+from harness.project import KEYFORM, Project
 from keyform.emulator import Emulator
+from tests.ttyrun import on_a_tty
 
 EOF = "EOF"  # Ctrl-D on the terminal: the line discipline ends the input
 CTRL_C = "Ctrl-C"  # SIGINT while the prompt waits
@@ -23,49 +22,19 @@ CTRL_C = "Ctrl-C"  # SIGINT while the prompt waits
 HOW = [EOF, CTRL_C]
 
 
-def _as_in_a_terminal() -> None:
-    """SIGINT as a shell in a terminal leaves it: a test run started in the background (`cmd &` in
-    a script, as CI runners may) passes SIGINT on ignored, and a keyform started so never gets the
-    Ctrl-C (Python installs no KeyboardInterrupt for an ignored SIGINT): the prompt waited forever."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _on_a_tty(project: Project, args: list[str], how: str) -> tuple[int, str]:
     """Run `keyform ARGS` with a terminal as stdin/stdout/stderr; at its prompt, end the input or
     interrupt it. Returns the exit code and everything it wrote."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([*KEYFORM, *args], cwd=project.root, env=project.process_env(),
-                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=_as_in_a_terminal)
-    os.close(slave)
-    output = b""
-    answered = False
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-                if not answered and b"Enter a value:" in output:
-                    time.sleep(0.2)  # the prompt is written just before the read starts
-                    if how == EOF:
-                        os.write(master, b"\x04")
-                    else:
-                        proc.send_signal(signal.SIGINT)
-                    answered = True
-            elif proc.poll() is not None:
-                break
-        proc.wait(timeout=COMMAND_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    return proc.returncode, output.decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def at_prompt(terminal: int, proc: subprocess.Popen[bytes]) -> None:
+        time.sleep(0.2)  # the prompt is written just before the read starts
+        if how == EOF:
+            os.write(terminal, b"\x04")
+        else:
+            proc.send_signal(signal.SIGINT)
+
+    code, text = on_a_tty([*KEYFORM, *args], project.root, project.process_env(), at_prompt)
+    return code, text.replace("\r\n", "\n")
 
 
 @pytest.fixture

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import socket
-import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from keyform.backends.local import LocalBackend
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
+from tests.ttyrun import on_a_tty
 
 SPEC = ManifestSpec.initial(4, 2)
 
@@ -100,31 +97,12 @@ def test_a_killed_apply_needs_no_force_unlock(tmp_path: Path, make_emulator: Cal
 
 def _force_unlock_on_a_tty(project: Project, lock_id: str, answer: str) -> tuple[int, str]:
     """Run `keyform force-unlock LOCK_ID --state FILE` with a terminal as stdin, answer its question."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([*KEYFORM, "force-unlock", lock_id, "--state", str(project.state_path)],
-                            cwd=project.root, env=project.process_env(), stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    output = b""
-    answered = False
-    deadline = time.monotonic() + COMMAND_TIMEOUT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if not answered and b"Enter a value" in output:
-                os.write(master, answer.encode() + b"\n")
-                answered = True
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=COMMAND_TIMEOUT)
-    os.close(master)
-    return proc.returncode, output.decode("utf-8", "replace")
+
+    def at_prompt(terminal: int, _: object) -> None:
+        os.write(terminal, answer.encode() + b"\n")
+
+    return on_a_tty([*KEYFORM, "force-unlock", lock_id, "--state", str(project.state_path)], project.root,
+                    project.process_env(), at_prompt, prompt=b"Enter a value")
 
 
 def test_force_unlock_asks_on_a_terminal(tmp_path: Path) -> None:
