@@ -101,6 +101,42 @@ def test_a_hanging_command_is_killed_with_its_whole_process_group(tmp_path: Path
         pytest.fail("the background child of the timed-out command is still running")
 
 
+def test_a_read_command_that_prints_without_end_is_killed_at_the_output_cap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`read_command: [yes]` filled keyform's memory (all of its stdout was kept) faster than its
+    timeout came. Past the cap (64 MiB; 1 MiB here) it is killed, with its whole process group."""
+    from keyform.sinks import procs
+
+    monkeypatch.setattr(procs, "MAX_OUTPUT", 1 << 20)
+    pidfile = tmp_path / "child.pid"
+    sink = ExecSink(["true"], read_command=["sh", "-c", f"yes & echo $! > {pidfile}; wait"], timeout=60,
+                    sink_name="loud")
+    started = time.monotonic()
+    with pytest.raises(SinkError, match=r"exec sink loud: sh \(read A\) printed more than 1 MiB and was killed"):
+        sink.read("A")
+    assert time.monotonic() - started < 10
+    child = int(pidfile.read_text())
+    for _ in range(50):
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the program's background child still runs")
+
+
+def test_a_program_is_given_a_large_stdin_while_it_prints_and_its_stderr_tail_is_kept(tmp_path: Path) -> None:
+    """Input and output go at once (a program that echoes as it reads would deadlock a write-then-
+    read); of 1 MB of stderr only the tail is kept, the part a message quotes."""
+    from keyform.redact import MAX_RAW
+    from keyform.sinks.procs import run
+
+    data = b"x" * 3_000_000
+    result = run(["sh", "-c", "cat; head -c 1000000 /dev/zero | tr '\\0' e >&2; echo end >&2"], stdin=data,
+                 timeout=30)
+    assert result.returncode == 0 and result.stdout == data
+    assert len(result.stderr) == MAX_RAW and result.stderr.endswith(b"eeeend\n")
+
+
 def test_a_missing_program_is_a_clear_sink_error(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match=r"exec sink x: no-such-vault-cli \(write A\): no-such-vault-cli: command not found"):
         ExecSink(["no-such-vault-cli", "put"], sink_name="x").write("a", "A", SECRET)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyform.durations import parse_duration
 from keyform.errors import SinkError
-from keyform.sinks.procs import ProgramTimeout, describe_output, run
+from keyform.sinks.procs import ProgramFlooded, ProgramTimeout, describe_output, run
 from keyform.typeregistry import SinkType
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ class ExecSink:
                          timeout=self.timeout, env=env, cwd=self.cwd)
         except ProgramTimeout:
             raise SinkError(f"{what} did not finish within {self.timeout:g}s and was killed") from None
+        except ProgramFlooded as exc:
+            raise SinkError(f"{what} printed more than {exc.shown} and was killed") from None
         except FileNotFoundError:
             raise SinkError(f"{what}: {argv[0]}: command not found") from None
         except OSError as exc:

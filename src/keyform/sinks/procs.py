@@ -2,7 +2,9 @@
 input on stdin only, output captured through pipes, bounded by a timeout.
 
 Nothing here writes to disk. On timeout the whole process group is killed (the child runs in its
-own session), so `sh -c '... | ...'` pipelines do not outlive keyform. The child holds the state
+own session), so `sh -c '... | ...'` pipelines do not outlive keyform; so is a program that prints
+more than `MAX_OUTPUT` on stdout (a `read_command` of `yes` filled memory faster than its timeout
+came). Of its stderr only the tail is kept, which is all a message quotes. The child holds the state
 lock (the local lock file, or the postgres lock session's socket: `keyform.inherited`): one that
 outlives a killed keyform keeps the state locked.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import field
 
@@ -25,8 +29,19 @@ REDACTED = "[redacted]"
 STDERR_LIMIT = 800
 
 
+MAX_OUTPUT = 64 * 1024 * 1024  # a program's stdout keyform keeps: a secret, or a sops document (its file's cap)
+
+
 class ProgramTimeout(Exception):
     """The program ran longer than its timeout and was killed."""
+
+
+class ProgramFlooded(Exception):
+    """The program printed more than `MAX_OUTPUT` on stdout and was killed; `shown`: that limit, in words."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.shown = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
 @record
@@ -48,10 +63,13 @@ def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mappin
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env) if env is not None else None,
         cwd=cwd, close_fds=True, start_new_session=True, pass_fds=fds))
     try:
-        out, err = proc.communicate(input=stdin, timeout=timeout)
+        out, err = _communicate(proc, stdin, time.monotonic() + timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise ProgramTimeout() from None
+    except ProgramFlooded:
+        _kill_group(proc)
+        raise
     except BaseException:
         _kill_group(proc)
         raise
@@ -60,19 +78,69 @@ def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mappin
     return Completed(proc.returncode, out, err)
 
 
+def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: float) -> tuple[bytes, bytes]:
+    """`proc.communicate` within bounds: `stdin` written, stdout kept up to `MAX_OUTPUT`
+    (ProgramFlooded beyond), only the last `MAX_RAW` bytes of stderr kept; TimeoutExpired at
+    `deadline` (a `time.monotonic` instant)."""
+    out: list[bytes] = []
+    err = bytearray()
+    size = 0
+    sel = selectors.DefaultSelector()
+    pending = memoryview(stdin or b"")
+    try:
+        if proc.stdin is not None:
+            if pending:
+                os.set_blocking(proc.stdin.fileno(), False)
+                sel.register(proc.stdin, selectors.EVENT_WRITE)
+            else:
+                proc.stdin.close()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                sel.register(pipe, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, 0)
+            for key, _ in sel.select(left):
+                if key.fileobj is proc.stdin:
+                    try:
+                        pending = pending[os.write(key.fd, pending[:65536]):]
+                    except BrokenPipeError:  # it stopped reading: what it printed still counts
+                        pending = memoryview(b"")
+                    if not pending:
+                        sel.unregister(key.fileobj)
+                        proc.stdin.close()
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                elif key.fileobj is proc.stdout:
+                    size += len(chunk)
+                    if size > MAX_OUTPUT:
+                        raise ProgramFlooded(MAX_OUTPUT)
+                    out.append(chunk)
+                else:
+                    err += chunk
+                    del err[:-MAX_RAW]
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        sel.close()
+    for pipe in (proc.stdout, proc.stderr):  # (read to their end: as communicate leaves them)
+        if pipe is not None:
+            pipe.close()
+    return b"".join(out), bytes(err)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         proc.kill()
-    try:
-        proc.communicate(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a grandchild left its own group holding a pipe
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):  # (what it printed is not read: it was killed)
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    proc.wait()
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -36,7 +36,7 @@ from keyform.fsio import StrPath
 from keyform.groupcommit import GroupCommit
 from keyform.records import record
 from keyform.sinks.pathlocks import lock_for
-from keyform.sinks.procs import ProgramTimeout, describe_output, run
+from keyform.sinks.procs import ProgramFlooded, ProgramTimeout, describe_output, run
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.typeregistry import SinkType
 
@@ -258,6 +258,9 @@ class SopsFile:
             return run(argv, stdin=stdin, timeout=self.timeout, cwd=str(cwd))
         except ProgramTimeout:
             raise SinkError(f"{self.path}: sops did not {doing} within {self.timeout:g}s") from None
+        except ProgramFlooded as exc:
+            raise SinkError(f"{self.path}: sops printed more than {exc.shown} as it tried to {doing}; it was "
+                            "killed") from None
         except OSError as exc:
             raise SinkError(f"{self.path}: cannot run {argv[0]}: {exc.strerror}") from None
 
