@@ -369,6 +369,14 @@ def test_one_mistake_is_one_message_not_a_second_about_the_rotation(tmp_path: Pa
     assert message in text, text
 
 
+def test_a_value_of_the_wrong_type_is_one_message_not_also_its_value_rule(tmp_path: Path) -> None:
+    """`version: "1"` said both "expected an integer, got a string" and "must be 1"."""
+    write(tmp_path / "keyform.yaml", PROVIDERS.replace("version: 1", 'version: "1"', 1))
+    with pytest.raises(KeyformError) as err:
+        load_workspace(cwd=tmp_path, now=NOW)
+    assert [d.message for d in err.value.diagnostics] == ["version: expected an integer, got a string"]
+
+
 def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> None:
     """Rotation rules repeated across keys share one value once checked clean, but a rule is judged
     with each key's own expiry: the same rule is fine on one key and reported on another, every time."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ def schema_problems(doc: YamlDocument,
                                                                   **(plugin_providers or {})})
         for path, message in plugins.problems:
             found.setdefault((doc.loc(path).line, message), (path, Diagnostic(message, doc.loc(path))))
-        for _, error in plugins.jsonschema_problems:
+        for error in _one_per_mistake(e for _, e in plugins.jsonschema_problems):
             for path, message in _describe(error, doc):
                 loc = doc.loc(path)
                 found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
@@ -83,7 +83,7 @@ def schema_problems(doc: YamlDocument,
     if fast(value):
         return [found[k] for k in sorted(found)]
     validator = _validator()
-    for error in validator.iter_errors(_failing_part(value, fast)):
+    for error in _one_per_mistake(validator.iter_errors(_failing_part(value, fast))):
         for path, message in _describe(error, doc):
             loc = doc.loc(path)
             found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
@@ -123,6 +123,14 @@ def _failing_part(value: Any, fast: Check) -> Any:
             part[section] = {name: entry for name, entry in entries.items()
                              if not fast({"version": 1, section: {name: entry}})}
     return part
+
+
+def _one_per_mistake(errors: Iterable[ValidationError]) -> list[ValidationError]:
+    """The errors, less those at a path whose value has the wrong type: `version: "1"` is "expected
+    an integer, got a string", not that and "must be 1" too (one mistake, one message)."""
+    errors = list(errors)
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    return [e for e in errors if e.validator == "type" or tuple(e.absolute_path) not in mistyped]
 
 
 def _field_of(path: YamlPath) -> tuple[Any, Any] | None:
