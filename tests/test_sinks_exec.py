@@ -85,6 +85,15 @@ def test_a_failing_command_is_a_sink_error_with_its_stderr_and_the_secret_redact
     assert SECRET not in message
 
 
+def _ends(pid: int) -> bool:
+    """Whether process `pid` is gone (or a zombie) within 5 s."""
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_a_hanging_command_is_killed_with_its_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     sink = ExecSink(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], timeout=1, sink_name="slow")
@@ -92,13 +101,7 @@ def test_a_hanging_command_is_killed_with_its_whole_process_group(tmp_path: Path
     with pytest.raises(SinkError, match=r"did not finish within 1s and was killed"):
         sink.write("a", "A", SECRET)
     assert time.monotonic() - started < 10
-    child = int(pidfile.read_text())
-    for _ in range(50):
-        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the background child of the timed-out command is still running")
+    assert _ends(int(pidfile.read_text())), "the background child of the timed-out command is still running"
 
 
 def test_a_read_command_that_prints_without_end_is_killed_at_the_output_cap(
@@ -115,13 +118,7 @@ def test_a_read_command_that_prints_without_end_is_killed_at_the_output_cap(
     with pytest.raises(SinkError, match=r"exec sink loud: sh \(read A\) printed more than 1 MiB and was killed"):
         sink.read("A")
     assert time.monotonic() - started < 10
-    child = int(pidfile.read_text())
-    for _ in range(50):
-        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the program's background child still runs")
+    assert _ends(int(pidfile.read_text())), "the program's background child still runs"
 
 
 def test_a_program_is_given_a_large_stdin_while_it_prints_and_its_stderr_tail_is_kept(tmp_path: Path) -> None:
