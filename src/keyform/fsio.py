@@ -75,6 +75,16 @@ NAME_MAX = 255  # the bytes of one file name (a path component): Linux's and mac
 MAX_FILE_NAME = NAME_MAX - len("..") - 12 - len(".tmp")
 
 
+def too_long_to_replace(name: str) -> str | None:
+    """Why `atomic_write` can never write a file named `name` (counted in bytes), as a phrase after
+    "the ... name is"; None when it can."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size <= MAX_FILE_NAME:
+        return None
+    return (f"longer than {MAX_FILE_NAME} bytes ({size}): a file name is at most {NAME_MAX} bytes, and keyform "
+            "writes it through a temp file named .NAME.<12 hex>.tmp beside it")
+
+
 def temp_name_pattern(name: str) -> re.Pattern[str]:
     """The names `atomic_write` gives its temp files for the file `name`: `.<name>.<12 hex>.tmp`."""
     return re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}\.tmp")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from keyform.durations import parse_duration
-from keyform.fsio import MAX_FILE_NAME, NAME_MAX
+from keyform.fsio import NAME_MAX, too_long_to_replace
 from keyform.manifest.document import YamlPath
 from keyform.manifest.keyspecs import KeyContext, build_key
 from keyform.manifest.references import check_references
@@ -346,16 +346,13 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
 
 def _unwritable_path(path: str, *, file: bool) -> str | None:
     """Why no file can be written at `path` (a sink's `path`, or the `dir` its entries go in): a
-    component over NAME_MAX bytes; a file's own name over `fsio.MAX_FILE_NAME` (its temp file,
-    `.NAME.<12 hex>.tmp`, is written beside it first)."""
+    component over NAME_MAX bytes; a file's own name `fsio.too_long_to_replace`."""
     parts = [p for p in path.split(os.sep) if p]
     for part in parts:
         if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
             return f"the path has a name longer than {NAME_MAX} bytes ({part[:40]}...), which no file system takes"
-    if file and parts and len(name := parts[-1].encode("utf-8", "surrogateescape")) > MAX_FILE_NAME:
-        return (f"the file name is longer than {MAX_FILE_NAME} bytes ({len(name)}): keyform writes it through a "
-                f"temp file beside it, `.NAME.<12 hex>.tmp`, and a file name is at most {NAME_MAX} bytes")
-    return None
+    too_long = too_long_to_replace(parts[-1]) if file and parts else None
+    return f"the file name is {too_long}" if too_long else None
 
 
 def _besides(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
-from keyform.fsio import ANY_TEMP_NAME, MAX_FILE_NAME, NAME_MAX, StrPath, fsync_dir
+from keyform.fsio import ANY_TEMP_NAME, StrPath, fsync_dir, too_long_to_replace
 from keyform.sinks.pathlocks import DIR_LOCK_NAME, lock_for
 from keyform.sinks.sinkfs import read_file, write_entry
 from keyform.typeregistry import SinkType
@@ -38,10 +38,8 @@ class FileSink:
             return f"{name!r} is not a plain file name (it contains '/', '\\' or NUL)"
         if not name.isprintable():  # printed in every plan: it must not drive a terminal or break a Markdown plan
             return f"{name!r} holds a control or an invisible character"
-        if len(name.encode("utf-8")) > MAX_FILE_NAME:  # every write would fail: File name too long
-            return (f"the entry name is longer than {MAX_FILE_NAME} bytes ({len(name.encode('utf-8'))}): a file name "
-                    f"is at most {NAME_MAX} bytes, and keyform writes each entry through a temp file named "
-                    ".NAME.<12 hex>.tmp")
+        if too_long := too_long_to_replace(name):  # every write would fail: File name too long
+            return f"the entry name is {too_long}"
         if ANY_TEMP_NAME.fullmatch(name):
             return f"{name!r} looks like one of keyform's temp files (.NAME.<hex>.tmp), which are cleaned up"
         if name == DIR_LOCK_NAME:
