@@ -756,10 +756,10 @@ def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot,
 
 
 def _skew_note(workspace: Workspace, instance: str, offset: float | None) -> str | None:
-    """Said when an instance whose type reports usage keeps a clock a minute or more off ours."""
-    if offset is None or abs(offset) < SKEW_NOTED:
-        return None
-    from keyform.usage import reports_usage, skew_note
-
+    """`usage.skew_note`, imported only for a clock a minute or more off ours (most plans: none)."""
     config = workspace.providers.get(instance)
-    return skew_note(instance, offset) if config is not None and reports_usage(config.type) else None
+    if offset is None or abs(offset) < SKEW_NOTED or config is None:
+        return None
+    from keyform.usage import skew_note
+
+    return skew_note(instance, config.type, offset)

@@ -65,9 +65,10 @@ def on_our_clock(when: datetime | None, offset: float | None) -> datetime | None
         return datetime.max.replace(tzinfo=timezone.utc)
 
 
-def skew_note(instance: str, offset: float | None) -> str | None:
-    """A plan note for an instance whose clock is `SKEW_NOTED` or more away from keyform's."""
-    if offset is None or abs(offset) < SKEW_NOTED:
+def skew_note(instance: str, provider_type: str, offset: float | None) -> str | None:
+    """A plan (and report) note for an instance whose type reports usage and whose clock is
+    `SKEW_NOTED` or more away from keyform's; None otherwise."""
+    if offset is None or abs(offset) < SKEW_NOTED or not reports_usage(provider_type):
         return None
     lag = format_duration(timedelta(minutes=round(offset / 60)))  # (a Date reads ~1 s behind: 3h, not 2h)
     if offset < 0:
@@ -462,5 +463,5 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
                                           taken=set(taken) | set(state.keys), files=files, state_path=state_path)
     types = {r.provider: r.provider_type for r in rows} | dict(provider_types or {})
     skews = [note for name in sorted(types)
-             if reports_usage(types[name]) and (note := skew_note(name, snapshot.clock_offset(name)))]
+             if (note := skew_note(name, types[name], snapshot.clock_offset(name)))]
     return UsageReport(format_time(now), rows, idle, idle_keys, report_unmanaged, (*notes, *skews))
