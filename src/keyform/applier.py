@@ -27,7 +27,7 @@ from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, NotSentError, SinkError
 from keyform.journal import Journal
 from keyform.kinds import kind
-from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of, same_entry
+from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
 from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, unremovable_stale
 from keyform.providers.pool import ProviderPool
@@ -667,7 +667,8 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     seq, remote_attrs, fps, expires_at = _update_remote(spec, ks, changed, now, ctx)
     sink = ks.sink
     moved = SINK in changed and spec.sink is not None and ks.sink is not None
-    if moved and spec.sink is not None and ks.sink is not None and same_entry(ctx.workspace.sinks, spec.sink, ks.sink):
+    if moved and spec.sink is not None and ks.sink is not None and ctx.workspace.entry_id(spec.sink) == \
+            ctx.workspace.entry_id(ks.sink):
         # another name of the same file and variable: the secret is there already, and removing
         # the old name's entry would remove it (the planner says "sink renamed")
         moved, sink = False, spec.sink

@@ -256,10 +256,10 @@ def sink_place(config: SinkConfig | None, name: str) -> str:
     return config.file_id if config is not None and config.file_id else f"sink:{name}"
 
 
-def same_entry(sinks: Mapping[str, SinkConfig], a: SinkTarget, b: SinkTarget) -> bool:
-    """Whether two sink targets are one stored entry (`Workspace.entry_id`): the same variable of
-    the same file, through one sink name or two that alias it."""
-    return a.name == b.name and sink_place(sinks.get(a.sink), a.sink) == sink_place(sinks.get(b.sink), b.sink)
+def entry_id(sinks: Mapping[str, SinkConfig], target: SinkTarget) -> tuple[str, str]:
+    """Which stored entry `target` is, among `sinks`: one id for the same entry through two sink
+    names that alias one file; a sink `sinks` does not declare is known by its name alone."""
+    return (sink_place(sinks.get(target.sink), target.sink), target.name)
 
 
 @record
@@ -280,6 +280,5 @@ class Workspace:
     policies: tuple[Policy, ...] = ()
 
     def entry_id(self, target: SinkTarget) -> tuple[str, str]:
-        """Which stored entry `target` is: one id for the same entry through two sink names that
-        alias one file; a sink the manifests no longer declare is known by its name alone."""
-        return (sink_place(self.sinks.get(target.sink), target.sink), target.name)
+        """`entry_id` among the manifests' sinks."""
+        return entry_id(self.sinks, target)

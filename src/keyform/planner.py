@@ -24,7 +24,7 @@ from keyform.durations import format_duration, format_time, maybe_time, parse_ti
 from keyform.errors import Diagnostic, KeyformError
 from keyform.graph import closure, dependents, topological_order
 from keyform.kinds import ProviderKind, kind
-from keyform.model import KeySpec, SecretOfRef, SinkConfig, SinkTarget, Workspace, header_of, same_entry
+from keyform.model import KeySpec, SecretOfRef, SinkConfig, SinkTarget, Workspace, entry_id, header_of
 from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.records import record
@@ -538,7 +538,7 @@ def _entry_left(d: _Decision, spec: KeySpec, ks: KeyState, kd: _Kind, sinks: Map
     if ks.sink is None or not ks.secret_in_sink:
         return
     new = spec.sink if kd.type.returns_secret else None
-    if new is not None and same_entry(sinks, new, ks.sink):
+    if new is not None and entry_id(sinks, new) == entry_id(sinks, ks.sink):
         return
     d.attrs[SINK] = AttrChange(SINK, str(ks.sink), str(new) if new is not None else None, forces_replacement=True)
     d.reasons.append(f"its sink entry {ks.sink} is removed" + (
@@ -553,7 +553,7 @@ def _diff_sink(d: _Decision, spec: KeySpec, ks: KeyState, inputs: PlanInputs,
     have = str(ks.sink) if ks.sink else None
     if want == have:
         return
-    if spec.sink is not None and ks.sink is not None and same_entry(sinks, spec.sink, ks.sink):
+    if spec.sink is not None and ks.sink is not None and entry_id(sinks, spec.sink) == entry_id(sinks, ks.sink):
         # another name of the same file, the same variable: the secret is already there (moving it
         # wrote it, then removed the old name's line, which was the same line: the only copy)
         d.attrs[SINK] = AttrChange(SINK, have, want)
