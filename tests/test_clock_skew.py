@@ -229,3 +229,12 @@ def test_idle_and_usage_rows_use_the_instances_offset() -> None:
     assert key_idle_for(rk, "questra", now, offset=BEHIND) == timedelta(minutes=10)
     snapshot = RemoteSnapshot({"qp": InstanceSnapshot({"id1": rk}, clock_offset=BEHIND)}, refreshed=True)
     assert snapshot.clock_offset("qp") == BEHIND and snapshot.clock_offset("other") is None
+
+
+@pytest.mark.parametrize("value", ["-7200", 1e12, True, None])
+def test_the_emulators_clock_offset_knob_refuses_what_is_no_offset(emu_control: EmulatorControl, value: Any) -> None:
+    from keyform.emulator.client import ControlError
+
+    with pytest.raises(ControlError, match="400 bad_request: clock_offset must be"):
+        emu_control.faults(clock_offset=value)
+    assert emu_control.faults()["clock_offset"] == 0

@@ -87,3 +87,17 @@ def test_a_plan_made_before_any_state_carries_no_input_digests(tmp_path: Path, e
     assert project.run("plan", "--out", str(saved), env={"TOK": "a", "OTHER": "o"}).exit_code == 0
     assert "inputs" not in json.loads(saved.read_text())
     assert project.run("apply", str(saved), env={"TOK": "a", "OTHER": "o"}).exit_code == 0
+
+
+@pytest.mark.parametrize("inputs", [["ext"], {"ext": 1}, "digest"])
+def test_a_saved_plan_whose_input_digests_are_malformed_is_refused(project: Project, tmp_path: Path,
+                                                                  inputs: object) -> None:
+    saved = tmp_path / "p.plan"
+    env = {"TOK": "value-c", "OTHER": "o"}
+    assert project.run("plan", "--out", str(saved), env=env).exit_code == 0
+    doc = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**doc, "inputs": inputs}))
+    before = project.state_path.read_bytes()
+    res = project.run("apply", str(saved), env=env)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "not a keyform plan file" in res.stderr and project.state_path.read_bytes() == before
