@@ -369,6 +369,26 @@ def test_one_mistake_is_one_message_not_a_second_about_the_rotation(tmp_path: Pa
     assert message in text, text
 
 
+@pytest.mark.parametrize(("entry", "messages"), [
+    ("{type: file, path: out}", ["sinks.s: unknown field 'path' (a file sink takes: dir)"]),
+    ("{type: file, dri: out}", ["sinks.s: unknown field 'dri' (did you mean 'dir'?)"]),
+    # two mistakes, two messages: a misspelt optional field does not stand for a missing one
+    ("{type: exec, timout: 5s}", ["sinks.s: missing required field 'command'",
+                                  "sinks.s: unknown field 'timout' (did you mean 'timeout'?)"]),
+    ("{type: k8s-secret, nmae: x}", ["sinks.s: missing required field 'path'",
+                                     "sinks.s: unknown field 'nmae' (did you mean 'name'?)"]),
+    ("{type: dotenv}", ["sinks.s: missing required field 'path'"]),
+])
+def test_a_field_under_the_wrong_name_is_one_message_not_also_the_missing_one(
+        tmp_path: Path, entry: str, messages: list[str]) -> None:
+    """`{type: file, path: x}` (a file sink takes `dir`) said both "missing required field 'dir'" and
+    "unknown field 'path'": one mistake, two messages."""
+    write(tmp_path / "keyform.yaml", PROVIDERS.replace("sinks:\n", "sinks:\n  s: " + entry + "\n", 1))
+    with pytest.raises(KeyformError) as err:
+        load_workspace(cwd=tmp_path, now=NOW)
+    assert sorted(d.message for d in err.value.diagnostics) == sorted(messages)
+
+
 def test_a_value_of_the_wrong_type_is_one_message_not_also_its_value_rule(tmp_path: Path) -> None:
     """`version: "1"` said both "expected an integer, got a string" and "must be 1"."""
     write(tmp_path / "keyform.yaml", PROVIDERS.replace("version: 1", 'version: "1"', 1))

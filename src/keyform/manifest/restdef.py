@@ -273,13 +273,12 @@ def _schema_problems(doc: YamlDocument) -> list[Diagnostic]:
     if _fast()(doc.value):
         return []
     from keyform.manifest.fastcheck import ecma_validator_class
-    from keyform.manifest.schema import _describe
+    from keyform.manifest.schema import describe_errors
 
     found: dict[tuple[int, str], Diagnostic] = {}
-    for error in ecma_validator_class()(_schema()).iter_errors(doc.value):
-        for path, message in _describe(error, doc):
-            loc = doc.loc(path)
-            found.setdefault((loc.line, message), Diagnostic(message, loc))
+    for path, message in describe_errors(ecma_validator_class()(_schema()).iter_errors(doc.value), doc):
+        loc = doc.loc(path)
+        found.setdefault((loc.line, message), Diagnostic(message, loc))
     return [found[k] for k in sorted(found)]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -72,10 +73,9 @@ def schema_problems(doc: YamlDocument,
                                                                   **(plugin_providers or {})})
         for path, message in plugins.problems:
             found.setdefault((doc.loc(path).line, message), (path, Diagnostic(message, doc.loc(path))))
-        for error in _one_per_mistake(e for _, e in plugins.jsonschema_problems):
-            for path, message in _describe(error, doc):
-                loc = doc.loc(path)
-                found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
+        for path, message in describe_errors((e for _, e in plugins.jsonschema_problems), doc):
+            loc = doc.loc(path)
+            found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
         value = _without(value, plugins.checked)
     elif doc.schema_checked:  # a cached parse: it passed this schema when it was stored
         return []
@@ -83,10 +83,9 @@ def schema_problems(doc: YamlDocument,
     if fast(value):
         return [found[k] for k in sorted(found)]
     validator = _validator()
-    for error in _one_per_mistake(validator.iter_errors(_failing_part(value, fast))):
-        for path, message in _describe(error, doc):
-            loc = doc.loc(path)
-            found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
+    for path, message in describe_errors(validator.iter_errors(_failing_part(value, fast)), doc):
+        loc = doc.loc(path)
+        found.setdefault((loc.line, message), (path, Diagnostic(message, loc)))
     return [found[k] for k in sorted(found)]
 
 
@@ -125,12 +124,44 @@ def _failing_part(value: Any, fast: Check) -> Any:
     return part
 
 
+def describe_errors(errors: Iterable[ValidationError], doc: YamlDocument) -> Iterator[tuple[YamlPath, str]]:
+    """(path to point at, message) for jsonschema's errors in `doc`: one message per mistake."""
+    kept = _one_per_mistake(errors)
+    stood_in_for = _stood_in_for(kept)
+    for error in kept:
+        yield from _describe(error, doc, stood_in_for)
+
+
 def _one_per_mistake(errors: Iterable[ValidationError]) -> list[ValidationError]:
     """The errors, less those at a path whose value has the wrong type: `version: "1"` is "expected
     an integer, got a string", not that and "must be 1" too (one mistake, one message)."""
     errors = list(errors)
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     return [e for e in errors if e.validator == "type" or tuple(e.absolute_path) not in mistyped]
+
+
+def _stood_in_for(errors: list[ValidationError]) -> set[tuple[YamlPath, str]]:
+    """The missing required fields an unknown field of the same entry may stand for, which are not
+    reported: `{type: file, path: x}` is one mistake (a field under the wrong name), not "unknown
+    field 'path' (a file sink takes: dir)" and "missing required field 'dir'" too. An unknown field
+    stands for the missing field it is close to ("did you mean 'name'?"); those close to no field
+    stand for the rest when there are as many of them. A misspelt optional field stands for none."""
+    extra = {tuple(e.absolute_path): (e.instance, sorted(e.schema.get("properties", {}))) for e in errors
+             if e.validator == "additionalProperties" and isinstance(e.schema, dict)}
+    out: set[tuple[YamlPath, str]] = set()
+    for e in errors:
+        path = tuple(e.absolute_path)
+        if e.validator != "required" or path not in extra or not isinstance(e.instance, dict):
+            continue
+        missing = [n for n in e.validator_value if n not in e.instance] if isinstance(e.validator_value, list) else []
+        instance, allowed = extra[path]
+        closest = [difflib.get_close_matches(f, allowed, n=1) for f in _extra_fields(instance, allowed)]
+        named = {c[0] for c in closest if c and c[0] in missing}
+        rest = [n for n in missing if n not in named]
+        out |= {(path, n) for n in named}
+        if len([c for c in closest if not c]) >= len(rest):
+            out |= {(path, n) for n in rest}
+    return out
 
 
 def _field_of(path: YamlPath) -> tuple[Any, Any] | None:
@@ -163,9 +194,10 @@ def _prefix(path: YamlPath) -> str:
     return f"{dotted(path)}: " if path else ""
 
 
-def _describe(error: ValidationError, doc: YamlDocument | None = None) -> Iterator[tuple[YamlPath, str]]:
+def _describe(error: ValidationError, doc: YamlDocument | None = None,
+              stood_in_for: AbstractSet[tuple[YamlPath, str]] = frozenset()) -> Iterator[tuple[YamlPath, str]]:
     """(path to point at, human message) for one jsonschema error in `doc` (numbers are shown as it
-    writes them)."""
+    writes them), saying nothing of the missing fields an unknown field stood in for."""
     path: YamlPath = tuple(error.absolute_path)
     schema: Any = error.schema
     instance: Any = error.instance
@@ -177,7 +209,7 @@ def _describe(error: ValidationError, doc: YamlDocument | None = None) -> Iterat
         for field in _extra_fields(instance, allowed):
             yield (*path, field), _unknown_field(path, field, allowed, schema)
     elif kind == "required":
-        missing = [n for n in expected if n not in instance]
+        missing = [n for n in expected if n not in instance and (path, n) not in stood_in_for]
         for name in missing:
             if path:
                 yield path, f"{dotted(path)}: missing required field {name!r}"
