@@ -245,7 +245,7 @@ def _provider_limits(value: Mapping[str, Any], source: ManifestFile, path: YamlP
         deadline = delta.total_seconds()
     if cap < 1024:
         where = (*path, "max_response_bytes")
-        report.error(source, where, f"{dotted(where)}: {cap} is less than 1024 bytes")
+        report.error(source, where, f"{dotted(where)}: {source.doc.written(where, cap)} is less than 1024 bytes")
         ok = False
     if not ok:
         return None
@@ -279,7 +279,8 @@ def _rate_limit(raw: Any, source: ManifestFile, path: YamlPath,
                                    "remove rate_limit to leave the rate unlimited")
         return False, None
     if not 1 <= burst <= MAX_BURST:
-        report.error(source, (*path, "burst"), f"{where}.burst: {burst} is not between 1 and {MAX_BURST:,}")
+        shown = source.doc.written((*path, "burst"), burst)
+        report.error(source, (*path, "burst"), f"{where}.burst: {shown} is not between 1 and {MAX_BURST:,}")
         return False, None
     return True, RateLimit(per_second=per_second, burst=int(burst))
 
