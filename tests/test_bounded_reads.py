@@ -361,3 +361,23 @@ def test_a_secret_piped_on_stdin_is_read_once_for_plan_and_apply(tmp_path: Path,
 
     with EmulatorControl(emulator.url) as control:
         assert [k["authValue"] for k in control.state()["textql"]["keys"]] == ["piped-secret-value"]
+
+
+def test_a_secret_input_on_a_terminal_is_refused_with_how_to_pipe_it(tmp_path: Path, emulator: Emulator) -> None:
+    """`{file: /dev/stdin}` run at a terminal said "not a regular file or a FIFO (a device or a
+    socket); name the file holding the secret": true, but not what to do. Typed at the terminal,
+    the secret would be shown on it, so it is refused, saying how to pipe it in."""
+    from tests.ttyrun import on_a_tty
+
+    project = Project(tmp_path, emulator.url)
+    project.write("version: 1\n"
+                  "providers:\n  tq: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
+                  "keys:\n  ext: {provider: tq, description: ext, hosts: [api.example.com], api_provider: openai,\n"
+                  "        auth_type: token, auth_value: {file: /dev/stdin}}\n")
+    env = {**os.environ, **project.env, "NO_COLOR": "1"}
+    code, output = on_a_tty([sys.executable, "-m", "keyform", "apply", "--auto-approve"], tmp_path, env,
+                            lambda terminal, proc: None, prompt=b"\0never shown")
+    assert code == 1, output
+    assert ("keys.ext.auth_value: /dev/stdin is a terminal, and a secret typed there is shown on it: pipe the "
+            "secret in") in output.replace("\r\n", "\n").replace("\n", " "), output
+    assert "Traceback" not in output

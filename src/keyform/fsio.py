@@ -173,12 +173,13 @@ class NotAFileError(OSError):
     """A path keyform reads is not a regular file (a FIFO, a device, a socket): one would block
     the open or the read forever, or (/dev/zero) never end. `fifo_ok`: the reader takes a FIFO too."""
 
-    def __init__(self, path: StrPath, *, fifo_ok: bool = False) -> None:
+    def __init__(self, path: StrPath, *, fifo_ok: bool = False, terminal: bool = False) -> None:
         super().__init__(f"{path} is not a regular file")
         what = "a regular file or a FIFO (it is a device or a socket)" if fifo_ok else \
             "a regular file (a pipe, device or socket)"
         self.strerror = f"{os.fspath(path)} is not {what}; keyform reads only files"
         self.filename = os.fspath(path)
+        self.terminal = terminal  # (a terminal: what is typed there is shown as it is typed)
 
 
 class TooLargeError(OSError):
@@ -218,7 +219,7 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
         if not (stat.S_ISREG(st.st_mode) or (fifo and stat.S_ISFIFO(st.st_mode))):
-            raise NotAFileError(path, fifo_ok=fifo)
+            raise NotAFileError(path, fifo_ok=fifo, terminal=os.isatty(fd))
         if st.st_size > limit:
             raise TooLargeError(path, limit)
         os.set_blocking(fd, True)

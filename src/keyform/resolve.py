@@ -54,7 +54,10 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
             raw, st = read_capped(ref.path, MAX_INPUT_FILE_BYTES, fifo=True)
             # as a text-mode open() read it: CRLF and a lone CR are newlines (fingerprints depend on it)
             value = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n").strip()
-        except NotAFileError:
+        except NotAFileError as exc:
+            if exc.terminal:  # `{file: /dev/stdin}` run at a terminal: typed there, the secret is shown
+                raise KeyformError(f"{what}: {ref.path} is a terminal, and a secret typed there is shown on "
+                                   f"it: pipe the secret in (`... | keyform ...`, or `< FILE`)") from None
             raise KeyformError(f"{what}: {ref.path}: not a regular file or a FIFO (a device or a socket); "
                                "name the file holding the secret") from None
         except TooLargeError as exc:
