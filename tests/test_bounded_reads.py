@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +23,7 @@ from typing import TypeVar
 import pytest
 
 from harness.project import Project
+from keyform import fsio
 from keyform.emulator import Emulator
 from keyform.errors import KeyformError, StateError
 from keyform.model import FileRef
@@ -287,6 +289,47 @@ def _within(fifo: Path, seconds: float, call: Callable[[], T]) -> T:
 def test_a_secret_piped_through_a_fifo_is_read(fifo: Path) -> None:
     writer, _ = _fed(fifo, b"sk-from-a-pipe-0123456789\r\n")
     assert _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value")) == "sk-from-a-pipe-0123456789"
+    writer.join(10)
+
+
+def _held(fifo: Path, data: bytes, after: float, until: threading.Event) -> threading.Thread:
+    """A writer that opens `fifo`, writes `data` after `after` seconds, and holds it open `until` set."""
+    def hold() -> None:
+        with open(fifo, "wb", buffering=0) as fh:
+            time.sleep(after)
+            if data:
+                fh.write(data)
+            until.wait(30)
+
+    writer = threading.Thread(target=hold, daemon=True)
+    writer.start()
+    return writer
+
+
+def test_a_fifo_whose_writer_writes_nothing_is_not_waited_for_forever(
+        fifo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `{file:}` FIFO whose writer held it open and wrote nothing kept keyform waiting forever."""
+    monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 0.5)
+    release = threading.Event()
+    writer = _held(fifo, b"", 0, release)
+    try:
+        with pytest.raises(KeyformError) as info:
+            _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
+    finally:
+        release.set()
+        writer.join(10)
+    assert str(info.value) == (f"keys.k.auth_value: cannot read {fifo}: a FIFO whose writer wrote nothing for 0.5 s, "
+                               "nor closed it; keyform stopped waiting")
+
+
+def test_a_fifo_whose_writer_is_slow_but_writes_is_read(fifo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait is for a writer that is idle, not slow: a first chunk later than a read finds none is
+    still read (a `<(vault read ...)` that takes a moment), and the value ends at the writer's close."""
+    monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 5.0)
+    release = threading.Event()
+    release.set()
+    writer = _held(fifo, b"sk-slow-0123456789\n", 0.5, release)
+    assert _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value")) == "sk-slow-0123456789"
     writer.join(10)
 
 

@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import secrets
+import select
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -203,7 +204,8 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
     `NotAFileError` (a directory `IsADirectoryError`), checked on the open descriptor, never by
     path first; `fifo=True` takes a FIFO too (a secret piped in on /dev/stdin), read to its end
     within the same bound. The open never waits (O_NONBLOCK): a FIFO nothing writes to reads as
-    empty. `follow_symlinks=False`: a symlink as the last component is `IsSymlinkError`.
+    empty, and one whose writer writes nothing for `FIFO_IDLE_SECONDS` is `FifoIdleError`.
+    `follow_symlinks=False`: a symlink as the last component is `IsSymlinkError`.
     FileNotFoundError when it does not exist."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     if not follow_symlinks:
@@ -222,12 +224,18 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
             raise NotAFileError(path, fifo_ok=fifo, terminal=os.isatty(fd))
         if st.st_size > limit:
             raise TooLargeError(path, limit)
-        os.set_blocking(fd, True)
+        piped = stat.S_ISFIFO(st.st_mode)
+        os.set_blocking(fd, not piped)
         chunks: list[bytes] = []
         left = limit + 1
         step = max(st.st_size + 1, 64 * 1024)  # a regular file: all of it in one read
         while left > 0:
-            chunk = os.read(fd, min(left, step))
+            try:
+                chunk = os.read(fd, min(left, step))
+            except BlockingIOError:  # a FIFO's writer has not written yet (with no writer: its end, b"")
+                if not _readable_within(fd, FIFO_IDLE_SECONDS):
+                    raise FifoIdleError(path) from None
+                continue
             if not chunk:
                 break
             chunks.append(chunk)
@@ -237,6 +245,27 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
         return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), st
     finally:
         os.close(fd)
+
+
+FIFO_IDLE_SECONDS = 60.0
+
+
+class FifoIdleError(OSError):
+    """A FIFO keyform reads gave nothing for `FIFO_IDLE_SECONDS` while its writer held it open (a
+    writer that never writes nor closes would keep keyform waiting forever)."""
+
+    def __init__(self, path: StrPath) -> None:
+        super().__init__(f"{path}: nothing written for {FIFO_IDLE_SECONDS:g} s")
+        self.strerror = (f"a FIFO whose writer wrote nothing for {FIFO_IDLE_SECONDS:g} s, nor closed it; "
+                         "keyform stopped waiting")
+        self.filename = os.fspath(path)
+
+
+def _readable_within(fd: int, seconds: float) -> bool:
+    """Whether `fd` has something to read (or its end) within `seconds`."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
 
 
 def read_nofollow(path: StrPath, *, limit: int) -> bytes:
