@@ -385,16 +385,21 @@ def test_an_unreadable_lock_record_is_one_plain_reason(tmp_path: Path, what: str
     assert reason in str(err.value) and "Errno" not in str(err.value), str(err.value)
 
 
-def test_a_secret_piped_on_stdin_is_read_once_for_plan_and_apply(tmp_path: Path, emulator: Emulator) -> None:
-    """`echo $TOKEN | keyform apply` with `{file: /dev/stdin}`: apply read the input for its plan,
-    then again for the create, and found the pipe drained ("is empty (a FIFO nothing was writing
-    to)"). A pipe's value is read once per process."""
+def _stdin_input_project(tmp_path: Path, emulator: Emulator) -> dict[str, str]:
+    """A project whose one TextQL key's credential is `{file: /dev/stdin}`; the environment to run it."""
     project = Project(tmp_path, emulator.url)
     project.write("version: 1\n"
                   "providers:\n  tq: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
                   "keys:\n  ext: {provider: tq, description: ext, hosts: [api.example.com], api_provider: openai,\n"
                   "        auth_type: token, auth_value: {file: /dev/stdin}}\n")
-    env = {**os.environ, **project.env, "NO_COLOR": "1"}
+    return {**os.environ, **project.env, "NO_COLOR": "1"}
+
+
+def test_a_secret_piped_on_stdin_is_read_once_for_plan_and_apply(tmp_path: Path, emulator: Emulator) -> None:
+    """`echo $TOKEN | keyform apply` with `{file: /dev/stdin}`: apply read the input for its plan,
+    then again for the create, and found the pipe drained ("is empty (a FIFO nothing was writing
+    to)"). A pipe's value is read once per process."""
+    env = _stdin_input_project(tmp_path, emulator)
     res = subprocess.run(["bash", "-c", f"printf 'piped-secret-value\\n' | {sys.executable} -m keyform apply "
                                         "--auto-approve"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120, check=False)
@@ -412,12 +417,7 @@ def test_a_secret_input_on_a_terminal_is_refused_with_how_to_pipe_it(tmp_path: P
     the secret would be shown on it, so it is refused, saying how to pipe it in."""
     from tests.ttyrun import on_a_tty
 
-    project = Project(tmp_path, emulator.url)
-    project.write("version: 1\n"
-                  "providers:\n  tq: {type: textql, base_url: {url}, token: {env: TEXTQL_TOKEN}}\n"
-                  "keys:\n  ext: {provider: tq, description: ext, hosts: [api.example.com], api_provider: openai,\n"
-                  "        auth_type: token, auth_value: {file: /dev/stdin}}\n")
-    env = {**os.environ, **project.env, "NO_COLOR": "1"}
+    env = _stdin_input_project(tmp_path, emulator)
     code, output = on_a_tty([sys.executable, "-m", "keyform", "apply", "--auto-approve"], tmp_path, env,
                             lambda terminal, proc: None, prompt=b"\0never shown")
     assert code == 1, output
