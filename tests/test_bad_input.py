@@ -130,3 +130,18 @@ def test_a_broken_symlink_in_a_manifest_directory_fails_the_plan_instead_of_dele
         _no_internal_error(result.output)
     assert state_path.read_bytes() == state
     assert emu_control.requests().get("questra.delete", 0) == 0
+
+
+@pytest.mark.parametrize("state", [".", "/", "./"])
+@pytest.mark.parametrize("command", [("state", "list"), ("plan",), ("import", "k", "ak_1")])
+def test_a_state_path_naming_a_directory_with_no_name_is_one_clear_message(
+        project: Project, state: str, command: tuple[str, ...]) -> None:
+    """`--state .` and `--state /` said "internal error (ValueError)": the backup, lock and journal
+    paths are made beside the state file's name, and `.` has none. `--state dir` said "Is a directory"."""
+    project.write("version: 1\nproviders:\n  q: {type: questra, base_url: {url}, token: {env: QUESTRA_TOKEN}, "
+                  "org_id: org_1}\nsinks:\n  env: {type: dotenv, path: .env}\nkeys:\n  k: {provider: q, sink: env}\n")
+    result = project.run(*command, "--state", state)
+    assert result.exit_code == 1, result.output
+    shown = state.rstrip("/") or "/"
+    assert f"Error: {shown}: cannot read the state file: Is a directory" in result.stderr, result.stderr
+    _no_internal_error(result.output)

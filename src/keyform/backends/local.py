@@ -332,6 +332,8 @@ class LocalBackend:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        if not self.path.name:  # `--state .` or `--state /`: the backup, lock and journal sit beside a file
+            raise StateError(f"{path}: cannot read the state file: Is a directory")
         self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.journal_path = self.path.with_name(self.path.name + ".journal")
