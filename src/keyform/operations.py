@@ -837,13 +837,31 @@ def state_rm(options: Options, address: str) -> KeyState:
 
 
 def state_mv(options: Options, old: str, new: str, sink_name: str | None = None) -> KeyState:
-    """`state mv`: rename a key's address (and optionally its sink entry name)."""
+    """`state mv`: rename a key's address (and optionally its sink entry name, which must be one
+    its sink's type can hold when the manifests declare the sink: see `_entry_rule`)."""
     from keyform.statecmds import state_mv as mv
 
+    rule = _entry_rule(options) if sink_name is not None else None
     with edit_state(options, "state mv") as edit:
-        ks = mv(edit.state, old, new, sink_name)
+        ks = mv(edit.state, old, new, sink_name, rule)
         save_edit(edit)
     return ks
+
+
+def _entry_rule(options: Options) -> Callable[[str, str], str | None] | None:
+    """Why an entry name cannot be one of a sink's (sink name, entry name → problem or None), by
+    the type the manifests give that sink: `state mv --sink-name MY-VAR` into a dotenv sink wrote a
+    name no apply could ever remove, and every apply after failed on it. None with `--state FILE`
+    and manifests that do not load (state surgery needs none); without `--state` they must load."""
+    from keyform.sinks.registry import entry_name_problem
+
+    try:
+        sinks = load(options).sinks
+    except KeyformError:
+        if options.state_path:
+            return None
+        raise
+    return lambda sink, name: entry_name_problem(sinks[sink], name) if sink in sinks else None
 
 
 @record(frozen=False)

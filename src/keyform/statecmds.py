@@ -182,12 +182,20 @@ def state_rm(state: State, address: str) -> KeyState:
     return ks
 
 
-def state_mv(state: State, old: str, new: str, sink_name: str | None = None) -> KeyState:
+def state_mv(state: State, old: str, new: str, sink_name: str | None = None,
+             entry_problem: Callable[[str, str], str | None] | None = None) -> KeyState:
+    """Rename `old` to `new`; `sink_name` renames its sink entry too, checked by `entry_problem`
+    (sink name, entry name → why that sink cannot hold it) when given."""
     check_address("state mv", new)
     if sink_name is not None:
         check_entry_name("state mv", sink_name)
     if old not in state.keys:
         raise KeyformError(f"state mv: no key {old!r} in the state")
+    target = state.keys[old].sink
+    if sink_name is not None and target is not None and entry_problem is not None:
+        problem = entry_problem(target.sink, sink_name)
+        if problem:
+            raise KeyformError(f"state mv: --sink-name: {problem}, which sink {target.sink} cannot hold")
     if new in state.keys:
         raise KeyformError(f"state mv: {new!r} is already in the state")
     ks = state.keys.pop(old)
