@@ -190,10 +190,20 @@ def test_state_rm_then_plan_creates_and_leaves_old_key_untouched(project: Projec
     project.questra("k:\n  provider: qp\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
     old = project.remote_id("k")
+    secret = project.sink()["K"]
     res = project.run("state", "rm", "k", "-f", str(project.manifest))
     assert res.exit_code == 0 and "not touched" in res.stdout
+    # the forgotten key's secret stays in K, and a new k would write over it: refused, not lost
     plan = project.run("plan")
-    assert "k will be created" in plan.stdout
+    assert plan.exit_code == 1 and "already holds K" in plan.stderr and "`state rm` forgot" in plan.stderr, plan.output
+    assert questra_status(emu_control) == {old: False} and project.sink() == {"K": secret}
+    # adopted again, nothing changes; or, its line removed, a new k is created
+    assert project.run("import", "k", old).exit_code == 0
+    assert project.run("plan", "--detailed-exitcode").exit_code in (0, 2)
+    assert project.run("state", "rm", "k", "-f", str(project.manifest)).exit_code == 0
+    (project.root / ".secrets/keys.env").write_text("")
+    plan = project.run("plan")
+    assert plan.exit_code == 0 and "k will be created" in plan.stdout, plan.output
     assert questra_status(emu_control) == {old: False}
 
 

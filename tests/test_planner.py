@@ -190,7 +190,9 @@ def test_a_deleted_key_names_a_sink_entry_only_where_its_apply_removes_one() -> 
     st = state_with(imported, old, keeper)
     p = plan(workspace(replace(questra_key("keeper"), sink=shared)), st, remote_of(st), NOW, inputs=READABLE)
     by = {c.address: c for c in p.changes}
-    assert by["imp"].sink is None and by["imp"].reasons == ("removed from the manifests",)
+    assert by["imp"].sink is None and by["imp"].reasons == (
+        "removed from the manifests", f"its sink entry {imported.sink} is left as it is: keyform did not write it "
+                                      "(an imported key)")
     assert by["old"].sink is None
     assert by["old"].reasons == ("removed from the manifests", "its sink entry env:SHARED stays: key 'keeper' records it")
     st = state_with(recorded(questra_key("old"), "ak_2"))

@@ -164,6 +164,9 @@ def test_state_rm_folds_the_journal_first(setup: Setup, emu_control: EmulatorCon
     st = setup.state()
     assert "b" not in st.keys and st.keys["d"].remote_id == d_id
     assert [r.address for r in setup.journal() if isinstance(r, Intent)] == ["e"]
+    # b's secret stays in the file, no longer keyform's to overwrite: the user lets it go
+    env = setup.project.root / ".secrets/keys.env"
+    env.write_text("".join(line for line in env.read_text().splitlines(keepends=True) if not line.startswith("B=")))
     _converge_and_check(setup, emu_control, d_id, e_id)
 
 

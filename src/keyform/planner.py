@@ -297,7 +297,8 @@ def foreign_entries(workspace: Workspace, state: State, changes: Iterable[Change
                 continue
             out.append(Diagnostic(
                 f"key {change.address!r}: sink {target.sink} already holds {target.name} ({where}), which keyform "
-                f"did not write (the state does not record it); it will not overwrite it. Give the key another "
+                f"did not write, or wrote for a key `state rm` forgot (the state does not record it); it will not "
+                f"overwrite it. Give the key another "
                 "`as:`, or remove that line from the file if its value may go (if it holds the secret of a key "
                 "keyform made, adopt that key with `keyform import`)", spec.loc))
     return out
@@ -724,7 +725,9 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool, worksp
     elif rk is not None and rk.revoked:
         reasons.append("already revoked remotely")
     sink = None
-    if ks.sink is not None and ks.secret_in_sink:  # an imported key's entry was never keyform's to remove
+    if ks.sink is not None and not ks.secret_in_sink:
+        reasons.append(f"its sink entry {ks.sink} is left as it is: keyform did not write it (an imported key)")
+    elif ks.sink is not None:  # (an imported key's entry was never keyform's to remove)
         keeper = keepers.get(workspace.entry_id(ks.sink))
         if ks.sink.sink not in workspace.sinks:  # the apply cannot reach it (`applier._drop_entry`)
             reasons.append(f"its sink entry {ks.sink} is left as it is: sink {ks.sink.sink} is no longer in the "

@@ -176,8 +176,9 @@ def state_rm(state: State, address: str) -> KeyState:
     ks = state.keys.pop(address, None)
     if ks is None:
         raise KeyformError(f"state rm: no key {address!r} in the state")
-    if ks.sink is not None and ks.secret_in_sink:  # its entry stays where keyform wrote it
-        state.note_written([ks.sink])
+    # Its entry stays where keyform wrote it, holding the secret of a key that stays live: it is no
+    # longer keyform's to overwrite (noted as keyform's own, a later key given that `as:` silently
+    # replaced the only copy of the forgotten key's secret), so it is any other line of the file now
     state.readdress_stale(address, None)  # and so do any copies a sink move left: forgotten, not removed
     return ks
 
