@@ -228,6 +228,39 @@ defaults:
     assert [r["name"] for r in records(tmp_path / "records") if r["action"] == "remove"] == ["DEPLOY_BOT"]
 
 
+def test_a_delete_whose_entry_cannot_be_removed_still_records_the_revoke(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    """A delete revokes first, then removes the sink entry. When the removal failed (a sealed vault,
+    sops with no identity), the key was revoked but the state still held it as live, the journal's
+    intent stayed open, and the next plan wanted to replace it ("revoked outside keyform"). Now the
+    state forgets it, the entry holding the revoked secret is keyform's to overwrite, and the
+    failure says the key is revoked."""
+    store = tmp_path / "store"
+    store.mkdir()
+    project = Project(tmp_path / "repo", emulator.url)
+    project.exec_vault(f'sh, -c, \'cat > "{store}/$KEYFORM_SINK_NAME"\'', store)
+    ok(project.run("apply", "--auto-approve"))
+    key_id = project.remote_id("q0")
+    project.manifest.write_text(project.manifest.read_text()
+                                .replace("rm -f", "echo vault sealed >&2; exit 3; rm -f")
+                                .replace("  q0: {provider: qp, name: q0}\n", ""))
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert (f"{key_id} is revoked, but its sink entry vault:Q0 (the revoked secret) could not be removed: "
+            in res.stderr), res.stderr
+    assert "vault sealed" in res.stderr and "remove it by hand" in res.stderr
+    assert [k["revoked"] for k in emu_control.questra_keys(ORG)] == [True]
+    assert project.state()["keys"] == {} and project.journal_records() == []
+    assert project.state()["written_entries"] == {"vault": ["Q0"]}
+    planned = project.run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 0, planned.output
+    # a key given that entry again may write over the revoked secret
+    project.manifest.write_text(project.manifest.read_text().replace("keys:\n", "keys:\n  q1: {provider: qp, name: q1, "
+                                                                     "sink: {use: vault, as: Q0}}\n"))
+    ok(project.run("apply", "--auto-approve"))
+    assert (store / "Q0").read_text() == issued(project, emu_control, "q1")
+
+
 def test_a_read_command_that_fails_at_plan_time_fails_the_plan_instead_of_replacing_the_key(
         tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, monkeypatch: pytest.MonkeyPatch) -> None:
     """A `secret_of` source's secret is checked by reading it back. A read that failed (a sealed

@@ -795,11 +795,20 @@ def _delete(change: Change, ctx: ApplyContext) -> None:
         ks = ctx.state.keys[change.address]
     seq = ctx.journal.intent("delete", ks.address, ks.provider, remote_id=ks.remote_id)
     ctx.provider(ks.provider).delete(ks.remote_id)
+    left: SinkError | None = None
     if ks.secret_in_sink and ks.sink is not None and not _kept_by_another(ks.sink, ctx):
-        _drop_entry(ks.sink, ctx)
+        try:
+            _drop_entry(ks.sink, ctx)
+        except SinkError as exc:  # the key is revoked all the same: the state must say so
+            left = exc
     with ctx.lock:
         ctx.state.keys.pop(ks.address, None)
+        if left is not None and ks.sink is not None:  # it holds a revoked secret: keyform's to overwrite
+            ctx.state.note_written([ks.sink])
     ctx.journal.done(seq, forget=ks.address)
+    if left is not None:
+        raise SinkError(f"{ks.remote_id} is revoked, but its sink entry {ks.sink} (the revoked secret) could not "
+                        f"be removed: {left}; remove it by hand") from None
 
 
 def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
