@@ -130,6 +130,22 @@ def test_match_by_provider_instance_or_type_and_by_address_glob(tmp_path: Path) 
     assert violations(tmp_path, f"p:\n  {req}\n") == {"p": ["loose", "tq-key"]}  # no match: every key
 
 
+def test_a_sink_or_provider_named_after_a_type_does_not_pass_as_that_type(tmp_path: Path) -> None:
+    """`allowed_sinks: [sops]` matches names and types; a plaintext dotenv sink *named* `sops` (and a
+    TextQL instance named `questra`) met an org-wide policy it was meant to fail, and apply wrote
+    the secret in clear. A name that is also a type's name now counts as that type only."""
+    manifest = (MANIFEST.replace("  env: {type: dotenv", "  sops: {type: dotenv").replace("{sink: env}", "{sink: sops}")
+                .replace("  tq: {type: textql", "  questra: {type: textql").replace("provider: tq", "provider: questra"))
+    assert violations(tmp_path, "p:\n  require: {allowed_sinks: [sops]}\n", manifest) == {
+        "p": ["good", "loose", "prod-api"]}
+    assert violations(tmp_path, "p:\n  require: {allowed_sinks: [dotenv, exec]}\n", manifest) == {}
+    assert violations(tmp_path, "p:\n  require: {allowed_providers: [questra]}\n", manifest) == {"p": ["tq-key"]}
+    assert violations(tmp_path, "p:\n  match: {providers: [questra]}\n  require: {expiry: true}\n", manifest) == {
+        "p": ["loose"]}  # the Questra key without expiry; not the TextQL instance named questra
+    assert violations(tmp_path, "p:\n  match: {providers: [textql]}\n  require: {expiry: true}\n", manifest) == {
+        "p": ["tq-key"]}
+
+
 def test_several_files_contribute_policies_and_a_name_used_twice_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "keyform.yaml").write_text(MANIFEST)
     (tmp_path / "policies.yaml").write_text("version: 1\npolicies:\n  a: {require: {expiry: true}}\n")
@@ -349,8 +365,11 @@ def test_a_schema_policy_fetches_nothing_and_a_broken_local_ref_is_reported(tmp_
     """)
     assert errors == ["keyform.yaml:29: policies.remote.schema: $ref 'https://127.0.0.1:9/evil.json': only references "
                       "inside the schema (#/...) are allowed; keyform fetches nothing"]
-    found = violations(tmp_path, "dangling:\n  match: {providers: [questra]}\n  schema: {$ref: '#/$defs/nope'}\n")
-    assert found == {"dangling": ["good", "loose", "prod-api"]}
+    # a reference to nothing is the policy's own mistake: one error at its line, not one per key
+    errors = load_error(tmp_path, "dangling:\n  match: {providers: [questra]}\n  schema: {$ref: '#/$defs/nope'}\n")
+    assert errors == ["keyform.yaml:30: policies.dangling.schema: $ref '#/$defs/nope' points at nothing in the schema"]
+    assert violations(tmp_path, "fine:\n  match: {providers: [questra]}\n  schema: {$defs: {n: {required: [name]}}, "
+                                "$ref: '#/$defs/n'}\n") == {"fine": ["prod-api"]}
 
 
 def test_severity_decides_between_stopping_and_a_plan_note(tmp_path: Path) -> None:

@@ -100,9 +100,23 @@ class Policy:
     addresses: tuple[str, ...] = ()
 
     def matches(self, address: str, provider: str, provider_type: str) -> bool:
-        if self.providers and provider not in self.providers and provider_type not in self.providers:
+        if self.providers and not named_or_typed(provider, provider_type, self.providers, "provider"):
             return False
         return not self.addresses or any(fnmatch.fnmatchcase(address, g) for g in self.addresses)
+
+
+def named_or_typed(name: str, type_: str | None, listed: Iterable[str], kind: str) -> bool:
+    """Whether a provider instance or sink (`kind`) is one of `listed`, which names instances or
+    types. A name that is also a type's name counts as that type only: a plaintext dotenv sink
+    *named* `sops`, or a TextQL instance named `questra`, met an org-wide `allowed_sinks: [sops]`
+    (or `allowed_providers: [questra]`, `match: {providers: [textql]}`) it was meant to fail."""
+    from keyform import typeregistry
+
+    listed = set(listed)
+    if type_ is not None and type_ in listed:
+        return True
+    types = typeregistry.provider_names() if kind == "provider" else typeregistry.sink_names()
+    return name in listed and name not in types
 
 
 @record
@@ -174,6 +188,9 @@ def _json_schema(value: Any) -> Any:
     if outside:
         raise ValueError(f"$ref {outside[0]!r}: only references inside the schema (#/...) are allowed; "
                          "keyform fetches nothing")
+    dangling = _dangling_ref(value)
+    if dangling:
+        raise ValueError(f"$ref {dangling!r} points at nothing in the schema")
     validator = Draft202012Validator(value)
     try:  # a loop every key would hit (`$ref: "#"`): said at the policy's line, once
         next(validator.iter_errors({}), None)
@@ -182,6 +199,39 @@ def _json_schema(value: Any) -> Any:
     except Exception:  # anything else shows per key (`_check_schema`)
         pass
     return validator
+
+
+def _dangling_ref(schema: Any) -> str | None:
+    """The first `$ref` inside `schema` that resolves to nothing (`#/$defs/x` with no such
+    definition), or None: said once at the policy's line, not as a failure of every key. A schema
+    with an `$id` of its own somewhere is left to the per-key check (a nested `$id` moves the base
+    that its refs resolve against)."""
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    if not isinstance(schema, dict) or any(k == "$id" for k in _keys(schema)):
+        return None
+    resolver = Registry().with_resource("", Resource.from_contents(schema, default_specification=DRAFT202012)) \
+        .resolver()
+    for ref in sorted(set(_refs(schema))):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            return ref
+    return None
+
+
+def _keys(schema: Any) -> Iterator[str]:
+    """Every mapping key in a schema, at any depth."""
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            yield from node
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
 
 
 def _refs(schema: Any) -> Iterable[str]:
@@ -252,13 +302,13 @@ def _check_name(pattern: re.Pattern[str], f: KeyFacts) -> str | None:
 
 def _check_sinks(allowed: frozenset[str], f: KeyFacts) -> str | None:
     sink = f.spec.sink if f.spec is not None else None
-    if sink is None or sink.sink in allowed or (f.sink_type is not None and f.sink_type in allowed):
+    if sink is None or named_or_typed(sink.sink, f.sink_type, allowed, "sink"):
         return None
     return f"sink {sink.sink} ({f.sink_type}) is not one of: {', '.join(sorted(allowed))}"
 
 
 def _check_providers(allowed: frozenset[str], f: KeyFacts) -> str | None:
-    if f.provider in allowed or f.provider_type in allowed:
+    if named_or_typed(f.provider, f.provider_type, allowed, "provider"):
         return None
     return f"provider {f.provider} ({f.provider_type}) is not one of: {', '.join(sorted(allowed))}"
 
