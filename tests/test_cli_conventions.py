@@ -320,14 +320,19 @@ def test_show_does_not_pass_terminal_escapes_from_a_plan_file_through(tmp_path: 
     saved = tmp_path / "keyform.plan"
     assert project.run("plan", "--out", str(saved)).exit_code == 0
     doc = json.loads(saved.read_text())
-    doc["changes"][0]["address"] = "ci-bot\x1b]0;pwned\x07\x1b[2J"
     doc["changes"][0]["reasons"] = ["new key\x1b[31m"]
     saved.write_text(json.dumps(doc))
     for fmt in ("text", "markdown", "json"):
         res = run("show", str(saved), "--format", fmt)
         assert res.exit_code == 0, res.output
         assert "\x1b" not in res.stdout and "\x07" not in res.stdout
-    assert "ci-bot\ufffd]0;pwned" in run("show", str(saved)).stdout
+    assert "new key\ufffd[31m" in run("show", str(saved)).stdout
+    # an address no manifest allows (escapes, a bidi override) makes the file no plan: said without them
+    doc["changes"][0]["address"] = "ci-bot\x1b]0;pwned\x07\x1b[2J"
+    saved.write_text(json.dumps(doc))
+    res = run("show", str(saved))
+    assert res.exit_code == 1 and "not a keyform plan file" in res.stderr, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
 
 
 def test_show_of_a_file_that_is_not_a_plan_says_so(tmp_path: Path) -> None:

@@ -75,6 +75,78 @@ def test_an_edited_saved_plan_is_refused_before_any_call(project: Project, emu_c
     assert (project.state_path.read_bytes(), emu_control.questra_keys(ORG)) == before
 
 
+@pytest.mark.parametrize("edit", ["a no-op made a create", "another name shown", "another sink shown"])
+def test_a_saved_plan_edited_to_show_or_make_what_the_manifests_do_not_say_is_refused(
+        project: Project, emu_control: EmulatorControl, edit: str) -> None:
+    """A no-op edited into a create (the old remote id kept, as the planner's "deleted outside
+    keyform" create has it) made a second key and left the first live and recorded nowhere; a
+    create's name or sink edited was shown so by `show` and applied as the manifests say."""
+    if edit == "a no-op made a create":
+        assert project.run("apply", "--auto-approve").exit_code == 0
+    out = project.root / "ci.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    doc = json.loads(out.read_text())
+    change = doc["changes"][0]
+    first = change["address"]
+    if edit == "a no-op made a create":
+        change.update(action="create", reasons=["deleted outside keyform"])
+    elif edit == "another name shown":
+        [name] = [a for a in change["attributes"] if a["name"] == "name"]
+        name["after"] = "totally benign"
+    else:
+        change["sink"] = "env:SOMEWHERE_ELSE"
+    out.write_text(json.dumps(doc))
+    before = (project.state_path.read_bytes() if project.state_path.exists() else b"", emu_control.questra_keys(ORG))
+    res = project.run("apply", str(out))
+    assert res.exit_code == 1, res.output
+    expected = {"a no-op made a create": f"it makes the key anew, but qp still lists {change['remote_id']}",
+                "another name shown": "it shows name = 'totally benign'; the manifests say",
+                "another sink shown": "it writes the secret to env:SOMEWHERE_ELSE; the manifests say env:"}[edit]
+    assert res.stderr.startswith(f"Error: Saved plan: {first}: {expected}"), res.stderr
+    assert (project.state_path.read_bytes() if project.state_path.exists() else b"",
+            emu_control.questra_keys(ORG)) == before
+
+
+def test_a_saved_plan_that_makes_anew_a_key_deleted_outside_keyform_applies(
+        project: Project, emu_control: EmulatorControl) -> None:
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    first = sorted(project.state()["keys"])[0]
+    gone = project.remote_id(first)
+    emu_control.delete_questra(ORG, gone)
+    out = project.root / "ci.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    res = project.run("apply", str(out))
+    assert res.exit_code == 0, res.output
+    assert project.remote_id(first) != gone
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("serial", float("inf"), 'field "state.serial": inf is not of type \'integer\''),
+    ("address", 7, 'field "changes[0].address": 7 is not of type \'string\''),
+    ("address", "a\u202eb", 'field "changes[0].address": \'a\\u202eb\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
+    ("notes", ["fine", None], 'field "notes[1]": None is not of type \'string\''),
+])
+@pytest.mark.parametrize("command", ["show", "apply"])
+def test_a_damaged_saved_plan_is_one_message_not_an_internal_error(
+        project: Project, field: str, value: object, message: str, command: str) -> None:
+    """`"serial": Infinity` was an OverflowError, an address of 7 a TypeError, a note of 1 an
+    AttributeError: each "internal error". A saved plan is now checked against its schema first;
+    an address is one the manifests allow (a bidi override in one drove the reviewer's terminal)."""
+    out = project.root / "ci.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    doc = json.loads(out.read_text())
+    if field == "serial":
+        doc["state"]["serial"] = value
+    elif field == "notes":
+        doc["notes"] = value
+    else:
+        doc["changes"][0][field] = value
+    out.write_text(json.dumps(doc))
+    res = project.run(command, str(out))
+    assert res.exit_code == 1, res.output
+    assert res.stderr == f"Error: {out}: not a keyform plan file ({message})\n", res.stderr
+
+
 def test_saved_plan_is_stale_when_the_state_changed(project: Project, emu_control: EmulatorControl) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
     emu_control.revoke_questra(ORG, project.remote_id("web"))

@@ -3,6 +3,7 @@ emulator over real HTTP."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -103,10 +104,16 @@ def test_an_input_that_cannot_be_read_is_said_by_plan_and_stops_apply(project: P
     # remember may hold the session's temporary directory, and its windows are masked anywhere)
     where = f"{project.manifest.name}:{line}: "
     state = project.state_path.read_bytes()
+    # not "0, No changes. Your keys match the manifests.": that was not established (a pipeline that
+    # applies only on 2 skipped the change)
     plan = project.run("plan", "--detailed-exitcode")
-    assert plan.exit_code == 0, plan.output
+    assert plan.exit_code == 2, plan.output
     assert (where + "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set: this plan cannot "
             "tell whether it changed, and apply stops until it can be read") in plan.output, plan.output
+    assert ("No changes found, but 1 key could not be checked: its inputs cannot be read here (see the notes)."
+            in plan.stdout and "match the manifests" not in plan.output), plan.output
+    shown = project.run("plan", "--format", "json")
+    assert json.loads(shown.stdout)["unchecked"] == ["ana-questra"], shown.output
     res = project.run("apply", "--auto-approve")
     assert res.exit_code == 1, res.output
     assert where + "keys.ana-questra.auth_value: environment variable ANA_TOKEN_V2 is not set" in res.stderr

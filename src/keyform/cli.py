@@ -245,7 +245,8 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
             except OSError as exc:
                 raise KeyformError(f"--out {out}: cannot write the plan: {exc.strerror or exc}") from None
             shown.saved(out)
-        return 2 if (detailed_exitcode and the_plan.has_changes) else 0
+        # 2 for a plan that could not check every key too: "0, no changes" was not established
+        return 2 if (detailed_exitcode and (the_plan.has_changes or the_plan.unchecked)) else 0
 
     run_safely(ctx, body)
 

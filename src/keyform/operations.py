@@ -33,7 +33,7 @@ from keyform.errors import (
 )
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
-from keyform.model import SecretOfRef, Workspace
+from keyform.model import KeySpec, SecretOfRef, Workspace
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.planner import PlanInputs, foreign_entries, inputs_digest, unreadable_sinks
 from keyform.planner import plan as make_plan
@@ -306,7 +306,7 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     if sess.unreadable_inputs:
         result = dataclasses.replace(result, notes=result.notes + tuple(
             f"{d}: this plan cannot tell whether it changed, and apply stops until it can be read"
-            for d in sess.unreadable_inputs))
+            for d in sess.unreadable_inputs), unchecked=tuple(sorted(_unchecked(result, fingerprints))))
     policy_notes = check_plan_policies(sess, result, snapshot)
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
@@ -320,16 +320,20 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     return result
 
 
+def _unchecked(plan: Plan, fingerprints: Mapping[str, Mapping[str, str | None]]) -> set[str]:
+    """The keys of `plan` (as `_unreadable_inputs` counts them) with an input it could not read."""
+    planned = {c.address for c in plan.changes if not c.deposed and c.action is not Action.DELETE}
+    return {a for a, fps in fingerprints.items() if a in planned and None in fps.values()}
+
+
 def _unreadable_inputs(sess: Session, plan: Plan, fingerprints: Mapping[str, Mapping[str, str | None]]) -> Diagnostics:
     """The env/file inputs of the plan's keys that cannot be read now (`input_fingerprints` gave
     None), each with its located reason. The planner passes them over (a plan may be made where a
     secret is not at hand), so for a key that stays it cannot see a changed input: the plan says
     so, and apply refuses to go on (`run_apply`, `applier.preflight`)."""
-    planned = {c.address for c in plan.changes if not c.deposed and c.action is not Action.DELETE}
     out: Diagnostics = []
-    for address, fps in fingerprints.items():
-        if address in planned and None in fps.values():
-            out.extend(unresolved_inputs(sess.workspace.keys[address], sess.options.env))
+    for address in sorted(_unchecked(plan, fingerprints)):
+        out.extend(unresolved_inputs(sess.workspace.keys[address], sess.options.env))
     return out
 
 
@@ -430,7 +434,7 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
                         if sess.recovery.records else "the interrupted apply it was made after has been recovered")
     if problems:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
-    edited = _unplannable(sess, saved)
+    edited = _unplannable(sess, saved) or _recreated_while_listed(sess, saved)
     if edited:
         raise KeyformError([Diagnostic(f"Saved plan: {e}; no plan of these manifests and this state says so "
                                        "(was the file edited?). Run `keyform plan` again.") for e in edited])
@@ -484,6 +488,50 @@ def _unplannable(sess: Session, saved: Plan) -> list[str]:
                        f"{ks.remote_id}")
         elif c.action is Action.CREATE and spec is not None and c.provider != spec.provider:
             out.append(f"{c.address}: it creates the key at {c.provider}; the manifests say {spec.provider}")
+        elif spec is not None and c.action is not Action.DELETE:
+            out.extend(_shown_otherwise(c, spec))
+    return out
+
+
+def _shown_otherwise(change: Change, spec: KeySpec) -> list[str]:
+    """Where `change` shows what the apply would not do: the apply takes a key's attributes and
+    sink from the manifests, so a plan file edited to read `name = "totally benign"` (or another
+    sink) was shown so by `show` and applied as the manifests say. Each shown value the manifests
+    give (not sensitive, not masked) must be theirs."""
+    from keyform.redact import MASK
+
+    out: list[str] = []
+    if change.sink is not None and spec.sink is not None and change.sink != str(spec.sink):
+        out.append(f"{change.address}: it writes the secret to {change.sink}; the manifests say {spec.sink}")
+    for a in change.attrs:
+        if a.sensitive or a.name not in spec.attrs or a.after == spec.attrs[a.name]:
+            continue
+        if isinstance(a.after, str) and MASK in a.after:  # (`_masked`: a remembered secret in the value)
+            continue
+        out.append(f"{change.address}: it shows {a.name} = {a.after!r}; the manifests say {spec.attrs[a.name]!r}")
+    return out
+
+
+def _recreated_while_listed(sess: Session, saved: Plan) -> list[str]:
+    """A saved plan's creates of keys the state records (the planner's "deleted outside keyform"),
+    checked against a listing now: a plan file edited to turn a key's no-op into a create had the
+    apply make a second key and leave the first live and recorded nowhere."""
+    from keyform.refresh import refresh
+
+    recreated = [(c, ks) for c in saved.changes if c.action is Action.CREATE and not c.deposed and not c.orphan
+                 and (ks := sess.state.keys.get(c.address)) is not None]
+    if not recreated:
+        return []
+    snapshot = refresh(sess.workspace, sess.state, sess.providers, {ks.provider for _, ks in recreated})
+    out = []
+    for c, ks in recreated:
+        known, listed = snapshot.lookup(ks.provider, ks.remote_id)
+        if listed is not None:
+            out.append(f"{c.address}: it makes the key anew, but {ks.provider} still lists {ks.remote_id}, the key "
+                       "the state records")
+        elif not known:
+            out.append(f"{c.address}: it makes the key anew, and {ks.provider} cannot be listed to confirm that "
+                       f"{ks.remote_id}, the key the state records, is gone")
     return out
 
 

@@ -153,6 +153,9 @@ class Plan:
     # address -> `inputs_digest` of the fingerprints of its env/file write-only inputs, for each key
     # the plan changes: applying the plan after one of those values changed is refused
     inputs: Mapping[str, str] = field(default_factory=dict)
+    # the keys the plan could not check, their env/file inputs unreadable where it was made (a
+    # plan job without the secrets at hand): "no changes" cannot be said of them
+    unchecked: tuple[str, ...] = ()
 
     @property
     def actionable(self) -> list[Change]:
@@ -186,6 +189,7 @@ class Plan:
             "notes": list(self.notes),
             "changes": [c.to_json() for c in self.changes],
             **({"inputs": dict(sorted(self.inputs.items()))} if self.inputs and inputs else {}),
+            **({"unchecked": list(self.unchecked)} if self.unchecked else {}),
         }
 
     def dumps(self, *, inputs: bool = True) -> str:
@@ -209,5 +213,5 @@ class Plan:
             notes=tuple(d.get("notes") or ()), lineage=st.get("lineage"), serial=int(st.get("serial", 0)),
             manifest_digest=d.get("manifest_digest", ""), created_at=d.get("created_at", ""),
             destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()), journal=str(st.get("journal") or ""),
-            inputs=inputs,
+            inputs=inputs, unchecked=tuple(d.get("unchecked") or ()),
         )

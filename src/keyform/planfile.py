@@ -12,6 +12,7 @@ from typing import Any
 from keyform.errors import KeyformError
 from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
 from keyform.plan import Plan
+from keyform.statecheck import plan_problem
 
 # The most of a saved plan keyform reads (a plan of 10,000 keys is ~10 MB): a path naming
 # /dev/zero or a huge file is refused instead of read until memory runs out.
@@ -39,6 +40,9 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
         if not (isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc):
             # a state, a journal line or another JSON file (a state's format_version is a plan's too)
             raise ValueError("it has no plan's changes and manifest digest")
+        problem = plan_problem(doc)  # (an edited or damaged plan: `"serial": Infinity`, an address of 1)
+        if problem:
+            raise ValueError(printable(problem))
         return Plan.from_json(printable(doc) if for_display else doc)
     except NotAFileError:
         raise KeyformError(f"{path}: not a regular file or a pipe (a device or a socket); name a saved plan "

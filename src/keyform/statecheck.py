@@ -63,7 +63,7 @@ def _journal_local() -> dict[str, Any]:
 def _check(name: str) -> Callable[[Any], bool]:
     from keyform.manifest.fastcheck import compile_schema
 
-    return compile_schema(_journal_local() if name == "journal" else _schema("state.schema.json"))
+    return compile_schema(_journal_local() if name == "journal" else _schema(f"{name}.schema.json"))
 
 
 def state_problem(doc: Any) -> str | None:
@@ -138,6 +138,13 @@ def _time_problem(times: Iterator[tuple[str, Any]]) -> str | None:
     return None
 
 
+def plan_problem(doc: Any) -> str | None:
+    """None for a document that follows schemas/plan.schema.json; else what is wrong with it (a
+    saved plan is read back by `apply FILE`, `show` and `graph --plan`: an edited or damaged one
+    is one message, never a crash on a field of the wrong type)."""
+    return None if _check("plan")(doc) else _worded(doc, "plan")
+
+
 def _worded(doc: Any, which: str) -> str:
     """jsonschema's words for the most relevant error (imported only here, on failure)."""
     import jsonschema
@@ -146,8 +153,8 @@ def _worded(doc: Any, which: str) -> str:
     from keyform.manifest.fastcheck import ecma_validator_class
 
     state = _schema("state.schema.json")
-    if which == "state":
-        validator = ecma_validator_class()(state)
+    if which in ("state", "plan"):
+        validator = ecma_validator_class()(_schema(f"{which}.schema.json"))
     else:
         registry: Registry[Any] = Registry().with_resource(state["$id"], Resource.from_contents(state))
         validator = ecma_validator_class()(_schema("journal.schema.json"), registry=registry)

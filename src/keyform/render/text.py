@@ -33,6 +33,10 @@ def _styler(color: bool) -> Styler:
 
 
 def summary_line(plan: Plan) -> str:
+    if not plan.has_changes and plan.unchecked:  # (not "no changes": that was not established)
+        n = len(plan.unchecked)
+        return (f"No changes found, but {n} key{'s' if n != 1 else ''} could not be checked: "
+                f"{'their' if n != 1 else 'its'} inputs cannot be read here (see the notes).")
     if not plan.has_changes:
         return NO_CHANGES
     c = plan.counts()
