@@ -203,3 +203,60 @@ def test_scan_of_a_fifo_returns_at_once(tmp_path: Path, monkeypatch: pytest.Monk
     t.start()
     t.join(10)
     assert result, "scan blocked on a FIFO"
+
+
+def _add_sink(project: Project, sink: str) -> None:
+    """Declare one more sink (`name: {options}`, flow YAML) in the project's manifest."""
+    project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", f"sinks:\n  {sink}\n"))
+
+
+K8S_SECRET = ("apiVersion: v1\nkind: Secret\nmetadata: {name: api-keys, namespace: default}\ntype: Opaque\n"
+              f"stringData:\n  OTHER: {CANARY}\n  {{word}}: kept\n")
+
+
+@pytest.mark.parametrize("word", ["123", "yes", "null", "1.5"])
+def test_a_k8s_secret_with_a_key_yaml_reads_as_no_string_is_refused_before_any_key_is_created(
+        project: Project, emu_control: EmulatorControl, word: str) -> None:
+    """`123:` (and in YAML 1.1 `yes:`, `null:`) is a key of another type: the sink's rewrite sorts
+    the keys and failed with a bare `TypeError`, after apply had created the key (then revoked)."""
+    path = project.root / "k.yaml"
+    path.write_text(K8S_SECRET.replace("{word}", word))
+    before = path.read_bytes()
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: k, as: CI_BOT}\n")
+    _add_sink(project, "k: {type: k8s-secret, path: k.yaml, name: api-keys}")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert f"{project.manifest}:{_key_line(project)}: key 'ci-bot': sink k cannot take its secret: " in res.stderr
+        assert "k.yaml:7: stringData has a key that YAML reads as " in res.stderr
+        assert f"not a string ({word!r}); a Secret's keys are strings: quote it. Applying would" in res.stderr
+        assert "TypeError" not in res.output and "internal error" not in res.output
+        assert CANARY not in res.output
+    assert path.read_bytes() == before
+    assert emu_control.questra_keys(ORG) == []
+
+
+def test_a_k8s_secret_key_yaml_reads_as_no_string_fails_a_destroy_in_words(project: Project) -> None:
+    """A delete is not held back by an unreadable sink file (plan notes it); the removal of the
+    entry then fails in the sink's words, naming the file and line, never as a `TypeError`."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: k, as: CI_BOT}\n")
+    _add_sink(project, "k: {type: k8s-secret, path: k.yaml, name: api-keys}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    path = project.root / "k.yaml"
+    path.write_text(path.read_text() + "  123: other\n")
+    res = project.run("destroy", "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert "k.yaml:9: stringData has a key that YAML reads as a number, not a string ('123')" in res.output
+    assert "TypeError" not in res.output and "internal error" not in res.output
+
+
+def test_a_key_whose_entry_is_gone_from_a_k8s_secret_file_is_planned_for_replacement(project: Project) -> None:
+    """The plain Secret file is scanned like a .env (the scan that refuses an unusable file): a
+    secret removed from it is noticed by plan."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: k, as: CI_BOT}\n")
+    _add_sink(project, "k: {type: k8s-secret, path: k.yaml, name: api-keys}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (project.root / "k.yaml").unlink()
+    res = project.run("plan")
+    assert res.exit_code == 0, res.output
+    assert "secret missing from sink k (CI_BOT)" in res.stdout

@@ -1,17 +1,19 @@
 """Which entries the local file sinks hold, read once per plan into a typed snapshot for the planner.
 
 `plan` must notice a secret that vanished from a readable sink (someone deleted `.secrets/dev.env`)
-and replace the key; the planner is pure, so the sinks are read *before* planning. For the three
-plain-file sinks (`dotenv`, `json`, `file`: each type's `SinkType.scan`) one read of the file (or
-one directory listing) gives every entry name at once, whatever the number of keys; no secret value is kept. Other sinks
-(`sops`, `k8s-secret`, `exec`) report None (not scanned here; a `secret_of` source in them is
-still checked by reading its entry, see `operations.missing_secrets`).
+and replace the key; the planner is pure, so the sinks are read *before* planning. For the
+plain-file sinks (`dotenv`, `json`, `file` and an unencrypted `k8s-secret`: each type's
+`SinkType.scan`) one read of the file (or one directory listing) gives every entry name at once,
+whatever the number of keys; no secret value is kept. Other sinks (`sops`, an encrypted
+`k8s-secret`, `exec`) are not scanned here; a `secret_of` source in them is still checked by
+reading its entry, see `operations.missing_secrets`.
 
 For a sink whose file holds other people's entries too (`SinkType.guards_entries`: a `.env`), the
 snapshot also keeps each entry's line, so the planner can refuse to overwrite a variable keyform
 did not write and name where it is (`planner.foreign_entries`).
 
-A sink whose file cannot be read (not UTF-8, not JSON, a symlink, a FIFO, no permission) is kept
+A sink whose file cannot be read (not UTF-8, not JSON, a symlink, a FIFO, no permission), or that
+its sink could not write back (a Secret key YAML reads as a number), is kept
 with the reason, worded `file:line: what is wrong` where there is a line: the planner refuses a
 key that would write its secret there (`planner.unreadable_sinks`) before apply creates the key
 and then fails to store its secret, and notes the sinks that hold recorded secrets.
@@ -76,6 +78,8 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             found = stype.scan(config)
         except (OSError, ValueError, KeyError, KeyformError) as exc:
             problems[name] = _problem(shown, exc)
+            continue
+        if found is None:
             continue
         out[name] = frozenset(found)
         if stype.guards_entries:

@@ -104,8 +104,9 @@ class SinkType:
     path_options: tuple[str, ...] = ()
     # every entry the sink holds now, read at once for planning (`keyform.sinkscan`): entry name ->
     # its 1-based line where the format has lines, else 0; {} when the file is missing; raises
-    # OSError or ValueError when it cannot be read. None: the type is not scanned
-    scan: Callable[[SinkConfig], Mapping[str, int]] | None = None
+    # OSError, ValueError or KeyformError when it cannot be read (or could not be written back).
+    # None: the type is not scanned; a call's None: this sink is not (an encrypted k8s-secret)
+    scan: Callable[[SinkConfig], Mapping[str, int] | None] | None = None
     # the sink's file holds entries others wrote too (a .env file): plan refuses to overwrite an
     # entry keyform did not write (`planner.foreign_entries`); needs `scan`
     guards_entries: bool = False

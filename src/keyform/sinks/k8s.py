@@ -198,15 +198,35 @@ class K8sSecretSink:
         return raw, doc, False
 
     def _parse(self, raw: bytes, what: str) -> dict[str, Any]:
+        """The plaintext Secret file as a mapping ({} when empty). SinkError, the file named (at its
+        line where there is one), for one keyform could not write back: not YAML, not a mapping,
+        or a `data`/`stringData` key YAML reads as something other than a string."""
         try:
-            doc = yaml.load(raw.decode("utf-8"), Loader=_Loader)
-        except (UnicodeDecodeError, yaml.YAMLError):
-            raise SinkError(f"{self.path}: not a valid YAML file{what}; it was left untouched") from None
+            node, doc = _yaml_document(raw.decode("utf-8"))
+        except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
+            raise SinkError(f"{self.path}: not a valid YAML file{_left(what)}") from None
         if doc is None:
             return {}
         if not isinstance(doc, dict):
-            raise SinkError(f"{self.path}: not a Kubernetes Secret manifest (a mapping){what}; it was left untouched")
+            raise SinkError(f"{self.path}: not a Kubernetes Secret manifest (a mapping){_left(what)}")
+        bad = _non_string_key(node)
+        if bad is not None:
+            field, key = bad
+            raise SinkError(f"{self.path}:{key.start_mark.line + 1}: {field} has a key that YAML reads as "
+                            f"{_TAG_WORDS.get(key.tag, 'something')}, not a string ({key.value[:40]!r}); a Secret's "
+                            f"keys are strings: quote it{_left(what)}")
         return doc
+
+    def entries(self) -> dict[str, int] | None:
+        """Every key of the Secret file (`SinkType.scan`; {} when there is no file), after the same
+        checks as a write makes, so that `plan` refuses a file the write would; None when it is
+        encrypted (reading it needs sops and the key: not scanned)."""
+        if self.sops is not None:
+            return None
+        raw = self._raw("")
+        doc = {} if raw is None else self._parse(raw, "")
+        _check_kind(doc, self.path, "")
+        return {name: 0 for f in FIELDS for name in _section(doc, f, self.path)}
 
     def _store(self, doc: dict[str, Any], raw: bytes | None, what: str,
                written: Sequence[tuple[LeafPath, str]] = ()) -> None:
@@ -240,6 +260,44 @@ class K8sSecretSink:
         return out
 
 
+def _yaml_document(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML document's node tree and its value, from one parse: the nodes tell what the value
+    no longer does, the tag a key was read with and its line. (Constructing the value flattens
+    `<<` merge keys into the nodes, so the tree has every key the value has.)"""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _non_string_key(node: yaml.Node | None) -> tuple[str, yaml.ScalarNode] | None:
+    """(field, key node) of the first key of `data` or `stringData` that YAML does not read as a
+    string (`123`, and in YAML 1.1 `yes` or `null`): Kubernetes refuses such a Secret, and a
+    rewrite, which sorts the keys, could not order it among the others."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key, value in node.value:
+        if key.tag == _STR_TAG and key.value in FIELDS and isinstance(value, yaml.MappingNode):
+            for entry, _ in value.value:
+                if entry.tag != _STR_TAG:  # a scalar: a sequence or mapping as a key failed the parse
+                    return key.value, entry
+    return None
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_TAG_WORDS = {f"tag:yaml.org,2002:{t}": w for t, w in (("int", "a number"), ("float", "a number"),
+                                                       ("bool", "a boolean"), ("null", "null"),
+                                                       ("timestamp", "a date"))}
+
+
+def _left(what: str) -> str:
+    """The end of a message about the file: what keyform was doing, and that it did not touch the
+    file; nothing for the plan's scan (which never writes)."""
+    return f"{what}; it was left untouched" if what else ""
+
+
 def _section(doc: dict[str, Any], field: str, path: Path) -> dict[str, Any]:
     section = doc.get(field)
     if section is None:
@@ -254,7 +312,7 @@ def _check_kind(doc: Mapping[str, Any], path: Path, what: str) -> None:
         return
     if doc.get("kind") != "Secret" or doc.get("apiVersion") != "v1":
         raise SinkError(f"{path}: not a v1 Kubernetes Secret (apiVersion {doc.get('apiVersion')!r}, "
-                        f"kind {doc.get('kind')!r}){what}; it was left untouched")
+                        f"kind {doc.get('kind')!r}){_left(what)}")
 
 
 def _holds(visible: Mapping[str, Any], name: str) -> bool:
@@ -306,6 +364,6 @@ def _label_key_problem(key: str) -> str | None:
 
 
 TYPE = SinkType(name="k8s-secret", required="path", open=lambda config: K8sSecretSink.from_options(config.options),
-                check=option_problems,
+                check=option_problems, scan=lambda config: K8sSecretSink.from_options(config.options).entries(),
                 entry_name_problem=lambda config, name: K8sSecretSink.name_problem(name),
                 description="a Kubernetes Secret manifest, optionally sops-encrypted")
