@@ -260,3 +260,29 @@ def test_a_key_whose_entry_is_gone_from_a_k8s_secret_file_is_planned_for_replace
     res = project.run("plan")
     assert res.exit_code == 0, res.output
     assert "secret missing from sink k (CI_BOT)" in res.stdout
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ('{\n  "x": "\\ud800",\n  "OTHER": "' + CANARY + '"\n}\n',
+     "holds text that is not valid Unicode (a lone surrogate: a \\ud800 escape), which keyform could not write back"),
+    ('{"x": ' + "7" * 5000 + ', "OTHER": "' + CANARY + '"}',
+     "holds an integer of 5000 digits, more than keyform reads (at most 4300)"),
+], ids=["lone-surrogate", "5000-digits"])
+def test_a_json_sink_file_keyform_could_not_write_back_is_refused_before_any_key_is_created(
+        project: Project, emu_control: EmulatorControl, content: str, problem: str) -> None:
+    """Python's json reads a lone surrogate escape, which UTF-8 cannot hold: the scan passed it, the
+    write refused it, and every apply created a key and revoked it again. An integer too long for
+    Python was refused in Python's words (`use sys.set_int_max_str_digits()`)."""
+    path = project.root / "secrets.json"
+    path.write_text(content)
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: js, as: CI_BOT}\n")
+    _add_sink(project, "js: {type: json, path: secrets.json}")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert "key 'ci-bot': sink js cannot take its secret: " in res.stderr
+        assert f"secrets.json: {problem}. Applying would" in res.stderr
+        assert "sys.set_int_max_str_digits" not in res.output and CANARY not in res.output
+    assert path.read_text() == content
+    assert emu_control.questra_keys(ORG) == []
+

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from keyform.fsio import StrPath
 from keyform.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
-from keyform.strictjson import unique_keys
+from keyform.strictjson import bounded_int, unique_keys
 from keyform.typeregistry import SinkType
 
 if TYPE_CHECKING:
@@ -143,14 +144,34 @@ def _finite(text: str) -> float:
 
 def _object(raw: bytes) -> dict[str, Any]:
     """The sink file's JSON object. JSONDecodeError or UnicodeDecodeError as json raises them (the
-    scan words their line); ValueError naming what else is wrong: too deep, or not an object."""
+    scan words their line); ValueError naming what else is wrong: too deep, not an object, or
+    something `_store` could not write back (a lone surrogate, an integer too long for Python)."""
     try:
-        doc = json.loads(raw, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=unique_keys)
+        doc = json.loads(raw, parse_constant=_not_json, parse_float=_finite, parse_int=bounded_int,
+                         object_pairs_hook=unique_keys)
     except RecursionError:
         raise ValueError("nested too deeply to be a keyform JSON sink") from None
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object (a flat {name: secret} map)")
+    _check_unicode(raw, doc)
     return doc
+
+
+# where a lone surrogate can come from: UTF-8 text never holds one, a \uD800-\uDFFF escape does
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _check_unicode(raw: bytes, doc: dict[str, Any]) -> None:
+    """ValueError when `doc` holds a lone surrogate (`{"x": "\\ud800"}`: Python's json reads it,
+    UTF-8 cannot hold it, so `_store` could not write the file back and a write into it would
+    revoke the new key). The search of the raw bytes keeps the full check off the usual file."""
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds text that is not valid Unicode (a lone surrogate: a \\ud800 escape), "
+                         "which keyform could not write back") from None
 
 
 TYPE = SinkType(name="json", required="path", open=_open, scan=scan,
