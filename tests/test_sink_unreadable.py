@@ -286,3 +286,19 @@ def test_a_json_sink_file_keyform_could_not_write_back_is_refused_before_any_key
     assert path.read_text() == content
     assert emu_control.questra_keys(ORG) == []
 
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("7" * 5000, "k.yaml:4: holds an integer of 5000 digits, more than keyform reads (at most 4300)"),
+    ("2024-02-30", "k.yaml:4: holds a date that does not exist (YAML reads an unquoted date as one; quote it if"),
+], ids=["5000-digits", "no-such-date"])
+def test_a_k8s_secret_value_python_cannot_read_is_a_problem_at_its_line_not_a_value_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, problem: str) -> None:
+    """PyYAML raised a bare ValueError for these (which apply reduced to its type name, after the
+    key was created); the value is never shown (a stringData value is a secret)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.yaml").write_text(f"apiVersion: v1\nkind: Secret\nstringData:\n  OTHER: {value}\n")
+    config = SinkConfig("k", "k8s-secret", {"path": "k.yaml", "name": "api-keys"}, SourceLoc("m.yaml", 1))
+    snap = scan({"k": config}, {"k"})
+    assert snap.holds("k", "OTHER") is None
+    assert snap.problems["k"].startswith(problem), snap.problems
+    assert value not in snap.problems["k"]

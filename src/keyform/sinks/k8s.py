@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from keyform.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
+from keyform.strictjson import LongNumber
 from keyform.typeregistry import SinkType
 
 if TYPE_CHECKING:
@@ -38,7 +40,42 @@ _KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, except that a scalar Python cannot make a value of (an integer of more
+    than 4300 digits, a date that does not exist: YAML reads `2024-02-30` as one) is a `_BadScalar`
+    at its line, not a bare ValueError that would reach the user as its type name."""
+
+
+class _BadScalar(yaml.YAMLError):
+    """A scalar of the Secret file that has no value in Python; the message never quotes it (a
+    stringData value is a secret)."""
+
+    def __init__(self, node: yaml.Node, problem: str) -> None:
+        super().__init__(problem)
+        self.line = node.start_mark.line + 1
+
+
+def _int(loader: Any, node: yaml.ScalarNode) -> int:
+    try:
+        return int(yaml.SafeLoader.construct_yaml_int(loader, node))
+    except ValueError:  # the resolver matched its syntax: only Python's digit limit is left
+        digits = sum(c.isdigit() for c in node.value)
+        raise _BadScalar(node, str(LongNumber(digits, sys.get_int_max_str_digits()))) from None
+
+
+def _timestamp(loader: Any, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        raise _BadScalar(node, "holds a date that does not exist (YAML reads an unquoted date as one; quote it "
+                               "if it is text)") from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
@@ -203,6 +240,8 @@ class K8sSecretSink:
         or a `data`/`stringData` key YAML reads as something other than a string."""
         try:
             node, doc = _yaml_document(raw.decode("utf-8"))
+        except _BadScalar as exc:
+            raise SinkError(f"{self.path}:{exc.line}: {exc}{_left(what)}") from None
         except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
             raise SinkError(f"{self.path}: not a valid YAML file{_left(what)}") from None
         if doc is None:
