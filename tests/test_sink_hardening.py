@@ -78,6 +78,28 @@ def test_a_symlink_planted_at_a_file_sink_entry_is_refused(tmp_path: Path) -> No
     assert bashrc.read_text() == BASHRC
 
 
+def test_a_file_sink_whose_dir_is_a_symlink_is_refused_but_a_linked_parent_is_not(tmp_path: Path) -> None:
+    """`dir` is the file sink's path, as a dotenv `path` is: a link there sent every secret to its
+    target. A link further up (`/run/secrets` under a linked `/run`) is the system's, and followed."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "keys").symlink_to(elsewhere)
+    for sink in (FileSink(tmp_path / "keys"), FileSink(f"{tmp_path / 'keys'}/")):
+        attempts: list[Callable[[FileSink], object]] = [lambda s: s.write("ci-bot", "A", SECRET),
+                                                         lambda s: s.read("A"), lambda s: s.remove("A")]
+        for attempt in attempts:
+            with pytest.raises(SinkError) as info:
+                attempt(sink)
+            assert f"{tmp_path / 'keys'} is a symbolic link; keyform does not write or read secrets through links " \
+                   "(the file sink's dir;" in str(info.value)
+            assert SECRET not in str(info.value)
+    assert list(elsewhere.iterdir()) == []
+    (tmp_path / "real").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    FileSink(tmp_path / "linked" / "keys").write("ci-bot", "A", SECRET)
+    assert (tmp_path / "real" / "keys" / "A").read_text() == SECRET
+
+
 @pytest.mark.parametrize("kind", list(ONE_FILE))
 def test_a_directory_keyform_created_then_swapped_for_a_symlink_is_refused(tmp_path: Path, kind: str) -> None:
     sink = ONE_FILE[kind](tmp_path)

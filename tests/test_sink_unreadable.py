@@ -302,3 +302,21 @@ def test_a_k8s_secret_value_python_cannot_read_is_a_problem_at_its_line_not_a_va
     assert snap.holds("k", "OTHER") is None
     assert snap.problems["k"].startswith(problem), snap.problems
     assert value not in snap.problems["k"]
+
+
+def test_a_file_sink_whose_dir_is_a_symlink_is_refused_before_any_key_is_created(
+        project: Project, tmp_path: Path, emu_control: EmulatorControl) -> None:
+    """The plan's scan listed the directory through the link, and apply wrote the secret into the
+    link's target."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (project.root / "files").symlink_to(target)
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: f, as: CI_BOT}\n")
+    _add_sink(project, "f: {type: file, dir: files}")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert "key 'ci-bot': sink f cannot take its secret: " in res.stderr
+        assert "files is a symbolic link; keyform does not write or read secrets through links" in res.stderr
+    assert list(target.iterdir()) == []
+    assert emu_control.questra_keys(ORG) == []

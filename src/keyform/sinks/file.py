@@ -1,6 +1,9 @@
 """The file sink: a directory holding one file per secret, named by the entry name.
 
 Each file holds exactly the secret (no trailing newline), mode 0600; the directory is created 0700.
+`dir` is the sink's path, as a `dotenv` sink's `path` is: a symlink there is refused (its parents
+may be links, as `/run/secrets` often is), so a link planted at it cannot send the secrets
+elsewhere, and the plan's scan refuses it before any key is created.
 Entry names must be plain file names: no `/`, `\\` or NUL, not `.` or `..`, at most 237 bytes
 (`fsio.MAX_FILE_NAME`: 255, less the temp file's `.NAME.<12 hex>.tmp`), not a temp file's
 name and not `.keyform-writers.lock`, the lock keyform keeps in the directory so that one process's
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
-from keyform.fsio import ANY_TEMP_NAME, StrPath, fsync_dir, too_long_to_replace
+from keyform.fsio import ANY_TEMP_NAME, IsSymlinkError, StrPath, fsync_dir, too_long_to_replace
 from keyform.sinks.pathlocks import DIR_LOCK_NAME, lock_for
 from keyform.sinks.sinkfs import read_file, write_entry
 from keyform.typeregistry import SinkType
@@ -80,9 +83,16 @@ class FileSink:
             fsync_dir(self.dir)
 
     def _entry(self, name: str, address: str | None) -> Path:
+        """The path of entry `name`; SinkError for a name the directory cannot hold, or when the
+        directory itself is a symlink (checked on every write, read and removal)."""
         problem = self.name_problem(name)
         if problem:
             raise SinkError(f"{self.dir}: {problem}" + (f" (key {address})" if address else ""))
+        try:
+            _not_a_link(self.dir)
+        except IsSymlinkError as exc:
+            raise SinkError(f"{exc.strerror} (the file sink's dir; {name!r}" + (f" for key {address}" if address
+                                                                                 else "") + ")") from None
         return self.dir / name
 
 
@@ -90,8 +100,17 @@ def _open(config: SinkConfig) -> FileSink:
     return FileSink(Path(config.options["dir"]))
 
 
+def _not_a_link(directory: StrPath) -> None:
+    """IsSymlinkError when the sink's `dir` is a symlink (only its last component: see module;
+    `dir: files/` names the link `files` too, which lstat of `files/` would follow)."""
+    path = os.fspath(directory).rstrip(os.sep) or os.sep
+    if os.path.islink(path):
+        raise IsSymlinkError(path)
+
+
 def scan(config: SinkConfig) -> dict[str, int]:
-    """The directory's file names ({} when there is no directory)."""
+    """The directory's file names ({} when there is no directory); IsSymlinkError when `dir` is a link."""
+    _not_a_link(config.options["dir"])
     try:
         with os.scandir(config.options["dir"]) as it:
             return dict.fromkeys((e.name for e in it if e.is_file() and e.name != DIR_LOCK_NAME), 0)
