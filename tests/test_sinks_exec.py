@@ -224,3 +224,35 @@ def test_pass_failure_surfaces_its_stderr(pass_store: PassStore, monkeypatch: py
     with pytest.raises(SinkError, match=r"exec sink pass: sh \(write CI_BOT\) failed with exit status") as info:
         pass_sink().write("ci-bot", "CI_BOT", SECRET)
     assert SECRET not in str(info.value)
+
+
+PEM = "-----BEGIN KEY-----\nMIIBCgKCAQEAsk-CANARY-exec-pem\n-----END KEY-----\n"
+
+
+def test_read_command_drops_one_trailing_newline_so_a_store_that_prints_exactly_needs_one_more(
+        tmp_path: Path) -> None:
+    """The documented contract (docs/sinks.md, `exec`): a secret that ends in a newline (a PEM
+    block) comes back without it from a read_command that prints exactly what was stored, and so
+    a move out of the sink, or a `secret_of` read, passes it on without it. A read_command that
+    prints one more newline gives every secret back exactly."""
+    store = tmp_path / "store"
+    store.mkdir()
+    write = ["sh", "-c", f'cat > "{store}/$KEYFORM_SINK_NAME"']
+    exact = ExecSink(write, read_command=["sh", "-c", f'cat "{store}/$KEYFORM_SINK_NAME"'], sink_name="v")
+    exact.write("pem", "PEM", PEM)
+    assert (store / "PEM").read_text() == PEM  # the write is exact
+    assert exact.read("PEM") == PEM[:-1]
+    echoed = ExecSink(write, read_command=["sh", "-c", f'cat "{store}/$KEYFORM_SINK_NAME" && echo'], sink_name="v")
+    assert echoed.read("PEM") == PEM
+    echoed.write("a", "A", SECRET)
+    assert echoed.read("A") == SECRET
+
+
+def test_the_issued_secret_fingerprint_cannot_tell_a_trailing_newline_so_a_move_cannot_check_it() -> None:
+    """Why the read-back is not checked against the state's fingerprint of the issued secret: it
+    is taken without whitespace (as `redact` matches echoes), so both variants have the same one.
+    If this changes, a move out of an exec sink could pick the variant that matches."""
+    from keyform.state import State
+
+    state = State.new()
+    assert state.secret_fingerprint(PEM) == state.secret_fingerprint(PEM[:-1]) is not None

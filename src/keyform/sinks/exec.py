@@ -12,7 +12,10 @@ own plus:
 
 `remove_command` (optional) runs when the key is deleted; without it the entry is left where it is.
 `read_command` (optional) makes the sink readable: its stdout is the secret (one trailing newline
-is dropped); exit 0 with empty output means "no such entry". Every command runs in the directory of
+is dropped: a secret ending in one, read from a command that prints exactly what was stored, comes
+back without it, in a move and a `secret_of` read; the state's fingerprint of the issued secret
+ignores whitespace, so it cannot tell: docs/sinks.md says to print one more newline); exit 0 with
+empty output means "no such entry". Every command runs in the directory of
 the manifest that declares the sink, with stdin closed unless it is a write, and is killed (with its
 whole process group) after `timeout` (default 30s). A non-zero exit is a SinkError quoting the end of
 its stderr with the secret redacted.
