@@ -243,7 +243,7 @@ def test_a_k8s_secret_key_yaml_reads_as_no_string_fails_a_destroy_in_words(proje
     _add_sink(project, "k: {type: k8s-secret, path: k.yaml, name: api-keys}")
     assert project.run("apply", "--auto-approve").exit_code == 0
     path = project.root / "k.yaml"
-    path.write_text(path.read_text() + "  123: other\n")
+    path.write_text(path.read_text() + "  123: other\n  ZZZ: other\n")  # two left to sort: 123 < 'ZZZ'
     res = project.run("destroy", "--auto-approve")
     assert res.exit_code == 1, res.output
     assert "k.yaml:9: stringData has a key that YAML reads as a number, not a string ('123')" in res.output
