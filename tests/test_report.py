@@ -91,6 +91,29 @@ def test_rows_carry_every_column_and_the_rule_causing_the_next_rotation() -> Non
     assert deposed.rotation_due_at == format_time(NOW + timedelta(hours=5))
 
 
+def test_a_consumer_of_a_rotating_source_shows_the_sources_rotation() -> None:
+    """A key fed by `auth_value: {secret_of: src}` is replaced whenever src is; the report showed no
+    next rotation for it, and `--due-within` named only src, so a mass rotation's lead did not see
+    the consumers to re-deploy that day. Two steps down the chain, and an earlier own rule wins."""
+    from keyform.model import SecretOfRef
+
+    src = questra_key("src", expiry=expires_in(45), rotation=Rotation(before_expiry=timedelta(days=14)))
+    consumer = textql_key("consumer", auth=SecretOfRef("src"))
+    second = textql_key("second", auth=SecretOfRef("consumer"))
+    early = questra_key("early", rotation=Rotation(max_age=timedelta(days=10)))
+    own = textql_key("own", auth=SecretOfRef("early"), expiry=expires_in(90))
+    ws = workspace(src, consumer, second, early, own)
+    st = state_with(*(recorded(k, f"id_{k.address}") for k in (src, consumer, second, early, own)))
+    rows = {r.address: r for r in build_report(ws, st, snapshot_of(st), NOW).rows}
+    assert (rows["consumer"].rotation_due_at, rows["consumer"].rotation_rule, rows["consumer"].rotation_due_in_days) \
+        == ("2026-02-01T00:00:00Z", "depends on src (before_expiry 14d)", -9)
+    assert rows["second"].rotation_rule == "depends on consumer, which depends on src (before_expiry 14d)"
+    assert rows["second"].rotation_due_at == "2026-02-01T00:00:00Z"
+    assert (rows["own"].rotation_due_at, rows["own"].rotation_rule) == ("2026-01-11T00:00:00Z", "depends on early "
+                                                                       "(max_age 10d)")
+    assert (rows["src"].rotation_rule, rows["early"].rotation_rule) == ("before_expiry 14d", "max_age 10d")
+
+
 def test_rows_are_sorted_by_urgency() -> None:
     ws, st = mixed()
     report = build_report(ws, st, snapshot_of(st, **{"revoked-key": {"revoked": True}}), NOW)

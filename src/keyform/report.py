@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache, cached_property
 from operator import attrgetter
@@ -147,10 +148,45 @@ def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, n
                                   name=_name(spec.provider_type, spec.attrs),
                                   sink=spec.sink.sink if spec.sink else None,
                                   sink_entry=spec.sink.name if spec.sink else None))
+    rows = _with_inherited_rotations(rows, workspace)
     rows.extend(_deposed_row(d, snapshot, now) for d in state.deposed)
     rows.sort(key=urgency)
     return Report(generated_at=format_time(now), refreshed=snapshot.refreshed, rows=tuple(rows),
                   notes=tuple(notes))
+
+
+def _with_inherited_rotations(rows: list[ReportRow], workspace: Workspace) -> list[ReportRow]:
+    """The rows, each key's next rotation made the earliest of its own and its sources': a key fed
+    by `auth_value: {secret_of: src}` is replaced whenever `src` is (the planner's `_propagate`),
+    and a mass rotation's lead must see the consumers that will be re-issued, and re-deployed,
+    that day (`--due-within` counts them). Its rule then says why: `depends on src (max_age 20d)`.
+    The manifests refuse a `secret_of` cycle, so the walk ends."""
+    by_address = {r.address: r for r in rows if r.kind == "key"}
+    if not any(spec.secret_inputs and spec.dependencies() for spec in workspace.keys.values()):
+        return rows  # most workspaces: no dependency at all
+    memo: dict[str, tuple[str | None, int | None, str | None]] = {}
+
+    def due(address: str) -> tuple[str | None, int | None, str | None]:
+        if address not in memo:
+            row = by_address[address]
+            best = (row.rotation_due_at, row.rotation_due_in_days, row.rotation_rule)
+            spec = workspace.keys.get(address)
+            for src in spec.dependencies() if spec is not None else ():
+                at, days, rule = due(src) if src in by_address else (None, None, None)
+                if at is not None and (best[0] is None or parse_time(at) < parse_time(best[0])):
+                    best = (at, days, f"depends on {src}, which {rule}" if rule and rule.startswith("depends on ")
+                            else f"depends on {src} ({rule})")
+            memo[address] = best
+        return memo[address]
+
+    out = []
+    for row in rows:
+        if row.address in by_address and by_address[row.address] is row:
+            at, days, rule = due(row.address)
+            if at != row.rotation_due_at:
+                row = replace(row, rotation_due_at=at, rotation_due_in_days=days, rotation_rule=rule)
+        out.append(row)
+    return out
 
 
 def urgency(row: ReportRow) -> tuple[int, str, str, str]:
