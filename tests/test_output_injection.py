@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
@@ -155,3 +157,30 @@ def test_joiners_in_names_are_shown_as_they_are() -> None:
         assert one_line(name) == name and md_text(name) == name and fmt_value(name) == json.dumps(name,
                                                                                                 ensure_ascii=False)
     assert one_line("a\u202eb\u200bc") == "a\\u202eb\\u200bc"
+
+
+@pytest.mark.parametrize("hidden", ["\u00ad", "\U000e0041\U000e0042", "\u180e", "\u206a", "\ufff9", "\u3164", "\ufe00",
+                                    "\U000e0100", "\u034f"])
+def test_invisible_characters_are_shown_as_escapes_in_every_format(tmp_path: Path, emulator: Emulator,
+                                                                     emu_control: EmulatorControl, hidden: str) -> None:
+    """A soft hyphen, tag characters (which spell a hidden text), fillers and variation selectors
+    reached the output raw: a Markdown plan showed `description = "desc" → "desc"`. Each is now its
+    escape (beyond U+FFFF its surrogate pair, as JSON writes it, so `--format json` reads back the
+    same), and the emoji selector U+FE0F still shows as it is."""
+    from keyform.render.safe import escaped
+
+    project = Project(tmp_path, emulator.url, env={"AV": "an-auth-value-0123"})
+    project.manifest.write_text(
+        f"version: 1\nproviders:\n  tq: {{type: textql, base_url: '{emulator.url}', token: {{env: TEXTQL_TOKEN}}}}\n"
+        "keys:\n  t1: {provider: tq, description: desc, hosts: [a.example], auth_value: {env: AV}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.patch_textql(project.state()["keys"]["t1"]["remote_id"], description="de" + hidden + "sc")
+    for fmt in ("text", "markdown", "json"):
+        res = project.run("plan", "--format", fmt)
+        assert res.exit_code == 0, res.output
+        assert hidden not in res.stdout, (fmt, res.stdout)
+        assert escaped(hidden) in res.stdout, (fmt, res.stdout)
+    doc = json.loads(project.run("plan", "--format", "json").stdout)
+    [change] = [c for c in doc["changes"] if c["address"] == "t1"]
+    assert [a["before"] for a in change["attributes"] if a["name"] == "description"] == ["de" + hidden + "sc"]
+    assert escaped("\u2764\ufe0f") == "\u2764\ufe0f"

@@ -19,7 +19,15 @@ import re
 # words are written with them. And a lone surrogate (an API's `\ud800` escape decodes to one): no
 # terminal, file or pipe can encode it, so it is shown as its escape.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-                    "\ud800-\udfff]")
+                    "\ud800-\udfff"
+                    # invisible too, so `"desc"` and `"de\u00adsc"` read the same in a diff: the soft
+                    # hyphen, the combining grapheme joiner, Hangul and Khmer fillers, the Mongolian
+                    # selectors, the other format controls, the interlinear annotation marks, the
+                    # variation selectors but the emoji ones (U+FE0E/F: ❤️), and the tag characters,
+                    # which can spell out a whole hidden text
+                    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u206a-\u206f\u3164"
+                    "\ufe00-\ufe0d\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0000-\U000e007f"
+                    "\U000e0100-\U000e01ef]")
 # what makes structure inside one line of text (the text never starts a line: a prefix comes
 # first): code spans, emphasis, images and links, tables, strike-through, raw HTML
 _MARKDOWN = {c: "\\" + c for c in "\\`*[]!|~"}
@@ -30,7 +38,13 @@ _UNSAFE_OR_BREAK = re.compile(UNSAFE.pattern[:-1] + "\t\n]")
 
 
 def _code(m: re.Match[str]) -> str:
-    return f"\\u{ord(m[0]):04x}"
+    """A character's `\\u` escape; one beyond U+FFFF (a tag character) as its surrogate pair, as
+    JSON writes it: `\\ue0041` would read back as U+E004 and a "1" (`json_doc` escapes JSON text)."""
+    n = ord(m[0])
+    if n > 0xFFFF:
+        n -= 0x10000
+        return f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}"
+    return f"\\u{n:04x}"
 
 
 def escaped(text: str) -> str:
