@@ -555,10 +555,12 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if not isinstance(exc, AmbiguousProviderError):
             ctx.journal.failed(seq, str(exc))
         else:  # the key may exist: recovery resolves it, in the window this record closes
-            if exc.remote_id:
+            if exc.remote_id and not _id_holds_secret(exc.remote_id, None):  # else: found by its attributes
                 ctx.journal.created(seq, exc.remote_id)
             ctx.journal.abandoned(seq)
         raise
+    if _id_holds_secret(result.key.id, result.secret):
+        raise _refuse_secret_id(spec, provider, result.key.id, seq, ctx)
     holder = _holder_of(result.key.id, spec, ctx)
     if holder is not None:  # an id another key holds: recording it would make two keys one (a revoke of
         # either revokes both); never revoked here, for the same reason
@@ -610,6 +612,34 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     ctx.journal.done(seq, key=ks, deposed=deposed)  # fsynced: outside the lock, so other changes go on
     if old is not None and left is not None:
         _remove_entry(old, ctx)
+
+
+def _id_holds_secret(remote_id: str, secret: str | None) -> bool:
+    """Whether an id an API answered a create with holds the secret it issued (or any secret this
+    process knows, as `redact.scrub` matches one). The id is recorded in the state and journal and
+    printed in every plan and progress line; only secrets are masked there, never ids."""
+    redact.remember(secret)  # the rest provider remembers it already; a plug-in may not
+    return redact.holds_known(remote_id)
+
+
+def _refuse_secret_id(spec: KeySpec, provider: Provider, remote_id: str, seq: str,
+                      ctx: ApplyContext) -> KeyformError:
+    """A create answered with an id that holds a secret: the id is never journaled, recorded or
+    shown. The key is revoked at once, while this process still knows the secret and can mask it
+    in any message (a later process could not: recovery would show the id in its plan and journal
+    it). If that revoke fails, the create is ambiguous: the journal keeps it without the id and
+    the next apply's recovery finds the orphan by its attributes and creation time."""
+    what = f"{spec.provider}: create {_label(spec)!r}: the API answered with an id that holds a secret"
+    try:
+        provider.delete(remote_id)
+    except KeyformError as exc:
+        ctx.journal.abandoned(seq)
+        return AmbiguousProviderError(redact.scrub(
+            f"{what}; not recorded, and revoking the new key failed ({exc}): the key may exist remotely, "
+            "and the next apply revokes it as an orphan", ()))
+    message = f"{what}; not recorded, and the new key was revoked"
+    ctx.journal.failed(seq, message)
+    return KeyformError(message)
 
 
 def _holder_of(remote_id: str, spec: KeySpec, ctx: ApplyContext) -> str | None:
