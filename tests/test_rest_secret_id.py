@@ -55,7 +55,7 @@ def test_an_id_holding_the_issued_secret_is_revoked_never_recorded(tmp_path: Pat
 
 
 def test_when_that_revoke_fails_the_create_is_ambiguous_and_the_id_is_not_journaled(tmp_path: Path) -> None:
-    server, keys = _api("{secret}", 500)
+    server, _ = _api("{secret}", 500)
     with serving(server):
         project = Project(tmp_path, server.url)
         project.rest_api(SCRIPTED_REST, "k1: {provider: rp, name: k1}\n")
@@ -65,3 +65,13 @@ def test_when_that_revoke_fails_the_create_is_ambiguous_and_the_id_is_not_journa
     assert '"abandoned"' in journal and '"created"' not in journal
     assert "CANARY" not in applied.output + journal
     assert not project.state_path.exists() or "CANARY" not in project.state_path.read_text()
+
+
+def test_a_salvaged_id_holding_the_secret_is_not_journaled_but_one_inside_the_secret_is() -> None:
+    """The id of an unreadable create reply is journaled for recovery: never one that holds the
+    secret (in any form scrub matches). An id the secret holds (SendGrid: `SG.<id>.<...>`) is fine."""
+    from keyform.providers.salvage import salvage_id
+
+    assert salvage_id(f'{{"id": "key-{SECRET}", "x": '.encode(), (SECRET,)) is None
+    assert salvage_id(b'{"id": "qfTQ6KG0QBiwWdJz-3jQ0g", "x": ', ("SG.qfTQ6KG0QBiwWdJz-3jQ0g.CANARYsecretpart",)) \
+        == "qfTQ6KG0QBiwWdJz-3jQ0g"

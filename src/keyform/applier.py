@@ -555,11 +555,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if not isinstance(exc, AmbiguousProviderError):
             ctx.journal.failed(seq, str(exc))
         else:  # the key may exist: recovery resolves it, in the window this record closes
-            if exc.remote_id and not _id_holds_secret(exc.remote_id, None):  # else: found by its attributes
+            if exc.remote_id and not redact.holds_whole(exc.remote_id, values.values()):  # else: by attributes
                 ctx.journal.created(seq, exc.remote_id)
             ctx.journal.abandoned(seq)
         raise
-    if _id_holds_secret(result.key.id, result.secret):
+    if redact.holds_whole(result.key.id, (result.secret, *values.values())):
         raise _refuse_secret_id(spec, provider, result.key.id, seq, ctx)
     holder = _holder_of(result.key.id, spec, ctx)
     if holder is not None:  # an id another key holds: recording it would make two keys one (a revoke of
@@ -614,21 +614,15 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         _remove_entry(old, ctx)
 
 
-def _id_holds_secret(remote_id: str, secret: str | None) -> bool:
-    """Whether an id an API answered a create with holds the secret it issued (or any secret this
-    process knows, as `redact.scrub` matches one). The id is recorded in the state and journal and
-    printed in every plan and progress line; only secrets are masked there, never ids."""
-    redact.remember(secret)  # the rest provider remembers it already; a plug-in may not
-    return redact.holds_known(remote_id)
-
-
 def _refuse_secret_id(spec: KeySpec, provider: Provider, remote_id: str, seq: str,
                       ctx: ApplyContext) -> KeyformError:
-    """A create answered with an id that holds a secret: the id is never journaled, recorded or
-    shown. The key is revoked at once, while this process still knows the secret and can mask it
-    in any message (a later process could not: recovery would show the id in its plan and journal
-    it). If that revoke fails, the create is ambiguous: the journal keeps it without the id and
-    the next apply's recovery finds the orphan by its attributes and creation time."""
+    """A create answered with an id that holds a secret it issued or was sent. An id is recorded in
+    the state and journal and printed in every plan and progress line (secrets are masked in
+    attributes and messages, never in ids), so this one is never journaled, recorded or shown. The
+    key is revoked at once, while this process still knows the secret and masks it in any message
+    (a later process would not: recovery would show the id in its plan and journal it). If that
+    revoke fails, the create is ambiguous: the journal keeps it without the id, and the next
+    apply's recovery finds the orphan by its attributes and creation time."""
     what = f"{spec.provider}: create {_label(spec)!r}: the API answered with an id that holds a secret"
     try:
         provider.delete(remote_id)

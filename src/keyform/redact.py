@@ -170,6 +170,21 @@ def holds_known(text: str) -> bool:
     return False
 
 
+def holds_whole(text: str, secrets: Iterable[str | None]) -> bool:
+    """Whether `text` holds the whole of one of `secrets` (of at least MIN_SECRET visible
+    characters), in any form `scrub` matches: whitespace ignored, JSON- or percent-encoded. For a
+    value that is shown and recorded as it is, an id: unlike `holds_known`, a value that shares
+    only a 16-character window with a secret is not caught (a SendGrid secret, `SG.<id>.<...>`,
+    holds its key's id; the id does not hold the secret)."""
+    visible = "".join(text.split())
+    for secret in secrets:
+        for form in _forms(secret) if secret else ():
+            core = "".join(form.split())
+            if len(core) >= MIN_SECRET and core in visible:
+                return True
+    return False
+
+
 # Issued secrets the state records by fingerprint (`watch`): (visible length, fingerprints) and the
 # function that fingerprints a candidate. A later process holds no such secret, but can recognise
 # one an API echoes: a window of that length is fingerprinted wherever a secret could start (the

@@ -170,7 +170,7 @@ class QuestraProvider:
             key = parse_key(payload, "the created key")
         except ShapeError as exc:
             err = shape_error(self._http, what, response, exc, ambiguous=True)
-            err.remote_id = salvage_id(response.content)
+            err.remote_id = salvage_id(response.content, (secret if isinstance(secret, str) else None,))
             raise err from None
         return CreateResult(key=key, secret=secret if isinstance(secret, str) and secret else None)
 

@@ -339,7 +339,7 @@ class RestProvider:
                 raise ShapeError("the response holds no secret where the definition says")
         except ShapeError as exc:
             err = shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets)
-            err.remote_id = salvage_id(response.content)
+            err.remote_id = salvage_id(response.content, (secret if isinstance(secret, str) else None, *secrets))
             raise err from None
         return CreateResult(key=key, secret=secret)
 

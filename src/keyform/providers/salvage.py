@@ -9,11 +9,16 @@ member holding a plain token is taken; nothing else of the body is kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+from keyform import redact
 
 _ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9_.:-]{1,200})"')
 
 
-def salvage_id(body: bytes) -> str | None:
-    """The first `"id": "..."` in `body`, or None."""
+def salvage_id(body: bytes, secrets: Iterable[str | None] = ()) -> str | None:
+    """The first `"id": "..."` in `body`, or None; None too when that id holds one of `secrets`
+    (the issued secret, a secret input): it would be journaled, and shown by the next plan."""
     found = _ID.search(body[:1 << 20])
-    return found.group(1).decode("ascii") if found else None
+    key_id = found.group(1).decode("ascii") if found else None
+    return None if key_id is None or redact.holds_whole(key_id, secrets) else key_id

@@ -261,7 +261,7 @@ class TextQLProvider:
             return CreateResult(key=_one_key(json_body(response)))
         except ShapeError as exc:
             err = shape_error(self._http, what, response, exc, ambiguous=True, secrets=secrets)
-            err.remote_id = salvage_id(response.content)
+            err.remote_id = salvage_id(response.content, secrets)
             raise err from None
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
