@@ -230,6 +230,7 @@ class RestProvider:
         next_path: str | None = None
         seen: set[str] = set()
         listed_ids: set[str] = set()
+        previous: list[str] = []
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -274,22 +275,32 @@ class RestProvider:
                         raise ShapeError("the API returned the same next link twice (a loop)")
                     seen.add(next_path)
                 elif pg.type in ("page", "offset"):
-                    fresh = {k.id for k in out[first:]}
-                    if fresh and fresh <= listed_ids:  # an API that ignores the parameter: every page the same
+                    ids = [k.id for k in out[first:]]
+                    if ids and set(ids) <= listed_ids:
+                        if ids == previous and len(listed_ids) > len(ids):  # clamped to the last page
+                            del out[first:]
+                            return out
                         raise ShapeError(f"the API returned the same page again (does it take the "
                                          f"{pg.param or pg.field!r} parameter?)")
-                    listed_ids |= fresh
-                    total = at(body, pg.total) if pg.total is not None else None
-                    if isinstance(total, int) and not isinstance(total, bool):
-                        if len(out) >= total or not items:
-                            return out
-                    elif len(items) < pg.size or not items:
+                    listed_ids.update(ids)
+                    previous = ids
+                    if self._last_page(body, len(items), len(out)):
                         return out
                     page += 1
                     offset += len(items)
             except ShapeError as exc:
                 raise shape_error(self._http, "list", response, exc) from None
         raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
+
+    def _last_page(self, body: Any, on_page: int, listed: int) -> bool:
+        """Whether a `page`/`offset` listing is complete: an empty page, or the `total` reached. A
+        short page is not the end: without a `size_param` keyform does not know the page size, and
+        an API may cap the size it was sent lower. A listing that stops early makes every key after
+        it look deleted: keyform would create it again each apply and leave the original live."""
+        if not on_page:
+            return True
+        total = at(body, self.d.pagination.total) if self.d.pagination.total is not None else None
+        return isinstance(total, int) and not isinstance(total, bool) and listed >= total
 
     def _same_origin(self, link: str, current: str) -> str:
         """A next link as a path below the base URL; a link to another origin is refused (it would
