@@ -542,6 +542,11 @@ class _Builder:
         if secret_options:  # the same for an option the definition marks secret
             self.error((*base, "path"), f"${{{secret_options[0]}}} is a secret option: it may go in a body or a "
                        "header, never in a URL path")
+        headers = [v for v in path.variables if v.startswith("attrs.") and
+                   (a := self.attrs.get(v[len("attrs."):])) is not None and a.type == "headers"]
+        if headers:  # and for the headers attribute: its values may be secret references, sent merged in
+            self.error((*base, "path"), f"${{{headers[0]}}} holds the key's secret header values: it may go in "
+                       "a body, never in a URL path")
         body = None
         if "body" in raw:
             render, variables = compile_body(raw["body"])
