@@ -29,8 +29,10 @@ from keyform.typeregistry import ProviderType
 
 SCHEMA_PATH = SCHEMA_DIR / "rest-provider.schema.json"
 MAX_BYTES = 1024 * 1024
-# fields of every provider block: an option may not take one of these names
-RESERVED_OPTIONS = frozenset({"type", "definition", "base_url", "token", "deadline", "max_response_bytes"})
+# the fields of a rest provider block keyform reads itself: an option may not take one of these names
+# (a `rate_limit` option was never set: the manifest's value became keyform's own rate limit)
+PROVIDER_FIELDS = ("type", "definition", "base_url", "token", "deadline", "max_response_bytes", "rate_limit")
+RESERVED_OPTIONS = frozenset(PROVIDER_FIELDS)
 ATTRIBUTE_TYPES = ("string", "integer", "boolean", "string_list", "string_map", "headers")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 _NAME = r"[a-z][a-z0-9_]*"

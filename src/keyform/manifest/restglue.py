@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keyform.manifest.document import YamlPath
-from keyform.manifest.restdef import RestDefinition, fits, load_definition
+from keyform.manifest.restdef import PROVIDER_FIELDS, RestDefinition, fits, load_definition
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted
 from keyform.model import EnvRef, FileRef, ProviderConfig, SecretRef, header_input
@@ -19,7 +19,6 @@ from keyform.typeregistry import register_loaded
 
 _EMPTY: Mapping[str, Any] = {"string": "", "integer": 0, "boolean": False, "string_list": [], "string_map": {},
                              "headers": {}}
-PROVIDER_FIELDS = ("type", "definition", "base_url", "token", "deadline", "max_response_bytes", "rate_limit")
 
 
 def build_rest_provider(decl: Declaration, report: Report) -> ProviderConfig | None:
