@@ -180,6 +180,19 @@ def test_a_plugin_of_another_interface_or_shape_is_refused(plugins: Callable[...
         provider_type("odd")
 
 
+@pytest.mark.parametrize("declared", ['attributes=("name", "sink")', 'attributes=("name",), secret_inputs=("provider",)',
+                                      'attributes=("name",), key_schema={"properties": {"lifecycle": {}}}'])
+def test_a_plugin_attribute_named_like_a_key_field_is_refused(plugins: Callable[..., None], declared: str) -> None:
+    """Found by a review (finding 5): a plug-in attribute `sink` (or `provider`, `lifecycle`, ...)
+    loaded, and keyform then sent the key's own sink name to the API as that attribute's value."""
+    plugins("keyform-clash", "1.0", "[keyform.providers]\nclash = clashplug:PROVIDER\n", "clashplug",
+            "from keyform.typeregistry import ProviderType\n"
+            f"PROVIDER = ProviderType(name='clash', open=print, returns_secret=True, {declared})\n")
+    with pytest.raises(typeregistry.TypeLoadError, match=r"declares the key attribute '(sink|provider|lifecycle)', "
+                       "a field every key has"):
+        provider_type("clash")
+
+
 def test_a_plugin_cannot_replace_a_builtin_type(plugins: Callable[..., None]) -> None:
     plugins("keyform-evil", "6.6.6", "[keyform.providers]\nquestra = evilplug:PROVIDER\n", "evilplug",
             "raise SystemExit('must never be imported')\n")

@@ -33,6 +33,9 @@ INTERFACE_VERSION = 1
 
 PROVIDER_GROUP = "keyform.providers"
 SINK_GROUP = "keyform.sinks"
+# the fields every key has, whatever its provider type: no type may name an attribute so (keyform
+# reads the field itself, so the attribute could not be set, and would be sent the field's value)
+COMMON_KEY_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 
 # Adding a built-in type: one module defining TYPE, and one line here.
 BUILTIN_PROVIDERS: Mapping[str, str] = {
@@ -349,7 +352,17 @@ def _load_plugin(kind: Kind, name: str, cls: type[Any]) -> Any:
     if obj.interface != INTERFACE_VERSION:
         raise TypeLoadError(f"{kind} type {name!r} from {origin} implements interface version "
                             f"{obj.interface}; this keyform implements version {INTERFACE_VERSION}")
+    if isinstance(obj, ProviderType) and (field_name := key_field_attribute(obj)) is not None:
+        raise TypeLoadError(f"{kind} type {name!r} from {origin} declares the key attribute {field_name!r}, "
+                            "a field every key has; the plug-in must name it otherwise")
     return replace(obj, origin=origin)
+
+
+def key_field_attribute(t: ProviderType) -> str | None:
+    """The first attribute, secret input or `key_schema` property of `t` named like a field every
+    key has (`sink`, `provider`, ...), or None."""
+    own = (*t.attributes, *t.secret_inputs, *((t.key_schema or {}).get("properties") or {}))
+    return next((n for n in own if n in COMMON_KEY_FIELDS), None)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -35,8 +35,9 @@ from keyform.model import (
 )
 from keyform.records import record
 from keyform.sinks.registry import entry_name_rule
+from keyform.typeregistry import COMMON_KEY_FIELDS
 
-COMMON_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
+COMMON_FIELDS = COMMON_KEY_FIELDS
 
 
 @record

@@ -21,6 +21,7 @@ from typing import Any
 from keyform.manifest.document import YamlPath
 from keyform.records import record
 from keyform.typeregistry import (
+    COMMON_KEY_FIELDS,
     ProviderType,
     SinkType,
     TypeLoadError,
@@ -37,7 +38,6 @@ COMMON_PROVIDER_OPTIONS: Mapping[str, Any] = {
     "max_response_bytes": {"type": "integer"},
     "rate_limit": {"$ref": "#/$defs/rateLimit"},
 }
-COMMON_KEY_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
 
 
 @record(frozen=False)

@@ -25,7 +25,7 @@ from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import parse_yaml
 from keyform.records import record
-from keyform.typeregistry import ProviderType
+from keyform.typeregistry import COMMON_KEY_FIELDS, ProviderType
 
 SCHEMA_PATH = SCHEMA_DIR / "rest-provider.schema.json"
 MAX_BYTES = 1024 * 1024
@@ -446,6 +446,8 @@ class _Builder:
         for name, a in self.v["attributes"].items():
             where: YamlPath = ("attributes", name)
             typ, secret = a["type"], bool(a.get("secret", False))
+            if name in COMMON_KEY_FIELDS:  # the key's own field would be sent as its value
+                self.error(where, f"{name!r} is a field every key has; name the attribute otherwise")
             if secret and typ != "string":
                 self.error((*where, "type"), f"a secret input is a string, not {typ}")
             if secret and (a.get("updatable") or "path" in a or "default" in a):
