@@ -57,3 +57,17 @@ def test_a_gone_code_in_a_forbidden_answer_does_not_forget_a_live_key(tmp_path: 
         removed = project.run_process("apply", "--auto-approve")
         assert "k1" in keys  # the server still holds the live key
         assert removed.exit_code == 1 and '"k1"' in project.state_path.read_text(), removed.output
+
+
+def test_a_gone_status_is_gone_whatever_error_code_its_body_carries(tmp_path: Path) -> None:
+    """Found by a review (finding 7): with `errors.code` declared, a 404 whose body had a code
+    (`{"error": {"code": "not_found"}}`) was an error, so destroying a key deleted outside keyform
+    failed. `gone` (default [404]) means already gone, as documented; `gone_codes` adds codes."""
+    from tests.test_provider_rest import provider
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        return 404, {}, {"error": {"code": "not_found", "message": "API key not found"}}
+
+    with provider(tmp_path, script) as (p, server):
+        p.delete("k1")
+    assert [m for m, *_ in server.seen] == ["DELETE"]

@@ -394,11 +394,11 @@ class RestProvider:
         response = self._call(self.d.delete_op, ctx, what)
         if 200 <= response.status_code < 300:
             return
-        _, code = self._detail(response)
         status = response.status_code
-        if code is not None and code in self.d.delete_gone_codes and not is_failure(status):  # (nothing is gone)
+        if status in self.d.delete_gone:  # whatever code the body carries (`not_found`, say), as documented
             return
-        if code is None and response.status_code in self.d.delete_gone:
+        _, code = self._detail(response)
+        if code is not None and code in self.d.delete_gone_codes and not is_failure(status):  # (nothing is gone)
             return
         raise self._error(what, response)
 
