@@ -532,7 +532,7 @@ class _Builder:
             self.error(where, f"${{{var}}} is sent but expiry.supported is not true")
         elif var == "address" and context != "create":
             self.error(where, "${address} exists only in create")
-        elif scope == "secrets" and context == "update" and not name.startswith("headers"):
+        elif scope == "secrets" and context == "update":
             self.error(where, f"${{{var}}}: a secret input cannot be changed in place")
 
     def _operation(self, name: str, raw: Mapping[str, Any]) -> Operation:
