@@ -10,6 +10,7 @@ have what they need), each problem at `file:line`. No I/O beyond reading the fil
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import parse_yaml
+from keyform.model import header_problem
 from keyform.records import record
 from keyform.typeregistry import COMMON_KEY_FIELDS, ProviderType
 
@@ -123,10 +125,12 @@ def compile_string(text: str, *, quote_values: bool = False) -> Template:
     return Template(text, variables, render)
 
 
-def compile_body(value: Any) -> tuple[Render, list[tuple[YamlPath, str]]]:
-    """A body template (any YAML value) → (render, [(relative path, variable)] for checking).
+def compile_body(value: Any) -> tuple[Render, list[tuple[YamlPath, str]], list[YamlPath]]:
+    """A body template (any YAML value) → (render, [(relative path, variable)] for checking, [relative
+    paths of numbers JSON cannot carry]: YAML's `.nan` and `.inf`, which failed only when sent).
     A mapping entry whose value renders to None is left out."""
     found: list[tuple[YamlPath, str]] = []
+    unsendable: list[YamlPath] = []
 
     def build(node: Any, path: YamlPath) -> Render:
         if isinstance(node, str):
@@ -147,9 +151,11 @@ def compile_body(value: Any) -> tuple[Render, list[tuple[YamlPath, str]]]:
         if isinstance(node, list):
             elems = [build(v, (*path, i)) for i, v in enumerate(node)]
             return lambda ctx: [r(ctx) for r in elems]
+        if isinstance(node, float) and not math.isfinite(node):
+            unsendable.append(path)
         return lambda ctx: node
 
-    return build(value, ()), found
+    return build(value, ()), found, unsendable
 
 
 # ---------------------------------------------------------------- the model
@@ -354,11 +360,15 @@ class _Builder:
         for name, text in (v.get("headers") or {}).items():
             self._check_header_name(("headers", name), name)
             headers[name] = self._template(("headers", name), text, "headers")
+            self._check_header_value(("headers", name), headers[name])
         key = v["key"]
         key_paths = {n: pointer(key[n]) for n in ("id", "created_at", "expires_at", "last_used") if n in key}
         ops = v["operations"]
         list_op = self._operation("list", ops["list"])
         raw_items = ops["list"].get("items", "")
+        if raw_items == []:
+            self.error(("operations", "list", "items"), "an empty list says nowhere where the keys are: give a "
+                       "JSON Pointer, or a list of them")
         items = tuple(pointer(p) for p in ([raw_items] if isinstance(raw_items, str) else raw_items))
         pagination = self._pagination(ops["list"].get("pagination") or {"type": "none"})
         create_op = self._operation("create", ops["create"])
@@ -480,6 +490,8 @@ class _Builder:
         for name in ("value", "username", "password"):
             if name in allowed:
                 out[name] = self._template(("auth", name), auth.get(name, defaults[name]), "auth")
+        if "value" in out:  # sent as a header as it is (basic auth's pair is base64-encoded)
+            self._check_header_value(("auth", "value"), out["value"])
         # the credential: the token or a secret option, never only literals (for basic auth, in the
         # user name or the password: `-u sk_live_...:` is a common style)
         fields = ("username", "password") if typ == "basic" else ("value",) if "value" in out else ()
@@ -499,6 +511,15 @@ class _Builder:
         if low in _TRANSPORT_HEADERS or low.startswith("proxy-"):
             self.error(where, f"{name!r} is a header of the HTTP transport, not one a request may set: "
                        "name the API's own header (Authorization, X-Api-Key, ...)")
+
+    def _check_header_value(self, where: YamlPath, template: Template) -> None:
+        """The definition's own text of a header value (a line break, a non-ASCII or control
+        character, blanks around it) is checked here, at its line: at run time it was an error
+        about the provider's options, with no line. Each placeholder stands in as one letter."""
+        value = str(template.render(dict.fromkeys(template.variables, "x")))
+        problem = header_problem(value) if value else "nothing"
+        if problem:
+            self.error(where, f"the header value would hold {problem}, which HTTP cannot send")
 
     def _template(self, where: YamlPath, text: str, context: str, *, quote_values: bool = False) -> Template:
         t = compile_string(text, quote_values=quote_values)
@@ -553,9 +574,12 @@ class _Builder:
                        "a body, never in a URL path")
         body = None
         if "body" in raw:
-            render, variables = compile_body(raw["body"])
+            render, variables, unsendable = compile_body(raw["body"])
             for rel, var in variables:
                 self._check_variable((*base, "body", *rel), var, name)
+            for rel in unsendable:
+                self.error((*base, "body", *rel), "not a number JSON can carry (.nan, .inf): quote it if the API "
+                           "wants the text")
             body = render
         if raw["method"] == "GET" and "body" in raw:
             self.error((*base, "body"), "a GET request has no body")
