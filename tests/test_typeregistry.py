@@ -193,6 +193,19 @@ def test_a_plugin_attribute_named_like_a_key_field_is_refused(plugins: Callable[
         provider_type("clash")
 
 
+def test_an_invalid_key_schema_names_the_plugin_type(plugins: Callable[..., None], tmp_path: Path) -> None:
+    """Found by a review (finding 11): the message read "the None type's own schema" (a key entry
+    has `provider`, not `type`)."""
+    plugins("keyform-fake", "2.0.1", FAKE, "fakeplug",
+            PLUGIN_TYPES.replace('"label": {"type": "string"}', '"label": {"type": "strnig"}'))
+    path = manifest(tmp_path, "version: 1\n"
+                    "providers:\n  f: {type: fake, token: {env: T}, region: eu}\n"
+                    "sinks:\n  s: {type: fake-sink, path: out/x}\n"
+                    "keys:\n  k: {provider: f, label: hello, sink: s}\n")
+    with pytest.raises(KeyformError, match=r"keyform.yaml:7: keys.k: the fake type's own schema is invalid"):
+        load_workspace([path])
+
+
 def test_a_plugin_cannot_replace_a_builtin_type(plugins: Callable[..., None]) -> None:
     plugins("keyform-evil", "6.6.6", "[keyform.providers]\nquestra = evilplug:PROVIDER\n", "evilplug",
             "raise SystemExit('must never be imported')\n")

@@ -87,13 +87,13 @@ def check_plugin_entries(value: Any, manifest_schema: Mapping[str, Any],
         ptype = _find(find_provider_type, type_name, (*path, "type"), out)
         if ptype is not None:
             out.checked.add(path)
-            _validate(entry, _provider_schema(ptype), defs, path, out)
+            _validate(entry, _provider_schema(ptype), defs, path, type_name, out)
     for name, entry, type_name in _typed_entries(value, "sinks", schema_types()[1]):
         path = ("sinks", name)
         stype = _find(find_sink_type, type_name, (*path, "type"), out)
         if stype is not None:
             out.checked.add(path)
-            _validate(entry, _sink_schema(stype), defs, path, out)
+            _validate(entry, _sink_schema(stype), defs, path, type_name, out)
     keys = value.get("keys")
     if isinstance(keys, dict):
         key_schema = defs.get("key", {})
@@ -107,7 +107,7 @@ def check_plugin_entries(value: Any, manifest_schema: Mapping[str, Any],
                 ptype = None  # reported at the provider
             out.checked.add(("keys", name))
             if ptype is not None:
-                _validate(entry, _key_schema(ptype, key_schema), defs, ("keys", name), out)
+                _validate(entry, _key_schema(ptype, key_schema), defs, ("keys", name), ptype.name, out)
     return out
 
 
@@ -151,9 +151,10 @@ def _key_schema(ptype: ProviderType, builtin_key: Mapping[str, Any]) -> dict[str
             "additionalProperties": False, "properties": {**common, **attributes}}
 
 
-def _validate(entry: Any, schema: dict[str, Any], defs: Mapping[str, Any], path: YamlPath,
+def _validate(entry: Any, schema: dict[str, Any], defs: Mapping[str, Any], path: YamlPath, type_name: str,
               out: PluginEntries) -> None:
-    """Validate `entry` (at `path`) with jsonschema, placing each error under `path`."""
+    """Validate `entry` (at `path`) with jsonschema, placing each error under `path`. `type_name`
+    names the type whose schema it is (a key entry has no `type`: it names its provider)."""
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
@@ -167,11 +168,11 @@ def _validate(entry: Any, schema: dict[str, Any], defs: Mapping[str, Any], path:
         Draft202012Validator.check_schema(wrapped)
         errors = list(ecma_validator_class()(wrapped).iter_errors({section: {name: entry}}))
     except SchemaError as exc:
-        out.problems.append((path, f"{section}.{name}: the {entry.get('type')} type's own schema is invalid: "
+        out.problems.append((path, f"{section}.{name}: the {type_name} type's own schema is invalid: "
                                    f"{exc.message}"))
         return
     except Exception as exc:  # e.g. a $ref the type's schema cannot resolve
-        out.problems.append((path, f"{section}.{name}: the {entry.get('type')} type's own schema cannot be "
+        out.problems.append((path, f"{section}.{name}: the {type_name} type's own schema cannot be "
                                    f"used: {type(exc).__name__}"))
         return
     for error in errors:
