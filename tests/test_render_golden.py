@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from keyform.plan import Action, Change, Plan
+from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.render.markdown import render_markdown
 from keyform.render.text import render_text
 from tests.golden_plan import every_kind_plan
@@ -65,3 +65,14 @@ def test_markdown_stays_readable_at_500_changes() -> None:
     assert md.count("\n| ➕ |") == 100
     assert "…and 400 more" in md and "other 460 changes are omitted" in md
     assert len(md) < 60_000  # well under GitHub's 65,536-character comment limit
+
+
+def test_a_map_that_lost_most_of_its_entries_is_diffed_entry_by_entry() -> None:
+    """deepdiff reports a map whose entries mostly changed as one changed value, naming no key: the
+    renderers then read a removed header from the new map and the plan ended in a KeyError."""
+    headers = {f"X-{i}": "v" * 40 for i in range(10)}
+    change = Change(address="t", action=Action.UPDATE, provider="tq", provider_type="textql",
+                    attrs=(AttrChange("headers", headers, {"X-0": "w"}),))
+    text = render_text(Plan(changes=(change,)))
+    assert '- "X-9" = "' in text and '~ "X-0" = "' + "v" * 40 + '" → "w"' in text
+    assert '" → "w"' in render_markdown(Plan(changes=(change,)))

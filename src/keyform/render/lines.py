@@ -94,13 +94,23 @@ def attr_lines(attr: AttrChange, action: Action) -> list[Line]:
 
 
 
+def _differs(before: dict[str, Any], after: dict[str, Any], key: str) -> bool:
+    """Whether a map's entry was added, removed or changed (`1` and `true` differ). Not deepdiff's
+    `affected_root_keys`: when most entries change, deepdiff reports the whole map as one changed
+    value and names no key, and the diff then read a removed entry from `after` (KeyError)."""
+    if key not in before or key not in after:
+        return True
+    old, new = before[key], after[key]
+    return type(old) is not type(new) or old != new
+
+
 def _nested(before: dict[str, Any] | list[Any], after: dict[str, Any] | list[Any]) -> list[Line]:
     """Element-wise diff of a map or list, with deepdiff; unchanged elements shown as context."""
     from deepdiff import DeepDiff
 
     out: list[Line] = []
     if isinstance(before, dict) and isinstance(after, dict):
-        touched = set(DeepDiff(before, after).affected_root_keys)
+        touched = {k for k in before.keys() | after.keys() if _differs(before, after, k)}
         for k in sorted(set(before) | set(after)):
             if k not in touched:
                 out.append((" ", f"  {fmt_value(k)} = {fmt_value(after[k])}"))
