@@ -173,7 +173,7 @@ def test_markdown_plan_through_the_cli(project: Project) -> None:
     res = project.run("plan", "--format", "markdown")
     assert res.exit_code == 0
     assert res.stdout.startswith("### keyform plan\n\n**Plan: 2 to create")
-    assert "| ➕ | `ci-bot` | create | new key |" in res.stdout and "```diff" in res.stdout
+    assert "| ➕ | `ci-bot` | create | `new key` |" in res.stdout and "```diff" in res.stdout
 
 
 def test_json_plan_through_the_cli_validates(project: Project) -> None:

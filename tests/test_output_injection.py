@@ -21,9 +21,11 @@ import pytest
 from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from tests import gfm
 from tests.hostile import Reply, Seen, hostile
 
 HOSTILE = ("cc @acme/security-team, see #1\n\n## No changes\n<img src=\"https://evil.example/px.gif\">\n"
+           "__Approved by security__ see https://evil.example/x, www.evil.example or ask a@b.example\n"
            "![t](https://evil.example/t.png) \x1b[2J\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\ "
            "\u202eevil\u202c\u200b\x9b2J ``` <!--")
 
@@ -34,13 +36,13 @@ def _no_control(text: str) -> None:
 
 
 def _no_markdown(text: str) -> None:
-    """`_no_control`, and no Markdown structure an outsider added: no HTML, image or link, no
-    @mention or issue link, no heading."""
+    """`_no_control`, and no Markdown structure an outsider added: outside text is only ever inside
+    a code span or a code block (`tests.gfm`), so no HTML, image, link or GFM autolink (`https://`,
+    `www.`, an e-mail address), no emphasis, @mention or issue link, no heading."""
     _no_control(text)
-    text = re.sub(r"^```diff$.*?^```$", "", text, flags=re.M | re.S)  # a code block shows its text as text
-    assert "<img" not in text and "<!--" not in text, text
-    assert not re.search(r"(?<!\\)!(?<!\\)\[|(?<!\\)\]\(", text), text  # an image or a link left unescaped
-    assert "@acme" not in text and "#1" not in text  # the word joiner after @ and # stops the links
+    outside, _ = gfm.split(text)
+    for said in ("<img", "<!--", "![", "](", "@acme", "#1", "evil.example", "www.", "__", "a@b"):
+        assert said not in outside, (said, outside)
     assert not re.search(r"^#+ No changes", text, re.M), text
 
 
@@ -141,11 +143,13 @@ def test_report_names_are_text_in_markdown(tmp_path: Path, emulator: Emulator, e
         f"version: 1\nproviders:\n  tq: {{type: textql, base_url: '{emulator.url}', token: {{env: TEXTQL_TOKEN}}}}\n"
         "keys:\n  t1: {provider: tq, description: t one, hosts: [a.example], auth_value: {env: AV}}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
-    emu_control.patch_textql(project.state()["keys"]["t1"]["remote_id"],
-                             description="![ok](https://evil.example/px.png) @acme/security-team #1")
-    res = project.run("report", "-f", str(project.manifest), "--format", "markdown")
-    assert res.exit_code == 0, res.output
-    _no_raw(res.stdout)
+    described = "__Approved by security__ see https://evil.example/x"
+    for description in (described, "www.evil.example a@b.example", "![ok](https://evil.example/px.png) @acme #1"):
+        emu_control.patch_textql(project.state()["keys"]["t1"]["remote_id"], description=description)
+        res = project.run("report", "-f", str(project.manifest), "--format", "markdown")
+        assert res.exit_code == 0, res.output
+        _no_raw(res.stdout)
+        assert description in gfm.split(res.stdout)[1]  # shown as it is, in a code span
 
 
 def test_joiners_in_names_are_shown_as_they_are() -> None:
@@ -154,8 +158,8 @@ def test_joiners_in_names_are_shown_as_they_are() -> None:
     from keyform.render.safe import md_text, one_line
 
     for name in ("👩\u200d💻 Dev laptop", "کلید می\u200cخواهم"):
-        assert one_line(name) == name and md_text(name) == name and fmt_value(name) == json.dumps(name,
-                                                                                                ensure_ascii=False)
+        assert one_line(name) == name and md_text(name) == f"`{name}`" and fmt_value(name) == json.dumps(
+            name, ensure_ascii=False)
     assert one_line("a\u202eb\u200bc") == "a\\u202eb\\u200bc"
 
 

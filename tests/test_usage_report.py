@@ -22,6 +22,7 @@ from keyform.remote import CreateRequest, InstanceSnapshot, RemoteKey, RemoteSna
 from keyform.render.usage import render_markdown, render_text
 from keyform.state import DeposedKey, KeyState, State
 from keyform.usage import build_report, idle_for, key_idle_for, suggest_address, unmanaged_rows
+from tests import gfm
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "usage-report.schema.json").read_text())
@@ -131,24 +132,27 @@ def test_hostile_remote_names_cannot_inject_into_the_shell_the_terminal_or_markd
     text = render_text(report)
     assert "\x1b" not in text and "\r" not in text and "\\u001b[31m" in text
     md = render_markdown(report)
-    row_line = next(line for line in md.splitlines() if "reboot" in line and line.startswith("|"))
-    assert row_line.count(" | ") == 5 and "<b>" not in md and "\x1b" not in md
+    [cells] = gfm.cells(md, "reboot")
+    assert len(cells) == 6 and "\x1b" not in md
+    outside, shown = gfm.split(md)
+    assert "<b>" not in outside and "x'; touch /tmp/pwned; echo '\\u001b[31m| `code` <b>\\n\\u000d" in shown
 
 
 def test_remote_names_cannot_mention_link_or_hide_text_in_the_usage_report() -> None:
-    """A listing's name in `report --unmanaged`/`--idle`: no @mention or issue link in the PR
-    comment, no zero-width or bidi character left to hide text (the plan's and the inventory's
-    rules, `render.safe`)."""
-    name = "@octo-org/admins see #12 \u200bhidden\u2060 \u202egnp.exe _legacy_ [x](https://evil.example)"
+    """A listing's name in `report --unmanaged`/`--idle`: no @mention, issue link, link or emphasis
+    in the PR comment (the name is a code span: `tests.gfm`), no zero-width or bidi character left
+    to hide text (the plan's and the inventory's rules, `render.safe`)."""
+    name = "[x](https://evil.example) _legacy_ @octo #12 \u200b\u202e"
     key = RemoteKey(id="ak_1", attrs={"name": name}, created_at=t(3), usage_reported=True)
     snap = RemoteSnapshot({"qp": InstanceSnapshot({key.id: key})}, refreshed=True)
     report = build_report(State.new(), snap, NOW, unmanaged=True, provider_types={"qp": "questra"})
     md, text = render_markdown(report), render_text(report)
-    assert "@octo" not in md and "#12" not in md and "@\u2060octo-org" in md and "#\u206012" in md
-    assert "[x](" not in md and "\\[x\\](https" in md and "\\_legacy\\_" in md
+    outside, shown = gfm.split(md)
+    assert not any(said in outside for said in ("@octo", "#12", "_legacy", "[x]", "evil.example")), outside
+    assert "[x](https://evil.example) _legacy_ @octo #12 \\u200b\\u202e" in shown
     for out in (md, text):
         assert not any(c in out for c in "\u200b\u202e"), out
-    assert "\\u200bhidden\\u2060" in text and "\\u202egnp.exe" in text
+    assert "\\u200b\\u202e" in text
 
 
 def test_suggested_addresses_are_valid_and_unique() -> None:
@@ -212,7 +216,7 @@ def test_report_idle_cli_exits_2_when_a_key_is_idle_and_0_otherwise(
     doc = json.loads(report(project, "--idle", "1s", "--format", "json").stdout)
     validate_report(doc)
     assert [k["address"] for k in doc["idle"]["keys"]] == ["quiet"]
-    assert "| quiet |" in report(project, "--idle", "1s", "--format", "markdown").stdout
+    assert "| `quiet` |" in report(project, "--idle", "1s", "--format", "markdown").stdout
     for value in TOKENS.values():
         assert value not in result.output
 
@@ -360,3 +364,4 @@ def test_backends_other_workspace_states(tmp_path: Path, pg_dsn: str) -> None:
     me.close()
     assert {ws: (s.lineage, s.keys["k"].remote_id) for ws, s in others.items()} == \
         {"a": (saved["a"], "ak_a"), "c": (saved["c"], "ak_c")}
+

@@ -155,7 +155,7 @@ def test_grace_caps_it_with_a_loud_warning_when_the_old_key_is_still_in_use(
     from keyform.render.text import render_text
 
     assert "\nWarning: k (deposed " in "\n" + render_text(plan) and "Note: WARNING" not in render_text(plan)
-    assert f"> **Warning:** k (deposed {old}): revoked at the end of its grace" in render_markdown(plan)
+    assert f"> **Warning:** `k (deposed {old}): revoked at the end of its grace" in render_markdown(plan)
     converge(project, clock)
     assert revoked(emu_control, old)
 

@@ -17,11 +17,6 @@ MAX_TABLE_ROWS = 100
 MAX_DETAILS = 40
 
 
-def _cell(text: str) -> str:
-    """Outside text as one literal table cell (`safe.md_text`)."""
-    return md_text(text)
-
-
 def _action_label(change: Change) -> str:
     if change.orphan:
         return "revoke (orphan)"
@@ -34,8 +29,8 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
     changes = plan.actionable
     out = [f"### {title}", "", f"**{summary_line(plan)}**", ""]
     for note in plan.notes:
-        out.append(f"> **Warning:** {md_text(note[len(WARNING):])}" if note.startswith(WARNING)
-                   else f"> **Note:** {md_text(note)}")
+        out.append(f"> **Warning:** {md_text(note[len(WARNING):], table=False)}" if note.startswith(WARNING)
+                   else f"> **Note:** {md_text(note, table=False)}")
     if plan.notes:
         out.append("")
     if not changes:
@@ -43,9 +38,8 @@ def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
 
     out += ["| | Address | Action | Why |", "|---|---|---|---|"]
     for change in changes[:MAX_TABLE_ROWS]:
-        label = one_line(change.key).replace("`", "?").replace("|", "\\|")  # inside its code span
-        out.append(f"| {ICONS.get(change.action, '')} | `{label}` | {_action_label(change)} | "
-                   f"{_cell('; '.join(change.reasons))} |")
+        out.append(f"| {ICONS.get(change.action, '')} | {md_text(change.key)} | {_action_label(change)} | "
+                   f"{md_text('; '.join(change.reasons))} |")
     if len(changes) > MAX_TABLE_ROWS:
         rest = changes[MAX_TABLE_ROWS:]
         counts = _count(rest)

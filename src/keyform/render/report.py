@@ -127,26 +127,29 @@ def render_text(report: Report, window: timedelta | None = None, now: datetime |
     return "\n".join(out) + "\n"
 
 
-def _due_line(report: Report, window: timedelta | None, now: datetime | None) -> str:
+def _due_line(report: Report, window: timedelta | None, now: datetime | None,
+              name: Callable[[str], str] = _clean) -> str:
     if window is None or now is None:
         return ""
     due = report.due_within(window, now)
     if not due:
         return f"{summary(report, window, now)} Nothing is due within {_window(window)}."
-    names = ", ".join(_clean(r.address) for r in due[:20]) + (f" and {len(due) - 20} more" if len(due) > 20 else "")
+    names = ", ".join(name(r.address) for r in due[:20]) + (f" and {len(due) - 20} more" if len(due) > 20 else "")
     return f"{summary(report, window, now)} Due: {names}."
 
 
-def _md(text: str, limit: int | None = MAX_CELL) -> str:
-    """A literal Markdown cell (`safe.md_text`: no image, link, heading or @mention), cut first."""
-    return md_text(_clean(text, limit))
+def _md(text: str, limit: int | None = MAX_CELL, *, table: bool = True) -> str:
+    """A literal Markdown cell (`safe.md_text`: a code span, no link, emphasis, HTML or @mention), cut
+    first."""
+    return md_text(_clean(text, limit), table=table)
 
 
 def render_markdown(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
     cols = _columns(report)
-    out = ["### keyform report", "", f"**{_due_line(report, window, now) or summary(report)}**", ""]
+    due = _due_line(report, window, now, lambda a: _md(a, table=False)) or summary(report)
+    out = ["### keyform report", "", f"**{due}**", ""]
     for note in report.notes:
-        out.append(f"> **Note:** {_md(note, None)}")
+        out.append(f"> **Note:** {_md(note, None, table=False)}")
     if report.notes:
         out.append("")
     out.append("| " + " | ".join(c.title.capitalize() for c in cols) + " |")

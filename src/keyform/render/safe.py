@@ -5,7 +5,8 @@ messages, sink entry names and policy messages from manifests a contributor wrot
 character drives a terminal (ESC clears the screen, OSC 8 makes a hidden link, a title is set); a
 bidi override or a zero-width character makes a reviewer read something else than what changes
 (Trojan Source); a newline closes a Markdown code fence or a table row; Markdown and HTML in a
-pull-request comment add headings, images fetched from anywhere, and @mentions that notify people.
+pull-request comment add headings, images fetched from anywhere, live links, and @mentions that
+notify people.
 """
 
 from __future__ import annotations
@@ -28,13 +29,9 @@ UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-
                     "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u206a-\u206f\u3164"
                     "\ufe00-\ufe0d\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0000-\U000e007f"
                     "\U000e0100-\U000e01ef]")
-# what makes structure inside one line of text (the text never starts a line: a prefix comes
-# first): code spans, emphasis, images and links, tables, strike-through, raw HTML
-_MARKDOWN = {c: "\\" + c for c in "\\`*[]!|~"}
-_MARKDOWN.update({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_MARKDOWN_TABLE = str.maketrans(_MARKDOWN)
 # UNSAFE, and the tab and newline that would break a one-line cell or label
 _UNSAFE_OR_BREAK = re.compile(UNSAFE.pattern[:-1] + "\t\n]")
+_BACKTICKS = re.compile("`+")
 
 
 def _code(m: re.Match[str]) -> str:
@@ -72,9 +69,27 @@ def blanked(text: str) -> str:
     return _UNSAFE_OR_BREAK.sub("?", text)
 
 
-def md_text(text: str) -> str:
-    """`one_line` as literal Markdown text (a table cell, a note): HTML and Markdown syntax
-    escaped, and an `@` or `#` kept from becoming a mention or an issue link (a word joiner after
-    it, which shows nothing)."""
-    out = one_line(text).translate(_MARKDOWN_TABLE)
-    return re.sub(r"([@#])(?=\w)", "\\1\u2060", out)
+def md_text(text: str, *, table: bool = True) -> str:
+    """`one_line` as literal Markdown: a code span (`` `text` ``), fenced by one backtick more than
+    the longest run in the text, and padded with a space when the text starts or ends with a
+    backtick or a space (CommonMark strips one from each side again). `table`: inside a table cell,
+    where GFM splits the row on every unescaped `|` before it parses any span, so `|` is `\\|`
+    (which GFM's table extension turns back into `|`, even inside a code span); elsewhere `\\|`
+    would show its backslash.
+
+    Why a code span, not backslash escapes: nothing inside one is Markdown, HTML, an entity or a
+    link, and GitHub's own passes over the rendered HTML (@mentions, #issue and commit links,
+    `:emoji:`) skip `<code>`. Escaping is not enough: GFM's extended autolinks (cmark-gfm
+    `extensions/autolink.c`) are found in plain text, where `a\\@b.example` still renders as a
+    `mailto:` link (the escaped `@` ends up in the same text the e-mail pass scans), and a
+    mention or issue link is made from the HTML text, after every escape is gone. The text is
+    shown exactly as it is: no character added or hidden, `_` and `www.` included."""
+    text = one_line(text)
+    if not text:
+        return ""
+    if table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (max(map(len, _BACKTICKS.findall(text)), default=0) + 1)
+    if text.strip(" ") and (text[0] in "` " or text[-1] in "` "):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"

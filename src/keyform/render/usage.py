@@ -1,7 +1,7 @@
 """Renderers for `keyform report --idle/--unmanaged` (keyform.usage.UsageReport): text, Markdown,
 JSON. Remote labels are untrusted (anyone with an org token can name a key): control characters
-are escaped in text, and Markdown cells are escaped, so a name cannot rewrite the terminal or the
-PR comment."""
+are escaped in text, and Markdown cells are code spans (`safe.md_text`), so a name cannot rewrite
+the terminal or the PR comment."""
 
 from __future__ import annotations
 
@@ -83,30 +83,19 @@ def _unmanaged_text(u: UnmanagedReport) -> list[str]:
 
 
 def _cell(text: object) -> str:
-    """A literal Markdown table cell (`safe.md_text`: no link, image, HTML or @mention), with `_`
-    escaped too (a name like `_legacy_` is not emphasis)."""
-    return md_text("" if text is None else str(text)).replace("_", "\\_")
-
-
-class Code(str):
-    """A cell shown as inline code (ids, commands: copied as is)."""
-
-
-def _code(text: str) -> str:
-    """Inline code in a table cell: only `|` needs escaping there; a backtick falls back to text."""
-    s = _safe(text)
-    return _cell(s) if "`" in s else "`" + s.replace("|", "\\|") + "`"
+    """A literal Markdown table cell (`safe.md_text`: a code span, no link, emphasis, HTML or
+    @mention)."""
+    return md_text("" if text is None else str(text))
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(_code(c) if isinstance(c, Code) else _cell(c) for c in r) + " |" for r in rows),
-            ""]
+            *("| " + " | ".join(_cell(c) for c in r) + " |" for r in rows), ""]
 
 
 def render_markdown(report: UsageReport) -> str:
     out: list[str] = ["### keyform key usage", ""]
-    out += [f"> **Note:** {_cell(n)}" for n in report.notes]
+    out += [f"> **Note:** {md_text(n, table=False)}" for n in report.notes]
     if report.notes:
         out.append("")
     if report.idle_threshold is not None:
@@ -122,12 +111,12 @@ def render_markdown(report: UsageReport) -> str:
     u = report.unmanaged
     if u is not None:
         out += [f"**Unmanaged keys (no state tracks them): {u.count}**", ""]
-        out += [f"> **Note:** {_cell(n)}" for n in u.notes]
+        out += [f"> **Note:** {md_text(n, table=False)}" for n in u.notes]
         for instance, rows in u.rows.items():
-            out += [f"`{_cell(instance)}` ({_cell(rows[0].provider_type)}):", ""]
+            out += [f"{_cell(instance)} ({_cell(rows[0].provider_type)}):", ""]
             out += _md_table(("Remote id", "Name", "Created", "Last used", "Expires", "Adopt with"),
-                             [[Code(r.remote_id), r.name, r.created_at or "-", r.usage, r.expires_at or "never",
-                               Code(r.import_command)] for r in rows])
+                             [[r.remote_id, r.name, r.created_at or "-", r.usage, r.expires_at or "never",
+                               r.import_command] for r in rows])
         if u.skipped:
             out += [f"{u.skipped} revoked or expired key(s) not shown.", ""]
     return "\n".join(out).rstrip() + "\n"
