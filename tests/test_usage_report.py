@@ -365,3 +365,21 @@ def test_backends_other_workspace_states(tmp_path: Path, pg_dsn: str) -> None:
     assert {ws: (s.lineage, s.keys["k"].remote_id) for ws, s in others.items()} == \
         {"a": (saved["a"], "ak_a"), "c": (saved["c"], "ak_c")}
 
+
+def test_one_long_remote_name_does_not_pad_every_row_of_the_unmanaged_report(
+        project: Project, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    """One 200,000-character name, which anyone with an org token can give a key, padded every row
+    of the table: 2,000 keys made 400 MB. Cells are cut at `safe.MAX_CELL` in text and Markdown, as
+    in the key report; JSON keeps the name whole (a program reads it, and it is there once)."""
+    project.questra("k1: {provider: qp}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    outside_key(emulator, "A" * 20_000)
+    emu_control.bulk_questra(ORG, 300, prefix="b")
+    text = report(project, "--unmanaged")
+    assert text.exit_code == 0, text.output[-2000:]
+    assert len(text.stdout) < 200_000, len(text.stdout)  # was 300 rows × 20,000 characters
+    assert "A" * 59 + "…" in text.stdout and "A" * 61 not in text.stdout
+    md = report(project, "--unmanaged", "--format", "markdown").stdout
+    assert "A" * 59 + "…" in md and "A" * 61 not in md
+    doc = json.loads(report(project, "--unmanaged", "--format", "json").stdout)
+    assert "A" * 20_000 in [r["name"] for rows in doc["unmanaged"]["instances"].values() for r in rows]

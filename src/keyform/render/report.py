@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from keyform.records import record
 from keyform.render import plural
-from keyform.render.safe import blanked, escaped, md_text
+from keyform.render.safe import MAX_CELL, blanked, cut, escaped, md_text
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
 
@@ -83,13 +83,12 @@ def _last_used(r: ReportRow) -> str:
 
 # Shown only when some listed key's provider reports usage (TextQL does not: its rows say so).
 LAST_USED = Column("LAST USED", _last_used)
-MAX_CELL = 60
+
 
 def _clean(text: str, limit: int | None = MAX_CELL) -> str:
     """One printable line: control, bidi and zero-width characters become `?` (`safe.blanked`), long
-    cells are cut."""
-    text = blanked(text)
-    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+    cells are cut (`safe.cut`)."""
+    return cut(blanked(text), limit)
 
 
 def _columns(report: Report) -> tuple[Column, ...]:

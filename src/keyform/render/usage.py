@@ -1,20 +1,28 @@
 """Renderers for `keyform report --idle/--unmanaged` (keyform.usage.UsageReport): text, Markdown,
 JSON. Remote labels are untrusted (anyone with an org token can name a key): control characters
 are escaped in text, and Markdown cells are code spans (`safe.md_text`), so a name cannot rewrite
-the terminal or the PR comment."""
+the terminal or the PR comment. Table cells are cut at `safe.MAX_CELL` in text and Markdown (one
+long name padded every row of the table); the import commands are not cut (they are run as
+shown), and JSON keeps every value whole (a program reads it; it grows with the sum of the names,
+not with the keys times the longest one)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from keyform.durations import format_duration
-from keyform.render.safe import json_doc, md_text, one_line
+from keyform.render.safe import cut, json_doc, md_text, one_line
 from keyform.usage import UnmanagedReport, UsageReport, UsageRow
 
 
 def _safe(text: object) -> str:
     """One printable line (`safe.one_line`): control, bidi and zero-width characters shown escaped."""
     return "" if text is None else one_line(str(text))
+
+
+def _cut(text: object) -> str:
+    """A table cell: `_safe`, cut at `safe.MAX_CELL`."""
+    return cut(_safe(text))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
@@ -32,7 +40,7 @@ def _idle(row: UsageRow) -> str:
 
 def _usage_cells(row: UsageRow) -> list[str]:
     address = f"{row.address} (deposed)" if row.deposed else row.address
-    return [_safe(address), _safe(row.provider), _safe(row.remote_id), _safe(row.usage), _idle(row)]
+    return [_cut(address), _cut(row.provider), _cut(row.remote_id), _cut(row.usage), _idle(row)]
 
 
 _USAGE_HEADER = ("ADDRESS", "PROVIDER", "REMOTE ID", "LAST USED", "IDLE")
@@ -72,8 +80,8 @@ def _unmanaged_text(u: UnmanagedReport) -> list[str]:
     for instance, rows in u.rows.items():
         out += ["", f"{_safe(instance)} ({_safe(rows[0].provider_type)}):"]
         out += _table(("REMOTE ID", "NAME", "CREATED", "LAST USED", "EXPIRES"),
-                      [[_safe(r.remote_id), _safe(r.name), _safe(r.created_at or "-"), _safe(r.usage),
-                        _safe(r.expires_at or "never")] for r in rows])
+                      [[_cut(r.remote_id), _cut(r.name), _cut(r.created_at or "-"), _cut(r.usage),
+                        _cut(r.expires_at or "never")] for r in rows])
         out.append("  adopt one: declare it in the manifests (keys.ADDRESS with this provider), then run")
         out += [f"    {_safe(r.import_command)}" for r in rows]
     if u.skipped:
@@ -84,13 +92,20 @@ def _unmanaged_text(u: UnmanagedReport) -> list[str]:
 
 def _cell(text: object) -> str:
     """A literal Markdown table cell (`safe.md_text`: a code span, no link, emphasis, HTML or
-    @mention)."""
-    return md_text("" if text is None else str(text))
+    @mention), cut at `safe.MAX_CELL`."""
+    return md_text(_cut(text))
+
+
+class Whole(str):
+    """A cell shown whole, not cut: an import command is run as shown."""
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    def cell(c: str) -> str:
+        return md_text(c) if isinstance(c, Whole) else _cell(c)
+
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(_cell(c) for c in r) + " |" for r in rows), ""]
+            *("| " + " | ".join(cell(c) for c in r) + " |" for r in rows), ""]
 
 
 def render_markdown(report: UsageReport) -> str:
@@ -116,7 +131,7 @@ def render_markdown(report: UsageReport) -> str:
             out += [f"{_cell(instance)} ({_cell(rows[0].provider_type)}):", ""]
             out += _md_table(("Remote id", "Name", "Created", "Last used", "Expires", "Adopt with"),
                              [[r.remote_id, r.name, r.created_at or "-", r.usage, r.expires_at or "never",
-                               r.import_command] for r in rows])
+                               Whole(r.import_command)] for r in rows])
         if u.skipped:
             out += [f"{u.skipped} revoked or expired key(s) not shown.", ""]
     return "\n".join(out).rstrip() + "\n"
