@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -332,7 +333,11 @@ def test_report_of_a_thousand_key_workspace_in_every_format(project: Project, em
     for fmt in ("text", "markdown", "json", "csv"):
         res = project.run("report", "-f", str(project.manifest), "--format", fmt)
         assert res.exit_code == 0, res.output[-2000:]
-        assert "b0000" in res.stdout and "b0999" in res.stdout and not any(s in res.stdout for s in secrets)
+        assert "b0000" in res.stdout and not any(s in res.stdout for s in secrets)
+        if fmt == "markdown":  # the most urgent keys that fit in a comment, the rest counted
+            assert len(res.stdout) < 60_000 and re.search(r"\*…and \d+ more keys, too many", res.stdout)
+        else:
+            assert "b0999" in res.stdout
     doc = json.loads(project.run("report", "-f", str(project.manifest), "--format", "json").stdout)
     validate({**doc, "keys": doc["keys"][:20]})  # the schema check is slow; the rows share one shape
     assert len(doc["keys"]) == 1000 and {r["status"] for r in doc["keys"]} == {"active"}

@@ -58,11 +58,12 @@ def remote_label(change: Change) -> str:
     return f" [id={one_line(change.remote_id)}]"
 
 
-def change_lines(change: Change) -> list[Line]:
-    """The body of one change: attributes, where the secret goes, and the reasons."""
+def change_lines(change: Change, max_elements: int | None = None) -> list[Line]:
+    """The body of one change: attributes, where the secret goes, and the reasons. `max_elements`:
+    at most that many elements of each list or map diff (`_bounded`); the text plan shows them all."""
     out: list[Line] = []
     for attr in change.attrs:
-        out.extend(attr_lines(attr, change.action))
+        out.extend(attr_lines(attr, change.action, max_elements))
     if change.sink and change.action in (Action.CREATE, Action.REPLACE):
         out.append(("+", f"secret = (sensitive → sink {change.sink})"))
     elif change.sink and change.action is Action.UPDATE:
@@ -75,7 +76,7 @@ def change_lines(change: Change) -> list[Line]:
     return [(mark, one_line(text)) for mark, text in out]
 
 
-def attr_lines(attr: AttrChange, action: Action) -> list[Line]:
+def attr_lines(attr: AttrChange, action: Action, max_elements: int | None = None) -> list[Line]:
     forces = FORCES if attr.forces_replacement and action is Action.REPLACE else ""
     if attr.sensitive:
         after = f"(sensitive: {attr.after})" if attr.after else "null"
@@ -87,9 +88,11 @@ def attr_lines(attr: AttrChange, action: Action) -> list[Line]:
     if attr.after is None:
         return [("-", f"{attr.name} = {fmt_value(attr.before)}{forces}")]
     if isinstance(attr.before, dict) and isinstance(attr.after, dict):
-        return [("~", f"{attr.name} = {{{forces}"), *_nested(attr.before, attr.after), (" ", "}")]
+        return [("~", f"{attr.name} = {{{forces}"), *_bounded(_nested(attr.before, attr.after), max_elements),
+                (" ", "}")]
     if isinstance(attr.before, list) and isinstance(attr.after, list):
-        return [("~", f"{attr.name} = [{forces}"), *_nested(attr.before, attr.after), (" ", "]")]
+        return [("~", f"{attr.name} = [{forces}"), *_bounded(_nested(attr.before, attr.after), max_elements),
+                (" ", "]")]
     return [("~", f"{attr.name} = {fmt_value(attr.before)} → {fmt_value(attr.after)}{forces}")]
 
 
@@ -134,6 +137,27 @@ def _nested(before: dict[str, Any] | list[Any], after: dict[str, Any] | list[Any
     if not removed_items and not added_items:
         out.append(("#", "  (same elements, new order)"))
     return out
+
+
+_COUNTED = {"+": "added", "-": "removed", "~": "changed", " ": "unchanged"}
+
+
+def _bounded(lines: list[Line], limit: int | None) -> list[Line]:
+    """At most `limit` element lines, in their order, the changed ones taken first (an unchanged
+    element is only context), and the rest counted by kind: one list of 3,000 hosts edited outside
+    keyform made a 252 KB pull-request comment, which GitHub refused."""
+    if limit is None or len(lines) <= limit:
+        return lines
+    changed = [i for i, (mark, _) in enumerate(lines) if mark != " "]
+    keep = set(changed[:limit])
+    keep.update([i for i, (mark, _) in enumerate(lines) if mark == " "][:limit - len(keep)])
+    left: dict[str, int] = {}
+    for i, (mark, _) in enumerate(lines):
+        if i not in keep:
+            left[mark] = left.get(mark, 0) + 1
+    counts = ", ".join(f"{left[mark]:,} {word}" for mark, word in _COUNTED.items() if mark in left)
+    return [line for i, line in enumerate(lines) if i in keep] + \
+        [("#", f"  … and {sum(left.values()):,} more ({counts}); the text plan shows them all")]
 
 
 def stale_clause(n: int, verb: str) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from keyform.records import record
 from keyform.render import plural
+from keyform.render.comment import MAX_NOTE, MAX_NOTES, Room
 from keyform.render.safe import MAX_CELL, blanked, cut, escaped, md_text
 from keyform.report import ROW_FIELDS, Report, ReportRow
 
@@ -144,17 +145,19 @@ def _md(text: str, limit: int | None = MAX_CELL, *, table: bool = True) -> str:
 
 
 def render_markdown(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
+    """The most urgent keys first, as many as fit in a comment (`comment.Room`), the rest counted."""
     cols = _columns(report)
+    room = Room()
     due = _due_line(report, window, now, lambda a: _md(a, table=False)) or summary(report)
-    out = ["### keyform report", "", f"**{due}**", ""]
-    for note in report.notes:
-        out.append(f"> **Note:** {_md(note, None, table=False)}")
-    if report.notes:
-        out.append("")
-    out.append("| " + " | ".join(c.title.capitalize() for c in cols) + " |")
-    out.append("|" + "---|" * len(cols))
-    for r in report.rows:
-        out.append("| " + " | ".join(_md(c.cell(r)) for c in cols) + " |")
+    out = room.take(["### keyform report", "", f"**{due}**", ""])
+    notes, left = room.fit([[f"> **Note:** {_md(n, MAX_NOTE, table=False)}"] for n in report.notes], MAX_NOTES)
+    out += notes + ([f"> *…and {plural(left, 'more note')}.*"] if left else []) + ([""] if report.notes else [])
+    out += room.take(["| " + " | ".join(c.title.capitalize() for c in cols) + " |", "|" + "---|" * len(cols)])
+    rows, left = room.fit([["| " + " | ".join(_md(c.cell(r)) for c in cols) + " |"] for r in report.rows])
+    out += rows
+    if left:
+        out += ["", f"*…and {plural(left, 'more key')}, too many for one comment: `keyform report` "
+                    "(or `--format csv`) lists every key.*"]
     return "\n".join(out) + "\n"
 
 

@@ -4,13 +4,16 @@ are escaped in text, and Markdown cells are code spans (`safe.md_text`), so a na
 the terminal or the PR comment. Table cells are cut at `safe.MAX_CELL` in text and Markdown (one
 long name padded every row of the table); the import commands are not cut (they are run as
 shown), and JSON keeps every value whole (a program reads it; it grows with the sum of the names,
-not with the keys times the longest one)."""
+not with the keys times the longest one). The Markdown stays under a comment's size
+(`comment.Room`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from keyform.durations import format_duration
+from keyform.render import plural
+from keyform.render.comment import MAX_NOTE, MAX_NOTES, Room
 from keyform.render.safe import cut, json_doc, md_text, one_line
 from keyform.usage import UnmanagedReport, UsageReport, UsageRow
 
@@ -100,38 +103,58 @@ class Whole(str):
     """A cell shown whole, not cut: an import command is run as shown."""
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], room: Room,
+              heading: Sequence[str] = ()) -> list[str]:
+    """`heading` and the table, with as many rows as fit in `room` and the rest counted; nothing
+    but the count when not even the heading and the header fit."""
     def cell(c: str) -> str:
         return md_text(c) if isinstance(c, Whole) else _cell(c)
 
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(cell(c) for c in r) + " |" for r in rows), ""]
+    out, left = room.fit([[*heading, "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]])
+    if left:
+        return [_more(len(rows)), ""]
+    shown, left = room.fit([["| " + " | ".join(cell(c) for c in r) + " |"] for r in rows])
+    out += shown
+    if left:
+        out += ["", _more(left)]
+    return [*out, ""]
+
+
+def _more(n: int) -> str:
+    return f"*…and {plural(n, 'more key')}, too many for one comment: the text or JSON output lists them all.*"
+
+
+def _notes(notes: Sequence[str], room: Room) -> list[str]:
+    shown, left = room.fit([[f"> **Note:** {md_text(cut(_safe(n), MAX_NOTE), table=False)}"] for n in notes],
+                           MAX_NOTES)
+    return shown + ([f"> *…and {plural(left, 'more note')}.*"] if left else [])
 
 
 def render_markdown(report: UsageReport) -> str:
-    out: list[str] = ["### keyform key usage", ""]
-    out += [f"> **Note:** {md_text(n, table=False)}" for n in report.notes]
+    room = Room()
+    out: list[str] = room.take(["### keyform key usage", ""])
+    out += _notes(report.notes, room)
     if report.notes:
         out.append("")
     if report.idle_threshold is not None:
         limit = format_duration(report.idle_threshold)
-        out += [f"**Idle keys (unused for {limit} or more): {len(report.idle)}**", ""]
+        out += room.take([f"**Idle keys (unused for {limit} or more): {len(report.idle)}**", ""])
         if report.idle:
-            out += _md_table(_USAGE_HEADER, [_usage_cells(r) for r in report.idle])
+            out += _md_table(_USAGE_HEADER, [_usage_cells(r) for r in report.idle], room)
         if report.not_judged:
-            out += [f"Not judged (usage not reported or unknown): {len(report.not_judged)}", ""]
-            out += _md_table(_USAGE_HEADER[:4], [_usage_cells(r)[:4] for r in report.not_judged])
+            out += room.take([f"Not judged (usage not reported or unknown): {len(report.not_judged)}", ""])
+            out += _md_table(_USAGE_HEADER[:4], [_usage_cells(r)[:4] for r in report.not_judged], room)
     elif report.unmanaged is None:
-        out += _md_table(_USAGE_HEADER, [_usage_cells(r) for r in report.rows])
+        out += _md_table(_USAGE_HEADER, [_usage_cells(r) for r in report.rows], room)
     u = report.unmanaged
     if u is not None:
-        out += [f"**Unmanaged keys (no state tracks them): {u.count}**", ""]
-        out += [f"> **Note:** {md_text(n, table=False)}" for n in u.notes]
+        out += room.take([f"**Unmanaged keys (no state tracks them): {u.count}**", ""])
+        out += _notes(u.notes, room)
         for instance, rows in u.rows.items():
-            out += [f"{_cell(instance)} ({_cell(rows[0].provider_type)}):", ""]
             out += _md_table(("Remote id", "Name", "Created", "Last used", "Expires", "Adopt with"),
                              [[r.remote_id, r.name, r.created_at or "-", r.usage, r.expires_at or "never",
-                               Whole(r.import_command)] for r in rows])
+                               Whole(r.import_command)] for r in rows], room,
+                             heading=(f"{_cell(instance)} ({_cell(rows[0].provider_type)}):", ""))
         if u.skipped:
             out += [f"{u.skipped} revoked or expired key(s) not shown.", ""]
     return "\n".join(out).rstrip() + "\n"
