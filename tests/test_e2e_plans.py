@@ -165,7 +165,7 @@ def test_saved_plan_is_stale_when_the_manifests_changed(project: Project, emu_co
     assert project.run("plan", "--out", str(out)).exit_code == 0
     project.questra(KEYS.replace("CI bot", "CI robot"))
     res = project.run("apply", str(out))
-    assert res.exit_code == 1 and "the manifests changed since it was made" in res.stderr
+    assert res.exit_code == 1 and "the manifests (or a REST definition file they use) changed since it was made" in res.stderr
     assert emu_control.questra_keys(ORG) == []
 
 

@@ -267,7 +267,9 @@ class Workspace:
     """All manifest files merged into one desired configuration."""
 
     files: tuple[str, ...]
-    digest: str  # sha256 over the manifest files' bytes, for saved-plan staleness checks
+    # sha256 over the manifest files' bytes and the REST definition files they use, for saved-plan
+    # staleness checks (`manifest.loader._digest`)
+    digest: str
     state_path: str
     providers: Mapping[str, ProviderConfig]
     sinks: Mapping[str, SinkConfig]

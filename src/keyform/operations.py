@@ -415,18 +415,28 @@ def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnaps
     return frozenset(missing)
 
 
-def check_saved_plan(sess: Session, saved: Plan) -> None:
-    """Refuse a saved plan made against another state or other manifests (Terraform's stale plan)."""
+def foreign_plan_problems(saved: Plan, workspace: Workspace, state: State | None) -> list[str]:
+    """Why `saved` was not made from these manifests (`Workspace.digest`: the manifest files and
+    the REST definition files they use) and a state of this lineage (`state`: None when there is
+    none yet); [] when it was. What `apply FILE` checks first and `graph --plan` checks alone: a
+    plan of another workspace must never be taken for one of this workspace."""
     problems = []
     if saved.lineage is None:
-        if not sess.new_state:
+        if state is not None:
             problems.append("it was made before the state existed, and a state has been written since")
-    elif saved.lineage != sess.state.lineage:
+    elif state is None or saved.lineage != state.lineage:
         problems.append("it was made for a different state (lineage differs)")
-    elif saved.serial != sess.state.serial:
-        problems.append(f"the state changed since it was made (serial {saved.serial} → {sess.state.serial})")
-    if saved.manifest_digest != sess.workspace.digest:
-        problems.append("the manifests changed since it was made")
+    if saved.manifest_digest != workspace.digest:
+        problems.append("the manifests (or a REST definition file they use) changed since it was made")
+    return problems
+
+
+def check_saved_plan(sess: Session, saved: Plan) -> None:
+    """Refuse a saved plan made against another state or other manifests (Terraform's stale plan)."""
+    state = None if sess.new_state else sess.state
+    problems = foreign_plan_problems(saved, sess.workspace, state)
+    if state is not None and saved.lineage == state.lineage and saved.serial != state.serial:
+        problems.insert(0, f"the state changed since it was made (serial {saved.serial} → {state.serial})")
     if saved.journal != journal_digest(sess.recovery.records):
         # an apply of it (or another) was interrupted since, or its journal recovered: what it did is
         # not in the plan (its creates would be made twice, the first keys left live and untracked)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -48,8 +48,11 @@ EXEC_COMMAND_OPTIONS = ("command", "remove_command", "read_command")
 
 
 def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datetime,
-                    file_names: tuple[str, ...], digest: str) -> Workspace | None:
-    """The merged model, or None when anything was reported (the caller raises)."""
+                    file_names: tuple[str, ...],
+                    digest: Callable[[Mapping[str, ProviderConfig]], str]) -> Workspace | None:
+    """The merged model, or None when anything was reported (the caller raises). `digest` gives
+    the workspace digest of the built providers: the REST definition files they were built from
+    count, besides the manifests (`manifest.loader._digest`)."""
     declared = _declarations(files, report)
     state_path = _state_path(files, report)
     state_backend = _state_backend(files, report)
@@ -75,7 +78,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     policies = _policies(declared["policies"], report)
     if report.diagnostics:
         return None
-    return Workspace(files=file_names, digest=digest, state_path=state_path, providers=providers,
+    return Workspace(files=file_names, digest=digest(providers), state_path=state_path, providers=providers,
                      sinks=sinks, keys=keys, default_sink=default_sink, state_backend=state_backend,
                      fingerprint_key=fp_ref if isinstance(fp_ref, (EnvRef, FileRef)) else None,
                      fingerprint_key_loc=fingerprint_key[0].loc(("state", "fingerprint_key"))

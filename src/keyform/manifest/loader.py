@@ -25,7 +25,7 @@ from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.plugintypes import plugin_provider_names
 from keyform.manifest.schema import schema_problems, uses_plugins
 from keyform.manifest.sources import ManifestFile, Report
-from keyform.model import Workspace
+from keyform.model import ProviderConfig, Workspace
 
 DEFAULT_MANIFEST = "keyform.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -83,8 +83,8 @@ def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
         # applied from another working directory or another checkout of the same repository
         anchor = files[0].parent
         stable = {os.path.relpath(path, anchor): contents[display_name(path, base)] for path in files}
-        workspace = build_workspace(parsed, report, now=now,
-                                    file_names=tuple(contents), digest=_digest(stable))
+        workspace = build_workspace(parsed, report, now=now, file_names=tuple(contents),
+                                    digest=lambda providers: _digest(stable, _definitions(providers, anchor)))
     else:
         from keyform.manifest.restglue import unknown_key_fields
         unknown_key_fields(parsed, report)
@@ -182,14 +182,31 @@ def display_name(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def _digest(contents: dict[str, bytes]) -> str:
-    """sha256 over the files' names and bytes, in sorted name order."""
+def _digest(contents: Mapping[str, bytes], definitions: Mapping[str, str]) -> str:
+    """The workspace digest a saved plan is checked against (`Workspace.digest`): sha256 over the
+    manifest files' names and bytes, in sorted name order, then over each REST definition file the
+    providers use (`_definitions`). Everything else that shapes an apply is either checked again
+    at apply (policies, env and file inputs, the state) or code (plug-ins, exec sink programs),
+    which no digest covers. Without definitions the digest is what it was before they counted."""
     digest = hashlib.sha256()
     for name in sorted(contents):
         data = contents[name]
         digest.update(f"{name}\0{len(data)}\0".encode())
         digest.update(data)
+    for name in sorted(definitions):
+        digest.update(f"definition\0{name}\0{definitions[name]}\0".encode())
     return digest.hexdigest()
+
+
+def _definitions(providers: Mapping[str, ProviderConfig], anchor: Path) -> dict[str, str]:
+    """The REST definition files `providers` were built from, each named relative to `anchor` (as
+    the manifests are) → the sha256 of the bytes it was built from. A definition decides the host,
+    the paths and the bodies an apply sends the token and the key's attributes to, so editing one
+    after `plan --out` must make that plan stale."""
+    # `definition` is a RestDefinition, set for `type: rest` only (keyform.manifest.restdef is not
+    # imported here: it brings PyYAML, which a load from the parse cache never needs otherwise)
+    return {os.path.relpath(config.definition.path, anchor): config.definition.sha256
+            for config in providers.values() if config.definition is not None}
 
 
 MAX_MANIFEST_BYTES = 64 * MiB  # ~30 times the benchmark's 10,000 keys; /dev/zero or a huge file is refused

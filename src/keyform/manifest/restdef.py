@@ -9,12 +9,13 @@ have what they need), each problem at `file:line`. No I/O beyond reading the fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import field
+from dataclasses import field, replace
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -235,6 +236,11 @@ class RestDefinition:
     delete_op: Operation
     delete_gone: frozenset[int]
     delete_gone_codes: frozenset[str]
+    # where the file was read (absolute) and the sha256 of the exact bytes this was built from: a
+    # saved plan's workspace digest covers them (`manifest.loader`), so an edited definition (another
+    # host, another body) makes the plan stale instead of being applied unreviewed
+    path: str = ""
+    sha256: str = ""
 
     def kind(self, provider_type: str) -> ProviderType:
         """This definition as a provider type (`rest:NAME`) for the type registry."""
@@ -324,7 +330,10 @@ def _load_cached(path: str, shown: str, mtime: int, size: int) -> tuple[RestDefi
     problems = _schema_problems(doc)
     if problems:
         return None, problems
-    return _Builder(doc).build()
+    built, problems = _Builder(doc).build()
+    if built is None:
+        return None, problems
+    return replace(built, path=path, sha256=hashlib.sha256(data).hexdigest()), problems
 
 
 class _Builder:
