@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from harness.project import Project
 from keyform.cli import main
+from keyform.emulator import Emulator
+from keyform.manifest import load_workspace
 from keyform.plan import Action, Change, Plan
 from keyform.render.graph import cascade_graph, dot, from_workspace, mermaid
 from keyform.render.markdown import render_markdown
@@ -64,6 +68,7 @@ def test_graph_with_a_saved_plan_colours_nodes_by_action(tmp_path: Path) -> None
                      ch("ana-questra", Action.REPLACE, "depends on ci-bot, which is replaced", deps=("ci-bot",),
                         provider="textql"),
                      ch("old-key", Action.DELETE, "removed from the manifests"))
+    saved = replace(saved, manifest_digest=load_workspace([EXAMPLE / "keyform.yaml"]).digest)  # a plan of it
     path = tmp_path / "plan.json"
     path.write_text(saved.dumps())
     code, out, _ = run("graph", "-f", str(EXAMPLE / "keyform.yaml"), "--plan", str(path))
@@ -75,6 +80,43 @@ def test_graph_with_a_saved_plan_colours_nodes_by_action(tmp_path: Path) -> None
     bad.write_text("{nope")
     code, _, err = run("graph", "-f", str(EXAMPLE / "keyform.yaml"), "--plan", str(bad))
     assert code == 1 and err.startswith(f"Error: {bad}: not a keyform plan file")
+
+
+def _applied(root: Path, url: str, keys: str) -> Project:
+    project = Project(root, url)
+    project.questra(keys)
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    return project
+
+
+def test_graph_refuses_a_plan_of_another_workspace(tmp_path: Path, emulator: Emulator) -> None:
+    """Review finding (rv2 #7): `graph --plan` drew another workspace's plan (its deletes as nodes)
+    as this workspace's, exit 0. Now it refuses, as `apply FILE` does, a plan whose manifest digest
+    (other manifests) or state lineage (same manifests, another state) is not this workspace's."""
+    keys = "ci-bot: {provider: qp}\n"
+    here = _applied(tmp_path / "here", emulator.url, keys)
+    elsewhere = _applied(tmp_path / "elsewhere", emulator.url, "k1: {provider: qp}\n")
+    twin = _applied(tmp_path / "twin", emulator.url, keys)  # the same manifest bytes, its own state
+    assert load_workspace([twin.manifest]).digest == load_workspace([here.manifest]).digest
+    plans = {}
+    for project in (here, elsewhere, twin):
+        plans[project.root.name] = path = project.root / "destroy.plan"
+        assert project.run("plan", "--destroy", "--out", str(path)).exit_code == 0
+    code, out, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]))
+    assert code == 0 and "ci-bot" in out and "delete" in out and "k1" not in out, err
+    lineage = "it was made for a different state (lineage differs)"
+    digest = "the manifests (or a REST definition file they use) changed since it was made"
+    for name, why in (("elsewhere", f"{lineage}; {digest}"), ("twin", lineage)):
+        code, out, err = run("graph", "-f", str(here.manifest), "--plan", str(plans[name]))
+        assert (code, out) == (1, ""), out
+        assert err == (f"Error: {plans[name]}: not a plan of these manifests and this state: {why}. Its actions "
+                       "would be drawn on keys they are not for; make one here with `keyform plan --out FILE`.\n")
+    code, _, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]), "--state",
+                       str(twin.state_path))  # --state: the state the plan would be applied with
+    assert code == 1 and f": {lineage}." in err, err
+    here.questra(keys + "web: {provider: qp}\n")  # the manifests moved on since the plan
+    code, _, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]))
+    assert code == 1 and f": {digest}." in err, err
 
 
 def test_markdown_plan_has_the_graph_exactly_when_a_change_cascades() -> None:

@@ -526,18 +526,18 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
               help="mermaid (GitHub renders it in Markdown) or Graphviz DOT (`| dot -Tpng -o graph.png`).")
 @click.option("--plan", "plan_file", type=click.Path(), metavar="FILE",
-              help="Colour the keys by the actions of this saved plan (create, update, replace, delete).")
+              help="Colour the keys by the actions of this saved plan (create, update, replace, delete); "
+                   "refused unless made from these manifests and this state.")
+@state_option
 @click.pass_obj
-def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None) -> None:
+def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None, state_path: str | None) -> None:
     """The secret_of dependency graph of the keys (an arrow runs from a source to its consumer)."""
 
     def body() -> int:
-        from keyform.operations import load
-        from keyform.planfile import read_plan
+        from keyform.operations import run_graph
         from keyform.render import graph as render
 
-        ws = load(_options(files))
-        the_plan = read_plan(plan_file) if plan_file else None
+        ws, the_plan = run_graph(_options(files, state_path), plan_file)
         g = render.from_workspace(ws, the_plan)
         click.echo(render.dot(g) if fmt == "dot" else render.mermaid(g), nl=False)
         return 0

@@ -545,6 +545,31 @@ def _recreated_while_listed(sess: Session, saved: Plan) -> list[str]:
     return out
 
 
+def run_graph(options: Options, plan_file: str | None) -> tuple[Workspace, Plan | None]:
+    """`keyform graph [--plan FILE]`: the manifests, and the saved plan to colour their keys by.
+    A plan not made from these manifests and this state's lineage (`foreign_plan_problems`) is
+    refused, as `apply FILE` refuses it: drawn here, another workspace's deletes and replaces would
+    read as this workspace's. The state is only read (no lock, no recovery), and only for a plan."""
+    workspace = load(options)
+    if plan_file is None:
+        return workspace, None
+    from keyform.planfile import read_plan
+
+    saved = read_plan(plan_file)
+    store = open_backend(workspace, options.state_path, env=options.env)
+    try:
+        with paused():  # bulk, acyclic data (keyform.gcpause)
+            state = store.load()
+    finally:
+        store.close()
+    problems = foreign_plan_problems(saved, workspace, state)
+    if problems:
+        raise KeyformError(f"{plan_file}: not a plan of these manifests and this state: " + "; ".join(problems)
+                           + ". Its actions would be drawn on keys they are not for; make one here with "
+                           "`keyform plan --out FILE`.")
+    return workspace, saved
+
+
 def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
           on_event: Callable[[ApplyEvent], None] | None = None,
           on_rate: Callable[[Any], None] | None = None) -> ApplyReport:
