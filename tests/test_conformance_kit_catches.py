@@ -29,6 +29,7 @@ from keyform.testing.builtin import EmulatorFaults
 from keyform.typeregistry import provider_type, register, unregister
 
 TOKEN = f"tok-{CANARY}-ok"
+READ_ONLY = f"tok-{CANARY}-read"  # the emulator answers 403 to its writes
 
 
 class _Wrapped:
@@ -68,14 +69,16 @@ class SwallowsDelete(_Wrapped):
 
 @contextlib.contextmanager
 def _target(name: str, wrap: Callable[[Provider, str], _Wrapped]) -> Iterator[ConformanceTarget]:
-    emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}))).start()
+    emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}),
+                                  read_only_tokens=frozenset({READ_ONLY}))).start()
     questra = provider_type("questra")
     t = replace(questra, name=name, open=lambda config, token, org, **kw: wrap(questra.open(config, token, org, **kw),
                                                                             token))
     register(t, origin="test")
     try:
         yield ConformanceTarget(provider_type=t.name, base_url=emu.url, token=TOKEN,
-                                rejected_token=f"tok-{CANARY}-no", faults=EmulatorFaults(emu.url),
+                                rejected_token=f"tok-{CANARY}-no", forbidden_token=READ_ONLY,
+                                faults=EmulatorFaults(emu.url),
                                 provider_options={"org_id": "org_kit"}, key_fields=lambda label: {"name": label})
     finally:
         unregister(t)
@@ -101,7 +104,8 @@ def test_the_kit_fails_a_provider_that_lists_the_secret_as_an_attribute() -> Non
 def test_the_kit_fails_a_provider_whose_delete_swallows_errors() -> None:
     kit, failures = ProviderConformance(), 0
     with _target("swallows-delete", SwallowsDelete) as target:
-        for test in (kit.test_create_list_update_delete, kit.test_status_codes_map_to_provider_errors):
+        for test in (kit.test_create_list_update_delete, kit.test_status_codes_map_to_provider_errors,
+                     kit.test_a_refused_delete_is_an_error_and_the_key_stays):
             try:
                 test(target, Log())
             except (AssertionError, pytest.fail.Exception):
@@ -110,6 +114,47 @@ def test_the_kit_fails_a_provider_whose_delete_swallows_errors() -> None:
                 target.faults.clear()
     assert failures, "no kit test noticed that delete() never reports a failure"
 
+
+
+class RefusalsAreGone(_Wrapped):
+    """Review finding 8: delete takes a 403 (a read-only token) and a 429 for "already gone", as
+    it takes a 404; keyform then forgets a key that stays live."""
+
+    def delete(self, remote_id: str) -> None:
+        try:
+            self.inner.delete(remote_id)
+        except ProviderError as exc:
+            if exc.status not in (403, 429):
+                raise
+
+
+class DropsExpiry(_Wrapped):
+    """Review finding 8: create never sends the expiry; the key never expires."""
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        return self.inner.create(replace(request, expires_at=None))
+
+
+def test_the_kit_fails_a_provider_whose_delete_takes_403_and_429_for_gone() -> None:
+    with _target("refusals-are-gone", RefusalsAreGone) as target:
+        p = target.open()
+        key_id = p.create(target.request("probe")).key.id
+        target.open(token=READ_ONLY).delete(key_id)  # the defect is real: no error...
+        assert any(k.id == key_id and not k.revoked for k in p.list() or [])  # ...and the key is live
+        p.delete(key_id)
+        with pytest.raises(pytest.fail.Exception, match="delete returned on a token the API answers 403"):
+            ProviderConformance().test_a_refused_delete_is_an_error_and_the_key_stays(target, Log())
+    with _target("refusals-are-gone", lambda inner, token: RefusalsAreGone(inner, token) if token != READ_ONLY
+                 else _Wrapped(inner, token)) as target:  # 403 right: the 429 is caught on its own
+        with pytest.raises(pytest.fail.Exception, match="delete returned on an injected 429"):
+            ProviderConformance().test_a_refused_delete_is_an_error_and_the_key_stays(target, Log())
+        target.faults.clear()
+
+
+def test_the_kit_fails_a_provider_whose_create_drops_the_expiry() -> None:
+    with _target("drops-expiry", DropsExpiry) as target, \
+            pytest.raises(AssertionError, match="is listed with no expiry: create dropped request"):
+        ProviderConformance().test_create_with_an_expiry_lists_it(target)
 
 
 class LogsBasicAuth(_Wrapped):

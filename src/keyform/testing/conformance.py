@@ -13,10 +13,15 @@ how to label a key, and a `ServerFaults` to inject faults). The tests:
   API's list reports no creation time, recovery cannot prove the key is the apply's own
   (docs/recovery.md), so instead the plan must name it with the `keyform import` command that adopts
   it, and after that import the apply leaves it the only live key;
+- a key created with an expiry is listed with that expiry (within `EXPIRY_SLACK`; for a type
+  whose keys can expire: `ConformanceTarget.expiry`);
 - 401 (a rejected token; `rejected_status` for an API that answers it otherwise, e.g. 403), 403 (a
   token the server forbids writes to, if the target has one), 404 (update of an unknown id; delete
   of an unknown id is no error), 429 and 5xx map to `ProviderError` with that status (429 and 5xx
   never marked ambiguous for a list);
+- a delete refused in any of those ways (a rejected or forbidden token, an injected 429 or 5xx) of
+  a live key raises `ProviderError` with that status, never returns as "already gone" (keyform
+  would forget a key that stays live), and the key is still listed live after;
 - a canary secret (tokens, secret options, write-only inputs, issued secrets) never appears in a
   repr, a log line (the `keyform` logger at DEBUG, as `-v` shows) or an error message.
 """
@@ -29,12 +34,14 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import pytest
 
+from keyform.durations import format_time, parse_time, utcnow
 from keyform.errors import ProviderError, SourceLoc
 from keyform.model import EnvRef, ProviderConfig
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
@@ -43,6 +50,9 @@ from keyform.typeregistry import ProviderType, provider_type
 # Put this inside every secret value a target hands the kit (tokens, write-only inputs): the kit
 # searches for the whole values, and for this marker, in everything a provider shows.
 CANARY = "kfCANARY9x7q"
+# How far a listed expiry may be from the one requested: an API that takes a lifetime
+# (`expires_in_seconds`) counts it from its own clock, a few seconds after keyform's.
+EXPIRY_SLACK = timedelta(minutes=5)
 
 
 class ServerFaults(Protocol):
@@ -77,7 +87,10 @@ class ConformanceTarget:
     `{env: VAR}` reference, the only way a manifest may give a secret, with VAR set in the process
     environment for the test (`option_env(name)`), and checks that no value leaks.
     `rejected_status` is the status the API answers `rejected_token` with: 401 for most, 403 for an
-    API that says Forbidden to an unknown credential (Datadog)."""
+    API that says Forbidden to an unknown credential (Datadog). `expiry`: whether a key can be
+    created with an expiry that the list reports back; None (the default) means yes, except for a
+    definition (`type: rest`) that does not say so (`expiry.supported` and a `key.expires_at`
+    pointer). Set it False for an API whose keys never expire."""
 
     provider_type: str
     base_url: str
@@ -96,6 +109,7 @@ class ConformanceTarget:
     manifest_provider: Mapping[str, Any] | None = None
     secret_options: Mapping[str, str] = field(default_factory=dict)
     rejected_status: int = 401
+    expiry: bool | None = None
 
     def __post_init__(self) -> None:
         both = sorted(set(self.provider_options) & set(self.secret_options))
@@ -105,6 +119,15 @@ class ConformanceTarget:
     @property
     def type(self) -> ProviderType:
         return provider_type(self.provider_type)
+
+    @property
+    def expires(self) -> bool:
+        """Whether the kit checks that a key created with an expiry is listed with it."""
+        if self.expiry is not None:
+            return self.expiry
+        if self.definition is not None:
+            return bool(self.definition.expiry_supported and "expires_at" in self.definition.key_paths)
+        return True
 
     def config(self) -> ProviderConfig:
         rest = self.definition is not None  # a definition declares org_id as one of its own options
@@ -122,8 +145,9 @@ class ConformanceTarget:
         return self.type.open(config, self.token if token is None else token, org, timeout=10.0,
                               max_retries=max_retries)
 
-    def request(self, label: str) -> CreateRequest:
-        """The create request keyform would send for a key with `key_fields(label)`."""
+    def request(self, label: str, expires_at: str | None = None) -> CreateRequest:
+        """The create request keyform would send for a key with `key_fields(label)` (and
+        `expires_at`, RFC 3339)."""
         fields = self.key_fields(label)
         t = self.type
         attrs: dict[str, Any] = {}
@@ -131,7 +155,7 @@ class ConformanceTarget:
             value = fields.get(attr, label if attr == "name" else t.attribute_defaults.get(attr))
             attrs[attr] = list(value) if isinstance(value, tuple) else value
         inputs = {k: v for k, v in self.secret_inputs.items() if k in t.secret_inputs}
-        return CreateRequest(address=label, attrs=attrs, expires_at=None, secret_inputs=inputs)
+        return CreateRequest(address=label, attrs=attrs, expires_at=expires_at, secret_inputs=inputs)
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.token, self.rejected_token, self.forbidden_token, *self.secret_inputs.values(),
@@ -245,6 +269,27 @@ class ProviderConformance:
         provider.close()
         seen.check((*kit.secrets(), *([created.secret] if created.secret else [])), keyform_debug_log.text)
 
+    def test_create_with_an_expiry_lists_it(self, kit: ConformanceTarget) -> None:
+        """A create that drops `request.expires_at` makes a key that never expires where the
+        manifest says it does: the list must report the expiry asked for (within `EXPIRY_SLACK`;
+        a day's start, so that an API keeping dates only reports it too)."""
+        if not kit.expires:
+            pytest.skip("the type's keys cannot expire (ConformanceTarget.expiry)")
+        provider = kit.open()
+        wanted = (utcnow() + timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+        created = provider.create(kit.request(_label(), expires_at=format_time(wanted)))
+        try:
+            listed = self._listed(provider)[created.key.id].expires_at
+            assert listed is not None, (
+                f"a key created with expires_at {format_time(wanted)} is listed with no expiry: create dropped "
+                "request.expires_at (or list does not read it); set ConformanceTarget(expiry=False) only if "
+                "the API's keys cannot expire")
+            assert abs(parse_time(listed) - wanted) <= EXPIRY_SLACK, (
+                f"a key created with expires_at {format_time(wanted)} is listed with {listed}")
+        finally:
+            provider.delete(created.key.id)
+            provider.close()
+
     def test_pagination_lists_every_key_once(self, kit: ConformanceTarget) -> None:
         if not kit.faults.set_page_size(2):
             pytest.skip("the API has no list pagination")
@@ -269,10 +314,6 @@ class ProviderConformance:
             rejected.list()
         assert e401.value.status == kit.rejected_status, e401.value
         seen.add(rejected, e401.value)
-        with pytest.raises(ProviderError) as d401:  # a refused token never reads as "already gone"
-            rejected.delete("kit-missing-" + uuid.uuid4().hex[:8])
-        assert d401.value.status == kit.rejected_status, d401.value
-        seen.add(d401.value)
         if kit.forbidden_token:
             forbidden = kit.open(token=kit.forbidden_token)
             with pytest.raises(ProviderError) as e403:
@@ -295,11 +336,6 @@ class ProviderConformance:
                 with pytest.raises(ProviderError) as failed:
                     provider.list()
                 assert failed.value.status == status and not failed.value.ambiguous, failed.value
-                if status >= 500:  # not "already gone": the key may be live (a 429 is retried at length)
-                    with pytest.raises(ProviderError) as delete_failed:
-                        provider.delete("kit-missing-" + uuid.uuid4().hex[:8])
-                    assert delete_failed.value.status == status, delete_failed.value
-                    seen.add(delete_failed.value)
                 with pytest.raises(ProviderError) as create_failed:
                     provider.create(kit.request(_label()))
                 assert create_failed.value.status == status, create_failed.value
@@ -312,6 +348,31 @@ class ProviderConformance:
                 seen.add(failed.value, create_failed.value)
             finally:
                 kit.faults.clear()
+        provider.close()
+        seen.check(kit.secrets(), keyform_debug_log.text)
+
+    def test_a_refused_delete_is_an_error_and_the_key_stays(self, kit: ConformanceTarget,
+                                                           keyform_debug_log: Any) -> None:
+        """keyform forgets a key whose delete returns (done, or "already gone"). A delete of a live
+        key that the API refuses — the rejected token, the forbidden (read-only) one, an injected
+        429 or 5xx — must raise `ProviderError` with that status, and the key is still live after."""
+        seen = _Seen()
+        provider = kit.open()
+        key_id = provider.create(kit.request(_label())).key.id
+        for token, status in ((kit.rejected_token, kit.rejected_status), (kit.forbidden_token, 403)):
+            if token:
+                refused = kit.open(token=token)
+                seen.add(self._refused_delete(refused, key_id, status, f"a token the API answers {status}"))
+                refused.close()
+        for status in kit.faults.injectable():
+            kit.faults.inject(status)
+            try:
+                seen.add(self._refused_delete(provider, key_id, status, f"an injected {status}"))
+            finally:
+                kit.faults.clear()
+        still = self._listed(provider).get(key_id)
+        assert still is not None and not (still.revoked or still.expired), "a refused delete removed the key"
+        provider.delete(key_id)
         provider.close()
         seen.check(kit.secrets(), keyform_debug_log.text)
 
@@ -384,6 +445,17 @@ class ProviderConformance:
         keys = provider.list()
         assert keys is not None, "the provider has no list call; conformance needs one"
         return {k.id: k for k in keys}
+
+    @staticmethod
+    def _refused_delete(provider: Provider, key_id: str, status: int, why: str) -> ProviderError:
+        """The error of a delete of `key_id` that the API refuses (`why`) with `status`."""
+        try:
+            provider.delete(key_id)
+        except ProviderError as exc:
+            assert exc.status == status, f"a delete refused by {why} raised status {exc.status}: {exc!r}"
+            return exc
+        pytest.fail(f"delete returned on {why}: keyform would take the key for deleted (or already gone) and "
+                    "forget it while it stays live; raise ProviderError with that status (docs/providers.md)")
 
     @staticmethod
     def _shown_label(kit: ConformanceTarget, label: str) -> Any:
