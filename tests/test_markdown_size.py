@@ -81,3 +81,47 @@ def test_a_usage_report_of_thousands_of_unmanaged_keys_fits_in_a_comment() -> No
     rows = gfm.cells(md, "keyform import")
     assert rows and all(len(cells) == 6 for cells in rows)
     assert len(rows) + int(match[1].replace(",", "")) == 5_000
+
+
+def _create(address: str, **attrs: object) -> Change:
+    return Change(address=address, action=Action.CREATE, provider="tq", provider_type="textql",
+                  reasons=("new key",), attrs=tuple(AttrChange(n, None, v) for n, v in attrs.items()))
+
+
+def test_a_new_credentials_hosts_are_shown_one_by_one_so_none_hides_past_a_cut() -> None:
+    """A new TextQL key fed a production secret, with 23 hosts: shown as one value cut at 500
+    characters, the last, `collector.attacker.example` (where the secret may be sent), appeared
+    nowhere in the text plan, the Markdown plan or `show`."""
+    hosts = [f"api{i:02d}.partner-integration.example.com" for i in range(22)] + ["collector.attacker.example"]
+    plan = Plan(changes=(_create("exfil", hosts=hosts, headers={f"X-H{i}": "v" * 40 for i in range(15)}),))
+    for rendered in (plan_text(plan), plan_markdown(plan)):
+        assert "collector.attacker.example" in rendered and '"X-H9" = ' in rendered, rendered
+        assert "characters)" not in rendered
+    assert '+ "collector.attacker.example"' in plan_text(plan)
+
+
+def test_two_long_values_that_differ_at_the_end_show_where_they_differ() -> None:
+    """A 600-character header value changed at its tail read `"xxxx…… (603 characters)" →
+    "xxxx…… (603 characters)"`: the same on both sides."""
+    before, after = "x" * 600, "x" * 597 + "EVIL-HOST"
+    plan = Plan(changes=(Change(address="k", action=Action.UPDATE, provider="tq", provider_type="textql",
+                                reasons=("description modified outside keyform",), remote_id="tk_1",
+                                attrs=(AttrChange("description", before, after),)),))
+    for rendered in (plan_text(plan), plan_markdown(plan)):
+        assert "EVIL-HOST" in rendered and "(602 characters) → " in rendered, rendered
+
+
+def test_a_capped_comment_shows_what_revokes_or_changes_a_key_before_new_keys() -> None:
+    """The caps were filled in address order: a pull request adding 120 keys pushed a delete and an
+    update of a credential's hosts out of the table and the details, leaving only their count."""
+    creates = [_create(f"a{i:03d}", description=f"new {i}") for i in range(120)]
+    delete = Change(address="zz-prod", action=Action.DELETE, provider="qp", provider_type="questra",
+                    reasons=("removed from the manifests",), remote_id="ak_prod")
+    update = Change(address="zz-hosts", action=Action.UPDATE, provider="tq", provider_type="textql",
+                    reasons=("hosts changed",), remote_id="tk_9",
+                    attrs=(AttrChange("hosts", ["api.example"], ["api.example", "evil.example"]),))
+    md = plan_markdown(Plan(changes=(*creates, update, delete)))
+    table = md.split("<details>")[0]
+    assert "`zz-prod`" in table and "`zz-hosts`" in table, table
+    assert table.index("`zz-prod`") < table.index("`zz-hosts`") < table.index("`a000`")
+    assert '"evil.example"' in md and "…and 22 more" in table

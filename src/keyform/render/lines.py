@@ -83,17 +83,57 @@ def attr_lines(attr: AttrChange, action: Action, max_elements: int | None = None
         if not attr.before:
             return [("+", f"{attr.name} = {after}{forces}")]
         return [("~", f"{attr.name} = (sensitive) → {after}{forces}")]
-    if attr.before is None:
-        return [("+", f"{attr.name} = {fmt_value(attr.after)}{forces}")]
-    if attr.after is None:
-        return [("-", f"{attr.name} = {fmt_value(attr.before)}{forces}")]
+    if attr.before is None or attr.after is None:
+        mark, value = ("+", attr.after) if attr.before is None else ("-", attr.before)
+        if isinstance(value, (dict, list)) and value:  # element by element, as a diff is: one value cut at
+            # MAX_VALUE hid the 23rd host of a new credential's `hosts`, where its secret may be sent
+            opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+            return [(mark, f"{attr.name} = {opening}{forces}"), *_bounded(_elements(value, mark), max_elements),
+                    (mark, closing)]
+        return [(mark, f"{attr.name} = {fmt_value(value)}{forces}")]
     if isinstance(attr.before, dict) and isinstance(attr.after, dict):
         return [("~", f"{attr.name} = {{{forces}"), *_bounded(_nested(attr.before, attr.after), max_elements),
                 (" ", "}")]
     if isinstance(attr.before, list) and isinstance(attr.after, list):
         return [("~", f"{attr.name} = [{forces}"), *_bounded(_nested(attr.before, attr.after), max_elements),
                 (" ", "]")]
-    return [("~", f"{attr.name} = {fmt_value(attr.before)} → {fmt_value(attr.after)}{forces}")]
+    before, after = fmt_pair(attr.before, attr.after)
+    return [("~", f"{attr.name} = {before} → {after}{forces}")]
+
+
+def _elements(value: dict[str, Any] | list[Any], mark: str) -> list[Line]:
+    """Each element of a map or list that is added or removed whole, one line each."""
+    if isinstance(value, dict):
+        return [(mark, f"  {fmt_value(k)} = {fmt_value(value[k])}") for k in sorted(value)]
+    return [(mark, f"  {fmt_value(item)}") for item in value]
+
+
+def fmt_pair(before: Any, after: Any) -> tuple[str, str]:
+    """`fmt_value` of a changed value's two sides, each cut where it must be so that where they
+    differ shows: two 600-character header values that differ at the end were both cut after 500
+    and read the same (`"xxxx…… (603 characters)" → "xxxx…… (603 characters)"`)."""
+    old = escaped(json.dumps(before, ensure_ascii=False, sort_keys=True))
+    new = escaped(json.dumps(after, ensure_ascii=False, sort_keys=True))
+    if len(old) <= MAX_VALUE and len(new) <= MAX_VALUE:
+        return old, new
+    same = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        same += 1
+    start = max(0, same - CONTEXT) if same >= MAX_VALUE - CONTEXT else 0
+    return _window(old, start), _window(new, start)
+
+
+CONTEXT = 60  # characters shown before the first difference of two long values
+
+
+def _window(text: str, start: int) -> str:
+    """`text` from `start`, at most MAX_VALUE characters of it, with what was left out said."""
+    if start == 0 and len(text) <= MAX_VALUE:
+        return text
+    shown = text[start:start + MAX_VALUE]
+    return f"{'…' if start else ''}{shown}{'…' if start + MAX_VALUE < len(text) else ''} ({len(text):,} characters)"
 
 
 

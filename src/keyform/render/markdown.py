@@ -52,8 +52,14 @@ def _details(change: Change) -> list[str]:
     return [*out, "```", "", "</details>"]
 
 
+# The order a capped comment shows changes in: what revokes a key first, a new key last. In
+# address order, a pull request adding 120 keys pushed a delete and an update of a credential's
+# hosts out of the table and the details, leaving only their count.
+_WEIGHT = {Action.DELETE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.CREATE: 3}
+
+
 def render_markdown(plan: Plan, *, title: str = "keyform plan") -> str:
-    changes = plan.actionable
+    changes = sorted(plan.actionable, key=lambda c: _WEIGHT.get(c.action, 4))  # (stable: by address within)
     room = Room()
     out = room.take([f"### {title}", "", f"**{summary_line(plan)}**", ""])
     notes, left = room.fit([_note(n) for n in plan.notes], MAX_NOTES)
