@@ -85,16 +85,18 @@ def test_every_step_that_pipes_fails_when_any_command_in_the_pipe_fails() -> Non
     assert any(pipes(step.script) for step in all_run_steps())  # the rule checked something
 
 
-def _run_step_as_actions_would(step: RunStep, cwd: Path, shell: str | None) -> subprocess.CompletedProcess[str]:
+def _run_step_as_actions_would(step: RunStep, cwd: Path, shell: str | None,
+                               base_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     script = cwd / "step.sh"
     script.write_text(re.sub(r"\$\{\{.*?\}\}", "x", step.script))
-    env = {**os.environ, **step.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    base = dict(os.environ) if base_env is None else base_env
+    env = {**base, **step.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(actions_argv(shell, script), cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_a_failing_keyform_in_a_piped_step_fails_the_step(tmp_path: Path) -> None:
     """The real keyform fails (the saved plan is missing), the way Actions runs the step."""
-    piped = [s for s in all_run_steps() if pipes(s.script) and re.search(r"\bkeyform\b", s.script)]
+    piped = [s for s in all_run_steps() if any(re.match(r"keyform\s", line) for line in pipes(s.script))]
     assert piped, "expected the kit's `keyform apply … | tee apply.jsonl` step"
     (tmp_path / "keys").mkdir()
     for step in piped:
@@ -123,9 +125,10 @@ def test_every_job_asks_for_its_own_least_permissions(wf: Workflow) -> None:
         assert "write-all" not in str(perms)
 
 
-def test_the_kit_plan_job_reads_and_comments_and_only_apply_writes_contents() -> None:
+def test_the_kit_plan_jobs_read_and_comment_and_only_apply_writes_contents() -> None:
     jobs = kit().doc["jobs"]
     assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert jobs["plan-main"]["permissions"] == {"contents": "read"}
     assert jobs["apply"]["permissions"] == {"contents": "write"}
 
 
@@ -149,6 +152,21 @@ def _committing_jobs() -> list[Any]:
     return found
 
 
+def _added_paths(script: str) -> list[str]:
+    """The paths a script's `git add` names: `git add secrets/`, or, for `git add -A -- "$f"` in a
+    `for f in A B; do` loop, A and B."""
+    found: list[str] = []
+    for target in re.findall(r"\bgit add\s+(?:-\S+\s+)*(\S+)", script):
+        loop = re.fullmatch(r'"?\$\{?(\w+)\}?"?', target)
+        if loop:
+            words = re.search(rf"\bfor {loop[1]} in ([^;\n]+)", script)
+            assert words, f"cannot tell what `git add {target}` adds"
+            found += words[1].split()
+        else:
+            found.append(target)
+    return found
+
+
 @pytest.mark.parametrize(("wf", "job", "steps"), _committing_jobs())
 def test_a_job_that_commits_works_on_a_runner_with_no_git_identity(
         tmp_path: Path, wf: Workflow, job: str, steps: list[RunStep]) -> None:
@@ -160,7 +178,8 @@ def test_a_job_that_commits_works_on_a_runner_with_no_git_identity(
     no_identity.write_text("[user]\n\tuseConfigOnly = true\n[init]\n\tdefaultBranch = main\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "EMAIL"))}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
-               GIT_CONFIG_GLOBAL=str(no_identity), GITHUB_SHA="0123456789abcdef0123456789abcdef01234567")
+               GIT_CONFIG_GLOBAL=str(no_identity), GITHUB_SHA="0123456789abcdef0123456789abcdef01234567",
+               GITHUB_REF_NAME="main", GITHUB_RUN_ID="4711", GITHUB_RUN_ATTEMPT="1")
     seed = ["-c", "user.name=seed", "-c", "user.email=seed@example.invalid"]
     _git("init", "-q", "--bare", "remote.git", cwd=tmp_path, env=env)
     _git("clone", "-q", "remote.git", "work", cwd=tmp_path, env=env)
@@ -168,12 +187,12 @@ def test_a_job_that_commits_works_on_a_runner_with_no_git_identity(
     _git(*seed, "commit", "-q", "--allow-empty", "-m", "seed", cwd=work, env=env)
     _git("push", "-q", "origin", "HEAD:main", cwd=work, env=env)
     for step in steps:  # what keyform would have written: the paths the steps add
-        for target in re.findall(r"\bgit add\s+(\S+)", step.script):
+        for target in _added_paths(step.script):
             path = work / target / "entry.env" if target.endswith("/") else work / target
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("changed by keyform\n")
     for step in steps:
-        done = _run_step_as_actions_would(step, work, step.shell)
+        done = _run_step_as_actions_would(step, work, step.shell, env)
         assert done.returncode == 0, f"{step.where} failed on a runner with no git identity:\n{done.stderr}"
     log = _git("log", "-1", "--format=%an <%ae>|%s", "main", cwd=tmp_path / "remote.git", env=env)
     assert "keyform" in log and "seed" not in log, log
