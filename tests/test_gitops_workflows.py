@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.workflows import (
     ROOT,
@@ -130,6 +131,71 @@ def test_the_kit_plan_jobs_read_and_comment_and_only_apply_writes_contents() -> 
     assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert jobs["plan-main"]["permissions"] == {"contents": "read"}
     assert jobs["apply"]["permissions"] == {"contents": "write"}
+
+
+# ------------------------------------------------------------------- secrets, environments, the plan
+
+LIST_ONLY = {"QUESTRA_LIST_TOKEN", "TEXTQL_LIST_TOKEN", "KEYFORM_FINGERPRINT_KEY"}
+WRITE_TOKENS = {"QUESTRA_TOKEN", "TEXTQL_TOKEN"}
+
+
+def _secrets(section: Any) -> set[str]:
+    return set(re.findall(r"\bsecrets\.(\w+)", yaml.safe_dump(section)))
+
+
+def test_the_kit_gives_write_tokens_only_to_the_apply_job_in_its_protected_environment() -> None:
+    """A pull request's job runs the PR's manifests (a base_url anywhere, an exec sink's
+    read_command at plan time) and, from a branch of the repository, the PR's own workflow: it
+    gets list-only tokens and the fingerprint key, nothing that writes. Only an environment limited
+    to main can keep a secret from a branch, so the write tokens are read in `apply` alone, which
+    runs in `keys-production`; nothing is granted workflow-wide."""
+    doc = kit().doc
+    assert not _secrets(doc.get("env") or {}), "a workflow-level secret reaches the pull request's job"
+    assert "pull_request_target" not in doc[True]  # `on:` (PyYAML reads the key as True)
+    jobs = doc["jobs"]
+    assert jobs["plan"]["if"] == "github.event_name == 'pull_request'"
+    assert _secrets(jobs["plan"]) == LIST_ONLY and "environment" not in jobs["plan"]
+    assert _secrets(jobs["plan-main"]) == LIST_ONLY and jobs["plan-main"]["environment"] == "keys-plan"
+    for name, job in jobs.items():
+        if _secrets(job) & WRITE_TOKENS:
+            assert name == "apply" and job["environment"] == "keys-production", name
+    assert _secrets(jobs["apply"]) >= WRITE_TOKENS | {"KEYFORM_FINGERPRINT_KEY"}
+
+
+def test_every_kit_job_that_runs_keyform_has_the_fingerprint_key() -> None:
+    for name, job in kit().doc["jobs"].items():
+        if any(re.search(r"^\s*keyform ", str(st.get("run", "")), re.M) for st in job["steps"]):
+            assert (job.get("env") or {}).get("KEYFORM_FINGERPRINT_KEY") == "${{ secrets.KEYFORM_FINGERPRINT_KEY }}", name
+
+
+def test_the_kit_applies_the_saved_plan_it_showed_before_the_approval() -> None:
+    """plan-main saves the plan and writes it to the run's summary (what the environment's
+    reviewer reads); apply, the gated job, needs it, downloads that very file and applies it
+    (keyform refuses it as stale if anything changed since), and plans nothing itself."""
+    jobs = kit().doc["jobs"]
+    plan, apply = jobs["plan-main"], jobs["apply"]
+    assert apply["needs"] == "plan-main" and "environment" in apply
+    plan_runs = "\n".join(str(st.get("run", "")) for st in plan["steps"])
+    assert re.search(r"keyform plan .*--out keyform\.plan", plan_runs) and "GITHUB_STEP_SUMMARY" in plan_runs
+    uploads = [st["with"] for st in plan["steps"] if str(st.get("uses", "")).startswith("actions/upload-artifact@")]
+    downloads = [st["with"] for st in apply["steps"] if str(st.get("uses", "")).startswith("actions/download-artifact@")]
+    assert [u["name"] for u in uploads] == [d["name"] for d in downloads] and uploads[0]["path"] == "keyform.plan"
+    apply_runs = "\n".join(str(st.get("run", "")) for st in apply["steps"])
+    assert re.search(r"keyform apply .*keyform\.plan", apply_runs) and "keyform plan" not in apply_runs
+    assert "--auto-approve" not in apply_runs
+
+
+def test_the_kit_runs_on_main_check_out_the_tip_of_main_in_one_concurrency_group() -> None:
+    """Not the pushed commit: the tip holds every merge and the last state commit (a pending run
+    replaced by a newer one loses nothing). PR runs have groups of their own, so they never cancel
+    a pending apply."""
+    doc = kit().doc
+    for name in ("plan-main", "apply"):
+        checkout = next(st for st in doc["jobs"][name]["steps"] if str(st.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["ref"] == "${{ github.ref }}", name
+    group = doc["concurrency"]["group"]
+    assert "github.event_name == 'push'" in group and "pull_request.number" in group
+    assert doc["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
 
 
 # ------------------------------------------------------------------------------------ git identity
