@@ -17,24 +17,14 @@ from typing import Any
 
 import pytest
 
-from harness.project import TOKENS, Project
+from harness.project import SCRIPTED_REST, TOKENS, Project
 from keyform.manifest import parsecache
 from tests.loopback import serving
 from tests.test_provider_rest import ScriptServer
 
-DEFINITION = """\
-version: 1
-name: scripted
-base_url: BASE_URL
-auth: {type: bearer}
-key: {id: /id, created_at: /created}
-attributes:
-  name: {type: string, path: /name, default: "${address}"}
-operations:
-  list: {method: GET, path: /keys, items: /items}
-  create: {method: POST, path: /keys, body: {name: "${attrs.name}"}, secret: /secret}
-  delete: {method: DELETE, path: "/keys/${id}"}
-"""
+# the harness's scripted definition, with the base URL in the definition itself (the one edit
+# the attack makes: another host)
+DEFINITION = SCRIPTED_REST.replace("name: scripted\n", "name: scripted\nbase_url: BASE_URL\n", 1)
 
 
 def _api() -> ScriptServer:

@@ -262,6 +262,18 @@ def test_a_key_whose_entry_is_gone_from_a_k8s_secret_file_is_planned_for_replace
     assert "secret missing from sink k (CI_BOT)" in res.stdout
 
 
+def _refused_at_plan_and_apply(project: Project, sink: str, reason: str) -> list[str]:
+    """`plan` and `apply` of key ci-bot each exit 1, refusing its sink `sink` for `reason`, before
+    any key is created; their outputs."""
+    outputs = []
+    for command in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*command)
+        assert res.exit_code == 1, res.output
+        assert f"key 'ci-bot': sink {sink} cannot take its secret: " in res.stderr and reason in res.stderr, res.stderr
+        outputs.append(res.output)
+    return outputs
+
+
 @pytest.mark.parametrize(("content", "problem"), [
     ('{\n  "x": "\\ud800",\n  "OTHER": "' + CANARY + '"\n}\n',
      "holds text that is not valid Unicode (a lone surrogate: a \\ud800 escape), which keyform could not write back"),
@@ -277,12 +289,8 @@ def test_a_json_sink_file_keyform_could_not_write_back_is_refused_before_any_key
     path.write_text(content)
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: js, as: CI_BOT}\n")
     _add_sink(project, "js: {type: json, path: secrets.json}")
-    for command in (("plan",), ("apply", "--auto-approve")):
-        res = project.run(*command)
-        assert res.exit_code == 1, res.output
-        assert "key 'ci-bot': sink js cannot take its secret: " in res.stderr
-        assert f"secrets.json: {problem}. Applying would" in res.stderr
-        assert "sys.set_int_max_str_digits" not in res.output and CANARY not in res.output
+    for output in _refused_at_plan_and_apply(project, "js", f"secrets.json: {problem}. Applying would"):
+        assert "sys.set_int_max_str_digits" not in output and CANARY not in output
     assert path.read_text() == content
     assert emu_control.questra_keys(ORG) == []
 
@@ -313,10 +321,7 @@ def test_a_file_sink_whose_dir_is_a_symlink_is_refused_before_any_key_is_created
     (project.root / "files").symlink_to(target)
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: f, as: CI_BOT}\n")
     _add_sink(project, "f: {type: file, dir: files}")
-    for command in (("plan",), ("apply", "--auto-approve")):
-        res = project.run(*command)
-        assert res.exit_code == 1, res.output
-        assert "key 'ci-bot': sink f cannot take its secret: " in res.stderr
-        assert "files is a symbolic link; keyform does not write or read secrets through links" in res.stderr
+    _refused_at_plan_and_apply(project, "f", "files is a symbolic link; keyform does not write or read secrets "
+                                              "through links")
     assert list(target.iterdir()) == []
     assert emu_control.questra_keys(ORG) == []
