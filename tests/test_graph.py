@@ -117,6 +117,9 @@ def test_graph_refuses_a_plan_of_another_workspace(tmp_path: Path, emulator: Emu
     here.questra(keys + "web: {provider: qp}\n")  # the manifests moved on since the plan
     code, _, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]))
     assert code == 1 and f": {digest}." in err, err
+    # --state alone was accepted and ignored: the graph of the manifests reads no state
+    code, out, err = run("graph", "-f", str(here.manifest), "--state", str(twin.state_path))
+    assert (code, out) == (1, "") and "--state is read only with --plan" in err, err
 
 
 def test_markdown_plan_has_the_graph_exactly_when_a_change_cascades() -> None:

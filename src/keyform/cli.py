@@ -537,6 +537,9 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None, sta
         from keyform.operations import run_graph
         from keyform.render import graph as render
 
+        if state_path and not plan_file:  # (the graph of the manifests reads no state: it was ignored)
+            raise KeyformError("--state is read only with --plan (the plan's state); the graph of the manifests "
+                               "needs none")
         ws, the_plan = run_graph(_options(files, state_path), plan_file)
         g = render.from_workspace(ws, the_plan)
         click.echo(render.dot(g) if fmt == "dot" else render.mermaid(g), nl=False)
