@@ -125,3 +125,28 @@ def test_a_capped_comment_shows_what_revokes_or_changes_a_key_before_new_keys() 
     assert "`zz-prod`" in table and "`zz-hosts`" in table, table
     assert table.index("`zz-prod`") < table.index("`zz-hosts`") < table.index("`a000`")
     assert '"evil.example"' in md and "…and 22 more" in table
+
+
+def test_long_elements_and_entries_show_their_end_and_where_they_differ() -> None:
+    """Found by a review of the fix above: list elements and map entries still went through the
+    cut at 500 characters, so a new host `<600 x>.evil.example` and a header changed at its end read
+    the same as before. A cut value now keeps its end, and a changed entry shows where it differs."""
+    x = "x" * 600
+    plan = Plan(changes=(Change(address="k", action=Action.UPDATE, provider="tq", provider_type="textql",
+                                reasons=("modified outside keyform",), remote_id="tk_1",
+                                attrs=(AttrChange("hosts", ["api.q.ai", x + ".a.example"], ["api.q.ai", x + ".evil.example"]),
+                                       AttrChange("headers", {"X-Long": x + "A"}, {"X-Long": x + "B"}))),))
+    for rendered in (plan_text(plan), plan_markdown(plan)):
+        assert '.evil.example" (615 characters)' in rendered and 'A" (603 characters) → ' in rendered, rendered
+        assert 'B" (603 characters)' in rendered
+
+
+def test_the_comment_table_names_each_key_whole() -> None:
+    """Two valid addresses alike in their first 60 characters were cut to the same cell, and the
+    table could not say which key a delete was for."""
+    base = "payments-service-production-eu-west-1-primary-database-rotation-key-"
+    changes = tuple(Change(address=base + end, action=action, provider="qp", provider_type="questra",
+                           reasons=("r",), remote_id="ak_1") for end, action in (("readwrite", Action.DELETE),
+                                                                                  ("readonly", Action.REPLACE)))
+    table = plan_markdown(Plan(changes=changes)).split("<details>")[0]
+    assert f"`{base}readwrite`" in table and f"`{base}readonly`" in table, table

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from harness.project import SCRIPTED_REST, Project
+from keyform.errors import ProviderError
 from tests.loopback import serving
 from tests.test_provider_rest import ScriptServer, item, provider
 
@@ -52,6 +53,42 @@ def test_an_api_that_answers_a_page_past_the_end_with_the_last_page_again(tmp_pa
     with provider(tmp_path, paged(2, clamp=True), pagination="{type: page, param: page}") as (p, server):
         listed = p.list()
     assert [k.id for k in listed or []] == [f"k{i}" for i in range(KEYS)] and len(server.seen) == 4
+
+
+def _pages(n_keys: int, size: int, past_end: str) -> Any:
+    """An API of `n_keys` keys, `size` a page; a page past the end is the last page again
+    (`clamp`), `404 {"detail": "Invalid page."}` (Django REST framework), or page 1 whatever page
+    is asked (`ignore`: an API that does not take the parameter)."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        page = int(parse_qs(urlsplit(path).query)["page"][0])
+        last = max(1, -(-n_keys // size))
+        if past_end == "ignore":
+            page = 1
+        elif page > last and past_end == "404":
+            return 404, {}, {"detail": "Invalid page."}
+        start = (min(page, last) - 1) * size
+        return 200, {}, {"items": [item(i) for i in range(start, min(start + size, n_keys))]}
+    return script
+
+
+@pytest.mark.parametrize(("n_keys", "size", "past_end"), [(3, 100, "clamp"), (4, 2, "clamp"), (3, 100, "404"),
+                                                          (5, 2, "404")])
+def test_the_end_of_a_listing_as_common_apis_say_it(tmp_path: Path, n_keys: int, size: int, past_end: str) -> None:
+    """Found by a review of the fix above: a single page repeated past the end (3 keys of an org)
+    was "the same page again", and a 404 past the last page (Django REST framework) failed every
+    plan of APIs that listed fine before."""
+    with provider(tmp_path, _pages(n_keys, size, past_end), pagination="{type: page, param: page}") as (p, _):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(n_keys)]
+
+
+def test_an_api_that_ignores_the_page_parameter_is_refused_not_read_as_one_page(tmp_path: Path) -> None:
+    """A full page (as many keys as a page can hold, 100 without a size sent) given again for page 2
+    may be an API that ignores the parameter and holds more keys: taken as the end, every key after
+    it would look deleted outside keyform."""
+    with provider(tmp_path, _pages(150, 100, "ignore"), pagination="{type: page, param: page}") as (p, _), \
+            pytest.raises(ProviderError, match="the same page again"):
+        p.list()
 
 
 def test_no_key_after_the_first_page_looks_deleted_outside_keyform(tmp_path: Path) -> None:

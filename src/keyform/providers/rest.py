@@ -247,6 +247,8 @@ class RestProvider:
             response = self._call(op, ctx, "list", query=query, body_extra=extra, path=path)
             if n == 0 and response.status_code in self.d.list_absent:
                 return None
+            if n > 0 and response.status_code == 404 and pg.type in ("page", "offset") and previous:
+                return out  # past the last page (Django REST framework: `404 {"detail": "Invalid page."}`)
             if not 200 <= response.status_code < 300:
                 raise self._error("list", response)
             body = json_body(response)
@@ -277,7 +279,10 @@ class RestProvider:
                 elif pg.type in ("page", "offset"):
                     ids = [k.id for k in out[first:]]
                     if ids and set(ids) <= listed_ids:
-                        if ids == previous and len(listed_ids) > len(ids):  # clamped to the last page
+                        # clamped to the last page: after pages that showed the parameter works, or
+                        # a single page shorter than a page can be (an API that ignores the
+                        # parameter would give a full one again: refused)
+                        if ids == previous and (len(listed_ids) > len(ids) or len(ids) < pg.size):
                             del out[first:]
                             return out
                         raise ShapeError(f"the API returned the same page again (does it take the "

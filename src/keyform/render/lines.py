@@ -31,10 +31,14 @@ def fmt_value(value: Any) -> str:
     if value is None:
         return "null"
     text = escaped(json.dumps(value, ensure_ascii=False, sort_keys=True))
-    return text if len(text) <= MAX_VALUE else f"{text[:MAX_VALUE]}… ({len(text):,} characters)"
+    if len(text) <= MAX_VALUE:
+        return text
+    # both ends kept: a host `<600 x>.evil.example` cut after 500 characters hid where it points
+    return f"{text[:MAX_VALUE - TAIL]}…{text[-TAIL:]} ({len(text):,} characters)"
 
 
 MAX_VALUE = 500
+TAIL = 120  # of a value cut, the characters kept from its end
 
 
 def verb(change: Change) -> str:
@@ -162,7 +166,8 @@ def _nested(before: dict[str, Any] | list[Any], after: dict[str, Any] | list[Any
             elif k not in before:
                 out.append(("+", f"  {fmt_value(k)} = {fmt_value(after[k])}"))
             else:
-                out.append(("~", f"  {fmt_value(k)} = {fmt_value(before[k])} → {fmt_value(after[k])}"))
+                old, new = fmt_pair(before[k], after[k])
+                out.append(("~", f"  {fmt_value(k)} = {old} → {new}"))
         return out
     diff = DeepDiff(before, after, ignore_order=True, verbose_level=2)
     removed_items = list(diff.get("iterable_item_removed", {}).values())

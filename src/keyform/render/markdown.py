@@ -22,6 +22,7 @@ MAX_DETAILS = 40
 MAX_ELEMENTS = 30
 # The table's "Why" (the reasons, one of which may be a server's error): the diff below repeats them.
 MAX_WHY = 300
+MAX_KEY = 400  # an address and, for a deposed key or an orphan, its remote id
 FULL_PLAN = "`keyform plan`, or `keyform show PLANFILE` on the saved plan (the CI artifact), shows the whole plan"
 
 
@@ -40,7 +41,10 @@ def _note(note: str) -> list[str]:
 
 
 def _row(change: Change) -> list[str]:
-    return [f"| {ICONS.get(change.action, '')} | {md_text(cut(one_line(change.key)))} | {_action_label(change)} | "
+    # the key (nearly) whole: two long addresses cut at 60 read the same, and the table could not
+    # say which key a delete was for
+    key = md_text(cut(one_line(change.key), MAX_KEY))
+    return [f"| {ICONS.get(change.action, '')} | {key} | {_action_label(change)} | "
             f"{md_text(cut(one_line('; '.join(change.reasons)), MAX_WHY))} |"]
 
 
