@@ -188,3 +188,23 @@ def test_invisible_characters_are_shown_as_escapes_in_every_format(tmp_path: Pat
     [change] = [c for c in doc["changes"] if c["address"] == "t1"]
     assert [a["before"] for a in change["attributes"] if a["name"] == "description"] == ["de" + hidden + "sc"]
     assert escaped("\u2764\ufe0f") == "\u2764\ufe0f"
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("Team \U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", None),  # Scotland's flag
+    ("\u845b\U000e0100\u98fe\u533a", None),  # 葛󠄀飾区: an ideographic variation selector
+    ("\u182e\u180b\u1823", None),  # Mongolian with a free variation selector
+    ("\U0001f3f4\U000e0068\U000e0069\U000e007f", "\U0001f3f4\\udb40\\udc68\\udb40\\udc69\\udb40\\udc7f"),  # no flag
+    ("api\u200d.questra.ai", "api\\u200d.questra.ai"),
+    ("ad\u200cmin", "ad\\u200cmin"),
+    ("api.questra\U0001bca1.ai", "api.questra\\ud82f\\udca1.ai"),
+    ("\U00013430", "\\ud80d\\udc30"),
+])
+def test_invisible_characters_are_escaped_except_where_a_script_or_an_emoji_needs_them(
+        text: str, shown: str | None) -> None:
+    """Found by a review of the escape list: flags, Japanese names and Mongolian were escaped, while
+    U+1BCA0-3 and a joiner between ASCII letters (`api\u200d.questra.ai` reads `api.questra.ai`)
+    were not."""
+    from keyform.render.safe import escaped
+
+    assert escaped(text) == (text if shown is None else shown)

@@ -17,9 +17,10 @@ import re
 
 # C0 controls but tab and newline, DEL, C1 (0x9b is an 8-bit CSI), the bidi controls and marks,
 # the zero-width space and word joiner, the line and paragraph separators and the byte-order mark.
-# Not the zero-width (non-)joiner U+200C/U+200D: emoji sequences (👩‍💻) and Persian or Indic
-# words are written with them. And a lone surrogate (an API's `\ud800` escape decodes to one): no
-# terminal, file or pipe can encode it, so it is shown as its escape.
+# The zero-width (non-)joiner U+200C/U+200D only where no script needs it: emoji sequences (👩‍💻)
+# and Persian or Indic words are written with them (`_in_place`). And a lone surrogate (an API's
+# `\ud800` escape decodes to one): no terminal, file or pipe can encode it, so it is shown as its
+# escape.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff"
                     "\ud800-\udfff"
                     # invisible too, so `"desc"` and `"de\u00adsc"` read the same in a diff: the soft
@@ -28,8 +29,10 @@ UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-
                     # variation selectors but the emoji ones (U+FE0E/F: ❤️), and the tag characters,
                     # which can spell out a whole hidden text
                     "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u206a-\u206f\u3164"
-                    "\ufe00-\ufe0d\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a\U000e0000-\U000e007f"
-                    "\U000e0100-\U000e01ef]")
+                    "\ufe00-\ufe0d\uffa0\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+                    "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+                    # and the joiners, but where a script or an emoji sequence needs them (`_in_place`)
+                    "\u200c\u200d]")
 # UNSAFE, and the tab and newline that would break a one-line cell or label
 _UNSAFE_OR_BREAK = re.compile(UNSAFE.pattern[:-1] + "\t\n]")
 _BACKTICKS = re.compile("`+")
@@ -49,8 +52,39 @@ def _code(m: re.Match[str]) -> str:
 
 def escaped(text: str) -> str:
     """`text` with each unsafe character shown as its `\\u` escape, four hex digits (`\\u202e`);
-    tab and newline kept."""
-    return UNSAFE.sub(_code, text) if UNSAFE.search(text) else text
+    tab and newline kept; the invisible characters a script or an emoji writes with, in place, kept
+    (`_in_place`)."""
+    return UNSAFE.sub(_code_unless_in_place, text) if UNSAFE.search(text) else text
+
+
+def _code_unless_in_place(m: re.Match[str]) -> str:
+    return m[0] if _in_place(m.string, m.start()) else _code(m)
+
+
+# The three flags written with tag characters (England, Scotland, Wales): 🏴 and the tags of
+# `gbeng`, `gbsct`, `gbwls`, then the cancel tag. Any other tag run can spell a hidden text.
+_TAG_FLAGS = frozenset("\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in code) + "\U000e007f"
+                       for code in ("gbeng", "gbsct", "gbwls"))
+
+
+def _in_place(text: str, i: int) -> bool:
+    """Whether the invisible character at `text[i]` is one a writing system or an emoji needs
+    there: a joiner (U+200C/D) between two characters that are not ASCII (👩‍💻, Persian, Indic;
+    between ASCII letters it only hides a change), an ideographic variation selector after a CJK
+    ideograph (葛󠄀), a Mongolian one after a Mongolian letter, or a tag of one of the three flags."""
+    c = ord(text[i])
+    before = ord(text[i - 1]) if i else 0
+    if c in (0x200C, 0x200D):
+        return i > 0 and i + 1 < len(text) and before > 0x7F and ord(text[i + 1]) > 0x7F \
+            and not text[i - 1].isspace() and not text[i + 1].isspace()
+    if 0xE0100 <= c <= 0xE01EF:
+        return 0x3400 <= before <= 0x9FFF or 0xF900 <= before <= 0xFAFF or 0x20000 <= before <= 0x3FFFF
+    if 0x180B <= c <= 0x180F:
+        return 0x1800 <= before <= 0x18AF and c != 0x180E  # (U+180E, the vowel separator: a space)
+    if 0xE0020 <= c <= 0xE007F:
+        start = text.rfind("\U0001f3f4", max(0, i - 6), i)
+        return start >= 0 and text[start:start + 7] in _TAG_FLAGS
+    return False
 
 
 def json_doc(doc: object, *, indent: int | None = None) -> str:
