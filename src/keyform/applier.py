@@ -29,7 +29,7 @@ from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, unremovable_stale
+from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, kept_for, unremovable_stale
 from keyform.providers.pool import ProviderPool
 from keyform.records import record
 from keyform.refresh import strip_headers
@@ -352,6 +352,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
                             reasons=("replaced in this apply; no grace period",))
             second.append(revoke)
             report.implicit.add(revoke.key)
+    second = _not_in_use(second, ctx, report, destroy=plan.destroy)
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
@@ -361,6 +362,28 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
             if ctx.revoked:
                 ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
                 ctx.revoked.clear()
+
+
+def _not_in_use(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *, destroy: bool) -> list[Change]:
+    """`changes` without the revocations of old keys whose secret a key still uses, each reported
+    as skipped: a consumer (`auth_value: {secret_of: src}`) whose re-issue failed in this apply, or
+    was left out of it (`--target src`), still sends the old source key's secret, and revoking that
+    key broke it. The old key stays deposed; the plan keeps it until no key uses it (`planner`).
+    A destroy revokes everything."""
+    if destroy or not ctx.state.deposed:
+        return changes
+    out = []
+    for change in changes:
+        users = [] if not change.deposed or change.orphan or change.remote_id is None else \
+            ctx.state.users_of(change.address, change.remote_id, but=ctx.deleting)
+        if not users:
+            out.append(change)
+            continue
+        why = "skipped: " + kept_for(change.address, change.remote_id or "", users)
+        report.skipped.append((change, why))
+        report.implicit.discard(change.key)
+        ctx.on_event(ApplyEvent("skipped", change, 0.0, why))
+    return out
 
 
 def _hold_moving_secrets(changes: list[Change], ctx: ApplyContext) -> None:

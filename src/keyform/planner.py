@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -154,8 +154,15 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes: list[str] = []
     if state.deposed:
         from keyform.usage import deposed_verdict, retirement_rule  # only a state with deposed keys needs it
+        # keys this plan deletes, or re-issues (re-fed the source's new key): the applier checks
+        # again, after they ran, that none still uses the old key (`applier._not_in_use`)
+        going = {c.address for c in changes if c.action is not Action.NOOP}
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
+            continue
+        users = [] if destroy else state.users_of(dep.address, dep.remote_id, but=going)
+        if users:  # a consumer still fed this key's secret (its re-issue failed, or was not applied)
+            notes.append(kept_for(dep.address, dep.remote_id, users))
             continue
         rule = retirement_rule(dep, desired.get(dep.address))
         if rule.unused_for is not None and not destroy:  # usage-aware: revoke once unused, grace caps it
@@ -229,6 +236,14 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
                 destroy=destroy, targets=tuple(sorted(targets)), inputs=planned_inputs)
+
+
+def kept_for(address: str, remote_id: str, users: Sequence[str]) -> str:
+    """Why the old key `remote_id` of `address` is not revoked: `users` still use its secret."""
+    who = ", ".join(f"key {u!r}" for u in users)
+    return (f"{address} (deposed {remote_id}) is kept: {who} still {'uses' if len(users) == 1 else 'use'} its "
+            f"secret (a re-issue that failed or was not applied); it is revoked once no key does")
+
 
 
 def inputs_digest(fingerprints: Mapping[str, str | None]) -> str:
