@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 from harness.project import ORG, Project
 from keyform.durations import format_time
@@ -214,6 +215,21 @@ def test_a_killed_run_with_another_creator_of_the_same_name_in_sight_revokes_not
     rec = assess(state_with(), records, crowded, {"qp": "questra"})  # type: ignore[arg-type]
     assert [o.remote_id for o in rec.orphans if o.address == "ci"] == []
     assert [u.candidates for u in rec.uncertain] == [("ak_in",)]
+
+
+def test_a_key_just_outside_an_estimated_window_is_named_not_dropped_unseen() -> None:
+    """An API whose clock keyform cannot measure (no `Date`) and that is off by more than the
+    window's margin put the lost create's key outside it, and recovery said the create "left no
+    key behind". A key with its attributes outside an estimated window is now named as a candidate
+    (never revoked: keyform cannot prove it made it); a measured window still drops the record."""
+    st = state_with()
+    off = _Pool([_key("ak_off", -timedelta(minutes=10))])
+    killed = assess(st, _journal(st, abandoned_after=None, calibrate=False), off, {"qp": "questra"})  # type: ignore[arg-type]
+    assert killed.orphans == [] and [u.candidates for u in killed.uncertain] == [("ak_off",)]
+    assert "made outside it" in killed.uncertain[0].advice() and off.deleted == []
+    measured = assess(st, _journal(st, abandoned_after=timedelta(seconds=2)), off, {"qp": "questra"})  # type: ignore[arg-type]
+    assert measured.orphans == [] and measured.uncertain == []
+    assert "ci: an interrupted create left no key behind" in measured.notes
 
 
 def test_a_key_without_created_at_makes_the_match_uncertain() -> None:
@@ -445,3 +461,26 @@ def test_a_journal_of_another_state_is_refused_and_revokes_nothing(tmp_path: Pat
                    "state (lineage " in res.stderr, res.output
             assert "keyform will not act on it" in res.stderr and "Traceback" not in res.output
         assert (b.state_path.read_bytes(), b.journal_path.read_bytes(), _keys(control)) == before
+
+
+@pytest.mark.parametrize("lag", [-600, 600])
+def test_the_key_of_a_lost_create_is_found_on_an_api_clock_ten_minutes_off(
+        tmp_path: Path, make_emulator: Any, lag: int) -> None:
+    """Found by a review: with no other create of the run to calibrate against, the window a lost
+    reply's key is looked for in was keyform's clock ± 5 minutes. An API ten minutes behind (or
+    ahead) put the key outside it: "an interrupted create left no key behind", a second key was
+    made, and the first stayed live and untracked for good. The window is now moved by the offset
+    the listing's `Date` says."""
+    emu = make_emulator(clock_offset=lag)
+    project = Project(tmp_path, emu.url)
+    project.questra("k: {provider: qp, name: k}\n")
+    with EmulatorControl(emu.url) as control:
+        control.faults(drop_after_commit_rate=1.0)
+        assert project.run("apply", "--auto-approve").exit_code == 1
+        control.faults(drop_after_commit_rate=0.0)
+        [lost] = _keys(control)
+        planned = project.run("plan")
+        assert f"{lost} (orphan of an interrupted create of k) will be revoked" in planned.stdout, planned.output
+        assert project.run("apply", "--auto-approve").exit_code == 0
+        live = [i for i, k in _keys(control).items() if not k["revoked"]]
+        assert live == [project.remote_id("k")] and lost not in live

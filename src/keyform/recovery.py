@@ -37,7 +37,7 @@ from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
 from keyform.providers.pool import ProviderPool
 from keyform.records import record
-from keyform.remote import RemoteKey
+from keyform.remote import RemoteKey, clock_offset
 from keyform.state import KeyState, State
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -156,7 +156,9 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         # reply: after a crash during recovery it was taken for one, and revoked twice or left two
         # candidates where one was the answer
         known = tracked | {o.remote_id for o in out.orphans}
-        _match_group(group, listed, known, bounds, provider_types.get(provider, ""), out)
+        offset = clock_offset(pool.get(provider))
+        _match_group(group, listed, known, _on_api_clock(bounds, group, offset), provider_types.get(provider, ""),
+                     out)
     entries = {it.seq: _entry_of(it, moved) for it in creates}
     out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
@@ -174,7 +176,7 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
     high = None if any(hi is None for hi in highs) else max(hi for hi in highs if hi is not None)
     match = group[0].details.get("match") or {}
     candidates: list[RemoteKey] = []
-    outside = 0  # untracked live keys with these attributes made outside the window
+    outside: list[RemoteKey] = []  # untracked live keys with these attributes made outside the window
     undated = False
     for key in listed:
         if key.id in tracked or key.revoked or any(key.attrs.get(n) != v for n, v in match.items()):
@@ -186,9 +188,13 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         elif (low is None or created >= low) and (high is None or created <= high):
             candidates.append(key)
         else:
-            outside += 1
+            outside.append(key)
     window = f"between {format_time(low) if low else 'any time'} and {format_time(high) if high else 'now'}"
     addresses = sorted({it.address for it in group})
+    if not candidates and outside and not tight:
+        # an estimated window on a clock that may be off (no `Date` to measure it by): a key with
+        # these attributes just outside it may be the one, so it is named, never dropped unseen
+        candidates, window = outside, f"{window} (none inside it; these were made outside it)"
     if not candidates:
         for it in group:
             out.notes.append(f"{it.address}: an interrupted create left no key behind")
@@ -215,6 +221,25 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         out.notes.append(f"{it.address}: an interrupted create left no key behind")
 
 
+def _on_api_clock(bounds: Mapping[str, Window], group: list[Interrupted],
+                  offset: float | None) -> Mapping[str, Window]:
+    """`bounds`, the uncalibrated windows of `group` moved onto the API's clock by `offset` (its
+    listing's `Date` less keyform's clock, `remote.clock_offset`): an API ten minutes behind made
+    the key of an interrupted create fall outside keyform's ±CLOCK_SKEW, and recovery said it
+    "left no key behind"; the key stayed live and untracked. A calibrated window is on the API's
+    clock already."""
+    if not offset:
+        return bounds
+    shift = timedelta(seconds=offset)
+    out = dict(bounds)
+    for it in group:
+        w = bounds.get(it.seq)
+        if w is not None and not w.calibrated:
+            out[it.seq] = replace(w, low=None if w.low is None else w.low + shift,
+                                  high=None if w.high is None else w.high + shift)
+    return out
+
+
 @record
 class Window:
     """When the server may have made an interrupted create's key (its clock); None: unbounded.
@@ -223,6 +248,7 @@ class Window:
     low: datetime | None
     high: datetime | None
     tight: bool
+    calibrated: bool = False  # measured against the server's own `created_at` of the same run
 
 
 def _bounds(records: list[Record]) -> dict[str, Window]:
@@ -290,7 +316,8 @@ def _bounds(records: list[Record]) -> dict[str, Window]:
             high = end + offset[1] + one
         else:
             high = end + CLOCK_SKEW + one
-        out[seq] = Window(low, high, offset is not None and seq in abandoned and at is not None)
+        out[seq] = Window(low, high, offset is not None and seq in abandoned and at is not None,
+                          calibrated=offset is not None)
     return out
 
 
