@@ -214,3 +214,46 @@ def test_state_push_refuses_and_says_to_run_apply(setup: Setup, emu_control: Emu
     assert res.exit_code == 1
     assert "keyform apply" in res.stderr and "Traceback" not in res.output
     assert len(setup.journal()) > 1  # untouched
+
+
+def test_an_orphan_whose_secret_is_in_the_sink_is_kept_until_its_key_is_replaced(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl) -> None:
+    """Found by a review: an apply of `--replace src` killed after writing the new key's secret to
+    the sink (before `done`) leaves that key an orphan whose secret is the one in the sink; recovery
+    replaces src and revokes the orphan. When that replacement failed, the orphan was revoked all
+    the same: the sink held a revoked secret, and the key the state records had none there. Now the
+    orphan stays until src's replacement has written over the entry."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("src: {provider: qp, name: src, sink: {use: env, as: SRC}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("src")
+    new = emu_control.bulk_questra(ORG, 1, prefix="src")[0]  # what the killed apply's create made
+    DotenvSink(project.root / ".secrets/keys.env").write("src", "SRC", new["secret"])
+    store = LocalBackend(project.state_path)
+    state = store.load()
+    assert state is not None
+    fh = store.journal_open()
+    fh.append(Begin.of(state))
+    journal = Journal(fh, "killed", clock=utcnow)
+    seq = journal.intent("create", "src", "qp", label="src", at=new["created_at"], replaces=old,
+                         match={"name": new["name"]}, entry={"sink": "env", "as": "SRC"})
+    journal.created(seq, new["id"], created_at=new["created_at"])
+    fh.append(Sunk(seq, at=format_time(utcnow())))
+    fh.close()
+
+    def live() -> set[str]:
+        return {k["id"] for k in emu_control.questra_keys(ORG) if not k["revoked"]}
+
+    emu_control.faults(drop_after_commit_rate=1.0)  # the recovery's replacement fails
+    res = project.run("apply", "--auto-approve")
+    emu_control.faults(drop_after_commit_rate=0.0)
+    assert res.exit_code == 1, res.output
+    assert "skipped: its secret may be the one in the sink entry env:SRC, which the replacement of src was to " \
+           "write over and did not" in res.output, res.output
+    assert new["id"] in live() and project.sink()["SRC"] == new["secret"]
+    res = project.run("apply", "--auto-approve")  # the next apply replaces src, then revokes the orphans
+    assert res.exit_code == 0, res.output
+    src = project.remote_id("src")
+    secrets = {k["id"]: k["secret"] for k in emu_control.questra_keys(ORG)}
+    assert live() == {src} and project.sink()["SRC"] == secrets[src] and old not in live()
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0

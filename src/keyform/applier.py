@@ -352,7 +352,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
                             reasons=("replaced in this apply; no grace period",))
             second.append(revoke)
             report.implicit.add(revoke.key)
-    second = _not_in_use(second, ctx, report, destroy=plan.destroy)
+    second = _held_back(second, ctx, report, destroy=plan.destroy)
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
@@ -364,22 +364,34 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
                 ctx.revoked.clear()
 
 
-def _not_in_use(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *, destroy: bool) -> list[Change]:
-    """`changes` without the revocations of old keys whose secret a key still uses, each reported
-    as skipped: a consumer (`auth_value: {secret_of: src}`) whose re-issue failed in this apply, or
-    was left out of it (`--target src`), still sends the old source key's secret, and revoking that
-    key broke it. The old key stays deposed; the plan keeps it until no key uses it (`planner`).
-    A destroy revokes everything."""
-    if destroy or not ctx.state.deposed:
+def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *, destroy: bool) -> list[Change]:
+    """`changes` (the second phase) without the revocations that the first phase's outcome makes
+    wrong, each reported as skipped. A destroy revokes everything.
+
+    - An old key whose secret a key still uses: a consumer (`auth_value: {secret_of: src}`) whose
+      re-issue failed in this apply, or was left out of it (`--target src`), still sends the old
+      source key's secret, and revoking that key broke it. It stays deposed; the plan keeps it
+      until no key uses it (`planner`).
+    - An orphan whose secret may be the one in a sink entry (an apply killed after writing it) that
+      the entry's key was to write over in this apply, when that write did not happen: revoked,
+      it left the entry a dead secret, and the key the state records none. It stays in the journal
+      for the next apply, which replaces that key first."""
+    if destroy:
         return changes
+    unfinished = {c.address for c, _ in (*report.failed, *report.skipped)} | {c.address for c in report.not_started}
     out = []
     for change in changes:
-        users = [] if not change.deposed or change.orphan or change.remote_id is None else \
-            ctx.state.users_of(change.address, change.remote_id, but=ctx.deleting)
-        if not users:
+        why = None
+        if change.orphan and change.sink is None and change.address in unfinished and change.remote_id is not None \
+                and ctx.orphan_entries.get(change.remote_id) is not None:
+            why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
+                   f"which the replacement of {change.address} was to write over and did not; revoked once it has")
+        elif change.deposed and not change.orphan and change.remote_id is not None and ctx.state.deposed:
+            users = ctx.state.users_of(change.address, change.remote_id, but=ctx.deleting)
+            why = "skipped: " + kept_for(change.address, change.remote_id, users) if users else None
+        if why is None:
             out.append(change)
             continue
-        why = "skipped: " + kept_for(change.address, change.remote_id or "", users)
         report.skipped.append((change, why))
         report.implicit.discard(change.key)
         ctx.on_event(ApplyEvent("skipped", change, 0.0, why))
