@@ -484,3 +484,34 @@ def test_the_key_of_a_lost_create_is_found_on_an_api_clock_ten_minutes_off(
         assert project.run("apply", "--auto-approve").exit_code == 0
         live = [i for i, k in _keys(control).items() if not k["revoked"]]
         assert live == [project.remote_id("k")] and lost not in live
+
+
+def test_a_key_a_later_recovery_placed_in_the_entry_is_not_rotated_again() -> None:
+    """Found by a review: apply #1 (`--replace src`) was killed after its new key's secret reached
+    the sink (orphan O); the recovery apply #2 replaced src with K2 (its secret written over the
+    entry) and was killed before O's revoke was journaled. The next plan said src's entry "may hold
+    the secret of the orphan", which was false, and rotated src (and its consumers) once more: with
+    grace 0, revoking the key consumers had just picked up. A key the journal records done after
+    the orphan's intent is its own."""
+    spec = questra_key("src")
+    st = state_with(recorded(spec, "ak_old"))
+    records: list[Record] = [Begin.of(st)]
+    one = Journal(ListWriter(records), "run1", clock=lambda: T0)
+    first = one.intent("create", "src", "qp", label="src", at=format_time(T0), replaces="ak_old",
+                       match={"name": "src"}, entry={"sink": "env", "as": "SRC"})
+    one.created(first, "ak_orphan", created_at=format_time(T0))
+    records.append(Sunk(first, at=format_time(T0)))
+    two = Journal(ListWriter(records), "run2", clock=lambda: T0)
+    second = two.intent("create", "src", "qp", label="src", at=format_time(T0), replaces="ak_old",
+                        match={"name": "src"}, entry={"sink": "env", "as": "SRC"})
+    two.created(second, "ak_k2", created_at=format_time(T0))
+    two.done(second, key=recorded(spec, "ak_k2"))
+    two.intent("revoke-orphan", "src", "qp", remote_id="ak_orphan", resolves=first, at=format_time(T0))
+    rec = assess(st, records, _Pool([]), {"qp": "questra"})  # type: ignore[arg-type]
+    assert [o.remote_id for o in rec.orphans] == ["ak_orphan"]
+    assert st.keys["src"].remote_id == "ak_k2" and not st.keys["src"].rotation_requested, rec.notes
+    assert not any("marked for rotation" in n for n in rec.notes)
+    # without the later replacement, the key the state records is rotated, as before
+    st = state_with(recorded(spec, "ak_old"))
+    assess(st, records[:4], _Pool([]), {"qp": "questra"})  # type: ignore[arg-type]
+    assert st.keys["src"].rotation_requested

@@ -31,7 +31,7 @@ from typing import Any
 
 from keyform.durations import format_time, maybe_time, parse_time
 from keyform.errors import KeyformError, StateError
-from keyform.journal import Abandoned, Begin, Created, Intent, Interrupted, Record, replay, unresolved
+from keyform.journal import Abandoned, Begin, Created, Done, Intent, Interrupted, Record, replay, unresolved
 from keyform.kinds import kind
 from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
@@ -131,7 +131,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
                 "its secret may not have reached a sink"
             out.orphans.append(Orphan(it.address, it.provider, ptype, it.remote_id, it.seq,
                                       f"created by an interrupted apply ({where})"))
-            if _rotate_overwritten(state, it):
+            if _rotate_overwritten(state, it, records):
                 held = "holds" if it.sunk else "may hold"  # `sunk`: an earlier keyform's record of the write
                 out.notes.append(f"{it.address}: its sink entry {held} the secret of the orphan {it.remote_id}, "
                                  f"not of {state.keys[it.address].remote_id}; {it.address} is marked for rotation")
@@ -321,6 +321,18 @@ def _bounds(records: list[Record]) -> dict[str, Window]:
     return out
 
 
+def _placed_after(ks: KeyState, seq: str, records: list[Record]) -> bool:
+    """Whether the journal records `ks` (its remote id at its address) done after the intent `seq`."""
+    after = False
+    for r in records:
+        if isinstance(r, Intent) and r.seq == seq:
+            after = True
+        elif after and isinstance(r, Done) and r.key is not None and r.key.address == ks.address \
+                and r.key.remote_id == ks.remote_id:
+            return True
+    return False
+
+
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -398,14 +410,18 @@ def _never_saved(state: State) -> bool:
     return state.serial == 0 and not state.keys and not state.deposed
 
 
-def _rotate_overwritten(state: State, it: Interrupted) -> bool:
+def _rotate_overwritten(state: State, it: Interrupted, records: list[Record]) -> bool:
     """An interrupted replacement got its new key (and so may have written the new secret over the
     sink entry of the key still in state: the write is durable before the journal says `done`), and
-    that new key is an orphan to revoke. The live key's secret may be gone from the sink: rotate it."""
+    that new key is an orphan to revoke. The live key's secret may be gone from the sink: rotate it.
+    Not a key a later record of the journal placed there (a recovery apply that replaced it and
+    was killed before the orphan's revoke was journaled): its own secret is in the entry."""
     ks = state.keys.get(it.address)
     if ks is None or ks.remote_id == it.remote_id:
         return False
     if not kind(ks.provider_type).returns_secret:
+        return False
+    if ks.secret_in_sink and _placed_after(ks, it.seq, records):
         return False
     if ks.rotation_requested:
         return True
