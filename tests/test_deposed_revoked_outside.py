@@ -7,6 +7,7 @@ apply drops the record. Real HTTP on 127.0.0.1 (the emulator)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,8 @@ def test_a_saved_plan_marks_a_dead_replacement_and_refuses_the_mark_elsewhere(
 def test_a_saved_plan_edited_to_mark_a_live_key_dead_leaves_no_live_key_untracked(
         tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl) -> None:
     """`"dead": true` set by hand on a `--replace`: the old, live key was dropped from the state
-    with no revoke, live and untracked. Now a dead mark revokes the old key in the same apply."""
+    with no revoke, live and untracked. A dead mark revokes the old key in the same apply (the
+    applier's own guard, below), and apply now refuses the file first: no plan made now marks it."""
     project = Project(tmp_path, emulator.url)
     project.questra("k:\n  provider: qp\n  rotation: {grace: 24h}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
@@ -92,7 +94,39 @@ def test_a_saved_plan_edited_to_mark_a_live_key_dead_leaves_no_live_key_untracke
             change["dead"] = True
     saved.write_text(json.dumps(doc))
     res = project.run("apply", str(saved))
-    assert res.exit_code == 0, res.output
-    live = {k["id"] for k in emu_control.questra_keys(ORG) if not k["revoked"]}
-    assert live == {project.remote_id("k")} and old not in live
-    assert project.state().get("deposed", []) == []
+    assert res.exit_code == 1 and "k: it marks the old key dead (revoked in this apply, no grace); a plan made " \
+        "now does not" in res.stderr, res.output
+    assert {k["id"] for k in emu_control.questra_keys(ORG) if not k["revoked"]} == {old}
+
+
+def test_the_applier_revokes_the_old_key_of_a_change_marked_dead() -> None:
+    """The applier's own guard, should an edited plan get past `apply FILE`'s checks: a replace
+    marked dead revokes its old key in the same apply (dropping it would leave it live, untracked)."""
+    from dataclasses import replace as with_
+
+    from keyform.applier import ApplyContext, apply_plan
+    from keyform.journal import Journal
+    from keyform.model import Rotation
+    from keyform.planner import PlanInputs, plan
+    from keyform.providers.pool import ProviderPool
+    from keyform.refresh import instances_in_use, refresh
+    from keyform.resolve import input_fingerprints
+    from keyform.sinks.pool import SinkPool
+    from tests.factories import T0, questra_key, workspace
+    from tests.test_plan_apply_property import ENV, World
+
+    world = World()
+    spec = with_(questra_key("k"), rotation=Rotation(grace=timedelta(hours=24)))
+    world.converge([spec])
+    old = world.state.keys["k"].remote_id
+    ws = workspace(spec)
+    pool = ProviderPool(ws, lambda cfg, token, org: world.providers[cfg.name], ENV)
+    snapshot = refresh(ws, world.state, pool, instances_in_use(ws, world.state))
+    p = plan(ws, world.state, snapshot, world.now, replace=["k"],
+             inputs=PlanInputs(input_fingerprints(ws, world.state, env=ENV), frozenset({"env"})))
+    marked = with_(p, changes=tuple(with_(c, dead=True) if c.address == "k" else c for c in p.changes))
+    ctx = ApplyContext(ws, world.state, pool, SinkPool(ws, lambda cfg: world.sink), Journal(None, "t"),
+                       lambda: T0, env=ENV)
+    assert apply_plan(marked, ctx).ok
+    listed = {k.id: k for k in world.providers["qp"].list() or []}
+    assert listed[old].revoked and world.state.deposed == [] and world.state.keys["k"].remote_id != old

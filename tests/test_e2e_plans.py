@@ -99,9 +99,9 @@ def test_a_saved_plan_edited_to_show_or_make_what_the_manifests_do_not_say_is_re
     before = (project.state_path.read_bytes() if project.state_path.exists() else b"", emu_control.questra_keys(ORG))
     res = project.run("apply", str(out))
     assert res.exit_code == 1, res.output
-    expected = {"a no-op made a create": f"it makes the key anew, but qp still lists {change['remote_id']}",
-                "another name shown": "it shows name = 'totally benign'; the manifests say",
-                "another sink shown": "it writes the secret to env:SOMEWHERE_ELSE; the manifests say env:"}[edit]
+    expected = {"a no-op made a create": "it says will be created; a plan made now: is unchanged",
+                "another name shown": 'it shows name = "totally benign"; a plan made now shows name = ',
+                "another sink shown": "it shows the secret going to env:SOMEWHERE_ELSE; a plan made now: env:"}[edit]
     assert res.stderr.startswith(f"Error: Saved plan: {first}: {expected}"), res.stderr
     assert (project.state_path.read_bytes() if project.state_path.exists() else b"",
             emu_control.questra_keys(ORG)) == before

@@ -64,8 +64,12 @@ def violations(tmp_path: Path, policies: str, manifest: str = MANIFEST) -> dict[
 
 
 def load_error(tmp_path: Path, policies: str) -> list[str]:
+    return load_error_for(tmp_path, policies, MANIFEST)
+
+
+def load_error_for(tmp_path: Path, policies: str, manifest: str) -> list[str]:
     with pytest.raises(KeyformError) as exc:
-        violations(tmp_path, policies)
+        violations(tmp_path, policies, manifest)
     return [str(d) for d in exc.value.diagnostics]
 
 
@@ -133,17 +137,36 @@ def test_match_by_provider_instance_or_type_and_by_address_glob(tmp_path: Path) 
 def test_a_sink_or_provider_named_after_a_type_does_not_pass_as_that_type(tmp_path: Path) -> None:
     """`allowed_sinks: [sops]` matches names and types; a plaintext dotenv sink *named* `sops` (and a
     TextQL instance named `questra`) met an org-wide policy it was meant to fail, and apply wrote
-    the secret in clear. A name that is also a type's name now counts as that type only."""
+    the secret in clear. A name that is also a type's name means that type, and a policy listing
+    one that an instance of another type is named is an error."""
     manifest = (MANIFEST.replace("  env: {type: dotenv", "  sops: {type: dotenv").replace("{sink: env}", "{sink: sops}")
                 .replace("  tq: {type: textql", "  questra: {type: textql").replace("provider: tq", "provider: questra"))
-    assert violations(tmp_path, "p:\n  require: {allowed_sinks: [sops]}\n", manifest) == {
-        "p": ["good", "loose", "prod-api"]}
+    for policy, what in (("require: {allowed_sinks: [sops]}", "'sops' is a sink type, and also the name of the sink "
+                                                              "instance sops (type dotenv)"),
+                         ("require: {allowed_providers: [questra]}", "'questra' is a provider type, and also the "
+                                                                     "name of the provider instance questra (type "
+                                                                     "textql)"),
+                         ("match: {providers: [questra]}\n  require: {expiry: true}", "'questra' is a provider type")):
+        [error] = load_error_for(tmp_path, f"p:\n  {policy}\n", manifest)
+        assert what in error, error
     assert violations(tmp_path, "p:\n  require: {allowed_sinks: [dotenv, exec]}\n", manifest) == {}
-    assert violations(tmp_path, "p:\n  require: {allowed_providers: [questra]}\n", manifest) == {"p": ["tq-key"]}
-    assert violations(tmp_path, "p:\n  match: {providers: [questra]}\n  require: {expiry: true}\n", manifest) == {
-        "p": ["loose"]}  # the Questra key without expiry; not the TextQL instance named questra
     assert violations(tmp_path, "p:\n  match: {providers: [textql]}\n  require: {expiry: true}\n", manifest) == {
         "p": ["tq-key"]}
+
+
+def test_an_instance_named_after_another_type_makes_a_policy_naming_it_an_error(tmp_path: Path) -> None:
+    """Found by a review of the rule above: a TextQL key through `type: rest` at an instance named
+    `textql` silently stopped matching `match: {providers: [textql]}` (the type now), and its
+    `forbid_actions: [delete]` no longer held. Such a policy is now an error at its line."""
+    manifest = MANIFEST.replace("  tq: {type: textql", "  textql: {type: textql").replace("provider: tq",
+                                                                                           "provider: textql")
+    assert violations(tmp_path, "p:\n  match: {providers: [textql]}\n  require: {expiry: true}\n",
+                      manifest) == {"p": ["tq-key"]}  # an instance of the type it is named after: fine
+    sinks = MANIFEST.replace("  vault: {type: exec", "  dotenv: {type: exec").replace("sink: vault", "sink: dotenv")
+    errors = load_error_for(tmp_path, "p:\n  require: {allowed_sinks: [dotenv]}\n", sinks)
+    assert errors == ["keyform.yaml:29: policy p: 'dotenv' is a sink type, and also the name of the sink instance "
+                      "dotenv (type exec); here it means the type, which that instance is not: rename the instance, "
+                      "or list its type"], errors
 
 
 def test_several_files_contribute_policies_and_a_name_used_twice_is_an_error(tmp_path: Path) -> None:

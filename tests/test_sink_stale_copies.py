@@ -420,8 +420,9 @@ def test_a_hostile_entry_name_in_stale_entries_removes_nothing_outside_the_sink(
 
 def test_a_saved_plan_forging_a_stale_removal_removes_nothing_keyform_did_not_mark(
         vault: tuple[Project, Path]) -> None:
-    """A plan file edited to remove `vault:OTHER` as a stale copy: apply removes only entries the
-    state marks as stale copies, so the forged change does nothing."""
+    """A plan file edited to remove `vault:OTHER` as a stale copy: no plan made now has that change,
+    so apply refuses the file (and the applier removes only entries the state marks as stale
+    copies anyway)."""
     project, store = vault
     project.write(_manifest("CI_BOT"))
     assert project.run("apply", "--auto-approve").exit_code == 0
@@ -434,12 +435,10 @@ def test_a_saved_plan_forging_a_stale_removal_removes_nothing_keyform_did_not_ma
                            "reasons": [], "attributes": [], "sink": "vault:OTHER", "depends_on": [], "stale": True})
     saved.write_text(json.dumps(doc))
     applied = project.run("apply", str(saved))
-    assert applied.exit_code == 0, applied.output
+    assert applied.exit_code == 1, applied.output
+    assert ("Saved plan: ci-bot (stale copy at vault:OTHER): it says will be removed; a plan made now has no such "
+            "change") in applied.stderr, applied.output
     assert (store / "OTHER").read_text() == "someone else's" and (store / "CI_BOT").exists()
-    # and it says so: nothing was removed, so nothing is counted or printed as removed
-    assert ("ci-bot (stale copy at vault:OTHER): nothing to remove: vault:OTHER is no longer a stale copy of the "
-            "secret of ci-bot") in applied.output
-    assert "removed" not in applied.output and "0 deleted, 0 failed." in applied.output, applied.output
 
 
 def test_a_stale_copy_is_counted_apart_from_key_deletions(vault: tuple[Project, Path]) -> None:

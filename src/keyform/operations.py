@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -33,9 +34,9 @@ from keyform.errors import (
 )
 from keyform.gcpause import paused
 from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
-from keyform.model import KeySpec, SecretOfRef, Workspace
+from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Action, AttrChange, Change, Plan
-from keyform.planner import PlanInputs, foreign_entries, inputs_digest, unreadable_sinks
+from keyform.planner import REPLACE_REQUESTED, PlanInputs, foreign_entries, inputs_digest, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.records import record
@@ -444,7 +445,7 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
                         if sess.recovery.records else "the interrupted apply it was made after has been recovered")
     if problems:
         raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
-    edited = _unplannable(sess, saved) or _recreated_while_listed(sess, saved)
+    edited = _unplannable(sess, saved)
     if edited:
         raise KeyformError([Diagnostic(f"Saved plan: {e}; no plan of these manifests and this state says so "
                                        "(was the file edited?). Run `keyform plan` again.") for e in edited])
@@ -455,6 +456,10 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
     unreadable = _unreadable_inputs(sess, saved, fps)
     if unreadable:
         raise KeyformError(unreadable)
+    if saved.unchecked:  # its "no change" for them was never established (their inputs were unreadable)
+        raise KeyformError("Saved plan: it could not check " + ", ".join(f"key {a!r}" for a in saved.unchecked)
+                           + " (an env or file input could not be read where it was made); make the plan where "
+                             "they can be read. Run `keyform plan` again.")
     changed = sorted(a for a, digest in saved.inputs.items() if inputs_digest(fps.get(a) or {}) != digest)
     if changed:  # the plan would send (or record) values nobody reviewed; Terraform keeps planned values
         raise KeyformError("Saved plan is stale: the value of an env or file input of " + ", ".join(
@@ -466,6 +471,10 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         + unreadable_sinks(sess.workspace, sess.state, saved.changes, inputs)
     if refused:
         raise KeyformError(refused)
+    unlike = _unlike_a_plan_now(sess, saved)
+    if unlike:
+        raise KeyformError([Diagnostic(f"Saved plan: {u}. It was edited, or the keys changed since it was made "
+                                       "(refreshed now); run `keyform plan` again.") for u in unlike])
     check_plan_policies(sess, saved)
 
 
@@ -481,7 +490,10 @@ def _unplannable(sess: Session, saved: Plan) -> list[str]:
         if c.stale or c.action is Action.NOOP:
             continue
         ks, spec = state.keys.get(c.address), ws.keys.get(c.address)
-        if c.orphan:
+        if (c.orphan or c.deposed) and c.action is not Action.DELETE:  # (the applier would issue a key)
+            out.append(f"{c.address}: it marks a {c.action.value} as the revocation of "
+                       f"{'an orphan' if c.orphan else 'a deposed key'}")
+        elif c.orphan:
             if c.remote_id not in orphans:
                 out.append(f"{c.address}: it revokes {c.remote_id} as an orphan, which recovery did not find")
         elif c.deposed:
@@ -498,51 +510,59 @@ def _unplannable(sess: Session, saved: Plan) -> list[str]:
                        f"{ks.remote_id}")
         elif c.action is Action.CREATE and spec is not None and c.provider != spec.provider:
             out.append(f"{c.address}: it creates the key at {c.provider}; the manifests say {spec.provider}")
-        elif spec is not None and c.action is not Action.DELETE:
-            out.extend(_shown_otherwise(c, spec))
     return out
 
 
-def _shown_otherwise(change: Change, spec: KeySpec) -> list[str]:
-    """Where `change` shows what the apply would not do: the apply takes a key's attributes and
-    sink from the manifests, so a plan file edited to read `name = "totally benign"` (or another
-    sink) was shown so by `show` and applied as the manifests say. Each shown value the manifests
-    give (not sensitive, not masked) must be theirs."""
-    from keyform.redact import MASK
+def _unlike_a_plan_now(sess: Session, saved: Plan) -> list[str]:
+    """Where `saved` differs from the plan made now, listings refreshed, for its keys: the action,
+    the remote id, the sink and every attribute line it shows. The apply takes a key's values
+    from the manifests and acts on what `saved` says, so a plan file edited to hide or change what
+    a reviewer reads (a `name = "totally benign"`, a `hosts` line deleted or marked sensitive, the
+    sink set to null, a no-op made a create that left the recorded key live) was shown one way
+    and applied another. A plan whose keys changed remotely since it was made is refused the same
+    way: what it shows is no longer what would happen. Reasons are not compared (they name times)."""
+    from keyform.render.lines import verb
 
-    out: list[str] = []
-    if change.sink is not None and spec.sink is not None and change.sink != str(spec.sink):
-        out.append(f"{change.address}: it writes the secret to {change.sink}; the manifests say {spec.sink}")
-    for a in change.attrs:
-        if a.sensitive or a.name not in spec.attrs or a.after == spec.attrs[a.name]:
-            continue
-        if isinstance(a.after, str) and MASK in a.after:  # (`_masked`: a remembered secret in the value)
-            continue
-        out.append(f"{change.address}: it shows {a.name} = {a.after!r}; the manifests say {spec.attrs[a.name]!r}")
-    return out
-
-
-def _recreated_while_listed(sess: Session, saved: Plan) -> list[str]:
-    """A saved plan's creates of keys the state records (the planner's "deleted outside keyform"),
-    checked against a listing now: a plan file edited to turn a key's no-op into a create had the
-    apply make a second key and leave the first live and recorded nowhere."""
-    from keyform.refresh import refresh
-
-    recreated = [(c, ks) for c in saved.changes if c.action is Action.CREATE and not c.deposed and not c.orphan
-                 and (ks := sess.state.keys.get(c.address)) is not None]
-    if not recreated:
-        return []
-    snapshot = refresh(sess.workspace, sess.state, sess.providers, {ks.provider for _, ks in recreated})
+    requested = sorted({c.address for c in saved.changes if REPLACE_REQUESTED in c.reasons})
+    now = plan(sess, targets=saved.targets, destroy=saved.destroy, replace=requested)
+    made_now = {c.key: c for c in now.changes}
     out = []
-    for c, ks in recreated:
-        known, listed = snapshot.lookup(ks.provider, ks.remote_id)
-        if listed is not None:
-            out.append(f"{c.address}: it makes the key anew, but {ks.provider} still lists {ks.remote_id}, the key "
-                       "the state records")
-        elif not known:
-            out.append(f"{c.address}: it makes the key anew, and {ks.provider} cannot be listed to confirm that "
-                       f"{ks.remote_id}, the key the state records, is gone")
+    for c in saved.changes:
+        if c.action is Action.NOOP:  # the apply does nothing to it, whatever a plan now says
+            continue
+        fresh = made_now.get(c.key)
+        if fresh is None:
+            out.append(f"{c.key}: it says {verb(c)}; a plan made now has no such change")
+        elif fresh.action != c.action:
+            out.append(f"{c.key}: it says {verb(c)}; a plan made now: {verb(fresh)}")
+        elif fresh.remote_id != c.remote_id:
+            out.append(f"{c.key}: it names the key {c.remote_id}; a plan made now: {fresh.remote_id}")
+        elif fresh.dead != c.dead:
+            out.append(f"{c.key}: it {'marks' if c.dead else 'does not mark'} the old key dead (revoked in this "
+                       f"apply, no grace); a plan made now {'does not' if c.dead else 'does'}")
+        elif fresh.sink != c.sink:
+            out.append(f"{c.key}: it shows the secret going to {c.sink or 'no sink'}; a plan made now: "
+                       f"{fresh.sink or 'no sink'}")
+        elif (shown := _lines(c)) != (expected := _lines(fresh)):
+            extra = sorted(shown - expected)
+            out.append(f"{c.key}: it shows {_line_text(extra[0]) if extra else 'fewer lines'}; a plan made now "
+                       f"shows {_line_text(sorted(expected - shown)[0]) if expected - shown else 'no such line'}")
     return out
+
+
+def _lines(change: Change) -> set[tuple[str, str, str, bool, bool]]:
+    return {(a.name, json.dumps(a.before, sort_keys=True), json.dumps(a.after, sort_keys=True), a.sensitive,
+             a.forces_replacement) for a in change.attrs}
+
+
+def _line_text(line: tuple[str, str, str, bool, bool]) -> str:
+    from keyform.render.safe import cut, one_line
+
+    name, before, after, sensitive, _ = line
+    value = "(sensitive)" if sensitive else cut(one_line(after), 80)
+    if before == "null":
+        return f"{one_line(name)} = {value}"
+    return f"{one_line(name)} = {cut(one_line(before), 80)} → {value}"
 
 
 def run_graph(options: Options, plan_file: str | None) -> tuple[Workspace, Plan | None]:

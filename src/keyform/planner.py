@@ -38,6 +38,8 @@ PREVENT_DESTROY = "prevent_destroy"
 UNKNOWN_FINGERPRINT = "unknown"  # an imported key's write-only input keyform has not seen yet
 
 
+REPLACE_REQUESTED = "replacement requested (--replace)"  # the reason `plan --replace` gives
+
 @record
 class PlanInputs:
     """What the planner cannot compute itself without I/O.
@@ -116,7 +118,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type],
                                           workspace.sinks)
             if address in forced:
-                decisions[address].escalate(Action.REPLACE, "replacement requested (--replace)")
+                decisions[address].escalate(Action.REPLACE, REPLACE_REQUESTED)
         _propagate(decisions, desired, state, deps, order, inputs)
 
     changes: list[Change] = []

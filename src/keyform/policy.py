@@ -493,8 +493,39 @@ def _facts(spec: KeySpec, workspace: Workspace, now: datetime, change: Change | 
                     state=state, remote=remote, clock_offset=clock_offset)
 
 
+def ambiguous_names(policies: Sequence[Policy], workspace: Workspace) -> list[Diagnostic]:
+    """A policy's provider or sink name that is also a type's name means the type
+    (`named_or_typed`); where the workspace has an instance of that name and of another type, the
+    policy would silently stop meaning it (an instance `textql` of `type: rest`, no longer matched
+    by `match: {providers: [textql]}`, left a `forbid_actions: [delete]` unenforced): an error."""
+    from keyform import typeregistry
+
+    instances = {"provider": {n: cfg.type for n, cfg in workspace.providers.items()},
+                 "sink": {n: cfg.type for n, cfg in workspace.sinks.items()}}
+    type_names = {"provider": set(typeregistry.provider_names()), "sink": set(typeregistry.sink_names())}
+    types = {k.provider: k.provider_type for k in workspace.keys.values()}
+    out: list[Diagnostic] = []
+    for policy in policies:
+        listed = [("provider", n, policy.loc) for n in policy.providers]
+        for rule in policy.rules:
+            if rule.word.word in ("allowed_providers", "allowed_sinks"):
+                kind_ = "provider" if rule.word.word == "allowed_providers" else "sink"
+                listed += [(kind_, n, rule.loc) for n in sorted(rule.param)]
+        for kind_, name, loc in listed:
+            own = instances[kind_].get(name)
+            if own is None or name not in type_names[kind_] or name in (own, types.get(name)):
+                continue
+            out.append(Diagnostic(
+                f"policy {policy.name}: {name!r} is a {kind_} type, and also the name of the {kind_} instance "
+                f"{name} (type {types.get(name, own) if kind_ == 'provider' else own}); here it means the type, "
+                f"which that instance is not: rename the instance, or list its type", loc))
+    return out
+
+
 def check_manifest(policies: Sequence[Policy], workspace: Workspace, now: datetime) -> list[Violation]:
     """Every violation of a `manifest`-phase rule, by key (manifest order) then policy."""
+    if problems := ambiguous_names(policies, workspace):
+        raise KeyformError(problems)
     found: list[Violation] = []
     active = [p for p in policies if any(r.word.phase == MANIFEST for r in p.rules)]
     if not active:
@@ -557,6 +588,8 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
                state: State | None = None, snapshot: RemoteSnapshot | None = None) -> list[Violation]:
     """Every violation of a `plan`-phase rule: by the plan's changes (deposed revocations excluded)
     and by the state's keys the plan leaves unchanged (`forbid_actions` ignores those)."""
+    if problems := ambiguous_names(policies, workspace):
+        raise KeyformError(problems)
     found: list[Violation] = []
     active = [p for p in policies if any(r.word.phase == PLAN for r in p.rules)]
     if not active:

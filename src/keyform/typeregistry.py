@@ -36,6 +36,9 @@ SINK_GROUP = "keyform.sinks"
 # the fields every key has, whatever its provider type: no type may name an attribute so (keyform
 # reads the field itself, so the attribute could not be set, and would be sent the field's value)
 COMMON_KEY_FIELDS = ("provider", "expires_in", "expires_at", "rotation", "sink", "lifecycle")
+# and no type may name an attribute like the lines a plan shows for every key (`planner.EXPIRY`,
+# `planner.PREVENT_DESTROY`): two `expiry` lines in one change read as one
+RESERVED_ATTRIBUTES = (*COMMON_KEY_FIELDS, "expiry", "prevent_destroy")
 
 # Adding a built-in type: one module defining TYPE, and one line here.
 BUILTIN_PROVIDERS: Mapping[str, str] = {
@@ -354,7 +357,7 @@ def _load_plugin(kind: Kind, name: str, cls: type[Any]) -> Any:
                             f"{obj.interface}; this keyform implements version {INTERFACE_VERSION}")
     if isinstance(obj, ProviderType) and (field_name := key_field_attribute(obj)) is not None:
         raise TypeLoadError(f"{kind} type {name!r} from {origin} declares the key attribute {field_name!r}, "
-                            "a field every key has; the plug-in must name it otherwise")
+                            "a field every key has (or a line every plan shows); the plug-in must name it otherwise")
     return replace(obj, origin=origin)
 
 
@@ -362,7 +365,7 @@ def key_field_attribute(t: ProviderType) -> str | None:
     """The first attribute, secret input or `key_schema` property of `t` named like a field every
     key has (`sink`, `provider`, ...), or None."""
     own = (*t.attributes, *t.secret_inputs, *((t.key_schema or {}).get("properties") or {}))
-    return next((n for n in own if n in COMMON_KEY_FIELDS), None)
+    return next((n for n in own if n in RESERVED_ATTRIBUTES), None)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from keyform.manifest.sources import dotted
 from keyform.manifest.yamlsource import parse_yaml
 from keyform.model import header_problem
 from keyform.records import record
-from keyform.typeregistry import COMMON_KEY_FIELDS, ProviderType
+from keyform.typeregistry import RESERVED_ATTRIBUTES, ProviderType
 
 SCHEMA_PATH = SCHEMA_DIR / "rest-provider.schema.json"
 MAX_BYTES = 1024 * 1024
@@ -465,8 +465,9 @@ class _Builder:
         for name, a in self.v["attributes"].items():
             where: YamlPath = ("attributes", name)
             typ, secret = a["type"], bool(a.get("secret", False))
-            if name in COMMON_KEY_FIELDS:  # the key's own field would be sent as its value
-                self.error(where, f"{name!r} is a field every key has; name the attribute otherwise")
+            if name in RESERVED_ATTRIBUTES:  # the key's own field would be sent as its value
+                self.error(where, f"{name!r} is a field every key has (or a line every plan shows); name the "
+                                  "attribute otherwise")
             if secret and typ != "string":
                 self.error((*where, "type"), f"a secret input is a string, not {typ}")
             if secret and (a.get("updatable") or "path" in a or "default" in a):
