@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from keyform import redact
 from keyform.errors import Diagnostic, KeyformError
-from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
+from keyform.fsio import FifoIdleError, MiB, NotAFileError, TooLargeError, read_capped
 from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace, header_problem, org_id_problem
 from keyform.state import State
 
@@ -30,6 +30,10 @@ MAX_INPUT_FILE_BYTES = 1 * MiB
 
 
 _piped: dict[str, str] = {}  # a `{file:}` pipe's value, by path: read once per process (in memory only)
+# and a pipe that gave nothing (its writer idle past fsio.FIFO_IDLE_SECONDS, or no writer): the same
+# answer for every later read in the process. A slow writer read again later gave the plan's second
+# look a value its first had not, and the key was passed over as unchanged with no note.
+_piped_failed: dict[str, str] = {}
 
 
 def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) -> str:
@@ -50,6 +54,8 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
     if isinstance(ref, FileRef):
         if (piped := _piped.get(ref.path)) is not None:
             return piped  # a pipe gives its value once: every later reader in this process gets that
+        if (failed := _piped_failed.get(ref.path)) is not None:
+            raise KeyformError(f"{what}: {failed}")
         try:  # a link is followed (a Kubernetes secret volume's files are links); a FIFO is read too
             raw, st = read_capped(ref.path, MAX_INPUT_FILE_BYTES, fifo=True)
             # as a text-mode open() read it: CRLF and a lone CR are newlines (fingerprints depend on it)
@@ -63,12 +69,17 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         except TooLargeError as exc:
             raise KeyformError(f"{what}: {ref.path}: {exc.strerror}; a secret input file holds one secret") \
                 from None
+        except FifoIdleError as exc:
+            _piped_failed[ref.path] = f"cannot read {ref.path}: {exc.strerror}"
+            raise KeyformError(f"{what}: {_piped_failed[ref.path]}") from None
         except OSError as exc:
             raise KeyformError(f"{what}: cannot read {ref.path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise KeyformError(f"{what}: {ref.path} is not valid UTF-8") from None
         if not value:
             nothing = " (a FIFO nothing was writing to)" if stat.S_ISFIFO(st.st_mode) and not raw else ""
+            if stat.S_ISFIFO(st.st_mode):
+                _piped_failed[ref.path] = f"{ref.path} is empty{nothing}"
             raise KeyformError(f"{what}: {ref.path} is empty{nothing}")
         redact.remember(value)
         if stat.S_ISFIFO(st.st_mode):  # (`echo $TOKEN | keyform apply` with {file: /dev/stdin}: plan
