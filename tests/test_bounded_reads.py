@@ -293,33 +293,37 @@ def test_a_secret_piped_through_a_fifo_is_read(fifo: Path) -> None:
     writer.join(10)
 
 
-def _held(fifo: Path, data: bytes, after: float, until: threading.Event) -> threading.Thread:
-    """A writer that opens `fifo`, writes `data` after `after` seconds, and holds it open `until` set."""
+@contextlib.contextmanager
+def _writing(fifo: Path, data: bytes, after: float, *, keep_open: bool = True) -> Iterator[None]:
+    """A writer that opens `fifo`, writes `data` after `after` seconds, and (`keep_open`) holds it
+    open until the block ends; it is joined then."""
+    release = threading.Event()
+    if not keep_open:
+        release.set()
+
     def hold() -> None:
         with open(fifo, "wb", buffering=0) as fh:
             time.sleep(after)
             if data:
                 with contextlib.suppress(BrokenPipeError):  # the reader may have given up by now
                     fh.write(data)
-            until.wait(30)
+            release.wait(30)
 
     writer = threading.Thread(target=hold, daemon=True)
     writer.start()
-    return writer
+    try:
+        yield
+    finally:
+        release.set()
+        writer.join(10)
 
 
 def test_a_fifo_whose_writer_writes_nothing_is_not_waited_for_forever(
         fifo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A `{file:}` FIFO whose writer held it open and wrote nothing kept keyform waiting forever."""
     monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 0.5)
-    release = threading.Event()
-    writer = _held(fifo, b"", 0, release)
-    try:
-        with pytest.raises(KeyformError) as info:
-            _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
-    finally:
-        release.set()
-        writer.join(10)
+    with _writing(fifo, b"", 0), pytest.raises(KeyformError) as info:
+        _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
     assert str(info.value) == (f"keys.k.auth_value: cannot read {fifo}: a FIFO whose writer wrote nothing for 0.5 s, "
                                "nor closed it; keyform stopped waiting")
 
@@ -330,17 +334,12 @@ def test_a_fifo_that_gave_nothing_gives_nothing_again_in_the_same_process(
     key's fingerprint unknown, passed over) and its second look, for the note, succeed: no note,
     "No changes", exit 0. A pipe's failure is now its answer for the rest of the process."""
     monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 0.3)
-    release = threading.Event()
-    writer = _held(fifo, b"sk-late-0123456789\n", 1.0, release)
-    try:
+    with _writing(fifo, b"sk-late-0123456789\n", 1.0):
         with pytest.raises(KeyformError) as first:
             _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
         time.sleep(1.0)  # the writer has written by now
         with pytest.raises(KeyformError) as again:
             read_ref(FileRef(str(fifo)), "keys.k.auth_value")
-    finally:
-        release.set()
-        writer.join(10)
     assert str(again.value) == str(first.value) and "wrote nothing for 0.3 s" in str(first.value)
 
 
@@ -348,11 +347,8 @@ def test_a_fifo_whose_writer_is_slow_but_writes_is_read(fifo: Path, monkeypatch:
     """The wait is for a writer that is idle, not slow: a first chunk later than a read finds none is
     still read (a `<(vault read ...)` that takes a moment), and the value ends at the writer's close."""
     monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 5.0)
-    release = threading.Event()
-    release.set()
-    writer = _held(fifo, b"sk-slow-0123456789\n", 0.5, release)
-    assert _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value")) == "sk-slow-0123456789"
-    writer.join(10)
+    with _writing(fifo, b"sk-slow-0123456789\n", 0.5, keep_open=False):
+        assert _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value")) == "sk-slow-0123456789"
 
 
 def test_a_fifo_input_that_never_ends_is_read_only_to_the_cap(fifo: Path) -> None:
