@@ -379,6 +379,8 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *,
     if destroy:
         return changes
     unfinished = {c.address for c, _ in (*report.failed, *report.skipped)} | {c.address for c in report.not_started}
+    with ctx.lock:
+        fed_by = ctx.state.fed_by() if ctx.state.deposed else {}
     out = []
     for change in changes:
         why = None
@@ -386,8 +388,8 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *,
                 and ctx.orphan_entries.get(change.remote_id) is not None:
             why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
                    f"which the replacement of {change.address} was to write over and did not; revoked once it has")
-        elif change.deposed and not change.orphan and change.remote_id is not None and ctx.state.deposed:
-            users = ctx.state.users_of(change.address, change.remote_id, but=ctx.deleting)
+        elif change.deposed and not change.orphan and change.remote_id is not None:
+            users = [u for u in fed_by.get((change.address, change.remote_id), ()) if u not in ctx.deleting]
             why = "skipped: " + kept_for(change.address, change.remote_id, users) if users else None
         if why is None:
             out.append(change)

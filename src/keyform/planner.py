@@ -159,10 +159,11 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         # keys this plan deletes, or re-issues (re-fed the source's new key): the applier checks
         # again, after they ran, that none still uses the old key (`applier._not_in_use`)
         going = {c.address for c in changes if c.action is not Action.NOOP}
+        fed_by = state.fed_by()
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
             continue
-        users = [] if destroy else state.users_of(dep.address, dep.remote_id, but=going)
+        users = [] if destroy else [u for u in fed_by.get((dep.address, dep.remote_id), ()) if u not in going]
         if users:  # a consumer still fed this key's secret (its re-issue failed, or was not applied)
             notes.append(kept_for(dep.address, dep.remote_id, users))
             continue

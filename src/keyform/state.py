@@ -262,13 +262,17 @@ class State:
                     else:
                         names[name] = new
 
-    def users_of(self, address: str, remote_id: str, *, but: Iterable[str] = ()) -> list[str]:
-        """The keys (sorted; none of `but`) whose `secret_of` input was fed by the key `remote_id`
-        issued for `address`: while one is, that key's secret is in use and it is not revoked (an
-        old source key revoked before a consumer was re-issued left the consumer a dead secret)."""
-        edge = secret_of_fingerprint(address, remote_id)
-        skip = set(but)
-        return sorted(a for a, ks in self.keys.items() if a not in skip and edge in ks.fingerprints.values())
+    def fed_by(self) -> dict[tuple[str, str], list[str]]:
+        """(source address, source remote id) → the keys (sorted) whose `secret_of` input that key
+        fed: while one is fed by it, a key's secret is in use and it is not revoked (an old source
+        key revoked before a consumer was re-issued left the consumer a dead secret). One pass over
+        the state; look keys up in it rather than scanning per key."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for address in sorted(self.keys):
+            for fp in self.keys[address].fingerprints.values():
+                if (edge := secret_of_edge(fp)) is not None:
+                    out.setdefault(edge, []).append(address)
+        return out
 
     def stale_copies(self) -> list[tuple[SinkTarget, str]]:
         """(entry, address) of each stale copy (`stale`) that no key records now, sorted."""
