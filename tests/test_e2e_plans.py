@@ -75,7 +75,8 @@ def test_an_edited_saved_plan_is_refused_before_any_call(project: Project, emu_c
     assert (project.state_path.read_bytes(), emu_control.questra_keys(ORG)) == before
 
 
-@pytest.mark.parametrize("edit", ["a no-op made a create", "another name shown", "another sink shown"])
+@pytest.mark.parametrize("edit", ["a no-op made a create", "another name shown", "another sink shown",
+                                  "another provider type"])
 def test_a_saved_plan_edited_to_show_or_make_what_the_manifests_do_not_say_is_refused(
         project: Project, emu_control: EmulatorControl, edit: str) -> None:
     """A no-op edited into a create (the old remote id kept, as the planner's "deleted outside
@@ -93,15 +94,18 @@ def test_a_saved_plan_edited_to_show_or_make_what_the_manifests_do_not_say_is_re
     elif edit == "another name shown":
         [name] = [a for a in change["attributes"] if a["name"] == "name"]
         name["after"] = "totally benign"
-    else:
+    elif edit == "another sink shown":
         change["sink"] = "env:SOMEWHERE_ELSE"
+    else:
+        change["provider_type"] = "textql"
     out.write_text(json.dumps(doc))
     before = (project.state_path.read_bytes() if project.state_path.exists() else b"", emu_control.questra_keys(ORG))
     res = project.run("apply", str(out))
     assert res.exit_code == 1, res.output
     expected = {"a no-op made a create": "it says will be created; a plan made now: is unchanged",
                 "another name shown": 'it shows name = "totally benign"; a plan made now shows name = ',
-                "another sink shown": "it shows the secret going to env:SOMEWHERE_ELSE; a plan made now: env:"}[edit]
+                "another sink shown": "it shows the secret going to env:SOMEWHERE_ELSE; a plan made now: env:",
+                "another provider type": "it says will be created; a plan made now: will be created"}[edit]
     assert res.stderr.startswith(f"Error: Saved plan: {first}: {expected}"), res.stderr
     assert (project.state_path.read_bytes() if project.state_path.exists() else b"",
             emu_control.questra_keys(ORG)) == before

@@ -163,6 +163,8 @@ def test_an_instance_named_after_another_type_makes_a_policy_naming_it_an_error(
     assert violations(tmp_path, "p:\n  match: {providers: [textql]}\n  require: {expiry: true}\n",
                       manifest) == {"p": ["tq-key"]}  # an instance of the type it is named after: fine
     sinks = MANIFEST.replace("  vault: {type: exec", "  dotenv: {type: exec").replace("sink: vault", "sink: dotenv")
+    # its own type listed beside the name: it matches, so nothing silently stops meaning it
+    assert violations(tmp_path, "p:\n  require: {allowed_sinks: [dotenv, exec]}\n", sinks) == {}
     errors = load_error_for(tmp_path, "p:\n  require: {allowed_sinks: [dotenv]}\n", sinks)
     assert errors == ["keyform.yaml:29: policy p: 'dotenv' is a sink type, and also the name of the sink instance "
                       "dotenv (type exec); here it means the type, which that instance is not: rename the instance, "

@@ -214,7 +214,8 @@ def test_a_killed_run_with_another_creator_of_the_same_name_in_sight_revokes_not
     crowded = _Pool([_key("ak_in", timedelta(seconds=20)), _key("ak_elsewhere", -timedelta(hours=1))])
     rec = assess(state_with(), records, crowded, {"qp": "questra"})  # type: ignore[arg-type]
     assert [o.remote_id for o in rec.orphans if o.address == "ci"] == []
-    assert [u.candidates for u in rec.uncertain] == [("ak_in",)]
+    # the key outside the estimated window is named too: it may be this create's (a clock that moved)
+    assert [u.candidates for u in rec.uncertain] == [("ak_elsewhere", "ak_in")]
 
 
 def test_a_key_just_outside_an_estimated_window_is_named_not_dropped_unseen() -> None:

@@ -87,3 +87,58 @@ def test_a_targeted_rotation_of_a_source_keeps_the_old_key_for_the_consumer_left
         assert "cons must be replaced" in planned.stdout and f"src (deposed {old}) will be revoked" in planned.stdout
         assert project.run("apply", "--auto-approve").exit_code == 0
         assert _live_src(control) == {project.remote_id("src")}
+
+
+def test_a_saved_plan_edited_to_run_a_consumer_before_its_source_is_refused(
+        tmp_path: Path, make_emulator: Any) -> None:
+    """Found by a review: `depends_on` (the order the applier runs changes in) was not compared with
+    a plan made now; with it emptied, the consumer was re-issued first, with the old source secret."""
+    import json
+
+    emu = make_emulator()
+    project = Project(tmp_path, emu.url)
+    project.write(MANIFEST.format(url=emu.url, org=ORG))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    saved = tmp_path / "p.plan"
+    assert project.run("plan", "--replace", "src", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    for change in doc["changes"]:
+        if change["address"] == "cons":
+            change["depends_on"] = []
+    saved.write_text(json.dumps(doc))
+    res = project.run("apply", str(saved), "--parallelism", "1")
+    assert res.exit_code == 1 and "cons: it runs after no key; a plan made now: after src" in res.stderr, res.output
+
+
+def test_a_destroy_plan_cut_down_to_a_sources_old_key_keeps_it_for_its_consumer(
+        tmp_path: Path, make_emulator: Any) -> None:
+    """A destroy revokes every key, its consumers deleted in the same apply; the applier's guard
+    for a key still fed by an old source key no longer stood aside for `"destroy": true`."""
+    from keyform.applier import ApplyReport, _held_back
+    from keyform.plan import Action, Change
+
+    class Ctx:
+        def __init__(self, state: Any) -> None:
+            import threading
+            self.state, self.lock = state, threading.Lock()
+            self.deleting: frozenset[str] = frozenset()
+            self.orphan_entries: dict[str, Any] = {}
+            self.events: list[Any] = []
+
+        def on_event(self, event: Any) -> None:
+            self.events.append(event)
+
+    from keyform.state import DeposedKey, secret_of_fingerprint
+    from tests.factories import questra_key, recorded, state_with, textql_key
+
+    st = state_with(recorded(questra_key("src"), "ak_new"), recorded(textql_key("cons"), "tk_1"))
+    st.keys["cons"].fingerprints["auth_value"] = secret_of_fingerprint("src", "ak_old")
+    st.deposed.append(DeposedKey("src", "qp", "questra", "ak_old", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
+    revoke = Change(address="src", action=Action.DELETE, provider="qp", provider_type="questra", remote_id="ak_old",
+                    deposed=True)
+    report = ApplyReport()
+    assert _held_back([revoke], Ctx(st), report) == []  # type: ignore[arg-type]
+    assert "is kept: key 'cons' still uses its secret" in report.skipped[0][1]
+    ctx = Ctx(st)
+    ctx.deleting = frozenset({"cons"})  # a whole destroy: cons goes in the same apply
+    assert _held_back([revoke], ctx, ApplyReport()) == [revoke]  # type: ignore[arg-type]

@@ -352,7 +352,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
                             reasons=("replaced in this apply; no grace period",))
             second.append(revoke)
             report.implicit.add(revoke.key)
-    second = _held_back(second, ctx, report, destroy=plan.destroy)
+    second = _held_back(second, ctx, report)
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
@@ -364,9 +364,9 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
                 ctx.revoked.clear()
 
 
-def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *, destroy: bool) -> list[Change]:
+def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> list[Change]:
     """`changes` (the second phase) without the revocations that the first phase's outcome makes
-    wrong, each reported as skipped. A destroy revokes everything.
+    wrong, each reported as skipped.
 
     - An old key whose secret a key still uses: a consumer (`auth_value: {secret_of: src}`) whose
       re-issue failed in this apply, or was left out of it (`--target src`), still sends the old
@@ -375,9 +375,10 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *,
     - An orphan whose secret may be the one in a sink entry (an apply killed after writing it) that
       the entry's key was to write over in this apply, when that write did not happen: revoked,
       it left the entry a dead secret, and the key the state records none. It stays in the journal
-      for the next apply, which replaces that key first."""
-    if destroy:
-        return changes
+      for the next apply, which replaces that key first.
+
+    A destroy deletes the consumers in the same apply (`ctx.deleting`: not counted as users), so
+    it revokes everything; a destroy plan cut down to a source's old key alone does not."""
     unfinished = {c.address for c, _ in (*report.failed, *report.skipped)} | {c.address for c in report.not_started}
     with ctx.lock:
         fed_by = ctx.state.fed_by() if ctx.state.deposed else {}

@@ -533,8 +533,11 @@ def _unlike_a_plan_now(sess: Session, saved: Plan) -> list[str]:
         fresh = made_now.get(c.key)
         if fresh is None:
             out.append(f"{c.key}: it says {verb(c)}; a plan made now has no such change")
-        elif fresh.action != c.action:
+        elif fresh.action != c.action or fresh.provider_type != c.provider_type:
             out.append(f"{c.key}: it says {verb(c)}; a plan made now: {verb(fresh)}")
+        elif sorted(fresh.depends_on) != sorted(c.depends_on):  # (the order the applier runs changes in)
+            out.append(f"{c.key}: it runs after {', '.join(sorted(c.depends_on)) or 'no key'}; a plan made now: "
+                       f"after {', '.join(sorted(fresh.depends_on)) or 'no key'}")
         elif fresh.remote_id != c.remote_id:
             out.append(f"{c.key}: it names the key {c.remote_id}; a plan made now: {fresh.remote_id}")
         elif fresh.dead != c.dead:

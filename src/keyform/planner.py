@@ -163,7 +163,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
             continue
-        users = [] if destroy else [u for u in fed_by.get((dep.address, dep.remote_id), ()) if u not in going]
+        users = [u for u in fed_by.get((dep.address, dep.remote_id), ()) if u not in going]
         if users:  # a consumer still fed this key's secret (its re-issue failed, or was not applied)
             notes.append(kept_for(dep.address, dep.remote_id, users))
             continue

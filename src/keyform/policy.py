@@ -506,19 +506,22 @@ def ambiguous_names(policies: Sequence[Policy], workspace: Workspace) -> list[Di
     types = {k.provider: k.provider_type for k in workspace.keys.values()}
     out: list[Diagnostic] = []
     for policy in policies:
-        listed = [("provider", n, policy.loc) for n in policy.providers]
+        lists = [("provider", tuple(policy.providers), policy.loc)]
         for rule in policy.rules:
             if rule.word.word in ("allowed_providers", "allowed_sinks"):
-                kind_ = "provider" if rule.word.word == "allowed_providers" else "sink"
-                listed += [(kind_, n, rule.loc) for n in sorted(rule.param)]
-        for kind_, name, loc in listed:
-            own = instances[kind_].get(name)
-            if own is None or name not in type_names[kind_] or name in (own, types.get(name)):
-                continue
-            out.append(Diagnostic(
-                f"policy {policy.name}: {name!r} is a {kind_} type, and also the name of the {kind_} instance "
-                f"{name} (type {types.get(name, own) if kind_ == 'provider' else own}); here it means the type, "
-                f"which that instance is not: rename the instance, or list its type", loc))
+                lists.append(("provider" if rule.word.word == "allowed_providers" else "sink",
+                              tuple(sorted(rule.param)), rule.loc))
+        for kind_, names, loc in lists:
+            for name in names:
+                own = instances[kind_].get(name)
+                if own is None or name not in type_names[kind_] or name in (own, types.get(name)):
+                    continue
+                if own in names or types.get(name) in names:  # its own type is listed too: it matches
+                    continue
+                out.append(Diagnostic(
+                    f"policy {policy.name}: {name!r} is a {kind_} type, and also the name of the {kind_} instance "
+                    f"{name} (type {types.get(name, own) if kind_ == 'provider' else own}); here it means the type, "
+                    f"which that instance is not: rename the instance, or list its type", loc))
     return out
 
 

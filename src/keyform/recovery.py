@@ -200,6 +200,10 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
             out.notes.append(f"{it.address}: an interrupted create left no key behind")
         return
     if undated or low is None or high is None or len(candidates) > len(group) or (outside and not tight):
+        if outside and not tight and not any(k in candidates for k in outside):
+            # the window is estimated: the key this create made may be one just outside it (a clock
+            # that moved since), and another's inside; name them all, never only the inside one
+            candidates = [*candidates, *outside]
         # an open window (a journal without times) proves nothing either. Nor does a window whose
         # end is only estimated (the apply was killed, its request may have gone out late) when
         # someone else evidently makes keys with these attributes: another workspace's key may
