@@ -224,7 +224,12 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     for bad in ("sk_live_0123456789", "48:" + "0" * 64, "0:hmac-sha256:" + "0" * 64):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**doc, "keys": {"ci-bot": {**with_fp, "secret_fingerprint": bad}}}, schema)
-    assert set(deposed_def["properties"]) - {"secret_fingerprint"} == set(doc["deposed"][0])
+    # fed_by: only for an old key issued with secret_of inputs (stop 40)
+    assert set(deposed_def["properties"]) - {"secret_fingerprint", "fed_by"} == set(doc["deposed"][0])
+    with_fed = {**doc["deposed"][0], "fed_by": ["secret_of:src@ak_1"]}
+    jsonschema.validate({**doc, "deposed": [with_fed]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "deposed": [{**with_fed, "fed_by": ["env:HOME"]}]}, schema)
     # the usage rule came later: states written before it (without these fields) stay valid
     assert set(deposed_def["required"]) == set(doc["deposed"][0]) - {"unused_for", "on_grace_end"}
 

@@ -335,3 +335,21 @@ def test_a_plugin_type_whose_remote_attributes_is_a_tuple_plans_as_before(monkey
     assert one(plan(workspace(spec), st, remote_of(st), NOW), "tq-bot") == (Action.NOOP, ())
     drifted = remote_of(st, **{"tq-bot": {"attrs": {"hosts": ["evil.example.com"]}}})
     assert one(plan(workspace(spec), st, drifted, NOW), "tq-bot") == (Action.UPDATE, ("hosts modified outside keyform",))
+
+
+def test_an_old_source_key_goes_with_the_deposed_consumer_it_feeds() -> None:
+    """A deposed consumer lives through its grace sending the old source key's secret (`fed_by`):
+    that key is kept while it lives, and both are revoked in the plan where its grace has ended."""
+    src, cons = questra_key("src"), textql_key("cons", auth=SecretOfRef("src"))
+    st = state_with(recorded(src, "ak_new"), recorded(cons, "tk_new"))
+    st.keys["cons"].fingerprints["auth_value"] = secret_of_fingerprint("src", "ak_new")
+    ended, later = format_time(NOW - timedelta(hours=1)), format_time(NOW + timedelta(hours=1))
+    st.deposed.append(DeposedKey("src", "qp", "questra", "ak_old", format_time(T0), ended))
+    st.deposed.append(DeposedKey("cons", "tq", "textql", "tk_old", format_time(T0), later,
+                                 fed_by=(secret_of_fingerprint("src", "ak_old"),)))
+    p = plan(workspace(src, cons), st, remote_of(st), NOW, inputs=READABLE)
+    assert [c.key for c in p.changes if c.deposed] == []
+    assert "src (deposed ak_old) is kept: key 'cons (deposed tk_old)' still uses its secret" in " ".join(p.notes)
+    st.deposed[1] = replace(st.deposed[1], revoke_after=ended)
+    p = plan(workspace(src, cons), st, remote_of(st), NOW, inputs=READABLE)
+    assert sorted(c.key for c in p.changes if c.deposed) == ["cons (deposed tk_old)", "src (deposed ak_old)"]

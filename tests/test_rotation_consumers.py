@@ -142,3 +142,29 @@ def test_a_destroy_plan_cut_down_to_a_sources_old_key_keeps_it_for_its_consumer(
     ctx = Ctx(st)
     ctx.deleting = frozenset({"cons"})  # a whole destroy: cons goes in the same apply
     assert _held_back([revoke], ctx, ApplyReport()) == [revoke]  # type: ignore[arg-type]
+
+
+def test_a_source_key_is_kept_while_a_deposed_consumer_fed_by_it_lives_through_its_grace(
+        tmp_path: Path, make_emulator: Any) -> None:
+    """Found by a review: with `cons` given a grace of 1h, `apply --replace src` re-issued cons (its
+    old key deposed, live for the hour so its callers keep working) and revoked the old src key at
+    once: the deposed cons key was live with a dead credential for its whole grace. A deposed key
+    records the secret_of inputs it was issued with (`fed_by`), and the source key they name is
+    kept until it is revoked."""
+    emu = make_emulator()
+    project = Project(tmp_path, emu.url)
+    project.write(MANIFEST.format(url=emu.url, org=ORG).replace(
+        "auth_value: {secret_of: src}}", "auth_value: {secret_of: src}, rotation: {grace: 1h}}"))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old_src = project.remote_id("src")
+    with EmulatorControl(emu.url) as control:
+        old_cons = {k["id"] for k in control.textql_keys()}
+        res = project.run("apply", "--replace", "src", "--auto-approve")
+        assert res.exit_code == 1, res.output  # the old src key's revoke is held back, and said
+        assert f"src (deposed {old_src}) is kept: key 'cons (deposed {next(iter(old_cons))})' still uses its " \
+               "secret" in res.output, res.output
+        assert old_src in _live_src(control)
+        deposed = project.state()["deposed"]
+        assert [d["fed_by"] for d in deposed if d["address"] == "cons"] == [[f"secret_of:src@{old_src}"]]
+        planned = project.run("plan")  # kept while the deposed cons lives; both go when its grace ends
+        assert f"src (deposed {old_src}) is kept: key 'cons (deposed" in planned.stdout, planned.output

@@ -38,7 +38,7 @@ from keyform.resolve import read_ref, unresolved_inputs
 from keyform.scheduler import Abandon, Callbacks, Scheduler
 from keyform.sinks import Sink
 from keyform.sinks.pool import SinkPool
-from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
+from keyform.state import DeposedKey, KeyState, State, secret_of_edge, secret_of_fingerprint
 
 log = logging.getLogger("keyform.applier")
 
@@ -382,6 +382,7 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
     unfinished = {c.address for c, _ in (*report.failed, *report.skipped)} | {c.address for c in report.not_started}
     with ctx.lock:
         fed_by = ctx.state.fed_by() if ctx.state.deposed else {}
+    revoking = {c.key for c in changes}  # (a deposed consumer revoked in this phase too: no longer a user)
     out = []
     for change in changes:
         why = None
@@ -390,7 +391,8 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
             why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
                    f"which the replacement of {change.address} was to write over and did not; revoked once it has")
         elif change.deposed and not change.orphan and change.remote_id is not None:
-            users = [u for u in fed_by.get((change.address, change.remote_id), ()) if u not in ctx.deleting]
+            users = [u for u in fed_by.get((change.address, change.remote_id), ())
+                     if u not in ctx.deleting and u not in revoking]
             why = "skipped: " + kept_for(change.address, change.remote_id, users) if users else None
         if why is None:
             out.append(change)
@@ -634,7 +636,9 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                                  unused_for=(exact_duration(spec.rotation.unused_for)
                                              if spec.rotation.unused_for else None),
                                  on_grace_end=spec.rotation.on_grace_end,
-                                 secret_fingerprint=old.secret_fingerprint)
+                                 secret_fingerprint=old.secret_fingerprint,
+                                 fed_by=tuple(sorted(fp for fp in old.fingerprints.values()
+                                                     if secret_of_edge(fp) is not None)))
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
         if ctx.held_ids is not None:

@@ -156,16 +156,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes: list[str] = []
     if state.deposed:
         from keyform.usage import deposed_verdict, retirement_rule  # only a state with deposed keys needs it
-        # keys this plan deletes, or re-issues (re-fed the source's new key): the applier checks
-        # again, after they ran, that none still uses the old key (`applier._not_in_use`)
-        going = {c.address for c in changes if c.action is not Action.NOOP}
-        fed_by = state.fed_by()
+        first_deposed = len(changes)  # the deposed keys' revocations, checked for users below
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
-            continue
-        users = [u for u in fed_by.get((dep.address, dep.remote_id), ()) if u not in going]
-        if users:  # a consumer still fed this key's secret (its re-issue failed, or was not applied)
-            notes.append(kept_for(dep.address, dep.remote_id, users))
             continue
         rule = retirement_rule(dep, desired.get(dep.address))
         if rule.unused_for is not None and not destroy:  # usage-aware: revoke once unused, grace caps it
@@ -205,6 +198,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                         if known and listed is None else "")
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
                          f"(grace ends in {format_duration(due - now)}){unlisted}")
+    if state.deposed:
+        changes[first_deposed:] = _still_fed(changes[first_deposed:], changes[:first_deposed], state, notes)
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -239,6 +234,24 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
                 destroy=destroy, targets=tuple(sorted(targets)), inputs=planned_inputs)
+
+
+def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str]) -> list[Change]:
+    """`revocations` (of deposed keys) without those of a key whose secret a key still uses, each
+    noted instead (`kept_for`): a consumer whose re-issue failed or was not applied, or a deposed
+    consumer living through its grace. A key this plan deletes, re-issues (re-fed the source's new
+    key), or revokes (a deposed consumer) is no user: the applier checks again, after the first
+    phase ran (`applier._held_back`)."""
+    fed_by = state.fed_by()
+    going = {c.address for c in others if c.action is not Action.NOOP} | {c.key for c in revocations}
+    out = []
+    for change in revocations:
+        users = [u for u in fed_by.get((change.address, change.remote_id or ""), ()) if u not in going]
+        if users:
+            notes.append(kept_for(change.address, change.remote_id or "", users))
+        else:
+            out.append(change)
+    return out
 
 
 def kept_for(address: str, remote_id: str, users: Sequence[str]) -> str:

@@ -160,9 +160,12 @@ class DeposedKey:
     on_grace_end: str = "revoke"
     # the old key's issued secret, as `KeyState.secret_fingerprint`: it still works through the grace
     secret_fingerprint: str | None = None
+    # the `secret_of` inputs it was issued with (`secret_of_fingerprint`): live through its grace, it
+    # still sends those source keys' secrets, so they are not revoked before it is (`State.fed_by`)
+    fed_by: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "address": self.address,
             "provider": self.provider,
             "provider_type": self.provider_type,
@@ -175,6 +178,8 @@ class DeposedKey:
         }
         if self.secret_fingerprint is not None:
             out["secret_fingerprint"] = self.secret_fingerprint
+        if self.fed_by:
+            out["fed_by"] = list(self.fed_by)
         return out
 
     @classmethod
@@ -182,7 +187,8 @@ class DeposedKey:
         return cls(address=d["address"], provider=d["provider"], provider_type=d["provider_type"],
                    remote_id=d["remote_id"], deposed_at=d["deposed_at"], revoke_after=d["revoke_after"],
                    last_error=d.get("last_error"), unused_for=d.get("unused_for"),
-                   on_grace_end=d.get("on_grace_end") or "revoke", secret_fingerprint=d.get("secret_fingerprint"))
+                   on_grace_end=d.get("on_grace_end") or "revoke", secret_fingerprint=d.get("secret_fingerprint"),
+                   fed_by=tuple(d.get("fed_by") or ()))
 
 
 @record(frozen=False)
@@ -265,13 +271,18 @@ class State:
     def fed_by(self) -> dict[tuple[str, str], list[str]]:
         """(source address, source remote id) → the keys (sorted) whose `secret_of` input that key
         fed: while one is fed by it, a key's secret is in use and it is not revoked (an old source
-        key revoked before a consumer was re-issued left the consumer a dead secret). One pass over
-        the state; look keys up in it rather than scanning per key."""
+        key revoked before a consumer was re-issued left the consumer a dead secret). A deposed
+        consumer counts too, as `ADDRESS (deposed ID)` (`Change.key`'s form): live through its
+        grace, it still sends the old source secret. One pass; look keys up in it."""
         out: dict[tuple[str, str], list[str]] = {}
         for address in sorted(self.keys):
             for fp in self.keys[address].fingerprints.values():
                 if (edge := secret_of_edge(fp)) is not None:
                     out.setdefault(edge, []).append(address)
+        for dep in self.deposed:
+            for fp in dep.fed_by:
+                if (edge := secret_of_edge(fp)) is not None:
+                    out.setdefault(edge, []).append(f"{dep.address} (deposed {dep.remote_id})")
         return out
 
     def stale_copies(self) -> list[tuple[SinkTarget, str]]:
