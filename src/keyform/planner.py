@@ -36,9 +36,8 @@ EXPIRY = "expiry"
 SINK = "sink"
 PREVENT_DESTROY = "prevent_destroy"
 UNKNOWN_FINGERPRINT = "unknown"  # an imported key's write-only input keyform has not seen yet
-
-
 REPLACE_REQUESTED = "replacement requested (--replace)"  # the reason `plan --replace` gives
+
 
 @record
 class PlanInputs:
@@ -255,11 +254,13 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
 
 
 def kept_for(address: str, remote_id: str, users: Sequence[str]) -> str:
-    """Why the old key `remote_id` of `address` is not revoked: `users` still use its secret."""
+    """Why the old key `remote_id` of `address` is not revoked: `users` still use its secret (a key
+    whose re-issue failed or was not applied, or an old key living through its grace)."""
     who = ", ".join(f"key {u!r}" for u in users)
+    why = "an old key in its grace" if all(" (deposed " in u for u in users) else \
+        "a re-issue that failed or was not applied"
     return (f"{address} (deposed {remote_id}) is kept: {who} still {'uses' if len(users) == 1 else 'use'} its "
-            f"secret (a re-issue that failed or was not applied); it is revoked once no key does")
-
+            f"secret ({why}); it is revoked once no key does")
 
 
 def inputs_digest(fingerprints: Mapping[str, str | None]) -> str:
