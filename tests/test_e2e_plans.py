@@ -124,6 +124,22 @@ def test_a_saved_plan_that_makes_anew_a_key_deleted_outside_keyform_applies(
     assert project.remote_id(first) != gone
 
 
+def test_a_saved_plan_of_a_plugin_provider_type_is_read(project: Project) -> None:
+    """Found by a review: the plan schema's `provider_type` allowed only questra, textql and
+    rest:NAME, so once saved plans were checked against it, every plan with a plug-in provider
+    (the shipped examples/plugin-provider's `acme`) was refused by `show`, `apply` and `graph`."""
+    out = project.root / "ci.plan"
+    assert project.run("plan", "--out", str(out)).exit_code == 0
+    doc = json.loads(out.read_text())
+    doc["changes"][0]["provider_type"] = "acme"
+    out.write_text(json.dumps(doc))
+    res = project.run("show", str(out))
+    assert res.exit_code == 0 and "(qp, acme)" in res.stdout, res.output
+    doc["changes"][0]["provider_type"] = "acme\u202e"
+    out.write_text(json.dumps(doc))
+    assert project.run("show", str(out)).exit_code == 1  # still no terminal control in a type's name
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("serial", float("inf"), 'field "state.serial": inf is not of type \'integer\''),
     ("address", 7, 'field "changes[0].address": 7 is not of type \'string\''),
