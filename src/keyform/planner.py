@@ -153,9 +153,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         raise KeyformError(errors)
 
     notes: list[str] = []
+    first_deposed = len(changes)  # the deposed keys' revocations follow, checked for users below
     if state.deposed:
         from keyform.usage import deposed_verdict, retirement_rule  # only a state with deposed keys needs it
-        first_deposed = len(changes)  # the deposed keys' revocations, checked for users below
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
             continue

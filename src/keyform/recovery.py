@@ -191,19 +191,16 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
             outside.append(key)
     window = f"between {format_time(low) if low else 'any time'} and {format_time(high) if high else 'now'}"
     addresses = sorted({it.address for it in group})
-    if not candidates and outside and not tight:
-        # an estimated window on a clock that may be off (no `Date` to measure it by): a key with
-        # these attributes just outside it may be the one, so it is named, never dropped unseen
-        candidates, window = outside, f"{window} (none inside it; these were made outside it)"
+    if outside and not tight:
+        # an estimated window, on a clock that may be off or have moved since: the key this create
+        # made may be one just outside it (and another's inside), so those are named too (below:
+        # uncertain, never revoked), never dropped unseen
+        candidates, window = [*candidates, *outside], f"{window}, {len(outside)} of them made outside it"
     if not candidates:
         for it in group:
             out.notes.append(f"{it.address}: an interrupted create left no key behind")
         return
     if undated or low is None or high is None or len(candidates) > len(group) or (outside and not tight):
-        if outside and not tight and not any(k in candidates for k in outside):
-            # the window is estimated: the key this create made may be one just outside it (a clock
-            # that moved since), and another's inside; name them all, never only the inside one
-            candidates = [*candidates, *outside]
         # an open window (a journal without times) proves nothing either. Nor does a window whose
         # end is only estimated (the apply was killed, its request may have gone out late) when
         # someone else evidently makes keys with these attributes: another workspace's key may
