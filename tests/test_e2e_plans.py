@@ -145,6 +145,7 @@ def test_a_saved_plan_of_a_plugin_provider_type_is_read(project: Project) -> Non
     ("address", 7, 'field "changes[0].address": 7 is not of type \'string\''),
     ("address", "a\u202eb", 'field "changes[0].address": \'a\\u202eb\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
     ("notes", ["fine", None], 'field "notes[1]": None is not of type \'string\''),
+    ("unchecked", ["k\x1b[2J"], 'field "unchecked[0]": \'k\\x1b[2J\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
 ])
 @pytest.mark.parametrize("command", ["show", "apply"])
 def test_a_damaged_saved_plan_is_one_message_not_an_internal_error(
@@ -157,8 +158,8 @@ def test_a_damaged_saved_plan_is_one_message_not_an_internal_error(
     doc = json.loads(out.read_text())
     if field == "serial":
         doc["state"]["serial"] = value
-    elif field == "notes":
-        doc["notes"] = value
+    elif field in ("notes", "unchecked"):
+        doc[field] = value
     else:
         doc["changes"][0][field] = value
     out.write_text(json.dumps(doc))
