@@ -115,8 +115,9 @@ def named_or_typed(name: str, type_: str | None, listed: Iterable[str], kind: st
     listed = set(listed)
     if type_ is not None and type_ in listed:
         return True
-    types = typeregistry.provider_names() if kind == "provider" else typeregistry.sink_names()
-    return name in listed and name not in types
+    if name not in listed:  # most calls: the registry is not asked
+        return False
+    return name not in (typeregistry.provider_names() if kind == "provider" else typeregistry.sink_names())
 
 
 @record
