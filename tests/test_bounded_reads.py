@@ -321,11 +321,11 @@ def _writing(fifo: Path, data: bytes, after: float, *, keep_open: bool = True) -
 def test_a_fifo_whose_writer_writes_nothing_is_not_waited_for_forever(
         fifo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A `{file:}` FIFO whose writer held it open and wrote nothing kept keyform waiting forever."""
-    monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(fsio, "FIFO_SECONDS", 0.5)
     with _writing(fifo, b"", 0), pytest.raises(KeyformError) as info:
         _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
-    assert str(info.value) == (f"keys.k.auth_value: cannot read {fifo}: a FIFO whose writer wrote nothing for 0.5 s, "
-                               "nor closed it; keyform stopped waiting")
+    assert str(info.value) == (f"keys.k.auth_value: cannot read {fifo}: a FIFO whose writer had not written it and "
+                               "closed it within 0.5 s; keyform stopped waiting")
 
 
 def test_a_fifo_that_gave_nothing_gives_nothing_again_in_the_same_process(
@@ -333,22 +333,48 @@ def test_a_fifo_that_gave_nothing_gives_nothing_again_in_the_same_process(
     """Found by a review: a writer slower than the idle limit made the plan's first read fail (the
     key's fingerprint unknown, passed over) and its second look, for the note, succeed: no note,
     "No changes", exit 0. A pipe's failure is now its answer for the rest of the process."""
-    monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(fsio, "FIFO_SECONDS", 0.3)
     with _writing(fifo, b"sk-late-0123456789\n", 1.0):
         with pytest.raises(KeyformError) as first:
             _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
         time.sleep(1.0)  # the writer has written by now
         with pytest.raises(KeyformError) as again:
             read_ref(FileRef(str(fifo)), "keys.k.auth_value")
-    assert str(again.value) == str(first.value) and "wrote nothing for 0.3 s" in str(first.value)
+    assert str(again.value) == str(first.value) and "closed it within 0.3 s" in str(first.value)
 
 
 def test_a_fifo_whose_writer_is_slow_but_writes_is_read(fifo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wait is for a writer that is idle, not slow: a first chunk later than a read finds none is
     still read (a `<(vault read ...)` that takes a moment), and the value ends at the writer's close."""
-    monkeypatch.setattr(fsio, "FIFO_IDLE_SECONDS", 5.0)
+    monkeypatch.setattr(fsio, "FIFO_SECONDS", 5.0)
     with _writing(fifo, b"sk-slow-0123456789\n", 0.5, keep_open=False):
         assert _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value")) == "sk-slow-0123456789"
+
+
+def test_a_fifo_whose_writer_trickles_is_not_read_for_as_long_as_it_trickles(
+        fifo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit ran from the writer's last write: a writer giving a byte just inside it each time
+    kept keyform reading for as long as it went on. It runs from the open now."""
+    monkeypatch.setattr(fsio, "FIFO_SECONDS", 1.0)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with open(fifo, "wb", buffering=0) as fh, contextlib.suppress(BrokenPipeError):  # the reader gave up
+            while not stop.is_set():
+                fh.write(b"x")
+                time.sleep(0.2)
+
+    writer = threading.Thread(target=trickle, daemon=True)
+    writer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyformError) as info:
+            _within(fifo, 10, lambda: read_ref(FileRef(str(fifo)), "keys.k.auth_value"))
+    finally:
+        stop.set()
+        writer.join(10)
+    assert "had not written it and closed it within 1 s" in str(info.value)
+    assert time.monotonic() - started < 5
 
 
 def test_a_fifo_input_that_never_ends_is_read_only_to_the_cap(fifo: Path) -> None:

@@ -14,6 +14,7 @@ import re
 import secrets
 import select
 import stat
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -204,7 +205,8 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
     `NotAFileError` (a directory `IsADirectoryError`), checked on the open descriptor, never by
     path first; `fifo=True` takes a FIFO too (a secret piped in on /dev/stdin), read to its end
     within the same bound. The open never waits (O_NONBLOCK): a FIFO nothing writes to reads as
-    empty, and one whose writer writes nothing for `FIFO_IDLE_SECONDS` is `FifoIdleError`.
+    empty, and one whose writer has not written it and closed it within `FIFO_SECONDS` of its
+    open is `FifoTimeoutError`.
     `follow_symlinks=False`: a symlink as the last component is `IsSymlinkError`.
     FileNotFoundError when it does not exist."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -229,12 +231,15 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
         chunks: list[bytes] = []
         left = limit + 1
         step = max(st.st_size + 1, 64 * 1024)  # a regular file: all of it in one read
+        # a pipe's time is counted from its open, not from its writer's last write: a writer that
+        # trickled a byte every 59 s was read for as long as it trickled
+        deadline = time.monotonic() + FIFO_SECONDS if piped else 0.0
         while left > 0:
             try:
                 chunk = os.read(fd, min(left, step))
             except BlockingIOError:  # a FIFO's writer has not written yet (with no writer: its end, b"")
-                if not _readable_within(fd, FIFO_IDLE_SECONDS):
-                    raise FifoIdleError(path) from None
+                if not _readable_within(fd, deadline - time.monotonic()):
+                    raise FifoTimeoutError(path) from None
                 continue
             if not chunk:
                 break
@@ -247,22 +252,24 @@ def read_capped(path: StrPath, limit: int, *, follow_symlinks: bool = True,
         os.close(fd)
 
 
-FIFO_IDLE_SECONDS = 60.0
+FIFO_SECONDS = 60.0
 
 
-class FifoIdleError(OSError):
-    """A FIFO keyform reads gave nothing for `FIFO_IDLE_SECONDS` while its writer held it open (a
-    writer that never writes nor closes would keep keyform waiting forever)."""
+class FifoTimeoutError(OSError):
+    """A FIFO keyform reads was not written and closed within `FIFO_SECONDS` of its open (a writer
+    that never writes nor closes, or trickles, would keep keyform waiting forever)."""
 
     def __init__(self, path: StrPath) -> None:
-        super().__init__(f"{path}: nothing written for {FIFO_IDLE_SECONDS:g} s")
-        self.strerror = (f"a FIFO whose writer wrote nothing for {FIFO_IDLE_SECONDS:g} s, nor closed it; "
+        super().__init__(f"{path}: not written and closed within {FIFO_SECONDS:g} s")
+        self.strerror = (f"a FIFO whose writer had not written it and closed it within {FIFO_SECONDS:g} s; "
                          "keyform stopped waiting")
         self.filename = os.fspath(path)
 
 
 def _readable_within(fd: int, seconds: float) -> bool:
     """Whether `fd` has something to read (or its end) within `seconds`."""
+    if seconds <= 0:
+        return False
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(seconds * 1000))

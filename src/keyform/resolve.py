@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from keyform import redact
 from keyform.errors import Diagnostic, KeyformError
-from keyform.fsio import FifoIdleError, MiB, NotAFileError, TooLargeError, read_capped
+from keyform.fsio import FifoTimeoutError, MiB, NotAFileError, TooLargeError, read_capped
 from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SecretRef, Workspace, header_problem, org_id_problem
 from keyform.state import State
 
@@ -30,7 +30,7 @@ MAX_INPUT_FILE_BYTES = 1 * MiB
 
 
 _piped: dict[str, str] = {}  # a `{file:}` pipe's value, by path: read once per process (in memory only)
-# and a pipe that gave nothing (its writer idle past fsio.FIFO_IDLE_SECONDS, or no writer): the same
+# and a pipe that gave nothing (its writer not done within fsio.FIFO_SECONDS, or no writer): the same
 # answer for every later read in the process. A slow writer read again later gave the plan's second
 # look a value its first had not, and the key was passed over as unchanged with no note.
 _piped_failed: dict[str, str] = {}
@@ -69,7 +69,7 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
         except TooLargeError as exc:
             raise KeyformError(f"{what}: {ref.path}: {exc.strerror}; a secret input file holds one secret") \
                 from None
-        except FifoIdleError as exc:
+        except FifoTimeoutError as exc:
             _piped_failed[ref.path] = f"cannot read {ref.path}: {exc.strerror}"
             raise KeyformError(f"{what}: {_piped_failed[ref.path]}") from None
         except OSError as exc:
