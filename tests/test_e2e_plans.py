@@ -146,6 +146,12 @@ def test_a_saved_plan_of_a_plugin_provider_type_is_read(project: Project) -> Non
     ("address", "a\u202eb", 'field "changes[0].address": \'a\\u202eb\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
     ("notes", ["fine", None], 'field "notes[1]": None is not of type \'string\''),
     ("unchecked", ["k\x1b[2J"], 'field "unchecked[0]": \'k\\x1b[2J\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
+    # found by a review: a provider of "qp\n```\n# INJECTED ..." closed the Markdown diff's fence in
+    # `show --format markdown` (a live heading, image and link in a PR comment)
+    ("provider", "qp\n```\n# INJECTED", 'field "changes[0].provider": \'qp\\n```\\n# INJECTED\' does not match '
+                                        '\'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
+    ("provider", "qp\u202e", 'field "changes[0].provider": \'qp\\u202e\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
+    ("depends_on", ["a\nb"], 'field "changes[0].depends_on[0]": \'a\\nb\' does not match \'^[A-Za-z0-9][A-Za-z0-9_.-]*$\''),
 ])
 @pytest.mark.parametrize("command", ["show", "apply"])
 def test_a_damaged_saved_plan_is_one_message_not_an_internal_error(
