@@ -412,3 +412,19 @@ def test_severity_decides_between_stopping_and_a_plan_note(tmp_path: Path) -> No
                 enforce(found)
             assert str(exc.value) == ("keyform.yaml:10: policy 'p': key 'good': the plan would replace it, and this "
                                       "policy forbids that")
+
+
+def test_a_regex_with_a_huge_repeat_count_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """Found by review 95: `a{4294967295}` makes `re` raise OverflowError, not re.error: a
+    `name_pattern` or a `pattern` inside a `schema` policy was `internal error (OverflowError)`."""
+    errors = load_error(tmp_path, """\
+    big-regex:
+      require: {name_pattern: "a{4294967295}"}
+    big-schema:
+      schema: {properties: {name: {pattern: "a{99999999999}"}}}
+    """)
+    assert errors == [
+        "keyform.yaml:29: policies.big-regex.require.name_pattern: not a valid regular expression: "
+        "the repetition number is too large",
+        "keyform.yaml:31: policies.big-schema.schema: not a valid JSON Schema: a pattern in it is not a valid "
+        "regular expression (the repetition number is too large)"]

@@ -22,6 +22,7 @@ from keyform.sinks.sops import (
     decrypt_failure,
     entry_problem,
     format_for,
+    option_problems,
 )
 from tests.sinkkit import AgeKey, make_age_key, need, run, sops_decrypt, sops_decrypt_fails
 
@@ -289,10 +290,18 @@ def test_parallel_writes_to_one_file_keep_every_entry(tmp_path: Path, age_key: A
     ("plain", "yaml", "^secret_", "does not match encrypted_regex"),
     ("secret_x", "yaml", "^secret_", None),
     ("", "json", None, "empty"),
+    ("secret_x", "yaml", "a{99999999999}", None),  # OverflowError in `re`: reported on the option itself
 ])
 def test_entry_names(name: str, fmt: str, regex: str | None, problem: str | None) -> None:
     found = entry_problem(name, fmt, regex)
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_an_encrypted_regex_with_a_huge_repeat_count_is_an_option_problem() -> None:
+    """Found by review 95: `re` raises OverflowError, not re.error, for `a{99999999999}`: an
+    internal error at validate."""
+    assert option_problems({"path": "s.yaml", "encrypted_regex": "a{99999999999}"}) == [
+        (("encrypted_regex",), "not a valid regular expression (the repetition number is too large)")]
 
 
 def test_format_from_the_file_name() -> None:

@@ -172,7 +172,7 @@ def _names(value: Any) -> frozenset[str]:
 def _regex(value: Any) -> re.Pattern[str]:
     try:
         return re.compile(value)
-    except (re.error, TypeError) as exc:
+    except (re.error, TypeError, OverflowError, RecursionError) as exc:  # `a{99999999999}`: OverflowError
         raise ValueError(f"not a valid regular expression: {exc}") from None
 
 
@@ -185,6 +185,9 @@ def _json_schema(value: Any) -> Any:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         raise ValueError(f"not a valid JSON Schema{' (at ' + where + ')' if where else ''}: {exc.message}") from None
+    except (OverflowError, RecursionError) as exc:  # a `pattern` of `a{99999999999}`, compiled by the check
+        raise ValueError(f"not a valid JSON Schema: a pattern in it is not a valid regular expression ({exc})"
+                         ) from None
     outside = sorted(r for r in _refs(value) if not r.startswith("#"))
     if outside:
         raise ValueError(f"$ref {outside[0]!r}: only references inside the schema (#/...) are allowed; "

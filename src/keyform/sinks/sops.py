@@ -356,7 +356,7 @@ def entry_problem(name: str, fmt: str, encrypted_regex: str | None) -> str | Non
     if encrypted_regex:
         try:
             matches = re.search(encrypted_regex, name) is not None
-        except re.error:
+        except (re.error, OverflowError, RecursionError):
             matches = True  # reported on the option itself; the output check still guards
         if not matches:
             return f"{name!r} does not match encrypted_regex {encrypted_regex!r}, so sops would leave it unencrypted"
@@ -376,7 +376,7 @@ def option_problems(options: Mapping[str, Any]) -> list[tuple[tuple[str, ...], s
     if isinstance(regex, str):
         try:
             re.compile(regex)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # `a{99999999999}`: OverflowError
             problems.append((("encrypted_regex",), f"not a valid regular expression ({exc})"))
     return problems
 
