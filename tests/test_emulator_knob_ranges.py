@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from keyform.emulator import Emulator
+from keyform.emulator import Emulator, EmulatorConfig
 from keyform.emulator.client import ControlError, EmulatorControl
 
 
 @pytest.mark.parametrize("knobs", [{"retry_after": math.nan}, {"retry_after": math.inf},
                                    {"latency_ms": math.nan}, {"latency_ms": math.inf},
+                                   {"latency_ms": 1e308}, {"retry_after": 1e308},
                                    {"rate_limit_rps": 10, "rate_limit_burst": 0.5}])
 def test_unusable_knob_values_are_refused(emulator: Emulator, knobs: dict[str, Any]) -> None:
     with EmulatorControl(emulator.url) as control, pytest.raises(ControlError):
@@ -27,3 +28,14 @@ def test_unusable_knob_values_are_refused(emulator: Emulator, knobs: dict[str, A
 def test_a_burst_below_one_is_refused_at_start(make_emulator: Callable[..., Emulator]) -> None:
     with pytest.raises(ValueError, match="rate_limit_burst must be 0"):
         make_emulator(rate_limit_rps=10, rate_limit_burst=0.5)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--latency-ms", "1e308"), ("--retry-after", "1e308")])
+def test_a_latency_or_retry_after_beyond_a_day_is_refused_at_start(option: str, value: str) -> None:
+    """Found by review 95: `keyform emulator --latency-ms 1e308` said "listening", then answered
+    every request 500 (OverflowError in its sleep)."""
+    from keyform.emulator.__main__ import serve
+
+    with pytest.raises(ValueError, match="must be between 0 and"):
+        Emulator(EmulatorConfig(port=0, **{option[2:].replace("-", "_"): float(value)}))
+    assert serve(EmulatorConfig(port=0, **{option[2:].replace("-", "_"): float(value)})) == 1

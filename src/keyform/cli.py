@@ -577,13 +577,13 @@ def providers(ctx: Ctx, files: tuple[str, ...], fmt: str) -> None:
 @click.option("--host", default="127.0.0.1", metavar="HOST", help="Address to listen on.")
 @click.option("--port", default=8787, type=click.IntRange(0, 65535), envvar="KEYFORM_EMULATOR_PORT",
               show_envvar=True, metavar="PORT", help="Port to listen on; 0 picks a free one (printed at start).")
-@click.option("--latency-ms", default=0.0, type=click.FloatRange(0), metavar="MS",
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(0, 86_400_000), metavar="MS",
               help="Delay before every answer.")
 @click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
               help="Probability of a 503 answer.")
 @click.option("--rate-limit-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
               help="Probability of a 429 answer.")
-@click.option("--retry-after", default=1.0, type=click.FloatRange(0), metavar="SECONDS",
+@click.option("--retry-after", default=1.0, type=click.FloatRange(0, 86_400), metavar="SECONDS",
               help="Retry-After on a 429.")
 @click.option("--drop-after-commit-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
               help="Probability of dropping the connection after a create was committed.")

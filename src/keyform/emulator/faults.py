@@ -46,13 +46,13 @@ class FaultSettings:
         for name in sorted(_NUMBER_KNOBS):  # NaN passes every comparison below; Infinity breaks the server
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a finite number")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
+        if not 0 <= self.latency_ms <= MAX_LATENCY_MS:  # 1e308 overflowed the sleep: every call a 500
+            raise ValueError(f"latency_ms must be between 0 and {MAX_LATENCY_MS:g} (a day)")
         for name in ("error_rate", "rate_limit_rate", "drop_after_commit_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if self.retry_after < 0:
-            raise ValueError("retry_after must be >= 0")
+        if not 0 <= self.retry_after <= MAX_RETRY_AFTER:
+            raise ValueError(f"retry_after must be between 0 and {MAX_RETRY_AFTER:g} seconds (a day)")
         if self.questra_list_shape not in LIST_SHAPES:
             raise ValueError(f"questra_list_shape must be one of {', '.join(LIST_SHAPES)}")
         if not 0 <= self.rate_limit_rps <= 1e6 or not 0 <= self.rate_limit_burst <= 1e6:
@@ -74,6 +74,8 @@ class FaultSettings:
 
 _NUMBER_KNOBS = frozenset({"latency_ms", "error_rate", "rate_limit_rate", "drop_after_commit_rate", "retry_after",
                            "rate_limit_rps", "rate_limit_burst", "clock_offset"})
+MAX_LATENCY_MS = 86_400_000.0
+MAX_RETRY_AFTER = 86_400.0
 MAX_CLOCK_OFFSET = 100 * 365 * 86400.0  # a century either way: far enough, and no datetime overflows
 _RATE_KNOBS = frozenset({"rate_limit_rps", "rate_limit_burst", "rate_limit_scope", "rate_limits"})
 
