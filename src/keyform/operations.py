@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from keyform import redact
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
+from keyform.envsettings import settings_digests
 from keyform.errors import (
     Diagnostic,
     Diagnostics,
@@ -318,6 +319,9 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
         result = dataclasses.replace(result, lineage=None, inputs={})
     if rec.records:
         result = dataclasses.replace(result, journal=journal_digest(rec.records))
+    settings = settings_digests(ws, sess.options.env)
+    if settings:  # (a `base_url: {env: NAME}`: `apply FILE` must open the provider at the same host)
+        result = dataclasses.replace(result, settings=settings)
     return result
 
 

@@ -156,6 +156,10 @@ class Plan:
     # the keys the plan could not check, their env/file inputs unreadable where it was made (a
     # plan job without the secrets at hand): "no changes" cannot be said of them
     unchecked: tuple[str, ...] = ()
+    # provider instance -> setting -> a digest of the value its `{env: NAME}` held where the plan was
+    # made (None: it could not be read), for its base_url and other settings that are not secret
+    # (`keyform.envsettings`): applying the plan after one of those changed is refused
+    settings: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
 
     @property
     def actionable(self) -> list[Change]:
@@ -175,8 +179,9 @@ class Plan:
         return out
 
     def to_json(self, *, inputs: bool = True) -> dict[str, Any]:
-        """The plan document; `inputs=False` leaves out the input digests, which only `apply FILE`
-        reads (not printed where CI logs keep them: `plan --format json`, `show`)."""
+        """The plan document; `inputs=False` leaves out the digests of inputs and provider
+        settings, which only `apply FILE` reads (not printed where CI logs keep them: `plan
+        --format json`, `show`)."""
         return {
             "format_version": FORMAT_VERSION,
             "created_at": self.created_at,
@@ -190,6 +195,8 @@ class Plan:
             "changes": [c.to_json() for c in self.changes],
             **({"inputs": dict(sorted(self.inputs.items()))} if self.inputs and inputs else {}),
             **({"unchecked": list(self.unchecked)} if self.unchecked else {}),
+            **({"provider_settings": {p: dict(sorted(s.items())) for p, s in sorted(self.settings.items())}}
+               if self.settings and inputs else {}),
         }
 
     def dumps(self, *, inputs: bool = True) -> str:
@@ -208,10 +215,16 @@ class Plan:
         if not isinstance(inputs, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                    for k, v in inputs.items()):
             raise ValueError("inputs must map key addresses to digests")
+        settings = d.get("provider_settings") or {}
+        if not isinstance(settings, dict) or not all(
+                isinstance(p, str) and isinstance(s, dict)
+                and all(isinstance(n, str) and (v is None or isinstance(v, str)) for n, v in s.items())
+                for p, s in settings.items()):
+            raise ValueError("provider_settings must map provider instances to their settings' digests")
         return cls(
             changes=tuple(Change.from_json(c) for c in d.get("changes") or ()),
             notes=tuple(d.get("notes") or ()), lineage=st.get("lineage"), serial=int(st.get("serial", 0)),
             manifest_digest=d.get("manifest_digest", ""), created_at=d.get("created_at", ""),
             destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()), journal=str(st.get("journal") or ""),
-            inputs=inputs, unchecked=tuple(d.get("unchecked") or ()),
+            inputs=inputs, unchecked=tuple(d.get("unchecked") or ()), settings=settings,
         )
