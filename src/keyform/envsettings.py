@@ -106,3 +106,26 @@ def settings_digests(workspace: Workspace, env: Mapping[str, str] | None = None)
     for setting in env_settings(workspace):
         out.setdefault(setting.provider, {})[setting.name] = _value_digest(workspace, setting, env)
     return out
+
+
+def stale_settings(workspace: Workspace, recorded: Settings, env: Mapping[str, str] | None = None) -> list[str]:
+    """Why the settings a saved plan was made with (`recorded`, for these manifests: its manifest
+    digest is the workspace's) are not the ones a provider would be opened with now; [] when they
+    are. A setting the plan does not record is refused: a plan file of a keyform that did not
+    record them (or an edited one) could not say what it was made with."""
+    problems = []
+    for setting in env_settings(workspace):
+        entries = recorded.get(setting.provider) or {}
+        if setting.name not in entries:
+            problems.append(f"it was made by an earlier keyform (or edited) and does not record {setting.described}")
+            continue
+        then, now = entries[setting.name], _value_digest(workspace, setting, env)
+        if then == now:
+            continue
+        if then is None:
+            problems.append(f"{setting.described} could not be read when it was made, and can now")
+        elif now is None:
+            problems.append(f"{setting.described} cannot be read now")
+        else:
+            problems.append(f"{setting.described} changed since it was made")
+    return problems

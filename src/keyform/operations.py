@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from keyform import redact
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
-from keyform.envsettings import settings_digests
+from keyform.envsettings import settings_digests, stale_settings
 from keyform.errors import (
     Diagnostic,
     Diagnostics,
@@ -141,14 +141,18 @@ def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
 
 @contextmanager
 def session(options: Options, operation: str, *, fingerprint_key: bool = True,
-            for_new_state: bool = False) -> Iterator[Session]:
+            for_new_state: bool = False, saved: Plan | None = None) -> Iterator[Session]:
     """Load manifests, lock the state, load it, read what an interrupted apply left (folded into the
     in-memory state only: `commit_recovery` writes it, and only apply and the state-writing
     commands call that); unlock at the end. The state then fingerprints inputs as
     `state.fingerprint_key` says (keyform.fingerprintkey), unless `fingerprint_key` is False
     (`state rekey`, which changes the mode itself). `for_new_state`: a `plan --out` for a
-    `--state FILE` that does not exist yet (its apply starts the state there), said in a note."""
+    `--state FILE` that does not exist yet (its apply starts the state there), said in a note.
+    `saved`: the plan `apply FILE` applies, refused at once if made from other manifests or other
+    provider settings (`refuse_stale_settings`): recovery may call the providers."""
     workspace = load(options)
+    if saved is not None:
+        refuse_stale_settings(workspace, saved, options.env)
     refuse_missing = NEEDS_NAMED_STATE.get(operation) if not for_new_state else None
     policies = policies_of(workspace, options)
     notes = check_policies(workspace, policies, options) if operation in POLICY_OPERATIONS else []
@@ -436,8 +440,23 @@ def foreign_plan_problems(saved: Plan, workspace: Workspace, state: State | None
     return problems
 
 
+def refuse_stale_settings(workspace: Workspace, saved: Plan, env: Mapping[str, str] | None) -> None:
+    """Refuse a saved plan made from other manifests, or with other provider settings from the
+    environment (a `base_url: {env: NAME}` that names another host now: `keyform.envsettings`),
+    before anything calls a provider: recovery lists at the instances, and `check_saved_plan`
+    plans again. Neither may send a token to a host the plan was not made for. The settings'
+    digests are keyed by the manifest digest, so they are compared only for the same manifests."""
+    if saved.manifest_digest != workspace.digest:
+        problems = ["the manifests (or a REST definition file they use) changed since it was made"]
+    else:
+        problems = stale_settings(workspace, saved.settings, env)
+    if problems:
+        raise KeyformError("Saved plan is stale: " + "; ".join(problems) + ". Run `keyform plan` again.")
+
+
 def check_saved_plan(sess: Session, saved: Plan) -> None:
-    """Refuse a saved plan made against another state or other manifests (Terraform's stale plan)."""
+    """Refuse a saved plan made against another state or other manifests (Terraform's stale plan).
+    Its manifests and provider settings were checked as the session opened (`refuse_stale_settings`)."""
     state = None if sess.new_state else sess.state
     problems = foreign_plan_problems(saved, sess.workspace, state)
     if state is not None and saved.lineage == state.lineage and saved.serial != state.serial:
@@ -733,11 +752,14 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
     Ctrl-C (ApplyAbandoned) is shown with `ui.abandoned`, then raised."""
     from keyform.applier import ApplyAbandoned
 
-    with session(options, "destroy" if request.destroy else "apply") as sess:
-        if request.plan_file is not None:
-            from keyform.planfile import read_plan
+    saved = None
+    if request.plan_file is not None:
+        from keyform.planfile import read_plan
 
-            the_plan = read_plan(request.plan_file)
+        saved = read_plan(request.plan_file)  # (its settings are checked before recovery calls a provider)
+    with session(options, "destroy" if request.destroy else "apply", saved=saved) as sess:
+        if saved is not None:
+            the_plan = saved
             check_saved_plan(sess, the_plan)
         else:
             the_plan = plan(sess, targets=request.targets, refresh_remote=request.refresh_remote,
