@@ -79,11 +79,11 @@ def read_setting(workspace: Workspace, setting: Setting, env: Mapping[str, str] 
         from keyform.providers.pool import resolve_base_url
 
         return resolve_base_url(config, env).base_url
-    from keyform.resolve import _credential, read_ref
+    from keyform.resolve import read_credential, read_ref
 
     what = f"providers.{setting.provider}.{setting.name}"
     if setting.kind == "org_id":
-        return _credential(setting.ref, what, env)
+        return read_credential(setting.ref, what, env)
     return read_ref(setting.ref, what, env).strip()  # as `restglue.resolve_options` reads it
 
 

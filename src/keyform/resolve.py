@@ -88,7 +88,7 @@ def read_ref(ref: SecretRef, what: str, env: Mapping[str, str] | None = None) ->
     raise KeyformError(f"{what}: secret_of:{ref.address} is resolved by apply, not here")
 
 
-def _credential(ref: SecretRef, what: str, env: Mapping[str, str] | None) -> str:
+def read_credential(ref: SecretRef, what: str, env: Mapping[str, str] | None) -> str:
     """A provider credential: one trailing newline stripped from an env value, then checked as a header value."""
     value = read_ref(ref, what, env)
     if isinstance(ref, EnvRef):
@@ -108,12 +108,12 @@ def provider_credentials(workspace: Workspace, name: str,
     `org_id:`), saying whether the variable is unset or empty."""
     cfg = workspace.providers[name]
     try:
-        token = _credential(cfg.token, f"providers.{name}.token", env)
+        token = read_credential(cfg.token, f"providers.{name}.token", env)
     except KeyformError as exc:
         raise KeyformError([Diagnostic(d.message, cfg.token_loc or cfg.loc) for d in exc.diagnostics]) from None
     org = cfg.org_id
     try:
-        org_id = _credential(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
+        org_id = read_credential(org, f"providers.{name}.org_id", env) if isinstance(org, EnvRef) else org
         problem = org_id_problem(name, org_id) if org_id is not None else None
         if problem:  # a literal: the loader refuses it already (a workspace not built by it)
             raise KeyformError(problem)

@@ -162,7 +162,7 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
 def resolve_options(config: ProviderConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The provider's options as values (secret ones checked like a token), in memory only."""
     from keyform.errors import Diagnostic, KeyformError
-    from keyform.resolve import _credential, read_ref
+    from keyform.resolve import read_credential, read_ref
 
     out: dict[str, str] = {}
     for name, raw in config.options.items():
@@ -170,7 +170,7 @@ def resolve_options(config: ProviderConfig, env: Mapping[str, str] | None = None
         try:
             if isinstance(raw, (EnvRef, FileRef)):
                 secret = isinstance(config.definition, RestDefinition) and config.definition.options[name][1]
-                out[name] = _credential(raw, what, env) if secret else read_ref(raw, what, env).strip()
+                out[name] = read_credential(raw, what, env) if secret else read_ref(raw, what, env).strip()
             else:
                 out[name] = str(raw)
         except KeyformError as exc:
