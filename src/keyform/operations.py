@@ -44,6 +44,7 @@ from keyform.records import record
 from keyform.recovery import Recovery, assess, fold, journal_digest, pending_seqs, written_entries
 from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
+from keyform.render.safe import one_line
 from keyform.resolve import input_fingerprints, remember_inputs, unresolved_inputs
 from keyform.sinks.pool import SinkPool
 from keyform.sinkscan import SinkSnapshot
@@ -582,7 +583,7 @@ def _lines(change: Change) -> set[tuple[str, str, str, bool, bool]]:
 
 
 def _line_text(line: tuple[str, str, str, bool, bool]) -> str:
-    from keyform.render.safe import cut, one_line
+    from keyform.render.safe import cut
 
     name, before, after, sensitive, _ = line
     value = "(sensitive)" if sensitive else cut(one_line(after), 80)
@@ -914,7 +915,8 @@ def _refuse_missing_named_state(options: Options, loaded: State | None, store: S
     `--state`, no state yet is a new workspace; `apply` and `import` given a new `--state FILE` start
     a state there, as Terraform's `-state` does, the plan saying so: `_new_named_state`.)"""
     if loaded is None and options.state_path and _named_state_missing(options):  # (a journal alone: not missing)
-        raise KeyformError(f"--state {options.state_path}: {store.describe()} does not exist (check the path; "
+        raise KeyformError(f"--state {one_line(str(options.state_path))}: {one_line(store.describe())} does not "
+                           "exist (check the path; "
                            f"{who} does not treat a missing state as an empty one)")
 
 
@@ -1012,7 +1014,7 @@ def push_state(options: Options, file: str, *, force: bool = False) -> Pushed:
     source = LocalBackend(Path(file))
     pushed = source.load()
     if pushed is None:
-        raise KeyformError(f"{file}: no such state file")
+        raise KeyformError(f"{one_line(str(file))}: no such state file")
     if source.read_journal() and not force:
         raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
                            f"--state {file}` to recover it first (or push anyway with --force)")

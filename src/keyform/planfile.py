@@ -12,6 +12,7 @@ from typing import Any
 from keyform.errors import KeyformError
 from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
 from keyform.plan import Plan
+from keyform.render.safe import one_line
 from keyform.statecheck import plan_problem
 
 # The most of a saved plan keyform reads (a plan of 10,000 keys is ~10 MB): a path naming
@@ -35,6 +36,7 @@ def printable(doc: Any) -> Any:
 
 def read_plan(path: str, *, for_display: bool = False) -> Plan:
     """The plan saved in `path`; `for_display`: its strings made printable (`keyform show`)."""
+    shown = one_line(path)  # (a newline or escape in the path: one line)
     try:
         doc = json.loads(read_capped(path, MAX_BYTES, fifo=True)[0].decode("utf-8"))  # (a pipe: `<(sops -d ...)`)
         if not (isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc):
@@ -45,11 +47,11 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
             raise ValueError(printable(problem))
         return Plan.from_json(printable(doc) if for_display else doc)
     except NotAFileError:
-        raise KeyformError(f"{path}: not a regular file or a pipe (a device or a socket); name a saved plan "
+        raise KeyformError(f"{shown}: not a regular file or a pipe (a device or a socket); name a saved plan "
                            "file") from None
     except TooLargeError as exc:
-        raise KeyformError(f"{path}: {exc.strerror}; not a plan keyform saved") from None
+        raise KeyformError(f"{shown}: {exc.strerror}; not a plan keyform saved") from None
     except OSError as exc:
-        raise KeyformError(f"{path}: cannot read the saved plan: {exc.strerror}") from None
+        raise KeyformError(f"{shown}: cannot read the saved plan: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise KeyformError(f"{path}: not a keyform plan file ({exc})") from None
+        raise KeyformError(f"{shown}: not a keyform plan file ({exc})") from None

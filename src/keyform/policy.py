@@ -35,6 +35,7 @@ from keyform.model import KeySpec, Workspace
 from keyform.plan import Action, Change, Plan
 from keyform.records import record
 from keyform.remote import RemoteKey, RemoteSnapshot
+from keyform.render.safe import one_line
 from keyform.state import KeyState, State
 
 ERROR, WARNING = "error", "warning"
@@ -429,7 +430,7 @@ def load_policy_files(paths: Sequence[str], cwd: Path | None = None) -> list[Pol
     problems: list[Diagnostic] = []
     for given in paths:
         path = Path(os.path.normpath(base / Path(given).expanduser()))
-        name = display_name(path, base)
+        name, given = display_name(path, base), one_line(str(given))  # (a newline or escape in it: one line)
         try:
             data = read_capped(path, MAX_POLICY_FILE_BYTES, fifo=True)[0]  # (a pipe: `--policy <(curl ...)`)
         except NotAFileError:

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown(text: str) -> str:
+    """`text` as typed, or its Python literal when it holds a character a terminal would act on
+    (an escape, a newline, a bidi control): the message stays one line that shows what was given."""
+    return text if text.isprintable() else repr(text)
+
+
 def _default_port() -> int:
     """`KEYFORM_EMULATOR_PORT`, else 8787 (as `keyform emulator`)."""
     text = os.environ.get("KEYFORM_EMULATOR_PORT", "")
@@ -95,7 +101,8 @@ def serve(config: EmulatorConfig) -> int:
         emulator = Emulator(config)
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
-        print(f"Error: keyform emulator cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
+        where = f"{_shown(config.host)}:{config.port}"
+        print(f"Error: keyform emulator cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"Error: keyform emulator: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ from keyform.manifest.plugintypes import plugin_provider_names
 from keyform.manifest.schema import schema_problems, uses_plugins
 from keyform.manifest.sources import ManifestFile, Report
 from keyform.model import ProviderConfig, Workspace
+from keyform.render.safe import one_line
 
 DEFAULT_MANIFEST = "keyform.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -106,19 +107,20 @@ def manifest_files(paths: Sequence[str | Path], cwd: Path) -> list[Path]:
     problems: list[Diagnostic] = []
     for given in paths:
         path = Path(os.path.normpath(cwd / os.path.expanduser(given)))  # `~nosuchuser` stays as written
+        shown = one_line(str(given))  # (a newline or escape in it: one line)
         if path.is_dir():
             members, refused = _directory_members(path, cwd)
             if not members and not refused:
-                problems.append(Diagnostic(f"{given}: no manifest files (*.yaml, *.yml) in this directory"))
+                problems.append(Diagnostic(f"{shown}: no manifest files (*.yaml, *.yml) in this directory"))
             found.extend(members)
             problems.extend(refused)
         elif path.exists():
             found.append(path)
         elif path.is_symlink():
-            problems.append(Diagnostic(f"{given}: broken symlink (-> {_link_target(path)}): "
+            problems.append(Diagnostic(f"{shown}: broken symlink (-> {_link_target(path)}): "
                                        "the file it points to does not exist"))
         else:
-            problems.append(Diagnostic(f"{given}: no such file or directory"))
+            problems.append(Diagnostic(f"{shown}: no such file or directory"))
     if problems:
         raise KeyformError(problems)
     return list(dict.fromkeys(found))

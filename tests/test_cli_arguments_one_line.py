@@ -1,0 +1,47 @@
+"""Found by review 95 (stop 41): a path or address argument holding a newline (or a terminal
+escape) split the one-line `Error:` message in two, the newline printed raw; `keyform emulator
+--host` printed its escape raw as well. An argument is now shown on one line, its newline as `\\n`
+and an escape as `\\u001b`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.project import Project
+from keyform.emulator import Emulator
+
+ODD = "x\x1b[31m\n"
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    p = Project(tmp_path, emulator.url)
+    p.questra("web:\n  provider: qp\n")
+    return p
+
+
+@pytest.mark.parametrize("args", [
+    ("plan", "-f", ODD), ("plan", "--policy", ODD), ("plan", "--target", ODD), ("plan", "--replace", ODD),
+    ("plan", "--state", ODD), ("apply", ODD), ("show", ODD), ("graph", "--plan", ODD), ("state", "push", ODD),
+])
+def test_an_argument_with_a_newline_is_shown_on_one_line(project: Project, args: tuple[str, ...]) -> None:
+    if args[:2] == ("plan", "--replace"):
+        assert project.run("apply", "--auto-approve").exit_code == 0
+    if args[0] == "graph":
+        args = ("graph", "-f", str(project.manifest), *args[1:])
+    res = project.run(*args)
+    assert res.exit_code == 1, res.output
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
+    assert "\x1b" not in res.stderr and "x\\u001b[31m\\n" in res.stderr, repr(res.stderr)
+
+
+def test_the_emulators_host_is_shown_on_one_line_without_its_escape() -> None:
+    res = subprocess.run([sys.executable, "-m", "keyform.emulator", "--host", ODD, "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and "\x1b" not in res.stderr, repr(res.stderr)
+    assert "cannot listen on 'x\\x1b[31m\\n':0" in res.stderr
