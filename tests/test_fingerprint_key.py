@@ -143,3 +143,20 @@ def test_rekey_without_a_state_says_so(tmp_path: Path, emulator: Emulator) -> No
     project = _project(tmp_path, emulator.url, keyed=True)
     result = project.run("state", "rekey", "-f", str(project.manifest), env={"KEYFORM_FINGERPRINT_KEY": KEY})
     assert result.exit_code == 1 and "nothing to rekey" in result.stderr
+
+
+def test_rekey_refuses_an_old_key_for_a_salted_state_and_a_name_that_is_no_env_name(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Found by review 95: on a salted state `--old-key-env NOPE_NOT_SET` was ignored (exit 0,
+    "now salted", the state rewritten) while the user believed the state keyed; and the NAME was
+    never checked (`$'ci\\e[31m-bot\\n'` was taken)."""
+    project = _project(tmp_path, emulator.url, keyed=False)
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.state_path.read_bytes()
+    ignored = project.run("state", "rekey", "-f", str(project.manifest), "--old-key-env", "NOPE_NOT_SET")
+    assert ignored.exit_code == 1, ignored.output
+    assert "the state's fingerprints are salted, not keyed: the old key (NOPE_NOT_SET) is not used" in ignored.stderr
+    odd = project.run("state", "rekey", "-f", str(project.manifest), "--old-key-env", "ci\x1b[31m-bot\n")
+    assert odd.exit_code == 1 and "is not an environment variable name" in odd.stderr, odd.output
+    assert "\x1b" not in odd.stderr and odd.stderr.count("\n") == 1
+    assert project.state_path.read_bytes() == before

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -804,6 +805,9 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
         if old_key_env and old_key_file:
             raise KeyformError("state rekey: give --old-key-env or --old-key-file, not both")
         if old_key_env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", old_key_env):
+                raise KeyformError(f"state rekey: --old-key-env {old_key_env!r} is not an environment variable name "
+                                   "(letters, digits, '_'; not starting with a digit)")
             old = EnvRef(old_key_env)
         elif old_key_file:
             old = FileRef(os.path.abspath(old_key_file))

@@ -123,6 +123,9 @@ def rekey(workspace: Workspace, state: State, env: Mapping[str, str] | None, *,
     from keyform.resolve import read_ref
 
     old = State(lineage=state.lineage, serial=state.serial, salt=state.salt, key_check=state.key_check)
+    if old_key is not None and state.key_check is None:  # it would be ignored: the user believes otherwise
+        raise KeyformError(f"the state's fingerprints are salted, not keyed: the old key ({_source(old_key)}) "
+                           "is not used; run it without --old-key-env / --old-key-file")
     if state.key_check is not None:
         ref = old_key or workspace.fingerprint_key
         if ref is None:
