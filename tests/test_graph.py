@@ -114,6 +114,11 @@ def test_graph_refuses_a_plan_of_another_workspace(tmp_path: Path, emulator: Emu
     code, _, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]), "--state",
                        str(twin.state_path))  # --state: the state the plan would be applied with
     assert code == 1 and f": {lineage}." in err, err
+    # found by review 95: a plan of an older serial was drawn (exit 0) while `apply` refused it
+    assert here.run("apply", "--auto-approve", "--replace", "ci-bot").exit_code == 0
+    code, out, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]))
+    assert (code, out) == (1, "") and ": the state changed since it was made (serial 1 → 2), so `apply` would " \
+        "refuse it." in err, err
     here.questra(keys + "web: {provider: qp}\n")  # the manifests moved on since the plan
     code, _, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]))
     assert code == 1 and f": {digest}." in err, err

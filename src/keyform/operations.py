@@ -594,9 +594,10 @@ def _line_text(line: tuple[str, str, str, bool, bool]) -> str:
 
 def run_graph(options: Options, plan_file: str | None) -> tuple[Workspace, Plan | None]:
     """`keyform graph [--plan FILE]`: the manifests, and the saved plan to colour their keys by.
-    A plan not made from these manifests and this state's lineage (`foreign_plan_problems`) is
-    refused, as `apply FILE` refuses it: drawn here, another workspace's deletes and replaces would
-    read as this workspace's. The state is only read (no lock, no recovery), and only for a plan."""
+    A plan not made from these manifests and this state (`foreign_plan_problems`, and the state's
+    serial) is refused, as `apply FILE` refuses it: drawn here, another workspace's deletes and
+    replaces would read as this workspace's, and a stale plan's as what would change now. The
+    state is only read (no lock, no recovery), and only for a plan."""
     workspace = load(options)
     if plan_file is None:
         return workspace, None
@@ -610,10 +611,14 @@ def run_graph(options: Options, plan_file: str | None) -> tuple[Workspace, Plan 
     finally:
         store.close()
     problems = foreign_plan_problems(saved, workspace, state)
+    if not problems and state is not None and saved.serial != state.serial:
+        # (found by a review: drawn here, refused by `apply FILE`: what it shows is not what would change)
+        problems.append(f"the state changed since it was made (serial {saved.serial} → {state.serial}), so "
+                        "`apply` would refuse it")
     if problems:
-        raise KeyformError(f"{plan_file}: not a plan of these manifests and this state: " + "; ".join(problems)
-                           + ". Its actions would be drawn on keys they are not for; make one here with "
-                           "`keyform plan --out FILE`.")
+        raise KeyformError(f"{one_line(plan_file)}: not a plan of these manifests and this state: "
+                           + "; ".join(problems) + ". Its actions would be drawn on keys they are not for; make "
+                           "one here with `keyform plan --out FILE`.")
     return workspace, saved
 
 
