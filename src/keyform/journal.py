@@ -4,7 +4,8 @@ write is recovered, never lost. This module owns the journal's format.
 Before each remote mutation the applier appends an `Intent`; after it, what happened (`Created`
 with the remote id, `Done` with the resulting state record (a create's secret is durable in its
 sink before it; journals of earlier keyform versions also hold a `Sunk` there, still read),
-`Failed`, `Abandoned` when a create's reply was lost, `Resolved` when an earlier run's interrupted
+`Failed`, `Abandoned` when a create's reply was lost (or its id holds a secret: then with the id's
+fingerprint, never the id), `Resolved` when an earlier run's interrupted
 create needs nothing more). Each apply's journal starts with a `Begin` naming the state it started
 from. Records never hold a secret.
 
@@ -130,14 +131,23 @@ class Failed:
 @record(frozen=False, slots=True)
 class Abandoned:
     """A create's reply was lost: the key may exist. The intent stays open for recovery, and this
-    record's time bounds the window in which the server may have made the key."""
+    record's time bounds the window in which the server may have made the key.
+
+    `id_fingerprint`: the create was answered with an id that holds a secret, and revoking that key
+    failed (`applier._refuse_secret_id`). The id itself is never journaled; this is its fingerprint
+    under the state's salt or fingerprint key (`State.fingerprint`), by which recovery recognises
+    the key in a listing without ever showing its id (`recovery._withheld`)."""
 
     op: ClassVar[str] = "abandoned"
     seq: str
     at: str | None = None
+    id_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _with_at({"op": "abandoned", "seq": self.seq}, self.at)
+        out: dict[str, Any] = {"op": "abandoned", "seq": self.seq}
+        if self.id_fingerprint is not None:
+            out["id_fingerprint"] = self.id_fingerprint
+        return _with_at(out, self.at)
 
 
 @record(frozen=False, slots=True)
@@ -258,7 +268,7 @@ def from_json(d: dict[str, Any]) -> Record:
     if op == "failed":
         return Failed(seq, d.get("message"), at)
     if op == "abandoned":
-        return Abandoned(seq, at)
+        return Abandoned(seq, at, d.get("id_fingerprint"))
     if op == "resolved":
         return Resolved(seq, d.get("message"), at)
     if op == "begin":
@@ -315,9 +325,10 @@ class Journal:
     def failed(self, seq: str, message: str) -> None:
         self._write(Failed(seq, message))
 
-    def abandoned(self, seq: str) -> None:
-        """The create's reply was lost (see `Abandoned`)."""
-        self._write(Abandoned(seq))
+    def abandoned(self, seq: str, id_fingerprint: str | None = None) -> None:
+        """The create's reply was lost, or its id holds a secret and is known by `id_fingerprint`
+        only (see `Abandoned`)."""
+        self._write(Abandoned(seq, id_fingerprint=id_fingerprint))
 
     def resolved(self, seq: str, note: str) -> None:
         """An interrupted create of an earlier run (its intent `seq`) needs nothing more."""
@@ -342,6 +353,9 @@ class Interrupted:
     details: dict[str, Any] = field(default_factory=dict)
     remote_id: str | None = None  # known when the create response arrived
     sunk: bool = False  # the secret reached its sink
+    # a create answered with an id that holds a secret, whose revoke failed: that id's fingerprint
+    # (`Abandoned.id_fingerprint`), never the id
+    id_fingerprint: str | None = None
 
 
 def replay(state: State | None, records: Iterable[Record]) -> list[Interrupted]:
@@ -358,6 +372,9 @@ def replay(state: State | None, records: Iterable[Record]) -> list[Interrupted]:
         elif isinstance(rec, Sunk):
             if rec.seq in open_:
                 open_[rec.seq].sunk = True
+        elif isinstance(rec, Abandoned):
+            if rec.seq in open_ and rec.id_fingerprint is not None:
+                open_[rec.seq].id_fingerprint = rec.id_fingerprint
         elif isinstance(rec, (Failed, Resolved)):
             open_.pop(rec.seq, None)
         elif isinstance(rec, Done):
