@@ -24,7 +24,15 @@ from typing import Any
 
 from keyform import inherited, redact
 from keyform.durations import exact_duration, format_time, parse_time
-from keyform.errors import AmbiguousProviderError, Diagnostic, KeyformError, LockLostError, NotSentError, SinkError
+from keyform.errors import (
+    AmbiguousProviderError,
+    Diagnostic,
+    KeyformError,
+    LockLostError,
+    NotSentError,
+    ProviderError,
+    SinkError,
+)
 from keyform.journal import Journal
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
@@ -76,6 +84,9 @@ class ApplyContext:
     orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
     # remote id of an orphan -> the sink entry its interrupted create may have written (`Orphan.entry`)
     orphan_entries: dict[str, SinkTarget] = field(default_factory=dict, repr=False)
+    # the placeholder the plan names an orphan by whose id holds a secret (`Orphan.shown_id`) -> that id,
+    # for its revoke call alone: journal, events and messages keep the placeholder
+    withheld_ids: dict[str, str] = field(default_factory=dict, repr=False)
     remote_slots: threading.Semaphore = field(init=False, repr=False)
     sink_slots: threading.Semaphore = field(init=False, repr=False)
     # (sink, entry) → the key of the manifests that writes it: a deleted or moved key never removes
@@ -595,9 +606,12 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         if not isinstance(exc, AmbiguousProviderError):
             ctx.journal.failed(seq, str(exc))
         else:  # the key may exist: recovery resolves it, in the window this record closes
-            if exc.remote_id and not redact.holds_whole(exc.remote_id, values.values()):  # else: by attributes
+            withheld = None
+            if exc.remote_id and not redact.holds_whole(exc.remote_id, values.values()):
                 ctx.journal.created(seq, exc.remote_id)
-            ctx.journal.abandoned(seq)
+            elif exc.remote_id:  # an id holding a secret input: known by its fingerprint only
+                withheld = ctx.state.fingerprint(exc.remote_id)
+            ctx.journal.abandoned(seq, id_fingerprint=withheld)
         raise
     if redact.holds_whole(result.key.id, (result.secret, *values.values())):
         raise _refuse_secret_id(spec, provider, result.key.id, seq, ctx)
@@ -661,15 +675,17 @@ def _refuse_secret_id(spec: KeySpec, provider: Provider, remote_id: str, seq: st
     """A create answered with an id that holds a secret it issued or was sent. An id is recorded in
     the state and journal and printed in every plan and progress line (secrets are masked in
     attributes and messages, never in ids), so this one is never journaled, recorded or shown. The
-    key is revoked at once, while this process still knows the secret and masks it in any message
-    (a later process would not: recovery would show the id in its plan and journal it). If that
-    revoke fails, the create is ambiguous: the journal keeps it without the id, and the next
-    apply's recovery finds the orphan by its attributes and creation time."""
+    key is revoked at once, while this process still knows the secret and masks it in any message.
+    If that revoke fails, the journal keeps the create open with the id's fingerprint under the
+    state's salt or key (`State.fingerprint`), never the id: the next run's recovery recognises the
+    key in its provider's listing by that fingerprint alone (not by its attributes, which would show
+    the id), plans its revocation under a placeholder id, and the apply revokes it
+    (`recovery._withheld`)."""
     what = f"{spec.provider}: create {_label(spec)!r}: the API answered with an id that holds a secret"
     try:
         provider.delete(remote_id)
     except KeyformError as exc:
-        ctx.journal.abandoned(seq)
+        ctx.journal.abandoned(seq, id_fingerprint=ctx.state.fingerprint(remote_id))
         return AmbiguousProviderError(redact.scrub(
             f"{what}; not recorded, and revoking the new key failed ({exc}): the key may exist remotely, "
             "and the next apply revokes it as an orphan", ()))
@@ -878,7 +894,9 @@ def _delete(change: Change, ctx: ApplyContext) -> None:
 
 
 def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
-    """Revoke a key an interrupted create left behind; the journal then closes that create's intent."""
+    """Revoke a key an interrupted create left behind; the journal then closes that create's intent.
+    An orphan whose id holds a secret is named by its placeholder (`Orphan.shown_id`) everywhere
+    but in the revoke call itself, and an error quoting that id is scrubbed of it."""
     assert change.remote_id is not None
     resolves = ctx.orphan_seqs.get(change.remote_id)
     seq = ctx.journal.intent("revoke-orphan", change.address, change.provider, remote_id=change.remote_id,
@@ -888,8 +906,23 @@ def _revoke_orphan(change: Change, ctx: ApplyContext) -> None:
         # before the revoke: a revoked orphan may no longer be listed, so a kill or a failed removal
         # after it would leave the entry for good; this way the next apply finds the orphan again
         _remove_orphan_entry(change, entry, ctx)
-    ctx.provider(change.provider).delete(change.remote_id)
+    withheld = ctx.withheld_ids.get(change.remote_id)
+    if withheld is None:
+        ctx.provider(change.provider).delete(change.remote_id)
+    else:
+        try:
+            ctx.provider(change.provider).delete(withheld)
+        except KeyformError as exc:  # (NotSentError included: its text names the id too)
+            raise _scrubbed(exc, withheld) from None
     ctx.journal.done(seq, resolves=resolves)
+
+
+def _scrubbed(exc: KeyformError, secret: str) -> KeyformError:
+    """`exc`, of the same type (and HTTP status), its text without `secret`."""
+    text = redact.scrub(str(exc), (secret,))
+    if isinstance(exc, ProviderError):
+        return type(exc)(text, status=exc.status, code=exc.code, retry_after=exc.retry_after)
+    return type(exc)(text)
 
 
 def _remove_orphan_entry(change: Change, entry: SinkTarget, ctx: ApplyContext) -> None:

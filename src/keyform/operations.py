@@ -190,11 +190,9 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True,
             sess.warnings.extend(notes)
             try:
                 with paused():
-                    _recover(sess)
-                    if fingerprint_key:
-                        from keyform.fingerprintkey import attach
-
-                        attach(workspace, sess.state, options.env, new_state=sess.new_state)
+                    keyed = _attach_once(sess) if fingerprint_key else (lambda: None)
+                    _recover(sess, keyed)  # (attaches the key once the journal is folded in)
+                    keyed()
                     watch_secrets(sess.state)  # after recovery folded the journal in, under the state's key
                 yield sess
             finally:
@@ -228,8 +226,26 @@ def watch_secrets(state: State) -> None:
         redact.watch(state.fingerprinter(), recorded)
 
 
-def _recover(sess: Session) -> None:
-    """Read the journal and assess it (remote reads only). Nothing is written: `plan` stays read-only."""
+def _attach_once(sess: Session) -> Callable[[], None]:
+    """`fingerprintkey.attach` for the session's state, made at its first call (later ones do
+    nothing): after recovery folded the journal in (a never-saved state takes the journal's salt),
+    and before recovery fingerprints listed ids (`recovery._withheld`)."""
+    attached = False
+
+    def attach_key() -> None:
+        nonlocal attached
+        if not attached:
+            attached = True
+            from keyform.fingerprintkey import attach
+
+            attach(sess.workspace, sess.state, sess.options.env, new_state=sess.new_state)
+
+    return attach_key
+
+
+def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
+    """Read the journal and assess it (remote reads only). Nothing is written: `plan` stays read-only.
+    `folded` runs once the journal is folded into the state (`recovery.assess`)."""
     records = sess.store.read_journal()
     if not records:
         return
@@ -237,7 +253,8 @@ def _recover(sess: Session) -> None:
     types = {name: p.type for name, p in sess.workspace.providers.items()}
     targets = {a: k.sink for a, k in sess.workspace.keys.items() if k.sink is not None}
     try:
-        sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id)
+        sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id,
+                               folded)
     except StateError as exc:  # a journal of another state (`recovery.fold`): named with this state's place
         raise StateError(f"{sess.store.describe()}: {exc}") from None
     sess.warnings.extend(warnings(sess.recovery.notes))
@@ -508,7 +525,7 @@ def _unplannable(sess: Session, saved: Plan) -> list[str]:
     between review and apply could otherwise revoke any key the state records, or another key."""
     ws, state = sess.workspace, sess.state
     deposed = {d.remote_id for d in state.deposed}
-    orphans = {o.remote_id for o in sess.recovery.orphans}
+    orphans = {o.shown_id for o in sess.recovery.orphans}
     out: list[str] = []
     for c in saved.changes:
         if c.stale or c.action is Action.NOOP:
@@ -639,8 +656,9 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
     ctx = ApplyContext(workspace=sess.workspace, state=sess.state, providers=sess.providers, sinks=sess.sinks,
                        journal=journal, clock=sess.options.clock, parallelism=parallelism,
                        on_event=on_event or (lambda e: None), env=sess.options.env,
-                       orphan_seqs={o.remote_id: o.seq for o in sess.recovery.orphans},
-                       orphan_entries={o.remote_id: o.entry for o in sess.recovery.orphans if o.entry is not None})
+                       orphan_seqs={o.shown_id: o.seq for o in sess.recovery.orphans},
+                       orphan_entries={o.shown_id: o.entry for o in sess.recovery.orphans if o.entry is not None},
+                       withheld_ids={o.shown_id: o.remote_id for o in sess.recovery.orphans if o.withheld})
     # after one Ctrl-C a call waiting in an instance's limiter (a pause, its turn) sends nothing
     sess.providers.configure_rate(parallelism, on_rate, stopping=lambda: ctx.stopping())
     report: ApplyReport | None = None

@@ -16,7 +16,11 @@ class Orphan:
     """A remote key that keyform provably created and never recorded: `apply` revokes it.
 
     Proven either by the remote id the create's reply carried (journaled `created`), or by being
-    the only key with the create's attributes made inside its time window that no state tracks."""
+    the only key with the create's attributes made inside its time window that no state tracks, or
+    by an id whose fingerprint the journal recorded because the id holds a secret (`withheld`).
+
+    A `withheld` orphan's `remote_id` is for the revoke call alone: the plan, the journal, the
+    apply's output and every message name it by `shown_id`, a placeholder."""
 
     address: str  # the key whose create was interrupted
     provider: str
@@ -25,6 +29,18 @@ class Orphan:
     seq: str  # the journal intent it resolves
     evidence: str  # how it was identified, for the plan
     entry: SinkTarget | None = None  # the sink entry the interrupted create may have written its secret to
+    withheld: bool = False  # its id holds a secret: never shown, journaled or recorded
+
+    @property
+    def shown_id(self) -> str:
+        """The id the plan and journal name this orphan by: its own, or a placeholder (`withheld_id`)."""
+        return withheld_id(self.seq) if self.withheld else self.remote_id
+
+
+def withheld_id(seq: str) -> str:
+    """What stands for the id of a key that holds a secret, the orphan of the interrupted create
+    `seq` (one placeholder per create: a plan's changes of two such orphans stay two)."""
+    return f"<id withheld: it holds a secret; create {seq}>"
 
 
 @record

@@ -210,7 +210,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                 if workspace.entry_id(orphan.entry) not in held_entries:  # else that key's write replaces it
                     gone = str(orphan.entry)
             changes.append(Change(address=orphan.address, action=Action.DELETE, provider=orphan.provider,
-                                  provider_type=orphan.provider_type, remote_id=orphan.remote_id, deposed=True,
+                                  provider_type=orphan.provider_type, remote_id=orphan.shown_id, deposed=True,
                                   orphan=True, sink=gone, reasons=(orphan.evidence,)))
     for entry, address in state.stale_copies():
         if not in_scope(address):

@@ -6,6 +6,10 @@ the remote key may exist while its secret never reached a sink and state never h
 Recovery revokes only keys keyform provably created:
 
 - the remote id arrived (journaled `created`): that key, if no state tracks it;
+- the reply carried an id that holds a secret, and the revoke that followed failed (journaled
+  `abandoned` with the id's fingerprint, never the id): the untracked key whose id has that
+  fingerprint under the state's salt or key. Its id is never shown, journaled or recorded: the
+  plan names it by a placeholder (`pending.withheld_id`), and only the revoke call sees it;
 - the reply was lost: the untracked keys with the create's attributes whose server-side
   `created_at` lies inside the window `intent time - CLOCK_SKEW ... abandonment + CLOCK_SKEW`
   (abandonment: the last record that run journaled, or the `abandoned` record written when the
@@ -23,12 +27,14 @@ repeats them.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from keyform import redact
 from keyform.durations import format_time, maybe_time, parse_time
 from keyform.errors import KeyformError, StateError
 from keyform.journal import Abandoned, Begin, Created, Done, Intent, Interrupted, Record, replay, unresolved
@@ -101,16 +107,20 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
 
 def assess(state: State, records: list[Record], pool: ProviderPool,
            provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None,
-           entry_id: Callable[[SinkTarget], Hashable] | None = None) -> Recovery:
+           entry_id: Callable[[SinkTarget], Hashable] | None = None,
+           folded: Callable[[], None] = lambda: None) -> Recovery:
     """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, and a
     rotation request for a key whose sink entry an orphan may have overwritten); lists remote keys
     where a lost reply must be matched; never changes anything remotely or on disk. `targets`
     (address -> its sink entry in the manifests) stands in for the entry of a create journaled
-    before intents recorded it; `entry_id` says which entries are one (`Workspace.entry_id`)."""
+    before intents recorded it; `entry_id` says which entries are one (`Workspace.entry_id`).
+    `folded` runs once the journal is folded in (a never-saved state has taken the journal's salt),
+    before any listed id is fingerprinted: the session gives the state its fingerprint key there."""
     out = Recovery(records=list(records))
     if not records:
         return out
     interrupted, out.state_changed = fold(state, records)
+    folded()
     moved = {a: t for a, t in (targets or {}).items()  # where the manifests put an entry the state does not record
              if (ks := state.keys.get(a)) is None or ks.sink != t}
     out.entries = written_entries(interrupted, moved)
@@ -122,8 +132,23 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     creates = [it for it in interrupted if it.action == "create"]
     bounds = _bounds(records)
     groups: dict[tuple[str, str], list[Interrupted]] = {}
+    listings: dict[str, list[RemoteKey] | None] = {}
+
+    def listing(provider: str) -> list[RemoteKey]:
+        if provider not in listings:
+            listings[provider] = pool.get(provider).list()
+        listed = listings[provider]
+        if listed is None:
+            raise KeyformError(f"{provider} cannot list keys, so the interrupted create cannot be checked")
+        return listed
+
+    # first: a listed key recognised by its fingerprint is no candidate of any other create below
+    blind = _withheld([it for it in creates if it.remote_id is None and it.id_fingerprint is not None],
+                      state, tracked, listing, provider_types, out)
     for it in creates:
         ptype = provider_types.get(it.provider, "")
+        if it.remote_id is None and it.id_fingerprint is not None:
+            continue  # (`_withheld`)
         if it.remote_id is not None:
             if it.remote_id in tracked:
                 continue  # recorded after all (a later run adopted it): nothing to do
@@ -138,14 +163,11 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
             continue
         match = it.details.get("match") or {}
         groups.setdefault((it.provider, json.dumps(match, sort_keys=True, default=str)), []).append(it)
-    listings: dict[str, list[RemoteKey] | None] = {}
     for (provider, _), group in sorted(groups.items()):
         try:
-            if provider not in listings:
-                listings[provider] = pool.get(provider).list()
-            listed = listings[provider]
-            if listed is None:
-                raise KeyformError(f"{provider} cannot list keys, so the interrupted create cannot be checked")
+            if provider in blind:
+                raise KeyformError(blind[provider])
+            listed = listing(provider)
         except KeyformError as exc:
             for it in group:
                 out.unresolved.append(it)
@@ -162,6 +184,52 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     entries = {it.seq: _entry_of(it, moved) for it in creates}
     out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
+
+
+def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
+              listing: Callable[[str], list[RemoteKey]], provider_types: Mapping[str, str],
+              out: Recovery) -> dict[str, str]:
+    """Interrupted creates answered with an id that holds a secret, whose revoke failed (the journal
+    has the id's fingerprint, `Abandoned.id_fingerprint`): the untracked listed key whose id has
+    that fingerprint is their orphan, `withheld` (the plan names it by a placeholder; its id is
+    remembered by `redact`, so any message that quotes it is scrubbed). No such key listed, or
+    only a revoked one: nothing is left to do. Where the listing's ids cannot be fingerprinted as
+    the journal's were (a keyed state without its key, or the fingerprint mode changed), the
+    create stays unresolved, and so do the other creates of that provider instance whose replies
+    were lost: the key could not be told from their candidates, whose ids a plan shows. Returns
+    those instances, each with why."""
+    blind: dict[str, str] = {}
+    if not creates:
+        return blind
+    fingerprint = state.fingerprinter()
+    for it in creates:
+        recorded = it.id_fingerprint or ""
+        try:
+            if fingerprint("").rpartition(":")[0] != recorded.rpartition(":")[0]:
+                raise KeyformError("its id's fingerprint was made under another fingerprint mode than the "
+                                   "state's now")
+            listed = listing(it.provider)
+            found = [k for k in listed if hmac.compare_digest(fingerprint(k.id), recorded)]
+        except KeyformError as exc:
+            blind.setdefault(it.provider, f"the key {it.address}'s interrupted create left, whose id holds a "
+                                          "secret, cannot be told apart from the others yet")
+            out.unresolved.append(it)
+            out.notes.append(f"{it.address}: cannot check yet for the key an interrupted create left, whose id "
+                             f"holds a secret ({exc}); the next plan tries again")
+            continue
+        redact.remember(*(k.id for k in found))  # quoted by an error from here on: scrubbed
+        if any(k.id in tracked for k in found):
+            continue  # a state records it after all (imported): not an orphan
+        live = [k for k in found if not k.revoked]
+        if not live:
+            out.notes.append(f"{it.address}: the key an interrupted create left, whose id holds a secret, is "
+                             "revoked or gone")
+            continue
+        out.orphans.append(Orphan(it.address, it.provider, provider_types.get(it.provider, ""), live[0].id, it.seq,
+                                  "its create was answered with an id that holds a secret, and revoking it failed; "
+                                  "found by that id's fingerprint, which the journal kept instead of the id",
+                                  withheld=True))
+    return blind
 
 
 def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set[str],
