@@ -16,7 +16,7 @@ from keyform.pending import Orphan
 from keyform.plan import Action
 from keyform.planner import PlanInputs
 from keyform.planner import plan as make_plan
-from keyform.recovery import Recovery, assess, pending_seqs
+from keyform.recovery import Recovery, assess, pending_seqs, withheld_matcher
 from keyform.remote import RemoteKey, RemoteSnapshot
 from keyform.state import State
 from tests.factories import T0, ListWriter, questra_key, state_with, workspace
@@ -116,6 +116,19 @@ def test_ids_that_cannot_be_fingerprinted_keep_the_create_and_show_no_candidate(
         assert rec.orphans == [] and rec.uncertain == []
         assert sorted(it.seq for it in rec.unresolved) == ["run1.1", "run1.2"]
         assert "CANARY" not in _shown(rec)
+
+
+def test_a_listing_without_recovery_hides_that_key() -> None:
+    """`keyform report --unmanaged` reads the journal without recovering it."""
+    st = state_with()
+    hidden = withheld_matcher(st, _journal(st))
+    assert hidden is not None and hidden("qp", SECRET_ID) and not hidden("qp", "ak_other")
+    assert not hidden("another-instance", SECRET_ID)
+    keyless = state_with()
+    keyless.key_check = "0" * 16
+    blind = withheld_matcher(keyless, _journal(st))
+    assert blind is not None and blind("qp", "ak_other")  # not told apart: not shown either
+    assert withheld_matcher(st, [BeginRecord.of(st)]) is None
 
 
 def test_an_orphan_known_by_id_is_shown_by_it() -> None:

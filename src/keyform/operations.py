@@ -34,14 +34,22 @@ from keyform.errors import (
     warnings,
 )
 from keyform.gcpause import paused
-from keyform.journal import Begin, Done, Journal, Record, compacted, unresolved
+from keyform.journal import Abandoned, Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.planner import REPLACE_REQUESTED, PlanInputs, foreign_entries, inputs_digest, unreadable_sinks
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.records import record
-from keyform.recovery import Recovery, assess, fold, journal_digest, pending_seqs, written_entries
+from keyform.recovery import (
+    Recovery,
+    assess,
+    fold,
+    journal_digest,
+    pending_seqs,
+    withheld_matcher,
+    written_entries,
+)
 from keyform.refresh import instances_in_use, refresh
 from keyform.remote import RemoteSnapshot
 from keyform.render.safe import one_line
@@ -91,6 +99,9 @@ class Session:
     recovery: Recovery = field(default_factory=Recovery)  # what an interrupted apply left (not acted on)
     policies: tuple[Policy, ...] = ()
     unrecovered: bool = False  # a read_session's state has an interrupted apply's journal beside it
+    # a read_session's: whether a listed key (instance, id) may hold a secret in its id, left by an
+    # interrupted create that journaled the id's fingerprint (`recovery.withheld_matcher`); never shown
+    withheld: Callable[[str, str], bool] | None = None
     # the env/file inputs of keys the last plan covered that could not be read: that plan could not
     # tell whether they changed, so apply stops on them (`_unreadable_inputs`)
     unreadable_inputs: Diagnostics = field(default_factory=list)
@@ -820,24 +831,40 @@ def read_session(options: Options) -> Iterator[Session]:
             loaded = store.load()
         _refuse_missing_named_state(options, loaded, store)
         pool = ProviderPool(workspace, options.provider_factory, options.env)
+        records = store.read_journal()
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
-                       new_state=loaded is None, unrecovered=bool(store.read_journal()))
-        if loaded is not None and (any(ks.secret_fingerprint for ks in loaded.keys.values())
-                                   or any(d.secret_fingerprint for d in loaded.deposed)):
+                       new_state=loaded is None, unrecovered=bool(records))
+        # ids that hold a secret, journaled by their fingerprint only (`Abandoned.id_fingerprint`), made
+        # under the state's salt, or the journal's for a first apply that never saved one
+        withheld = any(isinstance(r, Abandoned) and r.id_fingerprint for r in records)
+        keyed = loaded if loaded is not None else _begun(records) if withheld else None
+        if keyed is not None and (withheld or any(ks.secret_fingerprint for ks in keyed.keys.values())
+                                  or any(d.secret_fingerprint for d in keyed.deposed)):
             try:  # keyed fingerprints need the key (a report needs it for nothing else)
                 from keyform.fingerprintkey import attach
 
-                attach(workspace, loaded, options.env, new_state=False)
+                attach(workspace, keyed, options.env, new_state=False)
             except KeyformError as exc:
                 sess.warnings.append(warning(f"{exc}; without it, a secret an API echoes into a name cannot "
                                              "be recognised, and this report may show one"))
-            watch_secrets(loaded)
+            watch_secrets(keyed)
+        if withheld:  # never shown by `report --unmanaged` (`usage_report`)
+            sess.withheld = withheld_matcher(keyed or sess.state, records)
         try:
             yield sess
         finally:
             pool.close()
     finally:
         store.close()
+
+
+def _begun(records: Sequence[Record]) -> State | None:
+    """The state an apply began from, as its journal's `Begin` records it (its fingerprint salt and
+    key check, no keys): for a journal beside no state (a first apply that never saved one)."""
+    begin = records[0] if records and isinstance(records[0], Begin) else None
+    if begin is None or begin.salt is None:
+        return None
+    return State(lineage=begin.lineage, serial=begin.serial, salt=begin.salt, key_check=begin.key_check)
 
 
 def unrecovered_note(shown: str = "this command") -> str:
@@ -901,7 +928,7 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
     return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
                         provider_types={n: p.type for n, p in ws.providers.items()},
                         other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes,
-                        state_path=sess.options.state_path)
+                        state_path=sess.options.state_path, withheld=sess.withheld)
 
 
 # ------------------------------------------------------------------ state commands (no providers)

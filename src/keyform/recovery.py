@@ -232,6 +232,32 @@ def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
     return blind
 
 
+def withheld_matcher(state: State, records: Sequence[Record]) -> Callable[[str, str], bool] | None:
+    """For a command that lists keys without recovering the journal (`keyform report --unmanaged`):
+    whether a listed key (provider instance, id) may be one an interrupted create left with an id
+    that holds a secret (`Abandoned.id_fingerprint`), so its id must not be shown. Where the ids of
+    an instance cannot be fingerprinted as the journal's were (a keyed state without its key), every
+    key of it may be. None when the journal has no such create."""
+    pending: dict[str, set[str]] = {}
+    for it in unresolved(records):
+        if it.action == "create" and it.remote_id is None and it.id_fingerprint is not None:
+            pending.setdefault(it.provider, set()).add(it.id_fingerprint)
+    if not pending:
+        return None
+    fingerprint = state.fingerprinter()
+
+    def withheld(instance: str, key_id: str) -> bool:
+        recorded = pending.get(instance)
+        if not recorded:
+            return False
+        try:
+            return fingerprint(key_id) in recorded
+        except KeyformError:
+            return True  # not told apart: not shown either
+
+    return withheld
+
+
 def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set[str],
                  bounds: Mapping[str, Window], ptype: str, out: Recovery) -> None:
     """Interrupted creates with the same provider and attributes, whose replies were lost: find the

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -344,13 +344,16 @@ def suggest_address(name: str, taken: set[str], suffixes: dict[str, int] | None 
 
 def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
                    tracked: Iterable[tuple[str, str]], now: datetime, *, taken: Iterable[str] = (),
-                   files: Iterable[str] = (), state_path: str | None = None) -> UnmanagedReport:
+                   files: Iterable[str] = (), state_path: str | None = None,
+                   withheld: Callable[[str, str], bool] | None = None) -> UnmanagedReport:
     """The listed keys that no state tracks. `provider_types` maps each provider instance to its
     type; `tracked` holds (provider_type, remote_id) pairs from every state that counts (with the
     postgres backend: every workspace in the database); `taken` are addresses already in use (for
     suggestions); `files` are the `-f` arguments repeated in the import command. Revoked and
     expired keys are skipped (counted). Most likely forgotten first: the oldest last activity (last
-    use, or creation when never used or not reported), then the oldest creation."""
+    use, or creation when never used or not reported), then the oldest creation. A key for which
+    `withheld(instance, id)` is true has an id that holds a secret (`recovery.withheld_matcher`):
+    counted in a note, never shown."""
     tracked_set = set(tracked)
     taken_set = set(taken)
     suffixes: dict[str, int] = {}
@@ -359,6 +362,7 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
         file_args += f" --state {shlex.quote(state_path)}"
     out: dict[str, tuple[UnmanagedRow, ...]] = {}
     skipped = 0
+    hidden = 0
     notes: list[str] = []
     for instance in sorted(provider_types):
         ptype = provider_types[instance]
@@ -370,6 +374,9 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
         found: list[tuple[datetime, datetime, RemoteKey]] = []
         for rk in snap.keys.values():
             if (ptype, rk.id) in tracked_set:
+                continue
+            if withheld is not None and withheld(instance, rk.id):
+                hidden += 1
                 continue
             if rk.revoked or rk.expired:
                 skipped += 1
@@ -390,6 +397,10 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
                 import_command=f"keyform import {shlex.quote(address)} {shlex.quote(rk.id)}{file_args}"))
         if rows:
             out[instance] = tuple(rows)
+    if hidden:
+        notes.append(f"{hidden} key{'s' if hidden != 1 else ''} not shown: an interrupted apply's create left "
+                     f"{'them' if hidden != 1 else 'it'} behind, with an id that holds a secret; the next apply "
+                     f"revokes {'them' if hidden != 1 else 'it'} (`keyform plan` shows a placeholder for that id)")
     return UnmanagedReport(out, skipped, tuple(notes))
 
 
@@ -450,17 +461,19 @@ class UsageReport:
 def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle: timedelta | None = None,
                  unmanaged: bool = False, provider_types: Mapping[str, str] | None = None,
                  other_states: Iterable[State] = (), taken: Iterable[str] = (), files: Iterable[str] = (),
-                 notes: Iterable[str] = (), state_path: str | None = None) -> UsageReport:
+                 notes: Iterable[str] = (), state_path: str | None = None,
+                 withheld: Callable[[str, str], bool] | None = None) -> UsageReport:
     """The whole report from plain values: this workspace's state, a snapshot of the provider
     instances (every instance of the manifests, for `unmanaged`), and the other workspaces' states
-    that count as tracking keys."""
+    that count as tracking keys. `withheld`: see `unmanaged_rows`."""
     rows = tuple(usage_rows(state, snapshot, now))
     idle_keys = tuple(idle_rows(rows, idle)) if idle is not None else ()
     report_unmanaged = None
     if unmanaged:
         tracked = tracked_ids([state, *other_states])
         report_unmanaged = unmanaged_rows(snapshot, provider_types or {}, tracked, now,
-                                          taken=set(taken) | set(state.keys), files=files, state_path=state_path)
+                                          taken=set(taken) | set(state.keys), files=files, state_path=state_path,
+                                          withheld=withheld)
     types = {r.provider: r.provider_type for r in rows} | dict(provider_types or {})
     skews = [note for name in sorted(types)
              if (note := skew_note(name, types[name], snapshot.clock_offset(name)))]
