@@ -1107,6 +1107,11 @@ def rekey_state(options: Options, old_key: EnvRef | FileRef | None,
     with session(options, "state rekey", fingerprint_key=False) as sess:
         if sess.new_state:
             raise KeyformError(f"{sess.store.describe()}: there is no state yet; nothing to rekey")
+        if any(o.withheld for o in sess.recovery.orphans) or any(it.id_fingerprint for it in sess.recovery.unresolved):
+            # its journal record knows that key by a fingerprint under the state's mode and key now
+            raise KeyformError("an interrupted apply left a key whose id holds a secret, which the journal knows by "
+                               "its fingerprint under the state's current fingerprint mode; after a rekey it could "
+                               "no longer be recognised. Run `keyform apply` first (it revokes that key), then rekey")
         warn(commit_recovery(sess))
         report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old_key)
         sess.store.save(sess.state)
