@@ -55,6 +55,17 @@ def _fewer_gc_passes() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+def _print_traceback() -> None:
+    """The exception being handled, for `-v`: its text scrubbed of every secret this process knows
+    and made safe for a terminal (an API's reason phrase or body quoted in it may hold an escape
+    that sets the window title or hides a link; found by a review)."""
+    from keyform import redact
+    from keyform.render.safe import escaped
+
+    sys.stderr.write(escaped(redact.scrub(traceback.format_exc(), ())))
+    sys.stderr.flush()
+
+
 def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
     """Run a command body: KeyformError → its messages on stderr and exit 1; no traceback unless -v."""
     try:
@@ -63,7 +74,7 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
     except KeyformError as exc:
         with contextlib.suppress(OSError):  # stderr gone (a closed pipe): exit 1 all the same
             if ctx.verbose:
-                traceback.print_exc()
+                _print_traceback()
             print_diagnostics(exc.diagnostics, color=ctx.color(sys.stderr))
         _exit_hard_if(ctx)
         sys.exit(1)
@@ -75,7 +86,7 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if ctx.verbose:
             with contextlib.suppress(OSError):
-                traceback.print_exc()
+                _print_traceback()
         message = f"Error: internal error ({type(exc).__name__}); run with -v for details and report it"
         _exit_hard_if(ctx, message)
         _fail(message)

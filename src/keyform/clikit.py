@@ -187,7 +187,9 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(f"keyform: {record.getMessage()}\n")
+            from keyform.render.safe import escaped
+
+            sys.stderr.write(f"keyform: {escaped(record.getMessage())}\n")
             sys.stderr.flush()
         except Exception:  # a closed stream must not break the command
             self.handleError(record)
