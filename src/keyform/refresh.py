@@ -84,9 +84,7 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
         listed = provider.list()
         if listed is None:
             return InstanceSnapshot(None, "the API has no list endpoint (404/405)")
-        keys = {k.id: k for k in listed}
-        if len(keys) != len(listed):
-            _refuse_contradictions(name, listed, keys)
+        keys = keys_by_id(name, listed)
         hidden = secret_headers.get(name)
         if hidden:  # most instances: no secret header, nothing to strip
             keys = {i: strip_headers(k, hidden) for i, k in keys.items()}
@@ -97,10 +95,18 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
     return RemoteSnapshot(dict(zip(names, results)), refreshed=True)
 
 
+def keys_by_id(instance: str, listed: list[RemoteKey]) -> dict[str, RemoteKey]:
+    """`instance`'s listing by id. One that names an id twice: the same key twice (a page
+    boundary that moved) is harmless; two different copies (active and revoked, two names) leave no
+    way to tell which is current (taking the last one planned a replacement of a live key, and
+    `import` took whichever came first): ProviderError."""
+    keys = {k.id: k for k in listed}
+    if len(keys) != len(listed):
+        _refuse_contradictions(instance, listed, keys)
+    return keys
+
+
 def _refuse_contradictions(instance: str, listed: list[RemoteKey], keys: dict[str, RemoteKey]) -> None:
-    """A listing that names one id twice: the same key twice (a page boundary that moved) is
-    harmless; two different copies (active and revoked, two names) leave no way to tell which is
-    current, and taking the last one planned a replacement of a live key."""
     for key in listed:
         if keys[key.id] != key:
             raise ProviderError(f"{instance}: list: the API listed key {key.id} twice, and the two "

@@ -79,7 +79,9 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
     listed = sess.providers.get(spec.provider).list()
     if listed is None:
         raise KeyformError(f"import: {spec.provider} cannot list keys, so {remote_id} cannot be looked up")
-    remote = next((k for k in listed if k.id == remote_id), None)
+    from keyform.refresh import keys_by_id
+
+    remote = keys_by_id(spec.provider, listed).get(remote_id)  # (two different copies of it: refused, as plan does)
     if remote is None:
         raise KeyformError(f"import: {spec.provider} has no key with id {remote_id}")
     if remote.revoked:
