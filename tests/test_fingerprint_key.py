@@ -160,3 +160,22 @@ def test_rekey_refuses_an_old_key_for_a_salted_state_and_a_name_that_is_no_env_n
     assert odd.exit_code == 1 and "is not an environment variable name" in odd.stderr, odd.output
     assert "\x1b" not in odd.stderr and odd.stderr.count("\n") == 1
     assert project.state_path.read_bytes() == before
+
+
+def test_a_rekey_that_changes_nothing_writes_nothing(tmp_path: Path, emulator: Emulator) -> None:
+    """Found by review 96: `state rekey` on a state already in the manifests' mode wrote a new
+    serial ("0 fingerprint(s) now salted"), making every saved plan stale for nothing."""
+    project = _project(tmp_path, emulator.url, keyed=False)
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.state_path.read_bytes()
+    res = project.run("state", "rekey", "-f", str(project.manifest))
+    assert res.exit_code == 0, res.output
+    assert res.stdout == "The state's fingerprints are salted as the manifests say already; nothing was written.\n"
+    assert project.state_path.read_bytes() == before
+    key_env = {"KEYFORM_FINGERPRINT_KEY": KEY}
+    project.manifest.write_text(_project(tmp_path, emulator.url, keyed=True).manifest.read_text())
+    assert project.run("state", "rekey", "-f", str(project.manifest), env=key_env).exit_code == 0
+    keyed = project.state_path.read_bytes()
+    again = project.run("state", "rekey", "-f", str(project.manifest), env=key_env)
+    assert again.exit_code == 0 and "keyed as the manifests say already" in again.stdout, again.output
+    assert project.state_path.read_bytes() == keyed

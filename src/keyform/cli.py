@@ -823,6 +823,9 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
         elif old_key_file:
             old = FileRef(os.path.abspath(old_key_file))
         report = rekey_state(_options(files, state_path, lock_timeout), old, warn=print_diagnostics)
+        if not report.written:
+            click.echo(f"The state's fingerprints are {report.mode} as the manifests say already; nothing was written.")
+            return 0
         click.echo(f"Rekeyed the state: {report.converted} fingerprint(s) now {report.mode}.")
         for path in report.changed:
             click.echo(f"  {path} changed since the last apply: the next plan still shows it.")

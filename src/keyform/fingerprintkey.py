@@ -113,6 +113,7 @@ class RekeyReport:
     converted: int = 0  # fingerprints re-made under the new mode
     changed: list[str] = field(default_factory=list)  # inputs that changed since the last apply
     dropped: int = 0  # fingerprints of keys no longer in the manifests (they will be deleted)
+    written: bool = True  # False: the state was in this mode, under this key, already (nothing saved)
 
 
 def rekey(workspace: Workspace, state: State, env: Mapping[str, str] | None, *,

@@ -1113,6 +1113,10 @@ def rekey_state(options: Options, old_key: EnvRef | FileRef | None,
                                "its fingerprint under the state's current fingerprint mode; after a rekey it could "
                                "no longer be recognised. Run `keyform apply` first (it revokes that key), then rekey")
         warn(commit_recovery(sess))
+        before = sess.state.to_json()
         report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old_key)
-        sess.store.save(sess.state)
+        if sess.state.to_json() == before:  # (a new serial would make every saved plan stale for nothing)
+            report.written = False
+        else:
+            sess.store.save(sess.state)
     return report
