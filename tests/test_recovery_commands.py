@@ -138,8 +138,8 @@ def test_state_list_and_show_note_an_unrecovered_journal(setup: Setup, emu_contr
     """They read the state as stored (no lock, no recovery), so `d`, which only the journal records
     yet, is missing: they say why on stderr, as `report` does, and exit as before."""
     _interrupt(setup, emu_control)
-    note = ("Warning: an interrupted apply left a journal; the next plan or apply recovers it, and this command "
-            "shows the state before that\n")
+    note = ("Warning: an apply is running, or was interrupted and left a journal (the next plan or apply "
+            "recovers it); this command shows the state before that apply\n")
     listed = setup.run("state", "list")
     assert listed.exit_code == 0 and listed.stderr == note, listed.output
     assert [row.split("\t")[0] for row in listed.stdout.splitlines()] == ["a", "b"]
@@ -149,8 +149,8 @@ def test_state_list_and_show_note_an_unrecovered_journal(setup: Setup, emu_contr
     shown = setup.run("state", "show", "a")
     assert shown.exit_code == 0 and shown.stderr == note and '"remote_id"' in shown.stdout, shown.output
     report = setup.project.run("report", "--no-refresh", "-f", str(setup.project.manifest))
-    assert "an interrupted apply left a journal; the next plan or apply recovers it, and this report shows " \
-           "the state before that" in report.stdout, report.output
+    assert "an apply is running, or was interrupted and left a journal (the next plan or apply recovers it); " \
+           "this report shows the state before that apply" in report.stdout, report.output
     converged = setup.project.run("apply", "--auto-approve")
     assert converged.exit_code == 0, converged.output
     again = setup.run("state", "list")

@@ -870,8 +870,9 @@ def _begun(records: Sequence[Record]) -> State | None:
 def unrecovered_note(shown: str = "this command") -> str:
     """What a command that reads the state without recovering the journal beside it (`report`,
     `state list|show`: `Session.unrecovered`) says: what it shows lacks what that apply did."""
-    return (f"an interrupted apply left a journal; the next plan or apply recovers it, and {shown} shows the "
-            "state before that")
+    # (the journal of an apply still running reads the same: this command takes no lock to tell)
+    return (f"an apply is running, or was interrupted and left a journal (the next plan or apply recovers it); "
+            f"{shown} shows the state before that apply")
 
 
 def run_report(options: Options, *, refresh_remote: bool = True,
