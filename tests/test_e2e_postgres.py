@@ -30,6 +30,7 @@ from keyform.journal import Begin
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import State
 from tests.pgcluster import PASSWORD
+from tests.test_backend_postgres import SPECIAL_PASSWORDS, assert_no_piece
 
 DSN_ENV = "KEYFORM_PG_DSN"
 KEYS = """\
@@ -142,6 +143,26 @@ def test_an_unreachable_database_is_an_error_without_the_password(project: PgPro
     assert res.exit_code == 1
     assert 'postgres workspace "' in res.stderr and "(database nowhere on 127.0.0.1:1): cannot connect" in res.stderr
     assert PASSWORD not in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
+def test_a_uri_password_with_unencoded_special_characters_is_never_printed(project: PgProject, pg_cluster: Any,
+                                                                           password: str) -> None:
+    """`KEYFORM_PG_DSN='postgresql://keyform:Xy7kQ9#pL2/mN4@HOST:PORT/DB' keyform plan` printed
+    `(database mN4@HOST:PORT/DB on keyform:Xy7kQ9#pL2)`: no piece of such a password is printed by any
+    command, on stdout or stderr, with -v or without, and the error says to percent-encode it."""
+    dsn = f"postgresql://keyform:{password}@127.0.0.1:{pg_cluster.port}/postgres"
+    manifest = str(project.manifest)
+    for args in (("plan",), ("plan", "-v"), ("apply", "--auto-approve", "-v"), ("state", "list", "-v"),
+                 ("state", "pull"), ("force-unlock", "-v", "0" * 32)):
+        res = project.run_process(*args, "-f", manifest, env={DSN_ENV: dsn})
+        assert res.exit_code == 1, res.tail()
+        assert_no_piece(password, res.stdout + "\n" + res.stderr)
+        assert "***" not in res.output, res.tail()
+        assert ("Traceback" in res.stderr) == ("-v" in args), res.tail()  # -v shows it: its code, no value
+        assert f'Error: postgres workspace "{project.workspace}" (the database ' in res.stderr or \
+            "not a valid PostgreSQL connection string" in res.stderr, res.tail()
+        assert "must be percent-encoded (%2F %40 %23 %3F)" in res.stderr, res.tail()
 
 
 def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project: PgProject,

@@ -28,7 +28,8 @@ could send SQL on; that grants nothing new, as sink helpers run as keyform's use
 environment, and can read the DSN wherever it comes from (a variable or a file).
 
 The DSN is a secret (it may hold a password): it never appears in a message; `describe()` shows the
-workspace, database, host and port only.
+workspace, database, host and port only, and not even those when libpq split a URI inside its
+password (a `/` or `@` left unencoded: they would hold pieces of it).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from keyform import __version__, inherited, journal
 from keyform.backends import holders
@@ -137,15 +138,22 @@ class PostgresBackend:
     def __init__(self, dsn: str, workspace: str = "default", *, dsn_source: str = "state.dsn") -> None:
         self.workspace = workspace
         self._dsn = dsn
-        self._secrets = _secret_strings(dsn)
+        self._dsn_source = dsn_source
+        userinfo = _uri_userinfo(dsn)
+        self._encode_hint = "" if userinfo is None or not userinfo.unencoded else _ENCODE_HINT
+        self._secrets = _secret_strings(dsn) + (_password_pieces(userinfo.password) if userinfo else [])
         try:
             params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
         except psycopg.Error:
             # libpq's message quotes the string, which may hold the password: say only what is wrong
             raise StateError(f"{dsn_source}: not a valid PostgreSQL connection string (libpq key=value pairs "
-                             "or a postgresql:// URI)") from None
+                             f"or a postgresql:// URI){self._encode_hint}") from None
         self._params = params
-        self._secrets += _secret_strings(params.get("password", "")) + _userinfo_fragments(dsn)
+        self._secrets = sorted({*self._secrets, *_secret_strings(params.get("password", ""))}, key=len, reverse=True)
+        # libpq ends a URI's user information at its first `@` or `/`: a password holding one is split
+        # there, and its pieces become the host, port or database libpq (and its messages) name
+        self._misread = bool(userinfo and userinfo.password
+                             and unquote(userinfo.password) != params.get("password", ""))
         self._lock_key = _advisory_key(b"keyform state lock\0" + workspace.encode("utf-8"))
         self._mutex = threading.RLock()  # guards the data connection and the fields below
         self._conn: psycopg.Connection[Any] | None = None
@@ -157,7 +165,10 @@ class PostgresBackend:
     # -- naming -----------------------------------------------------------------------------------
 
     def describe(self) -> str:
-        """`postgres workspace "prod" (database keyform on db.example.com:5432)`: never the DSN."""
+        """`postgres workspace "prod" (database keyform on db.example.com:5432)`: never the DSN. When
+        libpq split a URI inside its password (`_misread`), neither the host nor the database it read."""
+        if self._misread:
+            return f'postgres workspace "{self.workspace}" (the database {self._dsn_source} names)'
         host = self._params.get("host") or self._params.get("hostaddr") or ""
         port = self._params.get("port") or "5432"
         if host and not host.startswith("/"):
@@ -166,7 +177,7 @@ class PostgresBackend:
             where = f"the local socket {host}".rstrip()
         dbname = self._params.get("dbname") or self._params.get("user") or "(default)"
         shown = f'postgres workspace "{self.workspace}" (database {dbname} on {where})'
-        for secret in self._secrets:  # a password with a bare / or @ is split by libpq into these fields
+        for secret in self._secrets:
             shown = shown.replace(secret, "***")
         return shown
 
@@ -188,9 +199,9 @@ class PostgresBackend:
         try:
             return psycopg.connect(self._dsn, **options)
         except psycopg.Error as exc:
-            hint = ("; a / @ # or ? in the URI's password must be percent-encoded (%2F %40 %23 %3F)"
-                    if any(len(f) >= 4 for f in _userinfo_fragments(self._dsn)[1:]) else "")
-            raise StateError(f"{self.describe()}: cannot connect to the database: {self._scrub(str(exc))}{hint}") \
+            # libpq's message names the host and database it read: pieces of the password, if misread
+            why = "" if self._misread else f": {self._scrub(str(exc))}"
+            raise StateError(f"{self.describe()}: cannot connect to the database{why}{self._encode_hint}") \
                 from None
 
     @contextmanager
@@ -650,23 +661,53 @@ def _name_connection(conn: psycopg.Connection[Any], lock_id: str) -> None:
     conn.execute("SELECT set_config('application_name', %s, false)", (_NAME_PREFIX + name,))
 
 
-def _userinfo_fragments(dsn: str) -> list[str]:
-    """The parts of a `postgresql://user:password@host` URI's user information, to scrub: with a
-    `/` or `@` in the password left unencoded, libpq splits the URI there, and parts of the
-    password become the host, port or database it reports (and `describe` names). Everything up to
-    the *last* `@` is taken, cut at `:`, `/` and `@`; pieces shorter than 4 characters are left
-    (they would scrub ordinary words)."""
-    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^?#]*)@", dsn)
+# The shortest piece of a password scrubbed from messages: a shorter one (the `p` of `p@ss/...`)
+# would mask that text everywhere, and is not shown anyway (`describe`, `_connect`).
+MIN_SECRET = 4
+
+_ENCODE_HINT = ("; a / @ # or ? in a postgresql:// URI's password must be percent-encoded (%2F %40 %23 %3F), "
+                "or give the DSN as key=value pairs (password=...) or the password in PGPASSWORD")
+
+_URI_PREFIX = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
+_HOSTSPEC = r"(?:\[[^\]/?#@\s]*\]|[^:/?#@,\[\]=&\s]*)(?::[0-9]*)?"
+# what follows a URI's user information: hosts, an optional /dbname and ?key=value&... (whose values
+# may hold an `@`: `?user=me@server`)
+_URI_REST = re.compile(rf"{_HOSTSPEC}(?:,{_HOSTSPEC})*(?:/[^?#@]*)?(?:\?[A-Za-z_]+=[^&#]*(?:&[A-Za-z_]+=[^&#]*)*)?")
+
+
+@record
+class _UserInfo:
+    text: str  # as written between `://` and the `@` before the host
+    password: str  # what follows its first `:` ("" without one)
+    unencoded: bool  # it holds a / @ # or ? (which a URI must percent-encode)
+
+
+def _uri_userinfo(dsn: str) -> _UserInfo | None:
+    """The user information of a `postgresql://` URI as its writer meant it, even with a `/ @ # ?`
+    left unencoded in the password: everything between `://` and the `@` before the host part, the
+    first `@` after which the rest reads as hosts, `/dbname` and `?key=value&...` (in practice the
+    last `@`: a query may hold one too), else the last `@`. None for key=value pairs, or no `@`."""
+    m = _URI_PREFIX.match(dsn.lstrip())
     if m is None:
-        return []
-    user_info = m[1]
-    password = user_info.split(":", 1)[1] if ":" in user_info else ""
-    pieces = {p for p in re.split(r"[:/@]", password) if len(p) >= 4}
-    return sorted({password, *pieces} - {""}, key=len, reverse=True)
+        return None
+    rest = dsn.lstrip()[m.end():]
+    ats = [i for i, c in enumerate(rest) if c == "@"]
+    if not ats:
+        return None
+    end = next((i for i in ats if _URI_REST.fullmatch(rest, i + 1)), ats[-1])
+    text = rest[:end]
+    return _UserInfo(text=text, password=text.split(":", 1)[1] if ":" in text else "",
+                     unencoded=any(c in text for c in "/@#?"))
+
+
+def _password_pieces(password: str) -> list[str]:
+    """A URI password as written, and its pieces between the characters where libpq may split it
+    (: / @ ? & = ,) or `#`, each as written and percent-decoded: the strings to scrub."""
+    pieces = {password, *re.split(r"[:/@?#&=,]", password)}
+    return [s for p in pieces for s in _secret_strings(p)] + [s for p in pieces for s in _secret_strings(unquote(p))]
 
 
 def _secret_strings(value: str) -> list[str]:
-    """`value` and its URL-encoded form, longest first (to scrub from messages)."""
-    if not value:
-        return []
-    return sorted({value, quote(value, safe="")}, key=len, reverse=True)
+    """`value` and its URL-encoded form, longest first (to scrub from messages); nothing shorter
+    than MIN_SECRET."""
+    return sorted({v for v in (value, quote(value, safe="")) if len(v) >= MIN_SECRET}, key=len, reverse=True)
