@@ -264,6 +264,46 @@ def test_lock_wait_is_granted_as_soon_as_the_holder_releases(backends: Any) -> N
     assert delay < 0.5
 
 
+@pytest.mark.parametrize("days", [25, 30, 36500])
+def test_a_lock_timeout_longer_than_postgres_allows_is_honoured(backends: Any, days: int) -> None:
+    """PostgreSQL's lock_timeout stops at 2147483647 ms (~24.8 days): `--lock-timeout 30d` made every
+    locking command fail (`invalid value for parameter "lock_timeout": "2592000000"`), even with the
+    lock free. The CLI accepts up to 36500d: a free lock is taken, a held one as soon as it is let go."""
+    holder, waiter = backends(), backends()
+    with waiter.lock("plan", timeout=days * 86400):
+        pass
+    info = holder.acquire_lock("apply")
+    thread = threading.Timer(0.3, holder.release_lock, (info,))
+    thread.start()
+    try:
+        with waiter.lock("plan", timeout=days * 86400) as got:
+            assert got.operation == "plan"
+    finally:
+        thread.join()
+
+
+def test_a_long_lock_wait_is_made_of_several_waits_and_ends_at_its_timeout(backends: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait longer than one lock_timeout allows is made in turns (here of 100 ms): the lock is
+    taken in a later turn, and a lock still held is given up when the whole timeout has passed."""
+    monkeypatch.setattr(postgres, "MAX_LOCK_TIMEOUT_MS", 100)
+    holder, waiter = backends(), backends()
+    info = holder.acquire_lock("apply")
+    thread = threading.Timer(0.6, holder.release_lock, (info,))
+    thread.start()
+    started = time.monotonic()
+    try:
+        with waiter.lock("plan", timeout=30):
+            assert time.monotonic() - started >= 0.5
+    finally:
+        thread.join()
+    holder.acquire_lock("apply")
+    started = time.monotonic()
+    with pytest.raises(LockError, match="state is locked"):
+        waiter.acquire_lock("plan", timeout=0.45)
+    assert 0.45 <= time.monotonic() - started < 5
+
+
 def test_release_after_the_lock_session_was_terminated_does_not_fail(pg_dsn: str, backends: Any) -> None:
     backend = backends()
     info = backend.acquire_lock("apply")

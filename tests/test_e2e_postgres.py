@@ -165,6 +165,17 @@ def test_a_uri_password_with_unencoded_special_characters_is_never_printed(proje
         assert "must be percent-encoded (%2F %40 %23 %3F)" in res.stderr, res.tail()
 
 
+def test_a_lock_timeout_of_more_than_24_days_works(project: PgProject) -> None:
+    """`keyform plan --lock-timeout 30d` failed on postgres with the lock free: `cannot take the state
+    lock: invalid value for parameter "lock_timeout": "2592000000"` (PostgreSQL stops at ~24.8 days)."""
+    for timeout in ("30d", "36500d"):
+        res = project.run("plan", "--lock-timeout", timeout)
+        assert res.exit_code == 0, res.output
+        assert "lock_timeout" not in res.output
+    res = project.run("apply", "--auto-approve", "--lock-timeout", "30d")
+    assert res.exit_code == 0 and "Apply complete: 2 created" in res.stdout, res.output
+
+
 def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project: PgProject,
                                                                         emu_control: EmulatorControl) -> None:
     project.use_local()

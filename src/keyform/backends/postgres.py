@@ -42,6 +42,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -69,6 +70,8 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresBackend"]
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10  # seconds, unless the DSN sets connect_timeout
+# PostgreSQL's largest `lock_timeout` (~24.8 days, INT_MAX ms): a longer --lock-timeout waits in turns
+MAX_LOCK_TIMEOUT_MS = 2**31 - 1
 
 # The schema, as migrations: version N is MIGRATIONS[N - 1]. A released migration is never edited;
 # a later keyform appends one (ALTER TABLE ...) and every database is brought up to date on first use.
@@ -404,15 +407,22 @@ class PostgresBackend:
         return info
 
     def _try_lock(self, conn: psycopg.Connection[Any], timeout: float) -> bool:
+        """Take the advisory lock, waiting up to `timeout` seconds: in waits of at most
+        MAX_LOCK_TIMEOUT_MS each (PostgreSQL's largest `lock_timeout`), until the deadline."""
         if timeout <= 0:
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
             return bool(row and row[0])
-        conn.execute(f"SET lock_timeout = {max(1, round(timeout * 1000))}")
+        deadline = time.monotonic() + timeout
         try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,))
-            return True
-        except pg_errors.LockNotAvailable:
-            return False
+            while True:
+                wait = max(1, min(round((deadline - time.monotonic()) * 1000), MAX_LOCK_TIMEOUT_MS))
+                conn.execute(f"SET lock_timeout = {wait}")
+                try:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,))
+                    return True
+                except pg_errors.LockNotAvailable:
+                    if time.monotonic() >= deadline:
+                        return False
         finally:
             if not conn.broken:
                 with contextlib.suppress(psycopg.Error):
