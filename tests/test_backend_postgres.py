@@ -341,6 +341,84 @@ def test_a_holder_whose_lock_session_ended_can_no_longer_write(pg_dsn: str, back
     assert reloaded is not None and reloaded.serial == 1
 
 
+# ---------------------------------------------------------------------------------- bounded reads
+#
+# The local backend reads at most 256 MiB of a state file or journal (`fsio.read_capped`): so does
+# postgres, measuring a row in the database (octet_length) before fetching it. The tests but the
+# first lower the cap (`raising=False`: the keyform before the fix had none, and read everything).
+
+
+def test_a_state_row_larger_than_256_mib_is_refused_unread(pg_dsn: str, backends: Any) -> None:
+    """A real one: padded on the server to 257 MiB (valid JSON still: trailing blanks), which the
+    keyform before the fix fetched whole (a second of it, and 1 GB of memory) and used."""
+    backend = backends()
+    backend.save(State.new())
+    sql(pg_dsn, "UPDATE keyform_states SET state = state || repeat(' ', 257 * 1024 * 1024)")
+    [(size,)] = sql(pg_dsn, "SELECT octet_length(state) + octet_length(lineage) FROM keyform_states")
+    reader = backends()
+    with pytest.raises(StateError) as info:
+        reader.load()
+    assert str(info.value) == (
+        f'{reader.describe()}: the state is larger than 256 MiB ({size} bytes), more than any keyform state; '
+        f"keyform will not read it (its rows in keyform_states, workspace {reader.workspace!r})")
+    with pytest.raises(StateError, match="the state was not read first; refusing to overwrite it"):
+        reader.save(State.new())
+
+
+def test_the_state_cap_counts_the_row_s_bytes(pg_dsn: str, backends: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = backends()
+    backend.save(State.new())
+    [(size,)] = sql(pg_dsn, "SELECT octet_length(state) + octet_length(lineage) FROM keyform_states")
+    monkeypatch.setattr(postgres, "MAX_STATE_BYTES", size, raising=False)
+    state = backends().load()
+    assert state is not None and state.serial == 1
+    monkeypatch.setattr(postgres, "MAX_STATE_BYTES", size - 1, raising=False)
+    with pytest.raises(StateError, match=rf"the state is larger than {size - 1} bytes \({size} bytes\), more than "
+                                         "any keyform state; keyform will not read it"):
+        backends().load()
+
+
+def test_an_apply_journal_larger_than_the_cap_is_refused_unread(pg_dsn: str, backends: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal as a whole (its records and a byte each, as in the local journal file), in one
+    statement: many small records add up as one large one does."""
+    backend = backends()
+    with backend.journal_open() as journal:
+        for i in range(40):
+            journal.append(Sunk(f"key-{i}.1"))
+    [(size,)] = sql(pg_dsn, "SELECT count(*) + sum(octet_length(record)) FROM keyform_journal")
+    monkeypatch.setattr(postgres, "MAX_STATE_BYTES", size, raising=False)
+    assert len(backends().read_journal()) == 40
+    monkeypatch.setattr(postgres, "MAX_STATE_BYTES", size - 1, raising=False)
+    reader = backends()
+    with pytest.raises(StateError) as info:
+        reader.read_journal()
+    assert str(info.value) == (
+        f"{reader.describe()}: the apply journal is larger than {size - 1} bytes ({size} bytes), more than any "
+        f"keyform apply journal; keyform will not read it (its rows in keyform_journal, workspace "
+        f"{reader.workspace!r})")
+    sql(pg_dsn, "DELETE FROM keyform_journal WHERE seq > (SELECT min(seq) FROM keyform_journal)")
+    sql(pg_dsn, "UPDATE keyform_journal SET record = record || repeat(' ', %s)", size)  # one record alone
+    with pytest.raises(StateError, match="the apply journal is larger than"):
+        reader.read_journal()
+
+
+def test_another_workspace_s_state_larger_than_the_cap_is_refused_by_name(pg_dsn: str, backends: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`report --unmanaged` reads every other workspace's state: each within the cap."""
+    backends("big").save(State.new())
+    backends("small").save(State.new())
+    sql(pg_dsn, "UPDATE keyform_states SET state = state || repeat(' ', 10000) WHERE workspace = 'big'")
+    monkeypatch.setattr(postgres, "MAX_STATE_BYTES", 4096, raising=False)
+    reader = backends("mine")
+    with pytest.raises(StateError) as info:
+        reader.other_workspace_states()
+    assert str(info.value).startswith('postgres workspace "big" (database kf_')
+    assert "the state is larger than 4096 bytes" in str(info.value) and "workspace 'big')" in str(info.value)
+    sql(pg_dsn, "DELETE FROM keyform_states WHERE workspace = 'big'")
+    assert set(reader.other_workspace_states()) == {"small"}
+
+
 # --------------------------------------------------------------------------------------- secrecy
 
 

@@ -176,6 +176,31 @@ def test_a_lock_timeout_of_more_than_24_days_works(project: PgProject) -> None:
     assert res.exit_code == 0 and "Apply complete: 2 created" in res.stdout, res.output
 
 
+def test_a_state_or_journal_larger_than_the_cap_is_one_clear_error(project: PgProject,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with the local backend's 256 MiB files (lowered here to 64 KiB): refused unread, by every
+    command that reads it, in one message naming the row."""
+    from keyform.backends import postgres
+
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    monkeypatch.setattr(postgres, "MAX_STATE_BYTES", 64 * 1024, raising=False)
+    assert project.run("plan").exit_code == 0
+    sql(project.dsn, "UPDATE keyform_states SET state = state || repeat(' ', 70000) WHERE workspace = %s",
+        project.workspace)
+    for args in (("plan",), ("apply", "--auto-approve"), ("state", "list", "-f", str(project.manifest))):
+        res = project.run(*args)
+        assert res.exit_code == 1, res.output
+        assert f'Error: postgres workspace "{project.workspace}" (database ' in res.stderr
+        assert ": the state is larger than 65536 bytes (" in res.stderr, res.stderr
+        assert "keyform will not read it (its rows in keyform_states" in res.stderr, res.stderr
+    sql(project.dsn, "UPDATE keyform_states SET state = rtrim(state) WHERE workspace = %s", project.workspace)
+    sql(project.dsn, "INSERT INTO keyform_journal (workspace, record) VALUES (%s, repeat('x', 70000))",
+        project.workspace)
+    res = project.run("plan")
+    assert res.exit_code == 1 and "the apply journal is larger than" in res.stderr, res.output
+    assert "keyform will not read it (its rows in keyform_journal" in res.stderr, res.stderr
+
+
 def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project: PgProject,
                                                                         emu_control: EmulatorControl) -> None:
     project.use_local()

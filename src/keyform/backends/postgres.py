@@ -51,7 +51,9 @@ from urllib.parse import quote, unquote
 from keyform import __version__, inherited, journal
 from keyform.backends import holders
 from keyform.backends.base import LockInfo, describe_holder, hold, holder_alive
+from keyform.backends.local import MAX_STATE_BYTES
 from keyform.errors import KeyformError, LockError, LockLostError, StateError
+from keyform.fsio import size_text
 from keyform.records import record
 from keyform.state import State, parse_state
 
@@ -107,6 +109,24 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS keyform_schema_version (
     applied_at      timestamptz NOT NULL DEFAULT now())"""
 
 _LOCK_COLUMNS = "lock_id, pid, host, operation, created_at, version, backend_pid"
+
+# Reads of what may be large, each measured in the database first (octet_length, which does not even
+# decompress a value) and fetched only within MAX_STATE_BYTES: a row (or journal) larger than that
+# is answered with its size alone. Parameters: ws (the workspace), cap (MAX_STATE_BYTES).
+_STATE_QUERY = """SELECT serial, CASE WHEN bytes <= %(cap)s THEN state END, CASE WHEN bytes <= %(cap)s THEN lineage END,
+    bytes FROM (SELECT serial, state, lineage, octet_length(state) + octet_length(lineage) AS bytes
+                FROM keyform_states WHERE workspace = %(ws)s) s"""
+_OTHER_STATES_QUERY = """SELECT workspace, CASE WHEN bytes <= %(cap)s THEN state END, bytes
+    FROM (SELECT workspace, state, octet_length(state) AS bytes FROM keyform_states WHERE workspace <> %(ws)s) s
+    ORDER BY workspace"""
+# the journal as a whole (a byte per record for its separator, as in the local journal file), in
+# one statement (one snapshot): its records within the cap, else one row (NULL, NULL, size)
+_JOURNAL_QUERY = """WITH size AS (SELECT count(*) + coalesce(sum(octet_length(record)), 0) AS bytes
+                      FROM keyform_journal WHERE workspace = %(ws)s)
+    SELECT NULL::bigint, NULL::text, bytes FROM size WHERE bytes > %(cap)s
+    UNION ALL
+    SELECT j.seq, j.record, size.bytes FROM keyform_journal j, size WHERE j.workspace = %(ws)s AND size.bytes <= %(cap)s
+    ORDER BY 1"""
 
 
 def _advisory_key(label: bytes) -> int:
@@ -191,6 +211,15 @@ class PostgresBackend:
             text = text.replace(secret, "***")
         return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
+    def _too_large(self, size: int, workspace: str, table: str) -> StateError:
+        """The one message for a state or journal larger than keyform reads (MAX_STATE_BYTES, as
+        the local backend's files): it was measured in the database, not fetched."""
+        what = "state" if table == "keyform_states" else "apply journal"
+        name = self.describe().replace(f'"{self.workspace}"', json.dumps(workspace), 1)
+        return StateError(f"{name}: the {what} is larger than {size_text(MAX_STATE_BYTES)} ({size} bytes), more "
+                          f"than any keyform {what}; keyform will not read it (its rows in {table}, workspace "
+                          f"{workspace!r})")
+
     # -- connections ------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -270,14 +299,15 @@ class PostgresBackend:
             self._loaded = False
             self._seen = None  # until it parses: a refused state must not be overwritten by save()
             with self._db("read the state") as conn:
-                row = conn.execute("SELECT serial, state, lineage FROM keyform_states WHERE workspace = %s",
-                                   (self.workspace,)).fetchone()
+                row = conn.execute(_STATE_QUERY, {"ws": self.workspace, "cap": MAX_STATE_BYTES}).fetchone()
+                if row is not None and row[3] > MAX_STATE_BYTES:
+                    raise self._too_large(int(row[3]), self.workspace, "keyform_states")
                 twin = None if row is None else self._lineage_elsewhere(conn, row[2])
             if row is None:
                 self._seen = None
                 self._loaded = True
                 return None
-            serial, text, lineage = row
+            serial, text, lineage, _ = row
             untouched = ("it was left untouched — fix its row in keyform_states, or replace it with "
                          "`keyform state push --force FILE`")
             state = parse_state(str(text).encode("utf-8"), self.describe(), untouched, what="state")
@@ -315,10 +345,11 @@ class PostgresBackend:
         a report's snapshot). A state that cannot be read is an error naming its workspace, never
         skipped: its keys would otherwise be reported as nobody's."""
         with self._mutex, self._db("read the other workspaces' states") as conn:
-            rows = conn.execute("SELECT workspace, state FROM keyform_states WHERE workspace <> %s "
-                                "ORDER BY workspace", (self.workspace,)).fetchall()
+            rows = conn.execute(_OTHER_STATES_QUERY, {"ws": self.workspace, "cap": MAX_STATE_BYTES}).fetchall()
         out: dict[str, State] = {}
-        for workspace, text in rows:
+        for workspace, text, size in rows:
+            if size > MAX_STATE_BYTES:
+                raise self._too_large(int(size), str(workspace), "keyform_states")
             name = self.describe().replace(f'"{self.workspace}"', json.dumps(str(workspace)), 1)
             out[str(workspace)] = parse_state(str(text).encode("utf-8"), name, "it was left untouched",
                                               what="state")
@@ -566,10 +597,11 @@ class PostgresBackend:
 
     def read_journal(self) -> list[journal.Record]:
         with self._db("read the apply journal") as conn:
-            rows = conn.execute("SELECT seq, record FROM keyform_journal WHERE workspace = %s ORDER BY seq",
-                                (self.workspace,)).fetchall()
+            rows = conn.execute(_JOURNAL_QUERY, {"ws": self.workspace, "cap": MAX_STATE_BYTES}).fetchall()
+        if rows and rows[0][2] > MAX_STATE_BYTES:
+            raise self._too_large(int(rows[0][2]), self.workspace, "keyform_journal")
         records: list[journal.Record] = []
-        for seq, text in rows:
+        for seq, text, _ in rows:
             try:
                 records.append(journal.decode(text))
             except journal.JournalRecordError as exc:
