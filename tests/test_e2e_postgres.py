@@ -137,6 +137,21 @@ def test_a_missing_dsn_variable_is_an_error_at_its_manifest_line(project: PgProj
     assert f"keyform.yaml:16: state.dsn: environment variable {DSN_ENV} is set but empty" in res.stderr, res.output
 
 
+@pytest.mark.parametrize("bad", ["host=127.0.0.1 password={canary} dbname", "postgresql://keyform:{canary}@h/db?bogus=1",
+                                 "postgresql://keyform:{canary}@h/db?{canary}"])
+def test_an_invalid_dsn_is_an_error_at_its_manifest_line_naming_its_variable(project: PgProject, bad: str) -> None:
+    """It was `Error: env:KEYFORM_PG_DSN: not a valid ...`, unlike the DSN's other errors: now the
+    manifest line of `state.dsn` and where the value was read, never the value."""
+    canary = "dsn-canary-" + uuid.uuid4().hex[:8]
+    for args in (("plan",), ("plan", "-v")):
+        res = project.run(*args, env={DSN_ENV: bad.format(canary=canary)})
+        assert res.exit_code == 1
+        assert (f"Error: {project.manifest}:16: state.dsn: environment variable {DSN_ENV} does not hold a valid "
+                "PostgreSQL connection string (libpq key=value pairs or a postgresql:// URI)\n") in res.stderr, res.output
+        assert canary not in res.output and f"env:{DSN_ENV}" not in res.output
+        assert canary not in res.output
+
+
 def test_an_unreachable_database_is_an_error_without_the_password(project: PgProject) -> None:
     bad = f"postgresql://keyform:{PASSWORD}@127.0.0.1:1/nowhere"
     res = project.run("plan", env={DSN_ENV: bad})
@@ -160,8 +175,9 @@ def test_a_uri_password_with_unencoded_special_characters_is_never_printed(proje
         assert_no_piece(password, res.stdout + "\n" + res.stderr)
         assert "***" not in res.output, res.tail()
         assert ("Traceback" in res.stderr) == ("-v" in args), res.tail()  # -v shows it: its code, no value
-        assert f'Error: postgres workspace "{project.workspace}" (the database ' in res.stderr or \
-            "not a valid PostgreSQL connection string" in res.stderr, res.tail()
+        assert f'Error: postgres workspace "{project.workspace}" (the database state.dsn names): ' in res.stderr or \
+            (f"keyform.yaml:16: state.dsn: environment variable {DSN_ENV} does not hold a valid PostgreSQL "
+             "connection string") in res.stderr, res.tail()
         assert "must be percent-encoded (%2F %40 %23 %3F)" in res.stderr, res.tail()
 
 

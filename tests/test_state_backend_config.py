@@ -60,6 +60,22 @@ def test_a_postgres_dsn_file_is_relative_to_its_manifest_and_the_workspace_defau
     assert backend.describe() == 'postgres workspace "default" (database kf on db.internal:5432)'
 
 
+def test_an_invalid_dsn_is_reported_at_its_manifest_line_with_where_it_was_read(tmp_path: Path) -> None:
+    canary = "pw-canary-31f7"
+    (tmp_path / "pg.dsn").write_text(f"host=db.internal password={canary} dbname\n")
+    ws = load(tmp_path, "state:\n  backend: postgres\n  dsn: {file: pg.dsn}\n")
+    with pytest.raises(KeyformError) as info:
+        open_backend(ws, None)
+    assert str(info.value) == (f"keyform.yaml:4: state.dsn: file {tmp_path / 'pg.dsn'} does not hold "
+                               "a valid PostgreSQL connection string (libpq key=value pairs or a postgresql:// URI)")
+    ws = load(tmp_path, "state:\n  backend: postgres\n  dsn: {env: KEYFORM_PG_DSN}\n")
+    with pytest.raises(KeyformError) as info:
+        open_backend(ws, None, env={"KEYFORM_PG_DSN": f"postgresql://u:{canary}@h/db?bogus=1"})
+    assert str(info.value).endswith(":4: state.dsn: environment variable KEYFORM_PG_DSN does not hold a valid "
+                                    "PostgreSQL connection string (libpq key=value pairs or a postgresql:// URI)")
+    assert canary not in str(info.value)
+
+
 def test_the_state_flag_overrides_any_backend_with_a_local_file(tmp_path: Path) -> None:
     ws = load(tmp_path, "state: {backend: postgres, dsn: {env: KEYFORM_PG_DSN}}\n")
     backend = open_backend(ws, tmp_path / "elsewhere.json", env={})

@@ -45,6 +45,7 @@ def open_backend(workspace: Workspace | None, state_path_override: str | os.Path
         return LocalBackend(Path(workspace.state_path))
     if config.backend == "postgres":
         from keyform.backends.postgres import PostgresBackend
+        from keyform.model import EnvRef
         from keyform.resolve import read_ref
 
         if config.dsn is None:  # the manifest loader refuses this; keep the message anyway
@@ -53,5 +54,8 @@ def open_backend(workspace: Workspace | None, state_path_override: str | os.Path
             dsn = read_ref(config.dsn, "state.dsn", env)
         except KeyformError as exc:
             raise KeyformError([Diagnostic(d.message, config.loc) for d in exc.diagnostics]) from None
-        return PostgresBackend(dsn, config.workspace, dsn_source=str(config.dsn))
+        # a bad DSN is reported at its manifest line, with where it was read: never the value
+        origin = (f"environment variable {config.dsn.name}" if isinstance(config.dsn, EnvRef)
+                  else f"file {config.dsn.path}")
+        return PostgresBackend(dsn, config.workspace, dsn_source="state.dsn", dsn_origin=origin, dsn_loc=config.loc)
     raise KeyformError(f"state.backend: unknown backend {config.backend!r} (one of: {', '.join(BACKENDS)})")

@@ -52,7 +52,7 @@ from keyform import __version__, inherited, journal
 from keyform.backends import holders
 from keyform.backends.base import LockInfo, describe_holder, hold, holder_alive
 from keyform.backends.local import MAX_STATE_BYTES
-from keyform.errors import KeyformError, LockError, LockLostError, StateError
+from keyform.errors import Diagnostic, KeyformError, LockError, LockLostError, SourceLoc, StateError
 from keyform.fsio import size_text
 from keyform.records import record
 from keyform.state import State, parse_state
@@ -158,7 +158,10 @@ class PostgresBackend:
 
     no_state = "there is no state yet"
 
-    def __init__(self, dsn: str, workspace: str = "default", *, dsn_source: str = "state.dsn") -> None:
+    def __init__(self, dsn: str, workspace: str = "default", *, dsn_source: str = "state.dsn",
+                 dsn_origin: str = "", dsn_loc: SourceLoc | None = None) -> None:
+        """`dsn_source` names the setting in messages, `dsn_loc` the manifest line that set it, and
+        `dsn_origin` where its value was read (`environment variable KEYFORM_PG_DSN`): never the value."""
         self.workspace = workspace
         self._dsn = dsn
         self._dsn_source = dsn_source
@@ -169,8 +172,10 @@ class PostgresBackend:
             params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
         except psycopg.Error:
             # libpq's message quotes the string, which may hold the password: say only what is wrong
-            raise StateError(f"{dsn_source}: not a valid PostgreSQL connection string (libpq key=value pairs "
-                             f"or a postgresql:// URI){self._encode_hint}") from None
+            held = f"{dsn_origin} does not hold" if dsn_origin else "not"
+            raise StateError([Diagnostic(f"{dsn_source}: {held} a valid PostgreSQL connection string (libpq "
+                                         f"key=value pairs or a postgresql:// URI){self._encode_hint}",
+                                         dsn_loc)]) from None
         self._params = params
         self._secrets = sorted({*self._secrets, *_secret_strings(params.get("password", ""))}, key=len, reverse=True)
         # libpq ends a URI's user information at its first `@` or `/`: a password holding one is split
