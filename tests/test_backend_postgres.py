@@ -465,7 +465,7 @@ def test_connection_errors_never_show_the_dsn_or_its_password(pg_cluster: Any, c
 # database or query. Every piece of it must stay out of every message, and no piece shorter than
 # 4 characters may be scrubbed from the text (a 1-letter piece masked that letter everywhere).
 SPECIAL_PASSWORDS = ["Xy7kQ9#pL2/mN4", "p@ss/w0rd#zz9x", "Qz@Wv/Kp7mR2x9#Tn4jB8?Hc", "Gh7?Vb2/Rt9@Lm4#Zx8",
-                     "Jk3@Nd6@Fs1", "Ud5/Ew8/Yo2"]
+                     "Jk3@Nd6@Fs1", "Ud5/Ew8/Yo2", "Wq4@9?Ab=xQ7v"]
 
 
 def password_pieces(password: str) -> list[str]:
@@ -482,6 +482,21 @@ def assert_no_piece(password: str, text: str) -> None:
         else:
             for shown in (f"'{piece}'", f'"{piece}"', f"database {piece}", f"on {piece}:", f"host {piece}"):
                 assert shown not in text, (piece, text)
+
+
+@pytest.mark.parametrize(("dsn", "password"), [
+    ("postgresql://ci:Xy7kQ9#pL2/mN4@db:5432/kf", "Xy7kQ9#pL2/mN4"),
+    ("postgres://ci:p@ss/w0rd#zz9x@db/kf?sslmode=require", "p@ss/w0rd#zz9x"),
+    ("postgresql://ci:Wq4@9?Ab=xQ7v@db/kf", "Wq4@9?Ab=xQ7v"),  # `?Ab=x` is no libpq keyword: not a query
+    ("postgresql://ci:pw-1234@db/kf?user=me@server&sslmode=require", "pw-1234"),  # an @ in the query
+    ("postgresql://ci:pw-1234@[::1]:5432,db2:6543/kf?ssl=true", "pw-1234"),
+    ("postgresql://ci:a/b@@/kf?host=/var/run/postgresql", "a/b@"),
+    ("postgresql://ci@db/kf", ""),
+])
+def test_the_user_information_of_a_uri_is_read_as_its_writer_meant_it(dsn: str, password: str) -> None:
+    userinfo = postgres._uri_userinfo(dsn)
+    assert userinfo is not None and userinfo.password == password
+    assert postgres._uri_userinfo("host=db password=p@ss/w0rd dbname=kf") is None
 
 
 @pytest.mark.parametrize("password", SPECIAL_PASSWORDS)

@@ -717,9 +717,12 @@ _ENCODE_HINT = ("; a / @ # or ? in a postgresql:// URI's password must be percen
 
 _URI_PREFIX = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
 _HOSTSPEC = r"(?:\[[^\]/?#@\s]*\]|[^:/?#@,\[\]=&\s]*)(?::[0-9]*)?"
+# a URI query's parameter: one of libpq's keywords (a password's `?Ab=x` is not one), and its value
+_KEYWORDS = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()} | {"ssl"}
+_PARAM = "(?:{})=[^&#]*".format("|".join(re.escape(k) for k in sorted(_KEYWORDS, key=len, reverse=True)))
 # what follows a URI's user information: hosts, an optional /dbname and ?key=value&... (whose values
 # may hold an `@`: `?user=me@server`)
-_URI_REST = re.compile(rf"{_HOSTSPEC}(?:,{_HOSTSPEC})*(?:/[^?#@]*)?(?:\?[A-Za-z_]+=[^&#]*(?:&[A-Za-z_]+=[^&#]*)*)?")
+_URI_REST = re.compile(rf"{_HOSTSPEC}(?:,{_HOSTSPEC})*(?:/[^?#@]*)?(?:\?{_PARAM}(?:&{_PARAM})*)?")
 
 
 @record
@@ -732,8 +735,9 @@ class _UserInfo:
 def _uri_userinfo(dsn: str) -> _UserInfo | None:
     """The user information of a `postgresql://` URI as its writer meant it, even with a `/ @ # ?`
     left unencoded in the password: everything between `://` and the `@` before the host part, the
-    first `@` after which the rest reads as hosts, `/dbname` and `?key=value&...` (in practice the
-    last `@`: a query may hold one too), else the last `@`. None for key=value pairs, or no `@`."""
+    first `@` after which the rest reads as hosts, `/dbname` and `?keyword=value&...` (in practice the
+    last `@`, but a query may hold one too: `?user=me@server`), else the last `@`. None for key=value
+    pairs, or without an `@`."""
     m = _URI_PREFIX.match(dsn.lstrip())
     if m is None:
         return None
