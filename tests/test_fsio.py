@@ -190,3 +190,61 @@ def test_append_lines_writes_everything_a_short_writing_file_takes(tmp_path: Pat
     full = _Trickle(per_write=5, room=7)
     with pytest.raises(OSError, match="took none of the bytes"):
         fsio.append_lines(full, ["one", "two"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "hard link", "fifo", "directory"])
+def test_open_for_append_opens_only_a_file_of_its_own(tmp_path: Path, kind: str) -> None:
+    """The apply journal's open followed a link planted at its path (review): every record, and
+    a torn-tail cut, went into whatever file it led to."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"IMPORTANT\ntorn")  # the torn-tail cut would have truncated it too
+    path = tmp_path / "log"
+    expected: type[OSError] = fsio.IsSymlinkError
+    if kind == "symlink":
+        path.symlink_to(victim)
+    elif kind == "dangling symlink":
+        path.symlink_to(tmp_path / "nowhere")
+    elif kind == "hard link":
+        os.link(victim, path)
+        expected = fsio.HardLinkedError
+    elif kind == "fifo":
+        os.mkfifo(path)
+        expected = fsio.NotAFileError
+    else:
+        path.mkdir()
+        expected = IsADirectoryError
+    with pytest.raises(expected):
+        fsio.open_for_append(path)
+    assert victim.read_bytes() == b"IMPORTANT\ntorn"
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_open_own_refuses_a_link_planted_after_its_lstat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check before the open is only for the message: O_NOFOLLOW refuses a link put there after it."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("IMPORTANT\n")
+    path = tmp_path / "lock"
+    real_lstat = os.lstat
+    planted: list[bool] = []
+
+    def lstat_then_plant(p: str, *args: object, **kwargs: object) -> os.stat_result:
+        if os.fspath(p) == str(path) and not planted:
+            planted.append(True)
+            path.symlink_to(victim)
+            raise FileNotFoundError(p)
+        return real_lstat(p)
+
+    monkeypatch.setattr(os, "lstat", lstat_then_plant)
+    with pytest.raises(fsio.IsSymlinkError):
+        fsio.open_own(path, os.O_RDWR | os.O_CREAT)
+    assert victim.read_text() == "IMPORTANT\n"
+
+
+def test_atomic_write_without_following_links_writes_where_the_kernel_resolves_the_path(tmp_path: Path) -> None:
+    """`link/../f` is in the parent of link's target, as every open of it resolves it; the lexical
+    `abspath` put it beside `link` instead (a `--state` so written had its backup go elsewhere)."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    fsio.atomic_write(tmp_path / "link" / ".." / "f", b"x", follow_symlinks=False)
+    assert (tmp_path / "real" / "f").read_bytes() == b"x"
+    assert not (tmp_path / "f").exists()

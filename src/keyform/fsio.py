@@ -126,8 +126,9 @@ def atomic_write(path: StrPath, data: bytes, mode: int = 0o600, *, follow_symlin
     """
     if follow_symlinks:
         target = os.path.realpath(path)
-    else:
-        target = os.path.abspath(path)
+    else:  # the directory as the kernel resolves it (`link/../f` is in link's target's parent, not in .)
+        head, name = os.path.split(os.fspath(path).rstrip(os.sep) or os.sep)
+        target = os.path.join(os.path.realpath(head or os.curdir), name)
         if os.path.islink(target):
             raise IsSymlinkError(target)
     directory, name = os.path.split(target)
@@ -296,13 +297,71 @@ def is_loose_dir(path: StrPath) -> bool:
         return False
 
 
+class HardLinkedError(OSError):
+    """A file keyform writes in place (not by rename) has other hard links: writing it would change
+    the file behind its other names too, which is not keyform's."""
+
+    def __init__(self, path: StrPath, links: int) -> None:
+        super().__init__(f"{path} has {links} hard links")
+        self.links = links
+        self.strerror = f"{os.fspath(path)} has other hard links; keyform writes in place only a file of its own"
+        self.filename = os.fspath(path)
+
+
+def open_own(path: StrPath, flags: int, mode: int = 0o600) -> tuple[int, os.stat_result]:
+    """Open (creating with `mode`) a file keyform writes in place, not by rename (the state lock, the
+    apply journal), and its `fstat`; `flags`: the access ones (O_RDWR, O_CREAT, O_APPEND).
+
+    Only a file of keyform's own is opened: a symlink as the last component is `IsSymlinkError`
+    (O_NOFOLLOW: also one planted after the check), anything but a regular file `NotAFileError`
+    (a directory `IsADirectoryError`; a FIFO is never waited on: O_NONBLOCK, and a device or FIFO
+    seen by `lstat` first is not even opened), and a file with other hard links `HardLinkedError`:
+    a link planted at the path would send keyform's writes into another file. Nothing is written
+    or truncated here. The descriptor is close-on-exec and blocking."""
+    try:
+        pre: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        pre = None
+    if pre is not None:
+        _refuse_not_own(path, pre)
+    flags |= os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError:
+        if os.path.islink(path):  # ELOOP (EMLINK on the BSDs): a link planted since the lstat
+            raise IsSymlinkError(path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        _refuse_not_own(path, st)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _refuse_not_own(path: StrPath, st: os.stat_result) -> None:
+    """`open_own`'s refusals, from an `lstat` or an `fstat` of the path."""
+    if stat.S_ISLNK(st.st_mode):
+        raise IsSymlinkError(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAFileError(path)
+    if st.st_nlink > 1:
+        raise HardLinkedError(path, st.st_nlink)
+
+
 def open_for_append(path: StrPath, mode: int = 0o600) -> BinaryIO:
     """Open (creating with `mode`) a file for durable appends; the new directory entry is fsynced.
 
-    An incomplete last line (a torn write from a crash) is cut off first, so the next line
-    starts cleanly. Use `append_line_durably` to write.
+    Only a regular file with no other name is opened (`open_own`: IsSymlinkError, NotAFileError,
+    HardLinkedError): appends through a planted link would land in another file. An incomplete
+    last line (a torn write from a crash) is cut off first, so the next line starts cleanly. Use
+    `append_line_durably` to write.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), mode)
+    fd, _ = open_own(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, mode)
     try:
         _drop_torn_tail(fd)
         fh = os.fdopen(fd, "ab", buffering=0)
