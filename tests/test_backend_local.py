@@ -122,6 +122,27 @@ def test_backup_falls_back_to_a_copy_where_hard_links_fail(store: LocalBackend,
     assert mode_of(store.backup_path) == 0o600
 
 
+@pytest.mark.parametrize("links", ["hard links", "no hard links"])
+def test_a_symlink_at_the_backup_is_replaced_never_written_through(store: LocalBackend, links: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy made where hard links fail followed a link at `<state>.backup` (review): the
+    previous state overwrote the file it led to."""
+    state = sample_state()
+    store.save(state)
+    first = store.path.read_bytes()
+    victim = store.path.with_name("victim.txt")
+    victim.write_text("IMPORTANT\n")
+    store.backup_path.symlink_to(victim)
+    if links == "no hard links":
+        def no_links(src: object, dst: object) -> None:
+            raise OSError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_links)
+    store.save(state)
+    assert victim.read_text() == "IMPORTANT\n"
+    assert not store.backup_path.is_symlink() and store.backup_path.read_bytes() == first
+
+
 def test_crash_during_rename_leaves_the_old_state_intact(store: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     state = sample_state()
     store.save(state)
@@ -455,6 +476,88 @@ def test_unreadable_lock_file_with_no_holder_is_taken_over(store: LocalBackend) 
     with store.lock("apply") as info:
         assert json.loads(store.lock_path.read_text())["id"] == info.id
     assert not store.lock_path.exists()
+
+
+def _plant(path: Path, kind: str, victim: Path) -> None:
+    if kind == "symlink":
+        path.symlink_to(victim.name)
+    elif kind == "hard link":
+        os.link(victim, path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize(("kind", "what"), [
+    ("symlink", "is a symbolic link"), ("hard link", "has other hard links"),
+    ("fifo", "is not a regular file"), ("directory", "is not a regular file"),
+])
+def test_a_lock_path_that_is_not_keyform_s_own_file_is_refused_untouched(store: LocalBackend, kind: str,
+                                                                         what: str) -> None:
+    """The lock was opened through a link planted at `<state>.lock` (review): a symlink to the state
+    had the lock record written over it (every key lost), a hard link had it written over another
+    file; a FIFO said `cannot write the state lock: Invalid argument`."""
+    store.save(sample_state())
+    victim = store.path.with_name("victim.txt")
+    victim.write_text("IMPORTANT\n")
+    state = store.path.read_bytes()
+    _plant(store.lock_path, kind, victim)
+    for target in (victim, store.path):
+        if kind == "symlink":
+            store.lock_path.unlink()
+            store.lock_path.symlink_to(target.name)
+        with pytest.raises(StateError) as exc:
+            store.acquire_lock("plan")
+        assert str(exc.value) == (f"{store.lock_path}: the state lock {what}; keyform writes its lock only in "
+                                  "a file of its own and has left this one untouched: remove it if no "
+                                  "keyform is running")
+        with pytest.raises(StateError, match="the state lock"), store.lock("apply"):
+            pass
+        assert victim.read_text() == "IMPORTANT\n" and store.path.read_bytes() == state
+        assert os.path.lexists(store.lock_path)  # not removed either
+    with pytest.raises(StateError):
+        store.force_unlock("x")
+    assert victim.read_text() == "IMPORTANT\n" and os.path.lexists(store.lock_path)
+
+
+def test_a_lock_linked_to_another_name_between_open_and_lock_is_not_written(store: LocalBackend,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is checked again once locked: a second name made for it after the open is refused."""
+    import fcntl
+
+    real_flock = fcntl.flock
+
+    def flock_then_link(fd: int, op: int) -> None:
+        real_flock(fd, op)
+        if not store.lock_path.with_name("other").exists():
+            os.link(store.lock_path, store.lock_path.with_name("other"))
+
+    monkeypatch.setattr(fcntl, "flock", flock_then_link)
+    store.lock_path.write_text("previous\n")
+    with pytest.raises(StateError, match="the state lock has other hard links"):
+        store.acquire_lock("apply")
+    assert store.lock_path.with_name("other").read_text() == "previous\n"
+
+
+@pytest.mark.parametrize(("kind", "what"), [
+    ("symlink", "is a symbolic link"), ("hard link", "has other hard links"), ("fifo", "is not a regular file"),
+])
+def test_a_journal_path_that_is_not_keyform_s_own_file_is_never_appended_to(store: LocalBackend, kind: str,
+                                                                            what: str) -> None:
+    """`read_journal` checked the path, the append's open followed it (review): an empty file
+    hard-linked as the journal passed the read and then took every record of the apply."""
+    victim = store.path.with_name("victim.txt")
+    victim.write_text("")
+    _plant(store.journal_path, kind, victim)
+    with pytest.raises(StateError) as exc:
+        store.journal_open()
+    assert str(exc.value).startswith(f"{store.journal_path}: the apply journal {what}; ")
+    assert victim.read_text() == ""
+    if kind == "symlink":  # nor is it rewritten through the link (it replaced the file linked to)
+        with pytest.raises(StateError, match=r"cannot rewrite the apply journal: .* is a symbolic link"):
+            store.replace_journal([Intent("r.1", "create", "ci-bot", "qp")])
+        assert victim.read_text() == ""
 
 
 def test_every_write_is_fenced_on_the_lock(store: LocalBackend) -> None:

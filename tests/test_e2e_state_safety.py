@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -81,3 +82,46 @@ def test_every_write_keeps_the_previous_state_as_backup(project: Project) -> Non
     assert (project.root / "keyform.state.json.backup").read_text() == first
     assert project.state()["serial"] == 2
     assert not (project.root / "keyform.state.json.lock").exists()
+
+
+@pytest.mark.parametrize("link", ["symlink to the state", "symlink to a file", "hard link to a file"])
+def test_a_link_planted_at_the_lock_path_is_refused_and_nothing_is_written(project: Project, link: str,
+                                                                           emu_control: EmulatorControl) -> None:
+    """Review: `ln -s keyform.state.json keyform.state.json.lock; keyform plan` overwrote the state
+    with the lock record (keys lost, and the message said it "was left untouched"); a link to any
+    other file had `plan` say "No changes" having written the lock over that file. A file placed
+    beside the state (a pull request) could do it."""
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    state = project.state_path.read_bytes()
+    victim = project.root / "victim.txt"
+    victim.write_text("IMPORTANT\n")
+    if link == "symlink to the state":
+        project.lock_path.symlink_to(project.state_path.name)
+    elif link == "symlink to a file":
+        project.lock_path.symlink_to(victim.name)
+    else:
+        os.link(victim, project.lock_path)
+    what = "has other hard links" if link.startswith("hard") else "is a symbolic link"
+    for args in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve")):
+        res = project.run(*args)
+        assert res.exit_code == 1, res.output
+        assert res.stderr == (f"Error: {project.lock_path}: the state lock {what}; keyform writes its lock only in "
+                              "a file of its own and has left this one untouched: remove it if no keyform is "
+                              "running\n")
+        assert project.state_path.read_bytes() == state and victim.read_text() == "IMPORTANT\n"
+        assert os.path.lexists(project.lock_path)
+    assert len(emu_control.questra_keys(ORG)) == 1
+
+
+def test_an_empty_file_hard_linked_as_the_journal_is_refused_before_any_change(project: Project,
+                                                                                emu_control: EmulatorControl) -> None:
+    """The journal's read refused a link, its append's open followed one (review): an empty file
+    hard-linked at the journal's path passed the read, then took the apply's records."""
+    victim = project.root / "victim.txt"
+    victim.write_text("")
+    os.link(victim, project.journal_path)
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 1, res.output
+    assert f"{project.journal_path}: the apply journal has other hard links" in res.stderr
+    assert victim.read_text() == ""
+    assert emu_control.questra_keys(ORG) == []

@@ -47,6 +47,7 @@ from keyform.backends import holders
 from keyform.backends.base import LockInfo, describe_holder, hold
 from keyform.errors import LockError, LockLostError, LockUnwritableError, StateError
 from keyform.fsio import (
+    HardLinkedError,
     IsSymlinkError,
     MiB,
     NotAFileError,
@@ -56,6 +57,7 @@ from keyform.fsio import (
     ensure_dir,
     fsync_dir,
     open_for_append,
+    open_own,
     read_capped,
     read_nofollow_stat,
 )
@@ -93,7 +95,7 @@ class HeldLock:
     def check(self, what: str) -> None:
         """The fence: LockLostError unless the file at the path is still the one we hold locked."""
         try:
-            st = os.stat(self._where)
+            st = os.lstat(self._where)  # a link planted at the path is not the file we hold
             here = (st.st_dev, st.st_ino)
         except OSError:
             here = None
@@ -245,7 +247,9 @@ def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLoc
     under us: try again). Then write our record over whatever a dead holder left."""
     while True:
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            fd, _ = open_own(lock_path, os.O_RDWR | os.O_CREAT)
+        except (IsSymlinkError, HardLinkedError, NotAFileError, IsADirectoryError) as exc:
+            raise StateError(_not_own_lock(lock_path, exc)) from None
         except OSError as exc:
             error = LockUnwritableError if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else StateError
             raise error(f"{lock_path}: cannot open the state lock: {exc.strerror}") from None
@@ -259,12 +263,15 @@ def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLoc
                 raise StateError(f"{lock_path}: cannot take the state lock: {exc.strerror}") from None
             st = os.fstat(fd)
             try:
-                now = os.stat(lock_path)
+                now = os.lstat(lock_path)
             except FileNotFoundError:
                 now = None
             if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
                 os.close(fd)
-                continue  # released and removed between our open and our lock
+                continue  # released and removed between our open and our lock (or replaced: open it again)
+            if st.st_nlink != 1:  # linked to another name since the open: never write into a shared file
+                os.close(fd)
+                raise StateError(_not_own_lock(lock_path, HardLinkedError(lock_path, st.st_nlink)))
             if write:
                 stale = _read_fd(fd)
                 if stale is not None:
@@ -284,6 +291,16 @@ def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLoc
             raise
 
 
+def _not_own_lock(lock_path: Path, exc: OSError) -> str:
+    """The refusal of a lock path that is not a file of keyform's own (`fsio.open_own`): keyform
+    truncates and writes its lock file and removes it on release, so a link there would have it
+    overwrite (and a hard link, lose) whatever file it leads to, the state itself included."""
+    what = ("is a symbolic link" if isinstance(exc, IsSymlinkError) else
+            "has other hard links" if isinstance(exc, HardLinkedError) else "is not a regular file")
+    return (f"{lock_path}: the state lock {what}; keyform writes its lock only in a file of its own and has "
+            "left this one untouched: remove it if no keyform is running")
+
+
 def _read_fd(fd: int) -> LockInfo | None:
     try:
         raw = os.pread(fd, 64 * 1024, 0)
@@ -295,9 +312,11 @@ def _read_fd(fd: int) -> LockInfo | None:
 
 def _read(lock_path: Path) -> LockInfo | None:
     try:
-        raw = read_capped(lock_path, MAX_LOCK_BYTES)[0]
+        raw = read_capped(lock_path, MAX_LOCK_BYTES, follow_symlinks=False)[0]
     except FileNotFoundError:
         return None
+    except IsSymlinkError:
+        raise _Unreadable("a symbolic link") from None
     except NotAFileError:
         raise _Unreadable("not a regular file") from None
     except TooLargeError as exc:
@@ -405,7 +424,7 @@ class LocalBackend:
                 self.fence("the state")
                 if current is not None:
                     self._keep_backup()
-                atomic_write(self.path, data)
+                atomic_write(self.path, data, follow_symlinks=False)
                 self.fence("the state")
             except OSError as exc:
                 state.serial -= 1
@@ -442,10 +461,14 @@ class LocalBackend:
         try:
             os.link(self.path, tmp)
         except OSError:
-            atomic_write(self.backup_path, read_nofollow_stat(self.path, limit=MAX_STATE_BYTES)[0])
+            # a copy, replacing whatever is at the backup's name: a link there is not written through
+            data = read_nofollow_stat(self.path, limit=MAX_STATE_BYTES)[0]
+            if os.path.islink(self.backup_path):
+                os.unlink(self.backup_path)
+            atomic_write(self.backup_path, data, follow_symlinks=False)
             return
         try:
-            os.replace(tmp, self.backup_path)
+            os.replace(tmp, self.backup_path)  # (a link or a file at the backup's name is replaced, never written)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -500,6 +523,12 @@ class LocalBackend:
             try:
                 ensure_dir(self.journal_path.parent)
                 fh = open_for_append(self.journal_path)
+            except (IsSymlinkError, HardLinkedError, NotAFileError, IsADirectoryError) as exc:
+                what = ("is a symbolic link" if isinstance(exc, IsSymlinkError) else
+                        "has other hard links" if isinstance(exc, HardLinkedError) else "is not a regular file")
+                raise StateError(f"{self.journal_path}: the apply journal {what}; keyform appends only to a "
+                                 "journal of its own and has left this one untouched: move it away if no keyform "
+                                 "is running") from None
             except OSError as exc:
                 raise StateError(f"{self.journal_path}: cannot open the apply journal: {exc.strerror}") from None
             self._open_journals += 1
@@ -545,7 +574,7 @@ class LocalBackend:
             self._own_lines = set()
             self.fence("the apply journal")
             try:
-                atomic_write(self.journal_path, data.encode("utf-8"))
+                atomic_write(self.journal_path, data.encode("utf-8"), follow_symlinks=False)
             except OSError as exc:
                 raise StateError(f"{self.journal_path}: cannot rewrite the apply journal: {exc.strerror}") from None
             self.fence("the apply journal")
@@ -636,6 +665,6 @@ def _file_id(st: os.stat_result) -> _FileId:
 
 def _stat_id(path: Path) -> _FileId | None:
     try:
-        return _file_id(os.stat(path))
+        return _file_id(os.lstat(path))  # a link swapped in since the load is a change, not the file read
     except FileNotFoundError:
         return None
