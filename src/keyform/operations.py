@@ -110,7 +110,8 @@ class Session:
 def load(options: Options) -> Workspace:
     from keyform.manifest import load_workspace
 
-    return load_workspace(list(options.files), now=options.clock(), cwd=options.cwd)
+    return load_workspace(list(options.files), now=options.clock(), cwd=options.cwd,
+                          state_override=options.state_path or None)
 
 
 POLICY_OPERATIONS = ("plan", "apply")  # destroy and import check only what a plan does (forbid_actions)

@@ -49,10 +49,13 @@ EXEC_COMMAND_OPTIONS = ("command", "remove_command", "read_command")
 
 def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datetime,
                     file_names: tuple[str, ...],
-                    digest: Callable[[Mapping[str, ProviderConfig]], str]) -> Workspace | None:
+                    digest: Callable[[Mapping[str, ProviderConfig]], str],
+                    state_override: str | None = None) -> Workspace | None:
     """The merged model, or None when anything was reported (the caller raises). `digest` gives
     the workspace digest of the built providers: the REST definition files they were built from
-    count, besides the manifests (`manifest.loader._digest`)."""
+    count, besides the manifests (`manifest.loader._digest`). `state_override`: the `--state FILE`
+    the command will use (relative to the current directory, as the backend opens it), whose files
+    no sink may write, as no sink may write those of the manifests' own local state."""
     declared = _declarations(files, report)
     state_path = _state_path(files, report)
     state_backend = _state_backend(files, report)
@@ -75,6 +78,10 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
         if spec is not None:
             keys[name] = spec
     check_references(keys, declared["keys"], sinks, report)
+    states = [(state_path, "the manifests' local state")] if state_backend.backend == "local" else []
+    if state_override:
+        states.append((state_override, f"the state --state {state_override}"))
+    _check_state_files(sinks, declared["sinks"], keys, states, report)
     policies = _policies(declared["policies"], report)
     if report.diagnostics:
         return None
@@ -346,6 +353,64 @@ def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declar
         report.error(decl.source, (*decl.path, option),
                      f"{dotted((*decl.path, option))}: the same file as sink {other.name!r} ({other.loc}), {how}; "
                      "two sinks writing one file differently would overwrite each other's entries")
+
+
+# The local backend's files for a state at PATH (`backends.local.LocalBackend`): PATH + suffix.
+STATE_FILES = (("", "the file"), (".backup", "the backup"), (".lock", "the lock file"),
+               (".journal", "the apply journal"))
+
+
+def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declaration], keys: Mapping[str, KeySpec],
+                       states: Sequence[tuple[str, str]], report: Report) -> None:
+    """No sink may write the local state or its backup, lock or journal (`states`: each state's
+    path and how to name it): its secrets would sit in them (a committed backup), and the state
+    would break after the key was made. Compared as the files resolve (links followed), at the
+    sink's `path` or `dir` line; a `file` sink's `dir` and each key's entry in it too."""
+    if not states:
+        return
+    owned: dict[str, str] = {}  # a resolved path → what it is, for the message
+    for path, label in states:
+        for suffix, what in STATE_FILES:
+            for place in _resolutions(path + suffix):
+                owned.setdefault(place, f"{what} of {label}")
+    entries: dict[str, list[tuple[str, str]]] = {}  # a file sink → its keys' (key, entry name)
+    for address, spec in keys.items():
+        if spec.sink is not None and spec.sink.sink in sinks and sinks[spec.sink.sink].type == "file":
+            entries.setdefault(spec.sink.sink, []).append((address, spec.sink.name))
+    for name, cfg in sinks.items():
+        decl = declared[name]
+        for option in SINK_PATH_OPTIONS:
+            written = cfg.options.get(option)
+            if not isinstance(written, str):
+                continue
+            where = (*decl.path, option)
+            taken = _owned(written, owned)
+            if taken:
+                report.error(decl.source, where, f"{dotted(where)}: {written} is {taken}: a sink writing there "
+                             "would put secrets in it and break the state; name another file")
+                continue
+            if option != "dir" or cfg.type != "file":
+                continue
+            for address, entry in sorted(entries.get(name, ())):
+                if taken := _owned(os.path.join(written, entry), owned):
+                    report.error(decl.source, where, f"{dotted(where)}: the entry {entry!r} of key {address!r} "
+                                 f"would be {os.path.join(written, entry)}, which is {taken}: a sink writing there "
+                                 "would put secrets in it and break the state; name another directory, or set "
+                                 "that key's sink.as")
+
+
+def _resolutions(path: str) -> set[str]:
+    """Where a write to `path` lands: the file a link there leads to, and the name itself in its
+    directory as the kernel resolves it (a rename replaces the link)."""
+    head, name = os.path.split(path.rstrip(os.sep) or os.sep)
+    try:
+        return {os.path.realpath(path), os.path.join(os.path.realpath(head or os.curdir), name)}
+    except ValueError:  # a NUL in a --state path: no file, and the backend refuses it
+        return {path}
+
+
+def _owned(path: str, owned: Mapping[str, str]) -> str | None:
+    return next((owned[p] for p in sorted(_resolutions(path)) if p in owned), None)
 
 
 def _unwritable_path(path: str, *, file: bool) -> str | None:

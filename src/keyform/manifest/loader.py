@@ -33,7 +33,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 
 def load_workspace(paths: Sequence[str | Path] = (), *, now: datetime | None = None,
-                   cwd: Path | None = None) -> Workspace:
+                   cwd: Path | None = None, state_override: str | None = None) -> Workspace:
     """Load and validate the manifests at `paths` (files or directories) into one Workspace.
 
     A directory contributes its `*.yaml` and `*.yml` files, sorted by name; it is not searched
@@ -42,15 +42,17 @@ def load_workspace(paths: Sequence[str | Path] = (), *, now: datetime | None = N
     `keyform.yaml` in `cwd` (default: the current directory) is read.
     Relative paths inside a manifest are relative to that manifest's directory; the state path is
     relative to the first manifest's. Raises KeyformError with every problem found, each at
-    `file:line` (file names relative to `cwd` where possible).
+    `file:line` (file names relative to `cwd` where possible). `state_override`: the `--state FILE`
+    the command uses (as the backend opens it: relative to the current directory), whose files no
+    sink may write, besides the manifests' own local state's.
     """
     base = Path(os.path.abspath(cwd or Path.cwd()))
     files = manifest_files(paths, base)
     with paused():  # ~10 objects per manifest line, none in cycles (keyform.gcpause)
-        return _load(files, base, now or utcnow())
+        return _load(files, base, now or utcnow(), state_override)
 
 
-def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
+def _load(files: Sequence[Path], base: Path, now: datetime, state_override: str | None = None) -> Workspace:
     report = Report()
     parsed: list[ManifestFile] = []
     contents: dict[str, bytes] = {}
@@ -85,7 +87,8 @@ def _load(files: Sequence[Path], base: Path, now: datetime) -> Workspace:
         anchor = files[0].parent
         stable = {os.path.relpath(path, anchor): contents[display_name(path, base)] for path in files}
         workspace = build_workspace(parsed, report, now=now, file_names=tuple(contents),
-                                    digest=lambda providers: _digest(stable, _definitions(providers, anchor)))
+                                    digest=lambda providers: _digest(stable, _definitions(providers, anchor)),
+                                    state_override=state_override)
     else:
         from keyform.manifest.restglue import unknown_key_fields
         unknown_key_fields(parsed, report)
