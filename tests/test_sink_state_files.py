@@ -199,3 +199,21 @@ def test_the_state_named_by_state_is_protected_too(project: Project, emu_control
     assert emu_control.questra_keys(ORG) == []
     assert not other.exists() and not Path(f"{other}.backup").exists()
     assert secrets_anywhere(project, emu_control) == []
+
+
+@pytest.mark.parametrize("target", ["keyform.yaml", "more.yaml"])
+def test_a_sink_at_a_manifest_file_is_refused_at_its_path_line(tmp_path: Path, target: str) -> None:
+    """Found in the review of the above: a sink whose `path` is a manifest file itself was accepted;
+    its secret would be written into a file committed and reviewed with the manifests (and the next
+    load would read a dotenv file as a manifest)."""
+    (tmp_path / "more.yaml").write_text("version: 1\n")
+    text = manifest(f"env: {{type: dotenv, path: {target}}}\n")
+    (tmp_path / "keyform.yaml").write_text(text)
+    try:
+        load_workspace(["keyform.yaml", "more.yaml"], cwd=tmp_path)
+        found: list[str] = []
+    except KeyformError as exc:
+        found = [str(d) for d in exc.diagnostics]
+    assert found == [f"keyform.yaml:{line_of(text, 'path: ' + target)}: sinks.env.path: {tmp_path / target} is a "
+                     "manifest file: a sink writing there would put secrets in it, to be committed and reviewed with "
+                     "it; name another file"], found

@@ -50,7 +50,7 @@ EXEC_COMMAND_OPTIONS = ("command", "remove_command", "read_command")
 def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datetime,
                     file_names: tuple[str, ...],
                     digest: Callable[[Mapping[str, ProviderConfig]], str],
-                    state_override: str | None = None) -> Workspace | None:
+                    state_override: str | None = None, manifests: Sequence[str] = ()) -> Workspace | None:
     """The merged model, or None when anything was reported (the caller raises). `digest` gives
     the workspace digest of the built providers: the REST definition files they were built from
     count, besides the manifests (`manifest.loader._digest`). `state_override`: the `--state FILE`
@@ -81,7 +81,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     states = [(state_path, "the manifests' local state")] if state_backend.backend == "local" else []
     if state_override:
         states.append((state_override, f"the state --state {state_override}"))
-    _check_state_files(sinks, declared["sinks"], keys, states, report)
+    _check_state_files(sinks, declared["sinks"], keys, states, report, manifests)
     policies = _policies(declared["policies"], report)
     if report.diagnostics:
         return None
@@ -361,18 +361,25 @@ STATE_FILES = (("", "the file"), (".backup", "the backup"), (".lock", "the lock 
 
 
 def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declaration], keys: Mapping[str, KeySpec],
-                       states: Sequence[tuple[str, str]], report: Report) -> None:
+                       states: Sequence[tuple[str, str]], report: Report, manifests: Sequence[str] = ()) -> None:
     """No sink may write the local state or its backup, lock or journal (`states`: each state's
     path and how to name it): its secrets would sit in them (a committed backup), and the state
-    would break after the key was made. Compared as the files resolve (links followed), at the
-    sink's `path` or `dir` line; a `file` sink's `dir` and each key's entry in it too."""
-    if not states:
+    would break after the key was made. Nor a manifest file (`manifests`): the secret would be
+    committed with it, and the next load would read a dotenv or JSON file as manifests. Compared as
+    the files resolve (links followed), at the sink's `path` or `dir` line; a `file` sink's `dir`
+    and each key's entry in it too."""
+    if not states and not manifests:
         return
-    owned: dict[str, str] = {}  # a resolved path → what it is, for the message
+    broken = "would put secrets in it and break the state"
+    owned: dict[str, str] = {}  # a resolved path → what it is and what writing it would do, for the message
     for path, label in states:
         for suffix, what in STATE_FILES:
             for place in _resolutions(path + suffix):
-                owned.setdefault(place, f"{what} of {label}")
+                owned.setdefault(place, f"{what} of {label}: a sink writing there {broken}")
+    for path in manifests:
+        for place in _resolutions(path):
+            owned.setdefault(place, "a manifest file: a sink writing there would put secrets in it, to be committed "
+                                    "and reviewed with it")
     entries: dict[str, list[tuple[str, str]]] = {}  # a file sink → its keys' (key, entry name)
     for address, spec in keys.items():
         if spec.sink is not None and spec.sink.sink in sinks and sinks[spec.sink.sink].type == "file":
@@ -386,17 +393,15 @@ def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declara
             where = (*decl.path, option)
             taken = _owned(written, owned)
             if taken:
-                report.error(decl.source, where, f"{dotted(where)}: {written} is {taken}: a sink writing there "
-                             "would put secrets in it and break the state; name another file")
+                report.error(decl.source, where, f"{dotted(where)}: {written} is {taken}; name another file")
                 continue
             if option != "dir" or cfg.type != "file":
                 continue
             for address, entry in sorted(entries.get(name, ())):
                 if taken := _owned(os.path.join(written, entry), owned):
                     report.error(decl.source, where, f"{dotted(where)}: the entry {entry!r} of key {address!r} "
-                                 f"would be {os.path.join(written, entry)}, which is {taken}: a sink writing there "
-                                 "would put secrets in it and break the state; name another directory, or set "
-                                 "that key's sink.as")
+                                 f"would be {os.path.join(written, entry)}, which is {taken}; name another "
+                                 "directory, or set that key's sink.as")
 
 
 def _resolutions(path: str) -> set[str]:

@@ -88,7 +88,7 @@ def _load(files: Sequence[Path], base: Path, now: datetime, state_override: str 
         stable = {os.path.relpath(path, anchor): contents[display_name(path, base)] for path in files}
         workspace = build_workspace(parsed, report, now=now, file_names=tuple(contents),
                                     digest=lambda providers: _digest(stable, _definitions(providers, anchor)),
-                                    state_override=state_override)
+                                    state_override=state_override, manifests=tuple(map(str, files)))
     else:
         from keyform.manifest.restglue import unknown_key_fields
         unknown_key_fields(parsed, report)
