@@ -41,7 +41,7 @@ from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, kept_
 from keyform.providers.pool import ProviderPool
 from keyform.records import record
 from keyform.refresh import strip_headers
-from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
+from keyform.remote import MAX_SECRET, CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
 from keyform.scheduler import Abandon, Callbacks, Scheduler
 from keyform.sinks import Sink
@@ -711,12 +711,26 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def _unusable_secret(secret: str | None) -> str | None:
+    """What makes an issued secret unusable (`returned ...`), or None for one keyform stores: none at
+    all, one of whitespace only (no credential: a sink would hold a blank value), or one longer than
+    `MAX_SECRET` (no API key is; a state recording it could not be read again)."""
+    if not secret:
+        return "no secret"
+    if len(secret) > MAX_SECRET:
+        return f"a secret of {len(secret)} characters, more than the {MAX_SECRET} keyform accepts"
+    if secret.isspace():
+        return "a secret with no visible characters"
+    return None
+
+
 def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str, ctx: ApplyContext) -> None:
     """Make the new secret durable; if that fails, revoke the new key (no live key without its secret)."""
     assert spec.sink is not None  # the loader guarantees a sink for secret-issuing keys
     try:
-        if not secret:
-            raise SinkError(f"{spec.provider}: create {_label(spec)!r} returned no secret")
+        unusable = _unusable_secret(secret)
+        if unusable is not None or secret is None:
+            raise SinkError(f"{spec.provider}: create {_label(spec)!r} returned {unusable or 'no secret'}")
         ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
     except Exception as exc:
         msg = str(exc) if isinstance(exc, KeyformError) else (

@@ -13,6 +13,14 @@ from typing import Any, Protocol
 
 from keyform.records import record
 
+# The longest issued secret keyform accepts, in characters. API keys are tens or hundreds of
+# characters (a PEM private key a few thousand); what an API sends beyond this is no credential a
+# sink should hold: a create answered with a longer one is refused as unusable, and its key revoked,
+# as one answered with no secret (applier `_sink_new_secret`). It also bounds what the state records
+# of a secret (`State.secret_fingerprint`: `<visible length>:<hmac>`, at most 5 digits, as
+# schemas/state.schema.json says).
+MAX_SECRET = 65536
+
 
 @record(dict_init=True)  # a refresh builds one per listed key
 class RemoteKey:

@@ -21,6 +21,7 @@ from keyform import checkcache, redact
 from keyform.errors import KeyformError, StateError
 from keyform.model import KeySpec, SinkTarget
 from keyform.records import record
+from keyform.remote import MAX_SECRET
 from keyform.statecheck import state_problem
 from keyform.strictjson import DuplicateKey, unique_keys
 
@@ -317,9 +318,10 @@ class State:
         """`<n>:<fingerprint>` of an issued secret's visible characters (whitespace removed, as
         `redact` compares): recorded in the key's state so that any later process can recognise the
         secret where an API echoes it (`redact.watch`). None for no secret, one under
-        `MIN_WATCHED` visible characters, or when this state cannot fingerprint now (a keyed state
-        without its key)."""
-        if not secret:
+        `MIN_WATCHED` visible characters, one over `MAX_SECRET` characters (the applier refuses such a
+        secret; its length would not fit the state schema's 5 digits), or when this state cannot
+        fingerprint now (a keyed state without its key)."""
+        if not secret or len(secret) > MAX_SECRET:
             return None
         visible = "".join(secret.split())
         if len(visible) < MIN_WATCHED:
