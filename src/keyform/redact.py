@@ -10,7 +10,8 @@ whitespace character removed (a server that re-wraps a PEM, collapses spaces or 
 into `\\n` escapes still echoes the same visible characters), and the matched span of the original
 text, whitespace included, becomes `***`. A secret longer than `WINDOW` visible characters is
 matched by every `WINDOW`-character window of it, so any 16 consecutive visible characters of a
-secret are removed wherever they appear: a truncated, prefixed or partly escaped echo is caught.
+secret are removed wherever they appear: a truncated, prefixed or partly escaped echo is caught
+(of its first MAX_RAW characters: a longer value is no secret keyform keeps, see `_patterns`).
 Its JSON-escaped forms (non-ASCII kept or `\\u`-escaped) and percent-encoded forms are matched
 too. Secrets shorter than 4 visible characters are not matched (they would redact ordinary
 words); nothing keyform handles is that short. Nor is an echo of fewer than `WINDOW` consecutive
@@ -90,13 +91,23 @@ def _forms(secret: str) -> set[str]:
 
 
 def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:
-    """Visible-character patterns to remove, grouped by length."""
+    """Visible-character patterns to remove, grouped by length.
+
+    Only the windows of the first MAX_RAW characters of a secret, and of the first MAX_RAW visible
+    characters of each of its forms: a hostile API's 8 MB "secret" made every window of every form,
+    1.5 GB and 13 s, before the applier saw it. That is enough: `scrub` looks at no more than MAX_RAW
+    characters of a text, and a secret longer than MAX_RAW (`remote.MAX_SECRET`, the same number) is
+    refused and its key revoked: it reaches no sink. What is masked: every window of every secret
+    keyform accepts, raw (and of its escaped forms, as far as their first MAX_RAW characters), and of
+    a longer one the windows of its first MAX_RAW characters; an echo of only its later part is not
+    (that key is revoked at once). A whole value is still compared whole where it matters, an id
+    (`holds_whole`)."""
     out: dict[int, set[str]] = {}
     for secret in secrets:
         if not secret:
             continue
-        for form in _forms(secret):
-            core = "".join(form.split())
+        for form in _forms(secret[:MAX_RAW]):
+            core = "".join(form.split())[:MAX_RAW]
             if len(core) < MIN_SECRET:
                 continue
             if len(core) <= WINDOW:
@@ -178,7 +189,11 @@ def holds_whole(text: str, secrets: Iterable[str | None]) -> bool:
     holds its key's id; the id does not hold the secret)."""
     visible = "".join(text.split())
     for secret in secrets:
-        for form in _forms(secret) if secret else ():
+        # no form is shorter than the secret's visible characters (escapes only add): a secret
+        # longer than `text` is not in it, and its forms (of a hostile API's megabytes) are not built
+        if not secret or len("".join(secret.split())) > len(visible):
+            continue
+        for form in _forms(secret):
             core = "".join(form.split())
             if len(core) >= MIN_SECRET and core in visible:
                 return True

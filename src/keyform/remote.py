@@ -17,8 +17,9 @@ from keyform.records import record
 # characters (a PEM private key a few thousand); what an API sends beyond this is no credential a
 # sink should hold: a create answered with a longer one is refused as unusable, and its key revoked,
 # as one answered with no secret (applier `_sink_new_secret`). It also bounds what the state records
-# of a secret (`State.secret_fingerprint`: `<visible length>:<hmac>`, at most 5 digits, as
-# schemas/state.schema.json says).
+# of a secret (`State.secret_fingerprint`: `<visible length>:<hmac>`, at most 5 digits, within the 6
+# schemas/state.schema.json allows), and `redact.MAX_RAW`, the characters of a secret whose windows
+# `redact` builds to mask it, is not less: every window of every secret keyform keeps is masked.
 MAX_SECRET = 65536
 
 
