@@ -16,6 +16,7 @@ from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
 from keyform.providers import TextQLProvider
 from keyform.remote import CreateRequest
+from tests.hostile import Reply, Seen, hostile
 from tests.openapi_schemas import TEXTQL, validate
 from tests.recording import RecordingTransport
 
@@ -256,3 +257,30 @@ def test_parse_key_fast_path_gives_what_the_general_check_gives(fields: dict[str
     except ShapeError as exc:
         parsed = str(exc)
     assert parsed == general()
+
+
+@pytest.mark.parametrize("status", [401, 403, 429, 500, 503])
+def test_a_failure_whose_body_says_not_found_is_no_delete(emulator: Emulator, emu_control: EmulatorControl,
+                                                          status: int) -> None:
+    """Review s41: a 500, 401 or 503 whose Connect body says `{"code": "not_found"}` (a failing
+    server, a gateway) counted as "already gone": keyform dropped the key from the state while the
+    TextQL key, holding a credential, stayed live. The status decides, as for a REST definition's
+    `gone_codes`."""
+    with hostile(upstream=emulator.url) as api:
+        provider = TextQLProvider("textql", api.url, "tok_tq", max_retries=0, sleep=lambda s: None)
+        key = provider.create(request()).key
+
+        def refuse(seen: Seen) -> Reply | None:
+            if seen.path != "/v1/api-keys/delete":
+                return None
+            return Reply(status, b'{"code": "not_found", "message": "no such key"}',
+                         {"Content-Type": "application/json", "Retry-After": "0"})
+
+        api.script = refuse
+        with pytest.raises(ProviderError) as info:
+            provider.delete(key.id)
+        assert info.value.status == status and info.value.code == "not_found", info.value
+        api.script = lambda seen: None
+        provider.delete("no-such-id")  # the API's own not_found, a 404: already gone
+        provider.close()
+    assert [k["id"] for k in emu_control.textql_keys()] == [key.id]

@@ -107,6 +107,13 @@ class ProviderError(KeyformError):
         self.remote_id: str | None = None
 
 
+def is_failure(status: int) -> bool:
+    """A refused token (401, 407), a missing permission (403), a rate refusal (429) or a server
+    failure (5xx): never a sign that nothing is there, whatever its body says (`not_found` included:
+    a gateway or a failing server may say anything), so never a delete's "already gone"."""
+    return status in (401, 403, 407, 429) or status >= 500
+
+
 class NotSentError(ProviderError):
     """A remote call given up before anything of it was sent: the apply was interrupted (one
     Ctrl-C or SIGTERM) while it waited for its turn. The applier reports its change as not started."""

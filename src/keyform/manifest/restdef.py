@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from keyform.errors import Diagnostic, SourceLoc
+from keyform.errors import Diagnostic, SourceLoc, is_failure
 from keyform.fsio import NotAFileError, TooLargeError, read_capped
 from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
@@ -72,12 +72,6 @@ def at(doc: Any, tokens: tuple[str, ...]) -> Any:
         else:
             return None
     return doc
-
-
-def is_failure(status: int) -> bool:
-    """A refused token (401, 407), a missing permission (403), a rate refusal (429) or a server
-    failure (5xx): never a sign that nothing is there (`gone`, `absent`, a `gone_codes` answer)."""
-    return status in (401, 403, 407, 429) or status >= 500
 
 
 # ---------------------------------------------------------------- templates

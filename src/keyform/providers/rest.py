@@ -21,8 +21,8 @@ import httpx
 
 from keyform import __version__, redact
 from keyform.durations import format_time
-from keyform.errors import ProviderError
-from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at, is_failure
+from keyform.errors import ProviderError, is_failure
+from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at
 from keyform.model import header_of, header_problem
 from keyform.providers.http import (
     DEFAULT_DEADLINE,

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from keyform import __version__
-from keyform.errors import ProviderError
+from keyform.errors import ProviderError, is_failure
 from keyform.model import header_of
 from keyform.providers.http import (
     DEFAULT_DEADLINE,
@@ -277,13 +277,16 @@ class TextQLProvider:
             raise shape_error(self._http, what, response, exc, secrets=secrets) from None
 
     def delete(self, remote_id: str) -> None:
-        """Delete the key. One that is already gone (`not_found`) is not an error."""
+        """Delete the key. One that is already gone (`not_found`) is not an error, unless the answer's
+        status is a failure (`errors.is_failure`): a 500, 401 or 503 whose body says `not_found`
+        (a failing server or a gateway) leaves the key live, and keyform must not forget it."""
         what = f'delete "{remote_id}"'
         response = self._http.call("POST", "/v1/api-keys/delete", what, body={"id": remote_id})
         if response.status_code == 200:
             return
         _, code = error_detail(response)
-        if code == "not_found" or (code is None and response.status_code == 404):
+        if not is_failure(response.status_code) and (
+                code == "not_found" or (code is None and response.status_code == 404)):
             return
         raise self._error(what, response)
 
