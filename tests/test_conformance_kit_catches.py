@@ -68,18 +68,22 @@ class SwallowsDelete(_Wrapped):
 
 
 @contextlib.contextmanager
-def _target(name: str, wrap: Callable[[Provider, str], _Wrapped]) -> Iterator[ConformanceTarget]:
+def _target(name: str, wrap: Callable[[Provider, str], _Wrapped], base: str = "questra"
+            ) -> Iterator[ConformanceTarget]:
     emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}),
                                   read_only_tokens=frozenset({READ_ONLY}))).start()
-    questra = provider_type("questra")
-    t = replace(questra, name=name, open=lambda config, token, org, **kw: wrap(questra.open(config, token, org, **kw),
-                                                                            token))
+    inner = provider_type(base)
+    t = replace(inner, name=name, open=lambda config, token, org, **kw: wrap(inner.open(config, token, org, **kw),
+                                                                          token))
     register(t, origin="test")
+    fields: dict[str, Any] = ({"provider_options": {"org_id": "org_kit"}, "key_fields": lambda label: {"name": label}}
+                              if base == "questra" else
+                              {"key_fields": lambda label: {"description": label, "hosts": ["api.example.com"]},
+                               "secret_inputs": {"auth_value": f"sk-{CANARY}-credential"}})
     try:
         yield ConformanceTarget(provider_type=t.name, base_url=emu.url, token=TOKEN,
                                 rejected_token=f"tok-{CANARY}-no", forbidden_token=READ_ONLY,
-                                faults=EmulatorFaults(emu.url),
-                                provider_options={"org_id": "org_kit"}, key_fields=lambda label: {"name": label})
+                                faults=EmulatorFaults(emu.url), **fields)
     finally:
         unregister(t)
         emu.stop()
@@ -183,3 +187,22 @@ def test_the_encoded_forms_the_kit_looks_for() -> None:
     for user in ("", "a", "ab", "api", "user@example.com"):  # every alignment of `user:token` in base64
         basic = base64.b64encode(f"{user}:{token}".encode()).decode()
         assert any(form in basic for form, how in forms.items() if how == " base64-encoded"), user
+
+
+class NotFoundIsGone(_Wrapped):
+    """Review s41: delete takes any answer whose error code is `not_found` for "already gone",
+    whatever its status, as the built-in TextQL provider did: a 500, 401 or 503 from a failing
+    server or a gateway whose body says `not_found` made keyform forget a live key."""
+
+    def delete(self, remote_id: str) -> None:
+        try:
+            self.inner.delete(remote_id)
+        except ProviderError as exc:
+            if exc.code != "not_found":
+                raise
+
+
+def test_the_kit_fails_a_provider_that_takes_a_failure_saying_not_found_for_gone() -> None:
+    with _target("not-found-is-gone", NotFoundIsGone, base="textql") as target, \
+            pytest.raises(pytest.fail.Exception, match="with the body the API answers for a key already gone"):
+        ProviderConformance().test_a_failure_with_the_api_s_gone_body_is_an_error(target, Log())

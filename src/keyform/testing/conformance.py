@@ -21,7 +21,9 @@ how to label a key, and a `ServerFaults` to inject faults). The tests:
   never marked ambiguous for a list);
 - a delete refused in any of those ways (a rejected or forbidden token, an injected 429 or 5xx) of
   a live key raises `ProviderError` with that status, never returns as "already gone" (keyform
-  would forget a key that stays live), and the key is still listed live after;
+  would forget a key that stays live), and the key is still listed live after; so does one answered
+  with a failure status (the rejected token's, 500, 503) and the very body the API answers for a key
+  already gone (its `not_found`, learnt through a relay on 127.0.0.1, `keyform.testing.relay`);
 - a canary secret (tokens, secret options, write-only inputs, issued secrets) never appears in a
   repr, a log line (the `keyform` logger at DEBUG, as `-v` shows) or an error message.
 """
@@ -33,7 +35,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -372,6 +374,35 @@ class ProviderConformance:
                 kit.faults.clear()
         still = self._listed(provider).get(key_id)
         assert still is not None and not (still.revoked or still.expired), "a refused delete removed the key"
+        provider.delete(key_id)
+        provider.close()
+        seen.check(kit.secrets(), keyform_debug_log.text)
+
+    def test_a_failure_with_the_api_s_gone_body_is_an_error(self, kit: ConformanceTarget,
+                                                            keyform_debug_log: Any) -> None:
+        """A delete answered with a failure status (the rejected token's, a 500, a 503) and the body the
+        API answers for a key that is already gone (its own `not_found`, learnt from a delete of an
+        unknown id through a relay, `keyform.testing.relay`) must raise `ProviderError` with that
+        status: a failing server or a gateway may send any body, and a provider that takes the body's
+        `not_found` for the truth makes keyform forget a key that stays live."""
+        from keyform.testing.relay import relaying
+
+        seen = _Seen()
+        provider = kit.open()
+        key_id = provider.create(kit.request(_label())).key.id
+        with relaying(kit.base_url) as relay:
+            through = replace(kit, base_url=relay.url).open()
+            through.delete("kit-missing-" + uuid.uuid4().hex[:8])  # relayed: the API's "already gone" answer
+            assert relay.kept is not None
+            for status in sorted({kit.rejected_status, 500, 503}):
+                relay.answering = status
+                seen.add(self._refused_delete(through, key_id, status, f"a {status} with the body the API answers "
+                                              f"for a key already gone ({relay.kept.status}, "
+                                              f"{relay.kept.body[:80]!r})"))
+            relay.answering = None
+            through.close()
+        still = self._listed(provider).get(key_id)
+        assert still is not None and not (still.revoked or still.expired), "the key should still be live"
         provider.delete(key_id)
         provider.close()
         seen.check(kit.secrets(), keyform_debug_log.text)
