@@ -53,6 +53,29 @@ def error_detail(response: httpx.Response) -> str:
     return f"{response.status_code} {text or response.reason_phrase}".strip()
 
 
+def own_error(response: httpx.Response) -> bool:
+    """Whether the reply is the Questra API's own error: a JSON object with an `error` (a string
+    such as `"not_found"`, or an object), as the API and the emulator answer an unknown key. A
+    gateway's or a proxy's 404 page, an empty body or other JSON is not."""
+    body = json_body(response)
+    if not isinstance(body, dict):
+        return False
+    error = body.get("error")
+    return (isinstance(error, str) and bool(error.strip())) or isinstance(error, dict)
+
+
+def not_own_error(response: httpx.Response) -> str:
+    """What came back instead of the API's own error, for a message: `an empty body`, `a text/html
+    body of 162 bytes`, `a JSON reply without an "error"`."""
+    if not response.content:
+        return "an empty body"
+    if json_body(response) is not None:
+        return 'a JSON reply without an "error"'
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    kind = kind if kind.isprintable() and 0 < len(kind) <= 60 and " " not in kind else "non-JSON"
+    return f"a {kind} body of {len(response.content)} bytes"
+
+
 def parse_key(item: Any, where: str) -> RemoteKey:
     """One ApiKey object → RemoteKey (attrs: `name`). Raises ShapeError naming what is wrong."""
     if not isinstance(item, dict):
@@ -179,11 +202,19 @@ class QuestraProvider:
                             "(every change is a replace)")
 
     def delete(self, remote_id: str) -> None:
-        """Revoke the key (it stays listed as revoked). An unknown key is already gone: no error."""
+        """Revoke the key (it stays listed as revoked). An unknown key is already gone: no error, when
+        the API itself says so: a 404 whose body is its JSON error (`own_error`). Any other 404 (a
+        gateway's or a proxy's HTML page, an empty body) says nothing of the key, and keyform forgets
+        a key whose revoke returns: it is an error naming what came back."""
         what = f'revoke "{remote_id}"'
         response = self._http.call("POST", f"/api-keys/{quote(remote_id, safe='')}/revoke", what)
-        if response.status_code == 404 or 200 <= response.status_code < 300:
+        if 200 <= response.status_code < 300:
             return
+        if response.status_code == 404:
+            if own_error(response):
+                return
+            raise status_error(self._http, what, response, f"{error_detail(response)}; {not_own_error(response)}, "
+                               "so not taken for a key already gone")
         raise status_error(self._http, what, response, error_detail(response))
 
     def clock_offset(self) -> float | None:

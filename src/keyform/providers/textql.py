@@ -277,16 +277,17 @@ class TextQLProvider:
             raise shape_error(self._http, what, response, exc, secrets=secrets) from None
 
     def delete(self, remote_id: str) -> None:
-        """Delete the key. One that is already gone (`not_found`) is not an error, unless the answer's
-        status is a failure (`errors.is_failure`): a 500, 401 or 503 whose body says `not_found`
-        (a failing server or a gateway) leaves the key live, and keyform must not forget it."""
+        """Delete the key. One that is already gone is not an error when the API says so: its own
+        Connect error `not_found`, unless the answer's status is a failure (`errors.is_failure`): a
+        500, 401 or 503 whose body says `not_found` (a failing server or a gateway) leaves the key
+        live, and keyform must not forget it. A 404 without a Connect code (a gateway's HTML page,
+        an empty body) says nothing of the key either: an error."""
         what = f'delete "{remote_id}"'
         response = self._http.call("POST", "/v1/api-keys/delete", what, body={"id": remote_id})
         if response.status_code == 200:
             return
         _, code = error_detail(response)
-        if not is_failure(response.status_code) and (
-                code == "not_found" or (code is None and response.status_code == 404)):
+        if code == "not_found" and not is_failure(response.status_code):
             return
         raise self._error(what, response)
 
