@@ -168,3 +168,18 @@ def test_an_unrevoked_secret_id_is_revoked_by_the_next_applies_and_never_shown(
     assert project.state_path in files
     for text in (*outputs, *(p.read_text(errors="replace") for p in files)):
         assert "CANARY" not in text, text[-3000:]
+
+
+def test_verbose_retry_lines_never_show_an_id_holding_the_secret(tmp_path: Path) -> None:
+    """Found by review 102: with `-v`, each retry of the revoke of such a key (a 500 is retried)
+    logged `delete "sk_CANARY..."`, in the apply that made it and in the recovery's revoke after:
+    debug lines were escaped, not scrubbed."""
+    server, _ = _api("{secret}", 500)
+    with serving(server):
+        project = Project(tmp_path, server.url)
+        project.rest_api(SCRIPTED_REST, "k1: {provider: rp, name: k1}\n")
+        first = project.run_process("-v", "apply", "--auto-approve", "-f", str(project.manifest))
+        again = project.run_process("-v", "apply", "--auto-approve", "-f", str(project.manifest))
+    assert first.exit_code == 1 and "retry 1/" in first.output, first.output
+    assert again.exit_code == 1 and "retry 1/" in again.output, again.output
+    assert "CANARY" not in first.output + again.output

@@ -187,9 +187,12 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            from keyform import redact
             from keyform.render.safe import escaped
 
-            sys.stderr.write(f"keyform: {escaped(record.getMessage())}\n")
+            # scrubbed here, whatever the call site passed: a retry line names the call, and a
+            # delete's names the id, which may hold a secret (found by a review: `-v` showed it)
+            sys.stderr.write(f"keyform: {escaped(redact.scrub(record.getMessage(), ()))}\n")
             sys.stderr.flush()
         except Exception:  # a closed stream must not break the command
             self.handleError(record)
