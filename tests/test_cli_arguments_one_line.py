@@ -27,16 +27,31 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
 @pytest.mark.parametrize("args", [
     ("plan", "-f", ODD), ("plan", "--policy", ODD), ("plan", "--target", ODD), ("plan", "--replace", ODD),
     ("plan", "--state", ODD), ("apply", ODD), ("show", ODD), ("graph", "--plan", ODD), ("state", "push", ODD),
+    # found by review 102: these were left
+    ("plan", "--out", "missing-dir/" + ODD), ("import", "web", ODD),
+    ("state", "rekey", "--old-key-file", ODD),
 ])
 def test_an_argument_with_a_newline_is_shown_on_one_line(project: Project, args: tuple[str, ...]) -> None:
-    if args[:2] == ("plan", "--replace"):
+    if args[:2] in (("plan", "--replace"), ("state", "rekey")):
         assert project.run("apply", "--auto-approve").exit_code == 0
-    if args[0] == "graph":
-        args = ("graph", "-f", str(project.manifest), *args[1:])
+    if args[0] in ("graph", "state") and args[1] != "push":
+        args = (*args[:2], "-f", str(project.manifest), *args[2:]) if args[0] == "state" else \
+            ("graph", "-f", str(project.manifest), *args[1:])
     res = project.run(*args)
     assert res.exit_code == 1, res.output
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
     assert "\x1b" not in res.stderr and "x\\u001b[31m\\n" in res.stderr, repr(res.stderr)
+
+
+def test_a_saved_plans_path_is_shown_on_one_line_and_quoted_for_the_shell(project: Project) -> None:
+    out = project.root / "my plan"
+    res = project.run("plan", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert f"  keyform apply '{out}'\n" in res.stdout, res.stdout
+    odd = project.root / ODD
+    res = project.run("plan", "--out", str(odd))
+    assert res.exit_code == 0 and "\x1b" not in res.stdout, res.output
+    assert f"Saved the plan to {project.root}/x\\u001b[31m\\n. To perform" in res.stdout, res.stdout
 
 
 def test_the_emulators_host_is_shown_on_one_line_without_its_escape() -> None:

@@ -255,7 +255,9 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
             try:
                 atomic_write(out, the_plan.dumps().encode("utf-8"))
             except OSError as exc:
-                raise KeyformError(f"--out {out}: cannot write the plan: {exc.strerror or exc}") from None
+                from keyform.render.safe import one_line
+
+                raise KeyformError(f"--out {one_line(out)}: cannot write the plan: {exc.strerror or exc}") from None
             shown.saved(out)
         # 2 for a plan that could not check every key too: "0, no changes" was not established
         return 2 if (detailed_exitcode and (the_plan.has_changes or the_plan.unchecked)) else 0
@@ -272,31 +274,33 @@ def _check_out_path(out: str) -> None:
 
     from keyform.fsio import IsSymlinkError, NotAFileError, TooLargeError, read_nofollow
     from keyform.planfile import MAX_BYTES
+    from keyform.render.safe import one_line
 
+    shown = one_line(out)  # (a newline in it: one line, not a second `Error:`)
     path = Path(out)
     if path.is_dir():
-        raise KeyformError(f"--out {out}: is a directory; name a file, e.g. {path / 'keyform.plan'}")
+        raise KeyformError(f"--out {shown}: is a directory; name a file, e.g. {path / 'keyform.plan'}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
-        raise KeyformError(f"--out {out}: the directory {parent} {what}")
+        raise KeyformError(f"--out {shown}: the directory {parent} {what}")
     try:
         there = read_nofollow(path, limit=MAX_BYTES)
     except FileNotFoundError:
         return
     except TooLargeError:
-        raise KeyformError(f"--out {out}: the file exists and is larger than any keyform plan; keyform replaces "
+        raise KeyformError(f"--out {shown}: the file exists and is larger than any keyform plan; keyform replaces "
                            "only an earlier plan there. Name another file, or remove this one first if it may go") \
             from None
     except IsSymlinkError:
-        raise KeyformError(f"--out {out}: is a symbolic link; name the plan file itself") from None
+        raise KeyformError(f"--out {shown}: is a symbolic link; name the plan file itself") from None
     except NotAFileError:
-        raise KeyformError(f"--out {out}: is not a regular file (a device, a FIFO or a socket); name a plan file") \
+        raise KeyformError(f"--out {shown}: is not a regular file (a device, a FIFO or a socket); name a plan file") \
             from None
     except OSError as exc:
-        raise KeyformError(f"--out {out}: cannot read what is there: {exc.strerror or exc}") from None
+        raise KeyformError(f"--out {shown}: cannot read what is there: {exc.strerror or exc}") from None
     if not _is_saved_plan(there):
-        raise KeyformError(f"--out {out}: the file exists and is not a keyform plan; keyform replaces only an "
+        raise KeyformError(f"--out {shown}: the file exists and is not a keyform plan; keyform replaces only an "
                            "earlier plan there. Name another file, or remove this one first if it may go")
 
 

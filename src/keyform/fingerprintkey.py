@@ -104,7 +104,9 @@ def adopt_journaled_key_check(state: State, key_check: str) -> None:
 
 
 def _source(ref: EnvRef | FileRef) -> str:
-    return ref.name if isinstance(ref, EnvRef) else ref.path
+    from keyform.render.safe import one_line
+
+    return ref.name if isinstance(ref, EnvRef) else one_line(ref.path)  # (a path typed with a newline)
 
 
 @record(frozen=False)

@@ -1068,8 +1068,9 @@ def push_state(options: Options, file: str, *, force: bool = False) -> Pushed:
     if pushed is None:
         raise KeyformError(f"{one_line(str(file))}: no such state file")
     if source.read_journal() and not force:
-        raise KeyformError(f"{file}: an interrupted apply left {source.journal_path}; run `keyform apply "
-                           f"--state {file}` to recover it first (or push anyway with --force)")
+        shown = one_line(str(file))
+        raise KeyformError(f"{shown}: an interrupted apply left {one_line(str(source.journal_path))}; run "
+                           f"`keyform apply --state {shown}` to recover it first (or push anyway with --force)")
     with backend(options) as store, store.lock("state push", timeout=options.lock_timeout):
         warned = push(store, pushed, force=force)
         return Pushed(pushed, store.describe(), warned)

@@ -52,7 +52,10 @@ def check_entry_name(command: str, name: str) -> None:
 
 def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagnostics]:
     """Adopt an existing remote key as `address`; returns the record and warnings for the user."""
+    from keyform.render.safe import one_line
+
     ws, state = sess.workspace, sess.state
+    shown = one_line(remote_id)  # as typed, on one line (a newline in it made a second `Error:` line)
     spec: KeySpec | None = ws.keys.get(address)
     if spec is None:
         raise KeyformError(f"import: no key {address!r} in the manifests; declare it first, then import")
@@ -63,33 +66,33 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
     # token beside a CI token), and a key managed twice is revoked under the other address's users
     taken = {k.remote_id: a for a, k in state.keys.items() if k.provider_type == spec.provider_type}
     if remote_id in taken:
-        raise KeyformError(f"import: {remote_id} is already managed as {taken[remote_id]}")
+        raise KeyformError(f"import: {shown} is already managed as {taken[remote_id]}")
     deposed = next((d for d in state.deposed
                     if d.provider_type == spec.provider_type and d.remote_id == remote_id), None)
     if deposed is not None:  # its revoke is due: the next apply would revoke the key just imported
-        raise KeyformError(f"import: {remote_id} is the old key of a rotation of {deposed.address} (deposed, "
+        raise KeyformError(f"import: {shown} is the old key of a rotation of {deposed.address} (deposed, "
                            f"revoked after {deposed.revoke_after}): the next apply would revoke it. Import a key "
                            "that is not being retired")
     for workspace, other in sorted(sess.store.other_workspace_states().items()):
         # another team's key: two workspaces managing one key revoke it under each other's users
         held = other.holders().get((spec.provider_type, remote_id))
         if held is not None:
-            raise KeyformError(f"import: {remote_id} is already managed as {held} by the workspace {workspace!r} "
+            raise KeyformError(f"import: {shown} is already managed as {held} by the workspace {workspace!r} "
                                "of this state backend; a key is managed by one workspace only")
     listed = sess.providers.get(spec.provider).list()
     if listed is None:
-        raise KeyformError(f"import: {spec.provider} cannot list keys, so {remote_id} cannot be looked up")
+        raise KeyformError(f"import: {spec.provider} cannot list keys, so {shown} cannot be looked up")
     from keyform.refresh import keys_by_id
 
     remote = keys_by_id(spec.provider, listed).get(remote_id)  # (two different copies of it: refused, as plan does)
     if remote is None:
-        raise KeyformError(f"import: {spec.provider} has no key with id {remote_id}")
+        raise KeyformError(f"import: {spec.provider} has no key with id {shown}")
     if remote.revoked:
-        raise KeyformError(f"import: {remote_id} is revoked; there is nothing to manage")
+        raise KeyformError(f"import: {shown} is revoked; there is nothing to manage")
     expires = parse_time(remote.expires_at) if remote.expires_at else None
     if remote.expired or (expires is not None and expires <= sess.options.clock()):
         when = f" at {remote.expires_at}" if remote.expires_at else ""
-        raise KeyformError(f"import: {remote_id} expired{when}; there is nothing to manage (the next apply would "
+        raise KeyformError(f"import: {shown} expired{when}; there is nothing to manage (the next apply would "
                            f"only replace it): leave it out, and apply to create {address}")
     record = _record_for(spec, remote, state, sess.options.env, sess.options.clock())
     warnings: Diagnostics = []

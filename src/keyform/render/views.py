@@ -92,7 +92,13 @@ class TextView(View):
         click.echo(render_text(plan, color=self.color), nl=False)
 
     def saved(self, path: str) -> None:
-        click.echo(f"\nSaved the plan to {path}. To perform exactly these actions, run:\n  keyform apply {path}")
+        import shlex
+
+        from keyform.render.safe import one_line
+
+        shown = one_line(path)  # (a newline or an escape in the path: shown, never acted on)
+        command = shlex.quote(path) if shown == path else shown
+        click.echo(f"\nSaved the plan to {shown}. To perform exactly these actions, run:\n  keyform apply {command}")
 
     def confirming(self) -> None:
         click.echo("")
