@@ -217,3 +217,20 @@ def test_a_sink_at_a_manifest_file_is_refused_at_its_path_line(tmp_path: Path, t
     assert found == [f"keyform.yaml:{line_of(text, 'path: ' + target)}: sinks.env.path: {tmp_path / target} is a "
                      "manifest file: a sink writing there would put secrets in it, to be committed and reviewed with "
                      "it; name another file"], found
+
+
+def test_a_sink_at_a_rest_definition_file_is_refused(tmp_path: Path) -> None:
+    """Found by review 102: a sink whose `path` was a provider's REST definition file was accepted
+    (the definition counts in the workspace digest and is reviewed like code)."""
+    from harness.project import SCRIPTED_REST
+
+    project = Project(tmp_path, "http://127.0.0.1:1")
+    project.rest_api(SCRIPTED_REST, "k1: {provider: rp, name: k1}\n")
+    text = project.manifest.read_text()
+    assert "    path: .secrets/keys.env\n" in text
+    project.manifest.write_text(text.replace("    path: .secrets/keys.env\n", "    path: api.yaml\n"))
+    res = project.run("validate")
+    assert res.exit_code == 1, res.output
+    assert (f"sinks.env.path: {tmp_path / 'api.yaml'} is the REST definition file of provider rp: a sink writing "
+            "there would put secrets in it, to be committed and reviewed with it; name another file") in res.stderr, \
+        res.stderr

@@ -81,7 +81,10 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     states = [(state_path, "the manifests' local state")] if state_backend.backend == "local" else []
     if state_override:
         states.append((state_override, f"the state --state {state_override}"))
-    _check_state_files(sinks, declared["sinks"], keys, states, report, manifests)
+    reviewed = [(path, "a manifest file") for path in manifests] + [
+        (str(p.definition.path), f"the REST definition file of provider {name}")
+        for name, p in sorted(providers.items()) if p.definition is not None]
+    _check_state_files(sinks, declared["sinks"], keys, states, report, reviewed)
     policies = _policies(declared["policies"], report)
     if report.diagnostics:
         return None
@@ -361,14 +364,16 @@ STATE_FILES = (("", "the file"), (".backup", "the backup"), (".lock", "the lock 
 
 
 def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declaration], keys: Mapping[str, KeySpec],
-                       states: Sequence[tuple[str, str]], report: Report, manifests: Sequence[str] = ()) -> None:
+                       states: Sequence[tuple[str, str]], report: Report,
+                       reviewed: Sequence[tuple[str, str]] = ()) -> None:
     """No sink may write the local state or its backup, lock or journal (`states`: each state's
     path and how to name it): its secrets would sit in them (a committed backup), and the state
-    would break after the key was made. Nor a manifest file (`manifests`): the secret would be
-    committed with it, and the next load would read a dotenv or JSON file as manifests. Compared as
+    would break after the key was made. Nor a manifest or a REST definition file (`reviewed`: each
+    path and what it is): the secret would be committed with it, and the next load would read a
+    dotenv or JSON file as one. Compared as
     the files resolve (links followed), at the sink's `path` or `dir` line; a `file` sink's `dir`
     and each key's entry in it too."""
-    if not states and not manifests:
+    if not states and not reviewed:
         return
     broken = "would put secrets in it and break the state"
     owned: dict[str, str] = {}  # a resolved path → what it is and what writing it would do, for the message
@@ -376,10 +381,10 @@ def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declara
         for suffix, what in STATE_FILES:
             for place in _resolutions(path + suffix):
                 owned.setdefault(place, f"{what} of {label}: a sink writing there {broken}")
-    for path in manifests:
+    for path, what in reviewed:
         for place in _resolutions(path):
-            owned.setdefault(place, "a manifest file: a sink writing there would put secrets in it, to be committed "
-                                    "and reviewed with it")
+            owned.setdefault(place, f"{what}: a sink writing there would put secrets in it, to be committed and "
+                                    "reviewed with it")
     entries: dict[str, list[tuple[str, str]]] = {}  # a file sink → its keys' (key, entry name)
     for address, spec in keys.items():
         if spec.sink is not None and spec.sink.sink in sinks and sinks[spec.sink.sink].type == "file":
