@@ -3,10 +3,12 @@ without making the values: on any text it gives what `parse`'s entries give."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyform.errors import SourceLoc
@@ -32,11 +34,35 @@ def _from_parse(text: str) -> dict[str, int]:
 
 @settings(max_examples=400, deadline=None)
 @given(TEXTS)
+@example("A='")
+@example("\ufeffB=\"x")
 def test_scan_finds_what_parse_finds(text: str) -> None:
-    assert "".join(e.raw for e in parse(text)) == text
+    """On a text `parse` refuses (a quote never closed: `A='`, which Hypothesis found once the
+    refusal existed), `scan` refuses it with the same message."""
+    with contextlib.suppress(ValueError):  # (refused: checked below, as `scan` reads it: without a leading BOM)
+        assert "".join(e.raw for e in parse(text)) == text
+    try:
+        _from_parse(text)
+        refused: str | None = None
+    except ValueError as exc:
+        refused = str(exc)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.env"
         path.write_bytes(text.encode("utf-8", "surrogatepass"))
-        found = scan(SinkConfig("env", "dotenv", {"path": str(path)}, LOC))
+        config = SinkConfig("env", "dotenv", {"path": str(path)}, LOC)
+        if refused is not None:
+            with pytest.raises(ValueError) as info:
+                scan(config)
+            assert str(info.value) == refused
+            return
+        found = scan(config)
     assert found == _from_parse(text)
     assert list(found) == list(_from_parse(text))
+
+
+def test_scan_refuses_a_quote_never_closed_as_parse_does() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.env"
+        path.write_text("A='")
+        with pytest.raises(ValueError, match="the ' quote that opens the value of A is never closed"):
+            scan(SinkConfig("env", "dotenv", {"path": str(path)}, LOC))
