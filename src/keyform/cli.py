@@ -142,7 +142,18 @@ def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: 
         hint = f"{lock_timeout.strip()}s" if lock_timeout.strip().isdigit() else "30s"
         raise KeyformError(f"--lock-timeout: invalid duration {lock_timeout!r}: expected an integer and a unit "
                            f"s, m, h, d or w (e.g. {hint})") from None
-    return Options(files=list(files), state_path=state_path, lock_timeout=timeout, policy_files=list(policy_files))
+    return Options(files=list(files), state_path=state_path, lock_timeout=timeout, policy_files=list(policy_files),
+                   on_wait=_rate_wait_notice)
+
+
+def _rate_wait_notice(wait: Any) -> None:
+    """A listing (a plan's, an apply's before its changes, a report's) waits on a rate limit for a
+    while: said on stderr, so a long `Retry-After` does not look like a hang."""
+    from keyform.render.progress import rate_wait_text
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(rate_wait_text(wait) + "\n")
+        sys.stderr.flush()
 
 
 def policy_option(fn: F) -> F:

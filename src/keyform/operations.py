@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # applier, policy and usage: imported where used (a plan need
     from keyform.fingerprintkey import RekeyReport
     from keyform.model import EnvRef, FileRef
     from keyform.policy import Policy
-    from keyform.providers.ratelimit import RateEvent
+    from keyform.providers.ratelimit import RateEvent, RateWait
     from keyform.report import Collected
     from keyform.state import KeyState
     from keyform.usage import UsageReport
@@ -81,6 +81,8 @@ class Options:
     provider_factory: ProviderFactory | None = None
     cwd: Path | None = None
     policy_files: Sequence[str] = ()  # --policy FILE: org-wide policies from outside the manifests
+    # hears of a long rate-limit wait outside an apply's changes (a plan's listing): `ProviderPool`
+    on_wait: Callable[[RateWait], None] | None = None
 
 
 @record(frozen=False)
@@ -196,7 +198,7 @@ def session(options: Options, operation: str, *, fingerprint_key: bool = True,
                 notes.append(warning(f"--state {options.state_path}: {store.describe()} does not exist yet; this "
                                      f"{starts} a new state there (check the path if you meant an existing one)"))
             state = loaded or State.new()
-            pool = ProviderPool(workspace, options.provider_factory, options.env)
+            pool = ProviderPool(workspace, options.provider_factory, options.env, on_wait=options.on_wait)
             sess = Session(workspace, state, store, pool, SinkPool(workspace), options, new_state=loaded is None)
             sess.policies = policies
             sess.warnings.extend(notes)
@@ -831,7 +833,7 @@ def read_session(options: Options) -> Iterator[Session]:
         with paused():  # bulk, acyclic data (keyform.gcpause)
             loaded = store.load()
         _refuse_missing_named_state(options, loaded, store)
-        pool = ProviderPool(workspace, options.provider_factory, options.env)
+        pool = ProviderPool(workspace, options.provider_factory, options.env, on_wait=options.on_wait)
         records = store.read_journal()
         sess = Session(workspace, loaded or State.new(), store, pool, SinkPool(workspace), options,
                        new_state=loaded is None, unrecovered=bool(records))

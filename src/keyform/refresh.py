@@ -75,7 +75,8 @@ def strip_headers(key: RemoteKey, names: set[str]) -> RemoteKey:
 
 
 def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: Iterable[str]) -> RemoteSnapshot:
-    """One list call per instance, concurrently. A provider error fails the refresh."""
+    """One list call per instance, concurrently. A provider error fails the refresh. A Ctrl-C
+    (KeyboardInterrupt, in the calling thread) stops every listing at once (`ProviderPool.interrupt`)."""
     names = sorted(set(instances))
     secret_headers = secret_header_names(workspace, state)
 
@@ -90,8 +91,17 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
             keys = {i: strip_headers(k, hidden) for i, k in keys.items()}
         return InstanceSnapshot(keys, clock_offset=clock_offset(provider))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as ex:
+    ex = ThreadPoolExecutor(max_workers=max(1, min(16, len(names))))
+    try:
         results = list(ex.map(one, names))
+    except KeyboardInterrupt:
+        # the first Ctrl-C: a listing waiting on a rate limit (a pause, its next page's turn, the
+        # sleep before a retry) ends now and sends nothing more; waiting for the workers below
+        # (as the executor must) then takes a moment, not the API's Retry-After
+        pool.interrupt()
+        raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
     return RemoteSnapshot(dict(zip(names, results)), refreshed=True)
 
 

@@ -28,13 +28,35 @@ class ProviderPool:
     """Opens each provider instance once, on first use, from the workspace's configuration."""
 
     def __init__(self, workspace: Workspace, factory: ProviderFactory | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, on_wait: Callable[[Any], None] | None = None) -> None:
         self._workspace = workspace
         self._factory = factory or _default_factory
         self._env = env
         self._open: dict[str, Provider] = {}
         self._lock = threading.Lock()
-        self._rate_setup: tuple[int, Callable[[Any], None] | None, Callable[[], bool] | None] | None = None
+        self._rate_setup: tuple[int, Callable[[Any], None] | None] | None = None
+        # a Ctrl-C outside an apply's changes (`interrupt`: a plan's listing), and an apply's own
+        self._interrupted = threading.Event()
+        self._apply_stopping: Callable[[], bool] | None = None
+        self._on_wait = on_wait  # long rate-limit waits (`ratelimit.RateWait`), until an apply reports its own
+
+    def _stopping(self) -> bool:
+        """Whether no call should be sent any more: `interrupt` was called, or the apply's `stopping`
+        (`configure_rate`) says so. Read by every limiter under its lock: flags only."""
+        if self._interrupted.is_set():
+            return True
+        stopping = self._apply_stopping
+        return stopping is not None and stopping()
+
+    def interrupt(self) -> None:
+        """A Ctrl-C outside an apply's changes (a plan's or a report's listing): every call of every
+        instance waiting in its limiter (a pause, its turn, the sleep before a retry) ends at once,
+        unsent, and nothing more is sent (`ratelimit.Limiter.watch`)."""
+        self._interrupted.set()
+        with self._lock:
+            providers = list(self._open.values())
+        for provider in providers:
+            _watch(provider, self._stopping, self._on_wait)  # (wakes a wait at once)
 
     def get(self, name: str) -> Provider:
         with self._lock:
@@ -46,8 +68,9 @@ class ProviderPool:
                 token, org_id = provider_credentials(self._workspace, name, self._env)
                 config = resolve_base_url(self._workspace.providers[name], self._env)
                 self._open[name] = _TokenHints(self._factory(config, token, org_id), config)
+                _watch(self._open[name], self._stopping, self._on_wait)
                 if self._rate_setup is not None:
-                    _configure(self._open[name], *self._rate_setup)
+                    _configure(self._open[name], *self._rate_setup, self._stopping)
             return self._open[name]
 
     def configure_rate(self, concurrency: int, on_event: Callable[[Any], None] | None = None,
@@ -56,9 +79,12 @@ class ProviderPool:
         rate-limit events to `on_event`, and once `stopping()` (a Ctrl-C) send no attempt still
         waiting (`Limiter.configure`); instances opened later get the same."""
         with self._lock:
-            self._rate_setup = (concurrency, on_event, stopping)
+            self._apply_stopping = stopping
+            self._on_wait = None  # the apply reports its rate limits itself (`on_event`)
+            self._rate_setup = (concurrency, on_event)
             for provider in self._open.values():
-                _configure(provider, concurrency, on_event, stopping)
+                _watch(provider, self._stopping, None)
+                _configure(provider, concurrency, on_event, self._stopping)
 
     def rate_stats(self) -> list[Any]:
         """`RateStats` of every open instance that has a limiter, by name."""
@@ -152,3 +178,9 @@ def _configure(provider: Provider, concurrency: int, on_event: Callable[[Any], N
     limiter = getattr(provider, "limiter", None)  # providers/ratelimit.py; test fakes have none
     if limiter is not None:
         limiter.configure(concurrency, on_event, stopping)
+
+
+def _watch(provider: Provider, stopping: Callable[[], bool], on_wait: Callable[[Any], None] | None) -> None:
+    limiter = getattr(provider, "limiter", None)
+    if limiter is not None and hasattr(limiter, "watch"):
+        limiter.watch(stopping, on_wait)

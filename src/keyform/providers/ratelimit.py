@@ -41,9 +41,14 @@ refuse everything for now. No further attempt is sent to the instance in this ru
 seconds instead of spending each call's deadline in turn (hours), and keyform stops knocking on a
 door the API keeps shut. An answer that is not a refusal resets the count.
 
-After a Ctrl-C (`configure`'s `stopping`), no wait here runs on: a call waiting for the pause or
-for its turn ends at once with `NotAdmitted("stopped")`, unsent, and a caller sleeping before a
-retry (`nap`) wakes. Waits are cut into steps of at most `STOP_POLL` seconds to look.
+After a Ctrl-C (`configure`'s or `watch`'s `stopping`), no wait here runs on: a call waiting for the
+pause or for its turn ends at once with `NotAdmitted("stopped")`, unsent, and a caller sleeping
+before a retry (`nap`) wakes. Waits are cut into steps of at most `STOP_POLL` seconds to look. The
+`ProviderPool` gives every instance's limiter its `stopping` when it opens it (`watch`), so this
+holds in a plan's listing as in an apply: a listing waiting on a long `Retry-After`, or for its next
+page's turn at a `rate_limit` of 1/m, ends at the first Ctrl-C. A wait of WAIT_NOTICE seconds or
+more is announced to `watch`'s `on_wait` (a `RateWait`: `plan` says it on stderr), so it does not
+look like a hang.
 
 Instances never share a limiter, so two orgs with different limits do not slow each other.
 """
@@ -71,6 +76,16 @@ MIN_SPAN = 0.25  # seconds: the shortest span an accepted rate is measured over 
 HOLD_MIN, HOLD_MAX = 0.25, 5.0  # seconds after a decrease during which a 429 does not decrease again
 STOP_POLL = 0.1  # seconds: the longest step of any wait, between looks at `stopping`
 BREAK_AFTER = 3  # calls in a row refused to their end after which nothing more is sent (`ended`)
+MAX_WAIT = 86400.0  # seconds: the longest pause a refusal sets (a longer or non-finite Retry-After is a day)
+WAIT_NOTICE = 2.0  # seconds: a wait for the pause or a turn at least this long is announced (`watch`)
+
+
+def seconds_text(seconds: float) -> str:
+    """A wait as a message shows it: `0.25 s`, `1.0 s`, `3601.3 s`; `a day or more` from MAX_WAIT
+    (an API's `Retry-After: 1e30` is no figure to print in full)."""
+    if not seconds < MAX_WAIT:  # (NaN too)
+        return "a day or more"
+    return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _never() -> bool:
@@ -105,6 +120,20 @@ class RateEvent:
     concurrency_after: int
     rate: float | None
     status: int = 429
+
+
+@record
+class RateWait:
+    """An attempt of `instance` waits `wait` seconds before it may be sent: for the instance's pause
+    after a refusal of status `status` (`cause` "paused"), or for its turn at the send rate `rate`
+    requests/s (`cause` "rate"); `configured` is the instance's `rate_limit`, if any."""
+
+    instance: str
+    wait: float
+    cause: str
+    status: int | None = None
+    rate: float | None = None
+    configured: RateLimit | None = None
 
 
 @record
@@ -184,6 +213,8 @@ class Limiter:
         self._sleep = sleep
         self._on_event = on_event
         self._stopping: Callable[[], bool] = _never
+        self._on_wait: Callable[[RateWait], None] | None = None
+        self._announced = 0.0  # the end of the last pause announced to `_on_wait`
         self._cond = threading.Condition()
         self._local = threading.local()
         self._max = max(1, concurrency)
@@ -231,6 +262,31 @@ class Limiter:
             if stopping is not None:
                 self._stopping = stopping
             self._cond.notify_all()
+
+    def watch(self, stopping: Callable[[], bool] | None = None,
+              on_wait: Callable[[RateWait], None] | None = None) -> None:
+        """Once `stopping()` is true (a Ctrl-C, in any command), no attempt waiting here is sent and
+        no nap runs on; `on_wait` (None: none) hears of each wait of WAIT_NOTICE seconds or more,
+        from the waiting thread, possibly under this limiter's lock: it must only write a line.
+        Unlike `configure`, the concurrency window is left as it is."""
+        with self._cond:
+            if stopping is not None:
+                self._stopping = stopping
+            self._on_wait = on_wait
+            self._cond.notify_all()
+
+    def _announce(self, wait: float, cause: str) -> None:
+        """Tell `_on_wait` of a long wait (the pause: once per pause, whichever call waits first)."""
+        callback = self._on_wait
+        if callback is None or wait < WAIT_NOTICE:
+            return
+        if cause == "paused":
+            if self._pause_until <= self._announced:
+                return
+            self._announced = self._pause_until
+            callback(RateWait(self.instance, wait, cause, status=self._pause_status, configured=self.limit))
+        else:
+            callback(RateWait(self.instance, wait, cause, rate=self._rate, configured=self.limit))
 
     @property
     def stopping(self) -> Callable[[], bool]:
@@ -311,6 +367,7 @@ class Limiter:
                 if now < pause:
                     if end is not None and pause > end:  # waiting would send nothing
                         raise NotAdmitted("paused", pause - now, status=self._pause_status)
+                    self._announce(pause - now, "paused")
                     self._cond.wait(pause - now if self._stopping is _never else min(pause - now, STOP_POLL))
                     continue
                 send_at = now
@@ -326,6 +383,7 @@ class Limiter:
                 if send_at <= now:
                     ticket = self._admit(now, end)
                     return replace(ticket, paced=paced) if paced else ticket
+            self._announce(send_at - now, "rate")
             if not nap(send_at - now, self._sleep, self._stopping):  # its turn is left taken: nothing else is sent now
                 raise NotAdmitted("stopped", 0.0)
             paced += queued
@@ -407,6 +465,7 @@ class Limiter:
                 self._paused += until - max(now, self._pause_until)
                 self._pause_until = until
                 self._pause_status = status
+            self._announce(self._pause_until - now, "paused")
             if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
                 return delay, until  # sent before the last decrease took hold: it answered for this one
             self._epoch += 1

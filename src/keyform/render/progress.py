@@ -68,6 +68,19 @@ def rate_event_text(event: Any) -> str:
     return f"{event.instance}: rate-limited, waiting {wait} s ({window}{rate})"
 
 
+def rate_wait_text(wait: Any) -> str:
+    """A `RateWait` (a plan's listing waiting on a rate limit), for stderr: `questra-prod: waiting
+    50.0 s for its rate limit: the API refused a call (429) and asked to wait; Ctrl-C stops`."""
+    from keyform.providers.ratelimit import seconds_text
+
+    head = f"{one_line(wait.instance)}: waiting {seconds_text(wait.wait)}"
+    if wait.cause == "paused":
+        return f"{head} for its rate limit: the API refused a call ({wait.status}) and asked to wait; Ctrl-C stops"
+    limit = f" (its rate_limit {wait.configured})" if wait.configured is not None else ""
+    rate = f" of {wait.rate:.3g}/s" if wait.rate is not None else ""
+    return f"{head} for the next call's turn at its send rate{rate}{limit}; Ctrl-C stops"
+
+
 def rate_event_json(event: Any) -> str:
     return json_doc({"type": "rate_limited", "provider": event.instance, "status": event.status,
                      "wait_seconds": round(event.wait, 3), "concurrency_before": event.concurrency_before,
