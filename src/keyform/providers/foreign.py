@@ -33,6 +33,7 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import traceback
@@ -41,7 +42,7 @@ from typing import Any, TypeVar
 
 from keyform import redact
 from keyform.errors import AmbiguousProviderError, KeyformError, NotSentError, ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted, not_admitted_error
+from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.typeregistry import ProviderType
 
@@ -64,6 +65,16 @@ def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *
     note = "; the key may exist remotely" if ambiguous else ""
     return ProviderError(f"{instance}: {what}: the provider type {ptype.name!r}{origin} failed: "
                          f"{type(exc).__name__}{': ' + shown if shown else ''}{note}", ambiguous=ambiguous)
+
+
+def plugin_retry_after(value: float | None) -> float:
+    """The pause a plug-in's 429 asks for (its `ProviderError.retry_after`), read as
+    `http.retry_after` reads the header: a number of seconds that is not finite or negative (or
+    none) is no wait at all (THROTTLE_BACKOFF then), and one over `ratelimit.MAX_WAIT` is that
+    (a day). `Infinity` once reached `apply --format json` as `"wait_seconds": Infinity`."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return THROTTLE_BACKOFF
+    return min(value, MAX_WAIT)
 
 
 class ForeignProvider:
@@ -116,8 +127,7 @@ class ForeignProvider:
                 # the built-ins' rate refusal (`http.rate_refusal`): 429, or Connect's resource_exhausted as a 503
                 refusal = exc.status == 429 or (exc.status == 503 and exc.code == "resource_exhausted")
                 if refusal:
-                    wait = exc.retry_after if exc.retry_after is not None and exc.retry_after >= 0 \
-                        else THROTTLE_BACKOFF
+                    wait = plugin_retry_after(exc.retry_after)
                     self.limiter.throttled(ticket, wait, 0.0, exc.status or 429)
                     self._refused(sent)
                 elif exc.status is None or exc.status < 500:

@@ -178,7 +178,8 @@ def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: flo
     if exc.cause == "stopped":
         return NotSentError(scrub(head + "not sent: the apply was interrupted while it waited"))
     if exc.cause == "paused":
-        return ProviderError(scrub(head + f"rate-limited: not sent, the instance is paused {exc.wait:.1f}s more "
+        more = f"{exc.wait:.1f}s" if exc.wait < MAX_WAIT else seconds_text(exc.wait)
+        return ProviderError(scrub(head + f"rate-limited: not sent, the instance is paused {more} more "
                                           f"after a {exc.status} answer, past {limit}"),
                              status=exc.status, retry_after=exc.wait)
     if exc.cause == "broken":
@@ -455,8 +456,11 @@ class Limiter:
                   status: int = 429) -> tuple[float, float]:
         """The API refused the attempt for its rate. Pause the instance for `retry_after` (or
         `backoff`), decrease once per episode, report it. Returns (how long this caller sleeps,
-        the clock reading it sleeps until: pass it to `before_attempt`)."""
-        delay = retry_after if retry_after is not None else backoff
+        the clock reading it sleeps until: pass it to `before_attempt`). A `retry_after` that is no
+        number of seconds (negative, NaN, infinite: a plug-in's) is `backoff`; one over MAX_WAIT
+        (a day) is MAX_WAIT, so every figure reported stays a finite number."""
+        delay = retry_after if retry_after is not None and 0 <= retry_after < math.inf else backoff
+        delay = min(max(0.0, delay), MAX_WAIT) if math.isfinite(delay) else MAX_WAIT
         with self._cond:
             now = self._clock()
             self._throttled += 1

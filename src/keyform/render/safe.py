@@ -13,6 +13,7 @@ size: cells are cut (`cut`).
 from __future__ import annotations
 
 import json
+import math
 import re
 
 # C0 controls but tab and newline, DEL, C1 (0x9b is an 8-bit CSI), the bidi controls and marks,
@@ -96,8 +97,25 @@ def _in_place(text: str, i: int) -> bool:
 def json_doc(doc: object, *, indent: int | None = None) -> str:
     """`doc` as JSON with non-ASCII kept, except what `escaped` escapes (bidi controls, zero-width
     characters, C1, the line separators), written as JSON `\\u` escapes: the same document to a
-    parser, but a terminal or a log viewer showing the line shows no reordered or hidden text."""
-    return escaped(json.dumps(doc, ensure_ascii=False, indent=indent))
+    parser, but a terminal or a log viewer showing the line shows no reordered or hidden text.
+    A float that JSON cannot hold (NaN, an infinity: `json.dumps` writes `Infinity`, which no JSON
+    parser reads) is written `null`: the output is always JSON."""
+    try:
+        text = json.dumps(doc, ensure_ascii=False, indent=indent, allow_nan=False)
+    except ValueError:  # (a bug elsewhere let one through: the rest of the document still reads)
+        text = json.dumps(_finite(doc), ensure_ascii=False, indent=indent, allow_nan=False)
+    return escaped(text)
+
+
+def _finite(value: object) -> object:
+    """`value` with every NaN or infinite float (in dicts, lists and tuples) made None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def one_line(text: str) -> str:
