@@ -86,6 +86,8 @@ class ForeignProvider:
                  deadline: float) -> None:
         self._inner, self._type, self.limiter, self._per_call = inner, ptype, limiter, per_call
         self._deadline = deadline
+        if per_call:
+            limiter.note_deadline(deadline)  # refusals alone for that long break the instance
         self.name = inner.name
         self._lock = threading.Lock()
         self._refusing_since: float | None = None  # when the first of the 429s in a row was sent
@@ -107,6 +109,7 @@ class ForeignProvider:
         """A call ended with an answer that was not a refusal: the 429s in a row, and the breaker's count, end."""
         with self._lock:
             self._refusing_since, self._answered_at = None, time.monotonic()
+            self.limiter.answered()
             self.limiter.ended(False)
 
     def __repr__(self) -> str:

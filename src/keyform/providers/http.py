@@ -84,7 +84,7 @@ import httpx
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
 from keyform.errors import ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted, nap, not_admitted_error, offered
+from keyform.providers.ratelimit import Limiter, NotAdmitted, broken_words, nap, not_admitted_error, offered
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
 from keyform.strictjson import DuplicateKey, unique_keys
@@ -361,6 +361,7 @@ class HttpClient:
         self.deadline = deadline
         self.max_body = max_body
         self.limiter = limiter or offered(instance)  # a plug-in's: its instance's (`ratelimit.offering`)
+        self.limiter.note_deadline(deadline)  # refusals alone for that long break the instance
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -428,24 +429,27 @@ class HttpClient:
         tried = 0  # attempts answered
         previous: httpx.Response | None = None  # the last answer that was to be retried (429, 5xx)
         sent = False  # whether any attempt may have reached the API
+        paced = 0.0  # seconds queued for turns behind other calls, by which the deadline was moved on
         while True:
             last = attempt == attempts - 1
             try:  # every wait of the limiter ends by the deadline, but a first attempt's turn in the rate
                 ticket = self.limiter.before_attempt(waited, deadline - time.monotonic(), first=tried == 0)
                 deadline += ticket.paced  # queued, not slow: the deadline starts when the call may be sent
+                paced += ticket.paced if tried else 0.0
             except NotAdmitted as exc:
                 if exc.cause == "stopped":  # a Ctrl-C while it waited: no further attempt is sent
                     raise self._stopped(what, previous, sent, secrets) from None
                 if exc.cause == "broken" and previous is not None:  # the breaker: its last refusal stands
+                    previous.extensions[_BROKEN] = broken_words(exc)
                     return previous
                 if previous is not None:  # not sent: the last answer stands
-                    return self._gave_up(previous, tried)
+                    return self._gave_up(previous, tried, paced)
                 raise self._not_admitted(what, exc, secrets) from None
             try:
                 response = self._send(method, path, body, deadline)
             except _Limit as exc:
                 if exc.expired and previous is not None and (idempotent or not exc.sent):
-                    return self._gave_up(previous, tried, unanswered=exc.sent)
+                    return self._gave_up(previous, tried, paced, unanswered=exc.sent)
                 ambiguous = exc.sent and not idempotent
                 note = "; the key may exist remotely" if ambiguous else ""
                 raise self._error(what, f"{exc}{note}", secrets, ambiguous=ambiguous) from None
@@ -480,6 +484,8 @@ class HttpClient:
             if not refused:
                 if response.status_code < 500:
                     self.limiter.succeeded(ticket)
+                else:
+                    self.limiter.answered()  # an answer all the same: the refusals in a row end
             else:  # the whole instance pauses, and slows down (providers/ratelimit.py); a pause too long
                 # to wait for still holds the other calls, which then end unsent rather than be refused too
                 backoff = self.retry.backoff(throttles, self._rng) if delay is None else 0.0
@@ -487,6 +493,9 @@ class HttpClient:
             if refused:  # paced by the limiter, so they have their own, larger budget
                 throttles += 1
                 last = throttles > self.retry.max_throttled
+                if last:  # said: `429 slow down` alone hid 21 attempts over 41 s
+                    response.extensions[_GAVE_UP] = _GaveUp(tried, self.deadline, False, paced,
+                                                            budget=self.retry.max_throttled)
             if last or not self._retryable(response.status_code, idempotent):
                 return response
             if delay is not None and delay > self._longest_wait:
@@ -495,7 +504,7 @@ class HttpClient:
             response.close()
             wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
             if time.monotonic() + wait >= deadline:
-                return self._gave_up(response, tried)  # no time left for another attempt
+                return self._gave_up(response, tried, paced)  # no time left for another attempt
             self._wait(what, attempt, wait, str(response.status_code))
             previous = response
             if not refused:
@@ -507,10 +516,12 @@ class HttpClient:
         (a call may wait for what its deadline allows)."""
         return max(self.retry.max_retry_after, self.deadline)
 
-    def _gave_up(self, response: httpx.Response, tried: int, *, unanswered: bool = False) -> httpx.Response:
-        """`response` (a 429 or 5xx the call would have retried), marked as the deadline's cut:
+    def _gave_up(self, response: httpx.Response, tried: int, paced: float = 0.0, *,
+                 unanswered: bool = False) -> httpx.Response:
+        """`response` (a 429 or 5xx the call would have retried), marked as the deadline's cut
+        (`paced`: the seconds its retries queued for turns, by which the deadline was moved on):
         `status_error` says so."""
-        response.extensions[_GAVE_UP] = _GaveUp(tried, self.deadline, unanswered)
+        response.extensions[_GAVE_UP] = _GaveUp(tried, self.deadline, unanswered, paced)
         return response
 
     def _stopped(self, what: str, previous: httpx.Response | None, sent: bool,
@@ -627,11 +638,12 @@ class HttpClient:
 
     def _wait(self, what: str, attempt: int, retry_after_s: float | None, cause: str) -> None:
         """Sleep before a retry, in steps of at most `ratelimit.STOP_POLL`: after a Ctrl-C (the limiter's
-        `stopping`) it ends early, and the next `before_attempt` sends nothing."""
+        `stopping`) or once the instance stopped sending (its breaker) it ends early, and the next
+        `before_attempt` sends nothing."""
         delay = retry_after_s if retry_after_s is not None else self.retry.backoff(attempt, self._rng)
         log.debug("%s: %s: %s; retry %d/%d in %.2fs", self.instance, what, cause, attempt + 1,
                   self.retry.max_retries, delay)
-        nap(delay, self._sleep, self.limiter.stopping)
+        nap(delay, self._sleep, self.limiter.wake)
 
     def _error(self, what: str, detail: str, secrets: Iterable[str], *, ambiguous: bool = False) -> ProviderError:
         return ProviderError(self.scrub(f"{self.instance}: {what}: {detail}", secrets), ambiguous=ambiguous)
@@ -652,6 +664,7 @@ class _Limit(Exception):
 
 _GAVE_UP = "keyform.gave_up"  # the response extension `HttpClient._gave_up` sets
 _TOO_LONG = "keyform.retry_after_too_long"  # response extension: the longest wait, when Retry-After exceeds it
+_BROKEN = "keyform.broken"  # response extension: why the instance stopped sending before this call's retry
 
 
 @record
@@ -662,13 +675,21 @@ class _GaveUp:
     tried: int
     deadline: float
     unanswered: bool
+    paced: float = 0.0  # seconds its retries queued for turns behind other calls (not the deadline's)
+    budget: int | None = None  # the retries for rate refusals were spent (`max_throttled`), not the deadline
 
     def words(self, response: httpx.Response) -> str:
-        """`rate-limited: still 429 after 6 attempts within the call's 20s deadline (...)`."""
+        """`rate-limited: still 429 after 6 attempts within the call's 20s deadline (...)`, and the
+        time its retries queued for their turns in the send rate, which the deadline does not count."""
         lead = "rate-limited: " if rate_refusal(response) else ""
         cut = ", the next one unanswered," if self.unanswered else ""
+        queued = (f", and {self.paced:.1f} s its retries queued for their turns behind other calls (not counted "
+                  "in the deadline)") if self.paced >= 0.05 else ""
+        if self.budget is not None:
+            return (f"{lead}still {response.status_code} after {self.tried} attempts: the most a call makes "
+                    f"against refusals for the rate ({self.budget} retries)")
         return (f"{lead}still {response.status_code} after {self.tried} attempt{'s' if self.tried != 1 else ''}{cut} "
-                f"within the call's {self.deadline:g}s deadline (provider option `deadline`)")
+                f"within the call's {self.deadline:g}s deadline (provider option `deadline`){queued}")
 
 
 def _size(n: int) -> str:
@@ -704,6 +725,9 @@ def status_error(client: HttpClient, what: str, response: httpx.Response, detail
     gave_up = response.extensions.get(_GAVE_UP)
     if isinstance(gave_up, _GaveUp):  # the deadline ended the retries: say so
         detail = f"{detail}; {gave_up.words(response)}"
+    broken = response.extensions.get(_BROKEN)
+    if isinstance(broken, str):  # the breaker ended the retries: say so
+        detail = f"{detail}; not retried: {broken}"
     longest = response.extensions.get(_TOO_LONG)
     if isinstance(longest, float) and (asked := retry_after(response)) is not None:
         detail = (f"{detail}; the API asks to retry in {asked:.6g} s, longer than a call waits ({longest:g} s: "

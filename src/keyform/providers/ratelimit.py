@@ -34,12 +34,19 @@ for a place in the concurrency window (`call`) comes before a call starts, and i
 deadline; nor is queueing for a turn in the send rate behind other calls' turns: a first attempt's
 whole wait for its turn, a retry's beyond one interval of the rate (`Ticket.paced`).
 
-**A breaker** (`ended`): once `BREAK_AFTER` calls in a row ended refused for their rate (each one
-retried for its whole budget or deadline, or told to wait longer than it may), the API is taken to
-refuse everything for now. No further attempt is sent to the instance in this run
-(`NotAdmitted("broken")`): an apply of 1,000 changes against an API that refuses every call ends in
-seconds instead of spending each call's deadline in turn (hours), and keyform stops knocking on a
-door the API keeps shut. An answer that is not a refusal resets the count.
+**A breaker** (`ended`, `throttled`): the API is taken to refuse everything for now, and no further
+attempt is sent to the instance in this run (`NotAdmitted("broken")`), once either
+- `BREAK_AFTER` calls in a row ended refused for their rate (each one retried for its whole budget
+  or deadline, or told to wait longer than it may), or
+- the instance answered nothing but refusals for its `deadline` (`_span`, 60 s by default: from the
+  sending of the first refused attempt, never from before the last other answer), and BREAK_AFTER
+  more refusals came after that, whichever calls they belonged to.
+The second is what ends an apply against an API that refuses every call within about its deadline:
+the calls' retries wait their turns in the send rate, which the refusals have brought down to
+MIN_RATE, and that queue is not charged to their deadlines (`Ticket.paced`), so counting finished
+calls alone let 70 creates at --parallelism 32 against `Retry-After: 1` run for 10 minutes (each
+call 580 s). Either way keyform stops knocking on a door the API keeps shut. An answer that is not
+a refusal (`answered`) resets both counts.
 
 After a Ctrl-C (`configure`'s or `watch`'s `stopping`), no wait here runs on: a call waiting for the
 pause or for its turn ends at once with `NotAdmitted("stopped")`, unsent, and a caller sleeping
@@ -160,12 +167,14 @@ class NotAdmitted(Exception):
     after `BREAK_AFTER` calls in a row were refused to their end: `ended`; `status` is the last
     refusal's)."""
 
-    def __init__(self, cause: str, wait: float, *, status: int | None = None, rate: float | None = None) -> None:
+    def __init__(self, cause: str, wait: float, *, status: int | None = None, rate: float | None = None,
+                 why: str = "") -> None:
         super().__init__(cause)
         self.cause = cause
         self.wait = wait
         self.status = status
         self.rate = rate
+        self.why = why  # `broken`: why the instance stopped sending
 
 
 def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: float,
@@ -183,14 +192,18 @@ def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: flo
                                           f"after a {exc.status} answer, past {limit}"),
                              status=exc.status, retry_after=exc.wait)
     if exc.cause == "broken":
-        return ProviderError(scrub(head + f"not sent: the API refused the last {BREAK_AFTER} calls for their rate "
-                                          f"to the end (last: {exc.status}), so keyform sends it nothing more in "
-                                          "this run; try again later, or set a lower `rate_limit`"),
-                             status=exc.status)
+        return ProviderError(scrub(head + f"not sent: {broken_words(exc)}"), status=exc.status)
     if exc.cause == "rate":
         rate = f" of {exc.rate:.3g}/s" if exc.rate is not None else ""
         return ProviderError(scrub(head + f"not sent: its turn at the instance's send rate{rate} comes after {limit}"))
     return ProviderError(scrub(head + f"not sent: no free --parallelism slot within {limit}"))
+
+
+def broken_words(exc: NotAdmitted) -> str:
+    """Why the instance stopped sending (`NotAdmitted("broken")`), and what to do."""
+    why = exc.why or f"the API refused the last {BREAK_AFTER} calls for their rate to the end"
+    return (f"{why} (last: {exc.status}), so keyform sends it nothing more in this run; try again later, "
+            "or set a lower `rate_limit`")
 
 
 @record
@@ -236,9 +249,15 @@ class Limiter:
         self._sends: deque[float] = deque()
         self._accepted: deque[float] = deque()  # when answers that were not refusals came
         self._first_send: float | None = None
-        # the breaker: calls in a row that ended refused for their rate (`ended`)
+        # the breaker: calls in a row that ended refused for their rate (`ended`), and the refusals
+        # answered since the last other answer (`throttled`): how many, since when, over what span
         self._refused_calls = 0
         self._broken = False
+        self._broken_why = ""
+        self._span, self._span_noted = 60.0, False
+        self._refusing_since: float | None = None
+        self._refused_run = 0  # refusals since the last other answer, once they have gone on for `_span`
+        self._answered_at = -math.inf
         # statistics
         self._throttled = 0
         self._paused = 0.0
@@ -293,6 +312,23 @@ class Limiter:
     def stopping(self) -> Callable[[], bool]:
         """Whether the apply was interrupted (`configure`): a call should not send another attempt."""
         return self._stopping
+
+    @property
+    def wake(self) -> Callable[[], bool]:
+        """What ends a `nap` here early: a Ctrl-C (`stopping`), or the breaker (nothing more will
+        be sent: a call sleeping before its retry or for its turn ends now, not after it). Without
+        a `stopping` (`_never`: a limiter no pool watches) a nap is one sleep."""
+        return _never if self._stopping is _never else self._woken
+
+    def _woken(self) -> bool:
+        return self._broken or self._stopping()
+
+    def note_deadline(self, seconds: float) -> None:
+        """The instance's call `deadline` (the longest of its clients'): refusals and nothing else
+        for that long break the instance (`throttled`)."""
+        with self._cond:
+            if not self._span_noted or seconds > self._span:
+                self._span, self._span_noted = max(0.0, seconds), True
 
     @property
     def concurrency(self) -> int:
@@ -362,7 +398,7 @@ class Limiter:
                 if self._stopping():
                     raise NotAdmitted("stopped", 0.0)
                 if self._broken:
-                    raise NotAdmitted("broken", 0.0, status=self._pause_status)
+                    raise NotAdmitted("broken", 0.0, status=self._pause_status, why=self._broken_why)
                 now = self._clock()
                 pause = self._pause_until if self._pause_until > waited_until + 1e-6 else 0.0
                 if now < pause:
@@ -385,7 +421,9 @@ class Limiter:
                     ticket = self._admit(now, end)
                     return replace(ticket, paced=paced) if paced else ticket
             self._announce(send_at - now, "rate")
-            if not nap(send_at - now, self._sleep, self._stopping):  # its turn is left taken: nothing else is sent now
+            if not nap(send_at - now, self._sleep, self.wake):  # its turn is left taken: nothing else is sent now
+                if not self._stopping():  # the breaker woke it (another call's refusal, meanwhile)
+                    raise NotAdmitted("broken", 0.0, status=self._pause_status, why=self._broken_why)
                 raise NotAdmitted("stopped", 0.0)
             paced += queued
             end = None if end is None else end + queued
@@ -438,9 +476,19 @@ class Limiter:
             self._accepted.popleft()
         return sum(1 for t in self._accepted if t > start) / (now - start)
 
+    def answered(self) -> None:
+        """An answer that was not a rate-limit refusal (any status): the refusals in a row end."""
+        with self._cond:
+            self._answer_seen()
+
+    def _answer_seen(self) -> None:
+        """(lock held)"""
+        self._refusing_since, self._refused_run, self._answered_at = None, 0, self._clock()
+
     def succeeded(self, ticket: Ticket) -> None:
         """An answer that was not a rate-limit refusal: grow the window (AIMD) and the learned rate."""
         with self._cond:
+            self._answer_seen()
             if self.adaptive:
                 self._accepted.append(self._clock())
                 before = int(self._window)
@@ -470,6 +518,7 @@ class Limiter:
                 self._pause_until = until
                 self._pause_status = status
             self._announce(self._pause_until - now, "paused")
+            self._run_of_refusals(ticket, now)
             if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
                 return delay, until  # sent before the last decrease took hold: it answered for this one
             self._epoch += 1
@@ -495,6 +544,21 @@ class Limiter:
             callback(event)
         return delay, until
 
+    def _run_of_refusals(self, ticket: Ticket, now: float) -> None:
+        """(lock held) One more refusal since the last other answer: break the instance at the
+        BREAK_AFTER-th once they have gone on for its deadline (`_span`). The run starts when
+        its first refused attempt was sent, never before the last other answer (a call sent before
+        it and refused after it does not carry the run back)."""
+        since = ticket.sent if self._refusing_since is None else min(self._refusing_since, ticket.sent)
+        self._refusing_since = since = max(since, self._answered_at)
+        if now - since >= self._span:
+            self._refused_run += 1
+        if not self._broken and self._refused_run >= BREAK_AFTER:
+            self._broken = True
+            self._broken_why = (f"the API answered nothing but refusals for its rate for {now - since:.0f}s, "
+                                f"as long as the instance's {self._span:g}s `deadline`")
+            self._cond.notify_all()  # the calls waiting for the pause or a turn end now
+
     def admitted(self) -> int:
         """Attempts this thread has been admitted so far (compare two readings: did a call send?)."""
         return int(getattr(self._local, "admitted", 0))
@@ -510,6 +574,7 @@ class Limiter:
             self._refused_calls += 1
             if self._refused_calls >= BREAK_AFTER and not self._broken:
                 self._broken = True
+                self._broken_why = f"the API refused the last {BREAK_AFTER} calls for their rate to the end"
                 self._cond.notify_all()  # the calls waiting for the pause or a turn end now
 
     def stats(self) -> RateStats:

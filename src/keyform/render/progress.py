@@ -93,7 +93,7 @@ def rate_lines(report: ApplyReport) -> list[str]:
     lines = []
     for r in report.rate:
         limit = f"limit {r.configured}, " if r.configured else ""
-        broken = "; stopped sending: it refused calls to their end, several in a row" if r.broken else ""
+        broken = "; stopped sending: it kept refusing calls for their rate" if r.broken else ""
         lines.append(f"  {r.instance}: {limit}{r.throttled} × 429 received, {r.paused_seconds:.1f} s paused, "
                      f"concurrency {r.concurrency} at the end{broken}")
     return ["Rate limits:", *lines] if lines else []
