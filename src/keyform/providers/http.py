@@ -84,7 +84,16 @@ import httpx
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
 from keyform.errors import ProviderError
-from keyform.providers.ratelimit import Limiter, NotAdmitted, broken_words, nap, not_admitted_error, offered
+from keyform.providers.ratelimit import (
+    MAX_WAIT,
+    Limiter,
+    NotAdmitted,
+    broken_words,
+    nap,
+    not_admitted_error,
+    offered,
+    seconds_text,
+)
 from keyform.providers.wire import DirectTransport, call_deadline
 from keyform.records import record
 from keyform.strictjson import DuplicateKey, unique_keys
@@ -135,22 +144,45 @@ class RetryPolicy:
 
 
 def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = None) -> float | None:
-    """The response's `Retry-After` in seconds (>= 0), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
+    """The response's `Retry-After` in seconds (0 to `ratelimit.MAX_WAIT`, a day), or None when
+    absent or unreadable.
+
+    - An HTTP-date is read against the reply's own `Date` header when it has one that parses (the
+      server's clock, as RFC 9110 §10.2.3 means it), else against keyform's clock (`now`): a server
+      an hour ahead of keyform once made a `Retry-After` 60 s away an hour's pause.
+    - A header sent twice (`Retry-After: 5` twice: httpx keeps both, and `get` joins them `5, 5`),
+      or one value listing several numbers, gives the largest that parses; an HTTP-date holds a
+      comma itself, so a value is read whole first.
+    - `inf`, `nan`, `1e999` are no number of seconds; a longer one than a day is a day."""
+    values = response.headers.get_list("Retry-After")
+    if not values:
         return None
-    value = value.strip()
+    found: list[float] = []
+    for value in values:
+        value = value.strip()
+        seconds = _seconds(value)
+        if seconds is None and (when := http_date(value)) is not None:
+            date = response.headers.get_list("Date")
+            sent = http_date(date[0]) if date else None
+            reference = sent if sent is not None else now() if now else datetime.now(timezone.utc)
+            try:
+                seconds = max(0.0, (when - reference).total_seconds())
+            except OverflowError:  # (two dates in years far apart)
+                seconds = None
+        if seconds is None and "," in value:
+            seconds = max((s for part in value.split(",") if (s := _seconds(part.strip())) is not None), default=None)
+        if seconds is not None:
+            found.append(seconds)
+    return min(MAX_WAIT, max(found)) if found else None
+
+
+def _seconds(value: str) -> float | None:
+    """`value` as a number of seconds (>= 0), or None: not a number, or not a finite one."""
     try:
         seconds = float(value)
     except ValueError:
-        pass
-    else:  # `inf`, `nan`, `1e999` are no number of seconds
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    when = http_date(value)
-    if when is None:
         return None
-    current = now() if now else datetime.now(timezone.utc)
-    return max(0.0, (when - current).total_seconds())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def http_date(value: str) -> datetime | None:
@@ -730,7 +762,8 @@ def status_error(client: HttpClient, what: str, response: httpx.Response, detail
         detail = f"{detail}; not retried: {broken}"
     longest = response.extensions.get(_TOO_LONG)
     if isinstance(longest, float) and (asked := retry_after(response)) is not None:
-        detail = (f"{detail}; the API asks to retry in {asked:.6g} s, longer than a call waits ({longest:g} s: "
+        asking = f"{asked:.6g} s" if asked < MAX_WAIT else seconds_text(asked)
+        detail = (f"{detail}; the API asks to retry in {asking}, longer than a call waits ({longest:g} s: "
                   "the provider option `deadline`, at least 60 s)")
     return ProviderError(client.scrub(f"{client.instance}: {what}: {detail}", secrets),
                          status=response.status_code, code=code, retry_after=retry_after(response),
