@@ -156,6 +156,7 @@ class RateStats:
     rate: float | None
     configured: RateLimit | None
     broken: bool = False
+    by_status: tuple[tuple[int, int], ...] = ()  # (status, refusals of it), by status: 429, or 503 resource_exhausted
 
 
 class NotAdmitted(Exception):
@@ -260,6 +261,7 @@ class Limiter:
         self._answered_at = -math.inf
         # statistics
         self._throttled = 0
+        self._by_status: dict[int, int] = {}
         self._paused = 0.0
 
     def __repr__(self) -> str:
@@ -512,6 +514,7 @@ class Limiter:
         with self._cond:
             now = self._clock()
             self._throttled += 1
+            self._by_status[status] = self._by_status.get(status, 0) + 1
             until = now + delay
             if until > self._pause_until:
                 self._paused += until - max(now, self._pause_until)
@@ -583,7 +586,8 @@ class Limiter:
         with self._cond:
             paused = self._paused - max(0.0, self._pause_until - self._clock())
             return RateStats(self.instance, self._throttled, round(max(0.0, paused), 3), int(self._window),
-                             None if self._rate is None else round(self._rate, 2), self.limit, self._broken)
+                             None if self._rate is None else round(self._rate, 2), self.limit, self._broken,
+                             tuple(sorted(self._by_status.items())))
 
 
 class Offer:

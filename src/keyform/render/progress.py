@@ -63,9 +63,10 @@ def rate_event_text(event: Any) -> str:
     """`questra-prod: rate-limited, waiting 1.0 s (concurrency 16 → 8)` for a `RateEvent`."""
     window = (f"concurrency {event.concurrency_before} → {event.concurrency_after}"
               if event.concurrency_after != event.concurrency_before else f"concurrency {event.concurrency_after}")
+    from keyform.providers.ratelimit import seconds_text
+
     rate = f", {event.rate:.1f} requests/s" if event.rate is not None else ""
-    wait = f"{event.wait:.1f}" if event.wait >= 1 else f"{event.wait:.2f}"
-    return f"{event.instance}: rate-limited, waiting {wait} s ({window}{rate})"
+    return f"{event.instance}: rate-limited, waiting {seconds_text(event.wait)} ({window}{rate})"
 
 
 def rate_wait_text(wait: Any) -> str:
@@ -94,9 +95,16 @@ def rate_lines(report: ApplyReport) -> list[str]:
     for r in report.rate:
         limit = f"limit {r.configured}, " if r.configured else ""
         broken = "; stopped sending: it kept refusing calls for their rate" if r.broken else ""
-        lines.append(f"  {r.instance}: {limit}{r.throttled} × 429 received, {r.paused_seconds:.1f} s paused, "
+        lines.append(f"  {r.instance}: {limit}{refusals(r)} received, {r.paused_seconds:.1f} s paused, "
                      f"concurrency {r.concurrency} at the end{broken}")
     return ["Rate limits:", *lines] if lines else []
+
+
+def refusals(stats: Any) -> str:
+    """The refusals for the rate a `RateStats` counts, by status: `3 × 429`, `2 × 503`,
+    `4 × 429 + 1 × 503` (TextQL refuses with a 503 `resource_exhausted` behind some proxies)."""
+    by_status = stats.by_status or ((429, stats.throttled),)
+    return " + ".join(f"{n} × {status}" for status, n in by_status)
 
 
 def rate_json(report: ApplyReport) -> list[dict[str, Any]]:
