@@ -40,3 +40,30 @@ def test_a_latency_or_retry_after_beyond_a_day_is_refused_at_start(option: str) 
     with pytest.raises(ValueError, match="must be between 0 and"):
         Emulator(config)
     assert serve(config) == 1
+
+
+@pytest.mark.parametrize("knobs", [{"rate_limit_rps": 5e-324}, {"rate_limit_rps": 1e-7},
+                                   {"rate_limits": {"org_a": 5e-324}}])
+def test_a_rate_limit_too_slow_to_compute_is_refused(emulator: Emulator, knobs: dict[str, Any]) -> None:
+    """Found by a review: `--rate-limit-rps 5e-324` was accepted, then every request after the first
+    was a 500 (OverflowError: the wait for the next token, math.ceil(inf)). 0 or at least 1e-6/s."""
+    with EmulatorControl(emulator.url) as control:
+        with pytest.raises(ControlError, match="at least 1e-06"):
+            control.faults(**knobs)
+        control.faults(rate_limit_rps=1e-6)  # the slowest: one request, then 429 with a finite Retry-After
+    import httpx
+
+    headers = {"Authorization": "Bearer tok", "X-Org-Id": "org_a", "Content-Type": "application/json"}
+    with httpx.Client(base_url=emulator.url) as http:
+        answers = [http.get("/api-keys", headers=headers) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 429], [a.text for a in answers]
+    assert float(answers[1].headers["Retry-After"]) > 0
+
+
+def test_a_rate_limit_too_slow_is_refused_at_start() -> None:
+    from keyform.emulator.__main__ import parse_args, serve
+
+    config = parse_args(["--port", "0", "--rate-limit-rps", "5e-324"])
+    with pytest.raises(ValueError, match="rate_limit_rps must be 0"):
+        Emulator(config)
+    assert serve(config) == 1

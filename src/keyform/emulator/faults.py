@@ -57,6 +57,8 @@ class FaultSettings:
             raise ValueError(f"questra_list_shape must be one of {', '.join(LIST_SHAPES)}")
         if not 0 <= self.rate_limit_rps <= 1e6 or not 0 <= self.rate_limit_burst <= 1e6:
             raise ValueError("rate_limit_rps and rate_limit_burst must be between 0 and 1000000")
+        if 0 < self.rate_limit_rps < MIN_RPS:  # 5e-324: a token every inf seconds, every later call a 500
+            raise ValueError(f"rate_limit_rps must be 0 (no limit) or at least {MIN_RPS:g} requests/s")
         if 0 < self.rate_limit_burst < 1:  # a bucket that never holds one request refuses every call
             raise ValueError("rate_limit_burst must be 0 (the rate's own) or at least 1")
         if self.rate_limit_scope not in RATE_SCOPES:
@@ -66,6 +68,8 @@ class FaultSettings:
         for name, rps in self.rate_limits.items():
             if not 0 <= rps <= 1e6:
                 raise ValueError(f"rate_limits[{name!r}] must be between 0 and 1000000")
+            if 0 < rps < MIN_RPS:
+                raise ValueError(f"rate_limits[{name!r}] must be 0 (no limit) or at least {MIN_RPS:g} requests/s")
 
     def rate_for(self, bucket: str) -> float:
         """Requests/s allowed for ``bucket`` (0: unlimited)."""
@@ -76,6 +80,7 @@ _NUMBER_KNOBS = frozenset({"latency_ms", "error_rate", "rate_limit_rate", "drop_
                            "rate_limit_rps", "rate_limit_burst", "clock_offset"})
 MAX_LATENCY_MS = 86_400_000.0
 MAX_RETRY_AFTER = 86_400.0
+MIN_RPS = 1e-6  # requests/s: the slowest rate limit (one request in ~11.6 days); below it the wait overflows
 MAX_CLOCK_OFFSET = 100 * 365 * 86400.0  # a century either way: far enough, and no datetime overflows
 _RATE_KNOBS = frozenset({"rate_limit_rps", "rate_limit_burst", "rate_limit_scope", "rate_limits"})
 
