@@ -13,11 +13,12 @@ gzip/deflate responses decoded.
 Retry policy (`RetryPolicy`):
 - Idempotent calls (list, revoke/delete, update) retry connection errors, timeouts, dropped
   connections, 5xx and 429, with exponential backoff and full jitter (`base` 0.2 s doubling, capped at
-  `cap` 10 s), at most `max_retries` times. A `Retry-After` header (seconds or HTTP-date) on a
-  429/503 replaces the backoff; one longer than `max_retry_after` and the call's deadline is not
-  waited for (the call ends, saying what the API asked; the instance is paused all the same). A rate
-  refusal (429, Connect `resource_exhausted`) pauses the whole provider instance and slows it
-  down (`providers/ratelimit.py`); those retries have their own budget, `max_throttled`.
+  `cap` 10 s), at most `max_retries` times. A `Retry-After` header (seconds, or an HTTP-date read
+  against the reply's `Date`; the largest of several; a day at most) on a 429/503 replaces the
+  backoff; one longer than `max_retry_after` and the call's deadline is not waited for (the call
+  ends, saying what the API asked; the instance is paused all the same). A rate refusal (429,
+  Connect `resource_exhausted`) pauses the whole provider instance and slows it down
+  (`providers/ratelimit.py`); those retries have their own budget, `max_throttled`.
 - Non-idempotent calls (create) retry only what proves nothing happened: a connection that was never
   established (connect error/timeout, no free pooled connection) and 429/503 answers, which are given
   before any work is done. Anything lost after the request may have been sent (read timeout, reset,
@@ -42,7 +43,9 @@ whatever the server sends; a retry whose wait (backoff or `Retry-After`) or turn
 the deadline is not waited for: the call ends at once. When the deadline so ends a call that was
 being retried after a 429 or 5xx, `call` returns that last answer, marked, and `status_error` adds
 `rate-limited: still 429 after N attempts within the call's 20s deadline (provider option
-`deadline`)` (`still 503 ...` for a 5xx): the error carries the status and its `retry_after`, and a
+`deadline`)` (`still 503 ...` for a 5xx; with `, and 40.2 s its retries queued for their turns
+behind other calls (not counted in the deadline)` when they did): the error carries the status and
+its `retry_after`, and a
 429 or 503 to a create is not ambiguous (refused before acting). Only a reply lost or cut short is
 ambiguous, as before: a create whose last attempt was sent and then cut by the deadline raises
 `ambiguous=True`; a list in the same case returns the last answer it had (`..., the next one
