@@ -191,7 +191,9 @@ def test_rate_limit_waits_exactly_retry_after(make_emulator: MakeEmulator) -> No
         provider.list()
     assert sleeps == [0.25] * 20  # rate refusals have their own budget (RetryPolicy.max_throttled), not max_retries
     assert info.value.status == 429 and info.value.retry_after == 0.25
-    assert str(info.value) == "questra-prod: list: 429 too many requests (injected)"
+    # (a review: the bare `429 too many requests` hid 21 attempts)
+    assert str(info.value) == ("questra-prod: list: 429 too many requests (injected); rate-limited: still 429 after "
+                               "21 attempts: the most a call makes against refusals for the rate (20 retries)")
     provider.close()
 
 
