@@ -67,3 +67,13 @@ def test_a_rate_limit_too_slow_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="rate_limit_rps must be 0"):
         Emulator(config)
     assert serve(config) == 1
+
+
+def test_a_slow_rate_limit_asks_for_a_day_at_most() -> None:
+    """Found by review 102: the day bound on `retry_after` was bypassed through a very slow rate
+    (`rate_limit_rps: 1e-300` gave a Retry-After of ~300 digits; 1e-6, the least now taken, 11 days)."""
+    from keyform.emulator.faults import MAX_RETRY_AFTER, Faults, FaultSettings
+
+    faults = Faults(FaultSettings(rate_limit_rps=1e-6))
+    assert faults.take_token("org", now=0.0) is None  # the bucket's one request
+    assert faults.take_token("org", now=0.0) == MAX_RETRY_AFTER

@@ -154,7 +154,8 @@ class Faults:
             return None
         self.buckets[bucket] = (tokens, now)
         self.injected["throttled"] += 1
-        return (1.0 - tokens) / rate
+        # at most a day, as the `retry_after` knob (a rate of 1e-6/s would ask for 11 days)
+        return min((1.0 - tokens) / rate, MAX_RETRY_AFTER)
 
     def _roll(self, rate: float) -> bool:
         """True with probability ``rate``; draws nothing when the rate is 0."""
