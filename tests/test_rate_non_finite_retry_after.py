@@ -73,3 +73,27 @@ def test_json_doc_never_writes_nan_or_infinity() -> None:
     doc = {"a": math.inf, "b": [1.5, -math.inf, {"c": math.nan}], "d": (2.0,), "e": "Infinity"}
     assert _strict(json_doc(doc)) == {"a": None, "b": [1.5, None, {"c": None}], "d": [2.0], "e": "Infinity"}
     assert json_doc({"x": 1.0}) == '{"x": 1.0}'
+
+
+@pytest.mark.parametrize("value", ["5", "Wed, 21 Oct 2015 07:28:00 GMT", 10 ** 400, "inf", "-3", True, [5]])
+def test_a_plugins_retry_after_of_any_type_is_read_or_ignored_never_raised(value: Any) -> None:
+    """Found by review 103: a plug-in passing the raw header (a string), `int(header)` of 401 digits
+    or a Decimal made the change fail with a bare `TypeError: must be real number, not str` (or
+    OverflowError), its instance neither paused nor counted."""
+    from keyform.providers.foreign import THROTTLE_BACKOFF, plugin_retry_after
+
+    assert plugin_retry_after(value) == (5.0 if value == "5" else THROTTLE_BACKOFF)
+
+
+def test_a_server_failure_between_refusals_does_not_switch_the_breaker_off() -> None:
+    """Found by review 103: 503s between 429s (a server failing under the same load) ended the run
+    of refusals, so the breaker never tripped and 20 changes took 57 s at `deadline: 5s` (hours at
+    1,000): a 5xx is no answer that ends it; only an accepted call does."""
+    from keyform.providers.ratelimit import BREAK_AFTER
+
+    lim = Limiter("qp", RateLimit(100.0), clock=lambda: 0.0, sleep=lambda s: None)
+    for _ in range(BREAK_AFTER - 1):
+        lim.ended(True)
+        lim.ended(None)  # a call that ended on a 503
+    lim.ended(True)
+    assert lim.stats().broken

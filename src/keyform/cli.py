@@ -62,7 +62,9 @@ def _print_traceback() -> None:
     from keyform import redact
     from keyform.render.safe import escaped
 
-    sys.stderr.write(escaped(redact.scrub(traceback.format_exc(), ())))
+    text = traceback.format_exc()
+    # `scrub` reads at most redact.MAX_RAW characters: the end, where the exception is, is what counts
+    sys.stderr.write(escaped(redact.scrub(text[-redact.MAX_RAW:], ())))
     sys.stderr.flush()
 
 

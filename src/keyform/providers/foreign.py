@@ -72,9 +72,13 @@ def plugin_retry_after(value: float | None) -> float:
     `http.retry_after` reads the header: a number of seconds that is not finite or negative (or
     none) is no wait at all (THROTTLE_BACKOFF then), and one over `ratelimit.MAX_WAIT` is that
     (a day). `Infinity` once reached `apply --format json` as `"wait_seconds": Infinity`."""
-    if value is None or not math.isfinite(value) or value < 0:
+    try:  # a plug-in may pass the raw header (a string), a 401-digit int or a Decimal (found by a review)
+        seconds = float(value) if value is not None and not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
         return THROTTLE_BACKOFF
-    return min(value, MAX_WAIT)
+    return min(seconds, MAX_WAIT)
 
 
 class ForeignProvider:

@@ -440,7 +440,8 @@ class HttpClient:
                                     "definition)", secrets)
         with self.limiter.call():
             response = self._call(method, path, what, body, idempotent, tuple(secrets))
-        self.limiter.ended(rate_refusal(response))  # the breaker: refused to the end, or answered
+        # the breaker: refused to the end, or answered (a 5xx, after retries, is neither: it resets nothing)
+        self.limiter.ended(True if rate_refusal(response) else None if response.status_code >= 500 else False)
         if date := response.headers.get("Date"):
             self._date = (date, time.time())
         return response
@@ -519,8 +520,8 @@ class HttpClient:
             if not refused:
                 if response.status_code < 500:
                     self.limiter.succeeded(ticket)
-                else:
-                    self.limiter.answered()  # an answer all the same: the refusals in a row end
+                # a 5xx is no answer that ends a run of refusals (found by a review: a 503 between
+                # 429s switched the breaker off, and such an apply ran a change at a time for hours)
             else:  # the whole instance pauses, and slows down (providers/ratelimit.py); a pause too long
                 # to wait for still holds the other calls, which then end unsent rather than be refused too
                 backoff = self.retry.backoff(throttles, self._rng) if delay is None else 0.0

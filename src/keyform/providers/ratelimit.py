@@ -566,11 +566,14 @@ class Limiter:
         """Attempts this thread has been admitted so far (compare two readings: did a call send?)."""
         return int(getattr(self._local, "admitted", 0))
 
-    def ended(self, refused: bool) -> None:
+    def ended(self, refused: bool | None) -> None:
         """A call is over: its final answer was a refusal for the rate (`refused`: it was retried
-        for all it may be) or anything else. BREAK_AFTER refused ones in a row break the instance:
-        no attempt is admitted after that (`NotAdmitted("broken")`)."""
+        for all it may be), an answer (False), or a server failure (None: it neither counts nor
+        ends the refusals in a row). BREAK_AFTER refused ones in a row break the instance: no
+        attempt is admitted after that (`NotAdmitted("broken")`)."""
         with self._cond:
+            if refused is None:
+                return
             if not refused:
                 self._refused_calls = 0
                 return
