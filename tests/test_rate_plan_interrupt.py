@@ -145,3 +145,40 @@ def test_one_ctrl_c_ends_a_paged_listing_waiting_for_its_turn(tmp_path: Path) ->
     assert [p for p, _ in pages] == [pages[0][0]], pages  # the first page only
     assert not [t for _, t in pages if t > signalled]
     assert "Traceback" not in output
+
+
+def test_a_change_waiting_for_a_parallelism_slot_is_not_sent_after_the_first_ctrl_c() -> None:
+    """Found by review 103: after the first Ctrl-C of an apply, a change waiting for a
+    `--parallelism` slot (held by calls in flight on another instance) took it when it came free
+    and sent its request: the apply ran seconds longer and made keys nobody asked for any more.
+    The wait for the slot now looks at `stopping`, and a slot taken after it is given back."""
+    import threading
+    import time as _time
+
+    from keyform.model import RateLimit
+    from keyform.providers.ratelimit import Limiter, NotAdmitted
+
+    stop = threading.Event()
+    lim = Limiter("qb", RateLimit(1000.0))
+    lim.configure(4, stopping=stop.is_set)
+    gate = threading.Semaphore(1)
+    assert gate.acquire()  # the one slot, held by a call in flight elsewhere
+    outcome: list[object] = []
+
+    def waiting() -> None:
+        with lim.call(gate):
+            try:
+                lim.before_attempt(first=True)
+                outcome.append("sent")
+            except NotAdmitted as exc:
+                outcome.append(exc.cause)
+
+    worker = threading.Thread(target=waiting)
+    worker.start()
+    _time.sleep(0.3)
+    stop.set()  # the first Ctrl-C
+    _time.sleep(0.3)
+    gate.release()  # the call in flight elsewhere ends
+    worker.join(10)
+    assert outcome == ["stopped"]
+    assert gate.acquire(timeout=1)  # the slot is free again: not kept by a change that sent nothing

@@ -443,11 +443,14 @@ class Limiter:
         if gate is not None and not getattr(self._local, "holding", False):
             self._cond.release()  # never block on the shared gate while holding this instance's lock
             try:
-                got = gate.acquire() if end is None else gate.acquire(timeout=max(0.0, end - self._clock()))
+                got = self._gate_slot(gate, None if end is None else max(0.0, end - self._clock()))
             finally:
                 self._cond.acquire()
+            if got and self._stopping():  # a Ctrl-C while it waited for its slot: nothing new is sent
+                gate.release()
+                got = False
             if not got:
-                raise NotAdmitted("slot", 0.0)
+                raise NotAdmitted("stopped" if self._stopping() else "slot", 0.0)
             self._local.holding = True
             now = self._clock()
         self._local.admitted = getattr(self._local, "admitted", 0) + 1
@@ -457,6 +460,20 @@ class Limiter:
         while self._sends and self._sends[0] < now - MEASURE_WINDOW:
             self._sends.popleft()
         return Ticket(now, self._epoch)
+
+    def _gate_slot(self, gate: threading.Semaphore, timeout: float | None) -> bool:
+        """(lock not held) A `--parallelism` slot within `timeout` seconds (None: as long as it
+        takes), looking at `stopping` every STOP_POLL: after a Ctrl-C a change waiting for a slot
+        sent its request once one came free (found by a review). Real time, as `acquire` waits."""
+        if self._stopping is _never:
+            return gate.acquire() if timeout is None else gate.acquire(timeout=timeout)
+        until = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = STOP_POLL if until is None else max(0.0, min(STOP_POLL, until - time.monotonic()))
+            if gate.acquire(timeout=step):
+                return True
+            if self._stopping() or (until is not None and time.monotonic() >= until):
+                return False
 
     def _measured(self, now: float, times: deque[float] | None = None) -> float:
         """(lock held) Attempts (or `times`: accepted calls) per second over the last
