@@ -70,6 +70,7 @@ def test_json_events_and_summary_carry_the_rate_limiting(tmp_path: Path, make_em
     assert summary["type"] == "change_summary" and summary["created"] == 30
     [limits] = summary["rate_limits"]
     assert limits["provider"] == "qp" and limits["throttled"] >= len(events) and limits["rate_limit"] is None
+    assert limits["throttled_by_status"] == {"429": limits["throttled"]}
 
 
 def test_a_slow_instance_does_not_hold_back_another(tmp_path: Path, make_emulator: MakeEmulator) -> None:

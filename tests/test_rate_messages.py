@@ -2,7 +2,8 @@
 
 - a call that spent its retries for rate refusals (`max_throttled`: with `Retry-After: 0` the 21
   attempts take ~41 s at the learned rate's floor) ended as a bare `429 slow down`;
-- the summary said `3 × 429 received` for TextQL's 503 `resource_exhausted` refusals;
+- the summary said `3 × 429 received` for TextQL's 503 `resource_exhausted` refusals, and the JSON
+  summary gave only their total;
 - `Retry-After: 1e30` was printed in full (`waiting 1000000000000000019884624838656.0 s`)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from keyform.emulator import Emulator
 from keyform.model import RateLimit
 from keyform.providers.http import HttpClient, RetryPolicy, status_error
 from keyform.providers.ratelimit import Limiter, RateEvent
-from keyform.render.progress import rate_event_text, rate_lines
+from keyform.render.progress import rate_event_text, rate_json, rate_lines
 from tests.hostile import Reply, Seen, hostile
 from tests.test_rate_resource_exhausted_any_status import _create
 
@@ -51,6 +52,9 @@ def test_the_summary_counts_refusals_by_status(emulator: Emulator) -> None:
     # old code: `tq: 3 × 429 received, ...`
     assert lines[1].startswith("  tq: 3 × 503 received, "), lines
     assert stats.by_status == ((503, 3),)
+    # the JSON summary had only the total (`"throttled": 3`), not which status it was
+    [doc] = rate_json(SimpleNamespace(rate=[stats]))  # type: ignore[arg-type]
+    assert (doc["throttled"], doc["throttled_by_status"]) == (3, {"503": 3})
 
 
 def test_a_huge_retry_after_is_said_readably() -> None:
