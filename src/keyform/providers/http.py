@@ -541,6 +541,8 @@ class HttpClient:
             wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
             if time.monotonic() + wait >= deadline:
                 return self._gave_up(response, tried, paced)  # no time left for another attempt
+            if refused:
+                self.limiter.sleeping_out_pause(wait)
             self._wait(what, attempt, wait, str(response.status_code))
             previous = response
             if not refused:

@@ -310,6 +310,14 @@ class Limiter:
         else:
             callback(RateWait(self.instance, wait, cause, rate=self._rate, configured=self.limit))
 
+    def sleeping_out_pause(self, wait: float) -> None:
+        """The call a refusal answered sleeps out the pause itself (`throttled` gave it the time),
+        for `wait` seconds, and says so to `watch`'s `on_wait` as a call waiting here would: only
+        once it is known to wait. `throttled` does not say it: the call may then give up at once (a `Retry-After` past
+        its deadline), and a notice `waiting a day or more` followed by that error was wrong."""
+        with self._cond:
+            self._announce(max(wait, self._pause_until - self._clock()), "paused")
+
     @property
     def stopping(self) -> Callable[[], bool]:
         """Whether the apply was interrupted (`configure`): a call should not send another attempt."""
@@ -537,7 +545,6 @@ class Limiter:
                 self._paused += until - max(now, self._pause_until)
                 self._pause_until = until
                 self._pause_status = status
-            self._announce(self._pause_until - now, "paused")
             self._run_of_refusals(ticket, now)
             if ticket.epoch != self._epoch or ticket.sent < self._hold_until:
                 return delay, until  # sent before the last decrease took hold: it answered for this one
