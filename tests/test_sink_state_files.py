@@ -102,6 +102,30 @@ def test_links_are_followed_as_the_writes_would_follow_them(tmp_path: Path) -> N
         f"manifests' local state: {TAIL}"]
 
 
+def test_another_name_of_the_same_file_is_refused(tmp_path: Path) -> None:
+    """Found by review 102 (suspected): the check compared resolved path strings, so a hard link to
+    the state, or on macOS's case-insensitive file system `KEYFORM.STATE.JSON`, passed."""
+    (tmp_path / "keyform.state.json").write_text("{}")
+    (tmp_path / "secrets.env").hardlink_to(tmp_path / "keyform.state.json")
+    text = manifest("env: {type: dotenv, path: secrets.env}\n")
+    assert problems(tmp_path, text) == [
+        f"keyform.yaml:{line_of(text, 'path:')}: sinks.env.path: {tmp_path}/secrets.env is the same file as the "
+        f"file of the manifests' local state: {TAIL}"]
+
+
+@pytest.mark.parametrize("written", ["KEYFORM.STATE.JSON", "Keyform.State.Json.Journal", "KEYFORM.YAML"])
+def test_a_name_differing_only_in_case_is_refused(tmp_path: Path, written: str) -> None:
+    """On a case-insensitive file system (macOS's, Windows') the name is the state's, or a
+    manifest's, whether or not that file exists yet; the manifests may be applied from one."""
+    text = manifest(f"env: {{type: dotenv, path: {written}}}\n")
+    what = ("a manifest file: a sink writing there would put secrets in it, to be committed and "
+            "reviewed with it; name another file") if written == "KEYFORM.YAML" else (
+        f"{'the apply journal' if written.endswith('Journal') else 'the file'} of the manifests' local state: {TAIL}")
+    assert problems(tmp_path, text) == [
+        f"keyform.yaml:{line_of(text, 'path:')}: sinks.env.path: {tmp_path}/{written} is on a case-insensitive "
+        f"file system (macOS, Windows) {what}"]
+
+
 def test_a_file_sink_s_entries_and_its_dir_are_checked(tmp_path: Path) -> None:
     text = manifest("env: {type: file, dir: .}\nfiles: {type: file, dir: keyform.state.json.journal}\n",
                     keys="k: {provider: qp, sink: {use: env, as: keyform.state.json.lock}}\n"

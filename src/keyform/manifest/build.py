@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -376,15 +377,12 @@ def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declara
     if not states and not reviewed:
         return
     broken = "would put secrets in it and break the state"
-    owned: dict[str, str] = {}  # a resolved path → what it is and what writing it would do, for the message
+    owned = _Owned()
     for path, label in states:
         for suffix, what in STATE_FILES:
-            for place in _resolutions(path + suffix):
-                owned.setdefault(place, f"{what} of {label}: a sink writing there {broken}")
+            owned.add(path + suffix, f"{what} of {label}: a sink writing there {broken}")
     for path, what in reviewed:
-        for place in _resolutions(path):
-            owned.setdefault(place, f"{what}: a sink writing there would put secrets in it, to be committed and "
-                                    "reviewed with it")
+        owned.add(path, f"{what}: a sink writing there would put secrets in it, to be committed and reviewed with it")
     entries: dict[str, list[tuple[str, str]]] = {}  # a file sink → its keys' (key, entry name)
     for address, spec in keys.items():
         if spec.sink is not None and spec.sink.sink in sinks and sinks[spec.sink.sink].type == "file":
@@ -396,14 +394,14 @@ def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declara
             if not isinstance(written, str):
                 continue
             where = (*decl.path, option)
-            taken = _owned(written, owned)
+            taken = owned.find(written)
             if taken:
                 report.error(decl.source, where, f"{dotted(where)}: {written} is {taken}; name another file")
                 continue
             if option != "dir" or cfg.type != "file":
                 continue
             for address, entry in sorted(entries.get(name, ())):
-                if taken := _owned(os.path.join(written, entry), owned):
+                if taken := owned.find(os.path.join(written, entry)):
                     report.error(decl.source, where, f"{dotted(where)}: the entry {entry!r} of key {address!r} "
                                  f"would be {os.path.join(written, entry)}, which is {taken}; name another "
                                  "directory, or set that key's sink.as")
@@ -419,8 +417,43 @@ def _resolutions(path: str) -> set[str]:
         return {path}
 
 
-def _owned(path: str, owned: Mapping[str, str]) -> str | None:
-    return next((owned[p] for p in sorted(_resolutions(path)) if p in owned), None)
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the regular file at `path` (links followed), or None."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+class _Owned:
+    """Files no sink may write, each with what it is and what a write there would do (the message).
+    A path is one of them when it resolves to one (`_resolutions`), is the same file by device and
+    inode (another hard link, or a name a case-insensitive file system such as macOS's or Windows'
+    takes for it), or differs from one only in letter case: on such a file system it would be the
+    same file once made, and the manifests may be applied from one."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, str] = {}
+        self.files: dict[tuple[int, int], str] = {}
+        self.folded: dict[str, str] = {}
+
+    def add(self, path: str, what: str) -> None:
+        for place in _resolutions(path):
+            self.paths.setdefault(place, what)
+            self.folded.setdefault(place.casefold(), what)
+            if (identity := _file_identity(place)) is not None:
+                self.files.setdefault(identity, what)
+
+    def find(self, path: str) -> str | None:
+        places = sorted(_resolutions(path))
+        if found := next((self.paths[p] for p in places if p in self.paths), None):
+            return found
+        if found := next((self.files[i] for p in places if (i := _file_identity(p)) in self.files), None):
+            return f"the same file as {found}"
+        if found := next((self.folded[p.casefold()] for p in places if p.casefold() in self.folded), None):
+            return f"on a case-insensitive file system (macOS, Windows) {found}"
+        return None
 
 
 def _unwritable_path(path: str, *, file: bool) -> str | None:
