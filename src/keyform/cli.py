@@ -879,7 +879,8 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
                force: bool) -> None:
     """Write FILE's state into the configured backend as its next version, under the lock.
 
-    FILE is a `state pull` output or a local keyform.state.json. Refuses a state of another lineage,
+    FILE is a `state pull` output or a local keyform.state.json; `-` reads it from stdin. Refuses a
+    state of another lineage,
     an older serial, or a backend with an interrupted apply, unless --force."""
 
     def body() -> int:
@@ -887,7 +888,10 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
 
         pushed = push_state(_options(files, state_path, lock_timeout), file, force=force)
         print_diagnostics(pushed.warnings)
-        click.echo(f"Pushed {file} to {pushed.where} (serial {pushed.state.serial}, lineage {pushed.state.lineage}).")
+        from keyform.render.safe import one_line
+
+        source = "the state from stdin" if file == "-" else one_line(file)
+        click.echo(f"Pushed {source} to {pushed.where} (serial {pushed.state.serial}, lineage {pushed.state.lineage}).")
         return 0
 
     run_safely(ctx, body)

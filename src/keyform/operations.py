@@ -1065,17 +1065,41 @@ def push_state(options: Options, file: str, *, force: bool = False) -> Pushed:
     from keyform.backends.local import LocalBackend
     from keyform.statecmds import push_state as push
 
+    pushed = _read_pushed(file)
     source = LocalBackend(Path(file))
-    pushed = source.load()
-    if pushed is None:
-        raise KeyformError(f"{one_line(str(file))}: no such state file")
-    if source.read_journal() and not force:
+    if file != "-" and source.read_journal() and not force:
         shown = one_line(str(file))
         raise KeyformError(f"{shown}: an interrupted apply left {one_line(str(source.journal_path))}; run "
                            f"`keyform apply --state {shown}` to recover it first (or push anyway with --force)")
     with backend(options) as store, store.lock("state push", timeout=options.lock_timeout):
         warned = push(store, pushed, force=force)
         return Pushed(pushed, store.describe(), warned)
+
+
+def _read_pushed(file: str) -> State:
+    """The state `state push FILE` pushes: FILE only read, so through a link too, or a pipe
+    (`<(keyform state pull)`); `-` is stdin, as in `terraform state push -`."""
+    from keyform.backends.local import MAX_STATE_BYTES
+    from keyform.fsio import FifoTimeoutError, NotAFileError, TooLargeError, read_capped
+    from keyform.state import parse_state
+
+    shown = "-" if file == "-" else one_line(str(file))
+    try:
+        raw = read_capped("/dev/stdin" if file == "-" else file, MAX_STATE_BYTES, fifo=True)[0]
+    except FileNotFoundError:
+        raise KeyformError(f"{shown}: no such state file") from None
+    except NotAFileError as exc:
+        if exc.terminal:
+            raise KeyformError(f"{shown}: is a terminal; pipe a state into it, e.g. `keyform state push - < "
+                               "keyform.state.json`") from None
+        raise KeyformError(f"{shown}: not a state file: {exc.strerror}") from None
+    except (TooLargeError, FifoTimeoutError) as exc:
+        raise KeyformError(f"{shown}: {exc.strerror}; nothing was pushed") from None
+    except OSError as exc:
+        raise KeyformError(f"{shown}: cannot read the state to push: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise KeyformError(f"{shown}: empty; nothing was pushed")
+    return parse_state(raw, shown, "nothing was pushed")
 
 
 def force_unlock(options: Options, lock_id: str, confirm: Callable[[], None] = lambda: None) -> None:
