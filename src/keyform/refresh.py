@@ -3,16 +3,20 @@ concurrently, through a `providers.pool.ProviderPool`; secret header values remo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from operator import attrgetter
+from typing import TypeVar
 
 from keyform.errors import ProviderError
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot, clock_offset
 from keyform.state import State
+
+T = TypeVar("T")
 
 
 def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | None = None) -> set[str]:
@@ -76,7 +80,8 @@ def strip_headers(key: RemoteKey, names: set[str]) -> RemoteKey:
 
 def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: Iterable[str]) -> RemoteSnapshot:
     """One list call per instance, concurrently. A provider error fails the refresh. A Ctrl-C
-    (KeyboardInterrupt, in the calling thread) stops every listing at once (`ProviderPool.interrupt`)."""
+    (KeyboardInterrupt, in the calling thread) ends it at once, even with a reply still awaited
+    (`_each`)."""
     names = sorted(set(instances))
     secret_headers = secret_header_names(workspace, state)
 
@@ -91,18 +96,57 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
             keys = {i: strip_headers(k, hidden) for i, k in keys.items()}
         return InstanceSnapshot(keys, clock_offset=clock_offset(provider))
 
-    ex = ThreadPoolExecutor(max_workers=max(1, min(16, len(names))))
+    return RemoteSnapshot(dict(zip(names, _each(one, names, pool))), refreshed=True)
+
+
+def _each(one: Callable[[str], T], names: Sequence[str], pool: ProviderPool) -> list[T]:
+    """`one(name)` for every name, up to 16 at once in worker threads, in the order of `names`. A
+    failure of one raises (the first in that order) once the workers have ended, none starting after it.
+
+    A Ctrl-C (KeyboardInterrupt in the calling thread, waiting here) is raised at once: a listing
+    waiting on a rate limit ends and sends nothing more (`ProviderPool.interrupt`), and one whose
+    request is in flight is abandoned, not waited for. A listing writes nothing, so nothing is lost;
+    waiting for its reply held a plan for the read timeout (30 s), or up to the provider's
+    `deadline` (as long as a day) against a server that drips its reply. The workers are daemon
+    threads of their own, not a ThreadPoolExecutor's: those are joined at interpreter exit
+    (`concurrent.futures.thread._python_exit`), which held `sys.exit` just the same. An abandoned
+    call ends by itself (its read timeout or deadline; at the latest with the process), and no retry
+    or next page of it goes out through keyform's HTTP client: the stopped limiter admits none."""
+    futures: list[Future[T]] = [Future() for _ in names]
+    pending = iter(range(len(names)))
+    taking = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with taking:
+                i = next(pending, None)
+            if i is None:
+                return
+            future = futures[i]
+            if not future.set_running_or_notify_cancel():  # cancelled: a listing failed, or a Ctrl-C
+                continue
+            try:
+                future.set_result(one(names[i]))
+            except BaseException as exc:  # (given to the caller by `result`)
+                future.set_exception(exc)
+
+    workers = [threading.Thread(target=work, name=f"keyform-refresh-{n}", daemon=True)
+               for n in range(min(16, len(names)))]
+    for worker in workers:
+        worker.start()
     try:
-        results = list(ex.map(one, names))
-    except KeyboardInterrupt:
-        # the first Ctrl-C: a listing waiting on a rate limit (a pause, its next page's turn, the
-        # sleep before a retry) ends now and sends nothing more; waiting for the workers below
-        # (as the executor must) then takes a moment, not the API's Retry-After
-        pool.interrupt()
+        try:
+            return [future.result() for future in futures]
+        except BaseException as exc:
+            for future in futures:
+                future.cancel()  # those not started yet (a running one cannot be)
+            if not isinstance(exc, KeyboardInterrupt):  # a failure: the listings in flight end first
+                for worker in workers:
+                    worker.join()
+            raise
+    except KeyboardInterrupt:  # waiting for the listings, or for those in flight after a failure
+        pool.interrupt()  # every wait in a limiter ends now, unsent; nothing more is sent
         raise
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-    return RemoteSnapshot(dict(zip(names, results)), refreshed=True)
 
 
 def keys_by_id(instance: str, listed: list[RemoteKey]) -> dict[str, RemoteKey]:
