@@ -141,11 +141,14 @@ def read_lock(lock_path: Path) -> LockInfo | None:
 
 
 def _acquire(lock_path: Path, operation: str, timeout: float = 0.0,
-            *, sleep: Callable[[float], None] = time.sleep) -> LockInfo:
+            *, sleep: Callable[[float], None] = time.sleep, made: list[Path] | None = None) -> LockInfo:
     """Take the OS lock on the lock file, waiting up to `timeout` seconds for a holder to release it.
-    A lock file left by a dead holder (its OS lock free) is taken over."""
+    A lock file left by a dead holder (its OS lock free) is taken over. The directories made for
+    it (a new `--state` path) are added to `made`."""
     try:
-        ensure_dir(lock_path.parent)
+        created = ensure_dir(lock_path.parent)
+        if made is not None:
+            made.extend(created)
     except OSError as exc:  # a path through a file, or where nothing may be made (/proc): no internal error
         where = str(exc.strerror or exc)
         where = where if str(lock_path.parent) in where else f"{lock_path.parent}: {where}"
@@ -367,6 +370,7 @@ class LocalBackend:
         # and every line a later process reads, are validated as before.
         self._own_lines: set[bytes] = set()
         self._lock_ids: list[str] = []  # the state locks this store holds: every write is fenced on them
+        self._made_dirs: dict[str, list[Path]] = {}  # a lock id → the directories taking it made (`release_lock`)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -483,17 +487,27 @@ class LocalBackend:
 
     def acquire_lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
         """Take `<state>.lock`, waiting up to `timeout` seconds; LockError names the holder."""
-        info = _acquire(self.lock_path, operation, timeout)
+        made: list[Path] = []
+        info = _acquire(self.lock_path, operation, timeout, made=made)
         with self._mutex:
             self._lock_ids.append(info.id)
+            self._made_dirs[info.id] = made
         return info
 
     def release_lock(self, lock: LockInfo) -> None:
-        """Release a lock taken by `acquire_lock` (the file is removed only if it is still ours)."""
+        """Release a lock taken by `acquire_lock` (the file is removed only if it is still ours).
+        The directories taking it made are removed again while empty: a command that failed on a
+        new `--state` path (an import of an id that does not exist) leaves no trace of it."""
         with self._mutex:
             if lock.id in self._lock_ids:
                 self._lock_ids.remove(lock.id)
+            made = self._made_dirs.pop(lock.id, [])
         _release(self.lock_path, lock)
+        for directory in reversed(made):
+            try:
+                os.rmdir(directory)  # (only an empty one: a state, a journal or another lock keeps it)
+            except OSError:
+                break
 
     def fence(self, what: str) -> None:
         """LockLostError if this store took the state lock and no longer holds it (see `HeldLock.check`).
