@@ -249,3 +249,26 @@ def test_registry_builds_plain_and_encrypted_secrets(tmp_path: Path) -> None:
     enc = open_sink(SinkConfig("k", "k8s-secret", {"path": str(tmp_path / "s.yaml"), "name": "n", "encrypt": "sops",
                                                    "age": ["age1a"], "field": "data"}, SourceLoc("k.yaml", 1)))
     assert isinstance(enc, K8sSecretSink) and enc.sops is not None and enc.sops.recipients.age == ("age1a",)
+
+
+
+@pytest.mark.parametrize("field", ["stringData", "data"])
+def test_a_section_aliased_elsewhere_in_the_file_gets_the_secret_and_nothing_else_does(tmp_path: Path,
+                                                                                      field: str) -> None:
+    # `data: *a` made data and stringData one mapping: the secret written to one was popped from the
+    # other, so the write succeeded and the file did not hold it
+    path = tmp_path / "s.yaml"
+    path.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData: &a {OTHER: b3RoZXI=}\n"
+                    "data: *a\n")
+    sink = K8sSecretSink(path, "x", field=field)
+    sink.write("a", "CI_BOT", SECRET)
+    assert sink.read("CI_BOT") == SECRET
+    doc = yaml.safe_load(path.read_text())
+    other = "data" if field == "stringData" else "stringData"
+    assert "CI_BOT" in doc[field] and "CI_BOT" not in doc[other] and doc[other]["OTHER"] == "b3RoZXI="
+    # a section sharing the annotations' mapping: the secret went into the metadata too, in clear text
+    path.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  annotations: &n {note: hi}\n"
+                    f"{field}: *n\n")
+    sink.write("a", "CI_BOT", SECRET)
+    doc = yaml.safe_load(path.read_text())
+    assert doc["metadata"]["annotations"] == {"note": "hi"} and "CI_BOT" in doc[field]

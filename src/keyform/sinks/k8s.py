@@ -338,11 +338,16 @@ def _left(what: str) -> str:
 
 
 def _section(doc: dict[str, Any], field: str, path: Path) -> dict[str, Any]:
+    """`doc[field]` as a mapping of its own. A YAML alias makes one mapping of two places
+    (`stringData: &a {...}` and `data: *a`, or `annotations: &a` and `stringData: *a`): edited
+    in place, a new secret was popped from `data` as it went into `stringData` (written nowhere,
+    yet recorded as stored), or copied into the Secret's cleartext annotations."""
     section = doc.get(field)
     if section is None:
-        section = doc[field] = {}
+        section = {}
     if not isinstance(section, dict):
         raise SinkError(f"{path}: {field} is not a mapping; the Secret was left untouched")
+    section = doc[field] = dict(section)
     return section
 
 
