@@ -256,3 +256,19 @@ def test_the_issued_secret_fingerprint_cannot_tell_a_trailing_newline_so_a_move_
 
     state = State.new()
     assert state.secret_fingerprint(PEM) == state.secret_fingerprint(PEM[:-1]) is not None
+
+
+def test_a_failing_write_that_prints_its_stdin_in_base64_shows_none_of_it() -> None:
+    """A helper that base64s its stdin (a script, or kubectl printing a Secret's `data` back) and
+    fails: its stderr was quoted with the secret in base64, readable by anyone who sees the log."""
+    import base64
+
+    secret = "sk_live_BjqfWcQO5q7e05AQafTt6kreJ4B0HBYIxv74zXEz"
+    for encode in ("base64", "base64 -w 20 | tr '+/' '-_'", "(printf 'data: x'; cat) | base64"):
+        sink = ExecSink(["sh", "-c", f"{{ echo refusing; {encode}; }} >&2; exit 3"], sink_name="ex")
+        with pytest.raises(SinkError, match=r"exec sink ex: sh \(write A\) failed with exit status 3: refusing") as info:
+            sink.write("a", "A", secret)
+        shown = "".join(str(info.value).split())
+        assert base64.b64encode(secret.encode())[4:20].decode() not in shown, str(info.value)
+        assert base64.b64encode(b"data: x" + secret.encode())[8:24].decode() not in shown, str(info.value)
+        assert "***" in shown, str(info.value)
