@@ -3,6 +3,7 @@ stdin only — never argv, the environment, /proc/*/cmdline or `ps` — and fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -272,3 +273,28 @@ def test_a_failing_write_that_prints_its_stdin_in_base64_shows_none_of_it() -> N
         assert base64.b64encode(secret.encode())[4:20].decode() not in shown, str(info.value)
         assert base64.b64encode(b"data: x" + secret.encode())[8:24].decode() not in shown, str(info.value)
         assert "***" in shown, str(info.value)
+
+
+def test_a_command_that_exits_leaving_a_process_that_holds_its_output_open_is_done(tmp_path: Path) -> None:
+    """A write that stored the secret and exited 0, but left a process running with its stdout and
+    stderr (an agent, `cmd &`), was reported as "did not finish within 30s and was killed", and its new
+    key revoked. Its exit status is its answer; what the process prints soon after still counts."""
+    import signal
+
+    stored, pidfile = tmp_path / "stored", tmp_path / "agent.pid"
+    agent = f"sleep 60 & echo $! >> {pidfile}"
+    sink = ExecSink(["sh", "-c", f"cat > {stored}; {agent}"], sink_name="ex", timeout=20,
+                    read_command=["sh", "-c", f"(sleep 0.3; cat {stored}) & {agent}; exit 0"])
+    try:
+        started = time.monotonic()
+        sink.write("a", "A", SECRET)
+        assert stored.read_text() == SECRET
+        assert sink.read("A") == SECRET
+        assert time.monotonic() - started < 10
+        failing = ExecSink(["sh", "-c", f"echo refused >&2; {agent}; exit 4"], sink_name="ex", timeout=20)
+        with pytest.raises(SinkError, match=r"failed with exit status 4: refused"):
+            failing.write("a", "A", SECRET)
+    finally:
+        for pid in pidfile.read_text().split():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)

@@ -79,30 +79,57 @@ def run(argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mappin
     return Completed(proc.returncode, out, err)
 
 
+# How long a program's output pipes may stay open after it exits: a background process it started
+# (an agent, `cmd &`) may hold them for as long as it lives, and the program's exit status is its answer.
+EXITED_GRACE = 2.0
+
+
 def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: float) -> tuple[bytes, bytes]:
     """`proc.communicate` within bounds: `stdin` written, stdout kept up to `MAX_OUTPUT`
     (ProgramFlooded beyond), only the last `MAX_RAW` bytes of stderr kept; TimeoutExpired at
-    `deadline` (a `time.monotonic` instant)."""
+    `deadline` (a `time.monotonic` instant). Once the program has exited, its pipes are read for
+    `EXITED_GRACE` more at most: a write that exited 0 was reported as "did not finish within 30s"
+    (and its new key revoked) when a process it left running kept its stdout or stderr open."""
     out: list[bytes] = []
     err = bytearray()
     size = 0
     sel = selectors.DefaultSelector()
     pending = memoryview(stdin or b"")
+    exited = _exit_watch(proc.pid)  # readable once the program exits (None: polled)
+    exited_at: float | None = None
+    pipes = 0
     try:
         if proc.stdin is not None:
             if pending:
                 os.set_blocking(proc.stdin.fileno(), False)
                 sel.register(proc.stdin, selectors.EVENT_WRITE)
+                pipes += 1
             else:
                 proc.stdin.close()
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 sel.register(pipe, selectors.EVENT_READ)
-        while sel.get_map():
-            left = deadline - time.monotonic()
+                pipes += 1
+        if exited is not None:
+            sel.register(exited, selectors.EVENT_READ)
+        while pipes:
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 raise subprocess.TimeoutExpired(proc.args, 0)
+            if exited_at is None and exited is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None:
+                if now - exited_at >= EXITED_GRACE:
+                    break  # what a process left behind still holds is not the program's output
+                left = min(left, exited_at + EXITED_GRACE - now)
+            elif exited is None:
+                left = min(left, 0.05)
             for key, _ in sel.select(left):
+                if key.fileobj is exited:
+                    sel.unregister(exited)
+                    exited_at = time.monotonic()
+                    continue
                 if key.fileobj is proc.stdin:
                     try:
                         pending = pending[os.write(key.fd, pending[:65536]):]
@@ -111,10 +138,12 @@ def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: f
                     if not pending:
                         sel.unregister(key.fileobj)
                         proc.stdin.close()
+                        pipes -= 1
                     continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     sel.unregister(key.fileobj)
+                    pipes -= 1
                 elif key.fileobj is proc.stdout:
                     size += len(chunk)
                     if size > MAX_OUTPUT:
@@ -126,10 +155,21 @@ def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: f
         proc.wait(max(0.0, deadline - time.monotonic()))
     finally:
         sel.close()
-    for pipe in (proc.stdout, proc.stderr):  # (read to their end: as communicate leaves them)
-        if pipe is not None:
-            pipe.close()
+        if exited is not None:
+            os.close(exited)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):  # (read to their end, as communicate leaves them,
+        if pipe is not None:  # or held by a process the program left behind)
+            with contextlib.suppress(OSError):
+                pipe.close()
     return b"".join(out), bytes(err)
+
+
+def _exit_watch(pid: int) -> int | None:
+    """A pidfd of `pid` (readable once it exits), or None where there is none (then polled)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
