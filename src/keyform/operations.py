@@ -439,7 +439,9 @@ def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnaps
         if ks.sink.sink in snapshot.entries:
             continue
         try:
-            present = sess.sinks.get(ks.sink.sink).read(ks.sink.name) is not None
+            value = sess.sinks.get(ks.sink.sink).read(ks.sink.name)
+            present = value is not None and bool(value.strip())  # (a blanked entry: no secret keyform wrote)
+            del value
         except KeyformError as exc:
             # not "missing": a sealed vault or a network error must not plan a replacement
             readers = sorted(a for a, spec in sess.workspace.keys.items() for r in spec.secret_inputs.values()

@@ -81,7 +81,9 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             continue
         if found is None:
             continue
-        out[name] = frozenset(found)
+        # a blanked entry (`CI_BOT=`) holds no secret keyform wrote: missing, as a deleted line
+        # is; a guarded sink still keeps its line (`where`: the variable is there)
+        out[name] = frozenset(found) - getattr(found, "blank", frozenset())
         if stype.guards_entries:
             lines[name] = found
             files[name] = shown

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,6 +94,17 @@ class ProviderType:
         return self.name
 
 
+class ScannedEntries(dict[str, int]):
+    """What a `SinkType.scan` may return: entry name → its 1-based line (0 where the format has
+    none), and `blank`: the entries whose value is empty or only whitespace. keyform never writes
+    such a secret (an issued one is refused), so a blanked entry (`CI_BOT=`) is taken as missing:
+    the plan replaces the key, as for a deleted line. A plain mapping (a plug-in's) has none."""
+
+    def __init__(self, lines: Mapping[str, int] | None = None, blank: Iterable[str] = ()) -> None:
+        super().__init__(lines or {})
+        self.blank = frozenset(blank)
+
+
 @record
 class SinkType:
     """One sink type: its required option, a factory (constructors do no I/O), the semantic option
@@ -109,7 +120,8 @@ class SinkType:
     options_schema: Mapping[str, Any] | None = None  # plug-ins: JSON Schema of the options besides `type`
     path_options: tuple[str, ...] = ()
     # every entry the sink holds now, read at once for planning (`keyform.sinkscan`): entry name ->
-    # its 1-based line where the format has lines, else 0; {} when the file is missing; raises
+    # its 1-based line where the format has lines, else 0 (a `ScannedEntries` also says which are
+    # blank); {} when the file is missing; raises
     # OSError, ValueError or KeyformError when it cannot be read (or could not be written back).
     # None: the type is not scanned; a call's None: this sink is not (an encrypted k8s-secret)
     scan: Callable[[SinkConfig], Mapping[str, int] | None] | None = None

@@ -36,7 +36,7 @@ from keyform.groupcommit import GroupCommit
 from keyform.records import record
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
-from keyform.typeregistry import SinkType
+from keyform.typeregistry import ScannedEntries, SinkType
 
 if TYPE_CHECKING:
     from keyform.model import SinkConfig
@@ -346,19 +346,36 @@ def _open(config: SinkConfig) -> DotenvSink:
     return DotenvSink(Path(config.options["path"]))
 
 
-def scan(config: SinkConfig) -> dict[str, int]:
-    """Each variable of the file with the line of its first assignment ({} when there is no file)."""
+def scan(config: SinkConfig) -> ScannedEntries:
+    """Each variable of the file with the line of its first assignment ({} when there is no file),
+    and those whose value (that of the assignment a shell keeps: the last) is blank."""
     raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
     if raw is None:
-        return {}
+        return ScannedEntries()
     text = raw.decode("utf-8").removeprefix(_BOM)
     found: dict[str, int] = {}
+    blank: set[str] = set()
     line = 1
-    for pos, end, m, _, _ in _spans(text):  # `parse`'s entries, without their values
+    for pos, end, m, quote, close in _spans(text):  # `parse`'s entries, without keeping their values
         if m is not None:
-            found.setdefault(m.group(2), line)
+            name = m.group(2)
+            found.setdefault(name, line)
+            if _blank(text, m.end(), end, quote, close):
+                blank.add(name)
+            else:
+                blank.discard(name)
         line += text.count("\n", pos, end)
-    return found
+    return ScannedEntries(found, blank)
+
+
+def _blank(text: str, start: int, end: int, quote: str, close: int) -> bool:
+    """Whether the value `parse` would read from this span is empty or only whitespace."""
+    if close >= 0:
+        body = text[start + 1:close]
+        return not (body if quote == "'" or "\\" not in body else _unescape(body)).strip()
+    content = text[start:end].rstrip("\r\n")
+    value = _COMMENT.split(content, maxsplit=1)[0]
+    return not value.strip() or value.lstrip(" \t").startswith("#")
 
 
 TYPE = SinkType(name="dotenv", required="path", open=_open,

@@ -13,14 +13,15 @@ sweep of stale temp files never removes another's temp file in flight (`pathlock
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
-from keyform.fsio import ANY_TEMP_NAME, IsSymlinkError, StrPath, fsync_dir, too_long_to_replace
+from keyform.fsio import ANY_TEMP_NAME, IsSymlinkError, StrPath, fsync_dir, read_nofollow, too_long_to_replace
 from keyform.sinks.pathlocks import DIR_LOCK_NAME, lock_for
 from keyform.sinks.sinkfs import read_file, write_entry
-from keyform.typeregistry import SinkType
+from keyform.typeregistry import ScannedEntries, SinkType
 
 if TYPE_CHECKING:
     from keyform.model import SinkConfig
@@ -108,14 +109,31 @@ def _not_a_link(directory: StrPath) -> None:
         raise IsSymlinkError(path)
 
 
-def scan(config: SinkConfig) -> dict[str, int]:
-    """The directory's file names ({} when there is no directory); IsSymlinkError when `dir` is a link."""
+def scan(config: SinkConfig) -> ScannedEntries:
+    """The directory's file names ({} when there is no directory), and those that are blank (empty,
+    or a few bytes of whitespace: `echo > entry`); IsSymlinkError when `dir` is a link."""
     _not_a_link(config.options["dir"])
     try:
         with os.scandir(config.options["dir"]) as it:
-            return dict.fromkeys((e.name for e in it if e.is_file() and e.name != DIR_LOCK_NAME), 0)
+            names = [e.name for e in it if e.is_file() and e.name != DIR_LOCK_NAME]
     except FileNotFoundError:
-        return {}
+        return ScannedEntries()
+    return ScannedEntries(dict.fromkeys(names, 0), (n for n in names if _blank(os.path.join(config.options["dir"], n))))
+
+
+def _blank(path: str) -> bool:
+    """Whether the entry file holds nothing but whitespace (only a small file is read: a secret
+    keyform writes is never blank, and one stat per entry keeps the scan cheap)."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > BLANK_MAX:
+            return False
+        return not read_nofollow(path, limit=BLANK_MAX).strip()
+    except (OSError, ValueError):
+        return False  # (what cannot be read here is reported by the read or write that needs it)
+
+
+BLANK_MAX = 16  # bytes: a larger entry file is taken as holding a secret without reading it
 
 
 TYPE = SinkType(name="file", required="dir", open=_open, scan=scan,

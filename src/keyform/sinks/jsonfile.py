@@ -18,7 +18,7 @@ from keyform.groupcommit import GroupCommit
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.strictjson import bounded_int, unique_keys
-from keyform.typeregistry import SinkType
+from keyform.typeregistry import ScannedEntries, SinkType
 
 if TYPE_CHECKING:
     from keyform.model import SinkConfig
@@ -118,13 +118,15 @@ def _open(config: SinkConfig) -> JsonSink:
     return JsonSink(Path(config.options["path"]))
 
 
-def scan(config: SinkConfig) -> dict[str, int]:
-    """The file's entry names ({} when there is no file or it is empty); ValueError if it is not
-    a JSON object."""
+def scan(config: SinkConfig) -> ScannedEntries:
+    """The file's entry names ({} when there is no file or it is empty), and those whose value is
+    blank (`""`, whitespace, null); ValueError if it is not a JSON object."""
     raw = read_file(config.options["path"])  # never through a link, never blocking on a FIFO
     if raw is None or not raw.strip():
-        return {}
-    return dict.fromkeys(_object(raw), 0)
+        return ScannedEntries()
+    doc = _object(raw)
+    return ScannedEntries(dict.fromkeys(doc, 0), (name for name, value in doc.items()
+                                                  if value is None or (isinstance(value, str) and not value.strip())))
 
 
 def _not_json(word: str) -> Any:

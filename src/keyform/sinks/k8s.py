@@ -29,7 +29,7 @@ from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.sinks.sops import LeafPath, Recipients, SopsFile, can_decrypt, recipient_problems
 from keyform.strictjson import LongNumber
-from keyform.typeregistry import SinkType
+from keyform.typeregistry import ScannedEntries, SinkType
 
 if TYPE_CHECKING:
     pass
@@ -265,7 +265,11 @@ class K8sSecretSink:
         raw = self._raw("")
         doc = {} if raw is None else self._parse(raw, "")
         _check_kind(doc, self.path, "")
-        return {name: 0 for f in FIELDS for name in _section(doc, f, self.path)}
+        sections = {f: _section(doc, f, self.path) for f in FIELDS}
+        blank = {name for f, section in sections.items() for name, value in section.items()
+                 if _blank(value, encoded=f == "data")}
+        blank -= {n for n, v in sections["stringData"].items() if not _blank(v, encoded=False)}  # (read first)
+        return ScannedEntries({name: 0 for section in sections.values() for name in section}, blank)
 
     def _store(self, doc: dict[str, Any], raw: bytes | None, what: str,
                written: Sequence[tuple[LeafPath, str]] = ()) -> None:
@@ -335,6 +339,20 @@ def _left(what: str) -> str:
     """The end of a message about the file: what keyform was doing, and that it did not touch the
     file; nothing for the plan's scan (which never writes)."""
     return f"{what}; it was left untouched" if what else ""
+
+
+def _blank(value: Any, *, encoded: bool) -> bool:
+    """Whether a Secret entry holds nothing but whitespace (null, "", or `data` that decodes so)."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    if not encoded:
+        return not value.strip()
+    try:
+        return not base64.b64decode(value, validate=True).strip()
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _section(doc: dict[str, Any], field: str, path: Path) -> dict[str, Any]:
