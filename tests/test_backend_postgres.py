@@ -419,6 +419,75 @@ def test_another_workspace_s_state_larger_than_the_cap_is_refused_by_name(pg_dsn
     assert set(reader.other_workspace_states()) == {"small"}
 
 
+def test_a_lock_record_larger_than_its_cap_is_refused_unread_and_nothing_is_written(pg_dsn: str,
+                                                                                     backends: Any) -> None:
+    """`keyform_locks` rows were read whole: a broken or hostile holder record of 300 MiB (here its host)
+    was fetched by every command that takes the lock, force-unlock and the "state is locked" message
+    (over 600 MB of memory in the process). A holder's details are a few hundred bytes: the row is
+    measured in the database and refused past 64 KiB, unfetched, with one message naming the row;
+    the lock is not taken and the row is left as it was."""
+    import tracemalloc
+
+    backend = backends()
+    info = backend.acquire_lock("apply")
+    backend.release_lock(info)
+    sql(pg_dsn, "INSERT INTO keyform_locks VALUES (%s, 'broken-lock', 4242, repeat('h', 300 * 1024 * 1024), 'apply', "
+                "'2027-01-01T00:00:00Z', '0.1.0', 999999)", backend.workspace)
+    [(size,)] = sql(pg_dsn, "SELECT octet_length(lock_id) + octet_length(host) + octet_length(operation) + "
+                            "octet_length(created_at) + octet_length(version) FROM keyform_locks")
+    expected = (f"{backend.describe()}: the lock record is larger than 65536 bytes ({size} bytes), more than any "
+                f"keyform lock holder's details; keyform will not read it (its row in keyform_locks, workspace "
+                f"{backend.workspace!r}). It is not the lock itself: once no keyform runs on this workspace, "
+                "delete that row")
+    tracemalloc.start()
+    try:
+        with pytest.raises(StateError) as refused:
+            backends().acquire_lock("plan")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value) == expected
+    assert peak < 8 * 1024 * 1024, peak  # nothing of the row fetched
+    with pytest.raises(StateError) as refused:
+        backends().force_unlock("broken-lock")
+    assert str(refused.value) == expected
+    # nothing written: the row is the broken one still, and no lock is left held
+    assert sql(pg_dsn, "SELECT lock_id, octet_length(host) FROM keyform_locks WHERE workspace = %s",
+               backend.workspace) == [("broken-lock", 300 * 1024 * 1024)]
+    assert not sql(pg_dsn, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+    sql(pg_dsn, "DELETE FROM keyform_locks WHERE workspace = %s", backend.workspace)  # as the message advises
+    # a live holder whose record grew so: the waiter's "state is locked" message reads it, within the cap too
+    proc, _ = hold_lock(pg_dsn, backend.workspace)
+    try:
+        sql(pg_dsn, "UPDATE keyform_locks SET host = repeat('h', 300 * 1024 * 1024) WHERE workspace = %s",
+            backend.workspace)
+        with pytest.raises(StateError) as refused:
+            backends().acquire_lock("plan")
+        assert str(refused.value).startswith(f"{backend.describe()}: the lock record is larger than 65536 bytes (")
+        assert not isinstance(refused.value, LockError) and "state is locked" not in str(refused.value)
+    finally:
+        kill(proc)
+    sql(pg_dsn, "DELETE FROM keyform_locks WHERE workspace = %s", backend.workspace)
+    with backends().lock("plan"):
+        pass
+
+
+def test_the_lock_record_cap_counts_the_row_s_bytes(pg_dsn: str, backends: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = backends()
+    backend.read_journal()  # the tables exist
+    sql(pg_dsn, "INSERT INTO keyform_locks VALUES (%s, 'dead-lock', 4242, 'gone-host', 'apply', "
+                "'2027-01-01T00:00:00Z', '0.1.0', 999999)", backend.workspace)
+    size = len("dead-lock") + len("gone-host") + len("apply") + len("2027-01-01T00:00:00Z") + len("0.1.0")
+    monkeypatch.setattr(postgres, "MAX_LOCK_BYTES", size, raising=False)
+    assert backends().force_unlock("dead-lock").host == "gone-host"
+    sql(pg_dsn, "INSERT INTO keyform_locks VALUES (%s, 'dead-lock', 4242, 'gone-host', 'apply', "
+                "'2027-01-01T00:00:00Z', '0.1.0', 999999)", backend.workspace)
+    monkeypatch.setattr(postgres, "MAX_LOCK_BYTES", size - 1, raising=False)
+    with pytest.raises(StateError, match=rf"the lock record is larger than {size - 1} bytes \({size} bytes\)"):
+        backends().force_unlock("dead-lock")
+
+
 # --------------------------------------------------------------------------------------- secrecy
 
 

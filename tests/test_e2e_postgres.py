@@ -217,6 +217,31 @@ def test_a_state_or_journal_larger_than_the_cap_is_one_clear_error(project: PgPr
     assert "keyform will not read it (its rows in keyform_journal" in res.stderr, res.stderr
 
 
+def test_a_lock_record_larger_than_its_cap_is_one_clear_error_and_nothing_is_written(project: PgProject) -> None:
+    """A broken or hostile `keyform_locks` row (a 16 MiB host name) was read whole by every command that
+    takes the lock, and `plan` went on: it is refused unread past 64 KiB, in one message naming the
+    row, exit 1, nothing written (no state, no journal, the row as it was)."""
+    project.pg().read_journal()  # the tables exist
+    sql(project.dsn, "INSERT INTO keyform_locks VALUES (%s, 'broken-lock', 4242, repeat('h', 16 * 1024 * 1024), "
+                     "'apply', '2027-01-01T00:00:00Z', '0.1.0', 999999)", project.workspace)
+    for args in (("plan",), ("apply", "--auto-approve"), ("apply", "--auto-approve", "-v"),
+                 ("force-unlock", "broken-lock", "-f", str(project.manifest))):
+        res = project.run(*args)
+        assert res.exit_code == 1, res.output
+        [error] = [line for line in res.stderr.splitlines() if line.startswith("Error: ")]
+        assert error.startswith(f'Error: postgres workspace "{project.workspace}" (database '), error
+        assert (f": the lock record is larger than 65536 bytes ({16 * 1024 * 1024 + 41} bytes), more than any "
+                "keyform lock holder's details; keyform will not read it (its row in keyform_locks, workspace "
+                f"'{project.workspace}')") in error, error
+        assert "hhhh" not in res.output and "created" not in res.stdout
+    assert project.pg_state() is None and project.pg().read_journal() == []
+    assert sql(project.dsn, "SELECT lock_id, octet_length(host) FROM keyform_locks WHERE workspace = %s",
+               project.workspace) == [("broken-lock", 16 * 1024 * 1024)]
+    sql(project.dsn, "DELETE FROM keyform_locks WHERE workspace = %s", project.workspace)
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0 and "Apply complete: 2 created" in res.stdout, res.output
+
+
 def test_push_moves_a_local_state_into_postgres_and_pull_brings_it_back(project: PgProject,
                                                                         emu_control: EmulatorControl) -> None:
     project.use_local()

@@ -8,7 +8,8 @@ per keyform *workspace* (`state.workspace`), so one database can hold many state
   its `serial`. A save is `UPDATE ... WHERE workspace = $1 AND serial = <the serial this backend
   read>`: a compare-and-swap, so a lost update is impossible.
 - `keyform_locks`   who holds the lock: lock ID, pid, host, operation, time, and the holder's
-  database session (backend pid). For messages and `force-unlock`; it is not the lock itself.
+  database session (backend pid). For messages and `force-unlock`; it is not the lock itself. Read
+  within MAX_LOCK_BYTES (64 KiB, measured in the database), as the state and journal are within theirs.
 - `keyform_journal` the apply journal, one row per record. Each append is its own committed INSERT,
   so it is durable when `append` returns and any machine can recover an interrupted apply.
 
@@ -109,6 +110,17 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS keyform_schema_version (
     applied_at      timestamptz NOT NULL DEFAULT now())"""
 
 _LOCK_COLUMNS = "lock_id, pid, host, operation, created_at, version, backend_pid"
+# A lock record holds a holder's details (a lock ID, a host name, an operation, a time, a version):
+# a few hundred bytes. It is measured in the database as the state is (below) and fetched only within
+# this cap; a larger row (a damaged or hostile one in a shared database) is answered with its size alone.
+MAX_LOCK_BYTES = 64 * 1024
+_LOCK_QUERY = """SELECT CASE WHEN bytes <= %(cap)s THEN lock_id END, pid, CASE WHEN bytes <= %(cap)s THEN host END,
+    CASE WHEN bytes <= %(cap)s THEN operation END, CASE WHEN bytes <= %(cap)s THEN created_at END,
+    CASE WHEN bytes <= %(cap)s THEN version END, backend_pid, bytes
+    FROM (SELECT lock_id, pid, host, operation, created_at, version, backend_pid,
+                 octet_length(lock_id) + octet_length(host) + octet_length(operation) + octet_length(created_at)
+                 + octet_length(version) AS bytes
+          FROM keyform_locks WHERE workspace = %(ws)s) l"""
 
 # Reads of what may be large, each measured in the database first (octet_length, which does not even
 # decompress a value) and fetched only within MAX_STATE_BYTES: a row (or journal) larger than that
@@ -411,8 +423,7 @@ class PostgresBackend:
             if not got:
                 raise LockError(f"{self.describe()}: {self._holder_message(conn)}")
             info = LockInfo.new(operation)
-            stale = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM keyform_locks WHERE workspace = %s",
-                                 (self.workspace,)).fetchone()
+            stale = self._lock_record(conn)
             conn.execute(
                 f"INSERT INTO keyform_locks (workspace, {_LOCK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, "
                 "pg_backend_pid()) ON CONFLICT (workspace) DO UPDATE SET lock_id = EXCLUDED.lock_id, "
@@ -463,6 +474,20 @@ class PostgresBackend:
             if not conn.broken:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("RESET lock_timeout")
+
+    def _lock_record(self, conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        """The workspace's row of keyform_locks (its `_LOCK_COLUMNS`), or None; measured in the database
+        first and fetched only within MAX_LOCK_BYTES, else a StateError naming the row (nothing read,
+        nothing written: the caller writes no lock record over a row it could not read)."""
+        row = conn.execute(_LOCK_QUERY, {"ws": self.workspace, "cap": MAX_LOCK_BYTES}).fetchone()
+        if row is None:
+            return None
+        if row[7] > MAX_LOCK_BYTES:
+            raise StateError(f"{self.describe()}: the lock record is larger than {size_text(MAX_LOCK_BYTES)} "
+                             f"({row[7]} bytes), more than any keyform lock holder's details; keyform will not "
+                             f"read it (its row in keyform_locks, workspace {self.workspace!r}). It is not the "
+                             "lock itself: once no keyform runs on this workspace, delete that row")
+        return tuple(row[:7])
 
     def _key_parts(self) -> tuple[int, int]:
         """The lock key as pg_locks shows it: (classid, objid) = its high and low 32 bits."""
@@ -516,8 +541,7 @@ class PostgresBackend:
 
     def _holder_message(self, conn: psycopg.Connection[Any]) -> str:
         session = self._advisory_holder(conn)
-        row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM keyform_locks WHERE workspace = %s",
-                           (self.workspace,)).fetchone()
+        row = self._lock_record(conn)
         if row is not None and (session is None or row[6] == session):
             holder = _lock_info(row)
             gone, named = self._gone(conn, holder, session)
@@ -567,8 +591,7 @@ class PostgresBackend:
         held nothing any more: this just tidies up. A holder whose session is still open keeps the
         lock (PostgreSQL does not let another session take it): LockError says so, with that session."""
         with self._db("force-unlock the state") as conn:
-            row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM keyform_locks WHERE workspace = %s",
-                               (self.workspace,)).fetchone()
+            row = self._lock_record(conn)
             session = self._advisory_holder(conn)
             if row is None:
                 if session is not None:
