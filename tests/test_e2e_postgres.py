@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from keyform.emulator.client import EmulatorControl
 from keyform.journal import Begin
 from keyform.sinks.dotenv import DotenvSink
 from keyform.state import State
-from tests.pgcluster import PASSWORD
+from tests.pgcluster import PASSWORD, PgCluster, running_cluster
 from tests.test_backend_postgres import SPECIAL_PASSWORDS, assert_no_piece
 
 DSN_ENV = "KEYFORM_PG_DSN"
@@ -531,3 +532,96 @@ def test_kill_9_of_the_lock_holder_releases_the_lock_and_the_next_apply_recovers
         revoked = sum(1 for k in control.questra_keys(ORG) if k["revoked"])
     print(f"\n[figure] kill -9 at {kill_at} #{count} ({len(records)} journal records): recovering apply done "
           f"{freed:.2f}s after the kill; {total_creates} creates, {revoked} orphan(s) revoked")
+
+
+# ------------------------------------------------------------------------- the database lost mid-apply
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of the test's own, which it stops and starts again (the shared one,
+    `pg_cluster`, serves the other tests meanwhile)."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+def terminate_sessions(dsn: str, application_name: str) -> None:
+    """End keyform's sessions on the database of `dsn` (as a database administrator would): those
+    whose application_name is LIKE `application_name`."""
+    sql(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+             "AND application_name LIKE %s AND pid <> pg_backend_pid()", application_name)
+
+
+@pytest.mark.parametrize(("failure", "verbose"), [("server-stopped", False), ("server-stopped", True),
+                                                  ("sessions-terminated", False), ("data-session-terminated", True)])
+def test_the_database_lost_mid_apply_stops_it_with_one_message_and_the_next_run_recovers(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], request: pytest.FixtureRequest, failure: str,
+        verbose: bool) -> None:
+    """The database went away after two of six creates (the server stopped, or keyform's sessions
+    ended with pg_terminate_backend): each remaining change was still started and failed with the
+    same error, one after the other, and no summary was printed. Now nothing starts after the
+    journal could not be written: the change in flight ends (its key revoked if its record failed),
+    the summary and what was not started are printed, then the database's error once (no
+    password, with -v or without), exit 1; once the database is back, `plan` and `apply` recover."""
+    cluster: PgCluster = request.getfixturevalue("own_cluster" if failure == "server-stopped" else "pg_cluster")
+    dsn = cluster.dsn(cluster.create_database())
+    emulator = make_emulator(latency_ms=400)
+    env, workspace = subprocess_project(tmp_path, emulator.url, dsn)
+    first = spawn(tmp_path, env, "apply", "--auto-approve", "--parallelism", "1", *(["-v"] if verbose else []))
+    try:
+        assert wait_for(lambda: journal_ops(dsn, workspace).count("done") >= 2 or first.poll() is not None)
+        assert first.poll() is None, first.communicate()
+        if failure == "server-stopped":
+            cluster.halt()
+        else:  # every session of keyform's (its lock's too), or only the one it writes on
+            terminate_sessions(dsn, "keyform%" if failure == "sessions-terminated" else "keyform")
+        out, err = first.communicate(timeout=COMMAND_TIMEOUT)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    output = out + err
+    assert first.returncode == 1, output
+    assert PASSWORD not in output and "Traceback" not in err if not verbose else PASSWORD not in output
+    [error] = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert error.startswith(f'Error: postgres workspace "{workspace}" (database kf_'), error
+    assert ": cannot write the apply journal: " in error, error
+    assert "The apply stopped there: no change started after it (those already running ran to their end)." in error
+    if not verbose:  # the database's problem said once (with -v, its debug lines and the traceback say it too)
+        assert err.count("postgres workspace") == 1, err
+    summary = re.search(r"^Apply failed: (\d+) created, 0 updated, 0 replaced, 0 deleted, (\d+) failed\.$", out, re.M)
+    assert summary is not None, out
+    created, failed = int(summary[1]), int(summary[2])
+    stopped = re.search(r"^Stopped: (\d+) change\(s\) not started \(\d+ create\): k", err, re.M)
+    assert stopped is not None, err
+    assert created >= 2 and failed <= 1 and created + failed + int(stopped[1]) == N_KEYS, output
+    assert out.count(": Creating...") <= created + 1, out  # nothing started after the failure
+    with EmulatorControl(emulator.url) as control:
+        assert creates(control) <= created + 1  # no create sent for a change not started
+    if failure == "data-session-terminated":  # the lock's session lived on: the state was saved at the end
+        assert f"{created} change(s) had finished; the state was saved with them. Run `keyform apply` again" in error
+        state = PostgresBackend(dsn, workspace)
+        try:
+            loaded = state.load()
+        finally:
+            state.close()
+        assert loaded is not None and len(loaded.keys) == created
+    else:
+        assert f"{created} change(s) had finished; the state was not saved (" in error, error
+        assert ("what finished is in the apply journal, and the next `keyform plan` or `keyform apply` recovers "
+                "it once the state can be written again.") in error, error
+    if failure == "server-stopped":
+        cluster.resume()
+    plan = run(tmp_path, env, "plan", "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert re.search(rf"^Plan: {N_KEYS - created} to create, 0 to update, 0 to replace, [01] to delete\.", plan.stdout,
+                     re.M), plan.stdout
+    retry = run(tmp_path, env, "apply", "--auto-approve")
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert f"Apply complete: {N_KEYS - created} created" in retry.stdout, retry.stdout
+    again = run(tmp_path, env, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    for res in (plan, retry, again):
+        assert PASSWORD not in res.stdout + res.stderr
+    with EmulatorControl(emulator.url) as control:
+        assert check_converged(tmp_path, dsn, workspace, control) == []

@@ -12,6 +12,7 @@ caller writes the state once at the end (and a crash is recovered from the journ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -32,6 +33,7 @@ from keyform.errors import (
     NotSentError,
     ProviderError,
     SinkError,
+    StateWriteError,
 )
 from keyform.journal import Journal
 from keyform.kinds import kind
@@ -197,7 +199,12 @@ class ApplyReport:
     failed: list[tuple[Change, str]] = field(default_factory=list)
     skipped: list[tuple[Change, str]] = field(default_factory=list)
     lost_lock: str | None = None  # the state lock was lost mid-apply (LockLostError): nothing more started
-    not_started: list[Change] = field(default_factory=list)  # left undone by an interrupt (Ctrl-C)
+    # the state's store failed to write the apply journal (its error, the first): nothing more started,
+    # as after a Ctrl-C (the rest is in `not_started`); and, when saving at the end failed too, why
+    # (`operations._finish`)
+    store_failed: str | None = None
+    store_unsaved: str | None = None
+    not_started: list[Change] = field(default_factory=list)  # left undone by an interrupt (Ctrl-C) or store_failed
     interrupted: bool = False
     # revocations of keys replaced in this apply with no grace: part of their replace, not deletions
     # the plan announced (so plan and apply totals agree); counted under done["revoke-replaced"]
@@ -210,7 +217,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and not self.interrupted
+        return not self.failed and not self.skipped and not self.interrupted and self.store_failed is None
 
 
 class ApplyAbandoned(KeyformError):
@@ -349,7 +356,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
             report.skipped.append((change, "skipped: the state lock was lost"))
             ctx.on_event(ApplyEvent("skipped", change, 0.0, "skipped: the state lock was lost"))
         return
-    if interrupts.count:
+    if interrupts.count or report.store_failed is not None:
         report.not_started.extend(second)
         return
     planned = {c.remote_id for c in second if c.deposed}
@@ -471,9 +478,14 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     the sink write): with N changes each holding its slot through that bookkeeping too, an apply
     ran at 1.6x N x RTT instead of near it (docs/performance.md). `--parallelism 1` stays strictly
     serial: one change after another. Once the state lock is lost nothing more starts; after a
-    Ctrl-C nothing more starts and the rest is reported as not started."""
+    Ctrl-C nothing more starts and the rest is reported as not started, and so it is once the
+    state's store failed to write the journal (`Journal.failure`: the database or the disk is
+    gone; the changes in flight finish, and journal what they still can). Those changes' own calls
+    are not held back (the Ctrl-C's `stopping`): a create whose record failed must still revoke
+    the key it made."""
     stop = interrupts or _Interrupts()
     ctx.stopping = lambda: bool(stop.count)
+    journal = ctx.journal
 
     def start(change: Change) -> None:
         ctx.on_event(ApplyEvent("start", change))
@@ -495,6 +507,10 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
             # its start was shown (`Creating...`, `apply_start`): every started change ends with an event
             ctx.on_event(ApplyEvent("skipped", change, elapsed, "not sent: the apply was interrupted while it waited"))
             return
+        if isinstance(exc, StateWriteError) and exc.nothing_sent:  # its intent was not journaled: nothing was done
+            report.not_started.append(change)
+            ctx.on_event(ApplyEvent("skipped", change, elapsed, "not started: the apply journal could not be written"))
+            return
         # a bug's text may quote what it was handling (a token, a secret): scrubbed as an API's error is
         msg = str(exc) if isinstance(exc, KeyformError) else redact.scrub(f"{type(exc).__name__}: {exc}", ())
         if isinstance(exc, LockLostError) and report.lost_lock is None:
@@ -509,13 +525,16 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     scheduler = Scheduler(
         changes, lambda change: _execute(change, ctx), ctx.parallelism, Callbacks(start, done, failed, skipped),
         halted=lambda: None if report.lost_lock is None else "skipped: the state lock was lost",
-        stopping=lambda: bool(stop.count))
+        stopping=lambda: bool(stop.count) or journal.failure is not None)
     try:
         not_started = scheduler.run()
     except Abandon as exc:
         raise _abandon(exc.in_flight) from None
+    if journal.failure is not None and report.store_failed is None:
+        report.store_failed = journal.failure
     if stop.count:
         report.interrupted = True
+    if stop.count or report.store_failed is not None:
         report.not_started.extend(not_started)
 
 
@@ -739,10 +758,14 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
             else f"{type(exc).__name__}")
         try:
             ctx.provider(spec.provider).delete(remote_id)
-            ctx.journal.failed(seq, f"sink failed; new key {remote_id} revoked")
-            outcome = f"the new key {remote_id} was revoked"
         except KeyformError as rexc:
             outcome = f"revoking the new key {remote_id} also failed ({rexc}); the next run will retry"
+        else:
+            outcome = f"the new key {remote_id} was revoked"
+            # revoked: a record the journal could not take (its store failed) leaves the create open
+            # with its id, which the next run finds revoked (`recovery`), and the apply stops anyway
+            with contextlib.suppress(StateWriteError):
+                ctx.journal.failed(seq, f"sink failed; new key {remote_id} revoked")
         raise SinkError(f"cannot store the new secret in sink {spec.sink}: {msg}; {outcome}") \
             from None
     with ctx.lock:

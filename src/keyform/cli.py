@@ -371,6 +371,9 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
     if report is None:  # nothing to change
         return 0
     shown.summary(report, destroy=request.destroy)
+    if report.store_failed is not None:  # the database or the disk went: said once, with what was not started
+        shown.interrupted(report)
+        raise KeyformError(operations.store_failed_message(report, "destroy" if request.destroy else "apply"))
     if report.interrupted:
         shown.interrupted(report)
         command, what = ("destroy", "Destroy") if request.destroy else ("apply", "Apply")

@@ -133,3 +133,15 @@ class SinkError(KeyformError):
 
 class LockLostError(StateError):
     """This command's state lock was taken from it (its lock file removed); it must not write."""
+
+
+class StateWriteError(StateError):
+    """The state's store (the local backend's disk, the postgres database) failed to write a record of
+    the apply journal. The applier starts no change after it (`ApplyReport.store_failed`) and says the
+    store's own error once, at the end; this error, which each change in flight at the time fails
+    with, only points there (`journal.Journal`). `nothing_sent`: it was the change's intent, the
+    record written before any remote call, so the change did nothing and is reported as not started."""
+
+    def __init__(self, message: str, *, nothing_sent: bool = False) -> None:
+        super().__init__(message)
+        self.nothing_sent = nothing_sent

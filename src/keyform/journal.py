@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from keyform.durations import format_time
+from keyform.errors import LockLostError, StateError, StateWriteError
 from keyform.records import record
 from keyform.state import DeposedKey, KeyState, State
 
@@ -291,8 +292,18 @@ class JournalWriter(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+# what a change fails with when its record could not be appended (`Journal.failure` says why, once)
+NOT_WRITTEN = "the apply journal could not be written (the state store's error is shown at the end)"
+
+
 class Journal:
-    """Numbers and appends an apply's records to a writer (None: numbers them only)."""
+    """Numbers and appends an apply's records to a writer (None: numbers them only).
+
+    When the writer fails (a StateError: the database is gone, the disk is full), `failure` keeps the
+    first such error and the append raises StateWriteError(NOT_WRITTEN): the applier then starts no
+    more changes (`applier._run`), and the store's error is said once, not by every change in flight.
+    Each later append still tries (a change in flight journals as much as it can). A lost lock
+    (LockLostError) is raised as it is: the applier has its own rule for it (`ApplyReport.lost_lock`)."""
 
     def __init__(self, sink: JournalWriter | None, run_id: str, clock: Callable[[], datetime] | None = None) -> None:
         self._sink = sink
@@ -302,12 +313,22 @@ class Journal:
         self._clock = clock  # when set, every record after an intent carries `at`: recovery bounds
         # the time window of a create whose reply was lost by the last record its run wrote
         self.finished = 0  # `done` records appended by this run (what a lost-lock message counts)
+        self.failure: str | None = None  # the first error of the writer (see the class docstring)
 
     def _write(self, record: Change) -> None:
         if self._sink is not None:
             if self._clock is not None and record.at is None:
                 record.at = format_time(self._clock())
-            self._sink.append(record)
+            try:
+                self._sink.append(record)
+            except LockLostError:
+                raise
+            except StateError as exc:
+                with self._lock:
+                    if self.failure is None:
+                        self.failure = str(exc)
+                log.debug("journal: %s %s not written: %s", record.op, record.seq, exc)  # (scrubbed by the backend)
+                raise StateWriteError(NOT_WRITTEN, nothing_sent=isinstance(record, Intent)) from None
             if log.isEnabledFor(logging.DEBUG):  # `-v`: the record's identifying fields only
                 doc = record.to_json()
                 log.debug("journal: %s %s", record.op,

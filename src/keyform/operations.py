@@ -697,7 +697,9 @@ def apply(sess: Session, the_plan: Plan, *, parallelism: int = 10,
 def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -> None:
     """Save the state once (when anything finished) and compact the journal; a lost lock is said
     with what the apply did (`finished`: the `done` records this apply appended, which is all an
-    apply that raised can say: it has no report)."""
+    apply that raised can say: it has no report). After the store failed mid-apply
+    (`ApplyReport.store_failed`), failing again here (the database still down) is noted in the
+    report (`store_unsaved`), which the apply then shows with that first error, once."""
     store = sess.store
     fh.close()
     saved = False
@@ -713,7 +715,14 @@ def _finish(sess: Session, fh: Any, report: ApplyReport | None, finished: int) -
                 log.debug("state: saved serial %d to %s", sess.state.serial, store.describe())
             _compact(sess, records)
         log.debug("journal: compacted (%d records read)", len(records))
-    except LockLostError as exc:
+    except StateError as exc:
+        if report is not None and report.store_failed is not None:
+            why = str(exc).removeprefix(f"{store.describe()}: ")
+            report.store_unsaved = (f"the state was saved, but the apply journal was not compacted ({why})" if saved
+                                    else f"the state was not saved ({why})")
+            return
+        if not isinstance(exc, LockLostError):
+            raise
         if saved:
             raise LockLostError(f"{exc}. The state was saved ({finished} change(s) had finished); the apply journal "
                                 "was not compacted: the keyform command that holds the lock now, or the next one, "
@@ -728,6 +737,20 @@ def _forget_unremovable_stale(sess: Session, the_plan: Plan) -> None:
 
     if forget_unremovable_stale(sess.workspace, sess.state, the_plan):
         sess.store.save(sess.state)
+
+
+def store_failed_message(report: ApplyReport, command: str = "apply") -> str:
+    """What an apply whose state store failed (`ApplyReport.store_failed`: the database or the disk
+    gone mid-apply) says once, after its summary: the store's error, that nothing more was started,
+    whether the state was saved, and what the next run does. Never a success."""
+    done = sum(report.done.values())
+    if report.store_unsaved is None:
+        after = f"the state was saved with them. Run `keyform {command}` again for the rest."
+    else:
+        after = (f"{report.store_unsaved}: what finished is in the apply journal, and the next `keyform plan` or "
+                 f"`keyform {command}` recovers it once the state can be written again.")
+    return (f"{report.store_failed}. The {command} stopped there: no change started after it (those already running "
+            f"ran to their end). {done} change(s) had finished; {after}")
 
 
 def _lost_lock_message(exc: LockLostError, report: ApplyReport | None, finished: int) -> str:

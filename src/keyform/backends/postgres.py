@@ -577,7 +577,10 @@ class PostgresBackend:
                             lock.id)
             held.conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
         except psycopg.Error as exc:  # ending the session below releases the lock anyway
-            log.warning("%s: releasing the state lock: %s", self.describe(), self._scrub(str(exc)))
+            # a broken connection: the session, and the lock with it, ended already (the database
+            # went away, or the session was ended on the server); whatever said so said it already
+            (log.debug if held.conn.broken else log.warning)(
+                "%s: releasing the state lock: %s", self.describe(), self._scrub(str(exc)))
         finally:
             inherited.drop(held.fd)
             held.conn.close()  # ends the session (a Terminate message), whoever else holds the socket

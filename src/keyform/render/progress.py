@@ -144,17 +144,19 @@ def summary_json(report: ApplyReport) -> str:
 
 
 def interrupted_lines(report: ApplyReport) -> list[str]:
-    """After one Ctrl-C: what was not started (what finished was reported change by change)."""
+    """After one Ctrl-C, or once the state's store failed (`Stopped`): what was not started (what
+    finished was reported change by change)."""
     left = report.not_started
+    head = "Interrupted" if report.interrupted else "Stopped"
     if not left:
-        return ["Interrupted: every change had started; those that finished are listed above."]
+        return [f"{head}: every change had started; those that finished are listed above."]
     counts: dict[str, int] = {}
     for c in left:
         verb = "revoke" if c.deposed else "remove" if c.stale else c.action.value
         counts[verb] = counts.get(verb, 0) + 1
     summary = ", ".join(f"{n} {verb}" for verb, n in sorted(counts.items()))
     shown = ", ".join(c.key for c in left[:20]) + (f", and {len(left) - 20} more" if len(left) > 20 else "")
-    return [f"Interrupted: {len(left)} change(s) not started ({summary}): {shown}."]
+    return [f"{head}: {len(left)} change(s) not started ({summary}): {shown}."]
 
 
 def abandoned_lines(in_flight: list[Change]) -> list[str]:
