@@ -883,8 +883,8 @@ def state_push(ctx: Ctx, file: str, files: tuple[str, ...], state_path: str | No
     """Write FILE's state into the configured backend as its next version, under the lock.
 
     FILE is a `state pull` output or a local keyform.state.json; `-` reads it from stdin. Refuses a
-    state of another lineage,
-    an older serial, or a backend with an interrupted apply, unless --force."""
+    state of another lineage, an older serial, or a backend with an interrupted apply, unless
+    --force."""
 
     def body() -> int:
         from keyform.operations import push_state

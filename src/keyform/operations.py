@@ -1118,7 +1118,9 @@ def _read_pushed(file: str) -> State:
             raise KeyformError(f"{shown}: is a terminal; pipe a state into it, e.g. `keyform state push - < "
                                "keyform.state.json`") from None
         raise KeyformError(f"{shown}: not a state file: {exc.strerror}") from None
-    except (TooLargeError, FifoTimeoutError) as exc:
+    except TooLargeError as exc:
+        raise KeyformError(f"{shown}: {exc.strerror}, more than any keyform state; nothing was pushed") from None
+    except FifoTimeoutError as exc:
         raise KeyformError(f"{shown}: {exc.strerror}; nothing was pushed") from None
     except OSError as exc:
         raise KeyformError(f"{shown}: cannot read the state to push: {exc.strerror or exc}") from None
