@@ -66,3 +66,15 @@ def test_scan_refuses_a_quote_never_closed_as_parse_does() -> None:
         path.write_text("A='")
         with pytest.raises(ValueError, match="the ' quote that opens the value of A is never closed"):
             scan(SinkConfig("env", "dotenv", {"path": str(path)}, LOC))
+
+
+def test_the_plan_s_scan_names_the_file_and_line_of_an_unclosed_quote(tmp_path: Path) -> None:
+    """Found by review 106: the plan said `.env: line 3: the " quote …`, not `file:line: …`."""
+    from keyform.sinkscan import scan as scan_sinks
+
+    path = tmp_path / "keys.env"
+    path.write_text('A=1\nB=2\nNOTE="open\n')
+    config = SinkConfig("env", "dotenv", {"path": str(path)}, SourceLoc("k.yaml", 1))
+    snapshot = scan_sinks({"env": config}, {"env"})
+    assert snapshot.problems == {"env": f"{path}:3: the \" quote that opens the value of NOTE is never closed, so a "
+                                        "shell cannot read the file"}

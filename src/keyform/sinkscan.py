@@ -105,6 +105,9 @@ def _problem(shown: str, exc: Exception) -> str:
         return f"{shown}: cannot read it: {exc.strerror or type(exc).__name__}"
     if isinstance(exc, KeyformError):
         return str(exc)
+    at = getattr(exc, "line", None)  # a syntax error at a line of the file (`dotenv.DotenvSyntaxError`)
+    if isinstance(at, int) and isinstance(problem := getattr(exc, "problem", None), str):
+        return f"{shown}:{at}: {problem}"
     return f"{shown}: {exc}"
 
 

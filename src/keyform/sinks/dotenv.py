@@ -192,8 +192,8 @@ class DotenvSink:
         bom = _BOM if text.startswith(_BOM) else ""
         try:
             return bom, parse(text[len(bom):])
-        except ValueError as exc:  # the line and the variable, never a value
-            raise SinkError(f"{self.path}: {exc}; left untouched ({name}{_for(address)})") from None
+        except DotenvSyntaxError as exc:  # the line and the variable, never a value
+            raise SinkError(f"{self.path}:{exc.line}: {exc.problem}; left untouched ({name}{_for(address)})") from None
 
     def _store(self, bom: str, entries: list[_Entry], name: str, address: str | None) -> None:
         data = (bom + "".join(e.raw for e in entries)).encode("utf-8")
@@ -302,8 +302,8 @@ def _spans(text: str) -> Iterator[tuple[int, int, re.Match[str] | None, str, int
             quote = ""
         close = _closing_quote(text, start + 1, quote) if quote else -1
         if quote and close < 0:  # sh, bash and python-dotenv refuse it: a value written after it is lost to them
-            raise ValueError(f"line {text.count(chr(10), 0, pos) + 1}: the {quote} quote that opens the value of "
-                             f"{m.group(2)} is never closed, so a shell cannot read the file")
+            raise DotenvSyntaxError(text.count("\n", 0, pos) + 1, f"the {quote} quote that opens the value of "
+                                    f"{m.group(2)} is never closed, so a shell cannot read the file")
         if close >= 0:  # a quoted value may span lines: the entry ends with the closing quote's line
             nl = text.find("\n", close)
             end = size if nl < 0 else nl + 1
@@ -311,6 +311,16 @@ def _spans(text: str) -> Iterator[tuple[int, int, re.Match[str] | None, str, int
             end = line_end
         yield pos, end, m, quote, close
         pos = end
+
+
+class DotenvSyntaxError(ValueError):
+    """A dotenv file no shell reads as keyform would: `line` (1-based) and the `problem` (naming the
+    variable, never a value), said as `file:line: problem` (`sinkscan`, `DotenvSink`)."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"line {line}: {problem}")
+        self.line = line
+        self.problem = problem
 
 
 def _closing_quote(text: str, i: int, quote: str) -> int:
