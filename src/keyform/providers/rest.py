@@ -260,8 +260,8 @@ class RestProvider:
                     return out
                 if pg.type == "cursor":
                     cursor = at(body, _ptr(pg.next))
-                    more = at(body, pg.has_more) if pg.has_more is not None else bool(cursor)
-                    if not more or cursor in (None, ""):
+                    more = self._has_more(body, cursor)
+                    if not more:
                         return out
                     if not isinstance(cursor, (str, int)):
                         raise ShapeError("the next cursor is not a string")
@@ -296,6 +296,25 @@ class RestProvider:
             except ShapeError as exc:
                 raise shape_error(self._http, "list", response, exc) from None
         raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
+
+    def _has_more(self, body: Any, cursor: Any) -> bool:
+        """Whether a `cursor` listing goes on. `has_more` absent is false (proto3 JSON leaves a false
+        out); any other value than a boolean is a shape error, and so is `has_more: true` with no
+        cursor at `next`. Before, the string "false" was truthy (10,000 requests, each page asking
+        for the next), and `true` with no cursor (a `next` pointer with a typo) ended the listing
+        after its first page: every key on a later page looked deleted, and the plan created it
+        again, leaving the original live and untracked."""
+        pg = self.d.pagination
+        if pg.has_more is None:
+            return cursor not in (None, "")
+        more = at(body, pg.has_more)
+        shown = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in pg.has_more)
+        if more is not None and not isinstance(more, bool):
+            raise ShapeError(f"has_more ({shown}) is {_kind(more)}, not a boolean")
+        if more and cursor in (None, ""):
+            raise ShapeError(f"has_more ({shown}) is true but there is no cursor at {pg.next}: the listing would "
+                             f"stop short (is {self.d.file}'s operations.list.pagination.next right?)")
+        return bool(more)
 
     def _last_page(self, body: Any, on_page: int, listed: int) -> bool:
         """Whether a `page`/`offset` listing is complete: an empty page, or the `total` reached. A
@@ -412,6 +431,17 @@ class RestProvider:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _kind(value: Any) -> str:
+    """`"false"` (a string) / a number / a list, as an error message names a wrong value."""
+    if isinstance(value, str):
+        return f"the string {value[:20]!r}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"the number {value!r}"[:40]
 
 
 def _seconds_until(expires_at: str | None) -> int | None:
