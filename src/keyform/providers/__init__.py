@@ -58,6 +58,12 @@ def open_provider(config: ProviderConfig, token: str, org_id: str | None, *, tim
             raise
         except Exception as exc:
             raise failure(config.name, "open", ptype, exc) from None
+    if provider is None or not all(callable(getattr(provider, call, None))
+                                   for call in ("list", "create", "update", "delete", "close")):
+        got = "None" if provider is None else f"a {type(provider).__name__}"
+        raise ProviderError(f"{config.name}: open: the provider type {ptype.name!r} ({ptype.origin}) broke the "
+                            f"provider interface: its open() returned {got}, not a provider with list, create, "
+                            "update, delete and close (docs/providers.md)")
     own = getattr(provider, "limiter", None)
     if isinstance(own, Limiter):  # its HttpClient's, made by the type (a definition's: from `rate_limit`)
         return ForeignProvider(provider, ptype, own, per_call=False, deadline=config.deadline)

@@ -28,6 +28,12 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
   type and where it comes from, with the exception's class and the first line of its text, scrubbed
   (whole, before it is cut) of every remembered secret: not keyform's "internal error". Raised by a
   create, it is ambiguous. `-v` logs the traceback, scrubbed the same way.
+- **What it returns.** A result that breaks the interface (`list` giving dicts, an id that is a
+  number, a time that is not RFC 3339, the same id twice; `create` giving a dict or no
+  `CreateResult`; `open` giving None) is a `ProviderError` naming the type, the call and what is
+  wrong (`broken_result`): it was keyform's "internal error", or worse a wrong plan (an id `1` for
+  the state's `"1"` made the key look deleted, and the plan created it again, the original left
+  live). A create's is ambiguous: the key may exist, and recovery looks for it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from keyform import redact
+from keyform.durations import parse_time
 from keyform.errors import AmbiguousProviderError, KeyformError, NotSentError, ProviderError
 from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
@@ -65,6 +72,88 @@ def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *
     note = "; the key may exist remotely" if ambiguous else ""
     return ProviderError(f"{instance}: {what}: the provider type {ptype.name!r}{origin} failed: "
                          f"{type(exc).__name__}{': ' + shown if shown else ''}{note}", ambiguous=ambiguous)
+
+
+class Broken(Exception):
+    """What a provider returned breaks the interface (docs/providers.md); the text says what."""
+
+
+def _what(value: Any) -> str:
+    """A returned value as a message names it: its type, never its text (it may hold a secret)."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'aeiouAEIOU' else 'a'} {name}"
+
+
+def _json_value(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_json_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_value(v) for k, v in value.items())
+    return False
+
+
+def check_key(key: Any, where: str) -> None:
+    """`key` is a `RemoteKey` keyform can plan with: a non-empty string id (an id `1` never equals
+    the state's `"1"`: the key looked deleted), attributes that are JSON values under string names,
+    RFC 3339 times with a zone, boolean flags."""
+    if not isinstance(key, RemoteKey):
+        raise Broken(f"{where} is {_what(key)}, not a keyform.remote.RemoteKey")
+    if not isinstance(key.id, str) or not key.id:
+        raise Broken(f"{where} has an id that is {_what(key.id) if key.id != '' else 'empty'}, not a non-empty "
+                     "string")
+    where = f"{where} ({key.id})"
+    if not isinstance(key.attrs, Mapping) or not _json_value(key.attrs):
+        raise Broken(f"{where} has attrs that are not a mapping of attribute names to JSON values (strings, "
+                     "numbers, booleans, lists, mappings)")
+    for name in ("created_at", "expires_at", "last_used_at"):
+        value = getattr(key, name)
+        if value is None:
+            continue
+        try:
+            parse_time(value)
+        except ValueError:
+            raise Broken(f"{where} has a {name} that is not an RFC 3339 time with a zone "
+                         f"(2027-06-01T00:00:00Z), but {_what(value)}") from None
+    for name in ("revoked", "expired", "usage_reported"):
+        if not isinstance(getattr(key, name), bool):
+            raise Broken(f"{where} has {name} {_what(getattr(key, name))}, not a bool")
+
+
+def check_listing(keys: Any) -> None:
+    """`list()`'s result: None (no list endpoint) or a list of valid `RemoteKey`s, each id once."""
+    if keys is None:
+        return
+    if not isinstance(keys, (list, tuple)):
+        raise Broken(f"it returned {_what(keys)}, not a list of RemoteKey (or None: no list endpoint)")
+    seen: set[str] = set()
+    for i, key in enumerate(keys):
+        check_key(key, f"item {i}")
+        if key.id in seen:  # which of the two is the key? (a revoked one and a live one, say)
+            raise Broken(f"item {i} has the id {key.id!r} of an earlier item: each key is listed once")
+        seen.add(key.id)
+
+
+def check_created(result: Any) -> None:
+    """`create()`'s result: a `CreateResult` whose key is valid and whose secret is a string or None."""
+    if not isinstance(result, CreateResult):
+        raise Broken(f"it returned {_what(result)}, not a keyform.remote.CreateResult")
+    check_key(result.key, "its key")
+    if result.secret is not None and not isinstance(result.secret, str):
+        raise Broken(f"its secret is {_what(result.secret)}, not a string (or None: the API issued none)")
+
+
+def broken_result(instance: str, what: str, ptype: ProviderType, exc: Broken, *,
+                  ambiguous: bool = False) -> ProviderError:
+    """`exc` as one line naming the instance, the call and the type, and where its contract is."""
+    origin = "" if ptype.origin == "built-in" else f" ({ptype.origin})"
+    note = "; the key may exist remotely" if ambiguous else ""
+    return ProviderError(redact.scrub(f"{instance}: {what}: the provider type {ptype.name!r}{origin} broke the "
+                                      f"provider interface: {exc} (docs/providers.md){note}", ()),
+                         ambiguous=ambiguous)
 
 
 def plugin_retry_after(value: float | None) -> float:
@@ -165,13 +254,36 @@ class ForeignProvider:
             raise failure(self.name, what, self._type, exc, ambiguous=create) from None
 
     def list(self) -> list[RemoteKey] | None:
-        return self._run("list", self._inner.list)
+        keys = self._run("list", self._inner.list)
+        try:
+            check_listing(keys)
+        except Broken as exc:
+            raise broken_result(self.name, "list", self._type, exc) from None
+        return list(keys) if keys is not None else None
 
     def create(self, request: CreateRequest) -> CreateResult:
-        return self._run(f"create {request.address!r}", lambda: self._inner.create(request), create=True)
+        what = f"create {request.address!r}"
+        result = self._run(what, lambda: self._inner.create(request), create=True)
+        try:
+            check_created(result)
+        except Broken as exc:  # the create was answered: the key may well exist
+            if isinstance(result, CreateResult) and isinstance(result.secret, str):
+                redact.remember(result.secret)  # never shown, should a message quote it
+            err = broken_result(self.name, what, self._type, exc, ambiguous=True)
+            key_id = getattr(getattr(result, "key", None), "id", None)
+            if isinstance(key_id, str) and key_id:
+                err.remote_id = key_id  # recovery finds it by id (one that holds a secret is withheld)
+            raise err from None
+        return result
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
-        return self._run(f"update {remote_id!r}", lambda: self._inner.update(remote_id, attrs, expires_at))
+        what = f"update {remote_id!r}"
+        key = self._run(what, lambda: self._inner.update(remote_id, attrs, expires_at))
+        try:
+            check_key(key, "its key")
+        except Broken as exc:
+            raise broken_result(self.name, what, self._type, exc) from None
+        return key
 
     def delete(self, remote_id: str) -> None:
         self._run(f"revoke {remote_id!r}", lambda: self._inner.delete(remote_id))

@@ -25,7 +25,12 @@ how to label a key, and a `ServerFaults` to inject faults). The tests:
   with a failure status (the rejected token's, 500, 503) and the very body the API answers for a key
   already gone (its `not_found`, learnt through a relay on 127.0.0.1, `keyform.testing.relay`);
 - a canary secret (tokens, secret options, write-only inputs, issued secrets) never appears in a
-  repr, a log line (the `keyform` logger at DEBUG, as `-v` shows) or an error message.
+  repr, a log line (the `keyform` logger at DEBUG, as `-v` shows) or an error message;
+- every result has the interface's types, as keyform checks them when it runs a plug-in
+  (`keyform.providers.foreign`): `list()` a list of `RemoteKey` (each id once, a non-empty string;
+  RFC 3339 times), `create()` a `CreateResult` whose secret is a string or None, `update()` a
+  `RemoteKey`. A generator from `list()` or a secret in bytes passed the kit, then failed every
+  keyform run of the type.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import pytest
 from keyform.durations import format_time, parse_time, utcnow
 from keyform.errors import ProviderError, SourceLoc
 from keyform.model import EnvRef, ProviderConfig
+from keyform.providers.foreign import Broken, check_created, check_key, check_listing
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.typeregistry import ProviderType, provider_type
 
@@ -173,6 +179,15 @@ def option_env(name: str) -> str:
     return "KEYFORM_KIT_OPTION_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
+def _conforms(check: Callable[[Any], None], value: Any, call: str) -> None:
+    """Fail the test, saying what to fix, when `value` (what `call` returned) breaks the interface."""
+    try:
+        check(value)
+    except Broken as exc:
+        pytest.fail(f"{call} broke the provider interface: {exc} (docs/providers.md); keyform refuses such a "
+                    "result on every run", pytrace=False)
+
+
 def _norm(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_norm(v) for v in value]
@@ -241,6 +256,7 @@ class ProviderConformance:
         t = kit.type
         request = kit.request(_label())
         created = provider.create(request)
+        _conforms(check_created, created, "create()")
         seen.add(provider, created, created.key)
         assert created.key.id, "create returned no id"
         if t.returns_secret:
@@ -256,6 +272,7 @@ class ProviderConformance:
             change = {k: v for k, v in kit.update_fields(request.address).items() if k in t.updatable}
             assert change, "update_fields changes no updatable attribute"
             updated = provider.update(created.key.id, {**request.attrs, **change}, None)
+            _conforms(lambda key: check_key(key, "its key"), updated, "update()")
             seen.add(updated)
             relisted = self._listed(provider)[created.key.id]
             seen.add(relisted)
@@ -280,6 +297,7 @@ class ProviderConformance:
         provider = kit.open()
         wanted = (utcnow() + timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
         created = provider.create(kit.request(_label(), expires_at=format_time(wanted)))
+        _conforms(check_created, created, "create()")
         try:
             listed = self._listed(provider)[created.key.id].expires_at
             assert listed is not None, (
@@ -299,6 +317,7 @@ class ProviderConformance:
         ids = [provider.create(kit.request(_label())).key.id for _ in range(7)]  # 4 pages of 2
         keys = provider.list()
         assert keys is not None
+        _conforms(check_listing, keys, "list()")
         listed = [k.id for k in keys]
         assert len(listed) == len(set(listed)), "a key was listed twice across pages"
         assert set(ids) <= set(listed), "keys on later pages are missing"
@@ -475,6 +494,7 @@ class ProviderConformance:
     def _listed(provider: Provider) -> dict[str, RemoteKey]:
         keys = provider.list()
         assert keys is not None, "the provider has no list call; conformance needs one"
+        _conforms(check_listing, keys, "list()")
         return {k.id: k for k in keys}
 
     @staticmethod
