@@ -214,6 +214,11 @@ class RestProvider:
             if isinstance(items, list):
                 return items
             if items is None and p and isinstance(body, dict) and len(self.d.list_items) == 1:
+                elsewhere = _list_of_objects(body)
+                if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_objects
+                    shown = "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in p)
+                    raise ShapeError(f"nothing at {shown}, but a list of objects at /{elsewhere}: is "
+                                     f"{self.d.file}'s operations.list.items right?")
                 return []  # an empty list may be omitted (proto3 JSON)
         got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
         raise ShapeError(f"no array of keys where the definition says (got {got})")
@@ -442,6 +447,18 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return f"the number {value!r}"[:40]
+
+
+def _list_of_objects(body: Mapping[str, Any]) -> str | None:
+    """The name of a top-level member of a listing's `body` that holds a non-empty list of objects.
+    A listing whose `items` pointer names nothing is taken for empty (proto3 JSON leaves an empty
+    list out), but one with keys under another name is a definition's wrong pointer (`/items` for an
+    API's `/data`): taken for empty, every key looked deleted, and the plan created each again,
+    leaving the originals live and untracked."""
+    for name, value in body.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            return str(name).replace("~", "~0").replace("/", "~1")
+    return None
 
 
 def _seconds_until(expires_at: str | None) -> int | None:
