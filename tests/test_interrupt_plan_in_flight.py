@@ -25,30 +25,11 @@ import pytest
 
 from harness.project import Project
 from tests.hostile import HostileServer, Reply, Seen, hostile
+from tests.test_rate_plan_interrupt import PAGED, _default_sigint
 
 HOLD = 60.0  # seconds the scripted API holds a list reply (longer than the 30 s read timeout)
 BOUND = 2.0  # seconds keyform may run after one SIGINT (it takes ~0.02 s; the old code: until the read timed out)
 
-PAGED = """\
-version: 1
-name: scripted
-auth: {type: bearer}
-key: {id: /id, created_at: /created}
-attributes:
-  name: {type: string, path: /name, default: "${address}"}
-operations:
-  list:
-    method: GET
-    path: /keys
-    items: /items
-    pagination: {type: cursor, param: after, next: /last_id, has_more: /has_more}
-  create: {method: POST, path: /keys, body: {name: "${attrs.name}"}, secret: /secret}
-  delete: {method: DELETE, path: "/keys/${id}"}
-"""
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
