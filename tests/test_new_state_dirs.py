@@ -7,6 +7,7 @@ keeps them. Real `keyform` processes against the emulator on 127.0.0.1."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from harness.project import Project
@@ -43,3 +44,32 @@ def test_a_directory_that_was_there_is_left(tmp_path: Path, emulator: Emulator) 
     res = project.run_process("import", "-f", str(project.manifest), "--state", "there/new/s.json", "k", "nosuchid")
     assert res.exit_code == 1
     assert (project.root / "there").is_dir() and not (project.root / "there" / "new").exists()
+
+
+def test_a_keyform_waiting_for_the_lock_takes_it_when_its_maker_removes_the_directory(tmp_path: Path) -> None:
+    """Review s42: a second keyform waiting (--lock-timeout) on a lock whose holder made its new
+    directory failed with "cannot open the state lock: No such file or directory" once that holder
+    released the lock and removed the directory, empty, with it."""
+    import threading
+
+    from keyform.backends.base import LockInfo
+    from keyform.backends.local import LocalBackend
+
+    path = tmp_path / "new" / "deep" / "s.json"
+    first, second = LocalBackend(path), LocalBackend(path)
+    held = first.acquire_lock("import")
+    got: list[LockInfo | Exception] = []
+
+    def wait_for_it() -> None:
+        try:
+            got.append(second.acquire_lock("plan", timeout=10))
+        except Exception as exc:  # (asserted below)
+            got.append(exc)
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    time.sleep(0.5)  # the second is polling for the lock
+    first.release_lock(held)
+    waiter.join(15)
+    assert len(got) == 1 and not isinstance(got[0], Exception), got
+    second.release_lock(got[0])

@@ -145,20 +145,25 @@ def _acquire(lock_path: Path, operation: str, timeout: float = 0.0,
     """Take the OS lock on the lock file, waiting up to `timeout` seconds for a holder to release it.
     A lock file left by a dead holder (its OS lock free) is taken over. The directories made for
     it (a new `--state` path) are added to `made`."""
-    try:
-        created = ensure_dir(lock_path.parent)
-        if made is not None:
-            made.extend(created)
-    except OSError as exc:  # a path through a file, or where nothing may be made (/proc): no internal error
-        where = str(exc.strerror or exc)
-        where = where if str(lock_path.parent) in where else f"{lock_path.parent}: {where}"
-        raise StateError(f"{lock_path}: cannot make the directory of the state: {where}") from None
-    except ValueError as exc:  # a NUL in a --state path
-        raise StateError(f"{lock_path}: not a usable path ({exc})") from None
+    def make_dir() -> None:
+        try:
+            created = ensure_dir(lock_path.parent)
+            if made is not None:
+                made.extend(created)
+        except OSError as exc:  # a path through a file, or where nothing may be made (/proc): no internal error
+            where = str(exc.strerror or exc)
+            where = where if str(lock_path.parent) in where else f"{lock_path.parent}: {where}"
+            raise StateError(f"{lock_path}: cannot make the directory of the state: {where}") from None
+        except ValueError as exc:  # a NUL in a --state path
+            raise StateError(f"{lock_path}: not a usable path ({exc})") from None
+
+    make_dir()
     deadline = time.monotonic() + max(0.0, timeout)
     info = LockInfo.new(operation)
     while True:
-        got = _try_lock(lock_path, info)
+        # (the directory made again: the holder we waited for may have made it for a new `--state`
+        # path, and removed it empty with its lock file on release, `LocalBackend.release_lock`)
+        got = _try_lock(lock_path, info, remake=make_dir)
         if got is not None:
             with _held_mutex:
                 _held[info.id] = got
@@ -244,13 +249,20 @@ def _gone(holder: LockInfo, lock_path: Path) -> tuple[bool, str]:
     return holders.gone(holder, holders.holding(os.path.realpath(lock_path)))
 
 
-def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True) -> HeldLock | None:
+def _try_lock(lock_path: Path, info: LockInfo, *, write: bool = True,
+              remake: Callable[[], None] | None = None) -> HeldLock | None:
     """Open (creating) the lock file and take its OS lock without waiting; None if someone holds it.
     Once locked, the open file must still be the one at the path (else it was released and removed
-    under us: try again). Then write our record over whatever a dead holder left."""
+    under us: try again). Then write our record over whatever a dead holder left. `remake`: makes
+    the lock's directory again when it is gone (removed by the holder that made it, on release)."""
     while True:
         try:
             fd, _ = open_own(lock_path, os.O_RDWR | os.O_CREAT)
+        except FileNotFoundError as exc:
+            if remake is not None and not os.path.lexists(lock_path.parent):
+                remake()
+                continue
+            raise StateError(f"{lock_path}: cannot open the state lock: {exc.strerror}") from None
         except (IsSymlinkError, HardLinkedError, NotAFileError, IsADirectoryError) as exc:
             raise StateError(_not_own_lock(lock_path, exc)) from None
         except OSError as exc:
