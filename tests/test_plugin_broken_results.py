@@ -158,3 +158,24 @@ def test_the_kit_fails_a_provider_whose_results_break_the_interface(wrap: Any, s
         emu.stop()
 
 
+
+
+class ListedTwiceAlike(_Wrapped):
+    """A listing whose page boundary moved: the same key, alike, on two pages."""
+
+    def list(self) -> Any:
+        keys = list(self.inner.list() or [])
+        return keys + keys[:1]
+
+
+def test_a_key_listed_twice_alike_is_no_broken_result(tmp_path: Path, emulator: Emulator) -> None:
+    """Review s42: `check_listing` refused any id listed twice, though `refresh.keys_by_id` takes
+    the same key twice as harmless (a page boundary that moved between two page requests): every
+    plan of such a plug-in failed with "broke the provider interface"."""
+    with _registered("twice", ListedTwiceAlike):
+        project = _project(tmp_path, emulator, "twice")
+        first = project.run("apply", "--auto-approve")
+        assert first.exit_code == 0, first.tail()
+        plan = project.run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert "broke the provider interface" not in plan.output

@@ -125,17 +125,20 @@ def check_key(key: Any, where: str) -> None:
 
 
 def check_listing(keys: Any) -> None:
-    """`list()`'s result: None (no list endpoint) or a list of valid `RemoteKey`s, each id once."""
+    """`list()`'s result: None (no list endpoint) or a list of valid `RemoteKey`s, each id once. The
+    same key twice, alike, is taken (a page boundary that moved between two page requests:
+    `refresh.keys_by_id` keeps one); two different copies of one id are not."""
     if keys is None:
         return
     if not isinstance(keys, (list, tuple)):
         raise Broken(f"it returned {_what(keys)}, not a list of RemoteKey (or None: no list endpoint)")
-    seen: set[str] = set()
+    seen: dict[str, RemoteKey] = {}
     for i, key in enumerate(keys):
         check_key(key, f"item {i}")
-        if key.id in seen:  # which of the two is the key? (a revoked one and a live one, say)
-            raise Broken(f"item {i} has the id {key.id!r} of an earlier item: each key is listed once")
-        seen.add(key.id)
+        if key.id in seen and seen[key.id] != key:  # which of the two is the key? (a revoked one and a live one)
+            raise Broken(f"item {i} has the id {key.id!r} of an earlier item, which differs from it: each key is "
+                         "listed once")
+        seen.setdefault(key.id, key)
 
 
 def check_created(result: Any) -> None:
