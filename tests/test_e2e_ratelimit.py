@@ -95,3 +95,22 @@ def test_a_slow_instance_does_not_hold_back_another(tmp_path: Path, make_emulato
     assert slow_before_last_fast <= 5, done
     with EmulatorControl(emu.url) as control:
         assert control.state()["faults"]["injected"] == {}
+
+
+def test_a_configured_limit_with_no_refusal_has_an_empty_breakdown(tmp_path: Path, emulator: Emulator) -> None:
+    """Found by review 108: an instance listed only for its configured `rate_limit` reported
+    `"throttled_by_status": {"429": 0}`, which the event schema (each count at least 1) refuses."""
+    project = Project(tmp_path, emulator.url)
+    project.questra(keys_block(3))
+    project.manifest.write_text(project.manifest.read_text().replace(
+        "    org_id: org_e2e\n", "    org_id: org_e2e\n    rate_limit: 1000/s\n"))
+    res = project.run("apply", "--auto-approve", "--format", "json")
+    assert res.exit_code == 0, res.output
+    docs = [json.loads(line) for line in res.stdout.splitlines()]
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "apply-events.schema.json").read_text())
+    for doc in docs:
+        jsonschema.validate(doc, schema)
+    [limits] = docs[-1]["rate_limits"]
+    assert (limits["throttled"], limits["throttled_by_status"], limits["rate_limit"]) == (0, {}, "1000/s")

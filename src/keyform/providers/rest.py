@@ -214,10 +214,10 @@ class RestProvider:
             if isinstance(items, list):
                 return items
             if items is None and p and isinstance(body, dict) and len(self.d.list_items) == 1:
-                elsewhere = _list_of_objects(body)
+                elsewhere = _list_of_keys(body, self._id)
                 if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_objects
                     shown = "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in p)
-                    raise ShapeError(f"nothing at {shown}, but a list of objects at /{elsewhere}: is "
+                    raise ShapeError(f"nothing at {shown}, but a list of keys at /{elsewhere}: is "
                                      f"{self.d.file}'s operations.list.items right?")
                 return []  # an empty list may be omitted (proto3 JSON)
         got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
@@ -449,14 +449,16 @@ def _kind(value: Any) -> str:
     return f"the number {value!r}"[:40]
 
 
-def _list_of_objects(body: Mapping[str, Any]) -> str | None:
-    """The name of a top-level member of a listing's `body` that holds a non-empty list of objects.
-    A listing whose `items` pointer names nothing is taken for empty (proto3 JSON leaves an empty
-    list out), but one with keys under another name is a definition's wrong pointer (`/items` for an
-    API's `/data`): taken for empty, every key looked deleted, and the plan created each again,
-    leaving the originals live and untracked."""
+def _list_of_keys(body: Mapping[str, Any], key_id: tuple[str, ...]) -> str | None:
+    """The name of a top-level member of a listing's `body` that holds a non-empty list of objects
+    each with a value at the definition's `key.id` pointer: keys. A listing whose `items` pointer
+    names nothing is taken for empty (proto3 JSON leaves an empty list out), but one with keys under
+    another name is a definition's wrong pointer (`/items` for an API's `/data`): taken for empty,
+    every key looked deleted, and the plan created each again, leaving the originals live and
+    untracked. A list of other objects (`errors: [{"code": …}]`) is no sign of that."""
     for name, value in body.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if isinstance(value, list) and value and all(isinstance(v, dict) and at(v, key_id) is not None
+                                                     for v in value):
             return str(name).replace("~", "~0").replace("/", "~1")
     return None
 

@@ -109,7 +109,7 @@ def refusals(stats: Any) -> str:
 
 def rate_json(report: ApplyReport) -> list[dict[str, Any]]:
     return [{"provider": r.instance, "throttled": r.throttled,
-             "throttled_by_status": {str(status): n for status, n in (r.by_status or ((429, r.throttled),))},
+             "throttled_by_status": {str(status): n for status, n in (r.by_status or ((429, r.throttled),)) if n},
              "paused_seconds": r.paused_seconds,
              "concurrency": r.concurrency, "rate_per_second": r.rate,
              "rate_limit": None if r.configured is None else str(r.configured), "stopped_sending": r.broken}
