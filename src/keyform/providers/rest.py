@@ -215,7 +215,7 @@ class RestProvider:
                 return items
             if items is None and p and isinstance(body, dict) and len(self.d.list_items) == 1:
                 elsewhere = _list_of_keys(body, self._id)
-                if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_objects
+                if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_keys
                     shown = "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in p)
                     raise ShapeError(f"nothing at {shown}, but a list of keys at /{elsewhere}: is "
                                      f"{self.d.file}'s operations.list.items right?")
