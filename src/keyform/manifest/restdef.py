@@ -57,6 +57,11 @@ def pointer(text: str) -> tuple[str, ...]:
     return tuple(p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/"))
 
 
+def pointer_text(tokens: tuple[str, ...]) -> str:
+    """The RFC 6901 text of `tokens`, as messages show a pointer: ("a", "b/c") → `/a/b~1c`."""
+    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
 _MISSING = object()
 
 
@@ -436,7 +441,7 @@ class _Builder:
             n = min(len(path), len(inside))
             return path[:n] == inside[:n]
 
-        shown = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in inside)
+        shown = pointer_text(inside) or "/"  # (the secret is the key object itself)
         for name, path in key_paths.items():
             if overlaps(path):
                 self.error(("key", name), f"reads {shown}, where create returns the secret: the secret would "

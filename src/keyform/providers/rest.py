@@ -22,7 +22,7 @@ import httpx
 from keyform import __version__, redact
 from keyform.durations import format_time
 from keyform.errors import ProviderError, is_failure
-from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at
+from keyform.manifest.restdef import Attribute, Operation, RestDefinition, at, pointer_text
 from keyform.model import header_of, header_problem
 from keyform.providers.http import (
     DEFAULT_DEADLINE,
@@ -216,8 +216,7 @@ class RestProvider:
             if items is None and p and isinstance(body, dict) and len(self.d.list_items) == 1:
                 elsewhere = _list_of_keys(body, self._id)
                 if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_keys
-                    shown = "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in p)
-                    raise ShapeError(f"nothing at {shown}, but a list of keys at /{elsewhere}: is "
+                    raise ShapeError(f"nothing at {pointer_text(p)}, but a list of keys at {elsewhere}: is "
                                      f"{self.d.file}'s operations.list.items right?")
                 return []  # an empty list may be omitted (proto3 JSON)
         got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
@@ -313,7 +312,7 @@ class RestProvider:
         if pg.has_more is None:
             return cursor not in (None, "")
         more = at(body, pg.has_more)
-        shown = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in pg.has_more)
+        shown = pointer_text(pg.has_more)
         if more is not None and not isinstance(more, bool):
             raise ShapeError(f"has_more ({shown}) is {_kind(more)}, not a boolean")
         if more and cursor in (None, ""):
@@ -450,7 +449,7 @@ def _kind(value: Any) -> str:
 
 
 def _list_of_keys(body: Mapping[str, Any], key_id: tuple[str, ...]) -> str | None:
-    """The name of a top-level member of a listing's `body` that holds a non-empty list of objects
+    """The pointer to a top-level member of a listing's `body` that holds a non-empty list of objects
     each with a value at the definition's `key.id` pointer: keys. A listing whose `items` pointer
     names nothing is taken for empty (proto3 JSON leaves an empty list out), but one with keys under
     another name is a definition's wrong pointer (`/items` for an API's `/data`): taken for empty,
@@ -459,7 +458,7 @@ def _list_of_keys(body: Mapping[str, Any], key_id: tuple[str, ...]) -> str | Non
     for name, value in body.items():
         if isinstance(value, list) and value and all(isinstance(v, dict) and at(v, key_id) is not None
                                                      for v in value):
-            return str(name).replace("~", "~0").replace("/", "~1")
+            return pointer_text((str(name),))
     return None
 
 
