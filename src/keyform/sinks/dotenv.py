@@ -267,17 +267,19 @@ def parse(text: str) -> list[_Entry]:
         if m is None:
             entries.append(_Entry(text[pos:end]))
             continue
-        start = m.end()
-        if close >= 0:
-            body = text[start + 1:close]
-            value = body if quote == "'" else _unescape(body)
-        else:  # unquoted: the rest of the line, minus a ` # comment` (an unterminated quote: `_spans` refused)
-            content = text[start:end].rstrip("\r\n")
-            value = _COMMENT.split(content, maxsplit=1)[0].rstrip(" \t")
-            if value.startswith("#"):
-                value = ""
-        entries.append(_Entry(text[pos:end], m.group(2), value, m.group(1) is not None))
+        entries.append(_Entry(text[pos:end], m.group(2), _value(text, m.end(), end, quote, close),
+                              m.group(1) is not None))
     return entries
+
+
+def _value(text: str, start: int, end: int, quote: str, close: int) -> str:
+    """The value of the assignment whose `_spans` span ends at `end`, its `=` ending at `start`."""
+    if close >= 0:
+        body = text[start + 1:close]
+        return body if quote == "'" else _unescape(body)
+    # unquoted: the rest of the line, minus a ` # comment` (an unterminated quote: `_spans` refused)
+    value = _COMMENT.split(text[start:end].rstrip("\r\n"), maxsplit=1)[0].rstrip(" \t")
+    return "" if value.startswith("#") else value
 
 
 _COMMENT = re.compile(r"[ \t]#")  # where an unquoted value's ` # comment` starts
@@ -286,7 +288,7 @@ _COMMENT = re.compile(r"[ \t]#")  # where an unquoted value's ` # comment` start
 def _spans(text: str) -> Iterator[tuple[int, int, re.Match[str] | None, str, int]]:
     """The spans `parse` splits `text` into, in order: (start, end, the assignment's match or None
     for any other line, its opening quote or "" when unquoted, the closing quote's index or -1).
-    `scan` walks them without making the values (secrets it would drop at once)."""
+    `scan` walks them keeping no value (it only asks whether each is blank)."""
     pos, size = 0, len(text)
     while pos < size:
         nl = text.find("\n", pos)
@@ -366,26 +368,16 @@ def scan(config: SinkConfig) -> ScannedEntries:
     found: dict[str, int] = {}
     blank: set[str] = set()
     line = 1
-    for pos, end, m, quote, close in _spans(text):  # `parse`'s entries, without keeping their values
+    for pos, end, m, quote, close in _spans(text):  # `parse`'s entries, their values not kept
         if m is not None:
             name = m.group(2)
             found.setdefault(name, line)
-            if _blank(text, m.end(), end, quote, close):
+            if not _value(text, m.end(), end, quote, close).strip():  # (made and dropped at once)
                 blank.add(name)
             else:
                 blank.discard(name)
         line += text.count("\n", pos, end)
     return ScannedEntries(found, blank)
-
-
-def _blank(text: str, start: int, end: int, quote: str, close: int) -> bool:
-    """Whether the value `parse` would read from this span is empty or only whitespace."""
-    if close >= 0:
-        body = text[start + 1:close]
-        return not (body if quote == "'" or "\\" not in body else _unescape(body)).strip()
-    content = text[start:end].rstrip("\r\n")
-    value = _COMMENT.split(content, maxsplit=1)[0]
-    return not value.strip() or value.lstrip(" \t").startswith("#")
 
 
 TYPE = SinkType(name="dotenv", required="path", open=_open,
