@@ -25,7 +25,7 @@ import pytest
 
 from harness.project import Project
 from tests.hostile import HostileServer, Reply, Seen, hostile
-from tests.test_rate_plan_interrupt import PAGED, _default_sigint
+from tests.test_rate_plan_interrupt import _default_sigint, paged_project, paged_reply
 
 HOLD = 60.0  # seconds the scripted API holds a list reply (longer than the 30 s read timeout)
 BOUND = 2.0  # seconds keyform may run after one SIGINT (it takes ~0.02 s; the old code: until the read timed out)
@@ -129,25 +129,11 @@ def test_one_ctrl_c_ends_a_textql_listing_in_flight(tmp_path: Path) -> None:
 
 def test_one_ctrl_c_ends_a_rest_listing_with_its_second_page_in_flight(tmp_path: Path) -> None:
     def script(seen: Seen) -> Reply | None:
-        if seen.method == "GET" and seen.path.startswith("/keys"):
-            if "after=" not in seen.path:
-                return Reply(200, b'{"items":[{"id":"a1","name":"x","created":"2026-11-01T10:00:00Z"}],'
-                                  b'"last_id":"a1","has_more":true}')
-            return Reply(200, b'{"items":[],"last_id":"","has_more":false}')
-        return None
+        return paged_reply(seen) if seen.method == "GET" and seen.path.startswith("/keys") else None
 
     with hostile() as server:
         server.script = script
-        project = Project(tmp_path, server.url)
-        (tmp_path / "api.yaml").write_text(PAGED)
-        project.write(
-            "version: 1\n"
-            "providers:\n"
-            f"  rp: {{type: rest, definition: api.yaml, base_url: \"{server.url}\", token: {{env: QUESTRA_TOKEN}},"
-            " deadline: 1h}\n"
-            "sinks:\n  env: {type: dotenv, path: .secrets/keys.env}\n"
-            "defaults:\n  sink: env\n"
-            "keys:\n  k0: {provider: rp}\n")
+        project = paged_project(tmp_path, server.url, "deadline: 1h")
         with _holding(server, lambda seen: "after=" in seen.path) as arrived:
             code, output, after = _interrupt_in_flight(project, arrived, "plan", "-f", str(project.manifest))
         pages = [seen.path for seen in server.seen]

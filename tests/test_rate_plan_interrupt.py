@@ -44,6 +44,29 @@ operations:
 """
 
 
+def paged_reply(seen: Seen) -> Reply:
+    """The two pages of the `PAGED` API: one key, then none."""
+    if "after=" not in seen.path:
+        return Reply(200, b'{"items":[{"id":"a1","name":"x","created":"2026-11-01T10:00:00Z"}],'
+                          b'"last_id":"a1","has_more":true}')
+    return Reply(200, b'{"items":[],"last_id":"","has_more":false}')
+
+
+def paged_project(root: Path, url: str, option: str) -> Project:
+    """A project of one key `k0` at a `type: rest` provider `rp` of the `PAGED` definition at `url`,
+    with the provider option `option` (`rate_limit: 1/m`, `deadline: 1h`)."""
+    project = Project(root, url)
+    (root / "api.yaml").write_text(PAGED)
+    project.write(
+        "version: 1\n"
+        "providers:\n"
+        f"  rp: {{type: rest, definition: api.yaml, base_url: \"{url}\", token: {{env: QUESTRA_TOKEN}}, {option}}}\n"
+        "sinks:\n  env: {type: dotenv, path: .secrets/keys.env}\n"
+        "defaults:\n  sink: env\n"
+        "keys:\n  k0: {provider: rp}\n")
+    return project
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
@@ -117,24 +140,12 @@ def test_one_ctrl_c_ends_a_paged_listing_waiting_for_its_turn(tmp_path: Path) ->
     def script(seen: Seen) -> Reply | None:
         if seen.method == "GET" and seen.path.startswith("/keys"):
             pages.append((seen.path, time.monotonic()))
-            if "after=" not in seen.path:
-                return Reply(200, b'{"items":[{"id":"a1","name":"x","created":"2026-11-01T10:00:00Z"}],'
-                                  b'"last_id":"a1","has_more":true}')
-            return Reply(200, b'{"items":[],"last_id":"","has_more":false}')
+            return paged_reply(seen)
         return None
 
     with hostile() as server:
         server.script = script
-        project = Project(tmp_path, server.url)
-        (tmp_path / "api.yaml").write_text(PAGED)
-        project.write(
-            "version: 1\n"
-            "providers:\n"
-            f"  rp: {{type: rest, definition: api.yaml, base_url: \"{server.url}\", token: {{env: QUESTRA_TOKEN}},"
-            " rate_limit: 1/m}\n"
-            "sinks:\n  env: {type: dotenv, path: .secrets/keys.env}\n"
-            "defaults:\n  sink: env\n"
-            "keys:\n  k0: {provider: rp}\n")
+        project = paged_project(tmp_path, server.url, "rate_limit: 1/m")
         code, output, after, signalled = _interrupt_when(project, "for the next call's turn", "plan",
                                                          "-f", str(project.manifest))
     # old code: the second page was sent a minute later, and the plan ended after it
