@@ -132,3 +132,24 @@ defaults:
     # old code: "No changes": the read gave "   ", taken as the secret
     assert res.exit_code == 2, res.output
     assert "secret missing from sink vault (CI_BOT)" in res.stdout, res.stdout
+
+
+def test_a_plug_in_scan_s_own_blank_attribute_is_not_read(tmp_path: Path) -> None:
+    """Only a `ScannedEntries` says which entries are blank: a plug-in scan's mapping with an
+    attribute of that name (here a string) is taken as a plain mapping, not an internal error."""
+    from keyform.errors import SourceLoc
+    from keyform.model import SinkConfig
+    from keyform.sinkscan import scan
+    from keyform.typeregistry import SinkType, register, unregister
+
+    class Odd(dict[str, int]):
+        blank = "K0"
+
+    stype = SinkType(name="odd-scan", required="path", open=lambda config: None,  # type: ignore[arg-type, return-value]
+                     scan=lambda config: Odd(K0=0, K1=0))
+    register(stype, "tests")
+    try:
+        config = SinkConfig("odd", "odd-scan", {"path": str(tmp_path / "x")}, SourceLoc("k.yaml", 1))
+        assert scan({"odd": config}, {"odd"}).entries == {"odd": frozenset({"K0", "K1"})}
+    finally:
+        unregister(stype)

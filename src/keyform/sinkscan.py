@@ -57,7 +57,7 @@ class SinkSnapshot:
 def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
     """Scan the sinks named in `wanted` (those that hold a recorded secret, and the guarded sinks
     a key writes to) that their type can scan (`SinkType.scan`)."""
-    from keyform.typeregistry import sink_type
+    from keyform.typeregistry import ScannedEntries, sink_type
 
     out: dict[str, frozenset[str]] = {}
     lines: dict[str, Mapping[str, int]] = {}
@@ -83,7 +83,8 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             continue
         # a blanked entry (`CI_BOT=`) holds no secret keyform wrote: missing, as a deleted line
         # is; a guarded sink still keeps its line (`where`: the variable is there)
-        out[name] = frozenset(found) - getattr(found, "blank", frozenset())
+        # (a plug-in's plain mapping has none: its `blank` attribute, if any, is not read)
+        out[name] = frozenset(found) - (found.blank if isinstance(found, ScannedEntries) else frozenset())
         if stype.guards_entries:
             lines[name] = found
             files[name] = shown
