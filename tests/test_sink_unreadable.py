@@ -325,3 +325,73 @@ def test_a_file_sink_whose_dir_is_a_symlink_is_refused_before_any_key_is_created
                                               "through links")
     assert list(target.iterdir()) == []
     assert emu_control.questra_keys(ORG) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo"])
+def test_a_file_sink_entry_the_sink_cannot_use_is_refused_before_any_key_is_created(
+        project: Project, tmp_path: Path, emu_control: EmulatorControl, kind: str) -> None:
+    """The scan took an entry that is a link (to a file) as the secret's file, and missed one that
+    is a directory: a directory entry planned a clean create, apply created the key, failed to
+    replace the directory with the secret and revoked the key; a link entry counted as holding a
+    secret the sink refuses to read. Now plan and apply name the entry, exit 1 and create nothing."""
+    target = tmp_path / "elsewhere"
+    target.write_text(CANARY)
+    entry = project.root / "files" / "CI_BOT"
+    entry.parent.mkdir(mode=0o700)
+    if kind == "symlink":
+        entry.symlink_to(target)
+        reason = "files/CI_BOT is a symbolic link; keyform does not write or read secrets through links"
+    elif kind == "directory":
+        entry.mkdir()
+        reason = "files/CI_BOT is a directory, not the file of a secret"
+    else:
+        os.mkfifo(entry)
+        reason = "files/CI_BOT is not a regular file (a pipe, device or socket); keyform reads only files"
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: f, as: CI_BOT}\n"
+                    "web:\n  provider: qp\n  sink: {use: f, as: WEB}\n")
+    _add_sink(project, "f: {type: file, dir: files}")
+    for output in _refused_at_plan_and_apply(project, "f", reason):
+        assert "key 'web'" not in output  # only the key writing to that entry
+        assert CANARY not in output
+    assert emu_control.questra_keys(ORG) == []
+    assert target.read_text() == CANARY
+
+
+def test_a_recorded_file_sink_secret_replaced_by_a_symlink_is_refused_not_taken_as_present(
+        project: Project, tmp_path: Path, emu_control: EmulatorControl) -> None:
+    """A link planted where keyform wrote the secret's file: plan used to see the entry as there
+    (the scan followed the link) while every read of it is refused. Now the plan says which entry
+    the sink cannot use and plans nothing; `web`, in the same directory, is untouched."""
+    project.questra("ci-bot:\n  provider: qp\n  sink: {use: f, as: CI_BOT}\n"
+                    "web:\n  provider: qp\n  sink: {use: f, as: WEB}\n")
+    _add_sink(project, "f: {type: file, dir: files}")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    entry = project.root / "files" / "CI_BOT"
+    target = tmp_path / "elsewhere"
+    target.write_text(CANARY)
+    entry.unlink()
+    entry.symlink_to(target)
+    res = project.run("plan")
+    assert res.exit_code == 1, res.output
+    assert "key 'ci-bot': sink f cannot take its secret: " in res.stderr, res.stderr
+    assert ("files/CI_BOT is a symbolic link; keyform does not write or read secrets through links. Applying would "
+            "replace the key") in res.stderr
+    assert "key 'web'" not in res.output and CANARY not in res.output
+    assert len(_live(emu_control)) == 2 and target.read_text() == CANARY
+
+
+def test_scan_of_a_file_sink_keeps_the_entries_it_cannot_use_apart(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "A").write_text("secret")
+    (files / "LINK").symlink_to(files / "A")
+    (files / "DIR").mkdir()
+    snap = scan({"f": SinkConfig("f", "file", {"dir": str(files)}, SourceLoc("m.yaml", 1))}, {"f"})
+    assert snap.holds("f", "A") is True
+    assert snap.holds("f", "LINK") is False and snap.holds("f", "DIR") is False
+    assert set(snap.entry_problems["f"]) == {"LINK", "DIR"}
+    from keyform.model import SinkTarget
+    assert snap.problem_at(SinkTarget("f", "A")) is None
+    assert "is a symbolic link" in (snap.problem_at(SinkTarget("f", "LINK")) or "")

@@ -352,8 +352,8 @@ def unreadable_sinks(workspace: Workspace, state: State, changes: Iterable[Chang
     diagnostic each, at the key. Applying them would create (or rotate, or update) the key and only
     then fail to store, or to read back, its secret."""
     out: list[Diagnostic] = []
-    problems = inputs.sinks.problems
-    if not problems:
+    sinks = inputs.sinks
+    if not sinks.problems and not sinks.entry_problems:
         return out
     for change in changes:
         if change.sink is None or change.action is Action.DELETE:  # most changes: nothing to look up
@@ -361,7 +361,7 @@ def unreadable_sinks(workspace: Workspace, state: State, changes: Iterable[Chang
         spec = workspace.keys.get(change.address)
         if spec is None or spec.sink is None:
             continue
-        problem = problems.get(spec.sink.sink)
+        problem = sinks.problem_at(spec.sink)
         if problem is not None:
             out.append(Diagnostic(
                 f"key {change.address!r}: sink {spec.sink.sink} cannot take its secret: {problem}. Applying would "
@@ -370,9 +370,10 @@ def unreadable_sinks(workspace: Workspace, state: State, changes: Iterable[Chang
             continue
         ks = state.keys.get(change.address)
         old = ks.sink if ks is not None and ks.secret_in_sink else None
-        if change.action is Action.UPDATE and old is not None and old != spec.sink and old.sink in problems:
+        if (change.action is Action.UPDATE and old is not None and old != spec.sink
+                and (problem := sinks.problem_at(old)) is not None):
             out.append(Diagnostic(
-                f"key {change.address!r}: its secret cannot be moved out of sink {old.sink}: {problems[old.sink]}. "
+                f"key {change.address!r}: its secret cannot be moved out of sink {old.sink}: {problem}. "
                 "Applying would update the key and then fail to read the secret back, so nothing is planned: "
                 "fix that file first", spec.loc))
     return out

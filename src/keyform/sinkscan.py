@@ -14,7 +14,8 @@ did not write and name where it is (`planner.foreign_entries`).
 
 A sink whose file cannot be read (not UTF-8, not JSON, a symlink, a FIFO, no permission), or that
 its sink could not write back (a Secret key YAML reads as a number), is kept
-with the reason, worded `file:line: what is wrong` where there is a line: the planner refuses a
+with the reason (as is one entry a sink cannot use: a `file` sink's entry that is a link or a
+directory), worded `file:line: what is wrong` where there is a line: the planner refuses a
 key that would write its secret there (`planner.unreadable_sinks`) before apply creates the key
 and then fails to store its secret, and notes the sinks that hold recorded secrets.
 """
@@ -28,7 +29,7 @@ from dataclasses import field
 
 from keyform.errors import KeyformError
 from keyform.fsio import IsSymlinkError, NotAFileError
-from keyform.model import SinkConfig
+from keyform.model import SinkConfig, SinkTarget
 from keyform.records import record
 
 
@@ -42,11 +43,21 @@ class SinkSnapshot:
     lines: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     files: Mapping[str, str] = field(default_factory=dict)  # sink name -> its file, as the manifest gave it
     problems: Mapping[str, str] = field(default_factory=dict)  # sink name -> why its file cannot be read
+    # sink name -> entry name -> why the sink cannot use that one entry (`ScannedEntries.unusable`)
+    entry_problems: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def holds(self, sink: str, name: str) -> bool | None:
         """True/False when `sink` was scanned, None when unknown."""
         names = self.entries.get(sink)
         return None if names is None else name in names
+
+    def problem_at(self, target: SinkTarget) -> str | None:
+        """Why the sink cannot take (or give back) the secret at `target`: its whole file cannot be
+        read, or that one entry cannot be used; None when it can, or when it is not known."""
+        problem = self.problems.get(target.sink)
+        if problem is None and self.entry_problems:
+            problem = self.entry_problems.get(target.sink, {}).get(target.name)
+        return problem
 
     def where(self, sink: str, name: str) -> str | None:
         """`file:line` of entry `name` in a guarded sink's file; None when it does not hold it."""
@@ -63,6 +74,7 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
     lines: dict[str, Mapping[str, int]] = {}
     files: dict[str, str] = {}
     problems: dict[str, str] = {}
+    entry_problems: dict[str, Mapping[str, str]] = {}
     for name in sorted(wanted):
         config = sinks.get(name)
         if config is None:
@@ -84,11 +96,16 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
         # a blanked entry (`CI_BOT=`) holds no secret keyform wrote: missing, as a deleted line
         # is; a guarded sink still keeps its line (`where`: the variable is there)
         # (a plug-in's plain mapping has none: its `blank` attribute, if any, is not read)
-        out[name] = frozenset(found) - (found.blank if isinstance(found, ScannedEntries) else frozenset())
+        if isinstance(found, ScannedEntries):
+            out[name] = frozenset(found) - found.blank
+            if found.unusable:  # (not held: a key writing there is refused, see `planner.unreadable_sinks`)
+                entry_problems[name] = found.unusable
+        else:
+            out[name] = frozenset(found)
         if stype.guards_entries:
             lines[name] = found
             files[name] = shown
-    return SinkSnapshot(out, lines, files, problems)
+    return SinkSnapshot(out, lines, files, problems, entry_problems)
 
 
 def _problem(shown: str, exc: Exception) -> str:

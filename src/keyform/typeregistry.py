@@ -98,11 +98,15 @@ class ScannedEntries(dict[str, int]):
     """What a `SinkType.scan` may return: entry name → its 1-based line (0 where the format has
     none), and `blank`: the entries whose value is empty or only whitespace. keyform never writes
     such a secret (an issued one is refused), so a blanked entry (`CI_BOT=`) is taken as missing:
-    the plan replaces the key, as for a deleted line. A plain mapping (a plug-in's) has none."""
+    the plan replaces the key, as for a deleted line. `unusable`: entry name → why the sink can
+    neither read nor write it (a `file` sink's entry that is a symbolic link or a directory); the
+    plan refuses a change that would write there. A plain mapping (a plug-in's) has neither."""
 
-    def __init__(self, lines: Mapping[str, int] | None = None, blank: Iterable[str] = ()) -> None:
+    def __init__(self, lines: Mapping[str, int] | None = None, blank: Iterable[str] = (),
+                 unusable: Mapping[str, str] | None = None) -> None:
         super().__init__(lines or {})
         self.blank = frozenset(blank)
+        self.unusable: Mapping[str, str] = unusable or {}
 
 
 @record

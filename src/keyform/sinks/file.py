@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
-from keyform.fsio import ANY_TEMP_NAME, IsSymlinkError, StrPath, fsync_dir, read_nofollow, too_long_to_replace
+from keyform.fsio import (
+    ANY_TEMP_NAME,
+    IsSymlinkError,
+    NotAFileError,
+    StrPath,
+    fsync_dir,
+    read_nofollow,
+    too_long_to_replace,
+)
 from keyform.sinks.pathlocks import DIR_LOCK_NAME, lock_for
 from keyform.sinks.sinkfs import read_file, write_entry
 from keyform.typeregistry import ScannedEntries, SinkType
@@ -110,15 +118,37 @@ def _not_a_link(directory: StrPath) -> None:
 
 
 def scan(config: SinkConfig) -> ScannedEntries:
-    """The directory's file names ({} when there is no directory), and those that are blank (empty,
-    or a few bytes of whitespace: `echo > entry`); IsSymlinkError when `dir` is a link."""
-    _not_a_link(config.options["dir"])
+    """The directory's file names ({} when there is no directory), those that are blank (empty,
+    or a few bytes of whitespace: `echo > entry`), and the entries the sink cannot use (a symbolic
+    link, a directory, a FIFO: `ScannedEntries.unusable`; the plan refuses to write there rather
+    than create a key whose secret the write, or a later read, then refuses); IsSymlinkError when
+    `dir` is a link."""
+    directory = config.options["dir"]
+    _not_a_link(directory)
+    names: list[str] = []
+    unusable: dict[str, str] = {}
     try:
-        with os.scandir(config.options["dir"]) as it:
-            names = [e.name for e in it if e.is_file() and e.name != DIR_LOCK_NAME]
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.is_file(follow_symlinks=False):
+                    if e.name != DIR_LOCK_NAME:
+                        names.append(e.name)
+                elif (why := _unusable(e)) is not None:
+                    unusable[e.name] = why
     except FileNotFoundError:
         return ScannedEntries()
-    return ScannedEntries(dict.fromkeys(names, 0), (n for n in names if _blank(os.path.join(config.options["dir"], n))))
+    return ScannedEntries(dict.fromkeys(names, 0), (n for n in names if _blank(os.path.join(directory, n))),
+                          unusable)
+
+
+def _unusable(entry: os.DirEntry[str]) -> str | None:
+    """Why the sink can neither read nor replace `entry` as a secret's file (None for a name it
+    could never use anyway: the checks of `FileSink.name_problem` make sure no key points there)."""
+    if entry.is_symlink():
+        return IsSymlinkError(entry.path).strerror
+    if entry.is_dir(follow_symlinks=False):
+        return f"{entry.path} is a directory, not the file of a secret"
+    return NotAFileError(entry.path).strerror
 
 
 def _blank(path: str) -> bool:
