@@ -153,3 +153,30 @@ def test_a_plug_in_scan_s_own_blank_attribute_is_not_read(tmp_path: Path) -> Non
         assert scan({"odd": config}, {"odd"}).entries == {"odd": frozenset({"K0", "K1"})}
     finally:
         unregister(stype)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom\nsecond line"), SystemExit(0)], ids=["bug", "sys-exit"])
+def test_a_plug_in_scan_that_fails_is_a_problem_naming_it_not_an_internal_error(
+        tmp_path: Path, exc: BaseException) -> None:
+    """Found in stop 43: a plug-in sink type's scan raising anything but OSError, ValueError or
+    KeyError ended the plan as keyform's "internal error" (a SystemExit: silently). Now it is the
+    sink's problem, in one line naming the plug-in: the keys writing there are refused."""
+    from keyform.errors import SourceLoc
+    from keyform.model import SinkConfig, SinkTarget
+    from keyform.sinkscan import scan
+    from keyform.typeregistry import SinkType, register, unregister
+
+    def failing(config: SinkConfig) -> dict[str, int]:
+        raise exc
+
+    stype = SinkType(name="failing-scan", required="path", open=lambda config: None,  # type: ignore[arg-type, return-value]
+                     scan=failing)
+    register(stype, "kf-test 1.0")
+    try:
+        config = SinkConfig("bad", "failing-scan", {"path": str(tmp_path / "x")}, SourceLoc("k.yaml", 1))
+        snap = scan({"bad": config}, {"bad"})
+    finally:
+        unregister(stype)
+    problem = snap.problem_at(SinkTarget("bad", "K")) or ""
+    assert f"the sink type 'failing-scan' (kf-test 1.0) failed to scan it: {type(exc).__name__}" in problem, problem
+    assert "second line" not in problem and snap.holds("bad", "K") is None

@@ -25,6 +25,7 @@ import pytest
 from harness.project import Project
 from keyform import redact
 from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError, SourceLoc
 from keyform.model import EnvRef, ProviderConfig, RateLimit
 from keyform.providers import open_provider
@@ -77,6 +78,28 @@ def _open_paced(config, token, org_id, *, timeout=30.0, transport=None, max_retr
     return Hidden(_questra(config, token, timeout, transport, max_retries))
 
 
+class Exiting(Hidden):
+    """A plug-in whose library calls sys.exit() (or leaks a generator's GeneratorExit) mid-call."""
+
+    def list(self):
+        if self._on == "list":
+            raise self._exc
+        return self._inner.list()
+
+    def create(self, request):
+        raise self._exc
+
+
+def _open_exiting(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
+    import os
+    if os.environ.get("EXIT_ON") == "open":
+        raise SystemExit(0)
+    provider = Exiting(_questra(config, token, timeout, transport, max_retries))
+    provider._on = os.environ.get("EXIT_ON")
+    provider._exc = GeneratorExit() if os.environ.get("EXIT_WITH") == "generator" else SystemExit(0)
+    return provider
+
+
 def _open_faulty(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
     provider = Faulty(_questra(config, token, timeout, transport, max_retries))
     provider._token = token
@@ -88,12 +111,16 @@ _BASE = dict(returns_secret=True, attributes=("name",), remote_attributes=frozen
              key_schema={"properties": {"name": {"type": "string"}}}, description="test plug-in")
 PACED = ProviderType(name="paced", open=_open_paced, **_BASE)
 FAULTY = ProviderType(name="faulty", open=_open_faulty, **_BASE)
+EXITING = ProviderType(name="exiting", open=_open_exiting, **_BASE)
 
 
 class Leaky:
     readable = False
 
     def write(self, address, name, secret):
+        import os
+        if os.environ.get("SINK_EXITS"):
+            raise SystemExit(0)  # a library's sys.exit(): keyform must still revoke the new key
         raise RuntimeError("cannot store " + secret)
 
     def read(self, name):
@@ -112,6 +139,7 @@ LEAKY = SinkType(name="leaky", required="where", open=lambda config: Leaky(),
 def plugin_env(tmp_path: Path) -> dict[str, str]:
     return fakedist.install(tmp_path / "site", "kf-test-plugins", "1.0",
                             "[keyform.providers]\npaced = kf_test_plugins:PACED\nfaulty = kf_test_plugins:FAULTY\n"
+                            "exiting = kf_test_plugins:EXITING\n"
                             "[keyform.sinks]\nleaky = kf_test_plugins:LEAKY\n", "kf_test_plugins", PLUGIN)
 
 
@@ -156,20 +184,46 @@ def test_a_plugins_exception_is_one_line_naming_it_and_never_the_token(tmp_path:
     assert "Traceback" in verbose.output and CANARY not in verbose.output
 
 
+@pytest.mark.parametrize(("on", "exc", "command", "what"), [
+    ("create", "system", "apply", "create 'k00'"),
+    ("create", "generator", "apply", "create 'k00'"),
+    ("list", "system", "plan", "list"),
+    ("open", "system", "plan", "open"),
+])
+def test_a_plugin_calling_sys_exit_is_a_failure_naming_it_not_a_silent_exit(
+        tmp_path: Path, emulator: Emulator, plugin_env: dict[str, str], on: str, exc: str, command: str,
+        what: str) -> None:
+    """Found by review 107: a plug-in raising SystemExit(0) (a library's sys.exit) or GeneratorExit
+    was not one of the exceptions keyform reports as the plug-in's failure. Now it is, at its call."""
+    project = _project(tmp_path, emulator.url, "exiting", 1)
+    args = ("apply", "--auto-approve") if command == "apply" else ("plan",)
+    res = project.run_process(*args, env={**plugin_env, "EXIT_ON": on, "EXIT_WITH": exc})
+    assert res.exit_code == 1, res.output
+    name = "SystemExit" if exc == "system" else "GeneratorExit"
+    assert f"pp: {what}: the provider type 'exiting' (kf-test-plugins 1.0) failed: {name}" in res.output, res.output
+    assert "internal error" not in res.output and "Traceback" not in res.output
 
+
+@pytest.mark.parametrize("exits", [False, True], ids=["exception", "sys-exit"])
 def test_a_sink_plugins_exception_quoting_the_new_secret_never_prints_it(tmp_path: Path, emulator: Emulator,
-                                                                          plugin_env: dict[str, str]) -> None:
+                                                                          plugin_env: dict[str, str],
+                                                                          exits: bool) -> None:
     """A plug-in sink's write raising an exception that quotes the secret it was handed (not a
     SinkError): only the exception's class is shown, and the new key is revoked (a canary check;
-    this path was already safe)."""
+    this path was already safe). A write calling sys.exit() (found in stop 43) escaped the sink's
+    failure handling: the new key stayed live, its secret stored nowhere, until the next run."""
     project = _project(tmp_path, emulator.url, "paced", 1)
     project.manifest.write_text(re.sub(r"  env:\n    type: dotenv\n    path: .*\n", "  env:\n    type: leaky\n    where: x\n",
                                        project.manifest.read_text()))
-    res = project.run_process("apply", "--auto-approve", env=plugin_env)
+    res = project.run_process("apply", "--auto-approve", env={**plugin_env, "SINK_EXITS": "1" if exits else ""})
     assert res.exit_code == 1, res.output
-    assert "cannot store the new secret in sink env:K00: RuntimeError" in res.output, res.output
+    name = "SystemExit" if exits else "RuntimeError"
+    assert f"cannot store the new secret in sink env:K00: {name}; the new key " in res.output, res.output
+    assert "was revoked" in res.output
     assert "sk_live_" not in res.output, res.output  # the emulator's secret, just minted
     assert "internal error" not in res.output
+    keys = EmulatorControl(emulator.url).questra_keys("org_plug")
+    assert len(keys) == 1 and keys[0].get("revoked"), keys
 
 
 class _OwnStack:

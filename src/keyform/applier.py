@@ -26,6 +26,7 @@ from typing import Any
 from keyform import inherited, redact
 from keyform.durations import exact_duration, format_time, parse_time
 from keyform.errors import (
+    PLUGIN_FAILURES,
     AmbiguousProviderError,
     Diagnostic,
     KeyformError,
@@ -751,7 +752,7 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
         if unusable is not None or secret is None:
             raise SinkError(f"{spec.provider}: create {_label(spec)!r} returned {unusable or 'no secret'}")
         ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
-    except Exception as exc:
+    except PLUGIN_FAILURES as exc:  # (a sink plug-in's sys.exit() too: the new key must not stay live)
         msg = str(exc) if isinstance(exc, KeyformError) else (
             "it holds text that is not valid Unicode (a lone surrogate: an API sent a \\ud800 escape), which no "
             "file or program can be given" if isinstance(exc, UnicodeError) and secret and not _encodable(secret)

@@ -114,6 +114,13 @@ def is_failure(status: int) -> bool:
     return status in (401, 403, 407, 429) or status >= 500
 
 
+# What a plug-in's (or a definition's) code may raise that is its own failure, to be reported as
+# one line naming it: any Exception, and also a library's `sys.exit()` or a generator's leaked
+# GeneratorExit, which would otherwise end keyform (or a worker) without a word. Never the user's
+# Ctrl-C (KeyboardInterrupt): that stays keyform's to handle.
+PLUGIN_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit, GeneratorExit)
+
+
 class NotSentError(ProviderError):
     """A remote call given up before anything of it was sent: the apply was interrupted (one
     Ctrl-C or SIGTERM) while it waited for its turn. The applier reports its change as not started."""

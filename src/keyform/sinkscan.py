@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import field
 
-from keyform.errors import KeyformError
+from keyform.errors import PLUGIN_FAILURES, KeyformError
 from keyform.fsio import IsSymlinkError, NotAFileError
 from keyform.model import SinkConfig, SinkTarget
 from keyform.records import record
@@ -90,6 +90,15 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             found = stype.scan(config)
         except (OSError, ValueError, KeyError, KeyformError) as exc:
             problems[name] = _problem(shown, exc)
+            continue
+        except PLUGIN_FAILURES as exc:
+            if stype.origin == "built-in":  # keyform's own bug: the CLI says so (traceback with -v)
+                raise
+            # a plug-in's bug, in one scrubbed line naming it; the keys writing there are refused
+            from keyform import redact
+            text = redact.scrub(str(exc), ()).strip()
+            problems[name] = (f"{shown}: the sink type {stype.name!r} ({stype.origin}) failed to scan it: "
+                              f"{type(exc).__name__}{': ' + text.splitlines()[0][:300] if text else ''}")
             continue
         if found is None:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from keyform.errors import KeyformError, ProviderError
+from keyform.errors import PLUGIN_FAILURES, KeyformError, ProviderError
 from keyform.model import ProviderConfig
 from keyform.remote import Provider
 from keyform.typeregistry import TypeLoadError, find_provider_type
@@ -56,7 +56,7 @@ def open_provider(config: ProviderConfig, token: str, org_id: str | None, *, tim
                                   max_retries=max_retries)
         except KeyformError:
             raise
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             raise failure(config.name, "open", ptype, exc) from None
     if provider is None or not all(callable(getattr(provider, call, None))
                                    for call in ("list", "create", "update", "delete", "close")):

@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 from keyform import redact
 from keyform.durations import parse_time
-from keyform.errors import AmbiguousProviderError, KeyformError, NotSentError, ProviderError
+from keyform.errors import PLUGIN_FAILURES, AmbiguousProviderError, KeyformError, NotSentError, ProviderError
 from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.typeregistry import ProviderType
@@ -257,7 +257,7 @@ class ForeignProvider:
             raise ProviderError(f"{self.name}: {what}: interrupted after part of it was sent") from None
         except KeyformError:
             raise
-        except Exception as exc:  # the type's own bug: said in one line, traceback with -v
+        except PLUGIN_FAILURES as exc:  # the type's own bug: said in one line, traceback with -v
             raise failure(self.name, what, self._type, exc, ambiguous=create) from None
 
     def list(self) -> list[RemoteKey] | None:
