@@ -14,8 +14,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -206,3 +209,72 @@ def test_the_kit_fails_a_provider_that_takes_a_failure_saying_not_found_for_gone
     with _target("not-found-is-gone", NotFoundIsGone, base="textql") as target, \
             pytest.raises(pytest.fail.Exception, match="with the body the API answers for a key already gone"):
         ProviderConformance().test_a_failure_with_the_api_s_gone_body_is_an_error(target, Log())
+
+
+PRINTING_SUITE = '''
+import sys
+from dataclasses import replace
+
+import pytest
+
+from keyform.emulator import Emulator, EmulatorConfig
+from keyform.testing import CANARY, ConformanceTarget, ProviderConformance
+from keyform.testing.builtin import EmulatorFaults
+from keyform.typeregistry import provider_type, register, unregister
+
+TOKEN = f"tok-{CANARY}-ok"
+
+
+class Prints:
+    """questra, printing what it must never show."""
+
+    def __init__(self, inner, token):
+        self.inner, self.name, self.token = inner, inner.name, token
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def create(self, request):
+        created = self.inner.create(request)
+        print("debug: created", created.key.id, WHAT(self, created), file=STREAM())
+        return created
+
+
+@pytest.fixture
+def conformance_target():
+    emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, tokens=frozenset({TOKEN}))).start()
+    inner = provider_type("questra")
+    t = replace(inner, name="prints", open=lambda c, token, org, **kw: Prints(inner.open(c, token, org, **kw), token))
+    register(t, origin="test")
+    yield ConformanceTarget(provider_type="prints", base_url=emu.url, token=TOKEN, rejected_token=f"tok-{CANARY}-no",
+                            faults=EmulatorFaults(emu.url), provider_options={"org_id": "org_kit"},
+                            key_fields=lambda label: {"name": label})
+    unregister(t)
+    emu.stop()
+
+
+class TestPrints(ProviderConformance):
+    pass
+'''
+
+
+@pytest.mark.parametrize(("what", "stream"), [
+    ("lambda p, created: created.secret", "lambda: sys.stdout"),
+    ("lambda p, created: p.token", "lambda: sys.stderr"),
+    ("lambda p, created: 'nothing secret'", "lambda: sys.stdout"),
+], ids=["secret-on-stdout", "token-on-stderr", "harmless"])
+def test_the_kit_fails_a_provider_that_prints_a_secret(tmp_path: Path, what: str, stream: str) -> None:
+    """Found by review 107: a plug-in that print()s the secret it was issued (or its token) puts it
+    on keyform's own output, and the kit did not look at what a provider prints. It does now, in
+    a real pytest run of the kit (the `kit` fixture captures sys.stdout and sys.stderr)."""
+    suite = tmp_path / "test_prints_suite.py"
+    suite.write_text(PRINTING_SUITE.replace("WHAT(", f"({what})(").replace("STREAM()", f"({stream})()"))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite),
+                          "-k", "test_create_list_update_delete"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    if "nothing secret" in what:
+        assert res.returncode == 0, res.stdout[-3000:]
+    else:
+        assert res.returncode == 1, res.stdout[-3000:]
+        assert ("leaked into a repr, a log line, an error or the provider's output" in res.stdout
+                or "the canary leaked" in res.stdout), res.stdout[-3000:]

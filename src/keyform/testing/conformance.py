@@ -25,7 +25,9 @@ how to label a key, and a `ServerFaults` to inject faults). The tests:
   with a failure status (the rejected token's, 500, 503) and the very body the API answers for a key
   already gone (its `not_found`, learnt through a relay on 127.0.0.1, `keyform.testing.relay`);
 - a canary secret (tokens, secret options, write-only inputs, issued secrets) never appears in a
-  repr, a log line (the `keyform` logger at DEBUG, as `-v` shows) or an error message;
+  repr, a log line (the `keyform` logger at DEBUG, as `-v` shows), an error message, or what the
+  provider prints (anything written to `sys.stdout` or `sys.stderr` during a test: a `print()`
+  reaches keyform's own output, a CI log);
 - every result has the interface's types, as keyform checks them when it runs a plug-in
   (`keyform.providers.foreign`): `list()` a list of `RemoteKey` (each id once, a non-empty string;
   RFC 3339 times), `create()` a `CreateResult` whose secret is a string or None, `update()` a
@@ -36,14 +38,16 @@ how to label a key, and a `ServerFaults` to inject faults). The tests:
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 from urllib.parse import quote
 
 import pytest
@@ -200,11 +204,46 @@ def _label() -> str:
     return f"kit-{uuid.uuid4().hex[:10]}"
 
 
+_TEES: list[_Tee] = []  # installed by a `_Seen`, taken out by `_untee`
+
+
+def _untee() -> None:
+    """sys.stdout and sys.stderr as they were before any `_Seen` of the test (where pytest did not
+    already put its own back)."""
+    while _TEES:
+        tee = _TEES.pop()
+        for name in ("stdout", "stderr"):
+            if getattr(sys, name) is tee:
+                setattr(sys, name, tee.inner)
+
+
+class _Tee(io.TextIOBase):
+    """A text stream that keeps what is written to it and passes it on to `inner`."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner, self.parts = inner, list[str]()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return self.inner.write(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
 class _Seen:
-    """Everything a provider showed during a test: reprs and error messages."""
+    """Everything a provider showed during a test: reprs, error messages, and what it printed
+    (to sys.stdout or sys.stderr, from when it is made: inside the test, as pytest captures a
+    test's output only from its call on; the `kit` fixture puts the streams back)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.printed = [_Tee(sys.stdout), _Tee(sys.stderr)]
+        sys.stdout, sys.stderr = self.printed
+        _TEES.extend(self.printed)
 
     def add(self, *objects: Any) -> None:
         for obj in objects:
@@ -214,10 +253,12 @@ class _Seen:
 
     def check(self, secrets: tuple[str, ...], log: str) -> None:
         forms = [(form, how) for secret in secrets for form, how in _encoded(secret)]
-        for text in (*self.texts, log):
+        printed = "".join(part for tee in self.printed for part in tee.parts)
+        for text in (*self.texts, log, printed):
             assert CANARY not in text, f"the canary leaked: {text[:300]!r}"
             for form, how in forms:
-                assert form not in text, f"a secret value leaked{how} into a repr, a log line or an error"
+                assert form not in text, \
+                    f"a secret value leaked{how} into a repr, a log line, an error or the provider's output"
 
 
 def _encoded(secret: str) -> list[tuple[str, str]]:
@@ -244,7 +285,10 @@ class ProviderConformance:
         for var, value in conformance_target.option_environ().items():
             monkeypatch.setenv(var, value)  # where the provider reads its secret options (EnvRef)
         conformance_target.faults.clear()
-        yield conformance_target
+        try:
+            yield conformance_target
+        finally:
+            _untee()
         conformance_target.faults.clear()
         conformance_target.faults.set_page_size(0)
 
