@@ -59,6 +59,12 @@ from keyform.providers.foreign import Broken, check_created, check_key, check_li
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.typeregistry import ProviderType, provider_type
 
+DEADLINE = 20.0  # seconds: each call of a provider the kit opens (`ProviderConfig.deadline`)
+# seconds: the deadline of a provider the kit injects faults into. keyform retries a 429 (on a
+# budget of its own: `max_retries=0` does not stop it) until its call's deadline, and the kit needs
+# only the status the call ends with; 20 s per injected 429 made the kit a minute long
+FAULT_DEADLINE = 3.0
+
 # Put this inside every secret value a target hands the kit (tokens, write-only inputs): the kit
 # searches for the whole values, and for this marker, in everything a provider shows.
 CANARY = "kfCANARY9x7q"
@@ -141,18 +147,18 @@ class ConformanceTarget:
             return bool(self.definition.expiry_supported and "expires_at" in self.definition.key_paths)
         return True
 
-    def config(self) -> ProviderConfig:
+    def config(self, deadline: float = DEADLINE) -> ProviderConfig:
         rest = self.definition is not None  # a definition declares org_id as one of its own options
         options: dict[str, Any] = {k: v for k, v in self.provider_options.items() if rest or k != "org_id"}
         options.update({k: EnvRef(option_env(k)) for k in self.secret_options})
         org = None if rest else self.provider_options.get("org_id")
         return ProviderConfig(name="kit", type=self.provider_type, base_url=self.base_url.rstrip("/"),
                               token=EnvRef("KEYFORM_KIT_TOKEN"), org_id=org if isinstance(org, str) else None,
-                              loc=SourceLoc("conformance", 1), deadline=20.0, options=options,
+                              loc=SourceLoc("conformance", 1), deadline=deadline, options=options,
                               definition=self.definition)
 
-    def open(self, token: str | None = None, max_retries: int = 0) -> Provider:
-        config = self.config()
+    def open(self, token: str | None = None, max_retries: int = 0, deadline: float = DEADLINE) -> Provider:
+        config = self.config(deadline)
         org = config.org_id if isinstance(config.org_id, str) else None
         return self.type.open(config, self.token if token is None else token, org, timeout=10.0,
                               max_retries=max_retries)
@@ -396,13 +402,15 @@ class ProviderConformance:
         statuses = kit.faults.injectable()
         assert 429 in statuses and any(s >= 500 for s in statuses), "inject must support 429 and a 5xx"
         for status in statuses:
+            # one provider per status: refused to its deadline, an instance sends no more in its run
+            faulted = kit.open(deadline=FAULT_DEADLINE)
             kit.faults.inject(status)
             try:
                 with pytest.raises(ProviderError) as failed:
-                    provider.list()
+                    faulted.list()
                 assert failed.value.status == status and not failed.value.ambiguous, failed.value
                 with pytest.raises(ProviderError) as create_failed:
-                    provider.create(kit.request(_label()))
+                    faulted.create(kit.request(_label()))
                 assert create_failed.value.status == status, create_failed.value
                 if status in (429, 503) or status < 500:  # refused before doing anything: never ambiguous
                     assert not create_failed.value.ambiguous, create_failed.value
@@ -413,6 +421,7 @@ class ProviderConformance:
                 seen.add(failed.value, create_failed.value)
             finally:
                 kit.faults.clear()
+                faulted.close()
         provider.close()
         seen.check(kit.secrets(), keyform_debug_log.text)
 
@@ -430,11 +439,13 @@ class ProviderConformance:
                 seen.add(self._refused_delete(refused, key_id, status, f"a token the API answers {status}"))
                 refused.close()
         for status in kit.faults.injectable():
+            faulted = kit.open(deadline=FAULT_DEADLINE)  # (one per status, as above)
             kit.faults.inject(status)
             try:
-                seen.add(self._refused_delete(provider, key_id, status, f"an injected {status}"))
+                seen.add(self._refused_delete(faulted, key_id, status, f"an injected {status}"))
             finally:
                 kit.faults.clear()
+                faulted.close()
         still = self._listed(provider).get(key_id)
         assert still is not None and not (still.revoked or still.expired), "a refused delete removed the key"
         provider.delete(key_id)
