@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
@@ -217,7 +218,7 @@ def _describe(error: ValidationError, doc: YamlDocument | None = None,
                 yield path, f"missing required top-level field {name!r}" + (
                     " (add `version: 1`)" if name == "version" else "")
     elif kind == "type":
-        yield path, _type_message(path, instance, expected, doc)
+        yield path, _type_message(path, instance, expected, doc, schema)
     elif kind in ("pattern", "const", "minProperties", "maxProperties") and custom:
         # A bad *name* (propertyNames) is reported at the name's own line.
         where = (*path, instance) if "propertyNames" in error.absolute_schema_path else path
@@ -262,7 +263,8 @@ def _unknown_field(path: YamlPath, field: str, allowed: list[str], schema: Mappi
     return message
 
 
-def _type_message(path: YamlPath, instance: Any, expected: Any, doc: YamlDocument | None = None) -> str:
+def _type_message(path: YamlPath, instance: Any, expected: Any, doc: YamlDocument | None = None,
+                  schema: Any = None) -> str:
     names = [expected] if isinstance(expected, str) else list(expected)
     # An empty section (null) is allowed but not worth suggesting.
     want = " or ".join(_TYPE_WORDS.get(n, n) for n in names if n != "null" or len(names) == 1)
@@ -277,5 +279,20 @@ def _type_message(path: YamlPath, instance: Any, expected: Any, doc: YamlDocumen
     if ("string" in names and isinstance(instance, (int, float)) and not isinstance(instance, bool)
             and field not in NO_ECHO_FIELDS):
         # the text as written: `0123` is the integer 83, and quoting `83` would change the value
-        message += f" (quote it: '{doc.written(path, instance)}')" if doc is not None else " (quote it as written)"
+        written = doc.written(path, instance) if doc is not None else None
+        pattern = schema.get("pattern") if isinstance(schema, dict) else None
+        if written is not None and isinstance(pattern, str) and not _matches(pattern, written):
+            # quoting would not help (`expires_in: 90` needs a unit): say what the value must be
+            custom = schema.get("errorMessage")
+            return f"{dotted(path)}: {_custom_message(custom, 'pattern', written)}" if isinstance(custom, str) \
+                else message
+        message += f" (quote it: '{written}')" if written is not None else " (quote it as written)"
     return message
+
+
+def _matches(pattern: str, text: str) -> bool:
+    """Whether `text` matches a schema `pattern` (an unusual one Python cannot read: assume it does)."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return True
