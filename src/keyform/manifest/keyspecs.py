@@ -95,6 +95,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     value = decl.value
     source, name, path = decl.source, decl.name, decl.path
     if not decl.valid:
+        _broken_key(decl, ctx)
         return None
     report = ctx.report
     provider_name: str = value["provider"]
@@ -103,6 +104,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
         if provider_name not in ctx.declared_providers:
             report.error(source, (*path, "provider"), f"{dotted(path)}.provider: unknown provider "
                          f"{provider_name!r}{known_names(ctx.declared_providers, 'providers')}")
+            _unknown_sink(value, decl, ctx)
             return None
         provider = ctx.providers.get(provider_name)
         if provider is None:  # the provider itself is invalid and reported
@@ -130,6 +132,37 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
                    loc=source.loc(path), secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
                    prevent_destroy=prevent_destroy, entry=value,
                    field_loc=partial(_field_loc, source, path) if secret_inputs else None)
+
+
+def _broken_key(decl: Declaration, ctx: KeyContext) -> None:
+    """The mistakes of a key the schema refused that the schema cannot see, reported with its own
+    (all problems at once: a misspelt `nmae` is not found only once `expires_in: 90days` is fixed):
+    a field its provider's type does not know (the schema admits any field, as rest definitions
+    declare their own) and a sink that is not declared."""
+    value = decl.value
+    if not isinstance(value, dict):
+        return
+    provider_name = value.get("provider")
+    provider = ctx.providers.get(provider_name) if isinstance(provider_name, str) else None
+    if provider is not None and provider.definition is None:  # a rest definition checks its own fields
+        facts = ctx.provider_facts.get(provider.name)
+        if facts is None:
+            facts = ctx.provider_facts[provider.name] = _facts(provider)
+        unknown = {f: v for f, v in value.items() if f not in facts.fields and f not in _schema_key_fields()}
+        if unknown:
+            _check_fields(unknown, facts.kind, decl.source, decl.path, ctx.report)
+    _unknown_sink(value, decl, ctx)
+
+
+def _unknown_sink(value: Mapping[str, Any], decl: Declaration, ctx: KeyContext) -> None:
+    """A key's `sink` that names no declared sink, for a key not built further (whose own checks,
+    `_sink_target`, are not reached)."""
+    raw = value.get("sink")
+    sink_name = raw.get("use") if isinstance(raw, dict) else raw
+    if isinstance(sink_name, str) and sink_name not in ctx.declared_sinks:
+        path = decl.path
+        ctx.report.error(decl.source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
+                         f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
 
 
 def _field_loc(source: ManifestFile, key: YamlPath, field: tuple[str, ...]) -> SourceLoc:
