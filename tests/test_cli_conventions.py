@@ -352,6 +352,31 @@ def test_show_of_a_file_that_is_not_a_plan_says_so(tmp_path: Path) -> None:
         assert res.exit_code == 1 and res.stderr.startswith(f"Error: {state}: not a keyform plan file"), res.output
 
 
+def test_a_manifest_given_where_a_plan_or_nothing_goes_is_told_to_name_it_with_f(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user's `keyform plan keyform.yaml` got only "Got unexpected extra argument", and
+    `keyform apply keyform.yaml` "not a keyform plan file (Expecting value: line 1 column 1 (char
+    0))", the JSON parser's words: both now say that manifests are named with -f."""
+    monkeypatch.chdir(tmp_path)
+    Path("keyform.yaml").write_text("version: 1\n")
+    for command in ("plan", "validate"):
+        res = run(command, "keyform.yaml")
+        assert res.exit_code == 1
+        assert res.stderr == (f"Error: Got unexpected extra argument (keyform.yaml): manifests are named with -f "
+                              f"(`keyform {command} -f keyform.yaml`). See `keyform {command} --help`.\n")
+    res = run("state", "rm", "a", "b")  # an extra argument that is no manifest: no hint
+    assert res.stderr == "Error: Got unexpected extra argument (b). See `keyform state rm --help`.\n"
+    for command in ("apply", "show"):
+        res = run(command, "keyform.yaml")
+        assert res.exit_code == 1
+        assert res.stderr.startswith("Error: keyform.yaml: not a keyform plan file but a manifest: manifests are "
+                                     "named with -f (`keyform plan -f keyform.yaml`)"), res.stderr
+    Path("notes.txt").write_text("sk_live_CANARY_0123 is not JSON\n")
+    res = run("show", "notes.txt")
+    assert res.stderr == ("Error: notes.txt: not a keyform plan file (not JSON; a saved plan is the file "
+                          "`keyform plan --out FILE` writes)\n")
+
+
 # -------------------------------------------------------------------------- 19. shell completion
 
 

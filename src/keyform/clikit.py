@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -64,6 +65,7 @@ class UsageFailure(click.UsageError):
 
 
 _SINGLE_DASH_LONG = re.compile(r"^-([a-z][a-z0-9-]+)(=.*)?$")
+_EXTRA_ARGUMENT = re.compile(r"^Got unexpected extra arguments? \((.+)\)$")  # click's words
 
 
 def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str = "") -> str:
@@ -82,6 +84,13 @@ def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str =
                 break
     message = message.rstrip(".")
     path = cctx.command_path if cctx is not None else command_path
+    extra = _EXTRA_ARGUMENT.match(message)
+    if extra and command is not None and "-f" in known:  # `keyform plan keyform.yaml`
+        given = f" {extra[1]} "  # the extra arguments, joined by spaces
+        manifests = [a for a in args if f" {a} " in given and (a.endswith((".yaml", ".yml")) or os.path.isdir(a))]
+        if manifests:
+            return (f"{message}: manifests are named with -f (`{path} -f {shlex.quote(manifests[-1])}`). "
+                    f"See `{path} --help`.")
     if path:
         message += f"{'' if message.endswith('?') else '.'} See `{path} --help`."
     return message

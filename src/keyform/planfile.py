@@ -7,6 +7,8 @@ Any malformed file is one clear error; `printable` replaces control characters i
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from typing import Any
 
 from keyform.errors import KeyformError
@@ -38,7 +40,11 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
     """The plan saved in `path`; `for_display`: its strings made printable (`keyform show`)."""
     shown = one_line(path)  # (a newline or escape in the path: one line)
     try:
-        doc = json.loads(read_capped(path, MAX_BYTES, fifo=True)[0].decode("utf-8"))  # (a pipe: `<(sops -d ...)`)
+        data = read_capped(path, MAX_BYTES, fifo=True)[0]  # (a pipe: `<(sops -d ...)`)
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except ValueError:  # (UnicodeDecodeError too) never the parser's words: they may quote the file
+            raise KeyformError(_not_json(path, shown, data)) from None
         if not (isinstance(doc, dict) and "changes" in doc and "manifest_digest" in doc):
             # a state, a journal line or another JSON file (a state's format_version is a plan's too)
             raise ValueError("it has no plan's changes and manifest digest")
@@ -46,6 +52,8 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
         if problem:
             raise ValueError(printable(problem))
         return Plan.from_json(printable(doc) if for_display else doc)
+    except KeyformError:
+        raise
     except NotAFileError:
         raise KeyformError(f"{shown}: not a regular file or a pipe (a device or a socket); name a saved plan "
                            "file") from None
@@ -55,3 +63,18 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
         raise KeyformError(f"{shown}: cannot read the saved plan: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise KeyformError(f"{shown}: not a keyform plan file ({exc})") from None
+
+
+_MANIFEST_LINE = re.compile(rb"^version:", re.MULTILINE)
+
+
+def _not_json(path: str, shown: str, data: bytes) -> str:
+    """The error for a PLANFILE that is not JSON: most often a manifest given where a plan goes
+    (`keyform apply keyform.yaml`), which gets the way to name manifests."""
+    written = "a saved plan is the file `keyform plan --out FILE` writes"
+    if not data.strip():
+        return f"{shown}: not a keyform plan file (the file is empty; {written})"
+    if path.endswith((".yaml", ".yml")) or _MANIFEST_LINE.search(data[:65536]):
+        return (f"{shown}: not a keyform plan file but a manifest: manifests are named with -f "
+                f"(`keyform plan -f {shlex.quote(shown)}`); {written}")
+    return f"{shown}: not a keyform plan file (not JSON; {written})"
