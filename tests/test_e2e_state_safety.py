@@ -74,6 +74,22 @@ def test_a_saved_plan_given_as_the_state_is_named_a_plan_file(project: Project, 
     assert emu_control.questra_keys(ORG) == []
 
 
+def test_a_manifest_given_as_the_state_is_named_a_manifest(project: Project, emu_control: EmulatorControl) -> None:
+    """`plan --state keyform.yaml` (meant as `-f`) said "state file is not valid JSON (truncated?):
+    line 1 column 1; it was left untouched — fix it, or restore it from a copy": advice to edit a
+    manifest that is fine. It is a manifest, and the message says so (every command)."""
+    content = project.manifest.read_bytes()
+    said = (f"Error: {project.manifest}: this looks like a manifest, not a state file: manifests are named with -f, "
+            "a state file with --state; it was left untouched\n")
+    for args in (("plan",), ("apply", "--auto-approve"), ("state", "list"), ("state", "push", str(project.manifest))):
+        state = () if args[:2] == ("state", "push") else ("--state", str(project.manifest))
+        res = project.run(*args, "-f", str(project.manifest), *state)
+        assert res.exit_code == 1, res.output
+        assert res.stderr == said, (args, res.stderr)
+        assert project.manifest.read_bytes() == content
+    assert emu_control.questra_keys(ORG) == []
+
+
 def test_every_write_keeps_the_previous_state_as_backup(project: Project) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
     first = project.state_path.read_text()

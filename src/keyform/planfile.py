@@ -7,7 +7,6 @@ Any malformed file is one clear error; `printable` replaces control characters i
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from typing import Any
 
@@ -65,16 +64,15 @@ def read_plan(path: str, *, for_display: bool = False) -> Plan:
         raise KeyformError(f"{shown}: not a keyform plan file ({exc})") from None
 
 
-_MANIFEST_LINE = re.compile(rb"^version:", re.MULTILINE)
-
-
 def _not_json(path: str, shown: str, data: bytes) -> str:
     """The error for a PLANFILE that is not JSON: most often a manifest given where a plan goes
     (`keyform apply keyform.yaml`), which gets the way to name manifests."""
+    from keyform.manifest.loader import looks_like_manifest
+
     written = "a saved plan is the file `keyform plan --out FILE` writes"
     if not data.strip():
         return f"{shown}: not a keyform plan file (the file is empty; {written})"
-    if path.endswith((".yaml", ".yml")) or _MANIFEST_LINE.search(data[:65536]):
+    if looks_like_manifest(path, data):
         return (f"{shown}: not a keyform plan file but a manifest: manifests are named with -f "
                 f"(`keyform plan -f {shlex.quote(shown)}`); {written}")
     return f"{shown}: not a keyform plan file (not JSON; {written})"

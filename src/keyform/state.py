@@ -431,6 +431,11 @@ def parse_state(raw: bytes, name: str, untouched: str, what: str = "state file")
         raise StateError(f"{name}: {what} has the key {exc.key!r} twice in one object (a hand edit or a merge?): "
                          f"keyform would keep only the last; {untouched}") from None
     except json.JSONDecodeError as exc:
+        from keyform.manifest.loader import looks_like_manifest
+
+        if looks_like_manifest(name, raw):  # `--state keyform.yaml`, meant as `-f keyform.yaml`
+            raise StateError(f"{name}: this looks like a manifest, not a {what}: manifests are named with -f, "
+                             f"a state file with --state; it was left untouched") from None
         raise StateError(f"{name}: {what} is not valid JSON (truncated?): line {exc.lineno} column "
                          f"{exc.colno}; {untouched}") from None
     except UnicodeDecodeError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,13 @@ from keyform.render.safe import one_line
 
 DEFAULT_MANIFEST = "keyform.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+_VERSION_LINE = re.compile(rb"^version:", re.MULTILINE)
+
+
+def looks_like_manifest(path: str, data: bytes) -> bool:
+    """Whether a file given where JSON goes (a PLANFILE, `--state FILE`) that is not JSON is most
+    likely a manifest (`keyform apply keyform.yaml`): named like one, or with a `version:` line."""
+    return bool(data.strip()) and (path.endswith(MANIFEST_SUFFIXES) or _VERSION_LINE.search(data[:65536]) is not None)
 
 
 def load_workspace(paths: Sequence[str | Path] = (), *, now: datetime | None = None,
