@@ -258,6 +258,28 @@ def test_report_unmanaged_finds_keys_created_outside_keyform_and_import_adopts_t
     validate_report(before_doc)
 
 
+def test_report_unmanaged_suggests_the_declared_key_a_remote_key_belongs_to(
+        project: Project, emulator: Emulator) -> None:
+    """A key declared in the manifests (`legacy`, named like the remote key) but in no state was
+    suggested as `keyform import legacy-integration ID`: a new address to declare, while `legacy`
+    stayed planned for a create. The declared key is the address to import into."""
+    stray_id, _ = outside_key(emulator, "Legacy integration")
+    other_id, _ = outside_key(emulator, "Legacy integration")  # a second of that name: a new address
+    project.questra("legacy: {provider: qp, name: Legacy integration}\n")
+    result = report(project, "--unmanaged")
+    assert result.exit_code == 0, result.output
+    commands = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("keyform import")]
+    suggested = {shlex.split(c)[3]: shlex.split(c)[2] for c in commands}
+    # the first one listed (the older) goes to the declared key, the other to a new address
+    assert sorted(suggested.values()) == ["legacy", "legacy-integration"] and set(suggested) == {stray_id, other_id}
+    [declared] = [c for c in commands if c.endswith("(declared; not in the state yet)")]
+    argv = shlex.split(declared.split("   (")[0])
+    assert argv[2] == "legacy"
+    adopted = project.run(*argv[1:])
+    assert adopted.exit_code == 0, adopted.output
+    assert "to create" not in project.run("plan").stdout
+
+
 def test_report_unmanaged_without_refresh_says_it_cannot_tell(project: Project) -> None:
     project.questra("k: {provider: qp}\n")
     result = report(project, "--unmanaged", "--no-refresh")

@@ -957,7 +957,19 @@ def usage_report(sess: Session, *, idle: timedelta | None = None, unmanaged: boo
     return build_report(state, snapshot, sess.options.clock(), idle=idle, unmanaged=unmanaged and refresh_remote,
                         provider_types={n: p.type for n, p in ws.providers.items()},
                         other_states=others.values(), taken=ws.keys, files=sess.options.files, notes=notes,
-                        state_path=sess.options.state_path, withheld=sess.withheld)
+                        state_path=sess.options.state_path, withheld=sess.withheld,
+                        declared=_declared_names(ws, state) if unmanaged else None)
+
+
+def _declared_names(ws: Workspace, state: State) -> dict[tuple[str, str], str]:
+    """(provider instance, name or description) → address, for the declared keys no state holds yet:
+    an unmanaged remote key of that instance and name is the one to import into that address."""
+    out: dict[tuple[str, str], str] = {}
+    for address, spec in ws.keys.items():
+        label = spec.attrs.get("name") or spec.attrs.get("description")
+        if address not in state.keys and isinstance(label, str):
+            out.setdefault((spec.provider, label), address)
+    return out
 
 
 # ------------------------------------------------------------------ state commands (no providers)

@@ -298,6 +298,7 @@ class UnmanagedRow:
     expires_at: str | None
     address: str  # a suggested address (unique, valid); declare it in the manifests first
     import_command: str
+    declared: bool = False  # `address` is a key the manifests declare, of this instance and name, not in the state
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "provider_type": self.provider_type, "remote_id": self.remote_id,
@@ -345,7 +346,8 @@ def suggest_address(name: str, taken: set[str], suffixes: dict[str, int] | None 
 def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
                    tracked: Iterable[tuple[str, str]], now: datetime, *, taken: Iterable[str] = (),
                    files: Iterable[str] = (), state_path: str | None = None,
-                   withheld: Callable[[str, str], bool] | None = None) -> UnmanagedReport:
+                   withheld: Callable[[str, str], bool] | None = None,
+                   declared: Mapping[tuple[str, str], str] | None = None) -> UnmanagedReport:
     """The listed keys that no state tracks. `provider_types` maps each provider instance to its
     type; `tracked` holds (provider_type, remote_id) pairs from every state that counts (with the
     postgres backend: every workspace in the database); `taken` are addresses already in use (for
@@ -353,8 +355,11 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
     expired keys are skipped (counted). Most likely forgotten first: the oldest last activity (last
     use, or creation when never used or not reported), then the oldest creation. A key for which
     `withheld(instance, id)` is true has an id that holds a secret (`recovery.withheld_matcher`):
-    counted in a note, never shown."""
+    counted in a note, never shown. `declared` maps (instance, name) to a key the manifests declare
+    there that no state holds: the first remote key of that name is suggested under that address
+    (the key to import it into), not under a new one, which would leave the declared key to be created."""
     tracked_set = set(tracked)
+    unclaimed = dict(declared or {})
     taken_set = set(taken)
     suffixes: dict[str, int] = {}
     file_args = "".join(f" -f {shlex.quote(f)}" for f in files)
@@ -388,13 +393,15 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
         rows = []
         for _, _, rk in found:
             name = _label(rk)
-            address = suggest_address(name, taken_set, suffixes)
+            own = unclaimed.pop((instance, name), None)
+            address = own or suggest_address(name, taken_set, suffixes)
             usage = _usage_row("", instance, ptype, rk.id, rk.created_at, snapshot, now).usage
             rows.append(UnmanagedRow(
                 provider=instance, provider_type=ptype, remote_id=rk.id, name=name, created_at=rk.created_at,
                 last_used=rk.last_used_at if rk.usage_reported else None, usage=usage, expires_at=rk.expires_at,
                 address=address,
-                import_command=f"keyform import {shlex.quote(address)} {shlex.quote(rk.id)}{file_args}"))
+                import_command=f"keyform import {shlex.quote(address)} {shlex.quote(rk.id)}{file_args}",
+                declared=own is not None))
         if rows:
             out[instance] = tuple(rows)
     if hidden:
@@ -462,10 +469,11 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
                  unmanaged: bool = False, provider_types: Mapping[str, str] | None = None,
                  other_states: Iterable[State] = (), taken: Iterable[str] = (), files: Iterable[str] = (),
                  notes: Iterable[str] = (), state_path: str | None = None,
-                 withheld: Callable[[str, str], bool] | None = None) -> UsageReport:
+                 withheld: Callable[[str, str], bool] | None = None,
+                 declared: Mapping[tuple[str, str], str] | None = None) -> UsageReport:
     """The whole report from plain values: this workspace's state, a snapshot of the provider
     instances (every instance of the manifests, for `unmanaged`), and the other workspaces' states
-    that count as tracking keys. `withheld`: see `unmanaged_rows`."""
+    that count as tracking keys. `withheld`, `declared`: see `unmanaged_rows`."""
     rows = tuple(usage_rows(state, snapshot, now))
     idle_keys = tuple(idle_rows(rows, idle)) if idle is not None else ()
     report_unmanaged = None
@@ -473,7 +481,7 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
         tracked = tracked_ids([state, *other_states])
         report_unmanaged = unmanaged_rows(snapshot, provider_types or {}, tracked, now,
                                           taken=set(taken) | set(state.keys), files=files, state_path=state_path,
-                                          withheld=withheld)
+                                          withheld=withheld, declared=declared)
     types = {r.provider: r.provider_type for r in rows} | dict(provider_types or {})
     skews = [note for name in sorted(types)
              if (note := skew_note(name, types[name], snapshot.clock_offset(name)))]

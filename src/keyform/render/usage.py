@@ -86,7 +86,8 @@ def _unmanaged_text(u: UnmanagedReport) -> list[str]:
                       [[_cut(r.remote_id), _cut(r.name), _cut(r.created_at or "-"), _cut(r.usage),
                         _cut(r.expires_at or "never")] for r in rows])
         out.append("  adopt one: declare it in the manifests (keys.ADDRESS with this provider), then run")
-        out += [f"    {_safe(r.import_command)}" for r in rows]
+        out += [f"    {_safe(r.import_command)}" + ("   (declared; not in the state yet)" if r.declared else "")
+                for r in rows]
     if u.skipped:
         out += ["", f"({u.skipped} revoked or expired key{'s' if u.skipped != 1 else ''} not shown: "
                     "they cannot authenticate)"]
