@@ -116,6 +116,24 @@ def test_a_consumer_of_a_rotating_source_shows_the_sources_rotation() -> None:
     assert (rows["src"].rotation_rule, rows["early"].rotation_rule) == ("before_expiry 14d", "max_age 10d")
 
 
+def test_a_long_secret_of_chain_declared_consumer_first_is_reported() -> None:
+    """Each key's inherited rotation was found by recursing into its source: a chain of 1,500 keys
+    declared consumer first (a REST type that takes a secret and issues one) ended `keyform report`
+    in a RecursionError ("internal error"). Sources are now settled first, without recursion."""
+    from keyform.model import SecretOfRef
+
+    n = 1500
+    src = questra_key("k0", rotation=Rotation(max_age=timedelta(days=60)))
+    chain = [textql_key(f"k{i}", auth=SecretOfRef(f"k{i - 1}")) for i in range(1, n)]
+    ws = workspace(*reversed([src, *chain]))
+    rows = {r.address: r for r in build_report(ws, State.new(), RemoteSnapshot(), NOW).rows}
+    assert len(rows) == n and rows[f"k{n - 1}"].status == NOT_CREATED
+    st = state_with(recorded(src, "id_k0"), *(recorded(k, f"id_{k.address}") for k in chain))
+    rows = {r.address: r for r in build_report(ws, st, snapshot_of(st), NOW).rows}
+    assert rows[f"k{n - 1}"].rotation_due_at == rows["k0"].rotation_due_at == "2026-03-02T00:00:00Z"
+    assert rows["k2"].rotation_rule == "depends on k1, which depends on k0 (max_age 60d)"
+
+
 def test_rows_are_sorted_by_urgency() -> None:
     ws, st = mixed()
     report = build_report(ws, st, snapshot_of(st, **{"revoked-key": {"revoked": True}}), NOW)

@@ -160,29 +160,31 @@ def _with_inherited_rotations(rows: list[ReportRow], workspace: Workspace) -> li
     by `auth_value: {secret_of: src}` is replaced whenever `src` is (the planner's `_propagate`),
     and a mass rotation's lead must see the consumers that will be re-issued, and re-deployed,
     that day (`--due-within` counts them). Its rule then says why: `depends on src (max_age 20d)`.
-    The manifests refuse a `secret_of` cycle, so the walk ends."""
+    The manifests refuse a `secret_of` cycle; sources are settled before their consumers
+    (`graph.topological_order`, no recursion: a chain of 1,000 keys declared consumer first ended
+    the report in a RecursionError)."""
     by_address = {r.address: r for r in rows if r.kind == "key"}
     if not any(spec.secret_inputs and spec.dependencies() for spec in workspace.keys.values()):
         return rows  # most workspaces: no dependency at all
-    memo: dict[str, tuple[str | None, int | None, str | None]] = {}
+    from keyform.graph import topological_order
 
-    def due(address: str) -> tuple[str | None, int | None, str | None]:
-        if address not in memo:
-            row = by_address[address]
-            best = (row.rotation_due_at, row.rotation_due_in_days, row.rotation_rule)
-            spec = workspace.keys.get(address)
-            for src in spec.dependencies() if spec is not None else ():
-                at, days, rule = due(src) if src in by_address else (None, None, None)
-                if at is not None and (best[0] is None or parse_time(at) < parse_time(best[0])):
-                    best = (at, days, f"depends on {src}, which {rule}" if rule and rule.startswith("depends on ")
-                            else f"depends on {src} ({rule})")
-            memo[address] = best
-        return memo[address]
+    deps = {a: [s for s in spec.dependencies() if s in by_address] if (spec := workspace.keys.get(a)) else []
+            for a in by_address}
+    due: dict[str, tuple[str | None, int | None, str | None]] = {}
+    for address in topological_order(deps):
+        row = by_address[address]
+        best = (row.rotation_due_at, row.rotation_due_in_days, row.rotation_rule)
+        for src in deps[address]:
+            at, days, rule = due[src]
+            if at is not None and (best[0] is None or parse_time(at) < parse_time(best[0])):
+                best = (at, days, f"depends on {src}, which {rule}" if rule and rule.startswith("depends on ")
+                        else f"depends on {src} ({rule})")
+        due[address] = best
 
     out = []
     for row in rows:
         if row.address in by_address and by_address[row.address] is row:
-            at, days, rule = due(row.address)
+            at, days, rule = due[row.address]
             if at != row.rotation_due_at:
                 row = replace(row, rotation_due_at=at, rotation_due_in_days=days, rotation_rule=rule)
         out.append(row)
