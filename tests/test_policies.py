@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.project import Project
+from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
@@ -428,3 +428,46 @@ def test_a_regex_with_a_huge_repeat_count_is_an_error_at_its_line(tmp_path: Path
         "the repetition number is too large",
         "keyform.yaml:31: policies.big-schema.schema: not a valid JSON Schema: a pattern in it is not a valid "
         "regular expression (the repetition number is too large)"]
+
+
+MOVABLE = """\
+version: 1
+providers:
+  qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: "{{org}}"}}
+  {second}
+sinks:
+  env: {{type: dotenv, path: .secrets/keys.env}}
+defaults: {{sink: env}}
+keys:
+  ci-bot: {{provider: {at}, name: CI bot}}
+"""
+
+
+@pytest.mark.parametrize(("second", "guarded"), [
+    ('qp2: {type: questra, base_url: "{url}", token: {env: QUESTRA_TOKEN}, org_id: org_other}', "qp"),
+    ('qp2: {type: rest, definition: defs/innocuous.yaml, base_url: "{url}", token: {env: QUESTRA_TOKEN}, '
+     'org_id: "{org}"}', "questra"),
+], ids=["another-instance", "a-rest-type-of-another-name"])
+def test_forbid_actions_follows_a_key_moved_off_the_guarded_provider(
+        project: Project, tmp_path: Path, emu_control: EmulatorControl, second: str, guarded: str) -> None:
+    """A replace that moves a key to another provider instance, or to a type of another name (the
+    Questra definition under `type: rest`, named `innocuous`), names the new provider: an org-wide
+    `match: {providers: [qp]}` (or `[questra]`) with `forbid_actions: [replace]` matched nothing,
+    and the guarded key was replaced, its old key revoked. The key's recorded provider counts too."""
+    definition = (ROOT / "examples" / "providers" / "questra.yaml").read_text()
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "innocuous.yaml").write_text(definition.replace("\nname: questra\n", "\nname: innocuous\n"))
+    org = tmp_path.parent / f"{tmp_path.name}-guard.yaml"
+    org.write_text(f"version: 1\npolicies:\n  guard:\n    match: {{providers: [{guarded}]}}\n"
+                   "    forbid_actions: [replace]\n")
+    project.write(MOVABLE.format(second=second, at="qp"))
+    assert project.run("apply", "--auto-approve", "--policy", str(org)).exit_code == 0
+    before = project.state()
+    project.write(MOVABLE.format(second=second, at="qp2"))
+    for cmd in (("plan",), ("apply", "--auto-approve")):
+        res = project.run(*cmd, "--policy", str(org))
+        assert res.exit_code == 1, res.output
+        assert "policy 'guard': key 'ci-bot': the plan would replace it" in res.stderr
+        assert "Traceback" not in res.output
+    assert project.state() == before
+    assert not any(k["revoked"] for k in emu_control.questra_keys(ORG))

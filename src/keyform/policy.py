@@ -615,7 +615,7 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
             remote, offset = snapshot.lookup(provider, remote_id)[1], snapshot.clock_offset(provider)
         facts: KeyFacts | None = None
         for policy in active:
-            if not policy.matches(address, provider, provider_type):
+            if not (policy.matches(address, provider, provider_type) or _moved_off(policy, change, ks)):
                 continue
             if facts is None:
                 facts = _facts(spec, workspace, now, change, ks, remote, offset) if spec is not None else KeyFacts(
@@ -629,6 +629,16 @@ def check_plan(policies: Sequence[Policy], workspace: Workspace, plan: Plan, now
                     label = detail if spec is not None else f"{detail} (the key is in the state only)"
                     found.append(Violation(policy, address, label, where))
     return found
+
+
+def _moved_off(policy: Policy, change: Change | None, recorded: KeyState | None) -> bool:
+    """Whether `change` moves a key off a provider `policy` matches: a replace onto another instance
+    or type names the new provider, so `match: {providers: [qp]}` (or `[questra]`, left for a
+    `type: rest` of the same API under another name) matched nothing, and the guarded key was
+    replaced, its old key revoked, under `forbid_actions: [replace]`. The recorded key counts too."""
+    return (change is not None and recorded is not None
+            and (recorded.provider, recorded.provider_type) != (change.provider, change.provider_type)
+            and policy.matches(change.address, recorded.provider, recorded.provider_type))
 
 
 def enforce(violations: Sequence[Violation]) -> list[str]:
