@@ -280,6 +280,33 @@ def test_report_unmanaged_suggests_the_declared_key_a_remote_key_belongs_to(
     assert "to create" not in project.run("plan").stdout
 
 
+def test_a_key_whose_instance_changed_type_is_not_unmanaged_nor_imported_twice(
+        project: Project, emulator: Emulator) -> None:
+    """An instance switched from `type: questra` to the Questra definition under `type: rest` lists
+    the same keys, which the state records under the old type until the next apply replaces them:
+    `report --unmanaged` listed every managed key as unmanaged, with an import command that adopted
+    it under a second address (the apply then revoked it as the old key of the first one's
+    replacement). A key is tracked by its provider instance too; the import is refused."""
+    project.questra("web: {provider: qp}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    managed = project.remote_id("web")
+    stray_id, _ = outside_key(emulator, "Legacy integration")
+    (project.root / "defs").mkdir()
+    (project.root / "defs" / "questra.yaml").write_text(
+        (Path(__file__).resolve().parents[1] / "examples" / "providers" / "questra.yaml").read_text())
+    rest = project.manifest.read_text().replace("    type: questra\n", "    type: rest\n    definition: defs/questra.yaml\n")
+    project.manifest.write_text(rest)
+    result = report(project, "--unmanaged", "--format", "json")
+    assert result.exit_code == 0, result.output
+    listed = [r["remote_id"] for rows in json.loads(result.stdout)["unmanaged"]["instances"].values() for r in rows]
+    assert listed == [stray_id]
+    project.manifest.write_text(rest.replace("  web: {provider: qp}\n", "  web: {provider: qp}\n  web-2: {provider: qp}\n"))
+    state = project.state()
+    adopted = project.run("import", "web-2", managed)
+    assert adopted.exit_code == 1 and f"import: {managed} is already managed as web" in adopted.stderr, adopted.output
+    assert project.state() == state
+
+
 def test_report_unmanaged_without_refresh_says_it_cannot_tell(project: Project) -> None:
     project.questra("k: {provider: qp}\n")
     result = report(project, "--unmanaged", "--no-refresh")

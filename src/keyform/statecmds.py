@@ -63,12 +63,17 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
         raise KeyformError(f"import: {address} is already managed (remote id {state.keys[address].remote_id}); "
                            "use `keyform state rm` first to re-import it")
     # compared across every instance of the type: two instances may reach one account (an admin
-    # token beside a CI token), and a key managed twice is revoked under the other address's users
-    taken = {k.remote_id: a for a, k in state.keys.items() if k.provider_type == spec.provider_type}
+    # token beside a CI token), and a key managed twice is revoked under the other address's users;
+    # and on the instance itself, whatever type the state recorded (an instance switched to the same
+    # API under `type: rest` lists the same keys: the next apply replaces the recorded one)
+    def same(provider: str, provider_type: str) -> bool:
+        return provider_type == spec.provider_type or provider == spec.provider
+
+    taken = {k.remote_id: a for a, k in state.keys.items() if same(k.provider, k.provider_type)}
     if remote_id in taken:
         raise KeyformError(f"import: {shown} is already managed as {taken[remote_id]}")
     deposed = next((d for d in state.deposed
-                    if d.provider_type == spec.provider_type and d.remote_id == remote_id), None)
+                    if same(d.provider, d.provider_type) and d.remote_id == remote_id), None)
     if deposed is not None:  # its revoke is due: the next apply would revoke the key just imported
         raise KeyformError(f"import: {shown} is the old key of a rotation of {deposed.address} (deposed, "
                            f"revoked after {deposed.revoke_after}): the next apply would revoke it. Import a key "

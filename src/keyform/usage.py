@@ -347,10 +347,14 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
                    tracked: Iterable[tuple[str, str]], now: datetime, *, taken: Iterable[str] = (),
                    files: Iterable[str] = (), state_path: str | None = None,
                    withheld: Callable[[str, str], bool] | None = None,
-                   declared: Mapping[tuple[str, str], str] | None = None) -> UnmanagedReport:
+                   declared: Mapping[tuple[str, str], str] | None = None,
+                   tracked_at: Iterable[tuple[str, str]] = ()) -> UnmanagedReport:
     """The listed keys that no state tracks. `provider_types` maps each provider instance to its
     type; `tracked` holds (provider_type, remote_id) pairs from every state that counts (with the
-    postgres backend: every workspace in the database); `taken` are addresses already in use (for
+    postgres backend: every workspace in the database), and `tracked_at` (instance, remote_id) pairs
+    of this workspace's state (`tracked_at_instance`: a key recorded under the type its instance
+    had before a switch, say to the same API under `type: rest`, is still this workspace's); `taken`
+    are addresses already in use (for
     suggestions); `files` are the `-f` arguments repeated in the import command. Revoked and
     expired keys are skipped (counted). Most likely forgotten first: the oldest last activity (last
     use, or creation when never used or not reported), then the oldest creation. A key for which
@@ -360,6 +364,7 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
     (the key to import it into), not under a new one, which would leave the declared key to be created."""
     tracked_set = set(tracked)
     unclaimed = dict(declared or {})
+    at_instance = set(tracked_at)
     taken_set = set(taken)
     suffixes: dict[str, int] = {}
     file_args = "".join(f" -f {shlex.quote(f)}" for f in files)
@@ -378,7 +383,7 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
             continue
         found: list[tuple[datetime, datetime, RemoteKey]] = []
         for rk in snap.keys.values():
-            if (ptype, rk.id) in tracked_set:
+            if (ptype, rk.id) in tracked_set or (instance, rk.id) in at_instance:
                 continue
             if withheld is not None and withheld(instance, rk.id):
                 hidden += 1
@@ -418,6 +423,14 @@ def _label(rk: RemoteKey) -> str:
         if isinstance(value, str) and value.strip():
             return str(redact.mask(value))
     return rk.id
+
+
+def tracked_at_instance(state: State) -> set[tuple[str, str]]:
+    """(provider instance, remote_id) of every key and deposed key `state` holds: instance names are
+    this workspace's own (another workspace's states are compared by type, `tracked_ids`)."""
+    out = {(k.provider, k.remote_id) for k in state.keys.values()}
+    out.update((d.provider, d.remote_id) for d in state.deposed)
+    return out
 
 
 def tracked_ids(states: Iterable[State]) -> set[tuple[str, str]]:
@@ -481,7 +494,8 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
         tracked = tracked_ids([state, *other_states])
         report_unmanaged = unmanaged_rows(snapshot, provider_types or {}, tracked, now,
                                           taken=set(taken) | set(state.keys), files=files, state_path=state_path,
-                                          withheld=withheld, declared=declared)
+                                          withheld=withheld, declared=declared,
+                                          tracked_at=tracked_at_instance(state))
     types = {r.provider: r.provider_type for r in rows} | dict(provider_types or {})
     skews = [note for name in sorted(types)
              if (note := skew_note(name, types[name], snapshot.clock_offset(name)))]
