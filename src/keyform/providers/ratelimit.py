@@ -41,6 +41,8 @@ attempt is sent to the instance in this run (`NotAdmitted("broken")`), once eith
 - the instance answered nothing but refusals for its `deadline` (`_span`, 60 s by default: from the
   sending of the first refused attempt, never from before the last other answer), and BREAK_AFTER
   more refusals came after that, whichever calls they belonged to.
+The same breaker stops an instance no call can reach (`unreachable`): BREAK_AFTER calls in a row,
+each of whose attempts failed to connect, with no answer between them.
 The second is what ends an apply against an API that refuses every call within about its deadline:
 the calls' retries wait their turns in the send rate, which the refusals have brought down to
 MIN_RATE, and that queue is not charged to their deadlines (`Ticket.paced`), so counting finished
@@ -169,13 +171,14 @@ class NotAdmitted(Exception):
     refusal's)."""
 
     def __init__(self, cause: str, wait: float, *, status: int | None = None, rate: float | None = None,
-                 why: str = "") -> None:
+                 why: str = "", unreachable: bool = False) -> None:
         super().__init__(cause)
         self.cause = cause
         self.wait = wait
         self.status = status
         self.rate = rate
         self.why = why  # `broken`: why the instance stopped sending
+        self.unreachable = unreachable  # `broken` because no call could reach the API (`Limiter.unreachable`)
 
 
 def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: float,
@@ -202,6 +205,9 @@ def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: flo
 
 def broken_words(exc: NotAdmitted) -> str:
     """Why the instance stopped sending (`NotAdmitted("broken")`), and what to do."""
+    if exc.unreachable:
+        return (f"{exc.why}, so keyform sends it nothing more in this run; check the provider's `base_url` "
+                "and the network, then run again")
     why = exc.why or f"the API refused the last {BREAK_AFTER} calls for their rate to the end"
     return (f"{why} (last: {exc.status}), so keyform sends it nothing more in this run; try again later, "
             "or set a lower `rate_limit`")
@@ -253,8 +259,10 @@ class Limiter:
         # the breaker: calls in a row that ended refused for their rate (`ended`), and the refusals
         # answered since the last other answer (`throttled`): how many, since when, over what span
         self._refused_calls = 0
+        self._unreachable_calls = 0  # calls in a row that never reached the API (`unreachable`)
         self._broken = False
         self._broken_why = ""
+        self._broken_unreachable = False  # broken by `unreachable`, not by refusals for the rate
         self._span, self._span_noted = 60.0, False
         self._refusing_since: float | None = None
         self._refused_run = 0  # refusals since the last other answer, once they have gone on for `_span`
@@ -408,7 +416,7 @@ class Limiter:
                 if self._stopping():
                     raise NotAdmitted("stopped", 0.0)
                 if self._broken:
-                    raise NotAdmitted("broken", 0.0, status=self._pause_status, why=self._broken_why)
+                    raise self._broken_error()
                 now = self._clock()
                 pause = self._pause_until if self._pause_until > waited_until + 1e-6 else 0.0
                 if now < pause:
@@ -433,7 +441,7 @@ class Limiter:
             self._announce(send_at - now, "rate")
             if not nap(send_at - now, self._sleep, self.wake):  # its turn is left taken: nothing else is sent now
                 if not self._stopping():  # the breaker woke it (another call's refusal, meanwhile)
-                    raise NotAdmitted("broken", 0.0, status=self._pause_status, why=self._broken_why)
+                    raise self._broken_error()
                 raise NotAdmitted("stopped", 0.0)
             paced += queued
             end = None if end is None else end + queued
@@ -590,12 +598,35 @@ class Limiter:
         """Attempts this thread has been admitted so far (compare two readings: did a call send?)."""
         return int(getattr(self._local, "admitted", 0))
 
+    def _broken_error(self) -> NotAdmitted:
+        """(lock held) What an attempt gets once the instance stopped sending."""
+        if self._broken_unreachable:
+            return NotAdmitted("broken", 0.0, why=self._broken_why, unreachable=True)
+        return NotAdmitted("broken", 0.0, status=self._pause_status, why=self._broken_why)
+
+    def unreachable(self, reason: str) -> None:
+        """A call is over without ever reaching the API: each of its attempts failed to connect
+        (`reason`: refused, no such host, timed out) for its whole retry budget or deadline.
+        BREAK_AFTER such calls in a row, with no answer from the API between them, break the
+        instance as refusals do: the API is down or its address is wrong, and every other call of
+        the run then ends at once, unsent, instead of retrying for seconds of its own (30 creates
+        against a stopped API took 30 x their retries at --parallelism). Any answer resets the count."""
+        with self._cond:
+            self._unreachable_calls += 1
+            if self._unreachable_calls >= BREAK_AFTER and not self._broken:
+                self._broken, self._broken_unreachable = True, True
+                self._broken_why = (f"the last {BREAK_AFTER} calls could not reach the API, each after all its "
+                                    f"attempts ({reason})")
+                self._cond.notify_all()  # the calls waiting for a turn, or sleeping before a retry, end now
+
     def ended(self, refused: bool | None) -> None:
         """A call is over: its final answer was a refusal for the rate (`refused`: it was retried
         for all it may be), an answer (False), or a server failure (None: it neither counts nor
         ends the refusals in a row). BREAK_AFTER refused ones in a row break the instance: no
-        attempt is admitted after that (`NotAdmitted("broken")`)."""
+        attempt is admitted after that (`NotAdmitted("broken")`). Any of them is an answer: it
+        ends a run of calls that could not reach the API (`unreachable`)."""
         with self._cond:
+            self._unreachable_calls = 0
             if refused is None:
                 return
             if not refused:
@@ -613,7 +644,8 @@ class Limiter:
         with self._cond:
             paused = self._paused - max(0.0, self._pause_until - self._clock())
             return RateStats(self.instance, self._throttled, round(max(0.0, paused), 3), int(self._window),
-                             None if self._rate is None else round(self._rate, 2), self.limit, self._broken,
+                             None if self._rate is None else round(self._rate, 2), self.limit,
+                             self._broken and not self._broken_unreachable,
                              tuple(sorted(self._by_status.items())))
 
 
