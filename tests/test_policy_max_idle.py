@@ -127,3 +127,16 @@ def test_textql_keys_never_violate_max_idle(project: Project, clock: Clock) -> N
     clock.offset = timedelta(days=400)
     res = project.run("plan", "--detailed-exitcode")
     assert res.exit_code == 0, res.output
+
+
+def test_a_plan_without_a_listing_says_max_idle_went_unjudged(project: Project, emu_control: EmulatorControl,
+                                                               clock: Clock) -> None:
+    """Found by review 110: `plan --no-refresh` has no usage data, so it never finds a key idle,
+    and it said nothing about it: an idle key looked compliant. It now says the rule was not checked."""
+    applied(project, policy())
+    clock.offset = timedelta(days=120, hours=1)
+    res = project.run("plan", "--no-refresh", "--detailed-exitcode")
+    assert res.exit_code == 0, res.output
+    assert ("policy 'no-idle': max_idle was not checked: a key's last use is known only from a listing, and this "
+            "plan ran with --no-refresh") in res.stdout
+    assert "max_idle was not checked" not in project.run("plan").output  # (a listing judged it: exit 1 there)

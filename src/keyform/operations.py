@@ -144,7 +144,12 @@ def check_plan_policies(sess: Session, the_plan: Plan, snapshot: RemoteSnapshot 
         return []
     from keyform.policy import check_plan, enforce
 
-    return enforce(check_plan(sess.policies, sess.workspace, the_plan, sess.options.clock(), sess.state, snapshot))
+    notes = enforce(check_plan(sess.policies, sess.workspace, the_plan, sess.options.clock(), sess.state, snapshot))
+    if snapshot is None:  # `--no-refresh`: no usage data, so no key can be found idle; say it went unjudged
+        notes += [f"policy {name!r}: max_idle was not checked: a key's last use is known only from a listing, "
+                  "and this plan ran with --no-refresh" for name in sorted(
+                      {p.name for p in sess.policies for r in p.rules if r.word.word == "max_idle"})]
+    return notes
 
 
 def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
@@ -345,7 +350,7 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
         result = dataclasses.replace(result, notes=result.notes + tuple(
             f"{d}: this plan cannot tell whether it changed, and apply stops until it can be read"
             for d in sess.unreadable_inputs), unchecked=tuple(sorted(_unchecked(result, fingerprints))))
-    policy_notes = check_plan_policies(sess, result, snapshot)
+    policy_notes = check_plan_policies(sess, result, snapshot if refresh_remote else None)
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
     result = _masked(result)
