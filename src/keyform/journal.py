@@ -207,8 +207,19 @@ def _with_at(out: dict[str, Any], at: str | None) -> dict[str, Any]:
 
 def _with_message(out: dict[str, Any], message: str | None, at: str | None) -> dict[str, Any]:
     if message is not None:
-        out["message"] = message
+        out["message"] = _storable(message)
     return _with_at(out, at)
+
+
+def _storable(text: str) -> str:
+    """`text` as UTF-8 can store it: an error message may quote an API's `\\ud800` escape, a lone
+    surrogate no encoder takes (the record could not be written, and its change failed with a
+    UnicodeEncodeError instead of the API's words); written as that escape's text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 class JournalRecordError(ValueError):

@@ -1,0 +1,63 @@
+"""Found by an adversarial review (stop 43) of `apply --format json`: the stream a pipeline reads
+on stdout must be JSON lines only, each valid against schemas/apply-events.schema.json, ending in a
+`change_summary`, with every `apply_start` ended by exactly one terminal event.
+
+- An apply with nothing to change printed `planned` and then nothing: no `change_summary`, while
+  the same apply of a saved plan printed one (and the schema promises "a final change_summary").
+- The confirmation question (a terminal on stdin, stdout piped to a log) was written to stdout,
+  in the middle of the JSON lines.
+- An API error message holding a lone surrogate (a `\\ud800` escape in its JSON body) could not be
+  journaled: the apply_errored event carried `UnicodeEncodeError: ...` instead of the API's words.
+
+Real HTTP on 127.0.0.1 against the emulator (a hostile proxy in front of it where the API must
+misbehave)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from harness.project import Project
+from keyform.emulator import Emulator
+from tests.hostile import Reply, Seen, hostile
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "apply-events.schema.json").read_text())
+TERMINAL = ("apply_complete", "apply_errored", "apply_skipped")
+
+
+def _stream(stdout: str) -> list[dict[str, Any]]:
+    """Every line of `stdout` as an apply event valid against the schema (nothing else allowed)."""
+    events = []
+    for line in stdout.splitlines():
+        event = json.loads(line)
+        jsonschema.validate(event, SCHEMA)
+        events.append(event)
+    return events
+
+
+def test_an_api_error_holding_a_lone_surrogate_keeps_the_apis_words_in_the_json_events(tmp_path: Path,
+                                                                                       emulator: Emulator) -> None:
+    def script(seen: Seen) -> Reply | None:
+        if seen.method == "POST" and seen.path == "/api-keys":  # json.dumps writes the \\ud800 escape
+            return Reply(400, json.dumps({"error": {"code": "bad_name", "message": "name \ud800 refused"}}).encode())
+        return None
+
+    with hostile(upstream=emulator.url) as server:
+        server.script = script
+        project = Project(tmp_path, server.url)
+        project.questra("k0: {provider: qp}\n")
+        res = project.run_process("apply", "--auto-approve", "--format", "json")
+        assert res.exit_code == 1, res.tail()
+        events = _stream(res.stdout)
+        errored = [e for e in events if e["type"] == "apply_errored"]
+        assert len(errored) == 1 and "400" in errored[0]["message"] and "refused" in errored[0]["message"], errored
+        assert "UnicodeEncodeError" not in res.output, res.tail()
+        # the create's failure was journaled: the next plan has no interrupted create to look for
+        replan = project.run_process("plan", "--format", "json")
+    assert replan.exit_code == 0, replan.tail()
+    changes = json.loads(replan.stdout)["changes"]
+    assert [(c["address"], c["action"]) for c in changes] == [("k0", "create")], changes
+    assert not project.journal_path.exists() or not project.journal_records(), project.journal_records()
