@@ -15,6 +15,9 @@ misbehave)."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,44 @@ def _stream(stdout: str) -> list[dict[str, Any]]:
         jsonschema.validate(event, SCHEMA)
         events.append(event)
     return events
+
+
+def test_an_apply_with_nothing_to_change_ends_its_json_stream_with_a_change_summary(tmp_path: Path,
+                                                                                   emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra("k0: {provider: qp}\n")
+    assert project.run_process("apply", "--auto-approve").exit_code == 0
+    res = project.run_process("apply", "--auto-approve", "--format", "json")
+    assert res.exit_code == 0, res.tail()
+    events = _stream(res.stdout)
+    assert [e["type"] for e in events] == ["planned", "change_summary"], events
+    summary = events[-1]
+    assert summary["ok"] is True and summary["failed"] == 0 and summary["errors"] == []
+    assert "not_started" not in summary
+
+
+def test_the_confirmation_question_of_a_json_apply_stays_off_stdout(tmp_path: Path, emulator: Emulator) -> None:
+    project = Project(tmp_path, emulator.url)
+    project.questra("k0: {provider: qp}\n")
+    controller, terminal = pty.openpty()  # a person at a terminal, stdout piped to a log
+    try:
+        proc = subprocess.Popen(project.argv("apply", "--format", "json"), cwd=project.root,
+                                env=project.process_env(), stdin=terminal, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            os.write(controller, b"yes\n")  # typed ahead: the terminal keeps it for the question
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, out[-1000:] + err[-1000:]
+    assert "Do you want to perform these actions?" in err, err[-1000:]
+    events = _stream(out)
+    assert [e["type"] for e in events] == ["planned", "apply_start", "apply_complete", "change_summary"], events
 
 
 def test_an_api_error_holding_a_lone_surrogate_keeps_the_apis_words_in_the_json_events(tmp_path: Path,

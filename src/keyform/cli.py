@@ -328,25 +328,27 @@ def _is_saved_plan(raw: bytes) -> bool:
     return looks_like_saved_plan(doc)
 
 
-def _answer() -> str:
-    """The answer typed at a confirmation prompt, stripped. Ctrl-C or Ctrl-D (end of input) there
-    is no answer: the same as any answer but 'yes' (click raises Abort for both)."""
+def _answer(err: bool = False) -> str:
+    """The answer typed at a confirmation prompt (asked on stderr with `err`), stripped. Ctrl-C or
+    Ctrl-D (end of input) there is no answer: the same as any answer but 'yes' (click raises Abort
+    for both)."""
     try:
-        answer: str = click.prompt("  Enter a value", default="", show_default=False)
+        answer: str = click.prompt("  Enter a value", default="", show_default=False, err=err)
     except click.exceptions.Abort:
-        click.echo()  # the cursor is still after the prompt: the message that follows starts a line
+        click.echo(err=err)  # the cursor is still after the prompt: the message that follows starts a line
         return ""
     return answer.strip()
 
 
-def _confirm(auto_approve: bool, question: str, what: str = "Apply") -> None:
+def _confirm(auto_approve: bool, question: str, what: str = "Apply", *, err: bool = False) -> None:
+    """Ask `question` on the terminal (on stderr with `err`: stdout carries a JSON stream)."""
     if auto_approve:
         return
     if not sys.stdin.isatty():
         raise KeyformError("refusing to make changes without confirmation: no terminal to ask on. "
                            "Review the plan and re-run with --auto-approve, or apply a saved plan file.")
-    click.echo(f"{question}\n  Only 'yes' will be accepted to approve.\n")
-    if _answer() != "yes":
+    click.echo(f"{question}\n  Only 'yes' will be accepted to approve.\n", err=err)
+    if _answer(err) != "yes":
         raise KeyformError(f"{what} cancelled.")
 
 
@@ -358,7 +360,7 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
 
     def confirm() -> None:
         shown.confirming()
-        _confirm(auto_approve, question, "Destroy" if request.destroy else "Apply")
+        _confirm(auto_approve, question, "Destroy" if request.destroy else "Apply", err=shown.asks_on_stderr)
 
     try:  # progress from the scheduler and worker threads: the view writes one line at a time
         report = operations.run_apply(opts, request, shown, confirm)
@@ -369,6 +371,7 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
         raise KeyformError("Apply interrupted twice; the state was not saved. The journal holds what finished, "
                            f"and the next `keyform apply` recovers it.{still}") from None
     if report is None:  # nothing to change
+        shown.nothing_to_apply(destroy=request.destroy)
         return 0
     shown.summary(report, destroy=request.destroy)
     if report.store_failed is not None:  # the database or the disk went: said once, with what was not started

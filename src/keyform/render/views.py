@@ -12,7 +12,7 @@ import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, ClassVar, TextIO
 
 import click
 
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 class View(ABC):
     """What every format shares: diagnostics, and the lines of an interrupted apply (stderr).
     Each format implements `plan`, `event`, `rate` and `summary`."""
+
+    # where a confirmation question is asked: stderr when stdout carries a document a program reads
+    asks_on_stderr: ClassVar[bool] = False
 
     def __init__(self, color: bool = False) -> None:
         self.color = color  # stdout is a terminal that takes colour
@@ -62,6 +65,9 @@ class View(ABC):
     @abstractmethod
     def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
         """The apply's (or destroy's) last word."""
+
+    def nothing_to_apply(self, *, destroy: bool = False) -> None:  # noqa: B027 (an optional hook)
+        """The plan apply made has no changes (it said so): nothing ran, so `summary` was not called."""
 
     def interrupted(self, report: ApplyReport) -> None:
         from keyform.render.progress import interrupted_lines
@@ -134,7 +140,9 @@ class MarkdownView(TextView):
 
 class JSONView(View):
     """For pipelines: the plan document (schemas/plan.schema.json), then one JSON event per line
-    (schemas/apply-events.schema.json)."""
+    (schemas/apply-events.schema.json), the last one always a `change_summary`."""
+
+    asks_on_stderr = True  # stdout is the JSON stream
 
     def plan(self, plan: Plan) -> None:
         click.echo(plan.dumps(inputs=False), nl=False)
@@ -156,6 +164,11 @@ class JSONView(View):
         from keyform.render.progress import summary_json
 
         click.echo(summary_json(report))
+
+    def nothing_to_apply(self, *, destroy: bool = False) -> None:
+        from keyform.applier import ApplyReport
+
+        self.summary(ApplyReport(), destroy=destroy)  # all zero, ok: a pipeline reads the same last line
 
 
 VIEWS: dict[str, type[View]] = {"text": TextView, "markdown": MarkdownView, "json": JSONView}
