@@ -17,7 +17,11 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +106,37 @@ def test_an_api_error_holding_a_lone_surrogate_keeps_the_apis_words_in_the_json_
     changes = json.loads(replan.stdout)["changes"]
     assert [(c["address"], c["action"]) for c in changes] == [("k0", "create")], changes
     assert not project.journal_path.exists() or not project.journal_records(), project.journal_records()
+
+
+def test_a_second_ctrl_c_ends_every_started_change_in_the_json_stream(tmp_path: Path,
+                                                                     make_emulator: Callable[..., Emulator]) -> None:
+    """Twice: keyform stops waiting for the changes in flight. Their outcome is unknown (the next
+    apply recovers it); the JSON stream said nothing of them, only stderr did: `apply_start` with no
+    end. Each now ends with `apply_abandoned`."""
+    emulator = make_emulator(latency_ms=2000)
+    project = Project(tmp_path, emulator.url)
+    project.questra("".join(f"k{i}: {{provider: qp}}\n" for i in range(4)))
+    proc = project.spawn("apply", "--auto-approve", "--parallelism", "1", "--format", "json")
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        seen = ""
+        while '"apply_start"' not in seen:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()[-2000:]
+            seen += line
+        time.sleep(0.3)  # the create's call is on its way
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1 and "Interrupted twice" in err, err[-2000:]
+    events = _stream(seen + rest)
+    started = Counter(e["address"] for e in events if e["type"] == "apply_start")
+    ended = Counter(e["address"] for e in events if e["type"] in (*TERMINAL, "apply_abandoned"))
+    assert started and started == ended, (started, ended)
+    abandoned = [e for e in events if e["type"] == "apply_abandoned"]
+    assert abandoned and all("next `keyform apply`" in e["message"] for e in abandoned), abandoned

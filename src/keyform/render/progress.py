@@ -13,7 +13,8 @@ from keyform.render.safe import json_doc, one_line
 
 VERBS = {"create": ("Creating", "created"), "replace": ("Replacing", "replaced"),
          "update": ("Updating", "updated"), "delete": ("Deleting", "deleted")}
-JSON_TYPES = {"start": "apply_start", "done": "apply_complete", "failed": "apply_errored", "skipped": "apply_skipped"}
+JSON_TYPES = {"start": "apply_start", "done": "apply_complete", "failed": "apply_errored", "skipped": "apply_skipped",
+              "abandoned": "apply_abandoned"}
 
 
 def event_text(event: ApplyEvent) -> str:
@@ -44,7 +45,7 @@ def event_json(event: ApplyEvent) -> str:
                            **remote_ids(event)}
     if change.stale:  # the change removes a copy of the key's secret from `sink`; the key stays
         doc["stale"], doc["sink"] = True, change.sink
-    if event.kind != "start":
+    if event.kind not in ("start", "abandoned"):  # (an abandoned change was not waited for: no time)
         doc["elapsed_seconds"] = round(event.elapsed, 3)
     if event.message:
         doc["message"] = event.message
@@ -163,12 +164,20 @@ def abandoned_lines(in_flight: list[Change]) -> list[str]:
     """After a second Ctrl-C: the changes left in flight, and what the next apply does about them."""
     if not in_flight:
         return ["Interrupted twice: no change was in flight."]
-    out = ["Interrupted twice: stopped waiting for the changes in flight:"]
-    for c in in_flight:
-        if c.action in (Action.CREATE, Action.REPLACE):
-            out.append(f"  {c.key}: {c.action.value} in flight; if it made a key, the next `keyform apply` revokes "
-                       "it (as the orphan of an interrupted create)")
-        else:
-            verb = "revoke" if c.deposed else "remove" if c.stale else c.action.value
-            out.append(f"  {c.key}: {verb} in flight; the next `keyform apply` repeats it if it did not finish")
-    return out
+    return ["Interrupted twice: stopped waiting for the changes in flight:",
+            *(f"  {c.key}: {abandoned_outcome(c)}" for c in in_flight)]
+
+
+def abandoned_outcome(change: Change) -> str:
+    """What became of a change left in flight by a second Ctrl-C: unknown, and the next apply's part."""
+    if change.action in (Action.CREATE, Action.REPLACE):
+        return (f"{change.action.value} in flight; if it made a key, the next `keyform apply` revokes it (as the "
+                "orphan of an interrupted create)")
+    verb = "revoke" if change.deposed else "remove" if change.stale else change.action.value
+    return f"{verb} in flight; the next `keyform apply` repeats it if it did not finish"
+
+
+def abandoned_json(change: Change) -> str:
+    """The `apply_abandoned` event of a change left in flight by a second Ctrl-C: the end of its
+    `apply_start`, its outcome unknown (the journal holds it; the next apply recovers it)."""
+    return event_json(ApplyEvent("abandoned", change, message=abandoned_outcome(change)))

@@ -165,6 +165,15 @@ class JSONView(View):
 
         click.echo(summary_json(report))
 
+    def abandoned(self, in_flight: list[Change]) -> None:
+        """The lines on stderr, and the end of each change in flight: the stream's last events (the
+        process gives up: no `change_summary` follows)."""
+        from keyform.render.progress import abandoned_json
+
+        super().abandoned(in_flight)
+        for change in in_flight:
+            _write(sys.stdout, abandoned_json(change))
+
     def nothing_to_apply(self, *, destroy: bool = False) -> None:
         from keyform.applier import ApplyReport
 
