@@ -168,11 +168,13 @@ def plan_main(o: Origin, name: str) -> Path:
 
 
 def apply_job(o: Origin, name: str, planned: Path) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    """The `apply` job on a fresh runner: the saved plan (the artifact) applied, then the commit
-    step, which runs whatever the apply did (`if: always()`)."""
+    """The `apply` job on a fresh runner: the guard, the saved plan (the artifact) applied, then the
+    commit step, which runs whatever happened before it (`if: always()`). A failed guard stands for
+    the apply, which does not run then."""
     work = o.runner(name)
     (work / "keyform.plan").write_bytes((planned / "keyform.plan").read_bytes())
-    applied = o.run("apply", "keyform apply", work)
+    guard = o.run("apply", "git ls-remote", work)
+    applied = o.run("apply", "keyform apply", work) if guard.returncode == 0 else guard
     committed = o.run("apply", "git commit", work)
     return applied, committed
 
@@ -298,3 +300,23 @@ def test_a_state_that_cannot_land_is_kept_and_main_refuses_to_plan_without_it(
     guard = o.run("plan-main", "keyform-state-rescue", o.runner("r2-plan"))
     assert guard.returncode != 0  # no run plans (and creates svc-a again) until the state is merged
     assert "keyform-state-rescue/4711" in guard.stdout and "::error::" in guard.stdout
+
+
+def test_rerunning_the_failed_apply_job_of_a_state_that_did_not_land_creates_nothing_again(origin: Origin) -> None:
+    """The state push is refused and goes to a rescue branch; someone clicks "Re-run failed jobs".
+    Only `apply` runs again (plan-main passed, so its guard does not run), with the same saved plan
+    on a checkout of main that still has the old state: it must not create the keys a second time."""
+    o = origin
+    # a write-only store (GitHub's secrets, say): nothing on the runner can tell the key was made
+    manifest = o.manifest("  svc-a: {provider: q, name: svc a, sink: gh}\n").replace(
+        "sinks:\n", "sinks:\n  gh: {type: exec, command: [sh, -c, 'cat >/dev/null']}\n")
+    o.commit({"keys/main.yaml": manifest}, "add svc-a")
+    planned = plan_main(o, "r1-plan")
+    _reject_pushes_to_main(o)
+    applied, committed = apply_job(o, "r1-apply", planned)
+    assert applied.returncode == 0 and committed.returncode != 0
+    o.env["GITHUB_RUN_ATTEMPT"] = "2"
+    applied, committed = apply_job(o, "r1-apply-again", planned)
+    assert applied.returncode != 0 and "::error::" in applied.stdout and "keyform-state-rescue/4711" in applied.stdout
+    assert committed.returncode == 0  # nothing to commit
+    assert len(live(o, "svc a")) == 1
