@@ -162,6 +162,38 @@ def test_the_kit_gives_write_tokens_only_to_the_apply_job_in_its_protected_envir
     assert _secrets(jobs["apply"]) >= WRITE_TOKENS | {"KEYFORM_FINGERPRINT_KEY"}
 
 
+@pytest.mark.parametrize("wf", WORKFLOWS, ids=lambda wf: wf.name)
+def test_every_shipped_job_that_reads_a_write_token_runs_in_an_environment(wf: Workflow) -> None:
+    """Whoever can push a branch can read every repository secret (a workflow of their own on the
+    branch prints it): a write token is safe only in an environment limited to main, whatever
+    the job's trigger. The sops pipeline in docs/sinks.md read it as a repository secret."""
+    for name, job in wf.doc["jobs"].items():
+        if _secrets(job) & WRITE_TOKENS:
+            assert job.get("environment"), f"{wf.name}: jobs.{name} reads a write token outside an environment"
+
+
+def _steps_that_commit_after_an_apply() -> list[Any]:
+    found = []
+    for wf in WORKFLOWS:
+        for name, job in wf.doc["jobs"].items():
+            applied = False
+            for i, st in enumerate(job.get("steps") or []):
+                run = str(st.get("run", "")) if isinstance(st, dict) else ""
+                if applied and re.search(r"\bgit commit\b", run):
+                    found.append(pytest.param(st, id=f"{wf.name}:{name}.steps[{i}]"))
+                applied = applied or bool(re.search(r"\bkeyform apply\b", run))
+    return found
+
+
+@pytest.mark.parametrize("st", _steps_that_commit_after_an_apply())
+def test_a_step_that_commits_after_an_apply_runs_when_the_apply_failed(st: dict[str, Any]) -> None:
+    """A failed or cancelled apply leaves what the runner alone holds: the secrets of the keys it
+    did create (a sops file), the state that records them, the journal that recovers the rest.
+    A commit step that runs only after a green apply throws them away with the runner, and the
+    next run creates those keys again."""
+    assert "always()" in str(st.get("if", "")), f"{st.get('run')!r} has no `if: always()`"
+
+
 def test_every_kit_job_that_runs_keyform_has_the_fingerprint_key() -> None:
     for name, job in kit().doc["jobs"].items():
         if any(re.search(r"^\s*keyform ", str(st.get("run", "")), re.M) for st in job["steps"]):
