@@ -108,6 +108,32 @@ def test_a_failing_keyform_in_a_piped_step_fails_the_step(tmp_path: Path) -> Non
         assert _run_step_as_actions_would(step, tmp_path, None).returncode == 0
 
 
+@pytest.mark.parametrize("status", [137, 143, 3])
+def test_a_plan_step_fails_when_keyform_ends_other_than_with_its_plan_codes(tmp_path: Path, status: int) -> None:
+    """`--detailed-exitcode` means 0 (no changes), 2 (changes) or 1 (error). A keyform killed by
+    the OOM killer (137) or a cancellation's SIGTERM (143) wrote part of a plan or none: the step
+    checked only `-ne 1`, so the PR got an empty comment and plan-main a green run that skipped the
+    apply, both reading as "no changes"."""
+    steps = [s for s in all_run_steps() if re.search(r"keyform plan .*--detailed-exitcode", s.script)]
+    assert len(steps) >= 2, "expected the kit's two plan steps"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "keyform"
+    fake.write_text(f"#!/bin/sh\necho '### keyform plan'\nexit {status}\n")
+    fake.chmod(0o755)
+    for step in steps:
+        script = tmp_path / "step.sh"
+        script.write_text(re.sub(r"\$\{\{.*?\}\}", "x", step.script))
+        out = tmp_path / "output"
+        out.write_text("")
+        env = {**os.environ, **step.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+        done = subprocess.run(actions_argv(step.shell, script), cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode != 0, f"{step.where}: keyform exited {status} but the step passed"
+        assert "apply=true" not in out.read_text()
+
+
 # ------------------------------------------------------------------------------------- permissions
 
 
