@@ -95,6 +95,28 @@ def test_a_file_name_that_looks_like_an_option_is_a_file(tmp_path: Path, capsys:
     assert "-f needs a PATH" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("layout", ["keys", "keyform"])
+def test_a_file_name_with_a_newline_is_shown_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """A file name is the committer's text. Printed raw, its newline started a line of the CI log
+    with `::warning::…` (or `::stop-commands::`, `::add-mask::`): a command to the GitHub Actions
+    runner, not text. Every line the hook and keyform print is one line: the newline as `\\n`."""
+    monkeypatch.chdir(tmp_path)
+    odd = "x\n::warning title=pwned::hijacked\n.yaml"
+    if layout == "keys":
+        (tmp_path / "keys").mkdir()
+        (tmp_path / "keys" / odd).write_text(ROOT_MANIFEST.replace("EXPIRY", "soon"))
+        changed = f"keys/{odd}"
+    else:
+        changed = f"keyform-{odd}"
+        (tmp_path / changed).write_text(ROOT_MANIFEST.replace("EXPIRY", "soon"))
+    assert hook_main([changed]) == 1
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert not [line for line in lines if line.lstrip().startswith("::")], lines
+    assert "x\\n::warning title=pwned::hijacked\\n.yaml:19: keys.deploy-bot.expires_in" in captured.err, captured.err
+
+
 # ------------------------------------------------------------------------------ real pre-commit
 
 

@@ -41,15 +41,18 @@ class Ctx:
 def print_diagnostics(diagnostics: Iterable[Diagnostic], *, color: bool = False) -> None:
     """The one place a diagnostic reaches the user: on stderr, `Error: message` (red when
     `color`) or `Warning: message`, one per line (`file:line: ` first when it has a place). A
-    message may quote a server or a manifest: what would drive the terminal is shown escaped."""
-    from keyform.render.safe import escaped
+    message may quote a server or a manifest: what would drive the terminal is shown escaped, and
+    a newline as `\\n`. A file found in a directory (`-f keys/`) is named as it is, and a name
+    holding a newline began a line of a CI log with `::warning::…`, which GitHub Actions' runner
+    takes as a command (`::stop-commands::`, `::add-mask::`), not as text."""
+    from keyform.render.safe import one_line
 
     for d in diagnostics:
         label = f"{d.severity.value}: "
         if color and d.severity is Severity.ERROR:
             label = click.style(label, fg="red", bold=True)
         click.echo(label, err=True, nl=False)
-        click.echo(escaped(str(d)), err=True)
+        click.echo(one_line(str(d)), err=True)
 
 
 class UsageFailure(click.UsageError):

@@ -41,11 +41,12 @@ def workspaces(filenames: Sequence[str], *, directories: bool = False) -> list[t
 def validate(files: Sequence[str]) -> int:
     """`keyform validate -f F…` in this process; its exit code."""
     from keyform.cli import main as cli
+    from keyform.render.safe import one_line
 
     argv = ["validate"]
     for f in files:
         argv += ["-f", f"./{f}" if f.startswith("-") else f]
-    print(shlex.join(["keyform", *argv]), flush=True)
+    print(one_line(shlex.join(["keyform", *argv])), flush=True)  # (a file name's newline: `\\n`)
     try:
         cli.main(args=argv, prog_name="keyform", standalone_mode=False)
     except SystemExit as exc:
