@@ -320,3 +320,32 @@ def test_rerunning_the_failed_apply_job_of_a_state_that_did_not_land_creates_not
     assert applied.returncode != 0 and "::error::" in applied.stdout and "keyform-state-rescue/4711" in applied.stdout
     assert committed.returncode == 0  # nothing to commit
     assert len(live(o, "svc a")) == 1
+
+
+def test_rerunning_the_failed_apply_job_of_a_state_kept_only_as_an_artifact_creates_nothing_again(
+        origin: Origin) -> None:
+    """Every push is refused, the rescue branch's too: the state is in the run's artifact only, and
+    no branch tells a later job. "Re-run failed jobs" must still not apply the earlier attempt's
+    plan on a main without that state."""
+    o = origin
+    manifest = o.manifest("  svc-a: {provider: q, name: svc a, sink: gh}\n").replace(
+        "sinks:\n", "sinks:\n  gh: {type: exec, command: [sh, -c, 'cat >/dev/null']}\n")
+    o.commit({"keys/main.yaml": manifest}, "add svc-a")
+    planned = plan_main(o, "r1-plan")
+    hook = o.bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'no pushes' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    applied, committed = apply_job(o, "r1-apply", planned)
+    assert applied.returncode == 0 and committed.returncode != 0
+    assert "artifact keyform-state-4711-1 only" in committed.stdout
+    o.env["GITHUB_RUN_ATTEMPT"] = "2"
+    applied, committed = apply_job(o, "r1-apply-again", planned)
+    assert applied.returncode != 0 and "::error::" in applied.stdout and "re-run all jobs" in applied.stdout
+    assert len(live(o, "svc a")) == 1
+
+    o.outputs.pop("plan-main", None)  # "Re-run all jobs": plan-main plans again, in attempt 2
+    hook.unlink()
+    work = o.runner("r2-plan")
+    assert o.run("plan-main", "keyform-state-rescue", work).returncode == 0
+    assert o.run("plan-main", "keyform plan", work).returncode == 0
+    assert o.outputs["plan-main"]["attempt"] == "2"

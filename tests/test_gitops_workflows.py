@@ -271,7 +271,8 @@ def _committing_jobs() -> list[Any]:
         for job in wf.doc["jobs"]:
             steps = [s for s in run_steps(wf) if s.job == job]
             if any(re.search(r"\bgit commit\b", s.script) for s in steps):
-                git_steps = [s for s in steps if re.search(r"\bgit\b", s.script)]
+                # the steps that change the repository (a guard that only reads a remote's branches is not one)
+                git_steps = [s for s in steps if re.search(r"\bgit (config|add|commit|push)\b", s.script)]
                 found.append(pytest.param(wf, str(job), git_steps, id=f"{wf.name}:{job}"))
     return found
 
