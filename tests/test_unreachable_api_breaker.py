@@ -63,3 +63,33 @@ def test_any_answer_resets_the_run_of_unreachable_calls() -> None:
     assert stopped.value.cause == "broken" and stopped.value.status is None
     assert "(last:" not in broken_words(stopped.value)
     assert limiter.stats().broken is False  # the rate summary's "stopped sending" is about refusals
+
+
+def test_a_call_whose_lost_attempt_may_have_been_done_is_not_called_unsent_by_the_breaker() -> None:
+    """Review of stop 43: the API going down mid-apply drops the calls in flight (sent, answer
+    lost) and refuses the next ones. A revoke whose first attempt was sent and lost waits for its
+    retry; meanwhile BREAK_AFTER other calls cannot connect and the breaker trips. The revoke may
+    have been done, so its error must not say "not sent" (as a Ctrl-C there already does not)."""
+    import random
+
+    import httpx
+
+    from keyform.errors import NotSentError, ProviderError
+    from keyform.providers.http import HttpClient, RetryPolicy
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+
+    def others_cannot_connect(seconds: float) -> None:  # the wait before the revoke's retry
+        for _ in range(BREAK_AFTER):
+            client.limiter.unreachable("connection refused")
+
+    client = HttpClient("qp", "http://api.test", {}, transport=httpx.MockTransport(lost),
+                        retry=RetryPolicy(max_retries=3), sleep=others_cannot_connect, rng=random.Random(0))
+    client.limiter.configure(4, stopping=lambda: False)
+    with pytest.raises(ProviderError) as err:
+        client.call("DELETE", "/v1/keys/ak_1", "revoke 'ak_1'")
+    message = str(err.value)
+    assert not isinstance(err.value, NotSentError), message
+    assert "not sent" not in message, message  # old: "qp: revoke 'ak_1': not sent: the last 3 calls ..."
+    assert "no answer" in message and "could not reach the API" in message, message

@@ -480,6 +480,9 @@ class HttpClient:
                     return previous
                 if previous is not None:  # not sent: the last answer stands
                     return self._gave_up(previous, tried, paced)
+                if exc.cause == "broken" and sent:  # an attempt sent and lost may have been done: never "not sent"
+                    raise self._error(what, f"no answer, and the instance stopped sending before the retry: "
+                                            f"{broken_words(exc)}", secrets) from None
                 raise self._not_admitted(what, exc, secrets) from None
             try:
                 response = self._send(method, path, body, deadline)
