@@ -262,7 +262,11 @@ class TestPrints(ProviderConformance):
     ("lambda p, created: created.secret", "lambda: sys.stdout"),
     ("lambda p, created: p.token", "lambda: sys.stderr"),
     ("lambda p, created: 'nothing secret'", "lambda: sys.stdout"),
-], ids=["secret-on-stdout", "token-on-stderr", "harmless"])
+    # click.echo probes the stream with write(b""): the kit's check then failed on that bytes object
+    # (TypeError: sequence item 0: expected str instance), a harmless plug-in included
+    ("lambda p, created: __import__('click').echo('debug: made a key') or 'nothing secret'", "lambda: sys.stdout"),
+    ("lambda p, created: __import__('click').echo(created.secret, err=True) or 'x'", "lambda: sys.stdout"),
+], ids=["secret-on-stdout", "token-on-stderr", "harmless", "harmless-click-echo", "secret-by-click-echo"])
 def test_the_kit_fails_a_provider_that_prints_a_secret(tmp_path: Path, what: str, stream: str) -> None:
     """Found by review 107: a plug-in that print()s the secret it was issued (or its token) puts it
     on keyform's own output, and the kit did not look at what a provider prints. It does now, in

@@ -224,7 +224,9 @@ def _untee() -> None:
 
 
 class _Tee(io.TextIOBase):
-    """A text stream that keeps what is written to it and passes it on to `inner`."""
+    """A text stream that keeps what is written to it and passes it on to `inner`, as like it as
+    it can be (its encoding, `isatty`, `fileno`; `buffer` and the rest are inner's, unseen): a
+    provider must behave as it does under keyform."""
 
     def __init__(self, inner: TextIO) -> None:
         self.inner, self.parts = inner, list[str]()
@@ -233,8 +235,27 @@ class _Tee(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):  # as a text stream: click.echo probes it with write(b"")
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         self.parts.append(text)
         return self.inner.write(text)
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.inner.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.inner.errors
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def flush(self) -> None:
         self.inner.flush()
