@@ -93,3 +93,35 @@ def test_a_call_whose_lost_attempt_may_have_been_done_is_not_called_unsent_by_th
     assert not isinstance(err.value, NotSentError), message
     assert "not sent" not in message, message  # old: "qp: revoke 'ak_1': not sent: the last 3 calls ..."
     assert "no answer" in message and "could not reach the API" in message, message
+
+
+def test_a_call_that_reached_the_api_before_it_could_not_connect_is_not_unreachable() -> None:
+    """Review of stop 43: the breaker counts calls "each of whose attempts failed to connect". A
+    call whose first attempt was sent (its answer lost: an API too busy to answer in time) and
+    whose retries then could not connect did reach the API: BREAK_AFTER of them must not stop
+    the instance, and the call after them is still sent."""
+    import random
+
+    import httpx
+
+    from keyform.errors import ProviderError
+    from keyform.providers.http import HttpClient, RetryPolicy
+
+    attempts: list[str] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.path)
+        if attempts.count(request.url.path) == 1:  # sent, no answer in time
+            raise httpx.ReadTimeout("timed out", request=request)
+        if request.url.path == "/v1/keys/last":
+            return httpx.Response(204, request=request)
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    client = HttpClient("qp", "http://api.test", {}, transport=httpx.MockTransport(busy),
+                        retry=RetryPolicy(max_retries=1), sleep=lambda s: None, rng=random.Random(0))
+    for i in range(BREAK_AFTER):
+        with pytest.raises(ProviderError, match="cannot connect"):
+            client.call("DELETE", f"/v1/keys/k{i}", f"revoke 'k{i}'")
+    # old: "not sent: the last 3 calls could not reach the API", with no attempt of it sent
+    assert client.call("DELETE", "/v1/keys/last", "revoke 'last'").status_code == 204
+    assert attempts.count("/v1/keys/last") == 2

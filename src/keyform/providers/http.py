@@ -497,8 +497,10 @@ class HttpClient:
             except _NOT_SENT as exc:
                 wait = self.retry.backoff(attempt, self._rng)
                 if last or time.monotonic() + wait >= deadline:  # no time left for another attempt
-                    if not isinstance(exc, httpx.PoolTimeout):  # (keyform's own pool, not the API)
-                        self.limiter.unreachable(_connect_reason(exc))  # the breaker: BREAK_AFTER in a row
+                    # the breaker, BREAK_AFTER in a row: a call none of whose attempts reached the API
+                    # (one sent and lost, or answered, did; a PoolTimeout is keyform's own pool)
+                    if not sent and tried == 0 and not isinstance(exc, httpx.PoolTimeout):
+                        self.limiter.unreachable(_connect_reason(exc))
                     raise self._error(what, f"cannot connect to {self.base_url}{self._via} "
                                             f"({_connect_reason(exc)})", secrets) from None
                 self._wait(what, attempt, wait, type(exc).__name__)
