@@ -140,7 +140,9 @@ class MarkdownView(TextView):
 
 class JSONView(View):
     """For pipelines: the plan document (schemas/plan.schema.json), then one JSON event per line
-    (schemas/apply-events.schema.json), the last one always a `change_summary`."""
+    (schemas/apply-events.schema.json), the last one a `change_summary` (all zero when there is
+    nothing to change); not after a second Ctrl-C (`apply_abandoned` events end it) or a refusal
+    before any change started (the reason is on stderr)."""
 
     asks_on_stderr = True  # stdout is the JSON stream
 
