@@ -39,7 +39,7 @@ def test_creates_against_an_api_no_call_can_reach_end_unsent_after_three(tmp_pat
     tried = [m for m in failed if "cannot connect to" in m and "connection refused" in m]
     unsent = [m for m in failed if "not sent: the last 3 calls could not reach the API, each after all its "
               "attempts (connection refused), so keyform sends it nothing more in this run; check the "
-              "provider's `base_url` and the network" in m]
+              "provider's `base_url`, its proxy if it has one, and the network" in m]
     # old code: all 30 tried, each for its own 2 s of retries
     assert len(tried) + len(unsent) == 30 and len(unsent) >= 20, failed
     summary = next(e for e in events if e.get("type") == "change_summary")

@@ -500,7 +500,7 @@ class HttpClient:
                     # the breaker, BREAK_AFTER in a row: a call none of whose attempts reached the API
                     # (one sent and lost, or answered, did; a PoolTimeout is keyform's own pool)
                     if not sent and tried == 0 and not isinstance(exc, httpx.PoolTimeout):
-                        self.limiter.unreachable(_connect_reason(exc))
+                        self.limiter.unreachable(_connect_reason(exc) + self._via)  # (the proxy named)
                     raise self._error(what, f"cannot connect to {self.base_url}{self._via} "
                                             f"({_connect_reason(exc)})", secrets) from None
                 self._wait(what, attempt, wait, type(exc).__name__)

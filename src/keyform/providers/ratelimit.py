@@ -206,8 +206,8 @@ def not_admitted_error(instance: str, what: str, exc: NotAdmitted, deadline: flo
 def broken_words(exc: NotAdmitted) -> str:
     """Why the instance stopped sending (`NotAdmitted("broken")`), and what to do."""
     if exc.unreachable:
-        return (f"{exc.why}, so keyform sends it nothing more in this run; check the provider's `base_url` "
-                "and the network, then run again")
+        return (f"{exc.why}, so keyform sends it nothing more in this run; check the provider's `base_url`, "
+                "its proxy if it has one, and the network, then run again")
     why = exc.why or f"the API refused the last {BREAK_AFTER} calls for their rate to the end"
     return (f"{why} (last: {exc.status}), so keyform sends it nothing more in this run; try again later, "
             "or set a lower `rate_limit`")
