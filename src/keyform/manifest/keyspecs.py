@@ -154,12 +154,16 @@ def _broken_key(decl: Declaration, ctx: KeyContext) -> None:
     _unknown_sink(value, decl, ctx)
 
 
+_SINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the schema's `$defs/name` pattern
+
+
 def _unknown_sink(value: Mapping[str, Any], decl: Declaration, ctx: KeyContext) -> None:
     """A key's `sink` that names no declared sink, for a key not built further (whose own checks,
     `_sink_target`, are not reached)."""
     raw = value.get("sink")
     sink_name = raw.get("use") if isinstance(raw, dict) else raw
-    if isinstance(sink_name, str) and sink_name not in ctx.declared_sinks:
+    if (isinstance(sink_name, str) and sink_name not in ctx.declared_sinks
+            and _SINK_NAME.fullmatch(sink_name)):  # (a name the schema refuses is reported as such, once)
         path = decl.path
         ctx.report.error(decl.source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
                          f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
