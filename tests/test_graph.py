@@ -122,6 +122,11 @@ def test_graph_refuses_a_plan_of_another_workspace(tmp_path: Path, emulator: Emu
     here.questra(keys + "web: {provider: qp}\n")  # the manifests moved on since the plan
     code, _, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]))
     assert code == 1 and f": {digest}." in err, err
+    # noticed by review 110: a mistyped --state read as "no state", then said "lineage differs"
+    typo = str(here.root / "keyform.stat.json")
+    code, out, err = run("graph", "-f", str(here.manifest), "--plan", str(plans["here"]), "--state", typo)
+    assert (code, out) == (1, "") and f"--state {typo}: " in err and "does not exist (check the path; graph " \
+        "--plan does not treat a missing state as an empty one)" in err, err
     # --state alone was accepted and ignored: the graph of the manifests reads no state
     code, out, err = run("graph", "-f", str(here.manifest), "--state", str(twin.state_path))
     assert (code, out) == (1, "") and "--state is read only with --plan" in err, err

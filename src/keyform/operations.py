@@ -646,6 +646,7 @@ def run_graph(options: Options, plan_file: str | None) -> tuple[Workspace, Plan 
     try:
         with paused():  # bulk, acyclic data (keyform.gcpause)
             state = store.load()
+        _refuse_missing_named_state(options, state, store, "graph --plan")  # (a typo: not "lineage differs")
     finally:
         store.close()
     problems = foreign_plan_problems(saved, workspace, state)
