@@ -238,3 +238,14 @@ def test_the_emulators_clock_offset_knob_refuses_what_is_no_offset(emu_control: 
     with pytest.raises(ControlError, match="400 bad_request: clock_offset must be"):
         emu_control.faults(clock_offset=value)
     assert emu_control.faults()["clock_offset"] == 0
+
+
+def test_the_inventory_report_says_the_api_clock_is_off(behind: tuple[Project, EmulatorControl]) -> None:
+    """Noticed by review 110: `keyform report` shows the API's own last-use times, and said nothing
+    of a clock two hours off, which `plan` and `report --idle` note."""
+    project, control = behind
+    project.questra("k:\n  provider: qp\n")
+    _used_10_minutes_ago(project, control)
+    res = project.run("report", "-f", str(project.manifest))
+    assert res.exit_code == 0, res.output
+    assert "qp: its clock is 2h behind keyform's (the Date of its listing)" in res.stdout, res.stdout

@@ -925,10 +925,16 @@ def run_report(options: Options, *, refresh_remote: bool = True,
         if refresh_remote:
             remember_inputs(ws, sess.options.env)  # a listed name or description may echo one (`_name`)
             snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
+            from keyform.usage import skew_note
+
             for name in sorted(snapshot.instances):
                 snap = snapshot.instances[name]
                 if snap.keys is None:
                     notes.append(f"{name}: {snap.note or 'keys could not be listed'}; its keys show no live status")
+                # the last-use times shown are the API's: say how far its clock is off, as plan does
+                elif name in ws.providers and (note := skew_note(name, ws.providers[name].type,
+                                                                 snapshot.clock_offset(name))):
+                    notes.append(note)
         else:
             notes.append("refresh disabled: the report shows the state alone (no live status)")
         return Collected(build_report(ws, state, snapshot, now, notes=notes), now)
