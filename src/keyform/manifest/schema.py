@@ -287,6 +287,9 @@ def _type_message(path: YamlPath, instance: Any, expected: Any, doc: YamlDocumen
             return f"{dotted(path)}: {_custom_message(custom, 'pattern', written)}" if isinstance(custom, str) \
                 else message
         message += f" (quote it: '{written}')" if written is not None else " (quote it as written)"
+    elif ("integer" in names and "string" not in names and isinstance(instance, str)
+          and re.fullmatch(r"\s*[0-9]{1,9}\s*", instance) and field not in NO_ECHO_FIELDS):
+        message += f" (write it without quotes: {instance.strip()})"  # `version: "1"`
     return message
 
 
