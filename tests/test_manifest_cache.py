@@ -405,6 +405,18 @@ def test_a_key_that_is_not_this_users_private_key_turns_the_cache_off(
     assert key.is_symlink() or key.is_dir() or key.read_text() in ("ab" * 32, "ab" * 31, "zz" * 32), "never replaced"
 
 
+def test_a_state_home_the_file_system_cannot_name_turns_the_cache_off(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`XDG_STATE_HOME` holding a name too long for the file system (ENAMETOOLONG, where looking
+    the key up raised rather than said "no key"): every command was an internal error."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ("s" * 300)))
+    project = tmp_path / "p"
+    write(project, VALID)
+    assert isinstance(outcome(project), Workspace)
+    assert parsecache.entry_key(b"version: 1\n") is None
+    assert entries(cache) == []
+
+
 # -- state check verdicts (keyform.checkcache) --------------------------------------------------
 # keyform.checkcache: a state file whose exact bytes passed the check before is not checked again;
 # anything else (other bytes, a failing file, a bad or foreign verdict, the cache off, another

@@ -111,8 +111,15 @@ def seal(name: str, body: bytes) -> bytes | None:
 def _cache_key(path: Path) -> bytes | None:
     """This user's cache key, made on first use; None when the file is not one (see the module)."""
     found = _read_key(path)
-    if found is not None or path.exists() or path.is_symlink():
+    if found is not None:
         return found
+    try:  # there (a link, a loose file: not made again), or cannot be looked at (a name too long,
+        os.lstat(path)  # a directory not searchable; pathlib's exists() raised: an internal error)
+        return None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-key-")
