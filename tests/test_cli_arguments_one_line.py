@@ -43,6 +43,26 @@ def test_an_argument_with_a_newline_is_shown_on_one_line(project: Project, args:
     assert "\x1b" not in res.stderr and "x\\u001b[31m\\n" in res.stderr, repr(res.stderr)
 
 
+@pytest.mark.parametrize("args", [
+    ("plan", "--state", ""), ("plan", "-f", ""), ("plan", "--out", ""), ("plan", "--policy", ""),
+    ("apply", "--state", ""), ("apply", ""), ("show", ""), ("graph", "--plan", ""), ("state", "push", ""),
+    ("state", "list", "--state", ""), ("state", "rekey", "--old-key-file", ""), ("state", "rekey", "--old-key-env", ""),
+])
+def test_an_empty_path_or_name_is_refused_not_taken_as_none_given(project: Project, args: tuple[str, ...]) -> None:
+    """Found by review 43-fxF: `--state "$STATE"` with the variable unset used the manifests' own
+    backend, `plan --out ""` made a plan, saved nothing and exited 0, `-f ""` read the directory."""
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.state_path.read_bytes()
+    if args[0] in ("graph", "state") and args[1] != "push":
+        args = (*args[:2], "-f", str(project.manifest), *args[2:]) if args[0] == "state" else \
+            ("graph", "-f", str(project.manifest), *args[1:])
+    res = project.run(*args)
+    assert res.exit_code == 1, res.output
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
+    assert "empty" in res.stderr or "--old-key-env '' is not an environment variable name" in res.stderr, res.stderr
+    assert project.state_path.read_bytes() == before
+
+
 def test_a_saved_plans_path_is_shown_on_one_line_and_quoted_for_the_shell(project: Project) -> None:
     out = project.root / "my plan"
     res = project.run("plan", "--out", str(out))

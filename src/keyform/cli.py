@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from keyform import __version__
-from keyform.clikit import Ctx, KeyformGroup, disable_debug_log, print_diagnostics
+from keyform.clikit import Ctx, KeyformGroup, NonEmptyPath, disable_debug_log, print_diagnostics
 from keyform.errors import Diagnostic, KeyformError
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _exit_hard_if(ctx: Ctx, message: str | None = None) -> None:
 
 
 def files_option(fn: F) -> F:
-    return click.option("-f", "--file", "files", multiple=True, type=click.Path(), metavar="PATH",
+    return click.option("-f", "--file", "files", multiple=True, type=NonEmptyPath(), metavar="PATH",
                         help="Manifest file or directory (repeatable; default keyform.yaml).")(fn)
 
 
@@ -120,7 +120,7 @@ STATE_HELP = "Use this local state file instead of the manifests' state backend.
 
 
 def state_option(fn: F) -> F:
-    return click.option("--state", "state_path", type=click.Path(), default=None, metavar="FILE",
+    return click.option("--state", "state_path", type=NonEmptyPath(), default=None, metavar="FILE",
                         help=STATE_HELP)(fn)
 
 
@@ -159,7 +159,7 @@ def _rate_wait_notice(wait: Any) -> None:
 
 
 def policy_option(fn: F) -> F:
-    return click.option("--policy", "policy_files", multiple=True, type=click.Path(), metavar="FILE",
+    return click.option("--policy", "policy_files", multiple=True, type=NonEmptyPath(), metavar="FILE",
                         help="Also enforce the policies in FILE (repeatable; e.g. org-wide rules kept "
                              "outside the repository).")(fn)
 
@@ -234,7 +234,7 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
 @main.command()
 @files_option
 @state_options
-@click.option("--out", type=click.Path(), metavar="FILE", help="Save the plan to FILE for `keyform apply FILE`.")
+@click.option("--out", type=NonEmptyPath(), metavar="FILE", help="Save the plan to FILE for `keyform apply FILE`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="text for terminals, markdown for a pull-request comment, json (schemas/plan.schema.json).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 if no changes, 2 if changes, 1 on error.")
@@ -390,7 +390,7 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
 @main.command()
 @files_option
 @state_options
-@click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path())
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, type=NonEmptyPath())
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256), metavar="N",
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
@@ -463,7 +463,7 @@ def destroy(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeo
 
 
 @main.command()
-@click.argument("plan_file", metavar="PLANFILE", type=click.Path(dir_okay=False))
+@click.argument("plan_file", metavar="PLANFILE", type=NonEmptyPath(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="text for terminals, markdown for a pull-request comment, json (schemas/plan.schema.json).")
 @click.pass_obj
@@ -560,7 +560,7 @@ def report(ctx: Ctx, files: tuple[str, ...], state_path: str | None, fmt: str, r
 @files_option
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
               help="mermaid (GitHub renders it in Markdown) or Graphviz DOT (`| dot -Tpng -o graph.png`).")
-@click.option("--plan", "plan_file", type=click.Path(), metavar="FILE",
+@click.option("--plan", "plan_file", type=NonEmptyPath(), metavar="FILE",
               help="Colour the keys by the actions of this saved plan (create, update, replace, delete); "
                    "refused unless made from these manifests and this state.")
 @state_option
@@ -584,7 +584,7 @@ def graph(ctx: Ctx, files: tuple[str, ...], fmt: str, plan_file: str | None, sta
 
 
 @main.command()
-@click.option("-f", "--file", "files", multiple=True, type=click.Path(), metavar="PATH",
+@click.option("-f", "--file", "files", multiple=True, type=NonEmptyPath(), metavar="PATH",
               help="Manifest file or directory whose REST definitions (type: rest) to list too (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")
@@ -823,7 +823,7 @@ def state_mv(ctx: Ctx, old: str, new: str, sink_name: str | None, files: tuple[s
 @click.option("--old-key-env", default=None, metavar="NAME",
               help="The environment variable holding the key a keyed state was made with "
                    "(default: state.fingerprint_key).")
-@click.option("--old-key-file", default=None, type=click.Path(), metavar="PATH",
+@click.option("--old-key-file", default=None, type=NonEmptyPath(), metavar="PATH",
               help="The file holding the key a keyed state was made with.")
 @click.pass_obj
 def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str,
@@ -836,14 +836,14 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
         from keyform.operations import rekey_state
 
         old: EnvRef | FileRef | None = None
-        if old_key_env and old_key_file:
+        if old_key_env is not None and old_key_file is not None:
             raise KeyformError("state rekey: give --old-key-env or --old-key-file, not both")
-        if old_key_env:
+        if old_key_env is not None:  # (an empty one is refused, not taken as none given)
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", old_key_env):
                 raise KeyformError(f"state rekey: --old-key-env {old_key_env!r} is not an environment variable name "
                                    "(letters, digits, '_'; not starting with a digit)")
             old = EnvRef(old_key_env)
-        elif old_key_file:
+        elif old_key_file is not None:
             old = FileRef(os.path.abspath(old_key_file))
         report = rekey_state(_options(files, state_path, lock_timeout), old, warn=print_diagnostics)
         if not report.written:
@@ -876,7 +876,7 @@ def state_pull(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None
 
 
 @state.command("push")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=NonEmptyPath(dir_okay=False))
 @files_option
 @state_options
 @click.option("--force", is_flag=True, help="Overwrite a state of another lineage or with a higher serial.")

@@ -67,6 +67,17 @@ class UsageFailure(click.UsageError):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+class NonEmptyPath(click.Path):
+    """click.Path refusing an empty value: `--state ""` (a `--state "$STATE"` whose variable is unset)
+    was taken as no option at all, so the manifests' own backend was used, and `plan --out ""` made
+    a plan, saved nothing and exited 0."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("an empty path (is the variable it came from unset?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 _SINGLE_DASH_LONG = re.compile(r"^-([a-z][a-z0-9-]+)(=.*)?$")
 _EXTRA_ARGUMENT = re.compile(r"^Got unexpected extra arguments? \((.+)\)$")  # click's words
 
