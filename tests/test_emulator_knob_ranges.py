@@ -77,3 +77,23 @@ def test_a_slow_rate_limit_asks_for_a_day_at_most() -> None:
     faults = Faults(FaultSettings(rate_limit_rps=1e-6))
     assert faults.take_token("org", now=0.0) is None  # the bucket's one request
     assert faults.take_token("org", now=0.0) == MAX_RETRY_AFTER
+
+
+@pytest.mark.parametrize(("argv", "env"), [(["--port", "99999"], None), ([], "99999"), ([], "²"), ([], "-1"),
+                                           ([], "abc")])
+def test_python_m_emulator_refuses_a_port_that_is_not_one(argv: list[str], env: str | None) -> None:
+    """Found by review 43-fxF: `python -m keyform.emulator --port 99999` (or KEYFORM_EMULATOR_PORT=99999)
+    ended in a traceback (OverflowError from bind), KEYFORM_EMULATOR_PORT=² in one (ValueError from
+    int()), and -1 or abc were passed over for 8787, where `keyform emulator` refuses each."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "KEYFORM_EMULATOR_PORT"}
+    if env is not None:
+        environ["KEYFORM_EMULATOR_PORT"] = env
+    res = subprocess.run([sys.executable, "-m", "keyform.emulator", *argv], capture_output=True, text=True,
+                         env=environ, timeout=30)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    assert "listening" not in res.stdout
+    assert ("KEYFORM_EMULATOR_PORT" if env is not None else "between 0 and 65535") in res.stderr, res.stderr

@@ -20,6 +20,10 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     """Build an :class:`EmulatorConfig` from command-line arguments."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    problem = _env_port_problem()
+    if problem and not any(a.startswith("--p") and "--port".startswith(a.split("=")[0]) for a in given):
+        parser.error(problem)
     rate_limits: dict[str, float] = {}
     for item in args.org_rate_limit:
         name, sep, rps = item.rpartition("=")
@@ -85,9 +89,20 @@ def _shown(text: str) -> str:
 
 
 def _default_port() -> int:
-    """`KEYFORM_EMULATOR_PORT`, else 8787 (as `keyform emulator`)."""
-    text = os.environ.get("KEYFORM_EMULATOR_PORT", "")
-    return int(text) if text.strip().isdigit() else 8787
+    """`KEYFORM_EMULATOR_PORT`, else 8787 (as `keyform emulator`; `parse_args` refuses a value
+    that is not a port when no --port is given)."""
+    text = os.environ.get("KEYFORM_EMULATOR_PORT", "").strip()
+    return int(text) if _env_port_problem() is None and text else 8787
+
+
+def _env_port_problem() -> str | None:
+    """Why `KEYFORM_EMULATOR_PORT` is not a port (None when unset, empty or one). `isdigit()` took
+    "²" (then int() raised: a traceback) and "-1" or "abc" were passed over for 8787, where
+    `keyform emulator` refuses them."""
+    text = os.environ.get("KEYFORM_EMULATOR_PORT", "").strip()
+    if not text or (text.isascii() and text.isdigit() and int(text) <= 65535):
+        return None
+    return f"KEYFORM_EMULATOR_PORT {_shown(text)} is not a port (an integer 0-65535)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -185,6 +185,8 @@ class Emulator:
             clock_offset=config.clock_offset,
         )
         self._backend = Backend(settings, config.tokens, config.read_only_tokens)
+        if not 0 <= config.port <= 65535:  # (the socket's own OverflowError was a traceback)
+            raise ValueError(f"port {config.port} is not between 0 and 65535")
         self._server = _Server((config.host, config.port), self._backend, config.log_requests)
         self._thread: threading.Thread | None = None
         host, port = self._server.server_address[:2]
