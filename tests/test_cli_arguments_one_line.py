@@ -47,6 +47,7 @@ def test_an_argument_with_a_newline_is_shown_on_one_line(project: Project, args:
     ("plan", "--state", ""), ("plan", "-f", ""), ("plan", "--out", ""), ("plan", "--policy", ""),
     ("apply", "--state", ""), ("apply", ""), ("show", ""), ("graph", "--plan", ""), ("state", "push", ""),
     ("state", "list", "--state", ""), ("state", "rekey", "--old-key-file", ""), ("state", "rekey", "--old-key-env", ""),
+    ("plan", "--state", " "), ("apply", "-f", "  "),  # (spaces only: refused as blank, named as such)
 ])
 def test_an_empty_path_or_name_is_refused_not_taken_as_none_given(project: Project, args: tuple[str, ...]) -> None:
     """Found by review 43-fxF: `--state "$STATE"` with the variable unset used the manifests' own
@@ -59,7 +60,11 @@ def test_an_empty_path_or_name_is_refused_not_taken_as_none_given(project: Proje
     res = project.run(*args)
     assert res.exit_code == 1, res.output
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
-    assert "empty" in res.stderr or "--old-key-env '' is not an environment variable name" in res.stderr, res.stderr
+    if args[-1] and not args[-1].strip():  # spaces only: said so, not "does not exist" with a blank path
+        assert "a path of" in res.stderr and "blank character(s) only" in res.stderr, res.stderr
+    else:
+        assert "empty" in res.stderr or "--old-key-env '' is not an environment variable name" in res.stderr, \
+            res.stderr
     assert project.state_path.read_bytes() == before
 
 

@@ -73,8 +73,9 @@ class NonEmptyPath(click.Path):
     a plan, saved nothing and exited 0."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value:
-            self.fail("an empty path (is the variable it came from unset?)", param, ctx)
+        if isinstance(value, str) and not value.strip():  # (a path of spaces only: never meant, shown blank)
+            self.fail("an empty path (is the variable it came from unset?)" if not value else
+                      f"a path of {len(value)} blank character(s) only", param, ctx)
         return super().convert(value, param, ctx)
 
 
