@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -388,6 +388,51 @@ class Interrupted:
     # a create answered with an id that holds a secret, whose revoke failed: that id's fingerprint
     # (`Abandoned.id_fingerprint`), never the id
     id_fingerprint: str | None = None
+
+
+def problem(records: Sequence[Record]) -> tuple[int, str] | None:
+    """The first record (its index in `records`) that no keyform apply could have written after the
+    ones before it, and what is wrong with it; None when the journal holds together. Each line may
+    be valid on its own while the journal is not (a hand edit, a merge, two journals concatenated),
+    and recovery must never act on such a one: a forged `done` folds a stranger's key into the state
+    (and the next plan deletes it) or drops a live one, a `created` names the key an orphan revoke
+    hits. A record repeated as it was is fine (a write retried after a failed append)."""
+    lineage: str | None = None
+    intents: dict[str, Intent] = {}
+    for index, rec in enumerate(records):
+        if isinstance(rec, Begin):
+            if lineage is not None and rec.lineage != lineage:
+                return index, (f"begins an apply of another state (lineage {rec.lineage}; the journal's earlier "
+                               f"records are of lineage {lineage}): two journals joined (a merge?)")
+            lineage = rec.lineage
+            continue
+        if isinstance(rec, Intent):
+            before = intents.get(rec.seq)
+            if before is not None and before != rec:
+                return index, f"reuses the seq {rec.seq!r} of an earlier intent for another change"
+            intents[rec.seq] = rec
+            continue
+        intent = intents.get(rec.seq)
+        if intent is None:
+            return index, f"records the outcome of change {rec.seq!r}, which no earlier intent record starts"
+        if isinstance(rec, Done):
+            if rec.key is not None and rec.key.address != intent.address:
+                return index, (f"records key {rec.key.address!r} for change {rec.seq!r}, whose intent is for "
+                               f"{intent.address!r}")
+            if rec.forget is not None and (rec.forget != intent.address or intent.action != "delete"):
+                return index, (f"forgets {rec.forget!r} for change {rec.seq!r}, which is not the delete of that key "
+                               f"(its intent: {intent.action} {intent.address!r})")
+            if rec.revoked_deposed is not None and (intent.action != "revoke-deposed"
+                                                    or intent.details.get("remote_id") != rec.revoked_deposed):
+                return index, (f"records deposed key {rec.revoked_deposed} revoked for change {rec.seq!r}, which "
+                               f"is not its revoke (its intent: {intent.action} {intent.address!r})")
+            if rec.resolves is not None and (intent.action != "revoke-orphan"
+                                             or intent.details.get("resolves") != rec.resolves):
+                return index, (f"resolves {rec.resolves!r} for change {rec.seq!r}, which is not that orphan's "
+                               f"revoke (its intent: {intent.action} {intent.address!r})")
+        elif isinstance(rec, Created) and intent.action != "create":
+            return index, f"records a key created by change {rec.seq!r}, whose intent is a {intent.action}"
+    return None
 
 
 def replay(state: State | None, records: Iterable[Record]) -> list[Interrupted]:

@@ -1,0 +1,90 @@
+"""A journal that no apply could have written is refused, not recovered (review s43).
+
+In GitOps the state and its journal are committed, so a pull request can edit them. Each record of
+such a journal is valid on its own; the journal as a whole is not. Before, recovery acted on it:
+another workspace's key (same org) named in a `created` record without a `begin` first, after a
+second `begin` of another lineage, or beside a state older than the journal was revoked as an
+orphan; a `done` with no intent folded that key into the state, and the next apply deleted it.
+Now every command that recovers says once what is wrong and exits 1; nothing is revoked, and the
+state and journal are left as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.project import ORG, Project
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+
+
+def _intent(seq: str = "r1.1") -> dict[str, Any]:
+    return {"op": "intent", "seq": seq, "action": "create", "address": "a2", "provider": "qp",
+            "match": {"name": "a-two"}}
+
+
+def _forged(state: dict[str, Any], victim: str, victim_key: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    begin = {"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}
+    created = {"op": "created", "seq": "r1.1", "remote_id": victim}
+    return {
+        "no begin first": [_intent(), created],
+        "begin moved last": [_intent(), created, begin],
+        "a second begin of another lineage": [begin, {**begin, "lineage": "0f0f0f0f-other"}, _intent(), created],
+        "a state older than its journal": [{**begin, "serial": state["serial"] + 3}, _intent(), created],
+        "a done without an intent": [begin, {"op": "done", "seq": "x.1", "address": "zz", "key": victim_key}],
+        "a done for another address than its intent": [begin, _intent(), {"op": "done", "seq": "r1.1",
+                                                                          "address": "zz", "key": victim_key}],
+        "a done that forgets a key its intent does not delete": [begin, _intent(),
+                                                                 {"op": "done", "seq": "r1.1", "forget": "a1"}],
+        "two intents with one seq": [begin, _intent(), {**_intent(), "address": "zz"}, created],
+    }
+
+
+CASES = list(_forged({"lineage": "x", "serial": 1}, "ak_x", {}))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_journal_no_apply_could_have_written_revokes_nothing_and_changes_nothing(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], case: str) -> None:
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    mine = Project(tmp_path / "mine", emu.url)
+    mine.questra("a1: {provider: qp, name: a-one}\n")
+    theirs = Project(tmp_path / "theirs", emu.url)
+    theirs.questra("b1: {provider: qp, name: b-one}\n")
+    assert mine.run("apply", "--auto-approve").exit_code == 0
+    assert theirs.run("apply", "--auto-approve").exit_code == 0
+    victim = theirs.remote_id("b1")
+    victim_key = {**theirs.state()["keys"]["b1"]}
+    records = _forged(mine.state(), victim, victim_key)[case]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    state, journal = mine.state_path.read_bytes(), mine.journal_path.read_bytes()
+    for args in (("plan",), ("apply", "--auto-approve"), ("state", "rm", "a1", "-f", str(mine.manifest))):
+        res = mine.run(*args)
+        assert res.exit_code == 1, (case, args, res.output)
+        assert res.stderr.startswith(f"Error: {mine.state_path}: the apply journal "), res.stderr
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.output, res.stderr
+        assert mine.state_path.read_bytes() == state and mine.journal_path.read_bytes() == journal
+    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
+
+
+def test_a_journal_record_repeated_as_it_was_is_still_recovered(tmp_path: Path, emulator: Emulator,
+                                                                 emu_control: EmulatorControl) -> None:
+    """A failed append may leave a line twice (`LocalJournal._write`): that journal holds together."""
+    project = Project(tmp_path, emulator.url)
+    project.questra("a1: {provider: qp, name: a-one}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    emu_control.faults(drop_after_commit_rate=1.0)
+    assert project.run("apply", "--auto-approve", "--replace", "a1").exit_code == 1
+    emu_control.faults(drop_after_commit_rate=0.0)
+    lines = project.journal_path.read_text().splitlines(keepends=True)
+    project.journal_path.write_text("".join(line * 2 if i else line for i, line in enumerate(lines)))
+    res = project.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert "orphan of an interrupted create of a1" in res.stdout
+    assert sorted(k["revoked"] for k in emu_control.questra_keys(ORG)) == [False, True]
