@@ -400,3 +400,18 @@ def test_shellcheck_reports_nothing_on_the_example_scripts() -> None:
     done = subprocess.run([exe, "--norc", "-e", "SC1091", *map(str, scripts)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_kits_codeowners_names_the_state_the_journal_and_the_workflow() -> None:
+    """A pull request that edits the state or the journal can make the next apply on main revoke a
+    key they name (noticed by reviews 112 and 115); the PR's own plan job cannot guard it, so the kit
+    ships a CODEOWNERS naming them, kept in step with the paths the workflow commits and runs."""
+    kit = ROOT / "examples" / "gitops"
+    owned = {line.split()[0] for line in (kit / ".github" / "CODEOWNERS").read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    workflow = (ROOT / KIT).read_text()
+    committed = re.search(r"for f in ([^;\n]*); do\n[^\n]*\n\s*git add", workflow)  # the commit step's files
+    assert committed is not None, "the workflow commits no state file"
+    files = committed[1].split()
+    assert any(f.endswith(".journal") for f in files) and len(files) == 2, files
+    assert {f"/{f}" for f in files} | {"/" + KIT.removeprefix("examples/gitops/")} <= owned, owned
