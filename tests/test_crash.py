@@ -136,8 +136,9 @@ def test_replacement_killed_after_its_secret_was_sunk_rotates_the_key(tmp_path: 
     fh = store.journal_open()
     fh.append(Begin.of(state))
     journal = Journal(fh, "killed")
+    # (its match is what that create sent: the name the key is listed with; recovery checks it)
     seq = journal.intent("create", "q0", "qp", label="q0", at=new["created_at"], replaces=old,
-                         match={"name": "q0"})
+                         match={"name": new["name"]})
     journal.created(seq, new["id"])
     if journaled_sunk:
         fh.append(Sunk(seq))  # a journal written by an earlier keyform

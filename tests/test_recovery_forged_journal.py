@@ -88,3 +88,34 @@ def test_a_journal_record_repeated_as_it_was_is_still_recovered(tmp_path: Path, 
     assert res.exit_code == 0, res.output
     assert "orphan of an interrupted create of a1" in res.stdout
     assert sorted(k["revoked"] for k in emu_control.questra_keys(ORG)) == [False, True]
+
+
+def test_a_consistent_journal_naming_another_key_does_not_get_it_revoked(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """Left open by review 115, fixed after: a journal written to look right (this state's begin, a
+    create intent for `a2` named `a-two`, a `created` naming another workspace's key) had that key
+    revoked as `a2`'s orphan. The API lists it as `b-one`, which that create never sent: keyform now
+    revokes nothing, says why at every plan, and keeps the record for the user to settle."""
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    mine = Project(tmp_path / "mine", emu.url)
+    mine.questra("a1: {provider: qp, name: a-one}\n")
+    theirs = Project(tmp_path / "theirs", emu.url)
+    theirs.questra("b1: {provider: qp, name: b-one}\n")
+    assert mine.run("apply", "--auto-approve").exit_code == 0
+    assert theirs.run("apply", "--auto-approve").exit_code == 0
+    victim = theirs.remote_id("b1")
+    state = mine.state()
+    records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}, _intent(),
+               {"op": "created", "seq": "r1.1", "remote_id": victim}]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    said = (f"a2: the apply journal says an interrupted create made the key {victim}, but the API lists that key "
+            "with another name than that create sent, so keyform does not take it for its orphan and revokes "
+            "nothing")
+    res = mine.run("plan")
+    assert res.exit_code == 0 and said in res.stdout, res.output
+    assert "will be revoked" not in res.stdout
+    res = mine.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
+    assert said in mine.run("plan").stdout  # still said: the record is kept until the user settles it

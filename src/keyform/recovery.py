@@ -178,6 +178,10 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         if it.remote_id is not None:
             if it.remote_id in tracked:
                 continue  # recorded after all (a later run adopted it): nothing to do
+            if (contradicted := _listed_unlike(it, listing)) is not None:  # (a hand-edited journal?)
+                out.unresolved.append(it)  # kept journaled, said on every plan, never revoked
+                out.notes.append(contradicted)
+                continue
             where = "its secret reached the sink but state never recorded it" if it.sunk else \
                 "its secret may not have reached a sink"
             out.orphans.append(Orphan(it.address, it.provider, ptype, it.remote_id, it.seq,
@@ -210,6 +214,33 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     entries = {it.seq: _entry_of(it, moved) for it in creates}
     out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
+
+
+def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey]]) -> str | None:
+    """Why the key the journal says interrupted create `it` made (`it.remote_id`) cannot be taken
+    for its orphan: the API lists it with other attributes than the create sent (`match`: its name,
+    its description). keyform sent them moments before and nothing of its own renames a key, so
+    such a journal names a key that create never made (a hand edit, a forged pull request: another
+    workspace's key named there was revoked as this one's orphan). None when it agrees, when the
+    key is not listed (revoked or gone: its revoke then changes nothing), or when the create
+    recorded no attributes. A listing that fails is said the same way (checked again next plan)."""
+    match = it.details.get("match") or {}
+    if not match:
+        return None
+    try:
+        listed = next((k for k in listing(it.provider) if k.id == it.remote_id), None)
+    except KeyformError as exc:
+        return (f"{it.address}: cannot check the key {it.remote_id} an interrupted create left ({exc}); it is "
+                "not revoked yet, the next plan tries again")
+    if listed is None:
+        return None
+    unlike = sorted(n for n, v in match.items() if listed.attrs.get(n) != v)
+    if not unlike:
+        return None
+    return (f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id}, but "
+            f"the API lists that key with another {', '.join(unlike)} than that create sent, so keyform does not "
+            "take it for its orphan and revokes nothing: if the journal was edited, restore it from a copy; if "
+            f"the key is this workspace's after all, `keyform import {it.address} {it.remote_id}` adopts it")
 
 
 def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
