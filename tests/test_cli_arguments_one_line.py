@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.project import Project
+from harness.project import Project, Result
 from keyform.emulator import Emulator
 
 ODD = "x\x1b[31m\n"
@@ -24,6 +24,18 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
     return p
 
 
+def _one_error_line(project: Project, args: tuple[str, ...]) -> Result:
+    """`keyform ARGS` (a `graph` or `state` command told the project's manifest), which must fail
+    with exit 1 and one `Error:` line; its result."""
+    if args[0] in ("graph", "state") and args[1] != "push":
+        args = (*args[:2], "-f", str(project.manifest), *args[2:]) if args[0] == "state" else \
+            ("graph", "-f", str(project.manifest), *args[1:])
+    res = project.run(*args)
+    assert res.exit_code == 1, res.output
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
+    return res
+
+
 @pytest.mark.parametrize("args", [
     ("plan", "-f", ODD), ("plan", "--policy", ODD), ("plan", "--target", ODD), ("plan", "--replace", ODD),
     ("plan", "--state", ODD), ("apply", ODD), ("show", ODD), ("graph", "--plan", ODD), ("state", "push", ODD),
@@ -34,12 +46,7 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
 def test_an_argument_with_a_newline_is_shown_on_one_line(project: Project, args: tuple[str, ...]) -> None:
     if args[:2] in (("plan", "--replace"), ("state", "rekey")):
         assert project.run("apply", "--auto-approve").exit_code == 0
-    if args[0] in ("graph", "state") and args[1] != "push":
-        args = (*args[:2], "-f", str(project.manifest), *args[2:]) if args[0] == "state" else \
-            ("graph", "-f", str(project.manifest), *args[1:])
-    res = project.run(*args)
-    assert res.exit_code == 1, res.output
-    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
+    res = _one_error_line(project, args)
     assert "\x1b" not in res.stderr and "x\\u001b[31m\\n" in res.stderr, repr(res.stderr)
 
 
@@ -54,12 +61,7 @@ def test_an_empty_path_or_name_is_refused_not_taken_as_none_given(project: Proje
     backend, `plan --out ""` made a plan, saved nothing and exited 0, `-f ""` read the directory."""
     assert project.run("apply", "--auto-approve").exit_code == 0
     before = project.state_path.read_bytes()
-    if args[0] in ("graph", "state") and args[1] != "push":
-        args = (*args[:2], "-f", str(project.manifest), *args[2:]) if args[0] == "state" else \
-            ("graph", "-f", str(project.manifest), *args[1:])
-    res = project.run(*args)
-    assert res.exit_code == 1, res.output
-    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: "), repr(res.stderr)
+    res = _one_error_line(project, args)
     if args[-1] and not args[-1].strip():  # spaces only: said so, not "does not exist" with a blank path
         assert "a path of" in res.stderr and "blank character(s) only" in res.stderr, res.stderr
     else:

@@ -48,17 +48,23 @@ def _forged(state: dict[str, Any], victim: str, victim_key: dict[str, Any]) -> d
 CASES = list(_forged({"lineage": "x", "serial": 1}, "ak_x", {}))
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_a_journal_no_apply_could_have_written_revokes_nothing_and_changes_nothing(
-        tmp_path: Path, make_emulator: Callable[..., Emulator], case: str) -> None:
+def _two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]
+                    ) -> tuple[EmulatorControl, Project, Project]:
+    """On one emulator (one org): `mine` (key a1, named a-one) and `theirs` (b1, b-one), applied."""
     emu = make_emulator()
-    control = EmulatorControl(emu.url)
     mine = Project(tmp_path / "mine", emu.url)
     mine.questra("a1: {provider: qp, name: a-one}\n")
     theirs = Project(tmp_path / "theirs", emu.url)
     theirs.questra("b1: {provider: qp, name: b-one}\n")
     assert mine.run("apply", "--auto-approve").exit_code == 0
     assert theirs.run("apply", "--auto-approve").exit_code == 0
+    return EmulatorControl(emu.url), mine, theirs
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_journal_no_apply_could_have_written_revokes_nothing_and_changes_nothing(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], case: str) -> None:
+    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
     victim = theirs.remote_id("b1")
     victim_key = {**theirs.state()["keys"]["b1"]}
     records = _forged(mine.state(), victim, victim_key)[case]
@@ -96,14 +102,7 @@ def test_a_consistent_journal_naming_another_key_does_not_get_it_revoked(
     create intent for `a2` named `a-two`, a `created` naming another workspace's key) had that key
     revoked as `a2`'s orphan. The API lists it as `b-one`, which that create never sent: keyform now
     revokes nothing, says why at every plan, and keeps the record for the user to settle."""
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    mine = Project(tmp_path / "mine", emu.url)
-    mine.questra("a1: {provider: qp, name: a-one}\n")
-    theirs = Project(tmp_path / "theirs", emu.url)
-    theirs.questra("b1: {provider: qp, name: b-one}\n")
-    assert mine.run("apply", "--auto-approve").exit_code == 0
-    assert theirs.run("apply", "--auto-approve").exit_code == 0
+    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
     victim = theirs.remote_id("b1")
     state = mine.state()
     records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}, _intent(),
