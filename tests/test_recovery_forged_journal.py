@@ -118,3 +118,27 @@ def test_a_consistent_journal_naming_another_key_does_not_get_it_revoked(
     assert res.exit_code == 0, res.output
     assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
     assert said in mine.run("plan").stdout  # still said: the record is kept until the user settles it
+
+
+def test_the_listing_check_of_a_journaled_id_keeps_what_it_cannot_judge_as_before() -> None:
+    """The check above reads the listing; an instance that cannot list keys at all (`list()` is None)
+    leaves the `created` record the only proof, as before (its orphan is still revoked); an unlisted
+    key, or a create that recorded no attributes, too; a listing that fails waits for the next plan."""
+    from keyform.errors import ProviderError
+    from keyform.journal import Interrupted
+    from keyform.recovery import _listed_unlike
+    from keyform.remote import RemoteKey
+
+    it = Interrupted("r1.1", "create", "a2", "qp", {"match": {"name": "a-two"}}, remote_id="ak_1")
+
+    def failing(provider: str) -> list[RemoteKey] | None:
+        raise ProviderError("qp: list: 503 unavailable")
+
+    assert _listed_unlike(it, lambda p: None) is None
+    assert _listed_unlike(it, lambda p: [RemoteKey(id="ak_2", attrs={"name": "b"})]) is None
+    assert _listed_unlike(it, lambda p: [RemoteKey(id="ak_1", attrs={"name": "a-two"})]) is None
+    assert _listed_unlike(Interrupted("r1.1", "create", "a2", "qp", {}, remote_id="ak_1"),
+                          lambda p: [RemoteKey(id="ak_1", attrs={"name": "b"})]) is None
+    assert "with another name than that create sent" in (
+        _listed_unlike(it, lambda p: [RemoteKey(id="ak_1", attrs={"name": "b-one"})]) or "")
+    assert "cannot check the key ak_1" in (_listed_unlike(it, failing) or "")

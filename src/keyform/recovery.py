@@ -160,10 +160,13 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     groups: dict[tuple[str, str], list[Interrupted]] = {}
     listings: dict[str, list[RemoteKey] | None] = {}
 
-    def listing(provider: str) -> list[RemoteKey]:
+    def listed_keys(provider: str) -> list[RemoteKey] | None:  # None: the instance cannot list keys
         if provider not in listings:
             listings[provider] = pool.get(provider).list()
-        listed = listings[provider]
+        return listings[provider]
+
+    def listing(provider: str) -> list[RemoteKey]:
+        listed = listed_keys(provider)
         if listed is None:
             raise KeyformError(f"{provider} cannot list keys, so the interrupted create cannot be checked")
         return listed
@@ -178,7 +181,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         if it.remote_id is not None:
             if it.remote_id in tracked:
                 continue  # recorded after all (a later run adopted it): nothing to do
-            if (contradicted := _listed_unlike(it, listing)) is not None:  # (a hand-edited journal?)
+            if (contradicted := _listed_unlike(it, listed_keys)) is not None:  # (a hand-edited journal?)
                 out.unresolved.append(it)  # kept journaled, said on every plan, never revoked
                 out.notes.append(contradicted)
                 continue
@@ -216,22 +219,24 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     return out
 
 
-def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey]]) -> str | None:
+def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey] | None]) -> str | None:
     """Why the key the journal says interrupted create `it` made (`it.remote_id`) cannot be taken
     for its orphan: the API lists it with other attributes than the create sent (`match`: its name,
     its description). keyform sent them moments before and nothing of its own renames a key, so
     such a journal names a key that create never made (a hand edit, a forged pull request: another
     workspace's key named there was revoked as this one's orphan). None when it agrees, when the
-    key is not listed (revoked or gone: its revoke then changes nothing), or when the create
-    recorded no attributes. A listing that fails is said the same way (checked again next plan)."""
+    key is not listed (revoked or gone: its revoke then changes nothing), when the instance cannot
+    list keys at all (the `created` record is all there is, as before), or when the create recorded
+    no attributes. A listing that fails is said the same way (checked again next plan)."""
     match = it.details.get("match") or {}
     if not match:
         return None
     try:
-        listed = next((k for k in listing(it.provider) if k.id == it.remote_id), None)
+        keys = listing(it.provider)
     except KeyformError as exc:
         return (f"{it.address}: cannot check the key {it.remote_id} an interrupted create left ({exc}); it is "
                 "not revoked yet, the next plan tries again")
+    listed = next((k for k in keys if k.id == it.remote_id), None) if keys is not None else None
     if listed is None:
         return None
     unlike = sorted(n for n, v in match.items() if listed.attrs.get(n) != v)
