@@ -394,7 +394,8 @@ def test_a_value_of_the_wrong_type_is_one_message_not_also_its_value_rule(tmp_pa
     write(tmp_path / "keyform.yaml", PROVIDERS.replace("version: 1", 'version: "1"', 1))
     with pytest.raises(KeyformError) as err:
         load_workspace(cwd=tmp_path, now=NOW)
-    assert [d.message for d in err.value.diagnostics] == ["version: expected an integer, got a string"]
+    assert [d.message for d in err.value.diagnostics] == [
+        "version: expected an integer, got a string (write it without quotes: 1)"]
 
 
 def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> None:

@@ -171,8 +171,10 @@ def test_revoking_an_orphan_removes_the_entry_its_create_wrote_when_no_key_holds
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
     orphan = emu_control.bulk_questra(ORG, 1, prefix="web-")[0]  # the key the killed create made
+    # (its match is what that create sent: the name the key is listed with; recovery checks it)
     journal = _interrupted(project, {"action": "create", "address": "web", "label": "web", "at": orphan["created_at"],
-                                     "replaces": None, "match": {"name": "web"}, "entry": {"sink": "env", "as": "WEB"}})
+                                     "replaces": None, "match": {"name": orphan["name"]},
+                                     "entry": {"sink": "env", "as": "WEB"}})
     with journal.open("a") as fh:
         fh.write(json.dumps({"op": "created", "seq": "r1.1", "remote_id": orphan["id"]}) + "\n")
     env = project.root / ENV
@@ -233,8 +235,10 @@ def test_an_orphan_s_entry_is_kept_when_a_key_writes_it_through_another_name_of_
     project.manifest.write_text(project.manifest.read_text().replace("sinks:\n", alias))
     assert project.run("apply", "--auto-approve").exit_code == 0
     orphan = emu_control.bulk_questra(ORG, 1, prefix="web-")[0]
+    # (its match is what that create sent: the name the key is listed with; recovery checks it)
     journal = _interrupted(project, {"action": "create", "address": "web", "label": "web", "at": orphan["created_at"],
-                                     "replaces": None, "match": {"name": "web"}, "entry": {"sink": "env", "as": "WEB"}})
+                                     "replaces": None, "match": {"name": orphan["name"]},
+                                     "entry": {"sink": "env", "as": "WEB"}})
     with journal.open("a") as fh:
         fh.write(json.dumps({"op": "created", "seq": "r1.1", "remote_id": orphan["id"]}) + "\n")
     project.questra("ci-bot:\n  provider: qp\n  sink: {use: env, as: CI_BOT}\n"
