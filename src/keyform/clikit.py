@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -104,6 +103,8 @@ def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str =
         given = f" {extra[1]} "  # the extra arguments, joined by spaces
         manifests = [a for a in args if f" {a} " in given and (a.endswith((".yaml", ".yml")) or os.path.isdir(a))]
         if manifests:
+            import shlex  # (an error path: not imported by every command)
+
             return (f"{message}: manifests are named with -f (`{path} -f {shlex.quote(manifests[-1])}`). "
                     f"See `{path} --help`.")
     if path:

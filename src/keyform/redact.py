@@ -161,6 +161,14 @@ def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:
     return " ".join(scrub(text, secrets).split())[:limit]
 
 
+def exception_line(exc: BaseException, limit: int = 300) -> str:
+    """`RuntimeError: its text's first line`, scrubbed of every remembered secret before the text is
+    cut (a secret may straddle a line break or the cut), at most `limit` characters of its text: how
+    a plug-in's own exception is said."""
+    text = scrub(str(exc), ()).strip()
+    return f"{type(exc).__name__}{': ' + text.splitlines()[0][:limit] if text else ''}"
+
+
 def holds_known(text: str) -> bool:
     """Whether `text` holds a secret this process remembered (as `scrub` matches one), or one the
     state knows by fingerprint (`watch`: then it is remembered, so `scrub` removes it): a cheap test

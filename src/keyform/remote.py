@@ -104,6 +104,16 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
+def as_json(value: Any) -> Any:
+    """An attribute value as JSON holds it (tuples as lists, recursively): a provider may give a
+    tuple where the journal, the state and the API's JSON have a list, and the two must compare equal."""
+    if isinstance(value, (list, tuple)):
+        return [as_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: as_json(v) for k, v in value.items()}
+    return value
+
+
 def clock_offset(provider: object) -> float | None:
     """What `provider.clock_offset()` says, when it has one (optional: the built-in providers'
     `HttpClient` keeps it; a plug-in may offer it too); None when it does not, or says no number."""

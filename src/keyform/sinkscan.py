@@ -95,10 +95,9 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             if stype.origin == "built-in":  # keyform's own bug: the CLI says so (traceback with -v)
                 raise
             # a plug-in's bug, in one scrubbed line naming it; the keys writing there are refused
-            from keyform import redact
-            text = redact.scrub(str(exc), ()).strip()
+            from keyform.redact import exception_line
             problems[name] = (f"{shown}: the sink type {stype.name!r} ({stype.origin}) failed to scan it: "
-                              f"{type(exc).__name__}{': ' + text.splitlines()[0][:300] if text else ''}")
+                              f"{exception_line(exc)}")
             continue
         if found is None:
             continue

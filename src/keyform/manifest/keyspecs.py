@@ -164,9 +164,12 @@ def _unknown_sink(value: Mapping[str, Any], decl: Declaration, ctx: KeyContext) 
     sink_name = raw.get("use") if isinstance(raw, dict) else raw
     if (isinstance(sink_name, str) and sink_name not in ctx.declared_sinks
             and _SINK_NAME.fullmatch(sink_name)):  # (a name the schema refuses is reported as such, once)
-        path = decl.path
-        ctx.report.error(decl.source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
-                         f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
+        _report_unknown_sink(decl.source, decl.path, sink_name, ctx)
+
+
+def _report_unknown_sink(source: ManifestFile, path: YamlPath, sink_name: str, ctx: KeyContext) -> None:
+    ctx.report.error(source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
+                     f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
 
 
 def _field_loc(source: ManifestFile, key: YamlPath, field: tuple[str, ...]) -> SourceLoc:
@@ -351,8 +354,7 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
     else:
         sink_name, entry = raw["use"], raw.get("as")
     if raw is not None and sink_name not in ctx.declared_sinks:
-        report.error(source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
-                     f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
+        _report_unknown_sink(source, path, sink_name, ctx)
         return None
     entry = entry or upper_snake(decl.name)
     sink = ctx.sinks.get(sink_name)

@@ -67,12 +67,10 @@ def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *
     if log.isEnabledFor(logging.DEBUG):  # -v: where in the type's code, never a secret it quoted
         trace = redact.scrub("".join(traceback.format_exception(exc)), ())
         log.debug("%s: %s: the provider type %r raised:\n%s", instance, what, ptype.name, trace.rstrip())
-    text = redact.scrub(str(exc), ()).strip()  # the whole text first: a secret may straddle a line break
-    shown = text.splitlines()[0][:MAX_SHOWN] if text else ""
     origin = "" if ptype.origin == "built-in" else f" ({ptype.origin})"
     note = "; the key may exist remotely" if ambiguous else ""
     return ProviderError(f"{instance}: {what}: the provider type {ptype.name!r}{origin} failed: "
-                         f"{type(exc).__name__}{': ' + shown if shown else ''}{note}", ambiguous=ambiguous)
+                         f"{redact.exception_line(exc, MAX_SHOWN)}{note}", ambiguous=ambiguous)
 
 
 class Broken(Exception):

@@ -56,7 +56,7 @@ from keyform.durations import format_time, parse_time, utcnow
 from keyform.errors import ProviderError, SourceLoc
 from keyform.model import EnvRef, ProviderConfig
 from keyform.providers.foreign import Broken, check_created, check_key, check_listing
-from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
+from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey, as_json
 from keyform.typeregistry import ProviderType, provider_type
 
 DEADLINE = 20.0  # seconds: each call of a provider the kit opens (`ProviderConfig.deadline`)
@@ -198,14 +198,6 @@ def _conforms(check: Callable[[Any], None], value: Any, call: str) -> None:
                     "result on every run", pytrace=False)
 
 
-def _norm(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_norm(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _norm(v) for k, v in value.items()}
-    return value
-
-
 def _label() -> str:
     return f"kit-{uuid.uuid4().hex[:10]}"
 
@@ -336,8 +328,8 @@ class ProviderConformance:
         seen.add(*listed.values())  # a listing that reports the secret or the token is a leak too
         assert created.key.id in listed, "list does not find the key just created"
         for attr in t.remote_attributes:
-            assert _norm(listed[created.key.id].attrs.get(attr)) == _norm(created.key.attrs.get(attr)), attr
-            assert _norm(created.key.attrs.get(attr)) == _norm(request.attrs.get(attr)), attr
+            assert as_json(listed[created.key.id].attrs.get(attr)) == as_json(created.key.attrs.get(attr)), attr
+            assert as_json(created.key.attrs.get(attr)) == as_json(request.attrs.get(attr)), attr
         assert not listed[created.key.id].revoked
         if t.updatable and kit.update_fields is not None:
             change = {k: v for k, v in kit.update_fields(request.address).items() if k in t.updatable}
@@ -349,8 +341,8 @@ class ProviderConformance:
             seen.add(relisted)
             for attr, value in change.items():
                 if attr in t.remote_attributes:  # as for create: only what the API reports back is checked
-                    assert _norm(updated.attrs.get(attr)) == _norm(value), attr
-                    assert _norm(relisted.attrs.get(attr)) == _norm(value), attr
+                    assert as_json(updated.attrs.get(attr)) == as_json(value), attr
+                    assert as_json(relisted.attrs.get(attr)) == as_json(value), attr
         provider.delete(created.key.id)
         after = self._listed(provider)
         gone = after.get(created.key.id)
