@@ -142,5 +142,8 @@ def test_the_listing_check_of_a_journaled_id_keeps_what_it_cannot_judge_as_befor
     assert "with another name than that create sent" in (
         _listed_unlike(it, lambda p: [RemoteKey(id="ak_1", attrs={"name": "b-one"})]) or "")
     assert "cannot check the key ak_1" in (_listed_unlike(it, failing) or "")
+    odd = Interrupted("r1.1", "create", "a2", "qp", {"match": {"name": "a-two"}}, remote_id="ak_1; rm -rf ~")
+    said = _listed_unlike(odd, lambda p: [RemoteKey(id="ak_1; rm -rf ~", attrs={"name": "b-one"})]) or ""
+    assert "`keyform import a2 'ak_1; rm -rf ~'` adopts it" in said  # (a journal is input: quoted for the shell)
     hosts = Interrupted("r1.1", "create", "t", "tq", {"match": {"hosts": ["a.example"]}}, remote_id="ak_1")
     assert _listed_unlike(hosts, lambda p: [RemoteKey(id="ak_1", attrs={"hosts": ("a.example",)})]) is None

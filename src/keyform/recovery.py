@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shlex
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import field, replace
 from datetime import datetime, timedelta
@@ -43,7 +44,7 @@ from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
 from keyform.providers.pool import ProviderPool
 from keyform.records import record
-from keyform.remote import RemoteKey, clock_offset
+from keyform.remote import RemoteKey, as_json, clock_offset
 from keyform.state import KeyState, State
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -239,23 +240,14 @@ def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey] | N
     listed = next((k for k in keys if k.id == it.remote_id), None) if keys is not None else None
     if listed is None:
         return None
-    unlike = sorted(n for n, v in match.items() if _plain(listed.attrs.get(n)) != _plain(v))
+    unlike = sorted(n for n, v in match.items() if as_json(listed.attrs.get(n)) != as_json(v))
     if not unlike:
         return None
     return (f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id}, but "
             f"the API lists that key with another {', '.join(unlike)} than that create sent, so keyform does not "
             "take it for its orphan and revokes nothing: if the journal was edited, restore it from a copy; if "
-            f"the key is this workspace's after all, `keyform import {it.address} {it.remote_id}` adopts it")
-
-
-def _plain(value: Any) -> Any:
-    """`value` with its tuples as lists: a journaled match is JSON, a plug-in's listing may hold
-    tuples (the conformance kit compares them so too)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+            f"the key is this workspace's after all, `keyform import {shlex.quote(it.address)} "
+            f"{shlex.quote(it.remote_id or '')}` adopts it")
 
 
 def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
