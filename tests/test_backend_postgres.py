@@ -189,6 +189,18 @@ def test_states_of_different_workspaces_are_independent(backends: Any) -> None:
         assert dev.read_journal() == []
 
 
+def test_a_journal_record_is_named_by_its_row(backends: Any) -> None:
+    """A message about a record of the journal (`recovery.fold` refusing it) names its row."""
+    backend = backends("prod")
+    with backend.lock("apply"), backend.journal_open() as journal:
+        journal.append(Begin("l", 0))
+        journal.append(Sunk("r.1"))
+    assert len(backend.read_journal()) == 2
+    first = backend.journal_place(0)
+    assert first.startswith(f"{backend.describe()} (keyform_journal, workspace 'prod', seq ")
+    assert first != backend.journal_place(1) and backend.journal_place(2).endswith("workspace 'prod')")
+
+
 # ------------------------------------------------------------------------------------------ lock
 
 

@@ -46,6 +46,10 @@ def _forged(state: dict[str, Any], victim: str, victim_key: dict[str, Any]) -> d
 
 
 CASES = list(_forged({"lineage": "x", "serial": 1}, "ak_x", {}))
+# the record the message names (its index in the journal), as `file:line`
+AT_FAULT = {"no begin first": 0, "begin moved last": 0, "a second begin of another lineage": 1,
+            "a state older than its journal": 0, "a done without an intent": 1, "a done for another address than "
+            "its intent": 2, "a done that forgets a key its intent does not delete": 2, "two intents with one seq": 2}
 
 
 def _two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]
@@ -68,12 +72,15 @@ def test_a_journal_no_apply_could_have_written_revokes_nothing_and_changes_nothi
     victim = theirs.remote_id("b1")
     victim_key = {**theirs.state()["keys"]["b1"]}
     records = _forged(mine.state(), victim, victim_key)[case]
-    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # a blank line after the first record (a hand edit): the message names the file's line, not the record's number
+    lines = [json.dumps(r) + "\n" for r in records]
+    mine.journal_path.write_text("".join([lines[0], "\n", *lines[1:]]))
+    line = 1 if AT_FAULT[case] == 0 else AT_FAULT[case] + 2
     state, journal = mine.state_path.read_bytes(), mine.journal_path.read_bytes()
     for args in (("plan",), ("apply", "--auto-approve"), ("state", "rm", "a1", "-f", str(mine.manifest))):
         res = mine.run(*args)
         assert res.exit_code == 1, (case, args, res.output)
-        assert res.stderr.startswith(f"Error: {mine.state_path}: the apply journal "), res.stderr
+        assert res.stderr.startswith(f"Error: {mine.journal_path}:{line}: the apply journal "), res.stderr
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.output, res.stderr
         assert mine.state_path.read_bytes() == state and mine.journal_path.read_bytes() == journal
     assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]

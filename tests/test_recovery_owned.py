@@ -458,7 +458,7 @@ def test_a_journal_of_another_state_is_refused_and_revokes_nothing(tmp_path: Pat
         for command in (("plan",), ("apply", "--auto-approve"), ("state", "rm", "-f", str(b.manifest), "a")):
             res = b.run(*command)
             assert res.exit_code == 1, (command, res.output)
-            assert f"Error: {b.state_path}: the apply journal left by an interrupted apply belongs to another " \
+            assert f"Error: {b.journal_path}:1: the apply journal left by an interrupted apply belongs to another " \
                    "state (lineage " in res.stderr, res.output
             assert "keyform will not act on it" in res.stderr and "Traceback" not in res.output
         assert (b.state_path.read_bytes(), b.journal_path.read_bytes(), _keys(control)) == before

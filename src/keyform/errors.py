@@ -73,6 +73,16 @@ class StateError(KeyformError):
     """The state file (or its lock) cannot be used as it is."""
 
 
+class JournalError(StateError):
+    """The apply journal left by an interrupted apply cannot be acted on as it is. `record` is the
+    index, in the journal as read, of the record at fault: the caller names its place (the backend's
+    `journal_place`: `file:line` for a local journal)."""
+
+    def __init__(self, message: str, record: int) -> None:
+        super().__init__(message)
+        self.record = record
+
+
 class LockError(StateError):
     """Another keyform process holds the state lock."""
 

@@ -26,6 +26,7 @@ from keyform.envsettings import settings_digests, stale_settings
 from keyform.errors import (
     Diagnostic,
     Diagnostics,
+    JournalError,
     KeyformError,
     LockLostError,
     LockUnwritableError,
@@ -274,7 +275,9 @@ def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
     try:
         sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id,
                                folded)
-    except StateError as exc:  # a journal of another state (`recovery.fold`): named with this state's place
+    except JournalError as exc:  # one that does not hold together, or of another state (`recovery.fold`)
+        raise StateError(f"{sess.store.journal_place(exc.record)}: {exc}") from None
+    except StateError as exc:
         raise StateError(f"{sess.store.describe()}: {exc}") from None
     sess.warnings.extend(warnings(sess.recovery.notes))
 
@@ -308,8 +311,8 @@ def fold_journal(store: StateBackend, state: State) -> tuple[list[Record], set[s
         return None
     try:
         interrupted, _ = fold(state, records)
-    except StateError as exc:
-        raise StateError(f"{store.describe()}: {exc}") from None
+    except JournalError as exc:
+        raise StateError(f"{store.journal_place(exc.record)}: {exc}") from None
     state.note_written(written_entries(interrupted))
     return records, {it.seq for it in interrupted if it.action == "create"}
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from keyform import redact
 from keyform.durations import format_time, maybe_time, parse_time
-from keyform.errors import KeyformError, StateError
+from keyform.errors import JournalError, KeyformError
 from keyform.journal import Abandoned, Begin, Created, Done, Intent, Interrupted, Record, problem, replay, unresolved
 from keyform.kinds import kind
 from keyform.model import SinkTarget
@@ -83,20 +83,20 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
     found = problem(records)
     if found is not None:
         # each record valid on its own, the journal not (a hand edit, a merge, two journals joined)
-        raise StateError(
-            f"the apply journal left by an interrupted apply does not hold together: its record {found[0] + 1} "
-            f"{found[1]}, so keyform will not act on it (it was left untouched): restore it from a copy, or move "
-            "it aside once you have checked the keys it records")
+        raise JournalError(
+            f"the apply journal left by an interrupted apply does not hold together: this record {found[1]}, so "
+            "keyform will not act on it (it was left untouched): restore it from a copy, or move it aside once you "
+            "have checked the keys it records", found[0])
     begin = records[0] if isinstance(records[0], Begin) else None
     if begin is None:
         # every journal keyform writes starts with the state its apply began from: one that does not
         # (its first line cut off or moved) cannot be checked against this state, and its creates'
         # keys are no orphans keyform could prove its own
-        raise StateError(
+        raise JournalError(
             "the apply journal left by an interrupted apply does not start with the state it belongs to (its "
             f"first record is a {records[0].op}, not a begin), so keyform will not act on it: revoking its keys "
             "as orphans could revoke keys this workspace never made. Restore it from a copy, or move it aside "
-            "once you have checked the keys it records")
+            "once you have checked the keys it records", 0)
     if _never_saved(state) and begin.serial == 0:
         # the interrupted apply was the first one: its state was never written, and this command made
         # a new one (another lineage). The journal is the only record of what it did: adopt its identity.
@@ -110,21 +110,22 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
     if begin.lineage != state.lineage:
         # another state's journal (a state restored or pushed over the one that apply ran against):
         # its creates are no orphans of this state's keys, and its changes are not this state's
-        raise StateError(
+        raise JournalError(
             f"the apply journal left by an interrupted apply belongs to another state (lineage {begin.lineage}; "
-            f"this state's is {state.lineage}), so keyform will not act on it: revoking its keys as orphans could "
-            "revoke keys this workspace never made. If this state replaced the one that apply ran against, "
-            "restore that one and run plan; else move the journal aside once you have checked the keys it records")
+            f"the state's is {state.lineage}), so keyform will not act on it: revoking its keys as orphans could "
+            "revoke keys this workspace never made. If the state replaced the one that apply ran against, "
+            "restore that one and run plan; else move the journal aside once you have checked the keys it "
+            "records", 0)
     if begin.serial > state.serial:
         # the journal was written against a newer state than this one: an older state restored or
         # committed over it. What it records as finished is not here, and its creates' keys may be
         # keys that newer state tracks (revoked as orphans) or adopted since
-        raise StateError(
-            f"the apply journal left by an interrupted apply was written against serial {begin.serial} of this "
-            f"state, newer than this one (serial {state.serial}): an older copy of the state replaced the one that "
-            "apply ran against, so keyform will not act on it (its keys would be taken for orphans, and the "
+        raise JournalError(
+            f"the apply journal left by an interrupted apply was written against serial {begin.serial} of the "
+            f"state, newer than the state's (serial {state.serial}): an older copy of the state replaced the one "
+            "that apply ran against, so keyform will not act on it (its keys would be taken for orphans, and the "
             "newer state's keys forgotten). Restore the newer state and run plan; else move the journal aside "
-            "once you have checked the keys it records")
+            "once you have checked the keys it records", 0)
     if begin.serial == state.serial:
         before = state.dumps()
         interrupted = replay(state, records)

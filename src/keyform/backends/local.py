@@ -381,6 +381,7 @@ class LocalBackend:
         # journal back at its end: that check was ~0.1 ms per create). Lines of any other origin,
         # and every line a later process reads, are validated as before.
         self._own_lines: set[bytes] = set()
+        self._journal_lines: list[int] = []  # the line of each record of the last read_journal()
         self._lock_ids: list[str] = []  # the state locks this store holds: every write is fenced on them
         self._made_dirs: dict[str, list[Path]] = {}  # a lock id → the directories taking it made (`release_lock`)
 
@@ -576,6 +577,7 @@ class LocalBackend:
             raise StateError(f"{self.journal_path}: cannot read the apply journal: {exc.strerror}") from None
         lines = raw.split(b"\n")
         records: list[journal.Record] = []
+        numbers: list[int] = []
         with self._journal_lock:
             own = self._own_lines
         for number, line in enumerate(lines[:-1], start=1):  # lines[-1]: b"" or an unfinished write
@@ -586,7 +588,13 @@ class LocalBackend:
             except journal.JournalRecordError as exc:
                 raise StateError(f"{self.journal_path}:{number}: apply journal record {exc}; fix or delete "
                                  "that line") from None
+            numbers.append(number)
+        self._journal_lines = numbers
         return records
+
+    def journal_place(self, record: int) -> str:
+        lines = self._journal_lines
+        return f"{self.journal_path}:{lines[record]}" if 0 <= record < len(lines) else str(self.journal_path)
 
     def replace_journal(self, records: list[journal.Record]) -> None:
         """Atomically swap the journal for `records` (empty: remove it); never empty in between."""

@@ -175,6 +175,7 @@ class PostgresBackend:
         """`dsn_source` names the setting in messages, `dsn_loc` the manifest line that set it, and
         `dsn_origin` where its value was read (`environment variable KEYFORM_PG_DSN`): never the value."""
         self.workspace = workspace
+        self._journal_seqs: list[int] = []  # the row seq of each record of the last read_journal()
         self._dsn = dsn
         self._dsn_source = dsn_source
         userinfo = _uri_userinfo(dsn)
@@ -638,7 +639,13 @@ class PostgresBackend:
             except journal.JournalRecordError as exc:
                 raise StateError(f"{self.describe()}: apply journal record {seq} {exc}; fix or delete "
                                  f"that row (keyform_journal, workspace {self.workspace!r}, seq {seq})") from None
+        self._journal_seqs = [int(seq) for seq, _, _ in rows]
         return records
+
+    def journal_place(self, record: int) -> str:
+        seqs = self._journal_seqs
+        row = f", seq {seqs[record]}" if 0 <= record < len(seqs) else ""
+        return f"{self.describe()} (keyform_journal, workspace {self.workspace!r}{row})"
 
     def clear_journal(self) -> None:
         fence = self._fence()
