@@ -281,7 +281,7 @@ def _added_paths(script: str) -> list[str]:
     """The paths a script's `git add` names: `git add secrets/`, or, for `git add -A -- "$f"` in a
     `for f in A B; do` loop, A and B."""
     found: list[str] = []
-    for target in re.findall(r"\bgit add\s+(?:-\S+\s+)*(\S+)", script):
+    for target in re.findall(r"\bgit add\s+(?:-\S+\s+)*([^\s;&|)]+)", script):  # `then git add x; fi`
         loop = re.fullmatch(r'"?\$\{?(\w+)\}?"?', target)
         if loop:
             words = re.search(rf"\bfor {loop[1]} in ([^;\n]+)", script)
@@ -290,6 +290,16 @@ def _added_paths(script: str) -> list[str]:
         else:
             found.append(target)
     return found
+
+
+@pytest.mark.parametrize(("script", "paths"), [
+    ("git add secrets/", ["secrets/"]),
+    ('if [ -n "$x" ]; then git add -A -- state.json; fi', ["state.json"]),
+    ("git add a.json&&git commit -m x", ["a.json"]),
+    ('for f in a.json b.journal; do git add -A -- "$f"; done', ["a.json", "b.journal"]),
+])
+def test_added_paths_reads_a_one_line_if(script: str, paths: list[str]) -> None:
+    assert _added_paths(script) == paths
 
 
 @pytest.mark.parametrize(("wf", "job", "steps"), _committing_jobs())
