@@ -46,7 +46,7 @@ from keyform.records import record
 from keyform.refresh import strip_headers
 from keyform.remote import MAX_SECRET, CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.resolve import read_ref, unresolved_inputs
-from keyform.scheduler import Abandon, Callbacks, Scheduler
+from keyform.scheduler import Abandon, Callbacks, Scheduler, abandon
 from keyform.sinks import Sink
 from keyform.sinks.pool import SinkPool
 from keyform.state import DeposedKey, KeyState, State, secret_of_edge, secret_of_fingerprint
@@ -243,14 +243,15 @@ def _abandon(in_flight: list[Change]) -> ApplyAbandoned:
 @record(frozen=False)
 class _Interrupts:
     """SIGINT (or SIGTERM) while changes run: the first stops starting new ones (those running
-    finish and are reported), the second abandons the ones in flight."""
+    finish and are reported), the second abandons the ones in flight (`scheduler.abandon`: once the
+    change the scheduler is handing off is listed in flight or ended; a third, at once)."""
 
     count: int = 0
 
     def handle(self, signum: int, frame: object) -> None:
         self.count += 1
         if self.count >= 2:
-            raise Abandon
+            abandon(at_once=self.count >= 3)
 
 
 @contextmanager

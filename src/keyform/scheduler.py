@@ -21,12 +21,50 @@ from keyform.records import record
 
 
 class Abandon(BaseException):
-    """Raised in the scheduling thread (by a second Ctrl-C) to stop waiting for the changes in
-    flight. Leaving `Scheduler.run`, it names them, sorted by key, in `in_flight`."""
+    """Raised in the scheduling thread (by a second Ctrl-C, through `abandon`) to stop waiting for
+    the changes in flight. Leaving `Scheduler.run`, it names them, sorted by key, in `in_flight`."""
 
     def __init__(self, in_flight: Iterable[Change] = ()) -> None:
         super().__init__()
         self.in_flight = list(in_flight)
+
+
+class _HandOff:
+    """The scheduling thread's hand-offs: a change becoming one in flight (its `start`, its
+    submission, its place in `running`) and one in flight becoming ended (out of `running`, its
+    `done`/`failed`). A second Ctrl-C landing inside one (`abandon`) is held until it ends, so every
+    change is either ended or listed in flight, never neither: one that landed between
+    `running.pop` and the change's callback left it unreported and unlisted. A third Ctrl-C
+    raises at once (a callback blocked writing to a full pipe), the change being handed off then
+    listed in flight. Only the scheduling thread (the main one, where signal handlers run) uses it."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False
+        self.change: Change | None = None  # the change being handed off
+
+    def enter(self, change: Change) -> None:
+        self.depth += 1  # held from here; before it, the change is where it was (listed, or not started)
+        self.change = change
+
+    def leave(self) -> None:
+        self.change = None
+        self.depth -= 1
+        if self.pending and not self.depth:
+            self.pending = False
+            raise Abandon
+
+
+_HANDOFF = _HandOff()
+
+
+def abandon(*, at_once: bool = False) -> None:
+    """What a second Ctrl-C's handler calls: raise `Abandon` now, or, inside a hand-off (`_HandOff`),
+    as soon as it ends; `at_once` (a third Ctrl-C) raises now even there."""
+    if _HANDOFF.depth and not at_once:
+        _HANDOFF.pending = True
+        return
+    raise Abandon
 
 
 @record(frozen=False)
@@ -72,8 +110,11 @@ class Scheduler:
         self._running: dict[Future[str | None], tuple[Change, float]] = {}
 
     def in_flight(self) -> list[Change]:
-        """The changes running now, by key."""
-        return sorted((c for c, _ in self._running.values()), key=lambda c: c.key)
+        """The changes running now (and the one being handed off, if any: `_HandOff`), by key."""
+        changes = {c.key: c for c, _ in self._running.values()}
+        if _HANDOFF.change is not None:
+            changes.setdefault(_HANDOFF.change.key, _HANDOFF.change)
+        return sorted(changes.values(), key=lambda c: c.key)
 
     def run(self) -> list[Change]:
         """Run every change; the changes not started because of `stopping()`, by key. A change that
@@ -110,6 +151,7 @@ class Scheduler:
                     stack.append(key)
 
         completed: queue.SimpleQueue[Future[str | None]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
+        handoff = _HANDOFF
         pool = ThreadPoolExecutor(max_workers=limit)
         abandoned = False
         try:
@@ -136,10 +178,14 @@ class Scheduler:
                         heapq.heappush(parked.setdefault(change.provider, []), change.key)
                         continue
                     active[change.provider] += 1
-                    cb.start(change)
-                    fut = pool.submit(self._execute, change)
-                    running[fut] = (change, time.monotonic())
-                    fut.add_done_callback(completed.put)
+                    handoff.enter(change)
+                    try:
+                        cb.start(change)
+                        fut = pool.submit(self._execute, change)
+                        running[fut] = (change, time.monotonic())
+                        fut.add_done_callback(completed.put)
+                    finally:
+                        handoff.leave()
                 if self._stopping() and not running:
                     break
                 if not running:  # everything left was skipped
@@ -151,25 +197,33 @@ class Scheduler:
                 while not completed.empty():
                     finished.append(completed.get())
                 for fut in sorted(finished, key=lambda f: running[f][0].key):
-                    change, started = running.pop(fut)
-                    elapsed = time.monotonic() - started
-                    active[change.provider] -= 1
-                    settle(change)
-                    exc = fut.exception()
+                    handoff.enter(running[fut][0])
+                    try:
+                        change, started = running.pop(fut)
+                        elapsed = time.monotonic() - started
+                        active[change.provider] -= 1
+                        settle(change)
+                        exc = fut.exception()
+                        if exc is None:
+                            cb.done(change, elapsed, fut.result())
+                        else:
+                            cb.failed(change, exc, elapsed)
+                    finally:
+                        handoff.leave()
                     if exc is None:
-                        cb.done(change, elapsed, fut.result())
                         for key in dependants.get(change.key, ()):
                             deps = blocking[key]
                             deps.discard(change.key)
                             if not deps and key not in settled:
                                 heapq.heappush(ready, key)
                     else:
-                        cb.failed(change, exc, elapsed)
                         skip_dependants(change.key)
         except Abandon:
             abandoned = True
+            in_flight = self.in_flight()
+            handoff.depth, handoff.pending, handoff.change = 0, False, None
             pool.shutdown(wait=False, cancel_futures=True)
-            raise Abandon(self.in_flight()) from None
+            raise Abandon(in_flight) from None
         finally:
             if not abandoned:
                 pool.shutdown(wait=True)
