@@ -13,6 +13,7 @@ caller writes the state once at the end (and a crash is recovered from the journ
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import signal
 import threading
@@ -34,6 +35,7 @@ from keyform.errors import (
     NotSentError,
     ProviderError,
     SinkError,
+    StateError,
     StateWriteError,
 )
 from keyform.journal import Journal
@@ -52,6 +54,15 @@ from keyform.sinks.pool import SinkPool
 from keyform.state import DeposedKey, KeyState, State, secret_of_edge, secret_of_fingerprint
 
 log = logging.getLogger("keyform.applier")
+
+# set while a worker revokes the key its change just made (`_BoundedProvider.revoke_new`)
+_REVOKING_NEW: contextvars.ContextVar[bool] = contextvars.ContextVar("keyform_revoking_new", default=False)
+
+
+# why a change ended without being sent (`_run`'s `held_back`)
+INTERRUPTED = "the apply was interrupted"
+STORE_FAILED = "the apply journal could not be written"
+LOST_LOCK = "skipped: the state lock was lost"
 
 
 @record
@@ -118,7 +129,7 @@ class ApplyContext:
         self.entry_owner = {self.workspace.entry_id(s.sink): a for a, s in self.workspace.keys.items()
                             if s.sink is not None and kind(s.provider_type).returns_secret}
 
-    def provider(self, name: str) -> Provider:
+    def provider(self, name: str) -> _BoundedProvider:
         """The provider instance, its calls bounded by --parallelism (see `_run`)."""
         return _BoundedProvider(self.providers.get(name), self.remote_slots, self.stopping)
 
@@ -141,10 +152,22 @@ class _BoundedProvider:
         self._stopping = stopping
 
     def _unless_stopping(self, what: str) -> None:
-        """A call that waited in the instance's concurrency window while Ctrl-C came is not sent:
-        nothing of it reached the API (20 queued changes kept sending for 24 s after the Ctrl-C)."""
+        """A call that waited in the instance's concurrency window while Ctrl-C came (or the state's
+        store failed, or the lock was lost: `_run`) is not sent: nothing of it reached the API (20
+        queued changes kept sending for 24 s after the Ctrl-C)."""
         if self._stopping():
             raise NotSentError(f"{self.name}: {what}: not sent: the apply was interrupted while it waited")
+
+    def revoke_new(self, remote_id: str) -> None:
+        """Revoke the key this change has just made and cannot record or store: sent even once the
+        state's store failed or the lock was lost (which hold back every other call), as no record
+        of the key may survive the apply (a Ctrl-C still holds it back: its `created` record, when
+        written, lets the next apply revoke it)."""
+        token = _REVOKING_NEW.set(True)
+        try:
+            self.delete(remote_id)
+        finally:
+            _REVOKING_NEW.reset(token)
 
     def list(self) -> list[RemoteKey] | None:
         with self._slot():
@@ -355,8 +378,8 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
     ctx.deleting = frozenset(c.address for c in second if not (c.deposed or c.orphan or c.stale))
     if report.lost_lock is not None:  # the revocations are not started either: say so
         for change in second:
-            report.skipped.append((change, "skipped: the state lock was lost"))
-            ctx.on_event(ApplyEvent("skipped", change, 0.0, "skipped: the state lock was lost"))
+            report.skipped.append((change, LOST_LOCK))
+            ctx.on_event(ApplyEvent("skipped", change, 0.0, LOST_LOCK))
         return
     if interrupts.count or report.store_failed is not None:
         report.not_started.extend(second)
@@ -486,8 +509,23 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     are not held back (the Ctrl-C's `stopping`): a create whose record failed must still revoke
     the key it made."""
     stop = interrupts or _Interrupts()
-    ctx.stopping = lambda: bool(stop.count)
     journal = ctx.journal
+
+    def held_back() -> str | None:
+        """Why a call not sent yet must not be sent now, or None: a Ctrl-C; the state's store failed
+        or the lock was lost, for any call but the revoke of a key its change just made
+        (`_BoundedProvider.revoke_new`). Read before each attempt, and by every limiter wait."""
+        if stop.count:
+            return INTERRUPTED
+        if _REVOKING_NEW.get():
+            return None
+        if report.lost_lock is not None:
+            return LOST_LOCK
+        if journal.failure is not None:
+            return STORE_FAILED
+        return None
+
+    ctx.stopping = lambda: held_back() is not None
 
     def start(change: Change) -> None:
         ctx.on_event(ApplyEvent("start", change))
@@ -504,10 +542,15 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         ctx.on_event(ApplyEvent("done", change, elapsed, message=kept or "", remote_id=_issued_id(change, ctx)))
 
     def failed(change: Change, exc: BaseException, elapsed: float) -> None:
-        if isinstance(exc, NotSentError):  # waiting when the Ctrl-C came: nothing of it was sent
+        if isinstance(exc, NotSentError):  # waiting when the Ctrl-C came (or the store failed): nothing was sent
+            why = held_back() or INTERRUPTED
+            if why is LOST_LOCK:
+                report.skipped.append((change, LOST_LOCK))
+                ctx.on_event(ApplyEvent("skipped", change, elapsed, LOST_LOCK))
+                return
             report.not_started.append(change)
             # its start was shown (`Creating...`, `apply_start`): every started change ends with an event
-            ctx.on_event(ApplyEvent("skipped", change, elapsed, "not sent: the apply was interrupted while it waited"))
+            ctx.on_event(ApplyEvent("skipped", change, elapsed, f"not sent: {why} while it waited"))
             return
         if isinstance(exc, StateWriteError) and exc.nothing_sent:  # its intent was not journaled: nothing was done
             report.not_started.append(change)
@@ -526,7 +569,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
 
     scheduler = Scheduler(
         changes, lambda change: _execute(change, ctx), ctx.parallelism, Callbacks(start, done, failed, skipped),
-        halted=lambda: None if report.lost_lock is None else "skipped: the state lock was lost",
+        halted=lambda: None if report.lost_lock is None else LOST_LOCK,
         stopping=lambda: bool(stop.count) or journal.failure is not None)
     try:
         not_started = scheduler.run()
@@ -624,7 +667,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     try:
         result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
     except KeyformError as exc:
-        if not isinstance(exc, AmbiguousProviderError):
+        if isinstance(exc, NotSentError):  # held back (a Ctrl-C, the store failed, the lock lost): not
+            # started, said as such; a record the journal cannot take leaves an intent recovery resolves
+            with contextlib.suppress(StateError):
+                ctx.journal.failed(seq, str(exc))
+        elif not isinstance(exc, AmbiguousProviderError):
             ctx.journal.failed(seq, str(exc))
         else:  # the key may exist: recovery resolves it, in the window this record closes
             withheld = None
@@ -647,7 +694,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         ctx.journal.created(seq, result.key.id, created_at=result.key.created_at)
     except KeyformError as exc:  # e.g. the lock was lost: a key no journal may know of must not stay live
         try:
-            provider.delete(result.key.id)
+            provider.revoke_new(result.key.id)
             outcome = f"the new key {result.key.id} was revoked"
         except KeyformError as rexc:
             outcome = f"revoking the new key {result.key.id} also failed ({rexc})"
@@ -691,7 +738,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         _remove_entry(old, ctx)
 
 
-def _refuse_secret_id(spec: KeySpec, provider: Provider, remote_id: str, seq: str,
+def _refuse_secret_id(spec: KeySpec, provider: _BoundedProvider, remote_id: str, seq: str,
                       ctx: ApplyContext) -> KeyformError:
     """A create answered with an id that holds a secret it issued or was sent. An id is recorded in
     the state and journal and printed in every plan and progress line (secrets are masked in
@@ -704,7 +751,7 @@ def _refuse_secret_id(spec: KeySpec, provider: Provider, remote_id: str, seq: st
     (`recovery._withheld`)."""
     what = f"{spec.provider}: create {_label(spec)!r}: the API answered with an id that holds a secret"
     try:
-        provider.delete(remote_id)
+        provider.revoke_new(remote_id)
     except KeyformError as exc:
         ctx.journal.abandoned(seq, id_fingerprint=ctx.state.fingerprint(remote_id))
         return AmbiguousProviderError(redact.scrub(
@@ -759,7 +806,7 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
             "file or program can be given" if isinstance(exc, UnicodeError) and secret and not _encodable(secret)
             else f"{type(exc).__name__}")
         try:
-            ctx.provider(spec.provider).delete(remote_id)
+            ctx.provider(spec.provider).revoke_new(remote_id)
         except KeyformError as rexc:
             outcome = f"revoking the new key {remote_id} also failed ({rexc}); the next run will retry"
         else:
@@ -1010,8 +1057,12 @@ def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:
     except KeyformError as exc:
         with ctx.lock:
             dep = ctx.deposed_by_id.get(change.remote_id)
-            if dep is not None:
+            if dep is not None and not isinstance(exc, NotSentError):
                 dep.last_error = str(exc)
+        if isinstance(exc, NotSentError):  # held back: not started (as `_issue`)
+            with contextlib.suppress(StateError):
+                ctx.journal.failed(seq, str(exc))
+            raise
         ctx.journal.failed(seq, str(exc))
         raise
     with ctx.lock:
