@@ -764,13 +764,31 @@ def store_failed_message(report: ApplyReport, command: str = "apply") -> str:
 
 def _lost_lock_message(exc: LockLostError, report: ApplyReport | None, finished: int) -> str:
     """What an apply that lost its lock did, and what happens next: never a success."""
+    left = ""
     if report is not None:
         failed = len(report.failed) + len(report.skipped)
         did = f"{sum(report.done.values())} change(s) had finished and {failed} failed or were not started"
+        from keyform.applier import LOST_LOCK
+
+        skipped = [c for c, why in report.skipped if why == LOST_LOCK]
+        if skipped:  # one line for them all (the text view shows none of them on its own: 1,000 lines)
+            left = f" Not started, the lock being lost: {_listed(skipped)}."
     else:  # the apply itself raised
         did = f"{finished} change(s) had finished and the others failed or were not started"
     return (f"{exc}. The apply stopped without saving the state: {did}. What finished is in the apply "
-            "journal: the keyform command that holds the lock now, or the next one, recovers it.")
+            f"journal: the keyform command that holds the lock now, or the next one, recovers it.{left}")
+
+
+def _listed(changes: Sequence[Change], shown: int = 20) -> str:
+    """`N change(s) (2 create, 1 revoke): k1, k2, k3`, at most `shown` addresses, then `and M more`."""
+    counts: dict[str, int] = {}
+    for c in changes:
+        verb = "revoke" if c.deposed else "remove" if c.stale else c.action.value
+        counts[verb] = counts.get(verb, 0) + 1
+    kinds = ", ".join(f"{n} {verb}" for verb, n in sorted(counts.items()))
+    keys = ", ".join(c.key for c in changes[:shown]) + (f", and {len(changes) - shown} more" if len(changes) > shown
+                                                          else "")
+    return f"{len(changes)} change(s) ({kinds}): {keys}"
 
 
 def _compact(sess: Session, records: list[Record]) -> None:

@@ -110,8 +110,11 @@ class TextView(View):
         click.echo("")
 
     def event(self, event: ApplyEvent) -> None:
+        from keyform.applier import LOST_LOCK
         from keyform.render.progress import event_text
 
+        if event.kind == "skipped" and event.message == LOST_LOCK:  # the lost lock's error names them all, in
+            return  # one line (`operations._lost_lock_message`): once one line each, 1,000 for 1,000 changes
         _write(sys.stderr if event.kind in ("failed", "skipped") else sys.stdout, event_text(event))
 
     def rate(self, event: RateEvent) -> None:
