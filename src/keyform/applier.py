@@ -33,6 +33,7 @@ from keyform.errors import (
     KeyformError,
     LockLostError,
     NotSentError,
+    Overdue,
     ProviderError,
     SinkError,
     StateError,
@@ -55,7 +56,8 @@ from keyform.state import DeposedKey, KeyState, State, secret_of_edge, secret_of
 
 log = logging.getLogger("keyform.applier")
 
-# set while a worker revokes the key its change just made (`_BoundedProvider.revoke_new`)
+# set while a worker revokes the key its change just made (`_BoundedProvider.revoke_new`); a context
+# variable, so a plug-in's call run in a thread of its own (`keyform.bounded`) sees it too
 _REVOKING_NEW: contextvars.ContextVar[bool] = contextvars.ContextVar("keyform_revoking_new", default=False)
 
 
@@ -666,6 +668,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                              replaces=change.remote_id, match=match, **entry)
     try:
         result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
+    except Overdue:  # possibly done: no record after the intent (as a second Ctrl-C leaves it); recovered
+        raise
     except KeyformError as exc:
         if isinstance(exc, NotSentError):  # held back (a Ctrl-C, the store failed, the lock lost): not
             # started, said as such; a record the journal cannot take leaves an intent recovery resolves
@@ -800,6 +804,8 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
         if unusable is not None or secret is None:
             raise SinkError(f"{spec.provider}: create {_label(spec)!r} returned {unusable or 'no secret'}")
         ctx.sink(spec.sink.sink).write(spec.address, spec.sink.name, secret)
+    except Overdue:  # the write may land yet: not revoked; the next run recovers the create (`recovery`)
+        raise
     except PLUGIN_FAILURES as exc:  # (a sink plug-in's sys.exit() too: the new key must not stay live)
         msg = str(exc) if isinstance(exc, KeyformError) else (
             "it holds text that is not valid Unicode (a lone surrogate: an API sent a \\ud800 escape), which no "
@@ -1054,6 +1060,8 @@ def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:
     seq = ctx.journal.intent("revoke-deposed", change.address, change.provider, remote_id=change.remote_id)
     try:
         ctx.provider(change.provider).delete(change.remote_id)
+    except Overdue:  # possibly done: no record after the intent; the next plan sees what it did
+        raise
     except KeyformError as exc:
         with ctx.lock:
             dep = ctx.deposed_by_id.get(change.remote_id)

@@ -92,23 +92,26 @@ def run_safely(ctx: Ctx, fn: Callable[[], int | None]) -> None:
         message = f"Error: internal error ({type(exc).__name__}); run with -v for details and report it"
         _exit_hard_if(ctx, message)
         _fail(message)
+    _exit_hard_if(ctx, code=code or 0)
     sys.exit(code or 0)
 
 
-def _exit_hard_if(ctx: Ctx, message: str | None = None) -> None:
-    """Exit 1 at once, not waiting for worker threads, when the command asked for it or the
-    process gave up an apply (`keyform.inherited.sealed`: a second Ctrl-C, even if saying so then
-    failed, as on a pipe to a `tee` the same Ctrl-C killed)."""
-    from keyform import inherited
+def _exit_hard_if(ctx: Ctx, message: str | None = None, *, code: int = 1) -> None:
+    """Exit (1, or `code`) at once, not waiting for worker threads, when the command asked for it,
+    the process gave up an apply (`keyform.inherited.sealed`: a second Ctrl-C, even if saying so
+    then failed, as on a pipe to a `tee` the same Ctrl-C killed), or it stopped waiting for a
+    plug-in's call (`keyform.bounded.outstanding`: the call's thread, or one the plug-in started,
+    may never end, and the interpreter joins non-daemon threads at exit)."""
+    from keyform import bounded, inherited
 
-    if not (ctx.hard_exit or inherited.sealed()):
+    if not (ctx.hard_exit or inherited.sealed() or bounded.outstanding()):
         return
     with contextlib.suppress(OSError, ValueError):
         if message:
             click.echo(message, err=True)
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(1)
+    os._exit(code)
 
 
 def files_option(fn: F) -> F:

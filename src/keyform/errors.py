@@ -162,3 +162,10 @@ class StateWriteError(StateError):
     def __init__(self, message: str, *, nothing_sent: bool = False) -> None:
         super().__init__(message)
         self.nothing_sent = nothing_sent
+
+
+class Overdue(KeyformError):
+    """A plug-in's call (a provider's create, update, revoke or list; a sink's write, read, remove
+    or scan) that did not return within its bound (`keyform.bounded`): keyform stopped waiting for
+    it, and it may have been done. In an apply its change is left as a second Ctrl-C leaves one in
+    flight: its journaled intent unresolved (no record written after it), for the next run to recover."""

@@ -26,8 +26,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import field
+from typing import TYPE_CHECKING
 
 from keyform.errors import PLUGIN_FAILURES, KeyformError
+
+if TYPE_CHECKING:
+    from keyform.typeregistry import SinkType
 from keyform.fsio import IsSymlinkError, NotAFileError
 from keyform.model import SinkConfig, SinkTarget
 from keyform.records import record
@@ -87,7 +91,10 @@ def scan(sinks: Mapping[str, SinkConfig], wanted: set[str]) -> SinkSnapshot:
             continue
         shown = _shown(str(config.options.get(stype.required, name)))
         try:
-            found = stype.scan(config)
+            if stype.origin == "built-in":
+                found = stype.scan(config)
+            else:  # a plug-in's: waited for a bound at most (`keyform.bounded`)
+                found = _bounded_scan(name, stype, config)
         except (OSError, ValueError, KeyError, KeyformError) as exc:
             problems[name] = _problem(shown, exc)
             continue
@@ -144,3 +151,13 @@ def _shown(path: str) -> str:
     except ValueError:
         return path
     return path if rel.startswith("..") else rel
+
+
+def _bounded_scan(name: str, stype: SinkType, config: SinkConfig) -> Mapping[str, int] | None:
+    """A plug-in sink type's scan, waited for `PLUGIN_SINK_BOUND` at most (`keyform.bounded`)."""
+    from keyform import bounded
+    from keyform.sinks.registry import PLUGIN_SINK_BOUND, sink_overdue
+
+    scan_of = stype.scan
+    assert scan_of is not None
+    return bounded.call(lambda: scan_of(config), PLUGIN_SINK_BOUND, lambda b: sink_overdue(name, "scan", stype, b))

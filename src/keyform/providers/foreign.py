@@ -19,6 +19,12 @@ runs it: paced by its instance's rate limit, and its failures said in one line.
   was sent and refused in turn. Either way the instance's `limiter` is what `--parallelism`, the
   rate events, the summary's figures and a Ctrl-C reach (`ProviderPool.configure_rate`). Before,
   `rate_limit` on such an instance did nothing.
+- **A call that never returns.** A plug-in's call (create, update, revoke, list, close: its own
+  code, and its HTTP requests) is run in a thread of its own and waited for twice its instance's
+  `deadline` at most (`bound_of`; its waits in the instance's limiter are not counted), then
+  abandoned (`keyform.bounded`): an `Overdue` error naming the instance, the call and the type, and
+  in an apply the change is left as a second Ctrl-C leaves one in flight (possibly done, recovered
+  by the next run). Before, one that hung hung keyform with it (in CI, until the job's timeout).
 - **A Ctrl-C inside a call.** A plug-in may make several HTTP calls for one of its own (a create,
   then a read of the secret). When one of them ends unsent after a Ctrl-C (`NotSentError`) but an
   earlier one was sent, the call is no "not started": a create is ambiguous (the key may exist:
@@ -47,9 +53,9 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from keyform import redact
+from keyform import bounded, redact
 from keyform.durations import parse_time
-from keyform.errors import PLUGIN_FAILURES, AmbiguousProviderError, KeyformError, NotSentError, ProviderError
+from keyform.errors import PLUGIN_FAILURES, AmbiguousProviderError, KeyformError, NotSentError, Overdue, ProviderError
 from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
 from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
 from keyform.typeregistry import ProviderType
@@ -71,6 +77,30 @@ def failure(instance: str, what: str, ptype: ProviderType, exc: BaseException, *
     note = "; the key may exist remotely" if ambiguous else ""
     return ProviderError(f"{instance}: {what}: the provider type {ptype.name!r}{origin} failed: "
                          f"{redact.exception_line(exc, MAX_SHOWN)}{note}", ambiguous=ambiguous)
+
+
+def bound_of(deadline: float) -> float:
+    """How long keyform waits for a plug-in provider's call (its own time, not its waits in keyform's
+    rate limiter): its `deadline`, then as much again (a plug-in may make two HTTP calls for one of
+    its own, each within the deadline)."""
+    return 2 * deadline
+
+
+def overdue_error(instance: str, what: str, ptype: ProviderType, bound: float, deadline: float) -> Overdue:
+    """A plug-in provider's call that did not return within `bound` (`bounded.call`), in one line: who,
+    that it may have been done (a change), what the next apply does about it and what to check."""
+    origin = "" if ptype.origin == "built-in" else f" ({ptype.origin})"
+    head = (f"{instance}: {what}: the provider type {ptype.name!r}{origin} did not return within {bound:g}s (its "
+            f"deadline {deadline:g}s, then as much again); keyform stopped waiting for it")
+    if what == "list" or what == "close":
+        advice = ""
+    elif what.startswith("create"):
+        advice = ("; it may have made the key: the next `keyform apply` recovers it from the journal (a key it made "
+                  "is revoked as the orphan of an interrupted create)")
+    else:
+        advice = "; it may have been done: the next `keyform plan` or `apply` sees what it did and plans the rest"
+    return Overdue(f"{head}{advice}. Check the plug-in and the API it calls (a connection with no timeout, "
+                   "a lock, a prompt); the provider's `deadline` option sets the bound")
 
 
 class Broken(Exception):
@@ -187,6 +217,9 @@ class ForeignProvider:
         # what a plug-in returns is checked (`check_listing`, ~8 µs a key); a definition's provider is
         # keyform's own `providers.rest`, whose keys are made right: 10,000 of them cost 70-80 ms
         self._check = not ptype.name.startswith("rest:")
+        # a plug-in's call (its own code: a definition's is keyform's) is waited for its deadline and
+        # as much again at most (`keyform.bounded`)
+        self._bound = bound_of(deadline) if self._check else None
         self._lock = threading.Lock()
         self._refusing_since: float | None = None  # when the first of the 429s in a row was sent
         self._answered_at = float("-inf")  # when the last answer that was not a refusal came
@@ -242,17 +275,31 @@ class ForeignProvider:
             self._answered()
             return result
 
-    def _guarded(self, what: str, fn: Callable[[], T], create: bool) -> T:
-        admitted = self.limiter.admitted()
-        try:
+    def _bounded(self, what: str, fn: Callable[[], T]) -> T:
+        """`fn()`, the plug-in's own code, waited for `bound` seconds at most (`keyform.bounded`)."""
+        if self._bound is None:
             return fn()
-        except NotSentError:
-            if self.limiter.admitted() == admitted:  # nothing of this call was sent
-                raise
-            if create:
-                raise AmbiguousProviderError(f"{self.name}: {what}: interrupted after part of it was sent; the key "
-                                             "may exist remotely") from None
-            raise ProviderError(f"{self.name}: {what}: interrupted after part of it was sent") from None
+
+        def overdue(bound: float) -> Overdue:
+            return overdue_error(self.name, what, self._type, bound, self._deadline)
+
+        return bounded.call(fn, self._bound, overdue, self.limiter.carry())
+
+    def _guarded(self, what: str, fn: Callable[[], T], create: bool) -> T:
+        def sending() -> T:  # (in the thread that runs the call: the limiter counts its attempts per thread)
+            admitted = self.limiter.admitted()
+            try:
+                return fn()
+            except NotSentError:
+                if self.limiter.admitted() == admitted:  # nothing of this call was sent
+                    raise
+                if create:
+                    raise AmbiguousProviderError(f"{self.name}: {what}: interrupted after part of it was sent; the "
+                                                 "key may exist remotely") from None
+                raise ProviderError(f"{self.name}: {what}: interrupted after part of it was sent") from None
+
+        try:
+            return self._bounded(what, sending)
         except KeyformError:
             raise
         except PLUGIN_FAILURES as exc:  # the type's own bug: said in one line, traceback with -v

@@ -73,6 +73,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 
+from keyform.bounded import unclocked
 from keyform.errors import NotSentError, ProviderError
 from keyform.model import RateLimit
 from keyform.records import record
@@ -372,7 +373,7 @@ class Limiter:
             finally:
                 self._local.depth = depth
             return
-        with self._cond:
+        with unclocked(), self._cond:
             while self._inflight >= int(self._window):
                 self._cond.wait()
             self._inflight += 1
@@ -384,6 +385,18 @@ class Limiter:
             with self._cond:
                 self._inflight -= 1
                 self._cond.notify_all()
+
+    def carry(self) -> Callable[[], None]:
+        """The calling thread's place here (the window's, and its --parallelism `gate`), to install
+        in the thread that runs a bounded plug-in call for it (`keyform.bounded`): that call's own
+        attempts then take no second place in the window (which, every place held by an outer
+        call, would wait for ever), and their slot from the same gate."""
+        depth, gate = getattr(self._local, "depth", 0), getattr(self._local, "gate", None)
+
+        def install() -> None:
+            self._local.depth, self._local.gate = depth, gate
+
+        return install
 
     def sent(self) -> None:
         """The attempt `before_attempt` admitted is over (answered or failed): give back its gate slot."""
@@ -409,6 +422,10 @@ class Limiter:
         it, a queue keyform keeps, and is not counted either (`paced`): under a learned rate, 32
         calls queued for their turns made every retry's turn 10 s away, and creates the API would
         have accepted failed `still 429 after 1 attempt` within a 5 s deadline."""
+        with unclocked():  # (a plug-in's call is not stuck while it waits here: `keyform.bounded`)
+            return self._before_attempt(waited_until, timeout, first=first)
+
+    def _before_attempt(self, waited_until: float, timeout: float | None, *, first: bool) -> Ticket:
         end = None if timeout is None else self._clock() + timeout
         paced = queued = 0.0
         while True:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from keyform.errors import Diagnostic, KeyformError, SinkError
+from keyform import bounded
+from keyform.errors import Diagnostic, KeyformError, Overdue, SinkError
 from keyform.model import SinkConfig
 from keyform.sinks import Sink
 from keyform.typeregistry import BUILTIN_SINKS, OptionProblems, SinkType, TypeLoadError, find_sink_type
 
 SINK_TYPES = tuple(sorted(BUILTIN_SINKS))
+T = TypeVar("T")
 
 
 def _type(config: SinkConfig) -> SinkType:
@@ -37,7 +39,44 @@ def open_sink(config: SinkConfig) -> Sink:
     if not (isinstance(value, (str, Path)) and str(value)) and not (isinstance(value, list) and value):
         raise KeyformError([Diagnostic(f"sink {config.name}: type {config.type} needs a {entry.required!r} option",
                                        config.loc)])
-    return entry.open(config)
+    sink = entry.open(config)
+    return sink if entry.origin == "built-in" else ForeignSink(sink, config.name, entry)
+
+
+PLUGIN_SINK_BOUND = 120.0  # seconds keyform waits for a plug-in sink's call (`keyform.bounded`)
+
+
+def sink_overdue(sink: str, what: str, stype: SinkType, bound: float) -> Overdue:
+    """A plug-in sink's call that did not return within `bound`, in one line: who, and what to check."""
+    done = {"write": "the secret may have been written: the next `keyform apply` recovers the change from the "
+                     "journal", "remove": "the entry may have been removed"}.get(what.split(" ")[0], "")
+    return Overdue(f"sink {sink}: {what}: the sink type {stype.name!r} ({stype.origin}) did not return within "
+                   f"{bound:g}s; keyform stopped waiting for it{'; ' + done if done else ''}. Check the plug-in and "
+                   "what it writes to (a connection with no timeout, a lock, a prompt)")
+
+
+class ForeignSink:
+    """A plug-in sink, each call waited for `PLUGIN_SINK_BOUND` at most (`keyform.bounded`); anything
+    else it offers (`guard`) as it is."""
+
+    def __init__(self, inner: Sink, name: str, stype: SinkType) -> None:
+        self._inner, self._name, self._type = inner, name, stype
+        self.readable = inner.readable
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        return bounded.call(fn, PLUGIN_SINK_BOUND, lambda b: sink_overdue(self._name, what, self._type, b))
+
+    def write(self, address: str, name: str, secret: str) -> None:
+        self._call(f"write {name!r}", lambda: self._inner.write(address, name, secret))
+
+    def read(self, name: str) -> str | None:
+        return self._call(f"read {name!r}", lambda: self._inner.read(name))
+
+    def remove(self, name: str) -> None:
+        self._call(f"remove {name!r}", lambda: self._inner.remove(name))
 
 
 def is_readable(config: SinkConfig) -> bool:
