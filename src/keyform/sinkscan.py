@@ -29,12 +29,12 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 
 from keyform.errors import PLUGIN_FAILURES, KeyformError
-
-if TYPE_CHECKING:
-    from keyform.typeregistry import SinkType
 from keyform.fsio import IsSymlinkError, NotAFileError
 from keyform.model import SinkConfig, SinkTarget
 from keyform.records import record
+
+if TYPE_CHECKING:
+    from keyform.typeregistry import SinkType
 
 
 @record
