@@ -481,6 +481,31 @@ def test_emacs_lock_files_and_other_names_in_a_directory_are_passed_over(tmp_pat
     assert ws.files == ("keys/main.yaml",)
 
 
+def test_hidden_files_in_a_directory_are_passed_over_as_terraform_does(tmp_path: Path) -> None:
+    """A `-f` directory's hidden `*.yaml` was read as a manifest (a `.draft.yaml` added its keys), and
+    a hidden one that was not a readable file (a dangling `.old.yaml` link, an Emacs lock that is a
+    regular file) was an error. Terraform passes over `.NAME`, `NAME~` and `#NAME#` in a configuration
+    directory (configs/parser_config_dir.go, IsIgnoredFile); keyform does the same. A hidden file
+    named with -f is read."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    write(tmp_path / "keys" / ".draft.yaml", "version: 1\nkeys:\n  draft: {provider: questra-prod, name: Draft}\n")
+    (tmp_path / "keys" / ".old.yaml").symlink_to("gone.yaml")
+    (tmp_path / "keys" / ".#main.yml").write_text("version: [\n")
+    ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert ws.files == ("keys/main.yaml",) and "draft" not in ws.keys
+    named = load_workspace(["keys", "keys/.draft.yaml"], cwd=tmp_path, now=NOW)
+    assert "draft" in named.keys
+
+
+def test_a_directory_of_hidden_manifests_only_says_they_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path / "keys" / ".main.yaml", PROVIDERS)
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys: no manifest files (*.yaml, *.yml) in this directory; hidden, backup and autosave files "
+        "(.NAME, NAME~, #NAME#) are skipped"]
+
+
 def test_a_write_only_input_is_located_at_its_own_field(tmp_path: Path) -> None:
     """A message about a TextQL key's input (plan's note, apply's refusal: `unresolved_inputs`) named
     the key's line; it names the field's, as schema errors do, from a fresh parse and a cached one."""

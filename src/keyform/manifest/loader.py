@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -32,6 +33,7 @@ from keyform.render.safe import one_line
 DEFAULT_MANIFEST = "keyform.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _VERSION_LINE = re.compile(rb"^version:", re.MULTILINE)
+log = logging.getLogger(__name__)
 
 
 def looks_like_manifest(path: str, data: bytes) -> bool:
@@ -122,7 +124,10 @@ def manifest_files(paths: Sequence[str | Path], cwd: Path) -> list[Path]:
         if path.is_dir():
             members, refused = _directory_members(path, cwd)
             if not members and not refused:
-                problems.append(Diagnostic(f"{shown}: no manifest files (*.yaml, *.yml) in this directory"))
+                skipped = any(ignored_name(p.name) and p.suffix in MANIFEST_SUFFIXES for p in _listing(path))
+                problems.append(Diagnostic(f"{shown}: no manifest files (*.yaml, *.yml) in this directory"
+                                           + ("; hidden, backup and autosave files (.NAME, NAME~, #NAME#) are "
+                                              "skipped" if skipped else "")))
             found.extend(members)
             problems.extend(refused)
         elif path.exists():
@@ -147,8 +152,10 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
     """(the manifest files directly in `directory`, sorted by name; a problem for every entry named
     like one that cannot be read as one). Each `*.yaml` / `*.yml` entry must be a regular file or
     a symlink to one: a broken symlink, a directory, a FIFO, a socket or a device is an error, never
-    passed over (the keys a file declares would be planned for deletion). Only Emacs lock files,
-    symlinks named `.#NAME.yaml`, are skipped. A file that cannot be read is reported by `_read`."""
+    passed over (the keys a file declares would be planned for deletion). Names Terraform passes
+    over in a configuration directory are skipped (`ignored_name`): hidden files (an Emacs lock
+    `.#keys.yaml`, a dangling symlink, was an error while the file was being edited), backups
+    ending in `~` and Emacs autosaves `#NAME#`. A file that cannot be read is reported by `_read`."""
     members: list[Path] = []
     problems: list[Diagnostic] = []
     try:
@@ -158,8 +165,9 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
     for path in entries:
         if path.suffix not in MANIFEST_SUFFIXES:
             continue
-        if path.name.startswith(".#") and path.is_symlink():
-            continue  # an Emacs lock file: a symlink to user@host.pid, never a manifest
+        if ignored_name(path.name):
+            log.debug("manifests: %s skipped: a hidden, backup or autosave file's name", display_name(path, cwd))
+            continue
         shown = display_name(path, cwd)
         try:
             mode = os.stat(path).st_mode
@@ -178,6 +186,21 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
         words = next((words for test, words in _NOT_REGULAR if test(mode)), "not a regular file")
         problems.append(Diagnostic(f"{shown}: {words}"))
     return members, problems
+
+
+def _listing(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
+
+
+def ignored_name(name: str) -> bool:
+    """Whether a directory's entry `name` is passed over, as Terraform passes it over in a
+    configuration directory (hashicorp/terraform, configs/parser_config_dir.go, `IsIgnoredFile`): a
+    hidden file (`.NAME`: also an Emacs lock `.#NAME`), an editor's backup (`NAME~`) or an Emacs
+    autosave (`#NAME#`). A file named with `-f` is read whatever its name."""
+    return name.startswith(".") or name.endswith("~") or (name.startswith("#") and name.endswith("#"))
 
 
 def _link_target(path: Path) -> str:
