@@ -77,15 +77,76 @@ def test_a_typo_in_a_ci_job_with_detailed_exitcode_is_not_read_as_changes(tmp_pa
 
 
 @pytest.mark.parametrize("args", [[], ["state"]])
-def test_a_group_alone_shows_its_help(args: list[str]) -> None:
+def test_a_group_alone_shows_its_help_on_stderr_and_fails(args: list[str]) -> None:
+    """`keyform $CMD` in a pipeline with CMD unset printed the help and exited 0: the step passed
+    having done nothing. As git (1) and terraform (127): the help on stderr, exit 1; `--help` is
+    still the help on stdout, exit 0."""
+    asked = run(*args, "--help")
+    assert asked.exit_code == 0 and asked.stdout.startswith("Usage: keyform") and asked.stderr == ""
     res = run(*args)
-    assert res.exit_code == 0 and res.stdout == run(*args, "--help").stdout and res.stderr == ""
+    assert res.exit_code == 1 and res.stdout == "" and res.stderr == asked.stdout
+
+
+def test_a_bare_keyform_in_a_pipeline_fails(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "keyform"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert res.returncode == 1 and res.stdout == "" and res.stderr.startswith("Usage: keyform")
 
 
 def test_terraform_style_single_dash_option_gets_a_hint() -> None:
     res = run("plan", "-out=x.plan")
     assert res.exit_code == 1
-    assert "did you mean --out=x.plan?" in res.stderr
+    assert "(did you mean '--out=x.plan'? keyform's long options take two dashes)" in res.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (["apply", "--parallelism", "abc"], None, "--parallelism: 'abc' is not an integer from 1 to 256"),
+    (["apply", "--parallelism", "0"], None, "--parallelism: '0' is not an integer from 1 to 256"),
+    (["destroy", "--parallelism", "٣"], None,
+     "--parallelism: '٣' is not an integer from 1 to 256 (in ASCII digits 0-9)"),
+    (["apply", "--parallelism", "1_0"], None, "--parallelism: '1_0' is not an integer from 1 to 256"),
+    (["plan", "--format", "yaml"], None, "--format: 'yaml' is not one of"),
+    (["plan", "-f", ""], None, "-f/--file: an empty path (is the variable it came from unset?)"),
+    (["plan", "--target", ""], None, "--target: an empty address (is the variable it came from unset?)"),
+    (["apply", "--replace", " "], None, "--replace: an address of 1 blank character(s) only"),
+    (["state", "rm", ""], None, "ADDRESS: an empty address"),
+    (["import", "k", " "], None, "REMOTE_ID: a remote id of 1 blank character(s) only"),
+    (["plan", "--frmat", "json"], None, "No such option '--frmat' (did you mean '--format'?)"),
+    (["plna"], None, "No such command 'plna' (did you mean 'plan'?)"),
+    (["emulator"], {"KEYFORM_EMULATOR_PORT": "٣"},
+     "KEYFORM_EMULATOR_PORT: '٣' is not an integer from 0 to 65535 (in ASCII digits 0-9)"),
+    (["emulator", "--port", "٣٠٠٠"], None, "--port: '٣٠٠٠' is not an integer"),
+    (["emulator", "--seed", "٣"], None, "--seed: '٣' is not an integer (in ASCII digits 0-9)"),
+    (["emulator", "--latency-ms", "٣"], None, "--latency-ms: '٣' is not a number from 0 to 86400000"),
+    (["emulator", "--error-rate", "nan"], None, "--error-rate: 'nan' is not a number from 0 to 1"),
+    (["emulator", "--clock-offset", "inf"], None, "--clock-offset: 'inf' is not a number"),
+    (["emulator", "--host", ""], None, "--host: an empty host"),  # it listened on every interface
+    (["emulator", "--token", ""], None, "--token: an empty token"),
+    (["emulator", "--org-rate-limit", "org_a=٣"], None, "--org-rate-limit: 'org_a=٣' is not ORG=RPS"),
+    (["emulator", "--port", "x" * 10_000], None, "--port: '" + "x" * 59 + "…' is not an integer"),
+])
+def test_a_bad_flag_or_variable_value_is_one_line_in_keyform_s_words(args: list[str], env: dict[str, str] | None,
+                                                                       expected: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """click's own wording (`Invalid value for '-f' / '--file': ...`, `. Did you mean '--format'?`)
+    and what int() and float() accept (an Arabic-Indic `٣`, `1_0`, `nan`), found by review:
+    every bad value is `NAME: what is wrong`, a suggestion `(did you mean 'x'?)` as in a manifest's
+    messages, and a number is written in ASCII digits."""
+    import keyform.emulator.__main__ as emulator_main
+
+    monkeypatch.setattr(emulator_main, "serve", lambda config: 0)  # a value taken: exit 0, not serving forever
+    res = run(*args, env=env)
+    assert res.exit_code == 1 and res.stdout == "", res.output
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {expected}"), res.stderr
+    assert "Invalid value" not in res.stderr and "Did you mean" not in res.stderr
+
+
+@pytest.mark.parametrize("argv", [["--port", "٣٠٠٠"], ["--seed", "1_0"], ["--latency-ms", "nan"],
+                                  ["--host", ""], ["--token", " "], ["--org-rate-limit", "org_a=٣"]])
+def test_python_m_keyform_emulator_refuses_the_same_values(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["--port", "0", *argv])
+    assert caught.value.code == 2
 
 
 # ------------------------------------------------------------------ 5. -v / --no-color anywhere

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from keyform import __version__
-from keyform.clikit import Ctx, KeyformGroup, NonEmptyPath, disable_debug_log, print_diagnostics
+from keyform.clikit import (
+    Ctx,
+    Decimal,
+    Integer,
+    KeyformGroup,
+    NonEmpty,
+    NonEmptyPath,
+    disable_debug_log,
+    print_diagnostics,
+)
 from keyform.errors import Diagnostic, KeyformError
 
 if TYPE_CHECKING:
@@ -242,10 +251,10 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
               help="text for terminals, markdown for a pull-request comment, json (schemas/plan.schema.json).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 if no changes, 2 if changes, 1 on error.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True, help="List the remote keys first.")
-@click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+@click.option("--target", "targets", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Plan only this address (and what it needs); repeatable.")
 @click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
-@click.option("--replace", "replace", multiple=True, metavar="ADDRESS",
+@click.option("--replace", "replace", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Force a rotation of this key; repeatable.")
 @policy_option
 @click.pass_obj
@@ -395,13 +404,13 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
 @state_options
 @click.argument("plan_file", metavar="[PLANFILE]", required=False, type=NonEmptyPath())
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256), metavar="N",
+@click.option("--parallelism", default=10, show_default=True, type=Integer(1, 256), metavar="N",
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
-@click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+@click.option("--target", "targets", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Apply only this address (and what it needs); repeatable. Not with PLANFILE.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True,
               help="List the remote keys before planning. Not with PLANFILE.")
-@click.option("--replace", "replace", multiple=True, metavar="ADDRESS",
+@click.option("--replace", "replace", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Force a rotation of this key; repeatable. Not with PLANFILE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line (for pipelines).")
@@ -444,9 +453,9 @@ def _refuse_planning_flags(plan_file: str, given: dict[str, tuple[str, ...]]) ->
 @files_option
 @state_options
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256), metavar="N",
+@click.option("--parallelism", default=10, show_default=True, type=Integer(1, 256), metavar="N",
               help="At most N remote calls (and N sink writes) at once; 1 runs changes one by one.")
-@click.option("--target", "targets", multiple=True, metavar="ADDRESS",
+@click.option("--target", "targets", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Destroy only this address; repeatable.")
 @policy_option
 @click.pass_obj
@@ -486,7 +495,7 @@ def show(ctx: Ctx, plan_file: str, fmt: str) -> None:
 
 
 @main.command("force-unlock")
-@click.argument("lock_id")
+@click.argument("lock_id", type=NonEmpty("lock ID"))
 @files_option
 @state_option
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
@@ -612,36 +621,36 @@ def providers(ctx: Ctx, files: tuple[str, ...], fmt: str) -> None:
 
 
 @main.command(context_settings={"show_default": True})
-@click.option("--host", default="127.0.0.1", metavar="HOST", help="Address to listen on.")
-@click.option("--port", default=8787, type=click.IntRange(0, 65535), envvar="KEYFORM_EMULATOR_PORT",
+@click.option("--host", default="127.0.0.1", type=NonEmpty("host"), metavar="HOST", help="Address to listen on.")
+@click.option("--port", default=8787, type=Integer(0, 65535), envvar="KEYFORM_EMULATOR_PORT",
               show_envvar=True, metavar="PORT", help="Port to listen on; 0 picks a free one (printed at start).")
-@click.option("--latency-ms", default=0.0, type=click.FloatRange(0, 86_400_000), metavar="MS",
+@click.option("--latency-ms", default=0.0, type=Decimal(0, 86_400_000), metavar="MS",
               help="Delay before every answer.")
-@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
+@click.option("--error-rate", default=0.0, type=Decimal(0, 1), metavar="P",
               help="Probability of a 503 answer.")
-@click.option("--rate-limit-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
+@click.option("--rate-limit-rate", default=0.0, type=Decimal(0, 1), metavar="P",
               help="Probability of a 429 answer.")
-@click.option("--retry-after", default=1.0, type=click.FloatRange(0, 86_400), metavar="SECONDS",
+@click.option("--retry-after", default=1.0, type=Decimal(0, 86_400), metavar="SECONDS",
               help="Retry-After on a 429.")
-@click.option("--drop-after-commit-rate", default=0.0, type=click.FloatRange(0, 1), metavar="P",
+@click.option("--drop-after-commit-rate", default=0.0, type=Decimal(0, 1), metavar="P",
               help="Probability of dropping the connection after a create was committed.")
-@click.option("--seed", default=None, type=int, metavar="N", help="Seed for the fault knobs, so runs replay.")
+@click.option("--seed", default=None, type=Integer(), metavar="N", help="Seed for the fault knobs, so runs replay.")
 @click.option("--questra-list-shape", default="array", type=click.Choice(["array", "data", "none"]),
               help="Questra's list answer: a bare array, {\"data\": [...]}, or no list endpoint (404).")
-@click.option("--token", "tokens", multiple=True, metavar="TOKEN",
+@click.option("--token", "tokens", multiple=True, type=NonEmpty("token"), metavar="TOKEN",
               help="Accept only this bearer token (repeatable; default: any non-empty token).")
-@click.option("--read-only-token", "read_only_tokens", multiple=True, metavar="TOKEN",
+@click.option("--read-only-token", "read_only_tokens", multiple=True, type=NonEmpty("token"), metavar="TOKEN",
               help="Accept this bearer token for listing only; every write answers 403 (repeatable).")
 @click.option("--log-requests", is_flag=True, help="Log every request on stderr.")
-@click.option("--rate-limit-rps", default=0.0, type=click.FloatRange(0), metavar="RPS",
+@click.option("--rate-limit-rps", default=0.0, type=Decimal(0), metavar="RPS",
               help="Requests/s allowed per org (or per token); beyond it 429 with Retry-After (0: no limit).")
-@click.option("--rate-limit-burst", default=0.0, type=click.FloatRange(0), metavar="N",
+@click.option("--rate-limit-burst", default=0.0, type=Decimal(0), metavar="N",
               help="Token bucket size (0: one second's worth).")
 @click.option("--rate-limit-scope", default="org", type=click.Choice(["org", "token"]),
               help="What one rate-limit bucket counts: an organisation or a bearer token.")
 @click.option("--org-rate-limit", "org_rate_limits", multiple=True, metavar="ORG=RPS",
               help="This org's (or token's) own rate, e.g. org_a=10 (repeatable).")
-@click.option("--clock-offset", default=0.0, type=click.FloatRange(-3153600000, 3153600000), metavar="SECONDS",
+@click.option("--clock-offset", default=0.0, type=Decimal(-3153600000, 3153600000), metavar="SECONDS",
               help="The APIs' clock is this far off the real time (negative: behind): their timestamps "
                    "and Date headers.")
 def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_limit_rate: float,
@@ -667,24 +676,22 @@ def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_li
 
 def _org_rate_limits(items: tuple[str, ...]) -> dict[str, float]:
     """`--org-rate-limit ORG=RPS` values; a malformed one is a usage error (exit 1)."""
-    from keyform.clikit import UsageFailure
+    from keyform.clikit import UsageFailure, ascii_decimal, shown_value
 
     limits: dict[str, float] = {}
     for item in items:
         name, sep, rps = item.rpartition("=")
-        try:
-            value = float(rps)
-        except ValueError:
-            name = ""
-        if not sep or not name or not value >= 0:
-            raise UsageFailure(f"--org-rate-limit {item!r}: expected ORG=RPS, e.g. org_a=10")
+        value = ascii_decimal(rps)  # (float() took `٣` and `inf`)
+        if not sep or not name.strip() or value is None or value < 0:
+            raise UsageFailure(f"--org-rate-limit: {shown_value(item)} is not ORG=RPS (a number of at least 0 "
+                               "in ASCII digits), e.g. org_a=10")
         limits[name] = value
     return limits
 
 
 @main.command("import")
-@click.argument("address")
-@click.argument("remote_id")
+@click.argument("address")  # (its address rule, statecmds, says what an empty one is)
+@click.argument("remote_id", type=NonEmpty("remote id"))
 @files_option
 @state_options
 @click.pass_obj
@@ -762,7 +769,7 @@ def state_list(ctx: Ctx, files: tuple[str, ...], state_path: str | None) -> None
 
 
 @state.command("show")
-@click.argument("address")
+@click.argument("address", type=NonEmpty("address"))
 @files_option
 @state_option
 @click.pass_obj
@@ -781,7 +788,7 @@ def state_show(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str |
 
 
 @state.command("rm")
-@click.argument("address")
+@click.argument("address", type=NonEmpty("address"))
 @files_option
 @state_options
 @click.pass_obj
@@ -800,7 +807,7 @@ def state_rm(ctx: Ctx, address: str, files: tuple[str, ...], state_path: str | N
 
 @state.command("mv")
 @click.argument("old")
-@click.argument("new")
+@click.argument("new")  # (its address rule, statecmds, says what an empty one is)
 @click.option("--sink-name", default=None, metavar="NAME",
               help="Also record a new entry name in the sink (default: keep it).")
 @files_option

@@ -4,7 +4,10 @@
   `Error: ...`, like every other error, and exits 1: exit code 2 means "changes present" for
   `plan --detailed-exitcode`, so a typo in a pipeline must never read as "changes".
 - `-v/--verbose` and `--no-color` are accepted before the subcommand and on every subcommand.
-- A Terraform-style single-dash long option (`-out=x.plan`) gets a hint: `did you mean --out?`.
+- A bad value reads `--flag: what is wrong` (`Integer`, `Decimal`, `NonEmpty` and `NonEmptyPath` say
+  it in keyform's words); a suggestion is `(did you mean '--format'?)`, as in manifest messages; a
+  Terraform-style single-dash long option (`-out=x.plan`) gets one too.
+- A group given no command prints its help on stderr and exits 1 (`--help`: stdout, exit 0).
 - `-v` turns on the `keyform` debug log on stderr: HTTP calls, lock and journal steps, sink writes
   (never a secret; see docs/architecture.md).
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
@@ -66,6 +70,92 @@ class UsageFailure(click.UsageError):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+def shown_value(text: str, limit: int = 60) -> str:
+    """A value given on the command line or in the environment, as a message quotes it: in quotes,
+    on one line (a newline as `\\n`, a terminal control escaped), cut to `limit` characters (a
+    10,000-character value is not repeated whole)."""
+    from keyform.render.safe import cut, one_line
+
+    return f"'{cut(one_line(text), limit)}'"
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def ascii_decimal(text: str) -> float | None:
+    """`text` (blanks around it aside) as a finite decimal number written in ASCII digits, or None."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+class _Bounded:
+    """What `Integer` and `Decimal` share: the value in ASCII digits only, within the bounds, said in
+    keyform's words. Python's int() and float(), which click's IntRange and FloatRange call, take
+    any Unicode digit (`٣`, Arabic-Indic three, is 3), `1_000`, and float's `nan`/`inf`: a port or a
+    count read from a variable set by a hostile environment was taken for another number."""
+
+    min: Any
+    max: Any
+    what = "a number"
+    pattern = _DECIMAL
+
+    def _bounds(self) -> str:
+        def shown(v: Any) -> str:
+            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+        if self.min is not None and self.max is not None:
+            return f" from {shown(self.min)} to {shown(self.max)}"
+        if self.min is not None:
+            return f" of at least {shown(self.min)}"
+        return f" of at most {shown(self.max)}" if self.max is not None else ""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # a default, or a value already converted
+            return super().convert(value, param, ctx)  # type: ignore[misc]
+        text = value.strip()
+        if not self.pattern.fullmatch(text):
+            digits = any(c.isdigit() and not c.isascii() for c in text)
+            self.fail(f"{shown_value(value)} is not {self.what}{self._bounds()}"  # type: ignore[attr-defined]
+                      + (" (in ASCII digits 0-9)" if digits else ""), param, ctx)
+        number = (int if self.pattern is _INTEGER else float)(text)
+        if not math.isfinite(number) or (self.min is not None and number < self.min) \
+                or (self.max is not None and number > self.max):
+            self.fail(f"{shown_value(text)} is not {self.what}{self._bounds()}", param, ctx)  # type: ignore[attr-defined]
+        return number
+
+
+class Integer(_Bounded, click.IntRange):
+    """An integer flag (`--parallelism`, `--port`): ASCII digits only, within [min, max]."""
+
+    what = "an integer"
+    pattern = _INTEGER
+
+
+class Decimal(_Bounded, click.FloatRange):
+    """A decimal number flag (`--latency-ms`): ASCII digits only, finite, within [min, max]."""
+
+
+class NonEmpty(click.ParamType):
+    """A text value that must not be empty or blank: `--target "$ADDR"` with the variable unset read
+    `--target : no key with that address`, and `emulator --host "$HOST"` listened on every interface."""
+
+    name = "text"
+
+    def __init__(self, what: str = "value") -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"an empty {self.what} (is the variable it came from unset?)" if not value else
+                      f"{'an' if self.what[0] in 'aeiou' else 'a'} {self.what} of {len(value)} blank character(s) "
+                      "only", param, ctx)
+        return value
+
+
 class NonEmptyPath(click.Path):
     """click.Path refusing an empty value: `--state ""` (a `--state "$STATE"` whose variable is unset)
     was taken as no option at all, so the manifests' own backend was used, and `plan --out ""` made
@@ -85,7 +175,7 @@ _EXTRA_ARGUMENT = re.compile(r"^Got unexpected extra arguments? \((.+)\)$")  # c
 def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str = "") -> str:
     """The one-line text of a usage error: click's message, a Terraform-style `-out=x` hint, and
     where to read the command's usage."""
-    message = error.format_message()
+    message = _in_keyform_words(error)
     cctx = error.ctx
     command = cctx.command if cctx is not None else None
     if command is not None:
@@ -93,8 +183,8 @@ def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str =
         for arg in args:
             m = _SINGLE_DASH_LONG.match(arg)
             if m and f"--{m[1]}" in known:
-                message = (f"No such option {arg!r}: did you mean --{m[1]}{m[2] or ''}? "
-                           "(keyform's long options take two dashes)")
+                suggestion = did_you_mean([f"--{m[1]}{m[2] or ''}"])
+                message = f"No such option {arg!r} ({suggestion} keyform's long options take two dashes)"
                 break
     message = message.rstrip(".")
     path = cctx.command_path if cctx is not None else command_path
@@ -110,6 +200,39 @@ def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str =
     if path:
         message += f"{'' if message.endswith('?') else '.'} See `{path} --help`."
     return message
+
+
+def did_you_mean(candidates: Sequence[str]) -> str:
+    """`did you mean 'x'?` (or `'x' or 'y'`): the one wording of a suggestion, for flags and commands
+    as for manifest fields (`(did you mean 'name'?)`, in parentheses after what is wrong)."""
+    quoted = [repr(c) for c in candidates]
+    alternatives = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f"did you mean {alternatives}?"
+
+
+def _in_keyform_words(error: click.UsageError) -> str:
+    """click's message for `error`, in keyform's words: a bad value as `--flag: what is wrong` (as a
+    manifest field's, `keys.k.expires_in: 'soon' is not a valid duration`), not click's `Invalid value
+    for '-f' / '--file': ...`; a suggestion as `(did you mean '--format'?)`, not `. Did you mean ...`."""
+    if isinstance(error, click.BadParameter) and not isinstance(error, click.MissingParameter) \
+            and error.param is not None and error.param_hint is None:
+        return f"{_param_name(error.param, error.ctx)}: {error.message}"
+    possibilities = getattr(error, "possibilities", None)  # click's NoSuchOption, NoSuchCommand (click 8.4)
+    if possibilities:
+        return f"{error.message.rstrip('.')} ({did_you_mean(sorted(possibilities))})"
+    return error.format_message()
+
+
+def _param_name(param: click.Parameter, ctx: click.Context | None) -> str:
+    """How a message names a parameter: its options as typed (`-f/--file`), an argument's metavar
+    (`PLANFILE`), or the environment variable its value came from (`KEYFORM_EMULATOR_PORT`)."""
+    if not isinstance(param, click.Option):
+        return param.human_readable_name
+    if ctx is not None and param.name and param.envvar \
+            and ctx.get_parameter_source(param.name) is click.core.ParameterSource.ENVIRONMENT:
+        names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
+        return next((n for n in names if os.environ.get(n) is not None), names[0])
+    return "/".join(param.opts)
 
 
 def _path(info_name: str | None, parent: click.Context | None) -> str:
@@ -155,22 +278,26 @@ _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
 def _one_line_usage(make: Callable[..., click.Context], info_name: str | None, args: list[str],
                     parent: click.Context | None, extra: dict[str, Any]) -> click.Context:
     """`make(info_name, args, parent, **extra)` with keyform's conventions: a usage error is one
-    `Error:` line, exit 1; a group given nothing shows its help, exit 0."""
+    `Error:` line, exit 1; a group given nothing shows its help on stderr, exit 1."""
     original = list(args)
     try:
         return make(info_name, args, parent, **extra)
     except UsageFailure:
         raise
-    except _NO_ARGS as exc:  # `keyform` alone: its help, as `keyform --help` shows it
+    except _NO_ARGS as exc:  # `keyform` alone: its help, on stderr, exit 1 (see KeyformGroup)
         assert exc.ctx is not None
-        click.echo(exc.ctx.get_help())
-        raise click.exceptions.Exit(0) from None
+        click.echo(exc.ctx.get_help(), err=True)
+        raise click.exceptions.Exit(1) from None
     except click.UsageError as exc:
         raise UsageFailure(usage_hint(exc, original, _path(info_name, parent)), exc.ctx) from None
 
 
 class KeyformGroup(click.Group):
-    """A group whose subcommands (and subgroups) follow the same conventions."""
+    """A group whose subcommands (and subgroups) follow the same conventions.
+
+    A group given no command (`keyform`, `keyform state`) prints its help on stderr and exits 1,
+    as git does (terraform exits 127): `keyform $CMD` in a pipeline whose variable is unset must
+    fail, not pass having done nothing. `--help` prints it on stdout, exit 0."""
 
     command_class = KeyformCommand
 

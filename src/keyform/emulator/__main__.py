@@ -8,9 +8,11 @@ take the same options with the same defaults.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .config import EmulatorConfig
 from .server import Emulator
@@ -28,10 +30,10 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     for item in args.org_rate_limit:
         name, sep, rps = item.rpartition("=")
         try:
-            rate_limits[name] = float(rps)
-        except ValueError:
+            rate_limits[name] = _decimal(rps)
+        except argparse.ArgumentTypeError:
             name = ""
-        if not sep or not name:
+        if not sep or not name.strip():
             parser.error(f"--org-rate-limit {item!r}: expected ORG=RPS, e.g. org_a=10")
     return EmulatorConfig(
         host=args.host,
@@ -54,30 +56,58 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     )
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def _integer(text: str) -> int:
+    """An integer in ASCII digits: int() took `٣` (Arabic-Indic three) as 3, and `1_000`."""
+    if not _INTEGER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer (ASCII digits 0-9)")
+    return int(text)
+
+
+def _decimal(text: str) -> float:
+    """A finite decimal number in ASCII digits (float() took `٣`, `nan` and `inf`)."""
+    if not _DECIMAL.fullmatch(text.strip()) or not math.isfinite(float(text)):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number (ASCII digits 0-9)")
+    return float(text)
+
+
+def _text(what: str) -> Callable[[str], str]:
+    """A value that must not be empty or blank: `--host ""` listened on every interface."""
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an empty {what} (is the variable it came from unset?)")
+        return text
+    return check
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse twin of `keyform emulator`'s click options."""
     parser = argparse.ArgumentParser(prog="keyform emulator", description=(
         "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=_default_port(), help="0 picks a free port")
-    parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--error-rate", type=float, default=0.0, help="probability of a 503")
-    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a 429")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
-    parser.add_argument("--drop-after-commit-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--host", type=_text("host"), default="127.0.0.1")
+    parser.add_argument("--port", type=_integer, default=_default_port(), help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=_decimal, default=0)
+    parser.add_argument("--error-rate", type=_decimal, default=0.0, help="probability of a 503")
+    parser.add_argument("--rate-limit-rate", type=_decimal, default=0.0, help="probability of a 429")
+    parser.add_argument("--retry-after", type=_decimal, default=1.0, help="Retry-After seconds on a 429")
+    parser.add_argument("--drop-after-commit-rate", type=_decimal, default=0.0)
+    parser.add_argument("--seed", type=_integer, default=None)
     parser.add_argument("--questra-list-shape", choices=("array", "data", "none"), default="array")
-    parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default any)")
-    parser.add_argument("--read-only-token", action="append",
+    parser.add_argument("--token", type=_text("token"), action="append",
+                        help="accepted bearer token (repeatable; default any)")
+    parser.add_argument("--read-only-token", type=_text("token"), action="append",
                         help="bearer token accepted only for listing; every write answers 403 (repeatable)")
     parser.add_argument("--log-requests", action="store_true")
-    parser.add_argument("--rate-limit-rps", type=float, default=0.0,
+    parser.add_argument("--rate-limit-rps", type=_decimal, default=0.0,
                         help="requests/s allowed per org (or per token); 429 + Retry-After beyond (0: none)")
-    parser.add_argument("--rate-limit-burst", type=float, default=0.0, help="bucket size (default: 1 s worth)")
+    parser.add_argument("--rate-limit-burst", type=_decimal, default=0.0, help="bucket size (default: 1 s worth)")
     parser.add_argument("--rate-limit-scope", choices=("org", "token"), default="org")
     parser.add_argument("--org-rate-limit", action="append", default=[], metavar="ORG=RPS",
                         help="this org's (or token's) own rate, repeatable")
-    parser.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--clock-offset", type=_decimal, default=0.0, metavar="SECONDS",
                         help="the APIs' clock is this far off the real time (negative: behind)")
     return parser
 
