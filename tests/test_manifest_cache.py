@@ -603,3 +603,34 @@ def test_the_key_lives_apart_from_the_cache_and_a_relative_state_home_is_ignored
     assert cachedir.key_path({"XDG_STATE_HOME": str(tmp_path / "s")}) == tmp_path / "s" / "keyform" / "cache-key"
     for relative in ("", "state", "./state", "../x"):
         assert cachedir.key_path({"XDG_STATE_HOME": relative}) == default
+
+
+@pytest.mark.parametrize("value", ["", " ", "relcache", "./c", "/abs/with\nnewline"])
+def test_a_blank_or_relative_cache_dir_is_ignored_as_the_xdg_rule_says(tmp_path: Path, value: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`KEYFORM_CACHE_DIR=relcache` (or " ", or a relative XDG_CACHE_HOME) made a directory of that name
+    in the directory keyform ran in, a checkout for instance. The XDG Base Directory spec: a relative
+    path in these variables is invalid and ignored; an empty one is unset. Said at -v."""
+    from click.testing import CliRunner
+
+    from keyform.cli import main
+    from keyform.clikit import disable_debug_log
+
+    default = Path(os.path.expanduser("~")) / ".cache" / "keyform" / "manifests"
+    assert cachedir.cache_dir({"KEYFORM_CACHE_DIR": value}) == default
+    assert cachedir.cache_dir({"XDG_CACHE_HOME": value}) == default
+    assert cachedir.cache_dir({"KEYFORM_CACHE_DIR": value, "XDG_CACHE_HOME": str(tmp_path)}) == \
+        tmp_path / "keyform" / "manifests"
+    assert cachedir.cache_dir({"KEYFORM_NO_CACHE": " ", "KEYFORM_CACHE_DIR": "/x"}) == Path("/x")  # blank: unset
+    (tmp_path / "keyform.yaml").write_text("version: 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cachedir, "_noted", set())  # (said once a process: the calls above said it)
+    try:
+        res = CliRunner().invoke(main, ["validate", "-v"], env={"KEYFORM_CACHE_DIR": value}, catch_exceptions=False)
+    finally:
+        disable_debug_log()
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyform.yaml", "xdg"]
+    if value.strip():
+        assert f"KEYFORM_CACHE_DIR={value!r} ignored: not an absolute path" in res.stderr

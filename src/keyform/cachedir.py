@@ -3,7 +3,8 @@ named by a keyed digest.
 
 `manifest/parsecache` (parsed manifest files) and `checkcache` (verdicts of the state check) keep
 their entries here. The directory is `$KEYFORM_CACHE_DIR`, else `$XDG_CACHE_HOME/keyform/manifests`,
-else `~/.cache/keyform/manifests`, created 0700; a directory not owned by the user or writable by
+else `~/.cache/keyform/manifests`, created 0700 (a variable that is blank, or not an absolute path,
+is taken as unset, as the XDG Base Directory spec says: `_absolute`); a directory not owned by the user or writable by
 group or others is not used; `KEYFORM_NO_CACHE=1` turns every cache off. Entries are 0600, written
 to a temp file and renamed into place; at most `MAX_ENTRIES` are kept (the least recently used go
 first). Reading never follows a link, never blocks on a FIFO, never reads more than asked.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import os
 import secrets
 import stat
@@ -46,15 +48,38 @@ _KEY_HEX = 64  # the cache key file: 32 random bytes in hex, nothing else
 _SEAL_HEX = 64  # an entry's first line: `seal` of its name and content, in hex
 
 
+log = logging.getLogger(__name__)
+_noted: set[tuple[str, str]] = set()
+
+
+def _absolute(env: Mapping[str, str], name: str) -> str | None:
+    """Variable `name`'s value when it is an absolute path; None when it is unset or blank (as the XDG
+    Base Directory spec says of an empty one), or relative, or holds a control character (a
+    newline): such a value is ignored, as the spec says of a relative path ("If an implementation
+    encounters a relative path in any of these variables it should consider the path invalid and
+    ignore it"), and said once at -v. A relative `KEYFORM_CACHE_DIR=.cache` made a directory of
+    that name in whatever directory keyform ran in (a checkout), a blank one a directory named " "."""
+    value = env.get(name, "")
+    if not value.strip():
+        return None
+    if os.path.isabs(value) and value.isprintable():
+        return value
+    if (name, value) not in _noted:
+        _noted.add((name, value))
+        log.debug("cache: %s=%r ignored: not an absolute path (the XDG base directory rule); its default is used",
+                  name, value[:200])
+    return None
+
+
 def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
     """Where entries live, or None when the cache is turned off."""
     env = os.environ if env is None else env
-    if env.get("KEYFORM_NO_CACHE", "") not in ("", "0"):
+    if env.get("KEYFORM_NO_CACHE", "").strip() not in ("", "0"):
         return None
-    given = env.get("KEYFORM_CACHE_DIR")
+    given = _absolute(env, "KEYFORM_CACHE_DIR")
     if given:
         return Path(given)
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = _absolute(env, "XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "keyform" / "manifests"
 
 
@@ -76,9 +101,7 @@ def code_stamp(producers: tuple[str, ...], entry_format: int) -> str:
 def key_path(env: Mapping[str, str] | None = None) -> Path:
     """Where this user's cache key lives (apart from the cache, so a copied cache is not trusted)."""
     env = os.environ if env is None else env
-    base = env.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(base):  # unset, empty or relative: ignored, as the XDG spec says
-        base = os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = _absolute(env, "XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "keyform" / "cache-key"
 
 
