@@ -234,6 +234,31 @@ def test_verbose_failure_shows_the_call_and_no_secret(tmp_path: Path,
         assert secret not in res.output
 
 
+def test_a_long_base_url_is_cut_in_verbose_lines_keeping_the_host_and_both_ends(tmp_path: Path,
+                                                                                emulator: Emulator) -> None:
+    """A 10 KB `base_url` was written whole in every `-v` line of every call. Cut in its middle: the
+    host and port whole, the start of the path, its end (the request's path), how much was left
+    out; the instance name before each line tells two instances apart whose URLs differ only there."""
+    project = Project(tmp_path, emulator.url)
+    long_path = "/" + "a" * 5000 + "{mark}" + "a" * 5000
+    project.questra(KEYS, extra="")
+    text = project.manifest.read_text().replace(
+        "    org_id: org_e2e\n",
+        "    org_id: org_e2e\n  qp2: {type: questra, base_url: {env: QP2_URL}, token: {env: QUESTRA_TOKEN}, "
+        "org_id: org_e2e}\n")
+    project.manifest.write_text(text.replace(f"base_url: {emulator.url}", "base_url: {env: QP_URL}")
+                                + "  other: {provider: qp2, name: Other}\n")
+    env = {"QP_URL": emulator.url + long_path.format(mark="X"), "QP2_URL": emulator.url + long_path.format(mark="Y")}
+    res = project.run("plan", "-v", env=env)
+    calls = [line for line in res.stderr.splitlines() if re.match(r"keyform: qp2?: GET ", line)]
+    assert {line.split(":")[1].strip() for line in calls} == {"qp", "qp2"}, res.stderr
+    for line in calls:
+        assert len(line) < 260, line
+        assert re.match(r"keyform: qp2?: GET http://127\.0\.0\.1:\d+/a+…\[[\d,]+ characters\]…a+/api-keys -> 404 ",
+                        line), line
+    assert len(res.stderr) < 20_000, len(res.stderr)  # the error message cuts it too
+
+
 def test_without_verbose_there_is_no_log(tmp_path: Path, emulator: Emulator) -> None:
     project = _verbose_project(tmp_path, emulator.url)
     assert project.run("apply", "--auto-approve", "-v").exit_code == 0

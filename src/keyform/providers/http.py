@@ -368,6 +368,30 @@ def _bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
+URL_SHOWN = 160  # the most of a URL a `-v` line or a message shows (`short_url`)
+
+
+def short_url(url: str, limit: int = URL_SHOWN) -> str:
+    """`url` as a `-v` line or a message shows it: whole up to `limit` characters; a longer one keeps
+    its scheme and host (and port) whole, the start of its path (where one instance's `base_url`
+    differs from another's) and its end (the request's own path, an id), and says how many
+    characters it leaves out between. A 10 KB `base_url` was written whole in every `-v` line.
+    Each line names its provider instance first, so two instances are told apart whatever is cut."""
+    if len(url) <= limit:
+        return url
+    scheme, sep, rest = url.partition("://")
+    slash = rest.find("/")
+    origin_end = len(scheme) + len(sep) + (slash if slash >= 0 else len(rest))
+    origin, path = url[:origin_end], url[origin_end:]
+    room = max(limit - len(origin), 60)
+    head = room // 3
+    tail = room - head
+    left = len(path) - head - tail
+    if left <= 30:  # (the note would be about as long as what it replaces)
+        return url
+    return f"{origin}{path[:head]}…[{left:,} characters]…{path[-tail:]}"
+
+
 def _transport_for(instance: str, base_url: str, proxy: str | None) -> httpx.BaseTransport:
     """The pooled transport for one provider instance: TLS verified, every socket operation bounded by
     the running call's deadline. Direct (`wire.DirectTransport`) unless the environment names a proxy
@@ -381,7 +405,7 @@ def _transport_for(instance: str, base_url: str, proxy: str | None) -> httpx.Bas
     try:
         return DirectTransport(base_url, context, max_connections=MAX_CONNECTIONS, max_idle=MAX_IDLE)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise ProviderError(f"{instance}: base_url {base_url} cannot be used ({exc})") from None
+        raise ProviderError(f"{instance}: base_url {short_url(base_url)} cannot be used ({exc})") from None
 
 
 class HttpClient:
@@ -501,7 +525,7 @@ class HttpClient:
                     # (one sent and lost, or answered, did; a PoolTimeout is keyform's own pool)
                     if not sent and tried == 0 and not isinstance(exc, httpx.PoolTimeout):
                         self.limiter.unreachable(_connect_reason(exc) + self._via)  # (the proxy named)
-                    raise self._error(what, f"cannot connect to {self.base_url}{self._via} "
+                    raise self._error(what, f"cannot connect to {short_url(self.base_url)}{self._via} "
                                             f"({_connect_reason(exc)})", secrets) from None
                 self._wait(what, attempt, wait, type(exc).__name__)
                 attempt += 1
@@ -672,8 +696,9 @@ class HttpClient:
                 "not read")
 
     def _shown(self, path: str) -> str:
-        """The request URL as `-v` prints it: no query string, known secrets scrubbed."""
-        return self.scrub(self.base_url + path.split("?", 1)[0])
+        """The request URL as `-v` prints it: no query string, known secrets scrubbed, a long one cut
+        in its middle (`short_url`)."""
+        return short_url(self.scrub(self.base_url + path.split("?", 1)[0]))
 
     @staticmethod
     def _retryable(status: int, idempotent: bool) -> bool:
