@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -282,6 +283,32 @@ def test_a_bare_number_lock_timeout_suggests_seconds(tmp_path: Path) -> None:
     assert "(e.g. 30s)" in res.stderr and "90d" not in res.stderr
 
 
+def test_a_lock_timeout_in_other_digits_does_not_suggest_them(tmp_path: Path) -> None:
+    project = Project(tmp_path, "http://127.0.0.1:9")
+    project.questra(KEYS)
+    res = project.run("plan", "--lock-timeout", "\u0663")  # isdigit(): the hint said `(e.g. ٣s)`, refused too
+    assert res.exit_code == 1 and "(e.g. 30s)" in res.stderr, res.stderr
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "--lock-timeout", LONG], ["report", "--due-within", LONG], ["report", "--idle", LONG],
+    ["plan", "--target", LONG], ["apply", "--replace", LONG], ["state", "show", LONG], ["state", "rm", LONG],
+    ["state", "mv", LONG, "k2"], ["state", "rekey", "--old-key-env", "-" + LONG],
+])
+def test_a_very_long_value_is_not_repeated_whole(tmp_path: Path, emulator: Emulator, args: list[str]) -> None:
+    """A 5,000-character value was repeated whole in its one-line message: it is cut."""
+    project = Project(tmp_path, emulator.url)
+    project.questra(KEYS)
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    res = project.run(*args, "-f", str(project.manifest))
+    assert res.exit_code == 1
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and len(lines[0]) < 300, res.stderr[:400]
+
+
 @pytest.mark.parametrize("value", ["999999999999999d", "36501d", "9999999999999999999999w"])
 def test_a_too_long_lock_timeout_says_the_maximum(tmp_path: Path, value: str) -> None:
     """It said `expected an integer and a unit`, which the value is: the problem is its length."""
@@ -344,6 +371,24 @@ def test_emulator_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert parse_args([]).port == 18799
     res = run("emulator", "--help", env={"KEYFORM_EMULATOR_PORT": "18799"})
     assert "default: 8787" in res.stdout  # help shows the built-in default; the variable overrides it
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_blank_emulator_port_variable_is_an_unset_one(blank: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`KEYFORM_EMULATOR_PORT=" "` was an error for `keyform emulator` and the default for `python -m
+    keyform.emulator` (and for an empty value in both): blank is unset in both."""
+    import keyform.emulator.__main__ as emulator_main
+
+    ports: list[int] = []
+
+    def serve(config: Any) -> int:
+        ports.append(config.port)
+        return 0
+
+    monkeypatch.setattr(emulator_main, "serve", serve)
+    monkeypatch.setenv("KEYFORM_EMULATOR_PORT", blank)
+    assert run("emulator", env={"KEYFORM_EMULATOR_PORT": blank}).exit_code == 0
+    assert ports == [8787] and parse_args([]).port == 8787
 
 
 def test_emulator_on_a_taken_port_fails_at_once_with_a_reason(emulator: Emulator) -> None:

@@ -147,15 +147,17 @@ def _options(files: Sequence[str], state_path: str | None = None, lock_timeout: 
              policy_files: Sequence[str] = ()) -> Options:
     from keyform.durations import DURATION_RE, parse_duration
     from keyform.operations import Options
+    from keyform.render.safe import quoted
 
     try:
         timeout = parse_duration(lock_timeout).total_seconds()
     except ValueError as exc:
         if DURATION_RE.match(lock_timeout.strip()):  # well formed, and too long: parse_duration says the maximum
             raise KeyformError(f"--lock-timeout: {exc}") from None
-        hint = f"{lock_timeout.strip()}s" if lock_timeout.strip().isdigit() else "30s"
-        raise KeyformError(f"--lock-timeout: invalid duration {lock_timeout!r}: expected an integer and a unit "
-                           f"s, m, h, d or w (e.g. {hint})") from None
+        bare = lock_timeout.strip()
+        hint = f"{bare}s" if bare.isascii() and bare.isdigit() and len(bare) < 10 else "30s"
+        raise KeyformError(f"--lock-timeout: invalid duration {quoted(lock_timeout)}: expected an integer and a "
+                           f"unit s, m, h, d or w (e.g. {hint})") from None
     return Options(files=list(files), state_path=state_path, lock_timeout=timeout, policy_files=list(policy_files),
                    on_wait=_rate_wait_notice)
 
@@ -850,8 +852,10 @@ def state_rekey(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_t
             raise KeyformError("state rekey: give --old-key-env or --old-key-file, not both")
         if old_key_env is not None:  # (an empty one is refused, not taken as none given)
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", old_key_env):
-                raise KeyformError(f"state rekey: --old-key-env {old_key_env!r} is not an environment variable name "
-                                   "(letters, digits, '_'; not starting with a digit)")
+                from keyform.render.safe import quoted
+
+                raise KeyformError(f"state rekey: --old-key-env {quoted(old_key_env)} is not an environment variable "
+                                   "name (letters, digits, '_'; not starting with a digit)")
             old = EnvRef(old_key_env)
         elif old_key_file is not None:
             old = FileRef(os.path.abspath(old_key_file))

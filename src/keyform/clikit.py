@@ -70,13 +70,12 @@ class UsageFailure(click.UsageError):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
-def shown_value(text: str, limit: int = 60) -> str:
+def shown_value(text: str) -> str:
     """A value given on the command line or in the environment, as a message quotes it: in quotes,
-    on one line (a newline as `\\n`, a terminal control escaped), cut to `limit` characters (a
-    10,000-character value is not repeated whole)."""
-    from keyform.render.safe import cut, one_line
+    on one line (a newline as `\\n`, a terminal control escaped), cut (`render.safe.quoted`)."""
+    from keyform.render.safe import quoted
 
-    return f"'{cut(one_line(text), limit)}'"
+    return quoted(text)
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
@@ -117,6 +116,9 @@ class _Bounded:
         if not isinstance(value, str):  # a default, or a value already converted
             return super().convert(value, param, ctx)  # type: ignore[misc]
         text = value.strip()
+        if not text and isinstance(param, click.Option) and ctx is not None and param.name \
+                and ctx.get_parameter_source(param.name) is click.core.ParameterSource.ENVIRONMENT:
+            return self.convert(param.get_default(ctx), param, ctx)  # a blank variable is an unset one
         if not self.pattern.fullmatch(text):
             digits = any(c.isdigit() and not c.isascii() for c in text)
             self.fail(f"{shown_value(value)} is not {self.what}{self._bounds()}"  # type: ignore[attr-defined]

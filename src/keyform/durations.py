@@ -19,7 +19,8 @@ def parse_duration(text: str) -> timedelta:
     longer than MAX_DURATION (100 years: later than that no date arithmetic needs to go)."""
     m = DURATION_RE.match(text.strip()) if isinstance(text, str) else None
     if not m:
-        raise ValueError(f"invalid duration {text!r}: expected an integer and a unit s, m, h, d or w (e.g. 90d)")
+        shown = text if not isinstance(text, str) or len(text) <= 40 else text[:39] + "…"
+        raise ValueError(f"invalid duration {shown!r}: expected an integer and a unit s, m, h, d or w (e.g. 90d)")
     digits = m.group(1).lstrip("0")
     seconds = int(digits or "0") * _UNITS[m.group(2)] if len(digits) <= 15 else None
     if seconds is None or seconds > MAX_DURATION.total_seconds():

@@ -29,7 +29,7 @@ from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.records import record
 from keyform.remote import SKEW_NOTED, RemoteKey, RemoteSnapshot
-from keyform.render.safe import one_line
+from keyform.render.safe import cut, one_line
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import KeyState, State, secret_of_fingerprint
 
@@ -102,7 +102,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     forced = set(replace)
     unknown = sorted(a for a in forced if a not in state.keys or a not in desired)
     if unknown:
-        raise KeyformError([Diagnostic(f"--replace {one_line(a)}: only a key that is both in the manifests and in "
+        raise KeyformError([Diagnostic(f"--replace {cut(one_line(a))}: only a key that is both in the manifests and in "
                                        "the state can be replaced") for a in unknown])
 
     def in_scope(address: str) -> bool:
@@ -401,7 +401,7 @@ def _target_scope(workspace: Workspace, state: State, targets: tuple[str, ...],
         return None
     unknown = [t for t in targets if t not in workspace.keys and t not in state.keys]
     if unknown:
-        raise KeyformError([Diagnostic(f"--target {one_line(t)}: no key with that address in the manifests or the "
+        raise KeyformError([Diagnostic(f"--target {cut(one_line(t))}: no key with that address in the manifests or the "
                                        "state") for t in unknown])
     deps = {a: s.dependencies() for a, s in workspace.keys.items()}
     return closure(targets, dependents(deps) if destroy else deps)

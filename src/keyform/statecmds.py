@@ -15,6 +15,7 @@ from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, header_of
 from keyform.planner import UNKNOWN_FINGERPRINT
 from keyform.remote import RemoteKey
+from keyform.render.safe import quoted
 from keyform.resolve import read_ref
 from keyform.state import KeyState, State, secret_of_edge, secret_of_fingerprint
 
@@ -58,7 +59,7 @@ def import_key(sess: Any, address: str, remote_id: str) -> tuple[KeyState, Diagn
     shown = one_line(remote_id)  # as typed, on one line (a newline in it made a second `Error:` line)
     spec: KeySpec | None = ws.keys.get(address)
     if spec is None:
-        raise KeyformError(f"import: no key {address!r} in the manifests; declare it first, then import")
+        raise KeyformError(f"import: no key {quoted(address)} in the manifests; declare it first, then import")
     if address in state.keys:
         raise KeyformError(f"import: {address} is already managed (remote id {state.keys[address].remote_id}); "
                            "use `keyform state rm` first to re-import it")
@@ -178,14 +179,14 @@ def state_list(state: State) -> list[str]:
 def state_show(state: State, address: str) -> dict[str, Any]:
     ks = state.keys.get(address)
     if ks is None:
-        raise KeyformError(f"state show: no key {address!r} in the state")
+        raise KeyformError(f"state show: no key {quoted(address)} in the state")
     return {"address": address, **ks.to_json()}
 
 
 def state_rm(state: State, address: str) -> KeyState:
     ks = state.keys.pop(address, None)
     if ks is None:
-        raise KeyformError(f"state rm: no key {address!r} in the state")
+        raise KeyformError(f"state rm: no key {quoted(address)} in the state")
     # Its entry stays where keyform wrote it, holding the secret of a key that stays live: it is no
     # longer keyform's to overwrite (noted as keyform's own, a later key given that `as:` silently
     # replaced the only copy of the forgotten key's secret), so it is any other line of the file now
@@ -201,14 +202,14 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None,
     if sink_name is not None:
         check_entry_name("state mv", sink_name)
     if old not in state.keys:
-        raise KeyformError(f"state mv: no key {old!r} in the state")
+        raise KeyformError(f"state mv: no key {quoted(old)} in the state")
     target = state.keys[old].sink
     if sink_name is not None and target is not None and entry_problem is not None:
         problem = entry_problem(target.sink, sink_name)
         if problem:
             raise KeyformError(f"state mv: --sink-name: {problem}, which sink {target.sink} cannot hold")
     if new in state.keys:
-        raise KeyformError(f"state mv: {new!r} is already in the state")
+        raise KeyformError(f"state mv: {quoted(new)} is already in the state")
     ks = state.keys.pop(old)
     ks.address = new
     if sink_name is not None and ks.sink is not None:

@@ -137,6 +137,12 @@ def cut(text: str, limit: int | None = MAX_CELL) -> str:
     return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
 
 
+def quoted(text: str, limit: int = MAX_CELL) -> str:
+    """A value a user gave (a flag's, a variable's, an argument) as a message quotes it: in quotes,
+    on one line, cut to `limit` characters: a 5,000-character `--target` was repeated whole."""
+    return f"'{cut(one_line(text), limit)}'"
+
+
 def md_text(text: str, *, table: bool = True) -> str:
     """`one_line` as literal Markdown: a code span (`` `text` ``), fenced by one backtick more than
     the longest run in the text, and padded with a space when the text starts or ends with a
