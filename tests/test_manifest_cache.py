@@ -634,3 +634,10 @@ def test_a_blank_or_relative_cache_dir_is_ignored_as_the_xdg_rule_says(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keyform.yaml", "xdg"]
     if value.strip():
         assert f"KEYFORM_CACHE_DIR={value!r} ignored: not an absolute path" in res.stderr
+
+
+def test_a_relative_home_turns_the_caches_off_rather_than_writing_where_keyform_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "home")
+    assert cachedir.cache_dir({"HOME": "home"}) is None
+    assert cachedir._cache_key(cachedir.key_path({})) is None

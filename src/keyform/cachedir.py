@@ -80,6 +80,8 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
     if given:
         return Path(given)
     base = _absolute(env, "XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):  # HOME=relative: a directory in wherever keyform runs; no cache instead
+        return None
     return Path(base) / "keyform" / "manifests"
 
 
@@ -133,6 +135,8 @@ def seal(name: str, body: bytes) -> bytes | None:
 @cache
 def _cache_key(path: Path) -> bytes | None:
     """This user's cache key, made on first use; None when the file is not one (see the module)."""
+    if not path.is_absolute():  # (HOME=relative: never a key file in wherever keyform runs)
+        return None
     found = _read_key(path)
     if found is not None:
         return found
