@@ -105,7 +105,7 @@ def test_terraform_style_single_dash_option_gets_a_hint() -> None:
     (["destroy", "--parallelism", "٣"], None,
      "--parallelism: '٣' is not an integer from 1 to 256 (in ASCII digits 0-9)"),
     (["apply", "--parallelism", "1_0"], None, "--parallelism: '1_0' is not an integer from 1 to 256"),
-    (["plan", "--format", "yaml"], None, "--format: 'yaml' is not one of"),
+    (["plan", "--format", "yaml"], None, "--format: 'yaml' is not one of: text, markdown, json."),
     (["plan", "-f", ""], None, "-f/--file: an empty path (is the variable it came from unset?)"),
     (["plan", "--target", ""], None, "--target: an empty address (is the variable it came from unset?)"),
     (["apply", "--replace", " "], None, "--replace: an address of 1 blank character(s) only"),

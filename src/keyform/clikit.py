@@ -170,6 +170,7 @@ class NonEmptyPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+_NOT_ONE_OF = re.compile(r"^(.*) is not one of ", re.DOTALL)  # click.Choice's words
 _SINGLE_DASH_LONG = re.compile(r"^-([a-z][a-z0-9-]+)(=.*)?$")
 _EXTRA_ARGUMENT = re.compile(r"^Got unexpected extra arguments? \((.+)\)$")  # click's words
 
@@ -218,7 +219,11 @@ def _in_keyform_words(error: click.UsageError) -> str:
     for '-f' / '--file': ...`; a suggestion as `(did you mean '--format'?)`, not `. Did you mean ...`."""
     if isinstance(error, click.BadParameter) and not isinstance(error, click.MissingParameter) \
             and error.param is not None and error.param_hint is None:
-        return f"{_param_name(error.param, error.ctx)}: {error.message}"
+        message = error.message
+        choice = _NOT_ONE_OF.match(message)
+        if choice and isinstance(error.param.type, click.Choice):  # as a manifest's: `is not one of: a, b`
+            message = f"{choice[1]} is not one of: {', '.join(map(str, error.param.type.choices))}"
+        return f"{_param_name(error.param, error.ctx)}: {message}"
     possibilities = getattr(error, "possibilities", None)  # click's NoSuchOption, NoSuchCommand (click 8.4)
     if possibilities:
         return f"{error.message.rstrip('.')} ({did_you_mean(sorted(possibilities))})"
