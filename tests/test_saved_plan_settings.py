@@ -206,3 +206,24 @@ def test_a_saved_plan_after_an_interrupted_apply_is_refused_before_recovery_call
     assert res.stderr == STALE.format("provider qp's base_url (from env QP_URL) changed since it was made")
     assert project.journal_path.read_bytes() == journal and project.state_path.read_bytes() == state
     assert project.run("apply", str(saved)).exit_code == 0  # at the host it was made for
+
+
+@pytest.mark.parametrize("blank", [" ", "\t \n"])
+def test_a_rest_option_from_a_variable_of_blanks_is_refused_not_taken_as_none(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, blank: str) -> None:
+    """A rest option `{env: NAME}` whose variable held blanks only was read as an empty option (an
+    empty variable is refused: 'is set but empty'), so a create sent `"team": ""`: the key made for
+    no team. Refused before any call."""
+    definition = (DEFINITIONS / "questra.yaml").read_text()
+    definition = definition.replace("options:\n", "options:\n  team: {description: \"The team a key is for.\"}\n", 1)
+    definition = definition.replace('body: {name: "${attrs.name}",', 'body: {team: "${options.team}", name: "${attrs.name}",')
+    (tmp_path / "teams.yaml").write_text(definition)
+    provider = ("{type: rest, definition: teams.yaml, base_url: '{url}', token: {env: QUESTRA_TOKEN}, "
+                "org_id: {env: QP_ORG}, team: {env: TEAM}}")
+    project = _project(tmp_path, emulator.url, provider.replace("team: {env: TEAM}", "team: platform"))
+    project.write(project.manifest.read_text().replace("team: platform", "team: {env: TEAM}"))
+    calls = emu_control.requests()
+    res = project.run("apply", "--auto-approve", env={"TEAM": blank})
+    assert res.exit_code == 1, res.output
+    assert "providers.qp.team: environment variable TEAM holds only blank characters" in res.stderr, res.stderr
+    assert emu_control.requests() == calls and [k["name"] for k in emu_control.questra_keys(ORG)] == ["CI bot"]

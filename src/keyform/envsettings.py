@@ -79,12 +79,13 @@ def read_setting(workspace: Workspace, setting: Setting, env: Mapping[str, str] 
         from keyform.providers.pool import resolve_base_url
 
         return resolve_base_url(config, env).base_url
-    from keyform.resolve import read_credential, read_ref
+    from keyform.manifest.restglue import plain_option
+    from keyform.resolve import read_credential
 
     what = f"providers.{setting.provider}.{setting.name}"
     if setting.kind == "org_id":
         return read_credential(setting.ref, what, env)
-    return read_ref(setting.ref, what, env).strip()  # as `restglue.resolve_options` reads it
+    return plain_option(setting.ref, what, env)  # as `restglue.resolve_options` reads it
 
 
 def _digest(manifest_digest: str, setting: Setting, value: str) -> str:

@@ -159,10 +159,24 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
     return attrs, secret_inputs
 
 
+def plain_option(ref: EnvRef | FileRef, what: str, env: Mapping[str, str] | None = None) -> str:
+    """A rest provider's option that is not secret, read from the environment or a file, trimmed. A
+    variable of blanks only is refused as an empty one is (`resolve.read_ref`): `on_behalf_of:
+    {env: SUBUSER}` with SUBUSER=" " was taken as no subuser, and the key made for the parent account."""
+    from keyform.errors import KeyformError
+    from keyform.resolve import read_ref
+
+    value = read_ref(ref, what, env).strip()
+    if not value:
+        raise KeyformError(f"{what}: environment variable {ref.name if isinstance(ref, EnvRef) else ref.path} "
+                           "holds only blank characters")
+    return value
+
+
 def resolve_options(config: ProviderConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The provider's options as values (secret ones checked like a token), in memory only."""
     from keyform.errors import Diagnostic, KeyformError
-    from keyform.resolve import read_credential, read_ref
+    from keyform.resolve import read_credential
 
     out: dict[str, str] = {}
     for name, raw in config.options.items():
@@ -170,7 +184,7 @@ def resolve_options(config: ProviderConfig, env: Mapping[str, str] | None = None
         try:
             if isinstance(raw, (EnvRef, FileRef)):
                 secret = isinstance(config.definition, RestDefinition) and config.definition.options[name][1]
-                out[name] = read_credential(raw, what, env) if secret else read_ref(raw, what, env).strip()
+                out[name] = read_credential(raw, what, env) if secret else plain_option(raw, what, env)
             else:
                 out[name] = str(raw)
         except KeyformError as exc:
