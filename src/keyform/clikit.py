@@ -317,6 +317,12 @@ class KeyformGroup(click.Group):
                      **extra: Any) -> click.Context:
         return _one_line_usage(super().make_context, info_name, args, parent, extra)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:  # (click < 8.2 printed it, exit 0)
+            click.echo(ctx.get_help(), err=True)
+            raise click.exceptions.Exit(1)
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)
