@@ -123,6 +123,8 @@ def test_terraform_style_single_dash_option_gets_a_hint() -> None:
     (["emulator", "--host", ""], None, "--host: an empty host"),  # it listened on every interface
     (["emulator", "--token", ""], None, "--token: an empty token"),
     (["emulator", "--org-rate-limit", "org_a=٣"], None, "--org-rate-limit: 'org_a=٣' is not ORG=RPS"),
+    (["apply", "--parallelism", "9" * 5000], None, "--parallelism: '" + "9" * 59 + "\u2026' is not an integer"),
+    (["emulator", "--seed", "9" * 5000], None, "--seed: '" + "9" * 59 + "\u2026' is not an integer"),
     (["emulator", "--port", "x" * 10_000], None, "--port: '" + "x" * 59 + "…' is not an integer"),
 ])
 def test_a_bad_flag_or_variable_value_is_one_line_in_keyform_s_words(args: list[str], env: dict[str, str] | None,
@@ -143,11 +145,14 @@ def test_a_bad_flag_or_variable_value_is_one_line_in_keyform_s_words(args: list[
 
 
 @pytest.mark.parametrize("argv", [["--port", "٣٠٠٠"], ["--seed", "1_0"], ["--latency-ms", "nan"],
-                                  ["--host", ""], ["--token", " "], ["--org-rate-limit", "org_a=٣"]])
-def test_python_m_keyform_emulator_refuses_the_same_values(argv: list[str]) -> None:
+                                  ["--host", ""], ["--token", " "], ["--org-rate-limit", "org_a=٣"],
+                                  ["--seed", "9" * 5000]])
+def test_python_m_keyform_emulator_refuses_the_same_values(argv: list[str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         parse_args(["--port", "0", *argv])
     assert caught.value.code == 2
+    assert "9" * 100 not in capsys.readouterr().err  # (a 5,000-digit value is not repeated whole)
 
 
 # ------------------------------------------------------------------ 5. -v / --no-color anywhere

@@ -61,17 +61,23 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 
 
 def _integer(text: str) -> int:
-    """An integer in ASCII digits: int() took `٣` (Arabic-Indic three) as 3, and `1_000`."""
-    if not _INTEGER.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer (ASCII digits 0-9)")
+    """An integer in ASCII digits: int() took `٣` (Arabic-Indic three) as 3, and `1_000` (and raised
+    on more than 4,300 digits)."""
+    if not _INTEGER.fullmatch(text.strip()) or len(text.strip()) > 30:
+        raise argparse.ArgumentTypeError(f"{_cut(text)} is not an integer (ASCII digits 0-9)")
     return int(text)
 
 
 def _decimal(text: str) -> float:
     """A finite decimal number in ASCII digits (float() took `٣`, `nan` and `inf`)."""
     if not _DECIMAL.fullmatch(text.strip()) or not math.isfinite(float(text)):
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number (ASCII digits 0-9)")
+        raise argparse.ArgumentTypeError(f"{_cut(text)} is not a number (ASCII digits 0-9)")
     return float(text)
+
+
+def _cut(text: str) -> str:
+    """`_shown`, at most 60 characters: a 5,000-digit value is not repeated whole."""
+    return _shown(text if len(text) <= 60 else text[:59] + "…")
 
 
 def _text(what: str) -> Callable[[str], str]:
