@@ -124,9 +124,10 @@ def test_retry_after_as_http_date() -> None:
 
 @pytest.mark.parametrize("value", ["Mon, 99999999999999999999 Jan 2020 00:00:00 GMT",  # OverflowError escaped
                                    "Mon, 01 Jan 9999999999 00:00:00 GMT", "Mon, 01 Jan 2020 99999999999:00:00 GMT",
-                                   "Mon, 01 Jan 2020 00:00:00 +99999999999", "inf", "nan", "1e999", "-inf"])
+                                   "Mon, 01 Jan 2020 00:00:00 +99999999999", "inf", "nan", "1e999", "-inf",
+                                   "\u0663", "1_0", "\u00b2"])  # Arabic-Indic 3, an underscore, a superscript 2
 def test_a_hostile_retry_after_is_no_retry_after(value: str) -> None:
-    assert retry_after(httpx.Response(429, headers={"Retry-After": value})) is None
+    assert retry_after(httpx.Response(429, headers=[(b"Retry-After", value.encode())])) is None  # (as UTF-8)
     assert retry_after(httpx.Response(429)) is None
 
 

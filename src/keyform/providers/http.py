@@ -179,12 +179,15 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
     return min(MAX_WAIT, max(found)) if found else None
 
 
+_ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _seconds(value: str) -> float | None:
-    """`value` as a number of seconds (>= 0), or None: not a number, or not a finite one."""
-    try:
-        seconds = float(value)
-    except ValueError:
+    """`value` as a number of seconds (>= 0), or None: not a number in ASCII digits (float() took a
+    UTF-8 `٣` as 3 and `1_0` as 10), or not a finite one."""
+    if not _ASCII_NUMBER.fullmatch(value):
         return None
+    seconds = float(value)
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
