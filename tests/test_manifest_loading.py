@@ -482,23 +482,43 @@ def test_emacs_lock_files_and_other_names_in_a_directory_are_passed_over(tmp_pat
 
 
 def test_hidden_files_in_a_directory_are_passed_over_as_terraform_does(tmp_path: Path) -> None:
-    """A `-f` directory's hidden `*.yaml` was read as a manifest (a `.draft.yaml` added its keys), and
-    a hidden one that was not a readable file (a dangling `.old.yaml` link, an Emacs lock that is a
-    regular file) was an error. Terraform passes over `.NAME`, `NAME~` and `#NAME#` in a configuration
-    directory (configs/parser_config_dir.go, IsIgnoredFile); keyform does the same. A hidden file
-    named with -f is read."""
+    """A `-f` directory's hidden `*.yaml` was read as a manifest: `-f .` at a repository's root read
+    `.pre-commit-config.yaml` and failed on it, and a hidden one that was not a readable file (a
+    dangling `.old.yaml` link, an Emacs lock that is a regular file) was an error. Terraform passes
+    over `.NAME`, `NAME~` and `#NAME#` in a configuration directory (configs/parser_config_dir.go,
+    IsIgnoredFile); keyform does the same. A hidden file named with -f is read."""
     write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
-    write(tmp_path / "keys" / ".draft.yaml", "version: 1\nkeys:\n  draft: {provider: questra-prod, name: Draft}\n")
+    write(tmp_path / "keys" / ".pre-commit-config.yaml", "repos:\n  - repo: local\n    hooks: []\n")
+    write(tmp_path / "keys" / ".gitlab-ci.yml", "version: 3\nbuild:\n  script: [make]\n")
     (tmp_path / "keys" / ".old.yaml").symlink_to("gone.yaml")
     (tmp_path / "keys" / ".#main.yml").write_text("version: [\n")
     ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
-    assert ws.files == ("keys/main.yaml",) and "draft" not in ws.keys
-    named = load_workspace(["keys", "keys/.draft.yaml"], cwd=tmp_path, now=NOW)
-    assert "draft" in named.keys
+    assert ws.files == ("keys/main.yaml",)
 
 
-def test_a_directory_of_hidden_manifests_only_says_they_are_skipped(tmp_path: Path) -> None:
-    write(tmp_path / "keys" / ".main.yaml", PROVIDERS)
+@pytest.mark.parametrize("text", [
+    "version: 1\nkeys:\n  draft: {provider: questra-prod, name: Draft}\n",
+    "keys:\n  draft: {provider: questra-prod, name: Draft}\n",  # a fragment, its version elsewhere
+    "# team keys\nversion: '1'  # pinned\n",
+])
+def test_a_hidden_manifest_in_a_directory_is_an_error_never_skipped_in_silence(tmp_path: Path, text: str) -> None:
+    """Passing over a hidden file that keyform read before (or one named `.keys.yaml` on purpose)
+    would plan its keys for deletion with nothing said: a hidden file that reads like a keyform
+    manifest is an error at its name. Named with -f, it is read."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    write(tmp_path / "keys" / ".draft.yaml", text)
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys/.draft.yaml: a hidden file that reads like a keyform manifest: keyform passes over hidden files in "
+        "a directory, as Terraform does, and would plan its keys for deletion; rename it to be read (or give it "
+        "with -f), or move it out of the directory"]
+    if text.startswith("version"):
+        assert "draft" in load_workspace(["keys/main.yaml", "keys/.draft.yaml"], cwd=tmp_path, now=NOW).keys
+
+
+def test_a_directory_of_hidden_files_only_says_they_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path / "keys" / ".pre-commit-config.yaml", "repos: []\n")
     with pytest.raises(KeyformError) as caught:
         load_workspace(["keys"], cwd=tmp_path, now=NOW)
     assert [str(d) for d in caught.value.diagnostics] == [

@@ -33,6 +33,9 @@ from keyform.render.safe import one_line
 DEFAULT_MANIFEST = "keyform.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _VERSION_LINE = re.compile(rb"^version:", re.MULTILINE)
+# a line only a keyform manifest starts (`version: 1`, or one of its own top-level sections)
+_KEYFORM_LINE = re.compile(rb"^(?:version:[ \t]*[\"']?1[\"']?[ \t]*(?:#.*)?\r?$|(?:keys|providers|sinks|policies):)",
+                           re.MULTILINE)
 log = logging.getLogger(__name__)
 
 
@@ -166,6 +169,12 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
         if path.suffix not in MANIFEST_SUFFIXES:
             continue
         if ignored_name(path.name):
+            if _hidden_manifest(path):
+                problems.append(Diagnostic(
+                    f"{display_name(path, cwd)}: a hidden file that reads like a keyform manifest: "
+                    "keyform passes over hidden files in a directory, as Terraform does, and would plan its keys "
+                    "for deletion; rename it to be read (or give it with -f), or move it out of the directory"))
+                continue
             log.debug("manifests: %s skipped: a hidden, backup or autosave file's name", display_name(path, cwd))
             continue
         shown = display_name(path, cwd)
@@ -186,6 +195,22 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
         words = next((words for test, words in _NOT_REGULAR if test(mode)), "not a regular file")
         problems.append(Diagnostic(f"{shown}: {words}"))
     return members, problems
+
+
+def _hidden_manifest(path: Path) -> bool:
+    """Whether a hidden regular file (not a link: an Emacs lock `.#NAME` is one) has, in its first
+    64 KiB, a line only a keyform manifest starts: `version: 1`, or `keys:`, `providers:`, `sinks:`
+    or `policies:` at the top level. Passing over a manifest that keyform read before (or one a user
+    named `.keys.yaml`) would plan its keys for deletion: such a file is an error, never skipped in
+    silence. `.pre-commit-config.yaml` and other tools' dot-files have no such line."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return False
+    return _KEYFORM_LINE.search(head) is not None
 
 
 def _listing(directory: Path) -> list[Path]:
