@@ -10,6 +10,7 @@ to scrub; a created key's secret is remembered by `keyform.redact` and handed ba
 from __future__ import annotations
 
 import base64
+import difflib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -235,6 +236,7 @@ class RestProvider:
         seen: set[str] = set()
         listed_ids: set[str] = set()
         previous: list[str] = []
+        said_more = False  # a `has_more` was read as a boolean on some page (its pointer is right)
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -264,7 +266,8 @@ class RestProvider:
                     return out
                 if pg.type == "cursor":
                     cursor = at(body, _ptr(pg.next))
-                    more = self._has_more(body, cursor)
+                    more = self._has_more(body, cursor, len(items), said_more)
+                    said_more = said_more or (pg.has_more is not None and isinstance(at(body, pg.has_more), bool))
                     if not more:
                         return out
                     if not isinstance(cursor, (str, int)):
@@ -301,13 +304,20 @@ class RestProvider:
                 raise shape_error(self._http, "list", response, exc) from None
         raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
 
-    def _has_more(self, body: Any, cursor: Any) -> bool:
-        """Whether a `cursor` listing goes on. `has_more` absent is false (proto3 JSON leaves a false
-        out); any other value than a boolean is a shape error, and so is `has_more: true` with no
-        cursor at `next`. Before, the string "false" was truthy (10,000 requests, each page asking
-        for the next), and `true` with no cursor (a `next` pointer with a typo) ended the listing
-        after its first page: every key on a later page looked deleted, and the plan created it
-        again, leaving the original live and untracked."""
+    def _has_more(self, body: Any, cursor: Any, on_page: int, said: bool) -> bool:
+        """Whether a `cursor` listing goes on. Any other value of `has_more` than a boolean is a
+        shape error, and so is `has_more: true` with no cursor at `next`. Before, the string "false"
+        was truthy (10,000 requests, each page asking for the next), and `true` with no cursor (a
+        `next` pointer with a typo) ended the listing after its first page: every key on a later page
+        looked deleted, and the plan created it again, leaving the original live and untracked.
+
+        `has_more` absent is false (proto3 JSON leaves a false out) once some page has shown it, or
+        when there is no cursor. Absent on every page so far while a cursor is there, it may be a
+        typo in the definition's pointer (`/meta/hasMoer`), which read as false also ended the
+        listing after its first page: a boolean of a like name in the reply (`/meta/hasMore`) makes
+        that an error naming the field; otherwise the cursor is followed until a page comes back
+        empty (one request more than the keys need, for an API that sends a cursor on its last page
+        and leaves a false `has_more` out)."""
         pg = self.d.pagination
         if pg.has_more is None:
             return cursor not in (None, "")
@@ -318,6 +328,12 @@ class RestProvider:
         if more and cursor in (None, ""):
             raise ShapeError(f"has_more ({shown}) is true but there is no cursor at {pg.next}: the listing would "
                              f"stop short (is {self.d.file}'s operations.list.pagination.next right?)")
+        if more is None and cursor not in (None, "") and not said:
+            near = _like_named_boolean(body, pg.has_more)
+            if near is not None:
+                raise ShapeError(f"nothing at has_more ({shown}), but a boolean at {near}: the listing would stop "
+                                 f"short (is {self.d.file}'s operations.list.pagination.has_more right?)")
+            return on_page > 0
         return bool(more)
 
     def _last_page(self, body: Any, on_page: int, listed: int) -> bool:
@@ -481,6 +497,30 @@ def _present(doc: Any, tokens: tuple[str, ...]) -> bool:
     """Whether `doc` has a member at `tokens` (null included)."""
     parent = at(doc, tokens[:-1]) if tokens else None
     return isinstance(parent, dict) and tokens[-1] in parent
+
+
+def _like_named_boolean(body: Any, missing: tuple[str, ...]) -> str | None:
+    """The pointer to a boolean in `body` (objects only, three levels deep) named like the last
+    token of the `missing` pointer, elsewhere (`/has_more` for `/meta/has_more`), or the same letters
+    but for case, `_` and `-` (`hasMore` for `has_more`), or nearly (`hasMoer` for `hasMore`). A
+    `has_more` pointer that names nothing while one is there is a typo."""
+    want = _fold(missing[-1]) if missing else ""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(body, ())]
+    while stack:
+        doc, where = stack.pop()
+        if not isinstance(doc, dict) or len(where) > 2:
+            continue
+        for key, value in doc.items():
+            key = str(key)
+            if isinstance(value, bool) and want and (
+                    _fold(key) == want or difflib.SequenceMatcher(None, _fold(key), want).ratio() >= 0.8):
+                return pointer_text((*where, key))
+            stack.append((value, (*where, key)))
+    return None
+
+
+def _fold(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
 
 
 def _link_next(response: httpx.Response) -> str | None:

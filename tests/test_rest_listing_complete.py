@@ -1,0 +1,92 @@
+"""Found by an adversarial review of the rest provider's pagination: replies that ended a listing
+early without an error, or ran it to 10,000 requests. A listing that stops short is the worst
+failure: every key on a later page looks deleted outside keyform, the plan creates it again, and
+the original stays live and untracked. Each against a scripted API on 127.0.0.1.
+
+- A `has_more` pointer with a typo (`/meta/hasMoer`) read as false: a cursor listing ended after its
+  first page. Now a boolean of a like name in the reply is an error naming the field; with none,
+  the cursor is followed until a page comes back empty.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from keyform.errors import ProviderError
+from tests.test_provider_rest import item, provider
+
+Reply = tuple[int, dict[str, str], Any]
+
+
+def _q(path: str) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(path).query).items()}
+
+
+def _n(path: str) -> int:
+    m = re.search(r"c=(\d+)", path)
+    return int(m.group(1)) if m else 0
+
+
+# ------------------------------------------------------------ 1. has_more names nothing
+
+
+@pytest.mark.parametrize(("pointer", "where", "found"), [
+    ("/meta/hasMoer", "meta/hasMore", "/meta/hasMore"),  # a typo
+    ("/meta/has_more", "meta/hasMore", "/meta/hasMore"),  # another style of name
+    ("/meta/has_more", "has_more", "/has_more"),  # another place
+])
+def test_a_has_more_pointer_with_a_typo_is_an_error_naming_the_field(tmp_path: Path, pointer: str, where: str,
+                                                                     found: str) -> None:
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        n = _n(path)
+        reply: dict[str, Any] = {"items": [item(n)], "cursor": str(n + 1), "meta": {"count": 1}}
+        *parents, name = where.split("/")
+        (reply["meta"] if parents else reply)[name] = n < 2
+        return 200, {}, reply
+
+    with provider(tmp_path, script, pagination=f"{{type: cursor, param: c, next: /cursor, has_more: {pointer}}}") \
+            as (p, server), pytest.raises(ProviderError) as caught:
+        p.list()
+    message = str(caught.value)
+    assert f"nothing at has_more ({pointer}), but a boolean at {found}" in message
+    assert "t.yaml's operations.list.pagination.has_more" in message
+    assert len(server.seen) == 1
+
+
+def test_a_has_more_that_names_nothing_follows_the_cursor_to_an_empty_page(tmp_path: Path) -> None:
+    """No like-named boolean (the API calls it `more_pages`): the cursor is followed."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        n = _n(path)
+        return 200, {}, {"items": [item(n)] if n < 3 else [], "more_pages": n < 2, "cursor": str(n + 1)}
+
+    with provider(tmp_path, script, pagination="{type: cursor, param: c, next: /cursor, has_more: /has_more}") \
+            as (p, server):
+        keys = p.list()
+    assert [k.id for k in keys or []] == ["k0", "k1", "k2"] and len(server.seen) == 4
+
+
+@pytest.mark.parametrize("last", [{}, {"cursor": ""}, {"cursor": "3"}])
+def test_an_api_that_leaves_a_false_has_more_out_still_ends_where_it_says(tmp_path: Path,
+                                                                         last: dict[str, Any]) -> None:
+    """proto3 JSON: `has_more` true on the pages before, left out on the last, with no cursor, an
+    empty one, or (OpenAI's `last_id`) the last item's: no request more than before."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        n = _n(path)
+        return 200, {}, {"items": [item(n)], **({"has_more": True, "cursor": str(n + 1)} if n < 2 else last)}
+
+    with provider(tmp_path, script, pagination="{type: cursor, param: c, next: /cursor, has_more: /has_more}") \
+            as (p, server):
+        keys = p.list()
+    assert [k.id for k in keys or []] == ["k0", "k1", "k2"] and len(server.seen) == 3
+
+
+def test_a_single_page_that_leaves_has_more_out_with_no_cursor_is_one_request(tmp_path: Path) -> None:
+    with provider(tmp_path, lambda *a: (200, {}, {"items": [item(1)], "cursor": ""}),
+                  pagination="{type: cursor, param: c, next: /cursor, has_more: /has_more}") as (p, server):
+        assert [k.id for k in p.list() or []] == ["k1"]
+    assert len(server.seen) == 1
