@@ -6,6 +6,8 @@ the original stays live and untracked. Each against a scripted API on 127.0.0.1.
 - A `has_more` pointer with a typo (`/meta/hasMoer`) read as false: a cursor listing ended after its
   first page. Now a boolean of a like name in the reply is an error naming the field; with none,
   the cursor is followed until a page comes back empty.
+- Cursors (or next links) always new while the pages list nothing new: 10,000 requests. Now an
+  error after MAX_IDLE_PAGES such pages in a row; empty pages between pages of keys still list.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from keyform.errors import ProviderError
+from keyform.providers import rest
 from tests.test_provider_rest import item, provider
 
 Reply = tuple[int, dict[str, str], Any]
@@ -90,3 +93,46 @@ def test_a_single_page_that_leaves_has_more_out_with_no_cursor_is_one_request(tm
                   pagination="{type: cursor, param: c, next: /cursor, has_more: /has_more}") as (p, server):
         assert [k.id for k in p.list() or []] == ["k1"]
     assert len(server.seen) == 1
+
+
+# ------------------------------------------------------------ 2. always more, never a key
+
+
+@pytest.mark.parametrize(("pagination", "more"), [
+    ("{type: cursor, param: c, next: /cursor}", {}),
+    ("{type: cursor, param: c, next: /cursor, has_more: /has_more}", {"has_more": True}),
+    ("{type: next_link, next: /next}", {}),
+])
+@pytest.mark.parametrize("repeat", [False, True])
+def test_pages_that_never_list_a_new_key_stop_with_an_error_not_ten_thousand_requests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pagination: str, more: dict[str, Any], repeat: bool) -> None:
+    monkeypatch.setattr(rest, "MAX_PAGES", 60)  # the old code failed at the cap: 60 requests here, 10,000 in use
+    monkeypatch.setattr(rest, "MAX_IDLE_PAGES", 10, raising=False)  # 100 in use: ~45 ms a request here
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        n = _n(path)
+        keys = [item(0), item(1)] if n == 0 or repeat else []  # empty pages, or the first page again
+        return 200, {}, {"items": keys, "cursor": str(n + 1), "next": f"/keys?c={n + 1}", **more}
+
+    with provider(tmp_path, script, pagination=pagination) as (p, server), \
+            pytest.raises(ProviderError, match=r"10 pages in a row listed no new key, each saying there is more"):
+        p.list()
+    assert len(server.seen) == 1 + rest.MAX_IDLE_PAGES
+
+
+@pytest.mark.parametrize("pagination", ["{type: cursor, param: c, next: /cursor, has_more: /has_more}",
+                                        "{type: next_link, next: /next}"])
+def test_empty_pages_between_pages_of_keys_still_list_every_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               pagination: str) -> None:
+    """A filtered scan: runs of empty pages (fewer than MAX_IDLE_PAGES) between pages of keys."""
+    monkeypatch.setattr(rest, "MAX_IDLE_PAGES", 10, raising=False)
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        n = _n(path)
+        page: dict[str, Any] = {"items": [item(n)] if n % 10 == 0 else []}  # 9 empty pages between keys
+        if n < 30:
+            page.update(has_more=True, cursor=str(n + 1), next=f"/keys?c={n + 1}")
+        return 200, {}, page
+
+    with provider(tmp_path, script, pagination=pagination) as (p, server):
+        keys = p.list()
+    assert [k.id for k in keys or []] == ["k0", "k10", "k20", "k30"] and len(server.seen) == 31

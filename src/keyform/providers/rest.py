@@ -45,6 +45,13 @@ from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 MAX_PAGES = 10_000
+# A `cursor` or `next_link` listing whose pages list no new key (empty, or keys already listed)
+# while each says there is more is stopped with an error after this many in a row: an API whose
+# cursors are always new ran to MAX_PAGES (10,000 requests). Ending it instead would not be safe: a
+# filtered scan (DynamoDB's, say) may answer empty pages between pages of keys, and a listing cut
+# short makes every later key look deleted. A hundred empty pages in a row is far past any such scan
+# of a key listing, and 1% of the cap.
+MAX_IDLE_PAGES = 100
 
 
 _EMPTY: Mapping[str, Callable[[], Any]] = {
@@ -237,6 +244,7 @@ class RestProvider:
         listed_ids: set[str] = set()
         previous: list[str] = []
         said_more = False  # a `has_more` was read as a boolean on some page (its pointer is right)
+        idle = 0  # pages in a row that listed no new key while the API said there was more
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -264,6 +272,8 @@ class RestProvider:
                 out.extend(self.parse_key(item, f"item {len(out) + i}") for i, item in enumerate(items))
                 if pg.type == "none":
                     return out
+                ids = [k.id for k in out[first:]]
+                new = not set(ids) <= listed_ids
                 if pg.type == "cursor":
                     cursor = at(body, _ptr(pg.next))
                     more = self._has_more(body, cursor, len(items), said_more)
@@ -284,7 +294,6 @@ class RestProvider:
                         raise ShapeError("the API returned the same next link twice (a loop)")
                     seen.add(next_path)
                 elif pg.type in ("page", "offset"):
-                    ids = [k.id for k in out[first:]]
                     if ids and set(ids) <= listed_ids:
                         # clamped to the last page: after pages that showed the parameter works, or
                         # a single page shorter than a page can be (an API that ignores the
@@ -300,6 +309,14 @@ class RestProvider:
                         return out
                     page += 1
                     offset += len(items)
+                    continue
+                # a cursor or a next link that goes on: see MAX_IDLE_PAGES
+                idle = 0 if new else idle + 1
+                if idle >= MAX_IDLE_PAGES:
+                    raise ShapeError(f"{idle} pages in a row listed no new key, each saying there is more "
+                                     f"(a new {'cursor' if pg.type == 'cursor' else 'next link'} each time): "
+                                     "stopped; the API's listing does not end")
+                listed_ids.update(ids)
             except ShapeError as exc:
                 raise shape_error(self._http, "list", response, exc) from None
         raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
