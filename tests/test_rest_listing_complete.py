@@ -8,6 +8,7 @@ the original stays live and untracked. Each against a scripted API on 127.0.0.1.
   the cursor is followed until a page comes back empty.
 - Cursors (or next links) always new while the pages list nothing new: 10,000 requests. Now an
   error after MAX_IDLE_PAGES such pages in a row; empty pages between pages of keys still list.
+- A Link header whose next URL holds a comma, or whose rel is `"next last"` or `Next`, was missed.
 """
 
 from __future__ import annotations
@@ -136,3 +137,26 @@ def test_empty_pages_between_pages_of_keys_still_list_every_key(tmp_path: Path, 
     with provider(tmp_path, script, pagination=pagination) as (p, server):
         keys = p.list()
     assert [k.id for k in keys or []] == ["k0", "k10", "k20", "k30"] and len(server.seen) == 31
+
+
+# ------------------------------------------------------------ Link header
+
+
+@pytest.mark.parametrize("link", [
+    '<{url}/keys?sort=created,desc&page={n}>; rel="next"',  # a comma in the URL
+    '<{url}/keys?page=1>; rel="first", <{url}/keys?page={n}>; rel="next last"',  # two relation types
+    '<{url}/keys?page={n}>; REL = Next',  # case and blanks around `=` (RFC 8288)
+    '<{url}/keys?page={n}>; title="a, <b>; rel=prev"; rel="next"',  # a quoted title with a comma and <>
+])
+def test_a_link_header_next_is_found_as_rfc_8288_writes_it(tmp_path: Path, link: str) -> None:
+    urls: list[str] = []
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        page = int(_q(path).get("page", "1"))
+        extra = {"Link": link.format(url=urls[0], n=page + 1)} if page < 3 else {}
+        return 200, extra, {"items": [item(page)]}
+
+    with provider(tmp_path, script, pagination="{type: next_link, next: 'header:Link'}") as (p, server):
+        urls.append(server.url)
+        assert [k.id for k in p.list() or []] == ["k1", "k2", "k3"]
+

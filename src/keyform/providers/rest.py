@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import difflib
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -541,10 +542,21 @@ def _fold(name: str) -> str:
 
 
 def _link_next(response: httpx.Response) -> str | None:
-    """The `rel="next"` URL of an RFC 8288 Link header."""
-    for part in response.headers.get("Link", "").split(","):
-        if 'rel="next"' in part or "rel=next" in part:
-            start, end = part.find("<"), part.find(">")
-            if 0 <= start < end:
-                return part[start + 1:end]
+    """The `rel="next"` URL of the RFC 8288 Link header(s). Each link is `<URL>` then `;`-separated
+    parameters; `rel` holds one or more relation types (`rel="next last"`), matched without regard
+    to case, and a parameter may have blanks around its `=`. A URL may hold a comma
+    (`?sort=created,desc`): split at every comma, the link was missed, and the listing ended after
+    its first page with every later key looking deleted outside keyform."""
+    for match in _LINK.finditer(response.headers.get("Link", "")):
+        for param in _LINK_PARAM.finditer(match.group(2)):
+            if param.group(1).lower() == "rel":
+                value = param.group(2) if param.group(2) is not None else param.group(3) or ""
+                if "next" in value.lower().split():
+                    return match.group(1).strip()
     return None
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_VALUE = r'(?:"((?:[^"\\]|\\.)*)"|([^;,\s]*))'
+_LINK_PARAM = re.compile(rf";\s*({_TOKEN})\s*(?:=\s*{_VALUE})?")
+_LINK = re.compile(rf"<([^>]*)>((?:\s*;\s*{_TOKEN}\s*(?:=\s*{_VALUE})?)*)")
