@@ -8,6 +8,8 @@ the original stays live and untracked. Each against a scripted API on 127.0.0.1.
   the cursor is followed until a page comes back empty.
 - Cursors (or next links) always new while the pages list nothing new: 10,000 requests. Now an
   error after MAX_IDLE_PAGES such pages in a row; empty pages between pages of keys still list.
+- `total: -1` or `0` (an API that does not count), or a `total` that names the keys on the page,
+  ended the listing after its first page.
 - A Link header whose next URL holds a comma, or whose rel is `"next last"` or `Next`, was missed.
 """
 
@@ -137,6 +139,49 @@ def test_empty_pages_between_pages_of_keys_still_list_every_key(tmp_path: Path, 
     with provider(tmp_path, script, pagination=pagination) as (p, server):
         keys = p.list()
     assert [k.id for k in keys or []] == ["k0", "k10", "k20", "k30"] and len(server.seen) == 31
+
+
+# ------------------------------------------------------------ total
+
+
+@pytest.mark.parametrize(("total", "requests"), [(-1, 4), (0, 4), ("7", 4), (None, 4), (7, 3)])
+def test_a_total_that_is_no_count_of_the_keys_does_not_end_the_listing(tmp_path: Path, total: Any,
+                                                                      requests: int) -> None:
+    """`-1` or `0` (an API that does not count) ended it after the first page; a string is not read."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        page = int(_q(path)["page"])
+        return 200, {}, {"items": [item(i) for i in range((page - 1) * 3, min(page * 3, 7))], "total": total}
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, size_param: per_page, size: 3, "
+                                               "total: /total}") as (p, server):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(7)] and len(server.seen) == requests
+
+
+@pytest.mark.parametrize(("n_keys", "requests"), [(7, 4), (3, 2)])
+def test_a_total_that_names_the_keys_on_the_page_does_not_end_the_listing(tmp_path: Path, n_keys: int,
+                                                                          requests: int) -> None:
+    """`total: /result_info/count` (the keys on this page) for `/result_info/total_count`: a full first
+    page reached it. One request more checks a full first page that reaches the total."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        page = int(_q(path)["page"])
+        keys = [item(i) for i in range((page - 1) * 3, min(page * 3, n_keys))]
+        return 200, {}, {"items": keys, "result_info": {"count": len(keys), "total_count": n_keys}}
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, size_param: per_page, size: 3, "
+                                               "total: /result_info/count}") as (p, server):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(n_keys)] and len(server.seen) == requests
+
+
+def test_a_full_first_page_that_is_the_total_and_repeats_past_the_end_still_lists(tmp_path: Path) -> None:
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        return 200, {}, {"items": [item(i) for i in range(3)], "total": 3}  # every page is the last one
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, size_param: per_page, size: 3, "
+                                               "total: /total}") as (p, server):
+        assert [k.id for k in p.list() or []] == ["k0", "k1", "k2"]
+    assert len(server.seen) == 2
 
 
 # ------------------------------------------------------------ Link header

@@ -246,6 +246,7 @@ class RestProvider:
         previous: list[str] = []
         said_more = False  # a `has_more` was read as a boolean on some page (its pointer is right)
         idle = 0  # pages in a row that listed no new key while the API said there was more
+        reached = False  # the previous page's `total` said the listing was complete
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -298,15 +299,21 @@ class RestProvider:
                     if ids and set(ids) <= listed_ids:
                         # clamped to the last page: after pages that showed the parameter works, or
                         # a single page shorter than a page can be (an API that ignores the
-                        # parameter would give a full one again: refused)
-                        if ids == previous and (len(listed_ids) > len(ids) or len(ids) < pg.size):
+                        # parameter would give a full one again: refused), or after a `total` that
+                        # said the listing was complete
+                        if ids == previous and (reached or len(listed_ids) > len(ids) or len(ids) < pg.size):
                             del out[first:]
                             return out
                         raise ShapeError(f"the API returned the same page again (does it take the "
                                          f"{pg.param or pg.field!r} parameter?)")
                     listed_ids.update(ids)
                     previous = ids
-                    if self._last_page(body, len(items), len(out)):
+                    reached = self._total_reached(body, len(out))
+                    start = page == pg.start if pg.type == "page" else offset == 0
+                    if not items or (reached and not (start and pg.size_param and len(items) >= pg.size)):
+                        # a full first page that reaches the `total` is checked by one more request:
+                        # a `total` that names the keys on the page (`/result_info/count` for
+                        # `total_count`) would end every listing after its first page
                         return out
                     page += 1
                     offset += len(items)
@@ -354,15 +361,15 @@ class RestProvider:
             return on_page > 0
         return bool(more)
 
-    def _last_page(self, body: Any, on_page: int, listed: int) -> bool:
-        """Whether a `page`/`offset` listing is complete: an empty page, or the `total` reached. A
-        short page is not the end: without a `size_param` keyform does not know the page size, and
-        an API may cap the size it was sent lower. A listing that stops early makes every key after
-        it look deleted: keyform would create it again each apply and leave the original live."""
-        if not on_page:
-            return True
+    def _total_reached(self, body: Any, listed: int) -> bool:
+        """Whether the page's `total` says a `page`/`offset` listing is complete: exactly as many keys
+        listed. A `total` that is no integer is not read (the listing goes on to an empty page), and
+        neither is one below the keys listed: `-1` or `0` (an API that does not count) ended the
+        listing after its first page, and every later key looked deleted outside keyform. A short
+        page is not the end either: without a `size_param` keyform does not know the page size, and
+        an API may cap the size it was sent lower."""
         total = at(body, self.d.pagination.total) if self.d.pagination.total is not None else None
-        return isinstance(total, int) and not isinstance(total, bool) and listed >= total
+        return isinstance(total, int) and not isinstance(total, bool) and listed == total
 
     def _same_origin(self, link: str, current: str) -> str:
         """A next link as a path below the base URL; a link to another origin is refused (it would
