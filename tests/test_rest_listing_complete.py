@@ -8,6 +8,8 @@ the original stays live and untracked. Each against a scripted API on 127.0.0.1.
   the cursor is followed until a page comes back empty.
 - Cursors (or next links) always new while the pages list nothing new: 10,000 requests. Now an
   error after MAX_IDLE_PAGES such pages in a row; empty pages between pages of keys still list.
+- `page`/`offset` against an API that ignores the parameter: one page repeated, shorter than the
+  `size` sent (the API caps it lower) or with no `size_param`, was taken for the last page.
 - `total: -1` or `0` (an API that does not count), or a `total` that names the keys on the page,
   ended the listing after its first page.
 - A Link header whose next URL holds a comma, or whose rel is `"next last"` or `Next`, was missed.
@@ -139,6 +141,61 @@ def test_empty_pages_between_pages_of_keys_still_list_every_key(tmp_path: Path, 
     with provider(tmp_path, script, pagination=pagination) as (p, server):
         keys = p.list()
     assert [k.id for k in keys or []] == ["k0", "k10", "k20", "k30"] and len(server.seen) == 31
+
+
+# ------------------------------------------------------------ 3. an API that ignores the page
+
+
+def _ignores(n_keys: int, cap: int, param: str, size_param: str | None) -> Any:
+    """An API of `n_keys` keys that answers the first `cap` (or fewer, as `size_param` asks) whatever
+    page or offset it is asked for."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        q = _q(path)
+        assert param in q
+        size = min(cap, int(q[size_param])) if size_param else cap
+        return 200, {}, {"items": [item(i) for i in range(min(size, n_keys))]}
+    return script
+
+
+@pytest.mark.parametrize("pagination", [
+    "{type: page, param: page, size_param: per_page, size: 100}",  # the API caps 100 to 50
+    "{type: offset, param: offset, size_param: limit, size: 100}",
+    "{type: offset, param: offset}",  # the API's own page of 50: an offset past the end is an empty page
+])
+def test_an_api_that_ignores_the_page_with_a_short_page_is_refused(tmp_path: Path, pagination: str) -> None:
+    param = "page" if "page" in pagination else "offset"
+    size_param = "per_page" if "per_page" in pagination else "limit" if "limit" in pagination else None
+    with provider(tmp_path, _ignores(120, 50, param, size_param), pagination=pagination) as (p, server), \
+            pytest.raises(ProviderError, match="the same page again"):
+        p.list()
+    assert len(server.seen) <= 3
+
+
+def _clamps(n_keys: int, cap: int, least: int = 1) -> Any:
+    """An API that takes the page and its size (at most `cap`, at least `least`: 400 below), and
+    answers a page past the end with the last page again."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        q = _q(path)
+        size = min(cap, int(q.get("per_page", q.get("limit", cap))))
+        if size < least:
+            return 400, {}, {"message": f"the page size is at least {least}"}
+        start = int(q["offset"]) if "offset" in q else (int(q["page"]) - 1) * size
+        start = min(start, max(0, (n_keys - 1) // size * size))
+        return 200, {}, {"items": [item(i) for i in range(start, min(start + size, n_keys))]}
+    return script
+
+
+@pytest.mark.parametrize("pagination", ["{type: page, param: page, size_param: per_page, size: 100}",
+                                        "{type: offset, param: offset, size_param: limit, size: 100}"])
+@pytest.mark.parametrize(("n_keys", "cap", "least"), [(3, 100, 1), (50, 50, 1), (2, 100, 1), (1, 100, 1),
+                                                     (3, 100, 10)])
+def test_an_api_that_repeats_its_only_page_past_the_end_still_lists(tmp_path: Path, pagination: str,
+                                                                    n_keys: int, cap: int, least: int) -> None:
+    """One request more (the second page of one key fewer) tells it from an API that ignores the
+    page; an API that refuses so small a page is taken at its word, as before."""
+    with provider(tmp_path, _clamps(n_keys, cap, least), pagination=pagination) as (p, _):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(n_keys)]
 
 
 # ------------------------------------------------------------ total

@@ -10,11 +10,12 @@ to scrub; a created key's secret is remembered by `keyform.redact` and handed ba
 from __future__ import annotations
 
 import base64
+import builtins
 import difflib
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -301,7 +302,8 @@ class RestProvider:
                         # a single page shorter than a page can be (an API that ignores the
                         # parameter would give a full one again: refused), or after a `total` that
                         # said the listing was complete
-                        if ids == previous and (reached or len(listed_ids) > len(ids) or len(ids) < pg.size):
+                        if ids == previous and (reached or len(listed_ids) > len(ids) or (
+                                len(ids) < pg.size and self._page_taken(op, ctx, ids))):
                             del out[first:]
                             return out
                         raise ShapeError(f"the API returned the same page again (does it take the "
@@ -370,6 +372,40 @@ class RestProvider:
         an API may cap the size it was sent lower."""
         total = at(body, self.d.pagination.total) if self.d.pagination.total is not None else None
         return isinstance(total, int) and not isinstance(total, bool) and listed == total
+
+    def _page_taken(self, op: Operation, ctx: Mapping[str, Any], ids: Sequence[str]) -> bool:
+        """Whether an API that gave its one page of `ids` again for the next page takes the page
+        parameter (it clamped a page past the end to the last one) rather than ignoring it (a typo
+        in the definition's `param`, and more keys than the page: taken as the end, every later key
+        would look deleted outside keyform). The page was shorter than `size`, but an API may cap
+        the size lower: with a `size_param`, one request for the second page of `len(ids) - 1` keys
+        tells them apart (the start of `ids` again: ignored; a refusal of that size, or all of `ids`
+        again, says nothing). Without a `size_param`, a `page` listing takes it as the end (a clamp
+        is the likelier), an `offset` one as ignored (an offset past the end gives an empty page)."""
+        pg = self.d.pagination
+        if not pg.size_param:
+            return pg.type == "page"
+        if len(ids) < 2:
+            return True
+        size = len(ids) - 1
+        got = self._page_of(op, ctx, pg.start + 1 if pg.type == "page" else size, size)
+        if got is None:
+            return True  # a size the API refuses (below its least page size, say): no telling, as before
+        return [k.id for k in got[0]] != list(ids[:size])
+
+    def _page_of(self, op: Operation, ctx: Mapping[str, Any], where: int,
+                 size: int) -> tuple[builtins.list[RemoteKey], Any] | None:
+        """The keys and body of one `page`/`offset` request at `where` with `size` sent, or None when
+        the API does not answer it with a success."""
+        pg = self.d.pagination
+        carry = {pg.param or pg.field or "": where, pg.size_param or "": size}
+        query = {k: v for k, v in carry.items() if k != pg.field}
+        extra = {pg.field: where} if pg.field else None
+        response = self._call(op, ctx, "list", query=query, body_extra=extra)
+        if not 200 <= response.status_code < 300:
+            return None
+        body = json_body(response)
+        return [self.parse_key(item, f"item {i}") for i, item in enumerate(self._items(body))], body
 
     def _same_origin(self, link: str, current: str) -> str:
         """A next link as a path below the base URL; a link to another origin is refused (it would
