@@ -262,3 +262,43 @@ def test_a_link_header_next_is_found_as_rfc_8288_writes_it(tmp_path: Path, link:
         urls.append(server.url)
         assert [k.id for k in p.list() or []] == ["k1", "k2", "k3"]
 
+
+# ------------------------------------------------------------ a page size above the API's cap
+
+
+def _counts_by_the_size_sent(n_keys: int, cap: int) -> Any:
+    """`OFFSET (page - 1) * per_page LIMIT min(per_page, cap)`: pages counted by the size sent, at
+    most `cap` keys served."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        q = _q(path)
+        size = int(q["per_page"])
+        start = (int(q["page"]) - 1) * size
+        return 200, {}, {"items": [item(i) for i in range(start, min(start + min(size, cap), n_keys))]}
+    return script
+
+
+def test_an_api_that_counts_pages_by_the_size_sent_but_serves_fewer_skips_no_key(tmp_path: Path) -> None:
+    """Before, the keys between (50-99 of each 100) were never listed: every one of them looked
+    deleted outside keyform. Now a short page followed by one with keys is checked once (that page
+    at the size served), and the listing starts over at the size the API serves."""
+    with provider(tmp_path, _counts_by_the_size_sent(230, 50),
+                  pagination="{type: page, param: page, size_param: per_page, size: 100}") as (p, server):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(230)]
+    assert [int(_q(path)["per_page"]) for _, path, _, _ in server.seen] == [100, 100, 50] + [50] * 6
+
+
+def test_an_api_that_filters_its_pages_after_cutting_them_keeps_its_size(tmp_path: Path) -> None:
+    """Short pages of an API that drops keys (here every key but one in three) after paging skip
+    nothing: one request more shows it, once, and the size stays."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        q = _q(path)
+        size = int(q["per_page"])
+        start = (int(q["page"]) - 1) * size
+        return 200, {}, {"items": [item(i) for i in range(start, min(start + size, 25)) if i % 3 == 0]}
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, size_param: per_page, size: 10}") \
+            as (p, server):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(0, 25, 3)]
+    assert [int(_q(path)["per_page"]) for _, path, _, _ in server.seen] == [10, 10, 4, 10, 10]

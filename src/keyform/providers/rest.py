@@ -248,6 +248,8 @@ class RestProvider:
         said_more = False  # a `has_more` was read as a boolean on some page (its pointer is right)
         idle = 0  # pages in a row that listed no new key while the API said there was more
         reached = False  # the previous page's `total` said the listing was complete
+        size = pg.size  # what `size_param` sends: lowered once to a cap the API shows (see _skipped)
+        capped = False  # a page shorter than `size` was followed by one with keys: checked once
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -257,7 +259,7 @@ class RestProvider:
             elif pg.type == "offset":
                 carry[pg.param or pg.field or ""] = offset
             if pg.size_param:
-                carry[pg.size_param] = pg.size
+                carry[pg.size_param] = size
             query = {k: v for k, v in carry.items() if k != pg.field}
             extra = {pg.field: carry[pg.field]} if pg.field and pg.field in carry else None
             path = next_path or self._path(op, ctx, query)
@@ -303,16 +305,24 @@ class RestProvider:
                         # parameter would give a full one again: refused), or after a `total` that
                         # said the listing was complete
                         if ids == previous and (reached or len(listed_ids) > len(ids) or (
-                                len(ids) < pg.size and self._page_taken(op, ctx, ids))):
+                                len(ids) < size and self._page_taken(op, ctx, ids))):
                             del out[first:]
                             return out
                         raise ShapeError(f"the API returned the same page again (does it take the "
                                          f"{pg.param or pg.field!r} parameter?)")
+                    if pg.type == "page" and pg.size_param and not capped and ids and 0 < len(previous) < size:
+                        capped = True
+                        if self._skipped(op, ctx, page, len(previous), {*listed_ids, *ids}):
+                            size, page, reached = len(previous), pg.start, False  # all again, at the API's cap
+                            del out[:]
+                            listed_ids.clear()
+                            previous = []
+                            continue
                     listed_ids.update(ids)
                     previous = ids
                     reached = self._total_reached(body, len(out))
                     start = page == pg.start if pg.type == "page" else offset == 0
-                    if not items or (reached and not (start and pg.size_param and len(items) >= pg.size)):
+                    if not items or (reached and not (start and pg.size_param and len(items) >= size)):
                         # a full first page that reaches the `total` is checked by one more request:
                         # a `total` that names the keys on the page (`/result_info/count` for
                         # `total_count`) would end every listing after its first page
@@ -392,6 +402,18 @@ class RestProvider:
         if got is None:
             return True  # a size the API refuses (below its least page size, say): no telling, as before
         return [k.id for k in got[0]] != list(ids[:size])
+
+    def _skipped(self, op: Operation, ctx: Mapping[str, Any], page: int, cap: int, listed: set[str]) -> bool:
+        """Whether this `page` skipped keys. The page before held `cap` keys, fewer than the size
+        sent, and this one holds some: the API may serve at most `cap` a page. One that counts its
+        pages by the size it serves skips nothing; one that counts them by the size it was sent
+        (`OFFSET (page - 1) * per_page LIMIT min(per_page, 50)`) skipped the keys between, and each
+        looked deleted outside keyform. Asked for this page at `cap` keys a page, such an API names
+        keys not `listed` (on this page or before): the listing starts over at `cap`. An API that
+        drops keys from a page after cutting it (a filter) names keys the pages so far listed: its
+        size stays (one request more)."""
+        got = self._page_of(op, ctx, page, cap)
+        return got is not None and not {k.id for k in got[0]} <= listed
 
     def _page_of(self, op: Operation, ctx: Mapping[str, Any], where: int,
                  size: int) -> tuple[builtins.list[RemoteKey], Any] | None:
