@@ -13,6 +13,8 @@ the original stays live and untracked. Each against a scripted API on 127.0.0.1.
 - `total: -1` or `0` (an API that does not count), or a `total` that names the keys on the page,
   ended the listing after its first page.
 - A Link header whose next URL holds a comma, or whose rel is `"next last"` or `Next`, was missed.
+- A page answered `200` with an error body and no list was read as an empty page: the end.
+- An API that serves fewer keys than the size sent but counts its pages by that size skipped keys.
 """
 
 from __future__ import annotations
@@ -302,3 +304,30 @@ def test_an_api_that_filters_its_pages_after_cutting_them_keeps_its_size(tmp_pat
         listed = p.list()
     assert [k.id for k in listed or []] == [f"k{i}" for i in range(0, 25, 3)]
     assert [int(_q(path)["per_page"]) for _, path, _, _ in server.seen] == [10, 10, 4, 10, 10]
+
+
+# ------------------------------------------------------------ a success status with an error
+
+
+@pytest.mark.parametrize("pagination", ["{type: page, param: page}", "{type: cursor, param: c, next: /cursor}"])
+@pytest.mark.parametrize("error", [{"error": {"code": "rate_limited", "message": "slow down"}},
+                                   {"ok": False, "message": "slow down"}])
+def test_a_later_page_answered_200_with_an_error_is_an_error_not_the_end(tmp_path: Path, pagination: str,
+                                                                        error: dict[str, Any]) -> None:
+    """An API that answers a refusal with 200 and an error body (Slack's `{"ok": false, "error": ...}`):
+    page 2 had no list of keys, was read as an empty list (proto3 JSON leaves one out), and ended the
+    listing: every later key looked deleted outside keyform."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        if "page=2" in path or "c=2" in path:
+            return 200, {}, error
+        return 200, {}, {"items": [item(1)], "cursor": "2"}
+
+    with provider(tmp_path, script, pagination=pagination) as (p, _), \
+            pytest.raises(ProviderError, match=r"no list of keys at /items, but an error: (rate_limited: )?slow down"):
+        p.list()
+
+
+@pytest.mark.parametrize("reply", [{}, {"total": 0}, {"ok": True}])
+def test_a_reply_with_no_list_and_no_error_is_still_an_empty_listing(tmp_path: Path, reply: dict[str, Any]) -> None:
+    with provider(tmp_path, lambda *a: (200, {}, reply), pagination="{type: page, param: page}") as (p, _):
+        assert p.list() == []

@@ -153,7 +153,13 @@ class RestProvider:
                                idempotent=idempotent, secrets=secrets)
 
     def _detail(self, response: httpx.Response) -> tuple[str, str | None]:
-        body = json_body(response)
+        message, code = self._error_of(json_body(response))
+        if code:
+            return (f"{code}: {message}" if message else code), code
+        return f"{response.status_code} {message or response.reason_phrase}".strip(), None
+
+    def _error_of(self, body: Any) -> tuple[str | None, str | None]:
+        """The error message and code a reply holds where the definition's `errors` says."""
         message = None
         for p in self.d.error_message:
             value = at(body, p)
@@ -165,10 +171,7 @@ class RestProvider:
                 message = value.strip()
                 break
         code = at(body, self.d.error_code) if self.d.error_code is not None else None
-        code = code if isinstance(code, str) and code else None
-        if code:
-            return (f"{code}: {message}" if message else code), code
-        return f"{response.status_code} {message or response.reason_phrase}".strip(), None
+        return message, code if isinstance(code, str) and code else None
 
     def _error(self, what: str, response: httpx.Response, secrets: tuple[str, ...] = (), *,
                create: bool = False) -> ProviderError:
@@ -228,6 +231,10 @@ class RestProvider:
                 if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_keys
                     raise ShapeError(f"nothing at {pointer_text(p)}, but a list of keys at {elsewhere}: is "
                                      f"{self.d.file}'s operations.list.items right?")
+                message, code = self._error_of(body)
+                if message or code:  # a success status with an error (Slack's `{"ok": false, ...}`)
+                    raise ShapeError(f"no list of keys at {pointer_text(p)}, but an error: "
+                                     f"{f'{code}: {message}' if code and message else code or message}")
                 return []  # an empty list may be omitted (proto3 JSON)
         got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
         raise ShapeError(f"no array of keys where the definition says (got {got})")
