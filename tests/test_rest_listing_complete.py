@@ -26,9 +26,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from harness.project import SCRIPTED_REST, Project
 from keyform.errors import ProviderError
 from keyform.providers import rest
-from tests.test_provider_rest import item, provider
+from tests.loopback import serving
+from tests.test_provider_rest import ScriptServer, item, provider
 
 Reply = tuple[int, dict[str, str], Any]
 
@@ -331,3 +333,32 @@ def test_a_later_page_answered_200_with_an_error_is_an_error_not_the_end(tmp_pat
 def test_a_reply_with_no_list_and_no_error_is_still_an_empty_listing(tmp_path: Path, reply: dict[str, Any]) -> None:
     with provider(tmp_path, lambda *a: (200, {}, reply), pagination="{type: page, param: page}") as (p, _):
         assert p.list() == []
+
+
+def test_a_plan_over_a_has_more_typo_says_so_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    """Through `keyform plan`, after an apply made keys on three pages: one message naming the
+    definition's field, exit 1, the state untouched. Before, the plan created k1 and k2 again."""
+    keys: list[dict[str, Any]] = []
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        if method == "POST":
+            keys.append({"id": f"id{len(keys)}", "name": body["name"], "created": "2026-01-01T00:00:00Z"})
+            return 201, {}, {**keys[-1], "secret": f"sk-CANARY-{len(keys)}-0123456789abcdef"}
+        n = _n(path)
+        return 200, {}, {"items": keys[n:n + 1], "meta": {"hasMore": n + 1 < len(keys)}, "cursor": str(n + 1)}
+
+    good = SCRIPTED_REST.replace("items: /items}", "items: /items, pagination: {type: cursor, param: c, "
+                                                   "next: /cursor, has_more: /meta/hasMore}}")
+    with serving(ScriptServer(script)) as server:
+        project = Project(tmp_path, server.url)
+        project.rest_api(good, "".join(f"k{i}: {{provider: rp, name: k{i}}}\n" for i in range(3)))
+        assert project.run_process("apply", "--auto-approve").exit_code == 0
+        state = project.state_path.read_bytes()
+        (tmp_path / "api.yaml").write_text(good.replace("/meta/hasMore", "/meta/hasMoer"))
+        planned = project.run_process("plan")
+    assert planned.exit_code == 1, planned.output
+    lines = [line for line in planned.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in planned.output, planned.output
+    assert "nothing at has_more (/meta/hasMoer), but a boolean at /meta/hasMore" in lines[0]
+    assert "api.yaml's operations.list.pagination.has_more" in lines[0]
+    assert project.state_path.read_bytes() == state and len(keys) == 3
