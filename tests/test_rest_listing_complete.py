@@ -362,3 +362,20 @@ def test_a_plan_over_a_has_more_typo_says_so_in_one_line_and_changes_nothing(tmp
     assert "nothing at has_more (/meta/hasMoer), but a boolean at /meta/hasMore" in lines[0]
     assert "api.yaml's operations.list.pagination.has_more" in lines[0]
     assert project.state_path.read_bytes() == state and len(keys) == 3
+
+
+@pytest.mark.parametrize("reply", [b"<html><body>404 Not Found</body></html>", {"detail": "Invalid page."}])
+def test_a_404_while_the_total_says_keys_are_missing_is_an_error_not_the_end(tmp_path: Path, reply: Any) -> None:
+    """A 404 after the last page ends a listing (Django REST framework's `Invalid page.`); one in the
+    middle (a proxy's page, or pages that moved as a key was deleted) while the `total` says more
+    keys ended it too, silently. (A 404 past the end without a total: test_rest_page_size.py.)"""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        page = int(_q(path)["page"])
+        if page == 3:
+            return 404, {}, reply
+        return 200, {}, {"items": [item(i) for i in range((page - 1) * 3, min(page * 3, 8))], "total": 8}
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, total: /total}") as (p, _), \
+            pytest.raises(ProviderError, match="list: 404"):
+        p.list()
+

@@ -255,6 +255,7 @@ class RestProvider:
         said_more = False  # a `has_more` was read as a boolean on some page (its pointer is right)
         idle = 0  # pages in a row that listed no new key while the API said there was more
         reached = False  # the previous page's `total` said the listing was complete
+        short = False  # the previous page's `total` said more keys than were listed
         size = pg.size  # what `size_param` sends: lowered once to a cap the API shows (see _skipped)
         capped = False  # a page shorter than `size` was followed by one with keys: checked once
         for n in range(MAX_PAGES):
@@ -273,8 +274,10 @@ class RestProvider:
             response = self._call(op, ctx, "list", query=query, body_extra=extra, path=path)
             if n == 0 and response.status_code in self.d.list_absent:
                 return None
-            if n > 0 and response.status_code == 404 and pg.type in ("page", "offset") and previous:
-                return out  # past the last page (Django REST framework: `404 {"detail": "Invalid page."}`)
+            if n > 0 and response.status_code == 404 and pg.type in ("page", "offset") and previous and not short:
+                # past the last page (Django REST framework: `404 {"detail": "Invalid page."}`); not
+                # while the `total` says keys are missing (a proxy's 404 in the middle of a listing)
+                return out
             if not 200 <= response.status_code < 300:
                 raise self._error("list", response)
             body = json_body(response)
@@ -328,6 +331,8 @@ class RestProvider:
                     listed_ids.update(ids)
                     previous = ids
                     reached = self._total_reached(body, len(out))
+                    total = at(body, pg.total) if pg.total is not None else None
+                    short = isinstance(total, int) and not isinstance(total, bool) and len(out) < total
                     start = page == pg.start if pg.type == "page" else offset == 0
                     if not items or (reached and not (start and pg.size_param and len(items) >= size)):
                         # a full first page that reaches the `total` is checked by one more request:
