@@ -330,9 +330,8 @@ class RestProvider:
                             continue
                     listed_ids.update(ids)
                     previous = ids
-                    reached = self._total_reached(body, len(out))
-                    total = at(body, pg.total) if pg.total is not None else None
-                    short = isinstance(total, int) and not isinstance(total, bool) and len(out) < total
+                    total = self._total(body)
+                    reached, short = total == len(out), total is not None and len(out) < total
                     start = page == pg.start if pg.type == "page" else offset == 0
                     if not items or (reached and not (start and pg.size_param and len(items) >= size)):
                         # a full first page that reaches the `total` is checked by one more request:
@@ -385,15 +384,15 @@ class RestProvider:
             return on_page > 0
         return bool(more)
 
-    def _total_reached(self, body: Any, listed: int) -> bool:
-        """Whether the page's `total` says a `page`/`offset` listing is complete: exactly as many keys
-        listed. A `total` that is no integer is not read (the listing goes on to an empty page), and
-        neither is one below the keys listed: `-1` or `0` (an API that does not count) ended the
+    def _total(self, body: Any) -> int | None:
+        """The page's `total`, an integer or None. A `page`/`offset` listing is complete when exactly
+        as many keys were listed: a total below them is not read, as one that is no integer is not
+        (the listing goes on to an empty page). `-1` or `0` (an API that does not count) ended the
         listing after its first page, and every later key looked deleted outside keyform. A short
         page is not the end either: without a `size_param` keyform does not know the page size, and
         an API may cap the size it was sent lower."""
         total = at(body, self.d.pagination.total) if self.d.pagination.total is not None else None
-        return isinstance(total, int) and not isinstance(total, bool) and listed == total
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def _page_taken(self, op: Operation, ctx: Mapping[str, Any], ids: Sequence[str]) -> bool:
         """Whether an API that gave its one page of `ids` again for the next page takes the page
