@@ -154,3 +154,94 @@ def test_the_listing_check_of_a_journaled_id_keeps_what_it_cannot_judge_as_befor
     assert "`keyform import a2 'ak_1; rm -rf ~'` adopts it" in said  # (a journal is input: quoted for the shell)
     hosts = Interrupted("r1.1", "create", "t", "tq", {"match": {"hosts": ["a.example"]}}, remote_id="ak_1")
     assert _listed_unlike(hosts, lambda p: [RemoteKey(id="ak_1", attrs={"hosts": ("a.example",)})]) is None
+
+
+@pytest.mark.parametrize("reply", ["created", "lost"])
+@pytest.mark.parametrize("match", [None, {}, {"bogus": None}], ids=["no match", "an empty match", "another field"])
+def test_a_journaled_create_that_names_none_of_its_types_attributes_gets_no_key_revoked(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], reply: str, match: dict[str, Any] | None) -> None:
+    """Review 119: the listing check above compared only the attributes the intent's `match` names,
+    and a lost reply's candidates are the keys with those attributes: a forged intent without
+    `match` (or with `{}`, or naming a field the API never reports) passed both, and another
+    workspace's key was revoked as its orphan. Every create keyform journals names what it sent of
+    the attributes its provider type reports back: one that names none of them revokes nothing,
+    says why at every plan, and stays journaled."""
+    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
+    victim = theirs.remote_id("b1")
+    made = next(k for k in control.questra_keys(ORG) if k["id"] == victim)["created_at"][:19] + "Z"
+    state = mine.state()
+    intent = {"op": "intent", "seq": "r1.1", "action": "create", "address": "a2", "provider": "qp", "at": made,
+              **({} if match is None else {"match": match})}
+    outcome = ({"op": "created", "seq": "r1.1", "remote_id": victim, "at": made} if reply == "created"
+               else {"op": "abandoned", "seq": "r1.1", "at": made})
+    records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}, intent, outcome]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    said = ("a2: the apply journal records an interrupted create of a2 whose intent names none of the "
+            "attributes a create of a questra key sends (name)")
+    res = mine.run("plan")
+    assert res.exit_code == 0 and said in res.stdout, res.output
+    assert "will be revoked" not in res.stdout
+    res = mine.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
+    assert said in mine.run("plan").stdout  # kept journaled: said again until the user settles it
+
+
+def test_a_journaled_fingerprint_of_another_workspaces_key_does_not_get_it_revoked(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """Review 119: a create answered with an id that holds a secret journals that id's fingerprint
+    (`abandoned`), and recovery revoked the untracked key with that fingerprint whatever its
+    attributes. The fingerprint is an HMAC under the state's salt, which a committed state holds: a
+    forged record with the fingerprint of another workspace's key had it revoked. Its attributes are
+    checked against what the create sent, as for a journaled id; the id is still never shown."""
+    from keyform.state import State
+
+    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
+    victim = theirs.remote_id("b1")
+    state = mine.state()
+    records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}, _intent(),
+               {"op": "abandoned", "seq": "r1.1", "id_fingerprint": State.from_json(state).fingerprint(victim)}]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    said = ("a2: the key an interrupted create left, whose id holds a secret, is listed with another name than "
+            "that create sent, so keyform does not take it for its orphan and revokes nothing")
+    res = mine.run("plan")
+    assert res.exit_code == 0 and said in res.stdout, res.output
+    assert "will be revoked" not in res.stdout and victim not in res.output
+    res = mine.run("apply", "--auto-approve")
+    assert res.exit_code == 0 and victim not in res.output, res.output
+    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
+    assert said in mine.run("plan").stdout
+
+
+def test_a_journaled_create_naming_one_default_attribute_does_not_pass_for_another_key(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """Review 119: the check compared only what `match` names, so a forged TextQL intent naming
+    `auth_type: token` alone (every key's default) passed for any key, whatever its description.
+    An attribute a create always journals and `match` leaves out is compared with its default."""
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    manifest = """
+        version: 1
+        providers:
+          tq: {type: textql, base_url: "{url}", token: {env: TEXTQL_TOKEN}}
+        keys:
+          %s: {provider: tq, description: %s}
+        """
+    mine, theirs = Project(tmp_path / "mine", emu.url), Project(tmp_path / "theirs", emu.url)
+    mine.write(manifest % ("t1", "mine"))
+    theirs.write(manifest % ("b1", "billing (prod)"))
+    assert mine.run("apply", "--auto-approve").exit_code == 0
+    assert theirs.run("apply", "--auto-approve").exit_code == 0
+    victim = theirs.remote_id("b1")
+    state = mine.state()
+    records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]},
+               {"op": "intent", "seq": "r1.1", "action": "create", "address": "t2", "provider": "tq",
+                "match": {"auth_type": "token"}},
+               {"op": "created", "seq": "r1.1", "remote_id": victim}]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    res = mine.run("plan")
+    assert res.exit_code == 0 and "will be revoked" not in res.stdout, res.output
+    assert (f"t2: the apply journal says an interrupted create made the key {victim}, but the API lists that key "
+            "with another description than that create sent") in res.stdout
+    assert mine.run("apply", "--auto-approve").exit_code == 0
+    assert sorted(k["description"] for k in control.textql_keys()) == ["billing (prod)", "mine"]

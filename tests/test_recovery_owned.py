@@ -516,3 +516,20 @@ def test_a_key_a_later_recovery_placed_in_the_entry_is_not_rotated_again() -> No
     st = state_with(recorded(spec, "ak_old"))
     assess(st, records[:4], _Pool([]), {"qp": "questra"})  # type: ignore[arg-type]
     assert st.keys["src"].rotation_requested
+
+
+def test_a_lost_replys_key_listed_with_a_tuple_for_the_journaled_list_is_found() -> None:
+    """Review 119: a plug-in may list a list attribute as a tuple (the conformance kit compares them
+    alike, and so did the check of a journaled id), but a lost reply's candidates were compared as
+    is: `("a.example",) != ["a.example"]`, the key was no candidate, the create "left no key
+    behind", and the key stayed live and untracked. Both ways now use one comparison."""
+    st = state_with()
+    records: list[Record] = [Begin.of(st)]
+    now = [T0]
+    journal = Journal(ListWriter(records), "run1", clock=lambda: now[0])
+    seq = journal.intent("create", "t", "pp", label="t", at=format_time(T0), match={"hosts": ["a.example"]})
+    now[0] = T0 + timedelta(seconds=2)
+    journal.abandoned(seq)
+    listed = RemoteKey("pk_1", {"hosts": ("a.example",)}, created_at=format_time(T0 + timedelta(seconds=1)))
+    rec = assess(st, records, _Pool([listed]), {"pp": "a-plugin"})  # type: ignore[arg-type]
+    assert [o.remote_id for o in rec.orphans] == ["pk_1"], rec.notes

@@ -40,7 +40,7 @@ from keyform.errors import (
     StateWriteError,
 )
 from keyform.journal import Journal
-from keyform.kinds import kind
+from keyform.kinds import kind, matched_attributes
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
 from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, kept_for, unremovable_stale
@@ -662,7 +662,7 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     if expires is not None and expires <= now:
         raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
     revoke_after = format_time(now + spec.rotation.grace)  # all that can fail, before the remote call
-    match = {n: spec.attrs.get(n) for n in sorted(k.remote_attributes) if n != "headers"}
+    match = {n: spec.attrs.get(n) for n in matched_attributes(k)}
     entry = {"entry": spec.sink.to_json()} if (k.returns_secret and spec.sink) else {}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match, **entry)

@@ -33,3 +33,10 @@ def name_attribute(provider_type_name: str) -> str:
     except TypeLoadError:
         return "name"
     return found.name_attribute if found is not None else "name"
+
+
+def matched_attributes(k: ProviderType) -> list[str]:
+    """The attributes a create journals as its `match` (what it sent of each), by which recovery
+    tells the key it made: every one a list call reports back, but `headers` (a value may be a
+    secret). A journaled create that names none of them is none keyform wrote (`recovery`)."""
+    return sorted(n for n in k.remote_attributes if n != "headers")

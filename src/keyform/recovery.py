@@ -39,7 +39,7 @@ from keyform import redact
 from keyform.durations import format_time, maybe_time, parse_time
 from keyform.errors import JournalError, KeyformError
 from keyform.journal import Abandoned, Begin, Created, Done, Intent, Interrupted, Record, problem, replay, unresolved
-from keyform.kinds import kind
+from keyform.kinds import ProviderKind, kind, matched_attributes
 from keyform.model import SinkTarget
 from keyform.pending import Orphan, Uncertain
 from keyform.providers.pool import ProviderPool
@@ -157,7 +157,20 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         out.notes.append("an interrupted apply finished some changes that the state does not record yet; "
                          "the next apply records them (from its journal)")
     tracked = {k.remote_id for k in state.keys.values()} | {d.remote_id for d in state.deposed}
-    creates = [it for it in interrupted if it.action == "create"]
+    creates = []
+    for it in (it for it in interrupted if it.action == "create"):
+        ptype = provider_types.get(it.provider, "")
+        try:
+            k = kind(ptype) if ptype else None
+        except KeyformError:  # (not available: its instance cannot be listed either, and the create waits)
+            k = None
+        if k is not None and (unproven := _unproven(it, k)) is not None:  # (a hand-edited journal?)
+            out.unresolved.append(it)  # kept journaled, said on every plan: no key is taken for its orphan
+            out.notes.append(unproven)
+            continue
+        if k is not None:  # (a copy of the intent's details: the journal is not changed)
+            it.details["match"] = _sent(it.details.get("match") or {}, k)
+        creates.append(it)
     bounds = _bounds(records)
     groups: dict[tuple[str, str], list[Interrupted]] = {}
     listings: dict[str, list[RemoteKey] | None] = {}
@@ -221,6 +234,51 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     return out
 
 
+def _unproven(it: Interrupted, k: ProviderKind) -> str | None:
+    """Why no listed key can be taken for the orphan of interrupted create `it`: its intent's
+    `match` names none of the attributes a create of its provider type `k` journals (`kinds.
+    matched_attributes`: Questra's name, TextQL's description, hosts, ...). Every create keyform
+    journals names each of them, and both ways of finding its key compare what `match` names (the
+    key a `created` record or an `id_fingerprint` names, `_listed_unlike`, `_withheld`; a lost
+    reply's candidates, `_match_group`): without them, a forged `created` had any key revoked, and a
+    forged lost reply the only untracked key in its window. None when it names one, or when the
+    type reports none back."""
+    expected = matched_attributes(k)
+    match = it.details.get("match")
+    if not expected or (isinstance(match, dict) and any(n in match for n in expected)):
+        return None
+    return (f"{it.address}: the apply journal records an interrupted create of {it.address} whose intent names "
+            f"none of the attributes a create of a {k.name} key sends ({', '.join(expected)}), so keyform takes no "
+            "listed key for its orphan and revokes nothing: if the journal was edited, restore it from a copy")
+
+
+def _sent(match: Mapping[str, Any], k: ProviderKind) -> dict[str, Any]:
+    """What a create journaled with `match` sent of each attribute its key is told by: `match`, and,
+    for an attribute of type `k` it does not name, the type's default (what a create that never
+    set it makes: `ProviderType.attribute_defaults`; None for one without). Every create journals
+    them all, so this changes nothing for a journal keyform wrote (one of a keyform whose type
+    reported an attribute fewer: that attribute's default); a forged one naming TextQL's
+    `auth_type` alone no longer passes for a key with another description."""
+    return {**{n: k.attribute_defaults.get(n) for n in matched_attributes(k)}, **match}
+
+
+def _unlike(match: Mapping[str, Any], attrs: Mapping[str, Any]) -> list[str]:
+    """The attributes of a create's `match` that a listed key's `attrs` hold otherwise."""
+    return sorted(n for n, v in match.items() if not _same(attrs.get(n), v))
+
+
+def _agrees(match: Mapping[str, Any], attrs: Mapping[str, Any]) -> bool:
+    """Whether a listed key's `attrs` hold every attribute of a create's `match` as it was sent."""
+    return all(_same(attrs.get(n), v) for n, v in match.items())
+
+
+def _same(listed: Any, sent: Any) -> bool:
+    """A listed attribute's value is the one a create sent (as journaled): lists and tuples alike
+    (`remote.as_json`: a plug-in may list a tuple where the journal holds a list, as the conformance
+    kit allows). The one comparison of both ways of finding a create's key."""
+    return listed == sent or as_json(listed) == as_json(sent)
+
+
 def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey] | None]) -> str | None:
     """Why the key the journal says interrupted create `it` made (`it.remote_id`) cannot be taken
     for its orphan: the API lists it with other attributes than the create sent (`match`: its name,
@@ -241,7 +299,7 @@ def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey] | N
     listed = next((k for k in keys if k.id == it.remote_id), None) if keys is not None else None
     if listed is None:
         return None
-    unlike = sorted(n for n, v in match.items() if as_json(listed.attrs.get(n)) != as_json(v))
+    unlike = _unlike(match, listed.attrs)
     if not unlike:
         return None
     return (f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id}, but "
@@ -289,6 +347,12 @@ def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
         if not live:
             out.notes.append(f"{it.address}: the key an interrupted create left, whose id holds a secret, is "
                              "revoked or gone")
+            continue
+        if unlike := _unlike(it.details.get("match") or {}, live[0].attrs):  # (a fingerprint forged with the salt)
+            out.unresolved.append(it)  # kept journaled, said on every plan, never revoked; its id never shown
+            out.notes.append(f"{it.address}: the key an interrupted create left, whose id holds a secret, is listed "
+                             f"with another {', '.join(unlike)} than that create sent, so keyform does not take it "
+                             "for its orphan and revokes nothing: if the journal was edited, restore it from a copy")
             continue
         out.orphans.append(Orphan(it.address, it.provider, provider_types.get(it.provider, ""), live[0].id, it.seq,
                                   "its create was answered with an id that holds a secret, and revoking it failed; "
@@ -338,7 +402,7 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
     outside: list[RemoteKey] = []  # untracked live keys with these attributes made outside the window
     undated = False
     for key in listed:
-        if key.id in tracked or key.revoked or any(key.attrs.get(n) != v for n, v in match.items()):
+        if key.id in tracked or key.revoked or not _agrees(match, key.attrs):
             continue
         created = _time(key.created_at)
         if created is None:
