@@ -245,3 +245,29 @@ def test_a_journaled_create_naming_one_default_attribute_does_not_pass_for_anoth
             "with another description than that create sent") in res.stdout
     assert mine.run("apply", "--auto-approve").exit_code == 0
     assert sorted(k["description"] for k in control.textql_keys()) == ["billing (prod)", "mine"]
+
+
+def test_a_listing_that_fails_is_asked_for_once_not_once_per_journaled_create(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """Review 119: the check of a journaled id lists its provider's keys, and a listing that failed
+    was not remembered: each interrupted create with an id listed again (with its retries, a 503
+    each: a plan after a kill of ten creates took ten times as long to fail). It is asked for once."""
+    from harness.project import TOKENS
+
+    emu = make_emulator(tokens=frozenset({TOKENS["QUESTRA_TOKEN"]}))
+    control = EmulatorControl(emu.url)
+    project = Project(tmp_path, emu.url)
+    project.questra("a1: {provider: qp, name: a-one}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    made = control.bulk_questra(ORG, 3, prefix="q-")  # the keys three killed creates made
+    state = project.state()
+    records: list[dict[str, Any]] = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}]
+    for n, key in enumerate(made, start=1):
+        records += [{"op": "intent", "seq": f"r1.{n}", "action": "create", "address": key["name"], "provider": "qp",
+                     "match": {"name": key["name"]}},
+                    {"op": "created", "seq": f"r1.{n}", "remote_id": key["id"]}]
+    project.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = control.requests().get("questra.list", 0)
+    res = project.run("plan", env={"QUESTRA_TOKEN": "a-revoked-token"})  # every call answered 401
+    assert res.exit_code == 1 and "401" in res.stderr, res.output
+    assert control.requests().get("questra.list", 0) - before == 2  # recovery's listing, then the plan's

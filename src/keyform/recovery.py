@@ -173,12 +173,20 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         creates.append(it)
     bounds = _bounds(records)
     groups: dict[tuple[str, str], list[Interrupted]] = {}
-    listings: dict[str, list[RemoteKey] | None] = {}
+    # each instance is listed once, and a listing that failed is not asked for again (with its
+    # retries) by each journaled create of that instance
+    listings: dict[str, list[RemoteKey] | KeyformError | None] = {}
 
     def listed_keys(provider: str) -> list[RemoteKey] | None:  # None: the instance cannot list keys
         if provider not in listings:
-            listings[provider] = pool.get(provider).list()
-        return listings[provider]
+            try:
+                listings[provider] = pool.get(provider).list()
+            except KeyformError as exc:
+                listings[provider] = exc
+        found = listings[provider]
+        if isinstance(found, KeyformError):
+            raise found
+        return found
 
     def listing(provider: str) -> list[RemoteKey]:
         listed = listed_keys(provider)
