@@ -31,6 +31,7 @@ def _intent(seq: str = "r1.1") -> dict[str, Any]:
 def _forged(state: dict[str, Any], victim: str, victim_key: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     begin = {"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}
     created = {"op": "created", "seq": "r1.1", "remote_id": victim}
+    mine = state.get("keys", {}).get("a1", {}).get("remote_id", "ak_mine")  # a1's own key
     return {
         "no begin first": [_intent(), created],
         "begin moved last": [_intent(), created, begin],
@@ -42,6 +43,26 @@ def _forged(state: dict[str, Any], victim: str, victim_key: dict[str, Any]) -> d
         "a done that forgets a key its intent does not delete": [begin, _intent(),
                                                                  {"op": "done", "seq": "r1.1", "forget": "a1"}],
         "two intents with one seq": [begin, _intent(), {**_intent(), "address": "zz"}, created],
+        # (review 119) a `done` whose key or deposed key is not the one its change made or replaced:
+        # another workspace's key put at a1's address (the next apply replaces it, and revokes it
+        # as a deposed key) or deposed (revoked after its grace), a1's own key forgotten, still live
+        "a done putting another key at its update's address": [
+            begin, {**_intent(), "action": "update", "address": "a1", "remote_id": mine},
+            {"op": "done", "seq": "r1.1", "address": "a1", "key": victim_key}],
+        "a done of a create with another id than its created record": [
+            begin, {**_intent(), "address": "a1"}, {**created, "remote_id": "ak_made"},
+            {"op": "done", "seq": "r1.1", "address": "a1", "key": victim_key}],
+        "a done of a create that no created record precedes": [
+            begin, {**_intent(), "address": "a1"}, {"op": "done", "seq": "r1.1", "address": "a1", "key": victim_key}],
+        "a done of a delete that records a key": [
+            begin, {**_intent(), "action": "delete", "address": "a1", "remote_id": mine},
+            {"op": "done", "seq": "r1.1", "address": "a1", "key": victim_key}],
+        "a done deposing a key its create does not replace": [
+            begin, {**_intent(), "address": "a1", "replaces": mine}, {**created, "remote_id": victim},
+            {"op": "done", "seq": "r1.1", "address": "a1", "key": victim_key,
+             "deposed": {"address": "a1", "provider": "qp", "provider_type": "questra", "remote_id": "ak_other",
+                         "deposed_at": "2026-01-01T00:00:00Z", "revoke_after": "2026-01-01T00:00:00Z",
+                         "last_error": None, "unused_for": None, "on_grace_end": "revoke"}}],
     }
 
 
@@ -49,7 +70,11 @@ CASES = list(_forged({"lineage": "x", "serial": 1}, "ak_x", {}))
 # the record the message names (its index in the journal), as `file:line`
 AT_FAULT = {"no begin first": 0, "begin moved last": 0, "a second begin of another lineage": 1,
             "a state older than its journal": 0, "a done without an intent": 1, "a done for another address than "
-            "its intent": 2, "a done that forgets a key its intent does not delete": 2, "two intents with one seq": 2}
+            "its intent": 2, "a done that forgets a key its intent does not delete": 2, "two intents with one seq": 2,
+            "a done putting another key at its update's address": 2,
+            "a done of a create with another id than its created record": 3,
+            "a done of a create that no created record precedes": 2, "a done of a delete that records a key": 2,
+            "a done deposing a key its create does not replace": 3}
 
 
 def _two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]

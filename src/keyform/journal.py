@@ -399,6 +399,7 @@ def problem(records: Sequence[Record]) -> tuple[int, str] | None:
     hits. A record repeated as it was is fine (a write retried after a failed append)."""
     lineage: str | None = None
     intents: dict[str, Intent] = {}
+    made: dict[str, str] = {}  # a create's seq → the id its `created` record names
     for index, rec in enumerate(records):
         if isinstance(rec, Begin):
             if lineage is not None and rec.lineage != lineage:
@@ -416,9 +417,13 @@ def problem(records: Sequence[Record]) -> tuple[int, str] | None:
         if intent is None:
             return index, f"records the outcome of change {rec.seq!r}, which no earlier intent record starts"
         if isinstance(rec, Done):
-            if rec.key is not None and rec.key.address != intent.address:
-                return index, (f"records key {rec.key.address!r} for change {rec.seq!r}, whose intent is for "
-                               f"{intent.address!r}")
+            if rec.key is not None and (found := _key_problem(rec, intent, made.get(rec.seq))) is not None:
+                return index, found
+            if rec.deposed is not None and (intent.action != "create" or rec.deposed.address != intent.address
+                                            or rec.deposed.remote_id != intent.details.get("replaces")):
+                return index, (f"deposes key {rec.deposed.remote_id} at {rec.deposed.address!r} for change "
+                               f"{rec.seq!r}, which is not the key it replaces (its intent: {intent.action} "
+                               f"{intent.address!r}, replacing {intent.details.get('replaces') or 'none'})")
             if rec.forget is not None and (rec.forget != intent.address or intent.action != "delete"):
                 return index, (f"forgets {rec.forget!r} for change {rec.seq!r}, which is not the delete of that key "
                                f"(its intent: {intent.action} {intent.address!r})")
@@ -430,8 +435,33 @@ def problem(records: Sequence[Record]) -> tuple[int, str] | None:
                                              or intent.details.get("resolves") != rec.resolves):
                 return index, (f"resolves {rec.resolves!r} for change {rec.seq!r}, which is not that orphan's "
                                f"revoke (its intent: {intent.action} {intent.address!r})")
-        elif isinstance(rec, Created) and intent.action != "create":
-            return index, f"records a key created by change {rec.seq!r}, whose intent is a {intent.action}"
+        elif isinstance(rec, Created):
+            if intent.action != "create":
+                return index, f"records a key created by change {rec.seq!r}, whose intent is a {intent.action}"
+            made[rec.seq] = rec.remote_id
+    return None
+
+
+def _key_problem(rec: Done, intent: Intent, made: str | None) -> str | None:
+    """What is wrong with the key record of `done` `rec` for the change `intent` started (None: it is
+    the one that change made or updated). A create's `done` records the key its `created` record
+    names, an update's the key its intent names; no other change records a key. Otherwise the fold
+    put another key at the address (another workspace's: the next apply replaced it, revoking it as
+    a deposed key) and forgot the address's own key, still live."""
+    assert rec.key is not None
+    key = rec.key
+    if key.address != intent.address:
+        return f"records key {key.address!r} for change {rec.seq!r}, whose intent is for {intent.address!r}"
+    if intent.action == "create":
+        if key.remote_id != made:
+            return (f"records key {key.remote_id} at {key.address!r} for change {rec.seq!r}, whose create made "
+                    + (f"{made}" if made else "no key it recorded"))
+    elif intent.action == "update":
+        if key.remote_id != intent.details.get("remote_id"):
+            return (f"records key {key.remote_id} at {key.address!r} for change {rec.seq!r}, which updates "
+                    f"{intent.details.get('remote_id')}")
+    else:
+        return f"records key {key.remote_id} at {key.address!r} for change {rec.seq!r}, a {intent.action}"
     return None
 
 
