@@ -210,6 +210,11 @@ def test_a_journaled_create_that_names_none_of_its_types_attributes_gets_no_key_
     assert res.exit_code == 0, res.output
     assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
     assert said in mine.run("plan").stdout  # kept journaled: said again until the user settles it
+    if reply == "created":  # adopting the key it names settles it, as for the check above
+        mine.questra("a1: {provider: qp, name: a-one}\na2: {provider: qp, name: b-one}\n")
+        assert mine.run("import", "a2", victim).exit_code == 0
+        assert said not in mine.run("plan").stdout
+        assert mine.run("apply", "--auto-approve").exit_code == 0 and not mine.journal_path.exists()
 
 
 def test_a_journaled_fingerprint_of_another_workspaces_key_does_not_get_it_revoked(

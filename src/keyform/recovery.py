@@ -164,8 +164,8 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
             k = kind(ptype) if ptype else None
         except KeyformError:  # (not available: its instance cannot be listed either, and the create waits)
             k = None
-        if k is not None and (unproven := _unproven(it, k)) is not None:  # (a hand-edited journal?)
-            out.unresolved.append(it)  # kept journaled, said on every plan: no key is taken for its orphan
+        if k is not None and it.remote_id not in tracked and (unproven := _unproven(it, k)) is not None:
+            out.unresolved.append(it)  # (a hand-edited journal?) kept, said on every plan: no key is its orphan
             out.notes.append(unproven)
             continue
         if k is not None:  # (a copy of the intent's details: the journal is not changed)
