@@ -134,3 +134,22 @@ def test_a_listing_without_recovery_hides_that_key() -> None:
 def test_an_orphan_known_by_id_is_shown_by_it() -> None:
     orphan = Orphan("ci", "qp", "questra", "ak_1", "run1.1", "evidence")
     assert orphan.shown_id == "ak_1"
+
+
+def test_a_key_recognised_by_its_fingerprint_but_listed_otherwise_is_no_other_creates_candidate() -> None:
+    """Review 119: the key with a journaled fingerprint is revoked only if it is listed with the
+    attributes its create sent; one listed otherwise is kept journaled, and must still be no
+    candidate of another lost create (whose orphan's id a plan shows): its id holds a secret."""
+    st = state_with()
+    records: list[Record] = [BeginRecord.of(st)]
+    now = [T0]
+    journal = Journal(ListWriter(records), "run1", clock=lambda: now[0])
+    seq = journal.intent("create", "ci", "qp", label="ci-bot", at=format_time(T0), match={"name": "ci-bot"})
+    lost = journal.intent("create", "dp", "qp", label="deploy", at=format_time(T0), match={"name": "deploy"})
+    now[0] = T0 + timedelta(seconds=2)
+    journal.abandoned(seq, id_fingerprint=st.fingerprint(SECRET_ID))
+    journal.abandoned(lost)
+    listed = RemoteKey(SECRET_ID, {"name": "deploy"}, created_at=format_time(T0 + timedelta(seconds=1)))
+    rec = assess(st, records, _Pool([listed]), {"qp": "questra"})  # type: ignore[arg-type]
+    assert rec.orphans == [] and rec.uncertain == [] and [it.seq for it in rec.unresolved] == ["run1.1"]
+    assert "CANARY" not in _shown(rec)

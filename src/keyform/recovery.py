@@ -195,8 +195,9 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         return listed
 
     # first: a listed key recognised by its fingerprint is no candidate of any other create below
+    recognised: set[str] = set()  # (their ids hold a secret: no other create's candidates, whatever they are)
     blind = _withheld([it for it in creates if it.remote_id is None and it.id_fingerprint is not None],
-                      state, tracked, listing, provider_types, out)
+                      state, tracked, listing, provider_types, out, recognised)
     for it in creates:
         ptype = provider_types.get(it.provider, "")
         if it.remote_id is None and it.id_fingerprint is not None:
@@ -233,7 +234,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         # a key the journal names (another create's, already an orphan) is no candidate for a lost
         # reply: after a crash during recovery it was taken for one, and revoked twice or left two
         # candidates where one was the answer
-        known = tracked | {o.remote_id for o in out.orphans}
+        known = tracked | recognised | {o.remote_id for o in out.orphans}
         offset = clock_offset(pool.get(provider))
         _match_group(group, listed, known, _on_api_clock(bounds, group, offset), provider_types.get(provider, ""),
                      out)
@@ -319,7 +320,7 @@ def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey] | N
 
 def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
               listing: Callable[[str], list[RemoteKey]], provider_types: Mapping[str, str],
-              out: Recovery) -> dict[str, str]:
+              out: Recovery, recognised: set[str]) -> dict[str, str]:
     """Interrupted creates answered with an id that holds a secret, whose revoke failed (the journal
     has the id's fingerprint, `Abandoned.id_fingerprint`): the untracked listed key whose id has
     that fingerprint is their orphan, `withheld` (the plan names it by a placeholder; its id is
@@ -328,7 +329,8 @@ def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
     the journal's were (a keyed state without its key, or the fingerprint mode changed), the
     create stays unresolved, and so do the other creates of that provider instance whose replies
     were lost: the key could not be told from their candidates, whose ids a plan shows. Returns
-    those instances, each with why."""
+    those instances, each with why; every key recognised by a fingerprint goes into `recognised`
+    (no other create's candidate, also when it is listed with other attributes and not revoked)."""
     blind: dict[str, str] = {}
     if not creates:
         return blind
@@ -349,6 +351,7 @@ def _withheld(creates: list[Interrupted], state: State, tracked: set[str],
                              f"holds a secret ({exc}); the next plan tries again")
             continue
         redact.remember(*(k.id for k in found))  # quoted by an error from here on: scrubbed
+        recognised.update(k.id for k in found)
         if any(k.id in tracked for k in found):
             continue  # a state records it after all (imported): not an orphan
         live = [k for k in found if not k.revoked]
