@@ -51,13 +51,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from keyform import bounded, redact
 from keyform.durations import parse_time
 from keyform.errors import PLUGIN_FAILURES, AmbiguousProviderError, KeyformError, NotSentError, Overdue, ProviderError
 from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
-from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey
+from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey, as_json
 from keyform.typeregistry import ProviderType
 
 log = logging.getLogger("keyform.providers")
@@ -167,6 +168,16 @@ def check_listing(keys: Any) -> None:
             raise Broken(f"item {i} has the id {key.id!r} of an earlier item, which differs from it: each key is "
                          "listed once")
         seen.setdefault(key.id, key)
+
+
+def as_listed(key: RemoteKey) -> RemoteKey:
+    """`key` with its attributes as JSON holds them (`remote.as_json`: tuples as lists). The interface
+    takes a tuple where a list goes (`check_key`), but the state, the journal and the planner hold
+    lists: a plug-in listing `hosts=("a.example",)` showed `hosts modified outside keyform` on every
+    plan, and every apply updated the key again."""
+    if all(v is None or isinstance(v, (str, bool, int, float)) for v in key.attrs.values()):
+        return key
+    return replace(key, attrs=as_json(dict(key.attrs)))
 
 
 def check_created(result: Any) -> None:
@@ -313,7 +324,7 @@ class ForeignProvider:
             check_listing(keys)
         except Broken as exc:
             raise broken_result(self.name, "list", self._type, exc) from None
-        return list(keys) if keys is not None else None
+        return [as_listed(k) for k in keys] if keys is not None else None
 
     def create(self, request: CreateRequest) -> CreateResult:
         what = f"create {request.address!r}"
@@ -330,7 +341,8 @@ class ForeignProvider:
             if isinstance(key_id, str) and key_id:
                 err.remote_id = key_id  # recovery finds it by id (one that holds a secret is withheld)
             raise err from None
-        return result
+        key = as_listed(result.key)
+        return result if key is result.key else replace(result, key=key)
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
         what = f"update {remote_id!r}"
@@ -341,7 +353,7 @@ class ForeignProvider:
             check_key(key, "its key")
         except Broken as exc:
             raise broken_result(self.name, what, self._type, exc) from None
-        return key
+        return as_listed(key)
 
     def delete(self, remote_id: str) -> None:
         self._run(f"revoke {remote_id!r}", lambda: self._inner.delete(remote_id))
