@@ -411,8 +411,9 @@ def unmanaged_rows(snapshot: RemoteSnapshot, provider_types: Mapping[str, str],
             out[instance] = tuple(rows)
     if hidden:
         notes.append(f"{hidden} key{'s' if hidden != 1 else ''} not shown: an interrupted apply's create left "
-                     f"{'them' if hidden != 1 else 'it'} behind, with an id that holds a secret; the next apply "
-                     f"revokes {'them' if hidden != 1 else 'it'} (`keyform plan` shows a placeholder for that id)")
+                     f"{'them' if hidden != 1 else 'it'} behind, with an id that holds a secret; `keyform plan` says "
+                     "what becomes of each (revoked as an orphan, shown by a placeholder for its id, or kept "
+                     "journaled and said why)")
     return UnmanagedReport(out, skipped, tuple(notes))
 
 
