@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
 from harness.project import Project
 from keyform import fsio
 from keyform.backends import local
+from keyform.providers.ratelimit import Limiter
 from tests.hostile import Seen, hostile
 
 
@@ -38,11 +40,17 @@ class FullDisk:
 def test_a_change_waiting_for_its_turn_when_the_store_fails_is_not_sent(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
+    k1_waiting = threading.Event()
 
     def script(seen: Seen) -> None:
         if seen.method == "POST":
             calls.append(f"revoke {seen.path}" if seen.path.endswith("/revoke")
                          else f"create {json.loads(seen.body)['name']}")
+            if calls[-1] == "create k0":
+                # k0's answer (and so the journal's failure) comes once k1 is surely waiting for its
+                # turn: on a loaded machine the scheduler could otherwise see the failure before it
+                # started k1, which then ends "not started" without having waited
+                assert k1_waiting.wait(20)
 
     with hostile() as server:
         server.script = script
@@ -52,6 +60,16 @@ def test_a_change_waiting_for_its_turn_when_the_store_fails_is_not_sent(
         text = project.manifest.read_text().replace("    org_id:", "    rate_limit: 1/s\n    org_id:", 1)
         project.manifest.write_text(text)
         FullDisk(monkeypatch)
+        attempts: list[int] = []
+        real = Limiter.before_attempt
+
+        def before_attempt(self: Limiter, *args: Any, **kwargs: Any) -> Any:
+            attempts.append(1)
+            if len(attempts) == 2:  # the second create's attempt: it waits here for its turn
+                k1_waiting.set()
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Limiter, "before_attempt", before_attempt)
         res = project.run("apply", "--auto-approve", "--parallelism", "2", "--no-refresh")
     assert res.exit_code == 1, res.output
     # k1's create was not sent once the journal failed; k0's key, which it could not record, was revoked

@@ -102,6 +102,13 @@ class _Bounded:
     what = "a number"
     pattern = _DECIMAL
 
+    def _describe_range(self) -> str:
+        """The range `--help` shows (`1<=x<=256`); none for a number without bounds (click's own
+        wrote `x<=None`)."""
+        if self.min is None and self.max is None:
+            return ""
+        return str(super()._describe_range())  # type: ignore[misc]
+
     def _bounds(self) -> str:
         def shown(v: Any) -> str:
             return str(int(v)) if float(v).is_integer() else f"{v:g}"
