@@ -43,7 +43,15 @@ from keyform.journal import Journal
 from keyform.kinds import kind, matched_attributes
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
-from keyform.planner import EXPIRY, PREVENT_DESTROY, SINK, held_entry_ids, kept_for, unremovable_stale
+from keyform.planner import (
+    EXPIRY,
+    PREVENT_DESTROY,
+    SINK,
+    held_entry_ids,
+    kept_for,
+    unremovable_stale,
+    updated_expiry,
+)
 from keyform.providers.pool import ProviderPool
 from keyform.records import record
 from keyform.refresh import strip_headers
@@ -890,7 +898,7 @@ def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime
         attrs["headers"] = {**dict(spec.attrs.get("headers") or {}),
                             **{h: v for p, v in values.items() if (h := header_of(p)) is not None}}
     if EXPIRY in changed:
-        exp = spec.expiry.resolve(now)
+        exp = updated_expiry(spec, ks, now)
         expires_at = format_time(exp) if exp else None
     seq = ctx.journal.intent("update", spec.address, spec.provider, remote_id=ks.remote_id, **entry)
     remote = ctx.provider(spec.provider).update(ks.remote_id, attrs, expires_at)

@@ -461,6 +461,7 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     if not (want_attrs == applied_attrs and _seen_as_applied(seen_attrs, applied_attrs, kd.remote_reported)):
         _diff_attrs(d, k, want_attrs, applied_attrs, seen_attrs, ks, rk)
 
+    updated: datetime | None = None  # the expiry an update of it sets
     if ks.expiry_spec != spec.expiry.spec:
         change = AttrChange(EXPIRY, expiry_display(ks.expiry_spec), expiry_display(spec.expiry.spec),
                             forces_replacement=not k.expiry_updatable)
@@ -470,7 +471,16 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
             d.attrs[EXPIRY] = dataclasses.replace(change, forces_replacement=True)
             d.escalate(Action.REPLACE, "an expiry cannot be removed in place")
         elif k.expiry_updatable:
-            d.escalate(Action.UPDATE, "expiry changed")
+            # `expires_in` counts from the key's creation, as when it was created: an update moves
+            # the expiry there (`updated_expiry`), never a new span from now
+            updated = updated_expiry(spec, ks, now)
+            if updated is not None and updated <= now:
+                d.attrs[EXPIRY] = dataclasses.replace(change, forces_replacement=True)
+                d.escalate(Action.REPLACE, f"expiry changed, and {spec.expiry.text} after its creation "
+                                           f"({format_time(updated)}) has passed")
+            else:
+                d.escalate(Action.UPDATE, "expiry changed" if updated is None else
+                           f"expiry changed (to {format_time(updated)})")
         else:
             d.escalate(Action.REPLACE, "expiry cannot be changed in place")
     elif (k.expiry_updatable and rk is not None and rk.expires_at != ks.expires_at  # the same text: the same time
@@ -484,7 +494,8 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         if ks.sink is not None and spec.address in inputs.missing_secrets:
             d.escalate(Action.REPLACE, f"secret missing from sink {ks.sink.sink} ({ks.sink.name})")
     if d.action is not Action.REPLACE:
-        _rotation_due(d, spec, ks, rk, now, expires if rk is None or rk.expires_at else _norm_time(ks.expires_at))
+        _rotation_due(d, spec, ks, rk, now, updated or (expires if rk is None or rk.expires_at
+                                                          else _norm_time(ks.expires_at)))
     if ks.prevent_destroy != spec.prevent_destroy:
         d.attrs[PREVENT_DESTROY] = AttrChange(PREVENT_DESTROY, ks.prevent_destroy, spec.prevent_destroy)
         d.escalate(Action.UPDATE, "lifecycle.prevent_destroy changed (recorded in state; no remote call)")
@@ -623,6 +634,12 @@ def _rotation_due(d: _Decision, spec: KeySpec, ks: KeyState, rk: RemoteKey | Non
 
 
 _norm_time = maybe_time  # None for a missing or unreadable time
+
+
+def updated_expiry(spec: KeySpec, ks: KeyState, now: datetime) -> datetime | None:
+    """The expiry an in-place update gives the recorded key `ks` for `spec`'s expiry: `expires_in`
+    counts from the key's creation (its `created_at`; `now` if unreadable), `expires_at` is itself."""
+    return spec.expiry.resolve(_norm_time(ks.created_at) or now)
 
 
 def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], state: State,

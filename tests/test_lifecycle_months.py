@@ -1,0 +1,128 @@
+"""A key's life over months against the emulator, as a pipeline lives it: keyform's clock
+(`operations.Options.clock`) and the emulated APIs' clock (the `clock_offset` knob) moved together,
+never a sleep. Built-in providers and the same APIs as `type: rest` (examples/providers/)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.project import Project
+from keyform import operations
+from keyform.durations import parse_time, utcnow
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+from keyform.plan import Action, Plan
+
+
+class Months:
+    """keyform's clock and the API's, moved together (the API's by `skew` seconds more)."""
+
+    def __init__(self, control: EmulatorControl, skew: float = 0.0) -> None:
+        self.control, self.skew = control, skew
+        self.base = utcnow().replace(microsecond=0)
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return self.base + self.offset
+
+    def move(self, **delta: float) -> None:
+        self.offset = timedelta(**delta)
+        self.control.faults(clock_offset=self.offset.total_seconds() + self.skew)
+
+
+def _opts(project: Project, clock: Months) -> Any:
+    return operations.Options(files=[str(project.manifest)], clock=clock, env=project.env)
+
+
+def plan_only(project: Project, clock: Months) -> Plan:
+    with operations.session(_opts(project, clock), "plan") as sess:
+        return operations.plan(sess)
+
+
+def converge(project: Project, clock: Months) -> Plan:
+    with operations.session(_opts(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        report = operations.apply(sess, plan)
+        assert report.ok, report.failed
+        return plan
+
+
+def changes(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(c.address, c.action.value, c.reasons) for c in plan.actionable]
+
+
+@pytest.fixture(params=["builtin", "rest"])
+def project(request: pytest.FixtureRequest, tmp_path: Path, emulator: Emulator) -> Project:
+    return Project(tmp_path, emulator.url, env={"ANA_TOKEN": "ana-credential"}, rest=request.param == "rest")
+
+
+def textql_key(project: Project, expires_in: str) -> None:
+    project.write(f"""
+        version: 1
+        providers:
+          tq: {{type: textql, base_url: "{{url}}", token: {{env: TEXTQL_TOKEN}}}}
+        keys:
+          t:
+            provider: tq
+            description: Ana's access
+            hosts: [api.questra.ai]
+            api_provider: questra
+            auth_value: {{env: ANA_TOKEN}}
+            expires_in: {expires_in}
+            rotation: {{before_expiry: 3d}}
+        """)
+
+
+def test_a_changed_expires_in_counts_from_the_key_s_creation_not_from_the_update(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """The plan says `90d after creation → 60d after creation`; the update used to set 60 days
+    from the apply instead, so a key 50 days old told `expires_in: 30d` lived 80 days, longer
+    than the 60 it had. Now the update sets the creation + 60d, and a span already past replaces the key."""
+    clock = Months(emu_control)
+    textql_key(project, "90d")
+    converge(project, clock)
+    first = project.remote_id("t")
+    created = parse_time(project.state()["keys"]["t"]["created_at"])
+
+    clock.move(days=20)
+    textql_key(project, "60d")
+    plan = plan_only(project, clock)
+    [(_, action, reasons)] = changes(plan)
+    assert action == "update" and reasons[0].startswith("expiry changed (to ")
+    converge(project, clock)
+    [listed] = [k for k in emu_control.textql_keys() if k["id"] == first]
+    assert parse_time(listed["expiresAt"]) == created + timedelta(days=60)
+    assert parse_time(project.state()["keys"]["t"]["expires_at"]) == created + timedelta(days=60)
+    assert not plan_only(project, clock).has_changes
+
+    # 50 days old, told 30d: its expiry would be 20 days ago; it is replaced, not extended
+    clock.move(days=50)
+    textql_key(project, "30d")
+    [change] = plan_only(project, clock).actionable
+    assert change.action is Action.REPLACE, change
+    assert change.reasons == (f"expiry changed, and 30d after its creation "
+                              f"({(created + timedelta(days=30)).strftime('%Y-%m-%dT%H:%M:%SZ')}) has passed",)
+    converge(project, clock)
+    new = project.remote_id("t")
+    assert new != first and [k["id"] for k in emu_control.textql_keys()] == [new]
+    expires = parse_time(project.state()["keys"]["t"]["expires_at"])
+    assert abs(expires - (clock() + timedelta(days=30))) < timedelta(seconds=5)
+    assert not plan_only(project, clock).has_changes
+
+
+def test_an_updated_expiry_inside_before_expiry_replaces_the_key_at_once(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """Updated to a time within `before_expiry`, the key was due the next plan: one apply updated
+    it and the next replaced it. The rule is measured against the expiry the update would set."""
+    clock = Months(emu_control)
+    textql_key(project, "90d")
+    converge(project, clock)
+    clock.move(days=28)
+    textql_key(project, "30d")  # 2 days left, before_expiry 3d
+    [change] = plan_only(project, clock).actionable
+    assert change.action is Action.REPLACE and change.reasons[0].startswith("expiry changed (to "), change
+    assert change.reasons[1] == "expires in 2d (< before_expiry 3d)", change.reasons
