@@ -126,3 +126,39 @@ def test_an_updated_expiry_inside_before_expiry_replaces_the_key_at_once(
     [change] = plan_only(project, clock).actionable
     assert change.action is Action.REPLACE and change.reasons[0].startswith("expiry changed (to "), change
     assert change.reasons[1] == "expires in 2d (< before_expiry 3d)", change.reasons
+
+
+@pytest.mark.parametrize("rotation, waits", [
+    ("{before_expiry: 7d, grace: 10d}", "will be revoked after {grace_end} (grace ends in 8d)"),
+    ("{before_expiry: 7d, grace: 10d, unused_for: 1h, on_grace_end: keep}",
+     "revoked once unused for 1h (by {by}, grace ends {grace_end}, then kept while in use (on_grace_end: keep))"),
+])
+def test_an_old_key_that_expires_before_its_grace_ends_is_said_so(
+        project: Project, emu_control: EmulatorControl, rotation: str, waits: str) -> None:
+    """Rotated 7 days before it expires, with a grace of 10 days, the old key expires 3 days before
+    its grace ends: the plan said it lived until the grace's end (or, kept while in use, for as long
+    as a consumer used it), and a consumer still on the old secret broke 3 days before any plan said."""
+    clock = Months(emu_control)
+    project.questra(f"k:\n  provider: qp\n  expires_in: 30d\n  rotation: {rotation}\n")
+    converge(project, clock)
+    old = project.remote_id("k")
+    old_expiry = project.state()["keys"]["k"]["expires_at"]
+    clock.move(days=24)
+    converge(project, clock)
+    [dep] = project.state()["deposed"]
+    assert dep["remote_id"] == old
+
+    clock.move(days=26)
+    used = clock() - timedelta(minutes=10)  # a consumer still on the old secret
+    emu_control.use_questra("org_e2e", old, used)
+    plan = plan_only(project, clock)
+    assert not plan.has_changes
+    [note] = [n for n in plan.notes if f"(deposed {old})" in n]
+    by = (used + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert waits.format(grace_end=dep["revoke_after"], by=by) in note, note
+    assert note.endswith(f"; it expires {old_expiry} (in 4d), before its grace ends: whatever still uses it "
+                         "stops working then"), note
+
+    clock.move(days=31)  # expired: dropped, nothing left to wait for
+    [change] = plan_only(project, clock).actionable
+    assert change.deposed and change.remote_id == old and change.reasons == ("already expired",)

@@ -156,7 +156,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes: list[str] = []
     first_deposed = len(changes)  # the deposed keys' revocations follow, checked for users below
     if state.deposed:
-        from keyform.usage import deposed_verdict, retirement_rule  # only a state with deposed keys needs it
+        # only a state with deposed keys needs them
+        from keyform.usage import deposed_verdict, own_expiry, retirement_rule
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
             continue
@@ -197,7 +198,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             unlisted = (f"; {dep.provider} did not list it (deleted outside keyform?)"
                         if known and listed is None else "")
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
-                         f"(grace ends in {format_duration(due - now)}){unlisted}")
+                         f"(grace ends in {format_duration(due - now)}){unlisted}{own_expiry(listed, due, now)}")
     if state.deposed:
         changes[first_deposed:] = _still_fed(changes[first_deposed:], changes[:first_deposed], state, notes)
     held_entries: set[tuple[str, str]] | None = None

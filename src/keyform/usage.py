@@ -124,6 +124,24 @@ class DeposedVerdict:
     notes: tuple[str, ...] = ()
 
 
+def own_expiry(rk: RemoteKey | None, grace_end: datetime, now: datetime, *, keep: bool = False) -> str:
+    """What a waiting deposed key's note adds about its own expiry (as its API lists it): it ends
+    the key whatever its grace says, so a note that promised the grace's end (or, with
+    `on_grace_end: keep`, as long as the key is in use) must say when it comes first. "" when the
+    key does not expire, or only after all the note says it waits for."""
+    expires = maybe_time(rk.expires_at) if rk is not None else None
+    if expires is None or expires <= now:
+        return ""
+    if expires < grace_end:
+        when = "before its grace ends"
+    elif keep:
+        when = "however long it is kept"
+    else:
+        return ""
+    return (f"; it expires {format_time(expires)} (in {format_duration(expires - now)}), {when}: whatever still "
+            "uses it stops working then")
+
+
 def retirement_rule(dep: DeposedKey, spec: KeySpec | None) -> RetirementRule:
     """The manifest's current rotation rule for the address while it is declared on the same
     provider instance (so `on_grace_end: keep` → `revoke` takes effect at the next plan); else the
@@ -163,12 +181,14 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
         if not grace_over:
             return DeposedVerdict(False, notes=(
                 f"{label}: usage unknown ({why}); will be revoked after {dep.revoke_after} "
-                f"(grace ends in {format_duration(rule.grace_end - now)})",))
+                f"(grace ends in {format_duration(rule.grace_end - now)})"
+                f"{own_expiry(rk, rule.grace_end, now, keep=rule.keep)}",))
         if rule.keep and (rk is not None or not snapshot.lookup(dep.provider, dep.remote_id)[0]):
             # (a key its instance's listing leaves out is not kept: it may be gone for good)
             return DeposedVerdict(False, notes=(
                 f"{WARNING}{label}: {grace_text} and its usage is unknown ({why}); "
-                "kept (on_grace_end: keep) until keyform can see it unused",))
+                f"kept (on_grace_end: keep) until keyform can see it unused"
+                f"{own_expiry(rk, rule.grace_end, now, keep=True)}",))
         return DeposedVerdict(True, (grace_text, f"usage unknown ({why})"))
 
     last_used = on_our_clock(_time(rk.last_used_at), offset)  # deposed_at is on keyform's clock
@@ -188,7 +208,8 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
         latest = (f"grace ends {dep.revoke_after}, then kept while in use (on_grace_end: keep)" if rule.keep
                   else f"at the latest {dep.revoke_after}")
         return DeposedVerdict(False, notes=(
-            f"{label}: old key {dep.remote_id} {usage}; revoked once unused for {limit} (by {by}, {latest})",))
+            f"{label}: old key {dep.remote_id} {usage}; revoked once unused for {limit} (by {by}, {latest})"
+            f"{own_expiry(rk, rule.grace_end, now, keep=rule.keep)}",))
     if last_used is not None and last_used > deposed_at:
         in_use = f"still in use {_ago(max(now - last_used, timedelta(0)))}: a consumer has not moved to the new secret"
     else:
@@ -196,7 +217,8 @@ def deposed_verdict(dep: DeposedKey, rule: RetirementRule, snapshot: RemoteSnaps
     if rule.keep:
         return DeposedVerdict(False, notes=(
             f"{WARNING}{label}: {grace_text} and the old key is {in_use}; kept (on_grace_end: keep), "
-            f"revoked once unused for {limit} (by {by} at the earliest)",))
+            f"revoked once unused for {limit} (by {by} at the earliest)"
+            f"{own_expiry(rk, rule.grace_end, now, keep=True)}",))
     return DeposedVerdict(True, (grace_text, in_use), notes=(
         f"{WARNING}{label}: revoked at the end of its grace although {in_use}",))
 
