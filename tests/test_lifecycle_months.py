@@ -30,8 +30,10 @@ class Months:
         return self.base + self.offset
 
     def move(self, **delta: float) -> None:
+        """keyform's clock to `base + delta`, and the API's to it (+ `skew`): the emulator's clock is
+        the machine's plus its offset."""
         self.offset = timedelta(**delta)
-        self.control.faults(clock_offset=self.offset.total_seconds() + self.skew)
+        self.control.faults(clock_offset=(self() - utcnow()).total_seconds() + self.skew)
 
 
 def _opts(project: Project, clock: Months) -> Any:
@@ -162,3 +164,27 @@ def test_an_old_key_that_expires_before_its_grace_ends_is_said_so(
     clock.move(days=31)  # expired: dropped, nothing left to wait for
     [change] = plan_only(project, clock).actionable
     assert change.deposed and change.remote_id == old and change.reasons == ("already expired",)
+
+
+def test_an_api_clock_behind_is_allowed_for_with_a_rest_definition_too(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """The API's clock two hours behind keyform's, as docs/lifecycle.md promises for every type
+    with `clock_offset`. A `type: rest` definition's provider is run wrapped (`ForeignProvider`),
+    and the wrapper had no `clock_offset`: no note, and an old key used 35 minutes ago (read as
+    2 h 35 min ago) was revoked as unused for 1h. (Rotated 65 minutes ago; the plan on the
+    machine's own clock.)"""
+    clock = Months(emu_control)
+    clock.base -= timedelta(minutes=65)
+    clock.move(seconds=0)  # the API's clock on keyform's, both 65 minutes back
+    project.questra("k:\n  provider: qp\n  name: first\n  rotation: {grace: 7d, unused_for: 1h}\n")
+    converge(project, clock)
+    old = project.remote_id("k")
+    project.questra("k:\n  provider: qp\n  name: second\n  rotation: {grace: 7d, unused_for: 1h}\n")
+    converge(project, clock)
+    emu_control.faults(clock_offset=-2 * 3600.0)  # now, two hours behind
+    emu_control.use_questra("org_e2e", old, clock() + timedelta(minutes=30, hours=-2))  # on the API's clock
+    with operations.session(operations.Options(files=[str(project.manifest)], env=project.env), "plan") as sess:
+        plan = operations.plan(sess)
+    assert not [c for c in plan.actionable if c.deposed], [c.reasons for c in plan.actionable]
+    assert any(n.startswith("qp: its clock is 2h behind keyform's") for n in plan.notes), plan.notes
+    assert any(f"old key {old} last used 3" in n for n in plan.notes), plan.notes

@@ -58,7 +58,7 @@ from keyform import bounded, redact
 from keyform.durations import parse_time
 from keyform.errors import PLUGIN_FAILURES, AmbiguousProviderError, KeyformError, NotSentError, Overdue, ProviderError
 from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
-from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey, as_json
+from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey, as_json, clock_offset
 from keyform.typeregistry import ProviderType
 
 log = logging.getLogger("keyform.providers")
@@ -357,6 +357,13 @@ class ForeignProvider:
 
     def delete(self, remote_id: str) -> None:
         self._run(f"revoke {remote_id!r}", lambda: self._inner.delete(remote_id))
+
+    def clock_offset(self) -> float | None:
+        """The type's own `clock_offset()` where it has one (a definition's: its `HttpClient`'s), read
+        by `remote.clock_offset` (a failure or a non-number is none). Without it, a `type: rest`
+        API's clock behind keyform's was never said nor allowed for: its last uses read older by
+        the lag, and an old key still in use was revoked as unused."""
+        return clock_offset(self._inner)
 
     def close(self) -> None:
         self._guarded("close", self._inner.close, False)
