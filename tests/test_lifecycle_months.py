@@ -188,3 +188,42 @@ def test_an_api_clock_behind_is_allowed_for_with_a_rest_definition_too(
     assert not [c for c in plan.actionable if c.deposed], [c.reasons for c in plan.actionable]
     assert any(n.startswith("qp: its clock is 2h behind keyform's") for n in plan.notes), plan.notes
     assert any(f"old key {old} last used 3" in n for n in plan.notes), plan.notes
+
+
+def test_a_source_key_that_expired_while_nobody_ran_keyform_is_revoked_as_planned(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`src` feeds `t` (`secret_of`) and expires while the pipeline does not run. The plan replaces
+    both and says the expired `src` "is revoked in this apply"; the apply then held that revoke back
+    because `t`'s old key, deposed through its grace, still sends its secret, failed (exit 1), and
+    every later plan kept the expired key "in use". An expired (or revoked) key authenticates
+    nobody: holding it back protects no consumer."""
+    clock = Months(emu_control)
+    project.write("""
+        version: 1
+        providers:
+          qp: {type: questra, base_url: "{url}", token: {env: QUESTRA_TOKEN}, org_id: {org}}
+          tq: {type: textql, base_url: "{url}", token: {env: TEXTQL_TOKEN}}
+        sinks:
+          env: {type: dotenv, path: .secrets/keys.env}
+        defaults: {sink: env}
+        keys:
+          src: {provider: qp, expires_in: 30d, rotation: {grace: 3d}}
+          t:
+            provider: tq
+            description: Questra access
+            hosts: [api.questra.ai]
+            api_provider: questra
+            auth_value: {secret_of: src}
+            rotation: {grace: 2d}
+        """)
+    converge(project, clock)
+    src = project.remote_id("src")
+    clock.move(days=90)
+    plan = plan_only(project, clock)
+    assert [(c.address, c.action.value, c.dead) for c in plan.actionable] == [
+        ("src", "replace", True), ("t", "replace", False)], plan.actionable
+    converge(project, clock)  # asserts the apply is ok
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
+    assert [d["address"] for d in project.state()["deposed"]] == ["t"]
+    plan = plan_only(project, clock)
+    assert not plan.has_changes and not any(src in n for n in plan.notes), plan.notes

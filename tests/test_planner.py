@@ -353,3 +353,23 @@ def test_an_old_source_key_goes_with_the_deposed_consumer_it_feeds() -> None:
     st.deposed[1] = replace(st.deposed[1], revoke_after=ended)
     p = plan(workspace(src, cons), st, remote_of(st), NOW, inputs=READABLE)
     assert sorted(c.key for c in p.changes if c.deposed) == ["cons (deposed tk_old)", "src (deposed ak_old)"]
+
+
+def test_an_old_source_key_listed_as_expired_is_revoked_whatever_key_it_feeds() -> None:
+    """The same, the old source key listed as expired (or revoked): its secret authenticates nobody,
+    so the old consumer in its grace does not keep it (it was kept, `still uses its secret`, on
+    every plan after an apply that replaced an expired source)."""
+    src, cons = questra_key("src"), textql_key("cons", auth=SecretOfRef("src"))
+    st = state_with(recorded(src, "ak_new"), recorded(cons, "tk_new"))
+    st.keys["cons"].fingerprints["auth_value"] = secret_of_fingerprint("src", "ak_new")
+    ended, later = format_time(NOW - timedelta(hours=1)), format_time(NOW + timedelta(hours=1))
+    st.deposed.append(DeposedKey("src", "qp", "questra", "ak_old", format_time(T0), ended))
+    st.deposed.append(DeposedKey("cons", "tq", "textql", "tk_old", format_time(T0), later,
+                                 fed_by=(secret_of_fingerprint("src", "ak_old"),)))
+    for revoked, reason in ((False, "already expired"), (True, "already revoked remotely")):
+        snapshot = remote_of(st)
+        old = RemoteKey("ak_old", {"name": "src"}, created_at=format_time(T0), revoked=revoked, expired=not revoked)
+        snapshot.instances["qp"].keys["ak_old"] = old  # type: ignore[index]
+        p = plan(workspace(src, cons), st, snapshot, NOW, inputs=READABLE)
+        assert [(c.key, c.reasons) for c in p.changes if c.deposed] == [("src (deposed ak_old)", (reason,))]
+        assert not any("is kept" in n for n in p.notes), p.notes

@@ -44,6 +44,7 @@ from keyform.kinds import kind, matched_attributes
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
 from keyform.planner import (
+    ALREADY_DEAD,
     EXPIRY,
     PREVENT_DESTROY,
     SINK,
@@ -396,13 +397,16 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
         return
     planned = {c.remote_id for c in second if c.deposed}
     now = ctx.clock()
-    replaced_now = {(c.address, c.remote_id) for c in first}
+    replaced_now = {(c.address, c.remote_id): c.dead for c in first}
     for dep in list(ctx.state.deposed):
         if (dep.remote_id not in planned and parse_time(dep.revoke_after) <= now
                 and (dep.address, dep.remote_id) in replaced_now):
+            # a key the API listed as revoked or expired (`dead`) says so: no key it feeds holds it back
+            dead = replaced_now[(dep.address, dep.remote_id)]
             revoke = Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
                             provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
-                            reasons=("replaced in this apply; no grace period",))
+                            reasons=(f"{DEAD_REPLACED}; no grace period",) if dead else
+                            ("replaced in this apply; no grace period",))
             second.append(revoke)
             report.implicit.add(revoke.key)
     second = _held_back(second, ctx, report)
@@ -415,6 +419,18 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
             if ctx.revoked:
                 ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
                 ctx.revoked.clear()
+
+
+# the implicit revocation of an old key its replacement found revoked or expired (`Change.dead`)
+DEAD_REPLACED = "replaced in this apply, and revoked or expired already"
+
+
+def _dead(change: Change) -> bool:
+    """Whether a deposed key's revocation is of a key the API listed as revoked or expired: its
+    secret authenticates nobody, so a key it still feeds (an old consumer in its grace) does not
+    hold it back; before, the apply that replaced an expired source skipped its revoke and failed."""
+    first = change.reasons[0] if change.reasons else ""
+    return first in ALREADY_DEAD or first.startswith(DEAD_REPLACED)
 
 
 def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> list[Change]:
@@ -443,7 +459,7 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
                 and ctx.orphan_entries.get(change.remote_id) is not None:
             why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
                    f"which the replacement of {change.address} was to write over and did not; revoked once it has")
-        elif change.deposed and not change.orphan and change.remote_id is not None:
+        elif change.deposed and not change.orphan and change.remote_id is not None and not _dead(change):
             users = [u for u in fed_by.get((change.address, change.remote_id), ())
                      if u not in ctx.deleting and u not in revoking]
             why = "skipped: " + kept_for(change.address, change.remote_id, users) if users else None

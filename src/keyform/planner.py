@@ -38,6 +38,9 @@ SINK = "sink"
 PREVENT_DESTROY = "prevent_destroy"
 UNKNOWN_FINGERPRINT = "unknown"  # an imported key's write-only input keyform has not seen yet
 REPLACE_REQUESTED = "replacement requested (--replace)"  # the reason `plan --replace` gives
+# the reasons of a deposed key's revocation when the API lists it as revoked or expired: its secret
+# authenticates nobody, so no key it still feeds holds it back (`_still_fed`, `applier._held_back`)
+ALREADY_DEAD = ("already revoked remotely", "already expired")
 
 
 @record
@@ -174,12 +177,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         due = parse_time(dep.revoke_after)
         label = f"{dep.address} (deposed {dep.remote_id})"
         known, listed = snapshot.lookup(dep.provider, dep.remote_id)
-        if not destroy and due > now and listed is not None and (listed.revoked or listed.expired):
-            # revoked or expired outside keyform before its grace ended: nothing to wait for (the
-            # revoke is a no-op that drops the record, as under unused_for)
+        if not destroy and listed is not None and (listed.revoked or listed.expired):
+            # revoked or expired outside keyform, before its grace ended or since: nothing to wait
+            # for (the revoke is a no-op that drops the record, as under unused_for)
             changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
                                   provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
-                                  reasons=("already revoked remotely" if listed.revoked else "already expired",)))
+                                  reasons=(ALREADY_DEAD[0] if listed.revoked else ALREADY_DEAD[1],)))
         elif destroy:  # destroy leaves nothing live, grace or not
             changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
                                   provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
@@ -247,6 +250,9 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
     going = {c.address for c in others if c.action is not Action.NOOP} | {c.key for c in revocations}
     out = []
     for change in revocations:
+        if change.reasons[:1] and change.reasons[0] in ALREADY_DEAD:  # its secret works for no consumer
+            out.append(change)
+            continue
         users = [u for u in fed_by.get((change.address, change.remote_id or ""), ()) if u not in going]
         if users:
             notes.append(kept_for(change.address, change.remote_id or "", users))
