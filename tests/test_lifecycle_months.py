@@ -227,3 +227,47 @@ def test_a_source_key_that_expired_while_nobody_ran_keyform_is_revoked_as_planne
     assert [d["address"] for d in project.state()["deposed"]] == ["t"]
     plan = plan_only(project, clock)
     assert not plan.has_changes and not any(src in n for n in plan.notes), plan.notes
+
+
+def _fed(project: Project, source: str, source_grace: str) -> None:
+    project.write(f"""
+        version: 1
+        providers:
+          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
+          tq: {{type: textql, base_url: "{{url}}", token: {{env: TEXTQL_TOKEN}}}}
+        sinks:
+          env: {{type: dotenv, path: .secrets/keys.env}}
+        defaults: {{sink: env}}
+        keys:
+          {source}: {{provider: qp, name: src, rotation: {{grace: {source_grace}}}, sink: {{use: env, as: SRC}}}}
+          t:
+            provider: tq
+            description: Questra access
+            hosts: [api.questra.ai]
+            api_provider: questra
+            auth_value: {{secret_of: {source}}}
+            rotation: {{grace: 3d}}
+        """)
+
+
+def test_state_mv_of_a_source_keeps_its_old_key_for_the_old_consumer_it_feeds(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`src` and its consumer `t` rotated together; `t`'s old key lives 3 days, sending the old
+    `src` secret, so that old key is kept as long (`fed_by`). `state mv src src2` rewrote the
+    current consumer's edge but not the old one's: the old source key was revoked after its own
+    day while the old consumer still sent its secret."""
+    clock = Months(emu_control)
+    _fed(project, "src", "1d")
+    converge(project, clock)
+    with operations.session(_opts(project, clock), "apply") as sess:
+        assert operations.apply(sess, operations.plan(sess, replace=("src",))).ok
+    [old_src] = [d["remote_id"] for d in project.state()["deposed"] if d["address"] == "src"]
+    moved = project.run("state", "mv", "src", "src2", "-f", str(project.manifest))
+    assert moved.exit_code == 0, moved.output
+    _fed(project, "src2", "1d")
+    clock.move(days=1, hours=1)
+    plan = plan_only(project, clock)
+    assert not plan.has_changes, [(c.key, c.reasons) for c in plan.actionable]
+    assert any(n.startswith(f"src2 (deposed {old_src}) is kept: key 't (deposed ") for n in plan.notes), plan.notes
+    clock.move(days=3, hours=1)
+    assert sorted(c.address for c in plan_only(project, clock).actionable) == ["src2", "t"]

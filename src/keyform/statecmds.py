@@ -220,13 +220,21 @@ def state_mv(state: State, old: str, new: str, sink_name: str | None = None,
     state.readdress_stale(old, new)
     for other in state.keys.values():
         for path, fp in list(other.fingerprints.items()):
-            edge = secret_of_edge(fp)
-            if edge is not None and edge[0] == old:
-                other.fingerprints[path] = secret_of_fingerprint(new, edge[1])
+            other.fingerprints[path] = _renamed_source(fp, old, new)
     for dep in state.deposed:
         if dep.address == old:
             dep.address = new
+        # an old consumer in its grace still sends the old source key's secret (`State.fed_by`):
+        # its edge follows the source too, or that key was revoked under it after its own grace
+        if dep.fed_by:
+            dep.fed_by = tuple(sorted(_renamed_source(fp, old, new) for fp in dep.fed_by))
     return ks
+
+
+def _renamed_source(fingerprint: str, old: str, new: str) -> str:
+    """A `secret_of:SOURCE@ID` fingerprint with the source `old` renamed `new`; any other as it is."""
+    edge = secret_of_edge(fingerprint)
+    return secret_of_fingerprint(new, edge[1]) if edge is not None and edge[0] == old else fingerprint
 
 
 def push_state(store: StateBackend, pushed: State, *, force: bool = False) -> Diagnostics:
