@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -15,7 +15,11 @@ from keyform import operations
 from keyform.durations import parse_time, utcnow
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.errors import ProviderError
+from keyform.model import ProviderConfig
 from keyform.plan import Action, Plan
+from keyform.providers import open_provider
+from keyform.remote import CreateRequest, CreateResult, Provider
 
 
 class Months:
@@ -229,7 +233,7 @@ def test_a_source_key_that_expired_while_nobody_ran_keyform_is_revoked_as_planne
     assert not plan.has_changes and not any(src in n for n in plan.notes), plan.notes
 
 
-def _fed(project: Project, source: str, source_grace: str) -> None:
+def _fed(project: Project, source: str, source_grace: str, grace: str = "3d") -> None:
     project.write(f"""
         version: 1
         providers:
@@ -246,7 +250,7 @@ def _fed(project: Project, source: str, source_grace: str) -> None:
             hosts: [api.questra.ai]
             api_provider: questra
             auth_value: {{secret_of: {source}}}
-            rotation: {{grace: 3d}}
+            rotation: {{grace: {grace}}}
         """)
 
 
@@ -271,3 +275,70 @@ def test_state_mv_of_a_source_keeps_its_old_key_for_the_old_consumer_it_feeds(
     assert any(n.startswith(f"src2 (deposed {old_src}) is kept: key 't (deposed ") for n in plan.notes), plan.notes
     clock.move(days=3, hours=1)
     assert sorted(c.address for c in plan_only(project, clock).actionable) == ["src2", "t"]
+
+
+def test_a_source_renamed_in_the_manifests_is_kept_while_a_consumer_whose_reissue_failed_uses_it(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`src` renamed `src2` in the manifests (no `state mv`): `src` is deleted and `t` re-issued
+    with `src2`'s secret. `t`'s re-issue failed (an outage), and `src` was revoked all the same: `t`
+    was left sending a revoked secret. A deposed source key was kept in that case; a deleted one
+    now is too, and goes with the apply that re-feeds `t`."""
+    clock = Months(emu_control)
+    _fed(project, "src", "0s", "0s")
+    converge(project, clock)
+    src = project.remote_id("src")
+    _fed(project, "src2", "0s", "0s")
+
+    def failing_t(cfg: ProviderConfig, token: str, org: str | None) -> Provider:
+        real = open_provider(cfg, token, org)
+
+        class Failing:
+            name = real.name
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(real, attr)
+
+            def create(self, request: CreateRequest) -> CreateResult:
+                if request.address == "t":
+                    raise ProviderError(f"{cfg.name}: create: 503 service unavailable", status=503)
+                return real.create(request)
+
+        return cast(Provider, Failing())
+
+    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=failing_t)
+    with operations.session(opts, "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess))
+    assert [c.address for c, _ in report.failed] == ["t"]
+    [(held, why)] = report.skipped
+    assert held.address == "src" and why == (f"skipped: src ({src}) is kept: key 't' still uses its secret (a re-issue "
+                                            "that failed or was not applied); it is revoked once no key does"), why
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is False
+    assert "src" in project.state()["keys"]
+    converge(project, clock)  # re-feeds t, then deletes src
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
+    assert sorted(project.state()["keys"]) == ["src2", "t"]
+    assert not plan_only(project, clock).has_changes
+
+
+def test_a_source_renamed_in_the_manifests_is_kept_while_the_old_consumer_lives_out_its_grace(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """The same rename, `t` with a grace of 3d: its old key lives 3 days sending `src`'s secret,
+    and `src` was revoked in the same apply, so that grace kept alive a key that could do nothing."""
+    clock = Months(emu_control)
+    _fed(project, "src", "0s")
+    converge(project, clock)
+    src = project.remote_id("src")
+    _fed(project, "src2", "0s")
+    with operations.session(_opts(project, clock), "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess))
+    assert [c.address for c, _ in report.skipped] == ["src"] and not report.failed, report
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is False
+    clock.move(days=2)
+    plan = plan_only(project, clock)
+    assert not plan.has_changes, [(c.key, c.reasons) for c in plan.actionable]
+    assert any(n.startswith(f"src ({src}) is kept: key 't (deposed ") for n in plan.notes), plan.notes
+    clock.move(days=3, hours=1)
+    assert sorted(c.key.split(" ")[0] for c in plan_only(project, clock).actionable) == ["src", "t"]
+    converge(project, clock)
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
+    assert not plan_only(project, clock).has_changes

@@ -44,10 +44,10 @@ from keyform.kinds import kind, matched_attributes
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, Workspace, header_of
 from keyform.plan import Action, Change, Plan
 from keyform.planner import (
-    ALREADY_DEAD,
     EXPIRY,
     PREVENT_DESTROY,
     SINK,
+    dead_key,
     held_entry_ids,
     kept_for,
     unremovable_stale,
@@ -429,8 +429,7 @@ def _dead(change: Change) -> bool:
     """Whether a deposed key's revocation is of a key the API listed as revoked or expired: its
     secret authenticates nobody, so a key it still feeds (an old consumer in its grace) does not
     hold it back; before, the apply that replaced an expired source skipped its revoke and failed."""
-    first = change.reasons[0] if change.reasons else ""
-    return first in ALREADY_DEAD or first.startswith(DEAD_REPLACED)
+    return dead_key(change) or (bool(change.reasons) and change.reasons[0].startswith(DEAD_REPLACED))
 
 
 def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> list[Change]:
@@ -450,7 +449,7 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
     it revokes everything; a destroy plan cut down to a source's old key alone does not."""
     unfinished = {c.address for c, _ in (*report.failed, *report.skipped)} | {c.address for c in report.not_started}
     with ctx.lock:
-        fed_by = ctx.state.fed_by() if ctx.state.deposed else {}
+        fed_by = ctx.state.fed_by() if ctx.state.deposed or any(not c.deposed for c in changes) else {}
     revoking = {c.key for c in changes}  # (a deposed consumer revoked in this phase too: no longer a user)
     out = []
     for change in changes:
@@ -459,10 +458,13 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
                 and ctx.orphan_entries.get(change.remote_id) is not None:
             why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
                    f"which the replacement of {change.address} was to write over and did not; revoked once it has")
-        elif change.deposed and not change.orphan and change.remote_id is not None and not _dead(change):
+        elif not change.orphan and not change.stale and change.remote_id is not None and not _dead(change):
+            # an old key, or the key of an address the manifests no longer declare (a source renamed
+            # without `state mv`: its consumer re-issued with the new one's secret, or not)
             users = [u for u in fed_by.get((change.address, change.remote_id), ())
                      if u not in ctx.deleting and u not in revoking]
-            why = "skipped: " + kept_for(change.address, change.remote_id, users) if users else None
+            why = "skipped: " + kept_for(change.address, change.remote_id, users, deposed=change.deposed) \
+                if users else None
         if why is None:
             out.append(change)
             continue

@@ -143,6 +143,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         (ks := state.keys[a]).sink is not None and ks.secret_in_sink for a in deleted) else {}
     keepers = _entry_keepers(writes, kept)
     errors += entries_held_by_others(workspace, state, writes, kept)
+    first_deleted = len(changes)  # the deletes follow, checked for users with the deposed keys below
     for address in deleted:
         ks = state.keys[address]
         spec = desired.get(address)
@@ -157,7 +158,6 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         raise KeyformError(errors)
 
     notes: list[str] = []
-    first_deposed = len(changes)  # the deposed keys' revocations follow, checked for users below
     if state.deposed:
         # only a state with deposed keys needs them
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
@@ -202,8 +202,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                         if known and listed is None else "")
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
                          f"(grace ends in {format_duration(due - now)}){unlisted}{own_expiry(listed, due, now)}")
-    if state.deposed:
-        changes[first_deposed:] = _still_fed(changes[first_deposed:], changes[:first_deposed], state, notes)
+    if state.deposed or (deleted and not destroy):
+        changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes)
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -241,34 +241,41 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
 
 
 def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str]) -> list[Change]:
-    """`revocations` (of deposed keys) without those of a key whose secret a key still uses, each
-    noted instead (`kept_for`): a consumer whose re-issue failed or was not applied, or a deposed
-    consumer living through its grace. A key this plan deletes, re-issues (re-fed the source's new
-    key), or revokes (a deposed consumer) is no user: the applier checks again, after the first
-    phase ran (`applier._held_back`)."""
+    """`revocations` (of deposed keys, and deletes of keys the manifests no longer declare) without
+    those of a key whose secret a key still uses, each noted instead (`kept_for`): a consumer whose
+    re-issue failed or was not applied, or a deposed consumer living through its grace. A key this
+    plan deletes, re-issues (re-fed the source's new key), or revokes (a deposed consumer) is no
+    user: the applier checks again, after the first phase ran (`applier._held_back`). A key the API
+    lists as revoked or expired is never kept: its secret works for no consumer."""
     fed_by = state.fed_by()
     going = {c.address for c in others if c.action is not Action.NOOP} | {c.key for c in revocations}
     out = []
     for change in revocations:
-        if change.reasons[:1] and change.reasons[0] in ALREADY_DEAD:  # its secret works for no consumer
+        if change.stale or change.orphan or dead_key(change):
             out.append(change)
             continue
         users = [u for u in fed_by.get((change.address, change.remote_id or ""), ()) if u not in going]
         if users:
-            notes.append(kept_for(change.address, change.remote_id or "", users))
+            notes.append(kept_for(change.address, change.remote_id or "", users, deposed=change.deposed))
         else:
             out.append(change)
     return out
 
 
-def kept_for(address: str, remote_id: str, users: Sequence[str]) -> str:
-    """Why the old key `remote_id` of `address` is not revoked: `users` still use its secret (a key
-    whose re-issue failed or was not applied, or an old key living through its grace)."""
+def dead_key(change: Change) -> bool:
+    """Whether a revocation is of a key the API lists as revoked or expired (`ALREADY_DEAD`)."""
+    return any(r in ALREADY_DEAD for r in change.reasons)
+
+
+def kept_for(address: str, remote_id: str, users: Sequence[str], *, deposed: bool = True) -> str:
+    """Why the old key `remote_id` of `address` (or, not `deposed`, the key of an address the
+    manifests no longer declare) is not revoked: `users` still use its secret (a key whose re-issue
+    failed or was not applied, or an old key living through its grace)."""
     who = ", ".join(f"key {u!r}" for u in users)
     why = "an old key in its grace" if all(" (deposed " in u for u in users) else \
         "a re-issue that failed or was not applied"
-    return (f"{address} (deposed {remote_id}) is kept: {who} still {'uses' if len(users) == 1 else 'use'} its "
-            f"secret ({why}); it is revoked once no key does")
+    return (f"{address} ({'deposed ' if deposed else ''}{remote_id}) is kept: {who} still "
+            f"{'uses' if len(users) == 1 else 'use'} its secret ({why}); it is revoked once no key does")
 
 
 def inputs_digest(fingerprints: Mapping[str, str | None]) -> str:
