@@ -156,6 +156,15 @@ def test_errors_are_the_same_with_and_without_the_cache(tmp_path: Path, cache: P
     assert isinstance(off, list) and off
 
 
+@pytest.mark.parametrize(("value", "off"), [("1", True), ("true", True), ("yes", True), ("0", False),
+                                             ("false", False), ("FALSE", False), ("no", False), ("off", False),
+                                             (" ", False), ("", False)])
+def test_keyform_no_cache_false_leaves_the_cache_on(value: str, off: bool) -> None:
+    """`KEYFORM_NO_CACHE=false` turned the cache off (any value but empty or `0` did)."""
+    env = {"KEYFORM_NO_CACHE": value, "KEYFORM_CACHE_DIR": "/tmp/keyform-cache-test"}
+    assert (cachedir.cache_dir(env) is None) is off
+
+
 def test_the_cache_can_be_turned_off(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEYFORM_NO_CACHE", "1")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

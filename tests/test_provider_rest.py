@@ -20,7 +20,7 @@ from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
-from keyform.manifest.restdef import RestDefinition, load_definition
+from keyform.manifest.restdef import RestDefinition, at, load_definition
 from keyform.providers.http import RetryPolicy
 from keyform.providers.rest import RestProvider
 from keyform.remote import CreateRequest
@@ -361,3 +361,10 @@ def test_last_used_is_read_where_the_definition_says(tmp_path: Path) -> None:
     silent = p.parse_key(item(3), "item 2")  # no field: usage not reported
     assert (silent.last_used_at, silent.usage_reported) == (None, False)
     p.close()
+
+
+def test_a_pointer_indexes_a_list_with_ascii_digits_only() -> None:
+    """RFC 6901's array index is ASCII digits: `/items/٣` (an Arabic-Indic three) picked item 3."""
+    doc = {"items": ["a", "b", "c", "d"]}
+    assert at(doc, ("items", "3")) == "d"
+    assert at(doc, ("items", "\u0663")) is None and at(doc, ("items", "\u00b3")) is None

@@ -71,10 +71,14 @@ def _absolute(env: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+# `KEYFORM_NO_CACHE` values that leave the cache on: unset, blank, or a "no" (`=false` turned it off)
+_NOT_SET = frozenset({"", "0", "false", "no", "off"})
+
+
 def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
     """Where entries live, or None when the cache is turned off."""
     env = os.environ if env is None else env
-    if env.get("KEYFORM_NO_CACHE", "").strip() not in ("", "0"):
+    if env.get("KEYFORM_NO_CACHE", "").strip().lower() not in _NOT_SET:
         return None
     given = _absolute(env, "KEYFORM_CACHE_DIR")
     if given:

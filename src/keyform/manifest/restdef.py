@@ -72,7 +72,8 @@ def at(doc: Any, tokens: tuple[str, ...]) -> Any:
             doc = doc.get(token, _MISSING)
             if doc is _MISSING:
                 return None
-        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
+        elif isinstance(doc, list) and token.isascii() and token.isdigit() and int(token) < len(doc):
+            # (ASCII digits only: `/items/٣`, an Arabic-Indic three, is no index, as RFC 6901 says)
             doc = doc[int(token)]
         else:
             return None
