@@ -151,8 +151,10 @@ def test_python_m_keyform_emulator_refuses_the_same_values(argv: list[str],
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         parse_args(["--port", "0", *argv])
-    assert caught.value.code == 2
-    assert "9" * 100 not in capsys.readouterr().err  # (a 5,000-digit value is not repeated whole)
+    assert caught.value.code == 1  # one line and exit 1, as `keyform emulator` (argparse's own: usage, exit 2)
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and err.count("\n") == 1, err
+    assert "9" * 100 not in err  # (a 5,000-digit value is not repeated whole)
 
 
 # ------------------------------------------------------------------ 5. -v / --no-color anywhere

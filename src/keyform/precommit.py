@@ -108,8 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fixed, directories, filenames = parse(sys.argv[1:] if argv is None else argv)
     except UsageError as exc:
-        print(USAGE + (f"\nkeyform-pre-commit: error: {exc}" if str(exc) else ""), file=sys.stderr)
-        return 2 if str(exc) else 0
+        if not str(exc):  # --help
+            print(USAGE, file=sys.stderr)
+            return 0
+        # one line, exit 1, as every keyform command's usage error (the usage was printed, exit 2)
+        print(f"Error: keyform-pre-commit: {exc} ({USAGE.splitlines()[0]})", file=sys.stderr)
+        return 1
     groups = [tuple(fixed)] if fixed else workspaces(filenames, directories=directories)
     failed = 0
     for group in groups:

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from .config import EmulatorConfig
 from .server import Emulator
@@ -89,9 +90,17 @@ def _text(what: str) -> Callable[[str], str]:
     return check
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 1, as every keyform command's is
+    (argparse prints its usage and exits 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"Error: {message} (python -m keyform.emulator --help shows the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse twin of `keyform emulator`'s click options."""
-    parser = argparse.ArgumentParser(prog="keyform emulator", description=(
+    parser = _Parser(prog="keyform emulator", description=(
         "Serve the Questra and TextQL key APIs in memory on one port, until Ctrl-C or SIGTERM."))
     parser.add_argument("--host", type=_text("host"), default="127.0.0.1")
     parser.add_argument("--port", type=_integer, default=_default_port(), help="0 picks a free port")
