@@ -686,7 +686,9 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     expires = spec.expiry.resolve(now)
     expires_at = format_time(expires) if expires else None
     if expires is not None and expires <= now:
-        raise KeyformError(f"{spec.loc}: expires_at {expires_at} is in the past")
+        # the plan refuses such a key (`planner.past_expiry`): a saved plan applied after the time
+        raise KeyformError(f"{spec.loc}: key {spec.address!r}: expires_at {expires_at} has passed, so no key was "
+                           "created (the plan was made before it): set a later expires_at, or use expires_in")
     revoke_after = format_time(now + spec.rotation.grace)  # all that can fail, before the remote call
     match = {n: spec.attrs.get(n) for n in matched_attributes(k)}
     entry = {"entry": spec.sink.to_json()} if (k.returns_secret and spec.sink) else {}

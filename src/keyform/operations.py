@@ -157,7 +157,17 @@ def run_validate(options: Options) -> tuple[Workspace, Diagnostics]:
     """`keyform validate`: the manifests loaded and their policies checked (no state, no remote);
     raises every error, returns the workspace and the policies' warnings."""
     workspace = load(options)
-    return workspace, check_policies(workspace, policies_of(workspace, options), options)
+    return workspace, check_policies(workspace, policies_of(workspace, options), options) + \
+        passed_expiries(workspace, options.clock())
+
+
+def passed_expiries(workspace: Workspace, now: datetime) -> Diagnostics:
+    """`validate`'s warning for each key whose fixed `expires_at` has passed: the manifest is not
+    wrong (the plan of every other key goes on), but no key will be created or replaced with it."""
+    return [warning(f"key {a!r}: expires_at {s.expiry.spec[3:]} has passed: keyform will not create or replace "
+                    "this key with it (a key made with it is left as it is); set a later expires_at, or use "
+                    "expires_in", s.loc)
+            for a, s in sorted(workspace.keys.items()) if s.expiry.at is not None and s.expiry.at <= now]
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from keyform.durations import format_duration, format_time, maybe_time, parse_time
@@ -72,6 +72,7 @@ class _Decision:
     attrs: dict[str, AttrChange] = field(default_factory=dict)
     dead: bool = False  # the API lists the key as revoked or expired: a replacement revokes it at once (Change.dead)
     sink_stays: bool = False  # its sink is renamed to another name of the same entry: no secret moves
+    held: bool = False  # its fixed expires_at, the one it was made with, has passed: left as it is (`expired_note`)
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -124,6 +125,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                 decisions[address].escalate(Action.REPLACE, REPLACE_REQUESTED)
         _propagate(decisions, desired, state, deps, order, inputs)
 
+    errors = [problem for a, d in decisions.items() if d.action in (Action.CREATE, Action.REPLACE)
+              and desired[a].expiry.at is not None and (problem := past_expiry(desired[a], d, now)) is not None]
     changes: list[Change] = []
     for address in order:
         if address in decisions:
@@ -131,7 +134,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             changes.append(_change_for(wanted, state.keys.get(address), decisions[address], deps[address],
                                        kinds[wanted.provider_type]))
 
-    errors = foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
+    errors += foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
     writes, leaving = _writes(workspace, changes), set(deleted)
@@ -157,7 +160,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if errors:
         raise KeyformError(errors)
 
-    notes: list[str] = []
+    notes = [expired_note(desired[a], state.keys[a]) for a, d in decisions.items() if d.held]
     if state.deposed:
         # only a state with deposed keys needs them
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
@@ -238,6 +241,32 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
                 manifest_digest=workspace.digest, created_at=created_at or format_time(now),
                 destroy=destroy, targets=tuple(sorted(targets)), inputs=planned_inputs)
+
+
+def past_expiry(spec: KeySpec, d: _Decision, now: datetime) -> Diagnostic | None:
+    """The error, at the key, of a create or replacement (`d`) of a key whose fixed `expires_at`
+    has passed, or falls within its `rotation.before_expiry`: the new key would be born expired (the
+    API refuses it, or it authenticates nobody), or due for replacement at once."""
+    at, window = spec.expiry.at, spec.rotation.before_expiry
+    if at is None or at - (window or _NO_TIME) > now:
+        return None
+    verb = "create" if d.action is Action.CREATE else "replace"
+    why = "" if d.action is Action.CREATE else f" ({'; '.join(d.reasons)})"
+    when = (f"has passed ({format_duration(now - at)} ago)" if at <= now else
+            f"is within rotation.before_expiry ({format_duration(window or _NO_TIME)}) of now")
+    return Diagnostic(
+        f"key {spec.address!r}: expires_at {format_time(at)} {when}, so keyform will not {verb} it{why}: "
+        "the new key would be expired, or due for replacement, as soon as it is made. Set a later expires_at, "
+        "or use expires_in (each new key then expires that long after it is made). Nothing is planned "
+        "until then (`--target` other keys to go on without this one)", spec.loc)
+
+
+def expired_note(spec: KeySpec, ks: KeyState) -> str:
+    """What a plan says of a key left as it is because its fixed `expires_at` (the one the key was
+    made with) has passed (`_Decision.held`): it is not replaced, every replacement expiring then too."""
+    return (f"{spec.address} ({ks.remote_id}) expired at {spec.expiry.spec[3:]}, "
+            f"its fixed expires_at ({spec.loc}): keyform will not replace it, a new key would expire at the "
+            "same time; move expires_at later, or use expires_in, to have it replaced")
 
 
 def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str]) -> list[Change]:
@@ -454,6 +483,10 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
                    spec.provider else f"provider type changed from {ks.provider_type} to {spec.provider_type}")
         _entry_left(d, spec, ks, kd, sinks)
         return d
+    if (at := spec.expiry.at) is not None and at <= now and ks.expiry_spec == spec.expiry.spec:
+        # made with this fixed expires_at, which has passed: a replacement would expire at the same
+        # time (refused), so the key is left as it is, whatever the API says of it (`expired_note`)
+        return _Decision(Action.NOOP, held=True)
 
     known, rk = snapshot.lookup(ks.provider, ks.remote_id)
     if known and rk is None:
@@ -648,6 +681,7 @@ def _rotation_due(d: _Decision, spec: KeySpec, ks: KeyState, rk: RemoteKey | Non
 
 
 _norm_time = maybe_time  # None for a missing or unreadable time
+_NO_TIME = timedelta(0)
 
 
 def updated_expiry(spec: KeySpec, ks: KeyState, now: datetime) -> datetime | None:

@@ -260,6 +260,8 @@ def next_rotation(spec: KeySpec | None, ks: KeyState, expires: datetime | None, 
     the planner applies (`before_expiry`, `max_age`, a requested rotation), earliest first."""
     if spec is None:
         return None, None
+    if (at := spec.expiry.at) is not None and at <= now and ks.expiry_spec == spec.expiry.spec:
+        return None, None  # made with this fixed expires_at, passed: the planner leaves it (`planner.expired_note`)
     candidates: list[tuple[datetime, str]] = []
     if ks.rotation_requested:
         candidates.append((now, "rotation requested"))

@@ -49,7 +49,7 @@ class KeyContext:
     declared_sinks: Mapping[str, Declaration]
     sinks: Mapping[str, SinkConfig]
     default_sink: str | None
-    now: datetime
+    now: datetime  # (no check reads it: an expires_at that has passed is the planner's to judge, per key)
     report: Report
     # per provider name: what every key of it shares, worked out for its first key (see `_facts`)
     provider_facts: dict[str, _ProviderFacts] = dataclasses.field(default_factory=dict, compare=False,
@@ -114,7 +114,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     errors_before = len(report.diagnostics)
     if not facts.fields.issuperset(value):  # most keys take no other field
         _check_fields(value, kind, source, path, report)
-    expiry = _expiry(value, source, path, ctx.now, report)
+    expiry = _expiry(value, source, path, report)
     # after a misspelt field (`expire_in`) or a bad expiry, the rotation's checks against the expiry
     # would only add a second message for the same mistake ("the key never expires")
     clean = len(report.diagnostics) == errors_before
@@ -214,8 +214,7 @@ def _schema_key_fields() -> frozenset[str]:
     return frozenset(manifest_schema()["$defs"]["key"]["properties"])
 
 
-def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now: datetime,
-            report: Report) -> Expiry | None:
+def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, report: Report) -> Expiry | None:
     """The key's expiry, or None when it is wrong (reported here; the rotation is then not checked
     against it, which would only add a message about an expiry the key does not have)."""
     if "expires_in" in value and "expires_at" in value:
@@ -240,9 +239,9 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, now:
         except ValueError as exc:
             report.error(source, where, f"{dotted(where)}: {exc}")
             return None
-        if at <= now:
-            report.error(source, where, f"{dotted(where)}: {format_time(at)} is in the past")
-        elif at.year > MAX_YEAR:  # the state could not hold it: every later command would refuse the state
+        # a time that has passed is no error here: a manifest does not go wrong as time passes (every
+        # plan of the workspace would fail); the planner refuses to create a key with it, at that key
+        if at.year > MAX_YEAR:  # the state could not hold it: every later command would refuse the state
             report.error(source, where, f"{dotted(where)}: {format_time(at)} is after {MAX_YEAR}, the last year "
                          "keyform can record; for a key that never expires, leave out expires_at")
             return None

@@ -1,0 +1,209 @@
+"""A key's fixed `expires_at` that has passed, against the emulator (keyform's clock moved with
+`Options.clock`, the API's with its `clock_offset`, as tests/test_lifecycle_months.py does; no
+sleep). Loading the manifests refused such a time (`keys.a.expires_at: ... is in the past`), so
+from that date every plan and apply of the workspace failed and no other key was rotated, created
+or revoked until someone edited that line. Now the planner judges it per key: a key made with it
+is left as it is with a note, a key to create or replace with it is an error at that key."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.project import Project
+from keyform import operations
+from keyform.applier import ApplyReport
+from keyform.durations import format_time, utcnow
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+from keyform.errors import KeyformError
+from keyform.plan import Action, Plan
+from keyform.planfile import read_plan
+
+
+class Clock:
+    """keyform's clock and the emulator's, moved together."""
+
+    def __init__(self, control: EmulatorControl, base: datetime | None = None) -> None:
+        self.control = control
+        self.base = base or utcnow().replace(microsecond=0)
+        self.offset = timedelta(0)
+        self.move()
+
+    def __call__(self) -> datetime:
+        return self.base + self.offset
+
+    def move(self, **delta: float) -> None:
+        self.offset = timedelta(**delta)
+        self.control.faults(clock_offset=(self() - utcnow()).total_seconds())
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    return Project(tmp_path, emulator.url)
+
+
+def _opts(project: Project, clock: Clock) -> Any:
+    return operations.Options(files=[str(project.manifest)], clock=clock, env=project.env)
+
+
+def plan_only(project: Project, clock: Clock) -> Plan:
+    with operations.session(_opts(project, clock), "plan") as sess:
+        return operations.plan(sess)
+
+
+def converge(project: Project, clock: Clock) -> Plan:
+    with operations.session(_opts(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        report = operations.apply(sess, plan)
+        assert report.ok, report.failed
+        return plan
+
+
+def keys(at: datetime, b_name: str = "b", extra: str = "") -> str:
+    return (f"a:\n  provider: qp\n  name: a\n  expires_at: {format_time(at)}\n  rotation: {{max_age: 5d}}\n"
+            f"b:\n  provider: qp\n  name: {b_name}\n  expires_in: 30d\n  rotation: {{before_expiry: 7d}}\n" + extra)
+
+
+def line_of(project: Project, text: str) -> int:
+    return [line.strip() for line in project.manifest.read_text().splitlines()].index(text) + 1
+
+
+def test_a_key_whose_fixed_expires_at_passed_blocks_no_other_key(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`a` expires at a fixed time. 40 days on, `b` is due for rotation, was renamed, and a new key
+    `c` was declared: each is planned and applied, `a` is left as it is (no create/replace loop,
+    even though its max_age is due) and the plan says why, at `a`'s line."""
+    clock = Clock(emu_control)
+    at = clock() + timedelta(days=10)
+    project.questra(keys(at))
+    converge(project, clock)
+    a_id, b_id = project.remote_id("a"), project.remote_id("b")
+
+    clock.move(days=40)
+    project.questra(keys(at, "b2", "c:\n  provider: qp\n  name: c\n"))
+    plan = plan_only(project, clock)
+    got = {c.address: c.action for c in plan.actionable if not c.deposed}
+    assert got == {"b": Action.REPLACE, "c": Action.CREATE}, plan.actionable
+    [note] = [n for n in plan.notes if n.startswith("a ")]
+    assert note == (f"a ({a_id}) expired at {format_time(at)}, its fixed expires_at ({project.manifest}:"
+                    f"{line_of(project, 'keys:') + 1}): keyform will not replace it, a new key would expire at "
+                    "the same time; move expires_at later, or use expires_in, to have it replaced")
+    converge(project, clock)
+    assert project.remote_id("a") == a_id and project.remote_id("b") != b_id
+    listed = {k["id"]: k for k in emu_control.questra_keys("org_e2e")}
+    assert a_id in listed and {project.remote_id("b"), project.remote_id("c")} <= listed.keys()
+    again = plan_only(project, clock)
+    assert not again.has_changes and note in again.notes
+
+    # gone from the API meanwhile (an API that purges expired keys): still left alone, not re-created
+    emu_control.delete_questra("org_e2e", a_id)
+    assert not plan_only(project, clock).has_changes
+
+    # expires_at moved later: made again now (deleted above), with the new time
+    later = clock() + timedelta(days=30)
+    project.questra(keys(later, "b2", "c:\n  provider: qp\n  name: c\n"))
+    [change] = plan_only(project, clock).actionable
+    assert change.address == "a" and change.action is Action.CREATE, change
+    converge(project, clock)
+    assert project.remote_id("a") != a_id and project.state()["keys"]["a"]["expires_at"] == format_time(later)
+
+
+def test_the_expired_key_is_said_at_its_line_and_plan_detailed_exitcode_is_0(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """Through the CLI on the real clock: `a` was made 20 days ago to expire yesterday. `plan
+    --detailed-exitcode` exits 0 with the note at `a`'s file:line (it exited 1: the manifests did not
+    load), `validate` warns, `report` says expired with no rotation due, `report --idle` lists it."""
+    now = utcnow().replace(microsecond=0)
+    clock = Clock(emu_control, base=now - timedelta(days=20))
+    at = now - timedelta(days=1)
+    project.questra(keys(at))
+    converge(project, clock)
+    emu_control.faults(clock_offset=0.0)  # the API on the real clock again
+    converge(project, Clock(emu_control))  # `b` as it stands now (not due)
+    line = line_of(project, "keys:") + 1
+
+    res = project.run("plan", "--detailed-exitcode", "--state", str(project.state_path))
+    assert res.exit_code == 0, res.tail()
+    assert f"expired at {format_time(at)}, its fixed expires_at ({project.manifest}:{line})" in res.stdout, res.stdout
+
+    res = project.run("validate")
+    assert res.exit_code == 0, res.tail()
+    assert f"Warning: {project.manifest}:{line}: key 'a': expires_at {format_time(at)} has passed" in res.stderr
+
+    res = project.run("report", "--state", str(project.state_path), "-f", str(project.manifest), "--format", "json")
+    assert res.exit_code == 0, res.tail()
+    [row] = [r for r in json.loads(res.stdout)["keys"] if r["address"] == "a"]
+    assert row["status"] == "expired" and row["rotation_due_at"] is None, row
+    # (it had a max_age of 5d: no rotation is due, none will be made; it was due 15 days ago)
+    res = project.run("report", "--idle", "1d", "--state", str(project.state_path), "-f", str(project.manifest))
+    assert res.exit_code == 2 and project.remote_id("a") in res.stdout, res.tail()  # idle: unused, and unusable
+
+
+def test_a_create_with_a_passed_expires_at_is_refused_at_that_key_only(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """A new key `n` written with a time already past: the plan fails naming `n` at its line and
+    saying what to do (as a plan error about one key does); `--target b` still plans and applies.
+    An existing key's expires_at moved to another past time is refused the same way."""
+    now = utcnow().replace(microsecond=0)
+    project.questra(keys(now + timedelta(days=10)))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    past = now - timedelta(days=2)
+    project.questra(keys(now + timedelta(days=10), "b2", f"n:\n  provider: qp\n  expires_at: {format_time(past)}\n"))
+    line = line_of(project, "n:")
+
+    res = project.run("plan")
+    assert res.exit_code == 1, res.tail()
+    assert res.stderr.startswith(
+        f"Error: {project.manifest}:{line}: key 'n': expires_at {format_time(past)} has passed (2d ago), so keyform "
+        "will not create it: the new key would be expired, or due for replacement, as soon as it is made. Set a "
+        "later expires_at, or use expires_in"), res.stderr
+    assert "Traceback" not in res.output
+
+    res = project.run("apply", "--auto-approve", "--target", "b")
+    assert res.exit_code == 0, res.tail()
+    assert [k["name"] for k in emu_control.questra_keys("org_e2e") if k["id"] == project.remote_id("b")] == ["b2"]
+    assert "n" not in project.state()["keys"]
+
+    project.questra(keys(past, "b2"))  # `a` moved to a past time: a replacement (Questra) refused
+    res = project.run("plan")
+    assert res.exit_code == 1 and "key 'a': expires_at" in res.stderr and "will not replace it (expiry cannot be " \
+        "changed in place)" in res.stderr, res.tail()
+
+
+def test_a_saved_plan_made_before_the_date_and_applied_after_it(
+        project: Project, emu_control: EmulatorControl, tmp_path: Path) -> None:
+    """A plan creating `a` (to expire in a day) and `b`, applied two days later: refused before any
+    remote call, naming `a` (its check plans again), not a traceback or a key born expired. And the
+    applier's own guard, when the time passes between the check and the create: `a` fails with
+    that message, `b` is applied."""
+    clock = Clock(emu_control)
+    project.questra(keys(clock() + timedelta(days=1)))
+    out = tmp_path / "saved.plan"
+    with operations.session(_opts(project, clock), "plan", for_new_state=True) as sess:
+        plan = operations.plan(sess)
+    out.write_text(plan.dumps())
+    saved = read_plan(str(out))
+
+    clock.move(days=2)
+    with pytest.raises(KeyformError) as exc, operations.session(_opts(project, clock), "apply", saved=saved) as sess:
+        operations.check_saved_plan(sess, saved)
+    assert f"key 'a': expires_at {format_time(clock.base + timedelta(days=1))} has passed" in str(exc.value)
+    assert emu_control.questra_keys("org_e2e") == []
+
+    clock.move(days=0)
+    with operations.session(_opts(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        clock.move(days=2)
+        report: ApplyReport = operations.apply(sess, plan)
+    [(change, why)] = report.failed
+    assert change.address == "a" and why.startswith(
+        f"{project.manifest}:{line_of(project, 'a:')}: key 'a': expires_at "), why
+    assert why.endswith("has passed, so no key was created (the plan was made before it): set a later "
+                        "expires_at, or use expires_in"), why
+    assert "b" in project.state()["keys"] and "a" not in project.state()["keys"]
+
