@@ -373,3 +373,41 @@ def test_an_old_source_key_listed_as_expired_is_revoked_whatever_key_it_feeds() 
         p = plan(workspace(src, cons), st, snapshot, NOW, inputs=READABLE)
         assert [(c.key, c.reasons) for c in p.changes if c.deposed] == [("src (deposed ak_old)", (reason,))]
         assert not any("is kept" in n for n in p.notes), p.notes
+
+
+def _fixed(address: str, at: Any) -> Any:
+    from keyform.model import Expiry
+
+    return replace(questra_key(address), expiry=Expiry("at", at=at, text=format_time(at)))
+
+
+def test_a_key_made_with_a_fixed_expires_at_that_passed_is_left_as_it_is_whatever_the_api_says() -> None:
+    """Made to expire at T, planned after T: no replace loop (each new key would expire at T too),
+    even when the API lists it revoked, or a max_age is due; one note at the key."""
+    spec = replace(_fixed("k", T0 + timedelta(hours=1)), rotation=Rotation(max_age=timedelta(hours=2)))
+    st = state_with(recorded(spec, "ak_1"))
+    for remote in (remote_of(st), remote_of(st, k={"revoked": True}), remote_of(st, k={"expired": True})):
+        p = plan(workspace(spec), st, remote, NOW)
+        assert one(p, "k") == (Action.NOOP, ()) and not p.has_changes
+        assert p.notes == (f"k (ak_1) expired at {format_time(T0 + timedelta(hours=1))}, its fixed expires_at "
+                           f"({spec.loc}): keyform will not replace it, a new key would expire at the same time; "
+                           "move expires_at later, or use expires_in, to have it replaced",)
+
+
+@pytest.mark.parametrize("how", ["--replace", "dependant needs its secret"])
+def test_a_replacement_of_a_key_whose_fixed_expires_at_passed_is_an_error_at_that_key(how: str) -> None:
+    spec = _fixed("k", T0 + timedelta(hours=1))
+    st = state_with(recorded(spec, "ak_1"))
+    if how == "--replace":
+        with pytest.raises(KeyformError) as exc:
+            plan(workspace(spec), st, remote_of(st), NOW, replace=["k"])
+        [d] = exc.value.diagnostics
+        assert d.loc == spec.loc and d.message.startswith(
+            "key 'k': expires_at 2026-01-01T01:00:00Z has passed (23h ago), so keyform will not replace it "
+            "(replacement requested (--replace)): "), d.message
+        return
+    # a new key reading k's secret, which no sink gives back: k would have to be replaced
+    t = textql_key("t", auth=SecretOfRef("k"))
+    with pytest.raises(KeyformError) as exc:
+        plan(workspace(spec, t), st, remote_of(st), NOW, inputs=PlanInputs())
+    assert [d.message.split(":")[0] for d in exc.value.diagnostics] == ["key 'k'"], exc.value.diagnostics
