@@ -411,3 +411,20 @@ def test_a_replacement_of_a_key_whose_fixed_expires_at_passed_is_an_error_at_tha
     with pytest.raises(KeyformError) as exc:
         plan(workspace(spec, t), st, remote_of(st), NOW, inputs=PlanInputs())
     assert [d.message.split(":")[0] for d in exc.value.diagnostics] == ["key 'k'"], exc.value.diagnostics
+
+
+def test_an_updatable_expiry_moved_to_a_fixed_time_that_passed_is_an_error_at_the_key() -> None:
+    """TextQL updates an expiry in place, but not to a time that has passed: the replacement that
+    would take its place is refused at the key, and the reason reads as a fixed time (it said
+    `2026-… after its creation`, the wording of an `expires_in`)."""
+    from keyform.model import Expiry
+
+    before, after = T0 + timedelta(days=30), T0 + timedelta(hours=1)
+    spec = textql_key("t", expiry=Expiry("at", at=before, text=format_time(before)))
+    st = state_with(recorded(spec, "tq_1"))
+    moved = textql_key("t", expiry=Expiry("at", at=after, text=format_time(after)))
+    with pytest.raises(KeyformError) as exc:
+        plan(workspace(moved), st, remote_of(st), NOW)
+    [d] = exc.value.diagnostics
+    assert d.message.startswith("key 't': expires_at 2026-01-01T01:00:00Z has passed (23h ago), so keyform will not "
+                                "replace it (expiry changed to 2026-01-01T01:00:00Z, which has passed): "), d.message

@@ -524,7 +524,8 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
             if updated is not None and updated <= now:
                 d.attrs[EXPIRY] = dataclasses.replace(change, forces_replacement=True)
                 d.escalate(Action.REPLACE, f"expiry changed, and {spec.expiry.text} after its creation "
-                                           f"({format_time(updated)}) has passed")
+                                           f"({format_time(updated)}) has passed" if spec.expiry.kind == "in" else
+                           f"expiry changed to {format_time(updated)}, which has passed")
             else:
                 d.escalate(Action.UPDATE, "expiry changed" if updated is None else
                            f"expiry changed (to {format_time(updated)})")
