@@ -46,6 +46,7 @@ from keyform.plan import Action, Change, Plan
 from keyform.planner import (
     EXPIRY,
     PREVENT_DESTROY,
+    REVOKE_OLD_REQUESTED,
     SINK,
     dead_key,
     held_entry_ids,
@@ -122,6 +123,10 @@ class ApplyContext:
     # where the state keeps the secret of a key it does not delete, taken when the first delete runs
     # (every create and move has finished by then): a deleted key's entry goes unless it is one (`_delete`)
     deleting: frozenset[str] = field(default=frozenset(), init=False, repr=False)
+    # (address, remote id) of each current key this plan replaces and revokes in its second phase
+    # (`--replace A --revoke-old A`): deposed with no grace (`_issue`), so an apply killed before the
+    # revoke leaves an old key the next apply revokes, not one living through a grace
+    revoking_replaced: frozenset[tuple[str, str]] = field(default=frozenset(), init=False, repr=False)
     kept_entries: set[tuple[str, str]] | None = field(default=None, init=False, repr=False)
     # of the keys this apply deletes, how many record their secret at each entry and are not revoked yet
     doomed_entries: Counter[tuple[str, str]] = field(default_factory=Counter, init=False, repr=False)
@@ -380,6 +385,11 @@ def forget_unremovable_stale(workspace: Workspace, state: State, plan: Plan) -> 
 
 def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts: _Interrupts) -> None:
     first = [c for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE)]
+    replacing = {(c.address, c.remote_id) for c in first if c.action is Action.REPLACE}
+    ctx.revoking_replaced = frozenset(
+        (c.address, c.remote_id) for c in plan.changes
+        if c.action is Action.DELETE and c.deposed and not c.orphan and c.remote_id is not None
+        and REVOKE_OLD_REQUESTED in c.reasons and (c.address, c.remote_id) in replacing)
     _hold_moving_secrets(first, ctx)
     try:
         _run(first, ctx, report, interrupts)
@@ -439,7 +449,10 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
     - An old key whose secret a key still uses: a consumer (`auth_value: {secret_of: src}`) whose
       re-issue failed in this apply, or was left out of it (`--target src`), still sends the old
       source key's secret, and revoking that key broke it. It stays deposed; the plan keeps it
-      until no key uses it (`planner`).
+      until no key uses it (`planner`). Not an old key revoked on request (`--revoke-old`): a human
+      asked, and the plan warned of those users.
+    - The key a `--revoke-old` plan revokes once its replacement is live, when that replacement did
+      not finish: it is still the address's key.
     - An orphan whose secret may be the one in a sink entry (an apply killed after writing it) that
       the entry's key was to write over in this apply, when that write did not happen: revoked,
       it left the entry a dead secret, and the key the state records none. It stays in the journal
@@ -454,11 +467,18 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
     out = []
     for change in changes:
         why = None
-        if change.orphan and change.sink is None and change.address in unfinished and change.remote_id is not None \
+        current = ctx.state.keys.get(change.address) if change.deposed and not change.orphan else None
+        if current is not None and current.remote_id == change.remote_id:
+            # the key a `--revoke-old` plan revokes once its replacement is live, still the address's
+            # key: that replacement failed, or did not run, and revoked it left the address no key
+            why = (f"skipped: {change.remote_id} is still the key of {change.address}, whose replacement did not "
+                   "finish; it is revoked by `--revoke-old` once it is replaced")
+        elif change.orphan and change.sink is None and change.address in unfinished and change.remote_id is not None \
                 and ctx.orphan_entries.get(change.remote_id) is not None:
             why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
                    f"which the replacement of {change.address} was to write over and did not; revoked once it has")
-        elif not change.orphan and not change.stale and change.remote_id is not None and not _dead(change):
+        elif (not change.orphan and not change.stale and change.remote_id is not None and not _dead(change)
+              and REVOKE_OLD_REQUESTED not in change.reasons):  # (asked for: the plan warned of its users)
             # an old key, or the key of an address the manifests no longer declare (a source renamed
             # without `state mv`: its consumer re-issued with the new one's secret, or not)
             users = [u for u in fed_by.get((change.address, change.remote_id), ())
@@ -746,7 +766,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
             # grace: a no-op remotely, or a TextQL record deleted (an edited plan's mark: the same)
             deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
                                  remote_id=old.remote_id, deposed_at=format_time(now),
-                                 revoke_after=format_time(now) if change.dead else revoke_after,
+                                 revoke_after=format_time(now) if change.dead or (
+                                     (old.address, old.remote_id) in ctx.revoking_replaced) else revoke_after,
                                  unused_for=(exact_duration(spec.rotation.unused_for)
                                              if spec.rotation.unused_for else None),
                                  on_grace_end=spec.rotation.on_grace_end,

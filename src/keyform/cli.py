@@ -258,11 +258,14 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
 @click.option("--destroy", is_flag=True, help="Plan to delete every managed key (or the targets).")
 @click.option("--replace", "replace", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Force a rotation of this key; repeatable.")
+@click.option("--revoke-old", "revoke_old", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
+              help="Revoke this key's old keys now, grace or not (with --replace: the key it replaces too); "
+                   "repeatable.")
 @policy_option
 @click.pass_obj
 def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, out: str | None,
          fmt: str, detailed_exitcode: bool, refresh: bool, targets: tuple[str, ...], destroy: bool,
-         replace: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
+         replace: tuple[str, ...], revoke_old: tuple[str, ...], policy_files: tuple[str, ...]) -> None:
     """Show what apply would change, and why."""
 
     def body() -> int:
@@ -274,7 +277,7 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
         shown = view(fmt, ctx.color())
         the_plan = operations.run_plan(_options(files, state_path, lock_timeout, policy_files), targets=targets,
                                        refresh_remote=refresh, destroy=destroy, replace=replace,
-                                       saving=out is not None)
+                                       revoke_old=revoke_old, saving=out is not None)
         shown.plan(the_plan)
         if out:
             from keyform.fsio import atomic_write
@@ -414,13 +417,16 @@ def _run_apply(ctx: Ctx, opts: Options, request: ApplyRequest, shown: View, auto
               help="List the remote keys before planning. Not with PLANFILE.")
 @click.option("--replace", "replace", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Force a rotation of this key; repeatable. Not with PLANFILE.")
+@click.option("--revoke-old", "revoke_old", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
+              help="Revoke this key's old keys now, grace or not (with --replace: the key it replaces too); "
+                   "repeatable. Not with PLANFILE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line (for pipelines).")
 @policy_option
 @click.pass_obj
 def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout: str, plan_file: str | None,
           auto_approve: bool, parallelism: int, targets: tuple[str, ...], refresh: bool,
-          replace: tuple[str, ...], fmt: str, policy_files: tuple[str, ...]) -> None:
+          replace: tuple[str, ...], revoke_old: tuple[str, ...], fmt: str, policy_files: tuple[str, ...]) -> None:
     """Make the remote keys match the manifests (plans first unless given a saved plan).
 
     PLANFILE is a plan saved by `keyform plan --out FILE`: exactly its changes are applied."""
@@ -430,9 +436,9 @@ def apply(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout
         from keyform.render.views import view
 
         if plan_file:
-            _refuse_planning_flags(plan_file, {"--target": targets, "--replace": replace})
+            _refuse_planning_flags(plan_file, {"--target": targets, "--replace": replace, "--revoke-old": revoke_old})
         request = ApplyRequest(plan_file=plan_file, targets=targets, refresh_remote=refresh, replace=replace,
-                               parallelism=parallelism)
+                               revoke_old=revoke_old, parallelism=parallelism)
         return _run_apply(ctx, _options(files, state_path, lock_timeout, policy_files), request,
                           view(fmt, ctx.color()), auto_approve, "Do you want to perform these actions?")
 

@@ -38,7 +38,14 @@ from keyform.gcpause import paused
 from keyform.journal import Abandoned, Begin, Done, Journal, Record, compacted, unresolved
 from keyform.model import SecretOfRef, Workspace
 from keyform.plan import Action, AttrChange, Change, Plan
-from keyform.planner import REPLACE_REQUESTED, PlanInputs, foreign_entries, inputs_digest, unreadable_sinks
+from keyform.planner import (
+    REPLACE_REQUESTED,
+    REVOKE_OLD_REQUESTED,
+    PlanInputs,
+    foreign_entries,
+    inputs_digest,
+    unreadable_sinks,
+)
 from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.records import record
@@ -335,15 +342,15 @@ def keep_journal(store: StateBackend, state: State, keep: tuple[list[Record], se
 
 
 def plan(sess: Session, *, targets: Sequence[str] = (), refresh_remote: bool = True,
-         destroy: bool = False, replace: Sequence[str] = ()) -> Plan:
+         destroy: bool = False, replace: Sequence[str] = (), revoke_old: Sequence[str] = ()) -> Plan:
     """The plan of the session's workspace against its state and (unless `refresh_remote` is
     False) the remote listings; the cyclic collector is paused meanwhile (keyform.gcpause)."""
     with paused():
-        return _plan(sess, targets, refresh_remote, destroy, replace)
+        return _plan(sess, targets, refresh_remote, destroy, replace, revoke_old)
 
 
 def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: bool,
-          replace: Sequence[str]) -> Plan:
+          replace: Sequence[str], revoke_old: Sequence[str] = ()) -> Plan:
     ws, state = sess.workspace, sess.state
     if refresh_remote:
         snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
@@ -357,7 +364,7 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
                         missing_secrets(sess, readable, sinks), orphans=tuple(rec.orphans),
                         uncertain=tuple(rec.uncertain), sinks=sinks, interrupted_entries=frozenset(rec.entries))
     result = make_plan(ws, state, snapshot, sess.options.clock(), inputs=inputs, targets=targets,
-                       destroy=destroy, replace=replace)
+                       destroy=destroy, replace=replace, revoke_old=revoke_old)
     sess.unreadable_inputs = [] if destroy else _unreadable_inputs(sess, result, fingerprints)
     if sess.unreadable_inputs:
         result = dataclasses.replace(result, notes=result.notes + tuple(
@@ -572,7 +579,10 @@ def _unplannable(sess: Session, saved: Plan) -> list[str]:
             if c.remote_id not in orphans:
                 out.append(f"{c.address}: it revokes {c.remote_id} as an orphan, which recovery did not find")
         elif c.deposed:
-            if c.remote_id not in deposed:
+            if c.remote_id not in deposed and not (
+                    ks is not None and c.remote_id == ks.remote_id and REVOKE_OLD_REQUESTED in c.reasons
+                    and any(r.address == c.address and r.action is Action.REPLACE and r.primary
+                            for r in saved.changes)):  # (`--replace A --revoke-old A`: the key it replaces)
                 out.append(f"{c.address}: it revokes {c.remote_id} as a deposed key, which the state does not hold")
         elif c.action is Action.DELETE and spec is not None and not saved.destroy:
             out.append(f"{c.address}: it deletes a key the manifests declare")
@@ -599,7 +609,8 @@ def _unlike_a_plan_now(sess: Session, saved: Plan) -> list[str]:
     from keyform.render.lines import verb
 
     requested = sorted({c.address for c in saved.changes if REPLACE_REQUESTED in c.reasons})
-    now = plan(sess, targets=saved.targets, destroy=saved.destroy, replace=requested)
+    revoking = sorted({c.address for c in saved.changes if c.deposed and REVOKE_OLD_REQUESTED in c.reasons})
+    now = plan(sess, targets=saved.targets, destroy=saved.destroy, replace=requested, revoke_old=revoking)
     made_now = {c.key: c for c in now.changes}
     out = []
     for c in saved.changes:
@@ -811,11 +822,13 @@ def _compact(sess: Session, records: list[Record]) -> None:
 
 
 def run_plan(options: Options, *, targets: Sequence[str] = (), refresh_remote: bool = True,
-             destroy: bool = False, replace: Sequence[str] = (), saving: bool = False) -> Plan:
+             destroy: bool = False, replace: Sequence[str] = (), revoke_old: Sequence[str] = (),
+             saving: bool = False) -> Plan:
     """`keyform plan`: a locked session (recovery read, never written) and its plan. `saving`
     (`--out`): a `--state FILE` that does not exist yet is the new state the plan's apply starts."""
     with session(options, "plan", for_new_state=saving) as sess:
-        return plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace)
+        return plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace,
+                    revoke_old=revoke_old)
 
 
 class ApplyUI(Protocol):
@@ -840,6 +853,7 @@ class ApplyRequest:
     targets: Sequence[str] = ()
     refresh_remote: bool = True
     replace: Sequence[str] = ()
+    revoke_old: Sequence[str] = ()  # `--revoke-old`: these addresses' old keys revoked now (`planner.plan`)
     destroy: bool = False
     parallelism: int = 10
 
@@ -863,7 +877,7 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
             check_saved_plan(sess, the_plan)
         else:
             the_plan = plan(sess, targets=request.targets, refresh_remote=request.refresh_remote,
-                            destroy=request.destroy, replace=request.replace)
+                            destroy=request.destroy, replace=request.replace, revoke_old=request.revoke_old)
             ui.planned(the_plan)
             if sess.unreadable_inputs:  # the plan could not check them: no change made on a guess
                 raise KeyformError(sess.unreadable_inputs)

@@ -38,9 +38,16 @@ SINK = "sink"
 PREVENT_DESTROY = "prevent_destroy"
 UNKNOWN_FINGERPRINT = "unknown"  # an imported key's write-only input keyform has not seen yet
 REPLACE_REQUESTED = "replacement requested (--replace)"  # the reason `plan --replace` gives
+# the reason `plan --revoke-old` gives each old key it revokes now: whatever its grace, usage or
+# users (`_still_fed` and `applier._held_back` hold none of them back; a plan note warns of users)
+REVOKE_OLD_REQUESTED = "revocation requested (--revoke-old)"
+# the second reason of the revocation of the key a `--replace` (or any replacement) of the same
+# run replaces, under `--revoke-old`: it is deposed by the replacement and revoked in the same apply
+REVOKED_ON_REPLACE = "the key this apply replaces: revoked once its replacement's secret is in the sink, with no grace"
 # the reasons of a deposed key's revocation when the API lists it as revoked or expired: its secret
 # authenticates nobody, so no key it still feeds holds it back (`_still_fed`, `applier._held_back`)
 ALREADY_DEAD = ("already revoked remotely", "already expired")
+WARNING = "WARNING: "  # a plan note shown as a warning (as `keyform.usage.WARNING`, not imported here)
 
 
 @record
@@ -97,9 +104,13 @@ def expiry_display(spec: str) -> str:
 
 def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: datetime, *,
          inputs: PlanInputs | None = None, targets: Iterable[str] = (), destroy: bool = False,
-         replace: Iterable[str] = (), created_at: str | None = None) -> Plan:
+         replace: Iterable[str] = (), revoke_old: Iterable[str] = (), created_at: str | None = None) -> Plan:
     """Compute the Plan. Raises KeyformError for plans that must not be made (prevent_destroy,
-    unknown targets), listing every offending key."""
+    unknown targets), listing every offending key.
+
+    `revoke_old` (`--revoke-old`): every deposed key of these addresses is revoked in this apply,
+    its grace and any usage hold or user notwithstanding, and so is the key this plan replaces an
+    address's key from (`--replace` in the same run: the leak response), once the new one is live."""
     inputs = inputs or PlanInputs()
     desired = workspace.keys
     target_set = _target_scope(workspace, state, tuple(targets), destroy)
@@ -108,6 +119,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if unknown:
         raise KeyformError([Diagnostic(f"--replace {cut(one_line(a))}: only a key that is both in the manifests and in "
                                        "the state can be replaced") for a in unknown])
+    revoking = set(revoke_old)
+    if revoking and destroy:
+        raise KeyformError("--revoke-old cannot be used with --destroy: a destroy revokes every old key already")
 
     def in_scope(address: str) -> bool:
         return target_set is None or address in target_set
@@ -157,6 +171,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                 "remove prevent_destroy (and apply) first if you really mean to delete it", loc))
             continue
         changes.append(_delete_change(ks, snapshot, destroy, workspace, keepers))
+    if revoking:
+        errors += _revoke_old_problems(revoking, state, desired, decisions, in_scope)
     if errors:
         raise KeyformError(errors)
 
@@ -166,6 +182,13 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
+            continue
+        if dep.address in revoking and not destroy and not _listed_dead(snapshot, dep.provider, dep.remote_id):
+            # asked for by a human (a leak): its grace, usage holds and users do not keep it
+            changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
+                                  provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
+                                  reasons=(REVOKE_OLD_REQUESTED,) + ((f"last attempt failed: {dep.last_error}",)
+                                                                     if dep.last_error else ())))
             continue
         rule = retirement_rule(dep, desired.get(dep.address))
         if rule.unused_for is not None and not destroy:  # usage-aware: revoke once unused, grace caps it
@@ -205,7 +228,15 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                         if known and listed is None else "")
             notes.append(f"{label} will be revoked after {dep.revoke_after} "
                          f"(grace ends in {format_duration(due - now)}){unlisted}{own_expiry(listed, due, now)}")
-    if state.deposed or (deleted and not destroy):
+    for address in sorted(revoking):
+        # the key this plan replaces (`--replace` of the same run): deposed by its replacement in the
+        # first phase, revoked in the second, with no grace (`applier`: never while it is current)
+        current, d = state.keys.get(address), decisions.get(address)
+        if current is not None and d is not None and d.action is Action.REPLACE:
+            changes.append(Change(address=address, action=Action.DELETE, provider=current.provider,
+                                  provider_type=current.provider_type, remote_id=current.remote_id, deposed=True,
+                                  reasons=(REVOKE_OLD_REQUESTED, REVOKED_ON_REPLACE)))
+    if state.deposed or revoking or (deleted and not destroy):
         changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes)
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
@@ -284,10 +315,51 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
             out.append(change)
             continue
         users = [u for u in fed_by.get((change.address, change.remote_id or ""), ()) if u not in going]
-        if users:
+        if REVOKE_OLD_REQUESTED in change.reasons:  # a human asked: revoked, users or not, and told
+            if users:
+                notes.append(revoked_under(change.address, change.remote_id or "", users))
+                change = dataclasses.replace(change, reasons=(*change.reasons, "still used by " + ", ".join(
+                    f"key {u!r}" for u in users) + ", which will fail to authenticate"))
+            out.append(change)
+        elif users:
             notes.append(kept_for(change.address, change.remote_id or "", users, deposed=change.deposed))
         else:
             out.append(change)
+    return out
+
+
+def revoked_under(address: str, remote_id: str, users: Sequence[str]) -> str:
+    """The warning of a `--revoke-old` revocation of `address`'s old key `remote_id` that `users`
+    still use the secret of: they stop authenticating when it is revoked."""
+    who = ", ".join(f"key {u!r}" for u in users)
+    return (f"{WARNING}{address} (deposed {remote_id}) is revoked now (--revoke-old) although {who} still "
+            f"{'uses' if len(users) == 1 else 'use'} its secret: {'it' if len(users) == 1 else 'they'} will fail "
+            "to authenticate until re-issued with the new one")
+
+
+def _listed_dead(snapshot: RemoteSnapshot, provider: str, remote_id: str) -> bool:
+    listed = snapshot.lookup(provider, remote_id)[1]
+    return listed is not None and (listed.revoked or listed.expired)
+
+
+def _revoke_old_problems(revoking: set[str], state: State, desired: Mapping[str, KeySpec],
+                         decisions: Mapping[str, _Decision], in_scope: Callable[[str], bool]) -> list[Diagnostic]:
+    """`--revoke-old` addresses this plan cannot act on: unknown, left out by `--target`, or with no
+    old key waiting and no replacement in this plan to make one."""
+    waiting = {d.address for d in state.deposed}
+    out = []
+    for address in sorted(revoking):
+        shown = cut(one_line(address))
+        if address not in state.keys and address not in waiting:
+            out.append(Diagnostic(f"--revoke-old {shown}: no key with that address in the state"))
+        elif not in_scope(address):
+            out.append(Diagnostic(f"--revoke-old {shown}: {shown} is not among the keys --target plans; target it "
+                                  "too"))
+        elif address not in waiting and not ((d := decisions.get(address)) is not None
+                                             and d.action is Action.REPLACE):
+            out.append(Diagnostic(f"--revoke-old {shown}: {shown} has no old keys waiting to be revoked (to "
+                                  f"rotate it and revoke the key it replaces at once: --replace {shown} "
+                                  f"--revoke-old {shown})"))
     return out
 
 

@@ -1,0 +1,278 @@
+"""`--revoke-old ADDRESS`: an address's old (deposed) keys revoked in this apply, whatever their
+grace, usage holds or users, and with `--replace ADDRESS` the key it replaces too (the leak
+response: one command, the old key gets no grace). Before, keyform had no way to revoke an old
+key before its grace ended (the flag did not exist: a usage error). Against the emulator on
+127.0.0.1; exit codes and output from real `keyform` processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from harness.project import ORG, Project
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+
+READ_ONLY = "ro-revoke-old-token-5c1e"
+
+CONSUMERS = """\
+version: 1
+providers:
+  qp: {{type: questra, base_url: "{url}", token: {{env: QUESTRA_TOKEN}}, org_id: {org}}}
+  tq: {{type: textql, base_url: "{url}", token: {{env: TEXTQL_TOKEN}}}}
+sinks:
+  env: {{type: dotenv, path: .secrets/dev.env}}
+defaults: {{sink: env}}
+keys:
+  src: {{provider: qp, name: src, rotation: {{grace: 30d}}}}
+  cons: {{provider: tq, description: consumer, hosts: [api.questra.ai], api_provider: questra, auth_type: token,
+          auth_value: {{secret_of: src}}, rotation: {{grace: 30d}}}}
+"""
+
+
+def _keys(control: EmulatorControl) -> dict[str, dict[str, Any]]:
+    return {k["id"]: k for k in control.questra_keys(ORG)}
+
+
+def _live(control: EmulatorControl) -> set[str]:
+    return {i for i, k in _keys(control).items() if not k["revoked"]}
+
+
+def _deposed(project: Project, address: str = "k") -> list[str]:
+    return [d["remote_id"] for d in project.state().get("deposed", []) if d["address"] == address]
+
+
+def _rotated(project: Project, rotation: str = "{grace: 30d}") -> tuple[str, str]:
+    """`k` created, then replaced (its old key deposed for its grace): (old id, new id)."""
+    project.questra(f"k: {{provider: qp, name: k, rotation: {rotation}}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("k")
+    assert project.run("apply", "--replace", "k", "--auto-approve").exit_code == 0
+    assert _deposed(project) == [old]
+    return old, project.remote_id("k")
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: Emulator) -> Project:
+    return Project(tmp_path, emulator.url)
+
+
+def test_leak_response_replaces_the_key_and_revokes_the_old_one_in_one_apply(
+        project: Project, emu_control: EmulatorControl) -> None:
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    leaked = project.remote_id("k")
+    planned = project.run_process("plan", "--replace", "k", "--revoke-old", "k")
+    assert planned.exit_code == 0, planned.output
+    assert f"k (deposed {leaked}) will be revoked" in planned.stdout, planned.stdout
+    assert "revocation requested (--revoke-old)" in planned.stdout
+    assert "Plan: 0 to create, 0 to update, 1 to replace, 1 to delete." in planned.stdout
+    res = project.run_process("apply", "--replace", "k", "--revoke-old", "k", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    new = project.remote_id("k")
+    keys = _keys(emu_control)
+    assert new != leaked and keys[leaked]["revoked"] and _live(emu_control) == {new}
+    assert keys[new]["secret"] in project.sink().values() and keys[leaked]["secret"] not in project.sink().values()
+    assert _deposed(project) == []
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_key_in_its_grace_is_revoked_now(project: Project, emu_control: EmulatorControl) -> None:
+    old, new = _rotated(project)
+    assert "will be revoked after" in project.run("plan").stdout
+    res = project.run_process("apply", "--revoke-old", "k", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert _live(emu_control) == {new} and _keys(emu_control)[old]["revoked"] and _deposed(project) == []
+    assert project.remote_id("k") == new
+
+
+def test_an_old_key_held_by_its_usage_is_revoked_now(project: Project, emu_control: EmulatorControl) -> None:
+    old, new = _rotated(project, "{grace: 30d, unused_for: 1h, on_grace_end: keep}")
+    emu_control.use_questra(ORG, old)  # in use: unused_for and on_grace_end: keep would keep it
+    kept = project.run("plan")
+    assert "will be revoked" not in kept.stdout, kept.stdout
+    planned = project.run("plan", "--revoke-old", "k")
+    assert f"k (deposed {old}) will be revoked" in planned.stdout and "--revoke-old" in planned.stdout
+    assert project.run("apply", "--revoke-old", "k", "--auto-approve").exit_code == 0
+    assert _live(emu_control) == {new} and _deposed(project) == []
+
+
+def test_an_old_source_key_a_consumer_still_uses_is_revoked_with_a_warning(
+        project: Project, emu_control: EmulatorControl) -> None:
+    project.write(CONSUMERS.format(url=project.url, org=ORG))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("src")
+    old_cons = project.remote_id("cons")
+    assert project.run("apply", "--replace", "src", "--auto-approve").exit_code == 0
+    assert f"src (deposed {old}) is kept" not in project.run("plan").stdout  # waits out its grace
+    res = project.run_process("plan", "--revoke-old", "src")
+    assert res.exit_code == 0, res.output
+    warning = (f"Warning: src (deposed {old}) is revoked now (--revoke-old) although key 'cons (deposed {old_cons})' "
+               "still uses its secret: it will fail to authenticate until re-issued with the new one")
+    assert warning in res.stdout, res.stdout
+    md = project.run("plan", "--revoke-old", "src", "--format", "markdown")
+    assert "> **Warning:** `src (deposed" in md.stdout, md.stdout
+    assert f"still used by key 'cons (deposed {old_cons})', which will fail to authenticate" in md.stdout
+    applied = project.run_process("apply", "--revoke-old", "src", "--auto-approve")
+    assert applied.exit_code == 0 and warning in applied.stdout, applied.output
+    assert _keys(emu_control)[old]["revoked"] and _deposed(project, "src") == []
+    assert _deposed(project, "cons") == [old_cons]  # (its own grace: not asked for)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--revoke-old", "k"), "--revoke-old k: k has no old keys waiting to be revoked"),
+    (("--revoke-old", "nope"), "--revoke-old nope: no key with that address in the state"),
+    (("--revoke-old", "k", "--destroy"), "--revoke-old cannot be used with --destroy"),
+])
+def test_an_address_with_nothing_to_revoke_is_an_error(project: Project, args: tuple[str, ...], message: str) -> None:
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    before = project.state_path.read_bytes()
+    for command in ("plan", "apply"):
+        if command == "apply" and "--destroy" in args:
+            continue
+        res = project.run_process(command, *args, *(("--auto-approve",) if command == "apply" else ()))
+        assert res.exit_code == 1 and message in res.stderr and "Traceback" not in res.output, res.output
+    assert project.state_path.read_bytes() == before
+
+
+def test_an_address_left_out_by_target_is_an_error(project: Project) -> None:
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\nj: {provider: qp, name: j}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.run("apply", "--replace", "k", "--auto-approve").exit_code == 0
+    res = project.run_process("plan", "--target", "j", "--revoke-old", "k")
+    assert res.exit_code == 1 and "--revoke-old k: k is not among the keys --target plans" in res.stderr, res.output
+
+
+def test_a_saved_plan_revokes_and_refuses_the_flag_again(
+        project: Project, emu_control: EmulatorControl, tmp_path: Path) -> None:
+    old, new = _rotated(project)
+    saved = tmp_path / "p.plan"
+    assert project.run_process("plan", "--revoke-old", "k", "--out", str(saved)).exit_code == 0
+    refused = project.run_process("apply", str(saved), "--revoke-old", "k")
+    assert refused.exit_code == 1, refused.output
+    assert "--revoke-old cannot be used with a saved plan" in refused.stderr, refused.output
+    assert old in _live(emu_control)
+    res = project.run_process("apply", str(saved))
+    assert res.exit_code == 0, res.output
+    assert _live(emu_control) == {new} and _deposed(project) == []
+
+
+def test_a_saved_leak_response_plan_applies(project: Project, emu_control: EmulatorControl, tmp_path: Path) -> None:
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    leaked = project.remote_id("k")
+    saved = tmp_path / "p.plan"
+    assert project.run("plan", "--replace", "k", "--revoke-old", "k", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    jsonschema.validate(doc, json.loads((Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json")
+                                        .read_text()))
+    [revoke] = [c for c in doc["changes"] if c["deposed"]]
+    assert revoke["remote_id"] == leaked and revoke["action"] == "delete"
+    assert revoke["reasons"][0] == "revocation requested (--revoke-old)", revoke
+    res = project.run_process("apply", str(saved))
+    assert res.exit_code == 0, res.output
+    assert _live(emu_control) == {project.remote_id("k")} and _keys(emu_control)[leaked]["revoked"]
+    assert _deposed(project) == []
+
+
+def test_a_failed_replacement_does_not_revoke_the_current_key(tmp_path: Path, make_emulator: Any) -> None:
+    emu = make_emulator(read_only_tokens=frozenset({READ_ONLY}))
+    project = Project(tmp_path, emu.url)
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    current = project.remote_id("k")
+    res = project.run("apply", "--replace", "k", "--revoke-old", "k", "--auto-approve",
+                      env={"QUESTRA_TOKEN": READ_ONLY})
+    assert res.exit_code == 1, res.output
+    assert f"{current} is still the key of k, whose replacement did not finish" in res.output, res.output
+    with EmulatorControl(emu.url) as control:
+        assert _live(control) == {current}
+        assert not any(op in control.requests() for op in ("questra.revoke", "questra.delete"))  # (not even tried)
+    assert project.remote_id("k") == current and _deposed(project) == []
+
+
+def test_the_key_a_leak_response_replaces_is_deposed_with_no_grace(
+        project: Project, emu_control: EmulatorControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An apply that stops before the old key's revoke ends (its revoke failing here; a kill -9
+    alike) leaves a journal holding the replacement's `done`, this old key deposed with no grace,
+    and a `revoke-deposed` intent, as for any old key: the next plain apply revokes it, not 30 days
+    later."""
+    from keyform.errors import KeyformError
+    from keyform.providers.questra import QuestraProvider
+
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    leaked = project.remote_id("k")
+    seen: list[dict[str, Any]] = []
+
+    def failing(self: QuestraProvider, remote_id: str) -> None:
+        seen.extend(project.journal_records())
+        raise KeyformError("questra: 503 service unavailable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(QuestraProvider, "delete", failing)
+        res = project.run("apply", "--replace", "k", "--revoke-old", "k", "--auto-approve")
+    assert res.exit_code == 1 and "503 service unavailable" in res.output, res.output
+    [done] = [r for r in seen if r["op"] == "done" and r.get("deposed")]
+    assert done["deposed"]["remote_id"] == leaked
+    assert done["deposed"]["revoke_after"] == done["deposed"]["deposed_at"]
+    assert [r for r in seen if r["op"] == "intent" and r.get("remote_id") == leaked][-1]["action"] == "revoke-deposed"
+    assert _deposed(project) == [leaked] and not _keys(emu_control)[leaked]["revoked"]
+    planned = project.run("plan")
+    assert f"k (deposed {leaked}) will be revoked" in planned.stdout and "grace ended" in planned.stdout
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert _keys(emu_control)[leaked]["revoked"] and _deposed(project) == []
+
+
+def test_a_leak_response_killed_during_its_revoke_is_finished_by_the_next_apply(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """kill -9 while the old key's revoke is in flight (its `revoke-deposed` intent journaled): the
+    next apply recovers the replacement and revokes the leaked key, its grace already over."""
+    import os
+    import signal
+    import time
+
+    project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    leaked = project.remote_id("k")
+    emu_control.latency(400)
+    proc = project.spawn("apply", "--replace", "k", "--revoke-old", "k", "--auto-approve")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if project.journal_path.exists() and '"revoke-deposed"' in project.journal_path.read_text():
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    emu_control.latency(0)
+    new = next(i for i, k in _keys(emu_control).items() if i != leaked)
+    res = project.run_process("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert project.remote_id("k") == new and _live(emu_control) == {new} and _keys(emu_control)[leaked]["revoked"]
+    assert _deposed(project) == []
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_forbid_actions_delete_does_not_stop_it_and_forbid_replace_stops_the_leak_response(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """Revoking an old key is not a delete of the key (the address keeps its current one), so
+    `forbid_actions: [delete]` allows it, as after a grace; `--replace` with it is still a replace."""
+    old, new = _rotated(project)
+    key = "k: {provider: qp, name: k, rotation: {grace: 30d}}\n"
+    project.questra(key, "policies:\n  keep:\n    forbid_actions: [replace]\n")
+    refused = project.run("apply", "--replace", "k", "--revoke-old", "k", "--auto-approve")
+    assert refused.exit_code == 1 and "forbids" in refused.stderr, refused.output
+    assert old in _live(emu_control)
+    project.questra(key, "policies:\n  keep:\n    forbid_actions: [delete, replace]\n")
+    assert project.run("apply", "--revoke-old", "k", "--auto-approve").exit_code == 0
+    assert _live(emu_control) == {new} and _deposed(project) == []
