@@ -112,15 +112,21 @@ def test_an_old_source_key_a_consumer_still_uses_is_revoked_with_a_warning(
     res = project.run_process("plan", "--revoke-old", "src")
     assert res.exit_code == 0, res.output
     warning = (f"Warning: src (deposed {old}) is revoked now (--revoke-old) although key 'cons (deposed {old_cons})' "
-               "still uses its secret: it will fail to authenticate until re-issued with the new one")
+               "still uses its secret: it stops working when it is revoked")
     assert warning in res.stdout, res.stdout
     md = project.run("plan", "--revoke-old", "src", "--format", "markdown")
     assert "> **Warning:** `src (deposed" in md.stdout, md.stdout
-    assert f"still used by key 'cons (deposed {old_cons})', which will fail to authenticate" in md.stdout
+    assert f"still used by key 'cons (deposed {old_cons})': it stops working" in md.stdout
     applied = project.run_process("apply", "--revoke-old", "src", "--auto-approve")
     assert applied.exit_code == 0 and warning in applied.stdout, applied.output
     assert _keys(emu_control)[old]["revoked"] and _deposed(project, "src") == []
     assert _deposed(project, "cons") == [old_cons]  # (its own grace: not asked for)
+    # the leak response re-issues cons, whose old key, deposed for its grace, still sends the old secret
+    src, cons = project.remote_id("src"), project.remote_id("cons")
+    leak = project.run("plan", "--replace", "src", "--revoke-old", "src")
+    assert leak.exit_code == 0, leak.output
+    assert (f"Warning: src (deposed {src}) is revoked now (--revoke-old) although key 'cons ({cons}, replaced in "
+            "this apply and kept for its grace)' still uses its secret") in leak.stdout, leak.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [

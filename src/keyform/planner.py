@@ -237,7 +237,10 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                   provider_type=current.provider_type, remote_id=current.remote_id, deposed=True,
                                   reasons=(REVOKE_OLD_REQUESTED, REVOKED_ON_REPLACE)))
     if state.deposed or revoking or (deleted and not destroy):
-        changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes)
+        # (a consumer this plan replaces keeps its old key, fed by the old source secret, for its grace)
+        graced = {c.address for c in changes[:first_deleted] if c.action is Action.REPLACE and not c.dead
+                  and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)}
+        changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes, graced)
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -300,13 +303,18 @@ def expired_note(spec: KeySpec, ks: KeyState) -> str:
             "same time; move expires_at later, or use expires_in, to have it replaced")
 
 
-def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str]) -> list[Change]:
+def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str],
+               graced: Collection[str] = ()) -> list[Change]:
     """`revocations` (of deposed keys, and deletes of keys the manifests no longer declare) without
     those of a key whose secret a key still uses, each noted instead (`kept_for`): a consumer whose
     re-issue failed or was not applied, or a deposed consumer living through its grace. A key this
     plan deletes, re-issues (re-fed the source's new key), or revokes (a deposed consumer) is no
     user: the applier checks again, after the first phase ran (`applier._held_back`). A key the API
-    lists as revoked or expired is never kept: its secret works for no consumer."""
+    lists as revoked or expired is never kept: its secret works for no consumer.
+
+    A revocation asked for (`--revoke-old`) is never kept: its users are named in a warning and in
+    its reasons, a consumer this plan replaces among them when its old key, deposed by this apply,
+    lives on for its grace (`graced`) still sending the old secret."""
     fed_by = state.fed_by()
     going = {c.address for c in others if c.action is not Action.NOOP} | {c.key for c in revocations}
     out = []
@@ -316,10 +324,13 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
             continue
         users = [u for u in fed_by.get((change.address, change.remote_id or ""), ()) if u not in going]
         if REVOKE_OLD_REQUESTED in change.reasons:  # a human asked: revoked, users or not, and told
+            users += [f"{u} ({state.keys[u].remote_id}, replaced in this apply and kept for its grace)"
+                      for u in fed_by.get((change.address, change.remote_id or ""), ()) if u in graced]
             if users:
                 notes.append(revoked_under(change.address, change.remote_id or "", users))
-                change = dataclasses.replace(change, reasons=(*change.reasons, "still used by " + ", ".join(
-                    f"key {u!r}" for u in users) + ", which will fail to authenticate"))
+                who = ", ".join(f"key {u!r}" for u in users)
+                change = dataclasses.replace(change, reasons=(
+                    *change.reasons, f"still used by {who}: {'it stops' if len(users) == 1 else 'they stop'} working"))
             out.append(change)
         elif users:
             notes.append(kept_for(change.address, change.remote_id or "", users, deposed=change.deposed))
@@ -333,8 +344,8 @@ def revoked_under(address: str, remote_id: str, users: Sequence[str]) -> str:
     still use the secret of: they stop authenticating when it is revoked."""
     who = ", ".join(f"key {u!r}" for u in users)
     return (f"{WARNING}{address} (deposed {remote_id}) is revoked now (--revoke-old) although {who} still "
-            f"{'uses' if len(users) == 1 else 'use'} its secret: {'it' if len(users) == 1 else 'they'} will fail "
-            "to authenticate until re-issued with the new one")
+            f"{'uses' if len(users) == 1 else 'use'} its secret: {'it stops' if len(users) == 1 else 'they stop'} "
+            "working when it is revoked")
 
 
 def _listed_dead(snapshot: RemoteSnapshot, provider: str, remote_id: str) -> bool:
