@@ -239,7 +239,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if state.deposed or revoking or (deleted and not destroy):
         # (a consumer this plan replaces keeps its old key, fed by the old source secret, for its grace)
         graced = {c.address for c in changes[:first_deleted] if c.action is Action.REPLACE and not c.dead
-                  and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)}
+                  and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)
+                  } if revoking else set()
         changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes, graced)
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
