@@ -396,3 +396,21 @@ def test_a_hostile_link_header_is_read_in_linear_time(tmp_path: Path, link: str)
         with contextlib.suppress(ProviderError):  # the third: a link to /a, then the same link again
             p.list()
         assert time.monotonic() - start < 1.5
+
+
+def test_a_capped_api_whose_next_page_is_empty_while_its_total_says_more_skips_no_key(tmp_path: Path) -> None:
+    """80 keys, at most 50 served a page, pages counted by the 100 sent: page 2 is `OFFSET 100`,
+    empty. Before, the listing ended there with 50 keys though the total said 80: keys 50-79 looked
+    deleted outside keyform. Now that empty page is checked at the size served, as a page with keys
+    after a short one is, and the listing starts over at it."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        q = _q(path)
+        size = int(q["per_page"])
+        start = (int(q["page"]) - 1) * size
+        return 200, {}, {"items": [item(i) for i in range(start, min(start + min(size, 50), 80))], "total": 80}
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, size_param: per_page, size: 100, "
+                                               "total: /total}") as (p, server):
+        listed = p.list()
+    assert [k.id for k in listed or []] == [f"k{i}" for i in range(80)]
+    assert [int(_q(path)["per_page"]) for _, path, _, _ in server.seen] == [100, 100, 50, 50, 50]

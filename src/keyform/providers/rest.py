@@ -320,7 +320,10 @@ class RestProvider:
                             return out
                         raise ShapeError(f"the API returned the same page again (does it take the "
                                          f"{pg.param or pg.field!r} parameter?)")
-                    if pg.type == "page" and pg.size_param and not capped and ids and 0 < len(previous) < size:
+                    # (an empty page too, while the last `total` said more keys than listed: such an
+                    # API's page past the keys it served is empty, and ended the listing short)
+                    if pg.type == "page" and pg.size_param and not capped and (ids or short) and \
+                            0 < len(previous) < size:
                         capped = True
                         if self._skipped(op, ctx, page, len(previous), {*listed_ids, *ids}):
                             size, page, reached = len(previous), pg.start, False  # all again, at the API's cap
@@ -416,7 +419,8 @@ class RestProvider:
 
     def _skipped(self, op: Operation, ctx: Mapping[str, Any], page: int, cap: int, listed: set[str]) -> bool:
         """Whether this `page` skipped keys. The page before held `cap` keys, fewer than the size
-        sent, and this one holds some: the API may serve at most `cap` a page. One that counts its
+        sent, and this one holds some (or none, while the `total` says more): the API may serve at
+        most `cap` a page. One that counts its
         pages by the size it serves skips nothing; one that counts them by the size it was sent
         (`OFFSET (page - 1) * per_page LIMIT min(per_page, 50)`) skipped the keys between, and each
         looked deleted outside keyform. Asked for this page at `cap` keys a page, such an API names
