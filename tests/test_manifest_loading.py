@@ -517,6 +517,19 @@ def test_a_hidden_manifest_in_a_directory_is_an_error_never_skipped_in_silence(t
         assert "draft" in load_workspace(["keys/main.yaml", "keys/.draft.yaml"], cwd=tmp_path, now=NOW).keys
 
 
+def test_other_tools_hidden_files_with_a_keyform_like_line_are_still_passed_over(tmp_path: Path) -> None:
+    """GoReleaser v1's `.goreleaser.yaml` starts `version: 1`, and sops-nix's `.sops.yaml` keeps its
+    key anchors under a top-level `keys:`: each was refused as a hidden keyform manifest, and `-f .`
+    at such a repository's root could not plan. A top-level name no keyform manifest has (`builds:`,
+    `creation_rules:`) says it is another tool's."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    write(tmp_path / "keys" / ".goreleaser.yaml", "version: 1\nproject_name: tool\nbuilds:\n  - env: [CGO_ENABLED=0]\n")
+    write(tmp_path / "keys" / ".sops.yaml", "keys:\n  - &admin 2504791468b153b8\ncreation_rules:\n"
+                                            "  - path_regex: secrets/.*\n    key_groups:\n      - pgp: [*admin]\n")
+    ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert ws.files == ("keys/main.yaml",)
+
+
 def test_a_directory_of_hidden_files_only_says_they_are_skipped(tmp_path: Path) -> None:
     write(tmp_path / "keys" / ".pre-commit-config.yaml", "repos: []\n")
     with pytest.raises(KeyformError) as caught:

@@ -36,6 +36,9 @@ _VERSION_LINE = re.compile(rb"^version:", re.MULTILINE)
 # a line only a keyform manifest starts (`version: 1`, or one of its own top-level sections)
 _KEYFORM_LINE = re.compile(rb"^(?:version:[ \t]*[\"']?1[\"']?[ \t]*(?:#.*)?\r?$|(?:keys|providers|sinks|policies):)",
                            re.MULTILINE)
+# a plain top-level name (a line's start); a hidden file with one no manifest has is another tool's
+_TOP_LEVEL_NAME = re.compile(rb"^([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*:(?=[ \t]|\r?$)", re.MULTILINE)
+_MANIFEST_SECTIONS = frozenset({b"version", b"providers", b"sinks", b"keys", b"policies", b"defaults", b"state"})
 log = logging.getLogger(__name__)
 
 
@@ -200,9 +203,11 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
 def _hidden_manifest(path: Path) -> bool:
     """Whether a hidden regular file (not a link: an Emacs lock `.#NAME` is one) has, in its first
     64 KiB, a line only a keyform manifest starts: `version: 1`, or `keys:`, `providers:`, `sinks:`
-    or `policies:` at the top level. Passing over a manifest that keyform read before (or one a user
-    named `.keys.yaml`) would plan its keys for deletion: such a file is an error, never skipped in
-    silence. `.pre-commit-config.yaml` and other tools' dot-files have no such line."""
+    or `policies:` at the top level, and no top-level name a manifest does not have. Passing over a
+    manifest that keyform read before (or one a user named `.keys.yaml`) would plan its keys for
+    deletion: such a file is an error, never skipped in silence. `.pre-commit-config.yaml` and
+    other tools' dot-files have no such line, or (GoReleaser's `version: 1`, sops-nix's `keys:`
+    anchors) names of their own (`builds:`, `creation_rules:`)."""
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return False
@@ -210,7 +215,8 @@ def _hidden_manifest(path: Path) -> bool:
             head = fh.read(65536)
     except OSError:
         return False
-    return _KEYFORM_LINE.search(head) is not None
+    return _KEYFORM_LINE.search(head) is not None and all(
+        m.group(1) in _MANIFEST_SECTIONS for m in _TOP_LEVEL_NAME.finditer(head))
 
 
 def _listing(directory: Path) -> list[Path]:
