@@ -414,3 +414,20 @@ def test_a_capped_api_whose_next_page_is_empty_while_its_total_says_more_skips_n
         listed = p.list()
     assert [k.id for k in listed or []] == [f"k{i}" for i in range(80)]
     assert [int(_q(path)["per_page"]) for _, path, _, _ in server.seen] == [100, 100, 50, 50, 50]
+
+
+def test_a_reply_of_a_huge_object_of_booleans_costs_no_seconds_of_cpu_a_page(tmp_path: Path) -> None:
+    """A `has_more` absent on the first page with a cursor: the reply is searched for a like-named
+    boolean. Each of 300,000 boolean names (~5 MB) was compared with a full difflib ratio: ~6 s of
+    CPU for the page (a 32 MB reply, the cap: ~40 s), for a hostile or broken API's every page."""
+    flags = {f"flag{i:07d}xyz": True for i in range(300_000)}
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        n = _n(path)
+        return 200, {}, {"items": [item(n)] if n < 1 else [], "cursor": str(n + 1), "meta": {"flags": flags}}
+
+    with provider(tmp_path, script, pagination="{type: cursor, param: c, next: /cursor, has_more: /has_more}") \
+            as (p, _):
+        start = time.process_time()
+        assert [k.id for k in p.list() or []] == ["k0"]
+        assert time.process_time() - start < 2.5

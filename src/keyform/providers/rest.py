@@ -601,8 +601,17 @@ def _like_named_boolean(body: Any, missing: tuple[str, ...]) -> str | None:
     """The pointer to a boolean in `body` (objects only, three levels deep) named like the last
     token of the `missing` pointer, elsewhere (`/has_more` for `/meta/has_more`), or the same letters
     but for case, `_` and `-` (`hasMore` for `has_more`), or nearly (`hasMoer` for `hasMore`). A
-    `has_more` pointer that names nothing while one is there is a typo."""
+    `has_more` pointer that names nothing while one is there is a typo.
+
+    Each name is compared as difflib.get_close_matches does (the bounds `real_quick_ratio` and
+    `quick_ratio` first, against one matcher of `want`), and at most `_LIKE_NAMED_BUDGET` booleans
+    are (past them, none is taken as found, and the cursor is followed): a reply of a 10 MB object
+    of booleans took ten seconds of CPU a page with a full `ratio()` each."""
     want = _fold(missing[-1]) if missing else ""
+    if not want:
+        return None
+    matcher = difflib.SequenceMatcher(None, "", want)
+    budget = _LIKE_NAMED_BUDGET
     stack: list[tuple[Any, tuple[str, ...]]] = [(body, ())]
     while stack:
         doc, where = stack.pop()
@@ -610,11 +619,22 @@ def _like_named_boolean(body: Any, missing: tuple[str, ...]) -> str | None:
             continue
         for key, value in doc.items():
             key = str(key)
-            if isinstance(value, bool) and want and (
-                    _fold(key) == want or difflib.SequenceMatcher(None, _fold(key), want).ratio() >= 0.8):
-                return pointer_text((*where, key))
-            stack.append((value, (*where, key)))
+            if isinstance(value, bool):
+                budget -= 1
+                if budget < 0:
+                    return None
+                folded = _fold(key)
+                if folded == want:
+                    return pointer_text((*where, key))
+                matcher.set_seq1(folded)
+                if matcher.real_quick_ratio() >= 0.8 and matcher.quick_ratio() >= 0.8 and matcher.ratio() >= 0.8:
+                    return pointer_text((*where, key))
+            elif isinstance(value, dict) and len(where) < 2:
+                stack.append((value, (*where, key)))
     return None
+
+
+_LIKE_NAMED_BUDGET = 10_000  # booleans `_like_named_boolean` compares (a reply's own fields are a few)
 
 
 def _fold(name: str) -> str:
