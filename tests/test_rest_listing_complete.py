@@ -431,3 +431,27 @@ def test_a_reply_of_a_huge_object_of_booleans_costs_no_seconds_of_cpu_a_page(tmp
         start = time.process_time()
         assert [k.id for k in p.list() or []] == ["k0"]
         assert time.process_time() - start < 2.5
+
+
+@pytest.mark.parametrize(("n_keys", "ends"), [(3, True), (6, False)])
+def test_a_page_past_a_reached_total_refused_as_out_of_bounds_ends_the_listing(tmp_path: Path, n_keys: int,
+                                                                               ends: bool) -> None:
+    """An API that refuses a page past its last (mezzio-hal's `400 Page 2 is out of bounds`, 416,
+    422): a full first page that reaches the total is checked by one request more, and that
+    request's refusal failed every plan of an account holding exactly `size` keys (before the
+    check, the total ended the listing). The total said the listing was complete: the refusal ends
+    it. While the total says more keys, such a refusal is still an error."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        page = int(_q(path)["page"])
+        if page == 2:
+            return 400, {}, {"error": {"message": "Page 2 is out of bounds. Collection has 1 pages."}}
+        return 200, {}, {"items": [item(i) for i in range(3)], "total": n_keys}
+
+    with provider(tmp_path, script, pagination="{type: page, param: page, size_param: per_page, size: 3, "
+                                               "total: /total}") as (p, server):
+        if ends:
+            assert [k.id for k in p.list() or []] == ["k0", "k1", "k2"]
+            assert len(server.seen) == 2
+        else:
+            with pytest.raises(ProviderError, match="list: 400 Page 2 is out of bounds"):
+                p.list()

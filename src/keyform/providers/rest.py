@@ -54,6 +54,9 @@ MAX_PAGES = 10_000
 # short makes every later key look deleted. A hundred empty pages in a row is far past any such scan
 # of a key listing, and 1% of the cap.
 MAX_IDLE_PAGES = 100
+# statuses an API refuses a page past its last with (besides 404): ending a listing whose `total`
+# was reached (see RestProvider.list)
+_PAST_THE_END = (400, 404, 416, 422)
 
 
 _EMPTY: Mapping[str, Callable[[], Any]] = {
@@ -274,9 +277,13 @@ class RestProvider:
             response = self._call(op, ctx, "list", query=query, body_extra=extra, path=path)
             if n == 0 and response.status_code in self.d.list_absent:
                 return None
-            if n > 0 and response.status_code == 404 and pg.type in ("page", "offset") and previous and not short:
+            if n > 0 and pg.type in ("page", "offset") and previous and (
+                    (response.status_code == 404 and not short)
+                    or (reached and response.status_code in _PAST_THE_END)):
                 # past the last page (Django REST framework: `404 {"detail": "Invalid page."}`); not
-                # while the `total` says keys are missing (a proxy's 404 in the middle of a listing)
+                # while the `total` says keys are missing (a proxy's 404 in the middle of a listing).
+                # Past a `total` reached (the check of a full first page), a refusal of the page as
+                # out of bounds too (mezzio-hal's `400 Page 2 is out of bounds`)
                 return out
             if not 200 <= response.status_code < 300:
                 raise self._error("list", response)
