@@ -80,7 +80,7 @@ def test_a_slow_rate_limit_asks_for_a_day_at_most() -> None:
 
 
 @pytest.mark.parametrize(("argv", "env"), [(["--port", "99999"], None), ([], "99999"), ([], "²"), ([], "-1"),
-                                           ([], "abc")])
+                                           ([], "abc"), ([], "1" * 5000)])
 def test_python_m_emulator_refuses_a_port_that_is_not_one(argv: list[str], env: str | None) -> None:
     """Found by review 43-fxF: `python -m keyform.emulator --port 99999` (or KEYFORM_EMULATOR_PORT=99999)
     ended in a traceback (OverflowError from bind), KEYFORM_EMULATOR_PORT=² in one (ValueError from
@@ -98,3 +98,16 @@ def test_python_m_emulator_refuses_a_port_that_is_not_one(argv: list[str], env: 
     assert res.stderr.startswith("Error: ") and res.stderr.count("\n") == 1, res.stderr
     assert "listening" not in res.stdout
     assert ("KEYFORM_EMULATOR_PORT" if env is not None else "between 0 and 65535") in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(("text", "port"), [("+8788", 8788), (" 08788 ", 8788), ("-0", 0)])
+def test_python_m_emulator_takes_the_ports_keyform_emulator_takes(monkeypatch: pytest.MonkeyPatch, text: str,
+                                                                  port: int) -> None:
+    """KEYFORM_EMULATOR_PORT=+8788 was refused by `python -m keyform.emulator` (isdigit()) and taken
+    by `keyform emulator` (clikit.Integer); 5,000 digits ended in a traceback (int() refuses more
+    than 4,300), above."""
+    from keyform.emulator import __main__ as emulator_main
+
+    monkeypatch.setenv("KEYFORM_EMULATOR_PORT", text)
+    assert emulator_main._env_port_problem() is None
+    assert emulator_main._default_port() == port

@@ -143,9 +143,10 @@ def _default_port() -> int:
 def _env_port_problem() -> str | None:
     """Why `KEYFORM_EMULATOR_PORT` is not a port (None when unset, empty or one). `isdigit()` took
     "²" (then int() raised: a traceback) and "-1" or "abc" were passed over for 8787, where
-    `keyform emulator` refuses them."""
+    `keyform emulator` refuses them; 5,000 digits raised in int(), and `+80` was refused where
+    `keyform emulator` takes it (an integer as `_integer` reads one)."""
     text = os.environ.get("KEYFORM_EMULATOR_PORT", "").strip()
-    if not text or (text.isascii() and text.isdigit() and int(text) <= 65535):
+    if not text or (_INTEGER.fullmatch(text) and len(text) <= 30 and 0 <= int(text) <= 65535):
         return None
     return f"KEYFORM_EMULATOR_PORT {_shown(text)} is not a port (an integer 0-65535)"
 
