@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,47 +20,14 @@ from keyform.durations import format_time, utcnow
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import KeyformError
-from keyform.plan import Action, Plan
+from keyform.plan import Action
 from keyform.planfile import read_plan
-
-
-class Clock:
-    """keyform's clock and the emulator's, moved together."""
-
-    def __init__(self, control: EmulatorControl, base: datetime | None = None) -> None:
-        self.control = control
-        self.base = base or utcnow().replace(microsecond=0)
-        self.offset = timedelta(0)
-        self.move()
-
-    def __call__(self) -> datetime:
-        return self.base + self.offset
-
-    def move(self, **delta: float) -> None:
-        self.offset = timedelta(**delta)
-        self.control.faults(clock_offset=(self() - utcnow()).total_seconds())
+from tests.movedclock import MovedClock, converge, options, plan_only
 
 
 @pytest.fixture
 def project(tmp_path: Path, emulator: Emulator) -> Project:
     return Project(tmp_path, emulator.url)
-
-
-def _opts(project: Project, clock: Clock) -> Any:
-    return operations.Options(files=[str(project.manifest)], clock=clock, env=project.env)
-
-
-def plan_only(project: Project, clock: Clock) -> Plan:
-    with operations.session(_opts(project, clock), "plan") as sess:
-        return operations.plan(sess)
-
-
-def converge(project: Project, clock: Clock) -> Plan:
-    with operations.session(_opts(project, clock), "apply") as sess:
-        plan = operations.plan(sess)
-        report = operations.apply(sess, plan)
-        assert report.ok, report.failed
-        return plan
 
 
 def keys(at: datetime, b_name: str = "b", extra: str = "") -> str:
@@ -78,7 +44,7 @@ def test_a_key_whose_fixed_expires_at_passed_blocks_no_other_key(
     """`a` expires at a fixed time. 40 days on, `b` is due for rotation, was renamed, and a new key
     `c` was declared: each is planned and applied, `a` is left as it is (no create/replace loop,
     even though its max_age is due) and the plan says why, at `a`'s line."""
-    clock = Clock(emu_control)
+    clock = MovedClock(emu_control)
     at = clock() + timedelta(days=10)
     project.questra(keys(at))
     converge(project, clock)
@@ -119,12 +85,12 @@ def test_the_expired_key_is_said_at_its_line_and_plan_detailed_exitcode_is_0(
     --detailed-exitcode` exits 0 with the note at `a`'s file:line (it exited 1: the manifests did not
     load), `validate` warns, `report` says expired with no rotation due, `report --idle` lists it."""
     now = utcnow().replace(microsecond=0)
-    clock = Clock(emu_control, base=now - timedelta(days=20))
+    clock = MovedClock(emu_control, base=now - timedelta(days=20))
     at = now - timedelta(days=1)
     project.questra(keys(at))
     converge(project, clock)
     emu_control.faults(clock_offset=0.0)  # the API on the real clock again
-    converge(project, Clock(emu_control))  # `b` as it stands now (not due)
+    converge(project, MovedClock(emu_control))  # `b` as it stands now (not due)
     line = line_of(project, "keys:") + 1
 
     res = project.run("plan", "--detailed-exitcode", "--state", str(project.state_path))
@@ -181,22 +147,22 @@ def test_a_saved_plan_made_before_the_date_and_applied_after_it(
     remote call, naming `a` (its check plans again), not a traceback or a key born expired. And the
     applier's own guard, when the time passes between the check and the create: `a` fails with
     that message, `b` is applied."""
-    clock = Clock(emu_control)
+    clock = MovedClock(emu_control)
     project.questra(keys(clock() + timedelta(days=1)))
     out = tmp_path / "saved.plan"
-    with operations.session(_opts(project, clock), "plan", for_new_state=True) as sess:
+    with operations.session(options(project, clock), "plan", for_new_state=True) as sess:
         plan = operations.plan(sess)
     out.write_text(plan.dumps())
     saved = read_plan(str(out))
 
     clock.move(days=2)
-    with pytest.raises(KeyformError) as exc, operations.session(_opts(project, clock), "apply", saved=saved) as sess:
+    with pytest.raises(KeyformError) as exc, operations.session(options(project, clock), "apply", saved=saved) as sess:
         operations.check_saved_plan(sess, saved)
     assert f"key 'a': expires_at {format_time(clock.base + timedelta(days=1))} has passed" in str(exc.value)
     assert emu_control.questra_keys("org_e2e") == []
 
     clock.move(days=0)
-    with operations.session(_opts(project, clock), "apply") as sess:
+    with operations.session(options(project, clock), "apply") as sess:
         plan = operations.plan(sess)
         clock.move(days=2)
         report: ApplyReport = operations.apply(sess, plan)

@@ -4,7 +4,7 @@ never a sleep. Built-in providers and the same APIs as `type: rest` (examples/pr
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,7 +12,7 @@ import pytest
 
 from harness.project import Project
 from keyform import operations
-from keyform.durations import parse_time, utcnow
+from keyform.durations import parse_time
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.errors import ProviderError
@@ -20,41 +20,7 @@ from keyform.model import ProviderConfig
 from keyform.plan import Action, Plan
 from keyform.providers import open_provider
 from keyform.remote import CreateRequest, CreateResult, Provider
-
-
-class Months:
-    """keyform's clock and the API's, moved together (the API's by `skew` seconds more)."""
-
-    def __init__(self, control: EmulatorControl, skew: float = 0.0) -> None:
-        self.control, self.skew = control, skew
-        self.base = utcnow().replace(microsecond=0)
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return self.base + self.offset
-
-    def move(self, **delta: float) -> None:
-        """keyform's clock to `base + delta`, and the API's to it (+ `skew`): the emulator's clock is
-        the machine's plus its offset."""
-        self.offset = timedelta(**delta)
-        self.control.faults(clock_offset=(self() - utcnow()).total_seconds() + self.skew)
-
-
-def _opts(project: Project, clock: Months) -> Any:
-    return operations.Options(files=[str(project.manifest)], clock=clock, env=project.env)
-
-
-def plan_only(project: Project, clock: Months) -> Plan:
-    with operations.session(_opts(project, clock), "plan") as sess:
-        return operations.plan(sess)
-
-
-def converge(project: Project, clock: Months) -> Plan:
-    with operations.session(_opts(project, clock), "apply") as sess:
-        plan = operations.plan(sess)
-        report = operations.apply(sess, plan)
-        assert report.ok, report.failed
-        return plan
+from tests.movedclock import MovedClock, converge, options, plan_only
 
 
 def changes(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -88,7 +54,7 @@ def test_a_changed_expires_in_counts_from_the_key_s_creation_not_from_the_update
     """The plan says `90d after creation → 60d after creation`; the update used to set 60 days
     from the apply instead, so a key 50 days old told `expires_in: 30d` lived 80 days, longer
     than the 60 it had. Now the update sets the creation + 60d, and a span already past replaces the key."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     textql_key(project, "90d")
     converge(project, clock)
     first = project.remote_id("t")
@@ -124,7 +90,7 @@ def test_an_updated_expiry_inside_before_expiry_replaces_the_key_at_once(
         project: Project, emu_control: EmulatorControl) -> None:
     """Updated to a time within `before_expiry`, the key was due the next plan: one apply updated
     it and the next replaced it. The rule is measured against the expiry the update would set."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     textql_key(project, "90d")
     converge(project, clock)
     clock.move(days=28)
@@ -144,7 +110,7 @@ def test_an_old_key_that_expires_before_its_grace_ends_is_said_so(
     """Rotated 7 days before it expires, with a grace of 10 days, the old key expires 3 days before
     its grace ends: the plan said it lived until the grace's end (or, kept while in use, for as long
     as a consumer used it), and a consumer still on the old secret broke 3 days before any plan said."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     project.questra(f"k:\n  provider: qp\n  expires_in: 30d\n  rotation: {rotation}\n")
     converge(project, clock)
     old = project.remote_id("k")
@@ -177,7 +143,7 @@ def test_an_api_clock_behind_is_allowed_for_with_a_rest_definition_too(
     and the wrapper had no `clock_offset`: no note, and an old key used 35 minutes ago (read as
     2 h 35 min ago) was revoked as unused for 1h. (Rotated 65 minutes ago; the plan on the
     machine's own clock.)"""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     clock.base -= timedelta(minutes=65)
     clock.move(seconds=0)  # the API's clock on keyform's, both 65 minutes back
     project.questra("k:\n  provider: qp\n  name: first\n  rotation: {grace: 7d, unused_for: 1h}\n")
@@ -201,7 +167,7 @@ def test_a_source_key_that_expired_while_nobody_ran_keyform_is_revoked_as_planne
     because `t`'s old key, deposed through its grace, still sends its secret, failed (exit 1), and
     every later plan kept the expired key "in use". An expired (or revoked) key authenticates
     nobody: holding it back protects no consumer."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     project.write("""
         version: 1
         providers:
@@ -260,10 +226,10 @@ def test_state_mv_of_a_source_keeps_its_old_key_for_the_old_consumer_it_feeds(
     `src` secret, so that old key is kept as long (`fed_by`). `state mv src src2` rewrote the
     current consumer's edge but not the old one's: the old source key was revoked after its own
     day while the old consumer still sent its secret."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     _fed(project, "src", "1d")
     converge(project, clock)
-    with operations.session(_opts(project, clock), "apply") as sess:
+    with operations.session(options(project, clock), "apply") as sess:
         assert operations.apply(sess, operations.plan(sess, replace=("src",))).ok
     [old_src] = [d["remote_id"] for d in project.state()["deposed"] if d["address"] == "src"]
     moved = project.run("state", "mv", "src", "src2", "-f", str(project.manifest))
@@ -283,7 +249,7 @@ def test_a_source_renamed_in_the_manifests_is_kept_while_a_consumer_whose_reissu
     with `src2`'s secret. `t`'s re-issue failed (an outage), and `src` was revoked all the same: `t`
     was left sending a revoked secret. A deposed source key was kept in that case; a deleted one
     now is too, and goes with the apply that re-feeds `t`."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     _fed(project, "src", "0s", "0s")
     converge(project, clock)
     src = project.remote_id("src")
@@ -324,12 +290,12 @@ def test_a_source_renamed_in_the_manifests_is_kept_while_the_old_consumer_lives_
         project: Project, emu_control: EmulatorControl) -> None:
     """The same rename, `t` with a grace of 3d: its old key lives 3 days sending `src`'s secret,
     and `src` was revoked in the same apply, so that grace kept alive a key that could do nothing."""
-    clock = Months(emu_control)
+    clock = MovedClock(emu_control)
     _fed(project, "src", "0s")
     converge(project, clock)
     src = project.remote_id("src")
     _fed(project, "src2", "0s")
-    with operations.session(_opts(project, clock), "apply") as sess:
+    with operations.session(options(project, clock), "apply") as sess:
         report = operations.apply(sess, operations.plan(sess))
     assert [c.address for c, _ in report.skipped] == ["src"] and not report.failed, report
     assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is False
