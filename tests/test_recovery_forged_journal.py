@@ -90,6 +90,18 @@ def _two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]
     return EmulatorControl(emu.url), mine, theirs
 
 
+def _revokes_nothing_and_says_so(mine: Project, control: EmulatorControl, said: str) -> None:
+    """`plan` says `said` and plans no revocation; `apply` revokes neither workspace's key; the next
+    plan says it again (the record stays journaled until the user settles it)."""
+    res = mine.run("plan")
+    assert res.exit_code == 0 and said in res.stdout, res.output
+    assert "will be revoked" not in res.stdout
+    res = mine.run("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
+    assert said in mine.run("plan").stdout
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_journal_no_apply_could_have_written_revokes_nothing_and_changes_nothing(
         tmp_path: Path, make_emulator: Callable[..., Emulator], case: str) -> None:
@@ -143,13 +155,7 @@ def test_a_consistent_journal_naming_another_key_does_not_get_it_revoked(
     said = (f"a2: the apply journal says an interrupted create made the key {victim}, but the API lists that key "
             "with another name than that create sent, so keyform does not take it for its orphan and revokes "
             "nothing")
-    res = mine.run("plan")
-    assert res.exit_code == 0 and said in res.stdout, res.output
-    assert "will be revoked" not in res.stdout
-    res = mine.run("apply", "--auto-approve")
-    assert res.exit_code == 0, res.output
-    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
-    assert said in mine.run("plan").stdout  # still said: the record is kept until the user settles it
+    _revokes_nothing_and_says_so(mine, control, said)
 
 
 def test_the_listing_check_of_a_journaled_id_keeps_what_it_cannot_judge_as_before() -> None:
@@ -203,13 +209,7 @@ def test_a_journaled_create_that_names_none_of_its_types_attributes_gets_no_key_
     mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
     said = ("a2: the apply journal records an interrupted create of a2 whose intent names none of the "
             "attributes a create of a questra key sends (name)")
-    res = mine.run("plan")
-    assert res.exit_code == 0 and said in res.stdout, res.output
-    assert "will be revoked" not in res.stdout
-    res = mine.run("apply", "--auto-approve")
-    assert res.exit_code == 0, res.output
-    assert [k["revoked"] for k in control.questra_keys(ORG)] == [False, False]
-    assert said in mine.run("plan").stdout  # kept journaled: said again until the user settles it
+    _revokes_nothing_and_says_so(mine, control, said)
     if reply == "created":  # adopting the key it names settles it, as for the check above
         mine.questra("a1: {provider: qp, name: a-one}\na2: {provider: qp, name: b-one}\n")
         assert mine.run("import", "a2", victim).exit_code == 0
