@@ -168,8 +168,8 @@ def plain_option(ref: EnvRef | FileRef, what: str, env: Mapping[str, str] | None
 
     value = read_ref(ref, what, env).strip()
     if not value:
-        raise KeyformError(f"{what}: environment variable {ref.name if isinstance(ref, EnvRef) else ref.path} "
-                           "holds only blank characters")
+        source = f"environment variable {ref.name}" if isinstance(ref, EnvRef) else f"file {ref.path}"
+        raise KeyformError(f"{what}: {source} holds only blank characters")
     return value
 
 
