@@ -362,8 +362,17 @@ class ForeignProvider:
         """The type's own `clock_offset()` where it has one (a definition's: its `HttpClient`'s), read
         by `remote.clock_offset` (a failure or a non-number is none). Without it, a `type: rest`
         API's clock behind keyform's was never said nor allowed for: its last uses read older by
-        the lag, and an old key still in use was revoked as unused."""
-        return clock_offset(self._inner)
+        the lag, and an old key still in use was revoked as unused.
+
+        A plug-in's is its own code, run as its other calls are (`_bounded`): one that never returned
+        hung `plan` for ever, and one that called `sys.exit()` ended it with exit code 0 and no plan.
+        The figure is optional: a failure of any kind, or no answer within the bound, is none."""
+        try:
+            return self._bounded("clock_offset", lambda: clock_offset(self._inner))
+        except PLUGIN_FAILURES as exc:  # (an Overdue too: the call is left, and keyform exits at once at the end)
+            log.debug("%s: clock_offset: the provider type %r gave no figure: %s", self.name, self._type.name,
+                      redact.exception_line(exc, MAX_SHOWN))
+            return None
 
     def close(self) -> None:
         self._guarded("close", self._inner.close, False)

@@ -1,0 +1,92 @@
+"""A plug-in provider's optional `clock_offset()` is read through the `ForeignProvider` wrapper
+since it passes the figure on (dcefbc7), after each listing. Every other call into a plug-in is its
+own code run bounded (`keyform.bounded`) with its failures said in one line; this one was called
+bare: one that never returned (a HEAD request for the API's `Date` with no timeout) hung `plan`
+for ever, and one that called `sys.exit()` ended `plan` with exit code 0 and no plan printed.
+
+The figure is optional: one that fails, or does not come within the instance's bound, is none (the
+plan is made without it). Real processes; the plug-in is a distribution on PYTHONPATH talking HTTP
+to the emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.project import ORG, Project
+from keyform.emulator import Emulator
+from tests import fakedist
+
+PLUGIN = '''
+import os
+import sys
+import threading
+from dataclasses import replace
+
+from keyform.typeregistry import provider_type
+
+
+def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
+    from keyform.providers.questra import QuestraProvider
+
+    inner = QuestraProvider(config.name, config.base_url, token, config.options["org"], timeout=timeout,
+                            max_retries=max_retries)
+
+    class Skewed:
+        name = inner.name
+
+        def list(self):
+            return inner.list()
+
+        def create(self, request):
+            return inner.create(request)
+
+        def update(self, remote_id, attrs, expires_at):
+            return inner.update(remote_id, attrs, expires_at)
+
+        def delete(self, remote_id):
+            inner.delete(remote_id)
+
+        def close(self):
+            inner.close()
+
+        def clock_offset(self):
+            how = os.environ.get("KF_OFFSET", "")
+            if how == "hang":
+                threading.Event().wait()  # never returns
+            if how == "exit":
+                sys.exit()
+            return inner.clock_offset()
+
+    return Skewed()
+
+
+SKEWED = replace(provider_type("questra"), name="skewed-q", open=_open, description="test plug-in",
+                 options_schema={"required": ["org"], "properties": {"org": {"type": "string"}}},
+                 key_schema={"properties": {"name": {"type": "string"}}})
+'''
+
+
+@pytest.mark.parametrize("how", ["hang", "exit"])
+def test_a_plugin_clock_offset_that_hangs_or_exits_gives_no_figure(tmp_path: Path, emulator: Emulator,
+                                                                   how: str) -> None:
+    env = fakedist.install(tmp_path / "site", "kf-skewed", "1.0", "[keyform.providers]\nskewed-q = kf_skewed:SKEWED\n",
+                           "kf_skewed", PLUGIN)
+    project = Project(tmp_path / "p", emulator.url)
+    project._one_provider(textwrap.indent(textwrap.dedent(f"""\
+        pp:
+          type: skewed-q
+          base_url: {emulator.url}
+          token: {{env: QUESTRA_TOKEN}}
+          org: {ORG}
+          deadline: 1s
+        """), "  "), "k0:\n  provider: pp\n  name: k0\n")
+    started = time.monotonic()
+    res = project.run_process("plan", "--detailed-exitcode", env={**env, "KF_OFFSET": how}, timeout=20)
+    assert res.exit_code == 2, res.tail()  # the plan, made without the figure: k0 to create
+    assert time.monotonic() - started < 12
+    assert "k0" in res.stdout and "create" in res.stdout.lower(), res.stdout
+    assert "Traceback" not in res.output and "internal error" not in res.output
