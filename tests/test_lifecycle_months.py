@@ -277,7 +277,8 @@ def test_a_source_renamed_in_the_manifests_is_kept_while_a_consumer_whose_reissu
     assert [c.address for c, _ in report.failed] == ["t"]
     [(held, why)] = report.skipped
     assert held.address == "src" and why == (f"skipped: src ({src}) is kept: key 't' still uses its secret (a re-issue "
-                                            "that failed or was not applied); it is revoked once no key does"), why
+                                            "that failed or was not applied); it is revoked once no key does "
+                                            "(`keyform destroy --target src` revokes it now)"), why
     assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is False
     assert "src" in project.state()["keys"]
     converge(project, clock)  # re-feeds t, then deletes src
@@ -308,3 +309,71 @@ def test_a_source_renamed_in_the_manifests_is_kept_while_the_old_consumer_lives_
     converge(project, clock)
     assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
     assert not plan_only(project, clock).has_changes
+
+
+
+def test_a_source_removed_from_the_manifests_that_leaked_is_revoked_by_destroy_target(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`src` dropped from the manifests (it leaked; `t` now fed by `src2`) is kept while `t`'s old
+    key lives out its 3d grace. The plan's note said it would be revoked "once no key does", and
+    gave no way to revoke it sooner: `destroy --target src` planned nothing (the same note), so a
+    leaked key stayed live for the grace. Now the note names that destroy, and it revokes `src`,
+    its plan saying plainly what stops working."""
+    clock = MovedClock(emu_control)
+    _fed(project, "src", "0s")
+    converge(project, clock)
+    src = project.remote_id("src")
+    _fed(project, "src2", "0s")
+    with operations.session(options(project, clock), "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess))
+    [(held, why)] = report.skipped
+    assert held.address == "src"
+    with operations.session(options(project, clock), "destroy") as sess:
+        plan = operations.plan(sess, targets=("src",), destroy=True)
+        assert [(c.address, c.deposed) for c in plan.actionable] == [("src", False)], plan.notes
+        assert any(n.startswith(f"src ({src}) is destroyed although key 't (deposed ") and
+                   n.endswith("still uses its secret: it stops working") for n in plan.notes), plan.notes
+        report = operations.apply(sess, plan)
+    assert not report.skipped and not report.failed, report
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
+    assert sorted(project.state()["keys"]) == ["src2", "t"]
+    assert why.endswith("it is revoked once no key does (`keyform destroy --target src` revokes it now)"), why
+
+
+def test_destroy_target_of_a_dropped_source_a_failed_reissue_still_uses_does_what_its_plan_says(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """The same, `t`'s re-issue failed (no old key in the state): `destroy --target src` planned the
+    delete and its apply skipped it (`kept: key 't' still uses its secret`), plan and apply at odds."""
+    clock = MovedClock(emu_control)
+    _fed(project, "src", "0s", "0s")
+    converge(project, clock)
+    src = project.remote_id("src")
+    _fed(project, "src2", "0s", "0s")
+
+    def failing_t(cfg: ProviderConfig, token: str, org: str | None) -> Provider:
+        real = open_provider(cfg, token, org)
+
+        class Failing:
+            name = real.name
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(real, attr)
+
+            def create(self, request: CreateRequest) -> CreateResult:
+                if request.address == "t":
+                    raise ProviderError(f"{cfg.name}: create: 503 service unavailable", status=503)
+                return real.create(request)
+
+        return cast(Provider, Failing())
+
+    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=failing_t)
+    with operations.session(opts, "apply") as sess:
+        operations.apply(sess, operations.plan(sess))
+    assert "src" in project.state()["keys"]
+    with operations.session(options(project, clock), "destroy") as sess:
+        plan = operations.plan(sess, targets=("src",), destroy=True)
+        assert [c.address for c in plan.actionable] == ["src"]
+        report = operations.apply(sess, plan)
+    assert not report.skipped and not report.failed, report
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
+    assert f"src ({src}) is destroyed although key 't' still uses its secret: it stops working" in plan.notes

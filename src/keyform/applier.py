@@ -419,7 +419,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
                             ("replaced in this apply; no grace period",))
             second.append(revoke)
             report.implicit.add(revoke.key)
-    second = _held_back(second, ctx, report)
+    second = _held_back(second, ctx, report, destroy=plan.destroy)
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
@@ -442,7 +442,8 @@ def _dead(change: Change) -> bool:
     return dead_key(change) or (bool(change.reasons) and change.reasons[0].startswith(DEAD_REPLACED))
 
 
-def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) -> list[Change]:
+def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *,
+               destroy: bool = False) -> list[Change]:
     """`changes` (the second phase) without the revocations that the first phase's outcome makes
     wrong, each reported as skipped.
 
@@ -459,7 +460,8 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
       for the next apply, which replaces that key first.
 
     A destroy deletes the consumers in the same apply (`ctx.deleting`: not counted as users), so
-    it revokes everything; a destroy plan cut down to a source's old key alone does not."""
+    it revokes everything; a destroy plan cut down to a source's old key alone does not. A key a
+    destroy names is revoked whatever still uses it, as its plan said (`planner.destroyed_under`)."""
     unfinished = {c.address for c, _ in (*report.failed, *report.skipped)} | {c.address for c in report.not_started}
     with ctx.lock:
         fed_by = ctx.state.fed_by() if ctx.state.deposed or any(not c.deposed for c in changes) else {}
@@ -478,7 +480,8 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport) ->
             why = (f"skipped: its secret may be the one in the sink entry {ctx.orphan_entries[change.remote_id]}, "
                    f"which the replacement of {change.address} was to write over and did not; revoked once it has")
         elif (not change.orphan and not change.stale and change.remote_id is not None and not _dead(change)
-              and REVOKE_OLD_REQUESTED not in change.reasons):  # (asked for: the plan warned of its users)
+              and REVOKE_OLD_REQUESTED not in change.reasons  # (asked for: the plan warned of its users)
+              and (change.deposed or not destroy)):  # (a destroy names the key: revoked, its users told)
             # an old key, or the key of an address the manifests no longer declare (a source renamed
             # without `state mv`: its consumer re-issued with the new one's secret, or not)
             users = [u for u in fed_by.get((change.address, change.remote_id), ())

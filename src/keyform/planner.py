@@ -236,12 +236,13 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             changes.append(Change(address=address, action=Action.DELETE, provider=current.provider,
                                   provider_type=current.provider_type, remote_id=current.remote_id, deposed=True,
                                   reasons=(REVOKE_OLD_REQUESTED, REVOKED_ON_REPLACE)))
-    if state.deposed or revoking or (deleted and not destroy):
+    if state.deposed or revoking or deleted:
         # (a consumer this plan replaces keeps its old key, fed by the old source secret, for its grace)
         graced = {c.address for c in changes[:first_deleted] if c.action is Action.REPLACE and not c.dead
                   and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)
                   } if revoking else set()
-        changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes, graced)
+        changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes, graced,
+                                             destroy=destroy)
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -305,13 +306,16 @@ def expired_note(spec: KeySpec, ks: KeyState) -> str:
 
 
 def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str],
-               graced: Collection[str] = ()) -> list[Change]:
+               graced: Collection[str] = (), *, destroy: bool = False) -> list[Change]:
     """`revocations` (of deposed keys, and deletes of keys the manifests no longer declare) without
     those of a key whose secret a key still uses, each noted instead (`kept_for`): a consumer whose
     re-issue failed or was not applied, or a deposed consumer living through its grace. A key this
     plan deletes, re-issues (re-fed the source's new key), or revokes (a deposed consumer) is no
     user: the applier checks again, after the first phase ran (`applier._held_back`). A key the API
-    lists as revoked or expired is never kept: its secret works for no consumer.
+    lists as revoked or expired is never kept: its secret works for no consumer. Nor is a key a
+    `destroy` names (`destroyed_under`): the way to revoke now a source that leaked, whatever still
+    uses it, said in the plan; before, such a destroy planned nothing while an old consumer lived
+    out its grace, or (no deposed key in the state) planned the delete and the apply skipped it.
 
     A revocation asked for (`--revoke-old`) is never kept: its users are named in a warning and in
     its reasons, a consumer this plan replaces among them when its old key, deposed by this apply,
@@ -333,11 +337,21 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
                 change = dataclasses.replace(change, reasons=(
                     *change.reasons, f"still used by {who}: {'it stops' if len(users) == 1 else 'they stop'} working"))
             out.append(change)
+        elif users and destroy and not change.deposed:
+            notes.append(destroyed_under(change.address, change.remote_id or "", users))
+            out.append(change)
         elif users:
             notes.append(kept_for(change.address, change.remote_id or "", users, deposed=change.deposed))
         else:
             out.append(change)
     return out
+
+
+def destroyed_under(address: str, remote_id: str, users: Sequence[str]) -> str:
+    """What a `destroy` of `address` says when `users` still use its key's secret: they stop working."""
+    who = ", ".join(f"key {u!r}" for u in users)
+    return (f"{address} ({remote_id}) is destroyed although {who} still {'uses' if len(users) == 1 else 'use'} "
+            f"its secret: {'it stops' if len(users) == 1 else 'they stop'} working")
 
 
 def revoked_under(address: str, remote_id: str, users: Sequence[str]) -> str:
@@ -387,8 +401,10 @@ def kept_for(address: str, remote_id: str, users: Sequence[str], *, deposed: boo
     who = ", ".join(f"key {u!r}" for u in users)
     why = "an old key in its grace" if all(" (deposed " in u for u in users) else \
         "a re-issue that failed or was not applied"
+    # a key the manifests dropped may have leaked: say how to revoke it now
+    now = "" if deposed else f" (`keyform destroy --target {address}` revokes it now)"
     return (f"{address} ({'deposed ' if deposed else ''}{remote_id}) is kept: {who} still "
-            f"{'uses' if len(users) == 1 else 'use'} its secret ({why}); it is revoked once no key does")
+            f"{'uses' if len(users) == 1 else 'use'} its secret ({why}); it is revoked once no key does{now}")
 
 
 def inputs_digest(fingerprints: Mapping[str, str | None]) -> str:
