@@ -116,10 +116,11 @@ def test_a_create_that_never_returns_ends_the_apply_by_its_bound(tmp_path: Path,
     took = time.monotonic() - started
     assert res.exit_code == 1, res.tail()
     assert took < 30, f"the apply took {took:.1f}s"
-    stderr = re.sub(r"failed after [0-9.]+s", "failed after Ns", res.stderr)  # (its time varies on a loaded machine)
-    assert ("k1: failed after Ns: pp: create 'k1': the provider type 'stuck-q' (kf-stuck 1.0) did not return "
+    # (the change's own time: its bound, and more on a loaded machine)
+    assert re.search(r"k1: failed after [2-9]\.\ds: ", res.stderr), res.stderr
+    assert ("pp: create 'k1': the provider type 'stuck-q' (kf-stuck 1.0) did not return "
             "within 2s (its deadline 1s, then as much again); keyform stopped waiting for it; it may have made the "
-            "key: the next `keyform apply` recovers it from the journal") in stderr, res.stderr
+            "key: the next `keyform apply` recovers it from the journal") in res.stderr, res.stderr
     assert "Check the plug-in and the API it calls" in res.stderr
     assert "Traceback" not in res.output and "internal error" not in res.output
     assert sorted(project.state()["keys"]) == ["k0", "k2"]  # the others finished, and were saved
@@ -201,9 +202,9 @@ def test_a_sink_write_that_never_returns_ends_the_apply_by_its_bound(tmp_path: P
     res = project.run_process("apply", "--auto-approve", env={**env, "KF_STUCK": "K1"}, timeout=60)
     assert res.exit_code == 1, res.tail()
     assert time.monotonic() - started < 30
-    stderr = re.sub(r"failed after [0-9.]+s", "failed after Ns", res.stderr)  # (its time varies on a loaded machine)
-    assert ("k1: failed after Ns: sink vault: write 'K1': the sink type 'stuck-vault' (kf-vault 1.0) did not return "
-            "within 1s; keyform stopped waiting for it; the secret may have been written") in stderr, res.stderr
+    assert re.search(r"k1: failed after [1-9]\.\ds: ", res.stderr), res.stderr
+    assert ("sink vault: write 'K1': the sink type 'stuck-vault' (kf-vault 1.0) did not return "
+            "within 1s; keyform stopped waiting for it; the secret may have been written") in res.stderr, res.stderr
     assert sorted(project.state()["keys"]) == ["k0"]
     with EmulatorControl(emulator.url) as control:  # not revoked: its write may land yet; recovery decides
         assert sorted(k["name"] for k in control.questra_keys(ORG) if not k.get("revoked")) == ["k0", "k1"]

@@ -73,7 +73,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 
-from keyform.bounded import unclocked
+from keyform.bounded import progressed, unclocked
 from keyform.errors import NotSentError, ProviderError
 from keyform.model import RateLimit
 from keyform.records import record
@@ -539,6 +539,7 @@ class Limiter:
 
     def succeeded(self, ticket: Ticket) -> None:
         """An answer that was not a rate-limit refusal: grow the window (AIMD) and the learned rate."""
+        progressed()  # (a plug-in's call making requests the API answers is not stuck: `keyform.bounded`)
         with self._cond:
             self._answer_seen()
             if self.adaptive:
