@@ -5,7 +5,8 @@ with no timeout, a lock, a prompt on a terminal no one watches), and keyform wit
 the job's timeout, hours later. `call` runs such a call in a daemon thread of its own and waits for
 it no longer than its bound: then the caller gets `Overdue` (a `KeyformError`: one line, exit 1), and
 the call is left to end by itself, its result unused; at the latest it ends with the process, which
-leaves at once, without joining threads (`outstanding`, read by `cli`, as after a second Ctrl-C).
+leaves at once, without joining threads (`running`, read by `cli`, as after a second Ctrl-C; and
+so after a Ctrl-C that left a call running).
 
 The time the call spends waiting in a keyform rate limiter (`unclocked`: its instance's pause, its
 turn at the send rate, a place in its concurrency window or a --parallelism slot) does not count: a
@@ -30,6 +31,7 @@ from keyform.errors import Overdue
 T = TypeVar("T")
 
 _outstanding = 0  # calls abandoned and still running
+_running = 0  # calls running, abandoned or still waited for
 _lock = threading.Lock()
 _local = threading.local()  # `.call`: the _Call the thread runs, if any
 
@@ -98,7 +100,7 @@ def call(fn: Callable[[], T], bound: float, overdue: Callable[[float], Overdue],
     context = contextvars.copy_context()
 
     def body() -> None:
-        global _outstanding
+        global _outstanding, _running
         _local.call = state
         try:
             carry()
@@ -110,6 +112,7 @@ def call(fn: Callable[[], T], bound: float, overdue: Callable[[float], Overdue],
                 abandoned = state.done.is_set()
                 if abandoned:
                     _outstanding -= 1
+                _running -= 1
                 state.done.set()
 
     def abandon() -> bool:
@@ -122,7 +125,15 @@ def call(fn: Callable[[], T], bound: float, overdue: Callable[[float], Overdue],
             _outstanding += 1
             return True
 
-    threading.Thread(target=body, name="keyform-plugin-call", daemon=True).start()
+    global _running
+    with _lock:
+        _running += 1
+    try:
+        threading.Thread(target=body, name="keyform-plugin-call", daemon=True).start()
+    except BaseException:  # (no thread: nothing runs)
+        with _lock:
+            _running -= 1
+        raise
     try:
         while True:
             left = bound - state.counted()
@@ -145,3 +156,12 @@ def outstanding() -> int:
     joining threads (a plug-in's own may wait on the stuck call)."""
     with _lock:
         return _outstanding
+
+
+def running() -> int:
+    """How many calls are running in this process, abandoned or still waited for (by a thread a
+    Ctrl-C left, as `refresh`'s listings): it should leave without joining threads either. After a
+    Ctrl-C while a plug-in's listing hung, `plan` said `Interrupted.` and hung for ever joining the
+    thread the plug-in's own executor ran the stuck request in."""
+    with _lock:
+        return _running

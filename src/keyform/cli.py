@@ -109,11 +109,12 @@ def _exit_hard_if(ctx: Ctx, message: str | None = None, *, code: int = 1) -> Non
     """Exit (1, or `code`) at once, not waiting for worker threads, when the command asked for it,
     the process gave up an apply (`keyform.inherited.sealed`: a second Ctrl-C, even if saying so
     then failed, as on a pipe to a `tee` the same Ctrl-C killed), or it stopped waiting for a
-    plug-in's call (`keyform.bounded.outstanding`: the call's thread, or one the plug-in started,
-    may never end, and the interpreter joins non-daemon threads at exit)."""
+    plug-in's call, or one is still running (`keyform.bounded.running`, as after a Ctrl-C: the
+    call's thread, or one the plug-in started, may never end, and the interpreter joins non-daemon
+    threads at exit)."""
     from keyform import bounded, inherited
 
-    if not (ctx.hard_exit or inherited.sealed() or bounded.outstanding()):
+    if not (ctx.hard_exit or inherited.sealed() or bounded.running()):
         return
     with contextlib.suppress(OSError, ValueError):
         if message:
