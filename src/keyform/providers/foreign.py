@@ -382,6 +382,8 @@ class ForeignProvider:
         A plug-in's is its own code, run as its other calls are (`_bounded`): one that never returned
         hung `plan` for ever, and one that called `sys.exit()` ended it with exit code 0 and no plan.
         The figure is optional: a failure of any kind, or no answer within the bound, is none."""
+        if not callable(getattr(self._inner, "clock_offset", None)):  # (optional: no thread for a type without it)
+            return None
         try:
             return self._bounded("clock_offset", lambda: clock_offset(self._inner))
         except PLUGIN_FAILURES as exc:  # (an Overdue too: the call is left, and keyform exits at once at the end)
