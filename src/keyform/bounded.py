@@ -2,7 +2,7 @@
 
 A plug-in provider's or sink's code is not keyform's: a call into it can hang for ever (a socket
 with no timeout, a lock, a prompt on a terminal no one watches), and keyform with it: in CI, until
-the job's timeout, hours later. `call` runs such a call in a daemon thread of its own and waits for
+the job's timeout, hours later. `call` runs such a call in a daemon thread (`_Runner`) and waits for
 it no longer than its bound: then the caller gets `Overdue` (a `KeyformError`: one line, exit 1), and
 the call is left to end by itself, its result unused; at the latest it ends with the process, which
 leaves at once, without joining threads (`running`, read by `cli`, as after a second Ctrl-C; and
@@ -20,8 +20,10 @@ deadline failed `plan`). The call's thread gets the caller's context variables a
 from __future__ import annotations
 
 import contextvars
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -34,6 +36,35 @@ _outstanding = 0  # calls abandoned and still running
 _running = 0  # calls running, abandoned or still waited for
 _lock = threading.Lock()
 _local = threading.local()  # `.call`: the _Call the thread runs, if any
+_callers = threading.local()  # `.runner`: the `_Runner` that runs this thread's calls, if any
+
+
+class _Runner:
+    """The daemon thread that runs one caller thread's calls, one at a time, for as long as none of
+    them is abandoned (then the caller gets a new one). A plug-in keeping what it may not share per
+    thread (a `requests.Session` in a `threading.local`, a connection of its own) keeps it across
+    the calls of one worker, as it did when the worker ran them; with a thread per call it opened
+    one per call (20 creates at --parallelism 2: 20 sessions, not 2). Once its caller thread ends
+    or leaves it, its thread ends, after the call it runs if any (`weakref.finalize`)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        threading.Thread(target=_serve, args=(self.jobs,), name="keyform-plugin-call", daemon=True).start()
+        weakref.finalize(self, self.jobs.put, None)
+
+
+def _serve(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+    while (job := jobs.get()) is not None:
+        job()
+        del job
+
+
+def _runner() -> _Runner:
+    """The calling thread's runner (made on its first call, or after one was abandoned)."""
+    runner: _Runner | None = getattr(_callers, "runner", None)
+    if runner is None:
+        runner = _callers.runner = _Runner()
+    return runner
 
 
 class _Call:
@@ -92,9 +123,10 @@ def unclocked() -> Iterator[None]:
 
 def call(fn: Callable[[], T], bound: float, overdue: Callable[[float], Overdue],
          carry: Callable[[], None] = lambda: None) -> T:
-    """`fn()`, run in a daemon thread, waited for `bound` seconds of its own time at most; then
-    `overdue(bound)` is raised and the call abandoned. `carry` runs first in that thread (it
-    installs the caller's per-thread state there). Its result or exception is the caller's."""
+    """`fn()`, run in a daemon thread (the calling thread's `_Runner`), waited for `bound` seconds
+    of its own time at most; then `overdue(bound)` is raised and the call abandoned. `carry` runs
+    first in that thread (it installs the caller's per-thread state there). Its result or
+    exception is the caller's."""
     global _outstanding
     state = _Call()
     context = contextvars.copy_context()
@@ -108,6 +140,7 @@ def call(fn: Callable[[], T], bound: float, overdue: Callable[[float], Overdue],
         except BaseException as exc:  # (the caller's)
             state.error = exc
         finally:
+            _local.call = None  # (the thread runs its caller's next call)
             with _lock:
                 abandoned = state.done.is_set()
                 if abandoned:
@@ -116,24 +149,23 @@ def call(fn: Callable[[], T], bound: float, overdue: Callable[[float], Overdue],
                 state.done.set()
 
     def abandon() -> bool:
-        """Leave the call if it is still running (its end counts itself out): whether it was."""
+        """Leave the call if it is still running (its end counts itself out, and its thread runs no
+        other call of this caller's): whether it was."""
         global _outstanding
         with _lock:
             if state.done.is_set():
                 return False
             state.done.set()
             _outstanding += 1
-            return True
+        if getattr(_callers, "runner", None) is runner:
+            _callers.runner = None
+        return True
 
     global _running
+    runner = _runner()
     with _lock:
         _running += 1
-    try:
-        threading.Thread(target=body, name="keyform-plugin-call", daemon=True).start()
-    except BaseException:  # (no thread: nothing runs)
-        with _lock:
-            _running -= 1
-        raise
+    runner.jobs.put(body)
     try:
         while True:
             left = bound - state.counted()
