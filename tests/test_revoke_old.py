@@ -282,3 +282,31 @@ def test_forbid_actions_delete_does_not_stop_it_and_forbid_replace_stops_the_lea
     project.questra(key, "policies:\n  keep:\n    forbid_actions: [delete, replace]\n")
     assert project.run("apply", "--revoke-old", "k", "--auto-approve").exit_code == 0
     assert _live(emu_control) == {new} and _deposed(project) == []
+
+
+@pytest.mark.parametrize("leak_response", [False, True])
+def test_a_saved_plan_revoking_an_old_key_at_another_instance_is_refused(
+        project: Project, emu_control: EmulatorControl, tmp_path: Path, leak_response: bool) -> None:
+    """A saved plan's revocation of an old key edited to name another instance of the same type:
+    its provider was compared with none, so the apply revoked the id there (a 404: 'already gone'),
+    dropped the old key's record and left the old (leaked) key live and recorded nowhere."""
+    manifest = project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
+    other = f"  qp2: {{type: questra, base_url: '{project.url}', token: {{env: QUESTRA_TOKEN}}, org_id: org_elsewhere}}\n"
+    manifest.write_text(manifest.read_text().replace("sinks:\n", other + "sinks:\n", 1))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("k")
+    if not leak_response:
+        assert project.run("apply", "--replace", "k", "--auto-approve").exit_code == 0
+    saved = tmp_path / "p.plan"
+    args = ("--replace", "k") if leak_response else ()
+    assert project.run("plan", *args, "--revoke-old", "k", "--out", str(saved)).exit_code == 0
+    doc = json.loads(saved.read_text())
+    [revoke] = [c for c in doc["changes"] if c["deposed"]]
+    assert revoke["remote_id"] == old and revoke["provider"] == "qp"
+    revoke["provider"] = "qp2"
+    saved.write_text(json.dumps(doc))
+    before = (project.state_path.read_bytes(), _live(emu_control))
+    res = project.run("apply", str(saved))
+    assert res.exit_code == 1, res.output
+    assert f"k (deposed {old}): it names qp2; a plan made now: qp" in res.stderr, res.stderr
+    assert (project.state_path.read_bytes(), _live(emu_control)) == before

@@ -605,7 +605,10 @@ def _unlike_a_plan_now(sess: Session, saved: Plan) -> list[str]:
     a reviewer reads (a `name = "totally benign"`, a `hosts` line deleted or marked sensitive, the
     sink set to null, a no-op made a create that left the recorded key live) was shown one way
     and applied another. A plan whose keys changed remotely since it was made is refused the same
-    way: what it shows is no longer what would happen. Reasons are not compared (they name times)."""
+    way: what it shows is no longer what would happen. Reasons are not compared (they name times).
+    The provider instance is: an old key's revocation edited to name another instance of its type
+    revoked the id there (a 404, taken for a key already gone) and dropped the old key's record,
+    leaving it live and recorded nowhere."""
     from keyform.render.lines import verb
 
     requested = sorted({c.address for c in saved.changes if REPLACE_REQUESTED in c.reasons})
@@ -621,6 +624,8 @@ def _unlike_a_plan_now(sess: Session, saved: Plan) -> list[str]:
             out.append(f"{c.key}: it says {verb(c)}; a plan made now has no such change")
         elif fresh.action != c.action or fresh.provider_type != c.provider_type:
             out.append(f"{c.key}: it says {verb(c)}; a plan made now: {verb(fresh)}")
+        elif fresh.provider != c.provider:  # (a deposed key's or an orphan's revoke goes where the change says)
+            out.append(f"{c.key}: it names {c.provider}; a plan made now: {fresh.provider}")
         elif sorted(fresh.depends_on) != sorted(c.depends_on):  # (the order the applier runs changes in)
             out.append(f"{c.key}: it runs after {', '.join(sorted(c.depends_on)) or 'no key'}; a plan made now: "
                        f"after {', '.join(sorted(fresh.depends_on)) or 'no key'}")
