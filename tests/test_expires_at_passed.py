@@ -173,3 +173,29 @@ def test_a_saved_plan_made_before_the_date_and_applied_after_it(
                         "expires_at, or use expires_in"), why
     assert "b" in project.state()["keys"] and "a" not in project.state()["keys"]
 
+
+
+def test_a_held_key_whose_prevent_destroy_is_unset_can_then_be_removed(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """A key left as it is past its fixed expires_at still records a change of its
+    lifecycle.prevent_destroy (state only, no remote call). Before, the held key planned nothing:
+    prevent_destroy unset stayed recorded, and removing the key from the manifests was refused
+    ('remove prevent_destroy (and apply) first') for ever, the apply it asked for doing nothing."""
+    clock = MovedClock(emu_control)
+    at = clock() + timedelta(days=10)
+    held = f"a:\n  provider: qp\n  name: a\n  expires_at: {format_time(at)}\n"
+    project.questra(held + "  lifecycle: {prevent_destroy: true}\n")
+    converge(project, clock)
+    a_id = project.remote_id("a")
+    clock.move(days=40)
+    project.questra(held.replace("name: a", "name: renamed"))  # (not sent: the key is left as it is)
+    [change] = plan_only(project, clock).actionable
+    assert change.address == "a" and change.action is Action.UPDATE, change
+    assert [a.name for a in change.attrs] == ["prevent_destroy"], change.attrs
+    converge(project, clock)
+    recorded = project.state()["keys"]["a"]
+    assert recorded.get("prevent_destroy", False) is False and recorded["attributes"]["name"] == "a", recorded
+    assert project.remote_id("a") == a_id
+    project.questra("")
+    [gone] = plan_only(project, clock).actionable
+    assert gone.address == "a" and gone.action is Action.DELETE, gone

@@ -900,7 +900,10 @@ def _update(change: Change, ctx: ApplyContext) -> None:
         moved, sink = False, spec.sink
     if moved:
         sink = _move_secret(spec, ks, ctx)
+    # (a prevent_destroy-only update sends nothing: the key's attributes stay as applied, which a key
+    # held past its fixed expires_at, `planner._decide`, may have other than the manifests say)
     new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,
+                      attrs=dict(ks.attrs) if changed == {PREVENT_DESTROY} else None,
                       sink=sink, fingerprints=fps, applied_at=format_time(now), secret_in_sink=ks.secret_in_sink,
                       rotation_requested=ks.rotation_requested, secret_fingerprint=ks.secret_fingerprint)
     with ctx.lock:

@@ -585,8 +585,14 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         return d
     if (at := spec.expiry.at) is not None and at <= now and ks.expiry_spec == spec.expiry.spec:
         # made with this fixed expires_at, which has passed: a replacement would expire at the same
-        # time (refused), so the key is left as it is, whatever the API says of it (`expired_note`)
-        return _Decision(Action.NOOP, held=True)
+        # time (refused), so the key is left as it is, whatever the API says of it (`expired_note`);
+        # only a changed prevent_destroy is recorded (no remote call), else a key unprotected could
+        # never be removed from the manifests ("remove prevent_destroy (and apply) first")
+        held = _Decision(Action.NOOP, held=True)
+        if ks.prevent_destroy != spec.prevent_destroy:
+            held.attrs[PREVENT_DESTROY] = AttrChange(PREVENT_DESTROY, ks.prevent_destroy, spec.prevent_destroy)
+            held.escalate(Action.UPDATE, "lifecycle.prevent_destroy changed (recorded in state; no remote call)")
+        return held
 
     known, rk = snapshot.lookup(ks.provider, ks.remote_id)
     if known and rk is None:
