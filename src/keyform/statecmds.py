@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from keyform.backends import StateBackend
-from keyform.durations import format_time, parse_time
+from keyform.durations import format_time, maybe_time, parse_time
 from keyform.errors import Diagnostics, KeyformError, warning
 from keyform.kinds import kind
 from keyform.model import KeySpec, SecretOfRef, SinkTarget, header_of
@@ -137,7 +137,7 @@ def _record_for(spec: KeySpec, remote: RemoteKey, state: State, env: Any, now: A
     attrs = {n: remote.attrs.get(n, spec.attrs.get(n)) if n in k.remote_attributes else spec.attrs.get(n)
              for n in k.attributes}
     if spec.expiry.kind == "at" and remote.expires_at and spec.expiry.at and \
-            format_time(spec.expiry.at) == remote.expires_at:
+            maybe_time(remote.expires_at) == spec.expiry.at:  # (as times: `.000Z`, `+00:00` alike)
         expiry_spec = spec.expiry.spec
     elif remote.expires_at is None:
         expiry_spec = "never"
