@@ -97,6 +97,14 @@ def test_a_file_name_that_looks_like_an_option_is_a_file(tmp_path: Path, capsys:
     assert "-f needs a PATH" in capsys.readouterr().err
 
 
+def test_help_is_printed_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    """`keyform-pre-commit --help` prints its usage on stdout, exit 0, as `keyform --help` and `python -m
+    keyform.emulator --help` do (it went to stderr: `keyform-pre-commit --help | less` showed nothing)."""
+    assert hook_main(["--help"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("usage: keyform-pre-commit ") and captured.err == "", captured
+
+
 @pytest.mark.parametrize("layout", ["keys", "keyform"])
 def test_a_file_name_with_a_newline_is_shown_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch, layout: str) -> None:

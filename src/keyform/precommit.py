@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fixed, directories, filenames = parse(sys.argv[1:] if argv is None else argv)
     except UsageError as exc:
-        if not str(exc):  # --help
-            print(USAGE, file=sys.stderr)
+        if not str(exc):  # --help: on stdout, as `keyform --help` and `python -m keyform.emulator --help`
+            print(USAGE)
             return 0
         # one line, exit 1, as every keyform command's usage error (the usage was printed, exit 2)
         print(f"Error: keyform-pre-commit: {exc} ({USAGE.splitlines()[0]})", file=sys.stderr)
