@@ -129,6 +129,26 @@ def test_an_old_source_key_a_consumer_still_uses_is_revoked_with_a_warning(
             "this apply and kept for its grace)' still uses its secret") in leak.stdout, leak.stdout
 
 
+def test_a_consumer_whose_old_keys_are_revoked_too_is_not_warned_about(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """README, "After a leak": a consumer's old key living out its grace is named in a warning, "add
+    `--revoke-old` for that consumer to revoke its old keys as well". Added, the consumer's key this
+    apply replaces is revoked in the same apply, not kept for its grace: no key is left using the
+    leaked secret, and no warning says one is (it said 'cons (…, replaced in this apply and kept for
+    its grace)' still uses its secret, with that key's revocation in the same plan)."""
+    project.write(CONSUMERS.format(url=project.url, org=ORG))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.run("apply", "--replace", "cons", "--auto-approve").exit_code == 0  # (cons has an old key)
+    src, cons = project.remote_id("src"), project.remote_id("cons")
+    res = project.run("plan", "--replace", "src", "--revoke-old", "src", "--revoke-old", "cons")
+    assert res.exit_code == 0, res.output
+    assert f"cons (deposed {cons}) will be revoked" in res.stdout, res.stdout
+    assert "Warning" not in res.output and "still used by" not in res.output, res.output
+    applied = project.run("apply", "--replace", "src", "--revoke-old", "src", "--revoke-old", "cons", "--auto-approve")
+    assert applied.exit_code == 0 and "Warning" not in applied.output, applied.output
+    assert _keys(emu_control)[src]["revoked"] and _deposed(project, "src") == [] and _deposed(project, "cons") == []
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--revoke-old", "k"), "--revoke-old k: k has no old keys waiting to be revoked"),
     (("--revoke-old", "nope"), "--revoke-old nope: no key with that address in the state"),

@@ -237,8 +237,10 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                   provider_type=current.provider_type, remote_id=current.remote_id, deposed=True,
                                   reasons=(REVOKE_OLD_REQUESTED, REVOKED_ON_REPLACE)))
     if state.deposed or revoking or deleted:
-        # (a consumer this plan replaces keeps its old key, fed by the old source secret, for its grace)
+        # (a consumer this plan replaces keeps its old key, fed by the old source secret, for its
+        # grace; not one whose old keys are revoked too, `--revoke-old` for it: that key goes now)
         graced = {c.address for c in changes[:first_deleted] if c.action is Action.REPLACE and not c.dead
+                  and c.address not in revoking
                   and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)
                   } if revoking else set()
         changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes, graced,
