@@ -199,3 +199,98 @@ def test_a_held_key_whose_prevent_destroy_is_unset_can_then_be_removed(
     project.questra("")
     [gone] = plan_only(project, clock).actionable
     assert gone.address == "a" and gone.action is Action.DELETE, gone
+
+
+def fed(at: datetime, src_rotation: str = "{max_age: 5d, grace: 1d}", t_expiry: str = "") -> str:
+    """`src` (Questra) feeds `t` (TextQL, `secret_of`), `t` made with the fixed `at` (or `t_expiry`)."""
+    return (f"src:\n  provider: qp\n  name: src\n  expires_in: 30d\n  rotation: {src_rotation}\n"
+            "t:\n  provider: tq\n  description: Questra access\n  hosts: [api.questra.ai]\n"
+            "  api_provider: questra\n  auth_value: {secret_of: src}\n  rotation: {grace: 2d}\n"
+            + (t_expiry or f"  expires_at: {format_time(at)}\n"))
+
+
+def fed_project(project: Project, keys_: str) -> None:
+    project.write("version: 1\nproviders:\n"
+                  "  qp: {type: questra, base_url: \"{url}\", token: {env: QUESTRA_TOKEN}, org_id: {org}}\n"
+                  "  tq: {type: textql, base_url: \"{url}\", token: {env: TEXTQL_TOKEN}}\n"
+                  "sinks:\n  env: {type: dotenv, path: .secrets/keys.env}\ndefaults: {sink: env}\nkeys:\n"
+                  + "".join(f"  {line}\n" for line in keys_.splitlines()))
+
+
+def test_a_held_consumer_blocks_not_its_source_rotation_nor_its_old_key_revocation(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`t` is fed by `src` (`secret_of`) and was made with a fixed expires_at, now passed. `src`'s
+    max_age is due: the plan re-issued `t` with it (`depends on src, which is replaced`), which a
+    passed expires_at refuses, so every plan failed and `src` was never rotated. Now `src` is
+    replaced, `t` is left as it is (the same note), and `src`'s old key is revoked at the end of
+    its grace: the expired `t` sends its secret to nobody, so it does not keep it alive for ever.
+    `--replace src` the same; `report` shows `t` expired and `src` active."""
+    clock = MovedClock(emu_control)
+    at = clock() + timedelta(days=10)
+    fed_project(project, fed(at))
+    converge(project, clock)
+    src, t = project.remote_id("src"), project.remote_id("t")
+
+    clock.move(days=20)  # `t` expired 10 days ago; `src`'s max_age (5d) is due
+    plan = plan_only(project, clock)
+    assert [(c.address, c.action) for c in plan.actionable] == [("src", Action.REPLACE)], plan.actionable
+    assert any(n.startswith(f"t ({t}) expired at {format_time(at)}") for n in plan.notes), plan.notes
+    converge(project, clock)
+    assert project.remote_id("t") == t and project.remote_id("src") != src
+    assert [d["remote_id"] for d in project.state()["deposed"]] == [src]
+
+    clock.move(days=21, hours=1)  # src's old key's grace (1d) ended: revoked, `t` no user
+    plan = plan_only(project, clock)
+    assert [(c.address, c.remote_id, c.deposed) for c in plan.actionable] == [("src", src, True)], \
+        (plan.actionable, plan.notes)
+    converge(project, clock)
+    assert project.state().get("deposed", []) == []
+    assert {k["id"]: k["revoked"] for k in emu_control.questra_keys("org_e2e")}[src] is True
+
+    with operations.session(options(project, clock), "apply") as sess:  # asked for: the same
+        plan = operations.plan(sess, replace=("src",))
+        assert [(c.address, c.action) for c in plan.actionable] == [("src", Action.REPLACE)], plan.actionable
+        assert operations.apply(sess, plan).ok
+    assert project.remote_id("t") == t
+
+    rows = {r.address: r for r in operations.run_report(options(project, clock)).report.rows if r.kind == "key"}
+    assert rows["t"].status == "expired" and rows["t"].rotation_due_at is None, rows["t"]
+    assert rows["src"].status == "active" and rows["src"].rotation_due_at is not None, rows["src"]
+
+
+def test_a_held_source_whose_consumer_rotation_is_due(project: Project, emu_control: EmulatorControl) -> None:
+    """The other way round: `src` is held past its fixed expires_at and its consumer `t`'s max_age
+    is due. `t` is replaced, fed the (expired) secret its sink gives back, and nothing loops: the
+    next plan is empty. With that secret gone from the sink, `src` could only be replaced to feed
+    `t` (refused: a new `src` would be expired), which refused every plan; now `t` is left as it
+    is too, saying why, and the other keys go on."""
+    clock = MovedClock(emu_control)
+    at = clock() + timedelta(days=10)
+    src_keys = (f"src:\n  provider: qp\n  name: src\n  expires_at: {format_time(at)}\n"
+                "t:\n  provider: tq\n  description: Questra access\n  hosts: [api.questra.ai]\n"
+                "  api_provider: questra\n  auth_value: {secret_of: src}\n  rotation: {max_age: 5d, grace: 2d}\n"
+                "  expires_in: 30d\n")
+    fed_project(project, src_keys)
+    converge(project, clock)
+    src, t = project.remote_id("src"), project.remote_id("t")
+
+    clock.move(days=20)
+    plan = plan_only(project, clock)
+    assert [(c.address, c.action) for c in plan.actionable] == [("t", Action.REPLACE)], plan.actionable
+    assert any(n.startswith(f"src ({src}) expired at") for n in plan.notes), plan.notes
+    converge(project, clock)
+    assert project.remote_id("src") == src and project.remote_id("t") != t
+    assert not plan_only(project, clock).has_changes
+
+    clock.move(days=30)  # `t` due again, and `src`'s secret no longer in the sink
+    env = project.root / ".secrets" / "keys.env"
+    env.write_text("".join(line + "\n" for line in env.read_text().splitlines() if "SRC" not in line.upper()))
+    fed_project(project, src_keys + "n:\n  provider: qp\n  name: n\n")
+    plan = plan_only(project, clock)
+    assert [(c.address, c.action) for c in plan.actionable if not c.deposed] == [("n", Action.CREATE)], \
+        (plan.actionable, plan.notes)
+    assert f"{project.remote_id('t')}) is left as it is: it needs the secret of src, which no sink gives back" in \
+        "\n".join(plan.notes), plan.notes
+    converge(project, clock)
+    rows = {r.address: r for r in operations.run_report(options(project, clock)).report.rows if r.kind == "key"}
+    assert rows["src"].status == "expired" and rows["src"].rotation_due_at is None, rows["src"]

@@ -80,6 +80,7 @@ class _Decision:
     dead: bool = False  # the API lists the key as revoked or expired: a replacement revokes it at once (Change.dead)
     sink_stays: bool = False  # its sink is renamed to another name of the same entry: no secret moves
     held: bool = False  # its fixed expires_at, the one it was made with, has passed: left as it is (`expired_note`)
+    stuck: str | None = None  # the held source whose secret it needs and no sink gives back: left as it is
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -137,7 +138,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                                           workspace.sinks)
             if address in forced:
                 decisions[address].escalate(Action.REPLACE, REPLACE_REQUESTED)
-        _propagate(decisions, desired, state, deps, order, inputs)
+        stuck = _propagate(decisions, desired, state, deps, order, inputs)
 
     errors = [problem for a, d in decisions.items() if d.action in (Action.CREATE, Action.REPLACE)
               and desired[a].expiry.at is not None and (problem := past_expiry(desired[a], d, now)) is not None]
@@ -177,6 +178,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         raise KeyformError(errors)
 
     notes = [expired_note(desired[a], state.keys[a]) for a, d in decisions.items() if d.held]
+    if not destroy and stuck:
+        notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "") for a in stuck)
     if state.deposed:
         # only a state with deposed keys needs them
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
@@ -243,8 +246,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                   and c.address not in revoking
                   and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)
                   } if revoking else set()
-        changes[first_deleted:] = _still_fed(changes[first_deleted:], changes[:first_deleted], state, notes, graced,
-                                             destroy=destroy)
+        changes[first_deleted:] = _still_fed(
+            changes[first_deleted:], changes[:first_deleted], state, notes, graced, destroy=destroy,
+            expired=lambda u: held_past_expiry(u, desired, state, now))
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -307,8 +311,29 @@ def expired_note(spec: KeySpec, ks: KeyState) -> str:
             "same time; move expires_at later, or use expires_in, to have it replaced")
 
 
+def held_past_expiry(address: str, desired: Mapping[str, KeySpec], state: State, now: datetime) -> bool:
+    """Whether `address` names a key the planner leaves as it is because its fixed `expires_at`,
+    the one it was made with, has passed (`_Decision.held`): expired, it authenticates nobody, so
+    as a `secret_of` consumer it uses its source's secret for nothing (no user: `_still_fed`,
+    `applier._held_back`). Asked of a key's users only, never per key of a plan."""
+    spec, ks = desired.get(address), state.keys.get(address)
+    return (spec is not None and ks is not None and (at := spec.expiry.at) is not None and at <= now
+            and ks.expiry_spec == spec.expiry.spec)
+
+
+def stuck_note(address: str, ks: KeyState | None, src: str) -> str:
+    """What a plan says of a key left as it is (`_Decision.stuck`) though due for a create or a
+    replacement: it needs the secret of `src`, which no sink gives back, and `src` cannot be
+    replaced (held past its fixed expires_at, or left as it is for that reason itself)."""
+    what = f"{address} ({ks.remote_id})" if ks is not None else address
+    return (f"{what} is left as it is: it needs the secret of {src}, which no sink gives back, and {src} "
+            "cannot be replaced (its fixed expires_at has passed, or it needs such a key's secret itself); "
+            f"move {src}'s expires_at later, or use expires_in, to have both made again")
+
+
 def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str],
-               graced: Collection[str] = (), *, destroy: bool = False) -> list[Change]:
+               graced: Collection[str] = (), *, destroy: bool = False,
+               expired: Callable[[str], bool] | None = None) -> list[Change]:
     """`revocations` (of deposed keys, and deletes of keys the manifests no longer declare) without
     those of a key whose secret a key still uses, each noted instead (`kept_for`): a consumer whose
     re-issue failed or was not applied, or a deposed consumer living through its grace. A key this
@@ -321,7 +346,10 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
 
     A revocation asked for (`--revoke-old`) is never kept: its users are named in a warning and in
     its reasons, a consumer this plan replaces among them when its old key, deposed by this apply,
-    lives on for its grace (`graced`) still sending the old secret."""
+    lives on for its grace (`graced`) still sending the old secret.
+
+    A consumer `expired` says is held past its fixed expires_at (`held_past_expiry`) is no user
+    either: before, it kept its source's old key alive for ever, never re-issued."""
     fed_by = state.fed_by()
     going = {c.address for c in others if c.action is not Action.NOOP} | {c.key for c in revocations}
     out = []
@@ -329,7 +357,8 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
         if change.stale or change.orphan or dead_key(change):
             out.append(change)
             continue
-        users = [u for u in fed_by.get((change.address, change.remote_id or ""), ()) if u not in going]
+        users = [u for u in fed_by.get((change.address, change.remote_id or ""), ())
+                 if u not in going and not (expired is not None and expired(u))]
         if REVOKE_OLD_REQUESTED in change.reasons:  # a human asked: revoked, users or not, and told
             users += [f"{u} ({state.keys[u].remote_id}, replaced in this apply and kept for its grace)"
                       for u in fed_by.get((change.address, change.remote_id or ""), ()) if u in graced]
@@ -800,11 +829,20 @@ def updated_expiry(spec: KeySpec, ks: KeyState, now: datetime) -> datetime | Non
 
 
 def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], state: State,
-               deps: Mapping[str, list[str]], order: list[str], inputs: PlanInputs) -> None:
+               deps: Mapping[str, list[str]], order: list[str], inputs: PlanInputs) -> list[str]:
     """Dependency rules, to a fixed point: a re-issued source re-issues its dependants; a dependant
     that must be (re)created needs its source's secret, so a source whose sink cannot give it
-    back is replaced too."""
+    back is replaced too.
+
+    A key held past its fixed expires_at (`_Decision.held`) is neither: as a consumer it is left as
+    it is (expired, it sends its source's secret nowhere), and as a source whose secret no sink
+    gives back it cannot be replaced (the new key would be expired: `past_expiry`), so the consumer
+    needing it is left as it is too (`_Decision.stuck`, `stuck_note`), as are the consumers of
+    that one needing its secret; a consumer not in the state yet (declared since) is refused at the
+    source instead. Before, either refused every plan of the workspace. Returns the
+    addresses so left (most plans: none)."""
     issued = (Action.CREATE, Action.REPLACE)
+    stuck: list[str] = []
     changed = True
     while changed:
         changed = False
@@ -814,7 +852,9 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 continue
             for src in deps[address]:
                 sd = decisions.get(src)
-                if sd is not None and sd.action in issued and d.action not in issued:
+                if (sd is not None and sd.action in issued and d.action not in issued and not d.held
+                        and d.stuck is None):
+                    # (a held consumer, expired, is left as it is: it sends its secret to nobody)
                     verb = "replaced" if sd.action is Action.REPLACE else "created"
                     changed |= d.escalate(Action.REPLACE, f"depends on {src}, which is {verb}")
             if d.action not in issued:
@@ -824,8 +864,16 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 if sd is None or sd.action in issued:
                     continue
                 if not _secret_readable(desired[src], state.keys.get(src), inputs):
+                    if (sd.held or sd.stuck is not None) and address in state.keys:
+                        # it cannot be replaced: the consumer waits (a key not made yet, the manifests'
+                        # edit, is refused at its source instead: `past_expiry`)
+                        d.action, d.reasons, d.attrs, d.stuck = Action.NOOP, [], {}, src
+                        stuck.append(address)
+                        changed = True
+                        break
                     changed |= sd.escalate(
                         Action.REPLACE, f"{address} needs its secret and no sink can give it back")
+    return stuck
 
 
 def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> bool:

@@ -148,27 +148,31 @@ def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, n
                                   name=_name(spec.provider_type, spec.attrs),
                                   sink=spec.sink.sink if spec.sink else None,
                                   sink_entry=spec.sink.name if spec.sink else None))
-    rows = _with_inherited_rotations(rows, workspace)
+    rows = _with_inherited_rotations(rows, workspace, state, now)
     rows.extend(_deposed_row(d, snapshot, now) for d in state.deposed)
     rows.sort(key=urgency)
     return Report(generated_at=format_time(now), refreshed=snapshot.refreshed, rows=tuple(rows),
                   notes=tuple(notes))
 
 
-def _with_inherited_rotations(rows: list[ReportRow], workspace: Workspace) -> list[ReportRow]:
+def _with_inherited_rotations(rows: list[ReportRow], workspace: Workspace, state: State,
+                              now: datetime) -> list[ReportRow]:
     """The rows, each key's next rotation made the earliest of its own and its sources': a key fed
     by `auth_value: {secret_of: src}` is replaced whenever `src` is (the planner's `_propagate`),
     and a mass rotation's lead must see the consumers that will be re-issued, and re-deployed,
     that day (`--due-within` counts them). Its rule then says why: `depends on src (max_age 20d)`.
     The manifests refuse a `secret_of` cycle; sources are settled before their consumers
     (`graph.topological_order`, no recursion: a chain of 1,000 keys declared consumer first ended
-    the report in a RecursionError)."""
+    the report in a RecursionError). A key held past its fixed expires_at inherits nothing: the
+    planner leaves it as it is when its source is replaced (`planner.held_past_expiry`)."""
     by_address = {r.address: r for r in rows if r.kind == "key"}
     if not any(spec.secret_inputs and spec.dependencies() for spec in workspace.keys.values()):
         return rows  # most workspaces: no dependency at all
     from keyform.graph import topological_order
+    from keyform.planner import held_past_expiry
 
-    deps = {a: [s for s in spec.dependencies() if s in by_address] if (spec := workspace.keys.get(a)) else []
+    deps = {a: [s for s in spec.dependencies() if s in by_address]
+            if (spec := workspace.keys.get(a)) and not held_past_expiry(a, workspace.keys, state, now) else []
             for a in by_address}
     due: dict[str, tuple[str | None, int | None, str | None]] = {}
     for address in topological_order(deps):
