@@ -413,6 +413,22 @@ def test_a_replacement_of_a_key_whose_fixed_expires_at_passed_is_an_error_at_tha
     assert [d.message.split(":")[0] for d in exc.value.diagnostics] == ["key 'k'"], exc.value.diagnostics
 
 
+def test_a_consumer_due_whose_held_source_secret_no_sink_gives_back_is_left_as_it_is() -> None:
+    """`t` (in the state) is due (max_age) and reads `k`'s secret, which no sink gives back; `k` is
+    held past its fixed expires_at, so it cannot be replaced to feed `t`: `t` is left as it is, with
+    a note (the plan was refused at `k`). `--replace t` is still refused at `k`."""
+    spec = _fixed("k", T0 + timedelta(hours=1))
+    t = replace(textql_key("t", auth=SecretOfRef("k")), rotation=Rotation(max_age=timedelta(hours=2)))
+    st = state_with(recorded(spec, "ak_1"), recorded(t, "tk_1"))
+    p = plan(workspace(spec, t), st, remote_of(st), NOW, inputs=PlanInputs())
+    assert one(p, "k") == (Action.NOOP, ()) and one(p, "t") == (Action.NOOP, ()) and not p.has_changes
+    assert p.notes[1].startswith("t (tk_1) is left as it is: it needs the secret of k, which no sink gives back"), \
+        p.notes
+    with pytest.raises(KeyformError) as exc:
+        plan(workspace(spec, t), st, remote_of(st), NOW, inputs=PlanInputs(), replace=["t"])
+    assert [d.message.split(":")[0] for d in exc.value.diagnostics] == ["key 'k'"], exc.value.diagnostics
+
+
 def test_an_updatable_expiry_moved_to_a_fixed_time_that_passed_is_an_error_at_the_key() -> None:
     """TextQL updates an expiry in place, but not to a time that has passed: the replacement that
     would take its place is refused at the key, and the reason reads as a fixed time (it said

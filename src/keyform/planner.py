@@ -131,6 +131,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     deps = {a: s.dependencies() for a, s in desired.items()}
     order = topological_order(deps)
     kinds = _Kinds()
+    stuck: list[str] = []  # keys left as they are, needing a held key's secret (`_propagate`)
     if not destroy:
         for address in order if target_set is None else [a for a in order if a in target_set]:
             wanted = desired[address]
@@ -178,7 +179,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         raise KeyformError(errors)
 
     notes = [expired_note(desired[a], state.keys[a]) for a, d in decisions.items() if d.held]
-    if not destroy and stuck:
+    if stuck:
         notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "") for a in stuck)
     if state.deposed:
         # only a state with deposed keys needs them
@@ -838,9 +839,10 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
     it is (expired, it sends its source's secret nowhere), and as a source whose secret no sink
     gives back it cannot be replaced (the new key would be expired: `past_expiry`), so the consumer
     needing it is left as it is too (`_Decision.stuck`, `stuck_note`), as are the consumers of
-    that one needing its secret; a consumer not in the state yet (declared since) is refused at the
-    source instead. Before, either refused every plan of the workspace. Returns the
-    addresses so left (most plans: none)."""
+    that one needing its secret. A consumer of the held key not in the state yet (declared
+    since), or one a human asked to replace (`--replace`), is refused at the held key instead.
+    Before, each of these refused every plan of the workspace. Returns the addresses left so
+    (most plans: none)."""
     issued = (Action.CREATE, Action.REPLACE)
     stuck: list[str] = []
     changed = True
@@ -864,9 +866,10 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 if sd is None or sd.action in issued:
                     continue
                 if not _secret_readable(desired[src], state.keys.get(src), inputs):
-                    if (sd.held or sd.stuck is not None) and address in state.keys:
+                    if sd.stuck is not None or (sd.held and address in state.keys
+                                                and REPLACE_REQUESTED not in d.reasons):
                         # it cannot be replaced: the consumer waits (a key not made yet, the manifests'
-                        # edit, is refused at its source instead: `past_expiry`)
+                        # edit, or a `--replace` of it, is refused at its held source: `past_expiry`)
                         d.action, d.reasons, d.attrs, d.stuck = Action.NOOP, [], {}, src
                         stuck.append(address)
                         changed = True
