@@ -124,12 +124,14 @@ def test_a_destroy_plan_cut_down_to_a_sources_old_key_keeps_it_for_its_consumer(
             self.deleting: frozenset[str] = frozenset()
             self.orphan_entries: dict[str, Any] = {}
             self.events: list[Any] = []
+            self.workspace = workspace(questra_key("src"), textql_key("cons"))  # (nothing held)
+            self.clock = lambda: T0
 
         def on_event(self, event: Any) -> None:
             self.events.append(event)
 
     from keyform.state import DeposedKey, secret_of_fingerprint
-    from tests.factories import questra_key, recorded, state_with, textql_key
+    from tests.factories import T0, questra_key, recorded, state_with, textql_key, workspace
 
     st = state_with(recorded(questra_key("src"), "ak_new"), recorded(textql_key("cons"), "tk_1"))
     st.keys["cons"].fingerprints["auth_value"] = secret_of_fingerprint("src", "ak_old")

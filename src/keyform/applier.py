@@ -467,7 +467,6 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *,
     with ctx.lock:
         fed_by = ctx.state.fed_by() if ctx.state.deposed or any(not c.deposed for c in changes) else {}
     revoking = {c.key for c in changes}  # (a deposed consumer revoked in this phase too: no longer a user)
-    now = ctx.clock()
     out = []
     for change in changes:
         why = None
@@ -486,10 +485,11 @@ def _held_back(changes: list[Change], ctx: ApplyContext, report: ApplyReport, *,
               and (change.deposed or not destroy)):  # (a destroy names the key: revoked, its users told)
             # an old key, or the key of an address the manifests no longer declare (a source renamed
             # without `state mv`: its consumer re-issued with the new one's secret, or not)
-            # (a consumer held past its fixed expires_at, expired, is no user: `held_past_expiry`)
             users = [u for u in fed_by.get((change.address, change.remote_id), ())
-                     if u not in ctx.deleting and u not in revoking
-                     and not held_past_expiry(u, ctx.workspace.keys, ctx.state, now)]
+                     if u not in ctx.deleting and u not in revoking]
+            if users:  # (a consumer held past its fixed expires_at, expired, is no user: `held_past_expiry`)
+                now = ctx.clock()
+                users = [u for u in users if not held_past_expiry(u, ctx.workspace.keys, ctx.state, now)]
             why = "skipped: " + kept_for(change.address, change.remote_id, users, deposed=change.deposed) \
                 if users else None
         if why is None:
