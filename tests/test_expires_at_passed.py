@@ -56,9 +56,13 @@ def test_a_key_whose_fixed_expires_at_passed_blocks_no_other_key(
     got = {c.address: c.action for c in plan.actionable if not c.deposed}
     assert got == {"b": Action.REPLACE, "c": Action.CREATE}, plan.actionable
     [note] = [n for n in plan.notes if n.startswith("a ")]
-    assert note == (f"a ({a_id}) expired at {format_time(at)}, its fixed expires_at ({project.manifest}:"
-                    f"{line_of(project, 'keys:') + 1}): keyform will not replace it, a new key would expire at "
-                    "the same time; move expires_at later, or use expires_in, to have it replaced")
+    # (the manifest's path is left out of the comparison: a secret an earlier test of this process
+    # remembered may share 16 characters with a temporary path, which every message then masks)
+    head, _, tail = note.partition(" (")
+    assert head == "a" and tail.startswith(f"{a_id}) expired at {format_time(at)}, its fixed expires_at ("), note
+    assert note.endswith(f"keyform.yaml:{line_of(project, 'keys:') + 1}): keyform will not replace it, a new key "
+                         "would expire at the same time; move expires_at later, or use expires_in, to have it "
+                         "replaced"), note
     converge(project, clock)
     assert project.remote_id("a") == a_id and project.remote_id("b") != b_id
     listed = {k["id"]: k for k in emu_control.questra_keys("org_e2e")}
@@ -95,11 +99,13 @@ def test_the_expired_key_is_said_at_its_line_and_plan_detailed_exitcode_is_0(
 
     res = project.run("plan", "--detailed-exitcode", "--state", str(project.state_path))
     assert res.exit_code == 0, res.tail()
-    assert f"expired at {format_time(at)}, its fixed expires_at ({project.manifest}:{line})" in res.stdout, res.stdout
+    assert f"expired at {format_time(at)}, its fixed expires_at (" in res.stdout, res.stdout  # (its path: above)
+    assert f"keyform.yaml:{line}): keyform will not replace it" in res.stdout, res.stdout
 
     res = project.run("validate")
     assert res.exit_code == 0, res.tail()
-    assert f"Warning: {project.manifest}:{line}: key 'a': expires_at {format_time(at)} has passed" in res.stderr
+    assert res.stderr.startswith("Warning: ")  # (no path compared: a remembered secret may mask a temporary one)
+    assert f"keyform.yaml:{line}: key 'a': expires_at {format_time(at)} has passed" in res.stderr, res.stderr
 
     res = project.run("report", "--state", str(project.state_path), "-f", str(project.manifest), "--format", "json")
     assert res.exit_code == 0, res.tail()
@@ -124,10 +130,10 @@ def test_a_create_with_a_passed_expires_at_is_refused_at_that_key_only(
 
     res = project.run("plan")
     assert res.exit_code == 1, res.tail()
-    assert res.stderr.startswith(
-        f"Error: {project.manifest}:{line}: key 'n': expires_at {format_time(past)} has passed (2d ago), so keyform "
+    assert res.stderr.startswith("Error: ") and (
+        f"keyform.yaml:{line}: key 'n': expires_at {format_time(past)} has passed (2d ago), so keyform "
         "will not create it: the new key would be expired, or due for replacement, as soon as it is made. Set a "
-        "later expires_at, or use expires_in"), res.stderr
+        "later expires_at, or use expires_in") in res.stderr, res.stderr
     assert "Traceback" not in res.output
 
     res = project.run("apply", "--auto-approve", "--target", "b")
@@ -167,8 +173,7 @@ def test_a_saved_plan_made_before_the_date_and_applied_after_it(
         clock.move(days=2)
         report: ApplyReport = operations.apply(sess, plan)
     [(change, why)] = report.failed
-    assert change.address == "a" and why.startswith(
-        f"{project.manifest}:{line_of(project, 'a:')}: key 'a': expires_at "), why
+    assert change.address == "a" and f"keyform.yaml:{line_of(project, 'a:')}: key 'a': expires_at " in why, why
     assert why.endswith("has passed, so no key was created (the plan was made before it): set a later "
                         "expires_at, or use expires_in"), why
     assert "b" in project.state()["keys"] and "a" not in project.state()["keys"]

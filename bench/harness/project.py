@@ -243,9 +243,13 @@ class Project:
         return Result(proc.returncode, proc.stdout, proc.stderr, argv, time.monotonic() - started)
 
     def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        """`keyform ARGS` started as a subprocess (stdout and stderr piped), not waited for."""
+        """`keyform ARGS` started as a subprocess (stdout and stderr piped), not waited for; SIGINT at
+        its default in it, so that a test's Ctrl-C reaches keyform even when this process was
+        started ignoring SIGINT (a background job of a non-interactive shell: Python then keeps it
+        ignored, and keyform never saw the Ctrl-C)."""
         return subprocess.Popen(self.argv(*args), cwd=self.root, env=self.process_env(env),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_sigint)
 
     def interrupt_when(self, marker: str, *args: str, settle: float = 0.3,
                        timeout: float = 120) -> tuple[int, str, float]:
@@ -287,3 +291,8 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
         if time.monotonic() >= deadline:
             return bool(predicate())
         time.sleep(interval)
+
+
+def _default_sigint() -> None:
+    """In a child before it runs keyform: SIGINT to its default (see `Project.spawn`)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
