@@ -26,13 +26,10 @@ from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from tests import fakedist
 
-PLUGIN = '''
+PLUGIN = fakedist.QUESTRA_WRAPPER + '''
 import concurrent.futures
 import os
 import socket
-from dataclasses import replace
-
-from keyform.typeregistry import provider_type
 
 
 def _hang(what):
@@ -43,43 +40,24 @@ def _hang(what):
     return conn.recv(1)
 
 
+def _stuck(what):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a non-daemon thread of its own
+        return pool.submit(_hang, what).result()
+
+
+class Stuck(Wrapped):
+    def list(self):
+        return _stuck("list") if os.environ.get("KF_STUCK", "") == "list" else self.inner.list()
+
+    def create(self, request):
+        return _stuck("create") if request.address == os.environ.get("KF_STUCK", "") else self.inner.create(request)
+
+
 def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
-    from keyform.providers.questra import QuestraProvider  # takes the offered limiter
-
-    inner = QuestraProvider(config.name, config.base_url, token, config.options["org"], timeout=timeout,
-                            max_retries=max_retries)
-    stuck = os.environ.get("KF_STUCK", "")
-
-    class Stuck:
-        name = inner.name
-
-        def list(self):
-            if stuck == "list":
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a non-daemon thread of its own
-                    return pool.submit(_hang, "list").result()
-            return inner.list()
-
-        def create(self, request):
-            if request.address == stuck:
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    return pool.submit(_hang, "create").result()
-            return inner.create(request)
-
-        def update(self, remote_id, attrs, expires_at):
-            return inner.update(remote_id, attrs, expires_at)
-
-        def delete(self, remote_id):
-            inner.delete(remote_id)
-
-        def close(self):
-            inner.close()
-
-    return Stuck()
+    return Stuck(questra_client(config, token, timeout=timeout, max_retries=max_retries))
 
 
-STUCK = replace(provider_type("questra"), name="stuck-q", open=_open, description="test plug-in: hangs",
-                options_schema={"required": ["org"], "properties": {"org": {"type": "string"}}},
-                key_schema={"properties": {"name": {"type": "string"}}})
+STUCK = questra_type("stuck-q", _open, "test plug-in: hangs")
 '''
 
 

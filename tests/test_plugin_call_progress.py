@@ -18,45 +18,21 @@ from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from tests import fakedist
 
-PLUGIN = '''
-from dataclasses import replace
+PLUGIN = fakedist.QUESTRA_WRAPPER + '''
 
-from keyform.typeregistry import provider_type
+class Paging(Wrapped):
+    def list(self):
+        keys = []
+        for _ in range(4):  # four pages, each one request
+            keys = self.inner.list()
+        return keys
 
 
 def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
-    from keyform.providers.questra import QuestraProvider  # takes the offered limiter
-
-    inner = QuestraProvider(config.name, config.base_url, token, config.options["org"], timeout=timeout,
-                            max_retries=max_retries)
-
-    class Paging:
-        name = inner.name
-
-        def list(self):
-            keys = []
-            for _ in range(4):  # four pages, each one request
-                keys = inner.list()
-            return keys
-
-        def create(self, request):
-            return inner.create(request)
-
-        def update(self, remote_id, attrs, expires_at):
-            return inner.update(remote_id, attrs, expires_at)
-
-        def delete(self, remote_id):
-            inner.delete(remote_id)
-
-        def close(self):
-            inner.close()
-
-    return Paging()
+    return Paging(questra_client(config, token, timeout=timeout, max_retries=max_retries))
 
 
-PAGING = replace(provider_type("questra"), name="paging-q", open=_open, description="test plug-in: pages",
-                 options_schema={"required": ["org"], "properties": {"org": {"type": "string"}}},
-                 key_schema={"properties": {"name": {"type": "string"}}})
+PAGING = questra_type("paging-q", _open, "test plug-in: pages")
 '''
 
 

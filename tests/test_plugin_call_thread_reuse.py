@@ -15,12 +15,9 @@ from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from tests import fakedist
 
-PLUGIN = '''
+PLUGIN = fakedist.QUESTRA_WRAPPER + '''
 import os
 import threading
-from dataclasses import replace
-
-from keyform.typeregistry import provider_type
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -35,38 +32,21 @@ def _session():
     return _local.session
 
 
+class PerThread(Wrapped):
+    def list(self):
+        _session()
+        return self.inner.list()
+
+    def create(self, request):
+        _session()
+        return self.inner.create(request)
+
+
 def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
-    from keyform.providers.questra import QuestraProvider
-
-    inner = QuestraProvider(config.name, config.base_url, token, config.options["org"], timeout=timeout,
-                            max_retries=max_retries)
-
-    class PerThread:
-        name = inner.name
-
-        def list(self):
-            _session()
-            return inner.list()
-
-        def create(self, request):
-            _session()
-            return inner.create(request)
-
-        def update(self, remote_id, attrs, expires_at):
-            return inner.update(remote_id, attrs, expires_at)
-
-        def delete(self, remote_id):
-            inner.delete(remote_id)
-
-        def close(self):
-            inner.close()
-
-    return PerThread()
+    return PerThread(questra_client(config, token, timeout=timeout, max_retries=max_retries))
 
 
-PER_THREAD = replace(provider_type("questra"), name="per-thread-q", open=_open, description="test plug-in",
-                     options_schema={"required": ["org"], "properties": {"org": {"type": "string"}}},
-                     key_schema={"properties": {"name": {"type": "string"}}})
+PER_THREAD = questra_type("per-thread-q", _open, "test plug-in")
 '''
 
 

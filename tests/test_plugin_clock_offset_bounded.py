@@ -20,53 +20,27 @@ from harness.project import ORG, Project
 from keyform.emulator import Emulator
 from tests import fakedist
 
-PLUGIN = '''
+PLUGIN = fakedist.QUESTRA_WRAPPER + '''
 import os
 import sys
 import threading
-from dataclasses import replace
 
-from keyform.typeregistry import provider_type
+
+class Skewed(Wrapped):
+    def clock_offset(self):
+        how = os.environ.get("KF_OFFSET", "")
+        if how == "hang":
+            threading.Event().wait()  # never returns
+        if how == "exit":
+            sys.exit()
+        return self.inner.clock_offset()
 
 
 def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
-    from keyform.providers.questra import QuestraProvider
-
-    inner = QuestraProvider(config.name, config.base_url, token, config.options["org"], timeout=timeout,
-                            max_retries=max_retries)
-
-    class Skewed:
-        name = inner.name
-
-        def list(self):
-            return inner.list()
-
-        def create(self, request):
-            return inner.create(request)
-
-        def update(self, remote_id, attrs, expires_at):
-            return inner.update(remote_id, attrs, expires_at)
-
-        def delete(self, remote_id):
-            inner.delete(remote_id)
-
-        def close(self):
-            inner.close()
-
-        def clock_offset(self):
-            how = os.environ.get("KF_OFFSET", "")
-            if how == "hang":
-                threading.Event().wait()  # never returns
-            if how == "exit":
-                sys.exit()
-            return inner.clock_offset()
-
-    return Skewed()
+    return Skewed(questra_client(config, token, timeout=timeout, max_retries=max_retries))
 
 
-SKEWED = replace(provider_type("questra"), name="skewed-q", open=_open, description="test plug-in",
-                 options_schema={"required": ["org"], "properties": {"org": {"type": "string"}}},
-                 key_schema={"properties": {"name": {"type": "string"}}})
+SKEWED = questra_type("skewed-q", _open, "test plug-in")
 '''
 
 
