@@ -243,6 +243,24 @@ def test_state_mv_of_a_source_keeps_its_old_key_for_the_old_consumer_it_feeds(
     assert sorted(c.address for c in plan_only(project, clock).actionable) == ["src2", "t"]
 
 
+def _failing_t(cfg: ProviderConfig, token: str, org: str | None) -> Provider:
+    """Providers as keyform opens them, but every create of `t` fails with a 503 (an outage)."""
+    real = open_provider(cfg, token, org)
+
+    class Failing:
+        name = real.name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(real, attr)
+
+        def create(self, request: CreateRequest) -> CreateResult:
+            if request.address == "t":
+                raise ProviderError(f"{cfg.name}: create: 503 service unavailable", status=503)
+            return real.create(request)
+
+    return cast(Provider, Failing())
+
+
 def test_a_source_renamed_in_the_manifests_is_kept_while_a_consumer_whose_reissue_failed_uses_it(
         project: Project, emu_control: EmulatorControl) -> None:
     """`src` renamed `src2` in the manifests (no `state mv`): `src` is deleted and `t` re-issued
@@ -255,23 +273,7 @@ def test_a_source_renamed_in_the_manifests_is_kept_while_a_consumer_whose_reissu
     src = project.remote_id("src")
     _fed(project, "src2", "0s", "0s")
 
-    def failing_t(cfg: ProviderConfig, token: str, org: str | None) -> Provider:
-        real = open_provider(cfg, token, org)
-
-        class Failing:
-            name = real.name
-
-            def __getattr__(self, attr: str) -> Any:
-                return getattr(real, attr)
-
-            def create(self, request: CreateRequest) -> CreateResult:
-                if request.address == "t":
-                    raise ProviderError(f"{cfg.name}: create: 503 service unavailable", status=503)
-                return real.create(request)
-
-        return cast(Provider, Failing())
-
-    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=failing_t)
+    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=_failing_t)
     with operations.session(opts, "apply") as sess:
         report = operations.apply(sess, operations.plan(sess))
     assert [c.address for c, _ in report.failed] == ["t"]
@@ -350,23 +352,7 @@ def test_destroy_target_of_a_dropped_source_a_failed_reissue_still_uses_does_wha
     src = project.remote_id("src")
     _fed(project, "src2", "0s", "0s")
 
-    def failing_t(cfg: ProviderConfig, token: str, org: str | None) -> Provider:
-        real = open_provider(cfg, token, org)
-
-        class Failing:
-            name = real.name
-
-            def __getattr__(self, attr: str) -> Any:
-                return getattr(real, attr)
-
-            def create(self, request: CreateRequest) -> CreateResult:
-                if request.address == "t":
-                    raise ProviderError(f"{cfg.name}: create: 503 service unavailable", status=503)
-                return real.create(request)
-
-        return cast(Provider, Failing())
-
-    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=failing_t)
+    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=_failing_t)
     with operations.session(opts, "apply") as sess:
         operations.apply(sess, operations.plan(sess))
     assert "src" in project.state()["keys"]
