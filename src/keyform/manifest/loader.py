@@ -208,13 +208,18 @@ def _hidden_manifest(path: Path) -> bool:
     deletion: such a file is an error, never skipped in silence. `.pre-commit-config.yaml` and
     other tools' dot-files have no such line, or (GoReleaser's `version: 1`, sops-nix's `keys:`
     anchors) names of their own (`builds:`, `creation_rules:`)."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return False
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
+    try:  # (never following a link, never blocking on a FIFO put there since the listing)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 65536)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return _KEYFORM_LINE.search(head) is not None and all(
         m.group(1) in _MANIFEST_SECTIONS for m in _TOP_LEVEL_NAME.finditer(head))
 
