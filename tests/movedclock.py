@@ -5,6 +5,7 @@ For tests of a key's life over days and months (test_lifecycle_months, test_expi
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from harness.project import Project
 from keyform import operations
@@ -32,8 +33,9 @@ class MovedClock:
         self.control.faults(clock_offset=(self() - utcnow()).total_seconds())
 
 
-def options(project: Project, clock: MovedClock) -> operations.Options:
-    return operations.Options(files=[str(project.manifest)], clock=clock, env=project.env)
+def options(project: Project, clock: MovedClock, **kw: Any) -> operations.Options:
+    """The project's options under `clock` (`kw`: other `Options` fields, a `provider_factory`)."""
+    return operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, **kw)
 
 
 def plan_only(project: Project, clock: MovedClock) -> Plan:

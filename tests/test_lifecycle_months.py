@@ -273,8 +273,7 @@ def test_a_source_renamed_in_the_manifests_is_kept_while_a_consumer_whose_reissu
     src = project.remote_id("src")
     _fed(project, "src2", "0s", "0s")
 
-    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=_failing_t)
-    with operations.session(opts, "apply") as sess:
+    with operations.session(options(project, clock, provider_factory=_failing_t), "apply") as sess:
         report = operations.apply(sess, operations.plan(sess))
     assert [c.address for c, _ in report.failed] == ["t"]
     [(held, why)] = report.skipped
@@ -352,8 +351,7 @@ def test_destroy_target_of_a_dropped_source_a_failed_reissue_still_uses_does_wha
     src = project.remote_id("src")
     _fed(project, "src2", "0s", "0s")
 
-    opts = operations.Options(files=[str(project.manifest)], clock=clock, env=project.env, provider_factory=_failing_t)
-    with operations.session(opts, "apply") as sess:
+    with operations.session(options(project, clock, provider_factory=_failing_t), "apply") as sess:
         operations.apply(sess, operations.plan(sess))
     assert "src" in project.state()["keys"]
     with operations.session(options(project, clock), "destroy") as sess:
