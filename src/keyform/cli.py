@@ -685,7 +685,8 @@ def emulator(host: str, port: int, latency_ms: float, error_rate: float, rate_li
 
 def _org_rate_limits(items: tuple[str, ...]) -> dict[str, float]:
     """`--org-rate-limit ORG=RPS` values; a malformed one is a usage error (exit 1)."""
-    from keyform.clikit import UsageFailure, ascii_decimal, shown_value
+    from keyform.clikit import UsageFailure, shown_value
+    from keyform.durations import ascii_decimal
 
     limits: dict[str, float] = {}
     for item in items:

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import click
 
+from keyform.durations import ASCII_DECIMAL, ASCII_INTEGER
 from keyform.errors import Diagnostic, Severity
 
 
@@ -78,19 +79,6 @@ def shown_value(text: str) -> str:
     return quoted(text)
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-
-
-def ascii_decimal(text: str) -> float | None:
-    """`text` (blanks around it aside) as a finite decimal number written in ASCII digits, or None."""
-    text = text.strip()
-    if not _DECIMAL.fullmatch(text):
-        return None
-    number = float(text)
-    return number if math.isfinite(number) else None
-
-
 class _Bounded:
     """What `Integer` and `Decimal` share: the value in ASCII digits only, within the bounds, said in
     keyform's words. Python's int() and float(), which click's IntRange and FloatRange call, take
@@ -100,7 +88,7 @@ class _Bounded:
     min: Any
     max: Any
     what = "a number"
-    pattern = _DECIMAL
+    pattern = ASCII_DECIMAL
 
     def _describe_range(self) -> str:
         """The range `--help` shows (`1<=x<=256`); none for a number without bounds (click's own
@@ -131,7 +119,7 @@ class _Bounded:
             self.fail(f"{shown_value(value)} is not {self.what}{self._bounds()}"  # type: ignore[attr-defined]
                       + (" (in ASCII digits 0-9)" if digits else ""), param, ctx)
         # (int() of more than 4,300 digits raises: no bound keyform sets is anywhere near 30)
-        number = math.inf if len(text) > 30 else (int if self.pattern is _INTEGER else float)(text)
+        number = math.inf if len(text) > 30 else (int if self.pattern is ASCII_INTEGER else float)(text)
         if not math.isfinite(number) or (self.min is not None and number < self.min) \
                 or (self.max is not None and number > self.max):
             self.fail(f"{shown_value(text)} is not {self.what}{self._bounds()}", param, ctx)  # type: ignore[attr-defined]
@@ -142,7 +130,7 @@ class Integer(_Bounded, click.IntRange):
     """An integer flag (`--parallelism`, `--port`): ASCII digits only, within [min, max]."""
 
     what = "an integer"
-    pattern = _INTEGER
+    pattern = ASCII_INTEGER
 
 
 class Decimal(_Bounded, click.FloatRange):

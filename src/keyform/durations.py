@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
+
+ASCII_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+ASCII_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def ascii_decimal(text: str) -> float | None:
+    """`text` (blanks around it aside) as a finite decimal number written in ASCII digits, or None:
+    float() takes any Unicode digit (`٣`, an Arabic-Indic three, is 3), `1_0` and `inf`. For a
+    flag's or variable's number (`clikit`) and a `Retry-After` header's seconds (`providers.http`)."""
+    text = text.strip()
+    if not ASCII_DECIMAL.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_RE = re.compile(r"^([0-9]+)([smhdw])$")

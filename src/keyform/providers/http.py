@@ -68,7 +68,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -85,7 +84,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from keyform import redact
-from keyform.durations import MAX_YEAR, MIN_YEAR, format_time, parse_time
+from keyform.durations import MAX_YEAR, MIN_YEAR, ascii_decimal, format_time, parse_time
 from keyform.errors import ProviderError
 from keyform.providers.ratelimit import (
     MAX_WAIT,
@@ -179,16 +178,11 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] | None = N
     return min(MAX_WAIT, max(found)) if found else None
 
 
-_ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-
-
 def _seconds(value: str) -> float | None:
     """`value` as a number of seconds (>= 0), or None: not a number in ASCII digits (float() took a
     UTF-8 `٣` as 3 and `1_0` as 10), or not a finite one."""
-    if not _ASCII_NUMBER.fullmatch(value):
-        return None
-    seconds = float(value)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    seconds = ascii_decimal(value)
+    return None if seconds is None else max(0.0, seconds)
 
 
 def http_date(value: str) -> datetime | None:
