@@ -63,6 +63,18 @@ def _forged(state: dict[str, Any], victim: str, victim_key: dict[str, Any]) -> d
              "deposed": {"address": "a1", "provider": "qp", "provider_type": "questra", "remote_id": "ak_other",
                          "deposed_at": "2026-01-01T00:00:00Z", "revoke_after": "2026-01-01T00:00:00Z",
                          "last_error": None, "unused_for": None, "on_grace_end": "revoke"}}],
+        # a `created` record carries what its `done` will record (recovery may fold it, when the
+        # create was cut off after its sink write): held to the same rules as that `done`
+        "a created record announcing the key at another address": [
+            begin, _intent(), {**created, "address": "a1", "key": {**victim_key, "remote_id": victim}}],
+        "a created record announcing another key than it names": [
+            begin, _intent(), {**created, "address": "a2", "key": {**victim_key, "remote_id": "ak_other"}}],
+        "a created record deposing a key its create does not replace": [
+            begin, {**_intent(), "address": "a1", "replaces": mine},
+            {**created, "address": "a1", "key": {**victim_key, "remote_id": victim},
+             "deposed": {"address": "a1", "provider": "qp", "provider_type": "questra", "remote_id": "ak_other",
+                         "deposed_at": "2026-01-01T00:00:00Z", "revoke_after": "2026-01-01T00:00:00Z",
+                         "last_error": None, "unused_for": None, "on_grace_end": "revoke"}}],
     }
 
 
@@ -74,7 +86,10 @@ AT_FAULT = {"no begin first": 0, "begin moved last": 0, "a second begin of anoth
             "a done putting another key at its update's address": 2,
             "a done of a create with another id than its created record": 3,
             "a done of a create that no created record precedes": 2, "a done of a delete that records a key": 2,
-            "a done deposing a key its create does not replace": 3}
+            "a done deposing a key its create does not replace": 3,
+            "a created record announcing the key at another address": 2,
+            "a created record announcing another key than it names": 2,
+            "a created record deposing a key its create does not replace": 2}
 
 
 def _two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]

@@ -749,8 +749,35 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                    f"{result.key.id}, which {holder} already holds; not recorded, and nothing revoked")
         ctx.journal.failed(seq, message)
         raise KeyformError(message)
+    ks = KeyState.of(spec, result.key.id, remote=_visible(result.key, fps),
+                     expires_at=result.key.expires_at or expires_at,
+                     created_at=result.key.created_at or format_time(now),
+                     sink=spec.sink if k.returns_secret else None, fingerprints=fps, applied_at=format_time(now),
+                     secret_fingerprint=ctx.state.secret_fingerprint(result.secret) if k.returns_secret else None)
+    with ctx.lock:
+        old = ctx.state.keys.get(spec.address)
+    deposed = None
+    if change.action is Action.REPLACE and old is not None:
+        # a key the API lists as revoked or expired (`dead`) is revoked in this apply, with no
+        # grace: a no-op remotely, or a TextQL record deleted (an edited plan's mark: the same)
+        deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
+                             remote_id=old.remote_id, deposed_at=format_time(now),
+                             revoke_after=format_time(now) if change.dead or (
+                                 (old.address, old.remote_id) in ctx.revoking_replaced) else revoke_after,
+                             unused_for=(exact_duration(spec.rotation.unused_for)
+                                         if spec.rotation.unused_for else None),
+                             on_grace_end=spec.rotation.on_grace_end,
+                             secret_fingerprint=old.secret_fingerprint,
+                             fed_by=tuple(sorted(fp for fp in old.fingerprints.values()
+                                                 if secret_of_edge(fp) is not None)))
+    # a secret its sink will hold: the `created` record carries what `done` will record, so that an
+    # apply killed between the sink write and `done` is finished by recovery (`recovery._roll_forward`)
+    # rather than the key revoked under a consumer that read the entry. A secret too short to be
+    # fingerprinted (`State.secret_fingerprint`) cannot be recognised in the sink: not carried
+    ahead = ks.secret_fingerprint is not None and ks.sink is not None
     try:
-        ctx.journal.created(seq, result.key.id, created_at=result.key.created_at)
+        ctx.journal.created(seq, result.key.id, created_at=result.key.created_at,
+                            key=ks if ahead else None, deposed=deposed if ahead else None)
     except KeyformError as exc:  # e.g. the lock was lost: a key no journal may know of must not stay live
         try:
             provider.revoke_new(result.key.id)
@@ -760,27 +787,8 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
         raise type(exc)(f"{exc}; {outcome}") from None
     if k.returns_secret:
         _sink_new_secret(spec, result.key.id, result.secret, seq, ctx)
-    ks = KeyState.of(spec, result.key.id, remote=_visible(result.key, fps),
-                     expires_at=result.key.expires_at or expires_at,
-                     created_at=result.key.created_at or format_time(now),
-                     sink=spec.sink if k.returns_secret else None, fingerprints=fps, applied_at=format_time(now),
-                     secret_fingerprint=ctx.state.secret_fingerprint(result.secret) if k.returns_secret else None)
     with ctx.lock:
-        old = ctx.state.keys.get(spec.address)
-        deposed = None
-        if change.action is Action.REPLACE and old is not None:
-            # a key the API lists as revoked or expired (`dead`) is revoked in this apply, with no
-            # grace: a no-op remotely, or a TextQL record deleted (an edited plan's mark: the same)
-            deposed = DeposedKey(address=old.address, provider=old.provider, provider_type=old.provider_type,
-                                 remote_id=old.remote_id, deposed_at=format_time(now),
-                                 revoke_after=format_time(now) if change.dead or (
-                                     (old.address, old.remote_id) in ctx.revoking_replaced) else revoke_after,
-                                 unused_for=(exact_duration(spec.rotation.unused_for)
-                                             if spec.rotation.unused_for else None),
-                                 on_grace_end=spec.rotation.on_grace_end,
-                                 secret_fingerprint=old.secret_fingerprint,
-                                 fed_by=tuple(sorted(fp for fp in old.fingerprints.values()
-                                                     if secret_of_edge(fp) is not None)))
+        if deposed is not None:
             ctx.state.deposed.append(deposed)
         ctx.state.keys[spec.address] = ks
         if ctx.held_ids is not None:
@@ -883,7 +891,8 @@ def _sink_new_secret(spec: KeySpec, remote_id: str, secret: str | None, seq: str
         ctx.issued[spec.address] = secret
     # no `sunk` record: the change's `done` follows at once, with nothing between that touches a
     # disk or the API (one fsynced append fewer per create); recovery of a change cut off before
-    # `done` treats the sink as holding the new secret or not, either way (recovery.assess)
+    # `done` reads the entry back: holding the secret its `created` record fingerprinted, the
+    # create is finished (`recovery._roll_forward`); otherwise its key is revoked as an orphan
 
 
 def _update(change: Change, ctx: ApplyContext) -> None:

@@ -93,16 +93,29 @@ class Intent:
 
 @record(frozen=False, slots=True)
 class Created:
+    """A create's reply arrived: the new key's id. For a key whose secret goes to a sink, also what
+    the change's `done` will record (`key`, with the issued secret's `secret_fingerprint`, and the
+    key it `deposes`), written before the sink write: an apply killed after that write and before
+    its `done` is finished by recovery when the sink entry holds the secret with that fingerprint
+    (`recovery._roll_forward`), rather than its key revoked under consumers that read it."""
+
     op: ClassVar[str] = "created"
     seq: str
     remote_id: str
     created_at: str | None = None  # the server's clock: recovery calibrates its time windows with it
     at: str | None = None
+    key: KeyState | None = None  # the key record the change's `done` will carry
+    deposed: DeposedKey | None = None  # the key it replaces, as that `done` will depose it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": "created", "seq": self.seq, "remote_id": self.remote_id}
         if self.created_at is not None:
             out["created_at"] = self.created_at
+        if self.key is not None:
+            out["address"] = self.key.address
+            out["key"] = self.key.to_json()
+        if self.deposed is not None:
+            out["deposed"] = self.deposed.to_json()
         if self.at is not None:
             out["at"] = self.at
         return out
@@ -274,7 +287,9 @@ def from_json(d: dict[str, Any]) -> Record:
         return Done(seq, key, d.get("forget"), deposed, d.get("revoked_deposed"),
                     str(d["resolves"]) if "resolves" in d else None, at)
     if op == "created":
-        return Created(seq, d["remote_id"], d.get("created_at"), at)
+        return Created(seq, d["remote_id"], d.get("created_at"), at,
+                       KeyState.from_json(d["address"], d["key"]) if "key" in d else None,
+                       DeposedKey.from_json(d["deposed"]) if "deposed" in d else None)
     if op == "sunk":
         return Sunk(seq, at)
     if op == "failed":
@@ -351,8 +366,11 @@ class Journal:
         self._write(Intent(seq, action, address, provider, details))
         return seq
 
-    def created(self, seq: str, remote_id: str, created_at: str | None = None) -> None:
-        self._write(Created(seq, remote_id, created_at))
+    def created(self, seq: str, remote_id: str, created_at: str | None = None, *, key: KeyState | None = None,
+                deposed: DeposedKey | None = None) -> None:
+        """The create `seq` made the key `remote_id`; `key` and `deposed`: what its `done` will record
+        (see `Created`)."""
+        self._write(Created(seq, remote_id, created_at, key=key, deposed=deposed))
 
     def failed(self, seq: str, message: str) -> None:
         self._write(Failed(seq, message))
@@ -385,6 +403,9 @@ class Interrupted:
     details: dict[str, Any] = field(default_factory=dict)
     remote_id: str | None = None  # known when the create response arrived
     sunk: bool = False  # the secret reached its sink
+    # what the create's `done` would have recorded (its `created` record's `key` and `deposed`)
+    key: KeyState | None = None
+    deposed: DeposedKey | None = None
     # a create answered with an id that holds a secret, whose revoke failed: that id's fingerprint
     # (`Abandoned.id_fingerprint`), never the id
     id_fingerprint: str | None = None
@@ -417,13 +438,11 @@ def problem(records: Sequence[Record]) -> tuple[int, str] | None:
         if intent is None:
             return index, f"records the outcome of change {rec.seq!r}, which no earlier intent record starts"
         if isinstance(rec, Done):
-            if rec.key is not None and (found := _key_problem(rec, intent, made.get(rec.seq))) is not None:
+            if rec.key is not None and (found := _key_problem(rec.key, rec.seq, intent,
+                                                              made.get(rec.seq))) is not None:
                 return index, found
-            if rec.deposed is not None and (intent.action != "create" or rec.deposed.address != intent.address
-                                            or rec.deposed.remote_id != intent.details.get("replaces")):
-                return index, (f"deposes key {rec.deposed.remote_id} at {rec.deposed.address!r} for change "
-                               f"{rec.seq!r}, which is not the key it replaces (its intent: {intent.action} "
-                               f"{intent.address!r}, replacing {intent.details.get('replaces') or 'none'})")
+            if rec.deposed is not None and (found := _deposed_problem(rec.deposed, rec.seq, intent)) is not None:
+                return index, found
             if rec.forget is not None and (rec.forget != intent.address or intent.action != "delete"):
                 return index, (f"forgets {rec.forget!r} for change {rec.seq!r}, which is not the delete of that key "
                                f"(its intent: {intent.action} {intent.address!r})")
@@ -439,29 +458,44 @@ def problem(records: Sequence[Record]) -> tuple[int, str] | None:
             if intent.action != "create":
                 return index, f"records a key created by change {rec.seq!r}, whose intent is a {intent.action}"
             made[rec.seq] = rec.remote_id
+            # what its `done` will record (recovery may fold it): the same rules as that `done`
+            if rec.key is not None and (found := _key_problem(rec.key, rec.seq, intent, rec.remote_id)) is not None:
+                return index, found
+            if rec.deposed is not None and (found := _deposed_problem(rec.deposed, rec.seq, intent)) is not None:
+                return index, found
     return None
 
 
-def _key_problem(rec: Done, intent: Intent, made: str | None) -> str | None:
-    """What is wrong with the key record of `done` `rec` for the change `intent` started (None: it is
-    the one that change made or updated). A create's `done` records the key its `created` record
-    names, an update's the key its intent names; no other change records a key. Otherwise the fold
-    put another key at the address (another workspace's: the next apply replaced it, revoking it as
-    a deposed key) and forgot the address's own key, still live."""
-    assert rec.key is not None
-    key = rec.key
+def _deposed_problem(deposed: DeposedKey, seq: str, intent: Intent) -> str | None:
+    """What is wrong with the key a `done` (or the `created` record announcing it) of the change
+    `intent` started deposes: only a create deposes, and only the key its intent `replaces`."""
+    if intent.action != "create" or deposed.address != intent.address \
+            or deposed.remote_id != intent.details.get("replaces"):
+        return (f"deposes key {deposed.remote_id} at {deposed.address!r} for change {seq!r}, which is not the key "
+                f"it replaces (its intent: {intent.action} {intent.address!r}, replacing "
+                f"{intent.details.get('replaces') or 'none'})")
+    return None
+
+
+def _key_problem(key: KeyState, seq: str, intent: Intent, made: str | None) -> str | None:
+    """What is wrong with the key record `key` of a `done` (or of the `created` record announcing it)
+    for the change `seq` that `intent` started (None: it is the one that change made or updated). A
+    create's records the key its `created` record names, an update's the key its intent names; no
+    other change records a key. Otherwise the fold put another key at the address (another
+    workspace's: the next apply replaced it, revoking it as a deposed key) and forgot the address's
+    own key, still live."""
     if key.address != intent.address:
-        return f"records key {key.address!r} for change {rec.seq!r}, whose intent is for {intent.address!r}"
+        return f"records key {key.address!r} for change {seq!r}, whose intent is for {intent.address!r}"
     if intent.action == "create":
         if key.remote_id != made:
-            return (f"records key {key.remote_id} at {key.address!r} for change {rec.seq!r}, whose create made "
+            return (f"records key {key.remote_id} at {key.address!r} for change {seq!r}, whose create made "
                     + (f"{made}" if made else "no key it recorded"))
     elif intent.action == "update":
         if key.remote_id != intent.details.get("remote_id"):
-            return (f"records key {key.remote_id} at {key.address!r} for change {rec.seq!r}, which updates "
+            return (f"records key {key.remote_id} at {key.address!r} for change {seq!r}, which updates "
                     f"{intent.details.get('remote_id')}")
     else:
-        return f"records key {key.remote_id} at {key.address!r} for change {rec.seq!r}, a {intent.action}"
+        return f"records key {key.remote_id} at {key.address!r} for change {seq!r}, a {intent.action}"
     return None
 
 
@@ -475,7 +509,8 @@ def replay(state: State | None, records: Iterable[Record]) -> list[Interrupted]:
             open_[rec.seq] = Interrupted(rec.seq, rec.action, rec.address, rec.provider, dict(rec.details))
         elif isinstance(rec, Created):
             if rec.seq in open_:
-                open_[rec.seq].remote_id = rec.remote_id
+                it = open_[rec.seq]
+                it.remote_id, it.key, it.deposed = rec.remote_id, rec.key, rec.deposed
         elif isinstance(rec, Sunk):
             if rec.seq in open_:
                 open_[rec.seq].sunk = True

@@ -30,13 +30,14 @@ from keyform.errors import (
     KeyformError,
     LockLostError,
     LockUnwritableError,
+    SinkError,
     StateError,
     warning,
     warnings,
 )
 from keyform.gcpause import paused
 from keyform.journal import Abandoned, Begin, Done, Journal, Record, compacted, unresolved
-from keyform.model import SecretOfRef, Workspace
+from keyform.model import SecretOfRef, SinkTarget, Workspace
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.planner import (
     REPLACE_REQUESTED,
@@ -291,12 +292,23 @@ def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
     targets = {a: k.sink for a, k in sess.workspace.keys.items() if k.sink is not None}
     try:
         sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id,
-                               folded)
+                               folded, read_entry=lambda entry: _read_entry(sess, entry))
     except JournalError as exc:  # one that does not hold together, or of another state (`recovery.fold`)
         raise StateError(f"{sess.store.journal_place(exc.record)}: {exc}") from None
     except StateError as exc:
         raise StateError(f"{sess.store.describe()}: {exc}") from None
     sess.warnings.extend(warnings(sess.recovery.notes))
+
+
+def _read_entry(sess: Session, entry: SinkTarget) -> str | None:
+    """The secret in `entry` (None: absent), for recovery to check an interrupted create's write;
+    SinkError when its sink is gone from the manifests or cannot be read back. The secret is
+    remembered (scrubbed from any later message), compared by fingerprint, and dropped."""
+    if entry.sink not in sess.workspace.sinks or entry.sink not in sess.sinks.readable():
+        raise SinkError(f"sink {entry.sink} cannot be read back")
+    value = sess.sinks.get(entry.sink).read(entry.name)
+    redact.remember(value)
+    return value
 
 
 def commit_recovery(sess: Session, *, resolved: Sequence[str] = ()) -> Diagnostics:

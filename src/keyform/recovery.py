@@ -5,7 +5,10 @@ is written) and works out what each interrupted *create* left behind. That is th
 the remote key may exist while its secret never reached a sink and state never heard of it.
 Recovery revokes only keys keyform provably created:
 
-- the remote id arrived (journaled `created`): that key, if no state tracks it;
+- the remote id arrived (journaled `created`): that key, if no state tracks it; unless its secret
+  provably reached the sink (the `created` record carries the key record its `done` would have,
+  with the secret's fingerprint, and the entry read back holds that secret): then the create is
+  finished instead (`_roll_forward`), as a consumer may have read the secret already;
 - the reply carried an id that holds a secret, and the revoke that followed failed (journaled
   `abandoned` with the id's fingerprint, never the id): the untracked key whose id has that
   fingerprint under the state's salt or key. Its id is never shown, journaled or recorded: the
@@ -136,14 +139,18 @@ def fold(state: State, records: list[Record]) -> tuple[list[Interrupted], bool]:
 def assess(state: State, records: list[Record], pool: ProviderPool,
            provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None,
            entry_id: Callable[[SinkTarget], Hashable] | None = None,
-           folded: Callable[[], None] = lambda: None) -> Recovery:
-    """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, and a
-    rotation request for a key whose sink entry an orphan may have overwritten); lists remote keys
-    where a lost reply must be matched; never changes anything remotely or on disk. `targets`
-    (address -> its sink entry in the manifests) stands in for the entry of a create journaled
-    before intents recorded it; `entry_id` says which entries are one (`Workspace.entry_id`).
-    `folded` runs once the journal is folded in (a never-saved state has taken the journal's salt),
-    before any listed id is fingerprinted: the session gives the state its fingerprint key there."""
+           folded: Callable[[], None] = lambda: None,
+           read_entry: Callable[[SinkTarget], str | None] | None = None) -> Recovery:
+    """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, a create
+    rolled forward, and a rotation request for a key whose sink entry an orphan may have
+    overwritten); lists remote keys where a lost reply must be matched, and reads back the sink
+    entry of a create cut off after its sink write (`read_entry`: the secret in an entry, None when
+    absent; raises when it cannot be read; None: no entry is read, no create rolled forward); never
+    changes anything remotely or on disk. `targets` (address -> its sink entry in the manifests)
+    stands in for the entry of a create journaled before intents recorded it; `entry_id` says which
+    entries are one (`Workspace.entry_id`). `folded` runs once the journal is folded in (a
+    never-saved state has taken the journal's salt), before any listed id is fingerprinted: the
+    session gives the state its fingerprint key there."""
     out = Recovery(records=list(records))
     if not records:
         return out
@@ -209,6 +216,16 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
                 out.unresolved.append(it)  # kept journaled, said on every plan, never revoked
                 out.notes.append(contradicted)
                 continue
+            rolled = _roll_forward(it, state, ptype, listed_keys, read_entry)
+            if isinstance(rolled, _Forged):  # (a hand-edited journal?) neither adopted nor revoked
+                out.unresolved.append(it)
+                out.notes.append(rolled.why)
+                continue
+            if rolled is not None:  # finished, as its `done` would have: the key is tracked from now on
+                out.state_changed = True
+                out.notes.append(rolled)
+                tracked.add(it.remote_id)
+                continue
             where = "its secret reached the sink but state never recorded it" if it.sunk else \
                 "its secret may not have reached a sink"
             out.orphans.append(Orphan(it.address, it.provider, ptype, it.remote_id, it.seq,
@@ -241,6 +258,83 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     entries = {it.seq: _entry_of(it, moved) for it in creates}
     out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
+
+
+@record
+class _Forged:
+    """Why a journal's create cannot have been written by keyform: it is neither finished nor revoked."""
+
+    why: str
+
+
+def _roll_forward(it: Interrupted, state: State, ptype: str,
+                  listed_keys: Callable[[str], list[RemoteKey] | None],
+                  read_entry: Callable[[SinkTarget], str | None] | None) -> str | _Forged | None:
+    """Finish the interrupted create `it` (its reply arrived, its key untracked) if it was cut off
+    after its secret reached the sink and before its `done`: fold into `state` what that `done`
+    would have recorded (its `created` record's `key`, and the key it `deposed`, revoked after its
+    grace as the finished apply would have: `revoke_after` was counted from the create), so that a
+    consumer that read the entry meanwhile keeps a live key. Returns the plan's note saying so.
+
+    Only when every part of it is proven: the `created` record carries that key (a keyform that
+    journals it; never for a secret too short to be fingerprinted), recorded for this create's
+    address, provider, sink entry and attributes (`match`); the API lists the key live with those
+    attributes (`_listed_unlike` already compared them; a provider that cannot list keys proves
+    nothing); the address still holds the key the create replaced, or none when it replaced none;
+    and the entry, read back now, holds a secret with the journaled fingerprint (`State.
+    secret_fingerprint`, an HMAC under the state's salt or key). Otherwise None: the key is an
+    orphan, revoked as before (an entry absent, different or unreadable; an older journal). A
+    fingerprint the state records for one of its keys is no new create's (a forged journal naming
+    another key with the secret an entry holds already): `_Forged`, kept journaled, said on every
+    plan, nothing adopted or revoked."""
+    key, deposed = it.key, it.deposed
+    if key is None or key.secret_fingerprint is None or key.sink is None or read_entry is None:
+        return None
+    try:
+        k = kind(ptype)
+    except KeyformError:
+        return None
+    recorded = {ks.secret_fingerprint for ks in state.keys.values()} | {d.secret_fingerprint for d in state.deposed}
+    if key.secret_fingerprint in recorded:
+        return _Forged(f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id} "
+                       "and issued it a secret that the state records for another key, which no create issues: "
+                       "keyform neither records nor revokes that key: if the journal was edited, restore it from a "
+                       "copy")
+    entry = SinkTarget.from_json(it.details.get("entry"))
+    sent = it.details.get("match") or {}
+    if (key.remote_id != it.remote_id or key.address != it.address or key.provider != it.provider
+            or key.provider_type != ptype or not k.returns_secret or entry != key.sink
+            or _unlike(sent, {n: key.attrs.get(n) for n in matched_attributes(k)})):
+        return None
+    current = state.keys.get(it.address)
+    replaces = it.details.get("replaces")
+    if (current.remote_id if current is not None else None) != replaces:
+        return None  # the address moved on since (a key imported or forgotten there): not this create's to finish
+    if current is not None and (deposed is None or deposed.provider != current.provider
+                                or deposed.provider_type != current.provider_type):
+        return None
+    try:
+        listed = listed_keys(it.provider)
+    except KeyformError:
+        return None
+    live = next((x for x in listed or () if x.id == it.remote_id), None)
+    if live is None or live.revoked:
+        return None
+    try:
+        value = read_entry(key.sink)
+    except Exception:  # (a sink plug-in's own failure too) unreadable: an orphan, as before
+        return None
+    found = state.secret_fingerprint(value)
+    if found is None or not hmac.compare_digest(found, key.secret_fingerprint):
+        return None
+    replay(state, [Done(it.seq, key=key, deposed=deposed)])
+    then = ""
+    if deposed is not None:
+        then = (f", and deposes {deposed.remote_id}, revoked after its grace ({deposed.revoke_after}) as the "
+                "finished apply would have")
+    return (f"{it.address}: an interrupted apply created the key {it.remote_id} and wrote its secret to {key.sink}, "
+            f"which holds it, but was stopped before recording it: keyform finishes that create instead of revoking "
+            f"a key whose secret may be in use; the next apply records {it.remote_id} as {it.address}{then}")
 
 
 def _unproven(it: Interrupted, k: ProviderKind) -> str | None:

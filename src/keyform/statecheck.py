@@ -112,7 +112,7 @@ def _record_times(record: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """The timestamps the schema checked the form of (other ops' extra fields are not read)."""
     if record["op"] == "intent" and "at" in record:
         yield "at", record["at"]
-    if record["op"] != "done":
+    if record["op"] not in ("done", "created"):  # (a `created` record carries what its `done` will)
         return
     key = record.get("key")
     if isinstance(key, dict):

@@ -1,0 +1,233 @@
+"""An apply killed after a create's new secret reached its sink, before the change's `done`: recovery
+finishes that create (rolls it forward) instead of revoking its key.
+
+Before, the next apply revoked the key as an orphan and created (or rotated) again: a consumer that
+had read the sink in between (a deploy that picked up the new secret) was left with a revoked one.
+Now the `created` record carries what the `done` would record (the key, its secret's fingerprint
+under the state's salt, the key it deposes); recovery reads the entry back and, only when it holds
+a secret with that fingerprint and the API lists the key live with the attributes its create sent,
+records the key as that `done` would have, the replaced key deposed with its grace. Otherwise (the
+entry absent or holding another secret) the key is revoked as an orphan, as before. A journal
+edited to name another key with a secret the state records already is refused: nothing adopted,
+nothing revoked.
+
+The killed apply is a real `keyform apply` subprocess killed with SIGKILL by its own `exec` sink's
+program, right after that program stored the secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.project import ORG, Project
+from keyform.durations import parse_time
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+from keyform.state import State
+
+GRACE_NOTE = "keyform finishes that create instead of revoking a key whose secret may be in use"
+
+
+def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s") -> None:
+    """One Questra key q0 whose secret goes to an `exec` sink storing each entry as a file in
+    `store`; with `kill`, the sink's program kills keyform (its parent) with SIGKILL once the secret
+    is stored."""
+    write = f'cat > "{store}/$KEYFORM_SINK_NAME"' + ("; kill -9 $PPID" if kill else "")
+    project.write(f"""
+        version: 1
+        providers:
+          qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
+        sinks:
+          vault:
+            type: exec
+            command: [sh, -c, '{write}']
+            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME" 2>/dev/null || true']
+            remove_command: [sh, -c, 'rm -f "{store}/$KEYFORM_SINK_NAME"']
+        defaults: {{sink: vault}}
+        keys:
+          q0: {{provider: qp, name: q0, rotation: {{grace: {grace}}}}}
+        """)
+
+
+def _killed_after_the_sink_write(project: Project, store: Path, *args: str, grace: str = "0s") -> None:
+    """`keyform apply --auto-approve ARGS` as a subprocess, killed by its sink's program once q0's
+    new secret is stored; the manifests then get a sink that only stores."""
+    _vault(project, store, kill=True, grace=grace)
+    killed = project.run_process("apply", "--auto-approve", *args)
+    assert killed.exit_code == -9, killed.tail()
+    assert project.journal_path.exists()
+    _vault(project, store, kill=False, grace=grace)
+
+
+def _keys(control: EmulatorControl) -> dict[str, dict[str, Any]]:
+    return {k["id"]: k for k in control.questra_keys(ORG)}
+
+
+def _new_key(control: EmulatorControl, before: set[str]) -> dict[str, Any]:
+    made = [k for i, k in _keys(control).items() if i not in before]
+    assert len(made) == 1, made
+    return made[0]
+
+
+def _plans_the_roll_forward(project: Project, key_id: str) -> None:
+    """Every plan format shows the roll forward, and none plans a revocation; nothing is written."""
+    state = project.state_path.read_bytes() if project.state_path.exists() else None
+    journal = project.journal_path.read_bytes()
+    text = project.run("plan")
+    assert text.exit_code == 0, text.output
+    assert GRACE_NOTE in text.stdout and f"records {key_id} as q0" in text.stdout, text.stdout
+    assert "orphan of an interrupted create" not in text.stdout, text.stdout
+    markdown = project.run("plan", "--format", "markdown")
+    assert GRACE_NOTE in markdown.stdout, markdown.stdout
+    shown = json.loads(project.run("plan", "--format", "json").stdout)
+    assert any(GRACE_NOTE in n and key_id in n for n in shown["notes"]), shown["notes"]
+    assert not any(c.get("orphan") for c in shown["changes"]), shown["changes"]
+    assert project.journal_path.read_bytes() == journal
+    assert (project.state_path.read_bytes() if project.state_path.exists() else None) == state
+
+
+def _settled(project: Project) -> None:
+    again = project.run("plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert not project.journal_path.exists()
+
+
+def test_a_create_killed_after_its_sink_write_is_finished_not_revoked(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
+    store.mkdir()
+    _killed_after_the_sink_write(project, store)  # the first apply: no state saved yet
+    made = _new_key(control, set())
+    assert (store / "Q0").read_text() == made["secret"]
+
+    _plans_the_roll_forward(project, made["id"])
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert project.state()["keys"]["q0"]["remote_id"] == made["id"]
+    assert _keys(control) == {made["id"]: made}  # not revoked, and no other key made
+    assert (store / "Q0").read_text() == made["secret"]  # what a consumer read is still live
+    _settled(project)
+    assert made["secret"] not in applied.output
+
+
+def test_a_rotation_killed_after_its_sink_write_is_finished_and_the_old_key_deposed_with_its_grace(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
+    store.mkdir()
+    _vault(project, store, kill=False, grace="2h")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("q0")
+    _killed_after_the_sink_write(project, store, "--replace", "q0", grace="2h")
+    made = _new_key(control, {old})
+    created = next(r for r in project.journal_records() if r["op"] == "created")
+
+    _plans_the_roll_forward(project, made["id"])
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    state = project.state()
+    assert state["keys"]["q0"]["remote_id"] == made["id"]
+    deposed, = state["deposed"]
+    assert deposed["remote_id"] == old
+    # its grace counted from the killed apply's create, as that apply would have
+    assert parse_time(deposed["revoke_after"]) - parse_time(created["at"]) == \
+        parse_time("2026-01-01T02:00:00Z") - parse_time("2026-01-01T00:00:00Z")
+    keys = _keys(control)
+    assert not keys[old]["revoked"] and not keys[made["id"]]["revoked"]
+    assert set(keys) == {old, made["id"]}
+    assert (store / "Q0").read_text() == made["secret"]
+    _settled(project)
+
+
+@pytest.mark.parametrize("entry", ["holds another secret", "is missing"])
+def test_a_create_whose_entry_does_not_hold_its_secret_is_revoked_as_before(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], entry: str) -> None:
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
+    store.mkdir()
+    _killed_after_the_sink_write(project, store)
+    made = _new_key(control, set())
+    if entry == "is missing":
+        (store / "Q0").unlink()
+    else:
+        (store / "Q0").write_text("sk_someone_else_wrote_this_0123456789")
+
+    planned = project.run("plan")
+    assert f"{made['id']} (orphan of an interrupted create of q0) will be revoked" in planned.stdout, planned.output
+    assert GRACE_NOTE not in planned.stdout
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    keys = _keys(control)
+    assert keys[made["id"]]["revoked"]
+    now = project.remote_id("q0")
+    assert now != made["id"] and (store / "Q0").read_text() == keys[now]["secret"]
+    _settled(project)
+
+
+def _two_workspaces(tmp_path: Path, emu: Emulator) -> tuple[Project, Project]:
+    """On one emulator (one org): `mine` (key a1, named a-one) and `theirs` (b1, b-one), applied."""
+    mine = Project(tmp_path / "mine", emu.url)
+    mine.questra("a1: {provider: qp, name: a-one}\n")
+    theirs = Project(tmp_path / "theirs", emu.url)
+    theirs.questra("b1: {provider: qp, name: b-one}\n")
+    assert mine.run("apply", "--auto-approve").exit_code == 0
+    assert theirs.run("apply", "--auto-approve").exit_code == 0
+    return mine, theirs
+
+
+@pytest.mark.parametrize("forged", ["another key's attributes", "a secret the state records"])
+def test_a_journal_edited_to_adopt_another_workspaces_key_adopts_and_revokes_nothing(
+        tmp_path: Path, make_emulator: Callable[..., Emulator], forged: str) -> None:
+    """A pull request edits `mine`'s journal: a create of a2 whose `created` record names `theirs`'s
+    key b1, with the fingerprint of a secret that mine's sink holds.
+
+    - with a2's own name in the intent, the API lists b1 with another: refused, as before (a secret
+      put in the entry A2 stands in for one the forger knows);
+    - with b1's name copied into the intent (it passes the attribute check), and the fingerprint of
+      a1's secret, which the state records (its salt is committed: anyone can copy both): the
+      fingerprint gives it away. Before, b1 was revoked as an orphan; rolled forward, it would be
+      adopted as a2."""
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    mine, theirs = _two_workspaces(tmp_path, emu)
+    state = mine.state()
+    victim, a1 = theirs.remote_id("b1"), state["keys"]["a1"]
+    salted = State(state["lineage"], state["serial"], state["fingerprint_salt"])
+    if forged == "another key's attributes":
+        name, entry = "a-two", "A2"
+        mine.sink_path.write_text(mine.sink_path.read_text() + "A2=sk_forged_entry_0123456789abcdef\n")
+        fingerprint = salted.secret_fingerprint("sk_forged_entry_0123456789abcdef")
+        said = "the API lists that key with another name than that create sent"
+    else:
+        name, entry = "b-one", "A1"
+        fingerprint = salted.secret_fingerprint(mine.sink()["A1"])
+        assert fingerprint == a1["secret_fingerprint"]
+        said = "issued it a secret that the state records for another key"
+    mine.questra(f"a1: {{provider: qp, name: a-one}}\na2: {{provider: qp, name: {name}}}\n")
+    key = {**a1, "remote_id": victim, "attributes": {"name": name}, "remote_attributes": {"name": name},
+           "sink": {"sink": "env", "as": entry}, "secret_fingerprint": fingerprint}
+    records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]},
+               {"op": "intent", "seq": "r1.1", "action": "create", "address": "a2", "provider": "qp",
+                "at": a1["created_at"], "match": {"name": name}, "entry": {"sink": "env", "as": entry}},
+               {"op": "created", "seq": "r1.1", "remote_id": victim, "address": "a2", "key": key}]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    planned = mine.run("plan")
+    assert planned.exit_code == 0 and said in planned.stdout, planned.output
+    assert "orphan of an interrupted create" not in planned.stdout and GRACE_NOTE not in planned.stdout, \
+        planned.stdout
+    applied = mine.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert not _keys(control)[victim]["revoked"]
+    after = mine.state()
+    assert victim not in {k["remote_id"] for k in after["keys"].values()} | {d["remote_id"] for d in after["deposed"]}
+    assert theirs.run("plan", "--detailed-exitcode").exit_code == 0
