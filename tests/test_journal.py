@@ -9,6 +9,7 @@ a property test checks it against the fold stated directly (`expected_after`) on
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -207,6 +208,36 @@ def test_decode_refuses_what_is_not_a_valid_record_saying_what_is_wrong() -> Non
         decode('{"op": "sunk", "se')
     with pytest.raises(JournalRecordError, match='missing required field "address"'):
         decode('{"op": "done", "seq": "r.1", "key": {}}')
+
+
+def test_a_created_record_carries_what_its_done_will_record_and_is_checked_on_decode() -> None:
+    """A create whose secret goes to a sink journals, in `created`, the key record its `done` will
+    carry (with the secret's fingerprint) and the key it deposes: read back as written, replayed
+    onto its interrupted change, and refused on decode when malformed; a `created` record of an
+    earlier keyform (without them) reads as before."""
+    ks = replace(key("ci-bot", "ak_1"), secret_fingerprint="36:hmac-sha256:" + "ab" * 32)
+    dep = deposed("ak_0")
+    writer = ListWriter([Begin("lin-1", 3, "00ff")])
+    journal = Journal(writer, "r")
+    seq = journal.intent("create", "ci-bot", "qp", replaces="ak_0", match={"name": "CI"})
+    journal.created(seq, "ak_1", key=ks, deposed=dep)
+    line = encode(writer.records[-1])
+    assert json.loads(line) == {"op": "created", "seq": seq, "remote_id": "ak_1", "address": "ci-bot",
+                                "key": ks.to_json(), "deposed": dep.to_json()}
+    assert decode(line) == writer.records[-1]
+    it, = unresolved(writer.records)
+    assert (it.remote_id, it.key, it.deposed) == ("ak_1", ks, dep)
+    old = decode('{"op":"created","seq":"r.1","remote_id":"ak_1"}')
+    assert isinstance(old, Created) and old.key is None and old.deposed is None
+    doc = json.loads(line)
+    for broken, said in [({**doc, "address": None}, '"address"'),
+                         ({k: v for k, v in doc.items() if k != "address"}, 'missing required field "address"'),
+                         ({**doc, "key": {**doc["key"], "secret_fingerprint": "sk_live_the_secret"}},
+                          "secret_fingerprint"),
+                         ({**doc, "key": {**doc["key"], "created_at": "2026-13-45T00:00:00Z"}}, "created_at"),
+                         ({**doc, "deposed": {**doc["deposed"], "revoke_after": "soon"}}, "revoke_after")]:
+        with pytest.raises(JournalRecordError, match=said):
+            decode(json.dumps(broken))
 
 
 def test_unresolved_and_compacted_keep_only_the_interrupted_changes() -> None:
