@@ -33,11 +33,12 @@ from keyform.state import State
 GRACE_NOTE = "keyform finishes that create instead of revoking a key whose secret may be in use"
 
 
-def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s") -> None:
+def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s", readable: bool = True) -> None:
     """One Questra key q0 whose secret goes to an `exec` sink storing each entry as a file in
     `store`; with `kill`, the sink's program kills keyform (its parent) with SIGKILL once the secret
-    is stored."""
+    is stored; not `readable`: the sink has no `read_command`."""
     write = f'cat > "{store}/$KEYFORM_SINK_NAME"' + ("; kill -9 $PPID" if kill else "")
+    read = f"""read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME" 2>/dev/null || true']""" if readable else ""
     project.write(f"""
         version: 1
         providers:
@@ -46,7 +47,7 @@ def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s") -> N
           vault:
             type: exec
             command: [sh, -c, '{write}']
-            read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME" 2>/dev/null || true']
+            {read}
             remove_command: [sh, -c, 'rm -f "{store}/$KEYFORM_SINK_NAME"']
         defaults: {{sink: vault}}
         keys:
@@ -147,7 +148,7 @@ def test_a_rotation_killed_after_its_sink_write_is_finished_and_the_old_key_depo
     _settled(project)
 
 
-@pytest.mark.parametrize("entry", ["holds another secret", "is missing"])
+@pytest.mark.parametrize("entry", ["holds another secret", "is missing", "cannot be read back"])
 def test_a_create_whose_entry_does_not_hold_its_secret_is_revoked_as_before(
         tmp_path: Path, make_emulator: Callable[..., Emulator], entry: str) -> None:
     emu = make_emulator()
@@ -158,8 +159,10 @@ def test_a_create_whose_entry_does_not_hold_its_secret_is_revoked_as_before(
     made = _new_key(control, set())
     if entry == "is missing":
         (store / "Q0").unlink()
-    else:
+    elif entry == "holds another secret":
         (store / "Q0").write_text("sk_someone_else_wrote_this_0123456789")
+    else:  # (the sink's read_command removed from the manifests)
+        _vault(project, store, kill=False, readable=False)
 
     planned = project.run("plan")
     assert f"{made['id']} (orphan of an interrupted create of q0) will be revoked" in planned.stdout, planned.output
@@ -231,3 +234,54 @@ def test_a_journal_edited_to_adopt_another_workspaces_key_adopts_and_revokes_not
     after = mine.state()
     assert victim not in {k["remote_id"] for k in after["keys"].values()} | {d["remote_id"] for d in after["deposed"]}
     assert theirs.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_create_is_finished_only_when_every_part_of_it_is_proven() -> None:
+    """`recovery._roll_forward` on its own: the rotation of ci-bot (ak_0 → ak_1), its entry holding
+    ak_1's secret, is finished (ak_1 recorded, ak_0 deposed as its `created` record says); each
+    part of the proof missing leaves it an orphan (None), the state untouched."""
+    from dataclasses import replace
+
+    from keyform.journal import Interrupted
+    from keyform.model import SinkTarget
+    from keyform.recovery import _roll_forward
+    from keyform.remote import RemoteKey
+    from keyform.state import DeposedKey
+    from tests.factories import questra_key, recorded, state_with
+
+    secret = "sk_live_0123456789abcdefghijklmnop"
+    spec = questra_key("ci-bot", "CI")
+    new = replace(recorded(spec, "ak_1"), secret_fingerprint=state_with().secret_fingerprint(secret))
+    dep = DeposedKey("ci-bot", "qp", "questra", "ak_0", "2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z")
+    details = {"at": "2026-01-01T00:00:00Z", "replaces": "ak_0", "match": {"name": "CI"},
+               "entry": {"sink": "env", "as": "CI_BOT"}}
+    it = Interrupted("r.1", "create", "ci-bot", "qp", details, remote_id="ak_1", key=new, deposed=dep)
+    listed = [RemoteKey(id="ak_1", attrs={"name": "CI"})]
+
+    def outcome(it: Interrupted = it, listing: list[RemoteKey] | None = listed, held: str | None = secret,
+                current: str = "ak_0") -> tuple[Any, Any]:
+        state = state_with(recorded(spec, current))
+        found = _roll_forward(it, state, "questra", lambda p: listing, lambda entry: held)
+        return found, state
+
+    found, state = outcome()
+    assert isinstance(found, str) and "records ak_1 as ci-bot, and deposes ak_0" in found
+    assert state.keys["ci-bot"] == new and state.deposed == [dep]
+    unproven = {
+        "the entry holds another secret": outcome(held="sk_live_another_secret_0123456789"),
+        "the entry is empty": outcome(held=None),
+        "the provider cannot list keys": outcome(listing=None),
+        "the key is not listed": outcome(listing=[]),
+        "the key is listed revoked": outcome(listing=[RemoteKey(id="ak_1", attrs={"name": "CI"}, revoked=True)]),
+        "the address holds another key now": outcome(current="ak_9"),
+        "the key record has other attributes": outcome(
+            replace(it, key=replace(new, attrs={"name": "other"}))),
+        "the key record has another entry": outcome(
+            replace(it, key=replace(new, sink=SinkTarget("env", "OTHER")))),
+        "the key record is of another provider": outcome(replace(it, key=replace(new, provider="qp2"))),
+        "an earlier keyform's created record": outcome(replace(it, key=None, deposed=None)),
+        "a rotation that deposes nothing": outcome(replace(it, deposed=None)),
+    }
+    for why, (found, state) in unproven.items():
+        assert found is None, why
+        assert state.keys["ci-bot"].remote_id != "ak_1" and state.deposed == [], why
