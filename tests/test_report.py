@@ -181,6 +181,37 @@ def test_a_rotation_requested_by_import_is_due_now() -> None:
     assert (row.rotation_due_at, row.rotation_rule) == (format_time(NOW), "rotation requested")
 
 
+def test_times_just_past_or_within_a_day_read_right_in_every_format() -> None:
+    """Day counts were rounded down: a key that expired 30 s ago said `1d ago` (-1 in JSON) and one
+    expiring in 23 h said `in 0d`. Now whole days round toward zero (as `2d ago` says -2), and the
+    text and Markdown say a time under a day in its largest unit, as the plan's notes do."""
+    just = questra_key("just-expired", expiry=expires_in(10))
+    later = questra_key("later", expiry=expires_in(12), rotation=Rotation(before_expiry=timedelta(days=2)))
+    old = questra_key("long-expired", expiry=expires_in(8))
+    now = T0 + timedelta(days=10, seconds=30)
+    st = state_with(recorded(just, "ak_just"), recorded(later, "ak_later", created=T0 + timedelta(hours=23, seconds=30)),
+                    recorded(old, "ak_old"))
+    report = build_report(workspace(just, later, old), st, snapshot_of(st), now)
+    rows = {r.address: r for r in report.rows}
+    assert (rows["just-expired"].status, rows["just-expired"].expires_in_days) == ("expired", 0)
+    assert rows["long-expired"].expires_in_days == -2
+    # expires 2026-01-13T23:00:30Z; its rotation 2d before it, in 23h
+    assert (rows["later"].rotation_due_in_days, rows["later"].expires_in_days) == (0, 2)
+    text = render_text(report)
+    assert "2026-01-11 (30s ago)" in text and "2026-01-09 (2d ago)" in text
+    assert "2026-01-11 (in 23h): before_expiry 2d" in text and "2026-01-13 (in 2d)" in text
+    assert "1d ago" not in text and "0d)" not in text
+    markdown = render_markdown(report)
+    assert "2026-01-11 (30s ago)" in markdown and "(in 23h): before_expiry 2d" in markdown
+    doc = json.loads(render_json(report))
+    validate(doc)
+    assert {k["address"]: k["expires_in_days"] for k in doc["keys"]} == \
+        {"just-expired": 0, "later": 2, "long-expired": -2}
+    overdue = build_report(workspace(later), st, snapshot_of(st), T0 + timedelta(days=11, hours=2, seconds=30))
+    assert "2026-01-11 (3h overdue): before_expiry 2d" in render_text(overdue)
+    assert [r.rotation_due_in_days for r in overdue.rows if r.address == "later"] == [0]
+
+
 def test_json_follows_its_schema_and_csv_has_the_same_fields() -> None:
     ws, st = mixed()
     report = build_report(ws, st, snapshot_of(st), NOW, notes=["a note"])

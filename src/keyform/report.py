@@ -13,7 +13,6 @@ remote snapshot for provider types that report usage (`kinds.ProviderKind.report
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -42,7 +41,9 @@ NEEDS_ACTION = frozenset({REVOKED, EXPIRED, MISSING})
 class ReportRow:
     """One managed key (`kind` "key") or one deposed key awaiting revocation (`kind` "deposed").
 
-    Times are RFC 3339 strings (UTC); day counts are whole days, rounded down (negative: past)."""
+    Times are RFC 3339 strings (UTC); day counts are whole days rounded toward zero, as the text
+    report says them (`2d ago` is -2, `in 89d` is 89; a key that expired 30 s ago, or expires in
+    23 h, has 0: its `expires_at` and `status` say which side of now it is on)."""
 
     address: str
     kind: str  # "key" | "deposed"
@@ -128,8 +129,13 @@ def _shown(text: str | None, when: datetime | None) -> str | None:
     return text if text is not None and formatted(text) else format_time(when)
 
 
+_DAY = timedelta(days=1)
+
+
 def _days(delta: timedelta) -> int:
-    return math.floor(delta.total_seconds() / 86400)
+    """Whole days in `delta`, rounded toward zero: a key that expired 30 s ago is 0 days past its
+    expiry, not 1 (rounding down made it `1d ago`)."""
+    return delta // _DAY if delta >= timedelta(0) else -(-delta // _DAY)
 
 
 def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: datetime, *,

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from keyform.durations import format_duration, maybe_time
 from keyform.records import record
 from keyform.render import plural
 from keyform.render.comment import MAX_NOTE, MAX_NOTES, Room
@@ -24,59 +25,73 @@ from keyform.report import ROW_FIELDS, Report, ReportRow
 @record
 class Column:
     title: str
-    cell: Callable[[ReportRow], str]
+    cell: Callable[[ReportRow, datetime | None], str]  # (row, the report's time) -> text
 
 
 def _date(text: str | None) -> str:
     return text[:10] if text else "-"
 
 
-def _days(n: int | None) -> str:
+def _age(n: int | None) -> str:
     if n is None:
-        return ""
-    return f"{n}d" if n >= 0 else f"{-n}d ago"
+        return "-"
+    return f"{n}d"  # negative only when the key's creation time is ahead of this clock
 
 
-def _address(r: ReportRow) -> str:
+def _relative(at: str | None, n: int | None, now: datetime | None, past: str) -> str:
+    """` (in 23h)`, ` (30s ago)`, ` (now)`: how far `at` is from the report's time, in the largest
+    whole unit (`format_duration`, as the plan's notes and `keyform usage` say it); `past` is the
+    word after a past duration (`ago`, `overdue`). Whole days (`n`) when either time is unknown."""
+    when = maybe_time(at) if now is not None else None
+    if when is None or now is None:
+        if n is None:
+            return ""
+        return f" (in {n}d)" if n >= 0 else f" ({-n}d {past})"
+    delta = when - now
+    if abs(delta) < timedelta(seconds=1):
+        return " (now)"
+    return f" (in {format_duration(delta)})" if delta > timedelta(0) else f" ({format_duration(delta)} {past})"
+
+
+def _address(r: ReportRow, now: datetime | None) -> str:
     if r.kind == "deposed":
         return f"{r.address} (deposed)"
     return r.address if r.in_manifests else f"{r.address} (not in manifests)"
 
 
-def _expires(r: ReportRow) -> str:
+def _expires(r: ReportRow, now: datetime | None) -> str:
     if r.expires_at is None:
         return "never" if r.status != "not created" and r.kind == "key" else "-"
-    n = r.expires_in_days
-    left = "" if n is None else (f" (in {n}d)" if n >= 0 else f" ({-n}d ago)")
-    return _date(r.expires_at) + left
+    return _date(r.expires_at) + _relative(r.expires_at, r.expires_in_days, now, "ago")
 
 
-def _rotation(r: ReportRow) -> str:
+def _rotation(r: ReportRow, now: datetime | None) -> str:
     if r.rotation_due_at is None:
         return "-"
-    n = r.rotation_due_in_days
-    when = "" if n is None else (f" (in {n}d)" if n >= 0 else f" ({-n}d overdue)")
+    when = _relative(r.rotation_due_at, r.rotation_due_in_days, now, "overdue")
     return f"{_date(r.rotation_due_at)}{when}: {r.rotation_rule}"
 
 
-def _sink(r: ReportRow) -> str:
+def _sink(r: ReportRow, now: datetime | None) -> str:
     return f"{r.sink}:{r.sink_entry}" if r.sink else "-"
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("ADDRESS", _address),
-    Column("PROVIDER", lambda r: f"{r.provider} ({r.provider_type})"),
-    Column("REMOTE ID", lambda r: r.remote_id or "-"),
-    Column("NAME", lambda r: r.name or "-"),
-    Column("CREATED", lambda r: _date(r.created_at)),
-    Column("AGE", lambda r: _days(r.age_days) or "-"),
+    Column("PROVIDER", lambda r, now: f"{r.provider} ({r.provider_type})"),
+    Column("REMOTE ID", lambda r, now: r.remote_id or "-"),
+    Column("NAME", lambda r, now: r.name or "-"),
+    Column("CREATED", lambda r, now: _date(r.created_at)),
+    Column("AGE", lambda r, now: _age(r.age_days)),
     Column("EXPIRES", _expires),
     Column("NEXT ROTATION", _rotation),
     Column("SINK", _sink),
-    Column("LAST APPLIED", lambda r: _date(r.applied_at)),
-    Column("STATUS", lambda r: r.status),
+    Column("LAST APPLIED", lambda r, now: _date(r.applied_at)),
+    Column("STATUS", lambda r, now: r.status),
 )
-def _last_used(r: ReportRow) -> str:
+
+
+def _last_used(r: ReportRow, now: datetime | None) -> str:
     if r.last_used:
         return _date(r.last_used)
     return "never" if r.usage_reported else "not reported"
@@ -109,14 +124,12 @@ def summary(report: Report, window: timedelta | None = None, now: datetime | Non
 
 
 def _window(window: timedelta) -> str:
-    from keyform.durations import format_duration
-
     return format_duration(window)
 
 
 def render_text(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
-    cols = _columns(report)
-    table = [[c.title for c in cols]] + [[_clean(c.cell(r)) for c in cols] for r in report.rows]
+    cols, at = _columns(report), maybe_time(report.generated_at)
+    table = [[c.title for c in cols]] + [[_clean(c.cell(r, at)) for c in cols] for r in report.rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     out = [f"Note: {_clean(n, None)}" for n in report.notes]
     if out:
@@ -146,14 +159,14 @@ def _md(text: str, limit: int | None = MAX_CELL, *, table: bool = True) -> str:
 
 def render_markdown(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
     """The most urgent keys first, as many as fit in a comment (`comment.Room`), the rest counted."""
-    cols = _columns(report)
+    cols, at = _columns(report), maybe_time(report.generated_at)
     room = Room()
     due = _due_line(report, window, now, lambda a: _md(a, table=False)) or summary(report)
     out = room.take(["### keyform report", "", f"**{due}**", ""])
     notes, left = room.fit([[f"> **Note:** {_md(n, MAX_NOTE, table=False)}"] for n in report.notes], MAX_NOTES)
     out += notes + ([f"> *…and {plural(left, 'more note')}.*"] if left else []) + ([""] if report.notes else [])
     out += room.take(["| " + " | ".join(c.title.capitalize() for c in cols) + " |", "|" + "---|" * len(cols)])
-    rows, left = room.fit([["| " + " | ".join(_md(c.cell(r)) for c in cols) + " |"] for r in report.rows])
+    rows, left = room.fit([["| " + " | ".join(_md(c.cell(r, at)) for c in cols) + " |"] for r in report.rows])
     out += rows
     if left:
         out += ["", f"*…and {plural(left, 'more key')}, too many for one comment: `keyform report` "
