@@ -164,7 +164,14 @@ def test_a_saved_plan_made_before_the_date_and_applied_after_it(
     clock.move(days=2)
     with pytest.raises(KeyformError) as exc, operations.session(options(project, clock), "apply", saved=saved) as sess:
         operations.check_saved_plan(sess, saved)
-    assert f"key 'a': expires_at {format_time(clock.base + timedelta(days=1))} has passed" in str(exc.value)
+    # said as every other refusal of a saved plan is (it had no `Saved plan:`, and the plan's own
+    # "Nothing is planned until then"), once, at the key's line
+    assert str(exc.value) == (
+        f"Saved plan: {project.manifest}:{line_of(project, 'a:')}: key 'a': expires_at "
+        f"{format_time(clock.base + timedelta(days=1))} has passed (1d ago), so keyform will not create it: the "
+        "new key would be expired, or due for replacement, as soon as it is made. Set a later expires_at, or use "
+        "expires_in (each new key then expires that long after it is made). The plan was made before that time: "
+        "run `keyform plan` again (`--target` other keys to go on without this one)"), str(exc.value)
     assert emu_control.questra_keys("org_e2e") == []
 
     clock.move(days=0)

@@ -45,6 +45,7 @@ from keyform.planner import (
     PlanInputs,
     foreign_entries,
     inputs_digest,
+    past_expiry,
     unreadable_sinks,
 )
 from keyform.planner import plan as make_plan
@@ -543,6 +544,9 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
     if edited:
         raise KeyformError([Diagnostic(f"Saved plan: {e}; no plan of these manifests and this state says so "
                                        "(was the file edited?). Run `keyform plan` again.") for e in edited])
+    passed = _passed_expiries(sess, saved)
+    if passed:
+        raise KeyformError(passed)
     # an input that cannot be read now: as for a plan made now (`run_apply`), no change on a guess
     keys = sess.workspace.keys
     planned = [c.address for c in saved.changes if c.address in keys and not c.deposed]
@@ -570,6 +574,23 @@ def check_saved_plan(sess: Session, saved: Plan) -> None:
         raise KeyformError([Diagnostic(f"Saved plan: {u}. It was edited, or the keys changed since it was made "
                                        "(refreshed now); run `keyform plan` again.") for u in unlike])
     check_plan_policies(sess, saved)
+
+
+def _passed_expiries(sess: Session, saved: Plan) -> Diagnostics:
+    """The saved plan's creates and replacements of keys whose fixed `expires_at` has passed since
+    it was made (`planner.past_expiry`, as a plan made now would refuse them), each said as the
+    other refusals of a saved plan are: the plan's own `Nothing is planned` would not fit it."""
+    now, keys = sess.options.clock(), sess.workspace.keys
+    out: Diagnostics = []
+    for c in saved.changes:
+        spec = keys.get(c.address)
+        if spec is None or c.stale or c.deposed or c.orphan or c.action not in (Action.CREATE, Action.REPLACE):
+            continue
+        problem = past_expiry(spec, c.action, c.reasons, now, then="The plan was made before that time: run "
+                              "`keyform plan` again (`--target` other keys to go on without this one)")
+        if problem is not None:
+            out.append(Diagnostic(f"Saved plan: {problem}"))
+    return out
 
 
 def _unplannable(sess: Session, saved: Plan) -> list[str]:

@@ -142,7 +142,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         stuck = _propagate(decisions, desired, state, deps, order, inputs)
 
     errors = [problem for a, d in decisions.items() if d.action in (Action.CREATE, Action.REPLACE)
-              and desired[a].expiry.at is not None and (problem := past_expiry(desired[a], d, now)) is not None]
+              and desired[a].expiry.at is not None
+              and (problem := past_expiry(desired[a], d.action, d.reasons, now)) is not None]
     changes: list[Change] = []
     for address in order:
         if address in decisions:
@@ -286,22 +287,26 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
                 destroy=destroy, targets=tuple(sorted(targets)), inputs=planned_inputs)
 
 
-def past_expiry(spec: KeySpec, d: _Decision, now: datetime) -> Diagnostic | None:
-    """The error, at the key, of a create or replacement (`d`) of a key whose fixed `expires_at`
-    has passed, or falls within its `rotation.before_expiry`: the new key would be born expired (the
-    API refuses it, or it authenticates nobody), or due for replacement at once."""
+_NOTHING_PLANNED = "Nothing is planned until then (`--target` other keys to go on without this one)"
+
+
+def past_expiry(spec: KeySpec, action: Action, reasons: Sequence[str], now: datetime, *,
+                then: str = _NOTHING_PLANNED) -> Diagnostic | None:
+    """The error, at the key, of a create or replacement (`action`, for `reasons`) of a key whose
+    fixed `expires_at` has passed, or falls within its `rotation.before_expiry`: the new key would
+    be born expired (the API refuses it, or it authenticates nobody), or due for replacement at
+    once. `then` ends it: what becomes of the plan (a saved plan's check says its own)."""
     at, window = spec.expiry.at, spec.rotation.before_expiry
     if at is None or at - (window or _NO_TIME) > now:
         return None
-    verb = "create" if d.action is Action.CREATE else "replace"
-    why = "" if d.action is Action.CREATE else f" ({'; '.join(d.reasons)})"
+    verb = "create" if action is Action.CREATE else "replace"
+    why = "" if action is Action.CREATE else f" ({'; '.join(reasons)})"
     when = (f"has passed ({format_duration(now - at)} ago)" if at <= now else
             f"is within rotation.before_expiry ({format_duration(window or _NO_TIME)}) of now")
     return Diagnostic(
         f"key {spec.address!r}: expires_at {format_time(at)} {when}, so keyform will not {verb} it{why}: "
         "the new key would be expired, or due for replacement, as soon as it is made. Set a later expires_at, "
-        "or use expires_in (each new key then expires that long after it is made). Nothing is planned "
-        "until then (`--target` other keys to go on without this one)", spec.loc)
+        f"or use expires_in (each new key then expires that long after it is made). {then}", spec.loc)
 
 
 def expired_note(spec: KeySpec, ks: KeyState) -> str:
