@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import os
 import textwrap
 import time
@@ -528,6 +529,42 @@ def test_other_tools_hidden_files_with_a_keyform_like_line_are_still_passed_over
                                             "  - path_regex: secrets/.*\n    key_groups:\n      - pgp: [*admin]\n")
     ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
     assert ws.files == ("keys/main.yaml",)
+
+
+def test_verbose_lists_every_file_named_like_a_manifest_that_a_directory_skipped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`-v` named only the hidden `*.yaml` files a directory passed over: a backup `keys.yaml~`, an
+    autosave `#keys.yaml#`, Vim's `.keys.yaml.swp`, a `keys.yaml.bak` or a `keys.YAML` was skipped
+    with nothing said even there. Each is now listed with why; `notes.txt` is not."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    names = [".keys.yaml", "keys.yaml~", "#keys.yaml#", ".keys.yaml.swp", "keys.yaml.bak", "keys.YAML",
+             ".pre-commit-config.yaml", "notes.txt"]
+    for name in names:
+        write(tmp_path / "keys" / name, "repos: []\n")
+    (tmp_path / "keys" / ".#main.yaml").symlink_to("me@host.4242:1700000000")
+    with caplog.at_level(logging.DEBUG, logger="keyform.manifest.loader"):
+        assert load_workspace(["keys"], cwd=tmp_path, now=NOW).files == ("keys/main.yaml",)
+    said = sorted(r.getMessage() for r in caplog.records if "skipped" in r.getMessage())
+    assert said == sorted([
+        "manifests: keys/.keys.yaml skipped: a hidden file (.NAME)",
+        "manifests: keys/keys.yaml~ skipped: an editor's backup (NAME~)",
+        "manifests: keys/#keys.yaml# skipped: an Emacs autosave (#NAME#)",
+        "manifests: keys/.keys.yaml.swp skipped: a hidden file (.NAME)",
+        "manifests: keys/keys.yaml.bak skipped: not named *.yaml or *.yml",
+        "manifests: keys/keys.YAML skipped: not named *.yaml or *.yml",
+        "manifests: keys/.pre-commit-config.yaml skipped: a hidden file (.NAME)",
+        "manifests: keys/.#main.yaml skipped: an Emacs lock file (.#NAME)"])
+
+
+def test_a_directory_of_backups_only_says_they_are_skipped(tmp_path: Path) -> None:
+    """Only hidden `*.yaml` files earned the hint; a directory holding only an editor's backup
+    `keys.yaml~` said nothing of it."""
+    write(tmp_path / "keys" / "keys.yaml~", "version: 1\n")
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys: no manifest files (*.yaml, *.yml) in this directory; hidden, backup and autosave files "
+        "(.NAME, NAME~, #NAME#) are skipped"]
 
 
 def test_a_directory_of_hidden_files_only_says_they_are_skipped(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def manifest_files(paths: Sequence[str | Path], cwd: Path) -> list[Path]:
         if path.is_dir():
             members, refused = _directory_members(path, cwd)
             if not members and not refused:
-                skipped = any(ignored_name(p.name) and p.suffix in MANIFEST_SUFFIXES for p in _listing(path))
+                skipped = any(ignored_name(p.name) and _NEAR_MANIFEST.search(p.name) for p in _listing(path))
                 problems.append(Diagnostic(f"{shown}: no manifest files (*.yaml, *.yml) in this directory"
                                            + ("; hidden, backup and autosave files (.NAME, NAME~, #NAME#) are "
                                               "skipped" if skipped else "")))
@@ -169,16 +169,14 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
     except OSError as exc:
         return [], [Diagnostic(f"{display_name(directory, cwd)}: cannot list the directory: {exc.strerror or exc}")]
     for path in entries:
-        if path.suffix not in MANIFEST_SUFFIXES:
-            continue
-        if ignored_name(path.name):
-            if _hidden_manifest(path):
+        if path.suffix not in MANIFEST_SUFFIXES or ignored_name(path.name):
+            if path.suffix in MANIFEST_SUFFIXES and _hidden_manifest(path):
                 problems.append(Diagnostic(
                     f"{display_name(path, cwd)}: a hidden file that reads like a keyform manifest: "
                     "keyform passes over hidden files in a directory, as Terraform does, and would plan its keys "
                     "for deletion; rename it to be read (or give it with -f), or move it out of the directory"))
-                continue
-            log.debug("manifests: %s skipped: a hidden, backup or autosave file's name", display_name(path, cwd))
+            elif _NEAR_MANIFEST.search(path.name):  # (`notes.txt` and the like: nobody wonders)
+                log.debug("manifests: %s skipped: %s", display_name(path, cwd), skip_reason(path.name))
             continue
         shown = display_name(path, cwd)
         try:
@@ -229,6 +227,24 @@ def _listing(directory: Path) -> list[Path]:
         return list(directory.iterdir())
     except OSError:
         return []
+
+
+# a name a manifest's would be but for a mark around it: `.keys.yaml`, `keys.yaml~`, `#keys.yaml#`,
+# Vim's swap `.keys.yaml.swp`, `keys.yaml.bak`, `keys.YAML` (names are matched case-sensitively)
+_NEAR_MANIFEST = re.compile(r"\.ya?ml(?:$|[.~#])", re.IGNORECASE)
+
+
+def skip_reason(name: str) -> str:
+    """Why a directory's entry named like a manifest (`_NEAR_MANIFEST`) is not read, as `-v` says it."""
+    if name.startswith(".#"):
+        return "an Emacs lock file (.#NAME)"
+    if name.startswith("."):
+        return "a hidden file (.NAME)"
+    if name.endswith("~"):
+        return "an editor's backup (NAME~)"
+    if name.startswith("#") and name.endswith("#"):
+        return "an Emacs autosave (#NAME#)"
+    return "not named *.yaml or *.yml"
 
 
 def ignored_name(name: str) -> bool:
