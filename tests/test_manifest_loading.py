@@ -518,6 +518,50 @@ def test_a_hidden_manifest_in_a_directory_is_an_error_never_skipped_in_silence(t
         assert "draft" in load_workspace(["keys/main.yaml", "keys/.draft.yaml"], cwd=tmp_path, now=NOW).keys
 
 
+@pytest.mark.parametrize("text", [
+    "version: 1\nprovider:\n  qp: {type: questra, org_id: o, token: {env: T}}\nkeys: {}\n",  # singular
+    "version: 1\nproviders: {}\nkeys: {}\npolicy:\n  - deny_never_expiring\n",
+    "keys:\n  draft: {provider: questra-prod, name: Draft}\ndefualts:\n  rotation: {max_age: 30d}\n",
+    "version: 1\nKeys:\n  draft: {provider: questra-prod}\nsinks: {}\n",
+    "version: 1\nkeys: {}\nsinkss: {}\n",
+])
+def test_a_hidden_manifest_with_a_misspelled_section_is_still_an_error(tmp_path: Path, text: str) -> None:
+    """A hidden manifest with one top-level name a manifest does not have was taken for another
+    tool's file and passed over in silence, its keys planned for deletion: a slip in a section's
+    name (`provider:`, `policy:`, `defualts:`, `sinkss:`) still reads like a keyform manifest."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    write(tmp_path / "keys" / ".draft.yaml", text)
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys/.draft.yaml: a hidden file that reads like a keyform manifest: keyform passes over hidden files in "
+        "a directory, as Terraform does, and would plan its keys for deletion; rename it to be read (or give it "
+        "with -f), or move it out of the directory"]
+
+
+def test_common_dot_files_are_passed_over(tmp_path: Path) -> None:
+    """The other side of a misspelled section being caught: real tools' dot-files in a `-f .`
+    directory, those with a keyform-like line (GoReleaser v1's `version: 1` with `signs:`, sops'
+    `keys:`) included, are skipped; so is a `.github` directory (never searched)."""
+    write(tmp_path / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    files = {
+        ".goreleaser.yaml": "version: 1\nproject_name: tool\nbefore:\n  hooks: [go mod tidy]\nbuilds:\n"
+                            "  - env: [CGO_ENABLED=0]\nsigns:\n  - artifacts: checksum\nrelease:\n  draft: true\n",
+        ".goreleaser.yml": "version: 2\nbuilds: []\n",
+        ".sops.yaml": "keys:\n  - &admin 2504791468b153b8\ncreation_rules:\n  - key_groups:\n      - pgp: [*admin]\n",
+        ".pre-commit-config.yaml": "default_stages: [pre-commit]\nrepos:\n  - repo: local\n    hooks: []\n",
+        ".yamllint.yaml": "extends: default\nrules:\n  line-length: {max: 120}\n",
+        ".gitlab-ci.yml": "stages: [test]\ndefault:\n  image: python\nkeys:\n  script: [make keys]\n",
+        ".codecov.yml": "coverage:\n  status: {project: off}\ncomment: false\n",
+        ".golangci.yml": "version: \"2\"\nlinters:\n  default: standard\n",
+    }
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    write(tmp_path / ".github" / "dependabot.yml", "version: 2\nupdates: []\n")
+    write(tmp_path / ".yamllint", "extends: default\n")
+    assert load_workspace(["."], cwd=tmp_path, now=NOW).files == ("main.yaml",)
+
+
 def test_other_tools_hidden_files_with_a_keyform_like_line_are_still_passed_over(tmp_path: Path) -> None:
     """GoReleaser v1's `.goreleaser.yaml` starts `version: 1`, and sops-nix's `.sops.yaml` keeps its
     key anchors under a top-level `keys:`: each was refused as a hidden keyform manifest, and `-f .`

@@ -38,7 +38,9 @@ _KEYFORM_LINE = re.compile(rb"^(?:version:[ \t]*[\"']?1[\"']?[ \t]*(?:#.*)?\r?$|
                            re.MULTILINE)
 # a plain top-level name (a line's start); a hidden file with one no manifest has is another tool's
 _TOP_LEVEL_NAME = re.compile(rb"^([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*:(?=[ \t]|\r?$)", re.MULTILINE)
-_MANIFEST_SECTIONS = frozenset({b"version", b"providers", b"sinks", b"keys", b"policies", b"defaults", b"state"})
+_MANIFEST_SECTIONS = ("version", "providers", "sinks", "keys", "policies", "defaults", "state")
+# ... and what a hand typing one writes instead: a singular, a slip of a letter or two
+_SECTION_LOOKALIKES = (*_MANIFEST_SECTIONS, "provider", "sink", "key", "policy", "default")
 log = logging.getLogger(__name__)
 
 
@@ -201,7 +203,8 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
 def _hidden_manifest(path: Path) -> bool:
     """Whether a hidden regular file (not a link: an Emacs lock `.#NAME` is one) has, in its first
     64 KiB, a line only a keyform manifest starts: `version: 1`, or `keys:`, `providers:`, `sinks:`
-    or `policies:` at the top level, and no top-level name a manifest does not have. Passing over a
+    or `policies:` at the top level, and no top-level name a manifest does not have (a misspelling
+    of a section's name counts as one: `_section_name`). Passing over a
     manifest that keyform read before (or one a user named `.keys.yaml`) would plan its keys for
     deletion: such a file is an error, never skipped in silence. `.pre-commit-config.yaml` and
     other tools' dot-files have no such line, or (GoReleaser's `version: 1`, sops-nix's `keys:`
@@ -219,7 +222,21 @@ def _hidden_manifest(path: Path) -> bool:
     finally:
         os.close(fd)
     return _KEYFORM_LINE.search(head) is not None and all(
-        m.group(1) in _MANIFEST_SECTIONS for m in _TOP_LEVEL_NAME.finditer(head))
+        _section_name(name) for name in {m.group(1) for m in _TOP_LEVEL_NAME.finditer(head)})
+
+
+def _section_name(name: bytes) -> bool:
+    """Whether a top-level `name` is a manifest's section, or a misspelling of one (`provider:`,
+    `Keys:`, `polices:`, `defualts:`: close to one of `_SECTION_LOOKALIKES`, difflib's ratio 0.8
+    or more). A hidden manifest with a slip in a section's name is still one (it was passed over
+    in silence, its keys planned for deletion); other tools' names (`builds:`, `creation_rules:`,
+    `repos:`, `stages:`, `project_name:`) are not that close to any."""
+    text = name.decode("ascii").lower()  # (the pattern matched ASCII only)
+    if text in _MANIFEST_SECTIONS:
+        return True
+    import difflib  # (a hidden file with a keyform line only: not at every start-up)
+
+    return bool(difflib.get_close_matches(text, _SECTION_LOOKALIKES, n=1, cutoff=0.8))
 
 
 def _listing(directory: Path) -> list[Path]:
