@@ -64,3 +64,29 @@ def test_a_plugin_clock_offset_that_hangs_or_exits_gives_no_figure(tmp_path: Pat
     assert time.monotonic() - started < 12
     assert "k0" in res.stdout and "create" in res.stdout.lower(), res.stdout
     assert "Traceback" not in res.output and "internal error" not in res.output
+    # one that hangs is said without -v (it was at -v only): the check skipped, and what that means;
+    # one that fails at once (`sys.exit()`) gives no figure quietly, as a plug-in without it does
+    skipped = [line for line in res.output.splitlines() if "clock check" in line]
+    if how == "hang":
+        assert skipped == [
+            "Note: pp: its clock check (the provider type 'skewed-q''s clock_offset()) did not return within 2s "
+            "and was skipped: its API's clock is taken to be in step with keyform's, with no allowance for clock "
+            "skew (a clock behind keyform's makes its keys' last uses look older than they were)"], res.output
+    else:
+        assert skipped == [], res.output
+
+
+def test_a_skipped_clock_check_is_a_note_of_the_usage_report() -> None:
+    """`keyform report --idle` / `--unmanaged` say it as the plan does, in place of a skew note."""
+    from datetime import datetime, timezone
+
+    from keyform.remote import InstanceSnapshot, RemoteSnapshot
+    from keyform.state import State
+    from keyform.usage import build_report
+
+    snapshot = RemoteSnapshot({"pp": InstanceSnapshot({}, clock_note="pp: its clock check ... was skipped"),
+                               "qp": InstanceSnapshot({}, clock_offset=-7200.0)}, refreshed=True)
+    report = build_report(State.new(), snapshot, datetime(2026, 1, 1, tzinfo=timezone.utc),
+                          provider_types={"pp": "questra", "qp": "questra"})
+    assert report.notes[0] == "pp: its clock check ... was skipped"
+    assert report.notes[1].startswith("qp: its clock is 2h behind keyform's"), report.notes

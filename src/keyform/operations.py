@@ -1014,6 +1014,8 @@ def run_report(options: Options, *, refresh_remote: bool = True,
                 snap = snapshot.instances[name]
                 if snap.keys is None:
                     notes.append(f"{name}: {snap.note or 'keys could not be listed'}; its keys show no live status")
+                elif snap.clock_note:  # (a plug-in's clock check that did not return)
+                    notes.append(snap.clock_note)
                 # the last-use times shown are the API's: say how far its clock is off, as plan does
                 elif name in ws.providers and (note := skew_note(name, ws.providers[name].type,
                                                                  snapshot.clock_offset(name))):

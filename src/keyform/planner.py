@@ -1017,6 +1017,8 @@ def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot,
         snap = snapshot.instances.get(name)
         if snap is not None and snap.keys is None:
             notes.append(f"{name}: {snap.note or 'keys could not be listed'}; planned from the state alone")
+        elif snap is not None and snap.clock_note:  # (a plug-in's clock check that did not return)
+            notes.append(snap.clock_note)
         elif snap is not None and (note := _skew_note(workspace, name, snap.clock_offset)):
             notes.append(note)
     return notes

@@ -13,7 +13,7 @@ from typing import TypeVar
 from keyform.errors import ProviderError
 from keyform.model import Workspace, header_of
 from keyform.providers.pool import ProviderPool
-from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot, clock_offset
+from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot, clock_reading
 from keyform.state import State
 
 T = TypeVar("T")
@@ -94,7 +94,8 @@ def refresh(workspace: Workspace, state: State, pool: ProviderPool, instances: I
         hidden = secret_headers.get(name)
         if hidden:  # most instances: no secret header, nothing to strip
             keys = {i: strip_headers(k, hidden) for i, k in keys.items()}
-        return InstanceSnapshot(keys, clock_offset=clock_offset(provider))
+        offset, clock_note = clock_reading(provider)
+        return InstanceSnapshot(keys, clock_offset=offset, clock_note=clock_note)
 
     return RemoteSnapshot(dict(zip(names, _each(one, names, pool))), refreshed=True)
 

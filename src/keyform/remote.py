@@ -62,6 +62,7 @@ class InstanceSnapshot:
     keys: Mapping[str, RemoteKey] | None
     note: str | None = None
     clock_offset: float | None = None
+    clock_note: str | None = None  # why the clock was not read, when the user should know (`ClockCheckSkipped`)
 
 
 @record
@@ -114,19 +115,33 @@ def as_json(value: Any) -> Any:
     return value
 
 
+class ClockCheckSkipped(Exception):
+    """Raised by a provider's `clock_offset()` that gave up reading the clock in a way the user
+    should hear of (a plug-in's call that did not return in time: `ForeignProvider.clock_offset`);
+    its text, one line naming the instance, becomes the plan's and the reports' note."""
+
+
 def clock_offset(provider: object) -> float | None:
     """What `provider.clock_offset()` says, when it has one (optional: the built-in providers'
     `HttpClient` keeps it; a plug-in may offer it too); None when it does not, or says no number."""
+    return clock_reading(provider)[0]
+
+
+def clock_reading(provider: object) -> tuple[float | None, str | None]:
+    """(`clock_offset(provider)`, the note saying why there is none when the check was skipped:
+    `ClockCheckSkipped`'s text; None otherwise)."""
     fn = getattr(provider, "clock_offset", None)
     if not callable(fn):
-        return None
+        return None, None
     try:
         value = fn()
+    except ClockCheckSkipped as exc:
+        return None, str(exc)
     except Exception:  # an optional figure: a plug-in that fails to give it gives none
-        return None
+        return None, None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(max(-_MAX_OFFSET, min(_MAX_OFFSET, value)))
+        return None, None
+    return float(max(-_MAX_OFFSET, min(_MAX_OFFSET, value))), None
 
 
 SKEW_NOTED = 60.0  # seconds: a plan says so when an API's clock is at least this far from keyform's

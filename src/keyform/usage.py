@@ -78,6 +78,12 @@ def skew_note(instance: str, provider_type: str, offset: float | None) -> str | 
             "look used more recently than they were, and an old key waits longer for `unused_for`")
 
 
+def clock_note(snapshot: RemoteSnapshot, instance: str) -> str | None:
+    """The note of an instance whose clock check was skipped (`InstanceSnapshot.clock_note`)."""
+    snap = snapshot.instances.get(instance)
+    return snap.clock_note if snap is not None else None
+
+
 def idle_for(last_used: datetime | None, since: datetime | None, now: datetime) -> timedelta | None:
     """How long a key has gone unused at `now`: since its last use, or, never used, since `since`
     (its creation). None when neither is known. Never negative (a clock ahead of ours counts as now)."""
@@ -521,5 +527,5 @@ def build_report(state: State, snapshot: RemoteSnapshot, now: datetime, *, idle:
                                           tracked_at=tracked_at_instance(state))
     types = {r.provider: r.provider_type for r in rows} | dict(provider_types or {})
     skews = [note for name in sorted(types)
-             if (note := skew_note(name, types[name], snapshot.clock_offset(name)))]
+             if (note := clock_note(snapshot, name) or skew_note(name, types[name], snapshot.clock_offset(name)))]
     return UsageReport(format_time(now), rows, idle, idle_keys, report_unmanaged, (*notes, *skews))

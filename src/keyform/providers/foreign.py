@@ -58,7 +58,15 @@ from keyform import bounded, redact
 from keyform.durations import parse_time
 from keyform.errors import PLUGIN_FAILURES, AmbiguousProviderError, KeyformError, NotSentError, Overdue, ProviderError
 from keyform.providers.ratelimit import MAX_WAIT, Limiter, NotAdmitted, not_admitted_error
-from keyform.remote import CreateRequest, CreateResult, Provider, RemoteKey, as_json, clock_offset
+from keyform.remote import (
+    ClockCheckSkipped,
+    CreateRequest,
+    CreateResult,
+    Provider,
+    RemoteKey,
+    as_json,
+    clock_offset,
+)
 from keyform.typeregistry import ProviderType
 
 log = logging.getLogger("keyform.providers")
@@ -381,12 +389,21 @@ class ForeignProvider:
 
         A plug-in's is its own code, run as its other calls are (`_bounded`): one that never returned
         hung `plan` for ever, and one that called `sys.exit()` ended it with exit code 0 and no plan.
-        The figure is optional: a failure of any kind, or no answer within the bound, is none."""
+        The figure is optional: a failure of any kind is none (said at -v). No answer within the
+        bound is none too, and said without -v (`ClockCheckSkipped`, a note on the plan and the
+        reports): the plug-in hangs, and its API's clock is taken to be in step with keyform's."""
         if not callable(getattr(self._inner, "clock_offset", None)):  # (optional: no thread for a type without it)
             return None
         try:
             return self._bounded("clock_offset", lambda: clock_offset(self._inner))
-        except PLUGIN_FAILURES as exc:  # (an Overdue too: the call is left, and keyform exits at once at the end)
+        except Overdue as exc:  # (the call is left, and keyform exits at once at the end)
+            log.debug("%s", exc)
+            raise ClockCheckSkipped(
+                f"{self.name}: its clock check (the provider type {self._type.name!r}'s clock_offset()) did not "
+                f"return within {self._bound or 0:g}s and was skipped: its API's clock is taken to be in step "
+                "with keyform's, with no allowance for clock skew (a clock behind keyform's makes its keys' "
+                "last uses look older than they were)") from None
+        except PLUGIN_FAILURES as exc:
             log.debug("%s: clock_offset: the provider type %r gave no figure: %s", self.name, self._type.name,
                       redact.exception_line(exc, MAX_SHOWN))
             return None
