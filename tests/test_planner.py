@@ -290,6 +290,34 @@ def test_deposed_key_waits_for_grace_then_is_revoked() -> None:
     assert (c.action, c.deposed, c.remote_id, c.reasons) == (Action.DELETE, True, "ak_1", ("grace ended 2h ago",))
 
 
+def test_a_shortened_grace_says_the_waiting_old_key_keeps_its_recorded_one() -> None:
+    """The recorded `revoke_after` caps an old key's grace (docs/lifecycle.md): shortening
+    `rotation.grace` from 7d to 1d left it waiting 5 more days, and the plan said only when it
+    would go. It now says why and how to revoke it now; a grace as long or longer, a key revoked
+    by this plan (its grace over, or `--revoke-old`) and a destroy say nothing of it."""
+    def state_for(spec: Any) -> State:
+        st = state_with(recorded(spec, "ak_2"))
+        st.deposed.append(DeposedKey("k", "qp", "questra", "ak_1", format_time(T0), format_time(T0 + timedelta(days=7))))
+        return st
+
+    def noted(rotation: Rotation, at: timedelta, **kw: Any) -> list[str]:
+        spec = replace(questra_key("k"), rotation=rotation)
+        st = state_for(spec)
+        return [n for n in plan(workspace(spec), st, remote_of(st), T0 + at, **kw).notes if "rotation.grace" in n]
+
+    assert noted(Rotation(grace=timedelta(days=1)), timedelta(days=2)) == [
+        "k (deposed ak_1): rotation.grace is now 1d, shorter than the 7d recorded when it was replaced: this old "
+        "key stays until 2026-01-08T00:00:00Z at the latest (a grace counts from the replacement it was set "
+        "for); `keyform apply --revoke-old k` revokes it now"]
+    # under a usage rule too (the key is used: it waits)
+    assert len(noted(Rotation(grace=timedelta(days=1), unused_for=timedelta(hours=1)), timedelta(days=2))) == 1
+    assert noted(Rotation(grace=timedelta(days=7)), timedelta(days=2)) == []
+    assert noted(Rotation(grace=timedelta(days=9)), timedelta(days=2)) == []
+    assert noted(Rotation(grace=timedelta(days=1)), timedelta(days=8)) == []  # revoked now: grace over
+    assert noted(Rotation(grace=timedelta(days=1)), timedelta(days=2), revoke_old=["k"]) == []
+    assert noted(Rotation(grace=timedelta(days=1)), timedelta(days=2), destroy=True) == []
+
+
 def test_no_refresh_and_unlistable_providers_are_said_in_the_plan() -> None:
     spec = questra_key("k")
     st = state_with(recorded(spec, "ak_1"))

@@ -31,7 +31,7 @@ from keyform.records import record
 from keyform.remote import SKEW_NOTED, RemoteKey, RemoteSnapshot
 from keyform.render.safe import cut, one_line
 from keyform.sinkscan import SinkSnapshot
-from keyform.state import KeyState, State, secret_of_fingerprint
+from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
 
 EXPIRY = "expiry"
 SINK = "sink"
@@ -251,6 +251,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         changes[first_deleted:] = _still_fed(
             changes[first_deleted:], changes[:first_deleted], state, notes, graced, destroy=destroy,
             expired=lambda u: held_past_expiry(u, desired, state, now))
+    if state.deposed and not destroy:
+        notes.extend(_shortened_grace_notes(state.deposed, desired, changes, revoking, in_scope, now))
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -288,6 +290,30 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
 
 
 _NOTHING_PLANNED = "Nothing is planned until then (`--target` other keys to go on without this one)"
+
+
+def _shortened_grace_notes(deposed: Iterable[DeposedKey], desired: Mapping[str, KeySpec], changes: Sequence[Change],
+                           revoking: Collection[str], in_scope: Callable[[str], bool], now: datetime) -> list[str]:
+    """A note for each old key this plan leaves waiting whose address's `rotation.grace` is now
+    shorter than the grace recorded when it was deposed (`revoke_after` - `deposed_at`): the
+    recorded end caps it (docs/lifecycle.md), so shortening the grace did not hurry it, and nothing
+    said so. The note says until when it is kept and how to revoke it now."""
+    revoked = {(c.provider, c.remote_id) for c in changes if c.deposed and c.action is Action.DELETE}
+    notes = []
+    for dep in sorted(deposed, key=lambda d: (d.address, d.remote_id)):
+        spec = desired.get(dep.address)
+        if (spec is None or spec.provider != dep.provider or dep.address in revoking or not in_scope(dep.address)
+                or (dep.provider, dep.remote_id) in revoked):
+            continue
+        end, since = maybe_time(dep.revoke_after), maybe_time(dep.deposed_at)
+        if end is None or since is None or end <= now or spec.rotation.grace >= end - since:
+            continue
+        notes.append(f"{dep.address} (deposed {dep.remote_id}): rotation.grace is now "
+                     f"{format_duration(spec.rotation.grace)}, shorter than the {format_duration(end - since)} "
+                     f"recorded when it was replaced: this old key stays until {dep.revoke_after} at the latest "
+                     "(a grace counts from the replacement it was set for); `keyform apply --revoke-old "
+                     f"{dep.address}` revokes it now")
+    return notes
 
 
 def past_expiry(spec: KeySpec, action: Action, reasons: Sequence[str], now: datetime, *,
