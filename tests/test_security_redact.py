@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -83,6 +84,36 @@ def test_an_escaped_or_percent_encoded_echo_prints_no_part_of_the_secret(secret:
     message = _error(echo, (secret,))
     assert "cnry" not in message and "AAAA" not in message and "\\u00" not in message, message
     assert "***" in message
+
+
+CYRILLIC = "cnry-пароль-секретный-ключ-номер"
+
+
+def _jackson(text: str) -> str:
+    """JSON as Jackson (and other Java encoders) write it: non-ASCII as `\\u` escapes in upper-case hex."""
+    return "".join(c if c.isascii() else f"\\u{ord(c):04X}" for c in json.dumps(text, ensure_ascii=False))
+
+
+@pytest.mark.parametrize(("secret", "echo"), [
+    ("cnry_AbCdEfGh12345678IjKlMnOp", "name CNRY_ABCDEFGH12345678IJKLMNOP taken"),  # an API upper-casing a name
+    ("cnry_AbCdEfGh12345678IjKlMnOp", "cnry_abcdefgh12345678ijklmnop"),
+    (CYRILLIC, f"description {CYRILLIC.upper()} is too long"),
+    (CYRILLIC, f"tail: {CYRILLIC[-20:].upper()}"),  # the tail of a non-ASCII secret, upper-cased
+    (CYRILLIC, f"body: {_jackson(CYRILLIC)}"),  # `\\u043F`, not Python's `\\u043f`
+    (NON_ASCII, f"url: https://x.example/?v={quote(NON_ASCII).lower()}"),  # `%c3%bc`, not `%C3%BC`
+])
+def test_an_echo_in_another_case_prints_no_part_of_the_secret(secret: str, echo: str) -> None:
+    """Matching was case-sensitive: an API that upper-cased a name holding a secret, a Java JSON
+    encoder's upper-case `\\u` escapes and lower-case percent-encoding all printed the secret whole
+    (every 16-character window broken by the case). Both `scrub` and `mask` (via `holds_known`)
+    catch them now, and `holds_whole`."""
+    message = _error(echo, (secret,))
+    assert "cnry" not in message.lower() and "пароль" not in message.lower(), message
+    assert "\\u04" not in message.lower() and "%c3" not in message.lower(), message
+    assert "***" in message
+    assert redact.holds_whole(echo, [secret]) is not echo.startswith("tail:")  # (a tail: not the whole)
+    redact.remember(secret)
+    assert redact.holds_known(echo) and redact.mask(echo) == redact.scrub(echo, ()) and "***" in redact.mask(echo)
 
 
 def test_a_remembered_secret_is_scrubbed_from_any_later_text() -> None:

@@ -13,8 +13,12 @@ matched by every `WINDOW`-character window of it, so any 16 consecutive visible 
 secret are removed wherever they appear: a truncated, prefixed or partly escaped echo is caught
 (of its first MAX_RAW characters: a longer value is no secret keyform keeps, see `_patterns`).
 Its JSON-escaped forms (non-ASCII kept or `\\u`-escaped) and percent-encoded forms are matched
-too. Secrets shorter than 4 visible characters are not matched (they would redact ordinary
-words); nothing keyform handles is that short. Nor is an echo of fewer than `WINDOW` consecutive
+too, and every form regardless of case (`_fold`): an API that upper-cases a name it echoes
+(`SECRET-ÄÖ…`), a JSON encoder writing `\\u00C4` (Jackson) for Python's `\\u00c4`, or `%c3%a4`
+for `%C3%A4`, still echoes the secret. (A letter whose case changes its length, `ß`/`SS`, is
+compared as it is: the windows on either side of it in an upper-cased echo are still caught.)
+Secrets shorter than 4 visible characters are not matched (they would redact ordinary words);
+nothing keyform handles is that short. Nor is an echo of fewer than `WINDOW` consecutive
 characters of a longer secret: a server that quotes a token's first 15 characters shows them.
 """
 
@@ -69,6 +73,29 @@ def _known_now() -> dict[int, set[str]]:
 _known_items: tuple[tuple[int, set[str]], ...] = ()  # `_known_patterns` as `_known_now` last left it
 
 
+class _FoldTable(dict[int, str]):
+    """`str.translate`'s table for `_fold`, filled as characters are met (at most `_FOLD_CACHED` kept)."""
+
+    def __missing__(self, code: int) -> str:
+        c = chr(code)
+        folded = c.casefold()
+        out = folded if len(folded) == 1 else c.lower() if len(c.lower()) == 1 else c
+        if len(self) < _FOLD_CACHED:
+            self[code] = out
+        return out
+
+
+_FOLD_CACHED = 4096
+_FOLD = _FoldTable()
+
+
+def _fold(text: str) -> str:
+    """`text` case-folded one character for one (so an index into it is one into `text`): `A` and
+    `a`, `Ä` and `ä`, `Σ`, `σ` and `ς` compare equal; a character whose fold is longer (`ß`: `ss`)
+    is kept as it is."""
+    return text.lower() if text.isascii() else text.translate(_FOLD)
+
+
 def _visible(text: str) -> tuple[str, list[int]]:
     """`text` without whitespace, and the index in `text` of each remaining character."""
     chars: list[str] = []
@@ -107,7 +134,7 @@ def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:
         if not secret:
             continue
         for form in _forms(secret[:MAX_RAW]):
-            core = "".join(form.split())[:MAX_RAW]
+            core = _fold("".join(form.split())[:MAX_RAW])
             if len(core) < MIN_SECRET:
                 continue
             if len(core) <= WINDOW:
@@ -127,7 +154,8 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     known = _known_now()
     if not (patterns or known) or not text:
         return text
-    visible, where = _visible(text)
+    shown, where = _visible(text)
+    visible = _fold(shown)  # (the patterns are folded: `_patterns`)
     hit = bytearray(len(visible))
     empty: set[str] = set()
     for length in set(patterns) | set(known):
@@ -178,7 +206,7 @@ def holds_known(text: str) -> bool:
         return False
     if watched:
         _recognise(text)  # every watched secret in it is remembered, so the checks below see it
-    visible = "".join(text.split())
+    visible = _fold("".join(text.split()))
     if _unpatterned:
         _known_now()
     known = _known_items  # one read of a tuple: no lock, no copy (called for every listed name)
@@ -191,18 +219,18 @@ def holds_known(text: str) -> bool:
 
 def holds_whole(text: str, secrets: Iterable[str | None]) -> bool:
     """Whether `text` holds the whole of one of `secrets` (of at least MIN_SECRET visible
-    characters), in any form `scrub` matches: whitespace ignored, JSON- or percent-encoded. For a
+    characters), in any form `scrub` matches: whitespace and case ignored, JSON- or percent-encoded. For a
     value that is shown and recorded as it is, an id: unlike `holds_known`, a value that shares
     only a 16-character window with a secret is not caught (a SendGrid secret, `SG.<id>.<...>`,
     holds its key's id; the id does not hold the secret)."""
-    visible = "".join(text.split())
+    visible = _fold("".join(text.split()))
     for secret in secrets:
         # no form is shorter than the secret's visible characters (escapes only add): a secret
         # longer than `text` is not in it, and its forms (of a hostile API's megabytes) are not built
         if not secret or len("".join(secret.split())) > len(visible):
             continue
         for form in _forms(secret):
-            core = "".join(form.split())
+            core = _fold("".join(form.split()))
             if len(core) >= MIN_SECRET and core in visible:
                 return True
     return False
