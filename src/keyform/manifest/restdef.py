@@ -241,6 +241,10 @@ class RestDefinition:
     # host, another body) makes the plan stale instead of being applied unreviewed
     path: str = ""
     sha256: str = ""
+    # `key.id_type`: how the API takes an id in a body. `integer`: a body value that is exactly
+    # `${id}` is sent as a JSON number (an API that validates strictly refuses `{"id": "123"}`), and
+    # a key whose id is not an integer is refused (`RestProvider.parse_key`)
+    id_type: str = "string"
 
     def kind(self, provider_type: str) -> ProviderType:
         """This definition as a provider type (`rest:NAME`) for the type registry."""
@@ -419,6 +423,7 @@ class _Builder:
             update_key=pointer(update.get("key", "")) if update and update.get("key", "") is not None else None,
             delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
             delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
+            id_type=key.get("id_type", "string"),
         ), []
 
     def _check_not_failures(self, where: YamlPath, statuses: list[int], allowed: tuple[int, ...]) -> None:

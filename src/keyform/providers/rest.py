@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import builtins
 import difflib
+import json
 import random
 import re
 import time
@@ -47,6 +48,9 @@ from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
 
 MAX_PAGES = 10_000
+# the decimal text of an integer as JSON writes it (`key.id_type: integer`): no sign but `-`, no
+# leading zero, ASCII digits only (`int()` also takes `+7`, `007`, `1_000` and Arabic-Indic digits)
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 # A `cursor` or `next_link` listing whose pages list no new key (empty, or keys already listed)
 # while each says there is more is stopped with an error after this many in a row: an API whose
 # cursors are always new ran to MAX_PAGES (10,000 requests). Ending it instead would not be safe: a
@@ -195,13 +199,7 @@ class RestProvider:
     def parse_key(self, item: Any, where: str) -> RemoteKey:
         if not isinstance(item, dict):
             raise ShapeError(f"{where} is a {type(item).__name__}, not an object")
-        key_id = at(item, self._id)
-        if isinstance(key_id, int) and not isinstance(key_id, bool):
-            key_id = str(key_id)
-        if not isinstance(key_id, str) or not key_id:
-            raise ShapeError(f"{where} has no string id")
-        if not usable_id(key_id):
-            raise ShapeError(f"{where} {id_problem(key_id)}")
+        key_id = self._listed_id(at(item, self._id), where)
         w = f"{where} ({key_id})"
         attrs = {a.name: _check(at(item, a.path), a, f"{w} {a.name}") for a in self._plain if a.path is not None}
         flags = []
@@ -223,6 +221,39 @@ class RestProvider:
             last_used_at=self._time(at(item, last_used), f"{w} last_used", unset=True) if last_used and reported
             else None,
             usage_reported=reported)
+
+    def _listed_id(self, value: Any, where: str) -> str:
+        """A key's id as the API gave it, as keyform records it: text. A JSON integer is its decimal
+        text (`123` → "123", as the state and the journal hold it, so a listed key matches the
+        recorded one). Any other number (`1e3`, `1.0`: JSON has no integer of that spelling; read as
+        "1000.0" it matched no recorded key) or a boolean is refused, not turned into text. With
+        `key.id_type: integer`, a string id must be an integer's decimal text: the API would be
+        sent that number (`"007"` would name key 7)."""
+        if type(value) is int:
+            value = str(value)
+        elif isinstance(value, (bool, float)):
+            raise ShapeError(f"{where} has the id {_json_text(value)}, which is neither a string nor an integer")
+        if not isinstance(value, str) or not value:
+            raise ShapeError(f"{where} has no string id")
+        if not usable_id(value):
+            raise ShapeError(f"{where} {id_problem(value)}")
+        if self.d.id_type == "integer" and not _INTEGER.fullmatch(value):
+            raise ShapeError(f"{where} has the id {value[:40]!r}, which is not an integer, and "
+                             f"{self.d.file}'s key.id_type says the API's ids are integers")
+        return value
+
+    def _wire_id(self, remote_id: str, what: str) -> str | int:
+        """The `${id}` of an update or delete: the id as text, or, with `key.id_type: integer`, as a
+        number (a body value that is exactly `${id}` is then a JSON number; a path holds its digits,
+        as before). An id recorded otherwise (`keyform import` of a wrong id, or a definition
+        edited) is not sent: the API would refuse it or read it as another key."""
+        if self.d.id_type != "integer":
+            return remote_id
+        if not _INTEGER.fullmatch(remote_id):
+            shown = remote_id[:40] if usable_id(remote_id) else "(unprintable)"
+            raise ProviderError(f"{self.name}: {what}: the id {shown!r} is not an integer, and {self.d.file}'s "
+                                "key.id_type says the API takes integers; nothing was sent")
+        return int(remote_id)
 
     def _items(self, body: Any) -> list[Any]:
         for p in self.d.list_items:
@@ -291,7 +322,7 @@ class RestProvider:
             try:
                 items = self._items(body)
                 first = len(out)
-                out.extend(self.parse_key(item, f"item {len(out) + i}") for i, item in enumerate(items))
+                out.extend([self.parse_key(item, f"item {first + i}") for i, item in enumerate(items)])
                 if pg.type == "none":
                     return out
                 ids = [k.id for k in out[first:]]
@@ -522,7 +553,7 @@ class RestProvider:
             raise ProviderError(f"{self.name}: {what}: {self.d.name} keys cannot be changed in place")
         secrets = tuple(str(v) for v in (attrs.get("headers") or {}).values()) if "headers" in attrs else ()
         ctx = self._context(attrs, {})
-        ctx["id"] = remote_id
+        ctx["id"] = self._wire_id(remote_id, what)
         ctx["expires_at"] = expires_at
         ctx["expires_in_seconds"] = _seconds_until(expires_at)
         response = self._call(op, ctx, what, secrets=secrets)
@@ -539,7 +570,7 @@ class RestProvider:
     def delete(self, remote_id: str) -> None:
         """Delete or revoke the key; one already gone (a `gone` status or code) is not an error."""
         what = f'{"revoke" if self.d.delete_op.extra.get("mode") == "revoke" else "delete"} "{remote_id}"'
-        ctx = {**self._options, "id": remote_id}
+        ctx = {**self._options, "id": self._wire_id(remote_id, what)}
         response = self._call(self.d.delete_op, ctx, what)
         if 200 <= response.status_code < 300:
             return
@@ -556,6 +587,11 @@ class RestProvider:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _json_text(value: Any) -> str:
+    """A JSON scalar as an error message shows it: `true`, `1000.0`, cut to 40 characters."""
+    return json.dumps(value)[:40]
 
 
 def _kind(value: Any) -> str:
