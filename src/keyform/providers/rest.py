@@ -313,9 +313,19 @@ class RestProvider:
                     or (reached and response.status_code in _PAST_THE_END)):
                 # past the last page (Django REST framework: `404 {"detail": "Invalid page."}`); not
                 # while the `total` says keys are missing (a proxy's 404 in the middle of a listing).
-                # Past a `total` reached (the check of a full first page), a refusal of the page as
-                # out of bounds too (mezzio-hal's `400 Page 2 is out of bounds`)
-                return out
+                # Past a `total` reached (the check of a first page), a refusal of the page as
+                # out of bounds too (mezzio-hal's `400 Page 2 is out of bounds`). After a short first
+                # page, unless its `total` said it was all, this may be a capped API's page past the
+                # keys it served (see below): checked once at the size served.
+                if reached or page != pg.start + 1 or not (
+                        self._cap_hidden(previous, size, capped)
+                        and self._skipped(op, ctx, page, len(previous), listed_ids)):
+                    return out
+                capped, size, page, reached, short = True, len(previous), pg.start, False, False
+                del out[:]
+                listed_ids.clear()
+                previous = []
+                continue
             if not 200 <= response.status_code < 300:
                 raise self._error("list", response)
             body = json_body(response)
@@ -358,10 +368,11 @@ class RestProvider:
                             return out
                         raise ShapeError(f"the API returned the same page again (does it take the "
                                          f"{pg.param or pg.field!r} parameter?)")
-                    # (an empty page too, while the last `total` said more keys than listed: such an
-                    # API's page past the keys it served is empty, and ended the listing short)
-                    if pg.type == "page" and pg.size_param and not capped and (ids or short) and \
-                            0 < len(previous) < size:
+                    # (an empty second page too after a short first one, unless its `total` says the
+                    # keys listed are all: such an API's page past the keys it served is empty, and
+                    # ended the listing short, with no `total` or a `total` of the page's own keys)
+                    if self._cap_hidden(previous, size, capped) and (
+                            ids or short or (page == pg.start + 1 and self._total(body) != len(out))):
                         capped = True
                         if self._skipped(op, ctx, page, len(previous), {*listed_ids, *ids}):
                             size, page, reached = len(previous), pg.start, False  # all again, at the API's cap
@@ -374,10 +385,12 @@ class RestProvider:
                     total = self._total(body)
                     reached, short = total == len(out), total is not None and len(out) < total
                     start = page == pg.start if pg.type == "page" else offset == 0
-                    if not items or (reached and not (start and pg.size_param and len(items) >= size)):
-                        # a full first page that reaches the `total` is checked by one more request:
-                        # a `total` that names the keys on the page (`/result_info/count` for
-                        # `total_count`) would end every listing after its first page
+                    if not items or (reached and not start):
+                        # a first page that reaches the `total` is checked by one more request: a
+                        # `total` that names the keys on the page (`/result_info/count` for
+                        # `total_count`) would end every listing after its first page; also a short
+                        # one, as an API that serves fewer keys than `size` (its cap, or its own page
+                        # size without a `size_param`) makes it
                         return out
                     page += 1
                     offset += len(items)
@@ -454,6 +467,15 @@ class RestProvider:
         if got is None:
             return True  # a size the API refuses (below its least page size, say): no telling, as before
         return [k.id for k in got[0]] != list(ids[:size])
+
+    def _cap_hidden(self, previous: Sequence[str], size: int, capped: bool) -> bool:
+        """Whether the page after one of `previous` may come after keys a capped API skipped (see
+        `_skipped`): a `page` listing with a `size_param`, not yet checked, whose previous page held
+        fewer keys than the `size` sent, but some. The caller says which pages are checked: one with
+        keys; one empty (or refused as past the end) only as the second page, after a short first
+        one, since a cap shows on the first page (a full one means none)."""
+        pg = self.d.pagination
+        return pg.type == "page" and bool(pg.size_param) and not capped and 0 < len(previous) < size
 
     def _skipped(self, op: Operation, ctx: Mapping[str, Any], page: int, cap: int, listed: set[str]) -> bool:
         """Whether this `page` skipped keys. The page before held `cap` keys, fewer than the size
