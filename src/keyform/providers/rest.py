@@ -292,6 +292,7 @@ class RestProvider:
         short = False  # the previous page's `total` said more keys than were listed
         size = pg.size  # what `size_param` sends: lowered once to a cap the API shows (see _skipped)
         capped = False  # a page shorter than `size` was followed by one with keys: checked once
+        began = 0  # the request this pass of the listing began with (see `_refused_follow`)
         for n in range(MAX_PAGES):
             carry: dict[str, Any] = {}
             if pg.type == "cursor" and cursor is not None:
@@ -326,6 +327,16 @@ class RestProvider:
                 listed_ids.clear()
                 previous = []
                 continue
+            if n > began and self._refused_follow(response):
+                if began == 0:  # a cursor or link that expired (or went bad) while the listing ran
+                    began, cursor, next_path, previous, said_more, idle = n + 1, None, None, [], False, 0
+                    del out[:]
+                    listed_ids.clear()
+                    seen.clear()
+                    continue
+                gave = "cursor" if pg.type == "cursor" else "next link"
+                raise self._error(f"list, page {n - began + 1} (at the {gave} page {n - began} gave, the "
+                                  "listing started over once)", response)
             if not 200 <= response.status_code < 300:
                 raise self._error("list", response)
             body = json_body(response)
@@ -405,6 +416,16 @@ class RestProvider:
             except ShapeError as exc:
                 raise shape_error(self._http, "list", response, exc) from None
         raise ProviderError(f"{self.name}: list: more than {MAX_PAGES} pages")
+
+    def _refused_follow(self, response: httpx.Response) -> bool:
+        """Whether a `cursor` or `next_link` page after the first was refused as a client error (`400`,
+        `404`, `410`, `422`...; not a refused token, a missing permission or a rate refusal): the
+        cursor the API gave expired or went bad while the listing ran (AWS's pagination tokens last
+        15 minutes; Paddle's `400 invalid_cursor` says "Restart from the first page", Glean's
+        `expired_cursor` "Retry from a fresh first page"). Never the end of the listing: `list`
+        starts it over once, then fails naming the page and the API's answer."""
+        status = response.status_code
+        return self.d.pagination.type in ("cursor", "next_link") and 400 <= status < 500 and not is_failure(status)
 
     def _has_more(self, body: Any, cursor: Any, on_page: int, said: bool) -> bool:
         """Whether a `cursor` listing goes on. Any other value of `has_more` than a boolean is a
