@@ -265,13 +265,27 @@ class RestProvider:
                 if elsewhere is not None:  # the pointer is wrong, not the list empty: see _list_of_keys
                     raise ShapeError(f"nothing at {pointer_text(p)}, but a list of keys at {elsewhere}: is "
                                      f"{self.d.file}'s operations.list.items right?")
-                message, code = self._error_of(body)
-                if message or code:  # a success status with an error (Slack's `{"ok": false, ...}`)
-                    raise ShapeError(f"no list of keys at {pointer_text(p)}, but an error: "
-                                     f"{f'{code}: {message}' if code and message else code or message}")
+                said = self._said(body)
+                if said:  # a success status with an error (Slack's `{"ok": false, ...}`)
+                    raise ShapeError(f"no list of keys at {pointer_text(p)}, but an error: {said}")
                 return []  # an empty list may be omitted (proto3 JSON)
-        got = f"an object with keys {sorted(body)[:5]}" if isinstance(body, dict) else type(body).__name__
+        said = self._said(body)
+        if said:  # (`items: ""`, the whole reply, or alternatives: it said only which names the reply had)
+            where = " or ".join(pointer_text(p) or "/" for p in self.d.list_items)
+            raise ShapeError(f"no list of keys at {where}, but an error: {said}")
+        got = (f"an object with keys {[name[:40] for name in sorted(body)[:5]]}" if isinstance(body, dict)
+               else type(body).__name__)
         raise ShapeError(f"no array of keys where the definition says (got {got})")
+
+    def _said(self, body: Any) -> str | None:
+        """The error a reply holds where the definition's `errors` says (`CODE: message`), as one
+        line of at most 200 characters with every secret scrubbed (an API may echo the token), or
+        None. A broken or hostile API's 1 MB message with line breaks was quoted whole."""
+        message, code = self._error_of(body)
+        if not message and not code:
+            return None
+        text = f"{code}: {message}" if code and message else code or message or ""
+        return redact.redact(text, self._http.secrets, 200)
 
     # ------------------------------------------------------------ the four calls
 
