@@ -120,3 +120,48 @@ def test_digit_strings_and_a_huge_integer_are_read_alike(tmp_path: Path) -> None
     assert server.seen[-1][3] == {"key": {"id": huge}, "note": f"revoking {huge}"}
     with strict(tmp_path, api([10**300])) as (p, _), pytest.raises(ProviderError, match="an id of 301 characters"):
         p.list()
+
+
+def test_apply_renames_and_destroys_keys_of_a_strict_integer_id_api(tmp_path: Path) -> None:
+    """End to end through `keyform apply`: keys created, renamed (the update body's `id` a number),
+    one removed (the delete body's too), and a plan after it has nothing to do (the listed integer
+    ids match the recorded text ones); then a listing with `1e3` for an id fails the plan in one
+    line naming the item, the state untouched."""
+    from harness.project import Project
+
+    keys: dict[int, dict[str, Any]] = {}
+    hostile: list[Any] = []
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        if method == "GET":
+            return 200, {}, {"items": [*keys.values(), *({"id": i, "name": "x"} for i in hostile)]}
+        if path == "/keys":
+            n = 1000 + len(keys)
+            keys[n] = {"id": n, "name": body["name"]}
+            return 201, {}, {**keys[n], "secret": f"sk-CANARY-{n}-0123456789abcdef"}
+        key_id = body["id"] if "id" in body else body["key"]["id"]
+        if type(key_id) is not int or key_id not in keys:
+            return 400, {}, {"message": f"id must be the integer id of a key, got {key_id!r}"}
+        if path.endswith("/update"):
+            keys[key_id]["name"] = body["name"]
+        else:
+            del keys[key_id]
+        return 200, {}, {}
+
+    definition = DEFINITION.replace(", ID_TYPE", ", id_type: integer")
+    with serving(ScriptServer(script)) as server:
+        project = Project(tmp_path, server.url)
+        project.rest_api(definition, "a: {provider: rp, name: a}\nb: {provider: rp, name: b}\n")
+        assert project.run("apply", "--auto-approve").exit_code == 0
+        project.rest_api(definition, "a: {provider: rp, name: renamed}\n")
+        applied = project.run("apply", "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        assert list(keys.values()) == [{"id": 1000, "name": "renamed"}]
+        assert project.run("plan", "--detailed-exitcode").exit_code == 0
+        state = project.state_path.read_bytes()
+        hostile.append(1e3)
+        planned = project.run("plan")
+    assert planned.exit_code == 1 and "Traceback" not in planned.output, planned.output
+    assert "item 1 has the id 1000.0, which is neither a string nor an integer" in planned.output, planned.output
+    assert len([line for line in planned.output.splitlines() if line.strip()]) == 1, planned.output
+    assert project.state_path.read_bytes() == state
