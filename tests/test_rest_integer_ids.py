@@ -83,7 +83,7 @@ def test_without_id_type_the_id_stays_a_string_and_the_strict_api_refuses_it(tmp
 
 
 def test_a_recorded_id_that_is_no_integer_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    for bad in ("abc", "007", "+7", "1_000", "١٢٣", "12 "):
+    for bad in ("abc", "007", "+7", "-0", "1_000", "١٢٣", "12 "):
         with strict(tmp_path, api([])) as (p, server), pytest.raises(ProviderError) as caught:
             p.delete(bad)
         assert "is not an integer" in str(caught.value) and "providers/strict.yaml's key.id_type" in str(caught.value)

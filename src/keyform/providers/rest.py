@@ -50,7 +50,7 @@ from keyform.remote import CreateRequest, CreateResult, RemoteKey
 MAX_PAGES = 10_000
 # the decimal text of an integer as JSON writes it (`key.id_type: integer`): no sign but `-`, no
 # leading zero, ASCII digits only (`int()` also takes `+7`, `007`, `1_000` and Arabic-Indic digits)
-_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 # A `cursor` or `next_link` listing whose pages list no new key (empty, or keys already listed)
 # while each says there is more is stopped with an error after this many in a row: an API whose
 # cursors are always new ran to MAX_PAGES (10,000 requests). Ending it instead would not be safe: a
