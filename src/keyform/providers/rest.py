@@ -514,14 +514,14 @@ class RestProvider:
 
     def _skipped(self, op: Operation, ctx: Mapping[str, Any], page: int, cap: int, listed: set[str]) -> bool:
         """Whether this `page` skipped keys. The page before held `cap` keys, fewer than the size
-        sent, and this one holds some (or none, while the `total` says more): the API may serve at
-        most `cap` a page. One that counts its
-        pages by the size it serves skips nothing; one that counts them by the size it was sent
-        (`OFFSET (page - 1) * per_page LIMIT min(per_page, 50)`) skipped the keys between, and each
-        looked deleted outside keyform. Asked for this page at `cap` keys a page, such an API names
-        keys not `listed` (on this page or before): the listing starts over at `cap`. An API that
-        drops keys from a page after cutting it (a filter) names keys the pages so far listed: its
-        size stays (one request more)."""
+        sent, and this one holds some (or none: while the `total` says more, or as the second page
+        unless its `total` is the keys listed; or refused as past the end): the API may serve at
+        most `cap` a page. One that counts its pages by the size it serves skips nothing; one that
+        counts them by the size it was sent (`OFFSET (page - 1) * per_page LIMIT min(per_page, 50)`)
+        skipped the keys between, and each looked deleted outside keyform. Asked for this page at
+        `cap` keys a page, such an API names keys not `listed` (on this page or before): the listing
+        starts over at `cap`. An API that drops keys from a page after cutting it (a filter) names
+        keys the pages so far listed: its size stays (one request more)."""
         got = self._page_of(op, ctx, page, cap)
         return got is not None and not {k.id for k in got[0]} <= listed
 
