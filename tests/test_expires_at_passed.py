@@ -201,9 +201,14 @@ def test_a_held_key_whose_prevent_destroy_is_unset_can_then_be_removed(
     a_id = project.remote_id("a")
     clock.move(days=40)
     project.questra(held.replace("name: a", "name: renamed"))  # (not sent: the key is left as it is)
-    [change] = plan_only(project, clock).actionable
+    plan = plan_only(project, clock)
+    [change] = plan.actionable
     assert change.address == "a" and change.action is Action.UPDATE, change
     assert [a.name for a in change.attrs] == ["prevent_destroy"], change.attrs
+    # the rename is said, not dropped unseen (it was: the note said only that `a` is not replaced)
+    [note] = [n for n in plan.notes if n.startswith(f"a ({a_id}) expired at")]
+    assert note.endswith("to have it replaced; its edited name is not sent to it either, and the key made then "
+                         "has it"), note
     converge(project, clock)
     recorded = project.state()["keys"]["a"]
     assert recorded.get("prevent_destroy", False) is False and recorded["attributes"]["name"] == "a", recorded
@@ -297,12 +302,17 @@ def test_a_held_source_whose_consumer_rotation_is_due(project: Project, emu_cont
     clock.move(days=30)  # `t` due again, and `src`'s secret no longer in the sink
     env = project.root / ".secrets" / "keys.env"
     env.write_text("".join(line + "\n" for line in env.read_text().splitlines() if "SRC" not in line.upper()))
-    fed_project(project, src_keys + "n:\n  provider: qp\n  name: n\n")
+    # (and `t`'s description edited: TextQL updates it in place, with no secret, so the waiting `t`
+    # still gets it; it was dropped with the rotation, from every plan while `t` waited)
+    fed_project(project, src_keys.replace("Questra access", "Questra access (ops)") + "n:\n  provider: qp\n  name: n\n")
     plan = plan_only(project, clock)
-    assert [(c.address, c.action) for c in plan.actionable if not c.deposed] == [("n", Action.CREATE)], \
-        (plan.actionable, plan.notes)
+    assert [(c.address, c.action) for c in plan.actionable if not c.deposed] == [
+        ("n", Action.CREATE), ("t", Action.UPDATE)], (plan.actionable, plan.notes)
     assert f"{project.remote_id('t')}) is left as it is: it needs the secret of src, which no sink gives back" in \
         "\n".join(plan.notes), plan.notes
     converge(project, clock)
+    assert [k["description"] for k in emu_control.textql_keys() if k["id"] == project.remote_id("t")] == [
+        "Questra access (ops)"]
+    assert not [c for c in plan_only(project, clock).actionable if not c.deposed]
     rows = {r.address: r for r in operations.run_report(options(project, clock)).report.rows if r.kind == "key"}
     assert rows["src"].status == "expired" and rows["src"].rotation_due_at is None, rows["src"]

@@ -472,3 +472,31 @@ def test_an_updatable_expiry_moved_to_a_fixed_time_that_passed_is_an_error_at_th
     [d] = exc.value.diagnostics
     assert d.message.startswith("key 't': expires_at 2026-01-01T01:00:00Z has passed (23h ago), so keyform will not "
                                 "replace it (expiry changed to 2026-01-01T01:00:00Z, which has passed): "), d.message
+
+
+def test_a_consumer_left_as_it_is_for_a_held_source_still_plans_its_in_place_update() -> None:
+    """`t` is due (max_age) and left as it is (it needs the secret of `k`, held past its fixed
+    expires_at, which no sink gives back); its manifest also changed its description, which TextQL
+    updates in place. The stuck consumer's decision was emptied whole, so the update was dropped
+    from every plan: it is planned (an update, no secret needed), with the note for the rest."""
+    spec = _fixed("k", T0 + timedelta(hours=1))
+    fed = {"auth_value": secret_of_fingerprint("k", "ak_1")}
+    t = replace(textql_key("t", auth=SecretOfRef("k")), rotation=Rotation(max_age=timedelta(hours=2)))
+    st = state_with(recorded(spec, "ak_1"), recorded(t, "tk_1", fingerprints=fed))
+    edited = textql_key("t", auth=SecretOfRef("k"), description="Questra access (ops)")
+    edited = replace(edited, rotation=t.rotation)
+    p = plan(workspace(spec, edited), st, remote_of(st), NOW, inputs=PlanInputs())
+    [c] = [c for c in p.changes if c.address == "t"]
+    assert (c.action, c.reasons) == (Action.UPDATE, ("description changed",)), c
+    assert [(a.name, a.before, a.after, a.forces_replacement) for a in c.attrs] == [
+        ("description", "", "Questra access (ops)", False)], c.attrs
+    assert any(n.startswith("t (tk_1) is left as it is: it needs the secret of k") for n in p.notes), p.notes
+    # a secret header fed by `k` cannot be updated without its secret: the update waits, and the note says so
+    hdr = replace(textql_key("t", auth=SecretOfRef("k"), description="Questra access (ops)",
+                             secret_headers={"X-Questra-Key": SecretOfRef("k")}), rotation=t.rotation)
+    fed_h = {**fed, "headers.X-Questra-Key": secret_of_fingerprint("k", "ak_1")}
+    st = state_with(recorded(spec, "ak_1"), recorded(replace(hdr, attrs=t.attrs), "tk_1", fingerprints=fed_h))
+    p = plan(workspace(spec, hdr), st, remote_of(st), NOW, inputs=PlanInputs())
+    assert one(p, "t") == (Action.NOOP, ()) and not p.has_changes
+    [note] = [n for n in p.notes if n.startswith("t (tk_1) is left as it is")]
+    assert "its in-place update (description) waits with it" in note, note

@@ -81,6 +81,9 @@ class _Decision:
     sink_stays: bool = False  # its sink is renamed to another name of the same entry: no secret moves
     held: bool = False  # its fixed expires_at, the one it was made with, has passed: left as it is (`expired_note`)
     stuck: str | None = None  # the held source whose secret it needs and no sink gives back: left as it is
+    in_place: list[str] = field(default_factory=list)  # the reasons given for an update (`escalate`)
+    # a stuck key's in-place changes that need the stuck source's secret too; a held key's edited attributes
+    waits: tuple[str, ...] = ()
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -91,7 +94,26 @@ class _Decision:
         if reason not in self.reasons:
             self.reasons.append(reason)
             changed = True
+        if action is Action.UPDATE and reason not in self.in_place:
+            self.in_place.append(reason)
         return changed
+
+    def wait_for(self, src: str, spec: KeySpec) -> None:
+        """Left as it is (`stuck`) for want of `src`'s secret: its create or replacement is dropped,
+        its in-place changes (a TextQL description, hosts) stay planned as an update, unless that
+        update would send a secret header fed by `src` (`applier._update_remote` resolves them):
+        then they wait too, named in its note (`waits`). Before, the whole decision was emptied and
+        an edited description was dropped from every plan while the key waited."""
+        kept = {n: a for n, a in self.attrs.items() if not a.forces_replacement}
+        reasons = [r for r in self.in_place if any(n in r for n in kept) or not kept]
+        needs_src = any(header_of(p) is not None and isinstance(ref, SecretOfRef) and ref.address == src
+                        for p, ref in spec.secret_inputs.items())
+        if needs_src and kept.keys() - {PREVENT_DESTROY}:
+            self.waits = tuple(n for n in kept if n != PREVENT_DESTROY)
+            kept = {n: a for n, a in kept.items() if n == PREVENT_DESTROY}
+            reasons = [r for r in reasons if PREVENT_DESTROY in r]
+        self.action = Action.UPDATE if kept else Action.NOOP
+        self.reasons, self.attrs, self.stuck = (reasons if kept else []), kept, src
 
 
 def expiry_display(spec: str) -> str:
@@ -179,9 +201,9 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if errors:
         raise KeyformError(errors)
 
-    notes = [expired_note(desired[a], state.keys[a]) for a, d in decisions.items() if d.held]
+    notes = [expired_note(desired[a], state.keys[a], d.waits) for a, d in decisions.items() if d.held]
     if stuck:
-        notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "") for a in stuck)
+        notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "", decisions[a].waits) for a in stuck)
     if state.deposed:
         # only a state with deposed keys needs them
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
@@ -335,12 +357,16 @@ def past_expiry(spec: KeySpec, action: Action, reasons: Sequence[str], now: date
         f"or use expires_in (each new key then expires that long after it is made). {then}", spec.loc)
 
 
-def expired_note(spec: KeySpec, ks: KeyState) -> str:
+def expired_note(spec: KeySpec, ks: KeyState, edited: Sequence[str] = ()) -> str:
     """What a plan says of a key left as it is because its fixed `expires_at` (the one the key was
-    made with) has passed (`_Decision.held`): it is not replaced, every replacement expiring then too."""
+    made with) has passed (`_Decision.held`): it is not replaced, every replacement expiring then too.
+    `edited`: its attributes the manifests changed, not sent to the expired key either."""
+    one = len(edited) == 1
+    also = (f"; its edited {', '.join(edited)} {'is' if one else 'are'} not sent to it either, and the key "
+            f"made then has {'it' if one else 'them'}" if edited else "")
     return (f"{spec.address} ({ks.remote_id}) expired at {spec.expiry.spec[3:]}, "
             f"its fixed expires_at ({spec.loc}): keyform will not replace it, a new key would expire at the "
-            "same time; move expires_at later, or use expires_in, to have it replaced")
+            f"same time; move expires_at later, or use expires_in, to have it replaced{also}")
 
 
 def held_past_expiry(address: str, desired: Mapping[str, KeySpec], state: State, now: datetime) -> bool:
@@ -353,14 +379,17 @@ def held_past_expiry(address: str, desired: Mapping[str, KeySpec], state: State,
             and ks.expiry_spec == spec.expiry.spec)
 
 
-def stuck_note(address: str, ks: KeyState | None, src: str) -> str:
+def stuck_note(address: str, ks: KeyState | None, src: str, waits: Sequence[str] = ()) -> str:
     """What a plan says of a key left as it is (`_Decision.stuck`) though due for a create or a
     replacement: it needs the secret of `src`, which no sink gives back, and `src` cannot be
-    replaced (held past its fixed expires_at, or left as it is for that reason itself)."""
+    replaced (held past its fixed expires_at, or left as it is for that reason itself). `waits`:
+    its in-place changes that wait with it (they would send a secret header fed by `src`)."""
     what = f"{address} ({ks.remote_id})" if ks is not None else address
+    also = (f"; its in-place update ({', '.join(waits)}) waits with it, since it would send {src}'s secret in "
+            "a header" if waits else "")
     return (f"{what} is left as it is: it needs the secret of {src}, which no sink gives back, and {src} "
             "cannot be replaced (its fixed expires_at has passed, or it needs such a key's secret itself); "
-            f"move {src}'s expires_at later, or use expires_in, to have both made again")
+            f"move {src}'s expires_at later, or use expires_in, to have both made again{also}")
 
 
 def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str],
@@ -652,6 +681,9 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         # only a changed prevent_destroy is recorded (no remote call), else a key unprotected could
         # never be removed from the manifests ("remove prevent_destroy (and apply) first")
         held = _Decision(Action.NOOP, held=True)
+        # its edited attributes are not sent either (it is made again with them once expires_at
+        # moves later): said in its note, not dropped unseen
+        held.waits = tuple(n for n in k.attributes if spec.attrs.get(n) != ks.attrs.get(n))
         if ks.prevent_destroy != spec.prevent_destroy:
             held.attrs[PREVENT_DESTROY] = AttrChange(PREVENT_DESTROY, ks.prevent_destroy, spec.prevent_destroy)
             held.escalate(Action.UPDATE, "lifecycle.prevent_destroy changed (recorded in state; no remote call)")
@@ -901,7 +933,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                                                 and REPLACE_REQUESTED not in d.reasons):
                         # it cannot be replaced: the consumer waits (a key not made yet, the manifests'
                         # edit, or a `--replace` of it, is refused at its held source: `past_expiry`)
-                        d.action, d.reasons, d.attrs, d.stuck = Action.NOOP, [], {}, src
+                        d.wait_for(src, desired[address])
                         stuck.append(address)
                         changed = True
                         break
