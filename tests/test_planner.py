@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -11,12 +11,12 @@ import pytest
 
 from keyform.durations import format_time
 from keyform.errors import KeyformError
-from keyform.model import EnvRef, Rotation, SecretOfRef, SinkTarget
+from keyform.model import EnvRef, Expiry, Rotation, SecretOfRef, SinkTarget
 from keyform.plan import Action, Plan
 from keyform.planner import PlanInputs, plan
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
 from keyform.state import DeposedKey, State, secret_of_fingerprint
-from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
+from tests.factories import LOC, T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 
 NOW = T0 + timedelta(days=1)
 READABLE = PlanInputs(readable_sinks=frozenset({"env"}))
@@ -500,3 +500,55 @@ def test_a_consumer_left_as_it_is_for_a_held_source_still_plans_its_in_place_upd
     assert one(p, "t") == (Action.NOOP, ()) and not p.has_changes
     [note] = [n for n in p.notes if n.startswith("t (tk_1) is left as it is")]
     assert "its in-place update (description) waits with it" in note, note
+
+
+@pytest.fixture
+def relay() -> Iterator[Any]:
+    """A provider type that both reads a secret (`auth_value`) and issues one: the middle of a
+    `secret_of` chain (no built-in type is both; a plug-in or a REST definition can be)."""
+    from keyform.typeregistry import ProviderType, provider_type, register, unregister
+
+    # (never opened: the planner asks a type only what it is)
+    t = ProviderType(name="relay-test", open=provider_type("questra").open, returns_secret=True, attributes=("name",),
+                     secret_inputs=("auth_value",), remote_attributes=frozenset({"name"}))
+    register(t, "tests")
+    yield t
+    unregister(t)
+
+
+def _relay(address: str, src: str, sink: str) -> Any:
+    from keyform.model import KeySpec
+
+    return KeySpec(address=address, provider="qp", provider_type="relay-test", attrs={"name": address}, loc=LOC,
+                   secret_inputs={"auth_value": SecretOfRef(src)}, sink=SinkTarget(sink, address.upper()))
+
+
+def test_a_chain_over_a_held_source_rotates_no_consumer_of_a_key_left_as_it_is(relay: Any) -> None:
+    """h (held past its fixed expires_at) → m → r → t, each reading the one before's secret; h and
+    m write their secrets to a sink that cannot give them back. `r` is due: it cannot be made (m
+    would have to be replaced, and m needs h's secret), so it waits. The planner first replaced m
+    for r's sake, which re-issued r, which re-issued t (`depends on r, which is replaced`), then
+    found m waiting and took m and r back, but not t: `t` was rotated for nothing, every plan,
+    and m was noted as waiting though nothing was due for it. And beside a waiting key, a consumer
+    never due (`t2`, reading m's secret too) was noted as waiting as well."""
+    at = T0 + timedelta(hours=1)
+    h = replace(questra_key("h", sink="wo"), expiry=Expiry("at", at=at, text=format_time(at)))
+    m, r = _relay("m", "h", "wo"), _relay("r", "m", "env")
+    t = textql_key("t", auth=SecretOfRef("r"))
+    recs = [recorded(h, "ak_h"), recorded(m, "rk_m", fingerprints={"auth_value": secret_of_fingerprint("h", "ak_h")}),
+            recorded(r, "rk_r", fingerprints={"auth_value": secret_of_fingerprint("m", "rk_m")}),
+            recorded(t, "tk_t", fingerprints={"auth_value": secret_of_fingerprint("r", "rk_r")})]
+    recs[2].rotation_requested = True
+    st = state_with(*recs)
+    p = plan(workspace(h, m, r, t), st, remote_of(st), NOW, inputs=READABLE)
+    assert [(c.address, c.action) for c in p.changes if c.action is not Action.NOOP] == [], p.changes
+    assert [n.split(" ")[0] for n in p.notes] == ["h", "r"], p.notes
+    assert p.notes[1].startswith("r (rk_r) is left as it is: it needs the secret of m, which no sink gives back")
+
+    # m (not due) and two consumers reading its secret, one due: only that one is said to wait
+    t2 = textql_key("t2", auth=SecretOfRef("m"))
+    t1 = replace(textql_key("t1", auth=SecretOfRef("m")), rotation=Rotation(max_age=timedelta(hours=2)))
+    fed = {"auth_value": secret_of_fingerprint("m", "rk_m")}
+    st = state_with(*recs[:2], recorded(t1, "tk_1", fingerprints=fed), recorded(t2, "tk_2", fingerprints=fed))
+    p = plan(workspace(h, m, t1, t2), st, remote_of(st), NOW, inputs=READABLE)
+    assert not p.has_changes and [n.split(" ")[0] for n in p.notes] == ["h", "t1"], p.notes

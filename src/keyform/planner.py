@@ -905,8 +905,15 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
     that one needing its secret. A consumer of the held key not in the state yet (declared
     since), or one a human asked to replace (`--replace`), is refused at the held key instead.
     Before, each of these refused every plan of the workspace. Returns the addresses left so
-    (most plans: none)."""
+    (most plans: none).
+
+    Which keys cannot be (re)issued is known before any rule runs (`_waiting`), so a key that must
+    wait is never replaced first and taken back later: before, a key escalated for a consumer's
+    sake (`r needs its secret`) and then found waiting had already re-issued its own consumers
+    (`depends on m, which is replaced`), which stayed in the plan, a needless rotation, while the
+    key they depended on was left as it is, and a consumer of it never due was noted as waiting."""
     issued = (Action.CREATE, Action.REPLACE)
+    waiting = _waiting(decisions, desired, state, deps, order, inputs)
     stuck: list[str] = []
     changed = True
     while changed:
@@ -924,22 +931,46 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                     changed |= d.escalate(Action.REPLACE, f"depends on {src}, which is {verb}")
             if d.action not in issued:
                 continue
+            if address in waiting:
+                # it cannot be made: it waits, before any consumer of it is re-issued for it (a key
+                # not made yet, the manifests' edit, or a `--replace` of it, needing a held source's
+                # secret is not waiting: it is refused at that source, `past_expiry`)
+                d.wait_for(waiting[address], desired[address])
+                stuck.append(address)
+                changed = True
+                continue
             for src in deps[address]:
                 sd = decisions.get(src)
                 if sd is None or sd.action in issued:
                     continue
                 if not _secret_readable(desired[src], state.keys.get(src), inputs):
-                    if sd.stuck is not None or (sd.held and address in state.keys
-                                                and REPLACE_REQUESTED not in d.reasons):
-                        # it cannot be replaced: the consumer waits (a key not made yet, the manifests'
-                        # edit, or a `--replace` of it, is refused at its held source: `past_expiry`)
-                        d.wait_for(src, desired[address])
-                        stuck.append(address)
-                        changed = True
-                        break
                     changed |= sd.escalate(
                         Action.REPLACE, f"{address} needs its secret and no sink can give it back")
     return stuck
+
+
+def _waiting(decisions: Mapping[str, _Decision], desired: Mapping[str, KeySpec], state: State,
+             deps: Mapping[str, list[str]], order: list[str], inputs: PlanInputs) -> dict[str, str]:
+    """The keys that cannot be (re)issued in this plan, each with the source it waits for: the
+    key needs that source's secret, no sink gives it back, and the source cannot be replaced to
+    give it (held past its fixed expires_at, or waiting itself). A key waits for a held source
+    only if it is in the state and no `--replace` names it (else the plan is refused at that
+    source). Most plans hold no held key: nothing to look at."""
+    if not any(d.held for d in decisions.values()):
+        return {}
+    out: dict[str, str] = {}
+    for address in order:
+        d = decisions.get(address)
+        if d is None or d.held:
+            continue
+        for src in deps[address]:
+            sd = decisions.get(src)
+            if sd is None or not (sd.held or src in out) or _secret_readable(desired[src], state.keys.get(src), inputs):
+                continue
+            if src in out or (address in state.keys and REPLACE_REQUESTED not in d.reasons):
+                out[address] = src
+                break
+    return out
 
 
 def _secret_readable(spec: KeySpec, ks: KeyState | None, inputs: PlanInputs) -> bool:
