@@ -98,15 +98,16 @@ class _Decision:
             self.in_place.append(reason)
         return changed
 
-    def wait_for(self, src: str, spec: KeySpec) -> None:
+    def wait_for(self, src: str, spec: KeySpec, lacking: Callable[[str], bool]) -> None:
         """Left as it is (`stuck`) for want of `src`'s secret: its create or replacement is dropped,
         its in-place changes (a TextQL description, hosts) stay planned as an update, unless that
-        update would send a secret header fed by `src` (`applier._update_remote` resolves them):
-        then they wait too, named in its note (`waits`). Before, the whole decision was emptied and
-        an edited description was dropped from every plan while the key waited."""
+        update would send a secret header fed by a key whose secret cannot be had (`lacking`:
+        `src`, or another such key; `applier._update_remote` resolves every secret header): then
+        they wait too, named in its note (`waits`). Before, the whole decision was emptied and an
+        edited description was dropped from every plan while the key waited."""
         kept = {n: a for n, a in self.attrs.items() if not a.forces_replacement}
         reasons = [r for r in self.in_place if any(n in r for n in kept) or not kept]
-        needs_src = any(header_of(p) is not None and isinstance(ref, SecretOfRef) and ref.address == src
+        needs_src = any(header_of(p) is not None and isinstance(ref, SecretOfRef) and lacking(ref.address)
                         for p, ref in spec.secret_inputs.items())
         if needs_src and kept.keys() - {PREVENT_DESTROY}:
             self.waits = tuple(n for n in kept if n != PREVENT_DESTROY)
@@ -383,10 +384,10 @@ def stuck_note(address: str, ks: KeyState | None, src: str, waits: Sequence[str]
     """What a plan says of a key left as it is (`_Decision.stuck`) though due for a create or a
     replacement: it needs the secret of `src`, which no sink gives back, and `src` cannot be
     replaced (held past its fixed expires_at, or left as it is for that reason itself). `waits`:
-    its in-place changes that wait with it (they would send a secret header fed by `src`)."""
+    its in-place changes that wait with it (they would send a secret header no sink gives back)."""
     what = f"{address} ({ks.remote_id})" if ks is not None else address
-    also = (f"; its in-place update ({', '.join(waits)}) waits with it, since it would send {src}'s secret in "
-            "a header" if waits else "")
+    also = (f"; its in-place update ({', '.join(waits)}) waits with it, since it would send such a secret in a "
+            "header" if waits else "")
     return (f"{what} is left as it is: it needs the secret of {src}, which no sink gives back, and {src} "
             "cannot be replaced (its fixed expires_at has passed, or it needs such a key's secret itself); "
             f"move {src}'s expires_at later, or use expires_in, to have both made again{also}")
@@ -915,6 +916,12 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
     issued = (Action.CREATE, Action.REPLACE)
     waiting = _waiting(decisions, desired, state, deps, order, inputs)
     stuck: list[str] = []
+
+    def lacking(address: str) -> bool:  # a secret no sink gives back, of a key that cannot be made again
+        sd = decisions.get(address)
+        return ((address in waiting or (sd is not None and sd.held))
+                and not _secret_readable(desired[address], state.keys.get(address), inputs))
+
     changed = True
     while changed:
         changed = False
@@ -935,7 +942,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 # it cannot be made: it waits, before any consumer of it is re-issued for it (a key
                 # not made yet, the manifests' edit, or a `--replace` of it, needing a held source's
                 # secret is not waiting: it is refused at that source, `past_expiry`)
-                d.wait_for(waiting[address], desired[address])
+                d.wait_for(waiting[address], desired[address], lacking)
                 stuck.append(address)
                 changed = True
                 continue
