@@ -106,7 +106,7 @@ class _Decision:
         they wait too, named in its note (`waits`). Before, the whole decision was emptied and an
         edited description was dropped from every plan while the key waited."""
         kept = {n: a for n, a in self.attrs.items() if not a.forces_replacement}
-        reasons = [r for r in self.in_place if any(n in r for n in kept) or not kept]
+        reasons = [r for r in self.in_place if any(n in r for n in kept)]  # (each names its attribute)
         needs_src = any(header_of(p) is not None and isinstance(ref, SecretOfRef) and lacking(ref.address)
                         for p, ref in spec.secret_inputs.items())
         if needs_src and kept.keys() - {PREVENT_DESTROY}:
