@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,16 @@ from keyform.state import State
 GRACE_NOTE = "keyform finishes that create instead of revoking a key whose secret may be in use"
 
 
-def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s", readable: bool = True) -> None:
+def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s", readable: bool = True,
+           sealed: bool = False) -> None:
     """One Questra key q0 whose secret goes to an `exec` sink storing each entry as a file in
     `store`; with `kill`, the sink's program kills keyform (its parent) with SIGKILL once the secret
-    is stored; not `readable`: the sink has no `read_command`."""
+    is stored; not `readable`: the sink has no `read_command`; `sealed`: its `read_command` fails
+    (exit 3), its error quoting the entry."""
     write = f'cat > "{store}/$KEYFORM_SINK_NAME"' + ("; kill -9 $PPID" if kill else "")
     read = f"""read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME" 2>/dev/null || true']""" if readable else ""
+    if sealed:
+        read = f"""read_command: [sh, -c, 'echo sealed: $(cat "{store}/$KEYFORM_SINK_NAME") >&2; exit 3']"""
     project.write(f"""
         version: 1
         providers:
@@ -176,6 +181,43 @@ def test_a_create_whose_entry_does_not_hold_its_secret_is_revoked_as_before(
     _settled(project)
 
 
+def test_a_rotation_whose_entry_cannot_be_read_now_is_neither_finished_nor_revoked(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """The vault is sealed when the next plan reads q0's entry back: its `read_command` fails (its
+    error quoting what the entry holds). Before, the new key was revoked as an orphan under any
+    consumer that had read the entry, and q0 rotated again (into a vault that may take no write).
+    Now that create is kept journaled, neither finished nor revoked, a note says why (never the
+    secret), and nothing else is planned for q0; once the vault reads again, the rotation is finished."""
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
+    store.mkdir()
+    _vault(project, store, kill=False, grace="2h")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("q0")
+    _killed_after_the_sink_write(project, store, "--replace", "q0", grace="2h")
+    made = _new_key(control, {old})
+    _vault(project, store, kill=False, grace="2h", sealed=True)
+
+    for command in (("plan",), ("apply", "--auto-approve")):
+        ran = project.run(*command)
+        assert ran.exit_code == 0, ran.output
+        assert f"{made['id']} and may have written its secret to vault:Q0, which cannot be read back now" in \
+            ran.stdout, ran.stdout
+        assert "orphan of an interrupted create" not in ran.stdout and GRACE_NOTE not in ran.stdout, ran.stdout
+        assert "No changes" in ran.stdout, ran.stdout
+        assert made["secret"] not in ran.output
+    keys = _keys(control)
+    assert set(keys) == {old, made["id"]} and not keys[old]["revoked"] and not keys[made["id"]]["revoked"]
+    assert project.remote_id("q0") == old and project.journal_path.exists()
+
+    _vault(project, store, kill=False, grace="2h")  # unsealed
+    _plans_the_roll_forward(project, made["id"])
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    assert project.remote_id("q0") == made["id"] and [d["remote_id"] for d in project.state()["deposed"]] == [old]
+    _settled(project)
+
+
 def _two_workspaces(tmp_path: Path, emu: Emulator) -> tuple[Project, Project]:
     """On one emulator (one org): `mine` (key a1, named a-one) and `theirs` (b1, b-one), applied."""
     mine = Project(tmp_path / "mine", emu.url)
@@ -240,7 +282,6 @@ def test_a_create_is_finished_only_when_every_part_of_it_is_proven() -> None:
     """`recovery._roll_forward` on its own: the rotation of ci-bot (ak_0 → ak_1), its entry holding
     ak_1's secret, is finished (ak_1 recorded, ak_0 deposed as its `created` record says); each
     part of the proof missing leaves it an orphan (None), the state untouched."""
-    from dataclasses import replace
 
     from keyform.journal import Interrupted
     from keyform.model import SinkTarget
@@ -285,3 +326,54 @@ def test_a_create_is_finished_only_when_every_part_of_it_is_proven() -> None:
     for why, (found, state) in unproven.items():
         assert found is None, why
         assert state.keys["ci-bot"].remote_id != "ak_1" and state.deposed == [], why
+
+
+def test_a_sink_read_that_fails_or_gives_no_text_keeps_the_create_and_one_that_cannot_read_revokes_it() -> None:
+    """`_roll_forward` when reading the entry back fails: a sink that cannot give a secret back at
+    all (`EntryUnreadable`) leaves the key an orphan, as before; any other failure, a plug-in's
+    `sys.exit()` included (before, it ended keyform there, with the plug-in's exit status), keeps
+    the create (`_Held`), the state untouched; a plug-in's read that returns bytes is such a
+    failure (`operations._read_entry`), never remembered as a secret nor fingerprinted."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from keyform.errors import SinkError
+    from keyform.journal import Interrupted
+    from keyform.model import SinkTarget
+    from keyform.operations import Session, _read_entry
+    from keyform.recovery import EntryUnreadable, _Held, _roll_forward
+    from keyform.remote import RemoteKey
+    from tests.factories import questra_key, recorded, state_with
+
+    secret = "sk_live_0123456789abcdefghijklmnop"
+    spec = questra_key("ci-bot", "CI")
+    new = replace(recorded(spec, "ak_1"), secret_fingerprint=state_with().secret_fingerprint(secret))
+    details = {"at": "2026-01-01T00:00:00Z", "match": {"name": "CI"}, "entry": {"sink": "env", "as": "CI_BOT"}}
+    it = Interrupted("r.1", "create", "ci-bot", "qp", details, remote_id="ak_1", key=new)
+
+    def outcome(error: BaseException) -> object:
+        def read(entry: SinkTarget) -> str | None:
+            raise error
+        state = state_with()
+        found = _roll_forward(it, state, "questra", lambda p: [RemoteKey(id="ak_1", attrs={"name": "CI"})], read)
+        assert "ci-bot" not in state.keys
+        return found
+
+    assert outcome(EntryUnreadable("sink env cannot be read back")) is None
+    for error in (SinkError(f"vault sealed: {secret}"), SystemExit(0), RuntimeError("plug-in bug")):
+        held = outcome(error)
+        assert isinstance(held, _Held) and "cannot be read back now" in held.why, error
+        assert secret not in held.why
+
+    class BytesSink:
+        readable = True
+
+        def read(self, name: str) -> object:
+            return secret.encode()
+
+    sinks = SimpleNamespace(readable=lambda: frozenset({"env"}), get=lambda name: BytesSink())
+    sess = cast(Session, SimpleNamespace(workspace=SimpleNamespace(sinks={"env": object()}), sinks=sinks))
+    with pytest.raises(SinkError, match="returned a bytes, not text"):
+        _read_entry(sess, SinkTarget("env", "CI_BOT"))
+    with pytest.raises(EntryUnreadable):
+        _read_entry(sess, SinkTarget("gone", "CI_BOT"))

@@ -52,6 +52,7 @@ from keyform.planner import plan as make_plan
 from keyform.providers.pool import ProviderFactory, ProviderPool
 from keyform.records import record
 from keyform.recovery import (
+    EntryUnreadable,
     Recovery,
     assess,
     fold,
@@ -303,11 +304,14 @@ def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
 
 def _read_entry(sess: Session, entry: SinkTarget) -> str | None:
     """The secret in `entry` (None: absent), for recovery to check an interrupted create's write;
-    SinkError when its sink is gone from the manifests or cannot be read back. The secret is
-    remembered (scrubbed from any later message), compared by fingerprint, and dropped."""
+    `EntryUnreadable` when its sink is gone from the manifests or cannot be read back at all; the
+    read's own error when it failed (SinkError for a plug-in's read that returned no text). The
+    secret is remembered (scrubbed from any later message), compared by fingerprint, and dropped."""
     if entry.sink not in sess.workspace.sinks or entry.sink not in sess.sinks.readable():
-        raise SinkError(f"sink {entry.sink} cannot be read back")
+        raise EntryUnreadable(f"sink {entry.sink} cannot be read back")
     value = sess.sinks.get(entry.sink).read(entry.name)
+    if value is not None and not isinstance(value, str):  # (a plug-in's: never remembered, never compared)
+        raise SinkError(f"sink {entry.sink}: reading {entry.name} returned a {type(value).__name__}, not text")
     redact.remember(value)
     return value
 

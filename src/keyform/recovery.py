@@ -40,7 +40,7 @@ from typing import Any
 
 from keyform import redact
 from keyform.durations import format_time, maybe_time, parse_time
-from keyform.errors import JournalError, KeyformError
+from keyform.errors import PLUGIN_FAILURES, JournalError, KeyformError, SinkError
 from keyform.journal import Abandoned, Begin, Created, Done, Intent, Interrupted, Record, problem, replay, unresolved
 from keyform.kinds import ProviderKind, kind, matched_attributes
 from keyform.model import SinkTarget
@@ -217,7 +217,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
                 out.notes.append(contradicted)
                 continue
             rolled = _roll_forward(it, state, ptype, listed_keys, read_entry)
-            if isinstance(rolled, _Forged):  # (a hand-edited journal?) neither adopted nor revoked
+            if isinstance(rolled, _Held):  # (a hand-edited journal? an entry unreadable now) kept, not revoked
                 out.unresolved.append(it)
                 out.notes.append(rolled.why)
                 continue
@@ -260,16 +260,26 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     return out
 
 
+class EntryUnreadable(SinkError):
+    """From `assess`'s `read_entry`: the entry's sink cannot give a secret back at all (an `exec`
+    sink without `read_command`, an encrypted sink without its key, a sink gone from the
+    manifests). The interrupted create that wrote it is not finished: its key is an orphan, as
+    before. Any other failure of the read (a sealed vault, a network error, a `read_command` that
+    exits non-zero, a plug-in's error) may pass: the create is kept for the next plan."""
+
+
 @record
-class _Forged:
-    """Why a journal's create cannot have been written by keyform: it is neither finished nor revoked."""
+class _Held:
+    """Why an interrupted create is neither finished nor revoked now: its journal cannot have been
+    written by keyform, or its sink entry could not be read back this time. Kept journaled, said on
+    every plan (`Recovery.unresolved`)."""
 
     why: str
 
 
 def _roll_forward(it: Interrupted, state: State, ptype: str,
                   listed_keys: Callable[[str], list[RemoteKey] | None],
-                  read_entry: Callable[[SinkTarget], str | None] | None) -> str | _Forged | None:
+                  read_entry: Callable[[SinkTarget], str | None] | None) -> str | _Held | None:
     """Finish the interrupted create `it` (its reply arrived, its key untracked) if it was cut off
     after its secret reached the sink and before its `done`: fold into `state` what that `done`
     would have recorded (its `created` record's `key`, and the key it `deposed`, revoked after its
@@ -283,10 +293,12 @@ def _roll_forward(it: Interrupted, state: State, ptype: str,
     nothing); the address still holds the key the create replaced, or none when it replaced none;
     and the entry, read back now, holds a secret with the journaled fingerprint (`State.
     secret_fingerprint`, an HMAC under the state's salt or key). Otherwise None: the key is an
-    orphan, revoked as before (an entry absent, different or unreadable; an older journal). A
-    fingerprint the state records for one of its keys is no new create's (a forged journal naming
-    another key with the secret an entry holds already): `_Forged`, kept journaled, said on every
-    plan, nothing adopted or revoked."""
+    orphan, revoked as before (an entry absent or different, a sink that cannot be read back:
+    `EntryUnreadable`; an older journal). A fingerprint the state records for one of its keys is
+    no new create's (a forged journal naming another key with the secret an entry holds already),
+    and a read of a readable sink that fails now proves nothing either way (revoking the key then
+    is what this prevents: the entry may hold its secret, in use): `_Held`, kept journaled, said
+    on every plan, nothing adopted or revoked."""
     key, deposed = it.key, it.deposed
     if key is None or key.secret_fingerprint is None or key.sink is None or read_entry is None:
         return None
@@ -296,7 +308,7 @@ def _roll_forward(it: Interrupted, state: State, ptype: str,
         return None
     recorded = {ks.secret_fingerprint for ks in state.keys.values()} | {d.secret_fingerprint for d in state.deposed}
     if key.secret_fingerprint in recorded:
-        return _Forged(f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id} "
+        return _Held(f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id} "
                        "and issued it a secret that the state records for another key, which no create issues: "
                        "keyform neither records nor revokes that key: if the journal was edited, restore it from a "
                        "copy")
@@ -322,8 +334,18 @@ def _roll_forward(it: Interrupted, state: State, ptype: str,
         return None
     try:
         value = read_entry(key.sink)
-    except Exception:  # (a sink plug-in's own failure too) unreadable: an orphan, as before
+    except EntryUnreadable:  # no secret can be read back from that sink: an orphan, as before
         return None
+    except PLUGIN_FAILURES as exc:  # (a sink plug-in's own failure too, its sys.exit() included)
+        why = str(exc) if isinstance(exc, KeyformError) else type(exc).__name__
+        # its error may quote what the entry holds (an exec sink's stderr): the secret this process
+        # never held, recognised by the journaled fingerprint, and scrubbed from this and later output
+        redact.recognise(why, state.fingerprinter(), [key.secret_fingerprint])
+        why = redact.scrub(why, ())
+        return _Held(f"{it.address}: an interrupted apply created the key {it.remote_id} and may have written its "
+                     f"secret to {key.sink}, which cannot be read back now ({why}): keyform neither records nor "
+                     "revokes that key (a consumer may be using its secret) until it can tell; the next plan reads "
+                     "the entry again")
     found = state.secret_fingerprint(value)
     if found is None or not hmac.compare_digest(found, key.secret_fingerprint):
         return None

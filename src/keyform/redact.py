@@ -265,25 +265,41 @@ def _watched_now() -> tuple[tuple[int, frozenset[str]], ...]:
     global _watched, _watch_pending
     with _known_lock:
         if _watch_pending is not None:
-            by_length: dict[int, set[str]] = {}
-            for entry in _watch_pending:
-                length, _, fp = entry.partition(":")
-                if length.isdigit() and fp and MIN_SECRET <= int(length) <= MAX_WATCH_SCAN:
-                    by_length.setdefault(int(length), set()).add(fp)
-            # each length costs a fingerprint per candidate window of every value looked at: a state
-            # with many lengths (hand-edited, hostile) would make every mask slow; the most used count
-            kept = sorted(by_length, key=lambda n: -len(by_length[n]))[:MAX_WATCHED_LENGTHS]
-            _watched = tuple((n, frozenset(by_length[n])) for n in sorted(kept))
+            _watched = _indexed(_watch_pending)
             _watch_pending = None
         return _watched
 
 
-def _recognise(text: str) -> None:
+def _indexed(recorded: Iterable[str]) -> tuple[tuple[int, frozenset[str]], ...]:
+    """Fingerprints as `watch` takes them, by visible length (malformed ones skipped)."""
+    by_length: dict[int, set[str]] = {}
+    for entry in recorded:
+        length, _, fp = entry.partition(":")
+        if length.isdigit() and fp and MIN_SECRET <= int(length) <= MAX_WATCH_SCAN:
+            by_length.setdefault(int(length), set()).add(fp)
+    # each length costs a fingerprint per candidate window of every value looked at: a state
+    # with many lengths (hand-edited, hostile) would make every mask slow; the most used count
+    kept = sorted(by_length, key=lambda n: -len(by_length[n]))[:MAX_WATCHED_LENGTHS]
+    return tuple((n, frozenset(by_length[n])) for n in sorted(kept))
+
+
+def recognise(text: str, fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
+    """Remember each secret of `recorded` (fingerprints as `watch` takes them) that `text` holds, as
+    `watch` would, so that `scrub` removes it from `text` and from every later message; what `watch`
+    was given stays as it is. For a message about a secret this process never held: the error of a
+    sink's read of an entry an interrupted create wrote, quoting what the entry holds."""
+    _recognise(text, _indexed(recorded), fingerprint)
+
+
+def _recognise(text: str, watched: tuple[tuple[int, frozenset[str]], ...] | None = None,
+               fingerprint: Callable[[str], str] | None = None) -> None:
     """Remember every watched secret in `text` (compared without whitespace, as `scrub` does), as it
     is and, when it holds escapes, percent- and JSON-decoded: an API that echoes a secret in a URL
-    or a raw JSON body encodes it, and `scrub` removes the encoded forms of a remembered secret."""
-    watched = _watched if _watch_pending is None else _watched_now()
-    fingerprint = _watch_fingerprint
+    or a raw JSON body encodes it, and `scrub` removes the encoded forms of a remembered secret.
+    `watched` and `fingerprint`: other secrets than `watch`'s, and how to fingerprint them."""
+    if watched is None:
+        watched = _watched if _watch_pending is None else _watched_now()
+        fingerprint = _watch_fingerprint
     if not watched or fingerprint is None or len(text) < watched[0][0]:  # most names: shorter than any secret
         return
     found = _scan(text, watched, fingerprint)
