@@ -278,6 +278,49 @@ def test_a_journal_edited_to_adopt_another_workspaces_key_adopts_and_revokes_not
     assert theirs.run("plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_a_forged_create_copying_the_fingerprint_another_created_record_carries_adopts_nothing(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """`mine`'s apply creating a2 was killed once a2's secret was in the entry A2: its `created`
+    record carries that secret's fingerprint, which the state does not record. A pull request puts
+    a create of `zz` first, naming `theirs`'s key b1 (its name copied into the intent), entry A2 and
+    that fingerprint. Before, b1 was adopted as zz (the entry holds that secret), and the next apply
+    destroyed zz, which no manifest declares: b1 revoked. Now a fingerprint two creates' records
+    carry is no create's: both kept, neither adopted nor revoked."""
+    emu = make_emulator()
+    control = EmulatorControl(emu.url)
+    mine, theirs = _two_workspaces(tmp_path, emu)
+    state = mine.state()
+    victim, a1 = theirs.remote_id("b1"), state["keys"]["a1"]
+    salted = State(state["lineage"], state["serial"], state["fingerprint_salt"])
+    issued = "sk_live_the_killed_create_wrote_0123456789"  # (a2's key itself is gone: not listed)
+    mine.sink_path.write_text(mine.sink_path.read_text() + f"A2={issued}\n")
+    fingerprint = salted.secret_fingerprint(issued)
+    mine.questra("a1: {provider: qp, name: a-one}\na2: {provider: qp, name: a-two}\n")
+
+    def create(seq: str, address: str, name: str, remote_id: str) -> list[dict[str, Any]]:
+        entry = {"sink": "env", "as": "A2"}
+        key = {**a1, "remote_id": remote_id, "attributes": {"name": name}, "remote_attributes": {"name": name},
+               "sink": entry, "secret_fingerprint": fingerprint}
+        return [{"op": "intent", "seq": seq, "action": "create", "address": address, "provider": "qp",
+                 "at": a1["created_at"], "match": {"name": name}, "entry": entry},
+                {"op": "created", "seq": seq, "remote_id": remote_id, "address": address, "key": key}]
+
+    records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]},
+               *create("r1.1", "zz", "b-one", victim), *create("r1.2", "a2", "a-two", "ak_killed_create_01")]
+    mine.journal_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    planned = mine.run("plan")
+    assert planned.exit_code == 0, planned.output
+    assert "that another interrupted create of that journal says it issued" in planned.stdout, planned.stdout
+    assert GRACE_NOTE not in planned.stdout and f"[id={victim}]" not in planned.stdout, planned.stdout
+    applied = mine.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert not _keys(control)[victim]["revoked"]
+    after = mine.state()
+    assert victim not in {k["remote_id"] for k in after["keys"].values()} | {d["remote_id"] for d in after["deposed"]}
+    assert theirs.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_a_create_is_finished_only_when_every_part_of_it_is_proven() -> None:
     """`recovery._roll_forward` on its own: the rotation of ci-bot (ak_0 → ak_1), its entry holding
     ak_1's secret, is finished (ak_1 recorded, ak_0 deposed as its `created` record says); each

@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import json
 import shlex
+from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import field, replace
 from datetime import datetime, timedelta
@@ -178,6 +179,10 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         if k is not None:  # (a copy of the intent's details: the journal is not changed)
             it.details["match"] = _sent(it.details.get("match") or {}, k)
         creates.append(it)
+    # a secret's fingerprint two creates' records carry: a forger's copy of one a `created` record
+    # of this journal carries (`_roll_forward`); no create issues a secret another one did
+    carried = Counter(it.key.secret_fingerprint for it in creates if it.key is not None and it.key.secret_fingerprint)
+    shared = {fp for fp, n in carried.items() if n > 1}
     bounds = _bounds(records)
     groups: dict[tuple[str, str], list[Interrupted]] = {}
     # each instance is listed once, and a listing that failed is not asked for again (with its
@@ -216,7 +221,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
                 out.unresolved.append(it)  # kept journaled, said on every plan, never revoked
                 out.notes.append(contradicted)
                 continue
-            rolled = _roll_forward(it, state, ptype, listed_keys, read_entry)
+            rolled = _roll_forward(it, state, ptype, listed_keys, read_entry, shared)
             if isinstance(rolled, _Held):  # (a hand-edited journal? an entry unreadable now) kept, not revoked
                 out.unresolved.append(it)
                 out.notes.append(rolled.why)
@@ -279,7 +284,8 @@ class _Held:
 
 def _roll_forward(it: Interrupted, state: State, ptype: str,
                   listed_keys: Callable[[str], list[RemoteKey] | None],
-                  read_entry: Callable[[SinkTarget], str | None] | None) -> str | _Held | None:
+                  read_entry: Callable[[SinkTarget], str | None] | None,
+                  shared: Collection[str] = ()) -> str | _Held | None:
     """Finish the interrupted create `it` (its reply arrived, its key untracked) if it was cut off
     after its secret reached the sink and before its `done`: fold into `state` what that `done`
     would have recorded (its `created` record's `key`, and the key it `deposed`, revoked after its
@@ -296,9 +302,11 @@ def _roll_forward(it: Interrupted, state: State, ptype: str,
     orphan, revoked as before (an entry absent or different, a sink that cannot be read back:
     `EntryUnreadable`; an older journal). A fingerprint the state records for one of its keys is
     no new create's (a forged journal naming another key with the secret an entry holds already),
-    and a read of a readable sink that fails now proves nothing either way (revoking the key then
-    is what this prevents: the entry may hold its secret, in use): `_Held`, kept journaled, said
-    on every plan, nothing adopted or revoked."""
+    nor is one that another interrupted create's record of this journal carries too (`shared`: a
+    forged create copying the fingerprint of a create killed after its sink write), and a read of
+    a readable sink that fails now proves nothing either way (revoking the key then is what this
+    prevents: the entry may hold its secret, in use): `_Held`, kept journaled, said on every plan,
+    nothing adopted or revoked."""
     key, deposed = it.key, it.deposed
     if key is None or key.secret_fingerprint is None or key.sink is None or read_entry is None:
         return None
@@ -312,6 +320,11 @@ def _roll_forward(it: Interrupted, state: State, ptype: str,
                        "and issued it a secret that the state records for another key, which no create issues: "
                        "keyform neither records nor revokes that key: if the journal was edited, restore it from a "
                        "copy")
+    if key.secret_fingerprint in shared:
+        return _Held(f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id} and "
+                     "issued it a secret that another interrupted create of that journal says it issued, which no "
+                     "two creates do: keyform neither records nor revokes either key: if the journal was edited, "
+                     "restore it from a copy")
     entry = SinkTarget.from_json(it.details.get("entry"))
     sent = it.details.get("match") or {}
     if (key.remote_id != it.remote_id or key.address != it.address or key.provider != it.provider
