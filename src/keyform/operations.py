@@ -256,12 +256,14 @@ def _named_state_missing(options: Options) -> bool:
     return not (os.path.lexists(path) or os.path.lexists(path.with_name(path.name + ".journal")))
 
 
-def watch_secrets(state: State) -> None:
+def watch_secrets(state: State, also: Sequence[str] = ()) -> None:
     """Let every mask of what an API sent (plans, reports, the state) recognise the secrets this
     state's keys were issued (`KeyState.secret_fingerprint`, `redact.watch`): a process that never
-    held them can still keep one an API echoes into a name out of a plan posted on a pull request."""
+    held them can still keep one an API echoes into a name out of a plan posted on a pull request.
+    `also`: more fingerprints under the state's salt or key (an interrupted create's)."""
     recorded = [ks.secret_fingerprint for ks in state.keys.values() if ks.secret_fingerprint]
     recorded += [d.secret_fingerprint for d in state.deposed if d.secret_fingerprint]  # alive through the grace
+    recorded += also
     if recorded:
         redact.watch(state.fingerprinter(), recorded)
 
@@ -294,7 +296,7 @@ def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
     targets = {a: k.sink for a, k in sess.workspace.keys.items() if k.sink is not None}
     try:
         sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id,
-                               folded, read_entry=lambda entry: _read_entry(sess, entry))
+                               folded, read_entry=lambda entry, fingerprint: _read_entry(sess, entry, fingerprint))
     except JournalError as exc:  # one that does not hold together, or of another state (`recovery.fold`)
         raise StateError(f"{sess.store.journal_place(exc.record)}: {exc}") from None
     except StateError as exc:
@@ -302,13 +304,17 @@ def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
     sess.warnings.extend(warnings(sess.recovery.notes))
 
 
-def _read_entry(sess: Session, entry: SinkTarget) -> str | None:
-    """The secret in `entry` (None: absent), for recovery to check an interrupted create's write;
-    `EntryUnreadable` when its sink is gone from the manifests or cannot be read back at all; the
-    read's own error when it failed (SinkError for a plug-in's read that returned no text). The
-    secret is remembered (scrubbed from any later message), compared by fingerprint, and dropped."""
+def _read_entry(sess: Session, entry: SinkTarget, fingerprint: str) -> str | None:
+    """The secret in `entry` (None: absent), for recovery to check an interrupted create's write of
+    the secret with `fingerprint`; `EntryUnreadable` when its sink is gone from the manifests or
+    cannot be read back at all; the read's own error when it failed (SinkError for a plug-in's read
+    that returned no text). The secret is remembered (scrubbed from any later message), compared by
+    fingerprint, and dropped. That secret is watched for meanwhile (`redact.watch`, till the session
+    watches its state's): a failed read's error may quote the entry, whole only before it is cut
+    to a message's length (an `exec` sink's stderr)."""
     if entry.sink not in sess.workspace.sinks or entry.sink not in sess.sinks.readable():
         raise EntryUnreadable(f"sink {entry.sink} cannot be read back")
+    watch_secrets(sess.state, also=(fingerprint,))
     value = sess.sinks.get(entry.sink).read(entry.name)
     if value is not None and not isinstance(value, str):  # (a plug-in's: never remembered, never compared)
         raise SinkError(f"sink {entry.sink}: reading {entry.name} returned a {type(value).__name__}, not text")

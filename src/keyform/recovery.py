@@ -141,12 +141,13 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
            provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None,
            entry_id: Callable[[SinkTarget], Hashable] | None = None,
            folded: Callable[[], None] = lambda: None,
-           read_entry: Callable[[SinkTarget], str | None] | None = None) -> Recovery:
+           read_entry: Callable[[SinkTarget, str], str | None] | None = None) -> Recovery:
     """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, a create
     rolled forward, and a rotation request for a key whose sink entry an orphan may have
     overwritten); lists remote keys where a lost reply must be matched, and reads back the sink
     entry of a create cut off after its sink write (`read_entry`: the secret in an entry, None when
-    absent; raises when it cannot be read; None: no entry is read, no create rolled forward); never
+    absent, given the fingerprint of the secret it should hold; raises `EntryUnreadable` when that
+    sink cannot be read back, or the read's error; None: no entry is read, no create rolled forward); never
     changes anything remotely or on disk. `targets` (address -> its sink entry in the manifests)
     stands in for the entry of a create journaled before intents recorded it; `entry_id` says which
     entries are one (`Workspace.entry_id`). `folded` runs once the journal is folded in (a
@@ -284,7 +285,7 @@ class _Held:
 
 def _roll_forward(it: Interrupted, state: State, ptype: str,
                   listed_keys: Callable[[str], list[RemoteKey] | None],
-                  read_entry: Callable[[SinkTarget], str | None] | None,
+                  read_entry: Callable[[SinkTarget, str], str | None] | None,
                   shared: Collection[str] = ()) -> str | _Held | None:
     """Finish the interrupted create `it` (its reply arrived, its key untracked) if it was cut off
     after its secret reached the sink and before its `done`: fold into `state` what that `done`
@@ -346,7 +347,7 @@ def _roll_forward(it: Interrupted, state: State, ptype: str,
     if live is None or live.revoked:
         return None
     try:
-        value = read_entry(key.sink)
+        value = read_entry(key.sink, key.secret_fingerprint)
     except EntryUnreadable:  # no secret can be read back from that sink: an orphan, as before
         return None
     except PLUGIN_FAILURES as exc:  # (a sink plug-in's own failure too, its sys.exit() included)
