@@ -35,12 +35,12 @@ GRACE_NOTE = "keyform finishes that create instead of revoking a key whose secre
 
 
 def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s", readable: bool = True,
-           sealed: bool = False) -> None:
+           sealed: bool = False, keyed: bool = False) -> None:
     """One Questra key q0 whose secret goes to an `exec` sink storing each entry as a file in
     `store`; with `kill`, the sink's program kills keyform (its parent) with SIGKILL once the secret
     is stored; not `readable`: the sink has no `read_command`; `sealed`: its `read_command` fails
     (exit 3), its error quoting the entry where keyform's message about it cuts the program's
-    stderr (its last 800 characters: 770 more follow)."""
+    stderr (its last 800 characters: 770 more follow); `keyed`: fingerprints keyed by $FPK."""
     write = f'cat > "{store}/$KEYFORM_SINK_NAME"' + ("; kill -9 $PPID" if kill else "")
     read = f"""read_command: [sh, -c, 'cat "{store}/$KEYFORM_SINK_NAME" 2>/dev/null || true']""" if readable else ""
     if sealed:
@@ -48,6 +48,7 @@ def _vault(project: Project, store: Path, *, kill: bool, grace: str = "0s", read
                 """head -c 770 /dev/zero | tr "\\0" x >&2; exit 3']""")
     project.write(f"""
         version: 1
+        {"state: {fingerprint_key: {env: FPK}}" if keyed else ""}
         providers:
           qp: {{type: questra, base_url: "{{url}}", token: {{env: QUESTRA_TOKEN}}, org_id: {{org}}}}
         sinks:
@@ -212,6 +213,12 @@ def test_a_rotation_whose_entry_cannot_be_read_now_is_neither_finished_nor_revok
     keys = _keys(control)
     assert set(keys) == {old, made["id"]} and not keys[old]["revoked"] and not keys[made["id"]]["revoked"]
     assert project.remote_id("q0") == old and project.journal_path.exists()
+    # a rekey would leave the journaled fingerprint under the old mode: no later read could match it
+    _vault(project, store, kill=False, grace="2h", sealed=True, keyed=True)
+    kept = project.state_path.read_bytes(), project.journal_path.read_bytes()
+    rekey = project.run("state", "rekey", "-f", str(project.manifest), env={"FPK": "0123456789abcdef" * 2})
+    assert rekey.exit_code == 1 and "the journal keeps the fingerprint of the secret" in rekey.stderr, rekey.output
+    assert (project.state_path.read_bytes(), project.journal_path.read_bytes()) == kept
 
     _vault(project, store, kill=False, grace="2h")  # unsealed
     _plans_the_roll_forward(project, made["id"])

@@ -1287,6 +1287,13 @@ def rekey_state(options: Options, old_key: EnvRef | FileRef | None,
             raise KeyformError("an interrupted apply left a key whose id holds a secret, which the journal knows by "
                                "its fingerprint under the state's current fingerprint mode; after a rekey it could "
                                "no longer be recognised. Run `keyform apply` first (it revokes that key), then rekey")
+        if any(it.key is not None and it.key.secret_fingerprint for it in sess.recovery.unresolved):
+            # (`recovery._roll_forward`: its entry could not be read back) no read after a rekey matches it
+            raise KeyformError("an interrupted apply left a create that keyform could not check yet, and the journal "
+                               "keeps the fingerprint of the secret it issued under the state's current fingerprint "
+                               "mode; after a rekey that secret could no longer be recognised in its sink entry, and "
+                               "its key would be revoked as an orphan. Run `keyform plan` until it no longer says it "
+                               "cannot check that create (`keyform apply` then finishes or revokes it), then rekey")
         warn(commit_recovery(sess))
         before = sess.state.to_json()
         report = rekey(sess.workspace, sess.state, sess.options.env, old_key=old_key)
