@@ -129,13 +129,16 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     fh.close()
     raw = project.state_path.read_bytes()
     res = project.run("plan", "--detailed-exitcode")
-    assert res.exit_code == 0, res.output  # nothing to change: b is known from the journal
-    assert "the next apply records them" in res.stdout
+    # no key changes (b is known from the journal), but only apply records b: 2, as Terraform's plan
+    # of moves only, so a pipeline that applies on changes records it
+    assert res.exit_code == 2, res.output
+    assert "the next apply records them" in res.stdout and "No changes to keys" in res.stdout
     assert project.state_path.read_bytes() == raw
     assert project.run("apply", "--auto-approve").exit_code == 0
     after = project.state()
     assert after["keys"]["b"]["remote_id"] == gone.remote_id and after["serial"] == serial + 1
     assert not (tmp_path / "keyform.state.json.journal").exists()
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0  # recorded: nothing left
 
 
 # ----------------------------------------------------------------------- the window, in isolation

@@ -87,15 +87,18 @@ def _plans_the_roll_forward(project: Project, key_id: str) -> None:
     """Every plan format shows the roll forward, and none plans a revocation; nothing is written."""
     state = project.state_path.read_bytes() if project.state_path.exists() else None
     journal = project.journal_path.read_bytes()
-    text = project.run("plan")
-    assert text.exit_code == 0, text.output
+    text = project.run("plan", "--detailed-exitcode")
+    # 2: only `apply` records the key, and a pipeline that applies on changes only must apply (it was 0)
+    assert text.exit_code == 2, text.output
     assert GRACE_NOTE in text.stdout and f"records {key_id} as q0" in text.stdout, text.stdout
+    assert "No changes to keys, but the state does not record yet what an interrupted apply did" in text.stdout
     assert "orphan of an interrupted create" not in text.stdout, text.stdout
     markdown = project.run("plan", "--format", "markdown")
     assert GRACE_NOTE in markdown.stdout, markdown.stdout
     shown = json.loads(project.run("plan", "--format", "json").stdout)
     assert any(GRACE_NOTE in n and key_id in n for n in shown["notes"]), shown["notes"]
     assert not any(c.get("orphan") for c in shown["changes"]), shown["changes"]
+    assert shown["state"]["unsaved_changes"] is True, shown["state"]
     assert project.journal_path.read_bytes() == journal
     assert (project.state_path.read_bytes() if project.state_path.exists() else None) == state
 

@@ -290,8 +290,10 @@ def plan(ctx: Ctx, files: tuple[str, ...], state_path: str | None, lock_timeout:
 
                 raise KeyformError(f"--out {one_line(out)}: cannot write the plan: {exc.strerror or exc}") from None
             shown.saved(out)
-        # 2 for a plan that could not check every key too: "0, no changes" was not established
-        return 2 if (detailed_exitcode and (the_plan.has_changes or the_plan.unchecked)) else 0
+        # 2 for a plan that could not check every key too: "0, no changes" was not established; and
+        # for one whose only change is the state's record of an interrupted apply (as Terraform's plan
+        # of moves only is applyable): a pipeline that applies only on 2 would never record it
+        return 2 if (detailed_exitcode and (the_plan.has_changes or the_plan.unchecked or the_plan.unsaved)) else 0
 
     run_safely(ctx, body)
 

@@ -402,7 +402,7 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     if sess.new_state:  # (its salt is made by the apply that writes it: no input digest can be compared)
         result = dataclasses.replace(result, lineage=None, inputs={})
     if rec.records:
-        result = dataclasses.replace(result, journal=journal_digest(rec.records))
+        result = dataclasses.replace(result, journal=journal_digest(rec.records), unsaved=rec.state_changed)
     settings = settings_digests(ws, sess.options.env)
     if settings:  # (a `base_url: {env: NAME}`: `apply FILE` must open the provider at the same host)
         result = dataclasses.replace(result, settings=settings)

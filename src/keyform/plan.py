@@ -150,6 +150,10 @@ class Plan:
     # the digest of the interrupted apply's journal the plan was made with ("" without one,
     # `recovery.journal_digest`): applying the plan after that journal changed is refused
     journal: str = ""
+    # the state does not record yet what an interrupted apply did (its journal's finished changes,
+    # a create rolled forward): no key changes, but `apply` saves them, so `plan --detailed-exitcode`
+    # exits 2, as Terraform's for a plan of moves only
+    unsaved: bool = False
     # address -> `inputs_digest` of the fingerprints of its env/file write-only inputs, for each key
     # the plan changes: applying the plan after one of those values changed is refused
     inputs: Mapping[str, str] = field(default_factory=dict)
@@ -186,7 +190,8 @@ class Plan:
             "format_version": FORMAT_VERSION,
             "created_at": self.created_at,
             "state": {"lineage": self.lineage, "serial": self.serial,
-                      **({"journal": self.journal} if self.journal else {})},
+                      **({"journal": self.journal} if self.journal else {}),
+                      **({"unsaved_changes": True} if self.unsaved else {})},
             "manifest_digest": self.manifest_digest,
             "destroy": self.destroy,
             "targets": list(self.targets),
@@ -226,5 +231,6 @@ class Plan:
             notes=tuple(d.get("notes") or ()), lineage=st.get("lineage"), serial=int(st.get("serial", 0)),
             manifest_digest=d.get("manifest_digest", ""), created_at=d.get("created_at", ""),
             destroy=bool(d.get("destroy")), targets=tuple(d.get("targets") or ()), journal=str(st.get("journal") or ""),
+            unsaved=st.get("unsaved_changes") is True,
             inputs=inputs, unchecked=tuple(d.get("unchecked") or ()), settings=settings,
         )

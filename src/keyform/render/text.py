@@ -37,6 +37,9 @@ def summary_line(plan: Plan) -> str:
         n = len(plan.unchecked)
         return (f"No changes found, but {n} key{'s' if n != 1 else ''} could not be checked: "
                 f"{'their' if n != 1 else 'its'} inputs cannot be read here (see the notes).")
+    if not plan.has_changes and plan.unsaved:  # (a pipeline that applies only on changes must apply)
+        return ("No changes to keys, but the state does not record yet what an interrupted apply did (see the "
+                "notes): `keyform apply` records it.")
     if not plan.has_changes:
         return NO_CHANGES
     c = plan.counts()
