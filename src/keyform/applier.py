@@ -723,7 +723,11 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                              replaces=change.remote_id, match=match, **entry)
     try:
         result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
-    except Overdue:  # possibly done: no record after the intent (as a second Ctrl-C leaves it); recovered
+    except Overdue:  # possibly done, and maybe only later: the call still runs. Journaled as such, so
+        # recovery keeps looking for its key past this record (`recovery.LATE_CREATE`); a record the
+        # journal cannot take leaves the intent alone, recovered as a kill's (a shorter window)
+        with contextlib.suppress(StateError):
+            ctx.journal.abandoned(seq, running=True)
         raise
     except KeyformError as exc:
         if isinstance(exc, NotSentError):  # held back (a Ctrl-C, the store failed, the lock lost): not

@@ -168,4 +168,5 @@ class Overdue(KeyformError):
     """A plug-in's call (a provider's create, update, revoke or list; a sink's write, read, remove
     or scan) that did not return within its bound (`keyform.bounded`): keyform stopped waiting for
     it, and it may have been done. In an apply its change is left as a second Ctrl-C leaves one in
-    flight: its journaled intent unresolved (no record written after it), for the next run to recover."""
+    flight: its journaled intent unresolved, for the next run to recover (a create's with an
+    `abandoned` record saying it still ran: its key may be made later, `recovery.LATE_CREATE`)."""

@@ -150,17 +150,24 @@ class Abandoned:
     `id_fingerprint`: the create was answered with an id that holds a secret, and revoking that key
     failed (`applier._refuse_secret_id`). The id itself is never journaled; this is its fingerprint
     under the state's salt or fingerprint key (`State.fingerprint`), by which recovery recognises
-    the key in a listing without ever showing its id (`recovery._withheld`)."""
+    the key in a listing without ever showing its id (`recovery._withheld`).
+
+    `running`: keyform stopped waiting for the create while it still ran (a plug-in's call past its
+    bound, `Overdue`; a second Ctrl-C): it may make the key after this record, so this record does
+    not end the window; recovery keeps looking for the key for `recovery.LATE_CREATE` after it."""
 
     op: ClassVar[str] = "abandoned"
     seq: str
     at: str | None = None
     id_fingerprint: str | None = None
+    running: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": "abandoned", "seq": self.seq}
         if self.id_fingerprint is not None:
             out["id_fingerprint"] = self.id_fingerprint
+        if self.running:
+            out["running"] = True
         return _with_at(out, self.at)
 
 
@@ -295,7 +302,7 @@ def from_json(d: dict[str, Any]) -> Record:
     if op == "failed":
         return Failed(seq, d.get("message"), at)
     if op == "abandoned":
-        return Abandoned(seq, at, d.get("id_fingerprint"))
+        return Abandoned(seq, at, d.get("id_fingerprint"), d.get("running") is True)
     if op == "resolved":
         return Resolved(seq, d.get("message"), at)
     if op == "begin":
@@ -375,10 +382,10 @@ class Journal:
     def failed(self, seq: str, message: str) -> None:
         self._write(Failed(seq, message))
 
-    def abandoned(self, seq: str, id_fingerprint: str | None = None) -> None:
+    def abandoned(self, seq: str, id_fingerprint: str | None = None, *, running: bool = False) -> None:
         """The create's reply was lost, or its id holds a secret and is known by `id_fingerprint`
-        only (see `Abandoned`)."""
-        self._write(Abandoned(seq, id_fingerprint=id_fingerprint))
+        only, or keyform stopped waiting for it while it ran (`running`; see `Abandoned`)."""
+        self._write(Abandoned(seq, id_fingerprint=id_fingerprint, running=running))
 
     def resolved(self, seq: str, note: str) -> None:
         """An interrupted create of an earlier run (its intent `seq`) needs nothing more."""

@@ -296,7 +296,8 @@ def _recover(sess: Session, folded: Callable[[], None] = lambda: None) -> None:
     targets = {a: k.sink for a, k in sess.workspace.keys.items() if k.sink is not None}
     try:
         sess.recovery = assess(sess.state, records, sess.providers, types, targets, sess.workspace.entry_id,
-                               folded, read_entry=lambda entry, fingerprint: _read_entry(sess, entry, fingerprint))
+                               folded, read_entry=lambda entry, fingerprint: _read_entry(sess, entry, fingerprint),
+                               now=sess.options.clock())
     except JournalError as exc:  # one that does not hold together, or of another state (`recovery.fold`)
         raise StateError(f"{sess.store.journal_place(exc.record)}: {exc}") from None
     except StateError as exc:

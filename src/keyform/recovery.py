@@ -16,7 +16,9 @@ Recovery revokes only keys keyform provably created:
 - the reply was lost: the untracked keys with the create's attributes whose server-side
   `created_at` lies inside the window `intent time - CLOCK_SKEW ... abandonment + CLOCK_SKEW`
   (abandonment: the last record that run journaled, or the `abandoned` record written when the
-  reply was lost). Interrupted creates with the same attributes are taken together; when the
+  reply was lost; a create keyform stopped waiting for while it ran, `abandoned` with `running`:
+  that record + LATE_CREATE, and until then one with no key yet stays journaled to look again).
+  Interrupted creates with the same attributes are taken together; when the
   window holds no more candidates than there are such creates, every candidate is an orphan.
   Otherwise (another workspace made a key of the same name meanwhile, say) nothing is revoked:
   the plan names the candidates and the `keyform import` command to adopt each.
@@ -40,7 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keyform import redact
-from keyform.durations import format_time, maybe_time, parse_time
+from keyform.durations import format_time, maybe_time, parse_time, utcnow
 from keyform.errors import PLUGIN_FAILURES, JournalError, KeyformError, SinkError
 from keyform.journal import Abandoned, Begin, Created, Done, Intent, Interrupted, Record, problem, replay, unresolved
 from keyform.kinds import ProviderKind, kind, matched_attributes
@@ -52,6 +54,10 @@ from keyform.remote import RemoteKey, as_json, clock_offset
 from keyform.state import KeyState, State
 
 CLOCK_SKEW = timedelta(minutes=5)
+# how long after keyform stopped waiting for a create that still ran (`Abandoned.running`: a plug-in's
+# call past its bound, a second Ctrl-C) its key may yet be made: the end of that create's window, and
+# how long a recovery that finds no key keeps the create journaled to look again
+LATE_CREATE = timedelta(hours=1)
 
 
 @record(frozen=False)
@@ -141,7 +147,8 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
            provider_types: Mapping[str, str], targets: Mapping[str, SinkTarget] | None = None,
            entry_id: Callable[[SinkTarget], Hashable] | None = None,
            folded: Callable[[], None] = lambda: None,
-           read_entry: Callable[[SinkTarget, str], str | None] | None = None) -> Recovery:
+           read_entry: Callable[[SinkTarget, str], str | None] | None = None,
+           now: datetime | None = None) -> Recovery:
     """What the journal `records` leave to do. Mutates only the in-memory `state` (the fold, a create
     rolled forward, and a rotation request for a key whose sink entry an orphan may have
     overwritten); lists remote keys where a lost reply must be matched, and reads back the sink
@@ -152,7 +159,8 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
     stands in for the entry of a create journaled before intents recorded it; `entry_id` says which
     entries are one (`Workspace.entry_id`). `folded` runs once the journal is folded in (a
     never-saved state has taken the journal's salt), before any listed id is fingerprinted: the
-    session gives the state its fingerprint key there."""
+    session gives the state its fingerprint key there. `now` (keyform's clock; the machine's by
+    default) tells whether a create keyform stopped waiting for may still make its key (`LATE_CREATE`)."""
     out = Recovery(records=list(records))
     if not records:
         return out
@@ -260,7 +268,7 @@ def assess(state: State, records: list[Record], pool: ProviderPool,
         known = tracked | recognised | {o.remote_id for o in out.orphans}
         offset = clock_offset(pool.get(provider))
         _match_group(group, listed, known, _on_api_clock(bounds, group, offset), provider_types.get(provider, ""),
-                     out)
+                     out, now or utcnow())
     entries = {it.seq: _entry_of(it, moved) for it in creates}
     out.orphans = [replace(o, entry=entries.get(o.seq)) for o in out.orphans]
     return out
@@ -529,9 +537,10 @@ def withheld_matcher(state: State, records: Sequence[Record]) -> Callable[[str, 
 
 
 def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set[str],
-                 bounds: Mapping[str, Window], ptype: str, out: Recovery) -> None:
+                 bounds: Mapping[str, Window], ptype: str, out: Recovery, now: datetime) -> None:
     """Interrupted creates with the same provider and attributes, whose replies were lost: find the
-    untracked keys they may have made, and decide."""
+    untracked keys they may have made, and decide. `now`: keyform's clock, against which a create
+    that still ran when keyform stopped waiting (`Window.until`) may make its key yet."""
     windows = [bounds.get(it.seq, Window(None, None, False)) for it in group]
     lows = [w.low for w in windows]
     highs = [w.high for w in windows]
@@ -561,8 +570,16 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         # uncertain, never revoked), never dropped unseen
         candidates, window = [*candidates, *outside], f"{window}, {len(outside)} of them made outside it"
     if not candidates:
-        for it in group:
-            out.notes.append(f"{it.address}: an interrupted create left no key behind")
+        for it, w in zip(group, windows, strict=True):
+            if w.until is not None and now < w.until:
+                # keyform stopped waiting for this create while it ran: its key may be made yet. Kept
+                # journaled (every plan looks again) until its window ends, never dropped unseen
+                out.unresolved.append(it)
+                out.notes.append(f"{it.address}: keyform stopped waiting for its create while it still ran, and no "
+                                 "key it may have made is listed yet; the journal keeps it, and each plan looks "
+                                 f"for that key again until {format_time(w.until)}")
+            else:
+                out.notes.append(f"{it.address}: an interrupted create left no key behind")
         return
     if undated or low is None or high is None or len(candidates) > len(group) or (outside and not tight):
         # an open window (a journal without times) proves nothing either. Nor does a window whose
@@ -614,6 +631,9 @@ class Window:
     high: datetime | None
     tight: bool
     calibrated: bool = False  # measured against the server's own `created_at` of the same run
+    # a create keyform stopped waiting for while it ran (`Abandoned.running`): until when (keyform's
+    # clock) it may make its key yet; `high` is that time on the API's clock
+    until: datetime | None = None
 
 
 def _bounds(records: list[Record]) -> dict[str, Window]:
@@ -628,9 +648,15 @@ def _bounds(records: list[Record]) -> dict[str, Window]:
     provider's clock and keyform's to about a second. With that offset the lower bound is the
     intent time itself, and for a reply lost while keyform lived (an `abandoned` record) the upper
     bound is the abandonment itself. (After a kill the upper bound keeps CLOCK_SKEW: the request
-    may have gone out well after the run's last record.) None where the journal does not say."""
+    may have gone out well after the run's last record.)
+
+    A create keyform stopped waiting for while it still ran (`Abandoned.running`: a plug-in's call
+    past its bound, a second Ctrl-C) may make its key well after its `abandoned` record (a slow
+    server, an API that creates asynchronously): its window ends LATE_CREATE after that record, not
+    measured (never `tight`). None where the journal does not say."""
     last: dict[str, datetime] = {}  # run id → its last record's time
     abandoned: dict[str, datetime] = {}
+    running: set[str] = set()  # seqs keyform stopped waiting for while their create ran
     intents: dict[str, datetime | None] = {}
     replied: dict[str, tuple[datetime, datetime]] = {}  # seq → (local time of `created`, server created_at)
     for r in records:
@@ -647,6 +673,8 @@ def _bounds(records: list[Record]) -> dict[str, Window]:
         elif isinstance(r, Abandoned):
             if at is not None:
                 abandoned[seq] = at
+            if r.running:
+                running.add(seq)
         elif isinstance(r, Created) and at is not None:
             server = _time(r.created_at)
             if server is not None:
@@ -675,14 +703,17 @@ def _bounds(records: list[Record]) -> dict[str, Window]:
             low = at + offset[0] - one
         else:
             low = at - CLOCK_SKEW - one
+        late = seq in running
         if end is None:
             high = None
+        elif late:
+            high = end + (offset[1] if offset is not None else CLOCK_SKEW) + LATE_CREATE + one
         elif offset is not None and seq in abandoned:
             high = end + offset[1] + one
         else:
             high = end + CLOCK_SKEW + one
-        out[seq] = Window(low, high, offset is not None and seq in abandoned and at is not None,
-                          calibrated=offset is not None)
+        out[seq] = Window(low, high, offset is not None and seq in abandoned and at is not None and not late,
+                          calibrated=offset is not None, until=end + LATE_CREATE if late and end is not None else None)
     return out
 
 

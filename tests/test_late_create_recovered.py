@@ -1,0 +1,202 @@
+"""A create keyform stopped waiting for that makes its key later (review s45): a plug-in's create
+abandoned at its bound (`keyform.bounded`, `Overdue`) still runs, and may make the key after the
+window recovery matched a lost reply's candidates in (its run's last record + 5 min): a slow
+server, an API that creates asynchronously. The key was then outside that window, named at most as
+an uncertain candidate, and let go: live and untracked for good (only `report --unmanaged` showed
+it). The journal now records that keyform stopped waiting while the call ran (`abandoned` with
+`running`), and that create's window stays open for an hour (`recovery.LATE_CREATE`): a plan finds
+the late key as its orphan, and one made before it appears keeps the create journaled to look again.
+
+In-process with a plug-in provider type registered for the test (its bound cut to 0.3 s), against
+the emulator on 127.0.0.1; both clocks moved together (`tests.movedclock`), never a sleep."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.project import ORG, Project, wait_for
+from keyform import bounded, operations
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+from keyform.plan import Action
+from keyform.providers import foreign
+from keyform.providers.questra import QuestraProvider
+from keyform.remote import CreateRequest
+from keyform.typeregistry import register, unregister
+from tests import fakedist
+from tests.movedclock import MovedClock, options
+
+
+@dataclass
+class _Late:
+    """The plug-in's first create of `k1`: held until `release`, then made with a client of its own
+    (the session that called it is closed by then); `made` once it returned."""
+
+    held: bool = False
+
+    release: threading.Event = field(default_factory=threading.Event)
+    made: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def late(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Late]:
+    monkeypatch.setattr(foreign, "bound_of", lambda deadline: 0.3)  # (2 x deadline otherwise: 2 s at least)
+    ns: dict[str, Any] = {}
+    exec(fakedist.QUESTRA_WRAPPER, ns)  # (the test plug-ins' shared source)
+    hold = _Late()
+
+    wrapped: Any = ns["Wrapped"]
+
+    class Late(wrapped):  # type: ignore[misc]
+        def __init__(self, inner: Any, config: Any, token: str) -> None:
+            super().__init__(inner)
+            self.config, self.token = config, token
+
+        def create(self, request: Any) -> Any:
+            if request.address != "k1" or hold.held:
+                return self.inner.create(request)
+            hold.held = True  # (the first create of k1 only)
+            hold.release.wait(30)
+            client = ns["questra_client"](self.config, self.token)
+            try:
+                return client.create(request)
+            finally:
+                client.close()
+                hold.made.set()
+
+    def _open(config: Any, token: str, org_id: Any, **kw: Any) -> Any:
+        return Late(ns["questra_client"](config, token), config, token)
+
+    ptype = ns["questra_type"]("late-q", _open, "test plug-in: a create that lands late")
+    register(ptype, origin="kf-late 1.0")
+    try:
+        yield hold
+    finally:
+        hold.release.set()
+        unregister(ptype)
+        # the abandoned call ends before the next test: one still running makes an in-process
+        # `keyform` command leave at once (`cli._exit_hard_if`), taking pytest with it
+        assert wait_for(lambda: bounded.running() == 0, 30)
+
+
+def _project(tmp_path: Path, emulator: Emulator) -> Project:
+    project = Project(tmp_path, emulator.url)
+    project._one_provider(textwrap.indent(textwrap.dedent(f"""\
+        pp:
+          type: late-q
+          base_url: {emulator.url}
+          token: {{env: QUESTRA_TOKEN}}
+          org: {ORG}
+        """), "  "), "k0: {provider: pp, name: k0}\nk1: {provider: pp, name: k1}\n")
+    return project
+
+
+def _live(control: EmulatorControl) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k in control.questra_keys(ORG):
+        if not k.get("revoked"):
+            out.setdefault(k["name"], []).append(k["id"])
+    return out
+
+
+def _abandoned_apply(project: Project, clock: MovedClock) -> None:
+    with operations.session(options(project, clock), "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess))
+    assert [c.address for c, _ in report.failed] == ["k1"], report.failed
+    assert "did not return within" in report.failed[0][1]
+    ops = [(r["op"], r.get("running")) for r in project.journal_records() if r.get("op") != "begin"]
+    assert ops[-1] == ("abandoned", True), ops  # keyform stopped waiting while the create ran
+
+
+def test_a_create_that_lands_after_keyform_stopped_waiting_is_found_as_its_orphan(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=10)  # the API makes the key ten minutes later: past the run's last record + 5 min
+    late.release.set()
+    assert late.made.wait(30)
+    late_id = _live(emu_control)["k1"][0]
+
+    with operations.session(options(project, clock), "plan") as sess:
+        plan = operations.plan(sess)
+    orphans = [c for c in plan.changes if c.orphan]
+    assert [(c.address, c.remote_id) for c in orphans] == [("k1", late_id)], plan.changes
+    assert sess.recovery.uncertain == []
+    with operations.session(options(project, clock), "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess))
+    assert report.ok, report.failed
+    live = _live(emu_control)
+    assert late_id not in live["k1"] and len(live["k1"]) == 1 and live["k1"][0] == project.remote_id("k1")
+    assert project.journal_records() == []
+
+
+def test_a_create_not_landed_yet_stays_journaled_until_its_key_appears(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=2)
+    with operations.session(options(project, clock), "apply") as sess:  # before the key is made
+        plan = operations.plan(sess)
+        report = operations.apply(sess, plan)
+    assert report.ok, report.failed
+    assert any("keyform stopped waiting for its create while it still ran" in w for w in map(str, sess.warnings))
+    assert [r["op"] for r in project.journal_records() if r.get("op") != "begin"] == ["intent", "abandoned"]
+    clock.move(minutes=20)
+    late.release.set()
+    assert late.made.wait(30)
+    assert wait_for(lambda: len(_live(emu_control)["k1"]) == 2, 10)
+    late_id = next(i for i in _live(emu_control)["k1"] if i != project.remote_id("k1"))
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [(c.address, c.remote_id) for c in plan.changes if c.orphan] == [("k1", late_id)]
+        assert operations.apply(sess, plan).ok
+    assert _live(emu_control)["k1"] == [project.remote_id("k1")]
+    assert project.journal_records() == []
+
+
+def test_a_create_that_never_lands_is_let_go_once_its_window_ends(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    _abandoned_apply(project, clock)
+    clock.move(hours=1, minutes=1)
+    with operations.session(options(project, clock), "apply") as sess:
+        assert operations.apply(sess, operations.plan(sess)).ok
+    assert any("an interrupted create left no key behind" in str(w) for w in sess.warnings)
+    assert project.journal_records() == []
+    assert sorted(_live(emu_control)) == ["k0", "k1"]
+
+
+def test_an_unplaced_window_still_names_candidates_without_revoking(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    """The ambiguity rule holds in the longer window: another untracked key with k1's name (another
+    workspace's, made before the create) shows someone else makes such keys, so the late key is
+    not revoked on its own: both are named, with their `keyform import` commands."""
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
+    try:
+        other_id = theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
+    finally:
+        theirs.close()
+    clock.move(minutes=30)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=40)
+    late.release.set()
+    assert late.made.wait(30)
+    with operations.session(options(project, clock), "plan") as sess:
+        plan = operations.plan(sess)
+    assert [c for c in plan.changes if c.orphan] == []
+    assert [u.address for u in sess.recovery.uncertain] == ["k1"]
+    assert other_id in sess.recovery.uncertain[0].candidates and len(sess.recovery.uncertain[0].candidates) == 2
+    assert "`keyform import k1 " in sess.recovery.uncertain[0].advice()
+    assert not any(c.action is Action.DELETE for c in plan.changes)
