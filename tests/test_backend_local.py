@@ -245,8 +245,13 @@ def test_schema_lists_exactly_the_fields_state_writes() -> None:
     for bad in ("sk_live_0123456789", "48:" + "0" * 64, "0:hmac-sha256:" + "0" * 64):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**doc, "keys": {"ci-bot": {**with_fp, "secret_fingerprint": bad}}}, schema)
-    # fed_by: only for an old key issued with secret_of inputs (stop 40)
-    assert set(deposed_def["properties"]) - {"secret_fingerprint", "fed_by"} == set(doc["deposed"][0])
+    # fed_by: only for an old key issued with secret_of inputs (stop 40); revoke_requested: only for
+    # one a `--revoke-old` set out to revoke and did not (review s45)
+    assert set(deposed_def["properties"]) - {"secret_fingerprint", "fed_by", "revoke_requested"} \
+        == set(doc["deposed"][0])
+    jsonschema.validate({**doc, "deposed": [{**doc["deposed"][0], "revoke_requested": True}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "deposed": [{**doc["deposed"][0], "revoke_requested": False}]}, schema)
     with_fed = {**doc["deposed"][0], "fed_by": ["secret_of:src@ak_1"]}
     jsonschema.validate({**doc, "deposed": [with_fed]}, schema)
     with pytest.raises(jsonschema.ValidationError):

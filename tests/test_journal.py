@@ -253,3 +253,25 @@ def test_unresolved_and_compacted_keep_only_the_interrupted_changes() -> None:
     assert kept == [Begin(state.lineage, state.serial, state.salt), records[1], records[2]]
     assert compacted(state, records, {"r.9"}) == []
     assert compacted(state, records, set()) == []
+
+
+def test_an_end_grace_record_marks_its_deposed_key_and_holds_together_only_for_its_own_key() -> None:
+    """`--revoke-old` journals each old key it is about to revoke (`end-grace`, then `done` with
+    `revoke_requested`): folded, the state marks that key, and the next plain apply revokes it. A
+    `done` marking another key than its intent names does not hold together (`problem`)."""
+    from keyform.journal import problem
+
+    state = state_with(key("k", "ak_1"))
+    state.deposed += [deposed("ak_8", "k"), deposed("ak_9", "k")]
+    records = [decode(json.dumps(r)) for r in (
+        {"op": "begin", "lineage": state.lineage, "serial": state.serial},
+        {"op": "intent", "seq": "r.1", "action": "end-grace", "address": "k", "provider": "qp", "remote_id": "ak_9"},
+        {"op": "done", "seq": "r.1", "revoke_requested": "ak_9"},
+    )]
+    assert problem(records) is None
+    assert replay(state, records) == []
+    assert [(d.remote_id, d.revoke_requested) for d in state.deposed] == [("ak_8", False), ("ak_9", True)]
+    assert DeposedKey.from_json(state.deposed[1].to_json()).revoke_requested
+    forged = [*records[:2], decode(json.dumps({"op": "done", "seq": "r.1", "revoke_requested": "ak_8"}))]
+    found = problem(forged)
+    assert found is not None and found[0] == 2 and "not that request" in found[1]

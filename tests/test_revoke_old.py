@@ -227,7 +227,7 @@ def test_the_key_a_leak_response_replaces_is_deposed_with_no_grace(
     """An apply that stops before the old key's revoke ends (its revoke failing here; a kill -9
     alike) leaves a journal holding the replacement's `done`, this old key deposed with no grace,
     and a `revoke-deposed` intent, as for any old key: the next plain apply revokes it, not 30 days
-    later."""
+    later, as the flag would (`revoke_requested`: whatever still uses it)."""
     from keyform.errors import KeyformError
     from keyform.providers.questra import QuestraProvider
 
@@ -247,10 +247,13 @@ def test_the_key_a_leak_response_replaces_is_deposed_with_no_grace(
     [done] = [r for r in seen if r["op"] == "done" and r.get("deposed")]
     assert done["deposed"]["remote_id"] == leaked
     assert done["deposed"]["revoke_after"] == done["deposed"]["deposed_at"]
+    assert done["deposed"]["revoke_requested"] is True  # revoked as the flag would, whatever uses it
     assert [r for r in seen if r["op"] == "intent" and r.get("remote_id") == leaked][-1]["action"] == "revoke-deposed"
     assert _deposed(project) == [leaked] and not _keys(emu_control)[leaked]["revoked"]
     planned = project.run("plan")
-    assert f"k (deposed {leaked}) will be revoked" in planned.stdout and "grace ended" in planned.stdout
+    assert f"k (deposed {leaked}) will be revoked" in planned.stdout
+    assert "# revocation requested (--revoke-old)\n" in planned.stdout, planned.stdout
+    assert "# asked for by an earlier apply that did not finish it" in planned.stdout
     assert project.run("apply", "--auto-approve").exit_code == 0
     assert _keys(emu_control)[leaked]["revoked"] and _deposed(project) == []
 
@@ -330,3 +333,43 @@ def test_a_saved_plan_revoking_an_old_key_at_another_instance_is_refused(
     assert res.exit_code == 1, res.output
     assert f"k (deposed {old}): it names qp2; a plan made now: qp" in res.stderr, res.stderr
     assert (project.state_path.read_bytes(), _live(emu_control)) == before
+
+
+def test_a_revoke_old_killed_between_its_revocations_is_finished_by_the_next_plain_apply(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """kill -9 while the first of two old keys' revokes is in flight (`apply --revoke-old k`
+    alone): the other old key kept its grace, so a plain next apply did not revoke it, and the
+    user had to remember to repeat the flag. The flag's request is journaled (and so recorded in
+    the state) before the first revoke: the next plain apply revokes both, as the flag would."""
+    import os
+    import signal
+    import time
+
+    old1, _ = _rotated(project)
+    assert project.run("apply", "--replace", "k", "--auto-approve").exit_code == 0
+    old2, current = _deposed(project)[1], project.remote_id("k")
+    assert sorted(_deposed(project)) == sorted([old1, old2])
+    emu_control.latency(400)
+    proc = project.spawn("apply", "--revoke-old", "k", "--parallelism", "1", "--auto-approve")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if project.journal_path.exists() and '"revoke-deposed"' in project.journal_path.read_text():
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    emu_control.latency(0)
+    assert sum(not _keys(emu_control)[i]["revoked"] for i in (old1, old2)) >= 1  # one at least left to revoke
+    planned = project.run("plan")
+    assert "revocation requested (--revoke-old)" in planned.stdout, planned.stdout
+    assert "asked for by an earlier apply that did not finish it" in planned.stdout, planned.stdout
+    res = project.run_process("apply", "--auto-approve")
+    assert res.exit_code == 0, res.output
+    assert _live(emu_control) == {current} and _deposed(project) == []
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+

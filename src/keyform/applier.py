@@ -424,12 +424,45 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
     with ctx.lock:
         ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
     try:
+        _request_revocations(second, ctx)
+    except LockLostError as exc:  # nothing revoked: said as for the revocations after a lost lock
+        report.lost_lock = str(exc)
+        for change in second:
+            report.skipped.append((change, LOST_LOCK))
+            ctx.on_event(ApplyEvent("skipped", change, 0.0, LOST_LOCK))
+        return
+    except StateWriteError:  # the store failed: no revocation starts (as `_run` after such a failure)
+        report.store_failed = ctx.journal.failure
+        report.not_started.extend(second)
+        return
+    try:
         _run(second, ctx, report, interrupts)
     finally:
         with ctx.lock:
             if ctx.revoked:
                 ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
                 ctx.revoked.clear()
+
+
+def _request_revocations(changes: list[Change], ctx: ApplyContext) -> None:
+    """Before the first revocation of the second phase: make `--revoke-old` durable. Each old key
+    it revokes (`REVOKE_OLD_REQUESTED`) is marked `revoke_requested` in the journal (an `end-grace`
+    intent and its `done`) and the state: an apply killed between revocations, or whose revoke of
+    one fails, leaves the rest to the next plain apply, which revokes them as the flag would. Before,
+    they kept their grace, and the user had to remember to repeat the flag. The key a `--replace`
+    of this apply deposed is marked already (`_issue`)."""
+    for change in changes:
+        if not change.deposed or change.orphan or change.stale or change.remote_id is None \
+                or REVOKE_OLD_REQUESTED not in change.reasons:
+            continue
+        with ctx.lock:
+            dep = ctx.deposed_by_id.get(change.remote_id)
+        if dep is None or dep.revoke_requested or dep.address != change.address:
+            continue
+        seq = ctx.journal.intent("end-grace", change.address, change.provider, remote_id=change.remote_id)
+        ctx.journal.done(seq, revoke_requested=change.remote_id)
+        with ctx.lock:
+            dep.revoke_requested = True
 
 
 # the implicit revocation of an old key its replacement found revoked or expired (`Change.dead`)
@@ -773,7 +806,10 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                              on_grace_end=spec.rotation.on_grace_end,
                              secret_fingerprint=old.secret_fingerprint,
                              fed_by=tuple(sorted(fp for fp in old.fingerprints.values()
-                                                 if secret_of_edge(fp) is not None)))
+                                                 if secret_of_edge(fp) is not None)),
+                             # `--replace A --revoke-old A`: a kill before its revoke leaves it to
+                             # the next apply, revoked as the flag would, whatever still uses it
+                             revoke_requested=(old.address, old.remote_id) in ctx.revoking_replaced)
     # a secret its sink will hold: the `created` record carries what `done` will record, so that an
     # apply killed between the sink write and `done` is finished by recovery (`recovery._roll_forward`)
     # rather than the key revoked under a consumer that read the entry. A secret too short to be

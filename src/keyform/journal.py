@@ -196,6 +196,9 @@ class Done:
     revoked_deposed: str | None = None  # the remote id of a deposed key now revoked
     resolves: str | None = None  # the seq of an interrupted create whose orphan this revoked
     at: str | None = None
+    # the remote id of a deposed key `--revoke-old` is about to revoke (`end-grace`): marked so in the
+    # state (`DeposedKey.revoke_requested`), the next apply revokes it if this one does not
+    revoke_requested: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": "done", "seq": self.seq}
@@ -210,6 +213,8 @@ class Done:
             out["deposed"] = self.deposed.to_json()
         if self.revoked_deposed is not None:
             out["revoked_deposed"] = self.revoked_deposed
+        if self.revoke_requested is not None:
+            out["revoke_requested"] = self.revoke_requested
         if self.at is not None:
             out["at"] = self.at
         return out
@@ -292,7 +297,7 @@ def from_json(d: dict[str, Any]) -> Record:
         key = KeyState.from_json(d["address"], d["key"]) if "key" in d else None
         deposed = DeposedKey.from_json(d["deposed"]) if "deposed" in d else None
         return Done(seq, key, d.get("forget"), deposed, d.get("revoked_deposed"),
-                    str(d["resolves"]) if "resolves" in d else None, at)
+                    str(d["resolves"]) if "resolves" in d else None, at, d.get("revoke_requested"))
     if op == "created":
         return Created(seq, d["remote_id"], d.get("created_at"), at,
                        KeyState.from_json(d["address"], d["key"]) if "key" in d else None,
@@ -393,8 +398,8 @@ class Journal:
 
     def done(self, seq: str, *, key: KeyState | None = None, forget: str | None = None,
              deposed: DeposedKey | None = None, revoked_deposed: str | None = None,
-             resolves: str | None = None) -> None:
-        self._write(Done(seq, key, forget, deposed, revoked_deposed, resolves))
+             resolves: str | None = None, revoke_requested: str | None = None) -> None:
+        self._write(Done(seq, key, forget, deposed, revoked_deposed, resolves, revoke_requested=revoke_requested))
         with self._lock:
             self.finished += 1
 
@@ -457,6 +462,11 @@ def problem(records: Sequence[Record]) -> tuple[int, str] | None:
                                                     or intent.details.get("remote_id") != rec.revoked_deposed):
                 return index, (f"records deposed key {rec.revoked_deposed} revoked for change {rec.seq!r}, which "
                                f"is not its revoke (its intent: {intent.action} {intent.address!r})")
+            if rec.revoke_requested is not None and (intent.action != "end-grace"
+                                                     or intent.details.get("remote_id") != rec.revoke_requested):
+                return index, (f"records the revocation of deposed key {rec.revoke_requested} requested for change "
+                               f"{rec.seq!r}, which is not that request (its intent: {intent.action} "
+                               f"{intent.address!r})")
             if rec.resolves is not None and (intent.action != "revoke-orphan"
                                              or intent.details.get("resolves") != rec.resolves):
                 return index, (f"resolves {rec.resolves!r} for change {rec.seq!r}, which is not that orphan's "
@@ -557,6 +567,7 @@ class _Fold:
         self.state = state
         self.deposed = {d.remote_id for d in state.deposed}
         self.revoked: set[str] = set()
+        self.requested: set[str] = set()  # deposed keys `--revoke-old` set out to revoke (`end-grace`)
 
     def done(self, rec: Done) -> None:
         state = self.state
@@ -582,10 +593,15 @@ class _Fold:
                 state.deposed.append(replace(dep))
         if rec.revoked_deposed is not None:
             self.revoked.add(rec.revoked_deposed)
+        if rec.revoke_requested is not None:
+            self.requested.add(rec.revoke_requested)
 
     def finish(self) -> None:
         # a mark at an entry a key now records (a swap of two entries) is that key's: dropped
         # before anything saves the state (`state rm` of that key must not make it a copy to remove)
         self.state.prune_stale()
+        if self.requested:
+            self.state.deposed = [replace(d, revoke_requested=True) if d.remote_id in self.requested else d
+                                  for d in self.state.deposed]
         if self.revoked:
             self.state.deposed = [d for d in self.state.deposed if d.remote_id not in self.revoked]

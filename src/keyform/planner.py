@@ -41,6 +41,9 @@ REPLACE_REQUESTED = "replacement requested (--replace)"  # the reason `plan --re
 # the reason `plan --revoke-old` gives each old key it revokes now: whatever its grace, usage or
 # users (`_still_fed` and `applier._held_back` hold none of them back; a plan note warns of users)
 REVOKE_OLD_REQUESTED = "revocation requested (--revoke-old)"
+# its second reason when an earlier apply's `--revoke-old` set out to revoke the key and did not
+# finish (killed, or the revoke failed): `DeposedKey.revoke_requested`, durable before the revokes
+REVOKE_OLD_UNFINISHED = "asked for by an earlier apply that did not finish it"
 # the second reason of the revocation of the key a `--replace` (or any replacement) of the same
 # run replaces, under `--revoke-old`: it is deposed by the replacement and revoked in the same apply
 REVOKED_ON_REPLACE = "the key this apply replaces: revoked once its replacement's secret is in the sink, with no grace"
@@ -211,12 +214,15 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     for dep in sorted(state.deposed, key=lambda d: (d.address, d.remote_id)):
         if not in_scope(dep.address):
             continue
-        if dep.address in revoking and not destroy and not _listed_dead(snapshot, dep.provider, dep.remote_id):
-            # asked for by a human (a leak): its grace, usage holds and users do not keep it
+        if (dep.address in revoking or dep.revoke_requested) and not destroy \
+                and not _listed_dead(snapshot, dep.provider, dep.remote_id):
+            # asked for by a human (a leak), in this plan or by an apply cut off before it revoked
+            # it: its grace, usage holds and users do not keep it
             changes.append(Change(address=dep.address, action=Action.DELETE, provider=dep.provider,
                                   provider_type=dep.provider_type, remote_id=dep.remote_id, deposed=True,
-                                  reasons=(REVOKE_OLD_REQUESTED,) + ((f"last attempt failed: {dep.last_error}",)
-                                                                     if dep.last_error else ())))
+                                  reasons=(REVOKE_OLD_REQUESTED,)
+                                  + (() if dep.address in revoking else (REVOKE_OLD_UNFINISHED,))
+                                  + ((f"last attempt failed: {dep.last_error}",) if dep.last_error else ())))
             continue
         rule = retirement_rule(dep, desired.get(dep.address))
         if rule.unused_for is not None and not destroy:  # usage-aware: revoke once unused, grace caps it
@@ -270,7 +276,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         graced = {c.address for c in changes[:first_deleted] if c.action is Action.REPLACE and not c.dead
                   and c.address not in revoking
                   and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)
-                  } if revoking else set()
+                  } if revoking or any(d.revoke_requested for d in state.deposed) else set()
         changes[first_deleted:] = _still_fed(
             changes[first_deleted:], changes[:first_deleted], state, notes, graced, destroy=destroy,
             expired=lambda u: held_past_expiry(u, desired, state, now))

@@ -164,6 +164,9 @@ class DeposedKey:
     # the `secret_of` inputs it was issued with (`secret_of_fingerprint`): live through its grace, it
     # still sends those source keys' secrets, so they are not revoked before it is (`State.fed_by`)
     fed_by: tuple[str, ...] = ()
+    # `--revoke-old` set out to revoke it now (its grace, usage and users notwithstanding) and did not
+    # finish (a kill, a failed revoke): the next apply revokes it as the flag would (`planner.plan`)
+    revoke_requested: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -181,6 +184,8 @@ class DeposedKey:
             out["secret_fingerprint"] = self.secret_fingerprint
         if self.fed_by:
             out["fed_by"] = list(self.fed_by)
+        if self.revoke_requested:
+            out["revoke_requested"] = True
         return out
 
     @classmethod
@@ -189,7 +194,7 @@ class DeposedKey:
                    remote_id=d["remote_id"], deposed_at=d["deposed_at"], revoke_after=d["revoke_after"],
                    last_error=d.get("last_error"), unused_for=d.get("unused_for"),
                    on_grace_end=d.get("on_grace_end") or "revoke", secret_fingerprint=d.get("secret_fingerprint"),
-                   fed_by=tuple(d.get("fed_by") or ()))
+                   fed_by=tuple(d.get("fed_by") or ()), revoke_requested=d.get("revoke_requested") is True)
 
 
 @record(frozen=False)
