@@ -345,9 +345,9 @@ def test_a_revoke_old_killed_between_its_revocations_is_finished_by_the_next_pla
     import signal
     import time
 
-    old1, _ = _rotated(project)
+    old1, old2 = _rotated(project)
     assert project.run("apply", "--replace", "k", "--auto-approve").exit_code == 0
-    old2, current = _deposed(project)[1], project.remote_id("k")
+    current = project.remote_id("k")
     assert sorted(_deposed(project)) == sorted([old1, old2])
     emu_control.latency(400)
     proc = project.spawn("apply", "--revoke-old", "k", "--parallelism", "1", "--auto-approve")
