@@ -373,3 +373,54 @@ def test_a_revoke_old_killed_between_its_revocations_is_finished_by_the_next_pla
     assert _live(emu_control) == {current} and _deposed(project) == []
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
 
+
+def _failing_cons(cfg: Any, token: str, org: str | None) -> Any:
+    """Providers as keyform opens them, but every create of `cons` fails with a 503 (an outage)."""
+    from keyform.errors import ProviderError
+    from keyform.providers import open_provider
+
+    real = open_provider(cfg, token, org)
+
+    class Failing:
+        name = real.name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(real, attr)
+
+        def create(self, request: Any) -> Any:
+            if request.address == "cons":
+                raise ProviderError(f"{cfg.name}: create: 503 service unavailable", status=503)
+            return real.create(request)
+
+    return Failing()
+
+
+def test_a_consumer_with_no_grace_whose_reissue_fails_under_a_leak_response_is_said_to_stop_working(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`--replace src --revoke-old src` re-issues `cons` (fed src's secret, `grace: 0s`) before the
+    leaked key's revoke; a revocation asked for is never held back, so if that re-issue fails, src's
+    old key is revoked all the same and cons, still sending it, stops working. Neither the plan nor
+    the apply's failure said so (a consumer kept for its grace is warned about; this one was not).
+    The plan says it in a note, and the failure of cons's re-issue says cons is now broken."""
+    from keyform import operations
+
+    project.write(CONSUMERS.replace("rotation: {{grace: 30d}}}}\n", "rotation: {{grace: 0s}}}}\n")
+                  .format(url=project.url, org=ORG))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    src = project.remote_id("src")
+    note = (f"Note: key 'cons' is re-issued with the new secret of src before its old key {src} is revoked "
+            "(--revoke-old); should that re-issue fail, the old key is revoked all the same, and that key stops "
+            "working (it still sends the revoked secret) until `keyform apply` re-issues it")
+    planned = project.run("plan", "--replace", "src", "--revoke-old", "src")
+    assert planned.exit_code == 0 and note in planned.output, planned.output
+    opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=_failing_cons)
+    with operations.session(opts, "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess, replace=["src"], revoke_old=["src"]))
+    [(change, message)] = report.failed
+    assert change.address == "cons" and "503 service unavailable" in message, message
+    assert message.endswith(f"; cons still sends the secret of src's old key {src}, revoked by --revoke-old in this "
+                            "apply: it stops working until `keyform apply` re-issues it"), message
+    assert _keys(emu_control)[src]["revoked"]  # (asked for: revoked all the same)
+    again = project.run("apply", "--auto-approve")  # cons re-issued with src's new secret
+    assert again.exit_code == 0, again.output
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0

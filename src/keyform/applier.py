@@ -435,13 +435,38 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
         report.store_failed = ctx.journal.failure
         report.not_started.extend(second)
         return
+    revoked: set[str] = set()
     try:
         _run(second, ctx, report, interrupts)
     finally:
         with ctx.lock:
             if ctx.revoked:
+                revoked = set(ctx.revoked)
                 ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
                 ctx.revoked.clear()
+    _broken_by_revoke(second, revoked, ctx, report)
+
+
+def _broken_by_revoke(revocations: list[Change], revoked: set[str], ctx: ApplyContext, report: ApplyReport) -> None:
+    """Say in the failure of a consumer's re-issue that a `--revoke-old` of this apply revoked the
+    old source key whose secret it still sends (its re-issue failed, so its key still has that
+    secret): it stops working until an apply re-issues it. A revocation asked for is never held back
+    (`_held_back`), and the plan's note said this could happen (`planner.reissued_under`); before,
+    the failure said only the API's error, and nothing said the consumer was now broken."""
+    asked = [c for c in revocations if c.deposed and c.remote_id in revoked and REVOKE_OLD_REQUESTED in c.reasons]
+    if not asked or not report.failed:
+        return
+    with ctx.lock:
+        fed_by = ctx.state.fed_by()
+    for i, (change, message) in enumerate(report.failed):
+        if change.deposed or change.orphan or change.stale:
+            continue
+        sources = [c for c in asked if change.address in fed_by.get((c.address, c.remote_id or ""), ())]
+        if sources:
+            said = ", ".join(f"{c.address}'s old key {c.remote_id}" for c in sources)
+            report.failed[i] = (change, f"{message}; {change.address} still sends the secret of {said}, revoked by "
+                                        "--revoke-old in this apply: it stops working until `keyform apply` "
+                                        "re-issues it")
 
 
 def _request_revocations(changes: list[Change], ctx: ApplyContext) -> None:

@@ -414,7 +414,10 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
 
     A revocation asked for (`--revoke-old`) is never kept: its users are named in a warning and in
     its reasons, a consumer this plan replaces among them when its old key, deposed by this apply,
-    lives on for its grace (`graced`) still sending the old secret.
+    lives on for its grace (`graced`) still sending the old secret. A consumer this plan re-issues
+    with no such grace uses the old secret no more once re-issued, but should its re-issue fail the
+    revocation goes ahead all the same: a note says so (`reissued_under`), and the applier's
+    failure message of that re-issue says it then stopped working (`applier._broken_by_revoke`).
 
     A consumer `expired` says is held past its fixed expires_at (`held_past_expiry`) is no user
     either: before, it kept its source's old key alive for ever, never re-issued."""
@@ -428,8 +431,13 @@ def _still_fed(revocations: list[Change], others: Sequence[Change], state: State
         users = [u for u in fed_by.get((change.address, change.remote_id or ""), ())
                  if u not in going and not (expired is not None and expired(u))]
         if REVOKE_OLD_REQUESTED in change.reasons:  # a human asked: revoked, users or not, and told
+            fed = fed_by.get((change.address, change.remote_id or ""), ())
             users += [f"{u} ({state.keys[u].remote_id}, replaced in this apply and kept for its grace)"
-                      for u in fed_by.get((change.address, change.remote_id or ""), ()) if u in graced]
+                      for u in fed if u in graced]
+            reissued = [u for u in fed if u in going and u not in graced and u in state.keys
+                        and any(c.address == u and c.action in (Action.REPLACE, Action.UPDATE) for c in others)]
+            if reissued:
+                notes.append(reissued_under(change.address, change.remote_id or "", reissued))
             if users:
                 notes.append(revoked_under(change.address, change.remote_id or "", users))
                 who = ", ".join(f"key {u!r}" for u in users)
@@ -460,6 +468,18 @@ def revoked_under(address: str, remote_id: str, users: Sequence[str]) -> str:
     return (f"{WARNING}{address} (deposed {remote_id}) is revoked now (--revoke-old) although {who} still "
             f"{'uses' if len(users) == 1 else 'use'} its secret: {'it stops' if len(users) == 1 else 'they stop'} "
             "working when it is revoked")
+
+
+def reissued_under(address: str, remote_id: str, consumers: Sequence[str]) -> str:
+    """The note of a `--revoke-old` revocation of `address`'s old key `remote_id` whose `consumers`
+    this plan re-issues with its new secret, keeping no old key of theirs for a grace: the revoke
+    follows their re-issue, and goes ahead if it fails, leaving such a consumer the revoked secret."""
+    who = ", ".join(f"key {u!r}" for u in consumers)
+    one = len(consumers) == 1
+    return (f"{who} {'is' if one else 'are'} re-issued with the new secret of {address} before its old key "
+            f"{remote_id} is revoked (--revoke-old); should {'that re-issue' if one else 'a re-issue'} fail, the "
+            f"old key is revoked all the same, and {'that key' if one else 'each such key'} stops working (it still "
+            f"sends the revoked secret) until `keyform apply` re-issues it")
 
 
 def _listed_dead(snapshot: RemoteSnapshot, provider: str, remote_id: str) -> bool:
