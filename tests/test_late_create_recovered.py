@@ -6,12 +6,14 @@ an uncertain candidate, and let go: live and untracked for good (only `report --
 it). The journal now records that keyform stopped waiting while the call ran (`abandoned` with
 `running`), and that create's window stays open for an hour (`recovery.LATE_CREATE`): a plan finds
 the late key as its orphan, and one made before it appears keeps the create journaled to look again.
+A second Ctrl-C journals the plug-in creates it leaves running the same way (a real process).
 
 In-process with a plug-in provider type registered for the test (its bound cut to 0.3 s), against
 the emulator on 127.0.0.1; both clocks moved together (`tests.movedclock`), never a sleep."""
 
 from __future__ import annotations
 
+import signal
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -66,10 +68,11 @@ def late(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Late]:
             hold.release.wait(30)
             client = ns["questra_client"](self.config, self.token)
             try:
-                return client.create(request)
+                made = client.create(request)
             finally:
                 client.close()
                 hold.made.set()
+            return made
 
     def _open(config: Any, token: str, org_id: Any, **kw: Any) -> Any:
         return Late(ns["questra_client"](config, token), config, token)
@@ -200,3 +203,66 @@ def test_an_unplaced_window_still_names_candidates_without_revoking(
     assert other_id in sess.recovery.uncertain[0].candidates and len(sess.recovery.uncertain[0].candidates) == 2
     assert "`keyform import k1 " in sess.recovery.uncertain[0].advice()
     assert not any(c.action is Action.DELETE for c in plan.changes)
+
+
+
+CTRL_C_PLUGIN = fakedist.QUESTRA_WRAPPER + '''
+import threading
+
+
+class Late(Wrapped):
+    def create(self, request):
+        if request.address == "k1":
+            threading.Event().wait()  # runs on; its key is made after keyform left (by the test)
+        return self.inner.create(request)
+
+
+def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
+    return Late(questra_client(config, token, timeout=timeout, max_retries=max_retries))
+
+
+LATE = questra_type("late-q", _open, "test plug-in: a create that runs on")
+'''
+
+
+def test_a_create_a_second_ctrl_c_left_running_is_found_when_it_lands_late(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    """A second Ctrl-C leaves a plug-in's create running as its bound does, and journals it so:
+    its key, made ten minutes after keyform left (an API that creates asynchronously), is the orphan
+    the next plan finds. (Before, the create's intent alone was left: a window ending 5 minutes
+    after the run's last record.) A real `keyform apply` process and real signals."""
+    env = fakedist.install(tmp_path / "site", "kf-late", "1.0", "[keyform.providers]\nlate-q = kf_late:LATE\n",
+                           "kf_late", CTRL_C_PLUGIN)
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    proc = project.spawn("apply", "--auto-approve", env=env)
+    try:
+        def started() -> bool:
+            ops = {(r["op"], r.get("address")) for r in project.journal_records()}
+            return (("done", "k0") in ops and ("intent", "k1") in ops) or proc.poll() is not None
+        assert wait_for(started, 60)
+        assert proc.poll() is None, proc.communicate()
+        for _ in range(100):  # Ctrl-C, and again until keyform gives up (two sent at once may count as one)
+            proc.send_signal(signal.SIGINT)
+            if wait_for(lambda: proc.poll() is not None, 0.2):
+                break
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
+    ops = [(r["op"], r.get("running")) for r in project.journal_records() if r.get("op") != "begin"]
+    assert ops[-1] == ("abandoned", True), ops
+    clock.move(minutes=10)
+    theirs = QuestraProvider("api", emulator.url, project.env["QUESTRA_TOKEN"], ORG)  # the API makes the key now
+    try:
+        late_id = theirs.create(CreateRequest("k1", {"name": "k1"}, None, {})).key.id
+    finally:
+        theirs.close()
+    late.held = True  # (the plug-in registered in this process creates k1 at once)
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [(c.address, c.remote_id) for c in plan.changes if c.orphan] == [("k1", late_id)], plan.changes
+        assert operations.apply(sess, plan).ok
+    assert _live(emu_control)["k1"] == [project.remote_id("k1")] and sorted(project.state()["keys"]) == ["k0", "k1"]

@@ -137,6 +137,9 @@ class ApplyContext:
     held: dict[str, str] = field(default_factory=dict, repr=False)
     # (provider type, remote id) -> the key that holds it, built at the first create (`_holder_of`)
     held_ids: dict[tuple[str, str], str] | None = field(default=None, init=False, repr=False)
+    # intent seq -> address of each plug-in create in flight: a second Ctrl-C journals them as
+    # abandoned while running (`_left_running`), as a create past its bound is
+    creating: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     # whether a Ctrl-C (or SIGTERM) came: a remote call still queued then is not sent (`_run` sets it)
     stopping: Callable[[], bool] = field(default=lambda: False, repr=False)
 
@@ -194,6 +197,11 @@ class _BoundedProvider:
         with self._slot():
             self._unless_stopping(f'create "{request.address}"')
             return self._p.create(request)
+
+    @property
+    def runs_plugin_code(self) -> bool:
+        """Whether its calls are a plug-in's own code (`ForeignProvider.runs_plugin_code`)."""
+        return bool(getattr(self._p, "runs_plugin_code", False))
 
     def update(self, remote_id: str, attrs: Mapping[str, Any], expires_at: str | None) -> RemoteKey:
         with self._slot():
@@ -687,6 +695,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
     try:
         not_started = scheduler.run()
     except Abandon as exc:
+        _left_running(ctx)
         raise _abandon(exc.in_flight) from None
     if journal.failure is not None and report.store_failed is None:
         report.store_failed = journal.failure
@@ -694,6 +703,24 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         report.interrupted = True
     if stop.count or report.store_failed is not None:
         report.not_started.extend(not_started)
+
+
+def _left_running(ctx: ApplyContext) -> None:
+    """A second Ctrl-C: the plug-in creates in flight (`ctx.creating`) are left running, as a create
+    past its bound is (`_issue`, `Overdue`), and journaled so: the key one makes after keyform left
+    (an API that creates asynchronously) is looked for by recovery for `recovery.LATE_CREATE`, not
+    only until 5 minutes after the run's last record. A built-in's request ends with the process.
+    Nothing is written once the store failed (it may hang), and a third Ctrl-C stops the writing."""
+    if ctx.journal.failure is not None:
+        return
+    with ctx.lock:
+        seqs = list(ctx.creating)
+    try:
+        for seq in seqs:
+            with contextlib.suppress(StateError):
+                ctx.journal.abandoned(seq, running=True)
+    except Abandon:  # a third Ctrl-C: leave at once
+        pass
 
 
 def _issued_id(change: Change, ctx: ApplyContext) -> str | None:
@@ -779,6 +806,10 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     entry = {"entry": spec.sink.to_json()} if (k.returns_secret and spec.sink) else {}
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match, **entry)
+    plugin = provider.runs_plugin_code
+    if plugin:
+        with ctx.lock:
+            ctx.creating[seq] = spec.address
     try:
         result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
     except Overdue:  # possibly done, and maybe only later: the call still runs. Journaled as such, so
@@ -802,6 +833,10 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
                 withheld = ctx.state.fingerprint(exc.remote_id)
             ctx.journal.abandoned(seq, id_fingerprint=withheld)
         raise
+    finally:
+        if plugin:
+            with ctx.lock:
+                ctx.creating.pop(seq, None)
     if redact.holds_whole(result.key.id, (result.secret, *values.values())):
         raise _refuse_secret_id(spec, provider, result.key.id, seq, ctx)
     holder = _holder_of(result.key.id, spec, ctx)

@@ -277,6 +277,12 @@ class ForeignProvider:
     def __repr__(self) -> str:
         return f"ForeignProvider({self._inner!r})"
 
+    @property
+    def runs_plugin_code(self) -> bool:
+        """Whether its calls are a plug-in's own code (run bounded), not keyform's (a definition's):
+        a create keyform stops waiting for may go on, and make its key, after it stopped."""
+        return self._bound is not None
+
     def _run(self, what: str, fn: Callable[[], T], *, create: bool = False) -> T:
         if not self._per_call:
             return self._guarded(what, fn, create)
