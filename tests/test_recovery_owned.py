@@ -536,3 +536,33 @@ def test_a_lost_replys_key_listed_with_a_tuple_for_the_journaled_list_is_found()
     listed = RemoteKey("pk_1", {"hosts": ("a.example",)}, created_at=format_time(T0 + timedelta(seconds=1)))
     rec = assess(st, records, _Pool([listed]), {"pp": "a-plugin"})  # type: ignore[arg-type]
     assert [o.remote_id for o in rec.orphans] == ["pk_1"], rec.notes
+
+
+def _left_running(state: State) -> list[Record]:
+    """A run whose create of ci-bot keyform stopped waiting for while it ran (`abandoned` with
+    `running`: a plug-in's call past its bound), 10 s after its intent; an earlier create calibrates."""
+    records = _journal(state, abandoned_after=None)
+    now = [T0 + timedelta(seconds=10)]
+    Journal(ListWriter(records), "run1", clock=lambda: now[0]).abandoned("run1.2", running=True)
+    return records
+
+
+def test_a_create_left_running_is_looked_for_an_hour_with_the_ambiguity_rule_kept() -> None:
+    st = state_with()
+    records = _left_running(st)
+    late = _key("ak_late", timedelta(minutes=40))  # made long after keyform stopped waiting
+    rec = assess(st, records, _Pool([late]), {"qp": "questra"}, now=T0 + timedelta(minutes=41))  # type: ignore[arg-type]
+    assert [(o.address, o.remote_id) for o in rec.orphans] == [("ci", "ak_late")]
+    # someone else makes such keys (one before the create): nothing revoked, both named
+    crowded = _Pool([late, _key("ak_before", -timedelta(hours=2))])
+    rec = assess(state_with(), records, crowded, {"qp": "questra"}, now=T0 + timedelta(minutes=41))  # type: ignore[arg-type]
+    assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_before", "ak_late")]
+    # none made yet: kept journaled while it may still come, let go once its hour is over
+    rec = assess(state_with(), records, _Pool([]), {"qp": "questra"}, now=T0 + timedelta(minutes=30))  # type: ignore[arg-type]
+    assert [it.address for it in rec.unresolved] == ["ci"] and "looks for that key again until" in rec.notes[-1]
+    rec = assess(state_with(), records, _Pool([]), {"qp": "questra"}, now=T0 + timedelta(minutes=61))  # type: ignore[arg-type]
+    assert rec.unresolved == [] and rec.notes[-1] == "ci: an interrupted create left no key behind"
+    # past the hour (and its margin), a key is outside the window: named, never revoked
+    gone = _Pool([_key("ak_later", timedelta(hours=2))])
+    rec = assess(state_with(), records, gone, {"qp": "questra"}, now=T0 + timedelta(hours=3))  # type: ignore[arg-type]
+    assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_later",)]
