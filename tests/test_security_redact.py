@@ -116,6 +116,25 @@ def test_an_echo_in_another_case_prints_no_part_of_the_secret(secret: str, echo:
     assert redact.holds_known(echo) and redact.mask(echo) == redact.scrub(echo, ()) and "***" in redact.mask(echo)
 
 
+@pytest.mark.parametrize(
+    ("secret", "echo"),
+    [
+        ("dtls_ıQ7wZ2ıP4kR9ıM3xV8ıN6bT1ıY5h", "DTLS_IQ7WZ2IP4KR9IM3XV8IN6BT1IY5H"),  # `ı` upper-cased: `I`
+        ("trki_iQ7wZ2iP4kR9iM3xV8iN6bT1iY5h", "TRKİ_İQ7WZ2İP4KR9İM3XV8İN6BT1İY5H"),  # a Turkish-locale upper case: `İ`
+        ("trki_IQ7WZ2IP4KR9IM3XV8IN6BT1IY5H", "trkı_ıq7wz2ıp4kr9ım3xv8ın6bt1ıy5h"),  # a Turkish-locale lower case: `ı`
+    ],
+)
+def test_an_echo_in_another_case_with_dotless_or_dotted_i_prints_no_part_of_the_secret(secret: str, echo: str) -> None:
+    """`ı` folds to itself but upper-cases to `I` (which folds to `i`), and `İ` folds to two
+    characters (`i̇`) so it was kept as it was: a secret holding `ı` upper-cased, or one holding `i`/`I`
+    in a Turkish locale's upper or lower case, matched none of its windows (an `i` every 6
+    characters) and was printed whole."""
+    out = redact.scrub(f"name {echo} taken", [secret])
+    assert out == "name *** taken", out
+    assert redact.holds_whole(echo, [secret])
+    assert all(redact._fold(c) == "i" for c in "iIıİ")
+
+
 def test_a_remembered_secret_is_scrubbed_from_any_later_text() -> None:
     """`remember` only records a secret (an apply remembers every one it issues); the next scrub
     builds its patterns, and a secret remembered after that scrub is caught by the one after."""

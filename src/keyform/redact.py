@@ -28,6 +28,7 @@ import contextlib
 import json
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, unquote
@@ -77,12 +78,28 @@ class _FoldTable(dict[int, str]):
     """`str.translate`'s table for `_fold`, filled as characters are met (at most `_FOLD_CACHED` kept)."""
 
     def __missing__(self, code: int) -> str:
-        c = chr(code)
-        folded = c.casefold()
-        out = folded if len(folded) == 1 else c.lower() if len(c.lower()) == 1 else c
+        out = _fold_char(chr(code))
         if len(self) < _FOLD_CACHED:
             self[code] = out
         return out
+
+
+def _fold_char(c: str) -> str:
+    """`c` case-folded to one character, the same for `c` and for its upper- and lower-case forms
+    that are one character: the fold of its upper case first (`ı`, upper `I`, folds to `i` with
+    it; `ſ` to `s`; `ς` to `σ`); else its own fold; else a fold that only adds combining marks
+    gives its first character (`İ`, `i̇`: `i`, as a Turkish-locale upper case of `i` reads); else
+    its lower case; else `c` (`ß`, `ﬁ`)."""
+    upper = c.upper()
+    if len(upper) == 1 and len(upper.casefold()) == 1:
+        return upper.casefold()
+    folded = c.casefold()
+    if len(folded) == 1:
+        return folded
+    if all(unicodedata.combining(mark) for mark in folded[1:]):
+        return folded[0]
+    lower = c.lower()
+    return lower if len(lower) == 1 else c
 
 
 _FOLD_CACHED = 4096
@@ -91,8 +108,8 @@ _FOLD = _FoldTable()
 
 def _fold(text: str) -> str:
     """`text` case-folded one character for one (so an index into it is one into `text`): `A` and
-    `a`, `Ä` and `ä`, `Σ`, `σ` and `ς` compare equal; a character whose fold is longer (`ß`: `ss`)
-    is kept as it is."""
+    `a`, `Ä` and `ä`, `Σ`, `σ` and `ς`, `ı`, `I`, `i` and `İ` compare equal; a character whose fold
+    is longer (`ß`: `ss`) is kept as it is (`_fold_char`)."""
     return text.lower() if text.isascii() else text.translate(_FOLD)
 
 
