@@ -539,6 +539,30 @@ def test_a_hidden_manifest_with_a_misspelled_section_is_still_an_error(tmp_path:
         "with -f), or move it out of the directory"]
 
 
+@pytest.mark.parametrize("text", [
+    # a quoted description's second line at the line's start: YAML reads one value, not a name `Note`
+    'version: 1\nkeys:\n  draft:\n    provider: questra-prod\n    name: "Draft key.\nNote: rotate monthly"\n',
+    '{"version": 1, "keys": {"draft": {"provider": "questra-prod", "name": "Draft"}}}\n',  # written as JSON
+    '"version": 1\n"keys":\n  draft: {provider: questra-prod, name: Draft}\n',  # quoted names
+    "version : 1\nkeys :\n  draft: {provider: questra-prod, name: Draft}\n",  # a space before the colon
+])
+def test_a_hidden_manifest_is_an_error_however_its_top_level_is_written(tmp_path: Path, text: str) -> None:
+    """Its top-level names were read from its lines: a quoted value whose second line starts
+    `Note: ...` gave it a name no manifest has, and a manifest written as JSON, with quoted names or
+    `keys :` had no line a manifest starts; each was passed over in silence (each loads when not
+    hidden), its keys planned for deletion. They are the names YAML reads now."""
+    write(tmp_path / "keys" / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    (tmp_path / "keys" / "draft.yaml").write_text(text)
+    assert "draft" in load_workspace(["keys"], cwd=tmp_path, now=NOW).keys
+    (tmp_path / "keys" / "draft.yaml").rename(tmp_path / "keys" / ".draft.yaml")
+    with pytest.raises(KeyformError) as caught:
+        load_workspace(["keys"], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "keys/.draft.yaml: a hidden file that reads like a keyform manifest: keyform passes over hidden files in "
+        "a directory, as Terraform does, and would plan its keys for deletion; rename it to be read (or give it "
+        "with -f), or move it out of the directory"]
+
+
 def test_common_dot_files_are_passed_over(tmp_path: Path) -> None:
     """The other side of a misspelled section being caught: real tools' dot-files in a `-f .`
     directory, those with a keyform-like line (GoReleaser v1's `version: 1` with `signs:`, sops'
@@ -554,6 +578,14 @@ def test_common_dot_files_are_passed_over(tmp_path: Path) -> None:
         ".gitlab-ci.yml": "stages: [test]\ndefault:\n  image: python\nkeys:\n  script: [make keys]\n",
         ".codecov.yml": "coverage:\n  status: {project: off}\ncomment: false\n",
         ".golangci.yml": "version: \"2\"\nlinters:\n  default: standard\n",
+        # read as YAML: another tool's tags, quoted names, several documents
+        ".gitlab-ci.yaml": "stages: [build]\nkeys:\n  script:\n    - !reference [.setup, script]\n",
+        ".lintstagedrc.yaml": "'*.js': eslint --fix\n'*.{json,md}': prettier --write\n",
+        ".mergify.yml": "defaults:\n  actions: {}\npull_request_rules: []\n",
+        ".markdownlint.yaml": "default: true\nMD013: false\n",
+        ".kubeconfig.yaml": "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\n",
+        ".docker-compose.override.yml": "version: '3.8'\nservices:\n  web: {environment: [KEYS=1]}\n",
+        ".two.yaml": "version: 1\n---\nbuilds: []\n",
     }
     for name, text in files.items():
         write(tmp_path / name, text)

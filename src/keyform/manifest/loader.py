@@ -201,14 +201,19 @@ def _directory_members(directory: Path, cwd: Path) -> tuple[list[Path], list[Dia
 
 
 def _hidden_manifest(path: Path) -> bool:
-    """Whether a hidden regular file (not a link: an Emacs lock `.#NAME` is one) has, in its first
-    64 KiB, a line only a keyform manifest starts: `version: 1`, or `keys:`, `providers:`, `sinks:`
-    or `policies:` at the top level, and no top-level name a manifest does not have (a misspelling
-    of a section's name counts as one: `_section_name`). Passing over a
-    manifest that keyform read before (or one a user named `.keys.yaml`) would plan its keys for
-    deletion: such a file is an error, never skipped in silence. `.pre-commit-config.yaml` and
-    other tools' dot-files have no such line, or (GoReleaser's `version: 1`, sops-nix's `keys:`
-    anchors) names of their own (`builds:`, `creation_rules:`)."""
+    """Whether a hidden regular file (not a link: an Emacs lock `.#NAME` is one) reads like a keyform
+    manifest: a mapping with `version: 1`, or `keys:`, `providers:`, `sinks:` or `policies:` at the
+    top level, and no top-level name a manifest does not have (a misspelling of a section's name
+    counts as one: `_section_name`). Passing over a manifest that keyform read before (or one a user
+    named `.keys.yaml`) would plan its keys for deletion: such a file is an error, never skipped in
+    silence. `.pre-commit-config.yaml` and other tools' dot-files have no such name, or (GoReleaser's
+    `version: 1`, sops-nix's `keys:` anchors) names of their own (`builds:`, `creation_rules:`).
+
+    The top-level names are those YAML reads (`_top_level`): a quoted description whose second
+    line starts `Note: ...`, a manifest written as JSON or with quoted names, were passed over. A
+    file that YAML does not read as one mapping (a syntax error, several documents), or is larger
+    than 64 KiB (a megabyte of another tool's YAML takes a second to read), is judged by its lines
+    in its first 64 KiB."""
     try:  # (never following a link, never blocking on a FIFO put there since the listing)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -217,21 +222,58 @@ def _hidden_manifest(path: Path) -> bool:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return False
         head = os.read(fd, 65536)
+        if _SECTION_WORD.search(head) is None:  # (most tools' files: not read further)
+            return False
+        whole = not os.read(fd, 1)
     except OSError:
         return False
     finally:
         os.close(fd)
-    return _KEYFORM_LINE.search(head) is not None and all(
-        _section_name(name) for name in {m.group(1) for m in _TOP_LEVEL_NAME.finditer(head)})
+    read = _top_level(head) if whole else None
+    if read is None:
+        return _KEYFORM_LINE.search(head) is not None and all(
+            _section_name(name.decode("ascii")) for name in {m.group(1) for m in _TOP_LEVEL_NAME.finditer(head)})
+    version, names = read
+    return (version or not _KEYFORM_SECTIONS.isdisjoint(names)) and all(_section_name(name) for name in names)
 
 
-def _section_name(name: bytes) -> bool:
+# a word every keyform manifest holds, however written
+_SECTION_WORD = re.compile(rb"version|keys|providers|sinks|policies")
+_KEYFORM_SECTIONS = frozenset({"keys", "providers", "sinks", "policies"})
+
+
+def _top_level(data: bytes) -> tuple[bool, set[str]] | None:
+    """(whether the document says `version: 1`, its top-level names) when `data` is one YAML
+    mapping of plain names; None when YAML reads it otherwise (a syntax error, another kind of
+    document, a name that is not text). Composed, not built: another tool's tags and anchors cost
+    nothing."""
+    import yaml  # (a hidden file with a manifest's word only: not at every start-up)
+
+    loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    try:
+        root = yaml.compose(data.decode("utf-8"), Loader=loader)
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    names: set[str] = set()
+    version = False
+    for key, value in root.value:
+        if not isinstance(key, yaml.ScalarNode):
+            return None
+        names.add(key.value)
+        if key.value == "version" and isinstance(value, yaml.ScalarNode):
+            version = value.value.strip() in ("1", "1.0")
+    return version, names
+
+
+def _section_name(name: str) -> bool:
     """Whether a top-level `name` is a manifest's section, or a misspelling of one (`provider:`,
     `Keys:`, `polices:`, `defualts:`: close to one of `_SECTION_LOOKALIKES`, difflib's ratio 0.8
     or more). A hidden manifest with a slip in a section's name is still one (it was passed over
     in silence, its keys planned for deletion); other tools' names (`builds:`, `creation_rules:`,
     `repos:`, `stages:`, `project_name:`) are not that close to any."""
-    text = name.decode("ascii").lower()  # (the pattern matched ASCII only)
+    text = name.lower()
     if text in _MANIFEST_SECTIONS:
         return True
     import difflib  # (a hidden file with a keyform line only: not at every start-up)
