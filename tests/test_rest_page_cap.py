@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from keyform.errors import ProviderError
 from tests.test_provider_rest import item, provider
 
 Reply = tuple[int, dict[str, str], Any]
@@ -82,3 +83,21 @@ def test_what_the_checks_cost_an_api_without_a_cap(tmp_path: Path, n_keys: int, 
             listed = p.list()
         assert [k.id for k in listed or []] == [f"k{i}" for i in range(n_keys)]
         assert len(server.seen) == requests, (total, sizes(server))
+
+
+@pytest.mark.parametrize("past_end", [(404, {"detail": "Invalid page."}), (200, {"items": []})])
+def test_a_check_answered_with_a_reply_keyform_cannot_read_is_the_listing_s_error(
+        tmp_path: Path, past_end: tuple[int, Any]) -> None:
+    """The check of a second page refused as past the end (404) after a short first one let the
+    check's own shape error out raw: the plan said `the provider type 'rest:...' failed:
+    ShapeError: item 0 has no string id`, as if keyform's code had failed, not the API's reply."""
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        q = {k: v[-1] for k, v in parse_qs(urlsplit(path).query).items()}
+        if q["page"] == "1":
+            return 200, {}, {"items": [item(i) for i in range(3)]}
+        return (*past_end[:1], {}, past_end[1]) if q["per_page"] == "100" else (200, {}, {"items": [{"name": "x"}]})
+
+    with provider(tmp_path, script, pagination=SIZED + "}") as (p, server), pytest.raises(ProviderError) as caught:
+        p.list()
+    assert str(caught.value) == "t1: list: unexpected response shape (item 0 has no string id)"
+    assert sizes(server) == [100, 100, 3]

@@ -528,7 +528,9 @@ class RestProvider:
     def _page_of(self, op: Operation, ctx: Mapping[str, Any], where: int,
                  size: int) -> tuple[builtins.list[RemoteKey], Any] | None:
         """The keys and body of one `page`/`offset` request at `where` with `size` sent, or None when
-        the API does not answer it with a success."""
+        the API does not answer it with a success. A reply keyform cannot read is the listing's
+        error, naming this reply (a raw ShapeError from the check of a page refused as past the end
+        was said as the provider type's own failure)."""
         pg = self.d.pagination
         carry = {pg.param or pg.field or "": where, pg.size_param or "": size}
         query = {k: v for k, v in carry.items() if k != pg.field}
@@ -537,7 +539,10 @@ class RestProvider:
         if not 200 <= response.status_code < 300:
             return None
         body = json_body(response)
-        return [self.parse_key(item, f"item {i}") for i, item in enumerate(self._items(body))], body
+        try:
+            return [self.parse_key(item, f"item {i}") for i, item in enumerate(self._items(body))], body
+        except ShapeError as exc:
+            raise shape_error(self._http, "list", response, exc) from None
 
     def _same_origin(self, link: str, current: str) -> str:
         """A next link as a path below the base URL; a link to another origin is refused (it would
