@@ -101,3 +101,21 @@ def test_a_check_answered_with_a_reply_keyform_cannot_read_is_the_listing_s_erro
         p.list()
     assert str(caught.value) == "t1: list: unexpected response shape (item 0 has no string id)"
     assert sizes(server) == [100, 100, 3]
+
+
+@pytest.mark.parametrize("past_end", ["empty", "404"])
+@pytest.mark.parametrize("status", [503, 403])
+def test_a_check_that_fails_fails_the_listing_never_ends_it_short(tmp_path: Path, past_end: str, status: int) -> None:
+    """The check of page 2 at the served size answered with a failure (after the client's retries)
+    was taken as "no keys skipped": 80 keys at most 50 a page listed 50, and keys 50 to 79 looked
+    deleted outside keyform (the plan created each again, the originals left live)."""
+    inner = capped_api(80, 50, by_sent=True, past_end=past_end)
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        if parse_qs(urlsplit(path).query)["per_page"] == ["50"]:
+            return status, {"Retry-After": "0"}, {"message": "busy"}
+        return inner(method, path, headers, body)
+
+    with provider(tmp_path, script, pagination=SIZED + "}") as (p, _), pytest.raises(ProviderError) as caught:
+        p.list()
+    assert str(caught.value).startswith(f"t1: list: {status} busy") and caught.value.status == status

@@ -528,14 +528,19 @@ class RestProvider:
     def _page_of(self, op: Operation, ctx: Mapping[str, Any], where: int,
                  size: int) -> tuple[builtins.list[RemoteKey], Any] | None:
         """The keys and body of one `page`/`offset` request at `where` with `size` sent, or None when
-        the API does not answer it with a success. A reply keyform cannot read is the listing's
-        error, naming this reply (a raw ShapeError from the check of a page refused as past the end
-        was said as the provider type's own failure)."""
+        the API refuses it (a size below its least, say: no telling). A failure (a refused token, a
+        rate refusal or a 5xx, after the client's retries) is the listing's error: taken for "no
+        telling", a capped API's skipped keys were not listed (a 503 on the check of a page after a
+        short first one, and the keys past it looked deleted). A reply keyform cannot read is the
+        listing's error too, naming this reply (a raw ShapeError from the check of a page refused
+        as past the end was said as the provider type's own failure)."""
         pg = self.d.pagination
         carry = {pg.param or pg.field or "": where, pg.size_param or "": size}
         query = {k: v for k, v in carry.items() if k != pg.field}
         extra = {pg.field: where} if pg.field else None
         response = self._call(op, ctx, "list", query=query, body_extra=extra)
+        if is_failure(response.status_code):
+            raise self._error("list", response)
         if not 200 <= response.status_code < 300:
             return None
         body = json_body(response)
