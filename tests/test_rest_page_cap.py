@@ -119,3 +119,23 @@ def test_a_check_that_fails_fails_the_listing_never_ends_it_short(tmp_path: Path
     with provider(tmp_path, script, pagination=SIZED + "}") as (p, _), pytest.raises(ProviderError) as caught:
         p.list()
     assert str(caught.value).startswith(f"t1: list: {status} busy") and caught.value.status == status
+
+
+@pytest.mark.parametrize("pagination", [SIZED + ", total: /total}", "{type: page, param: page, total: /total}",
+                                        "{type: offset, param: offset, total: /total}"])
+def test_a_first_page_that_reaches_its_total_and_comes_again_in_another_order_ends_the_listing(
+        tmp_path: Path, pagination: str) -> None:
+    """The check of a first page that reaches its `total` got, from an API that lists in no set
+    order and answers a page past the end with its keys again (clamped, or one page), the same keys
+    in another order: refused as "the API returned the same page again", on every plan, where one
+    request had listed them before."""
+    calls: list[str] = []
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> Reply:
+        calls.append(path)
+        keys = [item(i) for i in range(3)]
+        return 200, {}, {"items": keys[::-1] if len(calls) % 2 == 0 else keys, "total": 3}
+
+    with provider(tmp_path, script, pagination=pagination) as (p, server):
+        listed = p.list()
+    assert [k.id for k in listed or []] == ["k0", "k1", "k2"] and len(server.seen) == 2

@@ -386,8 +386,11 @@ class RestProvider:
                         # clamped to the last page: after pages that showed the parameter works, or
                         # a single page shorter than a page can be (an API that ignores the
                         # parameter would give a full one again: refused), or after a `total` that
-                        # said the listing was complete
-                        if ids == previous and (reached or len(listed_ids) > len(ids) or (
+                        # said the listing was complete (then in any order: the first page's check
+                        # got an API that lists in no set order, clamping or ignoring the parameter,
+                        # refused as ignoring it, where one request had listed it)
+                        again = ids == previous or (reached and sorted(ids) == sorted(previous))
+                        if again and (reached or len(listed_ids) > len(ids) or (
                                 len(ids) < size and self._page_taken(op, ctx, ids))):
                             del out[first:]
                             return out
