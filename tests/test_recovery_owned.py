@@ -33,6 +33,8 @@ from keyform.state import State
 from tests.factories import T0, ListWriter, questra_key, recorded, state_with
 
 READ_ONLY = "ro-reviewer-token-4c1d"
+RECORDED = ("Apply complete: 0 created, 0 updated, 0 replaced, 0 deleted, 0 failed; the state now records what the "
+            "interrupted apply did.")
 KEYS = """\
 a: {provider: qp, name: deploy-bot}
 b: {provider: qp, name: ci-bot}
@@ -134,7 +136,11 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     assert res.exit_code == 2, res.output
     assert "the next apply records them" in res.stdout and "No changes to keys" in res.stdout
     assert project.state_path.read_bytes() == raw
-    assert project.run("apply", "--auto-approve").exit_code == 0
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    # the apply says it recorded them: it printed only the plan's "`keyform apply` records it", and
+    # nothing after, as if nothing had happened
+    assert applied.stdout.rstrip().splitlines()[-1] == RECORDED, applied.stdout
     after = project.state()
     assert after["keys"]["b"]["remote_id"] == gone.remote_id and after["serial"] == serial + 1
     assert not (tmp_path / "keyform.state.json.journal").exists()

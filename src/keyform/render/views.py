@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from keyform.providers.ratelimit import RateEvent
 
 
+# after an apply whose only change was the state's record of an interrupted apply
+RECORDED = "the state now records what the interrupted apply did."
+
+
 class View(ABC):
     """What every format shares: diagnostics, and the lines of an interrupted apply (stderr).
     Each format implements `plan`, `event`, `rate` and `summary`."""
@@ -34,6 +38,7 @@ class View(ABC):
 
     def __init__(self, color: bool = False) -> None:
         self.color = color  # stdout is a terminal that takes colour
+        self.unsaved = False  # the plan apply made said the state did not record an interrupted apply yet
 
     def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
         print_diagnostics(diagnostics)
@@ -49,6 +54,7 @@ class View(ABC):
 
     def planned(self, plan: Plan) -> None:
         """The plan apply made itself, before asking."""
+        self.unsaved = plan.unsaved
         self.plan(plan)
 
     def confirming(self) -> None:  # noqa: B027 (an optional hook: most formats say nothing)
@@ -67,7 +73,8 @@ class View(ABC):
         """The apply's (or destroy's) last word."""
 
     def nothing_to_apply(self, *, destroy: bool = False) -> None:  # noqa: B027 (an optional hook)
-        """The plan apply made has no changes (it said so): nothing ran, so `summary` was not called."""
+        """The plan apply made has no changes (it said so): nothing ran, so `summary` was not called.
+        The state records what an interrupted apply did now, if the plan said it did not (`unsaved`)."""
 
     def interrupted(self, report: ApplyReport) -> None:
         from keyform.render.progress import interrupted_lines
@@ -128,6 +135,15 @@ class TextView(View):
         click.echo("")
         click.echo(summary_text(report, destroy=destroy))
 
+    def nothing_to_apply(self, *, destroy: bool = False) -> None:
+        # the plan's summary said "`keyform apply` records it": say that it did (it said nothing more)
+        if self.unsaved:
+            from keyform.applier import ApplyReport
+            from keyform.render.progress import summary_text
+
+            click.echo("")
+            click.echo(summary_text(ApplyReport(), destroy=destroy).rstrip(".") + "; " + RECORDED)
+
 
 class MarkdownView(TextView):
     """A plan as a pull-request comment (`plan` and `show` only)."""
@@ -153,6 +169,7 @@ class JSONView(View):
         click.echo(plan.dumps(inputs=False), nl=False)
 
     def planned(self, plan: Plan) -> None:
+        self.unsaved = plan.unsaved
         click.echo(json.dumps({"type": "planned", "plan": plan.to_json(inputs=False)}))
 
     def event(self, event: ApplyEvent) -> None:
