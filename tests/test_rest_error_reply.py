@@ -49,3 +49,19 @@ def test_a_reply_of_other_names_names_a_few_of_them_cut(tmp_path: Path, monkeypa
         p.list()
     assert str(caught.value) == ("t1: list: unexpected response shape (no array of keys where the definition says "
                                  f"(got an object with keys ['{'n' * 40}', 'other\\n']))")
+
+
+@pytest.mark.parametrize("status", [200, 403])
+def test_a_code_that_is_the_message_is_said_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int) -> None:
+    """Slack's `{"ok": false, "error": "invalid_auth"}`, read by a definition whose `errors.message`
+    and `errors.code` both point at /error (the shipped questra.yaml's fall back to /error too): the
+    error read `invalid_auth: invalid_auth`."""
+    from tests import test_provider_rest
+
+    monkeypatch.setattr(test_provider_rest, "BASE", test_provider_rest.BASE.replace(
+        "message: [/error/message, /message]", "message: [/message, /error]").replace("code: /error/code", "code: /error"))
+    reply = {"ok": False, "error": "invalid_auth"}
+    with provider(tmp_path, lambda method, path, headers, sent: (status, {}, reply)) as (p, _), \
+            pytest.raises(ProviderError) as caught:
+        p.list()
+    assert "invalid_auth" in str(caught.value) and "invalid_auth: invalid_auth" not in str(caught.value), caught.value

@@ -178,7 +178,10 @@ class RestProvider:
                 message = value.strip()
                 break
         code = at(body, self.d.error_code) if self.d.error_code is not None else None
-        return message, code if isinstance(code, str) and code else None
+        code = code if isinstance(code, str) and code else None
+        if message is not None and message == (code or "").strip():  # (one field read as both: said once,
+            message = None  # not `invalid_auth: invalid_auth`, as Slack's `{"error": "invalid_auth"}` read)
+        return message, code
 
     def _error(self, what: str, response: httpx.Response, secrets: tuple[str, ...] = (), *,
                create: bool = False) -> ProviderError:
