@@ -93,6 +93,20 @@ def test_rows_carry_every_column_and_the_rule_causing_the_next_rotation() -> Non
     assert deposed.rotation_due_at == format_time(NOW + timedelta(hours=5))
 
 
+def test_an_old_key_whose_revocation_was_asked_for_is_due_now() -> None:
+    """A deposed key an apply with `--revoke-old` set out to revoke and did not (killed, or its revoke
+    failed) is revoked by the next apply (`revoke_requested`); the report said it waited for its
+    grace (`in 5h: revoked after grace`)."""
+    ws, st = mixed()
+    st.deposed[0].revoke_requested = True
+    report = build_report(ws, st, snapshot_of(st), NOW)
+    row = next(r for r in report.rows if r.kind == "deposed")
+    assert (row.rotation_due_at, row.rotation_due_in_days) == (format_time(NOW), 0)
+    assert row.rotation_rule == "revocation requested (--revoke-old)"
+    assert f"{format_time(NOW)[:10]} (now): revocation requested (--revoke-old)" in render_text(report)
+    validate(report.to_json())
+
+
 def test_a_consumer_of_a_rotating_source_shows_the_sources_rotation() -> None:
     """A key fed by `auth_value: {secret_of: src}` is replaced whenever src is; the report showed no
     next rotation for it, and `--due-within` named only src, so a mass rotation's lead did not see

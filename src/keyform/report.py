@@ -295,6 +295,11 @@ def _rule(name: str, period: timedelta) -> str:
 def _deposed_row(d: DeposedKey, snapshot: RemoteSnapshot, now: datetime) -> ReportRow:
     known, rk = snapshot.lookup(d.provider, d.remote_id)
     due = _time(d.revoke_after)
+    rule = "revoked after grace"
+    if d.revoke_requested:  # an apply with --revoke-old did not finish it: the next apply revokes it, whatever
+        from keyform.planner import REVOKE_OLD_REQUESTED  # its grace (the report said `in 5h`)
+
+        due, rule = (min(due, now) if due else now), REVOKE_OLD_REQUESTED
     if not snapshot.refreshed or not known:
         status = DEPOSED
     elif rk is None:
@@ -312,7 +317,7 @@ def _deposed_row(d: DeposedKey, snapshot: RemoteSnapshot, now: datetime) -> Repo
         expires_at=format_time(expires) if expires else None,
         expires_in_days=_days(expires - now) if expires else None,
         rotation_due_at=format_time(due) if due else d.revoke_after,
-        rotation_due_in_days=_days(due - now) if due else None, rotation_rule="revoked after grace",
+        rotation_due_in_days=_days(due - now) if due else None, rotation_rule=rule,
         applied_at=d.deposed_at, last_used=_last_used(rk), usage_reported=rk is not None and rk.usage_reported,
     )
 
