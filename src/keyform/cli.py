@@ -252,7 +252,9 @@ def validate(ctx: Ctx, files: tuple[str, ...], policy_files: tuple[str, ...]) ->
 @click.option("--out", type=NonEmptyPath(), metavar="FILE", help="Save the plan to FILE for `keyform apply FILE`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="text for terminals, markdown for a pull-request comment, json (schemas/plan.schema.json).")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 if no changes, 2 if changes, 1 on error.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 if no changes, 2 if changes (also: keys that could not be checked, or an interrupted "
+                   "apply that only `apply` records), 1 on error.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True, help="List the remote keys first.")
 @click.option("--target", "targets", multiple=True, type=NonEmpty("address"), metavar="ADDRESS",
               help="Plan only this address (and what it needs); repeatable.")
