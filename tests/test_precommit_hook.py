@@ -1,10 +1,12 @@
 """The `keyform-validate` pre-commit hook, run by the real pre-commit in scratch git repositories.
 
-`pre-commit try-repo` installs the hook the way a user's pre-commit does (a virtualenv with keyform
+`pre-commit run` installs the hook the way a user's pre-commit does (a virtualenv with keyform
 pip-installed from the hook repository) from a temporary git repository holding this checkout's
 files as they are now, so the test needs neither a clone of a remote nor this worktree's path.
 The hook environment is installed once per run (PRE_COMMIT_HOME in a temporary directory) and
 reused by every layout: good, broken, nested, `keys/`, and a custom layout configured with `args:`.
+(Not `pre-commit try-repo`: it writes the same one-repository config, but into a store of its own
+in a new temporary directory each time, so it installed the environment anew for every call.)
 """
 
 from __future__ import annotations
@@ -193,7 +195,11 @@ class Run:
 
 
 def try_repo(hook: HookRepo, repo: Path, *args: str) -> Run:
-    done = subprocess.run([hook.pre_commit, "try-repo", str(hook.path), "keyform-validate", "--verbose", *args],
+    """What `pre-commit try-repo HOOK_REPO keyform-validate` does (a config of that one repository at
+    its HEAD, outside `repo`), with the module's PRE_COMMIT_HOME, where the environment stays."""
+    config = repo.parent / "try-repo-config.yaml"
+    config.write_text(f"repos:\n- repo: {hook.path}\n  rev: {hook.rev}\n  hooks:\n  - id: keyform-validate\n")
+    done = subprocess.run([hook.pre_commit, "run", "-c", str(config), "keyform-validate", "--verbose", *args],
                           cwd=repo, env=hook.env, capture_output=True, text=True, timeout=900)
     return Run(done.returncode, done.stdout + done.stderr)
 
