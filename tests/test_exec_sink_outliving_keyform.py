@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from harness.emulator import EmulatorProcess
-from harness.project import ORG, Project
+from harness.project import ORG, Project, wait_for
 from keyform.emulator.client import EmulatorControl
 from tests.pgcluster import PASSWORD
 
@@ -38,7 +38,7 @@ def _slow_vault(tmp_path: Path, url: str, pg_dsn: str | None = None) -> tuple[Pr
     store = tmp_path / "store"
     store.mkdir()
     command = (f'n=$(ls {store}/.calls* 2>/dev/null | wc -l); touch {store}/.calls$n; '
-               f'if [ "$n" = 0 ]; then sleep 3; fi; cat > "{store}/$KEYFORM_SINK_NAME"')
+               f'if [ "$n" = 0 ]; then sleep 3; fi; cat > "{store}/$KEYFORM_SINK_NAME"; touch {store}/.done$n')
     project = Project(tmp_path / "proj", url, env={"KF_TEST_DSN": pg_dsn} if pg_dsn else None)
     state = "state: {backend: postgres, dsn: {env: KF_TEST_DSN}}" if pg_dsn else ""
     project.exec_vault(f"sh, -c, '{command}'", store, extra=state)
@@ -54,6 +54,11 @@ def _writing(project: Project, store: Path, proc: subprocess.Popen[Any] | None =
     assert (store / ".calls0").exists(), proc.communicate()
     time.sleep(0.2)
     return proc
+
+
+def _first_program_done(store: Path) -> None:
+    """Wait until the slow first write's program has written and finished (its late write, if any, landed)."""
+    assert wait_for(lambda: (store / ".done0").exists(), 30, interval=0.02), "the first sink program never finished"
 
 
 def _signal_during_the_write(project: Project, store: Path, sig: signal.Signals) -> tuple[str, str]:
@@ -82,7 +87,7 @@ def test_exec_sink_write_of_a_terminated_apply_does_not_land_after_recovery(tmp_
     assert "Interrupted" in err and "q0: created" in out + err, out + err
     recovered = project.run_process("apply", "--auto-approve")
     assert recovered.exit_code == 0, recovered.tail()
-    time.sleep(4)  # the killed apply's program has finished by now
+    _first_program_done(store)  # the killed apply's program has finished by now
     _holds_the_live_secret(project, store, emulator_process.url)
 
 
@@ -121,7 +126,7 @@ the next apply raced the program's late write. The program now holds that socket
 def _recovers_after_the_program(project: Project, store: Path, url: str) -> None:
     recovered = project.run_process("apply", "--auto-approve", "--lock-timeout", "30s")
     assert recovered.exit_code == 0, recovered.tail()
-    time.sleep(1)
+    _first_program_done(store)
     _holds_the_live_secret(project, store, url)
     assert project.run_process("plan", "--detailed-exitcode").exit_code == 0
 
