@@ -612,6 +612,8 @@ def test_the_database_lost_mid_apply_stops_it_with_one_message_and_the_next_run_
                 "it once the state can be written again.") in error, error
     if failure == "server-stopped":
         cluster.resume()
+    with EmulatorControl(emulator.url) as control:  # the slow API was for the failing apply; the recovery need not wait
+        control.faults(latency_ms=0)
     plan = run(tmp_path, env, "plan", "--detailed-exitcode")
     assert plan.returncode == 2, plan.stdout + plan.stderr
     assert re.search(rf"^Plan: {N_KEYS - created} to create, 0 to update, 0 to replace, [01] to delete\.", plan.stdout,
