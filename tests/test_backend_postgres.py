@@ -431,19 +431,24 @@ def test_another_workspace_s_state_larger_than_the_cap_is_refused_by_name(pg_dsn
     assert set(reader.other_workspace_states()) == {"small"}
 
 
+# the host of a broken lock record: 512 times the 64 KiB cap, 4 times the memory the refusal may take
+# (300 MiB, as found, showed no more; writing it took seconds)
+HUGE_HOST = 32 * 1024 * 1024
+
+
 def test_a_lock_record_larger_than_its_cap_is_refused_unread_and_nothing_is_written(pg_dsn: str,
                                                                                      backends: Any) -> None:
     """`keyform_locks` rows were read whole: a broken or hostile holder record of 300 MiB (here its host)
     was fetched by every command that takes the lock, force-unlock and the "state is locked" message
     (over 600 MB of memory in the process). A holder's details are a few hundred bytes: the row is
     measured in the database and refused past 64 KiB, unfetched, with one message naming the row;
-    the lock is not taken and the row is left as it was."""
+    the lock is not taken and the row is left as it was. (Here the host is `HUGE_HOST`, 32 MiB.)"""
     import tracemalloc
 
     backend = backends()
     info = backend.acquire_lock("apply")
     backend.release_lock(info)
-    sql(pg_dsn, "INSERT INTO keyform_locks VALUES (%s, 'broken-lock', 4242, repeat('h', 300 * 1024 * 1024), 'apply', "
+    sql(pg_dsn, f"INSERT INTO keyform_locks VALUES (%s, 'broken-lock', 4242, repeat('h', {HUGE_HOST}), 'apply', "
                 "'2027-01-01T00:00:00Z', '0.1.0', 999999)", backend.workspace)
     [(size,)] = sql(pg_dsn, "SELECT octet_length(lock_id) + octet_length(host) + octet_length(operation) + "
                             "octet_length(created_at) + octet_length(version) FROM keyform_locks")
@@ -465,13 +470,13 @@ def test_a_lock_record_larger_than_its_cap_is_refused_unread_and_nothing_is_writ
     assert str(refused.value) == expected
     # nothing written: the row is the broken one still, and no lock is left held
     assert sql(pg_dsn, "SELECT lock_id, octet_length(host) FROM keyform_locks WHERE workspace = %s",
-               backend.workspace) == [("broken-lock", 300 * 1024 * 1024)]
+               backend.workspace) == [("broken-lock", HUGE_HOST)]
     assert not sql(pg_dsn, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
     sql(pg_dsn, "DELETE FROM keyform_locks WHERE workspace = %s", backend.workspace)  # as the message advises
     # a live holder whose record grew so: the waiter's "state is locked" message reads it, within the cap too
     proc, _ = hold_lock(pg_dsn, backend.workspace)
     try:
-        sql(pg_dsn, "UPDATE keyform_locks SET host = repeat('h', 300 * 1024 * 1024) WHERE workspace = %s",
+        sql(pg_dsn, f"UPDATE keyform_locks SET host = repeat('h', {HUGE_HOST}) WHERE workspace = %s",
             backend.workspace)
         with pytest.raises(StateError) as refused:
             backends().acquire_lock("plan")
