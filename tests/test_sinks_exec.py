@@ -275,11 +275,17 @@ def test_a_failing_write_that_prints_its_stdin_in_base64_shows_none_of_it() -> N
         assert "***" in shown, str(info.value)
 
 
-def test_a_command_that_exits_leaving_a_process_that_holds_its_output_open_is_done(tmp_path: Path) -> None:
+def test_a_command_that_exits_leaving_a_process_that_holds_its_output_open_is_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write that stored the secret and exited 0, but left a process running with its stdout and
     stderr (an agent, `cmd &`), was reported as "did not finish within 30s and was killed", and its new
-    key revoked. Its exit status is its answer; what the process prints soon after still counts."""
+    key revoked. Its exit status is its answer; what the process prints soon after still counts.
+    (`procs.EXITED_GRACE`, the "soon after", is 1 s here, not 2: each of the three commands waits it out.)"""
     import signal
+
+    from keyform.sinks import procs
+
+    monkeypatch.setattr(procs, "EXITED_GRACE", 1.0)
 
     stored, pidfile = tmp_path / "stored", tmp_path / "agent.pid"
     agent = f"sleep 60 & echo $! >> {pidfile}"
