@@ -91,10 +91,18 @@ def test_version_and_a_builtin_validate_load_no_plugin(venv: Path, tmp_path: Pat
     assert "The manifests are valid" in res.stdout and res.stdout.strip().endswith("PLUGIN LOADED"), res.stdout
 
 
+# a pytest plug-in for the example's own test run: the kit's FAULT_DEADLINE at 1 s, as in the rest of
+# keyform's tests (conftest.kit_fault_deadline; its emulator answers on 127.0.0.1 too)
+SHORT_FAULT_DEADLINE = "from keyform.testing import conformance\n\nconformance.FAULT_DEADLINE = 1.0\n"
+
+
 def test_the_example_passes_its_own_tests_and_the_conformance_kit(venv: Path) -> None:
     plugin = venv.parent / "plugin-provider"
-    res = run(venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=plugin,
-              env=clean_env())
+    plugins = venv.parent / "pytest-plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "kf_short_fault_deadline.py").write_text(SHORT_FAULT_DEADLINE)
+    res = run(venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "kf_short_fault_deadline",
+              "tests", cwd=plugin, env={**clean_env(), "PYTHONPATH": str(plugins)})
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert "TestAcmeConformance" not in res.stdout or "failed" not in res.stdout
     summary = res.stdout.strip().splitlines()[-1]
