@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from keyform.errors import ProviderError
-from keyform.testing import CANARY, ConformanceTarget, ProviderConformance
+from keyform.testing import CANARY, ConformanceTarget, ProviderConformance, conformance
 from keyform.testing.rest import load_rest_type, rest_manifest_entry
 from tests.conftest import REJECTED, TOKEN
 from tests.rest_services import DatadogApiKeys, OpenAIAdminKeys, SendGridKeys, Service, ServiceFaults, serve
@@ -114,7 +114,7 @@ def test_sendgrid_has_no_pages_and_every_fault_answers_in_the_apis_error_shape(
     faults = ServiceFaults(service)
     assert faults.set_page_size(2) is False
     target = service_target(service, url, "sendgrid", key_fields=lambda label: {"name": label})
-    provider = target.open()
+    provider = target.open(deadline=conformance.FAULT_DEADLINE)  # each fault is retried to the deadline
     try:
         for status, words in ((429, "too many requests"), (500, "internal server error"), (503, "unavailable")):
             faults.inject(status)
