@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,10 @@ STATE = "keys/keyform.state.json"
 JOURNAL = "keys/keyform.state.json.journal"
 
 
+@cache
 def kit() -> Workflow:
+    """The kit's workflow, read once (finding it parses every shipped workflow, ~0.1 s, and each step
+    of every test asked for it again)."""
     return next(wf for wf in shipped_workflows() if wf.name == KIT)
 
 
