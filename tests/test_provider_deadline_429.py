@@ -22,6 +22,7 @@ from keyform.remote import CreateRequest
 from tests.hostile import HostileServer, Reply, Seen, hostile
 
 DEADLINE = 3.0
+SHORT = 1.5  # the deadline of the tests that only wait it out (it is the whole of their time)
 SLACK = 0.5  # scheduling on a loaded 2-core machine; the code's own slack is 0.05 s
 REFUSED = json.dumps({"error": "rate limited"}).encode()
 
@@ -125,12 +126,13 @@ def test_the_instance_pause_past_the_deadline_is_not_waited_for(server: HostileS
 def test_5xx_to_a_list_until_the_deadline_end_it_with_the_5xx(server: HostileServer) -> None:
     """The same for a server error retried until the deadline (a budget too large to run out)."""
     server.script = lambda seen: Reply(503, json.dumps({"error": "overloaded"}).encode())
-    provider = QuestraProvider("qp", server.url, "tok-secret", "org_1", timeout=5.0, deadline=DEADLINE,
+    provider = QuestraProvider("qp", server.url, "tok-secret", "org_1", timeout=5.0, deadline=SHORT,
                                rng=random.Random(7), max_retries=100)
     err, took = _fails(provider, "list")
-    assert took <= DEADLINE + SLACK, took
+    assert took <= SHORT + SLACK, took
     assert err.status == 503 and not err.ambiguous, err
-    assert f"; still 503 after {len(server.seen)} attempts within the call's 3s deadline" in str(err), err
+    assert len(server.seen) >= 2  # it did retry
+    assert f"; still 503 after {len(server.seen)} attempts within the call's 1.5s deadline" in str(err), err
     assert "rate-limited" not in str(err)
 
 
@@ -156,7 +158,7 @@ def _refused_then_silent(server: HostileServer) -> Callable[[Seen], Reply | None
     def script(seen: Seen) -> Reply | None:
         if len(server.seen) == 1:
             return _refuse("0")
-        time.sleep(DEADLINE + 1.0)
+        time.sleep(SHORT + 1.0)
         return Reply(drop=True)
     return script
 
@@ -164,17 +166,17 @@ def _refused_then_silent(server: HostileServer) -> Callable[[Seen], Reply | None
 def test_a_reply_cut_by_the_deadline_after_429s_keeps_the_429_for_a_list(server: HostileServer) -> None:
     """A list refused, then left unanswered until the deadline: it reports the 429 it did get."""
     server.script = _refused_then_silent(server)
-    err, took = _fails(_provider(server), "list")
-    assert took <= DEADLINE + SLACK, took
+    err, took = _fails(_provider(server, deadline=SHORT), "list")
+    assert took <= SHORT + SLACK, took
     assert err.status == 429 and not err.ambiguous, err
-    assert "still 429 after 1 attempt, the next one unanswered, within the call's 3s deadline" in str(err), err
+    assert "still 429 after 1 attempt, the next one unanswered, within the call's 1.5s deadline" in str(err), err
 
 
 def test_a_create_cut_by_the_deadline_after_a_429_may_have_happened(server: HostileServer) -> None:
     """The ambiguity contract is kept: once a create's attempt was sent and its reply lost, the key
     may exist remotely, whatever an earlier attempt was answered."""
     server.script = _refused_then_silent(server)
-    err, took = _fails(_provider(server), "create")
-    assert took <= DEADLINE + SLACK, took
+    err, took = _fails(_provider(server, deadline=SHORT), "create")
+    assert took <= SHORT + SLACK, took
     assert err.ambiguous and err.status is None, err
     assert "the key may exist remotely" in str(err), err
