@@ -17,7 +17,16 @@ import time
 from pathlib import Path
 
 from harness.emulator import EmulatorProcess
-from harness.project import Project
+from harness.project import Project, wait_for
+
+
+def _ended(pid: int) -> bool:
+    """The process is gone, or a zombie (it holds no descriptor then)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def test_an_agent_started_by_a_sink_program_does_not_lock_the_state_for_good(tmp_path: Path,
@@ -27,7 +36,7 @@ def test_an_agent_started_by_a_sink_program_does_not_lock_the_state_for_good(tmp
     pidfile = tmp_path / "agent.pid"
     # the sink program: writes, starts a detached agent (its own session, no stdio), then takes 2 s more
     script = tmp_path / "sink.sh"
-    script.write_text(f'cat > "{store}/$KEYFORM_SINK_NAME"; touch "{store}/.written"\n'
+    script.write_text(f'echo $$ > "{store}/.program"; cat > "{store}/$KEYFORM_SINK_NAME"; touch "{store}/.written"\n'
                       f'setsid sh -c \'echo $$ > "{pidfile}"; exec sleep 60\' </dev/null >/dev/null 2>&1 &\n'
                       'sleep 2\n')
     project = Project(tmp_path / "proj", emulator_process.url)
@@ -42,7 +51,9 @@ def test_an_agent_started_by_a_sink_program_does_not_lock_the_state_for_good(tmp
         time.sleep(0.3)
         os.kill(proc.pid, signal.SIGKILL)  # the OOM killer, a kill -9
         proc.communicate(timeout=30)
-        time.sleep(3)  # the sink program has finished; only the agent lives on
+        program = int((store / ".program").read_text())
+        assert wait_for(lambda: _ended(program), 30, interval=0.02)  # the sink program has finished (its sleep 2
+        # too: it waits for it); only the agent lives on
         agent = int(pidfile.read_text())
         lock_id = json.loads(project.lock_path.read_text())["id"]
         plan = project.run_process("plan")
