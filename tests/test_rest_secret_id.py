@@ -61,6 +61,11 @@ def test_when_that_revoke_fails_the_create_is_ambiguous_and_the_id_is_not_journa
     with serving(server):
         project = Project(tmp_path, server.url)
         project.rest_api(SCRIPTED_REST, "k1: {provider: rp, name: k1}\n")
+        # its revokes end by a 1 s deadline: a retry or two each (the lines looked at), not five retries'
+        # ~3 s of backoff
+        text = project.manifest.read_text()
+        assert "token: {env: QUESTRA_TOKEN}}" in text
+        project.manifest.write_text(text.replace("token: {env: QUESTRA_TOKEN}}", "token: {env: QUESTRA_TOKEN}, deadline: 1s}"))
         applied = project.run_process("apply", "--auto-approve")
     assert applied.exit_code == 1 and "the key may exist remotely" in applied.output, applied.output
     journal = project.journal_path.read_text()
@@ -178,6 +183,11 @@ def test_verbose_retry_lines_never_show_an_id_holding_the_secret(tmp_path: Path)
     with serving(server):
         project = Project(tmp_path, server.url)
         project.rest_api(SCRIPTED_REST, "k1: {provider: rp, name: k1}\n")
+        # its revokes end by a 1 s deadline: a retry or two each (the lines looked at), not five retries'
+        # ~3 s of backoff
+        text = project.manifest.read_text()
+        assert "token: {env: QUESTRA_TOKEN}}" in text
+        project.manifest.write_text(text.replace("token: {env: QUESTRA_TOKEN}}", "token: {env: QUESTRA_TOKEN}, deadline: 1s}"))
         first = project.run_process("-v", "apply", "--auto-approve", "-f", str(project.manifest))
         again = project.run_process("-v", "apply", "--auto-approve", "-f", str(project.manifest))
     assert first.exit_code == 1 and "retry 1/" in first.output, first.output
