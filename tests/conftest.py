@@ -181,8 +181,6 @@ def kit_emulator() -> Iterator[Emulator]:
     emulator.stop()
 
 
-
-
 @pytest.fixture(scope="session", autouse=True)
 def kit_fault_deadline() -> Iterator[float]:
     """The conformance kit's ``FAULT_DEADLINE`` (3 s for plug-in authors, whose APIs may be far away)
