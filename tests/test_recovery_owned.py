@@ -29,7 +29,7 @@ from keyform.emulator.client import EmulatorControl
 from keyform.journal import Begin, Created, Intent, Journal, Record, Sunk
 from keyform.recovery import CLOCK_SKEW, assess
 from keyform.remote import RemoteKey
-from keyform.state import State
+from keyform.state import KeyState, State
 from tests.factories import T0, ListWriter, questra_key, recorded, state_with
 
 READ_ONLY = "ro-reviewer-token-4c1d"
@@ -107,10 +107,10 @@ def test_plan_with_a_read_only_token_after_a_crash_shows_the_orphans_and_writes_
         assert final.exit_code == 0, final.output
 
 
-def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_state(
-        tmp_path: Path, emulator: Any) -> None:
-    """The journal's finished changes are folded into the plan in memory only; apply saves them."""
-    project = Project(tmp_path, emulator.url)
+def _unsaved_create(tmp_path: Path, url: str) -> tuple[Project, KeyState]:
+    """A project whose apply that created b died after its journal's `done` record, before saving the
+    state: b's key (returned) is known from the journal only."""
+    project = Project(tmp_path, url)
     project.questra(KEYS)
     assert project.run("apply", "--auto-approve").exit_code == 0
     from keyform.backends.local import LocalBackend
@@ -120,7 +120,6 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     assert state is not None
     gone = state.keys.pop("b")  # as if the apply that created b died before saving the state
     store.save(state)
-    serial = project.state()["serial"]
     fh = store.journal_open()
     fh.append(Begin.of(state))
     journal = Journal(fh, "killed")
@@ -129,6 +128,14 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     fh.append(Sunk(seq))  # a journal written by an earlier keyform
     journal.done(seq, key=gone)
     fh.close()
+    return project, gone
+
+
+def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_state(
+        tmp_path: Path, emulator: Any) -> None:
+    """The journal's finished changes are folded into the plan in memory only; apply saves them."""
+    project, gone = _unsaved_create(tmp_path, emulator.url)
+    serial = project.state()["serial"]
     raw = project.state_path.read_bytes()
     res = project.run("plan", "--detailed-exitcode")
     # no key changes (b is known from the journal), but only apply records b: 2, as Terraform's plan
@@ -145,6 +152,26 @@ def test_a_plan_after_a_finished_change_was_not_saved_shows_it_but_writes_no_sta
     assert after["keys"]["b"]["remote_id"] == gone.remote_id and after["serial"] == serial + 1
     assert not (tmp_path / "keyform.state.json.journal").exists()
     assert project.run("plan", "--detailed-exitcode").exit_code == 0  # recorded: nothing left
+
+
+def test_a_saved_plan_whose_only_change_is_the_record_says_the_state_records_it(
+        tmp_path: Path, emulator: Any) -> None:
+    """`plan --out F` then `apply F` ends as the apply that plans itself: it printed the plain `Apply
+    complete: 0 ...` (the saved plan is not shown again, so its `unsaved` never reached the view)."""
+    project, gone = _unsaved_create(tmp_path, emulator.url)
+    serial = project.state()["serial"]
+    planned = project.run("plan", "--out", str(tmp_path / "p.plan"))
+    assert planned.exit_code == 0 and "No changes to keys" in planned.stdout, planned.output
+    applied = project.run("apply", str(tmp_path / "p.plan"))
+    assert applied.exit_code == 0, applied.output
+    assert applied.stdout.rstrip().splitlines()[-1] == RECORDED, applied.stdout
+    after = project.state()
+    assert after["keys"]["b"]["remote_id"] == gone.remote_id and after["serial"] == serial + 1
+    # a saved plan with nothing to record still ends with the plain line
+    assert project.run("plan", "--out", str(tmp_path / "q.plan")).exit_code == 0
+    again = project.run("apply", str(tmp_path / "q.plan"))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.rstrip().splitlines()[-1] == RECORDED.split(";")[0] + ".", again.stdout
 
 
 # ----------------------------------------------------------------------- the window, in isolation

@@ -118,6 +118,9 @@ class _UI:
     def planned(self, plan: Plan) -> None:
         self.seen.append(f"planned {len(plan.actionable)}")
 
+    def applying_saved(self, plan: Plan) -> None:
+        self.seen.append(f"saved {len(plan.actionable)}")
+
     def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.seen.extend(f"{d.severity.value}: {d}" for d in diagnostics)
 
@@ -155,7 +158,7 @@ def test_apply_and_destroy_are_one_operations_entry(project: Project, tmp_path: 
     report = operations.run_apply(opts, ApplyRequest(plan_file=str(saved)), ui,
                                   confirm=lambda: pytest.fail("a saved plan is not confirmed again"))
     assert report is not None and report.ok and operations.read_state(opts).keys == {}
-    assert ui.seen == ["start ci-bot", "done ci-bot"]
+    assert ui.seen == ["saved 1", "start ci-bot", "done ci-bot"]
 
 
 def _plan() -> Plan:

@@ -885,6 +885,8 @@ class ApplyUI(Protocol):
 
     def planned(self, plan: Plan) -> None: ...
 
+    def applying_saved(self, plan: Plan) -> None: ...
+
     def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None: ...
 
     def event(self, event: ApplyEvent) -> None: ...
@@ -909,10 +911,11 @@ class ApplyRequest:
 
 def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
               confirm: Callable[[], None] = lambda: None) -> ApplyReport | None:
-    """`keyform apply` and `keyform destroy`: on a locked session, check the saved plan or make one
-    (shown with `ui.planned`; `confirm` asks, raising to cancel, only when it has changes), commit
-    recovery, apply. None when there was nothing to change (recovery still committed). A second
-    Ctrl-C (ApplyAbandoned) is shown with `ui.abandoned`, then raised."""
+    """`keyform apply` and `keyform destroy`: on a locked session, check the saved plan (given to
+    `ui.applying_saved`, not shown again) or make one (shown with `ui.planned`; `confirm` asks,
+    raising to cancel, only when it has changes), commit recovery, apply. None when there was
+    nothing to change (recovery still committed). A second Ctrl-C (ApplyAbandoned) is shown with
+    `ui.abandoned`, then raised."""
     from keyform.applier import ApplyAbandoned
 
     saved = None
@@ -924,6 +927,7 @@ def run_apply(options: Options, request: ApplyRequest, ui: ApplyUI,
         if saved is not None:
             the_plan = saved
             check_saved_plan(sess, the_plan)
+            ui.applying_saved(the_plan)
         else:
             the_plan = plan(sess, targets=request.targets, refresh_remote=request.refresh_remote,
                             destroy=request.destroy, replace=request.replace, revoke_old=request.revoke_old)

@@ -57,6 +57,10 @@ class View(ABC):
         self.unsaved = plan.unsaved
         self.plan(plan)
 
+    def applying_saved(self, plan: Plan) -> None:
+        """A saved plan, about to be applied as it was made: not shown again (`plan --out` showed it)."""
+        self.unsaved = plan.unsaved
+
     def confirming(self) -> None:  # noqa: B027 (an optional hook: most formats say nothing)
         """Just before the confirmation question."""
 
@@ -130,19 +134,21 @@ class TextView(View):
         _write(sys.stdout, rate_event_text(event))
 
     def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
-        from keyform.render.progress import summary_text
+        from keyform.render.progress import counts, summary_text
 
+        first, *rest = summary_text(report, destroy=destroy).split("\n")
+        if self.unsaved and report.ok and not any(counts(report).values()):
+            # a saved plan whose only change was the record: as `nothing_to_apply` says it
+            first = first.rstrip(".") + "; " + RECORDED
         click.echo("")
-        click.echo(summary_text(report, destroy=destroy))
+        click.echo("\n".join([first, *rest]))
 
     def nothing_to_apply(self, *, destroy: bool = False) -> None:
         # the plan's summary said "`keyform apply` records it": say that it did (it said nothing more)
         if self.unsaved:
             from keyform.applier import ApplyReport
-            from keyform.render.progress import summary_text
 
-            click.echo("")
-            click.echo(summary_text(ApplyReport(), destroy=destroy).rstrip(".") + "; " + RECORDED)
+            self.summary(ApplyReport(), destroy=destroy)
 
 
 class MarkdownView(TextView):
