@@ -14,8 +14,10 @@ import jsonschema
 import pytest
 
 from harness.project import ORG, Project
+from keyform.applier import ApplyEvent
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.render.progress import event_json, event_text
 
 READ_ONLY = "ro-revoke-old-token-5c1e"
 
@@ -414,12 +416,25 @@ def test_a_consumer_with_no_grace_whose_reissue_fails_under_a_leak_response_is_s
     planned = project.run("plan", "--replace", "src", "--revoke-old", "src")
     assert planned.exit_code == 0 and note in planned.output, planned.output
     opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=_failing_cons)
+    events: list[ApplyEvent] = []
     with operations.session(opts, "apply") as sess:
-        report = operations.apply(sess, operations.plan(sess, replace=["src"], revoke_old=["src"]))
+        report = operations.apply(sess, operations.plan(sess, replace=["src"], revoke_old=["src"]),
+                                  on_event=events.append)
     [(change, message)] = report.failed
     assert change.address == "cons" and "503 service unavailable" in message, message
     assert message.endswith(f"; cons still sends the secret of src's old key {src}, revoked by --revoke-old in this "
                             "apply: it stops working until `keyform apply` re-issues it"), message
+    # its progress line and JSON event say it too (before, only the final error did): in the same
+    # words, said before the revoke (which follows it), so "to be revoked"
+    [failed] = [e for e in events if e.kind == "failed"]
+    clause = (f"; cons still sends the secret of src's old key {src}, to be revoked by --revoke-old in this apply: "
+              "it stops working until `keyform apply` re-issues it")
+    assert failed.change.address == "cons" and failed.message.endswith(clause), failed.message
+    assert "503 service unavailable" in failed.message
+    assert event_text(failed).endswith(clause), event_text(failed)
+    assert json.loads(event_json(failed))["message"].endswith(clause)
+    order = [(e.kind, e.change.key) for e in events]
+    assert order.index(("failed", "cons")) < order.index(("done", f"src (deposed {src})")), order
     assert _keys(emu_control)[src]["revoked"]  # (asked for: revoked all the same)
     again = project.run("apply", "--auto-approve")  # cons re-issued with src's new secret
     assert again.exit_code == 0, again.output

@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -128,6 +128,9 @@ class ApplyContext:
     # (`--replace A --revoke-old A`): deposed with no grace (`_issue`), so an apply killed before the
     # revoke leaves an old key the next apply revokes, not one living through a grace
     revoking_replaced: frozenset[tuple[str, str]] = field(default=frozenset(), init=False, repr=False)
+    # (address, remote id) of each old key this plan revokes because `--revoke-old` asked, in its second
+    # phase: the failed re-issue of a consumer that still sends one's secret says so (`_broken_by_revoke`)
+    revoke_old_asked: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False)
     kept_entries: set[tuple[str, str]] | None = field(default=None, init=False, repr=False)
     # of the keys this apply deletes, how many record their secret at each entry and are not revoked yet
     doomed_entries: Counter[tuple[str, str]] = field(default_factory=Counter, init=False, repr=False)
@@ -399,6 +402,8 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
         (c.address, c.remote_id) for c in plan.changes
         if c.action is Action.DELETE and c.deposed and not c.orphan and c.remote_id is not None
         and REVOKE_OLD_REQUESTED in c.reasons and (c.address, c.remote_id) in replacing)
+    ctx.revoke_old_asked = tuple((c.address, c.remote_id) for c in plan.changes if c.action is Action.DELETE
+                                 and c.deposed and c.remote_id is not None and REVOKE_OLD_REQUESTED in c.reasons)
     _hold_moving_secrets(first, ctx)
     try:
         _run(first, ctx, report, interrupts)
@@ -460,21 +465,44 @@ def _broken_by_revoke(revocations: list[Change], revoked: set[str], ctx: ApplyCo
     old source key whose secret it still sends (its re-issue failed, so its key still has that
     secret): it stops working until an apply re-issues it. A revocation asked for is never held back
     (`_held_back`), and the plan's note said this could happen (`planner.reissued_under`); before,
-    the failure said only the API's error, and nothing said the consumer was now broken."""
-    asked = [c for c in revocations if c.deposed and c.remote_id in revoked and REVOKE_OLD_REQUESTED in c.reasons]
+    the failure said only the API's error, and nothing said the consumer was now broken. (Its
+    progress line, before the revoke, said it was to be: `_to_be_revoked`.)"""
+    asked = [(c.address, c.remote_id) for c in revocations
+             if c.deposed and c.remote_id is not None and c.remote_id in revoked and REVOKE_OLD_REQUESTED in c.reasons]
     if not asked or not report.failed:
         return
     with ctx.lock:
         fed_by = ctx.state.fed_by()
     for i, (change, message) in enumerate(report.failed):
-        if change.deposed or change.orphan or change.stale:
-            continue
-        sources = [c for c in asked if change.address in fed_by.get((c.address, c.remote_id or ""), ())]
-        if sources:
-            said = ", ".join(f"{c.address}'s old key {c.remote_id}" for c in sources)
-            report.failed[i] = (change, f"{message}; {change.address} still sends the secret of {said}, revoked by "
-                                        "--revoke-old in this apply: it stops working until `keyform apply` "
-                                        "re-issues it")
+        if clause := _still_sends(change, asked, fed_by, "revoked by"):
+            report.failed[i] = (change, message + clause)
+
+
+def _to_be_revoked(change: Change, ctx: ApplyContext) -> str:
+    """The clause the progress line (text and JSON event) of a consumer's failed re-issue ends with when
+    it still sends the secret of an old key this apply's `--revoke-old` revokes after it: the same
+    words as the final error's (`_broken_by_revoke`), said before the revoke. Before, only that error
+    said it, once the apply had ended."""
+    if not ctx.revoke_old_asked:
+        return ""
+    with ctx.lock:
+        fed_by = ctx.state.fed_by()
+    return _still_sends(change, ctx.revoke_old_asked, fed_by, "to be revoked by")
+
+
+def _still_sends(change: Change, asked: Sequence[tuple[str, str]], fed_by: Mapping[tuple[str, str], Sequence[str]],
+                 verb: str) -> str:
+    """`; ADDRESS still sends the secret of SOURCE's old key ID, VERB --revoke-old in this apply: ...`
+    for the old keys of `asked` (address, remote id) whose secret `change`'s key still sends, or ""."""
+    if change.deposed or change.orphan or change.stale:
+        return ""
+    sources = [(address, remote_id) for address, remote_id in asked
+               if change.address in fed_by.get((address, remote_id), ())]
+    if not sources:
+        return ""
+    said = ", ".join(f"{address}'s old key {remote_id}" for address, remote_id in sources)
+    return (f"; {change.address} still sends the secret of {said}, {verb} --revoke-old in this apply: it stops "
+            "working until `keyform apply` re-issues it")
 
 
 def _request_revocations(changes: list[Change], ctx: ApplyContext) -> None:
@@ -682,7 +710,7 @@ def _run(changes: list[Change], ctx: ApplyContext, report: ApplyReport,
         if isinstance(exc, LockLostError) and report.lost_lock is None:
             report.lost_lock = msg
         report.failed.append((change, msg))
-        ctx.on_event(ApplyEvent("failed", change, elapsed, msg))
+        ctx.on_event(ApplyEvent("failed", change, elapsed, msg + _to_be_revoked(change, ctx)))
 
     def skipped(change: Change, msg: str) -> None:
         report.skipped.append((change, msg))
