@@ -266,3 +266,45 @@ def test_a_create_a_second_ctrl_c_left_running_is_found_when_it_lands_late(
         assert [(c.address, c.remote_id) for c in plan.changes if c.orphan] == [("k1", late_id)], plan.changes
         assert operations.apply(sess, plan).ok
     assert _live(emu_control)["k1"] == [project.remote_id("k1")] and sorted(project.state()["keys"]) == ["k0", "k1"]
+
+
+def test_a_create_uncertain_while_its_window_is_open_stays_journaled(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    """Another workspace's key with k1's name makes the late create uncertain (never revoked); while
+    its hour is not over, its own key may be made yet, so the apply that reported the candidates
+    keeps the create journaled: the key made twenty minutes later is named by the next plan, with
+    its `keyform import` command. (Before, the apply let the create go, as for a killed apply's
+    uncertain create, and the late key stayed live and untracked, named nowhere.) Once the hour is
+    over, the uncertain create is reported and let go as before."""
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
+    try:
+        other_id = theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
+    finally:
+        theirs.close()
+    clock.move(minutes=30)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=32)
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [u.candidates for u in sess.recovery.uncertain] == [(other_id,)]
+        assert operations.apply(sess, plan).ok
+    assert [r["op"] for r in project.journal_records() if r.get("op") != "begin"] == ["intent", "abandoned"]
+    clock.move(minutes=50)
+    late.release.set()
+    assert late.made.wait(30)
+    assert wait_for(lambda: len(_live(emu_control)["k1"]) == 3, 10)
+    late_id = next(i for i in _live(emu_control)["k1"] if i not in (other_id, project.remote_id("k1")))
+    with operations.session(options(project, clock), "plan") as sess:
+        plan = operations.plan(sess)
+    assert [c for c in plan.changes if c.orphan] == []
+    assert not plan.has_changes and not plan.unsaved  # (plan --detailed-exitcode: 0, nothing to apply)
+    assert [sorted(u.candidates) for u in sess.recovery.uncertain] == [sorted([other_id, late_id])]
+    assert f"`keyform import k1 {late_id}`" in sess.recovery.uncertain[0].advice()
+    clock.move(hours=1, minutes=35)  # the hour is over: reported once more, and let go
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert any(f"`keyform import k1 {late_id}`" in n for n in plan.notes), plan.notes
+        assert operations.apply(sess, plan).ok
+    assert project.journal_records() == []

@@ -586,9 +586,17 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         # end is only estimated (the apply was killed, its request may have gone out late) when
         # someone else evidently makes keys with these attributes: another workspace's key may
         # be the only one in the window while this create never reached the server
-        for it in group:
+        for it, w in zip(group, windows, strict=True):
             out.uncertain.append(Uncertain(it.address, it.provider, it.seq,
                                            tuple(sorted(k.id for k in candidates)), window))
+            if w.until is not None and now < w.until:
+                # keyform stopped waiting for this create while it ran: its own key may be made yet
+                # (none of these candidates need be it). Kept journaled until its window ends, so
+                # the plan that lists that key names it too; never revoked on this evidence
+                out.unresolved.append(it)
+                out.notes.append(f"{it.address}: keyform stopped waiting for its create while it still ran, so "
+                                 "the key it may make is not necessarily listed yet; the journal keeps it, and each "
+                                 f"plan names the candidates again until {format_time(w.until)}")
         return
     # no more candidates than interrupted creates of exactly these attributes, all inside their
     # window and tracked by no state: keyform made them. Pair them up in time order.
