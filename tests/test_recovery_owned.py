@@ -599,3 +599,26 @@ def test_a_create_left_running_is_looked_for_an_hour_with_the_ambiguity_rule_kep
     gone = _Pool([_key("ak_later", timedelta(hours=2))])
     rec = assess(state_with(), records, gone, {"qp": "questra"}, now=T0 + timedelta(hours=3))  # type: ignore[arg-type]
     assert rec.orphans == [] and [u.candidates for u in rec.uncertain] == [("ak_later",)]
+
+
+def test_two_creates_left_running_one_key_made_the_other_is_looked_for_until_its_hour_ends() -> None:
+    """Two creates of ci with the same attributes, keyform stopped waiting for both while they ran
+    (two applies, each past its plug-in's bound): the one key made so far is the orphan, and the
+    other create, whose hour is not over, stays journaled to look again. It was said to have "left
+    no key behind" and let go, so its key, made later in its hour, stayed live and untracked."""
+    st = state_with()
+    records = _left_running(st)
+    now = [T0 + timedelta(minutes=5)]
+    journal = Journal(ListWriter(records), "run2", clock=lambda: now[0])
+    seq = journal.intent("create", "ci", "qp", label="ci-bot", at=format_time(now[0]), match={"name": "ci-bot"})
+    now[0] += timedelta(seconds=10)
+    journal.abandoned(seq, running=True)
+    first = _key("ak_first", timedelta(minutes=20))
+    rec = assess(st, records, _Pool([first]), {"qp": "questra"}, now=T0 + timedelta(minutes=21))  # type: ignore[arg-type]
+    assert [(o.address, o.remote_id) for o in rec.orphans] == [("ci", "ak_first")] and rec.uncertain == []
+    assert [it.seq for it in rec.unresolved] == ["run2.1"], rec.notes
+    assert "looks for that key again until" in rec.notes[-1]
+    # once its hour is over, a create still without a key is let go, as before
+    rec = assess(state_with(), records, _Pool([first]), {"qp": "questra"}, now=T0 + timedelta(hours=2))  # type: ignore[arg-type]
+    assert [o.remote_id for o in rec.orphans] == ["ak_first"] and rec.unresolved == []
+    assert rec.notes[-1] == "ci: an interrupted create left no key behind"

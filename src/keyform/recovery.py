@@ -569,17 +569,21 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         # made may be one just outside it (and another's inside), so those are named too (below:
         # uncertain, never revoked), never dropped unseen
         candidates, window = [*candidates, *outside], f"{window}, {len(outside)} of them made outside it"
+    def no_key(it: Interrupted) -> None:
+        w = bounds.get(it.seq, Window(None, None, False))
+        if w.until is not None and now < w.until:
+            # keyform stopped waiting for this create while it ran: its key may be made yet. Kept
+            # journaled (every plan looks again) until its window ends, never dropped unseen
+            out.unresolved.append(it)
+            out.notes.append(f"{it.address}: keyform stopped waiting for its create while it still ran, and no "
+                             "key it may have made is listed yet; the journal keeps it, and each plan looks "
+                             f"for that key again until {format_time(w.until)}")
+        else:
+            out.notes.append(f"{it.address}: an interrupted create left no key behind")
+
     if not candidates:
-        for it, w in zip(group, windows, strict=True):
-            if w.until is not None and now < w.until:
-                # keyform stopped waiting for this create while it ran: its key may be made yet. Kept
-                # journaled (every plan looks again) until its window ends, never dropped unseen
-                out.unresolved.append(it)
-                out.notes.append(f"{it.address}: keyform stopped waiting for its create while it still ran, and no "
-                                 "key it may have made is listed yet; the journal keeps it, and each plan looks "
-                                 f"for that key again until {format_time(w.until)}")
-            else:
-                out.notes.append(f"{it.address}: an interrupted create left no key behind")
+        for it in group:
+            no_key(it)
         return
     if undated or low is None or high is None or len(candidates) > len(group) or (outside and not tight):
         # an open window (a journal without times) proves nothing either. Nor does a window whose
@@ -607,8 +611,8 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
                                   f"created {window}" if len(group) == 1 else
                                   f"the replies to {len(group)} creates of {', '.join(addresses)} were lost; "
                                   f"{len(candidates)} untracked key(s) with their attributes were created {window}"))
-    for it in ordered[len(candidates):]:
-        out.notes.append(f"{it.address}: an interrupted create left no key behind")
+    for it in ordered[len(candidates):]:  # (one still running may make its key yet: kept, see above)
+        no_key(it)
 
 
 def _on_api_clock(bounds: Mapping[str, Window], group: list[Interrupted],
