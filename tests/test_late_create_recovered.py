@@ -308,3 +308,34 @@ def test_a_create_uncertain_while_its_window_is_open_stays_journaled(
         assert any(f"`keyform import k1 {late_id}`" in n for n in plan.notes), plan.notes
         assert operations.apply(sess, plan).ok
     assert project.journal_records() == []
+
+
+def test_importing_the_late_key_settles_its_create(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    """The plan names the key a create left running made as its orphan, and the user adopts it
+    instead (`keyform import k1 ID`, k1 being untracked since its create was abandoned): that
+    settles the create. Before, the create stayed journaled with its window open for the rest of
+    the hour, its key now tracked and so no candidate: another workspace's key named k1, made in
+    that hour, was the only candidate left and revoked as its orphan."""
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=10)
+    late.release.set()
+    assert late.made.wait(30)
+    late_id = _live(emu_control)["k1"][0]
+    operations.import_key(options(project, clock), "k1", late_id, lambda diagnostics: None)
+    assert project.remote_id("k1") == late_id
+    assert project.journal_records() == []
+    clock.move(minutes=20)
+    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
+    try:
+        other_id = theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
+    finally:
+        theirs.close()
+    clock.move(minutes=25)
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [c for c in plan.changes if c.orphan] == [] and not plan.has_changes, plan.changes
+        assert operations.apply(sess, plan).ok
+    assert sorted(_live(emu_control)["k1"]) == sorted([late_id, other_id])

@@ -1267,15 +1267,25 @@ def import_key(options: Options, address: str, remote_id: str,
                warn: Callable[[Diagnostics], None]) -> tuple[KeyState, Diagnostics]:
     """`import`: adopt the remote key `remote_id` as `address` (keyform.statecmds.import_key), on a
     locked session whose recovery is committed first; adopting a candidate of a create whose reply
-    was lost settles that create. `warn` gets recovery's warnings as they arise; the import's own
-    are returned with the record."""
+    was lost settles that create, and so does adopting the key recovery found as a create's orphan
+    (once adopted: the journal no longer keeps that create, whose window, still open for a create
+    left running, would take another key with its attributes for the orphan). `warn` gets recovery's
+    warnings as they arise; the import's own are returned with the record."""
     from keyform.statecmds import check_address
     from keyform.statecmds import import_key as adopt
 
     check_address("import", address)  # before the session: committing its recovery writes the state
     with session(options, "import") as sess:
+        spec = sess.workspace.keys.get(address)
+        settled = {o.seq for o in sess.recovery.orphans
+                   if not o.withheld and o.remote_id == remote_id and spec is not None and o.provider == spec.provider}
         warn(commit_recovery(sess, resolved=[u.seq for u in sess.recovery.uncertain if remote_id in u.candidates]))
-        return adopt(sess, address, remote_id)
+        adopted = adopt(sess, address, remote_id)
+        if settled:  # (only now: an import refused leaves the orphan to the next apply, as before)
+            records = sess.store.read_journal()
+            keep = {it.seq for it in unresolved(records) if it.action == "create"} - settled
+            sess.store.replace_journal(compacted(sess.state, records, keep))
+        return adopted
 
 
 def rekey_state(options: Options, old_key: EnvRef | FileRef | None,
