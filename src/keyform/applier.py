@@ -103,10 +103,11 @@ class ApplyContext:
     env: Mapping[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     issued: dict[str, str] = field(default_factory=dict, repr=False)  # secrets issued in this apply
-    # deposed keys by remote id, and those revoked so far: the revocation phase touches each in O(1)
-    # and drops the revoked from `state.deposed` in one pass at its end (not one pass per key)
-    deposed_by_id: dict[str, DeposedKey] = field(default_factory=dict, repr=False)
-    revoked: set[str] = field(default_factory=set, repr=False)
+    # deposed keys by (provider instance, remote id), and those revoked so far: the revocation phase
+    # touches each in O(1) and drops the revoked from `state.deposed` in one pass at its end (not one
+    # pass per key). By instance too: two instances of one type may use the same ids (both count from 1)
+    deposed_by_id: dict[tuple[str, str], DeposedKey] = field(default_factory=dict, repr=False)
+    revoked: set[tuple[str, str]] = field(default_factory=set, repr=False)
     # orphans of interrupted creates this plan revokes: remote id → the journal intent each resolves
     orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
     # remote id of an orphan -> the sink entry its interrupted create may have written (`Orphan.entry`)
@@ -435,7 +436,7 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
             report.implicit.add(revoke.key)
     second = _held_back(second, ctx, report, destroy=plan.destroy)
     with ctx.lock:
-        ctx.deposed_by_id = {d.remote_id: d for d in ctx.state.deposed}
+        ctx.deposed_by_id = {(d.provider, d.remote_id): d for d in ctx.state.deposed}
     try:
         _request_revocations(second, ctx)
     except LockLostError as exc:  # nothing revoked: said as for the revocations after a lost lock
@@ -448,19 +449,20 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
         report.store_failed = ctx.journal.failure
         report.not_started.extend(second)
         return
-    revoked: set[str] = set()
+    revoked: set[tuple[str, str]] = set()
     try:
         _run(second, ctx, report, interrupts)
     finally:
         with ctx.lock:
             if ctx.revoked:
                 revoked = set(ctx.revoked)
-                ctx.state.deposed = [d for d in ctx.state.deposed if d.remote_id not in ctx.revoked]
+                ctx.state.deposed = [d for d in ctx.state.deposed if (d.provider, d.remote_id) not in ctx.revoked]
                 ctx.revoked.clear()
     _broken_by_revoke(second, revoked, ctx, report)
 
 
-def _broken_by_revoke(revocations: list[Change], revoked: set[str], ctx: ApplyContext, report: ApplyReport) -> None:
+def _broken_by_revoke(revocations: list[Change], revoked: set[tuple[str, str]], ctx: ApplyContext,
+                      report: ApplyReport) -> None:
     """Say in the failure of a consumer's re-issue that a `--revoke-old` of this apply revoked the
     old source key whose secret it still sends (its re-issue failed, so its key still has that
     secret): it stops working until an apply re-issues it. A revocation asked for is never held back
@@ -468,7 +470,8 @@ def _broken_by_revoke(revocations: list[Change], revoked: set[str], ctx: ApplyCo
     the failure said only the API's error, and nothing said the consumer was now broken. (Its
     progress line, before the revoke, said it was to be: `_to_be_revoked`.)"""
     asked = [(c.address, c.remote_id) for c in revocations
-             if c.deposed and c.remote_id is not None and c.remote_id in revoked and REVOKE_OLD_REQUESTED in c.reasons]
+             if c.deposed and c.remote_id is not None and (c.provider, c.remote_id) in revoked
+             and REVOKE_OLD_REQUESTED in c.reasons]
     if not asked or not report.failed:
         return
     with ctx.lock:
@@ -517,7 +520,7 @@ def _request_revocations(changes: list[Change], ctx: ApplyContext) -> None:
                 or REVOKE_OLD_REQUESTED not in change.reasons:
             continue
         with ctx.lock:
-            dep = ctx.deposed_by_id.get(change.remote_id)
+            dep = ctx.deposed_by_id.get((change.provider, change.remote_id))
         if dep is None or dep.revoke_requested or dep.address != change.address:
             continue
         seq = ctx.journal.intent("end-grace", change.address, change.provider, remote_id=change.remote_id)
@@ -1260,7 +1263,7 @@ def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:
         raise
     except KeyformError as exc:
         with ctx.lock:
-            dep = ctx.deposed_by_id.get(change.remote_id)
+            dep = ctx.deposed_by_id.get((change.provider, change.remote_id))
             if dep is not None and not isinstance(exc, NotSentError):
                 dep.last_error = str(exc)
         if isinstance(exc, NotSentError):  # held back: not started (as `_issue`)
@@ -1270,5 +1273,5 @@ def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:
         ctx.journal.failed(seq, str(exc))
         raise
     with ctx.lock:
-        ctx.revoked.add(change.remote_id)  # dropped from state.deposed when the phase ends
+        ctx.revoked.add((change.provider, change.remote_id))  # dropped from state.deposed when the phase ends
     ctx.journal.done(seq, revoked_deposed=change.remote_id)

@@ -537,11 +537,11 @@ def replay(state: State | None, records: Iterable[Record]) -> list[Interrupted]:
         elif isinstance(rec, (Failed, Resolved)):
             open_.pop(rec.seq, None)
         elif isinstance(rec, Done):
-            open_.pop(rec.seq, None)
+            intent = open_.pop(rec.seq, None)
             if rec.resolves is not None:
                 open_.pop(rec.resolves, None)
             if fold is not None:
-                fold.done(rec)
+                fold.done(rec, intent.provider if intent is not None else None)
     if fold is not None:
         fold.finish()
     return list(open_.values())
@@ -560,16 +560,19 @@ def compacted(state: State, records: Iterable[Record], seqs: Collection[str]) ->
 
 
 class _Fold:
-    """Folds `Done` records into a State, O(1) per record: deposed keys are indexed by remote id,
-    and the revoked ones leave `state.deposed` in one pass at the end."""
+    """Folds `Done` records into a State, O(1) per record: deposed keys are indexed by provider
+    instance and remote id, and the revoked ones leave `state.deposed` in one pass at the end."""
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.deposed = {d.remote_id for d in state.deposed}
-        self.revoked: set[str] = set()
-        self.requested: set[str] = set()  # deposed keys `--revoke-old` set out to revoke (`end-grace`)
+        self.deposed = {(d.provider, d.remote_id) for d in state.deposed}
+        # deposed keys revoked, and those `--revoke-old` set out to revoke (`end-grace`): by the
+        # provider instance of their change's intent and remote id (two instances of one type may
+        # use the same ids); an instance None (no intent: a journal older than its checks) any
+        self.revoked: set[tuple[str | None, str]] = set()
+        self.requested: set[tuple[str | None, str]] = set()
 
-    def done(self, rec: Done) -> None:
+    def done(self, rec: Done, provider: str | None = None) -> None:
         state = self.state
         if rec.key is not None:  # a copy: the state's record must not be the journal record's
             ks = rec.key
@@ -588,20 +591,23 @@ class _Fold:
             state.keys.pop(rec.forget, None)
         if rec.deposed is not None:
             dep = rec.deposed
-            if dep.remote_id not in self.deposed:
-                self.deposed.add(dep.remote_id)
+            if (dep.provider, dep.remote_id) not in self.deposed:
+                self.deposed.add((dep.provider, dep.remote_id))
                 state.deposed.append(replace(dep))
         if rec.revoked_deposed is not None:
-            self.revoked.add(rec.revoked_deposed)
+            self.revoked.add((provider, rec.revoked_deposed))
         if rec.revoke_requested is not None:
-            self.requested.add(rec.revoke_requested)
+            self.requested.add((provider, rec.revoke_requested))
 
     def finish(self) -> None:
         # a mark at an entry a key now records (a swap of two entries) is that key's: dropped
         # before anything saves the state (`state rm` of that key must not make it a copy to remove)
         self.state.prune_stale()
+        def named(d: DeposedKey, ids: set[tuple[str | None, str]]) -> bool:
+            return (d.provider, d.remote_id) in ids or (None, d.remote_id) in ids
+
         if self.requested:
-            self.state.deposed = [replace(d, revoke_requested=True) if d.remote_id in self.requested else d
+            self.state.deposed = [replace(d, revoke_requested=True) if named(d, self.requested) else d
                                   for d in self.state.deposed]
         if self.revoked:
-            self.state.deposed = [d for d in self.state.deposed if d.remote_id not in self.revoked]
+            self.state.deposed = [d for d in self.state.deposed if not named(d, self.revoked)]
