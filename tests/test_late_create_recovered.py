@@ -171,7 +171,7 @@ def test_a_create_that_never_lands_is_let_go_once_its_window_ends(
     project = _project(tmp_path, emulator)
     clock = MovedClock(emu_control)
     _abandoned_apply(project, clock)
-    clock.move(hours=1, minutes=1)
+    clock.move(hours=1, minutes=6)  # (the hour and, the offset not measured, its 5 min margin)
     with operations.session(options(project, clock), "apply") as sess:
         assert operations.apply(sess, operations.plan(sess)).ok
     assert any("an interrupted create left no key behind" in str(w) for w in sess.warnings)
@@ -302,7 +302,7 @@ def test_a_create_uncertain_while_its_window_is_open_stays_journaled(
     assert not plan.has_changes and not plan.unsaved  # (plan --detailed-exitcode: 0, nothing to apply)
     assert [sorted(u.candidates) for u in sess.recovery.uncertain] == [sorted([other_id, late_id])]
     assert f"`keyform import k1 {late_id}`" in sess.recovery.uncertain[0].advice()
-    clock.move(hours=1, minutes=35)  # the hour is over: reported once more, and let go
+    clock.move(hours=1, minutes=40)  # its window is over: reported once more, and let go
     with operations.session(options(project, clock), "apply") as sess:
         plan = operations.plan(sess)
         assert any(f"`keyform import k1 {late_id}`" in n for n in plan.notes), plan.notes

@@ -622,3 +622,22 @@ def test_two_creates_left_running_one_key_made_the_other_is_looked_for_until_its
     rec = assess(state_with(), records, _Pool([first]), {"qp": "questra"}, now=T0 + timedelta(hours=2))  # type: ignore[arg-type]
     assert [o.remote_id for o in rec.orphans] == ["ak_first"] and rec.unresolved == []
     assert rec.notes[-1] == "ci: an interrupted create left no key behind"
+
+
+def test_a_create_left_running_is_kept_until_its_window_ends_not_before() -> None:
+    """Without a measured clock offset the window of a create left running ends at its abandonment
+    + 5 min + 1 h (the key it makes is taken up to then); the create was let go at abandonment +
+    1 h, so a key made in the last minutes of its window was found by no plan."""
+    st = state_with()
+    records = _journal(st, abandoned_after=None, calibrate=False)
+    now = [T0 + timedelta(seconds=10)]
+    Journal(ListWriter(records), "run1", clock=lambda: now[0]).abandoned("run1.1", running=True)
+    end = T0 + timedelta(seconds=10)
+    rec = assess(st, records, _Pool([]), {"qp": "questra"}, now=end + timedelta(hours=1, minutes=2))  # type: ignore[arg-type]
+    assert [it.address for it in rec.unresolved] == ["ci"], rec.notes
+    late = _key("ak_late", timedelta(seconds=10) + timedelta(hours=1, minutes=4))
+    rec = assess(state_with(), records, _Pool([late]), {"qp": "questra"},  # type: ignore[arg-type]
+                 now=end + timedelta(hours=1, minutes=4, seconds=30))
+    assert [(o.address, o.remote_id) for o in rec.orphans] == [("ci", "ak_late")], rec.notes
+    rec = assess(state_with(), records, _Pool([]), {"qp": "questra"}, now=end + timedelta(hours=1, minutes=6))  # type: ignore[arg-type]
+    assert rec.unresolved == [] and rec.notes[-1] == "ci: an interrupted create left no key behind"

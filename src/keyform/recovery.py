@@ -724,8 +724,14 @@ def _bounds(records: list[Record]) -> dict[str, Window]:
             high = end + offset[1] + one
         else:
             high = end + CLOCK_SKEW + one
+        # kept journaled until no key made since can be inside the window any more: `high` on
+        # keyform's clock (without a measured offset its CLOCK_SKEW margin too; before, the create
+        # was let go at the abandonment + LATE_CREATE, and a key made in the window's last minutes
+        # was found by no plan)
+        until = end + LATE_CREATE + (CLOCK_SKEW if offset is None else timedelta(0)) + one \
+            if late and end is not None else None
         out[seq] = Window(low, high, offset is not None and seq in abandoned and at is not None and not late,
-                          calibrated=offset is not None, until=end + LATE_CREATE if late and end is not None else None)
+                          calibrated=offset is not None, until=until)
     return out
 
 
