@@ -17,7 +17,8 @@ Recovery revokes only keys keyform provably created:
   `created_at` lies inside the window `intent time - CLOCK_SKEW ... abandonment + CLOCK_SKEW`
   (abandonment: the last record that run journaled, or the `abandoned` record written when the
   reply was lost; a create keyform stopped waiting for while it ran, `abandoned` with `running`:
-  that record + LATE_CREATE, and until then one with no key yet stays journaled to look again).
+  that record + LATE_CREATE, and until that window ends one with no key of its own found yet,
+  uncertain or left over, stays journaled to look again).
   Interrupted creates with the same attributes are taken together; when the
   window holds no more candidates than there are such creates, every candidate is an orphan.
   Otherwise (another workspace made a key of the same name meanwhile, say) nothing is revoked:
@@ -56,7 +57,8 @@ from keyform.state import KeyState, State
 CLOCK_SKEW = timedelta(minutes=5)
 # how long after keyform stopped waiting for a create that still ran (`Abandoned.running`: a plug-in's
 # call past its bound, a second Ctrl-C) its key may yet be made: the end of that create's window, and
-# how long a recovery that finds no key keeps the create journaled to look again
+# (with the window's margin) how long a recovery that finds no key of its own keeps the create
+# journaled to look again
 LATE_CREATE = timedelta(hours=1)
 
 
