@@ -27,6 +27,7 @@ from harness.project import ORG, Project, wait_for
 from keyform import bounded, operations
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
+from keyform.errors import KeyformError
 from keyform.plan import Action
 from keyform.providers import foreign
 from keyform.providers.questra import QuestraProvider
@@ -339,3 +340,27 @@ def test_importing_the_late_key_settles_its_create(
         assert [c for c in plan.changes if c.orphan] == [] and not plan.has_changes, plan.changes
         assert operations.apply(sess, plan).ok
     assert sorted(_live(emu_control)["k1"]) == sorted([late_id, other_id])
+
+
+def test_state_rm_refuses_a_key_the_journaled_create_would_take_for_its_orphan(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    """After a create left running, the next apply makes k1 anew (tracked) while the create stays
+    journaled for its window. `state rm k1` (to hand the key over) would leave that key untracked,
+    with k1's name, made inside the window: the only candidate, revoked as the create's orphan by
+    the next apply. It is refused, nothing changed (`recovery.would_take`)."""
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=2)
+    with operations.session(options(project, clock), "apply") as sess:
+        assert operations.apply(sess, operations.plan(sess)).ok
+    ours = project.remote_id("k1")
+    raw = project.state_path.read_bytes()
+    with pytest.raises(KeyformError, match=r"state rm: k1's key .* would be taken for that create's orphan"):
+        operations.state_rm(options(project, clock), "k1")
+    assert project.state_path.read_bytes() == raw
+    clock.move(minutes=10)
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [c for c in plan.changes if c.orphan] == [], plan.changes
+    assert ours in _live(emu_control)["k1"]

@@ -641,3 +641,19 @@ def test_a_create_left_running_is_kept_until_its_window_ends_not_before() -> Non
     assert [(o.address, o.remote_id) for o in rec.orphans] == [("ci", "ak_late")], rec.notes
     rec = assess(state_with(), records, _Pool([]), {"qp": "questra"}, now=end + timedelta(hours=1, minutes=6))  # type: ignore[arg-type]
     assert rec.unresolved == [] and rec.notes[-1] == "ci: an interrupted create left no key behind"
+
+
+def test_state_rm_is_told_which_keys_a_journaled_lost_reply_would_take() -> None:
+    """`recovery.would_take`: a tracked key with the create's attributes made inside its window
+    (widened by the clock margin) would be its candidate once forgotten; one with another name, or
+    made well outside the window, or at another instance, would not."""
+    from keyform.recovery import would_take
+
+    st = state_with()
+    records = _left_running(st)
+    inside = recorded(questra_key("ci", "ci-bot"), "ak_in", created=T0 + timedelta(minutes=30))
+    assert would_take(records, inside) == "ci"
+    assert would_take(records, recorded(questra_key("ci", "other"), "ak_x", created=T0 + timedelta(minutes=30))) is None
+    assert would_take(records, recorded(questra_key("ci", "ci-bot"), "ak_old", created=T0 - timedelta(hours=1))) is None
+    assert would_take(records, recorded(questra_key("ci", "ci-bot"), "ak_late", created=T0 + timedelta(hours=2))) is None
+    assert would_take(records, replace(inside, provider="qp2")) is None

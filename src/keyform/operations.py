@@ -59,6 +59,7 @@ from keyform.recovery import (
     journal_digest,
     pending_seqs,
     withheld_matcher,
+    would_take,
     written_entries,
 )
 from keyform.refresh import instances_in_use, refresh
@@ -1168,6 +1169,16 @@ def state_rm(options: Options, address: str) -> KeyState:
     from keyform.statecmds import state_rm as rm
 
     with edit_state(options, "state rm") as edit:
+        current = edit.state.keys.get(address)
+        taker = would_take(edit.keep[0], current) if edit.keep is not None and current is not None else None
+        if taker is not None and current is not None:
+            raise KeyformError(
+                f"state rm: {address}'s key {current.remote_id} has the attributes of a key an interrupted create of "
+                f"{taker} may have made, and was made while that create may have made it: no longer tracked, it "
+                "would be taken for that create's orphan and revoked by the next apply. The journal keeps that "
+                "create until a plan finds its key or its window ends (up to an hour after keyform stopped waiting "
+                "for it); run `keyform apply` until the plan no longer names it, then `state rm` again. Nothing "
+                "was changed")
         ks = rm(edit.state, address)
         save_edit(edit)
     return ks

@@ -617,6 +617,37 @@ def _match_group(group: list[Interrupted], listed: list[RemoteKey], tracked: set
         no_key(it)
 
 
+def would_take(records: Sequence[Record], ks: KeyState) -> str | None:
+    """The address of an interrupted create journaled in `records` whose lost reply would take the
+    key `ks` for its orphan once no state tracks it (`state rm` is about to forget it): a create at
+    its provider instance with neither a remote id nor an id fingerprint (its reply lost), whose
+    attributes the key's recorded ones agree with (`_match_group`), and whose window holds the
+    key's recorded `created_at`, that window widened by CLOCK_SKEW on both sides (no API clock is
+    read here); a key whose creation time the state does not record may be anywhere. None when no
+    such create is journaled. The key of a create keyform stopped waiting for (`Abandoned.running`)
+    may be made up to an hour after it, and a later apply's key of the same name with it: forgotten
+    within that window, it was the only candidate left and revoked as that create's orphan."""
+    creates = [it for it in unresolved(records)
+               if it.action == "create" and it.provider == ks.provider and it.remote_id is None
+               and it.id_fingerprint is None]
+    if not creates:
+        return None
+    try:
+        k = kind(ks.provider_type)
+    except KeyformError:
+        return None
+    bounds = _bounds(list(records))
+    created = _time(ks.created_at)
+    for it in creates:
+        if not _agrees(_sent(it.details.get("match") or {}, k), ks.remote):
+            continue
+        w = bounds.get(it.seq, Window(None, None, False))
+        if created is None or ((w.low is None or created >= w.low - CLOCK_SKEW)
+                               and (w.high is None or created <= w.high + CLOCK_SKEW)):
+            return it.address
+    return None
+
+
 def _on_api_clock(bounds: Mapping[str, Window], group: list[Interrupted],
                   offset: float | None) -> Mapping[str, Window]:
     """`bounds`, the uncalibrated windows of `group` moved onto the API's clock by `offset` (its
