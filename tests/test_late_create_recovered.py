@@ -364,3 +364,66 @@ def test_state_rm_refuses_a_key_the_journaled_create_would_take_for_its_orphan(
         plan = operations.plan(sess)
         assert [c for c in plan.changes if c.orphan] == [], plan.changes
     assert ours in _live(emu_control)["k1"]
+
+
+HOLD_ALL_PLUGIN = fakedist.QUESTRA_WRAPPER + '''
+import os
+import threading
+
+
+class Late(Wrapped):
+    def create(self, request):
+        open(os.path.join(os.environ["KF_SENT"], request.address), "w").close()  # (the call went out)
+        threading.Event().wait()  # runs on
+        return self.inner.create(request)
+
+
+def _open(config, token, org_id, *, timeout=30.0, transport=None, max_retries=5):
+    return Late(questra_client(config, token, timeout=timeout, max_retries=max_retries))
+
+
+LATE = questra_type("late-q", _open, "test plug-in: creates that run on")
+'''
+
+
+def test_a_second_ctrl_c_journals_only_the_creates_it_sent_as_left_running(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """--parallelism 2: two plug-in creates go out and run on, the third waits for a slot (its
+    intent journaled, never sent). A second Ctrl-C journals the two as left running (their window
+    an hour), not the third: it never reached the API, and an hour's window for it would have
+    taken another key of its name made in that hour for its orphan. A real process, real signals."""
+    env = fakedist.install(tmp_path / "site", "kf-late", "1.0", "[keyform.providers]\nlate-q = kf_late:LATE\n",
+                           "kf_late", HOLD_ALL_PLUGIN)
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    project = Project(tmp_path, emulator.url)
+    project._one_provider(textwrap.indent(textwrap.dedent(f"""\
+        pp:
+          type: late-q
+          base_url: {emulator.url}
+          token: {{env: QUESTRA_TOKEN}}
+          org: {ORG}
+        """), "  "), "".join(f"k{i}: {{provider: pp, name: k{i}}}\n" for i in range(3)))
+    proc = project.spawn("apply", "--auto-approve", "--parallelism", "2", env={**env, "KF_SENT": str(sent)})
+    try:
+        def waiting() -> bool:
+            intents = [r for r in project.journal_records() if r["op"] == "intent"]
+            return (len(intents) == 3 and len(list(sent.iterdir())) == 2) or proc.poll() is not None
+        assert wait_for(waiting, 60)
+        assert proc.poll() is None, proc.communicate()
+        for _ in range(100):  # Ctrl-C, and again until keyform gives up (two sent at once may count as one)
+            proc.send_signal(signal.SIGINT)
+            if wait_for(lambda: proc.poll() is not None, 0.2):
+                break
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
+    went = sorted(p.name for p in sent.iterdir())
+    records = project.journal_records()
+    seq_of = {r["address"]: r["seq"] for r in records if r["op"] == "intent"}
+    assert sorted(seq_of) == ["k0", "k1", "k2"] and len(went) == 2
+    running = {r["seq"] for r in records if r["op"] == "abandoned" and r.get("running")}
+    assert running == {seq_of[a] for a in went}, records

@@ -141,8 +141,9 @@ class ApplyContext:
     held: dict[str, str] = field(default_factory=dict, repr=False)
     # (provider type, remote id) -> the key that holds it, built at the first create (`_holder_of`)
     held_ids: dict[tuple[str, str], str] | None = field(default=None, init=False, repr=False)
-    # intent seq -> address of each plug-in create in flight: a second Ctrl-C journals them as
-    # abandoned while running (`_left_running`), as a create past its bound is
+    # intent seq -> address of each plug-in create in flight (sent: not one still waiting for a
+    # slot, which is never sent): a second Ctrl-C journals them as abandoned while running
+    # (`_left_running`), as a create past its bound is
     creating: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     # whether a Ctrl-C (or SIGTERM) came: a remote call still queued then is not sent (`_run` sets it)
     stopping: Callable[[], bool] = field(default=lambda: False, repr=False)
@@ -197,9 +198,12 @@ class _BoundedProvider:
         with self._slot():
             return self._p.list()
 
-    def create(self, request: CreateRequest) -> CreateResult:
+    def create(self, request: CreateRequest, sent: Callable[[], None] | None = None) -> CreateResult:
+        """`sent`: called once the call goes out (not for one held back while it waited for a slot)."""
         with self._slot():
             self._unless_stopping(f'create "{request.address}"')
+            if sent is not None:
+                sent()
             return self._p.create(request)
 
     @property
@@ -838,11 +842,14 @@ def _issue(change: Change, ctx: ApplyContext) -> None:
     seq = ctx.journal.intent("create", spec.address, spec.provider, label=_label(spec), at=format_time(now),
                              replaces=change.remote_id, match=match, **entry)
     plugin = provider.runs_plugin_code
-    if plugin:
+
+    def sending() -> None:  # (only once it goes out: one still waiting for a slot is never sent)
         with ctx.lock:
             ctx.creating[seq] = spec.address
+
     try:
-        result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values))
+        result = provider.create(CreateRequest(spec.address, dict(spec.attrs), expires_at, values),
+                                 sent=sending if plugin else None)
     except Overdue:  # possibly done, and maybe only later: the call still runs. Journaled as such, so
         # recovery keeps looking for its key past this record (`recovery.LATE_CREATE`); a record the
         # journal cannot take leaves the intent alone, recovered as a kill's (a shorter window)
