@@ -121,6 +121,27 @@ def test_ensure_dir_refuses_a_file_in_the_way(tmp_path: Path) -> None:
         fsio.ensure_dir(tmp_path / "file" / "sub")
 
 
+def test_ensure_dir_walks_again_when_a_parent_is_removed_under_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI s45: a keyform waiting for the lock of a new `--state` path saw `new` there and made
+    `new/deep`, while the holder, releasing, removed `new` (empty, made by it): "cannot make the
+    directory of the state: ... No such file or directory". The walk is done again."""
+    (tmp_path / "new").mkdir()
+    real = os.mkdir
+    calls: list[str] = []
+
+    def racing_mkdir(path: os.PathLike[str] | str, mode: int = 0o777) -> None:
+        calls.append(os.path.basename(path))
+        if len(calls) == 1:
+            os.rmdir(tmp_path / "new")  # the holder's release, between the walk and this mkdir
+        real(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    made = fsio.ensure_dir(tmp_path / "new" / "deep")
+    assert (tmp_path / "new" / "deep").is_dir()
+    assert calls == ["deep", "new", "deep"] and made == [tmp_path / "new", tmp_path / "new" / "deep"]
+
+
 def test_fsync_dir_accepts_a_directory_and_fails_on_a_missing_one(tmp_path: Path) -> None:
     fsio.fsync_dir(tmp_path)
     with pytest.raises(FileNotFoundError):

@@ -44,6 +44,26 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
     if os.path.isdir(here):  # the common case (every sink rewrite): one stat, no pathlib objects
         return []
     target = Path(here)
+    created: list[Path] = []
+    for attempt in range(_MKDIR_ATTEMPTS):
+        try:
+            _make_missing(target, mode, created)
+            break
+        except FileNotFoundError:
+            # a parent seen a moment ago was removed meanwhile (another keyform releasing the lock
+            # of a new `--state` path removes the directories it made, empty): walk again
+            if attempt == _MKDIR_ATTEMPTS - 1:
+                raise
+    if not target.is_dir():
+        raise NotADirectoryError(f"{path}: not a directory")
+    return created
+
+
+_MKDIR_ATTEMPTS = 5
+
+
+def _make_missing(target: Path, mode: int, created: list[Path]) -> None:
+    """Make `target`'s missing directories, outermost first, each added to `created` (see `ensure_dir`)."""
     missing: list[Path] = []
     p = target
     while not os.path.lexists(p):
@@ -51,7 +71,6 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
         if p.parent == p:  # pragma: no cover - the root always exists
             break
         p = p.parent
-    created: list[Path] = []
     for d in reversed(missing):
         try:
             os.mkdir(d, mode)
@@ -66,9 +85,6 @@ def ensure_dir(path: StrPath, mode: int = 0o700) -> list[Path]:
             os.close(fd)
         created.append(d)
         fsync_dir(d.parent)
-    if not target.is_dir():
-        raise NotADirectoryError(f"{path}: not a directory")
-    return created
 
 
 ANY_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # a temp file of `atomic_write`, for any file
