@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,25 @@ def _abandoned_apply(project: Project, clock: MovedClock) -> None:
     assert "did not return within" in report.failed[0][1]
     ops = [(r["op"], r.get("running")) for r in project.journal_records() if r.get("op") != "begin"]
     assert ops[-1] == ("abandoned", True), ops  # keyform stopped waiting while the create ran
+
+
+def _interrupted_twice(project: Project, ready: Callable[[], bool], *args: str, env: dict[str, str]) -> None:
+    """`keyform ARGS` as a real process, sent Ctrl-C once `ready()` (and again until keyform gives
+    up: two sent at once may count as one); it must end "Interrupted twice", exit 1."""
+    proc = project.spawn(*args, env=env)
+    try:
+        assert wait_for(lambda: ready() or proc.poll() is not None, 60)
+        assert proc.poll() is None, proc.communicate()
+        for _ in range(100):
+            proc.send_signal(signal.SIGINT)
+            if wait_for(lambda: proc.poll() is not None, 0.2):
+                break
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
 
 
 def test_a_create_that_lands_after_keyform_stopped_waiting_is_found_as_its_orphan(
@@ -236,23 +255,11 @@ def test_a_create_a_second_ctrl_c_left_running_is_found_when_it_lands_late(
                            "kf_late", CTRL_C_PLUGIN)
     project = _project(tmp_path, emulator)
     clock = MovedClock(emu_control)
-    proc = project.spawn("apply", "--auto-approve", env=env)
-    try:
-        def started() -> bool:
-            ops = {(r["op"], r.get("address")) for r in project.journal_records()}
-            return (("done", "k0") in ops and ("intent", "k1") in ops) or proc.poll() is not None
-        assert wait_for(started, 60)
-        assert proc.poll() is None, proc.communicate()
-        for _ in range(100):  # Ctrl-C, and again until keyform gives up (two sent at once may count as one)
-            proc.send_signal(signal.SIGINT)
-            if wait_for(lambda: proc.poll() is not None, 0.2):
-                break
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
+    def started() -> bool:
+        ops = {(r["op"], r.get("address")) for r in project.journal_records()}
+        return ("done", "k0") in ops and ("intent", "k1") in ops
+
+    _interrupted_twice(project, started, "apply", "--auto-approve", env=env)
     ops = [(r["op"], r.get("running")) for r in project.journal_records() if r.get("op") != "begin"]
     assert ops[-1] == ("abandoned", True), ops
     clock.move(minutes=10)
@@ -404,23 +411,12 @@ def test_a_second_ctrl_c_journals_only_the_creates_it_sent_as_left_running(
           token: {{env: QUESTRA_TOKEN}}
           org: {ORG}
         """), "  "), "".join(f"k{i}: {{provider: pp, name: k{i}}}\n" for i in range(3)))
-    proc = project.spawn("apply", "--auto-approve", "--parallelism", "2", env={**env, "KF_SENT": str(sent)})
-    try:
-        def waiting() -> bool:
-            intents = [r for r in project.journal_records() if r["op"] == "intent"]
-            return (len(intents) == 3 and len(list(sent.iterdir())) == 2) or proc.poll() is not None
-        assert wait_for(waiting, 60)
-        assert proc.poll() is None, proc.communicate()
-        for _ in range(100):  # Ctrl-C, and again until keyform gives up (two sent at once may count as one)
-            proc.send_signal(signal.SIGINT)
-            if wait_for(lambda: proc.poll() is not None, 0.2):
-                break
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
+    def waiting() -> bool:
+        intents = [r for r in project.journal_records() if r["op"] == "intent"]
+        return len(intents) == 3 and len(list(sent.iterdir())) == 2
+
+    _interrupted_twice(project, waiting, "apply", "--auto-approve", "--parallelism", "2",
+                       env={**env, "KF_SENT": str(sent)})
     went = sorted(p.name for p in sent.iterdir())
     records = project.journal_records()
     seq_of = {r["address"]: r["seq"] for r in records if r["op"] == "intent"}
