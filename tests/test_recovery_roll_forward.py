@@ -73,6 +73,25 @@ def _killed_after_the_sink_write(project: Project, store: Path, *args: str, grac
     _vault(project, store, kill=False, grace=grace)
 
 
+def _a_vault(tmp_path: Path, make_emulator: Callable[..., Emulator]) -> tuple[EmulatorControl, Project, Path]:
+    """A fresh emulator, its control, a project and the empty store of its `exec` sink (`_vault`)."""
+    emu = make_emulator()
+    store = tmp_path / "store"
+    store.mkdir()
+    return EmulatorControl(emu.url), Project(tmp_path / "proj", emu.url), store
+
+
+def _rotation_killed_after_the_sink_write(control: EmulatorControl, project: Project,
+                                          store: Path) -> tuple[str, dict[str, Any]]:
+    """q0 made (grace 2h), then `apply --replace q0` killed once its new secret is stored: (the old
+    key's id, the new key as the emulator lists it)."""
+    _vault(project, store, kill=False, grace="2h")
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    old = project.remote_id("q0")
+    _killed_after_the_sink_write(project, store, "--replace", "q0", grace="2h")
+    return old, _new_key(control, {old})
+
+
 def _keys(control: EmulatorControl) -> dict[str, dict[str, Any]]:
     return {k["id"]: k for k in control.questra_keys(ORG)}
 
@@ -111,10 +130,7 @@ def _settled(project: Project) -> None:
 
 def test_a_create_killed_after_its_sink_write_is_finished_not_revoked(
         tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
-    store.mkdir()
+    control, project, store = _a_vault(tmp_path, make_emulator)
     _killed_after_the_sink_write(project, store)  # the first apply: no state saved yet
     made = _new_key(control, set())
     assert (store / "Q0").read_text() == made["secret"]
@@ -131,15 +147,8 @@ def test_a_create_killed_after_its_sink_write_is_finished_not_revoked(
 
 def test_a_rotation_killed_after_its_sink_write_is_finished_and_the_old_key_deposed_with_its_grace(
         tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
-    store.mkdir()
-    _vault(project, store, kill=False, grace="2h")
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    old = project.remote_id("q0")
-    _killed_after_the_sink_write(project, store, "--replace", "q0", grace="2h")
-    made = _new_key(control, {old})
+    control, project, store = _a_vault(tmp_path, make_emulator)
+    old, made = _rotation_killed_after_the_sink_write(control, project, store)
     created = next(r for r in project.journal_records() if r["op"] == "created")
 
     _plans_the_roll_forward(project, made["id"])
@@ -162,10 +171,7 @@ def test_a_rotation_killed_after_its_sink_write_is_finished_and_the_old_key_depo
 @pytest.mark.parametrize("entry", ["holds another secret", "is missing", "cannot be read back"])
 def test_a_create_whose_entry_does_not_hold_its_secret_is_revoked_as_before(
         tmp_path: Path, make_emulator: Callable[..., Emulator], entry: str) -> None:
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
-    store.mkdir()
+    control, project, store = _a_vault(tmp_path, make_emulator)
     _killed_after_the_sink_write(project, store)
     made = _new_key(control, set())
     if entry == "is missing":
@@ -194,15 +200,8 @@ def test_a_rotation_whose_entry_cannot_be_read_now_is_neither_finished_nor_revok
     consumer that had read the entry, and q0 rotated again (into a vault that may take no write).
     Now that create is kept journaled, neither finished nor revoked, a note says why (never the
     secret), and nothing else is planned for q0; once the vault reads again, the rotation is finished."""
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    project, store = Project(tmp_path / "proj", emu.url), tmp_path / "store"
-    store.mkdir()
-    _vault(project, store, kill=False, grace="2h")
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    old = project.remote_id("q0")
-    _killed_after_the_sink_write(project, store, "--replace", "q0", grace="2h")
-    made = _new_key(control, {old})
+    control, project, store = _a_vault(tmp_path, make_emulator)
+    old, made = _rotation_killed_after_the_sink_write(control, project, store)
     _vault(project, store, kill=False, grace="2h", sealed=True)
 
     for command in (("plan",), ("apply", "--auto-approve")):
