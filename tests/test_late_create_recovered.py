@@ -138,6 +138,15 @@ def _interrupted_twice(project: Project, ready: Callable[[], bool], *args: str, 
     assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
 
 
+def _their_k1(project: Project, emulator: Emulator) -> str:
+    """The id of a key named k1 that another workspace makes in the same org (untracked here)."""
+    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
+    try:
+        return theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
+    finally:
+        theirs.close()
+
+
 def test_a_create_that_lands_after_keyform_stopped_waiting_is_found_as_its_orphan(
         tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
     project = _project(tmp_path, emulator)
@@ -206,11 +215,7 @@ def test_an_unplaced_window_still_names_candidates_without_revoking(
     not revoked on its own: both are named, with their `keyform import` commands."""
     project = _project(tmp_path, emulator)
     clock = MovedClock(emu_control)
-    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
-    try:
-        other_id = theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
-    finally:
-        theirs.close()
+    other_id = _their_k1(project, emulator)
     clock.move(minutes=30)
     _abandoned_apply(project, clock)
     clock.move(minutes=40)
@@ -286,11 +291,7 @@ def test_a_create_uncertain_while_its_window_is_open_stays_journaled(
     over, the uncertain create is reported and let go as before."""
     project = _project(tmp_path, emulator)
     clock = MovedClock(emu_control)
-    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
-    try:
-        other_id = theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
-    finally:
-        theirs.close()
+    other_id = _their_k1(project, emulator)
     clock.move(minutes=30)
     _abandoned_apply(project, clock)
     clock.move(minutes=32)
@@ -336,11 +337,7 @@ def test_importing_the_late_key_settles_its_create(
     assert project.remote_id("k1") == late_id
     assert project.journal_records() == []
     clock.move(minutes=20)
-    theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
-    try:
-        other_id = theirs.create(CreateRequest("other", {"name": "k1"}, None, {})).key.id
-    finally:
-        theirs.close()
+    other_id = _their_k1(project, emulator)
     clock.move(minutes=25)
     with operations.session(options(project, clock), "apply") as sess:
         plan = operations.plan(sess)
