@@ -63,6 +63,27 @@ def project(tmp_path: Path, emulator: Emulator) -> Project:
     return Project(tmp_path, emulator.url)
 
 
+def _killed_at_its_first_revoke(project: Project, *args: str) -> None:
+    """`keyform ARGS` as a real process, killed (SIGKILL) once its journal holds a revoke of an old key."""
+    import os
+    import signal
+    import time
+
+    proc = project.spawn(*args)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if project.journal_path.exists() and '"revoke-deposed"' in project.journal_path.read_text():
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_leak_response_replaces_the_key_and_revokes_the_old_one_in_one_apply(
         project: Project, emu_control: EmulatorControl) -> None:
     project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
@@ -264,27 +285,11 @@ def test_a_leak_response_killed_during_its_revoke_is_finished_by_the_next_apply(
         project: Project, emu_control: EmulatorControl) -> None:
     """kill -9 while the old key's revoke is in flight (its `revoke-deposed` intent journaled): the
     next apply recovers the replacement and revokes the leaked key, its grace already over."""
-    import os
-    import signal
-    import time
-
     project.questra("k: {provider: qp, name: k, rotation: {grace: 30d}}\n")
     assert project.run("apply", "--auto-approve").exit_code == 0
     leaked = project.remote_id("k")
     emu_control.latency(400)
-    proc = project.spawn("apply", "--replace", "k", "--revoke-old", "k", "--auto-approve")
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            if project.journal_path.exists() and '"revoke-deposed"' in project.journal_path.read_text():
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, proc.communicate()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _killed_at_its_first_revoke(project, "apply", "--replace", "k", "--revoke-old", "k", "--auto-approve")
     emu_control.latency(0)
     new = next(i for i, k in _keys(emu_control).items() if i != leaked)
     res = project.run_process("apply", "--auto-approve")
@@ -343,28 +348,12 @@ def test_a_revoke_old_killed_between_its_revocations_is_finished_by_the_next_pla
     alone): the other old key kept its grace, so a plain next apply did not revoke it, and the
     user had to remember to repeat the flag. The flag's request is journaled (and so recorded in
     the state) before the first revoke: the next plain apply revokes both, as the flag would."""
-    import os
-    import signal
-    import time
-
     old1, old2 = _rotated(project)
     assert project.run("apply", "--replace", "k", "--auto-approve").exit_code == 0
     current = project.remote_id("k")
     assert sorted(_deposed(project)) == sorted([old1, old2])
     emu_control.latency(400)
-    proc = project.spawn("apply", "--revoke-old", "k", "--parallelism", "1", "--auto-approve")
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            if project.journal_path.exists() and '"revoke-deposed"' in project.journal_path.read_text():
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, proc.communicate()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _killed_at_its_first_revoke(project, "apply", "--revoke-old", "k", "--parallelism", "1", "--auto-approve")
     emu_control.latency(0)
     assert sum(not _keys(emu_control)[i]["revoked"] for i in (old1, old2)) >= 1  # one at least left to revoke
     planned = project.run("plan")
