@@ -1,0 +1,121 @@
+"""A listing answered `200` with no list of keys at `operations.list.items` is an empty listing only
+when the reply holds nothing else a failed request's reply holds (proto3 JSON leaves an empty list
+out: `{}`). A `200` whose body is an error the definition's `errors` pointers do not cover
+(`{"detail": ...}`, `{"error": {"msg": ...}}`, `{"status": "error"}`, `{"fault": ...}`,
+`{"ok": false}`, `{"errors": [...]}`) was read as "no keys": every recorded key looked deleted
+outside keyform, the plan created each again, and the originals stayed live and untracked. Now
+such a reply is an error naming its names and, scrubbed and cut, what it says. The replies real
+APIs give for an empty account with the list left out stay empty listings. Against scripted
+servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyform.errors import ProviderError
+from tests.test_provider_rest import TOKEN, item, provider
+
+
+def answer(body: Any) -> Any:
+    return lambda method, path, headers, sent: (200, {}, body)
+
+
+@pytest.mark.parametrize(("reply", "names", "says"), [
+    ({"detail": "Internal error"}, "'/detail'", "Internal error"),
+    ({"error": {"msg": "backend unavailable"}}, "'/error'", "backend unavailable"),
+    ({"status": "error", "reason": "backend down"}, "'/status', '/reason'", "backend down"),
+    ({"fault": {"faultstring": "Rate limit quota violation"}}, "'/fault'", "Rate limit quota violation"),
+    ({"ok": False}, "'/ok'", None),
+    ({"success": False, "result_info": {"count": 0}}, "'/success'", None),
+    ({"code": 13, "details": [{"reason": "INTERNAL"}]}, "'/code', '/details'", "INTERNAL"),
+    ({"object": "error", "has_more": False}, "'/object'", "error"),
+    ({"errors": [{"code": "partial", "message": "one region is down"}]}, "'/errors'", "one region is down"),
+    ({"kind": "Status", "status": "Failure", "reason": "InternalError"}, "'/status', '/reason'", "InternalError"),
+])
+def test_a_200_with_no_list_and_an_error_the_definition_does_not_point_at_is_an_error(
+        tmp_path: Path, reply: dict[str, Any], names: str, says: str | None) -> None:
+    with provider(tmp_path, answer(reply)) as (p, _), pytest.raises(ProviderError) as caught:
+        p.list()
+    message = str(caught.value)
+    assert message.startswith("t1: list: unexpected response shape (no list of keys at /items, and the reply is "
+                              f"not an empty listing: it holds {names}"), message
+    assert (f"(it says: {says})" in message) if says else "it says" not in message, message
+    assert message.endswith("; read as empty, every recorded key would look deleted)"), message
+
+
+def test_the_message_is_one_line_cut_and_scrubbed(tmp_path: Path) -> None:
+    said = f"bad token {TOKEN}:\nsee\thttps://docs.example/auth " + "x" * 100_000
+    names = {f"{TOKEN}-{i}\n": {"detail": said} for i in range(8)}
+    with provider(tmp_path, answer(names)) as (p, _), pytest.raises(ProviderError) as caught:
+        p.list()
+    message = str(caught.value)
+    assert TOKEN not in message and "\n" not in message and "\t" not in message, message
+    assert "and 3 more (it says: bad token ***: see https://docs.example/auth xxx" in message, message
+    assert len(message) < 700, len(message)
+
+
+@pytest.mark.parametrize("pagination", ["{type: page, param: page}", "{type: cursor, param: c, next: /cursor}"])
+def test_a_later_page_of_an_unread_error_is_an_error_not_the_end_of_the_listing(tmp_path: Path,
+                                                                               pagination: str) -> None:
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        if "page=2" in path or "c=2" in path:
+            return 200, {}, {"detail": "upstream timed out"}
+        return 200, {}, {"items": [item(1)], "cursor": "2"}
+
+    with provider(tmp_path, script, pagination=pagination) as (p, _), \
+            pytest.raises(ProviderError, match=r"it holds '/detail' \(it says: upstream timed out\)"):
+        p.list()
+
+
+@pytest.mark.parametrize("reply", [
+    {},  # proto3 JSON (TextQL's Connect API)
+    {"items": None},  # Go's encoding of a nil slice
+    {"object": "list", "first_id": None, "last_id": None, "has_more": False},  # OpenAI, list left out
+    {"object": "list", "url": "/v1/keys", "has_more": False},  # Stripe's envelope
+    {"meta": {"page": {"total_filtered_count": 0}}, "links": {"self": "/keys"}},  # JSON:API (Datadog)
+    {"nextPageToken": "", "totalSize": 0},  # Google APIs
+    {"kind": "KeyList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"}},  # Kubernetes style
+    {"_links": {"self": {"href": "/keys"}}, "page": {"size": 20, "totalElements": 0}},  # HAL / Spring
+    {"success": True, "errors": [], "messages": [], "result_info": {"count": 0}},  # Cloudflare style
+    {"ok": True, "response_metadata": {}, "request_id": "r-1"},  # Slack style, nothing in the metadata
+    {"status": "ok", "code": 0, "error": None}, {"status": 200}, {"total_count": 0},
+])
+def test_an_empty_listing_with_its_list_left_out_is_still_empty(tmp_path: Path, reply: dict[str, Any]) -> None:
+    with provider(tmp_path, answer(reply)) as (p, _):
+        assert p.list() == []
+
+
+def test_the_names_the_definition_reads_may_stand_in_an_empty_listing(tmp_path: Path) -> None:
+    """A name no envelope has but the definition's pagination reads (`/state/more`, `/after_token`)."""
+    reply = {"state": {"more": False}, "after_token": ""}
+    with provider(tmp_path, answer(reply),
+                  pagination="{type: cursor, param: c, next: /after_token, has_more: /state/more}") as (p, _):
+        assert p.list() == []
+
+
+@pytest.mark.parametrize(("reply", "names"), [
+    ({"result": {"failure": "db down"}}, "'/result/failure'"),
+    ({"result": "denied"}, "'/result'"),
+    ({"result": None, "detail": "no"}, "'/detail'"),
+])
+def test_each_object_on_the_way_of_a_nested_items_pointer_is_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reply: dict[str, Any], names: str) -> None:
+    from tests import test_provider_rest
+
+    monkeypatch.setattr(test_provider_rest, "BASE", test_provider_rest.BASE.replace("items: /items",
+                                                                                    "items: /result/keys"))
+    with provider(tmp_path, answer(reply)) as (p, _), pytest.raises(ProviderError, match=f"it holds {names}"):
+        p.list()
+    for empty in ({"result": {}}, {"result": None}, {"result": {"keys": None, "next": ""}}):
+        with provider(tmp_path, answer(empty)) as (p, _):
+            assert p.list() == [], empty
+
+
+def test_a_200_with_an_html_page_is_an_error(tmp_path: Path) -> None:
+    """(Already so: kept so.) A proxy's or a login page's HTML with a 200."""
+    page = b"<html><body>Service temporarily unavailable</body></html>"
+    with provider(tmp_path, answer(page)) as (p, _), pytest.raises(ProviderError, match="the body is not JSON"):
+        p.list()
