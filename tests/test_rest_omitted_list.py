@@ -109,7 +109,8 @@ def test_each_object_on_the_way_of_a_nested_items_pointer_is_checked(
                                                                                     "items: /result/keys"))
     with provider(tmp_path, answer(reply)) as (p, _), pytest.raises(ProviderError, match=f"it holds {names}"):
         p.list()
-    for empty in ({"result": {}}, {"result": None}, {"result": {"keys": None, "next": ""}}):
+    empties: list[dict[str, Any]] = [{"result": {}}, {"result": None}, {"result": {"keys": None, "next": ""}}]
+    for empty in empties:
         with provider(tmp_path, answer(empty)) as (p, _):
             assert p.list() == [], empty
 
