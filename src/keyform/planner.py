@@ -29,6 +29,7 @@ from keyform.pending import Orphan, Uncertain
 from keyform.plan import Action, AttrChange, Change, Plan
 from keyform.records import record
 from keyform.remote import SKEW_NOTED, RemoteKey, RemoteSnapshot
+from keyform.render import plural
 from keyform.render.safe import cut, one_line
 from keyform.sinkscan import SinkSnapshot
 from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
@@ -307,6 +308,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if note is not None:
             notes.append(note)
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
+    notes[:0] = _none_listed_warnings(state, snapshot, changes)  # first: the notes a Markdown plan cuts come last
     notes.extend(_refresh_notes(workspace, state, snapshot, target_set))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
     fps = inputs.fingerprints
@@ -1124,6 +1126,37 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool, worksp
             reasons.append(f"its sink entry {ks.sink} stays: {keeper}")
     return Change(address=ks.address, action=Action.DELETE, provider=ks.provider,
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
+
+
+def _none_listed_warnings(state: State, snapshot: RemoteSnapshot, changes: Sequence[Change]) -> list[str]:
+    """A warning for each instance whose listing shows none of the two or more keys the state
+    records for it, when the plan creates any of them again or forgets any: a listing that came back
+    empty by mistake (a reply misread, a wrong account or region behind the same token) makes every
+    key look deleted outside keyform, and the plan creates each again while the originals stay live
+    and untracked. Nothing is refused (a whole account may be wiped on purpose): the plan says so,
+    first. A single key deleted out of many is no such sign."""
+    recorded: dict[str, list[KeyState]] = {}
+    for ks in state.keys.values():
+        recorded.setdefault(ks.provider, []).append(ks)
+    out: list[str] = []
+    for name in sorted(recorded):
+        keys = recorded[name]
+        snap = snapshot.instances.get(name)
+        if len(keys) < 2 or snap is None or snap.keys is None or any(k.remote_id in snap.keys for k in keys):
+            continue
+        addresses = {k.address for k in keys}
+        mine = [c for c in changes if c.address in addresses and c.primary]
+        again = sum(1 for c in mine if c.action is Action.CREATE)
+        forgotten = sum(1 for c in mine if c.action is Action.DELETE)
+        if not again and not forgotten:
+            continue
+        does = " and ".join(part for part in (
+            f"creates {plural(again, 'key')} again" if again else "",
+            f"forgets {plural(forgotten, 'key')}" if forgotten else "") if part)
+        out.append(f"{WARNING}{name}: its listing shows none of the {len(keys)} keys the state records for it; "
+                   f"applying this plan {does}; if the API's listing is wrong, the {len(keys)} keys it "
+                   "recorded stay live and untracked: check the API's console before applying")
+    return out
 
 
 def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot, scope: set[str] | None) -> list[str]:

@@ -1,0 +1,66 @@
+"""A plan in which an instance's listing shows none of the two or more keys the state records for it
+says so as a warning (text, Markdown, JSON), naming the instance, the count and what applying does:
+a listing that came back empty by mistake makes every key look deleted outside keyform, the plan
+creates each again, and the originals stay live and untracked. Nothing is refused (an account may be
+wiped on purpose). One key deleted out of several is no such sign. Against the emulator, whose keys
+are deleted behind keyform's back through its control API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.project import ORG, Project
+from keyform.emulator import Emulator
+from keyform.emulator.client import EmulatorControl
+
+KEYS = "a:\n  provider: qp\nb:\n  provider: qp\nc:\n  provider: qp\n"
+SAID = ("qp: its listing shows none of the 3 keys the state records for it; applying this plan creates 3 keys "
+        "again; if the API's listing is wrong, the 3 keys it recorded stay live and untracked: check the API's "
+        "console before applying")
+
+
+@pytest.fixture(params=["questra", "rest"])
+def project(request: pytest.FixtureRequest, tmp_path: Path, emulator: Emulator) -> Project:
+    p = Project(tmp_path, emulator.url, rest=request.param == "rest")
+    p.questra(KEYS)
+    assert p.run("apply", "--auto-approve").exit_code == 0
+    return p
+
+
+def test_a_listing_that_shows_none_of_the_recorded_keys_is_a_warning_in_every_format(
+        project: Project, emu_control: EmulatorControl) -> None:
+    for address in ("a", "b", "c"):
+        emu_control.delete_questra(ORG, project.remote_id(address))
+    text = project.run("plan")
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith(f"Warning: {SAID}\n"), text.stdout
+    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete." in text.stdout
+    md = project.run("plan", "--format", "markdown")
+    assert f"> **Warning:** `{SAID}`" in md.stdout, md.stdout
+    doc = json.loads(project.run("plan", "--format", "json").stdout)
+    assert doc["notes"][0] == f"WARNING: {SAID}", doc["notes"]
+    applied = project.run("apply", "--auto-approve")  # not refused: the keys are made again
+    assert applied.exit_code == 0, applied.output
+    assert len(emu_control.questra_keys(ORG)) == 3
+
+
+def test_keys_removed_from_the_manifests_too_are_said_forgotten(project: Project,
+                                                                emu_control: EmulatorControl) -> None:
+    for address in ("a", "b", "c"):
+        emu_control.delete_questra(ORG, project.remote_id(address))
+    project.questra("a:\n  provider: qp\n")
+    doc = json.loads(project.run("plan", "--format", "json").stdout)
+    assert doc["notes"][0] == (
+        "WARNING: qp: its listing shows none of the 3 keys the state records for it; applying this plan creates "
+        "1 key again and forgets 2 keys; if the API's listing is wrong, the 3 keys it recorded stay live and "
+        "untracked: check the API's console before applying"), doc["notes"]
+
+
+def test_one_key_deleted_out_of_several_gives_no_such_warning(project: Project, emu_control: EmulatorControl) -> None:
+    emu_control.delete_questra(ORG, project.remote_id("b"))
+    doc = json.loads(project.run("plan", "--format", "json").stdout)
+    assert doc["summary"]["create"] == 1, doc
+    assert not any("listing shows none" in n for n in doc["notes"]), doc["notes"]
