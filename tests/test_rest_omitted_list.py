@@ -120,3 +120,37 @@ def test_a_200_with_an_html_page_is_an_error(tmp_path: Path) -> None:
     page = b"<html><body>Service temporarily unavailable</body></html>"
     with provider(tmp_path, answer(page)) as (p, _), pytest.raises(ProviderError, match="the body is not JSON"):
         p.list()
+
+
+@pytest.mark.parametrize("kind", ["textql", "rest"])
+def test_textql_the_built_in_and_its_definition_take_the_same_rule(kind: str) -> None:
+    """The built-in TextQL provider read any reply without `apiAccessKeys` as no keys
+    (`body.get("apiAccessKeys", [])`); the shipped textql.yaml by the rule above. `{}` (proto3 JSON,
+    the live API's empty account) stays an empty listing for both."""
+    from harness.project import DEFINITIONS
+    from keyform.manifest.restdef import load_definition
+    from keyform.providers import TextQLProvider
+    from keyform.providers.rest import RestProvider
+    from keyform.remote import Provider
+    from tests.loopback import serving
+    from tests.test_provider_rest import ScriptServer
+
+    reply: dict[str, Any] = {}
+    with serving(ScriptServer(lambda method, path, headers, sent: (200, {}, reply))) as server:
+        if kind == "textql":
+            p: Provider = TextQLProvider("tq", server.url, TOKEN, max_retries=0, sleep=lambda s: None)
+        else:
+            d, problems = load_definition(str(DEFINITIONS / "textql.yaml"), "textql.yaml")
+            assert d is not None, problems
+            p = RestProvider("tq", d, server.url, TOKEN, {}, max_retries=0, sleep=lambda s: None)
+        try:
+            assert p.list() == []
+            reply = {"error": {"msg": f"backend unavailable for {TOKEN}"}}
+            with pytest.raises(ProviderError) as caught:
+                p.list()
+        finally:
+            p.close()
+    assert str(caught.value) == (
+        "tq: list: unexpected response shape (no list of keys at /apiAccessKeys, and the reply is not an empty "
+        "listing: it holds '/error' (it says: backend unavailable for ***); read as empty, every recorded key "
+        "would look deleted)"), caught.value

@@ -43,6 +43,7 @@ from keyform.providers.http import (
     usable_id,
     wire_time,
 )
+from keyform.providers.omitted import not_a_listing, not_empty
 from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
@@ -135,7 +136,7 @@ class RestProvider:
         self._last_used = d.key_paths.get("last_used")
         pg = d.pagination
         # the top-level names of a listing reply the definition reads (besides the list): an empty
-        # listing may hold them (see _not_a_listing)
+        # listing may hold them (see keyform.providers.omitted)
         self._named = frozenset(ptr[0] for ptr in (
             pg.has_more, pg.total, _ptr(pg.next) if pg.next and not pg.next.startswith("header:") else None)
             if ptr)
@@ -277,9 +278,9 @@ class RestProvider:
                 said = self._said(body)
                 if said:  # a success status with an error (Slack's `{"ok": false, ...}`)
                     raise ShapeError(f"no list of keys at {pointer_text(p)}, but an error: {said}")
-                odd = _not_a_listing(body, p, self._named)
-                if odd:  # an error the definition's `errors` does not point at: see _not_a_listing
-                    raise ShapeError(self._not_empty(p, body, odd))
+                odd = not_a_listing(body, p, self._named)
+                if odd:  # an error the definition's `errors` does not point at: see keyform.providers.omitted
+                    raise ShapeError(not_empty(p, body, odd, self._http.secrets))
                 return []  # an empty list may be omitted (proto3 JSON), in a reply of nothing else
         said = self._said(body)
         if said:  # (`items: ""`, the whole reply, or alternatives: it said only which names the reply had)
@@ -288,18 +289,6 @@ class RestProvider:
         got = (f"an object with keys {[name[:40] for name in sorted(body)[:5]]}" if isinstance(body, dict)
                else type(body).__name__)
         raise ShapeError(f"no array of keys where the definition says (got {got})")
-
-    def _not_empty(self, p: tuple[str, ...], body: Mapping[str, Any], odd: Sequence[tuple[str, ...]]) -> str:
-        """The one-line error for a reply with no list of keys at `p` and the names `odd`, which a
-        reply of an empty listing does not hold: the names (at most five, each cut to 40 characters,
-        secrets scrubbed first) and what the reply says (scrubbed, one line, at most 200)."""
-        secrets = self._http.secrets
-        names = ", ".join(repr(redact.redact(pointer_text(name), secrets, 40)) for name in odd[:5])
-        names += f" and {len(odd) - 5} more" if len(odd) > 5 else ""
-        says = _says(body, odd)
-        said = f" (it says: {redact.redact(says, secrets, 200)})" if says else ""
-        return (f"no list of keys at {pointer_text(p)}, and the reply is not an empty listing: it holds "
-                f"{names}{said}; read as empty, every recorded key would look deleted")
 
     def _said(self, body: Any) -> str | None:
         """The error a reply holds where the definition's `errors` says (`CODE: message`), as one
@@ -710,105 +699,6 @@ def _list_of_keys(body: Mapping[str, Any], key_id: tuple[str, ...]) -> str | Non
         if isinstance(value, list) and value and all(isinstance(v, dict) and at(v, key_id) is not None
                                                      for v in value):
             return pointer_text((str(name),))
-    return None
-
-
-# The names (compared folded: lower case, no `_` or `-`) a reply of an empty listing whose list is
-# left out may hold besides those the definition reads: envelopes (`object: list`, Kubernetes'
-# `kind`/`apiVersion`/`metadata`, HAL's `_links`, JSON:API's `meta`/`links`), request ids and
-# pagination fields; `ok`/`success`/`status`/`code`/`error`/`errors` only with a value that says
-# the request succeeded (see _benign); and any name whose value holds nothing (null, "", [], {}).
-# Any other name (`message`, `detail`, `fault`, `msg`, ...) may be an error the definition's
-# `errors` pointers do not cover: read as an empty listing, every recorded key looked deleted, and
-# the plan created each again, leaving the originals live and untracked.
-_ENVELOPE = frozenset({
-    "object", "kind", "apiversion", "metadata", "meta", "links", "url", "uri", "href", "self",
-    "embedded", "count", "limit", "offset", "size", "perpage", "pagination", "paging", "resultinfo",
-    "hasmore", "hasnext", "hasprevious", "more", "firstid", "lastid", "requestid", "traceid", "warnings",
-})
-_ENVELOPE_PREFIXES = ("page", "next", "prev", "total", "cursor")
-_SUCCESS_WORDS = frozenset({"ok", "success", "succeeded", "successful"})
-_FAILURE_WORDS = frozenset({"error", "errors", "fault", "failure", "failed", "fail"})
-
-
-def _benign(name: str, value: Any) -> bool:
-    """Whether `name: value` may stand in a reply of an empty listing (see _ENVELOPE)."""
-    folded = _fold(name)
-    if value is None or value in ("", [], {}):
-        return True  # a value that holds nothing (`"data": []` under another name, `"errors": []`)
-    if isinstance(value, str) and _fold(value) in _FAILURE_WORDS:
-        return False  # `object: error`, `type: error`, `result: failure`: a failure said as a value
-    if folded in ("ok", "success"):
-        return value is True
-    if folded == "status":
-        return _success_status(value)
-    if folded == "code":
-        return (type(value) is int and value == 0) or _success_status(value)
-    if folded in ("error", "errors"):
-        return value is False
-    return folded in _ENVELOPE or folded.startswith(_ENVELOPE_PREFIXES)
-
-
-def _success_status(value: Any) -> bool:
-    """`200`, `"204"`, `"ok"`, `"success"`: a status that says the request succeeded."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return 200 <= value < 300
-    return isinstance(value, str) and (_fold(value) in _SUCCESS_WORDS or (
-        len(value) == 3 and value.isascii() and value.isdigit() and value[0] == "2"))
-
-
-def _not_a_listing(body: Mapping[str, Any], items: tuple[str, ...],
-                   named: frozenset[str]) -> list[tuple[str, ...]]:
-    """The names in a reply with nothing at its `items` pointer that a reply of an empty listing
-    does not hold, as pointers; none: the reply is an empty listing whose list was left out (proto3
-    JSON; `{}`, `{"data": null}`, `{"object": "list", "has_more": false}`). At the top level the
-    names the definition reads (`named`: its pagination pointers) may stand too; along the `items`
-    pointer each object's names are checked the same way, and a value on its way that is neither an
-    object nor null is named itself."""
-    odd: list[tuple[str, ...]] = []
-    doc: Any = body
-    where: tuple[str, ...] = ()
-    for depth, token in enumerate(items):
-        if doc is None:
-            break
-        if not isinstance(doc, dict):
-            odd.append(where)
-            break
-        odd.extend((*where, str(name)) for name, value in doc.items()
-                   if name != token and not (depth == 0 and name in named) and not _benign(str(name), value))
-        doc = doc.get(token)
-        where = (*where, token)
-    return odd
-
-
-def _says(body: Mapping[str, Any], odd: Sequence[tuple[str, ...]]) -> str | None:
-    """The first text a reply of an error holds under one of the `odd` pointers: a string, or an
-    object's `message`, `msg`, `detail`, `description`, `faultstring`, `reason`, `error` or `title`,
-    or the first of a list of these (two levels deep)."""
-    for where in sorted(odd, key=lambda w: not any(m in _fold(w[-1]) for m in (*_MESSAGE_NAMES, "fault"))):
-        text = _text_in(at(body, where), 2)
-        if text:
-            return text
-    return None
-
-
-_MESSAGE_NAMES = ("message", "msg", "detail", "description", "faultstring", "reason", "error", "title")
-
-
-def _text_in(value: Any, depth: int) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if depth <= 0:
-        return None
-    if isinstance(value, list) and value:
-        return _text_in(value[0], depth - 1)
-    if isinstance(value, dict):
-        for name in _MESSAGE_NAMES:
-            text = _text_in(value.get(name), depth - 1)
-            if text:
-                return text
     return None
 
 

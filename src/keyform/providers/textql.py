@@ -35,6 +35,7 @@ from keyform.providers.http import (
     utc_time,
     wire_time,
 )
+from keyform.providers.omitted import not_a_listing, not_empty
 from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.providers.textql_type import UPDATABLE  # UpdateApiAccessKeyRequest
@@ -143,13 +144,22 @@ def _one_key(body: Any) -> RemoteKey:
     return parse_key(body.get("apiAccessKey"), "apiAccessKey")
 
 
+_LEFT_OUT: Any = object()
+
+
 def parse_list(body: Any) -> list[RemoteKey]:
-    """`{"apiAccessKeys": [...]}` (an empty list may be omitted, proto3 style). The keys hold the
+    """`{"apiAccessKeys": [...]}` (an empty list may be omitted, proto3 style, in a reply of nothing
+    else a failed request's reply holds: `keyform.providers.omitted`). The keys hold the
     items' own `hosts`, `headers` and `queryParams`, not copies: `body` is a reply's decoded JSON,
     read once (copying 5,000 of each, then freeing the originals, was ~1 µs a key)."""
     if not isinstance(body, dict):
         raise ShapeError(f"expected an object with 'apiAccessKeys', got {type(body).__name__}")
-    items = body.get("apiAccessKeys", [])
+    items = body.get("apiAccessKeys", _LEFT_OUT)
+    if items is _LEFT_OUT:  # left out when empty, in a reply of nothing a failed request's reply holds
+        odd = not_a_listing(body, ("apiAccessKeys",), frozenset())
+        if odd:  # `{"message": "Internal error"}` with a 200 was read as no keys: every key looked deleted
+            raise ShapeError(not_empty(("apiAccessKeys",), body, odd))
+        items = []
     if not isinstance(items, list):
         raise ShapeError("'apiAccessKeys' is not an array")
     keys = []
