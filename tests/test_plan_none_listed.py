@@ -64,3 +64,17 @@ def test_one_key_deleted_out_of_several_gives_no_such_warning(project: Project, 
     doc = json.loads(project.run("plan", "--format", "json").stdout)
     assert doc["summary"]["create"] == 1, doc
     assert not any("listing shows none" in n for n in doc["notes"]), doc["notes"]
+
+
+def test_the_built_in_textql_type_is_warned_of_too(tmp_path: Path, emulator: Emulator,
+                                                   emu_control: EmulatorControl) -> None:
+    p = Project(tmp_path, emulator.url)
+    p.write("version: 1\nproviders:\n  tq: {type: textql, base_url: \"{url}\", token: {env: TEXTQL_TOKEN}}\n"
+            "keys:\n" + "".join(f"  k{i}: {{provider: tq, description: k{i}, hosts: [h{i}.example], "
+                                f"auth_value: {{env: AUTH}}}}\n" for i in range(2)))
+    assert p.run("apply", "--auto-approve", env={"AUTH": "credential-0123456789"}).exit_code == 0
+    for i in range(2):
+        emu_control.delete_textql(p.remote_id(f"k{i}"))
+    doc = json.loads(p.run("plan", "--format", "json", env={"AUTH": "credential-0123456789"}).stdout)
+    assert doc["notes"][0].startswith("WARNING: tq: its listing shows none of the 2 keys the state records for it; "
+                                      "applying this plan creates 2 keys again;"), doc["notes"]
