@@ -311,6 +311,13 @@ def test_a_shortened_grace_says_the_waiting_old_key_keeps_its_recorded_one() -> 
         "for); `keyform apply --revoke-old k` revokes it now"]
     # under a usage rule too (the key is used: it waits)
     assert len(noted(Rotation(grace=timedelta(days=1), unused_for=timedelta(hours=1)), timedelta(days=2))) == 1
+    # under on_grace_end: keep the recorded end is no latest: a key in use is kept past it (the
+    # note said "stays until ... at the latest", beside the usage note saying it is kept while used)
+    assert noted(Rotation(grace=timedelta(days=1), unused_for=timedelta(hours=1), on_grace_end="keep"),
+                 timedelta(days=2)) == [
+        "k (deposed ak_1): rotation.grace is now 1d, shorter than the 7d recorded when it was replaced: its grace "
+        "ends 2026-01-08T00:00:00Z, and it is kept past it while in use (on_grace_end: keep) (a grace counts from "
+        "the replacement it was set for); `keyform apply --revoke-old k` revokes it now"]
     assert noted(Rotation(grace=timedelta(days=7)), timedelta(days=2)) == []
     assert noted(Rotation(grace=timedelta(days=9)), timedelta(days=2)) == []
     assert noted(Rotation(grace=timedelta(days=1)), timedelta(days=8)) == []  # revoked now: grace over

@@ -339,9 +339,13 @@ def _shortened_grace_notes(deposed: Iterable[DeposedKey], desired: Mapping[str, 
         end, since = maybe_time(dep.revoke_after), maybe_time(dep.deposed_at)
         if end is None or since is None or end <= now or spec.rotation.grace >= end - since:
             continue
+        # (under `on_grace_end: keep` the grace's end is no latest: a key still in use is kept past it)
+        keep = spec.rotation.unused_for is not None and spec.rotation.on_grace_end == "keep"
+        until = (f"its grace ends {dep.revoke_after}, and it is kept past it while in use (on_grace_end: keep)"
+                 if keep else f"this old key stays until {dep.revoke_after} at the latest")
         notes.append(f"{dep.address} (deposed {dep.remote_id}): rotation.grace is now "
                      f"{format_duration(spec.rotation.grace)}, shorter than the {format_duration(end - since)} "
-                     f"recorded when it was replaced: this old key stays until {dep.revoke_after} at the latest "
+                     f"recorded when it was replaced: {until} "
                      "(a grace counts from the replacement it was set for); `keyform apply --revoke-old "
                      f"{dep.address}` revokes it now")
     return notes
