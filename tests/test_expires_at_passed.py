@@ -316,3 +316,36 @@ def test_a_held_source_whose_consumer_rotation_is_due(project: Project, emu_cont
     assert not [c for c in plan_only(project, clock).actionable if not c.deposed]
     rows = {r.address: r for r in operations.run_report(options(project, clock)).report.rows if r.kind == "key"}
     assert rows["src"].status == "expired" and rows["src"].rotation_due_at is None, rows["src"]
+
+
+def test_a_waiting_consumer_updated_in_place_keeps_its_unapplied_change_recorded_as_not_applied(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """`t` reads the secret of `src` (held past its fixed expires_at, its secret gone from the
+    sink). `t`'s manifest changes `is_private` (TextQL cannot change it in place: a replacement,
+    which waits for `src`) and its description (updated in place, planned). The update recorded the
+    manifests' every attribute as applied, `is_private` too: the next plan had nothing for `t`, no
+    note either, and the key stayed public for good while the state said private."""
+    clock = MovedClock(emu_control)
+    at = clock() + timedelta(days=10)
+    src_keys = (f"src:\n  provider: qp\n  name: src\n  expires_at: {format_time(at)}\n"
+                "t:\n  provider: tq\n  description: Questra access\n  hosts: [api.questra.ai]\n"
+                "  api_provider: questra\n  auth_value: {secret_of: src}\n  expires_in: 90d\n")
+    fed_project(project, src_keys)
+    converge(project, clock)
+    t = project.remote_id("t")
+
+    clock.move(days=20)
+    env = project.root / ".secrets" / "keys.env"
+    env.write_text("".join(line + "\n" for line in env.read_text().splitlines() if "SRC" not in line.upper()))
+    fed_project(project, src_keys.replace("Questra access", "Questra access (ops)")
+                .replace("  expires_in: 90d\n", "  expires_in: 90d\n  is_private: true\n"))
+    plan = plan_only(project, clock)
+    assert [(c.address, c.action) for c in plan.actionable] == [("t", Action.UPDATE)], plan.actionable
+    waits = f"t ({t}) is left as it is: it needs the secret of src"
+    assert any(n.startswith(waits) for n in plan.notes), plan.notes
+    converge(project, clock)
+    recorded = project.state()["keys"]["t"]
+    assert recorded["attributes"]["description"] == "Questra access (ops)", recorded
+    assert recorded["attributes"].get("is_private", False) is False, recorded
+    plan = plan_only(project, clock)  # `t` still waits for its replacement, and says so
+    assert not plan.actionable and any(n.startswith(waits) for n in plan.notes), (plan.actionable, plan.notes)

@@ -1051,10 +1051,14 @@ def _update(change: Change, ctx: ApplyContext) -> None:
         moved, sink = False, spec.sink
     if moved:
         sink = _move_secret(spec, ks, ctx)
-    # (a prevent_destroy-only update sends nothing: the key's attributes stay as applied, which a key
-    # held past its fixed expires_at, `planner._decide`, may have other than the manifests say)
+    # an attribute the update does not name stays as applied: a prevent_destroy-only update sends
+    # nothing (a key held past its fixed expires_at, `planner._decide`), and a key waiting for a held
+    # source (`planner._Decision.wait_for`) is updated without the changes its replacement makes
+    # (is_private, an expiry set only by a new key); recorded as the manifests say, they were never
+    # planned again
     new = KeyState.of(spec, ks.remote_id, remote=remote_attrs, expires_at=expires_at, created_at=ks.created_at,
-                      attrs=dict(ks.attrs) if changed == {PREVENT_DESTROY} else None,
+                      attrs=_as_updated(spec, ks, changed),
+                      expiry_spec=None if EXPIRY in changed else ks.expiry_spec,
                       sink=sink, fingerprints=fps, applied_at=format_time(now), secret_in_sink=ks.secret_in_sink,
                       rotation_requested=ks.rotation_requested, secret_fingerprint=ks.secret_fingerprint)
     with ctx.lock:
@@ -1064,6 +1068,18 @@ def _update(change: Change, ctx: ApplyContext) -> None:
     ctx.journal.done(seq, key=new)
     if moved:  # the old entry is removed only once the journal records the new one
         _remove_entry(ks, ctx)
+
+
+def _as_updated(spec: KeySpec, ks: KeyState, changed: set[str]) -> dict[str, Any] | None:
+    """The attributes to record after an in-place update naming `changed`: the manifests' (None)
+    when it names every attribute that differs, else each one it does not name as applied."""
+    names = kind(spec.provider_type).attributes
+    left = [n for n in names if n not in changed and spec.attrs.get(n) != ks.attrs.get(n)]
+    if not left:
+        return None
+    attrs = {n: v for n, v in spec.attrs.items() if n not in left}
+    attrs.update((n, ks.attrs[n]) for n in left if n in ks.attrs)
+    return attrs
 
 
 def _update_remote(spec: KeySpec, ks: KeyState, changed: set[str], now: datetime, ctx: ApplyContext
