@@ -142,6 +142,26 @@ def test_ensure_dir_walks_again_when_a_parent_is_removed_under_it(tmp_path: Path
     assert calls == ["deep", "new", "deep"] and made == [tmp_path / "new", tmp_path / "new" / "deep"]
 
 
+def test_ensure_dir_walked_again_names_each_directory_it_made_once(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory made by the first walk and removed under it (`a/b`, another keyform's release)
+    is made again by the second: it was named twice (`[a, a/b, a/b, a/b/c]`), and the lock's
+    release, removing them innermost first, stopped at the second `a/b` (already gone) and left `a`."""
+    real = os.mkdir
+    calls: list[str] = []
+
+    def racing_mkdir(path: os.PathLike[str] | str, mode: int = 0o777) -> None:
+        calls.append(os.path.basename(path))
+        if calls == ["a", "b", "c"]:
+            os.rmdir(tmp_path / "a" / "b")  # between the walk and this mkdir
+        real(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    made = fsio.ensure_dir(tmp_path / "a" / "b" / "c")
+    assert calls == ["a", "b", "c", "b", "c"]
+    assert made == [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"], made
+
+
 def test_fsync_dir_accepts_a_directory_and_fails_on_a_missing_one(tmp_path: Path) -> None:
     fsio.fsync_dir(tmp_path)
     with pytest.raises(FileNotFoundError):

@@ -83,6 +83,8 @@ def _make_missing(target: Path, mode: int, created: list[Path]) -> None:
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
+        if d in created:  # made by an earlier walk and removed under it: named once, where made now
+            created.remove(d)
         created.append(d)
         fsync_dir(d.parent)
 
