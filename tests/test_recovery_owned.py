@@ -174,6 +174,27 @@ def test_a_saved_plan_whose_only_change_is_the_record_says_the_state_records_it(
     assert again.stdout.rstrip().splitlines()[-1] == RECORDED.split(";")[0] + ".", again.stdout
 
 
+
+def test_a_saved_plan_whose_only_change_is_the_record_says_so_in_json_too(tmp_path: Path, emulator: Any) -> None:
+    """`apply F --format json` of such a saved plan: no `planned` event (the plan is not shown
+    again), and its `change_summary` was all zero, the same as for nothing at all, so a pipeline
+    could not tell the state now records the interrupted apply, as the text's last line says.
+    `recorded_interrupted_apply: true` says it (and only then)."""
+    project, _ = _unsaved_create(tmp_path, emulator.url)
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "apply-events.schema.json").read_text())
+    assert project.run("plan", "--out", str(tmp_path / "p.plan")).exit_code == 0
+    applied = project.run("apply", str(tmp_path / "p.plan"), "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    events = [json.loads(line) for line in applied.stdout.splitlines()]
+    for event in events:
+        jsonschema.validate(event, schema)
+    assert events[-1]["type"] == "change_summary" and events[-1].get("recorded_interrupted_apply") is True, events
+    assert project.run("plan", "--out", str(tmp_path / "q.plan")).exit_code == 0
+    again = project.run("apply", str(tmp_path / "q.plan"), "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert "recorded_interrupted_apply" not in json.loads(again.stdout.splitlines()[-1]), again.stdout
+
+
 # ----------------------------------------------------------------------- the window, in isolation
 
 

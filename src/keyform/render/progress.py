@@ -137,11 +137,14 @@ def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
                       f"{c['deleted']} deleted{stale}, {c['failed']} failed.", *rate_lines(report)])
 
 
-def summary_json(report: ApplyReport) -> str:
+def summary_json(report: ApplyReport, *, recorded: bool = False) -> str:
+    """The `change_summary` event; `recorded`: the plan applied carried what an interrupted apply
+    did and the state did not record yet (`Plan.unsaved`), recorded now (`recorded_interrupted_apply`)."""
     return json_doc({"type": "change_summary", "ok": report.ok, **counts(report),
                      "errors": [{"address": c.key, "message": m} for c, m in report.failed + report.skipped],
                      "rate_limits": rate_json(report),
-                     **({"not_started": [c.address for c in report.not_started]} if report.not_started else {})})
+                     **({"not_started": [c.address for c in report.not_started]} if report.not_started else {}),
+                     **({"recorded_interrupted_apply": True} if recorded else {})})
 
 
 def interrupted_lines(report: ApplyReport) -> list[str]:

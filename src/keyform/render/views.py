@@ -191,7 +191,9 @@ class JSONView(View):
     def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
         from keyform.render.progress import summary_json
 
-        click.echo(summary_json(report))
+        # (the state records an interrupted apply now: said as the text's last line says it, since a
+        # saved plan's apply has no `planned` event whose `state.unsaved_changes` would tell)
+        click.echo(summary_json(report, recorded=self.unsaved))
 
     def abandoned(self, in_flight: list[Change]) -> None:
         """The lines on stderr, and the end of each change in flight: the stream's last events (the
