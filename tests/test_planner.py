@@ -559,3 +559,71 @@ def test_a_chain_over_a_held_source_rotates_no_consumer_of_a_key_left_as_it_is(r
     st = state_with(*recs[:2], recorded(t1, "tk_1", fingerprints=fed), recorded(t2, "tk_2", fingerprints=fed))
     p = plan(workspace(h, m, t1, t2), st, remote_of(st), NOW, inputs=READABLE)
     assert not p.has_changes and [n.split(" ")[0] for n in p.notes] == ["h", "t1"], p.notes
+
+
+def _header_fed(description: str = "", src_spec: Any = None) -> tuple[Any, Any, State]:
+    """`k` (Questra, its secret in sink `env`) feeds `t`'s secret header `X-Questra-Key`; `t`'s
+    description is edited in the manifests (TextQL updates it in place)."""
+    k = src_spec or questra_key("k")
+    t = textql_key("t", secret_headers={"X-Questra-Key": SecretOfRef("k")})
+    fed = {"headers.X-Questra-Key": secret_of_fingerprint("k", "ak_1")}
+    st = state_with(recorded(k, "ak_1"), recorded(t, "tk_1", fingerprints=fed))
+    edited = textql_key("t", secret_headers={"X-Questra-Key": SecretOfRef("k")}, description=description)
+    return k, edited, st
+
+
+def test_an_update_sending_a_secret_header_no_sink_gives_back_is_refused_at_the_key() -> None:
+    """`t`'s description changed: an in-place update, which re-sends its secret header, the secret
+    of `k`, whose sink cannot give it back (an exec sink without read_command) and which this plan
+    does not re-issue. It was planned, and every apply failed reading that secret; now the plan is
+    refused at `t`, saying what to do. Readable, it is planned; `--replace k` re-issues both."""
+    k, t, st = _header_fed("Questra access (ops)")
+    with pytest.raises(KeyformError) as exc:
+        plan(workspace(k, t), st, remote_of(st), NOW, inputs=PlanInputs())
+    [d] = exc.value.diagnostics
+    assert d.loc == t.loc and d.message.startswith(
+        "key 't': its in-place update (description) sends header X-Questra-Key again, the secret of 'k', and sink "
+        "env cannot give it back"), d.message
+    assert "`--replace k`" in d.message, d.message
+    assert one(plan(workspace(k, t), st, remote_of(st), NOW, inputs=READABLE), "t")[0] is Action.UPDATE
+    p = plan(workspace(k, t), st, remote_of(st), NOW, inputs=PlanInputs(), replace=["k"])
+    assert (one(p, "k")[0], one(p, "t")[0]) == (Action.REPLACE, Action.REPLACE), p.changes
+    # an update sending nothing to the API (prevent_destroy only) needs no secret
+    _, same, st2 = _header_fed("")
+    guarded = replace(same, prevent_destroy=True)
+    assert one(plan(workspace(k, guarded), st2, remote_of(st2), NOW, inputs=PlanInputs()), "t")[0] is Action.UPDATE
+
+
+def test_an_update_sending_a_held_source_secret_in_a_header_waits_with_a_note() -> None:
+    """The same with `k` held past its fixed expires_at (its secret in no readable sink): `k`
+    cannot be re-issued, so the update is not refused (that would refuse every plan until someone
+    moved `k`'s expires_at) but waits, said in `t`'s note; other keys go on."""
+    k = _fixed("k", T0 + timedelta(hours=1))
+    _, t, st = _header_fed("Questra access (ops)", k)
+    p = plan(workspace(k, t), st, remote_of(st), NOW, inputs=PlanInputs())
+    assert one(p, "t") == (Action.NOOP, ()) and not p.has_changes, p.changes
+    [note] = [n for n in p.notes if n.startswith("t (tk_1) is left as it is: it needs the secret of k")]
+    assert "its in-place update (description) waits with it, since it would send such a secret in a header" in note
+
+
+def test_a_waiting_key_the_api_lists_as_revoked_is_sent_no_update() -> None:
+    """`t` reads `k`'s secret (held past its fixed expires_at, no sink gives it back) and the API
+    lists `t` as revoked: its replacement waits for `k`. Its edited description was still planned
+    as an update, sent to the revoked key; now nothing is sent to it, and its note says it is
+    revoked and that the update waits."""
+    k = _fixed("k", T0 + timedelta(hours=1))
+    fed = {"auth_value": secret_of_fingerprint("k", "ak_1")}
+    t = textql_key("t", auth=SecretOfRef("k"))
+    st = state_with(recorded(k, "ak_1"), recorded(t, "tk_1", fingerprints=fed))
+    edited = textql_key("t", auth=SecretOfRef("k"), description="Questra access (ops)")
+    for how in ("revoked", "expired"):
+        p = plan(workspace(k, edited), st, remote_of(st, t={how: True}), NOW, inputs=PlanInputs())
+        assert one(p, "t") == (Action.NOOP, ()) and not p.has_changes, p.changes
+        [note] = [n for n in p.notes if n.startswith("t (tk_1) is left as it is")]
+        assert note.startswith(f"t (tk_1) is left as it is, though the API lists it as {how}: it authenticates "
+                               "nobody until it is replaced; it needs the secret of k"), note
+        assert note.endswith(f"its in-place update (description) waits with it, since nothing is sent to a key the "
+                             f"API lists as {how}"), note
+    # listed live, the update goes out as before
+    p = plan(workspace(k, edited), st, remote_of(st), NOW, inputs=PlanInputs())
+    assert one(p, "t") == (Action.UPDATE, ("description changed",)), p.changes

@@ -88,6 +88,7 @@ class _Decision:
     in_place: list[str] = field(default_factory=list)  # the reasons given for an update (`escalate`)
     # a stuck key's in-place changes that need the stuck source's secret too; a held key's edited attributes
     waits: tuple[str, ...] = ()
+    dead_as: str = ""  # a stuck key's `dead`, as the API lists it ("revoked", "expired"): said in its note
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -106,17 +107,22 @@ class _Decision:
         """Left as it is (`stuck`) for want of `src`'s secret: its create or replacement is dropped,
         its in-place changes (a TextQL description, hosts) stay planned as an update, unless that
         update would send a secret header fed by a key whose secret cannot be had (`lacking`:
-        `src`, or another such key; `applier._update_remote` resolves every secret header): then
-        they wait too, named in its note (`waits`). Before, the whole decision was emptied and an
-        edited description was dropped from every plan while the key waited."""
+        `src`, or another such key; `applier._update_remote` resolves every secret header), or
+        unless the API lists the key as revoked or expired (`dead`: nothing is sent to a dead key):
+        then they wait too, named in its note (`waits`). Before, the whole decision was emptied and
+        an edited description was dropped from every plan while the key waited."""
         kept = {n: a for n, a in self.attrs.items() if not a.forces_replacement}
         reasons = [r for r in self.in_place if any(n in r for n in kept)]  # (each names its attribute)
         needs_src = any(header_of(p) is not None and isinstance(ref, SecretOfRef) and lacking(ref.address)
                         for p, ref in spec.secret_inputs.items())
-        if needs_src and kept.keys() - {PREVENT_DESTROY}:
+        # a key the API lists as revoked or expired (`dead`) is sent no update: it waits, with its
+        # replacement (before, its description went to the dead key while the rotation waited)
+        if (needs_src or self.dead) and kept.keys() - {PREVENT_DESTROY}:
             self.waits = tuple(n for n in kept if n != PREVENT_DESTROY)
             kept = {n: a for n, a in kept.items() if n == PREVENT_DESTROY}
             reasons = [r for r in reasons if PREVENT_DESTROY in r]
+        if self.dead:
+            self.dead_as = "revoked" if "revoked outside keyform" in self.reasons else "expired"
         self.action = Action.UPDATE if kept else Action.NOOP
         self.reasons, self.attrs, self.stuck = (reasons if kept else []), kept, src
 
@@ -178,6 +184,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             changes.append(_change_for(wanted, state.keys.get(address), decisions[address], deps[address],
                                        kinds[wanted.provider_type]))
 
+    errors += unsendable_updates(decisions, desired, state, inputs)
     errors += foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
@@ -208,7 +215,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
 
     notes = [expired_note(desired[a], state.keys[a], d.waits) for a, d in decisions.items() if d.held]
     if stuck:
-        notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "", decisions[a].waits) for a in stuck)
+        notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "", decisions[a].waits,
+                                dead_as=decisions[a].dead_as) for a in stuck)
     if state.deposed:
         # only a state with deposed keys needs them
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
@@ -392,15 +400,19 @@ def held_past_expiry(address: str, desired: Mapping[str, KeySpec], state: State,
             and ks.expiry_spec == spec.expiry.spec)
 
 
-def stuck_note(address: str, ks: KeyState | None, src: str, waits: Sequence[str] = ()) -> str:
+def stuck_note(address: str, ks: KeyState | None, src: str, waits: Sequence[str] = (), *, dead_as: str = "") -> str:
     """What a plan says of a key left as it is (`_Decision.stuck`) though due for a create or a
     replacement: it needs the secret of `src`, which no sink gives back, and `src` cannot be
     replaced (held past its fixed expires_at, or left as it is for that reason itself). `waits`:
-    its in-place changes that wait with it (they would send a secret header no sink gives back)."""
+    its in-place changes that wait with it (they would send a secret header no sink gives back, or
+    the API lists the key as `dead_as`, revoked or expired: nothing is sent to a dead key)."""
     what = f"{address} ({ks.remote_id})" if ks is not None else address
-    also = (f"; its in-place update ({', '.join(waits)}) waits with it, since it would send such a secret in a "
-            "header" if waits else "")
-    return (f"{what} is left as it is: it needs the secret of {src}, which no sink gives back, and {src} "
+    dead = f", though the API lists it as {dead_as}: it authenticates nobody until it is replaced;" \
+        if dead_as and ks is not None else ":"
+    why = f"nothing is sent to a key the API lists as {dead_as}" if dead_as and ks is not None else \
+        "it would send such a secret in a header"
+    also = f"; its in-place update ({', '.join(waits)}) waits with it, since {why}" if waits else ""
+    return (f"{what} is left as it is{dead} it needs the secret of {src}, which no sink gives back, and {src} "
             "cannot be replaced (its fixed expires_at has passed, or it needs such a key's secret itself); "
             f"move {src}'s expires_at later, or use expires_in, to have both made again{also}")
 
@@ -985,7 +997,73 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 if not _secret_readable(desired[src], state.keys.get(src), inputs):
                     changed |= sd.escalate(
                         Action.REPLACE, f"{address} needs its secret and no sink can give it back")
+    if waiting or any(d.held for d in decisions.values()):
+        # a key due for nothing but an in-place update that sends a waiting or held source's secret
+        # in a header: the update waits, as a waiting key's would (before, it was planned and its
+        # apply failed every run, unable to read that secret)
+        for address in order:
+            d = decisions.get(address)
+            if d is None or d.action is not Action.UPDATE or d.stuck is not None or d.held:
+                continue
+            needed = _header_sources(desired[address], d, lacking)
+            if needed:
+                d.wait_for(needed[0], desired[address], lacking)
+                stuck.append(address)
     return stuck
+
+
+def _header_sources(spec: KeySpec, d: _Decision, unreadable: Callable[[str], bool]) -> list[str]:
+    """The `secret_of` sources, `unreadable` ones only, of the secret headers an update of `d`
+    would send: `applier._update_remote` resolves every secret header of an update that changes
+    anything the API holds (not a sink move, a prevent_destroy, a fingerprint recorded)."""
+    headers = [ref.address for p, ref in spec.secret_inputs.items()
+               if header_of(p) is not None and isinstance(ref, SecretOfRef)]
+    if not headers or not any(n not in (SINK, PREVENT_DESTROY)
+                              and not (n in spec.secret_inputs and header_of(n) is None) for n in d.attrs):
+        return []
+    return [src for src in dict.fromkeys(headers) if unreadable(src)]
+
+
+def unsendable_updates(decisions: Mapping[str, _Decision], desired: Mapping[str, KeySpec], state: State,
+                       inputs: PlanInputs) -> list[Diagnostic]:
+    """The in-place updates that would send a secret header fed by a source whose secret this
+    apply cannot have: not (re)issued in it, and no sink gives it back (an `exec` sink without
+    `read_command`, an encrypted sink without its key here, an imported key's). Every apply of
+    such a plan would fail at that update, so the plan is refused at the key, saying what to do.
+    (A source waiting or held past its fixed expires_at makes the update wait instead:
+    `_propagate`.) Most plans have no update with a secret header: nothing to look at."""
+    out: list[Diagnostic] = []
+    issued = (Action.CREATE, Action.REPLACE)
+
+    def unreadable(src: str) -> bool:
+        sd = decisions.get(src)
+        return (sd is None or sd.action not in issued) and src in desired \
+            and not _secret_readable(desired[src], state.keys.get(src), inputs)
+
+    for address, d in decisions.items():
+        if d.action is not Action.UPDATE:
+            continue
+        spec = desired[address]
+        for src in _header_sources(spec, d, unreadable):
+            ks = state.keys.get(src)
+            headers = ", ".join(h for p, ref in sorted(spec.secret_inputs.items())
+                                if (h := header_of(p)) is not None and isinstance(ref, SecretOfRef)
+                                and ref.address == src)
+            if ks is None or ks.sink is None or not ks.secret_in_sink:
+                why = "keyform never held its secret (an imported key)"
+            elif src in inputs.missing_secrets:
+                why = f"its sink entry {ks.sink} is missing"
+            else:
+                why = (f"sink {ks.sink.sink} cannot give it back (an exec sink without read_command, or an "
+                       "encrypted sink whose key is not here)")
+            changed = ", ".join(n for n in d.attrs if n != PREVENT_DESTROY)
+            out.append(Diagnostic(
+                f"key {address!r}: its in-place update ({changed}) sends header {headers} again, the secret of "
+                f"{src!r}, and {why}: the apply would fail reading it, so nothing is planned. Make that sink "
+                f"readable (a read_command, the decryption key), or re-issue {src!r} in the same apply "
+                f"(`--replace {src}`: this key is then made again with its new secret). {_NOTHING_PLANNED}",
+                spec.loc))
+    return out
 
 
 def _waiting(decisions: Mapping[str, _Decision], desired: Mapping[str, KeySpec], state: State,
