@@ -30,7 +30,7 @@ def test_a_lost_lock_skips_the_ready_changes_and_their_dependants(monkeypatch: p
     monkeypatch.setattr(applier, "_execute", execute)
     events: list[Any] = []
     ctx = SimpleNamespace(parallelism=1, on_event=events.append, lock=threading.Lock(), state=State.new(),
-                          journal=SimpleNamespace(failure=None))
+                          journal=SimpleNamespace(failure=None), revoke_old_asked=())
     report = ApplyReport()
     changes = [change("a"), change("b"), change("c"), change("d", "c"), change("e", "d")]
     # parallelism 1: one change at a time, "a" first; it loses the lock, so b..e never start
