@@ -34,6 +34,11 @@ def answer(body: Any) -> Any:
     ({"object": "error", "has_more": False}, "'/object'", "error"),
     ({"errors": [{"code": "partial", "message": "one region is down"}]}, "'/errors'", "one region is down"),
     ({"kind": "Status", "status": "Failure", "reason": "InternalError"}, "'/status', '/reason'", "InternalError"),
+    # an envelope's name whose value is an error's (Instagram's `meta`, Tumblr's): read as empty before
+    ({"meta": {"code": 400, "error_type": "OAuthException", "error_message": "bad token"}}, "'/meta'", None),
+    ({"meta": {"status": 401, "msg": "Not Authorized"}, "has_more": False}, "'/meta'", "Not Authorized"),
+    ({"pagination": {"error": "cursor expired"}}, "'/pagination'", "cursor expired"),
+    ({"metadata": {"state": {"result": "failed"}}}, "'/metadata'", None),
 ])
 def test_a_200_with_no_list_and_an_error_the_definition_does_not_point_at_is_an_error(
         tmp_path: Path, reply: dict[str, Any], names: str, says: str | None) -> None:
@@ -82,6 +87,8 @@ def test_a_later_page_of_an_unread_error_is_an_error_not_the_end_of_the_listing(
     {"success": True, "errors": [], "messages": [], "result_info": {"count": 0}},  # Cloudflare style
     {"ok": True, "response_metadata": {}, "request_id": "r-1"},  # Slack style, nothing in the metadata
     {"status": "ok", "code": 0, "error": None}, {"status": 200}, {"total_count": 0},
+    {"meta": {"code": 200}}, {"meta": {"status": 200, "msg": "OK"}},  # Instagram's, Tumblr's success envelopes
+    {"meta": {"errors": [], "error_count": 0, "warnings": [{"code": "deprecated"}]}},
 ])
 def test_an_empty_listing_with_its_list_left_out_is_still_empty(tmp_path: Path, reply: dict[str, Any]) -> None:
     with provider(tmp_path, answer(reply)) as (p, _):

@@ -47,7 +47,37 @@ def _benign(name: str, value: Any) -> bool:
         return (type(value) is int and value == 0) or _success_status(value)
     if folded in ("error", "errors"):
         return value is False
-    return folded in _ENVELOPE or folded.startswith(_ENVELOPE_PREFIXES)
+    if not (folded in _ENVELOPE or folded.startswith(_ENVELOPE_PREFIXES)):
+        return False
+    return not _says_failure(value, _DEPTH)
+
+
+# How deep an envelope's value is looked into for a failure (`{"meta": {"error": ...}}`): a
+# pagination object or JSON:API meta nests two or three levels.
+_DEPTH = 4
+
+
+def _says_failure(value: Any, depth: int) -> bool:
+    """Whether an envelope's value (`meta`, `pagination`, `page`, ...) holds a failure, a few
+    levels down: a name holding `error` or `fault` with a value that holds something (not `0`,
+    `false`); a `status`/`code`/`status_code` of 4xx or 5xx; a string `error`, `fault`, `failure`,
+    `failed`. An envelope of an error (`{"meta": {"code": 400, "error_message": ...}}`, the
+    Instagram or Tumblr kind) was read as an empty listing."""
+    if isinstance(value, str):
+        return _fold(value) in _FAILURE_WORDS
+    if depth <= 0 or not isinstance(value, (dict, list)):
+        return False
+    if isinstance(value, list):
+        return any(_says_failure(member, depth - 1) for member in value)
+    for name, member in value.items():
+        folded = _fold(str(name))
+        if ("error" in folded or "fault" in folded) and member not in (None, "", [], {}, 0, False):
+            return True
+        if folded in ("status", "code", "statuscode") and type(member) is int and 400 <= member < 600:
+            return True
+        if _says_failure(member, depth - 1):
+            return True
+    return False
 
 
 def _success_status(value: Any) -> bool:
