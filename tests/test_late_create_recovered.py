@@ -420,3 +420,42 @@ def test_a_second_ctrl_c_journals_only_the_creates_it_sent_as_left_running(
     assert sorted(seq_of) == ["k0", "k1", "k2"] and len(went) == 2
     running = {r["seq"] for r in records if r["op"] == "abandoned" and r.get("running")}
     assert running == {seq_of[a] for a in went}, records
+
+
+def test_importing_a_candidate_id_at_another_instance_does_not_settle_the_create(
+        tmp_path: Path, emulator: Emulator, emu_control: EmulatorControl, late: _Late) -> None:
+    """Two instances may use the same ids (an API counting integer ids per account): the create of
+    k1 at `pp`, uncertain with another workspace's key as its candidate and journaled while its
+    window is open, is no business of `keyform import k2 ID` adopting the key of that id at `qq`.
+    Before, any uncertain create naming the id was settled: let go from the journal with its window
+    open, so the key it made later was named by no plan (live and untracked)."""
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    other_id = _their_k1(project, emulator)
+    clock.move(minutes=30)
+    _abandoned_apply(project, clock)
+    clock.move(minutes=32)
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [u.candidates for u in sess.recovery.uncertain] == [(other_id,)]
+        assert operations.apply(sess, plan).ok
+    kept = [r["op"] for r in project.journal_records() if r.get("op") != "begin"]
+    assert kept == ["intent", "abandoned"], kept
+    # org_b's own key with the same id (the emulator mints random ids: given the other's here)
+    store = emulator._backend.questra_store
+    theirs = store.create("org_b", "k2", None)
+    del store.orgs["org_b"][theirs.id]
+    theirs.id = other_id
+    store.orgs["org_b"][other_id] = theirs
+    project._one_provider(textwrap.indent(textwrap.dedent(f"""\
+        pp:
+          type: late-q
+          base_url: {emulator.url}
+          token: {{env: QUESTRA_TOKEN}}
+          org: {ORG}
+        qq: {{type: questra, base_url: "{emulator.url}", token: {{env: QUESTRA_TOKEN}}, org_id: org_b}}
+        """), "  "), "k0: {provider: pp, name: k0}\nk1: {provider: pp, name: k1}\nk2: {provider: qq, name: k2}\n")
+    operations.import_key(options(project, clock), "k2", other_id, lambda diagnostics: None)
+    assert project.remote_id("k2") == other_id
+    kept = [r["op"] for r in project.journal_records() if r.get("op") != "begin"]
+    assert kept == ["intent", "abandoned"], kept  # pp's create: still looked for until its window ends

@@ -1288,9 +1288,11 @@ def import_key(options: Options, address: str, remote_id: str,
     check_address("import", address)  # before the session: committing its recovery writes the state
     with session(options, "import") as sess:
         spec = sess.workspace.keys.get(address)
+        at = spec.provider if spec is not None else None  # (two instances may use the same ids)
         settled = {o.seq for o in sess.recovery.orphans
-                   if not o.withheld and o.remote_id == remote_id and spec is not None and o.provider == spec.provider}
-        warn(commit_recovery(sess, resolved=[u.seq for u in sess.recovery.uncertain if remote_id in u.candidates]))
+                   if not o.withheld and o.remote_id == remote_id and o.provider == at}
+        warn(commit_recovery(sess, resolved=[u.seq for u in sess.recovery.uncertain
+                                             if u.provider == at and remote_id in u.candidates]))
         adopted = adopt(sess, address, remote_id)
         if settled:  # (only now: an import refused leaves the orphan to the next apply, as before)
             records = sess.store.read_journal()
