@@ -161,3 +161,43 @@ def test_textql_the_built_in_and_its_definition_take_the_same_rule(kind: str) ->
         "tq: list: unexpected response shape (no list of keys at /apiAccessKeys, and the reply is not an empty "
         "listing: it holds '/error' (it says: backend unavailable for ***); read as empty, every recorded key "
         "would look deleted)"), caught.value
+
+
+TWILIO_EMPTY = {"first_page_uri": "/keys?Page=0", "start": 0, "end": 0, "service": "x", "uri": "/keys"}
+
+
+def test_empty_names_lets_a_real_apis_own_envelope_names_stand_in_an_empty_listing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real API whose empty account's reply holds names no envelope keyform knows has (Twilio's
+    `start`/`end`, a vendor's `service`): refused without `operations.list.empty_names`, an empty
+    listing with it (names compared folded), and a reply with an error still refused with it."""
+    with provider(tmp_path, answer(TWILIO_EMPTY)) as (p, _), \
+            pytest.raises(ProviderError, match="it holds '/first_page_uri', '/start', '/end', '/service'"):
+        p.list()
+    from tests import test_provider_rest
+
+    monkeypatch.setattr(test_provider_rest, "BASE", test_provider_rest.BASE.replace(
+        "    items: /items\n", "    items: /items\n    empty_names: [first_page_uri, Start, END, service]\n"))
+    with provider(tmp_path, answer(TWILIO_EMPTY)) as (p, _):
+        assert p.list() == []
+    for failed, said in (({**TWILIO_EMPTY, "message": "backend down"}, "but an error: backend down"),
+                         ({**TWILIO_EMPTY, "fault": "quota"}, "it holds '/fault'"),
+                         ({**TWILIO_EMPTY, "service": "error"}, "it holds '/service'"),
+                         ({**TWILIO_EMPTY, "service": {"status": 503}}, "it holds '/service'")):
+        with provider(tmp_path, answer(failed)) as (p, _), pytest.raises(ProviderError, match=said):
+            p.list()
+
+
+@pytest.mark.parametrize("name", ["message", "error", "errors", "detail", "fault", "Error_Message", "faultString"])
+def test_empty_names_may_not_hold_a_name_failures_speak_with(tmp_path: Path, name: str) -> None:
+    from keyform.manifest.restdef import load_definition
+    from tests.test_provider_rest import BASE
+
+    text = BASE.replace("LIST_METHOD", "GET").replace("AUTH", "{type: bearer}").replace("LIST_EXTRA\n", "").replace(
+        "    items: /items\n", f"    items: /items\n    empty_names:\n      - service\n      - {name}\n")
+    (tmp_path / "t.yaml").write_text(text)
+    d, problems = load_definition(str(tmp_path / "t.yaml"), "t.yaml")
+    line = text.splitlines().index(f"      - {name}") + 1
+    assert d is None and [str(p) for p in problems] == [
+        f"t.yaml:{line}: operations.list.empty_names[1]: {name!r} is a name a failed request's reply speaks with: an "
+        "API's error answered with a 200 would be read as an empty listing, and every recorded key created again"]

@@ -62,6 +62,24 @@ def pointer_text(tokens: tuple[str, ...]) -> str:
     return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
 
 
+def fold_name(name: str) -> str:
+    """A reply's name as the omitted-list rule compares it (`keyform.providers.omitted`): lower case,
+    without `_` and `-` (`first_page_uri`, `firstPageUri` and `First-Page-URI` are one name)."""
+    return name.lower().replace("_", "").replace("-", "")
+
+
+# The names `operations.list.empty_names` may not hold: how a failed request's reply speaks (folded;
+# and any name with `error` or `fault` in it). Named there, the reply of a failure with a 200 status
+# would be read as an empty listing, and every recorded key created again.
+FAILURE_NAMES = frozenset({"message", "msg", "detail", "details", "reason", "description", "title"})
+
+
+def says_failure_name(name: str) -> bool:
+    """Whether `name` is one a failed request's reply speaks with (FAILURE_NAMES, or `error`/`fault` in it)."""
+    folded = fold_name(name)
+    return folded in FAILURE_NAMES or "error" in folded or "fault" in folded
+
+
 _MISSING = object()
 
 
@@ -245,6 +263,9 @@ class RestDefinition:
     # `${id}` is sent as a JSON number (an API that validates strictly refuses `{"id": "123"}`), and
     # a key whose id is not an integer is refused (`RestProvider.parse_key`)
     id_type: str = "string"
+    # `operations.list.empty_names`, folded (`fold_name`): top-level names an empty listing's reply
+    # may hold besides the envelope names keyform knows (`keyform.providers.omitted`)
+    list_empty_names: frozenset[str] = frozenset()
 
     def kind(self, provider_type: str) -> ProviderType:
         """This definition as a provider type (`rest:NAME`) for the type registry."""
@@ -384,6 +405,12 @@ class _Builder:
                        "JSON Pointer, or a list of them")
         items = tuple(pointer(p) for p in ([raw_items] if isinstance(raw_items, str) else raw_items))
         pagination = self._pagination(ops["list"].get("pagination") or {"type": "none"})
+        empty_names = ops["list"].get("empty_names", [])
+        for i, name in enumerate(empty_names):
+            if says_failure_name(name):
+                self.error(("operations", "list", "empty_names", i), f"{name[:40]!r} is a name a failed request's "
+                           "reply speaks with: an API's error answered with a 200 would be read as an empty "
+                           "listing, and every recorded key created again")
         create_op = self._operation("create", ops["create"])
         if self.expiry and not {"expires_at", "expires_in_seconds"} & self.used.get("create", set()):
             self.error(("operations", "create"), "expiry.supported is true but the create body never sends "
@@ -423,7 +450,7 @@ class _Builder:
             update_key=pointer(update.get("key", "")) if update and update.get("key", "") is not None else None,
             delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
             delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
-            id_type=key.get("id_type", "string"),
+            id_type=key.get("id_type", "string"), list_empty_names=frozenset(fold_name(n) for n in empty_names),
         ), []
 
     def _check_not_failures(self, where: YamlPath, statuses: list[int], allowed: tuple[int, ...]) -> None:

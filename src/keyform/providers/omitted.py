@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from keyform import redact
-from keyform.manifest.restdef import at, pointer_text
+from keyform.manifest.restdef import at, fold_name, pointer_text
 
 # The names (compared folded: lower case, no `_` or `-`) a reply of an empty listing whose list is
 # left out may hold besides those the definition reads: envelopes (`object: list`, Kubernetes'
@@ -22,6 +22,7 @@ from keyform.manifest.restdef import at, pointer_text
 # Any other name (`message`, `detail`, `fault`, `msg`, ...) may be an error the definition's
 # `errors` pointers do not cover: read as an empty listing, every recorded key looked deleted, and
 # the plan created each again, leaving the originals live and untracked.
+_fold = fold_name
 _ENVELOPE = frozenset({
     "object", "kind", "apiversion", "metadata", "meta", "links", "url", "uri", "href", "self",
     "embedded", "count", "limit", "offset", "size", "perpage", "pagination", "paging", "resultinfo",
@@ -32,8 +33,9 @@ _SUCCESS_WORDS = frozenset({"ok", "success", "succeeded", "successful"})
 _FAILURE_WORDS = frozenset({"error", "errors", "fault", "failure", "failed", "fail"})
 
 
-def _benign(name: str, value: Any) -> bool:
-    """Whether `name: value` may stand in a reply of an empty listing (see _ENVELOPE)."""
+def _benign(name: str, value: Any, also: frozenset[str] = frozenset()) -> bool:
+    """Whether `name: value` may stand in a reply of an empty listing (see _ENVELOPE); `also`: the
+    folded names the definition's `operations.list.empty_names` adds, taken as envelope names."""
     folded = _fold(name)
     if value is None or value in ("", [], {}):
         return True  # a value that holds nothing (`"data": []` under another name, `"errors": []`)
@@ -47,7 +49,7 @@ def _benign(name: str, value: Any) -> bool:
         return (type(value) is int and value == 0) or _success_status(value)
     if folded in ("error", "errors"):
         return value is False
-    if not (folded in _ENVELOPE or folded.startswith(_ENVELOPE_PREFIXES)):
+    if not (folded in _ENVELOPE or folded in also or folded.startswith(_ENVELOPE_PREFIXES)):
         return False
     return not _says_failure(value, _DEPTH)
 
@@ -91,11 +93,13 @@ def _success_status(value: Any) -> bool:
 
 
 def not_a_listing(body: Mapping[str, Any], items: tuple[str, ...],
-                   named: frozenset[str]) -> list[tuple[str, ...]]:
+                   named: frozenset[str], also: frozenset[str] = frozenset()) -> list[tuple[str, ...]]:
     """The names in a reply with nothing at its `items` pointer that a reply of an empty listing
     does not hold, as pointers; none: the reply is an empty listing whose list was left out (proto3
     JSON; `{}`, `{"data": null}`, `{"object": "list", "has_more": false}`). At the top level the
-    names the definition reads (`named`: its pagination pointers) may stand too; along the `items`
+    names the definition reads (`named`: its pagination pointers) may stand too, and those it says
+    an empty listing's reply holds (`also`: `operations.list.empty_names`, folded; each checked like
+    an envelope name, so `"service": "error"` still fails); along the `items`
     pointer each object's names are checked the same way, and a value on its way that is neither an
     object nor null is named itself."""
     odd: list[tuple[str, ...]] = []
@@ -108,7 +112,8 @@ def not_a_listing(body: Mapping[str, Any], items: tuple[str, ...],
             odd.append(where)
             break
         odd.extend((*where, str(name)) for name, value in doc.items()
-                   if name != token and not (depth == 0 and name in named) and not _benign(str(name), value))
+                   if name != token and not (depth == 0 and name in named)
+                   and not _benign(str(name), value, also if depth == 0 else frozenset()))
         doc = doc.get(token)
         where = (*where, token)
     return odd
@@ -158,6 +163,3 @@ def not_empty(items: tuple[str, ...], body: Mapping[str, Any], odd: Sequence[tup
     return (f"no list of keys at {pointer_text(items)}, and the reply is not an empty listing: it holds "
             f"{names}{said}; read as empty, every recorded key would look deleted")
 
-
-def _fold(name: str) -> str:
-    return name.lower().replace("_", "").replace("-", "")

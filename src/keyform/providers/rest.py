@@ -278,7 +278,7 @@ class RestProvider:
                 said = self._said(body)
                 if said:  # a success status with an error (Slack's `{"ok": false, ...}`)
                     raise ShapeError(f"no list of keys at {pointer_text(p)}, but an error: {said}")
-                odd = not_a_listing(body, p, self._named)
+                odd = not_a_listing(body, p, self._named, self.d.list_empty_names)
                 if odd:  # an error the definition's `errors` does not point at: see keyform.providers.omitted
                     raise ShapeError(not_empty(p, body, odd, self._http.secrets))
                 return []  # an empty list may be omitted (proto3 JSON), in a reply of nothing else
