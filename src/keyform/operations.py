@@ -45,6 +45,7 @@ from keyform.planner import (
     PlanInputs,
     foreign_entries,
     inputs_digest,
+    leading_warnings,
     past_expiry,
     unreadable_sinks,
 )
@@ -399,8 +400,10 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
     if policy_notes:
         result = dataclasses.replace(result, notes=result.notes + tuple(policy_notes))
     result = _masked(result)
-    if sess.warnings:
-        result = dataclasses.replace(result, notes=tuple(str(w) for w in sess.warnings) + result.notes)
+    if sess.warnings:  # after the none-listed warnings: they come first whatever else is said
+        first = leading_warnings(result.notes)
+        result = dataclasses.replace(result, notes=result.notes[:first] + tuple(str(w) for w in sess.warnings)
+                                     + result.notes[first:])
     if sess.new_state:  # (its salt is made by the apply that writes it: no input digest can be compared)
         result = dataclasses.replace(result, lineage=None, inputs={})
     if rec.records:

@@ -1210,13 +1210,30 @@ def _delete_change(ks: KeyState, snapshot: RemoteSnapshot, destroy: bool, worksp
                   provider_type=ks.provider_type, reasons=tuple(reasons), remote_id=ks.remote_id, sink=sink)
 
 
+# what every none-listed warning says after its instance's name (`leading_warnings` finds them)
+_NONE_LISTED = ": its listing shows none of the "
+
+
+def leading_warnings(notes: Sequence[str]) -> int:
+    """How many of a plan's first `notes` are none-listed warnings (`_none_listed_warnings`): the
+    notes said before any other, the session's (manifest, recovery) included, so that a Markdown
+    plan, which cuts the notes that come last, never cuts them."""
+    n = 0
+    while n < len(notes) and notes[n].startswith(WARNING) and _NONE_LISTED in notes[n]:
+        n += 1
+    return n
+
+
 def _none_listed_warnings(state: State, snapshot: RemoteSnapshot, changes: Sequence[Change]) -> list[str]:
     """A warning for each instance whose listing shows none of the two or more keys the state
-    records for it, when the plan creates any of them again or forgets any: a listing that came back
+    records for it, when the plan creates any of them again or deletes any: a listing that came back
     empty by mistake (a reply misread, a wrong account or region behind the same token) makes every
     key look deleted outside keyform, and the plan creates each again while the originals stay live
-    and untracked. Nothing is refused (a whole account may be wiped on purpose): the plan says so,
-    first. A single key deleted out of many is no such sign."""
+    and untracked. A delete of a key the listing does not show still sends the delete call
+    (`applier._delete`): the key is forgotten once the API answers it deleted, or already gone (its
+    `gone` statuses, "already gone remotely: only forgotten"); only in that last case, the listing
+    wrong, does it stay live and untracked. Nothing is refused (a whole account may be wiped on
+    purpose): the plan says so, first. A single key deleted out of many is no such sign."""
     recorded: dict[str, list[KeyState]] = {}
     for ks in state.keys.values():
         recorded.setdefault(ks.provider, []).append(ks)
@@ -1229,15 +1246,24 @@ def _none_listed_warnings(state: State, snapshot: RemoteSnapshot, changes: Seque
         addresses = {k.address for k in keys}
         mine = [c for c in changes if c.address in addresses and c.primary]
         again = sum(1 for c in mine if c.action is Action.CREATE)
-        forgotten = sum(1 for c in mine if c.action is Action.DELETE)
-        if not again and not forgotten:
+        deleted = sum(1 for c in mine if c.action is Action.DELETE)
+        if not again and not deleted:
             continue
         does = " and ".join(part for part in (
             f"creates {plural(again, 'key')} again" if again else "",
-            f"forgets {plural(forgotten, 'key')}" if forgotten else "") if part)
-        out.append(f"{WARNING}{name}: its listing shows none of the {len(keys)} keys the state records for it; "
-                   f"applying this plan {does}; if the API's listing is wrong, the {len(keys)} keys it "
-                   "recorded stay live and untracked: check the API's console before applying")
+            f"sends the delete call for {plural(deleted, 'key')} all the same" if deleted else "") if part)
+        lost = []
+        if again == len(keys):
+            lost.append(f"the {len(keys)} keys it recorded stay live and untracked")
+        elif again:
+            lost.append(f"the {plural(again, 'key')} it recorded and creates again {'stays' if again == 1 else 'stay'} "
+                        "live and untracked")
+        if deleted:
+            lost.append("a key whose delete the API answers is already gone is forgotten while it stays live and "
+                        "untracked")
+        out.append(f"{WARNING}{name}{_NONE_LISTED}{len(keys)} keys the state records for it; applying this plan "
+                   f"{does}; if the API's listing is wrong, {', and '.join(lost)}: check the API's console before "
+                   "applying")
     return out
 
 
