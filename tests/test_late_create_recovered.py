@@ -138,6 +138,26 @@ def _interrupted_twice(project: Project, ready: Callable[[], bool], *args: str, 
     assert proc.returncode == 1 and "Interrupted twice" in err, (out, err)
 
 
+def _left_running_beside_theirs(tmp_path: Path, emulator: Emulator,
+                                emu_control: EmulatorControl) -> tuple[Project, MovedClock, str]:
+    """A project, its moved clock, and the id of another workspace's key named k1, made half an
+    hour before an apply whose create of k1 keyform stopped waiting for (`_abandoned_apply`)."""
+    project = _project(tmp_path, emulator)
+    clock = MovedClock(emu_control)
+    other_id = _their_k1(project, emulator)
+    clock.move(minutes=30)
+    _abandoned_apply(project, clock)
+    return project, clock, other_id
+
+
+def _apply_naming_it_uncertain(project: Project, clock: MovedClock, other_id: str) -> None:
+    """An apply whose recovery finds k1's create uncertain, the other workspace's key its one candidate."""
+    with operations.session(options(project, clock), "apply") as sess:
+        plan = operations.plan(sess)
+        assert [u.candidates for u in sess.recovery.uncertain] == [(other_id,)]
+        assert operations.apply(sess, plan).ok
+
+
 def _their_k1(project: Project, emulator: Emulator) -> str:
     """The id of a key named k1 that another workspace makes in the same org (untracked here)."""
     theirs = QuestraProvider("other", emulator.url, project.env["QUESTRA_TOKEN"], ORG)
@@ -213,11 +233,7 @@ def test_an_unplaced_window_still_names_candidates_without_revoking(
     """The ambiguity rule holds in the longer window: another untracked key with k1's name (another
     workspace's, made before the create) shows someone else makes such keys, so the late key is
     not revoked on its own: both are named, with their `keyform import` commands."""
-    project = _project(tmp_path, emulator)
-    clock = MovedClock(emu_control)
-    other_id = _their_k1(project, emulator)
-    clock.move(minutes=30)
-    _abandoned_apply(project, clock)
+    project, clock, other_id = _left_running_beside_theirs(tmp_path, emulator, emu_control)
     clock.move(minutes=40)
     late.release.set()
     assert late.made.wait(30)
@@ -289,16 +305,9 @@ def test_a_create_uncertain_while_its_window_is_open_stays_journaled(
     its `keyform import` command. (Before, the apply let the create go, as for a killed apply's
     uncertain create, and the late key stayed live and untracked, named nowhere.) Once the hour is
     over, the uncertain create is reported and let go as before."""
-    project = _project(tmp_path, emulator)
-    clock = MovedClock(emu_control)
-    other_id = _their_k1(project, emulator)
-    clock.move(minutes=30)
-    _abandoned_apply(project, clock)
+    project, clock, other_id = _left_running_beside_theirs(tmp_path, emulator, emu_control)
     clock.move(minutes=32)
-    with operations.session(options(project, clock), "apply") as sess:
-        plan = operations.plan(sess)
-        assert [u.candidates for u in sess.recovery.uncertain] == [(other_id,)]
-        assert operations.apply(sess, plan).ok
+    _apply_naming_it_uncertain(project, clock, other_id)
     assert [r["op"] for r in project.journal_records() if r.get("op") != "begin"] == ["intent", "abandoned"]
     clock.move(minutes=50)
     late.release.set()
@@ -429,16 +438,9 @@ def test_importing_a_candidate_id_at_another_instance_does_not_settle_the_create
     window is open, is no business of `keyform import k2 ID` adopting the key of that id at `qq`.
     Before, any uncertain create naming the id was settled: let go from the journal with its window
     open, so the key it made later was named by no plan (live and untracked)."""
-    project = _project(tmp_path, emulator)
-    clock = MovedClock(emu_control)
-    other_id = _their_k1(project, emulator)
-    clock.move(minutes=30)
-    _abandoned_apply(project, clock)
+    project, clock, other_id = _left_running_beside_theirs(tmp_path, emulator, emu_control)
     clock.move(minutes=32)
-    with operations.session(options(project, clock), "apply") as sess:
-        plan = operations.plan(sess)
-        assert [u.candidates for u in sess.recovery.uncertain] == [(other_id,)]
-        assert operations.apply(sess, plan).ok
+    _apply_naming_it_uncertain(project, clock, other_id)
     kept = [r["op"] for r in project.journal_records() if r.get("op") != "begin"]
     assert kept == ["intent", "abandoned"], kept
     # org_b's own key with the same id (the emulator mints random ids: given the other's here)
