@@ -92,7 +92,7 @@ AT_FAULT = {"no begin first": 0, "begin moved last": 0, "a second begin of anoth
             "a created record deposing a key its create does not replace": 2}
 
 
-def _two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]
+def two_workspaces(tmp_path: Path, make_emulator: Callable[..., Emulator]
                     ) -> tuple[EmulatorControl, Project, Project]:
     """On one emulator (one org): `mine` (key a1, named a-one) and `theirs` (b1, b-one), applied."""
     emu = make_emulator()
@@ -120,7 +120,7 @@ def _revokes_nothing_and_says_so(mine: Project, control: EmulatorControl, said: 
 @pytest.mark.parametrize("case", CASES)
 def test_a_journal_no_apply_could_have_written_revokes_nothing_and_changes_nothing(
         tmp_path: Path, make_emulator: Callable[..., Emulator], case: str) -> None:
-    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
+    control, mine, theirs = two_workspaces(tmp_path, make_emulator)
     victim = theirs.remote_id("b1")
     victim_key = {**theirs.state()["keys"]["b1"]}
     records = _forged(mine.state(), victim, victim_key)[case]
@@ -161,7 +161,7 @@ def test_a_consistent_journal_naming_another_key_does_not_get_it_revoked(
     create intent for `a2` named `a-two`, a `created` naming another workspace's key) had that key
     revoked as `a2`'s orphan. The API lists it as `b-one`, which that create never sent: keyform now
     revokes nothing, says why at every plan, and keeps the record for the user to settle."""
-    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
+    control, mine, theirs = two_workspaces(tmp_path, make_emulator)
     victim = theirs.remote_id("b1")
     state = mine.state()
     records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}, _intent(),
@@ -212,7 +212,7 @@ def test_a_journaled_create_that_names_none_of_its_types_attributes_gets_no_key_
     workspace's key was revoked as its orphan. Every create keyform journals names what it sent of
     the attributes its provider type reports back: one that names none of them revokes nothing,
     says why at every plan, and stays journaled."""
-    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
+    control, mine, theirs = two_workspaces(tmp_path, make_emulator)
     victim = theirs.remote_id("b1")
     made = next(k for k in control.questra_keys(ORG) if k["id"] == victim)["created_at"][:19] + "Z"
     state = mine.state()
@@ -241,7 +241,7 @@ def test_a_journaled_fingerprint_of_another_workspaces_key_does_not_get_it_revok
     checked against what the create sent, as for a journaled id; the id is still never shown."""
     from keyform.state import State
 
-    control, mine, theirs = _two_workspaces(tmp_path, make_emulator)
+    control, mine, theirs = two_workspaces(tmp_path, make_emulator)
     victim = theirs.remote_id("b1")
     state = mine.state()
     records = [{"op": "begin", "lineage": state["lineage"], "serial": state["serial"]}, _intent(),

@@ -30,6 +30,7 @@ from keyform.durations import parse_time
 from keyform.emulator import Emulator
 from keyform.emulator.client import EmulatorControl
 from keyform.state import State
+from tests.test_recovery_forged_journal import two_workspaces
 
 GRACE_NOTE = "keyform finishes that create instead of revoking a key whose secret may be in use"
 
@@ -229,17 +230,6 @@ def test_a_rotation_whose_entry_cannot_be_read_now_is_neither_finished_nor_revok
     _settled(project)
 
 
-def _two_workspaces(tmp_path: Path, emu: Emulator) -> tuple[Project, Project]:
-    """On one emulator (one org): `mine` (key a1, named a-one) and `theirs` (b1, b-one), applied."""
-    mine = Project(tmp_path / "mine", emu.url)
-    mine.questra("a1: {provider: qp, name: a-one}\n")
-    theirs = Project(tmp_path / "theirs", emu.url)
-    theirs.questra("b1: {provider: qp, name: b-one}\n")
-    assert mine.run("apply", "--auto-approve").exit_code == 0
-    assert theirs.run("apply", "--auto-approve").exit_code == 0
-    return mine, theirs
-
-
 @pytest.mark.parametrize("forged", ["another key's attributes", "a secret the state records"])
 def test_a_journal_edited_to_adopt_another_workspaces_key_adopts_and_revokes_nothing(
         tmp_path: Path, make_emulator: Callable[..., Emulator], forged: str) -> None:
@@ -252,9 +242,7 @@ def test_a_journal_edited_to_adopt_another_workspaces_key_adopts_and_revokes_not
       a1's secret, which the state records (its salt is committed: anyone can copy both): the
       fingerprint gives it away. Before, b1 was revoked as an orphan; rolled forward, it would be
       adopted as a2."""
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    mine, theirs = _two_workspaces(tmp_path, emu)
+    control, mine, theirs = two_workspaces(tmp_path, make_emulator)
     state = mine.state()
     victim, a1 = theirs.remote_id("b1"), state["keys"]["a1"]
     salted = State(state["lineage"], state["serial"], state["fingerprint_salt"])
@@ -297,9 +285,7 @@ def test_a_forged_create_copying_the_fingerprint_another_created_record_carries_
     that fingerprint. Before, b1 was adopted as zz (the entry holds that secret), and the next apply
     destroyed zz, which no manifest declares: b1 revoked. Now a fingerprint two creates' records
     carry is no create's: both kept, neither adopted nor revoked."""
-    emu = make_emulator()
-    control = EmulatorControl(emu.url)
-    mine, theirs = _two_workspaces(tmp_path, emu)
+    control, mine, theirs = two_workspaces(tmp_path, make_emulator)
     state = mine.state()
     victim, a1 = theirs.remote_id("b1"), state["keys"]["a1"]
     salted = State(state["lineage"], state["serial"], state["fingerprint_salt"])
