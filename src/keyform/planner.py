@@ -958,7 +958,9 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
     (`depends on m, which is replaced`), which stayed in the plan, a needless rotation, while the
     key they depended on was left as it is, and a consumer of it never due was noted as waiting."""
     issued = (Action.CREATE, Action.REPLACE)
-    waiting = _waiting(decisions, desired, state, deps, order, inputs)
+    # most plans hold no key held past its fixed expires_at: then no key waits, nothing to look at
+    held = any(d.held for d in decisions.values())
+    waiting = _waiting(decisions, desired, state, deps, order, inputs) if held else {}
     stuck: list[str] = []
 
     def lacking(address: str) -> bool:  # a secret no sink gives back, of a key that cannot be made again
@@ -997,7 +999,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 if not _secret_readable(desired[src], state.keys.get(src), inputs):
                     changed |= sd.escalate(
                         Action.REPLACE, f"{address} needs its secret and no sink can give it back")
-    if waiting or any(d.held for d in decisions.values()):
+    if held:  # (a key waits only for a held key, or for one waiting itself)
         # a key due for nothing but an in-place update that sends a waiting or held source's secret
         # in a header: the update waits, as a waiting key's would (before, it was planned and its
         # apply failed every run, unable to read that secret)
@@ -1072,9 +1074,7 @@ def _waiting(decisions: Mapping[str, _Decision], desired: Mapping[str, KeySpec],
     key needs that source's secret, no sink gives it back, and the source cannot be replaced to
     give it (held past its fixed expires_at, or waiting itself). A key waits for a held source
     only if it is in the state and no `--replace` names it (else the plan is refused at that
-    source). Most plans hold no held key: nothing to look at."""
-    if not any(d.held for d in decisions.values()):
-        return {}
+    source). Called only when some key is held (`_propagate`)."""
     out: dict[str, str] = {}
     for address in order:
         d = decisions.get(address)
