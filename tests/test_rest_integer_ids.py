@@ -165,3 +165,15 @@ def test_apply_renames_and_destroys_keys_of_a_strict_integer_id_api(tmp_path: Pa
     assert "item 1 has the id 1000.0, which is neither a string nor an integer" in planned.output, planned.output
     assert len([line for line in planned.output.splitlines() if line.strip()]) == 1, planned.output
     assert project.state_path.read_bytes() == state
+
+
+@pytest.mark.parametrize("value", ["number", "Integer", "1", "[integer]"])
+def test_an_id_type_other_than_string_or_integer_is_refused_at_its_line(tmp_path: Path, value: str) -> None:
+    """A definition's `key.id_type` is `string` or `integer`; anything else (a near miss, a number, a
+    list) is refused at the definition's line, never taken for either."""
+    path = tmp_path / "strict.yaml"
+    path.write_text(DEFINITION.replace(", ID_TYPE", f", id_type: {value}"))
+    d, problems = load_definition(str(path), "providers/strict.yaml")
+    assert d is None and problems, problems
+    said = " ".join(str(p) for p in problems)
+    assert "strict.yaml:4" in said and "id_type" in said, said
