@@ -124,17 +124,26 @@ def counts(report: ApplyReport) -> dict[str, int]:
             "failed": len(report.failed) + len(report.skipped)}
 
 
-def summary_text(report: ApplyReport, *, destroy: bool = False) -> str:
+# the end of an apply's last line when all it changed was the state's record of an interrupted apply
+RECORDED = "the state now records what the interrupted apply did."
+
+
+def summary_text(report: ApplyReport, *, destroy: bool = False, recorded: bool = False) -> str:
     """The last line: the same counts as the plan's (a replace's revocation of the old key is
-    part of the replace), or `Destroy complete: ...` for `keyform destroy`."""
+    part of the replace), or `Destroy complete: ...` for `keyform destroy`; `recorded` (as for
+    `summary_json`): an apply that changed nothing else says it recorded the interrupted apply."""
     c = counts(report)
     stale = stale_clause(c["stale_copies_removed"], "removed")
     if destroy:
         head = "Destroy complete" if report.ok else "Destroy failed"
-        return "\n".join([f"{head}: {c['deleted']} deleted{stale}, {c['failed']} failed.", *rate_lines(report)])
-    head = "Apply complete" if report.ok else "Apply failed"
-    return "\n".join([f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
-                      f"{c['deleted']} deleted{stale}, {c['failed']} failed.", *rate_lines(report)])
+        line = f"{head}: {c['deleted']} deleted{stale}, {c['failed']} failed."
+    else:
+        head = "Apply complete" if report.ok else "Apply failed"
+        line = (f"{head}: {c['created']} created, {c['updated']} updated, {c['replaced']} replaced, "
+                f"{c['deleted']} deleted{stale}, {c['failed']} failed.")
+    if recorded and report.ok and not any(c.values()):
+        line = line.rstrip(".") + "; " + RECORDED
+    return "\n".join([line, *rate_lines(report)])
 
 
 def summary_json(report: ApplyReport, *, recorded: bool = False) -> str:

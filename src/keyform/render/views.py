@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from keyform.providers.ratelimit import RateEvent
 
 
-# after an apply whose only change was the state's record of an interrupted apply
-RECORDED = "the state now records what the interrupted apply did."
-
-
 class View(ABC):
     """What every format shares: diagnostics, and the lines of an interrupted apply (stderr).
     Each format implements `plan`, `event`, `rate` and `summary`."""
@@ -134,14 +130,10 @@ class TextView(View):
         _write(sys.stdout, rate_event_text(event))
 
     def summary(self, report: ApplyReport, *, destroy: bool = False) -> None:
-        from keyform.render.progress import counts, summary_text
+        from keyform.render.progress import summary_text
 
-        first, *rest = summary_text(report, destroy=destroy).split("\n")
-        if self.unsaved and report.ok and not any(counts(report).values()):
-            # a saved plan whose only change was the record: as `nothing_to_apply` says it
-            first = first.rstrip(".") + "; " + RECORDED
         click.echo("")
-        click.echo("\n".join([first, *rest]))
+        click.echo(summary_text(report, destroy=destroy, recorded=self.unsaved))
 
     def nothing_to_apply(self, *, destroy: bool = False) -> None:
         # the plan's summary said "`keyform apply` records it": say that it did (it said nothing more)
