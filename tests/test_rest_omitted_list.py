@@ -39,6 +39,17 @@ def answer(body: Any) -> Any:
     ({"meta": {"status": 401, "msg": "Not Authorized"}, "has_more": False}, "'/meta'", "Not Authorized"),
     ({"pagination": {"error": "cursor expired"}}, "'/pagination'", "cursor expired"),
     ({"metadata": {"state": {"result": "failed"}}}, "'/metadata'", None),
+    # an envelope's name whose value is a string a failure speaks with: read as empty before
+    ({"request_id": "Unauthorized"}, "'/request_id'", "Unauthorized"),
+    ({"meta": "invalid token"}, "'/meta'", "invalid token"),
+    ({"object": "list", "next_page": "InvalidToken", "has_more": False}, "'/next_page'", "InvalidToken"),
+    ({"meta": {"page": {"note": "quota exceeded"}}}, "'/meta'", None),
+    ({"links": {"self": "/keys"}, "trace_id": "Not Found"}, "'/trace_id'", "Not Found"),
+    ({"warnings": ["request timed out, partial result"]}, "'/warnings'", "request timed out, partial result"),
+    # what it says is the part that explains the failure, never a harmless name's value (an id)
+    ({"id": "req_8f2c", "error_code": 13}, "'/id', '/error_code'", None),
+    ({"request_ref": "r-1", "result": "ERR_BACKEND: db down"}, "'/request_ref', '/result'", "ERR_BACKEND: db down"),
+    ({"trace": "t-77", "state": {"reason": "quota"}}, "'/trace', '/state'", "quota"),
 ])
 def test_a_200_with_no_list_and_an_error_the_definition_does_not_point_at_is_an_error(
         tmp_path: Path, reply: dict[str, Any], names: str, says: str | None) -> None:
@@ -77,7 +88,6 @@ def test_a_later_page_of_an_unread_error_is_an_error_not_the_end_of_the_listing(
 
 @pytest.mark.parametrize("reply", [
     {},  # proto3 JSON (TextQL's Connect API)
-    {"items": None},  # Go's encoding of a nil slice
     {"object": "list", "first_id": None, "last_id": None, "has_more": False},  # OpenAI, list left out
     {"object": "list", "url": "/v1/keys", "has_more": False},  # Stripe's envelope
     {"meta": {"page": {"total_filtered_count": 0}}, "links": {"self": "/keys"}},  # JSON:API (Datadog)
@@ -89,6 +99,10 @@ def test_a_later_page_of_an_unread_error_is_an_error_not_the_end_of_the_listing(
     {"status": "ok", "code": 0, "error": None}, {"status": 200}, {"total_count": 0},
     {"meta": {"code": 200}}, {"meta": {"status": 200, "msg": "OK"}},  # Instagram's, Tumblr's success envelopes
     {"meta": {"errors": [], "error_count": 0, "warnings": [{"code": "deprecated"}]}},
+    # envelope strings that are ids, kinds, URLs and opaque cursors (no failure's word standing alone)
+    {"object": "list", "request_id": "req_8f2cE0b1Z", "trace_id": "5f0c3b9e-4a51-4e0b-9d0e-2c4a7f1e8a11",
+     "next_page_token": "eyJvZmZzZXQiOjAsImVycm9ycyI6MH0", "links": {"self": "https://api.example/v1/keys?page=1"}},
+    {"kind": "ApiKeyList", "apiVersion": "keys.example.dev/v1beta1", "meta": "v2", "cursor": "Errorless-page-9"},
 ])
 def test_an_empty_listing_with_its_list_left_out_is_still_empty(tmp_path: Path, reply: dict[str, Any]) -> None:
     with provider(tmp_path, answer(reply)) as (p, _):
@@ -116,7 +130,7 @@ def test_each_object_on_the_way_of_a_nested_items_pointer_is_checked(
                                                                                     "items: /result/keys"))
     with provider(tmp_path, answer(reply)) as (p, _), pytest.raises(ProviderError, match=f"it holds {names}"):
         p.list()
-    empties: list[dict[str, Any]] = [{"result": {}}, {"result": None}, {"result": {"keys": None, "next": ""}}]
+    empties: list[dict[str, Any]] = [{"result": {}}, {"result": {"next": ""}}]
     for empty in empties:
         with provider(tmp_path, answer(empty)) as (p, _):
             assert p.list() == [], empty
@@ -201,3 +215,95 @@ def test_empty_names_may_not_hold_a_name_failures_speak_with(tmp_path: Path, nam
     assert d is None and [str(p) for p in problems] == [
         f"t.yaml:{line}: operations.list.empty_names[1]: {name!r} is a name a failed request's reply speaks with: an "
         "API's error answered with a 200 would be read as an empty listing, and every recorded key created again"]
+
+
+@pytest.mark.parametrize(("items", "reply", "there"), [
+    ("/items", {"items": None}, "there"),  # Go's encoding of a nil slice, or a server that failed to read it
+    ("/items", {"items": None, "has_more": False, "request_id": "r-1"}, "there"),
+    ("/result/keys", {"result": None}, "at /result"),
+    ("/result/keys", {"result": {"keys": None, "next": ""}}, "there"),
+])
+def test_a_null_list_is_not_an_empty_listing_unless_the_definition_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, items: str, reply: dict[str, Any], there: str) -> None:
+    """A null where the list of keys (or the object holding it) stands was read as no keys: every
+    recorded key looked deleted. It is an error naming where, unless `operations.list.null_is_empty`
+    says the API documents null as no keys; then an error beside it is still refused."""
+    from tests import test_provider_rest
+
+    base = test_provider_rest.BASE.replace("items: /items", f"items: {items}")
+    monkeypatch.setattr(test_provider_rest, "BASE", base)
+    with provider(tmp_path, answer(reply)) as (p, _), pytest.raises(ProviderError) as caught:
+        p.list()
+    assert str(caught.value) == (
+        f"t1: list: unexpected response shape (no list of keys at {items}: the reply holds null {there}, which is "
+        "not an empty list (if the API documents null as no keys, set operations.list.null_is_empty in t.yaml); "
+        "read as empty, every recorded key would look deleted)"), caught.value
+    monkeypatch.setattr(test_provider_rest, "BASE", base.replace(
+        f"    items: {items}\n", f"    items: {items}\n    null_is_empty: true\n"))
+    with provider(tmp_path, answer(reply)) as (p, _):
+        assert p.list() == []
+    with provider(tmp_path, answer({**reply, "detail": "db down"})) as (p, _), \
+            pytest.raises(ProviderError, match=r"it holds '/detail' \(it says: db down\)"):
+        p.list()
+
+
+@pytest.mark.parametrize("kind", ["textql", "rest"])
+def test_textql_a_null_apiaccesskeys_is_refused_by_the_built_in_and_its_definition(kind: str) -> None:
+    """The built-in TextQL provider refused `{"apiAccessKeys": null}`; the shipped textql.yaml read it
+    as no keys. The vendor schema (docs/api/textql-api-access-key-v1.openapi.yaml) has
+    `apiAccessKeys` an array, never null, and proto3 JSON leaves an empty list out: both refuse it."""
+    from harness.project import DEFINITIONS
+    from keyform.manifest.restdef import load_definition
+    from keyform.providers import TextQLProvider
+    from keyform.providers.rest import RestProvider
+    from keyform.remote import Provider
+    from tests.loopback import serving
+    from tests.test_provider_rest import ScriptServer
+
+    with serving(ScriptServer(lambda method, path, headers, sent: (200, {}, {"apiAccessKeys": None}))) as server:
+        if kind == "textql":
+            p: Provider = TextQLProvider("tq", server.url, TOKEN, max_retries=0, sleep=lambda s: None)
+        else:
+            d, problems = load_definition(str(DEFINITIONS / "textql.yaml"), "textql.yaml")
+            assert d is not None and not d.list_null_is_empty, problems
+            p = RestProvider("tq", d, server.url, TOKEN, {}, max_retries=0, sleep=lambda s: None)
+        try:
+            with pytest.raises(ProviderError) as caught:
+                p.list()
+        finally:
+            p.close()
+    assert str(caught.value).startswith(
+        "tq: list: unexpected response shape (no list of keys at /apiAccessKeys: the reply holds null there, which "
+        "is not an empty list"), caught.value
+    assert str(caught.value).endswith("; read as empty, every recorded key would look deleted)"), caught.value
+
+
+@pytest.mark.parametrize(("definition", "documented", "left_out"), [
+    ("openai-admin-keys.yaml", {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False},
+     "data"),
+    ("sendgrid.yaml", {"result": []}, "result"),
+    ("datadog-api-keys.yaml", {"data": [], "meta": {"page": {"total_filtered_count": 0}}}, "data"),
+    ("textql.yaml", {"apiAccessKeys": []}, "apiAccessKeys"),
+    ("questra.yaml", {"data": []}, None),
+])
+def test_each_shipped_definitions_documented_empty_reply_is_an_empty_listing(
+        definition: str, documented: dict[str, Any], left_out: str | None) -> None:
+    """The envelope rules (strings a failure speaks with, a null list) turn no shipped definition's
+    documented empty reply, nor that reply with its list left out, into a failure."""
+    from harness.project import DEFINITIONS
+    from keyform.manifest.restdef import load_definition
+    from keyform.providers.rest import RestProvider
+    from tests.loopback import serving
+    from tests.test_provider_rest import ScriptServer
+
+    d, problems = load_definition(str(DEFINITIONS / definition), definition)
+    assert d is not None, problems
+    replies = [documented] + ([{k: v for k, v in documented.items() if k != left_out}] if left_out else [])
+    options = {name: "x" for name in d.options}
+    for reply in replies:
+        with serving(ScriptServer(answer(reply))) as server:
+            p = RestProvider("svc", d, server.url, TOKEN, options, max_retries=0, sleep=lambda s: None)
+            try:
+                assert p.list() == [], reply
+            finally:
+                p.close()

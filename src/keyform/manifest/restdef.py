@@ -266,6 +266,9 @@ class RestDefinition:
     # `operations.list.empty_names`, folded (`fold_name`): top-level names an empty listing's reply
     # may hold besides the envelope names keyform knows (`keyform.providers.omitted`)
     list_empty_names: frozenset[str] = frozenset()
+    # `operations.list.null_is_empty`: a null list (at `items`, or on the way to it) is the API's
+    # empty listing; by default it is an error (`keyform.providers.omitted.null_on_the_way`)
+    list_null_is_empty: bool = False
 
     def kind(self, provider_type: str) -> ProviderType:
         """This definition as a provider type (`rest:NAME`) for the type registry."""
@@ -451,6 +454,7 @@ class _Builder:
             delete_op=delete_op, delete_gone=frozenset(ops["delete"].get("gone", [404])),
             delete_gone_codes=frozenset(ops["delete"].get("gone_codes", [])),
             id_type=key.get("id_type", "string"), list_empty_names=frozenset(fold_name(n) for n in empty_names),
+            list_null_is_empty=ops["list"].get("null_is_empty", False) is True,
         ), []
 
     def _check_not_failures(self, where: YamlPath, statuses: list[int], allowed: tuple[int, ...]) -> None:

@@ -8,7 +8,9 @@ an error with `not_empty`'s message. docs/providers-rest.md, "An omitted list", 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from keyform import redact
@@ -30,7 +32,6 @@ _ENVELOPE = frozenset({
 })
 _ENVELOPE_PREFIXES = ("page", "next", "prev", "total", "cursor")
 _SUCCESS_WORDS = frozenset({"ok", "success", "succeeded", "successful"})
-_FAILURE_WORDS = frozenset({"error", "errors", "fault", "failure", "failed", "fail"})
 
 
 def _benign(name: str, value: Any, also: frozenset[str] = frozenset()) -> bool:
@@ -39,8 +40,8 @@ def _benign(name: str, value: Any, also: frozenset[str] = frozenset()) -> bool:
     folded = _fold(name)
     if value is None or value in ("", [], {}):
         return True  # a value that holds nothing (`"data": []` under another name, `"errors": []`)
-    if isinstance(value, str) and _fold(value) in _FAILURE_WORDS:
-        return False  # `object: error`, `type: error`, `result: failure`: a failure said as a value
+    if isinstance(value, str) and speaks_failure(value):
+        return False  # `object: error`, `request_id: Unauthorized`, `meta: invalid token`: a failure said as a value
     if folded in ("ok", "success"):
         return value is True
     if folded == "status":
@@ -63,10 +64,11 @@ def _says_failure(value: Any, depth: int) -> bool:
     """Whether an envelope's value (`meta`, `pagination`, `page`, ...) holds a failure, a few
     levels down: a name holding `error` or `fault` with a value that holds something (not `0`,
     `false`); a `status`/`code`/`status_code` of 4xx or 5xx; a string `error`, `fault`, `failure`,
-    `failed`. An envelope of an error (`{"meta": {"code": 400, "error_message": ...}}`, the
-    Instagram or Tumblr kind) was read as an empty listing."""
+    `failed` or any string `speaks_failure` finds a failure's word in. An envelope of an error
+    (`{"meta": {"code": 400, "error_message": ...}}`, the Instagram or Tumblr kind) was read as an
+    empty listing."""
     if isinstance(value, str):
-        return _fold(value) in _FAILURE_WORDS
+        return speaks_failure(value)
     if depth <= 0 or not isinstance(value, (dict, list)):
         return False
     if isinstance(value, list):
@@ -80,6 +82,33 @@ def _says_failure(value: Any, depth: int) -> bool:
         if _says_failure(member, depth - 1):
             return True
     return False
+
+
+# The words (lower case) a failure's text is said with: `Unauthorized`, `invalid token`,
+# `InvalidToken`, `quota exceeded`, `Internal Server Error`, `request timed out`. No value an empty
+# listing's envelope holds says one: `list`, `KeyList`, `v1`, ids (`req_8f2c`, `key_abc`), URLs,
+# opaque cursors and page tokens, `OK`. A reply of a failure whose envelope names hold such a string
+# (`{"request_id": "Unauthorized"}`, `{"meta": "invalid token"}`) was read as no keys.
+_FAILURE_TEXT = frozenset({
+    "error", "errors", "err", "fault", "failure", "failed", "fail", "fails", "unauthorized", "unauthorised",
+    "unauthenticated", "forbidden", "denied", "invalid", "expired", "revoked", "exception", "unavailable",
+    "refused", "rejected", "exceeded", "throttled", "timeout", "timedout", "notfound", "panic", "abort", "aborted",
+    "unexpected", "cannot", "unable", "overloaded", "suspended",
+})
+_FAILURE_PAIRS = frozenset({("not", "found"), ("timed", "out"), ("too", "many"), ("not", "allowed"),
+                            ("not", "authorized"), ("not", "permitted"), ("bad", "request"), ("bad", "gateway")})
+# words: runs of letters, a capital starting a new one (`InvalidToken` → invalid, token), so a word
+# in a URL, an id or a base64 cursor counts only where it stands alone
+_WORD = re.compile(r"[A-Z]{2,}(?![a-z])|[A-Z]?[a-z]+|[A-Z]")
+_TEXT_BUDGET = 10_000  # characters of a string looked at (a hostile reply's value may be a megabyte)
+
+
+def speaks_failure(text: str) -> bool:
+    """Whether a string value reads as a failure's text: it holds a word of `_FAILURE_TEXT`
+    (`Unauthorized`, `InvalidToken`, `quota exceeded`) or a pair of `_FAILURE_PAIRS` (`Not Found`,
+    `timed out`), in any case."""
+    words = [w.lower() for w in _WORD.findall(text[:_TEXT_BUDGET])]
+    return any(w in _FAILURE_TEXT for w in words) or any(pair in _FAILURE_PAIRS for pair in pairwise(words))
 
 
 def _success_status(value: Any) -> bool:
@@ -120,13 +149,15 @@ def not_a_listing(body: Mapping[str, Any], items: tuple[str, ...],
 
 
 def what_it_says(body: Mapping[str, Any], odd: Sequence[tuple[str, ...]]) -> str | None:
-    """The first text a reply of an error holds under one of the first 100 `odd` pointers (those
-    named like a message first): a string, or an object's `message`, `msg`, `detail`,
-    `description`, `faultstring`, `reason`, `error` or `title`, or the first of a list of these
-    (two levels deep)."""
+    """The text that explains the failure, under one of the first 100 `odd` pointers (those named
+    like a message first): under a name like a message (`message`, `error_description`,
+    `faultstring`) a string, or the first of a list of strings; under any name an object's `message`,
+    `msg`, `detail`, `description`, `faultstring`, `reason`, `error` or `title` (two levels deep);
+    and under another name a string only when it reads as a failure (`speaks_failure`). A harmless
+    name's value (`"request_id": "req_8f2c"`, an id) was quoted as what the reply says."""
     # (the first 100 names: a hostile reply of a million names took seconds to sort)
-    for where in sorted(odd[:100], key=lambda w: not any(m in _fold(w[-1]) for m in (*_MESSAGE_NAMES, "fault"))):
-        text = _text_in(at(body, where), 2)
+    for where in sorted(odd[:100], key=lambda w: not _message_like(w[-1])):
+        text = _text_in(at(body, where), 2, _message_like(where[-1]))
         if text:
             return text
     return None
@@ -135,19 +166,50 @@ def what_it_says(body: Mapping[str, Any], odd: Sequence[tuple[str, ...]]) -> str
 _MESSAGE_NAMES = ("message", "msg", "detail", "description", "faultstring", "reason", "error", "title")
 
 
-def _text_in(value: Any, depth: int) -> str | None:
+def _message_like(name: str) -> bool:
+    folded = _fold(name)
+    return any(m in folded for m in (*_MESSAGE_NAMES, "fault"))
+
+
+def _text_in(value: Any, depth: int, told: bool) -> str | None:
+    """The text of `value`; `told`: the name it stands under says it is a message, else a string
+    is taken only when it reads as a failure."""
     if isinstance(value, str):
-        return value.strip() or None
+        text = value.strip()
+        return text if text and (told or speaks_failure(text)) else None
     if depth <= 0:
         return None
     if isinstance(value, list) and value:
-        return _text_in(value[0], depth - 1)
+        return _text_in(value[0], depth - 1, told)
     if isinstance(value, dict):
         for name in _MESSAGE_NAMES:
-            text = _text_in(value.get(name), depth - 1)
-            if text:
-                return text
+            said = _text_in(value.get(name), depth - 1, True)
+            if said:
+                return said
     return None
+
+
+def null_on_the_way(body: Mapping[str, Any], items: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where a reply holds null at its `items` pointer, or on the way to it (`{"apiAccessKeys":
+    null}`, `{"result": null}` for `/result/keys`), as a pointer; None if nowhere. A null list is
+    not proof of no keys: proto3 JSON and most APIs say an empty list as `[]` or leave it out, and a
+    null is what a server that failed to read the list may serialize (Go's nil slice)."""
+    doc: Any = body
+    for depth, token in enumerate(items):
+        if not isinstance(doc, dict) or token not in doc:
+            return None
+        doc = doc[token]
+        if doc is None:
+            return items[:depth + 1]
+    return None
+
+
+def null_list(items: tuple[str, ...], where: tuple[str, ...], hint: str = "") -> str:
+    """The one-line error for a reply with null at `where`, on the way to `items` (`hint`: how a
+    definition says its API's empty listing is a null)."""
+    there = "there" if where == items else f"at {pointer_text(where)}"
+    return (f"no list of keys at {pointer_text(items)}: the reply holds null {there}, which is not an empty "
+            f"list{hint}; read as empty, every recorded key would look deleted")
 
 
 def not_empty(items: tuple[str, ...], body: Mapping[str, Any], odd: Sequence[tuple[str, ...]],

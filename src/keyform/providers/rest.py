@@ -43,7 +43,7 @@ from keyform.providers.http import (
     usable_id,
     wire_time,
 )
-from keyform.providers.omitted import not_a_listing, not_empty
+from keyform.providers.omitted import not_a_listing, not_empty, null_list, null_on_the_way
 from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.remote import CreateRequest, CreateResult, RemoteKey
@@ -281,6 +281,10 @@ class RestProvider:
                 odd = not_a_listing(body, p, self._named, self.d.list_empty_names)
                 if odd:  # an error the definition's `errors` does not point at: see keyform.providers.omitted
                     raise ShapeError(not_empty(p, body, odd, self._http.secrets))
+                null = None if self.d.list_null_is_empty else null_on_the_way(body, p)
+                if null is not None:  # `{"apiAccessKeys": null}`: not proof of no keys (see omitted.null_on_the_way)
+                    raise ShapeError(null_list(p, null, f" (if the API documents null as no keys, set "
+                                                        f"operations.list.null_is_empty in {self.d.file})"))
                 return []  # an empty list may be omitted (proto3 JSON), in a reply of nothing else
         said = self._said(body)
         if said:  # (`items: ""`, the whole reply, or alternatives: it said only which names the reply had)

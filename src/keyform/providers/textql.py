@@ -35,7 +35,7 @@ from keyform.providers.http import (
     utc_time,
     wire_time,
 )
-from keyform.providers.omitted import not_a_listing, not_empty
+from keyform.providers.omitted import not_a_listing, not_empty, null_list
 from keyform.providers.ratelimit import Limiter
 from keyform.providers.salvage import salvage_id
 from keyform.providers.textql_type import UPDATABLE  # UpdateApiAccessKeyRequest
@@ -155,10 +155,12 @@ def parse_list(body: Any) -> list[RemoteKey]:
     if not isinstance(body, dict):
         raise ShapeError(f"expected an object with 'apiAccessKeys', got {type(body).__name__}")
     items = body.get("apiAccessKeys", _LEFT_OUT)
-    if items is _LEFT_OUT:  # left out when empty, in a reply of nothing a failed request's reply holds
+    if items is _LEFT_OUT or items is None:  # left out when empty, in a reply of nothing a failed request's holds
         odd = not_a_listing(body, ("apiAccessKeys",), frozenset())
         if odd:  # `{"message": "Internal error"}` with a 200 was read as no keys: every key looked deleted
             raise ShapeError(not_empty(("apiAccessKeys",), body, odd))
+        if items is None:  # the vendor schema's apiAccessKeys is an array, never null: not proof of no keys
+            raise ShapeError(null_list(("apiAccessKeys",), ("apiAccessKeys",)))
         items = []
     if not isinstance(items, list):
         raise ShapeError("'apiAccessKeys' is not an array")
