@@ -177,3 +177,61 @@ def test_an_id_type_other_than_string_or_integer_is_refused_at_its_line(tmp_path
     assert d is None and problems, problems
     said = " ".join(str(p) for p in problems)
     assert "strict.yaml:4" in said and "id_type" in said, said
+
+
+def test_ids_past_2_to_the_53_go_through_apply_exactly_and_a_float_spelling_is_refused(tmp_path: Path) -> None:
+    """An int64 API's ids past 2**53 (where a float, as JavaScript reads JSON, loses the last
+    digits: 9007199254740993 → ...992) are listed, compared, recorded in the state and the
+    journal, and sent back in update and delete bodies as the exact integers the API listed; a plan
+    after it has nothing to do. A listing that spells such an id as a float (`9007199254740993.0`)
+    fails the plan in one line, saying the number it read is approximate, the state untouched."""
+    from harness.project import Project
+
+    big = [2**53 + 1, 2**63 - 1]  # neither is a float's: each float() rounds to a neighbour
+    keys: dict[int, dict[str, Any]] = {}
+    journals: list[bytes] = []
+    raw_listing: list[bytes] = []
+
+    def script(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        if method == "GET":
+            return 200, {}, raw_listing[0] if raw_listing else {"items": list(keys.values())}
+        if path == "/keys":
+            n = big[len(keys)]
+            keys[n] = {"id": n, "name": body["name"]}
+            return 201, {}, {**keys[n], "secret": f"sk-CANARY-{len(keys)}-0123456789abcdef"}
+        journals.append(project.journal_path.read_bytes())
+        key_id = body["id"] if "id" in body else body["key"]["id"]
+        if type(key_id) is not int or key_id not in keys:  # json.loads reads the digits sent: exact
+            return 400, {}, {"message": f"id must be the integer id of a key, got {key_id!r}"}
+        if path.endswith("/update"):
+            keys[key_id]["name"] = body["name"]
+        else:
+            del keys[key_id]
+        return 200, {}, {}
+
+    definition = DEFINITION.replace(", ID_TYPE", ", id_type: integer")
+    with serving(ScriptServer(script)) as server:
+        project = Project(tmp_path, server.url)
+        project.rest_api(definition, "a: {provider: rp, name: a}\nb: {provider: rp, name: b}\n")
+        assert project.run("apply", "--auto-approve").exit_code == 0
+        state = project.state_path.read_text()
+        assert all(f'"{n}"' in state for n in big) and not any(str(int(float(n))) in state for n in big), state
+        assert project.run("plan", "--detailed-exitcode").exit_code == 0  # listed ids match the recorded
+        project.rest_api(definition, "a: {provider: rp, name: renamed}\n")
+        applied = project.run("apply", "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        assert list(keys.values()) == [{"id": big[0], "name": "renamed"}]
+        assert [(m, b) for m, p, _, b in server.seen if m == "POST" and p != "/keys"] == [
+            ("POST", {"id": big[0], "name": "renamed"}),
+            ("POST", {"key": {"id": big[1]}, "note": f"revoking {big[1]}"})]
+        assert len(journals) == 2 and all(str(n).encode() in b"".join(journals) for n in big)
+        assert not any(str(int(float(n))).encode() in b"".join(journals) for n in big)
+        assert project.run("plan", "--detailed-exitcode").exit_code == 0
+        state_bytes = project.state_path.read_bytes()
+        raw_listing.append(b'{"items": [{"id": 9007199254740993.0, "name": "renamed"}]}')
+        planned = project.run("plan")
+    assert planned.exit_code == 1 and "Traceback" not in planned.output, planned.output
+    assert "item 0 has the id about 9007199254740992.0, which is neither a string nor an integer" in planned.output, \
+        planned.output
+    assert len([line for line in planned.output.splitlines() if line.strip()]) == 1, planned.output
+    assert project.state_path.read_bytes() == state_bytes

@@ -242,7 +242,10 @@ class RestProvider:
         if type(value) is int:
             value = str(value)
         elif isinstance(value, (bool, float)):
-            raise ShapeError(f"{where} has the id {_json_text(value)}, which is neither a string nor an integer")
+            # (a float past 2**53 is not the number the API wrote: `9007199254740993.0` reads as ...992.0)
+            about = "about " if isinstance(value, float) and not abs(value) < 2**53 else ""
+            raise ShapeError(f"{where} has the id {about}{_json_text(value)}, which is neither a string nor an "
+                             "integer")
         if not isinstance(value, str) or not value:
             raise ShapeError(f"{where} has no string id")
         if not usable_id(value):
