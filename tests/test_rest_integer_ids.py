@@ -9,6 +9,8 @@ API on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,6 +191,7 @@ def test_ids_past_2_to_the_53_go_through_apply_exactly_and_a_float_spelling_is_r
 
     big = [2**53 + 1, 2**63 - 1]  # neither is a float's: each float() rounds to a neighbour
     keys: dict[int, dict[str, Any]] = {}
+    lock = threading.Lock()  # (the two creates may come at once)
     journals: list[bytes] = []
     raw_listing: list[bytes] = []
 
@@ -196,9 +199,10 @@ def test_ids_past_2_to_the_53_go_through_apply_exactly_and_a_float_spelling_is_r
         if method == "GET":
             return 200, {}, raw_listing[0] if raw_listing else {"items": list(keys.values())}
         if path == "/keys":
-            n = big[len(keys)]
-            keys[n] = {"id": n, "name": body["name"]}
-            return 201, {}, {**keys[n], "secret": f"sk-CANARY-{len(keys)}-0123456789abcdef"}
+            with lock:
+                n = big[len(keys)]
+                keys[n] = {"id": n, "name": body["name"]}
+            return 201, {}, {**keys[n], "secret": f"sk-CANARY-{n % 1000}-0123456789abcdef"}
         journals.append(project.journal_path.read_bytes())
         key_id = body["id"] if "id" in body else body["key"]["id"]
         if type(key_id) is not int or key_id not in keys:  # json.loads reads the digits sent: exact
@@ -217,13 +221,13 @@ def test_ids_past_2_to_the_53_go_through_apply_exactly_and_a_float_spelling_is_r
         state = project.state_path.read_text()
         assert all(f'"{n}"' in state for n in big) and not any(str(int(float(n))) in state for n in big), state
         assert project.run("plan", "--detailed-exitcode").exit_code == 0  # listed ids match the recorded
+        a, b = sorted(keys, key=lambda n: keys[n]["name"])
         project.rest_api(definition, "a: {provider: rp, name: renamed}\n")
         applied = project.run("apply", "--auto-approve")
         assert applied.exit_code == 0, applied.output
-        assert list(keys.values()) == [{"id": big[0], "name": "renamed"}]
-        assert [(m, b) for m, p, _, b in server.seen if m == "POST" and p != "/keys"] == [
-            ("POST", {"id": big[0], "name": "renamed"}),
-            ("POST", {"key": {"id": big[1]}, "note": f"revoking {big[1]}"})]
+        assert list(keys.values()) == [{"id": a, "name": "renamed"}]
+        assert sorted((json.dumps(sent) for m, p, _, sent in server.seen if m == "POST" and p != "/keys")) == [
+            json.dumps({"id": a, "name": "renamed"}), json.dumps({"key": {"id": b}, "note": f"revoking {b}"})]
         assert len(journals) == 2 and all(str(n).encode() in b"".join(journals) for n in big)
         assert not any(str(int(float(n))).encode() in b"".join(journals) for n in big)
         assert project.run("plan", "--detailed-exitcode").exit_code == 0
