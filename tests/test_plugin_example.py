@@ -10,11 +10,13 @@ installed into it for real (their dist-info and entry points are the environment
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -35,8 +37,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # copies, so building writes no build/ or egg-info into the checkout
     src = base / "keyform-src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():  # (a missing LICENSE fails the license test below, not every test here)
+            shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     plugin = shutil.copytree(EXAMPLE, base / "plugin-provider", ignore=shutil.ignore_patterns(
         "__pycache__", "*.egg-info", "build", ".pytest_cache"))
@@ -48,6 +51,10 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "--check-build-dependencies", "-w", wheels, src, plugin)
     (base / "build.log").write_text(built.stdout + built.stderr)
     assert built.returncode == 0, built.stderr[-3000:]
+    # keyform's sdist too (setuptools' own backend, ~0.3 s): what the license test below opens
+    sdist = run(sys.executable, "-c", "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])",
+                base / "sdist", cwd=src)
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
     env_dir = base / "venv"
     made = run(getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", env_dir)
     assert made.returncode == 0, made.stderr
@@ -75,6 +82,36 @@ def test_the_wheels_declare_an_spdx_license_and_build_without_a_deprecation_warn
         headers = metadata.split("\n\n", 1)[0].splitlines()
         assert "License-Expression: Apache-2.0" in headers, headers
         assert not any(line.startswith("License:") for line in headers), headers
+
+
+# sha256 of the Apache License 2.0 as the ASF publishes it (apache.org/licenses/LICENSE-2.0.txt, 11,358
+# bytes; Debian's /usr/share/common-licenses/Apache-2.0 is the same bytes)
+APACHE_2_0_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
+
+
+def test_the_wheel_and_sdist_carry_the_apache_license_text(venv: Path) -> None:
+    """`license = "Apache-2.0"` names a license whose section 4(a) asks for its text to go with every
+    copy: the checkout had no LICENSE, so neither the wheel nor the sdist carried one. LICENSE is
+    the ASF's text, unmodified; the wheel has it in its dist-info's licenses/ and the sdist at its
+    root, each named by a License-File header."""
+    text = (ROOT / "LICENSE").read_bytes()
+    assert hashlib.sha256(text).hexdigest() == APACHE_2_0_SHA256
+    (wheel,) = (venv.parent / "wheels").glob("keyform-0.1.0-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("keyform-0.1.0.dist-info/licenses/LICENSE") == text
+        metadata = archive.read("keyform-0.1.0.dist-info/METADATA").decode()
+    assert "License-File: LICENSE" in metadata.split("\n\n", 1)[0].splitlines()
+    (sdist,) = (venv.parent / "sdist").glob("keyform-0.1.0.tar.gz")
+    with tarfile.open(sdist) as archive:
+        assert read_member(archive, "keyform-0.1.0/LICENSE") == text
+        pkg_info = read_member(archive, "keyform-0.1.0/PKG-INFO").decode()
+    assert "License-File: LICENSE" in pkg_info.split("\n\n", 1)[0].splitlines()
+
+
+def read_member(archive: tarfile.TarFile, name: str) -> bytes:
+    member = archive.extractfile(name)
+    assert member is not None, name
+    return member.read()
 
 
 def clean_env() -> dict[str, str]:
