@@ -524,6 +524,9 @@ def test_a_hidden_manifest_in_a_directory_is_an_error_never_skipped_in_silence(t
     "keys:\n  draft: {provider: questra-prod, name: Draft}\ndefualts:\n  rotation: {max_age: 30d}\n",
     "version: 1\nKeys:\n  draft: {provider: questra-prod}\nsinks: {}\n",
     "version: 1\nkeys: {}\nsinkss: {}\n",
+    "version: 1\nkeys: {}\nsinsk: {}\n",  # two letters swapped
+    "version: 1\nporviders: {}\nkeys: {}\n",
+    "version: 1\nprovdiers: {}\nkeys: {}\npolicise: []\n",  # two slips in a long name, one in another
 ])
 def test_a_hidden_manifest_with_a_misspelled_section_is_still_an_error(tmp_path: Path, text: str) -> None:
     """A hidden manifest with one top-level name a manifest does not have was taken for another
@@ -605,6 +608,17 @@ def test_other_tools_hidden_files_with_a_keyform_like_line_are_still_passed_over
                                             "  - path_regex: secrets/.*\n    key_groups:\n      - pgp: [*admin]\n")
     ws = load_workspace(["keys"], cwd=tmp_path, now=NOW)
     assert ws.files == ("keys/main.yaml",)
+
+
+def test_goreleasers_signs_is_not_taken_for_a_misspelled_sinks(tmp_path: Path) -> None:
+    """GoReleaser's `signs:` is at difflib's 0.8 from `sinks` and was taken for a slip in it: a
+    `.goreleaser.yaml` holding only `version: 1` and `signs:` (a signing-only config) was refused as
+    a hidden keyform manifest, and `-f .` at such a repository's root could not plan. A slip is a
+    letter added, dropped or changed or two swapped, once in a short name: `signs` is two changed."""
+    write(tmp_path / "main.yaml", PROVIDERS + KEYS.replace("version: 1\n", ""))
+    write(tmp_path / ".goreleaser.yaml", "version: 1\nsigns:\n  - artifacts: checksum\n    args: [--batch, -u, "
+                                         "'{{ .Env.GPG_FINGERPRINT }}', --output, $signature, --detach-sign, $artifact]\n")
+    assert load_workspace(["."], cwd=tmp_path, now=NOW).files == ("main.yaml",)
 
 
 def test_verbose_lists_every_file_named_like_a_manifest_that_a_directory_skipped(

@@ -269,16 +269,39 @@ def _top_level(data: bytes) -> tuple[bool, set[str]] | None:
 
 def _section_name(name: str) -> bool:
     """Whether a top-level `name` is a manifest's section, or a misspelling of one (`provider:`,
-    `Keys:`, `polices:`, `defualts:`: close to one of `_SECTION_LOOKALIKES`, difflib's ratio 0.8
-    or more). A hidden manifest with a slip in a section's name is still one (it was passed over
-    in silence, its keys planned for deletion); other tools' names (`builds:`, `creation_rules:`,
-    `repos:`, `stages:`, `project_name:`) are not that close to any."""
+    `Keys:`, `polices:`, `defualts:`): close to one of `_SECTION_LOOKALIKES` by difflib's ratio
+    (0.8 or more) and a slip of the hand away from it, a letter added, dropped or changed or two
+    next to each other swapped (once in a name of up to six letters, twice in a longer one). A
+    hidden manifest with a slip in a section's name is still one (it was passed over in silence,
+    its keys planned for deletion); other tools' names (`builds:`, `creation_rules:`, `repos:`,
+    `stages:`, `project_name:`) are not that close to any, and GoReleaser's `signs:`, at difflib's
+    0.8 from `sinks`, is two letters changed in a five-letter name: a `.goreleaser.yaml` holding
+    `version: 1` and `signs:` only was refused as a hidden keyform manifest."""
     text = name.lower()
     if text in _MANIFEST_SECTIONS:
         return True
     import difflib  # (a hidden file with a keyform line only: not at every start-up)
 
-    return bool(difflib.get_close_matches(text, _SECTION_LOOKALIKES, n=1, cutoff=0.8))
+    return any(_slips_within(text, section, 1 if len(section) <= 6 else 2)
+               for section in difflib.get_close_matches(text, _SECTION_LOOKALIKES, n=len(_SECTION_LOOKALIKES),
+                                                        cutoff=0.8))
+
+
+def _slips_within(text: str, word: str, most: int) -> bool:
+    """Whether `text` is at most `most` slips from `word`: letters added, dropped or changed, or two
+    adjacent ones swapped (the optimal string alignment distance)."""
+    if abs(len(text) - len(word)) > most:  # (each added or dropped letter is a slip: a long name costs nothing)
+        return False
+    before: list[int] = []
+    row = list(range(len(word) + 1))
+    for i in range(1, len(text) + 1):
+        current = [i] + [0] * len(word)
+        for j in range(1, len(word) + 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (text[i - 1] != word[j - 1]))
+            if i > 1 and j > 1 and text[i - 1] == word[j - 2] and text[i - 2] == word[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return row[-1] <= most
 
 
 def _listing(directory: Path) -> list[Path]:
