@@ -413,11 +413,11 @@ def test_a_consumer_with_no_grace_whose_reissue_fails_under_a_leak_response_is_s
     assert change.address == "cons" and "503 service unavailable" in message, message
     assert message.endswith(f"; cons still sends the secret of src's old key {src}, revoked by --revoke-old in this "
                             "apply: it stops working until `keyform apply` re-issues it"), message
-    # its progress line and JSON event say it too (before, only the final error did): in the same
-    # words, said before the revoke (which follows it), so "to be revoked"
+    # its progress line and JSON event say it too (before, only the final error did), before the
+    # revoke (which follows it, and may fail: what a revoke would do)
     [failed] = [e for e in events if e.kind == "failed"]
-    clause = (f"; cons still sends the secret of src's old key {src}, to be revoked by --revoke-old in this apply: "
-              "it stops working until `keyform apply` re-issues it")
+    clause = (f"; cons still sends the secret of src's old key {src}, which --revoke-old asks this apply to revoke: "
+              "once revoked, it stops working until `keyform apply` re-issues it")
     assert failed.change.address == "cons" and failed.message.endswith(clause), failed.message
     assert "503 service unavailable" in failed.message
     assert event_text(failed).endswith(clause), event_text(failed)
@@ -427,4 +427,63 @@ def test_a_consumer_with_no_grace_whose_reissue_fails_under_a_leak_response_is_s
     assert _keys(emu_control)[src]["revoked"]  # (asked for: revoked all the same)
     again = project.run("apply", "--auto-approve")  # cons re-issued with src's new secret
     assert again.exit_code == 0, again.output
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_consumers_failed_reissue_whose_sources_revoke_fails_too_is_said_to_work_on(
+        project: Project, emu_control: EmulatorControl) -> None:
+    """As above, but src's old key's revoke fails too (a 503): the progress line of cons's failed
+    re-issue said src's old key was "to be revoked" and that cons stopped working, and then it was not
+    revoked (cons worked on), while the final error said nothing of it. The line says what a revoke
+    would do; the final error says the key was not revoked and cons works on, and the next apply
+    re-issues cons before it revokes that key (the flag's request was journaled)."""
+    from keyform import operations
+    from keyform.errors import ProviderError
+
+    project.write(CONSUMERS.replace("rotation: {{grace: 30d}}}}\n", "rotation: {{grace: 0s}}}}\n")
+                  .format(url=project.url, org=ORG))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    src = project.remote_id("src")
+
+    def failing(cfg: Any, token: str, org: str | None) -> Any:
+        real = _failing_cons(cfg, token, org)
+
+        class RevokeFails:
+            name = real.name
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(real, attr)
+
+            def delete(self, remote_id: str) -> None:
+                if remote_id == src:
+                    raise ProviderError(f"{cfg.name}: delete: 503 service unavailable", status=503)
+                real.delete(remote_id)
+
+        return RevokeFails()
+
+    opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=failing)
+    events: list[ApplyEvent] = []
+    with operations.session(opts, "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess, replace=["src"], revoke_old=["src"]),
+                                  on_event=events.append)
+    assert not _keys(emu_control)[src]["revoked"]
+    line = next(e for e in events if e.kind == "failed" and e.change.key == "cons")
+    assert line.message.endswith(f"; cons still sends the secret of src's old key {src}, which --revoke-old asks this "
+                                 "apply to revoke: once revoked, it stops working until `keyform apply` re-issues it")
+    failed = {change.key: message for change, message in report.failed}
+    assert sorted(failed) == ["cons", f"src (deposed {src})"], failed
+    assert "503 service unavailable" in failed[f"src (deposed {src})"]
+    assert "503 service unavailable" in failed["cons"]
+    assert failed["cons"].endswith(f"; cons still sends the secret of src's old key {src}, which --revoke-old asked "
+                                   "to revoke, not revoked in this apply: it works on, and the next `keyform apply` "
+                                   "re-issues it before revoking that key as asked"), failed["cons"]
+    # as said: the next plain apply re-issues cons, then revokes src's old key
+    events.clear()
+    opts = operations.Options(files=[str(project.manifest)], env=project.env)
+    with operations.session(opts, "apply") as sess:
+        again = operations.apply(sess, operations.plan(sess), on_event=events.append)
+    assert not again.failed and not again.skipped, again
+    done = [e.change.key for e in events if e.kind == "done"]
+    assert done.index("cons") < done.index(f"src (deposed {src})"), done
+    assert _keys(emu_control)[src]["revoked"]
     assert project.run("plan", "--detailed-exitcode").exit_code == 0

@@ -467,40 +467,56 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
 
 def _broken_by_revoke(revocations: list[Change], revoked: set[tuple[str, str]], ctx: ApplyContext,
                       report: ApplyReport) -> None:
-    """Say in the failure of a consumer's re-issue that a `--revoke-old` of this apply revoked the
-    old source key whose secret it still sends (its re-issue failed, so its key still has that
-    secret): it stops working until an apply re-issues it. A revocation asked for is never held back
-    (`_held_back`), and the plan's note said this could happen (`planner.reissued_under`); before,
-    the failure said only the API's error, and nothing said the consumer was now broken. (Its
-    progress line, before the revoke, said it was to be: `_to_be_revoked`.)"""
-    asked = [(c.address, c.remote_id) for c in revocations
-             if c.deposed and c.remote_id is not None and (c.provider, c.remote_id) in revoked
-             and REVOKE_OLD_REQUESTED in c.reasons]
+    """Say in the failure of a consumer's re-issue what became of each old source key whose secret
+    it still sends (its re-issue failed, so its key still has that secret) that a `--revoke-old` of
+    this apply asked to revoke: revoked, it stops working until an apply re-issues it; not revoked
+    (that revoke failed too, or never ran), it works on, and the next apply re-issues it before
+    revoking the key as asked (`_request_revocations` journaled the request). A revocation asked for
+    is never held back (`_held_back`), and the plan's note said this could happen
+    (`planner.reissued_under`); before, the failure said only the API's error, and nothing said the
+    consumer was now broken. (Its progress line, before the revoke, says what a revoke would do:
+    `_to_be_revoked`.)"""
+    asked = [(c.address, c.remote_id, (c.provider, c.remote_id) in revoked) for c in revocations
+             if c.deposed and c.remote_id is not None and REVOKE_OLD_REQUESTED in c.reasons]
     if not asked or not report.failed:
         return
+    gone = [(address, remote_id) for address, remote_id, done in asked if done]
+    kept = [(address, remote_id) for address, remote_id, done in asked if not done]
     with ctx.lock:
         fed_by = ctx.state.fed_by()
     for i, (change, message) in enumerate(report.failed):
-        if clause := _still_sends(change, asked, fed_by, "revoked by"):
+        clause = _still_sends(change, gone, fed_by, REVOKED) + _still_sends(change, kept, fed_by, NOT_REVOKED)
+        if clause:
             report.failed[i] = (change, message + clause)
+
+
+# how the failure of a consumer's re-issue ends (`_still_sends`) when it still sends the secret of an
+# old key `--revoke-old` asked to revoke: before the revoke (its progress line), and once the apply
+# revoked it, or did not
+TO_BE_REVOKED = "which --revoke-old asks this apply to revoke: once revoked, it stops working until `keyform apply` " \
+                "re-issues it"
+REVOKED = "revoked by --revoke-old in this apply: it stops working until `keyform apply` re-issues it"
+NOT_REVOKED = "which --revoke-old asked to revoke, not revoked in this apply: it works on, and the next " \
+              "`keyform apply` re-issues it before revoking that key as asked"
 
 
 def _to_be_revoked(change: Change, ctx: ApplyContext) -> str:
     """The clause the progress line (text and JSON event) of a consumer's failed re-issue ends with when
-    it still sends the secret of an old key this apply's `--revoke-old` revokes after it: the same
-    words as the final error's (`_broken_by_revoke`), said before the revoke. Before, only that error
-    said it, once the apply had ended."""
+    it still sends the secret of an old key this apply's `--revoke-old` is to revoke after it. It is
+    said before the revoke, which may fail in its turn: it says what a revoke would do (`TO_BE_REVOKED`),
+    and the final error what the apply did (`_broken_by_revoke`). Before, only that error said it,
+    once the apply had ended; then the line said the key was "to be revoked", and its revoke could fail."""
     if not ctx.revoke_old_asked:
         return ""
     with ctx.lock:
         fed_by = ctx.state.fed_by()
-    return _still_sends(change, ctx.revoke_old_asked, fed_by, "to be revoked by")
+    return _still_sends(change, ctx.revoke_old_asked, fed_by, TO_BE_REVOKED)
 
 
 def _still_sends(change: Change, asked: Sequence[tuple[str, str]], fed_by: Mapping[tuple[str, str], Sequence[str]],
-                 verb: str) -> str:
-    """`; ADDRESS still sends the secret of SOURCE's old key ID, VERB --revoke-old in this apply: ...`
-    for the old keys of `asked` (address, remote id) whose secret `change`'s key still sends, or ""."""
+                 what: str) -> str:
+    """`; ADDRESS still sends the secret of SOURCE's old key ID, WHAT` for the old keys of `asked`
+    (address, remote id) whose secret `change`'s key still sends, or ""."""
     if change.deposed or change.orphan or change.stale:
         return ""
     sources = [(address, remote_id) for address, remote_id in asked
@@ -508,8 +524,7 @@ def _still_sends(change: Change, asked: Sequence[tuple[str, str]], fed_by: Mappi
     if not sources:
         return ""
     said = ", ".join(f"{address}'s old key {remote_id}" for address, remote_id in sources)
-    return (f"; {change.address} still sends the secret of {said}, {verb} --revoke-old in this apply: it stops "
-            "working until `keyform apply` re-issues it")
+    return f"; {change.address} still sends the secret of {said}, {what}"
 
 
 def _request_revocations(changes: list[Change], ctx: ApplyContext) -> None:
