@@ -207,7 +207,7 @@ def test_a_held_key_whose_prevent_destroy_is_unset_can_then_be_removed(
     assert [a.name for a in change.attrs] == ["prevent_destroy"], change.attrs
     # the rename is said, not dropped unseen (it was: the note said only that `a` is not replaced)
     [note] = [n for n in plan.notes if n.startswith(f"a ({a_id}) expired at")]
-    assert note.endswith("to have it replaced; its edited name is not sent to it either, and the key made then "
+    assert note.endswith("to have it replaced; its edited name is not applied to it either, and the key made then "
                          "has it"), note
     converge(project, clock)
     recorded = project.state()["keys"]["a"]

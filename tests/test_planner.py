@@ -429,6 +429,39 @@ def test_a_key_made_with_a_fixed_expires_at_that_passed_is_left_as_it_is_whateve
                            "move expires_at later, or use expires_in, to have it replaced",)
 
 
+def test_a_held_keys_note_names_its_edited_sink_and_secret_inputs_too() -> None:
+    """A key left as it is past its fixed expires_at: its note named its edited attributes, not
+    applied to it, but not an edited sink or secret input (`auth_value` fed by another `secret_of`
+    source, a secret header's env value that changed), which were dropped unseen just the same. A
+    source re-issued since is no edit of its held consumer (it is not re-issued with it: no word)."""
+    at = T0 + timedelta(hours=1)
+    fixed = Expiry("at", at=at, text=format_time(at))
+    src, other = questra_key("src"), questra_key("other")
+    held = _fixed("k", at)  # (a Questra key: its secret is in a sink)
+    t = textql_key("t", auth=SecretOfRef("src"), description="d", expiry=fixed, secret_headers={"X-Token": EnvRef("TOK")})
+    st = state_with(recorded(src, "ak_1"), recorded(other, "ak_2"), recorded(held, "ak_k"),
+                    recorded(t, "tk_1", fingerprints={"auth_value": secret_of_fingerprint("src", "ak_1"),
+                                                      "headers.X-Token": "fp-tok"}))
+    ending = "move expires_at later, or use expires_in, to have it replaced"
+
+    def notes(*keys: Any, token: str = "fp-tok") -> dict[str, str]:
+        inputs = PlanInputs(readable_sinks=frozenset({"env"}), fingerprints={"t": {"headers.X-Token": token}})
+        p = plan(workspace(src, other, *keys), st, remote_of(st), NOW, inputs=inputs)
+        assert one(p, "t") == one(p, "k") == (Action.NOOP, ()) and not p.has_changes
+        return {n.split(" ", 1)[0]: n[n.index(ending) + len(ending):] for n in p.notes}
+
+    assert notes(held, t) == {"k": "", "t": ""}
+    assert notes(replace(held, attrs={"name": "renamed"}, sink=SinkTarget("env", "MOVED")),
+                 replace(t, attrs={**t.attrs, "description": "e"},
+                         secret_inputs={**t.secret_inputs, "auth_value": SecretOfRef("other")})) == {
+        "k": "; its edited name, sink are not applied to it either, and the key made then has them",
+        "t": "; its edited description, auth_value are not applied to it either, and the key made then has them"}
+    assert notes(held, t, token="fp-new") == {
+        "k": "", "t": "; its edited headers.X-Token is not applied to it either, and the key made then has it"}
+    st.keys["src"] = recorded(src, "ak_3")  # re-issued: the held consumer's auth_value is not edited
+    assert notes(held, t) == {"k": "", "t": ""}
+
+
 @pytest.mark.parametrize("how", ["--replace", "dependant needs its secret"])
 def test_a_replacement_of_a_key_whose_fixed_expires_at_passed_is_an_error_at_that_key(how: str) -> None:
     spec = _fixed("k", T0 + timedelta(hours=1))

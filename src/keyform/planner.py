@@ -32,7 +32,7 @@ from keyform.remote import SKEW_NOTED, RemoteKey, RemoteSnapshot
 from keyform.render import plural
 from keyform.render.safe import cut, one_line
 from keyform.sinkscan import SinkSnapshot
-from keyform.state import DeposedKey, KeyState, State, secret_of_fingerprint
+from keyform.state import DeposedKey, KeyState, State, secret_of_edge, secret_of_fingerprint
 
 EXPIRY = "expiry"
 SINK = "sink"
@@ -381,9 +381,10 @@ def past_expiry(spec: KeySpec, action: Action, reasons: Sequence[str], now: date
 def expired_note(spec: KeySpec, ks: KeyState, edited: Sequence[str] = ()) -> str:
     """What a plan says of a key left as it is because its fixed `expires_at` (the one the key was
     made with) has passed (`_Decision.held`): it is not replaced, every replacement expiring then too.
-    `edited`: its attributes the manifests changed, not sent to the expired key either."""
+    `edited`: its attributes, sink and secret inputs the manifests changed (`_held_edits`), not
+    applied to the expired key either."""
     one = len(edited) == 1
-    also = (f"; its edited {', '.join(edited)} {'is' if one else 'are'} not sent to it either, and the key "
+    also = (f"; its edited {', '.join(edited)} {'is' if one else 'are'} not applied to it either, and the key "
             f"made then has {'it' if one else 'them'}" if edited else "")
     return (f"{spec.address} ({ks.remote_id}) expired at {spec.expiry.spec[3:]}, "
             f"its fixed expires_at ({spec.loc}): keyform will not replace it, a new key would expire at the "
@@ -726,9 +727,12 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
         # only a changed prevent_destroy is recorded (no remote call), else a key unprotected could
         # never be removed from the manifests ("remove prevent_destroy (and apply) first")
         held = _Decision(Action.NOOP, held=True)
-        # its edited attributes are not sent either (it is made again with them once expires_at
-        # moves later): said in its note, not dropped unseen
-        held.waits = tuple(n for n in k.attributes if spec.attrs.get(n) != ks.attrs.get(n))
+        # its edited attributes, sink and secret inputs (`auth_value`, a secret header: a changed
+        # value or `secret_of` source) are not applied either (it is made again with them once
+        # expires_at moves later): said in its note, not dropped unseen (before, it named the
+        # attributes only)
+        edited = [n for n in k.attributes if spec.attrs.get(n) != ks.attrs.get(n)]
+        held.waits = (*edited, *_held_edits(spec, ks, state, inputs, kd, sinks))
         if ks.prevent_destroy != spec.prevent_destroy:
             held.attrs[PREVENT_DESTROY] = AttrChange(PREVENT_DESTROY, ks.prevent_destroy, spec.prevent_destroy)
             held.escalate(Action.UPDATE, "lifecycle.prevent_destroy changed (recorded in state; no remote call)")
@@ -796,6 +800,26 @@ def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime
     return d
 
 
+def _held_edits(spec: KeySpec, ks: KeyState, state: State, inputs: PlanInputs, kd: _Kind,
+                sinks: Mapping[str, SinkConfig]) -> tuple[str, ...]:
+    """The sink and secret inputs of a key held past its fixed expires_at (`_Decision.held`) that
+    differ from its record, as the plan of a key not held would name them (`_diff_sink`,
+    `_diff_secret_inputs`): what its note says is not applied to it. No edit: an imported key's
+    input whose fingerprint is only recorded (no remote call), or a `secret_of` input whose source
+    was re-issued since (the same source: the held consumer is not re-issued with it)."""
+    probe = _Decision(Action.NOOP)
+    if kd.type.returns_secret and ks.secret_in_sink:
+        _diff_sink(probe, spec, ks, inputs, sinks)
+    _diff_secret_inputs(probe, spec, ks, state, inputs)
+
+    def edited(name: str, change: AttrChange) -> bool:
+        ref, edge = spec.secret_inputs.get(name), secret_of_edge(ks.fingerprints.get(name, ""))
+        return change.before != _NOT_YET_SEEN and not (
+            isinstance(ref, SecretOfRef) and edge is not None and edge[0] == ref.address)
+
+    return tuple(n for n, a in probe.attrs.items() if edited(n, a))
+
+
 def _seen_as_applied(seen: Mapping[str, Any], applied: Mapping[str, Any], names: frozenset[str]) -> bool:
     """Whether the list call reports each of `names` as applied: trivially so without a remote key
     (`seen` is `applied`); else when `seen` has every one of them and nothing that differs from
@@ -854,7 +878,7 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
         if old == new:
             continue
         if old == UNKNOWN_FINGERPRINT and new is not None:
-            d.attrs[path] = AttrChange(path, "(not yet seen)", str(ref), sensitive=True)
+            d.attrs[path] = AttrChange(path, _NOT_YET_SEEN, str(ref), sensitive=True)
             d.escalate(Action.UPDATE, f"records the fingerprint of {path} (imported key; no remote call)")
             continue
         updatable = header_of(path) is not None
@@ -870,6 +894,9 @@ def _diff_secret_inputs(d: _Decision, spec: KeySpec, ks: KeyState, state: State,
         else:
             reason = f"{path} changed (fingerprint)"
         d.escalate(Action.UPDATE if updatable else Action.REPLACE, reason)
+
+
+_NOT_YET_SEEN = "(not yet seen)"  # the before of an imported key's input whose fingerprint is only recorded
 
 
 def _entry_left(d: _Decision, spec: KeySpec, ks: KeyState, kd: _Kind, sinks: Mapping[str, SinkConfig]) -> None:
