@@ -635,8 +635,19 @@ def test_an_update_sending_a_held_source_secret_in_a_header_waits_with_a_note() 
     _, t, st = _header_fed("Questra access (ops)", k)
     p = plan(workspace(k, t), st, remote_of(st), NOW, inputs=PlanInputs())
     assert one(p, "t") == (Action.NOOP, ()) and not p.has_changes, p.changes
-    [note] = [n for n in p.notes if n.startswith("t (tk_1) is left as it is: it needs the secret of k")]
-    assert "its in-place update (description) waits with it, since it would send such a secret in a header" in note
+    # (due for nothing but the update: its note said "to have both made again", and that the update
+    # waited "with it", as of a key due a replacement)
+    [note] = [n for n in p.notes if n.startswith("t (tk_1) is left as it is")]
+    assert note == (
+        "t (tk_1) is left as it is: its in-place update (description) would send the secret of k in a header, which "
+        "no sink gives back, and k cannot be replaced (its fixed expires_at has passed, or it needs such a key's "
+        "secret itself); move k's expires_at later, or use expires_in, to have k made again and t re-issued with its "
+        "new secret, the update included"), note
+    # as said: k's expires_at moved later, k is replaced and t re-issued, its description with it
+    later = _fixed("k", NOW + timedelta(days=30))
+    p = plan(workspace(later, t), st, remote_of(st), NOW, inputs=PlanInputs())
+    assert (one(p, "k")[0], one(p, "t")) == (Action.REPLACE, (Action.REPLACE, (
+        "description changed", "depends on k, which is replaced")))
 
 
 def test_a_waiting_key_the_api_lists_as_revoked_is_sent_no_update() -> None:

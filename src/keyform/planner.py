@@ -89,6 +89,8 @@ class _Decision:
     # a stuck key's in-place changes that need the stuck source's secret too; a held key's edited attributes
     waits: tuple[str, ...] = ()
     dead_as: str = ""  # a stuck key's `dead`, as the API lists it ("revoked", "expired"): said in its note
+    # a stuck key due for nothing but an in-place update (no create or replacement): its note says so
+    only_update: bool = False
 
     def escalate(self, action: Action, reason: str) -> bool:
         """Raise the action to `action` (replace beats update beats noop); True if anything changed."""
@@ -123,6 +125,7 @@ class _Decision:
             reasons = [r for r in reasons if PREVENT_DESTROY in r]
         if self.dead:
             self.dead_as = "revoked" if "revoked outside keyform" in self.reasons else "expired"
+        self.only_update = self.action is Action.UPDATE
         self.action = Action.UPDATE if kept else Action.NOOP
         self.reasons, self.attrs, self.stuck = (reasons if kept else []), kept, src
 
@@ -216,7 +219,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     notes = [expired_note(desired[a], state.keys[a], d.waits) for a, d in decisions.items() if d.held]
     if stuck:
         notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "", decisions[a].waits,
-                                dead_as=decisions[a].dead_as) for a in stuck)
+                                dead_as=decisions[a].dead_as, only_update=decisions[a].only_update) for a in stuck)
     if state.deposed:
         # only a state with deposed keys needs them
         from keyform.usage import deposed_verdict, own_expiry, retirement_rule
@@ -401,21 +404,33 @@ def held_past_expiry(address: str, desired: Mapping[str, KeySpec], state: State,
             and ks.expiry_spec == spec.expiry.spec)
 
 
-def stuck_note(address: str, ks: KeyState | None, src: str, waits: Sequence[str] = (), *, dead_as: str = "") -> str:
+def stuck_note(address: str, ks: KeyState | None, src: str, waits: Sequence[str] = (), *, dead_as: str = "",
+               only_update: bool = False) -> str:
     """What a plan says of a key left as it is (`_Decision.stuck`) though due for a create or a
     replacement: it needs the secret of `src`, which no sink gives back, and `src` cannot be
     replaced (held past its fixed expires_at, or left as it is for that reason itself). `waits`:
     its in-place changes that wait with it (they would send a secret header no sink gives back, or
-    the API lists the key as `dead_as`, revoked or expired: nothing is sent to a dead key)."""
+    the API lists the key as `dead_as`, revoked or expired: nothing is sent to a dead key).
+
+    `only_update`: the key was due for nothing but that in-place update, which would send `src`'s
+    secret in a header; the note says so, and that once `src` is made again the key is re-issued
+    with its new secret (`depends on SRC, which is replaced`), the update with it. Before, it said
+    of such a key, due no replacement, "to have both made again" and that its update waited "with
+    it"."""
     what = f"{address} ({ks.remote_id})" if ks is not None else address
+    cannot = (f"{src} cannot be replaced (its fixed expires_at has passed, or it needs such a key's secret itself); "
+              f"move {src}'s expires_at later, or use expires_in")
+    if only_update:
+        return (f"{what} is left as it is: its in-place update ({', '.join(waits)}) would send the secret of {src} "
+                f"in a header, which no sink gives back, and {cannot}, to have {src} made again and {address} "
+                "re-issued with its new secret, the update included")
     dead = f", though the API lists it as {dead_as}: it authenticates nobody until it is replaced;" \
         if dead_as and ks is not None else ":"
     why = f"nothing is sent to a key the API lists as {dead_as}" if dead_as and ks is not None else \
         "it would send such a secret in a header"
     also = f"; its in-place update ({', '.join(waits)}) waits with it, since {why}" if waits else ""
-    return (f"{what} is left as it is{dead} it needs the secret of {src}, which no sink gives back, and {src} "
-            "cannot be replaced (its fixed expires_at has passed, or it needs such a key's secret itself); "
-            f"move {src}'s expires_at later, or use expires_in, to have both made again{also}")
+    return (f"{what} is left as it is{dead} it needs the secret of {src}, which no sink gives back, and {cannot}, "
+            f"to have both made again{also}")
 
 
 def _still_fed(revocations: list[Change], others: Sequence[Change], state: State, notes: list[str],
