@@ -17,6 +17,9 @@ too, and every form regardless of case (`_fold`): an API that upper-cases a name
 (`SECRET-ÄÖ…`), a JSON encoder writing `\\u00C4` (Jackson) for Python's `\\u00c4`, or `%c3%a4`
 for `%C3%A4`, still echoes the secret. (A letter whose case changes its length, `ß`/`SS`, is
 compared as it is: the windows on either side of it in an upper-cased echo are still caught.)
+Base64 (standard or URL-safe, padded or not) is matched by what it decodes to, whatever the byte
+offset at which the secret starts in the encoded text (`_base64_hits`): a secret, or any 16 bytes of
+it, from `MIN_BASE64` bytes on.
 Secrets shorter than 4 visible characters are not matched (they would redact ordinary words);
 nothing keyform handles is that short. Nor is an echo of fewer than `WINDOW` consecutive
 characters of a longer secret: a server that quotes a token's first 15 characters shows them.
@@ -24,6 +27,7 @@ characters of a longer secret: a server that quotes a token's first 15 character
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -35,6 +39,13 @@ from urllib.parse import quote, unquote
 
 WINDOW = 16
 MIN_SECRET = 4
+# the fewest bytes of a secret matched in what a base64 text decodes to (`_base64_hits`): 6 bytes, 8
+# characters of base64, 48 bits (about 42 once case is folded, as everything is compared), so a
+# pattern occurs by chance in the bytes of random base64 about once in 4 * 10^12 positions: with a
+# thousand short secrets remembered, once in 20,000 helper messages of 64 KiB of base64 each, each
+# decoded at four alignments. 4 bytes (a `MIN_SECRET` secret) would match by chance in most such
+# messages. So a secret of 4 or 5 bytes is matched as it is, not base64-encoded.
+MIN_BASE64 = 6
 MASK = "***"
 # the most raw text examined: far beyond any cut applied afterwards (a secret straddling this
 # boundary loses every full window before it, and the part after it is cut away anyway)
@@ -134,6 +145,17 @@ def _forms(secret: str) -> set[str]:
     return forms
 
 
+def _bytes_form(secret: str) -> set[str]:
+    """A non-ASCII `secret`'s UTF-8 bytes, one character each (latin-1): how `_base64_hits` compares
+    the bytes a base64 text decodes to (an ASCII secret is its own, no form added)."""
+    if secret.isascii():
+        return set()
+    try:
+        return {secret.encode("utf-8").decode("latin-1")}
+    except UnicodeEncodeError:  # a lone surrogate: no encoder of UTF-8 bytes carries it
+        return set()
+
+
 def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:
     """Visible-character patterns to remove, grouped by length.
 
@@ -150,7 +172,7 @@ def _patterns(secrets: Iterable[str]) -> dict[int, set[str]]:
     for secret in secrets:
         if not secret:
             continue
-        for form in _forms(secret[:MAX_RAW]):
+        for form in _forms(secret[:MAX_RAW]) | _bytes_form(secret[:MAX_RAW]):
             core = _fold("".join(form.split())[:MAX_RAW])
             if len(core) < MIN_SECRET:
                 continue
@@ -181,6 +203,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
             piece = visible[i:i + length]
             if piece in mine or piece in theirs:
                 hit[i:i + length] = b"\1" * length
+    _base64_hits(shown, patterns, known, hit)
     if not any(hit):
         return text
     out: list[str] = []
@@ -199,6 +222,41 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         i = j + 1
     out.append(text[pos:])
     return "".join(out)
+
+
+_BASE64_RUN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_BASE64 * 4 // 3},}}")
+_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def _base64_hits(shown: str, patterns: dict[int, set[str]], known: dict[int, set[str]], hit: bytearray) -> None:
+    """Mark in `hit` the characters of `shown` (a text's visible characters) that base64-encode
+    (standard or URL-safe, padded or not) a known secret or any 16 bytes of one, at any byte offset:
+    each run of base64 characters is decoded at each of its four character alignments, the bytes
+    compared as `scrub` compares text (whitespace and case aside), and the characters that only the
+    matched bytes decide are marked (the one or two at each end that share bits with the bytes
+    around are not: together at most 8 bits of the secret). Patterns shorter than `MIN_BASE64` bytes
+    are not looked for (see there). Linear in the text: 4 decodes, one pass per pattern length."""
+    lengths = sorted(n for n in set(patterns) | set(known) if n >= MIN_BASE64)
+    if not lengths:
+        return
+    empty: set[str] = set()
+    for run in _BASE64_RUN.finditer(shown):
+        chars = run[0].translate(_TO_STANDARD)
+        for align in range(4):
+            body = chars[align:]
+            rest = len(body) % 4
+            body = body[:-1] if rest == 1 else body + "=" * ((4 - rest) % 4)
+            if len(body) * 3 // 4 < MIN_BASE64:
+                break
+            decoded, where = _visible(_fold(base64.b64decode(body).decode("latin-1")))
+            for length in lengths:
+                mine, theirs = patterns.get(length, empty), known.get(length, empty)
+                for i in range(len(decoded) - length + 1):
+                    piece = decoded[i:i + length]
+                    if piece in mine or piece in theirs:
+                        first = run.start() + align + -(-8 * where[i] // 6)
+                        last = run.start() + align + 8 * (where[i + length - 1] + 1) // 6
+                        hit[first:last] = b"\1" * (last - first)
 
 
 def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:

@@ -11,7 +11,6 @@ outlives a killed keyform keeps the state locked.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import selectors
@@ -187,7 +186,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret (and every line of a multi-line secret) replaced by [redacted], then
     scrubbed as a server's text is (`keyform.redact.scrub`): any 16 consecutive characters of one of
-    `secrets` or of a secret this process remembered, in any of its escaped forms, become `***`. A
+    `secrets` or of a secret this process remembered, in any of its escaped or base64 forms (a
+    program given a secret often base64s it before it fails: `base64` in a script, a Kubernetes
+    Secret's `data` that kubectl prints back, an API body), become `***`. A
     program may quote part of its stdin, or a secret keyform read earlier, re-wrapped or escaped."""
     secrets = [s for s in secrets if s]
     needles: set[str] = set()
@@ -196,29 +197,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         needles.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 4)
     for needle in sorted(needles, key=len, reverse=True):
         text = text.replace(needle, REDACTED)
-    encoded = [form for secret in secrets for form in base64_forms(secret)]
-    return scrub(text[-MAX_RAW:], secrets + encoded)  # its tail is what a message shows (`describe_output`)
-
-
-def base64_forms(secret: str) -> list[str]:
-    """`secret` as base64 may carry it, standard and URL-safe: whole, and within a longer encoded text
-    at each of the three byte offsets (the characters the neighbouring bytes change left out). A
-    program given a secret often base64s it before it fails: `base64` in a script, a Kubernetes
-    Secret's `data` that kubectl prints back, an API body. `scrub` masks any 16 of its characters."""
-    try:
-        data = secret.encode("utf-8")
-    except UnicodeEncodeError:
-        return []
-    forms: list[str] = []
-    for offset, skip in ((0, 0), (1, 2), (2, 3)):
-        encoded = base64.b64encode(bytes(offset) + data).decode("ascii")
-        if offset:  # the last quantum depends on what follows the secret
-            encoded = encoded[skip:len(encoded) - 4]
-        forms += (encoded, encoded.translate(_URLSAFE))
-    return forms
-
-
-_URLSAFE = str.maketrans("+/", "-_")
+    return scrub(text[-MAX_RAW:], secrets)  # its tail is what a message shows (`describe_output`)
 
 
 def describe_output(raw: bytes, secrets: Iterable[str] = ()) -> str:
