@@ -5,7 +5,11 @@ adversarial pass tried on every output path (see docs/security.md, "Stop 46").""
 from __future__ import annotations
 
 import base64
+import html
+import json
 import os
+import secrets
+import unicodedata
 
 import pytest
 
@@ -60,3 +64,93 @@ def test_a_short_base64_core_does_not_mask_ordinary_text() -> None:
     ordinary text and unrelated base64 are left alone; the secret itself still is."""
     text = "dG9rMQ== dG9rMTI= and tok1, b2sxMg and tok12"
     assert redact.scrub(text, ["tok1", "ok12"]) == "dG9rMQ== dG9rMTI= and ***, b2sxMg and ***"
+
+
+def _shapes(n: int) -> dict[str, tuple[str, str]]:
+    """Each shape with a secret of its own (`n`: a distinct one per test; every secret a test
+    scrubs is remembered by the process)."""
+    r = f"{n:02d}{secrets.token_hex(1)}"  # (no escaped form of one shares 16 characters with another's)
+    short = f"cnry_{r}Zq"  # 11 characters: no 16-character window of it exists
+    accented = f"c{r}-café-{r}ñu"  # NFC, as a manifest usually holds it
+    amp = f"tok&<{r}>Zq"
+    return {
+        "hex": (short, "helper: stdin was " + short.encode().hex()),
+        "HEX at an odd offset": (short, "dump: 0" + short.encode().hex().upper() + "0a"),
+        "hex of a non-ASCII secret": (accented, "bytes " + accented.encode().hex()),
+        "NFD echo of an NFC secret": (accented, "name " + unicodedata.normalize("NFD", accented) + " taken"),
+        "NFC echo of an NFD secret": (unicodedata.normalize("NFD", accented), "name " + accented + " taken"),
+        "NFD, JSON-escaped": (accented, json.dumps({"v": unicodedata.normalize("NFD", accented)})),
+        "Go's JSON": (amp, _go_json(amp)),
+        "an HTML error page": (amp, "<p>bad token " + html.escape(amp) + "</p>"),
+        "ANSI escapes inside": (short, "\x1b[1m" + short[:5] + "\x1b[0m" + short[5:] + "\x1b[K"),
+        "an escape ending in its first letter": (f"Kcnry_{r}", f"\x1b[Kcnry_{r}"),
+    }
+
+
+def _go_json(text: str) -> str:
+    """JSON as Go's encoding/json writes it: `<`, `>`, `&` as `\\u003c`, `\\u003e`, `\\u0026`."""
+    return json.dumps(text, ensure_ascii=False).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+SHAPES = list(_shapes(0))
+
+
+def _bare(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_adversarial_shape_of_a_secret_is_masked_on_every_scrubbed_path(shape: str) -> None:
+    """Each of these printed the secret (readable: decoded, normalised or unescaped by the reader)
+    in a helper's stderr, a server's error, a plug-in's exception and a `-v` log line: hex (`xxd`, Go's
+    `%x`), another Unicode normal form than the manifest's, Go's JSON escapes, an HTML page's
+    entities, and a terminal colour code in the middle of it (the 16-character windows of a short
+    secret do not exist; a long one's were split)."""
+    secret, echo = _shapes(1 + SHAPES.index(shape))[shape]
+    hidden = secret.encode().hex() if "hex" in shape.lower() else None
+    plain = _bare(unicodedata.normalize("NFC", secret))[:8]
+    for said in (describe_output(echo.encode(), [secret]), _status_error(echo, secret),
+                 _exception_line(echo, secret)):
+        bare = _bare(unicodedata.normalize("NFC", html.unescape(said)))
+        assert plain not in bare and ("***" in said or "[redacted]" in said), said
+        assert hidden is None or hidden[2:14] not in bare, said
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if "hex" not in s.lower()])
+def test_an_adversarial_shape_of_a_secret_is_masked_in_plans_and_the_state(shape: str) -> None:
+    """`mask` (plans in every format, `report`, what the state records of an API's answer) matches
+    the same forms; hex is matched only where text is scrubbed (errors, logs, helpers' output), not
+    in every name a listing holds: see docs/security.md."""
+    secret, echo = _shapes(100 + SHAPES.index(shape))[shape]
+    redact.remember(secret)
+    masked = redact.mask({"name": echo})["name"]
+    assert "***" in masked and _bare(unicodedata.normalize("NFC", secret))[:8] not in _bare(
+        unicodedata.normalize("NFC", html.unescape(masked))), masked
+
+
+def _status_error(detail: str, secret: str) -> str:
+    import httpx
+
+    from keyform.providers.http import HttpClient, status_error
+
+    client = HttpClient("tq", "http://127.0.0.1:9", {}, transport=httpx.MockTransport(lambda r: httpx.Response(400)))
+    response = httpx.Response(400, request=httpx.Request("POST", "http://127.0.0.1:9/x"))
+    return str(status_error(client, "create", response, detail, secrets=(secret,)))
+
+
+def _exception_line(detail: str, secret: str) -> str:
+    redact.remember(secret)
+    return redact.exception_line(RuntimeError(detail.replace("\n", " ")))
+
+
+def test_a_secret_repeated_ten_thousand_times_is_scrubbed_in_linear_time() -> None:
+    """A helper that prints its stdin in a loop: 10,000 copies, raw and base64-encoded, split across
+    lines and with CRLF line ends; every copy masked. (No timing asserted: the machine is shared;
+    the work is one pass per pattern length over at most `MAX_RAW` characters.)"""
+    secret = "cnry_Kx81Zq02"
+    raw = (f"try {secret}\r\n" * 10_000).encode()
+    encoded = base64.b64encode((secret * 10_000).encode())
+    for out in (raw, encoded, raw.replace(b"Kx81", b"Kx\n81")):
+        said = describe_output(out, [secret])
+        assert "Kx81" not in said.replace(" | ", "") and ("***" in said or "[redacted]" in said), said[:200]
+        assert base64.b64encode(secret.encode())[:8].decode() not in said

@@ -18,8 +18,8 @@ too, and every form regardless of case (`_fold`): an API that upper-cases a name
 for `%C3%A4`, still echoes the secret. (A letter whose case changes its length, `ß`/`SS`, is
 compared as it is: the windows on either side of it in an upper-cased echo are still caught.)
 Base64 (standard or URL-safe, padded or not) is matched by what it decodes to, whatever the byte
-offset at which the secret starts in the encoded text (`_base64_hits`): a secret, or any 16 bytes of
-it, from `MIN_BASE64` bytes on.
+offset at which the secret starts in the encoded text, and so is hex (`_decoded_hits`): a secret,
+or any 16 bytes of it, from `MIN_BASE64` bytes on.
 Secrets shorter than 4 visible characters are not matched (they would redact ordinary words);
 nothing keyform handles is that short. Nor is an echo of fewer than `WINDOW` consecutive
 characters of a longer secret: a server that quotes a token's first 15 characters shows them.
@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 WINDOW = 16
 MIN_SECRET = 4
-# the fewest bytes of a secret matched in what a base64 text decodes to (`_base64_hits`): 6 bytes, 8
+# the fewest bytes of a secret matched in what a base64 or hex text decodes to (`_decoded_hits`): 6 bytes, 8
 # characters of base64, 48 bits (about 42 once case is folded, as everything is compared), so a
 # pattern occurs by chance in the bytes of random base64 about once in 4 * 10^12 positions: with a
 # thousand short secrets remembered, once in 20,000 helper messages of 64 KiB of base64 each, each
@@ -124,29 +125,66 @@ def _fold(text: str) -> str:
     return text.lower() if text.isascii() else text.translate(_FOLD)
 
 
-def _visible(text: str) -> tuple[str, list[int]]:
-    """`text` without whitespace, and the index in `text` of each remaining character."""
+def _visible(text: str, escapes: bool = False) -> tuple[str, list[int]]:
+    """`text` without whitespace (and with `escapes`, without terminal escape sequences too:
+    `_ESCAPES`), and the index in `text` of each remaining character."""
+    hidden: set[int] = set()
+    if escapes:
+        for m in _ESCAPES.finditer(text):
+            hidden.update(range(m.start(), m.end()))
     chars: list[str] = []
     where: list[int] = []
     for i, c in enumerate(text):
-        if not c.isspace():
+        if not c.isspace() and i not in hidden:
             chars.append(c)
             where.append(i)
     return "".join(chars), where
 
 
+# ANSI/ECMA-48 control sequences (CSI: colours, cursor moves; OSC: titles, hyperlinks) and the
+# two-character escapes: what a terminal interprets rather than shows. A helper that colours part of
+# a secret (`\x1b[1m` in the middle of it) splits nothing a reader sees, so a text holding one is
+# also compared without them (`_views`); and as it is, since such a sequence may end in a letter of
+# the secret (`\x1b[` before `A...`: cursor up).
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def _has_escapes(text: str) -> bool:
+    return "\x1b" in text or "\x9b" in text
+
+
+def _views(text: str) -> list[str]:
+    """`text`'s visible characters as `scrub` compares them: without whitespace, and if it holds
+    terminal escapes, also without those (`_ESCAPES`)."""
+    views = ["".join(text.split())]
+    if _has_escapes(text):
+        views.append(_visible(text, escapes=True)[0])
+    return views
+
+
 def _forms(secret: str) -> set[str]:
-    """The ways a server's text may carry `secret`: as it is, JSON-escaped (non-ASCII kept, or as
-    `\\u00fc` escapes, Python's and many servers' default) and percent-encoded (an echoed URL or
-    header; `/` kept or encoded). For most secrets (letters, digits, `_-.~`) these are one form."""
-    forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}
-    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate (an API's \ud800 escape): no URL carries it
-        forms.update((quote(secret, safe="/"), quote(secret, safe="")))
+    """The ways a server's text may carry `secret`: as it is, in each Unicode normal form (a server
+    or a helper that normalises, `é` as `e` + U+0301 or the reverse), each JSON-escaped (non-ASCII
+    kept or as `\\u00fc` escapes, Python's and many servers' default; Go's `encoding/json` also
+    escapes `<`, `>`, `&`), HTML-escaped (an HTML error page quoting it: `&amp;`) and percent-encoded
+    (an echoed URL or header; `/` kept or encoded). For most secrets (letters, digits, `_-.~`)
+    these are one form."""
+    forms: set[str] = set()
+    normals = {secret} if secret.isascii() else {secret} | {unicodedata.normalize(n, secret) for n in _NORMAL_FORMS}
+    for normal in normals:
+        kept = json.dumps(normal, ensure_ascii=False)[1:-1]
+        forms.update((normal, kept, json.dumps(normal)[1:-1], kept.translate(_GO_JSON), html.escape(normal)))
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate (an API's \ud800 escape): no URL carries it
+            forms.update((quote(normal, safe="/"), quote(normal, safe="")))
     return forms
 
 
+_NORMAL_FORMS: tuple[Literal["NFC", "NFD", "NFKC", "NFKD"], ...] = ("NFC", "NFD", "NFKC", "NFKD")
+_GO_JSON = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _bytes_form(secret: str) -> set[str]:
-    """A non-ASCII `secret`'s UTF-8 bytes, one character each (latin-1): how `_base64_hits` compares
+    """A non-ASCII `secret`'s UTF-8 bytes, one character each (latin-1): how `_decoded_hits` compares
     the bytes a base64 text decodes to (an ASCII secret is its own, no form added)."""
     if secret.isascii():
         return set()
@@ -194,27 +232,33 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     if not (patterns or known) or not text:
         return text
     shown, where = _visible(text)
-    visible = _fold(shown)  # (the patterns are folded: `_patterns`)
-    hit = bytearray(len(visible))
-    empty: set[str] = set()
-    for length in set(patterns) | set(known):
-        mine, theirs = patterns.get(length, empty), known.get(length, empty)
-        for i in range(len(visible) - length + 1):
-            piece = visible[i:i + length]
-            if piece in mine or piece in theirs:
-                hit[i:i + length] = b"\1" * length
-    _base64_hits(shown, patterns, known, hit)
+    hit = _hits(shown, patterns, known)
+    if _has_escapes(text):  # compared without its escapes too: a match there covers what it spans
+        bare, at = _visible(text, escapes=True)
+        index = {k: v for v, k in enumerate(where)}
+        also = _hits(bare, patterns, known)
+        i = 0
+        while i < len(bare):
+            if also[i]:
+                j = i
+                while j + 1 < len(bare) and also[j + 1]:
+                    j += 1
+                for k in range(at[i], at[j] + 1):
+                    if k in index:
+                        hit[index[k]] = 1
+                i = j
+            i += 1
     if not any(hit):
         return text
     out: list[str] = []
     pos = 0
     i = 0
-    while i < len(visible):
+    while i < len(shown):
         if not hit[i]:
             i += 1
             continue
         j = i
-        while j + 1 < len(visible) and hit[j + 1]:
+        while j + 1 < len(shown) and hit[j + 1]:
             j += 1
         out.append(text[pos:where[i]])
         out.append(MASK)
@@ -224,22 +268,39 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return "".join(out)
 
 
+def _hits(shown: str, patterns: dict[int, set[str]], known: dict[int, set[str]]) -> bytearray:
+    """Which characters of `shown` (a text's visible characters) belong to a match of a pattern,
+    as it is (folded: `_patterns`) or encoded (`_decoded_hits`)."""
+    visible = _fold(shown)
+    hit = bytearray(len(visible))
+    empty: set[str] = set()
+    for length in set(patterns) | set(known):
+        mine, theirs = patterns.get(length, empty), known.get(length, empty)
+        for i in range(len(visible) - length + 1):
+            piece = visible[i:i + length]
+            if piece in mine or piece in theirs:
+                hit[i:i + length] = b"\1" * length
+    _decoded_hits(shown, patterns, known, hit)
+    return hit
+
+
 _BASE64_RUN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_BASE64 * 4 // 3},}}")
+_HEX_RUN = re.compile(rf"[0-9A-Fa-f]{{{MIN_BASE64 * 2},}}")
 _TO_STANDARD = str.maketrans("-_", "+/")
 
 
-def _base64_hits(shown: str, patterns: dict[int, set[str]], known: dict[int, set[str]], hit: bytearray) -> None:
-    """Mark in `hit` the characters of `shown` (a text's visible characters) that base64-encode
-    (standard or URL-safe, padded or not) a known secret or any 16 bytes of one, at any byte offset:
-    each run of base64 characters is decoded at each of its four character alignments, the bytes
-    compared as `scrub` compares text (whitespace and case aside), and the characters that only the
-    matched bytes decide are marked (the one or two at each end that share bits with the bytes
-    around are not: together at most 8 bits of the secret). Patterns shorter than `MIN_BASE64` bytes
-    are not looked for (see there). Linear in the text: 4 decodes, one pass per pattern length."""
+def _decoded_hits(shown: str, patterns: dict[int, set[str]], known: dict[int, set[str]], hit: bytearray) -> None:
+    """Mark in `hit` the characters of `shown` (a text's visible characters) that encode a known
+    secret, or any 16 bytes of one, in base64 (standard or URL-safe, padded or not) or in hex, at
+    any byte offset: each run of base64 characters is decoded at each of its four character
+    alignments, each run of hex digits at its two, the bytes compared as `scrub` compares text
+    (whitespace and case aside), and the characters that only the matched bytes decide are marked
+    (in base64, the one or two at each end that share bits with the bytes around are not: together
+    at most 8 bits of the secret). Patterns shorter than `MIN_BASE64` bytes are not looked for
+    (see there). Linear in the text: 6 decodes, one pass per pattern length."""
     lengths = sorted(n for n in set(patterns) | set(known) if n >= MIN_BASE64)
     if not lengths:
         return
-    empty: set[str] = set()
     for run in _BASE64_RUN.finditer(shown):
         chars = run[0].translate(_TO_STANDARD)
         for align in range(4):
@@ -248,15 +309,30 @@ def _base64_hits(shown: str, patterns: dict[int, set[str]], known: dict[int, set
             body = body[:-1] if rest == 1 else body + "=" * ((4 - rest) % 4)
             if len(body) * 3 // 4 < MIN_BASE64:
                 break
-            decoded, where = _visible(_fold(base64.b64decode(body).decode("latin-1")))
-            for length in lengths:
-                mine, theirs = patterns.get(length, empty), known.get(length, empty)
-                for i in range(len(decoded) - length + 1):
-                    piece = decoded[i:i + length]
-                    if piece in mine or piece in theirs:
-                        first = run.start() + align + -(-8 * where[i] // 6)
-                        last = run.start() + align + 8 * (where[i + length - 1] + 1) // 6
-                        hit[first:last] = b"\1" * (last - first)
+            for first, last in _matched(base64.b64decode(body), lengths, patterns, known):
+                lo, hi = run.start() + align + -(-8 * first // 6), run.start() + align + 8 * last // 6
+                hit[lo:hi] = b"\1" * (hi - lo)
+    for run in _HEX_RUN.finditer(shown):
+        for align in range(2):
+            body = run[0][align:len(run[0]) - (len(run[0]) - align) % 2]
+            for first, last in _matched(bytes.fromhex(body), lengths, patterns, known):
+                hit[run.start() + align + 2 * first:run.start() + align + 2 * last] = b"\1" * (2 * (last - first))
+
+
+def _matched(data: bytes, lengths: list[int], patterns: dict[int, set[str]],
+             known: dict[int, set[str]]) -> list[tuple[int, int]]:
+    """The byte ranges of `data` that hold a pattern (its bytes one character each, as `_bytes_form`
+    gives a non-ASCII secret's), compared without whitespace and case."""
+    decoded, where = _visible(_fold(data.decode("latin-1")))
+    empty: set[str] = set()
+    found: list[tuple[int, int]] = []
+    for length in lengths:
+        mine, theirs = patterns.get(length, empty), known.get(length, empty)
+        for i in range(len(decoded) - length + 1):
+            piece = decoded[i:i + length]
+            if piece in mine or piece in theirs:
+                found.append((where[i], where[i + length - 1] + 1))
+    return found
 
 
 def redact(text: str, secrets: Iterable[str], limit: int = 300) -> str:
@@ -281,14 +357,15 @@ def holds_known(text: str) -> bool:
         return False
     if watched:
         _recognise(text)  # every watched secret in it is remembered, so the checks below see it
-    visible = _fold("".join(text.split()))
     if _unpatterned:
         _known_now()
     known = _known_items  # one read of a tuple: no lock, no copy (called for every listed name)
-    for length, patterns in known:
-        for i in range(len(visible) - length + 1):
-            if visible[i:i + length] in patterns:
-                return True
+    for view in _views(text):
+        visible = _fold(view)
+        for length, patterns in known:
+            for i in range(len(visible) - length + 1):
+                if visible[i:i + length] in patterns:
+                    return True
     return False
 
 
@@ -298,11 +375,17 @@ def holds_whole(text: str, secrets: Iterable[str | None]) -> bool:
     value that is shown and recorded as it is, an id: unlike `holds_known`, a value that shares
     only a 16-character window with a secret is not caught (a SendGrid secret, `SG.<id>.<...>`,
     holds its key's id; the id does not hold the secret)."""
-    visible = _fold("".join(text.split()))
+    wanted = list(secrets)
+    return any(_holds_whole(_fold(view), wanted) for view in _views(text))
+
+
+def _holds_whole(visible: str, secrets: list[str | None]) -> bool:
+    """`holds_whole` of one view of a text (`_views`), folded."""
     for secret in secrets:
-        # no form is shorter than the secret's visible characters (escapes only add): a secret
-        # longer than `text` is not in it, and its forms (of a hostile API's megabytes) are not built
-        if not secret or len("".join(secret.split())) > len(visible):
+        # no form is shorter than a third of the secret's visible characters (escapes only add; a
+        # normal form composes at most three into one: Hangul jamo): a secret longer than that is
+        # not in `text`, and its forms (of a hostile API's megabytes) are not built
+        if not secret or len("".join(secret.split())) > 3 * len(visible):
             continue
         for form in _forms(secret):
             core = _fold("".join(form.split()))
