@@ -399,8 +399,10 @@ def _holds_whole(visible: str, secrets: list[str | None]) -> bool:
 # one an API echoes: a window of that length is fingerprinted wherever a secret could start (the
 # text's start, or after a character that is not a letter or digit), in the first MAX_WATCH_SCAN
 # visible characters of a value. What it finds is remembered, so `scrub` removes it as any other.
-# A value with escapes is also scanned percent- and JSON-decoded. Not found: an echo glued to letters
-# or digits before it, or cut short (only the process that holds a secret matches those: `remember`).
+# A value with escapes is also scanned percent- and JSON-decoded. A window whose letters are all of one
+# case is also fingerprinted in the other (`_other_case`: a single-case secret echoed upper- or
+# lower-cased). Not found: an echo glued to letters or digits before it, cut short, or of a mixed-case
+# secret in another case (only the process that holds a secret matches those: `remember`).
 _watched: tuple[tuple[int, frozenset[str]], ...] = ()
 _watch_fingerprint: Callable[[str], str] | None = None
 _watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
@@ -504,12 +506,29 @@ def _scan(text: str, watched: tuple[tuple[int, frozenset[str]], ...], fingerprin
             if i + length > len(visible):
                 break
             window = visible[i:i + length]
+            other = _other_case(window)
             try:
-                if fingerprint(window) in fps:
+                if fingerprint(window) in fps or (other is not None and fingerprint(other) in fps):
                     found.append(window)
             except Exception:  # a keyed state whose key is not attached: nothing can be recognised
                 return []
     return found
+
+
+def _other_case(window: str) -> str | None:
+    """The one other spelling of `window` a single-case secret may have had: its lower case if all
+    its letters are upper case (a hex or lower-case token an API upper-cased), its upper case if all
+    are lower case; None for no letters or mixed case. A mixed-case secret echoed in another case is
+    not recognised by its fingerprint: the state records one of its exact visible characters
+    (`State.secret_fingerprint`, which recovery also compares with a sink's entry), and the spelling
+    it had cannot be recovered from an upper- or lower-cased echo; that would take a second
+    fingerprint, of its case-folded form, in the state. The process that holds the secret matches
+    it in any case (`remember`)."""
+    if window.isupper():
+        return window.lower()
+    if window.islower():
+        return window.upper()
+    return None
 
 
 def mask(value: Any) -> Any:
