@@ -10,10 +10,13 @@ import json
 import os
 import secrets
 import unicodedata
+from pathlib import Path
 
 import pytest
 
+from harness.project import Project
 from keyform import redact
+from keyform.emulator import Emulator
 from keyform.sinks.procs import describe_output
 
 
@@ -154,3 +157,36 @@ def test_a_secret_repeated_ten_thousand_times_is_scrubbed_in_linear_time() -> No
         said = describe_output(out, [secret])
         assert "Kx81" not in said.replace(" | ", "") and ("***" in said or "[redacted]" in said), said[:200]
         assert base64.b64encode(secret.encode())[:8].decode() not in said
+
+
+HELPER = r"""s=$(cat); printf '%s' "$s" > "$GOT"
+{ printf 'ansi: \033[1m%s\033[0m%s\n' "$(printf %s "$s" | cut -c1-12)" "$(printf %s "$s" | cut -c13-)"
+  printf 'blob: '; printf 'x%s\n' "$s" | base64 | tr -d '\n'; echo
+  printf 'hex: '; printf '%s' "$s" | od -An -tx1 | tr -d ' \n'; echo; } >&2
+exit 3
+"""
+
+
+def test_a_failing_exec_helper_printing_the_secret_hex_base64_and_coloured_leaks_nothing(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """End to end, `apply -v`: an `exec` sink's helper that fails after printing the issued secret
+    coloured in the middle, base64-encoded after a byte of its own, and in hex. The hex and the
+    coloured parts (each shorter than 16 characters) were printed in the error and the `-v` output."""
+    (tmp_path / "helper.sh").write_text(HELPER)
+    got = tmp_path / "got"
+    project = Project(tmp_path, emulator.url, env={"GOT": str(got)})
+    project.exec_vault(f"sh, {tmp_path / 'helper.sh'}", tmp_path)
+    result = project.run("apply", "-v", "--auto-approve")
+    assert result.exit_code == 1 and "failed with exit status 3" in result.stderr, result.output
+    secret = got.read_text()
+    assert len(secret) >= 24, secret
+    journal = tmp_path / "keyform.state.json.journal"
+    texts = [result.output] + [p.read_text() for p in (journal, project.state_path) if p.exists()]
+    hexed = secret.encode().hex()
+    blob = base64.b64encode(b"x" + secret.encode() + b"\n").decode()
+    for text in texts:
+        bare = "".join(text.split())
+        assert not [hexed[i:i + 12] for i in range(0, len(hexed) - 12, 2) if hexed[i:i + 12] in bare.lower()], text
+        assert not [blob[i:i + 8] for i in range(2, len(blob) - 10) if blob[i:i + 8] in bare], text
+        assert not [secret[i:i + 8] for i in range(len(secret) - 8) if secret[i:i + 8] in bare], text
+    assert "ansi:" in result.stderr and "blob:" in result.stderr and "hex: ***" in result.stderr, result.stderr
