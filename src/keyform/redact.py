@@ -164,13 +164,16 @@ def _views(text: str) -> list[str]:
 
 def _forms(secret: str) -> set[str]:
     """The ways a server's text may carry `secret`: as it is, in each Unicode normal form (a server
-    or a helper that normalises, `é` as `e` + U+0301 or the reverse), each JSON-escaped (non-ASCII
+    or a helper that normalises, `é` as `e` + U+0301 or the reverse; up to `MAX_NORMALISED`
+    characters), each JSON-escaped (non-ASCII
     kept or as `\\u00fc` escapes, Python's and many servers' default; Go's `encoding/json` also
     escapes `<`, `>`, `&`), HTML-escaped (an HTML error page quoting it: `&amp;`) and percent-encoded
     (an echoed URL or header; `/` kept or encoded). For most secrets (letters, digits, `_-.~`)
     these are one form."""
     forms: set[str] = set()
-    normals = {secret} if secret.isascii() else {secret} | {unicodedata.normalize(n, secret) for n in _NORMAL_FORMS}
+    normals = {secret}
+    if not secret.isascii() and len(secret) <= MAX_NORMALISED:
+        normals.update(unicodedata.normalize(n, secret) for n in _NORMAL_FORMS)
     for normal in normals:
         kept = json.dumps(normal, ensure_ascii=False)[1:-1]
         forms.update((normal, kept, json.dumps(normal)[1:-1], kept.translate(_GO_JSON), html.escape(normal)))
@@ -179,6 +182,10 @@ def _forms(secret: str) -> set[str]:
     return forms
 
 
+# the longest secret whose other Unicode normal forms are matched: each is up to 6 more forms, each
+# of up to MAX_RAW windows; a hostile API's 64 KiB non-ASCII "secret" would cost 25 forms' windows
+# (~150 MB). A non-ASCII secret a person chose, or an API issued, is far shorter.
+MAX_NORMALISED = 4096
 _NORMAL_FORMS: tuple[Literal["NFC", "NFD", "NFKC", "NFKD"], ...] = ("NFC", "NFD", "NFKC", "NFKD")
 _GO_JSON = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 

@@ -186,7 +186,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret (and every line of a multi-line secret) replaced by [redacted], then
     scrubbed as a server's text is (`keyform.redact.scrub`): any 16 consecutive characters of one of
-    `secrets` or of a secret this process remembered, in any of its escaped or base64 forms (a
+    `secrets` or of a secret this process remembered, in any of its escaped, base64 or hex forms (a
     program given a secret often base64s it before it fails: `base64` in a script, a Kubernetes
     Secret's `data` that kubectl prints back, an API body), become `***`. A
     program may quote part of its stdin, or a secret keyform read earlier, re-wrapped or escaped."""
