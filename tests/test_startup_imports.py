@@ -4,7 +4,8 @@
 - `--version` imports click and keyform's CLI, nothing heavier (no YAML, HTTP, schema or diff library);
 - `validate` of a valid manifest imports the YAML loader but neither httpx, jsonschema nor deepdiff;
 - a no-change `plan` talks HTTP, but imports neither jsonschema (the manifest is valid) nor deepdiff
-  (no attribute changed, so there is no diff to render), nor httpcore (no proxy: the direct transport);
+  (no attribute changed, so there is no diff to render), nor httpcore (no proxy: the direct transport),
+  nor PyYAML (the manifest comes from the parse cache);
 - an invalid manifest does import jsonschema, to word the problem: the check sees real imports.
 The YAML loader is libyaml's C loader whenever PyYAML has it.
 """
@@ -27,7 +28,7 @@ HEAVY = ("httpx", "httpcore", "jsonschema", "deepdiff", "yaml")
 
 
 def imported(args: list[str], cwd: Path, expect_code: int = 0) -> set[str]:
-    env = {**os.environ, **TOKENS, "NO_COLOR": "1"}
+    env = {**os.environ, **TOKENS, "TEXTQL_AUTH": "an-upstream-credential", "NO_COLOR": "1"}
     res = subprocess.run([sys.executable, "-X", "importtime", "-m", "keyform", *args], cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == expect_code, res.stderr[-2000:]
@@ -78,10 +79,18 @@ def test_an_invalid_manifest_imports_jsonschema_to_word_the_problem(tmp_path: Pa
 
 def test_a_no_change_plan_imports_no_schema_or_diff_library(tmp_path: Path, emulator: Emulator) -> None:
     manifest(tmp_path, emulator.url)
+    with (tmp_path / "keyform.yaml").open("a") as fh:  # a TextQL key too: its provider module is imported
+        fh.write("  tq-key: {provider: tq, description: an upstream, hosts: [api.example.com],\n"
+                 "           api_provider: questra, auth_type: token, auth_value: {env: TEXTQL_AUTH}}\n")
+    text = (tmp_path / "keyform.yaml").read_text()
+    (tmp_path / "keyform.yaml").write_text(text.replace(
+        "sinks:\n", f"  tq: {{type: textql, base_url: '{emulator.url}', token: {{env: TEXTQL_TOKEN}}}}\nsinks:\n", 1))
     imported(["apply", "--auto-approve"], tmp_path)
     names = top_level(imported(["plan", "--detailed-exitcode"], tmp_path))
     assert "httpx" in names
     assert names.isdisjoint({"jsonschema", "deepdiff"})
+    # the manifest comes from the parse cache (warmed by the apply): PyYAML stays unloaded
+    assert "yaml" not in names
     # with no proxy the direct transport talks HTTP: httpcore and h11 (~20 ms) stay unloaded
     assert names.isdisjoint({"httpcore", "h11"}), sorted(names & {"httpcore", "h11"})
 

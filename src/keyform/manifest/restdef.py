@@ -25,7 +25,6 @@ from keyform.fsio import NotAFileError, TooLargeError, read_capped
 from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.sources import dotted
-from keyform.manifest.yamlsource import parse_yaml
 from keyform.model import header_problem
 from keyform.records import record
 from keyform.typeregistry import RESERVED_ATTRIBUTES, ProviderType
@@ -349,6 +348,8 @@ def _load_cached(path: str, shown: str, mtime: int, size: int) -> tuple[RestDefi
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         return None, [Diagnostic("the definition is not valid UTF-8", SourceLoc(shown, line))]
+    from keyform.manifest.yamlsource import parse_yaml  # PyYAML: only when a definition is read
+
     doc, problems = parse_yaml(text, shown)
     if doc is None or problems:
         return None, problems
