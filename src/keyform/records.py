@@ -97,6 +97,8 @@ def _build(cls: type[T], *, frozen: bool, eq: bool, order: bool, slots: bool, di
     # the dataclass's rule: an explicit __hash__ is kept, but not the None that defining __eq__ sets
     explicit_hash = "__hash__" in body and not (body["__hash__"] is None and "__eq__" in body)
     had_doc = bool(body.get("__doc__"))
+    if not had_doc:  # else the dataclass writes one from object's signature (tokenize and ast: ~0.2 ms); ours is below
+        cls.__doc__ = "record"
     cls = dataclasses.dataclass(init=False, repr=False, eq=False, slots=slots)(cls)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # a dataclass from the line above
     names = {f.name for f in fields}
