@@ -26,6 +26,10 @@ from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.fastcheck import SCHEMA_DIR, Check, bundled_check, bundled_schema
 from keyform.manifest.sources import dotted
 from keyform.model import header_problem
+from keyform.pointers import at as at  # (re-exported: providers/rest.py reads them here)
+from keyform.pointers import fold_name as fold_name
+from keyform.pointers import pointer as pointer
+from keyform.pointers import pointer_text as pointer_text
 from keyform.records import record
 from keyform.typeregistry import RESERVED_ATTRIBUTES, ProviderType
 
@@ -46,25 +50,7 @@ Context = Mapping[str, Any]
 Render = Callable[[Context], Any]
 
 
-# ---------------------------------------------------------------- JSON Pointers
-
-
-def pointer(text: str) -> tuple[str, ...]:
-    """RFC 6901 `/a/b~1c/0` → ("a", "b/c", "0"); "" → () (the whole document)."""
-    if not text:
-        return ()
-    return tuple(p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/"))
-
-
-def pointer_text(tokens: tuple[str, ...]) -> str:
-    """The RFC 6901 text of `tokens`, as messages show a pointer: ("a", "b/c") → `/a/b~1c`."""
-    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
-
-
-def fold_name(name: str) -> str:
-    """A reply's name as the omitted-list rule compares it (`keyform.providers.omitted`): lower case,
-    without `_` and `-` (`first_page_uri`, `firstPageUri` and `First-Page-URI` are one name)."""
-    return name.lower().replace("_", "").replace("-", "")
+# ---------------------------------------------------------------- failure names (JSON Pointers: keyform.pointers)
 
 
 # The names `operations.list.empty_names` may not hold: how a failed request's reply speaks (folded;
@@ -77,24 +63,6 @@ def says_failure_name(name: str) -> bool:
     """Whether `name` is one a failed request's reply speaks with (FAILURE_NAMES, or `error`/`fault` in it)."""
     folded = fold_name(name)
     return folded in FAILURE_NAMES or "error" in folded or "fault" in folded
-
-
-_MISSING = object()
-
-
-def at(doc: Any, tokens: tuple[str, ...]) -> Any:
-    """The value at `tokens` in `doc`, or None when any step is missing."""
-    for token in tokens:
-        if isinstance(doc, dict):
-            doc = doc.get(token, _MISSING)
-            if doc is _MISSING:
-                return None
-        elif isinstance(doc, list) and token.isascii() and token.isdigit() and int(token) < len(doc):
-            # (ASCII digits only: `/items/٣`, an Arabic-Indic three, is no index, as RFC 6901 says)
-            doc = doc[int(token)]
-        else:
-            return None
-    return doc
 
 
 # ---------------------------------------------------------------- templates

@@ -14,7 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 from keyform import redact
-from keyform.manifest.restdef import at, fold_name, pointer_text
+from keyform.pointers import at, fold_name, pointer_text
 
 # The names (compared folded: lower case, no `_` or `-`) a reply of an empty listing whose list is
 # left out may hold besides those the definition reads: envelopes (`object: list`, Kubernetes'
