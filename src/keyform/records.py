@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import keyword
 import operator
 import reprlib
 import sys
+import types
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
 
@@ -160,34 +162,59 @@ def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], *, style: str) 
     """The one compiled method: parameters need a real signature (and it is the hot one). `style`:
     "setattr" (frozen: `object.__setattr__`), "dict" (frozen: the `__dict__`) or "assign" (mutable).
     As the dataclass's, it is made in the class's module (its string annotations resolve there:
-    `typing.get_type_hints(cls.__init__)`), its defaults and factories passed in by a maker function."""
-    given: dict[str, Any] = {f"{_PREFIX}FACTORY": _FACTORY, f"{_PREFIX}set": object.__setattr__}
+    `typing.get_type_hints(cls.__init__)`), its defaults the function's own, its factories closed over.
+
+    Compiling is most of a record's cost (~0.1 ms), and its code depends only on the style, the
+    number of fields and which of them have a factory, not on their names: that code is compiled
+    once per such shape (`_template`), and each class gets a copy with its field names put in."""
+    names = [f.name for f in fields]
+    factories = tuple(i for i, f in enumerate(fields) if f.default_factory is not dataclasses.MISSING)
+    template = _template(style, len(fields), factories)
+    renamed = dict(zip(_placeholders(len(fields)), names))
+    code = template.replace(
+        co_varnames=tuple(renamed.get(n, n) for n in template.co_varnames),
+        co_names=tuple(renamed.get(n, n) for n in template.co_names),
+        co_consts=tuple(renamed.get(c, c) if type(c) is str else c for c in template.co_consts),
+        co_filename=f"<record {cls.__qualname__}>")
+    closed: dict[str, Any] = {f"{_PREFIX}FACTORY": _FACTORY, f"{_PREFIX}set": object.__setattr__}
+    closed.update((f"{_PREFIX}factory_{i}", fields[i].default_factory) for i in factories)
+    defaults = tuple(_FACTORY if f.default_factory is not dataclasses.MISSING else f.default
+                     for f in fields if f.default is not dataclasses.MISSING
+                     or f.default_factory is not dataclasses.MISSING)
+    module = sys.modules.get(cls.__module__)
+    init: Callable[..., None] = types.FunctionType(code, vars(module) if module else {}, None, defaults or None,
+                                                   tuple(types.CellType(closed[n]) for n in code.co_freevars))
+    init.__annotations__ = {**{f.name: f.type for f in fields}, "return": None}
+    return init
+
+
+def _placeholders(count: int) -> list[str]:
+    """The template's names for `count` fields (no field may start with _PREFIX, so none clashes)."""
+    return [f"{_PREFIX}{i}" for i in range(count)]
+
+
+@functools.cache
+def _template(style: str, count: int, factories: tuple[int, ...]) -> types.CodeType:
+    """The code of an `__init__` of `count` fields in `style`, those at `factories` with a default
+    factory, its fields named by `_placeholders` (the defaults are the function's, not its code's)."""
     params: list[str] = []
     lines: list[str] = [f"    {_PREFIX}d = self.__dict__"] if style == "dict" else []
     store = {"dict": f"    {_PREFIX}d[{{name!r}}] = {{value}}",
              "setattr": f"    {_PREFIX}set(self, {{name!r}}, {{value}})",
              "assign": "    self.{name} = {value}"}[style]
-    for f in fields:
-        value = f.name
-        if f.default is not dataclasses.MISSING:
-            given[f"{_PREFIX}default_{f.name}"] = f.default
-            params.append(f"{f.name}={_PREFIX}default_{f.name}")
-        elif f.default_factory is not dataclasses.MISSING:  # a new value per instance, as dataclass does
-            given[f"{_PREFIX}factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}={_PREFIX}FACTORY")
-            value = f"{_PREFIX}factory_{f.name}() if {f.name} is {_PREFIX}FACTORY else {f.name}"
-        else:
-            params.append(f.name)
-        lines.append(store.format(name=f.name, value=value))
+    for i, name in enumerate(_placeholders(count)):
+        value = name
+        if i in factories:  # a new value per instance, as dataclass does
+            value = f"{_PREFIX}factory_{i}() if {name} is {_PREFIX}FACTORY else {name}"
+        params.append(name)
+        lines.append(store.format(name=name, value=value))
+    given = [f"{_PREFIX}FACTORY", f"{_PREFIX}set", *(f"{_PREFIX}factory_{i}" for i in factories)]
     source = (f"def {_PREFIX}make({', '.join(given)}):\n"
               f"  def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "    pass") + "\n"
               "  return __init__\n")
-    module = sys.modules.get(cls.__module__)
-    made: dict[str, Any] = {}
-    exec(compile(source, f"<record {cls.__qualname__}>", "exec"), vars(module) if module else {}, made)
-    init: Callable[..., None] = made[f"{_PREFIX}make"](**given)
-    init.__annotations__ = {**{f.name: f.type for f in fields}, "return": None}
-    return init
+    module = compile(source, "<record>", "exec")
+    make = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return next(c for c in make.co_consts if isinstance(c, types.CodeType))
 
 
 def _fields_tuple(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
