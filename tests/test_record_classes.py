@@ -403,3 +403,54 @@ def test_a_field_name_that_is_not_an_identifier_never_reaches_the_compiled_sourc
         odd = type("Odd", (), {"__annotations__": {name: "int"}})
         with pytest.raises(TypeError, match=r"record: Odd field .* is not an identifier"):
             record(odd)
+
+
+def _undocumented(deco: Callable[[type], type]) -> type:
+    @deco
+    class Bare:
+        a: dict[str, int]
+        b: int = 3
+        c: tuple[str, ...] = ("x -> None",)
+        d: list[str] = dataclasses.field(default_factory=list)
+
+    return Bare
+
+
+def _real_annotations(deco: Callable[[type], type]) -> type:
+    """Annotations that are objects, not the strings this module's annotations are."""
+    body = {"__annotations__": {"a": int, "b": dict[str, int], "c": typing.Optional[SourceLoc]},  # noqa: UP045
+            "b": dataclasses.field(default_factory=dict), "c": None}
+    return deco(type("Real", (), body))
+
+
+def _own_init(deco: Callable[[type], type]) -> type:
+    @deco
+    class OwnInit:
+        a: str
+
+        def __init__(self, text: str, times: int = 2) -> None:
+            object.__setattr__(self, "a", text * times)
+
+    return OwnInit
+
+
+def _own_new(deco: Callable[[type], type]) -> type:
+    @deco
+    class OwnNew:
+        a: str
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return super().__new__(cls)
+
+    return OwnNew
+
+
+@pytest.mark.parametrize("body", [_undocumented, _real_annotations, _own_init, _own_new], ids=lambda b: b.__name__)
+def test_a_record_without_a_docstring_gets_the_dataclass_s_text(body: Callable[[Callable[[type], type]], type]) -> None:
+    """record writes the text from the fields (not inspect.signature) when the class is made by its
+    own __init__: the same text, also for non-string annotations, defaults, factories, and a default
+    whose repr holds ` -> None` (the dataclass cuts that too); a class's own __init__ or __new__ is
+    what inspect reads, so it is read there."""
+    mine, reference = _both(body, frozen=True)
+    assert mine.__doc__ == reference.__doc__
+    assert str(mine.__doc__).startswith(mine.__name__ + "(")
