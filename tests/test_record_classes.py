@@ -12,9 +12,11 @@ import inspect
 import io
 import pickle
 import pkgutil
+import types
 import typing
 from collections.abc import Callable
 from contextlib import redirect_stdout
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -454,3 +456,31 @@ def test_a_record_without_a_docstring_gets_the_dataclass_s_text(body: Callable[[
     mine, reference = _both(body, frozen=True)
     assert mine.__doc__ == reference.__doc__
     assert str(mine.__doc__).startswith(mine.__name__ + "(")
+
+
+def test_the_prebuilt_inits_hold_the_shape_of_every_record_in_keyform() -> None:
+    """`keyform/_record_inits.py` (the `__init__` code of each shape, imported from its .pyc rather than
+    compiled at start-up) is what `python -m keyform.records` writes for keyform's records as they are
+    now: a record of a new shape still works (its code is compiled), but costs every start-up that."""
+    shapes = {records.shape_of(cls) for cls in RECORDS}
+    assert None not in shapes
+    written = Path(records.__file__).with_name("_record_inits.py").read_text()
+    assert written == records.prebuilt_text(s for s in shapes if s is not None), \
+        "keyform/_record_inits.py is stale: run `python -m keyform.records`"
+
+
+def test_a_prebuilt_init_is_the_code_compiling_its_source_makes() -> None:
+    """Same bytecode, names, constants, lines and columns as compiling the shape's source alone, so
+    a record's __init__ is the same whichever way its code came."""
+    from keyform._record_inits import PREBUILT
+
+    assert PREBUILT
+    for shape in PREBUILT:
+        module = compile(records._template_source(shape), "<record>", "exec")
+        make = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+        compiled = next(c for c in make.co_consts if isinstance(c, types.CodeType))
+        prebuilt = records._template(*shape)
+        assert prebuilt == compiled, shape
+        assert (prebuilt.co_qualname, prebuilt.co_filename, prebuilt.co_firstlineno) == \
+               (compiled.co_qualname, compiled.co_filename, compiled.co_firstlineno)
+        assert list(prebuilt.co_positions()) == list(compiled.co_positions()), shape

@@ -32,21 +32,25 @@ left out of `__init__` or keyword-only, a field name that is not an identifier (
 into `__init__`'s source), a dataclass base class, `__slots__` in the class body, a
 frozen record that defines `__setattr__`/`__delattr__`, a frozen record with `slots`. Those stay
 plain dataclasses. tests/test_record_classes.py checks every record in keyform against the dataclass
-the same fields would make. Imports nothing of keyform.
+the same fields would make. Imports nothing of keyform but `keyform._record_inits`: the code of
+each `__init__` shape keyform's records have, written by `python -m keyform.records` and loaded
+from its .pyc (~0.3 ms for all) rather than compiled at each start-up (~0.1 ms a shape); a shape
+it lacks is compiled, and tests/test_record_classes.py fails until the file is written again.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import keyword
 import operator
 import reprlib
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, dataclass_transform, overload
+
+from keyform._record_inits import PREBUILT
 
 T = TypeVar("T")
 
@@ -211,10 +215,37 @@ def _placeholders(count: int) -> list[str]:
     return [f"{_PREFIX}{i}" for i in range(count)]
 
 
-@functools.cache
+Shape = tuple[str, int, tuple[int, ...]]  # an __init__'s style, field count and the fields with a factory
+_TEMPLATES: dict[Shape, types.CodeType] = {}
+_MAKER = f"{_PREFIX}make"
+
+
 def _template(style: str, count: int, factories: tuple[int, ...]) -> types.CodeType:
     """The code of an `__init__` of `count` fields in `style`, those at `factories` with a default
-    factory, its fields named by `_placeholders` (the defaults are the function's, not its code's)."""
+    factory, its fields named by `_placeholders` (the defaults are the function's, not its code's).
+
+    Taken from `keyform._record_inits` (made by `python -m keyform.records`; it arrives from its
+    .pyc: no compiling) when that holds the shape, else compiled; either way the code of
+    `_template_source`, as if compiled from it alone (same names, lines and columns)."""
+    shape = (style, count, factories)
+    found = _TEMPLATES.get(shape)
+    if found is None:
+        maker = PREBUILT.get(shape)
+        if maker is not None:
+            make = maker.__code__
+            line = make.co_firstlineno - 1  # the prebuilt maker's lines are the compiled one's, moved
+        else:
+            module = compile(_template_source(shape), "<record>", "exec")
+            make, line = next(c for c in module.co_consts if isinstance(c, types.CodeType)), 0
+        code = next(c for c in make.co_consts if isinstance(c, types.CodeType))
+        found = _TEMPLATES[shape] = code.replace(co_filename="<record>", co_firstlineno=code.co_firstlineno - line,
+                                                 co_qualname=f"{_MAKER}.<locals>.__init__")
+    return found
+
+
+def _template_source(shape: Shape, maker: str = _MAKER) -> str:
+    """The source of a maker function `maker` whose call returns the `__init__` of `shape` (see `_template`)."""
+    style, count, factories = shape
     params: list[str] = []
     lines: list[str] = [f"    {_PREFIX}d = self.__dict__"] if style == "dict" else []
     store = {"dict": f"    {_PREFIX}d[{{name!r}}] = {{value}}",
@@ -227,12 +258,42 @@ def _template(style: str, count: int, factories: tuple[int, ...]) -> types.CodeT
         params.append(name)
         lines.append(store.format(name=name, value=value))
     given = [f"{_PREFIX}FACTORY", f"{_PREFIX}set", *(f"{_PREFIX}factory_{i}" for i in factories)]
-    source = (f"def {_PREFIX}make({', '.join(given)}):\n"
-              f"  def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "    pass") + "\n"
-              "  return __init__\n")
-    module = compile(source, "<record>", "exec")
-    make = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-    return next(c for c in make.co_consts if isinstance(c, types.CodeType))
+    return (f"def {maker}({', '.join(given)}):\n"
+            f"  def __init__(self, {', '.join(params)}):\n" + ("\n".join(lines) or "    pass") + "\n"
+            "  return __init__\n")
+
+
+def shape_of(cls: type) -> Shape | None:
+    """The shape of `cls`'s `__init__` when it is one made here (else None)."""
+    init = vars(cls).get("__init__")
+    code = getattr(init, "__code__", None)
+    if code is None or not code.co_filename.startswith("<record "):
+        return None
+    fields = dataclasses.fields(cls)
+    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    style = ("dict" if f"{_PREFIX}d" in code.co_varnames else "setattr") if frozen else "assign"
+    return style, len(fields), tuple(i for i, f in enumerate(fields) if f.default_factory is not dataclasses.MISSING)
+
+
+def prebuilt_text(shapes: Iterable[Shape]) -> str:
+    """The text of `keyform/_record_inits.py` holding the makers of `shapes`."""
+    out = ['"""The `__init__` code of the shapes of keyform\'s records, for `keyform.records`: written by',
+           "`python -m keyform.records` (tests/test_record_classes.py says when it is due), never by hand.",
+           "Imported from its .pyc, it spares compiling them at every start-up (~0.1 ms each).",
+           '"""',
+           "# ruff: noqa",
+           "# mypy: ignore-errors",
+           "# fmt: off",
+           "",
+           "from __future__ import annotations  # (compiled as records.py compiles them: the same flags)",
+           ""]
+    names = {}
+    for shape in sorted(set(shapes)):
+        style, count, factories = shape
+        names[shape] = name = f"_{style}_{count}" + "".join(f"_f{i}" for i in factories)
+        out += ["", _template_source(shape, name)]
+    out += ["", "PREBUILT = {"] + [f"    {shape!r}: {name}," for shape, name in names.items()] + ["}", ""]
+    return "\n".join(out)
 
 
 def _fields_tuple(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -313,3 +374,29 @@ def _frozen(cls: Any, names: frozenset[str]) -> tuple[Callable[[Any, str, Any], 
         super(cls, self).__delattr__(name)
 
     return __setattr__, __delattr__
+
+
+def _main() -> None:
+    """`python -m keyform.records`: write `keyform/_record_inits.py` for every record in keyform."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    import keyform
+    from keyform import records  # (this module runs as __main__: the classes were made by that one)
+
+    shapes = set()
+    for info in pkgutil.walk_packages(keyform.__path__, "keyform."):
+        if ".emulator" in info.name or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, type) and value.__module__ == module.__name__:
+                shape = records.shape_of(value)
+                if shape is not None:
+                    shapes.add(shape)
+    Path(records.__file__).with_name("_record_inits.py").write_text(records.prebuilt_text(shapes))
+
+
+if __name__ == "__main__":
+    _main()
