@@ -27,6 +27,7 @@ import click
 
 from keyform.durations import ASCII_DECIMAL, ASCII_INTEGER
 from keyform.errors import Diagnostic, Severity
+from keyform.lazyre import LazyPattern
 
 
 class Ctx:
@@ -166,9 +167,9 @@ class NonEmptyPath(click.Path):
         return super().convert(value, param, ctx)
 
 
-_NOT_ONE_OF = re.compile(r"^(.*) is not one of ", re.DOTALL)  # click.Choice's words
-_SINGLE_DASH_LONG = re.compile(r"^-([a-z][a-z0-9-]+)(=.*)?$")
-_EXTRA_ARGUMENT = re.compile(r"^Got unexpected extra arguments? \((.+)\)$")  # click's words
+_NOT_ONE_OF = LazyPattern(r"^(.*) is not one of ", re.DOTALL)  # click.Choice's words
+_SINGLE_DASH_LONG = LazyPattern(r"^-([a-z][a-z0-9-]+)(=.*)?$")
+_EXTRA_ARGUMENT = LazyPattern(r"^Got unexpected extra arguments? \((.+)\)$")  # click's words
 
 
 def usage_hint(error: click.UsageError, args: Sequence[str], command_path: str = "") -> str:

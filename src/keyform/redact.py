@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
+from keyform.lazyre import LazyPattern
+
 WINDOW = 16
 MIN_SECRET = 4
 # the fewest bytes of a secret matched in what a base64 or hex text decodes to (`_decoded_hits`): 6 bytes, 8
@@ -415,7 +417,7 @@ _watch_fingerprint: Callable[[str], str] | None = None
 _watch_pending: list[str] | None = None  # given to `watch`, indexed by the first look (most plans: none)
 MAX_WATCHED_LENGTHS = 8  # distinct secret lengths recognised (an API issues secrets of one or two lengths)
 MAX_WATCH_SCAN = 4096  # visible characters of a value examined (a name or a message, not a document)
-_ESCAPE_BEFORE = re.compile(r"(?:%[0-9A-Fa-f]{2}|\\[nrtbf]|\\u[0-9A-Fa-f]{4})$")
+_ESCAPE_BEFORE = LazyPattern(r"(?:%[0-9A-Fa-f]{2}|\\[nrtbf]|\\u[0-9A-Fa-f]{4})$")
 
 
 def watch(fingerprint: Callable[[str], str], recorded: Iterable[str]) -> None:
@@ -478,7 +480,7 @@ def _recognise(text: str, watched: tuple[tuple[int, frozenset[str]], ...] | None
         remember(*found)
 
 
-_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/bfnrt]))")
+_JSON_ESCAPE = LazyPattern(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/bfnrt]))")
 _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 

@@ -21,6 +21,7 @@ from keyform.durations import utcnow
 from keyform.errors import Diagnostic, KeyformError, SourceLoc
 from keyform.fsio import MiB, NotAFileError, TooLargeError, read_capped
 from keyform.gcpause import paused
+from keyform.lazyre import LazyPattern
 from keyform.manifest import parsecache
 from keyform.manifest.build import build_workspace
 from keyform.manifest.document import YamlDocument, YamlPath
@@ -32,12 +33,12 @@ from keyform.render.safe import one_line
 
 DEFAULT_MANIFEST = "keyform.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-_VERSION_LINE = re.compile(rb"^version:", re.MULTILINE)
+_VERSION_LINE = LazyPattern(rb"^version:", re.MULTILINE)
 # a line only a keyform manifest starts (`version: 1`, or one of its own top-level sections)
-_KEYFORM_LINE = re.compile(rb"^(?:version:[ \t]*[\"']?1[\"']?[ \t]*(?:#.*)?\r?$|(?:keys|providers|sinks|policies):)",
-                           re.MULTILINE)
+_KEYFORM_LINE = LazyPattern(rb"^(?:version:[ \t]*[\"']?1[\"']?[ \t]*(?:#.*)?\r?$|(?:keys|providers|sinks|policies):)",
+                            re.MULTILINE)
 # a plain top-level name (a line's start); a hidden file with one no manifest has is another tool's
-_TOP_LEVEL_NAME = re.compile(rb"^([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*:(?=[ \t]|\r?$)", re.MULTILINE)
+_TOP_LEVEL_NAME = LazyPattern(rb"^([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*:(?=[ \t]|\r?$)", re.MULTILINE)
 _MANIFEST_SECTIONS = ("version", "providers", "sinks", "keys", "policies", "defaults", "state")
 # ... and what a hand typing one writes instead: a singular, a slip of a letter or two
 _SECTION_LOOKALIKES = (*_MANIFEST_SECTIONS, "provider", "sink", "key", "policy", "default")
@@ -238,7 +239,7 @@ def _hidden_manifest(path: Path) -> bool:
 
 
 # a word every keyform manifest holds, however written
-_SECTION_WORD = re.compile(rb"version|keys|providers|sinks|policies")
+_SECTION_WORD = LazyPattern(rb"version|keys|providers|sinks|policies")
 _KEYFORM_SECTIONS = frozenset({"keys", "providers", "sinks", "policies"})
 
 
@@ -313,7 +314,7 @@ def _listing(directory: Path) -> list[Path]:
 
 # a name a manifest's would be but for a mark around it: `.keys.yaml`, `keys.yaml~`, `#keys.yaml#`,
 # Vim's swap `.keys.yaml.swp`, `keys.yaml.bak`, `keys.YAML` (names are matched case-sensitively)
-_NEAR_MANIFEST = re.compile(r"\.ya?ml(?:$|[.~#])", re.IGNORECASE)
+_NEAR_MANIFEST = LazyPattern(r"\.ya?ml(?:$|[.~#])", re.IGNORECASE)
 
 
 def skip_reason(name: str) -> str:

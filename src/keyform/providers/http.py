@@ -86,6 +86,7 @@ import httpx
 from keyform import redact
 from keyform.durations import MAX_YEAR, MIN_YEAR, ascii_decimal, format_time, parse_time
 from keyform.errors import ProviderError
+from keyform.lazyre import LazyPattern
 from keyform.providers.ratelimit import (
     MAX_WAIT,
     Limiter,
@@ -224,9 +225,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return redact.scrub(text, secrets)
 
 
-_DNS_FAILURE = re.compile(r"name or service not known|nodename nor servname|name resolution|no address associated"
-                          r"|getaddrinfo failed|name does not resolve", re.IGNORECASE)
-_TLS_FAILURE = re.compile(r"ssl|tls|certificate|handshake", re.IGNORECASE)
+_DNS_FAILURE = LazyPattern(r"name or service not known|nodename nor servname|name resolution|no address associated"
+                           r"|getaddrinfo failed|name does not resolve", re.IGNORECASE)
+_TLS_FAILURE = LazyPattern(r"ssl|tls|certificate|handshake", re.IGNORECASE)
 
 
 def _connect_reason(exc: httpx.HTTPError) -> str:

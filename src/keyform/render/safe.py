@@ -16,26 +16,28 @@ import json
 import math
 import re
 
+from keyform.lazyre import LazyPattern
+
 # C0 controls but tab and newline, DEL, C1 (0x9b is an 8-bit CSI), the bidi controls and marks,
 # the zero-width space and word joiner, the line and paragraph separators and the byte-order mark.
 # The zero-width (non-)joiner U+200C/U+200D only where no script needs it: emoji sequences (👩‍💻)
 # and Persian or Indic words are written with them (`_in_place`). And a lone surrogate (an API's
 # `\ud800` escape decodes to one): no terminal, file or pipe can encode it, so it is shown as its
 # escape.
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-                    "\ud800-\udfff"
-                    # invisible too, so `"desc"` and `"de\u00adsc"` read the same in a diff: the soft
-                    # hyphen, the combining grapheme joiner, Hangul and Khmer fillers, the Mongolian
-                    # selectors, the other format controls, the interlinear annotation marks, the
-                    # variation selectors but the emoji ones (U+FE0E/F: ❤️), and the tag characters,
-                    # which can spell out a whole hidden text
-                    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u206a-\u206f\u3164"
-                    "\ufe00-\ufe0d\uffa0\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-                    "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef"
-                    # and the joiners, but where a script or an emoji sequence needs them (`_in_place`)
-                    "\u200c\u200d]")
+UNSAFE = LazyPattern("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+                     "\ud800-\udfff"
+                     # invisible too, so `"desc"` and `"de\u00adsc"` read the same in a diff: the soft
+                     # hyphen, the combining grapheme joiner, Hangul and Khmer fillers, the Mongolian
+                     # selectors, the other format controls, the interlinear annotation marks, the
+                     # variation selectors but the emoji ones (U+FE0E/F: ❤️), and the tag characters,
+                     # which can spell out a whole hidden text
+                     "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u206a-\u206f\u3164"
+                     "\ufe00-\ufe0d\uffa0\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+                     "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+                     # and the joiners, but where a script or an emoji sequence needs them (`_in_place`)
+                     "\u200c\u200d]")
 # UNSAFE, and the tab and newline that would break a one-line cell or label
-_UNSAFE_OR_BREAK = re.compile(UNSAFE.pattern[:-1] + "\t\n]")
+_UNSAFE_OR_BREAK = LazyPattern(UNSAFE.pattern[:-1] + "\t\n]")
 # What of UNSAFE ASCII text can hold: most output is ASCII, and `re` scans a character class with
 # ranges beyond U+FFFF about eight times slower (a 3 MB `report --format json` took 0.12 s to search)
 _ASCII_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
