@@ -18,7 +18,8 @@ _TIMES = st.one_of(
     st.sampled_from(["2027-06-01T00:00:00Z", "2026-12-03T16:19:37.923807Z", "2027-02-30T00:00:00Z",
                      "2027-06-01T24:00:00Z", "0999-06-01T00:00:00Z", "2027-06-01T00:00:00.Z",
                      "2027-06-01T00:00:00+02:00", "2027-06-01T00:00:00z", "2027-06-01 00:00:00Z",
-                     "２０２７-06-01T00:00:00Z", "2027-06-01T00:00:00Z\n", "2027-06-01T00:00:60Z"]))
+                     "２０２７-06-01T00:00:00Z", "2027-06-01T00:00:00Z\n", "2027-06-01T00:00:60Z",
+                     "2027-06-01T00:00:00", "2027-06-01T00:00:00.5", "2027-06-01T00:00:00.٣Z"]))
 _VALUES = st.one_of(st.none(), st.text(max_size=3), st.integers(), st.booleans(),
                     st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=2),
                     st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.none()), max_size=2))
@@ -39,6 +40,19 @@ def test_utc_time_is_wire_time_or_none(value: Any) -> None:
     if fast is not None:
         assert fast == wire_time(value, "t")
 
+
+
+def test_utc_time_takes_the_usual_form_only() -> None:
+    """The usual UTC form, with or without a fraction of ASCII digits, and a real instant; nothing
+    else, also for a head (the first 19 characters) it has already judged (`http._HEADS`)."""
+    for _ in range(2):  # the second round answers from the verdicts the first one kept
+        assert utc_time("2027-06-01T00:00:00Z") == "2027-06-01T00:00:00Z"
+        assert utc_time("2027-06-01T00:00:00.123456Z") == "2027-06-01T00:00:00Z"
+        for bad in ("2027-06-01T00:00:00", "2027-06-01T00:00:00.", "2027-06-01T00:00:00.Z", "2027-06-01T00:00:00.5",
+                    "2027-06-01T00:00:00.٣Z", "2027-06-01T00:00:00.5Z\n", "2027-06-01T00:00:00Zx",
+                    "2027-06-01T00:00:00z", "2027-02-30T00:00:00Z", "2027-02-30T00:00:00.1Z", "1899-12-31T00:00:00Z",
+                    "2027-06-01", ""):
+            assert utc_time(bad) is None, bad
 
 def _agree(module: Any, body: Any, items: list[Any]) -> None:
     expected = _outcome(lambda: [module.parse_key(item, f"item {i}") for i, item in enumerate(items)])

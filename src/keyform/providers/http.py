@@ -812,9 +812,12 @@ class ShapeError(ValueError):
 
 # A UTC timestamp as APIs usually send it (`2027-06-01T00:00:00.123456Z`): normalised by cutting the
 # fraction, 4x faster than the general parse-and-format (a 10,000-key listing holds 20,000 of them).
-# a year of 1900-9899 (durations.MIN_YEAR/MAX_YEAR, checked by the pattern: no call per timestamp)
-_UTC_WIRE_TIME = re.compile(
-    r"((?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.[0-9]+)?Z")
+# Its first 19 characters (`_UTC_HEAD`: a year of 1900-9899, durations.MIN_YEAR/MAX_YEAR, checked by
+# the pattern; a real date and time, checked by `datetime.fromisoformat`) are judged once per
+# process (`_HEADS`): the keys of a listing were mostly made in a few seconds, or expire at one time.
+_UTC_HEAD = re.compile(r"(?:19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_HEADS: dict[str, bool] = {}  # the first 19 characters of a timestamp → whether `_UTC_HEAD` and a real instant
+_HEADS_KEPT = 4096  # verdicts kept at most (a few hundred KiB); beyond that, a head is judged each time
 
 
 MAX_ID = 256
@@ -872,15 +875,37 @@ def utc_time(value: Any) -> str | None:
     """What `wire_time` gives for a string in the usual UTC form (`2027-06-01T00:00:00.123Z`, a real
     date and time in the years keyform records), or None for any other value: then `wire_time`
     decides (and names what is wrong). The providers' list fast paths read a listing's timestamps
-    with it, with no call per field."""
-    utc = _UTC_WIRE_TIME.fullmatch(value) if type(value) is str else None
-    if utc is None:
+    with it, with no call per field.
+
+    The form is `_UTC_HEAD`, then `Z` or a fraction (`.` and ASCII digits) and `Z`, and nothing
+    more; whether a head is a real instant is asked once (`_HEADS`), not per timestamp (~0.5 µs
+    less for each of the 15,000 timestamps of a 10,000-key plan's listings)."""
+    if type(value) is not str:
         return None
+    head = value[:19]
+    ok = _HEADS.get(head)
+    if ok is None:
+        ok = _utc_head(head)
+        if len(_HEADS) < _HEADS_KEPT:
+            _HEADS[head] = ok
+    if not ok:
+        return None
+    if len(value) == 20:
+        return head + "Z" if value[19] == "Z" else None
+    fraction = value[20:-1]
+    usual = value[19:20] == "." and value[-1] == "Z" and fraction.isdigit() and fraction.isascii()
+    return head + "Z" if usual else None
+
+
+def _utc_head(head: str) -> bool:
+    """Whether `head` is `_UTC_HEAD` and a real date and time (no 30 February, no hour 24)."""
+    if _UTC_HEAD.fullmatch(head) is None:
+        return False
     try:
-        datetime.fromisoformat(utc[1])
+        datetime.fromisoformat(head)
     except ValueError:
-        return None
-    return utc[1] + "Z"
+        return False
+    return True
 
 
 def shape_error(client: HttpClient, what: str, response: httpx.Response, exc: ShapeError, *,
