@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
 import httpx
@@ -88,10 +89,9 @@ def _time(value: Any, where: str, key_id: str, field: str) -> str | None:
         return wire_time(value, f"{where} ({key_id}) {field}", expiry=expiry, unset_before=expiry)
 
 
-def _fast_attrs(item: dict[str, Any], copy: bool = True) -> dict[str, Any] | None:
+def _fast_attrs(item: dict[str, Any]) -> dict[str, Any] | None:
     """The attributes of an item whose every field is present with its usual type (what `_check`
-    gives for it), or None: then `_check` decides, field by field. `copy=False` takes the item's
-    own `hosts`, `headers` and `queryParams` instead of copies (`parse_list`)."""
+    gives for it, copies of its lists and dicts), or None: then `_check` decides, field by field."""
     hosts, headers, params = item.get("hosts"), item.get("headers"), item.get("queryParams")
     description, provider, auth_type = item.get("description"), item.get("provider"), item.get("authType")
     if not (type(description) is str and type(provider) is str and type(auth_type) is str
@@ -100,10 +100,8 @@ def _fast_attrs(item: dict[str, Any], copy: bool = True) -> dict[str, Any] | Non
     for value in (*hosts, *headers, *headers.values(), *params, *params.values()):
         if type(value) is not str:
             return None
-    if copy:
-        hosts, headers, params = list(hosts), dict(headers), dict(params)
-    return {"description": description, "hosts": hosts, "headers": headers,
-            "query_params": params, "api_provider": provider, "auth_type": auth_type}
+    return {"description": description, "hosts": list(hosts), "headers": dict(headers),
+            "query_params": dict(params), "api_provider": provider, "auth_type": auth_type}
 
 
 def parse_key(item: Any, where: str) -> RemoteKey:
@@ -121,20 +119,41 @@ def parse_key(item: Any, where: str) -> RemoteKey:
                      expires_at=_time(item.get("expiresAt"), where, key_id, "expiresAt"))
 
 
+# the fields `_fast_key` reads in one call: an item lacking one (proto3 leaves out a default value)
+# is read by `parse_key`
+_USUAL = itemgetter("id", "description", "hosts", "headers", "queryParams", "provider", "authType")
+
+
 def _fast_key(item: dict[str, Any]) -> RemoteKey | None:
-    """`parse_key`'s answer for the usual item: a string `id`, every attribute as `_fast_attrs` takes
-    it, each timestamp absent, null or UTC (`utc_time`); None for any other item, which `parse_key`
-    then reads (and names what is wrong). No call per timestamp: a listing holds thousands of items.
-    The item's lists and dicts are taken, not copied (`parse_list`)."""
-    key_id = item.get("id")
-    if not usable_id(key_id) or (attrs := _fast_attrs(item, copy=False)) is None:
+    """`parse_key`'s answer for the usual item: a string `id`, every attribute present with its usual
+    type (what `_fast_attrs` takes), each timestamp absent, null or UTC (`utc_time`); None for any
+    other item, which `parse_key` then reads (and names what is wrong). The item's fields are read
+    in one call, its strings tested in plain loops (no tuple of them per item), and no call per
+    timestamp: a listing holds thousands of items. The item's lists and dicts are taken, not
+    copied (`parse_list`)."""
+    try:
+        key_id, description, hosts, headers, params, provider, auth_type = _USUAL(item)
+    except KeyError:
         return None
+    if not (type(description) is str and type(provider) is str and type(auth_type) is str
+            and type(hosts) is list and type(headers) is dict and type(params) is dict and usable_id(key_id)):
+        return None
+    for host in hosts:
+        if type(host) is not str:
+            return None
+    for name, value in headers.items():
+        if type(name) is not str or type(value) is not str:
+            return None
+    for name, value in params.items():
+        if type(name) is not str or type(value) is not str:
+            return None
     created, expires = item.get("createdAt"), item.get("expiresAt")
     if created is not None and (created := utc_time(created)) is None:
         return None
     if expires is not None and (expires := utc_time(expires)) is None:
         return None
-    return RemoteKey(key_id, attrs, created, expires)
+    return RemoteKey(key_id, {"description": description, "hosts": hosts, "headers": headers, "query_params": params,
+                              "api_provider": provider, "auth_type": auth_type}, created, expires)
 
 
 def _one_key(body: Any) -> RemoteKey:
