@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -284,3 +286,16 @@ def test_a_failure_whose_body_says_not_found_is_no_delete(emulator: Emulator, em
         provider.delete("no-such-id")  # the API's own not_found, a 404: already gone
         provider.close()
     assert [k["id"] for k in emu_control.textql_keys()] == [key.id]
+
+
+def test_a_listing_imports_neither_the_rest_definitions_nor_yaml() -> None:
+    """`keyform.providers.omitted` (and through it the REST definitions' module and yaml, ~12 ms) is
+    imported only for a reply that left its list out: a plan's listings, whose manifests came from
+    the parse cache, imported them for a rule they never used."""
+    code = ("import sys\nfrom keyform.providers.textql import parse_list\n"
+            "keys = parse_list({'apiAccessKeys': [{'id': 'k1', 'description': '', 'hosts': [], 'headers': {}, "
+            "'queryParams': {}, 'provider': '', 'authType': ''}]})\n"
+            "assert [k.id for k in keys] == ['k1']\n"
+            "print(sorted(m for m in ('yaml', 'keyform.manifest.restdef', 'keyform.providers.omitted') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
