@@ -82,6 +82,11 @@ def _expires_in(text: str) -> Expiry:
     return Expiry("in", duration=_duration(text), text=text)
 
 
+# `expires_in` texts `_expiry` found clean (a duration longer than 0), with their Expiry: a key
+# writing one of them (most keys: one team's `90d`) needs no call to check it again. At most 256.
+_clean_expires_in: dict[str, Expiry] = {}
+
+
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")  # compiled once: re.sub's cache lookup was half of each call
 
 
@@ -94,7 +99,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     """The key's spec, or None when it failed the schema or any check here (all reported)."""
     value = decl.value
     source, name, path = decl.source, decl.name, decl.path
-    if not decl.valid:
+    if not isinstance(value, dict) or (source.broken and not source.valid(path)):  # `decl.valid`
         _broken_key(decl, ctx)
         return None
     report = ctx.report
@@ -111,25 +116,32 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
             return None
         facts = ctx.provider_facts[provider_name] = _facts(provider)
     provider, kind = facts.provider, facts.kind
-    errors_before = len(report.diagnostics)
+    diagnostics = report.diagnostics
+    errors_before = len(diagnostics)
     if not facts.fields.issuperset(value):  # most keys take no other field
         _check_fields(value, kind, source, path, report)
-    expiry = _expiry(value, source, path, report)
+    # most keys: an `expires_in` checked clean before (`_expiry` says why any other is wrong)
+    text = value.get("expires_in")
+    expiry = _clean_expires_in.get(text) if type(text) is str and "expires_at" not in value else None
+    if expiry is None:
+        expiry = _expiry(value, source, path, report)
     # after a misspelt field (`expire_in`) or a bad expiry, the rotation's checks against the expiry
     # would only add a second message for the same mistake ("the key never expires")
-    clean = len(report.diagnostics) == errors_before
-    rotation = _rotation(value, expiry, source, path, report, kind) if expiry is not None and clean else _NO_ROTATION
+    if expiry is None or len(diagnostics) != errors_before or not (raw_rotation := value.get("rotation")):
+        rotation = _NO_ROTATION
+    else:
+        rotation = _rotation(raw_rotation, expiry, source, path, report, kind)
     sink = _sink_target(value, kind, decl, path, ctx)
     if provider.definition is not None:
         from keyform.manifest.restglue import rest_attributes
         attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, path, report)
     else:
         attrs, secret_inputs = _attributes(value, facts, name, source)
-    if expiry is None or len(report.diagnostics) > errors_before:
+    if expiry is None or len(diagnostics) > errors_before:
         return None
     prevent_destroy = bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value else False
     return KeySpec(address=name, provider=provider_name, provider_type=provider.type, attrs=attrs,
-                   loc=source.loc(path), secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
+                   loc=source.doc.loc(path), secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
                    prevent_destroy=prevent_destroy, entry=value,
                    field_loc=partial(_field_loc, source, path) if secret_inputs else None)
 
@@ -230,6 +242,8 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, repo
             return None
         if expiry.duration is not None and expiry.duration <= _ZERO:
             report.error(source, (*path, "expires_in"), f"{dotted(path)}.expires_in: must be longer than 0")
+        elif len(_clean_expires_in) < 256:
+            _clean_expires_in[text] = expiry
         return expiry
     if "expires_at" in value:
         text = value["expires_at"]
@@ -249,11 +263,9 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, repo
     return NEVER
 
 
-def _rotation(value: Mapping[str, Any], expiry: Expiry, source: ManifestFile, path: YamlPath,
+def _rotation(raw: Mapping[str, str], expiry: Expiry, source: ManifestFile, path: YamlPath,
               report: Report, kind: ProviderKind) -> Rotation:
-    raw: Mapping[str, str] | None = value.get("rotation")
-    if not raw:
-        return _NO_ROTATION
+    """The key's `rotation:` (`raw`, not empty), checked against its expiry."""
     # the rule's check reads these of the expiry: hashing them is cheaper than hashing an Expiry
     memo: tuple[Any, ...] | None = None
     try:
