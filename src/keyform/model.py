@@ -167,7 +167,8 @@ class KeySpec:
     """One declared key. `attrs` are the provider's non-secret attributes in manifest naming
     (questra: name; textql: description, hosts, headers, query_params, api_provider, auth_type,
     is_private). `secret_inputs` are write-only inputs by attribute path (`auth_value`,
-    `auth_value_extra`, `headers.X-Api-Key`)."""
+    `auth_value_extra`, `headers.X-Api-Key`). The loader (`manifest.keyspecs.build_key`) passes the
+    fields positionally: a field added or moved here is added or moved there too."""
 
     address: str
     provider: str

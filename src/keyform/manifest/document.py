@@ -41,7 +41,8 @@ class YamlDocument:
         return self.lines.get((), 1)
 
     def loc(self, path: YamlPath) -> SourceLoc:
-        return SourceLoc(self.file, self.line(path))
+        found = self.lines.get(path)  # (most paths asked for are recorded: no walk up)
+        return SourceLoc(self.file, found if found is not None else self.line(path))
 
     def written(self, path: YamlPath, value: Any) -> str:
         """`value`, found at `path`, as the file writes it: a number as its text (`0x1F`, not 31)."""

@@ -140,10 +140,10 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     if expiry is None or len(diagnostics) > errors_before:
         return None
     prevent_destroy = bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value else False
-    return KeySpec(address=name, provider=provider_name, provider_type=provider.type, attrs=attrs,
-                   loc=source.doc.loc(path), secret_inputs=secret_inputs, expiry=expiry, rotation=rotation, sink=sink,
-                   prevent_destroy=prevent_destroy, entry=value,
-                   field_loc=partial(_field_loc, source, path) if secret_inputs else None)
+    # positional, in the fields' order (address, provider, provider_type, attrs, loc, secret_inputs,
+    # expiry, rotation, sink, prevent_destroy, entry, field_loc): twelve keywords cost twice the call
+    return KeySpec(name, provider_name, provider.type, attrs, source.doc.loc(path), secret_inputs, expiry, rotation,
+                   sink, prevent_destroy, value, partial(_field_loc, source, path) if secret_inputs else None)
 
 
 def _broken_key(decl: Declaration, ctx: KeyContext) -> None:
@@ -369,7 +369,8 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
         return None
     entry = entry or upper_snake(decl.name)
     sink = ctx.sinks.get(sink_name)
-    if sink and (problem := _entry_rule(sink_name, sink, ctx)(sink, entry)):
+    if sink is not None and (problem := (ctx.entry_rules.get(sink_name) or _entry_rule(sink_name, sink, ctx))(
+            sink, entry)):
         where = path if raw is None else (*path, "sink")
         report.error(source, where, f"{dotted(path)}: sink entry {entry!r} cannot be used in sink "
                      f"{sink_name!r} ({sink.type}): {problem}; set sink.as")
