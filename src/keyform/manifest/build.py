@@ -384,9 +384,10 @@ def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declara
     for path, what in reviewed:
         owned.add(path, f"{what}: a sink writing there would put secrets in it, to be committed and reviewed with it")
     entries: dict[str, list[tuple[str, str]]] = {}  # a file sink → its keys' (key, entry name)
-    for address, spec in keys.items():
-        if spec.sink is not None and spec.sink.sink in sinks and sinks[spec.sink.sink].type == "file":
-            entries.setdefault(spec.sink.sink, []).append((address, spec.sink.name))
+    if any(cfg.type == "file" for cfg in sinks.values()):  # (no pass over the keys without one)
+        for address, spec in keys.items():
+            if spec.sink is not None and spec.sink.sink in sinks and sinks[spec.sink.sink].type == "file":
+                entries.setdefault(spec.sink.sink, []).append((address, spec.sink.name))
     for name, cfg in sinks.items():
         decl = declared[name]
         for option in SINK_PATH_OPTIONS:

@@ -9,16 +9,33 @@ from keyform.graph import cycles
 from keyform.kinds import kind
 from keyform.manifest.document import YamlPath
 from keyform.manifest.sources import Declaration, Report, dotted
-from keyform.model import KeySpec, SecretOfRef, SinkConfig, sink_place
+from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SinkConfig, sink_place
 
 
 def check_references(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
                      sinks: Mapping[str, SinkConfig], report: Report) -> None:
     """`keys` are the keys that built cleanly; `declared` all keys, built or not; `sinks` the
     sinks that built cleanly."""
-    _check_secret_of(keys, declared, report)
-    _check_cycles(keys, declared, report)
+    consumers = _consumers(keys)
+    _check_secret_of(keys, declared, consumers, report)
+    _check_cycles(keys, declared, consumers, report)
     _check_sink_entries(keys, declared, sinks, report)
+
+
+_PLAIN_REFS = frozenset((EnvRef, FileRef))
+
+
+def _consumers(keys: Mapping[str, KeySpec]) -> list[tuple[str, KeySpec, list[tuple[str, SecretOfRef]]]]:
+    """The built keys with a `secret_of` input: (address, spec, [(attribute, ref)]), in the keys'
+    order; found in one pass for both checks (most keys have no input, or only `env`/`file` ones)."""
+    found = []
+    for address, spec in keys.items():
+        inputs = spec.secret_inputs
+        if inputs and not _PLAIN_REFS.issuperset(map(type, inputs.values())):
+            refs = [(attribute, ref) for attribute, ref in inputs.items() if isinstance(ref, SecretOfRef)]
+            if refs:
+                found.append((address, spec, refs))
+    return found
 
 
 def _input_path(decl: Declaration, attribute: str) -> YamlPath:
@@ -41,17 +58,15 @@ def raw_secret_of(value: Any, path: YamlPath = ()) -> list[tuple[YamlPath, str]]
 
 
 def _check_secret_of(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
-                     report: Report) -> None:
+                     consumers: list[tuple[str, KeySpec, list[tuple[str, SecretOfRef]]]], report: Report) -> None:
     for _, decl in _unbuilt(keys, declared):  # written well enough to read its references
         for where, name in raw_secret_of(decl.value):
             if name not in declared:
                 path = (*decl.path, *where)
                 report.error(decl.source, (*path, "secret_of"),
                              f"{dotted(path)}: secret_of names an unknown key {name!r}")
-    for address, spec in keys.items():
-        for attribute, ref in spec.secret_inputs.items():
-            if not isinstance(ref, SecretOfRef):
-                continue
+    for address, _, refs in consumers:
+        for attribute, ref in refs:
             decl = declared[address]
             path = _input_path(decl, attribute)
             target = keys.get(ref.address)
@@ -72,15 +87,16 @@ def _unbuilt(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration]) -
     return [(a, decl) for a, decl in declared.items() if a not in keys and decl.valid]
 
 
-def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration], report: Report) -> None:
+def _check_cycles(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
+                  consumers: list[tuple[str, KeySpec, list[tuple[str, SecretOfRef]]]], report: Report) -> None:
     # Only a key with a `secret_of` edge can be on a cycle, so the graph holds just those (most
     # keys have none). The cycles found, and their order, are those of the graph of all keys:
     # `cycles` ignores an edge to a node it does not hold, and a key without edges ends no cycle.
     unbuilt = _unbuilt(keys, declared)
     others = {a for a, _ in unbuilt}
     graph: dict[str, list[str]] = {}
-    for address, spec in keys.items():
-        if spec.secret_inputs and (deps := [d for d in spec.dependencies() if d in keys or d in others]):
+    for address, spec, _ in consumers:  # (a key with no `secret_of` input has no dependency)
+        if deps := [d for d in spec.dependencies() if d in keys or d in others]:
             graph[address] = deps
     for address, decl in unbuilt:
         if deps := sorted({t for _, t in raw_secret_of(decl.value) if t in keys or t in others}):
