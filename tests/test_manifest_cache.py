@@ -210,6 +210,8 @@ def hostile_entries(key: str, good: dict[str, Any]) -> list[bytes]:
     def variant(**changes: Any) -> bytes:
         return json.dumps({**good, **changes}).encode()
     raw = json.dumps(good).encode()
+    lines = good["key_lines"]
+    assert lines, "the seed manifest declares keys"
     return [
         b"", raw[:len(raw) // 2], b"\xff\xfe garbage", b"[]", b"null", b'"text"', b"1e999999",
         b"[" * 100_000 + b"]" * 100_000,  # nesting beyond the JSON parser's recursion limit
@@ -224,6 +226,11 @@ def hostile_entries(key: str, good: dict[str, Any]) -> list[bytes]:
         variant(texts=[["keys", "0x1F"]]), variant(texts=[[["keys"], "0x1F", 1]]),
         variant(value={"version": 1, "keys": {"x": {"provider": "q"}}}, lines=[[[], 1]],
                 key=key[:-1] + ("1" if key.endswith("0") else "0")),  # another file's key (never this one's)
+        # `key_lines`: one line per entry of `keys:`, each an int of at least 1
+        variant(key_lines=None), variant(key_lines="1"), variant(key_lines=lines[:-1]), variant(key_lines=[*lines, 9]),
+        variant(key_lines=[True] * len(lines)), variant(key_lines=[float(n) for n in lines]),
+        variant(key_lines=[0] * len(lines)), variant(key_lines=[str(n) for n in lines]),
+        variant(key_lines=[[n] for n in lines]),
     ]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from functools import cache
+from itertools import repeat
 from typing import Any
 
 from keyform import cachedir
@@ -37,7 +38,7 @@ from keyform.manifest.document import YamlDocument, YamlPath
 
 __all__ = ["CACHE_FORMAT", "CachedLines", "cache_dir", "entry_key", "load", "store"]
 
-CACHE_FORMAT = 2  # 2: `texts`, the numbers written otherwise than printed (YamlDocument.texts)
+CACHE_FORMAT = 3  # 2: `texts`, the numbers written otherwise than printed (YamlDocument.texts); 3: `key_lines`
 # An entry is JSON of the file's values and lines: a few times the file's size at most.
 _MAX_ENTRY_FACTOR, _MAX_ENTRY_SLACK = 8, 1 << 20
 # The modules (relative to the keyform package) and schema whose code decides an entry's content.
@@ -104,9 +105,19 @@ class CachedLines(Mapping[YamlPath, int]):
 
 
 def _stored_lines(lines: Mapping[YamlPath, int]) -> list[list[Any]]:
-    """The lines an entry keeps: all but those inside a key's entry."""
+    """The lines an entry keeps as (path, line): all but those of a key's entry (`_key_lines`) and
+    inside one."""
     return [[list(path), line] for path, line in lines.items()
-            if not (len(path) > 2 and path[0] == "keys")]
+            if not (len(path) > 1 and path[0] == "keys")]
+
+
+def _key_lines(value: dict[str, Any], lines: Mapping[YamlPath, int]) -> list[int] | None:
+    """The line of each entry of `keys:`, in the section's order (an entry names its key once, not
+    as a path each: 10,000 keys are 10,000 numbers to read back, not 10,000 lists); None when
+    one is not recorded (then nothing is stored)."""
+    keys = value.get("keys")
+    found = [lines.get(("keys", name)) for name in keys] if isinstance(keys, dict) else []
+    return None if None in found else found  # type: ignore[return-value]  # (no None left)
 
 
 def load(data: bytes, file: str) -> YamlDocument | None:
@@ -126,6 +137,7 @@ def load(data: bytes, file: str) -> YamlDocument | None:
 
 
 _PART_TYPES = frozenset((str, int))
+_LINE_TYPES = frozenset((int,))
 
 
 def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | None:
@@ -133,7 +145,9 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
     if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or entry.get("key") != key:
         return None
     value, stored, written = entry.get("value"), entry.get("lines"), entry.get("texts")
-    if not isinstance(value, dict) or not isinstance(stored, list) or not isinstance(written, list):
+    key_lines = entry.get("key_lines")
+    if not isinstance(value, dict) or not isinstance(stored, list) or not isinstance(written, list) \
+            or type(key_lines) is not list:
         return None
     lines: dict[YamlPath, int] = {}
     for path, line in stored:  # a pair that is not a pair raises ValueError/TypeError: ignored
@@ -144,6 +158,13 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
         lines[tuple(path)] = line
     if () not in lines:
         return None
+    keys = value.get("keys")
+    names = list(keys) if isinstance(keys, dict) else []
+    # one line per entry of `keys:`, in its order: each an int (not a bool) of at least 1, checked in C
+    if len(key_lines) != len(names) or (key_lines and (not _LINE_TYPES.issuperset(map(type, key_lines))
+                                                       or min(key_lines) < 1)):
+        return None
+    lines.update(zip(zip(repeat("keys"), names), key_lines))
     texts: dict[YamlPath, str] = {}
     for path, text in written:  # almost always none
         if type(text) is not str or type(path) is not list or not _PART_TYPES.issuperset(map(type, path)):
@@ -155,12 +176,13 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
 def store(data: bytes, doc: YamlDocument) -> None:
     """Keep `doc` (the clean parse of `data`: no problems reported, and valid against the built-in
     schema as a whole) for the next run. Failing to write is not an error."""
-    key = entry_key(data) if isinstance(doc.value, dict) and not doc.damaged else None
+    key_lines = _key_lines(doc.value, doc.lines) if isinstance(doc.value, dict) and not doc.damaged else None
+    key = entry_key(data) if key_lines is not None else None
     if key is None:
         return
     try:
         text = json.dumps({"format": CACHE_FORMAT, "key": key, "value": doc.value,
-                           "lines": _stored_lines(doc.lines),
+                           "lines": _stored_lines(doc.lines), "key_lines": key_lines,
                            "texts": [[list(path), text] for path, text in doc.texts.items()]},
                           separators=(",", ":"))
     except (KeyError, TypeError, ValueError, RecursionError):
