@@ -129,8 +129,14 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
     # would only add a second message for the same mistake ("the key never expires")
     if expiry is None or len(diagnostics) != errors_before or not (raw_rotation := value.get("rotation")):
         rotation = _NO_ROTATION
-    else:
-        rotation = _rotation(raw_rotation, expiry, source, path, report, kind)
+    else:  # most rules: one checked clean before for the same expiry and type (`_rotation`)
+        memo: tuple[Any, ...] | None = (tuple(raw_rotation.items()), expiry.kind, expiry.duration, expiry.text,
+                                        kind.name, kind.reports_usage)
+        try:
+            found = _rotations.get(memo)  # type: ignore[arg-type]  # (not None here)
+        except TypeError:  # a value the schema let through that is not hashable: no memo
+            found = memo = None
+        rotation = found if found is not None else _rotation(raw_rotation, expiry, source, path, report, kind, memo)
     sink = _sink_target(value, kind, decl, path, ctx)
     if provider.definition is not None:
         from keyform.manifest.restglue import rest_attributes
@@ -264,18 +270,10 @@ def _expiry(value: Mapping[str, Any], source: ManifestFile, path: YamlPath, repo
 
 
 def _rotation(raw: Mapping[str, str], expiry: Expiry, source: ManifestFile, path: YamlPath,
-              report: Report, kind: ProviderKind) -> Rotation:
-    """The key's `rotation:` (`raw`, not empty), checked against its expiry."""
-    # the rule's check reads these of the expiry: hashing them is cheaper than hashing an Expiry
-    memo: tuple[Any, ...] | None = None
-    try:
-        done = _rotations.get(key := (tuple(raw.items()), expiry.kind, expiry.duration, expiry.text,
-                                      kind.name, kind.reports_usage))
-        memo = key
-    except TypeError:  # a value the schema let through that is not hashable: no memo
-        done = None
-    if done is not None:
-        return done  # the same rule, checked clean before (no message to repeat)
+              report: Report, kind: ProviderKind, memo: tuple[Any, ...] | None) -> Rotation:
+    """The key's `rotation:` (`raw`, not empty), checked against its expiry; remembered under `memo`
+    (the rule's items, and what the check reads of the expiry and the type: hashing those is
+    cheaper than hashing an Expiry) when clean. `build_key` looks a remembered rule up first."""
     errors_before = len(report.diagnostics)
     rotation = _checked_rotation(raw, expiry, source, path, report, kind)
     if memo is not None and len(report.diagnostics) == errors_before and len(_rotations) < 256:

@@ -15,7 +15,19 @@ from keyform.model import EnvRef, FileRef, SecretOfRef, SecretRef
 
 def build_ref(value: Mapping[str, Any], source: ManifestFile) -> SecretRef:
     if "env" in value:
-        return EnvRef(value["env"])
+        name = value["env"]
+        if type(name) is not str:
+            return EnvRef(name)
+        # one (frozen) EnvRef per variable name: 5,000 keys reading one variable share it
+        found = _env_refs.get(name)
+        if found is None:
+            found = EnvRef(name)
+            if len(_env_refs) < 1024:
+                _env_refs[name] = found
+        return found
     if "file" in value:
         return FileRef(source.resolve(value["file"]))
     return SecretOfRef(value["secret_of"])
+
+
+_env_refs: dict[str, EnvRef] = {}
