@@ -158,6 +158,8 @@ class Expiry:
         return None
 
 
+# the references that name no other key (`KeySpec.dependencies` passes over a key with only these)
+_PLAIN_REFS = frozenset((EnvRef, FileRef))
 NEVER = Expiry("never")
 _NO_ROTATION = Rotation()
 
@@ -195,9 +197,10 @@ class KeySpec:
 
     def dependencies(self) -> list[str]:
         """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""
-        if not self.secret_inputs:  # most keys: no set, no sort
+        inputs = self.secret_inputs
+        if not inputs or _PLAIN_REFS.issuperset(map(type, inputs.values())):  # most keys: no set, no sort
             return []
-        return sorted({r.address for r in self.secret_inputs.values() if isinstance(r, SecretOfRef)})
+        return sorted({r.address for r in inputs.values() if isinstance(r, SecretOfRef)})
 
 
 _HEADERS = "headers."

@@ -22,7 +22,7 @@ def check_references(keys: Mapping[str, KeySpec], declared: Mapping[str, Declara
     _check_sink_entries(keys, declared, sinks, report)
 
 
-_PLAIN_REFS = frozenset((EnvRef, FileRef))
+_PLAIN_REFS = frozenset((EnvRef, FileRef))  # (as `KeySpec.dependencies` passes them over)
 
 
 def _consumers(keys: Mapping[str, KeySpec]) -> list[tuple[str, KeySpec, list[tuple[str, SecretOfRef]]]]:
