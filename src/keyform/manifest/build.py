@@ -21,7 +21,7 @@ from keyform.manifest.document import YamlPath
 from keyform.manifest.keyspecs import KeyContext, build_key
 from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
-from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
+from keyform.manifest.sources import Declaration, Declarations, ManifestFile, Report, dotted, known_names
 from keyform.model import (
     EnvRef,
     FileRef,
@@ -74,8 +74,8 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
                          declared_sinks=declared["sinks"], sinks=sinks, default_sink=default_sink,
                          now=now, report=report)
     keys: dict[str, KeySpec] = {}
-    for name, decl in declared["keys"].items():
-        spec = build_key(decl, context)
+    for name, (value, source) in declared["keys"].entries():
+        spec = build_key(name, value, source, context)
         if spec is not None:
             keys[name] = spec
     check_references(keys, declared["keys"], sinks, report)
@@ -97,7 +97,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
                      policies=policies)
 
 
-def _policies(declared: dict[str, Declaration], report: Report) -> tuple[Policy, ...]:
+def _policies(declared: Mapping[str, Declaration], report: Report) -> tuple[Policy, ...]:
     """`policies:` entries → Policy (their parameters checked here: regexes, JSON Schemas). The
     policy module is imported only by manifests that declare policies."""
     out: list[Policy] = []
@@ -114,22 +114,18 @@ def _policies(declared: dict[str, Declaration], report: Report) -> tuple[Policy,
     return tuple(out)
 
 
-def _declarations(files: Sequence[ManifestFile], report: Report) -> dict[str, dict[str, Declaration]]:
+def _declarations(files: Sequence[ManifestFile], report: Report) -> dict[str, Declarations]:
     """Each section's entries across all files; a second definition is an error naming the first."""
-    declared: dict[str, dict[str, Declaration]] = {s: {} for s in SECTIONS}
+    declared = {s: Declarations(s) for s in SECTIONS}
     for source in files:
         for section in SECTIONS:
             entries = source.data.get(section)
             if not isinstance(entries, dict) or not source.valid((section,)):
                 continue
-            for name, value in entries.items():
-                decl = Declaration(section, name, value, source)
-                first = declared[section].get(name)
-                if first is not None:
-                    report.error(source, decl.path,
-                                 f"{_SINGULAR[section]} {name!r} is already defined at {first.loc}")
-                    continue
-                declared[section][name] = decl
+            known = declared[section]
+            for name in known.add(entries, source):
+                report.error(source, (section, name),
+                             f"{_SINGULAR[section]} {name!r} is already defined at {known[name].loc}")
     return declared
 
 
@@ -190,7 +186,7 @@ def _state_backend(files: Sequence[ManifestFile], report: Report) -> StateConfig
     return StateConfig(backend="postgres", dsn=ref, workspace=name, loc=source.loc(("state", "dsn")))
 
 
-def _default_sink(files: Sequence[ManifestFile], sinks: dict[str, Declaration],
+def _default_sink(files: Sequence[ManifestFile], sinks: Mapping[str, Declaration],
                   report: Report) -> str | None:
     setting = _single_setting(files, ("defaults", "sink"), report)
     if setting is None or not isinstance(setting[1], str):
@@ -339,7 +335,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _check_shared_files(sinks: dict[str, SinkConfig], declared: dict[str, Declaration], report: Report) -> None:
+def _check_shared_files(sinks: dict[str, SinkConfig], declared: Mapping[str, Declaration], report: Report) -> None:
     """Two sinks may name one file only as exact aliases (same type and options): otherwise each
     rewrite would put the file in its own format, or under other recipients, and lose the other's entries."""
     first: dict[str, SinkConfig] = {}
@@ -364,7 +360,7 @@ STATE_FILES = (("", "the file"), (".backup", "the backup"), (".lock", "the lock 
                (".journal", "the apply journal"))
 
 
-def _check_state_files(sinks: dict[str, SinkConfig], declared: dict[str, Declaration], keys: Mapping[str, KeySpec],
+def _check_state_files(sinks: dict[str, SinkConfig], declared: Mapping[str, Declaration], keys: Mapping[str, KeySpec],
                        states: Sequence[tuple[str, str]], report: Report,
                        reviewed: Sequence[tuple[str, str]] = ()) -> None:
     """No sink may write the local state or its backup, lock or journal (`states`: each state's

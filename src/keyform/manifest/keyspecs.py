@@ -95,12 +95,12 @@ def upper_snake(address: str) -> str:
     return _NOT_ALNUM.sub("_", address).upper()
 
 
-def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
-    """The key's spec, or None when it failed the schema or any check here (all reported)."""
-    value = decl.value
-    source, name, path = decl.source, decl.name, decl.path
-    if not isinstance(value, dict) or (source.broken and not source.valid(path)):  # `decl.valid`
-        _broken_key(decl, ctx)
+def build_key(name: str, value: Any, source: ManifestFile, ctx: KeyContext) -> KeySpec | None:
+    """The spec of key `name`, whose entry `source` declares as `value`, or None when it failed the
+    schema or any check here (all reported). (No `Declaration` is made for a key built clean.)"""
+    path = ("keys", name)
+    if not isinstance(value, dict) or (source.broken and not source.valid(path)):  # `Declaration.valid`
+        _broken_key(Declaration("keys", name, value, source), ctx)
         return None
     report = ctx.report
     provider_name: str = value["provider"]
@@ -109,7 +109,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
         if provider_name not in ctx.declared_providers:
             report.error(source, (*path, "provider"), f"{dotted(path)}.provider: unknown provider "
                          f"{provider_name!r}{known_names(ctx.declared_providers, 'providers')}")
-            _unknown_sink(value, decl, ctx)
+            _unknown_sink(value, Declaration("keys", name, value, source), ctx)
             return None
         provider = ctx.providers.get(provider_name)
         if provider is None:  # the provider itself is invalid and reported
@@ -137,7 +137,7 @@ def build_key(decl: Declaration, ctx: KeyContext) -> KeySpec | None:
         except TypeError:  # a value the schema let through that is not hashable: no memo
             found = memo = None
         rotation = found if found is not None else _rotation(raw_rotation, expiry, source, path, report, kind, memo)
-    sink = _sink_target(value, kind, decl, path, ctx)
+    sink = _sink_target(value, kind, name, source, path, ctx)
     if provider.definition is not None:
         from keyform.manifest.restglue import rest_attributes
         attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, path, report)
@@ -342,9 +342,9 @@ def _check_unused_for(grace: timedelta, unused_for: timedelta | None, on_grace_e
                      "after a replacement (e.g. grace: 7d, unused_for: 1h)")
 
 
-def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration, path: YamlPath,
+def _sink_target(value: Mapping[str, Any], kind: ProviderKind, name: str, source: ManifestFile, path: YamlPath,
                  ctx: KeyContext) -> SinkTarget | None:
-    source, report = decl.source, ctx.report
+    report = ctx.report
     raw = value.get("sink")
     if not kind.returns_secret:
         if raw is not None:
@@ -354,7 +354,7 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
     entry: str | None = None
     if raw is None:
         if ctx.default_sink is None:
-            report.error(source, path, f"no sink for the secret of key {decl.name!r} "
+            report.error(source, path, f"no sink for the secret of key {name!r} "
                          "(set sink: or defaults.sink)")
             return None
         sink_name = ctx.default_sink  # an unknown defaults.sink is reported there
@@ -365,7 +365,7 @@ def _sink_target(value: Mapping[str, Any], kind: ProviderKind, decl: Declaration
     if raw is not None and sink_name not in ctx.declared_sinks:
         _report_unknown_sink(source, path, sink_name, ctx)
         return None
-    entry = entry or upper_snake(decl.name)
+    entry = entry or upper_snake(name)
     sink = ctx.sinks.get(sink_name)
     if sink is not None and (problem := (ctx.entry_rules.get(sink_name) or _entry_rule(sink_name, sink, ctx))(
             sink, entry)):

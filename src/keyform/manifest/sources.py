@@ -7,8 +7,9 @@ on the line of the YAML key it is about.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,53 @@ class Declaration:
     @property
     def loc(self) -> SourceLoc:
         return self.source.loc(self.path)
+
+
+class Declarations(Mapping[str, Declaration]):
+    """One section's entries across all files, by name: the first definition of each. Held as
+    (value, file) pairs, added a file's section at a time in C; a `Declaration` is made when one is
+    asked for (10,000 keys are built from the pairs, `entries`, and none is made for most of them)."""
+
+    __slots__ = ("_found", "_made", "section")
+
+    def __init__(self, section: str) -> None:
+        self.section = section
+        self._found: dict[str, tuple[Any, ManifestFile]] = {}
+        self._made: dict[str, Declaration] = {}
+
+    def add(self, entries: Mapping[str, Any], source: ManifestFile) -> list[str]:
+        """Add `source`'s entries of the section; the names already defined (not added), in order."""
+        found = self._found
+        if found.keys().isdisjoint(entries):  # (most sections: one pass in C)
+            found.update(zip(entries, zip(entries.values(), repeat(source))))
+            return []
+        again = []
+        for name, value in entries.items():
+            if name in found:
+                again.append(name)
+            else:
+                found[name] = (value, source)
+        return again
+
+    def entries(self) -> ItemsView[str, tuple[Any, ManifestFile]]:
+        """(name, (value, file)) of each entry, in definition order."""
+        return self._found.items()
+
+    def __getitem__(self, name: str) -> Declaration:
+        made = self._made.get(name)
+        if made is None:
+            value, source = self._found[name]
+            made = self._made[name] = Declaration(self.section, name, value, source)
+        return made
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
 
 
 @record(frozen=False)
