@@ -70,8 +70,9 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
         from keyform.manifest.restglue import check_definition_names
         check_definition_names(providers, declared["providers"], report)
     _check_shared_files(sinks, declared["sinks"], report)
-    context = KeyContext(declared_providers=declared["providers"], providers=providers,
-                         declared_sinks=declared["sinks"], sinks=sinks, default_sink=default_sink,
+    # (plain dicts of the few providers and sinks: each key asks whether its sink is declared)
+    context = KeyContext(declared_providers=dict(declared["providers"]), providers=providers,
+                         declared_sinks=dict(declared["sinks"]), sinks=sinks, default_sink=default_sink,
                          now=now, report=report)
     keys: dict[str, KeySpec] = {}
     for name, (value, source) in declared["keys"].entries():
