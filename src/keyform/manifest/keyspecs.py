@@ -148,8 +148,11 @@ def build_key(name: str, value: Any, source: ManifestFile, ctx: KeyContext) -> K
     prevent_destroy = bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value else False
     # positional, in the fields' order (address, provider, provider_type, attrs, loc, secret_inputs,
     # expiry, rotation, sink, prevent_destroy, entry, field_loc): twelve keywords cost twice the call
-    return KeySpec(name, provider_name, provider.type, attrs, source.doc.loc(path), secret_inputs, expiry, rotation,
-                   sink, prevent_destroy, value, partial(_field_loc, source, path) if secret_inputs else None)
+    doc = source.doc
+    line = doc.lines.get(path)  # (a key's own line is always recorded: `doc.loc` without its call)
+    return KeySpec(name, provider_name, provider.type, attrs,
+                   SourceLoc(doc.file, line) if line is not None else doc.loc(path), secret_inputs, expiry,
+                   rotation, sink, prevent_destroy, value, partial(_field_loc, source, path) if secret_inputs else None)
 
 
 def _broken_key(decl: Declaration, ctx: KeyContext) -> None:
@@ -391,10 +394,12 @@ def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,
     for attr, default in facts.defaults:
         # `name` defaults to the address, every other omitted attribute to the type's default
         raw = value.get(attr, address if attr == "name" else default)
-        if attr == "headers":
-            attrs[attr] = {h: v for h, v in raw.items() if isinstance(v, str)}
+        if attr == "headers":  # plain values are attributes, `{env: ...}` ones inputs: one pass
+            plain = attrs[attr] = {}
             for header, ref in raw.items():
-                if isinstance(ref, dict):
+                if isinstance(ref, str):
+                    plain[header] = ref
+                elif isinstance(ref, dict):
                     secret_inputs[header_input(header)] = build_ref(ref, source)
         elif type(raw) is str:  # most attributes: as the last branch, without two isinstance tests
             attrs[attr] = raw
