@@ -183,9 +183,10 @@ class KeySpec:
     sink: SinkTarget | None = None
     prevent_destroy: bool = False
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # as written (policies' schema)
-    # Where a field of the key's entry is written: `("headers", "X-Key")` → its file:line. Set by
-    # the loader for a key with secret inputs; it looks the line up only when a message asks.
-    field_loc: Callable[[tuple[str, ...]], SourceLoc] | None = field(default=None, compare=False, repr=False)
+    # Where a field of the key's entry is written: (address, `("headers", "X-Key")`) → its file:line.
+    # Set by the loader for a key with secret inputs (one function per manifest file, not one per
+    # key); it looks the line up only when a message asks.
+    field_loc: Callable[[str, tuple[str, ...]], SourceLoc] | None = field(default=None, compare=False, repr=False)
 
     def input_loc(self, path: str) -> SourceLoc:
         """Where write-only input `path` (`auth_value`, `headers.X-Api-Key`) is written: the line of
@@ -193,7 +194,7 @@ class KeySpec:
         if self.field_loc is None:
             return self.loc
         header = header_of(path)
-        return self.field_loc(("headers", header) if header is not None else (path,))
+        return self.field_loc(self.address, ("headers", header) if header is not None else (path,))
 
     def dependencies(self) -> list[str]:
         """Addresses whose secrets this key consumes (`secret_of` edges), in a stable order."""

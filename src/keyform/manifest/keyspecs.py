@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 from keyform.durations import MAX_YEAR, format_duration, format_time, parse_duration, parse_time
@@ -152,7 +152,7 @@ def build_key(name: str, value: Any, source: ManifestFile, ctx: KeyContext) -> K
     line = doc.lines.get(path)  # (a key's own line is always recorded: `doc.loc` without its call)
     return KeySpec(name, provider_name, provider.type, attrs,
                    SourceLoc(doc.file, line) if line is not None else doc.loc(path), secret_inputs, expiry,
-                   rotation, sink, prevent_destroy, value, partial(_field_loc, source, path) if secret_inputs else None)
+                   rotation, sink, prevent_destroy, value, source.key_field_loc if secret_inputs else None)
 
 
 def _broken_key(decl: Declaration, ctx: KeyContext) -> None:
@@ -191,12 +191,6 @@ def _unknown_sink(value: Mapping[str, Any], decl: Declaration, ctx: KeyContext) 
 def _report_unknown_sink(source: ManifestFile, path: YamlPath, sink_name: str, ctx: KeyContext) -> None:
     ctx.report.error(source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
                      f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
-
-
-def _field_loc(source: ManifestFile, key: YamlPath, field: tuple[str, ...]) -> SourceLoc:
-    """`KeySpec.field_loc`: the line of a field of the key at `key`, looked up when a message needs
-    it (in a cached file, a line inside a key's entry costs a parse: `parsecache.CachedLines`)."""
-    return source.loc((*key, *field))
 
 
 def _facts(provider: ProviderConfig) -> _ProviderFacts:

@@ -40,6 +40,12 @@ class ManifestFile:
     def loc(self, path: YamlPath) -> SourceLoc:
         return self.doc.loc(path)
 
+    def key_field_loc(self, address: str, field: tuple[str, ...]) -> SourceLoc:
+        """`KeySpec.field_loc`: the line of a field of key `address`'s entry here, looked up when a
+        message needs it (in a cached file, a line inside a key's entry costs a parse:
+        `parsecache.CachedLines`)."""
+        return self.doc.loc(("keys", address, *field))
+
     def resolve(self, text: str) -> str:
         """A path written in this file, made absolute (relative to the file's directory; `~` expands;
         `~user` of an unknown user stays as written, as in a shell: Path.expanduser would raise)."""
