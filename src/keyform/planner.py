@@ -169,12 +169,18 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     kinds = _Kinds()
     stuck: list[str] = []  # keys left as they are, needing a held key's secret (`_propagate`)
     if not destroy:
+        keys_get = state.keys.get
         for address in order if target_set is None else [a for a in order if a in target_set]:
             wanted = desired[address]
-            decisions[address] = _decide(wanted, state, snapshot, now, inputs, kinds[wanted.provider_type],
-                                          workspace.sinks)
+            kd = kinds[wanted.provider_type]
+            ks = keys_get(address)
+            if ks is not None and _quiet(wanted, ks, snapshot, now, inputs, kd):
+                # (most keys of most plans: `_decide` would find nothing, and build it piece by piece)
+                own = decisions[address] = _Decision(Action.NOOP)
+            else:
+                own = decisions[address] = _decide(wanted, state, snapshot, now, inputs, kd, workspace.sinks)
             if address in forced:
-                decisions[address].escalate(Action.REPLACE, REPLACE_REQUESTED)
+                own.escalate(Action.REPLACE, REPLACE_REQUESTED)
         stuck = _propagate(decisions, desired, state, deps, order, inputs)
 
     errors = [problem for a, d in decisions.items() if d.action in (Action.CREATE, Action.REPLACE)
@@ -721,6 +727,52 @@ class _Kinds(dict[str, _Kind]):
     def __missing__(self, name: str) -> _Kind:
         found = self[name] = _Kind.of(kind(name))
         return found
+
+
+def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime, inputs: PlanInputs,
+           kd: _Kind) -> bool:
+    """Whether `_decide` would find nothing at all for `spec`'s key `ks` (a bare no-op: no reason,
+    attribute, note or flag): every check it makes, in one pass with nothing built. False is no
+    verdict (`_decide` then looks, and may find nothing either): it answers True only when the
+    key agrees with its record and its listing in the common shape (the same provider, attributes,
+    expiry text, sink and fingerprints; listed, not revoked or expired; no rotation due)."""
+    if (ks.provider != spec.provider or ks.provider_type != spec.provider_type
+            or ks.prevent_destroy != spec.prevent_destroy or ks.rotation_requested):
+        return False
+    expiry = spec.expiry
+    if ks.expiry_spec != expiry.spec or ((at := expiry.at) is not None and at <= now):
+        return False  # (an expiry edited, or a fixed one passed: held)
+    known, rk = snapshot.lookup(ks.provider, ks.remote_id)
+    applied: Mapping[str, Any] = ks.attrs
+    seen: Mapping[str, Any]
+    if rk is None:
+        if known:
+            return False  # deleted outside keyform
+        seen, expires_text = applied, ks.expires_at
+    else:
+        if rk.revoked or rk.expired or (rk.expires_at != ks.expires_at and kd.type.expiry_updatable):
+            return False
+        seen, expires_text = rk.attrs, rk.expires_at
+    if spec.attrs != applied or not (seen is applied or (seen.keys() >= kd.remote_reported
+                                                         and seen.items() <= applied.items())):
+        return False
+    if spec.secret_inputs or ks.fingerprints:  # (`_diff_secret_inputs`' own shortcut)
+        resolved = inputs.fingerprints.get(spec.address, {})
+        if resolved != ks.fingerprints or resolved.keys() != spec.secret_inputs.keys():
+            return False
+    if kd.type.returns_secret and ks.secret_in_sink and (spec.sink != ks.sink
+                                                         or spec.address in inputs.missing_secrets):
+        return False
+    rot = spec.rotation
+    expires = _norm_time(expires_text) if expires_text else None
+    if expires is not None and expires <= now:
+        return False  # expired by the recorded (or listed) time
+    if rot.before_expiry is not None:
+        # `_rotation_due`'s expiry: the listed one, else (the API reports none) the state's
+        due_by = expires if rk is None or rk.expires_at else _norm_time(ks.expires_at)
+        if due_by is not None and due_by - now < rot.before_expiry:
+            return False
+    return rot.max_age is None or now - parse_time(ks.created_at) < rot.max_age
 
 
 def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime,
