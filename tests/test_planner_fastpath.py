@@ -100,6 +100,7 @@ def _check(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, inputs: PlanIn
         mp.setattr(planner, "_quiet", lambda *a: False)
         slow = _plan_or_error(ws, state, snapshot, now, inputs=inputs)
     assert fast == slow
+    assert planner._Decision(Action.NOOP) == planner._QUIET  # (shared: never changed)
     return quiet
 
 

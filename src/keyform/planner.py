@@ -168,32 +168,45 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     order = topological_order(deps)
     kinds = _Kinds()
     stuck: list[str] = []  # keys left as they are, needing a held key's secret (`_propagate`)
+    # the keys whose decision is their own (not `_QUIET`), in `decisions`' order: most plans' few
+    looked: dict[str, _Decision] = {}
+    keys_get = state.keys.get
     if not destroy:
-        keys_get = state.keys.get
         for address in order if target_set is None else [a for a in order if a in target_set]:
             wanted = desired[address]
             kd = kinds[wanted.provider_type]
             ks = keys_get(address)
-            if ks is not None and _quiet(wanted, ks, snapshot, now, inputs, kd):
+            if address not in forced and ks is not None and _quiet(wanted, ks, snapshot, now, inputs, kd):
                 # (most keys of most plans: `_decide` would find nothing, and build it piece by piece)
-                own = decisions[address] = _Decision(Action.NOOP)
-            else:
-                own = decisions[address] = _decide(wanted, state, snapshot, now, inputs, kd, workspace.sinks)
+                decisions[address] = _QUIET
+                continue
+            own = decisions[address] = looked[address] = _decide(wanted, state, snapshot, now, inputs, kd,
+                                                                 workspace.sinks)
             if address in forced:
                 own.escalate(Action.REPLACE, REPLACE_REQUESTED)
-        stuck = _propagate(decisions, desired, state, deps, order, inputs)
+        if any(d.held or d.action in (Action.CREATE, Action.REPLACE) for d in looked.values()):
+            # (else no rule applies: nothing is (re)issued, nothing held)
+            stuck = _propagate(decisions, desired, state, deps, order, inputs)
+            looked = {a: d for a, d in decisions.items() if d is not _QUIET}
 
-    errors = [problem for a, d in decisions.items() if d.action in (Action.CREATE, Action.REPLACE)
+    errors = [problem for a, d in looked.items() if d.action in (Action.CREATE, Action.REPLACE)
               and desired[a].expiry.at is not None
               and (problem := past_expiry(desired[a], d.action, d.reasons, now)) is not None]
     changes: list[Change] = []
+    append = changes.append
     for address in order:
-        if address in decisions:
-            wanted = desired[address]
-            changes.append(_change_for(wanted, state.keys.get(address), decisions[address], deps[address],
-                                       kinds[wanted.provider_type]))
+        d = decisions.get(address)
+        if d is None:
+            continue
+        wanted = desired[address]
+        if d is _QUIET and not deps[address]:  # `_change_for`'s first case, for most keys
+            append(Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
+                          remote_id=state.keys[address].remote_id))  # (`_quiet` passes recorded keys only)
+        else:
+            append(_change_for(wanted, keys_get(address), d, deps[address], kinds[wanted.provider_type]))
 
-    errors += unsendable_updates(decisions, desired, state, inputs)
+    if any(d.action is Action.UPDATE for d in looked.values()):  # (it looks at updates only)
+        errors += unsendable_updates(decisions, desired, state, inputs)
     errors += foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
@@ -222,7 +235,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if errors:
         raise KeyformError(errors)
 
-    notes = [expired_note(desired[a], state.keys[a], d.waits) for a, d in decisions.items() if d.held]
+    notes = [expired_note(desired[a], state.keys[a], d.waits) for a, d in looked.items() if d.held]
     if stuck:
         notes.extend(stuck_note(a, state.keys.get(a), decisions[a].stuck or "", decisions[a].waits,
                                 dead_as=decisions[a].dead_as, only_update=decisions[a].only_update) for a in stuck)
@@ -729,6 +742,19 @@ class _Kinds(dict[str, _Kind]):
         return found
 
 
+# the decision of every key `_quiet` passes, shared: `_propagate` gives such a key its own (`_own`)
+# before it changes it; `plan` counts every other one as `looked`
+_QUIET = _Decision(Action.NOOP)
+
+
+def _own(decisions: dict[str, _Decision], address: str) -> _Decision:
+    """`address`'s decision, to be changed: its own, never the shared `_QUIET`."""
+    d = decisions[address]
+    if d is _QUIET:
+        d = decisions[address] = _Decision(Action.NOOP)
+    return d
+
+
 def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime, inputs: PlanInputs,
            kd: _Kind) -> bool:
     """Whether `_decide` would find nothing at all for `spec`'s key `ks` (a bare no-op: no reason,
@@ -1075,6 +1101,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                         and d.stuck is None):
                     # (a held consumer, expired, is left as it is: it sends its secret to nobody)
                     verb = "replaced" if sd.action is Action.REPLACE else "created"
+                    d = _own(decisions, address)
                     changed |= d.escalate(Action.REPLACE, f"depends on {src}, which is {verb}")
             if d.action not in issued:
                 continue
@@ -1091,7 +1118,7 @@ def _propagate(decisions: dict[str, _Decision], desired: Mapping[str, KeySpec], 
                 if sd is None or sd.action in issued:
                     continue
                 if not _secret_readable(desired[src], state.keys.get(src), inputs):
-                    changed |= sd.escalate(
+                    changed |= _own(decisions, src).escalate(
                         Action.REPLACE, f"{address} needs its secret and no sink can give it back")
     if held:  # (a key waits only for a held key, or for one waiting itself)
         # a key due for nothing but an in-place update that sends a waiting or held source's secret
