@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import field
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from keyform.records import record
@@ -165,13 +166,17 @@ class Plan:
     # (`keyform.envsettings`): applying the plan after one of those changed is refused
     settings: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
 
+    @cached_property  # (a plan is a value: looked for once, not by each of a render's several questions)
+    def _acted(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
     @property
     def actionable(self) -> list[Change]:
-        return [c for c in self.changes if c.action is not Action.NOOP]
+        return list(self._acted)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actionable)
+        return bool(self._acted)
 
     def counts(self) -> dict[str, int]:
         """Changes per action; a stale copy's removal (`Change.stale`) deletes no key, so it is

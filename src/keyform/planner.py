@@ -194,6 +194,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
               and (problem := past_expiry(desired[a], d.action, d.reasons, now)) is not None]
     changes: list[Change] = []
     append = changes.append
+    acted: list[Change] = []  # the changes of `changes` that are not bare no-ops (most plans: few)
     for address in order:
         d = decisions.get(address)
         if d is None:
@@ -203,16 +204,18 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             append(Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
                           remote_id=state.keys[address].remote_id))  # (`_quiet` passes recorded keys only)
         else:
-            append(_change_for(wanted, keys_get(address), d, deps[address], kinds[wanted.provider_type]))
+            append(made := _change_for(wanted, keys_get(address), d, deps[address], kinds[wanted.provider_type]))
+            if made.action is not Action.NOOP or made.sink is not None:
+                acted.append(made)
 
     if any(d.action is Action.UPDATE for d in looked.values()):  # (it looks at updates only)
         errors += unsendable_updates(decisions, desired, state, inputs)
-    errors += foreign_entries(workspace, state, changes, inputs) + unreadable_sinks(workspace, state, changes, inputs)
+    errors += foreign_entries(workspace, state, acted, inputs) + unreadable_sinks(workspace, state, acted, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
     deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
-    writes, leaving = _writes(workspace, changes), set(deleted)
+    writes, leaving = _writes(workspace, acted), set(deleted)
     # replaced by a key that writes no secret there (another provider type): its entry goes too
-    dropping = {c.address for c in changes if c.action is Action.REPLACE and c.address not in writes
+    dropping = {c.address for c in acted if c.action is Action.REPLACE and c.address not in writes
                 and any(a.name == SINK for a in c.attrs)}
     # most plans write no entry and delete no key with one: no pass over the state's entries
     kept = _secrets_at(workspace, state, leaving | dropping, writes) if writes or dropping or any(
@@ -304,15 +307,15 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     if state.deposed or revoking or deleted:
         # (a consumer this plan replaces keeps its old key, fed by the old source secret, for its
         # grace; not one whose old keys are revoked too, `--revoke-old` for it: that key goes now)
-        graced = {c.address for c in changes[:first_deleted] if c.action is Action.REPLACE and not c.dead
+        graced = {c.address for c in acted if c.action is Action.REPLACE and not c.dead
                   and c.address not in revoking
                   and (spec := desired.get(c.address)) is not None and spec.rotation.grace > timedelta(0)
                   } if revoking or any(d.revoke_requested for d in state.deposed) else set()
         changes[first_deleted:] = _still_fed(
-            changes[first_deleted:], changes[:first_deleted], state, notes, graced, destroy=destroy,
+            changes[first_deleted:], acted, state, notes, graced, destroy=destroy,
             expired=lambda u: held_past_expiry(u, desired, state, now))
     if state.deposed and not destroy:
-        notes.extend(_shortened_grace_notes(state.deposed, desired, changes, revoking, in_scope, now))
+        notes.extend(_shortened_grace_notes(state.deposed, desired, changes[first_deleted:], revoking, in_scope, now))
     held_entries: set[tuple[str, str]] | None = None
     for orphan in inputs.orphans:
         if in_scope(orphan.address):
@@ -338,11 +341,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         if note is not None:
             notes.append(note)
     notes.extend(u.advice() for u in inputs.uncertain if in_scope(u.address))
-    notes[:0] = _none_listed_warnings(state, snapshot, changes)  # first: the notes a Markdown plan cuts come last
+    acted += changes[first_deleted:]  # (the deletes, revocations and removals that follow the keys' changes)
+    notes[:0] = _none_listed_warnings(state, snapshot, acted)  # first: the notes a Markdown plan cuts come last
     notes.extend(_refresh_notes(workspace, state, snapshot, target_set))
     notes.extend(_unreadable_sink_notes(state, inputs, in_scope))
     fps = inputs.fingerprints
-    planned_inputs = {c.address: inputs_digest(f) for c in changes  # (a delete sends no input)
+    planned_inputs = {c.address: inputs_digest(f) for c in acted  # (a delete sends no input)
                       if c.action in (Action.CREATE, Action.REPLACE, Action.UPDATE) and c.primary
                       and (f := fps.get(c.address))}
     return Plan(changes=tuple(changes), notes=tuple(notes), lineage=state.lineage, serial=state.serial,
