@@ -78,3 +78,27 @@ def test_the_plan_s_scan_names_the_file_and_line_of_an_unclosed_quote(tmp_path: 
     snapshot = scan_sinks({"env": config}, {"env"})
     assert snapshot.problems == {"env": f"{path}:3: the \" quote that opens the value of NOTE is never closed, so a "
                                         "shell cannot read the file"}
+
+
+BLANK_PIECES = st.sampled_from(["A", "B", "=", "'", '"', " ", "\t", "#", " #", "\n", "\r\n", "x", "\u00a0", "\u2003",
+                                "\\", "export "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(BLANK_PIECES, max_size=30).map("".join))
+@example("A=\u00a0\n")
+@example("A=x #c\nA=#c\n")
+@example("A=''\nB=\"\"\n")
+def test_scan_finds_blank_what_parse_finds_blank(text: str) -> None:
+    """A variable is blank when the value `parse` gives its last assignment is only whitespace
+    (Unicode's too); `scan` decides most lines from the value's first character alone."""
+    try:
+        entries = parse(text)
+    except ValueError:
+        return  # (refused: `test_scan_finds_what_parse_finds`)
+    last = {e.name: e.value for e in entries if e.name is not None}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.env"
+        path.write_bytes(text.encode("utf-8"))
+        found = scan(SinkConfig("env", "dotenv", {"path": str(path)}, LOC))
+    assert found.blank == {n for n, v in last.items() if not (v or "").strip()}

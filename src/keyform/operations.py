@@ -416,8 +416,11 @@ def _plan(sess: Session, targets: Sequence[str], refresh_remote: bool, destroy: 
 
 def _unchecked(plan: Plan, fingerprints: Mapping[str, Mapping[str, str | None]]) -> set[str]:
     """The keys of `plan` (as `_unreadable_inputs` counts them) with an input it could not read."""
+    unread = [a for a, fps in fingerprints.items() if None in fps.values()]
+    if not unread:  # every input read (most plans): no set of the plan's keys
+        return set()
     planned = {c.address for c in plan.changes if not c.deposed and c.action is not Action.DELETE}
-    return {a for a, fps in fingerprints.items() if a in planned and None in fps.values()}
+    return {a for a in unread if a in planned}
 
 
 def _unreadable_inputs(sess: Session, plan: Plan, fingerprints: Mapping[str, Mapping[str, str | None]]) -> Diagnostics:

@@ -372,7 +372,12 @@ def scan(config: SinkConfig) -> ScannedEntries:
         if m is not None:
             name = m.group(2)
             found.setdefault(name, line)
-            if not _value(text, m.end(), end, quote, close).strip():  # (made and dropped at once)
+            start = m.end()
+            # an unquoted value whose first character is neither blank nor `#` is not blank (most
+            # lines): `_value` keeps that character, whatever comment follows
+            if not quote and start < end and (c := text[start]) != "#" and not c.isspace():
+                blank.discard(name)
+            elif not _value(text, start, end, quote, close).strip():  # (made and dropped at once)
                 blank.add(name)
             else:
                 blank.discard(name)
