@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from keyform.durations import format_duration, format_time, maybe_time, parse_time
 from keyform.errors import Diagnostic, KeyformError
@@ -171,42 +171,50 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     # the keys whose decision is their own (not `_QUIET`), in `decisions`' order: most plans' few
     looked: dict[str, _Decision] = {}
     keys_get = state.keys.get
+    # each key's Change in `order`: a quiet key's made at once, the others' (None here) once
+    # `_propagate` has run; when it changes anything every Change is made again (`_changes`)
+    slots: list[Change | None] = []
+    pending: list[tuple[int, str]] = []  # the None slots
     if not destroy:
         for address in order if target_set is None else [a for a in order if a in target_set]:
             wanted = desired[address]
             kd = kinds[wanted.provider_type]
             ks = keys_get(address)
-            if address not in forced and ks is not None and _quiet(wanted, ks, snapshot, now, inputs, kd):
-                # (most keys of most plans: `_decide` would find nothing, and build it piece by piece)
+            if (address not in forced and ks is not None and not deps[address]
+                    and _quiet(wanted, ks, snapshot, now, inputs, kd)):
+                # (most keys of most plans: `_decide` would find nothing, and build it piece by piece;
+                # its Change is `_change_for`'s first case)
                 decisions[address] = _QUIET
+                slots.append(Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
+                                    remote_id=ks.remote_id))
                 continue
             own = decisions[address] = looked[address] = _decide(wanted, state, snapshot, now, inputs, kd,
                                                                  workspace.sinks)
             if address in forced:
                 own.escalate(Action.REPLACE, REPLACE_REQUESTED)
+            pending.append((len(slots), address))
+            slots.append(None)
         if any(d.held or d.action in (Action.CREATE, Action.REPLACE) for d in looked.values()):
             # (else no rule applies: nothing is (re)issued, nothing held)
             stuck = _propagate(decisions, desired, state, deps, order, inputs)
             looked = {a: d for a, d in decisions.items() if d is not _QUIET}
+            slots = [None] * len(decisions)
+            pending = list(enumerate(decisions))  # (in `order`, as made)
 
     errors = [problem for a, d in looked.items() if d.action in (Action.CREATE, Action.REPLACE)
               and desired[a].expiry.at is not None
               and (problem := past_expiry(desired[a], d.action, d.reasons, now)) is not None]
-    changes: list[Change] = []
-    append = changes.append
-    acted: list[Change] = []  # the changes of `changes` that are not bare no-ops (most plans: few)
-    for address in order:
-        d = decisions.get(address)
-        if d is None:
-            continue
-        wanted = desired[address]
-        if d is _QUIET and not deps[address]:  # `_change_for`'s first case, for most keys
-            append(Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
-                          remote_id=state.keys[address].remote_id))  # (`_quiet` passes recorded keys only)
+    acted: list[Change] = []  # the changes that are not bare no-ops (most plans: few)
+    for i, address in pending:
+        wanted, own = desired[address], decisions[address]
+        if own is _QUIET and not deps[address]:  # `_change_for`'s first case
+            slots[i] = made = Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
+                                     remote_id=state.keys[address].remote_id)  # (`_quiet` passes recorded keys)
         else:
-            append(made := _change_for(wanted, keys_get(address), d, deps[address], kinds[wanted.provider_type]))
-            if made.action is not Action.NOOP or made.sink is not None:
-                acted.append(made)
+            slots[i] = made = _change_for(wanted, keys_get(address), own, deps[address], kinds[wanted.provider_type])
+        if made.action is not Action.NOOP or made.sink is not None:
+            acted.append(made)
+    changes = cast(list[Change], slots)  # (each made above)
 
     if any(d.action is Action.UPDATE for d in looked.values()):  # (it looks at updates only)
         errors += unsendable_updates(decisions, desired, state, inputs)
@@ -772,11 +780,12 @@ def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime,
     expiry = spec.expiry
     if ks.expiry_spec != expiry.spec or ((at := expiry.at) is not None and at <= now):
         return False  # (an expiry edited, or a fixed one passed: held)
-    known, rk = snapshot.lookup(ks.provider, ks.remote_id)
+    listing = snapshot.instances.get(ks.provider)  # (`RemoteSnapshot.lookup`, for one key of thousands)
+    rk = listing.keys.get(ks.remote_id) if listing is not None and listing.keys is not None else None
     applied: Mapping[str, Any] = ks.attrs
     seen: Mapping[str, Any]
     if rk is None:
-        if known:
+        if listing is not None and listing.keys is not None:
             return False  # deleted outside keyform
         seen, expires_text = applied, ks.expires_at
     else:
@@ -790,9 +799,12 @@ def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime,
         resolved = inputs.fingerprints.get(spec.address, {})
         if resolved != ks.fingerprints or resolved.keys() != spec.secret_inputs.keys():
             return False
-    if kd.type.returns_secret and ks.secret_in_sink and (spec.sink != ks.sink
-                                                         or spec.address in inputs.missing_secrets):
-        return False
+    if kd.type.returns_secret and ks.secret_in_sink:
+        want, have = spec.sink, ks.sink
+        if want is not have and (want is None or have is None or want.sink != have.sink or want.name != have.name):
+            return False  # (`_diff_sink`: the same target, compared field by field)
+        if spec.address in inputs.missing_secrets:
+            return False
     rot = spec.rotation
     expires = _norm_time(expires_text) if expires_text else None
     if expires is not None and expires <= now:
