@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import field
 from datetime import datetime, timedelta
@@ -167,6 +168,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     deps = {a: s.dependencies() for a, s in desired.items()}
     order = topological_order(deps)
     kinds = _Kinds()
+    times = _Times()
     stuck: list[str] = []  # keys left as they are, needing a held key's secret (`_propagate`)
     # the keys whose decision is their own (not `_QUIET`), in `decisions`' order: most plans' few
     looked: dict[str, _Decision] = {}
@@ -181,7 +183,7 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             kd = kinds[wanted.provider_type]
             ks = keys_get(address)
             if (address not in forced and ks is not None and not deps[address]
-                    and _quiet(wanted, ks, snapshot, now, inputs, kd)):
+                    and _quiet(wanted, ks, snapshot, now, inputs, kd, times)):
                 # (most keys of most plans: `_decide` would find nothing, and build it piece by piece;
                 # its Change is `_change_for`'s first case)
                 decisions[address] = _QUIET
@@ -767,8 +769,17 @@ def _own(decisions: dict[str, _Decision], address: str) -> _Decision:
     return d
 
 
+class _Times(dict[str, "datetime | None"]):
+    """Each time text's `maybe_time`, read once per plan: keys an apply made together share their
+    expiry to the second, and thousands of keys are often made by one apply."""
+
+    def __missing__(self, text: str) -> datetime | None:
+        found = self[text] = _norm_time(text)
+        return found
+
+
 def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime, inputs: PlanInputs,
-           kd: _Kind) -> bool:
+           kd: _Kind, times: _Times | None = None) -> bool:
     """Whether `_decide` would find nothing at all for `spec`'s key `ks` (a bare no-op: no reason,
     attribute, note or flag): every check it makes, in one pass with nothing built. False is no
     verdict (`_decide` then looks, and may find nothing either): it answers True only when the
@@ -806,12 +817,14 @@ def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime,
         if spec.address in inputs.missing_secrets:
             return False
     rot = spec.rotation
-    expires = _norm_time(expires_text) if expires_text else None
+    if times is None:
+        times = _Times()
+    expires = times[expires_text] if expires_text else None
     if expires is not None and expires <= now:
         return False  # expired by the recorded (or listed) time
     if rot.before_expiry is not None:
         # `_rotation_due`'s expiry: the listed one, else (the API reports none) the state's
-        due_by = expires if rk is None or rk.expires_at else _norm_time(ks.expires_at)
+        due_by = expires if rk is None or rk.expires_at else (times[ks.expires_at] if ks.expires_at else None)
         if due_by is not None and due_by - now < rot.before_expiry:
             return False
     return rot.max_age is None or now - parse_time(ks.created_at) < rot.max_age
@@ -1371,6 +1384,8 @@ def _none_listed_warnings(state: State, snapshot: RemoteSnapshot, changes: Seque
     `gone` statuses, "already gone remotely: only forgotten"); only in that last case, the listing
     wrong, does it stay live and untracked. Nothing is refused (a whole account may be wiped on
     purpose): the plan says so, first. A single key deleted out of many is no such sign."""
+    if not any(c.action is Action.CREATE or c.action is Action.DELETE for c in changes):
+        return []  # (nothing created again or deleted: no instance is warned of; most plans)
     recorded: dict[str, list[KeyState]] = {}
     for ks in state.keys.values():
         recorded.setdefault(ks.provider, []).append(ks)
@@ -1404,9 +1419,12 @@ def _none_listed_warnings(state: State, snapshot: RemoteSnapshot, changes: Seque
     return out
 
 
+_PROVIDER = operator.attrgetter("provider")
+
+
 def _refresh_notes(workspace: Workspace, state: State, snapshot: RemoteSnapshot, scope: set[str] | None) -> list[str]:
     if scope is None:  # every key counts (most plans): no test per key
-        used = {s.provider for s in workspace.keys.values()} | {k.provider for k in state.keys.values()}
+        used = set(map(_PROVIDER, workspace.keys.values())).union(map(_PROVIDER, state.keys.values()))
     else:
         used = {s.provider for a, s in workspace.keys.items() if a in scope}
         used |= {k.provider for a, k in state.keys.items() if a in scope}
