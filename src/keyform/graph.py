@@ -10,10 +10,7 @@ def cycles(deps: Mapping[str, Sequence[str]]) -> Iterator[list[str]]:
     unknown nodes are ignored."""
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
     for start in sorted(deps):
-        if start in state:
-            continue
-        if not deps[start]:  # a leaf (most keys): no path, nothing to search
-            state[start] = 2
+        if start in state or not deps[start]:  # (a leaf, most keys: no path, nothing to search or record)
             continue
         state[start] = 1
         path = [start]
@@ -39,6 +36,8 @@ def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
 def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str]:
     """Every node after all of its dependencies; ties broken by name so plans are stable.
     Raises ValueError naming the cycle if there is one."""
+    if not any(deps.values()):  # no edge at all (a workspace without `secret_of`): name order
+        return sorted(deps)
     cycle = find_cycle(deps)
     if cycle:
         raise ValueError("dependency cycle: " + " -> ".join(cycle))
