@@ -441,14 +441,16 @@ def _masked(plan: Plan) -> Plan:
     plan is shown, saved and posted on pull requests; the applier never reads these values. A
     no-change plan has no attribute to look at."""
     changes = list(plan.changes)
+    masked = False  # (whether a change was: no second pass over them to tell)
     for i, change in enumerate(changes):
         if not change.attrs:
             continue
         attrs = tuple(_masked_attr(a) for a in change.attrs)
         if any(a is not b for a, b in zip(attrs, change.attrs)):
             changes[i] = dataclasses.replace(change, attrs=attrs)
+            masked = True
     notes = tuple(redact.mask(n) for n in plan.notes)
-    if all(a is b for a, b in zip(changes, plan.changes)) and all(a is b for a, b in zip(notes, plan.notes)):
+    if not masked and all(a is b for a, b in zip(notes, plan.notes)):
         return plan
     return dataclasses.replace(plan, changes=tuple(changes), notes=notes)
 
