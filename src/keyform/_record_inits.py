@@ -159,21 +159,6 @@ def _assign_9_f3_f4_f7_f8(__kf_FACTORY, __kf_set, __kf_factory_3, __kf_factory_4
   return __init__
 
 
-def _assign_10_f1_f2_f7(__kf_FACTORY, __kf_set, __kf_factory_1, __kf_factory_2, __kf_factory_7):
-  def __init__(self, __kf_0, __kf_1, __kf_2, __kf_3, __kf_4, __kf_5, __kf_6, __kf_7, __kf_8, __kf_9):
-    self.__kf_0 = __kf_0
-    self.__kf_1 = __kf_factory_1() if __kf_1 is __kf_FACTORY else __kf_1
-    self.__kf_2 = __kf_factory_2() if __kf_2 is __kf_FACTORY else __kf_2
-    self.__kf_3 = __kf_3
-    self.__kf_4 = __kf_4
-    self.__kf_5 = __kf_5
-    self.__kf_6 = __kf_6
-    self.__kf_7 = __kf_factory_7() if __kf_7 is __kf_FACTORY else __kf_7
-    self.__kf_8 = __kf_8
-    self.__kf_9 = __kf_9
-  return __init__
-
-
 def _assign_10_f4(__kf_FACTORY, __kf_set, __kf_factory_4):
   def __init__(self, __kf_0, __kf_1, __kf_2, __kf_3, __kf_4, __kf_5, __kf_6, __kf_7, __kf_8, __kf_9):
     self.__kf_0 = __kf_0
@@ -186,6 +171,22 @@ def _assign_10_f4(__kf_FACTORY, __kf_set, __kf_factory_4):
     self.__kf_7 = __kf_7
     self.__kf_8 = __kf_8
     self.__kf_9 = __kf_9
+  return __init__
+
+
+def _assign_11_f1_f2_f7(__kf_FACTORY, __kf_set, __kf_factory_1, __kf_factory_2, __kf_factory_7):
+  def __init__(self, __kf_0, __kf_1, __kf_2, __kf_3, __kf_4, __kf_5, __kf_6, __kf_7, __kf_8, __kf_9, __kf_10):
+    self.__kf_0 = __kf_0
+    self.__kf_1 = __kf_factory_1() if __kf_1 is __kf_FACTORY else __kf_1
+    self.__kf_2 = __kf_factory_2() if __kf_2 is __kf_FACTORY else __kf_2
+    self.__kf_3 = __kf_3
+    self.__kf_4 = __kf_4
+    self.__kf_5 = __kf_5
+    self.__kf_6 = __kf_6
+    self.__kf_7 = __kf_factory_7() if __kf_7 is __kf_FACTORY else __kf_7
+    self.__kf_8 = __kf_8
+    self.__kf_9 = __kf_9
+    self.__kf_10 = __kf_10
   return __init__
 
 
@@ -642,8 +643,8 @@ def _setattr_17_f8(__kf_FACTORY, __kf_set, __kf_factory_8):
   return __init__
 
 
-def _setattr_31(__kf_FACTORY, __kf_set):
-  def __init__(self, __kf_0, __kf_1, __kf_2, __kf_3, __kf_4, __kf_5, __kf_6, __kf_7, __kf_8, __kf_9, __kf_10, __kf_11, __kf_12, __kf_13, __kf_14, __kf_15, __kf_16, __kf_17, __kf_18, __kf_19, __kf_20, __kf_21, __kf_22, __kf_23, __kf_24, __kf_25, __kf_26, __kf_27, __kf_28, __kf_29, __kf_30):
+def _setattr_32(__kf_FACTORY, __kf_set):
+  def __init__(self, __kf_0, __kf_1, __kf_2, __kf_3, __kf_4, __kf_5, __kf_6, __kf_7, __kf_8, __kf_9, __kf_10, __kf_11, __kf_12, __kf_13, __kf_14, __kf_15, __kf_16, __kf_17, __kf_18, __kf_19, __kf_20, __kf_21, __kf_22, __kf_23, __kf_24, __kf_25, __kf_26, __kf_27, __kf_28, __kf_29, __kf_30, __kf_31):
     __kf_set(self, '__kf_0', __kf_0)
     __kf_set(self, '__kf_1', __kf_1)
     __kf_set(self, '__kf_2', __kf_2)
@@ -675,6 +676,7 @@ def _setattr_31(__kf_FACTORY, __kf_set):
     __kf_set(self, '__kf_28', __kf_28)
     __kf_set(self, '__kf_29', __kf_29)
     __kf_set(self, '__kf_30', __kf_30)
+    __kf_set(self, '__kf_31', __kf_31)
   return __init__
 
 
@@ -694,8 +696,8 @@ PREBUILT = {
     ('assign', 8, ()): _assign_8,
     ('assign', 9, ()): _assign_9,
     ('assign', 9, (3, 4, 7, 8)): _assign_9_f3_f4_f7_f8,
-    ('assign', 10, (1, 2, 7)): _assign_10_f1_f2_f7,
     ('assign', 10, (4,)): _assign_10_f4,
+    ('assign', 11, (1, 2, 7)): _assign_11_f1_f2_f7,
     ('assign', 12, ()): _assign_12,
     ('assign', 12, (0, 1, 2, 6, 8, 9, 10, 11)): _assign_12_f0_f1_f2_f6_f8_f9_f10_f11,
     ('assign', 13, (6, 8, 12)): _assign_13_f6_f8_f12,
@@ -729,5 +731,5 @@ PREBUILT = {
     ('setattr', 13, (7, 10, 12)): _setattr_13_f7_f10_f12,
     ('setattr', 15, (14,)): _setattr_15_f14,
     ('setattr', 17, (8,)): _setattr_17_f8,
-    ('setattr', 31, ()): _setattr_31,
+    ('setattr', 32, ()): _setattr_32,
 }
