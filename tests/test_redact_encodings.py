@@ -190,3 +190,25 @@ def test_a_failing_exec_helper_printing_the_secret_hex_base64_and_coloured_leaks
         assert not [blob[i:i + 8] for i in range(2, len(blob) - 10) if blob[i:i + 8] in bare], text
         assert not [secret[i:i + 8] for i in range(len(secret) - 8) if secret[i:i + 8] in bare], text
     assert "ansi:" in result.stderr and "blob:" in result.stderr and "hex: ***" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("case", ["narrow prefixed lines", "a truncated echo", "a 5-byte secret whole"])
+def test_a_helpers_own_secret_in_base64_is_masked_as_before_stop_46(case: str) -> None:
+    """Found by an adversarial review (stop 46): a helper's stderr was scrubbed of any 16 characters
+    of the base64 of the secret it was given (`procs.base64_forms`, dropped for `_decoded_hits`,
+    which needs 16 decoded bytes of a long secret, 22 characters, and 6 of a short one). A logger
+    wrapping `base64` of its stdin at 20 characters a line with a prefix printed the whole secret,
+    15 bytes a line; a 20-character truncated echo showed 15 bytes of it; a 5-byte secret's padded
+    encoding was shown whole."""
+    secret = "5byte" if case == "a 5-byte secret whole" else "sk_live_" + "Qz7kP2mW9xR4vT6aB8cD1eF3gH5j"
+    encoded = base64.b64encode(secret.encode()).decode()
+    if case == "narrow prefixed lines":
+        err = "\n".join(f"helper[77]: {encoded[i:i + 20]}" for i in range(0, len(encoded), 20))
+    elif case == "a truncated echo":
+        err = f"refused: data {encoded[4:24]}... (truncated)"
+    else:
+        err = f"refused: data {encoded}"
+    shown = "".join(describe_output(err.encode(), [secret]).split())
+    kept = [encoded[i:i + 16] for i in range(len(encoded) - 16 + 1)] if len(encoded) > 16 else [encoded]
+    assert not [piece for piece in kept if piece in shown], shown
+    assert "***" in shown and shown.startswith(("helper[77]:", "refused:"))

@@ -11,6 +11,7 @@ outlives a killed keyform keeps the state locked.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import selectors
@@ -188,7 +189,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     scrubbed as a server's text is (`keyform.redact.scrub`): any 16 consecutive characters of one of
     `secrets` or of a secret this process remembered, in any of its escaped, base64 or hex forms (a
     program given a secret often base64s it before it fails: `base64` in a script, a Kubernetes
-    Secret's `data` that kubectl prints back, an API body), become `***`. A
+    Secret's `data` that kubectl prints back, an API body), become `***`, and any 16 characters of the
+    base64 of one of `secrets` (`base64_forms`). A
     program may quote part of its stdin, or a secret keyform read earlier, re-wrapped or escaped."""
     secrets = [s for s in secrets if s]
     needles: set[str] = set()
@@ -197,7 +199,32 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         needles.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 4)
     for needle in sorted(needles, key=len, reverse=True):
         text = text.replace(needle, REDACTED)
-    return scrub(text[-MAX_RAW:], secrets)  # its tail is what a message shows (`describe_output`)
+    encoded = [form for secret in secrets for form in base64_forms(secret)]
+    return scrub(text[-MAX_RAW:], secrets + encoded)  # its tail is what a message shows (`describe_output`)
+
+
+def base64_forms(secret: str) -> list[str]:
+    """`secret` as base64 may carry it, standard and URL-safe: whole (padded), and within a longer
+    encoded text at each of the three byte offsets (the characters the neighbouring bytes change left
+    out). `scrub` masks any 16 characters of each, and a short one whole: what `scrub`'s decoding
+    (`keyform.redact._decoded_hits`, any secret's) does not, as 16 base64 characters are 12 bytes and
+    it compares 16 (a helper's logger wrapping its stdin's base64 at 20 characters a line, each line
+    prefixed, printed the whole secret 15 bytes a line), and a secret of 4 or 5 bytes is not decoded
+    for at all. Only for the secrets a helper was given (few: its patterns are built per message)."""
+    try:
+        data = secret[:MAX_RAW].encode("utf-8")
+    except UnicodeEncodeError:
+        return []
+    forms: list[str] = []
+    for offset, skip in ((0, 0), (1, 2), (2, 3)):
+        encoded = base64.b64encode(bytes(offset) + data).decode("ascii")
+        if offset:  # the last quantum depends on what follows the secret
+            encoded = encoded[skip:len(encoded) - 4]
+        forms += (encoded, encoded.translate(_URLSAFE))
+    return forms
+
+
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def describe_output(raw: bytes, secrets: Iterable[str] = ()) -> str:
