@@ -527,6 +527,10 @@ def test_a_hidden_manifest_in_a_directory_is_an_error_never_skipped_in_silence(t
     "version: 1\nkeys: {}\nsinsk: {}\n",  # two letters swapped
     "version: 1\nporviders: {}\nkeys: {}\n",
     "version: 1\nprovdiers: {}\nkeys: {}\npolicise: []\n",  # two slips in a long name, one in another
+    # two letters swapped in a name of four, under difflib's 0.8 (0.75): found by an adversarial review
+    "version: 1\nproviders: {}\nkyes:\n  draft: {provider: questra-prod}\n",
+    "version: 1\nproviders: {}\nekys:\n  draft: {provider: questra-prod}\n",
+    "version: 1\nkeys: {}\nsikn:\n  f: {type: dotenv, path: .env}\n",
 ])
 def test_a_hidden_manifest_with_a_misspelled_section_is_still_an_error(tmp_path: Path, text: str) -> None:
     """A hidden manifest with one top-level name a manifest does not have was taken for another

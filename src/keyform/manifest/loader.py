@@ -272,7 +272,9 @@ def _section_name(name: str) -> bool:
     """Whether a top-level `name` is a manifest's section, or a misspelling of one (`provider:`,
     `Keys:`, `polices:`, `defualts:`): close to one of `_SECTION_LOOKALIKES` by difflib's ratio
     (0.8 or more) and a slip of the hand away from it, a letter added, dropped or changed or two
-    next to each other swapped (once in a name of up to six letters, twice in a longer one). A
+    next to each other swapped (once in a name of up to six letters, twice in a longer one); or
+    two letters next to each other swapped, whatever difflib says (`kyes`, `ekys`, `sikn` fall
+    under 0.8: a four-letter name's swap is 0.75; found by an adversarial review). A
     hidden manifest with a slip in a section's name is still one (it was passed over in silence,
     its keys planned for deletion); other tools' names (`builds:`, `creation_rules:`, `repos:`,
     `stages:`, `project_name:`) are not that close to any, and GoReleaser's `signs:`, at difflib's
@@ -283,9 +285,19 @@ def _section_name(name: str) -> bool:
         return True
     import difflib  # (a hidden file with a keyform line only: not at every start-up)
 
+    if any(_swapped(text, section) for section in _SECTION_LOOKALIKES):
+        return True  # (`kyes`: at difflib's 0.75 from `keys`, a short name's swap falls under 0.8)
     return any(_slips_within(text, section, 1 if len(section) <= 6 else 2)
                for section in difflib.get_close_matches(text, _SECTION_LOOKALIKES, n=len(_SECTION_LOOKALIKES),
                                                         cutoff=0.8))
+
+
+def _swapped(text: str, word: str) -> bool:
+    """Whether `text` is `word` with two letters next to each other swapped (`kyes`, `ekys`, `sikn`)."""
+    if len(text) != len(word) or text == word:
+        return False
+    i = next(i for i, (a, b) in enumerate(zip(text, word)) if a != b)
+    return i + 1 < len(word) and text[i] == word[i + 1] and text[i + 1] == word[i] and text[i + 2:] == word[i + 2:]
 
 
 def _slips_within(text: str, word: str, most: int) -> bool:
