@@ -462,6 +462,26 @@ def test_a_held_keys_note_names_its_edited_sink_and_secret_inputs_too() -> None:
     assert notes(held, t) == {"k": "", "t": ""}
 
 
+def test_a_held_keys_note_names_a_secret_of_input_moved_to_a_source_being_created() -> None:
+    """Found by an adversarial review (stop 46): a held key's `auth_value` moved to the `secret_of`
+    of a key this plan creates was no edit in its note (`_diff_secret_inputs` leaves an input whose
+    source is not made yet to propagation, which re-issues no held key): dropped unseen, as every
+    edit was before the note named them. Its own source, not made yet, is still no edit."""
+    at = T0 + timedelta(hours=1)
+    src, new = questra_key("src"), questra_key("new")
+    t = textql_key("t", auth=SecretOfRef("src"), description="d", expiry=Expiry("at", at=at, text=format_time(at)))
+    st = state_with(recorded(src, "ak_1"),
+                    recorded(t, "tk_1", fingerprints={"auth_value": secret_of_fingerprint("src", "ak_1")}))
+    moved = replace(t, secret_inputs={"auth_value": SecretOfRef("new")})
+    p = plan(workspace(src, new, moved), st, remote_of(st), NOW, inputs=PlanInputs(readable_sinks=frozenset({"env"})))
+    assert one(p, "new")[0] is Action.CREATE and one(p, "t") == (Action.NOOP, ())
+    assert next(n for n in p.notes if n.startswith("t ")).endswith(
+        "; its edited auth_value is not applied to it either, and the key made then has it")
+    del st.keys["src"]  # its own source, gone from the state and made again by this plan: no edit
+    p = plan(workspace(src, t), st, remote_of(st), NOW, inputs=PlanInputs(readable_sinks=frozenset({"env"})))
+    assert next(n for n in p.notes if n.startswith("t ")).endswith("to have it replaced")
+
+
 @pytest.mark.parametrize("how", ["--replace", "dependant needs its secret"])
 def test_a_replacement_of_a_key_whose_fixed_expires_at_passed_is_an_error_at_that_key(how: str) -> None:
     spec = _fixed("k", T0 + timedelta(hours=1))

@@ -928,18 +928,22 @@ def _held_edits(spec: KeySpec, ks: KeyState, state: State, inputs: PlanInputs, k
     differ from its record, as the plan of a key not held would name them (`_diff_sink`,
     `_diff_secret_inputs`): what its note says is not applied to it. No edit: an imported key's
     input whose fingerprint is only recorded (no remote call), or a `secret_of` input whose source
-    was re-issued since (the same source: the held consumer is not re-issued with it)."""
+    was re-issued since (the same source: the held consumer is not re-issued with it). A `secret_of`
+    input moved to a source this plan makes is an edit (`_diff_secret_inputs` leaves it to
+    propagation, which re-issues no held key: it was dropped unseen)."""
     probe = _Decision(Action.NOOP)
     if kd.type.returns_secret and ks.secret_in_sink:
         _diff_sink(probe, spec, ks, inputs, sinks)
     _diff_secret_inputs(probe, spec, ks, state, inputs)
 
-    def edited(name: str, change: AttrChange) -> bool:
+    def another_source(name: str) -> bool:
         ref, edge = spec.secret_inputs.get(name), secret_of_edge(ks.fingerprints.get(name, ""))
-        return change.before != _NOT_YET_SEEN and not (
-            isinstance(ref, SecretOfRef) and edge is not None and edge[0] == ref.address)
+        return not (isinstance(ref, SecretOfRef) and edge is not None and edge[0] == ref.address)
 
-    return tuple(n for n, a in probe.attrs.items() if edited(n, a))
+    edits = [n for n, a in probe.attrs.items() if a.before != _NOT_YET_SEEN and another_source(n)]
+    edits += [n for n, ref in spec.secret_inputs.items()  # (a source not in the state yet: made by this plan)
+              if isinstance(ref, SecretOfRef) and ref.address not in state.keys and another_source(n)]
+    return tuple(edits)
 
 
 def _seen_as_applied(seen: Mapping[str, Any], applied: Mapping[str, Any], names: frozenset[str]) -> bool:
