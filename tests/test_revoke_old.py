@@ -487,3 +487,48 @@ def test_a_consumers_failed_reissue_whose_sources_revoke_fails_too_is_said_to_wo
     assert done.index("cons") < done.index(f"src (deposed {src})"), done
     assert _keys(emu_control)[src]["revoked"]
     assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("how", ["no answer (ambiguous)", "past its bound (Overdue)"])
+def test_a_consumers_failed_reissue_whose_sources_revoke_may_have_landed_is_not_said_to_work_on(
+        project: Project, emu_control: EmulatorControl, how: str) -> None:
+    """Found by an adversarial review (stop 46): as above, but src's old key's revoke failed in a way
+    that may have been done (an ambiguous error: sent, no answer; a plug-in call past its bound), and
+    here it was: cons's final error said the key was "not revoked in this apply: it works on", and cons
+    was broken. It says that whether the key was revoked is unknown, and what follows if it was."""
+    from keyform import operations
+    from keyform.errors import Overdue, ProviderError
+
+    project.write(CONSUMERS.replace("rotation: {{grace: 30d}}}}\n", "rotation: {{grace: 0s}}}}\n")
+                  .format(url=project.url, org=ORG))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    src = project.remote_id("src")
+
+    def failing(cfg: Any, token: str, org: str | None) -> Any:
+        real = _failing_cons(cfg, token, org)
+
+        class RevokeLost:
+            name = real.name
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(real, attr)
+
+            def delete(self, remote_id: str) -> None:
+                real.delete(remote_id)
+                if remote_id == src:  # done, and its answer lost
+                    if how.endswith("(Overdue)"):
+                        raise Overdue(f"{cfg.name}: delete: no answer within its bound")
+                    raise ProviderError(f"{cfg.name}: delete: no response (read timeout)", ambiguous=True)
+
+        return RevokeLost()
+
+    opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=failing)
+    with operations.session(opts, "apply") as sess:
+        report = operations.apply(sess, operations.plan(sess, replace=["src"], revoke_old=["src"]))
+    assert _keys(emu_control)[src]["revoked"]
+    failed = {change.key: message for change, message in report.failed}
+    assert "cons" in failed, report
+    assert "it works on" not in failed["cons"], failed["cons"]
+    assert failed["cons"].endswith(f"; cons still sends the secret of src's old key {src}, which --revoke-old asked "
+                                   "to revoke, and whose revoke may have been done: if it was, it stops working "
+                                   "until `keyform apply` re-issues it"), failed["cons"]

@@ -108,6 +108,8 @@ class ApplyContext:
     # pass per key). By instance too: two instances of one type may use the same ids (both count from 1)
     deposed_by_id: dict[tuple[str, str], DeposedKey] = field(default_factory=dict, repr=False)
     revoked: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    # deposed keys whose revoke failed in a way that may have been done (ambiguous, past its bound)
+    maybe_revoked: set[tuple[str, str]] = field(default_factory=set, repr=False)
     # orphans of interrupted creates this plan revokes: remote id → the journal intent each resolves
     orphan_seqs: dict[str, str] = field(default_factory=dict, repr=False)
     # remote id of an orphan -> the sink entry its interrupted create may have written (`Orphan.entry`)
@@ -454,38 +456,47 @@ def _apply_phases(plan: Plan, ctx: ApplyContext, report: ApplyReport, interrupts
         report.not_started.extend(second)
         return
     revoked: set[tuple[str, str]] = set()
+    maybe: set[tuple[str, str]] = set()
     try:
         _run(second, ctx, report, interrupts)
     finally:
         with ctx.lock:
+            maybe, ctx.maybe_revoked = ctx.maybe_revoked, set()
             if ctx.revoked:
                 revoked = set(ctx.revoked)
                 ctx.state.deposed = [d for d in ctx.state.deposed if (d.provider, d.remote_id) not in ctx.revoked]
                 ctx.revoked.clear()
-    _broken_by_revoke(second, revoked, ctx, report)
+    _broken_by_revoke(second, revoked, ctx, report, maybe)
 
 
 def _broken_by_revoke(revocations: list[Change], revoked: set[tuple[str, str]], ctx: ApplyContext,
-                      report: ApplyReport) -> None:
+                      report: ApplyReport, maybe: set[tuple[str, str]]) -> None:
     """Say in the failure of a consumer's re-issue what became of each old source key whose secret
     it still sends (its re-issue failed, so its key still has that secret) that a `--revoke-old` of
     this apply asked to revoke: revoked, it stops working until an apply re-issues it; not revoked
     (that revoke failed too, or never ran), it works on, and the next apply re-issues it before
-    revoking the key as asked (`_request_revocations` journaled the request). A revocation asked for
+    revoking the key as asked (`_request_revocations` journaled the request); `maybe`, a revoke that
+    failed in a way that may have been done (ambiguous, or past its bound: `_revoke_deposed`), may
+    have broken it, and is said so (before, such a key was "not revoked" and the consumer "works
+    on", found by an adversarial review: the revoke had landed). A revocation asked for
     is never held back (`_held_back`), and the plan's note said this could happen
     (`planner.reissued_under`); before, the failure said only the API's error, and nothing said the
     consumer was now broken. (Its progress line, before the revoke, says what a revoke would do:
     `_to_be_revoked`.)"""
-    asked = [(c.address, c.remote_id, (c.provider, c.remote_id) in revoked) for c in revocations
+    asked = [(c.address, c.remote_id, c.provider) for c in revocations
              if c.deposed and c.remote_id is not None and REVOKE_OLD_REQUESTED in c.reasons]
     if not asked or not report.failed:
         return
-    gone = [(address, remote_id) for address, remote_id, done in asked if done]
-    kept = [(address, remote_id) for address, remote_id, done in asked if not done]
+    gone = [(address, remote_id) for address, remote_id, provider in asked if (provider, remote_id) in revoked]
+    unsure = [(address, remote_id) for address, remote_id, provider in asked
+              if (provider, remote_id) not in revoked and (provider, remote_id) in maybe]
+    kept = [(address, remote_id) for address, remote_id, provider in asked
+            if (provider, remote_id) not in revoked and (provider, remote_id) not in maybe]
     with ctx.lock:
         fed_by = ctx.state.fed_by()
     for i, (change, message) in enumerate(report.failed):
-        clause = _still_sends(change, gone, fed_by, REVOKED) + _still_sends(change, kept, fed_by, NOT_REVOKED)
+        clause = (_still_sends(change, gone, fed_by, REVOKED) + _still_sends(change, unsure, fed_by, MAYBE_REVOKED)
+                  + _still_sends(change, kept, fed_by, NOT_REVOKED))
         if clause:
             report.failed[i] = (change, message + clause)
 
@@ -496,6 +507,8 @@ def _broken_by_revoke(revocations: list[Change], revoked: set[tuple[str, str]], 
 TO_BE_REVOKED = "which --revoke-old asks this apply to revoke: once revoked, it stops working until `keyform apply` " \
                 "re-issues it"
 REVOKED = "revoked by --revoke-old in this apply: it stops working until `keyform apply` re-issues it"
+MAYBE_REVOKED = "which --revoke-old asked to revoke, and whose revoke may have been done: if it was, it stops " \
+                "working until `keyform apply` re-issues it"
 NOT_REVOKED = "which --revoke-old asked to revoke, not revoked in this apply: it works on, and the next " \
               "`keyform apply` re-issues it before revoking that key as asked"
 
@@ -1298,8 +1311,13 @@ def _revoke_deposed(change: Change, ctx: ApplyContext) -> None:
     try:
         ctx.provider(change.provider).delete(change.remote_id)
     except Overdue:  # possibly done: no record after the intent; the next plan sees what it did
+        with ctx.lock:
+            ctx.maybe_revoked.add((change.provider, change.remote_id))
         raise
     except KeyformError as exc:
+        if isinstance(exc, AmbiguousProviderError):  # sent, and its answer lost: it may have been done
+            with ctx.lock:
+                ctx.maybe_revoked.add((change.provider, change.remote_id))
         with ctx.lock:
             dep = ctx.deposed_by_id.get((change.provider, change.remote_id))
             if dep is not None and not isinstance(exc, NotSentError):
