@@ -212,3 +212,17 @@ def test_a_helpers_own_secret_in_base64_is_masked_as_before_stop_46(case: str) -
     kept = [encoded[i:i + 16] for i in range(len(encoded) - 16 + 1)] if len(encoded) > 16 else [encoded]
     assert not [piece for piece in kept if piece in shown], shown
     assert "***" in shown and shown.startswith(("helper[77]:", "refused:"))
+
+
+def test_a_secret_with_slashes_in_json_that_escapes_them_is_masked() -> None:
+    """Found by an adversarial review (stop 46): PHP's `json_encode` (and other encoders: some Java
+    ones, Ruby's `to_json` with escape_slash) writes `/` as `\\/`; a base64-alphabet secret (an AWS
+    secret access key) echoed so was cut by each `\\` into parts shorter than 16 characters, and a
+    short one was not matched at all: each part was printed."""
+    for secret in ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq", f"k/{secrets.token_hex(3)}/z9"):
+        echo = '{"error": "bad key ' + secret.replace("/", "\\/") + '"}'
+        redact.remember(secret)
+        for said in (describe_output(echo.encode(), [secret]), _status_error(echo, secret),
+                     _exception_line(echo, secret), redact.mask({"name": echo})["name"]):
+            parts = [p for p in secret.split("/") if len(p) >= 4]
+            assert "***" in said and not [p for p in parts if p in said], said

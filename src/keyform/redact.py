@@ -169,16 +169,19 @@ def _forms(secret: str) -> set[str]:
     or a helper that normalises, `é` as `e` + U+0301 or the reverse; up to `MAX_NORMALISED`
     characters), each JSON-escaped (non-ASCII
     kept or as `\\u00fc` escapes, Python's and many servers' default; Go's `encoding/json` also
-    escapes `<`, `>`, `&`), HTML-escaped (an HTML error page quoting it: `&amp;`) and percent-encoded
-    (an echoed URL or header; `/` kept or encoded). For most secrets (letters, digits, `_-.~`)
-    these are one form."""
+    escapes `<`, `>`, `&`; PHP's `json_encode` writes `/` as `\\/`), HTML-escaped (an HTML error
+    page quoting it: `&amp;`) and percent-encoded (an echoed URL or header; `/` kept or encoded).
+    For most secrets (letters, digits, `_-.~`) these are one form."""
     forms: set[str] = set()
     normals = {secret}
     if not secret.isascii() and len(secret) <= MAX_NORMALISED:
         normals.update(unicodedata.normalize(n, secret) for n in _NORMAL_FORMS)
     for normal in normals:
         kept = json.dumps(normal, ensure_ascii=False)[1:-1]
-        forms.update((normal, kept, json.dumps(normal)[1:-1], kept.translate(_GO_JSON), html.escape(normal)))
+        escaped = json.dumps(normal)[1:-1]
+        forms.update((normal, kept, escaped, kept.translate(_GO_JSON), html.escape(normal)))
+        if "/" in normal:  # PHP's json_encode (and others) write `/` as `\/`
+            forms.update((kept.replace("/", "\\/"), escaped.replace("/", "\\/")))
         with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate (an API's \ud800 escape): no URL carries it
             forms.update((quote(normal, safe="/"), quote(normal, safe="")))
     return forms
