@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,13 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyform import planner
+from keyform.durations import format_time
 from keyform.errors import KeyformError
 from keyform.kinds import kind
-from keyform.model import EnvRef, Expiry, KeySpec, Rotation, SinkTarget
+from keyform.model import EnvRef, Expiry, KeySpec, Rotation, SecretOfRef, SecretRef, SinkTarget
 from keyform.plan import Action, Plan
-from keyform.planner import PlanInputs, _decide, _Kind, _quiet, plan
+from keyform.planner import UNKNOWN_FINGERPRINT, PlanInputs, _decide, _Kind, _quiet, plan
 from keyform.remote import InstanceSnapshot, RemoteKey, RemoteSnapshot
-from keyform.state import KeyState
+from keyform.state import DeposedKey, KeyState, secret_of_fingerprint
 from tests.factories import T0, expires_in, questra_key, recorded, state_with, textql_key, workspace
 
 FP = "hmac-sha256:" + "ab" * 32
@@ -148,3 +150,92 @@ def test_the_shortcut_is_taken_for_a_key_as_recorded_and_listed() -> None:
     kd = _Kind.of(kind("questra"))
     assert _quiet(spec, ks, snapshot, T0 + timedelta(days=1), PlanInputs(), kd)
     assert not _quiet(spec, ks, snapshot, T0 + timedelta(days=24), PlanInputs(), kd)  # within before_expiry
+
+
+def _workspace_plan_args(seed: int) -> tuple[Any, ...]:
+    """A random workspace of a few keys (sources, `secret_of` consumers, env-fed keys), each
+    recorded as applied or not and one field of its record or listing perhaps changed; deposed keys
+    feeding on sources; a random clock and `--replace`, `--target`, `--destroy`, `--revoke-old`."""
+    r = random.Random(seed)
+    specs: list[KeySpec] = []
+    sources = [f"q{i}" for i in range(r.randint(1, 3))]
+    for name in sources:
+        exp = r.choice([Expiry("never"), expires_in(30),
+                        Expiry("at", at=T0 + timedelta(days=20), text="2026-01-21T00:00:00Z")])
+        rot = r.choice([Rotation(), Rotation(max_age=timedelta(days=10))]
+                       + ([Rotation(before_expiry=timedelta(days=7))] if exp.kind == "in" else []))
+        specs.append(questra_key(name, expiry=exp, rotation=rot, prevent_destroy=r.random() < 0.1))
+    for i in range(r.randint(0, 3)):
+        auth = SecretOfRef(r.choice(sources)) if r.random() < 0.7 else EnvRef("A")
+        header: dict[str, SecretRef] | None = {"X-K": SecretOfRef(r.choice(sources))} if r.random() < 0.4 else None
+        specs.append(textql_key(f"t{i}", auth=auth, secret_headers=header))
+    specs += [textql_key(f"e{i}", auth=EnvRef("E")) for i in range(r.randint(0, 2))]
+    ids = {s.address: f"id-{s.address}" for s in specs}
+    records: list[KeyState] = []
+    listed: dict[str, dict[str, RemoteKey]] = {}
+    for s in specs:
+        if r.random() < 0.2:
+            continue  # not applied yet
+        fps = {p: secret_of_fingerprint(ref.address, ids[ref.address]) if isinstance(ref, SecretOfRef) else FP
+               for p, ref in s.secret_inputs.items()}
+        ks = recorded(s, ids[s.address], fingerprints=fps)
+        if s.expiry.kind == "at":
+            ks = dataclasses.replace(ks, expires_at="2026-01-21T00:00:00Z")
+        edit = r.randrange(8)
+        edits: list[dict[str, Any]] = [{}, {}, {"rotation_requested": True}, {"secret_in_sink": False},
+                                       {"fingerprints": {p: UNKNOWN_FINGERPRINT for p in fps}},
+                                       {"attrs": {**ks.attrs, "x": 1}},
+                                       {"sink": SinkTarget("env", "OTHER") if ks.sink else None},
+                                       {"created_at": "2025-12-01T00:00:00Z"}]
+        ks = dataclasses.replace(ks, **edits[edit])
+        records.append(ks)
+        live = RemoteKey(ks.remote_id, dict(ks.remote), created_at=ks.created_at, expires_at=ks.expires_at)
+        listing = listed.setdefault(s.provider, {})
+        rk = [live, live, live, dataclasses.replace(live, revoked=True), dataclasses.replace(live, expired=True), None,
+              dataclasses.replace(live, expires_at="2026-01-03T00:00:00Z")][r.randrange(7)]
+        if rk is not None:
+            listing[rk.id] = rk
+    if r.random() < 0.3:
+        records.append(recorded(questra_key("zz"), "id-zz"))  # no longer declared
+    state = state_with(*records)
+    for ks in list(state.keys.values()):
+        if r.random() < 0.2:
+            state.deposed.append(DeposedKey(
+                ks.address, ks.provider, ks.provider_type, f"old-{ks.address}", format_time(T0),
+                format_time(T0 + timedelta(days=r.choice([0, 2, 9]))),
+                fed_by=tuple(secret_of_fingerprint(q, ids[q]) for q in sources if r.random() < 0.3)))
+    snapshot = RemoteSnapshot({p: InstanceSnapshot(None if r.random() < 0.1 else keys) for p, keys in listed.items()},
+                              refreshed=True)
+    inputs = PlanInputs(
+        {s.address: {p: r.choice([FP] * 8 + [None, "hmac-sha256:other"]) for p, ref in s.secret_inputs.items()
+                     if not isinstance(ref, SecretOfRef)} for s in specs},
+        readable_sinks=frozenset({"env"}) if r.random() < 0.6 else frozenset(),
+        missing_secrets=frozenset(a for a in ids if r.random() < 0.1))
+    now = T0 + timedelta(days=r.choice([1, 5, 14, 21, 25, 31]), seconds=r.choice([0, 1]))
+    both = [a for a in ids if a in state.keys]
+    options: dict[str, Any] = {}
+    if both and r.random() < 0.3:
+        options["replace"] = r.sample(both, r.randint(1, len(both)))
+    if r.random() < 0.2:
+        options["targets"] = [r.choice(list(ids))]
+    if r.random() < 0.1:
+        options["destroy"] = True
+    elif both and r.random() < 0.15:
+        options["revoke_old"] = [r.choice(both)]
+    return workspace(*specs), state, snapshot, now, inputs, options
+
+
+def test_a_workspace_of_sources_and_consumers_plans_as_the_full_decisions_plan_it() -> None:
+    """Keys `_quiet` passes share one decision (`_QUIET`) that `_propagate` replaces by the key's own
+    before changing it (a quiet source whose consumer is re-issued and needs its secret), and the
+    passes after it look only at the others: for workspaces of several keys with `secret_of`
+    edges, held and deposed keys, and each of --replace, --target, --destroy and --revoke-old, the
+    plan is the plan made by `_decide` for every key, and the shared decision is never changed."""
+    for seed in range(500):
+        ws, state, snapshot, now, inputs, options = _workspace_plan_args(seed)
+        fast = _plan_or_error(ws, state, snapshot, now, inputs=inputs, **options)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(planner, "_quiet", lambda *a: False)
+            slow = _plan_or_error(ws, state, snapshot, now, inputs=inputs, **options)
+        assert fast == slow, seed
+        assert planner._Decision(Action.NOOP) == planner._QUIET, seed
