@@ -99,7 +99,7 @@ def _check(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, inputs: PlanIn
         assert _decide(spec, state, snapshot, now, inputs, kd, ws.sinks) == planner._Decision(Action.NOOP)
     fast = _plan_or_error(ws, state, snapshot, now, inputs=inputs)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(planner, "_quiet", lambda *a: False)
+        mp.setattr(planner, "_quiet_changes", lambda *a: {})
         slow = _plan_or_error(ws, state, snapshot, now, inputs=inputs)
     assert fast == slow
     assert planner._Decision(Action.NOOP) == planner._QUIET  # (shared: never changed)

@@ -168,30 +168,31 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     deps = {a: s.dependencies() for a, s in desired.items()}
     order = topological_order(deps)
     kinds = _Kinds()
-    times = _Times()
     stuck: list[str] = []  # keys left as they are, needing a held key's secret (`_propagate`)
     # the keys whose decision is their own (not `_QUIET`), in `decisions`' order: most plans' few
     looked: dict[str, _Decision] = {}
-    keys_get = state.keys.get
     # each key's Change in `order`: a quiet key's made at once, the others' (None here) once
     # `_propagate` has run; when it changes anything every Change is made again (`_changes`)
     slots: list[Change | None] = []
     pending: list[tuple[int, str]] = []  # the None slots
     if not destroy:
-        for address in order if target_set is None else [a for a in order if a in target_set]:
-            wanted = desired[address]
-            kd = kinds[wanted.provider_type]
-            ks = keys_get(address)
-            if (address not in forced and ks is not None and not deps[address]
-                    and _quiet(wanted, ks, snapshot, now, inputs, kd, times)):
-                # (most keys of most plans: `_decide` would find nothing, and build it piece by piece;
-                # its Change is `_change_for`'s first case)
+        scope = order if target_set is None else [a for a in order if a in target_set]
+        # (most keys of most plans: `_decide` would find nothing, and build it piece by piece)
+        quiet = _quiet_changes(scope, desired, state.keys, deps, forced, snapshot, now, inputs, kinds)
+        if len(quiet) == len(scope):  # every key quiet (most plans): in `scope`'s order already
+            decisions = dict.fromkeys(quiet, _QUIET)
+            slots.extend(quiet.values())
+            scope = []
+        quiet_get = quiet.get
+        for address in scope:
+            made = quiet_get(address)
+            if made is not None:
                 decisions[address] = _QUIET
-                slots.append(Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
-                                    remote_id=ks.remote_id))
+                slots.append(made)
                 continue
-            own = decisions[address] = looked[address] = _decide(wanted, state, snapshot, now, inputs, kd,
-                                                                 workspace.sinks)
+            wanted = desired[address]
+            own = decisions[address] = looked[address] = _decide(wanted, state, snapshot, now, inputs,
+                                                                 kinds[wanted.provider_type], workspace.sinks)
             if address in forced:
                 own.escalate(Action.REPLACE, REPLACE_REQUESTED)
             pending.append((len(slots), address))
@@ -213,7 +214,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
             slots[i] = made = Change(address, Action.NOOP, wanted.provider, wanted.provider_type,
                                      remote_id=state.keys[address].remote_id)  # (`_quiet` passes recorded keys)
         else:
-            slots[i] = made = _change_for(wanted, keys_get(address), own, deps[address], kinds[wanted.provider_type])
+            slots[i] = made = _change_for(wanted, state.keys.get(address), own, deps[address],
+                                          kinds[wanted.provider_type])
         if made.action is not Action.NOOP or made.sink is not None:
             acted.append(made)
     changes = cast(list[Change], slots)  # (each made above)
@@ -769,65 +771,99 @@ def _own(decisions: dict[str, _Decision], address: str) -> _Decision:
     return d
 
 
-class _Times(dict[str, "datetime | None"]):
-    """Each time text's `maybe_time`, read once per plan: keys an apply made together share their
-    expiry to the second, and thousands of keys are often made by one apply."""
-
-    def __missing__(self, text: str) -> datetime | None:
-        found = self[text] = _norm_time(text)
-        return found
-
-
 def _quiet(spec: KeySpec, ks: KeyState, snapshot: RemoteSnapshot, now: datetime, inputs: PlanInputs,
-           kd: _Kind, times: _Times | None = None) -> bool:
+           kd: _Kind) -> bool:
     """Whether `_decide` would find nothing at all for `spec`'s key `ks` (a bare no-op: no reason,
-    attribute, note or flag): every check it makes, in one pass with nothing built. False is no
-    verdict (`_decide` then looks, and may find nothing either): it answers True only when the
-    key agrees with its record and its listing in the common shape (the same provider, attributes,
-    expiry text, sink and fingerprints; listed, not revoked or expired; no rotation due)."""
-    if (ks.provider != spec.provider or ks.provider_type != spec.provider_type
-            or ks.prevent_destroy != spec.prevent_destroy or ks.rotation_requested):
-        return False
-    expiry = spec.expiry
-    if ks.expiry_spec != expiry.spec or ((at := expiry.at) is not None and at <= now):
-        return False  # (an expiry edited, or a fixed one passed: held)
-    listing = snapshot.instances.get(ks.provider)  # (`RemoteSnapshot.lookup`, for one key of thousands)
-    rk = listing.keys.get(ks.remote_id) if listing is not None and listing.keys is not None else None
-    applied: Mapping[str, Any] = ks.attrs
-    seen: Mapping[str, Any]
-    if rk is None:
-        if listing is not None and listing.keys is not None:
-            return False  # deleted outside keyform
-        seen, expires_text = applied, ks.expires_at
-    else:
-        if rk.revoked or rk.expired or (rk.expires_at != ks.expires_at and kd.type.expiry_updatable):
-            return False
-        seen, expires_text = rk.attrs, rk.expires_at
-    if spec.attrs != applied or not (seen is applied or (seen.keys() >= kd.remote_reported
-                                                         and seen.items() <= applied.items())):
-        return False
-    if spec.secret_inputs or ks.fingerprints:  # (`_diff_secret_inputs`' own shortcut)
-        resolved = inputs.fingerprints.get(spec.address, {})
-        if resolved != ks.fingerprints or resolved.keys() != spec.secret_inputs.keys():
-            return False
-    if kd.type.returns_secret and ks.secret_in_sink:
-        want, have = spec.sink, ks.sink
-        if want is not have and (want is None or have is None or want.sink != have.sink or want.name != have.name):
-            return False  # (`_diff_sink`: the same target, compared field by field)
-        if spec.address in inputs.missing_secrets:
-            return False
-    rot = spec.rotation
-    if times is None:
-        times = _Times()
-    expires = times[expires_text] if expires_text else None
-    if expires is not None and expires <= now:
-        return False  # expired by the recorded (or listed) time
-    if rot.before_expiry is not None:
-        # `_rotation_due`'s expiry: the listed one, else (the API reports none) the state's
-        due_by = expires if rk is None or rk.expires_at else (times[ks.expires_at] if ks.expires_at else None)
-        if due_by is not None and due_by - now < rot.before_expiry:
-            return False
-    return rot.max_age is None or now - parse_time(ks.created_at) < rot.max_age
+    attribute, note or flag): `_quiet_changes` for this one key (the key consumes no other key's
+    secret, as `plan` asks of every key it passes there)."""
+    address = spec.address
+    return address in _quiet_changes([address], {address: spec}, {address: ks}, {address: []}, (), snapshot, now,
+                                     inputs, {spec.provider_type: kd})
+
+
+_ABSENT: Any = object()
+
+
+def _quiet_changes(addresses: Iterable[str], desired: Mapping[str, KeySpec], recorded: Mapping[str, KeyState],
+                   deps: Mapping[str, list[str]], forced: Collection[str], snapshot: RemoteSnapshot, now: datetime,
+                   inputs: PlanInputs, kinds: dict[str, _Kind]) -> dict[str, Change]:
+    """The no-op Change (`_change_for`'s first case) of each of `addresses` (in their order) whose
+    key `_decide` would find nothing at all for (a bare no-op: no reason, attribute, note or flag):
+    every check it makes, in one pass with nothing built, the plan's inputs read once for all keys
+    (most keys of most plans). An address is left out when that is no verdict (`_decide` then
+    looks, and may find nothing either): a key is in only when it is recorded, not `forced`
+    (`--replace`), consumes no other key's secret (`deps`), and agrees with its record and its
+    listing in the common shape (the same provider, attributes, expiry text, sink and
+    fingerprints; listed, not revoked or expired; no rotation due). `kinds`: each provider type's
+    `_Kind`, added to as met."""
+    listed = {name: snap.keys for name, snap in snapshot.instances.items()}  # (`RemoteSnapshot.lookup`)
+    listing_of, resolved_of, missing = listed.get, inputs.fingerprints.get, inputs.missing_secrets
+    times: dict[str, datetime | None] = {}  # each time text's `_norm_time`, read once
+    recorded_get, kind_of, noop = recorded.get, kinds.get, Action.NOOP
+    no_inputs: Mapping[str, str | None] = {}
+    out: dict[str, Change] = {}
+    for address in addresses:
+        ks = recorded_get(address)
+        if ks is None or deps[address] or address in forced:
+            continue
+        spec = desired[address]
+        provider, provider_type = spec.provider, spec.provider_type
+        if (ks.provider != provider or ks.provider_type != provider_type
+                or ks.prevent_destroy != spec.prevent_destroy or ks.rotation_requested):
+            continue
+        expiry = spec.expiry
+        if ks.expiry_spec != expiry.spec or ((at := expiry.at) is not None and at <= now):
+            continue  # (an expiry edited, or a fixed one passed: held)
+        kd = kind_of(provider_type)
+        if kd is None:
+            kd = kinds[provider_type] = _Kind.of(kind(provider_type))
+        applied: Mapping[str, Any] = ks.attrs
+        keys = listing_of(provider, _ABSENT)
+        if keys is _ABSENT or keys is None:  # (not listed at all, or could not be: planned from the state)
+            rk = None
+            if spec.attrs != applied:
+                continue
+            expires_text = ks.expires_at
+        else:
+            rk = keys.get(ks.remote_id)
+            if rk is None or rk.revoked or rk.expired:
+                continue  # (deleted, revoked or expired outside keyform)
+            expires_text = rk.expires_at
+            if expires_text != ks.expires_at and kd.type.expiry_updatable:
+                continue
+            seen = rk.attrs
+            if spec.attrs != applied or not (seen is applied or (seen.keys() >= kd.remote_reported
+                                                                 and seen.items() <= applied.items())):
+                continue
+        if spec.secret_inputs or ks.fingerprints:  # (`_diff_secret_inputs`' own shortcut)
+            resolved = resolved_of(address, no_inputs)
+            if resolved != ks.fingerprints or resolved.keys() != spec.secret_inputs.keys():
+                continue
+        if kd.type.returns_secret and ks.secret_in_sink:
+            want, have = spec.sink, ks.sink
+            if want is not have and (want is None or have is None or want.sink != have.sink
+                                     or want.name != have.name):
+                continue  # (`_diff_sink`: the same target, compared field by field)
+            if address in missing:
+                continue
+        rot = spec.rotation
+        if expires_text:
+            expires = times.get(expires_text, _ABSENT)
+            if expires is _ABSENT:
+                expires = times[expires_text] = _norm_time(expires_text)
+            if expires is not None and expires <= now:
+                continue  # expired by the recorded (or listed) time
+        else:
+            expires = None
+        if rot.before_expiry is not None:
+            # `_rotation_due`'s expiry: the listed one, else (the API reports none) the state's
+            due_by = expires if rk is None or expires_text else (_norm_time(ks.expires_at) if ks.expires_at else None)
+            if due_by is not None and due_by - now < rot.before_expiry:
+                continue
+        if rot.max_age is not None and not now - parse_time(ks.created_at) < rot.max_age:
+            continue
+        out[address] = Change(address, noop, provider, provider_type, (), (), ks.remote_id)
+    return out
 
 
 def _decide(spec: KeySpec, state: State, snapshot: RemoteSnapshot, now: datetime,
