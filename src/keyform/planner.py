@@ -165,7 +165,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         return target_set is None or address in target_set
 
     decisions: dict[str, _Decision] = {}
-    deps = {a: s.dependencies() for a, s in desired.items()}
+    # (`KeySpec.dependencies`, called only for a key with a secret input: most keys have none)
+    deps = {a: s.dependencies() if s.secret_inputs else [] for a, s in desired.items()}
     order = topological_order(deps)
     kinds = _Kinds()
     stuck: list[str] = []  # keys left as they are, needing a held key's secret (`_propagate`)
@@ -175,10 +176,12 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
     # `_propagate` has run; when it changes anything every Change is made again (`_changes`)
     slots: list[Change | None] = []
     pending: list[tuple[int, str]] = []  # the None slots
+    settled = False  # every key of the state is quiet, so in the manifests: none is deleted
     if not destroy:
         scope = order if target_set is None else [a for a in order if a in target_set]
         # (most keys of most plans: `_decide` would find nothing, and build it piece by piece)
         quiet = _quiet_changes(scope, desired, state.keys, deps, forced, snapshot, now, inputs, kinds)
+        settled = len(quiet) == len(state.keys)  # (each quiet key is one of the state's and the manifests')
         if len(quiet) == len(scope):  # every key quiet (most plans): in `scope`'s order already
             decisions = dict.fromkeys(quiet, _QUIET)
             slots.extend(quiet.values())
@@ -224,7 +227,8 @@ def plan(workspace: Workspace, state: State, snapshot: RemoteSnapshot, now: date
         errors += unsendable_updates(decisions, desired, state, inputs)
     errors += foreign_entries(workspace, state, acted, inputs) + unreadable_sinks(workspace, state, acted, inputs)
     # deleted: the state's keys the manifests no longer declare (all of them for destroy)
-    deleted = [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys()) if in_scope(a)]
+    deleted = [] if settled else [a for a in sorted(state.keys if destroy else state.keys.keys() - desired.keys())
+                                  if in_scope(a)]
     writes, leaving = _writes(workspace, acted), set(deleted)
     # replaced by a key that writes no secret there (another provider type): its entry goes too
     dropping = {c.address for c in acted if c.action is Action.REPLACE and c.address not in writes
