@@ -235,7 +235,36 @@ def test_a_workspace_of_sources_and_consumers_plans_as_the_full_decisions_plan_i
         ws, state, snapshot, now, inputs, options = _workspace_plan_args(seed)
         fast = _plan_or_error(ws, state, snapshot, now, inputs=inputs, **options)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(planner, "_quiet", lambda *a: False)
+            mp.setattr(planner, "_quiet_changes", lambda *a: {})
             slow = _plan_or_error(ws, state, snapshot, now, inputs=inputs, **options)
         assert fast == slow, seed
         assert planner._Decision(Action.NOOP) == planner._QUIET, seed
+
+
+@pytest.mark.parametrize("targets", [(), ("k2", "k3", "k4")])
+@pytest.mark.parametrize("gone", [False, True])
+@pytest.mark.parametrize("rest", ["update", "new", "replace"])
+def test_many_keys_some_quiet_plan_as_without_the_shortcut(targets: tuple[str, ...], gone: bool, rest: str) -> None:
+    """Keys passed by the shortcut (`_quiet_changes`) and keys `_decide` looks at, interleaved in
+    the plan's order (an update only, so the quiet keys' changes are the ones the shortcut made;
+    or a new key or a `--replace` too, so all are made again after `_propagate`), with or without
+    a key the manifests dropped: the same plan, change for change and in the same order, as made
+    without the shortcut."""
+    specs = [textql_key(f"k{i}", description=f"key {i}") for i in range(6)]
+    records = [recorded(s, f"id-{i}") for i, s in enumerate(specs)]
+    specs[2] = dataclasses.replace(specs[2], attrs={**specs[2].attrs, "description": "edited"})  # an update
+    dropped = [recorded(textql_key("k9"), "id-9")] if gone else []  # in the state only: deleted
+    listing = {r.remote_id: RemoteKey(r.remote_id, dict(r.remote), created_at=r.created_at)
+               for r in [*records, *dropped]}
+    snapshot = RemoteSnapshot({"tq": InstanceSnapshot(listing)}, refreshed=True)
+    ws = workspace(*specs, *([textql_key("k7")] if rest == "new" else []))
+    state = state_with(*records, *dropped)
+    replace = ["k4"] if rest == "replace" else []
+    targets = (*targets, "k9") if targets and gone else targets
+    fast = plan(ws, state, snapshot, T0 + timedelta(days=1), targets=targets, replace=replace)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(planner, "_quiet_changes", lambda *a: {})
+        slow = plan(ws, state, snapshot, T0 + timedelta(days=1), targets=targets, replace=replace)
+    assert fast == slow
+    assert [c.action for c in fast.changes if c.address == "k2"] == [Action.UPDATE]
+    assert [c.action for c in fast.changes if c.address == "k9"] == ([Action.DELETE] if gone else [])
