@@ -657,3 +657,32 @@ def test_a_relative_home_turns_the_caches_off_rather_than_writing_where_keyform_
     monkeypatch.setenv("HOME", "home")
     assert cachedir.cache_dir({"HOME": "home"}) is None
     assert cachedir._cache_key(cachedir.key_path({})) is None
+
+
+def test_an_entry_is_sealed_and_read_as_the_hmac_of_its_name_and_content(
+        tmp_path: Path, cache: Path, key_home: Path) -> None:
+    """The seal is the HMAC-SHA256, under the cache key, of `keyform cache entry\\0NAME\\0CONTENT`
+    (fed to the HMAC in parts: entries written before read the same), and only a file that is a
+    64-digit seal, a newline and the content it seals is an entry: one cut inside or right after its
+    seal, or whose seal line does not end there, is none."""
+    import hmac
+
+    name = "ab" * 32
+    content = b'{"format": 1}'
+    sealed_now = cachedir.seal(name, content)  # (makes the key)
+    key = bytes.fromhex((key_home / "keyform" / "cache-key").read_text())
+    expected = hmac.new(key, b"keyform cache entry\0" + name.encode() + b"\0" + content, "sha256").hexdigest()
+    assert sealed_now == expected.encode()
+    cachedir.write(name, content.decode())
+    entry = cache / (name + ".json")
+    assert entry.read_bytes() == sealed_now + b"\n" + content
+    assert cachedir.read(name, limit=100) == content
+    assert cachedir.read(name, limit=len(content)) == content
+    assert cachedir.read(name, limit=len(content) - 1) is None  # larger than asked
+    for cut in (sealed_now[:40], sealed_now, sealed_now + b"\n", sealed_now + b" " + content, b""):
+        entry.write_bytes(cut)
+        assert cachedir.read(name, limit=100) is None, cut
+    empty = cachedir.seal(name, b"")
+    assert empty is not None
+    entry.write_bytes(empty + b"\n")  # a sealed empty content is an (empty) entry
+    assert cachedir.read(name, limit=100) == b""

@@ -133,7 +133,11 @@ def seal(name: str, body: bytes) -> bytes | None:
     key = _cache_key(key_path())
     if key is None:
         return None
-    return hmac.new(key, b"keyform cache entry\0%s\0%s" % (name.encode(), body), "sha256").hexdigest().encode()
+    # the HMAC of `keyform cache entry\0NAME\0BODY`, fed in parts: the body (a parsed manifest's
+    # entry is ~100 bytes a key) is not copied into one message first
+    mac = hmac.new(key, b"keyform cache entry\0%s\0" % name.encode(), "sha256")
+    mac.update(body)
+    return mac.hexdigest().encode()
 
 
 @cache
@@ -194,6 +198,14 @@ def _read_plain(path: Path, limit: int, *, private: bool = False) -> bytes | Non
     """The file's bytes, or None when it is not a plain file of at most `limit` bytes (a symlink,
     a FIFO that would block, a device, a huge file) or, when `private`, not this user's alone:
     never waits, never follows a link."""
+    parts = _read_parts(path, 0, limit, private=private)
+    return None if parts is None else parts[1]
+
+
+def _read_parts(path: Path, head: int, limit: int, *, private: bool = False) -> tuple[bytes, bytes] | None:
+    """`_read_plain`, as the file's first `head` bytes (fewer in a shorter file) and the rest: an
+    entry's seal line and its content, each its own bytes (the content is not cut out of a copy
+    of the whole file: a 10,000-key manifest's entry is ~1 MB)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     try:
         st = os.fstat(fd)
@@ -203,7 +215,8 @@ def _read_plain(path: Path, limit: int, *, private: bool = False) -> bytes | Non
         if private and ((st.st_mode & 0o077) or (getuid is not None and st.st_uid != getuid())):
             return None
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(limit + 1)
+            first = fh.read(head) if head else b""
+            return first, fh.read(limit + 1 - len(first))
     finally:
         os.close(fd)
 
@@ -216,14 +229,16 @@ def read(name: str | None, limit: int) -> bytes | None:
     if name is None or directory is None or not usable(directory):
         return None
     try:
-        raw = _read_plain(directory / (name + _SUFFIX), _SEAL_HEX + 1 + limit)
+        parts = _read_parts(directory / (name + _SUFFIX), _SEAL_HEX + 1, _SEAL_HEX + 1 + limit)
     except OSError:
         return None
-    if raw is None or raw[_SEAL_HEX:_SEAL_HEX + 1] != b"\n":
+    if parts is None:
         return None
-    body = raw[_SEAL_HEX + 1:]
+    line, body = parts
+    if line[_SEAL_HEX:] != b"\n":
+        return None
     expected = seal(name, body)
-    if expected is None or len(body) > limit or not hmac.compare_digest(expected, raw[:_SEAL_HEX]):
+    if expected is None or len(body) > limit or not hmac.compare_digest(expected, line[:_SEAL_HEX]):
         return None
     return body
 
