@@ -428,6 +428,30 @@ def test_a_repeated_rotation_rule_is_checked_for_each_key(tmp_path: Path) -> Non
     assert ws.keys["a"].expiry == ws.keys["b"].expiry
 
 
+
+def test_a_rotation_rule_repeated_on_another_type_or_written_in_another_order_is_judged_again(tmp_path: Path) -> None:
+    """The next key's rule equal to the last clean one is that value only for the same expiry and
+    provider type: `unused_for` is fine on a Questra key and refused on the TextQL key after it."""
+    rule = "rotation: {grace: 2h, unused_for: 1h}"
+    write(tmp_path / "keyform.yaml", PROVIDERS)
+    write(tmp_path / "keys.yaml", "\n".join([
+        "version: 1", "keys:",
+        "  a: {provider: questra-prod, expires_in: 90d, " + rule + "}",
+        "  b: {provider: questra-prod, expires_in: 90d, rotation: {unused_for: 1h, grace: 2h}}",
+        "  c: {provider: textql, expires_in: 90d, " + rule + "}"]) + "\n")
+    with pytest.raises(KeyformError) as err:
+        load_workspace([str(tmp_path)], cwd=tmp_path, now=NOW)
+    assert [str(d) for d in err.value.diagnostics] == [
+        "keys.yaml:5: keys.c.rotation.unused_for: textql does not report when a key was last used, so keyform "
+        "cannot tell when the old key is unused; use grace alone"]
+    write(tmp_path / "keys.yaml", "\n".join([
+        "version: 1", "keys:",
+        "  a: {provider: questra-prod, expires_in: 90d, " + rule + "}",
+        "  b: {provider: questra-prod, expires_in: 90d, rotation: {unused_for: 1h, grace: 2h}}"]) + "\n")
+    ws = load_workspace([str(tmp_path)], cwd=tmp_path, now=NOW)
+    assert ws.keys["a"].rotation == ws.keys["b"].rotation
+    assert ws.keys["b"].rotation.unused_for == timedelta(hours=1)
+
 # -------------------------------------------- what a directory holds besides manifest files (issue: broken symlink)
 
 def test_a_broken_symlink_in_a_directory_is_an_error_not_a_file_whose_keys_are_gone(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from keyform.durations import parse_duration
 from keyform.fsio import NAME_MAX, too_long_to_replace
 from keyform.manifest.document import YamlPath
-from keyform.manifest.keyspecs import KeyContext, build_key
+from keyform.manifest.keyspecs import KeyContext, build_keys
 from keyform.manifest.references import check_references
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, Declarations, ManifestFile, Report, dotted, known_names
@@ -74,11 +74,7 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     context = KeyContext(declared_providers=dict(declared["providers"]), providers=providers,
                          declared_sinks=dict(declared["sinks"]), sinks=sinks, default_sink=default_sink,
                          now=now, report=report)
-    keys: dict[str, KeySpec] = {}
-    for name, (value, source) in declared["keys"].entries():
-        spec = build_key(name, value, source, context)
-        if spec is not None:
-            keys[name] = spec
+    keys = build_keys(declared["keys"].groups(), context)
     check_references(keys, declared["keys"], sinks, report)
     states = [(state_path, "the manifests' local state")] if state_backend.backend == "local" else []
     if state_override:

@@ -14,6 +14,7 @@ from keyform.errors import SourceLoc
 from keyform.records import record
 
 YamlPath = tuple[str | int, ...]
+_NO_KEY_LINES: Mapping[str, int] = {}
 
 
 @record
@@ -43,6 +44,12 @@ class YamlDocument:
     def loc(self, path: YamlPath) -> SourceLoc:
         found = self.lines.get(path)  # (most paths asked for are recorded: no walk up)
         return SourceLoc(self.file, found if found is not None else self.line(path))
+
+    def key_lines(self) -> Mapping[str, int]:
+        """The line of each entry of `keys:` by name, when `lines` holds them so
+        (`parsecache.CachedLines.entry_lines`: a cached file); else none (ask `loc`)."""
+        found: Mapping[str, int] | None = getattr(self.lines, "entry_lines", None)
+        return _NO_KEY_LINES if found is None else found
 
     def written(self, path: YamlPath, value: Any) -> str:
         """`value`, found at `path`, as the file writes it: a number as its text (`0x1F`, not 31)."""

@@ -61,14 +61,17 @@ class CachedLines(Mapping[YamlPath, int]):
     """`YamlDocument.lines` of a cached file. The entry holds the line of every key and item except
     those inside a key's entry (`keys.NAME.*`: 90 % of a big manifest's lines, which a valid
     manifest's model never points at). The first lookup of such a path parses the file's bytes
-    again, as without the cache, and answers from that parse from then on."""
+    again, as without the cache, and answers from that parse from then on. The lines of the
+    entries of `keys:` themselves are held by name (`entry_lines`: no path is made for each of
+    10,000 keys, and building a key looks its own line up there, `YamlDocument.key_lines`)."""
 
-    __slots__ = ("_data", "_full", "_lines")
+    __slots__ = ("_data", "_full", "_lines", "entry_lines")
 
-    def __init__(self, lines: dict[YamlPath, int], data: bytes) -> None:
+    def __init__(self, lines: dict[YamlPath, int], data: bytes, entry_lines: dict[str, int] | None = None) -> None:
         self._lines = lines
         self._data = data
         self._full = False
+        self.entry_lines: dict[str, int] = {} if entry_lines is None else entry_lines
 
     def _complete(self) -> dict[YamlPath, int]:
         if not self._full:
@@ -81,16 +84,26 @@ class CachedLines(Mapping[YamlPath, int]):
                 doc = None
             if doc is not None and not problems:
                 self._lines = dict(doc.lines)
+            else:  # pragma: no cover - the bytes parsed before
+                self._lines.update(zip(zip(repeat("keys"), self.entry_lines), self.entry_lines.values()))
         return self._lines
+
+    def _entry_line(self, path: YamlPath) -> int | None:
+        """The line of `keys.NAME` from `entry_lines` (None for any other path)."""
+        return self.entry_lines.get(path[1]) if len(path) == 2 and path[0] == "keys" else None  # type: ignore[arg-type]
 
     def __getitem__(self, path: YamlPath) -> int:
         found = self._lines.get(path)
+        if found is None:
+            found = self._entry_line(path)
         if found is not None:
             return found
         return self._complete()[path]
 
     def get(self, path: YamlPath, default: Any = None) -> Any:
         found = self._lines.get(path)
+        if found is None:
+            found = self._entry_line(path)
         if found is not None:
             return found
         if len(path) > 2 and path[0] == "keys":
@@ -164,13 +177,13 @@ def _document(entry: Any, key: str, file: str, data: bytes) -> YamlDocument | No
     if len(key_lines) != len(names) or (key_lines and (not _LINE_TYPES.issuperset(map(type, key_lines))
                                                        or min(key_lines) < 1)):
         return None
-    lines.update(zip(zip(repeat("keys"), names), key_lines))
     texts: dict[YamlPath, str] = {}
     for path, text in written:  # almost always none
         if type(text) is not str or type(path) is not list or not _PART_TYPES.issuperset(map(type, path)):
             return None
         texts[tuple(path)] = text
-    return YamlDocument(file, value, CachedLines(lines, data), schema_checked=True, texts=texts)
+    return YamlDocument(file, value, CachedLines(lines, data, dict(zip(names, key_lines))), schema_checked=True,
+                        texts=texts)
 
 
 def store(data: bytes, doc: YamlDocument) -> None:

@@ -7,9 +7,8 @@ on the line of the YAML key it is about.
 from __future__ import annotations
 
 import os
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -75,40 +74,47 @@ class Declaration:
 
 
 class Declarations(Mapping[str, Declaration]):
-    """One section's entries across all files, by name: the first definition of each. Held as
-    (value, file) pairs, added a file's section at a time in C; a `Declaration` is made when one is
-    asked for (10,000 keys are built from the pairs, `entries`, and none is made for most of them)."""
+    """One section's entries across all files, by name: the first definition of each. Held as the
+    files' own mappings (`groups`), with which of them defines each name, added a file's section at
+    a time in C; a `Declaration` is made when one is asked for (10,000 keys are built from the
+    groups, and none is made for most of them)."""
 
-    __slots__ = ("_found", "_made", "section")
+    __slots__ = ("_found", "_groups", "_made", "section")
 
     def __init__(self, section: str) -> None:
         self.section = section
-        self._found: dict[str, tuple[Any, ManifestFile]] = {}
+        self._found: dict[str, int] = {}  # name → the index of its group
+        self._groups: list[tuple[ManifestFile, Mapping[str, Any]]] = []
         self._made: dict[str, Declaration] = {}
 
     def add(self, entries: Mapping[str, Any], source: ManifestFile) -> list[str]:
         """Add `source`'s entries of the section; the names already defined (not added), in order."""
         found = self._found
+        group = len(self._groups)
         if found.keys().isdisjoint(entries):  # (most sections: one pass in C)
-            found.update(zip(entries, zip(entries.values(), repeat(source))))
+            found.update(dict.fromkeys(entries, group))
+            self._groups.append((source, entries))
             return []
         again = []
+        new = {}
         for name, value in entries.items():
             if name in found:
                 again.append(name)
             else:
-                found[name] = (value, source)
+                found[name] = group
+                new[name] = value
+        self._groups.append((source, new))
         return again
 
-    def entries(self) -> ItemsView[str, tuple[Any, ManifestFile]]:
-        """(name, (value, file)) of each entry, in definition order."""
-        return self._found.items()
+    def groups(self) -> list[tuple[ManifestFile, Mapping[str, Any]]]:
+        """(file, {name: value}) of the entries each file defines first, in definition order."""
+        return self._groups
 
     def __getitem__(self, name: str) -> Declaration:
         made = self._made.get(name)
         if made is None:
-            value, source = self._found[name]
-            made = self._made[name] = Declaration(self.section, name, value, source)
+            source, entries = self._groups[self._found[name]]
+            made = self._made[name] = Declaration(self.section, name, entries[name], source)
         return made
 
     def __contains__(self, name: object) -> bool:
