@@ -452,6 +452,21 @@ def test_a_rotation_rule_repeated_on_another_type_or_written_in_another_order_is
     assert ws.keys["a"].rotation == ws.keys["b"].rotation
     assert ws.keys["b"].rotation.unused_for == timedelta(hours=1)
 
+
+@pytest.mark.parametrize("provider", ["type: textql", "type: rest\n    definition: DEFINITION"])
+def test_a_secret_of_an_unknown_key_is_reported_from_a_built_in_or_a_rest_key(tmp_path: Path, provider: str) -> None:
+    """The keys with a `secret_of` input are found as their inputs are made, a rest key's too."""
+    from harness.project import DEFINITIONS
+
+    write(tmp_path / "keyform.yaml", "\n".join([
+        "version: 1", "providers:", "  t:", "    " + provider.replace("DEFINITION", str(DEFINITIONS / "textql.yaml")),
+        "    token: {env: TT}", "keys:", "  fine: {provider: t, auth_value: {env: A}}",
+        "  k: {provider: t, auth_value: {secret_of: ghost}}"]) + "\n")
+    with pytest.raises(KeyformError) as err:
+        load_workspace(cwd=tmp_path, now=NOW)
+    assert [str(d) for d in err.value.diagnostics] == [
+        f"keyform.yaml:{7 + len(provider.splitlines())}: keys.k.auth_value: secret_of names an unknown key 'ghost'"]
+
 # -------------------------------------------- what a directory holds besides manifest files (issue: broken symlink)
 
 def test_a_broken_symlink_in_a_directory_is_an_error_not_a_file_whose_keys_are_gone(tmp_path: Path) -> None:

@@ -74,8 +74,9 @@ def build_workspace(files: Sequence[ManifestFile], report: Report, *, now: datet
     context = KeyContext(declared_providers=dict(declared["providers"]), providers=providers,
                          declared_sinks=dict(declared["sinks"]), sinks=sinks, default_sink=default_sink,
                          now=now, report=report)
-    keys = build_keys(declared["keys"].groups(), context)
-    check_references(keys, declared["keys"], sinks, report)
+    consumers: list[str] = []
+    keys = build_keys(declared["keys"].groups(), context, consumers)
+    check_references(keys, declared["keys"], sinks, report, consumers)
     states = [(state_path, "the manifests' local state")] if state_backend.backend == "local" else []
     if state_override:
         states.append((state_override, f"the state --state {state_override}"))

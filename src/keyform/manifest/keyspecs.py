@@ -28,6 +28,7 @@ from keyform.model import (
     KeySpec,
     ProviderConfig,
     Rotation,
+    SecretOfRef,
     SecretRef,
     SinkConfig,
     SinkTarget,
@@ -101,13 +102,17 @@ def build_key(name: str, value: Any, source: ManifestFile, ctx: KeyContext) -> K
     return build_keys(((source, {name: value}),), ctx).get(name)
 
 
-def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: KeyContext) -> dict[str, KeySpec]:
+def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: KeyContext,
+               consumers: list[str] | None = None) -> dict[str, KeySpec]:
     """The specs of the keys of `groups` (each a file and the entries `{name: value}` it declares,
     as `Declarations.groups` gives them), by name, in their order: a key that failed the schema or
-    any check here (all reported) is left out. One loop for all keys: what every key looks up (the
-    report, the memos, its file's lines) is looked up once per loop or per file, and the common
-    cases of `_sink_target`, `_rotation` and `_attributes` are written inline (a call per key each
-    was ~10 % of a 10,000-key build)."""
+    any check here (all reported) is left out. `consumers`, when given, gets the address of each key
+    built with a `secret_of` input, in the same order (`references.check_references` looks at
+    those, found here as their inputs are made rather than by a pass over every key's inputs).
+
+    One loop for all keys: what every key looks up (the report, the memos, its file's lines) is
+    looked up once per loop or per file, and the common cases of `_sink_target` and `_rotation`
+    are written inline (a call per key each was ~10 % of a 10,000-key build)."""
     keys: dict[str, KeySpec] = {}
     report = ctx.report
     diagnostics = report.diagnostics
@@ -197,8 +202,9 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                 from keyform.manifest.restglue import rest_attributes
                 attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, ("keys", name),
                                                        report)
+                consumes = SecretOfRef in map(type, secret_inputs.values())
             else:
-                attrs, secret_inputs = _attributes(value, facts, name, source)
+                attrs, secret_inputs, consumes = _attributes(value, facts, name, source)
             if expiry is None or len(diagnostics) > errors_before:
                 continue
             line = line_of(name)  # (a cached file's: else `doc.loc`, which finds a key's own line recorded)
@@ -209,6 +215,8 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                                  secret_inputs, expiry, rotation, sink,
                                  bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value
                                  else False, value, key_field_loc if secret_inputs else None)
+            if consumes and consumers is not None:
+                consumers.append(name)
     return keys
 
 
@@ -438,10 +446,12 @@ def _entry_rule(sink_name: str, sink: SinkConfig, ctx: KeyContext) -> Callable[[
 
 
 def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,
-                source: ManifestFile) -> tuple[dict[str, Any], dict[str, SecretRef]]:
-    """(non-secret attributes with defaults filled in, write-only inputs by attribute path)."""
+                source: ManifestFile) -> tuple[dict[str, Any], dict[str, SecretRef], bool]:
+    """(non-secret attributes with defaults filled in, write-only inputs by attribute path, whether
+    one of those is a `secret_of`)."""
     attrs: dict[str, Any] = {}
     secret_inputs: dict[str, SecretRef] = {}
+    consumes = False
     for attr, default in facts.defaults:
         # `name` defaults to the address, every other omitted attribute to the type's default
         raw = value.get(attr, address if attr == "name" else default)
@@ -451,7 +461,8 @@ def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,
                 if isinstance(ref, str):
                     plain[header] = ref
                 elif isinstance(ref, dict):
-                    secret_inputs[header_input(header)] = build_ref(ref, source)
+                    made = secret_inputs[header_input(header)] = build_ref(ref, source)
+                    consumes = consumes or type(made) is SecretOfRef
         elif type(raw) is str:  # most attributes: as the last branch, without two isinstance tests
             attrs[attr] = raw
         elif isinstance(raw, (list, tuple)):
@@ -462,5 +473,6 @@ def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,
             attrs[attr] = raw
     for field in facts.kind.secret_inputs:
         if field in value:
-            secret_inputs[field] = build_ref(value[field], source)
-    return attrs, secret_inputs
+            made = secret_inputs[field] = build_ref(value[field], source)
+            consumes = consumes or type(made) is SecretOfRef
+    return attrs, secret_inputs, consumes

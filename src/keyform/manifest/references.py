@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keyform.graph import cycles
@@ -13,23 +13,26 @@ from keyform.model import EnvRef, FileRef, KeySpec, SecretOfRef, SinkConfig, sin
 
 
 def check_references(keys: Mapping[str, KeySpec], declared: Mapping[str, Declaration],
-                     sinks: Mapping[str, SinkConfig], report: Report) -> None:
+                     sinks: Mapping[str, SinkConfig], report: Report, consumers: Sequence[str] | None = None) -> None:
     """`keys` are the keys that built cleanly; `declared` all keys, built or not; `sinks` the
-    sinks that built cleanly."""
-    consumers = _consumers(keys)
-    _check_secret_of(keys, declared, consumers, report)
-    _check_cycles(keys, declared, consumers, report)
+    sinks that built cleanly; `consumers`, when known (`keyspecs.build_keys`), the addresses of
+    the keys with a `secret_of` input, in the keys' order (else each key's inputs are looked at)."""
+    consumers_found = _consumers(keys, consumers)
+    _check_secret_of(keys, declared, consumers_found, report)
+    _check_cycles(keys, declared, consumers_found, report)
     _check_sink_entries(keys, declared, sinks, report)
 
 
 _PLAIN_REFS = frozenset((EnvRef, FileRef))  # (as `KeySpec.dependencies` passes them over)
 
 
-def _consumers(keys: Mapping[str, KeySpec]) -> list[tuple[str, KeySpec, list[tuple[str, SecretOfRef]]]]:
+def _consumers(keys: Mapping[str, KeySpec],
+               known: Sequence[str] | None = None) -> list[tuple[str, KeySpec, list[tuple[str, SecretOfRef]]]]:
     """The built keys with a `secret_of` input: (address, spec, [(attribute, ref)]), in the keys'
-    order; found in one pass for both checks (most keys have no input, or only `env`/`file` ones)."""
+    order; found in one pass for both checks (most keys have no input, or only `env`/`file` ones),
+    or among the `known` addresses only."""
     found = []
-    for address, spec in keys.items():
+    for address, spec in (keys.items() if known is None else ((a, keys[a]) for a in known)):
         inputs = spec.secret_inputs
         if inputs and not _PLAIN_REFS.issuperset(map(type, inputs.values())):
             refs = [(attribute, ref) for attribute, ref in inputs.items() if isinstance(ref, SecretOfRef)]
