@@ -467,6 +467,27 @@ def test_a_secret_of_an_unknown_key_is_reported_from_a_built_in_or_a_rest_key(tm
     assert [str(d) for d in err.value.diagnostics] == [
         f"keyform.yaml:{7 + len(provider.splitlines())}: keys.k.auth_value: secret_of names an unknown key 'ghost'"]
 
+
+def test_a_loaded_keys_loc_is_its_source_loc_however_it_is_read(tmp_path: Path) -> None:
+    """The loader leaves a key's line to its first read (`KeySpec.loc`): a copy, a pickle, `replace`,
+    `==` and `repr` of a key whose line nobody asked for yet see the same `SourceLoc`."""
+    import copy
+    import dataclasses
+    import pickle
+
+    write(tmp_path / "a.yaml", PROVIDERS)
+    write(tmp_path / "b.yaml", KEYS)
+    ws = load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW)
+    other = load_workspace(["a.yaml", "b.yaml"], cwd=tmp_path, now=NOW)
+    spec = ws.keys["ana-questra"]
+    assert ws == other  # (no line read on either side before)
+    assert copy.copy(ws.keys["ci-bot"]).loc == pickle.loads(pickle.dumps(ws.keys["ci-bot"])).loc == SourceLoc("b.yaml", 3)
+    assert dataclasses.replace(spec, prevent_destroy=False).loc == SourceLoc("b.yaml", 8)
+    assert "loc=SourceLoc(file='b.yaml', line=8)" in repr(other.keys["ana-questra"])
+    assert spec.loc == SourceLoc("b.yaml", 8) and spec.input_loc("auth_value") == SourceLoc("b.yaml", 14)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.loc = SourceLoc("x", 1)  # type: ignore[misc]
+
 # -------------------------------------------- what a directory holds besides manifest files (issue: broken symlink)
 
 def test_a_broken_symlink_in_a_directory_is_an_error_not_a_file_whose_keys_are_gone(tmp_path: Path) -> None:

@@ -13,18 +13,19 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from keyform.durations import MAX_YEAR, format_duration, format_time, parse_duration, parse_time
 from keyform.errors import SourceLoc
 from keyform.kinds import ProviderKind
 from keyform.kinds import kind as provider_kind
-from keyform.manifest.document import YamlPath
+from keyform.manifest.document import YamlDocument, YamlPath
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.model import (
     NEVER,
     Expiry,
+    KeyLocator,
     KeySpec,
     ProviderConfig,
     Rotation,
@@ -127,7 +128,7 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
     last_rotation = _NO_ROTATION
     for source, entries in groups:
         doc = source.doc
-        file, line_of, key_field_loc = doc.file, doc.key_lines().get, source.key_field_loc
+        locator, key_field_loc = cast(SourceLoc, _FileKeys(doc)), source.key_field_loc  # (`KeySpec.loc` reads it)
         broken = bool(source.broken)
         for name, value in entries.items():
             if not isinstance(value, dict) or (broken and not source.valid(("keys", name))):  # `Declaration.valid`
@@ -207,17 +208,30 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                 attrs, secret_inputs, consumes = _attributes(value, facts, name, source)
             if expiry is None or len(diagnostics) > errors_before:
                 continue
-            line = line_of(name)  # (a cached file's: else `doc.loc`, which finds a key's own line recorded)
             # positional, in the fields' order (address, provider, provider_type, attrs, loc, secret_inputs,
             # expiry, rotation, sink, prevent_destroy, entry, field_loc): twelve keywords cost twice the call
             keys[name] = KeySpec(name, provider_name, provider.type, attrs,
-                                 SourceLoc(file, line) if line is not None else doc.loc(("keys", name)),
-                                 secret_inputs, expiry, rotation, sink,
+                                 locator, secret_inputs, expiry, rotation, sink,
                                  bool(value["lifecycle"].get("prevent_destroy", False)) if "lifecycle" in value
                                  else False, value, key_field_loc if secret_inputs else None)
             if consumes and consumers is not None:
                 consumers.append(name)
     return keys
+
+
+class _FileKeys(KeyLocator):
+    """The `KeyLocator` of one file's keys: a key's own line, from the cached file's lines by name
+    (`YamlDocument.key_lines`), else as `YamlDocument.loc` finds it."""
+
+    __slots__ = ("doc", "lines")
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.lines = doc.key_lines()
+
+    def locate(self, address: str) -> SourceLoc:
+        line = self.lines.get(address)
+        return SourceLoc(self.doc.file, line) if line is not None else self.doc.loc(("keys", address))
 
 
 def _broken_key(decl: Declaration, ctx: KeyContext) -> None:
