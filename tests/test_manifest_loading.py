@@ -186,6 +186,19 @@ def test_textql_defaults(tmp_path: Path) -> None:
     assert key.secret_inputs == {}
 
 
+
+def test_a_keys_list_and_mapping_attributes_are_its_own_not_its_entrys(tmp_path: Path) -> None:
+    """Attributes are taken from the entry as written, in the type's order; a list or a mapping is
+    a new one (nothing that reads a key's attributes can change its entry, or another key's)."""
+    write(tmp_path / "k.yaml", PROVIDERS + "keys:\n  full: {provider: textql, is_private: true, hosts: [h.io], "
+          "query_params: {a: b}, headers: {X-A: a}, description: d, auth_type: oauth_u2m}\n")
+    key = load_workspace(["k.yaml"], cwd=tmp_path, now=NOW).keys["full"]
+    assert list(key.attrs.items()) == [("description", "d"), ("hosts", ["h.io"]), ("headers", {"X-A": "a"}),
+                                       ("query_params", {"a": "b"}), ("api_provider", ""),
+                                       ("auth_type", "oauth_u2m"), ("is_private", True)]
+    for name in ("hosts", "headers", "query_params"):
+        assert key.attrs[name] is not key.entry[name]
+
 def test_providers_default_base_urls(tmp_path: Path) -> None:
     write(tmp_path / "p.yaml", PROVIDERS)
     ws = load_workspace(["p.yaml"], cwd=tmp_path, now=NOW)

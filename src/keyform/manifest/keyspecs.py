@@ -30,7 +30,6 @@ from keyform.model import (
     ProviderConfig,
     Rotation,
     SecretOfRef,
-    SecretRef,
     SinkConfig,
     SinkTarget,
     header_input,
@@ -69,8 +68,9 @@ class _ProviderFacts:
     provider: ProviderConfig
     kind: ProviderKind
     fields: frozenset[str]  # every field a key of the type takes
-    # (attribute, default) in the type's order; `name`'s default (the address) is filled in per key
-    defaults: tuple[tuple[str, Any], ...]
+    # (attribute, default, how) in the type's order; `name`'s default (the address) is filled in
+    # per key; how: _PLAIN, _NAME, _HEADERS or _ANY (see `_how`)
+    defaults: tuple[tuple[str, Any, int], ...]
 
 
 # Durations repeat across keys (`90d`, `14d`): parse each text once, and share the (frozen) values.
@@ -204,8 +204,38 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                 attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, ("keys", name),
                                                        report)
                 consumes = SecretOfRef in map(type, secret_inputs.values())
-            else:
-                attrs, secret_inputs, consumes = _attributes(value, facts, name, source)
+            else:  # the attributes, with defaults filled in, and the write-only inputs by attribute path
+                attrs = {}
+                secret_inputs = {}
+                consumes = False
+                get = value.get
+                for attr, default, how in facts.defaults:
+                    if how == _PLAIN:  # (most attributes)
+                        attrs[attr] = get(attr, default)
+                    elif how == _NAME:
+                        attrs[attr] = get(attr, name)
+                    elif how == _HEADERS:
+                        plain = attrs[attr] = {}
+                        for header, ref in get(attr, default).items():
+                            if isinstance(ref, str):
+                                plain[header] = ref
+                            elif isinstance(ref, dict):
+                                made = secret_inputs[header_input(header)] = build_ref(ref, source)
+                                consumes = consumes or type(made) is SecretOfRef
+                    else:
+                        raw = get(attr, default)
+                        if type(raw) is str:
+                            attrs[attr] = raw
+                        elif isinstance(raw, (list, tuple)):
+                            attrs[attr] = list(raw)
+                        elif isinstance(raw, dict):
+                            attrs[attr] = dict(raw)
+                        else:
+                            attrs[attr] = raw
+                for field in kind.secret_inputs:
+                    if field in value:
+                        made = secret_inputs[field] = build_ref(value[field], source)
+                        consumes = consumes or type(made) is SecretOfRef
             if expiry is None or len(diagnostics) > errors_before:
                 continue
             # positional, in the fields' order (address, provider, provider_type, attrs, loc, secret_inputs,
@@ -274,9 +304,40 @@ def _report_unknown_sink(source: ManifestFile, path: YamlPath, sink_name: str, c
 
 def _facts(provider: ProviderConfig) -> _ProviderFacts:
     kind = provider_kind(provider.type)
-    defaults = tuple((attr, None if attr == "name" else kind.attribute_defaults.get(attr))
-                     for attr in kind.attributes)
+    defaults = tuple((attr, default, _how(attr, default)) for attr in kind.attributes
+                     for default in (None if attr == "name" else kind.attribute_defaults.get(attr),))
     return _ProviderFacts(provider, kind, _fields_of(tuple(kind.attributes), tuple(kind.secret_inputs)), defaults)
+
+
+# How `build_keys` takes an attribute from a key's entry: as written, or its default (_PLAIN: the
+# schema lets through a string or a boolean only, and the default is one too); as written, or the
+# address (_NAME); `headers` (plain values are attributes, `{env: ...}` ones inputs); any other
+# (_ANY: a list or tuple becomes a new list, a mapping a new dict, the rest as it is).
+_PLAIN, _NAME, _HEADERS, _ANY = range(4)
+_SCALARS = (str, bool)
+
+
+def _how(attr: str, default: Any) -> int:
+    if attr == "headers":
+        return _HEADERS
+    if attr in _scalar_key_fields():
+        return _NAME if attr == "name" else _PLAIN if default is None or type(default) in _SCALARS else _ANY
+    return _ANY
+
+
+@lru_cache(maxsize=1)
+def _scalar_key_fields() -> frozenset[str]:
+    """The key fields the manifest schema takes as a string or a boolean only (`type`, or an `enum`
+    of strings): a key that passed the schema holds no list or mapping there."""
+    from keyform.manifest.schema import manifest_schema
+
+    found = set()
+    for name, rule in manifest_schema()["$defs"]["key"]["properties"].items():
+        kind, enum = rule.get("type"), rule.get("enum")
+        if kind in ("string", "boolean") or (isinstance(enum, list) and enum
+                                             and all(type(v) in _SCALARS for v in enum)):
+            found.add(name)
+    return frozenset(found)
 
 
 @lru_cache(maxsize=64)
@@ -457,36 +518,3 @@ def _entry_rule(sink_name: str, sink: SinkConfig, ctx: KeyContext) -> Callable[[
     if rule is None:
         rule = ctx.entry_rules[sink_name] = entry_name_rule(sink)
     return rule
-
-
-def _attributes(value: Mapping[str, Any], facts: _ProviderFacts, address: str,
-                source: ManifestFile) -> tuple[dict[str, Any], dict[str, SecretRef], bool]:
-    """(non-secret attributes with defaults filled in, write-only inputs by attribute path, whether
-    one of those is a `secret_of`)."""
-    attrs: dict[str, Any] = {}
-    secret_inputs: dict[str, SecretRef] = {}
-    consumes = False
-    for attr, default in facts.defaults:
-        # `name` defaults to the address, every other omitted attribute to the type's default
-        raw = value.get(attr, address if attr == "name" else default)
-        if attr == "headers":  # plain values are attributes, `{env: ...}` ones inputs: one pass
-            plain = attrs[attr] = {}
-            for header, ref in raw.items():
-                if isinstance(ref, str):
-                    plain[header] = ref
-                elif isinstance(ref, dict):
-                    made = secret_inputs[header_input(header)] = build_ref(ref, source)
-                    consumes = consumes or type(made) is SecretOfRef
-        elif type(raw) is str:  # most attributes: as the last branch, without two isinstance tests
-            attrs[attr] = raw
-        elif isinstance(raw, (list, tuple)):
-            attrs[attr] = list(raw)
-        elif isinstance(raw, dict):
-            attrs[attr] = dict(raw)
-        else:
-            attrs[attr] = raw
-    for field in facts.kind.secret_inputs:
-        if field in value:
-            made = secret_inputs[field] = build_ref(value[field], source)
-            consumes = consumes or type(made) is SecretOfRef
-    return attrs, secret_inputs, consumes
