@@ -20,6 +20,7 @@ from keyform.errors import SourceLoc
 from keyform.kinds import ProviderKind
 from keyform.kinds import kind as provider_kind
 from keyform.manifest.document import YamlDocument, YamlPath
+from keyform.manifest.plugintypes import schema_types
 from keyform.manifest.secretrefs import build_ref
 from keyform.manifest.sources import Declaration, ManifestFile, Report, dotted, known_names
 from keyform.model import (
@@ -223,7 +224,7 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                                 made = secret_inputs[header_input(header)] = build_ref(ref, source)
                                 consumes = consumes or type(made) is SecretOfRef
                     else:
-                        raw = get(attr, default)
+                        raw = get(attr, name if how == _ANY_NAME else default)
                         if type(raw) is str:
                             attrs[attr] = raw
                         elif isinstance(raw, (list, tuple)):
@@ -304,25 +305,27 @@ def _report_unknown_sink(source: ManifestFile, path: YamlPath, sink_name: str, c
 
 def _facts(provider: ProviderConfig) -> _ProviderFacts:
     kind = provider_kind(provider.type)
-    defaults = tuple((attr, default, _how(attr, default)) for attr in kind.attributes
+    described = provider.type in schema_types()[0]  # (a plug-in's keys are checked by its own schema)
+    defaults = tuple((attr, default, _how(attr, default, described)) for attr in kind.attributes
                      for default in (None if attr == "name" else kind.attribute_defaults.get(attr),))
     return _ProviderFacts(provider, kind, _fields_of(tuple(kind.attributes), tuple(kind.secret_inputs)), defaults)
 
 
 # How `build_keys` takes an attribute from a key's entry: as written, or its default (_PLAIN: the
-# schema lets through a string or a boolean only, and the default is one too); as written, or the
-# address (_NAME); `headers` (plain values are attributes, `{env: ...}` ones inputs); any other
-# (_ANY: a list or tuple becomes a new list, a mapping a new dict, the rest as it is).
-_PLAIN, _NAME, _HEADERS, _ANY = range(4)
+# manifest schema, which checks the keys of the types it describes, lets through a string or a
+# boolean only, and the default is one too); as written, or the address (_NAME: a string too);
+# `headers` (plain values are attributes, `{env: ...}` ones inputs); any other, its default the
+# type's (_ANY) or the address (_ANY_NAME): a list or tuple becomes a new list, a mapping a new dict.
+_PLAIN, _NAME, _HEADERS, _ANY, _ANY_NAME = range(5)
 _SCALARS = (str, bool)
 
 
-def _how(attr: str, default: Any) -> int:
+def _how(attr: str, default: Any, described: bool) -> int:
     if attr == "headers":
         return _HEADERS
-    if attr in _scalar_key_fields():
-        return _NAME if attr == "name" else _PLAIN if default is None or type(default) in _SCALARS else _ANY
-    return _ANY
+    if not described or attr not in _scalar_key_fields():
+        return _ANY_NAME if attr == "name" else _ANY
+    return _NAME if attr == "name" else _PLAIN if default is None or type(default) in _SCALARS else _ANY
 
 
 @lru_cache(maxsize=1)
