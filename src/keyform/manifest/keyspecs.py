@@ -154,9 +154,12 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                 _check_fields(value, kind, source, ("keys", name), report)
             # most keys: an `expires_in` checked clean before (`_expiry` says why any other is wrong)
             text = value.get("expires_in")
-            expiry = clean_expires_in.get(text) if type(text) is str and "expires_at" not in value else None
-            if expiry is None:
+            if "expires_at" in value:
                 expiry = _expiry(value, source, ("keys", name), report)
+            elif type(text) is str:
+                expiry = clean_expires_in.get(text) or _expiry(value, source, ("keys", name), report)
+            else:  # (no expiry written: as `_expiry` says, unless `expires_in` is there but no text)
+                expiry = NEVER if "expires_in" not in value else _expiry(value, source, ("keys", name), report)
             # after a misspelt field (`expire_in`) or a bad expiry, the rotation's checks against the
             # expiry would only add a second message for the same mistake ("the key never expires")
             if expiry is None or len(diagnostics) != errors_before or not (raw_rotation := value.get("rotation")):
