@@ -6,6 +6,7 @@ that makes an entry unforgeable."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -231,7 +232,60 @@ def hostile_entries(key: str, good: dict[str, Any]) -> list[bytes]:
         variant(key_lines=[True] * len(lines)), variant(key_lines=[float(n) for n in lines]),
         variant(key_lines=[0] * len(lines)), variant(key_lines=[str(n) for n in lines]),
         variant(key_lines=[[n] for n in lines]),
+        *(variant(keys=table) for table in hostile_tables(good["keys"])),
+        variant(value={**good["value"], "keys": {"x": {"provider": "q"}}}),  # a table and a section
+        variant(value={**good["value"], "keys": []}),
     ]
+
+
+def hostile_tables(good: dict[str, Any]) -> list[Any]:
+    """`keys` tables (`parsecache._table`) that are not what `store` writes for the seed's section."""
+    assert good["shape_of"] is not None and len(good["shapes"]) == 3, "the seed's keys have three shapes"
+
+    def changed(**changes: Any) -> dict[str, Any]:
+        return {**copy.deepcopy(good), **changes}
+
+    def shape(i: int, **changes: Any) -> dict[str, Any]:
+        shapes = copy.deepcopy(good["shapes"])
+        shapes[i] = {**shapes[i], **changes}
+        return changed(shapes=shapes)
+
+    names, shape_of, first = good["names"], good["shape_of"], good["shapes"][0]
+    return [
+        None, [], "keys", {}, changed(extra=1), {k: v for k, v in good.items() if k != "shape_of"},
+        changed(names=[]), changed(names=names[:-1]), changed(names=[*names, "more"]), changed(names=[names[0]] * 3),
+        changed(names=[1, *names[1:]]), changed(names=None), changed(shapes=[]), changed(shapes=None),
+        changed(shapes=good["shapes"][:2]), changed(shape_of=None), changed(shape_of=shape_of[:-1]),
+        changed(shape_of=[3, *shape_of[1:]]), changed(shape_of=[-1, *shape_of[1:]]),
+        changed(shape_of=[True if s == 1 else s for s in shape_of]), changed(shape_of=[0.0, *shape_of[1:]]),
+        changed(shape_of=[0, 0, 0]), changed(shape_of="012"),
+        shape(0, fields=first["fields"][:-1]), shape(0, fields=[first["fields"][0]] * len(first["fields"])),
+        shape(0, fields=[1, *first["fields"][1:]]), shape(0, columns=first["columns"][:-1]),
+        shape(0, columns=[[], *first["columns"][1:]]), shape(0, columns=[[1, 2], *first["columns"][1:]]),
+        shape(0, columns=[{"c": {"a": 1}}, *first["columns"][1:]]), shape(0, columns=[{"c": [1]}, *first["columns"][1:]]),
+        shape(0, columns=[{"c": "q", "d": 1}, *first["columns"][1:]]), shape(0, columns=None), shape(0, more=1),
+    ]
+
+
+def test_a_keys_section_of_one_shape_is_a_table_of_columns_read_back_as_written(tmp_path: Path, cache: Path) -> None:
+    """Entries of `keys:` with the same fields are stored as columns (`{"c": VALUE}` where every one
+    holds the same scalar: the same type too, `1` is not `true`), and read back equal, in order."""
+    text = "version: 1\nkeys:\n" + "".join(
+        f"  k{i}: {{provider: q, name: n{i}, expires_in: 90d, lifecycle: {{prevent_destroy: {flag}}}, n: {n}}}\n"
+        for i, (flag, n) in enumerate([("true", 1), ("true", "true"), ("true", 1)]))
+    data = write(tmp_path / "p", text)
+    parsed, problems = yamlsource.parse_yaml(text, "keyform.yaml")
+    assert parsed is not None and not problems
+    parsecache.store(data, parsed)
+    entry = json.loads(body(entries(cache)[0]))
+    table = entry["keys"]
+    assert entry["value"]["keys"] == {} and table["shape_of"] is None and len(table["shapes"]) == 1
+    assert table["shapes"][0]["columns"][0] == {"c": "q"} and table["shapes"][0]["columns"][4] == [1, True, 1]
+    cached = parsecache.load(data, "keyform.yaml")
+    assert cached is not None and cached.value == parsed.value
+    assert [list(v.items()) for v in cached.value["keys"].values()] == \
+        [list(v.items()) for v in parsed.value["keys"].values()]
+    assert list(cached.value) == list(parsed.value)
 
 
 def test_corrupt_foreign_or_hostile_entries_are_ignored_and_replaced(tmp_path: Path, cache: Path) -> None:
