@@ -119,7 +119,9 @@ def _collections(root: Path, url: str, keys: int, *command: str) -> str:
         f"version: 1\nproviders:\n  qp: {{type: questra, base_url: '{url}', token: {{env: T}}, org_id: o}}\n"
         "sinks:\n  env: {type: dotenv, path: .secrets/keys.env}\ndefaults: {sink: env}\nkeys:\n" + body)
     res = subprocess.run([sys.executable, "-c", _PROBE, *command], cwd=root, capture_output=True, text=True,
-                         env={"T": "t", "PATH": "/usr/bin:/bin", "KEYFORM_NO_CACHE": "1", "NO_COLOR": "1"}, timeout=120)
+                         env={"T": "t", "PATH": "/usr/bin:/bin", "KEYFORM_NO_CACHE": "1", "NO_COLOR": "1",
+                              "KEYFORM_NO_FAST_EXIT": "1"},  # (the probe reads the SystemExit: keyform.fastexit)
+                         timeout=120)
     return res.stderr
 
 

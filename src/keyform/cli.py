@@ -190,16 +190,23 @@ def console() -> None:
     (manifests, state, plan, listings): ~20-40 ms at 1,000 keys, more at 10,000, after the work
     is done. `gc.freeze()` first moves all of it out of the collector's reach; nothing is left
     unflushed or unclosed by that, the objects are simply not traversed again. The same happens
-    after each phase that builds bulk data (`keyform.gcpause`). In-process callers of `main`
-    (tests, click's CliRunner) keep a normal heap."""
+    after each phase that builds bulk data (`keyform.gcpause`). When only freeing memory is left,
+    the process then ends without the teardown at all (`keyform.fastexit`). In-process callers of
+    `main` (tests, click's CliRunner) keep a normal heap and exit normally."""
+    from keyform import fastexit
     from keyform.gcpause import freeze_after_pauses
 
     _without_httpx_cli()
     freeze_after_pauses()
+    fastexit.enable()
     gc.freeze()  # what the imports built is never scanned again (O(1))
     try:
         with _fewer_gc_passes():  # from the first argument parsed (run_safely raises it again, nested)
             main(prog_name="keyform")
+    except SystemExit as done:
+        gc.freeze()
+        fastexit.exit_now(done.code)  # no teardown when only freeing memory is left (keyform.fastexit)
+        raise
     finally:
         gc.freeze()
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from keyform import redact
+from keyform import fastexit, redact
 from keyform.backends import StateBackend, open_backend
 from keyform.durations import utcnow
 from keyform.envsettings import settings_digests, stale_settings
@@ -885,8 +885,10 @@ def run_plan(options: Options, *, targets: Sequence[str] = (), refresh_remote: b
     """`keyform plan`: a locked session (recovery read, never written) and its plan. `saving`
     (`--out`): a `--state FILE` that does not exist yet is the new state the plan's apply starts."""
     with session(options, "plan", for_new_state=saving) as sess:
-        return plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace,
+        made = plan(sess, targets=targets, refresh_remote=refresh_remote, destroy=destroy, replace=replace,
                     revoke_old=revoke_old)
+        fastexit.keep((sess, made))  # (freed only by the process's end, which may skip it: keyform.fastexit)
+        return made
 
 
 class ApplyUI(Protocol):
