@@ -35,7 +35,8 @@ _kept: list[object] = []
 def enable() -> None:
     """In this process, `keep` keeps and `exit_now` may end it at once (see the module)."""
     global _enabled
-    _enabled = os.environ.get("KEYFORM_NO_FAST_EXIT", "") in ("", "0")
+    # (as `KEYFORM_NO_CACHE`: unset, blank, `0`, `false`, `no`, `off` leave it on)
+    _enabled = os.environ.get("KEYFORM_NO_FAST_EXIT", "").strip().lower() in ("", "0", "false", "no", "off")
 
 
 def keep(data: object) -> None:
