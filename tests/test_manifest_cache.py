@@ -740,3 +740,19 @@ def test_an_entry_is_sealed_and_read_as_the_hmac_of_its_name_and_content(
     assert empty is not None
     entry.write_bytes(empty + b"\n")  # a sealed empty content is an (empty) entry
     assert cachedir.read(name, limit=100) == b""
+
+
+def test_a_column_of_zeros_of_either_sign_is_read_back_as_written(tmp_path: Path, cache: Path) -> None:
+    """`0.0 == -0.0` (and their type is the same), but they are not the same number: a column holding
+    both is not written once (`{"c": 0.0}` read every `-0.0` back as `0.0`, a value the file does not
+    say)."""
+    text = "version: 1\nkeys:\n" + "".join(f"  k{i}: {{provider: q, n: {n}}}\n" for i, n in enumerate(
+        ["0.0", "-0.0", "0.0"]))
+    data = write(tmp_path / "p", text)
+    parsed, problems = yamlsource.parse_yaml(text, "keyform.yaml")
+    assert parsed is not None and not problems
+    assert [repr(v["n"]) for v in parsed.value["keys"].values()] == ["0.0", "-0.0", "0.0"]
+    parsecache.store(data, parsed)
+    cached = parsecache.load(data, "keyform.yaml")
+    assert cached is not None
+    assert json.dumps(cached.value) == json.dumps(parsed.value)
