@@ -102,3 +102,25 @@ def test_scan_finds_blank_what_parse_finds_blank(text: str) -> None:
         path.write_bytes(text.encode("utf-8"))
         found = scan(SinkConfig("env", "dotenv", {"path": str(path)}, LOC))
     assert found.blank == {n for n, v in last.items() if not (v or "").strip()}
+
+
+UNQUOTED_PIECES = st.sampled_from(["A", "B_1", "a.b-c", "1X", "export ", "export\t", " ", "\t", "=", "\\", "#", " #",
+                                   "\n", "\r\n", "\r", "x", "$", "\ufeff", "é", "=v", "\u00a0", "\u2003"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(UNQUOTED_PIECES, max_size=40).map("".join))
+@example("\ufeffA=1\r\nexport B= x # c\nA=\nC=#c\nD= \u2003\nE")
+@example("A=1\nA=\n")
+@example("A=\nA=1")
+def test_scan_of_a_file_with_no_quote_finds_what_parse_finds(text: str) -> None:
+    """A file with no quote character (most: keyform writes a value quoted only when it must) is
+    scanned line by line, without `_spans`: the same names, first lines and blank ones as `parse`."""
+    entries = parse(text.removeprefix("\ufeff"))  # (nothing to refuse without a quote)
+    last = {e.name: e.value for e in entries if e.name is not None}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.env"
+        path.write_bytes(text.encode("utf-8"))
+        found = scan(SinkConfig("env", "dotenv", {"path": str(path)}, LOC))
+    assert list(found.items()) == list(_from_parse(text).items())
+    assert found.blank == {n for n, v in last.items() if not (v or "").strip()}

@@ -367,6 +367,23 @@ def scan(config: SinkConfig) -> ScannedEntries:
     text = raw.decode("utf-8").removeprefix(_BOM)
     found: dict[str, int] = {}
     blank: set[str] = set()
+    if "'" not in text and '"' not in text:  # no quoted value (most files): each line is one span
+        match = _ASSIGNMENT.match
+        for line, piece in enumerate(text.split("\n"), 1):
+            m = match(piece)
+            if m is None:
+                continue
+            name = m.group(2)
+            found.setdefault(name, line)
+            start = m.end()
+            # as below (the line's `_value` without its newline is the one with it)
+            if start < len(piece) and (c := piece[start]) != "#" and not c.isspace():
+                blank.discard(name)
+            elif not _value(piece, start, len(piece), "", -1).strip():
+                blank.add(name)
+            else:
+                blank.discard(name)
+        return ScannedEntries(found, blank)
     line = 1
     for pos, end, m, quote, close in _spans(text):  # `parse`'s entries, their values not kept
         if m is not None:
