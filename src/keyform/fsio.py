@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import select
 import stat
 import time
@@ -152,7 +151,7 @@ def atomic_write(path: StrPath, data: bytes, mode: int = 0o600, *, follow_symlin
     directory, name = os.path.split(target)
     if clean_stale:
         remove_stale_temps(directory, name)
-    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, mode)
     try:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import shlex
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import field, replace
@@ -451,11 +450,13 @@ def _listed_unlike(it: Interrupted, listing: Callable[[str], list[RemoteKey] | N
     unlike = _unlike(match, listed.attrs)
     if not unlike:
         return None
+    from shlex import quote  # (only for this message: not at every start-up)
+
     return (f"{it.address}: the apply journal says an interrupted create made the key {it.remote_id}, but "
             f"the API lists that key with another {', '.join(unlike)} than that create sent, so keyform does not "
             "take it for its orphan and revokes nothing: if the journal was edited, restore it from a copy; if "
-            f"the key is this workspace's after all, `keyform import {shlex.quote(it.address)} "
-            f"{shlex.quote(it.remote_id or '')}` adopts it")
+            f"the key is this workspace's after all, `keyform import {quote(it.address)} "
+            f"{quote(it.remote_id or '')}` adopts it")
 
 
 def _withheld(creates: list[Interrupted], state: State, tracked: set[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
+import os
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import field
@@ -334,7 +334,7 @@ class State:
 
     @classmethod
     def new(cls) -> State:
-        return cls(lineage=str(uuid.uuid4()), serial=0, salt=secrets.token_hex(16))
+        return cls(lineage=str(uuid.uuid4()), serial=0, salt=os.urandom(16).hex())  # (secrets.token_hex, unimported)
 
     def fingerprint(self, value: str) -> str:
         """HMAC-SHA256 of a write-only input: under this state's salt (salted mode), or under a key
