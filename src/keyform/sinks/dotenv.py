@@ -26,7 +26,7 @@ cases above.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,10 +93,7 @@ class DotenvSink:
     @staticmethod
     def name_problem(name: str) -> str | None:
         """Why `name` cannot be a variable in a dotenv file, or None if it can."""
-        if not _NAME.fullmatch(name):
-            return (f"{name!r} is not a valid environment variable name "
-                    "(letters, digits, '_'; not starting with a digit)")
-        return None
+        return _entry_name_problem(None, name)
 
     def write(self, address: str, name: str, secret: str) -> None:
         self._check(name, address)
@@ -402,6 +399,15 @@ def scan(config: SinkConfig) -> ScannedEntries:
     return ScannedEntries(found, blank)
 
 
+def _entry_name_problem(config: SinkConfig | None, name: str, _valid: Callable[[str], object] = _NAME.fullmatch) -> \
+        str | None:
+    """`DotenvSink.name_problem`, as the sink type's entry-name check: the manifest loader asks it
+    for every key writing to a dotenv sink (one call, not a lambda's and a static method's)."""
+    if _valid(name):
+        return None
+    return f"{name!r} is not a valid environment variable name (letters, digits, '_'; not starting with a digit)"
+
+
 TYPE = SinkType(name="dotenv", required="path", open=_open,
-                entry_name_problem=lambda config, name: DotenvSink.name_problem(name), scan=scan, guards_entries=True,
+                entry_name_problem=_entry_name_problem, scan=scan, guards_entries=True,
                 description="a .env file, one VARIABLE=secret line per key")
