@@ -485,10 +485,13 @@ def missing_secrets(sess: Session, readable: frozenset[str], snapshot: SinkSnaps
                if isinstance(r, SecretOfRef)}
     missing = set()
     unreadable: list[Diagnostic] = []
+    declared, scanned = sess.workspace.keys, snapshot.entries  # (`SinkSnapshot.holds`, inline below)
     for address, held in sess.state.keys.items():
-        if held.sink is None or not held.secret_in_sink or address not in sess.workspace.keys:
+        target = held.sink
+        if target is None or not held.secret_in_sink or address not in declared:
             continue
-        if snapshot.holds(held.sink.sink, held.sink.name) is False:
+        names = scanned.get(target.sink)
+        if names is not None and target.name not in names:
             missing.add(address)
     for address in sorted(sources):
         ks = sess.state.keys.get(address)
