@@ -92,3 +92,18 @@ def test_a_bad_salt_still_raises_once_an_input_is_read() -> None:
     assert input_fingerprints(ws, bad, ["a"], env={}) == {"a": {"auth_value": None}}
     with pytest.raises(ValueError):
         input_fingerprints(ws, bad, env={"AV": "v"})
+
+
+def test_one_reference_object_shared_by_keys_in_a_row_gives_each_its_fingerprint(tmp_path: Path) -> None:
+    """The loader gives keys reading one variable one EnvRef (`secretrefs.build_ref`): found again
+    by identity, it still gives each key (and each of a key's inputs) that reference's fingerprint,
+    None for one that cannot be read, and nothing for a `secret_of` between them."""
+    state = State.new()
+    shared, unset, missing, source = EnvRef("AV"), EnvRef("UNSET"), FileRef(str(tmp_path / "missing")), SecretOfRef("k0")
+    order: list[SecretRef] = [shared, shared, unset, unset, source, source, missing, missing, shared]
+    specs = [textql_key(f"k{i}", auth=ref, secret_headers={"X-Extra": ref}) for i, ref in enumerate(order)]
+    ws = workspace(*specs)
+    env = {"AV": "hunter2"}
+    got = input_fingerprints(ws, state, env=env)
+    assert got == _per_key({a: dict(s.secret_inputs) for a, s in ws.keys.items()}, state, env)
+    assert got["k0"]["auth_value"] == got["k8"]["auth_value"] is not None and got["k2"]["auth_value"] is None

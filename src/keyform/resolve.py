@@ -151,23 +151,30 @@ def input_fingerprints(workspace: Workspace, state: State, addresses: list[str] 
     done: dict[EnvRef | FileRef, str | None] = {}  # reference -> its fingerprint in this call
     fp: str | None
     keys = workspace.keys
+    # the reference looked up last and its fingerprint: keys reading one variable share its EnvRef
+    # (`secretrefs.build_ref`), found by identity without hashing the record (a Python-level call)
+    last: object = _UNREAD
+    last_fp: str | None = None
     for address in addresses if addresses is not None else list(keys):
         inputs = keys[address].secret_inputs
         if not inputs:  # most keys
             continue
         fps: dict[str, str | None] = {}
         for path, ref in inputs.items():
+            if ref is last:
+                fps[path] = last_fp
+                continue
             if isinstance(ref, SecretOfRef):
                 continue
             fp = done.get(ref, _UNREAD)
-            if fp is not _UNREAD:
-                fps[path] = fp
-                continue
-            try:
-                fp = fingerprint(read_ref(ref, f"keys.{address}.{path}", env))
-            except KeyformError:
-                fp = None
-            fps[path] = done[ref] = fp
+            if fp is _UNREAD:
+                try:
+                    fp = fingerprint(read_ref(ref, f"keys.{address}.{path}", env))
+                except KeyformError:
+                    fp = None
+                done[ref] = fp
+            fps[path] = last_fp = fp
+            last = ref
         if fps:
             out[address] = fps
     return out
