@@ -168,7 +168,8 @@ class Plan:
 
     @cached_property  # (a plan is a value: looked for once, not by each of a render's several questions)
     def _acted(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+        noop = Action.NOOP  # (once: an enum member's lookup is ~70 ns, a third of this loop per change)
+        return tuple(c for c in self.changes if c.action is not noop)
 
     @property
     def actionable(self) -> list[Change]:
