@@ -151,7 +151,9 @@ def atomic_write(path: StrPath, data: bytes, mode: int = 0o600, *, follow_symlin
     directory, name = os.path.split(target)
     if clean_stale:
         remove_stale_temps(directory, name)
-    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+    import secrets  # (here: a plan writes nothing and does not import it)
+
+    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, mode)
     try:
