@@ -61,7 +61,6 @@ from keyform.fsio import (
     read_capped,
     read_nofollow_stat,
 )
-from keyform.groupcommit import GroupCommit
 from keyform.state import State, parse_state
 
 __all__ = ["HeldLock", "LocalBackend", "LocalJournal", "held"]
@@ -642,6 +641,8 @@ class LocalJournal:
     twice."""
 
     def __init__(self, store: LocalBackend, fh: BinaryIO) -> None:
+        from keyform.groupcommit import GroupCommit  # (an apply's: not imported by a plan)
+
         self._store = store
         self._fh: BinaryIO | None = fh
         # no linger: a create waits on three appends in turn, each would pay it

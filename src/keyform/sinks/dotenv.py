@@ -26,19 +26,20 @@ cases above.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyform.errors import SinkError
 from keyform.fsio import StrPath
-from keyform.groupcommit import GroupCommit
 from keyform.records import record
 from keyform.sinks.pathlocks import lock_for
 from keyform.sinks.sinkfs import read_file, write_file
 from keyform.typeregistry import ScannedEntries, SinkType
 
 if TYPE_CHECKING:
+    from keyform.groupcommit import GroupCommit
     from keyform.model import SinkConfig
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,6 +47,7 @@ _ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*
 _BARE = re.compile(r"[A-Za-z0-9_.:/+@%,=-]+")  # safe unquoted in dotenv loaders and POSIX shells
 _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 _BOM = "\ufeff"
+_MAKING_GROUP = threading.Lock()  # (`DotenvSink._group`)
 
 
 @record(frozen=False)
@@ -73,8 +75,9 @@ class DotenvSink:
 
     def __init__(self, path: StrPath) -> None:
         self.path = Path(path)
-        # concurrent writers share one rewrite (keyform.groupcommit)
-        self._batches: GroupCommit[tuple[str, str]] = GroupCommit()
+        # concurrent writers share one rewrite (keyform.groupcommit), made by the first write
+        # (`_group`): a plan opens its sinks only to scan them, and imports no GroupCommit (~1 ms)
+        self._batches: GroupCommit[tuple[str, str]] | None = None
         # The file as this sink last wrote it. While the file still holds exactly those bytes,
         # loading it needs no decode or parse, and new names are appended without a pass over
         # the entries: with thousands of entries those passes were most of an apply's CPU, and
@@ -101,9 +104,21 @@ class DotenvSink:
         if problem:  # refused before the file is touched; the applier revokes the new key
             raise SinkError(f"{self.path}: cannot write {name} (key {address}): the secret holds {problem}; "
                             "no dotenv quoting reads it back the same in POSIX shells, python-dotenv and keyform")
-        self._batches.write(lambda: lock_for(self.path, across_processes=True, create_dir=True), (name, secret),
+        self._group().write(lambda: lock_for(self.path, across_processes=True, create_dir=True), (name, secret),
                             lambda batch: self._set(batch, name, address),
                             lambda: self._set([(name, secret)], name, address))
+
+    def _group(self) -> GroupCommit[tuple[str, str]]:
+        """The sink's one GroupCommit, made once whichever writer comes first."""
+        batches = self._batches
+        if batches is None:
+            with _MAKING_GROUP:
+                batches = self._batches
+                if batches is None:
+                    from keyform.groupcommit import GroupCommit
+
+                    batches = self._batches = GroupCommit()
+        return batches
 
     def _set(self, updates: list[tuple[str, str]], name: str, address: str | None) -> None:
         """Set every (NAME, secret) in one atomic rewrite, in one pass over the file; the caller
