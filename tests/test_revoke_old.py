@@ -7,6 +7,7 @@ key before its grace ended (the flag did not exist: a usage error). Against the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +387,24 @@ def _failing_cons(cfg: Any, token: str, org: str | None) -> Any:
     return Failing()
 
 
+def _cons_failing_and_deleting_with(delete: Callable[[Any, Any, str], None]) -> Callable[..., Any]:
+    """A provider factory as `_failing_cons`, whose `delete` is `delete(cfg, real, remote_id)`."""
+    def factory(cfg: Any, token: str, org: str | None) -> Any:
+        real = _failing_cons(cfg, token, org)
+
+        class Deleting:
+            name = real.name
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(real, attr)
+
+            def delete(self, remote_id: str) -> None:
+                delete(cfg, real, remote_id)
+
+        return Deleting()
+    return factory
+
+
 def test_a_consumer_with_no_grace_whose_reissue_fails_under_a_leak_response_is_said_to_stop_working(
         project: Project, emu_control: EmulatorControl) -> None:
     """`--replace src --revoke-old src` re-issues `cons` (fed src's secret, `grace: 0s`) before the
@@ -445,21 +464,12 @@ def test_a_consumers_failed_reissue_whose_sources_revoke_fails_too_is_said_to_wo
     assert project.run("apply", "--auto-approve").exit_code == 0
     src = project.remote_id("src")
 
-    def failing(cfg: Any, token: str, org: str | None) -> Any:
-        real = _failing_cons(cfg, token, org)
+    def revoke_fails(cfg: Any, real: Any, remote_id: str) -> None:
+        if remote_id == src:
+            raise ProviderError(f"{cfg.name}: delete: 503 service unavailable", status=503)
+        real.delete(remote_id)
 
-        class RevokeFails:
-            name = real.name
-
-            def __getattr__(self, attr: str) -> Any:
-                return getattr(real, attr)
-
-            def delete(self, remote_id: str) -> None:
-                if remote_id == src:
-                    raise ProviderError(f"{cfg.name}: delete: 503 service unavailable", status=503)
-                real.delete(remote_id)
-
-        return RevokeFails()
+    failing = _cons_failing_and_deleting_with(revoke_fails)
 
     opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=failing)
     events: list[ApplyEvent] = []
@@ -504,23 +514,14 @@ def test_a_consumers_failed_reissue_whose_sources_revoke_may_have_landed_is_not_
     assert project.run("apply", "--auto-approve").exit_code == 0
     src = project.remote_id("src")
 
-    def failing(cfg: Any, token: str, org: str | None) -> Any:
-        real = _failing_cons(cfg, token, org)
+    def revoke_lost(cfg: Any, real: Any, remote_id: str) -> None:
+        real.delete(remote_id)
+        if remote_id == src:  # done, and its answer lost
+            if how.endswith("(Overdue)"):
+                raise Overdue(f"{cfg.name}: delete: no answer within its bound")
+            raise ProviderError(f"{cfg.name}: delete: no response (read timeout)", ambiguous=True)
 
-        class RevokeLost:
-            name = real.name
-
-            def __getattr__(self, attr: str) -> Any:
-                return getattr(real, attr)
-
-            def delete(self, remote_id: str) -> None:
-                real.delete(remote_id)
-                if remote_id == src:  # done, and its answer lost
-                    if how.endswith("(Overdue)"):
-                        raise Overdue(f"{cfg.name}: delete: no answer within its bound")
-                    raise ProviderError(f"{cfg.name}: delete: no response (read timeout)", ambiguous=True)
-
-        return RevokeLost()
+    failing = _cons_failing_and_deleting_with(revoke_lost)
 
     opts = operations.Options(files=[str(project.manifest)], env=project.env, provider_factory=failing)
     with operations.session(opts, "apply") as sess:
