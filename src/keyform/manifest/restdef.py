@@ -626,17 +626,20 @@ class _Builder:
                           start=int(raw.get("start", 1)), total=pointer(raw["total"]) if "total" in raw else None)
 
 
+_FITS: Mapping[str, Callable[[Any], bool]] = {
+    "string": lambda x: isinstance(x, str),
+    "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
+    "boolean": lambda x: isinstance(x, bool),
+    "string_list": lambda x: isinstance(x, list) and all(isinstance(i, str) for i in x),
+    "string_map": lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
+    "headers": lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
+}
+
+
 def _fits(value: Any, typ: str) -> bool:
     if value == "${address}":
         return typ == "string"
-    return {
-        "string": lambda x: isinstance(x, str),
-        "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
-        "boolean": lambda x: isinstance(x, bool),
-        "string_list": lambda x: isinstance(x, list) and all(isinstance(i, str) for i in x),
-        "string_map": lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
-        "headers": lambda x: isinstance(x, dict) and all(isinstance(i, str) for i in x.values()),
-    }[typ](value)
+    return _FITS[typ](value)
 
 
 def fits(value: Any, typ: str) -> bool:

@@ -117,8 +117,8 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
     attrs: dict[str, Any] = {}
     secret_inputs: dict[str, SecretRef] = {}
     for a in definition.attributes:
-        where = (*path, a.name)
         if a.secret:
+            where = (*path, a.name)
             if a.name in value:
                 raw = value[a.name]
                 if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in ("env", "file", "secret_of") \
@@ -129,6 +129,10 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
                                  "{env: NAME}, {file: PATH} or {secret_of: ADDRESS}")
             continue
         raw = value.get(a.name, a.default)
+        if type(raw) is str and a.type == "string":  # (most attributes: `fits`, nothing to copy)
+            attrs[a.name] = address if raw == "${address}" else raw
+            continue
+        where = (*path, a.name)
         if raw == "${address}":
             raw = address
         if raw is None:

@@ -41,6 +41,7 @@ from keyform.providers.http import (
     shape_error,
     status_error,
     usable_id,
+    utc_time,
     wire_time,
 )
 from keyform.providers.omitted import not_a_listing, not_empty, null_list, null_on_the_way
@@ -134,6 +135,10 @@ class RestProvider:
         self._created = d.key_paths.get("created_at")
         self._expires = d.key_paths.get("expires_at")
         self._last_used = d.key_paths.get("last_used")
+        # `_fast_key`'s reading of an item: each field's one token when its pointer has one (a
+        # member of the item itself), else its pointer
+        self._fast_attrs = tuple((a.name, a.type, _one(a.path), a.path) for a in self._plain if a.path is not None)
+        self._fast_status = tuple((s, _one(s.path) if s is not None else None) for s in (d.revoked, d.expired))
         pg = d.pagination
         # the top-level names of a listing reply the definition reads (besides the list): an empty
         # listing may hold them (see keyform.providers.omitted)
@@ -231,6 +236,62 @@ class RestProvider:
             last_used_at=self._time(at(item, last_used), f"{w} last_used", unset=True) if last_used and reported
             else None,
             usage_reported=reported)
+
+    def _fast_key(self, item: dict[str, Any]) -> RemoteKey | None:
+        """`parse_key`'s answer for the usual item: a usable string (or integer) id, each attribute
+        of its type or null, each flag a boolean or absent (or one of its `equals` values), each
+        timestamp absent, null or UTC (`utc_time`); None for any other item, which `parse_key` then
+        reads (and names what is wrong). Nothing is made for an error that is not raised (the
+        `where` texts of `parse_key`): a listing holds thousands of items."""
+        key_id = item.get(self._id[0]) if len(self._id) == 1 else at(item, self._id)
+        if type(key_id) is int:
+            key_id = str(key_id)
+        if not usable_id(key_id) or (self.d.id_type == "integer" and not _INTEGER.fullmatch(key_id)):
+            return None
+        attrs: dict[str, Any] = {}
+        for name, typ, one, path in self._fast_attrs:
+            value = item.get(one) if one is not None else at(item, path)
+            if value is None:
+                attrs[name] = _EMPTY[typ]()
+            elif typ == "string" or typ == "integer" or typ == "boolean":
+                if type(value) is not _SCALAR_TYPES[typ]:
+                    return None
+                attrs[name] = value
+            elif typ == "string_list":
+                if type(value) is not list or not all(type(v) is str for v in value):
+                    return None
+                attrs[name] = list(value)
+            else:  # string_map, headers
+                if type(value) is not dict or not all(type(v) is str for v in value.values()):
+                    return None
+                attrs[name] = dict(value)
+        flags = []
+        for status, one in self._fast_status:
+            if status is None:
+                flags.append(False)
+            elif status.equals is not None:
+                flags.append(bool(status.of(item)))
+            else:
+                value = item.get(one) if one is not None else at(item, status.path)
+                if value is not None and type(value) is not bool:
+                    return None
+                flags.append(bool(value))
+        times: list[str | None] = []
+        for where in (self._created, self._expires):
+            value = None if where is None else item.get(where[0]) if len(where) == 1 else at(item, where)
+            if value is not None and (value := utc_time(value)) is None:
+                return None
+            times.append(value)
+        last_used, used = self._last_used, None
+        reported = False
+        if last_used is not None:
+            reported = last_used[0] in item if len(last_used) == 1 else _present(item, last_used)
+        if reported and last_used is not None:
+            used = item.get(last_used[0]) if len(last_used) == 1 else at(item, last_used)
+            if used is not None and (used := utc_time(used)) is None:
+                return None
+        return RemoteKey(id=key_id, attrs=attrs, created_at=times[0], expires_at=times[1], revoked=flags[0],
+                         expired=flags[1], last_used_at=used, usage_reported=reported)
 
     def _listed_id(self, value: Any, where: str) -> str:
         """A key's id as the API gave it, as keyform records it: text. A JSON integer is its decimal
@@ -377,7 +438,10 @@ class RestProvider:
             try:
                 items = self._items(body)
                 first = len(out)
-                out.extend([self.parse_key(item, f"item {first + i}") for i, item in enumerate(items)])
+                fast = self._fast_key
+                for i, item in enumerate(items):
+                    key = fast(item) if type(item) is dict else None
+                    out.append(self.parse_key(item, f"item {first + i}") if key is None else key)
                 if pg.type == "none":
                     return out
                 ids = [k.id for k in out[first:]]
@@ -716,6 +780,14 @@ def _seconds_until(expires_at: str | None) -> int | None:
     from keyform.durations import parse_time
 
     return max(1, int((parse_time(expires_at) - datetime.now(timezone.utc)).total_seconds()))
+
+
+_SCALAR_TYPES: Mapping[str, type] = {"string": str, "integer": int, "boolean": bool}
+
+
+def _one(path: tuple[str, ...] | None) -> str | None:
+    """The token of a pointer to a member of the item itself (`/name`), else None."""
+    return path[0] if path is not None and len(path) == 1 else None
 
 
 def _ptr(text: str) -> tuple[str, ...]:
