@@ -129,8 +129,20 @@ def rest_attributes(value: Mapping[str, Any], definition: RestDefinition, addres
                                  "{env: NAME}, {file: PATH} or {secret_of: ADDRESS}")
             continue
         raw = value.get(a.name, a.default)
-        if type(raw) is str and a.type == "string":  # (most attributes: `fits`, nothing to copy)
+        # the usual value, of the attribute's type (as `fits` and the copies below take it): no
+        # `fits` call, no path made for a message
+        typ, got = a.type, type(raw)
+        if got is str and typ == "string":
             attrs[a.name] = address if raw == "${address}" else raw
+            continue
+        if (got is bool and typ == "boolean") or (got is int and typ == "integer"):
+            attrs[a.name] = raw
+            continue
+        if got is list and typ == "string_list" and all(type(i) is str for i in raw):
+            attrs[a.name] = list(raw)
+            continue
+        if got is dict and typ in ("string_map", "headers") and all(type(v) is str for v in raw.values()):
+            attrs[a.name] = dict(raw)  # (headers: no reference among them, so no secret input)
             continue
         where = (*path, a.name)
         if raw == "${address}":

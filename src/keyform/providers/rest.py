@@ -137,8 +137,17 @@ class RestProvider:
         self._last_used = d.key_paths.get("last_used")
         # `_fast_key`'s reading of an item: each field's one token when its pointer has one (a
         # member of the item itself), else its pointer
-        self._fast_attrs = tuple((a.name, a.type, _one(a.path), a.path) for a in self._plain if a.path is not None)
+        # (name, token, pointer, the exact type of its usual value, its empty value's maker)
+        self._fast_attrs = tuple((a.name, _one(a.path), a.path, _USUAL_TYPES[a.type], _EMPTY[a.type])
+                                 for a in self._plain if a.path is not None)
         self._fast_status = tuple((s, _one(s.path) if s is not None else None) for s in (d.revoked, d.expired))
+        # the one tokens of the revoked and expired flags, created_at, expires_at and last_used
+        # (each None when not declared), when each declared one has one token (and a flag no
+        # `equals`): the usual definition
+        tokens = (*(None if s is None else (_one(s.path) or "") if s.equals is None else ""
+                    for s in (d.revoked, d.expired)),
+                  *(None if p is None else _one(p) or "" for p in (self._created, self._expires, self._last_used)))
+        self._flat: tuple[str | None, ...] | None = None if "" in tokens else tokens
         pg = d.pagination
         # the top-level names of a listing reply the definition reads (besides the list): an empty
         # listing may hold them (see keyform.providers.omitted)
@@ -249,22 +258,47 @@ class RestProvider:
         if not usable_id(key_id) or (self.d.id_type == "integer" and not _INTEGER.fullmatch(key_id)):
             return None
         attrs: dict[str, Any] = {}
-        for name, typ, one, path in self._fast_attrs:
+        value: Any
+        for name, one, path, usual, empty in self._fast_attrs:
             value = item.get(one) if one is not None else at(item, path)
-            if value is None:
-                attrs[name] = _EMPTY[typ]()
-            elif typ == "string" or typ == "integer" or typ == "boolean":
-                if type(value) is not _SCALAR_TYPES[typ]:
+            got = type(value)
+            if got is not usual:
+                if value is not None:
                     return None
+                attrs[name] = empty()
+            else:
+                # (a list or an object is the item's own, taken, not copied: `items` is a reply's
+                # decoded JSON, read once, as the built-in providers' `parse_list` takes it)
+                if got is list:
+                    for v in value:
+                        if type(v) is not str:
+                            return None
+                elif got is dict:
+                    for v in value.values():
+                        if type(v) is not str:
+                            return None
                 attrs[name] = value
-            elif typ == "string_list":
-                if type(value) is not list or not all(type(v) is str for v in value):
-                    return None
-                attrs[name] = list(value)
-            else:  # string_map, headers
-                if type(value) is not dict or not all(type(v) is str for v in value.values()):
-                    return None
-                attrs[name] = dict(value)
+        flat = self._flat
+        if flat is not None:  # (every pointer of the key's fields one token, no `equals`)
+            revoked_at, expired_at, created_at, expires_at, used_at = flat
+            revoked = item.get(revoked_at, False) if revoked_at is not None else False
+            expired = item.get(expired_at, False) if expired_at is not None else False
+            if not ((revoked is False or revoked is True or revoked is None)
+                    and (expired is False or expired is True or expired is None)):
+                return None
+            created = item.get(created_at) if created_at is not None else None
+            if created is not None and (created := utc_time(created)) is None:
+                return None
+            expires = item.get(expires_at) if expires_at is not None else None
+            if expires is not None and (expires := utc_time(expires)) is None:
+                return None
+            used = reported = None
+            if used_at is not None and used_at in item:
+                used, reported = item[used_at], True
+            if used is not None and (used := utc_time(used)) is None:
+                return None
+            return RemoteKey(id=key_id, attrs=attrs, created_at=created, expires_at=expires, revoked=bool(revoked),
+                             expired=bool(expired), last_used_at=used, usage_reported=reported is True)
         flags = []
         for status, one in self._fast_status:
             if status is None:
@@ -782,7 +816,9 @@ def _seconds_until(expires_at: str | None) -> int | None:
     return max(1, int((parse_time(expires_at) - datetime.now(timezone.utc)).total_seconds()))
 
 
-_SCALAR_TYPES: Mapping[str, type] = {"string": str, "integer": int, "boolean": bool}
+# the exact Python type of an attribute's usual value in a JSON reply (`_check` takes it)
+_USUAL_TYPES: Mapping[str, type] = {"string": str, "integer": int, "boolean": bool, "string_list": list,
+                                    "string_map": dict, "headers": dict}
 
 
 def _one(path: tuple[str, ...] | None) -> str | None:
