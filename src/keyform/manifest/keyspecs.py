@@ -31,6 +31,7 @@ from keyform.model import (
     ProviderConfig,
     Rotation,
     SecretOfRef,
+    SecretRef,
     SinkConfig,
     SinkTarget,
     header_input,
@@ -127,6 +128,7 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
     last_expiry: Expiry | None = None
     last_kind: ProviderKind | None = None
     last_rotation = _NO_ROTATION
+    rest_attributes: Callable[..., tuple[dict[str, Any], dict[str, SecretRef]]] | None = None  # (imported once)
     for source, entries in groups:
         doc = source.doc
         locator, key_field_loc = cast(SourceLoc, _FileKeys(doc)), source.key_field_loc  # (`KeySpec.loc` reads it)
@@ -204,7 +206,8 @@ def build_keys(groups: Iterable[tuple[ManifestFile, Mapping[str, Any]]], ctx: Ke
                                      f"used in sink {sink_name!r} ({config.type}): {problem}; set sink.as")
                     sink = SinkTarget(sink_name, entry)
             if provider.definition is not None:
-                from keyform.manifest.restglue import rest_attributes
+                if rest_attributes is None:
+                    rest_attributes = _rest_attributes()
                 attrs, secret_inputs = rest_attributes(value, provider.definition, name, source, ("keys", name),
                                                        report)
                 consumes = SecretOfRef in map(type, secret_inputs.values())
@@ -304,6 +307,14 @@ def _unknown_sink(value: Mapping[str, Any], decl: Declaration, ctx: KeyContext) 
 def _report_unknown_sink(source: ManifestFile, path: YamlPath, sink_name: str, ctx: KeyContext) -> None:
     ctx.report.error(source, (*path, "sink"), f"{dotted(path)}.sink: unknown sink "
                      f"{sink_name!r}{known_names(ctx.declared_sinks, 'sinks')}")
+
+
+def _rest_attributes() -> Callable[..., tuple[dict[str, Any], dict[str, SecretRef]]]:
+    """`restglue.rest_attributes`, imported when a workspace has a rest provider (once per
+    `build_keys`, not per key: an import statement is ~1 µs)."""
+    from keyform.manifest.restglue import rest_attributes
+
+    return rest_attributes
 
 
 def _facts(provider: ProviderConfig) -> _ProviderFacts:
