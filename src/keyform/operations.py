@@ -1051,7 +1051,9 @@ def run_report(options: Options, *, refresh_remote: bool = True,
                     notes.append(note)
         else:
             notes.append("refresh disabled: the report shows the state alone (no live status)")
-        return Collected(build_report(ws, state, snapshot, now, notes=notes), now)
+        got = Collected(build_report(ws, state, snapshot, now, notes=notes), now)
+        fastexit.keep((sess, snapshot, got))  # as run_plan: freed only at the end, which may skip it
+        return got
 
 
 def run_usage_report(options: Options, *, idle: timedelta | None = None, unmanaged: bool = False,
