@@ -453,6 +453,25 @@ def test_json_rows_are_what_json_dumps_makes_of_each() -> None:
     assert json.loads(text)["keys"] == [r.to_json() for r in rows] and json.loads(text)["notes"] == ["nöte"]
 
 
+_CELL = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["\0", "%s", "%", "}, {", "\0{", "\ud800", "a\u2028b"]))
+
+
+@given(st.lists(st.tuples(_CELL, _CELL, st.one_of(st.none(), st.integers(-10**6, 10**6)), st.booleans()), max_size=4))
+def test_json_rows_encoded_together_are_each_rows_own_encoding(cells: list[tuple[Any, Any, Any, bool]]) -> None:
+    """render_json encodes every row's values in one call cut at NULs (`_json_rows`): a value holding
+    a NUL, `%s`, `}, {`, a lone surrogate or nothing still makes each row's line what
+    json.dumps(row.to_json(), ensure_ascii=False) writes, and a report of no rows `"keys": []`."""
+    rows = tuple(ReportRow(address=f"k{i}", kind="key", provider="qp", provider_type="questra", status="active",
+                           name=name, remote_id=rid, age_days=age, in_manifests=kept)
+                 for i, (name, rid, age, kept) in enumerate(cells))
+    text = render_json(Report(generated_at="2026-01-05T00:00:00Z", refreshed=True, rows=rows))
+    lines = text.split("\n")
+    assert [f"    {escaped(json.dumps(r.to_json(), ensure_ascii=False))}" for r in rows] == \
+        [line.removesuffix(",") for line in lines if line.startswith("    {")]
+    assert ('  "keys": []' in lines) == (not rows)
+    assert json.loads(text)["keys"] == [r.to_json() for r in rows]
+
+
 def test_the_summary_counts_one_key_in_the_singular() -> None:
     """`keyform report` of one key said "1 keys."."""
     from keyform.render.report import summary

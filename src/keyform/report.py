@@ -73,7 +73,7 @@ class ReportRow:
         return min(dates) if dates else None
 
     def to_json(self) -> dict[str, Any]:
-        return dict(zip(ROW_FIELDS, _row_values(self)))
+        return dict(zip(ROW_FIELDS, row_values(self)))
 
 
 ROW_FIELDS: tuple[str, ...] = (
@@ -81,7 +81,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "expires_at", "expires_in_days", "rotation_due_at", "rotation_due_in_days", "rotation_rule", "sink",
     "sink_entry", "applied_at", "status", "in_manifests", "last_used", "usage_reported",
 )
-_row_values = attrgetter(*ROW_FIELDS)  # a row's values in ROW_FIELDS order, in one C call
+row_values = attrgetter(*ROW_FIELDS)  # a row's values in ROW_FIELDS order, in one C call
 
 
 @record
@@ -100,12 +100,17 @@ class Report:
                 and (r.status in NEEDS_ACTION or (r.due_at is not None and _utc(r.due_at) <= limit))]
 
     def to_json(self, *, window: timedelta | None = None, now: datetime | None = None) -> dict[str, Any]:
+        doc = self.head_json(window=window, now=now)
+        doc["keys"] = [r.to_json() for r in self.rows]
+        return doc
+
+    def head_json(self, *, window: timedelta | None = None, now: datetime | None = None) -> dict[str, Any]:
+        """`to_json` without its `keys` (the rows): what comes before them."""
         doc: dict[str, Any] = {"format_version": FORMAT_VERSION, "generated_at": self.generated_at,
                                "refreshed": self.refreshed, "notes": list(self.notes)}
         if window is not None and now is not None:
             doc["due_within"] = {"window": format_duration(window),
                                  "due": [r.address for r in self.due_within(window, now)]}
-        doc["keys"] = [r.to_json() for r in self.rows]
         return doc
 
 

@@ -13,13 +13,14 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from itertools import chain
 
 from keyform.durations import format_duration, maybe_time
 from keyform.records import record
 from keyform.render import plural
 from keyform.render.comment import MAX_NOTE, MAX_NOTES, Room
 from keyform.render.safe import MAX_CELL, blanked, cut, escaped, md_text
-from keyform.report import ROW_FIELDS, Report, ReportRow
+from keyform.report import ROW_FIELDS, Report, ReportRow, row_values
 
 
 @record
@@ -177,13 +178,30 @@ def render_markdown(report: Report, window: timedelta | None = None, now: dateti
 def render_json(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
     """Indented at the top, one line per row: `indent=` would make json fall back to its
     pure-Python encoder for every row (a third of a 1,000-key report's time)."""
-    doc = report.to_json(window=window, now=now)
-    rows = doc.pop("keys")
+    doc = report.head_json(window=window, now=now)
     encode = json.JSONEncoder(ensure_ascii=False).encode  # what json.dumps(v, ensure_ascii=False) builds per call
     head = [f"  {json.dumps(k)}: {encode(v)}" for k, v in doc.items()]
-    body = ",\n".join(f"    {encode(r)}" for r in rows)
-    keys = f'  "keys": [\n{body}\n  ]' if rows else '  "keys": []'
+    body = _json_rows(report.rows, encode)
+    keys = f'  "keys": [\n{body}\n  ]' if report.rows else '  "keys": []'
     return escaped("{\n" + ",\n".join([*head, keys]) + "\n}\n")  # bidi and zero-width as \\u escapes
+
+
+# Every value of every row encoded by one call, each after a NUL: a JSON text never holds a raw NUL
+# (json escapes every control character, ensure_ascii or not), so the values split apart exactly.
+_VALUES = json.JSONEncoder(ensure_ascii=False, separators=("\0", ": ")).encode
+# one row's line, its keys in place, a `%s` for each encoded value
+_ROW_LINE = "    {" + ", ".join(f"{json.dumps(k)}: %s" for k in ROW_FIELDS) + "}"
+
+
+def _json_rows(rows: Sequence[ReportRow], encode: Callable[[object], str]) -> str:
+    """The rows' lines of `render_json`, each as `encode(row.to_json())` writes it, made by C: the
+    rows' values (scalars: text, whole numbers, booleans, null) encoded in one list, cut at the NULs
+    and put into the lines' template (a call to json's encoder per row was most of a report's JSON:
+    at 10,000 keys ~62 -> ~35 ms)."""
+    values = _VALUES(list(chain.from_iterable(map(row_values, rows))))[1:-1].split("\0")
+    if len(values) != len(rows) * len(ROW_FIELDS):  # a value not a scalar (none is): each row by itself
+        return ",\n".join(f"    {encode(r.to_json())}" for r in rows)
+    return ",\n".join([_ROW_LINE] * len(rows)) % tuple(values)
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
