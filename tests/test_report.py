@@ -177,6 +177,29 @@ def test_remote_expiry_wins_over_the_recorded_one() -> None:
     assert row.expires_at == "2026-12-01T00:00:00Z"
 
 
+def test_keys_sharing_their_times_each_get_their_own_row_and_an_unhashable_expiry_is_no_time() -> None:
+    """build_report works out each distinct stored time once (`_Times`, `_Dues`): keys made in the
+    same second with the same rule get the same dates, one with other dates its own; a plug-in's
+    listing whose expires_at is not text (a list: not even hashable) is an unreadable time, as it
+    was, not a TypeError."""
+    a, b, c, d = (questra_key(n, expiry=expires_in(90), rotation=Rotation(max_age=timedelta(days=d)))
+                  for n, d in (("a", 30), ("b", 30), ("c", 40), ("d", 30)))
+    st = state_with(recorded(a, "tq_a"), recorded(b, "tq_b"), recorded(c, "tq_c"), recorded(d, "tq_d"))
+    odd = RemoteKey("tq_d", {}, format_time(T0), ["2026-12-01T00:00:00Z"])  # type: ignore[arg-type]
+    listed = {"tq_a": RemoteKey("tq_a", {}, format_time(T0), "2026-12-01T00:00:00Z"),
+              "tq_b": RemoteKey("tq_b", {}, format_time(T0), "2026-12-01T00:00:00Z"),
+              "tq_c": RemoteKey("tq_c", {}, format_time(T0), "2026-11-01T00:00:00Z"), "tq_d": odd}
+    snap = RemoteSnapshot({"qp": InstanceSnapshot(listed)}, refreshed=True)
+    rows = {r.address: r for r in build_report(workspace(a, b, c, d), st, snap, NOW).rows}
+    assert rows["a"].expires_at == rows["b"].expires_at == "2026-12-01T00:00:00Z"
+    assert rows["c"].expires_at == "2026-11-01T00:00:00Z" and rows["c"].expires_in_days != rows["a"].expires_in_days
+    assert (rows["a"].rotation_due_at, rows["a"].rotation_rule) == (rows["b"].rotation_due_at, "max_age 30d")
+    assert rows["c"].rotation_due_at != rows["a"].rotation_due_at and rows["c"].rotation_rule == "max_age 40d"
+    assert rows["a"].rotation_due_in_days == rows["b"].rotation_due_in_days != rows["c"].rotation_due_in_days
+    assert rows["d"].expires_at == rows["d"].expires_in_days == None  # noqa: E711 (both None)
+    assert rows["d"].rotation_due_at == rows["a"].rotation_due_at
+
+
 def test_due_within_counts_expiry_rotation_and_broken_keys_but_not_deposed_or_planned() -> None:
     ws, st = mixed()
     report = build_report(ws, st, snapshot_of(st), NOW)

@@ -136,6 +136,35 @@ def _shown(text: str | None, when: datetime | None) -> str | None:
 
 _DAY = timedelta(days=1)
 
+_Seen = tuple[datetime | None, str | None, int | None, int | None]
+_UNSEEN: _Seen = (None, None, None, None)
+
+
+class _Times(dict[Any, _Seen]):
+    """One `build_report`'s stored times by their text: the time (`_time`), its shown form
+    (`_shown`), whole days since it and until it (`_days`), each worked out once per distinct text
+    (the keys one apply made share their second: at 10,000 keys a few hundred texts)."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__()
+        self.now = now
+
+    def __missing__(self, text: Any) -> _Seen:
+        self[text] = seen = self.of(text)
+        return seen
+
+    def of(self, text: Any) -> _Seen:
+        when = _time(text)
+        if when is None:
+            return _UNSEEN
+        return when, _shown(text, when), _days(self.now - when), _days(when - self.now)
+
+    def get_seen(self, text: Any) -> _Seen:
+        try:
+            return self[text]
+        except TypeError:  # not hashable (a plug-in's listing: no time then)
+            return self.of(text)
+
 
 def _days(delta: timedelta) -> int:
     """Whole days in `delta`, rounded toward zero: a key that expired 30 s ago is 0 days past its
@@ -148,10 +177,11 @@ def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, n
     """Every managed key (state), every declared key not created yet, every deposed key; most
     urgent first. Pure."""
     rows: list[ReportRow] = []
+    times, dues = _Times(now), _Dues(now)
     for address, ks in state.keys.items():
         spec = workspace.keys.get(address)
         known, rk = snapshot.lookup(ks.provider, ks.remote_id)
-        rows.append(_row(ks, spec, rk, known, snapshot.refreshed, now))
+        rows.append(_row(ks, spec, rk, known, snapshot.refreshed, now, times, dues))
     for address, spec in workspace.keys.items():
         if address not in state.keys:
             rows.append(ReportRow(address=address, kind="key", provider=spec.provider,
@@ -229,11 +259,24 @@ def _name(provider_type: str, attrs: Mapping[str, Any]) -> str | None:
     return redact.mask(value) if isinstance(value, str) and value else None
 
 
+class _Dues(dict[datetime, tuple[str, int]]):
+    """One `build_report`'s next rotation times: each one's text and whole days until it, worked out
+    once per distinct time (keys made in one second with one rule share theirs)."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__()
+        self.now = now
+
+    def __missing__(self, due: datetime) -> tuple[str, int]:
+        self[due] = shown = (format_time(due), _days(due - self.now))
+        return shown
+
+
 def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, refreshed: bool,
-         now: datetime) -> ReportRow:
-    created = _time(ks.created_at)
+         now: datetime, times: _Times, dues: _Dues) -> ReportRow:
+    created, created_shown, age, _ = times.get_seen(ks.created_at)
     expires_text = rk.expires_at if rk is not None and rk.expires_at else ks.expires_at
-    expires = _time(expires_text)
+    expires, expires_shown, _, expires_in = times.get_seen(expires_text)
     if not refreshed:
         status = NOT_REFRESHED
     elif not known:
@@ -247,16 +290,14 @@ def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, 
     else:
         status = ACTIVE
     due, rule = next_rotation(spec, ks, expires, created, now)
+    due_at, due_in = dues[due] if due else (None, None)
     attrs = rk.attrs if rk is not None else (ks.remote or ks.attrs)
     return ReportRow(
         address=ks.address, kind="key", provider=ks.provider, provider_type=ks.provider_type, status=status,
         remote_id=ks.remote_id, name=_name(ks.provider_type, attrs) or _name(ks.provider_type, ks.attrs),
-        created_at=_shown(ks.created_at, created) if created else ks.created_at,
-        age_days=_days(now - created) if created else None,
-        expires_at=_shown(expires_text, expires),
-        expires_in_days=_days(expires - now) if expires else None,
-        rotation_due_at=format_time(due) if due else None,
-        rotation_due_in_days=_days(due - now) if due else None, rotation_rule=rule,
+        created_at=created_shown if created else ks.created_at, age_days=age,
+        expires_at=expires_shown, expires_in_days=expires_in,
+        rotation_due_at=due_at, rotation_due_in_days=due_in, rotation_rule=rule,
         sink=ks.sink.sink if ks.sink else None, sink_entry=ks.sink.name if ks.sink else None,
         applied_at=ks.applied_at, in_manifests=spec is not None,
         last_used=_last_used(rk), usage_reported=rk is not None and rk.usage_reported,
