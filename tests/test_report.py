@@ -196,7 +196,7 @@ def test_keys_sharing_their_times_each_get_their_own_row_and_an_unhashable_expir
     assert (rows["a"].rotation_due_at, rows["a"].rotation_rule) == (rows["b"].rotation_due_at, "max_age 30d")
     assert rows["c"].rotation_due_at != rows["a"].rotation_due_at and rows["c"].rotation_rule == "max_age 40d"
     assert rows["a"].rotation_due_in_days == rows["b"].rotation_due_in_days != rows["c"].rotation_due_in_days
-    assert rows["d"].expires_at == rows["d"].expires_in_days == None  # noqa: E711 (both None)
+    assert rows["d"].expires_at is None and rows["d"].expires_in_days is None
     assert rows["d"].rotation_due_at == rows["a"].rotation_due_at
 
 
