@@ -179,11 +179,11 @@ def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, n
     """Every managed key (state), every declared key not created yet, every deposed key; most
     urgent first. Pure."""
     rows: list[ReportRow] = []
-    times, dues = _Times(now), _Dues(now)
+    times, dues, named = _Times(now), _Dues(now), _NameFields()
     for address, ks in state.keys.items():
         spec = workspace.keys.get(address)
         known, rk = snapshot.lookup(ks.provider, ks.remote_id)
-        rows.append(_row(ks, spec, rk, known, snapshot.refreshed, now, times, dues))
+        rows.append(_row(ks, spec, rk, known, snapshot.refreshed, now, times, dues, named))
     for address, spec in workspace.keys.items():
         if address not in state.keys:
             rows.append(ReportRow(address=address, kind="key", provider=spec.provider,
@@ -208,9 +208,9 @@ def _with_inherited_rotations(rows: list[ReportRow], workspace: Workspace, state
     (`graph.topological_order`, no recursion: a chain of 1,000 keys declared consumer first ended
     the report in a RecursionError). A key held past its fixed expires_at inherits nothing: the
     planner leaves it as it is when its source is replaced (`planner.held_past_expiry`)."""
-    by_address = {r.address: r for r in rows if r.kind == "key"}
     if not any(spec.secret_inputs and spec.dependencies() for spec in workspace.keys.values()):
         return rows  # most workspaces: no dependency at all
+    by_address = {r.address: r for r in rows if r.kind == "key"}
     from keyform.graph import topological_order
     from keyform.planner import held_past_expiry
 
@@ -258,7 +258,11 @@ def urgency(row: ReportRow) -> tuple[int, str, str, str]:
 def _name(provider_type: str, attrs: Mapping[str, Any]) -> str | None:
     """The key's name as the API lists it (else as recorded), without a secret keyform knows
     (`redact.mask`: an API may echo one into a name)."""
-    value = attrs.get(name_attribute(provider_type))
+    return _named(attrs.get(name_attribute(provider_type)))
+
+
+def _named(value: Any) -> str | None:
+    """A name attribute's value as `_name` shows it: text without a known secret, else None."""
     return redact.mask(value) if isinstance(value, str) and value else None
 
 
@@ -275,8 +279,16 @@ class _Dues(dict[datetime, tuple[str, int]]):
         return shown
 
 
+class _NameFields(dict[str, str]):
+    """One `build_report`'s naming attribute of each provider type (`kinds.name_attribute`)."""
+
+    def __missing__(self, provider_type: str) -> str:
+        self[provider_type] = field = name_attribute(provider_type)
+        return field
+
+
 def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, refreshed: bool,
-         now: datetime, times: _Times, dues: _Dues) -> ReportRow:
+         now: datetime, times: _Times, dues: _Dues, named: _NameFields) -> ReportRow:
     created, created_shown, age, _ = times.get_seen(ks.created_at)
     expires_text = rk.expires_at if rk is not None and rk.expires_at else ks.expires_at
     expires, expires_shown, _, expires_in = times.get_seen(expires_text)
@@ -295,9 +307,10 @@ def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, 
     due, rule = next_rotation(spec, ks, expires, created, now)
     due_at, due_in = dues[due] if due else (None, None)
     attrs = rk.attrs if rk is not None else (ks.remote or ks.attrs)
+    field = named[ks.provider_type]
     return ReportRow(
         address=ks.address, kind="key", provider=ks.provider, provider_type=ks.provider_type, status=status,
-        remote_id=ks.remote_id, name=_name(ks.provider_type, attrs) or _name(ks.provider_type, ks.attrs),
+        remote_id=ks.remote_id, name=_named(attrs.get(field)) or _named(ks.attrs.get(field)),
         created_at=created_shown if created else ks.created_at, age_days=age,
         expires_at=expires_shown, expires_in_days=expires_in,
         rotation_due_at=due_at, rotation_due_in_days=due_in, rotation_rule=rule,
