@@ -64,7 +64,7 @@ from keyform.recovery import (
     written_entries,
 )
 from keyform.refresh import instances_in_use, refresh
-from keyform.remote import RemoteSnapshot
+from keyform.remote import SKEW_NOTED, RemoteSnapshot
 from keyform.render.safe import one_line
 from keyform.resolve import input_fingerprints, remember_inputs, unresolved_inputs
 from keyform.sinks.pool import SinkPool
@@ -1037,8 +1037,6 @@ def run_report(options: Options, *, refresh_remote: bool = True,
         if refresh_remote:
             remember_inputs(ws, sess.options.env)  # a listed name or description may echo one (`_name`)
             snapshot = refresh(ws, state, sess.providers, instances_in_use(ws, state))
-            from keyform.usage import skew_note
-
             for name in sorted(snapshot.instances):
                 snap = snapshot.instances[name]
                 if snap.keys is None:
@@ -1046,9 +1044,13 @@ def run_report(options: Options, *, refresh_remote: bool = True,
                 elif snap.clock_note:  # (a plug-in's clock check that did not return)
                     notes.append(snap.clock_note)
                 # the last-use times shown are the API's: say how far its clock is off, as plan does
-                elif name in ws.providers and (note := skew_note(name, ws.providers[name].type,
-                                                                 snapshot.clock_offset(name))):
-                    notes.append(note)
+                # (keyform.usage imported only for a clock SKEW_NOTED or more off: most reports, none)
+                elif name in ws.providers and (offset := snapshot.clock_offset(name)) is not None \
+                        and abs(offset) >= SKEW_NOTED:
+                    from keyform.usage import skew_note
+
+                    if note := skew_note(name, ws.providers[name].type, offset):
+                        notes.append(note)
         else:
             notes.append("refresh disabled: the report shows the state alone (no live status)")
         got = Collected(build_report(ws, state, snapshot, now, notes=notes), now)
