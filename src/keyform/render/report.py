@@ -8,7 +8,6 @@ escaped in Markdown, and CSV cells that a spreadsheet would run as a formula are
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -218,6 +217,8 @@ def _csv_cell(value: object) -> str:
 
 def render_csv(report: Report, window: timedelta | None = None, now: datetime | None = None) -> str:
     """One header line with the JSON field names, then one line per row (RFC 4180 quoting)."""
+    import csv  # (only here: the other formats do without it and _csv)
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(ROW_FIELDS)
