@@ -132,3 +132,8 @@ def test_a_plan_run_as_a_user_runs_it_prints_all_of_its_json_and_exits_2(tmp_pat
     assert res.returncode == 2, res.stderr[-2000:]
     doc = json.loads(res.stdout)
     assert len([c for c in doc["changes"] if c["action"] == "create"]) == 300
+
+
+def test_an_interpreter_without_atexits_runner_gets_a_normal_exit(tmp_path: Path) -> None:
+    res = _run("import atexit\ndel atexit._run_exitfuncs\nfastexit.exit_now(0)\nprint('returned')", tmp_path)
+    assert res.stdout.strip() == "returned" and res.returncode == 0

@@ -55,12 +55,15 @@ def exit_now(code: int | str | None) -> None:
     main = threading.main_thread()
     if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
         return
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)  # (an interpreter without it: the normal exit)
+    if run_exitfuncs is None:
+        return
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):
         return
-    atexit._run_exitfuncs()  # (and clears them: none runs twice if this does not exit)
+    run_exitfuncs()  # (and clears them: none runs twice if this does not exit)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
