@@ -307,3 +307,19 @@ def test_each_shipped_definitions_documented_empty_reply_is_an_empty_listing(
                 assert p.list() == [], reply
             finally:
                 p.close()
+
+
+@pytest.mark.parametrize("value", ["'yes'", "1", "[true]", "null"])
+def test_null_is_empty_must_be_a_boolean(tmp_path: Path, value: str) -> None:
+    """A definition's `null_is_empty: 'yes'` (or 1, a list, null) is refused at its line, not read as
+    true or as false."""
+    from keyform.manifest.restdef import load_definition
+    from tests.test_provider_rest import BASE
+
+    text = BASE.replace("LIST_METHOD", "GET").replace("AUTH", "{type: bearer}").replace("LIST_EXTRA\n", "").replace(
+        "    items: /items\n", f"    items: /items\n    null_is_empty: {value}\n")
+    (tmp_path / "t.yaml").write_text(text)
+    d, problems = load_definition(str(tmp_path / "t.yaml"), "t.yaml")
+    line = text.splitlines().index(f"    null_is_empty: {value}") + 1
+    assert d is None and len(problems) == 1, problems
+    assert str(problems[0]).startswith(f"t.yaml:{line}: operations.list.null_is_empty: "), problems
