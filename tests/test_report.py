@@ -178,7 +178,7 @@ def test_remote_expiry_wins_over_the_recorded_one() -> None:
 
 
 def test_keys_sharing_their_times_each_get_their_own_row_and_an_unhashable_expiry_is_no_time() -> None:
-    """build_report works out each distinct stored time once (`_Times`, `_Dues`): keys made in the
+    """build_report works out each distinct stored time once (`_Times`, and the next rotation times by `_Memo`): keys made in the
     same second with the same rule get the same dates, one with other dates its own; a plug-in's
     listing whose expires_at is not text (a list: not even hashable) is an unreadable time, as it
     was, not a TypeError."""

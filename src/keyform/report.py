@@ -13,12 +13,12 @@ remote snapshot for provider types that report usage (`kinds.ProviderKind.report
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from keyform import redact
 from keyform.durations import format_duration, format_time, formatted, maybe_time, parse_time
@@ -142,24 +142,35 @@ _Seen = tuple[datetime | None, str | None, int | None, int | None]
 _UNSEEN: _Seen = (None, None, None, None)
 
 
-class _Times(dict[Any, _Seen]):
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Memo(dict[_K, _V]):
+    """`of(key)` for each key asked, worked out once per `build_report` (the keys one apply made
+    share their times: at 10,000 keys a few hundred distinct ones)."""
+
+    def __init__(self, of: Callable[[_K], _V]) -> None:
+        super().__init__()
+        self.of = of
+
+    def __missing__(self, key: _K) -> _V:
+        self[key] = value = self.of(key)
+        return value
+
+
+class _Times(_Memo[Any, _Seen]):
     """One `build_report`'s stored times by their text: the time (`_time`), its shown form
-    (`_shown`), whole days since it and until it (`_days`), each worked out once per distinct text
-    (the keys one apply made share their second: at 10,000 keys a few hundred texts)."""
+    (`_shown`), whole days since it and until it (`_days`)."""
 
     def __init__(self, now: datetime) -> None:
-        super().__init__()
-        self.now = now
+        def of(text: Any) -> _Seen:
+            when = _time(text)
+            if when is None:
+                return _UNSEEN
+            return when, _shown(text, when), _days(now - when), _days(when - now)
 
-    def __missing__(self, text: Any) -> _Seen:
-        self[text] = seen = self.of(text)
-        return seen
-
-    def of(self, text: Any) -> _Seen:
-        when = _time(text)
-        if when is None:
-            return _UNSEEN
-        return when, _shown(text, when), _days(self.now - when), _days(when - self.now)
+        super().__init__(of)
 
     def get_seen(self, text: Any) -> _Seen:
         try:
@@ -179,7 +190,10 @@ def build_report(workspace: Workspace, state: State, snapshot: RemoteSnapshot, n
     """Every managed key (state), every declared key not created yet, every deposed key; most
     urgent first. Pure."""
     rows: list[ReportRow] = []
-    times, dues, named = _Times(now), _Dues(now), _NameFields()
+    times = _Times(now)
+    # each next rotation time's text and whole days until it; each provider type's naming attribute
+    dues: _Memo[datetime, tuple[str, int]] = _Memo(lambda due: (format_time(due), _days(due - now)))
+    named: _Memo[str, str] = _Memo(name_attribute)
     for address, ks in state.keys.items():
         spec = workspace.keys.get(address)
         known, rk = snapshot.lookup(ks.provider, ks.remote_id)
@@ -266,29 +280,9 @@ def _named(value: Any) -> str | None:
     return redact.mask(value) if isinstance(value, str) and value else None
 
 
-class _Dues(dict[datetime, tuple[str, int]]):
-    """One `build_report`'s next rotation times: each one's text and whole days until it, worked out
-    once per distinct time (keys made in one second with one rule share theirs)."""
-
-    def __init__(self, now: datetime) -> None:
-        super().__init__()
-        self.now = now
-
-    def __missing__(self, due: datetime) -> tuple[str, int]:
-        self[due] = shown = (format_time(due), _days(due - self.now))
-        return shown
-
-
-class _NameFields(dict[str, str]):
-    """One `build_report`'s naming attribute of each provider type (`kinds.name_attribute`)."""
-
-    def __missing__(self, provider_type: str) -> str:
-        self[provider_type] = field = name_attribute(provider_type)
-        return field
-
-
 def _row(ks: KeyState, spec: KeySpec | None, rk: RemoteKey | None, known: bool, refreshed: bool,
-         now: datetime, times: _Times, dues: _Dues, named: _NameFields) -> ReportRow:
+         now: datetime, times: _Times, dues: _Memo[datetime, tuple[str, int]],
+         named: _Memo[str, str]) -> ReportRow:
     created, created_shown, age, _ = times.get_seen(ks.created_at)
     expires_text = rk.expires_at if rk is not None and rk.expires_at else ks.expires_at
     expires, expires_shown, _, expires_in = times.get_seen(expires_text)
